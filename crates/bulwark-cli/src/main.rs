@@ -1,0 +1,51 @@
+//! `bulwark`: the command-line entry point. Only this crate (and the node crates to come) touch
+//! files, clocks and the terminal; the engine it drives is pure.
+
+mod bench;
+mod engine_run;
+mod up;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// bulwark — the trust layer of a derivatives venue.
+#[derive(Debug, Parser)]
+#[command(name = "bulwark", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Debug, Subcommand)]
+enum Top {
+    /// Run the venue locally (today: one engine with a synthetic market; the committee comes next).
+    Up(up::UpArgs),
+    /// Work with the derivatives engine directly.
+    #[command(subcommand)]
+    Engine(EngineCmd),
+    /// Run a benchmark; prints one JSON line per figure.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum EngineCmd {
+    /// Execute a JSON-lines transaction file and print JSON-lines events and a summary.
+    Run(engine_run::RunArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCmd {
+    /// Matching core vs lobster, full engine throughput and latency, memory per resting order.
+    Engine(bench::engine::EngineBenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Top::Up(args) => up::run(args),
+        Top::Engine(EngineCmd::Run(args)) => engine_run::run(args),
+        Top::Bench(BenchCmd::Engine(args)) => bench::engine::run(args),
+    }
+}

@@ -1,0 +1,87 @@
+//! Smoke test of `bulwark bench engine --quick`: every line on stdout is one figure in the shape all
+//! benchmarks share, with finite, positive numbers. It checks the output's form, never a speed
+//! (STYLE.md rule 11: no absolute times asserted in tests).
+
+use std::process::Command;
+
+/// The keys of a figure, sorted.
+const KEYS: [&str; 7] = [
+    "bench",
+    "metric",
+    "peer",
+    "peer_value",
+    "ratio",
+    "unit",
+    "value",
+];
+
+/// Figures the engine benchmark must always print (the RSS-measured memory figure is skipped where
+/// `/proc` is missing, so it is not required).
+const REQUIRED: [&str; 7] = [
+    "book_bytes_per_resting_order",
+    "match_ops_per_s_levels_3",
+    "match_ops_per_s_levels_1001",
+    "engine_orders_per_s",
+    "engine_op_p50_ns",
+    "engine_op_p99_ns",
+    "engine_orders_per_s_batch_1000",
+];
+
+fn positive_finite(line: &str, key: &str, value: &serde_json::Value) {
+    let x = value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} must be a number in {line}"));
+    assert!(
+        x.is_finite() && x > 0.0,
+        "{key} must be finite and positive in {line}"
+    );
+}
+
+#[test]
+fn bench_engine_quick_prints_well_formed_figures() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["bench", "engine", "--quick"])
+        .output()
+        .expect("the bulwark binary must start");
+    assert!(
+        output.status.success(),
+        "`bulwark bench engine --quick` failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).expect("stdout must be UTF-8");
+    let mut metrics = Vec::new();
+    for line in stdout.lines() {
+        let figure: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+        let fields = figure
+            .as_object()
+            .unwrap_or_else(|| panic!("a figure must be a JSON object: {line}"));
+        let mut keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, KEYS, "wrong keys in {line}");
+        assert_eq!(fields["bench"], "engine", "wrong bench in {line}");
+        for key in ["metric", "unit"] {
+            assert!(
+                fields[key].as_str().is_some_and(|s| !s.is_empty()),
+                "{key} must be a non-empty string in {line}"
+            );
+        }
+        positive_finite(line, "value", &fields["value"]);
+        if fields["peer"].is_null() {
+            assert!(
+                fields["peer_value"].is_null() && fields["ratio"].is_null(),
+                "a figure without a peer has no peer value or ratio: {line}"
+            );
+        } else {
+            positive_finite(line, "peer_value", &fields["peer_value"]);
+            positive_finite(line, "ratio", &fields["ratio"]);
+        }
+        metrics.push(fields["metric"].as_str().unwrap_or_default().to_string());
+    }
+    for required in REQUIRED {
+        assert!(
+            metrics.iter().any(|m| m == required),
+            "figure {required} missing; got {metrics:?}"
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! What the engine reports. A rejected command yields one [`Event::Rejected`] with a typed
+//! [`RejectReason`] and changes no state (beyond consuming a client's nonce, so that a signed
+//! request can never be replayed later).
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{AccountId, InstrumentId, OrderId, Side};
+
+/// Why a command was refused. A rejected command changes no state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// The account does not exist.
+    UnknownAccount,
+    /// The account already exists.
+    AccountExists,
+    /// The instrument does not exist.
+    UnknownInstrument,
+    /// The underlying does not exist.
+    UnknownUnderlying,
+    /// The order does not exist or belongs to another account.
+    UnknownOrder,
+    /// The nonce is not above the account's last accepted nonce (a replay).
+    StaleNonce,
+    /// Size is zero, negative, above the instrument's maximum, or the price is not positive.
+    InvalidSize,
+    /// Price is zero or negative.
+    InvalidPrice,
+    /// Amount is zero or negative.
+    InvalidAmount,
+    /// The limit price is outside the band around the mark price.
+    OutsideBand,
+    /// No mark price exists yet for the instrument (no index price received).
+    NoMarkPrice,
+    /// A post-only order would have traded on arrival.
+    PostOnlyWouldTrade,
+    /// A fill-or-kill order could not be filled completely.
+    FillOrKillUnfilled,
+    /// A reduce-only order would not reduce the position.
+    ReduceOnlyWouldIncrease,
+    /// The order would leave the account below initial margin.
+    InsufficientMargin,
+    /// The withdrawal exceeds the withdrawable balance (unrealized profit never counts).
+    InsufficientFunds,
+    /// The option has expired or the instrument is halted.
+    InstrumentClosed,
+    /// Arithmetic on the request would overflow.
+    Overflow,
+    /// The account is being liquidated; only cancels are accepted.
+    AccountInLiquidation,
+    /// The index price is not positive or moved by an impossible amount.
+    InvalidIndexPrice,
+    /// The account already has the most resting orders allowed on this instrument.
+    TooManyOrders,
+}
+
+/// Why an order left the book without filling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// The owner asked.
+    Requested,
+    /// Mass cancel.
+    MassCancel,
+    /// Unfilled remainder of an immediate-or-cancel or market order.
+    ImmediateRemainder,
+    /// Self-trade prevention.
+    SelfTrade,
+    /// Cancelled by liquidation of the owner's account.
+    Liquidation,
+    /// The instrument expired.
+    Expiry,
+    /// A reduce-only order no longer reduces the position.
+    ReduceOnly,
+    /// The remainder would have traded outside the price band.
+    OutsideBand,
+}
+
+/// Who took over a position that the book could not absorb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiquidationVia {
+    /// Immediate-or-cancel orders on the book within the liquidation band.
+    Book,
+    /// The insurance fund took the position over at the bankruptcy price.
+    InsuranceFund,
+    /// Auto-deleveraging: opposite positions ranked by profit × leverage closed at the bankruptcy
+    /// price.
+    AutoDeleverage,
+}
+
+/// Something that happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// An account was opened.
+    AccountOpened {
+        /// The account.
+        account: AccountId,
+    },
+    /// Collateral credited.
+    Deposited {
+        /// Whose.
+        account: AccountId,
+        /// Micros.
+        amount: i128,
+        /// Cash balance after.
+        balance: i128,
+    },
+    /// A withdrawal was debited and awaits custody's signature.
+    WithdrawalRequested {
+        /// Sequence number of the withdrawal (custody signs each once).
+        withdrawal_id: u64,
+        /// Whose.
+        account: AccountId,
+        /// Micros.
+        amount: i128,
+        /// Where to.
+        destination: [u8; 32],
+    },
+    /// A command was refused.
+    Rejected {
+        /// Whose, when known.
+        account: Option<AccountId>,
+        /// The client's reference, when the command had one.
+        client_order_id: u64,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// An order was accepted (it may fill at once, rest, or both).
+    Accepted {
+        /// The engine's id for it.
+        order_id: OrderId,
+        /// Whose.
+        account: AccountId,
+        /// Where.
+        instrument: InstrumentId,
+        /// The client's reference.
+        client_order_id: u64,
+        /// Side.
+        side: Side,
+        /// Limit price in ticks.
+        price: i64,
+        /// Size in lots (after any reduce-only cap).
+        qty: i64,
+    },
+    /// A trade.
+    Fill {
+        /// Where.
+        instrument: InstrumentId,
+        /// The resting order.
+        maker_order: OrderId,
+        /// The incoming order.
+        taker_order: OrderId,
+        /// The resting order's owner.
+        maker: AccountId,
+        /// The incoming order's owner.
+        taker: AccountId,
+        /// The incoming order's side.
+        taker_side: Side,
+        /// Price in ticks (the resting order's).
+        price: i64,
+        /// Lots.
+        qty: i64,
+        /// Fee the maker paid, micros.
+        maker_fee: i128,
+        /// Fee the taker paid, micros.
+        taker_fee: i128,
+    },
+    /// An order left the book or its remainder was dropped.
+    Cancelled {
+        /// Which.
+        order_id: OrderId,
+        /// Whose.
+        account: AccountId,
+        /// Where.
+        instrument: InstrumentId,
+        /// Lots that did not fill.
+        remaining: i64,
+        /// Why.
+        reason: CancelReason,
+    },
+    /// A resting order was changed.
+    Amended {
+        /// Which.
+        order_id: OrderId,
+        /// New price in ticks.
+        price: i64,
+        /// New remaining lots.
+        qty: i64,
+        /// Whether it kept its place in the queue.
+        kept_priority: bool,
+    },
+    /// A new index price was applied.
+    IndexUpdated {
+        /// Which underlying.
+        underlying: u16,
+        /// Micros per unit.
+        price_micros: i64,
+    },
+    /// Funding was exchanged on a perpetual.
+    Funding {
+        /// Which perpetual.
+        instrument: InstrumentId,
+        /// Rate for the interval in parts per million; positive means longs pay shorts.
+        rate_ppm: i64,
+        /// Total paid by the paying side, micros.
+        paid: i128,
+    },
+    /// Part of a liquidation.
+    Liquidation {
+        /// The account being liquidated.
+        account: AccountId,
+        /// Where.
+        instrument: InstrumentId,
+        /// Lots closed by this step (signed: negative reduced a long).
+        qty: i64,
+        /// Price in ticks.
+        price: i64,
+        /// How.
+        via: LiquidationVia,
+        /// Why: the account's equity at the certified mark, micros.
+        equity: i128,
+        /// Why: its maintenance requirement at that mark, micros.
+        maintenance: i128,
+    },
+    /// An auto-deleveraged counterparty's position was reduced.
+    Deleveraged {
+        /// The counterparty.
+        account: AccountId,
+        /// Where.
+        instrument: InstrumentId,
+        /// Lots closed (signed change of its position).
+        qty: i64,
+        /// Price in ticks.
+        price: i64,
+    },
+    /// An option expired and positions were cash-settled at the index TWAP.
+    Settled {
+        /// Which option.
+        instrument: InstrumentId,
+        /// Settlement index price, micros (time-weighted average).
+        settlement_price_micros: i64,
+        /// Total intrinsic value paid by shorts to longs, micros.
+        paid: i128,
+    },
+}

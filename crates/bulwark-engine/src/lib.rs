@@ -1,0 +1,29 @@
+//! bulwark's derivatives engine: a deterministic state machine with no I/O, no clock and no OS
+//! randomness.
+//!
+//! The engine takes batches of [`command::Command`]s stamped with a time supplied by the caller
+//! and returns typed [`event::Event`]s. Identical inputs give identical events and an identical
+//! [`Engine::state_root`](engine::Engine::state_root) on every platform: all money and prices are
+//! integers, and the few floating-point computations (option marks) use pure-Rust `libm` and never
+//! decide a fill.
+//!
+//! Start reading at [`engine::Engine::execute`].
+
+pub mod account;
+pub mod book;
+pub mod codec;
+pub mod command;
+pub mod engine;
+pub mod event;
+pub mod instrument;
+pub mod liquidation;
+pub mod margin;
+pub mod mark;
+pub mod orders;
+pub mod pricing;
+pub mod settle;
+pub mod snapshot;
+
+pub use command::{AccountId, ClientCommand, Command, InstrumentId, OrderId, Side};
+pub use engine::{Engine, EngineConfig};
+pub use event::{Event, RejectReason};

@@ -1,0 +1,158 @@
+//! Snapshots and the state root.
+//!
+//! A snapshot is `MAGIC ‖ version ‖ postcard(config, state)`: the configuration and every piece of
+//! replicated state in a fixed order (maps are ordered; the books' id indexes are rebuilt, not
+//! stored). The state root is BLAKE3 over [`STATE_NAMESPACE`] followed by the snapshot, so two
+//! engines have the same root exactly when their snapshots are byte-identical, and a restored
+//! engine has the root it was saved with.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::command::{AccountId, InstrumentId, Side};
+use crate::engine::{Engine, EngineConfig, State};
+
+/// Domain tag of the state root. Changing it is a breaking change.
+pub const STATE_NAMESPACE: &[u8] = b"bulwark/engine/state/v1";
+const MAGIC: &[u8; 6] = b"BWSNAP";
+const VERSION: u8 = 1;
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    config: &'a EngineConfig,
+    state: &'a State,
+}
+
+#[derive(Deserialize)]
+struct SnapshotOwned {
+    config: EngineConfig,
+    state: State,
+}
+
+/// Why a snapshot could not be restored.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// Not a bulwark engine snapshot.
+    #[error("not a bulwark engine snapshot (bad magic)")]
+    BadMagic,
+    /// Written by another format version.
+    #[error("snapshot format version {0} is not supported (this build reads {VERSION})")]
+    Version(u8),
+    /// The bytes do not decode.
+    #[error("snapshot does not decode: {0}")]
+    Decode(String),
+    /// The configuration inside is invalid.
+    #[error("snapshot configuration is invalid: {0}")]
+    Config(#[from] crate::engine::ConfigError),
+    /// The state contradicts itself.
+    #[error("snapshot state is inconsistent: {0}")]
+    Inconsistent(&'static str),
+}
+
+/// A 32-byte state root.
+pub type StateRoot = [u8; 32];
+
+impl Engine {
+    /// The canonical bytes of the whole replicated state.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(1 << 12);
+        bytes.extend_from_slice(MAGIC);
+        bytes.push(VERSION);
+        let body = postcard::to_allocvec(&SnapshotRef {
+            config: &self.config,
+            state: &self.state,
+        })
+        .expect("the engine state must serialize");
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    /// The state root: BLAKE3 of the namespace and the snapshot.
+    pub fn state_root(&self) -> StateRoot {
+        let mut h = blake3::Hasher::new();
+        h.update(STATE_NAMESPACE);
+        h.update(&self.snapshot());
+        *h.finalize().as_bytes()
+    }
+
+    /// Restores an engine from [`Engine::snapshot`] bytes, checking that they are consistent.
+    pub fn restore(bytes: &[u8]) -> Result<Engine, SnapshotError> {
+        let rest = bytes.strip_prefix(MAGIC).ok_or(SnapshotError::BadMagic)?;
+        let (&version, body) = rest.split_first().ok_or(SnapshotError::BadMagic)?;
+        if version != VERSION {
+            return Err(SnapshotError::Version(version));
+        }
+        let (snap, tail): (SnapshotOwned, &[u8]) =
+            postcard::take_from_bytes(body).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+        if !tail.is_empty() {
+            return Err(SnapshotError::Decode("trailing bytes".into()));
+        }
+        snap.config.validate()?;
+        let SnapshotOwned { config, mut state } = snap;
+        let n = config.instruments.len();
+        if state.markets.len() != n
+            || state.marks.len() != n
+            || state.index.len() != config.underlyings.len()
+            || state.index_states.len() != config.underlyings.len()
+        {
+            return Err(SnapshotError::Inconsistent("sizes do not match the listing"));
+        }
+        for m in &mut state.markets {
+            m.book.rebuild_index();
+        }
+        check_open_orders(&state)?;
+        let engine = Engine {
+            config,
+            state,
+            scratch: Vec::new(),
+        };
+        if !engine.totals().conserved() {
+            return Err(SnapshotError::Inconsistent("money is not conserved"));
+        }
+        Ok(engine)
+    }
+}
+
+/// Every account's open-order totals must equal what rests in the books.
+fn check_open_orders(state: &State) -> Result<(), SnapshotError> {
+    let mut seen: BTreeMap<(AccountId, InstrumentId), (i64, i64, i128, u32)> = BTreeMap::new();
+    for (i, m) in state.markets.iter().enumerate() {
+        let inst = InstrumentId(u32::try_from(i).expect("listing size fits u32"));
+        for r in m.book.orders() {
+            if state.holder(r.owner).is_none() {
+                return Err(SnapshotError::Inconsistent("an order belongs to no account"));
+            }
+            let e = seen.entry((r.owner, inst)).or_default();
+            match r.side {
+                Side::Buy => {
+                    e.0 += r.qty;
+                    e.2 += i128::from(r.price) * i128::from(r.qty);
+                }
+                Side::Sell => e.1 += r.qty,
+            }
+            e.3 += 1;
+        }
+    }
+    let holders = state
+        .accounts
+        .iter()
+        .map(|(k, a)| (*k, a))
+        .chain(std::iter::once((crate::engine::INSURANCE_FUND, &state.insurance)));
+    let mut recorded = 0usize;
+    for (id, a) in holders {
+        for (inst, o) in &a.open {
+            recorded += 1;
+            let want = seen.get(&(id, *inst)).copied().unwrap_or_default();
+            if (o.buy_qty, o.sell_qty, o.buy_ticks_lots, o.count) != want {
+                return Err(SnapshotError::Inconsistent("open orders do not match the books"));
+            }
+        }
+    }
+    if recorded != seen.len() {
+        return Err(SnapshotError::Inconsistent("resting orders missing from accounts"));
+    }
+    Ok(())
+}

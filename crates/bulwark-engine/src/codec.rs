@@ -7,9 +7,9 @@
 //! # Wire format, version `0x01`
 //!
 //! A *frame* is one version byte [`FRAME_VERSION`] followed by one value and nothing else, at most
-//! [`FRAME_BYTES_MAX`] bytes. Integers are fixed-width little-endian (`i128` is 16 bytes); a `bool`
-//! is one byte, `0` or `1`; an `Option` is a presence byte `0` or `1`, then the value if `1`; byte
-//! arrays are raw. Every enum is one tag byte, then the variant's fields in declaration order:
+//! [`FRAME_BYTES_MAX`] bytes. Integers are fixed-width little-endian; a `bool` is one byte, `0` or
+//! `1`; an `Option` is a presence byte `0` or `1`, then the value if `1`; byte arrays are raw.
+//! Every enum is one tag byte, then the variant's fields in declaration order:
 //!
 //! | type | tags |
 //! | --- | --- |
@@ -64,7 +64,7 @@ const SIGNATURE_BYTES: usize = 64;
 /// The smallest client command: mass cancel on all instruments (tag and presence byte).
 const CLIENT_COMMAND_BYTES_MIN: usize = 2;
 /// The largest client command: withdraw (tag, `i64` amount, 32-byte destination).
-const CLIENT_COMMAND_BYTES_MAX: usize = 1 + 16 + 32;
+const CLIENT_COMMAND_BYTES_MAX: usize = 1 + 8 + 32;
 /// The smallest signed transaction inside a batch; bounds a batch's count by its byte length.
 const SIGNED_TX_BODY_BYTES_MIN: usize = 8 + 8 + CLIENT_COMMAND_BYTES_MIN + SIGNATURE_BYTES;
 /// The largest signed transaction frame.
@@ -181,7 +181,9 @@ impl SignedTx {
         command: ClientCommand,
         key: &SigningKey,
     ) -> SignedTx {
-        let signature = key.sign(&signed_message(account, nonce, &command)).to_bytes();
+        let signature = key
+            .sign(&signed_message(account, nonce, &command))
+            .to_bytes();
         SignedTx {
             account,
             nonce,
@@ -258,7 +260,11 @@ pub fn encode_batch(txs: &[SignedTx]) -> Result<Vec<u8>, CodecError> {
         count: txs.len(),
         max: u32::MAX as usize,
     })?;
-    let mut out = Vec::with_capacity(txs.len().saturating_mul(SIGNED_TX_FRAME_BYTES_MAX).saturating_add(5));
+    let mut out = Vec::with_capacity(
+        txs.len()
+            .saturating_mul(SIGNED_TX_FRAME_BYTES_MAX)
+            .saturating_add(5),
+    );
     out.push(FRAME_VERSION);
     out.extend_from_slice(&count.to_le_bytes());
     for tx in txs {
@@ -337,7 +343,11 @@ pub fn verify_batch(
 /// [`verify_batch`] whatever `threads` is, and the per-chunk outcomes are combined in index
 /// order, so the result is identical to [`verify_batch`]'s for every thread count. If the OS
 /// refuses a thread, that share of the work runs on the calling thread instead.
-pub fn verify_batch_parallel<K>(txs: &[SignedTx], keys: K, threads: usize) -> Result<(), VerifyError>
+pub fn verify_batch_parallel<K>(
+    txs: &[SignedTx],
+    keys: K,
+    threads: usize,
+) -> Result<(), VerifyError>
 where
     K: Fn(AccountId) -> Option<[u8; 32]> + Sync,
 {
@@ -575,7 +585,7 @@ macro_rules! wire_int {
         }
     )*};
 }
-wire_int!(u16, u32, u64, i64, i128);
+wire_int!(u16, u32, u64, i64);
 
 impl Wire for bool {
     fn put(&self, out: &mut Vec<u8>) {
@@ -895,8 +905,16 @@ mod tests {
 
     fn client_commands() -> Vec<ClientCommand> {
         vec![
-            limit(TimeInForce::Gtc, SelfTradePrevention::CancelResting, Side::Buy),
-            limit(TimeInForce::Ioc, SelfTradePrevention::CancelIncoming, Side::Sell),
+            limit(
+                TimeInForce::Gtc,
+                SelfTradePrevention::CancelResting,
+                Side::Buy,
+            ),
+            limit(
+                TimeInForce::Ioc,
+                SelfTradePrevention::CancelIncoming,
+                Side::Sell,
+            ),
             limit(TimeInForce::Fok, SelfTradePrevention::CancelBoth, Side::Buy),
             ClientCommand::Market {
                 instrument: InstrumentId(u32::MAX),
@@ -982,12 +1000,18 @@ mod tests {
         for command in client_commands() {
             let bytes = encode_client_command(&command);
             assert_eq!(decode_client_command(&bytes).unwrap(), command);
-            assert_eq!(encode_client_command(&decode_client_command(&bytes).unwrap()), bytes);
+            assert_eq!(
+                encode_client_command(&decode_client_command(&bytes).unwrap()),
+                bytes
+            );
         }
         for command in system_commands() {
             let bytes = encode_system_command(&command);
             assert_eq!(decode_system_command(&bytes).unwrap(), command);
-            assert_eq!(encode_system_command(&decode_system_command(&bytes).unwrap()), bytes);
+            assert_eq!(
+                encode_system_command(&decode_system_command(&bytes).unwrap()),
+                bytes
+            );
         }
         for command in commands() {
             let bytes = encode_command(&command);
@@ -1002,7 +1026,10 @@ mod tests {
         let batch = txs(12);
         let bytes = encode_batch(&batch).unwrap();
         assert_eq!(decode_batch(&bytes, 12).unwrap(), batch);
-        assert_eq!(decode_batch(&encode_batch(&[]).unwrap(), 0).unwrap(), vec![]);
+        assert_eq!(
+            decode_batch(&encode_batch(&[]).unwrap(), 0).unwrap(),
+            vec![]
+        );
     }
 
     #[test]
@@ -1019,7 +1046,7 @@ mod tests {
             0x01, // version
             0x01, // Command::Client
             0x02, 0x01, 0, 0, 0, 0, 0, 0, // account
-            3, 0, 0, 0, 0, 0, 0, 0, // nonce
+            3, 0, 0, 0, 0, 0, 0, 0,    // nonce
             0x03, // ClientCommand::Cancel
             4, 0, 0, 0, // instrument
             5, 0, 0, 0, 0, 0, 0, 0, // order id
@@ -1085,24 +1112,36 @@ mod tests {
         );
         assert!(matches!(
             decode_command(&[FRAME_VERSION, 0]),
-            Err(CodecError::UnknownTag { what: "command", tag: 0 })
+            Err(CodecError::UnknownTag {
+                what: "command",
+                tag: 0
+            })
         ));
         assert!(matches!(
             decode_system_command(&[FRAME_VERSION, 9]),
-            Err(CodecError::UnknownTag { what: "system command", tag: 9 })
+            Err(CodecError::UnknownTag {
+                what: "system command",
+                tag: 9
+            })
         ));
 
         let mut trailing = cancel.clone();
         trailing.push(0);
         assert_eq!(
             decode_client_command(&trailing),
-            Err(CodecError::TrailingBytes { count: 1, at: cancel.len() })
+            Err(CodecError::TrailingBytes {
+                count: 1,
+                at: cancel.len()
+            })
         );
 
         let long = vec![FRAME_VERSION; FRAME_BYTES_MAX + 1];
         assert_eq!(
             decode_command(&long),
-            Err(CodecError::TooLong { len: FRAME_BYTES_MAX + 1, max: FRAME_BYTES_MAX })
+            Err(CodecError::TooLong {
+                len: FRAME_BYTES_MAX + 1,
+                max: FRAME_BYTES_MAX
+            })
         );
 
         let market = encode_client_command(&ClientCommand::Market {
@@ -1116,7 +1155,10 @@ mod tests {
         bad_side[6] = 2; // version, tag, 4-byte instrument, then the side
         assert_eq!(
             decode_client_command(&bad_side),
-            Err(CodecError::UnknownTag { what: "side", tag: 2 })
+            Err(CodecError::UnknownTag {
+                what: "side",
+                tag: 2
+            })
         );
         let mut bad_bool = market.clone();
         bad_bool[15] = 2; // side, 8-byte qty, then reduce_only
@@ -1126,7 +1168,9 @@ mod tests {
         );
         assert_eq!(
             decode_client_command(&[FRAME_VERSION, 5, 2]),
-            Err(CodecError::NonCanonical("an option presence byte must be 0 or 1"))
+            Err(CodecError::NonCanonical(
+                "an option presence byte must be 0 or 1"
+            ))
         );
         let mut bad_tif = encode_client_command(&limit(
             TimeInForce::Gtc,
@@ -1136,13 +1180,19 @@ mod tests {
         bad_tif[23] = 3; // version, tag, instrument 4, side 1, price 8, qty 8, then tif
         assert!(matches!(
             decode_client_command(&bad_tif),
-            Err(CodecError::UnknownTag { what: "time in force", tag: 3 })
+            Err(CodecError::UnknownTag {
+                what: "time in force",
+                tag: 3
+            })
         ));
         bad_tif[23] = 0;
         bad_tif[26] = 3; // post_only, reduce_only, then stp
         assert!(matches!(
             decode_client_command(&bad_tif),
-            Err(CodecError::UnknownTag { what: "self-trade prevention", tag: 3 })
+            Err(CodecError::UnknownTag {
+                what: "self-trade prevention",
+                tag: 3
+            })
         ));
 
         let batch = encode_batch(&txs(3)).unwrap();
@@ -1238,10 +1288,7 @@ mod tests {
         let mut batch = txs(150);
         batch[140].signature[0] ^= 1;
         batch[100] = signed(1, 0, client_commands()[2].clone());
-        assert_eq!(
-            verify_batch(&batch, keys),
-            Err(VerifyError::ZeroNonce(100))
-        );
+        assert_eq!(verify_batch(&batch, keys), Err(VerifyError::ZeroNonce(100)));
         assert_eq!(
             verify_batch_parallel(&batch, keys, 3),
             Err(VerifyError::ZeroNonce(100))

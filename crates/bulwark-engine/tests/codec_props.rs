@@ -65,15 +65,22 @@ fn limit_order() -> impl Strategy<Value = LimitOrder> {
 fn client_command() -> impl Strategy<Value = ClientCommand> {
     prop_oneof![
         limit_order().prop_map(ClientCommand::Limit),
-        (any::<u32>(), side(), any::<i64>(), any::<bool>(), any::<u64>()).prop_map(
-            |(instrument, side, qty, reduce_only, client_order_id)| ClientCommand::Market {
-                instrument: InstrumentId(instrument),
-                side,
-                qty,
-                reduce_only,
-                client_order_id,
-            }
-        ),
+        (
+            any::<u32>(),
+            side(),
+            any::<i64>(),
+            any::<bool>(),
+            any::<u64>()
+        )
+            .prop_map(|(instrument, side, qty, reduce_only, client_order_id)| {
+                ClientCommand::Market {
+                    instrument: InstrumentId(instrument),
+                    side,
+                    qty,
+                    reduce_only,
+                    client_order_id,
+                }
+            }),
         (any::<u32>(), any::<u64>()).prop_map(|(instrument, order_id)| ClientCommand::Cancel {
             instrument: InstrumentId(instrument),
             order_id: OrderId(order_id),
@@ -89,7 +96,7 @@ fn client_command() -> impl Strategy<Value = ClientCommand> {
         proptest::option::of(any::<u32>()).prop_map(|instrument| ClientCommand::MassCancel {
             instrument: instrument.map(InstrumentId),
         }),
-        (any::<i128>(), any::<[u8; 32]>()).prop_map(|(amount, destination)| {
+        (any::<i64>(), any::<[u8; 32]>()).prop_map(|(amount, destination)| {
             ClientCommand::Withdraw {
                 amount,
                 destination,
@@ -106,7 +113,7 @@ fn system_command() -> impl Strategy<Value = SystemCommand> {
                 public_key,
             }
         }),
-        (any::<u64>(), any::<i128>()).prop_map(|(account, amount)| SystemCommand::Deposit {
+        (any::<u64>(), any::<i64>()).prop_map(|(account, amount)| SystemCommand::Deposit {
             account: AccountId(account),
             amount,
         }),
@@ -171,7 +178,10 @@ fn assert_decoders_are_canonical(bytes: &[u8]) -> Result<(), TestCaseError> {
     }
     if let Ok(txs) = decode_batch(bytes, 8) {
         prop_assert!(txs.len() <= 8);
-        prop_assert_eq!(encode_batch(&txs).expect("a short batch must encode"), bytes);
+        prop_assert_eq!(
+            encode_batch(&txs).expect("a short batch must encode"),
+            bytes
+        );
     }
     Ok(())
 }

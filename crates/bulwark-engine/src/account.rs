@@ -48,7 +48,10 @@ impl OpenOrders {
             }
             Side::Sell => self.sell_qty += sign * qty,
         }
-        debug_assert!(self.buy_qty >= 0 && self.sell_qty >= 0, "open lots must stay non-negative");
+        debug_assert!(
+            self.buy_qty >= 0 && self.sell_qty >= 0,
+            "open lots must stay non-negative"
+        );
     }
 
     /// True when nothing rests.
@@ -80,7 +83,14 @@ impl Account {
     }
 
     /// Records a change of resting orders.
-    pub fn adjust_open(&mut self, instrument: InstrumentId, side: Side, price: i64, qty: i64, sign: i64) {
+    pub fn adjust_open(
+        &mut self,
+        instrument: InstrumentId,
+        side: Side,
+        price: i64,
+        qty: i64,
+        sign: i64,
+    ) {
         let entry = self.open.entry(instrument).or_default();
         entry.adjust(side, price, qty, sign);
         if sign > 0 {
@@ -119,7 +129,8 @@ impl Account {
             realized = value - cost_removed;
             self.cash += realized;
             pos.cost -= cost_removed;
-            let closed_lots = i64::try_from(closed).expect("closed lots are bounded by an i64 position");
+            let closed_lots =
+                i64::try_from(closed).expect("closed lots are bounded by an i64 position");
             pos.qty -= pos.qty.signum() * closed_lots;
             let rest = dq - dq.signum() * closed_lots;
             if rest != 0 {
@@ -130,7 +141,10 @@ impl Account {
         }
         if pos.qty == 0 {
             if inst.is_perpetual() {
-                debug_assert_eq!(pos.cost, 0, "a closed perpetual position must have no cost left");
+                debug_assert_eq!(
+                    pos.cost, 0,
+                    "a closed perpetual position must have no cost left"
+                );
             }
             self.positions.remove(&inst.id);
         }
@@ -167,7 +181,13 @@ mod tests {
         let (_, list) = default_listing();
         let perp = &list[0];
         let (mut a, mut b) = (Account::default(), Account::default());
-        let trades = [(7i64, 1000i64), (-3, 1200), (-9, 800), (11, 950), (-6, 1001)];
+        let trades = [
+            (7i64, 1000i64),
+            (-3, 1200),
+            (-9, 800),
+            (11, 950),
+            (-6, 1001),
+        ];
         for (dq, p) in trades {
             a.apply_trade(perp, dq, p);
             b.apply_trade(perp, -dq, p);

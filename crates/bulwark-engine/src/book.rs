@@ -319,7 +319,10 @@ impl Book {
     /// it must not cross, and its id must be new.
     pub fn insert(&mut self, order: Resting) {
         debug_assert!(order.qty > 0, "a resting order must have a positive size");
-        debug_assert!(!self.index.contains_key(&order.id.0), "order ids must be unique");
+        debug_assert!(
+            !self.index.contains_key(&order.id.0),
+            "order ids must be unique"
+        );
         let level = self.level_for(order.side, order.price);
         let slot = self.alloc_slot(Slot {
             id: order.id.0,
@@ -534,8 +537,20 @@ mod tests {
         let mut out = vec![];
         let m = b.match_incoming(&inc, &mut out);
         assert_eq!(m.filled, 1);
-        assert!(matches!(out[0], BookEvent::Removed { self_trade: false, .. }));
-        assert!(matches!(out[1], BookEvent::Removed { self_trade: true, .. }));
+        assert!(matches!(
+            out[0],
+            BookEvent::Removed {
+                self_trade: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            out[1],
+            BookEvent::Removed {
+                self_trade: true,
+                ..
+            }
+        ));
         assert!(matches!(out[2], BookEvent::Fill { qty: 1, .. }));
         assert!(b.is_empty());
     }

@@ -77,13 +77,19 @@ impl EngineConfig {
         for (i, inst) in self.instruments.iter().enumerate() {
             let checked = inst.clone().validated()?;
             if checked.notional_per_tick_lot != inst.notional_per_tick_lot {
-                return Err(ConfigError::Invalid("notional_per_tick_lot does not match tick × lot"));
+                return Err(ConfigError::Invalid(
+                    "notional_per_tick_lot does not match tick × lot",
+                ));
             }
             if inst.id.0 as usize != i {
-                return Err(ConfigError::Invalid("instrument ids must equal their positions"));
+                return Err(ConfigError::Invalid(
+                    "instrument ids must equal their positions",
+                ));
             }
             if usize::from(inst.underlying) >= self.underlyings.len() {
-                return Err(ConfigError::Invalid("instrument names an unknown underlying"));
+                return Err(ConfigError::Invalid(
+                    "instrument names an unknown underlying",
+                ));
             }
         }
         if self.liquidation_band_bps == 0
@@ -94,7 +100,9 @@ impl EngineConfig {
             || self.orders_per_account_max == 0
             || self.insurance_fund_initial < 0
         {
-            return Err(ConfigError::Invalid("bands, steps, windows and limits must be positive"));
+            return Err(ConfigError::Invalid(
+                "bands, steps, windows and limits must be positive",
+            ));
         }
         Ok(())
     }
@@ -368,17 +376,28 @@ impl Engine {
 
     /// An instrument's book.
     pub fn book(&self, instrument: crate::command::InstrumentId) -> Option<&Book> {
-        self.state.markets.get(instrument.0 as usize).map(|m| &m.book)
+        self.state
+            .markets
+            .get(instrument.0 as usize)
+            .map(|m| &m.book)
     }
 
     /// An instrument's mark price in ticks, once known.
     pub fn mark(&self, instrument: crate::command::InstrumentId) -> Option<i64> {
-        self.state.marks.get(instrument.0 as usize).copied().flatten()
+        self.state
+            .marks
+            .get(instrument.0 as usize)
+            .copied()
+            .flatten()
     }
 
     /// An underlying's index price in micros, once known.
     pub fn index_price(&self, underlying: u16) -> Option<i64> {
-        self.state.index.get(usize::from(underlying)).copied().flatten()
+        self.state
+            .index
+            .get(usize::from(underlying))
+            .copied()
+            .flatten()
     }
 
     /// Open interest (total long lots) per instrument.
@@ -423,5 +442,4 @@ impl Engine {
         }
         t
     }
-
 }

@@ -133,13 +133,18 @@ impl Instrument {
                 funding_rate_max_ppm,
             } => {
                 if tiers.is_empty() || *funding_interval_ms == 0 || *funding_rate_max_ppm < 0 {
-                    return Err(bad("perpetual needs tiers, a funding interval and a rate cap"));
+                    return Err(bad(
+                        "perpetual needs tiers, a funding interval and a rate cap",
+                    ));
                 }
                 let ascending = tiers.windows(2).all(|w| {
                     w[0].notional_max_micros < w[1].notional_max_micros
                         && w[0].initial_bps <= w[1].initial_bps
                 });
-                if !ascending || tiers.iter().any(|t| t.initial_bps == 0 || t.initial_bps > 10_000)
+                if !ascending
+                    || tiers
+                        .iter()
+                        .any(|t| t.initial_bps == 0 || t.initial_bps > 10_000)
                 {
                     return Err(bad("margin tiers must ascend with rates in 1..=10000 bps"));
                 }

@@ -32,9 +32,7 @@ impl Engine {
             .accounts
             .iter()
             .filter(|(_, a)| !a.positions.is_empty())
-            .filter(|(_, a)| {
-                standing(a, view, false, None).is_ok_and(|s| s.equity < s.maintenance)
-            })
+            .filter(|(_, a)| standing(a, view, false, None).is_ok_and(|s| s.equity < s.maintenance))
             .map(|(id, _)| *id)
             .collect();
         for id in candidates {
@@ -204,7 +202,9 @@ impl Engine {
                 (p.qty.signum() == -sign).then_some(())?;
                 let notional = i128::from(p.qty) * i128::from(mark) * n;
                 let profit = notional - p.cost;
-                let equity = standing(a, view, false, None).map_or(1, |s| s.equity).max(1);
+                let equity = standing(a, view, false, None)
+                    .map_or(1, |s| s.equity)
+                    .max(1);
                 let ratio_ppm = profit.saturating_mul(1_000_000) / p.cost.abs().max(1);
                 let leverage_milli = notional.abs().saturating_mul(1_000) / equity;
                 Some((ratio_ppm.saturating_mul(leverage_milli), *k, p.qty))
@@ -222,7 +222,9 @@ impl Engine {
     /// Moves `q` lots (signed, as held by `from`) from `from` to `to` at `price`, without fees.
     fn transfer(&mut self, from: AccountId, to: AccountId, inst: InstrumentId, q: i64, price: i64) {
         let instrument = &self.config.instruments[inst.0 as usize];
-        self.state.holder_mut(from).apply_trade(instrument, -q, price);
+        self.state
+            .holder_mut(from)
+            .apply_trade(instrument, -q, price);
         self.state.holder_mut(to).apply_trade(instrument, q, price);
     }
 

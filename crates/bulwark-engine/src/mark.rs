@@ -65,7 +65,8 @@ impl Engine {
             market.basis_ema = i64::try_from(i128::from(market.basis_ema) + step)
                 .expect("the EMA stays between its bounded samples");
             self.remark(i);
-            let mark = self.state.marks[i].expect("remark sets a perpetual mark when an index exists");
+            let mark =
+                self.state.marks[i].expect("remark sets a perpetual mark when an index exists");
             if index_ticks > 0 {
                 let premium_ppm =
                     i128::from(mark - index_ticks) * 1_000_000 / i128::from(index_ticks);

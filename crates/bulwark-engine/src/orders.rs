@@ -121,7 +121,10 @@ impl Engine {
         let width = (i128::from(mark) * i128::from(inst.band_bps) / 10_000)
             .max(i128::from(inst.band_ticks_min));
         let width = i64::try_from(width).expect("a band is a fraction of an i64 mark");
-        Some((mark.saturating_sub(width).max(1), mark.saturating_add(width)))
+        Some((
+            mark.saturating_sub(width).max(1),
+            mark.saturating_add(width),
+        ))
     }
 
     fn open_instrument(&self, instrument: InstrumentId) -> Result<usize, RejectReason> {
@@ -310,7 +313,13 @@ impl Engine {
     ) -> Result<(), RejectReason> {
         let r = self.owned_order(account, instrument, id)?;
         self.state.markets[instrument.0 as usize].book.cancel(id);
-        dropped(&mut self.state, instrument, &r, CancelReason::Requested, out);
+        dropped(
+            &mut self.state,
+            instrument,
+            &r,
+            CancelReason::Requested,
+            out,
+        );
         Ok(())
     }
 
@@ -368,9 +377,13 @@ impl Engine {
         if price == old.price && qty <= old.qty {
             if qty < old.qty {
                 self.state.markets[i].book.reduce(id, qty);
-                self.state
-                    .holder_mut(account)
-                    .adjust_open(instrument, old.side, price, old.qty - qty, -1);
+                self.state.holder_mut(account).adjust_open(
+                    instrument,
+                    old.side,
+                    price,
+                    old.qty - qty,
+                    -1,
+                );
             }
             out.push(Event::Amended {
                 order_id: id,
@@ -385,8 +398,13 @@ impl Engine {
         without.adjust_open(instrument, old.side, old.price, old.qty, -1);
         let view = self.view();
         let before = standing(acct, view, true, None).map_err(|_| RejectReason::NoMarkPrice)?;
-        let after = standing(&without, view, true, Some((i, old.side.sign() * qty, price)))
-            .map_err(|_| RejectReason::NoMarkPrice)?;
+        let after = standing(
+            &without,
+            view,
+            true,
+            Some((i, old.side.sign() * qty, price)),
+        )
+        .map_err(|_| RejectReason::NoMarkPrice)?;
         if after.initial > before.initial && after.equity < after.initial {
             return Err(RejectReason::InsufficientMargin);
         }

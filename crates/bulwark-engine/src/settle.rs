@@ -75,8 +75,7 @@ impl Engine {
                 OptionRight::Call => (settlement - strike_micros).max(0),
                 OptionRight::Put => (strike_micros - settlement).max(0),
             };
-            let per_lot =
-                i128::from(intrinsic) * i128::from(inst.lot_size_nanos) / 1_000_000_000;
+            let per_lot = i128::from(intrinsic) * i128::from(inst.lot_size_nanos) / 1_000_000_000;
             let holders: Vec<AccountId> = self
                 .state
                 .accounts

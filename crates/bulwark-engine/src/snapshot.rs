@@ -98,7 +98,9 @@ impl Engine {
             || state.index.len() != config.underlyings.len()
             || state.index_states.len() != config.underlyings.len()
         {
-            return Err(SnapshotError::Inconsistent("sizes do not match the listing"));
+            return Err(SnapshotError::Inconsistent(
+                "sizes do not match the listing",
+            ));
         }
         for m in &mut state.markets {
             m.book.rebuild_index();
@@ -123,7 +125,9 @@ fn check_open_orders(state: &State) -> Result<(), SnapshotError> {
         let inst = InstrumentId(u32::try_from(i).expect("listing size fits u32"));
         for r in m.book.orders() {
             if state.holder(r.owner).is_none() {
-                return Err(SnapshotError::Inconsistent("an order belongs to no account"));
+                return Err(SnapshotError::Inconsistent(
+                    "an order belongs to no account",
+                ));
             }
             let e = seen.entry((r.owner, inst)).or_default();
             match r.side {
@@ -140,19 +144,26 @@ fn check_open_orders(state: &State) -> Result<(), SnapshotError> {
         .accounts
         .iter()
         .map(|(k, a)| (*k, a))
-        .chain(std::iter::once((crate::engine::INSURANCE_FUND, &state.insurance)));
+        .chain(std::iter::once((
+            crate::engine::INSURANCE_FUND,
+            &state.insurance,
+        )));
     let mut recorded = 0usize;
     for (id, a) in holders {
         for (inst, o) in &a.open {
             recorded += 1;
             let want = seen.get(&(id, *inst)).copied().unwrap_or_default();
             if (o.buy_qty, o.sell_qty, o.buy_ticks_lots, o.count) != want {
-                return Err(SnapshotError::Inconsistent("open orders do not match the books"));
+                return Err(SnapshotError::Inconsistent(
+                    "open orders do not match the books",
+                ));
             }
         }
     }
     if recorded != seen.len() {
-        return Err(SnapshotError::Inconsistent("resting orders missing from accounts"));
+        return Err(SnapshotError::Inconsistent(
+            "resting orders missing from accounts",
+        ));
     }
     Ok(())
 }

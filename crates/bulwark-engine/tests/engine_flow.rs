@@ -5,7 +5,9 @@ mod common;
 
 use bulwark_engine::command::{SystemCommand, TimeInForce};
 use bulwark_engine::event::{CancelReason, LiquidationVia};
-use bulwark_engine::{AccountId, ClientCommand, Command, Engine, Event, InstrumentId, RejectReason, Side};
+use bulwark_engine::{
+    AccountId, ClientCommand, Command, Engine, Event, InstrumentId, RejectReason, Side,
+};
 use common::*;
 
 fn venue() -> Venue {
@@ -25,8 +27,14 @@ fn crossing_orders_fill_and_pay_fees() {
     let t = v.engine.totals();
     assert_eq!(t.fee_pool, 60_000 + 240_000);
     assert!(t.conserved());
-    assert_eq!(v.engine.account(AccountId(2)).unwrap().position(BTC).qty, 10);
-    assert_eq!(v.engine.account(AccountId(1)).unwrap().position(BTC).qty, -10);
+    assert_eq!(
+        v.engine.account(AccountId(2)).unwrap().position(BTC).qty,
+        10
+    );
+    assert_eq!(
+        v.engine.account(AccountId(1)).unwrap().position(BTC).qty,
+        -10
+    );
     assert_eq!(v.engine.open_interest()[0], 10);
 }
 
@@ -34,12 +42,23 @@ fn crossing_orders_fill_and_pay_fees() {
 fn orders_need_a_mark_and_a_price_inside_the_band() {
     let mut v = Venue::new();
     v.fund(1, 1_000);
-    assert_eq!(rejections(&v.run(vec![limit(1, Side::Buy, 600_000, 1)])), vec![RejectReason::NoMarkPrice]);
+    assert_eq!(
+        rejections(&v.run(vec![limit(1, Side::Buy, 600_000, 1)])),
+        vec![RejectReason::NoMarkPrice]
+    );
     v.index(60_000);
-    let evs = v.run(vec![limit(1, Side::Buy, 700_000, 1), limit(1, Side::Buy, 0, 1), limit(1, Side::Buy, 600_000, 0)]);
+    let evs = v.run(vec![
+        limit(1, Side::Buy, 700_000, 1),
+        limit(1, Side::Buy, 0, 1),
+        limit(1, Side::Buy, 600_000, 0),
+    ]);
     assert_eq!(
         rejections(&evs),
-        vec![RejectReason::OutsideBand, RejectReason::InvalidPrice, RejectReason::InvalidSize]
+        vec![
+            RejectReason::OutsideBand,
+            RejectReason::InvalidPrice,
+            RejectReason::InvalidSize
+        ]
     );
 }
 
@@ -48,10 +67,16 @@ fn initial_margin_is_enforced() {
     let mut v = venue();
     v.fund(3, 100);
     // 100 lots = 0.1 BTC = 6 000 USD notional needs 120 USD at 2 %.
-    assert_eq!(rejections(&v.run(vec![limit(3, Side::Buy, 600_000, 100)])), vec![RejectReason::InsufficientMargin]);
+    assert_eq!(
+        rejections(&v.run(vec![limit(3, Side::Buy, 600_000, 100)])),
+        vec![RejectReason::InsufficientMargin]
+    );
     assert!(rejections(&v.run(vec![limit(3, Side::Buy, 600_000, 50)])).is_empty());
     // A second order on the same side adds exposure and is refused; the other side does not add.
-    assert_eq!(rejections(&v.run(vec![limit(3, Side::Buy, 600_000, 40)])), vec![RejectReason::InsufficientMargin]);
+    assert_eq!(
+        rejections(&v.run(vec![limit(3, Side::Buy, 600_000, 40)])),
+        vec![RejectReason::InsufficientMargin]
+    );
     assert!(rejections(&v.run(vec![limit(3, Side::Sell, 610_000, 40)])).is_empty());
 }
 
@@ -64,9 +89,27 @@ fn rejected_commands_change_no_state() {
         limit_with(2, Side::Buy, 600_000, 10, TimeInForce::Fok, false),
         limit_with(2, Side::Buy, 600_000, 1, TimeInForce::Gtc, true),
         limit(9, Side::Buy, 600_000, 1),
-        client(2, ClientCommand::Cancel { instrument: BTC, order_id: bulwark_engine::OrderId(1) }),
-        client(2, ClientCommand::Withdraw { amount: (1_000_000 * USD) as i64, destination: [0; 32] }),
-        client(2, ClientCommand::Cancel { instrument: InstrumentId(99), order_id: bulwark_engine::OrderId(1) }),
+        client(
+            2,
+            ClientCommand::Cancel {
+                instrument: BTC,
+                order_id: bulwark_engine::OrderId(1),
+            },
+        ),
+        client(
+            2,
+            ClientCommand::Withdraw {
+                amount: (1_000_000 * USD) as i64,
+                destination: [0; 32],
+            },
+        ),
+        client(
+            2,
+            ClientCommand::Cancel {
+                instrument: InstrumentId(99),
+                order_id: bulwark_engine::OrderId(1),
+            },
+        ),
     ]);
     assert_eq!(
         rejections(&evs),
@@ -88,13 +131,44 @@ fn amend_down_keeps_priority_and_price_change_loses_it() {
     v.fund(3, 100_000);
     let a = accepted_id(&v.run(vec![limit(1, Side::Sell, 600_000, 5)]));
     let b = accepted_id(&v.run(vec![limit(3, Side::Sell, 600_000, 5)]));
-    let evs = v.run(vec![client(1, ClientCommand::Amend { instrument: BTC, order_id: a, price: 600_000, qty: 3 })]);
-    assert!(matches!(evs[0], Event::Amended { kept_priority: true, qty: 3, .. }));
+    let evs = v.run(vec![client(
+        1,
+        ClientCommand::Amend {
+            instrument: BTC,
+            order_id: a,
+            price: 600_000,
+            qty: 3,
+        },
+    )]);
+    assert!(matches!(
+        evs[0],
+        Event::Amended {
+            kept_priority: true,
+            qty: 3,
+            ..
+        }
+    ));
     let evs = v.run(vec![limit(2, Side::Buy, 600_000, 1)]);
     assert!(matches!(evs[1], Event::Fill { maker_order, .. } if maker_order == a));
     // Re-pricing to the same level via another price moves it behind b.
-    v.run(vec![client(1, ClientCommand::Amend { instrument: BTC, order_id: a, price: 600_100, qty: 2 })]);
-    v.run(vec![client(1, ClientCommand::Amend { instrument: BTC, order_id: a, price: 600_000, qty: 2 })]);
+    v.run(vec![client(
+        1,
+        ClientCommand::Amend {
+            instrument: BTC,
+            order_id: a,
+            price: 600_100,
+            qty: 2,
+        },
+    )]);
+    v.run(vec![client(
+        1,
+        ClientCommand::Amend {
+            instrument: BTC,
+            order_id: a,
+            price: 600_000,
+            qty: 2,
+        },
+    )]);
     let evs = v.run(vec![limit(2, Side::Buy, 600_000, 1)]);
     assert!(matches!(evs[1], Event::Fill { maker_order, .. } if maker_order == b));
 }
@@ -112,12 +186,29 @@ fn self_trade_cancels_the_resting_order() {
 #[test]
 fn market_orders_never_fill_outside_the_band() {
     let mut v = venue();
-    v.run(vec![limit(1, Side::Sell, 575_000, 5), limit(1, Side::Sell, 620_000, 5)]);
+    v.run(vec![
+        limit(1, Side::Sell, 575_000, 5),
+        limit(1, Side::Sell, 620_000, 5),
+    ]);
     v.index(62_000); // band is now 589 000 ..= 651 000
     let evs = v.run(vec![market(2, Side::Buy, 8)]);
-    assert!(evs.iter().any(|e| matches!(e, Event::Cancelled { reason: CancelReason::OutsideBand, remaining: 5, .. })));
+    assert!(evs.iter().any(|e| matches!(
+        e,
+        Event::Cancelled {
+            reason: CancelReason::OutsideBand,
+            remaining: 5,
+            ..
+        }
+    )));
     assert_eq!(fills(&evs), vec![(620_000, 5)]);
-    assert!(evs.iter().any(|e| matches!(e, Event::Cancelled { reason: CancelReason::ImmediateRemainder, remaining: 3, .. })));
+    assert!(evs.iter().any(|e| matches!(
+        e,
+        Event::Cancelled {
+            reason: CancelReason::ImmediateRemainder,
+            remaining: 3,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -129,11 +220,29 @@ fn unrealized_profit_is_not_withdrawable() {
     let st = v.engine.standing(AccountId(2)).unwrap().unwrap();
     assert!(st.unrealized > 2_900 * USD);
     let cash = v.engine.account(AccountId(2)).unwrap().cash;
-    let evs = v.run(vec![client(2, ClientCommand::Withdraw { amount: cash as i64, destination: [7; 32] })]);
+    let evs = v.run(vec![client(
+        2,
+        ClientCommand::Withdraw {
+            amount: cash as i64,
+            destination: [7; 32],
+        },
+    )]);
     assert_eq!(rejections(&evs), vec![RejectReason::InsufficientFunds]);
     let ok = cash - st.initial;
-    let evs = v.run(vec![client(2, ClientCommand::Withdraw { amount: ok as i64, destination: [7; 32] })]);
-    assert!(matches!(evs[0], Event::WithdrawalRequested { withdrawal_id: 1, .. }));
+    let evs = v.run(vec![client(
+        2,
+        ClientCommand::Withdraw {
+            amount: ok as i64,
+            destination: [7; 32],
+        },
+    )]);
+    assert!(matches!(
+        evs[0],
+        Event::WithdrawalRequested {
+            withdrawal_id: 1,
+            ..
+        }
+    ));
     assert!(v.engine.totals().conserved());
 }
 
@@ -146,15 +255,27 @@ fn nonces_refuse_replays() {
         command: ClientCommand::MassCancel { instrument: None },
     };
     assert!(rejections(&v.run(vec![cmd(5)])).is_empty());
-    assert_eq!(rejections(&v.run(vec![cmd(5)])), vec![RejectReason::StaleNonce]);
-    assert_eq!(rejections(&v.run(vec![cmd(4)])), vec![RejectReason::StaleNonce]);
+    assert_eq!(
+        rejections(&v.run(vec![cmd(5)])),
+        vec![RejectReason::StaleNonce]
+    );
+    assert_eq!(
+        rejections(&v.run(vec![cmd(4)])),
+        vec![RejectReason::StaleNonce]
+    );
     assert!(rejections(&v.run(vec![cmd(6)])).is_empty());
 }
 
 fn liquidation_events(evs: &[Event]) -> Vec<(LiquidationVia, i64, i128, i128)> {
     evs.iter()
         .filter_map(|e| match e {
-            Event::Liquidation { via, qty, equity, maintenance, .. } => Some((*via, *qty, *equity, *maintenance)),
+            Event::Liquidation {
+                via,
+                qty,
+                equity,
+                maintenance,
+                ..
+            } => Some((*via, *qty, *equity, *maintenance)),
             _ => None,
         })
         .collect()
@@ -177,7 +298,10 @@ fn liquidation_uses_the_book_and_stops_above_maintenance() {
     }
     let st = v.engine.standing(AccountId(5)).unwrap().unwrap();
     assert!(st.equity >= st.maintenance);
-    assert!(v.engine.account(AccountId(5)).unwrap().position(BTC).qty > 0, "stopped before closing all");
+    assert!(
+        v.engine.account(AccountId(5)).unwrap().position(BTC).qty > 0,
+        "stopped before closing all"
+    );
     assert!(v.engine.totals().conserved());
 }
 
@@ -218,12 +342,18 @@ fn bankrupt_positions_are_auto_deleveraged_by_rank() {
         })
         .collect();
     assert_eq!(deleveraged.len(), 2, "{evs:?}");
-    assert!(liquidation_events(&evs).iter().all(|l| l.0 == LiquidationVia::AutoDeleverage));
+    assert!(liquidation_events(&evs)
+        .iter()
+        .all(|l| l.0 == LiquidationVia::AutoDeleverage));
     assert!(v.engine.account(AccountId(1)).unwrap().positions.is_empty());
     assert!(v.engine.account(AccountId(3)).unwrap().positions.is_empty());
     let bankrupt = v.engine.account(AccountId(5)).unwrap();
     assert!(bankrupt.positions.is_empty());
-    assert!(bankrupt.cash >= 0, "closed at the bankruptcy price: {}", bankrupt.cash);
+    assert!(
+        bankrupt.cash >= 0,
+        "closed at the bankruptcy price: {}",
+        bankrupt.cash
+    );
     assert!(v.engine.totals().conserved());
 }
 
@@ -234,15 +364,23 @@ fn funding_moves_from_longs_to_shorts_when_the_mark_is_rich() {
     v.run(vec![limit(1, Side::Sell, 600_000, 100)]);
     v.run(vec![limit(2, Side::Buy, 600_000, 100)]);
     // Quotes 0.3 % above the index make the mark rich.
-    v.run(vec![limit(3, Side::Buy, 601_700, 1), limit(3, Side::Sell, 601_900, 1)]);
+    v.run(vec![
+        limit(3, Side::Buy, 601_700, 1),
+        limit(3, Side::Sell, 601_900, 1),
+    ]);
     let before = v.engine.account(AccountId(2)).unwrap().cash;
     let mut funding = vec![];
     for hour in 1..=8u64 {
         let evs = v.at(hour * 3_600_000, vec![index_cmd(60_000)]);
-        funding.extend(evs.into_iter().filter(|e| matches!(e, Event::Funding { instrument, .. } if *instrument == BTC)));
+        funding.extend(
+            evs.into_iter()
+                .filter(|e| matches!(e, Event::Funding { instrument, .. } if *instrument == BTC)),
+        );
     }
     assert_eq!(funding.len(), 1, "{funding:?}");
-    let Event::Funding { rate_ppm, paid, .. } = funding[0] else { unreachable!() };
+    let Event::Funding { rate_ppm, paid, .. } = funding[0] else {
+        unreachable!()
+    };
     assert!(rate_ppm > 0 && paid > 0);
     assert_eq!(before - v.engine.account(AccountId(2)).unwrap().cash, paid);
     assert!(v.engine.totals().conserved());
@@ -255,9 +393,20 @@ fn options_settle_at_the_index_twap() {
     let mark = v.engine.mark(call).unwrap();
     assert!(mark > 5_000 && mark < 6_000, "mark {mark}");
     let order = |account, side| {
-        let Command::Client { account, nonce, command: ClientCommand::Limit(mut o) } = limit(account, side, mark, 100) else { unreachable!() };
+        let Command::Client {
+            account,
+            nonce,
+            command: ClientCommand::Limit(mut o),
+        } = limit(account, side, mark, 100)
+        else {
+            unreachable!()
+        };
         o.instrument = call;
-        Command::Client { account, nonce, command: ClientCommand::Limit(o) }
+        Command::Client {
+            account,
+            nonce,
+            command: ClientCommand::Limit(o),
+        }
     };
     let (sell, buy) = (order(1, Side::Sell), order(2, Side::Buy));
     v.run(vec![sell]);
@@ -268,12 +417,19 @@ fn options_settle_at_the_index_twap() {
     v.at(expiry - 10 * 60_000, vec![index_cmd(63_000)]);
     let evs = v.at(expiry, vec![]);
     let settled = evs.iter().find_map(|e| match e {
-        Event::Settled { instrument, settlement_price_micros, paid } if *instrument == call => Some((*settlement_price_micros, *paid)),
+        Event::Settled {
+            instrument,
+            settlement_price_micros,
+            paid,
+        } if *instrument == call => Some((*settlement_price_micros, *paid)),
         _ => None,
     });
     // TWAP over 30 min: 10 min at 60 000, 10 at 61 000, 10 at 63 000.
     assert_eq!(settled, Some((61_333_333_333, 100 * 63_333_333)), "{evs:?}");
-    assert_eq!(v.engine.account(AccountId(2)).unwrap().cash - cash_long, 100 * 63_333_333);
+    assert_eq!(
+        v.engine.account(AccountId(2)).unwrap().cash - cash_long,
+        100 * 63_333_333
+    );
     assert!(v.engine.account(AccountId(2)).unwrap().positions.is_empty());
     let evs = v.run(vec![order(2, Side::Buy)]);
     assert_eq!(rejections(&evs), vec![RejectReason::InstrumentClosed]);
@@ -283,7 +439,11 @@ fn options_settle_at_the_index_twap() {
 #[test]
 fn snapshot_restores_the_same_root_and_refuses_garbage() {
     let mut v = venue();
-    v.run(vec![limit(1, Side::Sell, 600_000, 10), limit(1, Side::Sell, 600_500, 10), limit(2, Side::Buy, 599_000, 4)]);
+    v.run(vec![
+        limit(1, Side::Sell, 600_000, 10),
+        limit(1, Side::Sell, 600_500, 10),
+        limit(2, Side::Buy, 599_000, 4),
+    ]);
     v.run(vec![limit(2, Side::Buy, 600_000, 3)]);
     let snap = v.engine.snapshot();
     let restored = Engine::restore(&snap).unwrap();
@@ -291,7 +451,10 @@ fn snapshot_restores_the_same_root_and_refuses_garbage() {
     // Continue both identically.
     let mut a = v.engine.clone();
     let mut b = restored;
-    let batch = vec![limit(2, Side::Buy, 600_500, 12), client(1, ClientCommand::MassCancel { instrument: None })];
+    let batch = vec![
+        limit(2, Side::Buy, 600_500, 12),
+        client(1, ClientCommand::MassCancel { instrument: None }),
+    ];
     let (mut ea, mut eb) = (vec![], vec![]);
     a.execute(10, &batch, &mut ea);
     b.execute(10, &batch, &mut eb);
@@ -312,12 +475,30 @@ fn snapshot_restores_the_same_root_and_refuses_garbage() {
 fn system_inputs_are_validated() {
     let mut v = venue();
     let evs = v.run(vec![
-        Command::System(SystemCommand::Deposit { account: AccountId(77), amount: USD as i64 }),
-        Command::System(SystemCommand::Deposit { account: AccountId(1), amount: -1 }),
-        Command::System(SystemCommand::IndexPrice { underlying: 9, price_micros: 1 }),
-        Command::System(SystemCommand::IndexPrice { underlying: 0, price_micros: 0 }),
-        Command::System(SystemCommand::OpenAccount { account: AccountId(1), public_key: [0; 32] }),
-        Command::System(SystemCommand::OpenAccount { account: AccountId(u64::MAX), public_key: [0; 32] }),
+        Command::System(SystemCommand::Deposit {
+            account: AccountId(77),
+            amount: USD as i64,
+        }),
+        Command::System(SystemCommand::Deposit {
+            account: AccountId(1),
+            amount: -1,
+        }),
+        Command::System(SystemCommand::IndexPrice {
+            underlying: 9,
+            price_micros: 1,
+        }),
+        Command::System(SystemCommand::IndexPrice {
+            underlying: 0,
+            price_micros: 0,
+        }),
+        Command::System(SystemCommand::OpenAccount {
+            account: AccountId(1),
+            public_key: [0; 32],
+        }),
+        Command::System(SystemCommand::OpenAccount {
+            account: AccountId(u64::MAX),
+            public_key: [0; 32],
+        }),
     ]);
     assert_eq!(
         rejections(&evs),

@@ -12,14 +12,42 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Limit { acct: u64, buy: bool, offset: i64, qty: i64, tif: u8, post_only: bool },
-    Market { acct: u64, buy: bool, qty: i64 },
-    Cancel { acct: u64, pick: usize },
-    Amend { acct: u64, pick: usize, offset: i64, qty: i64 },
-    MassCancel { acct: u64 },
-    Index { bps: i64 },
-    Advance { ms: u64 },
-    Withdraw { acct: u64, usd: i128 },
+    Limit {
+        acct: u64,
+        buy: bool,
+        offset: i64,
+        qty: i64,
+        tif: u8,
+        post_only: bool,
+    },
+    Market {
+        acct: u64,
+        buy: bool,
+        qty: i64,
+    },
+    Cancel {
+        acct: u64,
+        pick: usize,
+    },
+    Amend {
+        acct: u64,
+        pick: usize,
+        offset: i64,
+        qty: i64,
+    },
+    MassCancel {
+        acct: u64,
+    },
+    Index {
+        bps: i64,
+    },
+    Advance {
+        ms: u64,
+    },
+    Withdraw {
+        acct: u64,
+        usd: i128,
+    },
 }
 
 fn op(amends: bool) -> impl Strategy<Value = Op> {
@@ -58,7 +86,11 @@ impl Run {
             venue.fund(a, 50_000 + 100_000 * a as i128);
         }
         venue.index(60_000);
-        Run { venue, index_usd: 60_000, orders: vec![] }
+        Run {
+            venue,
+            index_usd: 60_000,
+            orders: vec![],
+        }
     }
 
     /// One of the last eight accepted orders (older ones have mostly left the book).
@@ -71,7 +103,14 @@ impl Run {
         let mark = self.venue.engine.mark(BTC).unwrap();
         let side = |buy| if buy { Side::Buy } else { Side::Sell };
         match *op {
-            Op::Limit { acct, buy, offset, qty, tif, post_only } => vec![client(
+            Op::Limit {
+                acct,
+                buy,
+                offset,
+                qty,
+                tif,
+                post_only,
+            } => vec![client(
                 acct,
                 ClientCommand::Limit(LimitOrder {
                     instrument: BTC,
@@ -87,17 +126,40 @@ impl Run {
             )],
             Op::Market { acct, buy, qty } => vec![market(acct, side(buy), qty)],
             Op::Cancel { acct, .. } | Op::Amend { acct, .. } if self.orders.is_empty() => {
-                vec![client(acct, ClientCommand::MassCancel { instrument: Some(BTC) })]
+                vec![client(
+                    acct,
+                    ClientCommand::MassCancel {
+                        instrument: Some(BTC),
+                    },
+                )]
             }
             Op::Cancel { pick, .. } => {
                 let (order_id, acct) = self.recent(pick);
-                vec![client(acct, ClientCommand::Cancel { instrument: BTC, order_id })]
+                vec![client(
+                    acct,
+                    ClientCommand::Cancel {
+                        instrument: BTC,
+                        order_id,
+                    },
+                )]
             }
-            Op::Amend { pick, offset, qty, .. } => {
+            Op::Amend {
+                pick, offset, qty, ..
+            } => {
                 let (order_id, acct) = self.recent(pick);
-                vec![client(acct, ClientCommand::Amend { instrument: BTC, order_id, price: mark + offset * 10, qty })]
+                vec![client(
+                    acct,
+                    ClientCommand::Amend {
+                        instrument: BTC,
+                        order_id,
+                        price: mark + offset * 10,
+                        qty,
+                    },
+                )]
             }
-            Op::MassCancel { acct } => vec![client(acct, ClientCommand::MassCancel { instrument: None })],
+            Op::MassCancel { acct } => {
+                vec![client(acct, ClientCommand::MassCancel { instrument: None })]
+            }
             Op::Index { bps } => {
                 self.index_usd = (self.index_usd + self.index_usd * bps / 10_000).max(1_000);
                 vec![index_cmd(self.index_usd)]
@@ -107,7 +169,13 @@ impl Run {
                 vec![]
             }
             Op::Withdraw { acct, usd } => {
-                vec![client(acct, ClientCommand::Withdraw { amount: (usd * USD) as i64, destination: [1; 32] })]
+                vec![client(
+                    acct,
+                    ClientCommand::Withdraw {
+                        amount: (usd * USD) as i64,
+                        destination: [1; 32],
+                    },
+                )]
             }
         }
     }
@@ -120,21 +188,39 @@ impl Run {
         let after = band(&self.venue.engine);
         let e = &self.venue.engine;
         assert!(e.totals().conserved(), "money conserved after {op:?}");
-        if let (Some((b, _)), Some((a, _))) = (e.book(BTC).unwrap().best_bid(), e.book(BTC).unwrap().best_ask()) {
+        if let (Some((b, _)), Some((a, _))) = (
+            e.book(BTC).unwrap().best_bid(),
+            e.book(BTC).unwrap().best_ask(),
+        ) {
             assert!(b < a, "book crossed after {op:?}: {b} >= {a}");
         }
         let mut last: Option<(OrderId, Side, i64, OrderId)> = None;
         for ev in &evs {
             match ev {
-                Event::Accepted { order_id, account, .. } => self.orders.push((*order_id, account.0)),
-                Event::Fill { price, taker_order, taker_side, maker_order, .. } => {
+                Event::Accepted {
+                    order_id, account, ..
+                } => self.orders.push((*order_id, account.0)),
+                Event::Fill {
+                    price,
+                    taker_order,
+                    taker_side,
+                    maker_order,
+                    ..
+                } => {
                     let inside = |(lo, hi): (i64, i64)| (lo..=hi).contains(price);
-                    assert!(inside(before) || inside(after), "fill at {price} outside {before:?} and {after:?}");
+                    assert!(
+                        inside(before) || inside(after),
+                        "fill at {price} outside {before:?} and {after:?}"
+                    );
                     if let Some((t, s, p, m)) = last {
                         if check_priority && t == *taker_order {
                             match s {
-                                Side::Buy => assert!(*price >= p, "buy taker walked to a better price"),
-                                Side::Sell => assert!(*price <= p, "sell taker walked to a better price"),
+                                Side::Buy => {
+                                    assert!(*price >= p, "buy taker walked to a better price")
+                                }
+                                Side::Sell => {
+                                    assert!(*price <= p, "sell taker walked to a better price")
+                                }
                             }
                             if *price == p {
                                 assert!(maker_order.0 > m.0, "time priority broken at {price}");
@@ -206,10 +292,15 @@ fn generated_streams_exercise_the_engine() {
                 Event::Fill { .. } => fills += 1,
                 Event::Cancelled { .. } => cancels += 1,
                 Event::Amended { .. } => amends += 1,
-                Event::Rejected { reason, .. } => *rej.entry(format!("{reason:?}")).or_insert(0) += 1,
+                Event::Rejected { reason, .. } => {
+                    *rej.entry(format!("{reason:?}")).or_insert(0) += 1
+                }
                 _ => {}
             }
         }
     }
-    assert!(fills > 100 && cancels > 50 && amends > 10, "fills {fills} cancels {cancels} amends {amends} rejected {rej:?}");
+    assert!(
+        fills > 100 && cancels > 50 && amends > 10,
+        "fills {fills} cancels {cancels} amends {amends} rejected {rej:?}"
+    );
 }

@@ -2,7 +2,9 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use bulwark_engine::command::{LimitOrder, SelfTradePrevention, SystemCommand, TimeInForce};
-use bulwark_engine::{AccountId, ClientCommand, Command, Engine, EngineConfig, Event, InstrumentId, Side};
+use bulwark_engine::{
+    AccountId, ClientCommand, Command, Engine, EngineConfig, Event, InstrumentId, Side,
+};
 
 pub const BTC: InstrumentId = InstrumentId(0);
 pub const USD: i128 = 1_000_000;
@@ -14,7 +16,10 @@ pub struct Venue {
 
 impl Venue {
     pub fn new() -> Self {
-        Venue { engine: Engine::new(EngineConfig::default()), time: 0 }
+        Venue {
+            engine: Engine::new(EngineConfig::default()),
+            time: 0,
+        }
     }
 
     pub fn run(&mut self, batch: Vec<Command>) -> Vec<Event> {
@@ -30,8 +35,14 @@ impl Venue {
 
     pub fn fund(&mut self, account: u64, usd: i128) {
         let evs = self.run(vec![
-            Command::System(SystemCommand::OpenAccount { account: AccountId(account), public_key: [account as u8; 32] }),
-            Command::System(SystemCommand::Deposit { account: AccountId(account), amount: (usd * USD) as i64 }),
+            Command::System(SystemCommand::OpenAccount {
+                account: AccountId(account),
+                public_key: [account as u8; 32],
+            }),
+            Command::System(SystemCommand::Deposit {
+                account: AccountId(account),
+                amount: (usd * USD) as i64,
+            }),
         ]);
         assert!(matches!(evs[1], Event::Deposited { .. }), "{evs:?}");
     }
@@ -42,14 +53,24 @@ impl Venue {
 }
 
 pub fn index_cmd(usd: i64) -> Command {
-    Command::System(SystemCommand::IndexPrice { underlying: 0, price_micros: usd * 1_000_000 })
+    Command::System(SystemCommand::IndexPrice {
+        underlying: 0,
+        price_micros: usd * 1_000_000,
+    })
 }
 
 pub fn limit(account: u64, side: Side, price: i64, qty: i64) -> Command {
     limit_with(account, side, price, qty, TimeInForce::Gtc, false)
 }
 
-pub fn limit_with(account: u64, side: Side, price: i64, qty: i64, tif: TimeInForce, post_only: bool) -> Command {
+pub fn limit_with(
+    account: u64,
+    side: Side,
+    price: i64,
+    qty: i64,
+    tif: TimeInForce,
+    post_only: bool,
+) -> Command {
     Command::Client {
         account: AccountId(account),
         nonce: 0,
@@ -71,12 +92,22 @@ pub fn market(account: u64, side: Side, qty: i64) -> Command {
     Command::Client {
         account: AccountId(account),
         nonce: 0,
-        command: ClientCommand::Market { instrument: BTC, side, qty, reduce_only: false, client_order_id: 0 },
+        command: ClientCommand::Market {
+            instrument: BTC,
+            side,
+            qty,
+            reduce_only: false,
+            client_order_id: 0,
+        },
     }
 }
 
 pub fn client(account: u64, command: ClientCommand) -> Command {
-    Command::Client { account: AccountId(account), nonce: 0, command }
+    Command::Client {
+        account: AccountId(account),
+        nonce: 0,
+        command,
+    }
 }
 
 pub fn fills(evs: &[Event]) -> Vec<(i64, i64)> {

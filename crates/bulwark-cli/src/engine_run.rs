@@ -55,7 +55,14 @@ enum Line {
     Batch(u64),
 }
 
-const CLIENT_TYPES: &[&str] = &["limit", "market", "cancel", "amend", "mass_cancel", "withdraw"];
+const CLIENT_TYPES: &[&str] = &[
+    "limit",
+    "market",
+    "cancel",
+    "amend",
+    "mass_cancel",
+    "withdraw",
+];
 const SYSTEM_TYPES: &[&str] = &["open_account", "deposit", "index_price"];
 
 fn parse_line(text: &str) -> Result<Line, String> {
@@ -130,7 +137,12 @@ impl<W: Write> Runner<W> {
 
     fn summary(&self, bad_lines: u64) -> Value {
         let e = &self.engine;
-        let symbols: Vec<&str> = e.config().instruments.iter().map(|i| i.symbol.as_str()).collect();
+        let symbols: Vec<&str> = e
+            .config()
+            .instruments
+            .iter()
+            .map(|i| i.symbol.as_str())
+            .collect();
         let balances: Vec<Value> = e
             .accounts()
             .map(|(id, a)| {
@@ -157,6 +169,23 @@ impl<W: Write> Runner<W> {
             .filter(|(_, q)| **q > 0)
             .map(|(i, q)| json!({"instrument": symbols[i], "lots": q}))
             .collect();
+        let marks: Vec<Value> = e
+            .config()
+            .instruments
+            .iter()
+            .filter_map(|inst| {
+                let mark = e.mark(inst.id)?;
+                let mut v = json!({"instrument": inst.symbol, "mark": mark});
+                if let Some(r) = e.option_risk(inst.id) {
+                    v["vol"] = json!(r.vol);
+                    v["delta"] = json!(r.greeks.delta);
+                    v["gamma_per_usd"] = json!(r.greeks.gamma * 1e6);
+                    v["vega_usd"] = json!(r.greeks.vega / 1e6);
+                    v["theta_usd_per_day"] = json!(r.greeks.theta / 1e6 / 365.0);
+                }
+                Some(v)
+            })
+            .collect();
         let t = e.totals();
         json!({
             "summary": {
@@ -168,6 +197,7 @@ impl<W: Write> Runner<W> {
                 "balances": balances,
                 "positions": positions,
                 "open_interest": oi,
+                "marks": marks,
                 "fee_pool": t.fee_pool.to_string(),
                 "insurance_fund": t.insurance_fund.to_string(),
                 "money_conserved": t.conserved(),
@@ -193,7 +223,10 @@ fn run_inner(args: &RunArgs) -> Result<u64, String> {
         Box::new(BufReader::new(std::io::stdin()))
     } else {
         let f = File::open(&args.input).map_err(|e| {
-            format!("cannot open --input {}: {e} (pass a JSON-lines file, or - for stdin)", args.input.display())
+            format!(
+                "cannot open --input {}: {e} (pass a JSON-lines file, or - for stdin)",
+                args.input.display()
+            )
         })?;
         Box::new(BufReader::new(f))
     };
@@ -224,7 +257,8 @@ fn run_inner(args: &RunArgs) -> Result<u64, String> {
     let mut number = 0u64;
     loop {
         buf.clear();
-        let n = read_bounded_line(&mut reader, &mut buf).map_err(|e| format!("reading input: {e}"))?;
+        let n =
+            read_bounded_line(&mut reader, &mut buf).map_err(|e| format!("reading input: {e}"))?;
         if n == 0 {
             break;
         }
@@ -289,7 +323,11 @@ fn read_bounded_line<R: BufRead>(r: &mut R, buf: &mut Vec<u8>) -> std::io::Resul
             None => (chunk.len(), false),
         };
         let room = (LINE_BYTES_MAX + 1).saturating_sub(buf.len());
-        let body = if done { &chunk[..take - 1] } else { &chunk[..take] };
+        let body = if done {
+            &chunk[..take - 1]
+        } else {
+            &chunk[..take]
+        };
         buf.extend_from_slice(&body[..body.len().min(room)]);
         r.consume(take);
         consumed += take;
@@ -306,15 +344,26 @@ mod tests {
     #[test]
     fn lines_parse_or_explain() {
         assert!(matches!(
-            parse_line(r#"{"type":"limit","account":1,"instrument":0,"side":"buy","price":5,"qty":1}"#),
+            parse_line(
+                r#"{"type":"limit","account":1,"instrument":0,"side":"buy","price":5,"qty":1}"#
+            ),
             Ok(Line::Command(Command::Client { .. }))
         ));
         assert!(matches!(
             parse_line(r#"{"type":"deposit","account":1,"amount":5}"#),
             Ok(Line::Command(Command::System(_)))
         ));
-        assert!(matches!(parse_line(r#"{"batch":{"time_ms":7}}"#), Ok(Line::Batch(7))));
-        for bad in ["[1]", "{", r#"{"type":"nope"}"#, r#"{"type":"limit","account":1}"#, r#"{"x":1}"#] {
+        assert!(matches!(
+            parse_line(r#"{"batch":{"time_ms":7}}"#),
+            Ok(Line::Batch(7))
+        ));
+        for bad in [
+            "[1]",
+            "{",
+            r#"{"type":"nope"}"#,
+            r#"{"type":"limit","account":1}"#,
+            r#"{"x":1}"#,
+        ] {
             assert!(parse_line(bad).is_err(), "{bad}");
         }
     }

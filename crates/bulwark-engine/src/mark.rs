@@ -19,7 +19,50 @@ const YEAR_MS: f64 = 365.0 * 86_400_000.0;
 const VOL_MIN: f64 = 0.05;
 const VOL_MAX: f64 = 5.0;
 
+/// An option's mark and risk, for reports (never used to decide a fill).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OptionRisk {
+    /// Mark in ticks.
+    pub mark: i64,
+    /// Volatility behind the mark (implied from the book or the instrument's parameter).
+    pub vol: f64,
+    /// Black–Scholes price and Greeks per unit of underlying, in micros (see
+    /// [`pricing::Greeks`] for the units of each).
+    pub greeks: pricing::Greeks,
+}
+
 impl Engine {
+    /// An option's mark, volatility and Greeks at the current index and time; `None` for
+    /// perpetuals, expired options, or before the first index price.
+    pub fn option_risk(&self, instrument: crate::command::InstrumentId) -> Option<OptionRisk> {
+        let i = instrument.0 as usize;
+        let inst = self.config.instruments.get(i)?;
+        let InstrumentKind::Option {
+            right,
+            strike_micros,
+            expiry_ms,
+            ..
+        } = inst.kind
+        else {
+            return None;
+        };
+        let market = &self.state.markets[i];
+        if market.closed {
+            return None;
+        }
+        let index = self.state.index[usize::from(inst.underlying)]?;
+        let years = expiry_ms.saturating_sub(self.state.time_ms) as f64 / YEAR_MS;
+        let vol = f64::from(market.vol_ppm) / 1e6;
+        let greeks =
+            pricing::black_scholes(right, index as f64, strike_micros as f64, years, vol, 0.0)
+                .ok()?;
+        Some(OptionRisk {
+            mark: self.state.marks[i]?,
+            vol,
+            greeks,
+        })
+    }
+
     /// Applies a new index price: records a TWAP sample and re-marks the underlying's instruments.
     pub(crate) fn set_index(&mut self, underlying: usize, price_micros: i64) {
         self.state.index[underlying] = Some(price_micros);

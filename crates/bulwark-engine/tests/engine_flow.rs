@@ -392,6 +392,10 @@ fn options_settle_at_the_index_twap() {
     let call = InstrumentId(2); // 55 000 call, expiring day 7
     let mark = v.engine.mark(call).unwrap();
     assert!(mark > 5_000 && mark < 6_000, "mark {mark}");
+    let risk = v.engine.option_risk(call).unwrap();
+    assert_eq!(risk.mark, mark);
+    assert!(risk.greeks.delta > 0.5 && risk.greeks.delta < 1.0 && risk.greeks.vega > 0.0);
+    assert!(v.engine.option_risk(BTC).is_none());
     let order = |account, side| {
         let Command::Client {
             account,

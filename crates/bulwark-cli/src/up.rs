@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bulwark_engine::command::{LimitOrder, SelfTradePrevention, SystemCommand, TimeInForce};
-use bulwark_engine::{AccountId, ClientCommand, Command, Engine, EngineConfig, Event, InstrumentId, Side};
+use bulwark_engine::{
+    AccountId, ClientCommand, Command, Engine, EngineConfig, Event, InstrumentId, Side,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -58,7 +60,11 @@ impl SyntheticIndex {
         let u1: f64 = self.rng.random_range(f64::EPSILON..1.0);
         let u2: f64 = self.rng.random_range(0.0..1.0);
         let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-        let jump = if self.rng.random_bool(0.0005) { self.rng.random_range(-0.01..0.01) } else { 0.0 };
+        let jump = if self.rng.random_bool(0.0005) {
+            self.rng.random_range(-0.01..0.01)
+        } else {
+            0.0
+        };
         self.price *= (vol_per_s * dt_s.sqrt() * z + jump).exp();
         (self.price * 1e6) as i64
     }
@@ -91,17 +97,27 @@ fn load_or_create(data: &Path, fresh: bool) -> Result<(Engine, bool), String> {
             .map_err(|e| format!("cannot move old state aside: {e}"))?;
     }
     if path.exists() {
-        let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let bytes =
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let engine = Engine::restore(&bytes).map_err(|e| {
-            format!("{}: {e} (run with --fresh to start a new venue; the old file is kept)", path.display())
+            format!(
+                "{}: {e} (run with --fresh to start a new venue; the old file is kept)",
+                path.display()
+            )
         })?;
         return Ok((engine, true));
     }
     let mut engine = Engine::new(EngineConfig::default());
     let mut setup = Vec::new();
     for a in 1..=MAKERS + TAKERS {
-        setup.push(Command::System(SystemCommand::OpenAccount { account: AccountId(a), public_key: [0; 32] }));
-        setup.push(Command::System(SystemCommand::Deposit { account: AccountId(a), amount: 50_000_000 * 1_000_000 }));
+        setup.push(Command::System(SystemCommand::OpenAccount {
+            account: AccountId(a),
+            public_key: [0; 32],
+        }));
+        setup.push(Command::System(SystemCommand::Deposit {
+            account: AccountId(a),
+            amount: 50_000_000 * 1_000_000,
+        }));
     }
     engine.execute(0, &setup, &mut Vec::new());
     Ok((engine, false))
@@ -109,7 +125,8 @@ fn load_or_create(data: &Path, fresh: bool) -> Result<(Engine, bool), String> {
 
 fn save(data: &Path, engine: &Engine) -> Result<(), String> {
     let tmp = data.join("engine.snapshot.tmp");
-    std::fs::write(&tmp, engine.snapshot()).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::write(&tmp, engine.snapshot())
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, data.join(SNAPSHOT_FILE)).map_err(|e| format!("cannot save state: {e}"))
 }
 
@@ -135,15 +152,28 @@ fn run_inner(args: &UpArgs) -> Result<(), String> {
     eprintln!("bulwark up — DEVELOPMENT MODE");
     eprintln!("  committee: NOT YET AVAILABLE (consensus lands with issue #3); running ONE engine in this process");
     if args.nodes != 1 {
-        eprintln!("  --nodes {} requested: ignored until the committee lands", args.nodes);
+        eprintln!(
+            "  --nodes {} requested: ignored until the committee lands",
+            args.nodes
+        );
     }
-    eprintln!("  price feed: SYNTHETIC (seeded GBM with jumps, seed {}), not a real market", args.seed);
-    eprintln!("  load: {MAKERS} market makers and {TAKERS} takers, target {} orders/s", args.rate);
+    eprintln!(
+        "  price feed: SYNTHETIC (seeded GBM with jumps, seed {}), not a real market",
+        args.seed
+    );
+    eprintln!(
+        "  load: {MAKERS} market makers and {TAKERS} takers, target {} orders/s",
+        args.rate
+    );
     let (mut engine, resumed) = load_or_create(&args.data, args.fresh)?;
     eprintln!(
         "  data: {} ({})",
         args.data.display(),
-        if resumed { "resumed saved venue" } else { "new venue" }
+        if resumed {
+            "resumed saved venue"
+        } else {
+            "new venue"
+        }
     );
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -151,7 +181,10 @@ fn run_inner(args: &UpArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed ^ engine.time_ms());
     let start_price = engine.index_price(0).map_or(60_000.0, |p| p as f64 / 1e6);
-    let mut index = SyntheticIndex { rng: ChaCha8Rng::seed_from_u64(args.seed), price: start_price };
+    let mut index = SyntheticIndex {
+        rng: ChaCha8Rng::seed_from_u64(args.seed),
+        price: start_price,
+    };
     let started = Instant::now();
     let base_ms = engine.time_ms() + BATCH_MS;
     let per_batch = (args.rate * BATCH_MS / 1_000).max(MAKERS * 4);
@@ -160,13 +193,24 @@ fn run_inner(args: &UpArgs) -> Result<(), String> {
     let mut last_status = Instant::now();
     let mut window_orders = 0u64;
     let mut events = Vec::new();
-    while !stop.load(Ordering::SeqCst) && args.duration.is_none_or(|d| started.elapsed().as_secs() < d) {
+    while !stop.load(Ordering::SeqCst)
+        && args
+            .duration
+            .is_none_or(|d| started.elapsed().as_secs() < d)
+    {
         let now_ms = base_ms + started.elapsed().as_millis() as u64;
         let price = index.step(BATCH_MS as f64 / 1000.0);
-        let mut batch = vec![Command::System(SystemCommand::IndexPrice { underlying: 0, price_micros: price })];
+        let mut batch = vec![Command::System(SystemCommand::IndexPrice {
+            underlying: 0,
+            price_micros: price,
+        })];
         let mark = engine.mark(InstrumentId(0)).unwrap_or(price / 100_000);
         for m in 1..=MAKERS {
-            batch.push(Command::Client { account: AccountId(m), nonce: 0, command: ClientCommand::MassCancel { instrument: None } });
+            batch.push(Command::Client {
+                account: AccountId(m),
+                nonce: 0,
+                command: ClientCommand::MassCancel { instrument: None },
+            });
             for level in 1..=2 {
                 let spread = 10 * level as i64 + m as i64;
                 batch.push(order(m, Side::Buy, mark - spread, 50, TimeInForce::Gtc));
@@ -175,16 +219,32 @@ fn run_inner(args: &UpArgs) -> Result<(), String> {
         }
         while (batch.len() as u64) < per_batch {
             let t = MAKERS + 1 + rng.random_range(0..TAKERS);
-            let side = if rng.random_bool(0.5) { Side::Buy } else { Side::Sell };
+            let side = if rng.random_bool(0.5) {
+                Side::Buy
+            } else {
+                Side::Sell
+            };
             let cmd = if rng.random_bool(0.3) {
                 Command::Client {
                     account: AccountId(t),
                     nonce: 0,
-                    command: ClientCommand::Market { instrument: InstrumentId(0), side, qty: rng.random_range(1..20), reduce_only: false, client_order_id: 0 },
+                    command: ClientCommand::Market {
+                        instrument: InstrumentId(0),
+                        side,
+                        qty: rng.random_range(1..20),
+                        reduce_only: false,
+                        client_order_id: 0,
+                    },
                 }
             } else {
                 let off = rng.random_range(-30..30);
-                order(t, side, mark + off, rng.random_range(1..20), TimeInForce::Ioc)
+                order(
+                    t,
+                    side,
+                    mark + off,
+                    rng.random_range(1..20),
+                    TimeInForce::Ioc,
+                )
             };
             batch.push(cmd);
         }
@@ -230,7 +290,10 @@ fn run_inner(args: &UpArgs) -> Result<(), String> {
         hex(&engine.state_root())
     );
     if !engine.totals().conserved() {
-        return Err("money is not conserved — this is a bug, please report it with the data directory".into());
+        return Err(
+            "money is not conserved — this is a bug, please report it with the data directory"
+                .into(),
+        );
     }
     Ok(())
 }

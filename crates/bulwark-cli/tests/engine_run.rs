@@ -24,7 +24,10 @@ fn input() -> String {
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bulwark")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap(),
         String::from_utf8(out.stdout).unwrap(),
@@ -38,12 +41,25 @@ fn replays_reports_bad_lines_and_restores() {
     let path = dir.path().join("in.jsonl");
     std::fs::write(&path, input()).unwrap();
     let snap = dir.path().join("snap.bin");
-    let (code, stdout, stderr) = run(&["engine", "run", "--input", path.to_str().unwrap(), "--snapshot", snap.to_str().unwrap()]);
+    let (code, stdout, stderr) = run(&[
+        "engine",
+        "run",
+        "--input",
+        path.to_str().unwrap(),
+        "--snapshot",
+        snap.to_str().unwrap(),
+    ]);
     assert_eq!(code, 1, "skipped lines give exit 1: {stderr}");
     for n in [8, 10, 11, 12] {
-        assert!(stderr.contains(&format!("line {n}:")), "line {n} reported: {stderr}");
+        assert!(
+            stderr.contains(&format!("line {n}:")),
+            "line {n} reported: {stderr}"
+        );
     }
-    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let fills = lines.iter().filter(|v| v["event"] == "fill").count();
     assert_eq!(fills, 1);
     let summary = &lines.last().unwrap()["summary"];
@@ -56,7 +72,14 @@ fn replays_reports_bad_lines_and_restores() {
     // Restoring the snapshot and replaying nothing gives the same root.
     let empty = dir.path().join("empty.jsonl");
     std::fs::write(&empty, "").unwrap();
-    let (code, stdout, _) = run(&["engine", "run", "--input", empty.to_str().unwrap(), "--restore", snap.to_str().unwrap()]);
+    let (code, stdout, _) = run(&[
+        "engine",
+        "run",
+        "--input",
+        empty.to_str().unwrap(),
+        "--restore",
+        snap.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0);
     let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(last["summary"]["state_root"], root.as_str());
@@ -75,7 +98,14 @@ fn missing_input_and_bad_snapshot_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.bin");
     std::fs::write(&bad, b"BWSNAP\x01garbage").unwrap();
-    let (code, _, stderr) = run(&["engine", "run", "--input", "-", "--restore", bad.to_str().unwrap()]);
+    let (code, _, stderr) = run(&[
+        "engine",
+        "run",
+        "--input",
+        "-",
+        "--restore",
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2);
     assert!(stderr.contains("--restore"), "{stderr}");
 }
@@ -84,10 +114,21 @@ fn missing_input_and_bad_snapshot_are_errors() {
 fn up_runs_saves_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let args = ["up", "--duration", "1", "--rate", "2000", "--data", data.to_str().unwrap()];
+    let args = [
+        "up",
+        "--duration",
+        "1",
+        "--rate",
+        "2000",
+        "--data",
+        data.to_str().unwrap(),
+    ];
     let (code, _, stderr) = run(&args);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("DEVELOPMENT MODE") && stderr.contains("SYNTHETIC"), "{stderr}");
+    assert!(
+        stderr.contains("DEVELOPMENT MODE") && stderr.contains("SYNTHETIC"),
+        "{stderr}"
+    );
     assert!(stderr.contains("new venue"), "{stderr}");
     assert!(data.join("engine.snapshot").exists());
     let (code, _, stderr) = run(&args);

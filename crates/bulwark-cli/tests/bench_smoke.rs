@@ -1,6 +1,6 @@
-//! Smoke test of `bulwark bench engine --quick`: every line on stdout is one figure in the shape all
-//! benchmarks share, with finite, positive numbers. It checks the output's form, never a speed
-//! (STYLE.md rule 11: no absolute times asserted in tests).
+//! Smoke test of `bulwark bench engine --quick`: every line on stdout is one figure in the shape
+//! all benchmarks share, with finite, positive numbers. It checks the output's form, never a
+//! speed (STYLE.md rule 11: no absolute times asserted in tests).
 
 use std::process::Command;
 

@@ -147,6 +147,12 @@ pub(crate) struct State {
     pub marks: Vec<Option<i64>>,
     pub index: Vec<Option<i64>>,
     pub index_states: Vec<IndexState>,
+    /// Accounts whose cash or positions changed since the last liquidation check (liquidation's
+    /// own trades land here and are checked at the end of the next batch).
+    pub touched: Vec<AccountId>,
+    /// Whether any mark moved, or funding or settlement ran, in the current batch (transient).
+    #[serde(skip)]
+    pub marks_moved: bool,
 }
 
 impl State {
@@ -234,6 +240,8 @@ impl Engine {
             marks: vec![None; n],
             index: vec![None; config.underlyings.len()],
             index_states: vec![IndexState::default(); config.underlyings.len()],
+            touched: Vec::new(),
+            marks_moved: false,
         };
         Engine {
             config,
@@ -277,6 +285,7 @@ impl Engine {
         self.expire_options(out);
         self.liquidate(out);
         self.unwind_insurance(out);
+        self.state.marks_moved = false;
         debug_assert!(self.totals().conserved(), "money must be conserved");
     }
 

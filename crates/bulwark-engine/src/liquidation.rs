@@ -24,13 +24,23 @@ use crate::margin::{standing, Standing};
 use crate::orders::Order;
 
 impl Engine {
-    /// Liquidates every account below maintenance.
+    /// Liquidates every account below maintenance. When no mark moved in this batch, only the
+    /// accounts whose cash or positions changed can have fallen below maintenance, so only those
+    /// are checked; otherwise every account with a position is.
     pub(crate) fn liquidate(&mut self, out: &mut Vec<Event>) {
+        // Whatever liquidation itself touches is collected afresh for the next batch's check.
+        let mut touched = std::mem::take(&mut self.state.touched);
         let view = self.view();
-        let candidates: Vec<AccountId> = self
-            .state
-            .accounts
-            .iter()
+        touched.sort_unstable();
+        touched.dedup();
+        let accounts = &self.state.accounts;
+        let scope: Box<dyn Iterator<Item = (&AccountId, &crate::account::Account)>> =
+            if self.state.marks_moved {
+                Box::new(accounts.iter())
+            } else {
+                Box::new(touched.iter().filter_map(|id| accounts.get_key_value(id)))
+            };
+        let candidates: Vec<AccountId> = scope
             .filter(|(_, a)| !a.positions.is_empty())
             .filter(|(_, a)| standing(a, view, false, None).is_ok_and(|s| s.equity < s.maintenance))
             .map(|(id, _)| *id)
@@ -226,6 +236,7 @@ impl Engine {
             .holder_mut(from)
             .apply_trade(instrument, -q, price);
         self.state.holder_mut(to).apply_trade(instrument, q, price);
+        self.state.touched.extend([from, to]);
     }
 
     /// Covers a liquidated account's negative cash from the fund, as far as the fund's cash goes.

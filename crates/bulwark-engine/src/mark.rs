@@ -125,6 +125,13 @@ impl Engine {
         i64::try_from(w).expect("a fraction of an i64 fits an i64")
     }
 
+    fn set_mark(&mut self, i: usize, mark: i64) {
+        if self.state.marks[i] != Some(mark) {
+            self.state.marks[i] = Some(mark);
+            self.state.marks_moved = true;
+        }
+    }
+
     /// Recomputes one instrument's mark from the index (no-op before the first index price).
     fn remark(&mut self, i: usize) {
         let inst = &self.config.instruments[i];
@@ -140,7 +147,7 @@ impl Engine {
                 let index_ticks = inst.micros_to_ticks(index);
                 let w = self.basis_width(index_ticks);
                 let basis = self.state.markets[i].basis_ema.clamp(-w, w);
-                self.state.marks[i] = Some((index_ticks + basis).max(1));
+                self.set_mark(i, (index_ticks + basis).max(1));
             }
             InstrumentKind::Option {
                 right,
@@ -164,7 +171,7 @@ impl Engine {
                 let vol = implied.unwrap_or(f64::from(vol_ppm) / 1e6);
                 market.vol_ppm = libm::round(vol * 1e6) as u32;
                 if let Ok(m) = pricing::mark_ticks(right, index, strike_micros, years, vol, tick) {
-                    self.state.marks[i] = Some(m.max(0));
+                    self.set_mark(i, m.max(0));
                 }
             }
         }
@@ -220,6 +227,7 @@ impl Engine {
                 acct.cash -= payment;
                 paid += payment.max(0);
             }
+            self.state.marks_moved = true;
             out.push(Event::Funding {
                 instrument: id,
                 rate_ppm: i64::try_from(rate).expect("the rate is clamped to an i64 cap"),

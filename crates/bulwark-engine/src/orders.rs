@@ -506,6 +506,8 @@ fn settle_fill(
     t.apply_trade(inst, -dq, maker.price);
     t.cash -= taker_fee;
     state.fee_pool += maker_fee + taker_fee;
+    state.touched.push(maker.owner);
+    state.touched.push(taker.owner);
     out.push(Event::Fill {
         instrument: inst.id,
         maker_order: maker.id,

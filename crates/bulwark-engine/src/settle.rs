@@ -99,6 +99,7 @@ impl Engine {
                 paid += amount.max(0);
             }
             self.state.markets[i].closed = true;
+            self.state.marks_moved = true;
             out.push(Event::Settled {
                 instrument: id,
                 settlement_price_micros: settlement,

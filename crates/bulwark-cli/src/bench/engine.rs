@@ -60,8 +60,8 @@ enum BenchError {
     Diverged { levels: i64, what: String },
     /// The engine refused a setup command, so the engine figures would measure rejections.
     #[error(
-        "the engine rejected setup command {command} ({reason}); check that EngineConfig::default() \
-         lists BTC-PERP as instrument 0 on underlying 0"
+        "the engine rejected setup command {command} ({reason}); check that \
+         EngineConfig::default() lists BTC-PERP as instrument 0 on underlying 0"
     )]
     Setup { command: String, reason: String },
 }
@@ -145,7 +145,8 @@ fn resting_target(levels: i64) -> usize {
 
 /// Generates `count` matching operations (see [`Workload`]), following them through a reference
 /// book so that cancels aim at live orders and the book's size stays near [`resting_target`].
-fn generate(seed: u64, levels: i64, count: usize) -> Vec<Op> {
+/// Also returns the mean number of populated prices after each operation.
+fn generate(seed: u64, levels: i64, count: usize) -> (Vec<Op>, f64) {
     let mut workload = Workload::new(
         seed ^ (levels.unsigned_abs() << 32),
         MID_TICKS,
@@ -156,6 +157,7 @@ fn generate(seed: u64, levels: i64, count: usize) -> Vec<Op> {
     let mut events = Vec::new();
     let mut next_id = 1u64;
     let mut ops = Vec::with_capacity(count);
+    let mut populated = 0usize;
     for _ in 0..count {
         let op = match workload.draw() {
             Draw::Limit { side, price, qty } => {
@@ -198,9 +200,10 @@ fn generate(seed: u64, levels: i64, count: usize) -> Vec<Op> {
             Op::Cancel { id } => live.remove(id),
             _ => {}
         }
+        populated += book.level_count();
         ops.push(op);
     }
-    ops
+    (ops, populated as f64 / count.max(1) as f64)
 }
 
 /// Applies one operation to our book; returns lots filled and whether a remainder rested.
@@ -300,7 +303,10 @@ fn lobster_filled(event: &OrderEvent) -> u64 {
 
 fn matching_figure(seed: u64, levels: i64, sizes: &Sizes) -> Result<(), BenchError> {
     eprintln!("bench engine: matching, {levels} levels: generating the stream");
-    let ops = generate(seed, levels, sizes.warmup + sizes.ops);
+    let (ops, populated) = generate(seed, levels, sizes.warmup + sizes.ops);
+    eprintln!(
+        "bench engine: matching, {levels} levels: {populated:.1} prices populated on average"
+    );
     let lobster_ops: Vec<OrderType> = ops.iter().map(to_lobster).collect();
     let (warm, measured) = ops.split_at(sizes.warmup);
     let (lobster_warm, lobster_measured) = lobster_ops.split_at(sizes.warmup);
@@ -434,13 +440,13 @@ enum Draw {
 /// The order flow both the matching and the full-engine figures run: 70 % limit, 20 % cancel,
 /// 10 % market orders, each of 1 to [`LIMIT_LOTS_MAX`] lots.
 ///
-/// Orders arrive relative to the touch, as on a real venue. A passive limit order rests uniformly
-/// 0 to `half − 1` ticks behind the opposite best price, so the two sides together cover about
-/// `2 × half + 1` prices. While the book holds at least `target` orders, half of the limit orders
-/// are aggressive instead: they cross up to two ticks beyond the touch, on the side that pulls the
-/// touch back towards `mid`, which keeps prices in a bounded window. Cancels pick a uniformly
-/// random live order. The two feedbacks (book size and drift) change only prices and sides,
-/// never the mix of operations.
+/// Orders arrive relative to the touch, as on a real venue. A passive buy is priced uniformly 1 to
+/// `half + 1` ticks below the best ask, a passive sell 1 to `half` ticks above the best bid, so the
+/// book spans about `2 × half + 1` prices. While the book holds at least `target` orders, half of
+/// the limit orders are aggressive instead: they cross up to two ticks beyond the touch, on the
+/// side that pulls the touch back towards `mid`, which keeps prices in a bounded window. Cancels
+/// pick a uniformly random live order. The two feedbacks (book size and drift) change only prices
+/// and sides, never the mix of operations.
 struct Workload {
     rng: ChaCha8Rng,
     mid: i64,
@@ -493,11 +499,12 @@ impl Workload {
                     }
                 }
             } else {
+                // Bids spread over `half + 1` prices and asks over `half`, so that with a one-tick
+                // spread the book spans `2 × half + 1` prices.
                 let side = self.side();
-                let behind = self.rng.random_range(0..self.half.max(1));
                 let price = match side {
-                    Side::Buy => ask - 1 - behind,
-                    Side::Sell => bid + 1 + behind,
+                    Side::Buy => ask - 1 - self.rng.random_range(0..=self.half),
+                    Side::Sell => bid + 1 + self.rng.random_range(0..self.half.max(1)),
                 };
                 Draw::Limit { side, price, qty }
             }
@@ -795,7 +802,7 @@ fn engine_time_ms(i: usize) -> u64 {
 /// Runs the stream one command per `execute` (timing each call), recording it; then replays the
 /// recorded commands on a fresh engine in batches of [`ENGINE_BATCH`]. The stream needs the
 /// engine's events to aim its cancels, so it is generated during the first run, outside the timed
-/// calls.
+/// calls; throughput counts only time spent inside `execute`.
 fn engine_figures(seed: u64, sizes: &Sizes) -> Result<(), BenchError> {
     eprintln!("bench engine: full engine: one command per execute(), {ENGINE_ACCOUNTS} accounts");
     let mut engine = setup_engine()?;
@@ -843,6 +850,7 @@ fn engine_figures(seed: u64, sizes: &Sizes) -> Result<(), BenchError> {
     let mut engine = setup_engine()?;
     let mut busy = Duration::ZERO;
     let mut measured = 0;
+    let mut rejected = 0usize;
     for (k, batch) in commands.chunks(ENGINE_BATCH).enumerate() {
         let first = k * ENGINE_BATCH;
         out.clear();
@@ -853,8 +861,13 @@ fn engine_figures(seed: u64, sizes: &Sizes) -> Result<(), BenchError> {
             busy += took;
             measured += batch.len();
         }
+        rejected += out
+            .iter()
+            .filter(|e| matches!(e, Event::Rejected { .. }))
+            .count();
     }
     black_box(&engine);
+    eprintln!("bench engine: full engine: {rejected} commands rejected when batched");
 
     for (metric, value, unit) in single {
         Figure {

@@ -1,10 +1,11 @@
-//! Feeds arbitrary bytes to every transaction decoder. A decoder may refuse the input, but must
-//! not panic, and whatever it accepts must re-encode to exactly the same bytes (one encoding per
-//! value).
+//! Feeds arbitrary bytes to every transaction decoder (oracle rounds and signed observations
+//! included). A decoder may refuse the input, but must not panic, and whatever it accepts must
+//! re-encode to exactly the same bytes (one encoding per value).
 
 #![no_main]
 
 use bulwark_engine::codec::{decode_batch, decode_command, encode_batch, encode_command, SignedTx};
+use bulwark_engine::oracle::SignedObservation;
 use libfuzzer_sys::fuzz_target;
 
 /// The batch limit used here; small, so that the fuzzer also reaches the count checks.
@@ -13,6 +14,13 @@ const BATCH_COUNT_MAX: usize = 64;
 fuzz_target!(|bytes: &[u8]| {
     if let Ok(tx) = SignedTx::decode(bytes) {
         assert_eq!(tx.encode(), bytes, "SignedTx decoding must be canonical");
+    }
+    if let Ok(observation) = SignedObservation::decode(bytes) {
+        assert_eq!(
+            observation.encode(),
+            bytes,
+            "SignedObservation decoding must be canonical"
+        );
     }
     if let Ok(command) = decode_command(bytes) {
         assert_eq!(

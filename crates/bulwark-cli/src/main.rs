@@ -3,6 +3,7 @@
 
 mod bench;
 mod engine_run;
+mod sim;
 mod up;
 
 use std::process::ExitCode;
@@ -24,6 +25,10 @@ enum Top {
     /// Work with the derivatives engine directly.
     #[command(subcommand)]
     Engine(EngineCmd),
+    /// Run a seeded scenario simulation and print its JSON outcome.
+    Sim(sim::SimArgs),
+    /// Audit this host (or a directory tree) against CIS-style SCA policies and a role manifest.
+    Audit(bulwark_audit::AuditArgs),
     /// Run a benchmark; prints one JSON line per figure.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -39,6 +44,10 @@ enum EngineCmd {
 enum BenchCmd {
     /// Matching core vs lobster, full engine throughput and latency, memory per resting order.
     Engine(bench::engine::EngineBenchArgs),
+    /// Oracle aggregation cost per round and certified-index deviation on real captures.
+    Oracle,
+    /// Audit scan CPU time and peak memory vs lynis and OpenSCAP; re-check of one changed file.
+    Audit,
 }
 
 fn main() -> ExitCode {
@@ -46,6 +55,16 @@ fn main() -> ExitCode {
     match cli.command {
         Top::Up(args) => up::run(args),
         Top::Engine(EngineCmd::Run(args)) => engine_run::run(args),
+        Top::Sim(args) => sim::run(args),
+        Top::Audit(args) => bulwark_audit::run(args),
+        Top::Bench(BenchCmd::Oracle) => {
+            bulwark_oracle::run_bench();
+            ExitCode::SUCCESS
+        }
         Top::Bench(BenchCmd::Engine(args)) => bench::engine::run(args),
+        Top::Bench(BenchCmd::Audit) => {
+            bulwark_audit::run_bench();
+            ExitCode::SUCCESS
+        }
     }
 }

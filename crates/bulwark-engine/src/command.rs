@@ -184,6 +184,17 @@ pub enum SystemCommand {
         /// Micros per unit of underlying.
         price_micros: i64,
     },
+    /// One certified oracle round for an underlying: the members' signed observations, which
+    /// count only with `2f + 1` distinct valid member signatures (see [`crate::oracle`]). Refused
+    /// when no committee is configured.
+    OracleRound {
+        /// Index into the underlying list (the observations' feed).
+        underlying: u16,
+        /// Round number, above the underlying's last certified round.
+        round: u64,
+        /// At most [`crate::oracle::ORACLE_ROUND_OBSERVATIONS_MAX`] signed observations.
+        observations: Vec<crate::oracle::SignedObservation>,
+    },
 }
 
 /// One transaction in a batch.

@@ -15,6 +15,7 @@ use crate::command::{AccountId, Command, SystemCommand};
 use crate::event::{Event, RejectReason};
 use crate::instrument::{default_listing, Instrument, InstrumentError, Underlying};
 use crate::margin::{standing, MarketView, NoMark, Standing};
+use crate::oracle::{OracleConfig, OracleState, PRICE_MICROS_MAX};
 
 /// The account id under which the insurance fund trades. No client account may take it.
 pub const INSURANCE_FUND: AccountId = AccountId(u64::MAX);
@@ -40,6 +41,10 @@ pub struct EngineConfig {
     pub insurance_fund_initial: i128,
     /// Most resting orders one account may have on one instrument.
     pub orders_per_account_max: u32,
+    /// The oracle committee and its guards; no members (the default) means unsigned index
+    /// prices (the development path). See [`crate::oracle`].
+    #[serde(default)]
+    pub oracle: OracleConfig,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +60,7 @@ impl Default for EngineConfig {
             twap_window_ms: 30 * 60_000,
             insurance_fund_initial: 0,
             orders_per_account_max: 200,
+            oracle: OracleConfig::default(),
         }
     }
 }
@@ -104,6 +110,7 @@ impl EngineConfig {
                 "bands, steps, windows and limits must be positive",
             ));
         }
+        self.oracle.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }
@@ -147,6 +154,8 @@ pub(crate) struct State {
     pub marks: Vec<Option<i64>>,
     pub index: Vec<Option<i64>>,
     pub index_states: Vec<IndexState>,
+    /// Oracle rounds, guards and fault evidence per underlying.
+    pub oracle: OracleState,
     /// Accounts whose cash or positions changed since the last liquidation check (liquidation's
     /// own trades land here and are checked at the end of the next batch).
     pub touched: Vec<AccountId>,
@@ -164,6 +173,28 @@ impl State {
         self.accounts
             .get_mut(&id)
             .expect("a holder named by the engine must exist")
+    }
+
+    /// Every account, then the insurance fund.
+    pub(crate) fn holders(&self) -> impl Iterator<Item = &Account> {
+        self.accounts
+            .values()
+            .chain(std::iter::once(&self.insurance))
+    }
+
+    /// Ids of everyone holding a position in `instrument`, accounts in id order, then the fund.
+    pub(crate) fn holders_of(&self, instrument: crate::command::InstrumentId) -> Vec<AccountId> {
+        self.accounts
+            .iter()
+            .filter(|(_, a)| a.positions.contains_key(&instrument))
+            .map(|(k, _)| *k)
+            .chain(
+                self.insurance
+                    .positions
+                    .contains_key(&instrument)
+                    .then_some(INSURANCE_FUND),
+            )
+            .collect()
     }
 
     /// An account or the insurance fund.
@@ -240,6 +271,7 @@ impl Engine {
             marks: vec![None; n],
             index: vec![None; config.underlyings.len()],
             index_states: vec![IndexState::default(); config.underlyings.len()],
+            oracle: OracleState::new(config.underlyings.len(), config.oracle.members.len()),
             touched: Vec::new(),
             marks_moved: false,
         };
@@ -280,6 +312,7 @@ impl Engine {
     }
 
     fn end_of_batch(&mut self, elapsed_ms: u64, out: &mut Vec<Event>) {
+        self.check_oracle_staleness(out);
         self.update_marks(elapsed_ms);
         self.exchange_funding(out);
         self.expire_options(out);
@@ -335,12 +368,17 @@ impl Engine {
                 price_micros,
             } => {
                 let u = usize::from(*underlying);
+                if self.config.oracle.enabled() {
+                    // With a committee, only quorum-certified rounds move the index (invariant 4).
+                    out.push(reject(None, RejectReason::UncertifiedIndexPrice));
+                    return;
+                }
                 if u >= self.config.underlyings.len() {
                     out.push(reject(None, RejectReason::UnknownUnderlying));
                     return;
                 }
                 // Prices are bounded so that notional arithmetic cannot overflow.
-                if *price_micros <= 0 || *price_micros > 1_000_000_000_000_000 {
+                if *price_micros <= 0 || *price_micros > PRICE_MICROS_MAX {
                     out.push(reject(None, RejectReason::InvalidIndexPrice));
                     return;
                 }
@@ -349,6 +387,15 @@ impl Engine {
                     underlying: *underlying,
                     price_micros: *price_micros,
                 });
+            }
+            SystemCommand::OracleRound {
+                underlying,
+                round,
+                observations,
+            } => {
+                if let Err(reason) = self.oracle_round(*underlying, *round, observations, out) {
+                    out.push(reject(None, reason));
+                }
             }
         }
     }
@@ -412,12 +459,7 @@ impl Engine {
     /// Open interest (total long lots) per instrument.
     pub fn open_interest(&self) -> Vec<i64> {
         let mut oi = vec![0i64; self.config.instruments.len()];
-        let all = self
-            .state
-            .accounts
-            .values()
-            .chain(std::iter::once(&self.state.insurance));
-        for acct in all {
+        for acct in self.state.holders() {
             for (id, p) in &acct.positions {
                 if p.qty > 0 {
                     oi[id.0 as usize] += p.qty;
@@ -436,12 +478,7 @@ impl Engine {
             insurance_fund: self.state.insurance.cash,
             net_deposits: self.state.net_deposits,
         };
-        let all = self
-            .state
-            .accounts
-            .values()
-            .chain(std::iter::once(&self.state.insurance));
-        for acct in all {
+        for acct in self.state.holders() {
             t.cash += acct.cash;
             for (id, p) in &acct.positions {
                 if self.config.instruments[id.0 as usize].is_perpetual() {

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::{AccountId, InstrumentId, OrderId, Side};
+use crate::oracle::{FaultEvidence, GuardKind};
 
 /// Why a command was refused. A rejected command changes no state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +54,28 @@ pub enum RejectReason {
     InvalidIndexPrice,
     /// The account already has the most resting orders allowed on this instrument.
     TooManyOrders,
+    /// An unsigned index price while an oracle committee is configured.
+    UncertifiedIndexPrice,
+    /// An oracle round while no committee is configured.
+    OracleNotConfigured,
+    /// An oracle round with more observations than allowed.
+    OracleTooManyObservations,
+    /// An oracle round not above the last certified one, or an observation for another feed or
+    /// round.
+    OracleWrongRound,
+    /// An observation signed by a key that is not a current committee member.
+    OracleNotMember,
+    /// Two observations by the same member in one round.
+    OracleDuplicateSigner,
+    /// An observation's price, confidence, source count or time is out of range.
+    OracleValueOutOfRange,
+    /// Fewer than 2f+1 distinct members signed.
+    OracleQuorumNotMet,
+    /// An observation's signature does not verify.
+    OracleBadSignature,
+    /// An oracle guard is open on the instrument's underlying: only cancels, size reductions and
+    /// reduce-only orders are accepted, and withdrawals by accounts with a position there wait.
+    OracleGuardOpen,
 }
 
 /// Why an order left the book without filling.
@@ -235,6 +258,46 @@ pub enum Event {
         qty: i64,
         /// Price in ticks.
         price: i64,
+    },
+    /// An oracle round was certified (followed by [`Event::IndexUpdated`]).
+    OracleCertified {
+        /// Which underlying.
+        underlying: u16,
+        /// The round.
+        round: u64,
+        /// The median of the observations, micros.
+        aggregate_micros: i64,
+        /// Its confidence half-width, micros.
+        confidence_micros: i64,
+        /// Distinct member signatures counted.
+        signers: u32,
+        /// The index applied after the per-round clamp, micros.
+        index_micros: i64,
+    },
+    /// An oracle guard opened: liquidations and risk-increasing orders on the underlying pause.
+    OracleGuardOpened {
+        /// Which underlying.
+        underlying: u16,
+        /// Which guard.
+        guard: GuardKind,
+        /// The value that tripped it (units per [`GuardKind`]).
+        observed: i64,
+        /// The limit.
+        limit: i64,
+    },
+    /// An oracle guard closed by rule after enough healthy rounds.
+    OracleGuardClosed {
+        /// Which underlying.
+        underlying: u16,
+        /// Which guard.
+        guard: GuardKind,
+        /// When it had opened, engine milliseconds.
+        opened_ms: u64,
+    },
+    /// A member's observations deviated from the aggregate for too many consecutive rounds.
+    OracleFault {
+        /// The evidence (also kept in the engine state for the sentinel).
+        evidence: FaultEvidence,
     },
     /// An option expired and positions were cash-settled at the index TWAP.
     Settled {

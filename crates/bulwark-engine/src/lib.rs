@@ -19,6 +19,7 @@ pub mod instrument;
 pub mod liquidation;
 pub mod margin;
 pub mod mark;
+pub mod oracle;
 pub mod orders;
 pub mod pricing;
 pub mod settle;

@@ -42,6 +42,8 @@ impl Engine {
             };
         let candidates: Vec<AccountId> = scope
             .filter(|(_, a)| !a.positions.is_empty())
+            // An open oracle guard pauses liquidation of anyone exposed to that underlying.
+            .filter(|(_, a)| !self.holds_guarded(a))
             .filter(|(_, a)| standing(a, view, false, None).is_ok_and(|s| s.equity < s.maintenance))
             .map(|(id, _)| *id)
             .collect();
@@ -79,31 +81,9 @@ impl Engine {
                 if pos == 0 {
                     break;
                 }
-                let (Some(mark), Some(band)) = (self.state.marks[i], self.band(i)) else {
+                let Some(order) = self.closing_order(id, i, pos, step.min(pos.abs())) else {
                     break;
                 };
-                let side = if pos > 0 { Side::Sell } else { Side::Buy };
-                let width = i64::try_from(
-                    i128::from(mark) * i128::from(self.config.liquidation_band_bps) / 10_000,
-                )
-                .expect("a band is a fraction of an i64 mark")
-                .max(1);
-                let limit = match side {
-                    Side::Sell => (mark - width).max(1),
-                    Side::Buy => mark + width,
-                };
-                let order = Order {
-                    id: crate::command::OrderId(self.state.next_order_id),
-                    owner: id,
-                    instrument: i,
-                    side,
-                    limit,
-                    qty: step.min(pos.abs()),
-                    tif: TimeInForce::Ioc,
-                    stp: SelfTradePrevention::CancelResting,
-                    band,
-                };
-                self.state.next_order_id += 1;
                 let first = out.len();
                 let filled = self.run_order(order, out);
                 if filled > 0 {
@@ -229,6 +209,41 @@ impl Engine {
         ranked
     }
 
+    /// An immediate-or-cancel order that closes `qty` lots of a position of `position` lots,
+    /// limited to mark ± `liquidation_band_bps` (and to the instrument's band); `None` before the
+    /// instrument has a mark.
+    fn closing_order(
+        &mut self,
+        owner: AccountId,
+        i: usize,
+        position: i64,
+        qty: i64,
+    ) -> Option<Order> {
+        let (mark, band) = (self.state.marks[i]?, self.band(i)?);
+        let width =
+            i64::try_from(i128::from(mark) * i128::from(self.config.liquidation_band_bps) / 10_000)
+                .expect("a band is a fraction of an i64 mark")
+                .max(1);
+        let side = if position > 0 { Side::Sell } else { Side::Buy };
+        let limit = match side {
+            Side::Sell => (mark - width).max(1),
+            Side::Buy => mark + width,
+        };
+        let id = crate::command::OrderId(self.state.next_order_id);
+        self.state.next_order_id += 1;
+        Some(Order {
+            id,
+            owner,
+            instrument: i,
+            side,
+            limit,
+            qty,
+            tif: TimeInForce::Ioc,
+            stp: SelfTradePrevention::CancelResting,
+            band,
+        })
+    }
+
     /// Moves `q` lots (signed, as held by `from`) from `from` to `to` at `price`, without fees.
     fn transfer(&mut self, from: AccountId, to: AccountId, inst: InstrumentId, q: i64, price: i64) {
         let instrument = &self.config.instruments[inst.0 as usize];
@@ -261,34 +276,13 @@ impl Engine {
             .collect();
         for (inst, q) in held {
             let i = inst.0 as usize;
-            if self.state.markets[i].closed {
+            let underlying = usize::from(self.config.instruments[i].underlying);
+            if self.state.markets[i].closed || self.guarded(underlying) {
                 continue;
             }
-            let (Some(mark), Some(band)) = (self.state.marks[i], self.band(i)) else {
+            let Some(order) = self.closing_order(INSURANCE_FUND, i, q, q.abs()) else {
                 continue;
             };
-            let width = i64::try_from(
-                i128::from(mark) * i128::from(self.config.liquidation_band_bps) / 10_000,
-            )
-            .expect("a band is a fraction of an i64 mark")
-            .max(1);
-            let side = if q > 0 { Side::Sell } else { Side::Buy };
-            let limit = match side {
-                Side::Sell => (mark - width).max(1),
-                Side::Buy => mark + width,
-            };
-            let order = Order {
-                id: crate::command::OrderId(self.state.next_order_id),
-                owner: INSURANCE_FUND,
-                instrument: i,
-                side,
-                limit,
-                qty: q.abs(),
-                tif: TimeInForce::Ioc,
-                stp: SelfTradePrevention::CancelResting,
-                band,
-            };
-            self.state.next_order_id += 1;
             self.run_order(order, out);
         }
     }

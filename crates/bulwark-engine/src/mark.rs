@@ -9,8 +9,7 @@
 //!   clamped to the instrument's cap, paid per lot from longs to shorts when positive. The payment
 //!   per lot is rounded toward zero once, so the two sides' payments cancel exactly.
 
-use crate::command::AccountId;
-use crate::engine::{Engine, INSURANCE_FUND};
+use crate::engine::Engine;
 use crate::event::Event;
 use crate::instrument::InstrumentKind;
 use crate::pricing;
@@ -207,20 +206,7 @@ impl Engine {
             let per_lot = i128::from(mark) * inst.notional_per_tick_lot * rate / 1_000_000;
             let id = inst.id;
             let mut paid = 0i128;
-            let holders: Vec<AccountId> = self
-                .state
-                .accounts
-                .iter()
-                .filter(|(_, a)| a.positions.contains_key(&id))
-                .map(|(k, _)| *k)
-                .chain(
-                    self.state
-                        .insurance
-                        .positions
-                        .contains_key(&id)
-                        .then_some(INSURANCE_FUND),
-                )
-                .collect();
+            let holders = self.state.holders_of(id);
             for h in holders {
                 let acct = self.state.holder_mut(h);
                 let payment = i128::from(acct.position(id).qty) * per_lot;

@@ -150,6 +150,9 @@ impl Engine {
         if o.qty <= 0 || o.qty > inst.order_lots_max {
             return Err(RejectReason::InvalidSize);
         }
+        if !o.reduce_only && self.guarded(usize::from(inst.underlying)) {
+            return Err(RejectReason::OracleGuardOpen);
+        }
         let band = self.band(i).ok_or(RejectReason::NoMarkPrice)?;
         let price = if market {
             match o.side {
@@ -374,7 +377,11 @@ impl Engine {
         if price < band.0 || price > band.1 {
             return Err(RejectReason::OutsideBand);
         }
-        if price == old.price && qty <= old.qty {
+        let shrink_only = price == old.price && qty <= old.qty;
+        if !shrink_only && self.guarded(usize::from(inst.underlying)) {
+            return Err(RejectReason::OracleGuardOpen);
+        }
+        if shrink_only {
             if qty < old.qty {
                 self.state.markets[i].book.reduce(id, qty);
                 self.state.holder_mut(account).adjust_open(
@@ -445,6 +452,9 @@ impl Engine {
         }
         let amount = i128::from(amount);
         let acct = &self.state.accounts[&account];
+        if self.holds_guarded(acct) {
+            return Err(RejectReason::OracleGuardOpen);
+        }
         let st = standing(acct, self.view(), true, None).map_err(|_| RejectReason::NoMarkPrice)?;
         if st.withdrawable() < amount {
             return Err(RejectReason::InsufficientFunds);

@@ -8,8 +8,7 @@
 use std::collections::VecDeque;
 
 use crate::book::Resting;
-use crate::command::AccountId;
-use crate::engine::{Engine, INSURANCE_FUND};
+use crate::engine::Engine;
 use crate::event::{CancelReason, Event};
 use crate::instrument::{InstrumentKind, OptionRight};
 use crate::orders::dropped;
@@ -76,20 +75,7 @@ impl Engine {
                 OptionRight::Put => (strike_micros - settlement).max(0),
             };
             let per_lot = i128::from(intrinsic) * i128::from(inst.lot_size_nanos) / 1_000_000_000;
-            let holders: Vec<AccountId> = self
-                .state
-                .accounts
-                .iter()
-                .filter(|(_, a)| a.positions.contains_key(&id))
-                .map(|(k, _)| *k)
-                .chain(
-                    self.state
-                        .insurance
-                        .positions
-                        .contains_key(&id)
-                        .then_some(INSURANCE_FUND),
-                )
-                .collect();
+            let holders = self.state.holders_of(id);
             let mut paid = 0i128;
             for h in holders {
                 let acct = self.state.holder_mut(h);

@@ -17,7 +17,7 @@ use crate::engine::{Engine, EngineConfig, State};
 /// Domain tag of the state root. Changing it is a breaking change.
 pub const STATE_NAMESPACE: &[u8] = b"bulwark/engine/state/v1";
 const MAGIC: &[u8; 6] = b"BWSNAP";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
@@ -97,6 +97,13 @@ impl Engine {
             || state.marks.len() != n
             || state.index.len() != config.underlyings.len()
             || state.index_states.len() != config.underlyings.len()
+            || state.oracle.feeds.len() != config.underlyings.len()
+            || state.oracle.faults.len() > crate::oracle::FAULT_RECORDS_MAX
+            || state
+                .oracle
+                .feeds
+                .iter()
+                .any(|f| f.deviant_rounds.len() != config.oracle.members.len())
         {
             return Err(SnapshotError::Inconsistent(
                 "sizes do not match the listing",

@@ -931,7 +931,7 @@ fn memory_figures(count: usize) {
             unit: "bytes",
             peer: Some("goal"),
             peer_value: Some(RESTING_BYTES_GOAL),
-            ratio: Some(RESTING_BYTES_GOAL / bytes),
+            ratio: Some(bytes / RESTING_BYTES_GOAL),
         }
         .print();
     };

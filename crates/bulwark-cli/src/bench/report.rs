@@ -17,7 +17,8 @@ pub struct Figure<'a> {
     pub peer: Option<&'a str>,
     /// The peer's value in the same unit.
     pub peer_value: Option<f64>,
-    /// `value / peer_value` oriented so that higher is better for us (see each bench).
+    /// Always `value / peer_value`: for rates (ops/s) above 1 means we beat the peer; for costs
+    /// (time, bytes) below 1 does.
     pub ratio: Option<f64>,
 }
 

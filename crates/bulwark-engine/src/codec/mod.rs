@@ -17,7 +17,7 @@
 //! | [`TimeInForce`] | `0` gtc, `1` ioc, `2` fok |
 //! | [`SelfTradePrevention`] | `0` cancel resting, `1` cancel incoming, `2` cancel both |
 //! | [`ClientCommand`] | `1` limit, `2` market, `3` cancel, `4` amend, `5` mass cancel, `6` withdraw |
-//! | [`SystemCommand`] | `1` open account, `2` deposit, `3` index price |
+//! | [`SystemCommand`] | `1` open account, `2` deposit, `3` index price, `4` oracle round |
 //! | [`Command`] | `1` client (account `u64`, nonce `u64`, client command), `2` system |
 //!
 //! A [`SignedTx`] is account `u64`, nonce `u64`, client command, 64 signature bytes. A batch is
@@ -40,6 +40,7 @@ use crate::command::{
     Side, SystemCommand, TimeInForce,
 };
 
+mod oracle;
 mod verify;
 
 pub use verify::{verify_batch, verify_batch_parallel, verify_one, SignedTx, VerifyError};
@@ -47,9 +48,15 @@ pub use verify::{verify_batch, verify_batch_parallel, verify_one, SignedTx, Veri
 /// The version byte that starts every frame this module writes or accepts.
 pub const FRAME_VERSION: u8 = 0x01;
 
-/// The largest frame (one transaction or command, version byte included) that decoding accepts.
-/// Every value of the current format is far smaller; the bound is checked before parsing.
+/// The largest frame (one transaction, client command or signed observation, version byte
+/// included) that decoding accepts. Every such value of the current format is far smaller; the
+/// bound is checked before parsing.
 pub const FRAME_BYTES_MAX: usize = 1024;
+
+/// The largest [`Command`] or [`SystemCommand`] frame: an oracle round with
+/// [`crate::oracle::ORACLE_ROUND_OBSERVATIONS_MAX`] signed observations (about 8 KiB). Client
+/// input ([`SignedTx`], [`ClientCommand`]) keeps the tighter [`FRAME_BYTES_MAX`].
+pub const COMMAND_FRAME_BYTES_MAX: usize = 1 + 1 + oracle::ORACLE_ROUND_BYTES_MAX;
 
 /// The signing namespace of client transactions. Part of the protocol: changing it invalidates
 /// every signature.
@@ -91,7 +98,8 @@ pub enum CodecError {
         /// The byte found.
         tag: u8,
     },
-    /// The frame is longer than [`FRAME_BYTES_MAX`]; it was not parsed.
+    /// The frame is longer than the decoder's limit ([`FRAME_BYTES_MAX`] or
+    /// [`COMMAND_FRAME_BYTES_MAX`]); it was not parsed.
     #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
     TooLong {
         /// Input length.
@@ -143,7 +151,7 @@ pub fn encode_client_command(command: &ClientCommand) -> Vec<u8> {
 
 /// Decodes a frame written by [`encode_client_command`].
 pub fn decode_client_command(bytes: &[u8]) -> Result<ClientCommand, CodecError> {
-    decode_frame(bytes)
+    decode_frame(bytes, FRAME_BYTES_MAX)
 }
 
 /// Encodes a system command as a canonical frame.
@@ -151,9 +159,9 @@ pub fn encode_system_command(command: &SystemCommand) -> Vec<u8> {
     encode_frame(command)
 }
 
-/// Decodes a frame written by [`encode_system_command`].
+/// Decodes a frame written by [`encode_system_command`] (at most [`COMMAND_FRAME_BYTES_MAX`]).
 pub fn decode_system_command(bytes: &[u8]) -> Result<SystemCommand, CodecError> {
-    decode_frame(bytes)
+    decode_frame(bytes, COMMAND_FRAME_BYTES_MAX)
 }
 
 /// Encodes an engine command as a canonical frame.
@@ -161,9 +169,9 @@ pub fn encode_command(command: &Command) -> Vec<u8> {
     encode_frame(command)
 }
 
-/// Decodes a frame written by [`encode_command`].
+/// Decodes a frame written by [`encode_command`] (at most [`COMMAND_FRAME_BYTES_MAX`]).
 pub fn decode_command(bytes: &[u8]) -> Result<Command, CodecError> {
-    decode_frame(bytes)
+    decode_frame(bytes, COMMAND_FRAME_BYTES_MAX)
 }
 
 /// Encodes signed transactions as one batch: version byte, `u32` count, the transactions.
@@ -225,11 +233,11 @@ fn encode_frame<T: Wire>(value: &T) -> Vec<u8> {
     out
 }
 
-fn decode_frame<T: Wire>(bytes: &[u8]) -> Result<T, CodecError> {
-    if bytes.len() > FRAME_BYTES_MAX {
+fn decode_frame<T: Wire>(bytes: &[u8], max: usize) -> Result<T, CodecError> {
+    if bytes.len() > max {
         return Err(CodecError::TooLong {
             len: bytes.len(),
-            max: FRAME_BYTES_MAX,
+            max,
         });
     }
     let mut reader = Reader::new(bytes);
@@ -539,6 +547,16 @@ impl Wire for SystemCommand {
                 underlying.put(out);
                 price_micros.put(out);
             }
+            SystemCommand::OracleRound {
+                underlying,
+                round,
+                observations,
+            } => {
+                out.push(4);
+                underlying.put(out);
+                round.put(out);
+                oracle::put_observations(observations, out);
+            }
         }
     }
     fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
@@ -554,6 +572,11 @@ impl Wire for SystemCommand {
             3 => Ok(SystemCommand::IndexPrice {
                 underlying: Wire::take(reader)?,
                 price_micros: Wire::take(reader)?,
+            }),
+            4 => Ok(SystemCommand::OracleRound {
+                underlying: Wire::take(reader)?,
+                round: Wire::take(reader)?,
+                observations: oracle::take_observations(reader)?,
             }),
             tag => Err(CodecError::UnknownTag {
                 what: "system command",

@@ -256,10 +256,18 @@ fn every_error_is_reachable() {
 
     let long = vec![FRAME_VERSION; FRAME_BYTES_MAX + 1];
     assert_eq!(
-        decode_command(&long),
+        decode_client_command(&long),
         Err(CodecError::TooLong {
             len: FRAME_BYTES_MAX + 1,
             max: FRAME_BYTES_MAX
+        })
+    );
+    let longer = vec![FRAME_VERSION; COMMAND_FRAME_BYTES_MAX + 1];
+    assert_eq!(
+        decode_command(&longer),
+        Err(CodecError::TooLong {
+            len: COMMAND_FRAME_BYTES_MAX + 1,
+            max: COMMAND_FRAME_BYTES_MAX
         })
     );
 

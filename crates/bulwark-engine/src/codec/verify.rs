@@ -74,7 +74,7 @@ impl SignedTx {
 
     /// Decodes one canonical frame; the signature is not checked here.
     pub fn decode(bytes: &[u8]) -> Result<SignedTx, CodecError> {
-        decode_frame(bytes)
+        decode_frame(bytes, FRAME_BYTES_MAX)
     }
 
     /// Verifies this transaction under `public_key`, exactly as [`verify_batch`] would as the

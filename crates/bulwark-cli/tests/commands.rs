@@ -1,0 +1,66 @@
+//! `bulwark sim` and `bulwark audit` through the binary: outcomes, exit codes, clear errors.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn sim_prints_a_json_outcome_and_refuses_bad_arguments() {
+    let (code, stdout, stderr) = run(&["sim", "--scenario", "venue-spike", "--seed", "3"]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["erroneous_liquidations"], 0, "{v}");
+    let (code, _, stderr) = run(&["sim", "--scenario", "moon-landing"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("known: oracle-collusion"), "{stderr}");
+    let (code, _, stderr) = run(&["sim", "--scenario", "venue-spike", "--nodes", "5"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("3f + 1"), "{stderr}");
+}
+
+#[test]
+fn audit_reports_findings_and_errors_by_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("etc/ssh")).unwrap();
+    std::fs::write(root.join("etc/ssh/sshd_config"), "PermitRootLogin yes\n").unwrap();
+    let policy = root.join("p.yml");
+    std::fs::write(
+        &policy,
+        "policy:\n  id: t\n  file: p.yml\n  name: test\n  description: test\nchecks:\n  - id: 1\n    title: no root login\n    condition: none\n    rules:\n      - 'f:/etc/ssh/sshd_config -> r:^\\s*PermitRootLogin\\s+yes'\n",
+    )
+    .unwrap();
+    let args = [
+        "audit",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    let (code, stdout, stderr) = run(&args);
+    assert_eq!(code, 1, "a failed check is a finding: {stderr}");
+    assert!(stdout.contains("\"failed\""), "{stdout}");
+    std::fs::write(root.join("etc/ssh/sshd_config"), "PermitRootLogin no\n").unwrap();
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::write(&policy, "checks: [ {").unwrap();
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, 2, "a malformed policy is an error: {stderr}");
+    assert!(
+        stderr.contains("p.yml"),
+        "the error names the file: {stderr}"
+    );
+}

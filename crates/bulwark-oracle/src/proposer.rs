@@ -1,0 +1,103 @@
+//! The proposer's side of a round: keep the valid signed observations of a feed and round, and
+//! form the engine's [`SystemCommand::OracleRound`] once `2f + 1` distinct members signed.
+//!
+//! Until the committee (consensus) exists, an in-process proposer plays this part in the
+//! scenarios; in the node it is the block proposer's job, and every replica runs
+//! [`verify_oracle_round`] on the proposal before executing it.
+
+use bulwark_engine::command::SystemCommand;
+use bulwark_engine::oracle::{
+    verify_oracle_round, OracleConfig, OracleRoundError, SignedObservation, PRICE_MICROS_MAX,
+};
+
+/// Why an observation was left out of a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Dropped {
+    /// For another feed or round.
+    #[error("observation for another feed or round")]
+    WrongRound,
+    /// Not signed by a member.
+    #[error("signer is not a committee member")]
+    NotMember,
+    /// The member already has an observation in the round (the first one is kept).
+    #[error("member already observed this round")]
+    Duplicate,
+    /// Price, confidence or source count out of range.
+    #[error("value out of range")]
+    OutOfRange,
+    /// The signature does not verify.
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+/// Keeps the valid observations of one feed and round, at most one per member.
+#[derive(Debug, Clone)]
+pub struct RoundBuilder {
+    underlying: u16,
+    round: u64,
+    kept: Vec<(usize, SignedObservation)>,
+}
+
+impl RoundBuilder {
+    /// An empty round.
+    pub fn new(underlying: u16, round: u64) -> Self {
+        RoundBuilder {
+            underlying,
+            round,
+            kept: Vec::new(),
+        }
+    }
+
+    /// Offers one observation; returns why it was dropped, if it was.
+    pub fn offer(
+        &mut self,
+        config: &OracleConfig,
+        observation: SignedObservation,
+    ) -> Result<(), Dropped> {
+        let o = &observation.observation;
+        if o.feed != self.underlying || o.round != self.round {
+            return Err(Dropped::WrongRound);
+        }
+        let member = config
+            .member_index(&observation.node)
+            .ok_or(Dropped::NotMember)?;
+        if self.kept.iter().any(|(m, _)| *m == member) {
+            return Err(Dropped::Duplicate);
+        }
+        if o.price_micros <= 0
+            || o.price_micros > PRICE_MICROS_MAX
+            || o.confidence_micros < 0
+            || o.confidence_micros > o.price_micros
+            || o.sources == 0
+        {
+            return Err(Dropped::OutOfRange);
+        }
+        observation.verify().map_err(|_| Dropped::BadSignature)?;
+        self.kept.push((member, observation));
+        Ok(())
+    }
+
+    /// Distinct members kept so far.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Whether nothing was kept.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// The engine command, in committee order, once the quorum is met; checked with
+    /// [`verify_oracle_round`] as every replica would.
+    pub fn finish(mut self, config: &OracleConfig) -> Result<SystemCommand, OracleRoundError> {
+        self.kept.sort_by_key(|(m, _)| *m);
+        let observations: Vec<SignedObservation> = self.kept.into_iter().map(|(_, o)| o).collect();
+        verify_oracle_round(config, self.underlying, self.round, &observations)?;
+        Ok(SystemCommand::OracleRound {
+            underlying: self.underlying,
+            round: self.round,
+            observations,
+        })
+    }
+}

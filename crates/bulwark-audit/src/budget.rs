@@ -2,8 +2,8 @@
 //!
 //! Entry counts ([`crate::eval::DIR_ENTRIES_MAX`], `setuid_entries_max`) bound how much a walk may
 //! do; a [`Budget`] bounds how fast it does it, so a scan on a loaded node stays in the background.
-//! A [`Governor`] is charged by the walks (one entry, so many bytes read) and, after every slice of
-//! walk time, sleeps long enough that, counted from the first charge:
+//! A [`Governor`] is charged by the walks (each entry walked, each byte read) and, after every slice
+//! of work, sleeps long enough that, counted over the time spent in walks:
 //!
 //! - walk time spent working is at most `cpu_percent_max` % of walk time (a duty cycle: at 20 %,
 //!   10 ms of work is followed by 40 ms of sleep). Working time is wall time, so time blocked on
@@ -226,8 +226,8 @@ pub struct Governor<'c> {
     clock: &'c dyn Clock,
     /// Clock reading at the last charge or `enter`, while inside a walk.
     mark: Option<Duration>,
-    /// Working time since the last sleep.
-    busy_since_sleep: Duration,
+    /// Working time since the current slice began.
+    busy_in_slice: Duration,
     stats: PaceStats,
 }
 
@@ -253,7 +253,7 @@ impl<'c> Governor<'c> {
             budget,
             clock,
             mark: None,
-            busy_since_sleep: Duration::ZERO,
+            busy_in_slice: Duration::ZERO,
             stats: PaceStats::default(),
         }
     }
@@ -306,7 +306,7 @@ impl<'c> Governor<'c> {
             let now = self.clock.now();
             let worked = now.saturating_sub(mark);
             self.stats.busy += worked;
-            self.busy_since_sleep += worked;
+            self.busy_in_slice += worked;
             self.mark = Some(now);
         }
     }
@@ -339,16 +339,23 @@ impl<'c> Governor<'c> {
         let walked = self.stats.busy + self.stats.slept;
         let (cpu_due, rate_due) = self.walk_time_due();
         // The duty cycle is settled once per slice of work; a rate as soon as it is a slice behind
-        // (cheap entries can run far ahead of their rate within one slice of work).
-        let settle = self.busy_since_sleep >= slice || rate_due.saturating_sub(walked) >= slice;
+        // (cheap entries can run far ahead of their rate within one slice of work). Settling only
+        // then keeps sleeps few and long rather than one tiny sleep per entry.
+        let slice_done = self.busy_in_slice >= slice;
+        if !slice_done && rate_due.saturating_sub(walked) < slice {
+            return;
+        }
+        if slice_done {
+            self.busy_in_slice = Duration::ZERO;
+        }
         let debt = cpu_due.max(rate_due).saturating_sub(walked);
-        if !settle || debt.is_zero() {
+        if debt.is_zero() {
             return;
         }
         self.clock.sleep(debt);
         self.stats.slept += debt;
         self.stats.sleeps += 1;
-        self.busy_since_sleep = Duration::ZERO;
+        self.busy_in_slice = Duration::ZERO;
         // The sleep is not work: measure again from after it.
         self.mark = Some(self.clock.now());
     }

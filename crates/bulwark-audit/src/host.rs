@@ -33,6 +33,9 @@ pub enum HostError {
         /// Why reading failed.
         reason: String,
     },
+    /// The path has a `..` component and could leave the audited root; it is never opened.
+    #[error("{0}: a `..` component could leave the audited root; refused")]
+    OutsideRoot(String),
     /// A file is larger than [`FILE_BYTES_MAX`].
     #[error("{0}: larger than {FILE_BYTES_MAX} bytes")]
     TooLarge(String),
@@ -200,8 +203,17 @@ impl RootedHost {
         &self.root
     }
 
-    fn host_path(&self, path: &str) -> PathBuf {
-        self.root.join(path.trim_start_matches('/'))
+    /// The real path of `path` under the root. A `..` component is refused rather than resolved,
+    /// so a rule can never read outside `--root` by walking up.
+    fn host_path(&self, path: &str) -> Result<PathBuf, HostError> {
+        let relative = Path::new(path.trim_start_matches('/'));
+        if relative
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(HostError::OutsideRoot(path.to_owned()));
+        }
+        Ok(self.root.join(relative))
     }
 }
 
@@ -231,7 +243,7 @@ fn kind_of(ft: std::fs::FileType) -> FileKind {
 
 impl Host for RootedHost {
     fn read_file(&self, path: &str) -> Result<Vec<u8>, HostError> {
-        let file = std::fs::File::open(self.host_path(path)).map_err(|e| io_error(path, e))?;
+        let file = std::fs::File::open(self.host_path(path)?).map_err(|e| io_error(path, e))?;
         let mut buf = Vec::new();
         // `/proc` files report length 0, so bound the read itself rather than trusting metadata.
         file.take(FILE_BYTES_MAX + 1)
@@ -244,7 +256,7 @@ impl Host for RootedHost {
     }
 
     fn metadata(&self, path: &str, follow: bool) -> Result<FileMeta, HostError> {
-        let p = self.host_path(path);
+        let p = self.host_path(path)?;
         let m = if follow {
             std::fs::metadata(&p)
         } else {
@@ -261,7 +273,7 @@ impl Host for RootedHost {
     }
 
     fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>, HostError> {
-        let rd = std::fs::read_dir(self.host_path(path)).map_err(|e| io_error(path, e))?;
+        let rd = std::fs::read_dir(self.host_path(path)?).map_err(|e| io_error(path, e))?;
         let mut out = Vec::new();
         for entry in rd {
             let entry = entry.map_err(|e| io_error(path, e))?;
@@ -276,7 +288,7 @@ impl Host for RootedHost {
     }
 
     fn read_link(&self, path: &str) -> Result<String, HostError> {
-        std::fs::read_link(self.host_path(path))
+        std::fs::read_link(self.host_path(path)?)
             .map(|t| t.to_string_lossy().into_owned())
             .map_err(|e| io_error(path, e))
     }
@@ -482,6 +494,32 @@ pub fn split_command(line: &str) -> Result<Vec<String>, String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn paths_cannot_walk_out_of_the_root() {
+        let outer = std::env::temp_dir().join(format!("bulwark-audit-root-{}", std::process::id()));
+        let root = outer.join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(outer.join("secret"), b"outside").unwrap();
+        std::fs::write(root.join("etc/inside"), b"inside").unwrap();
+        let host = RootedHost::new(&root, CommandSource::Disabled("test".into()));
+        assert_eq!(host.read_file("/etc/inside").unwrap(), b"inside");
+        for escape in ["/../secret", "/etc/../../secret", "../secret"] {
+            assert!(
+                matches!(host.read_file(escape), Err(HostError::OutsideRoot(_))),
+                "{escape}"
+            );
+            assert!(matches!(
+                host.metadata(escape, true),
+                Err(HostError::OutsideRoot(_))
+            ));
+            assert!(matches!(
+                host.read_dir("/etc/../.."),
+                Err(HostError::OutsideRoot(_))
+            ));
+        }
+        std::fs::remove_dir_all(&outer).unwrap();
+    }
 
     #[test]
     fn splits_like_a_shell_without_expansion() {

@@ -16,7 +16,7 @@
 //! setuid:                    # files with setuid/setgid bits allowed under setuid_scan
 //!   - /usr/bin/passwd
 //! setuid_scan: [/usr/bin, /usr/sbin, /usr/lib, /bin, /sbin, /opt]
-//! setuid_entries_max: 200000 # walk budget; exceeding it makes the check not applicable
+//! setuid_entries_max: 200000 # entry bound; exceeding it makes the check not applicable
 //! ```
 //!
 //! Each section becomes one check of a pseudo-policy `manifest:<role>` with fixed ids and severities:
@@ -138,7 +138,7 @@ pub struct Manifest {
     /// Directories walked for setuid files.
     #[serde(default)]
     pub setuid_scan: Vec<String>,
-    /// Walk budget for the setuid scan.
+    /// Entry bound for the setuid scan (its pace is the scan's [`crate::budget::Budget`]).
     #[serde(default = "default_entries_max")]
     pub setuid_entries_max: usize,
 }

@@ -27,6 +27,8 @@ enum Top {
     Engine(EngineCmd),
     /// Run a seeded scenario simulation and print its JSON outcome.
     Sim(sim::SimArgs),
+    /// Attestation: TPM quotes, reference-value manifests, evidence appraisal.
+    Attest(bulwark_attest::AttestArgs),
     /// Audit this host (or a directory tree) against CIS-style SCA policies and a role manifest.
     Audit(bulwark_audit::AuditArgs),
     /// Run a benchmark; prints one JSON line per figure.
@@ -46,6 +48,8 @@ enum BenchCmd {
     Engine(bench::engine::EngineBenchArgs),
     /// Oracle aggregation cost per round and certified-index deviation on real captures.
     Oracle,
+    /// Quotes appraised per second vs the bare signature-verification bound and tpm2_checkquote.
+    Attest,
     /// Audit scan CPU time and peak memory vs lynis and OpenSCAP; re-check of one changed file.
     Audit,
 }
@@ -56,7 +60,12 @@ fn main() -> ExitCode {
         Top::Up(args) => up::run(args),
         Top::Engine(EngineCmd::Run(args)) => engine_run::run(args),
         Top::Sim(args) => sim::run(args),
+        Top::Attest(args) => bulwark_attest::run(args),
         Top::Audit(args) => bulwark_audit::run(args),
+        Top::Bench(BenchCmd::Attest) => {
+            bulwark_attest::run_bench();
+            ExitCode::SUCCESS
+        }
         Top::Bench(BenchCmd::Oracle) => {
             bulwark_oracle::run_bench();
             ExitCode::SUCCESS

@@ -1,0 +1,366 @@
+//! `bulwark bench attest`: quotes appraised per second, against peers run in the same process.
+//!
+//! Prints one JSON line per comparison:
+//! `{"bench","metric","value","unit","peer","peer_value","ratio"}`.
+//! - peer `tpm2_checkquote`: the tpm2-tools checker (what Keylime's verifier ran per quote), one process
+//!   per quote, checking only signature and nonce — less work than a full appraisal;
+//! - peer `p256_verify_bound` (or `ed25519_verify_bound` for dev evidence): bare signature verifications
+//!   per second on this machine, an upper bound no appraisal can beat.
+
+use crate::appraisal::Status;
+use crate::evidence::{AppMeasurements, Evidence};
+use crate::hexbytes::HexBytes;
+use crate::manifest::{OperatorSet, ReferenceManifest, SignedManifest};
+use crate::verifier::{AppraisalRequest, Verifier, VerifierConfig};
+use ed25519_dalek::SigningKey;
+use std::time::Instant;
+
+const NOW_MS: u64 = 1_800_000_000_000;
+
+struct Line<'a> {
+    metric: &'a str,
+    value: f64,
+    unit: &'a str,
+    peer: &'a str,
+    peer_value: f64,
+}
+
+/// One output line; fields serialize in declaration order.
+#[derive(serde::Serialize)]
+struct Output<'a> {
+    bench: &'a str,
+    metric: &'a str,
+    value: f64,
+    unit: &'a str,
+    peer: &'a str,
+    peer_value: f64,
+    ratio: f64,
+}
+
+fn print(line: &Line<'_>) {
+    let ratio = if line.peer_value > 0.0 {
+        line.value / line.peer_value
+    } else {
+        0.0
+    };
+    let output = Output {
+        bench: "attest",
+        metric: line.metric,
+        value: (line.value * 10.0).round() / 10.0,
+        unit: line.unit,
+        peer: line.peer,
+        peer_value: (line.peer_value * 10.0).round() / 10.0,
+        ratio: (ratio * 1000.0).round() / 1000.0,
+    };
+    println!(
+        "{}",
+        serde_json::to_string(&output).expect("bench lines always serialize")
+    );
+}
+
+fn operators() -> (SigningKey, SigningKey, OperatorSet) {
+    let keys: Vec<SigningKey> = (11..14u8)
+        .map(|i| SigningKey::from_bytes(&[i; 32]))
+        .collect();
+    let set = OperatorSet::new(
+        keys.iter()
+            .map(|k| HexBytes(k.verifying_key().to_bytes()))
+            .collect(),
+        2,
+    )
+    .expect("three distinct keys make a valid 2-of-3 set");
+    (keys[0].clone(), keys[2].clone(), set)
+}
+
+fn sign_manifest(manifest: ReferenceManifest) -> SignedManifest {
+    let (a, b, _) = operators();
+    let mut signed = SignedManifest::unsigned(manifest);
+    signed.sign_with(&a);
+    signed.sign_with(&b);
+    signed
+}
+
+fn new_verifier() -> Verifier {
+    Verifier::new(
+        SigningKey::from_bytes(&[20; 32]),
+        operators().2,
+        VerifierConfig {
+            nonce_capacity: 100_000,
+            ..VerifierConfig::default()
+        },
+    )
+}
+
+/// Appraises every `(nonce, evidence)` and returns appraisals per second; panics if one is not
+/// affirming (the bench would be measuring the wrong path).
+fn appraise_all(
+    verifier: &mut Verifier,
+    node_id: &str,
+    key_hash: [u8; 32],
+    manifest: &SignedManifest,
+    batch: &[([u8; 32], Evidence)],
+) -> f64 {
+    let start = Instant::now();
+    let mut signed_all = Vec::with_capacity(batch.len());
+    for (nonce, evidence) in batch {
+        signed_all.push(verifier.appraise(
+            &AppraisalRequest {
+                node_id,
+                node_key_sha256: key_hash,
+                epoch: 1,
+                nonce: *nonce,
+                evidence,
+                manifest,
+            },
+            NOW_MS + 1,
+        ));
+    }
+    let rate = batch.len() as f64 / start.elapsed().as_secs_f64();
+    // Checked after the clock stopped: relying-party verification is not the verifier's cost.
+    for signed in signed_all {
+        let appraisal = signed
+            .verify(&verifier.public_key(), NOW_MS + 1)
+            .expect("bench appraisals must verify");
+        assert!(
+            appraisal.status != Status::Contraindicated,
+            "bench evidence must appraise: {:?}",
+            appraisal.reasons
+        );
+    }
+    rate
+}
+
+/// Runs `bulwark bench attest`, printing JSON lines on stdout and notes on stderr.
+pub fn run_bench() {
+    #[cfg(feature = "tpm")]
+    {
+        if crate::swtpm::installed() {
+            match tpm_bench() {
+                Ok(()) => return,
+                Err(error) => eprintln!(
+                    "bench attest: swtpm bench failed ({error}); falling back to dev evidence"
+                ),
+            }
+        } else {
+            eprintln!("bench attest: swtpm not installed; measuring on INSECURE dev evidence instead of TPM quotes");
+        }
+    }
+    #[cfg(not(feature = "tpm"))]
+    eprintln!("bench attest: built without the `tpm` feature; measuring on INSECURE dev evidence instead of TPM quotes");
+    dev_bench();
+}
+
+fn dev_bench() {
+    let attestor = crate::dev::DevAttestor::from_secret(&[14; 32]);
+    let measurements = AppMeasurements::from_contents(b"binary", b"config", b"policy");
+    let manifest = sign_manifest(ReferenceManifest {
+        role: "bench".into(),
+        release: "bench".into(),
+        issued_at_ms: NOW_MS - 1,
+        expires_at_ms: NOW_MS + 3_600_000,
+        tpm: None,
+        snp: None,
+        tdx: None,
+        dev: Some(crate::manifest::DevReference {
+            allow_insecure_dev_evidence: true,
+            signer_keys: vec![attestor.public_key()],
+            app_measurements: vec![HexBytes(measurements.app_pcr_value())],
+        }),
+    });
+    let mut verifier = new_verifier();
+    let key_hash = [15; 32];
+    let mut batch = Vec::new();
+    for i in 0..2_000u32 {
+        let mut random = [0u8; 32];
+        random[..4].copy_from_slice(&i.to_be_bytes());
+        let nonce = verifier.issue_nonce(NOW_MS, random).expect("bench nonce");
+        batch.push((
+            nonce,
+            Evidence::DevInsecure(attestor.attest(&nonce, &key_hash, 1, measurements)),
+        ));
+    }
+    let rate = appraise_all(&mut verifier, "dev", key_hash, &manifest, &batch);
+    let Evidence::DevInsecure(sample) = &batch[0].1 else {
+        unreachable!("the batch holds dev evidence only")
+    };
+    let start = Instant::now();
+    let rounds = 2_000u32;
+    for _ in 0..rounds {
+        sample
+            .verify_signature()
+            .expect("bench dev evidence verifies");
+    }
+    let bound = f64::from(rounds) / start.elapsed().as_secs_f64();
+    print(&Line {
+        metric: "dev_evidence_appraised_per_s",
+        value: rate,
+        unit: "appraisals/s",
+        peer: "ed25519_verify_bound",
+        peer_value: bound,
+    });
+}
+
+#[cfg(feature = "tpm")]
+fn tpm_bench() -> Result<(), String> {
+    use crate::tpm::device::TpmDevice;
+    use crate::tpm::{APP_PCR, BOOT_PCRS};
+    use rand_core::OsRng;
+
+    let soft = crate::swtpm::SoftwareTpm::start().map_err(|e| e.to_string())?;
+    let mut device = TpmDevice::open(&soft.tcti()).map_err(|e| e.to_string())?;
+    let mut verifier = new_verifier();
+    let ek = device.ek_public().map_err(|e| e.to_string())?;
+    let ak = device.ak_public().map_err(|e| e.to_string())?;
+    let challenge = verifier
+        .begin_enrollment("bench", &ek, &ak, NOW_MS, &mut OsRng)
+        .map_err(|e| e.to_string())?;
+    let credential = device
+        .activate_credential(&challenge)
+        .map_err(|e| e.to_string())?;
+    verifier
+        .finish_enrollment("bench", &credential, NOW_MS)
+        .map_err(|e| e.to_string())?;
+    let m = AppMeasurements::from_contents(b"binary", b"config", b"policy");
+    device.reset_pcr(APP_PCR).map_err(|e| e.to_string())?;
+    device
+        .extend_pcr(APP_PCR, &[m.binary.0, m.config.0, m.policy.0])
+        .map_err(|e| e.to_string())?;
+    let mut indices = BOOT_PCRS.to_vec();
+    indices.push(APP_PCR);
+    let reference = device.read_pcrs(&indices).map_err(|e| e.to_string())?;
+    let manifest = sign_manifest(ReferenceManifest {
+        role: "bench".into(),
+        release: "bench".into(),
+        issued_at_ms: NOW_MS - 1,
+        expires_at_ms: NOW_MS + 3_600_000,
+        tpm: Some(crate::manifest::TpmReference {
+            pcrs: reference
+                .iter()
+                .map(|(i, v)| (*i, vec![HexBytes(*v)]))
+                .collect(),
+        }),
+        snp: None,
+        tdx: None,
+        dev: None,
+    });
+    let key_hash = [15; 32];
+    let quotes = 64u32;
+    let mut batch = Vec::new();
+    let quoting = Instant::now();
+    for i in 0..quotes {
+        let mut random = [0u8; 32];
+        random[..4].copy_from_slice(&i.to_be_bytes());
+        let nonce = verifier.issue_nonce(NOW_MS, random).expect("bench nonce");
+        let qd = crate::nonce::qualifying_data(&nonce, &key_hash, 1);
+        let quote = device.quote(&qd).map_err(|e| e.to_string())?;
+        batch.push((
+            nonce,
+            Evidence::Tpm2Quote(crate::evidence::TpmEvidence {
+                node_key_sha256: HexBytes(key_hash),
+                epoch: 1,
+                ak_public: ak.clone(),
+                attest: quote.attest,
+                signature: quote.signature,
+                pcrs: quote.pcrs.iter().map(|(i, v)| (*i, HexBytes(*v))).collect(),
+            }),
+        ));
+    }
+    eprintln!(
+        "bench attest: {quotes} real swtpm quotes taken at {:.1} quotes/s (TPM side, not compared)",
+        f64::from(quotes) / quoting.elapsed().as_secs_f64()
+    );
+    let rate = appraise_all(&mut verifier, "bench", key_hash, &manifest, &batch);
+
+    let Evidence::Tpm2Quote(sample) = &batch[0].1 else {
+        unreachable!("the batch holds TPM evidence only")
+    };
+    let ak_public = crate::tpm::TpmPublic::parse(&ak).map_err(|e| e.to_string())?;
+    let signature =
+        crate::tpm::TpmSignature::parse(&sample.signature).map_err(|e| e.to_string())?;
+    let rounds = 2_000u32;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        signature
+            .verify(&ak_public.key, &sample.attest)
+            .map_err(|e| e.to_string())?;
+    }
+    let bound = f64::from(rounds) / start.elapsed().as_secs_f64();
+    print(&Line {
+        metric: "tpm_quotes_appraised_per_s",
+        value: rate,
+        unit: "quotes/s",
+        peer: "p256_verify_bound",
+        peer_value: bound,
+    });
+    match checkquote_rate(&ak, &batch, &key_hash) {
+        Ok(peer) => print(&Line {
+            metric: "tpm_quotes_appraised_per_s",
+            value: rate,
+            unit: "quotes/s",
+            peer: "tpm2_checkquote",
+            peer_value: peer,
+        }),
+        Err(error) => eprintln!("bench attest: tpm2_checkquote peer not run: {error}"),
+    }
+    Ok(())
+}
+
+/// Runs `tpm2_checkquote` (signature + nonce only) on up to 16 of the quotes; returns quotes/s.
+#[cfg(feature = "tpm")]
+fn checkquote_rate(
+    ak: &[u8],
+    batch: &[([u8; 32], Evidence)],
+    key_hash: &[u8; 32],
+) -> Result<f64, String> {
+    let dir = std::env::temp_dir().join(format!("bulwark-checkquote-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let result = (|| {
+        let mut tpm2b = u16::try_from(ak.len())
+            .map_err(|_| "AK too long".to_string())?
+            .to_be_bytes()
+            .to_vec();
+        tpm2b.extend_from_slice(ak);
+        std::fs::write(dir.join("ak.pub"), &tpm2b).map_err(|e| e.to_string())?;
+        let sample: Vec<_> = batch.iter().take(16).collect();
+        let mut jobs = Vec::new();
+        for (i, (nonce, evidence)) in sample.iter().enumerate() {
+            let Evidence::Tpm2Quote(q) = evidence else {
+                return Err("not a TPM quote".into());
+            };
+            let msg = dir.join(format!("{i}.msg"));
+            let sig = dir.join(format!("{i}.sig"));
+            std::fs::write(&msg, &q.attest).map_err(|e| e.to_string())?;
+            std::fs::write(&sig, &q.signature).map_err(|e| e.to_string())?;
+            jobs.push((
+                msg,
+                sig,
+                hex::encode(crate::nonce::qualifying_data(nonce, key_hash, 1)),
+            ));
+        }
+        let start = Instant::now();
+        for (msg, sig, qd) in &jobs {
+            let output = std::process::Command::new("tpm2_checkquote")
+                .arg("-u")
+                .arg(dir.join("ak.pub"))
+                .arg("-m")
+                .arg(msg)
+                .arg("-s")
+                .arg(sig)
+                .arg("-g")
+                .arg("sha256")
+                .arg("-q")
+                .arg(qd)
+                .output()
+                .map_err(|e| format!("tpm2_checkquote not runnable ({e}); install tpm2-tools"))?;
+            if !output.status.success() {
+                return Err(format!(
+                    "tpm2_checkquote refused a valid quote: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+        }
+        Ok(jobs.len() as f64 / start.elapsed().as_secs_f64())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}

@@ -1,0 +1,446 @@
+//! Command-line entry points, wired into the `bulwark` binary as `bulwark attest ...` and
+//! `bulwark bench attest`. This is the only module besides the TPM device and swtpm tooling that reads
+//! files, the clock or OS randomness.
+
+use crate::appraisal::Status;
+use crate::dev::DevAttestor;
+use crate::evidence::{AppMeasurements, Evidence};
+use crate::hexbytes::{HexBytes, Sha256Digest};
+use crate::manifest::{DevReference, OperatorSet, ReferenceManifest, SignedManifest, TpmReference};
+use crate::nonce::Nonce;
+use crate::verifier::{AppraisalRequest, EnrolledAk, Verifier, VerifierConfig};
+use clap::{Args, Subcommand};
+use ed25519_dalek::SigningKey;
+use rand_core::{OsRng, RngCore as _};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub use crate::bench::run_bench;
+
+mod appraise;
+mod policy;
+mod tpm;
+
+use appraise::{dev_quote, import, verify};
+use policy::policy;
+use tpm::{enroll, measure, quote, read_reference_pcrs};
+
+/// `bulwark attest`: produce and appraise attestation evidence, manage reference manifests.
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AttestCommand,
+}
+
+/// `bulwark attest` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AttestCommand {
+    /// Quote PCRs 0-7 and the application PCR 23 of a TPM with a verifier nonce.
+    Quote(QuoteArgs),
+    /// Measured launch: reset PCR 23 and extend it with the SHA-256 of binary, config and policy.
+    Measure(MeasureArgs),
+    /// Bind this TPM's AK to its EK by credential activation and record the enrollment (run at
+    /// provisioning, on a host the operator trusts).
+    Enroll(EnrollArgs),
+    /// INSECURE development attestor: software-signed measurements, no hardware root of trust.
+    DevQuote(DevQuoteArgs),
+    /// Appraise evidence against a signed manifest; exit 0 only when affirming.
+    Verify(VerifyArgs),
+    /// Wrap a SEV-SNP report or a TDX quote (with its certificate or collateral) into evidence JSON.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Create, sign and show reference-value manifests.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Generate an Ed25519 key (operator, verifier or dev attestor) into a file readable only by you.
+    Keygen {
+        /// Where to write the secret key (hex).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Arguments of `attest quote`.
+#[derive(Debug, Args)]
+pub struct QuoteArgs {
+    /// TCTI, e.g. `swtpm:host=127.0.0.1,port=2321` or `device:/dev/tpmrm0`.
+    #[arg(long)]
+    pub tcti: String,
+    /// The verifier's nonce (64 hex digits).
+    #[arg(long)]
+    pub nonce: String,
+    /// Where to write the evidence JSON.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// SHA-256 of the node's TLS public key (64 hex digits); default: SHA-256 of nothing, binding no key.
+    #[arg(long)]
+    pub node_key_sha256: Option<String>,
+    /// Committee epoch bound into the quote.
+    #[arg(long, default_value_t = 0)]
+    pub epoch: u64,
+}
+
+/// Arguments of `attest measure`.
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    /// TCTI.
+    #[arg(long)]
+    pub tcti: String,
+    /// Node binary.
+    #[arg(long)]
+    pub binary: PathBuf,
+    /// Node config.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Policy the node runs.
+    #[arg(long)]
+    pub policy: PathBuf,
+}
+
+/// Arguments of `attest enroll`.
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// TCTI.
+    #[arg(long)]
+    pub tcti: String,
+    /// Node identifier to record.
+    #[arg(long)]
+    pub node_id: String,
+    /// Where to write the enrollment JSON.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `attest dev-quote`.
+#[derive(Debug, Args)]
+pub struct DevQuoteArgs {
+    /// Dev attestor secret key file (from `attest keygen`).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The verifier's nonce (64 hex digits).
+    #[arg(long)]
+    pub nonce: String,
+    /// Node binary.
+    #[arg(long)]
+    pub binary: PathBuf,
+    /// Node config.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Policy the node runs.
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// Where to write the evidence JSON.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// SHA-256 of the node's TLS public key; default: SHA-256 of nothing.
+    #[arg(long)]
+    pub node_key_sha256: Option<String>,
+    /// Committee epoch.
+    #[arg(long, default_value_t = 0)]
+    pub epoch: u64,
+}
+
+/// Arguments of `attest verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Evidence JSON (from `attest quote` or `attest dev-quote`).
+    #[arg(long)]
+    pub evidence: PathBuf,
+    /// Signed manifest JSON (from `attest policy`).
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// The nonce the evidence must answer (64 hex digits).
+    #[arg(long)]
+    pub nonce: String,
+    /// Operator set JSON: {"keys": [hex...], "threshold": M}.
+    #[arg(long)]
+    pub operators: PathBuf,
+    /// Appraisal time: RFC 3339 UTC (2026-11-26T12:00:00Z) or Unix milliseconds; default now.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Enrollment JSON (from `attest enroll`); required for TPM evidence.
+    #[arg(long)]
+    pub enrollment: Option<PathBuf>,
+    /// SHA-256 of the TLS key the node authenticated with; default: the key hash the evidence claims.
+    #[arg(long)]
+    pub node_key_sha256: Option<String>,
+    /// Epoch expected; default: the epoch the evidence claims.
+    #[arg(long)]
+    pub epoch: Option<u64>,
+    /// Verifier secret key file to sign the appraisal; default: a one-off key (said on stderr).
+    #[arg(long)]
+    pub verifier_key: Option<PathBuf>,
+    /// Also write the signed appraisal JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `attest import` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// SEV-SNP: a 1184-byte report (binary or hex text) and its VCEK certificate (DER).
+    Snp {
+        /// Report file.
+        #[arg(long)]
+        report: PathBuf,
+        /// VCEK certificate, DER.
+        #[arg(long)]
+        vcek: PathBuf,
+        /// Output evidence file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// TDX: a quote and its DCAP collateral JSON.
+    Tdx {
+        /// Quote file (binary).
+        #[arg(long)]
+        quote: PathBuf,
+        /// Collateral JSON (dcap-qvl's QuoteCollateralV3 form).
+        #[arg(long)]
+        collateral: PathBuf,
+        /// Output evidence file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `attest policy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Write an unsigned manifest.
+    Create {
+        /// Node role.
+        #[arg(long)]
+        role: String,
+        /// Release.
+        #[arg(long)]
+        release: String,
+        /// Validity from now, in days.
+        #[arg(long, default_value_t = 30)]
+        valid_days: u64,
+        /// Allowed PCR value, `INDEX=HEX` (repeatable; several values for one index are alternatives).
+        #[arg(long = "pcr")]
+        pcrs: Vec<String>,
+        /// Read PCRs 0-7 and 23 from this TPM as the reference values.
+        #[arg(long)]
+        from_tcti: Option<String>,
+        /// Allow INSECURE dev evidence signed by this Ed25519 public key (hex; repeatable).
+        #[arg(long)]
+        dev_signer: Vec<String>,
+        /// Allowed dev application measurement (hex; repeatable).
+        #[arg(long)]
+        dev_measurement: Vec<String>,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Add an operator signature to a manifest file, in place.
+    Sign {
+        /// Manifest file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Operator secret key file.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Print a manifest and, with --operators, whether it is acceptable.
+    Show {
+        /// Manifest file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Operator set JSON.
+        #[arg(long)]
+        operators: Option<PathBuf>,
+        /// Time to check validity at (as for verify); default now.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Write an operator set file.
+    Operators {
+        /// Operator Ed25519 public key (hex; repeatable).
+        #[arg(long = "key")]
+        keys: Vec<String>,
+        /// Signatures required.
+        #[arg(long)]
+        threshold: usize,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+type CliResult = Result<ExitCode, String>;
+
+/// Runs `bulwark attest ...`. Errors are printed with what to do next.
+pub fn run(args: AttestArgs) -> ExitCode {
+    let result = match args.command {
+        AttestCommand::Quote(a) => quote(a),
+        AttestCommand::Measure(a) => measure(a),
+        AttestCommand::Enroll(a) => enroll(a),
+        AttestCommand::DevQuote(a) => dev_quote(a),
+        AttestCommand::Verify(a) => verify(a),
+        AttestCommand::Import(c) => import(c),
+        AttestCommand::Policy(c) => policy(c),
+        AttestCommand::Keygen { out } => keygen(&out),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("bulwark attest: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let bytes = read(path)?;
+    if bytes.len() > crate::evidence::EVIDENCE_LEN_MAX {
+        return Err(format!("{} is larger than 256 KiB", path.display()));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| format!("{} is not valid: {e}", path.display()))
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), String> {
+    let mut text = serde_json::to_string_pretty(value).expect("documents always serialize");
+    text.push('\n');
+    write(path, text.as_bytes())
+}
+
+fn hex32(text: &str, what: &str) -> Result<[u8; 32], String> {
+    Sha256Digest::from_hex(text)
+        .map(|d| d.0)
+        .map_err(|e| format!("{what}: {e} (give 64 hex digits)"))
+}
+
+fn read_secret_key(path: &Path) -> Result<SigningKey, String> {
+    let text = zeroize::Zeroizing::new(read(path)?);
+    let text = std::str::from_utf8(&text).map_err(|_| format!("{} is not hex", path.display()))?;
+    let bytes = zeroize::Zeroizing::new(
+        hex::decode(text.trim()).map_err(|_| format!("{} is not hex", path.display()))?,
+    );
+    let secret: &[u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("{} must hold a 32-byte key (64 hex digits)", path.display()))?;
+    Ok(SigningKey::from_bytes(secret))
+}
+
+fn default_key_hash(given: Option<&str>) -> Result<[u8; 32], String> {
+    match given {
+        Some(text) => hex32(text, "--node-key-sha256"),
+        None => Ok(crate::nonce::node_key_hash(&[])),
+    }
+}
+
+/// Parses `--at`: Unix milliseconds, or RFC 3339 UTC `YYYY-MM-DDTHH:MM:SS[.fff]Z`.
+pub fn parse_time_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<u64>() {
+        return Ok(ms);
+    }
+    let bad = || format!("--at {text:?}: give Unix milliseconds or e.g. 2026-11-26T12:00:00Z");
+    let body = text.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = body.split_once('T').ok_or_else(bad)?;
+    let date: Vec<&str> = date.split('-').collect();
+    let (time, fraction) = time.split_once('.').unwrap_or((time, "0"));
+    let time: Vec<&str> = time.split(':').collect();
+    if date.len() != 3 || time.len() != 3 {
+        return Err(bad());
+    }
+    let n = |s: &str| s.parse::<i64>().map_err(|_| bad());
+    let (year, month, day) = (n(date[0])?, n(date[1])?, n(date[2])?);
+    let (hour, minute, second) = (n(time[0])?, n(time[1])?, n(time[2])?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return Err(bad());
+    }
+    // Days since 1970-01-01 in the proleptic Gregorian calendar, counting years from March so that the
+    // leap day falls at the end of the counted year.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let fraction: String = fraction.chars().chain("000".chars()).take(3).collect();
+    let millis = n(&fraction)?;
+    let total = ((days * 24 + hour) * 60 + minute) * 60 + second;
+    let total_ms = total * 1_000 + millis;
+    u64::try_from(total_ms).map_err(|_| bad())
+}
+
+fn keygen(out: &Path) -> CliResult {
+    let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(secret.as_mut());
+    let key = SigningKey::from_bytes(&secret);
+    let text = zeroize::Zeroizing::new(format!("{}\n", hex::encode(secret.as_ref())));
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(out)
+            .map_err(|e| {
+                format!(
+                    "cannot create {} (it must not exist yet): {e}",
+                    out.display()
+                )
+            })?;
+        file.write_all(text.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    }
+    println!("{}", hex::encode(key.verifying_key().to_bytes()));
+    eprintln!(
+        "secret key written to {} (mode 0600); public key printed above",
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ephemeral_key() -> SigningKey {
+    let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(secret.as_mut());
+    SigningKey::from_bytes(&secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_times() {
+        assert_eq!(parse_time_ms("0"), Ok(0));
+        assert_eq!(parse_time_ms("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse_time_ms("2000-03-01T00:00:00Z"), Ok(951_868_800_000));
+        assert_eq!(
+            parse_time_ms("2026-11-26T12:30:15.250Z"),
+            Ok(1_795_696_215_250)
+        );
+        assert!(parse_time_ms("2026-13-01T00:00:00Z").is_err());
+        assert!(parse_time_ms("yesterday").is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! `attest policy`: create, sign, show manifests and operator sets.
+
+use super::*;
+
+pub(super) fn policy(command: PolicyCommand) -> CliResult {
+    match command {
+        PolicyCommand::Create {
+            role,
+            release,
+            valid_days,
+            pcrs,
+            from_tcti,
+            dev_signer,
+            dev_measurement,
+            out,
+        } => {
+            let mut reference: BTreeMap<u8, Vec<Sha256Digest>> = BTreeMap::new();
+            if let Some(tcti) = from_tcti {
+                read_reference_pcrs(&tcti, &mut reference)?;
+            }
+            for entry in &pcrs {
+                let (index, value) = entry
+                    .split_once('=')
+                    .ok_or_else(|| format!("--pcr {entry:?}: use INDEX=HEX"))?;
+                let index: u8 = index
+                    .parse()
+                    .map_err(|_| format!("--pcr {entry:?}: bad index"))?;
+                reference
+                    .entry(index)
+                    .or_default()
+                    .push(HexBytes(hex32(value, "--pcr value")?));
+            }
+            let dev = if dev_signer.is_empty() {
+                None
+            } else {
+                eprintln!("WARNING: this manifest accepts INSECURE development evidence; never use it in production");
+                Some(DevReference {
+                    allow_insecure_dev_evidence: true,
+                    signer_keys: dev_signer
+                        .iter()
+                        .map(|k| hex32(k, "--dev-signer").map(HexBytes))
+                        .collect::<Result<_, _>>()?,
+                    app_measurements: dev_measurement
+                        .iter()
+                        .map(|m| hex32(m, "--dev-measurement").map(HexBytes))
+                        .collect::<Result<_, _>>()?,
+                })
+            };
+            let now = now_ms();
+            let manifest = ReferenceManifest {
+                role,
+                release,
+                issued_at_ms: now,
+                expires_at_ms: now.saturating_add(valid_days.saturating_mul(86_400_000)),
+                tpm: (!reference.is_empty()).then_some(TpmReference { pcrs: reference }),
+                snp: None,
+                tdx: None,
+                dev,
+            };
+            manifest.validate().map_err(|e| e.to_string())?;
+            write_json(&out, &SignedManifest::unsigned(manifest))?;
+            eprintln!(
+                "unsigned manifest written to {}; sign it with `bulwark attest policy sign`",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Sign { policy, key } => {
+            let mut signed: SignedManifest = read_json(&policy)?;
+            signed.manifest.validate().map_err(|e| e.to_string())?;
+            let key = read_secret_key(&key)?;
+            signed.sign_with(&key);
+            write_json(&policy, &signed)?;
+            eprintln!(
+                "signed by {}; {} signature(s) now",
+                hex::encode(key.verifying_key().to_bytes()),
+                signed.signatures.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Show {
+            policy,
+            operators,
+            at,
+        } => {
+            let signed: SignedManifest = read_json(&policy)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&signed).expect("serializes")
+            );
+            let Some(operators) = operators else {
+                return Ok(ExitCode::SUCCESS);
+            };
+            let operators: OperatorSet = read_json(&operators)?;
+            let now = match at {
+                Some(t) => parse_time_ms(&t)?,
+                None => now_ms(),
+            };
+            match signed.verify(&operators, now) {
+                Ok(_) => {
+                    eprintln!(
+                        "manifest acceptable: {} of {} operators required",
+                        operators.threshold,
+                        operators.keys.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("manifest refused: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        PolicyCommand::Operators {
+            keys,
+            threshold,
+            out,
+        } => {
+            let keys = keys
+                .iter()
+                .map(|k| hex32(k, "--key").map(HexBytes))
+                .collect::<Result<_, _>>()?;
+            let set = OperatorSet::new(keys, threshold).map_err(|e| e.to_string())?;
+            write_json(&out, &set)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! A throw-away software TPM (`swtpm`) for tests and benchmarks.
+//!
+//! Everything lives in a fresh directory under the system temp dir — TPM state, the swtpm_setup config
+//! and its local CA — so nothing is written to /var/lib. The process is killed and the directory removed
+//! on drop. This is test and bench tooling: it does I/O and spawns processes, and no appraisal code
+//! uses it.
+
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long to wait for swtpm to accept connections.
+const START_TIMEOUT_MS: u64 = 10_000;
+
+/// Errors starting swtpm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SwtpmError {
+    /// `swtpm` or `swtpm_setup` is not on PATH.
+    #[error("swtpm is not installed (Debian: apt-get install swtpm swtpm-tools)")]
+    NotInstalled,
+    /// A file or process operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was attempted.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// swtpm_setup failed.
+    #[error("swtpm_setup failed: {0}")]
+    Setup(String),
+    /// swtpm did not start listening.
+    #[error("swtpm did not accept connections on port {0} in time")]
+    NotListening(u16),
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> SwtpmError {
+    move |source| SwtpmError::Io { what, source }
+}
+
+/// True when `swtpm` and `swtpm_setup` are on PATH.
+pub fn installed() -> bool {
+    ["swtpm", "swtpm_setup"].iter().all(|program| {
+        Command::new(program)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    })
+}
+
+/// A running swtpm on 127.0.0.1.
+#[derive(Debug)]
+pub struct SoftwareTpm {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+fn free_port_pair() -> Result<u16, SwtpmError> {
+    for _ in 0..32 {
+        let first =
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io("binding a probe port"))?;
+        let port = first.local_addr().map_err(io("probe port"))?.port();
+        if port == u16::MAX {
+            continue;
+        }
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port + 1)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(SwtpmError::Setup("no free pair of TCP ports".into()))
+}
+
+fn write(path: &Path, text: &str) -> Result<(), SwtpmError> {
+    let mut file = std::fs::File::create(path).map_err(io("writing swtpm config"))?;
+    file.write_all(text.as_bytes())
+        .map_err(io("writing swtpm config"))
+}
+
+impl SoftwareTpm {
+    /// Manufactures a fresh TPM (sha256 bank only) and starts serving it. Takes a few seconds.
+    pub fn start() -> Result<Self, SwtpmError> {
+        if !installed() {
+            return Err(SwtpmError::NotInstalled);
+        }
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "bulwark-swtpm-{}-{}-{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let state = dir.join("state");
+        let ca = dir.join("localca");
+        for d in [&dir, &state, &ca] {
+            std::fs::create_dir_all(d).map_err(io("creating the swtpm directory"))?;
+        }
+        let dir = dir
+            .canonicalize()
+            .map_err(io("resolving the swtpm directory"))?;
+        let (state, ca) = (dir.join("state"), dir.join("localca"));
+        write(
+            &dir.join("swtpm-localca.conf"),
+            &format!(
+                "statedir = {ca}\nsigningkey = {ca}/signkey.pem\nissuercert = {ca}/issuercert.pem\ncertserial = {ca}/certserial\n",
+                ca = ca.display()
+            ),
+        )?;
+        write(
+            &dir.join("swtpm-localca.options"),
+            "--platform-manufacturer bulwark\n--platform-version 2.1\n--platform-model test\n",
+        )?;
+        write(
+            &dir.join("swtpm_setup.conf"),
+            &format!(
+                "create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = {d}/swtpm-localca.conf\ncreate_certs_tool_options = {d}/swtpm-localca.options\nactive_pcr_banks = sha256\n",
+                d = dir.display()
+            ),
+        )?;
+        let setup = Command::new("swtpm_setup")
+            .arg("--tpm2")
+            .arg("--config")
+            .arg(dir.join("swtpm_setup.conf"))
+            .arg("--tpmstate")
+            .arg(&state)
+            .arg("--overwrite")
+            .arg("--pcr-banks")
+            .arg("sha256")
+            .env("XDG_CONFIG_HOME", &dir)
+            .env("HOME", &dir)
+            .output()
+            .map_err(io("running swtpm_setup"))?;
+        if !setup.status.success() {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(SwtpmError::Setup(format!(
+                "{}{}",
+                String::from_utf8_lossy(&setup.stdout),
+                String::from_utf8_lossy(&setup.stderr)
+            )));
+        }
+        let port = free_port_pair()?;
+        let child = Command::new("swtpm")
+            .arg("socket")
+            .arg("--tpm2")
+            .arg("--tpmstate")
+            .arg(format!("dir={}", state.display()))
+            .arg("--server")
+            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+            .arg("--ctrl")
+            .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+            .arg("--flags")
+            .arg("not-need-init,startup-clear")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(io("starting swtpm"))?;
+        let tpm = Self { child, dir, port };
+        let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+        let ctrl = SocketAddr::from((Ipv4Addr::LOCALHOST, port + 1));
+        loop {
+            // Probe the control port: swtpm serves one client on the server port at a time, and a probe
+            // there would briefly occupy it.
+            if TcpStream::connect_timeout(&ctrl, Duration::from_millis(100)).is_ok() {
+                return Ok(tpm);
+            }
+            if Instant::now() > deadline {
+                return Err(SwtpmError::NotListening(port));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The TCTI string for [`crate::tpm::device::TpmDevice::open`].
+    pub fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+}
+
+impl Drop for SoftwareTpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,228 @@
+//! Appraisal of SEV-SNP and TDX evidence against a manifest's `snp` / `tdx` sections.
+//!
+//! Every check runs and adds its reason, so a refused report lists everything that is wrong, except
+//! that nothing is learnt from a report whose chain or signature failed.
+
+use super::snp::verify_snp_report;
+use super::tdx::verify_tdx_quote;
+use crate::appraisal::{Appraisal, Reason, Status};
+use crate::evidence::{SnpEvidence, TdxEvidence};
+use crate::hexbytes::HexBytes;
+use crate::manifest::ReferenceManifest;
+
+fn push(out: &mut Appraisal, status: Status, code: &str, detail: String) {
+    out.reasons.push(Reason {
+        status,
+        code: code.to_owned(),
+        detail,
+    });
+}
+
+fn check_report_data(out: &mut Appraisal, report_data: &[u8; 64], expected: &[u8; 32]) {
+    if report_data[..32] != expected[..] || report_data[32..].iter().any(|b| *b != 0) {
+        push(
+            out,
+            Status::Contraindicated,
+            "qualifying-data-mismatch",
+            format!(
+                "report_data {} is not the expected qualifying data {} followed by zeros: wrong nonce, node key or epoch",
+                hex::encode(report_data),
+                hex::encode(expected)
+            ),
+        );
+    }
+}
+
+fn list(values: &[HexBytes<48>]) -> String {
+    values
+        .iter()
+        .map(|v| v.to_hex())
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+pub(crate) fn appraise_snp(
+    manifest: &ReferenceManifest,
+    evidence: &SnpEvidence,
+    expected: &[u8; 32],
+    now_ms: u64,
+    out: &mut Appraisal,
+) {
+    let Some(reference) = &manifest.snp else {
+        return push(
+            out,
+            Status::Contraindicated,
+            "no-snp-reference",
+            "the manifest has no SEV-SNP reference values".into(),
+        );
+    };
+    let claims = match verify_snp_report(&evidence.report, &evidence.vcek, now_ms) {
+        Ok(claims) => claims,
+        Err(error) => {
+            return push(
+                out,
+                Status::Contraindicated,
+                "snp-verification-failed",
+                error.to_string(),
+            )
+        }
+    };
+    let tcb = claims.reported_tcb;
+    out.claims.tee_product = Some(claims.product.to_owned());
+    out.claims.tee_measurement = Some(HexBytes(claims.measurement));
+    out.claims.tee_tcb = Some(format!(
+        "bootloader={} tee={} snp={} microcode={}",
+        tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode
+    ));
+    if claims.debug_allowed {
+        push(
+            out,
+            Status::Contraindicated,
+            "snp-debug-allowed",
+            "guest policy allows debugging: the host can read guest memory".into(),
+        );
+    }
+    if !reference
+        .measurements
+        .iter()
+        .any(|m| m.0 == claims.measurement)
+    {
+        push(
+            out,
+            Status::Contraindicated,
+            "snp-measurement-mismatch",
+            format!(
+                "launch measurement {} but the manifest allows {}",
+                hex::encode(claims.measurement),
+                list(&reference.measurements)
+            ),
+        );
+    }
+    let min = reference.min_tcb;
+    for (name, found, required) in [
+        ("bootloader", tcb.bootloader, min.bootloader),
+        ("tee", tcb.tee, min.tee),
+        ("snp", tcb.snp, min.snp),
+        ("microcode", tcb.microcode, min.microcode),
+    ] {
+        if found < required {
+            push(
+                out,
+                Status::Contraindicated,
+                "snp-tcb-too-low",
+                format!("reported TCB {name} SVN {found} is below the minimum {required}"),
+            );
+        }
+    }
+    check_report_data(out, &claims.report_data, expected);
+}
+
+pub(crate) fn appraise_tdx(
+    manifest: &ReferenceManifest,
+    evidence: &TdxEvidence,
+    expected: &[u8; 32],
+    now_ms: u64,
+    out: &mut Appraisal,
+) {
+    let Some(reference) = &manifest.tdx else {
+        return push(
+            out,
+            Status::Contraindicated,
+            "no-tdx-reference",
+            "the manifest has no TDX reference values".into(),
+        );
+    };
+    let collateral =
+        serde_json::to_vec(&evidence.collateral).expect("a JSON value always serializes");
+    let claims = match verify_tdx_quote(&evidence.quote, &collateral, now_ms) {
+        Ok(claims) => claims,
+        Err(error) => {
+            return push(
+                out,
+                Status::Contraindicated,
+                "tdx-verification-failed",
+                error.to_string(),
+            )
+        }
+    };
+    out.claims.tee_product = Some("tdx".into());
+    out.claims.tee_measurement = Some(HexBytes(claims.mr_td));
+    out.claims.tee_tcb = Some(format!(
+        "tee_tcb_svn={} status={}",
+        hex::encode(claims.tee_tcb_svn),
+        claims.tcb_status
+    ));
+    match claims.tcb_status.as_str() {
+        "UpToDate" => {}
+        "SWHardeningNeeded" | "ConfigurationNeeded" | "ConfigurationAndSWHardeningNeeded" => push(
+            out,
+            Status::Warning,
+            "tdx-tcb-status",
+            format!(
+                "Intel TCB status {} (advisories: {})",
+                claims.tcb_status,
+                claims.advisory_ids.join(", ")
+            ),
+        ),
+        other => push(
+            out,
+            Status::Contraindicated,
+            "tdx-tcb-status",
+            format!(
+                "Intel TCB status {other} (advisories: {})",
+                claims.advisory_ids.join(", ")
+            ),
+        ),
+    }
+    if claims.td_attributes[0] & 1 != 0 {
+        push(
+            out,
+            Status::Contraindicated,
+            "tdx-debug",
+            "TD attributes have DEBUG set: the host can read TD memory".into(),
+        );
+    }
+    if !reference.mrtd.iter().any(|m| m.0 == claims.mr_td) {
+        push(
+            out,
+            Status::Contraindicated,
+            "tdx-mrtd-mismatch",
+            format!(
+                "MRTD {} but the manifest allows {}",
+                hex::encode(claims.mr_td),
+                list(&reference.mrtd)
+            ),
+        );
+    }
+    for (index, allowed) in &reference.rtmrs {
+        let found = claims.rtmrs[usize::from(*index)];
+        if !allowed.iter().any(|m| m.0 == found) {
+            push(
+                out,
+                Status::Contraindicated,
+                "tdx-rtmr-mismatch",
+                format!(
+                    "RTMR{index} holds {} but the manifest allows {}",
+                    hex::encode(found),
+                    list(allowed)
+                ),
+            );
+        }
+    }
+    for (i, (found, required)) in claims
+        .tee_tcb_svn
+        .iter()
+        .zip(reference.min_tee_tcb_svn.0.iter())
+        .enumerate()
+    {
+        if found < required {
+            push(
+                out,
+                Status::Contraindicated,
+                "tdx-tcb-too-low",
+                format!("TEE TCB SVN component {i} is {found}, below the minimum {required}"),
+            );
+        }
+    }
+    check_report_data(out, &claims.report_data, expected);
+}

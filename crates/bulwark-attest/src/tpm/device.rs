@@ -1,0 +1,504 @@
+//! A real TPM 2.0 through `tss-esapi` (feature `tpm`): endorsement and attestation keys, credential
+//! activation, the application PCR, quotes, and secrets sealed to PCR values.
+//!
+//! Every object and session this module creates is flushed before the call returns: with a raw swtpm
+//! socket there is no resource manager, and leaked handles exhaust the TPM's slots (0x902/0x903).
+//!
+//! Keys:
+//! - EK: the TCG default RSA 2048 template in the endorsement hierarchy (what an EK certificate
+//!   certifies). RSA, because the verifier's pure-Rust credential wrapping supports RSA EKs.
+//! - AK: a primary ECC P-256 ECDSA-SHA256 restricted signing key in the endorsement hierarchy, built
+//!   from a fixed template, so it is the same key in every process on the same TPM (no NV storage) and
+//!   it can be enrolled once and quoted with afterwards.
+
+use super::{APP_PCR, BOOT_PCRS};
+use std::collections::BTreeMap;
+use std::str::FromStr as _;
+use tss_esapi::abstraction::{ek, pcr};
+use tss_esapi::attributes::{ObjectAttributesBuilder, SessionAttributesBuilder};
+use tss_esapi::constants::SessionType;
+use tss_esapi::handles::{AuthHandle, KeyHandle, ObjectHandle, PcrHandle, SessionHandle};
+use tss_esapi::interface_types::algorithm::{
+    AsymmetricAlgorithm, HashingAlgorithm, PublicAlgorithm,
+};
+use tss_esapi::interface_types::ecc::EccCurve;
+use tss_esapi::interface_types::key_bits::RsaKeyBits;
+use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
+use tss_esapi::structures::{
+    Data, Digest, DigestValues, EccPoint, EccScheme, EncryptedSecret, HashScheme, IdObject,
+    KeyDerivationFunctionScheme, KeyedHashScheme, PcrSelectionList, PcrSelectionListBuilder,
+    PcrSlot, Private, Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters,
+    RsaExponent, SensitiveData, SignatureScheme, SymmetricDefinition, SymmetricDefinitionObject,
+};
+use tss_esapi::traits::{Marshall as _, UnMarshall as _};
+use tss_esapi::{Context, TctiNameConf};
+
+/// Errors talking to the TPM.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceError {
+    /// A TPM command failed.
+    #[error("TPM {operation} failed: {source}")]
+    Tpm {
+        /// What bulwark was doing.
+        operation: &'static str,
+        /// The TSS error (TPM response code).
+        source: tss_esapi::Error,
+    },
+    /// The TCTI string could not be parsed.
+    #[error("invalid TCTI {tcti:?}: {source} (example: swtpm:host=127.0.0.1,port=2321)")]
+    Tcti {
+        /// The string given.
+        tcti: String,
+        /// The parse error.
+        source: tss_esapi::Error,
+    },
+    /// The TPM returned something unusable.
+    #[error("TPM returned an unexpected value: {0}")]
+    Unexpected(&'static str),
+    /// A PCR index outside 0..=23.
+    #[error("PCR {0} is not a PC-client PCR (0..=23)")]
+    BadPcr(u8),
+}
+
+trait Op<T> {
+    fn op(self, operation: &'static str) -> Result<T, DeviceError>;
+}
+
+impl<T> Op<T> for tss_esapi::Result<T> {
+    fn op(self, operation: &'static str) -> Result<T, DeviceError> {
+        self.map_err(|source| DeviceError::Tpm { operation, source })
+    }
+}
+
+/// A TPM quote as produced by the device, ready to go into [`crate::evidence::TpmEvidence`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceQuote {
+    /// Marshalled `TPMS_ATTEST`.
+    pub attest: Vec<u8>,
+    /// Marshalled `TPMT_SIGNATURE`.
+    pub signature: Vec<u8>,
+    /// sha256-bank values of the quoted PCRs, read right after the quote.
+    pub pcrs: BTreeMap<u8, [u8; 32]>,
+}
+
+/// A secret sealed under a PCR policy: only this TPM, with the PCRs holding the values they held at
+/// sealing, can unseal it. Both blobs are safe to store on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedSecret {
+    /// `TPM2B_PRIVATE` contents (encrypted by the TPM's storage key).
+    pub private: Vec<u8>,
+    /// Marshalled `TPMT_PUBLIC` of the sealed object (carries the policy digest).
+    pub public: Vec<u8>,
+    /// The PCRs the policy covers.
+    pub pcrs: Vec<u8>,
+}
+
+/// An open connection to a TPM.
+pub struct TpmDevice {
+    context: Context,
+}
+
+impl std::fmt::Debug for TpmDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TpmDevice").finish_non_exhaustive()
+    }
+}
+
+fn slot(index: u8) -> Result<PcrSlot, DeviceError> {
+    if index > 23 {
+        return Err(DeviceError::BadPcr(index));
+    }
+    PcrSlot::try_from(1u32 << index).map_err(|_| DeviceError::BadPcr(index))
+}
+
+fn selection(pcrs: &[u8]) -> Result<PcrSelectionList, DeviceError> {
+    let slots = pcrs
+        .iter()
+        .map(|i| slot(*i))
+        .collect::<Result<Vec<_>, _>>()?;
+    PcrSelectionListBuilder::new()
+        .with_selection(HashingAlgorithm::Sha256, &slots)
+        .build()
+        .op("building a PCR selection")
+}
+
+fn pcr_handle(index: u8) -> Result<PcrHandle, DeviceError> {
+    if index > 23 {
+        return Err(DeviceError::BadPcr(index));
+    }
+    PcrHandle::try_from(u32::from(index)).map_err(|_| DeviceError::BadPcr(index))
+}
+
+/// The fixed AK template: ECC P-256, ECDSA-SHA256, restricted signing, fixedTPM/fixedParent,
+/// sensitiveDataOrigin, userWithAuth (empty auth).
+fn ak_template() -> Result<Public, DeviceError> {
+    let attributes = ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_sensitive_data_origin(true)
+        .with_user_with_auth(true)
+        .with_restricted(true)
+        .with_sign_encrypt(true)
+        .build()
+        .op("building AK attributes")?;
+    let parameters = PublicEccParametersBuilder::new()
+        .with_symmetric(SymmetricDefinitionObject::Null)
+        .with_ecc_scheme(EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)))
+        .with_curve(EccCurve::NistP256)
+        .with_key_derivation_function_scheme(KeyDerivationFunctionScheme::Null)
+        .with_is_signing_key(true)
+        .with_is_decryption_key(false)
+        .with_restricted(true)
+        .build()
+        .op("building AK parameters")?;
+    PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::Ecc)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_object_attributes(attributes)
+        .with_ecc_parameters(parameters)
+        .with_ecc_unique_identifier(EccPoint::default())
+        .build()
+        .op("building AK template")
+}
+
+impl TpmDevice {
+    /// Connects through a TCTI string such as `swtpm:host=127.0.0.1,port=2321` or `device:/dev/tpmrm0`.
+    pub fn open(tcti: &str) -> Result<Self, DeviceError> {
+        let conf = TctiNameConf::from_str(tcti).map_err(|source| DeviceError::Tcti {
+            tcti: tcti.to_owned(),
+            source,
+        })?;
+        let context = Context::new(conf).op("opening the TCTI")?;
+        Ok(Self { context })
+    }
+
+    fn with_ek<T>(
+        &mut self,
+        f: impl FnOnce(&mut Context, KeyHandle) -> Result<T, DeviceError>,
+    ) -> Result<T, DeviceError> {
+        let ek = ek::create_ek_object(&mut self.context, AsymmetricAlgorithm::Rsa, None)
+            .op("creating the EK")?;
+        let result = f(&mut self.context, ek);
+        let flushed = self.context.flush_context(ek.into()).op("flushing the EK");
+        let value = result?;
+        flushed?;
+        Ok(value)
+    }
+
+    fn with_ak<T>(
+        &mut self,
+        f: impl FnOnce(&mut Context, KeyHandle) -> Result<T, DeviceError>,
+    ) -> Result<T, DeviceError> {
+        let template = ak_template()?;
+        let ak = self
+            .context
+            .execute_with_nullauth_session(|ctx| {
+                ctx.create_primary(Hierarchy::Endorsement, template, None, None, None, None)
+            })
+            .op("creating the AK")?
+            .key_handle;
+        let result = f(&mut self.context, ak);
+        let flushed = self.context.flush_context(ak.into()).op("flushing the AK");
+        let value = result?;
+        flushed?;
+        Ok(value)
+    }
+
+    /// Marshalled `TPMT_PUBLIC` of the EK (RSA 2048 default template).
+    pub fn ek_public(&mut self) -> Result<Vec<u8>, DeviceError> {
+        self.with_ek(|ctx, ek| {
+            let (public, _, _) = ctx.read_public(ek).op("reading the EK public area")?;
+            public.marshall().op("marshalling the EK public area")
+        })
+    }
+
+    /// Marshalled `TPMT_PUBLIC` of the AK.
+    pub fn ak_public(&mut self) -> Result<Vec<u8>, DeviceError> {
+        self.with_ak(|ctx, ak| {
+            let (public, _, _) = ctx.read_public(ak).op("reading the AK public area")?;
+            public.marshall().op("marshalling the AK public area")
+        })
+    }
+
+    /// TPM2_ActivateCredential: recovers the credential the verifier wrapped to the EK for the AK's
+    /// name. Succeeds only if this TPM holds both keys.
+    pub fn activate_credential(
+        &mut self,
+        challenge: &super::CredentialChallenge,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, DeviceError> {
+        let blob = IdObject::try_from(challenge.credential_blob.clone())
+            .op("reading the credential blob")?;
+        let secret = EncryptedSecret::try_from(challenge.encrypted_secret.clone())
+            .op("reading the encrypted secret")?;
+        self.with_ek(|ctx, ek| {
+            let template = ak_template()?;
+            let ak = ctx
+                .execute_with_nullauth_session(|ctx| {
+                    ctx.create_primary(Hierarchy::Endorsement, template, None, None, None, None)
+                })
+                .op("creating the AK")?
+                .key_handle;
+            let result = activate(ctx, ak, ek, blob, secret);
+            let flushed = ctx.flush_context(ak.into()).op("flushing the AK");
+            let digest = result?;
+            flushed?;
+            Ok(zeroize::Zeroizing::new(digest.value().to_vec()))
+        })
+    }
+
+    /// Resets a resettable PCR (16 or 23 from locality 0) to zeros.
+    pub fn reset_pcr(&mut self, index: u8) -> Result<(), DeviceError> {
+        let handle = pcr_handle(index)?;
+        self.context
+            .execute_with_nullauth_session(|ctx| ctx.pcr_reset(handle))
+            .op("resetting the PCR")
+    }
+
+    /// Extends PCR `index` of the sha256 bank with each digest in order.
+    pub fn extend_pcr(&mut self, index: u8, digests: &[[u8; 32]]) -> Result<(), DeviceError> {
+        let handle = pcr_handle(index)?;
+        for digest in digests {
+            let mut values = DigestValues::new();
+            values.set(
+                HashingAlgorithm::Sha256,
+                Digest::try_from(digest.to_vec()).op("building a digest")?,
+            );
+            self.context
+                .execute_with_nullauth_session(|ctx| ctx.pcr_extend(handle, values))
+                .op("extending the PCR")?;
+        }
+        Ok(())
+    }
+
+    /// Reads sha256-bank PCR values.
+    pub fn read_pcrs(&mut self, pcrs: &[u8]) -> Result<BTreeMap<u8, [u8; 32]>, DeviceError> {
+        let data = self.context.execute_without_session(|ctx| {
+            pcr::read_all(ctx, selection(pcrs)?).op("reading PCRs")
+        })?;
+        let bank = data
+            .pcr_bank(HashingAlgorithm::Sha256)
+            .ok_or(DeviceError::Unexpected("no sha256 PCR bank"))?;
+        let mut out = BTreeMap::new();
+        for index in pcrs {
+            let digest = bank
+                .get_digest(slot(*index)?)
+                .ok_or(DeviceError::Unexpected("a requested PCR was not read"))?;
+            let value: [u8; 32] = digest
+                .value()
+                .try_into()
+                .map_err(|_| DeviceError::Unexpected("sha256 PCR is not 32 bytes"))?;
+            out.insert(*index, value);
+        }
+        Ok(out)
+    }
+
+    /// Quotes the boot PCRs 0–7 and [`APP_PCR`] with `qualifying_data` under the AK.
+    pub fn quote(&mut self, qualifying_data: &[u8; 32]) -> Result<DeviceQuote, DeviceError> {
+        let mut pcrs = BOOT_PCRS.to_vec();
+        pcrs.push(APP_PCR);
+        self.quote_pcrs(qualifying_data, &pcrs)
+    }
+
+    /// Quotes the given sha256-bank PCRs.
+    pub fn quote_pcrs(
+        &mut self,
+        qualifying_data: &[u8; 32],
+        pcrs: &[u8],
+    ) -> Result<DeviceQuote, DeviceError> {
+        let list = selection(pcrs)?;
+        let data = Data::try_from(qualifying_data.to_vec()).op("building qualifying data")?;
+        let (attest, signature) = self.with_ak(|ctx, ak| {
+            ctx.execute_with_nullauth_session(|ctx| {
+                ctx.quote(ak, data, SignatureScheme::Null, list)
+            })
+            .op("quoting")
+        })?;
+        let values = self.read_pcrs(pcrs)?;
+        Ok(DeviceQuote {
+            attest: attest.marshall().op("marshalling the attestation")?,
+            signature: signature.marshall().op("marshalling the signature")?,
+            pcrs: values,
+        })
+    }
+
+    fn with_srk<T>(
+        &mut self,
+        f: impl FnOnce(&mut Context, KeyHandle) -> Result<T, DeviceError>,
+    ) -> Result<T, DeviceError> {
+        let template = tss_esapi::utils::create_restricted_decryption_rsa_public(
+            SymmetricDefinitionObject::AES_128_CFB,
+            RsaKeyBits::Rsa2048,
+            RsaExponent::default(),
+        )
+        .op("building the storage key template")?;
+        let srk = self
+            .context
+            .execute_with_nullauth_session(|ctx| {
+                ctx.create_primary(Hierarchy::Owner, template, None, None, None, None)
+            })
+            .op("creating the storage key")?
+            .key_handle;
+        let result = f(&mut self.context, srk);
+        let flushed = self
+            .context
+            .flush_context(srk.into())
+            .op("flushing the storage key");
+        let value = result?;
+        flushed?;
+        Ok(value)
+    }
+
+    /// Seals `secret` (at most 128 bytes) so that it unseals only while `pcrs` hold their current
+    /// values (TPM2_PolicyPCR).
+    pub fn seal(&mut self, secret: &[u8], pcrs: &[u8]) -> Result<SealedSecret, DeviceError> {
+        let list = selection(pcrs)?;
+        let policy = {
+            let session = start_policy_session(&mut self.context, SessionType::Trial)?;
+            let result = self
+                .context
+                .policy_pcr(session, Digest::default(), list.clone())
+                .op("PolicyPCR (trial)")
+                .and_then(|()| {
+                    self.context
+                        .policy_get_digest(session)
+                        .op("reading the policy digest")
+                });
+            flush_session(&mut self.context, session)?;
+            result?
+        };
+        let attributes = ObjectAttributesBuilder::new()
+            .with_fixed_tpm(true)
+            .with_fixed_parent(true)
+            .with_no_da(true)
+            .with_admin_with_policy(true)
+            .with_user_with_auth(false)
+            .build()
+            .op("building sealed object attributes")?;
+        let public = PublicBuilder::new()
+            .with_public_algorithm(PublicAlgorithm::KeyedHash)
+            .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+            .with_object_attributes(attributes)
+            .with_auth_policy(policy)
+            .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
+            .with_keyed_hash_unique_identifier(Digest::default())
+            .build()
+            .op("building the sealed object template")?;
+        let data = SensitiveData::try_from(secret.to_vec()).op("secret too long to seal")?;
+        let created = self.with_srk(|ctx, srk| {
+            ctx.execute_with_nullauth_session(|ctx| {
+                ctx.create(srk, public, None, Some(data), None, None)
+            })
+            .op("creating the sealed object")
+        })?;
+        Ok(SealedSecret {
+            private: created.out_private.value().to_vec(),
+            public: created
+                .out_public
+                .marshall()
+                .op("marshalling the sealed object")?,
+            pcrs: pcrs.to_vec(),
+        })
+    }
+
+    /// Unseals a [`SealedSecret`]. Fails (TPM_RC_POLICY_FAIL) when a covered PCR changed.
+    pub fn unseal(
+        &mut self,
+        sealed: &SealedSecret,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, DeviceError> {
+        let list = selection(&sealed.pcrs)?;
+        let private = Private::try_from(sealed.private.clone()).op("reading the sealed private")?;
+        let public = Public::unmarshall(&sealed.public).op("reading the sealed public")?;
+        self.with_srk(|ctx, srk| {
+            let object = ctx
+                .execute_with_nullauth_session(|ctx| ctx.load(srk, private, public))
+                .op("loading the sealed object")?;
+            let result = (|| {
+                let session = start_policy_session(ctx, SessionType::Policy)?;
+                let unsealed = ctx
+                    .policy_pcr(session, Digest::default(), list)
+                    .op("PolicyPCR")
+                    .and_then(|()| {
+                        ctx.execute_with_session(Some(AuthSession::from(session)), |ctx| {
+                            ctx.unseal(ObjectHandle::from(object))
+                        })
+                        .op("unsealing")
+                    });
+                // The TPM ends a session used without continueSession; flushing it again then fails
+                // harmlessly, so the result is ignored.
+                let _ = flush_session(ctx, session);
+                unsealed
+            })();
+            let flushed = ctx
+                .flush_context(object.into())
+                .op("flushing the sealed object");
+            let data = result?;
+            flushed?;
+            Ok(zeroize::Zeroizing::new(data.value().to_vec()))
+        })
+    }
+}
+
+fn start_policy_session(
+    ctx: &mut Context,
+    kind: SessionType,
+) -> Result<PolicySession, DeviceError> {
+    let session = ctx
+        .start_auth_session(
+            None,
+            None,
+            None,
+            kind,
+            SymmetricDefinition::AES_128_CFB,
+            HashingAlgorithm::Sha256,
+        )
+        .op("starting a policy session")?
+        .ok_or(DeviceError::Unexpected("no session handle"))?;
+    PolicySession::try_from(session).op("policy session")
+}
+
+fn flush_session(ctx: &mut Context, session: PolicySession) -> Result<(), DeviceError> {
+    let handle = SessionHandle::from(AuthSession::from(session));
+    ctx.flush_context(handle.into()).op("flushing a session")
+}
+
+fn activate(
+    ctx: &mut Context,
+    ak: KeyHandle,
+    ek: KeyHandle,
+    blob: IdObject,
+    secret: EncryptedSecret,
+) -> Result<Digest, DeviceError> {
+    // The EK's policy requires PolicySecret(endorsement hierarchy); the AK takes an empty password.
+    let policy = start_policy_session(ctx, SessionType::Policy)?;
+    let result = (|| {
+        let (attributes, mask) = SessionAttributesBuilder::new().build();
+        ctx.tr_sess_set_attributes(AuthSession::from(policy), attributes, mask)
+            .op("session attributes")?;
+        ctx.execute_with_nullauth_session(|ctx| {
+            ctx.policy_secret(
+                policy,
+                AuthHandle::Endorsement,
+                Default::default(),
+                Default::default(),
+                Default::default(),
+                None,
+            )
+        })
+        .op("PolicySecret(endorsement)")?;
+        ctx.set_sessions((
+            Some(AuthSession::Password),
+            Some(AuthSession::from(policy)),
+            None,
+        ));
+        let digest = ctx
+            .activate_credential(ak, ek, blob, secret)
+            .op("activating the credential");
+        ctx.clear_sessions();
+        digest
+    })();
+    // The session may already be closed by the TPM (continueSession clear); a failed flush is harmless.
+    let _ = flush_session(ctx, policy);
+    result
+}

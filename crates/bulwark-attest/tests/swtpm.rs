@@ -1,0 +1,277 @@
+//! End to end against a real software TPM (swtpm): EK and AK, credential activation with the
+//! verifier's pure-Rust MakeCredential, the application PCR, quotes appraised by the verifier, and a
+//! secret sealed to PCR values. Skips with a message when swtpm is not installed; CI installs it.
+#![cfg(feature = "tpm")]
+
+use bulwark_attest::appraisal::Status;
+use bulwark_attest::evidence::{AppMeasurements, Evidence, TpmEvidence};
+use bulwark_attest::hexbytes::HexBytes;
+use bulwark_attest::manifest::{OperatorSet, ReferenceManifest, SignedManifest, TpmReference};
+use bulwark_attest::nonce::{node_key_hash, qualifying_data};
+use bulwark_attest::swtpm::{self, SoftwareTpm};
+use bulwark_attest::tpm::device::TpmDevice;
+use bulwark_attest::tpm::{self, TpmPublic, APP_PCR, BOOT_PCRS};
+use bulwark_attest::verifier::{AppraisalRequest, Verifier, VerifierConfig};
+use ed25519_dalek::SigningKey;
+use std::collections::BTreeMap;
+
+const NOW: u64 = 1_800_000_000_000;
+
+fn start() -> Option<SoftwareTpm> {
+    if !swtpm::installed() {
+        println!(
+            "SKIPPED: swtpm is not installed (apt-get install swtpm swtpm-tools); CI installs it"
+        );
+        return None;
+    }
+    Some(SoftwareTpm::start().expect("swtpm starts"))
+}
+
+fn measure(device: &mut TpmDevice, m: &AppMeasurements) {
+    device.reset_pcr(APP_PCR).expect("PCR 23 resets");
+    device
+        .extend_pcr(APP_PCR, &[m.binary.0, m.config.0, m.policy.0])
+        .expect("extends");
+}
+
+fn honest() -> AppMeasurements {
+    AppMeasurements::from_contents(b"bulwark node binary", b"config", b"policy")
+}
+
+fn operator() -> SigningKey {
+    SigningKey::from_bytes(&[1; 32])
+}
+
+fn manifest_for(pcrs: &BTreeMap<u8, [u8; 32]>) -> SignedManifest {
+    let mut signed = SignedManifest::unsigned(ReferenceManifest {
+        role: "committee".into(),
+        release: "test".into(),
+        issued_at_ms: NOW - 1,
+        expires_at_ms: NOW + 3_600_000,
+        tpm: Some(TpmReference {
+            pcrs: pcrs.iter().map(|(i, v)| (*i, vec![HexBytes(*v)])).collect(),
+        }),
+        snp: None,
+        tdx: None,
+        dev: None,
+    });
+    signed.sign_with(&operator());
+    signed
+}
+
+fn verifier() -> Verifier {
+    Verifier::new(
+        SigningKey::from_bytes(&[2; 32]),
+        OperatorSet::new(vec![HexBytes(operator().verifying_key().to_bytes())], 1).expect("set"),
+        VerifierConfig::default(),
+    )
+}
+
+fn quote_evidence(device: &mut TpmDevice, qd: &[u8; 32], key_hash: [u8; 32]) -> Evidence {
+    let quote = device.quote(qd).expect("quotes");
+    Evidence::Tpm2Quote(TpmEvidence {
+        node_key_sha256: HexBytes(key_hash),
+        epoch: 1,
+        ak_public: device.ak_public().expect("AK"),
+        attest: quote.attest,
+        signature: quote.signature,
+        pcrs: quote.pcrs.iter().map(|(i, v)| (*i, HexBytes(*v))).collect(),
+    })
+}
+
+#[test]
+fn swtpm_enroll_quote_appraise_tamper_and_foreign_ak() {
+    let Some(soft) = start() else { return };
+    let mut device = TpmDevice::open(&soft.tcti()).expect("opens");
+    let mut rng = rand_core::OsRng;
+
+    // Enrollment: the verifier wraps a credential to the EK for the AK's name, in pure Rust.
+    let ek = device.ek_public().expect("EK");
+    let ak = device.ak_public().expect("AK");
+    let parsed_ak = TpmPublic::parse(&ak).expect("AK parses");
+    parsed_ak.check_attestation_key().expect("AK attributes");
+    let mut v = verifier();
+    let challenge = v
+        .begin_enrollment("node-1", &ek, &ak, NOW, &mut rng)
+        .expect("challenge");
+    let credential = device
+        .activate_credential(&challenge)
+        .expect("TPM activates");
+    v.finish_enrollment("node-1", &credential, NOW)
+        .expect("enrolled");
+
+    // A credential made for another object's name does not activate for our AK.
+    let mut other_name = parsed_ak.name();
+    other_name[5] ^= 1;
+    let wrong = tpm::make_credential(
+        &TpmPublic::parse(&ek).expect("EK parses"),
+        &other_name,
+        &[7; 32],
+        &mut rng,
+    )
+    .expect("wraps");
+    assert!(
+        device.activate_credential(&wrong).is_err(),
+        "bound to the AK name"
+    );
+
+    // Measured launch into PCR 23, then a quote of PCRs 0-7 + 23 appraised by the verifier.
+    measure(&mut device, &honest());
+    let mut pcrs_to_quote = BOOT_PCRS.to_vec();
+    pcrs_to_quote.push(APP_PCR);
+    let reference = device.read_pcrs(&pcrs_to_quote).expect("reads");
+    assert_eq!(
+        reference[&APP_PCR],
+        honest().app_pcr_value(),
+        "PCR 23 = simulated extends"
+    );
+    let manifest = manifest_for(&reference);
+    let key_hash = node_key_hash(b"node-1 TLS key");
+
+    let nonce = v.issue_nonce(NOW, [1; 32]).expect("nonce");
+    let evidence = quote_evidence(
+        &mut device,
+        &qualifying_data(&nonce, &key_hash, 1),
+        key_hash,
+    );
+    let request = AppraisalRequest {
+        node_id: "node-1",
+        node_key_sha256: key_hash,
+        epoch: 1,
+        nonce,
+        evidence: &evidence,
+        manifest: &manifest,
+    };
+    let a = v
+        .appraise(&request, NOW + 1)
+        .verify(&v.public_key(), NOW + 1)
+        .expect("signed");
+    assert_eq!(a.status, Status::Affirming, "{:?}", a.reasons);
+
+    // Replay of the same evidence and nonce.
+    let a = v
+        .appraise(&request, NOW + 2)
+        .verify(&v.public_key(), NOW + 2)
+        .expect("signed");
+    assert_eq!(a.reasons[0].code, "nonce-replayed");
+
+    // Wrong nonce on a real quote: reported as a qualifying-data mismatch, not a bad signature.
+    let nonce = v.issue_nonce(NOW, [2; 32]).expect("nonce");
+    let evidence = quote_evidence(
+        &mut device,
+        &qualifying_data(&[9; 32], &key_hash, 1),
+        key_hash,
+    );
+    let a = v
+        .appraise(
+            &AppraisalRequest {
+                nonce,
+                evidence: &evidence,
+                ..request.clone()
+            },
+            NOW + 3,
+        )
+        .verify(&v.public_key(), NOW + 3)
+        .expect("signed");
+    assert_eq!(a.reasons[0].code, "qualifying-data-mismatch");
+
+    // Tampered binary: PCR 23 differs; the reason names the PCR and both values.
+    let evil = AppMeasurements::from_contents(b"tampered binary", b"config", b"policy");
+    measure(&mut device, &evil);
+    let nonce = v.issue_nonce(NOW, [3; 32]).expect("nonce");
+    let evidence = quote_evidence(
+        &mut device,
+        &qualifying_data(&nonce, &key_hash, 1),
+        key_hash,
+    );
+    let a = v
+        .appraise(
+            &AppraisalRequest {
+                nonce,
+                evidence: &evidence,
+                ..request.clone()
+            },
+            NOW + 4,
+        )
+        .verify(&v.public_key(), NOW + 4)
+        .expect("signed");
+    assert_eq!(a.status, Status::Contraindicated);
+    let reason = a
+        .reasons
+        .iter()
+        .find(|r| r.code == "pcr-mismatch")
+        .expect("PCR reason");
+    assert!(reason.detail.contains("PCR 23"));
+    assert!(reason.detail.contains(&hex::encode(evil.app_pcr_value())));
+    assert!(reason
+        .detail
+        .contains(&hex::encode(honest().app_pcr_value())));
+    drop(device);
+
+    // A second TPM: its AK is foreign to node-1's enrollment.
+    let other = start().expect("second swtpm");
+    let mut foreign = TpmDevice::open(&other.tcti()).expect("opens");
+    measure(&mut foreign, &honest());
+    let nonce = v.issue_nonce(NOW, [4; 32]).expect("nonce");
+    let evidence = quote_evidence(
+        &mut foreign,
+        &qualifying_data(&nonce, &key_hash, 1),
+        key_hash,
+    );
+    let a = v
+        .appraise(
+            &AppraisalRequest {
+                nonce,
+                evidence: &evidence,
+                ..request.clone()
+            },
+            NOW + 5,
+        )
+        .verify(&v.public_key(), NOW + 5)
+        .expect("signed");
+    assert_eq!(a.reasons[0].code, "foreign-ak");
+
+    // And the foreign TPM cannot answer a challenge made for node-1's EK.
+    let challenge = v
+        .begin_enrollment(
+            "node-1",
+            &ek,
+            &foreign.ak_public().expect("AK"),
+            NOW,
+            &mut rng,
+        )
+        .expect("challenge");
+    assert!(foreign.activate_credential(&challenge).is_err());
+}
+
+#[test]
+fn swtpm_sealed_secret_unseals_only_under_the_measured_pcrs() {
+    let Some(soft) = start() else { return };
+    let mut device = TpmDevice::open(&soft.tcti()).expect("opens");
+    measure(&mut device, &honest());
+    let mut pcrs = BOOT_PCRS.to_vec();
+    pcrs.push(APP_PCR);
+    let sealed = device.seal(b"consensus share", &pcrs).expect("seals");
+    assert_eq!(
+        device.unseal(&sealed).expect("unseals").as_slice(),
+        b"consensus share"
+    );
+
+    // Node restarted from a tampered binary: PCR 23 differs, unseal refused by the TPM.
+    measure(
+        &mut device,
+        &AppMeasurements::from_contents(b"tampered", b"config", b"policy"),
+    );
+    let error = device.unseal(&sealed).expect_err("policy must fail");
+    assert!(
+        error.to_string().contains("unsealing") || error.to_string().contains("PolicyPCR"),
+        "{error}"
+    );
+
+    // Back to the honest measurement: unseals again (no handles leaked along the way).
+    measure(&mut device, &honest());
+    assert_eq!(
+        device.unseal(&sealed).expect("unseals").as_slice(),
+        b"consensus share"
+    );
+}

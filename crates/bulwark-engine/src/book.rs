@@ -2,7 +2,8 @@
 //!
 //! Resting orders live in a slab (`Vec<Slot>` with a free list) and are chained per price level in
 //! an intrusive doubly-linked list, so cancel is O(1) given the order id (an `FxHashMap` from id to
-//! slot). Price levels are kept in one `BTreeMap` per side; the map is touched only when a level is
+//! slot). A second intrusive list per owner makes "all of one account's orders" (mass cancel,
+//! liquidation) cost O(its own orders), not O(book). Price levels are kept in one `BTreeMap` per side; the map is touched only when a level is
 //! created or emptied. The book knows nothing of margin, fees or marks: the engine decides whether
 //! an order may trade and passes the price band in.
 //!
@@ -18,7 +19,7 @@ use crate::command::{AccountId, OrderId, SelfTradePrevention, Side};
 
 const NIL: u32 = u32::MAX;
 
-/// A resting order as the book stores it (48 bytes).
+/// A resting order as the book stores it (56 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Slot {
     id: u64,
@@ -28,6 +29,12 @@ struct Slot {
     qty: i64,
     prev: u32,
     next: u32,
+    /// The owner's list. Not in snapshots: its order depends on history, so it is rebuilt on
+    /// restore (in slab order) and only ever read through the id-sorted `orders_of`.
+    #[serde(skip)]
+    owner_prev: u32,
+    #[serde(skip)]
+    owner_next: u32,
     level: u32,
     side: Side,
     reduce_only: bool,
@@ -124,6 +131,9 @@ pub struct Book {
     asks: BTreeMap<i64, u32>,
     #[serde(skip)]
     index: FxHashMap<u64, u32>,
+    /// Head of each owner's list of resting orders (rebuilt on restore).
+    #[serde(skip)]
+    owners: FxHashMap<u64, u32>,
 }
 
 impl Book {
@@ -136,14 +146,56 @@ impl Book {
         }
     }
 
-    /// Rebuilds the id index after deserialization.
+    /// Rebuilds the id index and the owners' lists after deserialization.
     pub fn rebuild_index(&mut self) {
         self.index.clear();
-        for (i, s) in self.slots.iter().enumerate() {
-            if s.qty > 0 {
+        self.owners.clear();
+        for i in 0..self.slots.len() {
+            if self.slots[i].qty > 0 {
                 let slot = u32::try_from(i).expect("slab size must fit u32");
-                self.index.insert(s.id, slot);
+                self.index.insert(self.slots[i].id, slot);
+                self.link_owner(slot);
             }
+        }
+    }
+
+    /// Every resting order of `owner`, in order-id order (deterministic whatever the list order).
+    pub fn orders_of(&self, owner: AccountId) -> Vec<Resting> {
+        let mut out = Vec::new();
+        let mut cur = self.owners.get(&owner.0).copied().unwrap_or(NIL);
+        while cur != NIL {
+            let s = &self.slots[cur as usize];
+            out.push(self.resting(s));
+            cur = s.owner_next;
+        }
+        out.sort_unstable_by_key(|r| r.id);
+        out
+    }
+
+    fn link_owner(&mut self, slot: u32) {
+        let owner = self.slots[slot as usize].owner;
+        let head = self.owners.insert(owner, slot).unwrap_or(NIL);
+        let s = &mut self.slots[slot as usize];
+        s.owner_prev = NIL;
+        s.owner_next = head;
+        if head != NIL {
+            self.slots[head as usize].owner_prev = slot;
+        }
+    }
+
+    fn unlink_owner(&mut self, slot: u32) {
+        let s = self.slots[slot as usize];
+        if s.owner_prev == NIL {
+            if s.owner_next == NIL {
+                self.owners.remove(&s.owner);
+            } else {
+                self.owners.insert(s.owner, s.owner_next);
+            }
+        } else {
+            self.slots[s.owner_prev as usize].owner_next = s.owner_next;
+        }
+        if s.owner_next != NIL {
+            self.slots[s.owner_next as usize].owner_prev = s.owner_prev;
         }
     }
 
@@ -331,6 +383,8 @@ impl Book {
             qty: order.qty,
             prev: NIL,
             next: NIL,
+            owner_prev: NIL,
+            owner_next: NIL,
             level,
             side: order.side,
             reduce_only: order.reduce_only,
@@ -347,6 +401,7 @@ impl Book {
             self.slots[slot as usize].prev = tail;
         }
         self.index.insert(order.id.0, slot);
+        self.link_owner(slot);
     }
 
     /// Removes a resting order. O(1) apart from removing an emptied level from the tree.
@@ -435,6 +490,7 @@ impl Book {
             self.free_level = s.level;
         }
         self.index.remove(&s.id);
+        self.unlink_owner(slot);
         let freed = &mut self.slots[slot as usize];
         *freed = Slot {
             id: 0,
@@ -443,6 +499,8 @@ impl Book {
             qty: 0,
             prev: NIL,
             next: self.free_slot,
+            owner_prev: NIL,
+            owner_next: NIL,
             level: NIL,
             side: Side::Buy,
             reduce_only: false,
@@ -452,7 +510,8 @@ impl Book {
 
     /// Bytes of heap the book holds (slab, levels, index), for the memory benchmark.
     pub fn heap_bytes(&self) -> usize {
-        let index = self.index.capacity() * (std::mem::size_of::<(u64, u32)>() + 1);
+        let index = (self.index.capacity() + self.owners.capacity())
+            * (std::mem::size_of::<(u64, u32)>() + 1);
         let tree = (self.bids.len() + self.asks.len()) * (std::mem::size_of::<(i64, u32)>() + 8);
         self.slots.capacity() * std::mem::size_of::<Slot>()
             + self.levels.capacity() * std::mem::size_of::<Level>()
@@ -553,6 +612,35 @@ mod tests {
         ));
         assert!(matches!(out[2], BookEvent::Fill { qty: 1, .. }));
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn owner_lists_follow_inserts_fills_and_cancels() {
+        let mut b = Book::new();
+        for i in 1..=6u64 {
+            b.insert(rest(i, i % 2, Side::Sell, 100 + i as i64, 1));
+        }
+        let ids = |b: &Book, owner| {
+            b.orders_of(AccountId(owner))
+                .iter()
+                .map(|r| r.id.0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&b, 1), vec![1, 3, 5]);
+        b.cancel(OrderId(3));
+        let mut out = vec![];
+        b.match_incoming(&taker(9, 7, Side::Buy, 101, 1), &mut out);
+        assert_eq!(ids(&b, 1), vec![5]);
+        assert_eq!(ids(&b, 0), vec![2, 4, 6]);
+        let bytes = postcard::to_allocvec(&b).expect("serialize");
+        let mut c: Book = postcard::from_bytes(&bytes).expect("deserialize");
+        c.rebuild_index();
+        assert_eq!(ids(&c, 0), vec![2, 4, 6]);
+        assert_eq!(postcard::to_allocvec(&c).expect("serialize"), bytes);
+        for id in [2, 4, 6, 5] {
+            b.cancel(OrderId(id));
+        }
+        assert!(ids(&b, 0).is_empty() && b.owners.is_empty());
     }
 
     #[test]

@@ -345,7 +345,7 @@ impl Engine {
             .collect();
         for inst in ids {
             let book = &mut self.state.markets[inst.0 as usize].book;
-            let mine: Vec<Resting> = book.orders().filter(|r| r.owner == account).collect();
+            let mine = book.orders_of(account);
             for r in &mine {
                 book.cancel(r.id);
             }

@@ -161,6 +161,20 @@ pub struct SignedAppraisal {
 }
 
 impl Appraisal {
+    /// Adds a reason at `status`; the overall status is computed from the reasons when signing.
+    pub(crate) fn push_reason(&mut self, status: Status, code: &str, detail: String) {
+        self.reasons.push(Reason {
+            status,
+            code: code.to_owned(),
+            detail,
+        });
+    }
+
+    /// Adds a contraindicating reason: the node must not be admitted.
+    pub(crate) fn refuse(&mut self, code: &str, detail: String) {
+        self.push_reason(Status::Contraindicated, code, detail);
+    }
+
     /// Signs this appraisal. `self.verifier` is overwritten with `key`'s public key.
     pub fn sign(mut self, key: &SigningKey) -> SignedAppraisal {
         self.verifier = HexBytes(key.verifying_key().to_bytes());

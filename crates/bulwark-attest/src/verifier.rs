@@ -4,7 +4,7 @@
 //! Sans-IO: every call takes the time (`now_ms`) and, where needed, randomness from the caller; the
 //! verifier's state (nonces, enrolled keys, last TPM counters per node) lives in memory and is bounded.
 
-use crate::appraisal::{Appraisal, Claims, Reason, SignedAppraisal, Status, APPRAISAL_PROFILE};
+use crate::appraisal::{Appraisal, Claims, SignedAppraisal, Status, APPRAISAL_PROFILE};
 use crate::dev::DevEvidence;
 use crate::evidence::{Evidence, TpmEvidence};
 use crate::hexbytes::HexBytes;
@@ -165,6 +165,10 @@ fn check_node_id(node_id: &str) -> Result<(), VerifierError> {
 
 impl Verifier {
     /// A verifier signing appraisals with `key` and trusting manifests signed by `operators`.
+    ///
+    /// # Panics
+    /// If `config.nonce_ttl_ms` or `config.nonce_capacity` is zero (see [`NonceBook::new`]): a
+    /// configuration error, not an operating one.
     pub fn new(key: SigningKey, operators: OperatorSet, config: VerifierConfig) -> Self {
         Self {
             key,
@@ -303,15 +307,8 @@ impl Verifier {
     }
 
     fn appraise_into(&mut self, request: &AppraisalRequest<'_>, now_ms: u64, out: &mut Appraisal) {
-        let refuse = |out: &mut Appraisal, code: &str, detail: String| {
-            out.reasons.push(Reason {
-                status: Status::Contraindicated,
-                code: code.to_owned(),
-                detail,
-            });
-        };
         if check_node_id(request.node_id).is_err() {
-            return refuse(out, "bad-node-id", "node id empty or too long".into());
+            return out.refuse("bad-node-id", "node id empty or too long".into());
         }
         // Signature checks are skipped for a manifest (same content, same signatures) that already
         // verified under this verifier's operator set; time and content are checked every time.
@@ -330,7 +327,7 @@ impl Verifier {
         };
         let manifest = match checked {
             Ok(manifest) => manifest,
-            Err(error) => return refuse(out, "manifest-refused", error.to_string()),
+            Err(error) => return out.refuse("manifest-refused", error.to_string()),
         };
         out.claims.role = Some(manifest.role.clone());
         out.claims.release = Some(manifest.release.clone());
@@ -340,7 +337,7 @@ impl Verifier {
                 NonceError::Expired { .. } => "nonce-expired",
                 _ => "nonce-unknown",
             };
-            return refuse(out, code, error.to_string());
+            return out.refuse(code, error.to_string());
         }
         let expected = qualifying_data(&request.nonce, &request.node_key_sha256, request.epoch);
         match request.evidence {
@@ -363,21 +360,14 @@ impl Verifier {
         expected: &[u8; 32],
         out: &mut Appraisal,
     ) {
-        let mut refuse = |code: &str, detail: String| {
-            out.reasons.push(Reason {
-                status: Status::Contraindicated,
-                code: code.to_owned(),
-                detail,
-            });
-        };
         let Some(reference) = &manifest.tpm else {
-            return refuse(
+            return out.refuse(
                 "no-tpm-reference",
                 "the manifest has no TPM reference values".into(),
             );
         };
         let Some(enrolled) = self.enrolled.get(request.node_id) else {
-            return refuse(
+            return out.refuse(
                 "ak-not-enrolled",
                 format!(
                     "node {} has no attestation key bound to an EK by credential activation",
@@ -386,7 +376,7 @@ impl Verifier {
             );
         };
         if enrolled.ak_public != evidence.ak_public {
-            return refuse(
+            return out.refuse(
                 "foreign-ak",
                 format!(
                     "quote signed by an attestation key that is not the one enrolled for node {}",
@@ -396,7 +386,7 @@ impl Verifier {
         }
         let ak = match TpmPublic::parse(&evidence.ak_public) {
             Ok(ak) => ak,
-            Err(error) => return refuse("ak-malformed", error.to_string()),
+            Err(error) => return out.refuse("ak-malformed", error.to_string()),
         };
         let pcrs: BTreeMap<u8, [u8; 32]> = evidence.pcrs.iter().map(|(i, d)| (*i, d.0)).collect();
         let verified =
@@ -411,7 +401,7 @@ impl Verifier {
                         }
                         _ => "quote-malformed",
                     };
-                    return refuse(code, error.to_string());
+                    return out.refuse(code, error.to_string());
                 }
             };
         let clock = verified.attest.clock_info;
@@ -424,11 +414,11 @@ impl Verifier {
 
         for (index, allowed) in &reference.pcrs {
             match verified.pcrs.get(index) {
-                None => refuse(
+                None => out.refuse(
                     "pcr-not-quoted",
                     format!("PCR {index} is in the manifest but was not quoted"),
                 ),
-                Some(value) if !allowed.iter().any(|a| a.0 == *value) => refuse(
+                Some(value) if !allowed.iter().any(|a| a.0 == *value) => out.refuse(
                     "pcr-mismatch",
                     format!(
                         "PCR {index} holds {} but the manifest allows {}",
@@ -451,7 +441,7 @@ impl Verifier {
                     == (previous.reset_count, previous.restart_count)
                     && clock.clock < previous.clock);
             if backwards {
-                refuse(
+                out.refuse(
                     "tpm-counters-backwards",
                     format!(
                         "TPM reset/restart/clock went backwards: was {}/{}/{} ms, now {}/{}/{} ms (TPM replaced, rolled back, or quote replayed)",
@@ -464,31 +454,31 @@ impl Verifier {
                     ),
                 );
             } else if clock.reset_count > previous.reset_count {
-                out.reasons.push(Reason {
-                    status: Status::Warning,
-                    code: "tpm-reset".into(),
-                    detail: format!(
+                out.push_reason(
+                    Status::Warning,
+                    "tpm-reset",
+                    format!(
                         "the node rebooted since its last appraisal (reset count {} → {})",
                         previous.reset_count, clock.reset_count
                     ),
-                });
+                );
             } else if clock.restart_count > previous.restart_count {
-                out.reasons.push(Reason {
-                    status: Status::Warning,
-                    code: "tpm-restart".into(),
-                    detail: format!(
+                out.push_reason(
+                    Status::Warning,
+                    "tpm-restart",
+                    format!(
                         "the TPM restarted since the last appraisal (restart count {} → {})",
                         previous.restart_count, clock.restart_count
                     ),
-                });
+                );
             }
         }
         if !clock.safe {
-            out.reasons.push(Reason {
-                status: Status::Warning,
-                code: "tpm-clock-unsafe".into(),
-                detail: "the TPM reports its clock may have gone backwards (safe = NO)".into(),
-            });
+            out.push_reason(
+                Status::Warning,
+                "tpm-clock-unsafe",
+                "the TPM reports its clock may have gone backwards (safe = NO)".into(),
+            );
         }
         // Only a quote that verified moves the history; the bound holds because only enrolled nodes
         // (at most NODES_MAX) get here.
@@ -502,26 +492,19 @@ fn appraise_dev(
     expected: &[u8; 32],
     out: &mut Appraisal,
 ) {
-    let mut refuse = |code: &str, detail: String| {
-        out.reasons.push(Reason {
-            status: Status::Contraindicated,
-            code: code.to_owned(),
-            detail,
-        });
-    };
     out.claims.insecure_dev = true;
     let Some(reference) = manifest
         .dev
         .as_ref()
         .filter(|d| d.allow_insecure_dev_evidence)
     else {
-        return refuse(
+        return out.refuse(
             "dev-evidence-not-allowed",
             "insecure development evidence refused: the manifest does not allow it".into(),
         );
     };
     if !reference.signer_keys.contains(&evidence.signer) {
-        return refuse(
+        return out.refuse(
             "dev-signer-unknown",
             format!(
                 "dev attestor key {} is not listed in the manifest",
@@ -530,10 +513,10 @@ fn appraise_dev(
         );
     }
     if let Err(error) = evidence.verify_signature() {
-        return refuse("dev-signature-invalid", error.to_string());
+        return out.refuse("dev-signature-invalid", error.to_string());
     }
     if evidence.qualifying_data.0 != *expected {
-        return refuse(
+        return out.refuse(
             "qualifying-data-mismatch",
             format!(
                 "dev evidence qualifying data {} does not match expected {}: wrong nonce, node key or epoch",
@@ -545,7 +528,7 @@ fn appraise_dev(
     let value = HexBytes(evidence.measurements.app_pcr_value());
     out.claims.app_measurement = Some(value);
     if !reference.app_measurements.contains(&value) {
-        return refuse(
+        return out.refuse(
             "app-measurement-mismatch",
             format!(
                 "application measurement {value} (binary {}, config {}, policy {}) is not one the manifest allows",
@@ -553,9 +536,9 @@ fn appraise_dev(
             ),
         );
     }
-    out.reasons.push(Reason {
-        status: Status::Affirming,
-        code: "insecure-dev-evidence".into(),
-        detail: "INSECURE: accepted software-signed development evidence because the manifest allows it; no hardware root of trust".into(),
-    });
+    out.push_reason(
+        Status::Affirming,
+        "insecure-dev-evidence",
+        "INSECURE: accepted software-signed development evidence because the manifest allows it; no hardware root of trust".into(),
+    );
 }

@@ -42,6 +42,76 @@ fn keygen(dir: &Path, name: &str) -> String {
     )
 }
 
+/// `policy operators` with these public keys and threshold into `ops.json`; must succeed.
+fn write_operators(dir: &Path, keys: &[&str], threshold: &str) {
+    let mut args = vec!["policy", "operators"];
+    for key in keys {
+        args.extend_from_slice(&["--key", key]);
+    }
+    let out = p(dir, "ops.json");
+    args.extend_from_slice(&["--threshold", threshold, "--out", &out]);
+    assert_eq!(attest(&args), ExitCode::SUCCESS);
+}
+
+/// `policy sign` of the manifest file `manifest` with the secret key file `key`; must succeed.
+fn sign_manifest(dir: &Path, manifest: &str, key: &str) {
+    assert_eq!(
+        attest(&[
+            "policy",
+            "sign",
+            "--policy",
+            &p(dir, manifest),
+            "--key",
+            &p(dir, key)
+        ]),
+        ExitCode::SUCCESS
+    );
+}
+
+/// `verify` of the evidence file `evidence` against the manifest file `manifest` and `ops.json` for
+/// `nonce`, followed by `extra` arguments.
+fn verify_files(
+    dir: &Path,
+    evidence: &str,
+    manifest: &str,
+    nonce: &str,
+    extra: &[&str],
+) -> ExitCode {
+    let (ev, mf, ops) = (p(dir, evidence), p(dir, manifest), p(dir, "ops.json"));
+    let mut args = vec![
+        "verify",
+        "--evidence",
+        &ev,
+        "--policy",
+        &mf,
+        "--operators",
+        &ops,
+        "--nonce",
+        nonce,
+    ];
+    args.extend_from_slice(extra);
+    attest(&args)
+}
+
+/// `--binary`, `--config` and `--policy` naming the files [`write_app_files`] writes.
+fn app_file_args(dir: &Path) -> Vec<String> {
+    vec![
+        "--binary".into(),
+        p(dir, "bin"),
+        "--config".into(),
+        p(dir, "cfg"),
+        "--policy".into(),
+        p(dir, "pol"),
+    ]
+}
+
+/// Writes the node binary, config and policy files `bin`, `cfg` and `pol`.
+fn write_app_files(dir: &Path) {
+    for (name, body) in [("bin", "binary"), ("cfg", "config"), ("pol", "policy")] {
+        std::fs::write(dir.join(name), body).expect("write");
+    }
+}
+
 #[test]
 fn policy_and_dev_evidence_round_trip() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -49,24 +119,8 @@ fn policy_and_dev_evidence_round_trip() {
     let op1 = keygen(d, "op1.key");
     let op2 = keygen(d, "op2.key");
     let dev = keygen(d, "dev.key");
-    assert_eq!(
-        attest(&[
-            "policy",
-            "operators",
-            "--key",
-            &op1,
-            "--key",
-            &op2,
-            "--threshold",
-            "2",
-            "--out",
-            &p(d, "ops.json")
-        ]),
-        ExitCode::SUCCESS
-    );
-    for (name, body) in [("bin", "binary"), ("cfg", "config"), ("pol", "policy")] {
-        std::fs::write(d.join(name), body).expect("write");
-    }
+    write_operators(d, &[&op1, &op2], "2");
+    write_app_files(d);
     let measurement =
         bulwark_attest::evidence::AppMeasurements::from_contents(b"binary", b"config", b"policy")
             .app_pcr_value();
@@ -110,70 +164,28 @@ fn policy_and_dev_evidence_round_trip() {
         ExitCode::from(1),
         "unsigned refused"
     );
-    assert_eq!(
-        attest(&[
-            "policy",
-            "sign",
-            "--policy",
-            &p(d, "manifest.json"),
-            "--key",
-            &p(d, "op1.key")
-        ]),
-        ExitCode::SUCCESS
-    );
-    assert_eq!(
-        attest(&[
-            "policy",
-            "sign",
-            "--policy",
-            &p(d, "manifest.json"),
-            "--key",
-            &p(d, "op2.key")
-        ]),
-        ExitCode::SUCCESS
-    );
+    sign_manifest(d, "manifest.json", "op1.key");
+    sign_manifest(d, "manifest.json", "op2.key");
 
     let nonce = "ab".repeat(32);
-    assert_eq!(
-        attest(&[
-            "dev-quote",
-            "--key",
-            &p(d, "dev.key"),
-            "--nonce",
-            &nonce,
-            "--binary",
-            &p(d, "bin"),
-            "--config",
-            &p(d, "cfg"),
-            "--policy",
-            &p(d, "pol"),
-            "--out",
-            &p(d, "evidence.json"),
-        ]),
-        ExitCode::SUCCESS
-    );
-    let (ev, mf, ops, ap) = (
-        p(d, "evidence.json"),
-        p(d, "manifest.json"),
-        p(d, "ops.json"),
-        p(d, "appraisal.json"),
-    );
+    let (key, evidence) = (p(d, "dev.key"), p(d, "evidence.json"));
+    let files = app_file_args(d);
+    let mut args = vec![
+        "dev-quote",
+        "--key",
+        &key,
+        "--nonce",
+        &nonce,
+        "--out",
+        &evidence,
+    ];
+    args.extend(files.iter().map(String::as_str));
+    assert_eq!(attest(&args), ExitCode::SUCCESS);
+    let ap = p(d, "appraisal.json");
     let verify = |nonce: &str, extra: &[&str]| {
-        let mut args = vec![
-            "verify",
-            "--evidence",
-            &ev,
-            "--policy",
-            &mf,
-            "--operators",
-            &ops,
-            "--nonce",
-            nonce,
-            "--out",
-            &ap,
-        ];
+        let mut args = vec!["--out", &ap];
         args.extend_from_slice(extra);
-        attest(&args)
+        verify_files(d, "evidence.json", "manifest.json", nonce, &args)
     };
     assert_eq!(
         verify(&nonce, &[]),
@@ -210,22 +222,8 @@ fn swtpm_cli_enroll_measure_quote_verify() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
     let op = keygen(d, "op.key");
-    assert_eq!(
-        attest(&[
-            "policy",
-            "operators",
-            "--key",
-            &op,
-            "--threshold",
-            "1",
-            "--out",
-            &p(d, "ops.json")
-        ]),
-        ExitCode::SUCCESS
-    );
-    for (name, body) in [("bin", "binary"), ("cfg", "config"), ("pol", "policy")] {
-        std::fs::write(d.join(name), body).expect("write");
-    }
+    write_operators(d, &[&op], "1");
+    write_app_files(d);
     assert_eq!(
         attest(&[
             "enroll",
@@ -238,18 +236,11 @@ fn swtpm_cli_enroll_measure_quote_verify() {
         ]),
         ExitCode::SUCCESS
     );
+    let files = app_file_args(d);
     let measure = || {
-        attest(&[
-            "measure",
-            "--tcti",
-            &tcti,
-            "--binary",
-            &p(d, "bin"),
-            "--config",
-            &p(d, "cfg"),
-            "--policy",
-            &p(d, "pol"),
-        ])
+        let mut args = vec!["measure", "--tcti", &tcti];
+        args.extend(files.iter().map(String::as_str));
+        attest(&args)
     };
     assert_eq!(measure(), ExitCode::SUCCESS);
     assert_eq!(
@@ -267,17 +258,7 @@ fn swtpm_cli_enroll_measure_quote_verify() {
         ]),
         ExitCode::SUCCESS
     );
-    assert_eq!(
-        attest(&[
-            "policy",
-            "sign",
-            "--policy",
-            &p(d, "m.json"),
-            "--key",
-            &p(d, "op.key")
-        ]),
-        ExitCode::SUCCESS
-    );
+    sign_manifest(d, "m.json", "op.key");
     let nonce = "11".repeat(32);
     let quote = || {
         attest(&[
@@ -290,28 +271,10 @@ fn swtpm_cli_enroll_measure_quote_verify() {
             &p(d, "q.json"),
         ])
     };
-    let (q, m, ops, e) = (
-        p(d, "q.json"),
-        p(d, "m.json"),
-        p(d, "ops.json"),
-        p(d, "enroll.json"),
-    );
+    let e = p(d, "enroll.json");
     let verify = |enroll: bool| {
-        let mut args = vec![
-            "verify",
-            "--evidence",
-            &q,
-            "--policy",
-            &m,
-            "--operators",
-            &ops,
-            "--nonce",
-            &nonce,
-        ];
-        if enroll {
-            args.extend_from_slice(&["--enrollment", &e]);
-        }
-        attest(&args)
+        let extra: &[&str] = if enroll { &["--enrollment", &e] } else { &[] };
+        verify_files(d, "q.json", "m.json", &nonce, extra)
     };
     assert_eq!(quote(), ExitCode::SUCCESS);
     assert_eq!(verify(true), ExitCode::SUCCESS, "honest quote affirmed");
@@ -364,19 +327,7 @@ fn import_real_snp_sample_and_verify_at_its_date() {
     )
     .expect("verifies");
     let op = keygen(d, "op.key");
-    assert_eq!(
-        attest(&[
-            "policy",
-            "operators",
-            "--key",
-            &op,
-            "--threshold",
-            "1",
-            "--out",
-            &p(d, "ops.json")
-        ]),
-        ExitCode::SUCCESS
-    );
+    write_operators(d, &[&op], "1");
     let manifest = bulwark_attest::manifest::SignedManifest::unsigned(
         bulwark_attest::manifest::ReferenceManifest {
             role: "committee".into(),
@@ -402,34 +353,16 @@ fn import_real_snp_sample_and_verify_at_its_date() {
         serde_json::to_vec(&manifest).expect("json"),
     )
     .expect("write");
-    assert_eq!(
-        attest(&[
-            "policy",
-            "sign",
-            "--policy",
-            &p(d, "m.json"),
-            "--key",
-            &p(d, "op.key")
-        ]),
-        ExitCode::SUCCESS
-    );
+    sign_manifest(d, "m.json", "op.key");
     // Everything verifies except freshness: the sample's report_data was not made for this nonce.
     assert_eq!(
-        attest(&[
-            "verify",
-            "--evidence",
-            &p(d, "e.json"),
-            "--policy",
-            &p(d, "m.json"),
-            "--operators",
-            &p(d, "ops.json"),
-            "--nonce",
+        verify_files(
+            d,
+            "e.json",
+            "m.json",
             &"00".repeat(32),
-            "--at",
-            when,
-            "--out",
-            &p(d, "a.json"),
-        ]),
+            &["--at", when, "--out", &p(d, "a.json")]
+        ),
         ExitCode::from(1)
     );
     let signed: bulwark_attest::appraisal::SignedAppraisal =

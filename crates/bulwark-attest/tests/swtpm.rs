@@ -3,7 +3,7 @@
 //! secret sealed to PCR values. Skips with a message when swtpm is not installed; CI installs it.
 #![cfg(feature = "tpm")]
 
-use bulwark_attest::appraisal::Status;
+use bulwark_attest::appraisal::{Appraisal, Status};
 use bulwark_attest::evidence::{AppMeasurements, Evidence, TpmEvidence};
 use bulwark_attest::hexbytes::HexBytes;
 use bulwark_attest::manifest::{OperatorSet, ReferenceManifest, SignedManifest, TpmReference};
@@ -77,6 +77,39 @@ fn quote_evidence(device: &mut TpmDevice, qd: &[u8; 32], key_hash: [u8; 32]) -> 
         signature: quote.signature,
         pcrs: quote.pcrs.iter().map(|(i, v)| (*i, HexBytes(*v))).collect(),
     })
+}
+
+/// Issues a fresh nonce from `seed`, has `device` quote qualifying data made from `answered` (the
+/// fresh nonce when `None`) and `base`'s key hash and epoch, and appraises that quote as the answer to
+/// the fresh nonce at `at`, otherwise as `base`.
+fn quote_and_appraise(
+    v: &mut Verifier,
+    device: &mut TpmDevice,
+    base: &AppraisalRequest<'_>,
+    seed: u8,
+    answered: Option<[u8; 32]>,
+    at: u64,
+) -> Appraisal {
+    let nonce = v.issue_nonce(NOW, [seed; 32]).expect("nonce");
+    let evidence = quote_evidence(
+        device,
+        &qualifying_data(
+            &answered.unwrap_or(nonce),
+            &base.node_key_sha256,
+            base.epoch,
+        ),
+        base.node_key_sha256,
+    );
+    v.appraise(
+        &AppraisalRequest {
+            nonce,
+            evidence: &evidence,
+            ..base.clone()
+        },
+        at,
+    )
+    .verify(&v.public_key(), at)
+    .expect("signed")
 }
 
 #[test]
@@ -156,45 +189,13 @@ fn swtpm_enroll_quote_appraise_tamper_and_foreign_ak() {
     assert_eq!(a.reasons[0].code, "nonce-replayed");
 
     // Wrong nonce on a real quote: reported as a qualifying-data mismatch, not a bad signature.
-    let nonce = v.issue_nonce(NOW, [2; 32]).expect("nonce");
-    let evidence = quote_evidence(
-        &mut device,
-        &qualifying_data(&[9; 32], &key_hash, 1),
-        key_hash,
-    );
-    let a = v
-        .appraise(
-            &AppraisalRequest {
-                nonce,
-                evidence: &evidence,
-                ..request.clone()
-            },
-            NOW + 3,
-        )
-        .verify(&v.public_key(), NOW + 3)
-        .expect("signed");
+    let a = quote_and_appraise(&mut v, &mut device, &request, 2, Some([9; 32]), NOW + 3);
     assert_eq!(a.reasons[0].code, "qualifying-data-mismatch");
 
     // Tampered binary: PCR 23 differs; the reason names the PCR and both values.
     let evil = AppMeasurements::from_contents(b"tampered binary", b"config", b"policy");
     measure(&mut device, &evil);
-    let nonce = v.issue_nonce(NOW, [3; 32]).expect("nonce");
-    let evidence = quote_evidence(
-        &mut device,
-        &qualifying_data(&nonce, &key_hash, 1),
-        key_hash,
-    );
-    let a = v
-        .appraise(
-            &AppraisalRequest {
-                nonce,
-                evidence: &evidence,
-                ..request.clone()
-            },
-            NOW + 4,
-        )
-        .verify(&v.public_key(), NOW + 4)
-        .expect("signed");
+    let a = quote_and_appraise(&mut v, &mut device, &request, 3, None, NOW + 4);
     assert_eq!(a.status, Status::Contraindicated);
     let reason = a
         .reasons
@@ -212,23 +213,7 @@ fn swtpm_enroll_quote_appraise_tamper_and_foreign_ak() {
     let other = start().expect("second swtpm");
     let mut foreign = TpmDevice::open(&other.tcti()).expect("opens");
     measure(&mut foreign, &honest());
-    let nonce = v.issue_nonce(NOW, [4; 32]).expect("nonce");
-    let evidence = quote_evidence(
-        &mut foreign,
-        &qualifying_data(&nonce, &key_hash, 1),
-        key_hash,
-    );
-    let a = v
-        .appraise(
-            &AppraisalRequest {
-                nonce,
-                evidence: &evidence,
-                ..request.clone()
-            },
-            NOW + 5,
-        )
-        .verify(&v.public_key(), NOW + 5)
-        .expect("signed");
+    let a = quote_and_appraise(&mut v, &mut foreign, &request, 4, None, NOW + 5);
     assert_eq!(a.reasons[0].code, "foreign-ak");
 
     // And the foreign TPM cannot answer a challenge made for node-1's EK.

@@ -153,7 +153,10 @@ pub fn rule_reads(rule: &Rule, path: &str) -> bool {
         RuleKind::Package => path == "/var/lib/dpkg/status",
         RuleKind::Unit => under("/etc/systemd/system") || under("/lib/systemd/system"),
         RuleKind::Command => {
-            let cmd = &rule.targets[0];
+            // `Rule::parse` gives a command rule exactly one target; a hand-built one may have none.
+            let Some(cmd) = rule.targets.first() else {
+                return false;
+            };
             cmd.split_whitespace()
                 .any(|w| w.trim_matches(['\'', '"']) == path)
                 || (under("/etc/ssh") && cmd.starts_with("sshd "))
@@ -182,13 +185,16 @@ fn watch_paths(rule: &Rule, out: &mut BTreeSet<String>) {
             out.insert("/var/lib/dpkg/status".into());
         }
         RuleKind::Command => {
-            for w in rule.targets[0].split_whitespace() {
+            let Some(cmd) = rule.targets.first() else {
+                return;
+            };
+            for w in cmd.split_whitespace() {
                 let w = w.trim_matches(['\'', '"']);
                 if w.starts_with("/etc/") && !w.contains(['*', '?', '$']) {
                     out.insert(w.to_owned());
                 }
             }
-            if rule.targets[0].starts_with("sshd ") {
+            if cmd.starts_with("sshd ") {
                 out.insert("/etc/ssh/sshd_config".into());
             }
         }
@@ -417,13 +423,7 @@ pub fn run_loop(
     loop {
         let at = now_ms();
         let (mut report, diff) = auditor.scan(host, at);
-        if !diff.is_empty()
-            && sink(AgentEvent::Changes {
-                at_ms: at,
-                changes: diff,
-            })
-            .is_break()
-        {
+        if send_changes(sink, at, diff).is_break() {
             return;
         }
         if scans.is_multiple_of(config.snapshot_every_scans.max(1)) {
@@ -452,17 +452,23 @@ pub fn run_loop(
             }
             let at = now_ms();
             let diff = auditor.recheck(host, &changed, at);
-            if !diff.is_empty()
-                && sink(AgentEvent::Changes {
-                    at_ms: at,
-                    changes: diff,
-                })
-                .is_break()
-            {
+            if send_changes(sink, at, diff).is_break() {
                 return;
             }
         }
     }
+}
+
+/// Passes a non-empty diff to `sink` as [`AgentEvent::Changes`]; an empty one is not sent.
+fn send_changes(
+    sink: &mut dyn FnMut(AgentEvent) -> ControlFlow<()>,
+    at_ms: u64,
+    changes: Vec<Change>,
+) -> ControlFlow<()> {
+    if changes.is_empty() {
+        return ControlFlow::Continue(());
+    }
+    sink(AgentEvent::Changes { at_ms, changes })
 }
 
 #[cfg(test)]

@@ -34,6 +34,9 @@ use crate::policy::Severity;
 use crate::report::{CheckResult, Outcome, PolicyResult, RuleOutcome, RuleResult};
 use crate::sshd::wildcard;
 
+/// Largest manifest file accepted (the shipped committee-node manifest is about 2 KiB).
+pub const MANIFEST_BYTES_MAX: u64 = 1024 * 1024;
+
 /// Errors loading a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -147,9 +150,7 @@ impl Manifest {
     /// Parses a manifest document; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ManifestError> {
         serde_yaml_ng::from_str(text).map_err(|e| {
-            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-            let what = e.to_string();
-            let what = what.split(" at line ").next().unwrap_or(&what).to_owned();
+            let (line, column, what) = crate::policy::yaml_error_parts(&e);
             ManifestError::Malformed {
                 file: file.to_owned(),
                 line,
@@ -159,13 +160,16 @@ impl Manifest {
         })
     }
 
-    /// Reads and parses a manifest file.
+    /// Reads and parses a manifest file (at most [`MANIFEST_BYTES_MAX`] bytes).
     pub fn load(path: &std::path::Path) -> Result<Self, ManifestError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ManifestError::Read {
-            file: file.clone(),
-            reason: e.to_string(),
-        })?;
+        let text =
+            crate::policy::read_text_bounded(path, MANIFEST_BYTES_MAX).map_err(|reason| {
+                ManifestError::Read {
+                    file: file.clone(),
+                    reason,
+                }
+            })?;
         Self::parse(&text, &file)
     }
 

@@ -202,6 +202,10 @@ pub fn listeners(host: &dyn Host) -> Result<Vec<Listener>, NativeError> {
 /// `/proc/net` addresses are 32-bit words in host (little-endian) byte order.
 fn parse_proc_addr(hex: &str) -> Option<IpAddr> {
     let word = |s: &str| u32::from_str_radix(s, 16).ok().map(u32::swap_bytes);
+    // Byte offsets below slice the text: only ASCII keeps them on character boundaries.
+    if !hex.is_ascii() {
+        return None;
+    }
     match hex.len() {
         8 => Some(IpAddr::V4(Ipv4Addr::from(word(hex)?))),
         32 => {
@@ -309,9 +313,12 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        // `\NNN` up to `\377` is one byte; a larger octal value is not an escape (and would
+        // overflow a byte), so it is kept as text.
         if b[i] == b'\\'
             && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+            && (b'0'..=b'3').contains(&b[i + 1])
+            && b[i + 2..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
@@ -434,11 +441,16 @@ mod tests {
             "127.0.0.1"
         );
         assert!(parse_proc_addr("xyz").is_none());
+        // 32 bytes but not 32 ASCII digits: refused, not a slice across a character boundary.
+        assert!(parse_proc_addr(&format!("{}\u{e9}{}", "0".repeat(7), "0".repeat(23))).is_none());
     }
 
     #[test]
     fn octal_escapes_decode() {
         assert_eq!(unescape_octal(r"/mnt/a\040b"), "/mnt/a b");
         assert_eq!(unescape_octal(r"/x\"), r"/x\");
+        // Above `\377` is not a byte: kept as text instead of overflowing.
+        assert_eq!(unescape_octal(r"/a\377"), "/a\u{fffd}");
+        assert_eq!(unescape_octal(r"/a\777"), r"/a\777");
     }
 }

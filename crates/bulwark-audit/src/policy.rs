@@ -244,10 +244,7 @@ pub fn parse_policy(
     patterns: &mut PatternCache,
 ) -> Result<Policy, PolicyError> {
     let raw: RawPolicyFile = serde_yaml_ng::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-        // serde_yaml_ng appends "at line L column C" itself; keep the message short.
-        let what = e.to_string();
-        let what = what.split(" at line ").next().unwrap_or(&what).to_owned();
+        let (line, column, what) = yaml_error_parts(&e);
         PolicyError::Malformed {
             file: file.to_owned(),
             line,
@@ -353,6 +350,16 @@ pub fn parse_policy(
     })
 }
 
+/// Splits a YAML error into 1-based line and column (0 when the parser gave no location) and a short
+/// message: serde_yaml_ng appends "at line L column C" itself, which the caller reports separately.
+/// Shared by policies and role manifests.
+pub(crate) fn yaml_error_parts(error: &serde_yaml_ng::Error) -> (usize, usize, String) {
+    let (line, column) = error.location().map_or((0, 0), |l| (l.line(), l.column()));
+    let what = error.to_string();
+    let what = what.split(" at line ").next().unwrap_or(&what).to_owned();
+    (line, column, what)
+}
+
 /// Largest policy file accepted (the biggest stock policy is under 1 MiB).
 pub const POLICY_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
@@ -362,20 +369,23 @@ pub fn load_policy(
     patterns: &mut PatternCache,
 ) -> Result<Policy, PolicyError> {
     let file = path.display().to_string();
-    let read_err = |reason: String| PolicyError::Read {
+    let text = read_text_bounded(path, POLICY_BYTES_MAX).map_err(|reason| PolicyError::Read {
         file: file.clone(),
         reason,
-    };
-    let len = std::fs::metadata(path)
-        .map_err(|e| read_err(e.to_string()))?
-        .len();
-    if len > POLICY_BYTES_MAX {
-        return Err(read_err(format!(
-            "{len} bytes is larger than the {POLICY_BYTES_MAX}-byte limit"
-        )));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| read_err(e.to_string()))?;
+    })?;
     parse_policy(&text, &file, patterns)
+}
+
+/// Reads a UTF-8 text file of at most `bytes_max` bytes; the error says why, without the file name.
+/// Shared by policies and role manifests.
+pub(crate) fn read_text_bounded(path: &std::path::Path, bytes_max: u64) -> Result<String, String> {
+    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if len > bytes_max {
+        return Err(format!(
+            "{len} bytes is larger than the {bytes_max}-byte limit"
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

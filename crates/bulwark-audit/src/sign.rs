@@ -139,8 +139,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    #[test]
-    fn sign_verify_and_tamper() {
+    /// An empty report generated at 42 ms, signed with the key made from bytes 7: the key, the
+    /// report as signed (its `node` set) and the envelope.
+    fn signed_sample() -> (SigningKey, Report, SignedReport) {
         let key = SigningKey::from_bytes(&[7u8; 32]);
         let mut r = Report {
             version: 1,
@@ -149,6 +150,12 @@ mod tests {
             policies: vec![],
         };
         let signed = sign_report(&mut r, &key);
+        (key, r, signed)
+    }
+
+    #[test]
+    fn sign_verify_and_tamper() {
+        let (key, r, signed) = signed_sample();
         assert_eq!(verify_report(&signed).unwrap(), r);
 
         let mut t = signed.clone();
@@ -175,14 +182,7 @@ mod tests {
     /// `sign_report` produces.
     #[test]
     fn only_canonical_hex_verifies() {
-        let key = SigningKey::from_bytes(&[7u8; 32]);
-        let mut r = Report {
-            version: 1,
-            node: None,
-            generated_at_ms: 42,
-            policies: vec![],
-        };
-        let signed = sign_report(&mut r, &key);
+        let (_, _, signed) = signed_sample();
         assert_eq!(unhex::<2>("0aff"), Ok([0x0a, 0xff]));
         for bad in ["+aff", "0AFF", "0a f", "0aff0", "0a\u{e9}"] {
             assert_eq!(

@@ -4,15 +4,11 @@ use super::*;
 
 pub(super) fn dev_quote(args: DevQuoteArgs) -> CliResult {
     let nonce = hex32(&args.nonce, "--nonce")?;
-    let key_hash = default_key_hash(args.node_key_sha256.as_deref())?;
+    let key_hash = default_key_hash(args.binding.node_key_sha256.as_deref())?;
     let key = read_secret_key(&args.key)?;
-    let attestor = DevAttestor::from_secret(&key.to_bytes());
-    let m = AppMeasurements::from_contents(
-        &read(&args.binary)?,
-        &read(&args.config)?,
-        &read(&args.policy)?,
-    );
-    let evidence = Evidence::DevInsecure(attestor.attest(&nonce, &key_hash, args.epoch, m));
+    let attestor = DevAttestor::from_secret(&zeroize::Zeroizing::new(key.to_bytes()));
+    let m = args.files.measurements()?;
+    let evidence = Evidence::DevInsecure(attestor.attest(&nonce, &key_hash, args.binding.epoch, m));
     write_json(&args.out, &evidence)?;
     eprintln!("WARNING: INSECURE development evidence written to {}: software-signed, no hardware root of trust; only a manifest that explicitly allows dev evidence accepts it", args.out.display());
     Ok(ExitCode::SUCCESS)

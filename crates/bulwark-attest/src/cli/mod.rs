@@ -1,6 +1,6 @@
 //! Command-line entry points, wired into the `bulwark` binary as `bulwark attest ...` and
-//! `bulwark bench attest`. This is the only module besides the TPM device and swtpm tooling that reads
-//! files, the clock or OS randomness.
+//! `bulwark bench attest`. Besides this module, only the TPM device, the swtpm tooling and the
+//! benchmark ([`run_bench`]) read files, the clock or OS randomness.
 
 use crate::appraisal::Status;
 use crate::dev::DevAttestor;
@@ -74,6 +74,14 @@ pub struct QuoteArgs {
     /// Where to write the evidence JSON.
     #[arg(long)]
     pub out: PathBuf,
+    /// What the quote binds besides the nonce.
+    #[command(flatten)]
+    pub binding: BindingArgs,
+}
+
+/// What `attest quote` and `attest dev-quote` bind into the qualifying data besides the nonce.
+#[derive(Debug, Args)]
+pub struct BindingArgs {
     /// SHA-256 of the node's TLS public key (64 hex digits); default: SHA-256 of nothing, binding no key.
     #[arg(long)]
     pub node_key_sha256: Option<String>,
@@ -82,12 +90,9 @@ pub struct QuoteArgs {
     pub epoch: u64,
 }
 
-/// Arguments of `attest measure`.
+/// The three files a measured launch hashes into the application PCR (`measure`, `dev-quote`).
 #[derive(Debug, Args)]
-pub struct MeasureArgs {
-    /// TCTI.
-    #[arg(long)]
-    pub tcti: String,
+pub struct AppFileArgs {
     /// Node binary.
     #[arg(long)]
     pub binary: PathBuf,
@@ -97,6 +102,28 @@ pub struct MeasureArgs {
     /// Policy the node runs.
     #[arg(long)]
     pub policy: PathBuf,
+}
+
+impl AppFileArgs {
+    /// Reads the three files and hashes them.
+    fn measurements(&self) -> Result<AppMeasurements, String> {
+        Ok(AppMeasurements::from_contents(
+            &read(&self.binary)?,
+            &read(&self.config)?,
+            &read(&self.policy)?,
+        ))
+    }
+}
+
+/// Arguments of `attest measure`.
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    /// TCTI.
+    #[arg(long)]
+    pub tcti: String,
+    /// The files to measure.
+    #[command(flatten)]
+    pub files: AppFileArgs,
 }
 
 /// Arguments of `attest enroll`.
@@ -122,24 +149,15 @@ pub struct DevQuoteArgs {
     /// The verifier's nonce (64 hex digits).
     #[arg(long)]
     pub nonce: String,
-    /// Node binary.
-    #[arg(long)]
-    pub binary: PathBuf,
-    /// Node config.
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Policy the node runs.
-    #[arg(long)]
-    pub policy: PathBuf,
+    /// The files to measure.
+    #[command(flatten)]
+    pub files: AppFileArgs,
     /// Where to write the evidence JSON.
     #[arg(long)]
     pub out: PathBuf,
-    /// SHA-256 of the node's TLS public key; default: SHA-256 of nothing.
-    #[arg(long)]
-    pub node_key_sha256: Option<String>,
-    /// Committee epoch.
-    #[arg(long, default_value_t = 0)]
-    pub epoch: u64,
+    /// What the evidence binds besides the nonce.
+    #[command(flatten)]
+    pub binding: BindingArgs,
 }
 
 /// Arguments of `attest verify`.
@@ -367,7 +385,9 @@ pub fn parse_time_ms(text: &str) -> Result<u64, String> {
     let n = |s: &str| s.parse::<i64>().map_err(|_| bad());
     let (year, month, day) = (n(date[0])?, n(date[1])?, n(date[2])?);
     let (hour, minute, second) = (n(time[0])?, n(time[1])?, n(time[2])?);
-    if !(1..=12).contains(&month)
+    // RFC 3339 years have four digits; the bound also keeps the day arithmetic below from overflowing.
+    if !(0..=9999).contains(&year)
+        || !(1..=12).contains(&month)
         || !(1..=31).contains(&day)
         || hour > 23
         || minute > 59
@@ -442,5 +462,8 @@ mod tests {
         );
         assert!(parse_time_ms("2026-13-01T00:00:00Z").is_err());
         assert!(parse_time_ms("yesterday").is_err());
+        // A year far out of range is refused, not an arithmetic overflow.
+        assert!(parse_time_ms("99999999999999999-01-01T00:00:00Z").is_err());
+        assert!(parse_time_ms("10000-01-01T00:00:00Z").is_err());
     }
 }

@@ -11,13 +11,13 @@ fn open_tpm(tcti: &str) -> Result<crate::tpm::device::TpmDevice, String> {
 #[cfg(feature = "tpm")]
 pub(super) fn quote(args: QuoteArgs) -> CliResult {
     let nonce = hex32(&args.nonce, "--nonce")?;
-    let key_hash = default_key_hash(args.node_key_sha256.as_deref())?;
+    let key_hash = default_key_hash(args.binding.node_key_sha256.as_deref())?;
     let mut device = open_tpm(&args.tcti)?;
-    let qd = crate::nonce::qualifying_data(&nonce, &key_hash, args.epoch);
+    let qd = crate::nonce::qualifying_data(&nonce, &key_hash, args.binding.epoch);
     let quote = device.quote(&qd).map_err(|e| e.to_string())?;
     let evidence = Evidence::Tpm2Quote(crate::evidence::TpmEvidence {
         node_key_sha256: HexBytes(key_hash),
-        epoch: args.epoch,
+        epoch: args.binding.epoch,
         ak_public: device.ak_public().map_err(|e| e.to_string())?,
         attest: quote.attest,
         signature: quote.signature,
@@ -30,11 +30,7 @@ pub(super) fn quote(args: QuoteArgs) -> CliResult {
 
 #[cfg(feature = "tpm")]
 pub(super) fn measure(args: MeasureArgs) -> CliResult {
-    let m = AppMeasurements::from_contents(
-        &read(&args.binary)?,
-        &read(&args.config)?,
-        &read(&args.policy)?,
-    );
+    let m = args.files.measurements()?;
     let mut device = open_tpm(&args.tcti)?;
     let app = crate::tpm::APP_PCR;
     device.reset_pcr(app).map_err(|e| e.to_string())?;

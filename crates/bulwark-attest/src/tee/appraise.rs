@@ -5,24 +5,14 @@
 
 use super::snp::verify_snp_report;
 use super::tdx::verify_tdx_quote;
-use crate::appraisal::{Appraisal, Reason, Status};
+use crate::appraisal::{Appraisal, Status};
 use crate::evidence::{SnpEvidence, TdxEvidence};
 use crate::hexbytes::HexBytes;
 use crate::manifest::ReferenceManifest;
 
-fn push(out: &mut Appraisal, status: Status, code: &str, detail: String) {
-    out.reasons.push(Reason {
-        status,
-        code: code.to_owned(),
-        detail,
-    });
-}
-
 fn check_report_data(out: &mut Appraisal, report_data: &[u8; 64], expected: &[u8; 32]) {
     if report_data[..32] != expected[..] || report_data[32..].iter().any(|b| *b != 0) {
-        push(
-            out,
-            Status::Contraindicated,
+        out.refuse(
             "qualifying-data-mismatch",
             format!(
                 "report_data {} is not the expected qualifying data {} followed by zeros: wrong nonce, node key or epoch",
@@ -49,23 +39,14 @@ pub(crate) fn appraise_snp(
     out: &mut Appraisal,
 ) {
     let Some(reference) = &manifest.snp else {
-        return push(
-            out,
-            Status::Contraindicated,
+        return out.refuse(
             "no-snp-reference",
             "the manifest has no SEV-SNP reference values".into(),
         );
     };
     let claims = match verify_snp_report(&evidence.report, &evidence.vcek, now_ms) {
         Ok(claims) => claims,
-        Err(error) => {
-            return push(
-                out,
-                Status::Contraindicated,
-                "snp-verification-failed",
-                error.to_string(),
-            )
-        }
+        Err(error) => return out.refuse("snp-verification-failed", error.to_string()),
     };
     let tcb = claims.reported_tcb;
     out.claims.tee_product = Some(claims.product.to_owned());
@@ -75,9 +56,7 @@ pub(crate) fn appraise_snp(
         tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode
     ));
     if claims.debug_allowed {
-        push(
-            out,
-            Status::Contraindicated,
+        out.refuse(
             "snp-debug-allowed",
             "guest policy allows debugging: the host can read guest memory".into(),
         );
@@ -87,9 +66,7 @@ pub(crate) fn appraise_snp(
         .iter()
         .any(|m| m.0 == claims.measurement)
     {
-        push(
-            out,
-            Status::Contraindicated,
+        out.refuse(
             "snp-measurement-mismatch",
             format!(
                 "launch measurement {} but the manifest allows {}",
@@ -106,9 +83,7 @@ pub(crate) fn appraise_snp(
         ("microcode", tcb.microcode, min.microcode),
     ] {
         if found < required {
-            push(
-                out,
-                Status::Contraindicated,
+            out.refuse(
                 "snp-tcb-too-low",
                 format!("reported TCB {name} SVN {found} is below the minimum {required}"),
             );
@@ -125,9 +100,7 @@ pub(crate) fn appraise_tdx(
     out: &mut Appraisal,
 ) {
     let Some(reference) = &manifest.tdx else {
-        return push(
-            out,
-            Status::Contraindicated,
+        return out.refuse(
             "no-tdx-reference",
             "the manifest has no TDX reference values".into(),
         );
@@ -136,14 +109,7 @@ pub(crate) fn appraise_tdx(
         serde_json::to_vec(&evidence.collateral).expect("a JSON value always serializes");
     let claims = match verify_tdx_quote(&evidence.quote, &collateral, now_ms) {
         Ok(claims) => claims,
-        Err(error) => {
-            return push(
-                out,
-                Status::Contraindicated,
-                "tdx-verification-failed",
-                error.to_string(),
-            )
-        }
+        Err(error) => return out.refuse("tdx-verification-failed", error.to_string()),
     };
     out.claims.tee_product = Some("tdx".into());
     out.claims.tee_measurement = Some(HexBytes(claims.mr_td));
@@ -154,19 +120,17 @@ pub(crate) fn appraise_tdx(
     ));
     match claims.tcb_status.as_str() {
         "UpToDate" => {}
-        "SWHardeningNeeded" | "ConfigurationNeeded" | "ConfigurationAndSWHardeningNeeded" => push(
-            out,
-            Status::Warning,
-            "tdx-tcb-status",
-            format!(
-                "Intel TCB status {} (advisories: {})",
-                claims.tcb_status,
-                claims.advisory_ids.join(", ")
+        "SWHardeningNeeded" | "ConfigurationNeeded" | "ConfigurationAndSWHardeningNeeded" => out
+            .push_reason(
+                Status::Warning,
+                "tdx-tcb-status",
+                format!(
+                    "Intel TCB status {} (advisories: {})",
+                    claims.tcb_status,
+                    claims.advisory_ids.join(", ")
+                ),
             ),
-        ),
-        other => push(
-            out,
-            Status::Contraindicated,
+        other => out.refuse(
             "tdx-tcb-status",
             format!(
                 "Intel TCB status {other} (advisories: {})",
@@ -175,17 +139,13 @@ pub(crate) fn appraise_tdx(
         ),
     }
     if claims.td_attributes[0] & 1 != 0 {
-        push(
-            out,
-            Status::Contraindicated,
+        out.refuse(
             "tdx-debug",
             "TD attributes have DEBUG set: the host can read TD memory".into(),
         );
     }
     if !reference.mrtd.iter().any(|m| m.0 == claims.mr_td) {
-        push(
-            out,
-            Status::Contraindicated,
+        out.refuse(
             "tdx-mrtd-mismatch",
             format!(
                 "MRTD {} but the manifest allows {}",
@@ -197,9 +157,7 @@ pub(crate) fn appraise_tdx(
     for (index, allowed) in &reference.rtmrs {
         let found = claims.rtmrs[usize::from(*index)];
         if !allowed.iter().any(|m| m.0 == found) {
-            push(
-                out,
-                Status::Contraindicated,
+            out.refuse(
                 "tdx-rtmr-mismatch",
                 format!(
                     "RTMR{index} holds {} but the manifest allows {}",
@@ -216,9 +174,7 @@ pub(crate) fn appraise_tdx(
         .enumerate()
     {
         if found < required {
-            push(
-                out,
-                Status::Contraindicated,
+            out.refuse(
                 "tdx-tcb-too-low",
                 format!("TEE TCB SVN component {i} is {found}, below the minimum {required}"),
             );

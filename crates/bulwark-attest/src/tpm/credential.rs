@@ -83,7 +83,8 @@ pub fn make_credential(
         )
         .map_err(|_| TpmError::Credential("RSA-OAEP encryption of the seed failed"))?;
 
-    let sym_key = kdf_a(seed.as_ref(), "STORAGE", ak_name, &[], 128);
+    // Keys derived from the seed are as secret as the seed: wiped on drop too.
+    let sym_key = zeroize::Zeroizing::new(kdf_a(seed.as_ref(), "STORAGE", ak_name, &[], 128));
     let mut enc_identity = Vec::with_capacity(2 + credential.len());
     put_tpm2b(&mut enc_identity, credential);
     {
@@ -92,7 +93,7 @@ pub fn make_credential(
             .expect("AES-128 key and IV are 16 bytes");
         encryptor.encrypt(&mut enc_identity);
     }
-    let hmac_key = kdf_a(seed.as_ref(), "INTEGRITY", &[], &[], 256);
+    let hmac_key = zeroize::Zeroizing::new(kdf_a(seed.as_ref(), "INTEGRITY", &[], &[], 256));
     let mut mac =
         <Hmac<Sha256> as Mac>::new_from_slice(&hmac_key).expect("HMAC takes any key length");
     mac.update(&enc_identity);

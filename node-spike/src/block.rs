@@ -1,0 +1,153 @@
+//! The block simplex orders (by digest) and every replica re-executes.
+//!
+//! Wire format (big-endian integers, fixed order, canonical):
+//!
+//! ```text
+//! version u8 = 1 | height u64 | view u64 | time_ms u64 | parent [32] | parent_root [32] | batch
+//! ```
+//!
+//! `batch` is [`bulwark_engine::codec::encode_batch`] of the signed client transactions. The
+//! block's digest is SHA-256 over [`BLOCK_NAMESPACE`] and the whole encoding, so it commits to
+//! the parent, the view (the consensus round it was proposed in), the engine time and the state
+//! root *after the parent* (`parent_root`): the finalization certificate of block `h` certifies
+//! the state root after block `h - 1`.
+
+use bulwark_engine::codec::{decode_batch, encode_batch, SignedTx};
+use bulwark_engine::snapshot::StateRoot;
+use commonware_cryptography::{sha256::Digest, Hasher, Sha256};
+
+/// Domain tag of block digests. Changing it is a breaking change.
+pub const BLOCK_NAMESPACE: &[u8] = b"bulwark/node/block/v1";
+/// Domain tag of the genesis digest. Changing it is a breaking change.
+pub const GENESIS_NAMESPACE: &[u8] = b"bulwark/node/genesis/v1";
+/// Version byte of the block encoding.
+pub const BLOCK_VERSION: u8 = 1;
+/// Fixed header: version, height, view, time, parent digest, parent root.
+pub const BLOCK_HEADER_BYTES: usize = 1 + 8 + 8 + 8 + 32 + 32;
+/// Most transactions one block may carry.
+pub const BLOCK_TXS_MAX: usize = 2_048;
+/// Largest encoded block: the header plus a full batch of maximal frames.
+pub const BLOCK_BYTES_MAX: usize =
+    BLOCK_HEADER_BYTES + 5 + BLOCK_TXS_MAX * bulwark_engine::codec::FRAME_BYTES_MAX;
+
+/// Why bytes from a peer are not a block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlockError {
+    /// Longer than [`BLOCK_BYTES_MAX`] or shorter than the header.
+    #[error("block of {0} bytes is outside the allowed size")]
+    Size(usize),
+    /// Unknown version byte.
+    #[error("unknown block version {0}")]
+    Version(u8),
+    /// The transaction batch does not decode.
+    #[error("the transaction batch does not decode: {0}")]
+    Batch(bulwark_engine::codec::CodecError),
+    /// The encoding decodes but is not the canonical one.
+    #[error("the block encoding is not canonical")]
+    NotCanonical,
+}
+
+/// One block of ordered client transactions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// Height: the genesis state is height 0, the first block height 1.
+    pub height: u64,
+    /// The simplex view the block was proposed in.
+    pub view: u64,
+    /// Engine time of the batch, milliseconds; never below the parent's.
+    pub time_ms: u64,
+    /// Digest of the parent block (the genesis digest for height 1).
+    pub parent: Digest,
+    /// The engine's state root after executing the parent (the genesis root for height 1).
+    pub parent_root: StateRoot,
+    /// Signed client transactions in execution order.
+    pub txs: Vec<SignedTx>,
+}
+
+impl Block {
+    /// The canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let batch = encode_batch(&self.txs).expect("a block must hold at most BLOCK_TXS_MAX txs");
+        let mut out = Vec::with_capacity(BLOCK_HEADER_BYTES + batch.len());
+        out.push(BLOCK_VERSION);
+        out.extend_from_slice(&self.height.to_be_bytes());
+        out.extend_from_slice(&self.view.to_be_bytes());
+        out.extend_from_slice(&self.time_ms.to_be_bytes());
+        out.extend_from_slice(&self.parent.0);
+        out.extend_from_slice(&self.parent_root);
+        out.extend_from_slice(&batch);
+        out
+    }
+
+    /// Decodes and checks canonicality; signatures are not checked here.
+    pub fn decode(bytes: &[u8]) -> Result<Block, BlockError> {
+        if bytes.len() < BLOCK_HEADER_BYTES || bytes.len() > BLOCK_BYTES_MAX {
+            return Err(BlockError::Size(bytes.len()));
+        }
+        if bytes[0] != BLOCK_VERSION {
+            return Err(BlockError::Version(bytes[0]));
+        }
+        let u64_at = |at: usize| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_be_bytes(word)
+        };
+        let mut parent = [0u8; 32];
+        parent.copy_from_slice(&bytes[25..57]);
+        let mut parent_root = [0u8; 32];
+        parent_root.copy_from_slice(&bytes[57..89]);
+        let txs =
+            decode_batch(&bytes[BLOCK_HEADER_BYTES..], BLOCK_TXS_MAX).map_err(BlockError::Batch)?;
+        let block = Block {
+            height: u64_at(1),
+            view: u64_at(9),
+            time_ms: u64_at(17),
+            parent: Digest(parent),
+            parent_root,
+            txs,
+        };
+        if block.encode() != bytes {
+            return Err(BlockError::NotCanonical);
+        }
+        Ok(block)
+    }
+
+    /// The digest simplex orders: SHA-256 over the namespace and the encoding.
+    pub fn digest_of(encoded: &[u8]) -> Digest {
+        Sha256::hash(&[BLOCK_NAMESPACE, encoded])
+    }
+}
+
+/// The genesis digest: binds the venue's genesis state root, so committees with different
+/// genesis states never accept each other's chains.
+pub fn genesis_digest(genesis_root: &StateRoot) -> Digest {
+    Sha256::hash(&[GENESIS_NAMESPACE, genesis_root])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_canonical() {
+        let block = Block {
+            height: 7,
+            view: 9,
+            time_ms: 1_000,
+            parent: Digest([3; 32]),
+            parent_root: [4; 32],
+            txs: Vec::new(),
+        };
+        let bytes = block.encode();
+        assert_eq!(Block::decode(&bytes), Ok(block));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Block::decode(&longer).is_err());
+        assert_eq!(
+            Block::decode(&bytes[..10]),
+            Err(BlockError::Size(10)),
+            "short input is refused before any parsing"
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! The pure checks a replica runs on a block before voting for it, and its execution.
+//!
+//! Everything here is deterministic: the same parent state and block give the same answer at
+//! every honest replica (but for the clock bound on the block's time, see
+//! [`BLOCK_TIME_SKEW_MS_MAX`]).
+
+use crate::block::{Block, BlockError};
+use bulwark_engine::codec::{verify_batch_parallel, SignedTx, VerifyError};
+use bulwark_engine::{Command, Engine, Event};
+
+/// A proposer may stamp a block at most this far ahead of a verifier's clock.
+pub const BLOCK_TIME_SKEW_MS_MAX: u64 = 10_000;
+
+/// Why this replica refuses a block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The bytes are not a block.
+    #[error("malformed block: {0}")]
+    Malformed(BlockError),
+    /// It does not extend the parent consensus named, or was not proposed for this view.
+    #[error("block does not match its consensus context")]
+    Context,
+    /// Its height is not the parent's plus one.
+    #[error("block height {got} should be {want}")]
+    Height { got: u64, want: u64 },
+    /// Its time is before the parent's or too far ahead of ours.
+    #[error("block time {0} ms is out of bounds")]
+    Time(u64),
+    /// Its claimed parent root differs from our execution of the parent.
+    #[error("claimed parent root differs from this replica's execution")]
+    Root,
+    /// A client signature does not verify.
+    #[error("client transactions refused: {0}")]
+    Signatures(VerifyError),
+}
+
+/// Checks `block` against the state after its parent; on success returns the state after it.
+/// Pure: the same inputs give the same answer at every honest replica (but for `now_ms`, which
+/// only bounds how far ahead a proposer may stamp).
+pub fn check_and_execute(
+    parent: &Engine,
+    parent_height: u64,
+    parent_time_ms: u64,
+    block: &Block,
+    now_ms: u64,
+    verify_threads: usize,
+) -> Result<Engine, Refusal> {
+    if block.height != parent_height + 1 {
+        return Err(Refusal::Height {
+            got: block.height,
+            want: parent_height + 1,
+        });
+    }
+    if block.time_ms < parent_time_ms || block.time_ms > now_ms + BLOCK_TIME_SKEW_MS_MAX {
+        return Err(Refusal::Time(block.time_ms));
+    }
+    if block.parent_root != parent.state_root() {
+        return Err(Refusal::Root);
+    }
+    verify_batch_parallel(
+        &block.txs,
+        |account| parent.account(account).map(|a| a.public_key),
+        verify_threads,
+    )
+    .map_err(Refusal::Signatures)?;
+    let mut engine = parent.clone();
+    let mut events = Vec::new();
+    execute(&mut engine, block, &mut events);
+    Ok(engine)
+}
+
+/// Executes `block` on `engine`, appending the events to `events`.
+pub fn execute(engine: &mut Engine, block: &Block, events: &mut Vec<Event>) {
+    let commands: Vec<Command> = block
+        .txs
+        .iter()
+        .cloned()
+        .map(SignedTx::into_command)
+        .collect();
+    engine.execute(block.time_ms, &commands, events);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genesis::{genesis, GenesisAccount};
+    use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
+    use bulwark_engine::snapshot::StateRoot;
+    use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
+    use commonware_cryptography::sha256::Digest;
+    use ed25519_dalek::SigningKey;
+
+    fn setup() -> (Engine, Digest, SigningKey) {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let (engine, digest) = genesis(
+            &[GenesisAccount {
+                account: AccountId(1),
+                public_key: key.verifying_key().to_bytes(),
+                deposit_micros: 1_000_000_000_000,
+            }],
+            &[60_000_000_000],
+        );
+        (engine, digest, key)
+    }
+
+    fn buy(key: &SigningKey) -> SignedTx {
+        SignedTx::sign(
+            AccountId(1),
+            1,
+            ClientCommand::Limit(LimitOrder {
+                instrument: InstrumentId(0),
+                side: Side::Buy,
+                price: 600_000,
+                qty: 1,
+                tif: TimeInForce::Gtc,
+                post_only: false,
+                reduce_only: false,
+                stp: SelfTradePrevention::CancelResting,
+                client_order_id: 1,
+            }),
+            key,
+        )
+    }
+
+    fn block(parent: Digest, parent_root: StateRoot, txs: Vec<SignedTx>) -> Block {
+        Block {
+            height: 1,
+            view: 1,
+            time_ms: 5,
+            parent,
+            parent_root,
+            txs,
+        }
+    }
+
+    #[test]
+    fn honest_block_executes() {
+        let (engine, digest, key) = setup();
+        let good = block(digest, engine.state_root(), vec![buy(&key)]);
+        let after = check_and_execute(&engine, 0, 0, &good, 5, 1).expect("honest block");
+        assert_ne!(after.state_root(), engine.state_root());
+    }
+
+    #[test]
+    fn wrong_parent_root_is_refused() {
+        let (engine, digest, key) = setup();
+        let mut root = engine.state_root();
+        root[31] ^= 0x80;
+        let bad = block(digest, root, vec![buy(&key)]);
+        assert_eq!(
+            check_and_execute(&engine, 0, 0, &bad, 5, 1).err(),
+            Some(Refusal::Root)
+        );
+    }
+
+    #[test]
+    fn forged_signature_is_refused() {
+        let (engine, digest, key) = setup();
+        let mut tx = buy(&key);
+        tx.signature[0] ^= 1;
+        let bad = block(digest, engine.state_root(), vec![tx]);
+        assert!(matches!(
+            check_and_execute(&engine, 0, 0, &bad, 5, 1),
+            Err(Refusal::Signatures(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_height_and_time_are_refused() {
+        let (engine, digest, _) = setup();
+        let mut bad = block(digest, engine.state_root(), Vec::new());
+        bad.height = 2;
+        assert!(matches!(
+            check_and_execute(&engine, 0, 0, &bad, 5, 1),
+            Err(Refusal::Height { got: 2, want: 1 })
+        ));
+        bad.height = 1;
+        bad.time_ms = 5 + BLOCK_TIME_SKEW_MS_MAX + 1;
+        assert!(matches!(
+            check_and_execute(&engine, 0, 0, &bad, 5, 1),
+            Err(Refusal::Time(_))
+        ));
+    }
+}

@@ -1,0 +1,16 @@
+//! SPIKE for issue 3: the bulwark engine replicated under commonware simplex.
+//!
+//! **Insecure**: the tests deal the committee's BLS threshold shares from a trusted dealer
+//! (`deal`); a real committee runs the DKG. Nothing here is durable yet.
+//!
+//! Start at [`replica`]: the automaton, relay and reporter simplex drives, the speculative
+//! execution behind each vote, and the committed engine that executes finalized blocks in
+//! height order. [`check`] holds the pure per-block checks and execution, [`block`] the block
+//! format, [`genesis`] the venue's genesis state.
+
+#![forbid(unsafe_code)]
+
+pub mod block;
+pub mod check;
+pub mod genesis;
+pub mod replica;

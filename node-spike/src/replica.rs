@@ -1,0 +1,750 @@
+//! One replica's application: the simplex automaton, relay and reporter in front of a bulwark
+//! engine.
+//!
+//! The actor keeps three things apart:
+//! - **speculative states**: for every block it checked (or proposed), the engine state after
+//!   it, forked from the parent's. A vote needs only these; nothing here is final.
+//! - **the committed engine**: executes finalized blocks only, in height order, exactly once
+//!   per height (height = committed height + 1 is asserted), and must reach the same root as
+//!   the speculative run of the same block.
+//! - **the block store**: every block seen, by digest, pruned below the committed height.
+//!
+//! A block is refused (verify answers `false`) when it is malformed, does not extend the parent
+//! simplex named, has the wrong height, runs time backwards, carries client signatures that do
+//! not verify, or claims a parent state root that differs from this replica's own execution of
+//! the parent. Missing data (the block or an ancestor not yet received) keeps the answer
+//! pending, and the actor asks its peers for the missing block by digest (a minimal stand-in
+//! for marshal's backfill: any peer holding the block answers on the block channel).
+
+use crate::block::Block;
+pub use crate::check::Refusal;
+use crate::check::{check_and_execute, execute};
+use bulwark_engine::codec::SignedTx;
+use bulwark_engine::snapshot::StateRoot;
+use bulwark_engine::{Engine, Event};
+use commonware_actor::Feedback;
+use commonware_consensus::simplex::types::{Activity, Context};
+use commonware_consensus::simplex::Plan;
+use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter};
+use commonware_cryptography::bls12381::primitives::variant::MinSig;
+use commonware_cryptography::ed25519;
+use commonware_cryptography::sha256::Digest;
+use commonware_macros::select;
+use commonware_p2p::{Receiver, Recipients, Sender};
+use commonware_runtime::{Clock, Handle, IoBuf, Spawner, Supervisor};
+use commonware_utils::channel::fallible::OneshotExt as _;
+use commonware_utils::channel::{mpsc, oneshot};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::{debug, warn};
+
+/// The p2p identity of a replica.
+pub type PublicKey = ed25519::PublicKey;
+/// The consensus signing scheme: BLS12-381 threshold, signatures in G1 (the smaller ones).
+pub type Scheme =
+    commonware_consensus::simplex::scheme::bls12381_threshold::standard::Scheme<PublicKey, MinSig>;
+/// What simplex hands the automaton.
+pub type ConsensusContext = Context<Digest, PublicKey>;
+
+/// Blocks further than this above the committed height are not stored.
+pub const BLOCKS_AHEAD_MAX: u64 = 1_024;
+/// How often missing blocks are requested again.
+pub const FETCH_RETRY: Duration = Duration::from_millis(250);
+/// Most digests requested per retry.
+pub const FETCH_DIGESTS_MAX: usize = 16;
+
+/// Pending client transactions, keyed by (account, nonce) so a proposer takes each account's
+/// transactions in nonce order. Shared with whatever submits transactions (the test's clients
+/// now, the bounded submission endpoint later).
+pub type Mempool = Arc<Mutex<BTreeMap<(u64, u64), SignedTx>>>;
+
+/// What one finalized height did at this replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Height of the block.
+    pub height: u64,
+    /// Its digest.
+    pub digest: Digest,
+    /// The state root after executing it.
+    pub root: StateRoot,
+    /// Transactions in the block.
+    pub txs: usize,
+    /// Fills it produced.
+    pub fills: usize,
+    /// Whether money was conserved after it (DESIGN invariant 7).
+    pub conserved: bool,
+}
+
+/// The committed log of one replica, shared with the test harness.
+pub type Ledger = Arc<Mutex<Vec<Committed>>>;
+
+/// Deliberate misbehaviour, for tests of the refusal path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Honest.
+    None,
+    /// Proposes blocks whose parent root has one bit flipped.
+    WrongRoot,
+}
+
+/// Configuration of one replica's application.
+pub struct Config {
+    /// The genesis engine (height 0) and its digest.
+    pub genesis: (Engine, Digest),
+    /// The venue's epoch in the runtime's clock, milliseconds since the UNIX epoch.
+    pub venue_epoch_ms: u64,
+    /// Where pending client transactions come from.
+    pub mempool: Mempool,
+    /// Where committed heights are recorded.
+    pub ledger: Ledger,
+    /// Counts blocks this replica refused.
+    pub refused: Arc<AtomicU64>,
+    /// Most transactions per proposed block.
+    pub block_txs_max: usize,
+    /// Threads for client-signature verification.
+    pub verify_threads: usize,
+    /// Capacity of the mailbox from simplex.
+    pub mailbox_size: usize,
+    /// Misbehaviour for tests.
+    pub fault: Fault,
+}
+
+enum Message {
+    Propose {
+        context: ConsensusContext,
+        response: oneshot::Sender<Digest>,
+    },
+    Verify {
+        context: ConsensusContext,
+        digest: Digest,
+        response: oneshot::Sender<bool>,
+    },
+    Broadcast {
+        digest: Digest,
+        recipients: Recipients<PublicKey>,
+    },
+    Finalized {
+        digest: Digest,
+    },
+}
+
+/// The handle simplex holds: automaton, relay and reporter in one.
+#[derive(Clone)]
+pub struct Mailbox {
+    sender: mpsc::Sender<Message>,
+    /// Broadcasts and finalizations must not be lost and the trait calls are synchronous, so
+    /// they go through an unbounded queue. It is bounded in practice by simplex itself (one
+    /// broadcast per own proposal, one finalization per view); a real node replaces this with
+    /// an overflow policy that coalesces finalizations (only the highest matters).
+    events: mpsc::UnboundedSender<Message>,
+}
+
+impl Mailbox {
+    fn post(&self, message: Message) -> Feedback {
+        match self.events.send(message) {
+            Ok(()) => Feedback::Ok,
+            Err(_) => Feedback::Closed,
+        }
+    }
+}
+
+impl Automaton for Mailbox {
+    type Context = ConsensusContext;
+    type Digest = Digest;
+
+    async fn propose(&mut self, context: Self::Context) -> oneshot::Receiver<Digest> {
+        let (response, receiver) = oneshot::channel();
+        // A failed send drops `response`, which simplex reads as "no proposal".
+        let _ = self
+            .sender
+            .send(Message::Propose { context, response })
+            .await;
+        receiver
+    }
+
+    async fn verify(&mut self, context: Self::Context, digest: Digest) -> oneshot::Receiver<bool> {
+        let (response, receiver) = oneshot::channel();
+        let _ = self
+            .sender
+            .send(Message::Verify {
+                context,
+                digest,
+                response,
+            })
+            .await;
+        receiver
+    }
+}
+
+/// Every block is fully checked before the vote, so certification adds nothing: the trait's
+/// defaults (no pipelined handoff, certify = true) are what we want.
+impl CertifiableAutomaton for Mailbox {}
+
+impl Relay for Mailbox {
+    type Digest = Digest;
+    type PublicKey = PublicKey;
+    type Plan = Plan<PublicKey>;
+
+    fn broadcast(&mut self, digest: Digest, plan: Plan<PublicKey>) -> Feedback {
+        let recipients = match plan {
+            Plan::Prepare { .. } | Plan::Propose { .. } => Recipients::All,
+            Plan::Forward { recipients, .. } => recipients,
+        };
+        self.post(Message::Broadcast { digest, recipients })
+    }
+}
+
+impl Reporter for Mailbox {
+    type Activity = Activity<Scheme, Digest>;
+
+    fn report(&mut self, activity: Self::Activity) -> Feedback {
+        match activity {
+            Activity::Finalization(finalization) => self.post(Message::Finalized {
+                digest: finalization.proposal.payload,
+            }),
+            _ => Feedback::Ok,
+        }
+    }
+}
+
+/// A block's execution forked from its parent's.
+struct Speculative {
+    height: u64,
+    time_ms: u64,
+    engine: Engine,
+}
+
+/// The replica's application actor.
+pub struct Replica<E: Clock + Spawner + Supervisor> {
+    context: E,
+    config: Config,
+    mailbox: mpsc::Receiver<Message>,
+    events: mpsc::UnboundedReceiver<Message>,
+    blocks: HashMap<Digest, (Block, Vec<u8>)>,
+    speculative: HashMap<Digest, Speculative>,
+    invalid: HashSet<Digest>,
+    pending_verifies: Vec<(ConsensusContext, Digest, oneshot::Sender<bool>)>,
+    pending_proposals: Vec<(ConsensusContext, oneshot::Sender<Digest>)>,
+    finalized_pending: Vec<Digest>,
+    committed: Engine,
+    committed_height: u64,
+    committed_digest: Digest,
+    committed_digests: HashSet<Digest>,
+    /// Blocks something waits for, requested from peers every [`FETCH_RETRY`].
+    missing: HashSet<Digest>,
+    /// When each missing block was last requested.
+    requested: HashMap<Digest, SystemTime>,
+    /// Every committed block's encoding, to answer peers that fall behind. In memory and
+    /// unbounded in this spike; a node keeps them in a prunable archive (marshal does).
+    archive: HashMap<Digest, Vec<u8>>,
+}
+
+/// Whether a block's post-state is known.
+enum Lookup {
+    Ready,
+    Missing(Digest),
+    Invalid(Refusal),
+}
+
+impl<E: Clock + Spawner + Supervisor> Replica<E> {
+    /// Creates the actor and the mailbox to hand simplex (as automaton, relay and reporter).
+    pub fn new(context: E, config: Config) -> (Self, Mailbox) {
+        let (sender, mailbox) = mpsc::channel(config.mailbox_size);
+        let (events_sender, events) = mpsc::unbounded_channel();
+        let (genesis, genesis_digest) = config.genesis.clone();
+        let mut speculative = HashMap::new();
+        speculative.insert(
+            genesis_digest,
+            Speculative {
+                height: 0,
+                time_ms: genesis.time_ms(),
+                engine: genesis.clone(),
+            },
+        );
+        let replica = Replica {
+            context,
+            config,
+            mailbox,
+            events,
+            blocks: HashMap::new(),
+            speculative,
+            invalid: HashSet::new(),
+            pending_verifies: Vec::new(),
+            pending_proposals: Vec::new(),
+            finalized_pending: Vec::new(),
+            committed: genesis,
+            committed_height: 0,
+            committed_digest: genesis_digest,
+            committed_digests: HashSet::from([genesis_digest]),
+            missing: HashSet::new(),
+            requested: HashMap::new(),
+            archive: HashMap::new(),
+        };
+        (
+            replica,
+            Mailbox {
+                sender,
+                events: events_sender,
+            },
+        )
+    }
+
+    /// Runs the actor; `blocks` carries whole blocks (broadcasts and answers to requests),
+    /// `requests` carries requests for a block by digest.
+    pub fn start<S, R, RS, RR>(self, blocks: (S, R), requests: (RS, RR)) -> Handle<()>
+    where
+        E: Send + 'static,
+        S: Sender<PublicKey = PublicKey>,
+        R: Receiver<PublicKey = PublicKey>,
+        RS: Sender<PublicKey = PublicKey>,
+        RR: Receiver<PublicKey = PublicKey>,
+    {
+        let spawner = self.context.child("actor");
+        spawner.spawn(move |_| self.run(blocks, requests))
+    }
+
+    async fn run<S, R, RS, RR>(
+        mut self,
+        (mut sender, mut receiver): (S, R),
+        (mut request_sender, mut request_receiver): (RS, RR),
+    ) where
+        S: Sender<PublicKey = PublicKey>,
+        R: Receiver<PublicKey = PublicKey>,
+        RS: Sender<PublicKey = PublicKey>,
+        RR: Receiver<PublicKey = PublicKey>,
+    {
+        let mut next_fetch = self.context.current() + FETCH_RETRY;
+        loop {
+            let fetch_timer = self.context.sleep_until(next_fetch);
+            select! {
+                _ = fetch_timer => {
+                    next_fetch = self.context.current() + FETCH_RETRY;
+                },
+                request = request_receiver.recv() => {
+                    let Ok((peer, bytes)) = request else {
+                        debug!("request channel closed; replica stops");
+                        return;
+                    };
+                    self.answer_request(peer, bytes.as_ref(), &mut sender);
+                },
+                message = self.mailbox.recv() => {
+                    let Some(message) = message else {
+                        debug!("simplex dropped the mailbox; replica stops");
+                        return;
+                    };
+                    self.handle(message, &mut sender);
+                },
+                event = self.events.recv() => {
+                    let Some(event) = event else {
+                        return;
+                    };
+                    self.handle(event, &mut sender);
+                },
+                received = receiver.recv() => {
+                    let Ok((peer, bytes)) = received else {
+                        debug!("block channel closed; replica stops");
+                        return;
+                    };
+                    self.receive_block(&peer, bytes.as_ref());
+                },
+            }
+            self.progress();
+            self.request_missing(&mut request_sender);
+        }
+    }
+
+    /// Asks every peer for missing blocks not requested within [`FETCH_RETRY`] (one digest per
+    /// message, at most [`FETCH_DIGESTS_MAX`] at a time).
+    fn request_missing<RS: Sender<PublicKey = PublicKey>>(&mut self, request_sender: &mut RS) {
+        let now = self.context.current();
+        let missing = &self.missing;
+        self.requested.retain(|digest, _| missing.contains(digest));
+        let mut sent = 0;
+        for digest in &self.missing {
+            if sent == FETCH_DIGESTS_MAX {
+                break;
+            }
+            let due = self
+                .requested
+                .get(digest)
+                .is_none_or(|at| now.duration_since(*at).unwrap_or(Duration::ZERO) >= FETCH_RETRY);
+            if due {
+                request_sender.send(Recipients::All, IoBuf::from(digest.0.to_vec()), false);
+                self.requested.insert(*digest, now);
+                sent += 1;
+            }
+        }
+    }
+
+    /// Answers a peer's request for a block we hold; anything else is ignored.
+    fn answer_request<S: Sender<PublicKey = PublicKey>>(
+        &mut self,
+        peer: PublicKey,
+        request: &[u8],
+        sender: &mut S,
+    ) {
+        let Ok(digest) = <[u8; 32]>::try_from(request) else {
+            warn!(%peer, "peer sent a malformed block request");
+            return;
+        };
+        let digest = Digest(digest);
+        let bytes = match self.blocks.get(&digest) {
+            Some((_, bytes)) => Some(bytes),
+            None => self.archive.get(&digest),
+        };
+        if let Some(bytes) = bytes {
+            sender.send(Recipients::One(peer), IoBuf::from(bytes.clone()), false);
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        let since_unix = self
+            .context
+            .current()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        u64::try_from(since_unix.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_sub(self.config.venue_epoch_ms)
+    }
+
+    fn handle<S: Sender<PublicKey = PublicKey>>(&mut self, message: Message, sender: &mut S) {
+        match message {
+            Message::Propose { context, response } => {
+                self.pending_proposals.push((context, response));
+            }
+            Message::Verify {
+                context,
+                digest,
+                response,
+            } => self.pending_verifies.push((context, digest, response)),
+            Message::Broadcast { digest, recipients } => {
+                let Some((_, bytes)) = self.blocks.get(&digest) else {
+                    warn!(?digest, "asked to broadcast a block we do not hold");
+                    return;
+                };
+                let sent = sender.send(recipients, IoBuf::from(bytes.clone()), false);
+                debug!(?digest, peers = sent.len(), "broadcast block");
+            }
+            Message::Finalized { digest } => self.finalized_pending.push(digest),
+        }
+    }
+
+    fn receive_block(&mut self, peer: &PublicKey, bytes: &[u8]) {
+        // Stored by digest only: a block becomes relevant when simplex asks about its digest,
+        // so a peer cannot make us adopt anything by sending it.
+        match Block::decode(bytes) {
+            Ok(block) => {
+                // Bounded: nothing at or below the committed height, nothing far ahead of it.
+                if block.height <= self.committed_height
+                    || block.height > self.committed_height + BLOCKS_AHEAD_MAX
+                {
+                    return;
+                }
+                let digest = Block::digest_of(bytes);
+                self.blocks
+                    .entry(digest)
+                    .or_insert_with(|| (block, bytes.to_vec()));
+            }
+            Err(error) => {
+                // Evidence for the sentinel later; today only logged.
+                warn!(%peer, %error, "peer sent a malformed block");
+            }
+        }
+    }
+
+    /// Retries everything waiting on data, until nothing changes.
+    fn progress(&mut self) {
+        // Rebuilt from what still waits, so abandoned requests stop being fetched.
+        self.missing.clear();
+        self.answer_proposals();
+        self.answer_verifies();
+        self.commit_finalized();
+    }
+
+    /// Makes the post-state of `digest` known if its block and every ancestor back to a known
+    /// state are present, checking each on the way.
+    fn lookup(&mut self, digest: Digest) -> Lookup {
+        let mut chain = Vec::new();
+        let mut cursor = digest;
+        loop {
+            if self.invalid.contains(&cursor) {
+                return Lookup::Invalid(Refusal::Root);
+            }
+            if self.speculative.contains_key(&cursor) {
+                break;
+            }
+            let Some((block, _)) = self.blocks.get(&cursor) else {
+                return Lookup::Missing(cursor);
+            };
+            if block.height <= self.committed_height {
+                // Below the committed height only the committed chain matters, and this is not it.
+                return Lookup::Invalid(Refusal::Height {
+                    got: block.height,
+                    want: self.committed_height + 1,
+                });
+            }
+            chain.push(cursor);
+            cursor = block.parent;
+        }
+        let now_ms = self.now_ms();
+        for digest in chain.into_iter().rev() {
+            let (block, _) = &self.blocks[&digest];
+            let parent = &self.speculative[&block.parent];
+            match check_and_execute(
+                &parent.engine,
+                parent.height,
+                parent.time_ms,
+                block,
+                now_ms,
+                self.config.verify_threads,
+            ) {
+                Ok(engine) => {
+                    let height = block.height;
+                    let time_ms = block.time_ms;
+                    self.speculative.insert(
+                        digest,
+                        Speculative {
+                            height,
+                            time_ms,
+                            engine,
+                        },
+                    );
+                }
+                Err(refusal) => {
+                    self.invalid.insert(digest);
+                    self.config.refused.fetch_add(1, Ordering::Relaxed);
+                    warn!(?digest, %refusal, "refused block");
+                    return Lookup::Invalid(refusal);
+                }
+            }
+        }
+        Lookup::Ready
+    }
+
+    fn answer_verifies(&mut self) {
+        let pending = std::mem::take(&mut self.pending_verifies);
+        for (context, digest, response) in pending {
+            if response.is_closed() {
+                continue;
+            }
+            let Some((block, _)) = self.blocks.get(&digest) else {
+                self.missing.insert(digest);
+                self.pending_verifies.push((context, digest, response));
+                continue;
+            };
+            if block.parent != context.parent.1 || block.view != context.round.view().get() {
+                response.send_lossy(false);
+                continue;
+            }
+            match self.lookup(digest) {
+                Lookup::Ready => {
+                    response.send_lossy(true);
+                }
+                Lookup::Invalid(_) => {
+                    response.send_lossy(false);
+                }
+                Lookup::Missing(absent) => {
+                    self.missing.insert(absent);
+                    self.pending_verifies.push((context, digest, response));
+                }
+            }
+        }
+    }
+
+    fn answer_proposals(&mut self) {
+        let pending = std::mem::take(&mut self.pending_proposals);
+        for (context, response) in pending {
+            if response.is_closed() {
+                continue;
+            }
+            let parent_digest = context.parent.1;
+            match self.lookup(parent_digest) {
+                Lookup::Ready => {}
+                Lookup::Missing(absent) => {
+                    self.missing.insert(absent);
+                    self.pending_proposals.push((context, response));
+                    continue;
+                }
+                // Simplex asked us to build on a parent we refuse; decline by dropping.
+                Lookup::Invalid(_) => continue,
+            }
+            let block = self.build(&context);
+            let bytes = block.encode();
+            let digest = Block::digest_of(&bytes);
+            self.blocks.insert(digest, (block, bytes));
+            if self.config.fault == Fault::None {
+                // Our own proposal must verify: execute it now so children can build on it.
+                if !matches!(self.lookup(digest), Lookup::Ready) {
+                    panic!("a replica's own proposal must pass its own checks");
+                }
+            }
+            response.send_lossy(digest);
+        }
+    }
+
+    fn build(&self, context: &ConsensusContext) -> Block {
+        let parent_digest = context.parent.1;
+        let parent = &self.speculative[&parent_digest];
+        // Transactions already in uncommitted ancestors must not be proposed again.
+        let mut included = HashSet::new();
+        let mut cursor = parent_digest;
+        while cursor != self.committed_digest {
+            let Some((block, _)) = self.blocks.get(&cursor) else {
+                break;
+            };
+            included.extend(block.txs.iter().map(|tx| (tx.account.0, tx.nonce)));
+            cursor = block.parent;
+        }
+        let txs: Vec<SignedTx> = {
+            let mempool = self
+                .config
+                .mempool
+                .lock()
+                .expect("the mempool lock must not be poisoned");
+            mempool
+                .iter()
+                .filter(|(key, _)| !included.contains(*key))
+                .take(self.config.block_txs_max)
+                .map(|(_, tx)| tx.clone())
+                .collect()
+        };
+        let mut parent_root = parent.engine.state_root();
+        if self.config.fault == Fault::WrongRoot {
+            parent_root[0] ^= 1;
+        }
+        Block {
+            height: parent.height + 1,
+            view: context.round.view().get(),
+            time_ms: self.now_ms().max(parent.time_ms),
+            parent: parent_digest,
+            parent_root,
+            txs,
+        }
+    }
+
+    /// Executes finalized blocks in height order on the committed engine, once per height.
+    fn commit_finalized(&mut self) {
+        let pending = std::mem::take(&mut self.finalized_pending);
+        for digest in pending {
+            // Collect the chain from the committed tip up to `digest`.
+            if self.committed_digests.contains(&digest) {
+                continue;
+            }
+            let mut chain = Vec::new();
+            let mut cursor = digest;
+            let mut complete = true;
+            let mut stale = false;
+            while cursor != self.committed_digest {
+                let Some((block, _)) = self.blocks.get(&cursor) else {
+                    self.missing.insert(cursor);
+                    complete = false;
+                    break;
+                };
+                if block.height <= self.committed_height {
+                    assert!(
+                        chain.is_empty(),
+                        "finalized blocks must extend the committed chain (safety)"
+                    );
+                    stale = true;
+                    break;
+                }
+                chain.push(cursor);
+                cursor = block.parent;
+            }
+            if stale || chain.is_empty() {
+                // Already committed (finalizations of ancestors can arrive after descendants').
+                continue;
+            }
+            if !complete {
+                // Pruned blocks are below the committed height, so a missing block here is one
+                // not received yet; a real node fetches it (marshal's backfill).
+                self.finalized_pending.push(digest);
+                continue;
+            }
+            match self.lookup(digest) {
+                Lookup::Ready => {}
+                Lookup::Missing(absent) => {
+                    self.missing.insert(absent);
+                    self.finalized_pending.push(digest);
+                    continue;
+                }
+                Lookup::Invalid(refusal) => {
+                    panic!("a finalized block must pass this replica's checks ({refusal}): the state diverged")
+                }
+            }
+            for digest in chain.into_iter().rev() {
+                self.commit(digest);
+            }
+        }
+    }
+
+    fn commit(&mut self, digest: Digest) {
+        let (block, bytes) = &self.blocks[&digest];
+        self.archive.insert(digest, bytes.clone());
+        assert_eq!(
+            block.height,
+            self.committed_height + 1,
+            "finalized blocks must be executed in height order, once per height"
+        );
+        assert_eq!(
+            block.parent_root,
+            self.committed.state_root(),
+            "a finalized block's parent root must equal the committed root"
+        );
+        let mut events = Vec::new();
+        execute(&mut self.committed, block, &mut events);
+        let root = self.committed.state_root();
+        let speculative = &self.speculative[&digest];
+        assert_eq!(
+            root,
+            speculative.engine.state_root(),
+            "committed and speculative execution of one block must agree"
+        );
+        let fills = events
+            .iter()
+            .filter(|event| matches!(event, Event::Fill { .. }))
+            .count();
+        let conserved = self.committed.totals().conserved();
+        assert!(conserved, "money must be conserved after every block");
+        {
+            let mut mempool = self
+                .config
+                .mempool
+                .lock()
+                .expect("the mempool lock must not be poisoned");
+            for tx in &block.txs {
+                mempool.remove(&(tx.account.0, tx.nonce));
+            }
+        }
+        self.config
+            .ledger
+            .lock()
+            .expect("the ledger lock must not be poisoned")
+            .push(Committed {
+                height: block.height,
+                digest,
+                root,
+                txs: block.txs.len(),
+                fills,
+                conserved,
+            });
+        self.committed_height = block.height;
+        self.committed_digest = digest;
+        self.committed_digests.insert(digest);
+        self.prune();
+    }
+
+    /// Forgets blocks and states that can no longer matter: everything below the committed
+    /// height, and the committed height's losing forks.
+    fn prune(&mut self) {
+        let height = self.committed_height;
+        let keep = self.committed_digest;
+        self.speculative
+            .retain(|digest, state| state.height > height || *digest == keep);
+        self.blocks
+            .retain(|digest, (block, _)| block.height > height || *digest == keep);
+    }
+}

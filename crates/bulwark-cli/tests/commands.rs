@@ -1,19 +1,9 @@
 //! `bulwark sim` and `bulwark audit` through the binary: outcomes, exit codes, clear errors.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
+mod common;
 
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+use common::run;
 
 #[test]
 fn sim_prints_a_json_outcome_and_refuses_bad_arguments() {

@@ -1,7 +1,9 @@
 //! `bulwark engine run` end to end: events, bad lines, summary, snapshot and restore.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
+mod common;
+
+use common::run;
 
 const KEY: &str = "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]";
 
@@ -21,18 +23,6 @@ fn input() -> String {
     s += &"x".repeat(100_000);
     s += "\n# a comment\n\n";
     s
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 #[test]

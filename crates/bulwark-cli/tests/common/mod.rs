@@ -1,0 +1,18 @@
+//! Helpers shared by the CLI's end-to-end tests.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+/// Runs the built `bulwark` binary with `args` (stdin closed) and returns its exit code, stdout
+/// and stderr.
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}

@@ -1,7 +1,4 @@
-//! SPIKE for issue 3: the bulwark engine replicated under commonware simplex.
-//!
-//! **Insecure**: the tests deal the committee's BLS threshold shares from a trusted dealer
-//! (`deal`); a real committee runs the DKG. Nothing here is durable yet.
+//! A bulwark committee node: the engine replicated under commonware simplex.
 //!
 //! Start at [`replica`]: the automaton, relay and reporter simplex drives, the speculative
 //! execution behind each vote, and the committed engine that executes finalized blocks in

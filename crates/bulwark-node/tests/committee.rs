@@ -10,9 +10,9 @@
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
 use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
-use bulwark_node_spike::block::BLOCK_BYTES_MAX;
-use bulwark_node_spike::genesis::{genesis, GenesisAccount};
-use bulwark_node_spike::replica::{
+use bulwark_node::block::BLOCK_BYTES_MAX;
+use bulwark_node::genesis::{genesis, GenesisAccount};
+use bulwark_node::replica::{
     Committed, Config as ReplicaConfig, Fault, Ledger, Mempool, PublicKey, Replica, Scheme,
 };
 use commonware_consensus::simplex::config::{Config, Floor, ForwardPolicy, SkipBudget, SkipPolicy};

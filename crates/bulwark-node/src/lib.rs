@@ -9,5 +9,7 @@
 
 pub mod block;
 pub mod check;
+pub mod committee;
 pub mod genesis;
+pub mod log;
 pub mod replica;

@@ -19,10 +19,12 @@
 use crate::block::Block;
 pub use crate::check::Refusal;
 use crate::check::{check_and_execute, execute};
+use crate::log::{Log, LogError, Record};
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::snapshot::StateRoot;
 use bulwark_engine::{Engine, Event};
 use commonware_actor::Feedback;
+use commonware_codec::Encode as _;
 use commonware_consensus::simplex::types::{Activity, Context};
 use commonware_consensus::simplex::Plan;
 use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter};
@@ -31,7 +33,7 @@ use commonware_cryptography::ed25519;
 use commonware_cryptography::sha256::Digest;
 use commonware_macros::select;
 use commonware_p2p::{Receiver, Recipients, Sender};
-use commonware_runtime::{Clock, Handle, IoBuf, Spawner, Supervisor};
+use commonware_runtime::{Clock, Handle, IoBuf, Spawner, Storage, Supervisor};
 use commonware_utils::channel::fallible::OneshotExt as _;
 use commonware_utils::channel::{mpsc, oneshot};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -75,6 +77,9 @@ pub struct Committed {
     pub fills: usize,
     /// Whether money was conserved after it (DESIGN invariant 7).
     pub conserved: bool,
+    /// Whether this replica holds the block's own finalization certificate (otherwise a
+    /// descendant's certificate covers it).
+    pub certified: bool,
 }
 
 /// The committed log of one replica, shared with the test harness.
@@ -109,6 +114,8 @@ pub struct Config {
     pub mailbox_size: usize,
     /// Misbehaviour for tests.
     pub fault: Fault,
+    /// Storage partition of the finalized log (unique per node).
+    pub log_partition: String,
 }
 
 enum Message {
@@ -127,6 +134,7 @@ enum Message {
     },
     Finalized {
         digest: Digest,
+        certificate: Vec<u8>,
     },
 }
 
@@ -203,6 +211,7 @@ impl Reporter for Mailbox {
         match activity {
             Activity::Finalization(finalization) => self.post(Message::Finalized {
                 digest: finalization.proposal.payload,
+                certificate: finalization.encode().to_vec(),
             }),
             _ => Feedback::Ok,
         }
@@ -217,7 +226,7 @@ struct Speculative {
 }
 
 /// The replica's application actor.
-pub struct Replica<E: Clock + Spawner + Supervisor> {
+pub struct Replica<E: Clock + Spawner + Supervisor + Storage> {
     context: E,
     config: Config,
     mailbox: mpsc::Receiver<Message>,
@@ -228,17 +237,20 @@ pub struct Replica<E: Clock + Spawner + Supervisor> {
     pending_verifies: Vec<(ConsensusContext, Digest, oneshot::Sender<bool>)>,
     pending_proposals: Vec<(ConsensusContext, oneshot::Sender<Digest>)>,
     finalized_pending: Vec<Digest>,
+    /// Finalization certificates received, by the digest they certify, until committed.
+    certificates: HashMap<Digest, Vec<u8>>,
     committed: Engine,
     committed_height: u64,
     committed_digest: Digest,
-    committed_digests: HashSet<Digest>,
     /// Blocks something waits for, requested from peers every [`FETCH_RETRY`].
     missing: HashSet<Digest>,
     /// When each missing block was last requested.
     requested: HashMap<Digest, SystemTime>,
-    /// Every committed block's encoding, to answer peers that fall behind. In memory and
-    /// unbounded in this spike; a node keeps them in a prunable archive (marshal does).
-    archive: HashMap<Digest, Vec<u8>>,
+    /// Where every committed block lives in the finalized log, to answer peers that fall
+    /// behind.
+    archive: HashMap<Digest, u64>,
+    /// The durable finalized log.
+    log: Log<E::Blob>,
 }
 
 /// Whether a block's post-state is known.
@@ -248,19 +260,73 @@ enum Lookup {
     Invalid(Refusal),
 }
 
-impl<E: Clock + Spawner + Supervisor> Replica<E> {
-    /// Creates the actor and the mailbox to hand simplex (as automaton, relay and reporter).
-    pub fn new(context: E, config: Config) -> (Self, Mailbox) {
+impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
+    /// Opens the finalized log, rebuilds the committed engine by replaying it, and returns the
+    /// actor with the mailbox to hand simplex (as automaton, relay and reporter).
+    pub async fn init(context: E, config: Config) -> Result<(Self, Mailbox), LogError> {
         let (sender, mailbox) = mpsc::channel(config.mailbox_size);
         let (events_sender, events) = mpsc::unbounded_channel();
         let (genesis, genesis_digest) = config.genesis.clone();
+        let mut committed = genesis.clone();
+        let mut committed_digest = genesis_digest;
+        let mut archive = HashMap::new();
+        let mut offset = 0u64;
+        let mut replayed = Vec::new();
+        let log = Log::open(&context, &config.log_partition, |record| {
+            let block = Block::decode(&record.block).map_err(|e| e.to_string())?;
+            if block.height != record.height || block.parent != committed_digest {
+                return Err("the block does not extend the log before it".into());
+            }
+            if block.parent_root != committed.state_root() {
+                return Err("the block's parent root differs from the replayed state".into());
+            }
+            let digest = Block::digest_of(&record.block);
+            let mut events = Vec::new();
+            execute(&mut committed, &block, &mut events);
+            archive.insert(digest, offset);
+            offset += record.encode().len() as u64;
+            committed_digest = digest;
+            replayed.push(Committed {
+                height: block.height,
+                digest,
+                root: committed.state_root(),
+                txs: block.txs.len(),
+                fills: count_fills(&events),
+                conserved: committed.totals().conserved(),
+                certified: record.certificate.is_some(),
+            });
+            Ok(())
+        })
+        .await?;
+        let committed_height = log.height();
+        {
+            // The ledger outlives restarts in tests: a replayed height must match what was
+            // recorded when it was first committed (nothing lost, nothing executed twice).
+            let mut ledger = config
+                .ledger
+                .lock()
+                .expect("the ledger lock must not be poisoned");
+            for entry in replayed {
+                match ledger.get(entry.height as usize - 1) {
+                    Some(before) => assert_eq!(
+                        (before.digest, before.root),
+                        (entry.digest, entry.root),
+                        "replaying the log must reproduce every committed height"
+                    ),
+                    None => ledger.push(entry),
+                }
+            }
+        }
+        if committed_height > 0 {
+            debug!(height = committed_height, "replayed the finalized log");
+        }
         let mut speculative = HashMap::new();
         speculative.insert(
-            genesis_digest,
+            committed_digest,
             Speculative {
-                height: 0,
-                time_ms: genesis.time_ms(),
-                engine: genesis.clone(),
+                height: committed_height,
+                time_ms: committed.time_ms(),
+                engine: committed.clone(),
             },
         );
         let replica = Replica {
@@ -274,21 +340,22 @@ impl<E: Clock + Spawner + Supervisor> Replica<E> {
             pending_verifies: Vec::new(),
             pending_proposals: Vec::new(),
             finalized_pending: Vec::new(),
-            committed: genesis,
-            committed_height: 0,
-            committed_digest: genesis_digest,
-            committed_digests: HashSet::from([genesis_digest]),
+            certificates: HashMap::new(),
+            committed,
+            committed_height,
+            committed_digest,
             missing: HashSet::new(),
             requested: HashMap::new(),
-            archive: HashMap::new(),
+            archive,
+            log,
         };
-        (
+        Ok((
             replica,
             Mailbox {
                 sender,
                 events: events_sender,
             },
-        )
+        ))
     }
 
     /// Runs the actor; `blocks` carries whole blocks (broadcasts and answers to requests),
@@ -327,7 +394,7 @@ impl<E: Clock + Spawner + Supervisor> Replica<E> {
                         debug!("request channel closed; replica stops");
                         return;
                     };
-                    self.answer_request(peer, bytes.as_ref(), &mut sender);
+                    self.answer_request(peer, bytes.as_ref(), &mut sender).await;
                 },
                 message = self.mailbox.recv() => {
                     let Some(message) = message else {
@@ -350,7 +417,7 @@ impl<E: Clock + Spawner + Supervisor> Replica<E> {
                     self.receive_block(&peer, bytes.as_ref());
                 },
             }
-            self.progress();
+            self.progress().await;
             self.request_missing(&mut request_sender);
         }
     }
@@ -379,7 +446,7 @@ impl<E: Clock + Spawner + Supervisor> Replica<E> {
     }
 
     /// Answers a peer's request for a block we hold; anything else is ignored.
-    fn answer_request<S: Sender<PublicKey = PublicKey>>(
+    async fn answer_request<S: Sender<PublicKey = PublicKey>>(
         &mut self,
         peer: PublicKey,
         request: &[u8],
@@ -390,12 +457,19 @@ impl<E: Clock + Spawner + Supervisor> Replica<E> {
             return;
         };
         let digest = Digest(digest);
-        let bytes = match self.blocks.get(&digest) {
-            Some((_, bytes)) => Some(bytes),
-            None => self.archive.get(&digest),
-        };
-        if let Some(bytes) = bytes {
+        if let Some((_, bytes)) = self.blocks.get(&digest) {
             sender.send(Recipients::One(peer), IoBuf::from(bytes.clone()), false);
+            return;
+        }
+        let Some(&offset) = self.archive.get(&digest) else {
+            return;
+        };
+        match self.log.read_at_offset(offset).await {
+            Ok(Some(record)) => {
+                sender.send(Recipients::One(peer), IoBuf::from(record.block), false);
+            }
+            Ok(None) => warn!(?digest, offset, "archived block is past the end of the log"),
+            Err(error) => warn!(?digest, %error, "cannot read an archived block"),
         }
     }
 
@@ -428,7 +502,15 @@ impl<E: Clock + Spawner + Supervisor> Replica<E> {
                 let sent = sender.send(recipients, IoBuf::from(bytes.clone()), false);
                 debug!(?digest, peers = sent.len(), "broadcast block");
             }
-            Message::Finalized { digest } => self.finalized_pending.push(digest),
+            Message::Finalized {
+                digest,
+                certificate,
+            } => {
+                if !self.archive.contains_key(&digest) {
+                    self.certificates.insert(digest, certificate);
+                    self.finalized_pending.push(digest);
+                }
+            }
         }
     }
 
@@ -456,12 +538,15 @@ impl<E: Clock + Spawner + Supervisor> Replica<E> {
     }
 
     /// Retries everything waiting on data, until nothing changes.
-    fn progress(&mut self) {
+    async fn progress(&mut self) {
         // Rebuilt from what still waits, so abandoned requests stop being fetched.
         self.missing.clear();
         self.answer_proposals();
         self.answer_verifies();
-        self.commit_finalized();
+        if let Err(error) = self.commit_finalized().await {
+            // The disk failed under a finalized height: this node cannot go on safely.
+            panic!("cannot persist a finalized height: {error}");
+        }
     }
 
     /// Makes the post-state of `digest` known if its block and every ancestor back to a known
@@ -626,11 +711,11 @@ impl<E: Clock + Spawner + Supervisor> Replica<E> {
     }
 
     /// Executes finalized blocks in height order on the committed engine, once per height.
-    fn commit_finalized(&mut self) {
+    async fn commit_finalized(&mut self) -> Result<(), LogError> {
         let pending = std::mem::take(&mut self.finalized_pending);
         for digest in pending {
             // Collect the chain from the committed tip up to `digest`.
-            if self.committed_digests.contains(&digest) {
+            if self.archive.contains_key(&digest) || digest == self.committed_digest {
                 continue;
             }
             let mut chain = Vec::new();
@@ -676,14 +761,25 @@ impl<E: Clock + Spawner + Supervisor> Replica<E> {
                 }
             }
             for digest in chain.into_iter().rev() {
-                self.commit(digest);
+                self.commit(digest).await?;
             }
         }
+        Ok(())
     }
 
-    fn commit(&mut self, digest: Digest) {
+    async fn commit(&mut self, digest: Digest) -> Result<(), LogError> {
         let (block, bytes) = &self.blocks[&digest];
-        self.archive.insert(digest, bytes.clone());
+        let certificate = self.certificates.remove(&digest);
+        let certified = certificate.is_some();
+        let offset = self.log.offset_of_next();
+        self.log
+            .append(&Record {
+                height: block.height,
+                block: bytes.clone(),
+                certificate,
+            })
+            .await?;
+        self.archive.insert(digest, offset);
         assert_eq!(
             block.height,
             self.committed_height + 1,
@@ -703,10 +799,7 @@ impl<E: Clock + Spawner + Supervisor> Replica<E> {
             speculative.engine.state_root(),
             "committed and speculative execution of one block must agree"
         );
-        let fills = events
-            .iter()
-            .filter(|event| matches!(event, Event::Fill { .. }))
-            .count();
+        let fills = count_fills(&events);
         let conserved = self.committed.totals().conserved();
         assert!(conserved, "money must be conserved after every block");
         {
@@ -730,11 +823,12 @@ impl<E: Clock + Spawner + Supervisor> Replica<E> {
                 txs: block.txs.len(),
                 fills,
                 conserved,
+                certified,
             });
         self.committed_height = block.height;
         self.committed_digest = digest;
-        self.committed_digests.insert(digest);
         self.prune();
+        Ok(())
     }
 
     /// Forgets blocks and states that can no longer matter: everything below the committed
@@ -746,5 +840,15 @@ impl<E: Clock + Spawner + Supervisor> Replica<E> {
             .retain(|digest, state| state.height > height || *digest == keep);
         self.blocks
             .retain(|digest, (block, _)| block.height > height || *digest == keep);
+        self.certificates.retain(|digest, _| {
+            self.blocks.contains_key(digest) || self.finalized_pending.contains(digest)
+        });
     }
+}
+
+fn count_fills(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|event| matches!(event, Event::Fill { .. }))
+        .count()
 }

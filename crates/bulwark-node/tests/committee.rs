@@ -10,36 +10,28 @@
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
 use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
-use bulwark_node::block::BLOCK_BYTES_MAX;
+use bulwark_node::committee::{
+    max_message_size, start_member, Channels, Member, Timing, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES,
+    CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES, CONSENSUS_NAMESPACE,
+};
 use bulwark_node::genesis::{genesis, GenesisAccount};
 use bulwark_node::replica::{
-    Committed, Config as ReplicaConfig, Fault, Ledger, Mempool, PublicKey, Replica, Scheme,
+    Committed, Config as ReplicaConfig, Fault, Ledger, Mempool, PublicKey, Scheme,
 };
-use commonware_consensus::simplex::config::{Config, Floor, ForwardPolicy, SkipBudget, SkipPolicy};
-use commonware_consensus::simplex::elector::RoundRobin;
-use commonware_consensus::simplex::{max_payload_size, Engine};
-use commonware_consensus::types::{Epoch, ViewDelta};
 use commonware_cryptography::bls12381::dkg::feldman_desmedt::deal;
 use commonware_cryptography::bls12381::primitives::sharing::Mode;
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
-use commonware_cryptography::sha256::Digest;
-use commonware_cryptography::{ed25519, Sha256, Signer as _};
-use commonware_p2p::max_message_size;
+use commonware_cryptography::{ed25519, Signer as _};
 use commonware_p2p::simulated::{self, Link, Network};
-use commonware_parallel::Sequential;
-use commonware_runtime::buffer::paged::CacheRef;
-use commonware_runtime::{deterministic, Clock, Quota, Runner as _, Spawner as _, Supervisor as _};
-use commonware_utils::{
-    ordered::Set, probability, N3f1, NZDuration, NZUsize, Probability, NZU16, NZU32,
-};
+use commonware_p2p::Recipients;
+use commonware_runtime::{deterministic, Clock, IoBuf, Quota, Runner as _, Spawner, Supervisor};
+use commonware_utils::{ordered::Set, probability, N3f1, NZUsize, Probability, NZU32};
 use ed25519_dalek::SigningKey;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-/// Consensus signing namespace. Changing it is a breaking change.
-const CONSENSUS_NAMESPACE: &[u8] = b"bulwark/node/consensus/v1";
 const CLIENTS: u64 = 8;
 const USD: i64 = 1_000_000;
 
@@ -55,8 +47,13 @@ struct Scenario {
     /// Cut every link of this replica once `height_before` is reached, restore them after
     /// `height_after` more heights, and wait until it has caught up with the others.
     isolate: Option<usize>,
-    /// This replica proposes blocks with a wrong parent root from the start.
-    byzantine: Option<usize>,
+    /// These replicas propose blocks with a wrong parent root from the start.
+    byzantine: &'static [usize],
+    /// These members send only garbage on every channel.
+    garbage: &'static [usize],
+    /// Restart the crashed replica from its own storage after `height_after`, and wait until
+    /// it has caught up.
+    restart: bool,
     /// The live replicas then reach `height_before + height_after`.
     height_after: u64,
     /// Probability that a message on a link is delivered.
@@ -67,7 +64,7 @@ struct Outcome {
     ledgers: Vec<Vec<Committed>>,
     refused: Vec<u64>,
     crashed: Option<usize>,
-    byzantine: Option<usize>,
+    byzantine: &'static [usize],
     virtual_ms: u128,
 }
 
@@ -98,6 +95,49 @@ fn order(account: u64, k: u64) -> SignedTx {
         client_order_id: k,
     });
     SignedTx::sign(AccountId(account), k + 1, command, &client_key(account))
+}
+
+/// A Byzantine member that sends random bytes of random lengths on every channel to everyone,
+/// every 5 ms, and reads nothing.
+fn flood_garbage<E, S, R>(context: E, channels: Channels<S, R>) -> Member
+where
+    E: Clock + Spawner + Supervisor + rand_core::Rng + Send + 'static,
+    S: commonware_p2p::Sender<PublicKey = PublicKey>,
+    R: commonware_p2p::Receiver<PublicKey = PublicKey>,
+{
+    let Channels {
+        votes,
+        certificates,
+        resolver,
+        blocks,
+        requests,
+    } = channels;
+    let mut senders = vec![votes.0, certificates.0, resolver.0, blocks.0, requests.0];
+    let receivers = vec![votes.1, certificates.1, resolver.1, blocks.1, requests.1];
+    let flood = context.child("flood").spawn(move |mut context| async move {
+        loop {
+            for sender in &mut senders {
+                let len = (context.next_u32() % 600) as usize;
+                let mut bytes = vec![0u8; len];
+                context.fill_bytes(&mut bytes);
+                sender.send(Recipients::All, IoBuf::from(bytes), false);
+            }
+            context.sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let drain = context.child("drain").spawn(move |_| async move {
+        // Keep the receivers alive (so peers see an open channel) without reading them.
+        let _receivers = receivers;
+        futures_pending().await
+    });
+    Member {
+        simplex: flood,
+        replica: drain,
+    }
+}
+
+async fn futures_pending() {
+    std::future::pending::<()>().await
 }
 
 fn run(scenario: Scenario) -> Outcome {
@@ -140,10 +180,7 @@ fn run(scenario: Scenario) -> Outcome {
 
         // Simulated network, channels 0 votes, 1 certificates, 2 resolver, 3 blocks,
         // 4 block requests.
-        let max_size = max_message_size(&[
-            max_payload_size::<Scheme, Digest>(u32::try_from(n).unwrap()),
-            BLOCK_BYTES_MAX,
-        ]);
+        let max_size = max_message_size(u32::try_from(n).unwrap());
         let (network, oracle) = Network::new_with_peers(
             context.child("network"),
             simulated::Config {
@@ -173,50 +210,21 @@ fn run(scenario: Scenario) -> Outcome {
         }
 
         let quota = Quota::per_second(NZU32!(10_000));
-        let mut mempools: Vec<Mempool> = Vec::new();
-        let mut ledgers: Vec<Ledger> = Vec::new();
-        let mut refused: Vec<Arc<AtomicU64>> = Vec::new();
-        let mut handles = Vec::new();
-        // Register every channel of every replica before any engine starts (the simulated
-        // network drops messages on channels not yet registered; a lost block would then be
-        // fetched on channel 4, which costs a retry period).
-        let mut channels = Vec::new();
-        for public_key in &by_index {
-            let control = oracle.control(public_key.clone());
-            let votes = control.register(0, quota).await.unwrap();
-            let certificates = control.register(1, quota).await.unwrap();
-            let resolver = control.register(2, quota).await.unwrap();
-            let blocks = control.register(3, quota).await.unwrap();
-            let requests = control.register(4, quota).await.unwrap();
-            channels.push((control, votes, certificates, resolver, blocks, requests));
-        }
-        for ((index, public_key), (control, votes, certificates, resolver, blocks, requests)) in
-            by_index.iter().enumerate().zip(channels)
-        {
-            let mempool: Mempool = Arc::new(Mutex::new(BTreeMap::new()));
-            let ledger: Ledger = Arc::new(Mutex::new(Vec::new()));
-            let refusals = Arc::new(AtomicU64::new(0));
-            let node = context.child("node").with_attribute("index", index);
-            let (replica, mailbox) = Replica::new(
-                node.child("replica"),
-                ReplicaConfig {
-                    genesis: (genesis_engine.clone(), genesis_digest),
-                    venue_epoch_ms,
-                    mempool: mempool.clone(),
-                    ledger: ledger.clone(),
-                    refused: refusals.clone(),
-                    block_txs_max: 256,
-                    verify_threads: 1,
-                    mailbox_size: 1024,
-                    fault: if scenario.byzantine == Some(index) {
-                        Fault::WrongRoot
-                    } else {
-                        Fault::None
-                    },
-                },
-            );
+        let mempools: Vec<Mempool> = (0..n)
+            .map(|_| Arc::new(Mutex::new(BTreeMap::new())))
+            .collect();
+        let ledgers: Vec<Ledger> = (0..n).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+        let refused: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
+        // Starts (or restarts, on the same storage) member `index`: registers its channels,
+        // replays its finalized log, starts simplex and the replica.
+        let launch = |index: usize, boot: usize| {
+            let control = oracle.control(by_index[index].clone());
+            let node = context
+                .child("node")
+                .with_attribute("index", index)
+                .with_attribute("boot", boot);
             let share = shares
-                .get_value(public_key)
+                .get_value(&by_index[index])
                 .expect("every participant must have a share")
                 .clone();
             let scheme = Scheme::signer(
@@ -226,43 +234,52 @@ fn run(scenario: Scenario) -> Outcome {
                 share,
             )
             .expect("a participant's share must give a signer");
-            let engine = Engine::new(
-                node.child("simplex"),
-                Config {
-                    scheme,
-                    elector: RoundRobin::<Sha256>::default(),
-                    blocker: control.clone(),
-                    automaton: mailbox.clone(),
-                    relay: mailbox.clone(),
-                    reporter: mailbox,
-                    track_historical_votes: false,
-                    strategy: Sequential,
-                    partition: format!("simplex-{index}-epoch-0"),
-                    mailbox_size: NZUsize!(1024),
-                    epoch: Epoch::zero(),
-                    floor: Floor::Genesis(genesis_digest),
-                    replay_buffer: NZUsize!(1024 * 1024),
-                    write_buffer: NZUsize!(1024 * 1024),
-                    page_cache: CacheRef::new(NZU16!(16_384), NZUsize!(10_000)),
-                    leader_timeout: Duration::from_secs(1),
-                    certification_timeout: Duration::from_secs(2),
-                    timeout_retry: Duration::from_millis(500),
-                    view_retention: ViewDelta::new(10),
-                    skip: SkipPolicy::Enabled {
-                        timeout: Duration::from_secs(5),
-                        budget: SkipBudget::Participants,
-                    },
-                    fetch_timeout: NZDuration!(Duration::from_secs(1)),
-                    fetch_retry_delay: Duration::from_millis(100),
-                    forward: ForwardPolicy::Disabled,
+            let replica = ReplicaConfig {
+                genesis: (genesis_engine.clone(), genesis_digest),
+                venue_epoch_ms,
+                mempool: mempools[index].clone(),
+                ledger: ledgers[index].clone(),
+                refused: refused[index].clone(),
+                block_txs_max: 256,
+                verify_threads: 1,
+                mailbox_size: 1024,
+                fault: if scenario.byzantine.contains(&index) {
+                    Fault::WrongRoot
+                } else {
+                    Fault::None
                 },
-            );
-            let simplex = engine.start(votes, certificates, resolver);
-            let application = replica.start(blocks, requests);
-            handles.push((simplex, application));
-            mempools.push(mempool);
-            ledgers.push(ledger);
-            refused.push(refusals);
+                log_partition: format!("node-{index}-finalized"),
+            };
+            async move {
+                let channels = Channels {
+                    votes: control.register(CHANNEL_VOTES, quota).await.unwrap(),
+                    certificates: control.register(CHANNEL_CERTIFICATES, quota).await.unwrap(),
+                    resolver: control.register(CHANNEL_RESOLVER, quota).await.unwrap(),
+                    blocks: control.register(CHANNEL_BLOCKS, quota).await.unwrap(),
+                    requests: control.register(CHANNEL_REQUESTS, quota).await.unwrap(),
+                };
+                if scenario.garbage.contains(&index) {
+                    return flood_garbage(node, channels);
+                }
+                start_member(
+                    node,
+                    scheme,
+                    control.clone(),
+                    replica,
+                    genesis_digest,
+                    &format!("node-{index}"),
+                    Timing::default(),
+                    channels,
+                )
+                .await
+                .expect("the member's log must open")
+            }
+        };
+        // Register every member's channels before any engine starts (the simulated network
+        // drops messages on channels not yet registered).
+        let mut members = Vec::new();
+        for index in 0..n {
+            members.push(launch(index, 0).await);
         }
 
         // Clients: every 50 ms each account signs its next order and submits it to every
@@ -303,9 +320,9 @@ fn run(scenario: Scenario) -> Outcome {
                 }
             }
         };
-        let everyone: Vec<usize> = (0..n).collect();
-        wait_for(scenario.height_before, everyone.clone()).await;
-        let mut live = everyone.clone();
+        let honest: Vec<usize> = (0..n).filter(|i| !scenario.garbage.contains(i)).collect();
+        wait_for(scenario.height_before, honest.clone()).await;
+        let mut live = honest.clone();
         if let Some(isolated) = scenario.isolate {
             for (i, peer) in by_index.iter().enumerate() {
                 if i != isolated {
@@ -322,9 +339,7 @@ fn run(scenario: Scenario) -> Outcome {
             live.retain(|&i| i != isolated);
         }
         if let Some(crash) = scenario.crash {
-            let (simplex, application) = &handles[crash];
-            simplex.abort();
-            application.abort();
+            members[crash].abort();
             live.retain(|&i| i != crash);
         }
         let start = height(&ledgers[live[0]]);
@@ -349,7 +364,14 @@ fn run(scenario: Scenario) -> Outcome {
             }
             let target = height(&ledgers[live[0]]);
             eprintln!("replica {isolated} rejoins at height {behind}, others at {target}");
-            wait_for(target, everyone).await;
+            wait_for(target, honest.clone()).await;
+        }
+        if let (Some(crashed), true) = (scenario.crash, scenario.restart) {
+            let behind = height(&ledgers[crashed]);
+            members[crashed] = launch(crashed, 1).await;
+            let target = height(&ledgers[live[0]]) + 5;
+            eprintln!("replica {crashed} restarts at height {behind}, others at {target}");
+            wait_for(target, honest.clone()).await;
         }
 
         let virtual_ms = context
@@ -419,7 +441,9 @@ fn four_replicas_agree_on_every_root() {
             height_before: 30,
             crash: None,
             isolate: None,
-            byzantine: None,
+            byzantine: &[],
+            garbage: &[],
+            restart: false,
             height_after: 0,
             success_rate: probability!(1.0),
         });
@@ -437,7 +461,9 @@ fn live_with_one_replica_crashed() {
             height_before: 15,
             crash: Some(3),
             isolate: None,
-            byzantine: None,
+            byzantine: &[],
+            garbage: &[],
+            restart: false,
             height_after: 20,
             success_rate: probability!(1.0),
         });
@@ -460,7 +486,9 @@ fn wrong_root_proposals_are_refused_and_the_chain_lives() {
         height_before: 25,
         crash: None,
         isolate: None,
-        byzantine: Some(0),
+        byzantine: &[0],
+        garbage: &[],
+        restart: false,
         height_after: 0,
         success_rate: probability!(1.0),
     });
@@ -483,7 +511,9 @@ fn lossy_links_with_a_crash() {
             height_before: 15,
             crash: Some(1),
             isolate: None,
-            byzantine: None,
+            byzantine: &[],
+            garbage: &[],
+            restart: false,
             height_after: 15,
             success_rate: probability!(0.95),
         });
@@ -501,7 +531,9 @@ fn isolated_replica_catches_up_after_healing() {
         height_before: 10,
         crash: None,
         isolate: Some(2),
-        byzantine: None,
+        byzantine: &[],
+        garbage: &[],
+        restart: false,
         height_after: 40,
         success_rate: probability!(1.0),
     });
@@ -510,29 +542,93 @@ fn isolated_replica_catches_up_after_healing() {
     assert!(outcome.ledgers[2].len() >= 50 && outcome.ledgers[2].len() + 5 >= longest);
 }
 
-/// `SPIKE_SEEDS=N cargo test --test committee seed_sweep -- --ignored` runs seeds 1000..1000+N
-/// through a crash on lossy links (any failing seed reproduces exactly).
+/// Seeds 1000.. through a crash and restart on lossy links, 4 and 7 members, with a
+/// wrong-root proposer among the 7. `BULWARK_SIM_SEEDS=N` runs N seeds (default 4, which CI
+/// runs); any failing seed reproduces exactly.
 #[test]
-#[ignore = "seed sweep; run explicitly"]
 fn seed_sweep() {
-    let count: u64 = std::env::var("SPIKE_SEEDS")
+    let count: u64 = std::env::var("BULWARK_SIM_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+        .unwrap_or(4);
     for seed in 1_000..1_000 + count {
-        eprintln!("seed {seed}");
+        let n = if seed % 2 == 0 { 4 } else { 7 };
+        eprintln!("seed {seed} n {n}");
         let outcome = run(Scenario {
             seed,
-            n: 4,
+            n,
             height_before: 10,
-            crash: Some(usize::try_from(seed % 4).unwrap()),
+            crash: Some(usize::try_from(seed % 3).unwrap() + 1),
             isolate: None,
-            byzantine: None,
-            height_after: 15,
+            byzantine: if n == 7 { &[0] } else { &[] },
+            garbage: &[],
+            restart: true,
+            height_after: 10,
             success_rate: probability!(0.95),
         });
         check(&outcome);
     }
+}
+
+#[test]
+fn crashed_replica_restarts_from_its_log_and_catches_up() {
+    // Replica 1 is killed (all tasks aborted mid-flight) at height 12, the others finalize 25
+    // more heights, then it restarts from its own storage: it replays its finalized log (the
+    // ledger check inside the replica asserts every replayed height equals what it committed
+    // before), fetches what it missed and executes each height once.
+    let outcome = run(Scenario {
+        seed: 61,
+        n: 4,
+        height_before: 12,
+        crash: Some(1),
+        isolate: None,
+        byzantine: &[],
+        garbage: &[],
+        restart: true,
+        height_after: 25,
+        success_rate: probability!(1.0),
+    });
+    check(&outcome);
+    let longest = outcome.ledgers.iter().map(Vec::len).max().unwrap();
+    assert!(outcome.ledgers[1].len() >= 37 && outcome.ledgers[1].len() + 5 >= longest);
+}
+
+#[test]
+fn seven_members_with_f_byzantine_proposers() {
+    // f = 2 of 7 propose wrong roots on every turn; the 5 honest ones refuse those blocks and
+    // keep finalizing on their own proposals.
+    let outcome = run(Scenario {
+        seed: 71,
+        n: 7,
+        height_before: 20,
+        crash: None,
+        isolate: None,
+        byzantine: &[2, 5],
+        garbage: &[],
+        restart: false,
+        height_after: 0,
+        success_rate: probability!(1.0),
+    });
+    check(&outcome);
+    assert!(outcome.refused.iter().sum::<u64>() > 0);
+}
+
+#[test]
+fn a_member_flooding_garbage_does_not_stop_the_chain() {
+    let outcome = run(Scenario {
+        seed: 81,
+        n: 4,
+        height_before: 20,
+        crash: None,
+        isolate: None,
+        byzantine: &[],
+        garbage: &[3],
+        restart: false,
+        height_after: 0,
+        success_rate: probability!(1.0),
+    });
+    check(&outcome);
+    assert!(outcome.ledgers[3].is_empty(), "the flooder runs no replica");
 }
 
 #[test]
@@ -543,7 +639,9 @@ fn a_seed_reproduces_exactly() {
         height_before: 10,
         crash: Some(2),
         isolate: None,
-        byzantine: None,
+        byzantine: &[],
+        garbage: &[],
+        restart: false,
         height_after: 10,
         success_rate: probability!(0.95),
     };

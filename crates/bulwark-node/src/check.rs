@@ -23,7 +23,12 @@ pub enum Refusal {
     Context,
     /// Its height is not the parent's plus one.
     #[error("block height {got} should be {want}")]
-    Height { got: u64, want: u64 },
+    Height {
+        /// Height the block has.
+        got: u64,
+        /// Height it should have.
+        want: u64,
+    },
     /// Its time is before the parent's or too far ahead of ours.
     #[error("block time {0} ms is out of bounds")]
     Time(u64),

@@ -92,18 +92,26 @@ impl Member {
     }
 }
 
+/// Everything one member needs besides its runtime, network and channels.
+pub struct MemberConfig {
+    /// This member's consensus signer (its threshold share) for the committee.
+    pub scheme: Scheme,
+    /// The replica's configuration.
+    pub replica: ReplicaConfig,
+    /// The genesis digest simplex starts from.
+    pub genesis_digest: Digest,
+    /// Prefix of this member's storage partitions: unique per member on a shared storage
+    /// (the simulation), the same across restarts of one member.
+    pub partition_prefix: String,
+    /// Consensus timing.
+    pub timing: Timing,
+}
+
 /// Starts one member: replays its finalized log, then runs simplex over `channels`.
-///
-/// `partition_prefix` must be unique per member on a shared storage (the simulation) and must
-/// stay the same across restarts of one member.
 pub async fn start_member<E, B, S, R>(
     context: E,
-    scheme: Scheme,
+    config: MemberConfig,
     blocker: B,
-    replica: ReplicaConfig,
-    genesis_digest: Digest,
-    partition_prefix: &str,
-    timing: Timing,
     channels: Channels<S, R>,
 ) -> Result<Member, LogError>
 where
@@ -112,6 +120,13 @@ where
     S: Sender<PublicKey = PublicKey>,
     R: Receiver<PublicKey = PublicKey>,
 {
+    let MemberConfig {
+        scheme,
+        replica,
+        genesis_digest,
+        partition_prefix,
+        timing,
+    } = config;
     let (actor, mailbox) = Replica::init(context.child("replica"), replica).await?;
     let engine = Engine::new(
         context.child("simplex"),

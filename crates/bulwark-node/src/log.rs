@@ -326,6 +326,8 @@ impl<B: Blob> Log<B> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use commonware_runtime::{deterministic, Runner as _};
 

@@ -20,6 +20,7 @@ use crate::block::Block;
 pub use crate::check::Refusal;
 use crate::check::{check_and_execute, execute};
 use crate::log::{Log, LogError, Record};
+use crate::mempool::TxKey;
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::snapshot::StateRoot;
 use bulwark_engine::{Engine, Event};
@@ -36,10 +37,10 @@ use commonware_p2p::{Receiver, Recipients, Sender};
 use commonware_runtime::{Clock, Handle, IoBuf, Spawner, Storage, Supervisor};
 use commonware_utils::channel::fallible::OneshotExt as _;
 use commonware_utils::channel::{mpsc, oneshot};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::{debug, warn};
 
 /// The p2p identity of a replica.
@@ -57,10 +58,23 @@ pub const FETCH_RETRY: Duration = Duration::from_millis(250);
 /// Most digests requested per retry.
 pub const FETCH_DIGESTS_MAX: usize = 16;
 
-/// Pending client transactions, keyed by (account, nonce) so a proposer takes each account's
-/// transactions in nonce order. Shared with whatever submits transactions (the test's clients
-/// now, the bounded submission endpoint later).
-pub type Mempool = Arc<Mutex<BTreeMap<(u64, u64), SignedTx>>>;
+pub use crate::mempool::Mempool;
+
+/// Figures the replica keeps for status output.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Client transactions finalized since start.
+    pub finalized_txs: u64,
+    /// Submit-to-finalized latency of the most recent transactions clients submitted to this
+    /// node, milliseconds (at most [`LATENCIES_KEPT`]).
+    pub latencies_ms: std::collections::VecDeque<u32>,
+}
+
+/// How many latency samples [`Stats`] keeps.
+pub const LATENCIES_KEPT: usize = 20_000;
+
+/// Shared status figures.
+pub type SharedStats = Arc<Mutex<Stats>>;
 
 /// What one finalized height did at this replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +128,11 @@ pub struct Config {
     pub mailbox_size: usize,
     /// Misbehaviour for tests.
     pub fault: Fault,
+    /// Status figures.
+    pub stats: SharedStats,
+    /// The committed engine after every height, shared with queries (the node's endpoint).
+    /// Replaced (not mutated) after each height, so readers never block execution for long.
+    pub view: Arc<Mutex<Arc<Engine>>>,
     /// Storage partition of the finalized log (unique per node).
     pub log_partition: String,
 }
@@ -680,22 +699,13 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             let Some((block, _)) = self.blocks.get(&cursor) else {
                 break;
             };
-            included.extend(block.txs.iter().map(|tx| (tx.account.0, tx.nonce)));
+            included.extend(block.txs.iter().map(TxKey::of));
             cursor = block.parent;
         }
-        let txs: Vec<SignedTx> = {
-            let mempool = self
-                .config
-                .mempool
-                .lock()
-                .expect("the mempool lock must not be poisoned");
-            mempool
-                .iter()
-                .filter(|(key, _)| !included.contains(*key))
-                .take(self.config.block_txs_max)
-                .map(|(_, tx)| tx.clone())
-                .collect()
-        };
+        let txs: Vec<SignedTx> = self
+            .config
+            .mempool
+            .take(self.config.block_txs_max, &included);
         let mut parent_root = parent.engine.state_root();
         if self.config.fault == Fault::WrongRoot {
             parent_root[0] ^= 1;
@@ -803,15 +813,32 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         let conserved = self.committed.totals().conserved();
         assert!(conserved, "money must be conserved after every block");
         {
-            let mut mempool = self
-                .config
+            let keys: Vec<TxKey> = block.txs.iter().map(TxKey::of).collect();
+            let outcome = self.config.mempool.commit(&keys, Instant::now());
+            let committed = &self.committed;
+            self.config
                 .mempool
+                .remove_stale(|account| committed.account(account).map(|a| a.nonce + 1));
+            let mut stats = self
+                .config
+                .stats
                 .lock()
-                .expect("the mempool lock must not be poisoned");
-            for tx in &block.txs {
-                mempool.remove(&(tx.account.0, tx.nonce));
+                .expect("the stats lock must not be poisoned");
+            stats.finalized_txs += block.txs.len() as u64;
+            for latency in outcome.latencies {
+                if stats.latencies_ms.len() == LATENCIES_KEPT {
+                    stats.latencies_ms.pop_front();
+                }
+                stats
+                    .latencies_ms
+                    .push_back(u32::try_from(latency.as_millis()).unwrap_or(u32::MAX));
             }
         }
+        *self
+            .config
+            .view
+            .lock()
+            .expect("the view lock must not be poisoned") = Arc::new(self.committed.clone());
         self.config
             .ledger
             .lock()

@@ -11,23 +11,27 @@ use bulwark_engine::codec::SignedTx;
 use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
 use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
 use bulwark_node::committee::{
-    max_message_size, start_member, Channels, Member, Timing, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES,
-    CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES, CONSENSUS_NAMESPACE,
+    max_message_size, start_member, Channels, Member, MemberConfig, Timing, CHANNEL_BLOCKS,
+    CHANNEL_CERTIFICATES, CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES, CONSENSUS_NAMESPACE,
 };
 use bulwark_node::genesis::{genesis, GenesisAccount};
+use bulwark_node::log::LOG_BLOB;
+use bulwark_node::mempool::{MempoolConfig, Origin};
 use bulwark_node::replica::{
     Committed, Config as ReplicaConfig, Fault, Ledger, Mempool, PublicKey, Scheme,
 };
+use bulwark_node::verify::verify_log;
 use commonware_cryptography::bls12381::dkg::feldman_desmedt::deal;
 use commonware_cryptography::bls12381::primitives::sharing::Mode;
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
 use commonware_cryptography::{ed25519, Signer as _};
 use commonware_p2p::simulated::{self, Link, Network};
 use commonware_p2p::Recipients;
-use commonware_runtime::{deterministic, Clock, IoBuf, Quota, Runner as _, Spawner, Supervisor};
+use commonware_runtime::{
+    deterministic, Blob as _, Clock, IoBuf, Quota, Runner as _, Spawner, Storage as _, Supervisor,
+};
 use commonware_utils::{ordered::Set, probability, N3f1, NZUsize, Probability, NZU32};
 use ed25519_dalek::SigningKey;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
@@ -65,6 +69,8 @@ struct Outcome {
     refused: Vec<u64>,
     crashed: Option<usize>,
     byzantine: &'static [usize],
+    /// Heights verified in each honest member's log.
+    verified: Vec<u64>,
     virtual_ms: u128,
 }
 
@@ -211,7 +217,7 @@ fn run(scenario: Scenario) -> Outcome {
 
         let quota = Quota::per_second(NZU32!(10_000));
         let mempools: Vec<Mempool> = (0..n)
-            .map(|_| Arc::new(Mutex::new(BTreeMap::new())))
+            .map(|_| Mempool::new(MempoolConfig::default()))
             .collect();
         let ledgers: Vec<Ledger> = (0..n).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
         let refused: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
@@ -248,6 +254,8 @@ fn run(scenario: Scenario) -> Outcome {
                 } else {
                     Fault::None
                 },
+                stats: Default::default(),
+                view: Arc::new(Mutex::new(Arc::new(genesis_engine.clone()))),
                 log_partition: format!("node-{index}-finalized"),
             };
             async move {
@@ -261,18 +269,16 @@ fn run(scenario: Scenario) -> Outcome {
                 if scenario.garbage.contains(&index) {
                     return flood_garbage(node, channels);
                 }
-                start_member(
-                    node,
+                let config = MemberConfig {
                     scheme,
-                    control.clone(),
                     replica,
                     genesis_digest,
-                    &format!("node-{index}"),
-                    Timing::default(),
-                    channels,
-                )
-                .await
-                .expect("the member's log must open")
+                    partition_prefix: format!("node-{index}"),
+                    timing: Timing::default(),
+                };
+                start_member(node, config, control.clone(), channels)
+                    .await
+                    .expect("the member's log must open")
             }
         };
         // Register every member's channels before any engine starts (the simulated network
@@ -292,10 +298,11 @@ fn run(scenario: Scenario) -> Outcome {
                     for account in 1..=CLIENTS {
                         let tx = order(account, k);
                         for mempool in &mempools {
-                            mempool
-                                .lock()
-                                .unwrap()
-                                .insert((account, tx.nonce), tx.clone());
+                            let keys =
+                                |id: AccountId| Some(client_key(id.0).verifying_key().to_bytes());
+                            let outcome =
+                                mempool.insert_batch(vec![tx.clone()], &keys, Origin::Peer);
+                            assert!(outcome.refused.is_empty(), "{:?}", outcome.refused);
                         }
                     }
                     k += 1;
@@ -374,6 +381,57 @@ fn run(scenario: Scenario) -> Outcome {
             wait_for(target, honest.clone()).await;
         }
 
+        // Every member's finalized log must verify from genesis against the group key alone,
+        // and must stop verifying when one byte in it is flipped.
+        let identity = *output.public().public();
+        for member in &members {
+            member.abort();
+        }
+        // Let the aborted tasks drop (and close their logs).
+        context.sleep(Duration::from_millis(10)).await;
+        let mut verified = Vec::new();
+        for &index in &honest {
+            let partition = format!("node-{index}-finalized");
+            let summary = verify_log(
+                &context,
+                &partition,
+                (genesis_engine.clone(), genesis_digest),
+                identity,
+                &mut context.child("verify"),
+                |_| {},
+            )
+            .await
+            .unwrap_or_else(|e| panic!("member {index}'s log must verify: {e}"));
+            verified.push(summary.heights);
+        }
+        if scenario.crash.is_none() {
+            let partition = format!("node-{}-finalized", honest[0]);
+            let (blob, size) = context.open(&partition, LOG_BLOB).await.unwrap();
+            let at = size / 2;
+            let byte = blob
+                .read_at(at, 1, Default::default())
+                .await
+                .unwrap()
+                .coalesce();
+            blob.write_at(
+                at,
+                vec![byte.as_ref()[0] ^ 0x01],
+                commonware_runtime::WriteOptions::SYNC,
+            )
+            .await
+            .unwrap();
+            drop(blob);
+            let flipped = verify_log(
+                &context,
+                &partition,
+                (genesis_engine.clone(), genesis_digest),
+                identity,
+                &mut context.child("verify"),
+                |_| {},
+            )
+            .await;
+            assert!(flipped.is_err(), "a flipped byte must fail verification");
+        }
         let virtual_ms = context
             .current()
             .duration_since(UNIX_EPOCH)
@@ -384,6 +442,7 @@ fn run(scenario: Scenario) -> Outcome {
             refused: refused.iter().map(|r| r.load(Ordering::Relaxed)).collect(),
             crashed: scenario.crash,
             byzantine: scenario.byzantine,
+            verified,
             virtual_ms,
         }
     })
@@ -421,6 +480,12 @@ fn check(outcome: &Outcome) {
     let txs: usize = longest.iter().map(|c| c.txs).sum();
     let fills: usize = longest.iter().map(|c| c.fills).sum();
     assert!(txs > 0, "client transactions must be finalized");
+    for (position, heights) in outcome.verified.iter().enumerate() {
+        assert!(
+            *heights > 0,
+            "honest member #{position}'s log must hold heights"
+        );
+    }
     assert!(fills > 0, "orders must match");
     eprintln!(
         "heights {} txs {txs} fills {fills} refused {:?} crashed {:?} byzantine {:?} virtual {} ms",

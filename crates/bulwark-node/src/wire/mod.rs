@@ -1,0 +1,549 @@
+//! The client <-> node protocol: request and response frames over a byte stream.
+//!
+//! # Framing
+//!
+//! A frame is a `u32` big-endian length `n`, then `n` bytes: one kind byte and `n - 1` body
+//! bytes. `n` is at most [`WireLimits::frame_bytes_max`] (default [`FRAME_BYTES_MAX`]); a reader
+//! checks it before allocating or reading the body, and a frame over the limit cannot be skipped
+//! safely, so the connection ends. `n = 0` (no kind byte) is malformed but leaves the stream in
+//! step.
+//!
+//! # Kinds and bodies
+//!
+//! Integers in bodies are big-endian, except inside the engine's batch encoding
+//! ([`bulwark_engine::codec::encode_batch`], little-endian), which is carried as is.
+//!
+//! | kind | frame | body |
+//! | --- | --- | --- |
+//! | `0x01` | [`Request::Submit`] | an engine batch of signed transactions |
+//! | `0x02` | [`Request::Status`] | empty |
+//! | `0x03` | [`Request::Account`] | account `u64` |
+//! | `0x04` | [`Request::Book`] | instrument `u32`, depth `u32` |
+//! | `0x81` | [`Response::Submitted`] | accepted `u32`, duplicates `u32`, count `u32`, then per refusal: index `u32`, reason length `u16`, UTF-8 reason |
+//! | `0x82` | [`Response::Status`] | JSON |
+//! | `0x83` | [`Response::Account`] | JSON |
+//! | `0x84` | [`Response::Book`] | JSON |
+//! | `0xff` | [`Response::Error`] | code `u16`, UTF-8 message (the rest) |
+//!
+//! Encoding and decoding are pure ([`encode_request`], [`decode_request`], ...); [`read_frame`]
+//! and [`write_frame`] move frames over any `Read`/`Write` and are all the I/O here.
+
+use std::io;
+
+use bulwark_engine::codec::{decode_batch, encode_batch, CodecError, SignedTx};
+use bulwark_engine::{AccountId, InstrumentId};
+use serde::Serialize;
+
+mod frame;
+
+pub use frame::{frame_len, read_frame, write_frame, Frame};
+
+/// Default bound on a frame's length field (kind byte and body): 1 MiB.
+pub const FRAME_BYTES_MAX: usize = 1 << 20;
+/// Default bound on the transactions of one [`Request::Submit`]. At most ~122 bytes each, so a
+/// full submit is about 500 KiB, inside [`FRAME_BYTES_MAX`].
+pub const SUBMIT_TXS_MAX: usize = 4096;
+/// Default bound on the levels per side a [`Request::Book`] may ask for.
+pub const BOOK_DEPTH_MAX: u32 = 1000;
+/// Bound on one refusal reason in [`Response::Submitted`]; longer reasons are cut (at a
+/// character boundary) when encoding.
+pub const REASON_BYTES_MAX: usize = 256;
+/// Bound on an [`Response::Error`] message; longer messages are cut when encoding.
+pub const ERROR_MESSAGE_BYTES_MAX: usize = 1024;
+/// Bytes of the length prefix.
+pub const LENGTH_PREFIX_BYTES: usize = 4;
+
+const KIND_SUBMIT: u8 = 0x01;
+const KIND_STATUS: u8 = 0x02;
+const KIND_ACCOUNT: u8 = 0x03;
+const KIND_BOOK: u8 = 0x04;
+const KIND_SUBMITTED: u8 = 0x81;
+const KIND_STATUS_REPLY: u8 = 0x82;
+const KIND_ACCOUNT_REPLY: u8 = 0x83;
+const KIND_BOOK_REPLY: u8 = 0x84;
+const KIND_ERROR: u8 = 0xff;
+
+/// The smallest encoded refusal: index and an empty reason's length.
+const REFUSAL_BYTES_MIN: usize = 4 + 2;
+
+/// The protocol's bounds. Both ends should use the same; each end enforces its own on what it
+/// reads and refuses to write what the other end would refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireLimits {
+    /// Bound on a frame's length field.
+    pub frame_bytes_max: usize,
+    /// Bound on the transactions of one submit.
+    pub submit_txs_max: usize,
+    /// Bound on the depth of a book request.
+    pub book_depth_max: u32,
+}
+
+impl Default for WireLimits {
+    fn default() -> Self {
+        WireLimits {
+            frame_bytes_max: FRAME_BYTES_MAX,
+            submit_txs_max: SUBMIT_TXS_MAX,
+            book_depth_max: BOOK_DEPTH_MAX,
+        }
+    }
+}
+
+/// What a client asks a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Offer signed transactions for the mempool.
+    Submit(Vec<SignedTx>),
+    /// The node's status (height, peers, mempool size, ...; the node chooses).
+    Status,
+    /// One account's committed state.
+    Account(AccountId),
+    /// Up to `depth` price levels per side of one instrument's book.
+    Book {
+        /// The instrument.
+        instrument: InstrumentId,
+        /// Levels per side, at most [`WireLimits::book_depth_max`].
+        depth: u32,
+    },
+}
+
+/// One refused transaction of a submit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refused {
+    /// Position in the submitted batch.
+    pub index: u32,
+    /// Why, for humans (at most [`REASON_BYTES_MAX`] bytes on the wire).
+    pub reason: String,
+}
+
+/// What became of a submitted batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SubmitOutcome {
+    /// Transactions newly taken into the mempool.
+    pub accepted: u32,
+    /// Transactions already pending.
+    pub duplicates: u32,
+    /// Transactions refused, with why.
+    pub refused: Vec<Refused>,
+}
+
+/// Why a request failed, as a stable number a client can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum ErrorCode {
+    /// The frame was read but does not decode; the message says why. The connection stays up.
+    Malformed,
+    /// The frame is longer than the node accepts; the connection is closed after this.
+    TooLarge,
+    /// Too many requests or transactions on this connection; retry later. The connection stays.
+    RateLimited,
+    /// The node has too many connections; this one is closed after this.
+    Busy,
+    /// The node refused the query (e.g. unknown account or instrument); the message says why.
+    Refused,
+    /// The node failed to answer (e.g. its answer would not fit in a frame).
+    Internal,
+    /// A code this version does not know, kept so newer nodes can add codes.
+    Other(u16),
+}
+
+impl ErrorCode {
+    /// The code on the wire.
+    pub fn to_u16(self) -> u16 {
+        match self {
+            ErrorCode::Malformed => 1,
+            ErrorCode::TooLarge => 2,
+            ErrorCode::RateLimited => 3,
+            ErrorCode::Busy => 4,
+            ErrorCode::Refused => 5,
+            ErrorCode::Internal => 6,
+            ErrorCode::Other(code) => code,
+        }
+    }
+
+    /// The code for a wire value; unknown values become [`ErrorCode::Other`].
+    pub fn from_u16(code: u16) -> ErrorCode {
+        match code {
+            1 => ErrorCode::Malformed,
+            2 => ErrorCode::TooLarge,
+            3 => ErrorCode::RateLimited,
+            4 => ErrorCode::Busy,
+            5 => ErrorCode::Refused,
+            6 => ErrorCode::Internal,
+            other => ErrorCode::Other(other),
+        }
+    }
+}
+
+/// What a node answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    /// The outcome of a [`Request::Submit`].
+    Submitted(SubmitOutcome),
+    /// The answer to [`Request::Status`].
+    Status(serde_json::Value),
+    /// The answer to [`Request::Account`].
+    Account(serde_json::Value),
+    /// The answer to [`Request::Book`].
+    Book(serde_json::Value),
+    /// The request failed.
+    Error {
+        /// What kind of failure.
+        code: ErrorCode,
+        /// Details for humans (at most [`ERROR_MESSAGE_BYTES_MAX`] bytes on the wire).
+        message: String,
+    },
+}
+
+/// Why a frame was refused. Nothing here ever panics on input.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The stream failed or timed out (for a read: possibly mid-frame, so the stream is no
+    /// longer in step and should be closed).
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    /// The peer closed the stream between frames.
+    #[error("connection closed")]
+    Closed,
+    /// The stream ended inside a frame.
+    #[error("connection closed mid-frame: {got} of {needed} bytes")]
+    Truncated {
+        /// Bytes the frame part needed.
+        needed: usize,
+        /// Bytes received before the end.
+        got: usize,
+    },
+    /// The length field exceeds the limit; the body was not read. The stream cannot be resynced.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    FrameTooLarge {
+        /// The announced length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A frame with length 0 has no kind byte.
+    #[error("empty frame: no kind byte")]
+    EmptyFrame,
+    /// The kind byte names no frame this side accepts.
+    #[error("unknown frame kind {0:#04x}")]
+    UnknownKind(u8),
+    /// A body ends early or has trailing bytes.
+    #[error("bad {what} body: {detail}")]
+    BadBody {
+        /// The frame kind.
+        what: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The transactions of a submit do not decode.
+    #[error("bad transaction batch: {0}")]
+    Batch(#[from] CodecError),
+    /// A submit carries more transactions than allowed (checked before decoding them).
+    #[error("submit of {count} transactions exceeds the limit of {max}")]
+    TooManyTxs {
+        /// Transactions in the submit.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A book request asks for more levels than allowed.
+    #[error("book depth {depth} exceeds the limit of {max}")]
+    DepthTooLarge {
+        /// Requested depth.
+        depth: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// A text field is not UTF-8.
+    #[error("{0} is not valid UTF-8")]
+    NotUtf8(&'static str),
+    /// A JSON body does not parse.
+    #[error("bad JSON body: {0}")]
+    Json(String),
+}
+
+/// Encodes a request as a complete frame. Refuses what the peer would refuse under `limits`:
+/// too many transactions, a depth over the limit, a frame over the size limit.
+pub fn encode_request(request: &Request, limits: &WireLimits) -> Result<Vec<u8>, WireError> {
+    let frame = match request {
+        Request::Submit(txs) => return encode_submit(txs, limits),
+        Request::Status => Frame {
+            kind: KIND_STATUS,
+            body: Vec::new(),
+        },
+        Request::Account(account) => Frame {
+            kind: KIND_ACCOUNT,
+            body: account.0.to_be_bytes().to_vec(),
+        },
+        Request::Book { instrument, depth } => {
+            if *depth > limits.book_depth_max {
+                return Err(WireError::DepthTooLarge {
+                    depth: *depth,
+                    max: limits.book_depth_max,
+                });
+            }
+            let mut body = Vec::with_capacity(8);
+            body.extend_from_slice(&instrument.0.to_be_bytes());
+            body.extend_from_slice(&depth.to_be_bytes());
+            Frame {
+                kind: KIND_BOOK,
+                body,
+            }
+        }
+    };
+    frame.to_bytes(limits.frame_bytes_max)
+}
+
+/// Encodes a [`Request::Submit`] of `txs` without copying them into a [`Request`] first.
+pub fn encode_submit(txs: &[SignedTx], limits: &WireLimits) -> Result<Vec<u8>, WireError> {
+    if txs.len() > limits.submit_txs_max {
+        return Err(WireError::TooManyTxs {
+            count: txs.len(),
+            max: limits.submit_txs_max,
+        });
+    }
+    Frame {
+        kind: KIND_SUBMIT,
+        body: encode_batch(txs)?,
+    }
+    .to_bytes(limits.frame_bytes_max)
+}
+
+/// Decodes a request frame's kind and body. Signatures are not checked here.
+pub fn decode_request(frame: &Frame, limits: &WireLimits) -> Result<Request, WireError> {
+    let body = frame.body.as_slice();
+    match frame.kind {
+        KIND_SUBMIT => {
+            // Peek at the count (after the version byte) to report the limit plainly; the
+            // engine's decoder checks it again, with the bytes present, before allocating.
+            if let Some(count) = body.get(1..5).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
+                let count = usize::try_from(u32::from_le_bytes(count)).unwrap_or(usize::MAX);
+                if count > limits.submit_txs_max {
+                    return Err(WireError::TooManyTxs {
+                        count,
+                        max: limits.submit_txs_max,
+                    });
+                }
+            }
+            Ok(Request::Submit(decode_batch(body, limits.submit_txs_max)?))
+        }
+        KIND_STATUS => {
+            let mut cursor = Cursor::new(body, "status request");
+            cursor.finish()?;
+            Ok(Request::Status)
+        }
+        KIND_ACCOUNT => {
+            let mut cursor = Cursor::new(body, "account request");
+            let account = AccountId(cursor.u64()?);
+            cursor.finish()?;
+            Ok(Request::Account(account))
+        }
+        KIND_BOOK => {
+            let mut cursor = Cursor::new(body, "book request");
+            let instrument = InstrumentId(cursor.u32()?);
+            let depth = cursor.u32()?;
+            cursor.finish()?;
+            if depth > limits.book_depth_max {
+                return Err(WireError::DepthTooLarge {
+                    depth,
+                    max: limits.book_depth_max,
+                });
+            }
+            Ok(Request::Book { instrument, depth })
+        }
+        kind => Err(WireError::UnknownKind(kind)),
+    }
+}
+
+/// Encodes a response as a complete frame. Over-long reasons and messages are cut to
+/// [`REASON_BYTES_MAX`] and [`ERROR_MESSAGE_BYTES_MAX`]; a response that still exceeds
+/// `frame_bytes_max` (a huge JSON answer) is refused with [`WireError::FrameTooLarge`], and the
+/// caller should send an [`ErrorCode::Internal`] error instead.
+pub fn encode_response(response: &Response, frame_bytes_max: usize) -> Result<Vec<u8>, WireError> {
+    let json = |kind, value: &serde_json::Value| -> Result<Frame, WireError> {
+        let body = serde_json::to_vec(value).map_err(|error| WireError::Json(error.to_string()))?;
+        Ok(Frame { kind, body })
+    };
+    let frame = match response {
+        Response::Submitted(outcome) => {
+            let mut body = Vec::with_capacity(12 + outcome.refused.len() * 32);
+            body.extend_from_slice(&outcome.accepted.to_be_bytes());
+            body.extend_from_slice(&outcome.duplicates.to_be_bytes());
+            let count =
+                u32::try_from(outcome.refused.len()).map_err(|_| WireError::FrameTooLarge {
+                    len: usize::MAX,
+                    max: frame_bytes_max,
+                })?;
+            body.extend_from_slice(&count.to_be_bytes());
+            for refused in &outcome.refused {
+                let reason = truncate_utf8(&refused.reason, REASON_BYTES_MAX);
+                body.extend_from_slice(&refused.index.to_be_bytes());
+                // REASON_BYTES_MAX < u16::MAX.
+                body.extend_from_slice(&(reason.len() as u16).to_be_bytes());
+                body.extend_from_slice(reason.as_bytes());
+            }
+            Frame {
+                kind: KIND_SUBMITTED,
+                body,
+            }
+        }
+        Response::Status(value) => json(KIND_STATUS_REPLY, value)?,
+        Response::Account(value) => json(KIND_ACCOUNT_REPLY, value)?,
+        Response::Book(value) => json(KIND_BOOK_REPLY, value)?,
+        Response::Error { code, message } => {
+            let message = truncate_utf8(message, ERROR_MESSAGE_BYTES_MAX);
+            let mut body = Vec::with_capacity(2 + message.len());
+            body.extend_from_slice(&code.to_u16().to_be_bytes());
+            body.extend_from_slice(message.as_bytes());
+            Frame {
+                kind: KIND_ERROR,
+                body,
+            }
+        }
+    };
+    frame.to_bytes(frame_bytes_max)
+}
+
+/// Encodes an error response; never fails (the message is bounded well below any sane frame
+/// limit).
+pub fn encode_error(code: ErrorCode, message: &str) -> Vec<u8> {
+    let message = truncate_utf8(message, ERROR_MESSAGE_BYTES_MAX);
+    let mut out = Vec::with_capacity(LENGTH_PREFIX_BYTES + 3 + message.len());
+    // 1 + 2 + at most ERROR_MESSAGE_BYTES_MAX: fits in u32.
+    out.extend_from_slice(&((3 + message.len()) as u32).to_be_bytes());
+    out.push(KIND_ERROR);
+    out.extend_from_slice(&code.to_u16().to_be_bytes());
+    out.extend_from_slice(message.as_bytes());
+    out
+}
+
+/// Decodes a response frame's kind and body.
+pub fn decode_response(frame: &Frame) -> Result<Response, WireError> {
+    let body = frame.body.as_slice();
+    let json = |what| -> Result<serde_json::Value, WireError> {
+        serde_json::from_slice(body).map_err(|error| WireError::Json(format!("{what}: {error}")))
+    };
+    match frame.kind {
+        KIND_SUBMITTED => {
+            let mut cursor = Cursor::new(body, "submitted response");
+            let accepted = cursor.u32()?;
+            let duplicates = cursor.u32()?;
+            let count = usize::try_from(cursor.u32()?).unwrap_or(usize::MAX);
+            // Bound the allocation by the bytes present, not by the announced count.
+            if count > cursor.remaining() / REFUSAL_BYTES_MIN {
+                return Err(cursor.bad(format!(
+                    "{count} refusals cannot fit in {} bytes",
+                    cursor.remaining()
+                )));
+            }
+            let mut refused = Vec::with_capacity(count);
+            for _ in 0..count {
+                let index = cursor.u32()?;
+                let len = usize::from(cursor.u16()?);
+                let reason = std::str::from_utf8(cursor.take(len)?)
+                    .map_err(|_| WireError::NotUtf8("refusal reason"))?
+                    .to_owned();
+                refused.push(Refused { index, reason });
+            }
+            cursor.finish()?;
+            Ok(Response::Submitted(SubmitOutcome {
+                accepted,
+                duplicates,
+                refused,
+            }))
+        }
+        KIND_STATUS_REPLY => Ok(Response::Status(json("status")?)),
+        KIND_ACCOUNT_REPLY => Ok(Response::Account(json("account")?)),
+        KIND_BOOK_REPLY => Ok(Response::Book(json("book")?)),
+        KIND_ERROR => {
+            let mut cursor = Cursor::new(body, "error response");
+            let code = ErrorCode::from_u16(cursor.u16()?);
+            let rest = cursor.take(cursor.remaining())?;
+            let message = std::str::from_utf8(rest)
+                .map_err(|_| WireError::NotUtf8("error message"))?
+                .to_owned();
+            Ok(Response::Error { code, message })
+        }
+        kind => Err(WireError::UnknownKind(kind)),
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn truncate_utf8(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// A bounds-checked reader over a frame body.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    what: &'static str,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(bytes: &'a [u8], what: &'static str) -> Self {
+        Cursor { bytes, at: 0, what }
+    }
+
+    fn remaining(&self) -> usize {
+        self.bytes.len().saturating_sub(self.at)
+    }
+
+    fn bad(&self, detail: String) -> WireError {
+        WireError::BadBody {
+            what: self.what,
+            detail,
+        }
+    }
+
+    fn take(&mut self, needed: usize) -> Result<&'a [u8], WireError> {
+        let slice = self
+            .at
+            .checked_add(needed)
+            .and_then(|end| self.bytes.get(self.at..end))
+            .ok_or_else(|| {
+                self.bad(format!(
+                    "ends early: a {needed}-byte field at offset {} runs past the end ({} bytes)",
+                    self.at,
+                    self.bytes.len()
+                ))
+            })?;
+        self.at += needed;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let slice = self.take(N)?;
+        Ok(slice
+            .try_into()
+            .expect("Cursor::take must return exactly the requested length"))
+    }
+
+    fn u16(&mut self) -> Result<u16, WireError> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, WireError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, WireError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    fn finish(&mut self) -> Result<(), WireError> {
+        match self.remaining() {
+            0 => Ok(()),
+            count => Err(self.bad(format!("{count} trailing byte(s) at offset {}", self.at))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -2,6 +2,7 @@
 //! files, clocks and the terminal; the engine it drives is pure.
 
 mod bench;
+mod committee;
 mod engine_run;
 mod sim;
 mod up;
@@ -20,8 +21,29 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Top {
-    /// Run the venue locally (today: one engine with a synthetic market; the committee comes next).
+    /// Run the venue locally: a committee of node processes on loopback with a load generator.
     Up(up::UpArgs),
+    /// Run one committee node (multi-host deployment; see docs/node.md).
+    Node {
+        /// The node's configuration file (TOML).
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+    /// Talk to a node's client endpoint: status, account, book, or submit a signed order.
+    Client(ClientArgs),
+    /// Replay a node's finalized log from genesis: check every certificate against the group
+    /// public key and recompute every state root.
+    Verify {
+        /// The node's data directory (holds storage/ and identity.hex).
+        #[arg(long)]
+        data: std::path::PathBuf,
+        /// The venue's genesis file.
+        #[arg(long)]
+        genesis: std::path::PathBuf,
+        /// The venue's group public key, hex (default: identity.hex in the data directory).
+        #[arg(long)]
+        identity: Option<String>,
+    },
     /// Work with the derivatives engine directly.
     #[command(subcommand)]
     Engine(EngineCmd),
@@ -52,12 +74,89 @@ enum BenchCmd {
     Attest,
     /// Audit scan CPU time and peak memory vs lynis and OpenSCAP; re-check of one changed file.
     Audit,
+    /// 4 node processes on loopback: finalized orders/s and submit-to-finalized latency vs the
+    /// machine's signature-verification bound.
+    Committee {
+        /// Seconds of load.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// Orders per second offered.
+        #[arg(long, default_value_t = 8_000)]
+        rate: u64,
+        /// First p2p port.
+        #[arg(long, default_value_t = 18_100)]
+        base_port: u16,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ClientArgs {
+    /// The node's client endpoint.
+    #[arg(long, default_value = "127.0.0.1:17200")]
+    node: std::net::SocketAddr,
+    #[command(subcommand)]
+    request: ClientRequest,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientRequest {
+    /// The node's status (height, root, latency, mempool).
+    Status,
+    /// One account's committed state.
+    Account {
+        /// Account id.
+        id: u64,
+    },
+    /// One book's top levels.
+    Book {
+        /// Instrument id (0 BTC-PERP, 1 ETH-PERP, 2.. options).
+        instrument: u32,
+        /// Levels per side.
+        #[arg(long, default_value_t = 10)]
+        depth: u32,
+    },
+    /// Sign and submit a limit order.
+    Order {
+        /// Account id.
+        #[arg(long)]
+        account: u64,
+        /// File holding the account's ed25519 secret key, 64 hex characters.
+        #[arg(long)]
+        key: std::path::PathBuf,
+        /// Nonce (must exceed the account's last accepted nonce).
+        #[arg(long)]
+        nonce: u64,
+        /// Instrument id.
+        #[arg(long, default_value_t = 0)]
+        instrument: u32,
+        /// buy or sell.
+        #[arg(long)]
+        side: String,
+        /// Price in ticks.
+        #[arg(long)]
+        price: i64,
+        /// Quantity in lots.
+        #[arg(long)]
+        qty: i64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Top::Up(args) => up::run(args),
+        Top::Node { config } => committee::run_node(&config),
+        Top::Client(args) => committee::run_client(args.node, args.request),
+        Top::Verify {
+            data,
+            genesis,
+            identity,
+        } => committee::run_verify(&data, &genesis, identity.as_deref()),
+        Top::Bench(BenchCmd::Committee {
+            duration,
+            rate,
+            base_port,
+        }) => committee::run_bench(duration, rate, base_port),
         Top::Engine(EngineCmd::Run(args)) => engine_run::run(args),
         Top::Sim(args) => sim::run(args),
         Top::Attest(args) => bulwark_attest::run(args),

@@ -35,14 +35,21 @@ pub struct UpArgs {
     #[arg(long)]
     duration: Option<u64>,
     /// Target client orders per second from the load generator.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 5_000)]
     rate: u64,
     /// Seed of the synthetic price feed and load generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Committee size. Only 1 (a single in-process engine) runs until the committee lands.
+    /// Committee size (n = 3f + 1, at least 4): one `bulwark node` process per member.
     #[arg(long, default_value_t = 4)]
     nodes: u32,
+    /// Run ONE engine in this process instead of the committee (no consensus; a quick look at
+    /// the engine under load).
+    #[arg(long)]
+    single: bool,
+    /// First p2p port of the committee on loopback; client endpoints start 100 above.
+    #[arg(long, default_value_t = 17_100)]
+    base_port: u16,
     /// Start a new venue even if saved state exists (the old state is kept as a .bak file).
     #[arg(long)]
     fresh: bool,
@@ -139,6 +146,9 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 /// Runs the venue until Ctrl-C or `--duration`.
 pub fn run(args: UpArgs) -> ExitCode {
+    if !args.single {
+        return run_committee(&args);
+    }
     match run_inner(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -149,14 +159,8 @@ pub fn run(args: UpArgs) -> ExitCode {
 }
 
 fn run_inner(args: &UpArgs) -> Result<(), String> {
-    eprintln!("bulwark up — DEVELOPMENT MODE");
-    eprintln!("  committee: NOT YET AVAILABLE (consensus lands with issue #3); running ONE engine in this process");
-    if args.nodes != 1 {
-        eprintln!(
-            "  --nodes {} requested: ignored until the committee lands",
-            args.nodes
-        );
-    }
+    eprintln!("bulwark up --single — DEVELOPMENT MODE");
+    eprintln!("  ONE engine in this process: no committee, no consensus (drop --single for the committee)");
     eprintln!(
         "  price feed: SYNTHETIC (seeded GBM with jumps, seed {}), not a real market",
         args.seed
@@ -296,4 +300,57 @@ fn run_inner(args: &UpArgs) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+fn run_committee(args: &UpArgs) -> ExitCode {
+    eprintln!("bulwark up — DEVELOPMENT committee on loopback");
+    eprintln!(
+        "  {} nodes in {} labelled data centers, one process each; genesis key by DKG among them",
+        args.nodes, args.nodes
+    );
+    eprintln!(
+        "  client keys: DEVELOPMENT keys derived from --seed {}; load: market makers and takers at {} orders/s",
+        args.seed, args.rate
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        if let Err(e) =
+            ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::Relaxed))
+        {
+            eprintln!("bulwark up: cannot install the Ctrl-C handler: {e}");
+        }
+    }
+    let options = crate::committee::CommitteeOptions {
+        data: args.data.clone(),
+        nodes: args.nodes as usize,
+        duration: args.duration.map(std::time::Duration::from_secs),
+        rate: args.rate,
+        seed: args.seed,
+        fresh: args.fresh,
+        base_port: args.base_port,
+        status: true,
+    };
+    match crate::committee::run_committee(&options, stop) {
+        Ok(figures) => {
+            eprintln!(
+                "bulwark up: stopped at height {}; roots {}",
+                figures.height,
+                if figures.roots_agree {
+                    "agreed"
+                } else {
+                    "DIVERGED"
+                }
+            );
+            if figures.roots_agree {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("bulwark up: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -106,6 +106,7 @@ fn up_runs_saves_and_resumes() {
     let data = dir.path().join("data");
     let args = [
         "up",
+        "--single",
         "--duration",
         "1",
         "--rate",

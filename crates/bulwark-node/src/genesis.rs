@@ -19,14 +19,30 @@ pub struct GenesisAccount {
 /// Builds the genesis engine: the default listing, the accounts, and a starting index price per
 /// underlying (micros). Returns the engine and the genesis digest simplex starts from.
 ///
-/// Panics if the genesis batch is refused: genesis is configuration, and a refused genesis is
-/// a configuration error the operator must fix before starting.
+/// Panics if the genesis batch is refused; see [`try_genesis`] for configuration from files.
 pub fn genesis(accounts: &[GenesisAccount], index_micros: &[i64]) -> (Engine, Digest) {
+    match try_genesis(accounts, index_micros) {
+        Ok(genesis) => genesis,
+        Err(reason) => panic!("the genesis batch must be accepted: {reason}"),
+    }
+}
+
+/// [`genesis`], returning why the engine refuses the genesis batch instead of panicking.
+pub fn try_genesis(
+    accounts: &[GenesisAccount],
+    index_micros: &[i64],
+) -> Result<(Engine, Digest), String> {
+    if index_micros.len() > 16 {
+        return Err(format!(
+            "{} underlyings listed; at most 16",
+            index_micros.len()
+        ));
+    }
     let mut engine = Engine::new(EngineConfig::default());
     let mut batch = Vec::new();
     for (underlying, price_micros) in index_micros.iter().enumerate() {
         batch.push(Command::System(SystemCommand::IndexPrice {
-            underlying: u16::try_from(underlying).expect("genesis must list few underlyings"),
+            underlying: underlying as u16,
             price_micros: *price_micros,
         }));
     }
@@ -42,13 +58,15 @@ pub fn genesis(accounts: &[GenesisAccount], index_micros: &[i64]) -> (Engine, Di
     }
     let mut events = Vec::new();
     engine.execute(0, &batch, &mut events);
-    assert!(
-        !events
-            .iter()
-            .any(|event| matches!(event, Event::Rejected { .. })),
-        "the genesis batch must be accepted: {events:?}"
-    );
-    assert!(engine.totals().conserved(), "genesis must conserve money");
+    if let Some(rejected) = events
+        .iter()
+        .find(|event| matches!(event, Event::Rejected { .. }))
+    {
+        return Err(format!("the engine refused part of it: {rejected:?}"));
+    }
+    if !engine.totals().conserved() {
+        return Err("it does not conserve money".into());
+    }
     let digest = genesis_digest(&engine.state_root());
-    (engine, digest)
+    Ok((engine, digest))
 }

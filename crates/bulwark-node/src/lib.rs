@@ -19,6 +19,7 @@ pub mod dkg;
 pub mod genesis;
 pub mod log;
 pub mod mempool;
+pub mod node;
 pub mod replica;
 pub mod server;
 pub mod verify;

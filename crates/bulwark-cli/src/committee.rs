@@ -1,0 +1,758 @@
+//! `bulwark up` (the committee on loopback), `bulwark node`, `bulwark client`,
+//! `bulwark verify` and `bulwark bench committee`.
+//!
+//! `up` writes one configuration per node under `<data>/committee/node-<i>/` (key, TOML),
+//! a shared genesis with DEVELOPMENT client keys derived from the seed, starts one
+//! `bulwark node` process per member, waits for the genesis DKG, then runs a load generator
+//! of market makers and takers against the nodes and prints a status line every second.
+
+use bulwark_engine::codec::SignedTx;
+use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
+use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
+use bulwark_node::client::Client;
+use bulwark_node::node::config::{hex_encode, GenesisAccountEntry, GenesisFile, NodeConfig, Peer};
+use bulwark_node::node::{IDENTITY_FILE, STORAGE_DIR};
+use ed25519_dalek::SigningKey;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Market-making accounts of the load generator.
+const MAKERS: u64 = 4;
+/// Taking accounts of the load generator.
+const TAKERS: u64 = 8;
+/// Index price at genesis: BTC, ETH (micros).
+const INDEX_MICROS: [i64; 2] = [60_000_000_000, 3_000_000_000];
+/// BTC-PERP price in ticks around which the load trades (60 000 USD).
+const MID_TICKS: i64 = 600_000;
+
+/// Options of the committee `up`.
+#[derive(Debug, Clone)]
+pub struct CommitteeOptions {
+    /// Data directory (the committee lives in `<data>/committee`).
+    pub data: PathBuf,
+    /// Committee size.
+    pub nodes: usize,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Client orders per second offered.
+    pub rate: u64,
+    /// Seed of the development client keys.
+    pub seed: u64,
+    /// Start over.
+    pub fresh: bool,
+    /// First p2p port; client ports start 100 above.
+    pub base_port: u16,
+    /// Print the status line.
+    pub status: bool,
+}
+
+/// What a committee run measured.
+#[derive(Debug, Clone, Default)]
+pub struct RunFigures {
+    /// Client orders finalized per second, over the measured window.
+    pub finalized_per_s: f64,
+    /// Submit-to-finalized p50 at the first node, ms.
+    pub p50_ms: Option<f64>,
+    /// Submit-to-finalized p99 at the first node, ms.
+    pub p99_ms: Option<f64>,
+    /// Whether every pair of nodes agreed on the root at every height both reported.
+    pub roots_agree: bool,
+    /// Highest height seen.
+    pub height: u64,
+}
+
+fn client_key(seed: u64, account: u64) -> SigningKey {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"bulwark/dev/client-key/v1");
+    hasher.update(&seed.to_le_bytes());
+    hasher.update(&account.to_le_bytes());
+    SigningKey::from_bytes(hasher.finalize().as_bytes())
+}
+
+fn committee_dir(data: &Path) -> PathBuf {
+    data.join("committee")
+}
+
+fn node_dir(data: &Path, index: usize) -> PathBuf {
+    committee_dir(data).join(format!("node-{index}"))
+}
+
+/// Writes keys, node configurations and the genesis for a new committee.
+fn setup(options: &CommitteeOptions) -> Result<(), String> {
+    let dir = committee_dir(&options.data);
+    if dir.exists() {
+        let backup = dir.with_extension(format!(
+            "bak-{}",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        ));
+        std::fs::rename(&dir, &backup)
+            .map_err(|e| format!("cannot move {}: {e}", dir.display()))?;
+        eprintln!("  previous committee kept in {}", backup.display());
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut seeds = Vec::new();
+    let mut peers = Vec::new();
+    for index in 0..options.nodes {
+        let seed: [u8; 32] = rand::random();
+        use commonware_codec::DecodeExt as _;
+        use commonware_cryptography::Signer as _;
+        let key = commonware_cryptography::ed25519::PrivateKey::decode(seed.to_vec())
+            .map_err(|e| format!("cannot make a node key: {e}"))?;
+        peers.push(Peer {
+            public_key: bulwark_node::node::public_key_hex(&key.public_key()),
+            address: SocketAddr::from(([127, 0, 0, 1], options.base_port + index as u16)),
+            data_center: format!("dc-{index}"),
+        });
+        seeds.push(seed);
+    }
+    let venue_epoch_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let genesis = GenesisFile {
+        venue_epoch_ms,
+        index_micros: INDEX_MICROS.to_vec(),
+        accounts: (1..=MAKERS + TAKERS)
+            .map(|account| GenesisAccountEntry {
+                account,
+                public_key: hex_encode(
+                    client_key(options.seed, account).verifying_key().as_bytes(),
+                ),
+                deposit_micros: 10_000_000_000_000,
+            })
+            .collect(),
+    };
+    let genesis_path = dir.join("genesis.json");
+    write(
+        &genesis_path,
+        &serde_json::to_string_pretty(&genesis).map_err(|e| e.to_string())?,
+    )?;
+    for (index, seed) in seeds.iter().enumerate() {
+        let node = node_dir(&options.data, index);
+        std::fs::create_dir_all(&node).map_err(|e| format!("{}: {e}", node.display()))?;
+        write(&node.join("node.key"), &format!("{}\n", hex_encode(seed)))?;
+        let config = NodeConfig {
+            name: format!("node-{index}"),
+            data_center: format!("dc-{index}"),
+            key_file: "node.key".into(),
+            data_dir: ".".into(),
+            genesis_file: "../genesis.json".into(),
+            p2p_listen: peers[index].address,
+            client_listen: SocketAddr::from((
+                [127, 0, 0, 1],
+                options.base_port + 100 + index as u16,
+            )),
+            loopback: true,
+            block_txs_max: 2_048,
+            verify_threads: 1,
+            peers: peers.clone(),
+        };
+        write(
+            &node.join("node.toml"),
+            &toml::to_string(&config).map_err(|e| e.to_string())?,
+        )?;
+    }
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The running node processes; killed when dropped.
+struct Nodes {
+    children: Vec<Child>,
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn_node(data: &Path, index: usize) -> Result<Child, String> {
+    let dir = node_dir(data, index);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("node.log"))
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    Command::new(exe)
+        .arg("node")
+        .arg("--config")
+        .arg(dir.join("node.toml"))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start node {index}: {e}"))
+}
+
+fn order_for(account: u64, k: u64) -> ClientCommand {
+    let maker = account <= MAKERS;
+    let side = if (account + k).is_multiple_of(2) {
+        Side::Buy
+    } else {
+        Side::Sell
+    };
+    let distance = 1 + ((k * 7 + account) % 5) as i64;
+    let (price, tif, post_only) = match (maker, side) {
+        (true, Side::Buy) => (MID_TICKS - distance, TimeInForce::Gtc, true),
+        (true, Side::Sell) => (MID_TICKS + distance, TimeInForce::Gtc, true),
+        (false, Side::Buy) => (MID_TICKS + 6, TimeInForce::Ioc, false),
+        (false, Side::Sell) => (MID_TICKS - 6, TimeInForce::Ioc, false),
+    };
+    ClientCommand::Limit(LimitOrder {
+        instrument: InstrumentId(0),
+        side,
+        price,
+        qty: 1 + (k % 3) as i64,
+        tif,
+        post_only,
+        reduce_only: false,
+        stp: SelfTradePrevention::CancelResting,
+        client_order_id: k,
+    })
+}
+
+/// Runs the committee (setting it up first if needed) until Ctrl-C or the duration ends.
+pub fn run_committee(
+    options: &CommitteeOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<RunFigures, String> {
+    if options.nodes < 4 {
+        return Err(format!(
+            "a committee needs at least 4 nodes (n = 3f + 1); --nodes {} given",
+            options.nodes
+        ));
+    }
+    let first_config = node_dir(&options.data, 0).join("node.toml");
+    let existing = (0..)
+        .take_while(|i| node_dir(&options.data, *i).join("node.toml").exists())
+        .count();
+    if options.fresh || !first_config.exists() {
+        eprintln!(
+            "  creating a committee of {} nodes in {}",
+            options.nodes,
+            committee_dir(&options.data).display()
+        );
+        setup(options)?;
+    } else if existing != options.nodes {
+        return Err(format!(
+            "{} holds a committee of {existing} nodes; run with --nodes {existing}, or --fresh to start a new venue",
+            committee_dir(&options.data).display()
+        ));
+    } else {
+        eprintln!(
+            "  resuming the committee in {}",
+            committee_dir(&options.data).display()
+        );
+    }
+    let configs: Vec<NodeConfig> = (0..options.nodes)
+        .map(|i| {
+            NodeConfig::load(&node_dir(&options.data, i).join("node.toml"))
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let mut nodes = Nodes {
+        children: Vec::new(),
+    };
+    for index in 0..options.nodes {
+        nodes.children.push(spawn_node(&options.data, index)?);
+    }
+    eprintln!(
+        "  started {} node processes (logs: {}/node-*/node.log); waiting for the genesis DKG and the endpoints",
+        options.nodes,
+        committee_dir(&options.data).display()
+    );
+    let endpoints: Vec<SocketAddr> = configs.iter().map(|c| c.client_listen).collect();
+    let started = Instant::now();
+    let mut clients: Vec<Option<Client>> = (0..options.nodes).map(|_| None).collect();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(RunFigures::default());
+        }
+        for (index, child) in nodes.children.iter_mut().enumerate() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "node {index} exited ({status}) during start-up; see {}",
+                    node_dir(&options.data, index).join("node.log").display()
+                ));
+            }
+        }
+        for (index, slot) in clients.iter_mut().enumerate() {
+            if slot.is_none() {
+                *slot = Client::connect(endpoints[index], Duration::from_millis(500)).ok();
+            }
+        }
+        if clients.iter().all(Option::is_some) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            return Err(
+                "the nodes did not open their endpoints within 120 s; see node logs".into(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let identity =
+        std::fs::read_to_string(node_dir(&options.data, 0).join(IDENTITY_FILE)).unwrap_or_default();
+    eprintln!(
+        "  committee up after {:.1} s; identity (group public key) {}",
+        started.elapsed().as_secs_f64(),
+        identity.trim()
+    );
+
+    // Load generator: one thread, accounts spread over the nodes.
+    let submitted = Arc::new(AtomicU64::new(0));
+    let load_stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let endpoints = endpoints.clone();
+        let submitted = submitted.clone();
+        let load_stop = load_stop.clone();
+        let seed = options.seed;
+        let rate = options.rate;
+        std::thread::spawn(move || load_generator(&endpoints, seed, rate, &submitted, &load_stop))
+    };
+
+    // Status.
+    let mut roots: HashMap<u64, String> = HashMap::new();
+    let mut diverged = false;
+    let mut figures = RunFigures::default();
+    let run_started = Instant::now();
+    let mut window: Option<(Instant, u64)> = None;
+    let mut last: Option<(Instant, u64)> = None;
+    while !stop.load(Ordering::Relaxed)
+        && options.duration.is_none_or(|d| run_started.elapsed() < d)
+    {
+        std::thread::sleep(Duration::from_secs(1));
+        let mut line = Vec::new();
+        let mut first_txs = None;
+        for (index, slot) in clients.iter_mut().enumerate() {
+            if let Some(Ok(Some(status))) = nodes.children.get_mut(index).map(Child::try_wait) {
+                line.push(format!("n{index}:EXITED({status})"));
+                continue;
+            }
+            let status = match slot.as_mut().map(Client::status) {
+                Some(Ok(status)) => status,
+                _ => {
+                    *slot = Client::connect(endpoints[index], Duration::from_millis(300)).ok();
+                    line.push(format!("n{index}:down"));
+                    continue;
+                }
+            };
+            let height = status["height"].as_u64().unwrap_or(0);
+            let root = status["root"].as_str().unwrap_or("").to_string();
+            if height > 0 {
+                match roots.get(&height) {
+                    Some(seen) if *seen != root => diverged = true,
+                    Some(_) => {}
+                    None => {
+                        roots.insert(height, root);
+                    }
+                }
+            }
+            figures.height = figures.height.max(height);
+            if index == 0 {
+                first_txs = status["finalized_txs"].as_u64();
+                figures.p50_ms = status["latency_p50_ms"].as_f64();
+                figures.p99_ms = status["latency_p99_ms"].as_f64();
+            }
+            line.push(format!("n{index}:h{height}"));
+        }
+        let now = Instant::now();
+        let rate = match (first_txs, last) {
+            (Some(txs), Some((at, before))) => {
+                (txs.saturating_sub(before)) as f64 / now.duration_since(at).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        if let Some(txs) = first_txs {
+            last = Some((now, txs));
+            // The measured window starts after 3 s of load (warm-up).
+            if window.is_none() && run_started.elapsed() >= Duration::from_secs(3) {
+                window = Some((now, txs));
+            }
+            if let Some((at, before)) = window {
+                let span = now.duration_since(at).as_secs_f64();
+                if span > 0.0 {
+                    figures.finalized_per_s = txs.saturating_sub(before) as f64 / span;
+                }
+            }
+        }
+        figures.roots_agree = !diverged;
+        if options.status {
+            let fmt_ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+            eprintln!(
+                "height {} | finalized {:.0} orders/s | submit→final p50 {} ms p99 {} ms | roots {} | {} | submitted {}",
+                figures.height,
+                rate,
+                fmt_ms(figures.p50_ms),
+                fmt_ms(figures.p99_ms),
+                if diverged { "DIVERGED" } else { "agree" },
+                line.join(" "),
+                submitted.load(Ordering::Relaxed)
+            );
+        }
+    }
+    load_stop.store(true, Ordering::Relaxed);
+    let _ = load.join();
+    eprintln!("  stopping the nodes");
+    drop(nodes);
+    Ok(figures)
+}
+
+fn load_generator(
+    endpoints: &[SocketAddr],
+    seed: u64,
+    rate: u64,
+    submitted: &AtomicU64,
+    stop: &AtomicBool,
+) {
+    let accounts: Vec<u64> = (1..=MAKERS + TAKERS).collect();
+    let keys: Vec<SigningKey> = accounts.iter().map(|a| client_key(seed, *a)).collect();
+    let mut clients: Vec<Option<Client>> = endpoints.iter().map(|_| None).collect();
+    // Continue each account's nonces from the committed state (a resumed venue).
+    let mut nonces: Vec<u64> = accounts
+        .iter()
+        .map(|account| {
+            Client::connect(endpoints[0], Duration::from_secs(1))
+                .ok()
+                .and_then(|mut c| c.account(AccountId(*account)).ok())
+                .and_then(|v| v["nonce"].as_u64())
+                .unwrap_or(0)
+                + 1_000
+        })
+        .collect();
+    let tick = Duration::from_millis(20);
+    let per_tick = (rate / 50).max(1);
+    let mut k = 0u64;
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let mut batches: Vec<Vec<SignedTx>> = endpoints.iter().map(|_| Vec::new()).collect();
+        for _ in 0..per_tick {
+            let slot = (k % accounts.len() as u64) as usize;
+            let account = accounts[slot];
+            nonces[slot] += 1;
+            let tx = SignedTx::sign(
+                AccountId(account),
+                nonces[slot],
+                order_for(account, k),
+                &keys[slot],
+            );
+            batches[(account as usize) % endpoints.len()].push(tx);
+            k += 1;
+        }
+        for (index, batch) in batches.iter().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            if clients[index].is_none() {
+                clients[index] = Client::connect(endpoints[index], Duration::from_millis(300)).ok();
+            }
+            if let Some(client) = clients[index].as_mut() {
+                match client.submit(batch) {
+                    Ok(outcome) => {
+                        submitted.fetch_add(u64::from(outcome.accepted), Ordering::Relaxed);
+                    }
+                    Err(_) => clients[index] = None,
+                }
+            }
+        }
+        next += tick;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}
+
+/// `bulwark node --config FILE`.
+pub fn run_node(config: &Path) -> ExitCode {
+    init_tracing();
+    match bulwark_node::node::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bulwark node: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// `bulwark verify --data DIR [--identity HEX]`: DIR is a node's directory (node.toml's
+/// `data_dir`, holding `storage/` and `identity.hex`) plus the genesis file.
+pub fn run_verify(data: &Path, genesis: &Path, identity: Option<&str>) -> ExitCode {
+    match verify(data, genesis, identity) {
+        Ok(summary) => {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "verified": true,
+                    "heights": summary.heights,
+                    "certificates": summary.certificates,
+                    "txs": summary.txs,
+                    "root": hex_encode(&summary.root),
+                })
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            println!("{}", serde_json::json!({"verified": false, "error": error}));
+            eprintln!("bulwark verify: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn verify(
+    data: &Path,
+    genesis_path: &Path,
+    identity: Option<&str>,
+) -> Result<bulwark_node::verify::Summary, String> {
+    use commonware_codec::DecodeExt as _;
+    use commonware_runtime::Runner as _;
+    let genesis = GenesisFile::load(genesis_path).map_err(|e| e.to_string())?;
+    let accounts = genesis.accounts(genesis_path).map_err(|e| e.to_string())?;
+    let genesis = bulwark_node::genesis::try_genesis(&accounts, &genesis.index_micros)?;
+    let identity_hex = match identity {
+        Some(hex) => hex.to_string(),
+        None => std::fs::read_to_string(data.join(IDENTITY_FILE)).map_err(|e| {
+            format!(
+                "{}: {e} (or pass --identity)",
+                data.join(IDENTITY_FILE).display()
+            )
+        })?,
+    };
+    let bytes = bulwark_node::node::config::hex_decode(identity_hex.trim())
+        .ok_or("the identity is not hex")?;
+    let identity = bulwark_node::verify::Identity::decode(bytes)
+        .map_err(|e| format!("the identity is not a BLS12-381 G2 public key: {e}"))?;
+    let storage = data.join(STORAGE_DIR);
+    if !storage.is_dir() {
+        return Err(format!(
+            "{} does not exist: not a node's data directory",
+            storage.display()
+        ));
+    }
+    let runner = commonware_runtime::tokio::Runner::new(
+        commonware_runtime::tokio::Config::new().with_storage_directory(storage),
+    );
+    runner.start(|context| async move {
+        let started = Instant::now();
+        let mut last_report = Instant::now();
+        let partition = format!("{}-finalized", bulwark_node::node::PARTITION);
+        let mut rng = commonware_runtime::Supervisor::child(&context, "verify");
+        let result = bulwark_node::verify::verify_log(
+            &context,
+            &partition,
+            genesis,
+            identity,
+            &mut rng,
+            |height| {
+                if last_report.elapsed() >= Duration::from_secs(2) {
+                    eprintln!(
+                        "  verified {height} heights ({:.0} s)",
+                        started.elapsed().as_secs_f64()
+                    );
+                    last_report = Instant::now();
+                }
+            },
+        )
+        .await;
+        result.map_err(|e| e.to_string())
+    })
+}
+
+/// `bulwark client ...`.
+pub fn run_client(node: SocketAddr, request: crate::ClientRequest) -> ExitCode {
+    let result = (|| -> Result<serde_json::Value, String> {
+        let mut client = Client::connect(node, Duration::from_secs(3))
+            .map_err(|e| format!("cannot reach {node}: {e}"))?;
+        match request {
+            crate::ClientRequest::Status => client.status().map_err(|e| e.to_string()),
+            crate::ClientRequest::Account { id } => {
+                client.account(AccountId(id)).map_err(|e| e.to_string())
+            }
+            crate::ClientRequest::Book { instrument, depth } => client
+                .book(InstrumentId(instrument), depth)
+                .map_err(|e| e.to_string()),
+            crate::ClientRequest::Order {
+                account,
+                key,
+                nonce,
+                instrument,
+                side,
+                price,
+                qty,
+            } => {
+                let text =
+                    std::fs::read_to_string(&key).map_err(|e| format!("{}: {e}", key.display()))?;
+                let seed = bulwark_node::node::config::hex_decode(text.trim())
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| format!("{}: not 64 hex characters", key.display()))?;
+                let side = match side.as_str() {
+                    "buy" => Side::Buy,
+                    "sell" => Side::Sell,
+                    other => return Err(format!("--side must be buy or sell, not {other:?}")),
+                };
+                let command = ClientCommand::Limit(LimitOrder {
+                    instrument: InstrumentId(instrument),
+                    side,
+                    price,
+                    qty,
+                    tif: TimeInForce::Gtc,
+                    post_only: false,
+                    reduce_only: false,
+                    stp: SelfTradePrevention::CancelResting,
+                    client_order_id: nonce,
+                });
+                let tx = SignedTx::sign(
+                    AccountId(account),
+                    nonce,
+                    command,
+                    &SigningKey::from_bytes(&seed),
+                );
+                let outcome = client.submit(&[tx]).map_err(|e| e.to_string())?;
+                Ok(serde_json::json!({
+                    "accepted": outcome.accepted,
+                    "duplicates": outcome.duplicates,
+                    "refused": outcome.refused.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>(),
+                }))
+            }
+        }
+    })();
+    match result {
+        Ok(value) => {
+            println!("{value}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("bulwark client: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Signatures one core verifies per second in batches of 1 000 (the engine's verify_batch).
+fn single_core_verify_rate() -> f64 {
+    let key = client_key(0, 1);
+    let txs: Vec<SignedTx> = (1..=1_000)
+        .map(|k| SignedTx::sign(AccountId(1), k, order_for(1, k), &key))
+        .collect();
+    let public = key.verifying_key().to_bytes();
+    let rounds = 20;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let _ = bulwark_engine::codec::verify_batch(&txs, |_| Some(public));
+    }
+    (rounds * txs.len()) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// `bulwark bench committee`.
+pub fn run_bench(duration: u64, rate: u64, base_port: u16) -> ExitCode {
+    let data = std::env::temp_dir().join(format!("bulwark-bench-committee-{}", std::process::id()));
+    let options = CommitteeOptions {
+        data: data.clone(),
+        nodes: 4,
+        duration: Some(Duration::from_secs(duration.max(5))),
+        rate,
+        seed: 1,
+        fresh: true,
+        base_port,
+        status: true,
+    };
+    eprintln!(
+        "bench committee: 4 node processes on loopback, {rate} orders/s offered for {duration} s"
+    );
+    let figures = match run_committee(&options, Arc::new(AtomicBool::new(false))) {
+        Ok(figures) => figures,
+        Err(error) => {
+            eprintln!("bench committee: {error}");
+            let _ = std::fs::remove_dir_all(&data);
+            return ExitCode::from(2);
+        }
+    };
+    let _ = std::fs::remove_dir_all(&data);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let verify = single_core_verify_rate();
+    let bound = verify * cores / 4.0;
+    let line = |metric: &str, value: f64, unit: &str, peer: &str, peer_value: Option<f64>| {
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "committee",
+                "metric": metric,
+                "value": value,
+                "unit": unit,
+                "peer": peer,
+                "peer_value": peer_value,
+                "ratio": peer_value.filter(|p| *p > 0.0).map(|p| value / p),
+            })
+        );
+    };
+    line(
+        "finalized_orders_per_s",
+        figures.finalized_per_s,
+        "orders/s",
+        "bound: 1-core batch verify rate x cores / 4 replicas",
+        Some(bound),
+    );
+    line(
+        "finalized_orders_per_s_goal",
+        figures.finalized_per_s,
+        "orders/s",
+        "goal",
+        Some(5_000.0),
+    );
+    if let Some(p50) = figures.p50_ms {
+        line(
+            "submit_to_finalized_p50",
+            p50,
+            "ms",
+            "goal (at most)",
+            Some(50.0),
+        );
+    }
+    if let Some(p99) = figures.p99_ms {
+        line(
+            "submit_to_finalized_p99",
+            p99,
+            "ms",
+            "goal (at most)",
+            Some(250.0),
+        );
+    }
+    line("single_core_verify_rate", verify, "signatures/s", "", None);
+    line("height", figures.height as f64, "blocks", "", None);
+    if figures.roots_agree {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("bench committee: the nodes' state roots DIVERGED");
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,337 @@
+//! A production node's configuration file (TOML) and the venue's genesis file (JSON).
+//!
+//! ```toml
+//! name = "node-0"                      # label in logs and status
+//! data_center = "dc-a"                 # placement label; at most f members per data center
+//! key_file = "node.key"                # 64 hex chars: the node's ed25519 seed (secret)
+//! data_dir = "."                       # storage: finalized log, simplex journal, DKG share
+//! genesis_file = "genesis.json"        # identical at every member
+//! p2p_listen = "127.0.0.1:7100"        # consensus and gossip (authenticated, encrypted)
+//! client_listen = "127.0.0.1:7200"     # submission endpoint for clients
+//! loopback = true                      # allow private/loopback peer addresses (local test)
+//! block_txs_max = 2048                 # most client transactions per block
+//! verify_threads = 2                   # threads for client-signature batch verification
+//!
+//! [[peers]]                            # every member, this node included, in any order
+//! public_key = "…64 hex…"
+//! address = "127.0.0.1:7100"
+//! data_center = "dc-a"
+//! ```
+//!
+//! Relative paths are relative to the directory of the configuration file.
+
+use crate::genesis::GenesisAccount;
+use bulwark_engine::AccountId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Why a configuration or genesis file is refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file does not parse.
+    #[error("{path}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file parses but a value is not acceptable.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The committee's placement lets one data center hold more than f members.
+    #[error("data center {data_center} holds {count} of {n} members; at most f = {f} may share one (refusing to start)")]
+    Placement {
+        /// The over-full data center.
+        data_center: String,
+        /// Members in it.
+        count: usize,
+        /// Committee size.
+        n: usize,
+        /// Faults tolerated.
+        f: usize,
+    },
+}
+
+/// One committee member as every node's configuration lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// Its ed25519 public key, hex.
+    pub public_key: String,
+    /// Where its p2p endpoint listens.
+    pub address: SocketAddr,
+    /// Its data center label.
+    pub data_center: String,
+}
+
+fn default_block_txs_max() -> usize {
+    2_048
+}
+
+fn default_verify_threads() -> usize {
+    2
+}
+
+/// A node's configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Label in logs and status.
+    pub name: String,
+    /// This node's data center.
+    pub data_center: String,
+    /// The node's secret ed25519 seed, 64 hex characters.
+    pub key_file: PathBuf,
+    /// Storage directory.
+    pub data_dir: PathBuf,
+    /// The venue's genesis file.
+    pub genesis_file: PathBuf,
+    /// p2p listen address.
+    pub p2p_listen: SocketAddr,
+    /// Client endpoint listen address.
+    pub client_listen: SocketAddr,
+    /// Allow private and loopback peer addresses (a committee on one host).
+    #[serde(default)]
+    pub loopback: bool,
+    /// Most client transactions per block.
+    #[serde(default = "default_block_txs_max")]
+    pub block_txs_max: usize,
+    /// Threads for client-signature verification.
+    #[serde(default = "default_verify_threads")]
+    pub verify_threads: usize,
+    /// Every member, this node included.
+    pub peers: Vec<Peer>,
+}
+
+/// The largest fault count `n` members tolerate: f with n ≥ 3f + 1.
+pub fn faults_tolerated(n: usize) -> usize {
+    n.saturating_sub(1) / 3
+}
+
+impl NodeConfig {
+    /// Reads, parses and validates `path`; relative paths inside become relative to its
+    /// directory.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for file in [
+            &mut config.key_file,
+            &mut config.data_dir,
+            &mut config.genesis_file,
+        ] {
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
+        }
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks values and the committee's placement.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let n = self.peers.len();
+        if n < 4 {
+            return Err(invalid(format!(
+                "a committee needs at least 4 members (n = 3f + 1 with f ≥ 1); {n} listed"
+            )));
+        }
+        if self.block_txs_max == 0 || self.block_txs_max > crate::block::BLOCK_TXS_MAX {
+            return Err(invalid(format!(
+                "block_txs_max must be 1..={}",
+                crate::block::BLOCK_TXS_MAX
+            )));
+        }
+        if self.verify_threads == 0 || self.verify_threads > 64 {
+            return Err(invalid("verify_threads must be 1..=64".into()));
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        for peer in &self.peers {
+            if peer.public_key.len() != 64 || hex_decode(&peer.public_key).is_none() {
+                return Err(invalid(format!(
+                    "peer public_key {:?} is not 64 hex characters",
+                    peer.public_key
+                )));
+            }
+            if !keys.insert(peer.public_key.to_ascii_lowercase()) {
+                return Err(invalid(format!("peer {} listed twice", peer.public_key)));
+            }
+        }
+        let f = faults_tolerated(n);
+        let mut per_center: BTreeMap<&str, usize> = BTreeMap::new();
+        for peer in &self.peers {
+            *per_center.entry(peer.data_center.as_str()).or_default() += 1;
+        }
+        if let Some((data_center, count)) = per_center.iter().find(|(_, count)| **count > f) {
+            return Err(ConfigError::Placement {
+                data_center: data_center.to_string(),
+                count: *count,
+                n,
+                f,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// An account opened at genesis, as the genesis file lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAccountEntry {
+    /// Account id.
+    pub account: u64,
+    /// Its ed25519 public key, hex.
+    pub public_key: String,
+    /// Collateral at genesis, micros of USD.
+    pub deposit_micros: i64,
+}
+
+/// The venue's genesis file (JSON), identical at every member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisFile {
+    /// The venue's time origin: engine time 0, milliseconds since the UNIX epoch.
+    pub venue_epoch_ms: u64,
+    /// Starting index price per underlying (BTC, ETH), micros of USD.
+    pub index_micros: Vec<i64>,
+    /// Accounts opened at genesis.
+    pub accounts: Vec<GenesisAccountEntry>,
+}
+
+impl GenesisFile {
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<GenesisFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The accounts in the engine's terms.
+    pub fn accounts(&self, path: &Path) -> Result<Vec<GenesisAccount>, ConfigError> {
+        self.accounts
+            .iter()
+            .map(|entry| {
+                let key = hex_decode(&entry.public_key)
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                    .ok_or_else(|| ConfigError::Invalid {
+                        path: path.to_path_buf(),
+                        reason: format!("account {} has a malformed public key", entry.account),
+                    })?;
+                Ok(GenesisAccount {
+                    account: AccountId(entry.account),
+                    public_key: key,
+                    deposit_micros: entry.deposit_micros,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes of an even-length hex string; `None` on any other character.
+pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn config(centers: &[&str]) -> NodeConfig {
+        NodeConfig {
+            name: "n".into(),
+            data_center: centers[0].into(),
+            key_file: "k".into(),
+            data_dir: ".".into(),
+            genesis_file: "g".into(),
+            p2p_listen: "127.0.0.1:1".parse().unwrap(),
+            client_listen: "127.0.0.1:2".parse().unwrap(),
+            loopback: true,
+            block_txs_max: 10,
+            verify_threads: 1,
+            peers: centers
+                .iter()
+                .enumerate()
+                .map(|(i, dc)| Peer {
+                    public_key: format!("{i:064x}"),
+                    address: "127.0.0.1:3".parse().unwrap(),
+                    data_center: dc.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn placement_allows_at_most_f_per_data_center() {
+        let path = Path::new("node.toml");
+        assert!(config(&["a", "b", "c", "d"]).validate(path).is_ok());
+        assert!(matches!(
+            config(&["a", "a", "c", "d"]).validate(path),
+            Err(ConfigError::Placement { count: 2, f: 1, .. })
+        ));
+        assert!(config(&["a", "a", "b", "b", "c", "c", "d"])
+            .validate(path)
+            .is_ok());
+        assert!(config(&["a", "b", "c"]).validate(path).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = std::env::temp_dir().join(format!("bulwark-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("node.toml");
+        std::fs::write(&path, "name = \"x\"\nsurprise = 1\n").unwrap();
+        assert!(matches!(
+            NodeConfig::load(&path),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert_eq!(hex_decode("0aff"), Some(vec![10, 255]));
+        assert_eq!(hex_decode("0g"), None);
+        assert_eq!(hex_decode("abc"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

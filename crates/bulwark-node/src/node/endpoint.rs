@@ -1,0 +1,159 @@
+//! The node's answers to clients: submissions into the mempool (then gossiped to peers), and
+//! status, account and book queries against the committed state.
+
+use crate::mempool::{Keys, Mempool, Origin};
+use crate::node::config::hex_encode;
+use crate::replica::{Ledger, SharedStats};
+use crate::server::Handler;
+use crate::wire::SubmitOutcome;
+use bulwark_engine::codec::SignedTx;
+use bulwark_engine::{AccountId, Engine, InstrumentId};
+use commonware_utils::channel::mpsc;
+use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Account keys and nonces from a committed engine.
+pub(crate) struct EngineKeys(pub(crate) Arc<Engine>);
+
+impl Keys for EngineKeys {
+    fn public_key(&self, account: AccountId) -> Option<[u8; 32]> {
+        self.0.account(account).map(|a| a.public_key)
+    }
+
+    fn next_nonce(&self, account: AccountId) -> u64 {
+        self.0.account(account).map_or(1, |a| a.nonce + 1)
+    }
+}
+
+pub(crate) struct Endpoint {
+    pub(crate) name: String,
+    pub(crate) data_center: String,
+    pub(crate) identity: String,
+    pub(crate) mempool: Mempool,
+    pub(crate) view: Arc<Mutex<Arc<Engine>>>,
+    pub(crate) stats: SharedStats,
+    pub(crate) ledger: Ledger,
+    pub(crate) refused: Arc<AtomicU64>,
+    pub(crate) gossip: mpsc::UnboundedSender<Vec<SignedTx>>,
+}
+
+impl Endpoint {
+    fn engine(&self) -> Arc<Engine> {
+        self.view
+            .lock()
+            .expect("the view lock must not be poisoned")
+            .clone()
+    }
+}
+
+fn percentile(sorted: &[u32], p: usize) -> Option<u32> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let at = (sorted.len() * p / 100).min(sorted.len() - 1);
+    Some(sorted[at])
+}
+
+impl Handler for Endpoint {
+    fn submit(&self, txs: Vec<SignedTx>) -> SubmitOutcome {
+        let keys = EngineKeys(self.engine());
+        let outcome = self.mempool.insert_batch(
+            txs.clone(),
+            &keys,
+            Origin::Client {
+                arrived: Instant::now(),
+            },
+        );
+        let refused: std::collections::HashSet<usize> =
+            outcome.refused.iter().map(|(index, _)| *index).collect();
+        let forward: Vec<SignedTx> = txs
+            .into_iter()
+            .enumerate()
+            .filter(|(index, _)| !refused.contains(index))
+            .map(|(_, tx)| tx)
+            .collect();
+        if !forward.is_empty() {
+            // The receiver lives as long as the node; a closed channel means it is stopping.
+            let _ = self.gossip.send(forward);
+        }
+        outcome.into()
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let (height, root, certified) = {
+            let ledger = self
+                .ledger
+                .lock()
+                .expect("the ledger lock must not be poisoned");
+            ledger.last().map_or((0, String::new(), false), |c| {
+                (c.height, hex_encode(&c.root), c.certified)
+            })
+        };
+        let (finalized_txs, mut latencies) = {
+            let stats = self
+                .stats
+                .lock()
+                .expect("the stats lock must not be poisoned");
+            (
+                stats.finalized_txs,
+                stats.latencies_ms.iter().copied().collect::<Vec<u32>>(),
+            )
+        };
+        latencies.sort_unstable();
+        json!({
+            "name": self.name,
+            "data_center": self.data_center,
+            "identity": self.identity,
+            "height": height,
+            "root": root,
+            "last_height_certified": certified,
+            "finalized_txs": finalized_txs,
+            "mempool": self.mempool.len(),
+            "refused_blocks": self.refused.load(Ordering::Relaxed),
+            "latency_samples": latencies.len(),
+            "latency_p50_ms": percentile(&latencies, 50),
+            "latency_p99_ms": percentile(&latencies, 99),
+        })
+    }
+
+    fn account(&self, account: AccountId) -> Result<serde_json::Value, String> {
+        let engine = self.engine();
+        let Some(state) = engine.account(account) else {
+            return Err(format!("account {} does not exist", account.0));
+        };
+        let positions: Vec<serde_json::Value> = state
+            .positions
+            .iter()
+            .map(|(instrument, position)| json!({"instrument": instrument.0, "position": format!("{position:?}")}))
+            .collect();
+        let standing = match engine.standing(account) {
+            Some(Ok(standing)) => format!("{standing:?}"),
+            Some(Err(error)) => format!("unknown ({error:?})"),
+            None => "unknown".into(),
+        };
+        Ok(json!({
+            "account": account.0,
+            "nonce": state.nonce,
+            "cash_micros": state.cash.to_string(),
+            "positions": positions,
+            "standing": standing,
+        }))
+    }
+
+    fn book(&self, instrument: InstrumentId, depth: usize) -> Result<serde_json::Value, String> {
+        let engine = self.engine();
+        let Some(book) = engine.book(instrument) else {
+            return Err(format!("instrument {} is not listed", instrument.0));
+        };
+        let (bids, asks) = book.depth(depth);
+        Ok(json!({
+            "instrument": instrument.0,
+            "bids": format!("{bids:?}"),
+            "asks": format!("{asks:?}"),
+            "resting_orders": book.len(),
+            "mark_ticks": engine.mark(instrument),
+        }))
+    }
+}

@@ -1,0 +1,431 @@
+//! The production node: one committee member on the tokio runtime with commonware's
+//! authenticated p2p (`lookup`: fixed addresses, encrypted, only listed peers may connect).
+//!
+//! Start-up, in order:
+//! 1. load and validate the configuration (placement: at most f members per data center);
+//! 2. open the p2p network with every channel registered;
+//! 3. genesis key: load this node's DKG share from `data_dir`, or run the DKG ceremony with
+//!    every member (all must be online) and persist the share;
+//! 4. start the member (replay the finalized log, then simplex), the mempool gossip and the
+//!    client endpoint; print a status line periodically.
+
+pub mod config;
+mod endpoint;
+
+use crate::committee::{
+    start_member, Channels, MemberConfig, Timing, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES,
+    CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES, CONSENSUS_NAMESPACE,
+};
+use crate::dkg::{Ceremony, Completed, To};
+use crate::genesis::try_genesis;
+use crate::mempool::{Mempool, MempoolConfig, Origin};
+use crate::replica::{Config as ReplicaConfig, Fault, PublicKey, Scheme};
+use crate::server::{Limits, Server};
+use bulwark_engine::codec::{decode_batch, encode_batch};
+use commonware_codec::{DecodeExt as _, Encode as _};
+use commonware_cryptography::{ed25519, Signer as _};
+use commonware_macros::select;
+use commonware_p2p::authenticated::lookup;
+use commonware_p2p::{Address, AddressableManager as _, Receiver as _, Recipients, Sender as _};
+use commonware_runtime::{tokio as runtime, Clock, IoBuf, Quota, Runner as _, Spawner, Supervisor};
+use commonware_stream::cups::{self, Cups};
+use commonware_stream::sake::{self, Sake};
+use commonware_utils::channel::mpsc;
+use commonware_utils::ordered::{Map, Set};
+use commonware_utils::{NZUsize, NZU32};
+use config::{hex_decode, hex_encode};
+pub use config::{ConfigError, GenesisFile, NodeConfig};
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// p2p channel of the genesis DKG ceremony.
+pub const CHANNEL_DKG: u64 = 5;
+/// p2p channel of mempool gossip (batches of signed client transactions).
+pub const CHANNEL_GOSSIP: u64 = 6;
+/// Namespace of the p2p handshake. Changing it is a breaking change.
+pub const P2P_NAMESPACE: &[u8] = b"bulwark/node/p2p/v1";
+/// Namespace of the genesis DKG. Changing it is a breaking change.
+pub const DKG_NAMESPACE: &[u8] = b"bulwark/node/dkg/v1";
+/// File in `data_dir` holding this node's DKG output and share (secret).
+pub const SHARE_FILE: &str = "dkg.share";
+/// File in `data_dir` holding the group public key, hex (public: the venue's identity).
+pub const IDENTITY_FILE: &str = "identity.hex";
+/// Directory in `data_dir` of the runtime's storage.
+pub const STORAGE_DIR: &str = "storage";
+/// Partition prefix of the node's storage.
+pub const PARTITION: &str = "node";
+
+/// Why a node cannot start or had to stop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// Configuration or genesis refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A file in the data directory cannot be read or written.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The genesis ceremony failed.
+    #[error("genesis DKG: {0}")]
+    Dkg(String),
+    /// The finalized log cannot be opened or replayed.
+    #[error("finalized log: {0}")]
+    Log(#[from] crate::log::LogError),
+    /// The client endpoint cannot start.
+    #[error("client endpoint: {0}")]
+    Endpoint(String),
+}
+
+/// Reads the node's ed25519 key from a file of 64 hex characters.
+pub fn load_key(path: &Path) -> Result<ed25519::PrivateKey, NodeError> {
+    let file_error = |reason: String| NodeError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    let bytes = hex_decode(&text)
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| file_error("not 64 hex characters".into()))?;
+    ed25519::PrivateKey::decode(bytes).map_err(|e| file_error(format!("not an ed25519 seed: {e}")))
+}
+
+/// Hex of a public key.
+pub fn public_key_hex(key: &PublicKey) -> String {
+    hex_encode(&key.encode())
+}
+
+fn parse_public_key(text: &str) -> Option<PublicKey> {
+    let bytes = hex_decode(text)?;
+    PublicKey::decode(bytes).ok()
+}
+
+/// Runs a node until the process is stopped.
+pub fn run(config_path: &Path) -> Result<(), NodeError> {
+    let config = NodeConfig::load(config_path)?;
+    let genesis_file = GenesisFile::load(&config.genesis_file)?;
+    let accounts = genesis_file.accounts(&config.genesis_file)?;
+    let (genesis_engine, genesis_digest) = try_genesis(&accounts, &genesis_file.index_micros)
+        .map_err(|reason| ConfigError::Invalid {
+            path: config.genesis_file.clone(),
+            reason: format!("genesis refused: {reason}"),
+        })?;
+    let key = load_key(&config.key_file)?;
+    let me = key.public_key();
+    let mut peers = Vec::new();
+    for peer in &config.peers {
+        let public_key =
+            parse_public_key(&peer.public_key).ok_or_else(|| ConfigError::Invalid {
+                path: config_path.to_path_buf(),
+                reason: format!("peer key {} is not an ed25519 public key", peer.public_key),
+            })?;
+        peers.push((public_key, peer.address));
+    }
+    if !peers.iter().any(|(key, _)| *key == me) {
+        return Err(ConfigError::Invalid {
+            path: config_path.to_path_buf(),
+            reason: format!(
+                "this node's key {} is not among the peers",
+                public_key_hex(&me)
+            ),
+        }
+        .into());
+    }
+    let participants = Set::try_from(peers.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
+        .map_err(|_| ConfigError::Invalid {
+            path: config_path.to_path_buf(),
+            reason: "peer keys must be distinct".into(),
+        })?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::File {
+        path: config.data_dir.clone(),
+        reason: e.to_string(),
+    })?;
+    let n = u32::try_from(peers.len()).unwrap_or(u32::MAX);
+    let runner = runtime::Runner::new(
+        runtime::Config::new()
+            .with_storage_directory(config.data_dir.join(STORAGE_DIR))
+            .with_worker_threads(2),
+    );
+    runner.start(|context| async move {
+        // p2p: every channel registered before start.
+        let handshake = Cups::<_, commonware_cryptography::ChaCha20Poly1305>::new(
+            Sake {
+                signer: key.clone(),
+                synchrony_bound: Duration::from_secs(5),
+                max_handshake_age: Duration::from_secs(10),
+                version: sake::Version::V1,
+            },
+            cups::Version::V1,
+        );
+        let max_size = crate::committee::max_message_size(n);
+        let p2p_config = if config.loopback {
+            lookup::Config::local(
+                handshake,
+                P2P_NAMESPACE,
+                config.p2p_listen,
+                NZUsize!(peers.len()),
+                max_size,
+                NZUsize!(1024),
+            )
+        } else {
+            lookup::Config::recommended(
+                handshake,
+                P2P_NAMESPACE,
+                config.p2p_listen,
+                NZUsize!(peers.len()),
+                max_size,
+                NZUsize!(1024),
+            )
+        };
+        let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p_config);
+        let addresses: Map<PublicKey, Address> = peers
+            .iter()
+            .map(|(key, address)| (key.clone(), Address::Symmetric(*address)))
+            .collect::<Vec<_>>()
+            .try_into()
+            .map_err(|_| NodeError::Dkg("peer keys must be distinct".into()))?;
+        let _ = oracle.track(0, addresses);
+        let quota = Quota::per_second(NZU32!(10_000));
+        let channels = Channels {
+            votes: network.register(CHANNEL_VOTES, quota),
+            certificates: network.register(CHANNEL_CERTIFICATES, quota),
+            resolver: network.register(CHANNEL_RESOLVER, quota),
+            blocks: network.register(CHANNEL_BLOCKS, quota),
+            requests: network.register(CHANNEL_REQUESTS, quota),
+        };
+        let dkg_channel = network.register(CHANNEL_DKG, Quota::per_second(NZU32!(1_000)));
+        let gossip_channel = network.register(CHANNEL_GOSSIP, quota);
+        network.start();
+        info!(name = %config.name, key = %public_key_hex(&me), p2p = %config.p2p_listen, "p2p started");
+
+        // Genesis key.
+        let completed = genesis_key(
+            context.child("dkg"),
+            &config.data_dir,
+            key.clone(),
+            participants.clone(),
+            dkg_channel,
+        )
+        .await?;
+        let identity = hex_encode(&completed.polynomial().public().encode());
+        let identity_path = config.data_dir.join(IDENTITY_FILE);
+        std::fs::write(&identity_path, format!("{identity}\n")).map_err(|e| NodeError::File {
+            path: identity_path.clone(),
+            reason: e.to_string(),
+        })?;
+        info!(%identity, "committee identity (group public key)");
+        let scheme = Scheme::signer(
+            CONSENSUS_NAMESPACE,
+            participants.clone(),
+            completed.polynomial().clone(),
+            completed.share.clone(),
+        )
+        .ok_or_else(|| NodeError::Dkg("this node's share does not fit the committee".into()))?;
+
+        // The member.
+        let mempool = Mempool::new(MempoolConfig {
+            verify_threads: config.verify_threads,
+            ..MempoolConfig::default()
+        });
+        let view = Arc::new(Mutex::new(Arc::new(genesis_engine.clone())));
+        let stats = Arc::new(Mutex::new(Default::default()));
+        let ledger = Arc::new(Mutex::new(Vec::new()));
+        let refused = Arc::new(AtomicU64::new(0));
+        let replica = ReplicaConfig {
+            genesis: (genesis_engine, genesis_digest),
+            venue_epoch_ms: genesis_file.venue_epoch_ms,
+            mempool: mempool.clone(),
+            ledger: ledger.clone(),
+            refused: refused.clone(),
+            block_txs_max: config.block_txs_max,
+            verify_threads: config.verify_threads,
+            mailbox_size: 1024,
+            fault: Fault::None,
+            stats: stats.clone(),
+            view: view.clone(),
+            log_partition: format!("{PARTITION}-finalized"),
+        };
+        let member_config = MemberConfig {
+            scheme,
+            replica,
+            genesis_digest,
+            partition_prefix: PARTITION.into(),
+            timing: Timing::default(),
+        };
+        let _member = start_member(context.child("member"), member_config, oracle.clone(), channels)
+            .await?;
+
+        // Mempool gossip: transactions accepted from clients go to every peer.
+        let (gossip_sender, mut gossip_queue) = mpsc::unbounded_channel::<Vec<bulwark_engine::codec::SignedTx>>();
+        let (mut gossip_out, mut gossip_in) = gossip_channel;
+        context.child("gossip_out").spawn(move |_| async move {
+            while let Some(txs) = gossip_queue.recv().await {
+                for chunk in txs.chunks(crate::block::BLOCK_TXS_MAX) {
+                    if let Ok(bytes) = encode_batch(chunk) {
+                        gossip_out.send(Recipients::All, IoBuf::from(bytes), false);
+                    }
+                }
+            }
+        });
+        {
+            let mempool = mempool.clone();
+            let view = view.clone();
+            context.child("gossip_in").spawn(move |_| async move {
+                while let Ok((peer, bytes)) = gossip_in.recv().await {
+                    match decode_batch(bytes.as_ref(), crate::block::BLOCK_TXS_MAX) {
+                        Ok(txs) => {
+                            let engine = view.lock().expect("the view lock must not be poisoned").clone();
+                            let keys = endpoint::EngineKeys(engine);
+                            mempool.insert_batch(txs, &keys, Origin::Peer);
+                        }
+                        Err(error) => warn!(%peer, %error, "peer gossiped a malformed batch"),
+                    }
+                }
+            });
+        }
+
+        // Client endpoint.
+        let handler = endpoint::Endpoint {
+            name: config.name.clone(),
+            data_center: config.data_center.clone(),
+            identity: identity.clone(),
+            mempool: mempool.clone(),
+            view: view.clone(),
+            stats: stats.clone(),
+            ledger: ledger.clone(),
+            refused: refused.clone(),
+            gossip: gossip_sender,
+        };
+        let server = Server::start(config.client_listen, Limits::default(), Arc::new(handler))
+            .map_err(|e| NodeError::Endpoint(e.to_string()))?;
+        info!(client = %server.local_addr(), "client endpoint listening");
+
+        // Status every 5 s until the process is stopped.
+        loop {
+            context.sleep(Duration::from_secs(5)).await;
+            let height = ledger.lock().expect("the ledger lock must not be poisoned").last().map_or(0, |c| c.height);
+            info!(name = %config.name, height, mempool = mempool.len(), "status");
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), NodeError>(())
+    })
+}
+
+/// Loads this node's DKG output, or runs the genesis ceremony with every member and saves it.
+async fn genesis_key<E, S, R>(
+    mut context: E,
+    data_dir: &Path,
+    key: ed25519::PrivateKey,
+    participants: Set<PublicKey>,
+    (mut sender, mut receiver): (S, R),
+) -> Result<Completed, NodeError>
+where
+    E: Clock + Spawner + Supervisor + rand_core::CryptoRng + Send + 'static,
+    S: commonware_p2p::Sender<PublicKey = PublicKey>,
+    R: commonware_p2p::Receiver<PublicKey = PublicKey>,
+{
+    let path = data_dir.join(SHARE_FILE);
+    if path.exists() {
+        let bytes = std::fs::read(&path).map_err(|e| NodeError::File {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let completed = Completed::decode(&bytes, &participants).map_err(|e| NodeError::File {
+            path: path.clone(),
+            reason: format!("not this committee's DKG share: {e}"),
+        })?;
+        // Peers still in the ceremony may need our messages: we can no longer send them, so a
+        // member that lost its share file is out until the committee reshares (not yet built).
+        info!("loaded the genesis DKG share");
+        return Ok(completed);
+    }
+    let (mut ceremony, first) = Ceremony::new(DKG_NAMESPACE, key, participants, &mut context)
+        .map_err(|e| NodeError::Dkg(e.to_string()))?;
+    // Everything we sent, resent every second until the end: peers that connect late still
+    // get it, and the ceremony ignores duplicates.
+    let mut sent = first;
+    let mut last_status = String::new();
+    let completed = loop {
+        for message in &sent {
+            let recipients = match &message.to {
+                To::All => Recipients::All,
+                To::One(peer) => Recipients::One(peer.clone()),
+            };
+            sender.send(recipients, IoBuf::from(message.bytes.clone()), false);
+        }
+        let deadline = context.current() + Duration::from_secs(1);
+        loop {
+            select! {
+                _ = context.sleep_until(deadline) => break,
+                message = receiver.recv() => {
+                    let Ok((peer, bytes)) = message else {
+                        return Err(NodeError::Dkg("the p2p network stopped".into()));
+                    };
+                    match ceremony.receive(&peer, bytes.as_ref()) {
+                        Ok(out) => sent.extend(out),
+                        // Resends are normal (every member repeats itself until the end).
+                        Err(error @ crate::dkg::DkgError::Duplicate { .. }) => {
+                            tracing::debug!(%peer, %error, "DKG message repeated")
+                        }
+                        Err(error) => warn!(%peer, %error, "DKG message refused"),
+                    }
+                },
+            }
+        }
+        if let Some(completed) = ceremony.completed() {
+            break completed.clone();
+        }
+        let status = ceremony.status().to_string();
+        if status != last_status {
+            info!(%status, "genesis DKG in progress");
+            last_status = status;
+        }
+    };
+    // Peers still in the ceremony may need our messages: keep answering any DKG message
+    // with everything we sent, at most once a second per peer, for the life of the node.
+    context
+        .child("dkg_answer")
+        .spawn(move |context| async move {
+            let mut answered: std::collections::HashMap<PublicKey, std::time::SystemTime> =
+                std::collections::HashMap::new();
+            while let Ok((peer, _)) = receiver.recv().await {
+                let now = context.current();
+                let due = answered.get(&peer).is_none_or(|at| {
+                    now.duration_since(*at).unwrap_or(Duration::ZERO) >= Duration::from_secs(1)
+                });
+                if !due {
+                    continue;
+                }
+                answered.insert(peer.clone(), now);
+                for message in &sent {
+                    let wanted = match &message.to {
+                        To::All => true,
+                        To::One(to) => *to == peer,
+                    };
+                    if wanted {
+                        sender.send(
+                            Recipients::One(peer.clone()),
+                            IoBuf::from(message.bytes.clone()),
+                            false,
+                        );
+                    }
+                }
+            }
+        });
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, completed.encode())
+        .and_then(|()| std::fs::rename(&temporary, &path))
+        .map_err(|e| NodeError::File {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+    info!("genesis DKG complete; share saved");
+    Ok(completed)
+}

@@ -6,6 +6,7 @@
 
 use crate::block::{Block, BlockError};
 use bulwark_engine::codec::{verify_batch_parallel, SignedTx, VerifyError};
+use bulwark_engine::snapshot::StateRoot;
 use bulwark_engine::{Command, Engine, Event};
 
 /// A proposer may stamp a block at most this far ahead of a verifier's clock.
@@ -40,17 +41,49 @@ pub enum Refusal {
     Signatures(VerifyError),
 }
 
-/// Checks `block` against the state after its parent; on success returns the state after it.
-/// Pure: the same inputs give the same answer at every honest replica (but for `now_ms`, which
-/// only bounds how far ahead a proposer may stamp).
+/// The state after a block, with what the replica needs from its execution.
+#[derive(Debug, Clone)]
+pub struct Executed {
+    /// The engine after the block.
+    pub engine: Engine,
+    /// Its state root.
+    pub root: StateRoot,
+    /// Fills the block produced.
+    pub fills: usize,
+}
+
+/// The state a block builds on.
+#[derive(Debug, Clone, Copy)]
+pub struct Parent<'a> {
+    /// The engine after the parent block.
+    pub engine: &'a Engine,
+    /// Its state root.
+    pub root: &'a StateRoot,
+    /// The parent's height.
+    pub height: u64,
+    /// The parent's engine time.
+    pub time_ms: u64,
+}
+
+/// Checks `block` against the state after its parent;
+/// on success returns the state after it. Pure: the same inputs give the same answer at every
+/// honest replica (but for `now_ms`, which only bounds how far ahead a proposer may stamp).
+///
+/// `verified(tx)` answers whether this replica already checked exactly this transaction's
+/// signature (it sits in its mempool); only the others are verified here.
 pub fn check_and_execute(
-    parent: &Engine,
-    parent_height: u64,
-    parent_time_ms: u64,
+    parent: Parent<'_>,
     block: &Block,
     now_ms: u64,
     verify_threads: usize,
-) -> Result<Engine, Refusal> {
+    verified: &dyn Fn(&[SignedTx]) -> Vec<bool>,
+) -> Result<Executed, Refusal> {
+    let Parent {
+        engine: parent,
+        root: parent_root,
+        height: parent_height,
+        time_ms: parent_time_ms,
+    } = parent;
     if block.height != parent_height + 1 {
         return Err(Refusal::Height {
             got: block.height,
@@ -60,11 +93,19 @@ pub fn check_and_execute(
     if block.time_ms < parent_time_ms || block.time_ms > now_ms + BLOCK_TIME_SKEW_MS_MAX {
         return Err(Refusal::Time(block.time_ms));
     }
-    if block.parent_root != parent.state_root() {
+    if block.parent_root != *parent_root {
         return Err(Refusal::Root);
     }
+    let known = verified(&block.txs);
+    let unchecked: Vec<SignedTx> = block
+        .txs
+        .iter()
+        .zip(known.iter().copied().chain(std::iter::repeat(false)))
+        .filter(|(_, known)| !known)
+        .map(|(tx, _)| tx.clone())
+        .collect();
     verify_batch_parallel(
-        &block.txs,
+        &unchecked,
         |account| parent.account(account).map(|a| a.public_key),
         verify_threads,
     )
@@ -72,7 +113,16 @@ pub fn check_and_execute(
     let mut engine = parent.clone();
     let mut events = Vec::new();
     execute(&mut engine, block, &mut events);
-    Ok(engine)
+    let fills = events
+        .iter()
+        .filter(|event| matches!(event, Event::Fill { .. }))
+        .count();
+    let root = engine.state_root();
+    Ok(Executed {
+        engine,
+        root,
+        fills,
+    })
 }
 
 /// Executes `block` on `engine`, appending the events to `events`.
@@ -95,6 +145,19 @@ mod tests {
     use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
     use commonware_cryptography::sha256::Digest;
     use ed25519_dalek::SigningKey;
+
+    fn at_genesis<'a>(engine: &'a Engine, root: &'a StateRoot) -> Parent<'a> {
+        Parent {
+            engine,
+            root,
+            height: 0,
+            time_ms: 0,
+        }
+    }
+
+    fn none(txs: &[SignedTx]) -> Vec<bool> {
+        vec![false; txs.len()]
+    }
 
     fn setup() -> (Engine, Digest, SigningKey) {
         let key = SigningKey::from_bytes(&[7; 32]);
@@ -143,7 +206,15 @@ mod tests {
     fn honest_block_executes() {
         let (engine, digest, key) = setup();
         let good = block(digest, engine.state_root(), vec![buy(&key)]);
-        let after = check_and_execute(&engine, 0, 0, &good, 5, 1).expect("honest block");
+        let after = check_and_execute(
+            at_genesis(&engine, &engine.state_root()),
+            &good,
+            5,
+            1,
+            &none,
+        )
+        .expect("honest block")
+        .engine;
         assert_ne!(after.state_root(), engine.state_root());
     }
 
@@ -154,7 +225,9 @@ mod tests {
         root[31] ^= 0x80;
         let bad = block(digest, root, vec![buy(&key)]);
         assert_eq!(
-            check_and_execute(&engine, 0, 0, &bad, 5, 1).err(),
+            check_and_execute(at_genesis(&engine, &engine.state_root()), &bad, 5, 1, &none)
+                .map(|e| e.engine)
+                .err(),
             Some(Refusal::Root)
         );
     }
@@ -166,7 +239,8 @@ mod tests {
         tx.signature[0] ^= 1;
         let bad = block(digest, engine.state_root(), vec![tx]);
         assert!(matches!(
-            check_and_execute(&engine, 0, 0, &bad, 5, 1),
+            check_and_execute(at_genesis(&engine, &engine.state_root()), &bad, 5, 1, &none)
+                .map(|e| e.engine),
             Err(Refusal::Signatures(_))
         ));
     }
@@ -177,13 +251,15 @@ mod tests {
         let mut bad = block(digest, engine.state_root(), Vec::new());
         bad.height = 2;
         assert!(matches!(
-            check_and_execute(&engine, 0, 0, &bad, 5, 1),
+            check_and_execute(at_genesis(&engine, &engine.state_root()), &bad, 5, 1, &none)
+                .map(|e| e.engine),
             Err(Refusal::Height { got: 2, want: 1 })
         ));
         bad.height = 1;
         bad.time_ms = 5 + BLOCK_TIME_SKEW_MS_MAX + 1;
         assert!(matches!(
-            check_and_execute(&engine, 0, 0, &bad, 5, 1),
+            check_and_execute(at_genesis(&engine, &engine.state_root()), &bad, 5, 1, &none)
+                .map(|e| e.engine),
             Err(Refusal::Time(_))
         ));
     }

@@ -16,6 +16,7 @@ pub mod check;
 pub mod client;
 pub mod committee;
 pub mod dkg;
+pub mod evidence;
 pub mod genesis;
 pub mod log;
 pub mod mempool;

@@ -18,7 +18,8 @@
 
 use crate::block::Block;
 pub use crate::check::Refusal;
-use crate::check::{check_and_execute, execute};
+use crate::check::{check_and_execute, execute, Parent};
+use crate::evidence::{EvidenceLog, Kind};
 use crate::log::{Log, LogError, Record};
 use crate::mempool::TxKey;
 use bulwark_engine::codec::SignedTx;
@@ -26,8 +27,10 @@ use bulwark_engine::snapshot::StateRoot;
 use bulwark_engine::{Engine, Event};
 use commonware_actor::Feedback;
 use commonware_codec::Encode as _;
+use commonware_consensus::simplex::types::Attributable as _;
 use commonware_consensus::simplex::types::{Activity, Context};
 use commonware_consensus::simplex::Plan;
+use commonware_consensus::Viewable as _;
 use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter};
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
 use commonware_cryptography::ed25519;
@@ -130,6 +133,10 @@ pub struct Config {
     pub fault: Fault,
     /// Status figures.
     pub stats: SharedStats,
+    /// Where fault evidence against peers is recorded.
+    pub evidence: EvidenceLog,
+    /// The committee in participant-index order (names the signer of a reported vote).
+    pub participants: Vec<PublicKey>,
     /// The committed engine after every height, shared with queries (the node's endpoint).
     /// Replaced (not mutated) after each height, so readers never block execution for long.
     pub view: Arc<Mutex<Arc<Engine>>>,
@@ -166,9 +173,24 @@ pub struct Mailbox {
     /// broadcast per own proposal, one finalization per view); a real node replaces this with
     /// an overflow policy that coalesces finalizations (only the highest matters).
     events: mpsc::UnboundedSender<Message>,
+    evidence: EvidenceLog,
+    participants: Arc<Vec<PublicKey>>,
 }
 
 impl Mailbox {
+    fn record_vote_fault(&self, kind: Kind, signer: u32, view: u64) {
+        // Threshold votes are not attributable to a third party; the signer index is what
+        // simplex reports, unverified.
+        if let Some(peer) = self.participants.get(signer as usize) {
+            self.evidence.record(
+                kind,
+                peer,
+                view,
+                "reported by simplex, unverified (threshold vote)",
+            );
+        }
+    }
+
     fn post(&self, message: Message) -> Feedback {
         match self.events.send(message) {
             Ok(()) => Feedback::Ok,
@@ -232,6 +254,30 @@ impl Reporter for Mailbox {
                 digest: finalization.proposal.payload,
                 certificate: finalization.encode().to_vec(),
             }),
+            Activity::ConflictingNotarize(fault) => {
+                self.record_vote_fault(
+                    Kind::ConflictingNotarize,
+                    fault.signer().get(),
+                    fault.view().get(),
+                );
+                Feedback::Ok
+            }
+            Activity::ConflictingFinalize(fault) => {
+                self.record_vote_fault(
+                    Kind::ConflictingFinalize,
+                    fault.signer().get(),
+                    fault.view().get(),
+                );
+                Feedback::Ok
+            }
+            Activity::NullifyFinalize(fault) => {
+                self.record_vote_fault(
+                    Kind::NullifyFinalize,
+                    fault.signer().get(),
+                    fault.view().get(),
+                );
+                Feedback::Ok
+            }
             _ => Feedback::Ok,
         }
     }
@@ -241,7 +287,9 @@ impl Reporter for Mailbox {
 struct Speculative {
     height: u64,
     time_ms: u64,
-    engine: Engine,
+    engine: Arc<Engine>,
+    root: StateRoot,
+    fills: usize,
 }
 
 /// The replica's application actor.
@@ -258,7 +306,10 @@ pub struct Replica<E: Clock + Spawner + Supervisor + Storage> {
     finalized_pending: Vec<Digest>,
     /// Finalization certificates received, by the digest they certify, until committed.
     certificates: HashMap<Digest, Vec<u8>>,
-    committed: Engine,
+    /// The committed state: shared with the speculative state of the committed block and with
+    /// the query view (an `Arc`, so committing a height copies nothing).
+    committed: Arc<Engine>,
+    committed_root: StateRoot,
     committed_height: u64,
     committed_digest: Digest,
     /// Blocks something waits for, requested from peers every [`FETCH_RETRY`].
@@ -286,6 +337,8 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         let (sender, mailbox) = mpsc::channel(config.mailbox_size);
         let (events_sender, events) = mpsc::unbounded_channel();
         let (genesis, genesis_digest) = config.genesis.clone();
+        let evidence = config.evidence.clone();
+        let participants = Arc::new(config.participants.clone());
         let mut committed = genesis.clone();
         let mut committed_digest = genesis_digest;
         let mut archive = HashMap::new();
@@ -339,6 +392,12 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         if committed_height > 0 {
             debug!(height = committed_height, "replayed the finalized log");
         }
+        let committed_root = committed.state_root();
+        let committed = Arc::new(committed);
+        *config
+            .view
+            .lock()
+            .expect("the view lock must not be poisoned") = committed.clone();
         let mut speculative = HashMap::new();
         speculative.insert(
             committed_digest,
@@ -346,6 +405,8 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 height: committed_height,
                 time_ms: committed.time_ms(),
                 engine: committed.clone(),
+                root: committed_root,
+                fills: 0,
             },
         );
         let replica = Replica {
@@ -361,6 +422,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             finalized_pending: Vec::new(),
             certificates: HashMap::new(),
             committed,
+            committed_root,
             committed_height,
             committed_digest,
             missing: HashSet::new(),
@@ -373,6 +435,8 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             Mailbox {
                 sender,
                 events: events_sender,
+                evidence,
+                participants,
             },
         ))
     }
@@ -472,7 +536,12 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         sender: &mut S,
     ) {
         let Ok(digest) = <[u8; 32]>::try_from(request) else {
-            warn!(%peer, "peer sent a malformed block request");
+            self.config.evidence.record(
+                Kind::MalformedRequest,
+                &peer,
+                0,
+                format!("{} bytes", request.len()),
+            );
             return;
         };
         let digest = Digest(digest);
@@ -551,7 +620,9 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             }
             Err(error) => {
                 // Evidence for the sentinel later; today only logged.
-                warn!(%peer, %error, "peer sent a malformed block");
+                self.config
+                    .evidence
+                    .record(Kind::MalformedBlock, peer, 0, error.to_string());
             }
         }
     }
@@ -597,15 +668,17 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         for digest in chain.into_iter().rev() {
             let (block, _) = &self.blocks[&digest];
             let parent = &self.speculative[&block.parent];
-            match check_and_execute(
-                &parent.engine,
-                parent.height,
-                parent.time_ms,
-                block,
-                now_ms,
-                self.config.verify_threads,
-            ) {
-                Ok(engine) => {
+            let mempool = &self.config.mempool;
+            let on = Parent {
+                engine: &parent.engine,
+                root: &parent.root,
+                height: parent.height,
+                time_ms: parent.time_ms,
+            };
+            match check_and_execute(on, block, now_ms, self.config.verify_threads, &|txs| {
+                mempool.holds(txs)
+            }) {
+                Ok(executed) => {
                     let height = block.height;
                     let time_ms = block.time_ms;
                     self.speculative.insert(
@@ -613,7 +686,9 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                         Speculative {
                             height,
                             time_ms,
-                            engine,
+                            engine: Arc::new(executed.engine),
+                            root: executed.root,
+                            fills: executed.fills,
                         },
                     );
                 }
@@ -639,7 +714,14 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 self.pending_verifies.push((context, digest, response));
                 continue;
             };
-            if block.parent != context.parent.1 || block.view != context.round.view().get() {
+            let view = context.round.view().get();
+            if block.parent != context.parent.1 || block.view != view {
+                self.config.evidence.record(
+                    Kind::RefusedProposal,
+                    &context.leader,
+                    view,
+                    "block does not match its consensus context",
+                );
                 response.send_lossy(false);
                 continue;
             }
@@ -647,7 +729,15 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 Lookup::Ready => {
                     response.send_lossy(true);
                 }
-                Lookup::Invalid(_) => {
+                Lookup::Invalid(refusal) => {
+                    if self.invalid.contains(&digest) {
+                        self.config.evidence.record(
+                            Kind::RefusedProposal,
+                            &context.leader,
+                            view,
+                            refusal.to_string(),
+                        );
+                    }
                     response.send_lossy(false);
                 }
                 Lookup::Missing(absent) => {
@@ -706,7 +796,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             .config
             .mempool
             .take(self.config.block_txs_max, &included);
-        let mut parent_root = parent.engine.state_root();
+        let mut parent_root = parent.root;
         if self.config.fault == Fault::WrongRoot {
             parent_root[0] ^= 1;
         }
@@ -796,20 +886,15 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             "finalized blocks must be executed in height order, once per height"
         );
         assert_eq!(
-            block.parent_root,
-            self.committed.state_root(),
+            block.parent_root, self.committed_root,
             "a finalized block's parent root must equal the committed root"
         );
-        let mut events = Vec::new();
-        execute(&mut self.committed, block, &mut events);
-        let root = self.committed.state_root();
+        // The block was executed (once) when it was checked; committing adopts that state.
         let speculative = &self.speculative[&digest];
-        assert_eq!(
-            root,
-            speculative.engine.state_root(),
-            "committed and speculative execution of one block must agree"
-        );
-        let fills = count_fills(&events);
+        self.committed = speculative.engine.clone();
+        self.committed_root = speculative.root;
+        let root = speculative.root;
+        let fills = speculative.fills;
         let conserved = self.committed.totals().conserved();
         assert!(conserved, "money must be conserved after every block");
         {
@@ -838,7 +923,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             .config
             .view
             .lock()
-            .expect("the view lock must not be poisoned") = Arc::new(self.committed.clone());
+            .expect("the view lock must not be poisoned") = self.committed.clone();
         self.config
             .ledger
             .lock()

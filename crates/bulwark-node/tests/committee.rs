@@ -14,6 +14,7 @@ use bulwark_node::committee::{
     max_message_size, start_member, Channels, Member, MemberConfig, Timing, CHANNEL_BLOCKS,
     CHANNEL_CERTIFICATES, CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES, CONSENSUS_NAMESPACE,
 };
+use bulwark_node::evidence::{EvidenceLog, Kind};
 use bulwark_node::genesis::{genesis, GenesisAccount};
 use bulwark_node::log::LOG_BLOB;
 use bulwark_node::mempool::{MempoolConfig, Origin};
@@ -69,6 +70,8 @@ struct Outcome {
     refused: Vec<u64>,
     crashed: Option<usize>,
     byzantine: &'static [usize],
+    /// evidence[i][j]: fault records member i holds against member j.
+    evidence: Vec<Vec<usize>>,
     /// Heights verified in each honest member's log.
     verified: Vec<u64>,
     virtual_ms: u128,
@@ -221,6 +224,7 @@ fn run(scenario: Scenario) -> Outcome {
             .collect();
         let ledgers: Vec<Ledger> = (0..n).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
         let refused: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
+        let evidence: Vec<EvidenceLog> = (0..n).map(|_| EvidenceLog::default()).collect();
         // Starts (or restarts, on the same storage) member `index`: registers its channels,
         // replays its finalized log, starts simplex and the replica.
         let launch = |index: usize, boot: usize| {
@@ -255,6 +259,8 @@ fn run(scenario: Scenario) -> Outcome {
                     Fault::None
                 },
                 stats: Default::default(),
+                evidence: evidence[index].clone(),
+                participants: by_index.clone(),
                 view: Arc::new(Mutex::new(Arc::new(genesis_engine.clone()))),
                 log_partition: format!("node-{index}-finalized"),
             };
@@ -442,6 +448,19 @@ fn run(scenario: Scenario) -> Outcome {
             refused: refused.iter().map(|r| r.load(Ordering::Relaxed)).collect(),
             crashed: scenario.crash,
             byzantine: scenario.byzantine,
+            evidence: evidence
+                .iter()
+                .map(|log| {
+                    by_index
+                        .iter()
+                        .map(|peer| {
+                            log.against(peer, &Kind::RefusedProposal)
+                                + log.against(peer, &Kind::MalformedBlock)
+                                + log.against(peer, &Kind::MalformedRequest)
+                        })
+                        .collect()
+                })
+                .collect(),
             verified,
             virtual_ms,
         }
@@ -563,6 +582,18 @@ fn wrong_root_proposals_are_refused_and_the_chain_lives() {
         honest_refusals > 0,
         "honest replicas must refuse the wrong-root blocks"
     );
+    for honest in 1..4 {
+        assert!(
+            outcome.evidence[honest][0] > 0,
+            "member {honest} must record evidence against the wrong-root proposer"
+        );
+        for other in 1..4 {
+            assert_eq!(
+                outcome.evidence[honest][other], 0,
+                "no evidence against honest members"
+            );
+        }
+    }
 }
 
 #[test]
@@ -676,6 +707,9 @@ fn seven_members_with_f_byzantine_proposers() {
     });
     check(&outcome);
     assert!(outcome.refused.iter().sum::<u64>() > 0);
+    for honest in [0, 1, 3, 4, 6] {
+        assert!(outcome.evidence[honest][2] > 0 && outcome.evidence[honest][5] > 0);
+    }
 }
 
 #[test]
@@ -694,6 +728,12 @@ fn a_member_flooding_garbage_does_not_stop_the_chain() {
     });
     check(&outcome);
     assert!(outcome.ledgers[3].is_empty(), "the flooder runs no replica");
+    for honest in 0..3 {
+        assert!(
+            outcome.evidence[honest][3] > 0,
+            "member {honest} must record the flooder's garbage"
+        );
+    }
 }
 
 #[test]

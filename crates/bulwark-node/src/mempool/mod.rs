@@ -258,6 +258,21 @@ impl Mempool {
             .is_some_and(|txs| txs.contains_key(&key.nonce))
     }
 
+    /// For each transaction, whether the pool holds exactly it (same bytes): its signature was
+    /// verified when it entered, so a block carrying it need not verify it again.
+    pub fn holds(&self, txs: &[SignedTx]) -> Vec<bool> {
+        let state = self.lock();
+        txs.iter()
+            .map(|tx| {
+                state
+                    .accounts
+                    .get(&tx.account)
+                    .and_then(|pending| pending.get(&tx.nonce))
+                    .is_some_and(|entry| entry.tx == *tx)
+            })
+            .collect()
+    }
+
     /// Checks and inserts a batch. Each transaction is refused, counted as a duplicate, or
     /// accepted, independently of the others: one bad signature does not sink the batch.
     ///

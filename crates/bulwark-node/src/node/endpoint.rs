@@ -36,6 +36,7 @@ pub(crate) struct Endpoint {
     pub(crate) stats: SharedStats,
     pub(crate) ledger: Ledger,
     pub(crate) refused: Arc<AtomicU64>,
+    pub(crate) evidence: crate::evidence::EvidenceLog,
     pub(crate) gossip: mpsc::UnboundedSender<Vec<SignedTx>>,
 }
 
@@ -112,6 +113,7 @@ impl Handler for Endpoint {
             "finalized_txs": finalized_txs,
             "mempool": self.mempool.len(),
             "refused_blocks": self.refused.load(Ordering::Relaxed),
+            "fault_evidence": self.evidence.counts(),
             "latency_samples": latencies.len(),
             "latency_p50_ms": percentile(&latencies, 50),
             "latency_p99_ms": percentile(&latencies, 99),

@@ -17,6 +17,7 @@ use crate::committee::{
     CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES, CONSENSUS_NAMESPACE,
 };
 use crate::dkg::{Ceremony, Completed, To};
+use crate::evidence::{EvidenceLog, Kind};
 use crate::genesis::try_genesis;
 use crate::mempool::{Mempool, MempoolConfig, Origin};
 use crate::replica::{Config as ReplicaConfig, Fault, PublicKey, Scheme};
@@ -55,6 +56,8 @@ pub const SHARE_FILE: &str = "dkg.share";
 pub const IDENTITY_FILE: &str = "identity.hex";
 /// Directory in `data_dir` of the runtime's storage.
 pub const STORAGE_DIR: &str = "storage";
+/// File in `data_dir` where fault evidence against peers is appended (JSON lines).
+pub const EVIDENCE_FILE: &str = "evidence.jsonl";
 /// Partition prefix of the node's storage.
 pub const PARTITION: &str = "node";
 
@@ -238,6 +241,7 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
         let stats = Arc::new(Mutex::new(Default::default()));
         let ledger = Arc::new(Mutex::new(Vec::new()));
         let refused = Arc::new(AtomicU64::new(0));
+        let evidence = EvidenceLog::default();
         let replica = ReplicaConfig {
             genesis: (genesis_engine, genesis_digest),
             venue_epoch_ms: genesis_file.venue_epoch_ms,
@@ -249,6 +253,8 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
             mailbox_size: 1024,
             fault: Fault::None,
             stats: stats.clone(),
+            evidence: evidence.clone(),
+            participants: participants.iter().cloned().collect(),
             view: view.clone(),
             log_partition: format!("{PARTITION}-finalized"),
         };
@@ -277,6 +283,7 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
         {
             let mempool = mempool.clone();
             let view = view.clone();
+            let evidence = evidence.clone();
             context.child("gossip_in").spawn(move |_| async move {
                 while let Ok((peer, bytes)) = gossip_in.recv().await {
                     match decode_batch(bytes.as_ref(), crate::block::BLOCK_TXS_MAX) {
@@ -285,7 +292,7 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
                             let keys = endpoint::EngineKeys(engine);
                             mempool.insert_batch(txs, &keys, Origin::Peer);
                         }
-                        Err(error) => warn!(%peer, %error, "peer gossiped a malformed batch"),
+                        Err(error) => evidence.record(Kind::MalformedGossip, &peer, 0, error.to_string()),
                     }
                 }
             });
@@ -301,15 +308,41 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
             stats: stats.clone(),
             ledger: ledger.clone(),
             refused: refused.clone(),
+            evidence: evidence.clone(),
             gossip: gossip_sender,
         };
         let server = Server::start(config.client_listen, Limits::default(), Arc::new(handler))
             .map_err(|e| NodeError::Endpoint(e.to_string()))?;
         info!(client = %server.local_addr(), "client endpoint listening");
 
-        // Status every 5 s until the process is stopped.
+        // Status every 5 s until the process is stopped; new fault evidence is appended to
+        // evidence.jsonl in the data directory for the sentinel.
+        let evidence_path = config.data_dir.join(EVIDENCE_FILE);
+        let mut evidence_written = 0u64;
         loop {
             context.sleep(Duration::from_secs(5)).await;
+            let total = evidence.total();
+            if total > evidence_written {
+                let recent = evidence.recent();
+                let fresh = (total - evidence_written).min(recent.len() as u64) as usize;
+                let mut lines = String::new();
+                for record in &recent[recent.len() - fresh..] {
+                    if let Ok(line) = serde_json::to_string(record) {
+                        lines.push_str(&line);
+                        lines.push('\n');
+                    }
+                }
+                use std::io::Write as _;
+                let written = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&evidence_path)
+                    .and_then(|mut file| file.write_all(lines.as_bytes()));
+                if let Err(error) = written {
+                    warn!(path = %evidence_path.display(), %error, "cannot append fault evidence");
+                }
+                evidence_written = total;
+            }
             let height = ledger.lock().expect("the ledger lock must not be poisoned").last().map_or(0, |c| c.height);
             info!(name = %config.name, height, mempool = mempool.len(), "status");
         }

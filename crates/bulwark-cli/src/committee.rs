@@ -506,8 +506,13 @@ fn init_tracing() {
 
 /// `bulwark verify --data DIR [--identity HEX]`: DIR is a node's directory (node.toml's
 /// `data_dir`, holding `storage/` and `identity.hex`) plus the genesis file.
-pub fn run_verify(data: &Path, genesis: &Path, identity: Option<&str>) -> ExitCode {
-    match verify(data, genesis, identity) {
+pub fn run_verify(
+    data: &Path,
+    genesis: &Path,
+    identity: Option<&str>,
+    until: Option<u64>,
+) -> ExitCode {
+    match verify(data, genesis, identity, until) {
         Ok(summary) => {
             println!(
                 "{}",
@@ -533,6 +538,7 @@ fn verify(
     data: &Path,
     genesis_path: &Path,
     identity: Option<&str>,
+    until: Option<u64>,
 ) -> Result<bulwark_node::verify::Summary, String> {
     use commonware_codec::DecodeExt as _;
     use commonware_runtime::Runner as _;
@@ -573,6 +579,7 @@ fn verify(
             genesis,
             identity,
             &mut rng,
+            until,
             |height| {
                 if last_report.elapsed() >= Duration::from_secs(2) {
                     eprintln!(
@@ -673,31 +680,11 @@ fn single_core_verify_rate() -> f64 {
     (rounds * txs.len()) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// `bulwark bench committee`.
-pub fn run_bench(duration: u64, rate: u64, base_port: u16) -> ExitCode {
-    let data = std::env::temp_dir().join(format!("bulwark-bench-committee-{}", std::process::id()));
-    let options = CommitteeOptions {
-        data: data.clone(),
-        nodes: 4,
-        duration: Some(Duration::from_secs(duration.max(5))),
-        rate,
-        seed: 1,
-        fresh: true,
-        base_port,
-        status: true,
-    };
-    eprintln!(
-        "bench committee: 4 node processes on loopback, {rate} orders/s offered for {duration} s"
-    );
-    let figures = match run_committee(&options, Arc::new(AtomicBool::new(false))) {
-        Ok(figures) => figures,
-        Err(error) => {
-            eprintln!("bench committee: {error}");
-            let _ = std::fs::remove_dir_all(&data);
-            return ExitCode::from(2);
-        }
-    };
-    let _ = std::fs::remove_dir_all(&data);
+/// `bulwark bench committee`: two runs of 4 node processes on loopback, each with a fresh
+/// committee: at `rate` (the goal's 5 000 orders/s by default) for throughput and latency, then
+/// offered `saturate` orders/s for the most the committee finalizes, compared with the
+/// machine's bound measured in the same run.
+pub fn run_bench(duration: u64, rate: u64, saturate: u64, base_port: u16) -> ExitCode {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let verify = single_core_verify_rate();
     let bound = verify * cores / 4.0;
@@ -715,41 +702,87 @@ pub fn run_bench(duration: u64, rate: u64, base_port: u16) -> ExitCode {
             })
         );
     };
-    line(
-        "finalized_orders_per_s",
-        figures.finalized_per_s,
-        "orders/s",
-        "bound: 1-core batch verify rate x cores / 4 replicas",
-        Some(bound),
-    );
-    line(
-        "finalized_orders_per_s_goal",
-        figures.finalized_per_s,
-        "orders/s",
-        "goal",
-        Some(5_000.0),
-    );
-    if let Some(p50) = figures.p50_ms {
-        line(
-            "submit_to_finalized_p50",
-            p50,
-            "ms",
-            "goal (at most)",
-            Some(50.0),
-        );
-    }
-    if let Some(p99) = figures.p99_ms {
-        line(
-            "submit_to_finalized_p99",
-            p99,
-            "ms",
-            "goal (at most)",
-            Some(250.0),
-        );
-    }
     line("single_core_verify_rate", verify, "signatures/s", "", None);
-    line("height", figures.height as f64, "blocks", "", None);
-    if figures.roots_agree {
+    let mut agree = true;
+    for (phase, offered, port) in [
+        ("goal_rate", rate, base_port),
+        ("saturated", saturate, base_port + 300),
+    ] {
+        let data = std::env::temp_dir().join(format!(
+            "bulwark-bench-committee-{}-{phase}",
+            std::process::id()
+        ));
+        let options = CommitteeOptions {
+            data: data.clone(),
+            nodes: 4,
+            duration: Some(Duration::from_secs(duration.max(8))),
+            rate: offered,
+            seed: 1,
+            fresh: true,
+            base_port: port,
+            status: true,
+        };
+        eprintln!("bench committee ({phase}): 4 node processes on loopback, {offered} orders/s offered for {duration} s");
+        let result = run_committee(&options, Arc::new(AtomicBool::new(false)));
+        let _ = std::fs::remove_dir_all(&data);
+        let figures = match result {
+            Ok(figures) => figures,
+            Err(error) => {
+                eprintln!("bench committee: {error}");
+                return ExitCode::from(2);
+            }
+        };
+        agree &= figures.roots_agree;
+        line(
+            &format!("{phase}_offered"),
+            offered as f64,
+            "orders/s",
+            "",
+            None,
+        );
+        line(
+            &format!("{phase}_finalized_orders_per_s"),
+            figures.finalized_per_s,
+            "orders/s",
+            "bound: 1-core batch verify rate x cores / 4 replicas",
+            Some(bound),
+        );
+        if phase == "goal_rate" {
+            line(
+                "goal_rate_finalized_vs_goal",
+                figures.finalized_per_s,
+                "orders/s",
+                "goal 5000 orders/s",
+                Some(5_000.0),
+            );
+        }
+        if let Some(p50) = figures.p50_ms {
+            line(
+                &format!("{phase}_submit_to_finalized_p50"),
+                p50,
+                "ms",
+                "goal (at most)",
+                Some(50.0),
+            );
+        }
+        if let Some(p99) = figures.p99_ms {
+            line(
+                &format!("{phase}_submit_to_finalized_p99"),
+                p99,
+                "ms",
+                "goal (at most)",
+                Some(250.0),
+            );
+        }
+        line(
+            &format!("{phase}_height"),
+            figures.height as f64,
+            "blocks",
+            "",
+            None,
+        );
+    }
+    if agree {
         ExitCode::SUCCESS
     } else {
         eprintln!("bench committee: the nodes' state roots DIVERGED");

@@ -43,6 +43,9 @@ enum Top {
         /// The venue's group public key, hex (default: identity.hex in the data directory).
         #[arg(long)]
         identity: Option<String>,
+        /// Stop after this height and print the state root there (compare nodes at one height).
+        #[arg(long)]
+        until: Option<u64>,
     },
     /// Work with the derivatives engine directly.
     #[command(subcommand)]
@@ -80,9 +83,12 @@ enum BenchCmd {
         /// Seconds of load.
         #[arg(long, default_value_t = 30)]
         duration: u64,
-        /// Orders per second offered.
-        #[arg(long, default_value_t = 8_000)]
+        /// Orders per second offered in the first run (above the 5 000 goal; latency there).
+        #[arg(long, default_value_t = 6_000)]
         rate: u64,
+        /// Orders per second offered in the second run (throughput at saturation).
+        #[arg(long, default_value_t = 16_000)]
+        saturate: u64,
         /// First p2p port.
         #[arg(long, default_value_t = 18_100)]
         base_port: u16,
@@ -151,12 +157,14 @@ fn main() -> ExitCode {
             data,
             genesis,
             identity,
-        } => committee::run_verify(&data, &genesis, identity.as_deref()),
+            until,
+        } => committee::run_verify(&data, &genesis, identity.as_deref(), until),
         Top::Bench(BenchCmd::Committee {
             duration,
             rate,
+            saturate,
             base_port,
-        }) => committee::run_bench(duration, rate, base_port),
+        }) => committee::run_bench(duration, rate, saturate, base_port),
         Top::Engine(EngineCmd::Run(args)) => engine_run::run(args),
         Top::Sim(args) => sim::run(args),
         Top::Attest(args) => bulwark_attest::run(args),

@@ -10,8 +10,9 @@ use common::run;
 use std::path::Path;
 
 fn base_port() -> u16 {
-    // Spread concurrent runs over the port space; 200 ports per run.
-    20_000 + (std::process::id() % 150) as u16 * 200
+    // Spread concurrent runs over the port space: 400 ports per process; each test in it takes
+    // 200 (p2p from its base, client endpoints 100 above).
+    20_000 + (std::process::id() % 100) as u16 * 400
 }
 
 fn log_file(node: &Path) -> std::path::PathBuf {
@@ -109,4 +110,178 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
     let (code, _, stderr) = run(&["node", "--config", crowded_path.to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("at most f = 1"), "{stderr}");
+}
+
+/// The development client key `bulwark up` derives for `account` from seed 1.
+fn dev_key(account: u64) -> ed25519_dalek::SigningKey {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"bulwark/dev/client-key/v1");
+    hasher.update(&1u64.to_le_bytes());
+    hasher.update(&account.to_le_bytes());
+    ed25519_dalek::SigningKey::from_bytes(hasher.finalize().as_bytes())
+}
+
+fn status(endpoint: std::net::SocketAddr) -> Option<serde_json::Value> {
+    let mut client =
+        bulwark_node::client::Client::connect(endpoint, std::time::Duration::from_millis(500))
+            .ok()?;
+    client.status().ok()
+}
+
+/// Kills its processes when dropped, so a failing test leaves nothing running.
+struct Procs(Vec<Option<std::process::Child>>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for child in self.0.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
+    use bulwark_engine::codec::SignedTx;
+    use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
+    use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = (base_port() + 200).to_string();
+    // Create the committee and run its DKG.
+    let (code, _, stderr) = run(&[
+        "up",
+        "--duration",
+        "2",
+        "--rate",
+        "50",
+        "--base-port",
+        &port,
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let committee = data.join("committee");
+    let spawn = |index: usize| {
+        let node = committee.join(format!("node-{index}"));
+        std::process::Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["node", "--config", node.join("node.toml").to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(node.join("test-node.log")).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let mut procs = Procs((0..4).map(|i| Some(spawn(i))).collect());
+    let endpoints: Vec<std::net::SocketAddr> = (0..4)
+        .map(|i| {
+            format!("127.0.0.1:{}", port.parse::<u16>().unwrap() + 100 + i)
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let height_of = |i: usize| status(endpoints[i]).and_then(|s| s["height"].as_u64());
+    let wait_until = |what: &str, limit: Duration, done: &mut dyn FnMut() -> bool| {
+        let started = Instant::now();
+        while !done() {
+            assert!(started.elapsed() < limit, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait_until("all four nodes", Duration::from_secs(60), &mut || {
+        (0..4).all(|i| height_of(i).is_some())
+    });
+
+    // Trade: taker 5 buys from maker 1's resting sells, nonces far above the earlier run's.
+    let mut nonce = 1_000_000u64;
+    let mut trade = |to: usize| {
+        let mut client =
+            bulwark_node::client::Client::connect(endpoints[to], Duration::from_secs(1)).unwrap();
+        let mut txs = Vec::new();
+        for (account, side, price) in [(1u64, Side::Sell, 600_001i64), (5, Side::Buy, 600_001)] {
+            nonce += 1;
+            let command = ClientCommand::Limit(LimitOrder {
+                instrument: InstrumentId(0),
+                side,
+                price,
+                qty: 1,
+                tif: TimeInForce::Gtc,
+                post_only: false,
+                reduce_only: false,
+                stp: SelfTradePrevention::CancelResting,
+                client_order_id: nonce,
+            });
+            txs.push(SignedTx::sign(
+                AccountId(account),
+                nonce,
+                command,
+                &dev_key(account),
+            ));
+        }
+        let outcome = client.submit(&txs).unwrap();
+        assert!(outcome.refused.is_empty(), "{outcome:?}");
+    };
+    for round in 0..20 {
+        trade(round % 4);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // kill -9 node 2 while trading continues through the others.
+    let before = height_of(2).unwrap();
+    let mut victim = procs.0[2].take().unwrap();
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let others_at_kill = height_of(0).unwrap();
+    for round in 0..40 {
+        trade([0, 1, 3][round % 3]);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_until(
+        "the others to go on without node 2",
+        Duration::from_secs(30),
+        &mut || height_of(0).is_some_and(|h| h > others_at_kill + 20),
+    );
+    // Restart it: it replays its own log, then catches up.
+    procs.0[2] = Some(spawn(2));
+    let target = height_of(0).unwrap();
+    wait_until("node 2 to catch up", Duration::from_secs(60), &mut || {
+        height_of(2).is_some_and(|h| h >= target)
+    });
+    assert!(target > before);
+    trade(2);
+    drop(procs);
+
+    // Every log verifies, and all four agree on the root at a common height.
+    let genesis = committee.join("genesis.json");
+    let common = target.to_string();
+    let mut roots = Vec::new();
+    for index in 0..4 {
+        let node = committee.join(format!("node-{index}"));
+        let (code, stdout, stderr) = run(&[
+            "verify",
+            "--data",
+            node.to_str().unwrap(),
+            "--genesis",
+            genesis.to_str().unwrap(),
+            "--until",
+            &common,
+        ]);
+        assert_eq!(code, 0, "node {index}: {stdout}{stderr}");
+        let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(
+            summary["heights"].as_u64(),
+            Some(target),
+            "node {index}: {summary}"
+        );
+        roots.push(summary["root"].as_str().unwrap().to_string());
+        let (code, stdout, stderr) = run(&[
+            "verify",
+            "--data",
+            node.to_str().unwrap(),
+            "--genesis",
+            genesis.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "node {index}: {stdout}{stderr}");
+    }
+    assert!(roots.iter().all(|r| *r == roots[0]), "{roots:?}");
 }

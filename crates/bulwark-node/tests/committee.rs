@@ -404,6 +404,7 @@ fn run(scenario: Scenario) -> Outcome {
                 (genesis_engine.clone(), genesis_digest),
                 identity,
                 &mut context.child("verify"),
+                None,
                 |_| {},
             )
             .await
@@ -433,6 +434,7 @@ fn run(scenario: Scenario) -> Outcome {
                 (genesis_engine.clone(), genesis_digest),
                 identity,
                 &mut context.child("verify"),
+                None,
                 |_| {},
             )
             .await;

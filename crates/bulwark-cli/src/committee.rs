@@ -609,19 +609,12 @@ pub fn run_client(node: SocketAddr, request: crate::ClientRequest) -> ExitCode {
                 .book(InstrumentId(instrument), depth)
                 .map_err(|e| e.to_string()),
             crate::ClientRequest::Order {
-                account,
-                key,
-                nonce,
+                signer,
                 instrument,
                 side,
                 price,
                 qty,
             } => {
-                let text =
-                    std::fs::read_to_string(&key).map_err(|e| format!("{}: {e}", key.display()))?;
-                let seed = bulwark_node::node::config::hex_decode(text.trim())
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .ok_or_else(|| format!("{}: not 64 hex characters", key.display()))?;
                 let side = match side.as_str() {
                     "buy" => Side::Buy,
                     "sell" => Side::Sell,
@@ -636,20 +629,20 @@ pub fn run_client(node: SocketAddr, request: crate::ClientRequest) -> ExitCode {
                     post_only: false,
                     reduce_only: false,
                     stp: SelfTradePrevention::CancelResting,
-                    client_order_id: nonce,
+                    client_order_id: signer.nonce,
                 });
-                let tx = SignedTx::sign(
-                    AccountId(account),
-                    nonce,
-                    command,
-                    &SigningKey::from_bytes(&seed),
-                );
-                let outcome = client.submit(&[tx]).map_err(|e| e.to_string())?;
-                Ok(serde_json::json!({
-                    "accepted": outcome.accepted,
-                    "duplicates": outcome.duplicates,
-                    "refused": outcome.refused.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>(),
-                }))
+                submit_signed(&mut client, &signer, command)
+            }
+            crate::ClientRequest::Cancel {
+                signer,
+                instrument,
+                order_id,
+            } => {
+                let command = ClientCommand::Cancel {
+                    instrument: InstrumentId(instrument),
+                    order_id: bulwark_engine::OrderId(order_id),
+                };
+                submit_signed(&mut client, &signer, command)
             }
         }
     })();
@@ -663,6 +656,34 @@ pub fn run_client(node: SocketAddr, request: crate::ClientRequest) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn submit_signed(
+    client: &mut Client,
+    signer: &crate::Signer,
+    command: ClientCommand,
+) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(&signer.key)
+        .map_err(|e| format!("{}: {e}", signer.key.display()))?;
+    let seed = bulwark_node::node::config::hex_decode(text.trim())
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| format!("{}: not 64 hex characters", signer.key.display()))?;
+    let tx = SignedTx::sign(
+        AccountId(signer.account),
+        signer.nonce,
+        command,
+        &SigningKey::from_bytes(&seed),
+    );
+    let outcome = client.submit(&[tx]).map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({
+        "accepted": outcome.accepted,
+        "duplicates": outcome.duplicates,
+        "refused": outcome
+            .refused
+            .iter()
+            .map(|r| serde_json::json!({"index": r.index, "reason": r.reason}))
+            .collect::<Vec<_>>(),
+    }))
 }
 
 /// Signatures one core verifies per second in batches of 1 000 (the engine's verify_batch).

@@ -121,17 +121,10 @@ enum ClientRequest {
         #[arg(long, default_value_t = 10)]
         depth: u32,
     },
-    /// Sign and submit a limit order.
+    /// Sign and submit a GTC limit order.
     Order {
-        /// Account id.
-        #[arg(long)]
-        account: u64,
-        /// File holding the account's ed25519 secret key, 64 hex characters.
-        #[arg(long)]
-        key: std::path::PathBuf,
-        /// Nonce (must exceed the account's last accepted nonce).
-        #[arg(long)]
-        nonce: u64,
+        #[command(flatten)]
+        signer: Signer,
         /// Instrument id.
         #[arg(long, default_value_t = 0)]
         instrument: u32,
@@ -145,6 +138,31 @@ enum ClientRequest {
         #[arg(long)]
         qty: i64,
     },
+    /// Sign and submit the cancel of one resting order (ids: `client account ID`).
+    Cancel {
+        #[command(flatten)]
+        signer: Signer,
+        /// Instrument id.
+        #[arg(long, default_value_t = 0)]
+        instrument: u32,
+        /// The order's id.
+        #[arg(long)]
+        order_id: u64,
+    },
+}
+
+/// Who signs a client transaction.
+#[derive(Debug, clap::Args)]
+struct Signer {
+    /// Account id.
+    #[arg(long)]
+    account: u64,
+    /// File holding the account's ed25519 secret key, 64 hex characters.
+    #[arg(long)]
+    key: std::path::PathBuf,
+    /// Nonce (must exceed the account's last accepted nonce; see `client account ID`).
+    #[arg(long)]
+    nonce: u64,
 }
 
 fn main() -> ExitCode {

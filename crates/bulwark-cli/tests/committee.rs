@@ -226,6 +226,114 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
         trade(round % 4);
         std::thread::sleep(Duration::from_millis(50));
     }
+
+    // `bulwark client`: status, an order, its cancel, account and book queries, bad input.
+    let node_arg = endpoints[1].to_string();
+    let client = |args: &[&str]| {
+        let mut all = vec!["client", "--node", node_arg.as_str()];
+        all.extend_from_slice(args);
+        run(&all)
+    };
+    let (code, stdout, stderr) = client(&["status"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"height\""), "{stdout}");
+    let key_file = dir.path().join("account-9.key");
+    let seed: String = dev_key(9)
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(&key_file, seed).unwrap();
+    let key_arg = key_file.to_str().unwrap();
+    let (code, stdout, stderr) = client(&[
+        "order",
+        "--account",
+        "9",
+        "--key",
+        key_arg,
+        "--nonce",
+        "5000000",
+        "--side",
+        "buy",
+        "--price",
+        "597000",
+        "--qty",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"accepted\":1"), "{stdout}");
+    let mut order_id = None;
+    wait_until("the order to rest", Duration::from_secs(30), &mut || {
+        let (_, stdout, _) = client(&["account", "9"]);
+        let account: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_default();
+        order_id = account["open_orders"][0]["order_id"].as_u64();
+        order_id.is_some()
+    });
+    let order_id = order_id.unwrap().to_string();
+    let (code, stdout, stderr) = client(&[
+        "cancel",
+        "--account",
+        "9",
+        "--key",
+        key_arg,
+        "--nonce",
+        "5000001",
+        "--order-id",
+        &order_id,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"accepted\":1"), "{stdout}");
+    wait_until(
+        "the cancel to finalize",
+        Duration::from_secs(30),
+        &mut || {
+            let (_, stdout, _) = client(&["account", "9"]);
+            stdout.contains("\"open_orders\":[]")
+        },
+    );
+    let (code, stdout, stderr) = client(&["book", "0", "--depth", "3"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"bids\""), "{stdout}");
+    let (code, _, stderr) = client(&["account", "424242"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    let (code, _, stderr) = client(&[
+        "order",
+        "--account",
+        "9",
+        "--key",
+        key_arg,
+        "--nonce",
+        "5000002",
+        "--side",
+        "up",
+        "--price",
+        "1",
+        "--qty",
+        "1",
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("buy or sell"), "{stderr}");
+    let (code, stdout, _) = client(&[
+        "order",
+        "--account",
+        "9",
+        "--key",
+        key_arg,
+        "--nonce",
+        "1",
+        "--side",
+        "buy",
+        "--price",
+        "1",
+        "--qty",
+        "1",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("already used"),
+        "a replayed nonce is refused: {stdout}"
+    );
     // kill -9 node 2 while trading continues through the others.
     let before = height_of(2).unwrap();
     let mut victim = procs.0[2].take().unwrap();

@@ -130,6 +130,22 @@ impl Handler for Endpoint {
             .iter()
             .map(|(instrument, position)| json!({"instrument": instrument.0, "position": format!("{position:?}")}))
             .collect();
+        let open_orders: Vec<serde_json::Value> = state
+            .open
+            .keys()
+            .filter_map(|instrument| engine.book(*instrument).map(|book| (instrument, book)))
+            .flat_map(|(instrument, book)| {
+                book.orders_of(account).into_iter().map(move |order| {
+                    json!({
+                        "instrument": instrument.0,
+                        "order_id": order.id.0,
+                        "side": format!("{:?}", order.side),
+                        "price": order.price,
+                        "qty": order.qty,
+                    })
+                })
+            })
+            .collect();
         let standing = match engine.standing(account) {
             Some(Ok(standing)) => format!("{standing:?}"),
             Some(Err(error)) => format!("unknown ({error:?})"),
@@ -140,6 +156,7 @@ impl Handler for Endpoint {
             "nonce": state.nonce,
             "cash_micros": state.cash.to_string(),
             "positions": positions,
+            "open_orders": open_orders,
             "standing": standing,
         }))
     }

@@ -187,7 +187,11 @@ fn spawn_node(data: &Path, index: usize) -> Result<Child, String> {
         .open(dir.join("node.log"))
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    // Own process group: a Ctrl-C in the terminal reaches `up` only, which stops the load and
+    // then the nodes in order.
+    use std::os::unix::process::CommandExt as _;
     Command::new(exe)
+        .process_group(0)
         .arg("node")
         .arg("--config")
         .arg(dir.join("node.toml"))

@@ -10,8 +10,11 @@ use bulwark_engine::codec::SignedTx;
 use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
 use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
 use bulwark_node::client::Client;
-use bulwark_node::node::config::{hex_encode, GenesisAccountEntry, GenesisFile, NodeConfig, Peer};
+use bulwark_node::node::config::{
+    hex_decode, hex_encode, AdmissionConfig, GenesisAccountEntry, GenesisFile, NodeConfig, Peer,
+};
 use bulwark_node::node::{IDENTITY_FILE, STORAGE_DIR};
+
 use ed25519_dalek::SigningKey;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,6 +23,76 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// DEVELOPMENT operator secrets (one hex key per line) that sign the reference manifest.
+const DEV_OPERATORS_FILE: &str = "dev-operators.secret";
+
+/// Signs (as the DEVELOPMENT operators) a reference manifest that admits exactly the binary
+/// running now with this committee's genesis and operator set, and each node's dev attestor.
+fn write_manifest(data: &Path, nodes: usize) -> Result<(), String> {
+    use bulwark_attest::hexbytes::HexBytes;
+    use bulwark_attest::manifest::{DevReference, ReferenceManifest, SignedManifest};
+    let dir = committee_dir(data);
+    let secrets = std::fs::read_to_string(dir.join(DEV_OPERATORS_FILE))
+        .map_err(|e| format!("{}: {e}", dir.join(DEV_OPERATORS_FILE).display()))?;
+    let operators: Vec<SigningKey> = secrets
+        .lines()
+        .filter_map(|line| hex_decode(line.trim()).and_then(|b| <[u8; 32]>::try_from(b).ok()))
+        .map(|s| SigningKey::from_bytes(&s))
+        .collect();
+    let binary = std::env::current_exe()
+        .and_then(std::fs::read)
+        .map_err(|e| format!("cannot measure this binary: {e}"))?;
+    let genesis = std::fs::read(dir.join("genesis.json")).map_err(|e| e.to_string())?;
+    let mut signers = Vec::new();
+    let mut measurements = Vec::new();
+    for index in 0..nodes {
+        let node = node_dir(data, index);
+        let secret = std::fs::read_to_string(node.join("attestor.key"))
+            .ok()
+            .and_then(|t| hex_decode(t.trim()))
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                format!(
+                    "{}: missing or malformed",
+                    node.join("attestor.key").display()
+                )
+            })?;
+        signers.push(bulwark_attest::dev::DevAttestor::from_secret(&secret).public_key());
+        let policy = std::fs::read(node.join("operators.json")).map_err(|e| e.to_string())?;
+        let value = HexBytes(
+            bulwark_attest::evidence::AppMeasurements::from_contents(&binary, &genesis, &policy)
+                .app_pcr_value(),
+        );
+        if !measurements.contains(&value) {
+            measurements.push(value);
+        }
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut manifest = SignedManifest::unsigned(ReferenceManifest {
+        role: "committee".into(),
+        release: env!("CARGO_PKG_VERSION").into(),
+        issued_at_ms: now.saturating_sub(60_000),
+        expires_at_ms: now + 30 * 24 * 3_600_000,
+        tpm: None,
+        snp: None,
+        tdx: None,
+        dev: Some(DevReference {
+            allow_insecure_dev_evidence: true,
+            signer_keys: signers,
+            app_measurements: measurements,
+        }),
+    });
+    for operator in operators.iter().take(2) {
+        manifest.sign_with(operator);
+    }
+    write(
+        &dir.join("manifest.json"),
+        &serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?,
+    )
+}
 
 /// Market-making accounts of the load generator.
 const MAKERS: u64 = 4;
@@ -49,6 +122,8 @@ pub struct CommitteeOptions {
     pub base_port: u16,
     /// Print the status line.
     pub status: bool,
+    /// Re-attestation interval of the nodes' attested admission, milliseconds.
+    pub admission_interval_ms: u64,
 }
 
 /// What a committee run measured.
@@ -109,6 +184,10 @@ fn setup(options: &CommitteeOptions) -> Result<(), String> {
             public_key: bulwark_node::node::public_key_hex(&key.public_key()),
             address: SocketAddr::from(([127, 0, 0, 1], options.base_port + index as u16)),
             data_center: format!("dc-{index}"),
+            client_address: Some(SocketAddr::from((
+                [127, 0, 0, 1],
+                options.base_port + 100 + index as u16,
+            ))),
         });
         seeds.push(seed);
     }
@@ -133,10 +212,39 @@ fn setup(options: &CommitteeOptions) -> Result<(), String> {
         &genesis_path,
         &serde_json::to_string_pretty(&genesis).map_err(|e| e.to_string())?,
     )?;
+    // DEVELOPMENT operators: 3 keys, any 2 sign the reference manifest. Their secrets stay
+    // next to the committee so that `up` can sign a manifest for the binary it runs.
+    let operator_secrets: Vec<[u8; 32]> = (0..3).map(|_| rand::random()).collect();
+    write(
+        &dir.join(DEV_OPERATORS_FILE),
+        &operator_secrets
+            .iter()
+            .map(|s| hex_encode(s) + "\n")
+            .collect::<String>(),
+    )?;
+    let operators = bulwark_attest::manifest::OperatorSet::new(
+        operator_secrets
+            .iter()
+            .map(|s| {
+                bulwark_attest::hexbytes::HexBytes(
+                    SigningKey::from_bytes(s).verifying_key().to_bytes(),
+                )
+            })
+            .collect(),
+        2,
+    )
+    .map_err(|e| e.to_string())?;
+    let operators_json = serde_json::to_string_pretty(&operators).map_err(|e| e.to_string())?;
     for (index, seed) in seeds.iter().enumerate() {
         let node = node_dir(&options.data, index);
         std::fs::create_dir_all(&node).map_err(|e| format!("{}: {e}", node.display()))?;
         write(&node.join("node.key"), &format!("{}\n", hex_encode(seed)))?;
+        let attestor: [u8; 32] = rand::random();
+        write(
+            &node.join("attestor.key"),
+            &format!("{}\n", hex_encode(&attestor)),
+        )?;
+        write(&node.join("operators.json"), &operators_json)?;
         let config = NodeConfig {
             name: format!("node-{index}"),
             data_center: format!("dc-{index}"),
@@ -152,6 +260,14 @@ fn setup(options: &CommitteeOptions) -> Result<(), String> {
             block_txs_max: 2_048,
             verify_threads: 1,
             peers: peers.clone(),
+            admission: Some(AdmissionConfig {
+                mode: "dev".into(),
+                interval_ms: options.admission_interval_ms,
+                appraisal_ttl_ms: None,
+                manifest_file: "../manifest.json".into(),
+                operators_file: "operators.json".into(),
+                attestor_key_file: "attestor.key".into(),
+            }),
         };
         write(
             &node.join("node.toml"),
@@ -159,6 +275,13 @@ fn setup(options: &CommitteeOptions) -> Result<(), String> {
         )?;
     }
     Ok(())
+}
+
+/// The last `lines` lines of a log file, for error messages.
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
@@ -266,6 +389,7 @@ pub fn run_committee(
             committee_dir(&options.data).display()
         );
     }
+    write_manifest(&options.data, options.nodes)?;
     let configs: Vec<NodeConfig> = (0..options.nodes)
         .map(|i| {
             NodeConfig::load(&node_dir(&options.data, i).join("node.toml"))
@@ -293,8 +417,9 @@ pub fn run_committee(
         for (index, child) in nodes.children.iter_mut().enumerate() {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(format!(
-                    "node {index} exited ({status}) during start-up; see {}",
-                    node_dir(&options.data, index).join("node.log").display()
+                    "node {index} exited ({status}) during start-up; see {}:\n{}",
+                    node_dir(&options.data, index).join("node.log").display(),
+                    log_tail(&node_dir(&options.data, index).join("node.log"), 5)
                 ));
             }
         }
@@ -313,8 +438,49 @@ pub fn run_committee(
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    let identity =
-        std::fs::read_to_string(node_dir(&options.data, 0).join(IDENTITY_FILE)).unwrap_or_default();
+    // The genesis DKG (first start) ends when every node reports the committee's identity.
+    let mut last_wait_note = Instant::now();
+    let identity = loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(RunFigures::default());
+        }
+        let identities: Vec<String> = clients
+            .iter_mut()
+            .map(|slot| {
+                slot.as_mut()
+                    .and_then(|c| c.status().ok())
+                    .and_then(|s| s["identity"].as_str().map(str::to_string))
+                    .unwrap_or_default()
+            })
+            .collect();
+        if identities.iter().all(|i| !i.is_empty()) {
+            if identities.iter().any(|i| *i != identities[0]) {
+                return Err(format!(
+                    "the nodes report different committee identities: {identities:?}"
+                ));
+            }
+            break identities[0].clone();
+        }
+        for (index, child) in nodes.children.iter_mut().enumerate() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "node {index} exited ({status}); see {}",
+                    node_dir(&options.data, index).join("node.log").display()
+                ));
+            }
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            return Err("the genesis DKG did not finish within 300 s; see node logs".into());
+        }
+        if last_wait_note.elapsed() > Duration::from_secs(5) {
+            eprintln!(
+                "  waiting for attested admission and the genesis DKG ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+            last_wait_note = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     eprintln!(
         "  committee up after {:.1} s; identity (group public key) {}",
         started.elapsed().as_secs_f64(),
@@ -376,7 +542,13 @@ pub fn run_committee(
                 figures.p50_ms = status["latency_p50_ms"].as_f64();
                 figures.p99_ms = status["latency_p99_ms"].as_f64();
             }
-            line.push(format!("n{index}:h{height}"));
+            let admitted = status["admission"]
+                .as_object()
+                .map(|peers| peers.values().filter(|p| p["admitted"] == true).count());
+            match admitted {
+                Some(admitted) => line.push(format!("n{index}:h{height}/a{admitted}")),
+                None => line.push(format!("n{index}:h{height}")),
+            }
         }
         let now = Instant::now();
         let rate = match (first_txs, last) {
@@ -746,6 +918,7 @@ pub fn run_bench(duration: u64, rate: u64, saturate: u64, base_port: u16) -> Exi
             fresh: true,
             base_port: port,
             status: true,
+            admission_interval_ms: 1_000,
         };
         eprintln!("bench committee ({phase}): 4 node processes on loopback, {offered} orders/s offered for {duration} s");
         let result = run_committee(&options, Arc::new(AtomicBool::new(false)));
@@ -812,5 +985,141 @@ pub fn run_bench(duration: u64, rate: u64, saturate: u64, base_port: u16) -> Exi
     } else {
         eprintln!("bench committee: the nodes' state roots DIVERGED");
         ExitCode::from(1)
+    }
+}
+
+/// Tamper→cut-off: a 4-node committee with attested admission at `interval_ms`; the policy
+/// file one node measures is changed while it runs (its next evidence carries a different
+/// application measurement), and each peer's cut-off time (from its status) is compared with
+/// the moment of the change. Two tampers (node 3, then node 2) give five delays, in ms.
+pub fn cutoff_delays(base_port: u16, interval_ms: u64) -> Result<Vec<f64>, String> {
+    let data = std::env::temp_dir().join(format!("bulwark-bench-cutoff-{}", std::process::id()));
+    let options = CommitteeOptions {
+        data: data.clone(),
+        nodes: 4,
+        duration: None,
+        rate: 0,
+        seed: 1,
+        fresh: true,
+        base_port,
+        status: false,
+        admission_interval_ms: interval_ms,
+    };
+    let result = (|| {
+        setup(&options)?;
+        write_manifest(&options.data, options.nodes)?;
+        let mut nodes = Nodes {
+            children: Vec::new(),
+        };
+        for index in 0..4 {
+            nodes.children.push(spawn_node(&options.data, index)?);
+        }
+        let endpoints: Vec<SocketAddr> = (0..4)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], base_port + 100 + i)))
+            .collect();
+        let status = |i: usize| {
+            Client::connect(endpoints[i], Duration::from_millis(300))
+                .ok()
+                .and_then(|mut c| c.status().ok())
+        };
+        let started = Instant::now();
+        while !(0..4).all(|i| status(i).is_some_and(|s| s["height"].as_u64().unwrap_or(0) > 0)) {
+            if started.elapsed() > Duration::from_secs(120) {
+                return Err("the committee did not start within 120 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let mut delays = Vec::new();
+        let mut excluded: Vec<usize> = Vec::new();
+        for victim in [3usize, 2] {
+            excluded.push(victim);
+            let observers: Vec<usize> = (0..4).filter(|i| !excluded.contains(i)).collect();
+            // Let a fresh round of appraisals pass, then change the victim's measured policy.
+            std::thread::sleep(Duration::from_millis(interval_ms + 300));
+            let policy = node_dir(&options.data, victim).join("operators.json");
+            let mut text = std::fs::read_to_string(&policy).map_err(|e| e.to_string())?;
+            text.push('\n');
+            let tampered_at = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            std::fs::write(&policy, text).map_err(|e| e.to_string())?;
+            let waiting = Instant::now();
+            let mut cut: HashMap<usize, u64> = HashMap::new();
+            while cut.len() < observers.len() {
+                if waiting.elapsed() > Duration::from_secs(30) {
+                    return Err(format!("node {victim} was not cut off within 30 s"));
+                }
+                for &observer in &observers {
+                    if cut.contains_key(&observer) {
+                        continue;
+                    }
+                    let Some(status) = status(observer) else {
+                        continue;
+                    };
+                    let victim_name = format!("dc-{victim}/");
+                    let at = status["admission"].as_object().and_then(|peers| {
+                        peers
+                            .iter()
+                            .find(|(name, _)| name.starts_with(&victim_name))
+                            .and_then(|(_, peer)| peer["cut_off_at_ms"].as_u64())
+                    });
+                    if let Some(at) = at {
+                        cut.insert(observer, at);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            for at in cut.values() {
+                delays.push(at.saturating_sub(tampered_at) as f64);
+            }
+        }
+        drop(nodes);
+        Ok(delays)
+    })();
+    let _ = std::fs::remove_dir_all(&data);
+    result
+}
+
+/// `bulwark bench attest`: the attestation crate's appraisal figures, then tamper→cut-off on a
+/// committee at a 1 s re-attestation interval.
+pub fn run_attest_bench(base_port: u16) -> ExitCode {
+    bulwark_attest::run_bench();
+    let interval_ms = 1_000u64;
+    eprintln!(
+        "bench attest: tamper→cut-off on 4 node processes, re-attestation every {interval_ms} ms"
+    );
+    match cutoff_delays(base_port, interval_ms) {
+        Ok(delays) if !delays.is_empty() => {
+            let max = delays.iter().copied().fold(0.0, f64::max);
+            let mean = delays.iter().sum::<f64>() / delays.len() as f64;
+            let goal = (interval_ms + 200) as f64;
+            for (metric, value) in [
+                ("tamper_to_cutoff_max", max),
+                ("tamper_to_cutoff_mean", mean),
+            ] {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "bench": "attest",
+                        "metric": metric,
+                        "value": value,
+                        "unit": "ms",
+                        "peer": "goal: one interval + 200 ms (Keylime anchor: ~2300 ms at a 2 s interval, no removal)",
+                        "peer_value": goal,
+                        "ratio": value / goal,
+                    })
+                );
+            }
+            eprintln!(
+                "bench attest: {} cut-off delays (ms): {delays:?}",
+                delays.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(_) => ExitCode::from(2),
+        Err(error) => {
+            eprintln!("bench attest: tamper→cut-off: {error}");
+            ExitCode::from(2)
+        }
     }
 }

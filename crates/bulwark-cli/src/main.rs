@@ -73,8 +73,13 @@ enum BenchCmd {
     Engine(bench::engine::EngineBenchArgs),
     /// Oracle aggregation cost per round and certified-index deviation on real captures.
     Oracle,
-    /// Quotes appraised per second vs the bare signature-verification bound and tpm2_checkquote.
-    Attest,
+    /// Quotes appraised per second vs the bare signature-verification bound and tpm2_checkquote;
+    /// tamper→cut-off delay on a committee at a 1 s re-attestation interval.
+    Attest {
+        /// First p2p port of the committee.
+        #[arg(long, default_value_t = 19_100)]
+        base_port: u16,
+    },
     /// Audit scan CPU time and peak memory vs lynis and OpenSCAP; re-check of one changed file.
     Audit,
     /// 4 node processes on loopback: finalized orders/s and submit-to-finalized latency vs the
@@ -187,10 +192,7 @@ fn main() -> ExitCode {
         Top::Sim(args) => sim::run(args),
         Top::Attest(args) => bulwark_attest::run(args),
         Top::Audit(args) => bulwark_audit::run(args),
-        Top::Bench(BenchCmd::Attest) => {
-            bulwark_attest::run_bench();
-            ExitCode::SUCCESS
-        }
+        Top::Bench(BenchCmd::Attest { base_port }) => committee::run_attest_bench(base_port),
         Top::Bench(BenchCmd::Oracle) => {
             bulwark_oracle::run_bench();
             ExitCode::SUCCESS

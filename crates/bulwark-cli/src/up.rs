@@ -330,6 +330,7 @@ fn run_committee(args: &UpArgs) -> ExitCode {
         fresh: args.fresh,
         base_port: args.base_port,
         status: true,
+        admission_interval_ms: 1_000,
     };
     match crate::committee::run_committee(&options, stop) {
         Ok(figures) => {

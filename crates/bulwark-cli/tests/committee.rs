@@ -10,9 +10,9 @@ use common::run;
 use std::path::Path;
 
 fn base_port() -> u16 {
-    // Spread concurrent runs over the port space: 400 ports per process; each test in it takes
-    // 200 (p2p from its base, client endpoints 100 above).
-    20_000 + (std::process::id() % 100) as u16 * 400
+    // Spread concurrent runs over the port space: 600 ports per process; each of its three
+    // tests takes 200 (p2p from its base, client endpoints 100 above).
+    20_000 + (std::process::id() % 70) as u16 * 600
 }
 
 fn log_file(node: &Path) -> std::path::PathBuf {
@@ -392,4 +392,130 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
         assert_eq!(code, 0, "node {index}: {stdout}{stderr}");
     }
     assert!(roots.iter().all(|r| *r == roots[0]), "{roots:?}");
+}
+
+#[test]
+fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port: u16 = base_port() + 400;
+    let port_arg = port.to_string();
+    // An honest committee first: admission and the genesis DKG among all four.
+    let (code, _, stderr) = run(&[
+        "up",
+        "--duration",
+        "2",
+        "--rate",
+        "50",
+        "--base-port",
+        &port_arg,
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let committee = data.join("committee");
+    // How far node 3's own log reaches: it replays that much on restart, and no further.
+    let (code, stdout, stderr) = run(&[
+        "verify",
+        "--data",
+        committee.join("node-3").to_str().unwrap(),
+        "--genesis",
+        committee.join("genesis.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let logged: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let logged = logged["heights"].as_u64().unwrap();
+    // Node 3 comes back from a tampered binary: the same program with 16 bytes appended.
+    let tampered = dir.path().join("bulwark-tampered");
+    std::fs::copy(env!("CARGO_BIN_EXE_bulwark"), &tampered).unwrap();
+    let mut bytes = std::fs::read(&tampered).unwrap();
+    bytes.extend_from_slice(b"tampered-binary!");
+    std::fs::write(&tampered, bytes).unwrap();
+    let spawn = |index: usize, exe: &Path| {
+        let node = committee.join(format!("node-{index}"));
+        std::process::Command::new(exe)
+            .args(["node", "--config", node.join("node.toml").to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(node.join("test-node.log")).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let honest = Path::new(env!("CARGO_BIN_EXE_bulwark"));
+    let _procs = Procs(vec![
+        Some(spawn(0, honest)),
+        Some(spawn(1, honest)),
+        Some(spawn(2, honest)),
+        Some(spawn(3, &tampered)),
+    ]);
+    let endpoint = |i: u16| -> std::net::SocketAddr {
+        format!("127.0.0.1:{}", port + 100 + i).parse().unwrap()
+    };
+    let height_of = |i: u16| status(endpoint(i)).and_then(|s| s["height"].as_u64());
+    let started = Instant::now();
+    let mut tampered_height = None;
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the three honest nodes did not go on"
+        );
+        if tampered_height.is_none() {
+            tampered_height = height_of(3);
+        }
+        if (0..3).all(|i| height_of(i).is_some_and(|h| h > 30)) && tampered_height.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The tampered node never advanced: nobody admitted it.
+    assert_eq!(
+        height_of(3),
+        tampered_height,
+        "the tampered node must not finalize anything"
+    );
+    // Every honest node cuts node 3 off (its evidence names the measurement it fails) and
+    // admits the two other honest nodes.
+    let waited = Instant::now();
+    for i in 0..3 {
+        loop {
+            let status = status(endpoint(i)).unwrap();
+            let peers = status["admission"].as_object().cloned().unwrap_or_default();
+            let node3 = peers.iter().find(|(name, _)| name.starts_with("dc-3/"));
+            let admitted = peers.values().filter(|p| p["admitted"] == true).count();
+            if let Some((_, node3)) = node3 {
+                if node3["cut_off"] == true && admitted == 2 {
+                    assert_eq!(node3["admitted"], false, "{status}");
+                    assert!(
+                        node3["reasons"]
+                            .to_string()
+                            .contains("app-measurement-mismatch"),
+                        "{status}"
+                    );
+                    break;
+                }
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(20),
+                "node {i} did not cut node 3 off: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    assert!(
+        height_of(3).unwrap() <= logged,
+        "still no progress at the tampered node"
+    );
+    // The signed contraindicated appraisal is recorded for the sentinel.
+    let evidence_file = committee.join("node-0").join("evidence.jsonl");
+    let waited = Instant::now();
+    while !std::fs::read_to_string(&evidence_file)
+        .unwrap_or_default()
+        .contains("contraindicated")
+    {
+        assert!(
+            waited.elapsed() < Duration::from_secs(15),
+            "no evidence recorded"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

@@ -125,6 +125,14 @@ impl Client {
         }
     }
 
+    /// Asks for attestation evidence over `nonce`.
+    pub fn attest(&mut self, nonce: [u8; 32]) -> Result<Vec<u8>, ClientError> {
+        match self.request(&Request::Attest { nonce })? {
+            Response::Evidence(bytes) => Ok(bytes),
+            other => Err(unexpected("attest", &other)),
+        }
+    }
+
     /// Closes the connection.
     pub fn close(self) {
         let _ = self.stream.shutdown(Shutdown::Both);
@@ -163,6 +171,7 @@ fn unexpected(request: &'static str, got: &Response) -> ClientError {
         Response::Status(_) => "a status",
         Response::Account(_) => "an account",
         Response::Book(_) => "a book",
+        Response::Evidence(_) => "evidence",
         Response::Error { .. } => "an error",
     };
     ClientError::UnexpectedResponse { request, got }

@@ -34,6 +34,9 @@ pub enum Kind {
     ConflictingFinalize,
     /// simplex reported a nullify and a finalize in one view (unverified).
     NullifyFinalize,
+    /// Its attestation evidence was appraised contraindicated (the detail is the signed
+    /// appraisal, verifiable against this node's verifier key).
+    Contraindicated,
 }
 
 /// One record.

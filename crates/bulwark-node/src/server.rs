@@ -55,6 +55,11 @@ pub trait Handler {
     /// Up to `depth` levels per side of one book (`depth` is at most
     /// [`WireLimits::book_depth_max`]), or why not (sent as [`ErrorCode::Refused`]).
     fn book(&self, instrument: InstrumentId, depth: usize) -> Result<serde_json::Value, String>;
+    /// Attestation evidence over a verifier's nonce, or why not (sent as [`ErrorCode::Refused`]).
+    fn attest(&self, nonce: [u8; 32]) -> Result<Vec<u8>, String> {
+        let _ = nonce;
+        Err("attestation is not enabled on this node".into())
+    }
 }
 
 /// The server's bounds. Every duration must be non-zero, every count and rate at least 1.
@@ -480,6 +485,13 @@ fn respond(frame: &Frame, session: &mut Session, shared: &Shared) -> Vec<u8> {
         Request::Status => Response::Status(handler.status()),
         Request::Account(account) => match handler.account(account) {
             Ok(value) => Response::Account(value),
+            Err(message) => Response::Error {
+                code: ErrorCode::Refused,
+                message,
+            },
+        },
+        Request::Attest { nonce } => match handler.attest(nonce) {
+            Ok(evidence) => Response::Evidence(evidence),
             Err(message) => Response::Error {
                 code: ErrorCode::Refused,
                 message,

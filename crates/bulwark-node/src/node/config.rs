@@ -79,6 +79,35 @@ pub struct Peer {
     pub address: SocketAddr,
     /// Its data center label.
     pub data_center: String,
+    /// Its client endpoint, where peers fetch its attestation evidence (needed when
+    /// `[admission]` is on).
+    #[serde(default)]
+    pub client_address: Option<SocketAddr>,
+}
+
+fn default_interval_ms() -> u64 {
+    1_000
+}
+
+/// Attested admission (see `bulwark_node::admission`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionConfig {
+    /// `dev`: software-signed DEVELOPMENT evidence, accepted only by a manifest that allows it.
+    pub mode: String,
+    /// Re-attestation interval, milliseconds (at least 500).
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+    /// How long an affirming appraisal admits a peer; default 3 intervals.
+    #[serde(default)]
+    pub appraisal_ttl_ms: Option<u64>,
+    /// The signed reference-value manifest (bulwark-attest JSON).
+    pub manifest_file: PathBuf,
+    /// The operator set that must sign the manifest (keys and threshold, JSON). Part of this
+    /// node's measured policy.
+    pub operators_file: PathBuf,
+    /// The dev attestor's secret, 64 hex characters (`mode = "dev"`).
+    pub attestor_key_file: PathBuf,
 }
 
 fn default_block_txs_max() -> usize {
@@ -118,6 +147,10 @@ pub struct NodeConfig {
     pub verify_threads: usize,
     /// Every member, this node included.
     pub peers: Vec<Peer>,
+    /// Attested admission; absent = every listed peer is admitted without evidence (and the
+    /// node says so at start).
+    #[serde(default)]
+    pub admission: Option<AdmissionConfig>,
 }
 
 /// The largest fault count `n` members tolerate: f with n ≥ 3f + 1.
@@ -138,11 +171,17 @@ impl NodeConfig {
             reason: e.to_string(),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for file in [
+        let mut files = vec![
             &mut config.key_file,
             &mut config.data_dir,
             &mut config.genesis_file,
-        ] {
+        ];
+        if let Some(admission) = config.admission.as_mut() {
+            files.push(&mut admission.manifest_file);
+            files.push(&mut admission.operators_file);
+            files.push(&mut admission.attestor_key_file);
+        }
+        for file in files {
             if file.is_relative() {
                 *file = base.join(&*file);
             }
@@ -182,6 +221,23 @@ impl NodeConfig {
             }
             if !keys.insert(peer.public_key.to_ascii_lowercase()) {
                 return Err(invalid(format!("peer {} listed twice", peer.public_key)));
+            }
+        }
+        if let Some(admission) = &self.admission {
+            if admission.mode != "dev" {
+                return Err(invalid(format!(
+                    "admission mode {:?} is not available; only \"dev\" (TPM admission is not wired into the node yet)",
+                    admission.mode
+                )));
+            }
+            if admission.interval_ms < 500 {
+                return Err(invalid("admission interval_ms must be at least 500".into()));
+            }
+            if let Some(peer) = self.peers.iter().find(|p| p.client_address.is_none()) {
+                return Err(invalid(format!(
+                    "admission needs every peer's client_address; {} has none",
+                    peer.public_key
+                )));
             }
         }
         let f = faults_tolerated(n);
@@ -300,8 +356,10 @@ mod tests {
                     public_key: format!("{i:064x}"),
                     address: "127.0.0.1:3".parse().unwrap(),
                     data_center: dc.to_string(),
+                    client_address: None,
                 })
                 .collect(),
+            admission: None,
         }
     }
 

@@ -30,7 +30,9 @@ impl Keys for EngineKeys {
 pub(crate) struct Endpoint {
     pub(crate) name: String,
     pub(crate) data_center: String,
-    pub(crate) identity: String,
+    pub(crate) identity: Arc<Mutex<String>>,
+    pub(crate) attestation: Option<Arc<crate::node::attest::Attestation>>,
+    pub(crate) admission: crate::node::attest::AdmissionStatus,
     pub(crate) mempool: Mempool,
     pub(crate) view: Arc<Mutex<Arc<Engine>>>,
     pub(crate) stats: SharedStats,
@@ -106,7 +108,8 @@ impl Handler for Endpoint {
         json!({
             "name": self.name,
             "data_center": self.data_center,
-            "identity": self.identity,
+            "identity": self.identity.lock().expect("the identity lock must not be poisoned").clone(),
+            "admission": self.admission.lock().expect("the admission status lock must not be poisoned").clone(),
             "height": height,
             "root": root,
             "last_height_certified": certified,
@@ -118,6 +121,13 @@ impl Handler for Endpoint {
             "latency_p50_ms": percentile(&latencies, 50),
             "latency_p99_ms": percentile(&latencies, 99),
         })
+    }
+
+    fn attest(&self, nonce: [u8; 32]) -> Result<Vec<u8>, String> {
+        match &self.attestation {
+            Some(attestation) => attestation.evidence(nonce),
+            None => Err("attested admission is off on this node".into()),
+        }
     }
 
     fn account(&self, account: AccountId) -> Result<serde_json::Value, String> {

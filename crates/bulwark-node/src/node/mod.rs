@@ -9,6 +9,7 @@
 //! 4. start the member (replay the finalized log, then simplex), the mempool gossip and the
 //!    client endpoint; print a status line periodically.
 
+pub mod attest;
 pub mod config;
 mod endpoint;
 
@@ -194,7 +195,6 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
             .collect::<Vec<_>>()
             .try_into()
             .map_err(|_| NodeError::Dkg("peer keys must be distinct".into()))?;
-        let _ = oracle.track(0, addresses);
         let quota = Quota::per_second(NZU32!(10_000));
         let channels = Channels {
             votes: network.register(CHANNEL_VOTES, quota),
@@ -208,6 +208,72 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
         network.start();
         info!(name = %config.name, key = %public_key_hex(&me), p2p = %config.p2p_listen, "p2p started");
 
+        // Shared state: the mempool, the committed view, status figures, evidence.
+        let mempool = Mempool::new(MempoolConfig {
+            verify_threads: config.verify_threads,
+            ..MempoolConfig::default()
+        });
+        let view = Arc::new(Mutex::new(Arc::new(genesis_engine.clone())));
+        let stats = Arc::new(Mutex::new(Default::default()));
+        let ledger = Arc::new(Mutex::new(Vec::new()));
+        let refused = Arc::new(AtomicU64::new(0));
+        let evidence = EvidenceLog::default();
+        let (gossip_sender, mut gossip_queue) = mpsc::unbounded_channel::<Vec<bulwark_engine::codec::SignedTx>>();
+        // Admission: with [admission], only peers with a current affirming appraisal are
+        // tracked (may connect); without it, every listed peer is, and the node says so.
+        let admission_status: attest::AdmissionStatus = Arc::new(Mutex::new(serde_json::Value::Null));
+        let admission_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let attestation = match &config.admission {
+            Some(admission) => {
+                let attestation = Arc::new(attest::Attestation::new(&config, admission, &me)?);
+                let others = config
+                    .peers
+                    .iter()
+                    .zip(peers.iter())
+                    .filter(|(_, (key, _))| *key != me)
+                    .filter_map(|(peer, (key, p2p))| {
+                        peer.client_address
+                            .map(|client| (key.clone(), peer.data_center.clone() + "/" + &peer.public_key[..8], *p2p, client))
+                    })
+                    .collect();
+                attest::start(
+                    admission,
+                    (me.clone(), config.p2p_listen),
+                    others,
+                    oracle.clone(),
+                    evidence.clone(),
+                    admission_status.clone(),
+                    admission_stop.clone(),
+                )?;
+                Some(attestation)
+            }
+            None => {
+                warn!("attested admission is OFF: every listed peer may connect without evidence");
+                let _ = oracle.track(0, addresses);
+                None
+            }
+        };
+        let identity = Arc::new(Mutex::new(String::new()));
+
+        // Client endpoint.
+        let handler = endpoint::Endpoint {
+            name: config.name.clone(),
+            data_center: config.data_center.clone(),
+            identity: identity.clone(),
+            attestation: attestation.clone(),
+            admission: admission_status.clone(),
+            mempool: mempool.clone(),
+            view: view.clone(),
+            stats: stats.clone(),
+            ledger: ledger.clone(),
+            refused: refused.clone(),
+            evidence: evidence.clone(),
+            gossip: gossip_sender,
+        };
+        let server = Server::start(config.client_listen, Limits::default(), Arc::new(handler))
+            .map_err(|e| NodeError::Endpoint(e.to_string()))?;
+        info!(client = %server.local_addr(), "client endpoint listening");
+
         // Genesis key.
         let completed = genesis_key(
             context.child("dkg"),
@@ -217,7 +283,9 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
             dkg_channel,
         )
         .await?;
-        let identity = hex_encode(&completed.polynomial().public().encode());
+        let identity_hex = hex_encode(&completed.polynomial().public().encode());
+        *identity.lock().expect("the identity lock must not be poisoned") = identity_hex.clone();
+        let identity = identity_hex;
         let identity_path = config.data_dir.join(IDENTITY_FILE);
         std::fs::write(&identity_path, format!("{identity}\n")).map_err(|e| NodeError::File {
             path: identity_path.clone(),
@@ -233,15 +301,6 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
         .ok_or_else(|| NodeError::Dkg("this node's share does not fit the committee".into()))?;
 
         // The member.
-        let mempool = Mempool::new(MempoolConfig {
-            verify_threads: config.verify_threads,
-            ..MempoolConfig::default()
-        });
-        let view = Arc::new(Mutex::new(Arc::new(genesis_engine.clone())));
-        let stats = Arc::new(Mutex::new(Default::default()));
-        let ledger = Arc::new(Mutex::new(Vec::new()));
-        let refused = Arc::new(AtomicU64::new(0));
-        let evidence = EvidenceLog::default();
         let replica = ReplicaConfig {
             genesis: (genesis_engine, genesis_digest),
             venue_epoch_ms: genesis_file.venue_epoch_ms,
@@ -269,7 +328,6 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
             .await?;
 
         // Mempool gossip: transactions accepted from clients go to every peer.
-        let (gossip_sender, mut gossip_queue) = mpsc::unbounded_channel::<Vec<bulwark_engine::codec::SignedTx>>();
         let (mut gossip_out, mut gossip_in) = gossip_channel;
         context.child("gossip_out").spawn(move |_| async move {
             while let Some(txs) = gossip_queue.recv().await {
@@ -297,23 +355,6 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
                 }
             });
         }
-
-        // Client endpoint.
-        let handler = endpoint::Endpoint {
-            name: config.name.clone(),
-            data_center: config.data_center.clone(),
-            identity: identity.clone(),
-            mempool: mempool.clone(),
-            view: view.clone(),
-            stats: stats.clone(),
-            ledger: ledger.clone(),
-            refused: refused.clone(),
-            evidence: evidence.clone(),
-            gossip: gossip_sender,
-        };
-        let server = Server::start(config.client_listen, Limits::default(), Arc::new(handler))
-            .map_err(|e| NodeError::Endpoint(e.to_string()))?;
-        info!(client = %server.local_addr(), "client endpoint listening");
 
         // Status every 5 s until the process is stopped; new fault evidence is appended to
         // evidence.jsonl in the data directory for the sentinel.

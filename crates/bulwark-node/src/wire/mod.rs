@@ -23,6 +23,8 @@
 //! | `0x82` | [`Response::Status`] | JSON |
 //! | `0x83` | [`Response::Account`] | JSON |
 //! | `0x84` | [`Response::Book`] | JSON |
+//! | `0x05` | [`Request::Attest`] | the verifier's nonce, 32 bytes |
+//! | `0x85` | [`Response::Evidence`] | attestation evidence (bulwark-attest JSON) |
 //! | `0xff` | [`Response::Error`] | code `u16`, UTF-8 message (the rest) |
 //!
 //! Encoding and decoding are pure ([`encode_request`], [`decode_request`], ...); [`read_frame`]
@@ -61,6 +63,8 @@ const KIND_SUBMITTED: u8 = 0x81;
 const KIND_STATUS_REPLY: u8 = 0x82;
 const KIND_ACCOUNT_REPLY: u8 = 0x83;
 const KIND_BOOK_REPLY: u8 = 0x84;
+const KIND_ATTEST: u8 = 0x05;
+const KIND_EVIDENCE: u8 = 0x85;
 const KIND_ERROR: u8 = 0xff;
 
 /// The smallest encoded refusal: index and an empty reason's length.
@@ -103,6 +107,11 @@ pub enum Request {
         instrument: InstrumentId,
         /// Levels per side, at most [`WireLimits::book_depth_max`].
         depth: u32,
+    },
+    /// Attestation evidence over the verifier's nonce (a committee peer asking for admission).
+    Attest {
+        /// The verifier's single-use nonce.
+        nonce: [u8; 32],
     },
 }
 
@@ -184,6 +193,8 @@ pub enum Response {
     Account(serde_json::Value),
     /// The answer to [`Request::Book`].
     Book(serde_json::Value),
+    /// The answer to [`Request::Attest`]: evidence bytes for the verifier to appraise.
+    Evidence(Vec<u8>),
     /// The request failed.
     Error {
         /// What kind of failure.
@@ -289,6 +300,10 @@ pub fn encode_request(request: &Request, limits: &WireLimits) -> Result<Vec<u8>,
                 body,
             }
         }
+        Request::Attest { nonce } => Frame {
+            kind: KIND_ATTEST,
+            body: nonce.to_vec(),
+        },
     };
     frame.to_bytes(limits.frame_bytes_max)
 }
@@ -336,6 +351,14 @@ pub fn decode_request(frame: &Frame, limits: &WireLimits) -> Result<Request, Wir
             let account = AccountId(cursor.u64()?);
             cursor.finish()?;
             Ok(Request::Account(account))
+        }
+        KIND_ATTEST => {
+            let mut cursor = Cursor::new(body, "attest request");
+            let nonce = cursor.take(32)?;
+            let mut out = [0u8; 32];
+            out.copy_from_slice(nonce);
+            cursor.finish()?;
+            Ok(Request::Attest { nonce: out })
         }
         KIND_BOOK => {
             let mut cursor = Cursor::new(body, "book request");
@@ -389,6 +412,10 @@ pub fn encode_response(response: &Response, frame_bytes_max: usize) -> Result<Ve
         Response::Status(value) => json(KIND_STATUS_REPLY, value)?,
         Response::Account(value) => json(KIND_ACCOUNT_REPLY, value)?,
         Response::Book(value) => json(KIND_BOOK_REPLY, value)?,
+        Response::Evidence(bytes) => Frame {
+            kind: KIND_EVIDENCE,
+            body: bytes.clone(),
+        },
         Response::Error { code, message } => {
             let message = truncate_utf8(message, ERROR_MESSAGE_BYTES_MAX);
             let mut body = Vec::with_capacity(2 + message.len());
@@ -454,6 +481,7 @@ pub fn decode_response(frame: &Frame) -> Result<Response, WireError> {
         KIND_STATUS_REPLY => Ok(Response::Status(json("status")?)),
         KIND_ACCOUNT_REPLY => Ok(Response::Account(json("account")?)),
         KIND_BOOK_REPLY => Ok(Response::Book(json("book")?)),
+        KIND_EVIDENCE => Ok(Response::Evidence(body.to_vec())),
         KIND_ERROR => {
             let mut cursor = Cursor::new(body, "error response");
             let code = ErrorCode::from_u16(cursor.u16()?);

@@ -206,6 +206,8 @@ fn setup(options: &CommitteeOptions) -> Result<(), String> {
                 deposit_micros: 10_000_000_000_000,
             })
             .collect(),
+        // Every node observes the (DEVELOPMENT, synthetic) index and signs with its node key.
+        oracle_members: peers.iter().map(|p| p.public_key.clone()).collect(),
     };
     let genesis_path = dir.join("genesis.json");
     write(
@@ -512,6 +514,7 @@ pub fn run_committee(
         std::thread::sleep(Duration::from_secs(1));
         let mut line = Vec::new();
         let mut first_txs = None;
+        let mut index_line = String::new();
         for (index, slot) in clients.iter_mut().enumerate() {
             if let Some(Ok(Some(status))) = nodes.children.get_mut(index).map(Child::try_wait) {
                 line.push(format!("n{index}:EXITED({status})"));
@@ -538,6 +541,16 @@ pub fn run_committee(
             }
             figures.height = figures.height.max(height);
             if index == 0 {
+                index_line = status["index_micros"][0]
+                    .as_i64()
+                    .map(|micros| {
+                        format!(
+                            "BTC {:.2} (round {})",
+                            micros as f64 / 1e6,
+                            status["oracle_rounds"][0]
+                        )
+                    })
+                    .unwrap_or_else(|| "BTC -".into());
                 first_txs = status["finalized_txs"].as_u64();
                 figures.p50_ms = status["latency_p50_ms"].as_f64();
                 figures.p99_ms = status["latency_p99_ms"].as_f64();
@@ -574,8 +587,9 @@ pub fn run_committee(
         if options.status {
             let fmt_ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
             eprintln!(
-                "height {} | finalized {:.0} orders/s | submit→final p50 {} ms p99 {} ms | roots {} | {} | submitted {}",
+                "height {} | {} | finalized {:.0} orders/s | submit→final p50 {} ms p99 {} ms | roots {} | {} | submitted {}",
                 figures.height,
+                index_line,
                 rate,
                 fmt_ms(figures.p50_ms),
                 fmt_ms(figures.p99_ms),
@@ -720,7 +734,10 @@ fn verify(
     use commonware_runtime::Runner as _;
     let genesis = GenesisFile::load(genesis_path).map_err(|e| e.to_string())?;
     let accounts = genesis.accounts(genesis_path).map_err(|e| e.to_string())?;
-    let genesis = bulwark_node::genesis::try_genesis(&accounts, &genesis.index_micros)?;
+    let oracle = genesis
+        .oracle_config(genesis_path)
+        .map_err(|e| e.to_string())?;
+    let genesis = bulwark_node::genesis::try_genesis(&accounts, &genesis.index_micros, oracle)?;
     let identity_hex = match identity {
         Some(hex) => hex.to_string(),
         None => std::fs::read_to_string(data.join(IDENTITY_FILE)).map_err(|e| {

@@ -447,6 +447,16 @@ impl Engine {
             .flatten()
     }
 
+    /// The last certified oracle round of an underlying (0 before the first); `None` for an
+    /// unknown underlying.
+    pub fn oracle_last_round(&self, underlying: u16) -> Option<u64> {
+        self.state
+            .oracle
+            .feeds
+            .get(usize::from(underlying))
+            .map(|feed| feed.last_round)
+    }
+
     /// An underlying's index price in micros, once known.
     pub fn index_price(&self, underlying: u16) -> Option<i64> {
         self.state

@@ -3,16 +3,25 @@
 //! Wire format (big-endian integers, fixed order, canonical):
 //!
 //! ```text
-//! version u8 = 1 | height u64 | view u64 | time_ms u64 | parent [32] | parent_root [32] | batch
+//! version u8 = 2 | height u64 | view u64 | time_ms u64 | parent [32] | parent_root [32]
+//!   | rounds u8 | rounds × (len u32 | oracle round) | batch
 //! ```
 //!
-//! `batch` is [`bulwark_engine::codec::encode_batch`] of the signed client transactions. The
+//! Each oracle round is an engine system-command frame
+//! ([`bulwark_engine::codec::encode_system_command`]) of a quorum-certified
+//! `SystemCommand::OracleRound`; at most [`BLOCK_ROUNDS_MAX`]. They execute before the
+//! transactions. `batch` is [`bulwark_engine::codec::encode_batch`] of the signed client
+//! transactions. The
 //! block's digest is SHA-256 over [`BLOCK_NAMESPACE`] and the whole encoding, so it commits to
 //! the parent, the view (the consensus round it was proposed in), the engine time and the state
 //! root *after the parent* (`parent_root`): the finalization certificate of block `h` certifies
 //! the state root after block `h - 1`.
 
-use bulwark_engine::codec::{decode_batch, encode_batch, SignedTx};
+use bulwark_engine::codec::{
+    decode_batch, decode_system_command, encode_batch, encode_system_command, SignedTx,
+    COMMAND_FRAME_BYTES_MAX,
+};
+use bulwark_engine::command::SystemCommand;
 use bulwark_engine::snapshot::StateRoot;
 use commonware_cryptography::{sha256::Digest, Hasher, Sha256};
 
@@ -21,14 +30,19 @@ pub const BLOCK_NAMESPACE: &[u8] = b"bulwark/node/block/v1";
 /// Domain tag of the genesis digest. Changing it is a breaking change.
 pub const GENESIS_NAMESPACE: &[u8] = b"bulwark/node/genesis/v1";
 /// Version byte of the block encoding.
-pub const BLOCK_VERSION: u8 = 1;
+pub const BLOCK_VERSION: u8 = 2;
+/// Most oracle rounds one block may carry.
+pub const BLOCK_ROUNDS_MAX: usize = 8;
 /// Fixed header: version, height, view, time, parent digest, parent root.
 pub const BLOCK_HEADER_BYTES: usize = 1 + 8 + 8 + 8 + 32 + 32;
 /// Most transactions one block may carry.
 pub const BLOCK_TXS_MAX: usize = 2_048;
 /// Largest encoded block: the header plus a full batch of maximal frames.
-pub const BLOCK_BYTES_MAX: usize =
-    BLOCK_HEADER_BYTES + 5 + BLOCK_TXS_MAX * bulwark_engine::codec::FRAME_BYTES_MAX;
+pub const BLOCK_BYTES_MAX: usize = BLOCK_HEADER_BYTES
+    + 1
+    + BLOCK_ROUNDS_MAX * (4 + COMMAND_FRAME_BYTES_MAX)
+    + 5
+    + BLOCK_TXS_MAX * bulwark_engine::codec::FRAME_BYTES_MAX;
 
 /// Why bytes from a peer are not a block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +60,10 @@ pub enum BlockError {
     /// The encoding decodes but is not the canonical one.
     #[error("the block encoding is not canonical")]
     NotCanonical,
+    /// The oracle-round section is malformed (count, lengths, or a command that is not an
+    /// oracle round).
+    #[error("malformed oracle rounds: {0}")]
+    Rounds(&'static str),
 }
 
 /// One block of ordered client transactions.
@@ -61,6 +79,8 @@ pub struct Block {
     pub parent: Digest,
     /// The engine's state root after executing the parent (the genesis root for height 1).
     pub parent_root: StateRoot,
+    /// Quorum-certified oracle rounds (each a `SystemCommand::OracleRound`), executed first.
+    pub rounds: Vec<SystemCommand>,
     /// Signed client transactions in execution order.
     pub txs: Vec<SignedTx>,
 }
@@ -69,13 +89,19 @@ impl Block {
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
         let batch = encode_batch(&self.txs).expect("a block must hold at most BLOCK_TXS_MAX txs");
-        let mut out = Vec::with_capacity(BLOCK_HEADER_BYTES + batch.len());
+        let mut out = Vec::with_capacity(BLOCK_HEADER_BYTES + batch.len() + 1);
         out.push(BLOCK_VERSION);
         out.extend_from_slice(&self.height.to_be_bytes());
         out.extend_from_slice(&self.view.to_be_bytes());
         out.extend_from_slice(&self.time_ms.to_be_bytes());
         out.extend_from_slice(&self.parent.0);
         out.extend_from_slice(&self.parent_root);
+        out.push(self.rounds.len() as u8);
+        for round in &self.rounds {
+            let frame = encode_system_command(round);
+            out.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+            out.extend_from_slice(&frame);
+        }
         out.extend_from_slice(&batch);
         out
     }
@@ -97,14 +123,41 @@ impl Block {
         parent.copy_from_slice(&bytes[25..57]);
         let mut parent_root = [0u8; 32];
         parent_root.copy_from_slice(&bytes[57..89]);
-        let txs =
-            decode_batch(&bytes[BLOCK_HEADER_BYTES..], BLOCK_TXS_MAX).map_err(BlockError::Batch)?;
+        let mut at = BLOCK_HEADER_BYTES;
+        let count = usize::from(*bytes.get(at).ok_or(BlockError::Rounds("missing count"))?);
+        at += 1;
+        if count > BLOCK_ROUNDS_MAX {
+            return Err(BlockError::Rounds("too many rounds"));
+        }
+        let mut rounds = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len_bytes: [u8; 4] = bytes
+                .get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(BlockError::Rounds("truncated length"))?;
+            let len = u32::from_be_bytes(len_bytes) as usize;
+            at += 4;
+            if len > COMMAND_FRAME_BYTES_MAX {
+                return Err(BlockError::Rounds("round too long"));
+            }
+            let frame = bytes
+                .get(at..at + len)
+                .ok_or(BlockError::Rounds("truncated round"))?;
+            at += len;
+            match decode_system_command(frame) {
+                Ok(round @ SystemCommand::OracleRound { .. }) => rounds.push(round),
+                Ok(_) => return Err(BlockError::Rounds("not an oracle round")),
+                Err(_) => return Err(BlockError::Rounds("round does not decode")),
+            }
+        }
+        let txs = decode_batch(&bytes[at..], BLOCK_TXS_MAX).map_err(BlockError::Batch)?;
         let block = Block {
             height: u64_at(1),
             view: u64_at(9),
             time_ms: u64_at(17),
             parent: Digest(parent),
             parent_root,
+            rounds,
             txs,
         };
         if block.encode() != bytes {
@@ -137,6 +190,7 @@ mod tests {
             time_ms: 1_000,
             parent: Digest([3; 32]),
             parent_root: [4; 32],
+            rounds: Vec::new(),
             txs: Vec::new(),
         };
         let bytes = block.encode();

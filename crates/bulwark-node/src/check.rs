@@ -6,6 +6,8 @@
 
 use crate::block::{Block, BlockError};
 use bulwark_engine::codec::{verify_batch_parallel, SignedTx, VerifyError};
+use bulwark_engine::command::SystemCommand;
+use bulwark_engine::oracle::verify_oracle_round;
 use bulwark_engine::snapshot::StateRoot;
 use bulwark_engine::{Command, Engine, Event};
 
@@ -39,6 +41,10 @@ pub enum Refusal {
     /// A client signature does not verify.
     #[error("client transactions refused: {0}")]
     Signatures(VerifyError),
+    /// An oracle round is not certified by 2f+1 members, repeats an underlying, or is not
+    /// newer than the last certified round.
+    #[error("oracle round refused: {0}")]
+    Oracle(String),
 }
 
 /// The state after a block, with what the replica needs from its execution.
@@ -96,6 +102,31 @@ pub fn check_and_execute(
     if block.parent_root != *parent_root {
         return Err(Refusal::Root);
     }
+    let mut seen = Vec::new();
+    for round in &block.rounds {
+        let SystemCommand::OracleRound {
+            underlying,
+            round,
+            observations,
+        } = round
+        else {
+            return Err(Refusal::Oracle("not an oracle round".into()));
+        };
+        if seen.contains(underlying) {
+            return Err(Refusal::Oracle(format!("underlying {underlying} twice")));
+        }
+        seen.push(*underlying);
+        let last = parent
+            .oracle_last_round(*underlying)
+            .ok_or_else(|| Refusal::Oracle(format!("unknown underlying {underlying}")))?;
+        if *round <= last {
+            return Err(Refusal::Oracle(format!(
+                "round {round} of underlying {underlying} is not after {last}"
+            )));
+        }
+        verify_oracle_round(&parent.config().oracle, *underlying, *round, observations)
+            .map_err(|e| Refusal::Oracle(e.to_string()))?;
+    }
     let known = verified(&block.txs);
     let unchecked: Vec<SignedTx> = block
         .txs
@@ -128,10 +159,11 @@ pub fn check_and_execute(
 /// Executes `block` on `engine`, appending the events to `events`.
 pub fn execute(engine: &mut Engine, block: &Block, events: &mut Vec<Event>) {
     let commands: Vec<Command> = block
-        .txs
+        .rounds
         .iter()
         .cloned()
-        .map(SignedTx::into_command)
+        .map(Command::System)
+        .chain(block.txs.iter().cloned().map(SignedTx::into_command))
         .collect();
     engine.execute(block.time_ms, &commands, events);
 }
@@ -198,6 +230,7 @@ mod tests {
             time_ms: 5,
             parent,
             parent_root,
+            rounds: Vec::new(),
             txs,
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::block::genesis_digest;
 use bulwark_engine::command::SystemCommand;
+use bulwark_engine::oracle::OracleConfig;
 use bulwark_engine::{AccountId, Command, Engine, EngineConfig, Event};
 use commonware_cryptography::sha256::Digest;
 
@@ -21,16 +22,19 @@ pub struct GenesisAccount {
 ///
 /// Panics if the genesis batch is refused; see [`try_genesis`] for configuration from files.
 pub fn genesis(accounts: &[GenesisAccount], index_micros: &[i64]) -> (Engine, Digest) {
-    match try_genesis(accounts, index_micros) {
+    match try_genesis(accounts, index_micros, OracleConfig::default()) {
         Ok(genesis) => genesis,
         Err(reason) => panic!("the genesis batch must be accepted: {reason}"),
     }
 }
 
-/// [`genesis`], returning why the engine refuses the genesis batch instead of panicking.
+/// [`genesis`], returning why the engine refuses the genesis batch instead of panicking, with
+/// an oracle committee: when `oracle` has members, index prices come only from certified
+/// rounds, so `index_micros` is not applied (the venue opens with the first round).
 pub fn try_genesis(
     accounts: &[GenesisAccount],
     index_micros: &[i64],
+    oracle: OracleConfig,
 ) -> Result<(Engine, Digest), String> {
     if index_micros.len() > 16 {
         return Err(format!(
@@ -38,9 +42,17 @@ pub fn try_genesis(
             index_micros.len()
         ));
     }
-    let mut engine = Engine::new(EngineConfig::default());
+    let with_oracle = oracle.enabled();
+    let config = EngineConfig {
+        oracle,
+        ..EngineConfig::default()
+    };
+    config
+        .validate()
+        .map_err(|e| format!("engine configuration: {e}"))?;
+    let mut engine = Engine::new(config);
     let mut batch = Vec::new();
-    for (underlying, price_micros) in index_micros.iter().enumerate() {
+    for (underlying, price_micros) in index_micros.iter().enumerate().filter(|_| !with_oracle) {
         batch.push(Command::System(SystemCommand::IndexPrice {
             underlying: underlying as u16,
             price_micros: *price_micros,

@@ -22,6 +22,7 @@ pub mod genesis;
 pub mod log;
 pub mod mempool;
 pub mod node;
+pub mod oracle_feed;
 pub mod replica;
 pub mod server;
 pub mod verify;

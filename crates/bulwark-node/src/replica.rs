@@ -131,6 +131,9 @@ pub struct Config {
     pub mailbox_size: usize,
     /// Misbehaviour for tests.
     pub fault: Fault,
+    /// Signed oracle observations to certify rounds from when proposing (None: blocks carry
+    /// no oracle rounds).
+    pub oracle: Option<crate::oracle_feed::SharedPool>,
     /// Status figures.
     pub stats: SharedStats,
     /// Where fault evidence against peers is recorded.
@@ -800,12 +803,20 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         if self.config.fault == Fault::WrongRoot {
             parent_root[0] ^= 1;
         }
+        let rounds = match &self.config.oracle {
+            Some(pool) => pool
+                .lock()
+                .expect("the oracle pool lock must not be poisoned")
+                .certified(&parent.engine),
+            None => Vec::new(),
+        };
         Block {
             height: parent.height + 1,
             view: context.round.view().get(),
             time_ms: self.now_ms().max(parent.time_ms),
             parent: parent_digest,
             parent_root,
+            rounds,
             txs,
         }
     }

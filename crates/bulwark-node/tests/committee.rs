@@ -9,15 +9,17 @@
 
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
+use bulwark_engine::oracle::OracleConfig;
 use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
 use bulwark_node::committee::{
     max_message_size, start_member, Channels, Member, MemberConfig, Timing, CHANNEL_BLOCKS,
     CHANNEL_CERTIFICATES, CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES, CONSENSUS_NAMESPACE,
 };
 use bulwark_node::evidence::{EvidenceLog, Kind};
-use bulwark_node::genesis::{genesis, GenesisAccount};
+use bulwark_node::genesis::{try_genesis, GenesisAccount};
 use bulwark_node::log::LOG_BLOB;
 use bulwark_node::mempool::{MempoolConfig, Origin, Refusal};
+use bulwark_node::oracle_feed::{OraclePool, SharedPool, SyntheticFeed};
 use bulwark_node::replica::{
     Committed, Config as ReplicaConfig, Fault, Ledger, Mempool, PublicKey, Scheme,
 };
@@ -62,6 +64,8 @@ struct Scenario {
     /// At `height_before`, split the committee in two halves (no quorum on either side) for 3
     /// virtual seconds, check that nothing finalizes, then heal.
     split: bool,
+    /// Run the oracle committee: index prices only from rounds certified through blocks.
+    oracle: bool,
     /// Restart the crashed replica from its own storage after `height_after`, and wait until
     /// it has caught up.
     restart: bool,
@@ -78,6 +82,8 @@ struct Outcome {
     byzantine: &'static [usize],
     /// evidence[i][j]: fault records member i holds against member j.
     evidence: Vec<Vec<usize>>,
+    /// Per member: last certified oracle round of BTC and its index.
+    oracle: Vec<(u64, Option<i64>)>,
     /// Heights verified in each honest member's log.
     verified: Vec<u64>,
     virtual_ms: u128,
@@ -246,7 +252,35 @@ fn run(scenario: Scenario) -> Outcome {
                 deposit_micros: 1_000_000 * USD,
             })
             .collect();
-        let (genesis_engine, genesis_digest) = genesis(&accounts, &[60_000 * USD, 3_000 * USD]);
+        // With `scenario.oracle`, every member signs oracle observations with its own key and
+        // the index moves only by rounds certified through consensus.
+        let oracle_keys: Vec<ed25519_dalek::SigningKey> = (0..n)
+            .map(|i| ed25519_dalek::SigningKey::from_bytes(&[u8::try_from(i).unwrap() + 1; 32]))
+            .collect();
+        let oracle_config = if scenario.oracle {
+            OracleConfig {
+                members: oracle_keys
+                    .iter()
+                    .map(|k| k.verifying_key().to_bytes())
+                    .collect(),
+                f: u32::try_from((n - 1) / 3).unwrap(),
+                ..OracleConfig::default()
+            }
+        } else {
+            OracleConfig::default()
+        };
+        let (genesis_engine, genesis_digest) = try_genesis(
+            &accounts,
+            &[60_000 * USD, 3_000 * USD],
+            oracle_config.clone(),
+        )
+        .unwrap();
+        let pools: Vec<SharedPool> = (0..n)
+            .map(|_| Arc::new(Mutex::new(OraclePool::new(oracle_config.clone(), 2))))
+            .collect();
+        let views: Vec<Arc<Mutex<Arc<bulwark_engine::Engine>>>> = (0..n)
+            .map(|_| Arc::new(Mutex::new(Arc::new(genesis_engine.clone()))))
+            .collect();
         let venue_epoch_ms = u64::try_from(
             context
                 .current()
@@ -327,10 +361,11 @@ fn run(scenario: Scenario) -> Outcome {
                 } else {
                     Fault::None
                 },
+                oracle: scenario.oracle.then(|| pools[index].clone()),
                 stats: Default::default(),
                 evidence: evidence[index].clone(),
                 participants: by_index.clone(),
-                view: Arc::new(Mutex::new(Arc::new(genesis_engine.clone()))),
+                view: views[index].clone(),
                 log_partition: format!("node-{index}-finalized"),
             };
             async move {
@@ -364,6 +399,55 @@ fn run(scenario: Scenario) -> Outcome {
         let mut members = Vec::new();
         for index in 0..n {
             members.push(launch(index, 0).await);
+        }
+
+        // Oracle feeds: every virtual second each member observes and offers its signed
+        // observation to every member's pool (a stand-in for the oracle gossip channel). A
+        // member in `scenario.byzantine` reports twice the price.
+        if scenario.oracle {
+            for (index, key) in oracle_keys.iter().enumerate() {
+                let pools = pools.clone();
+                let lying = scenario.byzantine.contains(&index);
+                let mut feed = SyntheticFeed::new(&[60_000 * USD, 3_000 * USD], 5, key.clone());
+                let liar = bulwark_oracle::node::OracleNode::new(
+                    bulwark_oracle::node::NodeConfig::equal(3),
+                    key.clone(),
+                );
+                context.child("oracle").spawn(move |context| async move {
+                    loop {
+                        let now = u64::try_from(
+                            context
+                                .current()
+                                .duration_since(UNIX_EPOCH)
+                                .unwrap()
+                                .as_millis(),
+                        )
+                        .unwrap();
+                        let venue_ms = now - venue_epoch_ms;
+                        let round = venue_ms / 1_000;
+                        let mut observations = feed.observe(round, venue_ms);
+                        if lying {
+                            observations = observations
+                                .into_iter()
+                                .map(|o| {
+                                    let mut forged = o.observation;
+                                    forged.price_micros *= 2;
+                                    forged.confidence_micros *= 2;
+                                    liar.sign(forged)
+                                })
+                                .collect();
+                        }
+                        for pool in &pools {
+                            for observation in &observations {
+                                let _ = pool.lock().unwrap().offer(*observation);
+                            }
+                        }
+                        context
+                            .sleep(Duration::from_millis(1_000 - venue_ms % 1_000))
+                            .await;
+                    }
+                });
+            }
         }
 
         // Clients: every 50 ms each account signs its next order and submits it to every
@@ -586,6 +670,16 @@ fn run(scenario: Scenario) -> Outcome {
                 })
                 .collect(),
             verified,
+            oracle: views
+                .iter()
+                .map(|view| {
+                    let engine = view.lock().unwrap().clone();
+                    (
+                        engine.oracle_last_round(0).unwrap_or(0),
+                        engine.index_price(0),
+                    )
+                })
+                .collect(),
             virtual_ms,
         }
     })
@@ -653,6 +747,7 @@ fn four_replicas_agree_on_every_root() {
             garbage: &[],
             equivocators: &[],
             split: false,
+            oracle: false,
             restart: false,
             height_after: 0,
             success_rate: probability!(1.0),
@@ -675,6 +770,7 @@ fn live_with_one_replica_crashed() {
             garbage: &[],
             equivocators: &[],
             split: false,
+            oracle: false,
             restart: false,
             height_after: 20,
             success_rate: probability!(1.0),
@@ -702,6 +798,7 @@ fn wrong_root_proposals_are_refused_and_the_chain_lives() {
         garbage: &[],
         equivocators: &[],
         split: false,
+        oracle: false,
         restart: false,
         height_after: 0,
         success_rate: probability!(1.0),
@@ -741,6 +838,7 @@ fn lossy_links_with_a_crash() {
             garbage: &[],
             equivocators: &[],
             split: false,
+            oracle: false,
             restart: false,
             height_after: 15,
             success_rate: probability!(0.95),
@@ -763,6 +861,7 @@ fn isolated_replica_catches_up_after_healing() {
         garbage: &[],
         equivocators: &[],
         split: false,
+        oracle: false,
         restart: false,
         height_after: 40,
         success_rate: probability!(1.0),
@@ -795,6 +894,7 @@ fn seed_sweep() {
             garbage: &[],
             equivocators: &[],
             split: false,
+            oracle: false,
             restart: true,
             height_after: 10,
             success_rate: probability!(0.95),
@@ -819,6 +919,7 @@ fn crashed_replica_restarts_from_its_log_and_catches_up() {
         garbage: &[],
         equivocators: &[],
         split: false,
+        oracle: false,
         restart: true,
         height_after: 25,
         success_rate: probability!(1.0),
@@ -842,6 +943,7 @@ fn seven_members_with_f_byzantine_proposers() {
         garbage: &[],
         equivocators: &[],
         split: false,
+        oracle: false,
         restart: false,
         height_after: 0,
         success_rate: probability!(1.0),
@@ -865,6 +967,7 @@ fn an_equivocating_member_is_recorded_and_the_chain_lives() {
         garbage: &[],
         equivocators: &[0],
         split: false,
+        oracle: false,
         restart: false,
         height_after: 0,
         success_rate: probability!(1.0),
@@ -894,12 +997,63 @@ fn a_split_without_quorum_finalizes_nothing_and_heals() {
             garbage: &[],
             equivocators: &[],
             split: true,
+            oracle: false,
             restart: false,
             height_after: 15,
             success_rate: probability!(1.0),
         });
         check(&outcome);
         assert!(outcome.ledgers.iter().all(|l| l.len() >= 25));
+    }
+}
+
+#[test]
+fn oracle_rounds_are_certified_through_blocks_and_one_liar_cannot_move_the_index() {
+    let outcome = run(Scenario {
+        seed: 111,
+        n: 4,
+        height_before: 250,
+        crash: None,
+        isolate: None,
+        byzantine: &[],
+        garbage: &[],
+        equivocators: &[],
+        split: false,
+        oracle: true,
+        restart: false,
+        height_after: 0,
+        success_rate: probability!(1.0),
+    });
+    check(&outcome);
+    let rounds: Vec<u64> = outcome.oracle.iter().map(|(r, _)| *r).collect();
+    assert!(
+        rounds.iter().all(|r| *r >= 5),
+        "rounds certified at every member: {rounds:?}"
+    );
+    // Member 1 lies (twice the price) in this run; the index must stay near the honest path.
+    let outcome = run(Scenario {
+        seed: 112,
+        n: 4,
+        height_before: 250,
+        crash: None,
+        isolate: None,
+        byzantine: &[1],
+        garbage: &[],
+        equivocators: &[],
+        split: false,
+        oracle: true,
+        restart: false,
+        height_after: 0,
+        success_rate: probability!(1.0),
+    });
+    check(&outcome);
+    for (round, index) in &outcome.oracle {
+        assert!(*round >= 5);
+        let index = index.unwrap();
+        assert!(
+            (50_000 * USD..70_000 * USD).contains(&index),
+            "one lying member moved the index to {index}"
+        );
     }
 }
 
@@ -915,6 +1069,7 @@ fn a_member_flooding_garbage_does_not_stop_the_chain() {
         garbage: &[3],
         equivocators: &[],
         split: false,
+        oracle: false,
         restart: false,
         height_after: 0,
         success_rate: probability!(1.0),
@@ -941,6 +1096,7 @@ fn a_seed_reproduces_exactly() {
         garbage: &[],
         equivocators: &[],
         split: false,
+        oracle: false,
         restart: false,
         height_after: 10,
         success_rate: probability!(0.95),

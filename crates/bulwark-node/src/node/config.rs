@@ -21,6 +21,7 @@
 //! Relative paths are relative to the directory of the configuration file.
 
 use crate::genesis::GenesisAccount;
+use bulwark_engine::oracle::OracleConfig;
 use bulwark_engine::AccountId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -279,6 +280,10 @@ pub struct GenesisFile {
     pub index_micros: Vec<i64>,
     /// Accounts opened at genesis.
     pub accounts: Vec<GenesisAccountEntry>,
+    /// The oracle committee: ed25519 public keys (hex) whose signed observations certify index
+    /// rounds (2f+1 of them per round). Empty: unsigned index prices from genesis only.
+    #[serde(default)]
+    pub oracle_members: Vec<String>,
 }
 
 impl GenesisFile {
@@ -291,6 +296,28 @@ impl GenesisFile {
         serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             reason: e.to_string(),
+        })
+    }
+
+    /// The engine's oracle committee from `oracle_members` (f = (n - 1) / 3).
+    pub fn oracle_config(&self, path: &Path) -> Result<OracleConfig, ConfigError> {
+        let members = self
+            .oracle_members
+            .iter()
+            .map(|hex| {
+                hex_decode(hex)
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| ConfigError::Invalid {
+                        path: path.to_path_buf(),
+                        reason: format!("oracle member {hex:?} is not 64 hex characters"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let f = faults_tolerated(members.len()) as u32;
+        Ok(OracleConfig {
+            members,
+            f,
+            ..OracleConfig::default()
         })
     }
 

@@ -105,7 +105,12 @@ impl Handler for Endpoint {
             )
         };
         latencies.sort_unstable();
+        let engine = self.engine();
+        let index: Vec<Option<i64>> = (0..2).map(|u| engine.index_price(u)).collect();
+        let oracle_rounds: Vec<Option<u64>> = (0..2).map(|u| engine.oracle_last_round(u)).collect();
         json!({
+            "index_micros": index,
+            "oracle_rounds": oracle_rounds,
             "name": self.name,
             "data_center": self.data_center,
             "identity": self.identity.lock().expect("the identity lock must not be poisoned").clone(),

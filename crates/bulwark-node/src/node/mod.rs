@@ -47,6 +47,8 @@ use tracing::{info, warn};
 pub const CHANNEL_DKG: u64 = 5;
 /// p2p channel of mempool gossip (batches of signed client transactions).
 pub const CHANNEL_GOSSIP: u64 = 6;
+/// p2p channel of signed oracle observations.
+pub const CHANNEL_ORACLE: u64 = 7;
 /// Namespace of the p2p handshake. Changing it is a breaking change.
 pub const P2P_NAMESPACE: &[u8] = b"bulwark/node/p2p/v1";
 /// Namespace of the genesis DKG. Changing it is a breaking change.
@@ -101,6 +103,20 @@ pub fn load_key(path: &Path) -> Result<ed25519::PrivateKey, NodeError> {
     ed25519::PrivateKey::decode(bytes).map_err(|e| file_error(format!("not an ed25519 seed: {e}")))
 }
 
+/// The 32-byte seed in a node key file (64 hex characters).
+pub fn load_seed(path: &Path) -> Result<[u8; 32], NodeError> {
+    let text = std::fs::read_to_string(path).map_err(|e| NodeError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    hex_decode(text.trim())
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| NodeError::File {
+            path: path.to_path_buf(),
+            reason: "not 64 hex characters".into(),
+        })
+}
+
 /// Hex of a public key.
 pub fn public_key_hex(key: &PublicKey) -> String {
     hex_encode(&key.encode())
@@ -116,11 +132,14 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
     let config = NodeConfig::load(config_path)?;
     let genesis_file = GenesisFile::load(&config.genesis_file)?;
     let accounts = genesis_file.accounts(&config.genesis_file)?;
-    let (genesis_engine, genesis_digest) = try_genesis(&accounts, &genesis_file.index_micros)
-        .map_err(|reason| ConfigError::Invalid {
-            path: config.genesis_file.clone(),
-            reason: format!("genesis refused: {reason}"),
-        })?;
+    let oracle_config = genesis_file.oracle_config(&config.genesis_file)?;
+    let (genesis_engine, genesis_digest) =
+        try_genesis(&accounts, &genesis_file.index_micros, oracle_config.clone()).map_err(
+            |reason| ConfigError::Invalid {
+                path: config.genesis_file.clone(),
+                reason: format!("genesis refused: {reason}"),
+            },
+        )?;
     let key = load_key(&config.key_file)?;
     let me = key.public_key();
     let mut peers = Vec::new();
@@ -205,10 +224,17 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
         };
         let dkg_channel = network.register(CHANNEL_DKG, Quota::per_second(NZU32!(1_000)));
         let gossip_channel = network.register(CHANNEL_GOSSIP, quota);
+        let oracle_channel = network.register(CHANNEL_ORACLE, quota);
         network.start();
         info!(name = %config.name, key = %public_key_hex(&me), p2p = %config.p2p_listen, "p2p started");
 
-        // Shared state: the mempool, the committed view, status figures, evidence.
+        // Shared state: the mempool, the committed view, status figures, evidence, oracle pool.
+        let oracle_pool = oracle_config.enabled().then(|| {
+            Arc::new(Mutex::new(crate::oracle_feed::OraclePool::new(
+                oracle_config.clone(),
+                genesis_file.index_micros.len().min(u16::MAX as usize) as u16,
+            )))
+        });
         let mempool = Mempool::new(MempoolConfig {
             verify_threads: config.verify_threads,
             ..MempoolConfig::default()
@@ -311,6 +337,7 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
             verify_threads: config.verify_threads,
             mailbox_size: 1024,
             fault: Fault::None,
+            oracle: oracle_pool.clone(),
             stats: stats.clone(),
             evidence: evidence.clone(),
             participants: participants.iter().cloned().collect(),
@@ -354,6 +381,66 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
                     }
                 }
             });
+        }
+
+        // Oracle: observe every round (DEVELOPMENT synthetic source), gossip the signed
+        // observation, and pool everyone's for the proposer.
+        if let Some(pool) = oracle_pool.clone() {
+            let seed = load_seed(&config.key_file)?;
+            let mut feed = crate::oracle_feed::SyntheticFeed::new(
+                &genesis_file.index_micros,
+                u64::from_le_bytes(genesis_digest.0[..8].try_into().unwrap_or([0; 8])),
+                ed25519_dalek::SigningKey::from_bytes(&seed),
+            );
+            warn!("oracle source: SYNTHETIC development price path (seeded from the genesis), not a real market");
+            let (mut oracle_out, mut oracle_in) = oracle_channel;
+            let venue_epoch_ms = genesis_file.venue_epoch_ms;
+            {
+                let pool = pool.clone();
+                context.child("oracle_feed").spawn(move |context| async move {
+                    let mut last_round = 0u64;
+                    loop {
+                        let now_ms = context
+                            .current()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                        let venue_ms = now_ms.saturating_sub(venue_epoch_ms);
+                        let round = venue_ms / crate::oracle_feed::ROUND_MS;
+                        if round > last_round {
+                            last_round = round;
+                            for observation in feed.observe(round, venue_ms) {
+                                let bytes = observation.encode();
+                                let _ = pool.lock().expect("the oracle pool lock must not be poisoned").offer(observation);
+                                oracle_out.send(Recipients::All, IoBuf::from(bytes), false);
+                            }
+                        }
+                        let next = (round + 1) * crate::oracle_feed::ROUND_MS - venue_ms;
+                        context.sleep(Duration::from_millis(next.max(1))).await;
+                    }
+                });
+            }
+            let evidence = evidence.clone();
+            context.child("oracle_in").spawn(move |_| async move {
+                while let Ok((peer, bytes)) = oracle_in.recv().await {
+                    let offered = bulwark_engine::oracle::SignedObservation::decode(bytes.as_ref())
+                        .map_err(|e| e.to_string())
+                        .and_then(|observation| {
+                            pool.lock()
+                                .expect("the oracle pool lock must not be poisoned")
+                                .offer(observation)
+                                .map_err(|e| e.to_string())
+                        });
+                    match offered {
+                        Ok(()) => {}
+                        Err(reason)
+                            if reason.contains("another feed or round")
+                                || reason.contains("already observed") => {}
+                        Err(reason) => evidence.record(Kind::MalformedGossip, &peer, 0, format!("oracle observation: {reason}")),
+                    }
+                }
+            });
+        } else {
+            warn!("no oracle committee in the genesis: the index stays at its genesis value");
         }
 
         // Status every 5 s until the process is stopped; new fault evidence is appended to

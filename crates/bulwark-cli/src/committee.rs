@@ -139,6 +139,10 @@ pub struct RunFigures {
     pub roots_agree: bool,
     /// Highest height seen.
     pub height: u64,
+    /// Oracle observation-to-finalized p50 at the first node, ms.
+    pub oracle_p50_ms: Option<f64>,
+    /// Oracle observation-to-finalized p99 at the first node, ms.
+    pub oracle_p99_ms: Option<f64>,
 }
 
 fn client_key(seed: u64, account: u64) -> SigningKey {
@@ -554,6 +558,8 @@ pub fn run_committee(
                 first_txs = status["finalized_txs"].as_u64();
                 figures.p50_ms = status["latency_p50_ms"].as_f64();
                 figures.p99_ms = status["latency_p99_ms"].as_f64();
+                figures.oracle_p50_ms = status["oracle_latency_p50_ms"].as_f64();
+                figures.oracle_p99_ms = status["oracle_latency_p99_ms"].as_f64();
             }
             let admitted = status["admission"]
                 .as_object()
@@ -1136,6 +1142,61 @@ pub fn run_attest_bench(base_port: u16) -> ExitCode {
         Ok(_) => ExitCode::from(2),
         Err(error) => {
             eprintln!("bench attest: tamper→cut-off: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `bulwark bench oracle`: the oracle crate's figures (aggregation cost, capture deviation),
+/// then observation→certified→finalized latency through a 4-node committee.
+pub fn run_oracle_bench(base_port: u16, duration: u64) -> ExitCode {
+    bulwark_oracle::run_bench();
+    let data = std::env::temp_dir().join(format!("bulwark-bench-oracle-{}", std::process::id()));
+    let options = CommitteeOptions {
+        data: data.clone(),
+        nodes: 4,
+        duration: Some(Duration::from_secs(duration.max(8))),
+        rate: 500,
+        seed: 1,
+        fresh: true,
+        base_port,
+        status: false,
+        admission_interval_ms: 1_000,
+    };
+    eprintln!(
+        "bench oracle: observation→finalized latency through 4 node processes for {duration} s"
+    );
+    let result = run_committee(&options, Arc::new(AtomicBool::new(false)));
+    let _ = std::fs::remove_dir_all(&data);
+    match result {
+        Ok(figures) => {
+            for (metric, value) in [
+                (
+                    "committee_observation_to_finalized_p50",
+                    figures.oracle_p50_ms,
+                ),
+                (
+                    "committee_observation_to_finalized_p99",
+                    figures.oracle_p99_ms,
+                ),
+            ] {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "bench": "oracle",
+                        "metric": metric,
+                        "value": value,
+                        "unit": "ms",
+                        "peer": "one round (1 000 ms)",
+                        "peer_value": 1_000.0,
+                        "ratio": value.map(|v| v / 1_000.0),
+                    })
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("bench oracle: committee: {error}");
             ExitCode::from(2)
         }
     }

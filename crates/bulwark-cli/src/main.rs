@@ -71,8 +71,16 @@ enum EngineCmd {
 enum BenchCmd {
     /// Matching core vs lobster, full engine throughput and latency, memory per resting order.
     Engine(bench::engine::EngineBenchArgs),
-    /// Oracle aggregation cost per round and certified-index deviation on real captures.
-    Oracle,
+    /// Oracle aggregation cost per round, certified-index deviation on real captures, and
+    /// observation→finalized latency through a 4-node committee.
+    Oracle {
+        /// First p2p port of the committee.
+        #[arg(long, default_value_t = 19_600)]
+        base_port: u16,
+        /// Seconds of committee run.
+        #[arg(long, default_value_t = 15)]
+        duration: u64,
+    },
     /// Quotes appraised per second vs the bare signature-verification bound and tpm2_checkquote;
     /// tamper→cut-off delay on a committee at a 1 s re-attestation interval.
     Attest {
@@ -193,10 +201,10 @@ fn main() -> ExitCode {
         Top::Attest(args) => bulwark_attest::run(args),
         Top::Audit(args) => bulwark_audit::run(args),
         Top::Bench(BenchCmd::Attest { base_port }) => committee::run_attest_bench(base_port),
-        Top::Bench(BenchCmd::Oracle) => {
-            bulwark_oracle::run_bench();
-            ExitCode::SUCCESS
-        }
+        Top::Bench(BenchCmd::Oracle {
+            base_port,
+            duration,
+        }) => committee::run_oracle_bench(base_port, duration),
         Top::Bench(BenchCmd::Engine(args)) => bench::engine::run(args),
         Top::Bench(BenchCmd::Audit) => {
             bulwark_audit::run_bench();

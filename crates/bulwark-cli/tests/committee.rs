@@ -9,10 +9,33 @@ mod common;
 use common::run;
 use std::path::Path;
 
+/// The process tests each run 4 node processes; on a 2-core machine running them at once
+/// starves the nodes, so they take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn base_port() -> u16 {
-    // Spread concurrent runs over the port space: 600 ports per process; each of its three
-    // tests takes 200 (p2p from its base, client endpoints 100 above).
-    20_000 + (std::process::id() % 70) as u16 * 600
+    // A base whose 600 following ports include 3 × (4 p2p + 4 client) that bind now (a
+    // previous run's sockets may linger in TIME_WAIT). Each test takes 200: p2p from its base,
+    // client endpoints 100 above.
+    let bindable = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let start = (std::process::id() % 70) as u16;
+    for step in 0..70u16 {
+        let base = 20_000 + ((start + step) % 70) * 600;
+        let all_free = (0..3u16).all(|test| {
+            (0..4u16)
+                .all(|i| bindable(base + test * 200 + i) && bindable(base + test * 200 + 100 + i))
+        });
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no free port range for the committee tests");
 }
 
 fn log_file(node: &Path) -> std::path::PathBuf {
@@ -27,6 +50,7 @@ fn log_file(node: &Path) -> std::path::PathBuf {
 
 #[test]
 fn up_trades_on_four_processes_and_verify_checks_the_log() {
+    let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let port = base_port().to_string();
@@ -142,6 +166,7 @@ impl Drop for Procs {
 
 #[test]
 fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
+    let _turn = serial();
     use bulwark_engine::codec::SignedTx;
     use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
     use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
@@ -189,7 +214,7 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
             std::thread::sleep(Duration::from_millis(200));
         }
     };
-    wait_until("all four nodes", Duration::from_secs(60), &mut || {
+    wait_until("all four nodes", Duration::from_secs(180), &mut || {
         (0..4).all(|i| height_of(i).is_some())
     });
 
@@ -263,7 +288,7 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("\"accepted\":1"), "{stdout}");
     let mut order_id = None;
-    wait_until("the order to rest", Duration::from_secs(30), &mut || {
+    wait_until("the order to rest", Duration::from_secs(90), &mut || {
         let (_, stdout, _) = client(&["account", "9"]);
         let account: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_default();
         order_id = account["open_orders"][0]["order_id"].as_u64();
@@ -285,7 +310,7 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
     assert!(stdout.contains("\"accepted\":1"), "{stdout}");
     wait_until(
         "the cancel to finalize",
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         &mut || {
             let (_, stdout, _) = client(&["account", "9"]);
             stdout.contains("\"open_orders\":[]")
@@ -346,13 +371,13 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
     }
     wait_until(
         "the others to go on without node 2",
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         &mut || height_of(0).is_some_and(|h| h > others_at_kill + 20),
     );
     // Restart it: it replays its own log, then catches up.
     procs.0[2] = Some(spawn(2));
     let target = height_of(0).unwrap();
-    wait_until("node 2 to catch up", Duration::from_secs(60), &mut || {
+    wait_until("node 2 to catch up", Duration::from_secs(120), &mut || {
         height_of(2).is_some_and(|h| h >= target)
     });
     assert!(target > before);
@@ -396,6 +421,7 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
 
 #[test]
 fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
+    let _turn = serial();
     use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -456,7 +482,7 @@ fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
     let mut tampered_height = None;
     loop {
         assert!(
-            started.elapsed() < Duration::from_secs(90),
+            started.elapsed() < Duration::from_secs(180),
             "the three honest nodes did not go on"
         );
         if tampered_height.is_none() {

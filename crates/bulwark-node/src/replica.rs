@@ -23,6 +23,7 @@ use crate::evidence::{EvidenceLog, Kind};
 use crate::log::{Log, LogError, Record};
 use crate::mempool::TxKey;
 use bulwark_engine::codec::SignedTx;
+use bulwark_engine::command::SystemCommand;
 use bulwark_engine::snapshot::StateRoot;
 use bulwark_engine::{Engine, Event};
 use commonware_actor::Feedback;
@@ -71,6 +72,12 @@ pub struct Stats {
     /// Submit-to-finalized latency of the most recent transactions clients submitted to this
     /// node, milliseconds (at most [`LATENCIES_KEPT`]).
     pub latencies_ms: std::collections::VecDeque<u32>,
+    /// Oracle rounds finalized since start.
+    pub oracle_rounds: u64,
+    /// Observation-to-finalized latency of the most recent oracle rounds, milliseconds: from
+    /// the round's start (when members observe) to this replica committing the block that
+    /// carries it (at most [`LATENCIES_KEPT`]).
+    pub oracle_latencies_ms: std::collections::VecDeque<u32>,
 }
 
 /// How many latency samples [`Stats`] keeps.
@@ -921,6 +928,27 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 .lock()
                 .expect("the stats lock must not be poisoned");
             stats.finalized_txs += block.txs.len() as u64;
+            let now_ms = u64::try_from(
+                self.context
+                    .current()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or(Duration::ZERO)
+                    .as_millis(),
+            )
+            .unwrap_or(u64::MAX);
+            for round in &block.rounds {
+                if let SystemCommand::OracleRound { round, .. } = round {
+                    let observed = self.config.venue_epoch_ms
+                        + round.saturating_mul(crate::oracle_feed::ROUND_MS);
+                    stats.oracle_rounds += 1;
+                    if stats.oracle_latencies_ms.len() == LATENCIES_KEPT {
+                        stats.oracle_latencies_ms.pop_front();
+                    }
+                    stats.oracle_latencies_ms.push_back(
+                        u32::try_from(now_ms.saturating_sub(observed)).unwrap_or(u32::MAX),
+                    );
+                }
+            }
             for latency in outcome.latencies {
                 if stats.latencies_ms.len() == LATENCIES_KEPT {
                     stats.latencies_ms.pop_front();

@@ -94,7 +94,7 @@ impl Handler for Endpoint {
                 (c.height, hex_encode(&c.root), c.certified)
             })
         };
-        let (finalized_txs, mut latencies) = {
+        let (finalized_txs, mut latencies, rounds_finalized, mut oracle_latencies) = {
             let stats = self
                 .stats
                 .lock()
@@ -102,9 +102,16 @@ impl Handler for Endpoint {
             (
                 stats.finalized_txs,
                 stats.latencies_ms.iter().copied().collect::<Vec<u32>>(),
+                stats.oracle_rounds,
+                stats
+                    .oracle_latencies_ms
+                    .iter()
+                    .copied()
+                    .collect::<Vec<u32>>(),
             )
         };
         latencies.sort_unstable();
+        oracle_latencies.sort_unstable();
         let engine = self.engine();
         let index: Vec<Option<i64>> = (0..2).map(|u| engine.index_price(u)).collect();
         let oracle_rounds: Vec<Option<u64>> = (0..2).map(|u| engine.oracle_last_round(u)).collect();
@@ -125,6 +132,9 @@ impl Handler for Endpoint {
             "latency_samples": latencies.len(),
             "latency_p50_ms": percentile(&latencies, 50),
             "latency_p99_ms": percentile(&latencies, 99),
+            "oracle_rounds_finalized": rounds_finalized,
+            "oracle_latency_p50_ms": percentile(&oracle_latencies, 50),
+            "oracle_latency_p99_ms": percentile(&oracle_latencies, 99),
         })
     }
 

@@ -1002,6 +1002,24 @@ pub fn run_bench(duration: u64, rate: u64, saturate: u64, base_port: u16) -> Exi
             "",
             None,
         );
+        if let Some(p50) = figures.oracle_p50_ms {
+            line(
+                &format!("{phase}_oracle_observation_to_finalized_p50"),
+                p50,
+                "ms",
+                "one round",
+                Some(1_000.0),
+            );
+        }
+        if let Some(p99) = figures.oracle_p99_ms {
+            line(
+                &format!("{phase}_oracle_observation_to_finalized_p99"),
+                p99,
+                "ms",
+                "one round",
+                Some(1_000.0),
+            );
+        }
     }
     if agree {
         ExitCode::SUCCESS

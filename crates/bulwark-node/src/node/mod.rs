@@ -12,6 +12,7 @@
 pub mod attest;
 pub mod config;
 mod endpoint;
+pub mod keystore;
 
 use crate::committee::{
     start_member, Channels, MemberConfig, Timing, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES,
@@ -493,11 +494,17 @@ where
     R: commonware_p2p::Receiver<PublicKey = PublicKey>,
 {
     let path = data_dir.join(SHARE_FILE);
+    let keystore_error = |e: keystore::KeystoreError| NodeError::File {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
+    let store = keystore::Keystore::open(data_dir).map_err(keystore_error)?;
+    warn!(
+        "DEVELOPMENT keystore: the DKG share is encrypted under {} beside it, not sealed to a TPM",
+        keystore::KEY_FILE
+    );
     if path.exists() {
-        let bytes = std::fs::read(&path).map_err(|e| NodeError::File {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let bytes = store.unseal(&path, SHARE_FILE).map_err(keystore_error)?;
         let completed = Completed::decode(&bytes, &participants).map_err(|e| NodeError::File {
             path: path.clone(),
             reason: format!("not this committee's DKG share: {e}"),
@@ -580,13 +587,9 @@ where
                 }
             }
         });
-    let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, completed.encode())
-        .and_then(|()| std::fs::rename(&temporary, &path))
-        .map_err(|e| NodeError::File {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-    info!("genesis DKG complete; share saved");
+    store
+        .seal(&path, SHARE_FILE, &completed.encode())
+        .map_err(keystore_error)?;
+    info!("genesis DKG complete; share saved (encrypted, development keystore)");
     Ok(completed)
 }

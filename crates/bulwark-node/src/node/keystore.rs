@@ -1,0 +1,189 @@
+//! The DEVELOPMENT keystore: the node's DKG share encrypted at rest (XChaCha20-Poly1305) under a
+//! random key kept in `keystore.key` beside it.
+//!
+//! This stands in for sealing to the TPM (a PCR policy, so a tampered binary cannot unseal),
+//! which is not wired into the node yet, and says so when it is used. It protects against a copy
+//! of the share file alone; anyone who can read the data directory can read both files.
+//!
+//! File layout: `MAGIC | nonce [24] | ciphertext and tag`, with the file's label as associated
+//! data. A file without the magic is a plain share from before the keystore; it is read and
+//! rewritten encrypted.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use std::path::{Path, PathBuf};
+
+/// Leading bytes of an encrypted file.
+pub const MAGIC: &[u8] = b"bulwark/keystore/v1\n";
+/// Name of the key file in the data directory.
+pub const KEY_FILE: &str = "keystore.key";
+
+/// Why a secret cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeystoreError {
+    /// A file cannot be read or written.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The encrypted file does not open with this key (damaged, or another key).
+    #[error("{0}: does not decrypt with this node's keystore key (damaged or foreign)")]
+    Decrypt(PathBuf),
+}
+
+fn file_error(path: &Path, reason: impl ToString) -> KeystoreError {
+    KeystoreError::File {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeystoreError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&temporary)
+        .map_err(|e| file_error(&temporary, e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| file_error(&temporary, e))?;
+    std::fs::rename(&temporary, path).map_err(|e| file_error(path, e))
+}
+
+/// The keystore of one data directory.
+pub struct Keystore {
+    cipher: XChaCha20Poly1305,
+}
+
+impl Keystore {
+    /// Opens the key in `data_dir`, creating a random one on first use.
+    pub fn open(data_dir: &Path) -> Result<Keystore, KeystoreError> {
+        let path = data_dir.join(KEY_FILE);
+        let key: [u8; 32] = if path.exists() {
+            let bytes = std::fs::read(&path).map_err(|e| file_error(&path, e))?;
+            <[u8; 32]>::try_from(bytes.as_slice())
+                .map_err(|_| file_error(&path, "not a 32-byte key"))?
+        } else {
+            let key: [u8; 32] = rand::random();
+            write_private(&path, &key)?;
+            key
+        };
+        Ok(Keystore {
+            cipher: XChaCha20Poly1305::new(&Key::from(key)),
+        })
+    }
+
+    /// Encrypts `secret` into `path`, bound to `label`.
+    pub fn seal(&self, path: &Path, label: &str, secret: &[u8]) -> Result<(), KeystoreError> {
+        let nonce_bytes: [u8; 24] = rand::random();
+        let nonce = XNonce::from(nonce_bytes);
+        let sealed = self
+            .cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: secret,
+                    aad: label.as_bytes(),
+                },
+            )
+            .map_err(|_| file_error(path, "encryption failed"))?;
+        let mut out = Vec::with_capacity(MAGIC.len() + 24 + sealed.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&nonce_bytes);
+        out.extend_from_slice(&sealed);
+        write_private(path, &out)
+    }
+
+    /// Reads `path`: decrypts a sealed file; a plain file (no magic, from before the keystore)
+    /// is returned as is and rewritten sealed.
+    pub fn unseal(&self, path: &Path, label: &str) -> Result<Vec<u8>, KeystoreError> {
+        let bytes = std::fs::read(path).map_err(|e| file_error(path, e))?;
+        let Some(rest) = bytes.strip_prefix(MAGIC) else {
+            self.seal(path, label, &bytes)?;
+            return Ok(bytes);
+        };
+        if rest.len() < 24 {
+            return Err(KeystoreError::Decrypt(path.to_path_buf()));
+        }
+        let (nonce, sealed) = rest.split_at(24);
+        let nonce = XNonce::from(
+            <[u8; 24]>::try_from(nonce).map_err(|_| KeystoreError::Decrypt(path.to_path_buf()))?,
+        );
+        self.cipher
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: sealed,
+                    aad: label.as_bytes(),
+                },
+            )
+            .map_err(|_| KeystoreError::Decrypt(path.to_path_buf()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn seals_unseals_and_refuses_damage_and_foreign_keys() {
+        let dir = std::env::temp_dir().join(format!("bulwark-keystore-{}", std::process::id()));
+        let other = dir.join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        let store = Keystore::open(&dir).unwrap();
+        let file = dir.join("dkg.share");
+        store.seal(&file, "dkg.share", b"secret share").unwrap();
+        let on_disk = std::fs::read(&file).unwrap();
+        assert!(on_disk.starts_with(MAGIC));
+        assert!(!on_disk.windows(12).any(|w| w == b"secret share"));
+        assert_eq!(store.unseal(&file, "dkg.share").unwrap(), b"secret share");
+        // The same key file opens again.
+        assert_eq!(
+            Keystore::open(&dir)
+                .unwrap()
+                .unseal(&file, "dkg.share")
+                .unwrap(),
+            b"secret share"
+        );
+        // Another label, another key, or one flipped byte: refused.
+        assert!(matches!(
+            store.unseal(&file, "node.key"),
+            Err(KeystoreError::Decrypt(_))
+        ));
+        let foreign = Keystore::open(&other).unwrap();
+        assert!(matches!(
+            foreign.unseal(&file, "dkg.share"),
+            Err(KeystoreError::Decrypt(_))
+        ));
+        let mut damaged = on_disk.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        std::fs::write(&file, &damaged).unwrap();
+        assert!(matches!(
+            store.unseal(&file, "dkg.share"),
+            Err(KeystoreError::Decrypt(_))
+        ));
+        // A plain file from before the keystore is read and rewritten sealed.
+        std::fs::write(&file, b"old plain share").unwrap();
+        assert_eq!(
+            store.unseal(&file, "dkg.share").unwrap(),
+            b"old plain share"
+        );
+        assert!(std::fs::read(&file).unwrap().starts_with(MAGIC));
+        assert_eq!(
+            store.unseal(&file, "dkg.share").unwrap(),
+            b"old plain share"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

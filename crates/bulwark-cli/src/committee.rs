@@ -11,7 +11,8 @@ use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
 use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
 use bulwark_node::client::Client;
 use bulwark_node::node::config::{
-    hex_decode, hex_encode, AdmissionConfig, GenesisAccountEntry, GenesisFile, NodeConfig, Peer,
+    hex_decode, hex_encode, read_hex32, AdmissionConfig, GenesisAccountEntry, GenesisFile,
+    NodeConfig, Peer,
 };
 use bulwark_node::node::{IDENTITY_FILE, STORAGE_DIR};
 
@@ -48,16 +49,8 @@ fn write_manifest(data: &Path, nodes: usize) -> Result<(), String> {
     let mut measurements = Vec::new();
     for index in 0..nodes {
         let node = node_dir(data, index);
-        let secret = std::fs::read_to_string(node.join("attestor.key"))
-            .ok()
-            .and_then(|t| hex_decode(t.trim()))
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| {
-                format!(
-                    "{}: missing or malformed",
-                    node.join("attestor.key").display()
-                )
-            })?;
+        let attestor = node.join("attestor.key");
+        let secret = read_hex32(&attestor).map_err(|e| format!("{}: {e}", attestor.display()))?;
         signers.push(bulwark_attest::dev::DevAttestor::from_secret(&secret).public_key());
         let policy = std::fs::read(node.join("operators.json")).map_err(|e| e.to_string())?;
         let value = HexBytes(
@@ -862,11 +855,7 @@ fn submit_signed(
     signer: &crate::Signer,
     command: ClientCommand,
 ) -> Result<serde_json::Value, String> {
-    let text = std::fs::read_to_string(&signer.key)
-        .map_err(|e| format!("{}: {e}", signer.key.display()))?;
-    let seed = bulwark_node::node::config::hex_decode(text.trim())
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| format!("{}: not 64 hex characters", signer.key.display()))?;
+    let seed = read_hex32(&signer.key).map_err(|e| format!("{}: {e}", signer.key.display()))?;
     let tx = SignedTx::sign(
         AccountId(signer.account),
         signer.nonce,

@@ -7,7 +7,6 @@
 //! 2f+1 could forge a partial), so they are marked as such.
 
 use crate::replica::PublicKey;
-use commonware_codec::Encode as _;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -65,16 +64,12 @@ pub struct EvidenceLog {
     inner: Arc<Mutex<Inner>>,
 }
 
-fn hex(key: &PublicKey) -> String {
-    key.encode().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl EvidenceLog {
     /// Records one fault of `peer`.
     pub fn record(&self, kind: Kind, peer: &PublicKey, view: u64, detail: impl Into<String>) {
         let evidence = Evidence {
             kind,
-            peer: hex(peer),
+            peer: crate::node::public_key_hex(peer),
             view,
             detail: detail.into(),
         };
@@ -121,7 +116,7 @@ impl EvidenceLog {
 
     /// Records of `kind` against `peer` still held.
     pub fn against(&self, peer: &PublicKey, kind: &Kind) -> usize {
-        let peer = hex(peer);
+        let peer = crate::node::public_key_hex(peer);
         self.inner
             .lock()
             .expect("the evidence lock must not be poisoned")

@@ -113,10 +113,6 @@ pub struct Verifier {
     scheme: Scheme,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Verifier {
     /// Starts from the genesis engine and digest, checking certificates against `identity`.
     pub fn new(genesis: (Engine, Digest), identity: Identity) -> Self {
@@ -146,8 +142,8 @@ impl Verifier {
         if block.parent_root != computed {
             return Err(VerifyError::Root {
                 height,
-                claimed: hex(&block.parent_root),
-                computed: hex(&computed),
+                claimed: crate::node::config::hex_encode(&block.parent_root),
+                computed: crate::node::config::hex_encode(&computed),
             });
         }
         let digest = Block::digest_of(&record.block);

@@ -216,8 +216,8 @@ pub enum DkgError {
     /// rerun it, and investigate `peer` (or this node) for equivocation.
     #[error(
         "echo from {peer} disagrees: ours {}, theirs {}",
-        hex(ours),
-        hex(theirs)
+        crate::node::config::hex_encode(ours),
+        crate::node::config::hex_encode(theirs)
     )]
     Disagreement {
         /// The participant whose echo differs.
@@ -245,11 +245,6 @@ pub enum DkgError {
         /// Which check failed.
         reason: &'static str,
     },
-}
-
-/// Lower-case hex of a digest, for error messages.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The result of a successful ceremony: everything a node needs to sign as part of the committee.

@@ -4,7 +4,7 @@
 use crate::admission::{Admission, Change};
 use crate::client::Client;
 use crate::evidence::{EvidenceLog, Kind};
-use crate::node::config::{hex_decode, AdmissionConfig, NodeConfig};
+use crate::node::config::{AdmissionConfig, NodeConfig};
 use crate::node::NodeError;
 use crate::replica::PublicKey;
 use bulwark_attest::dev::DevAttestor;
@@ -50,13 +50,7 @@ impl Attestation {
         admission: &AdmissionConfig,
         me: &PublicKey,
     ) -> Result<Self, NodeError> {
-        let key_text = String::from_utf8(read(&admission.attestor_key_file)?).unwrap_or_default();
-        let secret = hex_decode(key_text.trim())
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| NodeError::File {
-                path: admission.attestor_key_file.clone(),
-                reason: "not 64 hex characters".into(),
-            })?;
+        let secret = crate::node::load_seed(&admission.attestor_key_file)?;
         let exe = std::env::current_exe().map_err(|e| NodeError::File {
             path: "/proc/self/exe".into(),
             reason: e.to_string(),

@@ -342,6 +342,15 @@ impl GenesisFile {
     }
 }
 
+/// The 32 bytes of a secret file holding 64 hex characters (surrounding whitespace allowed):
+/// node keys, attestor keys, client keys. The error says what is wrong, without the path.
+pub fn read_hex32(path: &Path) -> Result<[u8; 32], String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    hex_decode(&text)
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| "not 64 hex characters".into())
+}
+
 /// Lower-case hex of `bytes`.
 pub fn hex_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -417,6 +426,14 @@ mod tests {
         assert_eq!(hex_decode("0aff"), Some(vec![10, 255]));
         assert_eq!(hex_decode("0g"), None);
         assert_eq!(hex_decode("abc"), None);
+        let key = dir.join("node.key");
+        std::fs::write(&key, format!("{}\n", "ab".repeat(32))).unwrap();
+        assert_eq!(read_hex32(&key), Ok([0xab; 32]));
+        std::fs::write(&key, "ab".repeat(31)).unwrap();
+        assert!(read_hex32(&key).is_err(), "31 bytes");
+        std::fs::write(&key, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(read_hex32(&key).is_err(), "not text");
+        assert!(read_hex32(&dir.join("missing.key")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

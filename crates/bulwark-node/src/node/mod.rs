@@ -93,29 +93,19 @@ pub enum NodeError {
 
 /// Reads the node's ed25519 key from a file of 64 hex characters.
 pub fn load_key(path: &Path) -> Result<ed25519::PrivateKey, NodeError> {
-    let file_error = |reason: String| NodeError::File {
+    let seed = load_seed(path)?;
+    ed25519::PrivateKey::decode(seed.to_vec()).map_err(|e| NodeError::File {
         path: path.to_path_buf(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    let bytes = hex_decode(&text)
-        .filter(|b| b.len() == 32)
-        .ok_or_else(|| file_error("not 64 hex characters".into()))?;
-    ed25519::PrivateKey::decode(bytes).map_err(|e| file_error(format!("not an ed25519 seed: {e}")))
+        reason: format!("not an ed25519 seed: {e}"),
+    })
 }
 
 /// The 32-byte seed in a node key file (64 hex characters).
 pub fn load_seed(path: &Path) -> Result<[u8; 32], NodeError> {
-    let text = std::fs::read_to_string(path).map_err(|e| NodeError::File {
+    config::read_hex32(path).map_err(|reason| NodeError::File {
         path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    hex_decode(text.trim())
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| NodeError::File {
-            path: path.to_path_buf(),
-            reason: "not 64 hex characters".into(),
-        })
+        reason,
+    })
 }
 
 /// Hex of a public key.
@@ -189,25 +179,20 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
             cups::Version::V1,
         );
         let max_size = crate::committee::max_message_size(n);
+        // `local` allows private and loopback peer addresses; `recommended` refuses them.
         let p2p_config = if config.loopback {
-            lookup::Config::local(
-                handshake,
-                P2P_NAMESPACE,
-                config.p2p_listen,
-                NZUsize!(peers.len()),
-                max_size,
-                NZUsize!(1024),
-            )
+            lookup::Config::local
         } else {
-            lookup::Config::recommended(
-                handshake,
-                P2P_NAMESPACE,
-                config.p2p_listen,
-                NZUsize!(peers.len()),
-                max_size,
-                NZUsize!(1024),
-            )
+            lookup::Config::recommended
         };
+        let p2p_config = p2p_config(
+            handshake,
+            P2P_NAMESPACE,
+            config.p2p_listen,
+            NZUsize!(peers.len()),
+            max_size,
+            NZUsize!(1024),
+        );
         let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p_config);
         let addresses: Map<PublicKey, Address> = peers
             .iter()

@@ -6,6 +6,7 @@
 //! `bulwark node` process per member, waits for the genesis DKG, then runs a load generator
 //! of market makers and takers against the nodes and prints a status line every second.
 
+use crate::bench::report::emit;
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
 use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
@@ -898,17 +899,12 @@ pub fn run_bench(duration: u64, rate: u64, saturate: u64, base_port: u16) -> Exi
     let verify = single_core_verify_rate();
     let bound = verify * cores / 4.0;
     let line = |metric: &str, value: f64, unit: &str, peer: &str, peer_value: Option<f64>| {
-        println!(
-            "{}",
-            serde_json::json!({
-                "bench": "committee",
-                "metric": metric,
-                "value": value,
-                "unit": unit,
-                "peer": peer,
-                "peer_value": peer_value,
-                "ratio": peer_value.filter(|p| *p > 0.0).map(|p| value / p),
-            })
+        emit(
+            "committee",
+            metric,
+            value,
+            unit,
+            peer_value.map(|peer_value| (peer, peer_value)),
         );
     };
     line("single_core_verify_rate", verify, "signatures/s", "", None);
@@ -1123,23 +1119,22 @@ pub fn run_attest_bench(base_port: u16) -> ExitCode {
             let max = delays.iter().copied().fold(0.0, f64::max);
             let mean = delays.iter().sum::<f64>() / delays.len() as f64;
             let goal = (interval_ms + 200) as f64;
-            for (metric, value) in [
-                ("tamper_to_cutoff_max", max),
-                ("tamper_to_cutoff_mean", mean),
-            ] {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "bench": "attest",
-                        "metric": metric,
-                        "value": value,
-                        "unit": "ms",
-                        "peer": "goal: one interval + 200 ms (Keylime anchor: ~2300 ms at a 2 s interval, no removal)",
-                        "peer_value": goal,
-                        "ratio": value / goal,
-                    })
-                );
-            }
+            let goal_name =
+                "goal: one interval + 200 ms (Keylime anchor: ~2300 ms at a 2 s interval, no removal)";
+            emit(
+                "attest",
+                "tamper_to_cutoff_max",
+                max,
+                "ms",
+                Some((goal_name, goal)),
+            );
+            emit(
+                "attest",
+                "tamper_to_cutoff_mean",
+                mean,
+                "ms",
+                Some((goal_name, goal)),
+            );
             eprintln!(
                 "bench attest: {} cut-off delays (ms): {delays:?}",
                 delays.len()
@@ -1187,18 +1182,16 @@ pub fn run_oracle_bench(base_port: u16, duration: u64) -> ExitCode {
                     figures.oracle_p99_ms,
                 ),
             ] {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "bench": "oracle",
-                        "metric": metric,
-                        "value": value,
-                        "unit": "ms",
-                        "peer": "one round (1 000 ms)",
-                        "peer_value": 1_000.0,
-                        "ratio": value.map(|v| v / 1_000.0),
-                    })
-                );
+                match value {
+                    Some(value) => emit(
+                        "oracle",
+                        metric,
+                        value,
+                        "ms",
+                        Some(("one round (1 000 ms)", 1_000.0)),
+                    ),
+                    None => eprintln!("bench oracle: no oracle round was finalized for {metric}"),
+                }
             }
             ExitCode::SUCCESS
         }

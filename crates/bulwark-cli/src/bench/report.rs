@@ -31,3 +31,20 @@ impl Figure<'_> {
         );
     }
 }
+
+/// Prints one figure, with `ratio = value / peer_value` when a peer or bound was measured
+/// (and is not zero).
+pub fn emit(bench: &str, metric: &str, value: f64, unit: &str, peer: Option<(&str, f64)>) {
+    Figure {
+        bench,
+        metric: metric.to_string(),
+        value,
+        unit,
+        peer: peer.map(|(name, _)| name),
+        peer_value: peer.map(|(_, peer_value)| peer_value),
+        ratio: peer
+            .filter(|(_, peer_value)| *peer_value != 0.0)
+            .map(|(_, peer_value)| value / peer_value),
+    }
+    .print();
+}

@@ -152,6 +152,18 @@ fn status(endpoint: std::net::SocketAddr) -> Option<serde_json::Value> {
     client.status().ok()
 }
 
+/// Starts `bulwark node` (the binary at `exe`) for node `index` of the committee in
+/// `committee`, its log in the node's directory as `test-node.log`.
+fn spawn_node(committee: &Path, index: usize, exe: &Path) -> std::process::Child {
+    let node = committee.join(format!("node-{index}"));
+    std::process::Command::new(exe)
+        .args(["node", "--config", node.join("node.toml").to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(node.join("test-node.log")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
 /// Kills its processes when dropped, so a failing test leaves nothing running.
 struct Procs(Vec<Option<std::process::Child>>);
 
@@ -189,15 +201,8 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
     ]);
     assert_eq!(code, 0, "{stderr}");
     let committee = data.join("committee");
-    let spawn = |index: usize| {
-        let node = committee.join(format!("node-{index}"));
-        std::process::Command::new(env!("CARGO_BIN_EXE_bulwark"))
-            .args(["node", "--config", node.join("node.toml").to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(node.join("test-node.log")).unwrap())
-            .spawn()
-            .unwrap()
-    };
+    let spawn =
+        |index: usize| spawn_node(&committee, index, Path::new(env!("CARGO_BIN_EXE_bulwark")));
     let mut procs = Procs((0..4).map(|i| Some(spawn(i))).collect());
     let endpoints: Vec<std::net::SocketAddr> = (0..4)
         .map(|i| {
@@ -458,15 +463,7 @@ fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
     let mut bytes = std::fs::read(&tampered).unwrap();
     bytes.extend_from_slice(b"tampered-binary!");
     std::fs::write(&tampered, bytes).unwrap();
-    let spawn = |index: usize, exe: &Path| {
-        let node = committee.join(format!("node-{index}"));
-        std::process::Command::new(exe)
-            .args(["node", "--config", node.join("node.toml").to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(node.join("test-node.log")).unwrap())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = |index: usize, exe: &Path| spawn_node(&committee, index, exe);
     let honest = Path::new(env!("CARGO_BIN_EXE_bulwark"));
     let _procs = Procs(vec![
         Some(spawn(0, honest)),

@@ -75,6 +75,27 @@ struct Scenario {
     success_rate: Probability,
 }
 
+impl Scenario {
+    /// `n` honest members on perfect links reaching height 10, no faults.
+    fn new(seed: u64, n: usize) -> Self {
+        Scenario {
+            seed,
+            n,
+            height_before: 10,
+            crash: None,
+            isolate: None,
+            byzantine: &[],
+            garbage: &[],
+            equivocators: &[],
+            split: false,
+            oracle: false,
+            restart: false,
+            height_after: 0,
+            success_rate: probability!(1.0),
+        }
+    }
+}
+
 struct Outcome {
     ledgers: Vec<Vec<Committed>>,
     refused: Vec<u64>,
@@ -738,19 +759,8 @@ fn check(outcome: &Outcome) {
 fn four_replicas_agree_on_every_root() {
     for seed in [1, 2, 3] {
         let outcome = run(Scenario {
-            seed,
-            n: 4,
             height_before: 30,
-            crash: None,
-            isolate: None,
-            byzantine: &[],
-            garbage: &[],
-            equivocators: &[],
-            split: false,
-            oracle: false,
-            restart: false,
-            height_after: 0,
-            success_rate: probability!(1.0),
+            ..Scenario::new(seed, 4)
         });
         check(&outcome);
         assert!(outcome.ledgers.iter().all(|l| l.len() >= 30));
@@ -761,19 +771,10 @@ fn four_replicas_agree_on_every_root() {
 fn live_with_one_replica_crashed() {
     for seed in [11, 12] {
         let outcome = run(Scenario {
-            seed,
-            n: 4,
             height_before: 15,
             crash: Some(3),
-            isolate: None,
-            byzantine: &[],
-            garbage: &[],
-            equivocators: &[],
-            split: false,
-            oracle: false,
-            restart: false,
             height_after: 20,
-            success_rate: probability!(1.0),
+            ..Scenario::new(seed, 4)
         });
         check(&outcome);
         let crashed_height = outcome.ledgers[3].len();
@@ -789,19 +790,9 @@ fn live_with_one_replica_crashed() {
 #[test]
 fn wrong_root_proposals_are_refused_and_the_chain_lives() {
     let outcome = run(Scenario {
-        seed: 21,
-        n: 4,
         height_before: 25,
-        crash: None,
-        isolate: None,
         byzantine: &[0],
-        garbage: &[],
-        equivocators: &[],
-        split: false,
-        oracle: false,
-        restart: false,
-        height_after: 0,
-        success_rate: probability!(1.0),
+        ..Scenario::new(21, 4)
     });
     check(&outcome);
     let honest_refusals: u64 = outcome.refused[1..].iter().sum();
@@ -829,19 +820,11 @@ fn lossy_links_with_a_crash() {
     // retried by simplex.
     for seed in [31, 32] {
         let outcome = run(Scenario {
-            seed,
-            n: 4,
             height_before: 15,
             crash: Some(1),
-            isolate: None,
-            byzantine: &[],
-            garbage: &[],
-            equivocators: &[],
-            split: false,
-            oracle: false,
-            restart: false,
             height_after: 15,
             success_rate: probability!(0.95),
+            ..Scenario::new(seed, 4)
         });
         check(&outcome);
     }
@@ -852,19 +835,9 @@ fn isolated_replica_catches_up_after_healing() {
     // Replica 2 is cut off for 40 heights, then fetches the blocks it missed from its peers'
     // committed blocks and executes them in order; its roots must match everyone's.
     let outcome = run(Scenario {
-        seed: 41,
-        n: 4,
-        height_before: 10,
-        crash: None,
         isolate: Some(2),
-        byzantine: &[],
-        garbage: &[],
-        equivocators: &[],
-        split: false,
-        oracle: false,
-        restart: false,
         height_after: 40,
-        success_rate: probability!(1.0),
+        ..Scenario::new(41, 4)
     });
     check(&outcome);
     let longest = outcome.ledgers.iter().map(Vec::len).max().unwrap();
@@ -885,19 +858,13 @@ fn seed_sweep() {
         let n = if seed % 2 == 0 { 4 } else { 7 };
         eprintln!("seed {seed} n {n}");
         let outcome = run(Scenario {
-            seed,
-            n,
             height_before: 4 + seed % 13,
             crash: Some(usize::try_from(seed % 3).unwrap() + 1),
-            isolate: None,
             byzantine: if n == 7 { &[0] } else { &[] },
-            garbage: &[],
-            equivocators: &[],
-            split: false,
-            oracle: false,
             restart: true,
             height_after: 10,
             success_rate: probability!(0.95),
+            ..Scenario::new(seed, n)
         });
         check(&outcome);
     }
@@ -910,19 +877,11 @@ fn crashed_replica_restarts_from_its_log_and_catches_up() {
     // ledger check inside the replica asserts every replayed height equals what it committed
     // before), fetches what it missed and executes each height once.
     let outcome = run(Scenario {
-        seed: 61,
-        n: 4,
         height_before: 12,
         crash: Some(1),
-        isolate: None,
-        byzantine: &[],
-        garbage: &[],
-        equivocators: &[],
-        split: false,
-        oracle: false,
         restart: true,
         height_after: 25,
-        success_rate: probability!(1.0),
+        ..Scenario::new(61, 4)
     });
     check(&outcome);
     let longest = outcome.ledgers.iter().map(Vec::len).max().unwrap();
@@ -934,19 +893,9 @@ fn seven_members_with_f_byzantine_proposers() {
     // f = 2 of 7 propose wrong roots on every turn; the 5 honest ones refuse those blocks and
     // keep finalizing on their own proposals.
     let outcome = run(Scenario {
-        seed: 71,
-        n: 7,
         height_before: 20,
-        crash: None,
-        isolate: None,
         byzantine: &[2, 5],
-        garbage: &[],
-        equivocators: &[],
-        split: false,
-        oracle: false,
-        restart: false,
-        height_after: 0,
-        success_rate: probability!(1.0),
+        ..Scenario::new(71, 7)
     });
     check(&outcome);
     assert!(outcome.refused.iter().sum::<u64>() > 0);
@@ -958,19 +907,9 @@ fn seven_members_with_f_byzantine_proposers() {
 #[test]
 fn an_equivocating_member_is_recorded_and_the_chain_lives() {
     let outcome = run(Scenario {
-        seed: 91,
-        n: 4,
         height_before: 20,
-        crash: None,
-        isolate: None,
-        byzantine: &[],
-        garbage: &[],
         equivocators: &[0],
-        split: false,
-        oracle: false,
-        restart: false,
-        height_after: 0,
-        success_rate: probability!(1.0),
+        ..Scenario::new(91, 4)
     });
     check(&outcome);
     for honest in 1..4 {
@@ -988,19 +927,9 @@ fn an_equivocating_member_is_recorded_and_the_chain_lives() {
 fn a_split_without_quorum_finalizes_nothing_and_heals() {
     for (seed, n) in [(101, 4), (102, 7)] {
         let outcome = run(Scenario {
-            seed,
-            n,
-            height_before: 10,
-            crash: None,
-            isolate: None,
-            byzantine: &[],
-            garbage: &[],
-            equivocators: &[],
             split: true,
-            oracle: false,
-            restart: false,
             height_after: 15,
-            success_rate: probability!(1.0),
+            ..Scenario::new(seed, n)
         });
         check(&outcome);
         assert!(outcome.ledgers.iter().all(|l| l.len() >= 25));
@@ -1010,19 +939,9 @@ fn a_split_without_quorum_finalizes_nothing_and_heals() {
 #[test]
 fn oracle_rounds_are_certified_through_blocks_and_one_liar_cannot_move_the_index() {
     let outcome = run(Scenario {
-        seed: 111,
-        n: 4,
         height_before: 250,
-        crash: None,
-        isolate: None,
-        byzantine: &[],
-        garbage: &[],
-        equivocators: &[],
-        split: false,
         oracle: true,
-        restart: false,
-        height_after: 0,
-        success_rate: probability!(1.0),
+        ..Scenario::new(111, 4)
     });
     check(&outcome);
     let rounds: Vec<u64> = outcome.oracle.iter().map(|(r, _)| *r).collect();
@@ -1032,19 +951,10 @@ fn oracle_rounds_are_certified_through_blocks_and_one_liar_cannot_move_the_index
     );
     // Member 1 lies (twice the price) in this run; the index must stay near the honest path.
     let outcome = run(Scenario {
-        seed: 112,
-        n: 4,
         height_before: 250,
-        crash: None,
-        isolate: None,
         byzantine: &[1],
-        garbage: &[],
-        equivocators: &[],
-        split: false,
         oracle: true,
-        restart: false,
-        height_after: 0,
-        success_rate: probability!(1.0),
+        ..Scenario::new(112, 4)
     });
     check(&outcome);
     for (round, index) in &outcome.oracle {
@@ -1060,19 +970,9 @@ fn oracle_rounds_are_certified_through_blocks_and_one_liar_cannot_move_the_index
 #[test]
 fn a_member_flooding_garbage_does_not_stop_the_chain() {
     let outcome = run(Scenario {
-        seed: 81,
-        n: 4,
         height_before: 20,
-        crash: None,
-        isolate: None,
-        byzantine: &[],
         garbage: &[3],
-        equivocators: &[],
-        split: false,
-        oracle: false,
-        restart: false,
-        height_after: 0,
-        success_rate: probability!(1.0),
+        ..Scenario::new(81, 4)
     });
     check(&outcome);
     assert!(outcome.ledgers[3].is_empty(), "the flooder runs no replica");
@@ -1087,19 +987,10 @@ fn a_member_flooding_garbage_does_not_stop_the_chain() {
 #[test]
 fn a_seed_reproduces_exactly() {
     let scenario = Scenario {
-        seed: 51,
-        n: 4,
-        height_before: 10,
         crash: Some(2),
-        isolate: None,
-        byzantine: &[],
-        garbage: &[],
-        equivocators: &[],
-        split: false,
-        oracle: false,
-        restart: false,
         height_after: 10,
         success_rate: probability!(0.95),
+        ..Scenario::new(51, 4)
     };
     let first = run(scenario);
     let second = run(scenario);

@@ -921,7 +921,9 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             let committed = &self.committed;
             self.config
                 .mempool
-                .remove_stale(|account| committed.account(account).map(|a| a.nonce + 1));
+                .remove_stale(block.txs.iter().map(|tx| tx.account), |account| {
+                    committed.account(account).map(|a| a.nonce + 1)
+                });
             let mut stats = self
                 .config
                 .stats

@@ -392,22 +392,33 @@ impl Mempool {
         outcome
     }
 
-    /// Evicts every transaction the engine would now refuse as a replay: those whose nonce is
-    /// below `next_nonce(account)`, and all of an account for which it returns `None` (no longer
-    /// known). Call after each finalized block. Returns how many were evicted.
-    pub fn remove_stale(&self, next_nonce: impl Fn(AccountId) -> Option<u64>) -> usize {
+    /// Evicts, among `accounts`, every transaction the engine would now refuse as a replay:
+    /// those whose nonce is below `next_nonce(account)`, and all of an account for which it
+    /// returns `None` (no longer known). Call after each finalized block with the accounts it
+    /// carried (only their nonces moved), so the cost follows the block, not the pool. Returns
+    /// how many were evicted.
+    pub fn remove_stale(
+        &self,
+        accounts: impl IntoIterator<Item = AccountId>,
+        next_nonce: impl Fn(AccountId) -> Option<u64>,
+    ) -> usize {
         let mut guard = self.lock();
         let state = &mut *guard;
         let mut evicted = 0;
-        state.accounts.retain(|account, txs| {
+        for account in accounts {
+            let Some(txs) = state.accounts.get_mut(&account) else {
+                continue;
+            };
             let before = txs.len();
-            match next_nonce(*account) {
+            match next_nonce(account) {
                 Some(next) => *txs = txs.split_off(&next),
                 None => txs.clear(),
             }
             evicted += before - txs.len();
-            !txs.is_empty()
-        });
+            if txs.is_empty() {
+                state.accounts.remove(&account);
+            }
+        }
         state.len -= evicted;
         evicted
     }

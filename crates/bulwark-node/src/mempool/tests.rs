@@ -182,7 +182,8 @@ fn refuses_stale_nonces_and_evicts_them_later() {
         Origin::Peer,
     );
     assert_eq!(pool.len(), 5);
-    let evicted = pool.remove_stale(|account| match account.0 {
+    let accounts = [1, 2, 3].map(AccountId);
+    let evicted = pool.remove_stale(accounts, |account| match account.0 {
         1 => Some(7),
         2 => None,
         _ => Some(1),

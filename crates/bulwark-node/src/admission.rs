@@ -57,7 +57,7 @@ pub struct Admission<K: Ord + Clone> {
     epoch: u64,
     peers: BTreeMap<K, (String, [u8; 32], PeerState)>,
     outstanding: BTreeMap<K, Nonce>,
-    cut_off_evidence: Vec<SignedAppraisal>,
+    cut_off_evidence: Vec<(K, SignedAppraisal)>,
 }
 
 impl<K: Ord + Clone> Admission<K> {
@@ -174,7 +174,7 @@ impl<K: Ord + Clone> Admission<K> {
                         state.cut_off_at = Some(now_ms);
                         changes.push(Change::Block(peer.clone()));
                         if let Some(signed) = signed {
-                            self.cut_off_evidence.push(signed);
+                            self.cut_off_evidence.push((peer.clone(), signed));
                         }
                     }
                 }
@@ -209,9 +209,9 @@ impl<K: Ord + Clone> Admission<K> {
             .map(|(key, (name, _, state))| (key, name.as_str(), state))
     }
 
-    /// Signed contraindicated appraisals that cut peers off (evidence for the sentinel),
-    /// removed from the admission state.
-    pub fn take_cut_off_evidence(&mut self) -> Vec<SignedAppraisal> {
+    /// Signed contraindicated appraisals that cut peers off (evidence for the sentinel), with
+    /// the peer each names, removed from the admission state.
+    pub fn take_cut_off_evidence(&mut self) -> Vec<(K, SignedAppraisal)> {
         std::mem::take(&mut self.cut_off_evidence)
     }
 }

@@ -185,12 +185,8 @@ where
                 }
                 let changes = admission.tick(now_ms(), &admitted);
                 apply(changes, &mut oracle, &mut admitted, &mut track, &names);
-                for signed in admission.take_cut_off_evidence() {
-                    let peer = peers
-                        .iter()
-                        .find(|(_, name, _, _)| signed.payload.contains(&format!("\"node_id\":\"{name}\"")))
-                        .map(|(key, _, _, _)| key.clone());
-                    if let (Some(peer), Ok(json)) = (peer, serde_json::to_string(&signed)) {
+                for (peer, signed) in admission.take_cut_off_evidence() {
+                    if let Ok(json) = serde_json::to_string(&signed) {
                         evidence.record(Kind::Contraindicated, &peer, 0, json);
                     }
                 }

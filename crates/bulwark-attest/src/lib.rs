@@ -8,8 +8,8 @@
 //! issues a short-lived signed appraisal.
 //!
 //! Everything that decides — manifest checks, nonce bookkeeping, quote parsing and signature checks,
-//! appraisal — is sans-IO: time, randomness and previous state are passed in. Only `tpm::device` and
-//! `swtpm` (feature `tpm`), the [`cli`] and the bench touch a TPM, processes, files or the clock.
+//! appraisal — is sans-IO: time, randomness and previous state are passed in. Only `tpm::device` (feature
+//! `tpm`), [`launch`] (the node's own TPM, through it), [`swtpm`], the [`cli`] and the bench touch a TPM, processes, files or the clock.
 
 pub mod appraisal;
 mod bench;
@@ -18,9 +18,9 @@ pub mod cli;
 pub mod dev;
 pub mod evidence;
 pub mod hexbytes;
+pub mod launch;
 pub mod manifest;
 pub mod nonce;
-#[cfg(feature = "tpm")]
 pub mod swtpm;
 pub mod tee;
 pub mod tpm;

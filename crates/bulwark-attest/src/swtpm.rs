@@ -60,6 +60,8 @@ pub struct SoftwareTpm {
     child: Child,
     dir: PathBuf,
     port: u16,
+    /// Keep the directory (TPM state) when dropped: [`SoftwareTpm::start_persistent`].
+    keep: bool,
 }
 
 fn free_port_pair() -> Result<u16, SwtpmError> {
@@ -83,6 +85,97 @@ fn write(path: &Path, text: &str) -> Result<(), SwtpmError> {
         .map_err(io("writing swtpm config"))
 }
 
+/// Runs swtpm_setup in `dir` (created if missing); returns the canonical directory.
+fn manufacture(dir: &Path) -> Result<PathBuf, SwtpmError> {
+    let state = dir.join("state");
+    let ca = dir.join("localca");
+    for d in [dir, state.as_path(), ca.as_path()] {
+        std::fs::create_dir_all(d).map_err(io("creating the swtpm directory"))?;
+    }
+    let dir = dir
+        .canonicalize()
+        .map_err(io("resolving the swtpm directory"))?;
+    let (state, ca) = (dir.join("state"), dir.join("localca"));
+    write(
+            &dir.join("swtpm-localca.conf"),
+            &format!(
+                "statedir = {ca}\nsigningkey = {ca}/signkey.pem\nissuercert = {ca}/issuercert.pem\ncertserial = {ca}/certserial\n",
+                ca = ca.display()
+            ),
+        )?;
+    write(
+        &dir.join("swtpm-localca.options"),
+        "--platform-manufacturer bulwark\n--platform-version 2.1\n--platform-model test\n",
+    )?;
+    write(
+            &dir.join("swtpm_setup.conf"),
+            &format!(
+                "create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = {d}/swtpm-localca.conf\ncreate_certs_tool_options = {d}/swtpm-localca.options\nactive_pcr_banks = sha256\n",
+                d = dir.display()
+            ),
+        )?;
+    let setup = Command::new("swtpm_setup")
+        .arg("--tpm2")
+        .arg("--config")
+        .arg(dir.join("swtpm_setup.conf"))
+        .arg("--tpmstate")
+        .arg(&state)
+        .arg("--overwrite")
+        .arg("--pcr-banks")
+        .arg("sha256")
+        .env("XDG_CONFIG_HOME", &dir)
+        .env("HOME", &dir)
+        .output()
+        .map_err(io("running swtpm_setup"))?;
+    if !setup.status.success() {
+        return Err(SwtpmError::Setup(format!(
+            "{}{}",
+            String::from_utf8_lossy(&setup.stdout),
+            String::from_utf8_lossy(&setup.stderr)
+        )));
+    }
+    Ok(dir)
+}
+
+/// Serves the TPM state in `dir` on `port` and `port + 1`.
+fn serve(dir: PathBuf, port: u16, keep: bool) -> Result<SoftwareTpm, SwtpmError> {
+    let state = dir.join("state");
+    let child = Command::new("swtpm")
+        .arg("socket")
+        .arg("--tpm2")
+        .arg("--tpmstate")
+        .arg(format!("dir={}", state.display()))
+        .arg("--server")
+        .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+        .arg("--ctrl")
+        .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+        .arg("--flags")
+        .arg("not-need-init,startup-clear")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(io("starting swtpm"))?;
+    let tpm = SoftwareTpm {
+        child,
+        dir,
+        port,
+        keep,
+    };
+    let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+    let ctrl = SocketAddr::from((Ipv4Addr::LOCALHOST, port + 1));
+    loop {
+        // Probe the control port: swtpm serves one client on the server port at a time, and a probe
+        // there would briefly occupy it.
+        if TcpStream::connect_timeout(&ctrl, Duration::from_millis(100)).is_ok() {
+            return Ok(tpm);
+        }
+        if Instant::now() > deadline {
+            return Err(SwtpmError::NotListening(port));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl SoftwareTpm {
     /// Manufactures a fresh TPM (sha256 bank only) and starts serving it. Takes a few seconds.
     pub fn start() -> Result<Self, SwtpmError> {
@@ -99,84 +192,34 @@ impl SoftwareTpm {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        let state = dir.join("state");
-        let ca = dir.join("localca");
-        for d in [&dir, &state, &ca] {
-            std::fs::create_dir_all(d).map_err(io("creating the swtpm directory"))?;
-        }
-        let dir = dir
-            .canonicalize()
-            .map_err(io("resolving the swtpm directory"))?;
-        let (state, ca) = (dir.join("state"), dir.join("localca"));
-        write(
-            &dir.join("swtpm-localca.conf"),
-            &format!(
-                "statedir = {ca}\nsigningkey = {ca}/signkey.pem\nissuercert = {ca}/issuercert.pem\ncertserial = {ca}/certserial\n",
-                ca = ca.display()
-            ),
-        )?;
-        write(
-            &dir.join("swtpm-localca.options"),
-            "--platform-manufacturer bulwark\n--platform-version 2.1\n--platform-model test\n",
-        )?;
-        write(
-            &dir.join("swtpm_setup.conf"),
-            &format!(
-                "create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = {d}/swtpm-localca.conf\ncreate_certs_tool_options = {d}/swtpm-localca.options\nactive_pcr_banks = sha256\n",
-                d = dir.display()
-            ),
-        )?;
-        let setup = Command::new("swtpm_setup")
-            .arg("--tpm2")
-            .arg("--config")
-            .arg(dir.join("swtpm_setup.conf"))
-            .arg("--tpmstate")
-            .arg(&state)
-            .arg("--overwrite")
-            .arg("--pcr-banks")
-            .arg("sha256")
-            .env("XDG_CONFIG_HOME", &dir)
-            .env("HOME", &dir)
-            .output()
-            .map_err(io("running swtpm_setup"))?;
-        if !setup.status.success() {
+        let dir = manufacture(&dir).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&dir);
-            return Err(SwtpmError::Setup(format!(
-                "{}{}",
-                String::from_utf8_lossy(&setup.stdout),
-                String::from_utf8_lossy(&setup.stderr)
-            )));
-        }
+        })?;
         let port = free_port_pair()?;
-        let child = Command::new("swtpm")
-            .arg("socket")
-            .arg("--tpm2")
-            .arg("--tpmstate")
-            .arg(format!("dir={}", state.display()))
-            .arg("--server")
-            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-            .arg("--ctrl")
-            .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
-            .arg("--flags")
-            .arg("not-need-init,startup-clear")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(io("starting swtpm"))?;
-        let tpm = Self { child, dir, port };
-        let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
-        let ctrl = SocketAddr::from((Ipv4Addr::LOCALHOST, port + 1));
-        loop {
-            // Probe the control port: swtpm serves one client on the server port at a time, and a probe
-            // there would briefly occupy it.
-            if TcpStream::connect_timeout(&ctrl, Duration::from_millis(100)).is_ok() {
-                return Ok(tpm);
-            }
-            if Instant::now() > deadline {
-                return Err(SwtpmError::NotListening(port));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        serve(dir, port, false)
+    }
+
+    /// A TPM whose state lives in `dir` and survives this process: manufactured on first use,
+    /// served on `port` (and `port + 1` for control) from the state already there afterwards.
+    /// Each start is a power-on (TPM2_Startup(CLEAR)): PCRs start from their reset values and
+    /// the reset counter advances, as on a reboot. The directory is kept when dropped.
+    pub fn start_persistent(dir: &Path, port: u16) -> Result<Self, SwtpmError> {
+        if !installed() {
+            return Err(SwtpmError::NotInstalled);
         }
+        if port == u16::MAX {
+            return Err(SwtpmError::Setup(
+                "the port after the server port must exist".into(),
+            ));
+        }
+        let manufactured = dir.join("state").join("tpm2-00.permall").exists();
+        let dir = if manufactured {
+            dir.canonicalize()
+                .map_err(io("resolving the swtpm directory"))?
+        } else {
+            manufacture(dir)?
+        };
+        serve(dir, port, true)
     }
 
     /// The TCTI string for [`crate::tpm::device::TpmDevice::open`].
@@ -189,6 +232,8 @@ impl Drop for SoftwareTpm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

@@ -17,6 +17,7 @@ use bulwark_node::node::config::{
 };
 use bulwark_node::node::{IDENTITY_FILE, STORAGE_DIR};
 
+use bulwark_attest::swtpm::SoftwareTpm;
 use ed25519_dalek::SigningKey;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,8 +31,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const DEV_OPERATORS_FILE: &str = "dev-operators.secret";
 
 /// Signs (as the DEVELOPMENT operators) a reference manifest that admits exactly the binary
-/// running now with this committee's genesis and operator set, and each node's dev attestor.
-fn write_manifest(data: &Path, nodes: usize) -> Result<(), String> {
+/// running now with this committee's genesis and operator set: with software TPMs, their boot
+/// PCRs (read now) and PCR 23 after measured launch; otherwise each node's dev attestor.
+fn write_manifest(data: &Path, nodes: usize, tpms: &[SoftwareTpm]) -> Result<(), String> {
     use bulwark_attest::hexbytes::HexBytes;
     use bulwark_attest::manifest::{DevReference, ReferenceManifest, SignedManifest};
     let dir = committee_dir(data);
@@ -50,9 +52,12 @@ fn write_manifest(data: &Path, nodes: usize) -> Result<(), String> {
     let mut measurements = Vec::new();
     for index in 0..nodes {
         let node = node_dir(data, index);
-        let attestor = node.join("attestor.key");
-        let secret = read_hex32(&attestor).map_err(|e| format!("{}: {e}", attestor.display()))?;
-        signers.push(bulwark_attest::dev::DevAttestor::from_secret(&secret).public_key());
+        if tpms.is_empty() {
+            let attestor = node.join("attestor.key");
+            let secret =
+                read_hex32(&attestor).map_err(|e| format!("{}: {e}", attestor.display()))?;
+            signers.push(bulwark_attest::dev::DevAttestor::from_secret(&secret).public_key());
+        }
         let policy = std::fs::read(node.join("operators.json")).map_err(|e| e.to_string())?;
         let value = HexBytes(
             bulwark_attest::evidence::AppMeasurements::from_contents(&binary, &genesis, &policy)
@@ -65,19 +70,44 @@ fn write_manifest(data: &Path, nodes: usize) -> Result<(), String> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
+    let (tpm, dev) = if tpms.is_empty() {
+        (
+            None,
+            Some(DevReference {
+                allow_insecure_dev_evidence: true,
+                signer_keys: signers,
+                app_measurements: measurements,
+            }),
+        )
+    } else {
+        // Boot PCRs as each TPM holds them (swtpm without firmware: zeros), PCR 23 as measured
+        // launch leaves it.
+        let mut pcrs: std::collections::BTreeMap<u8, Vec<HexBytes<32>>> = Default::default();
+        for soft in tpms {
+            let mut tpm = bulwark_attest::launch::NodeTpm::open(&soft.tcti())
+                .map_err(|e| format!("software TPM {}: {e}", soft.tcti()))?;
+            let values = tpm.read_pcrs().map_err(|e| e.to_string())?;
+            for index in bulwark_attest::tpm::BOOT_PCRS {
+                if let Some(value) = values.get(&index) {
+                    let allowed = pcrs.entry(index).or_default();
+                    if !allowed.contains(&HexBytes(*value)) {
+                        allowed.push(HexBytes(*value));
+                    }
+                }
+            }
+        }
+        pcrs.insert(bulwark_attest::tpm::APP_PCR, measurements);
+        (Some(bulwark_attest::manifest::TpmReference { pcrs }), None)
+    };
     let mut manifest = SignedManifest::unsigned(ReferenceManifest {
         role: "committee".into(),
         release: env!("CARGO_PKG_VERSION").into(),
         issued_at_ms: now.saturating_sub(60_000),
         expires_at_ms: now + 30 * 24 * 3_600_000,
-        tpm: None,
+        tpm,
         snp: None,
         tdx: None,
-        dev: Some(DevReference {
-            allow_insecure_dev_evidence: true,
-            signer_keys: signers,
-            app_measurements: measurements,
-        }),
+        dev,
     });
     for operator in operators.iter().take(2) {
         manifest.sign_with(operator);
@@ -118,6 +148,9 @@ pub struct CommitteeOptions {
     pub status: bool,
     /// Re-attestation interval of the nodes' attested admission, milliseconds.
     pub admission_interval_ms: u64,
+    /// Attest with one software TPM (swtpm) per node instead of the DEVELOPMENT attestor
+    /// (when the committee is created; a resumed committee keeps its mode).
+    pub tpm: bool,
 }
 
 /// What a committee run measured.
@@ -156,7 +189,31 @@ fn node_dir(data: &Path, index: usize) -> PathBuf {
 }
 
 /// Writes keys, node configurations and the genesis for a new committee.
-fn setup(options: &CommitteeOptions) -> Result<(), String> {
+/// The server port of node `index`'s software TPM (its control port is one above).
+fn swtpm_port(base_port: u16, index: usize) -> u16 {
+    base_port + 200 + 2 * index as u16
+}
+
+/// Starts (manufacturing on first use) the persistent software TPM of each node, its state in
+/// `node-*/tpm`.
+fn start_software_tpms(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, String> {
+    eprintln!(
+        "  starting {} software TPMs (swtpm; state in node-*/tpm, ports from {})",
+        options.nodes,
+        swtpm_port(options.base_port, 0)
+    );
+    (0..options.nodes)
+        .map(|index| {
+            let dir = node_dir(&options.data, index).join("tpm");
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            SoftwareTpm::start_persistent(&dir, swtpm_port(options.base_port, index))
+                .map_err(|e| format!("node {index}'s software TPM: {e}"))
+        })
+        .collect()
+}
+
+/// Creates a new committee; with `options.tpm`, also its software TPMs (returned running).
+fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, String> {
     let dir = committee_dir(&options.data);
     if dir.exists() {
         let backup = dir.with_extension(format!(
@@ -170,6 +227,21 @@ fn setup(options: &CommitteeOptions) -> Result<(), String> {
         eprintln!("  previous committee kept in {}", backup.display());
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tpms = if options.tpm {
+        start_software_tpms(options)?
+    } else {
+        Vec::new()
+    };
+    // The operators' EK inventory: each node's endorsement key, read from its TPM now.
+    let endorsement_keys: Vec<Option<String>> = tpms
+        .iter()
+        .map(|soft| {
+            bulwark_attest::launch::NodeTpm::open(&soft.tcti())
+                .and_then(|mut tpm| tpm.ek_public())
+                .map(|ek| Some(hex_encode(&ek)))
+                .map_err(|e| format!("software TPM {}: {e}", soft.tcti()))
+        })
+        .collect::<Result<_, _>>()?;
     let mut seeds = Vec::new();
     let mut peers = Vec::new();
     for index in 0..options.nodes {
@@ -186,6 +258,7 @@ fn setup(options: &CommitteeOptions) -> Result<(), String> {
                 [127, 0, 0, 1],
                 options.base_port + 100 + index as u16,
             ))),
+            tpm_ek: endorsement_keys.get(index).cloned().flatten(),
         });
         seeds.push(seed);
     }
@@ -239,11 +312,13 @@ fn setup(options: &CommitteeOptions) -> Result<(), String> {
         let node = node_dir(&options.data, index);
         std::fs::create_dir_all(&node).map_err(|e| format!("{}: {e}", node.display()))?;
         write(&node.join("node.key"), &format!("{}\n", hex_encode(seed)))?;
-        let attestor: [u8; 32] = rand::random();
-        write(
-            &node.join("attestor.key"),
-            &format!("{}\n", hex_encode(&attestor)),
-        )?;
+        if !options.tpm {
+            let attestor: [u8; 32] = rand::random();
+            write(
+                &node.join("attestor.key"),
+                &format!("{}\n", hex_encode(&attestor)),
+            )?;
+        }
         write(&node.join("operators.json"), &operators_json)?;
         let config = NodeConfig {
             name: format!("node-{index}"),
@@ -261,12 +336,13 @@ fn setup(options: &CommitteeOptions) -> Result<(), String> {
             verify_threads: 1,
             peers: peers.clone(),
             admission: Some(AdmissionConfig {
-                mode: "dev".into(),
+                mode: if options.tpm { "tpm" } else { "dev" }.into(),
+                tcti: tpms.get(index).map(SoftwareTpm::tcti),
                 interval_ms: options.admission_interval_ms,
                 appraisal_ttl_ms: None,
                 manifest_file: "../manifest.json".into(),
                 operators_file: "operators.json".into(),
-                attestor_key_file: "attestor.key".into(),
+                attestor_key_file: (!options.tpm).then(|| "attestor.key".into()),
             }),
         };
         write(
@@ -274,7 +350,7 @@ fn setup(options: &CommitteeOptions) -> Result<(), String> {
             &toml::to_string(&config).map_err(|e| e.to_string())?,
         )?;
     }
-    Ok(())
+    Ok(tpms)
 }
 
 /// The last `lines` lines of a log file, for error messages.
@@ -368,6 +444,8 @@ pub fn run_committee(
         ));
     }
     let first_config = node_dir(&options.data, 0).join("node.toml");
+    // Declared before the node processes so that they stop before their TPMs do.
+    let mut tpms = Vec::new();
     let existing = (0..)
         .take_while(|i| node_dir(&options.data, *i).join("node.toml").exists())
         .count();
@@ -377,7 +455,7 @@ pub fn run_committee(
             options.nodes,
             committee_dir(&options.data).display()
         );
-        setup(options)?;
+        tpms = setup(options)?;
     } else if existing != options.nodes {
         return Err(format!(
             "{} holds a committee of {existing} nodes; run with --nodes {existing}, or --fresh to start a new venue",
@@ -389,13 +467,31 @@ pub fn run_committee(
             committee_dir(&options.data).display()
         );
     }
-    write_manifest(&options.data, options.nodes)?;
     let configs: Vec<NodeConfig> = (0..options.nodes)
         .map(|i| {
             NodeConfig::load(&node_dir(&options.data, i).join("node.toml"))
                 .map_err(|e| e.to_string())
         })
         .collect::<Result<_, _>>()?;
+    let tpm_mode = configs[0]
+        .admission
+        .as_ref()
+        .is_some_and(|a| a.mode == "tpm");
+    if options.tpm && !tpm_mode {
+        return Err(format!(
+            "{} was created without --tpm; run with --fresh to create a TPM committee",
+            committee_dir(&options.data).display()
+        ));
+    }
+    if tpm_mode && tpms.is_empty() {
+        tpms = start_software_tpms(options)?;
+    }
+    if tpm_mode {
+        eprintln!("  attestation: TPM quotes (software TPMs), secrets sealed to PCRs 0-7 and 23");
+    } else {
+        eprintln!("  attestation: DEVELOPMENT attestor (software-signed evidence; `--tpm` for TPM quotes)");
+    }
+    write_manifest(&options.data, options.nodes, &tpms)?;
     let mut nodes = Nodes {
         children: Vec::new(),
     };
@@ -927,6 +1023,7 @@ pub fn run_bench(duration: u64, rate: u64, saturate: u64, base_port: u16) -> Exi
             base_port: port,
             status: true,
             admission_interval_ms: 1_000,
+            tpm: false,
         };
         eprintln!("bench committee ({phase}): 4 node processes on loopback, {offered} orders/s offered for {duration} s");
         let result = run_committee(&options, Arc::new(AtomicBool::new(false)));
@@ -1030,10 +1127,11 @@ pub fn cutoff_delays(base_port: u16, interval_ms: u64) -> Result<Vec<f64>, Strin
         base_port,
         status: false,
         admission_interval_ms: interval_ms,
+        tpm: false,
     };
     let result = (|| {
-        setup(&options)?;
-        write_manifest(&options.data, options.nodes)?;
+        let tpms = setup(&options)?;
+        write_manifest(&options.data, options.nodes, &tpms)?;
         let mut nodes = Nodes {
             children: Vec::new(),
         };
@@ -1164,6 +1262,7 @@ pub fn run_oracle_bench(base_port: u16, duration: u64) -> ExitCode {
         base_port,
         status: false,
         admission_interval_ms: 1_000,
+        tpm: false,
     };
     eprintln!(
         "bench oracle: observation→finalized latency through 4 node processes for {duration} s"

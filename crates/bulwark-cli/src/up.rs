@@ -50,6 +50,12 @@ pub struct UpArgs {
     /// First p2p port of the committee on loopback; client endpoints start 100 above.
     #[arg(long, default_value_t = 17_100)]
     base_port: u16,
+    /// Attest with a TPM per node: one persistent software TPM (swtpm) each, measured launch,
+    /// AKs enrolled by credential activation, node key and DKG share sealed to the measured
+    /// PCRs. Needs swtpm and a build with `--features bulwark-attest/tpm`. Chosen when the
+    /// committee is created; a resumed committee keeps its mode.
+    #[arg(long)]
+    tpm: bool,
     /// Start a new venue even if saved state exists (the old state is kept as a .bak file).
     #[arg(long)]
     fresh: bool,
@@ -331,6 +337,7 @@ fn run_committee(args: &UpArgs) -> ExitCode {
         base_port: args.base_port,
         status: true,
         admission_interval_ms: 1_000,
+        tpm: args.tpm,
     };
     match crate::committee::run_committee(&options, stop) {
         Ok(figures) => {

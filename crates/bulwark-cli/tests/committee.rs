@@ -20,17 +20,17 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn base_port() -> u16 {
-    // A base whose 600 following ports include 3 × (4 p2p + 4 client) that bind now (a
+    // A base whose 1000 following ports include 4 × (4 p2p + 4 client) that bind now (a
     // previous run's sockets may linger in TIME_WAIT). Each test takes 200: p2p from its base,
-    // client endpoints 100 above.
+    // client endpoints 100 above; the TPM test's software TPMs take 8 ports 200 above its base.
     let bindable = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
-    let start = (std::process::id() % 70) as u16;
-    for step in 0..70u16 {
-        let base = 20_000 + ((start + step) % 70) * 600;
-        let all_free = (0..3u16).all(|test| {
+    let start = (std::process::id() % 45) as u16;
+    for step in 0..45u16 {
+        let base = 20_000 + ((start + step) % 45) * 1000;
+        let all_free = (0..4u16).all(|test| {
             (0..4u16)
                 .all(|i| bindable(base + test * 200 + i) && bindable(base + test * 200 + 100 + i))
-        });
+        }) && (0..8u16).all(|i| bindable(base + 800 + i));
         if all_free {
             return base;
         }
@@ -541,4 +541,151 @@ fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// With `--tpm`: every node runs on its own (persistent) software TPM. The committee admits
+/// its members only by TPM quotes whose attestation keys were enrolled by credential
+/// activation; every node's keystore key is sealed to PCRs 0-7 and 23 and its node key is
+/// encrypted under it; a tampered binary cannot unseal its secrets and does not start; and a
+/// node whose measured policy changes while it runs is cut off by every peer with a reason
+/// naming PCR 23 and both values.
+#[test]
+fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node() {
+    use std::time::{Duration, Instant};
+    if !bulwark_attest::launch::available() || !bulwark_attest::swtpm::installed() {
+        eprintln!("SKIPPED: needs swtpm and a build with --features bulwark-attest/tpm");
+        return;
+    }
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port: u16 = base_port() + 600;
+    let port_arg = port.to_string();
+    let (code, _, stderr) = run(&[
+        "up",
+        "--tpm",
+        "--duration",
+        "4",
+        "--rate",
+        "50",
+        "--base-port",
+        &port_arg,
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("TPM quotes"), "{stderr}");
+    assert!(stderr.contains("roots agreed"), "{stderr}");
+    let committee = data.join("committee");
+    for index in 0..4 {
+        let node = committee.join(format!("node-{index}"));
+        let log = std::fs::read_to_string(node.join("node.log")).unwrap();
+        assert_eq!(
+            log.matches("attestation key enrolled by credential activation")
+                .count(),
+            3,
+            "node {index} must enroll its three peers' AKs"
+        );
+        assert!(node.join("keystore.sealed").exists());
+        assert!(!node.join("keystore.key").exists());
+        assert!(!node.join("attestor.key").exists());
+        // The provisioned plain node key was encrypted in place under the sealed keystore.
+        let key = std::fs::read(node.join("node.key")).unwrap();
+        assert!(key.starts_with(b"bulwark/keystore/v1"), "node {index}");
+    }
+    // The software TPMs again (state kept in node-*/tpm), as `up` runs them.
+    let tpms: Vec<bulwark_attest::swtpm::SoftwareTpm> = (0..4u16)
+        .map(|i| {
+            bulwark_attest::swtpm::SoftwareTpm::start_persistent(
+                &committee.join(format!("node-{i}")).join("tpm"),
+                port + 200 + 2 * i,
+            )
+            .unwrap()
+        })
+        .collect();
+    // A tampered binary cannot unseal node 3's secrets: it refuses to start.
+    let tampered = dir.path().join("bulwark-tampered");
+    std::fs::copy(env!("CARGO_BIN_EXE_bulwark"), &tampered).unwrap();
+    let mut bytes = std::fs::read(&tampered).unwrap();
+    bytes.extend_from_slice(b"tampered-binary!");
+    std::fs::write(&tampered, bytes).unwrap();
+    let out = std::process::Command::new(&tampered)
+        .args([
+            "node",
+            "--config",
+            committee.join("node-3").join("node.toml").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a tampered binary must not start");
+    assert!(stderr.contains("does not unseal"), "{stderr}");
+    // The honest binary unseals and runs; then node 3's measured policy changes under it.
+    let honest = Path::new(env!("CARGO_BIN_EXE_bulwark"));
+    let _procs = Procs(
+        (0..4)
+            .map(|i| Some(spawn_node(&committee, i, honest)))
+            .collect(),
+    );
+    let endpoint = |i: u16| -> std::net::SocketAddr {
+        format!("127.0.0.1:{}", port + 100 + i).parse().unwrap()
+    };
+    let started = Instant::now();
+    let admitted_by = |i: u16| {
+        status(endpoint(i))
+            .and_then(|s| s["admission"].as_object().cloned())
+            .map_or(0, |peers| {
+                peers.values().filter(|p| p["admitted"] == true).count()
+            })
+    };
+    while !(0..4).all(|i| admitted_by(i) == 3) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the restarted TPM committee did not admit everyone"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let policy = committee.join("node-3").join("operators.json");
+    let mut text = std::fs::read_to_string(&policy).unwrap();
+    text.push('\n');
+    std::fs::write(&policy, text).unwrap();
+    let waited = Instant::now();
+    for i in 0..3 {
+        loop {
+            let status = status(endpoint(i)).unwrap();
+            let peers = status["admission"].as_object().cloned().unwrap_or_default();
+            let node3 = peers.iter().find(|(name, _)| name.starts_with("dc-3/"));
+            if let Some((_, node3)) = node3 {
+                if node3["cut_off"] == true {
+                    assert!(
+                        node3["reasons"].to_string().contains("pcr-mismatch"),
+                        "{status}"
+                    );
+                    break;
+                }
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(20),
+                "node {i} did not cut node 3 off: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    // The signed appraisal names PCR 23 with the value it holds and the value allowed.
+    let evidence_file = committee.join("node-0").join("evidence.jsonl");
+    let waited = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&evidence_file).unwrap_or_default();
+        if text.contains("PCR 23 holds") {
+            assert!(text.contains("but the manifest allows"), "{text}");
+            break;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(15),
+            "no PCR evidence recorded: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(_procs);
+    drop(tpms);
 }

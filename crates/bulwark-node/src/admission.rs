@@ -14,6 +14,13 @@
 //! - a peer that does not answer keeps its admission until the last appraisal expires, then it
 //!   is dropped (missing or expired appraisal = not admitted).
 //!
+//! TPM peers: before its first quote counts, a peer's attestation key (AK) is enrolled by
+//! credential activation against the peer's endorsement key (EK) from the operators' inventory
+//! ([`Admission::with_endorsement_key`]): [`Admission::begin_enrollment`] wraps a fresh credential
+//! to the EK for the AK the peer presents, and only a TPM holding both keys recovers it
+//! ([`Admission::finish_enrollment`]). An AK is never trusted because it is configured or because
+//! the peer says so.
+//!
 //! The evidence binds the verifier's nonce, the SHA-256 of the peer's p2p public key and the
 //! epoch, so it cannot be replayed or presented for another key.
 
@@ -21,6 +28,7 @@ use bulwark_attest::appraisal::{SignedAppraisal, Status};
 use bulwark_attest::evidence::Evidence;
 use bulwark_attest::manifest::{OperatorSet, SignedManifest};
 use bulwark_attest::nonce::{node_key_hash, Nonce};
+use bulwark_attest::tpm::CredentialChallenge;
 use bulwark_attest::verifier::{AppraisalRequest, Verifier, VerifierConfig};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -48,6 +56,8 @@ pub struct PeerState {
     pub cut_off_at: Option<u64>,
     /// Appraisals made.
     pub appraisals: u64,
+    /// Whether the peer's TPM attestation key is enrolled (TPM peers only).
+    pub ak_enrolled: bool,
 }
 
 /// The admission state of every peer, with the verifier that appraises them.
@@ -58,6 +68,7 @@ pub struct Admission<K: Ord + Clone> {
     peers: BTreeMap<K, (String, [u8; 32], PeerState)>,
     outstanding: BTreeMap<K, Nonce>,
     cut_off_evidence: Vec<(K, SignedAppraisal)>,
+    endorsement_keys: BTreeMap<K, Vec<u8>>,
 }
 
 impl<K: Ord + Clone> Admission<K> {
@@ -88,6 +99,74 @@ impl<K: Ord + Clone> Admission<K> {
                 .collect(),
             outstanding: BTreeMap::new(),
             cut_off_evidence: Vec::new(),
+            endorsement_keys: BTreeMap::new(),
+        }
+    }
+
+    /// Records `peer`'s endorsement key (marshalled `TPMT_PUBLIC`, from the operators'
+    /// inventory): the peer attests with a TPM, and its AK must be enrolled against this EK.
+    pub fn with_endorsement_key(mut self, peer: K, ek_public: Vec<u8>) -> Self {
+        self.endorsement_keys.insert(peer, ek_public);
+        self
+    }
+
+    /// Whether `peer` attests with a TPM whose attestation key is not enrolled yet.
+    pub fn needs_enrollment(&self, peer: &K) -> bool {
+        self.endorsement_keys.contains_key(peer)
+            && self
+                .peers
+                .get(peer)
+                .is_some_and(|(_, _, state)| !state.ak_enrolled && !state.cut_off)
+    }
+
+    fn enrollment_failed(&mut self, peer: &K, reason: String) -> String {
+        if let Some((_, _, state)) = self.peers.get_mut(peer) {
+            state.last_reasons = vec![format!("enrollment-failed: {reason}")];
+        }
+        reason
+    }
+
+    /// Starts enrolling the attestation key `peer` presented: a fresh credential (from `rng`)
+    /// wrapped to the peer's inventory EK and bound to the AK's name.
+    pub fn begin_enrollment(
+        &mut self,
+        peer: &K,
+        ak_public: &[u8],
+        now_ms: u64,
+        rng: &mut impl rand_core_06::CryptoRngCore,
+    ) -> Result<CredentialChallenge, String> {
+        let Some(ek) = self.endorsement_keys.get(peer).cloned() else {
+            return Err("not a TPM peer: no endorsement key in the inventory".into());
+        };
+        let Some((name, _, _)) = self.peers.get(peer) else {
+            return Err("not a peer".into());
+        };
+        let name = name.clone();
+        self.verifier
+            .begin_enrollment(&name, &ek, ak_public, now_ms, rng)
+            .map_err(|e| self.enrollment_failed(peer, e.to_string()))
+    }
+
+    /// Completes enrollment with the credential the peer's TPM recovered; only then do its
+    /// quotes count.
+    pub fn finish_enrollment(
+        &mut self,
+        peer: &K,
+        credential: &[u8],
+        now_ms: u64,
+    ) -> Result<(), String> {
+        let Some((name, _, _)) = self.peers.get(peer) else {
+            return Err("not a peer".into());
+        };
+        let name = name.clone();
+        match self.verifier.finish_enrollment(&name, credential, now_ms) {
+            Ok(_) => {
+                if let Some((_, _, state)) = self.peers.get_mut(peer) {
+                    state.ak_enrolled = true;
+                }
+                Ok(())
+            }
+            Err(e) => Err(self.enrollment_failed(peer, e.to_string())),
         }
     }
 
@@ -349,5 +428,44 @@ mod tests {
             admission.evidence(&2, b"not evidence", NOW),
             vec![Change::Block(2)]
         );
+    }
+
+    #[test]
+    fn tpm_peers_must_enroll_and_bad_enrollments_are_refused() {
+        let (admission, _) = setup();
+        assert!(!admission.needs_enrollment(&1), "dev peers do not enroll");
+        let mut admission = admission.with_endorsement_key(1, b"not an EK".to_vec());
+        assert!(admission.needs_enrollment(&1));
+        assert!(!admission.needs_enrollment(&2));
+        let mut rng = rand_core_06::OsRng;
+        // Not a TPM peer: nothing to enroll against.
+        assert!(admission
+            .begin_enrollment(&2, b"ak", NOW, &mut rng)
+            .is_err());
+        // A malformed EK or AK is refused, and the reason is kept for the status.
+        assert!(admission
+            .begin_enrollment(&1, b"ak", NOW, &mut rng)
+            .is_err());
+        let (_, _, state) = admission.states().find(|(k, _, _)| **k == 1).unwrap();
+        assert!(state.last_reasons[0].starts_with("enrollment-failed"));
+        // A credential without a pending challenge does not enroll.
+        assert!(admission.finish_enrollment(&1, &[0; 32], NOW).is_err());
+        assert!(admission.needs_enrollment(&1));
+        // Until enrolled, a TPM peer's quote is refused for want of an enrolled AK.
+        let nonce = admission.challenge(&1, NOW, [4; 32]).unwrap();
+        let quote = serde_json::to_vec(&Evidence::Tpm2Quote(
+            bulwark_attest::evidence::TpmEvidence {
+                node_key_sha256: HexBytes(node_key_hash(b"key-1")),
+                epoch: 0,
+                ak_public: vec![1, 2, 3],
+                attest: vec![4],
+                signature: vec![5],
+                pcrs: Default::default(),
+            },
+        ))
+        .unwrap();
+        admission.evidence(&1, &quote, NOW);
+        assert!(admission.admitted(NOW).is_empty());
+        let _ = nonce;
     }
 }

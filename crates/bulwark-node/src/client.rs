@@ -133,6 +133,29 @@ impl Client {
         }
     }
 
+    /// Asks for the node's TPM attestation key (marshalled `TPMT_PUBLIC`).
+    pub fn attest_key(&mut self) -> Result<Vec<u8>, ClientError> {
+        match self.request(&Request::AttestKey)? {
+            Response::AttestKey(bytes) => Ok(bytes),
+            other => Err(unexpected("attest-key", &other)),
+        }
+    }
+
+    /// Asks the node's TPM to activate a credential; returns the recovered credential.
+    pub fn activate(
+        &mut self,
+        credential_blob: Vec<u8>,
+        encrypted_secret: Vec<u8>,
+    ) -> Result<Vec<u8>, ClientError> {
+        match self.request(&Request::Activate {
+            credential_blob,
+            encrypted_secret,
+        })? {
+            Response::Activated(bytes) => Ok(bytes),
+            other => Err(unexpected("activate", &other)),
+        }
+    }
+
     /// Closes the connection.
     pub fn close(self) {
         let _ = self.stream.shutdown(Shutdown::Both);
@@ -172,6 +195,8 @@ fn unexpected(request: &'static str, got: &Response) -> ClientError {
         Response::Account(_) => "an account",
         Response::Book(_) => "a book",
         Response::Evidence(_) => "evidence",
+        Response::AttestKey(_) => "an attestation key",
+        Response::Activated(_) => "an activated credential",
         Response::Error { .. } => "an error",
     };
     ClientError::UnexpectedResponse { request, got }

@@ -60,6 +60,15 @@ pub trait Handler {
         let _ = nonce;
         Err("attestation is not enabled on this node".into())
     }
+    /// The TPM attestation key's public area, or why not (sent as [`ErrorCode::Refused`]).
+    fn attest_key(&self) -> Result<Vec<u8>, String> {
+        Err("this node attests without a TPM".into())
+    }
+    /// Credential activation by the node's TPM, or why not (sent as [`ErrorCode::Refused`]).
+    fn activate(&self, credential_blob: &[u8], encrypted_secret: &[u8]) -> Result<Vec<u8>, String> {
+        let _ = (credential_blob, encrypted_secret);
+        Err("this node attests without a TPM".into())
+    }
 }
 
 /// The server's bounds. Every duration must be non-zero, every count and rate at least 1.
@@ -492,6 +501,23 @@ fn respond(frame: &Frame, session: &mut Session, shared: &Shared) -> Vec<u8> {
         },
         Request::Attest { nonce } => match handler.attest(nonce) {
             Ok(evidence) => Response::Evidence(evidence),
+            Err(message) => Response::Error {
+                code: ErrorCode::Refused,
+                message,
+            },
+        },
+        Request::AttestKey => match handler.attest_key() {
+            Ok(key) => Response::AttestKey(key),
+            Err(message) => Response::Error {
+                code: ErrorCode::Refused,
+                message,
+            },
+        },
+        Request::Activate {
+            credential_blob,
+            encrypted_secret,
+        } => match handler.activate(&credential_blob, &encrypted_secret) {
+            Ok(credential) => Response::Activated(credential),
             Err(message) => Response::Error {
                 code: ErrorCode::Refused,
                 message,

@@ -1,16 +1,27 @@
-//! The node's side of attested admission: its own evidence (DEVELOPMENT attestor) and the
-//! loop that appraises its peers and admits or cuts them off in the p2p network.
+//! The node's side of attested admission: its own evidence (a TPM quote, or the DEVELOPMENT
+//! attestor's signature) and the loop that appraises its peers and admits or cuts them off in
+//! the p2p network.
+//!
+//! With `mode = "tpm"` the node, before it reads any secret, resets PCR 23 of its TPM and
+//! extends it with the SHA-256 of its binary, its genesis and its operator set ([`TpmLaunch`]);
+//! its keystore key is sealed to PCRs 0–7 and 23 ([`open_keystore`]), so a node started from a
+//! tampered binary cannot read its node key or its consensus share. A later change to the
+//! genesis or operator files is extended into PCR 23 before the next quote, which no manifest
+//! then matches.
 
 use crate::admission::{Admission, Change};
 use crate::client::Client;
 use crate::evidence::{EvidenceLog, Kind};
 use crate::node::config::{AdmissionConfig, NodeConfig};
+use crate::node::keystore::{self, Keystore};
 use crate::node::NodeError;
 use crate::replica::PublicKey;
 use bulwark_attest::dev::DevAttestor;
 use bulwark_attest::evidence::{AppMeasurements, Evidence};
+use bulwark_attest::launch::{NodeTpm, SealedBlob};
 use bulwark_attest::manifest::{OperatorSet, SignedManifest};
 use bulwark_attest::nonce::node_key_hash;
+use bulwark_attest::tpm::CredentialChallenge;
 use commonware_codec::Encode as _;
 use commonware_p2p::{Address, AddressableManager, Blocker};
 use commonware_utils::ordered::Map;
@@ -32,9 +43,150 @@ fn read(path: &Path) -> Result<Vec<u8>, NodeError> {
     })
 }
 
+/// The node's TPM after measured launch, with the measurements PCR 23 holds now.
+pub struct TpmLaunch {
+    tpm: NodeTpm,
+    measured: AppMeasurements,
+}
+
+/// A TPM shared by the evidence producer and the endpoint.
+pub type SharedTpm = Arc<Mutex<TpmLaunch>>;
+
+fn measure_files(
+    binary: &Path,
+    config: &Path,
+    policy: &Path,
+) -> Result<AppMeasurements, NodeError> {
+    Ok(AppMeasurements::from_contents(
+        &read(binary)?,
+        &read(config)?,
+        &read(policy)?,
+    ))
+}
+
+fn current_exe() -> Result<PathBuf, NodeError> {
+    std::env::current_exe().map_err(|e| NodeError::File {
+        path: "/proc/self/exe".into(),
+        reason: e.to_string(),
+    })
+}
+
+fn tpm_error(error: bulwark_attest::launch::LaunchError) -> NodeError {
+    NodeError::Attestation(error.to_string())
+}
+
+/// Measured launch (`mode = "tpm"`): opens the TPM, resets PCR 23 and extends it with the
+/// binary, genesis and operator-set digests. `None` in other modes.
+pub fn measured_launch(config: &NodeConfig) -> Result<Option<SharedTpm>, NodeError> {
+    let Some(admission) = config.admission.as_ref().filter(|a| a.mode == "tpm") else {
+        return Ok(None);
+    };
+    let tcti = admission.tcti.as_deref().unwrap_or_default();
+    let mut tpm = NodeTpm::open(tcti).map_err(tpm_error)?;
+    let measured = measure_files(
+        &current_exe()?,
+        &config.genesis_file,
+        &admission.operators_file,
+    )?;
+    tpm.measure_launch(&measured).map_err(tpm_error)?;
+    info!(
+        %tcti,
+        binary = %measured.binary,
+        config = %measured.config,
+        policy = %measured.policy,
+        pcr23 = %crate::node::config::hex_encode(&measured.app_pcr_value()),
+        "measured launch into TPM PCR 23"
+    );
+    Ok(Some(Arc::new(Mutex::new(TpmLaunch { tpm, measured }))))
+}
+
+/// The keystore that protects the node key and the DKG share at rest: with a TPM, its key is
+/// sealed to PCRs 0–7 and 23 in `keystore.sealed` (created on first start); otherwise the
+/// DEVELOPMENT file keystore, which says so.
+pub fn open_keystore(data_dir: &Path, tpm: Option<&SharedTpm>) -> Result<Keystore, NodeError> {
+    let file_error = |path: &Path, reason: String| NodeError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let Some(tpm) = tpm else {
+        warn!(
+            "DEVELOPMENT keystore: secrets are encrypted under {} beside them, not sealed to a TPM",
+            keystore::KEY_FILE
+        );
+        return Keystore::open(data_dir).map_err(|e| file_error(data_dir, e.to_string()));
+    };
+    let mut launch = tpm.lock().expect("the TPM lock must not be poisoned");
+    let sealed_path = data_dir.join(keystore::SEALED_KEY_FILE);
+    if sealed_path.exists() {
+        let blob: SealedBlob = serde_json::from_slice(&read(&sealed_path)?)
+            .map_err(|e| file_error(&sealed_path, format!("not a sealed blob: {e}")))?;
+        let key = launch.tpm.unseal(&blob).map_err(|e| {
+            NodeError::Attestation(format!(
+                "{}: {e}. Refusing to start: this binary, genesis or operator set is not the one the node's secrets were sealed under",
+                sealed_path.display()
+            ))
+        })?;
+        let key = <[u8; 32]>::try_from(key.as_slice())
+            .map_err(|_| file_error(&sealed_path, "the unsealed key is not 32 bytes".into()))?;
+        info!("keystore key unsealed by the TPM (PCRs 0-7 and 23 match their sealing values)");
+        return Ok(Keystore::from_key(key));
+    }
+    // First start under the TPM: a fresh key (or the development key file, migrated), sealed.
+    let plain = data_dir.join(keystore::KEY_FILE);
+    let key: [u8; 32] = if plain.exists() {
+        <[u8; 32]>::try_from(read(&plain)?.as_slice())
+            .map_err(|_| file_error(&plain, "not a 32-byte key".into()))?
+    } else {
+        rand::random()
+    };
+    let blob = launch.tpm.seal(&key).map_err(tpm_error)?;
+    let json =
+        serde_json::to_vec_pretty(&blob).map_err(|e| file_error(&sealed_path, e.to_string()))?;
+    keystore::write_private(&sealed_path, &json)
+        .map_err(|e| file_error(&sealed_path, e.to_string()))?;
+    if plain.exists() {
+        std::fs::remove_file(&plain).map_err(|e| file_error(&plain, e.to_string()))?;
+    }
+    info!(
+        file = %sealed_path.display(),
+        "keystore key sealed to TPM PCRs 0-7 and 23 (first start under the TPM)"
+    );
+    Ok(Keystore::from_key(key))
+}
+
+/// The node's ed25519 seed. With a TPM the key file is kept encrypted by the sealed keystore
+/// (a plain provisioning file is encrypted in place on first start); otherwise it is read as is.
+pub fn load_node_seed(
+    config: &NodeConfig,
+    keystore: Option<&Keystore>,
+) -> Result<[u8; 32], NodeError> {
+    let Some(store) = keystore else {
+        return crate::node::load_seed(&config.key_file);
+    };
+    let bytes = store
+        .unseal(&config.key_file, "node.key")
+        .map_err(|e| NodeError::File {
+            path: config.key_file.clone(),
+            reason: e.to_string(),
+        })?;
+    let text = String::from_utf8(bytes).map_err(|_| NodeError::File {
+        path: config.key_file.clone(),
+        reason: "not 64 hex characters".into(),
+    })?;
+    crate::node::config::parse_hex32(text.trim()).map_err(|reason| NodeError::File {
+        path: config.key_file.clone(),
+        reason,
+    })
+}
+
+enum Producer {
+    Dev(Box<DevAttestor>),
+    Tpm(SharedTpm),
+}
+
 /// This node's evidence producer.
 pub struct Attestation {
-    attestor: DevAttestor,
+    producer: Producer,
     key_hash: [u8; 32],
     binary: AppMeasurements,
     config_file: PathBuf,
@@ -49,15 +201,32 @@ impl Attestation {
         config: &NodeConfig,
         admission: &AdmissionConfig,
         me: &PublicKey,
+        tpm: Option<SharedTpm>,
     ) -> Result<Self, NodeError> {
-        let secret = crate::node::load_seed(&admission.attestor_key_file)?;
-        let exe = std::env::current_exe().map_err(|e| NodeError::File {
-            path: "/proc/self/exe".into(),
-            reason: e.to_string(),
-        })?;
-        let binary = AppMeasurements::from_contents(&read(&exe)?, &[], &[]);
+        let (producer, binary) = match tpm {
+            Some(tpm) => {
+                let binary = tpm
+                    .lock()
+                    .expect("the TPM lock must not be poisoned")
+                    .measured;
+                (Producer::Tpm(tpm), binary)
+            }
+            None => {
+                let Some(file) = &admission.attestor_key_file else {
+                    return Err(NodeError::Attestation(
+                        "admission mode \"dev\" needs attestor_key_file".into(),
+                    ));
+                };
+                let secret = crate::node::load_seed(file)?;
+                let binary = AppMeasurements::from_contents(&read(&current_exe()?)?, &[], &[]);
+                (
+                    Producer::Dev(Box::new(DevAttestor::from_secret(&secret))),
+                    binary,
+                )
+            }
+        };
         Ok(Attestation {
-            attestor: DevAttestor::from_secret(&secret),
+            producer,
             key_hash: node_key_hash(&me.encode()),
             binary,
             config_file: config.genesis_file.clone(),
@@ -82,10 +251,86 @@ impl Attestation {
     /// Evidence over a verifier's nonce, JSON.
     pub fn evidence(&self, nonce: [u8; 32]) -> Result<Vec<u8>, String> {
         let measurements = self.measurements().map_err(|e| e.to_string())?;
-        let evidence = self
-            .attestor
-            .attest(&nonce, &self.key_hash, ADMISSION_EPOCH, measurements);
-        serde_json::to_vec(&Evidence::DevInsecure(evidence)).map_err(|e| e.to_string())
+        let evidence = match &self.producer {
+            Producer::Dev(attestor) => Evidence::DevInsecure(attestor.attest(
+                &nonce,
+                &self.key_hash,
+                ADMISSION_EPOCH,
+                measurements,
+            )),
+            Producer::Tpm(tpm) => {
+                let mut launch = tpm
+                    .lock()
+                    .map_err(|_| "the TPM lock is poisoned".to_string())?;
+                // A changed genesis or operator set is extended into PCR 23 (once per change)
+                // before the quote, so the quote shows it.
+                let mut changed = Vec::new();
+                if measurements.config != launch.measured.config {
+                    changed.push(measurements.config.0);
+                    launch.measured.config = measurements.config;
+                }
+                if measurements.policy != launch.measured.policy {
+                    changed.push(measurements.policy.0);
+                    launch.measured.policy = measurements.policy;
+                }
+                if !changed.is_empty() {
+                    launch.tpm.extend(&changed).map_err(|e| e.to_string())?;
+                    warn!(
+                        digests = ?changed.iter().map(|d| crate::node::config::hex_encode(d)).collect::<Vec<_>>(),
+                        "measured configuration or policy changed: extended into TPM PCR 23"
+                    );
+                }
+                let qualifying =
+                    bulwark_attest::nonce::qualifying_data(&nonce, &self.key_hash, ADMISSION_EPOCH);
+                Evidence::Tpm2Quote(
+                    launch
+                        .tpm
+                        .evidence(&qualifying, self.key_hash, ADMISSION_EPOCH)
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+        };
+        serde_json::to_vec(&evidence).map_err(|e| e.to_string())
+    }
+
+    /// The TPM attestation key's public area (TPM mode).
+    pub fn attest_key(&self) -> Result<Vec<u8>, String> {
+        match &self.producer {
+            Producer::Tpm(tpm) => tpm
+                .lock()
+                .map_err(|_| "the TPM lock is poisoned".to_string())?
+                .tpm
+                .ak_public()
+                .map_err(|e| e.to_string()),
+            Producer::Dev(_) => {
+                Err("this node attests with the DEVELOPMENT attestor, not a TPM".into())
+            }
+        }
+    }
+
+    /// Credential activation by the TPM (TPM mode).
+    pub fn activate(
+        &self,
+        credential_blob: &[u8],
+        encrypted_secret: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        match &self.producer {
+            Producer::Tpm(tpm) => {
+                let challenge = CredentialChallenge {
+                    credential_blob: credential_blob.to_vec(),
+                    encrypted_secret: encrypted_secret.to_vec(),
+                };
+                tpm.lock()
+                    .map_err(|_| "the TPM lock is poisoned".to_string())?
+                    .tpm
+                    .activate(&challenge)
+                    .map(|credential| credential.to_vec())
+                    .map_err(|e| e.to_string())
+            }
+            Producer::Dev(_) => {
+                Err("this node attests with the DEVELOPMENT attestor, not a TPM".into())
+            }
+        }
     }
 }
 
@@ -100,6 +345,7 @@ pub fn start<O>(
     admission_config: &AdmissionConfig,
     me: (PublicKey, SocketAddr),
     peers: Vec<(PublicKey, String, SocketAddr, SocketAddr)>,
+    endorsement_keys: BTreeMap<PublicKey, Vec<u8>>,
     mut oracle: O,
     evidence: EvidenceLog,
     status: AdmissionStatus,
@@ -123,6 +369,7 @@ where
         .appraisal_ttl_ms
         .unwrap_or(admission_config.interval_ms * 3);
     let verifier_key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+    let tpm_peers = endorsement_keys.len();
     let mut admission = Admission::new(
         verifier_key,
         operators,
@@ -133,6 +380,9 @@ where
             .iter()
             .map(|(key, name, _, _)| (key.clone(), name.clone(), key.encode().to_vec())),
     );
+    for (key, ek) in endorsement_keys {
+        admission = admission.with_endorsement_key(key, ek);
+    }
     let addresses: BTreeMap<PublicKey, (SocketAddr, SocketAddr)> = peers
         .iter()
         .map(|(key, _, p2p, client)| (key.clone(), (*p2p, *client)))
@@ -159,7 +409,13 @@ where
     info!(
         interval_ms = admission_config.interval_ms,
         appraisal_ttl_ms = ttl,
-        "attested admission on (DEVELOPMENT attestor evidence)"
+        tpm_peers,
+        "attested admission on ({})",
+        if tpm_peers > 0 {
+            "TPM quotes, AKs enrolled by credential activation"
+        } else {
+            "DEVELOPMENT attestor evidence"
+        }
     );
     let handle = std::thread::Builder::new()
         .name("admission".into())
@@ -168,6 +424,13 @@ where
             while !stop.load(Ordering::Relaxed) {
                 let round_started = std::time::Instant::now();
                 for (key, name, _, client_address) in &peers {
+                    if admission.needs_enrollment(key) {
+                        if let Err(error) = enroll(&mut admission, key, *client_address) {
+                            tracing::debug!(peer = %name, %error, "attestation key not enrolled");
+                            continue;
+                        }
+                        info!(peer = %name, "attestation key enrolled by credential activation");
+                    }
                     let now = now_ms();
                     let Some(nonce) = admission.challenge(key, now, rand::random()) else {
                         continue;
@@ -202,6 +465,7 @@ where
                                 "cut_off": state.cut_off,
                                 "cut_off_at_ms": state.cut_off_at,
                                 "appraisals": state.appraisals,
+                                "ak_enrolled": state.ak_enrolled,
                             }),
                         )
                     })
@@ -216,6 +480,23 @@ where
         })
         .map_err(|e| NodeError::Dkg(format!("cannot start the admission thread: {e}")))?;
     Ok(handle)
+}
+
+/// Enrolls `peer`'s attestation key: asks for it, wraps a credential to the peer's inventory
+/// EK, and checks the peer's TPM recovers it.
+fn enroll(
+    admission: &mut Admission<PublicKey>,
+    peer: &PublicKey,
+    address: SocketAddr,
+) -> Result<(), String> {
+    let mut client =
+        Client::connect(address, Duration::from_millis(300)).map_err(|e| e.to_string())?;
+    let ak = client.attest_key().map_err(|e| e.to_string())?;
+    let challenge = admission.begin_enrollment(peer, &ak, now_ms(), &mut rand_core_06::OsRng)?;
+    let credential = client
+        .activate(challenge.credential_blob, challenge.encrypted_secret)
+        .map_err(|e| e.to_string())?;
+    admission.finish_enrollment(peer, &credential, now_ms())
 }
 
 fn apply<O>(

@@ -84,6 +84,11 @@ pub struct Peer {
     /// `[admission]` is on).
     #[serde(default)]
     pub client_address: Option<SocketAddr>,
+    /// Its TPM endorsement key, the marshalled `TPMT_PUBLIC` in hex, from the operators'
+    /// inventory (`bulwark attest ek`); needed with `[admission] mode = "tpm"`. Its attestation
+    /// key is enrolled against this EK by credential activation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm_ek: Option<String>,
 }
 
 fn default_interval_ms() -> u64 {
@@ -94,8 +99,14 @@ fn default_interval_ms() -> u64 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdmissionConfig {
-    /// `dev`: software-signed DEVELOPMENT evidence, accepted only by a manifest that allows it.
+    /// `tpm`: quotes from the node's TPM (measured launch into PCR 23, AK enrolled by
+    /// credential activation, secrets sealed to the measured PCRs). `dev`: software-signed
+    /// DEVELOPMENT evidence, accepted only by a manifest that allows it.
     pub mode: String,
+    /// The TPM's TCTI (`mode = "tpm"`), e.g. `device:/dev/tpmrm0` or
+    /// `swtpm:host=127.0.0.1,port=2321`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcti: Option<String>,
     /// Re-attestation interval, milliseconds (at least 500).
     #[serde(default = "default_interval_ms")]
     pub interval_ms: u64,
@@ -107,8 +118,9 @@ pub struct AdmissionConfig {
     /// The operator set that must sign the manifest (keys and threshold, JSON). Part of this
     /// node's measured policy.
     pub operators_file: PathBuf,
-    /// The dev attestor's secret, 64 hex characters (`mode = "dev"`).
-    pub attestor_key_file: PathBuf,
+    /// The dev attestor's secret, 64 hex characters (`mode = "dev"` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestor_key_file: Option<PathBuf>,
 }
 
 fn default_block_txs_max() -> usize {
@@ -180,7 +192,9 @@ impl NodeConfig {
         if let Some(admission) = config.admission.as_mut() {
             files.push(&mut admission.manifest_file);
             files.push(&mut admission.operators_file);
-            files.push(&mut admission.attestor_key_file);
+            if let Some(file) = admission.attestor_key_file.as_mut() {
+                files.push(file);
+            }
         }
         for file in files {
             if file.is_relative() {
@@ -225,11 +239,44 @@ impl NodeConfig {
             }
         }
         if let Some(admission) = &self.admission {
-            if admission.mode != "dev" {
-                return Err(invalid(format!(
-                    "admission mode {:?} is not available; only \"dev\" (TPM admission is not wired into the node yet)",
-                    admission.mode
-                )));
+            match admission.mode.as_str() {
+                "dev" => {
+                    if admission.attestor_key_file.is_none() {
+                        return Err(invalid(
+                            "admission mode \"dev\" needs attestor_key_file".into(),
+                        ));
+                    }
+                }
+                "tpm" => {
+                    if admission.tcti.as_deref().is_none_or(str::is_empty) {
+                        return Err(invalid(
+                            "admission mode \"tpm\" needs tcti (e.g. \"device:/dev/tpmrm0\")"
+                                .into(),
+                        ));
+                    }
+                    for peer in &self.peers {
+                        match peer.tpm_ek.as_deref().map(hex_decode) {
+                            Some(Some(bytes)) if !bytes.is_empty() => {}
+                            Some(_) => {
+                                return Err(invalid(format!(
+                                    "peer {}: tpm_ek is not hex",
+                                    peer.public_key
+                                )))
+                            }
+                            None => {
+                                return Err(invalid(format!(
+                                    "admission mode \"tpm\" needs every peer's tpm_ek (its EK from the operators' inventory); {} has none",
+                                    peer.public_key
+                                )))
+                            }
+                        }
+                    }
+                }
+                other => {
+                    return Err(invalid(format!(
+                        "admission mode {other:?} is unknown; use \"tpm\" or \"dev\""
+                    )))
+                }
             }
             if admission.interval_ms < 500 {
                 return Err(invalid("admission interval_ms must be at least 500".into()));
@@ -346,7 +393,12 @@ impl GenesisFile {
 /// node keys, attestor keys, client keys. The error says what is wrong, without the path.
 pub fn read_hex32(path: &Path) -> Result<[u8; 32], String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    hex_decode(&text)
+    parse_hex32(&text)
+}
+
+/// 32 bytes from 64 hex characters (surrounding whitespace ignored).
+pub fn parse_hex32(text: &str) -> Result<[u8; 32], String> {
+    hex_decode(text)
         .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
         .ok_or_else(|| "not 64 hex characters".into())
 }
@@ -393,6 +445,7 @@ mod tests {
                     address: "127.0.0.1:3".parse().unwrap(),
                     data_center: dc.to_string(),
                     client_address: None,
+                    tpm_ek: None,
                 })
                 .collect(),
             admission: None,
@@ -411,6 +464,45 @@ mod tests {
             .validate(path)
             .is_ok());
         assert!(config(&["a", "b", "c"]).validate(path).is_err());
+    }
+
+    #[test]
+    fn admission_modes_need_their_settings() {
+        let path = Path::new("node.toml");
+        let with = |mode: &str, tcti: Option<&str>, attestor: bool, ek: Option<&str>| {
+            let mut c = config(&["a", "b", "c", "d"]);
+            for peer in &mut c.peers {
+                peer.client_address = Some("127.0.0.1:4".parse().unwrap());
+                peer.tpm_ek = ek.map(str::to_string);
+            }
+            c.admission = Some(AdmissionConfig {
+                mode: mode.into(),
+                tcti: tcti.map(str::to_string),
+                interval_ms: 1_000,
+                appraisal_ttl_ms: None,
+                manifest_file: "m".into(),
+                operators_file: "o".into(),
+                attestor_key_file: attestor.then(|| "a".into()),
+            });
+            c.validate(path).map_err(|e| e.to_string())
+        };
+        assert!(with("dev", None, true, None).is_ok());
+        assert!(with("dev", None, false, None)
+            .unwrap_err()
+            .contains("attestor_key_file"));
+        assert!(with("tpm", Some("device:/dev/tpmrm0"), false, Some("00ab")).is_ok());
+        assert!(with("tpm", None, false, Some("00ab"))
+            .unwrap_err()
+            .contains("tcti"));
+        assert!(with("tpm", Some("device:/dev/tpmrm0"), false, None)
+            .unwrap_err()
+            .contains("tpm_ek"));
+        assert!(with("tpm", Some("device:/dev/tpmrm0"), false, Some("xyz"))
+            .unwrap_err()
+            .contains("not hex"));
+        assert!(with("sgx", None, false, None)
+            .unwrap_err()
+            .contains("unknown"));
     }
 
     #[test]

@@ -145,6 +145,20 @@ impl Handler for Endpoint {
         }
     }
 
+    fn attest_key(&self) -> Result<Vec<u8>, String> {
+        match &self.attestation {
+            Some(attestation) => attestation.attest_key(),
+            None => Err("attested admission is off on this node".into()),
+        }
+    }
+
+    fn activate(&self, credential_blob: &[u8], encrypted_secret: &[u8]) -> Result<Vec<u8>, String> {
+        match &self.attestation {
+            Some(attestation) => attestation.activate(credential_blob, encrypted_secret),
+            None => Err("attested admission is off on this node".into()),
+        }
+    }
+
     fn account(&self, account: AccountId) -> Result<serde_json::Value, String> {
         let engine = self.engine();
         let Some(state) = engine.account(account) else {

@@ -1,9 +1,11 @@
-//! The DEVELOPMENT keystore: the node's DKG share encrypted at rest (XChaCha20-Poly1305) under a
-//! random key kept in `keystore.key` beside it.
+//! The keystore: the node's secrets (its DKG share; with a TPM also its node key) encrypted at
+//! rest (XChaCha20-Poly1305) under one random 32-byte key.
 //!
-//! This stands in for sealing to the TPM (a PCR policy, so a tampered binary cannot unseal),
-//! which is not wired into the node yet, and says so when it is used. It protects against a copy
-//! of the share file alone; anyone who can read the data directory can read both files.
+//! With `[admission] mode = "tpm"` that key is sealed by the TPM to PCRs 0–7 and 23 in
+//! `keystore.sealed` (see `node::attest::open_keystore`): a node started from a tampered
+//! binary, genesis or operator set cannot unseal it. Otherwise it is the DEVELOPMENT keystore:
+//! the key lies in `keystore.key` beside the secrets, which protects against a copy of a secret
+//! file alone and says so when used.
 //!
 //! File layout: `MAGIC | nonce [24] | ciphertext and tag`, with the file's label as associated
 //! data. A file without the magic is a plain share from before the keystore; it is read and
@@ -15,8 +17,10 @@ use std::path::{Path, PathBuf};
 
 /// Leading bytes of an encrypted file.
 pub const MAGIC: &[u8] = b"bulwark/keystore/v1\n";
-/// Name of the key file in the data directory.
+/// Name of the key file in the data directory (DEVELOPMENT keystore).
 pub const KEY_FILE: &str = "keystore.key";
+/// Name of the TPM-sealed key file in the data directory (`mode = "tpm"`).
+pub const SEALED_KEY_FILE: &str = "keystore.sealed";
 
 /// Why a secret cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +46,7 @@ fn file_error(path: &Path, reason: impl ToString) -> KeystoreError {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeystoreError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeystoreError> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let temporary = path.with_extension("tmp");
@@ -80,6 +84,13 @@ impl Keystore {
         Ok(Keystore {
             cipher: XChaCha20Poly1305::new(&Key::from(key)),
         })
+    }
+
+    /// A keystore under `key` (unsealed from the TPM).
+    pub fn from_key(key: [u8; 32]) -> Keystore {
+        Keystore {
+            cipher: XChaCha20Poly1305::new(&Key::from(key)),
+        }
     }
 
     /// Encrypts `secret` into `path`, bound to `label`.

@@ -89,6 +89,9 @@ pub enum NodeError {
     /// The client endpoint cannot start.
     #[error("client endpoint: {0}")]
     Endpoint(String),
+    /// The TPM cannot measure, quote or unseal.
+    #[error("attestation: {0}")]
+    Attestation(String),
 }
 
 /// Reads the node's ed25519 key from a file of 64 hex characters.
@@ -131,7 +134,19 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
                 reason: format!("genesis refused: {reason}"),
             },
         )?;
-    let key = load_key(&config.key_file)?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::File {
+        path: config.data_dir.clone(),
+        reason: e.to_string(),
+    })?;
+    // Measured launch before any secret is read: with a TPM the keystore key is sealed to the
+    // measured PCRs, and the node key is kept encrypted under it.
+    let tpm = attest::measured_launch(&config)?;
+    let keystore = Arc::new(attest::open_keystore(&config.data_dir, tpm.as_ref())?);
+    let seed = attest::load_node_seed(&config, tpm.is_some().then_some(keystore.as_ref()))?;
+    let key = ed25519::PrivateKey::decode(seed.to_vec()).map_err(|e| NodeError::File {
+        path: config.key_file.clone(),
+        reason: format!("not an ed25519 seed: {e}"),
+    })?;
     let me = key.public_key();
     let mut peers = Vec::new();
     for peer in &config.peers {
@@ -157,10 +172,6 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
             path: config_path.to_path_buf(),
             reason: "peer keys must be distinct".into(),
         })?;
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::File {
-        path: config.data_dir.clone(),
-        reason: e.to_string(),
-    })?;
     let n = u32::try_from(peers.len()).unwrap_or(u32::MAX);
     let runner = runtime::Runner::new(
         runtime::Config::new()
@@ -237,7 +248,20 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
         let admission_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let attestation = match &config.admission {
             Some(admission) => {
-                let attestation = Arc::new(attest::Attestation::new(&config, admission, &me)?);
+                let attestation = Arc::new(attest::Attestation::new(&config, admission, &me, tpm.clone())?);
+                let endorsement_keys: std::collections::BTreeMap<PublicKey, Vec<u8>> = config
+                    .peers
+                    .iter()
+                    .zip(peers.iter())
+                    .filter(|(_, (key, _))| *key != me)
+                    .filter_map(|(peer, (key, _))| {
+                        peer.tpm_ek
+                            .as_deref()
+                            .and_then(hex_decode)
+                            .filter(|_| admission.mode == "tpm")
+                            .map(|ek| (key.clone(), ek))
+                    })
+                    .collect();
                 let others = config
                     .peers
                     .iter()
@@ -252,6 +276,7 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
                     admission,
                     (me.clone(), config.p2p_listen),
                     others,
+                    endorsement_keys,
                     oracle.clone(),
                     evidence.clone(),
                     admission_status.clone(),
@@ -293,6 +318,7 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
             key.clone(),
             participants.clone(),
             dkg_channel,
+            keystore.clone(),
         )
         .await?;
         let identity_hex = hex_encode(&completed.polynomial().public().encode());
@@ -372,7 +398,6 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
         // Oracle: observe every round (DEVELOPMENT synthetic source), gossip the signed
         // observation, and pool everyone's for the proposer.
         if let Some(pool) = oracle_pool.clone() {
-            let seed = load_seed(&config.key_file)?;
             let mut feed = crate::oracle_feed::SyntheticFeed::new(
                 &genesis_file.index_micros,
                 u64::from_le_bytes(genesis_digest.0[..8].try_into().unwrap_or([0; 8])),
@@ -472,6 +497,7 @@ async fn genesis_key<E, S, R>(
     key: ed25519::PrivateKey,
     participants: Set<PublicKey>,
     (mut sender, mut receiver): (S, R),
+    store: Arc<keystore::Keystore>,
 ) -> Result<Completed, NodeError>
 where
     E: Clock + Spawner + Supervisor + rand_core::CryptoRng + Send + 'static,
@@ -483,11 +509,6 @@ where
         path: path.clone(),
         reason: e.to_string(),
     };
-    let store = keystore::Keystore::open(data_dir).map_err(keystore_error)?;
-    warn!(
-        "DEVELOPMENT keystore: the DKG share is encrypted under {} beside it, not sealed to a TPM",
-        keystore::KEY_FILE
-    );
     if path.exists() {
         let bytes = store.unseal(&path, SHARE_FILE).map_err(keystore_error)?;
         let completed = Completed::decode(&bytes, &participants).map_err(|e| NodeError::File {
@@ -575,6 +596,6 @@ where
     store
         .seal(&path, SHARE_FILE, &completed.encode())
         .map_err(keystore_error)?;
-    info!("genesis DKG complete; share saved (encrypted, development keystore)");
+    info!("genesis DKG complete; share saved (encrypted by the keystore)");
     Ok(completed)
 }

@@ -25,6 +25,10 @@
 //! | `0x84` | [`Response::Book`] | JSON |
 //! | `0x05` | [`Request::Attest`] | the verifier's nonce, 32 bytes |
 //! | `0x85` | [`Response::Evidence`] | attestation evidence (bulwark-attest JSON) |
+//! | `0x06` | [`Request::AttestKey`] | empty |
+//! | `0x86` | [`Response::AttestKey`] | the TPM attestation key's marshalled `TPMT_PUBLIC` |
+//! | `0x07` | [`Request::Activate`] | blob length `u16`, credential blob, secret length `u16`, encrypted secret |
+//! | `0x87` | [`Response::Activated`] | the credential the node's TPM recovered |
 //! | `0xff` | [`Response::Error`] | code `u16`, UTF-8 message (the rest) |
 //!
 //! Encoding and decoding are pure ([`encode_request`], [`decode_request`], ...); [`read_frame`]
@@ -65,6 +69,10 @@ const KIND_ACCOUNT_REPLY: u8 = 0x83;
 const KIND_BOOK_REPLY: u8 = 0x84;
 const KIND_ATTEST: u8 = 0x05;
 const KIND_EVIDENCE: u8 = 0x85;
+const KIND_ATTEST_KEY: u8 = 0x06;
+const KIND_ATTEST_KEY_REPLY: u8 = 0x86;
+const KIND_ACTIVATE: u8 = 0x07;
+const KIND_ACTIVATED: u8 = 0x87;
 const KIND_ERROR: u8 = 0xff;
 
 /// The smallest encoded refusal: index and an empty reason's length.
@@ -112,6 +120,16 @@ pub enum Request {
     Attest {
         /// The verifier's single-use nonce.
         nonce: [u8; 32],
+    },
+    /// The node's TPM attestation key (public area), to start enrolling it.
+    AttestKey,
+    /// Credential activation: the node's TPM recovers a credential the verifier wrapped to the
+    /// node's endorsement key for its attestation key, proving both live in one TPM.
+    Activate {
+        /// `TPM2B_ID_OBJECT` contents.
+        credential_blob: Vec<u8>,
+        /// `TPM2B_ENCRYPTED_SECRET` contents.
+        encrypted_secret: Vec<u8>,
     },
 }
 
@@ -195,6 +213,10 @@ pub enum Response {
     Book(serde_json::Value),
     /// The answer to [`Request::Attest`]: evidence bytes for the verifier to appraise.
     Evidence(Vec<u8>),
+    /// The answer to [`Request::AttestKey`]: the AK's marshalled `TPMT_PUBLIC`.
+    AttestKey(Vec<u8>),
+    /// The answer to [`Request::Activate`]: the recovered credential.
+    Activated(Vec<u8>),
     /// The request failed.
     Error {
         /// What kind of failure.
@@ -304,6 +326,28 @@ pub fn encode_request(request: &Request, limits: &WireLimits) -> Result<Vec<u8>,
             kind: KIND_ATTEST,
             body: nonce.to_vec(),
         },
+        Request::AttestKey => Frame {
+            kind: KIND_ATTEST_KEY,
+            body: Vec::new(),
+        },
+        Request::Activate {
+            credential_blob,
+            encrypted_secret,
+        } => {
+            let mut body = Vec::with_capacity(4 + credential_blob.len() + encrypted_secret.len());
+            for part in [credential_blob, encrypted_secret] {
+                let len = u16::try_from(part.len()).map_err(|_| WireError::FrameTooLarge {
+                    len: part.len(),
+                    max: usize::from(u16::MAX),
+                })?;
+                body.extend_from_slice(&len.to_be_bytes());
+                body.extend_from_slice(part);
+            }
+            Frame {
+                kind: KIND_ACTIVATE,
+                body,
+            }
+        }
     };
     frame.to_bytes(limits.frame_bytes_max)
 }
@@ -360,6 +404,23 @@ pub fn decode_request(frame: &Frame, limits: &WireLimits) -> Result<Request, Wir
             cursor.finish()?;
             Ok(Request::Attest { nonce: out })
         }
+        KIND_ATTEST_KEY => {
+            let mut cursor = Cursor::new(body, "attest-key request");
+            cursor.finish()?;
+            Ok(Request::AttestKey)
+        }
+        KIND_ACTIVATE => {
+            let mut cursor = Cursor::new(body, "activate request");
+            let len = usize::from(cursor.u16()?);
+            let credential_blob = cursor.take(len)?.to_vec();
+            let len = usize::from(cursor.u16()?);
+            let encrypted_secret = cursor.take(len)?.to_vec();
+            cursor.finish()?;
+            Ok(Request::Activate {
+                credential_blob,
+                encrypted_secret,
+            })
+        }
         KIND_BOOK => {
             let mut cursor = Cursor::new(body, "book request");
             let instrument = InstrumentId(cursor.u32()?);
@@ -414,6 +475,14 @@ pub fn encode_response(response: &Response, frame_bytes_max: usize) -> Result<Ve
         Response::Book(value) => json(KIND_BOOK_REPLY, value)?,
         Response::Evidence(bytes) => Frame {
             kind: KIND_EVIDENCE,
+            body: bytes.clone(),
+        },
+        Response::AttestKey(bytes) => Frame {
+            kind: KIND_ATTEST_KEY_REPLY,
+            body: bytes.clone(),
+        },
+        Response::Activated(bytes) => Frame {
+            kind: KIND_ACTIVATED,
             body: bytes.clone(),
         },
         Response::Error { code, message } => {
@@ -482,6 +551,8 @@ pub fn decode_response(frame: &Frame) -> Result<Response, WireError> {
         KIND_ACCOUNT_REPLY => Ok(Response::Account(json("account")?)),
         KIND_BOOK_REPLY => Ok(Response::Book(json("book")?)),
         KIND_EVIDENCE => Ok(Response::Evidence(body.to_vec())),
+        KIND_ATTEST_KEY_REPLY => Ok(Response::AttestKey(body.to_vec())),
+        KIND_ACTIVATED => Ok(Response::Activated(body.to_vec())),
         KIND_ERROR => {
             let mut cursor = Cursor::new(body, "error response");
             let code = ErrorCode::from_u16(cursor.u16()?);

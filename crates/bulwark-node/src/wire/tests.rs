@@ -49,6 +49,16 @@ fn requests_round_trip() {
             instrument: InstrumentId(3),
             depth: 20,
         },
+        Request::Attest { nonce: [7; 32] },
+        Request::AttestKey,
+        Request::Activate {
+            credential_blob: vec![1, 2, 3],
+            encrypted_secret: vec![9; 256],
+        },
+        Request::Activate {
+            credential_blob: Vec::new(),
+            encrypted_secret: Vec::new(),
+        },
     ] {
         assert_eq!(request_round_trip(&request), request);
     }
@@ -75,6 +85,9 @@ fn responses_round_trip() {
         Response::Status(serde_json::json!({"height": 12, "peers": ["a", "b"]})),
         Response::Account(serde_json::json!({"cash": -5})),
         Response::Book(serde_json::json!({"bids": [[100, 2]], "asks": []})),
+        Response::Evidence(b"{}".to_vec()),
+        Response::AttestKey(vec![0, 0x23, 1]),
+        Response::Activated(vec![5; 32]),
         Response::Error {
             code: ErrorCode::RateLimited,
             message: "rate limited".into(),
@@ -208,6 +221,36 @@ fn bad_request_bodies_are_refused() {
         WireError::BadBody { .. }
     ));
     assert!(matches!(bad(KIND_BOOK, &[0; 4]), WireError::BadBody { .. }));
+    assert!(matches!(
+        bad(KIND_ATTEST, &[0; 31]),
+        WireError::BadBody { .. }
+    ));
+    assert!(matches!(
+        bad(KIND_ATTEST_KEY, &[1]),
+        WireError::BadBody { .. }
+    ));
+    // Activate: a length that runs past the body, a missing second part, trailing bytes.
+    assert!(matches!(
+        bad(KIND_ACTIVATE, &[0, 5, 1]),
+        WireError::BadBody { .. }
+    ));
+    assert!(matches!(
+        bad(KIND_ACTIVATE, &[0, 1, 1]),
+        WireError::BadBody { .. }
+    ));
+    assert!(matches!(
+        bad(KIND_ACTIVATE, &[0, 1, 1, 0, 0, 9]),
+        WireError::BadBody { .. }
+    ));
+    // An activate part longer than u16::MAX cannot be encoded.
+    assert!(encode_request(
+        &Request::Activate {
+            credential_blob: vec![0; 70_000],
+            encrypted_secret: Vec::new(),
+        },
+        &limits()
+    )
+    .is_err());
     let mut deep = vec![0; 4];
     deep.extend_from_slice(&(BOOK_DEPTH_MAX + 1).to_be_bytes());
     assert!(matches!(

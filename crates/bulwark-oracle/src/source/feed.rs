@@ -167,7 +167,7 @@ impl VenueFeed {
     }
 }
 
-/// What a venue source reports (serialized into [`super::Sources::status`]).
+/// What a venue source reports (serialized into `Sources::status` under feature `live`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VenueStatus {
     /// The venue's configured name.

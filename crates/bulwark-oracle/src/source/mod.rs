@@ -1,12 +1,14 @@
 //! Venue sources that run: each configured venue's latest [`SourceQuote`] at any moment, from a
 //! live WebSocket or from a capture file replayed in real time.
 //!
-//! The pure part is always built and does no I/O: the config and its checks ([`config`]), one
-//! venue's quote and counters ([`VenueFeed`]), the reconnect delays ([`Backoff`]) and the status
-//! a venue reports ([`VenueStatus`]). The part that runs — tokio tasks, sockets, TLS, a capture
-//! player thread — is behind the cargo feature **`live`**: [`spawn_sources`] starts one
-//! [`VenueSource`] per venue, a [`LiveWebSocket`] or a [`CaptureSource`], and the returned
-//! [`Sources`] hands out the quotes in config order for [`crate::node::observe`].
+//! The pure part is always built, reads no clock and opens no socket: the config and its checks
+//! ([`config`], which also checks that capture files exist), one venue's quote and counters
+//! ([`VenueFeed`]), the reconnect delays ([`Backoff`]) and the status a venue reports
+//! ([`VenueStatus`]). The part that runs — tokio tasks, sockets, TLS, a capture
+//! player thread — is behind the cargo feature **`live`** (so its items are named here without
+//! links): `spawn_sources` starts one [`VenueSource`] per venue, a `LiveWebSocket` or a
+//! `CaptureSource`, and the returned `Sources` hands out the quotes in config order for
+//! [`crate::node::observe`].
 //!
 //! # Configuring sources
 //!
@@ -39,7 +41,7 @@
 //! - `source = "live"` reads every venue's `url`; `"capture"` every venue's `capture`; a venue
 //!   may name both, so one list serves both modes. `"synthetic"` runs nothing here (the node
 //!   keeps its seeded DEVELOPMENT feed) and needs no venues.
-//! - Venues are observed in list order: [`Sources::quotes`] and [`SourcesConfig::weights`] line
+//! - Venues are observed in list order: `Sources::quotes` and [`SourcesConfig::weights`] line
 //!   up with [`crate::node::NodeConfig::weights`] ([`SourcesConfig::observer_config`] builds it).
 //! - A live URL carries its subscriptions (Binance's combined-stream form `…/stream?streams=a/b`
 //!   or a single stream `…/ws/btcusdt@bookTicker`). `bookTicker` sets the mid and half-spread,
@@ -67,7 +69,7 @@ pub mod config;
 mod feed;
 
 pub use config::{SourceError, SourceKind, SourcesConfig, VenueConfig};
-pub use feed::{Backoff, Clock, FeedCounters, Outcome, VenueFeed, VenueStatus};
+pub use feed::{Backoff, Clock, FeedCounters, Outcome, VenueFeed, VenueStatus, ERROR_BYTES_MAX};
 
 #[cfg(feature = "live")]
 mod capture;

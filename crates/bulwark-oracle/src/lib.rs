@@ -4,6 +4,8 @@
 //!   or in combined-stream wrappers, optionally prefixed by a receive time), bounded and typed.
 //! - [`replay`]: a pure capture replayer, per-venue quote state, and the one thin function that
 //!   reads a capture file.
+//! - [`source`]: venue sources that run — config, per-venue quote state and status (pure), and
+//!   behind feature `live` the live WebSocket adapter and the real-time capture player.
 //! - [`synthetic`]: a seeded geometric Brownian motion with jumps (the default source).
 //! - [`node`]: one node's observation: weighted median over fresh sources, outlier clamp,
 //!   confidence, Ed25519 signature under `b"bulwark/oracle/observation/v1"`.
@@ -15,12 +17,15 @@
 //! in the engine crate (`bulwark_engine::oracle`), because the replicated state machine applies
 //! them; this crate re-exports what a node needs.
 
+#![forbid(unsafe_code)]
+
 pub mod bench;
 pub mod binance;
 pub mod node;
 pub mod proposer;
 pub mod replay;
 pub mod scenario;
+pub mod source;
 pub mod synthetic;
 
 pub use bench::run_bench;

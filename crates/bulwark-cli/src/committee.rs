@@ -124,8 +124,11 @@ const MAKERS: u64 = 4;
 const TAKERS: u64 = 8;
 /// Index price at genesis: BTC, ETH (micros).
 const INDEX_MICROS: [i64; 2] = [60_000_000_000, 3_000_000_000];
-/// BTC-PERP price in ticks around which the load trades (60 000 USD).
+/// BTC-PERP price in ticks around which the load trades until it reads the certified index
+/// (60 000 USD).
 const MID_TICKS: i64 = 600_000;
+/// BTC-PERP tick size, micros (0.1 USD).
+const TICK_MICROS: i64 = 100_000;
 
 /// Options of the committee `up`.
 #[derive(Debug, Clone)]
@@ -151,6 +154,62 @@ pub struct CommitteeOptions {
     /// Attest with one software TPM (swtpm) per node instead of the DEVELOPMENT attestor
     /// (when the committee is created; a resumed committee keeps its mode).
     pub tpm: bool,
+    /// Real price sources for underlying 0 (when the committee is created); `None` keeps the
+    /// DEVELOPMENT synthetic feed.
+    pub oracle: Option<bulwark_oracle::source::SourcesConfig>,
+}
+
+/// Sources for `up --oracle-capture` / `--oracle-url`: captures replayed at their recorded pace
+/// and looped, or live WebSocket venues; `None` when neither is given (both: an error later,
+/// from validation, names the conflict).
+pub fn oracle_sources(
+    captures: &[PathBuf],
+    urls: &[String],
+) -> Option<bulwark_oracle::source::SourcesConfig> {
+    use bulwark_oracle::source::{SourceKind, SourcesConfig, VenueConfig};
+    if captures.is_empty() && urls.is_empty() {
+        return None;
+    }
+    let venue = |index: usize, url: Option<String>, capture: Option<PathBuf>| VenueConfig {
+        name: format!("venue-{index}"),
+        weight: 1,
+        url,
+        capture: capture.map(|path| std::path::absolute(&path).unwrap_or(path)),
+        speed: 1,
+        repeat: true,
+    };
+    let (source, venues) = if urls.is_empty() {
+        (
+            SourceKind::Capture,
+            captures
+                .iter()
+                .enumerate()
+                .map(|(i, path)| venue(i, None, Some(path.clone())))
+                .collect(),
+        )
+    } else {
+        (
+            SourceKind::Live,
+            urls.iter()
+                .enumerate()
+                .map(|(i, url)| venue(i, Some(url.clone()), None))
+                .chain(
+                    captures
+                        .iter()
+                        .enumerate()
+                        .map(|(i, path)| venue(urls.len() + i, None, Some(path.clone()))),
+                )
+                .collect(),
+        )
+    };
+    Some(SourcesConfig {
+        source,
+        venues,
+        reconnect_initial_ms: 500,
+        reconnect_max_ms: 30_000,
+        connect_timeout_ms: 10_000,
+        idle_timeout_ms: 30_000,
+    })
 }
 
 /// What a committee run measured.
@@ -335,6 +394,14 @@ fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, String> {
             block_txs_max: 2_048,
             verify_threads: 1,
             peers: peers.clone(),
+            oracle: options
+                .oracle
+                .iter()
+                .map(|sources| bulwark_node::node::config::OracleSourceConfig {
+                    underlying: 0,
+                    sources: sources.clone(),
+                })
+                .collect(),
             admission: Some(AdmissionConfig {
                 mode: if options.tpm { "tpm" } else { "dev" }.into(),
                 tcti: tpms.get(index).map(SoftwareTpm::tcti),
@@ -405,7 +472,7 @@ fn spawn_node(data: &Path, index: usize) -> Result<Child, String> {
         .map_err(|e| format!("cannot start node {index}: {e}"))
 }
 
-fn order_for(account: u64, k: u64) -> ClientCommand {
+fn order_for(account: u64, k: u64, mid_ticks: i64) -> ClientCommand {
     let maker = account <= MAKERS;
     let side = if (account + k).is_multiple_of(2) {
         Side::Buy
@@ -414,10 +481,10 @@ fn order_for(account: u64, k: u64) -> ClientCommand {
     };
     let distance = 1 + ((k * 7 + account) % 5) as i64;
     let (price, tif, post_only) = match (maker, side) {
-        (true, Side::Buy) => (MID_TICKS - distance, TimeInForce::Gtc, true),
-        (true, Side::Sell) => (MID_TICKS + distance, TimeInForce::Gtc, true),
-        (false, Side::Buy) => (MID_TICKS + 6, TimeInForce::Ioc, false),
-        (false, Side::Sell) => (MID_TICKS - 6, TimeInForce::Ioc, false),
+        (true, Side::Buy) => (mid_ticks - distance, TimeInForce::Gtc, true),
+        (true, Side::Sell) => (mid_ticks + distance, TimeInForce::Gtc, true),
+        (false, Side::Buy) => (mid_ticks + 6, TimeInForce::Ioc, false),
+        (false, Side::Sell) => (mid_ticks - 6, TimeInForce::Ioc, false),
     };
     ClientCommand::Limit(LimitOrder {
         instrument: InstrumentId(0),
@@ -477,6 +544,19 @@ pub fn run_committee(
         .admission
         .as_ref()
         .is_some_and(|a| a.mode == "tpm");
+    if options.oracle.is_some()
+        && !options.fresh
+        && existing == options.nodes
+        && !configs[0]
+            .oracle
+            .iter()
+            .any(|o| Some(&o.sources) == options.oracle.as_ref())
+    {
+        return Err(format!(
+            "{} was created with other oracle sources; run with --fresh to change them",
+            committee_dir(&options.data).display()
+        ));
+    }
     if options.tpm && !tpm_mode {
         return Err(format!(
             "{} was created without --tpm; run with --fresh to create a TPM committee",
@@ -728,7 +808,21 @@ fn load_generator(
     let per_tick = (rate / 50).max(1);
     let mut k = 0u64;
     let mut next = Instant::now();
+    // Trade around the committee's certified BTC index (it drifts with the synthetic path or a
+    // real feed), read once a second; 60 000 USD until one is known.
+    let mut mid_ticks = MID_TICKS;
+    let mut mid_read = Instant::now() - Duration::from_secs(1);
     while !stop.load(Ordering::Relaxed) {
+        if mid_read.elapsed() >= Duration::from_secs(1) {
+            mid_read = Instant::now();
+            if let Some(index) = Client::connect(endpoints[0], Duration::from_millis(300))
+                .ok()
+                .and_then(|mut c| c.status().ok())
+                .and_then(|s| s["index_micros"][0].as_i64())
+            {
+                mid_ticks = (index / TICK_MICROS).max(100);
+            }
+        }
         let mut batches: Vec<Vec<SignedTx>> = endpoints.iter().map(|_| Vec::new()).collect();
         for _ in 0..per_tick {
             let slot = (k % accounts.len() as u64) as usize;
@@ -737,7 +831,7 @@ fn load_generator(
             let tx = SignedTx::sign(
                 AccountId(account),
                 nonces[slot],
-                order_for(account, k),
+                order_for(account, k, mid_ticks),
                 &keys[slot],
             );
             batches[(account as usize) % endpoints.len()].push(tx);
@@ -975,7 +1069,7 @@ fn submit_signed(
 fn single_core_verify_rate() -> f64 {
     let key = client_key(0, 1);
     let txs: Vec<SignedTx> = (1..=1_000)
-        .map(|k| SignedTx::sign(AccountId(1), k, order_for(1, k), &key))
+        .map(|k| SignedTx::sign(AccountId(1), k, order_for(1, k, MID_TICKS), &key))
         .collect();
     let public = key.verifying_key().to_bytes();
     let rounds = 20;
@@ -1024,6 +1118,7 @@ pub fn run_bench(duration: u64, rate: u64, saturate: u64, base_port: u16) -> Exi
             status: true,
             admission_interval_ms: 1_000,
             tpm: false,
+            oracle: None,
         };
         eprintln!("bench committee ({phase}): 4 node processes on loopback, {offered} orders/s offered for {duration} s");
         let result = run_committee(&options, Arc::new(AtomicBool::new(false)));
@@ -1128,6 +1223,7 @@ pub fn cutoff_delays(base_port: u16, interval_ms: u64) -> Result<Vec<f64>, Strin
         status: false,
         admission_interval_ms: interval_ms,
         tpm: false,
+        oracle: None,
     };
     let result = (|| {
         let tpms = setup(&options)?;
@@ -1263,6 +1359,7 @@ pub fn run_oracle_bench(base_port: u16, duration: u64) -> ExitCode {
         status: false,
         admission_interval_ms: 1_000,
         tpm: false,
+        oracle: None,
     };
     eprintln!(
         "bench oracle: observation→finalized latency through 4 node processes for {duration} s"

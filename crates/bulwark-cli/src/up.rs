@@ -56,6 +56,16 @@ pub struct UpArgs {
     /// committee is created; a resumed committee keeps its mode.
     #[arg(long)]
     tpm: bool,
+    /// Price BTC (underlying 0) from these venue capture files (Binance WebSocket format, one
+    /// message per line, optionally `.gz`), replayed in real time and looped, instead of the
+    /// DEVELOPMENT synthetic feed; repeat for several venues. When the committee is created.
+    #[arg(long, value_name = "FILE")]
+    oracle_capture: Vec<std::path::PathBuf>,
+    /// Price BTC (underlying 0) from these live venue WebSocket URLs (Binance format, e.g. a
+    /// combined bookTicker/trade stream); repeat for several venues. When the committee is
+    /// created.
+    #[arg(long, value_name = "URL")]
+    oracle_url: Vec<String>,
     /// Start a new venue even if saved state exists (the old state is kept as a .bak file).
     #[arg(long)]
     fresh: bool,
@@ -338,6 +348,7 @@ fn run_committee(args: &UpArgs) -> ExitCode {
         status: true,
         admission_interval_ms: 1_000,
         tpm: args.tpm,
+        oracle: crate::committee::oracle_sources(&args.oracle_capture, &args.oracle_url),
     };
     match crate::committee::run_committee(&options, stop) {
         Ok(figures) => {

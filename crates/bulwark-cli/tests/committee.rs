@@ -54,6 +54,18 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let port = base_port().to_string();
+    // The committee prices BTC from a venue capture (Binance bookTicker lines with receive
+    // times in ns, 100 ms apart), replayed and looped by every node: 60 123.40 / 60 123.60.
+    let capture = dir.path().join("venue.jsonl");
+    let lines: String = (0..100u64)
+        .map(|i| {
+            format!(
+                "{} {{\"u\":{i},\"s\":\"BTCUSDT\",\"b\":\"60123.40\",\"B\":\"2\",\"a\":\"60123.60\",\"A\":\"3\"}}\n",
+                1_700_000_000_000_000_000 + i * 100_000_000
+            )
+        })
+        .collect();
+    std::fs::write(&capture, lines).unwrap();
     let args = [
         "up",
         "--duration",
@@ -64,10 +76,17 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
         &port,
         "--data",
         data.to_str().unwrap(),
+        "--oracle-capture",
+        capture.to_str().unwrap(),
     ];
     let (code, _, stderr) = run(&args);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("roots agreed"), "{stderr}");
+    // The certified index is the capture's mid, not the synthetic development path.
+    assert!(stderr.contains("BTC 60123.50"), "{stderr}");
+    let node_log = std::fs::read_to_string(data.join("committee/node-2/node.log")).unwrap();
+    assert!(node_log.contains("oracle sources"), "{node_log}");
+    assert!(!node_log.contains("SYNTHETIC"), "{node_log}");
     let committee = data.join("committee");
     let node = committee.join("node-0");
     let genesis = committee.join("genesis.json");

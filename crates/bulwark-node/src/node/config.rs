@@ -95,6 +95,17 @@ fn default_interval_ms() -> u64 {
     1_000
 }
 
+/// One underlying's real price sources (`[[oracle]]`): live WebSocket venues or capture
+/// replay, in `bulwark_oracle::source`'s format under `[oracle.sources]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OracleSourceConfig {
+    /// The genesis underlying these venues price (index into `index_micros`).
+    pub underlying: u16,
+    /// The venues and how they are read.
+    pub sources: bulwark_oracle::source::SourcesConfig,
+}
+
 /// Attested admission (see `bulwark_node::admission`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,6 +171,10 @@ pub struct NodeConfig {
     pub verify_threads: usize,
     /// Every member, this node included.
     pub peers: Vec<Peer>,
+    /// Real price sources per underlying; none = the DEVELOPMENT synthetic feed (which says
+    /// so when it runs). With some, underlyings not listed are not observed by this node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oracle: Vec<OracleSourceConfig>,
     /// Attested admission; absent = every listed peer is admitted without evidence (and the
     /// node says so at start).
     #[serde(default)]
@@ -194,6 +209,13 @@ impl NodeConfig {
             files.push(&mut admission.operators_file);
             if let Some(file) = admission.attestor_key_file.as_mut() {
                 files.push(file);
+            }
+        }
+        for feed in &mut config.oracle {
+            for venue in &mut feed.sources.venues {
+                if let Some(capture) = venue.capture.as_mut() {
+                    files.push(capture);
+                }
             }
         }
         for file in files {
@@ -287,6 +309,18 @@ impl NodeConfig {
                     peer.public_key
                 )));
             }
+        }
+        let mut underlyings = std::collections::BTreeSet::new();
+        for feed in &self.oracle {
+            if !underlyings.insert(feed.underlying) {
+                return Err(invalid(format!(
+                    "[[oracle]] lists underlying {} twice",
+                    feed.underlying
+                )));
+            }
+            feed.sources
+                .validate()
+                .map_err(|e| invalid(format!("[[oracle]] underlying {}: {e}", feed.underlying)))?;
         }
         let f = faults_tolerated(n);
         let mut per_center: BTreeMap<&str, usize> = BTreeMap::new();
@@ -449,6 +483,7 @@ mod tests {
                 })
                 .collect(),
             admission: None,
+            oracle: Vec::new(),
         }
     }
 

@@ -33,6 +33,8 @@ pub(crate) struct Endpoint {
     pub(crate) identity: Arc<Mutex<String>>,
     pub(crate) attestation: Option<Arc<crate::node::attest::Attestation>>,
     pub(crate) admission: crate::node::attest::AdmissionStatus,
+    /// Each underlying's venue sources (null with the synthetic feed).
+    pub(crate) oracle_sources: Arc<std::sync::Mutex<serde_json::Value>>,
     pub(crate) mempool: Mempool,
     pub(crate) view: Arc<Mutex<Arc<Engine>>>,
     pub(crate) stats: SharedStats,
@@ -118,6 +120,7 @@ impl Handler for Endpoint {
         json!({
             "index_micros": index,
             "oracle_rounds": oracle_rounds,
+            "oracle_sources": self.oracle_sources.lock().expect("the oracle status lock must not be poisoned").clone(),
             "name": self.name,
             "data_center": self.data_center,
             "identity": self.identity.lock().expect("the identity lock must not be poisoned").clone(),

@@ -89,6 +89,9 @@ pub enum NodeError {
     /// The client endpoint cannot start.
     #[error("client endpoint: {0}")]
     Endpoint(String),
+    /// The oracle's venue sources cannot start.
+    #[error("oracle sources: {0}")]
+    Oracle(String),
     /// The TPM cannot measure, quote or unseal.
     #[error("attestation: {0}")]
     Attestation(String),
@@ -119,6 +122,12 @@ pub fn public_key_hex(key: &PublicKey) -> String {
 fn parse_public_key(text: &str) -> Option<PublicKey> {
     let bytes = hex_decode(text)?;
     PublicKey::decode(bytes).ok()
+}
+
+/// Where this member's oracle observations come from.
+enum Feed {
+    Synthetic(Box<crate::oracle_feed::SyntheticFeed>),
+    Sourced(crate::oracle_feed::SourcedFeed),
 }
 
 /// Runs a node until the process is stopped.
@@ -291,6 +300,7 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
             }
         };
         let identity = Arc::new(Mutex::new(String::new()));
+        let oracle_sources = Arc::new(Mutex::new(serde_json::Value::Null));
 
         // Client endpoint.
         let handler = endpoint::Endpoint {
@@ -299,6 +309,7 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
             identity: identity.clone(),
             attestation: attestation.clone(),
             admission: admission_status.clone(),
+            oracle_sources: oracle_sources.clone(),
             mempool: mempool.clone(),
             view: view.clone(),
             stats: stats.clone(),
@@ -398,12 +409,50 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
         // Oracle: observe every round (DEVELOPMENT synthetic source), gossip the signed
         // observation, and pool everyone's for the proposer.
         if let Some(pool) = oracle_pool.clone() {
-            let mut feed = crate::oracle_feed::SyntheticFeed::new(
-                &genesis_file.index_micros,
-                u64::from_le_bytes(genesis_digest.0[..8].try_into().unwrap_or([0; 8])),
-                ed25519_dalek::SigningKey::from_bytes(&seed),
-            );
-            warn!("oracle source: SYNTHETIC development price path (seeded from the genesis), not a real market");
+            let signing_key = ed25519_dalek::SigningKey::from_bytes(&seed);
+            let mut feed = if config.oracle.is_empty() {
+                warn!("oracle source: SYNTHETIC development price path (seeded from the genesis), not a real market");
+                Feed::Synthetic(Box::new(crate::oracle_feed::SyntheticFeed::new(
+                    &genesis_file.index_micros,
+                    u64::from_le_bytes(genesis_digest.0[..8].try_into().unwrap_or([0; 8])),
+                    signing_key,
+                )))
+            } else {
+                let underlyings = genesis_file.index_micros.len();
+                if let Some(bad) = config.oracle.iter().find(|f| usize::from(f.underlying) >= underlyings) {
+                    return Err(ConfigError::Invalid {
+                        path: config_path.to_path_buf(),
+                        reason: format!("[[oracle]] underlying {} does not exist; the genesis has {underlyings}", bad.underlying),
+                    }
+                    .into());
+                }
+                let feeds: Vec<(u16, bulwark_oracle::source::SourcesConfig)> =
+                    config.oracle.iter().map(|f| (f.underlying, f.sources.clone())).collect();
+                for (underlying, sources) in &feeds {
+                    info!(
+                        underlying,
+                        source = sources.source.as_str(),
+                        venues = ?sources.venues.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
+                        "oracle sources"
+                    );
+                }
+                let missing: Vec<usize> = (0..underlyings)
+                    .filter(|u| !feeds.iter().any(|(f, _)| usize::from(*f) == *u))
+                    .collect();
+                if !missing.is_empty() {
+                    warn!(?missing, "no oracle sources for these underlyings: this member does not observe them");
+                }
+                Feed::Sourced(
+                    crate::oracle_feed::SourcedFeed::start(
+                        &feeds,
+                        &tokio::runtime::Handle::current(),
+                        &signing_key,
+                        genesis_file.venue_epoch_ms,
+                    )
+                    .map_err(|e| NodeError::Oracle(e.to_string()))?,
+                )
+            };
+            let oracle_sources = oracle_sources.clone();
             let (mut oracle_out, mut oracle_in) = oracle_channel;
             let venue_epoch_ms = genesis_file.venue_epoch_ms;
             {
@@ -419,7 +468,14 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
                         let round = venue_ms / crate::oracle_feed::ROUND_MS;
                         if round > last_round {
                             last_round = round;
-                            for observation in feed.observe(round, venue_ms) {
+                            let observations = match &mut feed {
+                                Feed::Synthetic(feed) => feed.observe(round, venue_ms),
+                                Feed::Sourced(feed) => {
+                                    *oracle_sources.lock().expect("the oracle status lock must not be poisoned") = feed.status();
+                                    feed.observe(round, now_ms)
+                                }
+                            };
+                            for observation in observations {
                                 let bytes = observation.encode();
                                 let _ = pool.lock().expect("the oracle pool lock must not be poisoned").offer(observation);
                                 oracle_out.send(Recipients::All, IoBuf::from(bytes), false);

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::node::NodeConfig;
 
@@ -18,7 +18,7 @@ pub const VENUE_NAME_BYTES_MAX: usize = 64;
 pub const URL_BYTES_MAX: usize = 2_048;
 
 /// Which kind of source feeds the node's observations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
     /// Each venue's WebSocket URL (`url`).
@@ -42,7 +42,7 @@ impl SourceKind {
 
 /// The `[oracle]` section: which source kind and the venues, in the order their quotes are
 /// handed to [`crate::node::observe`].
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourcesConfig {
     /// Which kind of source runs.
@@ -67,7 +67,7 @@ pub struct SourcesConfig {
 
 /// One venue (`[[oracle.venues]]`). A venue may name both a `url` and a `capture`; `source`
 /// picks which is used, so one venue list serves both modes.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VenueConfig {
     /// A short name for logs and status (unique in the list).
@@ -77,11 +77,11 @@ pub struct VenueConfig {
     pub weight: u32,
     /// Its WebSocket URL, `ws://` or `wss://` (Binance message format; a combined-stream URL
     /// such as `wss://stream.binance.com:9443/stream?streams=btcusdt@bookTicker/btcusdt@trade`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// A capture file (one message per line, optionally prefixed by a receive time in ns;
     /// gzip when the name ends in `.gz`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<PathBuf>,
     /// Capture replay speed-up: 1 is the recorded pace, 10 ten times faster (at least 1).
     #[serde(default = "defaults::speed")]

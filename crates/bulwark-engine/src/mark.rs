@@ -8,6 +8,15 @@
 //! - Funding: the time-weighted average premium (mark − index) / index since the last exchange,
 //!   clamped to the instrument's cap, paid per lot from longs to shorts when positive. The payment
 //!   per lot is rounded toward zero once, so the two sides' payments cancel exactly.
+//! - Funding pauses while an oracle guard is open on the perpetual's underlying (the rule is
+//!   *skip*, not defer): no premium accrues for any batch interval that ends while a guard is open
+//!   (the mark and basis EMA still update), and a scheduled exchange that falls due while a guard
+//!   is open is skipped — nothing is paid, the premium accrued so far in that interval is
+//!   discarded, the next exchange is scheduled one interval later as usual, and
+//!   [`Event::FundingPaused`] names the first open guard. The first exchange after the guards close
+//!   averages only the premium accrued while no guard was open. So a doubtful index never moves
+//!   money through funding, and the outcome depends only on the batch times and the guard state
+//!   at each batch's end.
 
 use crate::engine::Engine;
 use crate::event::Event;
@@ -96,6 +105,7 @@ impl Engine {
             };
             let index_ticks = inst.micros_to_ticks(index);
             let width = self.basis_width(index_ticks);
+            let paused = self.guarded(usize::from(inst.underlying));
             let market = &mut self.state.markets[i];
             let sample = match (market.book.best_bid(), market.book.best_ask()) {
                 (Some((b, _)), Some((a, _))) => ((b + a) / 2 - index_ticks).clamp(-width, width),
@@ -109,7 +119,7 @@ impl Engine {
             self.remark(i);
             let mark =
                 self.state.marks[i].expect("remark sets a perpetual mark when an index exists");
-            if index_ticks > 0 {
+            if index_ticks > 0 && !paused {
                 let premium_ppm =
                     i128::from(mark - index_ticks) * 1_000_000 / i128::from(index_ticks);
                 let market = &mut self.state.markets[i];
@@ -189,15 +199,31 @@ impl Engine {
             else {
                 continue;
             };
+            let guard = self
+                .state
+                .oracle
+                .feeds
+                .get(usize::from(inst.underlying))
+                .and_then(|f| f.guards.first())
+                .map(|g| g.kind);
             let market = &mut self.state.markets[i];
             if market.next_funding_ms > now {
                 continue;
             }
+            let funding_ms = market.next_funding_ms;
             while market.next_funding_ms <= now {
                 market.next_funding_ms += funding_interval_ms;
             }
             let samples = std::mem::take(&mut market.premium_samples);
             let sum = std::mem::take(&mut market.premium_sum_ppm);
+            if let Some(guard) = guard {
+                out.push(Event::FundingPaused {
+                    instrument: inst.id,
+                    guard,
+                    funding_ms,
+                });
+                continue;
+            }
             let (Some(mark), true) = (self.state.marks[i], samples > 0) else {
                 continue;
             };

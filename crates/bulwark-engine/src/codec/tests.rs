@@ -203,7 +203,7 @@ fn stop_layout_is_pinned_and_bad_bytes_are_typed_errors() {
         1, // direction: falls
         0xb0, 0x00, 0x09, 0, 0, 0, 0, 0, // trigger price 590 000
         1, 0xc0, 0x27, 0x09, 0, 0, 0, 0, 0, // limit price: present, 600 000
-        12, 0, 0, 0, 0, 0, 0, 0,  // qty
+        12, 0, 0, 0, 0, 0, 0, 0, // qty
         1, // reduce only
         77, 0, 0, 0, 0, 0, 0, 0, // client order id
     ];

@@ -248,3 +248,77 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::command::{
+        AccountId, ClientCommand, Command, InstrumentId, LimitOrder, Side, SystemCommand,
+    };
+    use crate::oracle::{GuardKind, OpenGuard};
+    use crate::{Engine, EngineConfig};
+
+    fn quote(side: Side, price: i64) -> Command {
+        Command::Client {
+            account: AccountId(1),
+            nonce: 0,
+            command: ClientCommand::Limit(LimitOrder {
+                instrument: InstrumentId(0),
+                side,
+                price,
+                qty: 1,
+                tif: Default::default(),
+                post_only: false,
+                reduce_only: false,
+                stp: Default::default(),
+                client_order_id: 0,
+            }),
+        }
+    }
+
+    /// The skip rule's first half: no premium accrues for a batch interval that ends while a
+    /// guard is open, and accrual resumes once it has closed.
+    #[test]
+    fn no_premium_accrues_while_a_guard_is_open() {
+        let mut e = Engine::new(EngineConfig::default());
+        let setup = [
+            Command::System(SystemCommand::IndexPrice {
+                underlying: 0,
+                price_micros: 60_000_000_000,
+            }),
+            Command::System(SystemCommand::OpenAccount {
+                account: AccountId(1),
+                public_key: [1; 32],
+            }),
+            Command::System(SystemCommand::Deposit {
+                account: AccountId(1),
+                amount: 1_000_000_000_000,
+            }),
+            quote(Side::Buy, 601_700),
+            quote(Side::Sell, 601_900),
+        ];
+        let mut out = Vec::new();
+        e.execute(0, &setup, &mut out);
+        e.execute(1_000, &[], &mut out);
+        let accrued = |e: &Engine| {
+            let m = &e.state.markets[0];
+            (m.premium_samples, m.premium_sum_ppm)
+        };
+        let healthy = accrued(&e);
+        assert_eq!(healthy.0, 1_000);
+        assert!(healthy.1 > 0, "the quotes make the mark rich");
+
+        e.state.oracle.feeds[0].guards.push(OpenGuard {
+            kind: GuardKind::Stale,
+            opened_ms: 1_000,
+            observed: 0,
+            limit: 0,
+            healthy_rounds: 0,
+        });
+        e.execute(5_000, &[], &mut out);
+        assert_eq!(accrued(&e), healthy, "paused while guarded");
+
+        e.state.oracle.feeds[0].guards.clear();
+        e.execute(6_000, &[], &mut out);
+        assert_eq!(accrued(&e).0, 2_000, "resumes after the guard closes");
+    }
+}

@@ -277,6 +277,35 @@ fn a_reduce_only_stop_never_increases_a_position() {
 }
 
 #[test]
+fn liquidation_takes_the_accounts_stops() {
+    let mut v = Venue::new();
+    v.index(60_000);
+    v.fund(1, 1_000_000);
+    v.fund(5, 1_300); // 1 BTC long at 60 000 needs 1 200 initial, 600 maintenance.
+    v.run(vec![limit(1, Side::Sell, 600_000, 1_000)]);
+    v.run(vec![limit(5, Side::Buy, 600_000, 1_000)]);
+    // A take-profit far above: it never triggers before the account is liquidated.
+    let id = placed_id(&v.run(vec![place(
+        5,
+        StopOrder {
+            reduce_only: true,
+            ..stop(Side::Sell, StopDirection::Rises, 650_000, 1_000)
+        },
+    )]));
+    let evs = v.index(59_300);
+    assert!(
+        evs.iter().any(|e| matches!(e, Event::Liquidation { .. })),
+        "{evs:?}"
+    );
+    assert!(evs.iter().any(|e| matches!(
+        e,
+        Event::StopCancelled { order_id, reason: CancelReason::Liquidation, .. } if *order_id == id
+    )));
+    assert!(v.engine.stop(id).is_none());
+    assert_eq!(v.engine.account(AccountId(5)).unwrap().stops, 0);
+}
+
+#[test]
 fn an_expiring_option_takes_its_stops_with_it() {
     let mut v = Venue::new();
     v.index(60_000);

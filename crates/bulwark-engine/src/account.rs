@@ -74,6 +74,8 @@ pub struct Account {
     pub positions: BTreeMap<InstrumentId, Position>,
     /// Resting orders by instrument (empty entries are removed).
     pub open: BTreeMap<InstrumentId, OpenOrders>,
+    /// Resting (untriggered) stops, over all instruments.
+    pub stops: u32,
 }
 
 impl Account {

@@ -104,6 +104,43 @@ pub struct LimitOrder {
     pub client_order_id: u64,
 }
 
+/// Which way the mark must move for a stop to trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopDirection {
+    /// Trigger once the instrument's mark is at or above the trigger price.
+    Rises,
+    /// Trigger once the instrument's mark is at or below the trigger price.
+    Falls,
+}
+
+/// A stop order: held off the book until the instrument's mark price (the price liquidation
+/// risk is measured at) crosses `trigger_price`, then placed as an ordinary order. See
+/// [`crate::stops`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopOrder {
+    /// Where.
+    pub instrument: InstrumentId,
+    /// The side of the order placed on trigger.
+    pub side: Side,
+    /// Trigger when the mark rises to or falls to the trigger price.
+    pub direction: StopDirection,
+    /// Trigger price in ticks, compared with the instrument's mark.
+    pub trigger_price: i64,
+    /// `None`: a stop-market (becomes a market order). `Some(price)`: a stop-limit (becomes a
+    /// good-till-cancelled limit order at this price in ticks).
+    #[serde(default)]
+    pub limit_price: Option<i64>,
+    /// Size in lots.
+    pub qty: i64,
+    /// The order placed on trigger is reduce-only (checked against the position at trigger time).
+    #[serde(default)]
+    pub reduce_only: bool,
+    /// The client's own reference, echoed in events.
+    #[serde(default)]
+    pub client_order_id: u64,
+}
+
 /// A request from a client, executed for one account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -125,7 +162,9 @@ pub enum ClientCommand {
         #[serde(default)]
         client_order_id: u64,
     },
-    /// Cancel one resting order.
+    /// Place a stop order (held until its trigger; see [`crate::stops`]).
+    Stop(StopOrder),
+    /// Cancel one resting order or resting stop (stops are numbered from the same sequence).
     Cancel {
         /// Where the order rests.
         instrument: InstrumentId,
@@ -144,7 +183,7 @@ pub enum ClientCommand {
         /// New remaining size in lots.
         qty: i64,
     },
-    /// Cancel every resting order of the account, on one instrument or on all.
+    /// Cancel every resting order and resting stop of the account, on one instrument or on all.
     MassCancel {
         /// `None` for all instruments.
         #[serde(default)]

@@ -1,9 +1,10 @@
 //! The engine: state, configuration, and the batch loop.
 //!
 //! [`Engine::execute`] applies a batch of commands at a caller-supplied time, then runs the
-//! end-of-batch work in a fixed order: marks, funding, option expiry, liquidation, insurance-fund
-//! unwinding. Client order handling lives in `orders.rs`, marks and funding in `mark.rs`, expiry in
-//! `settle.rs`, liquidation in `liquidation.rs`; all are `impl Engine` blocks over the same state.
+//! end-of-batch work in a fixed order: oracle staleness, marks, stop triggers, funding, option
+//! expiry, liquidation, insurance-fund unwinding. Client order handling lives in `orders.rs`, stops
+//! in `stops.rs`, marks and funding in `mark.rs`, expiry in `settle.rs`, liquidation in
+//! `liquidation.rs`; all are `impl Engine` blocks over the same state.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -11,11 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::Account;
 use crate::book::Book;
-use crate::command::{AccountId, Command, SystemCommand};
+use crate::command::{AccountId, Command, OrderId, SystemCommand};
 use crate::event::{Event, RejectReason};
 use crate::instrument::{default_listing, Instrument, InstrumentError, Underlying};
 use crate::margin::{standing, MarketView, NoMark, Standing};
 use crate::oracle::{OracleConfig, OracleState, PRICE_MICROS_MAX};
+use crate::stops::Stop;
 
 /// The account id under which the insurance fund trades. No client account may take it.
 pub const INSURANCE_FUND: AccountId = AccountId(u64::MAX);
@@ -41,10 +43,17 @@ pub struct EngineConfig {
     pub insurance_fund_initial: i128,
     /// Most resting orders one account may have on one instrument.
     pub orders_per_account_max: u32,
+    /// Most resting (untriggered) stops one account may have, over all instruments.
+    #[serde(default = "stops_per_account_max_default")]
+    pub stops_per_account_max: u32,
     /// The oracle committee and its guards; no members (the default) means unsigned index
     /// prices (the development path). See [`crate::oracle`].
     #[serde(default)]
     pub oracle: OracleConfig,
+}
+
+fn stops_per_account_max_default() -> u32 {
+    50
 }
 
 impl Default for EngineConfig {
@@ -60,6 +69,7 @@ impl Default for EngineConfig {
             twap_window_ms: 30 * 60_000,
             insurance_fund_initial: 0,
             orders_per_account_max: 200,
+            stops_per_account_max: stops_per_account_max_default(),
             oracle: OracleConfig::default(),
         }
     }
@@ -104,6 +114,7 @@ impl EngineConfig {
             || self.basis_ema_ms == 0
             || self.twap_window_ms == 0
             || self.orders_per_account_max == 0
+            || self.stops_per_account_max == 0
             || self.insurance_fund_initial < 0
         {
             return Err(ConfigError::Invalid(
@@ -156,6 +167,8 @@ pub(crate) struct State {
     pub index_states: Vec<IndexState>,
     /// Oracle rounds, guards and fault evidence per underlying.
     pub oracle: OracleState,
+    /// Resting stops by id (= placement sequence), the order in which they are evaluated.
+    pub stops: BTreeMap<OrderId, Stop>,
     /// Accounts whose cash or positions changed since the last liquidation check (liquidation's
     /// own trades land here and are checked at the end of the next batch).
     pub touched: Vec<AccountId>,
@@ -272,6 +285,7 @@ impl Engine {
             index: vec![None; config.underlyings.len()],
             index_states: vec![IndexState::default(); config.underlyings.len()],
             oracle: OracleState::new(config.underlyings.len(), config.oracle.members.len()),
+            stops: BTreeMap::new(),
             touched: Vec::new(),
             marks_moved: false,
         };
@@ -314,6 +328,7 @@ impl Engine {
     fn end_of_batch(&mut self, elapsed_ms: u64, out: &mut Vec<Event>) {
         self.check_oracle_staleness(out);
         self.update_marks(elapsed_ms);
+        self.trigger_stops(out);
         self.exchange_funding(out);
         self.expire_options(out);
         self.liquidate(out);

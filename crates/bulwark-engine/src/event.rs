@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{AccountId, InstrumentId, OrderId, Side};
+use crate::command::{AccountId, InstrumentId, OrderId, Side, StopDirection};
 use crate::oracle::{FaultEvidence, GuardKind};
 
 /// Why a command was refused. A rejected command changes no state.
@@ -76,6 +76,9 @@ pub enum RejectReason {
     /// An oracle guard is open on the instrument's underlying: only cancels, size reductions and
     /// reduce-only orders are accepted, and withdrawals by accounts with a position there wait.
     OracleGuardOpen,
+    /// The account already has the most resting stops allowed
+    /// ([`crate::EngineConfig::stops_per_account_max`]).
+    TooManyStops,
 }
 
 /// Why an order left the book without filling.
@@ -221,6 +224,90 @@ pub enum Event {
         underlying: u16,
         /// Micros per unit.
         price_micros: i64,
+    },
+    /// A stop order was accepted and rests until its trigger.
+    StopPlaced {
+        /// The engine's id for it; the order placed on trigger keeps it.
+        order_id: OrderId,
+        /// Whose.
+        account: AccountId,
+        /// Where.
+        instrument: InstrumentId,
+        /// The client's reference.
+        client_order_id: u64,
+        /// Side of the order placed on trigger.
+        side: Side,
+        /// Which way the mark must cross.
+        direction: StopDirection,
+        /// Trigger price in ticks (against the mark).
+        trigger_price: i64,
+        /// `None` for a stop-market; the limit in ticks for a stop-limit.
+        limit_price: Option<i64>,
+        /// Size in lots.
+        qty: i64,
+        /// Whether the order placed on trigger is reduce-only.
+        reduce_only: bool,
+    },
+    /// The mark crossed a stop's trigger while an oracle guard was open on its underlying: the
+    /// stop keeps resting and is evaluated again once every guard has closed.
+    StopHeld {
+        /// Which stop.
+        order_id: OrderId,
+        /// Where.
+        instrument: InstrumentId,
+        /// The first open guard (in [`GuardKind`] order).
+        guard: GuardKind,
+        /// The mark that crossed, ticks.
+        mark: i64,
+    },
+    /// A stop's trigger was crossed; the order it becomes follows ([`Event::Accepted`] and what
+    /// matching did, or [`Event::StopRejected`]).
+    StopTriggered {
+        /// Which stop (and the id of the order it becomes).
+        order_id: OrderId,
+        /// Whose.
+        account: AccountId,
+        /// Where.
+        instrument: InstrumentId,
+        /// The mark that crossed, ticks.
+        mark: i64,
+        /// The trigger price, ticks.
+        trigger_price: i64,
+    },
+    /// A triggered stop's order was refused by the ordinary order checks (margin, reduce-only,
+    /// band, ...). The stop is gone.
+    StopRejected {
+        /// Which stop.
+        order_id: OrderId,
+        /// Whose.
+        account: AccountId,
+        /// Where.
+        instrument: InstrumentId,
+        /// The client's reference.
+        client_order_id: u64,
+        /// Why the order was refused.
+        reason: RejectReason,
+    },
+    /// A resting stop was removed before its trigger.
+    StopCancelled {
+        /// Which stop.
+        order_id: OrderId,
+        /// Whose.
+        account: AccountId,
+        /// Where.
+        instrument: InstrumentId,
+        /// Why (requested, mass cancel, liquidation, expiry).
+        reason: CancelReason,
+    },
+    /// A perpetual's scheduled funding was skipped because an oracle guard was open on its
+    /// underlying (see [`crate::mark`]): nothing is exchanged for the interval.
+    FundingPaused {
+        /// Which perpetual.
+        instrument: InstrumentId,
+        /// The first open guard (in [`GuardKind`] order).
+        guard: GuardKind,
+        /// The scheduled funding time that was skipped, engine milliseconds.
+        funding_ms: u64,
     },
     /// Funding was exchanged on a perpetual.
     Funding {

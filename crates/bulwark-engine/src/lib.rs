@@ -24,7 +24,10 @@ pub mod orders;
 pub mod pricing;
 pub mod settle;
 pub mod snapshot;
+pub mod stops;
 
-pub use command::{AccountId, ClientCommand, Command, InstrumentId, OrderId, Side};
+pub use command::{
+    AccountId, ClientCommand, Command, InstrumentId, OrderId, Side, StopDirection, StopOrder,
+};
 pub use engine::{Engine, EngineConfig};
 pub use event::{Event, RejectReason};

@@ -8,6 +8,15 @@
 //! - Funding: the time-weighted average premium (mark − index) / index since the last exchange,
 //!   clamped to the instrument's cap, paid per lot from longs to shorts when positive. The payment
 //!   per lot is rounded toward zero once, so the two sides' payments cancel exactly.
+//! - Funding pauses while an oracle guard is open on the perpetual's underlying (the rule is
+//!   *skip*, not defer): no premium accrues for any batch interval that ends while a guard is open
+//!   (the mark and basis EMA still update), and a scheduled exchange that falls due while a guard
+//!   is open is skipped — nothing is paid, the premium accrued so far in that interval is
+//!   discarded, the next exchange is scheduled one interval later as usual, and
+//!   [`Event::FundingPaused`] names the first open guard. The first exchange after the guards close
+//!   averages only the premium accrued while no guard was open. So a doubtful index never moves
+//!   money through funding, and the outcome depends only on the batch times and the guard state
+//!   at each batch's end.
 
 use crate::engine::Engine;
 use crate::event::Event;
@@ -96,6 +105,7 @@ impl Engine {
             };
             let index_ticks = inst.micros_to_ticks(index);
             let width = self.basis_width(index_ticks);
+            let paused = self.guarded(usize::from(inst.underlying));
             let market = &mut self.state.markets[i];
             let sample = match (market.book.best_bid(), market.book.best_ask()) {
                 (Some((b, _)), Some((a, _))) => ((b + a) / 2 - index_ticks).clamp(-width, width),
@@ -109,7 +119,7 @@ impl Engine {
             self.remark(i);
             let mark =
                 self.state.marks[i].expect("remark sets a perpetual mark when an index exists");
-            if index_ticks > 0 {
+            if index_ticks > 0 && !paused {
                 let premium_ppm =
                     i128::from(mark - index_ticks) * 1_000_000 / i128::from(index_ticks);
                 let market = &mut self.state.markets[i];
@@ -189,15 +199,31 @@ impl Engine {
             else {
                 continue;
             };
+            let guard = self
+                .state
+                .oracle
+                .feeds
+                .get(usize::from(inst.underlying))
+                .and_then(|f| f.guards.first())
+                .map(|g| g.kind);
             let market = &mut self.state.markets[i];
             if market.next_funding_ms > now {
                 continue;
             }
+            let funding_ms = market.next_funding_ms;
             while market.next_funding_ms <= now {
                 market.next_funding_ms += funding_interval_ms;
             }
             let samples = std::mem::take(&mut market.premium_samples);
             let sum = std::mem::take(&mut market.premium_sum_ppm);
+            if let Some(guard) = guard {
+                out.push(Event::FundingPaused {
+                    instrument: inst.id,
+                    guard,
+                    funding_ms,
+                });
+                continue;
+            }
             let (Some(mark), true) = (self.state.marks[i], samples > 0) else {
                 continue;
             };
@@ -220,5 +246,79 @@ impl Engine {
                 paid,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::command::{
+        AccountId, ClientCommand, Command, InstrumentId, LimitOrder, Side, SystemCommand,
+    };
+    use crate::oracle::{GuardKind, OpenGuard};
+    use crate::{Engine, EngineConfig};
+
+    fn quote(side: Side, price: i64) -> Command {
+        Command::Client {
+            account: AccountId(1),
+            nonce: 0,
+            command: ClientCommand::Limit(LimitOrder {
+                instrument: InstrumentId(0),
+                side,
+                price,
+                qty: 1,
+                tif: Default::default(),
+                post_only: false,
+                reduce_only: false,
+                stp: Default::default(),
+                client_order_id: 0,
+            }),
+        }
+    }
+
+    /// The skip rule's first half: no premium accrues for a batch interval that ends while a
+    /// guard is open, and accrual resumes once it has closed.
+    #[test]
+    fn no_premium_accrues_while_a_guard_is_open() {
+        let mut e = Engine::new(EngineConfig::default());
+        let setup = [
+            Command::System(SystemCommand::IndexPrice {
+                underlying: 0,
+                price_micros: 60_000_000_000,
+            }),
+            Command::System(SystemCommand::OpenAccount {
+                account: AccountId(1),
+                public_key: [1; 32],
+            }),
+            Command::System(SystemCommand::Deposit {
+                account: AccountId(1),
+                amount: 1_000_000_000_000,
+            }),
+            quote(Side::Buy, 601_700),
+            quote(Side::Sell, 601_900),
+        ];
+        let mut out = Vec::new();
+        e.execute(0, &setup, &mut out);
+        e.execute(1_000, &[], &mut out);
+        let accrued = |e: &Engine| {
+            let m = &e.state.markets[0];
+            (m.premium_samples, m.premium_sum_ppm)
+        };
+        let healthy = accrued(&e);
+        assert_eq!(healthy.0, 1_000);
+        assert!(healthy.1 > 0, "the quotes make the mark rich");
+
+        e.state.oracle.feeds[0].guards.push(OpenGuard {
+            kind: GuardKind::Stale,
+            opened_ms: 1_000,
+            observed: 0,
+            limit: 0,
+            healthy_rounds: 0,
+        });
+        e.execute(5_000, &[], &mut out);
+        assert_eq!(accrued(&e), healthy, "paused while guarded");
+
+        e.state.oracle.feeds[0].guards.clear();
+        e.execute(6_000, &[], &mut out);
+        assert_eq!(accrued(&e).0, 2_000, "resumes after the guard closes");
     }
 }

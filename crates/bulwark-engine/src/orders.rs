@@ -31,6 +31,7 @@ pub(crate) struct Order {
 fn client_order_id(cmd: &ClientCommand) -> u64 {
     match cmd {
         ClientCommand::Limit(o) => o.client_order_id,
+        ClientCommand::Stop(o) => o.client_order_id,
         ClientCommand::Market {
             client_order_id, ..
         } => *client_order_id,
@@ -69,7 +70,8 @@ impl Engine {
             acct.nonce = nonce;
         }
         let result = match cmd {
-            ClientCommand::Limit(o) => self.place(account, o, false, out),
+            ClientCommand::Limit(o) => self.place(account, o, false, None, out),
+            ClientCommand::Stop(o) => self.place_stop(account, o, out),
             ClientCommand::Market {
                 instrument,
                 side,
@@ -88,7 +90,7 @@ impl Engine {
                     stp: SelfTradePrevention::default(),
                     client_order_id: *client_order_id,
                 };
-                self.place(account, &o, true, out)
+                self.place(account, &o, true, None, out)
             }
             ClientCommand::Cancel {
                 instrument,
@@ -138,11 +140,14 @@ impl Engine {
         Ok(i)
     }
 
-    fn place(
+    /// Checks and places an order. `id` is `None` for a new order (numbered here) and the stop's
+    /// id for a triggered stop.
+    pub(crate) fn place(
         &mut self,
         account: AccountId,
         o: &LimitOrder,
         market: bool,
+        id: Option<OrderId>,
         out: &mut Vec<Event>,
     ) -> Result<(), RejectReason> {
         let i = self.open_instrument(o.instrument)?;
@@ -200,7 +205,7 @@ impl Engine {
             return Err(RejectReason::PostOnlyWouldTrade);
         }
         let order = Order {
-            id: OrderId(self.state.next_order_id),
+            id: id.unwrap_or(OrderId(self.state.next_order_id)),
             owner: account,
             instrument: i,
             side: o.side,
@@ -213,7 +218,9 @@ impl Engine {
         if tif == TimeInForce::Fok && book.fillable(&order.incoming()) < qty {
             return Err(RejectReason::FillOrKillUnfilled);
         }
-        self.state.next_order_id += 1;
+        if id.is_none() {
+            self.state.next_order_id += 1;
+        }
         out.push(Event::Accepted {
             order_id: order.id,
             account,
@@ -314,7 +321,12 @@ impl Engine {
         id: OrderId,
         out: &mut Vec<Event>,
     ) -> Result<(), RejectReason> {
-        let r = self.owned_order(account, instrument, id)?;
+        let r = match self.owned_order(account, instrument, id) {
+            Err(RejectReason::UnknownOrder) if self.cancel_stop(account, instrument, id, out) => {
+                return Ok(());
+            }
+            other => other?,
+        };
         self.state.markets[instrument.0 as usize].book.cancel(id);
         dropped(
             &mut self.state,
@@ -326,7 +338,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Cancels every resting order of `account` (on one instrument or all).
+    /// Cancels every resting order of `account` (on one instrument or all), then its stops there.
     pub(crate) fn cancel_all(
         &mut self,
         account: AccountId,
@@ -353,6 +365,7 @@ impl Engine {
                 dropped(&mut self.state, inst, r, reason, out);
             }
         }
+        self.cancel_stops_of(account, instrument, reason, out);
     }
 
     fn amend(

@@ -1,6 +1,6 @@
 //! Option expiry: cash settlement at the time-weighted average index.
 //!
-//! At the first batch at or after an option's expiry, its resting orders are cancelled and every
+//! At the first batch at or after an option's expiry, its resting orders and stops are cancelled and every
 //! position is paid its intrinsic value at the TWAP of the index over `twap_window_ms` before the
 //! batch. The intrinsic value per lot is rounded down once, so longs receive exactly what shorts
 //! pay. An option whose underlying has no index yet waits for one.
@@ -84,6 +84,7 @@ impl Engine {
                 acct.cash += amount;
                 paid += amount.max(0);
             }
+            self.cancel_stops_on(id, CancelReason::Expiry, out);
             self.state.markets[i].closed = true;
             self.state.marks_moved = true;
             out.push(Event::Settled {

@@ -17,7 +17,8 @@ use crate::engine::{Engine, EngineConfig, State};
 /// Domain tag of the state root. Changing it is a breaking change.
 pub const STATE_NAMESPACE: &[u8] = b"bulwark/engine/state/v1";
 const MAGIC: &[u8; 6] = b"BWSNAP";
-const VERSION: u8 = 2;
+/// Version 3 added resting stops (and each account's stop count).
+const VERSION: u8 = 3;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
@@ -113,6 +114,7 @@ impl Engine {
             m.book.rebuild_index();
         }
         check_open_orders(&state)?;
+        check_stops(&state)?;
         let engine = Engine {
             config,
             state,
@@ -171,6 +173,44 @@ fn check_open_orders(state: &State) -> Result<(), SnapshotError> {
         return Err(SnapshotError::Inconsistent(
             "resting orders missing from accounts",
         ));
+    }
+    Ok(())
+}
+
+/// Every stop must belong to an account, name a listed instrument, carry an id already issued and
+/// not resting in a book, and every account's stop count must equal its resting stops.
+fn check_stops(state: &State) -> Result<(), SnapshotError> {
+    let mut counts: BTreeMap<AccountId, u32> = BTreeMap::new();
+    for (id, stop) in &state.stops {
+        let market = state
+            .markets
+            .get(stop.order.instrument.0 as usize)
+            .ok_or(SnapshotError::Inconsistent("a stop names no instrument"))?;
+        if !state.accounts.contains_key(&stop.owner) {
+            return Err(SnapshotError::Inconsistent("a stop belongs to no account"));
+        }
+        if id.0 >= state.next_order_id || market.book.order(*id).is_some() {
+            return Err(SnapshotError::Inconsistent(
+                "a stop's id is unissued or also rests in a book",
+            ));
+        }
+        let count = counts.entry(stop.owner).or_default();
+        *count = count.saturating_add(1);
+    }
+    let recorded = state
+        .accounts
+        .iter()
+        .map(|(k, a)| (*k, a.stops))
+        .chain(std::iter::once((
+            crate::engine::INSURANCE_FUND,
+            state.insurance.stops,
+        )));
+    for (id, n) in recorded {
+        if counts.get(&id).copied().unwrap_or(0) != n {
+            return Err(SnapshotError::Inconsistent(
+                "stop counts do not match the resting stops",
+            ));
+        }
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use bulwark_engine::codec::{
 };
 use bulwark_engine::command::{
     AccountId, ClientCommand, Command, InstrumentId, LimitOrder, OrderId, SelfTradePrevention,
-    Side, SystemCommand, TimeInForce,
+    Side, StopDirection, StopOrder, SystemCommand, TimeInForce,
 };
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
@@ -102,6 +102,36 @@ fn client_command() -> impl Strategy<Value = ClientCommand> {
                 destination,
             }
         }),
+        (
+            (any::<u32>(), side(), any::<bool>(), any::<i64>()),
+            (
+                proptest::option::of(any::<i64>()),
+                any::<i64>(),
+                any::<bool>(),
+                any::<u64>()
+            )
+        )
+            .prop_map(
+                |(
+                    (instrument, side, rises, trigger_price),
+                    (limit_price, qty, reduce_only, client_order_id),
+                )| {
+                    ClientCommand::Stop(StopOrder {
+                        instrument: InstrumentId(instrument),
+                        side,
+                        direction: if rises {
+                            StopDirection::Rises
+                        } else {
+                            StopDirection::Falls
+                        },
+                        trigger_price,
+                        limit_price,
+                        qty,
+                        reduce_only,
+                        client_order_id,
+                    })
+                }
+            ),
     ]
 }
 

@@ -1,99 +1,19 @@
 //! Quorum-certified oracle rounds: the round rules, the guards, fault evidence, the codec.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use bulwark_engine::codec::{decode_command, encode_command, CodecError};
 use bulwark_engine::command::{ClientCommand, LimitOrder, SystemCommand, TimeInForce};
 use bulwark_engine::oracle::{
-    verify_oracle_round, GuardKind, Observation, OracleConfig, OracleRoundError, SignedObservation,
+    verify_oracle_round, GuardKind, OracleConfig, OracleRoundError, SignedObservation,
     ORACLE_ROUND_OBSERVATIONS_MAX,
 };
 use bulwark_engine::{
     AccountId, Command, Engine, EngineConfig, Event, InstrumentId, RejectReason, Side,
 };
+use common::oracle::{obs, round_cmd, setup, P};
 use ed25519_dalek::SigningKey;
-
-const P: i64 = 60_000_000_000;
-
-struct Setup {
-    keys: Vec<SigningKey>,
-    config: OracleConfig,
-    engine: Engine,
-}
-
-fn setup() -> Setup {
-    let keys: Vec<SigningKey> = (1..=4u8)
-        .map(|i| SigningKey::from_bytes(&[i; 32]))
-        .collect();
-    let config = OracleConfig {
-        members: keys.iter().map(|k| k.verifying_key().to_bytes()).collect(),
-        f: 1,
-        ..OracleConfig::default()
-    };
-    let engine = Engine::new(EngineConfig {
-        oracle: config.clone(),
-        ..EngineConfig::default()
-    });
-    Setup {
-        keys,
-        config,
-        engine,
-    }
-}
-
-fn obs(key: &SigningKey, round: u64, price: i64, time_ms: u64) -> SignedObservation {
-    SignedObservation::sign(
-        Observation {
-            feed: 0,
-            round,
-            price_micros: price,
-            confidence_micros: price / 10_000,
-            time_ms,
-            sources: 3,
-        },
-        key,
-    )
-}
-
-fn round_cmd(round: u64, observations: Vec<SignedObservation>) -> Command {
-    Command::System(SystemCommand::OracleRound {
-        underlying: 0,
-        round,
-        observations,
-    })
-}
-
-impl Setup {
-    fn all(&self, round: u64, prices: [i64; 4], t: u64) -> Command {
-        let o = self
-            .keys
-            .iter()
-            .zip(prices)
-            .map(|(k, p)| obs(k, round, p, t))
-            .collect();
-        round_cmd(round, o)
-    }
-
-    fn run(&mut self, t: u64, batch: Vec<Command>) -> Vec<Event> {
-        let mut out = Vec::new();
-        self.engine.execute(t, &batch, &mut out);
-        out
-    }
-
-    fn refused(&mut self, t: u64, cmd: Command) -> RejectReason {
-        self.run(t, vec![]);
-        let root = self.engine.state_root();
-        let out = self.run(t, vec![cmd]);
-        assert_eq!(
-            self.engine.state_root(),
-            root,
-            "a refused round changes no state"
-        );
-        match out.as_slice() {
-            [Event::Rejected { reason, .. }] => *reason,
-            other => panic!("expected one rejection, got {other:?}"),
-        }
-    }
-}
 
 #[test]
 fn the_development_path_and_the_committee_path_exclude_each_other() {

@@ -5,7 +5,9 @@
 
 mod common;
 
-use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
+use bulwark_engine::command::{
+    LimitOrder, SelfTradePrevention, StopDirection, StopOrder, TimeInForce,
+};
 use bulwark_engine::{ClientCommand, Command, Engine, Event, OrderId, Side};
 use common::*;
 use proptest::prelude::*;
@@ -48,6 +50,15 @@ enum Op {
         acct: u64,
         usd: i128,
     },
+    Stop {
+        acct: u64,
+        buy: bool,
+        rises: bool,
+        offset: i64,
+        limit: Option<i64>,
+        qty: i64,
+        reduce_only: bool,
+    },
 }
 
 fn op(amends: bool) -> impl Strategy<Value = Op> {
@@ -62,7 +73,14 @@ fn op(amends: bool) -> impl Strategy<Value = Op> {
         1 => acct.clone().prop_map(|acct| Op::MassCancel { acct }),
         1 => (-150i64..150).prop_map(|bps| Op::Index { bps }),
         1 => (1u64..3_600_000).prop_map(|ms| Op::Advance { ms }),
-        1 => (acct, 1i128..5_000).prop_map(|(acct, usd)| Op::Withdraw { acct, usd }),
+        1 => (acct.clone(), 1i128..5_000).prop_map(|(acct, usd)| Op::Withdraw { acct, usd }),
+        2 => (
+            (acct, any::<bool>(), any::<bool>(), -150i64..150),
+            (proptest::option::of(-60i64..60), 1i64..300, any::<bool>()),
+        )
+            .prop_map(|((acct, buy, rises, offset), (limit, qty, reduce_only))| Op::Stop {
+                acct, buy, rises, offset, limit, qty, reduce_only,
+            }),
     ]
 }
 
@@ -168,6 +186,35 @@ impl Run {
                 self.venue.time += ms;
                 vec![]
             }
+            Op::Stop {
+                acct,
+                buy,
+                rises,
+                offset,
+                limit,
+                qty,
+                reduce_only,
+            } => {
+                let trigger = mark + offset * 10;
+                vec![client(
+                    acct,
+                    ClientCommand::Stop(StopOrder {
+                        instrument: BTC,
+                        side: side(buy),
+                        direction: if rises {
+                            StopDirection::Rises
+                        } else {
+                            StopDirection::Falls
+                        },
+                        trigger_price: trigger,
+                        // A stop-limit's limit sits near its trigger, as clients place them.
+                        limit_price: limit.map(|o| trigger + o * 10),
+                        qty,
+                        reduce_only,
+                        client_order_id: 0,
+                    }),
+                )]
+            }
             Op::Withdraw { acct, usd } => {
                 vec![client(
                     acct,
@@ -198,6 +245,9 @@ impl Run {
         for ev in &evs {
             match ev {
                 Event::Accepted {
+                    order_id, account, ..
+                }
+                | Event::StopPlaced {
                     order_id, account, ..
                 } => self.orders.push((*order_id, account.0)),
                 Event::Fill {
@@ -284,12 +334,19 @@ fn generated_streams_exercise_the_engine() {
         .unwrap()
         .current();
     let mut r = Run::new();
-    let (mut fills, mut cancels, mut amends) = (0, 0, 0);
+    let (mut fills, mut cancels, mut amends, mut stops_filled) = (0, 0, 0, 0);
+    let mut triggered = std::collections::BTreeSet::new();
     let mut rej = std::collections::BTreeMap::new();
     for o in &ops {
         for e in r.step(o, false) {
             match e {
-                Event::Fill { .. } => fills += 1,
+                Event::Fill { taker_order, .. } => {
+                    fills += 1;
+                    stops_filled += usize::from(triggered.contains(&taker_order));
+                }
+                Event::StopTriggered { order_id, .. } => {
+                    triggered.insert(order_id);
+                }
                 Event::Cancelled { .. } => cancels += 1,
                 Event::Amended { .. } => amends += 1,
                 Event::Rejected { reason, .. } => {
@@ -300,7 +357,9 @@ fn generated_streams_exercise_the_engine() {
         }
     }
     assert!(
-        fills > 100 && cancels > 50 && amends > 10,
-        "fills {fills} cancels {cancels} amends {amends} rejected {rej:?}"
+        fills > 100 && cancels > 50 && amends > 10 && triggered.len() > 10 && stops_filled > 5,
+        "fills {fills} cancels {cancels} amends {amends} stops triggered {} and filled \
+         {stops_filled} rejected {rej:?}",
+        triggered.len()
     );
 }

@@ -109,6 +109,15 @@ fn feed_blackout_pauses_then_resolves_by_the_rules() {
         for l in outcome["liquidations"].as_array().unwrap() {
             assert!(int(&l["round"]) >= last_close, "{outcome:#}");
         }
+        // The protective stop: the honest run triggers it during the fall; the faulted run
+        // holds it while a guard is open and triggers it once the last one has closed.
+        let stop = &outcome["stop"];
+        assert!(!stop["held"].as_array().unwrap().is_empty(), "{outcome:#}");
+        assert_eq!(int(&stop["triggered_s"]), last_close, "{outcome:#}");
+        assert!(
+            (60..=90).contains(&int(&stop["honest_triggered_s"])),
+            "{outcome:#}"
+        );
     }
 }
 

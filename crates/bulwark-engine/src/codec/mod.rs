@@ -16,7 +16,8 @@
 //! | [`Side`] | `0` buy, `1` sell |
 //! | [`TimeInForce`] | `0` gtc, `1` ioc, `2` fok |
 //! | [`SelfTradePrevention`] | `0` cancel resting, `1` cancel incoming, `2` cancel both |
-//! | [`ClientCommand`] | `1` limit, `2` market, `3` cancel, `4` amend, `5` mass cancel, `6` withdraw |
+//! | [`StopDirection`] | `0` rises, `1` falls |
+//! | [`ClientCommand`] | `1` limit, `2` market, `3` cancel, `4` amend, `5` mass cancel, `6` withdraw, `7` stop |
 //! | [`SystemCommand`] | `1` open account, `2` deposit, `3` index price, `4` oracle round |
 //! | [`Command`] | `1` client (account `u64`, nonce `u64`, client command), `2` system |
 //!
@@ -24,6 +25,11 @@
 //! the version byte, a `u32` count, then that many signed transactions without their own version
 //! byte. Tags and field order are the protocol: changing any of them needs a new version byte
 //! (and a new [`TX_NAMESPACE`]).
+//!
+//! Adding a variant under a new tag, as client command `7` (stop) was added, extends version
+//! `0x01` without a new version byte: every frame that decoded before decodes to the same value and
+//! signs the same bytes, and a node that predates the tag refuses the new frames with
+//! [`CodecError::UnknownTag`] rather than misreading them.
 //!
 //! The codec checks structure only: a negative quantity decodes fine and is refused by the engine.
 //!
@@ -37,7 +43,7 @@
 
 use crate::command::{
     AccountId, ClientCommand, Command, InstrumentId, LimitOrder, OrderId, SelfTradePrevention,
-    Side, SystemCommand, TimeInForce,
+    Side, StopDirection, StopOrder, SystemCommand, TimeInForce,
 };
 
 mod oracle;
@@ -70,8 +76,11 @@ pub const VERIFY_CHUNK_TXS: usize = 64;
 const SIGNATURE_BYTES: usize = 64;
 /// The smallest client command: mass cancel on all instruments (tag and presence byte).
 const CLIENT_COMMAND_BYTES_MIN: usize = 2;
-/// The largest client command: withdraw (tag, `i64` amount, 32-byte destination).
+/// The largest client command: withdraw (tag, `i64` amount, 32-byte destination) and, of the
+/// same length, a stop-limit (tag, instrument, side, direction, trigger, present limit, qty,
+/// reduce-only, client order id).
 const CLIENT_COMMAND_BYTES_MAX: usize = 1 + 8 + 32;
+const _: () = assert!(CLIENT_COMMAND_BYTES_MAX == 1 + 4 + 1 + 1 + 8 + (1 + 8) + 8 + 1 + 8);
 /// The smallest signed transaction inside a batch; bounds a batch's count by its byte length.
 const SIGNED_TX_BODY_BYTES_MIN: usize = 8 + 8 + CLIENT_COMMAND_BYTES_MIN + SIGNATURE_BYTES;
 /// The largest signed transaction frame.
@@ -400,6 +409,7 @@ macro_rules! wire_unit_enum {
 }
 wire_unit_enum!(Side, "side", { Buy = 0, Sell = 1 });
 wire_unit_enum!(TimeInForce, "time in force", { Gtc = 0, Ioc = 1, Fok = 2 });
+wire_unit_enum!(StopDirection, "stop direction", { Rises = 0, Falls = 1 });
 wire_unit_enum!(SelfTradePrevention, "self-trade prevention", {
     CancelResting = 0,
     CancelIncoming = 1,
@@ -428,6 +438,31 @@ impl Wire for LimitOrder {
             post_only: Wire::take(reader)?,
             reduce_only: Wire::take(reader)?,
             stp: Wire::take(reader)?,
+            client_order_id: Wire::take(reader)?,
+        })
+    }
+}
+
+impl Wire for StopOrder {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.instrument.put(out);
+        self.side.put(out);
+        self.direction.put(out);
+        self.trigger_price.put(out);
+        self.limit_price.put(out);
+        self.qty.put(out);
+        self.reduce_only.put(out);
+        self.client_order_id.put(out);
+    }
+    fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(StopOrder {
+            instrument: Wire::take(reader)?,
+            side: Wire::take(reader)?,
+            direction: Wire::take(reader)?,
+            trigger_price: Wire::take(reader)?,
+            limit_price: Wire::take(reader)?,
+            qty: Wire::take(reader)?,
+            reduce_only: Wire::take(reader)?,
             client_order_id: Wire::take(reader)?,
         })
     }
@@ -486,6 +521,10 @@ impl Wire for ClientCommand {
                 amount.put(out);
                 destination.put(out);
             }
+            ClientCommand::Stop(order) => {
+                out.push(7);
+                order.put(out);
+            }
         }
     }
     fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
@@ -515,6 +554,7 @@ impl Wire for ClientCommand {
                 amount: Wire::take(reader)?,
                 destination: Wire::take(reader)?,
             }),
+            7 => Ok(ClientCommand::Stop(Wire::take(reader)?)),
             tag => Err(CodecError::UnknownTag {
                 what: "client command",
                 tag,

@@ -60,7 +60,26 @@ fn client_commands() -> Vec<ClientCommand> {
             amount: i64::MIN,
             destination: [0xab; 32],
         },
+        ClientCommand::Stop(stop(Some(-5))),
+        ClientCommand::Stop(StopOrder {
+            direction: StopDirection::Rises,
+            side: Side::Buy,
+            ..stop(None)
+        }),
     ]
+}
+
+fn stop(limit_price: Option<i64>) -> StopOrder {
+    StopOrder {
+        instrument: InstrumentId(3),
+        side: Side::Sell,
+        direction: StopDirection::Falls,
+        trigger_price: 590_000,
+        limit_price,
+        qty: 12,
+        reduce_only: true,
+        client_order_id: 77,
+    }
 }
 
 fn system_commands() -> Vec<SystemCommand> {
@@ -171,6 +190,74 @@ fn layout_is_pinned() {
         5, 0, 0, 0, 0, 0, 0, 0, // order id
     ];
     assert_eq!(bytes, expected);
+}
+
+#[test]
+fn stop_layout_is_pinned_and_bad_bytes_are_typed_errors() {
+    let bytes = encode_client_command(&ClientCommand::Stop(stop(Some(600_000))));
+    let expected: &[u8] = &[
+        0x01, // version
+        0x07, // ClientCommand::Stop
+        3, 0, 0, 0, // instrument
+        1, // side: sell
+        1, // direction: falls
+        0xb0, 0x00, 0x09, 0, 0, 0, 0, 0, // trigger price 590 000
+        1, 0xc0, 0x27, 0x09, 0, 0, 0, 0, 0, // limit price: present, 600 000
+        12, 0, 0, 0, 0, 0, 0, 0, // qty
+        1, // reduce only
+        77, 0, 0, 0, 0, 0, 0, 0, // client order id
+    ];
+    assert_eq!(bytes, expected);
+    assert_eq!(
+        decode_client_command(&bytes).unwrap(),
+        ClientCommand::Stop(stop(Some(600_000)))
+    );
+    for cut in 0..bytes.len() {
+        assert!(matches!(
+            decode_client_command(&bytes[..cut]),
+            Err(CodecError::Truncated { .. })
+        ));
+    }
+    let mut bad = bytes.clone();
+    bad[7] = 2;
+    assert_eq!(
+        decode_client_command(&bad),
+        Err(CodecError::UnknownTag {
+            what: "stop direction",
+            tag: 2
+        })
+    );
+    let mut bad = bytes.clone();
+    bad[16] = 7;
+    assert_eq!(
+        decode_client_command(&bad),
+        Err(CodecError::NonCanonical(
+            "an option presence byte must be 0 or 1"
+        ))
+    );
+    let mut bad = bytes.clone();
+    bad[33] = 9;
+    assert_eq!(
+        decode_client_command(&bad),
+        Err(CodecError::NonCanonical("a bool must be 0 or 1"))
+    );
+    // Clearing the presence flag shifts every later field by 8 bytes: the limit is read as the
+    // size, and the size's low byte (12) lands on the reduce-only flag.
+    let mut absent = bytes.clone();
+    absent[16] = 0;
+    assert_eq!(
+        decode_client_command(&absent),
+        Err(CodecError::NonCanonical("a bool must be 0 or 1"))
+    );
+    let mut garbage = bytes;
+    garbage[1] = 0x08;
+    assert_eq!(
+        decode_client_command(&garbage),
+        Err(CodecError::UnknownTag {
+            what: "client command",
+            tag: 8
+        })
+    );
 }
 
 #[test]

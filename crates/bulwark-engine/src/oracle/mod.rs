@@ -33,7 +33,9 @@
 //! unwind there, new orders that are not reduce-only are refused with
 //! [`crate::event::RejectReason::OracleGuardOpen`], amends other than a size reduction are refused,
 //! and withdrawals by accounts with a position there are refused. Cancels and reduce-only orders
-//! continue. (The engine has no stop orders yet, so there are no triggers to pause.)
+//! continue. Stops on those instruments are not triggered (they rest, report
+//! [`crate::event::Event::StopHeld`], and trigger by rule once every guard has closed; see
+//! [`crate::stops`]), and funding on those perpetuals is skipped (see [`crate::mark`]).
 //!
 //! With no committee configured ([`OracleConfig::members`] empty, the default) none of this
 //! applies: the unsigned [`crate::command::SystemCommand::IndexPrice`] is the development path. With

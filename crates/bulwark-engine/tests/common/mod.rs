@@ -1,6 +1,8 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod oracle;
+
 use bulwark_engine::command::{LimitOrder, SelfTradePrevention, SystemCommand, TimeInForce};
 use bulwark_engine::{
     AccountId, ClientCommand, Command, Engine, EngineConfig, Event, InstrumentId, Side,

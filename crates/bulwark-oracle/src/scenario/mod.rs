@@ -15,7 +15,9 @@ mod market;
 
 use std::collections::BTreeSet;
 
-use bulwark_engine::command::{ClientCommand, LimitOrder, SystemCommand, TimeInForce};
+use bulwark_engine::command::{
+    ClientCommand, LimitOrder, StopDirection, StopOrder, SystemCommand, TimeInForce,
+};
 use bulwark_engine::oracle::{GuardKind, OracleConfig};
 use bulwark_engine::{AccountId, Command, Engine, EngineConfig, Event, InstrumentId, Side};
 use ed25519_dalek::SigningKey;
@@ -135,6 +137,11 @@ pub fn run_with(config: ScenarioConfig) -> Value {
         "fault_evidence": faulted.faults,
         "accounts": faulted.accounts,
         "guard_checks": faulted.checks,
+        "stop": {
+            "held": faulted.stop_held,
+            "triggered_s": faulted.stop_triggered,
+            "honest_triggered_s": honest.stop_triggered,
+        },
     })
 }
 
@@ -162,6 +169,9 @@ struct Run {
     faults: Vec<Value>,
     accounts: Vec<Value>,
     checks: Value,
+    /// The blackout's stop: each time it was held (guard, round), and the round it triggered.
+    stop_held: Vec<Value>,
+    stop_triggered: Option<u64>,
 }
 
 fn simulate(config: ScenarioConfig, faulted: bool) -> Run {
@@ -377,6 +387,21 @@ fn scripted(
                     MAKER,
                     limit(Side::Buy, mark * 955 / 1_000, 1, TimeInForce::Gtc, false),
                 ));
+                // A protective stop 3 % below the mark: the real fall crosses it, but while a
+                // guard is open it is held, and it triggers only once every guard has closed.
+                batch.push(client(
+                    trader(7),
+                    ClientCommand::Stop(StopOrder {
+                        instrument: BTC,
+                        side: Side::Sell,
+                        direction: StopDirection::Falls,
+                        trigger_price: mark * 97 / 100,
+                        limit_price: None,
+                        qty: 1,
+                        reduce_only: true,
+                        client_order_id: 0,
+                    }),
+                ));
             }
         }
         _ if kind == Kind::FeedBlackout && t == 75_000 => {
@@ -423,6 +448,10 @@ fn record(
                     .push(json!({"account": account.0, "round": round}));
             }
             Event::OracleCertified { .. } => run.certified += 1,
+            Event::StopHeld { guard, .. } => {
+                run.stop_held.push(json!({"guard": guard, "round": round}))
+            }
+            Event::StopTriggered { .. } => run.stop_triggered = Some(round),
             Event::Rejected { account: None, .. } => run.rejected += 1,
             Event::OracleGuardOpened { guard, .. } => open.push((*guard, round)),
             Event::OracleGuardClosed { guard, .. } => {

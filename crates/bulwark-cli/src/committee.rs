@@ -8,7 +8,9 @@
 
 use crate::bench::report::emit;
 use bulwark_engine::codec::SignedTx;
-use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
+use bulwark_engine::command::{
+    LimitOrder, SelfTradePrevention, StopDirection, StopOrder, TimeInForce,
+};
 use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
 use bulwark_node::client::Client;
 use bulwark_node::node::config::{
@@ -1012,6 +1014,45 @@ pub fn run_client(node: SocketAddr, request: crate::ClientRequest) -> ExitCode {
                     post_only: false,
                     reduce_only: false,
                     stp: SelfTradePrevention::CancelResting,
+                    client_order_id: signer.nonce,
+                });
+                submit_signed(&mut client, &signer, command)
+            }
+            crate::ClientRequest::Stop {
+                signer,
+                instrument,
+                side,
+                trigger,
+                direction,
+                limit,
+                qty,
+                reduce_only,
+            } => {
+                let side = match side.as_str() {
+                    "buy" => Side::Buy,
+                    "sell" => Side::Sell,
+                    other => return Err(format!("--side must be buy or sell, not {other:?}")),
+                };
+                let direction = match direction.as_deref() {
+                    Some("rises") => StopDirection::Rises,
+                    Some("falls") => StopDirection::Falls,
+                    Some(other) => {
+                        return Err(format!("--direction must be rises or falls, not {other:?}"))
+                    }
+                    // A buy stop protects a short against a rise; a sell stop a long against a fall.
+                    None => match side {
+                        Side::Buy => StopDirection::Rises,
+                        Side::Sell => StopDirection::Falls,
+                    },
+                };
+                let command = ClientCommand::Stop(StopOrder {
+                    instrument: InstrumentId(instrument),
+                    side,
+                    direction,
+                    trigger_price: trigger,
+                    limit_price: limit,
+                    qty,
+                    reduce_only,
                     client_order_id: signer.nonce,
                 });
                 submit_signed(&mut client, &signer, command)

@@ -151,6 +151,35 @@ enum ClientRequest {
         #[arg(long)]
         qty: i64,
     },
+    /// Sign and submit a stop order: held off the book until the instrument's mark crosses
+    /// the trigger (paused while an oracle guard is open), then placed as a market order or,
+    /// with --limit, a GTC limit order. Cancel it like an order.
+    Stop {
+        #[command(flatten)]
+        signer: Signer,
+        /// Instrument id.
+        #[arg(long, default_value_t = 0)]
+        instrument: u32,
+        /// buy or sell (the order placed on trigger).
+        #[arg(long)]
+        side: String,
+        /// Trigger price in ticks, compared with the instrument's mark.
+        #[arg(long)]
+        trigger: i64,
+        /// rises (mark at or above the trigger) or falls (at or below); default rises for a
+        /// buy stop, falls for a sell stop.
+        #[arg(long)]
+        direction: Option<String>,
+        /// Limit price in ticks of the order placed on trigger (absent: a market order).
+        #[arg(long)]
+        limit: Option<i64>,
+        /// Quantity in lots.
+        #[arg(long)]
+        qty: i64,
+        /// The order placed on trigger may only reduce the position.
+        #[arg(long)]
+        reduce_only: bool,
+    },
     /// Sign and submit the cancel of one resting order (ids: `client account ID`).
     Cancel {
         #[command(flatten)]

@@ -340,6 +340,55 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
             stdout.contains("\"open_orders\":[]")
         },
     );
+    // A stop rests off the book until the mark falls to its trigger (far below here), is
+    // listed with the account, and cancels by its id like an order.
+    let (code, stdout, stderr) = client(&[
+        "stop",
+        "--account",
+        "9",
+        "--key",
+        key_arg,
+        "--nonce",
+        "5000003",
+        "--side",
+        "sell",
+        "--trigger",
+        "10",
+        "--qty",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"accepted\":1"), "{stdout}");
+    let mut stop_id = None;
+    wait_until("the stop to rest", Duration::from_secs(90), &mut || {
+        let (_, stdout, _) = client(&["account", "9"]);
+        let account: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_default();
+        stop_id = account["stops"][0]["order_id"].as_u64();
+        stop_id.is_some()
+    });
+    let (_, stdout, _) = client(&["account", "9"]);
+    assert!(stdout.contains("\"direction\":\"Falls\""), "{stdout}");
+    let (code, stdout, stderr) = client(&[
+        "cancel",
+        "--account",
+        "9",
+        "--key",
+        key_arg,
+        "--nonce",
+        "5000004",
+        "--order-id",
+        &stop_id.unwrap().to_string(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"accepted\":1"), "{stdout}");
+    wait_until(
+        "the stop cancel to finalize",
+        Duration::from_secs(90),
+        &mut || {
+            let (_, stdout, _) = client(&["account", "9"]);
+            stdout.contains("\"stops\":[]")
+        },
+    );
     let (code, stdout, stderr) = client(&["book", "0", "--depth", "3"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("\"bids\""), "{stdout}");

@@ -188,6 +188,24 @@ impl Handler for Endpoint {
                 })
             })
             .collect();
+        // Stops are few per account (capped); the map is scanned.
+        let stops: Vec<serde_json::Value> = engine
+            .stops()
+            .filter(|(_, stop)| stop.owner == account)
+            .map(|(id, stop)| {
+                json!({
+                    "order_id": id.0,
+                    "instrument": stop.order.instrument.0,
+                    "side": format!("{:?}", stop.order.side),
+                    "direction": format!("{:?}", stop.order.direction),
+                    "trigger_price": stop.order.trigger_price,
+                    "limit_price": stop.order.limit_price,
+                    "qty": stop.order.qty,
+                    "reduce_only": stop.order.reduce_only,
+                    "held_by": stop.held_by.map(|guard| format!("{guard:?}")),
+                })
+            })
+            .collect();
         let standing = match engine.standing(account) {
             Some(Ok(standing)) => format!("{standing:?}"),
             Some(Err(error)) => format!("unknown ({error:?})"),
@@ -199,6 +217,7 @@ impl Handler for Endpoint {
             "cash_micros": state.cash.to_string(),
             "positions": positions,
             "open_orders": open_orders,
+            "stops": stops,
             "standing": standing,
         }))
     }

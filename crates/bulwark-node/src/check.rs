@@ -56,6 +56,9 @@ pub struct Executed {
     pub root: StateRoot,
     /// Fills the block produced.
     pub fills: usize,
+    /// Oracle fault evidence the block's certified rounds completed (a member deviating from
+    /// the aggregate for too many rounds), for the sentinel.
+    pub oracle_faults: Vec<bulwark_engine::oracle::FaultEvidence>,
 }
 
 /// The state a block builds on.
@@ -148,11 +151,19 @@ pub fn check_and_execute(
         .iter()
         .filter(|event| matches!(event, Event::Fill { .. }))
         .count();
+    let oracle_faults = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::OracleFault { evidence } => Some(*evidence),
+            _ => None,
+        })
+        .collect();
     let root = engine.state_root();
     Ok(Executed {
         engine,
         root,
         fills,
+        oracle_faults,
     })
 }
 

@@ -36,6 +36,10 @@ pub enum Kind {
     /// Its attestation evidence was appraised contraindicated (the detail is the signed
     /// appraisal, verifiable against this node's verifier key).
     Contraindicated,
+    /// As an oracle member its signed observations sat beyond the deviation bound from the
+    /// certified aggregate for too many consecutive rounds (the detail is the engine's fault
+    /// evidence with the member's signed observation; `view` is the block height).
+    OracleFault,
 }
 
 /// One record.

@@ -27,6 +27,7 @@ use bulwark_engine::command::SystemCommand;
 use bulwark_engine::snapshot::StateRoot;
 use bulwark_engine::{Engine, Event};
 use commonware_actor::Feedback;
+use commonware_codec::DecodeExt as _;
 use commonware_codec::Encode as _;
 use commonware_consensus::simplex::types::Attributable as _;
 use commonware_consensus::simplex::types::{Activity, Context};
@@ -300,6 +301,7 @@ struct Speculative {
     engine: Arc<Engine>,
     root: StateRoot,
     fills: usize,
+    oracle_faults: Vec<bulwark_engine::oracle::FaultEvidence>,
 }
 
 /// The replica's application actor.
@@ -417,6 +419,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 engine: committed.clone(),
                 root: committed_root,
                 fills: 0,
+                oracle_faults: Vec::new(),
             },
         );
         let replica = Replica {
@@ -699,6 +702,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                             engine: Arc::new(executed.engine),
                             root: executed.root,
                             fills: executed.fills,
+                            oracle_faults: executed.oracle_faults,
                         },
                     );
                 }
@@ -913,6 +917,20 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         self.committed_root = speculative.root;
         let root = speculative.root;
         let fills = speculative.fills;
+        // Oracle faults the committed block completed: the deviating member, with its own
+        // signed observation, recorded for the sentinel (the same evidence is in the engine
+        // state under the root, derived from the signed rounds in the block log).
+        for fault in &speculative.oracle_faults {
+            match PublicKey::decode(fault.node.to_vec()) {
+                Ok(member) => self.config.evidence.record(
+                    Kind::OracleFault,
+                    &member,
+                    block.height,
+                    serde_json::to_string(fault).unwrap_or_default(),
+                ),
+                Err(_) => warn!("oracle fault evidence names a key that is not ed25519"),
+            }
+        }
         let conserved = self.committed.totals().conserved();
         assert!(conserved, "money must be conserved after every block");
         {

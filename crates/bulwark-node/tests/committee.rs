@@ -27,6 +27,7 @@ use bulwark_node::verify::verify_log;
 use commonware_cryptography::bls12381::dkg::feldman_desmedt::deal;
 use commonware_cryptography::bls12381::primitives::sharing::Mode;
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
+use commonware_codec::Encode as _;
 use commonware_cryptography::{ed25519, Signer as _};
 use commonware_p2p::simulated::{self, Link, Network};
 use commonware_p2p::Recipients;
@@ -103,6 +104,8 @@ struct Outcome {
     byzantine: &'static [usize],
     /// evidence[i][j]: fault records member i holds against member j.
     evidence: Vec<Vec<usize>>,
+    /// oracle_faults[i][j]: oracle fault records member i holds against member j.
+    oracle_faults: Vec<Vec<usize>>,
     /// Per member: last certified oracle round of BTC and its index.
     oracle: Vec<(u64, Option<i64>)>,
     /// Heights verified in each honest member's log.
@@ -275,9 +278,15 @@ fn run(scenario: Scenario) -> Outcome {
             .collect();
         // With `scenario.oracle`, every member signs oracle observations with its own key and
         // the index moves only by rounds certified through consensus.
-        let oracle_keys: Vec<ed25519_dalek::SigningKey> = (0..n)
-            .map(|i| ed25519_dalek::SigningKey::from_bytes(&[u8::try_from(i).unwrap() + 1; 32]))
+        // Each member signs observations with its node key, as `bulwark up` sets it up, so
+        // oracle fault evidence names the member's p2p identity.
+        let oracle_keys: Vec<ed25519_dalek::SigningKey> = keys
+            .iter()
+            .map(|k| {
+                ed25519_dalek::SigningKey::from_bytes(&k.encode().as_ref().try_into().unwrap())
+            })
             .collect();
+        let member_keys: Vec<PublicKey> = keys.iter().map(|k| k.public_key()).collect();
         let oracle_config = if scenario.oracle {
             OracleConfig {
                 members: oracle_keys
@@ -285,6 +294,8 @@ fn run(scenario: Scenario) -> Outcome {
                     .map(|k| k.verifying_key().to_bytes())
                     .collect(),
                 f: u32::try_from((n - 1) / 3).unwrap(),
+                // A short streak, so that a run of a few virtual seconds completes one.
+                fault_rounds: 4,
                 ..OracleConfig::default()
             }
         } else {
@@ -670,6 +681,15 @@ fn run(scenario: Scenario) -> Outcome {
             refused: refused.iter().map(|r| r.load(Ordering::Relaxed)).collect(),
             crashed: scenario.crash,
             byzantine: scenario.byzantine,
+            oracle_faults: evidence
+                .iter()
+                .map(|log| {
+                    member_keys
+                        .iter()
+                        .map(|peer| log.against(peer, &Kind::OracleFault))
+                        .collect()
+                })
+                .collect(),
             evidence: evidence
                 .iter()
                 .map(|log| {
@@ -964,6 +984,18 @@ fn oracle_rounds_are_certified_through_blocks_and_one_liar_cannot_move_the_index
             (50_000 * USD..70_000 * USD).contains(&index),
             "one lying member moved the index to {index}"
         );
+    }
+    // Its deviation, round after round, is recorded as oracle fault evidence against it by
+    // every member, and against nobody else.
+    for member in 0..4 {
+        assert!(
+            outcome.oracle_faults[member][1] > 0,
+            "member {member} must record the liar's oracle faults: {:?}",
+            outcome.oracle_faults
+        );
+        for other in [0, 2, 3] {
+            assert_eq!(outcome.oracle_faults[member][other], 0);
+        }
     }
 }
 

@@ -89,6 +89,10 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
     assert!(!node_log.contains("SYNTHETIC"), "{node_log}");
     let committee = data.join("committee");
     let node = committee.join("node-0");
+    // The provisioned node key was encrypted in place by the (DEVELOPMENT) keystore.
+    assert!(std::fs::read(node.join("node.key"))
+        .unwrap()
+        .starts_with(b"bulwark/keystore/v1\n"));
     let genesis = committee.join("genesis.json");
     let verify = |node: &Path| {
         run(&[

@@ -24,10 +24,10 @@ use bulwark_node::replica::{
     Committed, Config as ReplicaConfig, Fault, Ledger, Mempool, PublicKey, Scheme,
 };
 use bulwark_node::verify::verify_log;
+use commonware_codec::Encode as _;
 use commonware_cryptography::bls12381::dkg::feldman_desmedt::deal;
 use commonware_cryptography::bls12381::primitives::sharing::Mode;
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
-use commonware_codec::Encode as _;
 use commonware_cryptography::{ed25519, Signer as _};
 use commonware_p2p::simulated::{self, Link, Network};
 use commonware_p2p::Recipients;

@@ -154,15 +154,9 @@ pub fn open_keystore(data_dir: &Path, tpm: Option<&SharedTpm>) -> Result<Keystor
     Ok(Keystore::from_key(key))
 }
 
-/// The node's ed25519 seed. With a TPM the key file is kept encrypted by the sealed keystore
-/// (a plain provisioning file is encrypted in place on first start); otherwise it is read as is.
-pub fn load_node_seed(
-    config: &NodeConfig,
-    keystore: Option<&Keystore>,
-) -> Result<[u8; 32], NodeError> {
-    let Some(store) = keystore else {
-        return crate::node::load_seed(&config.key_file);
-    };
+/// The node's ed25519 seed, kept encrypted by the keystore: a plain provisioning file (64 hex
+/// characters) is encrypted in place on first start.
+pub fn load_node_seed(config: &NodeConfig, store: &Keystore) -> Result<[u8; 32], NodeError> {
     let bytes = store
         .unseal(&config.key_file, "node.key")
         .map_err(|e| NodeError::File {

@@ -1,5 +1,5 @@
-//! The keystore: the node's secrets (its DKG share; with a TPM also its node key) encrypted at
-//! rest (XChaCha20-Poly1305) under one random 32-byte key.
+//! The keystore: the node's secrets (its node key and its DKG share) encrypted at rest
+//! (XChaCha20-Poly1305) under one random 32-byte key.
 //!
 //! With `[admission] mode = "tpm"` that key is sealed by the TPM to PCRs 0–7 and 23 in
 //! `keystore.sealed` (see `node::attest::open_keystore`): a node started from a tampered

@@ -151,7 +151,7 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
     // measured PCRs, and the node key is kept encrypted under it.
     let tpm = attest::measured_launch(&config)?;
     let keystore = Arc::new(attest::open_keystore(&config.data_dir, tpm.as_ref())?);
-    let seed = attest::load_node_seed(&config, tpm.is_some().then_some(keystore.as_ref()))?;
+    let seed = attest::load_node_seed(&config, &keystore)?;
     let key = ed25519::PrivateKey::decode(seed.to_vec()).map_err(|e| NodeError::File {
         path: config.key_file.clone(),
         reason: format!("not an ed25519 seed: {e}"),

@@ -548,24 +548,20 @@ fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
     };
     let height_of = |i: u16| status(endpoint(i)).and_then(|s| s["height"].as_u64());
     let started = Instant::now();
-    let mut tampered_height = None;
+    // The honest three go well past what node 3 had logged; node 3 answers (it runs) but
+    // gets no further than its own log (it replays that much at start, and no more).
     loop {
         assert!(
             started.elapsed() < Duration::from_secs(180),
             "the three honest nodes did not go on"
         );
-        if tampered_height.is_none() {
-            tampered_height = height_of(3);
-        }
-        if (0..3).all(|i| height_of(i).is_some_and(|h| h > 30)) && tampered_height.is_some() {
+        if (0..3).all(|i| height_of(i).is_some_and(|h| h > logged + 30)) && height_of(3).is_some() {
             break;
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    // The tampered node never advanced: nobody admitted it.
-    assert_eq!(
-        height_of(3),
-        tampered_height,
+    assert!(
+        height_of(3).unwrap() <= logged,
         "the tampered node must not finalize anything"
     );
     // Every honest node cuts node 3 off (its evidence names the measurement it fails) and

@@ -496,6 +496,48 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
     assert!(roots.iter().all(|r| *r == roots[0]), "{roots:?}");
 }
 
+/// A copy of the `bulwark` binary with 16 bytes appended: the same program, another
+/// measurement.
+fn tampered_binary(dir: &Path) -> std::path::PathBuf {
+    let tampered = dir.join("bulwark-tampered");
+    std::fs::copy(env!("CARGO_BIN_EXE_bulwark"), &tampered).unwrap();
+    let mut bytes = std::fs::read(&tampered).unwrap();
+    bytes.extend_from_slice(b"tampered-binary!");
+    std::fs::write(&tampered, bytes).unwrap();
+    tampered
+}
+
+/// Waits (20 s at most) until each of nodes 0-2 reports node 3 cut off with `reason` among its
+/// appraisal's reasons, and admitting `admitted` peers; returns nothing, fails otherwise.
+fn wait_until_node3_is_cut_off(
+    endpoint: impl Fn(u16) -> std::net::SocketAddr,
+    reason: &str,
+    admitted: usize,
+) {
+    use std::time::{Duration, Instant};
+    let waited = Instant::now();
+    for i in 0..3 {
+        loop {
+            let status = status(endpoint(i)).unwrap();
+            let peers = status["admission"].as_object().cloned().unwrap_or_default();
+            let node3 = peers.iter().find(|(name, _)| name.starts_with("dc-3/"));
+            let admitted_now = peers.values().filter(|p| p["admitted"] == true).count();
+            if let Some((_, node3)) = node3 {
+                if node3["cut_off"] == true && admitted_now == admitted {
+                    assert_eq!(node3["admitted"], false, "{status}");
+                    assert!(node3["reasons"].to_string().contains(reason), "{status}");
+                    break;
+                }
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(20),
+                "node {i} did not cut node 3 off: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 #[test]
 fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
     let _turn = serial();
@@ -530,11 +572,7 @@ fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
     let logged: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     let logged = logged["heights"].as_u64().unwrap();
     // Node 3 comes back from a tampered binary: the same program with 16 bytes appended.
-    let tampered = dir.path().join("bulwark-tampered");
-    std::fs::copy(env!("CARGO_BIN_EXE_bulwark"), &tampered).unwrap();
-    let mut bytes = std::fs::read(&tampered).unwrap();
-    bytes.extend_from_slice(b"tampered-binary!");
-    std::fs::write(&tampered, bytes).unwrap();
+    let tampered = tampered_binary(dir.path());
     let spawn = |index: usize, exe: &Path| spawn_node(&committee, index, exe);
     let honest = Path::new(env!("CARGO_BIN_EXE_bulwark"));
     let _procs = Procs(vec![
@@ -566,32 +604,7 @@ fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
     );
     // Every honest node cuts node 3 off (its evidence names the measurement it fails) and
     // admits the two other honest nodes.
-    let waited = Instant::now();
-    for i in 0..3 {
-        loop {
-            let status = status(endpoint(i)).unwrap();
-            let peers = status["admission"].as_object().cloned().unwrap_or_default();
-            let node3 = peers.iter().find(|(name, _)| name.starts_with("dc-3/"));
-            let admitted = peers.values().filter(|p| p["admitted"] == true).count();
-            if let Some((_, node3)) = node3 {
-                if node3["cut_off"] == true && admitted == 2 {
-                    assert_eq!(node3["admitted"], false, "{status}");
-                    assert!(
-                        node3["reasons"]
-                            .to_string()
-                            .contains("app-measurement-mismatch"),
-                        "{status}"
-                    );
-                    break;
-                }
-            }
-            assert!(
-                waited.elapsed() < Duration::from_secs(20),
-                "node {i} did not cut node 3 off: {status}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
+    wait_until_node3_is_cut_off(endpoint, "app-measurement-mismatch", 2);
     assert!(
         height_of(3).unwrap() <= logged,
         "still no progress at the tampered node"
@@ -672,11 +685,7 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
         })
         .collect();
     // A tampered binary cannot unseal node 3's secrets: it refuses to start.
-    let tampered = dir.path().join("bulwark-tampered");
-    std::fs::copy(env!("CARGO_BIN_EXE_bulwark"), &tampered).unwrap();
-    let mut bytes = std::fs::read(&tampered).unwrap();
-    bytes.extend_from_slice(b"tampered-binary!");
-    std::fs::write(&tampered, bytes).unwrap();
+    let tampered = tampered_binary(dir.path());
     let out = std::process::Command::new(&tampered)
         .args([
             "node",
@@ -717,28 +726,7 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
     let mut text = std::fs::read_to_string(&policy).unwrap();
     text.push('\n');
     std::fs::write(&policy, text).unwrap();
-    let waited = Instant::now();
-    for i in 0..3 {
-        loop {
-            let status = status(endpoint(i)).unwrap();
-            let peers = status["admission"].as_object().cloned().unwrap_or_default();
-            let node3 = peers.iter().find(|(name, _)| name.starts_with("dc-3/"));
-            if let Some((_, node3)) = node3 {
-                if node3["cut_off"] == true {
-                    assert!(
-                        node3["reasons"].to_string().contains("pcr-mismatch"),
-                        "{status}"
-                    );
-                    break;
-                }
-            }
-            assert!(
-                waited.elapsed() < Duration::from_secs(20),
-                "node {i} did not cut node 3 off: {status}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
+    wait_until_node3_is_cut_off(endpoint, "pcr-mismatch", 2);
     // The signed appraisal names PCR 23 with the value it holds and the value allowed.
     let evidence_file = committee.join("node-0").join("evidence.jsonl");
     let waited = Instant::now();

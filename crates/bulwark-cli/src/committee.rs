@@ -273,6 +273,29 @@ fn start_software_tpms(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, S
         .collect()
 }
 
+/// As the nodes' launcher: resets PCR 23 of each node's TPM and extends it with the binary
+/// about to run, the genesis and the node's operator set, before the node starts.
+fn measure_launches(data: &Path, tpms: &[SoftwareTpm]) -> Result<(), String> {
+    if tpms.is_empty() {
+        return Ok(());
+    }
+    let binary = std::env::current_exe()
+        .and_then(std::fs::read)
+        .map_err(|e| format!("cannot measure this binary: {e}"))?;
+    let genesis =
+        std::fs::read(committee_dir(data).join("genesis.json")).map_err(|e| e.to_string())?;
+    for (index, soft) in tpms.iter().enumerate() {
+        let policy = std::fs::read(node_dir(data, index).join("operators.json"))
+            .map_err(|e| e.to_string())?;
+        let measurements =
+            bulwark_attest::evidence::AppMeasurements::from_contents(&binary, &genesis, &policy);
+        bulwark_attest::launch::NodeTpm::open(&soft.tcti())
+            .and_then(|mut tpm| tpm.measure_launch(&measurements))
+            .map_err(|e| format!("measuring node {index} into its TPM: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Creates a new committee; with `options.tpm`, also its software TPMs (returned running).
 fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, String> {
     let dir = committee_dir(&options.data);
@@ -407,6 +430,8 @@ fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, String> {
             admission: Some(AdmissionConfig {
                 mode: if options.tpm { "tpm" } else { "dev" }.into(),
                 tcti: tpms.get(index).map(SoftwareTpm::tcti),
+                // `up` is the launcher: it measures each node into PCR 23 before starting it.
+                measured_by_launcher: options.tpm,
                 interval_ms: options.admission_interval_ms,
                 appraisal_ttl_ms: None,
                 manifest_file: "../manifest.json".into(),
@@ -574,6 +599,7 @@ pub fn run_committee(
         eprintln!("  attestation: DEVELOPMENT attestor (software-signed evidence; `--tpm` for TPM quotes)");
     }
     write_manifest(&options.data, options.nodes, &tpms)?;
+    measure_launches(&options.data, &tpms)?;
     let mut nodes = Nodes {
         children: Vec::new(),
     };
@@ -1275,6 +1301,7 @@ pub fn cutoff_delays(base_port: u16, interval_ms: u64, tpm: bool) -> Result<Vec<
     let result = (|| {
         let tpms = setup(&options)?;
         write_manifest(&options.data, options.nodes, &tpms)?;
+        measure_launches(&options.data, &tpms)?;
         let mut nodes = Nodes {
             children: Vec::new(),
         };

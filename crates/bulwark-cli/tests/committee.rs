@@ -179,10 +179,11 @@ fn status(endpoint: std::net::SocketAddr) -> Option<serde_json::Value> {
 /// `committee`, its log in the node's directory as `test-node.log`.
 fn spawn_node(committee: &Path, index: usize, exe: &Path) -> std::process::Child {
     let node = committee.join(format!("node-{index}"));
+    let log = std::fs::File::create(node.join("test-node.log")).unwrap();
     std::process::Command::new(exe)
         .args(["node", "--config", node.join("node.toml").to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(node.join("test-node.log")).unwrap())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
         .spawn()
         .unwrap()
 }
@@ -667,6 +668,11 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
             3,
             "node {index} must enroll its three peers' AKs"
         );
+        // `up` measured the node into PCR 23 as its launcher; the node found its own values.
+        assert!(
+            log.contains("PCR 23 measured by the launcher holds this binary"),
+            "node {index}"
+        );
         assert!(node.join("keystore.sealed").exists());
         assert!(!node.join("keystore.key").exists());
         assert!(!node.join("attestor.key").exists());
@@ -684,8 +690,27 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
             .unwrap()
         })
         .collect();
+    // As the launcher, measure `binary` into node `index`'s PCR 23 (`up` does this itself).
+    let measure = |index: u16, binary: &Path| {
+        let node = committee.join(format!("node-{index}"));
+        let tcti = format!("swtpm:host=127.0.0.1,port={}", port + 200 + 2 * index);
+        let (code, stdout, stderr) = run(&[
+            "attest",
+            "measure",
+            "--tcti",
+            &tcti,
+            "--binary",
+            binary.to_str().unwrap(),
+            "--config",
+            committee.join("genesis.json").to_str().unwrap(),
+            "--policy",
+            node.join("operators.json").to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+    };
     // A tampered binary cannot unseal node 3's secrets: it refuses to start.
     let tampered = tampered_binary(dir.path());
+    measure(3, &tampered);
     let out = std::process::Command::new(&tampered)
         .args([
             "node",
@@ -699,6 +724,9 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
     assert!(stderr.contains("does not unseal"), "{stderr}");
     // The honest binary unseals and runs; then node 3's measured policy changes under it.
     let honest = Path::new(env!("CARGO_BIN_EXE_bulwark"));
+    for i in 0..4 {
+        measure(i, honest);
+    }
     let _procs = Procs(
         (0..4)
             .map(|i| Some(spawn_node(&committee, i, honest)))
@@ -718,7 +746,26 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
     while !(0..4).all(|i| admitted_by(i) == 3) {
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "the restarted TPM committee did not admit everyone"
+            "the restarted TPM committee did not admit everyone: {:?}\n{}",
+            (0..4)
+                .map(|i| status(endpoint(i)).map(|s| s["admission"].clone()))
+                .collect::<Vec<_>>(),
+            (0..4)
+                .map(|i| {
+                    let log = std::fs::read_to_string(
+                        committee.join(format!("node-{i}")).join("test-node.log"),
+                    )
+                    .unwrap_or_default();
+                    let lines: Vec<&str> = log.lines().collect();
+                    lines
+                        .iter()
+                        .filter(|l| l.contains("PCR") || l.contains("unseal"))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .collect::<Vec<_>>()
+                .join("\n---\n")
         );
         std::thread::sleep(Duration::from_millis(250));
     }

@@ -88,6 +88,30 @@ pub fn measured_launch(config: &NodeConfig) -> Result<Option<SharedTpm>, NodeErr
         &config.genesis_file,
         &admission.operators_file,
     )?;
+    if admission.measured_by_launcher {
+        let pcr23 = tpm
+            .read_pcrs()
+            .map_err(tpm_error)?
+            .get(&bulwark_attest::tpm::APP_PCR)
+            .copied()
+            .unwrap_or_default();
+        let expected = measured.app_pcr_value();
+        if pcr23 == expected {
+            info!(
+                %tcti,
+                pcr23 = %crate::node::config::hex_encode(&pcr23),
+                "PCR 23 measured by the launcher holds this binary, genesis and operator set"
+            );
+        } else {
+            warn!(
+                %tcti,
+                pcr23 = %crate::node::config::hex_encode(&pcr23),
+                expected = %crate::node::config::hex_encode(&expected),
+                "PCR 23 measured by the launcher does not hold this binary, genesis and operator set: peers will refuse this node's quotes and its sealed secrets will not open"
+            );
+        }
+        return Ok(Some(Arc::new(Mutex::new(TpmLaunch { tpm, measured }))));
+    }
     tpm.measure_launch(&measured).map_err(tpm_error)?;
     info!(
         %tcti,

@@ -118,6 +118,12 @@ pub struct AdmissionConfig {
     /// `swtpm:host=127.0.0.1,port=2321`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcti: Option<String>,
+    /// `mode = "tpm"`: PCR 23 was reset and extended by the launcher before this node started
+    /// (`bulwark attest measure`, IMA, or `bulwark up --tpm`), so the node does not measure
+    /// itself; it only checks the value and warns when it is not its own. Default false: the
+    /// node measures itself at launch (a tampered binary could then extend honest digests).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub measured_by_launcher: bool,
     /// Re-attestation interval, milliseconds (at least 500).
     #[serde(default = "default_interval_ms")]
     pub interval_ms: u64,
@@ -513,6 +519,7 @@ mod tests {
             c.admission = Some(AdmissionConfig {
                 mode: mode.into(),
                 tcti: tcti.map(str::to_string),
+                measured_by_launcher: false,
                 interval_ms: 1_000,
                 appraisal_ttl_ms: None,
                 manifest_file: "m".into(),

@@ -19,6 +19,7 @@ use bulwark_node::node::config::{
 };
 use bulwark_node::node::{IDENTITY_FILE, STORAGE_DIR};
 
+use bulwark_attest::evidence::AppMeasurements;
 use bulwark_attest::swtpm::SoftwareTpm;
 use ed25519_dalek::SigningKey;
 use std::collections::HashMap;
@@ -32,10 +33,31 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// DEVELOPMENT operator secrets (one hex key per line) that sign the reference manifest.
 const DEV_OPERATORS_FILE: &str = "dev-operators.secret";
 
-/// Signs (as the DEVELOPMENT operators) a reference manifest that admits exactly the binary
-/// running now with this committee's genesis and operator set: with software TPMs, their boot
-/// PCRs (read now) and PCR 23 after measured launch; otherwise each node's dev attestor.
-fn write_manifest(data: &Path, nodes: usize, tpms: &[SoftwareTpm]) -> Result<(), String> {
+/// What each node's PCR 23 (or dev evidence) must hold: the binary running now, the
+/// committee's genesis and the node's operator set. The binary is read once.
+fn node_measurements(data: &Path, nodes: usize) -> Result<Vec<AppMeasurements>, String> {
+    let binary = std::env::current_exe()
+        .and_then(std::fs::read)
+        .map_err(|e| format!("cannot measure this binary: {e}"))?;
+    let genesis =
+        std::fs::read(committee_dir(data).join("genesis.json")).map_err(|e| e.to_string())?;
+    (0..nodes)
+        .map(|index| {
+            let policy = std::fs::read(node_dir(data, index).join("operators.json"))
+                .map_err(|e| e.to_string())?;
+            Ok(AppMeasurements::from_contents(&binary, &genesis, &policy))
+        })
+        .collect()
+}
+
+/// Signs (as the DEVELOPMENT operators) a reference manifest that admits exactly the nodes'
+/// `measured` binary, genesis and operator sets: with software TPMs, their boot PCRs (read now)
+/// and PCR 23 after measured launch; otherwise each node's dev attestor.
+fn write_manifest(
+    data: &Path,
+    measured: &[AppMeasurements],
+    tpms: &[SoftwareTpm],
+) -> Result<(), String> {
     use bulwark_attest::hexbytes::HexBytes;
     use bulwark_attest::manifest::{DevReference, ReferenceManifest, SignedManifest};
     let dir = committee_dir(data);
@@ -46,25 +68,16 @@ fn write_manifest(data: &Path, nodes: usize, tpms: &[SoftwareTpm]) -> Result<(),
         .filter_map(|line| hex_decode(line.trim()).and_then(|b| <[u8; 32]>::try_from(b).ok()))
         .map(|s| SigningKey::from_bytes(&s))
         .collect();
-    let binary = std::env::current_exe()
-        .and_then(std::fs::read)
-        .map_err(|e| format!("cannot measure this binary: {e}"))?;
-    let genesis = std::fs::read(dir.join("genesis.json")).map_err(|e| e.to_string())?;
     let mut signers = Vec::new();
     let mut measurements = Vec::new();
-    for index in 0..nodes {
-        let node = node_dir(data, index);
+    for (index, node_measured) in measured.iter().enumerate() {
         if tpms.is_empty() {
-            let attestor = node.join("attestor.key");
+            let attestor = node_dir(data, index).join("attestor.key");
             let secret =
                 read_hex32(&attestor).map_err(|e| format!("{}: {e}", attestor.display()))?;
             signers.push(bulwark_attest::dev::DevAttestor::from_secret(&secret).public_key());
         }
-        let policy = std::fs::read(node.join("operators.json")).map_err(|e| e.to_string())?;
-        let value = HexBytes(
-            bulwark_attest::evidence::AppMeasurements::from_contents(&binary, &genesis, &policy)
-                .app_pcr_value(),
-        );
+        let value = HexBytes(node_measured.app_pcr_value());
         if !measurements.contains(&value) {
             measurements.push(value);
         }
@@ -273,24 +286,12 @@ fn start_software_tpms(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, S
         .collect()
 }
 
-/// As the nodes' launcher: resets PCR 23 of each node's TPM and extends it with the binary
-/// about to run, the genesis and the node's operator set, before the node starts.
-fn measure_launches(data: &Path, tpms: &[SoftwareTpm]) -> Result<(), String> {
-    if tpms.is_empty() {
-        return Ok(());
-    }
-    let binary = std::env::current_exe()
-        .and_then(std::fs::read)
-        .map_err(|e| format!("cannot measure this binary: {e}"))?;
-    let genesis =
-        std::fs::read(committee_dir(data).join("genesis.json")).map_err(|e| e.to_string())?;
-    for (index, soft) in tpms.iter().enumerate() {
-        let policy = std::fs::read(node_dir(data, index).join("operators.json"))
-            .map_err(|e| e.to_string())?;
-        let measurements =
-            bulwark_attest::evidence::AppMeasurements::from_contents(&binary, &genesis, &policy);
+/// As the nodes' launcher: resets PCR 23 of each node's TPM and extends it with the node's
+/// `measured` binary, genesis and operator set, before the node starts.
+fn measure_launches(measured: &[AppMeasurements], tpms: &[SoftwareTpm]) -> Result<(), String> {
+    for (index, (soft, node_measured)) in tpms.iter().zip(measured).enumerate() {
         bulwark_attest::launch::NodeTpm::open(&soft.tcti())
-            .and_then(|mut tpm| tpm.measure_launch(&measurements))
+            .and_then(|mut tpm| tpm.measure_launch(node_measured))
             .map_err(|e| format!("measuring node {index} into its TPM: {e}"))?;
     }
     Ok(())
@@ -571,13 +572,11 @@ pub fn run_committee(
         .admission
         .as_ref()
         .is_some_and(|a| a.mode == "tpm");
-    if options.oracle.is_some()
-        && !options.fresh
-        && existing == options.nodes
-        && !configs[0]
-            .oracle
-            .iter()
-            .any(|o| Some(&o.sources) == options.oracle.as_ref())
+    // A new committee was just written with these sources; a resumed one must have them.
+    if options
+        .oracle
+        .as_ref()
+        .is_some_and(|wanted| !configs[0].oracle.iter().any(|o| o.sources == *wanted))
     {
         return Err(format!(
             "{} was created with other oracle sources; run with --fresh to change them",
@@ -598,8 +597,9 @@ pub fn run_committee(
     } else {
         eprintln!("  attestation: DEVELOPMENT attestor (software-signed evidence; `--tpm` for TPM quotes)");
     }
-    write_manifest(&options.data, options.nodes, &tpms)?;
-    measure_launches(&options.data, &tpms)?;
+    let measured = node_measurements(&options.data, options.nodes)?;
+    write_manifest(&options.data, &measured, &tpms)?;
+    measure_launches(&measured, &tpms)?;
     let mut nodes = Nodes {
         children: Vec::new(),
     };
@@ -1007,6 +1007,15 @@ fn verify(
 }
 
 /// `bulwark client ...`.
+/// `--side` of `client order` and `client stop`.
+fn parse_side(text: &str) -> Result<Side, String> {
+    match text {
+        "buy" => Ok(Side::Buy),
+        "sell" => Ok(Side::Sell),
+        other => Err(format!("--side must be buy or sell, not {other:?}")),
+    }
+}
+
 pub fn run_client(node: SocketAddr, request: crate::ClientRequest) -> ExitCode {
     let result = (|| -> Result<serde_json::Value, String> {
         let mut client = Client::connect(node, Duration::from_secs(3))
@@ -1026,11 +1035,7 @@ pub fn run_client(node: SocketAddr, request: crate::ClientRequest) -> ExitCode {
                 price,
                 qty,
             } => {
-                let side = match side.as_str() {
-                    "buy" => Side::Buy,
-                    "sell" => Side::Sell,
-                    other => return Err(format!("--side must be buy or sell, not {other:?}")),
-                };
+                let side = parse_side(&side)?;
                 let command = ClientCommand::Limit(LimitOrder {
                     instrument: InstrumentId(instrument),
                     side,
@@ -1054,11 +1059,7 @@ pub fn run_client(node: SocketAddr, request: crate::ClientRequest) -> ExitCode {
                 qty,
                 reduce_only,
             } => {
-                let side = match side.as_str() {
-                    "buy" => Side::Buy,
-                    "sell" => Side::Sell,
-                    other => return Err(format!("--side must be buy or sell, not {other:?}")),
-                };
+                let side = parse_side(&side)?;
                 let direction = match direction.as_deref() {
                     Some("rises") => StopDirection::Rises,
                     Some("falls") => StopDirection::Falls,
@@ -1300,8 +1301,9 @@ pub fn cutoff_delays(base_port: u16, interval_ms: u64, tpm: bool) -> Result<Vec<
     };
     let result = (|| {
         let tpms = setup(&options)?;
-        write_manifest(&options.data, options.nodes, &tpms)?;
-        measure_launches(&options.data, &tpms)?;
+        let measured = node_measurements(&options.data, options.nodes)?;
+        write_manifest(&options.data, &measured, &tpms)?;
+        measure_launches(&measured, &tpms)?;
         let mut nodes = Nodes {
             children: Vec::new(),
         };

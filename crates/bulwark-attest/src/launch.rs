@@ -9,12 +9,13 @@
 //! Measured launch: at start the node resets [`APP_PCR`] and extends it with the SHA-256 of its
 //! binary, its configuration and its policy ([`AppMeasurements`]), so the PCR holds
 //! [`AppMeasurements::app_pcr_value`]. When the configuration or policy changes on a running node,
-//! [`NodeTpm::measure_change`] extends the new digest too: the PCR then holds a value no manifest
-//! lists, and the next quote is contraindicated. The launch measurement is taken by the node
-//! itself; a production deployment should have the measurement made before the binary runs
-//! (IMA or the launcher), which this API also serves (`extend` without `reset`).
+//! [`NodeTpm::extend`] adds the new digest too: the PCR then holds a value no manifest lists, and
+//! the next quote is contraindicated. [`NodeTpm::measure_launch`] serves a launcher (or a node
+//! measuring itself); a production deployment should have the measurement made before the
+//! binary runs (IMA or the launcher).
 
 use crate::evidence::{AppMeasurements, TpmEvidence};
+#[cfg(feature = "tpm")]
 use crate::hexbytes::HexBytes;
 use crate::tpm::{CredentialChallenge, APP_PCR, BOOT_PCRS};
 use serde::{Deserialize, Serialize};
@@ -109,11 +110,6 @@ impl NodeTpm {
         self.device
             .extend_pcr(APP_PCR, digests)
             .map_err(device_error)
-    }
-
-    /// Records a changed configuration or policy digest in [`APP_PCR`].
-    pub fn measure_change(&mut self, digest: [u8; 32]) -> Result<(), LaunchError> {
-        self.extend(&[digest])
     }
 
     /// The current values of [`measured_pcrs`].
@@ -216,9 +212,6 @@ impl NodeTpm {
         Err(LaunchError::NotBuilt)
     }
     pub fn extend(&mut self, _: &[[u8; 32]]) -> Result<(), LaunchError> {
-        Err(LaunchError::NotBuilt)
-    }
-    pub fn measure_change(&mut self, _: [u8; 32]) -> Result<(), LaunchError> {
         Err(LaunchError::NotBuilt)
     }
     pub fn read_pcrs(&mut self) -> Result<std::collections::BTreeMap<u8, [u8; 32]>, LaunchError> {

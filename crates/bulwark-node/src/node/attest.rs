@@ -18,6 +18,7 @@ use crate::node::NodeError;
 use crate::replica::PublicKey;
 use bulwark_attest::dev::DevAttestor;
 use bulwark_attest::evidence::{AppMeasurements, Evidence};
+use bulwark_attest::hexbytes::Sha256Digest;
 use bulwark_attest::launch::{NodeTpm, SealedBlob};
 use bulwark_attest::manifest::{OperatorSet, SignedManifest};
 use bulwark_attest::nonce::node_key_hash;
@@ -206,7 +207,8 @@ enum Producer {
 pub struct Attestation {
     producer: Producer,
     key_hash: [u8; 32],
-    binary: AppMeasurements,
+    /// SHA-256 of the binary, taken once at launch.
+    binary: Sha256Digest,
     config_file: PathBuf,
     policy_file: PathBuf,
 }
@@ -226,7 +228,8 @@ impl Attestation {
                 let binary = tpm
                     .lock()
                     .expect("the TPM lock must not be poisoned")
-                    .measured;
+                    .measured
+                    .binary;
                 (Producer::Tpm(tpm), binary)
             }
             None => {
@@ -236,7 +239,8 @@ impl Attestation {
                     ));
                 };
                 let secret = crate::node::load_seed(file)?;
-                let binary = AppMeasurements::from_contents(&read(&current_exe()?)?, &[], &[]);
+                let binary =
+                    AppMeasurements::from_contents(&read(&current_exe()?)?, &[], &[]).binary;
                 (
                     Producer::Dev(Box::new(DevAttestor::from_secret(&secret))),
                     binary,
@@ -260,7 +264,7 @@ impl Attestation {
             &read(&self.policy_file)?,
         );
         Ok(AppMeasurements {
-            binary: self.binary.binary,
+            binary: self.binary,
             config: now.config,
             policy: now.policy,
         })

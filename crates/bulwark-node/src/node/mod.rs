@@ -143,6 +143,21 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
                 reason: format!("genesis refused: {reason}"),
             },
         )?;
+    let underlyings = genesis_file.index_micros.len();
+    if let Some(bad) = config
+        .oracle
+        .iter()
+        .find(|f| usize::from(f.underlying) >= underlyings)
+    {
+        return Err(ConfigError::Invalid {
+            path: config_path.to_path_buf(),
+            reason: format!(
+                "[[oracle]] underlying {} does not exist; the genesis has {underlyings}",
+                bad.underlying
+            ),
+        }
+        .into());
+    }
     std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::File {
         path: config.data_dir.clone(),
         reason: e.to_string(),
@@ -258,29 +273,20 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
         let attestation = match &config.admission {
             Some(admission) => {
                 let attestation = Arc::new(attest::Attestation::new(&config, admission, &me, tpm.clone())?);
-                let endorsement_keys: std::collections::BTreeMap<PublicKey, Vec<u8>> = config
-                    .peers
-                    .iter()
-                    .zip(peers.iter())
-                    .filter(|(_, (key, _))| *key != me)
-                    .filter_map(|(peer, (key, _))| {
-                        peer.tpm_ek
-                            .as_deref()
-                            .and_then(hex_decode)
-                            .filter(|_| admission.mode == "tpm")
-                            .map(|ek| (key.clone(), ek))
-                    })
-                    .collect();
-                let others = config
-                    .peers
-                    .iter()
-                    .zip(peers.iter())
-                    .filter(|(_, (key, _))| *key != me)
-                    .filter_map(|(peer, (key, p2p))| {
-                        peer.client_address
-                            .map(|client| (key.clone(), peer.data_center.clone() + "/" + &peer.public_key[..8], *p2p, client))
-                    })
-                    .collect();
+                // Each other member: its admission name, p2p and client addresses, and (TPM
+                // mode) its inventory EK.
+                let mut others = Vec::new();
+                let mut endorsement_keys = std::collections::BTreeMap::new();
+                for (peer, (key, p2p)) in config.peers.iter().zip(peers.iter()).filter(|(_, (key, _))| *key != me) {
+                    if admission.mode == "tpm" {
+                        if let Some(ek) = peer.tpm_ek.as_deref().and_then(hex_decode) {
+                            endorsement_keys.insert(key.clone(), ek);
+                        }
+                    }
+                    if let Some(client) = peer.client_address {
+                        others.push((key.clone(), peer.data_center.clone() + "/" + &peer.public_key[..8], *p2p, client));
+                    }
+                }
                 attest::start(
                     admission,
                     (me.clone(), config.p2p_listen),
@@ -406,8 +412,8 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
             });
         }
 
-        // Oracle: observe every round (DEVELOPMENT synthetic source), gossip the signed
-        // observation, and pool everyone's for the proposer.
+        // Oracle: observe every round (the configured venues, or the DEVELOPMENT synthetic
+        // source), gossip the signed observation, and pool everyone's for the proposer.
         if let Some(pool) = oracle_pool.clone() {
             let signing_key = ed25519_dalek::SigningKey::from_bytes(&seed);
             let mut feed = if config.oracle.is_empty() {
@@ -418,14 +424,6 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
                     signing_key,
                 )))
             } else {
-                let underlyings = genesis_file.index_micros.len();
-                if let Some(bad) = config.oracle.iter().find(|f| usize::from(f.underlying) >= underlyings) {
-                    return Err(ConfigError::Invalid {
-                        path: config_path.to_path_buf(),
-                        reason: format!("[[oracle]] underlying {} does not exist; the genesis has {underlyings}", bad.underlying),
-                    }
-                    .into());
-                }
                 let feeds: Vec<(u16, bulwark_oracle::source::SourcesConfig)> =
                     config.oracle.iter().map(|f| (f.underlying, f.sources.clone())).collect();
                 for (underlying, sources) in &feeds {

@@ -38,6 +38,34 @@ fn base_port() -> u16 {
     panic!("no free port range for the committee tests");
 }
 
+/// The client endpoint of node `index` in a committee made with `--base-port port`.
+fn client_endpoint(port: u16, index: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], port + 100 + index))
+}
+
+/// The server port of node `index`'s software TPM under `up --tpm --base-port port`.
+fn swtpm_port(port: u16, index: u16) -> u16 {
+    port + 200 + 2 * index
+}
+
+/// Waits (15 s at most) until node 0's `evidence.jsonl` contains `needle`; returns its text.
+fn wait_for_evidence(committee: &Path, needle: &str) -> String {
+    use std::time::{Duration, Instant};
+    let file = committee.join("node-0").join("evidence.jsonl");
+    let waited = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(15),
+            "no evidence containing {needle:?} recorded: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn log_file(node: &Path) -> std::path::PathBuf {
     let partition = node.join("storage").join("node-finalized");
     std::fs::read_dir(&partition)
@@ -229,11 +257,7 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
         |index: usize| spawn_node(&committee, index, Path::new(env!("CARGO_BIN_EXE_bulwark")));
     let mut procs = Procs((0..4).map(|i| Some(spawn(i))).collect());
     let endpoints: Vec<std::net::SocketAddr> = (0..4)
-        .map(|i| {
-            format!("127.0.0.1:{}", port.parse::<u16>().unwrap() + 100 + i)
-                .parse()
-                .unwrap()
-        })
+        .map(|i| client_endpoint(port.parse().unwrap(), i))
         .collect();
     let height_of = |i: usize| status(endpoints[i]).and_then(|s| s["height"].as_u64());
     let wait_until = |what: &str, limit: Duration, done: &mut dyn FnMut() -> bool| {
@@ -346,9 +370,12 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
         },
     );
     // A stop rests off the book until the mark falls to its trigger (far below here), is
-    // listed with the account, and cancels by its id like an order.
+    // listed with the account, and cancels by its id like an order. It is reduce-only: a
+    // risk-increasing stop is refused while an oracle guard is open, and with a node killed
+    // above the committee may briefly miss a round.
     let (code, stdout, stderr) = client(&[
         "stop",
+        "--reduce-only",
         "--account",
         "9",
         "--key",
@@ -373,6 +400,7 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
     });
     let (_, stdout, _) = client(&["account", "9"]);
     assert!(stdout.contains("\"direction\":\"Falls\""), "{stdout}");
+    assert!(stdout.contains("\"reduce_only\":true"), "{stdout}");
     let (code, stdout, stderr) = client(&[
         "cancel",
         "--account",
@@ -582,9 +610,7 @@ fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
         Some(spawn(2, honest)),
         Some(spawn(3, &tampered)),
     ]);
-    let endpoint = |i: u16| -> std::net::SocketAddr {
-        format!("127.0.0.1:{}", port + 100 + i).parse().unwrap()
-    };
+    let endpoint = |i: u16| client_endpoint(port, i);
     let height_of = |i: u16| status(endpoint(i)).and_then(|s| s["height"].as_u64());
     let started = Instant::now();
     // The honest three go well past what node 3 had logged; node 3 answers (it runs) but
@@ -611,18 +637,7 @@ fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
         "still no progress at the tampered node"
     );
     // The signed contraindicated appraisal is recorded for the sentinel.
-    let evidence_file = committee.join("node-0").join("evidence.jsonl");
-    let waited = Instant::now();
-    while !std::fs::read_to_string(&evidence_file)
-        .unwrap_or_default()
-        .contains("contraindicated")
-    {
-        assert!(
-            waited.elapsed() < Duration::from_secs(15),
-            "no evidence recorded"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_for_evidence(&committee, "contraindicated");
 }
 
 /// With `--tpm`: every node runs on its own (persistent) software TPM. The committee admits
@@ -685,7 +700,7 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
         .map(|i| {
             bulwark_attest::swtpm::SoftwareTpm::start_persistent(
                 &committee.join(format!("node-{i}")).join("tpm"),
-                port + 200 + 2 * i,
+                swtpm_port(port, i),
             )
             .unwrap()
         })
@@ -693,7 +708,7 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
     // As the launcher, measure `binary` into node `index`'s PCR 23 (`up` does this itself).
     let measure = |index: u16, binary: &Path| {
         let node = committee.join(format!("node-{index}"));
-        let tcti = format!("swtpm:host=127.0.0.1,port={}", port + 200 + 2 * index);
+        let tcti = format!("swtpm:host=127.0.0.1,port={}", swtpm_port(port, index));
         let (code, stdout, stderr) = run(&[
             "attest",
             "measure",
@@ -732,9 +747,7 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
             .map(|i| Some(spawn_node(&committee, i, honest)))
             .collect(),
     );
-    let endpoint = |i: u16| -> std::net::SocketAddr {
-        format!("127.0.0.1:{}", port + 100 + i).parse().unwrap()
-    };
+    let endpoint = |i: u16| client_endpoint(port, i);
     let started = Instant::now();
     let admitted_by = |i: u16| {
         status(endpoint(i))
@@ -756,11 +769,8 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
                         committee.join(format!("node-{i}")).join("test-node.log"),
                     )
                     .unwrap_or_default();
-                    let lines: Vec<&str> = log.lines().collect();
-                    lines
-                        .iter()
+                    log.lines()
                         .filter(|l| l.contains("PCR") || l.contains("unseal"))
-                        .cloned()
                         .collect::<Vec<_>>()
                         .join("\n")
                 })
@@ -775,20 +785,8 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
     std::fs::write(&policy, text).unwrap();
     wait_until_node3_is_cut_off(endpoint, "pcr-mismatch", 2);
     // The signed appraisal names PCR 23 with the value it holds and the value allowed.
-    let evidence_file = committee.join("node-0").join("evidence.jsonl");
-    let waited = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(&evidence_file).unwrap_or_default();
-        if text.contains("PCR 23 holds") {
-            assert!(text.contains("but the manifest allows"), "{text}");
-            break;
-        }
-        assert!(
-            waited.elapsed() < Duration::from_secs(15),
-            "no PCR evidence recorded: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let text = wait_for_evidence(&committee, "PCR 23 holds");
+    assert!(text.contains("but the manifest allows"), "{text}");
     drop(_procs);
     drop(tpms);
 }

@@ -66,6 +66,30 @@ fn wait_for_evidence(committee: &Path, needle: &str) -> String {
     }
 }
 
+/// What each node of a committee reports and the last lines it logged, for a failed wait.
+fn diagnosis(committee: &Path, endpoint: impl Fn(u16) -> std::net::SocketAddr) -> String {
+    let mut out = String::new();
+    for i in 0..4u16 {
+        let status = status(endpoint(i));
+        let height = status.as_ref().and_then(|s| s["height"].as_u64());
+        let admission = status
+            .as_ref()
+            .map(|s| s["admission"].to_string())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "\n== node {i}: height {height:?}, admission {admission}\n"
+        ));
+        let log = committee.join(format!("node-{i}")).join("test-node.log");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        for line in &lines[lines.len().saturating_sub(40)..] {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 fn log_file(node: &Path) -> std::path::PathBuf {
     let partition = node.join("storage").join("node-finalized");
     std::fs::read_dir(&partition)
@@ -618,7 +642,9 @@ fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
     loop {
         assert!(
             started.elapsed() < Duration::from_secs(180),
-            "the three honest nodes did not go on"
+            "the three honest nodes did not go past height {}: {}",
+            logged + 30,
+            diagnosis(&committee, endpoint)
         );
         if (0..3).all(|i| height_of(i).is_some_and(|h| h > logged + 30)) && height_of(3).is_some() {
             break;

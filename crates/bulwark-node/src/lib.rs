@@ -19,6 +19,7 @@ pub mod committee;
 pub mod dkg;
 pub mod evidence;
 pub mod genesis;
+pub mod held;
 pub mod log;
 pub mod mempool;
 pub mod node;

@@ -146,7 +146,9 @@ pub struct Reader<'a, B: Blob> {
     blob: &'a B,
     size: u64,
     offset: u64,
-    next_height: u64,
+    /// The height the next record must have; `None` accepts any height (the held blocks of
+    /// `crate::held` are in no height order).
+    next_height: Option<u64>,
 }
 
 impl<'a, B: Blob> Reader<'a, B> {
@@ -156,7 +158,17 @@ impl<'a, B: Blob> Reader<'a, B> {
             blob,
             size,
             offset: 0,
-            next_height: 1,
+            next_height: Some(1),
+        }
+    }
+
+    /// Starts at the beginning of `size` bytes of records of any heights, in any order.
+    pub fn any_height(blob: &'a B, size: u64) -> Self {
+        Reader {
+            blob,
+            size,
+            offset: 0,
+            next_height: None,
         }
     }
 
@@ -201,15 +213,17 @@ impl<'a, B: Blob> Reader<'a, B> {
             return Err(damaged("check does not match"));
         }
         let record = Record::decode_payload(payload, offset)?;
-        if record.height != self.next_height {
-            return Err(LogError::Height {
-                offset,
-                got: record.height,
-                want: self.next_height,
-            });
+        if let Some(want) = self.next_height {
+            if record.height != want {
+                return Err(LogError::Height {
+                    offset,
+                    got: record.height,
+                    want,
+                });
+            }
+            self.next_height = Some(want + 1);
         }
         self.offset += total;
-        self.next_height += 1;
         Ok(Some(record))
     }
 }
@@ -291,11 +305,11 @@ impl<B: Blob> Log<B> {
             blob: &self.blob,
             size: self.size,
             offset,
-            next_height: 0,
+            next_height: None,
         };
         // Height continuity is not known from an offset: accept whatever height it holds.
         reader.next_height = match self.peek_height(offset).await? {
-            Some(height) => height,
+            Some(height) => Some(height),
             None => return Ok(None),
         };
         reader.next().await

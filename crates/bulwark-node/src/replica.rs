@@ -20,6 +20,7 @@ use crate::block::Block;
 pub use crate::check::Refusal;
 use crate::check::{check_and_execute, execute, Parent};
 use crate::evidence::{EvidenceLog, Kind};
+use crate::held::{Entry, Held};
 use crate::log::{Log, LogError, Record};
 use crate::mempool::TxKey;
 use bulwark_engine::codec::SignedTx;
@@ -153,6 +154,9 @@ pub struct Config {
     pub view: Arc<Mutex<Arc<Engine>>>,
     /// Storage partition of the finalized log (unique per node).
     pub log_partition: String,
+    /// Storage partition of the blocks this replica vouched for and has not committed
+    /// (unique per node; see [`crate::held`]).
+    pub held_partition: String,
 }
 
 enum Message {
@@ -333,6 +337,8 @@ pub struct Replica<E: Clock + Spawner + Supervisor + Storage> {
     archive: HashMap<Digest, u64>,
     /// The durable finalized log.
     log: Log<E::Blob>,
+    /// Blocks this replica proposed or voted for, above the committed height, on disk.
+    held: Held<E::Blob>,
 }
 
 /// Whether a block's post-state is known.
@@ -383,6 +389,18 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         })
         .await?;
         let committed_height = log.height();
+        // What this replica vouched for before it stopped: it must still be able to produce
+        // those blocks (a leader may have to build on one of them).
+        let (held, held_blocks) =
+            Held::open(&context, &config.held_partition, committed_height).await?;
+        if !held_blocks.is_empty() {
+            debug!(blocks = held_blocks.len(), "reloaded held blocks");
+        }
+        let blocks: HashMap<Digest, (Block, Vec<u8>)> = held_blocks
+            .into_iter()
+            .filter(|(_, block, _)| block.height <= committed_height + BLOCKS_AHEAD_MAX)
+            .map(|(digest, block, bytes)| (digest, (block, bytes)))
+            .collect();
         {
             // The ledger outlives restarts in tests: a replayed height must match what was
             // recorded when it was first committed (nothing lost, nothing executed twice).
@@ -427,7 +445,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             config,
             mailbox,
             events,
-            blocks: HashMap::new(),
+            blocks,
             speculative,
             invalid: HashSet::new(),
             pending_verifies: Vec::new(),
@@ -442,6 +460,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             requested: HashMap::new(),
             archive,
             log,
+            held,
         };
         Ok((
             replica,
@@ -644,8 +663,8 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
     async fn progress(&mut self) {
         // Rebuilt from what still waits, so abandoned requests stop being fetched.
         self.missing.clear();
-        self.answer_proposals();
-        self.answer_verifies();
+        self.answer_proposals().await;
+        self.answer_verifies().await;
         if let Err(error) = self.commit_finalized().await {
             // The disk failed under a finalized height: this node cannot go on safely.
             panic!("cannot persist a finalized height: {error}");
@@ -717,8 +736,40 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         Lookup::Ready
     }
 
-    fn answer_verifies(&mut self) {
+    /// Writes `digests` and their uncommitted ancestors to the held blocks (synced). False
+    /// when the disk failed: the replica then must not vouch for them.
+    async fn hold(&mut self, digests: &[Digest]) -> bool {
+        let mut entries = Vec::new();
+        for digest in digests {
+            let mut cursor = *digest;
+            while cursor != self.committed_digest && !self.held.holds(&cursor) {
+                let Some((block, bytes)) = self.blocks.get(&cursor) else {
+                    break;
+                };
+                if block.height <= self.committed_height {
+                    break;
+                }
+                entries.push(Entry {
+                    digest: cursor,
+                    height: block.height,
+                    bytes: bytes.clone(),
+                });
+                cursor = block.parent;
+            }
+        }
+        match self.held.keep(&self.context, &entries).await {
+            Ok(()) => true,
+            Err(error) => {
+                warn!(%error, "cannot keep blocks on disk; not vouching for them");
+                false
+            }
+        }
+    }
+
+    async fn answer_verifies(&mut self) {
         let pending = std::mem::take(&mut self.pending_verifies);
+        // Verified blocks are written to disk (one sync for all) before any vote for them.
+        let mut verified = Vec::new();
         for (context, digest, response) in pending {
             if response.is_closed() {
                 continue;
@@ -740,9 +791,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 continue;
             }
             match self.lookup(digest) {
-                Lookup::Ready => {
-                    response.send_lossy(true);
-                }
+                Lookup::Ready => verified.push((digest, response)),
                 Lookup::Invalid(refusal) => {
                     if self.invalid.contains(&digest) {
                         self.config.evidence.record(
@@ -760,9 +809,17 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 }
             }
         }
+        if verified.is_empty() {
+            return;
+        }
+        let digests: Vec<Digest> = verified.iter().map(|(digest, _)| *digest).collect();
+        let kept = self.hold(&digests).await;
+        for (_, response) in verified {
+            response.send_lossy(kept);
+        }
     }
 
-    fn answer_proposals(&mut self) {
+    async fn answer_proposals(&mut self) {
         let pending = std::mem::take(&mut self.pending_proposals);
         for (context, response) in pending {
             if response.is_closed() {
@@ -789,7 +846,10 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                     panic!("a replica's own proposal must pass its own checks");
                 }
             }
-            response.send_lossy(digest);
+            // On disk before simplex sends it: a proposal is this replica's vote for it.
+            if self.hold(&[digest]).await {
+                response.send_lossy(digest);
+            }
         }
     }
 
@@ -999,6 +1059,14 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         self.committed_height = block.height;
         self.committed_digest = digest;
         self.prune();
+        if let Err(error) = self
+            .held
+            .release(&self.context, self.committed_height)
+            .await
+        {
+            // Only space is lost: the segments are removed on a later release or restart.
+            warn!(%error, "cannot remove held blocks below the committed height");
+        }
         Ok(())
     }
 

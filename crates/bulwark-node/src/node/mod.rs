@@ -372,6 +372,7 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
             participants: participants.iter().cloned().collect(),
             view: view.clone(),
             log_partition: format!("{PARTITION}-finalized"),
+            held_partition: format!("{PARTITION}-held"),
         };
         let member_config = MemberConfig {
             scheme,

@@ -124,6 +124,14 @@ impl NodeTpm {
         self.device.ek_public().map_err(device_error)
     }
 
+    /// The manufacturer's DER certificate of the RSA EK, from NV (checked against the trusted
+    /// EK CAs with [`crate::tpm::verify_ek_certificate`]).
+    pub fn ek_certificate(&mut self) -> Result<Vec<u8>, LaunchError> {
+        self.device
+            .ek_certificate(crate::tpm::EK_CERT_NV_RSA)
+            .map_err(device_error)
+    }
+
     /// Marshalled `TPMT_PUBLIC` of the attestation key.
     pub fn ak_public(&mut self) -> Result<Vec<u8>, LaunchError> {
         self.device.ak_public().map_err(device_error)
@@ -218,6 +226,9 @@ impl NodeTpm {
         Err(LaunchError::NotBuilt)
     }
     pub fn ek_public(&mut self) -> Result<Vec<u8>, LaunchError> {
+        Err(LaunchError::NotBuilt)
+    }
+    pub fn ek_certificate(&mut self) -> Result<Vec<u8>, LaunchError> {
         Err(LaunchError::NotBuilt)
     }
     pub fn ak_public(&mut self) -> Result<Vec<u8>, LaunchError> {

@@ -59,6 +59,8 @@ pub fn installed() -> bool {
 pub struct SoftwareTpm {
     child: Child,
     dir: PathBuf,
+    /// The local CA that certified this TPM's EK (its "manufacturer").
+    ca: PathBuf,
     port: u16,
     /// Keep the directory (TPM state) when dropped: [`SoftwareTpm::start_persistent`].
     keep: bool,
@@ -85,17 +87,27 @@ fn write(path: &Path, text: &str) -> Result<(), SwtpmError> {
         .map_err(io("writing swtpm config"))
 }
 
-/// Runs swtpm_setup in `dir` (created if missing); returns the canonical directory.
-fn manufacture(dir: &Path) -> Result<PathBuf, SwtpmError> {
+/// The local CA directory of a TPM in `dir` without a shared one.
+fn own_ca(dir: &Path) -> PathBuf {
+    dir.join("localca")
+}
+
+/// Runs swtpm_setup in `dir` (created if missing), with an RSA EK certificate signed by the
+/// local CA in `ca` (created on first use; `dir/localca` when `None`); returns the canonical
+/// directory and CA directory.
+fn manufacture(dir: &Path, ca: Option<&Path>) -> Result<(PathBuf, PathBuf), SwtpmError> {
     let state = dir.join("state");
-    let ca = dir.join("localca");
+    let ca = ca.map_or_else(|| own_ca(dir), Path::to_path_buf);
     for d in [dir, state.as_path(), ca.as_path()] {
         std::fs::create_dir_all(d).map_err(io("creating the swtpm directory"))?;
     }
     let dir = dir
         .canonicalize()
         .map_err(io("resolving the swtpm directory"))?;
-    let (state, ca) = (dir.join("state"), dir.join("localca"));
+    let ca = ca
+        .canonicalize()
+        .map_err(io("resolving the swtpm CA directory"))?;
+    let state = dir.join("state");
     write(
             &dir.join("swtpm-localca.conf"),
             &format!(
@@ -123,6 +135,7 @@ fn manufacture(dir: &Path) -> Result<PathBuf, SwtpmError> {
         .arg("--overwrite")
         .arg("--pcr-banks")
         .arg("sha256")
+        .arg("--create-ek-cert")
         .env("XDG_CONFIG_HOME", &dir)
         .env("HOME", &dir)
         .output()
@@ -134,11 +147,11 @@ fn manufacture(dir: &Path) -> Result<PathBuf, SwtpmError> {
             String::from_utf8_lossy(&setup.stderr)
         )));
     }
-    Ok(dir)
+    Ok((dir, ca))
 }
 
 /// Serves the TPM state in `dir` on `port` and `port + 1`.
-fn serve(dir: PathBuf, port: u16, keep: bool) -> Result<SoftwareTpm, SwtpmError> {
+fn serve(dir: PathBuf, ca: PathBuf, port: u16, keep: bool) -> Result<SoftwareTpm, SwtpmError> {
     let state = dir.join("state");
     let child = Command::new("swtpm")
         .arg("socket")
@@ -158,6 +171,7 @@ fn serve(dir: PathBuf, port: u16, keep: bool) -> Result<SoftwareTpm, SwtpmError>
     let tpm = SoftwareTpm {
         child,
         dir,
+        ca,
         port,
         keep,
     };
@@ -192,18 +206,26 @@ impl SoftwareTpm {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        let dir = manufacture(&dir).inspect_err(|_| {
+        let (dir, ca) = manufacture(&dir, None).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&dir);
         })?;
         let port = free_port_pair()?;
-        serve(dir, port, false)
+        serve(dir, ca, port, false)
     }
 
     /// A TPM whose state lives in `dir` and survives this process: manufactured on first use,
     /// served on `port` (and `port + 1` for control) from the state already there afterwards.
     /// Each start is a power-on (TPM2_Startup(CLEAR)): PCRs start from their reset values and
     /// the reset counter advances, as on a reboot. The directory is kept when dropped.
-    pub fn start_persistent(dir: &Path, port: u16) -> Result<Self, SwtpmError> {
+    ///
+    /// `manufacturer` is the local CA directory that certifies the EK when the TPM is
+    /// manufactured: TPMs given the same one share a "manufacturer" (and one trusted EK CA);
+    /// `None` gives the TPM a CA of its own in `dir`.
+    pub fn start_persistent(
+        dir: &Path,
+        port: u16,
+        manufacturer: Option<&Path>,
+    ) -> Result<Self, SwtpmError> {
         if !installed() {
             return Err(SwtpmError::NotInstalled);
         }
@@ -213,18 +235,28 @@ impl SoftwareTpm {
             ));
         }
         let manufactured = dir.join("state").join("tpm2-00.permall").exists();
-        let dir = if manufactured {
-            dir.canonicalize()
-                .map_err(io("resolving the swtpm directory"))?
+        let (dir, ca) = if manufactured {
+            let dir = dir
+                .canonicalize()
+                .map_err(io("resolving the swtpm directory"))?;
+            let ca = manufacturer.map_or_else(|| own_ca(&dir), Path::to_path_buf);
+            (dir, ca)
         } else {
-            manufacture(dir)?
+            manufacture(dir, manufacturer)?
         };
-        serve(dir, port, true)
+        serve(dir, ca, port, true)
     }
 
     /// The TCTI string for [`crate::tpm::device::TpmDevice::open`].
     pub fn tcti(&self) -> String {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// PEM of the local CA that signed this TPM's EK certificate: the one certificate to trust
+    /// for it ([`crate::tpm::EkAnchors::from_pem`]).
+    pub fn ek_ca_pem(&self) -> Result<String, SwtpmError> {
+        std::fs::read_to_string(self.ca.join("issuercert.pem"))
+            .map_err(io("reading the swtpm local CA certificate"))
     }
 }
 

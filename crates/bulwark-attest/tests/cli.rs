@@ -372,3 +372,38 @@ fn import_real_snp_sample_and_verify_at_its_date() {
     let codes: Vec<&str> = appraisal.reasons.iter().map(|r| r.code.as_str()).collect();
     assert_eq!(codes, ["qualifying-data-mismatch"]);
 }
+
+#[cfg(feature = "tpm")]
+#[test]
+fn swtpm_cli_ek_reads_the_inventory_entry_and_checks_its_certificate() {
+    if !bulwark_attest::swtpm::installed() {
+        println!(
+            "SKIPPED: swtpm is not installed (apt-get install swtpm swtpm-tools); CI installs it"
+        );
+        return;
+    }
+    let soft = bulwark_attest::swtpm::SoftwareTpm::start().expect("swtpm");
+    let other = bulwark_attest::swtpm::SoftwareTpm::start().expect("swtpm");
+    let tcti = soft.tcti();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    std::fs::write(d.join("ca.pem"), soft.ek_ca_pem().expect("CA")).expect("writes");
+    std::fs::write(d.join("other-ca.pem"), other.ek_ca_pem().expect("CA")).expect("writes");
+    std::fs::write(d.join("junk.pem"), "not a certificate").expect("writes");
+    let ek = |ca: Option<&str>| {
+        let mut args = vec!["ek".to_string(), "--tcti".into(), tcti.clone()];
+        if let Some(ca) = ca {
+            args.extend(["--ca".into(), p(d, ca)]);
+        }
+        attest(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        ek(Some("ca.pem")),
+        ExitCode::SUCCESS,
+        "its manufacturer's CA"
+    );
+    assert_eq!(ek(None), ExitCode::SUCCESS, "unchecked, with a warning");
+    assert_ne!(ek(Some("other-ca.pem")), ExitCode::SUCCESS, "another CA");
+    assert_ne!(ek(Some("junk.pem")), ExitCode::SUCCESS, "not PEM");
+    assert_ne!(ek(Some("missing.pem")), ExitCode::SUCCESS, "no file");
+}

@@ -260,3 +260,48 @@ fn swtpm_sealed_secret_unseals_only_under_the_measured_pcrs() {
         b"consensus share"
     );
 }
+
+#[test]
+fn swtpm_ek_certificate_chains_to_its_manufacturer_and_certifies_only_its_ek() {
+    let (Some(soft), Some(other)) = (start(), start()) else {
+        return;
+    };
+    let mut device = TpmDevice::open(&soft.tcti()).expect("opens");
+    let ek = TpmPublic::parse(&device.ek_public().expect("EK")).expect("EK parses");
+    let cert = device
+        .ek_certificate(tpm::EK_CERT_NV_RSA)
+        .expect("swtpm_setup stored an EK certificate");
+    let anchors = tpm::EkAnchors::from_pem(&soft.ek_ca_pem().expect("CA")).expect("CA parses");
+    let now = 1_800_000_000;
+    let issuer = tpm::verify_ek_certificate(&cert, &ek, &anchors, now).expect("certified");
+    assert!(issuer.contains("swtpm-localca"), "{issuer}");
+
+    // Another TPM's EK is not what this certificate certifies.
+    let mut other_device = TpmDevice::open(&other.tcti()).expect("opens");
+    let other_ek = TpmPublic::parse(&other_device.ek_public().expect("EK")).expect("EK parses");
+    assert_eq!(
+        tpm::verify_ek_certificate(&cert, &other_ek, &anchors, now),
+        Err(tpm::EkCertError::KeyMismatch)
+    );
+    // Another manufacturer's CA (the other TPM's local CA, with the same name) does not
+    // verify it.
+    let foreign = tpm::EkAnchors::from_pem(&other.ek_ca_pem().expect("CA")).expect("CA parses");
+    assert!(matches!(
+        tpm::verify_ek_certificate(&cert, &ek, &foreign, now),
+        Err(tpm::EkCertError::BadSignature { .. })
+    ));
+    // Before the certificate was issued.
+    assert!(matches!(
+        tpm::verify_ek_certificate(&cert, &ek, &anchors, 1_000_000_000),
+        Err(tpm::EkCertError::Expired { .. })
+    ));
+    // Any flipped byte is refused: it no longer parses, or its signature or key fails.
+    for at in (0..cert.len()).step_by(7) {
+        let mut bad = cert.clone();
+        bad[at] ^= 0x01;
+        assert!(
+            tpm::verify_ek_certificate(&bad, &ek, &anchors, now).is_err(),
+            "a flip at byte {at} was accepted"
+        );
+    }
+}

@@ -32,6 +32,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// DEVELOPMENT operator secrets (one hex key per line) that sign the reference manifest.
 const DEV_OPERATORS_FILE: &str = "dev-operators.secret";
+/// The CA certificate that certified the software TPMs' EKs, trusted by every node (`--tpm`).
+const EK_CA_FILE: &str = "ek-ca.pem";
 
 /// What each node's PCR 23 (or dev evidence) must hold: the binary running now, the
 /// committee's genesis and the node's operator set. The binary is read once.
@@ -268,8 +270,13 @@ fn swtpm_port(base_port: u16, index: usize) -> u16 {
     base_port + 200 + 2 * index as u16
 }
 
+/// The local CA that plays the TPMs' manufacturer: it certifies every software TPM's EK.
+fn tpm_manufacturer_dir(data: &Path) -> PathBuf {
+    committee_dir(data).join("tpm-manufacturer")
+}
+
 /// Starts (manufacturing on first use) the persistent software TPM of each node, its state in
-/// `node-*/tpm`.
+/// `node-*/tpm`, its EK certified by the committee's one software "manufacturer".
 fn start_software_tpms(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, String> {
     eprintln!(
         "  starting {} software TPMs (swtpm; state in node-*/tpm, ports from {})",
@@ -280,8 +287,12 @@ fn start_software_tpms(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, S
         .map(|index| {
             let dir = node_dir(&options.data, index).join("tpm");
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            SoftwareTpm::start_persistent(&dir, swtpm_port(options.base_port, index))
-                .map_err(|e| format!("node {index}'s software TPM: {e}"))
+            SoftwareTpm::start_persistent(
+                &dir,
+                swtpm_port(options.base_port, index),
+                Some(&tpm_manufacturer_dir(&options.data)),
+            )
+            .map_err(|e| format!("node {index}'s software TPM: {e}"))
         })
         .collect()
 }
@@ -317,16 +328,28 @@ fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, String> {
     } else {
         Vec::new()
     };
-    // The operators' EK inventory: each node's endorsement key, read from its TPM now.
-    let endorsement_keys: Vec<Option<String>> = tpms
+    // The operators' EK inventory: each node's endorsement key and its manufacturer's
+    // certificate, read from its TPM now; the manufacturer's CA is what every node trusts.
+    let endorsement_keys: Vec<(String, String)> = tpms
         .iter()
         .map(|soft| {
-            bulwark_attest::launch::NodeTpm::open(&soft.tcti())
-                .and_then(|mut tpm| tpm.ek_public())
-                .map(|ek| Some(hex_encode(&ek)))
-                .map_err(|e| format!("software TPM {}: {e}", soft.tcti()))
+            let mut tpm = bulwark_attest::launch::NodeTpm::open(&soft.tcti())
+                .map_err(|e| format!("software TPM {}: {e}", soft.tcti()))?;
+            let ek = tpm
+                .ek_public()
+                .map_err(|e| format!("software TPM {}: {e}", soft.tcti()))?;
+            let certificate = tpm
+                .ek_certificate()
+                .map_err(|e| format!("software TPM {}: {e}", soft.tcti()))?;
+            Ok::<_, String>((hex_encode(&ek), hex_encode(&certificate)))
         })
         .collect::<Result<_, _>>()?;
+    if let Some(soft) = tpms.first() {
+        write(
+            &dir.join(EK_CA_FILE),
+            &soft.ek_ca_pem().map_err(|e| e.to_string())?,
+        )?;
+    }
     let mut seeds = Vec::new();
     let mut peers = Vec::new();
     for index in 0..options.nodes {
@@ -343,7 +366,8 @@ fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, String> {
                 [127, 0, 0, 1],
                 options.base_port + 100 + index as u16,
             ))),
-            tpm_ek: endorsement_keys.get(index).cloned().flatten(),
+            tpm_ek: endorsement_keys.get(index).map(|(ek, _)| ek.clone()),
+            tpm_ek_cert: endorsement_keys.get(index).map(|(_, cert)| cert.clone()),
         });
         seeds.push(seed);
     }
@@ -438,6 +462,7 @@ fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, String> {
                 manifest_file: "../manifest.json".into(),
                 operators_file: "operators.json".into(),
                 attestor_key_file: (!options.tpm).then(|| "attestor.key".into()),
+                ek_ca_file: options.tpm.then(|| Path::new("..").join(EK_CA_FILE)),
             }),
         };
         write(

@@ -714,6 +714,13 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
             log.contains("PCR 23 measured by the launcher holds this binary"),
             "node {index}"
         );
+        // Every member's EK certificate chains to the software manufacturer's CA.
+        assert_eq!(
+            log.matches("EK certified by a trusted manufacturer CA")
+                .count(),
+            4,
+            "node {index}"
+        );
         assert!(node.join("keystore.sealed").exists());
         assert!(!node.join("keystore.key").exists());
         assert!(!node.join("attestor.key").exists());
@@ -727,6 +734,7 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
             bulwark_attest::swtpm::SoftwareTpm::start_persistent(
                 &committee.join(format!("node-{i}")).join("tpm"),
                 swtpm_port(port, i),
+                Some(&committee.join("tpm-manufacturer")),
             )
             .unwrap()
         })
@@ -749,6 +757,26 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
         ]);
         assert_eq!(code, 0, "{stdout}{stderr}");
     };
+    // An inventory whose EK certificate certifies another TPM's EK is refused at start, naming
+    // the peer: node 0's EK listed with node 1's certificate.
+    let config_text = std::fs::read_to_string(committee.join("node-3").join("node.toml")).unwrap();
+    let mut config: toml::Value = toml::from_str(&config_text).unwrap();
+    let peers = config["peers"].as_array_mut().unwrap();
+    let second_cert = peers[1]["tpm_ek_cert"].clone();
+    let first_key = peers[0]["public_key"].as_str().unwrap().to_string();
+    peers[0]["tpm_ek_cert"] = second_cert;
+    let swapped = committee.join("node-3").join("swapped-ek.toml");
+    std::fs::write(&swapped, toml::to_string(&config).unwrap()).unwrap();
+    let (code, _, stderr) = run(&["node", "--config", swapped.to_str().unwrap()]);
+    assert_ne!(
+        code, 0,
+        "a node with a mismatched EK certificate must not start"
+    );
+    assert!(
+        stderr.contains(&first_key) && stderr.contains("certifies a different key"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&swapped).unwrap();
     // A tampered binary cannot unseal node 3's secrets: it refuses to start.
     let tampered = tampered_binary(dir.path());
     measure(3, &tampered);

@@ -24,7 +24,7 @@ mod tpm;
 
 use appraise::{dev_quote, import, verify};
 use policy::policy;
-use tpm::{enroll, measure, quote, read_reference_pcrs};
+use tpm::{ek, enroll, measure, quote, read_reference_pcrs};
 
 /// `bulwark attest`: produce and appraise attestation evidence, manage reference manifests.
 #[derive(Debug, Args)]
@@ -44,6 +44,9 @@ pub enum AttestCommand {
     /// Bind this TPM's AK to its EK by credential activation and record the enrollment (run at
     /// provisioning, on a host the operator trusts).
     Enroll(EnrollArgs),
+    /// Read this TPM's EK and its manufacturer's certificate for the operators' inventory (a
+    /// node's `[[peers]] tpm_ek` and `tpm_ek_cert`), checking the certificate with `--ca`.
+    Ek(EkArgs),
     /// INSECURE development attestor: software-signed measurements, no hardware root of trust.
     DevQuote(DevQuoteArgs),
     /// Appraise evidence against a signed manifest; exit 0 only when affirming.
@@ -138,6 +141,19 @@ pub struct EnrollArgs {
     /// Where to write the enrollment JSON.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// Arguments of `attest ek`.
+#[derive(Debug, Args)]
+pub struct EkArgs {
+    /// TCTI.
+    #[arg(long)]
+    pub tcti: String,
+    /// PEM of the trusted EK CA certificates (the TPM manufacturers' issuing CAs): the EK
+    /// certificate must be signed by one of them, be valid now and certify this EK. Without
+    /// it the certificate is printed unchecked (and this says so).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
 }
 
 /// Arguments of `attest dev-quote`.
@@ -297,6 +313,7 @@ pub fn run(args: AttestArgs) -> ExitCode {
         AttestCommand::Quote(a) => quote(a),
         AttestCommand::Measure(a) => measure(a),
         AttestCommand::Enroll(a) => enroll(a),
+        AttestCommand::Ek(a) => ek(a),
         AttestCommand::DevQuote(a) => dev_quote(a),
         AttestCommand::Verify(a) => verify(a),
         AttestCommand::Import(c) => import(c),

@@ -69,9 +69,53 @@ pub(super) fn enroll(args: EnrollArgs) -> CliResult {
         .map_err(|e| e.to_string())?;
     write_json(&args.out, &enrolled)?;
     eprintln!(
-        "AK bound to EK by credential activation; enrollment written to {}. The EK itself is trusted on first use: check it against the TPM's EK certificate out of band.",
+        "AK bound to EK by credential activation; enrollment written to {}. The EK itself is trusted on first use: check its certificate with `bulwark attest ek --ca`.",
         args.out.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "tpm")]
+pub(super) fn ek(args: EkArgs) -> CliResult {
+    // The trusted CAs first: a bad file is reported before the TPM is touched.
+    let anchors = match &args.ca {
+        Some(path) => {
+            let text = String::from_utf8(read(path)?)
+                .map_err(|_| format!("{}: not UTF-8 PEM", path.display()))?;
+            Some(
+                crate::tpm::EkAnchors::from_pem(&text)
+                    .map_err(|e| format!("{}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let mut device = open_tpm(&args.tcti)?;
+    let ek = device.ek_public().map_err(|e| e.to_string())?;
+    let certificate = device
+        .ek_certificate(crate::tpm::EK_CERT_NV_RSA)
+        .map_err(|e| e.to_string())?;
+    let issuer = match &anchors {
+        Some(anchors) => {
+            let public = crate::tpm::TpmPublic::parse(&ek).map_err(|e| e.to_string())?;
+            let at = now_ms() / 1_000;
+            let issuer = crate::tpm::verify_ek_certificate(&certificate, &public, anchors, at)
+                .map_err(|e| format!("this TPM's EK certificate is not accepted: {e}"))?;
+            eprintln!("EK certificate verified: issued by {issuer}, certifies this EK");
+            Some(issuer)
+        }
+        None => {
+            eprintln!(
+                "warning: EK certificate NOT checked (no --ca); check it before listing this TPM"
+            );
+            None
+        }
+    };
+    let out = serde_json::json!({
+        "tpm_ek": hex::encode(&ek),
+        "tpm_ek_cert": hex::encode(&certificate),
+        "issuer": issuer,
+    });
+    println!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -89,6 +133,10 @@ pub(super) fn measure(_: MeasureArgs) -> CliResult {
 }
 #[cfg(not(feature = "tpm"))]
 pub(super) fn enroll(_: EnrollArgs) -> CliResult {
+    no_tpm()
+}
+#[cfg(not(feature = "tpm"))]
+pub(super) fn ek(_: EkArgs) -> CliResult {
     no_tpm()
 }
 

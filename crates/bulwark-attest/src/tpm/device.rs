@@ -214,6 +214,22 @@ impl TpmDevice {
         })
     }
 
+    /// The DER EK certificate the manufacturer stored at `nv_index` (RSA 2048 EK:
+    /// [`super::EK_CERT_NV_RSA`]), read with the owner's (empty) authorization.
+    pub fn ek_certificate(&mut self, nv_index: u32) -> Result<Vec<u8>, DeviceError> {
+        let handle = tss_esapi::handles::NvIndexTpmHandle::new(nv_index)
+            .op("naming the EK certificate's NV index")?;
+        self.context
+            .execute_with_nullauth_session(|ctx| {
+                tss_esapi::abstraction::nv::read_full(
+                    ctx,
+                    tss_esapi::interface_types::resource_handles::NvAuth::Owner,
+                    handle,
+                )
+            })
+            .op("reading the EK certificate from NV (does this TPM have one?)")
+    }
+
     /// Marshalled `TPMT_PUBLIC` of the AK.
     pub fn ak_public(&mut self) -> Result<Vec<u8>, DeviceError> {
         self.with_ak(|ctx, ak| {

@@ -37,6 +37,56 @@ use tracing::{info, warn};
 /// The epoch bound into evidence (one genesis committee; resharing will advance it).
 pub const ADMISSION_EPOCH: u64 = 0;
 
+/// `mode = "tpm"`: checks every listed member's `tpm_ek_cert` against the trusted EK CAs of
+/// `ek_ca_file` (signed by one of them, valid now, certifying exactly its `tpm_ek`); returns
+/// how many were checked. Without `ek_ca_file` the inventory's EKs are taken as they are, and
+/// the node warns.
+pub fn check_endorsement_certificates(
+    config: &NodeConfig,
+    admission: &AdmissionConfig,
+) -> Result<usize, NodeError> {
+    use crate::node::config::hex_decode;
+    use bulwark_attest::tpm::{verify_ek_certificate, EkAnchors, TpmPublic};
+    let Some(file) = &admission.ek_ca_file else {
+        warn!("no [admission] ek_ca_file: the peers' EKs are trusted from the inventory alone, not checked against their TPM manufacturers' certificates");
+        return Ok(0);
+    };
+    let text = String::from_utf8(read(file)?).map_err(|_| NodeError::File {
+        path: file.clone(),
+        reason: "not UTF-8 PEM".into(),
+    })?;
+    let anchors = EkAnchors::from_pem(&text).map_err(|e| NodeError::File {
+        path: file.clone(),
+        reason: e.to_string(),
+    })?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for peer in &config.peers {
+        let refuse = |reason: String| {
+            NodeError::Attestation(format!(
+                "peer {} in {}: {reason}",
+                peer.public_key, peer.data_center
+            ))
+        };
+        let ek = peer
+            .tpm_ek
+            .as_deref()
+            .and_then(hex_decode)
+            .ok_or_else(|| refuse("tpm_ek is missing or not hex".into()))?;
+        let ek = TpmPublic::parse(&ek).map_err(|e| refuse(format!("tpm_ek: {e}")))?;
+        let certificate = peer
+            .tpm_ek_cert
+            .as_deref()
+            .and_then(hex_decode)
+            .ok_or_else(|| refuse("tpm_ek_cert is missing or not hex".into()))?;
+        let issuer = verify_ek_certificate(&certificate, &ek, &anchors, now)
+            .map_err(|e| refuse(e.to_string()))?;
+        info!(peer = %peer.public_key, %issuer, "EK certified by a trusted manufacturer CA");
+    }
+    Ok(config.peers.len())
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, NodeError> {
     std::fs::read(path).map_err(|e| NodeError::File {
         path: path.to_path_buf(),

@@ -89,6 +89,10 @@ pub struct Peer {
     /// key is enrolled against this EK by credential activation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpm_ek: Option<String>,
+    /// The manufacturer's certificate of `tpm_ek`, DER in hex (read from the TPM's NV memory
+    /// by `bulwark attest ek`); needed when `[admission] ek_ca_file` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm_ek_cert: Option<String>,
 }
 
 fn default_interval_ms() -> u64 {
@@ -138,6 +142,13 @@ pub struct AdmissionConfig {
     /// The dev attestor's secret, 64 hex characters (`mode = "dev"` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestor_key_file: Option<PathBuf>,
+    /// `mode = "tpm"`: PEM of the CA certificates trusted to certify EKs (the TPM
+    /// manufacturers' issuing CAs). When set, the node starts only if every peer's
+    /// `tpm_ek_cert` is signed by one of them, is valid now and certifies exactly its
+    /// `tpm_ek`: an operator cannot hand in a software TPM's EK. Without it the EKs are
+    /// trusted from the inventory alone, and the node warns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ek_ca_file: Option<PathBuf>,
 }
 
 fn default_block_txs_max() -> usize {
@@ -213,6 +224,9 @@ impl NodeConfig {
         if let Some(admission) = config.admission.as_mut() {
             files.push(&mut admission.manifest_file);
             files.push(&mut admission.operators_file);
+            if let Some(file) = admission.ek_ca_file.as_mut() {
+                files.push(file);
+            }
             if let Some(file) = admission.attestor_key_file.as_mut() {
                 files.push(file);
             }
@@ -269,6 +283,11 @@ impl NodeConfig {
         if let Some(admission) = &self.admission {
             match admission.mode.as_str() {
                 "dev" => {
+                    if admission.ek_ca_file.is_some() {
+                        return Err(invalid(
+                            "ek_ca_file applies to admission mode \"tpm\" only".into(),
+                        ));
+                    }
                     if admission.attestor_key_file.is_none() {
                         return Err(invalid(
                             "admission mode \"dev\" needs attestor_key_file".into(),
@@ -283,6 +302,18 @@ impl NodeConfig {
                         ));
                     }
                     for peer in &self.peers {
+                        if admission.ek_ca_file.is_some()
+                            && peer
+                                .tpm_ek_cert
+                                .as_deref()
+                                .and_then(hex_decode)
+                                .is_none_or(|c| c.is_empty())
+                        {
+                            return Err(invalid(format!(
+                                "ek_ca_file is set, so every peer needs tpm_ek_cert (hex DER of its EK certificate); {} has none or it is not hex",
+                                peer.public_key
+                            )));
+                        }
                         match peer.tpm_ek.as_deref().map(hex_decode) {
                             Some(Some(bytes)) if !bytes.is_empty() => {}
                             Some(_) => {
@@ -486,6 +517,7 @@ mod tests {
                     data_center: dc.to_string(),
                     client_address: None,
                     tpm_ek: None,
+                    tpm_ek_cert: None,
                 })
                 .collect(),
             admission: None,
@@ -525,6 +557,7 @@ mod tests {
                 manifest_file: "m".into(),
                 operators_file: "o".into(),
                 attestor_key_file: attestor.then(|| "a".into()),
+                ek_ca_file: None,
             });
             c.validate(path).map_err(|e| e.to_string())
         };
@@ -545,6 +578,37 @@ mod tests {
         assert!(with("sgx", None, false, None)
             .unwrap_err()
             .contains("unknown"));
+    }
+
+    #[test]
+    fn a_trusted_ek_ca_needs_every_peers_ek_certificate() {
+        let path = Path::new("node.toml");
+        let with = |mode: &str, cert: Option<&str>| {
+            let mut c = config(&["a", "b", "c", "d"]);
+            for peer in &mut c.peers {
+                peer.client_address = Some("127.0.0.1:4".parse().unwrap());
+                peer.tpm_ek = Some("00ab".into());
+                peer.tpm_ek_cert = cert.map(str::to_string);
+            }
+            c.admission = Some(AdmissionConfig {
+                mode: mode.into(),
+                tcti: Some("device:/dev/tpmrm0".into()),
+                measured_by_launcher: false,
+                interval_ms: 1_000,
+                appraisal_ttl_ms: None,
+                manifest_file: "m".into(),
+                operators_file: "o".into(),
+                attestor_key_file: Some("a".into()),
+                ek_ca_file: Some("ek-ca.pem".into()),
+            });
+            c.validate(path).map_err(|e| e.to_string())
+        };
+        assert!(with("tpm", Some("3082")).is_ok());
+        assert!(with("tpm", None).unwrap_err().contains("tpm_ek_cert"));
+        assert!(with("tpm", Some("zz")).unwrap_err().contains("tpm_ek_cert"));
+        assert!(with("dev", Some("3082"))
+            .unwrap_err()
+            .contains("\"tpm\" only"));
     }
 
     #[test]

@@ -162,6 +162,11 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
         path: config.data_dir.clone(),
         reason: e.to_string(),
     })?;
+    // The peers' EKs are checked against their manufacturers' certificates first: a bad
+    // inventory is a configuration error.
+    if let Some(admission) = config.admission.as_ref().filter(|a| a.mode == "tpm") {
+        attest::check_endorsement_certificates(&config, admission)?;
+    }
     // Measured launch before any secret is read: with a TPM the keystore key is sealed to the
     // measured PCRs, and the node key is kept encrypted under it.
     let tpm = attest::measured_launch(&config)?;

@@ -443,6 +443,7 @@ fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, String> {
             loopback: true,
             block_txs_max: 2_048,
             verify_threads: 1,
+            snapshot_every: 1_000,
             peers: peers.clone(),
             oracle: options
                 .oracle

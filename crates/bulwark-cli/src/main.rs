@@ -90,6 +90,9 @@ enum BenchCmd {
     },
     /// Audit scan CPU time and peak memory vs lynis and OpenSCAP; re-check of one changed file.
     Audit,
+    /// A replica's start: from its newest engine snapshot plus the log after it, vs a replay
+    /// of the whole finalized log from genesis.
+    Restart(bench::restart::RestartBenchArgs),
     /// 4 node processes on loopback: finalized orders/s and submit-to-finalized latency vs the
     /// machine's signature-verification bound.
     Committee {
@@ -235,6 +238,7 @@ fn main() -> ExitCode {
             duration,
         }) => committee::run_oracle_bench(base_port, duration),
         Top::Bench(BenchCmd::Engine(args)) => bench::engine::run(args),
+        Top::Bench(BenchCmd::Restart(args)) => bench::restart::run(args),
         Top::Bench(BenchCmd::Audit) => {
             bulwark_audit::run_bench();
             ExitCode::SUCCESS

@@ -166,6 +166,24 @@ impl Block {
         Ok(block)
     }
 
+    /// Height, parent digest and parent root from the fixed header alone, without decoding
+    /// (or checking) the rest: for reading a log whose blocks were checked when committed.
+    pub fn header(bytes: &[u8]) -> Result<(u64, Digest, StateRoot), BlockError> {
+        if bytes.len() < BLOCK_HEADER_BYTES || bytes.len() > BLOCK_BYTES_MAX {
+            return Err(BlockError::Size(bytes.len()));
+        }
+        if bytes[0] != BLOCK_VERSION {
+            return Err(BlockError::Version(bytes[0]));
+        }
+        let mut height = [0u8; 8];
+        height.copy_from_slice(&bytes[1..9]);
+        let mut parent = [0u8; 32];
+        parent.copy_from_slice(&bytes[25..57]);
+        let mut parent_root = [0u8; 32];
+        parent_root.copy_from_slice(&bytes[57..89]);
+        Ok((u64::from_be_bytes(height), Digest(parent), parent_root))
+    }
+
     /// The digest simplex orders: SHA-256 over the namespace and the encoding.
     pub fn digest_of(encoded: &[u8]) -> Digest {
         Sha256::hash(&[BLOCK_NAMESPACE, encoded])

@@ -26,5 +26,6 @@ pub mod node;
 pub mod oracle_feed;
 pub mod replica;
 pub mod server;
+pub mod snapshots;
 pub mod verify;
 pub mod wire;

@@ -98,6 +98,12 @@ fn check_of(payload: &[u8]) -> [u8; CHECK_BYTES] {
 }
 
 impl Record {
+    /// How many bytes [`Record::encode`] gives.
+    pub fn encoded_len(&self) -> usize {
+        let cert = self.certificate.as_deref().map_or(0, <[u8]>::len);
+        4 + 1 + 8 + 4 + self.block.len() + 4 + cert + CHECK_BYTES
+    }
+
     /// The record's bytes as stored (length, payload, check).
     pub fn encode(&self) -> Vec<u8> {
         let cert: &[u8] = self.certificate.as_deref().unwrap_or(&[]);
@@ -360,7 +366,9 @@ mod tests {
                 .await
                 .unwrap();
             for height in 1..=3 {
-                log.append(&record(height, height == 3)).await.unwrap();
+                let r = record(height, height == 3);
+                assert_eq!(r.encoded_len(), r.encode().len());
+                log.append(&r).await.unwrap();
             }
             assert!(matches!(
                 log.append(&record(9, false)).await,

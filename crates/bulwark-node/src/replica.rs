@@ -23,6 +23,7 @@ use crate::evidence::{EvidenceLog, Kind};
 use crate::held::{Entry, Held};
 use crate::log::{Log, LogError, Record};
 use crate::mempool::TxKey;
+use crate::snapshots;
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::command::SystemCommand;
 use bulwark_engine::snapshot::StateRoot;
@@ -47,7 +48,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// The p2p identity of a replica.
 pub type PublicKey = ed25519::PublicKey;
@@ -80,6 +81,11 @@ pub struct Stats {
     /// the round's start (when members observe) to this replica committing the block that
     /// carries it (at most [`LATENCIES_KEPT`]).
     pub oracle_latencies_ms: std::collections::VecDeque<u32>,
+    /// The snapshot height this replica restored its engine from at start (None: replayed
+    /// from genesis).
+    pub restored_snapshot: Option<u64>,
+    /// The height of the newest snapshot this replica wrote since start.
+    pub last_snapshot: Option<u64>,
 }
 
 /// How many latency samples [`Stats`] keeps.
@@ -157,6 +163,13 @@ pub struct Config {
     /// Storage partition of the blocks this replica vouched for and has not committed
     /// (unique per node; see [`crate::held`]).
     pub held_partition: String,
+    /// Storage partition of engine snapshots (unique per node; see [`crate::snapshots`]).
+    pub snapshot_partition: String,
+    /// Write a snapshot every this many committed heights (0: never; a restart then replays
+    /// the whole log).
+    pub snapshot_every: u64,
+    /// How many committed heights the ledger keeps (the newest).
+    pub ledger_kept: usize,
 }
 
 enum Message {
@@ -357,37 +370,58 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         let (genesis, genesis_digest) = config.genesis.clone();
         let evidence = config.evidence.clone();
         let participants = Arc::new(config.participants.clone());
-        let mut committed = genesis.clone();
-        let mut committed_digest = genesis_digest;
-        let mut archive = HashMap::new();
-        let mut offset = 0u64;
-        let mut replayed = Vec::new();
-        let log = Log::open(&context, &config.log_partition, |record| {
-            let block = Block::decode(&record.block).map_err(|e| e.to_string())?;
-            if block.height != record.height || block.parent != committed_digest {
-                return Err("the block does not extend the log before it".into());
+        // Replay from the newest usable snapshot (or from genesis): a snapshot is usable when
+        // the log goes past it and the next logged block names its root.
+        let mut candidates = snapshots::heights(&context, &config.snapshot_partition)
+            .await?
+            .into_iter();
+        let mut from = None;
+        let (log, committed, committed_digest, archive, replayed) = loop {
+            if from.is_none() {
+                // The next candidate that restores (damaged ones are skipped with a warning).
+                for height in candidates.by_ref() {
+                    if let Some(restored) =
+                        snapshots::load(&context, &config.snapshot_partition, height).await?
+                    {
+                        from = Some(restored);
+                        break;
+                    }
+                }
             }
-            if block.parent_root != committed.state_root() {
-                return Err("the block's parent root differs from the replayed state".into());
+            let base = from.as_ref().map(|r: &snapshots::Restored| r.height);
+            match replay(
+                &context,
+                &config.log_partition,
+                &genesis,
+                genesis_digest,
+                from.take(),
+            )
+            .await
+            {
+                Ok(replay) => {
+                    if let Some(height) = base {
+                        info!(
+                            snapshot = height,
+                            replayed = replay.4.len(),
+                            "restored the engine from a snapshot and replayed the log after it"
+                        );
+                        config
+                            .stats
+                            .lock()
+                            .expect("the stats lock must not be poisoned")
+                            .restored_snapshot = Some(height);
+                    }
+                    break replay;
+                }
+                Err(Replay::Unusable(why)) => {
+                    warn!(
+                        snapshot = base,
+                        "snapshot not used ({why}); trying an older one, or genesis"
+                    );
+                }
+                Err(Replay::Log(error)) => return Err(error),
             }
-            let digest = Block::digest_of(&record.block);
-            let mut events = Vec::new();
-            execute(&mut committed, &block, &mut events);
-            archive.insert(digest, offset);
-            offset += record.encode().len() as u64;
-            committed_digest = digest;
-            replayed.push(Committed {
-                height: block.height,
-                digest,
-                root: committed.state_root(),
-                txs: block.txs.len(),
-                fills: count_fills(&events),
-                conserved: committed.totals().conserved(),
-                certified: record.certificate.is_some(),
-            });
-            Ok(())
-        })
-        .await?;
+        };
         let committed_height = log.height();
         // What this replica vouched for before it stopped: it must still be able to produce
         // those blocks (a leader may have to build on one of them).
@@ -409,15 +443,17 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 .lock()
                 .expect("the ledger lock must not be poisoned");
             for entry in replayed {
-                match ledger.get(entry.height as usize - 1) {
-                    Some(before) => assert_eq!(
-                        (before.digest, before.root),
+                match ledger.binary_search_by_key(&entry.height, |c| c.height) {
+                    Ok(at) => assert_eq!(
+                        (ledger[at].digest, ledger[at].root),
                         (entry.digest, entry.root),
                         "replaying the log must reproduce every committed height"
                     ),
-                    None => ledger.push(entry),
+                    Err(_) => ledger.push(entry),
                 }
             }
+            let excess = ledger.len().saturating_sub(config.ledger_kept);
+            ledger.drain(..excess);
         }
         if committed_height > 0 {
             debug!(height = committed_height, "replayed the finalized log");
@@ -1043,11 +1079,13 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             .view
             .lock()
             .expect("the view lock must not be poisoned") = self.committed.clone();
-        self.config
-            .ledger
-            .lock()
-            .expect("the ledger lock must not be poisoned")
-            .push(Committed {
+        {
+            let mut ledger = self
+                .config
+                .ledger
+                .lock()
+                .expect("the ledger lock must not be poisoned");
+            ledger.push(Committed {
                 height: block.height,
                 digest,
                 root,
@@ -1056,6 +1094,9 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 conserved,
                 certified,
             });
+            let excess = ledger.len().saturating_sub(self.config.ledger_kept);
+            ledger.drain(..excess);
+        }
         self.committed_height = block.height;
         self.committed_digest = digest;
         self.prune();
@@ -1066,6 +1107,28 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         {
             // Only space is lost: the segments are removed on a later release or restart.
             warn!(%error, "cannot remove held blocks below the committed height");
+        }
+        let every = self.config.snapshot_every;
+        if every > 0 && self.committed_height.is_multiple_of(every) {
+            let height = self.committed_height;
+            match snapshots::save(
+                &self.context,
+                &self.config.snapshot_partition,
+                height,
+                &self.committed,
+            )
+            .await
+            {
+                Ok(()) => {
+                    self.config
+                        .stats
+                        .lock()
+                        .expect("the stats lock must not be poisoned")
+                        .last_snapshot = Some(height);
+                }
+                // Only restart time is lost: the log still replays from an older snapshot.
+                Err(error) => warn!(height, %error, "cannot write an engine snapshot"),
+            }
         }
         Ok(())
     }
@@ -1083,6 +1146,87 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             self.blocks.contains_key(digest) || self.finalized_pending.contains(digest)
         });
     }
+}
+
+/// Why a replay from a snapshot did not work.
+enum Replay {
+    /// The snapshot does not fit the log (the log ends before it goes past it, or the next
+    /// block names another root): replay from an older snapshot or from genesis.
+    Unusable(&'static str),
+    /// The log itself cannot be read or does not replay.
+    Log(LogError),
+}
+
+/// What a replay rebuilt: the open log, the committed engine, its digest, the archive of block
+/// offsets, and the heights executed.
+type Replayed<B> = (Log<B>, Engine, Digest, HashMap<Digest, u64>, Vec<Committed>);
+
+/// Opens the finalized log and rebuilds the committed engine: from `from` (a snapshot, whose
+/// heights are read for their links and offsets only) or from genesis.
+async fn replay<S: Storage>(
+    storage: &S,
+    partition: &str,
+    genesis: &Engine,
+    genesis_digest: Digest,
+    from: Option<snapshots::Restored>,
+) -> Result<Replayed<S::Blob>, Replay> {
+    let base = from.as_ref().map_or(0, |r| r.height);
+    let mut snapshot = from;
+    let mut committed = genesis.clone();
+    let mut committed_digest = genesis_digest;
+    let mut archive = HashMap::new();
+    let mut offset = 0u64;
+    let mut replayed = Vec::new();
+    let mut unusable = None;
+    let opened = Log::open(storage, partition, |record| {
+        let (height, parent, _) = Block::header(&record.block).map_err(|e| e.to_string())?;
+        if height != record.height || parent != committed_digest {
+            return Err("the block does not extend the log before it".into());
+        }
+        let digest = Block::digest_of(&record.block);
+        archive.insert(digest, offset);
+        offset += record.encoded_len() as u64;
+        committed_digest = digest;
+        if height <= base {
+            // Covered by the snapshot: checked and executed when it was first committed;
+            // only its links are read.
+            return Ok(());
+        }
+        let block = Block::decode(&record.block).map_err(|e| e.to_string())?;
+        if let Some(restored) = snapshot.take() {
+            if block.parent_root != restored.root {
+                unusable = Some("the next logged block names another parent root");
+                return Err("the snapshot does not fit the log".into());
+            }
+            committed = restored.engine;
+        }
+        if block.parent_root != committed.state_root() {
+            return Err("the block's parent root differs from the replayed state".into());
+        }
+        let mut events = Vec::new();
+        execute(&mut committed, &block, &mut events);
+        replayed.push(Committed {
+            height: block.height,
+            digest,
+            root: committed.state_root(),
+            txs: block.txs.len(),
+            fills: count_fills(&events),
+            conserved: committed.totals().conserved(),
+            certified: record.certificate.is_some(),
+        });
+        Ok(())
+    })
+    .await;
+    if let Some(why) = unusable {
+        return Err(Replay::Unusable(why));
+    }
+    let log = opened.map_err(Replay::Log)?;
+    if snapshot.is_some() {
+        // Nothing after the snapshot was logged (or the log was cut shorter): its root is
+        // not confirmed by any logged block.
+        return Err(Replay::Unusable("the log does not go past it"));
+    }
+    Ok((log, committed, committed_digest, archive, replayed))
 }
 
 fn count_fills(events: &[Event]) -> usize {

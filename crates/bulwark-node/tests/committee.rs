@@ -21,7 +21,7 @@ use bulwark_node::log::LOG_BLOB;
 use bulwark_node::mempool::{MempoolConfig, Origin, Refusal};
 use bulwark_node::oracle_feed::{OraclePool, SharedPool, SyntheticFeed};
 use bulwark_node::replica::{
-    Committed, Config as ReplicaConfig, Fault, Ledger, Mempool, PublicKey, Scheme,
+    Committed, Config as ReplicaConfig, Fault, Ledger, Mempool, PublicKey, Scheme, SharedStats,
 };
 use bulwark_node::verify::verify_log;
 use commonware_codec::Encode as _;
@@ -119,6 +119,8 @@ struct Outcome {
     /// Heights verified in each honest member's log.
     verified: Vec<u64>,
     virtual_ms: u128,
+    /// Per member: the snapshot height it restored its engine from at its last start.
+    restored: Vec<Option<u64>>,
 }
 
 fn client_key(account: u64) -> SigningKey {
@@ -368,6 +370,7 @@ fn run(scenario: Scenario) -> Outcome {
         let ledgers: Vec<Ledger> = (0..n).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
         let refused: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
         let evidence: Vec<EvidenceLog> = (0..n).map(|_| EvidenceLog::default()).collect();
+        let stats: Vec<SharedStats> = (0..n).map(|_| SharedStats::default()).collect();
         // Starts (or restarts, on the same storage) member `index`: registers its channels,
         // replays its finalized log, starts simplex and the replica.
         let launch = |index: usize, boot: usize| {
@@ -402,12 +405,16 @@ fn run(scenario: Scenario) -> Outcome {
                     Fault::None
                 },
                 oracle: scenario.oracle.then(|| pools[index].clone()),
-                stats: Default::default(),
+                stats: stats[index].clone(),
                 evidence: evidence[index].clone(),
                 participants: by_index.clone(),
                 view: views[index].clone(),
                 log_partition: format!("node-{index}-finalized"),
                 held_partition: format!("node-{index}-held"),
+                snapshot_partition: format!("node-{index}-snapshots"),
+                // Often, so that restarts in the simulation restore from snapshots.
+                snapshot_every: 4,
+                ledger_kept: usize::MAX,
             };
             async move {
                 let channels = Channels {
@@ -754,6 +761,10 @@ fn run(scenario: Scenario) -> Outcome {
                 })
                 .collect(),
             virtual_ms,
+            restored: stats
+                .iter()
+                .map(|s| s.lock().unwrap().restored_snapshot)
+                .collect(),
         }
     })
 }
@@ -938,6 +949,13 @@ fn crashed_replica_restarts_from_its_log_and_catches_up() {
     check(&outcome);
     let longest = outcome.ledgers.iter().map(Vec::len).max().unwrap();
     assert!(outcome.ledgers[1].len() >= 37 && outcome.ledgers[1].len() + 5 >= longest);
+    // It restored its engine from its newest snapshot (every 4 heights here) that the log
+    // confirms, and replayed only the heights after it.
+    let restored = outcome.restored[1].expect("the restart restores from a snapshot");
+    assert!(
+        restored >= 8 && restored.is_multiple_of(4),
+        "restored from height {restored}"
+    );
 }
 
 /// The whole committee loses power at a seed-chosen moment and restarts from its storage; in
@@ -962,6 +980,14 @@ fn the_committee_survives_a_power_cut() {
             ..Scenario::new(seed, 4)
         });
         check(&outcome);
+        for (member, restored) in outcome.restored.iter().enumerate() {
+            if Some(member) != stays_down {
+                assert!(
+                    restored.is_some(),
+                    "member {member} restored from a snapshot"
+                );
+            }
+        }
     }
 }
 

@@ -11,6 +11,8 @@
 //! loopback = true                      # allow private/loopback peer addresses (local test)
 //! block_txs_max = 2048                 # most client transactions per block
 //! verify_threads = 2                   # threads for client-signature batch verification
+//! snapshot_every = 1000                # engine snapshot every N heights (0: never); restarts
+//!                                      # replay only the log after the newest one
 //!
 //! [[peers]]                            # every member, this node included, in any order
 //! public_key = "…64 hex…"
@@ -155,6 +157,10 @@ fn default_block_txs_max() -> usize {
     2_048
 }
 
+fn default_snapshot_every() -> u64 {
+    1_000
+}
+
 fn default_verify_threads() -> usize {
     2
 }
@@ -186,6 +192,10 @@ pub struct NodeConfig {
     /// Threads for client-signature verification.
     #[serde(default = "default_verify_threads")]
     pub verify_threads: usize,
+    /// Write an engine snapshot every this many committed heights (0: never); a restart
+    /// restores the newest one the log confirms and replays only the heights after it.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
     /// Every member, this node included.
     pub peers: Vec<Peer>,
     /// Real price sources per underlying; none = the DEVELOPMENT synthetic feed (which says
@@ -508,6 +518,7 @@ mod tests {
             loopback: true,
             block_txs_max: 10,
             verify_threads: 1,
+            snapshot_every: 1_000,
             peers: centers
                 .iter()
                 .enumerate()

@@ -96,7 +96,7 @@ impl Handler for Endpoint {
                 (c.height, hex_encode(&c.root), c.certified)
             })
         };
-        let (finalized_txs, mut latencies, rounds_finalized, mut oracle_latencies) = {
+        let (finalized_txs, mut latencies, rounds_finalized, mut oracle_latencies, snapshots) = {
             let stats = self
                 .stats
                 .lock()
@@ -110,6 +110,10 @@ impl Handler for Endpoint {
                     .iter()
                     .copied()
                     .collect::<Vec<u32>>(),
+                json!({
+                    "restored_from": stats.restored_snapshot,
+                    "last_written": stats.last_snapshot,
+                }),
             )
         };
         latencies.sort_unstable();
@@ -138,6 +142,7 @@ impl Handler for Endpoint {
             "oracle_rounds_finalized": rounds_finalized,
             "oracle_latency_p50_ms": percentile(&oracle_latencies, 50),
             "oracle_latency_p99_ms": percentile(&oracle_latencies, 99),
+            "snapshots": snapshots,
         })
     }
 

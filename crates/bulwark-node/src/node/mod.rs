@@ -378,6 +378,10 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
             view: view.clone(),
             log_partition: format!("{PARTITION}-finalized"),
             held_partition: format!("{PARTITION}-held"),
+            snapshot_partition: format!("{PARTITION}-snapshots"),
+            snapshot_every: config.snapshot_every,
+            // Status needs the newest height only; the sim keeps every one.
+            ledger_kept: 1_024,
         };
         let member_config = MemberConfig {
             scheme,

@@ -378,13 +378,16 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         let mut from = None;
         let (log, committed, committed_digest, archive, replayed) = loop {
             if from.is_none() {
-                // The next candidate that restores (damaged ones are skipped with a warning).
+                // The next candidate that restores: a damaged one, or one the storage cannot
+                // read, is skipped with a warning (only restart time is lost).
                 for height in candidates.by_ref() {
-                    if let Some(restored) =
-                        snapshots::load(&context, &config.snapshot_partition, height).await?
-                    {
-                        from = Some(restored);
-                        break;
+                    match snapshots::load(&context, &config.snapshot_partition, height).await {
+                        Ok(Some(restored)) => {
+                            from = Some(restored);
+                            break;
+                        }
+                        Ok(None) => {}
+                        Err(error) => warn!(height, %error, "snapshot not readable; skipped"),
                     }
                 }
             }
@@ -417,6 +420,15 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                     warn!(
                         snapshot = base,
                         "snapshot not used ({why}); trying an older one, or genesis"
+                    );
+                }
+                // After a snapshot, a replay error may be the snapshot's (a state that does not
+                // replay as the log says): fall back. From genesis it is the log's own.
+                Err(Replay::Log(error)) if base.is_some() => {
+                    warn!(
+                        snapshot = base,
+                        %error,
+                        "the log does not replay from this snapshot; trying an older one, or genesis"
                     );
                 }
                 Err(Replay::Log(error)) => return Err(error),
@@ -774,9 +786,14 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
 
     /// Writes `digests` and their uncommitted ancestors to the held blocks (synced). False
     /// when the disk failed: the replica then must not vouch for them.
+    ///
+    /// Ancestors are written before their descendants: a crash during the append keeps a
+    /// prefix of the records, so a surviving block never lacks a parent that `hold` would then
+    /// skip as already held.
     async fn hold(&mut self, digests: &[Digest]) -> bool {
         let mut entries = Vec::new();
         for digest in digests {
+            let mut chain = Vec::new();
             let mut cursor = *digest;
             while cursor != self.committed_digest && !self.held.holds(&cursor) {
                 let Some((block, bytes)) = self.blocks.get(&cursor) else {
@@ -785,13 +802,14 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 if block.height <= self.committed_height {
                     break;
                 }
-                entries.push(Entry {
+                chain.push(Entry {
                     digest: cursor,
                     height: block.height,
                     bytes: bytes.clone(),
                 });
                 cursor = block.parent;
             }
+            entries.extend(chain.into_iter().rev());
         }
         match self.held.keep(&self.context, &entries).await {
             Ok(()) => true,
@@ -849,9 +867,12 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             return;
         }
         let digests: Vec<Digest> = verified.iter().map(|(digest, _)| *digest).collect();
-        let kept = self.hold(&digests).await;
-        for (_, response) in verified {
-            response.send_lossy(kept);
+        // On a disk failure the answers are dropped, not `false`: simplex then treats the
+        // proposals as ignored, not as invalid (the leader did nothing wrong).
+        if self.hold(&digests).await {
+            for (_, response) in verified {
+                response.send_lossy(true);
+            }
         }
     }
 

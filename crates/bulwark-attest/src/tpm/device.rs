@@ -219,7 +219,8 @@ impl TpmDevice {
     pub fn ek_certificate(&mut self, nv_index: u32) -> Result<Vec<u8>, DeviceError> {
         let handle = tss_esapi::handles::NvIndexTpmHandle::new(nv_index)
             .op("naming the EK certificate's NV index")?;
-        self.context
+        let contents = self
+            .context
             .execute_with_nullauth_session(|ctx| {
                 tss_esapi::abstraction::nv::read_full(
                     ctx,
@@ -227,7 +228,13 @@ impl TpmDevice {
                     handle,
                 )
             })
-            .op("reading the EK certificate from NV (does this TPM have one?)")
+            .op("reading the EK certificate from NV (does this TPM have one?)")?;
+        // Some TPMs keep it behind a TCG header or padded: keep exactly the certificate.
+        super::ek_certificate_der(&contents)
+            .map(<[u8]>::to_vec)
+            .map_err(|_| {
+                DeviceError::Unexpected("the EK certificate NV index holds no DER certificate")
+            })
     }
 
     /// Marshalled `TPMT_PUBLIC` of the AK.

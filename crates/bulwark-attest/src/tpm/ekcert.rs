@@ -53,7 +53,7 @@ pub enum EkCertError {
     #[error("the EK certificate is signed with {0}, which bulwark does not check")]
     UnsupportedAlgorithm(String),
     /// A trusted CA has the issuer's name but its key does not verify the signature.
-    #[error("the EK certificate's signature does not verify under the trusted CA {issuer:?}")]
+    #[error("the EK certificate's signature does not verify under the trusted CA {issuer:?} (or that CA's key does not fit the signature algorithm)")]
     BadSignature {
         /// The issuer's distinguished name.
         issuer: String,
@@ -265,30 +265,77 @@ pub fn verify_ek_certificate(
         .as_bytes()
         .ok_or_else(|| EkCertError::Malformed("the signature is not whole bytes".into()))?;
     let issuer_name = certificate.tbs_certificate.issuer.to_string();
-    let mut named = false;
+    // Several anchors may carry the issuer's name (a CA and its renewal): any one that
+    // verifies the signature and is valid now will do.
+    let mut refusal = Some(EkCertError::UnknownIssuer {
+        issuer: issuer_name.clone(),
+    });
     for anchor in &anchors.certificates {
         if anchor.tbs_certificate.subject != certificate.tbs_certificate.issuer {
             continue;
         }
-        named = true;
-        if verify_signature(anchor, algorithm, &tbs, signature)? {
-            check_time(&certificate, "the EK certificate", at)?;
-            check_time(anchor, "its issuer", at)?;
-            if !certifies(&certificate, ek) {
-                return Err(EkCertError::KeyMismatch);
+        if !verify_signature(anchor, algorithm, &tbs, signature)? {
+            if matches!(refusal, Some(EkCertError::UnknownIssuer { .. })) {
+                refusal = Some(EkCertError::BadSignature {
+                    issuer: issuer_name.clone(),
+                });
             }
-            return Ok(issuer_name);
+            continue;
+        }
+        match check_time(anchor, "its issuer", at) {
+            Ok(()) => {
+                refusal = None;
+                break;
+            }
+            Err(expired) => refusal = Some(expired),
         }
     }
-    if named {
-        Err(EkCertError::BadSignature {
-            issuer: issuer_name,
-        })
-    } else {
-        Err(EkCertError::UnknownIssuer {
-            issuer: issuer_name,
-        })
+    if let Some(refusal) = refusal {
+        return Err(refusal);
     }
+    check_time(&certificate, "the EK certificate", at)?;
+    if !certifies(&certificate, ek) {
+        return Err(EkCertError::KeyMismatch);
+    }
+    Ok(issuer_name)
+}
+
+/// The DER certificate inside an EK certificate NV index's contents: some TPMs store it behind
+/// the TCG header (`10 01`, then a 2-byte length) or padded after its end. Returns exactly the
+/// outer DER `SEQUENCE`.
+pub fn ek_certificate_der(nv: &[u8]) -> Result<&[u8], EkCertError> {
+    let malformed =
+        |what: &str| EkCertError::Malformed(format!("EK certificate NV contents: {what}"));
+    let mut bytes = nv;
+    if bytes.len() >= 4 && bytes[0] == 0x10 && bytes[1] == 0x01 {
+        let len = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
+        bytes = bytes
+            .get(4..4 + len)
+            .ok_or_else(|| malformed("the TCG header's length runs past the end"))?;
+    }
+    // The outer SEQUENCE: tag 0x30, then a definite length (short form, or 1 to 4 length bytes).
+    if bytes.first() != Some(&0x30) {
+        return Err(malformed("no DER SEQUENCE at the start"));
+    }
+    let first = *bytes.get(1).ok_or_else(|| malformed("truncated length"))?;
+    let (header, len) = if first < 0x80 {
+        (2, usize::from(first))
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return Err(malformed("unsupported length encoding"));
+        }
+        let digits = bytes
+            .get(2..2 + count)
+            .ok_or_else(|| malformed("truncated length"))?;
+        let len = digits
+            .iter()
+            .fold(0usize, |acc, digit| (acc << 8) | usize::from(*digit));
+        (2 + count, len)
+    };
+    bytes
+        .get(..header + len)
+        .ok_or_else(|| malformed("the certificate runs past the end"))
 }
 
 #[cfg(test)]
@@ -296,6 +343,40 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn nv_contents_are_trimmed_to_the_der_certificate() {
+        // A short-form and a long-form SEQUENCE, bare, padded, and behind the TCG header.
+        let short = [0x30, 0x03, 0x02, 0x01, 0x05];
+        let mut long = vec![0x30, 0x82, 0x01, 0x00];
+        long.extend(std::iter::repeat_n(0xaa, 0x100));
+        for der in [&short[..], &long[..]] {
+            assert_eq!(ek_certificate_der(der).unwrap(), der);
+            let mut padded = der.to_vec();
+            padded.extend([0xff; 7]);
+            assert_eq!(ek_certificate_der(&padded).unwrap(), der);
+            let mut headed = vec![0x10, 0x01];
+            headed.extend((der.len() as u16).to_be_bytes());
+            headed.extend(der);
+            headed.extend([0; 3]);
+            assert_eq!(ek_certificate_der(&headed).unwrap(), der);
+        }
+        for bad in [
+            &[][..],
+            &[0x31, 0x00][..],
+            &[0x30][..],
+            &[0x30, 0x85, 1, 2, 3, 4, 5][..],
+            &[0x30, 0x80][..],
+            &[0x30, 0x82, 0x01][..],
+            &[0x30, 0x05, 0x00][..],
+            &[0x10, 0x01, 0x00, 0x09, 0x30, 0x00][..],
+        ] {
+            assert!(
+                matches!(ek_certificate_der(bad), Err(EkCertError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn bad_anchor_files_are_refused_with_a_reason() {

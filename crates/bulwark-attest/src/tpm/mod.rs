@@ -16,7 +16,9 @@ mod wire;
 
 pub use attest::{ClockInfo, PcrSelection, QuoteAttest};
 pub use credential::{kdf_a, make_credential, CredentialChallenge};
-pub use ekcert::{verify_ek_certificate, EkAnchors, EkCertError, ANCHORS_MAX, EK_CERT_NV_RSA};
+pub use ekcert::{
+    ek_certificate_der, verify_ek_certificate, EkAnchors, EkCertError, ANCHORS_MAX, EK_CERT_NV_RSA,
+};
 pub use public::{PublicKey, TpmPublic, AK_ATTRIBUTES};
 pub use quote::{pcr_digest, verify_quote, VerifiedQuote};
 pub use signature::TpmSignature;

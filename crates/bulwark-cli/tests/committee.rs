@@ -23,10 +23,14 @@ fn base_port() -> u16 {
     // A base whose 1000 following ports include 4 × (4 p2p + 4 client) that bind now (a
     // previous run's sockets may linger in TIME_WAIT). Each test takes 200: p2p from its base,
     // client endpoints 100 above; the TPM test's software TPMs take 8 ports 200 above its base.
+    // All below Linux's ephemeral range (32768–60999): a port in it can be taken by any
+    // outgoing connection (status polls, p2p dials, TPM sessions) between this check and the
+    // node's bind, and the node then fails to start.
+    const SLOTS: u16 = 12; // bases 20 000 .. 31 000
     let bindable = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
-    let start = (std::process::id() % 45) as u16;
-    for step in 0..45u16 {
-        let base = 20_000 + ((start + step) % 45) * 1000;
+    let start = (std::process::id() % u32::from(SLOTS)) as u16;
+    for step in 0..SLOTS {
+        let base = 20_000 + ((start + step) % SLOTS) * 1000;
         let all_free = (0..4u16).all(|test| {
             (0..4u16)
                 .all(|i| bindable(base + test * 200 + i) && bindable(base + test * 200 + 100 + i))
@@ -284,10 +288,15 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
         .map(|i| client_endpoint(port.parse().unwrap(), i))
         .collect();
     let height_of = |i: usize| status(endpoints[i]).and_then(|s| s["height"].as_u64());
+    let diagnose_port: u16 = port.parse().unwrap();
     let wait_until = |what: &str, limit: Duration, done: &mut dyn FnMut() -> bool| {
         let started = Instant::now();
         while !done() {
-            assert!(started.elapsed() < limit, "timed out waiting for {what}");
+            assert!(
+                started.elapsed() < limit,
+                "timed out waiting for {what}: {}",
+                diagnosis(&committee, |i| client_endpoint(diagnose_port, i))
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     };
@@ -813,23 +822,8 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
     while !(0..4).all(|i| admitted_by(i) == 3) {
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "the restarted TPM committee did not admit everyone: {:?}\n{}",
-            (0..4)
-                .map(|i| status(endpoint(i)).map(|s| s["admission"].clone()))
-                .collect::<Vec<_>>(),
-            (0..4)
-                .map(|i| {
-                    let log = std::fs::read_to_string(
-                        committee.join(format!("node-{i}")).join("test-node.log"),
-                    )
-                    .unwrap_or_default();
-                    log.lines()
-                        .filter(|l| l.contains("PCR") || l.contains("unseal"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                })
-                .collect::<Vec<_>>()
-                .join("\n---\n")
+            "the restarted TPM committee did not admit everyone: {}",
+            diagnosis(&committee, endpoint)
         );
         std::thread::sleep(Duration::from_millis(250));
     }

@@ -56,6 +56,14 @@ pub enum SnapshotError {
 /// A 32-byte state root.
 pub type StateRoot = [u8; 32];
 
+/// The state root of an engine whose [`Engine::snapshot`] is `snapshot`, without restoring it.
+pub fn root_of(snapshot: &[u8]) -> StateRoot {
+    let mut h = blake3::Hasher::new();
+    h.update(STATE_NAMESPACE);
+    h.update(snapshot);
+    *h.finalize().as_bytes()
+}
+
 impl Engine {
     /// The canonical bytes of the whole replicated state.
     pub fn snapshot(&self) -> Vec<u8> {
@@ -73,10 +81,7 @@ impl Engine {
 
     /// The state root: BLAKE3 of the namespace and the snapshot.
     pub fn state_root(&self) -> StateRoot {
-        let mut h = blake3::Hasher::new();
-        h.update(STATE_NAMESPACE);
-        h.update(&self.snapshot());
-        *h.finalize().as_bytes()
+        root_of(&self.snapshot())
     }
 
     /// Restores an engine from [`Engine::snapshot`] bytes, checking that they are consistent.

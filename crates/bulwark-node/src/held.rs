@@ -17,23 +17,24 @@
 //! segment.
 
 use crate::block::Block;
-use crate::log::{LogError, Reader, Record};
+use crate::log::{encode_record_into, numbered_blobs, LogError, Reader};
 use commonware_cryptography::sha256::Digest;
-use commonware_runtime::{Blob, Error as RuntimeError, Storage, WriteOptions};
+use commonware_runtime::{Blob, Storage, WriteOptions};
 use std::collections::{BTreeMap, HashMap};
 use tracing::warn;
 
 /// A segment takes no more appends once it is this large.
 pub const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 
-/// A block to hold: its digest, height and canonical bytes.
-pub struct Entry {
+/// A block to hold: its digest, height and canonical bytes (borrowed from the replica's block
+/// store; they are copied once, into the append).
+pub struct Entry<'a> {
     /// `Block::digest_of(bytes)`.
     pub digest: Digest,
     /// The block's height.
     pub height: u64,
     /// The block's canonical encoding.
-    pub bytes: Vec<u8>,
+    pub bytes: &'a [u8],
 }
 
 /// The held blocks of one replica.
@@ -60,23 +61,7 @@ impl<B: Blob> Held<B> {
         partition: &str,
         committed_height: u64,
     ) -> Result<(Self, Vec<(Digest, Block, Vec<u8>)>), LogError> {
-        let names = match storage.scan(partition).await {
-            Ok(names) => names,
-            Err(RuntimeError::PartitionMissing(_)) => Vec::new(),
-            Err(error) => return Err(error.into()),
-        };
-        let mut numbers = Vec::new();
-        for name in names {
-            match <[u8; 8]>::try_from(name.as_slice()) {
-                Ok(number) => numbers.push(u64::from_be_bytes(number)),
-                Err(_) => warn!(
-                    partition,
-                    ?name,
-                    "ignoring a blob that is not a held segment"
-                ),
-            }
-        }
-        numbers.sort_unstable();
+        let numbers = numbered_blobs(storage, partition).await?;
         let mut segments = BTreeMap::new();
         let mut held = HashMap::new();
         let mut blocks = Vec::new();
@@ -158,7 +143,7 @@ impl<B: Blob> Held<B> {
     pub async fn keep<S: Storage<Blob = B>>(
         &mut self,
         storage: &S,
-        entries: &[Entry],
+        entries: &[Entry<'_>],
     ) -> Result<(), LogError> {
         let mut bytes = Vec::new();
         let mut highest = 0;
@@ -169,14 +154,7 @@ impl<B: Blob> Held<B> {
             {
                 continue;
             }
-            bytes.extend_from_slice(
-                &Record {
-                    height: entry.height,
-                    block: entry.bytes.clone(),
-                    certificate: None,
-                }
-                .encode(),
-            );
+            encode_record_into(&mut bytes, entry.height, entry.bytes, &[]);
             highest = highest.max(entry.height);
             added.push((entry.digest, entry.height));
         }
@@ -228,6 +206,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::log::Record;
     use commonware_runtime::{deterministic, Runner as _};
 
     fn block(height: u64, parent: Digest) -> (Digest, Vec<u8>) {
@@ -244,9 +223,26 @@ mod tests {
         (Block::digest_of(&bytes), bytes)
     }
 
-    fn entry(height: u64, parent: Digest) -> Entry {
+    /// A block at `height` on `parent`: its digest and bytes, to hold as an [`Entry`].
+    struct Owned {
+        digest: Digest,
+        height: u64,
+        bytes: Vec<u8>,
+    }
+
+    impl Owned {
+        fn entry(&self) -> Entry<'_> {
+            Entry {
+                digest: self.digest,
+                height: self.height,
+                bytes: &self.bytes,
+            }
+        }
+    }
+
+    fn entry(height: u64, parent: Digest) -> Owned {
         let (digest, bytes) = block(height, parent);
-        Entry {
+        Owned {
             digest,
             height,
             bytes,
@@ -261,8 +257,8 @@ mod tests {
             let a = entry(1, Digest([0; 32]));
             let b = entry(2, a.digest);
             let fork = entry(2, Digest([7; 32]));
-            held.keep(&context, &[a, b]).await.unwrap();
-            held.keep(&context, &[fork]).await.unwrap();
+            held.keep(&context, &[a.entry(), b.entry()]).await.unwrap();
+            held.keep(&context, &[fork.entry()]).await.unwrap();
             assert_eq!(held.len(), 3);
             drop(held);
 
@@ -298,15 +294,9 @@ mod tests {
                 height += 1;
                 let e = entry(height, parent);
                 parent = e.digest;
-                let big = Entry {
-                    bytes: {
-                        let mut b = e.bytes.clone();
-                        b.resize(64 * 1024, 0);
-                        b
-                    },
-                    ..e
-                };
-                held.keep(&context, &[big]).await.unwrap();
+                let mut big = e;
+                big.bytes.resize(64 * 1024, 0);
+                held.keep(&context, &[big.entry()]).await.unwrap();
             }
             held.release(&context, height).await.unwrap();
             assert!(held.is_empty());
@@ -321,7 +311,7 @@ mod tests {
             let (mut held, _) = Held::open(&context, "held", 0).await.unwrap();
             let a = entry(1, Digest([0; 32]));
             let digest = a.digest;
-            held.keep(&context, &[a]).await.unwrap();
+            held.keep(&context, &[a.entry()]).await.unwrap();
             drop(held);
             // Half a record appended after it: a crash in the middle of an append.
             let (blob, size) = context.open("held", &segment_name(0)).await.unwrap();
@@ -339,7 +329,7 @@ mod tests {
             assert_eq!(loaded.len(), 1);
             assert_eq!(loaded[0].0, digest);
             let b = entry(2, digest);
-            held.keep(&context, &[b]).await.unwrap();
+            held.keep(&context, &[b.entry()]).await.unwrap();
             drop(held);
             let (_, loaded) = Held::open(&context, "held", 0).await.unwrap();
             assert_eq!(loaded.len(), 2);

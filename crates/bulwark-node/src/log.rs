@@ -88,13 +88,38 @@ pub enum LogError {
     },
 }
 
-fn check_of(payload: &[u8]) -> [u8; CHECK_BYTES] {
+/// The first 8 bytes of BLAKE3(`namespace` ‖ `bytes`): the check every stored record of the
+/// node carries (log records, held blocks, snapshots), under its own namespace.
+pub(crate) fn check_of(namespace: &[u8], bytes: &[u8]) -> [u8; CHECK_BYTES] {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(LOG_NAMESPACE);
-    hasher.update(payload);
+    hasher.update(namespace);
+    hasher.update(bytes);
     let mut out = [0u8; CHECK_BYTES];
     out.copy_from_slice(&hasher.finalize().as_bytes()[..CHECK_BYTES]);
     out
+}
+
+/// The blobs of `partition` named by a big-endian `u64` (held segments, snapshots), in
+/// ascending order; none when the partition does not exist. Other names are ignored, with a
+/// warning.
+pub(crate) async fn numbered_blobs<S: Storage>(
+    storage: &S,
+    partition: &str,
+) -> Result<Vec<u64>, LogError> {
+    let names = match storage.scan(partition).await {
+        Ok(names) => names,
+        Err(RuntimeError::PartitionMissing(_)) => return Ok(Vec::new()),
+        Err(error) => return Err(error.into()),
+    };
+    let mut numbers = Vec::new();
+    for name in names {
+        match <[u8; 8]>::try_from(name.as_slice()) {
+            Ok(number) => numbers.push(u64::from_be_bytes(number)),
+            Err(_) => warn!(partition, ?name, "ignoring a blob not named by a number"),
+        }
+    }
+    numbers.sort_unstable();
+    Ok(numbers)
 }
 
 impl Record {
@@ -106,18 +131,13 @@ impl Record {
 
     /// The record's bytes as stored (length, payload, check).
     pub fn encode(&self) -> Vec<u8> {
-        let cert: &[u8] = self.certificate.as_deref().unwrap_or(&[]);
-        let payload_len = 1 + 8 + 4 + self.block.len() + 4 + cert.len();
-        let mut out = Vec::with_capacity(4 + payload_len + CHECK_BYTES);
-        out.extend_from_slice(&(payload_len as u32).to_be_bytes());
-        out.push(RECORD_VERSION);
-        out.extend_from_slice(&self.height.to_be_bytes());
-        out.extend_from_slice(&(self.block.len() as u32).to_be_bytes());
-        out.extend_from_slice(&self.block);
-        out.extend_from_slice(&(cert.len() as u32).to_be_bytes());
-        out.extend_from_slice(cert);
-        let check = check_of(&out[4..]);
-        out.extend_from_slice(&check);
+        let mut out = Vec::with_capacity(self.encoded_len());
+        encode_record_into(
+            &mut out,
+            self.height,
+            &self.block,
+            self.certificate.as_deref().unwrap_or(&[]),
+        );
         out
     }
 
@@ -145,6 +165,24 @@ impl Record {
             certificate: (!cert.is_empty()).then_some(cert),
         })
     }
+}
+
+/// Appends the stored form of a record (length, payload, check) of `height`, `block` and `cert`
+/// (empty: none) to `out`, without building a [`Record`] (the held blocks write borrowed block
+/// bytes this way).
+pub(crate) fn encode_record_into(out: &mut Vec<u8>, height: u64, block: &[u8], cert: &[u8]) {
+    let payload_len = 1 + 8 + 4 + block.len() + 4 + cert.len();
+    let start = out.len();
+    out.reserve(4 + payload_len + CHECK_BYTES);
+    out.extend_from_slice(&(payload_len as u32).to_be_bytes());
+    out.push(RECORD_VERSION);
+    out.extend_from_slice(&height.to_be_bytes());
+    out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+    out.extend_from_slice(block);
+    out.extend_from_slice(&(cert.len() as u32).to_be_bytes());
+    out.extend_from_slice(cert);
+    let check = check_of(LOG_NAMESPACE, &out[start + 4..]);
+    out.extend_from_slice(&check);
 }
 
 /// Reads records one by one from a byte source; shared by the node and `bulwark verify`.
@@ -215,7 +253,7 @@ impl<'a, B: Blob> Reader<'a, B> {
             .coalesce();
         let body: &[u8] = body.as_ref();
         let (payload, check) = body.split_at(len);
-        if check != check_of(payload) {
+        if check != check_of(LOG_NAMESPACE, payload) {
             return Err(damaged("check does not match"));
         }
         let record = Record::decode_payload(payload, offset)?;

@@ -376,7 +376,14 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             .await?
             .into_iter();
         let mut from = None;
-        let (log, committed, committed_digest, archive, replayed) = loop {
+        let Replayed {
+            log,
+            engine: committed,
+            root: committed_root,
+            digest: committed_digest,
+            archive,
+            executed: replayed,
+        } = loop {
             if from.is_none() {
                 // The next candidate that restores: a damaged one, or one the storage cannot
                 // read, is skipped with a warning (only restart time is lost).
@@ -405,7 +412,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                     if let Some(height) = base {
                         info!(
                             snapshot = height,
-                            replayed = replay.4.len(),
+                            replayed = replay.executed.len(),
                             "restored the engine from a snapshot and replayed the log after it"
                         );
                         config
@@ -470,7 +477,6 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         if committed_height > 0 {
             debug!(height = committed_height, "replayed the finalized log");
         }
-        let committed_root = committed.state_root();
         let committed = Arc::new(committed);
         *config
             .view
@@ -805,7 +811,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 chain.push(Entry {
                     digest: cursor,
                     height: block.height,
-                    bytes: bytes.clone(),
+                    bytes,
                 });
                 cursor = block.parent;
             }
@@ -1178,9 +1184,20 @@ enum Replay {
     Log(LogError),
 }
 
-/// What a replay rebuilt: the open log, the committed engine, its digest, the archive of block
-/// offsets, and the heights executed.
-type Replayed<B> = (Log<B>, Engine, Digest, HashMap<Digest, u64>, Vec<Committed>);
+/// What a replay rebuilt.
+struct Replayed<B: commonware_runtime::Blob> {
+    /// The open log, positioned after its last intact record.
+    log: Log<B>,
+    /// The committed engine and its state root.
+    engine: Engine,
+    root: StateRoot,
+    /// The digest of the last logged block (the genesis digest for an empty log).
+    digest: Digest,
+    /// Where each logged block starts in the log.
+    archive: HashMap<Digest, u64>,
+    /// The heights executed (those after the snapshot, or all).
+    executed: Vec<Committed>,
+}
 
 /// Opens the finalized log and rebuilds the committed engine: from `from` (a snapshot, whose
 /// heights are read for their links and offsets only) or from genesis.
@@ -1194,6 +1211,9 @@ async fn replay<S: Storage>(
     let base = from.as_ref().map_or(0, |r| r.height);
     let mut snapshot = from;
     let mut committed = genesis.clone();
+    // The root after the last executed height, carried from one height to the next (each
+    // root costs a serialization of the whole state).
+    let mut root = genesis.state_root();
     let mut committed_digest = genesis_digest;
     let mut archive = HashMap::new();
     let mut offset = 0u64;
@@ -1220,16 +1240,18 @@ async fn replay<S: Storage>(
                 return Err("the snapshot does not fit the log".into());
             }
             committed = restored.engine;
+            root = restored.root;
         }
-        if block.parent_root != committed.state_root() {
+        if block.parent_root != root {
             return Err("the block's parent root differs from the replayed state".into());
         }
         let mut events = Vec::new();
         execute(&mut committed, &block, &mut events);
+        root = committed.state_root();
         replayed.push(Committed {
             height: block.height,
             digest,
-            root: committed.state_root(),
+            root,
             txs: block.txs.len(),
             fills: count_fills(&events),
             conserved: committed.totals().conserved(),
@@ -1247,7 +1269,14 @@ async fn replay<S: Storage>(
         // not confirmed by any logged block.
         return Err(Replay::Unusable("the log does not go past it"));
     }
-    Ok((log, committed, committed_digest, archive, replayed))
+    Ok(Replayed {
+        log,
+        engine: committed,
+        root,
+        digest: committed_digest,
+        archive,
+        executed: replayed,
+    })
 }
 
 fn count_fills(events: &[Event]) -> usize {

@@ -12,14 +12,16 @@
 //! Blob (one per snapshot, named by its height, big-endian):
 //!
 //! ```text
-//! version u8 = 1 | height u64 | root [32] | len u64 | snapshot (len bytes) | check [8]
+//! version u8 = 1 | height u64 | snapshot (the rest) | check [8]
 //! check := first 8 bytes of BLAKE3(SNAPSHOT_NAMESPACE ‖ everything before it)
 //! ```
+//!
+//! The state root is not stored: it is [`root_of`] the snapshot bytes.
 
-use crate::log::LogError;
-use bulwark_engine::snapshot::StateRoot;
+use crate::log::{check_of, numbered_blobs, LogError};
+use bulwark_engine::snapshot::{root_of, StateRoot};
 use bulwark_engine::Engine;
-use commonware_runtime::{Blob as _, Error as RuntimeError, ReadOptions, Storage, WriteOptions};
+use commonware_runtime::{Blob as _, ReadOptions, Storage, WriteOptions};
 use tracing::warn;
 
 /// Domain tag of snapshot checks. Changing it is a breaking change.
@@ -27,23 +29,14 @@ pub const SNAPSHOT_NAMESPACE: &[u8] = b"bulwark/node/snapshot/v1";
 /// How many snapshots are kept (the newest; older ones are removed after a write).
 pub const SNAPSHOTS_KEPT: usize = 2;
 const VERSION: u8 = 1;
-const HEADER: usize = 1 + 8 + 32 + 8;
+const HEADER: usize = 1 + 8;
 const CHECK: usize = 8;
-
-fn check_of(bytes: &[u8]) -> [u8; CHECK] {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(SNAPSHOT_NAMESPACE);
-    hasher.update(bytes);
-    let mut out = [0u8; CHECK];
-    out.copy_from_slice(&hasher.finalize().as_bytes()[..CHECK]);
-    out
-}
 
 /// A restored snapshot: the engine at `height` and its root.
 pub struct Restored {
     /// The committed height the engine is at.
     pub height: u64,
-    /// Its state root (checked against the restored engine).
+    /// Its state root ([`root_of`] the stored snapshot; the restored engine re-encodes to it).
     pub root: StateRoot,
     /// The engine.
     pub engine: Engine,
@@ -51,22 +44,13 @@ pub struct Restored {
 
 /// The heights of the snapshots in `partition`, newest first (none when it does not exist).
 pub async fn heights<S: Storage>(storage: &S, partition: &str) -> Result<Vec<u64>, LogError> {
-    let names = match storage.scan(partition).await {
-        Ok(names) => names,
-        Err(RuntimeError::PartitionMissing(_)) => return Ok(Vec::new()),
-        Err(error) => return Err(error.into()),
-    };
-    let mut heights: Vec<u64> = names
-        .iter()
-        .filter_map(|name| <[u8; 8]>::try_from(name.as_slice()).ok())
-        .map(u64::from_be_bytes)
-        .collect();
-    heights.sort_unstable_by(|a, b| b.cmp(a));
+    let mut heights = numbered_blobs(storage, partition).await?;
+    heights.reverse();
     Ok(heights)
 }
 
 /// Reads and restores the snapshot of `height`; `Ok(None)` (with a warning) when it is damaged
-/// or does not restore to the root it records.
+/// or does not restore to the state it holds.
 pub async fn load<S: Storage>(
     storage: &S,
     partition: &str,
@@ -89,7 +73,7 @@ pub async fn load<S: Storage>(
         .coalesce();
     let bytes: &[u8] = bytes.as_ref();
     let (body, check) = bytes.split_at(size - CHECK);
-    if check != check_of(body) {
+    if check != check_of(SNAPSHOT_NAMESPACE, body) {
         return bad("check does not match (a torn or damaged write)");
     }
     if body[0] != VERSION {
@@ -100,18 +84,14 @@ pub async fn load<S: Storage>(
     if u64::from_be_bytes(word) != height {
         return bad("its height differs from its name");
     }
-    let mut root = [0u8; 32];
-    root.copy_from_slice(&body[9..41]);
-    word.copy_from_slice(&body[41..49]);
-    if u64::from_be_bytes(word) != (body.len() - HEADER) as u64 {
-        return bad("its length field differs from its size");
-    }
-    let engine = match Engine::restore(&body[HEADER..]) {
+    let snapshot = &body[HEADER..];
+    let engine = match Engine::restore(snapshot) {
         Ok(engine) => engine,
         Err(error) => return bad(&error.to_string()),
     };
+    let root = root_of(snapshot);
     if engine.state_root() != root {
-        return bad("the restored state has another root than recorded");
+        return bad("the restored state encodes differently from the stored one");
     }
     Ok(Some(Restored {
         height,
@@ -129,14 +109,11 @@ pub async fn save<S: Storage>(
     engine: &Engine,
 ) -> Result<(), LogError> {
     let snapshot = engine.snapshot();
-    let root = engine.state_root();
     let mut bytes = Vec::with_capacity(HEADER + snapshot.len() + CHECK);
     bytes.push(VERSION);
     bytes.extend_from_slice(&height.to_be_bytes());
-    bytes.extend_from_slice(&root);
-    bytes.extend_from_slice(&(snapshot.len() as u64).to_be_bytes());
     bytes.extend_from_slice(&snapshot);
-    let check = check_of(&bytes);
+    let check = check_of(SNAPSHOT_NAMESPACE, &bytes);
     bytes.extend_from_slice(&check);
     let (blob, size) = storage.open(partition, &height.to_be_bytes()).await?;
     if size > bytes.len() as u64 {

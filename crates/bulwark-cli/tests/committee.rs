@@ -94,6 +94,28 @@ fn diagnosis(committee: &Path, endpoint: impl Fn(u16) -> std::net::SocketAddr) -
     out
 }
 
+/// Runs `bulwark up` with committee data under `data`, p2p ports from `port`, for `duration`
+/// seconds at `rate` orders/s, plus `extra` arguments; asserts it succeeded and returns its
+/// stderr. The committee is then in `data/committee`.
+fn up(data: &Path, port: u16, duration: u64, rate: u64, extra: &[&str]) -> String {
+    let (port, duration, rate) = (port.to_string(), duration.to_string(), rate.to_string());
+    let mut args = vec![
+        "up",
+        "--duration",
+        &duration,
+        "--rate",
+        &rate,
+        "--base-port",
+        &port,
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, 0, "{stderr}");
+    stderr
+}
+
 fn log_file(node: &Path) -> std::path::PathBuf {
     let partition = node.join("storage").join("node-finalized");
     std::fs::read_dir(&partition)
@@ -109,7 +131,7 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = base_port().to_string();
+    let port = base_port();
     // The committee prices BTC from a venue capture (Binance bookTicker lines with receive
     // times in ns, 100 ms apart), replayed and looped by every node: 60 123.40 / 60 123.60.
     let capture = dir.path().join("venue.jsonl");
@@ -122,21 +144,8 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
         })
         .collect();
     std::fs::write(&capture, lines).unwrap();
-    let args = [
-        "up",
-        "--duration",
-        "12",
-        "--rate",
-        "400",
-        "--base-port",
-        &port,
-        "--data",
-        data.to_str().unwrap(),
-        "--oracle-capture",
-        capture.to_str().unwrap(),
-    ];
-    let (code, _, stderr) = run(&args);
-    assert_eq!(code, 0, "{stderr}");
+    let capture_args = ["--oracle-capture", capture.to_str().unwrap()];
+    let stderr = up(&data, port, 12, 400, &capture_args);
     assert!(stderr.contains("roots agreed"), "{stderr}");
     // The certified index is the capture's mid, not the synthetic development path.
     assert!(stderr.contains("BTC 60123.50"), "{stderr}");
@@ -190,8 +199,7 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
     })
     .unwrap();
     let identity = std::fs::read_to_string(node.join("identity.hex")).unwrap();
-    let (code, _, stderr) = run(&args);
-    assert_eq!(code, 0, "{stderr}");
+    let stderr = up(&data, port, 12, 400, &capture_args);
     assert!(stderr.contains("resuming the committee"), "{stderr}");
     assert_eq!(
         std::fs::read_to_string(node.join("identity.hex")).unwrap(),
@@ -266,36 +274,22 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = (base_port() + 200).to_string();
+    let port = base_port() + 200;
     // Create the committee and run its DKG.
-    let (code, _, stderr) = run(&[
-        "up",
-        "--duration",
-        "2",
-        "--rate",
-        "50",
-        "--base-port",
-        &port,
-        "--data",
-        data.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
+    up(&data, port, 2, 50, &[]);
     let committee = data.join("committee");
     let spawn =
         |index: usize| spawn_node(&committee, index, Path::new(env!("CARGO_BIN_EXE_bulwark")));
     let mut procs = Procs((0..4).map(|i| Some(spawn(i))).collect());
-    let endpoints: Vec<std::net::SocketAddr> = (0..4)
-        .map(|i| client_endpoint(port.parse().unwrap(), i))
-        .collect();
+    let endpoints: Vec<std::net::SocketAddr> = (0..4).map(|i| client_endpoint(port, i)).collect();
     let height_of = |i: usize| status(endpoints[i]).and_then(|s| s["height"].as_u64());
-    let diagnose_port: u16 = port.parse().unwrap();
     let wait_until = |what: &str, limit: Duration, done: &mut dyn FnMut() -> bool| {
         let started = Instant::now();
         while !done() {
             assert!(
                 started.elapsed() < limit,
                 "timed out waiting for {what}: {}",
-                diagnosis(&committee, |i| client_endpoint(diagnose_port, i))
+                diagnosis(&committee, |i| client_endpoint(port, i))
             );
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -607,20 +601,8 @@ fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let port: u16 = base_port() + 400;
-    let port_arg = port.to_string();
     // An honest committee first: admission and the genesis DKG among all four.
-    let (code, _, stderr) = run(&[
-        "up",
-        "--duration",
-        "2",
-        "--rate",
-        "50",
-        "--base-port",
-        &port_arg,
-        "--data",
-        data.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
+    up(&data, port, 2, 50, &[]);
     let committee = data.join("committee");
     // How far node 3's own log reaches: it replays that much on restart, and no further.
     let (code, stdout, stderr) = run(&[
@@ -692,20 +674,7 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let port: u16 = base_port() + 600;
-    let port_arg = port.to_string();
-    let (code, _, stderr) = run(&[
-        "up",
-        "--tpm",
-        "--duration",
-        "4",
-        "--rate",
-        "50",
-        "--base-port",
-        &port_arg,
-        "--data",
-        data.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
+    let stderr = up(&data, port, 4, 50, &["--tpm"]);
     assert!(stderr.contains("TPM quotes"), "{stderr}");
     assert!(stderr.contains("roots agreed"), "{stderr}");
     let committee = data.join("committee");

@@ -907,16 +907,21 @@ fn isolated_replica_catches_up_after_healing() {
     assert!(outcome.ledgers[2].len() >= 50 && outcome.ledgers[2].len() + 5 >= longest);
 }
 
+/// How many seeds a sweep runs: `BULWARK_SIM_SEEDS`, default 6 (what CI runs).
+fn sim_seeds() -> u64 {
+    std::env::var("BULWARK_SIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6)
+}
+
 /// Seeds 1000.. through a crash (of a seed-chosen member at a seed-chosen height) and restart
 /// on lossy links, 4 and 7 members, with a wrong-root proposer among the 7.
 /// `BULWARK_SIM_SEEDS=N` runs N seeds (default 6, which CI runs); any failing seed reproduces
 /// exactly.
 #[test]
 fn seed_sweep() {
-    let count: u64 = std::env::var("BULWARK_SIM_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
+    let count = sim_seeds();
     for seed in 1_000..1_000 + count {
         let n = if seed % 2 == 0 { 4 } else { 7 };
         eprintln!("seed {seed} n {n}");
@@ -965,10 +970,7 @@ fn crashed_replica_restarts_from_its_log_and_catches_up() {
 /// `BULWARK_SIM_SEEDS=N` runs N seeds (default 6).
 #[test]
 fn the_committee_survives_a_power_cut() {
-    let count: u64 = std::env::var("BULWARK_SIM_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
+    let count = sim_seeds();
     for seed in 2_000..2_000 + count {
         let stays_down = (seed % 2 == 1).then_some(usize::try_from(seed % 4).unwrap());
         eprintln!("seed {seed} stays down {stays_down:?}");

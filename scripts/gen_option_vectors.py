@@ -13,7 +13,7 @@ theta per year of calendar time (QuantLib's `theta()`, which is already per year
 
 Usage (from the repository root):
     pip install QuantLib
-    python3 scripts/gen_option_vectors.py > crates/bulwark-engine/tests/vectors/options_quantlib.json
+    python3 scripts/gen_option_vectors.py > crates/core/engine/tests/vectors/options_quantlib.json
 
 The output is deterministic for a given QuantLib version.
 """
@@ -25,7 +25,7 @@ import QuantLib as ql
 
 COMMAND = (
     "python3 scripts/gen_option_vectors.py > "
-    "crates/bulwark-engine/tests/vectors/options_quantlib.json"
+    "crates/core/engine/tests/vectors/options_quantlib.json"
 )
 
 # Strike as a multiple of spot: deep and near in/out of the money, and at the money.

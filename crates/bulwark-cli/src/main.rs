@@ -1,11 +1,13 @@
-//! `bulwark`: the command-line entry point. Only this crate (and the node crates to come) touch
-//! files, clocks and the terminal; the engine it drives is pure.
+//! `bulwark`: the command-line entry point. One small file per command: parse the arguments,
+//! call a library (`bulwark-devnet`, `bulwark-node`, `bulwark-sim`, `bulwark-bench`, ...),
+//! map its errors to an exit code and a next step.
 
-mod bench;
-mod committee;
+mod client;
 mod engine_run;
+mod node;
 mod sim;
 mod up;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -70,7 +72,7 @@ enum EngineCmd {
 #[derive(Debug, Subcommand)]
 enum BenchCmd {
     /// Matching core vs lobster, full engine throughput and latency, memory per resting order.
-    Engine(bench::engine::EngineBenchArgs),
+    Engine(bulwark_bench::engine::EngineBenchArgs),
     /// Oracle aggregation cost per round, certified-index deviation on real captures, and
     /// observation→finalized latency through a 4-node committee.
     Oracle {
@@ -92,7 +94,7 @@ enum BenchCmd {
     Audit,
     /// A replica's start: from its newest engine snapshot plus the log after it, vs a replay
     /// of the whole finalized log from genesis.
-    Restart(bench::restart::RestartBenchArgs),
+    Restart(bulwark_bench::restart::RestartBenchArgs),
     /// 4 node processes on loopback: finalized orders/s and submit-to-finalized latency vs the
     /// machine's signature-verification bound.
     Committee {
@@ -214,31 +216,33 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Top::Up(args) => up::run(args),
-        Top::Node { config } => committee::run_node(&config),
-        Top::Client(args) => committee::run_client(args.node, args.request),
+        Top::Node { config } => node::run(&config),
+        Top::Client(args) => client::run(args.node, args.request),
         Top::Verify {
             data,
             genesis,
             identity,
             until,
-        } => committee::run_verify(&data, &genesis, identity.as_deref(), until),
+        } => verify::run(&data, &genesis, identity.as_deref(), until),
         Top::Bench(BenchCmd::Committee {
             duration,
             rate,
             saturate,
             base_port,
-        }) => committee::run_bench(duration, rate, saturate, base_port),
+        }) => bulwark_bench::committee::run_bench(duration, rate, saturate, base_port),
         Top::Engine(EngineCmd::Run(args)) => engine_run::run(args),
         Top::Sim(args) => sim::run(args),
         Top::Attest(args) => bulwark_attest::run(args),
         Top::Audit(args) => bulwark_audit::run(args),
-        Top::Bench(BenchCmd::Attest { base_port }) => committee::run_attest_bench(base_port),
+        Top::Bench(BenchCmd::Attest { base_port }) => {
+            bulwark_bench::committee::run_attest_bench(base_port)
+        }
         Top::Bench(BenchCmd::Oracle {
             base_port,
             duration,
-        }) => committee::run_oracle_bench(base_port, duration),
-        Top::Bench(BenchCmd::Engine(args)) => bench::engine::run(args),
-        Top::Bench(BenchCmd::Restart(args)) => bench::restart::run(args),
+        }) => bulwark_bench::committee::run_oracle_bench(base_port, duration),
+        Top::Bench(BenchCmd::Engine(args)) => bulwark_bench::engine::run(args),
+        Top::Bench(BenchCmd::Restart(args)) => bulwark_bench::restart::run(args),
         Top::Bench(BenchCmd::Audit) => {
             bulwark_audit::run_bench();
             ExitCode::SUCCESS

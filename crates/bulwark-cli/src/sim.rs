@@ -1,8 +1,7 @@
-//! `bulwark sim`: seeded scenario simulations that print a JSON outcome.
-//!
-//! Today the oracle scenarios run n oracle nodes and one engine in this process, with an
-//! in-process proposer standing in for the committee (the outcome says so). The committee
-//! simulation arrives with consensus.
+//! `bulwark sim`: seeded scenario simulations that print a JSON outcome — the committee
+//! scenarios of `bulwark-sim` (the whole committee on the deterministic runtime) and the oracle
+//! scenarios of `bulwark-oracle` (n oracle nodes and one engine, with an in-process proposer
+//! standing in for the committee; the outcome says so).
 
 use std::process::ExitCode;
 
@@ -11,27 +10,32 @@ use bulwark_oracle::scenario::{self, Kind, ScenarioConfig, SCENARIOS};
 /// Arguments of `bulwark sim`.
 #[derive(Debug, clap::Args)]
 pub struct SimArgs {
-    /// Scenario name: oracle-collusion, venue-spike, feed-blackout or genuine-crash.
-    #[arg(long)]
-    scenario: String,
-    /// Seed of the simulated market and keys; the same seed gives the same outcome.
+    /// Scenario name (see --list).
+    #[arg(long, required_unless_present = "list")]
+    scenario: Option<String>,
+    /// Seed of the simulation; the same seed gives the same outcome.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Oracle committee size, n = 3f + 1 (4, 7, 10, ...).
+    /// Committee size, n = 3f + 1 (4, 7, 10, ...).
     #[arg(long, default_value_t = 4)]
     nodes: u32,
+    /// List the scenarios and what each does.
+    #[arg(long)]
+    list: bool,
 }
 
-/// Runs one scenario and prints its outcome as one JSON line.
+/// Runs one scenario and prints its outcome as one JSON line (exit 1 if an invariant broke).
 pub fn run(args: SimArgs) -> ExitCode {
-    let Some(kind) = Kind::parse(&args.scenario) else {
-        eprintln!(
-            "bulwark sim: unknown scenario {:?}; known: {}",
-            args.scenario,
-            SCENARIOS.join(", ")
-        );
-        return ExitCode::from(2);
-    };
+    if args.list {
+        for (name, what) in bulwark_sim::COMMITTEE_SCENARIOS {
+            println!("{name:<16} committee: {what}");
+        }
+        for name in SCENARIOS {
+            println!("{name:<16} oracle: n oracle nodes and one engine");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let name = args.scenario.unwrap_or_default();
     if args.nodes < 4 || !(args.nodes - 1).is_multiple_of(3) {
         eprintln!(
             "bulwark sim: --nodes must be 3f + 1 with f >= 1 (4, 7, 10, ...), got {}",
@@ -39,6 +43,31 @@ pub fn run(args: SimArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    if let Some(scenario) = bulwark_sim::named(&name, args.seed, args.nodes as usize) {
+        let outcome = bulwark_sim::run(scenario);
+        let report = bulwark_sim::Report::new(&name, &scenario, &outcome);
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("a report must serialize")
+        );
+        return if report.held {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
+    let Some(kind) = Kind::parse(&name) else {
+        let committee: Vec<&str> = bulwark_sim::COMMITTEE_SCENARIOS
+            .iter()
+            .map(|(name, _)| *name)
+            .collect();
+        eprintln!(
+            "bulwark sim: unknown scenario {name:?}; known: {}, {} (or --list)",
+            SCENARIOS.join(", "),
+            committee.join(", ")
+        );
+        return ExitCode::from(2);
+    };
     let config = ScenarioConfig {
         f: (args.nodes - 1) / 3,
         ..ScenarioConfig::new(kind, args.seed)

@@ -20,6 +20,28 @@ fn sim_prints_a_json_outcome_and_refuses_bad_arguments() {
 }
 
 #[test]
+fn sim_runs_committee_scenarios_and_reports_who_played_the_attacker() {
+    let (code, stdout, _) = run(&["sim", "--list"]);
+    assert_eq!(code, 0);
+    for name in ["wrong-root", "equivocator", "power-cut", "venue-spike"] {
+        assert!(stdout.contains(name), "--list names {name}: {stdout}");
+    }
+    let (code, stdout, stderr) = run(&["sim", "--scenario", "wrong-root", "--seed", "3"]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["held"], true, "{v}");
+    assert_eq!(v["false_evidence"], 0, "{v}");
+    assert_eq!(v["hostile"], serde_json::json!([0]), "{v}");
+    assert!(v["evidence_against_hostile"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["summary"]["heights"].as_u64().unwrap() >= 25, "{v}");
+    assert_eq!(
+        v["replay"],
+        "bulwark sim --scenario wrong-root --seed 3 --nodes 4",
+        "{v}"
+    );
+}
+
+#[test]
 fn audit_reports_findings_and_errors_by_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();

@@ -1,0 +1,132 @@
+//! Fault evidence: what a replica saw a named peer do wrong, for the sentinel to act on.
+//!
+//! Each record names the peer by its p2p public key. What is *provable* to a third party differs
+//! by kind: a refused block is reproducible by anyone holding the parent state and the block
+//! (re-execute and compare); malformed messages are only this replica's word; conflicting
+//! threshold votes are reported by simplex unverified and are not attributable (another
+//! 2f+1 could forge a partial), so they are marked as such.
+
+use crate::replica::PublicKey;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+/// Records kept in memory (the oldest are dropped first; counts stay exact).
+pub const EVIDENCE_KEPT: usize = 4_096;
+
+/// What the peer did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Kind {
+    /// As leader it proposed a block this replica refused (wrong root, bad signatures, bad
+    /// height or time, or a block that does not match its consensus context).
+    RefusedProposal,
+    /// It sent bytes on the block channel that are not a block.
+    MalformedBlock,
+    /// It sent a malformed block request.
+    MalformedRequest,
+    /// It gossiped bytes that are not a transaction batch.
+    MalformedGossip,
+    /// simplex reported two notarize votes for different proposals in one view (unverified).
+    ConflictingNotarize,
+    /// simplex reported two finalize votes for different proposals in one view (unverified).
+    ConflictingFinalize,
+    /// simplex reported a nullify and a finalize in one view (unverified).
+    NullifyFinalize,
+    /// Its attestation evidence was appraised contraindicated (the detail is the signed
+    /// appraisal, verifiable against this node's verifier key).
+    Contraindicated,
+    /// As an oracle member its signed observations sat beyond the deviation bound from the
+    /// certified aggregate for too many consecutive rounds (the detail is the engine's fault
+    /// evidence with the member's signed observation; `view` is the block height).
+    OracleFault,
+}
+
+/// One record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Evidence {
+    /// What happened.
+    pub kind: Kind,
+    /// The peer's public key, hex.
+    pub peer: String,
+    /// The consensus view (or 0 when not tied to one).
+    pub view: u64,
+    /// Details (the refusal, the decode error).
+    pub detail: String,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    recent: VecDeque<Evidence>,
+    counts: BTreeMap<String, u64>,
+    total: u64,
+}
+
+/// The shared, bounded evidence record of one replica.
+#[derive(Debug, Clone, Default)]
+pub struct EvidenceLog {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl EvidenceLog {
+    /// Records one fault of `peer`.
+    pub fn record(&self, kind: Kind, peer: &PublicKey, view: u64, detail: impl Into<String>) {
+        let evidence = Evidence {
+            kind,
+            peer: crate::committee::public_key_hex(peer),
+            view,
+            detail: detail.into(),
+        };
+        tracing::warn!(peer = %evidence.peer, kind = ?evidence.kind, view, detail = %evidence.detail, "fault evidence");
+        let mut inner = self
+            .inner
+            .lock()
+            .expect("the evidence lock must not be poisoned");
+        *inner.counts.entry(evidence.peer.clone()).or_default() += 1;
+        inner.total += 1;
+        if inner.recent.len() == EVIDENCE_KEPT {
+            inner.recent.pop_front();
+        }
+        inner.recent.push_back(evidence);
+    }
+
+    /// Records since start, per peer (hex key).
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.inner
+            .lock()
+            .expect("the evidence lock must not be poisoned")
+            .counts
+            .clone()
+    }
+
+    /// All records since start.
+    pub fn total(&self) -> u64 {
+        self.inner
+            .lock()
+            .expect("the evidence lock must not be poisoned")
+            .total
+    }
+
+    /// The most recent records, oldest first.
+    pub fn recent(&self) -> Vec<Evidence> {
+        self.inner
+            .lock()
+            .expect("the evidence lock must not be poisoned")
+            .recent
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Records of `kind` against `peer` still held.
+    pub fn against(&self, peer: &PublicKey, kind: &Kind) -> usize {
+        let peer = crate::committee::public_key_hex(peer);
+        self.inner
+            .lock()
+            .expect("the evidence lock must not be poisoned")
+            .recent
+            .iter()
+            .filter(|e| e.peer == peer && e.kind == *kind)
+            .count()
+    }
+}

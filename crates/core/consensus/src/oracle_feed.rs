@@ -1,0 +1,225 @@
+//! Oracle rounds through the committee: every member observes each underlying once per round
+//! and gossips its signed observation; the block proposer puts the newest round that 2f+1
+//! members signed into its block (as `SystemCommand::OracleRound`), and every replica checks
+//! it (`check::check_and_execute`) before the engine executes it.
+//!
+//! [`OraclePool`] is the pure part: it keeps valid observations per (underlying, round), a
+//! bounded number of rounds per underlying. A member observes either real venues
+//! (the node's `SourcedFeed`: live WebSocket adapters or capture replay, from its
+//! `[[oracle]]` configuration) or, by default, [`SyntheticFeed`], the DEVELOPMENT price source of
+//! `bulwark up`: a seeded path that every member computes identically from the round number.
+
+use bulwark_engine::command::SystemCommand;
+use bulwark_engine::oracle::{OracleConfig, SignedObservation};
+use bulwark_engine::Engine;
+use bulwark_oracle::node::{NodeConfig as ObserverConfig, OracleNode, SourceQuote};
+use bulwark_oracle::proposer::{Dropped, RoundBuilder};
+use bulwark_oracle::synthetic::{Synthetic, SyntheticParams};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Rounds kept per underlying (older ones are dropped as new ones arrive).
+pub const ROUNDS_KEPT: usize = 16;
+/// Length of a round, milliseconds of venue time.
+pub const ROUND_MS: u64 = 1_000;
+
+/// Signed observations waiting to form certified rounds.
+pub struct OraclePool {
+    config: OracleConfig,
+    underlyings: u16,
+    rounds: BTreeMap<(u16, u64), RoundBuilder>,
+}
+
+/// The pool shared by the feed, the gossip receiver and the proposer.
+pub type SharedPool = Arc<Mutex<OraclePool>>;
+
+impl OraclePool {
+    /// An empty pool for the engine's oracle committee and `underlyings` feeds.
+    pub fn new(config: OracleConfig, underlyings: u16) -> Self {
+        OraclePool {
+            config,
+            underlyings,
+            rounds: BTreeMap::new(),
+        }
+    }
+
+    /// Offers one observation (from this member or a peer); returns why it was dropped.
+    pub fn offer(&mut self, observation: SignedObservation) -> Result<(), Dropped> {
+        let key = (observation.observation.feed, observation.observation.round);
+        if key.0 >= self.underlyings {
+            return Err(Dropped::WrongRound);
+        }
+        let newest = self
+            .rounds
+            .range((key.0, 0)..=(key.0, u64::MAX))
+            .next_back()
+            .map(|((_, round), _)| *round);
+        if newest.is_some_and(|newest| key.1 + ROUNDS_KEPT as u64 <= newest) {
+            return Err(Dropped::WrongRound);
+        }
+        let builder = self
+            .rounds
+            .entry(key)
+            .or_insert_with(|| RoundBuilder::new(key.0, key.1));
+        builder.offer(&self.config, observation)?;
+        // Bound: keep the newest ROUNDS_KEPT rounds of this underlying.
+        let of_feed: Vec<(u16, u64)> = self
+            .rounds
+            .range((key.0, 0)..=(key.0, u64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for old in of_feed
+            .iter()
+            .take(of_feed.len().saturating_sub(ROUNDS_KEPT))
+        {
+            self.rounds.remove(old);
+        }
+        Ok(())
+    }
+
+    /// For each underlying, the newest round after `engine`'s last certified one that 2f+1
+    /// members signed, as engine commands.
+    pub fn certified(&self, engine: &Engine) -> Vec<SystemCommand> {
+        let quorum = 2 * self.config.f as usize + 1;
+        let mut out = Vec::new();
+        for underlying in 0..self.underlyings {
+            let last = engine.oracle_last_round(underlying).unwrap_or(u64::MAX);
+            let newest = self
+                .rounds
+                .range((underlying, 0)..=(underlying, u64::MAX))
+                .rev()
+                .filter(|((_, round), builder)| *round > last && builder.len() >= quorum)
+                .find_map(|(_, builder)| builder.clone().finish(&self.config).ok());
+            out.extend(newest);
+        }
+        out
+    }
+
+    /// Rounds held (all underlyings).
+    pub fn len(&self) -> usize {
+        self.rounds.len()
+    }
+
+    /// Whether no round is held.
+    pub fn is_empty(&self) -> bool {
+        self.rounds.is_empty()
+    }
+}
+
+/// The DEVELOPMENT price source: per underlying, a seeded jump-diffusion path stepped once
+/// per round from the venue's epoch, seen through three synthetic "venues" a few bps apart.
+pub struct SyntheticFeed {
+    paths: Vec<(Synthetic, u64)>,
+    observer: OracleNode,
+}
+
+impl SyntheticFeed {
+    /// Paths starting at `start_micros` per underlying; observations signed with `key`.
+    pub fn new(start_micros: &[i64], seed: u64, key: ed25519_dalek::SigningKey) -> Self {
+        let paths = start_micros
+            .iter()
+            .enumerate()
+            .map(|(i, start)| {
+                let params = SyntheticParams {
+                    start_micros: *start,
+                    ..SyntheticParams::default()
+                };
+                (Synthetic::new(params, seed.wrapping_add(i as u64)), 0)
+            })
+            .collect();
+        SyntheticFeed {
+            paths,
+            observer: OracleNode::new(ObserverConfig::equal(3), key),
+        }
+    }
+
+    /// This member's signed observations of `round` (venue time `now_ms`), one per underlying.
+    pub fn observe(&mut self, round: u64, now_ms: u64) -> Vec<SignedObservation> {
+        let mut out = Vec::new();
+        for (underlying, (path, at)) in self.paths.iter_mut().enumerate() {
+            while *at < round {
+                path.step(ROUND_MS);
+                *at += 1;
+            }
+            let mid = path.price_micros();
+            let quotes: Vec<Option<SourceQuote>> = [-2i64, 0, 3]
+                .iter()
+                .map(|bps| {
+                    Some(SourceQuote {
+                        price_micros: mid + mid / 10_000 * bps,
+                        half_spread_micros: mid / 20_000,
+                        time_ms: now_ms,
+                    })
+                })
+                .collect();
+            out.extend(
+                self.observer
+                    .observe(&quotes, underlying as u16, round, now_ms),
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use bulwark_engine::EngineConfig;
+    use ed25519_dalek::SigningKey;
+
+    #[test]
+    fn a_quorum_of_members_certifies_and_the_engine_accepts_it() {
+        let keys: Vec<SigningKey> = (0..4)
+            .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
+            .collect();
+        let oracle = OracleConfig {
+            members: keys.iter().map(|k| k.verifying_key().to_bytes()).collect(),
+            f: 1,
+            ..OracleConfig::default()
+        };
+        let mut engine = Engine::new(EngineConfig {
+            oracle: oracle.clone(),
+            ..EngineConfig::default()
+        });
+        let mut pool = OraclePool::new(oracle, 2);
+        let mut feeds: Vec<SyntheticFeed> = keys
+            .iter()
+            .map(|k| SyntheticFeed::new(&[60_000_000_000, 3_000_000_000], 7, k.clone()))
+            .collect();
+        // Two members: no quorum yet.
+        for feed in feeds.iter_mut().take(2) {
+            for observation in feed.observe(1, 1_000) {
+                pool.offer(observation).unwrap();
+            }
+        }
+        assert!(pool.certified(&engine).is_empty());
+        for feed in feeds.iter_mut().skip(2) {
+            for observation in feed.observe(1, 1_000) {
+                pool.offer(observation).unwrap();
+            }
+        }
+        let rounds = pool.certified(&engine);
+        assert_eq!(rounds.len(), 2, "one round per underlying");
+        let commands: Vec<_> = rounds
+            .into_iter()
+            .map(bulwark_engine::Command::System)
+            .collect();
+        let mut events = Vec::new();
+        engine.execute(1_000, &commands, &mut events);
+        assert!(
+            engine.index_price(0).is_some() && engine.index_price(1).is_some(),
+            "{events:?}"
+        );
+        assert_eq!(engine.oracle_last_round(0), Some(1));
+        assert!(
+            pool.certified(&engine).is_empty(),
+            "nothing newer than round 1"
+        );
+        // A non-member's observation is dropped.
+        let mut outsider =
+            SyntheticFeed::new(&[60_000_000_000], 7, SigningKey::from_bytes(&[99; 32]));
+        let observation = outsider.observe(2, 2_000).remove(0);
+        assert_eq!(pool.offer(observation), Err(Dropped::NotMember));
+    }
+}

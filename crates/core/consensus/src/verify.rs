@@ -1,0 +1,253 @@
+//! The replay verifier behind `bulwark verify`: checks a finalized log from genesis using
+//! only the venue's genesis and its group public key, trusting no node.
+//!
+//! For every record, in order:
+//! - the block decodes canonically, has the next height and names the previous block as parent;
+//! - its claimed parent state root equals the root the verifier computed itself;
+//! - every client signature verifies;
+//! - its finalization certificate, when present, certifies exactly this block's digest and
+//!   verifies against the group public key alone;
+//! - the verifier executes it and computes the next root.
+//!
+//! A block without its own certificate is covered by the next certified descendant (the
+//! digest chain binds it). Heights after the last certificate are reported as uncovered, which
+//! is an error: a log whose tail no certificate covers proves nothing about that tail.
+
+use crate::block::Block;
+use crate::check::execute;
+use crate::committee::CONSENSUS_NAMESPACE;
+use crate::log::{LogError, Reader, Record, LOG_BLOB};
+use crate::replica::Scheme;
+use bulwark_engine::codec::verify_batch;
+use bulwark_engine::snapshot::StateRoot;
+use bulwark_engine::Engine;
+use commonware_codec::{Decode as _, Encode as _};
+use commonware_consensus::simplex::types::Finalization;
+use commonware_cryptography::bls12381::primitives::variant::{MinSig, Variant};
+use commonware_cryptography::sha256::Digest;
+use commonware_parallel::Sequential;
+use commonware_runtime::Storage;
+use rand_core::CryptoRng;
+
+/// The group public key type (the venue's identity).
+pub type Identity = <MinSig as Variant>::Public;
+
+/// What failed, at which height.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The log itself is damaged.
+    #[error("the log is damaged: {0}")]
+    Log(#[from] LogError),
+    /// A record does not hold a valid block.
+    #[error("height {height}: the block does not decode: {reason}")]
+    Block {
+        /// Height of the record.
+        height: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The block does not extend the one before it.
+    #[error("height {height}: the block does not extend the previous block")]
+    Chain {
+        /// Height of the record.
+        height: u64,
+    },
+    /// The claimed parent root differs from the recomputed one.
+    #[error("height {height}: the block claims parent root {claimed}, replay computed {computed}")]
+    Root {
+        /// Height of the record.
+        height: u64,
+        /// Root the block claims, hex.
+        claimed: String,
+        /// Root the replay computed, hex.
+        computed: String,
+    },
+    /// A client signature does not verify.
+    #[error("height {height}: client transactions refused: {reason}")]
+    Signature {
+        /// Height of the record.
+        height: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The certificate does not decode, names another block or does not verify.
+    #[error("height {height}: finalization certificate invalid: {reason}")]
+    Certificate {
+        /// Height of the record.
+        height: u64,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Heights after the last certificate.
+    #[error("heights {from}..={to} are not covered by any finalization certificate")]
+    Uncovered {
+        /// First uncovered height.
+        from: u64,
+        /// Last height in the log.
+        to: u64,
+    },
+}
+
+/// What a successful verification saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Heights replayed.
+    pub heights: u64,
+    /// Certificates checked.
+    pub certificates: u64,
+    /// Client transactions replayed.
+    pub txs: u64,
+    /// State root after the last height.
+    pub root: StateRoot,
+}
+
+/// Checks records one at a time.
+pub struct Verifier {
+    engine: Engine,
+    digest: Digest,
+    height: u64,
+    certified_height: u64,
+    certificates: u64,
+    txs: u64,
+    scheme: Scheme,
+}
+
+impl Verifier {
+    /// Starts from the genesis engine and digest, checking certificates against `identity`.
+    pub fn new(genesis: (Engine, Digest), identity: Identity) -> Self {
+        Verifier {
+            engine: genesis.0,
+            digest: genesis.1,
+            height: 0,
+            certified_height: 0,
+            certificates: 0,
+            txs: 0,
+            scheme: Scheme::certificate_verifier(CONSENSUS_NAMESPACE, identity),
+        }
+    }
+
+    /// Checks and replays the next record.
+    pub fn push(&mut self, record: &Record, rng: &mut impl CryptoRng) -> Result<(), VerifyError> {
+        let height = record.height;
+        let block = Block::decode(&record.block).map_err(|e| VerifyError::Block {
+            height,
+            reason: e.to_string(),
+        })?;
+        if block.height != self.height + 1 || height != block.height || block.parent != self.digest
+        {
+            return Err(VerifyError::Chain { height });
+        }
+        let computed = self.engine.state_root();
+        if block.parent_root != computed {
+            return Err(VerifyError::Root {
+                height,
+                claimed: hex::encode(block.parent_root),
+                computed: hex::encode(computed),
+            });
+        }
+        let digest = Block::digest_of(&record.block);
+        if let Some(certificate) = &record.certificate {
+            let finalization = Finalization::<Scheme, Digest>::decode_cfg(certificate.clone(), &())
+                .map_err(|_| VerifyError::Certificate {
+                    height,
+                    reason: "does not decode",
+                })?;
+            if finalization.encode().as_ref() != certificate.as_slice() {
+                return Err(VerifyError::Certificate {
+                    height,
+                    reason: "not canonical",
+                });
+            }
+            if finalization.proposal.payload != digest {
+                return Err(VerifyError::Certificate {
+                    height,
+                    reason: "certifies another block",
+                });
+            }
+            if !finalization.verify(rng, &self.scheme, &Sequential) {
+                return Err(VerifyError::Certificate {
+                    height,
+                    reason: "signature does not verify against the group key",
+                });
+            }
+            self.certificates += 1;
+            self.certified_height = height;
+        }
+        verify_batch(&block.txs, |account| {
+            self.engine.account(account).map(|a| a.public_key)
+        })
+        .map_err(|e| VerifyError::Signature {
+            height,
+            reason: e.to_string(),
+        })?;
+        let mut events = Vec::new();
+        execute(&mut self.engine, &block, &mut events);
+        self.txs += block.txs.len() as u64;
+        self.digest = digest;
+        self.height = height;
+        Ok(())
+    }
+
+    /// Ends the replay: every height must be covered by a certificate.
+    pub fn finish(self) -> Result<Summary, VerifyError> {
+        if self.certified_height < self.height {
+            return Err(VerifyError::Uncovered {
+                from: self.certified_height + 1,
+                to: self.height,
+            });
+        }
+        Ok(Summary {
+            heights: self.height,
+            certificates: self.certificates,
+            txs: self.txs,
+            root: self.engine.state_root(),
+        })
+    }
+
+    /// What was replayed so far, without the coverage check of [`Verifier::finish`].
+    pub fn summary(&self) -> Summary {
+        Summary {
+            heights: self.height,
+            certificates: self.certificates,
+            txs: self.txs,
+            root: self.engine.state_root(),
+        }
+    }
+
+    /// Heights replayed so far.
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+}
+
+/// Verifies the finalized log in `partition` of `storage` (see the module docs), up to and
+/// including height `until` when given. `progress` is called after every height.
+pub async fn verify_log<S: Storage>(
+    storage: &S,
+    partition: &str,
+    genesis: (Engine, Digest),
+    identity: Identity,
+    rng: &mut impl CryptoRng,
+    until: Option<u64>,
+    mut progress: impl FnMut(u64),
+) -> Result<Summary, VerifyError> {
+    let (blob, size) = storage
+        .open(partition, LOG_BLOB)
+        .await
+        .map_err(LogError::from)?;
+    let mut reader = Reader::new(&blob, size);
+    let mut verifier = Verifier::new(genesis, identity);
+    while until.is_none_or(|until| verifier.height() < until) {
+        let Some(record) = reader.next().await? else {
+            break;
+        };
+        verifier.push(&record, rng)?;
+        progress(verifier.height());
+    }
+    if until.is_some() {
+        // A prefix ends wherever asked; the certificates that cover its tail may come after it.
+        return Ok(verifier.summary());
+    }
+    verifier.finish()
+}

@@ -1,0 +1,886 @@
+//! Genesis ceremony: the committee's BLS12-381 threshold key, generated jointly by the committee.
+//!
+//! Every one of the `n = 3f + 1` participants runs one [`Ceremony`]. It is a sans-IO state machine
+//! over commonware's Joint-Feldman DKG ([`feldman_desmedt`]): bytes from an authenticated peer go
+//! in through [`Ceremony::receive`], bytes to send come out as [`Outgoing`], and the randomness is
+//! the caller's. Nobody ever holds the group secret; each node ends with its own [`Share`] and the
+//! public [`Sharing`] that simplex's `bls12381_threshold` scheme takes.
+//!
+//! # Rounds
+//!
+//! 1. **Dealing.** Each node deals: it sends every other node that node's private evaluation of a
+//!    fresh random polynomial, together with the public commitment to the polynomial. A dealing goes
+//!    only to the player it is for ([`To::One`]).
+//! 2. **Ack.** A node that checks a dealing against its commitment signs an ack and sends it back to
+//!    the dealer only.
+//! 3. **Log.** A dealer that holds acks from *all* `n` players signs its dealer log and broadcasts it
+//!    ([`To::All`]). The primitive would let a dealer finalize earlier and publish ("reveal") the
+//!    shares of players that did not ack; genesis never does, because it waits for everyone, so every
+//!    accepted log carries `n` acks and no reveals, and a log with reveals is refused.
+//! 4. **Echo.** A node holding valid logs from all `n` dealers broadcasts an echo: the digest of the
+//!    ordered set of logs it holds. A node completes only once it holds the same digest from all `n`
+//!    participants, itself included; it then derives its share from those logs
+//!    ([`Player::finalize`]). Any differing echo aborts the ceremony with
+//!    [`DkgError::Disagreement`].
+//!
+//! # Unanimity, on purpose
+//!
+//! Genesis needs every node online and chooses safety over liveness: a single silent or lying node
+//! stalls or aborts the ceremony, and operators rerun it (with a fresh namespace, see
+//! [`Ceremony::new`]). In exchange, no node can finish with a key that another honest node does not
+//! hold, and no honest share is ever revealed. A node that aborts sends nothing further, so its peers
+//! may be left waiting on it; [`Ceremony::status`] says on whom.
+//!
+//! # Not resumable
+//!
+//! The ceremony lives in memory. A node that restarts mid-ceremony cannot rejoin: its fresh dealing
+//! would contradict the one its peers already acked. Rerun the whole ceremony instead, and persist
+//! only the result ([`Completed::encode`]).
+//!
+//! # Transport
+//!
+//! `receive` trusts the `from` it is given: the transport must authenticate peers by their ed25519
+//! key and keep dealings confidential (commonware-p2p's authenticated, encrypted channels do both).
+//! Anything else a peer controls is checked here; every refusal is a typed [`DkgError`] and leaves the
+//! ceremony exactly as it was.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::num::NonZeroU32;
+
+use bytes::BufMut;
+
+use commonware_codec::{
+    Buf, Copying, Decode, Encode, EncodeSize, Error as CodecError, FixedSize, Read, ReadExt, Write,
+};
+use commonware_cryptography::{
+    bls12381::{
+        dkg::feldman_desmedt::{
+            self, Dealer, DealerLog, DealerLogSummary, DealerMessageError, DealerPrivMsg,
+            DealerPubMsg, Info, Logs, Output, Player, PlayerAck, PlayerAckError, Reveal,
+            SignedDealerLog,
+        },
+        primitives::{
+            group::Share,
+            sharing::{Mode, ModeVersion, Sharing},
+            variant::MinSig,
+        },
+    },
+    ed25519,
+    transcript::{Summary, Transcript, Version},
+    Signer,
+};
+use commonware_parallel::Sequential;
+use commonware_utils::{ordered::Set, N3f1};
+use rand_core::CryptoRng;
+use thiserror::Error;
+
+/// A participant's identity: the ed25519 key its transport authenticates.
+pub type PublicKey = ed25519::PublicKey;
+
+/// Round number handed to the primitive. Genesis is the first and only round this module runs.
+const GENESIS_ROUND: u64 = 0;
+/// Domain of the echo digest. Changing it is a breaking change.
+const ECHO_NAMESPACE: &[u8] = b"bulwark/dkg/genesis/echo/v1";
+/// Domain of the noise that randomizes batch verification of logs at the end.
+const VERIFY_NAMESPACE: &[u8] = b"bulwark/dkg/genesis/verify/v1";
+/// Format version of [`Completed::encode`].
+const COMPLETED_FORMAT: u8 = 1;
+
+/// Where an [`Outgoing`] message must be sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum To {
+    /// Every participant except this node. The ceremony delivers its own messages internally.
+    All,
+    /// Exactly this participant, and nobody else: dealings carry a private share.
+    One(PublicKey),
+}
+
+/// Bytes this node must send. Delivery must be reliable: the ceremony never retransmits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The recipients.
+    pub to: To,
+    /// The framed message, to hand unchanged to the recipients' [`Ceremony::receive`].
+    pub bytes: Vec<u8>,
+}
+
+/// The kind of a ceremony message, as named in errors and in the wire tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// A dealer's commitment and one player's private share.
+    Dealing = 0,
+    /// A player's signed acknowledgement of a dealing.
+    Ack = 1,
+    /// A dealer's signed log of acks.
+    Log = 2,
+    /// A node's digest of the full set of logs it holds.
+    Echo = 3,
+}
+
+/// Why the ceremony refused a message, failed to start, or ended without a key.
+///
+/// Errors about a single message leave the ceremony unchanged; the caller may log them and go on.
+/// [`DkgError::Disagreement`] and [`DkgError::Finalize`] end the ceremony for good.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DkgError {
+    /// This node's key is not in the participant set it was given.
+    #[error("this node ({me}) is not in the participant set; check the committee configuration")]
+    NotParticipant {
+        /// This node's key.
+        me: Box<PublicKey>,
+    },
+    /// The primitive refused the round setup, e.g. an empty participant set.
+    #[error("cannot set up the ceremony: {reason}")]
+    Setup {
+        /// The primitive's explanation.
+        reason: String,
+    },
+    /// The ceremony already completed; late messages are no longer needed.
+    #[error("the ceremony has already completed")]
+    Concluded,
+    /// The transport delivered a message this node sent itself.
+    #[error("message claims to come from this node itself")]
+    FromSelf,
+    /// The sender is not a participant.
+    #[error("message from {from}, who is not a participant")]
+    UnknownSender {
+        /// The sender.
+        from: Box<PublicKey>,
+    },
+    /// The message is longer than any well-formed message for this committee.
+    #[error("message of {len} bytes from {from} exceeds the {max} byte limit")]
+    Oversized {
+        /// The sender.
+        from: Box<PublicKey>,
+        /// The message length.
+        len: usize,
+        /// The largest well-formed message.
+        max: usize,
+    },
+    /// The bytes do not decode as a ceremony message (truncated, unknown kind, trailing data...).
+    #[error("malformed message from {from}: {source}")]
+    Malformed {
+        /// The sender.
+        from: Box<PublicKey>,
+        /// The decoder's explanation.
+        source: CodecError,
+    },
+    /// The sender already sent a message of this kind, which was accepted.
+    #[error("duplicate {kind:?} from {from}")]
+    Duplicate {
+        /// The sender.
+        from: Box<PublicKey>,
+        /// The kind of message repeated.
+        kind: Kind,
+    },
+    /// A dealing does not check against its commitment, or its commitment has the wrong degree.
+    #[error("invalid dealing from {from}: {source}")]
+    InvalidDealing {
+        /// The dealer.
+        from: Box<PublicKey>,
+        /// The primitive's explanation.
+        source: DealerMessageError,
+    },
+    /// An ack does not verify for this node's dealing.
+    #[error("invalid ack from {from}: {source}")]
+    InvalidAck {
+        /// The player.
+        from: Box<PublicKey>,
+        /// The primitive's explanation.
+        source: PlayerAckError,
+    },
+    /// A dealer log's signature does not verify for this round.
+    #[error("dealer log from {from} has an invalid signature")]
+    InvalidLogSignature {
+        /// The sender.
+        from: Box<PublicKey>,
+    },
+    /// A dealer log signed by one participant was sent by another.
+    #[error("dealer log signed by {signer} was sent by {from}; dealers must send their own logs")]
+    WrongSender {
+        /// The sender.
+        from: Box<PublicKey>,
+        /// The dealer that signed the log.
+        signer: Box<PublicKey>,
+    },
+    /// A dealer log lacks an ack from some participant (it reveals shares or omits its results).
+    #[error("dealer log from {from} lacks acks from every participant")]
+    IncompleteLog {
+        /// The dealer.
+        from: Box<PublicKey>,
+    },
+    /// A participant echoed a different set of logs than this node holds. The ceremony is over;
+    /// rerun it, and investigate `peer` (or this node) for equivocation.
+    #[error(
+        "echo from {peer} disagrees: ours {}, theirs {}",
+        hex::encode(ours),
+        hex::encode(theirs)
+    )]
+    Disagreement {
+        /// The participant whose echo differs.
+        peer: Box<PublicKey>,
+        /// This node's digest of the logs.
+        ours: [u8; 32],
+        /// The digest `peer` echoed.
+        theirs: [u8; 32],
+    },
+    /// All participants agreed on the logs, but they do not yield a key for this node.
+    #[error("the agreed dealer logs do not produce a key: {reason}")]
+    Finalize {
+        /// The primitive's explanation.
+        reason: String,
+    },
+    /// A persisted [`Completed`] does not decode.
+    #[error("persisted ceremony result is malformed: {source}")]
+    CompletedMalformed {
+        /// The decoder's explanation.
+        source: CodecError,
+    },
+    /// A persisted [`Completed`] decodes but does not fit the committee it is loaded for.
+    #[error("persisted ceremony result is inconsistent: {reason}")]
+    CompletedInconsistent {
+        /// Which check failed.
+        reason: &'static str,
+    },
+}
+
+/// The result of a successful ceremony: everything a node needs to sign as part of the committee.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completed {
+    /// The primitive's public output: the group polynomial, the participants, the dealers used.
+    pub output: Output<MinSig, PublicKey>,
+    /// This node's private share of the group key. Its `Debug` is redacted.
+    pub share: Share,
+    /// Digest of the dealer logs every participant echoed; equal on every node.
+    pub transcript: [u8; 32],
+}
+
+impl Completed {
+    /// The group public polynomial: its constant term is the committee's public key, and it verifies
+    /// each participant's partial signatures. This is the `polynomial` of simplex's
+    /// `bls12381_threshold` `Scheme::signer`.
+    pub fn polynomial(&self) -> &Sharing<MinSig> {
+        self.output.public()
+    }
+
+    /// Serializes for persisting to disk. The encoding contains the private share: store it as a
+    /// secret.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(
+            1 + self.transcript.len() + self.output.encode_size() + self.share.encode_size(),
+        );
+        COMPLETED_FORMAT.write(&mut bytes);
+        self.transcript.write(&mut bytes);
+        self.output.write(&mut bytes);
+        self.share.write(&mut bytes);
+        bytes
+    }
+
+    /// Parses what [`Completed::encode`] wrote and checks it against the committee: the players
+    /// must be exactly `participants`, the polynomial must fit `n` participants at the `N3f1`
+    /// quorum, and the share must match the polynomial. A result that passes is accepted by
+    /// `Scheme::signer` without panicking.
+    pub fn decode(bytes: &[u8], participants: &Set<PublicKey>) -> Result<Self, DkgError> {
+        let max_participants = participant_count(participants)?;
+        let malformed = |source| DkgError::CompletedMalformed { source };
+        let mut buf = Copying(bytes);
+        let format = u8::read(&mut buf).map_err(malformed)?;
+        if format != COMPLETED_FORMAT {
+            return Err(malformed(CodecError::InvalidEnum(format)));
+        }
+        let transcript = <[u8; 32]>::read(&mut buf).map_err(malformed)?;
+        let output =
+            Output::<MinSig, PublicKey>::read_cfg(&mut buf, &(max_participants, ModeVersion::v0()))
+                .map_err(malformed)?;
+        let share = Share::read(&mut buf).map_err(malformed)?;
+        if !buf.0.is_empty() {
+            return Err(malformed(CodecError::ExtraData(buf.0.len())));
+        }
+
+        let inconsistent = |reason| Err(DkgError::CompletedInconsistent { reason });
+        if output.players() != participants {
+            return inconsistent("players differ from the participants");
+        }
+        if output
+            .dealers()
+            .iter()
+            .any(|d| participants.position(d).is_none())
+        {
+            return inconsistent("a dealer is not a participant");
+        }
+        if !output.revealed().is_empty() {
+            return inconsistent("genesis never reveals shares, but some are marked revealed");
+        }
+        let polynomial = output.public();
+        if polynomial.total() != max_participants {
+            return inconsistent("polynomial participant count differs from the committee size");
+        }
+        if polynomial.required() != output.quorum::<N3f1>() {
+            return inconsistent("polynomial threshold differs from the committee quorum");
+        }
+        match polynomial.partial_public(share.index) {
+            Ok(expected) if expected == share.public::<MinSig>() => {}
+            _ => return inconsistent("share does not match the polynomial"),
+        }
+        Ok(Self {
+            output,
+            share,
+            transcript,
+        })
+    }
+}
+
+/// Coarse progress of a ceremony.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Exchanging dealings and acks.
+    Dealing,
+    /// Own dealing fully acked; collecting every dealer's log.
+    Logs,
+    /// Own echo sent; collecting every participant's echo.
+    Echoes,
+    /// Done: [`Ceremony::completed`] holds the key.
+    Completed,
+    /// Ended without a key; `receive` returns the reason.
+    Aborted,
+}
+
+/// A snapshot of what the ceremony holds and whom it waits for, for progress output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// Coarse progress.
+    pub stage: Stage,
+    /// Committee size `n`.
+    pub participants: usize,
+    /// Dealings accepted (as a player), own included.
+    pub dealings: usize,
+    /// Acks accepted for own dealing, own included.
+    pub acks: usize,
+    /// Dealer logs accepted, own included.
+    pub logs: usize,
+    /// Echoes held, own included.
+    pub echoes: usize,
+    /// Participants whose message for the current stage is still missing.
+    pub waiting_on: Vec<PublicKey>,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.participants;
+        write!(
+            f,
+            "stage={:?} dealings={}/{n} acks={}/{n} logs={}/{n} echoes={}/{n}",
+            self.stage, self.dealings, self.acks, self.logs, self.echoes
+        )?;
+        if !self.waiting_on.is_empty() {
+            write!(f, " waiting_on=[")?;
+            for (i, key) in self.waiting_on.iter().enumerate() {
+                let sep = if i == 0 { "" } else { " " };
+                write!(f, "{sep}{key}")?;
+            }
+            write!(f, "]")?;
+        }
+        Ok(())
+    }
+}
+
+/// A message on the wire: one tag byte ([`Kind`]), then the primitive's codec payload.
+// One message lives at a time, for the length of a `receive` call, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Message {
+    Dealing {
+        commitment: DealerPubMsg<MinSig>,
+        share: DealerPrivMsg,
+    },
+    Ack(PlayerAck<PublicKey>),
+    Log(SignedDealerLog<MinSig, PublicKey>),
+    Echo(Summary),
+}
+
+impl Message {
+    fn kind(&self) -> Kind {
+        match self {
+            Self::Dealing { .. } => Kind::Dealing,
+            Self::Ack(_) => Kind::Ack,
+            Self::Log(_) => Kind::Log,
+            Self::Echo(_) => Kind::Echo,
+        }
+    }
+
+    fn to(self, to: To) -> Outgoing {
+        Outgoing {
+            to,
+            bytes: self.encode().to_vec(),
+        }
+    }
+
+    /// The largest well-formed message for `n` participants; logs are the largest kind.
+    fn max_size(n: NonZeroU32) -> usize {
+        1 + SignedDealerLog::<MinSig, PublicKey>::max_encode_size(n)
+            .max(DealerPubMsg::<MinSig>::max_encode_size(n) + DealerPrivMsg::SIZE)
+    }
+}
+
+impl EncodeSize for Message {
+    fn encode_size(&self) -> usize {
+        1 + match self {
+            Self::Dealing { commitment, share } => commitment.encode_size() + share.encode_size(),
+            Self::Ack(ack) => ack.encode_size(),
+            Self::Log(log) => log.encode_size(),
+            Self::Echo(digest) => digest.encode_size(),
+        }
+    }
+}
+
+impl Write for Message {
+    fn write(&self, buf: &mut impl BufMut) {
+        (self.kind() as u8).write(buf);
+        match self {
+            Self::Dealing { commitment, share } => {
+                commitment.write(buf);
+                share.write(buf);
+            }
+            Self::Ack(ack) => ack.write(buf),
+            Self::Log(log) => log.write(buf),
+            Self::Echo(digest) => digest.write(buf),
+        }
+    }
+}
+
+impl Read for Message {
+    /// The committee size, bounding every length the payload declares.
+    type Cfg = NonZeroU32;
+
+    fn read_cfg(buf: &mut impl Buf, n: &NonZeroU32) -> Result<Self, CodecError> {
+        let tag = u8::read(buf)?;
+        Ok(match tag {
+            0 => Self::Dealing {
+                commitment: DealerPubMsg::read_cfg(buf, n)?,
+                share: DealerPrivMsg::read(buf)?,
+            },
+            1 => Self::Ack(PlayerAck::read(buf)?),
+            2 => Self::Log(SignedDealerLog::read_cfg(buf, n)?),
+            3 => Self::Echo(Summary::read(buf)?),
+            other => return Err(CodecError::InvalidEnum(other)),
+        })
+    }
+}
+
+/// Why a ceremony ended without a key; kept so every later `receive` reports it again.
+#[derive(Clone, Debug)]
+enum Abort {
+    Disagreement {
+        peer: Box<PublicKey>,
+        ours: [u8; 32],
+        theirs: [u8; 32],
+    },
+    Finalize(String),
+}
+
+impl Abort {
+    fn error(&self) -> DkgError {
+        match self {
+            Self::Disagreement { peer, ours, theirs } => DkgError::Disagreement {
+                peer: peer.clone(),
+                ours: *ours,
+                theirs: *theirs,
+            },
+            Self::Finalize(reason) => DkgError::Finalize {
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
+/// Whether the ceremony is still running, and how it ended.
+enum Outcome {
+    Running,
+    Completed(Box<Completed>),
+    Aborted(Abort),
+}
+
+/// One node's side of the genesis key ceremony. See the module docs for the protocol.
+pub struct Ceremony {
+    namespace: Vec<u8>,
+    me: PublicKey,
+    participants: Set<PublicKey>,
+    n: NonZeroU32,
+    max_message_bytes: usize,
+    info: Info<MinSig, PublicKey>,
+    /// Own dealer, until it holds every ack and signs its log.
+    dealer: Option<Dealer<MinSig, ed25519::PrivateKey>>,
+    /// Players whose ack of own dealing was accepted.
+    acks: BTreeSet<PublicKey>,
+    /// Own player, until it derives the share.
+    player: Option<Player<MinSig, ed25519::PrivateKey>>,
+    /// Dealers whose dealing own player accepted.
+    dealings: BTreeSet<PublicKey>,
+    logs: BTreeMap<PublicKey, DealerLog<MinSig, PublicKey>>,
+    /// Own echo, once every log is held.
+    echo: Option<Summary>,
+    /// Echoes held, own included.
+    echoes: BTreeMap<PublicKey, Summary>,
+    /// Drawn from the caller's rng at start; seeds the batch-verification noise at the end.
+    verify_seed: [u8; 32],
+    outcome: Outcome,
+}
+
+impl fmt::Debug for Ceremony {
+    // Dealers and players hold secrets; show only identity and progress.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ceremony")
+            .field("me", &self.me)
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+fn participant_count(participants: &Set<PublicKey>) -> Result<NonZeroU32, DkgError> {
+    u32::try_from(participants.len())
+        .ok()
+        .and_then(NonZeroU32::new)
+        .ok_or_else(|| DkgError::Setup {
+            reason: format!("unusable participant count {}", participants.len()),
+        })
+}
+
+impl Ceremony {
+    /// Starts this node's side of the ceremony and returns the dealings to send.
+    ///
+    /// `namespace` separates this ceremony from every other: all participants must pass the same
+    /// bytes, and a rerun after an aborted attempt must use new bytes (e.g. append an attempt
+    /// counter), or the peers' old messages would still verify. `participants` is the whole
+    /// committee, `me` included. `rng` must be a cryptographic generator; the ceremony draws all
+    /// its randomness here, so the same rng state reproduces the same messages.
+    pub fn new(
+        namespace: &[u8],
+        me: ed25519::PrivateKey,
+        participants: Set<PublicKey>,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(Self, Vec<Outgoing>), DkgError> {
+        let me_public = me.public_key();
+        if participants.position(&me_public).is_none() {
+            return Err(DkgError::NotParticipant {
+                me: Box::new(me_public),
+            });
+        }
+        let n = participant_count(&participants)?;
+        let setup = |e: feldman_desmedt::Error| DkgError::Setup {
+            reason: e.to_string(),
+        };
+        let info = Info::new::<N3f1>(
+            namespace,
+            GENESIS_ROUND,
+            None,
+            Mode::NonZeroCounter,
+            Reveal::V1,
+            participants.clone(),
+            participants.clone(),
+        )
+        .map_err(setup)?;
+        let mut player = Player::new(info.clone(), me.clone()).map_err(setup)?;
+        let (mut dealer, commitment, shares) =
+            Dealer::start::<N3f1>(&mut *rng, info.clone(), me, None).map_err(setup)?;
+        let mut verify_seed = [0u8; 32];
+        rng.fill_bytes(&mut verify_seed);
+
+        let mut out = Vec::with_capacity(shares.len());
+        let mut own_share = None;
+        for (to, share) in shares {
+            if to == me_public {
+                own_share = Some(share);
+            } else {
+                let dealing = Message::Dealing {
+                    commitment: commitment.clone(),
+                    share,
+                };
+                out.push(dealing.to(To::One(to)));
+            }
+        }
+        let own_share = own_share.expect("Dealer::start must deal to every player, this node too");
+        let own_ack = player
+            .dealer_message::<N3f1>(me_public.clone(), commitment, own_share)
+            .expect("own dealing must verify against own commitment")
+            .expect("own dealing must be the first dealing from this dealer");
+        dealer
+            .receive_player_ack(me_public.clone(), own_ack)
+            .expect("own ack must verify for own dealing");
+
+        let mut ceremony = Self {
+            namespace: namespace.to_vec(),
+            me: me_public.clone(),
+            participants,
+            n,
+            max_message_bytes: Message::max_size(n),
+            info,
+            dealer: Some(dealer),
+            acks: BTreeSet::from([me_public.clone()]),
+            player: Some(player),
+            dealings: BTreeSet::from([me_public]),
+            logs: BTreeMap::new(),
+            echo: None,
+            echoes: BTreeMap::new(),
+            verify_seed,
+            outcome: Outcome::Running,
+        };
+        // A committee of one needs no peer: it completes right here.
+        ceremony.advance(&mut out)?;
+        Ok((ceremony, out))
+    }
+
+    /// Handles `bytes` received from participant `from` and returns what to send in response.
+    ///
+    /// `from` must be authenticated by the transport. A refused message returns an error and
+    /// changes nothing. Once the ceremony has ended, every call returns [`DkgError::Concluded`] or
+    /// the reason it aborted.
+    pub fn receive(&mut self, from: &PublicKey, bytes: &[u8]) -> Result<Vec<Outgoing>, DkgError> {
+        match &self.outcome {
+            Outcome::Running => {}
+            Outcome::Completed(_) => return Err(DkgError::Concluded),
+            Outcome::Aborted(abort) => return Err(abort.error()),
+        }
+        if *from == self.me {
+            return Err(DkgError::FromSelf);
+        }
+        if self.participants.position(from).is_none() {
+            return Err(DkgError::UnknownSender {
+                from: Box::new(from.clone()),
+            });
+        }
+        if bytes.len() > self.max_message_bytes {
+            return Err(DkgError::Oversized {
+                from: Box::new(from.clone()),
+                len: bytes.len(),
+                max: self.max_message_bytes,
+            });
+        }
+        let message =
+            Message::decode_cfg(Copying(bytes), &self.n).map_err(|source| DkgError::Malformed {
+                from: Box::new(from.clone()),
+                source,
+            })?;
+        let duplicate = |kind| DkgError::Duplicate {
+            from: Box::new(from.clone()),
+            kind,
+        };
+
+        let mut out = Vec::new();
+        match message {
+            Message::Dealing { commitment, share } => {
+                if self.dealings.contains(from) {
+                    return Err(duplicate(Kind::Dealing));
+                }
+                let player = self
+                    .player
+                    .as_mut()
+                    .expect("player must exist while the ceremony runs");
+                // The primitive leaves the player untouched when it refuses a dealing.
+                match player.dealer_message::<N3f1>(from.clone(), commitment, share) {
+                    Ok(Some(ack)) => {
+                        self.dealings.insert(from.clone());
+                        out.push(Message::Ack(ack).to(To::One(from.clone())));
+                    }
+                    Ok(None) => return Err(duplicate(Kind::Dealing)),
+                    Err(source) => {
+                        return Err(DkgError::InvalidDealing {
+                            from: Box::new(from.clone()),
+                            source,
+                        });
+                    }
+                }
+            }
+            Message::Ack(ack) => {
+                // Once the dealer has signed its log every participant has acked, so any ack
+                // arriving then is a repeat.
+                let Some(dealer) = self.dealer.as_mut() else {
+                    return Err(duplicate(Kind::Ack));
+                };
+                if self.acks.contains(from) {
+                    return Err(duplicate(Kind::Ack));
+                }
+                dealer
+                    .receive_player_ack(from.clone(), ack)
+                    .map_err(|source| DkgError::InvalidAck {
+                        from: Box::new(from.clone()),
+                        source,
+                    })?;
+                self.acks.insert(from.clone());
+            }
+            Message::Log(signed) => {
+                if self.logs.contains_key(from) {
+                    return Err(duplicate(Kind::Log));
+                }
+                let (signer, log) =
+                    signed
+                        .check(&self.info)
+                        .ok_or_else(|| DkgError::InvalidLogSignature {
+                            from: Box::new(from.clone()),
+                        })?;
+                if signer != *from {
+                    return Err(DkgError::WrongSender {
+                        from: Box::new(from.clone()),
+                        signer: Box::new(signer),
+                    });
+                }
+                if !self.is_complete(&log) {
+                    return Err(DkgError::IncompleteLog {
+                        from: Box::new(from.clone()),
+                    });
+                }
+                self.logs.insert(signer, log);
+            }
+            Message::Echo(digest) => {
+                if self.echoes.contains_key(from) {
+                    return Err(duplicate(Kind::Echo));
+                }
+                self.echoes.insert(from.clone(), digest);
+            }
+        }
+        self.advance(&mut out)?;
+        Ok(out)
+    }
+
+    /// The key material, once every participant has echoed the same logs.
+    pub fn completed(&self) -> Option<&Completed> {
+        match &self.outcome {
+            Outcome::Completed(completed) => Some(completed),
+            Outcome::Running | Outcome::Aborted(_) => None,
+        }
+    }
+
+    /// What the ceremony holds and whom it is waiting for.
+    pub fn status(&self) -> Status {
+        let missing = |have: &dyn Fn(&PublicKey) -> bool| -> Vec<PublicKey> {
+            self.participants
+                .iter()
+                .filter(|p| !have(p))
+                .cloned()
+                .collect()
+        };
+        let (stage, waiting_on) = match &self.outcome {
+            Outcome::Completed(_) => (Stage::Completed, Vec::new()),
+            Outcome::Aborted(_) => (Stage::Aborted, Vec::new()),
+            Outcome::Running if self.echo.is_some() => {
+                (Stage::Echoes, missing(&|p| self.echoes.contains_key(p)))
+            }
+            Outcome::Running if self.dealer.is_some() || self.dealings.len() < self.n() => (
+                Stage::Dealing,
+                missing(&|p| self.dealings.contains(p) && self.acks.contains(p)),
+            ),
+            Outcome::Running => (Stage::Logs, missing(&|p| self.logs.contains_key(p))),
+        };
+        Status {
+            stage,
+            participants: self.n(),
+            dealings: self.dealings.len(),
+            acks: self.acks.len(),
+            logs: self.logs.len(),
+            echoes: self.echoes.len(),
+            waiting_on,
+        }
+    }
+
+    fn n(&self) -> usize {
+        self.participants.len()
+    }
+
+    /// A log genesis accepts: results for every participant, all of them acks.
+    fn is_complete(&self, log: &DealerLog<MinSig, PublicKey>) -> bool {
+        match log.summary() {
+            DealerLogSummary::Ok { acks, reveals } => {
+                reveals.is_empty() && acks == self.participants
+            }
+            DealerLogSummary::TooManyReveals => false,
+        }
+    }
+
+    /// Digest of the held logs, in dealer order, bound to this ceremony's namespace.
+    fn digest(&self) -> Summary {
+        let mut transcript = Transcript::new(ECHO_NAMESPACE, Version::V1);
+        transcript.commit(self.namespace.as_slice());
+        for (dealer, log) in &self.logs {
+            transcript.commit(dealer.encode());
+            transcript.commit(log.encode());
+        }
+        transcript.summarize()
+    }
+
+    /// Takes every step the held messages allow, appending what to send to `out`.
+    fn advance(&mut self, out: &mut Vec<Outgoing>) -> Result<(), DkgError> {
+        let n = self.n();
+        if self.acks.len() == n {
+            if let Some(dealer) = self.dealer.take() {
+                let signed = dealer.finalize::<N3f1>();
+                let (signer, log) = signed
+                    .clone()
+                    .check(&self.info)
+                    .expect("own signed log must verify");
+                self.logs.insert(signer, log);
+                out.push(Message::Log(signed).to(To::All));
+            }
+        }
+        if self.echo.is_none() && self.logs.len() == n {
+            let digest = self.digest();
+            self.echo = Some(digest);
+            self.echoes.insert(self.me.clone(), digest);
+            out.push(Message::Echo(digest).to(To::All));
+        }
+        let Some(ours) = self.echo else {
+            return Ok(());
+        };
+        if let Some((peer, theirs)) = self.echoes.iter().find(|(_, d)| **d != ours) {
+            let abort = Abort::Disagreement {
+                peer: Box::new(peer.clone()),
+                ours: summary_bytes(&ours),
+                theirs: summary_bytes(theirs),
+            };
+            return Err(self.abort(abort));
+        }
+        if self.echoes.len() == n {
+            self.finalize(ours)?;
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self, abort: Abort) -> DkgError {
+        let error = abort.error();
+        self.outcome = Outcome::Aborted(abort);
+        error
+    }
+
+    /// Derives the share from the logs everyone echoed.
+    fn finalize(&mut self, agreed: Summary) -> Result<(), DkgError> {
+        let player = self
+            .player
+            .take()
+            .expect("player must exist until the ceremony ends");
+        let mut logs = Logs::<MinSig, PublicKey, N3f1>::new(self.info.clone());
+        for (dealer, log) in &self.logs {
+            logs.record(dealer.clone(), log.clone());
+        }
+        let mut noise = Transcript::new(VERIFY_NAMESPACE, Version::V1);
+        noise.commit(self.verify_seed.as_slice());
+        let mut rng = noise.noise(b"finalize");
+        match player.finalize::<N3f1>(&mut rng, logs, &Sequential) {
+            Ok((output, share)) => {
+                self.outcome = Outcome::Completed(Box::new(Completed {
+                    output,
+                    share,
+                    transcript: summary_bytes(&agreed),
+                }));
+                Ok(())
+            }
+            Err(e) => Err(self.abort(Abort::Finalize(e.to_string()))),
+        }
+    }
+}
+
+fn summary_bytes(summary: &Summary) -> [u8; 32] {
+    <[u8; 32]>::try_from(summary.as_ref()).expect("a transcript summary must be 32 bytes")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,299 @@
+//! The transactions the engine executes.
+//!
+//! A [`Command`] is either a client's request, already authenticated by the caller (the node checks
+//! the client's Ed25519 signature with [`crate::codec::verify_batch`] before the engine sees it), or
+//! a system input that only the committee produces (deposits credited by custody, certified index
+//! prices). The JSON form (used by `bulwark engine run`) is documented in `docs/engine-input.md`.
+
+use serde::{Deserialize, Serialize};
+
+/// A trading account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AccountId(pub u64);
+
+/// An instrument, by its position in the engine's listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InstrumentId(pub u32);
+
+/// An order, numbered by the engine in acceptance order (unique for the venue's life).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrderId(pub u64);
+
+/// Buy or sell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// Bid.
+    Buy,
+    /// Ask.
+    Sell,
+}
+
+impl Side {
+    /// The other side.
+    pub fn opposite(self) -> Side {
+        match self {
+            Side::Buy => Side::Sell,
+            Side::Sell => Side::Buy,
+        }
+    }
+
+    /// +1 for buys, −1 for sells.
+    pub fn sign(self) -> i64 {
+        match self {
+            Side::Buy => 1,
+            Side::Sell => -1,
+        }
+    }
+}
+
+/// How long an order may live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeInForce {
+    /// Good till cancelled: the remainder rests.
+    #[default]
+    Gtc,
+    /// Immediate or cancel: the remainder is cancelled.
+    Ioc,
+    /// Fill or kill: fills completely at once or not at all.
+    Fok,
+}
+
+/// What happens when an order would trade with a resting order of the same account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelfTradePrevention {
+    /// Cancel the resting order and keep matching (the default).
+    #[default]
+    CancelResting,
+    /// Cancel the incoming order's remainder.
+    CancelIncoming,
+    /// Cancel both.
+    CancelBoth,
+}
+
+/// A new limit order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitOrder {
+    /// Where.
+    pub instrument: InstrumentId,
+    /// Buy or sell.
+    pub side: Side,
+    /// Limit price in ticks.
+    pub price: i64,
+    /// Size in lots.
+    pub qty: i64,
+    /// Lifetime.
+    #[serde(default)]
+    pub tif: TimeInForce,
+    /// Refuse the order if any part of it would trade on arrival.
+    #[serde(default)]
+    pub post_only: bool,
+    /// Only ever shrink the position; the size is capped at the position.
+    #[serde(default)]
+    pub reduce_only: bool,
+    /// Self-trade prevention mode.
+    #[serde(default)]
+    pub stp: SelfTradePrevention,
+    /// The client's own reference, echoed in events.
+    #[serde(default)]
+    pub client_order_id: u64,
+}
+
+/// Which way the mark must move for a stop to trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopDirection {
+    /// Trigger once the instrument's mark is at or above the trigger price.
+    Rises,
+    /// Trigger once the instrument's mark is at or below the trigger price.
+    Falls,
+}
+
+/// A stop order: held off the book until the instrument's mark price (the price liquidation
+/// risk is measured at) crosses `trigger_price`, then placed as an ordinary order. See
+/// [`crate::stops`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopOrder {
+    /// Where.
+    pub instrument: InstrumentId,
+    /// The side of the order placed on trigger.
+    pub side: Side,
+    /// Trigger when the mark rises to or falls to the trigger price.
+    pub direction: StopDirection,
+    /// Trigger price in ticks, compared with the instrument's mark.
+    pub trigger_price: i64,
+    /// `None`: a stop-market (becomes a market order). `Some(price)`: a stop-limit (becomes a
+    /// good-till-cancelled limit order at this price in ticks).
+    #[serde(default)]
+    pub limit_price: Option<i64>,
+    /// Size in lots.
+    pub qty: i64,
+    /// The order placed on trigger is reduce-only (checked against the position at trigger time).
+    #[serde(default)]
+    pub reduce_only: bool,
+    /// The client's own reference, echoed in events.
+    #[serde(default)]
+    pub client_order_id: u64,
+}
+
+/// A request from a client, executed for one account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientCommand {
+    /// Place a limit order.
+    Limit(LimitOrder),
+    /// A market order: immediate-or-cancel, limited to the instrument's band around the mark.
+    Market {
+        /// Where.
+        instrument: InstrumentId,
+        /// Buy or sell.
+        side: Side,
+        /// Size in lots.
+        qty: i64,
+        /// Only ever shrink the position.
+        #[serde(default)]
+        reduce_only: bool,
+        /// The client's own reference.
+        #[serde(default)]
+        client_order_id: u64,
+    },
+    /// Place a stop order (held until its trigger; see [`crate::stops`]).
+    Stop(StopOrder),
+    /// Cancel one resting order or resting stop (stops are numbered from the same sequence).
+    Cancel {
+        /// Where the order rests.
+        instrument: InstrumentId,
+        /// Which order.
+        order_id: OrderId,
+    },
+    /// Change a resting order. A smaller size at the same price keeps time priority; a price change
+    /// or a larger size loses it.
+    Amend {
+        /// Where the order rests.
+        instrument: InstrumentId,
+        /// Which order.
+        order_id: OrderId,
+        /// New limit price in ticks.
+        price: i64,
+        /// New remaining size in lots.
+        qty: i64,
+    },
+    /// Cancel every resting order and resting stop of the account, on one instrument or on all.
+    MassCancel {
+        /// `None` for all instruments.
+        #[serde(default)]
+        instrument: Option<InstrumentId>,
+    },
+    /// Ask custody to pay out collateral; the engine debits at once and emits a withdrawal event.
+    Withdraw {
+        /// Amount in micros.
+        amount: i64,
+        /// Destination address (opaque to the engine).
+        destination: [u8; 32],
+    },
+}
+
+impl ClientCommand {
+    /// Every `type` tag a client command has in JSON.
+    pub const TYPES: &'static [&'static str] = &[
+        "limit",
+        "market",
+        "stop",
+        "cancel",
+        "amend",
+        "mass_cancel",
+        "withdraw",
+    ];
+
+    /// This command's `type` tag (one of [`ClientCommand::TYPES`]).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientCommand::Limit(_) => "limit",
+            ClientCommand::Market { .. } => "market",
+            ClientCommand::Stop(_) => "stop",
+            ClientCommand::Cancel { .. } => "cancel",
+            ClientCommand::Amend { .. } => "amend",
+            ClientCommand::MassCancel { .. } => "mass_cancel",
+            ClientCommand::Withdraw { .. } => "withdraw",
+        }
+    }
+}
+
+/// An input only the committee produces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SystemCommand {
+    /// Create an account bound to a client's Ed25519 public key.
+    OpenAccount {
+        /// The new account.
+        account: AccountId,
+        /// Its signing key.
+        public_key: [u8; 32],
+    },
+    /// Credit collateral that custody has received.
+    Deposit {
+        /// Whose.
+        account: AccountId,
+        /// Amount in micros.
+        amount: i64,
+    },
+    /// A certified index price for an underlying.
+    IndexPrice {
+        /// Index into the underlying list.
+        underlying: u16,
+        /// Micros per unit of underlying.
+        price_micros: i64,
+    },
+    /// One certified oracle round for an underlying: the members' signed observations, which
+    /// count only with `2f + 1` distinct valid member signatures (see [`crate::oracle`]). Refused
+    /// when no committee is configured.
+    OracleRound {
+        /// Index into the underlying list (the observations' feed).
+        underlying: u16,
+        /// Round number, above the underlying's last certified round.
+        round: u64,
+        /// At most [`crate::oracle::ORACLE_ROUND_OBSERVATIONS_MAX`] signed observations.
+        observations: Vec<crate::oracle::SignedObservation>,
+    },
+}
+
+impl SystemCommand {
+    /// Every `type` tag a system command has in JSON.
+    pub const TYPES: &'static [&'static str] =
+        &["open_account", "deposit", "index_price", "oracle_round"];
+
+    /// This command's `type` tag (one of [`SystemCommand::TYPES`]).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SystemCommand::OpenAccount { .. } => "open_account",
+            SystemCommand::Deposit { .. } => "deposit",
+            SystemCommand::IndexPrice { .. } => "index_price",
+            SystemCommand::OracleRound { .. } => "oracle_round",
+        }
+    }
+}
+
+/// One transaction in a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Command {
+    /// A client's request.
+    Client {
+        /// Acting account.
+        account: AccountId,
+        /// Strictly increasing per account; replays are refused. 0 means "not checked" and is
+        /// accepted only from trusted local input (`bulwark engine run`).
+        #[serde(default)]
+        nonce: u64,
+        /// The request.
+        #[serde(flatten)]
+        command: ClientCommand,
+    },
+    /// A committee input.
+    System(SystemCommand),
+}

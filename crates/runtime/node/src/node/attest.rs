@@ -1,0 +1,612 @@
+//! The node's side of attested admission: its own evidence (a TPM quote, or the DEVELOPMENT
+//! attestor's signature) and the loop that appraises its peers and admits or cuts them off in
+//! the p2p network.
+//!
+//! With `mode = "tpm"` the node, before it reads any secret, resets PCR 23 of its TPM and
+//! extends it with the SHA-256 of its binary, its genesis and its operator set ([`TpmLaunch`]);
+//! its keystore key is sealed to PCRs 0–7 and 23 ([`open_keystore`]), so a node started from a
+//! tampered binary cannot read its node key or its consensus share. A later change to the
+//! genesis or operator files is extended into PCR 23 before the next quote, which no manifest
+//! then matches.
+
+use crate::client::Client;
+use crate::node::config::{AdmissionConfig, NodeConfig};
+use crate::node::keystore::{self, Keystore};
+use crate::node::NodeError;
+use bulwark_attest::dev::DevAttestor;
+use bulwark_attest::evidence::{AppMeasurements, Evidence};
+use bulwark_attest::hexbytes::Sha256Digest;
+use bulwark_attest::launch::{NodeTpm, SealedBlob};
+use bulwark_attest::manifest::{OperatorSet, SignedManifest};
+use bulwark_attest::nonce::node_key_hash;
+use bulwark_attest::tpm::CredentialChallenge;
+use bulwark_consensus::admission::{Admission, Change};
+use bulwark_consensus::evidence::{EvidenceLog, Kind};
+use bulwark_consensus::replica::PublicKey;
+use commonware_codec::Encode as _;
+use commonware_p2p::{Address, AddressableManager, Blocker};
+use commonware_utils::ordered::Map;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::{info, warn};
+
+/// The epoch bound into evidence (one genesis committee; resharing will advance it).
+pub const ADMISSION_EPOCH: u64 = 0;
+
+/// `mode = "tpm"`: checks every listed member's `tpm_ek_cert` against the trusted EK CAs of
+/// `ek_ca_file` (signed by one of them, valid now, certifying exactly its `tpm_ek`); returns
+/// how many were checked. Without `ek_ca_file` the inventory's EKs are taken as they are, and
+/// the node warns.
+pub fn check_endorsement_certificates(
+    config: &NodeConfig,
+    admission: &AdmissionConfig,
+) -> Result<usize, NodeError> {
+    use crate::node::config::hex_decode;
+    use bulwark_attest::tpm::{verify_ek_certificate, EkAnchors, TpmPublic};
+    let Some(file) = &admission.ek_ca_file else {
+        warn!("no [admission] ek_ca_file: the peers' EKs are trusted from the inventory alone, not checked against their TPM manufacturers' certificates");
+        return Ok(0);
+    };
+    let text = String::from_utf8(read(file)?).map_err(|_| NodeError::File {
+        path: file.clone(),
+        reason: "not UTF-8 PEM".into(),
+    })?;
+    let anchors = EkAnchors::from_pem(&text).map_err(|e| NodeError::File {
+        path: file.clone(),
+        reason: e.to_string(),
+    })?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for peer in &config.peers {
+        let refuse = |reason: String| {
+            NodeError::Attestation(format!(
+                "peer {} in {}: {reason}",
+                peer.public_key, peer.data_center
+            ))
+        };
+        let ek = peer
+            .tpm_ek
+            .as_deref()
+            .and_then(hex_decode)
+            .ok_or_else(|| refuse("tpm_ek is missing or not hex".into()))?;
+        let ek = TpmPublic::parse(&ek).map_err(|e| refuse(format!("tpm_ek: {e}")))?;
+        let certificate = peer
+            .tpm_ek_cert
+            .as_deref()
+            .and_then(hex_decode)
+            .ok_or_else(|| refuse("tpm_ek_cert is missing or not hex".into()))?;
+        let issuer = verify_ek_certificate(&certificate, &ek, &anchors, now)
+            .map_err(|e| refuse(e.to_string()))?;
+        info!(peer = %peer.public_key, %issuer, "EK certified by a trusted manufacturer CA");
+    }
+    Ok(config.peers.len())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, NodeError> {
+    std::fs::read(path).map_err(|e| NodeError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// The node's TPM after measured launch, with the measurements PCR 23 holds now.
+pub struct TpmLaunch {
+    tpm: NodeTpm,
+    measured: AppMeasurements,
+}
+
+/// A TPM shared by the evidence producer and the endpoint.
+pub type SharedTpm = Arc<Mutex<TpmLaunch>>;
+
+fn measure_files(
+    binary: &Path,
+    config: &Path,
+    policy: &Path,
+) -> Result<AppMeasurements, NodeError> {
+    Ok(AppMeasurements::from_contents(
+        &read(binary)?,
+        &read(config)?,
+        &read(policy)?,
+    ))
+}
+
+fn current_exe() -> Result<PathBuf, NodeError> {
+    std::env::current_exe().map_err(|e| NodeError::File {
+        path: "/proc/self/exe".into(),
+        reason: e.to_string(),
+    })
+}
+
+fn tpm_error(error: bulwark_attest::launch::LaunchError) -> NodeError {
+    NodeError::Attestation(error.to_string())
+}
+
+/// Measured launch (`mode = "tpm"`): opens the TPM, resets PCR 23 and extends it with the
+/// binary, genesis and operator-set digests. `None` in other modes.
+pub fn measured_launch(config: &NodeConfig) -> Result<Option<SharedTpm>, NodeError> {
+    let Some(admission) = config.admission.as_ref().filter(|a| a.mode == "tpm") else {
+        return Ok(None);
+    };
+    let tcti = admission.tcti.as_deref().unwrap_or_default();
+    let mut tpm = NodeTpm::open(tcti).map_err(tpm_error)?;
+    let measured = measure_files(
+        &current_exe()?,
+        &config.genesis_file,
+        &admission.operators_file,
+    )?;
+    if admission.measured_by_launcher {
+        let pcr23 = tpm
+            .read_pcrs()
+            .map_err(tpm_error)?
+            .get(&bulwark_attest::tpm::APP_PCR)
+            .copied()
+            .unwrap_or_default();
+        let expected = measured.app_pcr_value();
+        if pcr23 == expected {
+            info!(
+                %tcti,
+                pcr23 = %hex::encode(pcr23),
+                "PCR 23 measured by the launcher holds this binary, genesis and operator set"
+            );
+        } else {
+            warn!(
+                %tcti,
+                pcr23 = %hex::encode(pcr23),
+                expected = %hex::encode(expected),
+                "PCR 23 measured by the launcher does not hold this binary, genesis and operator set: peers will refuse this node's quotes and its sealed secrets will not open"
+            );
+        }
+        return Ok(Some(Arc::new(Mutex::new(TpmLaunch { tpm, measured }))));
+    }
+    tpm.measure_launch(&measured).map_err(tpm_error)?;
+    info!(
+        %tcti,
+        binary = %measured.binary,
+        config = %measured.config,
+        policy = %measured.policy,
+        pcr23 = %hex::encode(measured.app_pcr_value()),
+        "measured launch into TPM PCR 23"
+    );
+    Ok(Some(Arc::new(Mutex::new(TpmLaunch { tpm, measured }))))
+}
+
+/// The keystore that protects the node key and the DKG share at rest: with a TPM, its key is
+/// sealed to PCRs 0–7 and 23 in `keystore.sealed` (created on first start); otherwise the
+/// DEVELOPMENT file keystore, which says so.
+pub fn open_keystore(data_dir: &Path, tpm: Option<&SharedTpm>) -> Result<Keystore, NodeError> {
+    let file_error = |path: &Path, reason: String| NodeError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let Some(tpm) = tpm else {
+        warn!(
+            "DEVELOPMENT keystore: secrets are encrypted under {} beside them, not sealed to a TPM",
+            keystore::KEY_FILE
+        );
+        return Keystore::open(data_dir).map_err(|e| file_error(data_dir, e.to_string()));
+    };
+    let mut launch = tpm.lock().expect("the TPM lock must not be poisoned");
+    let sealed_path = data_dir.join(keystore::SEALED_KEY_FILE);
+    if sealed_path.exists() {
+        let blob: SealedBlob = serde_json::from_slice(&read(&sealed_path)?)
+            .map_err(|e| file_error(&sealed_path, format!("not a sealed blob: {e}")))?;
+        let key = launch.tpm.unseal(&blob).map_err(|e| {
+            NodeError::Attestation(format!(
+                "{}: {e}. Refusing to start: this binary, genesis or operator set is not the one the node's secrets were sealed under",
+                sealed_path.display()
+            ))
+        })?;
+        let key = <[u8; 32]>::try_from(key.as_slice())
+            .map_err(|_| file_error(&sealed_path, "the unsealed key is not 32 bytes".into()))?;
+        info!("keystore key unsealed by the TPM (PCRs 0-7 and 23 match their sealing values)");
+        return Ok(Keystore::from_key(key));
+    }
+    // First start under the TPM: a fresh key (or the development key file, migrated), sealed.
+    let plain = data_dir.join(keystore::KEY_FILE);
+    let key: [u8; 32] = if plain.exists() {
+        <[u8; 32]>::try_from(read(&plain)?.as_slice())
+            .map_err(|_| file_error(&plain, "not a 32-byte key".into()))?
+    } else {
+        rand::random()
+    };
+    let blob = launch.tpm.seal(&key).map_err(tpm_error)?;
+    let json =
+        serde_json::to_vec_pretty(&blob).map_err(|e| file_error(&sealed_path, e.to_string()))?;
+    keystore::write_private(&sealed_path, &json)
+        .map_err(|e| file_error(&sealed_path, e.to_string()))?;
+    if plain.exists() {
+        std::fs::remove_file(&plain).map_err(|e| file_error(&plain, e.to_string()))?;
+    }
+    info!(
+        file = %sealed_path.display(),
+        "keystore key sealed to TPM PCRs 0-7 and 23 (first start under the TPM)"
+    );
+    Ok(Keystore::from_key(key))
+}
+
+/// The node's ed25519 seed, kept encrypted by the keystore: a plain provisioning file (64 hex
+/// characters) is encrypted in place on first start.
+pub fn load_node_seed(config: &NodeConfig, store: &Keystore) -> Result<[u8; 32], NodeError> {
+    let bytes = store
+        .unseal(&config.key_file, "node.key")
+        .map_err(|e| NodeError::File {
+            path: config.key_file.clone(),
+            reason: e.to_string(),
+        })?;
+    let text = String::from_utf8(bytes).map_err(|_| NodeError::File {
+        path: config.key_file.clone(),
+        reason: "not 64 hex characters".into(),
+    })?;
+    crate::node::config::parse_hex32(text.trim()).map_err(|reason| NodeError::File {
+        path: config.key_file.clone(),
+        reason,
+    })
+}
+
+enum Producer {
+    Dev(Box<DevAttestor>),
+    Tpm(SharedTpm),
+}
+
+/// This node's evidence producer.
+pub struct Attestation {
+    producer: Producer,
+    key_hash: [u8; 32],
+    /// SHA-256 of the binary, taken once at launch.
+    binary: Sha256Digest,
+    config_file: PathBuf,
+    policy_file: PathBuf,
+}
+
+impl Attestation {
+    /// Measures the running binary once (the launch measurement); the configuration (genesis)
+    /// and policy (operator set) files are measured again for every piece of evidence, so a
+    /// change to them on a running node shows in its next evidence.
+    pub fn new(
+        config: &NodeConfig,
+        admission: &AdmissionConfig,
+        me: &PublicKey,
+        tpm: Option<SharedTpm>,
+    ) -> Result<Self, NodeError> {
+        let (producer, binary) = match tpm {
+            Some(tpm) => {
+                let binary = tpm
+                    .lock()
+                    .expect("the TPM lock must not be poisoned")
+                    .measured
+                    .binary;
+                (Producer::Tpm(tpm), binary)
+            }
+            None => {
+                let Some(file) = &admission.attestor_key_file else {
+                    return Err(NodeError::Attestation(
+                        "admission mode \"dev\" needs attestor_key_file".into(),
+                    ));
+                };
+                let secret = crate::node::load_seed(file)?;
+                let binary =
+                    AppMeasurements::from_contents(&read(&current_exe()?)?, &[], &[]).binary;
+                (
+                    Producer::Dev(Box::new(DevAttestor::from_secret(&secret))),
+                    binary,
+                )
+            }
+        };
+        Ok(Attestation {
+            producer,
+            key_hash: node_key_hash(&me.encode()),
+            binary,
+            config_file: config.genesis_file.clone(),
+            policy_file: admission.operators_file.clone(),
+        })
+    }
+
+    /// The measurements as of now.
+    pub fn measurements(&self) -> Result<AppMeasurements, NodeError> {
+        let now = AppMeasurements::from_contents(
+            &[],
+            &read(&self.config_file)?,
+            &read(&self.policy_file)?,
+        );
+        Ok(AppMeasurements {
+            binary: self.binary,
+            config: now.config,
+            policy: now.policy,
+        })
+    }
+
+    /// Evidence over a verifier's nonce, JSON.
+    pub fn evidence(&self, nonce: [u8; 32]) -> Result<Vec<u8>, String> {
+        let measurements = self.measurements().map_err(|e| e.to_string())?;
+        let evidence = match &self.producer {
+            Producer::Dev(attestor) => Evidence::DevInsecure(attestor.attest(
+                &nonce,
+                &self.key_hash,
+                ADMISSION_EPOCH,
+                measurements,
+            )),
+            Producer::Tpm(tpm) => {
+                let mut launch = tpm
+                    .lock()
+                    .map_err(|_| "the TPM lock is poisoned".to_string())?;
+                // A changed genesis or operator set is extended into PCR 23 (once per change)
+                // before the quote, so the quote shows it.
+                let mut changed = Vec::new();
+                if measurements.config != launch.measured.config {
+                    changed.push(measurements.config.0);
+                    launch.measured.config = measurements.config;
+                }
+                if measurements.policy != launch.measured.policy {
+                    changed.push(measurements.policy.0);
+                    launch.measured.policy = measurements.policy;
+                }
+                if !changed.is_empty() {
+                    launch.tpm.extend(&changed).map_err(|e| e.to_string())?;
+                    warn!(
+                        digests = ?changed.iter().map(hex::encode).collect::<Vec<_>>(),
+                        "measured configuration or policy changed: extended into TPM PCR 23"
+                    );
+                }
+                let qualifying =
+                    bulwark_attest::nonce::qualifying_data(&nonce, &self.key_hash, ADMISSION_EPOCH);
+                Evidence::Tpm2Quote(
+                    launch
+                        .tpm
+                        .evidence(&qualifying, self.key_hash, ADMISSION_EPOCH)
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+        };
+        serde_json::to_vec(&evidence).map_err(|e| e.to_string())
+    }
+
+    /// The TPM attestation key's public area (TPM mode).
+    pub fn attest_key(&self) -> Result<Vec<u8>, String> {
+        match &self.producer {
+            Producer::Tpm(tpm) => tpm
+                .lock()
+                .map_err(|_| "the TPM lock is poisoned".to_string())?
+                .tpm
+                .ak_public()
+                .map_err(|e| e.to_string()),
+            Producer::Dev(_) => {
+                Err("this node attests with the DEVELOPMENT attestor, not a TPM".into())
+            }
+        }
+    }
+
+    /// Credential activation by the TPM (TPM mode).
+    pub fn activate(
+        &self,
+        credential_blob: &[u8],
+        encrypted_secret: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        match &self.producer {
+            Producer::Tpm(tpm) => {
+                let challenge = CredentialChallenge {
+                    credential_blob: credential_blob.to_vec(),
+                    encrypted_secret: encrypted_secret.to_vec(),
+                };
+                tpm.lock()
+                    .map_err(|_| "the TPM lock is poisoned".to_string())?
+                    .tpm
+                    .activate(&challenge)
+                    .map(|credential| credential.to_vec())
+                    .map_err(|e| e.to_string())
+            }
+            Producer::Dev(_) => {
+                Err("this node attests with the DEVELOPMENT attestor, not a TPM".into())
+            }
+        }
+    }
+}
+
+/// Admission status per peer, for the node's status output.
+pub type AdmissionStatus = Arc<Mutex<serde_json::Value>>;
+
+/// Starts the admission loop on its own thread: every interval, each peer is challenged over
+/// its client endpoint and appraised; the admitted set is tracked by the p2p network and a
+/// contraindicated peer is blocked at once and recorded as evidence.
+#[allow(clippy::too_many_arguments)]
+pub fn start<O>(
+    admission_config: &AdmissionConfig,
+    me: (PublicKey, SocketAddr),
+    peers: Vec<(PublicKey, String, SocketAddr, SocketAddr)>,
+    endorsement_keys: BTreeMap<PublicKey, Vec<u8>>,
+    mut oracle: O,
+    evidence: EvidenceLog,
+    status: AdmissionStatus,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, NodeError>
+where
+    O: AddressableManager<PublicKey = PublicKey> + Blocker<PublicKey = PublicKey> + Send + 'static,
+{
+    let manifest: SignedManifest = serde_json::from_slice(&read(&admission_config.manifest_file)?)
+        .map_err(|e| NodeError::File {
+            path: admission_config.manifest_file.clone(),
+            reason: format!("not a signed manifest: {e}"),
+        })?;
+    let operators: OperatorSet = serde_json::from_slice(&read(&admission_config.operators_file)?)
+        .map_err(|e| NodeError::File {
+        path: admission_config.operators_file.clone(),
+        reason: format!("not an operator set: {e}"),
+    })?;
+    let interval = Duration::from_millis(admission_config.interval_ms);
+    let ttl = admission_config
+        .appraisal_ttl_ms
+        .unwrap_or(admission_config.interval_ms * 3);
+    let verifier_key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+    let tpm_peers = endorsement_keys.len();
+    let mut admission = Admission::new(
+        verifier_key,
+        operators,
+        manifest,
+        ADMISSION_EPOCH,
+        ttl,
+        peers
+            .iter()
+            .map(|(key, name, _, _)| (key.clone(), name.clone(), key.encode().to_vec())),
+    );
+    for (key, ek) in endorsement_keys {
+        admission = admission.with_endorsement_key(key, ek);
+    }
+    let addresses: BTreeMap<PublicKey, (SocketAddr, SocketAddr)> = peers
+        .iter()
+        .map(|(key, _, p2p, client)| (key.clone(), (*p2p, *client)))
+        .collect();
+    let names: BTreeMap<PublicKey, String> = peers
+        .iter()
+        .map(|(key, name, _, _)| (key.clone(), name.clone()))
+        .collect();
+    let mut set_id = 1u64;
+    let mut track = move |oracle: &mut O, admitted: &BTreeSet<PublicKey>| {
+        let mut entries = vec![(me.0.clone(), Address::Symmetric(me.1))];
+        entries.extend(admitted.iter().filter_map(|key| {
+            addresses
+                .get(key)
+                .map(|(p2p, _)| (key.clone(), Address::Symmetric(*p2p)))
+        }));
+        if let Ok(map) = Map::try_from(entries) {
+            let _ = oracle.track(set_id, map);
+            set_id += 1;
+        }
+    };
+    // Until a peer is appraised, only this node is tracked: nobody unappraised connects.
+    track(&mut oracle, &BTreeSet::new());
+    info!(
+        interval_ms = admission_config.interval_ms,
+        appraisal_ttl_ms = ttl,
+        tpm_peers,
+        "attested admission on ({})",
+        if tpm_peers > 0 {
+            "TPM quotes, AKs enrolled by credential activation"
+        } else {
+            "DEVELOPMENT attestor evidence"
+        }
+    );
+    let handle = std::thread::Builder::new()
+        .name("admission".into())
+        .spawn(move || {
+            let mut admitted = BTreeSet::new();
+            while !stop.load(Ordering::Relaxed) {
+                let round_started = std::time::Instant::now();
+                for (key, name, _, client_address) in &peers {
+                    if admission.needs_enrollment(key) {
+                        if let Err(error) = enroll(&mut admission, key, *client_address) {
+                            tracing::debug!(peer = %name, %error, "attestation key not enrolled");
+                            continue;
+                        }
+                        info!(peer = %name, "attestation key enrolled by credential activation");
+                    }
+                    let now = now_ms();
+                    let Some(nonce) = admission.challenge(key, now, rand::random()) else {
+                        continue;
+                    };
+                    let answer = Client::connect(*client_address, Duration::from_millis(300))
+                        .and_then(|mut client| client.attest(nonce));
+                    let changes = match answer {
+                        Ok(bytes) => admission.evidence(key, &bytes, now_ms()),
+                        Err(error) => {
+                            tracing::debug!(peer = %name, %error, "no evidence from peer");
+                            Vec::new()
+                        }
+                    };
+                    apply(changes, &mut oracle, &mut admitted, &mut track, &names);
+                }
+                let changes = admission.tick(now_ms(), &admitted);
+                apply(changes, &mut oracle, &mut admitted, &mut track, &names);
+                for (peer, signed) in admission.take_cut_off_evidence() {
+                    if let Ok(json) = serde_json::to_string(&signed) {
+                        evidence.record(Kind::Contraindicated, &peer, 0, json);
+                    }
+                }
+                let snapshot: serde_json::Map<String, serde_json::Value> = admission
+                    .states()
+                    .map(|(_, name, state)| {
+                        (
+                            name.to_string(),
+                            serde_json::json!({
+                                "admitted": state.admitted_until.is_some_and(|u| u > now_ms()) && !state.cut_off,
+                                "status": state.last_status.map(|s| format!("{s:?}").to_lowercase()),
+                                "reasons": state.last_reasons,
+                                "cut_off": state.cut_off,
+                                "cut_off_at_ms": state.cut_off_at,
+                                "appraisals": state.appraisals,
+                                "ak_enrolled": state.ak_enrolled,
+                            }),
+                        )
+                    })
+                    .collect();
+                *status.lock().expect("the admission status lock must not be poisoned") =
+                    serde_json::Value::Object(snapshot);
+                let spent = round_started.elapsed();
+                if spent < interval {
+                    std::thread::sleep(interval - spent);
+                }
+            }
+        })
+        .map_err(|e| NodeError::Dkg(format!("cannot start the admission thread: {e}")))?;
+    Ok(handle)
+}
+
+/// Enrolls `peer`'s attestation key: asks for it, wraps a credential to the peer's inventory
+/// EK, and checks the peer's TPM recovers it.
+fn enroll(
+    admission: &mut Admission<PublicKey>,
+    peer: &PublicKey,
+    address: SocketAddr,
+) -> Result<(), String> {
+    let mut client =
+        Client::connect(address, Duration::from_millis(300)).map_err(|e| e.to_string())?;
+    let ak = client.attest_key().map_err(|e| e.to_string())?;
+    let challenge = admission.begin_enrollment(peer, &ak, now_ms(), &mut rand_core_06::OsRng)?;
+    let credential = client
+        .activate(challenge.credential_blob, challenge.encrypted_secret)
+        .map_err(|e| e.to_string())?;
+    admission.finish_enrollment(peer, &credential, now_ms())
+}
+
+fn apply<O>(
+    changes: Vec<Change<PublicKey>>,
+    oracle: &mut O,
+    admitted: &mut BTreeSet<PublicKey>,
+    track: &mut impl FnMut(&mut O, &BTreeSet<PublicKey>),
+    names: &BTreeMap<PublicKey, String>,
+) where
+    O: Blocker<PublicKey = PublicKey>,
+{
+    for change in changes {
+        match change {
+            Change::Track(set) => {
+                let joined: Vec<&String> = set
+                    .difference(admitted)
+                    .filter_map(|k| names.get(k))
+                    .collect();
+                let left: Vec<&String> = admitted
+                    .difference(&set)
+                    .filter_map(|k| names.get(k))
+                    .collect();
+                if !joined.is_empty() || !left.is_empty() {
+                    info!(?joined, ?left, "admitted peers changed");
+                }
+                *admitted = set;
+                track(oracle, admitted);
+            }
+            Change::Block(peer) => {
+                warn!(peer = %names.get(&peer).map_or("?", String::as_str), "contraindicated appraisal: peer cut off");
+                let _ = oracle.block(peer);
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,636 @@
+//! A production node's configuration file (TOML) and the venue's genesis file (JSON).
+//!
+//! ```toml
+//! name = "node-0"                      # label in logs and status
+//! data_center = "dc-a"                 # placement label; at most f members per data center
+//! key_file = "node.key"                # 64 hex chars: the node's ed25519 seed (secret)
+//! data_dir = "."                       # storage: finalized log, simplex journal, DKG share
+//! genesis_file = "genesis.json"        # identical at every member
+//! p2p_listen = "127.0.0.1:7100"        # consensus and gossip (authenticated, encrypted)
+//! client_listen = "127.0.0.1:7200"     # submission endpoint for clients
+//! loopback = true                      # allow private/loopback peer addresses (local test)
+//! block_txs_max = 2048                 # most client transactions per block
+//! verify_threads = 2                   # threads for client-signature batch verification
+//! snapshot_every = 1000                # engine snapshot every N heights (0: never); restarts
+//!                                      # replay only the log after the newest one
+//!
+//! [[peers]]                            # every member, this node included, in any order
+//! public_key = "…64 hex…"
+//! address = "127.0.0.1:7100"
+//! data_center = "dc-a"
+//! ```
+//!
+//! Relative paths are relative to the directory of the configuration file.
+
+use bulwark_consensus::genesis::GenesisAccount;
+use bulwark_engine::oracle::OracleConfig;
+use bulwark_engine::AccountId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Why a configuration or genesis file is refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file does not parse.
+    #[error("{path}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file parses but a value is not acceptable.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The committee's placement lets one data center hold more than f members.
+    #[error("data center {data_center} holds {count} of {n} members; at most f = {f} may share one (refusing to start)")]
+    Placement {
+        /// The over-full data center.
+        data_center: String,
+        /// Members in it.
+        count: usize,
+        /// Committee size.
+        n: usize,
+        /// Faults tolerated.
+        f: usize,
+    },
+}
+
+/// One committee member as every node's configuration lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// Its ed25519 public key, hex.
+    pub public_key: String,
+    /// Where its p2p endpoint listens.
+    pub address: SocketAddr,
+    /// Its data center label.
+    pub data_center: String,
+    /// Its client endpoint, where peers fetch its attestation evidence (needed when
+    /// `[admission]` is on).
+    #[serde(default)]
+    pub client_address: Option<SocketAddr>,
+    /// Its TPM endorsement key, the marshalled `TPMT_PUBLIC` in hex, from the operators'
+    /// inventory (`bulwark attest ek`); needed with `[admission] mode = "tpm"`. Its attestation
+    /// key is enrolled against this EK by credential activation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm_ek: Option<String>,
+    /// The manufacturer's certificate of `tpm_ek`, DER in hex (read from the TPM's NV memory
+    /// by `bulwark attest ek`); needed when `[admission] ek_ca_file` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm_ek_cert: Option<String>,
+}
+
+fn default_interval_ms() -> u64 {
+    1_000
+}
+
+/// One underlying's real price sources (`[[oracle]]`): live WebSocket venues or capture
+/// replay, in `bulwark_oracle::source`'s format under `[oracle.sources]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OracleSourceConfig {
+    /// The genesis underlying these venues price (index into `index_micros`).
+    pub underlying: u16,
+    /// The venues and how they are read.
+    pub sources: bulwark_oracle::source::SourcesConfig,
+}
+
+/// Attested admission (see `bulwark_consensus::admission`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionConfig {
+    /// `tpm`: quotes from the node's TPM (measured launch into PCR 23, AK enrolled by
+    /// credential activation, secrets sealed to the measured PCRs). `dev`: software-signed
+    /// DEVELOPMENT evidence, accepted only by a manifest that allows it.
+    pub mode: String,
+    /// The TPM's TCTI (`mode = "tpm"`), e.g. `device:/dev/tpmrm0` or
+    /// `swtpm:host=127.0.0.1,port=2321`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcti: Option<String>,
+    /// `mode = "tpm"`: PCR 23 was reset and extended by the launcher before this node started
+    /// (`bulwark attest measure`, IMA, or `bulwark up --tpm`), so the node does not measure
+    /// itself; it only checks the value and warns when it is not its own. Default false: the
+    /// node measures itself at launch (a tampered binary could then extend honest digests).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub measured_by_launcher: bool,
+    /// Re-attestation interval, milliseconds (at least 500).
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+    /// How long an affirming appraisal admits a peer; default 3 intervals.
+    #[serde(default)]
+    pub appraisal_ttl_ms: Option<u64>,
+    /// The signed reference-value manifest (bulwark-attest JSON).
+    pub manifest_file: PathBuf,
+    /// The operator set that must sign the manifest (keys and threshold, JSON). Part of this
+    /// node's measured policy.
+    pub operators_file: PathBuf,
+    /// The dev attestor's secret, 64 hex characters (`mode = "dev"` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestor_key_file: Option<PathBuf>,
+    /// `mode = "tpm"`: PEM of the CA certificates trusted to certify EKs (the TPM
+    /// manufacturers' issuing CAs). When set, the node starts only if every peer's
+    /// `tpm_ek_cert` is signed by one of them, is valid now and certifies exactly its
+    /// `tpm_ek`: an operator cannot hand in a software TPM's EK. Without it the EKs are
+    /// trusted from the inventory alone, and the node warns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ek_ca_file: Option<PathBuf>,
+}
+
+fn default_block_txs_max() -> usize {
+    2_048
+}
+
+fn default_snapshot_every() -> u64 {
+    1_000
+}
+
+fn default_verify_threads() -> usize {
+    2
+}
+
+/// A node's configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Label in logs and status.
+    pub name: String,
+    /// This node's data center.
+    pub data_center: String,
+    /// The node's secret ed25519 seed, 64 hex characters.
+    pub key_file: PathBuf,
+    /// Storage directory.
+    pub data_dir: PathBuf,
+    /// The venue's genesis file.
+    pub genesis_file: PathBuf,
+    /// p2p listen address.
+    pub p2p_listen: SocketAddr,
+    /// Client endpoint listen address.
+    pub client_listen: SocketAddr,
+    /// Allow private and loopback peer addresses (a committee on one host).
+    #[serde(default)]
+    pub loopback: bool,
+    /// Most client transactions per block.
+    #[serde(default = "default_block_txs_max")]
+    pub block_txs_max: usize,
+    /// Threads for client-signature verification.
+    #[serde(default = "default_verify_threads")]
+    pub verify_threads: usize,
+    /// Write an engine snapshot every this many committed heights (0: never); a restart
+    /// restores the newest one the log confirms and replays only the heights after it.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+    /// Every member, this node included.
+    pub peers: Vec<Peer>,
+    /// Real price sources per underlying; none = the DEVELOPMENT synthetic feed (which says
+    /// so when it runs). With some, underlyings not listed are not observed by this node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oracle: Vec<OracleSourceConfig>,
+    /// Attested admission; absent = every listed peer is admitted without evidence (and the
+    /// node says so at start).
+    #[serde(default)]
+    pub admission: Option<AdmissionConfig>,
+}
+
+/// The largest fault count `n` members tolerate: f with n ≥ 3f + 1.
+pub fn faults_tolerated(n: usize) -> usize {
+    n.saturating_sub(1) / 3
+}
+
+impl NodeConfig {
+    /// Reads, parses and validates `path`; relative paths inside become relative to its
+    /// directory.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut files = vec![
+            &mut config.key_file,
+            &mut config.data_dir,
+            &mut config.genesis_file,
+        ];
+        if let Some(admission) = config.admission.as_mut() {
+            files.push(&mut admission.manifest_file);
+            files.push(&mut admission.operators_file);
+            if let Some(file) = admission.ek_ca_file.as_mut() {
+                files.push(file);
+            }
+            if let Some(file) = admission.attestor_key_file.as_mut() {
+                files.push(file);
+            }
+        }
+        for feed in &mut config.oracle {
+            for venue in &mut feed.sources.venues {
+                if let Some(capture) = venue.capture.as_mut() {
+                    files.push(capture);
+                }
+            }
+        }
+        for file in files {
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
+        }
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks values and the committee's placement.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let n = self.peers.len();
+        if n < 4 {
+            return Err(invalid(format!(
+                "a committee needs at least 4 members (n = 3f + 1 with f ≥ 1); {n} listed"
+            )));
+        }
+        if self.block_txs_max == 0 || self.block_txs_max > bulwark_consensus::block::BLOCK_TXS_MAX {
+            return Err(invalid(format!(
+                "block_txs_max must be 1..={}",
+                bulwark_consensus::block::BLOCK_TXS_MAX
+            )));
+        }
+        if self.verify_threads == 0 || self.verify_threads > 64 {
+            return Err(invalid("verify_threads must be 1..=64".into()));
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        for peer in &self.peers {
+            if peer.public_key.len() != 64 || hex_decode(&peer.public_key).is_none() {
+                return Err(invalid(format!(
+                    "peer public_key {:?} is not 64 hex characters",
+                    peer.public_key
+                )));
+            }
+            if !keys.insert(peer.public_key.to_ascii_lowercase()) {
+                return Err(invalid(format!("peer {} listed twice", peer.public_key)));
+            }
+        }
+        if let Some(admission) = &self.admission {
+            match admission.mode.as_str() {
+                "dev" => {
+                    if admission.ek_ca_file.is_some() {
+                        return Err(invalid(
+                            "ek_ca_file applies to admission mode \"tpm\" only".into(),
+                        ));
+                    }
+                    if admission.attestor_key_file.is_none() {
+                        return Err(invalid(
+                            "admission mode \"dev\" needs attestor_key_file".into(),
+                        ));
+                    }
+                }
+                "tpm" => {
+                    if admission.tcti.as_deref().is_none_or(str::is_empty) {
+                        return Err(invalid(
+                            "admission mode \"tpm\" needs tcti (e.g. \"device:/dev/tpmrm0\")"
+                                .into(),
+                        ));
+                    }
+                    for peer in &self.peers {
+                        if admission.ek_ca_file.is_some()
+                            && peer
+                                .tpm_ek_cert
+                                .as_deref()
+                                .and_then(hex_decode)
+                                .is_none_or(|c| c.is_empty())
+                        {
+                            return Err(invalid(format!(
+                                "ek_ca_file is set, so every peer needs tpm_ek_cert (hex DER of its EK certificate); {} has none or it is not hex",
+                                peer.public_key
+                            )));
+                        }
+                        match peer.tpm_ek.as_deref().map(hex_decode) {
+                            Some(Some(bytes)) if !bytes.is_empty() => {}
+                            Some(_) => {
+                                return Err(invalid(format!(
+                                    "peer {}: tpm_ek is not hex",
+                                    peer.public_key
+                                )))
+                            }
+                            None => {
+                                return Err(invalid(format!(
+                                    "admission mode \"tpm\" needs every peer's tpm_ek (its EK from the operators' inventory); {} has none",
+                                    peer.public_key
+                                )))
+                            }
+                        }
+                    }
+                }
+                other => {
+                    return Err(invalid(format!(
+                        "admission mode {other:?} is unknown; use \"tpm\" or \"dev\""
+                    )))
+                }
+            }
+            if admission.interval_ms < 500 {
+                return Err(invalid("admission interval_ms must be at least 500".into()));
+            }
+            if let Some(peer) = self.peers.iter().find(|p| p.client_address.is_none()) {
+                return Err(invalid(format!(
+                    "admission needs every peer's client_address; {} has none",
+                    peer.public_key
+                )));
+            }
+        }
+        let mut underlyings = std::collections::BTreeSet::new();
+        for feed in &self.oracle {
+            if !underlyings.insert(feed.underlying) {
+                return Err(invalid(format!(
+                    "[[oracle]] lists underlying {} twice",
+                    feed.underlying
+                )));
+            }
+            feed.sources
+                .validate()
+                .map_err(|e| invalid(format!("[[oracle]] underlying {}: {e}", feed.underlying)))?;
+        }
+        let f = faults_tolerated(n);
+        let mut per_center: BTreeMap<&str, usize> = BTreeMap::new();
+        for peer in &self.peers {
+            *per_center.entry(peer.data_center.as_str()).or_default() += 1;
+        }
+        if let Some((data_center, count)) = per_center.iter().find(|(_, count)| **count > f) {
+            return Err(ConfigError::Placement {
+                data_center: data_center.to_string(),
+                count: *count,
+                n,
+                f,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// An account opened at genesis, as the genesis file lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAccountEntry {
+    /// Account id.
+    pub account: u64,
+    /// Its ed25519 public key, hex.
+    pub public_key: String,
+    /// Collateral at genesis, micros of USD.
+    pub deposit_micros: i64,
+}
+
+/// The venue's genesis file (JSON), identical at every member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisFile {
+    /// The venue's time origin: engine time 0, milliseconds since the UNIX epoch.
+    pub venue_epoch_ms: u64,
+    /// Starting index price per underlying (BTC, ETH), micros of USD.
+    pub index_micros: Vec<i64>,
+    /// Accounts opened at genesis.
+    pub accounts: Vec<GenesisAccountEntry>,
+    /// The oracle committee: ed25519 public keys (hex) whose signed observations certify index
+    /// rounds (2f+1 of them per round). Empty: unsigned index prices from genesis only.
+    #[serde(default)]
+    pub oracle_members: Vec<String>,
+}
+
+impl GenesisFile {
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<GenesisFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The engine's oracle committee from `oracle_members` (f = (n - 1) / 3).
+    pub fn oracle_config(&self, path: &Path) -> Result<OracleConfig, ConfigError> {
+        let members = self
+            .oracle_members
+            .iter()
+            .map(|hex| {
+                hex_decode(hex)
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| ConfigError::Invalid {
+                        path: path.to_path_buf(),
+                        reason: format!("oracle member {hex:?} is not 64 hex characters"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let f = faults_tolerated(members.len()) as u32;
+        Ok(OracleConfig {
+            members,
+            f,
+            ..OracleConfig::default()
+        })
+    }
+
+    /// The accounts in the engine's terms.
+    pub fn accounts(&self, path: &Path) -> Result<Vec<GenesisAccount>, ConfigError> {
+        self.accounts
+            .iter()
+            .map(|entry| {
+                let key = hex_decode(&entry.public_key)
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                    .ok_or_else(|| ConfigError::Invalid {
+                        path: path.to_path_buf(),
+                        reason: format!("account {} has a malformed public key", entry.account),
+                    })?;
+                Ok(GenesisAccount {
+                    account: AccountId(entry.account),
+                    public_key: key,
+                    deposit_micros: entry.deposit_micros,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The 32 bytes of a secret file holding 64 hex characters (surrounding whitespace allowed):
+/// node keys, attestor keys, client keys. The error says what is wrong, without the path.
+pub fn read_hex32(path: &Path) -> Result<[u8; 32], String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    parse_hex32(&text)
+}
+
+/// 32 bytes from 64 hex characters (surrounding whitespace ignored).
+pub fn parse_hex32(text: &str) -> Result<[u8; 32], String> {
+    hex_decode(text)
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| "not 64 hex characters".into())
+}
+
+/// Bytes of a hex string (surrounding whitespace ignored); `None` when it is not hex.
+pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    hex::decode(text.trim()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn config(centers: &[&str]) -> NodeConfig {
+        NodeConfig {
+            name: "n".into(),
+            data_center: centers[0].into(),
+            key_file: "k".into(),
+            data_dir: ".".into(),
+            genesis_file: "g".into(),
+            p2p_listen: "127.0.0.1:1".parse().unwrap(),
+            client_listen: "127.0.0.1:2".parse().unwrap(),
+            loopback: true,
+            block_txs_max: 10,
+            verify_threads: 1,
+            snapshot_every: 1_000,
+            peers: centers
+                .iter()
+                .enumerate()
+                .map(|(i, dc)| Peer {
+                    public_key: format!("{i:064x}"),
+                    address: "127.0.0.1:3".parse().unwrap(),
+                    data_center: dc.to_string(),
+                    client_address: None,
+                    tpm_ek: None,
+                    tpm_ek_cert: None,
+                })
+                .collect(),
+            admission: None,
+            oracle: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn placement_allows_at_most_f_per_data_center() {
+        let path = Path::new("node.toml");
+        assert!(config(&["a", "b", "c", "d"]).validate(path).is_ok());
+        assert!(matches!(
+            config(&["a", "a", "c", "d"]).validate(path),
+            Err(ConfigError::Placement { count: 2, f: 1, .. })
+        ));
+        assert!(config(&["a", "a", "b", "b", "c", "c", "d"])
+            .validate(path)
+            .is_ok());
+        assert!(config(&["a", "b", "c"]).validate(path).is_err());
+    }
+
+    #[test]
+    fn admission_modes_need_their_settings() {
+        let path = Path::new("node.toml");
+        let with = |mode: &str, tcti: Option<&str>, attestor: bool, ek: Option<&str>| {
+            let mut c = config(&["a", "b", "c", "d"]);
+            for peer in &mut c.peers {
+                peer.client_address = Some("127.0.0.1:4".parse().unwrap());
+                peer.tpm_ek = ek.map(str::to_string);
+            }
+            c.admission = Some(AdmissionConfig {
+                mode: mode.into(),
+                tcti: tcti.map(str::to_string),
+                measured_by_launcher: false,
+                interval_ms: 1_000,
+                appraisal_ttl_ms: None,
+                manifest_file: "m".into(),
+                operators_file: "o".into(),
+                attestor_key_file: attestor.then(|| "a".into()),
+                ek_ca_file: None,
+            });
+            c.validate(path).map_err(|e| e.to_string())
+        };
+        assert!(with("dev", None, true, None).is_ok());
+        assert!(with("dev", None, false, None)
+            .unwrap_err()
+            .contains("attestor_key_file"));
+        assert!(with("tpm", Some("device:/dev/tpmrm0"), false, Some("00ab")).is_ok());
+        assert!(with("tpm", None, false, Some("00ab"))
+            .unwrap_err()
+            .contains("tcti"));
+        assert!(with("tpm", Some("device:/dev/tpmrm0"), false, None)
+            .unwrap_err()
+            .contains("tpm_ek"));
+        assert!(with("tpm", Some("device:/dev/tpmrm0"), false, Some("xyz"))
+            .unwrap_err()
+            .contains("not hex"));
+        assert!(with("sgx", None, false, None)
+            .unwrap_err()
+            .contains("unknown"));
+    }
+
+    #[test]
+    fn a_trusted_ek_ca_needs_every_peers_ek_certificate() {
+        let path = Path::new("node.toml");
+        let with = |mode: &str, cert: Option<&str>| {
+            let mut c = config(&["a", "b", "c", "d"]);
+            for peer in &mut c.peers {
+                peer.client_address = Some("127.0.0.1:4".parse().unwrap());
+                peer.tpm_ek = Some("00ab".into());
+                peer.tpm_ek_cert = cert.map(str::to_string);
+            }
+            c.admission = Some(AdmissionConfig {
+                mode: mode.into(),
+                tcti: Some("device:/dev/tpmrm0".into()),
+                measured_by_launcher: false,
+                interval_ms: 1_000,
+                appraisal_ttl_ms: None,
+                manifest_file: "m".into(),
+                operators_file: "o".into(),
+                attestor_key_file: Some("a".into()),
+                ek_ca_file: Some("ek-ca.pem".into()),
+            });
+            c.validate(path).map_err(|e| e.to_string())
+        };
+        assert!(with("tpm", Some("3082")).is_ok());
+        assert!(with("tpm", None).unwrap_err().contains("tpm_ek_cert"));
+        assert!(with("tpm", Some("zz")).unwrap_err().contains("tpm_ek_cert"));
+        assert!(with("dev", Some("3082"))
+            .unwrap_err()
+            .contains("\"tpm\" only"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = std::env::temp_dir().join(format!("bulwark-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("node.toml");
+        std::fs::write(&path, "name = \"x\"\nsurprise = 1\n").unwrap();
+        assert!(matches!(
+            NodeConfig::load(&path),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert_eq!(hex_decode("0aff"), Some(vec![10, 255]));
+        assert_eq!(hex_decode("0g"), None);
+        assert_eq!(hex_decode("abc"), None);
+        let key = dir.join("node.key");
+        std::fs::write(&key, format!("{}\n", "ab".repeat(32))).unwrap();
+        assert_eq!(read_hex32(&key), Ok([0xab; 32]));
+        std::fs::write(&key, "ab".repeat(31)).unwrap();
+        assert!(read_hex32(&key).is_err(), "31 bytes");
+        std::fs::write(&key, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(read_hex32(&key).is_err(), "not text");
+        assert!(read_hex32(&dir.join("missing.key")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

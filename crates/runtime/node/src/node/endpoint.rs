@@ -1,0 +1,235 @@
+//! The node's answers to clients: submissions into the mempool (then gossiped to peers), and
+//! status, account and book queries against the committed state.
+
+use crate::server::Handler;
+use bulwark_api::stats::percentile;
+use bulwark_api::wire::SubmitOutcome;
+use bulwark_consensus::mempool::{Keys, Mempool, Origin};
+use bulwark_consensus::replica::{Ledger, SharedStats};
+use bulwark_engine::codec::SignedTx;
+use bulwark_engine::{AccountId, Engine, InstrumentId};
+use commonware_utils::channel::mpsc;
+use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Account keys and nonces from a committed engine.
+pub(crate) struct EngineKeys(pub(crate) Arc<Engine>);
+
+impl Keys for EngineKeys {
+    fn public_key(&self, account: AccountId) -> Option<[u8; 32]> {
+        self.0.account(account).map(|a| a.public_key)
+    }
+
+    fn next_nonce(&self, account: AccountId) -> u64 {
+        self.0.account(account).map_or(1, |a| a.nonce + 1)
+    }
+}
+
+pub(crate) struct Endpoint {
+    pub(crate) name: String,
+    pub(crate) data_center: String,
+    pub(crate) identity: Arc<Mutex<String>>,
+    pub(crate) attestation: Option<Arc<crate::node::attest::Attestation>>,
+    pub(crate) admission: crate::node::attest::AdmissionStatus,
+    /// Each underlying's venue sources (null with the synthetic feed).
+    pub(crate) oracle_sources: Arc<std::sync::Mutex<serde_json::Value>>,
+    pub(crate) mempool: Mempool,
+    pub(crate) view: Arc<Mutex<Arc<Engine>>>,
+    pub(crate) stats: SharedStats,
+    pub(crate) ledger: Ledger,
+    pub(crate) refused: Arc<AtomicU64>,
+    pub(crate) evidence: bulwark_consensus::evidence::EvidenceLog,
+    pub(crate) gossip: mpsc::UnboundedSender<Vec<SignedTx>>,
+}
+
+impl Endpoint {
+    fn engine(&self) -> Arc<Engine> {
+        self.view
+            .lock()
+            .expect("the view lock must not be poisoned")
+            .clone()
+    }
+}
+
+impl Handler for Endpoint {
+    fn submit(&self, txs: Vec<SignedTx>) -> SubmitOutcome {
+        let keys = EngineKeys(self.engine());
+        let outcome = self.mempool.insert_batch(
+            txs.clone(),
+            &keys,
+            Origin::Client {
+                arrived: std::time::SystemTime::now(),
+            },
+        );
+        let refused: std::collections::HashSet<usize> =
+            outcome.refused.iter().map(|(index, _)| *index).collect();
+        let forward: Vec<SignedTx> = txs
+            .into_iter()
+            .enumerate()
+            .filter(|(index, _)| !refused.contains(index))
+            .map(|(_, tx)| tx)
+            .collect();
+        if !forward.is_empty() {
+            // The receiver lives as long as the node; a closed channel means it is stopping.
+            let _ = self.gossip.send(forward);
+        }
+        outcome.into()
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let (height, root, certified) = {
+            let ledger = self
+                .ledger
+                .lock()
+                .expect("the ledger lock must not be poisoned");
+            ledger.last().map_or((0, String::new(), false), |c| {
+                (c.height, hex::encode(c.root), c.certified)
+            })
+        };
+        let (finalized_txs, mut latencies, rounds_finalized, mut oracle_latencies, snapshots) = {
+            let stats = self
+                .stats
+                .lock()
+                .expect("the stats lock must not be poisoned");
+            (
+                stats.finalized_txs,
+                stats.latencies_ms.iter().copied().collect::<Vec<u32>>(),
+                stats.oracle_rounds,
+                stats
+                    .oracle_latencies_ms
+                    .iter()
+                    .copied()
+                    .collect::<Vec<u32>>(),
+                json!({
+                    "restored_from": stats.restored_snapshot,
+                    "last_written": stats.last_snapshot,
+                }),
+            )
+        };
+        latencies.sort_unstable();
+        oracle_latencies.sort_unstable();
+        let engine = self.engine();
+        let index: Vec<Option<i64>> = (0..2).map(|u| engine.index_price(u)).collect();
+        let oracle_rounds: Vec<Option<u64>> = (0..2).map(|u| engine.oracle_last_round(u)).collect();
+        json!({
+            "index_micros": index,
+            "oracle_rounds": oracle_rounds,
+            "oracle_sources": self.oracle_sources.lock().expect("the oracle status lock must not be poisoned").clone(),
+            "name": self.name,
+            "data_center": self.data_center,
+            "identity": self.identity.lock().expect("the identity lock must not be poisoned").clone(),
+            "admission": self.admission.lock().expect("the admission status lock must not be poisoned").clone(),
+            "height": height,
+            "root": root,
+            "last_height_certified": certified,
+            "finalized_txs": finalized_txs,
+            "mempool": self.mempool.len(),
+            "refused_blocks": self.refused.load(Ordering::Relaxed),
+            "fault_evidence": self.evidence.counts(),
+            "latency_samples": latencies.len(),
+            "latency_p50_ms": percentile(&latencies, 50),
+            "latency_p99_ms": percentile(&latencies, 99),
+            "oracle_rounds_finalized": rounds_finalized,
+            "oracle_latency_p50_ms": percentile(&oracle_latencies, 50),
+            "oracle_latency_p99_ms": percentile(&oracle_latencies, 99),
+            "snapshots": snapshots,
+        })
+    }
+
+    fn attest(&self, nonce: [u8; 32]) -> Result<Vec<u8>, String> {
+        match &self.attestation {
+            Some(attestation) => attestation.evidence(nonce),
+            None => Err("attested admission is off on this node".into()),
+        }
+    }
+
+    fn attest_key(&self) -> Result<Vec<u8>, String> {
+        match &self.attestation {
+            Some(attestation) => attestation.attest_key(),
+            None => Err("attested admission is off on this node".into()),
+        }
+    }
+
+    fn activate(&self, credential_blob: &[u8], encrypted_secret: &[u8]) -> Result<Vec<u8>, String> {
+        match &self.attestation {
+            Some(attestation) => attestation.activate(credential_blob, encrypted_secret),
+            None => Err("attested admission is off on this node".into()),
+        }
+    }
+
+    fn account(&self, account: AccountId) -> Result<serde_json::Value, String> {
+        let engine = self.engine();
+        let Some(state) = engine.account(account) else {
+            return Err(format!("account {} does not exist", account.0));
+        };
+        let positions: Vec<serde_json::Value> = state
+            .positions
+            .iter()
+            .map(|(instrument, position)| json!({"instrument": instrument.0, "position": format!("{position:?}")}))
+            .collect();
+        let open_orders: Vec<serde_json::Value> = state
+            .open
+            .keys()
+            .filter_map(|instrument| engine.book(*instrument).map(|book| (instrument, book)))
+            .flat_map(|(instrument, book)| {
+                book.orders_of(account).into_iter().map(move |order| {
+                    json!({
+                        "instrument": instrument.0,
+                        "order_id": order.id.0,
+                        "side": format!("{:?}", order.side),
+                        "price": order.price,
+                        "qty": order.qty,
+                    })
+                })
+            })
+            .collect();
+        // Stops are few per account (capped); the map is scanned.
+        let stops: Vec<serde_json::Value> = engine
+            .stops()
+            .filter(|(_, stop)| stop.owner == account)
+            .map(|(id, stop)| {
+                json!({
+                    "order_id": id.0,
+                    "instrument": stop.order.instrument.0,
+                    "side": format!("{:?}", stop.order.side),
+                    "direction": format!("{:?}", stop.order.direction),
+                    "trigger_price": stop.order.trigger_price,
+                    "limit_price": stop.order.limit_price,
+                    "qty": stop.order.qty,
+                    "reduce_only": stop.order.reduce_only,
+                    "held_by": stop.held_by.map(|guard| format!("{guard:?}")),
+                })
+            })
+            .collect();
+        let standing = match engine.standing(account) {
+            Some(Ok(standing)) => format!("{standing:?}"),
+            Some(Err(error)) => format!("unknown ({error:?})"),
+            None => "unknown".into(),
+        };
+        Ok(json!({
+            "account": account.0,
+            "nonce": state.nonce,
+            "cash_micros": state.cash.to_string(),
+            "positions": positions,
+            "open_orders": open_orders,
+            "stops": stops,
+            "standing": standing,
+        }))
+    }
+
+    fn book(&self, instrument: InstrumentId, depth: usize) -> Result<serde_json::Value, String> {
+        let engine = self.engine();
+        let Some(book) = engine.book(instrument) else {
+            return Err(format!("instrument {} is not listed", instrument.0));
+        };
+        let (bids, asks) = book.depth(depth);
+        Ok(json!({
+            "instrument": instrument.0,
+            "bids": format!("{bids:?}"),
+            "asks": format!("{asks:?}"),
+            "resting_orders": book.len(),
+            "mark_ticks": engine.mark(instrument),
+        }))
+    }
+}

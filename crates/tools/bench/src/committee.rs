@@ -1,0 +1,351 @@
+//! Benchmarks that run a committee of node processes on loopback (through `bulwark-devnet`):
+//! `bench committee`, the tamper→cut-off part of `bench attest`, and the committee part of
+//! `bench oracle`.
+
+use crate::report::emit;
+use bulwark_devnet::{run_committee, CommitteeOptions};
+use bulwark_node::client::Client;
+use bulwark_testkit::client_key;
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Signatures one core verifies per second in batches of 1 000 (the engine's verify_batch).
+pub(crate) fn single_core_verify_rate() -> f64 {
+    let key = client_key(0, 1);
+    let txs: Vec<bulwark_engine::codec::SignedTx> = (0..1_000)
+        .map(|k| bulwark_testkit::signed_crossing_order(0, 1, k, 600_000))
+        .collect();
+    let public = key.verifying_key().to_bytes();
+    let rounds = 20;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let _ = bulwark_engine::codec::verify_batch(&txs, |_| Some(public));
+    }
+    (rounds * txs.len()) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// `bulwark bench committee`: two runs of 4 node processes on loopback, each with a fresh
+/// committee: at `rate` (the goal's 5 000 orders/s by default) for throughput and latency, then
+/// offered `saturate` orders/s for the most the committee finalizes, compared with the
+/// machine's bound measured in the same run.
+pub fn run_bench(duration: u64, rate: u64, saturate: u64, base_port: u16) -> ExitCode {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let verify = single_core_verify_rate();
+    let bound = verify * cores / 4.0;
+    let line = |metric: &str, value: f64, unit: &str, peer: &str, peer_value: Option<f64>| {
+        emit(
+            "committee",
+            metric,
+            value,
+            unit,
+            peer_value.map(|peer_value| (peer, peer_value)),
+        );
+    };
+    line("single_core_verify_rate", verify, "signatures/s", "", None);
+    let mut agree = true;
+    for (phase, offered, port) in [
+        ("goal_rate", rate, base_port),
+        ("saturated", saturate, base_port + 300),
+    ] {
+        let data = std::env::temp_dir().join(format!(
+            "bulwark-bench-committee-{}-{phase}",
+            std::process::id()
+        ));
+        let options = CommitteeOptions {
+            data: data.clone(),
+            nodes: 4,
+            duration: Some(Duration::from_secs(duration.max(8))),
+            rate: offered,
+            seed: 1,
+            fresh: true,
+            base_port: port,
+            status: true,
+            admission_interval_ms: 1_000,
+            tpm: false,
+            oracle: None,
+        };
+        eprintln!("bench committee ({phase}): 4 node processes on loopback, {offered} orders/s offered for {duration} s");
+        let result = run_committee(&options, Arc::new(AtomicBool::new(false)));
+        let _ = std::fs::remove_dir_all(&data);
+        let figures = match result {
+            Ok(figures) => figures,
+            Err(error) => {
+                eprintln!("bench committee: {error}");
+                return ExitCode::from(2);
+            }
+        };
+        agree &= figures.roots_agree;
+        line(
+            &format!("{phase}_offered"),
+            offered as f64,
+            "orders/s",
+            "",
+            None,
+        );
+        line(
+            &format!("{phase}_finalized_orders_per_s"),
+            figures.finalized_per_s,
+            "orders/s",
+            "bound: 1-core batch verify rate x cores / 4 replicas",
+            Some(bound),
+        );
+        if phase == "goal_rate" {
+            line(
+                "goal_rate_finalized_vs_goal",
+                figures.finalized_per_s,
+                "orders/s",
+                "goal 5000 orders/s",
+                Some(5_000.0),
+            );
+        }
+        if let Some(p50) = figures.p50_ms {
+            line(
+                &format!("{phase}_submit_to_finalized_p50"),
+                p50,
+                "ms",
+                "goal (at most)",
+                Some(50.0),
+            );
+        }
+        if let Some(p99) = figures.p99_ms {
+            line(
+                &format!("{phase}_submit_to_finalized_p99"),
+                p99,
+                "ms",
+                "goal (at most)",
+                Some(250.0),
+            );
+        }
+        line(
+            &format!("{phase}_height"),
+            figures.height as f64,
+            "blocks",
+            "",
+            None,
+        );
+        if let Some(p50) = figures.oracle_p50_ms {
+            line(
+                &format!("{phase}_oracle_observation_to_finalized_p50"),
+                p50,
+                "ms",
+                "one round",
+                Some(1_000.0),
+            );
+        }
+        if let Some(p99) = figures.oracle_p99_ms {
+            line(
+                &format!("{phase}_oracle_observation_to_finalized_p99"),
+                p99,
+                "ms",
+                "one round",
+                Some(1_000.0),
+            );
+        }
+    }
+    if agree {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("bench committee: the nodes' state roots DIVERGED");
+        ExitCode::from(1)
+    }
+}
+
+/// Tamper→cut-off: a 4-node committee with attested admission at `interval_ms`; the policy
+/// file one node measures is changed while it runs (its next evidence carries a different
+/// application measurement), and each peer's cut-off time (from its status) is compared with
+/// the moment of the change. Two tampers (node 3, then node 2) give five delays, in ms. With
+/// `tpm`, every node quotes from its own software TPM and the change reaches the quote as a
+/// PCR 23 extension.
+pub fn cutoff_delays(base_port: u16, interval_ms: u64, tpm: bool) -> Result<Vec<f64>, String> {
+    let data = std::env::temp_dir().join(format!(
+        "bulwark-bench-cutoff-{}-{}",
+        std::process::id(),
+        if tpm { "tpm" } else { "dev" }
+    ));
+    let options = CommitteeOptions {
+        data: data.clone(),
+        nodes: 4,
+        duration: None,
+        rate: 0,
+        seed: 1,
+        fresh: true,
+        base_port,
+        status: false,
+        admission_interval_ms: interval_ms,
+        tpm,
+        oracle: None,
+    };
+    let result = (|| {
+        let launched = bulwark_devnet::launch(&options)?;
+        let endpoints = launched.endpoints.clone();
+        let status = |i: usize| {
+            Client::connect(endpoints[i], Duration::from_millis(300))
+                .ok()
+                .and_then(|mut c| c.status().ok())
+        };
+        let started = Instant::now();
+        while !(0..4).all(|i| status(i).is_some_and(|s| s["height"].as_u64().unwrap_or(0) > 0)) {
+            if started.elapsed() > Duration::from_secs(120) {
+                return Err("the committee did not start within 120 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let mut delays = Vec::new();
+        let mut excluded: Vec<usize> = Vec::new();
+        for victim in [3usize, 2] {
+            excluded.push(victim);
+            let observers: Vec<usize> = (0..4).filter(|i| !excluded.contains(i)).collect();
+            // Let a fresh round of appraisals pass, then change the victim's measured policy.
+            std::thread::sleep(Duration::from_millis(interval_ms + 300));
+            let policy = launched.node_dir(victim).join("operators.json");
+            let mut text = std::fs::read_to_string(&policy).map_err(|e| e.to_string())?;
+            text.push('\n');
+            let tampered_at = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            std::fs::write(&policy, text).map_err(|e| e.to_string())?;
+            let waiting = Instant::now();
+            let mut cut: HashMap<usize, u64> = HashMap::new();
+            while cut.len() < observers.len() {
+                if waiting.elapsed() > Duration::from_secs(30) {
+                    return Err(format!("node {victim} was not cut off within 30 s"));
+                }
+                for &observer in &observers {
+                    if cut.contains_key(&observer) {
+                        continue;
+                    }
+                    let Some(status) = status(observer) else {
+                        continue;
+                    };
+                    let victim_name = format!("dc-{victim}/");
+                    let at = status["admission"].as_object().and_then(|peers| {
+                        peers
+                            .iter()
+                            .find(|(name, _)| name.starts_with(&victim_name))
+                            .and_then(|(_, peer)| peer["cut_off_at_ms"].as_u64())
+                    });
+                    if let Some(at) = at {
+                        cut.insert(observer, at);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            for at in cut.values() {
+                delays.push(at.saturating_sub(tampered_at) as f64);
+            }
+        }
+        drop(launched);
+        Ok(delays)
+    })();
+    let _ = std::fs::remove_dir_all(&data);
+    result
+}
+
+/// `bulwark bench attest`: the attestation crate's appraisal figures, then tamper→cut-off on a
+/// committee at a 1 s re-attestation interval.
+pub fn run_attest_bench(base_port: u16) -> ExitCode {
+    bulwark_attest::run_bench();
+    let interval_ms = 1_000u64;
+    eprintln!(
+        "bench attest: tamper→cut-off on 4 node processes, re-attestation every {interval_ms} ms"
+    );
+    let mut code = ExitCode::SUCCESS;
+    for (mode, tpm) in [("dev", false), ("tpm", true)] {
+        if tpm && !(bulwark_attest::launch::available() && bulwark_attest::swtpm::installed()) {
+            eprintln!("bench attest: TPM tamper→cut-off SKIPPED: needs swtpm and a build with --features bulwark-attest/tpm");
+            continue;
+        }
+        eprintln!("bench attest: {mode} evidence");
+        match cutoff_delays(base_port + if tpm { 400 } else { 0 }, interval_ms, tpm) {
+            Ok(delays) if !delays.is_empty() => {
+                let max = delays.iter().copied().fold(0.0, f64::max);
+                let mean = delays.iter().sum::<f64>() / delays.len() as f64;
+                let goal = (interval_ms + 200) as f64;
+                let goal_name = "goal: one interval + 200 ms (Keylime anchor: ~2300 ms at a 2 s interval, no removal)";
+                let suffix = if tpm { "_tpm" } else { "_dev" };
+                emit(
+                    "attest",
+                    &format!("tamper_to_cutoff_max{suffix}"),
+                    max,
+                    "ms",
+                    Some((goal_name, goal)),
+                );
+                emit(
+                    "attest",
+                    &format!("tamper_to_cutoff_mean{suffix}"),
+                    mean,
+                    "ms",
+                    Some((goal_name, goal)),
+                );
+                eprintln!(
+                    "bench attest: {mode}: {} cut-off delays (ms): {delays:?}",
+                    delays.len()
+                );
+            }
+            Ok(_) => code = ExitCode::from(2),
+            Err(error) => {
+                eprintln!("bench attest: {mode} tamper→cut-off: {error}");
+                code = ExitCode::from(2);
+            }
+        }
+    }
+    code
+}
+
+/// `bulwark bench oracle`: the oracle crate's figures (aggregation cost, capture deviation),
+/// then observation→certified→finalized latency through a 4-node committee.
+pub fn run_oracle_bench(base_port: u16, duration: u64) -> ExitCode {
+    bulwark_oracle::run_bench();
+    let data = std::env::temp_dir().join(format!("bulwark-bench-oracle-{}", std::process::id()));
+    let options = CommitteeOptions {
+        data: data.clone(),
+        nodes: 4,
+        duration: Some(Duration::from_secs(duration.max(8))),
+        rate: 500,
+        seed: 1,
+        fresh: true,
+        base_port,
+        status: false,
+        admission_interval_ms: 1_000,
+        tpm: false,
+        oracle: None,
+    };
+    eprintln!(
+        "bench oracle: observation→finalized latency through 4 node processes for {duration} s"
+    );
+    let result = run_committee(&options, Arc::new(AtomicBool::new(false)));
+    let _ = std::fs::remove_dir_all(&data);
+    match result {
+        Ok(figures) => {
+            for (metric, value) in [
+                (
+                    "committee_observation_to_finalized_p50",
+                    figures.oracle_p50_ms,
+                ),
+                (
+                    "committee_observation_to_finalized_p99",
+                    figures.oracle_p99_ms,
+                ),
+            ] {
+                match value {
+                    Some(value) => emit(
+                        "oracle",
+                        metric,
+                        value,
+                        "ms",
+                        Some(("one round (1 000 ms)", 1_000.0)),
+                    ),
+                    None => eprintln!("bench oracle: no oracle round was finalized for {metric}"),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("bench oracle: committee: {error}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! Starting, watching and stopping the committee's node processes.
+
+use crate::layout::*;
+use crate::load::*;
+use crate::provision::*;
+use crate::{CommitteeOptions, RunFigures};
+use bulwark_attest::swtpm::SoftwareTpm;
+use bulwark_node::client::Client;
+use bulwark_node::node::config::NodeConfig;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The running node processes; killed when dropped.
+pub(crate) struct Nodes {
+    pub(crate) children: Vec<Child>,
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub(crate) fn spawn_node(data: &Path, index: usize) -> Result<Child, String> {
+    let dir = node_dir(data, index);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("node.log"))
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    // Own process group: a Ctrl-C in the terminal reaches `up` only, which stops the load and
+    // then the nodes in order.
+    use std::os::unix::process::CommandExt as _;
+    Command::new(exe)
+        .process_group(0)
+        .arg("node")
+        .arg("--config")
+        .arg(dir.join("node.toml"))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start node {index}: {e}"))
+}
+
+/// A committee whose node processes run; they are killed when this is dropped (the software
+/// TPMs after them).
+pub struct Launched {
+    pub(crate) nodes: Nodes,
+    // Declared after the nodes so that the processes stop before their TPMs do.
+    _tpms: Vec<SoftwareTpm>,
+    /// Each node's client endpoint.
+    pub endpoints: Vec<SocketAddr>,
+    data: PathBuf,
+}
+
+impl Launched {
+    /// Node `index`'s directory (its configuration, keys, log and storage).
+    pub fn node_dir(&self, index: usize) -> PathBuf {
+        node_dir(&self.data, index)
+    }
+
+    /// The first node process that exited, with how, if any did.
+    pub fn exited(&mut self) -> Option<(usize, std::process::ExitStatus)> {
+        self.nodes
+            .children
+            .iter_mut()
+            .enumerate()
+            .find_map(|(index, child)| match child.try_wait() {
+                Ok(Some(status)) => Some((index, status)),
+                _ => None,
+            })
+    }
+}
+
+/// Creates the committee when asked to (or when none exists), or checks that the one on disk
+/// matches `options`; returns the node configurations and any software TPMs it started.
+fn prepare(options: &CommitteeOptions) -> Result<(Vec<NodeConfig>, Vec<SoftwareTpm>), String> {
+    if options.nodes < 4 {
+        return Err(format!(
+            "a committee needs at least 4 nodes (n = 3f + 1); --nodes {} given",
+            options.nodes
+        ));
+    }
+    let first_config = node_dir(&options.data, 0).join("node.toml");
+    // Declared before the node processes so that they stop before their TPMs do.
+    let mut tpms = Vec::new();
+    let existing = (0..)
+        .take_while(|i| node_dir(&options.data, *i).join("node.toml").exists())
+        .count();
+    if options.fresh || !first_config.exists() {
+        eprintln!(
+            "  creating a committee of {} nodes in {}",
+            options.nodes,
+            committee_dir(&options.data).display()
+        );
+        tpms = setup(options)?;
+    } else if existing != options.nodes {
+        return Err(format!(
+            "{} holds a committee of {existing} nodes; run with --nodes {existing}, or --fresh to start a new venue",
+            committee_dir(&options.data).display()
+        ));
+    } else {
+        eprintln!(
+            "  resuming the committee in {}",
+            committee_dir(&options.data).display()
+        );
+    }
+    let configs: Vec<NodeConfig> = (0..options.nodes)
+        .map(|i| {
+            NodeConfig::load(&node_dir(&options.data, i).join("node.toml"))
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let tpm_mode = configs[0]
+        .admission
+        .as_ref()
+        .is_some_and(|a| a.mode == "tpm");
+    // A new committee was just written with these sources; a resumed one must have them.
+    if options
+        .oracle
+        .as_ref()
+        .is_some_and(|wanted| !configs[0].oracle.iter().any(|o| o.sources == *wanted))
+    {
+        return Err(format!(
+            "{} was created with other oracle sources; run with --fresh to change them",
+            committee_dir(&options.data).display()
+        ));
+    }
+    if options.tpm && !tpm_mode {
+        return Err(format!(
+            "{} was created without --tpm; run with --fresh to create a TPM committee",
+            committee_dir(&options.data).display()
+        ));
+    }
+    if tpm_mode && tpms.is_empty() {
+        tpms = start_software_tpms(options)?;
+    }
+    if tpm_mode {
+        eprintln!("  attestation: TPM quotes (software TPMs), secrets sealed to PCRs 0-7 and 23");
+    } else {
+        eprintln!("  attestation: DEVELOPMENT attestor (software-signed evidence; `--tpm` for TPM quotes)");
+    }
+    Ok((configs, tpms))
+}
+
+/// Sets up or resumes the committee in `options.data`, writes the reference manifest for the
+/// binary running now, measures every launch, and starts one `bulwark node` per member.
+pub fn launch(options: &CommitteeOptions) -> Result<Launched, String> {
+    let (configs, tpms) = prepare(options)?;
+    let measured = node_measurements(&options.data, options.nodes)?;
+    write_manifest(&options.data, &measured, &tpms)?;
+    measure_launches(&measured, &tpms)?;
+    let mut nodes = Nodes {
+        children: Vec::new(),
+    };
+    for index in 0..options.nodes {
+        nodes.children.push(spawn_node(&options.data, index)?);
+    }
+    eprintln!(
+        "  started {} node processes (logs: {}/node-*/node.log); waiting for the genesis DKG and the endpoints",
+        options.nodes,
+        committee_dir(&options.data).display()
+    );
+    Ok(Launched {
+        nodes,
+        _tpms: tpms,
+        endpoints: configs.iter().map(|c| c.client_listen).collect(),
+        data: options.data.clone(),
+    })
+}
+
+/// Waits until every node answers on its client endpoint; `None` when stopped.
+fn wait_for_endpoints(
+    options: &CommitteeOptions,
+    launched: &mut Launched,
+    stop: &AtomicBool,
+    started: Instant,
+) -> Result<Option<Vec<Option<Client>>>, String> {
+    let endpoints = launched.endpoints.clone();
+    let nodes = &mut launched.nodes;
+    let mut clients: Vec<Option<Client>> = (0..options.nodes).map(|_| None).collect();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        for (index, child) in nodes.children.iter_mut().enumerate() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "node {index} exited ({status}) during start-up; see {}:\n{}",
+                    node_dir(&options.data, index).join("node.log").display(),
+                    log_tail(&node_dir(&options.data, index).join("node.log"), 5)
+                ));
+            }
+        }
+        for (index, slot) in clients.iter_mut().enumerate() {
+            if slot.is_none() {
+                *slot = Client::connect(endpoints[index], Duration::from_millis(500)).ok();
+            }
+        }
+        if clients.iter().all(Option::is_some) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            return Err(
+                "the nodes did not open their endpoints within 120 s; see node logs".into(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(Some(clients))
+}
+
+/// Waits until every node reports the committee's identity (the genesis DKG is done) and all
+/// agree on it; `None` when stopped.
+fn wait_for_identity(
+    options: &CommitteeOptions,
+    launched: &mut Launched,
+    clients: &mut [Option<Client>],
+    stop: &AtomicBool,
+    started: Instant,
+) -> Result<Option<String>, String> {
+    let nodes = &mut launched.nodes;
+    // The genesis DKG (first start) ends when every node reports the committee's identity.
+    let mut last_wait_note = Instant::now();
+    let identity = loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let identities: Vec<String> = clients
+            .iter_mut()
+            .map(|slot| {
+                slot.as_mut()
+                    .and_then(|c| c.status().ok())
+                    .and_then(|s| s["identity"].as_str().map(str::to_string))
+                    .unwrap_or_default()
+            })
+            .collect();
+        if identities.iter().all(|i| !i.is_empty()) {
+            if identities.iter().any(|i| *i != identities[0]) {
+                return Err(format!(
+                    "the nodes report different committee identities: {identities:?}"
+                ));
+            }
+            break identities[0].clone();
+        }
+        for (index, child) in nodes.children.iter_mut().enumerate() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "node {index} exited ({status}); see {}",
+                    node_dir(&options.data, index).join("node.log").display()
+                ));
+            }
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            return Err("the genesis DKG did not finish within 300 s; see node logs".into());
+        }
+        if last_wait_note.elapsed() > Duration::from_secs(5) {
+            eprintln!(
+                "  waiting for attested admission and the genesis DKG ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+            last_wait_note = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    eprintln!(
+        "  committee up after {:.1} s; identity (group public key) {}",
+        started.elapsed().as_secs_f64(),
+        identity.trim()
+    );
+
+    Ok(Some(identity))
+}
+
+/// Runs the committee (setting it up first if needed) until `stop` is set or the duration
+/// ends: waits for the genesis DKG, runs the load generator, prints the status line.
+pub fn run_committee(
+    options: &CommitteeOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<RunFigures, String> {
+    let mut launched = launch(options)?;
+    let started = Instant::now();
+    let Some(mut clients) = wait_for_endpoints(options, &mut launched, &stop, started)? else {
+        return Ok(RunFigures::default());
+    };
+    if wait_for_identity(options, &mut launched, &mut clients, &stop, started)?.is_none() {
+        return Ok(RunFigures::default());
+    }
+    let endpoints = launched.endpoints.clone();
+    let submitted = Arc::new(AtomicU64::new(0));
+    let load_stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let submitted = submitted.clone();
+        let load_stop = load_stop.clone();
+        let seed = options.seed;
+        let rate = options.rate;
+        std::thread::spawn(move || load_generator(&endpoints, seed, rate, &submitted, &load_stop))
+    };
+    let figures = crate::monitor::monitor(options, &mut launched, &mut clients, &stop, &submitted);
+    load_stop.store(true, Ordering::Relaxed);
+    let _ = load.join();
+    eprintln!("  stopping the nodes");
+    drop(launched);
+    Ok(figures)
+}

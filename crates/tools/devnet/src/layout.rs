@@ -1,0 +1,50 @@
+//! Where a DEVELOPMENT committee lives on disk, and its fixed parameters.
+
+use std::path::{Path, PathBuf};
+
+/// DEVELOPMENT operator secrets (one hex key per line) that sign the reference manifest.
+pub(crate) const DEV_OPERATORS_FILE: &str = "dev-operators.secret";
+/// The CA certificate that certified the software TPMs' EKs, trusted by every node (`--tpm`).
+pub(crate) const EK_CA_FILE: &str = "ek-ca.pem";
+
+/// Market-making accounts of the load generator.
+pub(crate) const MAKERS: u64 = 4;
+/// Taking accounts of the load generator.
+pub(crate) const TAKERS: u64 = 8;
+/// Index price at genesis: BTC, ETH (micros).
+pub(crate) const INDEX_MICROS: [i64; 2] = [60_000_000_000, 3_000_000_000];
+/// BTC-PERP price in ticks around which the load trades until it reads the certified index
+/// (60 000 USD).
+pub(crate) const MID_TICKS: i64 = 600_000;
+/// BTC-PERP tick size, micros (0.1 USD).
+pub(crate) const TICK_MICROS: i64 = 100_000;
+
+pub(crate) fn committee_dir(data: &Path) -> PathBuf {
+    data.join("committee")
+}
+
+pub(crate) fn node_dir(data: &Path, index: usize) -> PathBuf {
+    committee_dir(data).join(format!("node-{index}"))
+}
+
+/// Writes keys, node configurations and the genesis for a new committee.
+/// The server port of node `index`'s software TPM (its control port is one above).
+pub(crate) fn swtpm_port(base_port: u16, index: usize) -> u16 {
+    base_port + 200 + 2 * index as u16
+}
+
+/// The local CA that plays the TPMs' manufacturer: it certifies every software TPM's EK.
+pub(crate) fn tpm_manufacturer_dir(data: &Path) -> PathBuf {
+    committee_dir(data).join("tpm-manufacturer")
+}
+
+/// The last `lines` lines of a log file, for error messages.
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}

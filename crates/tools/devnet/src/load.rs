@@ -1,0 +1,121 @@
+//! The one load generator: market makers and takers with DEVELOPMENT keys, spread over the
+//! nodes' client endpoints, trading around the certified index.
+
+use crate::layout::*;
+use bulwark_engine::codec::SignedTx;
+use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
+use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
+use bulwark_node::client::Client;
+use bulwark_testkit::client_key;
+use ed25519_dalek::SigningKey;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+pub(crate) fn order_for(account: u64, k: u64, mid_ticks: i64) -> ClientCommand {
+    let maker = account <= MAKERS;
+    let side = if (account + k).is_multiple_of(2) {
+        Side::Buy
+    } else {
+        Side::Sell
+    };
+    let distance = 1 + ((k * 7 + account) % 5) as i64;
+    let (price, tif, post_only) = match (maker, side) {
+        (true, Side::Buy) => (mid_ticks - distance, TimeInForce::Gtc, true),
+        (true, Side::Sell) => (mid_ticks + distance, TimeInForce::Gtc, true),
+        (false, Side::Buy) => (mid_ticks + 6, TimeInForce::Ioc, false),
+        (false, Side::Sell) => (mid_ticks - 6, TimeInForce::Ioc, false),
+    };
+    ClientCommand::Limit(LimitOrder {
+        instrument: InstrumentId(0),
+        side,
+        price,
+        qty: 1 + (k % 3) as i64,
+        tif,
+        post_only,
+        reduce_only: false,
+        stp: SelfTradePrevention::CancelResting,
+        client_order_id: k,
+    })
+}
+
+pub(crate) fn load_generator(
+    endpoints: &[SocketAddr],
+    seed: u64,
+    rate: u64,
+    submitted: &AtomicU64,
+    stop: &AtomicBool,
+) {
+    let accounts: Vec<u64> = (1..=MAKERS + TAKERS).collect();
+    let keys: Vec<SigningKey> = accounts.iter().map(|a| client_key(seed, *a)).collect();
+    let mut clients: Vec<Option<Client>> = endpoints.iter().map(|_| None).collect();
+    // Continue each account's nonces from the committed state (a resumed venue).
+    let mut nonces: Vec<u64> = accounts
+        .iter()
+        .map(|account| {
+            Client::connect(endpoints[0], Duration::from_secs(1))
+                .ok()
+                .and_then(|mut c| c.account(AccountId(*account)).ok())
+                .and_then(|v| v["nonce"].as_u64())
+                .unwrap_or(0)
+                + 1_000
+        })
+        .collect();
+    let tick = Duration::from_millis(20);
+    let per_tick = (rate / 50).max(1);
+    let mut k = 0u64;
+    let mut next = Instant::now();
+    // Trade around the committee's certified BTC index (it drifts with the synthetic path or a
+    // real feed), read once a second; 60 000 USD until one is known.
+    let mut mid_ticks = MID_TICKS;
+    let mut mid_read = Instant::now() - Duration::from_secs(1);
+    while !stop.load(Ordering::Relaxed) {
+        if mid_read.elapsed() >= Duration::from_secs(1) {
+            mid_read = Instant::now();
+            if let Some(index) = Client::connect(endpoints[0], Duration::from_millis(300))
+                .ok()
+                .and_then(|mut c| c.status().ok())
+                .and_then(|s| s["index_micros"][0].as_i64())
+            {
+                mid_ticks = (index / TICK_MICROS).max(100);
+            }
+        }
+        let mut batches: Vec<Vec<SignedTx>> = endpoints.iter().map(|_| Vec::new()).collect();
+        for _ in 0..per_tick {
+            let slot = (k % accounts.len() as u64) as usize;
+            let account = accounts[slot];
+            nonces[slot] += 1;
+            let tx = SignedTx::sign(
+                AccountId(account),
+                nonces[slot],
+                order_for(account, k, mid_ticks),
+                &keys[slot],
+            );
+            batches[(account as usize) % endpoints.len()].push(tx);
+            k += 1;
+        }
+        for (index, batch) in batches.iter().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            if clients[index].is_none() {
+                clients[index] = Client::connect(endpoints[index], Duration::from_millis(300)).ok();
+            }
+            if let Some(client) = clients[index].as_mut() {
+                match client.submit(batch) {
+                    Ok(outcome) => {
+                        submitted.fetch_add(u64::from(outcome.accepted), Ordering::Relaxed);
+                    }
+                    Err(_) => clients[index] = None,
+                }
+            }
+        }
+        next += tick;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The status line of `bulwark up` and the figures a committee run reports: every second,
+//! each node's height (or why it is down), whether the roots agree at every height seen, the
+//! finalized rate and the submit-to-finalized latency.
+
+use crate::launch::Launched;
+use crate::{CommitteeOptions, RunFigures};
+use bulwark_node::client::Client;
+use std::collections::HashMap;
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Polls the nodes once a second until `stop` or the duration; prints the status line when
+/// `options.status`.
+pub(crate) fn monitor(
+    options: &CommitteeOptions,
+    launched: &mut Launched,
+    clients: &mut [Option<Client>],
+    stop: &AtomicBool,
+    submitted: &AtomicU64,
+) -> RunFigures {
+    let endpoints = launched.endpoints.clone();
+    let nodes = &mut launched.nodes;
+    // Status.
+    let mut roots: HashMap<u64, String> = HashMap::new();
+    let mut diverged = false;
+    let mut figures = RunFigures::default();
+    let run_started = Instant::now();
+    let mut window: Option<(Instant, u64)> = None;
+    let mut last: Option<(Instant, u64)> = None;
+    while !stop.load(Ordering::Relaxed)
+        && options.duration.is_none_or(|d| run_started.elapsed() < d)
+    {
+        std::thread::sleep(Duration::from_secs(1));
+        let mut line = Vec::new();
+        let mut first_txs = None;
+        let mut index_line = String::new();
+        for (index, slot) in clients.iter_mut().enumerate() {
+            if let Some(Ok(Some(status))) = nodes.children.get_mut(index).map(Child::try_wait) {
+                line.push(format!("n{index}:EXITED({status})"));
+                continue;
+            }
+            let status = match slot.as_mut().map(Client::status) {
+                Some(Ok(status)) => status,
+                _ => {
+                    *slot = Client::connect(endpoints[index], Duration::from_millis(300)).ok();
+                    line.push(format!("n{index}:down"));
+                    continue;
+                }
+            };
+            let height = status["height"].as_u64().unwrap_or(0);
+            let root = status["root"].as_str().unwrap_or("").to_string();
+            if height > 0 {
+                match roots.get(&height) {
+                    Some(seen) if *seen != root => diverged = true,
+                    Some(_) => {}
+                    None => {
+                        roots.insert(height, root);
+                    }
+                }
+            }
+            figures.height = figures.height.max(height);
+            if index == 0 {
+                index_line = status["index_micros"][0]
+                    .as_i64()
+                    .map(|micros| {
+                        format!(
+                            "BTC {:.2} (round {})",
+                            micros as f64 / 1e6,
+                            status["oracle_rounds"][0]
+                        )
+                    })
+                    .unwrap_or_else(|| "BTC -".into());
+                first_txs = status["finalized_txs"].as_u64();
+                figures.p50_ms = status["latency_p50_ms"].as_f64();
+                figures.p99_ms = status["latency_p99_ms"].as_f64();
+                figures.oracle_p50_ms = status["oracle_latency_p50_ms"].as_f64();
+                figures.oracle_p99_ms = status["oracle_latency_p99_ms"].as_f64();
+            }
+            let admitted = status["admission"]
+                .as_object()
+                .map(|peers| peers.values().filter(|p| p["admitted"] == true).count());
+            match admitted {
+                Some(admitted) => line.push(format!("n{index}:h{height}/a{admitted}")),
+                None => line.push(format!("n{index}:h{height}")),
+            }
+        }
+        let now = Instant::now();
+        let rate = match (first_txs, last) {
+            (Some(txs), Some((at, before))) => {
+                (txs.saturating_sub(before)) as f64 / now.duration_since(at).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        if let Some(txs) = first_txs {
+            last = Some((now, txs));
+            // The measured window starts after 3 s of load (warm-up).
+            if window.is_none() && run_started.elapsed() >= Duration::from_secs(3) {
+                window = Some((now, txs));
+            }
+            if let Some((at, before)) = window {
+                let span = now.duration_since(at).as_secs_f64();
+                if span > 0.0 {
+                    figures.finalized_per_s = txs.saturating_sub(before) as f64 / span;
+                }
+            }
+        }
+        figures.roots_agree = !diverged;
+        if options.status {
+            let fmt_ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+            eprintln!(
+                "height {} | {} | finalized {:.0} orders/s | submit→final p50 {} ms p99 {} ms | roots {} | {} | submitted {}",
+                figures.height,
+                index_line,
+                rate,
+                fmt_ms(figures.p50_ms),
+                fmt_ms(figures.p99_ms),
+                if diverged { "DIVERGED" } else { "agree" },
+                line.join(" "),
+                submitted.load(Ordering::Relaxed)
+            );
+        }
+    }
+    figures
+}

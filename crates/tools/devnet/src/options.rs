@@ -1,0 +1,105 @@
+//! What a committee run is asked to do, and what it measured.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Options of the committee `up`.
+#[derive(Debug, Clone)]
+pub struct CommitteeOptions {
+    /// Data directory (the committee lives in `<data>/committee`).
+    pub data: PathBuf,
+    /// Committee size.
+    pub nodes: usize,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Client orders per second offered.
+    pub rate: u64,
+    /// Seed of the development client keys.
+    pub seed: u64,
+    /// Start over.
+    pub fresh: bool,
+    /// First p2p port; client ports start 100 above.
+    pub base_port: u16,
+    /// Print the status line.
+    pub status: bool,
+    /// Re-attestation interval of the nodes' attested admission, milliseconds.
+    pub admission_interval_ms: u64,
+    /// Attest with one software TPM (swtpm) per node instead of the DEVELOPMENT attestor
+    /// (when the committee is created; a resumed committee keeps its mode).
+    pub tpm: bool,
+    /// Real price sources for underlying 0 (when the committee is created); `None` keeps the
+    /// DEVELOPMENT synthetic feed.
+    pub oracle: Option<bulwark_oracle::source::SourcesConfig>,
+}
+
+/// Sources for `up --oracle-capture` / `--oracle-url`: captures replayed at their recorded pace
+/// and looped, or live WebSocket venues; `None` when neither is given (both: an error later,
+/// from validation, names the conflict).
+pub fn oracle_sources(
+    captures: &[PathBuf],
+    urls: &[String],
+) -> Option<bulwark_oracle::source::SourcesConfig> {
+    use bulwark_oracle::source::{SourceKind, SourcesConfig, VenueConfig};
+    if captures.is_empty() && urls.is_empty() {
+        return None;
+    }
+    let venue = |index: usize, url: Option<String>, capture: Option<PathBuf>| VenueConfig {
+        name: format!("venue-{index}"),
+        weight: 1,
+        url,
+        capture: capture.map(|path| std::path::absolute(&path).unwrap_or(path)),
+        speed: 1,
+        repeat: true,
+    };
+    let (source, venues) = if urls.is_empty() {
+        (
+            SourceKind::Capture,
+            captures
+                .iter()
+                .enumerate()
+                .map(|(i, path)| venue(i, None, Some(path.clone())))
+                .collect(),
+        )
+    } else {
+        (
+            SourceKind::Live,
+            urls.iter()
+                .enumerate()
+                .map(|(i, url)| venue(i, Some(url.clone()), None))
+                .chain(
+                    captures
+                        .iter()
+                        .enumerate()
+                        .map(|(i, path)| venue(urls.len() + i, None, Some(path.clone()))),
+                )
+                .collect(),
+        )
+    };
+    Some(SourcesConfig {
+        source,
+        venues,
+        reconnect_initial_ms: 500,
+        reconnect_max_ms: 30_000,
+        connect_timeout_ms: 10_000,
+        idle_timeout_ms: 30_000,
+    })
+}
+
+/// What a committee run measured.
+#[derive(Debug, Clone, Default)]
+pub struct RunFigures {
+    /// Client orders finalized per second, over the measured window.
+    pub finalized_per_s: f64,
+    /// Submit-to-finalized p50 at the first node, ms.
+    pub p50_ms: Option<f64>,
+    /// Submit-to-finalized p99 at the first node, ms.
+    pub p99_ms: Option<f64>,
+    /// Whether every pair of nodes agreed on the root at every height both reported.
+    pub roots_agree: bool,
+    /// Highest height seen.
+    pub height: u64,
+    /// Oracle observation-to-finalized p50 at the first node, ms.
+    pub oracle_p50_ms: Option<f64>,
+    /// Oracle observation-to-finalized p99 at the first node, ms.
+    pub oracle_p99_ms: Option<f64>,
+}

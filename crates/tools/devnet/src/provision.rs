@@ -1,0 +1,317 @@
+//! Provisioning a DEVELOPMENT committee: keys, node configurations, the genesis, the
+//! reference manifest the DEVELOPMENT operators sign, and (with `--tpm`) the software TPMs.
+
+use crate::layout::*;
+use crate::CommitteeOptions;
+use bulwark_attest::evidence::AppMeasurements;
+use bulwark_attest::swtpm::SoftwareTpm;
+use bulwark_node::node::config::{
+    hex_decode, read_hex32, AdmissionConfig, GenesisAccountEntry, GenesisFile, NodeConfig, Peer,
+};
+use bulwark_testkit::client_key;
+use ed25519_dalek::SigningKey;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What each node's PCR 23 (or dev evidence) must hold: the binary running now, the
+/// committee's genesis and the node's operator set. The binary is read once.
+pub(crate) fn node_measurements(data: &Path, nodes: usize) -> Result<Vec<AppMeasurements>, String> {
+    let binary = std::env::current_exe()
+        .and_then(std::fs::read)
+        .map_err(|e| format!("cannot measure this binary: {e}"))?;
+    let genesis =
+        std::fs::read(committee_dir(data).join("genesis.json")).map_err(|e| e.to_string())?;
+    (0..nodes)
+        .map(|index| {
+            let policy = std::fs::read(node_dir(data, index).join("operators.json"))
+                .map_err(|e| e.to_string())?;
+            Ok(AppMeasurements::from_contents(&binary, &genesis, &policy))
+        })
+        .collect()
+}
+
+/// Signs (as the DEVELOPMENT operators) a reference manifest that admits exactly the nodes'
+/// `measured` binary, genesis and operator sets: with software TPMs, their boot PCRs (read now)
+/// and PCR 23 after measured launch; otherwise each node's dev attestor.
+pub(crate) fn write_manifest(
+    data: &Path,
+    measured: &[AppMeasurements],
+    tpms: &[SoftwareTpm],
+) -> Result<(), String> {
+    use bulwark_attest::hexbytes::HexBytes;
+    use bulwark_attest::manifest::{DevReference, ReferenceManifest, SignedManifest};
+    let dir = committee_dir(data);
+    let secrets = std::fs::read_to_string(dir.join(DEV_OPERATORS_FILE))
+        .map_err(|e| format!("{}: {e}", dir.join(DEV_OPERATORS_FILE).display()))?;
+    let operators: Vec<SigningKey> = secrets
+        .lines()
+        .filter_map(|line| hex_decode(line.trim()).and_then(|b| <[u8; 32]>::try_from(b).ok()))
+        .map(|s| SigningKey::from_bytes(&s))
+        .collect();
+    let mut signers = Vec::new();
+    let mut measurements = Vec::new();
+    for (index, node_measured) in measured.iter().enumerate() {
+        if tpms.is_empty() {
+            let attestor = node_dir(data, index).join("attestor.key");
+            let secret =
+                read_hex32(&attestor).map_err(|e| format!("{}: {e}", attestor.display()))?;
+            signers.push(bulwark_attest::dev::DevAttestor::from_secret(&secret).public_key());
+        }
+        let value = HexBytes(node_measured.app_pcr_value());
+        if !measurements.contains(&value) {
+            measurements.push(value);
+        }
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let (tpm, dev) = if tpms.is_empty() {
+        (
+            None,
+            Some(DevReference {
+                allow_insecure_dev_evidence: true,
+                signer_keys: signers,
+                app_measurements: measurements,
+            }),
+        )
+    } else {
+        // Boot PCRs as each TPM holds them (swtpm without firmware: zeros), PCR 23 as measured
+        // launch leaves it.
+        let mut pcrs: std::collections::BTreeMap<u8, Vec<HexBytes<32>>> = Default::default();
+        for soft in tpms {
+            let mut tpm = bulwark_attest::launch::NodeTpm::open(&soft.tcti())
+                .map_err(|e| format!("software TPM {}: {e}", soft.tcti()))?;
+            let values = tpm.read_pcrs().map_err(|e| e.to_string())?;
+            for index in bulwark_attest::tpm::BOOT_PCRS {
+                if let Some(value) = values.get(&index) {
+                    let allowed = pcrs.entry(index).or_default();
+                    if !allowed.contains(&HexBytes(*value)) {
+                        allowed.push(HexBytes(*value));
+                    }
+                }
+            }
+        }
+        pcrs.insert(bulwark_attest::tpm::APP_PCR, measurements);
+        (Some(bulwark_attest::manifest::TpmReference { pcrs }), None)
+    };
+    let mut manifest = SignedManifest::unsigned(ReferenceManifest {
+        role: "committee".into(),
+        release: env!("CARGO_PKG_VERSION").into(),
+        issued_at_ms: now.saturating_sub(60_000),
+        expires_at_ms: now + 30 * 24 * 3_600_000,
+        tpm,
+        snp: None,
+        tdx: None,
+        dev,
+    });
+    for operator in operators.iter().take(2) {
+        manifest.sign_with(operator);
+    }
+    write(
+        &dir.join("manifest.json"),
+        &serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?,
+    )
+}
+
+/// Starts (manufacturing on first use) the persistent software TPM of each node, its state in
+/// `node-*/tpm`, its EK certified by the committee's one software "manufacturer".
+pub(crate) fn start_software_tpms(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, String> {
+    eprintln!(
+        "  starting {} software TPMs (swtpm; state in node-*/tpm, ports from {})",
+        options.nodes,
+        swtpm_port(options.base_port, 0)
+    );
+    (0..options.nodes)
+        .map(|index| {
+            let dir = node_dir(&options.data, index).join("tpm");
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            SoftwareTpm::start_persistent(
+                &dir,
+                swtpm_port(options.base_port, index),
+                Some(&tpm_manufacturer_dir(&options.data)),
+            )
+            .map_err(|e| format!("node {index}'s software TPM: {e}"))
+        })
+        .collect()
+}
+
+/// As the nodes' launcher: resets PCR 23 of each node's TPM and extends it with the node's
+/// `measured` binary, genesis and operator set, before the node starts.
+pub(crate) fn measure_launches(
+    measured: &[AppMeasurements],
+    tpms: &[SoftwareTpm],
+) -> Result<(), String> {
+    for (index, (soft, node_measured)) in tpms.iter().zip(measured).enumerate() {
+        bulwark_attest::launch::NodeTpm::open(&soft.tcti())
+            .and_then(|mut tpm| tpm.measure_launch(node_measured))
+            .map_err(|e| format!("measuring node {index} into its TPM: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Creates a new committee; with `options.tpm`, also its software TPMs (returned running).
+pub(crate) fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, String> {
+    let dir = committee_dir(&options.data);
+    if dir.exists() {
+        let backup = dir.with_extension(format!(
+            "bak-{}",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        ));
+        std::fs::rename(&dir, &backup)
+            .map_err(|e| format!("cannot move {}: {e}", dir.display()))?;
+        eprintln!("  previous committee kept in {}", backup.display());
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tpms = if options.tpm {
+        start_software_tpms(options)?
+    } else {
+        Vec::new()
+    };
+    // The operators' EK inventory: each node's endorsement key and its manufacturer's
+    // certificate, read from its TPM now; the manufacturer's CA is what every node trusts.
+    let endorsement_keys: Vec<(String, String)> = tpms
+        .iter()
+        .map(|soft| {
+            let mut tpm = bulwark_attest::launch::NodeTpm::open(&soft.tcti())
+                .map_err(|e| format!("software TPM {}: {e}", soft.tcti()))?;
+            let ek = tpm
+                .ek_public()
+                .map_err(|e| format!("software TPM {}: {e}", soft.tcti()))?;
+            let certificate = tpm
+                .ek_certificate()
+                .map_err(|e| format!("software TPM {}: {e}", soft.tcti()))?;
+            Ok::<_, String>((hex::encode(&ek), hex::encode(&certificate)))
+        })
+        .collect::<Result<_, _>>()?;
+    if let Some(soft) = tpms.first() {
+        write(
+            &dir.join(EK_CA_FILE),
+            &soft.ek_ca_pem().map_err(|e| e.to_string())?,
+        )?;
+    }
+    let mut seeds = Vec::new();
+    let mut peers = Vec::new();
+    for index in 0..options.nodes {
+        let seed: [u8; 32] = rand::random();
+        use commonware_codec::DecodeExt as _;
+        use commonware_cryptography::Signer as _;
+        let key = commonware_cryptography::ed25519::PrivateKey::decode(seed.to_vec())
+            .map_err(|e| format!("cannot make a node key: {e}"))?;
+        peers.push(Peer {
+            public_key: bulwark_node::node::public_key_hex(&key.public_key()),
+            address: SocketAddr::from(([127, 0, 0, 1], options.base_port + index as u16)),
+            data_center: format!("dc-{index}"),
+            client_address: Some(SocketAddr::from((
+                [127, 0, 0, 1],
+                options.base_port + 100 + index as u16,
+            ))),
+            tpm_ek: endorsement_keys.get(index).map(|(ek, _)| ek.clone()),
+            tpm_ek_cert: endorsement_keys.get(index).map(|(_, cert)| cert.clone()),
+        });
+        seeds.push(seed);
+    }
+    let venue_epoch_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let genesis = GenesisFile {
+        venue_epoch_ms,
+        index_micros: INDEX_MICROS.to_vec(),
+        accounts: (1..=MAKERS + TAKERS)
+            .map(|account| GenesisAccountEntry {
+                account,
+                public_key: hex::encode(
+                    client_key(options.seed, account).verifying_key().as_bytes(),
+                ),
+                deposit_micros: 10_000_000_000_000,
+            })
+            .collect(),
+        // Every node observes the (DEVELOPMENT, synthetic) index and signs with its node key.
+        oracle_members: peers.iter().map(|p| p.public_key.clone()).collect(),
+    };
+    let genesis_path = dir.join("genesis.json");
+    write(
+        &genesis_path,
+        &serde_json::to_string_pretty(&genesis).map_err(|e| e.to_string())?,
+    )?;
+    // DEVELOPMENT operators: 3 keys, any 2 sign the reference manifest. Their secrets stay
+    // next to the committee so that `up` can sign a manifest for the binary it runs.
+    let operator_secrets: Vec<[u8; 32]> = (0..3).map(|_| rand::random()).collect();
+    write(
+        &dir.join(DEV_OPERATORS_FILE),
+        &operator_secrets
+            .iter()
+            .map(|s| hex::encode(s) + "\n")
+            .collect::<String>(),
+    )?;
+    let operators = bulwark_attest::manifest::OperatorSet::new(
+        operator_secrets
+            .iter()
+            .map(|s| {
+                bulwark_attest::hexbytes::HexBytes(
+                    SigningKey::from_bytes(s).verifying_key().to_bytes(),
+                )
+            })
+            .collect(),
+        2,
+    )
+    .map_err(|e| e.to_string())?;
+    let operators_json = serde_json::to_string_pretty(&operators).map_err(|e| e.to_string())?;
+    for (index, seed) in seeds.iter().enumerate() {
+        let node = node_dir(&options.data, index);
+        std::fs::create_dir_all(&node).map_err(|e| format!("{}: {e}", node.display()))?;
+        write(&node.join("node.key"), &format!("{}\n", hex::encode(seed)))?;
+        if !options.tpm {
+            let attestor: [u8; 32] = rand::random();
+            write(
+                &node.join("attestor.key"),
+                &format!("{}\n", hex::encode(attestor)),
+            )?;
+        }
+        write(&node.join("operators.json"), &operators_json)?;
+        let config = NodeConfig {
+            name: format!("node-{index}"),
+            data_center: format!("dc-{index}"),
+            key_file: "node.key".into(),
+            data_dir: ".".into(),
+            genesis_file: "../genesis.json".into(),
+            p2p_listen: peers[index].address,
+            client_listen: SocketAddr::from((
+                [127, 0, 0, 1],
+                options.base_port + 100 + index as u16,
+            )),
+            loopback: true,
+            block_txs_max: 2_048,
+            verify_threads: 1,
+            snapshot_every: 1_000,
+            peers: peers.clone(),
+            oracle: options
+                .oracle
+                .iter()
+                .map(|sources| bulwark_node::node::config::OracleSourceConfig {
+                    underlying: 0,
+                    sources: sources.clone(),
+                })
+                .collect(),
+            admission: Some(AdmissionConfig {
+                mode: if options.tpm { "tpm" } else { "dev" }.into(),
+                tcti: tpms.get(index).map(SoftwareTpm::tcti),
+                // `up` is the launcher: it measures each node into PCR 23 before starting it.
+                measured_by_launcher: options.tpm,
+                interval_ms: options.admission_interval_ms,
+                appraisal_ttl_ms: None,
+                manifest_file: "../manifest.json".into(),
+                operators_file: "operators.json".into(),
+                attestor_key_file: (!options.tpm).then(|| "attestor.key".into()),
+                ek_ca_file: options.tpm.then(|| Path::new("..").join(EK_CA_FILE)),
+            }),
+        };
+        write(
+            &node.join("node.toml"),
+            &toml::to_string(&config).map_err(|e| e.to_string())?,
+        )?;
+    }
+    Ok(tpms)
+}

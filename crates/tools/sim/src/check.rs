@@ -1,0 +1,122 @@
+//! The checkers every run goes through: DESIGN invariants 1 and 7, execution of every height
+//! once and in order, a log at every honest member, and that trading happened at all.
+
+use crate::scenario::Outcome;
+use serde::Serialize;
+
+/// What a run that holds every invariant achieved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Finalized heights at the member that got furthest.
+    pub heights: u64,
+    /// Client transactions in those heights.
+    pub txs: u64,
+    /// Fills in those heights.
+    pub fills: u64,
+    /// Simulated milliseconds.
+    pub virtual_ms: u64,
+}
+
+/// An invariant a run broke. Any of these is a bug; the seed reproduces it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Violation {
+    /// A member executed a height out of order or twice.
+    #[error("member {member} executed height {height} at position {position}: heights must run in order, once each")]
+    Order {
+        /// The member.
+        member: usize,
+        /// The height it executed.
+        height: u64,
+        /// Where in its ledger (1-based) it did.
+        position: u64,
+    },
+    /// Money was created or destroyed by a block (invariant 7).
+    #[error("member {member}: money not conserved at height {height}")]
+    Conservation {
+        /// The member.
+        member: usize,
+        /// The height.
+        height: u64,
+    },
+    /// Two members hold different blocks or roots at one height (invariant 1).
+    #[error("member {member} diverged at height {height}")]
+    Divergence {
+        /// The member that differs from the longest ledger.
+        member: usize,
+        /// The height.
+        height: u64,
+    },
+    /// An honest member's durable log holds no height.
+    #[error("honest member {member}'s log holds no height")]
+    EmptyLog {
+        /// The member.
+        member: usize,
+    },
+    /// No member finalized anything.
+    #[error("nothing was finalized")]
+    NothingFinalized,
+    /// Client transactions were finalized but none matched (or none were finalized).
+    #[error("no trading: {txs} client transactions finalized, {fills} fills")]
+    NoTrading {
+        /// Client transactions finalized.
+        txs: u64,
+        /// Fills.
+        fills: u64,
+    },
+}
+
+/// Checks every invariant on `outcome`.
+pub fn check(outcome: &Outcome) -> Result<Summary, Violation> {
+    for (member, ledger) in outcome.ledgers.iter().enumerate() {
+        for (position, committed) in ledger.iter().enumerate() {
+            let position = position as u64 + 1;
+            if committed.height != position {
+                return Err(Violation::Order {
+                    member,
+                    height: committed.height,
+                    position,
+                });
+            }
+            if !committed.conserved {
+                return Err(Violation::Conservation {
+                    member,
+                    height: committed.height,
+                });
+            }
+        }
+    }
+    let longest = outcome
+        .ledgers
+        .iter()
+        .max_by_key(|l| l.len())
+        .ok_or(Violation::NothingFinalized)?;
+    for (member, ledger) in outcome.ledgers.iter().enumerate() {
+        for committed in ledger {
+            // Heights were checked to run 1..=len, so the longest ledger holds this one.
+            let reference = &longest[committed.height as usize - 1];
+            if (committed.digest, committed.root) != (reference.digest, reference.root) {
+                return Err(Violation::Divergence {
+                    member,
+                    height: committed.height,
+                });
+            }
+        }
+    }
+    for (member, heights) in outcome.verified.iter().enumerate() {
+        if *heights == 0 {
+            return Err(Violation::EmptyLog { member });
+        }
+    }
+    let txs = longest.iter().map(|c| c.txs as u64).sum();
+    let fills = longest.iter().map(|c| c.fills as u64).sum();
+    if txs == 0 || fills == 0 {
+        return Err(Violation::NoTrading { txs, fills });
+    }
+    Ok(Summary {
+        heights: longest.len() as u64,
+        txs,
+        fills,
+        virtual_ms: outcome.virtual_ms as u64,
+    })
+}

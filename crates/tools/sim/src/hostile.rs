@@ -1,0 +1,114 @@
+//! The simulator's hostile members, shared by every scenario: a member that floods every
+//! channel with garbage and one that equivocates on every vote. Later issues add more here.
+
+use bulwark_consensus::committee::{Channels, Member};
+use bulwark_consensus::replica::{PublicKey, Scheme};
+use commonware_p2p::Recipients;
+use commonware_runtime::{Clock, IoBuf, Spawner, Supervisor};
+use std::time::Duration;
+
+/// A Byzantine member that sends random bytes of random lengths on every channel to everyone,
+/// every 5 ms, and reads nothing.
+pub fn flood_garbage<E, S, R>(context: E, channels: Channels<S, R>) -> Member
+where
+    E: Clock + Spawner + Supervisor + rand_core::Rng + Send + 'static,
+    S: commonware_p2p::Sender<PublicKey = PublicKey>,
+    R: commonware_p2p::Receiver<PublicKey = PublicKey>,
+{
+    let Channels {
+        votes,
+        certificates,
+        resolver,
+        blocks,
+        requests,
+    } = channels;
+    let mut senders = vec![votes.0, certificates.0, resolver.0, blocks.0, requests.0];
+    let receivers = vec![votes.1, certificates.1, resolver.1, blocks.1, requests.1];
+    let flood = context.child("flood").spawn(move |mut context| async move {
+        loop {
+            for sender in &mut senders {
+                let len = (context.next_u32() % 600) as usize;
+                let mut bytes = vec![0u8; len];
+                context.fill_bytes(&mut bytes);
+                sender.send(Recipients::All, IoBuf::from(bytes), false);
+            }
+            context.sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let drain = context.child("drain").spawn(move |_| async move {
+        // Keep the receivers alive (so peers see an open channel) without reading them.
+        let _receivers = receivers;
+        futures_pending().await
+    });
+    Member {
+        simplex: flood,
+        replica: drain,
+    }
+}
+
+/// A Byzantine member that equivocates: it answers every notarize or finalize vote it receives
+/// with two votes of its own for that view, one for the received proposal and one for a random
+/// payload.
+pub fn equivocate<E, S, R>(context: E, scheme: Scheme, channels: Channels<S, R>) -> Member
+where
+    E: Clock + Spawner + Supervisor + rand_core::Rng + Send + 'static,
+    S: commonware_p2p::Sender<PublicKey = PublicKey>,
+    R: commonware_p2p::Receiver<PublicKey = PublicKey>,
+{
+    use commonware_codec::{DecodeExt as _, Encode as _};
+    use commonware_consensus::simplex::types::{Finalize, Notarize, Proposal, Vote};
+    use commonware_cryptography::sha256::Digest;
+    let Channels {
+        votes: (mut sender, mut receiver),
+        certificates,
+        resolver,
+        blocks,
+        requests,
+    } = channels;
+    let others = (certificates, resolver, blocks, requests);
+    let votes = context
+        .child("equivocate")
+        .spawn(move |mut context| async move {
+            while let Ok((_, bytes)) = receiver.recv().await {
+                let Ok(vote) = Vote::<Scheme, Digest>::decode(bytes) else {
+                    continue;
+                };
+                let mut random = [0u8; 32];
+                context.fill_bytes(&mut random);
+                let (honest, forged) = match vote {
+                    Vote::Notarize(notarize) => {
+                        let p = notarize.proposal;
+                        let forged = Proposal::new(p.round, p.parent, Digest(random));
+                        (
+                            Notarize::sign(&scheme, p).map(Vote::Notarize),
+                            Notarize::sign(&scheme, forged).map(Vote::Notarize),
+                        )
+                    }
+                    Vote::Finalize(finalize) => {
+                        let p = finalize.proposal;
+                        let forged = Proposal::new(p.round, p.parent, Digest(random));
+                        (
+                            Finalize::sign(&scheme, p).map(Vote::Finalize),
+                            Finalize::sign(&scheme, forged).map(Vote::Finalize),
+                        )
+                    }
+                    Vote::Nullify(_) => continue,
+                };
+                for vote in [forged, honest].into_iter().flatten() {
+                    sender.send(Recipients::All, IoBuf::from(vote.encode().to_vec()), true);
+                }
+            }
+        });
+    let idle = context.child("idle").spawn(move |_| async move {
+        let _others = others;
+        futures_pending().await
+    });
+    Member {
+        simplex: votes,
+        replica: idle,
+    }
+}
+
+pub(crate) async fn futures_pending() {
+    std::future::pending::<()>().await
+}

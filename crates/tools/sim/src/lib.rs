@@ -1,0 +1,207 @@
+//! The seeded whole-committee simulator: n members running the production wiring
+//! (`bulwark_consensus::committee::start_member`) on commonware's deterministic runtime and
+//! simulated network, with crashes, restarts, partitions, splits, lossy links, oracle rounds and
+//! the hostile members in [`hostile`]. The same seed always gives the same run.
+//!
+//! Start at [`Scenario`] (what to do to the committee), then [`run`] and [`check`] (the
+//! invariants every run must hold). Tests call these directly; `bulwark sim --scenario NAME`
+//! runs the [`named`] scenarios and prints a [`Report`]. The oracle-only scenarios (one engine
+//! under market manipulations) live in `bulwark_oracle::scenario` and are listed here too.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod check;
+pub mod hostile;
+mod run;
+mod scenario;
+
+pub use check::{check, Summary, Violation};
+pub use run::run;
+pub use scenario::{Outcome, Scenario};
+
+use commonware_utils::probability;
+use serde::Serialize;
+
+/// The committee scenarios `bulwark sim` runs by name, with what each does.
+pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
+    ("honest", "every member honest on perfect links, 30 heights"),
+    ("crash", "member 3 crashes at height 15; the others go on"),
+    (
+        "crash-restart",
+        "member 1 crashes at 12, restarts from its log and snapshot, catches up",
+    ),
+    ("lossy", "5 % of messages lost and member 1 crashed"),
+    (
+        "isolate",
+        "member 2 cut off from everyone, then healed; it catches up",
+    ),
+    (
+        "power-cut",
+        "the whole committee loses power mid-round and restarts from disk",
+    ),
+    (
+        "wrong-root",
+        "member 0 proposes blocks with a wrong parent root",
+    ),
+    (
+        "equivocator",
+        "member 0 signs two proposals in every view it votes in",
+    ),
+    (
+        "garbage-flood",
+        "member 0 floods every channel with random bytes",
+    ),
+    (
+        "split",
+        "the committee split in two halves without quorum, then healed",
+    ),
+    (
+        "oracle",
+        "index prices only from oracle rounds 2f+1 members signed, one member lying",
+    ),
+];
+
+/// The scenario `name` at `seed` with `n` members (4 or 7; any n = 3f + 1 works), or `None` for
+/// an unknown name.
+pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
+    let base = Scenario::new(seed, n);
+    let scenario = match name {
+        "honest" => Scenario {
+            height_before: 30,
+            ..base
+        },
+        "crash" => Scenario {
+            height_before: 15,
+            crash: Some(n - 1),
+            height_after: 20,
+            ..base
+        },
+        "crash-restart" => Scenario {
+            height_before: 12,
+            crash: Some(1),
+            restart: true,
+            height_after: 25,
+            ..base
+        },
+        "lossy" => Scenario {
+            height_before: 15,
+            crash: Some(1),
+            height_after: 15,
+            success_rate: probability!(0.95),
+            ..base
+        },
+        "isolate" => Scenario {
+            isolate: Some(2),
+            height_after: 40,
+            ..base
+        },
+        "power-cut" => Scenario {
+            height_before: 6 + seed % 7,
+            power_cut: true,
+            height_after: 10,
+            ..base
+        },
+        "wrong-root" => Scenario {
+            height_before: 25,
+            byzantine: &[0],
+            ..base
+        },
+        "equivocator" => Scenario {
+            height_before: 20,
+            equivocators: &[0],
+            ..base
+        },
+        "garbage-flood" => Scenario {
+            height_before: 20,
+            garbage: &[0],
+            ..base
+        },
+        "split" => Scenario {
+            split: true,
+            height_after: 15,
+            ..base
+        },
+        "oracle" => Scenario {
+            height_before: 250,
+            byzantine: &[1],
+            oracle: true,
+            ..base
+        },
+        _ => return None,
+    };
+    Some(scenario)
+}
+
+/// One run's report, as `bulwark sim` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Its seed.
+    pub seed: u64,
+    /// Committee size.
+    pub nodes: usize,
+    /// Every invariant held.
+    pub held: bool,
+    /// What the run achieved, when it held.
+    pub summary: Option<Summary>,
+    /// The broken invariant, when it did not.
+    pub violation: Option<String>,
+    /// The members that played the attacker (wrong roots, equivocation, garbage).
+    pub hostile: Vec<usize>,
+    /// Fault records honest members hold against hostile ones.
+    pub evidence_against_hostile: usize,
+    /// Fault records honest members hold against honest ones (must be 0).
+    pub false_evidence: usize,
+    /// Proposals the members refused.
+    pub refused: u64,
+    /// The command that replays this run.
+    pub replay: String,
+}
+
+impl Report {
+    /// The report of `outcome`, a run of `scenario` named `name`.
+    pub fn new(name: &str, scenario: &Scenario, outcome: &Outcome) -> Report {
+        let mut hostile: Vec<usize> = scenario
+            .byzantine
+            .iter()
+            .chain(scenario.equivocators)
+            .chain(scenario.garbage)
+            .copied()
+            .collect();
+        hostile.sort_unstable();
+        hostile.dedup();
+        let mut against_hostile = 0;
+        let mut false_evidence = 0;
+        for (holder, row) in outcome.evidence.iter().enumerate() {
+            if hostile.contains(&holder) {
+                continue;
+            }
+            for (accused, count) in row.iter().enumerate() {
+                if hostile.contains(&accused) {
+                    against_hostile += count;
+                } else {
+                    false_evidence += count;
+                }
+            }
+        }
+        let checked = check(outcome);
+        Report {
+            scenario: name.to_string(),
+            seed: scenario.seed,
+            nodes: scenario.n,
+            held: checked.is_ok() && false_evidence == 0,
+            summary: checked.as_ref().ok().cloned(),
+            violation: checked.err().map(|v| v.to_string()),
+            hostile,
+            evidence_against_hostile: against_hostile,
+            false_evidence,
+            refused: outcome.refused.iter().sum(),
+            replay: format!(
+                "bulwark sim --scenario {name} --seed {} --nodes {}",
+                scenario.seed, scenario.n
+            ),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! What a seeded run does to the committee, and what it produced.
+
+use bulwark_consensus::replica::Committed;
+use commonware_utils::{probability, Probability};
+
+/// What to do to the committee during a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// Seed of the deterministic runtime (network, scheduling, keys).
+    pub seed: u64,
+    /// Committee size, n = 3f + 1.
+    pub n: usize,
+    /// Every live replica reaches this height before the fault.
+    pub height_before: u64,
+    /// Crash this replica (abort all its tasks) once `height_before` is reached.
+    pub crash: Option<usize>,
+    /// Cut every link of this replica once `height_before` is reached, restore them after
+    /// `height_after` more heights, and wait until it has caught up with the others.
+    pub isolate: Option<usize>,
+    /// These replicas propose blocks with a wrong parent root from the start.
+    pub byzantine: &'static [usize],
+    /// These members send only garbage on every channel.
+    pub garbage: &'static [usize],
+    /// These members run no replica and only equivocate: for every notarize or finalize vote
+    /// they receive, they sign both that proposal and a random one for the same view.
+    pub equivocators: &'static [usize],
+    /// At `height_before`, split the committee in two halves (no quorum on either side) for 3
+    /// virtual seconds, check that nothing finalizes, then heal.
+    pub split: bool,
+    /// Run the oracle committee: index prices only from rounds certified through blocks.
+    pub oracle: bool,
+    /// Restart the crashed replica from its own storage after `height_after`, and wait until
+    /// it has caught up.
+    pub restart: bool,
+    /// Cut the power of the whole committee once `height_before` is reached (after a
+    /// seed-chosen delay, so the cut falls anywhere within a round): every member's tasks are
+    /// aborted mid-flight, then every member but `stays_down` restarts from its own storage.
+    pub power_cut: bool,
+    /// With `power_cut`, this member does not come back.
+    pub stays_down: Option<usize>,
+    /// The live replicas then reach `height_before + height_after`.
+    pub height_after: u64,
+    /// Probability that a message on a link is delivered.
+    pub success_rate: Probability,
+}
+
+impl Scenario {
+    /// `n` honest members on perfect links reaching height 10, no faults.
+    pub fn new(seed: u64, n: usize) -> Self {
+        Scenario {
+            seed,
+            n,
+            height_before: 10,
+            crash: None,
+            isolate: None,
+            byzantine: &[],
+            garbage: &[],
+            equivocators: &[],
+            split: false,
+            oracle: false,
+            restart: false,
+            power_cut: false,
+            stays_down: None,
+            height_after: 0,
+            success_rate: probability!(1.0),
+        }
+    }
+}
+
+/// What a run produced, for [`crate::check`] and the callers' own assertions.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Per member: every height it committed, in order.
+    pub ledgers: Vec<Vec<Committed>>,
+    /// Per member: proposals it refused.
+    pub refused: Vec<u64>,
+    /// The member crashed during the run, if any.
+    pub crashed: Option<usize>,
+    /// The members that proposed wrong roots.
+    pub byzantine: &'static [usize],
+    /// evidence[i][j]: fault records member i holds against member j.
+    pub evidence: Vec<Vec<usize>>,
+    /// oracle_faults[i][j]: oracle fault records member i holds against member j.
+    pub oracle_faults: Vec<Vec<usize>>,
+    /// Per member: last certified oracle round of BTC and its index.
+    pub oracle: Vec<(u64, Option<i64>)>,
+    /// Heights verified in each honest member's log.
+    pub verified: Vec<u64>,
+    /// Simulated milliseconds the run took.
+    pub virtual_ms: u128,
+    /// Per member: the snapshot height it restored its engine from at its last start.
+    pub restored: Vec<Option<u64>>,
+}

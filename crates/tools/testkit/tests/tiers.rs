@@ -1,0 +1,338 @@
+//! The dependency rules of the workspace's tiers (ARCHITECTURE.md):
+//! - every crate lives in `crates/core`, `crates/runtime`, `crates/tools` or is `bulwark-cli`;
+//! - a core crate depends only on core crates, and on nothing that does I/O (tokio, file
+//!   watchers, process control, device access, the terminal) unless that dependency is optional
+//!   and listed in `OPTIONAL_IO` with the reason it is still there;
+//! - a runtime crate depends on no tool crate, and `bulwark-testkit` is only ever a
+//!   dev-dependency of core and runtime crates;
+//! - no core source file reads a clock, opens a file or socket, sleeps or starts a process,
+//!   except the files in `IO_NOT_YET_MOVED`; an entry there that no longer does I/O fails too,
+//!   so the list only shrinks.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Crates (by name prefix) that do I/O and must not be a core crate's required dependency.
+const IO_CRATES: &[&str] = &[
+    "tokio",
+    "tokio-",
+    "notify",
+    "nix",
+    "tss-esapi",
+    "cryptoki",
+    "ctrlc",
+    "tracing-subscriber",
+    "tungstenite",
+    "webpki-roots",
+    "rustls",
+];
+
+/// Optional I/O dependencies of core crates, each behind a feature, with why it is still in a
+/// core crate. Each should move to a runtime crate.
+const OPTIONAL_IO: &[(&str, &str, &str)] = &[
+    (
+        "bulwark-attest",
+        "tss-esapi",
+        "feature `tpm`: the node's own TPM (launch.rs, tpm/device.rs)",
+    ),
+    (
+        "bulwark-oracle",
+        "tokio",
+        "feature `live`: the venue sources' tasks",
+    ),
+    (
+        "bulwark-oracle",
+        "tokio-tungstenite",
+        "feature `live`: venue WebSockets",
+    ),
+    ("bulwark-oracle", "rustls", "feature `live`: TLS to venues"),
+    (
+        "bulwark-oracle",
+        "webpki-roots",
+        "feature `live`: TLS roots for venues",
+    ),
+];
+
+/// Required I/O dependencies of core crates that are still there, with why.
+const REQUIRED_IO: &[(&str, &str, &str)] = &[
+    (
+        "bulwark-audit",
+        "notify",
+        "agent mode's inotify re-checks (watch.rs)",
+    ),
+    (
+        "bulwark-audit",
+        "nix",
+        "command timeouts and resource limits of the audited host (host.rs)",
+    ),
+];
+
+/// Core source files that still do I/O, and why. Each should move to a runtime crate.
+const IO_NOT_YET_MOVED: &[(&str, &str)] = &[
+    (
+        "core/attest/src/swtpm.rs",
+        "starts and stops a private swtpm process",
+    ),
+    (
+        "core/attest/src/cli/mod.rs",
+        "`bulwark attest` reads and writes files",
+    ),
+    (
+        "core/attest/src/bench.rs",
+        "`bench attest` times appraisals",
+    ),
+    (
+        "core/audit/src/host.rs",
+        "the audited host: files under --root, commands",
+    ),
+    ("core/audit/src/agent.rs", "agent mode: schedule and sleep"),
+    ("core/audit/src/watch.rs", "agent mode: inotify"),
+    (
+        "core/audit/src/budget.rs",
+        "the machine's clock behind the injected pace",
+    ),
+    ("core/audit/src/cli.rs", "`bulwark audit` reads policies"),
+    (
+        "core/audit/src/bench.rs",
+        "`bench audit` runs lynis and OpenSCAP",
+    ),
+    ("core/audit/src/policy.rs", "loads policy files"),
+    ("core/oracle/src/replay.rs", "reads capture files"),
+    (
+        "core/oracle/src/source/sources.rs",
+        "feature `live`: spawns the venue sources",
+    ),
+    (
+        "core/oracle/src/source/live.rs",
+        "feature `live`: WebSocket tasks",
+    ),
+    (
+        "core/oracle/src/source/capture.rs",
+        "feature `live`: the real-time capture player",
+    ),
+    (
+        "core/oracle/src/bench.rs",
+        "`bench oracle` times aggregation",
+    ),
+];
+
+/// Uses that mean a clock read, a file, a socket, a process or a sleep.
+const FORBIDDEN: &[&str] = &[
+    "std::fs::",
+    "File::open",
+    "File::create",
+    "TcpStream",
+    "TcpListener",
+    "UdpSocket",
+    "std::process::Command",
+    "Command::new",
+    "tokio::",
+    "SystemTime::now",
+    "Instant::now",
+    "thread::sleep",
+    "std::env::var",
+    "std::env::current_dir",
+];
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .to_path_buf()
+}
+
+fn metadata() -> Value {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    Core,
+    Runtime,
+    Tools,
+    Cli,
+}
+
+fn tier_of(root: &Path, manifest: &str) -> Option<Tier> {
+    let relative = Path::new(manifest).strip_prefix(root.join("crates")).ok()?;
+    let first = relative.components().next()?.as_os_str().to_str()?;
+    match first {
+        "core" => Some(Tier::Core),
+        "runtime" => Some(Tier::Runtime),
+        "tools" => Some(Tier::Tools),
+        "bulwark-cli" => Some(Tier::Cli),
+        _ => None,
+    }
+}
+
+#[test]
+fn crates_stand_in_tiers_and_depend_downwards_only() {
+    let root = workspace_root();
+    let metadata = metadata();
+    let packages = metadata["packages"].as_array().unwrap();
+    let tiers: Vec<(String, Tier)> = packages
+        .iter()
+        .map(|p| {
+            let name = p["name"].as_str().unwrap().to_string();
+            let tier = tier_of(&root, p["manifest_path"].as_str().unwrap())
+                .unwrap_or_else(|| panic!("{name} is in no tier folder"));
+            (name, tier)
+        })
+        .collect();
+    let tier = |name: &str| tiers.iter().find(|(n, _)| n == name).map(|(_, t)| *t);
+    let mut violations = Vec::new();
+    let mut optional_seen = Vec::new();
+    let mut required_seen = Vec::new();
+    for package in packages {
+        let name = package["name"].as_str().unwrap();
+        let own = tier(name).unwrap();
+        for dependency in package["dependencies"].as_array().unwrap() {
+            let dep = dependency["name"].as_str().unwrap();
+            let dev = dependency["kind"].as_str() == Some("dev");
+            let optional = dependency["optional"].as_bool().unwrap_or(false);
+            if dev {
+                continue;
+            }
+            match (own, tier(dep)) {
+                (Tier::Core, Some(Tier::Core)) => {}
+                (Tier::Core | Tier::Runtime, Some(Tier::Tools)) => {
+                    violations.push(format!("{name} ({own:?}) depends on tool crate {dep}"))
+                }
+                (Tier::Core, Some(other)) => {
+                    violations.push(format!("{name} (Core) depends on {dep} ({other:?})"))
+                }
+                (_, Some(Tier::Cli)) => violations.push(format!("{name} depends on the CLI")),
+                _ => {}
+            }
+            let io = IO_CRATES
+                .iter()
+                .any(|io| dep == *io || (io.ends_with('-') && dep.starts_with(io)));
+            if own == Tier::Core && io {
+                if optional && OPTIONAL_IO.iter().any(|(c, d, _)| *c == name && *d == dep) {
+                    optional_seen.push((name.to_string(), dep.to_string()));
+                } else if !optional && REQUIRED_IO.iter().any(|(c, d, _)| *c == name && *d == dep) {
+                    required_seen.push((name.to_string(), dep.to_string()));
+                } else {
+                    violations.push(format!(
+                        "core crate {name} depends on {dep}, which does I/O{}",
+                        if optional {
+                            " (optional, not listed)"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+        }
+    }
+    for (c, d, _) in OPTIONAL_IO {
+        if !optional_seen.iter().any(|(n, p)| n == c && p == d) {
+            violations.push(format!(
+                "OPTIONAL_IO lists {c} → {d}, which is gone: drop the entry"
+            ));
+        }
+    }
+    for (c, d, _) in REQUIRED_IO {
+        if !required_seen.iter().any(|(n, p)| n == c && p == d) {
+            violations.push(format!(
+                "REQUIRED_IO lists {c} → {d}, which is gone: drop the entry"
+            ));
+        }
+    }
+    assert!(violations.is_empty(), "{violations:#?}");
+    for expected in [
+        "bulwark-engine",
+        "bulwark-consensus",
+        "bulwark-api",
+        "bulwark-custody",
+    ] {
+        assert_eq!(tier(expected), Some(Tier::Core), "{expected}");
+    }
+    assert_eq!(tier("bulwark-node"), Some(Tier::Runtime));
+    assert_eq!(tier("bulwark-sim"), Some(Tier::Tools));
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The file's code before its first `#[cfg(test)]` (unit tests sit at the bottom of a file and
+/// may use the clock and temp files); a file that is all tests (`tests.rs`) has none.
+fn production_code(path: &Path) -> String {
+    if path.file_name().is_some_and(|n| n == "tests.rs") {
+        return String::new();
+    }
+    let text = std::fs::read_to_string(path).unwrap();
+    let end = text.find("#[cfg(test)]").unwrap_or(text.len());
+    text[..end]
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn core_code_reads_no_clock_file_socket_or_process() {
+    let crates = workspace_root().join("crates");
+    let mut files = Vec::new();
+    rust_files(&crates.join("core"), &mut files);
+    let mut violations = Vec::new();
+    let mut listed_clean = Vec::new();
+    for file in files {
+        let relative = file
+            .strip_prefix(&crates)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if relative.contains("/tests/") || relative.contains("/benches/") {
+            continue;
+        }
+        let code = production_code(&file);
+        let uses: Vec<&str> = FORBIDDEN
+            .iter()
+            .copied()
+            .filter(|pattern| code.contains(pattern))
+            .collect();
+        let listed = IO_NOT_YET_MOVED.iter().any(|(f, _)| *f == relative);
+        match (uses.is_empty(), listed) {
+            (false, false) => violations.push(format!("{relative}: {uses:?}")),
+            (true, true) => listed_clean.push(relative),
+            _ => {}
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "core code must not touch the world (pass time, storage and randomness in): {violations:#?}"
+    );
+    assert!(
+        listed_clean.is_empty(),
+        "these files do no I/O any more; drop them from IO_NOT_YET_MOVED: {listed_clean:?}"
+    );
+}

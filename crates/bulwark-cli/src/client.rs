@@ -14,19 +14,25 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// A node's typed answer as the JSON `client` prints.
+fn json<T: serde::Serialize>(
+    answer: Result<T, bulwark_node::client::ClientError>,
+) -> Result<serde_json::Value, String> {
+    let answer = answer.map_err(|e| e.to_string())?;
+    serde_json::to_value(answer).map_err(|e| e.to_string())
+}
+
 /// Sends `request` to the node at `node` and prints its JSON answer.
 pub fn run(node: SocketAddr, request: ClientRequest) -> ExitCode {
     let result = (|| -> Result<serde_json::Value, String> {
         let mut client = Client::connect(node, Duration::from_secs(3))
             .map_err(|e| format!("cannot reach {node}: {e}"))?;
         match request {
-            ClientRequest::Status => client.status().map_err(|e| e.to_string()),
-            ClientRequest::Account { id } => {
-                client.account(AccountId(id)).map_err(|e| e.to_string())
+            ClientRequest::Status => json(client.status()),
+            ClientRequest::Account { id } => json(client.account(AccountId(id))),
+            ClientRequest::Book { instrument, depth } => {
+                json(client.book(InstrumentId(instrument), depth))
             }
-            ClientRequest::Book { instrument, depth } => client
-                .book(InstrumentId(instrument), depth)
-                .map_err(|e| e.to_string()),
             ClientRequest::Order {
                 signer,
                 instrument,

@@ -244,7 +244,7 @@ fn main() -> ExitCode {
         Top::Bench(BenchCmd::Engine(args)) => bulwark_bench::engine::run(args),
         Top::Bench(BenchCmd::Restart(args)) => bulwark_bench::restart::run(args),
         Top::Bench(BenchCmd::Audit) => {
-            bulwark_audit::run_bench();
+            bulwark_bench::audit::run_bench();
             ExitCode::SUCCESS
         }
     }

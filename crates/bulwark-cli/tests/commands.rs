@@ -35,8 +35,7 @@ fn sim_runs_committee_scenarios_and_reports_who_played_the_attacker() {
     assert!(v["evidence_against_hostile"].as_u64().unwrap() > 0, "{v}");
     assert!(v["summary"]["heights"].as_u64().unwrap() >= 25, "{v}");
     assert_eq!(
-        v["replay"],
-        "bulwark sim --scenario wrong-root --seed 3 --nodes 4",
+        v["replay"], "bulwark sim --scenario wrong-root --seed 3 --nodes 4",
         "{v}"
     );
 }

@@ -12,7 +12,6 @@
 //! `tpm`), [`launch`] (the node's own TPM, through it), [`swtpm`], the [`cli`] and the bench touch a TPM, processes, files or the clock.
 
 pub mod appraisal;
-mod bench;
 mod canonical;
 pub mod cli;
 pub mod dev;
@@ -26,4 +25,4 @@ pub mod tee;
 pub mod tpm;
 pub mod verifier;
 
-pub use cli::{run, run_bench, AttestArgs};
+pub use cli::{run, AttestArgs};

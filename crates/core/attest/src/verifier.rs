@@ -435,43 +435,7 @@ impl Verifier {
         }
 
         if let Some(previous) = self.last_clock.get(request.node_id).copied() {
-            let backwards = (clock.reset_count, clock.restart_count)
-                < (previous.reset_count, previous.restart_count)
-                || ((clock.reset_count, clock.restart_count)
-                    == (previous.reset_count, previous.restart_count)
-                    && clock.clock < previous.clock);
-            if backwards {
-                out.refuse(
-                    "tpm-counters-backwards",
-                    format!(
-                        "TPM reset/restart/clock went backwards: was {}/{}/{} ms, now {}/{}/{} ms (TPM replaced, rolled back, or quote replayed)",
-                        previous.reset_count,
-                        previous.restart_count,
-                        previous.clock,
-                        clock.reset_count,
-                        clock.restart_count,
-                        clock.clock
-                    ),
-                );
-            } else if clock.reset_count > previous.reset_count {
-                out.push_reason(
-                    Status::Warning,
-                    "tpm-reset",
-                    format!(
-                        "the node rebooted since its last appraisal (reset count {} → {})",
-                        previous.reset_count, clock.reset_count
-                    ),
-                );
-            } else if clock.restart_count > previous.restart_count {
-                out.push_reason(
-                    Status::Warning,
-                    "tpm-restart",
-                    format!(
-                        "the TPM restarted since the last appraisal (restart count {} → {})",
-                        previous.restart_count, clock.restart_count
-                    ),
-                );
-            }
+            compare_clock(previous, clock, out);
         }
         if !clock.safe {
             out.push_reason(
@@ -483,6 +447,48 @@ impl Verifier {
         // Only a quote that verified moves the history; the bound holds because only enrolled nodes
         // (at most NODES_MAX) get here.
         self.last_clock.insert(request.node_id.to_owned(), clock);
+    }
+}
+
+/// Compares a quote's TPM clock with the node's previous one: backwards is refused (a TPM
+/// replaced, rolled back, or a replayed quote); a reboot or TPM restart is a warning.
+fn compare_clock(previous: ClockInfo, clock: ClockInfo, out: &mut Appraisal) {
+    let backwards = (clock.reset_count, clock.restart_count)
+        < (previous.reset_count, previous.restart_count)
+        || ((clock.reset_count, clock.restart_count)
+            == (previous.reset_count, previous.restart_count)
+            && clock.clock < previous.clock);
+    if backwards {
+        out.refuse(
+            "tpm-counters-backwards",
+            format!(
+                "TPM reset/restart/clock went backwards: was {}/{}/{} ms, now {}/{}/{} ms (TPM replaced, rolled back, or quote replayed)",
+                previous.reset_count,
+                previous.restart_count,
+                previous.clock,
+                clock.reset_count,
+                clock.restart_count,
+                clock.clock
+            ),
+        );
+    } else if clock.reset_count > previous.reset_count {
+        out.push_reason(
+            Status::Warning,
+            "tpm-reset",
+            format!(
+                "the node rebooted since its last appraisal (reset count {} → {})",
+                previous.reset_count, clock.reset_count
+            ),
+        );
+    } else if clock.restart_count > previous.restart_count {
+        out.push_reason(
+            Status::Warning,
+            "tpm-restart",
+            format!(
+                "the TPM restarted since the last appraisal (restart count {} → {})",
+                previous.restart_count, clock.restart_count
+            ),
+        );
     }
 }
 

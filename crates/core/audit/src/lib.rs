@@ -16,7 +16,6 @@
 #![warn(missing_docs)]
 
 pub mod agent;
-pub mod bench;
 pub mod budget;
 pub mod cli;
 pub mod eval;
@@ -34,7 +33,6 @@ pub mod systemd;
 pub mod trust;
 pub mod watch;
 
-pub use bench::run_bench;
 pub use cli::{run, AuditArgs, OutputFormat};
 
 /// bulwark's committee-node baseline policy (SCA YAML with bulwark native rules), as shipped in

@@ -130,7 +130,10 @@ fn client_and_peer_frames_never_panic() {
                 reason: "bad signature".into(),
             }],
         }),
-        Response::Status(serde_json::json!({"height": 3})),
+        Response::Status(Box::new(bulwark_api::answers::NodeStatus {
+            height: 3,
+            ..Default::default()
+        })),
         Response::Evidence(b"{\"kind\":\"tpm2-quote\"}".to_vec()),
         Response::AttestKey(vec![0, 35, 0, 11]),
         Response::Activated(vec![9; 32]),

@@ -19,7 +19,6 @@
 
 #![forbid(unsafe_code)]
 
-pub mod bench;
 pub mod binance;
 pub mod node;
 pub mod proposer;
@@ -28,7 +27,6 @@ pub mod scenario;
 pub mod source;
 pub mod synthetic;
 
-pub use bench::run_bench;
 pub use bulwark_engine::oracle::{
     verify_oracle_round, Observation, OracleConfig, OracleRoundError, SignedObservation,
     OBSERVATION_NAMESPACE,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::{AccountId, InstrumentId};
 
+use bulwark_api::answers::{AccountAnswer, BookAnswer, NodeStatus};
 use bulwark_api::wire::{
     decode_response, encode_request, encode_submit, read_frame, write_frame, ErrorCode, Request,
     Response, SubmitOutcome, WireError, WireLimits,
@@ -98,17 +99,17 @@ impl Client {
     }
 
     /// The node's status.
-    pub fn status(&mut self) -> Result<serde_json::Value, ClientError> {
+    pub fn status(&mut self) -> Result<NodeStatus, ClientError> {
         match self.request(&Request::Status)? {
-            Response::Status(value) => Ok(value),
+            Response::Status(value) => Ok(*value),
             other => Err(unexpected("status", &other)),
         }
     }
 
     /// One account's committed state.
-    pub fn account(&mut self, account: AccountId) -> Result<serde_json::Value, ClientError> {
+    pub fn account(&mut self, account: AccountId) -> Result<AccountAnswer, ClientError> {
         match self.request(&Request::Account(account))? {
-            Response::Account(value) => Ok(value),
+            Response::Account(value) => Ok(*value),
             other => Err(unexpected("account", &other)),
         }
     }
@@ -118,7 +119,7 @@ impl Client {
         &mut self,
         instrument: InstrumentId,
         depth: u32,
-    ) -> Result<serde_json::Value, ClientError> {
+    ) -> Result<BookAnswer, ClientError> {
         match self.request(&Request::Book { instrument, depth })? {
             Response::Book(value) => Ok(value),
             other => Err(unexpected("book", &other)),

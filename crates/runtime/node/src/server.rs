@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::{AccountId, InstrumentId};
 
+use bulwark_api::answers::{AccountAnswer, BookAnswer, NodeStatus};
 use bulwark_api::wire::{
     decode_request, encode_error, encode_response, read_frame, write_frame, ErrorCode, Frame,
     Request, Response, SubmitOutcome, WireError, WireLimits,
@@ -49,12 +50,12 @@ pub trait Handler {
     /// at most [`WireLimits::submit_txs_max`] transactions whose signatures are not yet checked.
     fn submit(&self, txs: Vec<SignedTx>) -> SubmitOutcome;
     /// The node's status, any JSON.
-    fn status(&self) -> serde_json::Value;
+    fn status(&self) -> NodeStatus;
     /// One account's committed state, or why not (sent as [`ErrorCode::Refused`]).
-    fn account(&self, account: AccountId) -> Result<serde_json::Value, String>;
+    fn account(&self, account: AccountId) -> Result<AccountAnswer, String>;
     /// Up to `depth` levels per side of one book (`depth` is at most
     /// [`WireLimits::book_depth_max`]), or why not (sent as [`ErrorCode::Refused`]).
-    fn book(&self, instrument: InstrumentId, depth: usize) -> Result<serde_json::Value, String>;
+    fn book(&self, instrument: InstrumentId, depth: usize) -> Result<BookAnswer, String>;
     /// Attestation evidence over a verifier's nonce, or why not (sent as [`ErrorCode::Refused`]).
     fn attest(&self, nonce: [u8; 32]) -> Result<Vec<u8>, String> {
         let _ = nonce;
@@ -491,9 +492,9 @@ fn respond(frame: &Frame, session: &mut Session, shared: &Shared) -> Vec<u8> {
             }
             Response::Submitted(handler.submit(txs))
         }
-        Request::Status => Response::Status(handler.status()),
+        Request::Status => Response::Status(Box::new(handler.status())),
         Request::Account(account) => match handler.account(account) {
-            Ok(value) => Response::Account(value),
+            Ok(value) => Response::Account(Box::new(value)),
             Err(message) => Response::Error {
                 code: ErrorCode::Refused,
                 message,

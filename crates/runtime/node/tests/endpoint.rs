@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bulwark_api::answers::{AccountAnswer, BookAnswer, Level, NodeStatus};
 use bulwark_api::wire::{
     decode_response, read_frame, ErrorCode, Response, SubmitOutcome, WireLimits,
 };
@@ -16,7 +17,6 @@ use bulwark_engine::{AccountId, ClientCommand, InstrumentId};
 use bulwark_node::client::{Client, ClientError};
 use bulwark_node::server::{Handler, Limits, Server, ServerHandle};
 use ed25519_dalek::SigningKey;
-use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -52,20 +52,33 @@ impl Handler for FakeNode {
             .into()
     }
 
-    fn status(&self) -> serde_json::Value {
-        json!({ "height": 7, "mempool": self.mempool.len() })
+    fn status(&self) -> NodeStatus {
+        NodeStatus {
+            height: 7,
+            mempool: self.mempool.len(),
+            ..NodeStatus::default()
+        }
     }
 
-    fn account(&self, account: AccountId) -> Result<serde_json::Value, String> {
+    fn account(&self, account: AccountId) -> Result<AccountAnswer, String> {
         match account.0 {
-            1 => Ok(json!({ "account": 1, "cash": 1_000_000 })),
+            1 => Ok(AccountAnswer {
+                account: 1,
+                cash_micros: "1000000".into(),
+                ..AccountAnswer::default()
+            }),
             _ => Err(format!("unknown account {}", account.0)),
         }
     }
 
-    fn book(&self, instrument: InstrumentId, depth: usize) -> Result<serde_json::Value, String> {
+    fn book(&self, instrument: InstrumentId, depth: usize) -> Result<BookAnswer, String> {
         match instrument.0 {
-            0 => Ok(json!({ "bids": [[100, 5]], "asks": [[101, 3]], "depth": depth })),
+            0 => Ok(BookAnswer {
+                bids: vec![Level { price: 100, qty: 5 }],
+                asks: vec![Level { price: 101, qty: 3 }],
+                resting_orders: depth,
+                ..BookAnswer::default()
+            }),
             _ => Err("unknown instrument".into()),
         }
     }
@@ -139,14 +152,9 @@ fn submit_status_account_and_book_work() {
     assert_eq!(refused, vec![(3, "bad signature"), (4, "unknown account")]);
     assert_eq!(mempool.len(), 2);
 
-    assert_eq!(
-        client.status().unwrap(),
-        json!({ "height": 7, "mempool": 2 })
-    );
-    assert_eq!(
-        client.account(AccountId(1)).unwrap()["cash"],
-        json!(1_000_000)
-    );
+    let status = client.status().unwrap();
+    assert_eq!((status.height, status.mempool), (7, 2));
+    assert_eq!(client.account(AccountId(1)).unwrap().cash_micros, "1000000");
     match client.account(AccountId(5)) {
         Err(ClientError::Node {
             code: ErrorCode::Refused,
@@ -156,8 +164,11 @@ fn submit_status_account_and_book_work() {
     }
     // A refused query leaves the connection usable.
     let book = client.book(InstrumentId(0), 10).unwrap();
-    assert_eq!(book["depth"], json!(10));
-    assert_eq!(book["bids"], json!([[100, 5]]));
+    assert_eq!(
+        book.resting_orders, 10,
+        "the depth asked for reached the node"
+    );
+    assert_eq!(book.bids, vec![Level { price: 100, qty: 5 }]);
 
     // Latency is measured from the endpoint's arrival time.
     let committed = mempool.commit(
@@ -248,7 +259,7 @@ fn garbage_does_not_kill_the_server() {
         let _ = stream.read_to_end(&mut rest);
     }
     let mut client = connect(&server);
-    assert_eq!(client.status().unwrap()["height"], json!(7));
+    assert_eq!(client.status().unwrap().height, 7);
     assert_eq!(client.submit(&[tx(3, 1)]).unwrap().accepted, 1);
     server.stop();
 }

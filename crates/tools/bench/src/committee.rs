@@ -187,7 +187,7 @@ pub fn cutoff_delays(base_port: u16, interval_ms: u64, tpm: bool) -> Result<Vec<
                 .and_then(|mut c| c.status().ok())
         };
         let started = Instant::now();
-        while !(0..4).all(|i| status(i).is_some_and(|s| s["height"].as_u64().unwrap_or(0) > 0)) {
+        while !(0..4).all(|i| status(i).is_some_and(|s| s.height > 0)) {
             if started.elapsed() > Duration::from_secs(120) {
                 return Err("the committee did not start within 120 s".into());
             }
@@ -221,11 +221,11 @@ pub fn cutoff_delays(base_port: u16, interval_ms: u64, tpm: bool) -> Result<Vec<
                         continue;
                     };
                     let victim_name = format!("dc-{victim}/");
-                    let at = status["admission"].as_object().and_then(|peers| {
+                    let at = status.admission.as_ref().and_then(|peers| {
                         peers
                             .iter()
                             .find(|(name, _)| name.starts_with(&victim_name))
-                            .and_then(|(_, peer)| peer["cut_off_at_ms"].as_u64())
+                            .and_then(|(_, peer)| peer.cut_off_at_ms)
                     });
                     if let Some(at) = at {
                         cut.insert(observer, at);
@@ -247,7 +247,7 @@ pub fn cutoff_delays(base_port: u16, interval_ms: u64, tpm: bool) -> Result<Vec<
 /// `bulwark bench attest`: the attestation crate's appraisal figures, then tamper→cut-off on a
 /// committee at a 1 s re-attestation interval.
 pub fn run_attest_bench(base_port: u16) -> ExitCode {
-    bulwark_attest::run_bench();
+    crate::attest::run_bench();
     let interval_ms = 1_000u64;
     eprintln!(
         "bench attest: tamper→cut-off on 4 node processes, re-attestation every {interval_ms} ms"
@@ -298,7 +298,7 @@ pub fn run_attest_bench(base_port: u16) -> ExitCode {
 /// `bulwark bench oracle`: the oracle crate's figures (aggregation cost, capture deviation),
 /// then observation→certified→finalized latency through a 4-node committee.
 pub fn run_oracle_bench(base_port: u16, duration: u64) -> ExitCode {
-    bulwark_oracle::run_bench();
+    crate::oracle::run_bench();
     let data = std::env::temp_dir().join(format!("bulwark-bench-oracle-{}", std::process::id()));
     let options = CommitteeOptions {
         data: data.clone(),

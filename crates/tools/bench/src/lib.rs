@@ -9,7 +9,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attest;
+pub mod audit;
 pub mod committee;
 pub mod engine;
+pub mod oracle;
 pub mod report;
 pub mod restart;

@@ -14,6 +14,7 @@ use bulwark_consensus::replica::{Config as ReplicaConfig, Fault, Replica, Shared
 use bulwark_consensus::snapshots;
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::oracle::OracleConfig;
+use bulwark_engine::snapshot::StateRoot;
 use bulwark_engine::{AccountId, Engine};
 use commonware_cryptography::sha256::Digest;
 use commonware_runtime::{tokio as runtime, Runner as _, Supervisor as _};
@@ -98,6 +99,105 @@ pub fn run(args: RestartBenchArgs) -> ExitCode {
     }
 }
 
+/// Writes the bench log: `heights` blocks of `txs` signed orders, each executed to get the next
+/// parent root, with a snapshot every `every` heights. Returns the final root, the snapshot
+/// write times (ms) and one snapshot's size.
+async fn write_log(
+    context: &runtime::Context,
+    genesis: &(Engine, Digest),
+    heights: u64,
+    txs: u64,
+    every: u64,
+) -> Result<(StateRoot, Vec<f64>, usize), String> {
+    eprintln!(
+        "bench restart: writing a log of {heights} heights × {txs} orders (snapshot every {every})"
+    );
+    let mut engine = genesis.0.clone();
+    let mut digest = genesis.1;
+    let mut nonces = vec![0u64; ACCOUNTS as usize + 1];
+    let mut log = Log::open(context, LOG, |_: Record| Ok::<(), String>(()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut snapshot_ms = Vec::new();
+    let mut snapshot_bytes = 0;
+    for height in 1..=heights {
+        let block = Block {
+            height,
+            view: height,
+            time_ms: height * 50,
+            parent: digest,
+            parent_root: engine.state_root(),
+            rounds: Vec::new(),
+            txs: (0..txs)
+                .map(|i| {
+                    let account = 1 + (height * txs + i) % ACCOUNTS;
+                    nonces[account as usize] += 1;
+                    order(account, nonces[account as usize])
+                })
+                .collect(),
+        };
+        let mut events = Vec::new();
+        execute(&mut engine, &block, &mut events);
+        let bytes = block.encode();
+        digest = Block::digest_of(&bytes);
+        log.append(&Record {
+            height,
+            block: bytes,
+            certificate: None,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        if height.is_multiple_of(every) {
+            let started = Instant::now();
+            snapshots::save(context, SNAPSHOTS, height, &engine)
+                .await
+                .map_err(|e| e.to_string())?;
+            snapshot_ms.push(started.elapsed().as_secs_f64() * 1e3);
+            snapshot_bytes = engine.snapshot().len();
+        }
+    }
+    drop(log);
+    Ok((engine.state_root(), snapshot_ms, snapshot_bytes))
+}
+
+/// Starts a replica from genesis and from the newest snapshot, alternating, `repeats` times
+/// each; each start must rebuild `final_root`. Returns the start times (ms) of both.
+async fn time_starts(
+    context: &runtime::Context,
+    genesis: &(Engine, Digest),
+    final_root: StateRoot,
+    newest: u64,
+    repeats: usize,
+) -> Result<(Vec<f64>, Vec<f64>), String> {
+    let mut full = Vec::new();
+    let mut from_snapshot = Vec::new();
+    for _ in 0..repeats {
+        for (partition, times) in [(NO_SNAPSHOTS, &mut full), (SNAPSHOTS, &mut from_snapshot)] {
+            let config = replica_config(genesis.clone(), partition);
+            let stats = config.stats.clone();
+            let view = config.view.clone();
+            let started = Instant::now();
+            let (replica, mailbox) = Replica::init(context.child("replica"), config)
+                .await
+                .map_err(|e| e.to_string())?;
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+            drop((replica, mailbox));
+            let root = view.lock().map_err(|e| e.to_string())?.state_root();
+            if root != final_root {
+                return Err(format!("a start from {partition} rebuilt another root"));
+            }
+            let restored = stats.lock().map_err(|e| e.to_string())?.restored_snapshot;
+            let want = (partition == SNAPSHOTS).then_some(newest);
+            if restored != want {
+                return Err(format!(
+                    "a start from {partition} restored {restored:?}, expected {want:?}"
+                ));
+            }
+        }
+    }
+    Ok((full, from_snapshot))
+}
+
 fn measure(args: &RestartBenchArgs) -> Result<(), String> {
     if args.heights < 2 || args.snapshot_every == 0 || args.snapshot_every >= args.heights {
         return Err("need heights >= 2 and 0 < snapshot-every < heights".into());
@@ -124,85 +224,17 @@ fn measure(args: &RestartBenchArgs) -> Result<(), String> {
                 deposit_micros: 1_000_000 * USD,
             })
             .collect();
-        let genesis = try_genesis(&accounts, &[60_000 * USD, 3_000 * USD], OracleConfig::default())?;
+        let genesis = try_genesis(
+            &accounts,
+            &[60_000 * USD, 3_000 * USD],
+            OracleConfig::default(),
+        )?;
 
-        // The log: `heights` blocks of signed orders, each executed to get the next parent root.
-        eprintln!("bench restart: writing a log of {heights} heights × {txs} orders (snapshot every {every})");
-        let mut engine = genesis.0.clone();
-        let mut digest = genesis.1;
-        let mut nonces = vec![0u64; ACCOUNTS as usize + 1];
-        let mut log = Log::open(&context, LOG, |_: Record| Ok::<(), String>(()))
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut snapshot_ms = Vec::new();
-        let mut snapshot_bytes = 0;
-        for height in 1..=heights {
-            let block = Block {
-                height,
-                view: height,
-                time_ms: height * 50,
-                parent: digest,
-                parent_root: engine.state_root(),
-                rounds: Vec::new(),
-                txs: (0..txs)
-                    .map(|i| {
-                        let account = 1 + (height * txs + i) % ACCOUNTS;
-                        nonces[account as usize] += 1;
-                        order(account, nonces[account as usize])
-                    })
-                    .collect(),
-            };
-            let mut events = Vec::new();
-            execute(&mut engine, &block, &mut events);
-            let bytes = block.encode();
-            digest = Block::digest_of(&bytes);
-            log.append(&Record {
-                height,
-                block: bytes,
-                certificate: None,
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-            if height.is_multiple_of(every) {
-                let started = Instant::now();
-                snapshots::save(&context, SNAPSHOTS, height, &engine)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                snapshot_ms.push(started.elapsed().as_secs_f64() * 1e3);
-                snapshot_bytes = engine.snapshot().len();
-            }
-        }
-        drop(log);
-        let final_root = engine.state_root();
+        let written = write_log(&context, &genesis, heights, txs, every).await?;
+        let (final_root, snapshot_ms, snapshot_bytes) = written;
         let newest = heights.saturating_sub(1) / every * every;
-
-        // Starts from genesis and from the snapshot, alternating; each rebuilds the same root.
-        let mut full = Vec::new();
-        let mut from_snapshot = Vec::new();
-        for _ in 0..repeats {
-            for (partition, times) in [(NO_SNAPSHOTS, &mut full), (SNAPSHOTS, &mut from_snapshot)] {
-                let config = replica_config(genesis.clone(), partition);
-                let stats = config.stats.clone();
-                let view = config.view.clone();
-                let started = Instant::now();
-                let (replica, mailbox) = Replica::init(context.child("replica"), config)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                times.push(started.elapsed().as_secs_f64() * 1e3);
-                drop((replica, mailbox));
-                let root = view.lock().map_err(|e| e.to_string())?.state_root();
-                if root != final_root {
-                    return Err(format!("a start from {partition} rebuilt another root"));
-                }
-                let restored = stats.lock().map_err(|e| e.to_string())?.restored_snapshot;
-                let want = (partition == SNAPSHOTS).then_some(newest);
-                if restored != want {
-                    return Err(format!(
-                        "a start from {partition} restored {restored:?}, expected {want:?}"
-                    ));
-                }
-            }
-        }
+        let (full, from_snapshot) =
+            time_starts(&context, &genesis, final_root, newest, repeats).await?;
         Ok::<_, String>((full, from_snapshot, snapshot_ms, snapshot_bytes, newest))
     });
     let _ = std::fs::remove_dir_all(&dir);

@@ -127,7 +127,7 @@ fn prepare(options: &CommitteeOptions) -> Result<(Vec<NodeConfig>, Vec<SoftwareT
     let tpm_mode = configs[0]
         .admission
         .as_ref()
-        .is_some_and(|a| a.mode == "tpm");
+        .is_some_and(|a| a.mode == bulwark_node::node::config::AdmissionMode::Tpm);
     // A new committee was just written with these sources; a resumed one must have them.
     if options
         .oracle
@@ -244,7 +244,7 @@ fn wait_for_identity(
             .map(|slot| {
                 slot.as_mut()
                     .and_then(|c| c.status().ok())
-                    .and_then(|s| s["identity"].as_str().map(str::to_string))
+                    .map(|s| s.identity)
                     .unwrap_or_default()
             })
             .collect();

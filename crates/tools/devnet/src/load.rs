@@ -56,7 +56,7 @@ pub(crate) fn load_generator(
             Client::connect(endpoints[0], Duration::from_secs(1))
                 .ok()
                 .and_then(|mut c| c.account(AccountId(*account)).ok())
-                .and_then(|v| v["nonce"].as_u64())
+                .map(|v| v.nonce)
                 .unwrap_or(0)
                 + 1_000
         })
@@ -75,7 +75,7 @@ pub(crate) fn load_generator(
             if let Some(index) = Client::connect(endpoints[0], Duration::from_millis(300))
                 .ok()
                 .and_then(|mut c| c.status().ok())
-                .and_then(|s| s["index_micros"][0].as_i64())
+                .and_then(|s| s.index_micros.first().copied().flatten())
             {
                 mid_ticks = (index / TICK_MICROS).max(100);
             }

@@ -48,8 +48,8 @@ pub(crate) fn monitor(
                     continue;
                 }
             };
-            let height = status["height"].as_u64().unwrap_or(0);
-            let root = status["root"].as_str().unwrap_or("").to_string();
+            let height = status.height;
+            let root = status.root.clone();
             if height > 0 {
                 match roots.get(&height) {
                     Some(seen) if *seen != root => diverged = true,
@@ -61,25 +61,29 @@ pub(crate) fn monitor(
             }
             figures.height = figures.height.max(height);
             if index == 0 {
-                index_line = status["index_micros"][0]
-                    .as_i64()
-                    .map(|micros| {
-                        format!(
-                            "BTC {:.2} (round {})",
-                            micros as f64 / 1e6,
-                            status["oracle_rounds"][0]
-                        )
-                    })
-                    .unwrap_or_else(|| "BTC -".into());
-                first_txs = status["finalized_txs"].as_u64();
-                figures.p50_ms = status["latency_p50_ms"].as_f64();
-                figures.p99_ms = status["latency_p99_ms"].as_f64();
-                figures.oracle_p50_ms = status["oracle_latency_p50_ms"].as_f64();
-                figures.oracle_p99_ms = status["oracle_latency_p99_ms"].as_f64();
+                index_line = match status.index_micros.first().copied().flatten() {
+                    Some(micros) => format!(
+                        "BTC {:.2} (round {})",
+                        micros as f64 / 1e6,
+                        status
+                            .oracle_rounds
+                            .first()
+                            .copied()
+                            .flatten()
+                            .map_or("-".to_string(), |r| r.to_string())
+                    ),
+                    None => "BTC -".into(),
+                };
+                first_txs = Some(status.finalized_txs);
+                figures.p50_ms = status.latency_p50_ms.map(f64::from);
+                figures.p99_ms = status.latency_p99_ms.map(f64::from);
+                figures.oracle_p50_ms = status.oracle_latency_p50_ms.map(f64::from);
+                figures.oracle_p99_ms = status.oracle_latency_p99_ms.map(f64::from);
             }
-            let admitted = status["admission"]
-                .as_object()
-                .map(|peers| peers.values().filter(|p| p["admitted"] == true).count());
+            let admitted = status
+                .admission
+                .as_ref()
+                .map(|peers| peers.values().filter(|p| p.admitted).count());
             match admitted {
                 Some(admitted) => line.push(format!("n{index}:h{height}/a{admitted}")),
                 None => line.push(format!("n{index}:h{height}")),

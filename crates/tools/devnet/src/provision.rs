@@ -6,7 +6,8 @@ use crate::CommitteeOptions;
 use bulwark_attest::evidence::AppMeasurements;
 use bulwark_attest::swtpm::SoftwareTpm;
 use bulwark_node::node::config::{
-    hex_decode, read_hex32, AdmissionConfig, GenesisAccountEntry, GenesisFile, NodeConfig, Peer,
+    hex_decode, read_hex32, AdmissionConfig, AdmissionMode, GenesisAccountEntry, GenesisFile,
+    NodeConfig, Peer,
 };
 use bulwark_testkit::client_key;
 use ed25519_dalek::SigningKey;
@@ -170,8 +171,20 @@ pub(crate) fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, Stri
     } else {
         Vec::new()
     };
-    // The operators' EK inventory: each node's endorsement key and its manufacturer's
-    // certificate, read from its TPM now; the manufacturer's CA is what every node trusts.
+    let endorsement_keys = ek_inventory(&dir, &tpms)?;
+    let (seeds, peers) = node_keys(options, &endorsement_keys)?;
+    write_genesis(&dir, options, &peers)?;
+    let operators_json = dev_operators(&dir)?;
+    for (index, seed) in seeds.iter().enumerate() {
+        write_node(options, index, seed, &peers, &tpms, &operators_json)?;
+    }
+    Ok(tpms)
+}
+
+/// The operators' EK inventory: each node's endorsement key and its manufacturer's
+/// certificate (hex), read from its TPM now; the manufacturer's CA is written for every node
+/// to trust.
+fn ek_inventory(dir: &Path, tpms: &[SoftwareTpm]) -> Result<Vec<(String, String)>, String> {
     let endorsement_keys: Vec<(String, String)> = tpms
         .iter()
         .map(|soft| {
@@ -192,6 +205,14 @@ pub(crate) fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, Stri
             &soft.ek_ca_pem().map_err(|e| e.to_string())?,
         )?;
     }
+    Ok(endorsement_keys)
+}
+
+/// A fresh node key per member, and the peer list every node's configuration carries.
+fn node_keys(
+    options: &CommitteeOptions,
+    endorsement_keys: &[(String, String)],
+) -> Result<(Vec<[u8; 32]>, Vec<Peer>), String> {
     let mut seeds = Vec::new();
     let mut peers = Vec::new();
     for index in 0..options.nodes {
@@ -213,6 +234,11 @@ pub(crate) fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, Stri
         });
         seeds.push(seed);
     }
+    Ok((seeds, peers))
+}
+
+/// The venue's genesis: funded DEVELOPMENT client accounts, the index, the oracle members.
+fn write_genesis(dir: &Path, options: &CommitteeOptions, peers: &[Peer]) -> Result<(), String> {
     let venue_epoch_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -236,8 +262,13 @@ pub(crate) fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, Stri
         &genesis_path,
         &serde_json::to_string_pretty(&genesis).map_err(|e| e.to_string())?,
     )?;
-    // DEVELOPMENT operators: 3 keys, any 2 sign the reference manifest. Their secrets stay
-    // next to the committee so that `up` can sign a manifest for the binary it runs.
+    Ok(())
+}
+
+/// DEVELOPMENT operators: 3 keys, any 2 sign the reference manifest. Their secrets stay next
+/// to the committee so that `up` can sign a manifest for the binary it runs. Returns the
+/// operator set's JSON, which every node measures.
+fn dev_operators(dir: &Path) -> Result<String, String> {
     let operator_secrets: Vec<[u8; 32]> = (0..3).map(|_| rand::random()).collect();
     write(
         &dir.join(DEV_OPERATORS_FILE),
@@ -258,60 +289,70 @@ pub(crate) fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, Stri
         2,
     )
     .map_err(|e| e.to_string())?;
-    let operators_json = serde_json::to_string_pretty(&operators).map_err(|e| e.to_string())?;
-    for (index, seed) in seeds.iter().enumerate() {
-        let node = node_dir(&options.data, index);
-        std::fs::create_dir_all(&node).map_err(|e| format!("{}: {e}", node.display()))?;
-        write(&node.join("node.key"), &format!("{}\n", hex::encode(seed)))?;
-        if !options.tpm {
-            let attestor: [u8; 32] = rand::random();
-            write(
-                &node.join("attestor.key"),
-                &format!("{}\n", hex::encode(attestor)),
-            )?;
-        }
-        write(&node.join("operators.json"), &operators_json)?;
-        let config = NodeConfig {
-            name: format!("node-{index}"),
-            data_center: format!("dc-{index}"),
-            key_file: "node.key".into(),
-            data_dir: ".".into(),
-            genesis_file: "../genesis.json".into(),
-            p2p_listen: peers[index].address,
-            client_listen: SocketAddr::from((
-                [127, 0, 0, 1],
-                options.base_port + 100 + index as u16,
-            )),
-            loopback: true,
-            block_txs_max: 2_048,
-            verify_threads: 1,
-            snapshot_every: 1_000,
-            peers: peers.clone(),
-            oracle: options
-                .oracle
-                .iter()
-                .map(|sources| bulwark_node::node::config::OracleSourceConfig {
-                    underlying: 0,
-                    sources: sources.clone(),
-                })
-                .collect(),
-            admission: Some(AdmissionConfig {
-                mode: if options.tpm { "tpm" } else { "dev" }.into(),
-                tcti: tpms.get(index).map(SoftwareTpm::tcti),
-                // `up` is the launcher: it measures each node into PCR 23 before starting it.
-                measured_by_launcher: options.tpm,
-                interval_ms: options.admission_interval_ms,
-                appraisal_ttl_ms: None,
-                manifest_file: "../manifest.json".into(),
-                operators_file: "operators.json".into(),
-                attestor_key_file: (!options.tpm).then(|| "attestor.key".into()),
-                ek_ca_file: options.tpm.then(|| Path::new("..").join(EK_CA_FILE)),
-            }),
-        };
+    serde_json::to_string_pretty(&operators).map_err(|e| e.to_string())
+}
+
+/// Node `index`'s directory: its key, attestor key (dev mode), operator set and `node.toml`.
+fn write_node(
+    options: &CommitteeOptions,
+    index: usize,
+    seed: &[u8; 32],
+    peers: &[Peer],
+    tpms: &[SoftwareTpm],
+    operators_json: &str,
+) -> Result<(), String> {
+    let node = node_dir(&options.data, index);
+    std::fs::create_dir_all(&node).map_err(|e| format!("{}: {e}", node.display()))?;
+    write(&node.join("node.key"), &format!("{}\n", hex::encode(seed)))?;
+    if !options.tpm {
+        let attestor: [u8; 32] = rand::random();
         write(
-            &node.join("node.toml"),
-            &toml::to_string(&config).map_err(|e| e.to_string())?,
+            &node.join("attestor.key"),
+            &format!("{}\n", hex::encode(attestor)),
         )?;
     }
-    Ok(tpms)
+    write(&node.join("operators.json"), operators_json)?;
+    let config = NodeConfig {
+        name: format!("node-{index}"),
+        data_center: format!("dc-{index}"),
+        key_file: "node.key".into(),
+        data_dir: ".".into(),
+        genesis_file: "../genesis.json".into(),
+        p2p_listen: peers[index].address,
+        client_listen: SocketAddr::from(([127, 0, 0, 1], options.base_port + 100 + index as u16)),
+        loopback: true,
+        block_txs_max: 2_048,
+        verify_threads: 1,
+        snapshot_every: 1_000,
+        peers: peers.to_vec(),
+        oracle: options
+            .oracle
+            .iter()
+            .map(|sources| bulwark_node::node::config::OracleSourceConfig {
+                underlying: 0,
+                sources: sources.clone(),
+            })
+            .collect(),
+        admission: Some(AdmissionConfig {
+            mode: if options.tpm {
+                AdmissionMode::Tpm
+            } else {
+                AdmissionMode::Dev
+            },
+            tcti: tpms.get(index).map(SoftwareTpm::tcti),
+            // `up` is the launcher: it measures each node into PCR 23 before starting it.
+            measured_by_launcher: options.tpm,
+            interval_ms: options.admission_interval_ms,
+            appraisal_ttl_ms: None,
+            manifest_file: "../manifest.json".into(),
+            operators_file: "operators.json".into(),
+            attestor_key_file: (!options.tpm).then(|| "attestor.key".into()),
+            ek_ca_file: options.tpm.then(|| Path::new("..").join(EK_CA_FILE)),
+        }),
+    };
+    write(
+        &node.join("node.toml"),
+        &toml::to_string(&config).map_err(|e| e.to_string())?,
+    )?;
+    Ok(())
 }

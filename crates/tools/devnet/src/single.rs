@@ -96,6 +96,54 @@ fn save(data: &Path, engine: &Engine) -> Result<(), String> {
     std::fs::rename(&tmp, data.join(SNAPSHOT_FILE)).map_err(|e| format!("cannot save state: {e}"))
 }
 
+/// One batch's load around `mark`: every maker replaces two levels a side, takers fill the
+/// batch to `per_batch` commands with market and IOC orders.
+fn load(batch: &mut Vec<Command>, mark: i64, rng: &mut ChaCha8Rng, per_batch: u64) {
+    for m in 1..=MAKERS {
+        batch.push(Command::Client {
+            account: AccountId(m),
+            nonce: 0,
+            command: ClientCommand::MassCancel { instrument: None },
+        });
+        for level in 1..=2 {
+            let spread = 10 * level as i64 + m as i64;
+            batch.push(order(m, Side::Buy, mark - spread, 50, TimeInForce::Gtc));
+            batch.push(order(m, Side::Sell, mark + spread, 50, TimeInForce::Gtc));
+        }
+    }
+    while (batch.len() as u64) < per_batch {
+        let t = MAKERS + 1 + rng.random_range(0..TAKERS);
+        let side = if rng.random_bool(0.5) {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        let cmd = if rng.random_bool(0.3) {
+            Command::Client {
+                account: AccountId(t),
+                nonce: 0,
+                command: ClientCommand::Market {
+                    instrument: InstrumentId(0),
+                    side,
+                    qty: rng.random_range(1..20),
+                    reduce_only: false,
+                    client_order_id: 0,
+                },
+            }
+        } else {
+            let off = rng.random_range(-30..30);
+            order(
+                t,
+                side,
+                mark + off,
+                rng.random_range(1..20),
+                TimeInForce::Ioc,
+            )
+        };
+        batch.push(cmd);
+    }
+}
+
 /// Runs ONE engine in this process with the DEVELOPMENT synthetic index and the load of
 /// market makers and takers, until `stop` or the duration; saves the state on exit.
 pub fn run_single(args: &SingleOptions, stop: Arc<AtomicBool>) -> Result<(), String> {
@@ -147,49 +195,7 @@ pub fn run_single(args: &SingleOptions, stop: Arc<AtomicBool>) -> Result<(), Str
             price_micros: price,
         })];
         let mark = engine.mark(InstrumentId(0)).unwrap_or(price / 100_000);
-        for m in 1..=MAKERS {
-            batch.push(Command::Client {
-                account: AccountId(m),
-                nonce: 0,
-                command: ClientCommand::MassCancel { instrument: None },
-            });
-            for level in 1..=2 {
-                let spread = 10 * level as i64 + m as i64;
-                batch.push(order(m, Side::Buy, mark - spread, 50, TimeInForce::Gtc));
-                batch.push(order(m, Side::Sell, mark + spread, 50, TimeInForce::Gtc));
-            }
-        }
-        while (batch.len() as u64) < per_batch {
-            let t = MAKERS + 1 + rng.random_range(0..TAKERS);
-            let side = if rng.random_bool(0.5) {
-                Side::Buy
-            } else {
-                Side::Sell
-            };
-            let cmd = if rng.random_bool(0.3) {
-                Command::Client {
-                    account: AccountId(t),
-                    nonce: 0,
-                    command: ClientCommand::Market {
-                        instrument: InstrumentId(0),
-                        side,
-                        qty: rng.random_range(1..20),
-                        reduce_only: false,
-                        client_order_id: 0,
-                    },
-                }
-            } else {
-                let off = rng.random_range(-30..30);
-                order(
-                    t,
-                    side,
-                    mark + off,
-                    rng.random_range(1..20),
-                    TimeInForce::Ioc,
-                )
-            };
-            batch.push(cmd);
-        }
+        load(&mut batch, mark, &mut rng, per_batch);
         events.clear();
         let t0 = Instant::now();
         engine.execute(now_ms, &batch, &mut events);

@@ -12,9 +12,11 @@
 #![warn(missing_docs)]
 
 mod check;
+mod faults;
 pub mod hostile;
 mod run;
 mod scenario;
+mod world;
 
 pub use check::{check, Summary, Violation};
 pub use run::run;

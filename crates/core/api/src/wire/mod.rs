@@ -20,9 +20,9 @@
 //! | `0x03` | [`Request::Account`] | account `u64` |
 //! | `0x04` | [`Request::Book`] | instrument `u32`, depth `u32` |
 //! | `0x81` | [`Response::Submitted`] | accepted `u32`, duplicates `u32`, count `u32`, then per refusal: index `u32`, reason length `u16`, UTF-8 reason |
-//! | `0x82` | [`Response::Status`] | JSON |
-//! | `0x83` | [`Response::Account`] | JSON |
-//! | `0x84` | [`Response::Book`] | JSON |
+//! | `0x82` | [`Response::Status`] | JSON of [`crate::answers::NodeStatus`] |
+//! | `0x83` | [`Response::Account`] | JSON of [`crate::answers::AccountAnswer`] |
+//! | `0x84` | [`Response::Book`] | JSON of [`crate::answers::BookAnswer`] |
 //! | `0x05` | [`Request::Attest`] | the verifier's nonce, 32 bytes |
 //! | `0x85` | [`Response::Evidence`] | attestation evidence (bulwark-attest JSON) |
 //! | `0x06` | [`Request::AttestKey`] | empty |
@@ -36,6 +36,7 @@
 
 use std::io;
 
+use crate::answers::{AccountAnswer, BookAnswer, NodeStatus};
 use bulwark_engine::codec::{decode_batch, encode_batch, CodecError, SignedTx};
 use bulwark_engine::{AccountId, InstrumentId};
 use serde::Serialize;
@@ -206,11 +207,11 @@ pub enum Response {
     /// The outcome of a [`Request::Submit`].
     Submitted(SubmitOutcome),
     /// The answer to [`Request::Status`].
-    Status(serde_json::Value),
+    Status(Box<NodeStatus>),
     /// The answer to [`Request::Account`].
-    Account(serde_json::Value),
+    Account(Box<AccountAnswer>),
     /// The answer to [`Request::Book`].
-    Book(serde_json::Value),
+    Book(BookAnswer),
     /// The answer to [`Request::Attest`]: evidence bytes for the verifier to appraise.
     Evidence(Vec<u8>),
     /// The answer to [`Request::AttestKey`]: the AK's marshalled `TPMT_PUBLIC`.
@@ -443,10 +444,10 @@ pub fn decode_request(frame: &Frame, limits: &WireLimits) -> Result<Request, Wir
 /// `frame_bytes_max` (a huge JSON answer) is refused with [`WireError::FrameTooLarge`], and the
 /// caller should send an [`ErrorCode::Internal`] error instead.
 pub fn encode_response(response: &Response, frame_bytes_max: usize) -> Result<Vec<u8>, WireError> {
-    let json = |kind, value: &serde_json::Value| -> Result<Frame, WireError> {
+    fn json<T: Serialize>(kind: u8, value: &T) -> Result<Frame, WireError> {
         let body = serde_json::to_vec(value).map_err(|error| WireError::Json(error.to_string()))?;
         Ok(Frame { kind, body })
-    };
+    }
     let frame = match response {
         Response::Submitted(outcome) => {
             let mut body = Vec::with_capacity(12 + outcome.refused.len() * 32);
@@ -470,8 +471,8 @@ pub fn encode_response(response: &Response, frame_bytes_max: usize) -> Result<Ve
                 body,
             }
         }
-        Response::Status(value) => json(KIND_STATUS_REPLY, value)?,
-        Response::Account(value) => json(KIND_ACCOUNT_REPLY, value)?,
+        Response::Status(value) => json(KIND_STATUS_REPLY, value.as_ref())?,
+        Response::Account(value) => json(KIND_ACCOUNT_REPLY, value.as_ref())?,
         Response::Book(value) => json(KIND_BOOK_REPLY, value)?,
         Response::Evidence(bytes) => Frame {
             kind: KIND_EVIDENCE,
@@ -515,9 +516,9 @@ pub fn encode_error(code: ErrorCode, message: &str) -> Vec<u8> {
 /// Decodes a response frame's kind and body.
 pub fn decode_response(frame: &Frame) -> Result<Response, WireError> {
     let body = frame.body.as_slice();
-    let json = |what| -> Result<serde_json::Value, WireError> {
+    fn json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, WireError> {
         serde_json::from_slice(body).map_err(|error| WireError::Json(format!("{what}: {error}")))
-    };
+    }
     match frame.kind {
         KIND_SUBMITTED => {
             let mut cursor = Cursor::new(body, "submitted response");
@@ -547,9 +548,9 @@ pub fn decode_response(frame: &Frame) -> Result<Response, WireError> {
                 refused,
             }))
         }
-        KIND_STATUS_REPLY => Ok(Response::Status(json("status")?)),
-        KIND_ACCOUNT_REPLY => Ok(Response::Account(json("account")?)),
-        KIND_BOOK_REPLY => Ok(Response::Book(json("book")?)),
+        KIND_STATUS_REPLY => Ok(Response::Status(Box::new(json(body, "status")?))),
+        KIND_ACCOUNT_REPLY => Ok(Response::Account(Box::new(json(body, "account")?))),
+        KIND_BOOK_REPLY => Ok(Response::Book(json(body, "book")?)),
         KIND_EVIDENCE => Ok(Response::Evidence(body.to_vec())),
         KIND_ATTEST_KEY_REPLY => Ok(Response::AttestKey(body.to_vec())),
         KIND_ACTIVATED => Ok(Response::Activated(body.to_vec())),

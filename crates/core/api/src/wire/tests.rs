@@ -82,9 +82,20 @@ fn responses_round_trip() {
             ],
         }),
         Response::Submitted(SubmitOutcome::default()),
-        Response::Status(serde_json::json!({"height": 12, "peers": ["a", "b"]})),
-        Response::Account(serde_json::json!({"cash": -5})),
-        Response::Book(serde_json::json!({"bids": [[100, 2]], "asks": []})),
+        Response::Status(Box::new(crate::answers::NodeStatus {
+            height: 12,
+            name: "n1".into(),
+            ..Default::default()
+        })),
+        Response::Account(Box::new(crate::answers::AccountAnswer {
+            account: 3,
+            cash_micros: "-5".into(),
+            ..Default::default()
+        })),
+        Response::Book(crate::answers::BookAnswer {
+            bids: vec![crate::answers::Level { price: 100, qty: 2 }],
+            ..Default::default()
+        }),
         Response::Evidence(b"{}".to_vec()),
         Response::AttestKey(vec![0, 0x23, 1]),
         Response::Activated(vec![5; 32]),

@@ -16,8 +16,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub use crate::bench::run_bench;
-
 mod appraise;
 mod policy;
 mod tpm;

@@ -2,6 +2,71 @@
 
 use super::*;
 
+/// `policy create`: an unsigned manifest from PCR values (given, or read from a TPM) and, for
+/// development only, dev signers and measurements.
+#[allow(clippy::too_many_arguments)] // one per command-line option
+fn create(
+    role: String,
+    release: String,
+    valid_days: u64,
+    pcrs: &[String],
+    from_tcti: Option<String>,
+    dev_signer: &[String],
+    dev_measurement: &[String],
+    out: &std::path::Path,
+) -> CliResult {
+    let mut reference: BTreeMap<u8, Vec<Sha256Digest>> = BTreeMap::new();
+    if let Some(tcti) = from_tcti {
+        read_reference_pcrs(&tcti, &mut reference)?;
+    }
+    for entry in pcrs {
+        let (index, value) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("--pcr {entry:?}: use INDEX=HEX"))?;
+        let index: u8 = index
+            .parse()
+            .map_err(|_| format!("--pcr {entry:?}: bad index"))?;
+        reference
+            .entry(index)
+            .or_default()
+            .push(HexBytes(hex32(value, "--pcr value")?));
+    }
+    let dev = if dev_signer.is_empty() {
+        None
+    } else {
+        eprintln!("WARNING: this manifest accepts INSECURE development evidence; never use it in production");
+        Some(DevReference {
+            allow_insecure_dev_evidence: true,
+            signer_keys: dev_signer
+                .iter()
+                .map(|k| hex32(k, "--dev-signer").map(HexBytes))
+                .collect::<Result<_, _>>()?,
+            app_measurements: dev_measurement
+                .iter()
+                .map(|m| hex32(m, "--dev-measurement").map(HexBytes))
+                .collect::<Result<_, _>>()?,
+        })
+    };
+    let now = now_ms();
+    let manifest = ReferenceManifest {
+        role,
+        release,
+        issued_at_ms: now,
+        expires_at_ms: now.saturating_add(valid_days.saturating_mul(86_400_000)),
+        tpm: (!reference.is_empty()).then_some(TpmReference { pcrs: reference }),
+        snp: None,
+        tdx: None,
+        dev,
+    };
+    manifest.validate().map_err(|e| e.to_string())?;
+    write_json(out, &SignedManifest::unsigned(manifest))?;
+    eprintln!(
+        "unsigned manifest written to {}; sign it with `bulwark attest policy sign`",
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) fn policy(command: PolicyCommand) -> CliResult {
     match command {
         PolicyCommand::Create {
@@ -13,58 +78,16 @@ pub(super) fn policy(command: PolicyCommand) -> CliResult {
             dev_signer,
             dev_measurement,
             out,
-        } => {
-            let mut reference: BTreeMap<u8, Vec<Sha256Digest>> = BTreeMap::new();
-            if let Some(tcti) = from_tcti {
-                read_reference_pcrs(&tcti, &mut reference)?;
-            }
-            for entry in &pcrs {
-                let (index, value) = entry
-                    .split_once('=')
-                    .ok_or_else(|| format!("--pcr {entry:?}: use INDEX=HEX"))?;
-                let index: u8 = index
-                    .parse()
-                    .map_err(|_| format!("--pcr {entry:?}: bad index"))?;
-                reference
-                    .entry(index)
-                    .or_default()
-                    .push(HexBytes(hex32(value, "--pcr value")?));
-            }
-            let dev = if dev_signer.is_empty() {
-                None
-            } else {
-                eprintln!("WARNING: this manifest accepts INSECURE development evidence; never use it in production");
-                Some(DevReference {
-                    allow_insecure_dev_evidence: true,
-                    signer_keys: dev_signer
-                        .iter()
-                        .map(|k| hex32(k, "--dev-signer").map(HexBytes))
-                        .collect::<Result<_, _>>()?,
-                    app_measurements: dev_measurement
-                        .iter()
-                        .map(|m| hex32(m, "--dev-measurement").map(HexBytes))
-                        .collect::<Result<_, _>>()?,
-                })
-            };
-            let now = now_ms();
-            let manifest = ReferenceManifest {
-                role,
-                release,
-                issued_at_ms: now,
-                expires_at_ms: now.saturating_add(valid_days.saturating_mul(86_400_000)),
-                tpm: (!reference.is_empty()).then_some(TpmReference { pcrs: reference }),
-                snp: None,
-                tdx: None,
-                dev,
-            };
-            manifest.validate().map_err(|e| e.to_string())?;
-            write_json(&out, &SignedManifest::unsigned(manifest))?;
-            eprintln!(
-                "unsigned manifest written to {}; sign it with `bulwark attest policy sign`",
-                out.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        } => create(
+            role,
+            release,
+            valid_days,
+            &pcrs,
+            from_tcti,
+            &dev_signer,
+            &dev_measurement,
+            &out,
+        ),
         PolicyCommand::Sign { policy, key } => {
             let mut signed: SignedManifest = read_json(&policy)?;
             signed.manifest.validate().map_err(|e| e.to_string())?;

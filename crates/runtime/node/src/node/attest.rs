@@ -13,6 +13,7 @@ use crate::client::Client;
 use crate::node::config::{AdmissionConfig, NodeConfig};
 use crate::node::keystore::{self, Keystore};
 use crate::node::NodeError;
+use bulwark_api::answers::PeerAdmission;
 use bulwark_attest::dev::DevAttestor;
 use bulwark_attest::evidence::{AppMeasurements, Evidence};
 use bulwark_attest::hexbytes::Sha256Digest;
@@ -129,7 +130,11 @@ fn tpm_error(error: bulwark_attest::launch::LaunchError) -> NodeError {
 /// Measured launch (`mode = "tpm"`): opens the TPM, resets PCR 23 and extends it with the
 /// binary, genesis and operator-set digests. `None` in other modes.
 pub fn measured_launch(config: &NodeConfig) -> Result<Option<SharedTpm>, NodeError> {
-    let Some(admission) = config.admission.as_ref().filter(|a| a.mode == "tpm") else {
+    let Some(admission) = config
+        .admission
+        .as_ref()
+        .filter(|a| a.mode == crate::node::config::AdmissionMode::Tpm)
+    else {
         return Ok(None);
     };
     let tcti = admission.tcti.as_deref().unwrap_or_default();
@@ -407,7 +412,7 @@ impl Attestation {
 }
 
 /// Admission status per peer, for the node's status output.
-pub type AdmissionStatus = Arc<Mutex<serde_json::Value>>;
+pub type AdmissionStatus = Arc<Mutex<Option<BTreeMap<String, PeerAdmission>>>>;
 
 /// Starts the admission loop on its own thread: every interval, each peer is challenged over
 /// its client endpoint and appraised; the admitted set is tracked by the p2p network and a
@@ -426,16 +431,7 @@ pub fn start<O>(
 where
     O: AddressableManager<PublicKey = PublicKey> + Blocker<PublicKey = PublicKey> + Send + 'static,
 {
-    let manifest: SignedManifest = serde_json::from_slice(&read(&admission_config.manifest_file)?)
-        .map_err(|e| NodeError::File {
-            path: admission_config.manifest_file.clone(),
-            reason: format!("not a signed manifest: {e}"),
-        })?;
-    let operators: OperatorSet = serde_json::from_slice(&read(&admission_config.operators_file)?)
-        .map_err(|e| NodeError::File {
-        path: admission_config.operators_file.clone(),
-        reason: format!("not an operator set: {e}"),
-    })?;
+    let (manifest, operators) = load_references(admission_config)?;
     let interval = Duration::from_millis(admission_config.interval_ms);
     let ttl = admission_config
         .appraisal_ttl_ms
@@ -525,25 +521,10 @@ where
                         evidence.record(Kind::Contraindicated, &peer, 0, json);
                     }
                 }
-                let snapshot: serde_json::Map<String, serde_json::Value> = admission
-                    .states()
-                    .map(|(_, name, state)| {
-                        (
-                            name.to_string(),
-                            serde_json::json!({
-                                "admitted": state.admitted_until.is_some_and(|u| u > now_ms()) && !state.cut_off,
-                                "status": state.last_status.map(|s| format!("{s:?}").to_lowercase()),
-                                "reasons": state.last_reasons,
-                                "cut_off": state.cut_off,
-                                "cut_off_at_ms": state.cut_off_at,
-                                "appraisals": state.appraisals,
-                                "ak_enrolled": state.ak_enrolled,
-                            }),
-                        )
-                    })
-                    .collect();
-                *status.lock().expect("the admission status lock must not be poisoned") =
-                    serde_json::Value::Object(snapshot);
+                let snapshot = peer_admissions(&admission);
+                *status
+                    .lock()
+                    .expect("the admission status lock must not be poisoned") = Some(snapshot);
                 let spent = round_started.elapsed();
                 if spent < interval {
                     std::thread::sleep(interval - spent);
@@ -552,6 +533,44 @@ where
         })
         .map_err(|e| NodeError::Dkg(format!("cannot start the admission thread: {e}")))?;
     Ok(handle)
+}
+
+/// How this node sees each peer's admission now, for its status.
+fn peer_admissions(admission: &Admission<PublicKey>) -> BTreeMap<String, PeerAdmission> {
+    admission
+        .states()
+        .map(|(_, name, state)| {
+            (
+                name.to_string(),
+                PeerAdmission {
+                    admitted: state.admitted_until.is_some_and(|u| u > now_ms()) && !state.cut_off,
+                    status: state.last_status.map(|s| format!("{s:?}").to_lowercase()),
+                    reasons: state.last_reasons.clone(),
+                    cut_off: state.cut_off,
+                    cut_off_at_ms: state.cut_off_at,
+                    appraisals: state.appraisals,
+                    ak_enrolled: state.ak_enrolled,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Reads the signed reference manifest and the operator set the node appraises against.
+fn load_references(
+    admission_config: &AdmissionConfig,
+) -> Result<(SignedManifest, OperatorSet), NodeError> {
+    let manifest: SignedManifest = serde_json::from_slice(&read(&admission_config.manifest_file)?)
+        .map_err(|e| NodeError::File {
+            path: admission_config.manifest_file.clone(),
+            reason: format!("not a signed manifest: {e}"),
+        })?;
+    let operators: OperatorSet = serde_json::from_slice(&read(&admission_config.operators_file)?)
+        .map_err(|e| NodeError::File {
+        path: admission_config.operators_file.clone(),
+        reason: format!("not an operator set: {e}"),
+    })?;
+    Ok((manifest, operators))
 }
 
 /// Enrolls `peer`'s attestation key: asks for it, wraps a credential to the peer's inventory

@@ -112,6 +112,17 @@ pub struct OracleSourceConfig {
     pub sources: bulwark_oracle::source::SourcesConfig,
 }
 
+/// How a node proves what it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdmissionMode {
+    /// Quotes from the node's TPM (measured launch into PCR 23, AK enrolled by credential
+    /// activation, secrets sealed to the measured PCRs).
+    Tpm,
+    /// Software-signed DEVELOPMENT evidence, accepted only by a manifest that allows it.
+    Dev,
+}
+
 /// Attested admission (see `bulwark_consensus::admission`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,7 +130,7 @@ pub struct AdmissionConfig {
     /// `tpm`: quotes from the node's TPM (measured launch into PCR 23, AK enrolled by
     /// credential activation, secrets sealed to the measured PCRs). `dev`: software-signed
     /// DEVELOPMENT evidence, accepted only by a manifest that allows it.
-    pub mode: String,
+    pub mode: AdmissionMode,
     /// The TPM's TCTI (`mode = "tpm"`), e.g. `device:/dev/tpmrm0` or
     /// `swtpm:host=127.0.0.1,port=2321`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -291,8 +302,8 @@ impl NodeConfig {
             }
         }
         if let Some(admission) = &self.admission {
-            match admission.mode.as_str() {
-                "dev" => {
+            match admission.mode {
+                AdmissionMode::Dev => {
                     if admission.ek_ca_file.is_some() {
                         return Err(invalid(
                             "ek_ca_file applies to admission mode \"tpm\" only".into(),
@@ -304,7 +315,7 @@ impl NodeConfig {
                         ));
                     }
                 }
-                "tpm" => {
+                AdmissionMode::Tpm => {
                     if admission.tcti.as_deref().is_none_or(str::is_empty) {
                         return Err(invalid(
                             "admission mode \"tpm\" needs tcti (e.g. \"device:/dev/tpmrm0\")"
@@ -340,11 +351,6 @@ impl NodeConfig {
                             }
                         }
                     }
-                }
-                other => {
-                    return Err(invalid(format!(
-                        "admission mode {other:?} is unknown; use \"tpm\" or \"dev\""
-                    )))
                 }
             }
             if admission.interval_ms < 500 {
@@ -541,14 +547,14 @@ mod tests {
     #[test]
     fn admission_modes_need_their_settings() {
         let path = Path::new("node.toml");
-        let with = |mode: &str, tcti: Option<&str>, attestor: bool, ek: Option<&str>| {
+        let with = |mode: AdmissionMode, tcti: Option<&str>, attestor: bool, ek: Option<&str>| {
             let mut c = config(&["a", "b", "c", "d"]);
             for peer in &mut c.peers {
                 peer.client_address = Some("127.0.0.1:4".parse().unwrap());
                 peer.tpm_ek = ek.map(str::to_string);
             }
             c.admission = Some(AdmissionConfig {
-                mode: mode.into(),
+                mode,
                 tcti: tcti.map(str::to_string),
                 measured_by_launcher: false,
                 interval_ms: 1_000,
@@ -560,29 +566,39 @@ mod tests {
             });
             c.validate(path).map_err(|e| e.to_string())
         };
-        assert!(with("dev", None, true, None).is_ok());
-        assert!(with("dev", None, false, None)
+        assert!(with(AdmissionMode::Dev, None, true, None).is_ok());
+        assert!(with(AdmissionMode::Dev, None, false, None)
             .unwrap_err()
             .contains("attestor_key_file"));
-        assert!(with("tpm", Some("device:/dev/tpmrm0"), false, Some("00ab")).is_ok());
-        assert!(with("tpm", None, false, Some("00ab"))
+        assert!(with(
+            AdmissionMode::Tpm,
+            Some("device:/dev/tpmrm0"),
+            false,
+            Some("00ab")
+        )
+        .is_ok());
+        assert!(with(AdmissionMode::Tpm, None, false, Some("00ab"))
             .unwrap_err()
             .contains("tcti"));
-        assert!(with("tpm", Some("device:/dev/tpmrm0"), false, None)
-            .unwrap_err()
-            .contains("tpm_ek"));
-        assert!(with("tpm", Some("device:/dev/tpmrm0"), false, Some("xyz"))
-            .unwrap_err()
-            .contains("not hex"));
-        assert!(with("sgx", None, false, None)
-            .unwrap_err()
-            .contains("unknown"));
+        assert!(
+            with(AdmissionMode::Tpm, Some("device:/dev/tpmrm0"), false, None)
+                .unwrap_err()
+                .contains("tpm_ek")
+        );
+        assert!(with(
+            AdmissionMode::Tpm,
+            Some("device:/dev/tpmrm0"),
+            false,
+            Some("xyz")
+        )
+        .unwrap_err()
+        .contains("not hex"));
     }
 
     #[test]
     fn a_trusted_ek_ca_needs_every_peers_ek_certificate() {
         let path = Path::new("node.toml");
-        let with = |mode: &str, cert: Option<&str>| {
+        let with = |mode: AdmissionMode, cert: Option<&str>| {
             let mut c = config(&["a", "b", "c", "d"]);
             for peer in &mut c.peers {
                 peer.client_address = Some("127.0.0.1:4".parse().unwrap());
@@ -590,7 +606,7 @@ mod tests {
                 peer.tpm_ek_cert = cert.map(str::to_string);
             }
             c.admission = Some(AdmissionConfig {
-                mode: mode.into(),
+                mode,
                 tcti: Some("device:/dev/tpmrm0".into()),
                 measured_by_launcher: false,
                 interval_ms: 1_000,
@@ -602,10 +618,14 @@ mod tests {
             });
             c.validate(path).map_err(|e| e.to_string())
         };
-        assert!(with("tpm", Some("3082")).is_ok());
-        assert!(with("tpm", None).unwrap_err().contains("tpm_ek_cert"));
-        assert!(with("tpm", Some("zz")).unwrap_err().contains("tpm_ek_cert"));
-        assert!(with("dev", Some("3082"))
+        assert!(with(AdmissionMode::Tpm, Some("3082")).is_ok());
+        assert!(with(AdmissionMode::Tpm, None)
+            .unwrap_err()
+            .contains("tpm_ek_cert"));
+        assert!(with(AdmissionMode::Tpm, Some("zz"))
+            .unwrap_err()
+            .contains("tpm_ek_cert"));
+        assert!(with(AdmissionMode::Dev, Some("3082"))
             .unwrap_err()
             .contains("\"tpm\" only"));
     }
@@ -620,6 +640,11 @@ mod tests {
             NodeConfig::load(&path),
             Err(ConfigError::Parse { .. })
         ));
+        let mode: Result<AdmissionMode, _> = toml::from_str::<toml::Value>("mode = \"sgx\"")
+            .unwrap()["mode"]
+            .clone()
+            .try_into();
+        assert!(mode.is_err(), "an unknown admission mode is refused");
         assert_eq!(hex_decode("0aff"), Some(vec![10, 255]));
         assert_eq!(hex_decode("0g"), None);
         assert_eq!(hex_decode("abc"), None);

@@ -2,6 +2,10 @@
 //! status, account and book queries against the committed state.
 
 use crate::server::Handler;
+use bulwark_api::answers::{
+    AccountAnswer, BookAnswer, Level, NodeStatus, OpenOrder, PositionAnswer, SnapshotStatus,
+    StandingAnswer, StopAnswer,
+};
 use bulwark_api::stats::percentile;
 use bulwark_api::wire::SubmitOutcome;
 use bulwark_consensus::mempool::{Keys, Mempool, Origin};
@@ -9,7 +13,6 @@ use bulwark_consensus::replica::{Ledger, SharedStats};
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::{AccountId, Engine, InstrumentId};
 use commonware_utils::channel::mpsc;
-use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -33,7 +36,7 @@ pub(crate) struct Endpoint {
     pub(crate) attestation: Option<Arc<crate::node::attest::Attestation>>,
     pub(crate) admission: crate::node::attest::AdmissionStatus,
     /// Each underlying's venue sources (null with the synthetic feed).
-    pub(crate) oracle_sources: Arc<std::sync::Mutex<serde_json::Value>>,
+    pub(crate) oracle_sources: Arc<Mutex<serde_json::Value>>,
     pub(crate) mempool: Mempool,
     pub(crate) view: Arc<Mutex<Arc<Engine>>>,
     pub(crate) stats: SharedStats,
@@ -77,7 +80,7 @@ impl Handler for Endpoint {
         outcome.into()
     }
 
-    fn status(&self) -> serde_json::Value {
+    fn status(&self) -> NodeStatus {
         let (height, root, certified) = {
             let ledger = self
                 .ledger
@@ -87,54 +90,54 @@ impl Handler for Endpoint {
                 (c.height, hex::encode(c.root), c.certified)
             })
         };
-        let (finalized_txs, mut latencies, rounds_finalized, mut oracle_latencies, snapshots) = {
-            let stats = self
-                .stats
-                .lock()
-                .expect("the stats lock must not be poisoned");
-            (
-                stats.finalized_txs,
-                stats.latencies_ms.iter().copied().collect::<Vec<u32>>(),
-                stats.oracle_rounds,
-                stats
-                    .oracle_latencies_ms
-                    .iter()
-                    .copied()
-                    .collect::<Vec<u32>>(),
-                json!({
-                    "restored_from": stats.restored_snapshot,
-                    "last_written": stats.last_snapshot,
-                }),
-            )
-        };
+        let stats = self
+            .stats
+            .lock()
+            .expect("the stats lock must not be poisoned")
+            .clone();
+        let mut latencies: Vec<u32> = stats.latencies_ms.iter().copied().collect();
+        let mut oracle_latencies: Vec<u32> = stats.oracle_latencies_ms.iter().copied().collect();
         latencies.sort_unstable();
         oracle_latencies.sort_unstable();
         let engine = self.engine();
-        let index: Vec<Option<i64>> = (0..2).map(|u| engine.index_price(u)).collect();
-        let oracle_rounds: Vec<Option<u64>> = (0..2).map(|u| engine.oracle_last_round(u)).collect();
-        json!({
-            "index_micros": index,
-            "oracle_rounds": oracle_rounds,
-            "oracle_sources": self.oracle_sources.lock().expect("the oracle status lock must not be poisoned").clone(),
-            "name": self.name,
-            "data_center": self.data_center,
-            "identity": self.identity.lock().expect("the identity lock must not be poisoned").clone(),
-            "admission": self.admission.lock().expect("the admission status lock must not be poisoned").clone(),
-            "height": height,
-            "root": root,
-            "last_height_certified": certified,
-            "finalized_txs": finalized_txs,
-            "mempool": self.mempool.len(),
-            "refused_blocks": self.refused.load(Ordering::Relaxed),
-            "fault_evidence": self.evidence.counts(),
-            "latency_samples": latencies.len(),
-            "latency_p50_ms": percentile(&latencies, 50),
-            "latency_p99_ms": percentile(&latencies, 99),
-            "oracle_rounds_finalized": rounds_finalized,
-            "oracle_latency_p50_ms": percentile(&oracle_latencies, 50),
-            "oracle_latency_p99_ms": percentile(&oracle_latencies, 99),
-            "snapshots": snapshots,
-        })
+        NodeStatus {
+            name: self.name.clone(),
+            data_center: self.data_center.clone(),
+            identity: self
+                .identity
+                .lock()
+                .expect("the identity lock must not be poisoned")
+                .clone(),
+            admission: self
+                .admission
+                .lock()
+                .expect("the admission status lock must not be poisoned")
+                .clone(),
+            height,
+            root,
+            last_height_certified: certified,
+            finalized_txs: stats.finalized_txs,
+            mempool: self.mempool.len(),
+            refused_blocks: self.refused.load(Ordering::Relaxed),
+            fault_evidence: self.evidence.counts(),
+            latency_samples: latencies.len(),
+            latency_p50_ms: percentile(&latencies, 50),
+            latency_p99_ms: percentile(&latencies, 99),
+            index_micros: (0..2).map(|u| engine.index_price(u)).collect(),
+            oracle_rounds: (0..2).map(|u| engine.oracle_last_round(u)).collect(),
+            oracle_rounds_finalized: stats.oracle_rounds,
+            oracle_latency_p50_ms: percentile(&oracle_latencies, 50),
+            oracle_latency_p99_ms: percentile(&oracle_latencies, 99),
+            oracle_sources: self
+                .oracle_sources
+                .lock()
+                .expect("the oracle status lock must not be poisoned")
+                .clone(),
+            snapshots: SnapshotStatus {
+                restored_from: stats.restored_snapshot,
+                last_written: stats.last_snapshot,
+            },
+        }
     }
 
     fn attest(&self, nonce: [u8; 32]) -> Result<Vec<u8>, String> {
@@ -158,78 +161,95 @@ impl Handler for Endpoint {
         }
     }
 
-    fn account(&self, account: AccountId) -> Result<serde_json::Value, String> {
+    fn account(&self, account: AccountId) -> Result<AccountAnswer, String> {
         let engine = self.engine();
         let Some(state) = engine.account(account) else {
             return Err(format!("account {} does not exist", account.0));
         };
-        let positions: Vec<serde_json::Value> = state
+        let positions = state
             .positions
             .iter()
-            .map(|(instrument, position)| json!({"instrument": instrument.0, "position": format!("{position:?}")}))
+            .map(|(instrument, position)| PositionAnswer {
+                instrument: instrument.0,
+                qty: position.qty,
+                cost_micros: position.cost.to_string(),
+            })
             .collect();
-        let open_orders: Vec<serde_json::Value> = state
+        let open_orders = state
             .open
             .keys()
             .filter_map(|instrument| engine.book(*instrument).map(|book| (instrument, book)))
             .flat_map(|(instrument, book)| {
-                book.orders_of(account).into_iter().map(move |order| {
-                    json!({
-                        "instrument": instrument.0,
-                        "order_id": order.id.0,
-                        "side": format!("{:?}", order.side),
-                        "price": order.price,
-                        "qty": order.qty,
+                book.orders_of(account)
+                    .into_iter()
+                    .map(move |order| OpenOrder {
+                        instrument: instrument.0,
+                        order_id: order.id.0,
+                        side: order.side,
+                        price: order.price,
+                        qty: order.qty,
                     })
-                })
             })
             .collect();
         // Stops are few per account (capped); the map is scanned.
-        let stops: Vec<serde_json::Value> = engine
+        let stops = engine
             .stops()
             .filter(|(_, stop)| stop.owner == account)
-            .map(|(id, stop)| {
-                json!({
-                    "order_id": id.0,
-                    "instrument": stop.order.instrument.0,
-                    "side": format!("{:?}", stop.order.side),
-                    "direction": format!("{:?}", stop.order.direction),
-                    "trigger_price": stop.order.trigger_price,
-                    "limit_price": stop.order.limit_price,
-                    "qty": stop.order.qty,
-                    "reduce_only": stop.order.reduce_only,
-                    "held_by": stop.held_by.map(|guard| format!("{guard:?}")),
-                })
+            .map(|(id, stop)| StopAnswer {
+                order_id: id.0,
+                instrument: stop.order.instrument.0,
+                side: stop.order.side,
+                direction: stop.order.direction,
+                trigger_price: stop.order.trigger_price,
+                limit_price: stop.order.limit_price,
+                qty: stop.order.qty,
+                reduce_only: stop.order.reduce_only,
+                held_by: stop.held_by,
             })
             .collect();
-        let standing = match engine.standing(account) {
-            Some(Ok(standing)) => format!("{standing:?}"),
-            Some(Err(error)) => format!("unknown ({error:?})"),
-            None => "unknown".into(),
+        let (standing, standing_error) = match engine.standing(account) {
+            Some(Ok(standing)) => (
+                Some(StandingAnswer {
+                    equity_micros: standing.equity.to_string(),
+                    unrealized_micros: standing.unrealized.to_string(),
+                    initial_micros: standing.initial.to_string(),
+                    maintenance_micros: standing.maintenance.to_string(),
+                }),
+                None,
+            ),
+            Some(Err(error)) => (None, Some(format!("{error:?}"))),
+            None => (None, Some("unknown".into())),
         };
-        Ok(json!({
-            "account": account.0,
-            "nonce": state.nonce,
-            "cash_micros": state.cash.to_string(),
-            "positions": positions,
-            "open_orders": open_orders,
-            "stops": stops,
-            "standing": standing,
-        }))
+        Ok(AccountAnswer {
+            account: account.0,
+            nonce: state.nonce,
+            cash_micros: state.cash.to_string(),
+            positions,
+            open_orders,
+            stops,
+            standing,
+            standing_error,
+        })
     }
 
-    fn book(&self, instrument: InstrumentId, depth: usize) -> Result<serde_json::Value, String> {
+    fn book(&self, instrument: InstrumentId, depth: usize) -> Result<BookAnswer, String> {
         let engine = self.engine();
         let Some(book) = engine.book(instrument) else {
             return Err(format!("instrument {} is not listed", instrument.0));
         };
         let (bids, asks) = book.depth(depth);
-        Ok(json!({
-            "instrument": instrument.0,
-            "bids": format!("{bids:?}"),
-            "asks": format!("{asks:?}"),
-            "resting_orders": book.len(),
-            "mark_ticks": engine.mark(instrument),
-        }))
+        let levels = |levels: Vec<(i64, i64)>| {
+            levels
+                .into_iter()
+                .map(|(price, qty)| Level { price, qty })
+                .collect()
+        };
+        Ok(BookAnswer {
+            instrument: instrument.0,
+            bids: levels(bids),
+            asks: levels(asks),
+            resting_orders: book.len(),
+            mark_ticks: engine.mark(instrument),
+        })
     }
 }

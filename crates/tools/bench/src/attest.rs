@@ -7,11 +7,11 @@
 //! - peer `p256_verify_bound` (or `ed25519_verify_bound` for dev evidence): bare signature verifications
 //!   per second on this machine, an upper bound no appraisal can beat.
 
-use crate::appraisal::Status;
-use crate::evidence::{AppMeasurements, Evidence};
-use crate::hexbytes::HexBytes;
-use crate::manifest::{OperatorSet, ReferenceManifest, SignedManifest};
-use crate::verifier::{AppraisalRequest, Verifier, VerifierConfig};
+use bulwark_attest::appraisal::Status;
+use bulwark_attest::evidence::{AppMeasurements, Evidence};
+use bulwark_attest::hexbytes::HexBytes;
+use bulwark_attest::manifest::{OperatorSet, ReferenceManifest, SignedManifest};
+use bulwark_attest::verifier::{AppraisalRequest, Verifier, VerifierConfig};
 use ed25519_dalek::SigningKey;
 use std::time::Instant;
 
@@ -25,36 +25,13 @@ struct Line<'a> {
     peer_value: f64,
 }
 
-/// One output line; fields serialize in declaration order.
-#[derive(serde::Serialize)]
-struct Output<'a> {
-    bench: &'a str,
-    metric: &'a str,
-    value: f64,
-    unit: &'a str,
-    peer: &'a str,
-    peer_value: f64,
-    ratio: f64,
-}
-
 fn print(line: &Line<'_>) {
-    let ratio = if line.peer_value > 0.0 {
-        line.value / line.peer_value
-    } else {
-        0.0
-    };
-    let output = Output {
-        bench: "attest",
-        metric: line.metric,
-        value: (line.value * 10.0).round() / 10.0,
-        unit: line.unit,
-        peer: line.peer,
-        peer_value: (line.peer_value * 10.0).round() / 10.0,
-        ratio: (ratio * 1000.0).round() / 1000.0,
-    };
-    println!(
-        "{}",
-        serde_json::to_string(&output).expect("bench lines always serialize")
+    crate::report::emit(
+        "attest",
+        line.metric,
+        line.value,
+        line.unit,
+        Some((line.peer, line.peer_value)),
     );
 }
 
@@ -134,7 +111,7 @@ fn appraise_all(
 pub fn run_bench() {
     #[cfg(feature = "tpm")]
     {
-        if crate::swtpm::installed() {
+        if bulwark_attest::swtpm::installed() {
             match tpm_bench() {
                 Ok(()) => return,
                 Err(error) => eprintln!(
@@ -146,12 +123,12 @@ pub fn run_bench() {
         }
     }
     #[cfg(not(feature = "tpm"))]
-    eprintln!("bench attest: built without the `tpm` feature; measuring on INSECURE dev evidence instead of TPM quotes");
+    eprintln!("bench attest: built without the `tpm` feature (--features bulwark-bench/tpm); measuring on INSECURE dev evidence instead of TPM quotes");
     dev_bench();
 }
 
 fn dev_bench() {
-    let attestor = crate::dev::DevAttestor::from_secret(&[14; 32]);
+    let attestor = bulwark_attest::dev::DevAttestor::from_secret(&[14; 32]);
     let measurements = AppMeasurements::from_contents(b"binary", b"config", b"policy");
     let manifest = sign_manifest(ReferenceManifest {
         role: "bench".into(),
@@ -161,7 +138,7 @@ fn dev_bench() {
         tpm: None,
         snp: None,
         tdx: None,
-        dev: Some(crate::manifest::DevReference {
+        dev: Some(bulwark_attest::manifest::DevReference {
             allow_insecure_dev_evidence: true,
             signer_keys: vec![attestor.public_key()],
             app_measurements: vec![HexBytes(measurements.app_pcr_value())],
@@ -202,11 +179,11 @@ fn dev_bench() {
 
 #[cfg(feature = "tpm")]
 fn tpm_bench() -> Result<(), String> {
-    use crate::tpm::device::TpmDevice;
-    use crate::tpm::{APP_PCR, BOOT_PCRS};
+    use bulwark_attest::tpm::device::TpmDevice;
+    use bulwark_attest::tpm::{APP_PCR, BOOT_PCRS};
     use rand_core::OsRng;
 
-    let soft = crate::swtpm::SoftwareTpm::start().map_err(|e| e.to_string())?;
+    let soft = bulwark_attest::swtpm::SoftwareTpm::start().map_err(|e| e.to_string())?;
     let mut device = TpmDevice::open(&soft.tcti()).map_err(|e| e.to_string())?;
     let mut verifier = new_verifier();
     let ek = device.ek_public().map_err(|e| e.to_string())?;
@@ -233,7 +210,7 @@ fn tpm_bench() -> Result<(), String> {
         release: "bench".into(),
         issued_at_ms: NOW_MS - 1,
         expires_at_ms: NOW_MS + 3_600_000,
-        tpm: Some(crate::manifest::TpmReference {
+        tpm: Some(bulwark_attest::manifest::TpmReference {
             pcrs: reference
                 .iter()
                 .map(|(i, v)| (*i, vec![HexBytes(*v)]))
@@ -251,11 +228,11 @@ fn tpm_bench() -> Result<(), String> {
         let mut random = [0u8; 32];
         random[..4].copy_from_slice(&i.to_be_bytes());
         let nonce = verifier.issue_nonce(NOW_MS, random).expect("bench nonce");
-        let qd = crate::nonce::qualifying_data(&nonce, &key_hash, 1);
+        let qd = bulwark_attest::nonce::qualifying_data(&nonce, &key_hash, 1);
         let quote = device.quote(&qd).map_err(|e| e.to_string())?;
         batch.push((
             nonce,
-            Evidence::Tpm2Quote(crate::evidence::TpmEvidence {
+            Evidence::Tpm2Quote(bulwark_attest::evidence::TpmEvidence {
                 node_key_sha256: HexBytes(key_hash),
                 epoch: 1,
                 ak_public: ak.clone(),
@@ -274,9 +251,9 @@ fn tpm_bench() -> Result<(), String> {
     let Evidence::Tpm2Quote(sample) = &batch[0].1 else {
         unreachable!("the batch holds TPM evidence only")
     };
-    let ak_public = crate::tpm::TpmPublic::parse(&ak).map_err(|e| e.to_string())?;
+    let ak_public = bulwark_attest::tpm::TpmPublic::parse(&ak).map_err(|e| e.to_string())?;
     let signature =
-        crate::tpm::TpmSignature::parse(&sample.signature).map_err(|e| e.to_string())?;
+        bulwark_attest::tpm::TpmSignature::parse(&sample.signature).map_err(|e| e.to_string())?;
     let rounds = 2_000u32;
     let start = Instant::now();
     for _ in 0..rounds {
@@ -334,7 +311,7 @@ fn checkquote_rate(
             jobs.push((
                 msg,
                 sig,
-                hex::encode(crate::nonce::qualifying_data(nonce, key_hash, 1)),
+                hex::encode(bulwark_attest::nonce::qualifying_data(nonce, key_hash, 1)),
             ));
         }
         let start = Instant::now();

@@ -2,7 +2,7 @@
 //! the repository): every line parses, and the certified index tracks every venue.
 #![allow(clippy::unwrap_used)]
 
-use bulwark_oracle::bench::{run_bench_with, BenchOptions};
+use bulwark_bench::oracle::{run_bench_with, BenchOptions};
 use bulwark_oracle::replay::{read_capture, shared_data_dir, Replay};
 
 #[test]

@@ -1,7 +1,7 @@
 //! `bulwark bench oracle`: one JSON line per figure on stdout,
 //! `{"bench","metric","value","unit","peer","peer_value","ratio"}`, progress on stderr.
 //!
-//! This module and [`crate::replay::read_capture`] are the only parts of the crate that read a
+//! This module and [`bulwark_oracle::replay::read_capture`] are the only parts of the crate that read a
 //! clock or a file; the oracle core is sans-IO.
 //!
 //! Figures:
@@ -26,11 +26,12 @@ use bulwark_engine::oracle::{
 };
 use bulwark_engine::{Command, Engine, EngineConfig, Event};
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::node::{NodeConfig, OracleNode};
-use crate::proposer::RoundBuilder;
-use crate::replay::{read_capture, shared_data_dir, Replay, VenueQuote};
+use bulwark_api::stats::percentile;
+use bulwark_oracle::node::{NodeConfig, OracleNode};
+use bulwark_oracle::proposer::RoundBuilder;
+use bulwark_oracle::replay::{read_capture, shared_data_dir, Replay, VenueQuote};
 
 /// How much work the bench does.
 #[derive(Debug, Clone)]
@@ -80,17 +81,14 @@ pub fn run_bench_with(options: &BenchOptions) -> Vec<Value> {
 }
 
 fn emit(lines: &mut Vec<Value>, metric: String, value: f64, unit: &str, peer: Option<(&str, f64)>) {
-    let line = json!({
-        "bench": "oracle",
-        "metric": metric,
-        "value": value,
-        "unit": unit,
-        "peer": peer.map(|p| p.0),
-        "peer_value": peer.map(|p| p.1),
-        "ratio": peer.filter(|p| p.1 > 0.0).map(|p| value / p.1),
-    });
-    println!("{line}");
-    lines.push(line);
+    lines.push(crate::report::figure(
+        "oracle",
+        &metric,
+        Some(value),
+        unit,
+        peer.map(|p| p.0),
+        peer.map(|p| p.1),
+    ));
 }
 
 fn committee(n: usize, seed: u8) -> (Vec<SigningKey>, OracleConfig) {
@@ -224,28 +222,9 @@ const CAPTURES: [(&str, &str); 3] = [
 
 /// Replays the three captures through four nodes and one engine; prints deviation figures.
 fn capture_figures(dir: &Path, seconds_max: u64, lines: &mut Vec<Value>) {
-    let mut stream: Vec<(u64, usize, crate::binance::VenueMessage)> = Vec::new();
-    for (venue, (name, file)) in CAPTURES.iter().enumerate() {
-        eprintln!("bench oracle: reading {name}");
-        let reader = match read_capture(&dir.join(file)) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("bench oracle: cannot read {file}: {e}; skipping the capture figures");
-                return;
-            }
-        };
-        let mut replay = Replay::new();
-        for line in reader.flatten() {
-            if let Some((t, m)) = replay.line(&line) {
-                stream.push((t, venue, m));
-            }
-        }
-        eprintln!(
-            "bench oracle: {name}: {} lines refused, {} unsupported",
-            replay.refused, replay.unsupported
-        );
-    }
-    stream.sort_by_key(|e| (e.0, e.1));
+    let Some(stream) = read_stream(dir) else {
+        return;
+    };
     let Some(&(t0, _, _)) = stream.first() else {
         return;
     };
@@ -329,6 +308,45 @@ fn capture_figures(dir: &Path, seconds_max: u64, lines: &mut Vec<Value>) {
         next_round_ms += 1_000;
     }
     eprintln!("bench oracle: {round} capture rounds");
+    emit_capture_figures(lines, certified, guard_opens, &mut deviations);
+}
+
+/// Every capture's venue messages, merged in time order (time, venue, message); `None` when a
+/// capture cannot be read (said on stderr).
+fn read_stream(dir: &Path) -> Option<Vec<(u64, usize, bulwark_oracle::binance::VenueMessage)>> {
+    let mut stream: Vec<(u64, usize, bulwark_oracle::binance::VenueMessage)> = Vec::new();
+    for (venue, (name, file)) in CAPTURES.iter().enumerate() {
+        eprintln!("bench oracle: reading {name}");
+        let reader = match read_capture(&dir.join(file)) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("bench oracle: cannot read {file}: {e}; skipping the capture figures");
+                return None;
+            }
+        };
+        let mut replay = Replay::new();
+        for line in reader.flatten() {
+            if let Some((t, m)) = replay.line(&line) {
+                stream.push((t, venue, m));
+            }
+        }
+        eprintln!(
+            "bench oracle: {name}: {} lines refused, {} unsupported",
+            replay.refused, replay.unsupported
+        );
+    }
+    stream.sort_by_key(|e| (e.0, e.1));
+    Some(stream)
+}
+
+/// The capture figures: rounds certified, guards opened, and the certified index's deviation
+/// from each venue (p50, p99, max).
+fn emit_capture_figures(
+    lines: &mut Vec<Value>,
+    certified: usize,
+    guard_opens: usize,
+    deviations: &mut [Vec<i64>; 3],
+) {
     emit(
         lines,
         "capture_rounds_certified".into(),
@@ -350,25 +368,25 @@ fn capture_figures(dir: &Path, seconds_max: u64, lines: &mut Vec<Value>) {
         }
         d.sort_unstable();
         // Deviations are kept in tenths of a basis point.
-        let at = |q: f64| d[((d.len() - 1) as f64 * q).round() as usize] as f64 / 10.0;
+        let at = |p: u32| percentile(d, p).map_or(0.0, |v| v as f64 / 10.0);
         emit(
             lines,
             format!("capture_index_deviation_p50_{name}"),
-            at(0.5),
+            at(50),
             "bps",
             None,
         );
         emit(
             lines,
             format!("capture_index_deviation_p99_{name}"),
-            at(0.99),
+            at(99),
             "bps",
             None,
         );
         emit(
             lines,
             format!("capture_index_deviation_max_{name}"),
-            at(1.0),
+            at(100),
             "bps",
             None,
         );

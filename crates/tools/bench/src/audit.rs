@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::resource::{getrusage, UsageWho};
 
-use crate::agent::Auditor;
-use crate::host::{CommandFixture, CommandLimits, CommandSource, RootedHost};
-use crate::policy::load_policy;
-use crate::rule::PatternCache;
-use crate::watch::FileWatch;
+use bulwark_audit::agent::Auditor;
+use bulwark_audit::host::{CommandFixture, CommandLimits, CommandSource, RootedHost};
+use bulwark_audit::policy::load_policy;
+use bulwark_audit::rule::PatternCache;
+use bulwark_audit::watch::FileWatch;
 
 const POLICY_FILES: [&str; 2] = [
     "debian__cis_debian12.yml",
@@ -104,7 +104,7 @@ fn measure_ours(dir: &Path) -> Result<Ours, BenchError> {
     }
     let parse_cpu_s = cpu_s(UsageWho::RUSAGE_SELF) - self0;
     let host = RootedHost::new("/", CommandSource::Live(CommandLimits::default()));
-    let mut scan = crate::eval::Scan::new(&host);
+    let mut scan = bulwark_audit::eval::Scan::new(&host);
     let results: Vec<_> = policies.iter().map(|p| scan.policy(p)).collect();
     let cpu = cpu_total_s() - cpu0;
     let self_cpu_s = cpu_s(UsageWho::RUSAGE_SELF) - self0;
@@ -218,8 +218,8 @@ fn measure_recheck(dir: &Path) -> Result<f64, BenchError> {
             policies.push(load_policy(&dir.join(f), &mut pc).map_err(|e| fail(&e))?);
         }
         policies.push(
-            crate::policy::parse_policy(
-                crate::COMMITTEE_NODE_POLICY,
+            bulwark_audit::policy::parse_policy(
+                bulwark_audit::COMMITTEE_NODE_POLICY,
                 "committee-node.yml",
                 &mut pc,
             )
@@ -250,39 +250,8 @@ fn measure_recheck(dir: &Path) -> Result<f64, BenchError> {
     result
 }
 
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-#[derive(serde::Serialize)]
-struct Line<'a> {
-    bench: &'a str,
-    metric: &'a str,
-    value: Option<f64>,
-    unit: &'a str,
-    peer: &'a str,
-    peer_value: Option<f64>,
-    ratio: Option<f64>,
-}
-
 fn line(metric: &str, value: Option<f64>, unit: &str, peer: &str, peer_value: Option<f64>) {
-    let ratio = match (value, peer_value) {
-        (Some(v), Some(p)) if p > 0.0 => Some(round3(v / p)),
-        _ => None,
-    };
-    let l = Line {
-        bench: "audit",
-        metric,
-        value: value.map(round3),
-        unit,
-        peer,
-        peer_value: peer_value.map(round3),
-        ratio,
-    };
-    println!(
-        "{}",
-        serde_json::to_string(&l).expect("a bench line must serialize")
-    );
+    crate::report::figure("audit", metric, value, unit, Some(peer), peer_value);
 }
 
 /// Runs the audit benchmark and prints its JSON lines to stdout (diagnostics to stderr).

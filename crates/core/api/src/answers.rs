@@ -1,0 +1,235 @@
+//! The typed answers a node gives to status, account and book queries. They travel as JSON in
+//! the [`crate::wire`] frames (`0x82`–`0x84`), so every field name here is part of the protocol:
+//! renaming one is a breaking change. Money that may exceed 2⁵³ travels as a decimal string.
+
+use bulwark_engine::command::StopDirection;
+use bulwark_engine::oracle::GuardKind;
+use bulwark_engine::Side;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A node's status: who it is, how far it got, how it sees its peers and the oracle.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node's configured name.
+    pub name: String,
+    /// Its data center.
+    pub data_center: String,
+    /// The committee's identity (group public key, hex); empty until the genesis DKG is done.
+    pub identity: String,
+    /// Attested admission per peer (`data-center/key-prefix`), or `None` when admission is off.
+    pub admission: Option<BTreeMap<String, PeerAdmission>>,
+    /// Newest committed height (0 before the first block).
+    pub height: u64,
+    /// State root after that height, hex (empty before the first block).
+    pub root: String,
+    /// Whether that height's finalization certificate is in the log.
+    pub last_height_certified: bool,
+    /// Client transactions finalized since start.
+    pub finalized_txs: u64,
+    /// Transactions waiting in the mempool.
+    pub mempool: usize,
+    /// Proposals this node refused.
+    pub refused_blocks: u64,
+    /// Fault evidence recorded, by kind.
+    pub fault_evidence: BTreeMap<String, u64>,
+    /// Submit-to-finalized samples kept for the percentiles below.
+    pub latency_samples: usize,
+    /// Submit-to-finalized p50 of this node's own submissions, ms.
+    pub latency_p50_ms: Option<u32>,
+    /// Submit-to-finalized p99, ms.
+    pub latency_p99_ms: Option<u32>,
+    /// Certified index per underlying, micros (`None`: never certified).
+    pub index_micros: Vec<Option<i64>>,
+    /// Last certified oracle round per underlying.
+    pub oracle_rounds: Vec<Option<u64>>,
+    /// Oracle rounds finalized since start.
+    pub oracle_rounds_finalized: u64,
+    /// Observation-to-finalized p50 of oracle rounds, ms.
+    pub oracle_latency_p50_ms: Option<u32>,
+    /// Observation-to-finalized p99, ms.
+    pub oracle_latency_p99_ms: Option<u32>,
+    /// Each underlying's venue sources and their counters (null with the synthetic feed); the
+    /// shape is the oracle crate's `Sources::status`.
+    pub oracle_sources: serde_json::Value,
+    /// Engine snapshots.
+    pub snapshots: SnapshotStatus,
+}
+
+/// How a node sees one peer's attested admission.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerAdmission {
+    /// Whether the peer may connect now (a current affirming or warning appraisal).
+    pub admitted: bool,
+    /// The last appraisal's status (`affirming`, `warning`, `contraindicated`), if any.
+    pub status: Option<String>,
+    /// The reasons behind it.
+    pub reasons: Vec<String>,
+    /// Whether the peer is cut off (a contraindicated appraisal).
+    pub cut_off: bool,
+    /// When it was cut off, Unix ms.
+    pub cut_off_at_ms: Option<u64>,
+    /// Appraisals made of it since start.
+    pub appraisals: u64,
+    /// Whether its TPM attestation key is enrolled (TPM mode).
+    pub ak_enrolled: bool,
+}
+
+/// Engine snapshots of a node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotStatus {
+    /// The snapshot height the engine was restored from at start, if any.
+    pub restored_from: Option<u64>,
+    /// The newest snapshot written since start.
+    pub last_written: Option<u64>,
+}
+
+/// One account's committed state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountAnswer {
+    /// The account id.
+    pub account: u64,
+    /// Its last accepted nonce (the next transaction needs a higher one).
+    pub nonce: u64,
+    /// Cash, micros (decimal string: it may exceed 2⁵³).
+    pub cash_micros: String,
+    /// Open positions.
+    pub positions: Vec<PositionAnswer>,
+    /// Resting orders.
+    pub open_orders: Vec<OpenOrder>,
+    /// Resting stops.
+    pub stops: Vec<StopAnswer>,
+    /// Margin standing at the committed marks, when it can be computed.
+    pub standing: Option<StandingAnswer>,
+    /// Why the standing cannot be computed, when it cannot.
+    pub standing_error: Option<String>,
+}
+
+/// One position.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PositionAnswer {
+    /// The instrument.
+    pub instrument: u32,
+    /// Signed lots: positive long, negative short.
+    pub qty: i64,
+    /// Signed entry value, micros (decimal string).
+    pub cost_micros: String,
+}
+
+/// One resting order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenOrder {
+    /// The instrument.
+    pub instrument: u32,
+    /// The order's id (cancel it by this).
+    pub order_id: u64,
+    /// Buy or sell.
+    pub side: Side,
+    /// Price, ticks.
+    pub price: i64,
+    /// Remaining lots.
+    pub qty: i64,
+}
+
+/// One resting stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopAnswer {
+    /// The stop's id (cancel it by this).
+    pub order_id: u64,
+    /// The instrument.
+    pub instrument: u32,
+    /// The side of the order placed on trigger.
+    pub side: Side,
+    /// Which way the mark must move.
+    pub direction: StopDirection,
+    /// Trigger price, ticks.
+    pub trigger_price: i64,
+    /// Limit price of the order placed on trigger (`None`: a market order).
+    pub limit_price: Option<i64>,
+    /// Lots.
+    pub qty: i64,
+    /// The order placed on trigger may only reduce the position.
+    pub reduce_only: bool,
+    /// The oracle guard holding it back, if one is open.
+    pub held_by: Option<GuardKind>,
+}
+
+/// Margin standing, micros as decimal strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandingAnswer {
+    /// Cash plus unrealized profit plus option value.
+    pub equity_micros: String,
+    /// The unrealized part.
+    pub unrealized_micros: String,
+    /// Initial requirement.
+    pub initial_micros: String,
+    /// Maintenance requirement.
+    pub maintenance_micros: String,
+}
+
+/// The top of one book.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookAnswer {
+    /// The instrument.
+    pub instrument: u32,
+    /// Bid levels, best first.
+    pub bids: Vec<Level>,
+    /// Ask levels, best first.
+    pub asks: Vec<Level>,
+    /// Resting orders on the book.
+    pub resting_orders: usize,
+    /// The instrument's mark, ticks.
+    pub mark_ticks: Option<i64>,
+}
+
+/// One price level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Level {
+    /// Price, ticks.
+    pub price: i64,
+    /// Lots resting at that price.
+    pub qty: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn answers_round_trip_through_json() {
+        let status = NodeStatus {
+            name: "n0".into(),
+            height: 7,
+            admission: Some(BTreeMap::from([(
+                "dc-1/abcd".to_string(),
+                PeerAdmission {
+                    admitted: true,
+                    status: Some("affirming".into()),
+                    ..PeerAdmission::default()
+                },
+            )])),
+            index_micros: vec![Some(60_000_000_000), None],
+            ..NodeStatus::default()
+        };
+        let text = serde_json::to_string(&status).unwrap();
+        assert_eq!(serde_json::from_str::<NodeStatus>(&text).unwrap(), status);
+        let account = AccountAnswer {
+            account: 3,
+            open_orders: vec![OpenOrder {
+                instrument: 0,
+                order_id: 9,
+                side: Side::Buy,
+                price: 600_000,
+                qty: 2,
+            }],
+            ..AccountAnswer::default()
+        };
+        let text = serde_json::to_string(&account).unwrap();
+        assert!(text.contains("\"side\":\"buy\""), "{text}");
+        assert_eq!(
+            serde_json::from_str::<AccountAnswer>(&text).unwrap(),
+            account
+        );
+    }
+}

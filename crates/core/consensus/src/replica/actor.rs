@@ -1,0 +1,197 @@
+//! The actor loop: messages from simplex, blocks and block requests from peers, fetching
+//! what is missing.
+
+use super::*;
+
+impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
+    pub(super) async fn run<S, R, RS, RR>(
+        mut self,
+        (mut sender, mut receiver): (S, R),
+        (mut request_sender, mut request_receiver): (RS, RR),
+    ) where
+        S: Sender<PublicKey = PublicKey>,
+        R: Receiver<PublicKey = PublicKey>,
+        RS: Sender<PublicKey = PublicKey>,
+        RR: Receiver<PublicKey = PublicKey>,
+    {
+        let mut next_fetch = self.context.current() + FETCH_RETRY;
+        loop {
+            let fetch_timer = self.context.sleep_until(next_fetch);
+            select! {
+                _ = fetch_timer => {
+                    next_fetch = self.context.current() + FETCH_RETRY;
+                },
+                request = request_receiver.recv() => {
+                    let Ok((peer, bytes)) = request else {
+                        debug!("request channel closed; replica stops");
+                        return;
+                    };
+                    self.answer_request(peer, bytes.as_ref(), &mut sender).await;
+                },
+                message = self.mailbox.recv() => {
+                    let Some(message) = message else {
+                        debug!("simplex dropped the mailbox; replica stops");
+                        return;
+                    };
+                    self.handle(message, &mut sender);
+                },
+                event = self.events.recv() => {
+                    let Some(event) = event else {
+                        return;
+                    };
+                    self.handle(event, &mut sender);
+                },
+                received = receiver.recv() => {
+                    let Ok((peer, bytes)) = received else {
+                        debug!("block channel closed; replica stops");
+                        return;
+                    };
+                    self.receive_block(&peer, bytes.as_ref());
+                },
+            }
+            self.progress().await;
+            self.request_missing(&mut request_sender);
+        }
+    }
+
+    /// Asks every peer for missing blocks not requested within [`FETCH_RETRY`] (one digest per
+    /// message, at most [`FETCH_DIGESTS_MAX`] at a time).
+    pub(super) fn request_missing<RS: Sender<PublicKey = PublicKey>>(
+        &mut self,
+        request_sender: &mut RS,
+    ) {
+        let now = self.context.current();
+        let missing = &self.missing;
+        self.requested.retain(|digest, _| missing.contains(digest));
+        let mut sent = 0;
+        for digest in &self.missing {
+            if sent == FETCH_DIGESTS_MAX {
+                break;
+            }
+            let due = self
+                .requested
+                .get(digest)
+                .is_none_or(|at| now.duration_since(*at).unwrap_or(Duration::ZERO) >= FETCH_RETRY);
+            if due {
+                request_sender.send(Recipients::All, IoBuf::from(digest.0.to_vec()), false);
+                self.requested.insert(*digest, now);
+                sent += 1;
+            }
+        }
+    }
+
+    /// Answers a peer's request for a block we hold; anything else is ignored.
+    pub(super) async fn answer_request<S: Sender<PublicKey = PublicKey>>(
+        &mut self,
+        peer: PublicKey,
+        request: &[u8],
+        sender: &mut S,
+    ) {
+        let Ok(digest) = <[u8; 32]>::try_from(request) else {
+            self.config.evidence.record(
+                Kind::MalformedRequest,
+                &peer,
+                0,
+                format!("{} bytes", request.len()),
+            );
+            return;
+        };
+        let digest = Digest(digest);
+        if let Some((_, bytes)) = self.blocks.get(&digest) {
+            sender.send(Recipients::One(peer), IoBuf::from(bytes.clone()), false);
+            return;
+        }
+        let Some(&offset) = self.archive.get(&digest) else {
+            return;
+        };
+        match self.log.read_at_offset(offset).await {
+            Ok(Some(record)) => {
+                sender.send(Recipients::One(peer), IoBuf::from(record.block), false);
+            }
+            Ok(None) => warn!(?digest, offset, "archived block is past the end of the log"),
+            Err(error) => warn!(?digest, %error, "cannot read an archived block"),
+        }
+    }
+
+    pub(super) fn now_ms(&self) -> u64 {
+        let since_unix = self
+            .context
+            .current()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        u64::try_from(since_unix.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_sub(self.config.venue_epoch_ms)
+    }
+
+    pub(super) fn handle<S: Sender<PublicKey = PublicKey>>(
+        &mut self,
+        message: Message,
+        sender: &mut S,
+    ) {
+        match message {
+            Message::Propose { context, response } => {
+                self.pending_proposals.push((context, response));
+            }
+            Message::Verify {
+                context,
+                digest,
+                response,
+            } => self.pending_verifies.push((context, digest, response)),
+            Message::Broadcast { digest, recipients } => {
+                let Some((_, bytes)) = self.blocks.get(&digest) else {
+                    warn!(?digest, "asked to broadcast a block we do not hold");
+                    return;
+                };
+                let sent = sender.send(recipients, IoBuf::from(bytes.clone()), false);
+                debug!(?digest, peers = sent.len(), "broadcast block");
+            }
+            Message::Finalized {
+                digest,
+                certificate,
+            } => {
+                if !self.archive.contains_key(&digest) {
+                    self.certificates.insert(digest, certificate);
+                    self.finalized_pending.push(digest);
+                }
+            }
+        }
+    }
+
+    pub(super) fn receive_block(&mut self, peer: &PublicKey, bytes: &[u8]) {
+        // Stored by digest only: a block becomes relevant when simplex asks about its digest,
+        // so a peer cannot make us adopt anything by sending it.
+        match Block::decode(bytes) {
+            Ok(block) => {
+                // Bounded: nothing at or below the committed height, nothing far ahead of it.
+                if block.height <= self.committed_height
+                    || block.height > self.committed_height + BLOCKS_AHEAD_MAX
+                {
+                    return;
+                }
+                let digest = Block::digest_of(bytes);
+                self.blocks
+                    .entry(digest)
+                    .or_insert_with(|| (block, bytes.to_vec()));
+            }
+            Err(error) => {
+                // Evidence for the sentinel later; today only logged.
+                self.config
+                    .evidence
+                    .record(Kind::MalformedBlock, peer, 0, error.to_string());
+            }
+        }
+    }
+
+    /// Retries everything waiting on data, until nothing changes.
+    pub(super) async fn progress(&mut self) {
+        // Rebuilt from what still waits, so abandoned requests stop being fetched.
+        self.missing.clear();
+        self.answer_proposals().await;
+        self.answer_verifies().await;
+        if let Err(error) = self.commit_finalized().await {
+            // The disk failed under a finalized height: this node cannot go on safely.
+            panic!("cannot persist a finalized height: {error}");
+        }
+    }
+}

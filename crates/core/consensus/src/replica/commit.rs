@@ -1,0 +1,242 @@
+//! Committing finalized heights: once each, in order, into the durable log, with snapshots
+//! and pruning.
+
+use super::*;
+
+impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
+    /// Executes finalized blocks in height order on the committed engine, once per height.
+    pub(super) async fn commit_finalized(&mut self) -> Result<(), LogError> {
+        let pending = std::mem::take(&mut self.finalized_pending);
+        for digest in pending {
+            // Collect the chain from the committed tip up to `digest`.
+            if self.archive.contains_key(&digest) || digest == self.committed_digest {
+                continue;
+            }
+            let mut chain = Vec::new();
+            let mut cursor = digest;
+            let mut complete = true;
+            let mut stale = false;
+            while cursor != self.committed_digest {
+                let Some((block, _)) = self.blocks.get(&cursor) else {
+                    self.missing.insert(cursor);
+                    complete = false;
+                    break;
+                };
+                if block.height <= self.committed_height {
+                    assert!(
+                        chain.is_empty(),
+                        "finalized blocks must extend the committed chain (safety)"
+                    );
+                    stale = true;
+                    break;
+                }
+                chain.push(cursor);
+                cursor = block.parent;
+            }
+            if stale || chain.is_empty() {
+                // Already committed (finalizations of ancestors can arrive after descendants').
+                continue;
+            }
+            if !complete {
+                // Pruned blocks are below the committed height, so a missing block here is one
+                // not received yet; a real node fetches it (marshal's backfill).
+                self.finalized_pending.push(digest);
+                continue;
+            }
+            match self.lookup(digest) {
+                Lookup::Ready => {}
+                Lookup::Missing(absent) => {
+                    self.missing.insert(absent);
+                    self.finalized_pending.push(digest);
+                    continue;
+                }
+                Lookup::Invalid(refusal) => {
+                    panic!("a finalized block must pass this replica's checks ({refusal}): the state diverged")
+                }
+            }
+            for digest in chain.into_iter().rev() {
+                self.commit(digest).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn commit(&mut self, digest: Digest) -> Result<(), LogError> {
+        let (block, bytes) = &self.blocks[&digest];
+        let certificate = self.certificates.remove(&digest);
+        let certified = certificate.is_some();
+        let offset = self.log.offset_of_next();
+        self.log
+            .append(&Record {
+                height: block.height,
+                block: bytes.clone(),
+                certificate,
+            })
+            .await?;
+        self.archive.insert(digest, offset);
+        assert_eq!(
+            block.height,
+            self.committed_height + 1,
+            "finalized blocks must be executed in height order, once per height"
+        );
+        assert_eq!(
+            block.parent_root, self.committed_root,
+            "a finalized block's parent root must equal the committed root"
+        );
+        // The block was executed (once) when it was checked; committing adopts that state.
+        let speculative = &self.speculative[&digest];
+        self.committed = speculative.engine.clone();
+        self.committed_root = speculative.root;
+        let root = speculative.root;
+        let fills = speculative.fills;
+        // Oracle faults the committed block completed: the deviating member, with its own
+        // signed observation, recorded for the sentinel (the same evidence is in the engine
+        // state under the root, derived from the signed rounds in the block log).
+        for fault in &speculative.oracle_faults {
+            match PublicKey::decode(fault.node.to_vec()) {
+                Ok(member) => self.config.evidence.record(
+                    Kind::OracleFault,
+                    &member,
+                    block.height,
+                    serde_json::to_string(fault).unwrap_or_default(),
+                ),
+                Err(_) => warn!("oracle fault evidence names a key that is not ed25519"),
+            }
+        }
+        let conserved = self.committed.totals().conserved();
+        assert!(conserved, "money must be conserved after every block");
+        self.record_finalized(block);
+        *self
+            .config
+            .view
+            .lock()
+            .expect("the view lock must not be poisoned") = self.committed.clone();
+        {
+            let mut ledger = self
+                .config
+                .ledger
+                .lock()
+                .expect("the ledger lock must not be poisoned");
+            ledger.push(Committed {
+                height: block.height,
+                digest,
+                root,
+                txs: block.txs.len(),
+                fills,
+                conserved,
+                certified,
+            });
+            let excess = ledger.len().saturating_sub(self.config.ledger_kept);
+            ledger.drain(..excess);
+        }
+        self.committed_height = block.height;
+        self.committed_digest = digest;
+        self.prune();
+        if let Err(error) = self
+            .held
+            .release(&self.context, self.committed_height)
+            .await
+        {
+            // Only space is lost: the segments are removed on a later release or restart.
+            warn!(%error, "cannot remove held blocks below the committed height");
+        }
+        self.snapshot_if_due().await;
+        Ok(())
+    }
+
+    /// Updates the mempool (drops the block's transactions and the stale ones) and the status
+    /// figures (finalized count, submit-to-finalized and oracle latencies) for a committed
+    /// `block`.
+    fn record_finalized(&self, block: &Block) {
+        let keys: Vec<TxKey> = block.txs.iter().map(TxKey::of).collect();
+        let outcome = self.config.mempool.commit(&keys, self.context.current());
+        let committed = &self.committed;
+        self.config
+            .mempool
+            .remove_stale(block.txs.iter().map(|tx| tx.account), |account| {
+                committed.account(account).map(|a| a.nonce + 1)
+            });
+        let mut stats = self
+            .config
+            .stats
+            .lock()
+            .expect("the stats lock must not be poisoned");
+        stats.finalized_txs += block.txs.len() as u64;
+        let now_ms = u64::try_from(
+            self.context
+                .current()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or(Duration::ZERO)
+                .as_millis(),
+        )
+        .unwrap_or(u64::MAX);
+        for round in &block.rounds {
+            if let SystemCommand::OracleRound { round, .. } = round {
+                let observed =
+                    self.config.venue_epoch_ms + round.saturating_mul(crate::oracle_feed::ROUND_MS);
+                stats.oracle_rounds += 1;
+                if stats.oracle_latencies_ms.len() == LATENCIES_KEPT {
+                    stats.oracle_latencies_ms.pop_front();
+                }
+                stats
+                    .oracle_latencies_ms
+                    .push_back(u32::try_from(now_ms.saturating_sub(observed)).unwrap_or(u32::MAX));
+            }
+        }
+        for latency in outcome.latencies {
+            if stats.latencies_ms.len() == LATENCIES_KEPT {
+                stats.latencies_ms.pop_front();
+            }
+            stats
+                .latencies_ms
+                .push_back(u32::try_from(latency.as_millis()).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// Writes an engine snapshot when the committed height is a multiple of `snapshot_every`.
+    async fn snapshot_if_due(&self) {
+        let every = self.config.snapshot_every;
+        if every > 0 && self.committed_height.is_multiple_of(every) {
+            let height = self.committed_height;
+            match snapshots::save(
+                &self.context,
+                &self.config.snapshot_partition,
+                height,
+                &self.committed,
+            )
+            .await
+            {
+                Ok(()) => {
+                    self.config
+                        .stats
+                        .lock()
+                        .expect("the stats lock must not be poisoned")
+                        .last_snapshot = Some(height);
+                }
+                // Only restart time is lost: the log still replays from an older snapshot.
+                Err(error) => warn!(height, %error, "cannot write an engine snapshot"),
+            }
+        }
+    }
+
+    /// Forgets blocks and states that can no longer matter: everything below the committed
+    /// height, and the committed height's losing forks.
+    pub(super) fn prune(&mut self) {
+        let height = self.committed_height;
+        let keep = self.committed_digest;
+        self.speculative
+            .retain(|digest, state| state.height > height || *digest == keep);
+        self.blocks
+            .retain(|digest, (block, _)| block.height > height || *digest == keep);
+        self.certificates.retain(|digest, _| {
+            self.blocks.contains_key(digest) || self.finalized_pending.contains(digest)
+        });
+    }
+}
+
+pub(super) fn count_fills(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|event| matches!(event, Event::Fill { .. }))
+        .count()
+}

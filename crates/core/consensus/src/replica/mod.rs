@@ -1,0 +1,249 @@
+//! One replica's application: the simplex automaton, relay and reporter in front of a bulwark
+//! engine.
+//!
+//! The actor keeps three things apart:
+//! - **speculative states**: for every block it checked (or proposed), the engine state after
+//!   it, forked from the parent's. A vote needs only these; nothing here is final.
+//! - **the committed engine**: executes finalized blocks only, in height order, exactly once
+//!   per height (height = committed height + 1 is asserted), and must reach the same root as
+//!   the speculative run of the same block.
+//! - **the block store**: every block seen, by digest, pruned below the committed height.
+//!
+//! A block is refused (verify answers `false`) when it is malformed, does not extend the parent
+//! simplex named, has the wrong height, runs time backwards, carries client signatures that do
+//! not verify, or claims a parent state root that differs from this replica's own execution of
+//! the parent. Missing data (the block or an ancestor not yet received) keeps the answer
+//! pending, and the actor asks its peers for the missing block by digest (a minimal stand-in
+//! for marshal's backfill: any peer holding the block answers on the block channel).
+
+use crate::block::Block;
+pub use crate::check::Refusal;
+use crate::check::{check_and_execute, execute, Parent};
+use crate::evidence::{EvidenceLog, Kind};
+use crate::held::{Entry, Held};
+use crate::log::{Log, LogError, Record};
+use crate::mempool::TxKey;
+use crate::snapshots;
+use bulwark_engine::codec::SignedTx;
+use bulwark_engine::command::SystemCommand;
+use bulwark_engine::snapshot::StateRoot;
+use bulwark_engine::{Engine, Event};
+use commonware_actor::Feedback;
+use commonware_codec::DecodeExt as _;
+use commonware_codec::Encode as _;
+use commonware_consensus::simplex::types::Attributable as _;
+use commonware_consensus::simplex::types::{Activity, Context};
+use commonware_consensus::simplex::Plan;
+use commonware_consensus::Viewable as _;
+use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter};
+use commonware_cryptography::bls12381::primitives::variant::MinSig;
+use commonware_cryptography::ed25519;
+use commonware_cryptography::sha256::Digest;
+use commonware_macros::select;
+use commonware_p2p::{Receiver, Recipients, Sender};
+use commonware_runtime::{Clock, Handle, IoBuf, Spawner, Storage, Supervisor};
+use commonware_utils::channel::fallible::OneshotExt as _;
+use commonware_utils::channel::{mpsc, oneshot};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::{debug, info, warn};
+
+mod actor;
+mod commit;
+mod mailbox;
+mod restore;
+mod speculate;
+
+use commit::count_fills;
+pub use mailbox::Mailbox;
+use mailbox::Message;
+
+/// The p2p identity of a replica.
+pub type PublicKey = ed25519::PublicKey;
+/// The consensus signing scheme: BLS12-381 threshold, signatures in G1 (the smaller ones).
+pub type Scheme =
+    commonware_consensus::simplex::scheme::bls12381_threshold::standard::Scheme<PublicKey, MinSig>;
+/// What simplex hands the automaton.
+pub type ConsensusContext = Context<Digest, PublicKey>;
+
+/// Blocks further than this above the committed height are not stored.
+pub const BLOCKS_AHEAD_MAX: u64 = 1_024;
+/// How often missing blocks are requested again.
+pub const FETCH_RETRY: Duration = Duration::from_millis(250);
+/// Most digests requested per retry.
+pub const FETCH_DIGESTS_MAX: usize = 16;
+
+pub use crate::mempool::Mempool;
+
+/// Figures the replica keeps for status output.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Client transactions finalized since start.
+    pub finalized_txs: u64,
+    /// Submit-to-finalized latency of the most recent transactions clients submitted to this
+    /// node, milliseconds (at most [`LATENCIES_KEPT`]).
+    pub latencies_ms: std::collections::VecDeque<u32>,
+    /// Oracle rounds finalized since start.
+    pub oracle_rounds: u64,
+    /// Observation-to-finalized latency of the most recent oracle rounds, milliseconds: from
+    /// the round's start (when members observe) to this replica committing the block that
+    /// carries it (at most [`LATENCIES_KEPT`]).
+    pub oracle_latencies_ms: std::collections::VecDeque<u32>,
+    /// The snapshot height this replica restored its engine from at start (None: replayed
+    /// from genesis).
+    pub restored_snapshot: Option<u64>,
+    /// The height of the newest snapshot this replica wrote since start.
+    pub last_snapshot: Option<u64>,
+}
+
+/// How many latency samples [`Stats`] keeps.
+pub const LATENCIES_KEPT: usize = 20_000;
+
+/// Shared status figures.
+pub type SharedStats = Arc<Mutex<Stats>>;
+
+/// What one finalized height did at this replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Height of the block.
+    pub height: u64,
+    /// Its digest.
+    pub digest: Digest,
+    /// The state root after executing it.
+    pub root: StateRoot,
+    /// Transactions in the block.
+    pub txs: usize,
+    /// Fills it produced.
+    pub fills: usize,
+    /// Whether money was conserved after it (DESIGN invariant 7).
+    pub conserved: bool,
+    /// Whether this replica holds the block's own finalization certificate (otherwise a
+    /// descendant's certificate covers it).
+    pub certified: bool,
+}
+
+/// The committed log of one replica, shared with the test harness.
+pub type Ledger = Arc<Mutex<Vec<Committed>>>;
+
+/// Deliberate misbehaviour, for tests of the refusal path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Honest.
+    None,
+    /// Proposes blocks whose parent root has one bit flipped.
+    WrongRoot,
+}
+
+/// Configuration of one replica's application.
+pub struct Config {
+    /// The genesis engine (height 0) and its digest.
+    pub genesis: (Engine, Digest),
+    /// The venue's epoch in the runtime's clock, milliseconds since the UNIX epoch.
+    pub venue_epoch_ms: u64,
+    /// Where pending client transactions come from.
+    pub mempool: Mempool,
+    /// Where committed heights are recorded.
+    pub ledger: Ledger,
+    /// Counts blocks this replica refused.
+    pub refused: Arc<AtomicU64>,
+    /// Most transactions per proposed block.
+    pub block_txs_max: usize,
+    /// Threads for client-signature verification.
+    pub verify_threads: usize,
+    /// Capacity of the mailbox from simplex.
+    pub mailbox_size: usize,
+    /// Misbehaviour for tests.
+    pub fault: Fault,
+    /// Signed oracle observations to certify rounds from when proposing (None: blocks carry
+    /// no oracle rounds).
+    pub oracle: Option<crate::oracle_feed::SharedPool>,
+    /// Status figures.
+    pub stats: SharedStats,
+    /// Where fault evidence against peers is recorded.
+    pub evidence: EvidenceLog,
+    /// The committee in participant-index order (names the signer of a reported vote).
+    pub participants: Vec<PublicKey>,
+    /// The committed engine after every height, shared with queries (the node's endpoint).
+    /// Replaced (not mutated) after each height, so readers never block execution for long.
+    pub view: Arc<Mutex<Arc<Engine>>>,
+    /// Storage partition of the finalized log (unique per node).
+    pub log_partition: String,
+    /// Storage partition of the blocks this replica vouched for and has not committed
+    /// (unique per node; see [`crate::held`]).
+    pub held_partition: String,
+    /// Storage partition of engine snapshots (unique per node; see [`crate::snapshots`]).
+    pub snapshot_partition: String,
+    /// Write a snapshot every this many committed heights (0: never; a restart then replays
+    /// the whole log).
+    pub snapshot_every: u64,
+    /// How many committed heights the ledger keeps (the newest).
+    pub ledger_kept: usize,
+}
+
+/// A block's execution forked from its parent's.
+struct Speculative {
+    height: u64,
+    time_ms: u64,
+    engine: Arc<Engine>,
+    root: StateRoot,
+    fills: usize,
+    oracle_faults: Vec<bulwark_engine::oracle::FaultEvidence>,
+}
+
+/// The replica's application actor.
+pub struct Replica<E: Clock + Spawner + Supervisor + Storage> {
+    context: E,
+    config: Config,
+    mailbox: mpsc::Receiver<Message>,
+    events: mpsc::UnboundedReceiver<Message>,
+    blocks: HashMap<Digest, (Block, Vec<u8>)>,
+    speculative: HashMap<Digest, Speculative>,
+    invalid: HashSet<Digest>,
+    pending_verifies: Vec<(ConsensusContext, Digest, oneshot::Sender<bool>)>,
+    pending_proposals: Vec<(ConsensusContext, oneshot::Sender<Digest>)>,
+    finalized_pending: Vec<Digest>,
+    /// Finalization certificates received, by the digest they certify, until committed.
+    certificates: HashMap<Digest, Vec<u8>>,
+    /// The committed state: shared with the speculative state of the committed block and with
+    /// the query view (an `Arc`, so committing a height copies nothing).
+    committed: Arc<Engine>,
+    committed_root: StateRoot,
+    committed_height: u64,
+    committed_digest: Digest,
+    /// Blocks something waits for, requested from peers every [`FETCH_RETRY`].
+    missing: HashSet<Digest>,
+    /// When each missing block was last requested.
+    requested: HashMap<Digest, SystemTime>,
+    /// Where every committed block lives in the finalized log, to answer peers that fall
+    /// behind.
+    archive: HashMap<Digest, u64>,
+    /// The durable finalized log.
+    log: Log<E::Blob>,
+    /// Blocks this replica proposed or voted for, above the committed height, on disk.
+    held: Held<E::Blob>,
+}
+
+/// Whether a block's post-state is known.
+enum Lookup {
+    Ready,
+    Missing(Digest),
+    Invalid(Refusal),
+}
+
+impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
+    /// Runs the actor; `blocks` carries whole blocks (broadcasts and answers to requests),
+    /// `requests` carries requests for a block by digest.
+    pub fn start<S, R, RS, RR>(self, blocks: (S, R), requests: (RS, RR)) -> Handle<()>
+    where
+        E: Send + 'static,
+        S: Sender<PublicKey = PublicKey>,
+        R: Receiver<PublicKey = PublicKey>,
+        RS: Sender<PublicKey = PublicKey>,
+        RR: Receiver<PublicKey = PublicKey>,
+    {
+        let spawner = self.context.child("actor");
+        spawner.spawn(move |_| self.run(blocks, requests))
+    }
+}

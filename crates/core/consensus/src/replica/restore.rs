@@ -1,0 +1,290 @@
+//! Start-up: restore the committed engine from the newest snapshot the log confirms (or
+//! genesis), replay the log after it, reload held blocks.
+
+use super::*;
+
+impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
+    /// Opens the finalized log, rebuilds the committed engine by replaying it, and returns the
+    /// actor with the mailbox to hand simplex (as automaton, relay and reporter).
+    pub async fn init(context: E, config: Config) -> Result<(Self, Mailbox), LogError> {
+        let (sender, mailbox) = mpsc::channel(config.mailbox_size);
+        let (events_sender, events) = mpsc::unbounded_channel();
+        let (genesis, genesis_digest) = config.genesis.clone();
+        let evidence = config.evidence.clone();
+        let participants = Arc::new(config.participants.clone());
+        let Replayed {
+            log,
+            engine: committed,
+            root: committed_root,
+            digest: committed_digest,
+            archive,
+            executed: replayed,
+        } = restore(&context, &config, &genesis, genesis_digest).await?;
+        let committed_height = log.height();
+        // What this replica vouched for before it stopped: it must still be able to produce
+        // those blocks (a leader may have to build on one of them).
+        let (held, held_blocks) =
+            Held::open(&context, &config.held_partition, committed_height).await?;
+        if !held_blocks.is_empty() {
+            debug!(blocks = held_blocks.len(), "reloaded held blocks");
+        }
+        let blocks: HashMap<Digest, (Block, Vec<u8>)> = held_blocks
+            .into_iter()
+            .filter(|(_, block, _)| block.height <= committed_height + BLOCKS_AHEAD_MAX)
+            .map(|(digest, block, bytes)| (digest, (block, bytes)))
+            .collect();
+        record_replayed(&config, replayed);
+        if committed_height > 0 {
+            debug!(height = committed_height, "replayed the finalized log");
+        }
+        let committed = Arc::new(committed);
+        *config
+            .view
+            .lock()
+            .expect("the view lock must not be poisoned") = committed.clone();
+        let mut speculative = HashMap::new();
+        speculative.insert(
+            committed_digest,
+            Speculative {
+                height: committed_height,
+                time_ms: committed.time_ms(),
+                engine: committed.clone(),
+                root: committed_root,
+                fills: 0,
+                oracle_faults: Vec::new(),
+            },
+        );
+        let replica = Replica {
+            context,
+            config,
+            mailbox,
+            events,
+            blocks,
+            speculative,
+            invalid: HashSet::new(),
+            pending_verifies: Vec::new(),
+            pending_proposals: Vec::new(),
+            finalized_pending: Vec::new(),
+            certificates: HashMap::new(),
+            committed,
+            committed_root,
+            committed_height,
+            committed_digest,
+            missing: HashSet::new(),
+            requested: HashMap::new(),
+            archive,
+            log,
+            held,
+        };
+        Ok((
+            replica,
+            Mailbox {
+                sender,
+                events: events_sender,
+                evidence,
+                participants,
+            },
+        ))
+    }
+}
+
+/// Restores the committed engine from the newest snapshot the log confirms (a snapshot is usable
+/// when the log goes past it and the next logged block names its root), or from genesis, and
+/// replays the log after it.
+pub(super) async fn restore<E: Clock + Spawner + Supervisor + Storage>(
+    context: &E,
+    config: &Config,
+    genesis: &Engine,
+    genesis_digest: Digest,
+) -> Result<Replayed<E::Blob>, LogError> {
+    // Replay from the newest usable snapshot (or from genesis): a snapshot is usable when
+    // the log goes past it and the next logged block names its root.
+    let mut candidates = snapshots::heights(context, &config.snapshot_partition)
+        .await?
+        .into_iter();
+    let mut from = None;
+    loop {
+        if from.is_none() {
+            // The next candidate that restores: a damaged one, or one the storage cannot
+            // read, is skipped with a warning (only restart time is lost).
+            for height in candidates.by_ref() {
+                match snapshots::load(context, &config.snapshot_partition, height).await {
+                    Ok(Some(restored)) => {
+                        from = Some(restored);
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(error) => warn!(height, %error, "snapshot not readable; skipped"),
+                }
+            }
+        }
+        let base = from.as_ref().map(|r: &snapshots::Restored| r.height);
+        match replay(
+            context,
+            &config.log_partition,
+            genesis,
+            genesis_digest,
+            from.take(),
+        )
+        .await
+        {
+            Ok(replay) => {
+                if let Some(height) = base {
+                    info!(
+                        snapshot = height,
+                        replayed = replay.executed.len(),
+                        "restored the engine from a snapshot and replayed the log after it"
+                    );
+                    config
+                        .stats
+                        .lock()
+                        .expect("the stats lock must not be poisoned")
+                        .restored_snapshot = Some(height);
+                }
+                return Ok(replay);
+            }
+            Err(Replay::Unusable(why)) => {
+                warn!(
+                    snapshot = base,
+                    "snapshot not used ({why}); trying an older one, or genesis"
+                );
+            }
+            // After a snapshot, a replay error may be the snapshot's (a state that does not
+            // replay as the log says): fall back. From genesis it is the log's own.
+            Err(Replay::Log(error)) if base.is_some() => {
+                warn!(
+                    snapshot = base,
+                    %error,
+                    "the log does not replay from this snapshot; trying an older one, or genesis"
+                );
+            }
+            Err(Replay::Log(error)) => return Err(error),
+        }
+    }
+}
+
+/// Adds the heights a replay executed to the ledger. The ledger outlives restarts in tests: a
+/// replayed height must match what was recorded when it was first committed (nothing lost,
+/// nothing executed twice).
+pub(super) fn record_replayed(config: &Config, replayed: Vec<Committed>) {
+    let mut ledger = config
+        .ledger
+        .lock()
+        .expect("the ledger lock must not be poisoned");
+    for entry in replayed {
+        match ledger.binary_search_by_key(&entry.height, |c| c.height) {
+            Ok(at) => assert_eq!(
+                (ledger[at].digest, ledger[at].root),
+                (entry.digest, entry.root),
+                "replaying the log must reproduce every committed height"
+            ),
+            Err(_) => ledger.push(entry),
+        }
+    }
+    let excess = ledger.len().saturating_sub(config.ledger_kept);
+    ledger.drain(..excess);
+}
+
+/// Why a replay from a snapshot did not work.
+pub(super) enum Replay {
+    /// The snapshot does not fit the log (the log ends before it goes past it, or the next
+    /// block names another root): replay from an older snapshot or from genesis.
+    Unusable(&'static str),
+    /// The log itself cannot be read or does not replay.
+    Log(LogError),
+}
+
+/// What a replay rebuilt.
+pub(super) struct Replayed<B: commonware_runtime::Blob> {
+    /// The open log, positioned after its last intact record.
+    log: Log<B>,
+    /// The committed engine and its state root.
+    engine: Engine,
+    root: StateRoot,
+    /// The digest of the last logged block (the genesis digest for an empty log).
+    digest: Digest,
+    /// Where each logged block starts in the log.
+    archive: HashMap<Digest, u64>,
+    /// The heights executed (those after the snapshot, or all).
+    executed: Vec<Committed>,
+}
+
+/// Opens the finalized log and rebuilds the committed engine: from `from` (a snapshot, whose
+/// heights are read for their links and offsets only) or from genesis.
+pub(super) async fn replay<S: Storage>(
+    storage: &S,
+    partition: &str,
+    genesis: &Engine,
+    genesis_digest: Digest,
+    from: Option<snapshots::Restored>,
+) -> Result<Replayed<S::Blob>, Replay> {
+    let base = from.as_ref().map_or(0, |r| r.height);
+    let mut snapshot = from;
+    let mut committed = genesis.clone();
+    // The root after the last executed height, carried from one height to the next (each
+    // root costs a serialization of the whole state).
+    let mut root = genesis.state_root();
+    let mut committed_digest = genesis_digest;
+    let mut archive = HashMap::new();
+    let mut offset = 0u64;
+    let mut replayed = Vec::new();
+    let mut unusable = None;
+    let opened = Log::open(storage, partition, |record| {
+        let (height, parent, _) = Block::header(&record.block).map_err(|e| e.to_string())?;
+        if height != record.height || parent != committed_digest {
+            return Err("the block does not extend the log before it".into());
+        }
+        let digest = Block::digest_of(&record.block);
+        archive.insert(digest, offset);
+        offset += record.encoded_len() as u64;
+        committed_digest = digest;
+        if height <= base {
+            // Covered by the snapshot: checked and executed when it was first committed;
+            // only its links are read.
+            return Ok(());
+        }
+        let block = Block::decode(&record.block).map_err(|e| e.to_string())?;
+        if let Some(restored) = snapshot.take() {
+            if block.parent_root != restored.root {
+                unusable = Some("the next logged block names another parent root");
+                return Err("the snapshot does not fit the log".into());
+            }
+            committed = restored.engine;
+            root = restored.root;
+        }
+        if block.parent_root != root {
+            return Err("the block's parent root differs from the replayed state".into());
+        }
+        let mut events = Vec::new();
+        execute(&mut committed, &block, &mut events);
+        root = committed.state_root();
+        replayed.push(Committed {
+            height: block.height,
+            digest,
+            root,
+            txs: block.txs.len(),
+            fills: count_fills(&events),
+            conserved: committed.totals().conserved(),
+            certified: record.certificate.is_some(),
+        });
+        Ok(())
+    })
+    .await;
+    if let Some(why) = unusable {
+        return Err(Replay::Unusable(why));
+    }
+    let log = opened.map_err(Replay::Log)?;
+    if snapshot.is_some() {
+        // Nothing after the snapshot was logged (or the log was cut shorter): its root is
+        // not confirmed by any logged block.
+        return Err(Replay::Unusable("the log does not go past it"));
+    }
+    Ok(Replayed {
+        log,
+        engine: committed,
+        root,
+        digest: committed_digest,
+        archive,
+        executed: replayed,
+    })
+}

@@ -1,0 +1,236 @@
+//! Speculative execution: a block's post-state forked from its parent's, answers to
+//! simplex's verify and propose, and the blocks held on disk before a vote.
+
+use super::*;
+
+impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
+    /// Makes the post-state of `digest` known if its block and every ancestor back to a known
+    /// state are present, checking each on the way.
+    pub(super) fn lookup(&mut self, digest: Digest) -> Lookup {
+        let mut chain = Vec::new();
+        let mut cursor = digest;
+        loop {
+            if self.invalid.contains(&cursor) {
+                return Lookup::Invalid(Refusal::Root);
+            }
+            if self.speculative.contains_key(&cursor) {
+                break;
+            }
+            let Some((block, _)) = self.blocks.get(&cursor) else {
+                return Lookup::Missing(cursor);
+            };
+            if block.height <= self.committed_height {
+                // Below the committed height only the committed chain matters, and this is not it.
+                return Lookup::Invalid(Refusal::Height {
+                    got: block.height,
+                    want: self.committed_height + 1,
+                });
+            }
+            chain.push(cursor);
+            cursor = block.parent;
+        }
+        let now_ms = self.now_ms();
+        for digest in chain.into_iter().rev() {
+            let (block, _) = &self.blocks[&digest];
+            let parent = &self.speculative[&block.parent];
+            let mempool = &self.config.mempool;
+            let on = Parent {
+                engine: &parent.engine,
+                root: &parent.root,
+                height: parent.height,
+                time_ms: parent.time_ms,
+            };
+            match check_and_execute(on, block, now_ms, self.config.verify_threads, &|txs| {
+                mempool.holds(txs)
+            }) {
+                Ok(executed) => {
+                    let height = block.height;
+                    let time_ms = block.time_ms;
+                    self.speculative.insert(
+                        digest,
+                        Speculative {
+                            height,
+                            time_ms,
+                            engine: Arc::new(executed.engine),
+                            root: executed.root,
+                            fills: executed.fills,
+                            oracle_faults: executed.oracle_faults,
+                        },
+                    );
+                }
+                Err(refusal) => {
+                    self.invalid.insert(digest);
+                    self.config.refused.fetch_add(1, Ordering::Relaxed);
+                    warn!(?digest, %refusal, "refused block");
+                    return Lookup::Invalid(refusal);
+                }
+            }
+        }
+        Lookup::Ready
+    }
+
+    /// Writes `digests` and their uncommitted ancestors to the held blocks (synced). False
+    /// when the disk failed: the replica then must not vouch for them.
+    ///
+    /// Ancestors are written before their descendants: a crash during the append keeps a
+    /// prefix of the records, so a surviving block never lacks a parent that `hold` would then
+    /// skip as already held.
+    pub(super) async fn hold(&mut self, digests: &[Digest]) -> bool {
+        let mut entries = Vec::new();
+        for digest in digests {
+            let mut chain = Vec::new();
+            let mut cursor = *digest;
+            while cursor != self.committed_digest && !self.held.holds(&cursor) {
+                let Some((block, bytes)) = self.blocks.get(&cursor) else {
+                    break;
+                };
+                if block.height <= self.committed_height {
+                    break;
+                }
+                chain.push(Entry {
+                    digest: cursor,
+                    height: block.height,
+                    bytes,
+                });
+                cursor = block.parent;
+            }
+            entries.extend(chain.into_iter().rev());
+        }
+        match self.held.keep(&self.context, &entries).await {
+            Ok(()) => true,
+            Err(error) => {
+                warn!(%error, "cannot keep blocks on disk; not vouching for them");
+                false
+            }
+        }
+    }
+
+    pub(super) async fn answer_verifies(&mut self) {
+        let pending = std::mem::take(&mut self.pending_verifies);
+        // Verified blocks are written to disk (one sync for all) before any vote for them.
+        let mut verified = Vec::new();
+        for (context, digest, response) in pending {
+            if response.is_closed() {
+                continue;
+            }
+            let Some((block, _)) = self.blocks.get(&digest) else {
+                self.missing.insert(digest);
+                self.pending_verifies.push((context, digest, response));
+                continue;
+            };
+            let view = context.round.view().get();
+            if block.parent != context.parent.1 || block.view != view {
+                self.config.evidence.record(
+                    Kind::RefusedProposal,
+                    &context.leader,
+                    view,
+                    "block does not match its consensus context",
+                );
+                response.send_lossy(false);
+                continue;
+            }
+            match self.lookup(digest) {
+                Lookup::Ready => verified.push((digest, response)),
+                Lookup::Invalid(refusal) => {
+                    if self.invalid.contains(&digest) {
+                        self.config.evidence.record(
+                            Kind::RefusedProposal,
+                            &context.leader,
+                            view,
+                            refusal.to_string(),
+                        );
+                    }
+                    response.send_lossy(false);
+                }
+                Lookup::Missing(absent) => {
+                    self.missing.insert(absent);
+                    self.pending_verifies.push((context, digest, response));
+                }
+            }
+        }
+        if verified.is_empty() {
+            return;
+        }
+        let digests: Vec<Digest> = verified.iter().map(|(digest, _)| *digest).collect();
+        // On a disk failure the answers are dropped, not `false`: simplex then treats the
+        // proposals as ignored, not as invalid (the leader did nothing wrong).
+        if self.hold(&digests).await {
+            for (_, response) in verified {
+                response.send_lossy(true);
+            }
+        }
+    }
+
+    pub(super) async fn answer_proposals(&mut self) {
+        let pending = std::mem::take(&mut self.pending_proposals);
+        for (context, response) in pending {
+            if response.is_closed() {
+                continue;
+            }
+            let parent_digest = context.parent.1;
+            match self.lookup(parent_digest) {
+                Lookup::Ready => {}
+                Lookup::Missing(absent) => {
+                    self.missing.insert(absent);
+                    self.pending_proposals.push((context, response));
+                    continue;
+                }
+                // Simplex asked us to build on a parent we refuse; decline by dropping.
+                Lookup::Invalid(_) => continue,
+            }
+            let block = self.build(&context);
+            let bytes = block.encode();
+            let digest = Block::digest_of(&bytes);
+            self.blocks.insert(digest, (block, bytes));
+            if self.config.fault == Fault::None {
+                // Our own proposal must verify: execute it now so children can build on it.
+                if !matches!(self.lookup(digest), Lookup::Ready) {
+                    panic!("a replica's own proposal must pass its own checks");
+                }
+            }
+            // On disk before simplex sends it: a proposal is this replica's vote for it.
+            if self.hold(&[digest]).await {
+                response.send_lossy(digest);
+            }
+        }
+    }
+
+    pub(super) fn build(&self, context: &ConsensusContext) -> Block {
+        let parent_digest = context.parent.1;
+        let parent = &self.speculative[&parent_digest];
+        // Transactions already in uncommitted ancestors must not be proposed again.
+        let mut included = HashSet::new();
+        let mut cursor = parent_digest;
+        while cursor != self.committed_digest {
+            let Some((block, _)) = self.blocks.get(&cursor) else {
+                break;
+            };
+            included.extend(block.txs.iter().map(TxKey::of));
+            cursor = block.parent;
+        }
+        let txs: Vec<SignedTx> = self
+            .config
+            .mempool
+            .take(self.config.block_txs_max, &included);
+        let mut parent_root = parent.root;
+        if self.config.fault == Fault::WrongRoot {
+            parent_root[0] ^= 1;
+        }
+        let rounds = match &self.config.oracle {
+            Some(pool) => pool
+                .lock()
+                .expect("the oracle pool lock must not be poisoned")
+                .certified(&parent.engine),
+            None => Vec::new(),
+        };
+        Block {
+            height: parent.height + 1,
+            view: context.round.view().get(),
+            time_ms: self.now_ms().max(parent.time_ms),
+            parent: parent_digest,
+            parent_root,
+            rounds,
+            txs,
+        }
+    }
+}

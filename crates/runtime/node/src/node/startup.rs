@@ -1,0 +1,433 @@
+//! The node's start-up steps, in the order [`super::run`] takes them.
+
+use super::{
+    attest, endpoint, keystore, parse_public_key, public_key_hex, ConfigError, GenesisFile,
+    NodeConfig, NodeError, CHANNEL_DKG, CHANNEL_GOSSIP, CHANNEL_ORACLE, IDENTITY_FILE,
+    P2P_NAMESPACE, PARTITION,
+};
+use crate::server::{Limits, Server, ServerHandle};
+use bulwark_consensus::committee::{
+    start_member, Channels, Member, MemberConfig, Timing, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES,
+    CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES, CONSENSUS_NAMESPACE,
+};
+use bulwark_consensus::evidence::EvidenceLog;
+use bulwark_consensus::genesis::try_genesis;
+use bulwark_consensus::mempool::{Mempool, MempoolConfig};
+use bulwark_consensus::oracle_feed::{OraclePool, SharedPool};
+use bulwark_consensus::replica::{
+    Config as ReplicaConfig, Fault, Ledger, PublicKey, Scheme, SharedStats,
+};
+use bulwark_custody::dkg::Completed;
+use bulwark_engine::codec::SignedTx;
+use bulwark_engine::oracle::OracleConfig;
+use bulwark_engine::Engine;
+use commonware_codec::{DecodeExt as _, Encode as _};
+use commonware_cryptography::sha256::Digest;
+use commonware_cryptography::{ed25519, Signer as _};
+use commonware_p2p::authenticated::lookup;
+use commonware_p2p::{Address, AddressableManager as _};
+use commonware_runtime::tokio::Context;
+use commonware_runtime::{Quota, Supervisor as _};
+use commonware_stream::cups::{self, Cups};
+use commonware_stream::sake::{self, Sake};
+use commonware_utils::channel::mpsc;
+use commonware_utils::ordered::{Map, Set};
+use commonware_utils::{NZUsize, NZU32};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// One p2p channel of the node's network.
+pub(super) type Channel = (
+    lookup::Sender<PublicKey, Context>,
+    lookup::Receiver<PublicKey>,
+);
+
+/// Everything the node knows before its runtime starts.
+pub(super) struct Prepared {
+    pub(super) config: NodeConfig,
+    pub(super) genesis_file: GenesisFile,
+    pub(super) oracle_config: OracleConfig,
+    pub(super) genesis: (Engine, Digest),
+    /// Underlyings in the genesis.
+    pub(super) underlyings: usize,
+    pub(super) tpm: Option<Arc<Mutex<attest::TpmLaunch>>>,
+    pub(super) keystore: Arc<keystore::Keystore>,
+    /// The node key's seed (it also signs oracle observations).
+    pub(super) seed: [u8; 32],
+    pub(super) key: ed25519::PrivateKey,
+    pub(super) me: PublicKey,
+    /// Every member's key and p2p address, in configuration order.
+    pub(super) peers: Vec<(PublicKey, SocketAddr)>,
+    pub(super) participants: Set<PublicKey>,
+}
+
+fn invalid(path: &Path, reason: String) -> NodeError {
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    }
+    .into()
+}
+
+/// Step 1: loads and checks the configuration and genesis, checks the peers' EK certificates,
+/// measures the launch (before any secret is read: with a TPM the keystore key is sealed to the
+/// measured PCRs), and opens the keystore and the node key.
+pub(super) fn prepare(config_path: &Path) -> Result<Prepared, NodeError> {
+    let config = NodeConfig::load(config_path)?;
+    let genesis_file = GenesisFile::load(&config.genesis_file)?;
+    let accounts = genesis_file.accounts(&config.genesis_file)?;
+    let oracle_config = genesis_file.oracle_config(&config.genesis_file)?;
+    let genesis = try_genesis(&accounts, &genesis_file.index_micros, oracle_config.clone())
+        .map_err(|reason| invalid(&config.genesis_file, format!("genesis refused: {reason}")))?;
+    let underlyings = genesis_file.index_micros.len();
+    if let Some(bad) = config
+        .oracle
+        .iter()
+        .find(|f| usize::from(f.underlying) >= underlyings)
+    {
+        return Err(invalid(
+            config_path,
+            format!(
+                "[[oracle]] underlying {} does not exist; the genesis has {underlyings}",
+                bad.underlying
+            ),
+        ));
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::File {
+        path: config.data_dir.clone(),
+        reason: e.to_string(),
+    })?;
+    // The peers' EKs are checked against their manufacturers' certificates first: a bad
+    // inventory is a configuration error.
+    if let Some(admission) = config
+        .admission
+        .as_ref()
+        .filter(|a| a.mode == super::config::AdmissionMode::Tpm)
+    {
+        attest::check_endorsement_certificates(&config, admission)?;
+    }
+    let tpm = attest::measured_launch(&config)?;
+    let keystore = Arc::new(attest::open_keystore(&config.data_dir, tpm.as_ref())?);
+    let seed = attest::load_node_seed(&config, &keystore)?;
+    let key = ed25519::PrivateKey::decode(seed.to_vec()).map_err(|e| NodeError::File {
+        path: config.key_file.clone(),
+        reason: format!("not an ed25519 seed: {e}"),
+    })?;
+    let me = key.public_key();
+    let mut peers = Vec::new();
+    for peer in &config.peers {
+        let public_key = parse_public_key(&peer.public_key).ok_or_else(|| {
+            invalid(
+                config_path,
+                format!("peer key {} is not an ed25519 public key", peer.public_key),
+            )
+        })?;
+        peers.push((public_key, peer.address));
+    }
+    if !peers.iter().any(|(key, _)| *key == me) {
+        return Err(invalid(
+            config_path,
+            format!(
+                "this node's key {} is not among the peers",
+                public_key_hex(&me)
+            ),
+        ));
+    }
+    let participants = Set::try_from(peers.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
+        .map_err(|_| invalid(config_path, "peer keys must be distinct".into()))?;
+    Ok(Prepared {
+        config,
+        genesis_file,
+        oracle_config,
+        genesis,
+        underlyings,
+        tpm,
+        keystore,
+        seed,
+        key,
+        me,
+        peers,
+        participants,
+    })
+}
+
+/// The node's p2p network: the tracker (`oracle`) and every channel, taken as they are used.
+pub(super) struct P2p {
+    pub(super) oracle: lookup::Oracle<PublicKey>,
+    pub(super) consensus:
+        Option<Channels<lookup::Sender<PublicKey, Context>, lookup::Receiver<PublicKey>>>,
+    pub(super) dkg: Option<Channel>,
+    pub(super) gossip: Option<Channel>,
+    pub(super) oracle_channel: Option<Channel>,
+}
+
+/// Step 2: the authenticated p2p network (fixed addresses, encrypted, only tracked peers may
+/// connect) with every channel registered before it starts.
+pub(super) fn start_p2p(context: &Context, prepared: &Prepared) -> P2p {
+    let config = &prepared.config;
+    let handshake = Cups::<_, commonware_cryptography::ChaCha20Poly1305>::new(
+        Sake {
+            signer: prepared.key.clone(),
+            synchrony_bound: Duration::from_secs(5),
+            max_handshake_age: Duration::from_secs(10),
+            version: sake::Version::V1,
+        },
+        cups::Version::V1,
+    );
+    let n = u32::try_from(prepared.peers.len()).unwrap_or(u32::MAX);
+    let max_size = bulwark_consensus::committee::max_message_size(n);
+    // `local` allows private and loopback peer addresses; `recommended` refuses them.
+    let p2p_config = if config.loopback {
+        lookup::Config::local
+    } else {
+        lookup::Config::recommended
+    };
+    let p2p_config = p2p_config(
+        handshake,
+        P2P_NAMESPACE,
+        config.p2p_listen,
+        NZUsize!(prepared.peers.len()),
+        max_size,
+        NZUsize!(1024),
+    );
+    let (mut network, oracle) = lookup::Network::new(context.child("p2p"), p2p_config);
+    let quota = Quota::per_second(NZU32!(10_000));
+    let consensus = Channels {
+        votes: network.register(CHANNEL_VOTES, quota),
+        certificates: network.register(CHANNEL_CERTIFICATES, quota),
+        resolver: network.register(CHANNEL_RESOLVER, quota),
+        blocks: network.register(CHANNEL_BLOCKS, quota),
+        requests: network.register(CHANNEL_REQUESTS, quota),
+    };
+    let dkg = network.register(CHANNEL_DKG, Quota::per_second(NZU32!(1_000)));
+    let gossip = network.register(CHANNEL_GOSSIP, quota);
+    let oracle_channel = network.register(CHANNEL_ORACLE, quota);
+    network.start();
+    info!(name = %config.name, key = %public_key_hex(&prepared.me), p2p = %config.p2p_listen, "p2p started");
+    P2p {
+        oracle,
+        consensus: Some(consensus),
+        dkg: Some(dkg),
+        gossip: Some(gossip),
+        oracle_channel: Some(oracle_channel),
+    }
+}
+
+/// Step 3: the state the node's tasks share.
+#[derive(Clone)]
+pub(super) struct Shared {
+    pub(super) oracle_pool: Option<SharedPool>,
+    pub(super) mempool: Mempool,
+    pub(super) view: Arc<Mutex<Arc<Engine>>>,
+    pub(super) stats: SharedStats,
+    pub(super) ledger: Ledger,
+    pub(super) refused: Arc<AtomicU64>,
+    pub(super) evidence: EvidenceLog,
+    pub(super) admission_status: attest::AdmissionStatus,
+    pub(super) identity: Arc<Mutex<String>>,
+    /// Each underlying's venue sources (null with the synthetic feed).
+    pub(super) oracle_sources: Arc<Mutex<serde_json::Value>>,
+}
+
+impl Shared {
+    pub(super) fn new(prepared: &Prepared) -> Shared {
+        let oracle_pool = prepared.oracle_config.enabled().then(|| {
+            Arc::new(Mutex::new(OraclePool::new(
+                prepared.oracle_config.clone(),
+                prepared.underlyings.min(u16::MAX as usize) as u16,
+            )))
+        });
+        Shared {
+            oracle_pool,
+            mempool: Mempool::new(MempoolConfig {
+                verify_threads: prepared.config.verify_threads,
+                ..MempoolConfig::default()
+            }),
+            view: Arc::new(Mutex::new(Arc::new(prepared.genesis.0.clone()))),
+            stats: Arc::new(Mutex::new(Default::default())),
+            ledger: Arc::new(Mutex::new(Vec::new())),
+            refused: Arc::new(AtomicU64::new(0)),
+            evidence: EvidenceLog::default(),
+            admission_status: Arc::new(Mutex::new(None)),
+            identity: Arc::new(Mutex::new(String::new())),
+            oracle_sources: Arc::new(Mutex::new(serde_json::Value::Null)),
+        }
+    }
+}
+
+/// Step 4a: attested admission. With `[admission]`, only peers with a current affirming
+/// appraisal are tracked (may connect); without it, every listed peer is, and the node says so.
+pub(super) fn start_admission(
+    prepared: &Prepared,
+    shared: &Shared,
+    oracle: &lookup::Oracle<PublicKey>,
+) -> Result<Option<Arc<attest::Attestation>>, NodeError> {
+    let config = &prepared.config;
+    let Some(admission) = &config.admission else {
+        warn!("attested admission is OFF: every listed peer may connect without evidence");
+        let addresses: Map<PublicKey, Address> = prepared
+            .peers
+            .iter()
+            .map(|(key, address)| (key.clone(), Address::Symmetric(*address)))
+            .collect::<Vec<_>>()
+            .try_into()
+            .map_err(|_| NodeError::Dkg("peer keys must be distinct".into()))?;
+        let _ = oracle.clone().track(0, addresses);
+        return Ok(None);
+    };
+    let attestation = Arc::new(attest::Attestation::new(
+        config,
+        admission,
+        &prepared.me,
+        prepared.tpm.clone(),
+    )?);
+    // Each other member: its admission name, p2p and client addresses, and (TPM mode) its
+    // inventory EK.
+    let mut others = Vec::new();
+    let mut endorsement_keys = std::collections::BTreeMap::new();
+    for (peer, (key, p2p)) in config
+        .peers
+        .iter()
+        .zip(prepared.peers.iter())
+        .filter(|(_, (key, _))| *key != prepared.me)
+    {
+        if admission.mode == super::config::AdmissionMode::Tpm {
+            if let Some(ek) = peer.tpm_ek.as_deref().and_then(super::hex_decode) {
+                endorsement_keys.insert(key.clone(), ek);
+            }
+        }
+        if let Some(client) = peer.client_address {
+            others.push((
+                key.clone(),
+                peer.data_center.clone() + "/" + &peer.public_key[..8],
+                *p2p,
+                client,
+            ));
+        }
+    }
+    attest::start(
+        admission,
+        (prepared.me.clone(), config.p2p_listen),
+        others,
+        endorsement_keys,
+        oracle.clone(),
+        shared.evidence.clone(),
+        shared.admission_status.clone(),
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    )?;
+    Ok(Some(attestation))
+}
+
+/// Step 4b: the client endpoint.
+pub(super) fn start_endpoint(
+    prepared: &Prepared,
+    shared: &Shared,
+    attestation: Option<Arc<attest::Attestation>>,
+    gossip: mpsc::UnboundedSender<Vec<SignedTx>>,
+) -> Result<ServerHandle, NodeError> {
+    let handler = endpoint::Endpoint {
+        name: prepared.config.name.clone(),
+        data_center: prepared.config.data_center.clone(),
+        identity: shared.identity.clone(),
+        attestation,
+        admission: shared.admission_status.clone(),
+        oracle_sources: shared.oracle_sources.clone(),
+        mempool: shared.mempool.clone(),
+        view: shared.view.clone(),
+        stats: shared.stats.clone(),
+        ledger: shared.ledger.clone(),
+        refused: shared.refused.clone(),
+        evidence: shared.evidence.clone(),
+        gossip,
+    };
+    let server = Server::start(
+        prepared.config.client_listen,
+        Limits::default(),
+        Arc::new(handler),
+    )
+    .map_err(|e| NodeError::Endpoint(e.to_string()))?;
+    info!(client = %server.local_addr(), "client endpoint listening");
+    Ok(server)
+}
+
+/// Step 5b: the committee's identity (group public key) into the status and `identity.hex`.
+pub(super) fn publish_identity(
+    prepared: &Prepared,
+    shared: &Shared,
+    completed: &Completed,
+) -> Result<(), NodeError> {
+    let identity = hex::encode(completed.polynomial().public().encode());
+    *shared
+        .identity
+        .lock()
+        .expect("the identity lock must not be poisoned") = identity.clone();
+    let identity_path = prepared.config.data_dir.join(IDENTITY_FILE);
+    std::fs::write(&identity_path, format!("{identity}\n")).map_err(|e| NodeError::File {
+        path: identity_path.clone(),
+        reason: e.to_string(),
+    })?;
+    info!(%identity, "committee identity (group public key)");
+    Ok(())
+}
+
+/// Step 6: the member: replays the finalized log, then runs simplex and the replica.
+pub(super) async fn start_consensus(
+    context: &Context,
+    prepared: &Prepared,
+    shared: &Shared,
+    completed: &Completed,
+    p2p: &mut P2p,
+) -> Result<Member, NodeError> {
+    let scheme = Scheme::signer(
+        CONSENSUS_NAMESPACE,
+        prepared.participants.clone(),
+        completed.polynomial().clone(),
+        completed.share.clone(),
+    )
+    .ok_or_else(|| NodeError::Dkg("this node's share does not fit the committee".into()))?;
+    let config = &prepared.config;
+    let replica = ReplicaConfig {
+        genesis: prepared.genesis.clone(),
+        venue_epoch_ms: prepared.genesis_file.venue_epoch_ms,
+        mempool: shared.mempool.clone(),
+        ledger: shared.ledger.clone(),
+        refused: shared.refused.clone(),
+        block_txs_max: config.block_txs_max,
+        verify_threads: config.verify_threads,
+        mailbox_size: 1024,
+        fault: Fault::None,
+        oracle: shared.oracle_pool.clone(),
+        stats: shared.stats.clone(),
+        evidence: shared.evidence.clone(),
+        participants: prepared.participants.iter().cloned().collect(),
+        view: shared.view.clone(),
+        log_partition: format!("{PARTITION}-finalized"),
+        held_partition: format!("{PARTITION}-held"),
+        snapshot_partition: format!("{PARTITION}-snapshots"),
+        snapshot_every: config.snapshot_every,
+        // Status needs the newest height only; the sim keeps every one.
+        ledger_kept: 1_024,
+    };
+    let member_config = MemberConfig {
+        scheme,
+        replica,
+        genesis_digest: prepared.genesis.1,
+        partition_prefix: PARTITION.into(),
+        timing: Timing::default(),
+    };
+    let channels = p2p
+        .consensus
+        .take()
+        .expect("the consensus channels must be taken once");
+    Ok(start_member(
+        context.child("member"),
+        member_config,
+        p2p.oracle.clone(),
+        channels,
+    )
+    .await?)
+}

@@ -1,0 +1,407 @@
+//! The simulated committee: identities and shares from an INSECURE trusted dealer (a real
+//! committee runs the DKG), the genesis, the simulated network, every member's shared state,
+//! and the clients and oracle feeds that drive it.
+#![allow(clippy::unwrap_used)] // a broken simulation setup is a programmer error: crash, with the seed.
+
+use crate::hostile::{equivocate, flood_garbage};
+use crate::scenario::Scenario;
+use bulwark_consensus::committee::{
+    max_message_size, start_member, Channels, Member, MemberConfig, Timing, CHANNEL_BLOCKS,
+    CHANNEL_CERTIFICATES, CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES, CONSENSUS_NAMESPACE,
+};
+use bulwark_consensus::evidence::EvidenceLog;
+use bulwark_consensus::genesis::{try_genesis, GenesisAccount};
+use bulwark_consensus::mempool::{MempoolConfig, Origin, Refusal};
+use bulwark_consensus::oracle_feed::{OraclePool, SharedPool, SyntheticFeed};
+use bulwark_consensus::replica::{
+    Config as ReplicaConfig, Fault, Ledger, Mempool, PublicKey, Scheme, SharedStats,
+};
+use bulwark_engine::oracle::OracleConfig;
+use bulwark_engine::{AccountId, Engine};
+use bulwark_testkit::{client_key, signed_crossing_order};
+use commonware_codec::Encode as _;
+use commonware_cryptography::bls12381::dkg::feldman_desmedt::{deal, Output};
+use commonware_cryptography::bls12381::primitives::group::Share;
+use commonware_cryptography::bls12381::primitives::sharing::Mode;
+use commonware_cryptography::bls12381::primitives::variant::MinSig;
+use commonware_cryptography::sha256::Digest;
+use commonware_cryptography::{ed25519, Signer as _};
+use commonware_p2p::simulated::{self, Link, Network};
+use commonware_runtime::{deterministic, Clock, Quota, Spawner, Supervisor};
+use commonware_utils::ordered::{Map, Set};
+use commonware_utils::{N3f1, NZUsize, NZU32};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Funded client accounts (1..=CLIENTS), each submitting crossing orders.
+const CLIENTS: u64 = 8;
+/// One US dollar in micros.
+pub(crate) const USD: i64 = 1_000_000;
+/// The seed of the simulated clients' DEVELOPMENT keys.
+const CLIENT_SEED: u64 = 0x5151;
+
+/// Everything one run holds.
+pub(crate) struct World {
+    pub(crate) context: deterministic::Context,
+    pub(crate) scenario: Scenario,
+    /// Members by index, in the participant set's order.
+    pub(crate) by_index: Vec<PublicKey>,
+    /// Members' keys in seed order (how oracle fault evidence names them).
+    pub(crate) member_keys: Vec<PublicKey>,
+    oracle_keys: Vec<ed25519_dalek::SigningKey>,
+    participants: Set<PublicKey>,
+    pub(crate) output: Output<MinSig, PublicKey>,
+    shares: Map<PublicKey, Share>,
+    pub(crate) genesis: (Engine, Digest),
+    venue_epoch_ms: u64,
+    pub(crate) network: simulated::Oracle<PublicKey, deterministic::Context>,
+    pub(crate) link: Link,
+    pools: Vec<SharedPool>,
+    pub(crate) views: Vec<Arc<Mutex<Arc<Engine>>>>,
+    mempools: Vec<Mempool>,
+    pub(crate) ledgers: Vec<Ledger>,
+    pub(crate) refused: Vec<Arc<AtomicU64>>,
+    pub(crate) evidence: Vec<EvidenceLog>,
+    pub(crate) stats: Vec<SharedStats>,
+    pub(crate) members: Vec<Member>,
+}
+
+/// The genesis oracle committee: with `scenario.oracle`, every member signs observations with
+/// its node key (as `bulwark up` sets it up, so fault evidence names its p2p identity) and the
+/// index moves only by rounds certified through consensus.
+fn oracle_config(scenario: &Scenario, oracle_keys: &[ed25519_dalek::SigningKey]) -> OracleConfig {
+    if !scenario.oracle {
+        return OracleConfig::default();
+    }
+    OracleConfig {
+        members: oracle_keys
+            .iter()
+            .map(|k| k.verifying_key().to_bytes())
+            .collect(),
+        f: u32::try_from((scenario.n - 1) / 3).unwrap(),
+        // A short streak, so that a run of a few virtual seconds completes one.
+        fault_rounds: 4,
+        ..OracleConfig::default()
+    }
+}
+
+impl World {
+    /// Deals the keys, builds the genesis and the network (every link up), and starts every
+    /// member, its oracle feed and the clients.
+    pub(crate) async fn new(mut context: deterministic::Context, scenario: Scenario) -> World {
+        let n = scenario.n;
+        let keys: Vec<ed25519::PrivateKey> =
+            (0..n as u64).map(ed25519::PrivateKey::from_seed).collect();
+        let participants =
+            Set::try_from(keys.iter().map(|k| k.public_key()).collect::<Vec<_>>()).unwrap();
+        let (output, shares) = deal::<MinSig, PublicKey, N3f1>(
+            &mut context,
+            Mode::NonZeroCounter,
+            participants.clone(),
+        )
+        .expect("dealing to a non-empty committee must succeed");
+        let by_index: Vec<PublicKey> = participants.iter().cloned().collect();
+        let accounts: Vec<GenesisAccount> = (1..=CLIENTS)
+            .map(|a| GenesisAccount {
+                account: AccountId(a),
+                public_key: client_key(CLIENT_SEED, a).verifying_key().to_bytes(),
+                deposit_micros: 1_000_000 * USD,
+            })
+            .collect();
+        let oracle_keys: Vec<ed25519_dalek::SigningKey> = keys
+            .iter()
+            .map(|k| {
+                ed25519_dalek::SigningKey::from_bytes(&k.encode().as_ref().try_into().unwrap())
+            })
+            .collect();
+        let oracle_config = oracle_config(&scenario, &oracle_keys);
+        let genesis = try_genesis(
+            &accounts,
+            &[60_000 * USD, 3_000 * USD],
+            oracle_config.clone(),
+        )
+        .unwrap();
+        let venue_epoch_ms = u64::try_from(
+            context
+                .current()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        let (network, link) = Self::network(&context, &scenario, &by_index).await;
+        let mut world = World {
+            member_keys: keys.iter().map(|k| k.public_key()).collect(),
+            pools: (0..n)
+                .map(|_| Arc::new(Mutex::new(OraclePool::new(oracle_config.clone(), 2))))
+                .collect(),
+            views: (0..n)
+                .map(|_| Arc::new(Mutex::new(Arc::new(genesis.0.clone()))))
+                .collect(),
+            mempools: (0..n)
+                .map(|_| Mempool::new(MempoolConfig::default()))
+                .collect(),
+            ledgers: (0..n).map(|_| Arc::new(Mutex::new(Vec::new()))).collect(),
+            refused: (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect(),
+            evidence: (0..n).map(|_| EvidenceLog::default()).collect(),
+            stats: (0..n).map(|_| SharedStats::default()).collect(),
+            members: Vec::new(),
+            context,
+            scenario,
+            by_index,
+            oracle_keys,
+            participants,
+            output,
+            shares,
+            genesis,
+            venue_epoch_ms,
+            network,
+            link,
+        };
+        // Register every member's channels before any engine starts (the simulated network
+        // drops messages on channels not yet registered).
+        for index in 0..n {
+            let member = world.launch(index, 0).await;
+            world.members.push(member);
+        }
+        world.spawn_oracle_feeds();
+        world.spawn_clients();
+        world
+    }
+
+    /// The simulated network with every link up: channels 0 votes, 1 certificates, 2 resolver,
+    /// 3 blocks, 4 block requests.
+    async fn network(
+        context: &deterministic::Context,
+        scenario: &Scenario,
+        by_index: &[PublicKey],
+    ) -> (simulated::Oracle<PublicKey, deterministic::Context>, Link) {
+        let n = scenario.n;
+        let (network, oracle) = Network::new_with_peers(
+            context.child("network"),
+            simulated::Config {
+                max_size: max_message_size(u32::try_from(n).unwrap()),
+                max_peers_per_set: NZUsize!(n),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            by_index.to_vec(),
+        )
+        .await;
+        network.start();
+        let link = Link {
+            latency: Duration::from_millis(10),
+            jitter: Duration::from_millis(3),
+            success_rate: scenario.success_rate,
+        };
+        for a in by_index {
+            for b in by_index {
+                if a != b {
+                    oracle
+                        .add_link(a.clone(), b.clone(), link.clone())
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        (oracle, link)
+    }
+
+    /// Member `index`'s replica configuration.
+    fn replica_config(&self, index: usize) -> ReplicaConfig {
+        ReplicaConfig {
+            genesis: self.genesis.clone(),
+            venue_epoch_ms: self.venue_epoch_ms,
+            mempool: self.mempools[index].clone(),
+            ledger: self.ledgers[index].clone(),
+            refused: self.refused[index].clone(),
+            block_txs_max: 256,
+            verify_threads: 1,
+            mailbox_size: 1024,
+            fault: if self.scenario.byzantine.contains(&index) {
+                Fault::WrongRoot
+            } else {
+                Fault::None
+            },
+            oracle: self.scenario.oracle.then(|| self.pools[index].clone()),
+            stats: self.stats[index].clone(),
+            evidence: self.evidence[index].clone(),
+            participants: self.by_index.clone(),
+            view: self.views[index].clone(),
+            log_partition: format!("node-{index}-finalized"),
+            held_partition: format!("node-{index}-held"),
+            snapshot_partition: format!("node-{index}-snapshots"),
+            // Often, so that restarts in the simulation restore from snapshots.
+            snapshot_every: 4,
+            ledger_kept: usize::MAX,
+        }
+    }
+
+    /// Starts (or restarts, on the same storage) member `index`: registers its channels,
+    /// replays its finalized log, starts simplex and the replica; or plays the hostile member
+    /// the scenario makes it.
+    pub(crate) async fn launch(&self, index: usize, boot: usize) -> Member {
+        let control = self.network.control(self.by_index[index].clone());
+        let node = self
+            .context
+            .child("node")
+            .with_attribute("index", index)
+            .with_attribute("boot", boot);
+        let share = self
+            .shares
+            .get_value(&self.by_index[index])
+            .expect("every participant must have a share")
+            .clone();
+        let scheme = Scheme::signer(
+            CONSENSUS_NAMESPACE,
+            self.participants.clone(),
+            self.output.public().clone(),
+            share,
+        )
+        .expect("a participant's share must give a signer");
+        let quota = Quota::per_second(NZU32!(10_000));
+        let channels = Channels {
+            votes: control.register(CHANNEL_VOTES, quota).await.unwrap(),
+            certificates: control.register(CHANNEL_CERTIFICATES, quota).await.unwrap(),
+            resolver: control.register(CHANNEL_RESOLVER, quota).await.unwrap(),
+            blocks: control.register(CHANNEL_BLOCKS, quota).await.unwrap(),
+            requests: control.register(CHANNEL_REQUESTS, quota).await.unwrap(),
+        };
+        if self.scenario.garbage.contains(&index) {
+            return flood_garbage(node, channels);
+        }
+        if self.scenario.equivocators.contains(&index) {
+            return equivocate(node, scheme, channels);
+        }
+        let config = MemberConfig {
+            scheme,
+            replica: self.replica_config(index),
+            genesis_digest: self.genesis.1,
+            partition_prefix: format!("node-{index}"),
+            timing: Timing::default(),
+        };
+        start_member(node, config, control.clone(), channels)
+            .await
+            .expect("the member's log must open")
+    }
+
+    /// Oracle feeds: every virtual second each member observes and offers its signed
+    /// observation to every member's pool (a stand-in for the oracle gossip channel). A member
+    /// in `scenario.byzantine` reports twice the price.
+    fn spawn_oracle_feeds(&self) {
+        if !self.scenario.oracle {
+            return;
+        }
+        for (index, key) in self.oracle_keys.iter().enumerate() {
+            let pools = self.pools.clone();
+            let lying = self.scenario.byzantine.contains(&index);
+            let mut feed = SyntheticFeed::new(&[60_000 * USD, 3_000 * USD], 5, key.clone());
+            let liar = bulwark_oracle::node::OracleNode::new(
+                bulwark_oracle::node::NodeConfig::equal(3),
+                key.clone(),
+            );
+            let venue_epoch_ms = self.venue_epoch_ms;
+            self.context
+                .child("oracle")
+                .spawn(move |context| async move {
+                    loop {
+                        let now = u64::try_from(
+                            context
+                                .current()
+                                .duration_since(UNIX_EPOCH)
+                                .unwrap()
+                                .as_millis(),
+                        )
+                        .unwrap();
+                        let venue_ms = now - venue_epoch_ms;
+                        let round = venue_ms / 1_000;
+                        let mut observations = feed.observe(round, venue_ms);
+                        if lying {
+                            observations = observations
+                                .into_iter()
+                                .map(|o| {
+                                    let mut forged = o.observation;
+                                    forged.price_micros *= 2;
+                                    forged.confidence_micros *= 2;
+                                    liar.sign(forged)
+                                })
+                                .collect();
+                        }
+                        for pool in &pools {
+                            for observation in &observations {
+                                let _ = pool.lock().unwrap().offer(*observation);
+                            }
+                        }
+                        context
+                            .sleep(Duration::from_millis(1_000 - venue_ms % 1_000))
+                            .await;
+                    }
+                });
+        }
+    }
+
+    /// Clients: every 50 ms each account signs its next order and submits it to every replica
+    /// (a stand-in for the submission endpoint and mempool gossip).
+    fn spawn_clients(&self) {
+        let mempools = self.mempools.clone();
+        self.context
+            .child("clients")
+            .spawn(move |context| async move {
+                let mut k = 0u64;
+                loop {
+                    for account in 1..=CLIENTS {
+                        let tx = signed_crossing_order(CLIENT_SEED, account, k, 600_000);
+                        for mempool in &mempools {
+                            let keys = |id: AccountId| {
+                                Some(client_key(CLIENT_SEED, id.0).verifying_key().to_bytes())
+                            };
+                            let outcome =
+                                mempool.insert_batch(vec![tx.clone()], &keys, Origin::Peer);
+                            // A crashed member's pool is not drained, so it fills up: only its
+                            // bounds may refuse a well-formed transaction.
+                            assert!(
+                                outcome.refused.iter().all(|(_, why)| matches!(
+                                    why,
+                                    Refusal::AccountFull | Refusal::PoolFull
+                                )),
+                                "{:?}",
+                                outcome.refused
+                            );
+                        }
+                    }
+                    k += 1;
+                    context.sleep(Duration::from_millis(50)).await;
+                }
+            });
+    }
+
+    /// Member `index`'s newest committed height.
+    pub(crate) fn height(&self, index: usize) -> u64 {
+        self.ledgers[index]
+            .lock()
+            .unwrap()
+            .last()
+            .map_or(0, |c| c.height)
+    }
+
+    /// Every member's newest committed height.
+    pub(crate) fn heights(&self) -> Vec<u64> {
+        (0..self.scenario.n).map(|i| self.height(i)).collect()
+    }
+
+    /// Waits until every member in `live` reached `target`. Two virtual minutes without
+    /// reaching it is a stall, not slowness.
+    pub(crate) async fn wait_for(&self, target: u64, live: &[usize]) {
+        let mut polls = 0u64;
+        while live.iter().any(|&i| self.height(i) < target) {
+            self.context.sleep(Duration::from_millis(100)).await;
+            polls += 1;
+            assert!(
+                polls < 1_200,
+                "members {live:?} did not reach height {target}: heights {:?}",
+                self.heights()
+            );
+        }
+    }
+}

@@ -1,8 +1,7 @@
 //! `bulwark bench oracle`: one JSON line per figure on stdout,
 //! `{"bench","metric","value","unit","peer","peer_value","ratio"}`, progress on stderr.
 //!
-//! This module and [`bulwark_oracle::replay::read_capture`] are the only parts of the crate that read a
-//! clock or a file; the oracle core is sans-IO.
+//! The capture files are read with [`bulwark_venues::read_capture`]; the oracle core is sans-IO.
 //!
 //! Figures:
 //! - per round of n = 4, 7, 31 observations: aggregation alone (no signatures), the node's
@@ -31,7 +30,8 @@ use serde_json::Value;
 use bulwark_api::stats::percentile;
 use bulwark_oracle::node::{NodeConfig, OracleNode};
 use bulwark_oracle::proposer::RoundBuilder;
-use bulwark_oracle::replay::{read_capture, shared_data_dir, Replay, VenueQuote};
+use bulwark_oracle::replay::{Replay, VenueQuote};
+use bulwark_venues::{read_capture, shared_data_dir};
 
 /// How much work the bench does.
 #[derive(Debug, Clone)]

@@ -85,7 +85,7 @@ fn replica_config(genesis: (Engine, Digest), snapshots: &str) -> ReplicaConfig {
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    bulwark_api::stats::percentile(&values, 50).unwrap_or(0.0)
 }
 
 /// Runs the benchmark; prints its figures.

@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use bulwark_bench::oracle::{run_bench_with, BenchOptions};
-use bulwark_oracle::replay::{read_capture, shared_data_dir, Replay};
+use bulwark_oracle::replay::Replay;
+use bulwark_venues::{read_capture, shared_data_dir};
 
 #[test]
 fn every_capture_line_parses() {

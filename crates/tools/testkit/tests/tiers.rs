@@ -31,29 +31,11 @@ const IO_CRATES: &[&str] = &[
 
 /// Optional I/O dependencies of core crates, each behind a feature, with why it is still in a
 /// core crate. Each should move to a runtime crate.
-const OPTIONAL_IO: &[(&str, &str, &str)] = &[
-    (
-        "bulwark-attest",
-        "tss-esapi",
-        "feature `tpm`: the node's own TPM (launch.rs, tpm/device.rs)",
-    ),
-    (
-        "bulwark-oracle",
-        "tokio",
-        "feature `live`: the venue sources' tasks",
-    ),
-    (
-        "bulwark-oracle",
-        "tokio-tungstenite",
-        "feature `live`: venue WebSockets",
-    ),
-    ("bulwark-oracle", "rustls", "feature `live`: TLS to venues"),
-    (
-        "bulwark-oracle",
-        "webpki-roots",
-        "feature `live`: TLS roots for venues",
-    ),
-];
+const OPTIONAL_IO: &[(&str, &str, &str)] = &[(
+    "bulwark-attest",
+    "tss-esapi",
+    "feature `tpm`: the node's own TPM (launch.rs, tpm/device.rs)",
+)];
 
 /// Required I/O dependencies of core crates that are still there, with why.
 const REQUIRED_IO: &[(&str, &str, &str)] = &[
@@ -91,19 +73,6 @@ const IO_NOT_YET_MOVED: &[(&str, &str)] = &[
     ),
     ("core/audit/src/cli.rs", "`bulwark audit` reads policies"),
     ("core/audit/src/policy.rs", "loads policy files"),
-    ("core/oracle/src/replay.rs", "reads capture files"),
-    (
-        "core/oracle/src/source/sources.rs",
-        "feature `live`: spawns the venue sources",
-    ),
-    (
-        "core/oracle/src/source/live.rs",
-        "feature `live`: WebSocket tasks",
-    ),
-    (
-        "core/oracle/src/source/capture.rs",
-        "feature `live`: the real-time capture player",
-    ),
 ];
 
 /// Uses that mean a clock read, a file, a socket, a process or a sleep.

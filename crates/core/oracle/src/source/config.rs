@@ -271,7 +271,7 @@ fn check_name(name: &str) -> Result<(), SourceError> {
 /// Checks the shape of a WebSocket URL without a URL library: scheme `ws` or `wss`, a host, a
 /// port (when given) in range, no whitespace or control characters, bounded length. The HTTP
 /// client checks the rest when it connects.
-pub(crate) fn check_url(url: &str) -> Result<(), &'static str> {
+pub fn check_url(url: &str) -> Result<(), &'static str> {
     if url.len() > URL_BYTES_MAX {
         return Err("longer than URL_BYTES_MAX");
     }

@@ -5,10 +5,10 @@
 //! ([`config`], which also checks that capture files exist), one venue's quote and counters
 //! ([`VenueFeed`]), the reconnect delays ([`Backoff`]) and the status a venue reports
 //! ([`VenueStatus`]). The part that runs — tokio tasks, sockets, TLS, a capture
-//! player thread — is behind the cargo feature **`live`** (so its items are named here without
+//! player thread — is the runtime crate `bulwark-venues` (so its items are named here without
 //! links): `spawn_sources` starts one [`VenueSource`] per venue, a `LiveWebSocket` or a
 //! `CaptureSource`, and the returned `Sources` hands out the quotes in config order for
-//! [`crate::node::observe`].
+//! [`crate::node::OracleNode::observe`].
 //!
 //! # Configuring sources
 //!
@@ -53,7 +53,7 @@
 //! - TLS is rustls 0.23 with the aws-lc-rs provider (hybrid X25519MLKEM768 preferred) and the
 //!   Mozilla roots from `webpki-roots`.
 //!
-//! Wiring in a node (feature `live`):
+//! Wiring in a node (with `bulwark_venues::spawn_sources`):
 //!
 //! ```ignore
 //! let config: SourcesConfig = node_config.oracle;        // deserialized from the TOML above
@@ -70,20 +70,6 @@ mod feed;
 
 pub use config::{SourceError, SourceKind, SourcesConfig, VenueConfig};
 pub use feed::{Backoff, Clock, FeedCounters, Outcome, VenueFeed, VenueStatus, ERROR_BYTES_MAX};
-
-#[cfg(feature = "live")]
-mod capture;
-#[cfg(feature = "live")]
-mod live;
-#[cfg(feature = "live")]
-mod sources;
-
-#[cfg(feature = "live")]
-pub use capture::CaptureSource;
-#[cfg(feature = "live")]
-pub use live::{LiveOptions, LiveWebSocket};
-#[cfg(feature = "live")]
-pub use sources::{spawn_sources, spawn_sources_with_clock, Sources, SystemClock};
 
 use crate::node::SourceQuote;
 

@@ -4,7 +4,8 @@
 
 use bulwark_engine::oracle::SignedObservation;
 use bulwark_oracle::node::{OracleNode, SourceQuote};
-use bulwark_oracle::source::{SourceError, Sources, SourcesConfig};
+use bulwark_oracle::source::{SourceError, SourcesConfig};
+use bulwark_venues::Sources;
 
 /// Real venues per underlying, as this member sees them.
 pub struct SourcedFeed {
@@ -25,7 +26,7 @@ impl SourcedFeed {
         let feeds = feeds
             .iter()
             .map(|(underlying, config)| {
-                let sources = bulwark_oracle::source::spawn_sources(config, runtime)?;
+                let sources = bulwark_venues::spawn_sources(config, runtime)?;
                 let observer = OracleNode::new(config.observer_config(), key.clone());
                 Ok((*underlying, sources, observer))
             })

@@ -417,10 +417,7 @@ pub(super) fn engine_figures(seed: u64, sizes: &Sizes) -> Result<(), BenchError>
         stream.rejected
     );
     latencies_ns.sort_unstable();
-    let percentile = |p: usize| {
-        let i = (latencies_ns.len() * p / 100).min(latencies_ns.len().saturating_sub(1));
-        latencies_ns.get(i).copied().unwrap_or(0) as f64
-    };
+    let percentile = |p: u32| bulwark_api::stats::percentile(&latencies_ns, p).unwrap_or(0) as f64;
     let single = [
         (
             "engine_orders_per_s",

@@ -1,12 +1,12 @@
 //! The live WebSocket source against a loopback server: quotes follow the messages, malformed
 //! ones are counted, and the source reconnects and resumes when the server drops it.
-#![cfg(feature = "live")]
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
 use bulwark_oracle::binance::LINE_BYTES_MAX;
-use bulwark_oracle::source::{spawn_sources, SourceKind, Sources, SourcesConfig, VenueConfig};
+use bulwark_oracle::source::{SourceKind, SourcesConfig, VenueConfig};
+use bulwark_venues::{spawn_sources, Sources};
 use futures_util::SinkExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;

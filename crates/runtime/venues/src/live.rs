@@ -11,11 +11,11 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{connect_async_tls_with_config, Connector};
 
-use super::config::{check_url, SourcesConfig};
-use super::sources::{lock, SharedFeed};
-use super::{Backoff, Clock, Outcome, SourceError, VenueSource, VenueStatus};
-use crate::binance::LINE_BYTES_MAX;
-use crate::node::SourceQuote;
+use crate::sources::{lock, SharedFeed};
+use bulwark_oracle::binance::LINE_BYTES_MAX;
+use bulwark_oracle::node::SourceQuote;
+use bulwark_oracle::source::config::{check_url, SourcesConfig};
+use bulwark_oracle::source::{Backoff, Clock, Outcome, SourceError, VenueSource, VenueStatus};
 
 /// How a live connection behaves (the timing part of [`SourcesConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

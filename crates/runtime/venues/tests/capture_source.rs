@@ -1,7 +1,6 @@
 //! The capture player: a small capture written by the test is replayed at its recorded pace
 //! accelerated, plain and gzip, once and looping; the real captures in `../shared/data/market`
 //! are replayed when present.
-#![cfg(feature = "live")]
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write;
@@ -9,10 +8,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use bulwark_oracle::replay::shared_data_dir;
-use bulwark_oracle::source::{
-    spawn_sources, SourceError, SourceKind, Sources, SourcesConfig, VenueConfig,
-};
+use bulwark_oracle::source::{SourceError, SourceKind, SourcesConfig, VenueConfig};
+use bulwark_venues::shared_data_dir;
+use bulwark_venues::{spawn_sources, Sources};
 
 const T0_NS: u64 = 1_723_161_254_000_000_000;
 

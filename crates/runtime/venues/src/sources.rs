@@ -4,10 +4,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::runtime::Handle;
 
-use super::capture::CaptureSource;
-use super::live::{LiveOptions, LiveWebSocket};
-use super::{Clock, SourceError, SourceKind, SourcesConfig, VenueFeed, VenueSource, VenueStatus};
-use crate::node::SourceQuote;
+use crate::capture::CaptureSource;
+use crate::live::{LiveOptions, LiveWebSocket};
+use bulwark_oracle::node::SourceQuote;
+use bulwark_oracle::source::{
+    Clock, SourceError, SourceKind, SourcesConfig, VenueFeed, VenueSource, VenueStatus,
+};
 
 /// One venue's state, written by its task and read by the node.
 pub(crate) type SharedFeed = Arc<Mutex<VenueFeed>>;
@@ -126,7 +128,7 @@ impl Sources {
     }
 
     /// Each venue's latest quote, in config order (`None` until the venue has quoted), ready
-    /// for [`crate::node::observe`] with [`SourcesConfig::observer_config`].
+    /// for [`bulwark_oracle::node::OracleNode::observe`] with [`SourcesConfig::observer_config`].
     pub fn quotes(&self) -> Vec<Option<SourceQuote>> {
         self.venues.iter().map(|v| v.quote()).collect()
     }

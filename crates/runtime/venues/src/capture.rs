@@ -8,10 +8,11 @@ use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::sources::{lock, SharedFeed};
-use super::{Clock, SourceError, VenueSource, VenueStatus};
-use crate::node::SourceQuote;
-use crate::replay::{read_capture, Pace, Replay};
+use crate::files::read_capture;
+use crate::sources::{lock, SharedFeed};
+use bulwark_oracle::node::SourceQuote;
+use bulwark_oracle::replay::{Pace, Replay};
+use bulwark_oracle::source::{Clock, SourceError, VenueSource, VenueStatus};
 
 /// A venue replayed from a capture file at its recorded pace (`speed` 1) or `speed` times
 /// faster, once or looping. Each quote is stamped with the clock when its message is replayed.

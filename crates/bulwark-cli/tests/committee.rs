@@ -225,11 +225,7 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
 
 /// The development client key `bulwark up` derives for `account` from seed 1.
 fn dev_key(account: u64) -> ed25519_dalek::SigningKey {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"bulwark/dev/client-key/v1");
-    hasher.update(&1u64.to_le_bytes());
-    hasher.update(&account.to_le_bytes());
-    ed25519_dalek::SigningKey::from_bytes(hasher.finalize().as_bytes())
+    bulwark_testkit::client_key(1, account)
 }
 
 fn status(endpoint: std::net::SocketAddr) -> Option<bulwark_api::answers::NodeStatus> {
@@ -343,11 +339,7 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("\"height\""), "{stdout}");
     let key_file = dir.path().join("account-9.key");
-    let seed: String = dev_key(9)
-        .to_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let seed = hex::encode(dev_key(9).to_bytes());
     std::fs::write(&key_file, seed).unwrap();
     let key_arg = key_file.to_str().unwrap();
     let (code, stdout, stderr) = client(&[

@@ -661,7 +661,7 @@ fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
 #[test]
 fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node() {
     use std::time::{Duration, Instant};
-    if !bulwark_attest::launch::available() || !bulwark_attest::swtpm::installed() {
+    if !bulwark_attest::launch::available() || !bulwark_testkit::swtpm::installed() {
         eprintln!("SKIPPED: needs swtpm and a build with --features bulwark-attest/tpm");
         return;
     }
@@ -702,9 +702,9 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
         assert!(key.starts_with(b"bulwark/keystore/v1"), "node {index}");
     }
     // The software TPMs again (state kept in node-*/tpm), as `up` runs them.
-    let tpms: Vec<bulwark_attest::swtpm::SoftwareTpm> = (0..4u16)
+    let tpms: Vec<bulwark_testkit::swtpm::SoftwareTpm> = (0..4u16)
         .map(|i| {
-            bulwark_attest::swtpm::SoftwareTpm::start_persistent(
+            bulwark_testkit::swtpm::SoftwareTpm::start_persistent(
                 &committee.join(format!("node-{i}")).join("tpm"),
                 swtpm_port(port, i),
                 Some(&committee.join("tpm-manufacturer")),

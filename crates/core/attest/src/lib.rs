@@ -9,7 +9,7 @@
 //!
 //! Everything that decides — manifest checks, nonce bookkeeping, quote parsing and signature checks,
 //! appraisal — is sans-IO: time, randomness and previous state are passed in. Only `tpm::device` (feature
-//! `tpm`), [`launch`] (the node's own TPM, through it), [`swtpm`], the [`cli`] and the bench touch a TPM, processes, files or the clock.
+//! `tpm`), [`launch`] (the node's own TPM, through it) and the [`cli`] touch a TPM, files or the clock (a private swtpm for tests and `up --tpm` is `bulwark_testkit::swtpm`).
 
 pub mod appraisal;
 mod canonical;
@@ -20,7 +20,6 @@ pub mod hexbytes;
 pub mod launch;
 pub mod manifest;
 pub mod nonce;
-pub mod swtpm;
 pub mod tee;
 pub mod tpm;
 pub mod verifier;

@@ -211,13 +211,13 @@ fn policy_and_dev_evidence_round_trip() {
 #[cfg(feature = "tpm")]
 #[test]
 fn swtpm_cli_enroll_measure_quote_verify() {
-    if !bulwark_attest::swtpm::installed() {
+    if !bulwark_testkit::swtpm::installed() {
         println!(
             "SKIPPED: swtpm is not installed (apt-get install swtpm swtpm-tools); CI installs it"
         );
         return;
     }
-    let soft = bulwark_attest::swtpm::SoftwareTpm::start().expect("swtpm");
+    let soft = bulwark_testkit::swtpm::SoftwareTpm::start().expect("swtpm");
     let tcti = soft.tcti();
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
@@ -376,14 +376,14 @@ fn import_real_snp_sample_and_verify_at_its_date() {
 #[cfg(feature = "tpm")]
 #[test]
 fn swtpm_cli_ek_reads_the_inventory_entry_and_checks_its_certificate() {
-    if !bulwark_attest::swtpm::installed() {
+    if !bulwark_testkit::swtpm::installed() {
         println!(
             "SKIPPED: swtpm is not installed (apt-get install swtpm swtpm-tools); CI installs it"
         );
         return;
     }
-    let soft = bulwark_attest::swtpm::SoftwareTpm::start().expect("swtpm");
-    let other = bulwark_attest::swtpm::SoftwareTpm::start().expect("swtpm");
+    let soft = bulwark_testkit::swtpm::SoftwareTpm::start().expect("swtpm");
+    let other = bulwark_testkit::swtpm::SoftwareTpm::start().expect("swtpm");
     let tcti = soft.tcti();
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();

@@ -8,10 +8,10 @@ use bulwark_attest::evidence::{AppMeasurements, Evidence, TpmEvidence};
 use bulwark_attest::hexbytes::HexBytes;
 use bulwark_attest::manifest::{OperatorSet, ReferenceManifest, SignedManifest, TpmReference};
 use bulwark_attest::nonce::{node_key_hash, qualifying_data};
-use bulwark_attest::swtpm::{self, SoftwareTpm};
 use bulwark_attest::tpm::device::TpmDevice;
 use bulwark_attest::tpm::{self, TpmPublic, APP_PCR, BOOT_PCRS};
 use bulwark_attest::verifier::{AppraisalRequest, Verifier, VerifierConfig};
+use bulwark_testkit::swtpm::{self, SoftwareTpm};
 use ed25519_dalek::SigningKey;
 use std::collections::BTreeMap;
 

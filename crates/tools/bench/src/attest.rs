@@ -111,7 +111,7 @@ fn appraise_all(
 pub fn run_bench() {
     #[cfg(feature = "tpm")]
     {
-        if bulwark_attest::swtpm::installed() {
+        if bulwark_testkit::swtpm::installed() {
             match tpm_bench() {
                 Ok(()) => return,
                 Err(error) => eprintln!(
@@ -183,7 +183,7 @@ fn tpm_bench() -> Result<(), String> {
     use bulwark_attest::tpm::{APP_PCR, BOOT_PCRS};
     use rand_core::OsRng;
 
-    let soft = bulwark_attest::swtpm::SoftwareTpm::start().map_err(|e| e.to_string())?;
+    let soft = bulwark_testkit::swtpm::SoftwareTpm::start().map_err(|e| e.to_string())?;
     let mut device = TpmDevice::open(&soft.tcti()).map_err(|e| e.to_string())?;
     let mut verifier = new_verifier();
     let ek = device.ek_public().map_err(|e| e.to_string())?;

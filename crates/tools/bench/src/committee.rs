@@ -254,7 +254,7 @@ pub fn run_attest_bench(base_port: u16) -> ExitCode {
     );
     let mut code = ExitCode::SUCCESS;
     for (mode, tpm) in [("dev", false), ("tpm", true)] {
-        if tpm && !(bulwark_attest::launch::available() && bulwark_attest::swtpm::installed()) {
+        if tpm && !(bulwark_attest::launch::available() && bulwark_testkit::swtpm::installed()) {
             eprintln!("bench attest: TPM tamper→cut-off SKIPPED: needs swtpm and a build with --features bulwark-attest/tpm");
             continue;
         }

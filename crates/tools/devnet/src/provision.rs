@@ -4,12 +4,12 @@
 use crate::layout::*;
 use crate::CommitteeOptions;
 use bulwark_attest::evidence::AppMeasurements;
-use bulwark_attest::swtpm::SoftwareTpm;
 use bulwark_node::node::config::{
     hex_decode, read_hex32, AdmissionConfig, AdmissionMode, GenesisAccountEntry, GenesisFile,
     NodeConfig, Peer,
 };
 use bulwark_testkit::client_key;
+use bulwark_testkit::swtpm::SoftwareTpm;
 use ed25519_dalek::SigningKey;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,11 +1,14 @@
 //! DEVELOPMENT keys and order builders, shared by the simulator, `bulwark up`'s devnet, the
-//! benches and the tests, so that every tool derives the same key for the same account.
+//! benches and the tests, so that every tool derives the same key for the same account; and
+//! [`swtpm`], a private software TPM for the TPM tests, `up --tpm` and `bench attest`.
 //!
 //! Nothing here is secret: every key is derived from public inputs. Production never uses it;
 //! the core and runtime crates take it only as a dev-dependency.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod swtpm;
 
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};

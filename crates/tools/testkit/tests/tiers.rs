@@ -54,10 +54,6 @@ const REQUIRED_IO: &[(&str, &str, &str)] = &[
 /// Core source files that still do I/O, and why. Each should move to a runtime crate.
 const IO_NOT_YET_MOVED: &[(&str, &str)] = &[
     (
-        "core/attest/src/swtpm.rs",
-        "starts and stops a private swtpm process",
-    ),
-    (
         "core/attest/src/cli/mod.rs",
         "`bulwark attest` reads and writes files",
     ),

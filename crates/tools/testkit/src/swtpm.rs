@@ -247,13 +247,13 @@ impl SoftwareTpm {
         serve(dir, ca, port, true)
     }
 
-    /// The TCTI string for [`crate::tpm::device::TpmDevice::open`].
+    /// The TCTI string for `bulwark_attest::tpm::device::TpmDevice::open`.
     pub fn tcti(&self) -> String {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
     }
 
     /// PEM of the local CA that signed this TPM's EK certificate: the one certificate to trust
-    /// for it ([`crate::tpm::EkAnchors::from_pem`]).
+    /// for it (`bulwark_attest::tpm::EkAnchors::from_pem`).
     pub fn ek_ca_pem(&self) -> Result<String, SwtpmError> {
         std::fs::read_to_string(self.ca.join("issuercert.pem"))
             .map_err(io("reading the swtpm local CA certificate"))

@@ -74,7 +74,7 @@ fn parse_line(text: &str) -> Result<Line, String> {
             SystemCommand::TYPES.join(", ")
         )
     })?;
-    let client = serde_json::from_value::<ClientLine>(value.clone());
+    let client = serde_json::from_str::<ClientLine>(text);
     let client_error = match client {
         Ok(c) => {
             return Ok(Line::Command(Command::Client {
@@ -85,7 +85,7 @@ fn parse_line(text: &str) -> Result<Line, String> {
         }
         Err(e) => e,
     };
-    let system_error = match serde_json::from_value::<SystemCommand>(value.clone()) {
+    let system_error = match serde_json::from_str::<SystemCommand>(text) {
         Ok(s) => return Ok(Line::Command(Command::System(s))),
         Err(e) => e,
     };

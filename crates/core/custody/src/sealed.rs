@@ -4,7 +4,6 @@
 //!
 //! Pure: the caller reads and writes the bytes and supplies the nonce.
 
-use crate::secret::Secret;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 
@@ -29,10 +28,9 @@ pub enum SealError {
     Seal,
 }
 
-/// A 32-byte envelope key, zeroized on drop.
+/// A 32-byte envelope key. The cipher holding it zeroizes it on drop.
 pub struct SealKey {
     cipher: XChaCha20Poly1305,
-    _key: Secret<[u8; 32]>,
 }
 
 impl SealKey {
@@ -40,7 +38,6 @@ impl SealKey {
     pub fn new(key: [u8; 32]) -> SealKey {
         SealKey {
             cipher: XChaCha20Poly1305::new(&Key::from(key)),
-            _key: Secret::new(key),
         }
     }
 

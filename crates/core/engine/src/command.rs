@@ -209,19 +209,6 @@ impl ClientCommand {
         "mass_cancel",
         "withdraw",
     ];
-
-    /// This command's `type` tag (one of [`ClientCommand::TYPES`]).
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            ClientCommand::Limit(_) => "limit",
-            ClientCommand::Market { .. } => "market",
-            ClientCommand::Stop(_) => "stop",
-            ClientCommand::Cancel { .. } => "cancel",
-            ClientCommand::Amend { .. } => "amend",
-            ClientCommand::MassCancel { .. } => "mass_cancel",
-            ClientCommand::Withdraw { .. } => "withdraw",
-        }
-    }
 }
 
 /// An input only the committee produces.
@@ -266,16 +253,6 @@ impl SystemCommand {
     /// Every `type` tag a system command has in JSON.
     pub const TYPES: &'static [&'static str] =
         &["open_account", "deposit", "index_price", "oracle_round"];
-
-    /// This command's `type` tag (one of [`SystemCommand::TYPES`]).
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            SystemCommand::OpenAccount { .. } => "open_account",
-            SystemCommand::Deposit { .. } => "deposit",
-            SystemCommand::IndexPrice { .. } => "index_price",
-            SystemCommand::OracleRound { .. } => "oracle_round",
-        }
-    }
 }
 
 /// One transaction in a batch.

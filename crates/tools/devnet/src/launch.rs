@@ -71,18 +71,6 @@ impl Launched {
     pub fn node_dir(&self, index: usize) -> PathBuf {
         node_dir(&self.data, index)
     }
-
-    /// The first node process that exited, with how, if any did.
-    pub fn exited(&mut self) -> Option<(usize, std::process::ExitStatus)> {
-        self.nodes
-            .children
-            .iter_mut()
-            .enumerate()
-            .find_map(|(index, child)| match child.try_wait() {
-                Ok(Some(status)) => Some((index, status)),
-                _ => None,
-            })
-    }
 }
 
 /// Creates the committee when asked to (or when none exists), or checks that the one on disk

@@ -4,7 +4,7 @@
 use bulwark_consensus::committee::{Channels, Member};
 use bulwark_consensus::replica::{PublicKey, Scheme};
 use commonware_p2p::Recipients;
-use commonware_runtime::{Clock, IoBuf, Spawner, Supervisor};
+use commonware_runtime::{Clock, Handle, IoBuf, Spawner, Supervisor};
 use std::time::Duration;
 
 /// A Byzantine member that sends random bytes of random lengths on every channel to everyone,
@@ -35,11 +35,7 @@ where
             context.sleep(Duration::from_millis(5)).await;
         }
     });
-    let drain = context.child("drain").spawn(move |_| async move {
-        // Keep the receivers alive (so peers see an open channel) without reading them.
-        let _receivers = receivers;
-        futures_pending().await
-    });
+    let drain = hold_open(&context, "drain", receivers);
     Member {
         simplex: flood,
         replica: drain,
@@ -99,16 +95,21 @@ where
                 }
             }
         });
-    let idle = context.child("idle").spawn(move |_| async move {
-        let _others = others;
-        futures_pending().await
-    });
+    let idle = hold_open(&context, "idle", others);
     Member {
         simplex: votes,
         replica: idle,
     }
 }
 
-pub(crate) async fn futures_pending() {
-    std::future::pending::<()>().await
+/// A task that keeps `channels` alive (so peers see them open) without ever reading them.
+fn hold_open<E, T>(context: &E, name: &'static str, channels: T) -> Handle<()>
+where
+    E: Spawner + Supervisor,
+    T: Send + 'static,
+{
+    context.child(name).spawn(move |_| async move {
+        let _channels = channels;
+        std::future::pending::<()>().await
+    })
 }

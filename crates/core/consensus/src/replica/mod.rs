@@ -78,7 +78,7 @@ pub const FETCH_DIGESTS_MAX: usize = 16;
 pub use crate::mempool::Mempool;
 
 /// Figures the replica keeps for status output.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Stats {
     /// Client transactions finalized since start.
     pub finalized_txs: u64,

@@ -97,25 +97,21 @@ pub(super) async fn restore<E: Clock + Spawner + Supervisor + Storage>(
     genesis: &Engine,
     genesis_digest: Digest,
 ) -> Result<Replayed<E::Blob>, LogError> {
-    // Replay from the newest usable snapshot (or from genesis): a snapshot is usable when
-    // the log goes past it and the next logged block names its root.
     let mut candidates = snapshots::heights(context, &config.snapshot_partition)
         .await?
         .into_iter();
-    let mut from = None;
     loop {
-        if from.is_none() {
-            // The next candidate that restores: a damaged one, or one the storage cannot
-            // read, is skipped with a warning (only restart time is lost).
-            for height in candidates.by_ref() {
-                match snapshots::load(context, &config.snapshot_partition, height).await {
-                    Ok(Some(restored)) => {
-                        from = Some(restored);
-                        break;
-                    }
-                    Ok(None) => {}
-                    Err(error) => warn!(height, %error, "snapshot not readable; skipped"),
+        // The next candidate that restores: a damaged one, or one the storage cannot read, is
+        // skipped with a warning (only restart time is lost). None left: genesis.
+        let mut from = None;
+        for height in candidates.by_ref() {
+            match snapshots::load(context, &config.snapshot_partition, height).await {
+                Ok(Some(restored)) => {
+                    from = Some(restored);
+                    break;
                 }
+                Ok(None) => {}
+                Err(error) => warn!(height, %error, "snapshot not readable; skipped"),
             }
         }
         let base = from.as_ref().map(|r: &snapshots::Restored| r.height);
@@ -124,7 +120,7 @@ pub(super) async fn restore<E: Clock + Spawner + Supervisor + Storage>(
             &config.log_partition,
             genesis,
             genesis_digest,
-            from.take(),
+            from,
         )
         .await
         {

@@ -90,13 +90,27 @@ impl Handler for Endpoint {
                 (c.height, hex::encode(c.root), c.certified)
             })
         };
-        let stats = self
-            .stats
-            .lock()
-            .expect("the stats lock must not be poisoned")
-            .clone();
-        let mut latencies: Vec<u32> = stats.latencies_ms.iter().copied().collect();
-        let mut oracle_latencies: Vec<u32> = stats.oracle_latencies_ms.iter().copied().collect();
+        // Copy what is needed under the lock (the replica takes it once per height).
+        let (mut latencies, mut oracle_latencies, finalized_txs, oracle_rounds, snapshots) = {
+            let stats = self
+                .stats
+                .lock()
+                .expect("the stats lock must not be poisoned");
+            (
+                stats.latencies_ms.iter().copied().collect::<Vec<u32>>(),
+                stats
+                    .oracle_latencies_ms
+                    .iter()
+                    .copied()
+                    .collect::<Vec<u32>>(),
+                stats.finalized_txs,
+                stats.oracle_rounds,
+                SnapshotStatus {
+                    restored_from: stats.restored_snapshot,
+                    last_written: stats.last_snapshot,
+                },
+            )
+        };
         latencies.sort_unstable();
         oracle_latencies.sort_unstable();
         let engine = self.engine();
@@ -116,7 +130,7 @@ impl Handler for Endpoint {
             height,
             root,
             last_height_certified: certified,
-            finalized_txs: stats.finalized_txs,
+            finalized_txs,
             mempool: self.mempool.len(),
             refused_blocks: self.refused.load(Ordering::Relaxed),
             fault_evidence: self.evidence.counts(),
@@ -125,7 +139,7 @@ impl Handler for Endpoint {
             latency_p99_ms: percentile(&latencies, 99),
             index_micros: (0..2).map(|u| engine.index_price(u)).collect(),
             oracle_rounds: (0..2).map(|u| engine.oracle_last_round(u)).collect(),
-            oracle_rounds_finalized: stats.oracle_rounds,
+            oracle_rounds_finalized: oracle_rounds,
             oracle_latency_p50_ms: percentile(&oracle_latencies, 50),
             oracle_latency_p99_ms: percentile(&oracle_latencies, 99),
             oracle_sources: self
@@ -133,10 +147,7 @@ impl Handler for Endpoint {
                 .lock()
                 .expect("the oracle status lock must not be poisoned")
                 .clone(),
-            snapshots: SnapshotStatus {
-                restored_from: stats.restored_snapshot,
-                last_written: stats.last_snapshot,
-            },
+            snapshots,
         }
     }
 

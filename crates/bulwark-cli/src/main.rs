@@ -55,9 +55,9 @@ enum Top {
     /// Run a seeded scenario simulation and print its JSON outcome.
     Sim(sim::SimArgs),
     /// Attestation: TPM quotes, reference-value manifests, evidence appraisal.
-    Attest(bulwark_attest::AttestArgs),
+    Attest(bulwark_attestor::AttestArgs),
     /// Audit this host (or a directory tree) against CIS-style SCA policies and a role manifest.
-    Audit(bulwark_audit::AuditArgs),
+    Audit(bulwark_auditor::AuditArgs),
     /// Run a benchmark; prints one JSON line per figure.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -232,8 +232,8 @@ fn main() -> ExitCode {
         }) => bulwark_bench::committee::run_bench(duration, rate, saturate, base_port),
         Top::Engine(EngineCmd::Run(args)) => engine_run::run(args),
         Top::Sim(args) => sim::run(args),
-        Top::Attest(args) => bulwark_attest::run(args),
-        Top::Audit(args) => bulwark_audit::run(args),
+        Top::Attest(args) => bulwark_attestor::run(args),
+        Top::Audit(args) => bulwark_auditor::run(args),
         Top::Bench(BenchCmd::Attest { base_port }) => {
             bulwark_bench::committee::run_attest_bench(base_port)
         }

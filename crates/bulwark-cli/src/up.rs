@@ -34,7 +34,7 @@ pub struct UpArgs {
     base_port: u16,
     /// Attest with a TPM per node: one persistent software TPM (swtpm) each, measured launch,
     /// AKs enrolled by credential activation, node key and DKG share sealed to the measured
-    /// PCRs. Needs swtpm and a build with `--features bulwark-attest/tpm`. Chosen when the
+    /// PCRs. Needs swtpm and a build with `--features bulwark-attestor/tpm`. Chosen when the
     /// committee is created; a resumed committee keeps its mode.
     #[arg(long)]
     tpm: bool,

@@ -44,8 +44,8 @@ fn verify(
     let oracle = genesis
         .oracle_config(genesis_path)
         .map_err(|e| e.to_string())?;
-    let genesis =
-        bulwark_consensus::genesis::try_genesis(&accounts, &genesis.index_micros, oracle)?;
+    let genesis = bulwark_consensus::genesis::try_genesis(&accounts, &genesis.index_micros, oracle)
+        .map_err(|e| e.to_string())?;
     let identity_hex = match identity {
         Some(hex) => hex.to_string(),
         None => std::fs::read_to_string(data.join(IDENTITY_FILE)).map_err(|e| {

@@ -260,287 +260,281 @@ impl Drop for Procs {
     }
 }
 
-#[test]
-fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
-    let _turn = serial();
-    use bulwark_engine::codec::SignedTx;
-    use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
-    use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
-    use std::time::{Duration, Instant};
+/// Four node processes started from the files `up` wrote, with what the process tests do to
+/// them: wait, trade, call `bulwark client`.
+struct Live {
+    committee: std::path::PathBuf,
+    port: u16,
+    endpoints: Vec<std::net::SocketAddr>,
+    procs: Procs,
+    nonce: u64,
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let port = base_port() + 200;
-    // Create the committee and run its DKG.
-    up(&data, port, 2, 50, &[]);
-    let committee = data.join("committee");
-    let spawn =
-        |index: usize| spawn_node(&committee, index, Path::new(env!("CARGO_BIN_EXE_bulwark")));
-    let mut procs = Procs((0..4).map(|i| Some(spawn(i))).collect());
-    let endpoints: Vec<std::net::SocketAddr> = (0..4).map(|i| client_endpoint(port, i)).collect();
-    let height_of = |i: usize| status(endpoints[i]).map(|s| s.height);
-    let wait_until = |what: &str, limit: Duration, done: &mut dyn FnMut() -> bool| {
-        let started = Instant::now();
+impl Live {
+    /// Runs `up` briefly under `data` (the committee and its DKG), then starts its four nodes
+    /// and waits until each answers.
+    fn start(data: &Path, port: u16) -> Self {
+        up(data, port, 2, 50, &[]);
+        let committee = data.join("committee");
+        let exe = Path::new(env!("CARGO_BIN_EXE_bulwark"));
+        let procs = Procs(
+            (0..4)
+                .map(|i| Some(spawn_node(&committee, i, exe)))
+                .collect(),
+        );
+        let live = Self {
+            endpoints: (0..4).map(|i| client_endpoint(port, i)).collect(),
+            committee,
+            port,
+            procs,
+            // Nonces far above the `up` run's.
+            nonce: 1_000_000,
+        };
+        live.wait_until("all four nodes", 180, &mut || {
+            (0..4).all(|i| live.height_of(i).is_some())
+        });
+        live
+    }
+
+    fn height_of(&self, index: usize) -> Option<u64> {
+        status(self.endpoints[index]).map(|s| s.height)
+    }
+
+    /// Polls `done` every 200 ms; fails with every node's status and log after `limit_s`.
+    fn wait_until(&self, what: &str, limit_s: u64, done: &mut dyn FnMut() -> bool) {
+        let started = std::time::Instant::now();
         while !done() {
             assert!(
-                started.elapsed() < limit,
+                started.elapsed() < std::time::Duration::from_secs(limit_s),
                 "timed out waiting for {what}: {}",
-                diagnosis(&committee, |i| client_endpoint(port, i))
+                diagnosis(&self.committee, |i| client_endpoint(self.port, i))
             );
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
-    };
-    wait_until("all four nodes", Duration::from_secs(180), &mut || {
-        (0..4).all(|i| height_of(i).is_some())
-    });
+    }
 
-    // Trade: taker 5 buys from maker 1's resting sells, nonces far above the earlier run's.
-    let mut nonce = 1_000_000u64;
-    let mut trade = |to: usize| {
-        let mut client =
-            bulwark_node::client::Client::connect(endpoints[to], Duration::from_secs(1)).unwrap();
+    /// Taker 5 buys one from maker 1's resting sell, both sent to node `to`.
+    fn trade(&mut self, to: usize) {
+        use bulwark_engine::codec::SignedTx;
+        use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
+        use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
+        let mut client = bulwark_node::client::Client::connect(
+            self.endpoints[to],
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap();
         let mut txs = Vec::new();
-        for (account, side, price) in [(1u64, Side::Sell, 600_001i64), (5, Side::Buy, 600_001)] {
-            nonce += 1;
+        for (account, side) in [(1u64, Side::Sell), (5, Side::Buy)] {
+            self.nonce += 1;
             let command = ClientCommand::Limit(LimitOrder {
                 instrument: InstrumentId(0),
                 side,
-                price,
+                price: 600_001,
                 qty: 1,
                 tif: TimeInForce::Gtc,
                 post_only: false,
                 reduce_only: false,
                 stp: SelfTradePrevention::CancelResting,
-                client_order_id: nonce,
+                client_order_id: self.nonce,
             });
+            let key = dev_key(account);
             txs.push(SignedTx::sign(
                 AccountId(account),
-                nonce,
+                self.nonce,
                 command,
-                &dev_key(account),
+                &key,
             ));
         }
         let outcome = client.submit(&txs).unwrap();
         assert!(outcome.refused.is_empty(), "{outcome:?}");
-    };
-    for round in 0..20 {
-        trade(round % 4);
-        std::thread::sleep(Duration::from_millis(50));
     }
 
-    // `bulwark client`: status, an order, its cancel, account and book queries, bad input.
-    let node_arg = endpoints[1].to_string();
-    let client = |args: &[&str]| {
-        let mut all = vec!["client", "--node", node_arg.as_str()];
+    /// `rounds` trades spread over the nodes in `to`, 50 ms apart.
+    fn trade_for(&mut self, rounds: usize, to: &[usize]) {
+        for round in 0..rounds {
+            self.trade(to[round % to.len()]);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// `bulwark client --node <node 1> args...`.
+    fn client(&self, args: &[&str]) -> (i32, String, String) {
+        let node = self.endpoints[1].to_string();
+        let mut all = vec!["client", "--node", node.as_str()];
         all.extend_from_slice(args);
         run(&all)
-    };
-    let (code, stdout, stderr) = client(&["status"]);
+    }
+
+    /// Account 9 as `bulwark client account 9` prints it.
+    fn account_9(&self) -> serde_json::Value {
+        let (_, stdout, _) = self.client(&["account", "9"]);
+        serde_json::from_str(stdout.trim()).unwrap_or_default()
+    }
+
+    /// A signed `bulwark client` command for account 9 (`order`, `stop`, `cancel`) with its
+    /// key file, a nonce and the command's own arguments; asserts it was accepted.
+    fn send_as_9(&self, key: &str, command: &str, nonce: u64, rest: &[&str]) {
+        let nonce = nonce.to_string();
+        let mut args = vec![command, "--account", "9", "--key", key, "--nonce", &nonce];
+        args.extend_from_slice(rest);
+        let (code, stdout, stderr) = self.client(&args);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains("\"accepted\":1"), "{stdout}");
+    }
+}
+
+#[test]
+fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut live = Live::start(&dir.path().join("data"), base_port() + 200);
+    live.trade_for(20, &[0, 1, 2, 3]);
+
+    let key_file = dir.path().join("account-9.key");
+    std::fs::write(&key_file, hex::encode(dev_key(9).to_bytes())).unwrap();
+    let key = key_file.to_str().unwrap();
+    let (code, stdout, stderr) = live.client(&["status"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("\"height\""), "{stdout}");
-    let key_file = dir.path().join("account-9.key");
-    let seed = hex::encode(dev_key(9).to_bytes());
-    std::fs::write(&key_file, seed).unwrap();
-    let key_arg = key_file.to_str().unwrap();
+    an_order_rests_and_cancels(&live, key);
+    a_stop_rests_and_cancels(&live, key);
+    bad_client_input_is_refused(&live, key);
+
+    let target = node_2_is_killed_and_catches_up(&mut live);
+    live.trade(2);
+    drop(live.procs);
+    every_log_verifies_and_all_agree(&live.committee, target);
+}
+
+/// `client order` rests a buy below the market, `client cancel` takes it off.
+fn an_order_rests_and_cancels(live: &Live, key: &str) {
     // A risk-increasing order is refused (and its nonce spent) while an oracle guard is open,
     // as it may be for a round or two after the nodes restart: once the account's committed
     // nonce shows an order was executed without resting, submit again with the next nonce.
     let mut order_id = None;
     let mut next_nonce = 5_000_000u64;
     let mut pending: Option<u64> = None;
-    wait_until("the order to rest", Duration::from_secs(90), &mut || {
+    live.wait_until("the order to rest", 90, &mut || {
         if pending.is_none() {
-            let (code, stdout, stderr) = client(&[
-                "order",
-                "--account",
-                "9",
-                "--key",
-                key_arg,
-                "--nonce",
-                &next_nonce.to_string(),
-                "--side",
-                "buy",
-                "--price",
-                "597000",
-                "--qty",
-                "2",
-            ]);
-            assert_eq!(code, 0, "{stderr}");
-            assert!(stdout.contains("\"accepted\":1"), "{stdout}");
+            let order = ["--side", "buy", "--price", "597000", "--qty", "2"];
+            live.send_as_9(key, "order", next_nonce, &order);
             pending = Some(next_nonce);
             next_nonce += 1;
         }
-        let (_, stdout, _) = client(&["account", "9"]);
-        let account: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_default();
+        let account = live.account_9();
         order_id = account["open_orders"][0]["order_id"].as_u64();
-        if order_id.is_none()
-            && account["nonce"]
-                .as_u64()
-                .is_some_and(|committed| Some(committed) >= pending)
-        {
+        let committed = account["nonce"].as_u64();
+        if order_id.is_none() && committed.is_some_and(|c| Some(c) >= pending) {
             eprintln!("order {pending:?} was executed without resting; submitting again");
             pending = None;
         }
         order_id.is_some()
     });
     let order_id = order_id.unwrap().to_string();
-    let (code, stdout, stderr) = client(&[
-        "cancel",
-        "--account",
-        "9",
-        "--key",
-        key_arg,
-        "--nonce",
-        "5000101",
-        "--order-id",
-        &order_id,
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("\"accepted\":1"), "{stdout}");
-    wait_until(
-        "the cancel to finalize",
-        Duration::from_secs(90),
-        &mut || {
-            let (_, stdout, _) = client(&["account", "9"]);
-            stdout.contains("\"open_orders\":[]")
-        },
-    );
-    // A stop rests off the book until the mark falls to its trigger (far below here), is
-    // listed with the account, and cancels by its id like an order. It is reduce-only: a
-    // risk-increasing stop is refused while an oracle guard is open, and with a node killed
-    // above the committee may briefly miss a round.
-    let (code, stdout, stderr) = client(&[
-        "stop",
+    live.send_as_9(key, "cancel", 5_000_101, &["--order-id", &order_id]);
+    live.wait_until("the cancel to finalize", 90, &mut || {
+        live.account_9()["open_orders"] == serde_json::json!([])
+    });
+}
+
+/// A stop rests off the book until the mark falls to its trigger (far below here), is listed
+/// with the account, and cancels by its id like an order. It is reduce-only: a risk-increasing
+/// stop is refused while an oracle guard is open, and with a node killed above the committee
+/// may briefly miss a round.
+fn a_stop_rests_and_cancels(live: &Live, key: &str) {
+    let stop = [
         "--reduce-only",
-        "--account",
-        "9",
-        "--key",
-        key_arg,
-        "--nonce",
-        "5000103",
         "--side",
         "sell",
         "--trigger",
         "10",
         "--qty",
         "1",
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("\"accepted\":1"), "{stdout}");
+    ];
+    live.send_as_9(key, "stop", 5_000_103, &stop);
     let mut stop_id = None;
-    wait_until("the stop to rest", Duration::from_secs(90), &mut || {
-        let (_, stdout, _) = client(&["account", "9"]);
-        let account: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_default();
-        stop_id = account["stops"][0]["order_id"].as_u64();
+    live.wait_until("the stop to rest", 90, &mut || {
+        stop_id = live.account_9()["stops"][0]["order_id"].as_u64();
         stop_id.is_some()
     });
-    let (_, stdout, _) = client(&["account", "9"]);
-    assert!(stdout.contains("\"direction\":\"falls\""), "{stdout}");
-    assert!(stdout.contains("\"reduce_only\":true"), "{stdout}");
-    let (code, stdout, stderr) = client(&[
-        "cancel",
-        "--account",
-        "9",
-        "--key",
-        key_arg,
-        "--nonce",
-        "5000104",
-        "--order-id",
-        &stop_id.unwrap().to_string(),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("\"accepted\":1"), "{stdout}");
-    wait_until(
-        "the stop cancel to finalize",
-        Duration::from_secs(90),
-        &mut || {
-            let (_, stdout, _) = client(&["account", "9"]);
-            stdout.contains("\"stops\":[]")
-        },
-    );
-    let (code, stdout, stderr) = client(&["book", "0", "--depth", "3"]);
+    let account = live.account_9();
+    assert_eq!(account["stops"][0]["direction"], "falls", "{account}");
+    assert_eq!(account["stops"][0]["reduce_only"], true, "{account}");
+    let stop_id = stop_id.unwrap().to_string();
+    live.send_as_9(key, "cancel", 5_000_104, &["--order-id", &stop_id]);
+    live.wait_until("the stop cancel to finalize", 90, &mut || {
+        live.account_9()["stops"] == serde_json::json!([])
+    });
+    let (code, stdout, stderr) = live.client(&["book", "0", "--depth", "3"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("\"bids\""), "{stdout}");
-    let (code, _, stderr) = client(&["account", "424242"]);
+}
+
+/// An unknown account, a side that is neither buy nor sell, and a replayed nonce.
+fn bad_client_input_is_refused(live: &Live, key: &str) {
+    let (code, _, stderr) = live.client(&["account", "424242"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("does not exist"), "{stderr}");
-    let (code, _, stderr) = client(&[
-        "order",
-        "--account",
-        "9",
-        "--key",
-        key_arg,
-        "--nonce",
-        "5000102",
-        "--side",
-        "up",
-        "--price",
-        "1",
-        "--qty",
-        "1",
-    ]);
+    let order = |nonce: &str, side: &str| {
+        live.client(&[
+            "order",
+            "--account",
+            "9",
+            "--key",
+            key,
+            "--nonce",
+            nonce,
+            "--side",
+            side,
+            "--price",
+            "1",
+            "--qty",
+            "1",
+        ])
+    };
+    let (code, _, stderr) = order("5000102", "up");
     assert_eq!(code, 2);
     assert!(stderr.contains("buy or sell"), "{stderr}");
-    let (code, stdout, _) = client(&[
-        "order",
-        "--account",
-        "9",
-        "--key",
-        key_arg,
-        "--nonce",
-        "1",
-        "--side",
-        "buy",
-        "--price",
-        "1",
-        "--qty",
-        "1",
-    ]);
+    let (code, stdout, _) = order("1", "buy");
     assert_eq!(code, 0);
     assert!(
         stdout.contains("already used"),
         "a replayed nonce is refused: {stdout}"
     );
-    // kill -9 node 2 while trading continues through the others.
-    let before = height_of(2).unwrap();
-    let mut victim = procs.0[2].take().unwrap();
+}
+
+/// kill -9 node 2 while trading goes on through the others, restart it, and wait until it has
+/// replayed its own log and caught up; returns the height it caught up to.
+fn node_2_is_killed_and_catches_up(live: &mut Live) -> u64 {
+    let before = live.height_of(2).unwrap();
+    let mut victim = live.procs.0[2].take().unwrap();
     victim.kill().unwrap();
     victim.wait().unwrap();
-    let others_at_kill = height_of(0).unwrap();
-    for round in 0..40 {
-        trade([0, 1, 3][round % 3]);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    wait_until(
-        "the others to go on without node 2",
-        Duration::from_secs(90),
-        &mut || height_of(0).is_some_and(|h| h > others_at_kill + 20),
-    );
-    // Restart it: it replays its own log, then catches up.
-    procs.0[2] = Some(spawn(2));
-    let target = height_of(0).unwrap();
-    wait_until("node 2 to catch up", Duration::from_secs(120), &mut || {
-        height_of(2).is_some_and(|h| h >= target)
+    let others_at_kill = live.height_of(0).unwrap();
+    live.trade_for(40, &[0, 1, 3]);
+    live.wait_until("the others to go on without node 2", 90, &mut || {
+        live.height_of(0).is_some_and(|h| h > others_at_kill + 20)
+    });
+    let exe = Path::new(env!("CARGO_BIN_EXE_bulwark"));
+    live.procs.0[2] = Some(spawn_node(&live.committee, 2, exe));
+    let target = live.height_of(0).unwrap();
+    live.wait_until("node 2 to catch up", 120, &mut || {
+        live.height_of(2).is_some_and(|h| h >= target)
     });
     assert!(target > before);
-    trade(2);
-    drop(procs);
+    target
+}
 
-    // Every log verifies, and all four agree on the root at a common height.
+/// Every node's log verifies, whole and up to `target`, and all four agree on the root there.
+fn every_log_verifies_and_all_agree(committee: &Path, target: u64) {
     let genesis = committee.join("genesis.json");
     let common = target.to_string();
     let mut roots = Vec::new();
     for index in 0..4 {
         let node = committee.join(format!("node-{index}"));
-        let (code, stdout, stderr) = run(&[
-            "verify",
-            "--data",
-            node.to_str().unwrap(),
-            "--genesis",
-            genesis.to_str().unwrap(),
-            "--until",
-            &common,
-        ]);
+        let (node, genesis) = (node.to_str().unwrap(), genesis.to_str().unwrap());
+        let verify = ["verify", "--data", node, "--genesis", genesis];
+        let (code, stdout, stderr) = run(&[&verify[..], &["--until", &common]].concat());
         assert_eq!(code, 0, "node {index}: {stdout}{stderr}");
         let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
         assert_eq!(
@@ -549,13 +543,7 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
             "node {index}: {summary}"
         );
         roots.push(summary["root"].as_str().unwrap().to_string());
-        let (code, stdout, stderr) = run(&[
-            "verify",
-            "--data",
-            node.to_str().unwrap(),
-            "--genesis",
-            genesis.to_str().unwrap(),
-        ]);
+        let (code, stdout, stderr) = run(&verify);
         assert_eq!(code, 0, "node {index}: {stdout}{stderr}");
     }
     assert!(roots.iter().all(|r| *r == roots[0]), "{roots:?}");
@@ -678,8 +666,8 @@ fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
 #[test]
 fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node() {
     use std::time::{Duration, Instant};
-    if !bulwark_attest::launch::available() || !bulwark_testkit::swtpm::installed() {
-        eprintln!("SKIPPED: needs swtpm and a build with --features bulwark-attest/tpm");
+    if !bulwark_attestor::launch::available() || !bulwark_testkit::swtpm::installed() {
+        eprintln!("SKIPPED: needs swtpm and a build with --features bulwark-attestor/tpm");
         return;
     }
     let _turn = serial();
@@ -690,34 +678,7 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
     assert!(stderr.contains("TPM quotes"), "{stderr}");
     assert!(stderr.contains("roots agreed"), "{stderr}");
     let committee = data.join("committee");
-    for index in 0..4 {
-        let node = committee.join(format!("node-{index}"));
-        let log = std::fs::read_to_string(node.join("node.log")).unwrap();
-        assert_eq!(
-            log.matches("attestation key enrolled by credential activation")
-                .count(),
-            3,
-            "node {index} must enroll its three peers' AKs"
-        );
-        // `up` measured the node into PCR 23 as its launcher; the node found its own values.
-        assert!(
-            log.contains("PCR 23 measured by the launcher holds this binary"),
-            "node {index}"
-        );
-        // Every member's EK certificate chains to the software manufacturer's CA.
-        assert_eq!(
-            log.matches("EK certified by a trusted manufacturer CA")
-                .count(),
-            4,
-            "node {index}"
-        );
-        assert!(node.join("keystore.sealed").exists());
-        assert!(!node.join("keystore.key").exists());
-        assert!(!node.join("attestor.key").exists());
-        // The provisioned plain node key was encrypted in place under the sealed keystore.
-        let key = std::fs::read(node.join("node.key")).unwrap();
-        assert!(key.starts_with(b"bulwark/keystore/v1"), "node {index}");
-    }
+    every_node_enrolled_its_peers_and_sealed_its_secrets(&committee);
     // The software TPMs again (state kept in node-*/tpm), as `up` runs them.
     let tpms: Vec<bulwark_testkit::swtpm::SoftwareTpm> = (0..4u16)
         .map(|i| {
@@ -729,47 +690,10 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
             .unwrap()
         })
         .collect();
-    // As the launcher, measure `binary` into node `index`'s PCR 23 (`up` does this itself).
-    let measure = |index: u16, binary: &Path| {
-        let node = committee.join(format!("node-{index}"));
-        let tcti = format!("swtpm:host=127.0.0.1,port={}", swtpm_port(port, index));
-        let (code, stdout, stderr) = run(&[
-            "attest",
-            "measure",
-            "--tcti",
-            &tcti,
-            "--binary",
-            binary.to_str().unwrap(),
-            "--config",
-            committee.join("genesis.json").to_str().unwrap(),
-            "--policy",
-            node.join("operators.json").to_str().unwrap(),
-        ]);
-        assert_eq!(code, 0, "{stdout}{stderr}");
-    };
-    // An inventory whose EK certificate certifies another TPM's EK is refused at start, naming
-    // the peer: node 0's EK listed with node 1's certificate.
-    let config_text = std::fs::read_to_string(committee.join("node-3").join("node.toml")).unwrap();
-    let mut config: toml::Value = toml::from_str(&config_text).unwrap();
-    let peers = config["peers"].as_array_mut().unwrap();
-    let second_cert = peers[1]["tpm_ek_cert"].clone();
-    let first_key = peers[0]["public_key"].as_str().unwrap().to_string();
-    peers[0]["tpm_ek_cert"] = second_cert;
-    let swapped = committee.join("node-3").join("swapped-ek.toml");
-    std::fs::write(&swapped, toml::to_string(&config).unwrap()).unwrap();
-    let (code, _, stderr) = run(&["node", "--config", swapped.to_str().unwrap()]);
-    assert_ne!(
-        code, 0,
-        "a node with a mismatched EK certificate must not start"
-    );
-    assert!(
-        stderr.contains(&first_key) && stderr.contains("certifies a different key"),
-        "{stderr}"
-    );
-    std::fs::remove_file(&swapped).unwrap();
+    a_swapped_ek_certificate_is_refused_at_start(&committee);
     // A tampered binary cannot unseal node 3's secrets: it refuses to start.
     let tampered = tampered_binary(dir.path());
-    measure(3, &tampered);
+    measure_as_launcher(&committee, port, 3, &tampered);
     let out = std::process::Command::new(&tampered)
         .args([
             "node",
@@ -784,7 +708,7 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
     // The honest binary unseals and runs; then node 3's measured policy changes under it.
     let honest = Path::new(env!("CARGO_BIN_EXE_bulwark"));
     for i in 0..4 {
-        measure(i, honest);
+        measure_as_launcher(&committee, port, i, honest);
     }
     let _procs = Procs(
         (0..4)
@@ -816,4 +740,80 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
     assert!(text.contains("but the manifest allows"), "{text}");
     drop(_procs);
     drop(tpms);
+}
+
+/// After `up --tpm`: each node enrolled its three peers' AKs by credential activation, found
+/// its own PCR 23 as the launcher measured it, saw four EK certificates chain to the
+/// manufacturer's CA, and keeps its secrets sealed to the TPM.
+fn every_node_enrolled_its_peers_and_sealed_its_secrets(committee: &Path) {
+    for index in 0..4 {
+        let node = committee.join(format!("node-{index}"));
+        let log = std::fs::read_to_string(node.join("node.log")).unwrap();
+        assert_eq!(
+            log.matches("attestation key enrolled by credential activation")
+                .count(),
+            3,
+            "node {index} must enroll its three peers' AKs"
+        );
+        // `up` measured the node into PCR 23 as its launcher; the node found its own values.
+        assert!(
+            log.contains("PCR 23 measured by the launcher holds this binary"),
+            "node {index}"
+        );
+        // Every member's EK certificate chains to the software manufacturer's CA.
+        assert_eq!(
+            log.matches("EK certified by a trusted manufacturer CA")
+                .count(),
+            4,
+            "node {index}"
+        );
+        assert!(node.join("keystore.sealed").exists());
+        assert!(!node.join("keystore.key").exists());
+        assert!(!node.join("attestor.key").exists());
+        // The provisioned plain node key was encrypted in place under the sealed keystore.
+        let key = std::fs::read(node.join("node.key")).unwrap();
+        assert!(key.starts_with(b"bulwark/keystore/v1"), "node {index}");
+    }
+}
+
+/// As the launcher, measures `binary` into node `index`'s PCR 23 (`up` does this itself).
+fn measure_as_launcher(committee: &Path, port: u16, index: u16, binary: &Path) {
+    let node = committee.join(format!("node-{index}"));
+    let tcti = format!("swtpm:host=127.0.0.1,port={}", swtpm_port(port, index));
+    let (code, stdout, stderr) = run(&[
+        "attest",
+        "measure",
+        "--tcti",
+        &tcti,
+        "--binary",
+        binary.to_str().unwrap(),
+        "--config",
+        committee.join("genesis.json").to_str().unwrap(),
+        "--policy",
+        node.join("operators.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}
+
+/// An inventory whose EK certificate certifies another TPM's EK is refused at start, naming
+/// the peer: node 0's EK listed with node 1's certificate.
+fn a_swapped_ek_certificate_is_refused_at_start(committee: &Path) {
+    let config_text = std::fs::read_to_string(committee.join("node-3").join("node.toml")).unwrap();
+    let mut config: toml::Value = toml::from_str(&config_text).unwrap();
+    let peers = config["peers"].as_array_mut().unwrap();
+    let second_cert = peers[1]["tpm_ek_cert"].clone();
+    let first_key = peers[0]["public_key"].as_str().unwrap().to_string();
+    peers[0]["tpm_ek_cert"] = second_cert;
+    let swapped = committee.join("node-3").join("swapped-ek.toml");
+    std::fs::write(&swapped, toml::to_string(&config).unwrap()).unwrap();
+    let (code, _, stderr) = run(&["node", "--config", swapped.to_str().unwrap()]);
+    assert_ne!(
+        code, 0,
+        "a node with a mismatched EK certificate must not start"
+    );
+    assert!(
+        stderr.contains(&first_key) && stderr.contains("certifies a different key"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&swapped).unwrap();
 }

@@ -8,6 +8,23 @@ use std::fmt;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HexBytes<const N: usize>(pub [u8; N]);
 
+/// Why a hex string is not a [`HexBytes`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HexError {
+    /// Not hex digits (or an odd count of them).
+    #[error("not hex: {0}")]
+    NotHex(#[source] hex::FromHexError),
+    /// Hex, but of the wrong length.
+    #[error("expected {expected} bytes, found {found}")]
+    Length {
+        /// Bytes the type holds.
+        expected: usize,
+        /// Bytes given.
+        found: usize,
+    },
+}
+
 /// A SHA-256 digest.
 pub type Sha256Digest = HexBytes<32>;
 
@@ -16,11 +33,14 @@ pub type Measurement48 = HexBytes<48>;
 
 impl<const N: usize> HexBytes<N> {
     /// Parses exactly `2 * N` hex digits.
-    pub fn from_hex(text: &str) -> Result<Self, String> {
-        let bytes = hex::decode(text.trim()).map_err(|error| format!("not hex: {error}"))?;
+    pub fn from_hex(text: &str) -> Result<Self, HexError> {
+        let bytes = hex::decode(text.trim()).map_err(HexError::NotHex)?;
         let array: [u8; N] = bytes
             .try_into()
-            .map_err(|bytes: Vec<u8>| format!("expected {N} bytes, found {}", bytes.len()))?;
+            .map_err(|bytes: Vec<u8>| HexError::Length {
+                expected: N,
+                found: bytes.len(),
+            })?;
         Ok(Self(array))
     }
 

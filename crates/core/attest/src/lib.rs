@@ -8,20 +8,18 @@
 //! issues a short-lived signed appraisal.
 //!
 //! Everything that decides — manifest checks, nonce bookkeeping, quote parsing and signature checks,
-//! appraisal — is sans-IO: time, randomness and previous state are passed in. Only `tpm::device` (feature
-//! `tpm`), [`launch`] (the node's own TPM, through it) and the [`cli`] touch a TPM, files or the clock (a private swtpm for tests and `up --tpm` is `bulwark_testkit::swtpm`).
+//! appraisal — is sans-IO: time, randomness and previous state are passed in. Nothing here touches a
+//! TPM, a file or the clock: the node's own TPM and the `bulwark attest` commands are in the runtime
+//! crate `bulwark-attestor`.
 
 pub mod appraisal;
 mod canonical;
-pub mod cli;
 pub mod dev;
 pub mod evidence;
 pub mod hexbytes;
-pub mod launch;
 pub mod manifest;
 pub mod nonce;
 pub mod tee;
+pub mod time;
 pub mod tpm;
 pub mod verifier;
-
-pub use cli::{run, AttestArgs};

@@ -2,9 +2,9 @@
 //! README for their sources): they verify to the vendor roots at their date and are refused when any
 //! byte is flipped or the date is wrong. Skipped with a message when the samples are absent.
 
-use bulwark_attest::cli::parse_time_ms;
 use bulwark_attest::tee::snp::{verify_snp_report, SnpError};
 use bulwark_attest::tee::tdx::verify_tdx_quote;
+use bulwark_attest::time::parse_time_ms;
 use std::path::PathBuf;
 
 fn samples() -> Option<PathBuf> {

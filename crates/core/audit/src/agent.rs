@@ -2,28 +2,21 @@
 //! periodic signed snapshot.
 //!
 //! [`Auditor`] and [`Schedule`] are sans-IO (time and randomness are passed in; the clock that paces
-//! whole-tree walks is an injected [`Clock`]). [`run_loop`] is the blocking driver a node runs on a
-//! thread: it scans at start and every [`Schedule`] delay, re-checks on [`FileWatch`] events, and
-//! hands [`AgentEvent`]s to a sink. Its walks run on [`AgentConfig::budget`], by default
-//! [`Budget::agent_default`] (20 % of one core).
+//! whole-tree walks is an injected [`Clock`]). The blocking driver a node runs on a thread, which
+//! scans on schedule and re-checks on file events, is `bulwark_auditor::agent::run_loop`.
 
 use std::collections::BTreeSet;
-use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
-use crate::budget::{Budget, Clock, PaceStats, SystemClock};
+use crate::budget::{Budget, Clock, PaceStats, Unpaced};
 use crate::eval::Scan;
 use crate::host::Host;
 use crate::manifest::Manifest;
 use crate::policy::{Policy, PolicyError, Severity};
 use crate::report::{Outcome, PolicyResult, Report};
 use crate::rule::{Rule, RuleKind};
-use crate::sign::{sign_report, SignedReport};
-use crate::watch::FileWatch;
 
 /// Default scan period: 5 minutes.
 pub const SCAN_PERIOD_MS_DEFAULT: u64 = 5 * 60 * 1000;
@@ -241,7 +234,7 @@ impl Auditor {
             last: None,
             intrinsics: true,
             budget: Budget::unlimited(),
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(Unpaced),
             last_pace: None,
         }
     }
@@ -251,14 +244,11 @@ impl Auditor {
         self.intrinsics = on;
     }
 
-    /// Paces the whole-tree walks of later scans and re-checks (default [`Budget::unlimited`];
-    /// [`run_loop`] sets [`AgentConfig::budget`]).
-    pub fn set_budget(&mut self, budget: Budget) {
+    /// Paces the whole-tree walks of later scans and re-checks with `budget`, timed by `clock`
+    /// (the machine's in production, a fake in tests). Until this is called walks are not paced:
+    /// [`Budget::unlimited`] on a clock that never moves.
+    pub fn set_pace(&mut self, budget: Budget, clock: Arc<dyn Clock>) {
         self.budget = budget;
-    }
-
-    /// The clock the walks are paced with (default [`SystemClock`]; tests inject a fake).
-    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
         self.clock = clock;
     }
 
@@ -377,98 +367,6 @@ impl Auditor {
         self.last = Some(next);
         diff
     }
-}
-
-/// What the agent loop hands to the node.
-#[derive(Debug, Clone)]
-pub enum AgentEvent {
-    /// Checks whose outcome changed (from a scan or a re-check), with the time they were seen.
-    Changes {
-        /// Milliseconds since the epoch.
-        at_ms: u64,
-        /// The changes.
-        changes: Vec<Change>,
-    },
-    /// A periodic full report, signed with the node key.
-    Snapshot(SignedReport),
-}
-
-/// Agent loop settings.
-#[derive(Debug, Clone)]
-pub struct AgentConfig {
-    /// Scan schedule.
-    pub schedule: Schedule,
-    /// Emit a signed full snapshot every this many scans (1 = every scan).
-    pub snapshot_every_scans: u32,
-    /// How long to collect further file events after the first before re-checking.
-    pub debounce: Duration,
-    /// Pace of whole-tree walks in scans and re-checks; [`Budget::agent_default`] (20 % of one
-    /// core, 20 000 entries/s, 16 MiB/s) unless the node's configuration says otherwise.
-    pub budget: Budget,
-}
-
-/// Runs the agent until `sink` returns `Break`: a scan at start and on schedule, re-checks on file
-/// events, signed snapshots every `snapshot_every_scans` scans. `now_ms` is the injected clock.
-pub fn run_loop(
-    auditor: &mut Auditor,
-    host: &dyn Host,
-    mut config: AgentConfig,
-    watch: Option<&FileWatch>,
-    key: &SigningKey,
-    now_ms: &dyn Fn() -> u64,
-    sink: &mut dyn FnMut(AgentEvent) -> ControlFlow<()>,
-) {
-    auditor.set_budget(config.budget);
-    let mut scans: u32 = 0;
-    loop {
-        let at = now_ms();
-        let (mut report, diff) = auditor.scan(host, at);
-        if send_changes(sink, at, diff).is_break() {
-            return;
-        }
-        if scans.is_multiple_of(config.snapshot_every_scans.max(1)) {
-            let signed = sign_report(&mut report, key);
-            if sink(AgentEvent::Snapshot(signed)).is_break() {
-                return;
-            }
-        }
-        scans = scans.wrapping_add(1);
-        let due = at.saturating_add(config.schedule.next_delay_ms());
-        loop {
-            let now = now_ms();
-            if now >= due {
-                break;
-            }
-            let wait = Duration::from_millis(due - now);
-            let changed = match watch {
-                Some(w) => w.wait(wait, config.debounce),
-                None => {
-                    std::thread::sleep(wait);
-                    Vec::new()
-                }
-            };
-            if changed.is_empty() {
-                continue;
-            }
-            let at = now_ms();
-            let diff = auditor.recheck(host, &changed, at);
-            if send_changes(sink, at, diff).is_break() {
-                return;
-            }
-        }
-    }
-}
-
-/// Passes a non-empty diff to `sink` as [`AgentEvent::Changes`]; an empty one is not sent.
-fn send_changes(
-    sink: &mut dyn FnMut(AgentEvent) -> ControlFlow<()>,
-    at_ms: u64,
-    changes: Vec<Change>,
-) -> ControlFlow<()> {
-    if changes.is_empty() {
-        return ControlFlow::Continue(());
-    }
-    sink(AgentEvent::Changes { at_ms, changes })
 }
 
 #[cfg(test)]

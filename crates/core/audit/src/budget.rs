@@ -15,12 +15,12 @@
 //! a scan runs unpaced. Debt carries over from one walk to the next, so many small walks are paced
 //! like one large one, and work left unpaid when the last walk ends is less than one slice.
 //!
-//! Time and sleeping come from an injected [`Clock`]: [`SystemClock`] in production, a fake in tests,
+//! Time and sleeping come from an injected [`Clock`]: the machine's (`bulwark_auditor::clock`) in
+//! production, a fake in tests,
 //! so the sleeps a governor takes are exact and reproducible.
 
 use std::num::{NonZeroU32, NonZeroU64};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -42,7 +42,7 @@ pub enum BudgetError {
     CpuPercent(u8),
 }
 
-/// How fast whole-tree walks may go. Copy it into [`crate::agent::AgentConfig`] or the CLI.
+/// How fast whole-tree walks may go. Give it to [`crate::agent::Auditor::set_pace`] (the agent's loop and the CLI do).
 ///
 /// Deserializes from a config section (every key but `cpu_percent_max` optional, a missing rate
 /// meaning unlimited):
@@ -190,19 +190,18 @@ pub trait Clock: Send + Sync {
     fn sleep(&self, duration: Duration);
 }
 
-/// The machine's monotonic clock and `std::thread::sleep`: the only place this module touches the OS.
+/// A clock that never moves and never sleeps. [`Governor::unlimited`] runs on it (an unlimited
+/// budget never reads the clock); a limited budget on it is never enforced, so pace real walks
+/// with the machine's clock (`bulwark_auditor::clock::SystemClock`).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+pub struct Unpaced;
 
-impl Clock for SystemClock {
+impl Clock for Unpaced {
     fn now(&self) -> Duration {
-        static ORIGIN: OnceLock<Instant> = OnceLock::new();
-        ORIGIN.get_or_init(Instant::now).elapsed()
+        Duration::ZERO
     }
 
-    fn sleep(&self, duration: Duration) {
-        std::thread::sleep(duration);
-    }
+    fn sleep(&self, _: Duration) {}
 }
 
 /// What a governor has counted and done so far.
@@ -260,7 +259,7 @@ impl<'c> Governor<'c> {
 
     /// A governor that never limits (and never reads the clock).
     pub fn unlimited() -> Governor<'static> {
-        Governor::new(Budget::unlimited(), &SystemClock)
+        Governor::new(Budget::unlimited(), &Unpaced)
     }
 
     /// The budget it enforces.

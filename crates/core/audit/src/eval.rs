@@ -30,12 +30,35 @@ pub enum EvalError {
     Invalid(String),
 }
 
-type Fact<T> = Option<Result<T, String>>;
+impl From<String> for EvalError {
+    fn from(reason: String) -> Self {
+        Self::Invalid(reason)
+    }
+}
+
+impl From<&str> for EvalError {
+    fn from(reason: &str) -> Self {
+        Self::Invalid(reason.to_owned())
+    }
+}
+
+impl From<crate::rule::PatternError> for EvalError {
+    fn from(error: crate::rule::PatternError) -> Self {
+        Self::Invalid(error.to_string())
+    }
+}
+
+/// A rule that cannot be decided, for this reason.
+fn invalid(reason: impl std::fmt::Display) -> EvalError {
+    EvalError::Invalid(reason.to_string())
+}
+
+type Fact<T> = Option<Result<T, EvalError>>;
 
 /// One scan's caches over a host.
 pub struct Scan<'h> {
     host: &'h dyn Host,
-    commands: HashMap<String, Result<CommandOutput, String>>,
+    commands: HashMap<String, Result<CommandOutput, EvalError>>,
     processes: Fact<BTreeSet<String>>,
     sshd: Fact<SshdConfig>,
     listeners: Fact<Vec<Listener>>,
@@ -49,7 +72,10 @@ pub struct Scan<'h> {
     governor: Governor<'h>,
 }
 
-fn fact<T>(slot: &mut Fact<T>, read: impl FnOnce() -> Result<T, String>) -> Result<&T, String> {
+fn fact<T>(
+    slot: &mut Fact<T>,
+    read: impl FnOnce() -> Result<T, EvalError>,
+) -> Result<&T, EvalError> {
     slot.get_or_insert_with(read).as_ref().map_err(Clone::clone)
 }
 
@@ -176,7 +202,7 @@ impl<'h> Scan<'h> {
                 },
                 None,
             ),
-            Err(why) => (RuleOutcome::Invalid, Some(why)),
+            Err(why) => (RuleOutcome::Invalid, Some(why.to_string())),
         };
         RuleResult {
             rule: rule.text.clone(),
@@ -186,7 +212,7 @@ impl<'h> Scan<'h> {
     }
 
     /// `Ok(found)` before negation, or `Err(reason)` for invalid.
-    fn rule_raw(&mut self, rule: &Rule) -> Result<bool, String> {
+    fn rule_raw(&mut self, rule: &Rule) -> Result<bool, EvalError> {
         let target = rule.targets.first().map(String::as_str).unwrap_or_default();
         match rule.kind {
             RuleKind::Registry => Err("registry rules apply only to Windows".into()),
@@ -197,7 +223,7 @@ impl<'h> Scan<'h> {
                 let procs = fact(&mut self.processes, || {
                     host.processes()
                         .map(|p| p.into_iter().collect())
-                        .map_err(|e| e.to_string())
+                        .map_err(invalid)
                 })?;
                 Ok(procs.contains(target))
             }
@@ -224,16 +250,16 @@ impl<'h> Scan<'h> {
     }
 
     /// Runs (once per scan) and returns a command's output.
-    pub fn command(&mut self, line: &str) -> Result<&CommandOutput, String> {
+    pub fn command(&mut self, line: &str) -> Result<&CommandOutput, EvalError> {
         if !self.commands.contains_key(line) {
             let result = split_command(line)
-                .map_err(|e| format!("command `{line}`: {e}"))
+                .map_err(|e| EvalError::Invalid(format!("command `{line}`: {e}")))
                 .and_then(|argv| {
                     self.intrinsics
                         .then(|| crate::intrinsic::answer(self.host, &argv))
                         .flatten()
                         .unwrap_or_else(|| self.host.run_command(line, &argv))
-                        .map_err(|e| e.to_string())
+                        .map_err(invalid)
                 });
             self.commands_run += 1;
             self.commands.insert(line.to_owned(), result);
@@ -241,14 +267,14 @@ impl<'h> Scan<'h> {
         self.commands[line].as_ref().map_err(Clone::clone)
     }
 
-    fn file_rule(&mut self, rule: &Rule) -> Result<bool, String> {
+    fn file_rule(&mut self, rule: &Rule) -> Result<bool, EvalError> {
         let Some(terms) = &rule.content else {
             let mut err = None;
             for t in &rule.targets {
                 match self.host.metadata(t, true) {
                     Ok(m) if m.kind == FileKind::File => return Ok(true),
                     Ok(_) | Err(HostError::NotFound(_)) => {}
-                    Err(e) => err = Some(e.to_string()),
+                    Err(e) => err = Some(invalid(e)),
                 }
             }
             return err.map_or(Ok(false), Err);
@@ -263,7 +289,7 @@ impl<'h> Scan<'h> {
                         return Ok(true);
                     }
                 }
-                Err(e) => last_err = Some(e.to_string()),
+                Err(e) => last_err = Some(invalid(e)),
             }
         }
         if decided {
@@ -273,7 +299,7 @@ impl<'h> Scan<'h> {
         }
     }
 
-    fn dir_rule(&mut self, rule: &Rule) -> Result<bool, String> {
+    fn dir_rule(&mut self, rule: &Rule) -> Result<bool, EvalError> {
         let Some(filter) = &rule.name_filter else {
             for t in &rule.targets {
                 if let Ok(m) = self.host.metadata(t, true) {
@@ -286,7 +312,7 @@ impl<'h> Scan<'h> {
         };
         if let NameFilter::Regex(p) = filter {
             if let crate::rule::Pattern::Invalid(why) = &**p {
-                return Err(why.clone());
+                return Err(why.clone().into());
             }
         }
         self.governor.enter();
@@ -296,14 +322,14 @@ impl<'h> Scan<'h> {
     }
 
     /// The search form of a `d:` rule, inside the governor's walk time.
-    fn dir_search(&mut self, rule: &Rule, filter: &NameFilter) -> Result<bool, String> {
+    fn dir_search(&mut self, rule: &Rule, filter: &NameFilter) -> Result<bool, EvalError> {
         let mut any_dir = false;
         for t in &rule.targets {
             let mut files = Vec::new();
             match self.walk(t, filter, &mut files) {
                 Ok(()) => any_dir = true,
                 Err(HostError::NotFound(_)) => continue,
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(invalid(e)),
             }
             for f in files {
                 let Some(terms) = &rule.content else {
@@ -321,7 +347,7 @@ impl<'h> Scan<'h> {
         if any_dir {
             Ok(false)
         } else {
-            Err(format!("directory {} not found", rule.targets.join(",")))
+            Err(format!("directory {} not found", rule.targets.join(",")).into())
         }
     }
 
@@ -376,15 +402,13 @@ impl<'h> Scan<'h> {
         &mut self,
         kind: RuleKind,
         target: &str,
-    ) -> Result<Option<Vec<String>>, String> {
+    ) -> Result<Option<Vec<String>>, EvalError> {
         let host = self.host;
-        let s = |e: native::NativeError| e.to_string();
+        let s = |e: native::NativeError| invalid(e);
         Ok(match kind {
             RuleKind::Sysctl => native::sysctl(host, target).map_err(s)?.map(|v| vec![v]),
             RuleKind::Sshd => {
-                let cfg = fact(&mut self.sshd, || {
-                    SshdConfig::read(host).map_err(|e| e.to_string())
-                })?;
+                let cfg = fact(&mut self.sshd, || SshdConfig::read(host).map_err(invalid))?;
                 let v = cfg.values(target);
                 (!v.is_empty()).then_some(v)
             }
@@ -443,9 +467,9 @@ impl<'h> Scan<'h> {
 }
 
 /// Whether `term` (ignoring its negation) hits `line`.
-fn term_hits(term: &Term, line: &str) -> Result<bool, String> {
+fn term_hits(term: &Term, line: &str) -> Result<bool, EvalError> {
     match term {
-        Term::Regex { pattern, .. } => pattern.is_match(line),
+        Term::Regex { pattern, .. } => Ok(pattern.is_match(line)?),
         Term::Numeric {
             pattern, op, value, ..
         } => Ok(pattern
@@ -453,7 +477,7 @@ fn term_hits(term: &Term, line: &str) -> Result<bool, String> {
             .and_then(|g| g.trim().parse::<i64>().ok())
             .is_some_and(|n| op.holds(n, *value))),
         Term::Literal(l) => Ok(line == l),
-        Term::Broken(why) => Err(why.clone()),
+        Term::Broken(why) => Err(why.clone().into()),
     }
 }
 
@@ -463,7 +487,7 @@ fn term_hits(term: &Term, line: &str) -> Result<bool, String> {
 pub fn content_matches<'a>(
     terms: &[Term],
     texts: impl IntoIterator<Item = &'a str>,
-) -> Result<bool, String> {
+) -> Result<bool, EvalError> {
     let positive = terms.iter().any(|t| !t.is_negated());
     for text in texts {
         for line in text.split('\n') {
@@ -497,7 +521,7 @@ mod tests {
     use super::*;
     use crate::rule::PatternCache;
 
-    fn m(content: &str, text: &str) -> Result<bool, String> {
+    fn m(content: &str, text: &str) -> Result<bool, EvalError> {
         let r = Rule::parse(&format!("f:/x -> {content}"), &mut PatternCache::default()).unwrap();
         content_matches(r.content.as_ref().unwrap(), [text])
     }

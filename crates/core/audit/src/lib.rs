@@ -5,11 +5,11 @@
 //! sockets, kernel modules, packages, mounts, systemd units) and a role manifest (what an image may
 //! run), turns the results into a trust level for the sentinel, and emits signed reports.
 //!
-//! The core is sans-IO: policies parse from text, and every rule is evaluated through the [`host::Host`]
-//! trait, so tests run against fixture trees and fixture command outputs. Whole-tree walks are paced
-//! by a [`budget::Governor`] over an injected [`budget::Clock`]. The only code that touches the
-//! machine is [`host::RootedHost`], [`budget::SystemClock`], [`watch`], [`cli`] and
-//! [`bench`](mod@bench).
+//! The crate is sans-IO: policies parse from text, and every rule is evaluated through the
+//! [`host::Host`] trait, so tests run against fixture trees and fixture command outputs. Whole-tree
+//! walks are paced by a [`budget::Governor`] over an injected [`budget::Clock`]. What touches the
+//! machine (the directory tree and commands of the audited host, the clock, file watches, the
+//! agent's loop, policy files and `bulwark audit`) is the runtime crate `bulwark-auditor`.
 //!
 //! Start reading at [`policy`] (the format), then [`eval`] (semantics), then [`trust`].
 
@@ -17,7 +17,6 @@
 
 pub mod agent;
 pub mod budget;
-pub mod cli;
 pub mod eval;
 pub mod format;
 pub mod host;
@@ -31,9 +30,6 @@ pub mod sign;
 pub mod sshd;
 pub mod systemd;
 pub mod trust;
-pub mod watch;
-
-pub use cli::{run, AuditArgs, OutputFormat};
 
 /// bulwark's committee-node baseline policy (SCA YAML with bulwark native rules), as shipped in
 /// `policies/committee-node.yml`.

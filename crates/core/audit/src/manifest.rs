@@ -74,25 +74,50 @@ pub struct PortRule {
     pub last: u16,
 }
 
+/// Why a `listen` entry is not `PROTO/PORT` or `PROTO/FIRST-LAST`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PortRuleError {
+    /// No `/` between protocol and ports.
+    #[error("`{0}`: expected PROTO/PORT")]
+    Shape(String),
+    /// The protocol is neither `tcp` nor `udp`.
+    #[error("`{0}`: protocol must be tcp or udp")]
+    Protocol(String),
+    /// A port is not a number from 0 to 65535.
+    #[error("`{entry}`: bad port `{port}`")]
+    Port {
+        /// The entry.
+        entry: String,
+        /// The part that is not a port.
+        port: String,
+    },
+    /// The range's first port is above its last.
+    #[error("`{0}`: empty range")]
+    EmptyRange(String),
+}
+
 impl std::str::FromStr for PortRule {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = PortRuleError;
+    fn from_str(s: &str) -> Result<Self, PortRuleError> {
         let (proto, ports) = s
             .split_once('/')
-            .ok_or_else(|| format!("`{s}`: expected PROTO/PORT"))?;
+            .ok_or_else(|| PortRuleError::Shape(s.to_owned()))?;
         let proto = match proto {
             "tcp" => Proto::Tcp,
             "udp" => Proto::Udp,
-            _ => return Err(format!("`{s}`: protocol must be tcp or udp")),
+            _ => return Err(PortRuleError::Protocol(s.to_owned())),
         };
         let (a, b) = ports.split_once('-').unwrap_or((ports, ports));
         let port = |p: &str| {
-            p.parse::<u16>()
-                .map_err(|_| format!("`{s}`: bad port `{p}`"))
+            p.parse::<u16>().map_err(|_| PortRuleError::Port {
+                entry: s.to_owned(),
+                port: p.to_owned(),
+            })
         };
         let (first, last) = (port(a)?, port(b)?);
         if first > last {
-            return Err(format!("`{s}`: empty range"));
+            return Err(PortRuleError::EmptyRange(s.to_owned()));
         }
         Ok(Self { proto, first, last })
     }
@@ -158,19 +183,6 @@ impl Manifest {
                 what,
             }
         })
-    }
-
-    /// Reads and parses a manifest file (at most [`MANIFEST_BYTES_MAX`] bytes).
-    pub fn load(path: &std::path::Path) -> Result<Self, ManifestError> {
-        let file = path.display().to_string();
-        let text =
-            crate::policy::read_text_bounded(path, MANIFEST_BYTES_MAX).map_err(|reason| {
-                ManifestError::Read {
-                    file: file.clone(),
-                    reason,
-                }
-            })?;
-        Self::parse(&text, &file)
     }
 
     /// Evaluates the manifest against a host as a pseudo-policy `manifest:<role>`, walking at full
@@ -324,8 +336,22 @@ mod tests {
     fn port_rules_parse() {
         let r: PortRule = "tcp/7100-7103".parse().unwrap();
         assert_eq!((r.proto, r.first, r.last), (Proto::Tcp, 7100, 7103));
-        assert!("sctp/1".parse::<PortRule>().is_err());
-        assert!("tcp/9-1".parse::<PortRule>().is_err());
+        assert_eq!(
+            "sctp/1".parse::<PortRule>(),
+            Err(PortRuleError::Protocol("sctp/1".into()))
+        );
+        assert_eq!(
+            "tcp/9-1".parse::<PortRule>(),
+            Err(PortRuleError::EmptyRange("tcp/9-1".into()))
+        );
+        assert!(matches!(
+            "tcp/x".parse::<PortRule>(),
+            Err(PortRuleError::Port { .. })
+        ));
+        assert_eq!(
+            "7100".parse::<PortRule>(),
+            Err(PortRuleError::Shape("7100".into()))
+        );
         let e = Manifest::parse("role: x\nlisten: [tcp/abc]\n", "m.yml").unwrap_err();
         assert!(matches!(e, ManifestError::Malformed { line: 2, .. }), "{e}");
         assert!(

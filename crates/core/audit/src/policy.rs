@@ -363,31 +363,6 @@ pub(crate) fn yaml_error_parts(error: &serde_yaml_ng::Error) -> (usize, usize, S
 /// Largest policy file accepted (the biggest stock policy is under 1 MiB).
 pub const POLICY_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
-/// Reads and parses a policy file (at most [`POLICY_BYTES_MAX`] bytes).
-pub fn load_policy(
-    path: &std::path::Path,
-    patterns: &mut PatternCache,
-) -> Result<Policy, PolicyError> {
-    let file = path.display().to_string();
-    let text = read_text_bounded(path, POLICY_BYTES_MAX).map_err(|reason| PolicyError::Read {
-        file: file.clone(),
-        reason,
-    })?;
-    parse_policy(&text, &file, patterns)
-}
-
-/// Reads a UTF-8 text file of at most `bytes_max` bytes; the error says why, without the file name.
-/// Shared by policies and role manifests.
-pub(crate) fn read_text_bounded(path: &std::path::Path, bytes_max: u64) -> Result<String, String> {
-    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if len > bytes_max {
-        return Err(format!(
-            "{len} bytes is larger than the {bytes_max}-byte limit"
-        ));
-    }
-    std::fs::read_to_string(path).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -159,26 +159,40 @@ impl Pattern {
 
     /// Whether the pattern matches somewhere in `line`; `Err` for an invalid pattern or a
     /// backtracking limit hit.
-    pub fn is_match(&self, line: &str) -> Result<bool, String> {
+    pub fn is_match(&self, line: &str) -> Result<bool, PatternError> {
         match self {
             Self::Std(re) => Ok(re.is_match(line)),
-            Self::Fancy(re) => re.is_match(line).map_err(|e| e.to_string()),
-            Self::Invalid(why) => Err(why.clone()),
+            Self::Fancy(re) => re
+                .is_match(line)
+                .map_err(|e| PatternError::Matching(e.to_string())),
+            Self::Invalid(why) => Err(PatternError::DoesNotCompile(why.clone())),
         }
     }
 
     /// Text of the first capture group of the first match, if any.
-    pub fn first_group<'a>(&self, line: &'a str) -> Result<Option<&'a str>, String> {
+    pub fn first_group<'a>(&self, line: &'a str) -> Result<Option<&'a str>, PatternError> {
         match self {
             Self::Std(re) => Ok(re.captures(line).and_then(|c| c.get(1)).map(|m| m.as_str())),
             Self::Fancy(re) => Ok(re
                 .captures(line)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| PatternError::Matching(e.to_string()))?
                 .and_then(|c| c.get(1))
                 .map(|m| m.as_str())),
-            Self::Invalid(why) => Err(why.clone()),
+            Self::Invalid(why) => Err(PatternError::DoesNotCompile(why.clone())),
         }
     }
+}
+
+/// Why a pattern could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PatternError {
+    /// The pattern does not compile under either regex engine (the reason names it).
+    #[error("{0}")]
+    DoesNotCompile(String),
+    /// The backtracking engine gave up on this line (its limit).
+    #[error("{0}")]
+    Matching(String),
 }
 
 /// Rewrites PCRE escapes the `regex` crate lacks: `\h` → `[\t ]`, `\H` → `[^\t ]` (outside classes;

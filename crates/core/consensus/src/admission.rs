@@ -29,8 +29,26 @@ use bulwark_attest::evidence::Evidence;
 use bulwark_attest::manifest::{OperatorSet, SignedManifest};
 use bulwark_attest::nonce::{node_key_hash, Nonce};
 use bulwark_attest::tpm::CredentialChallenge;
-use bulwark_attest::verifier::{AppraisalRequest, Verifier, VerifierConfig};
+use bulwark_attest::verifier::{AppraisalRequest, Verifier, VerifierConfig, VerifierError};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Why an enrollment step ([`Admission::begin_enrollment`], [`Admission::finish_enrollment`])
+/// failed.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdmissionError {
+    /// The peer has no endorsement key in the operators' inventory, so it does not attest
+    /// with a TPM and has nothing to enroll.
+    #[error("not a TPM peer: no endorsement key in the inventory")]
+    NotTpmPeer,
+    /// The key is not one of the committee's other members.
+    #[error("not a peer")]
+    UnknownPeer,
+    /// The verifier refused the enrollment (bad AK or EK, wrong or expired credential); the
+    /// reason is also kept in the peer's [`PeerState::last_reasons`].
+    #[error(transparent)]
+    Enrollment(#[from] VerifierError),
+}
 
 /// What changes in the network after a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,11 +137,11 @@ impl<K: Ord + Clone> Admission<K> {
                 .is_some_and(|(_, _, state)| !state.ak_enrolled && !state.cut_off)
     }
 
-    fn enrollment_failed(&mut self, peer: &K, reason: String) -> String {
+    fn enrollment_failed(&mut self, peer: &K, error: VerifierError) -> AdmissionError {
         if let Some((_, _, state)) = self.peers.get_mut(peer) {
-            state.last_reasons = vec![format!("enrollment-failed: {reason}")];
+            state.last_reasons = vec![format!("enrollment-failed: {error}")];
         }
-        reason
+        AdmissionError::Enrollment(error)
     }
 
     /// Starts enrolling the attestation key `peer` presented: a fresh credential (from `rng`)
@@ -134,17 +152,17 @@ impl<K: Ord + Clone> Admission<K> {
         ak_public: &[u8],
         now_ms: u64,
         rng: &mut impl rand_core_06::CryptoRngCore,
-    ) -> Result<CredentialChallenge, String> {
+    ) -> Result<CredentialChallenge, AdmissionError> {
         let Some(ek) = self.endorsement_keys.get(peer).cloned() else {
-            return Err("not a TPM peer: no endorsement key in the inventory".into());
+            return Err(AdmissionError::NotTpmPeer);
         };
         let Some((name, _, _)) = self.peers.get(peer) else {
-            return Err("not a peer".into());
+            return Err(AdmissionError::UnknownPeer);
         };
         let name = name.clone();
         self.verifier
             .begin_enrollment(&name, &ek, ak_public, now_ms, rng)
-            .map_err(|e| self.enrollment_failed(peer, e.to_string()))
+            .map_err(|e| self.enrollment_failed(peer, e))
     }
 
     /// Completes enrollment with the credential the peer's TPM recovered; only then do its
@@ -154,9 +172,9 @@ impl<K: Ord + Clone> Admission<K> {
         peer: &K,
         credential: &[u8],
         now_ms: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), AdmissionError> {
         let Some((name, _, _)) = self.peers.get(peer) else {
-            return Err("not a peer".into());
+            return Err(AdmissionError::UnknownPeer);
         };
         let name = name.clone();
         match self.verifier.finish_enrollment(&name, credential, now_ms) {
@@ -166,7 +184,7 @@ impl<K: Ord + Clone> Admission<K> {
                 }
                 Ok(())
             }
-            Err(e) => Err(self.enrollment_failed(peer, e.to_string())),
+            Err(e) => Err(self.enrollment_failed(peer, e)),
         }
     }
 
@@ -439,13 +457,15 @@ mod tests {
         assert!(!admission.needs_enrollment(&2));
         let mut rng = rand_core_06::OsRng;
         // Not a TPM peer: nothing to enroll against.
-        assert!(admission
-            .begin_enrollment(&2, b"ak", NOW, &mut rng)
-            .is_err());
+        assert!(matches!(
+            admission.begin_enrollment(&2, b"ak", NOW, &mut rng),
+            Err(AdmissionError::NotTpmPeer)
+        ));
         // A malformed EK or AK is refused, and the reason is kept for the status.
-        assert!(admission
-            .begin_enrollment(&1, b"ak", NOW, &mut rng)
-            .is_err());
+        assert!(matches!(
+            admission.begin_enrollment(&1, b"ak", NOW, &mut rng),
+            Err(AdmissionError::Enrollment(_))
+        ));
         let (_, _, state) = admission.states().find(|(k, _, _)| **k == 1).unwrap();
         assert!(state.last_reasons[0].starts_with("enrollment-failed"));
         // A credential without a pending challenge does not enroll.

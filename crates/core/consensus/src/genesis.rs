@@ -2,9 +2,32 @@
 
 use crate::block::genesis_digest;
 use bulwark_engine::command::SystemCommand;
+use bulwark_engine::engine::ConfigError;
 use bulwark_engine::oracle::OracleConfig;
 use bulwark_engine::{AccountId, Command, Engine, EngineConfig, Event};
 use commonware_cryptography::sha256::Digest;
+
+/// Why a genesis is refused ([`try_genesis`]).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GenesisError {
+    /// The genesis lists more underlyings than the engine has index slots for.
+    #[error("{listed} underlyings listed; at most 16")]
+    TooManyUnderlyings {
+        /// How many it lists.
+        listed: usize,
+    },
+    /// The engine configuration the genesis builds does not validate.
+    #[error("engine configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The engine rejected a command of the genesis batch (a duplicate account, a bad
+    /// deposit or index price).
+    #[error("the engine refused part of it: {0:?}")]
+    Refused(Box<Event>),
+    /// The genesis state does not conserve money (a bug in the batch or the engine).
+    #[error("it does not conserve money")]
+    NotConserved,
+}
 
 /// A client account opened at genesis.
 #[derive(Debug, Clone)]
@@ -35,21 +58,18 @@ pub fn try_genesis(
     accounts: &[GenesisAccount],
     index_micros: &[i64],
     oracle: OracleConfig,
-) -> Result<(Engine, Digest), String> {
+) -> Result<(Engine, Digest), GenesisError> {
     if index_micros.len() > 16 {
-        return Err(format!(
-            "{} underlyings listed; at most 16",
-            index_micros.len()
-        ));
+        return Err(GenesisError::TooManyUnderlyings {
+            listed: index_micros.len(),
+        });
     }
     let with_oracle = oracle.enabled();
     let config = EngineConfig {
         oracle,
         ..EngineConfig::default()
     };
-    config
-        .validate()
-        .map_err(|e| format!("engine configuration: {e}"))?;
+    config.validate()?;
     let mut engine = Engine::new(config);
     let mut batch = Vec::new();
     for (underlying, price_micros) in index_micros.iter().enumerate().filter(|_| !with_oracle) {
@@ -74,10 +94,10 @@ pub fn try_genesis(
         .iter()
         .find(|event| matches!(event, Event::Rejected { .. }))
     {
-        return Err(format!("the engine refused part of it: {rejected:?}"));
+        return Err(GenesisError::Refused(Box::new(rejected.clone())));
     }
     if !engine.totals().conserved() {
-        return Err("it does not conserve money".into());
+        return Err(GenesisError::NotConserved);
     }
     let digest = genesis_digest(&engine.state_root());
     Ok((engine, digest))

@@ -75,8 +75,9 @@ pub enum LogError {
     Replay {
         /// Height refused.
         height: u64,
-        /// Why.
-        reason: String,
+        /// Why: the error the caller's `apply` returned.
+        #[source]
+        reason: Box<dyn std::error::Error + Send + Sync>,
     },
     /// An append out of height order (a bug in the caller).
     #[error("append of height {got} to a log at height {have}")]
@@ -283,11 +284,13 @@ impl<B: Blob> Log<B> {
     /// Opens (or creates) the log in `partition`, replays every intact record through
     /// `apply`, cuts off a damaged tail and returns the log positioned after the last intact
     /// record. A damaged record is logged with its offset; every record after it is dropped
-    /// (the node fetches those heights again from its peers).
-    pub async fn open<S, F>(storage: &S, partition: &str, mut apply: F) -> Result<Self, LogError>
+    /// (the node fetches those heights again from its peers). An error from `apply` stops the
+    /// replay and is returned as [`LogError::Replay`].
+    pub async fn open<S, F, E>(storage: &S, partition: &str, mut apply: F) -> Result<Self, LogError>
     where
         S: Storage<Blob = B>,
-        F: FnMut(Record) -> Result<(), String>,
+        F: FnMut(Record) -> Result<(), E>,
+        E: std::error::Error + Send + Sync + 'static,
     {
         let (blob, size) = storage.open(partition, LOG_BLOB).await?;
         let mut reader = Reader::new(&blob, size);
@@ -296,7 +299,10 @@ impl<B: Blob> Log<B> {
             match reader.next().await {
                 Ok(Some(record)) => {
                     let at = record.height;
-                    apply(record).map_err(|reason| LogError::Replay { height: at, reason })?;
+                    apply(record).map_err(|reason| LogError::Replay {
+                        height: at,
+                        reason: Box::new(reason),
+                    })?;
                     height = at;
                 }
                 Ok(None) => break,
@@ -400,9 +406,11 @@ mod tests {
     #[test]
     fn appends_replay_and_a_torn_tail_is_cut() {
         deterministic::Runner::seeded(1).start(|context| async move {
-            let mut log = Log::open(&context, "log", |_| Err("empty log replays nothing".into()))
-                .await
-                .unwrap();
+            let mut log = Log::open(&context, "log", |_| {
+                Err(std::io::Error::other("empty log replays nothing"))
+            })
+            .await
+            .unwrap();
             for height in 1..=3 {
                 let r = record(height, height == 3);
                 assert_eq!(r.encoded_len(), r.encode().len());
@@ -423,7 +431,7 @@ mod tests {
             let mut seen = Vec::new();
             let log = Log::open(&context, "log", |r| {
                 seen.push(r);
-                Ok(())
+                Ok::<_, std::convert::Infallible>(())
             })
             .await
             .unwrap();

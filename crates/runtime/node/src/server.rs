@@ -44,6 +44,34 @@ const LINGER_TIME_MAX: Duration = Duration::from_millis(500);
 /// thread must not block on a client.
 const REFUSE_WRITE_TIMEOUT: Duration = Duration::from_millis(100);
 
+/// Why a [`Handler`] refuses a request. Its text is what the client reads in the
+/// [`ErrorCode::Refused`] frame.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The account is not in the committed state (never opened, or not yet committed).
+    #[error("account {} does not exist", .account.0)]
+    UnknownAccount {
+        /// The account asked for.
+        account: AccountId,
+    },
+    /// The instrument is not listed on this venue.
+    #[error("instrument {} is not listed", .instrument.0)]
+    UnknownInstrument {
+        /// The instrument asked for.
+        instrument: InstrumentId,
+    },
+    /// Attested admission is off on this node: it produces no evidence.
+    #[error("attested admission is off on this node")]
+    AttestationOff,
+    /// This node attests without a TPM: it has no attestation key and activates no credential.
+    #[error("this node attests without a TPM")]
+    NoTpm,
+    /// The node's attestation failed (its measured files, its TPM).
+    #[error(transparent)]
+    Attestation(#[from] crate::node::attest::AttestationError),
+}
+
 /// Answers the requests of every connection; called from many threads at once.
 pub trait Handler {
     /// Offers client transactions to the mempool. Called after the transaction rate limit, with
@@ -52,23 +80,27 @@ pub trait Handler {
     /// The node's status, any JSON.
     fn status(&self) -> NodeStatus;
     /// One account's committed state, or why not (sent as [`ErrorCode::Refused`]).
-    fn account(&self, account: AccountId) -> Result<AccountAnswer, String>;
+    fn account(&self, account: AccountId) -> Result<AccountAnswer, Refusal>;
     /// Up to `depth` levels per side of one book (`depth` is at most
     /// [`WireLimits::book_depth_max`]), or why not (sent as [`ErrorCode::Refused`]).
-    fn book(&self, instrument: InstrumentId, depth: usize) -> Result<BookAnswer, String>;
+    fn book(&self, instrument: InstrumentId, depth: usize) -> Result<BookAnswer, Refusal>;
     /// Attestation evidence over a verifier's nonce, or why not (sent as [`ErrorCode::Refused`]).
-    fn attest(&self, nonce: [u8; 32]) -> Result<Vec<u8>, String> {
+    fn attest(&self, nonce: [u8; 32]) -> Result<Vec<u8>, Refusal> {
         let _ = nonce;
-        Err("attestation is not enabled on this node".into())
+        Err(Refusal::AttestationOff)
     }
     /// The TPM attestation key's public area, or why not (sent as [`ErrorCode::Refused`]).
-    fn attest_key(&self) -> Result<Vec<u8>, String> {
-        Err("this node attests without a TPM".into())
+    fn attest_key(&self) -> Result<Vec<u8>, Refusal> {
+        Err(Refusal::NoTpm)
     }
     /// Credential activation by the node's TPM, or why not (sent as [`ErrorCode::Refused`]).
-    fn activate(&self, credential_blob: &[u8], encrypted_secret: &[u8]) -> Result<Vec<u8>, String> {
+    fn activate(
+        &self,
+        credential_blob: &[u8],
+        encrypted_secret: &[u8],
+    ) -> Result<Vec<u8>, Refusal> {
         let _ = (credential_blob, encrypted_secret);
-        Err("this node attests without a TPM".into())
+        Err(Refusal::NoTpm)
     }
 }
 
@@ -471,6 +503,14 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
 }
 
 /// Decodes and answers one frame, as encoded bytes.
+/// The [`ErrorCode::Refused`] answer carrying `refusal`'s text.
+fn refused(refusal: &Refusal) -> Response {
+    Response::Error {
+        code: ErrorCode::Refused,
+        message: refusal.to_string(),
+    }
+}
+
 fn respond(frame: &Frame, session: &mut Session, shared: &Shared) -> Vec<u8> {
     let limits = &shared.limits;
     if !session.requests.try_take(1, Instant::now()) {
@@ -495,43 +535,28 @@ fn respond(frame: &Frame, session: &mut Session, shared: &Shared) -> Vec<u8> {
         Request::Status => Response::Status(Box::new(handler.status())),
         Request::Account(account) => match handler.account(account) {
             Ok(value) => Response::Account(Box::new(value)),
-            Err(message) => Response::Error {
-                code: ErrorCode::Refused,
-                message,
-            },
+            Err(refusal) => refused(&refusal),
         },
         Request::Attest { nonce } => match handler.attest(nonce) {
             Ok(evidence) => Response::Evidence(evidence),
-            Err(message) => Response::Error {
-                code: ErrorCode::Refused,
-                message,
-            },
+            Err(refusal) => refused(&refusal),
         },
         Request::AttestKey => match handler.attest_key() {
             Ok(key) => Response::AttestKey(key),
-            Err(message) => Response::Error {
-                code: ErrorCode::Refused,
-                message,
-            },
+            Err(refusal) => refused(&refusal),
         },
         Request::Activate {
             credential_blob,
             encrypted_secret,
         } => match handler.activate(&credential_blob, &encrypted_secret) {
             Ok(credential) => Response::Activated(credential),
-            Err(message) => Response::Error {
-                code: ErrorCode::Refused,
-                message,
-            },
+            Err(refusal) => refused(&refusal),
         },
         Request::Book { instrument, depth } => {
             let depth = usize::try_from(depth).unwrap_or(usize::MAX);
             match handler.book(instrument, depth) {
                 Ok(value) => Response::Book(value),
-                Err(message) => Response::Error {
-                    code: ErrorCode::Refused,
-                    message,
-                },
+                Err(refusal) => refused(&refusal),
             }
         }
     };

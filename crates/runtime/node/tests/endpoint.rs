@@ -15,7 +15,7 @@ use bulwark_consensus::mempool::{Mempool, MempoolConfig, Origin};
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::{AccountId, ClientCommand, InstrumentId};
 use bulwark_node::client::{Client, ClientError};
-use bulwark_node::server::{Handler, Limits, Server, ServerHandle};
+use bulwark_node::server::{Handler, Limits, Refusal, Server, ServerHandle};
 use ed25519_dalek::SigningKey;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,18 +60,18 @@ impl Handler for FakeNode {
         }
     }
 
-    fn account(&self, account: AccountId) -> Result<AccountAnswer, String> {
+    fn account(&self, account: AccountId) -> Result<AccountAnswer, Refusal> {
         match account.0 {
             1 => Ok(AccountAnswer {
                 account: 1,
                 cash_micros: "1000000".into(),
                 ..AccountAnswer::default()
             }),
-            _ => Err(format!("unknown account {}", account.0)),
+            _ => Err(Refusal::UnknownAccount { account }),
         }
     }
 
-    fn book(&self, instrument: InstrumentId, depth: usize) -> Result<BookAnswer, String> {
+    fn book(&self, instrument: InstrumentId, depth: usize) -> Result<BookAnswer, Refusal> {
         match instrument.0 {
             0 => Ok(BookAnswer {
                 bids: vec![Level { price: 100, qty: 5 }],
@@ -79,7 +79,7 @@ impl Handler for FakeNode {
                 resting_orders: depth,
                 ..BookAnswer::default()
             }),
-            _ => Err("unknown instrument".into()),
+            _ => Err(Refusal::UnknownInstrument { instrument }),
         }
     }
 }
@@ -159,7 +159,7 @@ fn submit_status_account_and_book_work() {
         Err(ClientError::Node {
             code: ErrorCode::Refused,
             message,
-        }) => assert_eq!(message, "unknown account 5"),
+        }) => assert_eq!(message, "account 5 does not exist"),
         other => panic!("{other:?}"),
     }
     // A refused query leaves the connection usable.

@@ -177,34 +177,62 @@ fn dev_bench() {
     });
 }
 
+/// Why the swtpm figures (or their `tpm2_checkquote` peer) could not be measured.
 #[cfg(feature = "tpm")]
-fn tpm_bench() -> Result<(), String> {
-    use bulwark_attest::tpm::device::TpmDevice;
+#[derive(Debug, thiserror::Error)]
+enum TpmBenchError {
+    /// The software TPM does not start.
+    #[error(transparent)]
+    Swtpm(#[from] bulwark_testkit::swtpm::SwtpmError),
+    /// The software TPM refused an operation.
+    #[error(transparent)]
+    Device(#[from] bulwark_attestor::device::DeviceError),
+    /// The verifier refused the AK enrollment.
+    #[error(transparent)]
+    Verifier(#[from] bulwark_attest::verifier::VerifierError),
+    /// A quote's AK or signature does not parse or verify.
+    #[error(transparent)]
+    Tpm(#[from] bulwark_attest::tpm::TpmError),
+    /// The AK does not fit a `TPM2B_PUBLIC`.
+    #[error("AK too long")]
+    AkTooLong,
+    /// The batch holds other evidence than TPM quotes.
+    #[error("not a TPM quote")]
+    NotQuote,
+    /// The `tpm2_checkquote` inputs cannot be written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// `tpm2_checkquote` is not installed or does not run.
+    #[error("tpm2_checkquote not runnable ({0}); install tpm2-tools")]
+    CheckquoteMissing(#[source] std::io::Error),
+    /// `tpm2_checkquote` refused a quote the appraisal accepted.
+    #[error("tpm2_checkquote refused a valid quote: {stderr}")]
+    CheckquoteRefused {
+        /// What it printed.
+        stderr: String,
+    },
+}
+
+#[cfg(feature = "tpm")]
+fn tpm_bench() -> Result<(), TpmBenchError> {
     use bulwark_attest::tpm::{APP_PCR, BOOT_PCRS};
+    use bulwark_attestor::device::TpmDevice;
     use rand_core::OsRng;
 
-    let soft = bulwark_testkit::swtpm::SoftwareTpm::start().map_err(|e| e.to_string())?;
-    let mut device = TpmDevice::open(&soft.tcti()).map_err(|e| e.to_string())?;
+    let soft = bulwark_testkit::swtpm::SoftwareTpm::start()?;
+    let mut device = TpmDevice::open(&soft.tcti())?;
     let mut verifier = new_verifier();
-    let ek = device.ek_public().map_err(|e| e.to_string())?;
-    let ak = device.ak_public().map_err(|e| e.to_string())?;
-    let challenge = verifier
-        .begin_enrollment("bench", &ek, &ak, NOW_MS, &mut OsRng)
-        .map_err(|e| e.to_string())?;
-    let credential = device
-        .activate_credential(&challenge)
-        .map_err(|e| e.to_string())?;
-    verifier
-        .finish_enrollment("bench", &credential, NOW_MS)
-        .map_err(|e| e.to_string())?;
+    let ek = device.ek_public()?;
+    let ak = device.ak_public()?;
+    let challenge = verifier.begin_enrollment("bench", &ek, &ak, NOW_MS, &mut OsRng)?;
+    let credential = device.activate_credential(&challenge)?;
+    verifier.finish_enrollment("bench", &credential, NOW_MS)?;
     let m = AppMeasurements::from_contents(b"binary", b"config", b"policy");
-    device.reset_pcr(APP_PCR).map_err(|e| e.to_string())?;
-    device
-        .extend_pcr(APP_PCR, &[m.binary.0, m.config.0, m.policy.0])
-        .map_err(|e| e.to_string())?;
+    device.reset_pcr(APP_PCR)?;
+    device.extend_pcr(APP_PCR, &[m.binary.0, m.config.0, m.policy.0])?;
     let mut indices = BOOT_PCRS.to_vec();
     indices.push(APP_PCR);
-    let reference = device.read_pcrs(&indices).map_err(|e| e.to_string())?;
+    let reference = device.read_pcrs(&indices)?;
     let manifest = sign_manifest(ReferenceManifest {
         role: "bench".into(),
         release: "bench".into(),
@@ -229,7 +257,7 @@ fn tpm_bench() -> Result<(), String> {
         random[..4].copy_from_slice(&i.to_be_bytes());
         let nonce = verifier.issue_nonce(NOW_MS, random).expect("bench nonce");
         let qd = bulwark_attest::nonce::qualifying_data(&nonce, &key_hash, 1);
-        let quote = device.quote(&qd).map_err(|e| e.to_string())?;
+        let quote = device.quote(&qd)?;
         batch.push((
             nonce,
             Evidence::Tpm2Quote(bulwark_attest::evidence::TpmEvidence {
@@ -251,15 +279,12 @@ fn tpm_bench() -> Result<(), String> {
     let Evidence::Tpm2Quote(sample) = &batch[0].1 else {
         unreachable!("the batch holds TPM evidence only")
     };
-    let ak_public = bulwark_attest::tpm::TpmPublic::parse(&ak).map_err(|e| e.to_string())?;
-    let signature =
-        bulwark_attest::tpm::TpmSignature::parse(&sample.signature).map_err(|e| e.to_string())?;
+    let ak_public = bulwark_attest::tpm::TpmPublic::parse(&ak)?;
+    let signature = bulwark_attest::tpm::TpmSignature::parse(&sample.signature)?;
     let rounds = 2_000u32;
     let start = Instant::now();
     for _ in 0..rounds {
-        signature
-            .verify(&ak_public.key, &sample.attest)
-            .map_err(|e| e.to_string())?;
+        signature.verify(&ak_public.key, &sample.attest)?;
     }
     let bound = f64::from(rounds) / start.elapsed().as_secs_f64();
     print(&Line {
@@ -288,26 +313,26 @@ fn checkquote_rate(
     ak: &[u8],
     batch: &[([u8; 32], Evidence)],
     key_hash: &[u8; 32],
-) -> Result<f64, String> {
+) -> Result<f64, TpmBenchError> {
     let dir = std::env::temp_dir().join(format!("bulwark-checkquote-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&dir)?;
     let result = (|| {
         let mut tpm2b = u16::try_from(ak.len())
-            .map_err(|_| "AK too long".to_string())?
+            .map_err(|_| TpmBenchError::AkTooLong)?
             .to_be_bytes()
             .to_vec();
         tpm2b.extend_from_slice(ak);
-        std::fs::write(dir.join("ak.pub"), &tpm2b).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("ak.pub"), &tpm2b)?;
         let sample: Vec<_> = batch.iter().take(16).collect();
         let mut jobs = Vec::new();
         for (i, (nonce, evidence)) in sample.iter().enumerate() {
             let Evidence::Tpm2Quote(q) = evidence else {
-                return Err("not a TPM quote".into());
+                return Err(TpmBenchError::NotQuote);
             };
             let msg = dir.join(format!("{i}.msg"));
             let sig = dir.join(format!("{i}.sig"));
-            std::fs::write(&msg, &q.attest).map_err(|e| e.to_string())?;
-            std::fs::write(&sig, &q.signature).map_err(|e| e.to_string())?;
+            std::fs::write(&msg, &q.attest)?;
+            std::fs::write(&sig, &q.signature)?;
             jobs.push((
                 msg,
                 sig,
@@ -328,12 +353,11 @@ fn checkquote_rate(
                 .arg("-q")
                 .arg(qd)
                 .output()
-                .map_err(|e| format!("tpm2_checkquote not runnable ({e}); install tpm2-tools"))?;
+                .map_err(TpmBenchError::CheckquoteMissing)?;
             if !output.status.success() {
-                return Err(format!(
-                    "tpm2_checkquote refused a valid quote: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                ));
+                return Err(TpmBenchError::CheckquoteRefused {
+                    stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                });
             }
         }
         Ok(jobs.len() as f64 / start.elapsed().as_secs_f64())

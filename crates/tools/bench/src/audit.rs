@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 use nix::sys::resource::{getrusage, UsageWho};
 
 use bulwark_audit::agent::Auditor;
-use bulwark_audit::host::{CommandFixture, CommandLimits, CommandSource, RootedHost};
-use bulwark_audit::policy::load_policy;
+use bulwark_audit::host::{CommandFixture, CommandLimits, CommandSource};
 use bulwark_audit::rule::PatternCache;
-use bulwark_audit::watch::FileWatch;
+use bulwark_auditor::load::load_policy;
+use bulwark_auditor::machine::RootedHost;
+use bulwark_auditor::watch::FileWatch;
 
 const POLICY_FILES: [&str; 2] = [
     "debian__cis_debian12.yml",

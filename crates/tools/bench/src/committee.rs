@@ -3,7 +3,7 @@
 //! `bench oracle`.
 
 use crate::report::emit;
-use bulwark_devnet::{run_committee, CommitteeOptions};
+use bulwark_devnet::{run_committee, CommitteeError, CommitteeOptions, RunFigures};
 use bulwark_node::client::Client;
 use bulwark_testkit::client_key;
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub(crate) fn single_core_verify_rate() -> f64 {
     let key = client_key(0, 1);
     let txs: Vec<bulwark_engine::codec::SignedTx> = (0..1_000)
-        .map(|k| bulwark_testkit::signed_crossing_order(0, 1, k, 600_000))
+        .map(|k| bulwark_testkit::signed_flow_order(0, 1, k, k + 1, 600_000))
         .collect();
     let public = key.verifying_key().to_bytes();
     let rounds = 20;
@@ -35,15 +35,6 @@ pub fn run_bench(duration: u64, rate: u64, saturate: u64, base_port: u16) -> Exi
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let verify = single_core_verify_rate();
     let bound = verify * cores / 4.0;
-    let line = |metric: &str, value: f64, unit: &str, peer: &str, peer_value: Option<f64>| {
-        emit(
-            "committee",
-            metric,
-            value,
-            unit,
-            peer_value.map(|peer_value| (peer, peer_value)),
-        );
-    };
     line("single_core_verify_rate", verify, "signatures/s", "", None);
     let mut agree = true;
     for (phase, offered, port) in [
@@ -78,72 +69,7 @@ pub fn run_bench(duration: u64, rate: u64, saturate: u64, base_port: u16) -> Exi
             }
         };
         agree &= figures.roots_agree;
-        line(
-            &format!("{phase}_offered"),
-            offered as f64,
-            "orders/s",
-            "",
-            None,
-        );
-        line(
-            &format!("{phase}_finalized_orders_per_s"),
-            figures.finalized_per_s,
-            "orders/s",
-            "bound: 1-core batch verify rate x cores / 4 replicas",
-            Some(bound),
-        );
-        if phase == "goal_rate" {
-            line(
-                "goal_rate_finalized_vs_goal",
-                figures.finalized_per_s,
-                "orders/s",
-                "goal 5000 orders/s",
-                Some(5_000.0),
-            );
-        }
-        if let Some(p50) = figures.p50_ms {
-            line(
-                &format!("{phase}_submit_to_finalized_p50"),
-                p50,
-                "ms",
-                "goal (at most)",
-                Some(50.0),
-            );
-        }
-        if let Some(p99) = figures.p99_ms {
-            line(
-                &format!("{phase}_submit_to_finalized_p99"),
-                p99,
-                "ms",
-                "goal (at most)",
-                Some(250.0),
-            );
-        }
-        line(
-            &format!("{phase}_height"),
-            figures.height as f64,
-            "blocks",
-            "",
-            None,
-        );
-        if let Some(p50) = figures.oracle_p50_ms {
-            line(
-                &format!("{phase}_oracle_observation_to_finalized_p50"),
-                p50,
-                "ms",
-                "one round",
-                Some(1_000.0),
-            );
-        }
-        if let Some(p99) = figures.oracle_p99_ms {
-            line(
-                &format!("{phase}_oracle_observation_to_finalized_p99"),
-                p99,
-                "ms",
-                "one round",
-                Some(1_000.0),
-            );
-        }
+        phase_figures(phase, offered, bound, &figures);
     }
     if agree {
         ExitCode::SUCCESS
@@ -153,13 +79,121 @@ pub fn run_bench(duration: u64, rate: u64, saturate: u64, base_port: u16) -> Exi
     }
 }
 
+/// One `committee` figure.
+fn line(metric: &str, value: f64, unit: &str, peer: &str, peer_value: Option<f64>) {
+    emit(
+        "committee",
+        metric,
+        value,
+        unit,
+        peer_value.map(|peer_value| (peer, peer_value)),
+    );
+}
+
+/// The figures of one phase (`goal_rate` or `saturated`), offered `offered` orders/s, against
+/// the verify `bound`.
+fn phase_figures(phase: &str, offered: u64, bound: f64, figures: &RunFigures) {
+    line(
+        &format!("{phase}_offered"),
+        offered as f64,
+        "orders/s",
+        "",
+        None,
+    );
+    line(
+        &format!("{phase}_finalized_orders_per_s"),
+        figures.finalized_per_s,
+        "orders/s",
+        "bound: 1-core batch verify rate x cores / 4 replicas",
+        Some(bound),
+    );
+    if phase == "goal_rate" {
+        line(
+            "goal_rate_finalized_vs_goal",
+            figures.finalized_per_s,
+            "orders/s",
+            "goal 5000 orders/s",
+            Some(5_000.0),
+        );
+    }
+    if let Some(p50) = figures.p50_ms {
+        line(
+            &format!("{phase}_submit_to_finalized_p50"),
+            p50,
+            "ms",
+            "goal (at most)",
+            Some(50.0),
+        );
+    }
+    if let Some(p99) = figures.p99_ms {
+        line(
+            &format!("{phase}_submit_to_finalized_p99"),
+            p99,
+            "ms",
+            "goal (at most)",
+            Some(250.0),
+        );
+    }
+    line(
+        &format!("{phase}_height"),
+        figures.height as f64,
+        "blocks",
+        "",
+        None,
+    );
+    if let Some(p50) = figures.oracle_p50_ms {
+        line(
+            &format!("{phase}_oracle_observation_to_finalized_p50"),
+            p50,
+            "ms",
+            "one round",
+            Some(1_000.0),
+        );
+    }
+    if let Some(p99) = figures.oracle_p99_ms {
+        line(
+            &format!("{phase}_oracle_observation_to_finalized_p99"),
+            p99,
+            "ms",
+            "one round",
+            Some(1_000.0),
+        );
+    }
+}
+
+/// Why [`cutoff_delays`] could not measure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CutoffError {
+    /// The committee cannot be provisioned or launched.
+    #[error(transparent)]
+    Committee(#[from] CommitteeError),
+    /// Not every node reported a finalized height in time; see the node logs.
+    #[error("the committee did not start within 120 s")]
+    StartTimeout,
+    /// The victim's policy file cannot be read or changed.
+    #[error("{}: {source}", .path.display())]
+    Tamper {
+        /// The policy file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A peer did not report the tampered node as cut off in time.
+    #[error("node {victim} was not cut off within 30 s")]
+    NotCutOff {
+        /// The tampered node.
+        victim: usize,
+    },
+}
+
 /// Tamper→cut-off: a 4-node committee with attested admission at `interval_ms`; the policy
 /// file one node measures is changed while it runs (its next evidence carries a different
 /// application measurement), and each peer's cut-off time (from its status) is compared with
 /// the moment of the change. Two tampers (node 3, then node 2) give five delays, in ms. With
 /// `tpm`, every node quotes from its own software TPM and the change reaches the quote as a
 /// PCR 23 extension.
-pub fn cutoff_delays(base_port: u16, interval_ms: u64, tpm: bool) -> Result<Vec<f64>, String> {
+pub fn cutoff_delays(base_port: u16, interval_ms: u64, tpm: bool) -> Result<Vec<f64>, CutoffError> {
     let data = std::env::temp_dir().join(format!(
         "bulwark-bench-cutoff-{}-{}",
         std::process::id(),
@@ -189,7 +223,7 @@ pub fn cutoff_delays(base_port: u16, interval_ms: u64, tpm: bool) -> Result<Vec<
         let started = Instant::now();
         while !(0..4).all(|i| status(i).is_some_and(|s| s.height > 0)) {
             if started.elapsed() > Duration::from_secs(120) {
-                return Err("the committee did not start within 120 s".into());
+                return Err(CutoffError::StartTimeout);
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -201,17 +235,21 @@ pub fn cutoff_delays(base_port: u16, interval_ms: u64, tpm: bool) -> Result<Vec<
             // Let a fresh round of appraisals pass, then change the victim's measured policy.
             std::thread::sleep(Duration::from_millis(interval_ms + 300));
             let policy = launched.node_dir(victim).join("operators.json");
-            let mut text = std::fs::read_to_string(&policy).map_err(|e| e.to_string())?;
+            let tamper_error = |source| CutoffError::Tamper {
+                path: policy.clone(),
+                source,
+            };
+            let mut text = std::fs::read_to_string(&policy).map_err(tamper_error)?;
             text.push('\n');
             let tampered_at = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
-            std::fs::write(&policy, text).map_err(|e| e.to_string())?;
+            std::fs::write(&policy, text).map_err(tamper_error)?;
             let waiting = Instant::now();
             let mut cut: HashMap<usize, u64> = HashMap::new();
             while cut.len() < observers.len() {
                 if waiting.elapsed() > Duration::from_secs(30) {
-                    return Err(format!("node {victim} was not cut off within 30 s"));
+                    return Err(CutoffError::NotCutOff { victim });
                 }
                 for &observer in &observers {
                     if cut.contains_key(&observer) {
@@ -254,8 +292,8 @@ pub fn run_attest_bench(base_port: u16) -> ExitCode {
     );
     let mut code = ExitCode::SUCCESS;
     for (mode, tpm) in [("dev", false), ("tpm", true)] {
-        if tpm && !(bulwark_attest::launch::available() && bulwark_testkit::swtpm::installed()) {
-            eprintln!("bench attest: TPM tamper→cut-off SKIPPED: needs swtpm and a build with --features bulwark-attest/tpm");
+        if tpm && !(bulwark_attestor::launch::available() && bulwark_testkit::swtpm::installed()) {
+            eprintln!("bench attest: TPM tamper→cut-off SKIPPED: needs swtpm and a build with --features bulwark-attestor/tpm");
             continue;
         }
         eprintln!("bench attest: {mode} evidence");

@@ -7,8 +7,8 @@ use crate::report::emit;
 use bulwark_consensus::block::Block;
 use bulwark_consensus::check::execute;
 use bulwark_consensus::evidence::EvidenceLog;
-use bulwark_consensus::genesis::{try_genesis, GenesisAccount};
-use bulwark_consensus::log::{Log, Record};
+use bulwark_consensus::genesis::{try_genesis, GenesisAccount, GenesisError};
+use bulwark_consensus::log::{Log, LogError, Record};
 use bulwark_consensus::mempool::{Mempool, MempoolConfig};
 use bulwark_consensus::replica::{Config as ReplicaConfig, Fault, Replica, SharedStats};
 use bulwark_consensus::snapshots;
@@ -47,6 +47,42 @@ pub struct RestartBenchArgs {
     repeats: usize,
 }
 
+/// Why `bench restart` could not measure.
+#[derive(Debug, thiserror::Error)]
+enum RestartError {
+    /// The arguments leave no snapshot to start from.
+    #[error("need heights >= 2 and 0 < snapshot-every < heights")]
+    Heights,
+    /// `--repeats 0`.
+    #[error("--repeats must be at least 1")]
+    Repeats,
+    /// The bench genesis is refused (a bug in the bench).
+    #[error(transparent)]
+    Genesis(#[from] GenesisError),
+    /// The log or a snapshot cannot be written, or a replica cannot open them.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A thread panicked holding a replica's shared state.
+    #[error("the replica's {0} lock is poisoned")]
+    Poisoned(&'static str),
+    /// A start rebuilt another state than the one the log was written with.
+    #[error("a start from {partition} rebuilt another root")]
+    Root {
+        /// The snapshot partition it started from.
+        partition: &'static str,
+    },
+    /// A start restored another snapshot than expected (or none).
+    #[error("a start from {partition} restored {restored:?}, expected {want:?}")]
+    Restored {
+        /// The snapshot partition it started from.
+        partition: &'static str,
+        /// The height of the snapshot it restored.
+        restored: Option<u64>,
+        /// The height expected.
+        want: Option<u64>,
+    },
+}
+
 /// Seed of the bench accounts' DEVELOPMENT keys.
 const KEY_SEED: u64 = 0xbe4c;
 
@@ -54,9 +90,9 @@ fn key(account: u64) -> SigningKey {
     bulwark_testkit::client_key(KEY_SEED, account)
 }
 
-/// Account `account`'s order with nonce `nonce` (from 1): crossing orders around 60 000.
+/// Account `account`'s order with nonce `nonce` (from 1): the one order flow around 60 000.
 fn order(account: u64, nonce: u64) -> SignedTx {
-    bulwark_testkit::signed_crossing_order(KEY_SEED, account, nonce - 1, 600_000)
+    bulwark_testkit::signed_flow_order(KEY_SEED, account, nonce - 1, nonce, 600_000)
 }
 
 fn replica_config(genesis: (Engine, Digest), snapshots: &str) -> ReplicaConfig {
@@ -108,16 +144,17 @@ async fn write_log(
     heights: u64,
     txs: u64,
     every: u64,
-) -> Result<(StateRoot, Vec<f64>, usize), String> {
+) -> Result<(StateRoot, Vec<f64>, usize), RestartError> {
     eprintln!(
         "bench restart: writing a log of {heights} heights × {txs} orders (snapshot every {every})"
     );
     let mut engine = genesis.0.clone();
     let mut digest = genesis.1;
     let mut nonces = vec![0u64; ACCOUNTS as usize + 1];
-    let mut log = Log::open(context, LOG, |_: Record| Ok::<(), String>(()))
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut log = Log::open(context, LOG, |_: Record| {
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .await?;
     let mut snapshot_ms = Vec::new();
     let mut snapshot_bytes = 0;
     for height in 1..=heights {
@@ -145,13 +182,10 @@ async fn write_log(
             block: bytes,
             certificate: None,
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         if height.is_multiple_of(every) {
             let started = Instant::now();
-            snapshots::save(context, SNAPSHOTS, height, &engine)
-                .await
-                .map_err(|e| e.to_string())?;
+            snapshots::save(context, SNAPSHOTS, height, &engine).await?;
             snapshot_ms.push(started.elapsed().as_secs_f64() * 1e3);
             snapshot_bytes = engine.snapshot().len();
         }
@@ -168,7 +202,7 @@ async fn time_starts(
     final_root: StateRoot,
     newest: u64,
     repeats: usize,
-) -> Result<(Vec<f64>, Vec<f64>), String> {
+) -> Result<(Vec<f64>, Vec<f64>), RestartError> {
     let mut full = Vec::new();
     let mut from_snapshot = Vec::new();
     for _ in 0..repeats {
@@ -177,33 +211,39 @@ async fn time_starts(
             let stats = config.stats.clone();
             let view = config.view.clone();
             let started = Instant::now();
-            let (replica, mailbox) = Replica::init(context.child("replica"), config)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (replica, mailbox) = Replica::init(context.child("replica"), config).await?;
             times.push(started.elapsed().as_secs_f64() * 1e3);
             drop((replica, mailbox));
-            let root = view.lock().map_err(|e| e.to_string())?.state_root();
+            let root = view
+                .lock()
+                .map_err(|_| RestartError::Poisoned("view"))?
+                .state_root();
             if root != final_root {
-                return Err(format!("a start from {partition} rebuilt another root"));
+                return Err(RestartError::Root { partition });
             }
-            let restored = stats.lock().map_err(|e| e.to_string())?.restored_snapshot;
+            let restored = stats
+                .lock()
+                .map_err(|_| RestartError::Poisoned("stats"))?
+                .restored_snapshot;
             let want = (partition == SNAPSHOTS).then_some(newest);
             if restored != want {
-                return Err(format!(
-                    "a start from {partition} restored {restored:?}, expected {want:?}"
-                ));
+                return Err(RestartError::Restored {
+                    partition,
+                    restored,
+                    want,
+                });
             }
         }
     }
     Ok((full, from_snapshot))
 }
 
-fn measure(args: &RestartBenchArgs) -> Result<(), String> {
+fn measure(args: &RestartBenchArgs) -> Result<(), RestartError> {
     if args.heights < 2 || args.snapshot_every == 0 || args.snapshot_every >= args.heights {
-        return Err("need heights >= 2 and 0 < snapshot-every < heights".into());
+        return Err(RestartError::Heights);
     }
     if args.repeats == 0 {
-        return Err("--repeats must be at least 1".into());
+        return Err(RestartError::Repeats);
     }
     let dir = std::env::temp_dir().join(format!("bulwark-bench-restart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -235,7 +275,7 @@ fn measure(args: &RestartBenchArgs) -> Result<(), String> {
         let newest = heights.saturating_sub(1) / every * every;
         let (full, from_snapshot) =
             time_starts(&context, &genesis, final_root, newest, repeats).await?;
-        Ok::<_, String>((full, from_snapshot, snapshot_ms, snapshot_bytes, newest))
+        Ok::<_, RestartError>((full, from_snapshot, snapshot_ms, snapshot_bytes, newest))
     });
     let _ = std::fs::remove_dir_all(&dir);
     let (full, from_snapshot, snapshot_ms, snapshot_bytes, newest) = result?;

@@ -3,7 +3,7 @@
 use crate::layout::*;
 use crate::load::*;
 use crate::provision::*;
-use crate::{CommitteeOptions, RunFigures};
+use crate::{CommitteeError, CommitteeOptions, RunFigures};
 use bulwark_node::client::Client;
 use bulwark_node::node::config::NodeConfig;
 use bulwark_testkit::swtpm::SoftwareTpm;
@@ -28,14 +28,15 @@ impl Drop for Nodes {
     }
 }
 
-pub(crate) fn spawn_node(data: &Path, index: usize) -> Result<Child, String> {
+pub(crate) fn spawn_node(data: &Path, index: usize) -> Result<Child, CommitteeError> {
     let dir = node_dir(data, index);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("node.log"))
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        .map_err(file_error(&dir))?;
+    let spawn_error = |source| CommitteeError::Spawn { index, source };
+    let exe = std::env::current_exe().map_err(spawn_error)?;
     // Own process group: a Ctrl-C in the terminal reaches `up` only, which stops the load and
     // then the nodes in order.
     use std::os::unix::process::CommandExt as _;
@@ -49,10 +50,10 @@ pub(crate) fn spawn_node(data: &Path, index: usize) -> Result<Child, String> {
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
         )
         .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stdout(log.try_clone().map_err(spawn_error)?)
         .stderr(log)
         .spawn()
-        .map_err(|e| format!("cannot start node {index}: {e}"))
+        .map_err(spawn_error)
 }
 
 /// A committee whose node processes run; they are killed when this is dropped (the software
@@ -75,12 +76,13 @@ impl Launched {
 
 /// Creates the committee when asked to (or when none exists), or checks that the one on disk
 /// matches `options`; returns the node configurations and any software TPMs it started.
-fn prepare(options: &CommitteeOptions) -> Result<(Vec<NodeConfig>, Vec<SoftwareTpm>), String> {
+fn prepare(
+    options: &CommitteeOptions,
+) -> Result<(Vec<NodeConfig>, Vec<SoftwareTpm>), CommitteeError> {
     if options.nodes < 4 {
-        return Err(format!(
-            "a committee needs at least 4 nodes (n = 3f + 1); --nodes {} given",
-            options.nodes
-        ));
+        return Err(CommitteeError::TooFewNodes {
+            nodes: options.nodes,
+        });
     }
     let first_config = node_dir(&options.data, 0).join("node.toml");
     // Declared before the node processes so that they stop before their TPMs do.
@@ -96,10 +98,10 @@ fn prepare(options: &CommitteeOptions) -> Result<(Vec<NodeConfig>, Vec<SoftwareT
         );
         tpms = setup(options)?;
     } else if existing != options.nodes {
-        return Err(format!(
-            "{} holds a committee of {existing} nodes; run with --nodes {existing}, or --fresh to start a new venue",
-            committee_dir(&options.data).display()
-        ));
+        return Err(CommitteeError::NodeCount {
+            dir: committee_dir(&options.data),
+            existing,
+        });
     } else {
         eprintln!(
             "  resuming the committee in {}",
@@ -107,10 +109,7 @@ fn prepare(options: &CommitteeOptions) -> Result<(Vec<NodeConfig>, Vec<SoftwareT
         );
     }
     let configs: Vec<NodeConfig> = (0..options.nodes)
-        .map(|i| {
-            NodeConfig::load(&node_dir(&options.data, i).join("node.toml"))
-                .map_err(|e| e.to_string())
-        })
+        .map(|i| NodeConfig::load(&node_dir(&options.data, i).join("node.toml")))
         .collect::<Result<_, _>>()?;
     let tpm_mode = configs[0]
         .admission
@@ -122,16 +121,14 @@ fn prepare(options: &CommitteeOptions) -> Result<(Vec<NodeConfig>, Vec<SoftwareT
         .as_ref()
         .is_some_and(|wanted| !configs[0].oracle.iter().any(|o| o.sources == *wanted))
     {
-        return Err(format!(
-            "{} was created with other oracle sources; run with --fresh to change them",
-            committee_dir(&options.data).display()
-        ));
+        return Err(CommitteeError::OracleSources {
+            dir: committee_dir(&options.data),
+        });
     }
     if options.tpm && !tpm_mode {
-        return Err(format!(
-            "{} was created without --tpm; run with --fresh to create a TPM committee",
-            committee_dir(&options.data).display()
-        ));
+        return Err(CommitteeError::NotTpm {
+            dir: committee_dir(&options.data),
+        });
     }
     if tpm_mode && tpms.is_empty() {
         tpms = start_software_tpms(options)?;
@@ -146,7 +143,7 @@ fn prepare(options: &CommitteeOptions) -> Result<(Vec<NodeConfig>, Vec<SoftwareT
 
 /// Sets up or resumes the committee in `options.data`, writes the reference manifest for the
 /// binary running now, measures every launch, and starts one `bulwark node` per member.
-pub fn launch(options: &CommitteeOptions) -> Result<Launched, String> {
+pub fn launch(options: &CommitteeOptions) -> Result<Launched, CommitteeError> {
     let (configs, tpms) = prepare(options)?;
     let measured = node_measurements(&options.data, options.nodes)?;
     write_manifest(&options.data, &measured, &tpms)?;
@@ -176,7 +173,7 @@ fn wait_for_endpoints(
     launched: &mut Launched,
     stop: &AtomicBool,
     started: Instant,
-) -> Result<Option<Vec<Option<Client>>>, String> {
+) -> Result<Option<Vec<Option<Client>>>, CommitteeError> {
     let endpoints = launched.endpoints.clone();
     let nodes = &mut launched.nodes;
     let mut clients: Vec<Option<Client>> = (0..options.nodes).map(|_| None).collect();
@@ -186,11 +183,13 @@ fn wait_for_endpoints(
         }
         for (index, child) in nodes.children.iter_mut().enumerate() {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "node {index} exited ({status}) during start-up; see {}:\n{}",
-                    node_dir(&options.data, index).join("node.log").display(),
-                    log_tail(&node_dir(&options.data, index).join("node.log"), 5)
-                ));
+                let log = node_dir(&options.data, index).join("node.log");
+                return Err(CommitteeError::ExitedAtStart {
+                    index,
+                    status,
+                    tail: log_tail(&log, 5),
+                    log,
+                });
             }
         }
         for (index, slot) in clients.iter_mut().enumerate() {
@@ -202,9 +201,7 @@ fn wait_for_endpoints(
             break;
         }
         if started.elapsed() > Duration::from_secs(120) {
-            return Err(
-                "the nodes did not open their endpoints within 120 s; see node logs".into(),
-            );
+            return Err(CommitteeError::EndpointsTimeout);
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -219,7 +216,7 @@ fn wait_for_identity(
     clients: &mut [Option<Client>],
     stop: &AtomicBool,
     started: Instant,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, CommitteeError> {
     let nodes = &mut launched.nodes;
     // The genesis DKG (first start) ends when every node reports the committee's identity.
     let mut last_wait_note = Instant::now();
@@ -238,22 +235,21 @@ fn wait_for_identity(
             .collect();
         if identities.iter().all(|i| !i.is_empty()) {
             if identities.iter().any(|i| *i != identities[0]) {
-                return Err(format!(
-                    "the nodes report different committee identities: {identities:?}"
-                ));
+                return Err(CommitteeError::Identities { identities });
             }
             break identities[0].clone();
         }
         for (index, child) in nodes.children.iter_mut().enumerate() {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "node {index} exited ({status}); see {}",
-                    node_dir(&options.data, index).join("node.log").display()
-                ));
+                return Err(CommitteeError::Exited {
+                    index,
+                    status,
+                    log: node_dir(&options.data, index).join("node.log"),
+                });
             }
         }
         if started.elapsed() > Duration::from_secs(300) {
-            return Err("the genesis DKG did not finish within 300 s; see node logs".into());
+            return Err(CommitteeError::DkgTimeout);
         }
         if last_wait_note.elapsed() > Duration::from_secs(5) {
             eprintln!(
@@ -278,7 +274,7 @@ fn wait_for_identity(
 pub fn run_committee(
     options: &CommitteeOptions,
     stop: Arc<AtomicBool>,
-) -> Result<RunFigures, String> {
+) -> Result<RunFigures, CommitteeError> {
     let mut launched = launch(options)?;
     let started = Instant::now();
     let Some(mut clients) = wait_for_endpoints(options, &mut launched, &stop, started)? else {

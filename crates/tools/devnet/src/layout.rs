@@ -1,5 +1,6 @@
 //! Where a DEVELOPMENT committee lives on disk, and its fixed parameters.
 
+use crate::CommitteeError;
 use std::path::{Path, PathBuf};
 
 /// DEVELOPMENT operator secrets (one hex key per line) that sign the reference manifest.
@@ -7,10 +8,8 @@ pub(crate) const DEV_OPERATORS_FILE: &str = "dev-operators.secret";
 /// The CA certificate that certified the software TPMs' EKs, trusted by every node (`--tpm`).
 pub(crate) const EK_CA_FILE: &str = "ek-ca.pem";
 
-/// Market-making accounts of the load generator.
-pub(crate) const MAKERS: u64 = 4;
-/// Taking accounts of the load generator.
-pub(crate) const TAKERS: u64 = 8;
+/// The load generator's market-making and taking accounts (the one order flow's).
+pub(crate) use bulwark_testkit::flow::{MAKERS, TAKERS};
 /// Index price at genesis: BTC, ETH (micros).
 pub(crate) const INDEX_MICROS: [i64; 2] = [60_000_000_000, 3_000_000_000];
 /// BTC-PERP price in ticks around which the load trades until it reads the certified index
@@ -45,6 +44,17 @@ pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-pub(crate) fn write(path: &Path, text: &str) -> Result<(), String> {
-    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), CommitteeError> {
+    std::fs::write(path, text).map_err(|source| CommitteeError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The error for `path`, which cannot be read, created or opened.
+pub(crate) fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> CommitteeError + '_ {
+    move |source| CommitteeError::File {
+        path: path.to_path_buf(),
+        source,
+    }
 }

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod error;
 mod launch;
 mod layout;
 mod load;
@@ -18,6 +19,7 @@ mod options;
 mod provision;
 mod single;
 
+pub use error::CommitteeError;
 pub use launch::{launch, run_committee, Launched};
 pub use options::{oracle_sources, CommitteeOptions, RunFigures};
-pub use single::{run_single, SingleOptions};
+pub use single::{run_single, SingleError, SingleOptions};

@@ -1,43 +1,16 @@
-//! The one load generator: market makers and takers with DEVELOPMENT keys, spread over the
-//! nodes' client endpoints, trading around the certified index.
+//! The load generator of `bulwark up`: the one order flow (`bulwark_testkit::flow`, market
+//! makers and takers with DEVELOPMENT keys), spread over the nodes' client endpoints, trading
+//! around the certified index.
 
 use crate::layout::*;
 use bulwark_engine::codec::SignedTx;
-use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
-use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
+use bulwark_engine::AccountId;
 use bulwark_node::client::Client;
-use bulwark_testkit::client_key;
+use bulwark_testkit::{client_key, flow_order};
 use ed25519_dalek::SigningKey;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-pub(crate) fn order_for(account: u64, k: u64, mid_ticks: i64) -> ClientCommand {
-    let maker = account <= MAKERS;
-    let side = if (account + k).is_multiple_of(2) {
-        Side::Buy
-    } else {
-        Side::Sell
-    };
-    let distance = 1 + ((k * 7 + account) % 5) as i64;
-    let (price, tif, post_only) = match (maker, side) {
-        (true, Side::Buy) => (mid_ticks - distance, TimeInForce::Gtc, true),
-        (true, Side::Sell) => (mid_ticks + distance, TimeInForce::Gtc, true),
-        (false, Side::Buy) => (mid_ticks + 6, TimeInForce::Ioc, false),
-        (false, Side::Sell) => (mid_ticks - 6, TimeInForce::Ioc, false),
-    };
-    ClientCommand::Limit(LimitOrder {
-        instrument: InstrumentId(0),
-        side,
-        price,
-        qty: 1 + (k % 3) as i64,
-        tif,
-        post_only,
-        reduce_only: false,
-        stp: SelfTradePrevention::CancelResting,
-        client_order_id: k,
-    })
-}
 
 pub(crate) fn load_generator(
     endpoints: &[SocketAddr],
@@ -88,7 +61,7 @@ pub(crate) fn load_generator(
             let tx = SignedTx::sign(
                 AccountId(account),
                 nonces[slot],
-                order_for(account, k, mid_ticks),
+                flow_order(account, k, mid_ticks),
                 &keys[slot],
             );
             batches[(account as usize) % endpoints.len()].push(tx);

@@ -2,8 +2,9 @@
 //! reference manifest the DEVELOPMENT operators sign, and (with `--tpm`) the software TPMs.
 
 use crate::layout::*;
-use crate::CommitteeOptions;
+use crate::{CommitteeError, CommitteeOptions};
 use bulwark_attest::evidence::AppMeasurements;
+use bulwark_attestor::launch::{LaunchError, NodeTpm};
 use bulwark_node::node::config::{
     hex_decode, read_hex32, AdmissionConfig, AdmissionMode, GenesisAccountEntry, GenesisFile,
     NodeConfig, Peer,
@@ -17,19 +18,30 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What each node's PCR 23 (or dev evidence) must hold: the binary running now, the
 /// committee's genesis and the node's operator set. The binary is read once.
-pub(crate) fn node_measurements(data: &Path, nodes: usize) -> Result<Vec<AppMeasurements>, String> {
+pub(crate) fn node_measurements(
+    data: &Path,
+    nodes: usize,
+) -> Result<Vec<AppMeasurements>, CommitteeError> {
     let binary = std::env::current_exe()
         .and_then(std::fs::read)
-        .map_err(|e| format!("cannot measure this binary: {e}"))?;
-    let genesis =
-        std::fs::read(committee_dir(data).join("genesis.json")).map_err(|e| e.to_string())?;
+        .map_err(CommitteeError::MeasureBinary)?;
+    let genesis_path = committee_dir(data).join("genesis.json");
+    let genesis = std::fs::read(&genesis_path).map_err(file_error(&genesis_path))?;
     (0..nodes)
         .map(|index| {
-            let policy = std::fs::read(node_dir(data, index).join("operators.json"))
-                .map_err(|e| e.to_string())?;
+            let policy_path = node_dir(data, index).join("operators.json");
+            let policy = std::fs::read(&policy_path).map_err(file_error(&policy_path))?;
             Ok(AppMeasurements::from_contents(&binary, &genesis, &policy))
         })
         .collect()
+}
+
+/// The error for the software TPM at `tcti`.
+fn tpm_error(tcti: &str) -> impl FnOnce(LaunchError) -> CommitteeError + '_ {
+    move |source| CommitteeError::Tpm {
+        tcti: tcti.to_string(),
+        source,
+    }
 }
 
 /// Signs (as the DEVELOPMENT operators) a reference manifest that admits exactly the nodes'
@@ -39,12 +51,12 @@ pub(crate) fn write_manifest(
     data: &Path,
     measured: &[AppMeasurements],
     tpms: &[SoftwareTpm],
-) -> Result<(), String> {
+) -> Result<(), CommitteeError> {
     use bulwark_attest::hexbytes::HexBytes;
     use bulwark_attest::manifest::{DevReference, ReferenceManifest, SignedManifest};
     let dir = committee_dir(data);
-    let secrets = std::fs::read_to_string(dir.join(DEV_OPERATORS_FILE))
-        .map_err(|e| format!("{}: {e}", dir.join(DEV_OPERATORS_FILE).display()))?;
+    let secrets_path = dir.join(DEV_OPERATORS_FILE);
+    let secrets = std::fs::read_to_string(&secrets_path).map_err(file_error(&secrets_path))?;
     let operators: Vec<SigningKey> = secrets
         .lines()
         .filter_map(|line| hex_decode(line.trim()).and_then(|b| <[u8; 32]>::try_from(b).ok()))
@@ -55,8 +67,15 @@ pub(crate) fn write_manifest(
     for (index, node_measured) in measured.iter().enumerate() {
         if tpms.is_empty() {
             let attestor = node_dir(data, index).join("attestor.key");
-            let secret =
-                read_hex32(&attestor).map_err(|e| format!("{}: {e}", attestor.display()))?;
+            let secret = match read_hex32(&attestor) {
+                Ok(secret) => secret,
+                Err(source) => {
+                    return Err(CommitteeError::KeyFile {
+                        path: attestor,
+                        source,
+                    })
+                }
+            };
             signers.push(bulwark_attest::dev::DevAttestor::from_secret(&secret).public_key());
         }
         let value = HexBytes(node_measured.app_pcr_value());
@@ -81,9 +100,9 @@ pub(crate) fn write_manifest(
         // launch leaves it.
         let mut pcrs: std::collections::BTreeMap<u8, Vec<HexBytes<32>>> = Default::default();
         for soft in tpms {
-            let mut tpm = bulwark_attest::launch::NodeTpm::open(&soft.tcti())
-                .map_err(|e| format!("software TPM {}: {e}", soft.tcti()))?;
-            let values = tpm.read_pcrs().map_err(|e| e.to_string())?;
+            let tcti = soft.tcti();
+            let mut tpm = NodeTpm::open(&tcti).map_err(tpm_error(&tcti))?;
+            let values = tpm.read_pcrs().map_err(tpm_error(&tcti))?;
             for index in bulwark_attest::tpm::BOOT_PCRS {
                 if let Some(value) = values.get(&index) {
                     let allowed = pcrs.entry(index).or_default();
@@ -111,13 +130,15 @@ pub(crate) fn write_manifest(
     }
     write(
         &dir.join("manifest.json"),
-        &serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?,
+        &serde_json::to_string_pretty(&manifest)?,
     )
 }
 
 /// Starts (manufacturing on first use) the persistent software TPM of each node, its state in
 /// `node-*/tpm`, its EK certified by the committee's one software "manufacturer".
-pub(crate) fn start_software_tpms(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, String> {
+pub(crate) fn start_software_tpms(
+    options: &CommitteeOptions,
+) -> Result<Vec<SoftwareTpm>, CommitteeError> {
     eprintln!(
         "  starting {} software TPMs (swtpm; state in node-*/tpm, ports from {})",
         options.nodes,
@@ -126,13 +147,13 @@ pub(crate) fn start_software_tpms(options: &CommitteeOptions) -> Result<Vec<Soft
     (0..options.nodes)
         .map(|index| {
             let dir = node_dir(&options.data, index).join("tpm");
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(&dir).map_err(file_error(&dir))?;
             SoftwareTpm::start_persistent(
                 &dir,
                 swtpm_port(options.base_port, index),
                 Some(&tpm_manufacturer_dir(&options.data)),
             )
-            .map_err(|e| format!("node {index}'s software TPM: {e}"))
+            .map_err(|source| CommitteeError::StartTpm { index, source })
         })
         .collect()
 }
@@ -142,17 +163,17 @@ pub(crate) fn start_software_tpms(options: &CommitteeOptions) -> Result<Vec<Soft
 pub(crate) fn measure_launches(
     measured: &[AppMeasurements],
     tpms: &[SoftwareTpm],
-) -> Result<(), String> {
+) -> Result<(), CommitteeError> {
     for (index, (soft, node_measured)) in tpms.iter().zip(measured).enumerate() {
-        bulwark_attest::launch::NodeTpm::open(&soft.tcti())
+        NodeTpm::open(&soft.tcti())
             .and_then(|mut tpm| tpm.measure_launch(node_measured))
-            .map_err(|e| format!("measuring node {index} into its TPM: {e}"))?;
+            .map_err(|source| CommitteeError::MeasureLaunch { index, source })?;
     }
     Ok(())
 }
 
 /// Creates a new committee; with `options.tpm`, also its software TPMs (returned running).
-pub(crate) fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, String> {
+pub(crate) fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, CommitteeError> {
     let dir = committee_dir(&options.data);
     if dir.exists() {
         let backup = dir.with_extension(format!(
@@ -161,11 +182,12 @@ pub(crate) fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, Stri
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs())
         ));
-        std::fs::rename(&dir, &backup)
-            .map_err(|e| format!("cannot move {}: {e}", dir.display()))?;
+        if let Err(source) = std::fs::rename(&dir, &backup) {
+            return Err(CommitteeError::MoveAside { path: dir, source });
+        }
         eprintln!("  previous committee kept in {}", backup.display());
     }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(file_error(&dir))?;
     let tpms = if options.tpm {
         start_software_tpms(options)?
     } else {
@@ -184,26 +206,19 @@ pub(crate) fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, Stri
 /// The operators' EK inventory: each node's endorsement key and its manufacturer's
 /// certificate (hex), read from its TPM now; the manufacturer's CA is written for every node
 /// to trust.
-fn ek_inventory(dir: &Path, tpms: &[SoftwareTpm]) -> Result<Vec<(String, String)>, String> {
+fn ek_inventory(dir: &Path, tpms: &[SoftwareTpm]) -> Result<Vec<(String, String)>, CommitteeError> {
     let endorsement_keys: Vec<(String, String)> = tpms
         .iter()
         .map(|soft| {
-            let mut tpm = bulwark_attest::launch::NodeTpm::open(&soft.tcti())
-                .map_err(|e| format!("software TPM {}: {e}", soft.tcti()))?;
-            let ek = tpm
-                .ek_public()
-                .map_err(|e| format!("software TPM {}: {e}", soft.tcti()))?;
-            let certificate = tpm
-                .ek_certificate()
-                .map_err(|e| format!("software TPM {}: {e}", soft.tcti()))?;
-            Ok::<_, String>((hex::encode(&ek), hex::encode(&certificate)))
+            let tcti = soft.tcti();
+            let mut tpm = NodeTpm::open(&tcti).map_err(tpm_error(&tcti))?;
+            let ek = tpm.ek_public().map_err(tpm_error(&tcti))?;
+            let certificate = tpm.ek_certificate().map_err(tpm_error(&tcti))?;
+            Ok((hex::encode(&ek), hex::encode(&certificate)))
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, CommitteeError>>()?;
     if let Some(soft) = tpms.first() {
-        write(
-            &dir.join(EK_CA_FILE),
-            &soft.ek_ca_pem().map_err(|e| e.to_string())?,
-        )?;
+        write(&dir.join(EK_CA_FILE), &soft.ek_ca_pem()?)?;
     }
     Ok(endorsement_keys)
 }
@@ -212,7 +227,7 @@ fn ek_inventory(dir: &Path, tpms: &[SoftwareTpm]) -> Result<Vec<(String, String)
 fn node_keys(
     options: &CommitteeOptions,
     endorsement_keys: &[(String, String)],
-) -> Result<(Vec<[u8; 32]>, Vec<Peer>), String> {
+) -> Result<(Vec<[u8; 32]>, Vec<Peer>), CommitteeError> {
     let mut seeds = Vec::new();
     let mut peers = Vec::new();
     for index in 0..options.nodes {
@@ -220,7 +235,7 @@ fn node_keys(
         use commonware_codec::DecodeExt as _;
         use commonware_cryptography::Signer as _;
         let key = commonware_cryptography::ed25519::PrivateKey::decode(seed.to_vec())
-            .map_err(|e| format!("cannot make a node key: {e}"))?;
+            .map_err(CommitteeError::NodeKey)?;
         peers.push(Peer {
             public_key: bulwark_node::node::public_key_hex(&key.public_key()),
             address: SocketAddr::from(([127, 0, 0, 1], options.base_port + index as u16)),
@@ -238,7 +253,11 @@ fn node_keys(
 }
 
 /// The venue's genesis: funded DEVELOPMENT client accounts, the index, the oracle members.
-fn write_genesis(dir: &Path, options: &CommitteeOptions, peers: &[Peer]) -> Result<(), String> {
+fn write_genesis(
+    dir: &Path,
+    options: &CommitteeOptions,
+    peers: &[Peer],
+) -> Result<(), CommitteeError> {
     let venue_epoch_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -258,17 +277,14 @@ fn write_genesis(dir: &Path, options: &CommitteeOptions, peers: &[Peer]) -> Resu
         oracle_members: peers.iter().map(|p| p.public_key.clone()).collect(),
     };
     let genesis_path = dir.join("genesis.json");
-    write(
-        &genesis_path,
-        &serde_json::to_string_pretty(&genesis).map_err(|e| e.to_string())?,
-    )?;
+    write(&genesis_path, &serde_json::to_string_pretty(&genesis)?)?;
     Ok(())
 }
 
 /// DEVELOPMENT operators: 3 keys, any 2 sign the reference manifest. Their secrets stay next
 /// to the committee so that `up` can sign a manifest for the binary it runs. Returns the
 /// operator set's JSON, which every node measures.
-fn dev_operators(dir: &Path) -> Result<String, String> {
+fn dev_operators(dir: &Path) -> Result<String, CommitteeError> {
     let operator_secrets: Vec<[u8; 32]> = (0..3).map(|_| rand::random()).collect();
     write(
         &dir.join(DEV_OPERATORS_FILE),
@@ -287,9 +303,8 @@ fn dev_operators(dir: &Path) -> Result<String, String> {
             })
             .collect(),
         2,
-    )
-    .map_err(|e| e.to_string())?;
-    serde_json::to_string_pretty(&operators).map_err(|e| e.to_string())
+    )?;
+    Ok(serde_json::to_string_pretty(&operators)?)
 }
 
 /// Node `index`'s directory: its key, attestor key (dev mode), operator set and `node.toml`.
@@ -300,9 +315,9 @@ fn write_node(
     peers: &[Peer],
     tpms: &[SoftwareTpm],
     operators_json: &str,
-) -> Result<(), String> {
+) -> Result<(), CommitteeError> {
     let node = node_dir(&options.data, index);
-    std::fs::create_dir_all(&node).map_err(|e| format!("{}: {e}", node.display()))?;
+    std::fs::create_dir_all(&node).map_err(file_error(&node))?;
     write(&node.join("node.key"), &format!("{}\n", hex::encode(seed)))?;
     if !options.tpm {
         let attestor: [u8; 32] = rand::random();
@@ -350,9 +365,6 @@ fn write_node(
             ek_ca_file: options.tpm.then(|| Path::new("..").join(EK_CA_FILE)),
         }),
     };
-    write(
-        &node.join("node.toml"),
-        &toml::to_string(&config).map_err(|e| e.to_string())?,
-    )?;
+    write(&node.join("node.toml"), &toml::to_string(&config)?)?;
     Ok(())
 }

@@ -1,25 +1,68 @@
 //! `bulwark up --single`: ONE engine in this process with DEVELOPMENT stand-ins, and it says
-//! so: the seeded synthetic index of `bulwark-oracle` (GBM with jumps, pure-Rust `libm`) and a
-//! load generator of market makers and takers. State is saved to `<data>/engine.snapshot` on
+//! so: the seeded synthetic index of `bulwark-oracle` (GBM with jumps, pure-Rust `libm`) and the
+//! one order flow of market makers and takers (`bulwark_testkit::flow`), unsigned. State is saved to `<data>/engine.snapshot` on
 //! exit and resumed on the next start.
 
 use bulwark_api::stats::percentile;
-use bulwark_engine::command::{LimitOrder, SelfTradePrevention, SystemCommand, TimeInForce};
-use bulwark_engine::{
-    AccountId, ClientCommand, Command, Engine, EngineConfig, Event, InstrumentId, Side,
-};
+use bulwark_engine::command::SystemCommand;
+use bulwark_engine::snapshot::SnapshotError;
+use bulwark_engine::{AccountId, Command, Engine, EngineConfig, Event, InstrumentId};
 use bulwark_oracle::synthetic::{Synthetic, SyntheticParams};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use bulwark_testkit::flow::{flow_order, MAKERS, TAKERS};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const MAKERS: u64 = 4;
-const TAKERS: u64 = 8;
 const BATCH_MS: u64 = 50;
 const SNAPSHOT_FILE: &str = "engine.snapshot";
+
+/// Why `up --single` cannot run, or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SingleError {
+    /// The data directory cannot be created.
+    #[error("cannot create data directory {}: {source}", .path.display())]
+    CreateDir {
+        /// The data directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `--fresh`: the saved state cannot be moved aside to `engine.snapshot.bak`.
+    #[error("cannot move old state aside: {0}")]
+    MoveAside(#[source] std::io::Error),
+    /// The saved state cannot be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        /// The snapshot file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The saved state does not restore (damaged, or from another version).
+    #[error("{}: {source} (run with --fresh to start a new venue; the old file is kept)", .path.display())]
+    Restore {
+        /// The snapshot file.
+        path: PathBuf,
+        /// Why it does not restore.
+        source: SnapshotError,
+    },
+    /// The state cannot be written on exit.
+    #[error("cannot write {}: {source}", .path.display())]
+    Write {
+        /// The temporary snapshot file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The written state cannot be moved into place on exit.
+    #[error("cannot save state: {0}")]
+    Save(#[source] std::io::Error),
+    /// The engine's totals do not balance after the run.
+    #[error("money is not conserved — this is a bug, please report it with the data directory")]
+    NotConserved,
+}
 
 /// What `up --single` is asked to do.
 #[derive(Debug, Clone)]
@@ -36,41 +79,24 @@ pub struct SingleOptions {
     pub fresh: bool,
 }
 
-fn order(account: u64, side: Side, price: i64, qty: i64, tif: TimeInForce) -> Command {
-    Command::Client {
-        account: AccountId(account),
-        nonce: 0,
-        command: ClientCommand::Limit(LimitOrder {
-            instrument: InstrumentId(0),
-            side,
-            price,
-            qty,
-            tif,
-            post_only: false,
-            reduce_only: false,
-            stp: SelfTradePrevention::CancelResting,
-            client_order_id: 0,
-        }),
-    }
-}
-
-fn load_or_create(data: &Path, fresh: bool) -> Result<(Engine, bool), String> {
-    std::fs::create_dir_all(data)
-        .map_err(|e| format!("cannot create data directory {}: {e}", data.display()))?;
+fn load_or_create(data: &Path, fresh: bool) -> Result<(Engine, bool), SingleError> {
+    std::fs::create_dir_all(data).map_err(|source| SingleError::CreateDir {
+        path: data.to_path_buf(),
+        source,
+    })?;
     let path = data.join(SNAPSHOT_FILE);
     if path.exists() && fresh {
-        std::fs::rename(&path, data.join("engine.snapshot.bak"))
-            .map_err(|e| format!("cannot move old state aside: {e}"))?;
+        std::fs::rename(&path, data.join("engine.snapshot.bak")).map_err(SingleError::MoveAside)?;
     }
     if path.exists() {
-        let bytes =
-            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let engine = Engine::restore(&bytes).map_err(|e| {
-            format!(
-                "{}: {e} (run with --fresh to start a new venue; the old file is kept)",
-                path.display()
-            )
-        })?;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(source) => return Err(SingleError::Read { path, source }),
+        };
+        let engine = match Engine::restore(&bytes) {
+            Ok(engine) => engine,
+            Err(source) => return Err(SingleError::Restore { path, source }),
+        };
         return Ok((engine, true));
     }
     let mut engine = Engine::new(EngineConfig::default());
@@ -89,64 +115,31 @@ fn load_or_create(data: &Path, fresh: bool) -> Result<(Engine, bool), String> {
     Ok((engine, false))
 }
 
-fn save(data: &Path, engine: &Engine) -> Result<(), String> {
+fn save(data: &Path, engine: &Engine) -> Result<(), SingleError> {
     let tmp = data.join("engine.snapshot.tmp");
-    std::fs::write(&tmp, engine.snapshot())
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, data.join(SNAPSHOT_FILE)).map_err(|e| format!("cannot save state: {e}"))
+    if let Err(source) = std::fs::write(&tmp, engine.snapshot()) {
+        return Err(SingleError::Write { path: tmp, source });
+    }
+    std::fs::rename(&tmp, data.join(SNAPSHOT_FILE)).map_err(SingleError::Save)
 }
 
-/// One batch's load around `mark`: every maker replaces two levels a side, takers fill the
-/// batch to `per_batch` commands with market and IOC orders.
-fn load(batch: &mut Vec<Command>, mark: i64, rng: &mut ChaCha8Rng, per_batch: u64) {
-    for m in 1..=MAKERS {
+/// One batch of the order flow around `mark`: `per_batch` orders, the accounts in turn, `k`
+/// counting orders over the whole run. Orders here are not signed: there is no endpoint.
+fn load(batch: &mut Vec<Command>, mark: i64, k: &mut u64, per_batch: u64) {
+    for _ in 0..per_batch {
+        let account = 1 + *k % (MAKERS + TAKERS);
         batch.push(Command::Client {
-            account: AccountId(m),
+            account: AccountId(account),
             nonce: 0,
-            command: ClientCommand::MassCancel { instrument: None },
+            command: flow_order(account, *k, mark),
         });
-        for level in 1..=2 {
-            let spread = 10 * level as i64 + m as i64;
-            batch.push(order(m, Side::Buy, mark - spread, 50, TimeInForce::Gtc));
-            batch.push(order(m, Side::Sell, mark + spread, 50, TimeInForce::Gtc));
-        }
-    }
-    while (batch.len() as u64) < per_batch {
-        let t = MAKERS + 1 + rng.random_range(0..TAKERS);
-        let side = if rng.random_bool(0.5) {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
-        let cmd = if rng.random_bool(0.3) {
-            Command::Client {
-                account: AccountId(t),
-                nonce: 0,
-                command: ClientCommand::Market {
-                    instrument: InstrumentId(0),
-                    side,
-                    qty: rng.random_range(1..20),
-                    reduce_only: false,
-                    client_order_id: 0,
-                },
-            }
-        } else {
-            let off = rng.random_range(-30..30);
-            order(
-                t,
-                side,
-                mark + off,
-                rng.random_range(1..20),
-                TimeInForce::Ioc,
-            )
-        };
-        batch.push(cmd);
+        *k += 1;
     }
 }
 
 /// Runs ONE engine in this process with the DEVELOPMENT synthetic index and the load of
 /// market makers and takers, until `stop` or the duration; saves the state on exit.
-pub fn run_single(args: &SingleOptions, stop: Arc<AtomicBool>) -> Result<(), String> {
+pub fn run_single(args: &SingleOptions, stop: Arc<AtomicBool>) -> Result<(), SingleError> {
     eprintln!("bulwark up --single — DEVELOPMENT MODE");
     eprintln!("  ONE engine in this process: no committee, no consensus (drop --single for the committee)");
     eprintln!(
@@ -167,7 +160,7 @@ pub fn run_single(args: &SingleOptions, stop: Arc<AtomicBool>) -> Result<(), Str
             "new venue"
         }
     );
-    let mut rng = ChaCha8Rng::seed_from_u64(args.seed ^ engine.time_ms());
+    let mut k = 0u64;
     let mut index = Synthetic::new(
         SyntheticParams {
             start_micros: engine.index_price(0).unwrap_or(60_000_000_000),
@@ -195,7 +188,7 @@ pub fn run_single(args: &SingleOptions, stop: Arc<AtomicBool>) -> Result<(), Str
             price_micros: price,
         })];
         let mark = engine.mark(InstrumentId(0)).unwrap_or(price / 100_000);
-        load(&mut batch, mark, &mut rng, per_batch);
+        load(&mut batch, mark, &mut k, per_batch);
         events.clear();
         let t0 = Instant::now();
         engine.execute(now_ms, &batch, &mut events);
@@ -238,10 +231,7 @@ pub fn run_single(args: &SingleOptions, stop: Arc<AtomicBool>) -> Result<(), Str
         hex::encode(engine.state_root())
     );
     if !engine.totals().conserved() {
-        return Err(
-            "money is not conserved — this is a bug, please report it with the data directory"
-                .into(),
-        );
+        return Err(SingleError::NotConserved);
     }
     Ok(())
 }

@@ -18,7 +18,8 @@ use bulwark_consensus::replica::{
 };
 use bulwark_engine::oracle::OracleConfig;
 use bulwark_engine::{AccountId, Engine};
-use bulwark_testkit::{client_key, signed_crossing_order};
+use bulwark_testkit::flow::MAKERS;
+use bulwark_testkit::{client_key, signed_flow_order};
 use commonware_codec::Encode as _;
 use commonware_cryptography::bls12381::dkg::feldman_desmedt::{deal, Output};
 use commonware_cryptography::bls12381::primitives::group::Share;
@@ -34,8 +35,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-/// Funded client accounts (1..=CLIENTS), each submitting crossing orders.
-const CLIENTS: u64 = 8;
+/// Funded client accounts (1..=CLIENTS) trading the one order flow (`bulwark_testkit::flow`):
+/// its market makers and four takers.
+const CLIENTS: u64 = MAKERS + 4;
 /// One US dollar in micros.
 pub(crate) const USD: i64 = 1_000_000;
 /// The seed of the simulated clients' DEVELOPMENT keys.
@@ -351,7 +353,7 @@ impl World {
                 let mut k = 0u64;
                 loop {
                     for account in 1..=CLIENTS {
-                        let tx = signed_crossing_order(CLIENT_SEED, account, k, 600_000);
+                        let tx = signed_flow_order(CLIENT_SEED, account, k, k + 1, 600_000);
                         for mempool in &mempools {
                             let keys = |id: AccountId| {
                                 Some(client_key(CLIENT_SEED, id.0).verifying_key().to_bytes())

@@ -247,7 +247,7 @@ impl SoftwareTpm {
         serve(dir, ca, port, true)
     }
 
-    /// The TCTI string for `bulwark_attest::tpm::device::TpmDevice::open`.
+    /// The TCTI string for `bulwark_attestor::device::TpmDevice::open`.
     pub fn tcti(&self) -> String {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
     }

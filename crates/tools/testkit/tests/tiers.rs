@@ -1,13 +1,11 @@
 //! The dependency rules of the workspace's tiers (ARCHITECTURE.md):
 //! - every crate lives in `crates/core`, `crates/runtime`, `crates/tools` or is `bulwark-cli`;
 //! - a core crate depends only on core crates, and on nothing that does I/O (tokio, file
-//!   watchers, process control, device access, the terminal) unless that dependency is optional
-//!   and listed in `OPTIONAL_IO` with the reason it is still there;
+//!   watchers, process control, device access, TLS, the terminal), not even optionally;
 //! - a runtime crate depends on no tool crate, and `bulwark-testkit` is only ever a
 //!   dev-dependency of core and runtime crates;
-//! - no core source file reads a clock, opens a file or socket, sleeps or starts a process,
-//!   except the files in `IO_NOT_YET_MOVED`; an entry there that no longer does I/O fails too,
-//!   so the list only shrinks.
+//! - no core source file reads a clock, opens a file or socket, sleeps, reads the environment or
+//!   starts a process (unit tests at the bottom of a file may).
 #![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
@@ -29,51 +27,13 @@ const IO_CRATES: &[&str] = &[
     "rustls",
 ];
 
-/// Optional I/O dependencies of core crates, each behind a feature, with why it is still in a
-/// core crate. Each should move to a runtime crate.
-const OPTIONAL_IO: &[(&str, &str, &str)] = &[(
-    "bulwark-attest",
-    "tss-esapi",
-    "feature `tpm`: the node's own TPM (launch.rs, tpm/device.rs)",
-)];
-
-/// Required I/O dependencies of core crates that are still there, with why.
-const REQUIRED_IO: &[(&str, &str, &str)] = &[
-    (
-        "bulwark-audit",
-        "notify",
-        "agent mode's inotify re-checks (watch.rs)",
-    ),
-    (
-        "bulwark-audit",
-        "nix",
-        "command timeouts and resource limits of the audited host (host.rs)",
-    ),
-];
-
-/// Core source files that still do I/O, and why. Each should move to a runtime crate.
-const IO_NOT_YET_MOVED: &[(&str, &str)] = &[
-    (
-        "core/attest/src/cli/mod.rs",
-        "`bulwark attest` reads and writes files",
-    ),
-    (
-        "core/audit/src/host.rs",
-        "the audited host: files under --root, commands",
-    ),
-    ("core/audit/src/agent.rs", "agent mode: schedule and sleep"),
-    ("core/audit/src/watch.rs", "agent mode: inotify"),
-    (
-        "core/audit/src/budget.rs",
-        "the machine's clock behind the injected pace",
-    ),
-    ("core/audit/src/cli.rs", "`bulwark audit` reads policies"),
-    ("core/audit/src/policy.rs", "loads policy files"),
-];
-
 /// Uses that mean a clock read, a file, a socket, a process or a sleep.
 const FORBIDDEN: &[&str] = &[
     "std::fs::",
+    "use std::fs",
+    "std::io::stdin",
+    "std::io::stdout",
+    "OsRng",
     "File::open",
     "File::create",
     "TcpStream",
@@ -154,8 +114,6 @@ fn crates_stand_in_tiers_and_depend_downwards_only() {
         .collect();
     let tier = |name: &str| tiers.iter().find(|(n, _)| n == name).map(|(_, t)| *t);
     let mut violations = Vec::new();
-    let mut optional_seen = Vec::new();
-    let mut required_seen = Vec::new();
     for package in packages {
         let name = package["name"].as_str().unwrap();
         let own = tier(name).unwrap();
@@ -181,35 +139,11 @@ fn crates_stand_in_tiers_and_depend_downwards_only() {
                 .iter()
                 .any(|io| dep == *io || (io.ends_with('-') && dep.starts_with(io)));
             if own == Tier::Core && io {
-                if optional && OPTIONAL_IO.iter().any(|(c, d, _)| *c == name && *d == dep) {
-                    optional_seen.push((name.to_string(), dep.to_string()));
-                } else if !optional && REQUIRED_IO.iter().any(|(c, d, _)| *c == name && *d == dep) {
-                    required_seen.push((name.to_string(), dep.to_string()));
-                } else {
-                    violations.push(format!(
-                        "core crate {name} depends on {dep}, which does I/O{}",
-                        if optional {
-                            " (optional, not listed)"
-                        } else {
-                            ""
-                        }
-                    ));
-                }
+                violations.push(format!(
+                    "core crate {name} depends on {dep}, which does I/O{}",
+                    if optional { " (even optionally)" } else { "" }
+                ));
             }
-        }
-    }
-    for (c, d, _) in OPTIONAL_IO {
-        if !optional_seen.iter().any(|(n, p)| n == c && p == d) {
-            violations.push(format!(
-                "OPTIONAL_IO lists {c} → {d}, which is gone: drop the entry"
-            ));
-        }
-    }
-    for (c, d, _) in REQUIRED_IO {
-        if !required_seen.iter().any(|(n, p)| n == c && p == d) {
-            violations.push(format!(
-                "REQUIRED_IO lists {c} → {d}, which is gone: drop the entry"
-            ));
         }
     }
     assert!(violations.is_empty(), "{violations:#?}");
@@ -221,7 +155,14 @@ fn crates_stand_in_tiers_and_depend_downwards_only() {
     ] {
         assert_eq!(tier(expected), Some(Tier::Core), "{expected}");
     }
-    assert_eq!(tier("bulwark-node"), Some(Tier::Runtime));
+    for expected in [
+        "bulwark-node",
+        "bulwark-attestor",
+        "bulwark-auditor",
+        "bulwark-venues",
+    ] {
+        assert_eq!(tier(expected), Some(Tier::Runtime), "{expected}");
+    }
     assert_eq!(tier("bulwark-sim"), Some(Tier::Tools));
 }
 
@@ -257,7 +198,6 @@ fn core_code_reads_no_clock_file_socket_or_process() {
     let mut files = Vec::new();
     rust_files(&crates.join("core"), &mut files);
     let mut violations = Vec::new();
-    let mut listed_clean = Vec::new();
     for file in files {
         let relative = file
             .strip_prefix(&crates)
@@ -273,24 +213,12 @@ fn core_code_reads_no_clock_file_socket_or_process() {
             .copied()
             .filter(|pattern| code.contains(pattern))
             .collect();
-        let listed = IO_NOT_YET_MOVED.iter().any(|(f, _)| *f == relative);
-        match (uses.is_empty(), listed) {
-            (false, false) => violations.push(format!("{relative}: {uses:?}")),
-            (true, true) => listed_clean.push(relative),
-            _ => {}
+        if !uses.is_empty() {
+            violations.push(format!("{relative}: {uses:?}"));
         }
     }
     assert!(
         violations.is_empty(),
         "core code must not touch the world (pass time, storage and randomness in): {violations:#?}"
-    );
-    for (listed, _) in IO_NOT_YET_MOVED {
-        if !crates.join(listed).is_file() {
-            listed_clean.push(format!("{listed} (gone)"));
-        }
-    }
-    assert!(
-        listed_clean.is_empty(),
-        "these files do no I/O any more; drop them from IO_NOT_YET_MOVED: {listed_clean:?}"
     );
 }

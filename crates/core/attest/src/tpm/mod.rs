@@ -1,13 +1,11 @@
 //! TPM 2.0 evidence, verified in pure Rust: `TPMS_ATTEST` quotes, `TPMT_PUBLIC` keys and names,
 //! `TPMT_SIGNATURE` checks, PCR digests, and the verifier side of credential activation.
 //!
-//! Talking to a real TPM lives in [`device`] (feature `tpm`, through `tss-esapi`); nothing else here
-//! does I/O.
+//! Nothing here does I/O: talking to a real TPM is `bulwark_attestor::device` (feature `tpm`, through
+//! `tss-esapi`).
 
 mod attest;
 mod credential;
-#[cfg(feature = "tpm")]
-pub mod device;
 mod ekcert;
 mod public;
 mod quote;

@@ -190,6 +190,23 @@ pub(super) enum Replay {
     Log(LogError),
 }
 
+/// Why the replay refused a logged block (returned through [`LogError::Replay`]).
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// The logged block does not decode.
+    #[error(transparent)]
+    Block(#[from] crate::block::BlockError),
+    /// The block's height or parent digest does not follow the block logged before it.
+    #[error("the block does not extend the log before it")]
+    DoesNotExtend,
+    /// The first block after the snapshot names another parent root than the snapshot's.
+    #[error("the snapshot does not fit the log")]
+    SnapshotDoesNotFit,
+    /// The block's parent root is not the root of the state replayed so far.
+    #[error("the block's parent root differs from the replayed state")]
+    ParentRoot,
+}
+
 /// What a replay rebuilt.
 pub(super) struct Replayed<B: commonware_runtime::Blob> {
     /// The open log, positioned after its last intact record.
@@ -226,9 +243,9 @@ pub(super) async fn replay<S: Storage>(
     let mut replayed = Vec::new();
     let mut unusable = None;
     let opened = Log::open(storage, partition, |record| {
-        let (height, parent, _) = Block::header(&record.block).map_err(|e| e.to_string())?;
+        let (height, parent, _) = Block::header(&record.block)?;
         if height != record.height || parent != committed_digest {
-            return Err("the block does not extend the log before it".into());
+            return Err(Refusal::DoesNotExtend);
         }
         let digest = Block::digest_of(&record.block);
         archive.insert(digest, offset);
@@ -239,17 +256,17 @@ pub(super) async fn replay<S: Storage>(
             // only its links are read.
             return Ok(());
         }
-        let block = Block::decode(&record.block).map_err(|e| e.to_string())?;
+        let block = Block::decode(&record.block)?;
         if let Some(restored) = snapshot.take() {
             if block.parent_root != restored.root {
                 unusable = Some("the next logged block names another parent root");
-                return Err("the snapshot does not fit the log".into());
+                return Err(Refusal::SnapshotDoesNotFit);
             }
             committed = restored.engine;
             root = restored.root;
         }
         if block.parent_root != root {
-            return Err("the block's parent root differs from the replayed state".into());
+            return Err(Refusal::ParentRoot);
         }
         let mut events = Vec::new();
         execute(&mut committed, &block, &mut events);

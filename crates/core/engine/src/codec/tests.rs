@@ -294,7 +294,7 @@ fn every_prefix_is_truncated() {
 }
 
 #[test]
-fn every_error_is_reachable() {
+fn every_framing_error_is_reachable() {
     let cancel = encode_client_command(&ClientCommand::Cancel {
         instrument: InstrumentId(1),
         order_id: OrderId(2),
@@ -357,7 +357,10 @@ fn every_error_is_reachable() {
             max: COMMAND_FRAME_BYTES_MAX
         })
     );
+}
 
+#[test]
+fn every_field_error_is_reachable() {
     let market = encode_client_command(&ClientCommand::Market {
         instrument: InstrumentId(1),
         side: Side::Buy,
@@ -408,7 +411,10 @@ fn every_error_is_reachable() {
             tag: 3
         })
     ));
+}
 
+#[test]
+fn every_batch_error_is_reachable() {
     let batch = encode_batch(&txs(3)).unwrap();
     assert_eq!(
         decode_batch(&batch, 2),

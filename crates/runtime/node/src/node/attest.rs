@@ -9,7 +9,7 @@
 //! genesis or operator files is extended into PCR 23 before the next quote, which no manifest
 //! then matches.
 
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 use crate::node::config::{AdmissionConfig, NodeConfig};
 use crate::node::keystore::{self, Keystore};
 use crate::node::NodeError;
@@ -17,11 +17,11 @@ use bulwark_api::answers::PeerAdmission;
 use bulwark_attest::dev::DevAttestor;
 use bulwark_attest::evidence::{AppMeasurements, Evidence};
 use bulwark_attest::hexbytes::Sha256Digest;
-use bulwark_attest::launch::{NodeTpm, SealedBlob};
 use bulwark_attest::manifest::{OperatorSet, SignedManifest};
 use bulwark_attest::nonce::node_key_hash;
 use bulwark_attest::tpm::CredentialChallenge;
-use bulwark_consensus::admission::{Admission, Change};
+use bulwark_attestor::launch::{LaunchError, NodeTpm, SealedBlob};
+use bulwark_consensus::admission::{Admission, AdmissionError, Change};
 use bulwark_consensus::evidence::{EvidenceLog, Kind};
 use bulwark_consensus::replica::PublicKey;
 use commonware_codec::Encode as _;
@@ -37,6 +37,34 @@ use tracing::{info, warn};
 
 /// The epoch bound into evidence (one genesis committee; resharing will advance it).
 pub const ADMISSION_EPOCH: u64 = 0;
+
+/// Why this node cannot give a verifier its evidence or use its TPM for one
+/// ([`Attestation`]), or cannot enroll a peer's attestation key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttestationError {
+    /// The genesis or operator-set file cannot be read to measure it.
+    #[error(transparent)]
+    Measure(NodeError),
+    /// A thread panicked while it held the node's TPM; restart the node.
+    #[error("the TPM lock is poisoned")]
+    TpmPoisoned,
+    /// The node's TPM refused or failed an operation (extend, quote, activation).
+    #[error(transparent)]
+    Tpm(#[from] LaunchError),
+    /// The evidence cannot be encoded as JSON.
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+    /// A TPM operation was asked of a node that attests with the DEVELOPMENT attestor.
+    #[error("this node attests with the DEVELOPMENT attestor, not a TPM")]
+    NotTpm,
+    /// Enrollment: the peer's client endpoint did not answer, or refused.
+    #[error(transparent)]
+    Peer(#[from] ClientError),
+    /// Enrollment: the peer's attestation key was not enrolled (see its admission reasons).
+    #[error(transparent)]
+    Enrollment(#[from] AdmissionError),
+}
 
 /// `mode = "tpm"`: checks every listed member's `tpm_ek_cert` against the trusted EK CAs of
 /// `ek_ca_file` (signed by one of them, valid now, certifying exactly its `tpm_ek`); returns
@@ -123,7 +151,7 @@ fn current_exe() -> Result<PathBuf, NodeError> {
     })
 }
 
-fn tpm_error(error: bulwark_attest::launch::LaunchError) -> NodeError {
+fn tpm_error(error: LaunchError) -> NodeError {
     NodeError::Attestation(error.to_string())
 }
 
@@ -247,9 +275,9 @@ pub fn load_node_seed(config: &NodeConfig, store: &Keystore) -> Result<[u8; 32],
         path: config.key_file.clone(),
         reason: "not 64 hex characters".into(),
     })?;
-    crate::node::config::parse_hex32(text.trim()).map_err(|reason| NodeError::File {
+    crate::node::config::parse_hex32(text.trim()).map_err(|e| NodeError::File {
         path: config.key_file.clone(),
-        reason,
+        reason: e.to_string(),
     })
 }
 
@@ -326,8 +354,8 @@ impl Attestation {
     }
 
     /// Evidence over a verifier's nonce, JSON.
-    pub fn evidence(&self, nonce: [u8; 32]) -> Result<Vec<u8>, String> {
-        let measurements = self.measurements().map_err(|e| e.to_string())?;
+    pub fn evidence(&self, nonce: [u8; 32]) -> Result<Vec<u8>, AttestationError> {
+        let measurements = self.measurements().map_err(AttestationError::Measure)?;
         let evidence = match &self.producer {
             Producer::Dev(attestor) => Evidence::DevInsecure(attestor.attest(
                 &nonce,
@@ -336,9 +364,7 @@ impl Attestation {
                 measurements,
             )),
             Producer::Tpm(tpm) => {
-                let mut launch = tpm
-                    .lock()
-                    .map_err(|_| "the TPM lock is poisoned".to_string())?;
+                let mut launch = tpm.lock().map_err(|_| AttestationError::TpmPoisoned)?;
                 // A changed genesis or operator set is extended into PCR 23 (once per change)
                 // before the quote, so the quote shows it.
                 let mut changed = Vec::new();
@@ -351,7 +377,7 @@ impl Attestation {
                     launch.measured.policy = measurements.policy;
                 }
                 if !changed.is_empty() {
-                    launch.tpm.extend(&changed).map_err(|e| e.to_string())?;
+                    launch.tpm.extend(&changed)?;
                     warn!(
                         digests = ?changed.iter().map(hex::encode).collect::<Vec<_>>(),
                         "measured configuration or policy changed: extended into TPM PCR 23"
@@ -359,29 +385,25 @@ impl Attestation {
                 }
                 let qualifying =
                     bulwark_attest::nonce::qualifying_data(&nonce, &self.key_hash, ADMISSION_EPOCH);
-                Evidence::Tpm2Quote(
-                    launch
-                        .tpm
-                        .evidence(&qualifying, self.key_hash, ADMISSION_EPOCH)
-                        .map_err(|e| e.to_string())?,
-                )
+                Evidence::Tpm2Quote(launch.tpm.evidence(
+                    &qualifying,
+                    self.key_hash,
+                    ADMISSION_EPOCH,
+                )?)
             }
         };
-        serde_json::to_vec(&evidence).map_err(|e| e.to_string())
+        Ok(serde_json::to_vec(&evidence)?)
     }
 
     /// The TPM attestation key's public area (TPM mode).
-    pub fn attest_key(&self) -> Result<Vec<u8>, String> {
+    pub fn attest_key(&self) -> Result<Vec<u8>, AttestationError> {
         match &self.producer {
-            Producer::Tpm(tpm) => tpm
+            Producer::Tpm(tpm) => Ok(tpm
                 .lock()
-                .map_err(|_| "the TPM lock is poisoned".to_string())?
+                .map_err(|_| AttestationError::TpmPoisoned)?
                 .tpm
-                .ak_public()
-                .map_err(|e| e.to_string()),
-            Producer::Dev(_) => {
-                Err("this node attests with the DEVELOPMENT attestor, not a TPM".into())
-            }
+                .ak_public()?),
+            Producer::Dev(_) => Err(AttestationError::NotTpm),
         }
     }
 
@@ -390,23 +412,21 @@ impl Attestation {
         &self,
         credential_blob: &[u8],
         encrypted_secret: &[u8],
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, AttestationError> {
         match &self.producer {
             Producer::Tpm(tpm) => {
                 let challenge = CredentialChallenge {
                     credential_blob: credential_blob.to_vec(),
                     encrypted_secret: encrypted_secret.to_vec(),
                 };
-                tpm.lock()
-                    .map_err(|_| "the TPM lock is poisoned".to_string())?
+                let credential = tpm
+                    .lock()
+                    .map_err(|_| AttestationError::TpmPoisoned)?
                     .tpm
-                    .activate(&challenge)
-                    .map(|credential| credential.to_vec())
-                    .map_err(|e| e.to_string())
+                    .activate(&challenge)?;
+                Ok(credential.to_vec())
             }
-            Producer::Dev(_) => {
-                Err("this node attests with the DEVELOPMENT attestor, not a TPM".into())
-            }
+            Producer::Dev(_) => Err(AttestationError::NotTpm),
         }
     }
 }
@@ -579,15 +599,13 @@ fn enroll(
     admission: &mut Admission<PublicKey>,
     peer: &PublicKey,
     address: SocketAddr,
-) -> Result<(), String> {
-    let mut client =
-        Client::connect(address, Duration::from_millis(300)).map_err(|e| e.to_string())?;
-    let ak = client.attest_key().map_err(|e| e.to_string())?;
+) -> Result<(), AttestationError> {
+    let mut client = Client::connect(address, Duration::from_millis(300))?;
+    let ak = client.attest_key()?;
     let challenge = admission.begin_enrollment(peer, &ak, now_ms(), &mut rand_core_06::OsRng)?;
-    let credential = client
-        .activate(challenge.credential_blob, challenge.encrypted_secret)
-        .map_err(|e| e.to_string())?;
-    admission.finish_enrollment(peer, &credential, now_ms())
+    let credential = client.activate(challenge.credential_blob, challenge.encrypted_secret)?;
+    admission.finish_enrollment(peer, &credential, now_ms())?;
+    Ok(())
 }
 
 fn apply<O>(

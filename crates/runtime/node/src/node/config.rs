@@ -72,6 +72,19 @@ pub enum ConfigError {
     },
 }
 
+/// Why a secret key file ([`read_hex32`]) or text ([`parse_hex32`]) does not hold 32 bytes.
+/// The text does not name the file; callers add the path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyFileError {
+    /// The file cannot be read, or is not text.
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    /// The text is not 64 hex characters.
+    #[error("not 64 hex characters")]
+    NotHex32,
+}
+
 /// One committee member as every node's configuration lists it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -302,65 +315,8 @@ impl NodeConfig {
             }
         }
         if let Some(admission) = &self.admission {
-            match admission.mode {
-                AdmissionMode::Dev => {
-                    if admission.ek_ca_file.is_some() {
-                        return Err(invalid(
-                            "ek_ca_file applies to admission mode \"tpm\" only".into(),
-                        ));
-                    }
-                    if admission.attestor_key_file.is_none() {
-                        return Err(invalid(
-                            "admission mode \"dev\" needs attestor_key_file".into(),
-                        ));
-                    }
-                }
-                AdmissionMode::Tpm => {
-                    if admission.tcti.as_deref().is_none_or(str::is_empty) {
-                        return Err(invalid(
-                            "admission mode \"tpm\" needs tcti (e.g. \"device:/dev/tpmrm0\")"
-                                .into(),
-                        ));
-                    }
-                    for peer in &self.peers {
-                        if admission.ek_ca_file.is_some()
-                            && peer
-                                .tpm_ek_cert
-                                .as_deref()
-                                .and_then(hex_decode)
-                                .is_none_or(|c| c.is_empty())
-                        {
-                            return Err(invalid(format!(
-                                "ek_ca_file is set, so every peer needs tpm_ek_cert (hex DER of its EK certificate); {} has none or it is not hex",
-                                peer.public_key
-                            )));
-                        }
-                        match peer.tpm_ek.as_deref().map(hex_decode) {
-                            Some(Some(bytes)) if !bytes.is_empty() => {}
-                            Some(_) => {
-                                return Err(invalid(format!(
-                                    "peer {}: tpm_ek is not hex",
-                                    peer.public_key
-                                )))
-                            }
-                            None => {
-                                return Err(invalid(format!(
-                                    "admission mode \"tpm\" needs every peer's tpm_ek (its EK from the operators' inventory); {} has none",
-                                    peer.public_key
-                                )))
-                            }
-                        }
-                    }
-                }
-            }
-            if admission.interval_ms < 500 {
-                return Err(invalid("admission interval_ms must be at least 500".into()));
-            }
-            if let Some(peer) = self.peers.iter().find(|p| p.client_address.is_none()) {
-                return Err(invalid(format!(
-                    "admission needs every peer's client_address; {} has none",
-                    peer.public_key
-                )));
+            if let Some(reason) = self.admission_problem(admission) {
+                return Err(invalid(reason));
             }
         }
         let mut underlyings = std::collections::BTreeSet::new();
@@ -389,6 +345,66 @@ impl NodeConfig {
             });
         }
         Ok(())
+    }
+
+    /// What is wrong with the `[admission]` section, if anything.
+    fn admission_problem(&self, admission: &AdmissionConfig) -> Option<String> {
+        match admission.mode {
+            AdmissionMode::Dev => {
+                if admission.ek_ca_file.is_some() {
+                    return Some("ek_ca_file applies to admission mode \"tpm\" only".into());
+                }
+                if admission.attestor_key_file.is_none() {
+                    return Some("admission mode \"dev\" needs attestor_key_file".into());
+                }
+            }
+            AdmissionMode::Tpm => {
+                if admission.tcti.as_deref().is_none_or(str::is_empty) {
+                    return Some(
+                        "admission mode \"tpm\" needs tcti (e.g. \"device:/dev/tpmrm0\")".into(),
+                    );
+                }
+                for peer in &self.peers {
+                    if admission.ek_ca_file.is_some()
+                        && peer
+                            .tpm_ek_cert
+                            .as_deref()
+                            .and_then(hex_decode)
+                            .is_none_or(|c| c.is_empty())
+                    {
+                        return Some(format!(
+                            "ek_ca_file is set, so every peer needs tpm_ek_cert (hex DER of its EK certificate); {} has none or it is not hex",
+                            peer.public_key
+                        ));
+                    }
+                    match peer.tpm_ek.as_deref().map(hex_decode) {
+                        Some(Some(bytes)) if !bytes.is_empty() => {}
+                        Some(_) => {
+                            return Some(format!(
+                                "peer {}: tpm_ek is not hex",
+                                peer.public_key
+                            ))
+                        }
+                        None => {
+                            return Some(format!(
+                                "admission mode \"tpm\" needs every peer's tpm_ek (its EK from the operators' inventory); {} has none",
+                                peer.public_key
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        if admission.interval_ms < 500 {
+            return Some("admission interval_ms must be at least 500".into());
+        }
+        if let Some(peer) = self.peers.iter().find(|p| p.client_address.is_none()) {
+            return Some(format!(
+                "admission needs every peer's client_address; {} has none",
+                peer.public_key
+            ));
+        }
+        None
     }
 }
 
@@ -478,16 +494,16 @@ impl GenesisFile {
 
 /// The 32 bytes of a secret file holding 64 hex characters (surrounding whitespace allowed):
 /// node keys, attestor keys, client keys. The error says what is wrong, without the path.
-pub fn read_hex32(path: &Path) -> Result<[u8; 32], String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+pub fn read_hex32(path: &Path) -> Result<[u8; 32], KeyFileError> {
+    let text = std::fs::read_to_string(path)?;
     parse_hex32(&text)
 }
 
 /// 32 bytes from 64 hex characters (surrounding whitespace ignored).
-pub fn parse_hex32(text: &str) -> Result<[u8; 32], String> {
+pub fn parse_hex32(text: &str) -> Result<[u8; 32], KeyFileError> {
     hex_decode(text)
         .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-        .ok_or_else(|| "not 64 hex characters".into())
+        .ok_or(KeyFileError::NotHex32)
 }
 
 /// Bytes of a hex string (surrounding whitespace ignored); `None` when it is not hex.
@@ -650,12 +666,21 @@ mod tests {
         assert_eq!(hex_decode("abc"), None);
         let key = dir.join("node.key");
         std::fs::write(&key, format!("{}\n", "ab".repeat(32))).unwrap();
-        assert_eq!(read_hex32(&key), Ok([0xab; 32]));
+        assert_eq!(read_hex32(&key).unwrap(), [0xab; 32]);
         std::fs::write(&key, "ab".repeat(31)).unwrap();
-        assert!(read_hex32(&key).is_err(), "31 bytes");
+        assert!(
+            matches!(read_hex32(&key), Err(KeyFileError::NotHex32)),
+            "31 bytes"
+        );
         std::fs::write(&key, [0xff, 0xfe, 0x00]).unwrap();
-        assert!(read_hex32(&key).is_err(), "not text");
-        assert!(read_hex32(&dir.join("missing.key")).is_err());
+        assert!(
+            matches!(read_hex32(&key), Err(KeyFileError::Read(_))),
+            "not text"
+        );
+        assert!(matches!(
+            read_hex32(&dir.join("missing.key")),
+            Err(KeyFileError::Read(_))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

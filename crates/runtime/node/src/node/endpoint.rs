@@ -1,7 +1,7 @@
 //! The node's answers to clients: submissions into the mempool (then gossiped to peers), and
 //! status, account and book queries against the committed state.
 
-use crate::server::Handler;
+use crate::server::{Handler, Refusal};
 use bulwark_api::answers::{
     AccountAnswer, BookAnswer, Level, NodeStatus, OpenOrder, PositionAnswer, SnapshotStatus,
     StandingAnswer, StopAnswer,
@@ -151,31 +151,35 @@ impl Handler for Endpoint {
         }
     }
 
-    fn attest(&self, nonce: [u8; 32]) -> Result<Vec<u8>, String> {
+    fn attest(&self, nonce: [u8; 32]) -> Result<Vec<u8>, Refusal> {
         match &self.attestation {
-            Some(attestation) => attestation.evidence(nonce),
-            None => Err("attested admission is off on this node".into()),
+            Some(attestation) => Ok(attestation.evidence(nonce)?),
+            None => Err(Refusal::AttestationOff),
         }
     }
 
-    fn attest_key(&self) -> Result<Vec<u8>, String> {
+    fn attest_key(&self) -> Result<Vec<u8>, Refusal> {
         match &self.attestation {
-            Some(attestation) => attestation.attest_key(),
-            None => Err("attested admission is off on this node".into()),
+            Some(attestation) => Ok(attestation.attest_key()?),
+            None => Err(Refusal::AttestationOff),
         }
     }
 
-    fn activate(&self, credential_blob: &[u8], encrypted_secret: &[u8]) -> Result<Vec<u8>, String> {
+    fn activate(
+        &self,
+        credential_blob: &[u8],
+        encrypted_secret: &[u8],
+    ) -> Result<Vec<u8>, Refusal> {
         match &self.attestation {
-            Some(attestation) => attestation.activate(credential_blob, encrypted_secret),
-            None => Err("attested admission is off on this node".into()),
+            Some(attestation) => Ok(attestation.activate(credential_blob, encrypted_secret)?),
+            None => Err(Refusal::AttestationOff),
         }
     }
 
-    fn account(&self, account: AccountId) -> Result<AccountAnswer, String> {
+    fn account(&self, account: AccountId) -> Result<AccountAnswer, Refusal> {
         let engine = self.engine();
         let Some(state) = engine.account(account) else {
-            return Err(format!("account {} does not exist", account.0));
+            return Err(Refusal::UnknownAccount { account });
         };
         let positions = state
             .positions
@@ -243,10 +247,10 @@ impl Handler for Endpoint {
         })
     }
 
-    fn book(&self, instrument: InstrumentId, depth: usize) -> Result<BookAnswer, String> {
+    fn book(&self, instrument: InstrumentId, depth: usize) -> Result<BookAnswer, Refusal> {
         let engine = self.engine();
         let Some(book) = engine.book(instrument) else {
-            return Err(format!("instrument {} is not listed", instrument.0));
+            return Err(Refusal::UnknownInstrument { instrument });
         };
         let (bids, asks) = book.depth(depth);
         let levels = |levels: Vec<(i64, i64)>| {

@@ -95,9 +95,9 @@ pub fn load_key(path: &Path) -> Result<ed25519::PrivateKey, NodeError> {
 
 /// The 32-byte seed in a node key file (64 hex characters).
 pub fn load_seed(path: &Path) -> Result<[u8; 32], NodeError> {
-    config::read_hex32(path).map_err(|reason| NodeError::File {
+    config::read_hex32(path).map_err(|e| NodeError::File {
         path: path.to_path_buf(),
-        reason,
+        reason: e.to_string(),
     })
 }
 

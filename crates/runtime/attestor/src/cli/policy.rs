@@ -20,12 +20,14 @@ fn create(
         read_reference_pcrs(&tcti, &mut reference)?;
     }
     for entry in pcrs {
-        let (index, value) = entry
-            .split_once('=')
-            .ok_or_else(|| format!("--pcr {entry:?}: use INDEX=HEX"))?;
-        let index: u8 = index
-            .parse()
-            .map_err(|_| format!("--pcr {entry:?}: bad index"))?;
+        let (index, value) = entry.split_once('=').ok_or_else(|| AttestCliError::Pcr {
+            entry: entry.clone(),
+            reason: "use INDEX=HEX",
+        })?;
+        let index: u8 = index.parse().map_err(|_| AttestCliError::Pcr {
+            entry: entry.clone(),
+            reason: "bad index",
+        })?;
         reference
             .entry(index)
             .or_default()
@@ -58,7 +60,7 @@ fn create(
         tdx: None,
         dev,
     };
-    manifest.validate().map_err(|e| e.to_string())?;
+    manifest.validate()?;
     write_json(out, &SignedManifest::unsigned(manifest))?;
     eprintln!(
         "unsigned manifest written to {}; sign it with `bulwark attest policy sign`",
@@ -90,7 +92,7 @@ pub(super) fn policy(command: PolicyCommand) -> CliResult {
         ),
         PolicyCommand::Sign { policy, key } => {
             let mut signed: SignedManifest = read_json(&policy)?;
-            signed.manifest.validate().map_err(|e| e.to_string())?;
+            signed.manifest.validate()?;
             let key = read_secret_key(&key)?;
             signed.sign_with(&key);
             write_json(&policy, &signed)?;
@@ -143,7 +145,7 @@ pub(super) fn policy(command: PolicyCommand) -> CliResult {
                 .iter()
                 .map(|k| hex32(k, "--key").map(HexBytes))
                 .collect::<Result<_, _>>()?;
-            let set = OperatorSet::new(keys, threshold).map_err(|e| e.to_string())?;
+            let set = OperatorSet::new(keys, threshold)?;
             write_json(&out, &set)?;
             Ok(ExitCode::SUCCESS)
         }

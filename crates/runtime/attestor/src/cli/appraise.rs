@@ -16,8 +16,11 @@ pub(super) fn dev_quote(args: DevQuoteArgs) -> CliResult {
 
 pub(super) fn verify(args: VerifyArgs) -> CliResult {
     let nonce: Nonce = hex32(&args.nonce, "--nonce")?;
-    let evidence = Evidence::from_json(&read(&args.evidence)?)
-        .map_err(|e| format!("{}: {e}", args.evidence.display()))?;
+    let evidence =
+        Evidence::from_json(&read(&args.evidence)?).map_err(|source| AttestCliError::Evidence {
+            path: args.evidence.clone(),
+            source,
+        })?;
     let manifest: SignedManifest = read_json(&args.policy)?;
     let operators: OperatorSet = read_json(&args.operators)?;
     let now = match &args.at {
@@ -28,7 +31,7 @@ pub(super) fn verify(args: VerifyArgs) -> CliResult {
         Evidence::Tpm2Quote(t) => (t.node_key_sha256.0, t.epoch),
         Evidence::DevInsecure(d) => (d.node_key_sha256.0, d.epoch),
         // SNP and TDX reports carry only the qualifying data; the key hash and epoch must be given.
-        Evidence::SevSnp(_) | Evidence::Tdx(_) => (crate::nonce::node_key_hash(&[]), 0),
+        Evidence::SevSnp(_) | Evidence::Tdx(_) => (bulwark_attest::nonce::node_key_hash(&[]), 0),
     };
     let key_hash = match &args.node_key_sha256 {
         Some(text) => hex32(text, "--node-key-sha256")?,
@@ -49,17 +52,13 @@ pub(super) fn verify(args: VerifyArgs) -> CliResult {
         Some(path) => {
             let enrolled: EnrolledAk = read_json(path)?;
             let id = enrolled.node_id.clone();
-            verifier
-                .restore_enrollment(enrolled)
-                .map_err(|e| e.to_string())?;
+            verifier.restore_enrollment(enrolled)?;
             id
         }
         None => "node".to_owned(),
     };
     // The nonce given on the command line was issued by whoever asked for the quote; enter it as fresh.
-    verifier
-        .issue_nonce(now, nonce)
-        .map_err(|e| e.to_string())?;
+    verifier.issue_nonce(now, nonce)?;
     let signed = verifier.appraise(
         &AppraisalRequest {
             node_id: &node_id,
@@ -73,7 +72,7 @@ pub(super) fn verify(args: VerifyArgs) -> CliResult {
     );
     let appraisal = signed
         .verify(&verifier.public_key(), now)
-        .map_err(|e| format!("internal: own appraisal does not verify: {e}"))?;
+        .map_err(AttestCliError::OwnAppraisal)?;
     if let Some(out) = &args.out {
         write_json(out, &signed)?;
     }
@@ -100,15 +99,12 @@ pub(super) fn import(command: ImportCommand) -> CliResult {
     let (evidence, out) = match command {
         ImportCommand::Snp { report, vcek, out } => {
             let mut bytes = read(&report)?;
-            if bytes.len() != crate::tee::snp::SNP_REPORT_LEN {
-                let text = String::from_utf8(bytes).map_err(|_| {
-                    format!("{} is neither a 1184-byte report nor hex", report.display())
-                })?;
-                bytes = hex::decode(text.trim()).map_err(|_| {
-                    format!("{} is neither a 1184-byte report nor hex", report.display())
-                })?;
+            if bytes.len() != bulwark_attest::tee::snp::SNP_REPORT_LEN {
+                const NEITHER: &str = "is neither a 1184-byte report nor hex";
+                let text = String::from_utf8(bytes).map_err(|_| bad_file(&report, NEITHER))?;
+                bytes = hex::decode(text.trim()).map_err(|_| bad_file(&report, NEITHER))?;
             }
-            let evidence = Evidence::SevSnp(crate::evidence::SnpEvidence {
+            let evidence = Evidence::SevSnp(bulwark_attest::evidence::SnpEvidence {
                 report: bytes,
                 vcek: read(&vcek)?,
             });
@@ -119,7 +115,7 @@ pub(super) fn import(command: ImportCommand) -> CliResult {
             collateral,
             out,
         } => {
-            let evidence = Evidence::Tdx(crate::evidence::TdxEvidence {
+            let evidence = Evidence::Tdx(bulwark_attest::evidence::TdxEvidence {
                 quote: read(&quote)?,
                 collateral: read_json(&collateral)?,
             });

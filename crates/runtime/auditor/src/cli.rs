@@ -6,15 +6,19 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::agent::Auditor;
-use crate::budget::{Budget, BudgetError, SystemClock};
-use crate::eval::Scan;
-use crate::format;
-use crate::host::{CommandFixture, CommandLimits, CommandSource, RootedHost};
-use crate::manifest::Manifest;
-use crate::policy::load_policy;
-use crate::report::RuleOutcome;
-use crate::rule::{PatternCache, Rule};
+use std::sync::Arc;
+
+use bulwark_audit::agent::Auditor;
+use bulwark_audit::budget::{Budget, BudgetError};
+use bulwark_audit::eval::Scan;
+use bulwark_audit::format;
+use bulwark_audit::host::{CommandFixture, CommandLimits, CommandSource, HostError};
+use bulwark_audit::report::RuleOutcome;
+use bulwark_audit::rule::{PatternCache, Rule};
+
+use crate::clock::SystemClock;
+use crate::load::{load_manifest, load_policy};
+use crate::machine::RootedHost;
 
 /// Report format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -85,13 +89,34 @@ impl AuditArgs {
     }
 }
 
-fn command_source(args: &AuditArgs) -> Result<CommandSource, String> {
+/// Why `--commands-fixture` could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FixtureError {
+    /// The file could not be read.
+    #[error("{}: cannot read the command fixture: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a command fixture.
+    #[error(transparent)]
+    Parse(#[from] HostError),
+}
+
+fn command_source(args: &AuditArgs) -> Result<CommandSource, FixtureError> {
     if let Some(path) = &args.commands_fixture {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read the command fixture: {e}", path.display()))?;
-        return CommandFixture::parse(&text, &path.display().to_string())
-            .map(CommandSource::Fixture)
-            .map_err(|e| e.to_string());
+        let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        return Ok(CommandSource::Fixture(CommandFixture::parse(
+            &text,
+            &path.display().to_string(),
+        )?));
     }
     if args.root == Path::new("/") {
         Ok(CommandSource::Live(CommandLimits {
@@ -168,7 +193,7 @@ pub fn run(args: AuditArgs) -> ExitCode {
     }
     let manifest = match &args.manifest {
         None => None,
-        Some(path) => match Manifest::load(path) {
+        Some(path) => match load_manifest(path) {
             Ok(m) => Some(m),
             Err(e) => {
                 eprintln!("error: {e}\nhint: fix the manifest; the policies are still scanned");
@@ -179,7 +204,7 @@ pub fn run(args: AuditArgs) -> ExitCode {
     };
     let mut auditor = Auditor::new(policies, load_errors, manifest);
     auditor.set_intrinsic_commands(!args.no_intrinsic_commands);
-    auditor.set_budget(budget);
+    auditor.set_pace(budget, Arc::new(SystemClock));
     let (report, _) = auditor.scan(&host, now_ms());
     let out = match args.format {
         OutputFormat::Text => format::text(&report),

@@ -7,14 +7,17 @@ use std::cell::Cell;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use bulwark_audit::agent::{run_loop, AgentConfig, AgentEvent, Auditor, Schedule};
+use bulwark_audit::agent::{Auditor, Schedule};
 use bulwark_audit::budget::Budget;
 use bulwark_audit::policy::parse_policy;
 use bulwark_audit::report::Outcome;
 use bulwark_audit::rule::PatternCache;
 use bulwark_audit::sign::verify_report;
-use bulwark_audit::watch::FileWatch;
-use bulwark_audit::{AuditArgs, OutputFormat, COMMITTEE_NODE_POLICY};
+use bulwark_audit::COMMITTEE_NODE_POLICY;
+use bulwark_auditor::agent::{run_loop, AgentConfig, AgentEvent};
+use bulwark_auditor::clock::SystemClock;
+use bulwark_auditor::watch::FileWatch;
+use bulwark_auditor::{AuditArgs, OutputFormat};
 use common::Variant;
 use ed25519_dalek::SigningKey;
 
@@ -81,6 +84,7 @@ fn run_loop_emits_changes_and_verifiable_signed_snapshots() {
         snapshot_every_scans: 2,
         debounce: Duration::from_millis(10),
         budget: Budget::agent_default(),
+        clock: std::sync::Arc::new(SystemClock),
     };
     run_loop(&mut a, &host, config, None, &key, &now, &mut |ev| {
         events.push(ev);
@@ -145,7 +149,7 @@ fn cli_exit_codes_and_malformed_policies() {
         "policy: {id: b}\nchecks:\n  - {id: 1, title: t, condition: maybe, rules: ['f:/x']}\n",
     )
     .unwrap();
-    let code = |a: AuditArgs| format!("{:?}", bulwark_audit::run(a));
+    let code = |a: AuditArgs| format!("{:?}", bulwark_auditor::run(a));
     let exit = |n: u8| format!("{:?}", std::process::ExitCode::from(n));
     assert_eq!(code(args(vec![good.clone()], pass.path())), exit(0));
     assert_eq!(code(args(vec![good.clone()], fail.path())), exit(1));

@@ -8,12 +8,15 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bulwark_audit::agent::{run_loop, AgentConfig, Auditor, Schedule};
-use bulwark_audit::budget::{Budget, Clock, PaceStats, SystemClock};
+use bulwark_audit::agent::{Auditor, Schedule};
+use bulwark_audit::budget::{Budget, Clock, PaceStats};
 use bulwark_audit::manifest::Manifest;
 use bulwark_audit::policy::parse_policy;
 use bulwark_audit::rule::PatternCache;
-use bulwark_audit::{AuditArgs, COMMITTEE_NODE_MANIFEST, COMMITTEE_NODE_POLICY};
+use bulwark_audit::{COMMITTEE_NODE_MANIFEST, COMMITTEE_NODE_POLICY};
+use bulwark_auditor::agent::{run_loop, AgentConfig};
+use bulwark_auditor::clock::SystemClock;
+use bulwark_auditor::AuditArgs;
 use clap::Parser;
 use common::Variant;
 use ed25519_dalek::SigningKey;
@@ -109,8 +112,10 @@ fn a_paced_scan_reports_exactly_what_an_unpaced_one_does() {
         let host = common::host(dir.path(), variant);
         let mut free = auditor();
         let mut paced = auditor();
-        paced.set_budget(tight_budget());
-        paced.set_clock(Arc::new(TickClock::new(Duration::from_millis(1))));
+        paced.set_pace(
+            tight_budget(),
+            Arc::new(TickClock::new(Duration::from_millis(1))),
+        );
 
         let (expected, _) = free.scan(&host, 7);
         let (got, _) = paced.scan(&host, 7);
@@ -157,8 +162,7 @@ fn the_system_clock_really_sleeps() {
     let mut free = auditor();
     let (expected, _) = free.scan(&host, 1);
     let mut paced = auditor();
-    paced.set_budget(budget);
-    paced.set_clock(Arc::new(SystemClock));
+    paced.set_pace(budget, Arc::new(SystemClock));
     let started = Instant::now();
     let (got, _) = paced.scan(&host, 1);
     let elapsed = started.elapsed();
@@ -175,7 +179,6 @@ fn the_agent_loop_paces_with_its_configured_budget() {
     let dir = common::tree(Variant::Passing);
     let host = common::host(dir.path(), Variant::Passing);
     let mut a = auditor();
-    a.set_clock(Arc::new(TickClock::new(Duration::from_millis(1))));
     let clock = Mutex::new(0u64);
     let now = || {
         let mut t = clock.lock().unwrap();
@@ -187,6 +190,7 @@ fn the_agent_loop_paces_with_its_configured_budget() {
         snapshot_every_scans: 1,
         debounce: Duration::from_millis(10),
         budget: Budget::agent_default(),
+        clock: Arc::new(TickClock::new(Duration::from_millis(1))),
     };
     let key = SigningKey::from_bytes(&[5u8; 32]);
     run_loop(&mut a, &host, config, None, &key, &now, &mut |_| {

@@ -11,7 +11,7 @@
 //!   from a fixed template, so it is the same key in every process on the same TPM (no NV storage) and
 //!   it can be enrolled once and quoted with afterwards.
 
-use super::{APP_PCR, BOOT_PCRS};
+use bulwark_attest::tpm::{APP_PCR, BOOT_PCRS};
 use std::collections::BTreeMap;
 use std::str::FromStr as _;
 use tss_esapi::abstraction::{ek, pcr};
@@ -72,7 +72,7 @@ impl<T> Op<T> for tss_esapi::Result<T> {
     }
 }
 
-/// A TPM quote as produced by the device, ready to go into [`crate::evidence::TpmEvidence`].
+/// A TPM quote as produced by the device, ready to go into [`bulwark_attest::evidence::TpmEvidence`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceQuote {
     /// Marshalled `TPMS_ATTEST`.
@@ -215,7 +215,7 @@ impl TpmDevice {
     }
 
     /// The DER EK certificate the manufacturer stored at `nv_index` (RSA 2048 EK:
-    /// [`super::EK_CERT_NV_RSA`]), read with the owner's (empty) authorization.
+    /// [`bulwark_attest::tpm::EK_CERT_NV_RSA`]), read with the owner's (empty) authorization.
     pub fn ek_certificate(&mut self, nv_index: u32) -> Result<Vec<u8>, DeviceError> {
         let handle = tss_esapi::handles::NvIndexTpmHandle::new(nv_index)
             .op("naming the EK certificate's NV index")?;
@@ -230,7 +230,7 @@ impl TpmDevice {
             })
             .op("reading the EK certificate from NV (does this TPM have one?)")?;
         // Some TPMs keep it behind a TCG header or padded: keep exactly the certificate.
-        super::ek_certificate_der(&contents)
+        bulwark_attest::tpm::ek_certificate_der(&contents)
             .map(<[u8]>::to_vec)
             .map_err(|_| {
                 DeviceError::Unexpected("the EK certificate NV index holds no DER certificate")
@@ -249,7 +249,7 @@ impl TpmDevice {
     /// name. Succeeds only if this TPM holds both keys.
     pub fn activate_credential(
         &mut self,
-        challenge: &super::CredentialChallenge,
+        challenge: &bulwark_attest::tpm::CredentialChallenge,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, DeviceError> {
         let blob = IdObject::try_from(challenge.credential_blob.clone())
             .op("reading the credential blob")?;

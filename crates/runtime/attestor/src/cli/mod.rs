@@ -1,14 +1,17 @@
-//! Command-line entry points, wired into the `bulwark` binary as `bulwark attest ...` and
-//! `bulwark bench attest`. Besides this module, only the TPM device, the swtpm tooling and the
-//! benchmark ([`run_bench`]) read files, the clock or OS randomness.
+//! The `bulwark attest ...` commands: keys, operator sets, manifests, evidence from the dev attestor,
+//! the node's TPM (feature `tpm`) or imported SEV-SNP/TDX reports, and appraisal. They read and
+//! write files and read the clock; the appraisal itself is `bulwark_attest`'s, pure.
 
-use crate::appraisal::Status;
-use crate::dev::DevAttestor;
-use crate::evidence::{AppMeasurements, Evidence};
-use crate::hexbytes::{HexBytes, Sha256Digest};
-use crate::manifest::{DevReference, OperatorSet, ReferenceManifest, SignedManifest, TpmReference};
-use crate::nonce::Nonce;
-use crate::verifier::{AppraisalRequest, EnrolledAk, Verifier, VerifierConfig};
+use bulwark_attest::appraisal::Status;
+use bulwark_attest::dev::DevAttestor;
+use bulwark_attest::evidence::{AppMeasurements, Evidence};
+use bulwark_attest::hexbytes::{HexBytes, Sha256Digest};
+use bulwark_attest::manifest::{
+    DevReference, OperatorSet, ReferenceManifest, SignedManifest, TpmReference,
+};
+use bulwark_attest::nonce::Nonce;
+use bulwark_attest::time::parse_time_ms;
+use bulwark_attest::verifier::{AppraisalRequest, EnrolledAk, Verifier, VerifierConfig};
 use clap::{Args, Subcommand};
 use ed25519_dalek::SigningKey;
 use rand_core::{OsRng, RngCore as _};
@@ -17,10 +20,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod appraise;
+mod error;
 mod policy;
 mod tpm;
 
 use appraise::{dev_quote, import, verify};
+pub use error::AttestCliError;
 use policy::policy;
 use tpm::{ek, enroll, measure, quote, read_reference_pcrs};
 
@@ -107,7 +112,7 @@ pub struct AppFileArgs {
 
 impl AppFileArgs {
     /// Reads the three files and hashes them.
-    fn measurements(&self) -> Result<AppMeasurements, String> {
+    fn measurements(&self) -> Result<AppMeasurements, AttestCliError> {
         Ok(AppMeasurements::from_contents(
             &read(&self.binary)?,
             &read(&self.config)?,
@@ -303,7 +308,7 @@ pub enum PolicyCommand {
     },
 }
 
-type CliResult = Result<ExitCode, String>;
+type CliResult = Result<ExitCode, AttestCliError>;
 
 /// Runs `bulwark attest ...`. Errors are printed with what to do next.
 pub fn run(args: AttestArgs) -> ExitCode {
@@ -320,8 +325,8 @@ pub fn run(args: AttestArgs) -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(message) => {
-            eprintln!("bulwark attest: {message}");
+        Err(error) => {
+            eprintln!("bulwark attest: {error}");
             ExitCode::from(2)
         }
     }
@@ -334,96 +339,70 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+fn read(path: &Path) -> Result<Vec<u8>, AttestCliError> {
+    std::fs::read(path).map_err(|source| AttestCliError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+fn write(path: &Path, bytes: &[u8]) -> Result<(), AttestCliError> {
+    std::fs::write(path, bytes).map_err(|source| AttestCliError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, AttestCliError> {
     let bytes = read(path)?;
-    if bytes.len() > crate::evidence::EVIDENCE_LEN_MAX {
-        return Err(format!("{} is larger than 256 KiB", path.display()));
+    if bytes.len() > bulwark_attest::evidence::EVIDENCE_LEN_MAX {
+        return Err(AttestCliError::TooLarge {
+            path: path.to_owned(),
+        });
     }
-    serde_json::from_slice(&bytes).map_err(|e| format!("{} is not valid: {e}", path.display()))
+    serde_json::from_slice(&bytes).map_err(|source| AttestCliError::Json {
+        path: path.to_owned(),
+        source,
+    })
 }
 
-fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), String> {
+fn bad_file(path: &Path, reason: &'static str) -> AttestCliError {
+    AttestCliError::BadFile {
+        path: path.to_owned(),
+        reason,
+    }
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), AttestCliError> {
     let mut text = serde_json::to_string_pretty(value).expect("documents always serialize");
     text.push('\n');
     write(path, text.as_bytes())
 }
 
-fn hex32(text: &str, what: &str) -> Result<[u8; 32], String> {
+fn hex32(text: &str, option: &'static str) -> Result<[u8; 32], AttestCliError> {
     Sha256Digest::from_hex(text)
         .map(|d| d.0)
-        .map_err(|e| format!("{what}: {e} (give 64 hex digits)"))
+        .map_err(|source| AttestCliError::Hex { option, source })
 }
 
-fn read_secret_key(path: &Path) -> Result<SigningKey, String> {
+fn read_secret_key(path: &Path) -> Result<SigningKey, AttestCliError> {
     let text = zeroize::Zeroizing::new(read(path)?);
-    let text = std::str::from_utf8(&text).map_err(|_| format!("{} is not hex", path.display()))?;
+    let text = std::str::from_utf8(&text).map_err(|_| bad_file(path, "is not hex"))?;
     let bytes = zeroize::Zeroizing::new(
-        hex::decode(text.trim()).map_err(|_| format!("{} is not hex", path.display()))?,
+        hex::decode(text.trim()).map_err(|_| bad_file(path, "is not hex"))?,
     );
     let secret: &[u8; 32] = bytes
         .as_slice()
         .try_into()
-        .map_err(|_| format!("{} must hold a 32-byte key (64 hex digits)", path.display()))?;
+        .map_err(|_| bad_file(path, "must hold a 32-byte key (64 hex digits)"))?;
     Ok(SigningKey::from_bytes(secret))
 }
 
-fn default_key_hash(given: Option<&str>) -> Result<[u8; 32], String> {
+fn default_key_hash(given: Option<&str>) -> Result<[u8; 32], AttestCliError> {
     match given {
         Some(text) => hex32(text, "--node-key-sha256"),
-        None => Ok(crate::nonce::node_key_hash(&[])),
+        None => Ok(bulwark_attest::nonce::node_key_hash(&[])),
     }
-}
-
-/// Parses `--at`: Unix milliseconds, or RFC 3339 UTC `YYYY-MM-DDTHH:MM:SS[.fff]Z`.
-pub fn parse_time_ms(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    if let Ok(ms) = text.parse::<u64>() {
-        return Ok(ms);
-    }
-    let bad = || format!("--at {text:?}: give Unix milliseconds or e.g. 2026-11-26T12:00:00Z");
-    let body = text.strip_suffix('Z').ok_or_else(bad)?;
-    let (date, time) = body.split_once('T').ok_or_else(bad)?;
-    let date: Vec<&str> = date.split('-').collect();
-    let (time, fraction) = time.split_once('.').unwrap_or((time, "0"));
-    let time: Vec<&str> = time.split(':').collect();
-    if date.len() != 3 || time.len() != 3 {
-        return Err(bad());
-    }
-    let n = |s: &str| s.parse::<i64>().map_err(|_| bad());
-    let (year, month, day) = (n(date[0])?, n(date[1])?, n(date[2])?);
-    let (hour, minute, second) = (n(time[0])?, n(time[1])?, n(time[2])?);
-    // RFC 3339 years have four digits; the bound also keeps the day arithmetic below from overflowing.
-    if !(0..=9999).contains(&year)
-        || !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return Err(bad());
-    }
-    // Days since 1970-01-01 in the proleptic Gregorian calendar, counting years from March so that the
-    // leap day falls at the end of the counted year.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    let fraction: String = fraction.chars().chain("000".chars()).take(3).collect();
-    let millis = n(&fraction)?;
-    let total = ((days * 24 + hour) * 60 + minute) * 60 + second;
-    let total_ms = total * 1_000 + millis;
-    u64::try_from(total_ms).map_err(|_| bad())
 }
 
 fn keygen(out: &Path) -> CliResult {
@@ -439,14 +418,15 @@ fn keygen(out: &Path) -> CliResult {
             .create_new(true)
             .mode(0o600)
             .open(out)
-            .map_err(|e| {
-                format!(
-                    "cannot create {} (it must not exist yet): {e}",
-                    out.display()
-                )
+            .map_err(|source| AttestCliError::Create {
+                path: out.to_owned(),
+                source,
             })?;
         file.write_all(text.as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            .map_err(|source| AttestCliError::Write {
+                path: out.to_owned(),
+                source,
+            })?;
     }
     println!("{}", hex::encode(key.verifying_key().to_bytes()));
     eprintln!(
@@ -460,25 +440,4 @@ fn ephemeral_key() -> SigningKey {
     let mut secret = zeroize::Zeroizing::new([0u8; 32]);
     OsRng.fill_bytes(secret.as_mut());
     SigningKey::from_bytes(&secret)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_times() {
-        assert_eq!(parse_time_ms("0"), Ok(0));
-        assert_eq!(parse_time_ms("1970-01-01T00:00:00Z"), Ok(0));
-        assert_eq!(parse_time_ms("2000-03-01T00:00:00Z"), Ok(951_868_800_000));
-        assert_eq!(
-            parse_time_ms("2026-11-26T12:30:15.250Z"),
-            Ok(1_795_696_215_250)
-        );
-        assert!(parse_time_ms("2026-13-01T00:00:00Z").is_err());
-        assert!(parse_time_ms("yesterday").is_err());
-        // A year far out of range is refused, not an arithmetic overflow.
-        assert!(parse_time_ms("99999999999999999-01-01T00:00:00Z").is_err());
-        assert!(parse_time_ms("10000-01-01T00:00:00Z").is_err());
-    }
 }

@@ -2,8 +2,9 @@
 //! Compared on this host against the real binaries when they are installed.
 #![allow(clippy::unwrap_used)]
 
-use bulwark_audit::host::{split_command, CommandLimits, CommandSource, Host, RootedHost};
+use bulwark_audit::host::{split_command, CommandLimits, CommandSource, Host};
 use bulwark_audit::intrinsic::answer;
+use bulwark_auditor::machine::RootedHost;
 
 fn compare(line: &str, keep: impl Fn(&str) -> bool) {
     let argv = split_command(line).unwrap();

@@ -8,10 +8,11 @@ use std::collections::BTreeSet;
 
 use bulwark_audit::agent::{changes, Auditor};
 use bulwark_audit::manifest::Manifest;
-use bulwark_audit::policy::{load_policy, Policy};
+use bulwark_audit::policy::Policy;
 use bulwark_audit::report::{Outcome, Report};
 use bulwark_audit::rule::PatternCache;
 use bulwark_audit::trust::{TrustLevel, TrustPolicy, TrustTracker};
+use bulwark_auditor::load::{load_manifest, load_policy};
 use common::Variant;
 
 fn baseline() -> Policy {
@@ -23,7 +24,7 @@ fn baseline() -> Policy {
 }
 
 fn manifest() -> Manifest {
-    Manifest::load(&common::manifest_dir().join("policies/committee-node.manifest.yml")).unwrap()
+    load_manifest(&common::manifest_dir().join("policies/committee-node.manifest.yml")).unwrap()
 }
 
 fn failed(report: &Report) -> BTreeSet<(String, u64)> {

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use bulwark_audit::policy::load_policy;
 use bulwark_audit::rule::{Pattern, PatternCache, RuleKind};
+use bulwark_auditor::load::load_policy;
 
 fn data_dir() -> Option<PathBuf> {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data/sca-policies");

@@ -14,10 +14,10 @@
 //! measuring itself); a production deployment should have the measurement made before the
 //! binary runs (IMA or the launcher).
 
-use crate::evidence::{AppMeasurements, TpmEvidence};
+use bulwark_attest::evidence::{AppMeasurements, TpmEvidence};
 #[cfg(feature = "tpm")]
-use crate::hexbytes::HexBytes;
-use crate::tpm::{CredentialChallenge, APP_PCR, BOOT_PCRS};
+use bulwark_attest::hexbytes::HexBytes;
+use bulwark_attest::tpm::{CredentialChallenge, APP_PCR, BOOT_PCRS};
 use serde::{Deserialize, Serialize};
 
 /// Why the node's TPM cannot be used.
@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 #[non_exhaustive]
 pub enum LaunchError {
     /// This build has no TPM support.
-    #[error("this build has no TPM support: rebuild with the `tpm` feature of bulwark-attest (`--features bulwark-attest/tpm`; needs Debian libtss2-dev, pkg-config, clang)")]
+    #[error("this build has no TPM support: rebuild with the `tpm` feature of bulwark-attestor (`--features bulwark-attestor/tpm`; needs Debian libtss2-dev, pkg-config, clang)")]
     NotBuilt,
     /// The TPM refused or failed an operation.
     #[error("TPM: {0}")]
@@ -42,10 +42,10 @@ pub struct SealedBlob {
     /// Format tag, `bulwark/tpm-sealed/v1`.
     pub format: String,
     /// `TPM2B_PRIVATE` contents.
-    #[serde(with = "crate::hexbytes::vec")]
+    #[serde(with = "bulwark_attest::hexbytes::vec")]
     pub private: Vec<u8>,
     /// Marshalled `TPMT_PUBLIC` of the sealed object.
-    #[serde(with = "crate::hexbytes::vec")]
+    #[serde(with = "bulwark_attest::hexbytes::vec")]
     pub public: Vec<u8>,
     /// The sha256-bank PCRs the policy covers.
     pub pcrs: Vec<u8>,
@@ -64,7 +64,7 @@ pub fn measured_pcrs() -> Vec<u8> {
 /// The node's TPM.
 pub struct NodeTpm {
     #[cfg(feature = "tpm")]
-    device: crate::tpm::device::TpmDevice,
+    device: crate::device::TpmDevice,
 }
 
 impl std::fmt::Debug for NodeTpm {
@@ -79,7 +79,7 @@ pub const fn available() -> bool {
 }
 
 #[cfg(feature = "tpm")]
-fn device_error(error: crate::tpm::device::DeviceError) -> LaunchError {
+fn device_error(error: crate::device::DeviceError) -> LaunchError {
     LaunchError::Device(error.to_string())
 }
 
@@ -87,7 +87,7 @@ fn device_error(error: crate::tpm::device::DeviceError) -> LaunchError {
 impl NodeTpm {
     /// Connects through a TCTI such as `swtpm:host=127.0.0.1,port=2321` or `device:/dev/tpmrm0`.
     pub fn open(tcti: &str) -> Result<Self, LaunchError> {
-        let device = crate::tpm::device::TpmDevice::open(tcti).map_err(|e| {
+        let device = crate::device::TpmDevice::open(tcti).map_err(|e| {
             LaunchError::Device(format!(
                 "{e}; is the TPM (or swtpm) running and the TCTI right?"
             ))
@@ -125,10 +125,10 @@ impl NodeTpm {
     }
 
     /// The manufacturer's DER certificate of the RSA EK, from NV (checked against the trusted
-    /// EK CAs with [`crate::tpm::verify_ek_certificate`]).
+    /// EK CAs with [`bulwark_attest::tpm::verify_ek_certificate`]).
     pub fn ek_certificate(&mut self) -> Result<Vec<u8>, LaunchError> {
         self.device
-            .ek_certificate(crate::tpm::EK_CERT_NV_RSA)
+            .ek_certificate(bulwark_attest::tpm::EK_CERT_NV_RSA)
             .map_err(device_error)
     }
 
@@ -148,7 +148,7 @@ impl NodeTpm {
     }
 
     /// A quote of [`measured_pcrs`] binding `qualifying_data`
-    /// ([`crate::nonce::qualifying_data`] of the verifier's nonce, the node key hash and epoch).
+    /// ([`bulwark_attest::nonce::qualifying_data`] of the verifier's nonce, the node key hash and epoch).
     pub fn evidence(
         &mut self,
         qualifying_data: &[u8; 32],
@@ -198,7 +198,7 @@ impl NodeTpm {
                 blob.format
             )));
         }
-        let sealed = crate::tpm::device::SealedSecret {
+        let sealed = crate::device::SealedSecret {
             private: blob.private.clone(),
             public: blob.public.clone(),
             pcrs: blob.pcrs.clone(),

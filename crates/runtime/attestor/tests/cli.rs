@@ -1,8 +1,8 @@
 //! The `bulwark attest` commands end to end on files: keys, operator set, manifest create/sign/show,
 //! dev evidence, verify (exit codes), and with swtpm: enroll, measure, quote, verify.
 
-use bulwark_attest::cli::AttestCommand;
-use bulwark_attest::{run, AttestArgs};
+use bulwark_attestor::cli::AttestCommand;
+use bulwark_attestor::{run, AttestArgs};
 use clap::Parser;
 use std::path::Path;
 use std::process::ExitCode;
@@ -318,7 +318,7 @@ fn import_real_snp_sample_and_verify_at_its_date() {
         ExitCode::SUCCESS
     );
     let when = "2025-06-01T00:00:00Z";
-    let at_ms = bulwark_attest::cli::parse_time_ms(when).expect("time");
+    let at_ms = bulwark_attest::time::parse_time_ms(when).expect("time");
     let hex_text = std::fs::read_to_string(samples.join("report_milan.hex")).expect("read");
     let claims = bulwark_attest::tee::snp::verify_snp_report(
         &hex::decode(hex_text.trim()).expect("hex"),

@@ -5,7 +5,8 @@
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use bulwark_audit::host::{CommandFixture, CommandOutput, CommandSource, RootedHost};
+use bulwark_audit::host::{CommandFixture, CommandOutput, CommandSource};
+use bulwark_auditor::machine::RootedHost;
 
 /// Which host to build.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -43,8 +44,9 @@ pub fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
+/// The core audit crate's directory, which holds the shipped policies (`policies/`).
 pub fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../core/audit")
 }
 
 /// The shared Wazuh data set, or `None` with a printed SKIP line.
@@ -61,6 +63,16 @@ pub fn stock_dir() -> Option<PathBuf> {
 /// Builds the host tree under `root`.
 pub fn build(root: &Path, v: Variant) {
     let fail = v == Variant::Failing;
+    build_users(root, fail);
+    build_sshd(root, fail);
+    build_sysctl(root, fail);
+    build_mounts_modules_packages(root, fail);
+    build_systemd(root, fail);
+    build_net_and_binaries(root, fail);
+}
+
+/// The OS release and the user and group databases.
+fn build_users(root: &Path, fail: bool) {
     write(root, "/etc/os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nID=debian\n");
     write(root, "/etc/debian_version", "12.8\n");
     write(
@@ -72,7 +84,10 @@ pub fn build(root: &Path, v: Variant) {
     write(root, "/etc/shadow", "root:*:19000:0:99999:7:::\n");
     chmod(root, "/etc/passwd", 0o644);
     chmod(root, "/etc/shadow", if fail { 0o644 } else { 0o640 });
+}
 
+/// sshd's main file and drop-in.
+fn build_sshd(root: &Path, fail: bool) {
     // sshd: the drop-in comes first through Include, so its value wins over the main file's.
     write(
         root,
@@ -90,7 +105,10 @@ pub fn build(root: &Path, v: Variant) {
             if fail { "yes" } else { "no" }
         ),
     );
+}
 
+/// Kernel parameters under /proc/sys.
+fn build_sysctl(root: &Path, fail: bool) {
     for (key, pass, failv) in [
         ("kernel/ostype", "Linux", "Linux"),
         ("kernel/randomize_va_space", "2", "2"),
@@ -118,7 +136,10 @@ pub fn build(root: &Path, v: Variant) {
             &format!("{}\n", if fail { failv } else { pass }),
         );
     }
+}
 
+/// Mounts, kernel modules and the dpkg database.
+fn build_mounts_modules_packages(root: &Path, fail: bool) {
     write(
         root,
         "/proc/mounts",
@@ -149,7 +170,10 @@ pub fn build(root: &Path, v: Variant) {
         );
     }
     write(root, "/var/lib/dpkg/status", &status);
+}
 
+/// systemd units and their enablement links.
+fn build_systemd(root: &Path, fail: bool) {
     write(
         root,
         "/lib/systemd/system/ssh.service",
@@ -188,7 +212,10 @@ pub fn build(root: &Path, v: Variant) {
             "/lib/systemd/system/avahi-daemon.service",
         );
     }
+}
 
+/// Listening sockets under /proc/net and setuid binaries.
+fn build_net_and_binaries(root: &Path, fail: bool) {
     // /proc/net: sshd on 0.0.0.0:22, postgres on loopback, a committee port on [::]:7100, and on the
     // failing host an extra listener on 0.0.0.0:8080.
     let hdr = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";

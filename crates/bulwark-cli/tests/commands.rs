@@ -23,7 +23,13 @@ fn sim_prints_a_json_outcome_and_refuses_bad_arguments() {
 fn sim_runs_committee_scenarios_and_reports_who_played_the_attacker() {
     let (code, stdout, _) = run(&["sim", "--list"]);
     assert_eq!(code, 0);
-    for name in ["wrong-root", "equivocator", "power-cut", "venue-spike"] {
+    for name in [
+        "wrong-root",
+        "equivocator",
+        "power-cut",
+        "oracle-far-future",
+        "venue-spike",
+    ] {
         assert!(stdout.contains(name), "--list names {name}: {stdout}");
     }
     let (code, stdout, stderr) = run(&["sim", "--scenario", "wrong-root", "--seed", "3"]);
@@ -34,6 +40,11 @@ fn sim_runs_committee_scenarios_and_reports_who_played_the_attacker() {
     assert_eq!(v["hostile"], serde_json::json!([0]), "{v}");
     assert!(v["evidence_against_hostile"].as_u64().unwrap() > 0, "{v}");
     assert!(v["summary"]["heights"].as_u64().unwrap() >= 25, "{v}");
+    assert!(v["height_progress"].as_u64().unwrap() >= 25, "{v}");
+    assert!(
+        v["attack"].as_str().unwrap().contains("wrong parent root"),
+        "{v}"
+    );
     assert_eq!(
         v["replay"], "bulwark sim --scenario wrong-root --seed 3 --nodes 4",
         "{v}"

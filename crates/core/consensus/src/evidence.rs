@@ -40,6 +40,10 @@ pub enum Kind {
     /// certified aggregate for too many consecutive rounds (the detail is the engine's fault
     /// evidence with the member's signed observation; `view` is the block height).
     OracleFault,
+    /// It sent an oracle observation for a round far ahead of this node's clock
+    /// (`oracle_feed::FUTURE_ROUNDS`): an attempt to occupy the oracle pool. The detail names
+    /// the round; the observation was dropped before anything was stored.
+    ImplausibleOracleRound,
 }
 
 /// One record.

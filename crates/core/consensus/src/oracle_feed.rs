@@ -3,8 +3,9 @@
 //! members signed into its block (as `SystemCommand::OracleRound`), and every replica checks
 //! it (`check::check_and_execute`) before the engine executes it.
 //!
-//! [`OraclePool`] is the pure part: it keeps valid observations per (underlying, round), a
-//! bounded number of rounds per underlying. A member observes either real venues
+//! [`OraclePool`] is the pure part: it keeps valid observations per (underlying, round), only
+//! for rounds in a window around the receiver's clock, so what it holds is bounded and no
+//! member can occupy it with rounds from the far future. A member observes either real venues
 //! (the node's `SourcedFeed`: live WebSocket adapters or capture replay, from its
 //! `[[oracle]]` configuration) or, by default, [`SyntheticFeed`], the DEVELOPMENT price source of
 //! `bulwark up`: a seeded path that every member computes identically from the round number.
@@ -13,13 +14,17 @@ use bulwark_engine::command::SystemCommand;
 use bulwark_engine::oracle::{OracleConfig, SignedObservation};
 use bulwark_engine::Engine;
 use bulwark_oracle::node::{NodeConfig as ObserverConfig, OracleNode, SourceQuote};
-use bulwark_oracle::proposer::{Dropped, RoundBuilder};
+use bulwark_oracle::proposer::{check_observation, Dropped, RoundBuilder};
 use bulwark_oracle::synthetic::{Synthetic, SyntheticParams};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-/// Rounds kept per underlying (older ones are dropped as new ones arrive).
+/// Rounds kept per underlying behind the receiver's current round (older ones are dropped).
 pub const ROUNDS_KEPT: usize = 16;
+/// Rounds ahead of the receiver's current round an observation may be for: the clock skew
+/// between honest members this tolerates, in rounds. Anything further ahead is dropped as
+/// [`Dropped::Implausible`], evidence against the member that sent it.
+pub const FUTURE_ROUNDS: u64 = 5;
 /// Length of a round, milliseconds of venue time.
 pub const ROUND_MS: u64 = 1_000;
 
@@ -43,38 +48,39 @@ impl OraclePool {
         }
     }
 
-    /// Offers one observation (from this member or a peer); returns why it was dropped.
-    pub fn offer(&mut self, observation: SignedObservation) -> Result<(), Dropped> {
-        let key = (observation.observation.feed, observation.observation.round);
-        if key.0 >= self.underlyings {
+    /// Offers one observation (from this member or a peer) at `now_round`, the receiver's
+    /// current round by its own clock; returns why it was dropped. Nothing is stored unless the
+    /// round lies in the window (`ROUNDS_KEPT` behind to `FUTURE_ROUNDS` ahead of `now_round`),
+    /// a committee member signed it and its values are in range; rounds that fall behind the
+    /// window are dropped from the pool.
+    pub fn offer(&mut self, observation: SignedObservation, now_round: u64) -> Result<(), Dropped> {
+        let (feed, round) = (observation.observation.feed, observation.observation.round);
+        if feed >= self.underlyings {
             return Err(Dropped::WrongRound);
         }
-        let newest = self
-            .rounds
-            .range((key.0, 0)..=(key.0, u64::MAX))
-            .next_back()
-            .map(|((_, round), _)| *round);
-        if newest.is_some_and(|newest| key.1 + ROUNDS_KEPT as u64 <= newest) {
+        let oldest = now_round.saturating_sub(ROUNDS_KEPT as u64 - 1);
+        if round > now_round.saturating_add(FUTURE_ROUNDS) {
+            return Err(Dropped::Implausible {
+                round,
+                ahead: round - now_round,
+            });
+        }
+        if round < oldest {
             return Err(Dropped::WrongRound);
         }
-        let builder = self
+        let member = check_observation(&self.config, &observation)?;
+        let stale: Vec<(u16, u64)> = self
             .rounds
-            .entry(key)
-            .or_insert_with(|| RoundBuilder::new(key.0, key.1));
-        builder.offer(&self.config, observation)?;
-        // Bound: keep the newest ROUNDS_KEPT rounds of this underlying.
-        let of_feed: Vec<(u16, u64)> = self
-            .rounds
-            .range((key.0, 0)..=(key.0, u64::MAX))
-            .map(|(k, _)| *k)
+            .range((feed, 0)..(feed, oldest))
+            .map(|(key, _)| *key)
             .collect();
-        for old in of_feed
-            .iter()
-            .take(of_feed.len().saturating_sub(ROUNDS_KEPT))
-        {
-            self.rounds.remove(old);
+        for key in stale {
+            self.rounds.remove(&key);
         }
-        Ok(())
+        self.rounds
+            .entry((feed, round))
+            .or_insert_with(|| RoundBuilder::new(feed, round))
+            .insert_checked(member, observation)
     }
 
     /// For each underlying, the newest round after `engine`'s last certified one that 2f+1
@@ -190,13 +196,13 @@ mod tests {
         // Two members: no quorum yet.
         for feed in feeds.iter_mut().take(2) {
             for observation in feed.observe(1, 1_000) {
-                pool.offer(observation).unwrap();
+                pool.offer(observation, 1).unwrap();
             }
         }
         assert!(pool.certified(&engine).is_empty());
         for feed in feeds.iter_mut().skip(2) {
             for observation in feed.observe(1, 1_000) {
-                pool.offer(observation).unwrap();
+                pool.offer(observation, 1).unwrap();
             }
         }
         let rounds = pool.certified(&engine);
@@ -220,6 +226,88 @@ mod tests {
         let mut outsider =
             SyntheticFeed::new(&[60_000_000_000], 7, SigningKey::from_bytes(&[99; 32]));
         let observation = outsider.observe(2, 2_000).remove(0);
-        assert_eq!(pool.offer(observation), Err(Dropped::NotMember));
+        assert_eq!(pool.offer(observation, 2), Err(Dropped::NotMember));
+    }
+
+    fn committee() -> (Vec<SigningKey>, OracleConfig) {
+        let keys: Vec<SigningKey> = (0..4)
+            .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
+            .collect();
+        let oracle = OracleConfig {
+            members: keys.iter().map(|k| k.verifying_key().to_bytes()).collect(),
+            f: 1,
+            ..OracleConfig::default()
+        };
+        (keys, oracle)
+    }
+
+    /// A member that signs observations for rounds far ahead of the clock (2^63, u64::MAX)
+    /// cannot take the pool: they are refused as implausible before anything is stored, so
+    /// rounds keep certifying; an unsigned far-future one stores nothing either, and near
+    /// u64::MAX nothing overflows.
+    #[test]
+    fn far_future_rounds_cannot_stop_certification() {
+        let (keys, oracle) = committee();
+        let mut engine = Engine::new(EngineConfig {
+            oracle: oracle.clone(),
+            ..EngineConfig::default()
+        });
+        let mut pool = OraclePool::new(oracle, 1);
+        let mut feeds: Vec<SyntheticFeed> = keys
+            .iter()
+            .map(|k| SyntheticFeed::new(&[60_000_000_000], 7, k.clone()))
+            .collect();
+        let signer = bulwark_oracle::node::OracleNode::new(
+            bulwark_oracle::node::NodeConfig::equal(3),
+            keys[1].clone(),
+        );
+        let honest = feeds[1].observe(1, 1_000).remove(0);
+        for round in [1u64 << 63, u64::MAX - 1, u64::MAX] {
+            let mut forged = honest.observation;
+            forged.round = round;
+            let signed = signer.sign(forged);
+            assert!(
+                matches!(pool.offer(signed, 1), Err(Dropped::Implausible { .. })),
+                "round {round}"
+            );
+            let mut unsigned = signed;
+            unsigned.signature = [0; 64];
+            assert!(matches!(
+                pool.offer(unsigned, 1),
+                Err(Dropped::Implausible { .. })
+            ));
+        }
+        // Within the window but badly signed: refused, and nothing is stored for it.
+        let mut unsigned = feeds[0].observe(3, 3_000).remove(0);
+        unsigned.signature = [0; 64];
+        assert_eq!(pool.offer(unsigned, 1), Err(Dropped::BadSignature));
+        assert!(pool.is_empty());
+        // The committee goes on certifying round after round, the pool staying bounded.
+        for round in 1..=40u64 {
+            for feed in &mut feeds {
+                for observation in feed.observe(round, round * 1_000) {
+                    pool.offer(observation, round).unwrap();
+                }
+            }
+            let commands: Vec<_> = pool
+                .certified(&engine)
+                .into_iter()
+                .map(bulwark_engine::Command::System)
+                .collect();
+            engine.execute(round * 1_000, &commands, &mut Vec::new());
+            assert_eq!(engine.oracle_last_round(0), Some(round));
+            assert!(pool.len() <= ROUNDS_KEPT, "{} rounds held", pool.len());
+        }
+        // A round just inside the skew allowance is kept; one past it is not.
+        let ahead = feeds[2].observe(40 + FUTURE_ROUNDS, 45_000).remove(0);
+        assert_eq!(pool.offer(ahead, 40), Ok(()));
+        let beyond = feeds[3].observe(41 + FUTURE_ROUNDS, 46_000).remove(0);
+        assert_eq!(
+            pool.offer(beyond, 40),
+            Err(Dropped::Implausible {
+                round: 41 + FUTURE_ROUNDS,
+                ahead: 1 + FUTURE_ROUNDS
+            })
+        );
     }
 }

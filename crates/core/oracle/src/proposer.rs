@@ -29,6 +29,38 @@ pub enum Dropped {
     /// The signature does not verify.
     #[error("signature does not verify")]
     BadSignature,
+    /// The round lies further ahead of the receiver's clock than any honest member's clock can
+    /// be: a member that signs it is trying to occupy the pool (evidence against the sender).
+    #[error("round {round} is {ahead} rounds ahead of the clock")]
+    Implausible {
+        /// The round it claims.
+        round: u64,
+        /// How far past the receiver's current round it is.
+        ahead: u64,
+    },
+}
+
+/// The checks an observation must pass wherever it is kept, before anything about it is
+/// stored: a committee member signed it, its values are in range, and the signature verifies.
+/// Returns the member's index.
+pub fn check_observation(
+    config: &OracleConfig,
+    observation: &SignedObservation,
+) -> Result<usize, Dropped> {
+    let o = &observation.observation;
+    let member = config
+        .member_index(&observation.node)
+        .ok_or(Dropped::NotMember)?;
+    if o.price_micros <= 0
+        || o.price_micros > PRICE_MICROS_MAX
+        || o.confidence_micros < 0
+        || o.confidence_micros > o.price_micros
+        || o.sources == 0
+    {
+        return Err(Dropped::OutOfRange);
+    }
+    observation.verify().map_err(|_| Dropped::BadSignature)?;
+    Ok(member)
 }
 
 /// Keeps the valid observations of one feed and round, at most one per member.
@@ -59,21 +91,30 @@ impl RoundBuilder {
         if o.feed != self.underlying || o.round != self.round {
             return Err(Dropped::WrongRound);
         }
-        let member = config
+        if config
             .member_index(&observation.node)
-            .ok_or(Dropped::NotMember)?;
+            .is_some_and(|member| self.kept.iter().any(|(m, _)| *m == member))
+        {
+            return Err(Dropped::Duplicate);
+        }
+        let member = check_observation(config, &observation)?;
+        self.insert_checked(member, observation)
+    }
+
+    /// Keeps an observation of this feed and round that already passed [`check_observation`]
+    /// as member `member`'s, unless that member already has one here.
+    pub fn insert_checked(
+        &mut self,
+        member: usize,
+        observation: SignedObservation,
+    ) -> Result<(), Dropped> {
+        let o = &observation.observation;
+        if o.feed != self.underlying || o.round != self.round {
+            return Err(Dropped::WrongRound);
+        }
         if self.kept.iter().any(|(m, _)| *m == member) {
             return Err(Dropped::Duplicate);
         }
-        if o.price_micros <= 0
-            || o.price_micros > PRICE_MICROS_MAX
-            || o.confidence_micros < 0
-            || o.confidence_micros > o.price_micros
-            || o.sources == 0
-        {
-            return Err(Dropped::OutOfRange);
-        }
-        observation.verify().map_err(|_| Dropped::BadSignature)?;
         self.kept.push((member, observation));
         Ok(())
     }

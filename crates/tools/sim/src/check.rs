@@ -56,6 +56,16 @@ pub enum Violation {
     /// No member finalized anything.
     #[error("nothing was finalized")]
     NothingFinalized,
+    /// The oracle committee ran, but a live member's certified rounds fell behind the clock.
+    #[error("member {member}'s last certified oracle round is {round}, the clock is in round {clock_round}: certification stalled")]
+    OracleStalled {
+        /// The member.
+        member: usize,
+        /// Its last certified BTC round.
+        round: u64,
+        /// The round by the clock at the end of the run.
+        clock_round: u64,
+    },
     /// Client transactions were finalized but none matched (or none were finalized).
     #[error("no trading: {txs} client transactions finalized, {fills} fills")]
     NoTrading {
@@ -65,6 +75,10 @@ pub enum Violation {
         fills: u64,
     },
 }
+
+/// How many rounds a member's last certified oracle round may trail the clock at the end of a
+/// run: a round is observed in its second, gossiped, put in the next block and finalized.
+pub const ORACLE_LAG_ROUNDS: u64 = 5;
 
 /// Checks every invariant on `outcome`.
 pub fn check(outcome: &Outcome) -> Result<Summary, Violation> {
@@ -106,6 +120,17 @@ pub fn check(outcome: &Outcome) -> Result<Summary, Violation> {
     for (member, heights) in outcome.verified.iter().enumerate() {
         if *heights == 0 {
             return Err(Violation::EmptyLog { member });
+        }
+    }
+    if let Some(clock_round) = outcome.oracle_clock_round {
+        for (member, (round, _)) in outcome.oracle.iter().enumerate() {
+            if Some(member) != outcome.crashed && round + ORACLE_LAG_ROUNDS < clock_round {
+                return Err(Violation::OracleStalled {
+                    member,
+                    round: *round,
+                    clock_round,
+                });
+            }
         }
     }
     let txs = longest.iter().map(|c| c.txs as u64).sum();

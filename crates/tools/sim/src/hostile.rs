@@ -1,5 +1,6 @@
 //! The simulator's hostile members, shared by every scenario: a member that floods every
-//! channel with garbage and one that equivocates on every vote. Later issues add more here.
+//! channel with garbage, one that equivocates on every vote, and the observations of an oracle
+//! member that tries to occupy the pools with far-future rounds. Later issues add more here.
 
 use bulwark_consensus::committee::{Channels, Member};
 use bulwark_consensus::replica::{PublicKey, Scheme};
@@ -112,4 +113,25 @@ where
         let _channels = channels;
         std::future::pending::<()>().await
     })
+}
+
+/// What a member trying to occupy the oracle pools sends besides its honest observations:
+/// each of them moved to rounds 2^63, u64::MAX - 1 and u64::MAX, validly signed by its own key,
+/// and once more with a zeroed signature.
+pub fn far_future_observations(
+    signer: &bulwark_oracle::node::OracleNode,
+    honest: &[bulwark_engine::oracle::SignedObservation],
+) -> Vec<bulwark_engine::oracle::SignedObservation> {
+    let mut out = Vec::new();
+    for observation in honest {
+        for round in [1u64 << 63, u64::MAX - 1, u64::MAX] {
+            let mut forged = observation.observation;
+            forged.round = round;
+            let signed = signer.sign(forged);
+            let mut unsigned = signed;
+            unsigned.signature = [0; 64];
+            out.extend([signed, unsigned]);
+        }
+    }
+    out
 }

@@ -62,6 +62,10 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
         "oracle",
         "index prices only from oracle rounds 2f+1 members signed, one member lying",
     ),
+    (
+        "oracle-far-future",
+        "member 1 signs oracle observations for rounds 2^63 and u64::MAX to occupy every pool",
+    ),
 ];
 
 /// The scenario `name` at `seed` with `n` members (4 or 7; any n = 3f + 1 works), or `None` for
@@ -130,6 +134,12 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             oracle: true,
             ..base
         },
+        "oracle-far-future" => Scenario {
+            height_before: 600,
+            far_future_oracle: &[1],
+            oracle: true,
+            ..base
+        },
         _ => return None,
     };
     Some(scenario)
@@ -140,12 +150,16 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
 pub struct Report {
     /// The scenario's name.
     pub scenario: String,
+    /// What the scenario does (the attack, for a hostile one).
+    pub attack: String,
     /// Its seed.
     pub seed: u64,
     /// Committee size.
     pub nodes: usize,
     /// Every invariant held.
     pub held: bool,
+    /// Heights every live member finalized during the run (the least of them).
+    pub height_progress: u64,
     /// What the run achieved, when it held.
     pub summary: Option<Summary>,
     /// The broken invariant, when it did not.
@@ -170,6 +184,7 @@ impl Report {
             .iter()
             .chain(scenario.equivocators)
             .chain(scenario.garbage)
+            .chain(scenario.far_future_oracle)
             .copied()
             .collect();
         hostile.sort_unstable();
@@ -189,8 +204,21 @@ impl Report {
             }
         }
         let checked = check(outcome);
+        let height_progress = outcome
+            .ledgers
+            .iter()
+            .enumerate()
+            .filter(|(member, _)| Some(*member) != outcome.crashed)
+            .map(|(_, ledger)| ledger.len() as u64)
+            .min()
+            .unwrap_or(0);
         Report {
             scenario: name.to_string(),
+            attack: COMMITTEE_SCENARIOS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or_else(String::new, |(_, what)| (*what).to_string()),
+            height_progress,
             seed: scenario.seed,
             nodes: scenario.n,
             held: checked.is_ok() && false_evidence == 0,

@@ -131,12 +131,13 @@ async fn verify_logs(world: &mut World, honest: &[usize]) -> Vec<u64> {
 
 /// What the run produced.
 fn outcome(world: &World, verified: Vec<u64>) -> Outcome {
-    const FAULTS: [Kind; 5] = [
+    const FAULTS: [Kind; 6] = [
         Kind::RefusedProposal,
         Kind::MalformedBlock,
         Kind::MalformedRequest,
         Kind::ConflictingNotarize,
         Kind::ConflictingFinalize,
+        Kind::ImplausibleOracleRound,
     ];
     let virtual_ms = world
         .context
@@ -191,6 +192,12 @@ fn outcome(world: &World, verified: Vec<u64>) -> Outcome {
                 )
             })
             .collect(),
+        oracle_clock_round: world.scenario.oracle.then(|| {
+            u64::try_from(virtual_ms)
+                .unwrap_or(u64::MAX)
+                .saturating_sub(world.venue_epoch_ms)
+                / bulwark_consensus::oracle_feed::ROUND_MS
+        }),
         virtual_ms,
         restored: world
             .stats

@@ -29,6 +29,10 @@ pub struct Scenario {
     pub split: bool,
     /// Run the oracle committee: index prices only from rounds certified through blocks.
     pub oracle: bool,
+    /// With `oracle`, these members (otherwise honest) also sign observations for rounds far
+    /// ahead of the clock (2^63, u64::MAX - 1, u64::MAX) and send unsigned ones, trying to
+    /// occupy every member's oracle pool.
+    pub far_future_oracle: &'static [usize],
     /// Restart the crashed replica from its own storage after `height_after`, and wait until
     /// it has caught up.
     pub restart: bool,
@@ -58,6 +62,7 @@ impl Scenario {
             equivocators: &[],
             split: false,
             oracle: false,
+            far_future_oracle: &[],
             restart: false,
             power_cut: false,
             stays_down: None,
@@ -84,6 +89,8 @@ pub struct Outcome {
     pub oracle_faults: Vec<Vec<usize>>,
     /// Per member: last certified oracle round of BTC and its index.
     pub oracle: Vec<(u64, Option<i64>)>,
+    /// When the oracle committee ran: the round the virtual clock was in at the end.
+    pub oracle_clock_round: Option<u64>,
     /// Heights verified in each honest member's log.
     pub verified: Vec<u64>,
     /// Simulated milliseconds the run took.

@@ -3,13 +3,13 @@
 //! and the clients and oracle feeds that drive it.
 #![allow(clippy::unwrap_used)] // a broken simulation setup is a programmer error: crash, with the seed.
 
-use crate::hostile::{equivocate, flood_garbage};
+use crate::hostile::{equivocate, far_future_observations, flood_garbage};
 use crate::scenario::Scenario;
 use bulwark_consensus::committee::{
     max_message_size, start_member, Channels, Member, MemberConfig, Timing, CHANNEL_BLOCKS,
     CHANNEL_CERTIFICATES, CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES, CONSENSUS_NAMESPACE,
 };
-use bulwark_consensus::evidence::EvidenceLog;
+use bulwark_consensus::evidence::{EvidenceLog, Kind};
 use bulwark_consensus::genesis::{try_genesis, GenesisAccount};
 use bulwark_consensus::mempool::{MempoolConfig, Origin, Refusal};
 use bulwark_consensus::oracle_feed::{OraclePool, SharedPool, SyntheticFeed};
@@ -18,6 +18,7 @@ use bulwark_consensus::replica::{
 };
 use bulwark_engine::oracle::OracleConfig;
 use bulwark_engine::{AccountId, Engine};
+use bulwark_oracle::proposer::Dropped;
 use bulwark_testkit::flow::MAKERS;
 use bulwark_testkit::{client_key, signed_flow_order};
 use commonware_codec::Encode as _;
@@ -56,7 +57,7 @@ pub(crate) struct World {
     pub(crate) output: Output<MinSig, PublicKey>,
     shares: Map<PublicKey, Share>,
     pub(crate) genesis: (Engine, Digest),
-    venue_epoch_ms: u64,
+    pub(crate) venue_epoch_ms: u64,
     pub(crate) network: simulated::Oracle<PublicKey, deterministic::Context>,
     pub(crate) link: Link,
     pools: Vec<SharedPool>,
@@ -289,15 +290,23 @@ impl World {
     }
 
     /// Oracle feeds: every virtual second each member observes and offers its signed
-    /// observation to every member's pool (a stand-in for the oracle gossip channel). A member
-    /// in `scenario.byzantine` reports twice the price.
+    /// observation to every member's pool (a stand-in for the oracle gossip channel), at the
+    /// receiver's round. A member in `scenario.byzantine` reports twice the price; one in
+    /// `scenario.far_future_oracle` also sends [`far_future_observations`]. A receiver that
+    /// drops an observation as implausible records evidence against the sender, as the node's
+    /// gossip receiver does.
     fn spawn_oracle_feeds(&self) {
         if !self.scenario.oracle {
             return;
         }
         for (index, key) in self.oracle_keys.iter().enumerate() {
             let pools = self.pools.clone();
+            let evidence = self.evidence.clone();
+            // The oracle key is the seed-order key; the member's p2p identity names it.
+            let sender = self.member_keys[index].clone();
+            let replica = self.by_index.iter().position(|p| *p == sender);
             let lying = self.scenario.byzantine.contains(&index);
+            let hostile = replica.is_some_and(|r| self.scenario.far_future_oracle.contains(&r));
             let mut feed = SyntheticFeed::new(&[60_000 * USD, 3_000 * USD], 5, key.clone());
             let liar = bulwark_oracle::node::OracleNode::new(
                 bulwark_oracle::node::NodeConfig::equal(3),
@@ -330,9 +339,21 @@ impl World {
                                 })
                                 .collect();
                         }
-                        for pool in &pools {
+                        if hostile {
+                            let honest = observations.clone();
+                            observations.extend(far_future_observations(&liar, &honest));
+                        }
+                        for (pool, log) in pools.iter().zip(&evidence) {
                             for observation in &observations {
-                                let _ = pool.lock().unwrap().offer(*observation);
+                                let dropped = pool.lock().unwrap().offer(*observation, round);
+                                if let Err(Dropped::Implausible { round, .. }) = dropped {
+                                    log.record(
+                                        Kind::ImplausibleOracleRound,
+                                        &sender,
+                                        round,
+                                        "oracle observation far ahead of the clock",
+                                    );
+                                }
                             }
                         }
                         context

@@ -318,3 +318,25 @@ fn a_seed_reproduces_exactly() {
     );
     assert_eq!(first.virtual_ms, second.virtual_ms);
 }
+
+/// Attack 2 of issue #12: a member signs oracle observations for rounds 2^63, u64::MAX - 1 and
+/// u64::MAX (and sends them unsigned too), trying to occupy every pool so that no round
+/// certifies again. Every pool refuses them before storing anything, records evidence against
+/// the sender (and nobody else), and every member's certified rounds keep up with the clock.
+#[test]
+fn far_future_oracle_rounds_cannot_stop_certification() {
+    for (seed, n) in [(131, 4), (132, 7)] {
+        let scenario = bulwark_sim::named("oracle-far-future", seed, n).unwrap();
+        let outcome = run(scenario);
+        let report = bulwark_sim::Report::new("oracle-far-future", &scenario, &outcome);
+        assert!(report.held, "{report:#?}");
+        assert!(report.height_progress >= 600, "{report:#?}");
+        assert!(report.evidence_against_hostile > 0, "{report:#?}");
+        assert_eq!(report.false_evidence, 0, "{report:#?}");
+        // Long enough that a pool stuck at its first rounds would show as a stall.
+        let clock_round = outcome.oracle_clock_round.unwrap();
+        assert!(clock_round >= 15, "the run lasted {clock_round} rounds");
+        let rounds: Vec<u64> = outcome.oracle.iter().map(|(r, _)| *r).collect();
+        eprintln!("n = {n}: clock round {clock_round}, certified {rounds:?}");
+    }
+}

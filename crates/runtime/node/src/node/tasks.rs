@@ -135,19 +135,26 @@ pub(super) fn spawn_oracle(
         )
     });
     let evidence = shared.evidence.clone();
-    context.child("oracle_in").spawn(move |_| async move {
+    context.child("oracle_in").spawn(move |context| async move {
         let mut oracle_in = oracle_in;
         while let Ok((peer, bytes)) = oracle_in.recv().await {
+            let now_round = venue_round(&context, venue_epoch_ms);
             let offered = match SignedObservation::decode(bytes.as_ref()) {
                 Ok(observation) => pool
                     .lock()
                     .expect("the oracle pool lock must not be poisoned")
-                    .offer(observation)
+                    .offer(observation, now_round)
                     .map_err(|dropped| (Some(dropped), dropped.to_string())),
                 Err(error) => Err((None, error.to_string())),
             };
             match offered {
                 Ok(()) | Err((Some(Dropped::WrongRound | Dropped::Duplicate), _)) => {}
+                Err((Some(Dropped::Implausible { round, .. }), reason)) => evidence.record(
+                    Kind::ImplausibleOracleRound,
+                    &peer,
+                    round,
+                    format!("oracle observation: {reason}"),
+                ),
                 Err((_, reason)) => evidence.record(
                     Kind::MalformedGossip,
                     &peer,
@@ -158,6 +165,19 @@ pub(super) fn spawn_oracle(
         }
     });
     Ok(())
+}
+
+/// Milliseconds since the Unix epoch by the runtime's clock.
+fn unix_ms(context: &Context) -> u64 {
+    context
+        .current()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The oracle round the clock is in: whole rounds since the venue's epoch.
+fn venue_round(context: &Context, venue_epoch_ms: u64) -> u64 {
+    unix_ms(context).saturating_sub(venue_epoch_ms) / ROUND_MS
 }
 
 /// Every round: this member's observations into its own pool and to every peer.
@@ -174,10 +194,7 @@ async fn observe(
 ) {
     let mut last_round = 0u64;
     loop {
-        let now_ms = context
-            .current()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let now_ms = unix_ms(&context);
         let venue_ms = now_ms.saturating_sub(venue_epoch_ms);
         let round = venue_ms / ROUND_MS;
         if round > last_round {
@@ -196,7 +213,7 @@ async fn observe(
                 let _ = pool
                     .lock()
                     .expect("the oracle pool lock must not be poisoned")
-                    .offer(observation);
+                    .offer(observation, round);
                 oracle_out.send(Recipients::All, IoBuf::from(bytes), false);
             }
         }

@@ -1,6 +1,7 @@
 //! The simulator's hostile members, shared by every scenario: a member that floods every
-//! channel with garbage, one that equivocates on every vote, and the observations of an oracle
-//! member that tries to occupy the pools with far-future rounds. Later issues add more here.
+//! channel with garbage, one that equivocates on every vote, the observations of an oracle
+//! member that tries to occupy the pools with far-future rounds, and a client that malleates its
+//! own signatures. Later issues add more here.
 
 use bulwark_consensus::committee::{Channels, Member};
 use bulwark_consensus::replica::{PublicKey, Scheme};
@@ -134,4 +135,39 @@ pub fn far_future_observations(
         }
     }
     out
+}
+
+/// A hostile client's transaction: `tx` signed again by its owner `key`, with the torsion point
+/// `EIGHT_TORSION[torsion]` (order 1, 2, 4 or 8) added to `R` and the challenge computed over
+/// that `R`. It satisfies the cofactored verification equation and, unless the point is the
+/// identity, not the cofactorless one, so a cofactorless batch accepts it in some batches only.
+pub fn malleate(
+    key: &ed25519_dalek::SigningKey,
+    mut tx: bulwark_engine::codec::SignedTx,
+    torsion: usize,
+) -> bulwark_engine::codec::SignedTx {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_TABLE, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest as _, Sha512};
+    let secret = Scalar::from_bytes_mod_order(key.to_scalar().to_bytes());
+    let public = key.verifying_key().to_bytes();
+    let message = tx.signed_message();
+    let nonce = Scalar::from_hash(
+        Sha512::new()
+            .chain_update(tx.signature)
+            .chain_update(&message),
+    );
+    let r = (&nonce * ED25519_BASEPOINT_TABLE + EIGHT_TORSION[torsion % 8])
+        .compress()
+        .to_bytes();
+    let challenge = Scalar::from_hash(
+        Sha512::new()
+            .chain_update(r)
+            .chain_update(public)
+            .chain_update(&message),
+    );
+    let s = nonce + challenge * secret;
+    tx.signature[..32].copy_from_slice(&r);
+    tx.signature[32..].copy_from_slice(&s.to_bytes());
+    tx
 }

@@ -63,6 +63,10 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
         "index prices only from oracle rounds 2f+1 members signed, one member lying",
     ),
     (
+        "malleable-signatures",
+        "client 1 adds a small-order point to R of every signature it makes",
+    ),
+    (
         "oracle-far-future",
         "member 1 signs oracle observations for rounds 2^63 and u64::MAX to occupy every pool",
     ),
@@ -132,6 +136,11 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             height_before: 250,
             byzantine: &[1],
             oracle: true,
+            ..base
+        },
+        "malleable-signatures" => Scenario {
+            height_before: 40,
+            malleating_client: Some(1),
             ..base
         },
         "oracle-far-future" => Scenario {

@@ -33,6 +33,9 @@ pub struct Scenario {
     /// ahead of the clock (2^63, u64::MAX - 1, u64::MAX) and send unsigned ones, trying to
     /// occupy every member's oracle pool.
     pub far_future_oracle: &'static [usize],
+    /// This client account signs every order with a torsion point in `R`
+    /// ([`crate::hostile::malleate`]).
+    pub malleating_client: Option<u64>,
     /// Restart the crashed replica from its own storage after `height_after`, and wait until
     /// it has caught up.
     pub restart: bool,
@@ -63,6 +66,7 @@ impl Scenario {
             split: false,
             oracle: false,
             far_future_oracle: &[],
+            malleating_client: None,
             restart: false,
             power_cut: false,
             stays_down: None,

@@ -3,7 +3,7 @@
 //! and the clients and oracle feeds that drive it.
 #![allow(clippy::unwrap_used)] // a broken simulation setup is a programmer error: crash, with the seed.
 
-use crate::hostile::{equivocate, far_future_observations, flood_garbage};
+use crate::hostile::{equivocate, far_future_observations, flood_garbage, malleate};
 use crate::scenario::Scenario;
 use bulwark_consensus::committee::{
     max_message_size, start_member, Channels, Member, MemberConfig, Timing, CHANNEL_BLOCKS,
@@ -368,13 +368,18 @@ impl World {
     /// (a stand-in for the submission endpoint and mempool gossip).
     fn spawn_clients(&self) {
         let mempools = self.mempools.clone();
+        let malleating = self.scenario.malleating_client;
         self.context
             .child("clients")
             .spawn(move |context| async move {
                 let mut k = 0u64;
                 loop {
                     for account in 1..=CLIENTS {
-                        let tx = signed_flow_order(CLIENT_SEED, account, k, k + 1, 600_000);
+                        let mut tx = signed_flow_order(CLIENT_SEED, account, k, k + 1, 600_000);
+                        if malleating == Some(account) {
+                            let key = client_key(CLIENT_SEED, account);
+                            tx = malleate(&key, tx, (k % 7 + 1) as usize);
+                        }
                         for mempool in &mempools {
                             let keys = |id: AccountId| {
                                 Some(client_key(CLIENT_SEED, id.0).verifying_key().to_bytes())

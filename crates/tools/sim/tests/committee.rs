@@ -340,3 +340,21 @@ fn far_future_oracle_rounds_cannot_stop_certification() {
         eprintln!("n = {n}: clock round {clock_round}, certified {rounds:?}");
     }
 }
+
+/// Attack 1 of issue #12: client 1 signs every order with a small-order point added to `R`.
+/// Every mempool, every replica's block check and every log verifier judges such a signature
+/// the same way (ZIP-215), so no honest leader is refused, no evidence names an honest member,
+/// and every log verifies. With the old cofactorless batch equation the mempools refused some
+/// of these transactions and the whole-block log check rejected others that got in.
+#[test]
+fn malleable_signatures_are_judged_the_same_everywhere() {
+    for (seed, n) in [(141, 4), (142, 7)] {
+        let scenario = bulwark_sim::named("malleable-signatures", seed, n).unwrap();
+        let outcome = run(scenario);
+        let report = bulwark_sim::Report::new("malleable-signatures", &scenario, &outcome);
+        assert!(report.held, "{report:#?}");
+        assert_eq!(report.refused, 0, "{report:#?}");
+        assert_eq!(report.false_evidence, 0, "{report:#?}");
+        assert!(report.height_progress >= 40, "{report:#?}");
+    }
+}

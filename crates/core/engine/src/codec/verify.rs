@@ -2,7 +2,8 @@
 
 use std::thread;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_consensus::{batch, VerificationKey, VerificationKeyBytes};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
 use super::*;
 
@@ -110,12 +111,12 @@ pub fn verify_one(
 /// [`VerifyError::BadSignatures`].
 ///
 /// Each run of [`VERIFY_CHUNK_TXS`] transactions is checked with one Ed25519 batch equation;
-/// when that fails, each transaction of the run is checked alone (`verify_strict`) to name the
-/// culprits. A signature that verifies alone always passes in a batch. The converse fails only
-/// for signatures their key's owner deliberately malformed (a torsion component or a
-/// non-canonical encoding in `R`): such a transaction is accepted or not depending on its chunk,
-/// but always the same way for the same slice, so every replica must verify the same slice
-/// (e.g. a whole block). No forger without the secret key can exploit this.
+/// when that fails, each transaction of the run is checked alone to name the culprits. Both
+/// follow ZIP-215 (`ed25519-consensus`): the equations are cofactored, so a signature passes a
+/// batch if and only if it passes alone, and the result is the same however the transactions
+/// are sliced, batched or spread over threads. (With a cofactorless batch equation, a key's
+/// owner could add a small-order point to `R` and get a signature that passes some batches and
+/// not others, so replicas checking different slices would disagree.)
 pub fn verify_batch(
     txs: &[SignedTx],
     keys: impl Fn(AccountId) -> Option<[u8; 32]>,
@@ -221,28 +222,77 @@ where
         }
     }
     let messages: Vec<Vec<u8>> = chunk.iter().map(SignedTx::signed_message).collect();
-    let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-    let signatures: Vec<Signature> = chunk
-        .iter()
-        .map(|tx| Signature::from_bytes(&tx.signature))
-        .collect();
-    // ed25519-dalek 3 takes no RNG here: the random coefficients of the batch equation are
-    // derived from a Merlin transcript of every input (each H(R||A||M) and each s). That keeps
-    // this crate free of OS randomness and the result deterministic, and the coefficients are
-    // still unpredictable to an attacker, who cannot change any input without changing all of
-    // them; a forged batch passes with probability about 2^-128 per attempt.
-    if ed25519_dalek::verify_batch(&message_refs, &signatures, &verifying_keys).is_ok() {
+    let mut verifier = batch::Verifier::new();
+    let mut transcript = blake3::Hasher::new_derive_key(BATCH_COEFFICIENTS_CONTEXT);
+    for ((tx, key), message) in chunk.iter().zip(&verifying_keys).zip(&messages) {
+        let signature = ed25519_consensus::Signature::from(tx.signature);
+        verifier.queue((
+            VerificationKeyBytes::from(key.to_bytes()),
+            signature,
+            message,
+        ));
+        transcript.update(&key.to_bytes());
+        transcript.update(&tx.signature);
+        transcript.update(&(message.len() as u64).to_le_bytes());
+        transcript.update(message);
+    }
+    if verifier
+        .verify(TranscriptRng(transcript.finalize_xof()))
+        .is_ok()
+    {
         return ChunkOutcome::Checked(Vec::new());
     }
-    let bad = verifying_keys
+    let bad = chunk
         .iter()
-        .zip(message_refs.iter().zip(&signatures))
+        .zip(&verifying_keys)
+        .zip(&messages)
         .enumerate()
-        .filter(|(_, (key, (message, signature)))| key.verify_strict(message, signature).is_err())
+        .filter(|(_, ((tx, key), message))| {
+            VerificationKey::try_from(key.to_bytes())
+                .and_then(|key| {
+                    key.verify(&ed25519_consensus::Signature::from(tx.signature), message)
+                })
+                .is_err()
+        })
         .map(|(offset, _)| base + offset)
         .collect();
     ChunkOutcome::Checked(bad)
 }
+
+/// Domain of the batch equation's coefficients.
+const BATCH_COEFFICIENTS_CONTEXT: &str = "bulwark 2026-12 client signature batch coefficients";
+
+/// The random coefficients of a batch equation, drawn from a BLAKE3 transcript of every input
+/// of the batch (each key, signature and message) instead of the OS: the result stays
+/// deterministic and this crate free of OS randomness, while the coefficients stay
+/// unpredictable to an attacker, who cannot change any input without changing all of them. A
+/// forged batch then passes with probability about 2^-128 per attempt.
+struct TranscriptRng(blake3::OutputReader);
+
+impl rand_core_06::RngCore for TranscriptRng {
+    fn next_u32(&mut self) -> u32 {
+        let mut bytes = [0u8; 4];
+        self.0.fill(&mut bytes);
+        u32::from_le_bytes(bytes)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut bytes = [0u8; 8];
+        self.0.fill(&mut bytes);
+        u64::from_le_bytes(bytes)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.fill(dest);
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core_06::Error> {
+        self.0.fill(dest);
+        Ok(())
+    }
+}
+
+impl rand_core_06::CryptoRng for TranscriptRng {}
 
 /// Combines chunk outcomes given in index order: the first refusal wins, else all bad indices.
 fn combine(outcomes: Vec<ChunkOutcome>) -> Result<(), VerifyError> {

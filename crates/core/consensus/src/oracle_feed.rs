@@ -176,14 +176,7 @@ mod tests {
 
     #[test]
     fn a_quorum_of_members_certifies_and_the_engine_accepts_it() {
-        let keys: Vec<SigningKey> = (0..4)
-            .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
-            .collect();
-        let oracle = OracleConfig {
-            members: keys.iter().map(|k| k.verifying_key().to_bytes()).collect(),
-            f: 1,
-            ..OracleConfig::default()
-        };
+        let (keys, oracle) = committee();
         let mut engine = Engine::new(EngineConfig {
             oracle: oracle.clone(),
             ..EngineConfig::default()
@@ -229,6 +222,7 @@ mod tests {
         assert_eq!(pool.offer(observation, 2), Err(Dropped::NotMember));
     }
 
+    /// Four oracle members and their committee configuration (f = 1).
     fn committee() -> (Vec<SigningKey>, OracleConfig) {
         let keys: Vec<SigningKey> = (0..4)
             .map(|i| SigningKey::from_bytes(&[i + 1; 32]))

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 impl World {
     /// Removes (`up = false`) or restores every link between `a` and `b`, both ways.
-    async fn set_link(&self, a: usize, b: usize, up: bool) {
+    pub(crate) async fn set_link(&self, a: usize, b: usize, up: bool) {
         for (from, to) in [(a, b), (b, a)] {
             let (from, to) = (self.by_index[from].clone(), self.by_index[to].clone());
             if up {

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admission;
 mod check;
 mod faults;
 pub mod hostile;
@@ -61,6 +62,10 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
     (
         "oracle",
         "index prices only from oracle rounds 2f+1 members signed, one member lying",
+    ),
+    (
+        "tampered-member",
+        "member 0 runs a tampered binary; every other member's admission cuts it off",
     ),
     (
         "malleable-signatures",
@@ -138,6 +143,12 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             oracle: true,
             ..base
         },
+        "tampered-member" => Scenario {
+            height_before: 30,
+            admission: true,
+            tampered: &[0],
+            ..base
+        },
         "malleable-signatures" => Scenario {
             height_before: 40,
             malleating_client: Some(1),
@@ -194,6 +205,7 @@ impl Report {
             .chain(scenario.equivocators)
             .chain(scenario.garbage)
             .chain(scenario.far_future_oracle)
+            .chain(scenario.tampered)
             .copied()
             .collect();
         hostile.sort_unstable();
@@ -217,7 +229,7 @@ impl Report {
             .ledgers
             .iter()
             .enumerate()
-            .filter(|(member, _)| Some(*member) != outcome.crashed)
+            .filter(|(member, _)| Some(*member) != outcome.crashed && !hostile.contains(member))
             .map(|(_, ledger)| ledger.len() as u64)
             .min()
             .unwrap_or(0);

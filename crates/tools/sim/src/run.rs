@@ -21,8 +21,15 @@ pub fn run(scenario: Scenario) -> Outcome {
     runner.start(|context| async move {
         let mut world = World::new(context, scenario).await;
         let honest: Vec<usize> = (0..scenario.n)
-            .filter(|i| !scenario.garbage.contains(i) && !scenario.equivocators.contains(i))
+            .filter(|i| {
+                !scenario.garbage.contains(i)
+                    && !scenario.equivocators.contains(i)
+                    && !scenario.tampered.contains(i)
+            })
             .collect();
+        if scenario.admission {
+            world.admit().await;
+        }
         world.wait_for(scenario.height_before, &honest).await;
         inject(&mut world, &honest).await;
         let verified = verify_logs(&mut world, &honest).await;
@@ -131,13 +138,14 @@ async fn verify_logs(world: &mut World, honest: &[usize]) -> Vec<u64> {
 
 /// What the run produced.
 fn outcome(world: &World, verified: Vec<u64>) -> Outcome {
-    const FAULTS: [Kind; 6] = [
+    const FAULTS: [Kind; 7] = [
         Kind::RefusedProposal,
         Kind::MalformedBlock,
         Kind::MalformedRequest,
         Kind::ConflictingNotarize,
         Kind::ConflictingFinalize,
         Kind::ImplausibleOracleRound,
+        Kind::Contraindicated,
     ];
     let virtual_ms = world
         .context

@@ -33,6 +33,11 @@ pub struct Scenario {
     /// ahead of the clock (2^63, u64::MAX - 1, u64::MAX) and send unsigned ones, trying to
     /// occupy every member's oracle pool.
     pub far_future_oracle: &'static [usize],
+    /// Attested admission (DEVELOPMENT evidence): at the start every member appraises every
+    /// other's evidence against a signed manifest and cuts off the contraindicated ones.
+    pub admission: bool,
+    /// With `admission`, these members run a tampered binary: their evidence measures it.
+    pub tampered: &'static [usize],
     /// This client account signs every order with a torsion point in `R`
     /// ([`crate::hostile::malleate`]).
     pub malleating_client: Option<u64>,
@@ -67,6 +72,8 @@ impl Scenario {
             oracle: false,
             far_future_oracle: &[],
             malleating_client: None,
+            admission: false,
+            tampered: &[],
             restart: false,
             power_cut: false,
             stays_down: None,

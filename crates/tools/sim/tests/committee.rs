@@ -358,3 +358,26 @@ fn malleable_signatures_are_judged_the_same_everywhere() {
         assert!(report.height_progress >= 40, "{report:#?}");
     }
 }
+
+/// Attested admission inside the simulator: member 0 runs a tampered binary; every other
+/// member appraises its DEVELOPMENT evidence as contraindicated, cuts its links and records
+/// the signed appraisal against it (and against nobody else); the rest go on finalizing.
+#[test]
+fn a_tampered_member_is_cut_off_by_every_other_and_the_rest_go_on() {
+    for (seed, n) in [(151, 4), (152, 7)] {
+        let scenario = bulwark_sim::named("tampered-member", seed, n).unwrap();
+        let outcome = run(scenario);
+        let report = bulwark_sim::Report::new("tampered-member", &scenario, &outcome);
+        assert!(report.held, "{report:#?}");
+        assert_eq!(report.hostile, vec![0], "{report:#?}");
+        assert!(report.evidence_against_hostile >= n - 1, "{report:#?}");
+        assert_eq!(report.false_evidence, 0, "{report:#?}");
+        assert!(report.height_progress >= 30, "{report:#?}");
+        let cut_off_at = outcome.ledgers[0].len() as u64;
+        assert!(
+            cut_off_at + 20 <= report.height_progress,
+            "the tampered member reached {cut_off_at}, the others {}",
+            report.height_progress
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! Attested admission in the simulator: every member appraises every other member's
+//! DEVELOPMENT evidence with the production `bulwark_consensus::admission::Admission` against a
+//! manifest the operators signed, and cuts a contraindicated member's links, recording the
+//! signed appraisal as evidence, as the node's admission task does.
+#![allow(clippy::unwrap_used)] // a broken simulation setup is a programmer error: crash, with the seed.
+
+use crate::world::World;
+use bulwark_attest::dev::DevAttestor;
+use bulwark_attest::evidence::{AppMeasurements, Evidence};
+use bulwark_attest::hexbytes::HexBytes;
+use bulwark_attest::manifest::{DevReference, OperatorSet, ReferenceManifest, SignedManifest};
+use bulwark_attest::nonce::node_key_hash;
+use bulwark_consensus::admission::{Admission, Change};
+use bulwark_consensus::evidence::Kind;
+use commonware_codec::Encode as _;
+use commonware_runtime::Clock as _;
+use std::time::UNIX_EPOCH;
+
+/// What an honest member runs, and what a tampered one runs instead.
+fn measurements(tampered: bool) -> AppMeasurements {
+    let binary: &[u8] = if tampered {
+        b"bulwark node, with a backdoor"
+    } else {
+        b"bulwark node"
+    };
+    AppMeasurements::from_contents(binary, b"node.toml", b"manifest.json")
+}
+
+/// A key derived from the run's seed for `role` and `index`.
+fn derived(seed: u64, role: &str, index: usize) -> ed25519_dalek::SigningKey {
+    let mut hasher = blake3::Hasher::new_derive_key("bulwark sim 2026-12 admission keys");
+    hasher.update(&seed.to_le_bytes());
+    hasher.update(role.as_bytes());
+    hasher.update(&(index as u64).to_le_bytes());
+    ed25519_dalek::SigningKey::from_bytes(hasher.finalize().as_bytes())
+}
+
+impl World {
+    /// One admission round at the current virtual time: each member not in `scenario.tampered`
+    /// challenges every other, appraises the evidence it answers with, and on a
+    /// contraindicated appraisal cuts its links to that member and records the evidence.
+    pub(crate) async fn admit(&self) {
+        let scenario = self.scenario;
+        let n = scenario.n;
+        let seed = scenario.seed;
+        let now_ms = u64::try_from(
+            self.context
+                .current()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        let attestors: Vec<DevAttestor> = (0..n)
+            .map(|i| DevAttestor::from_secret(&derived(seed, "attestor", i).to_bytes()))
+            .collect();
+        let operator = derived(seed, "operator", 0);
+        let operators =
+            OperatorSet::new(vec![HexBytes(operator.verifying_key().to_bytes())], 1).unwrap();
+        let mut manifest = SignedManifest::unsigned(ReferenceManifest {
+            role: "committee".into(),
+            release: "sim".into(),
+            issued_at_ms: now_ms.saturating_sub(60_000),
+            expires_at_ms: now_ms + 3_600_000,
+            tpm: None,
+            snp: None,
+            tdx: None,
+            dev: Some(DevReference {
+                allow_insecure_dev_evidence: true,
+                signer_keys: attestors.iter().map(DevAttestor::public_key).collect(),
+                app_measurements: vec![HexBytes(measurements(false).app_pcr_value())],
+            }),
+        });
+        manifest.sign_with(&operator);
+        let public = |j: usize| self.by_index[j].encode().to_vec();
+        for appraiser in (0..n).filter(|i| !scenario.tampered.contains(i)) {
+            let peers = (0..n)
+                .filter(|&j| j != appraiser)
+                .map(|j| (j, format!("member-{j}"), public(j)));
+            let mut admission = Admission::new(
+                derived(seed, "verifier", appraiser),
+                operators.clone(),
+                manifest.clone(),
+                0,
+                10_000,
+                peers,
+            );
+            for peer in (0..n).filter(|&j| j != appraiser) {
+                let random = *blake3::hash(&[appraiser as u8, peer as u8]).as_bytes();
+                let nonce = admission.challenge(&peer, now_ms, random).unwrap();
+                let evidence = Evidence::DevInsecure(attestors[peer].attest(
+                    &nonce,
+                    &node_key_hash(&public(peer)),
+                    0,
+                    measurements(scenario.tampered.contains(&peer)),
+                ));
+                let bytes = serde_json::to_vec(&evidence).unwrap();
+                for change in admission.evidence(&peer, &bytes, now_ms) {
+                    if let Change::Block(cut) = change {
+                        self.set_link(appraiser, cut, false).await;
+                    }
+                }
+            }
+            for (cut, signed) in admission.take_cut_off_evidence() {
+                self.evidence[appraiser].record(
+                    Kind::Contraindicated,
+                    &self.by_index[cut],
+                    0,
+                    serde_json::to_string(&signed).unwrap(),
+                );
+            }
+        }
+    }
+}

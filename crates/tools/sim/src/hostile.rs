@@ -1,7 +1,8 @@
 //! The simulator's hostile members, shared by every scenario: a member that floods every
 //! channel with garbage, one that equivocates on every vote, the observations of an oracle
 //! member that tries to occupy the pools with far-future rounds, and a client that malleates its
-//! own signatures. Later issues add more here.
+//! own signatures, and a member flooding well-formed blocks nobody asked for. Later issues add
+//! more here.
 
 use bulwark_consensus::committee::{Channels, Member};
 use bulwark_consensus::replica::{PublicKey, Scheme};
@@ -101,6 +102,54 @@ where
     Member {
         simplex: votes,
         replica: idle,
+    }
+}
+
+/// A Byzantine member that, every 2 ms, sends everyone a well-formed block nobody asked for:
+/// a random height within [`bulwark_consensus::replica::BLOCKS_AHEAD_MAX`] of genesis, a
+/// random parent and root, no transactions. Each has its own digest, so a store without a
+/// per-peer bound keeps every one of them. It runs no replica.
+pub fn flood_blocks<E, S, R>(context: E, channels: Channels<S, R>) -> Member
+where
+    E: Clock + Spawner + Supervisor + rand_core::Rng + Send + 'static,
+    S: commonware_p2p::Sender<PublicKey = PublicKey>,
+    R: commonware_p2p::Receiver<PublicKey = PublicKey>,
+{
+    use bulwark_consensus::block::Block;
+    let Channels {
+        votes,
+        certificates,
+        resolver,
+        blocks: (mut sender, blocks_in),
+        requests,
+    } = channels;
+    let flood = context.child("flood").spawn(move |mut context| async move {
+        loop {
+            let mut parent = [0u8; 32];
+            let mut parent_root = [0u8; 32];
+            context.fill_bytes(&mut parent);
+            context.fill_bytes(&mut parent_root);
+            let block = Block {
+                height: 1 + u64::from(context.next_u32()) % 1_000,
+                view: u64::from(context.next_u32()),
+                time_ms: 0,
+                parent: commonware_cryptography::sha256::Digest(parent),
+                parent_root,
+                rounds: Vec::new(),
+                txs: Vec::new(),
+            };
+            sender.send(Recipients::All, IoBuf::from(block.encode()), false);
+            context.sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let drain = hold_open(
+        &context,
+        "drain",
+        (votes, certificates, resolver, blocks_in, requests),
+    );
+    Member {
+        simplex: flood,
+        replica: drain,
     }
 }
 

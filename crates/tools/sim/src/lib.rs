@@ -64,6 +64,10 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
         "index prices only from oracle rounds 2f+1 members signed, one member lying",
     ),
     (
+        "block-flood",
+        "member 0 floods everyone with well-formed blocks nobody asked for",
+    ),
+    (
         "tampered-member",
         "member 0 runs a tampered binary; every other member's admission cuts it off",
     ),
@@ -143,6 +147,11 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             oracle: true,
             ..base
         },
+        "block-flood" => Scenario {
+            height_before: 30,
+            block_flooders: &[0],
+            ..base
+        },
         "tampered-member" => Scenario {
             height_before: 30,
             admission: true,
@@ -204,6 +213,7 @@ impl Report {
             .iter()
             .chain(scenario.equivocators)
             .chain(scenario.garbage)
+            .chain(scenario.block_flooders)
             .chain(scenario.far_future_oracle)
             .chain(scenario.tampered)
             .copied()

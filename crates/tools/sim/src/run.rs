@@ -23,6 +23,7 @@ pub fn run(scenario: Scenario) -> Outcome {
         let honest: Vec<usize> = (0..scenario.n)
             .filter(|i| {
                 !scenario.garbage.contains(i)
+                    && !scenario.block_flooders.contains(i)
                     && !scenario.equivocators.contains(i)
                     && !scenario.tampered.contains(i)
             })
@@ -198,6 +199,14 @@ fn outcome(world: &World, verified: Vec<u64>) -> Outcome {
                     engine.oracle_last_round(0).unwrap_or(0),
                     engine.index_price(0),
                 )
+            })
+            .collect(),
+        block_store: world
+            .stats
+            .iter()
+            .map(|s| {
+                let s = s.lock().unwrap();
+                (s.blocks_held, s.blocks_dropped)
             })
             .collect(),
         oracle_clock_round: world.scenario.oracle.then(|| {

@@ -21,6 +21,9 @@ pub struct Scenario {
     pub byzantine: &'static [usize],
     /// These members send only garbage on every channel.
     pub garbage: &'static [usize],
+    /// These members run no replica and flood everyone with well-formed blocks nobody asked for
+    /// ([`crate::hostile::flood_blocks`]).
+    pub block_flooders: &'static [usize],
     /// These members run no replica and only equivocate: for every notarize or finalize vote
     /// they receive, they sign both that proposal and a random one for the same view.
     pub equivocators: &'static [usize],
@@ -67,6 +70,7 @@ impl Scenario {
             isolate: None,
             byzantine: &[],
             garbage: &[],
+            block_flooders: &[],
             equivocators: &[],
             split: false,
             oracle: false,
@@ -100,6 +104,8 @@ pub struct Outcome {
     pub oracle_faults: Vec<Vec<usize>>,
     /// Per member: last certified oracle round of BTC and its index.
     pub oracle: Vec<(u64, Option<i64>)>,
+    /// Per member: blocks in its store at the end, and unsolicited blocks it dropped.
+    pub block_store: Vec<(usize, u64)>,
     /// When the oracle committee ran: the round the virtual clock was in at the end.
     pub oracle_clock_round: Option<u64>,
     /// Heights verified in each honest member's log.

@@ -3,7 +3,7 @@
 //! and the clients and oracle feeds that drive it.
 #![allow(clippy::unwrap_used)] // a broken simulation setup is a programmer error: crash, with the seed.
 
-use crate::hostile::{equivocate, far_future_observations, flood_garbage, malleate};
+use crate::hostile::{equivocate, far_future_observations, flood_blocks, flood_garbage, malleate};
 use crate::scenario::Scenario;
 use bulwark_consensus::committee::{
     max_message_size, start_member, Channels, Member, MemberConfig, Timing, CHANNEL_BLOCKS,
@@ -276,6 +276,9 @@ impl World {
         }
         if self.scenario.equivocators.contains(&index) {
             return equivocate(node, scheme, channels);
+        }
+        if self.scenario.block_flooders.contains(&index) {
+            return flood_blocks(node, channels);
         }
         let config = MemberConfig {
             scheme,

@@ -381,3 +381,28 @@ fn a_tampered_member_is_cut_off_by_every_other_and_the_rest_go_on() {
         );
     }
 }
+
+/// Attack 5 of issue #12 (the block store): member 0 floods everyone with well-formed blocks
+/// nobody asked for, each with its own digest, every 2 ms. Each replica keeps at most
+/// `UNSOLICITED_BLOCKS_PER_PEER` of them, drops the rest (counted), and the chain goes on.
+#[test]
+fn a_member_flooding_unasked_blocks_cannot_fill_the_store() {
+    use bulwark_consensus::replica::UNSOLICITED_BLOCKS_PER_PEER;
+    for (seed, n) in [(161, 4), (162, 7)] {
+        let scenario = bulwark_sim::named("block-flood", seed, n).unwrap();
+        let outcome = run(scenario);
+        let report = bulwark_sim::Report::new("block-flood", &scenario, &outcome);
+        assert!(report.held, "{report:#?}");
+        assert!(report.height_progress >= 30, "{report:#?}");
+        for member in 1..n {
+            let (held, dropped) = outcome.block_store[member];
+            eprintln!("n = {n}, member {member}: {held} blocks held, {dropped} dropped");
+            // The flooder's share, plus a few honest proposals above the committed height.
+            assert!(
+                held <= UNSOLICITED_BLOCKS_PER_PEER.min(64) + 4 * n,
+                "member {member} holds {held} blocks"
+            );
+            assert!(dropped > 100, "member {member} dropped only {dropped}");
+        }
+    }
+}

@@ -170,9 +170,20 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                     return;
                 }
                 let digest = Block::digest_of(bytes);
-                self.blocks
-                    .entry(digest)
-                    .or_insert_with(|| (block, bytes.to_vec()));
+                if self.blocks.contains_key(&digest) {
+                    return;
+                }
+                let solicited =
+                    self.missing.contains(&digest) || self.requested.contains_key(&digest);
+                if !solicited {
+                    self.make_room_for(peer);
+                    self.unsolicited
+                        .entry(peer.clone())
+                        .or_default()
+                        .push_back(digest);
+                }
+                self.blocks.insert(digest, (block, bytes.to_vec()));
+                self.record_store_size();
             }
             Err(error) => {
                 // Evidence for the sentinel later; today only logged.
@@ -180,6 +191,36 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                     .evidence
                     .record(Kind::MalformedBlock, peer, 0, error.to_string());
             }
+        }
+    }
+
+    /// Keeps `peer` under [`UNSOLICITED_BLOCKS_PER_PEER`] unsolicited blocks in the store:
+    /// forgets the ones already gone, then drops its oldest blocks not yet executed (a block
+    /// that was executed is in use: a vote or a child may stand on it).
+    fn make_room_for(&mut self, peer: &PublicKey) {
+        let Some(digests) = self.unsolicited.get_mut(peer) else {
+            return;
+        };
+        digests.retain(|digest| self.blocks.contains_key(digest));
+        let mut dropped = 0u64;
+        while digests.len() >= UNSOLICITED_BLOCKS_PER_PEER {
+            let Some(position) = digests
+                .iter()
+                .position(|digest| !self.speculative.contains_key(digest))
+            else {
+                break;
+            };
+            if let Some(digest) = digests.remove(position) {
+                self.blocks.remove(&digest);
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            self.config
+                .stats
+                .lock()
+                .expect("the stats lock must not be poisoned")
+                .blocks_dropped += dropped;
         }
     }
 

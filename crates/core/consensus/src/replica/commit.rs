@@ -231,6 +231,25 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         self.certificates.retain(|digest, _| {
             self.blocks.contains_key(digest) || self.finalized_pending.contains(digest)
         });
+        self.invalid
+            .retain(|_, invalid_height| *invalid_height > height);
+        let blocks = &self.blocks;
+        self.unsolicited.retain(|_, digests| {
+            digests.retain(|digest| blocks.contains_key(digest));
+            !digests.is_empty()
+        });
+        self.record_store_size();
+    }
+
+    /// The store's sizes into the shared status figures.
+    pub(super) fn record_store_size(&self) {
+        let mut stats = self
+            .config
+            .stats
+            .lock()
+            .expect("the stats lock must not be poisoned");
+        stats.blocks_held = self.blocks.len();
+        stats.invalid_held = self.invalid.len();
     }
 }
 

@@ -7,7 +7,9 @@
 //! - **the committed engine**: executes finalized blocks only, in height order, exactly once
 //!   per height (height = committed height + 1 is asserted), and must reach the same root as
 //!   the speculative run of the same block.
-//! - **the block store**: every block seen, by digest, pruned below the committed height.
+//! - **the block store**: every block seen, by digest, pruned below the committed height; at
+//!   most [`UNSOLICITED_BLOCKS_PER_PEER`] blocks per peer that nobody asked for, and known-invalid
+//!   digests forgotten once committed past.
 //!
 //! A block is refused (verify answers `false`) when it is malformed, does not extend the parent
 //! simplex named, has the wrong height, runs time backwards, carries client signatures that do
@@ -70,6 +72,10 @@ pub type ConsensusContext = Context<Digest, PublicKey>;
 
 /// Blocks further than this above the committed height are not stored.
 pub const BLOCKS_AHEAD_MAX: u64 = 1_024;
+/// Blocks a peer may have in this replica's store that nobody asked it for (broadcast
+/// proposals). An honest peer has a few at a time, until they commit or lose; beyond this the
+/// peer's oldest such block not yet executed is dropped (and fetched again if it is needed).
+pub const UNSOLICITED_BLOCKS_PER_PEER: usize = 32;
 /// How often missing blocks are requested again.
 pub const FETCH_RETRY: Duration = Duration::from_millis(250);
 /// Most digests requested per retry.
@@ -96,6 +102,12 @@ pub struct Stats {
     pub restored_snapshot: Option<u64>,
     /// The height of the newest snapshot this replica wrote since start.
     pub last_snapshot: Option<u64>,
+    /// Blocks in the store now.
+    pub blocks_held: usize,
+    /// Unsolicited blocks dropped because their sender was over [`UNSOLICITED_BLOCKS_PER_PEER`].
+    pub blocks_dropped: u64,
+    /// Blocks known to be invalid, remembered until the committed height passes them.
+    pub invalid_held: usize,
 }
 
 /// How many latency samples [`Stats`] keeps.
@@ -200,7 +212,10 @@ pub struct Replica<E: Clock + Spawner + Supervisor + Storage> {
     events: mpsc::UnboundedReceiver<Message>,
     blocks: HashMap<Digest, (Block, Vec<u8>)>,
     speculative: HashMap<Digest, Speculative>,
-    invalid: HashSet<Digest>,
+    /// Blocks known to be invalid, with their height (forgotten once committed past).
+    invalid: HashMap<Digest, u64>,
+    /// Per peer, the unsolicited blocks it sent that may still be in the store, oldest first.
+    unsolicited: HashMap<PublicKey, std::collections::VecDeque<Digest>>,
     pending_verifies: Vec<(ConsensusContext, Digest, oneshot::Sender<bool>)>,
     pending_proposals: Vec<(ConsensusContext, oneshot::Sender<Digest>)>,
     finalized_pending: Vec<Digest>,

@@ -10,7 +10,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         let mut chain = Vec::new();
         let mut cursor = digest;
         loop {
-            if self.invalid.contains(&cursor) {
+            if self.invalid.contains_key(&cursor) {
                 return Lookup::Invalid(Refusal::Root);
             }
             if self.speculative.contains_key(&cursor) {
@@ -59,7 +59,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                     );
                 }
                 Err(refusal) => {
-                    self.invalid.insert(digest);
+                    self.invalid.insert(digest, block.height);
                     self.config.refused.fetch_add(1, Ordering::Relaxed);
                     warn!(?digest, %refusal, "refused block");
                     return Lookup::Invalid(refusal);
@@ -132,7 +132,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             match self.lookup(digest) {
                 Lookup::Ready => verified.push((digest, response)),
                 Lookup::Invalid(refusal) => {
-                    if self.invalid.contains(&digest) {
+                    if self.invalid.contains_key(&digest) {
                         self.config.evidence.record(
                             Kind::RefusedProposal,
                             &context.leader,

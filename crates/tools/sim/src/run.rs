@@ -172,7 +172,7 @@ fn outcome(world: &World, verified: Vec<u64>) -> Outcome {
             .iter()
             .map(|log| {
                 world
-                    .member_keys
+                    .by_index
                     .iter()
                     .map(|peer| log.against(peer, &Kind::OracleFault))
                     .collect()

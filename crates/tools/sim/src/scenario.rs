@@ -17,7 +17,8 @@ pub struct Scenario {
     /// Cut every link of this replica once `height_before` is reached, restore them after
     /// `height_after` more heights, and wait until it has caught up with the others.
     pub isolate: Option<usize>,
-    /// These replicas propose blocks with a wrong parent root from the start.
+    /// These replicas propose blocks with a wrong parent root from the start and, with
+    /// `oracle`, sign observations of twice the price.
     pub byzantine: &'static [usize],
     /// These members send only garbage on every channel.
     pub garbage: &'static [usize],
@@ -100,7 +101,8 @@ pub struct Outcome {
     pub byzantine: &'static [usize],
     /// evidence[i][j]: fault records member i holds against member j.
     pub evidence: Vec<Vec<usize>>,
-    /// oracle_faults[i][j]: oracle fault records member i holds against member j.
+    /// oracle_faults[i][j]: oracle fault records member i holds against member j (both replica
+    /// indices, as everywhere in a scenario).
     pub oracle_faults: Vec<Vec<usize>>,
     /// Per member: last certified oracle round of BTC and its index.
     pub oracle: Vec<(u64, Option<i64>)>,

@@ -294,7 +294,9 @@ impl World {
 
     /// Oracle feeds: every virtual second each member observes and offers its signed
     /// observation to every member's pool (a stand-in for the oracle gossip channel), at the
-    /// receiver's round. A member in `scenario.byzantine` reports twice the price; one in
+    /// receiver's round. Scenario indices name replicas (`by_index`); the oracle keys are in
+    /// seed order, so each is mapped to its replica first. A member in `scenario.byzantine`
+    /// reports twice the price; one in
     /// `scenario.far_future_oracle` also sends [`far_future_observations`]. A receiver that
     /// drops an observation as implausible records evidence against the sender, as the node's
     /// gossip receiver does.
@@ -308,7 +310,7 @@ impl World {
             // The oracle key is the seed-order key; the member's p2p identity names it.
             let sender = self.member_keys[index].clone();
             let replica = self.by_index.iter().position(|p| *p == sender);
-            let lying = self.scenario.byzantine.contains(&index);
+            let lying = replica.is_some_and(|r| self.scenario.byzantine.contains(&r));
             let hostile = replica.is_some_and(|r| self.scenario.far_future_oracle.contains(&r));
             let mut feed = SyntheticFeed::new(&[60_000 * USD, 3_000 * USD], 5, key.clone());
             let liar = bulwark_oracle::node::OracleNode::new(

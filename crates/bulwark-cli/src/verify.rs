@@ -9,12 +9,21 @@ use std::time::{Duration, Instant};
 /// `bulwark verify --data DIR [--identity HEX]`: DIR is a node's directory (node.toml's
 /// `data_dir`, holding `storage/` and `identity.hex`) plus the genesis file.
 pub fn run(data: &Path, genesis: &Path, identity: Option<&str>, until: Option<u64>) -> ExitCode {
+    // Without --identity the group key comes from the node's own directory: the check then
+    // shows only that the log agrees with what the node claims, not that it is the venue's.
+    let identity_from = if identity.is_some() {
+        "--identity"
+    } else {
+        eprintln!("bulwark verify: WARNING: no --identity: the group key is read from the node's own data ({IDENTITY_FILE}), so this proves only that the log matches what the node claims; pass the venue's published identity with --identity to verify it independently");
+        "the node's own data (not independent: pass --identity)"
+    };
     match verify(data, genesis, identity, until) {
         Ok(summary) => {
             println!(
                 "{}",
                 serde_json::json!({
                     "verified": true,
+                    "identity_from": identity_from,
                     "heights": summary.heights,
                     "certificates": summary.certificates,
                     "txs": summary.txs,

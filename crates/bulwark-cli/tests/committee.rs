@@ -172,6 +172,15 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
     assert_eq!(code, 0, "{stdout}{stderr}");
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(summary["verified"], true);
+    // Without --identity the key came from the node's own data, and it says so loudly.
+    assert!(stderr.contains("WARNING: no --identity"), "{stderr}");
+    assert!(
+        summary["identity_from"]
+            .as_str()
+            .unwrap()
+            .contains("not independent"),
+        "{summary}"
+    );
     let heights = summary["heights"].as_u64().unwrap();
     assert!(heights > 5, "{summary}");
     assert!(summary["txs"].as_u64().unwrap() > 0, "{summary}");
@@ -210,6 +219,25 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
     assert_eq!(code, 0, "{stdout}{stderr}");
     let resumed: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert!(resumed["heights"].as_u64().unwrap() > heights, "{resumed}");
+    // With the venue's identity given, verify takes nothing from the node's data and says so.
+    let with_identity = |identity: &str| {
+        run(&[
+            "verify",
+            "--data",
+            node.to_str().unwrap(),
+            "--genesis",
+            genesis.to_str().unwrap(),
+            "--identity",
+            identity,
+        ])
+    };
+    let (code, stdout, stderr) = with_identity(identity.trim());
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(!stderr.contains("WARNING"), "{stderr}");
+    assert!(
+        stdout.contains("\"identity_from\":\"--identity\""),
+        "{stdout}"
+    );
 
     // Placement: a node config with two members in one data center is refused.
     let config = node.join("node.toml");

@@ -159,15 +159,12 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
         .unwrap()
         .starts_with(b"bulwark/keystore/v1\n"));
     let genesis = committee.join("genesis.json");
-    let verify = |node: &Path| {
-        run(&[
-            "verify",
-            "--data",
-            node.to_str().unwrap(),
-            "--genesis",
-            genesis.to_str().unwrap(),
-        ])
+    // `bulwark verify` of `node`'s log, plus `extra` arguments.
+    let verify_with = |node: &Path, extra: &[&str]| {
+        let (node, genesis) = (node.to_str().unwrap(), genesis.to_str().unwrap());
+        run(&[&["verify", "--data", node, "--genesis", genesis][..], extra].concat())
     };
+    let verify = |node: &Path| verify_with(node, &[]);
     let (code, stdout, stderr) = verify(&node);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
@@ -220,18 +217,7 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
     let resumed: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert!(resumed["heights"].as_u64().unwrap() > heights, "{resumed}");
     // With the venue's identity given, verify takes nothing from the node's data and says so.
-    let with_identity = |identity: &str| {
-        run(&[
-            "verify",
-            "--data",
-            node.to_str().unwrap(),
-            "--genesis",
-            genesis.to_str().unwrap(),
-            "--identity",
-            identity,
-        ])
-    };
-    let (code, stdout, stderr) = with_identity(identity.trim());
+    let (code, stdout, stderr) = verify_with(&node, &["--identity", identity.trim()]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(!stderr.contains("WARNING"), "{stderr}");
     assert!(

@@ -28,6 +28,12 @@ pub const FUTURE_ROUNDS: u64 = 5;
 /// Length of a round, milliseconds of venue time.
 pub const ROUND_MS: u64 = 1_000;
 
+/// The oracle round a Unix time (ms) falls in: whole [`ROUND_MS`] since the venue's epoch. Every
+/// member observes, and every pool judges plausibility, by this one rule.
+pub fn round_at(unix_ms: u64, venue_epoch_ms: u64) -> u64 {
+    unix_ms.saturating_sub(venue_epoch_ms) / ROUND_MS
+}
+
 /// Signed observations waiting to form certified rounds.
 pub struct OraclePool {
     config: OracleConfig,

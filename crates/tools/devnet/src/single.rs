@@ -8,7 +8,7 @@ use bulwark_engine::command::SystemCommand;
 use bulwark_engine::snapshot::SnapshotError;
 use bulwark_engine::{AccountId, Command, Engine, EngineConfig, Event, InstrumentId};
 use bulwark_oracle::synthetic::{Synthetic, SyntheticParams};
-use bulwark_testkit::flow::{flow_order, MAKERS, TAKERS};
+use bulwark_testkit::flow::{account_of, flow_order, open_accounts_unsigned, MAKERS, TAKERS};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -100,18 +100,11 @@ fn load_or_create(data: &Path, fresh: bool) -> Result<(Engine, bool), SingleErro
         return Ok((engine, true));
     }
     let mut engine = Engine::new(EngineConfig::default());
-    let mut setup = Vec::new();
-    for a in 1..=MAKERS + TAKERS {
-        setup.push(Command::System(SystemCommand::OpenAccount {
-            account: AccountId(a),
-            public_key: [0; 32],
-        }));
-        setup.push(Command::System(SystemCommand::Deposit {
-            account: AccountId(a),
-            amount: 50_000_000 * 1_000_000,
-        }));
-    }
-    engine.execute(0, &setup, &mut Vec::new());
+    engine.execute(
+        0,
+        &open_accounts_unsigned(50_000_000 * 1_000_000),
+        &mut Vec::new(),
+    );
     Ok((engine, false))
 }
 
@@ -127,7 +120,7 @@ fn save(data: &Path, engine: &Engine) -> Result<(), SingleError> {
 /// counting orders over the whole run. Orders here are not signed: there is no endpoint.
 fn load(batch: &mut Vec<Command>, mark: i64, k: &mut u64, per_batch: u64) {
     for _ in 0..per_batch {
-        let account = 1 + *k % (MAKERS + TAKERS);
+        let account = account_of(*k);
         batch.push(Command::Client {
             account: AccountId(account),
             nonce: 0,

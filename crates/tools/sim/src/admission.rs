@@ -4,7 +4,7 @@
 //! signed appraisal as evidence, as the node's admission task does.
 #![allow(clippy::unwrap_used)] // a broken simulation setup is a programmer error: crash, with the seed.
 
-use crate::world::World;
+use crate::world::{unix_ms, World};
 use bulwark_attest::dev::DevAttestor;
 use bulwark_attest::evidence::{AppMeasurements, Evidence};
 use bulwark_attest::hexbytes::HexBytes;
@@ -13,8 +13,6 @@ use bulwark_attest::nonce::node_key_hash;
 use bulwark_consensus::admission::{Admission, Change};
 use bulwark_consensus::evidence::Kind;
 use commonware_codec::Encode as _;
-use commonware_runtime::Clock as _;
-use std::time::UNIX_EPOCH;
 
 /// What an honest member runs, and what a tampered one runs instead.
 fn measurements(tampered: bool) -> AppMeasurements {
@@ -43,14 +41,7 @@ impl World {
         let scenario = self.scenario;
         let n = scenario.n;
         let seed = scenario.seed;
-        let now_ms = u64::try_from(
-            self.context
-                .current()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_millis(),
-        )
-        .unwrap();
+        let now_ms = unix_ms(&self.context);
         let attestors: Vec<DevAttestor> = (0..n)
             .map(|i| DevAttestor::from_secret(&derived(seed, "attestor", i).to_bytes()))
             .collect();

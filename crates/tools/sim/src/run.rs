@@ -9,7 +9,7 @@ use bulwark_consensus::log::LOG_BLOB;
 use bulwark_consensus::verify::verify_log;
 use commonware_runtime::{deterministic, Blob as _, Clock, Runner as _, Storage as _, Supervisor};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Runs `scenario` on commonware's deterministic runtime and simulated network. The same
 /// scenario (seed included) always gives the same outcome.
@@ -148,12 +148,7 @@ fn outcome(world: &World, verified: Vec<u64>) -> Outcome {
         Kind::ImplausibleOracleRound,
         Kind::Contraindicated,
     ];
-    let virtual_ms = world
-        .context
-        .current()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
+    let virtual_ms = crate::world::unix_ms(&world.context);
     Outcome {
         ledgers: world
             .ledgers
@@ -209,13 +204,11 @@ fn outcome(world: &World, verified: Vec<u64>) -> Outcome {
                 (s.blocks_held, s.blocks_dropped)
             })
             .collect(),
-        oracle_clock_round: world.scenario.oracle.then(|| {
-            u64::try_from(virtual_ms)
-                .unwrap_or(u64::MAX)
-                .saturating_sub(world.venue_epoch_ms)
-                / bulwark_consensus::oracle_feed::ROUND_MS
-        }),
-        virtual_ms,
+        oracle_clock_round: world
+            .scenario
+            .oracle
+            .then(|| bulwark_consensus::oracle_feed::round_at(virtual_ms, world.venue_epoch_ms)),
+        virtual_ms: u128::from(virtual_ms),
         restored: world
             .stats
             .iter()

@@ -12,7 +12,7 @@ use bulwark_consensus::committee::{
 use bulwark_consensus::evidence::{EvidenceLog, Kind};
 use bulwark_consensus::genesis::{try_genesis, GenesisAccount};
 use bulwark_consensus::mempool::{MempoolConfig, Origin, Refusal};
-use bulwark_consensus::oracle_feed::{OraclePool, SharedPool, SyntheticFeed};
+use bulwark_consensus::oracle_feed::{round_at, OraclePool, SharedPool, SyntheticFeed, ROUND_MS};
 use bulwark_consensus::replica::{
     Config as ReplicaConfig, Fault, Ledger, Mempool, PublicKey, Scheme, SharedStats,
 };
@@ -125,14 +125,7 @@ impl World {
             oracle_config.clone(),
         )
         .unwrap();
-        let venue_epoch_ms = u64::try_from(
-            context
-                .current()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_millis(),
-        )
-        .unwrap();
+        let venue_epoch_ms = unix_ms(&context);
         let (network, link) = Self::network(&context, &scenario, &by_index).await;
         let mut world = World {
             member_keys: keys.iter().map(|k| k.public_key()).collect(),
@@ -322,16 +315,9 @@ impl World {
                 .child("oracle")
                 .spawn(move |context| async move {
                     loop {
-                        let now = u64::try_from(
-                            context
-                                .current()
-                                .duration_since(UNIX_EPOCH)
-                                .unwrap()
-                                .as_millis(),
-                        )
-                        .unwrap();
+                        let now = unix_ms(&context);
                         let venue_ms = now - venue_epoch_ms;
-                        let round = venue_ms / 1_000;
+                        let round = round_at(now, venue_epoch_ms);
                         let mut observations = feed.observe(round, venue_ms);
                         if lying {
                             observations = observations
@@ -362,7 +348,7 @@ impl World {
                             }
                         }
                         context
-                            .sleep(Duration::from_millis(1_000 - venue_ms % 1_000))
+                            .sleep(Duration::from_millis(ROUND_MS - venue_ms % ROUND_MS))
                             .await;
                     }
                 });
@@ -437,4 +423,16 @@ impl World {
             );
         }
     }
+}
+
+/// Milliseconds since the Unix epoch by the simulation's virtual clock.
+pub(crate) fn unix_ms(context: &impl Clock) -> u64 {
+    u64::try_from(
+        context
+            .current()
+            .duration_since(UNIX_EPOCH)
+            .expect("the virtual clock never reads before the Unix epoch")
+            .as_millis(),
+    )
+    .expect("virtual milliseconds fit in u64")
 }

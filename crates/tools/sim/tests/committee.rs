@@ -319,6 +319,14 @@ fn a_seed_reproduces_exactly() {
     assert_eq!(first.virtual_ms, second.virtual_ms);
 }
 
+/// Runs the named scenario (as `bulwark sim --scenario NAME` does) and reports on it.
+fn run_named(name: &str, seed: u64, n: usize) -> (bulwark_sim::Outcome, bulwark_sim::Report) {
+    let scenario = bulwark_sim::named(name, seed, n).unwrap();
+    let outcome = run(scenario);
+    let report = bulwark_sim::Report::new(name, &scenario, &outcome);
+    (outcome, report)
+}
+
 /// Attack 2 of issue #12: a member signs oracle observations for rounds 2^63, u64::MAX - 1 and
 /// u64::MAX (and sends them unsigned too), trying to occupy every pool so that no round
 /// certifies again. Every pool refuses them before storing anything, records evidence against
@@ -326,9 +334,7 @@ fn a_seed_reproduces_exactly() {
 #[test]
 fn far_future_oracle_rounds_cannot_stop_certification() {
     for (seed, n) in [(131, 4), (132, 7)] {
-        let scenario = bulwark_sim::named("oracle-far-future", seed, n).unwrap();
-        let outcome = run(scenario);
-        let report = bulwark_sim::Report::new("oracle-far-future", &scenario, &outcome);
+        let (outcome, report) = run_named("oracle-far-future", seed, n);
         assert!(report.held, "{report:#?}");
         assert!(report.height_progress >= 600, "{report:#?}");
         assert!(report.evidence_against_hostile > 0, "{report:#?}");
@@ -349,9 +355,7 @@ fn far_future_oracle_rounds_cannot_stop_certification() {
 #[test]
 fn malleable_signatures_are_judged_the_same_everywhere() {
     for (seed, n) in [(141, 4), (142, 7)] {
-        let scenario = bulwark_sim::named("malleable-signatures", seed, n).unwrap();
-        let outcome = run(scenario);
-        let report = bulwark_sim::Report::new("malleable-signatures", &scenario, &outcome);
+        let (_, report) = run_named("malleable-signatures", seed, n);
         assert!(report.held, "{report:#?}");
         assert_eq!(report.refused, 0, "{report:#?}");
         assert_eq!(report.false_evidence, 0, "{report:#?}");
@@ -365,9 +369,7 @@ fn malleable_signatures_are_judged_the_same_everywhere() {
 #[test]
 fn a_tampered_member_is_cut_off_by_every_other_and_the_rest_go_on() {
     for (seed, n) in [(151, 4), (152, 7)] {
-        let scenario = bulwark_sim::named("tampered-member", seed, n).unwrap();
-        let outcome = run(scenario);
-        let report = bulwark_sim::Report::new("tampered-member", &scenario, &outcome);
+        let (outcome, report) = run_named("tampered-member", seed, n);
         assert!(report.held, "{report:#?}");
         assert_eq!(report.hostile, vec![0], "{report:#?}");
         assert!(report.evidence_against_hostile >= n - 1, "{report:#?}");
@@ -389,9 +391,7 @@ fn a_tampered_member_is_cut_off_by_every_other_and_the_rest_go_on() {
 fn a_member_flooding_unasked_blocks_cannot_fill_the_store() {
     use bulwark_consensus::replica::UNSOLICITED_BLOCKS_PER_PEER;
     for (seed, n) in [(161, 4), (162, 7)] {
-        let scenario = bulwark_sim::named("block-flood", seed, n).unwrap();
-        let outcome = run(scenario);
-        let report = bulwark_sim::Report::new("block-flood", &scenario, &outcome);
+        let (outcome, report) = run_named("block-flood", seed, n);
         assert!(report.held, "{report:#?}");
         assert!(report.height_progress >= 30, "{report:#?}");
         for member in 1..n {

@@ -9,8 +9,8 @@
 
 use crate::client_key;
 use bulwark_engine::codec::SignedTx;
-use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
-use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
+use bulwark_engine::command::{LimitOrder, SelfTradePrevention, SystemCommand, TimeInForce};
+use bulwark_engine::{AccountId, ClientCommand, Command, InstrumentId, Side};
 
 /// Market-making accounts: `1..=MAKERS`.
 pub const MAKERS: u64 = 4;
@@ -18,6 +18,31 @@ pub const MAKERS: u64 = 4;
 pub const TAKERS: u64 = 8;
 /// How far through the mid a taker's IOC order reaches, in ticks.
 pub const TAKER_REACH_TICKS: i64 = 6;
+
+/// The account that sends order `k` when the accounts take turns.
+pub fn account_of(k: u64) -> u64 {
+    1 + k % (MAKERS + TAKERS)
+}
+
+/// The system commands that open every account of the flow with no registered key (for a
+/// trusted in-process engine that takes unsigned orders: `up --single`, tests) and deposit
+/// `deposit_micros` into each.
+pub fn open_accounts_unsigned(deposit_micros: i64) -> Vec<Command> {
+    (1..=MAKERS + TAKERS)
+        .flat_map(|account| {
+            [
+                Command::System(SystemCommand::OpenAccount {
+                    account: AccountId(account),
+                    public_key: [0; 32],
+                }),
+                Command::System(SystemCommand::Deposit {
+                    account: AccountId(account),
+                    amount: deposit_micros,
+                }),
+            ]
+        })
+        .collect()
+}
 
 /// Order `k` of `account` around `mid_ticks` on instrument 0 (BTC-PERP).
 pub fn flow_order(account: u64, k: u64, mid_ticks: i64) -> ClientCommand {
@@ -63,8 +88,7 @@ pub fn signed_flow_order(seed: u64, account: u64, k: u64, nonce: u64, mid_ticks:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bulwark_engine::command::SystemCommand;
-    use bulwark_engine::{Command, Engine, EngineConfig, Event};
+    use bulwark_engine::{Engine, EngineConfig, Event};
 
     /// The flow trades: run through one engine, takers fill against makers' quotes.
     #[test]
@@ -74,21 +98,12 @@ mod tests {
             underlying: 0,
             price_micros: 60_000_000_000,
         })];
-        for account in 1..=MAKERS + TAKERS {
-            setup.push(Command::System(SystemCommand::OpenAccount {
-                account: AccountId(account),
-                public_key: [0; 32],
-            }));
-            setup.push(Command::System(SystemCommand::Deposit {
-                account: AccountId(account),
-                amount: 1_000_000_000_000,
-            }));
-        }
+        setup.extend(open_accounts_unsigned(1_000_000_000_000));
         let mut events = Vec::new();
         engine.execute(0, &setup, &mut events);
         let mut batch = Vec::new();
         for k in 0..120 {
-            let account = 1 + k % (MAKERS + TAKERS);
+            let account = account_of(k);
             batch.push(Command::Client {
                 account: AccountId(account),
                 nonce: k + 1,
@@ -107,7 +122,7 @@ mod tests {
             let sides: std::collections::BTreeSet<_> = accounts
                 .clone()
                 .flat_map(|a| (0..24).map(move |k| (a, k)))
-                .filter(|(a, k)| 1 + k % (MAKERS + TAKERS) == *a || *k < 2)
+                .filter(|(a, k)| account_of(*k) == *a || *k < 2)
                 .map(|(a, k)| match flow_order(a, k, 600_000) {
                     ClientCommand::Limit(order) => format!("{:?}", order.side),
                     other => panic!("{other:?}"),

@@ -194,14 +194,14 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         }
     }
 
-    /// Keeps `peer` under [`UNSOLICITED_BLOCKS_PER_PEER`] unsolicited blocks in the store:
-    /// forgets the ones already gone, then drops its oldest blocks not yet executed (a block
-    /// that was executed is in use: a vote or a child may stand on it).
+    /// Keeps `peer` under [`UNSOLICITED_BLOCKS_PER_PEER`] unsolicited blocks in the store by
+    /// dropping its oldest blocks not yet executed (a block that was executed is in use: a vote
+    /// or a child may stand on it). Its list holds only blocks still stored: this is the one
+    /// place besides `prune` (which cleans the lists) that removes a block.
     fn make_room_for(&mut self, peer: &PublicKey) {
         let Some(digests) = self.unsolicited.get_mut(peer) else {
             return;
         };
-        digests.retain(|digest| self.blocks.contains_key(digest));
         let mut dropped = 0u64;
         while digests.len() >= UNSOLICITED_BLOCKS_PER_PEER {
             let Some(position) = digests

@@ -5,7 +5,7 @@ use super::startup::{Channel, Prepared, Shared};
 use super::{endpoint, NodeError, EVIDENCE_FILE};
 use bulwark_consensus::evidence::Kind;
 use bulwark_consensus::mempool::Origin;
-use bulwark_consensus::oracle_feed::{SharedPool, SyntheticFeed, ROUND_MS};
+use bulwark_consensus::oracle_feed::{round_at, SharedPool, SyntheticFeed, ROUND_MS};
 use bulwark_engine::codec::{decode_batch, encode_batch, SignedTx};
 use bulwark_engine::oracle::SignedObservation;
 use bulwark_oracle::proposer::Dropped;
@@ -138,7 +138,7 @@ pub(super) fn spawn_oracle(
     context.child("oracle_in").spawn(move |context| async move {
         let mut oracle_in = oracle_in;
         while let Ok((peer, bytes)) = oracle_in.recv().await {
-            let now_round = venue_round(&context, venue_epoch_ms);
+            let now_round = round_at(unix_ms(&context), venue_epoch_ms);
             let offered = match SignedObservation::decode(bytes.as_ref()) {
                 Ok(observation) => pool
                     .lock()
@@ -175,11 +175,6 @@ fn unix_ms(context: &Context) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The oracle round the clock is in: whole rounds since the venue's epoch.
-fn venue_round(context: &Context, venue_epoch_ms: u64) -> u64 {
-    unix_ms(context).saturating_sub(venue_epoch_ms) / ROUND_MS
-}
-
 /// Every round: this member's observations into its own pool and to every peer.
 async fn observe(
     context: Context,
@@ -196,7 +191,7 @@ async fn observe(
     loop {
         let now_ms = unix_ms(&context);
         let venue_ms = now_ms.saturating_sub(venue_epoch_ms);
-        let round = venue_ms / ROUND_MS;
+        let round = round_at(now_ms, venue_epoch_ms);
         if round > last_round {
             last_round = round;
             let observations = match &mut feed {

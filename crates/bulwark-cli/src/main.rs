@@ -30,6 +30,11 @@ enum Top {
         /// The node's configuration file (TOML).
         #[arg(long)]
         config: std::path::PathBuf,
+        /// The explicit, logged migration: seal a plain secret file (a provisioned node key)
+        /// or an older keystore's file in place, bound to this committee. Without it such
+        /// files are refused.
+        #[arg(long)]
+        migrate_secrets: bool,
     },
     /// Talk to a node's client endpoint: status, account, book, or submit a signed order.
     Client(ClientArgs),
@@ -216,7 +221,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Top::Up(args) => up::run(args),
-        Top::Node { config } => node::run(&config),
+        Top::Node {
+            config,
+            migrate_secrets,
+        } => node::run(&config, migrate_secrets),
         Top::Client(args) => client::run(args.node, args.request),
         Top::Verify {
             data,

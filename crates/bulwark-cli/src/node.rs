@@ -1,12 +1,19 @@
 //! `bulwark node --config FILE`: one committee member (see docs/node.md).
 
+use bulwark_node::node::keystore::Migration;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// `bulwark node --config FILE`.
-pub fn run(config: &Path) -> ExitCode {
+/// `bulwark node --config FILE [--migrate-secrets]`.
+pub fn run(config: &Path, migrate_secrets: bool) -> ExitCode {
     init_tracing();
-    match bulwark_node::node::run(config) {
+    // The keystore logs every file it migrates.
+    let migration = if migrate_secrets {
+        Migration::Seal
+    } else {
+        Migration::Refuse
+    };
+    match bulwark_node::node::run(config, migration) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("bulwark node: {error}");

@@ -157,7 +157,7 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
     // The provisioned node key was encrypted in place by the (DEVELOPMENT) keystore.
     assert!(std::fs::read(node.join("node.key"))
         .unwrap()
-        .starts_with(b"bulwark/keystore/v1\n"));
+        .starts_with(b"bulwark/keystore/v2\n"));
     let genesis = committee.join("genesis.json");
     // `bulwark verify` of `node`'s log, plus `extra` arguments.
     let verify_with = |node: &Path, extra: &[&str]| {
@@ -225,6 +225,8 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
         "{stdout}"
     );
 
+    secret_files_that_were_swapped_or_exposed_are_refused(&committee);
+
     // Placement: a node config with two members in one data center is refused.
     let config = node.join("node.toml");
     let text = std::fs::read_to_string(&config).unwrap();
@@ -235,6 +237,49 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
     let (code, _, stderr) = run(&["node", "--config", crowded_path.to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("at most f = 1"), "{stderr}");
+}
+
+/// Attack 6 of #12: whoever can write node 0's directory plants a key file (node 1's sealed
+/// key, or a plain key of their own) or loosens a secret's mode; node 0 refuses to start on
+/// each, and the plain one is not rewritten.
+fn secret_files_that_were_swapped_or_exposed_are_refused(committee: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let node = committee.join("node-0");
+    let text = std::fs::read_to_string(node.join("node.toml")).unwrap();
+    let planted = node.join("planted.key");
+    let config = node.join("planted.toml");
+    std::fs::write(
+        &config,
+        text.replacen("key_file = \"node.key\"", "key_file = \"planted.key\"", 1),
+    )
+    .unwrap();
+    let start = || run(&["node", "--config", config.to_str().unwrap()]);
+    let private = |path: &Path| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap()
+    };
+    // Node 1's sealed key: another keystore key, so it does not open.
+    std::fs::copy(committee.join("node-1").join("node.key"), &planted).unwrap();
+    private(&planted);
+    let (code, _, stderr) = start();
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("swapped or foreign"), "{stderr}");
+    // A plain key of the attacker's: refused without the migration flag, and left as it is.
+    let plain = format!("{}\n", hex::encode([9u8; 32]));
+    std::fs::write(&planted, &plain).unwrap();
+    private(&planted);
+    let (code, _, stderr) = start();
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not sealed by the keystore"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&planted).unwrap(), plain);
+    // The real key, readable by others: refused before it is read.
+    let key = node.join("node.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, stderr) = run(&["node", "--config", node.join("node.toml").to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("mode 644"), "{stderr}");
+    private(&key);
+    std::fs::remove_file(&planted).unwrap();
+    std::fs::remove_file(&config).unwrap();
 }
 
 /// The development client key `bulwark up` derives for `account` from seed 1.
@@ -705,6 +750,7 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
         })
         .collect();
     a_swapped_ek_certificate_is_refused_at_start(&committee);
+    a_planted_development_keystore_is_not_adopted(&committee);
     // A tampered binary cannot unseal node 3's secrets: it refuses to start.
     let tampered = tampered_binary(dir.path());
     measure_as_launcher(&committee, port, 3, &tampered);
@@ -786,8 +832,31 @@ fn every_node_enrolled_its_peers_and_sealed_its_secrets(committee: &Path) {
         assert!(!node.join("attestor.key").exists());
         // The provisioned plain node key was encrypted in place under the sealed keystore.
         let key = std::fs::read(node.join("node.key")).unwrap();
-        assert!(key.starts_with(b"bulwark/keystore/v1"), "node {index}");
+        assert!(key.starts_with(b"bulwark/keystore/v2"), "node {index}");
     }
+}
+
+/// Attack 6 of #12, TPM mode: whoever can write node 3's directory removes its sealed keystore
+/// key and plants a development key file of their own. The node does not adopt it outside the
+/// explicit migration, so nothing sealed under the planted key is ever read.
+fn a_planted_development_keystore_is_not_adopted(committee: &Path) {
+    let node = committee.join("node-3");
+    let sealed = node.join("keystore.sealed");
+    let aside = node.join("keystore.sealed.aside");
+    std::fs::rename(&sealed, &aside).unwrap();
+    let planted = node.join("keystore.key");
+    std::fs::write(&planted, [7u8; 32]).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, _, stderr) = run(&["node", "--config", node.join("node.toml").to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("DEVELOPMENT keystore key lies in the data directory of a TPM node"),
+        "{stderr}"
+    );
+    assert!(!sealed.exists(), "nothing was sealed under the planted key");
+    std::fs::remove_file(&planted).unwrap();
+    std::fs::rename(&aside, &sealed).unwrap();
 }
 
 /// As the launcher, measures `binary` into node `index`'s PCR 23 (`up` does this itself).

@@ -94,6 +94,10 @@ pub struct VerifierConfig {
     pub appraisal_ttl_ms: u64,
     /// How long a credential challenge stays answerable.
     pub enrollment_ttl_ms: u64,
+    /// Whether DEVELOPMENT evidence may be appraised at all. Default false: it is refused
+    /// whatever the manifest says. Only a verifier that is itself a development node, with
+    /// every member on loopback, sets it; a TPM node never does.
+    pub accept_dev_evidence: bool,
 }
 
 impl Default for VerifierConfig {
@@ -103,6 +107,7 @@ impl Default for VerifierConfig {
             nonce_capacity: crate::nonce::NONCE_CAPACITY_DEFAULT,
             appraisal_ttl_ms: crate::appraisal::APPRAISAL_TTL_MS_DEFAULT,
             enrollment_ttl_ms: 60_000,
+            accept_dev_evidence: false,
         }
     }
 }
@@ -348,6 +353,10 @@ impl Verifier {
             Evidence::Tdx(tdx) => {
                 crate::tee::appraise::appraise_tdx(manifest, tdx, &expected, now_ms, out);
             }
+            Evidence::DevInsecure(_) if !self.config.accept_dev_evidence => out.refuse(
+                "dev-evidence-not-accepted",
+                "insecure development evidence refused: this verifier does not accept it (only a development node on loopback does)".into(),
+            ),
             Evidence::DevInsecure(dev) => appraise_dev(manifest, dev, &expected, out),
         }
     }

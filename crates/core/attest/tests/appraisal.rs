@@ -378,9 +378,9 @@ fn dev_evidence_only_with_a_manifest_that_allows_it() {
     let evidence =
         Evidence::DevInsecure(attestor.attest(&nonce, &s.key_hash, 4, honest_measurements()));
     let a = appraise(&mut s, nonce, &evidence, NOW + 10);
-    assert_eq!(codes(&a), ["dev-evidence-not-allowed"]);
+    assert_eq!(codes(&a), ["dev-evidence-not-accepted"]);
 
-    s.manifest = manifest(
+    let allowing = manifest(
         NOW + 3_600_000,
         Some(DevReference {
             allow_insecure_dev_evidence: true,
@@ -388,6 +388,31 @@ fn dev_evidence_only_with_a_manifest_that_allows_it() {
             app_measurements: vec![HexBytes(honest_measurements().app_pcr_value())],
         }),
     );
+    s.manifest = allowing.clone();
+    let nonce = s.verifier.issue_nonce(NOW, [2; 32]).expect("nonce");
+    let evidence =
+        Evidence::DevInsecure(attestor.attest(&nonce, &s.key_hash, 4, honest_measurements()));
+    // A verifier that is not a development node (a TPM node, say) refuses it even so.
+    let a = appraise(&mut s, nonce, &evidence, NOW + 10);
+    assert_eq!(codes(&a), ["dev-evidence-not-accepted"]);
+    assert_eq!(a.status, Status::Contraindicated);
+
+    s.verifier = Verifier::new(
+        SigningKey::from_bytes(&[9; 32]),
+        operators(),
+        VerifierConfig {
+            accept_dev_evidence: true,
+            ..VerifierConfig::default()
+        },
+    );
+    // A verifier that accepts dev evidence still needs a manifest that allows it.
+    s.manifest = manifest(NOW + 3_600_000, None);
+    let nonce = s.verifier.issue_nonce(NOW, [5; 32]).expect("nonce");
+    let evidence =
+        Evidence::DevInsecure(attestor.attest(&nonce, &s.key_hash, 4, honest_measurements()));
+    let a = appraise(&mut s, nonce, &evidence, NOW + 10);
+    assert_eq!(codes(&a), ["dev-evidence-not-allowed"]);
+    s.manifest = allowing;
     let nonce = s.verifier.issue_nonce(NOW, [2; 32]).expect("nonce");
     let evidence =
         Evidence::DevInsecure(attestor.attest(&nonce, &s.key_hash, 4, honest_measurements()));

@@ -92,17 +92,20 @@ pub struct Admission<K: Ord + Clone> {
 impl<K: Ord + Clone> Admission<K> {
     /// `peers`: every other member, with a name for appraisals and the bytes of its p2p public
     /// key (hashed into the qualifying data). `appraisal_ttl_ms` is how long an affirming
-    /// appraisal admits a peer; keep it a few re-attestation intervals.
+    /// appraisal admits a peer; keep it a few re-attestation intervals. `accept_dev_evidence`:
+    /// only a development node with every member on loopback appraises DEVELOPMENT evidence at
+    /// all (see [`VerifierConfig::accept_dev_evidence`]).
     pub fn new(
         verifier_key: ed25519_dalek::SigningKey,
         operators: OperatorSet,
         manifest: SignedManifest,
-        epoch: u64,
-        appraisal_ttl_ms: u64,
+        (epoch, appraisal_ttl_ms): (u64, u64),
+        accept_dev_evidence: bool,
         peers: impl IntoIterator<Item = (K, String, Vec<u8>)>,
     ) -> Self {
         let config = VerifierConfig {
             appraisal_ttl_ms,
+            accept_dev_evidence,
             ..VerifierConfig::default()
         };
         Admission {
@@ -330,6 +333,10 @@ mod tests {
     }
 
     fn setup() -> (Admission<u8>, DevAttestor) {
+        setup_accepting(true)
+    }
+
+    fn setup_accepting(dev_evidence: bool) -> (Admission<u8>, DevAttestor) {
         let operators: Vec<SigningKey> = (0..3)
             .map(|i| SigningKey::from_bytes(&[100 + i; 32]))
             .collect();
@@ -362,8 +369,8 @@ mod tests {
             SigningKey::from_bytes(&[9; 32]),
             set,
             manifest,
-            0,
-            3_000,
+            (0, 3_000),
+            dev_evidence,
             [
                 (1u8, "node-1".to_string(), b"key-1".to_vec()),
                 (2, "node-2".into(), b"key-2".to_vec()),
@@ -409,6 +416,22 @@ mod tests {
             .last_reasons
             .contains(&"app-measurement-mismatch".to_string()));
         assert_eq!(admission.take_cut_off_evidence().len(), 2);
+    }
+
+    /// Attack 9 of #12: a node that is not a development node (a TPM node) is handed
+    /// DEVELOPMENT evidence by a peer, under a manifest that has a dev section: it cuts the
+    /// peer off instead of admitting it.
+    #[test]
+    fn a_node_that_is_not_a_development_node_refuses_dev_evidence() {
+        let (mut admission, attestor) = setup_accepting(false);
+        let nonce = admission.challenge(&1, NOW, [1; 32]).unwrap();
+        let changes = admission.evidence(&1, &evidence(&attestor, &nonce, b"key-1", honest()), NOW);
+        assert_eq!(changes, vec![Change::Block(1)]);
+        assert!(admission.admitted(NOW).is_empty());
+        let (_, _, state) = admission.states().find(|(k, _, _)| **k == 1).unwrap();
+        assert!(state
+            .last_reasons
+            .contains(&"dev-evidence-not-accepted".to_string()));
     }
 
     #[test]

@@ -182,8 +182,13 @@ fn policy_and_dev_evidence_round_trip() {
     args.extend(files.iter().map(String::as_str));
     assert_eq!(attest(&args), ExitCode::SUCCESS);
     let ap = p(d, "appraisal.json");
+    assert_eq!(
+        verify_files(d, "evidence.json", "manifest.json", &nonce, &["--out", &ap]),
+        ExitCode::from(1),
+        "dev evidence refused without --accept-dev-evidence, whatever the manifest allows"
+    );
     let verify = |nonce: &str, extra: &[&str]| {
-        let mut args = vec!["--out", &ap];
+        let mut args = vec!["--out", &ap, "--accept-dev-evidence"];
         args.extend_from_slice(extra);
         verify_files(d, "evidence.json", "manifest.json", nonce, &args)
     };

@@ -63,6 +63,8 @@ fn new_verifier() -> Verifier {
         operators().2,
         VerifierConfig {
             nonce_capacity: 100_000,
+            // The dev-evidence fallback appraises development evidence.
+            accept_dev_evidence: true,
             ..VerifierConfig::default()
         },
     )

@@ -55,6 +55,9 @@ pub enum CommitteeError {
         /// What is wrong with it.
         source: bulwark_node::node::config::KeyFileError,
     },
+    /// A secret file or private directory cannot be written.
+    #[error(transparent)]
+    Secret(#[from] bulwark_node::node::keystore::KeystoreError),
     /// A file cannot be written.
     #[error("cannot write {}: {source}", .path.display())]
     Write {

@@ -40,11 +40,18 @@ pub(crate) fn spawn_node(data: &Path, index: usize) -> Result<Child, CommitteeEr
     // Own process group: a Ctrl-C in the terminal reaches `up` only, which stops the load and
     // then the nodes in order.
     use std::os::unix::process::CommandExt as _;
-    Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .process_group(0)
         .arg("node")
         .arg("--config")
-        .arg(dir.join("node.toml"))
+        .arg(dir.join("node.toml"));
+    // The key `up` provisioned is plain until the node's first start seals it: that start is
+    // the explicit migration, and the node logs it.
+    if first_start(&dir) {
+        command.arg(bulwark_node::node::keystore::MIGRATE_FLAG);
+    }
+    command
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -54,6 +61,12 @@ pub(crate) fn spawn_node(data: &Path, index: usize) -> Result<Child, CommitteeEr
         .stderr(log)
         .spawn()
         .map_err(spawn_error)
+}
+
+/// Whether node `dir`'s key file is still the plain one `up` provisioned.
+fn first_start(dir: &Path) -> bool {
+    std::fs::read(dir.join("node.key"))
+        .is_ok_and(|bytes| !bytes.starts_with(bulwark_node::node::keystore::MAGIC))
 }
 
 /// A committee whose node processes run; they are killed when this is dropped (the software

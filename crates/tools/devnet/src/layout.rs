@@ -44,6 +44,19 @@ pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Writes a secret: 0600, atomically (see `bulwark_node::node::keystore::write_private`).
+pub(crate) fn write_secret(path: &Path, text: &str) -> Result<(), CommitteeError> {
+    Ok(bulwark_node::node::keystore::write_private(
+        path,
+        text.as_bytes(),
+    )?)
+}
+
+/// Creates a directory (and its parents) that only its owner can enter (0700).
+pub(crate) fn create_private_dir(path: &Path) -> Result<(), CommitteeError> {
+    Ok(bulwark_node::node::keystore::create_private_dir(path)?)
+}
+
 pub(crate) fn write(path: &Path, text: &str) -> Result<(), CommitteeError> {
     std::fs::write(path, text).map_err(|source| CommitteeError::Write {
         path: path.to_path_buf(),

@@ -147,7 +147,7 @@ pub(crate) fn start_software_tpms(
     (0..options.nodes)
         .map(|index| {
             let dir = node_dir(&options.data, index).join("tpm");
-            std::fs::create_dir_all(&dir).map_err(file_error(&dir))?;
+            create_private_dir(&dir)?;
             SoftwareTpm::start_persistent(
                 &dir,
                 swtpm_port(options.base_port, index),
@@ -187,7 +187,7 @@ pub(crate) fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, Comm
         }
         eprintln!("  previous committee kept in {}", backup.display());
     }
-    std::fs::create_dir_all(&dir).map_err(file_error(&dir))?;
+    create_private_dir(&dir)?;
     let tpms = if options.tpm {
         start_software_tpms(options)?
     } else {
@@ -286,7 +286,7 @@ fn write_genesis(
 /// operator set's JSON, which every node measures.
 fn dev_operators(dir: &Path) -> Result<String, CommitteeError> {
     let operator_secrets: Vec<[u8; 32]> = (0..3).map(|_| rand::random()).collect();
-    write(
+    write_secret(
         &dir.join(DEV_OPERATORS_FILE),
         &operator_secrets
             .iter()
@@ -317,11 +317,11 @@ fn write_node(
     operators_json: &str,
 ) -> Result<(), CommitteeError> {
     let node = node_dir(&options.data, index);
-    std::fs::create_dir_all(&node).map_err(file_error(&node))?;
-    write(&node.join("node.key"), &format!("{}\n", hex::encode(seed)))?;
+    create_private_dir(&node)?;
+    write_secret(&node.join("node.key"), &format!("{}\n", hex::encode(seed)))?;
     if !options.tpm {
         let attestor: [u8; 32] = rand::random();
-        write(
+        write_secret(
             &node.join("attestor.key"),
             &format!("{}\n", hex::encode(attestor)),
         )?;
@@ -364,6 +364,9 @@ fn write_node(
             attestor_key_file: (!options.tpm).then(|| "attestor.key".into()),
             ek_ca_file: options.tpm.then(|| Path::new("..").join(EK_CA_FILE)),
         }),
+        // A committee on one machine, started by `up`: its development paths (the dev
+        // attestor, the synthetic feed) are accepted, and say so when they run.
+        development: true,
     };
     write(&node.join("node.toml"), &toml::to_string(&config)?)?;
     Ok(())

@@ -72,8 +72,9 @@ impl World {
                 derived(seed, "verifier", appraiser),
                 operators.clone(),
                 manifest.clone(),
-                0,
-                10_000,
+                (0, 10_000),
+                // The simulated committee is a development one on one machine.
+                true,
                 peers,
             );
             for peer in (0..n).filter(|&j| j != appraiser) {

@@ -47,7 +47,11 @@ pub(super) fn verify(args: VerifyArgs) -> CliResult {
             ephemeral_key()
         }
     };
-    let mut verifier = Verifier::new(key, operators, VerifierConfig::default());
+    let config = VerifierConfig {
+        accept_dev_evidence: args.accept_dev_evidence,
+        ..VerifierConfig::default()
+    };
+    let mut verifier = Verifier::new(key, operators, config);
     let node_id = match &args.enrollment {
         Some(path) => {
             let enrolled: EnrolledAk = read_json(path)?;

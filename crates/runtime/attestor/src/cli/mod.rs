@@ -212,6 +212,10 @@ pub struct VerifyArgs {
     /// Also write the signed appraisal JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Appraise DEVELOPMENT evidence (`dev-quote`) at all; without it such evidence is refused
+    /// whatever the manifest allows.
+    #[arg(long)]
+    pub accept_dev_evidence: bool,
 }
 
 /// `attest import` subcommands.

@@ -10,8 +10,8 @@
 //! then matches.
 
 use crate::client::{Client, ClientError};
-use crate::node::config::{AdmissionConfig, NodeConfig};
-use crate::node::keystore::{self, Keystore};
+use crate::node::config::{AdmissionConfig, AdmissionMode, NodeConfig};
+use crate::node::keystore::{self, Keystore, Migration};
 use crate::node::NodeError;
 use bulwark_api::answers::PeerAdmission;
 use bulwark_attest::dev::DevAttestor;
@@ -210,8 +210,14 @@ pub fn measured_launch(config: &NodeConfig) -> Result<Option<SharedTpm>, NodeErr
 
 /// The keystore that protects the node key and the DKG share at rest: with a TPM, its key is
 /// sealed to PCRs 0–7 and 23 in `keystore.sealed` (created on first start); otherwise the
-/// DEVELOPMENT file keystore, which says so.
-pub fn open_keystore(data_dir: &Path, tpm: Option<&SharedTpm>) -> Result<Keystore, NodeError> {
+/// DEVELOPMENT file keystore, which says so. Under the TPM a DEVELOPMENT key file is adopted
+/// (sealed, then removed) only during the explicit migration: otherwise anyone who can write the
+/// data directory could plant a key of their choosing and the secrets sealed under it.
+pub fn open_keystore(
+    data_dir: &Path,
+    tpm: Option<&SharedTpm>,
+    migration: Migration,
+) -> Result<Keystore, NodeError> {
     let file_error = |path: &Path, reason: String| NodeError::File {
         path: path.to_path_buf(),
         reason,
@@ -221,11 +227,14 @@ pub fn open_keystore(data_dir: &Path, tpm: Option<&SharedTpm>) -> Result<Keystor
             "DEVELOPMENT keystore: secrets are encrypted under {} beside them, not sealed to a TPM",
             keystore::KEY_FILE
         );
-        return Keystore::open(data_dir).map_err(|e| file_error(data_dir, e.to_string()));
+        return Keystore::open(data_dir, migration)
+            .map_err(|e| file_error(data_dir, e.to_string()));
     };
     let mut launch = tpm.lock().expect("the TPM lock must not be poisoned");
     let sealed_path = data_dir.join(keystore::SEALED_KEY_FILE);
     if sealed_path.exists() {
+        keystore::check_private(&sealed_path)
+            .map_err(|e| file_error(&sealed_path, e.to_string()))?;
         let blob: SealedBlob = serde_json::from_slice(&read(&sealed_path)?)
             .map_err(|e| file_error(&sealed_path, format!("not a sealed blob: {e}")))?;
         let key = launch.tpm.unseal(&blob).map_err(|e| {
@@ -237,11 +246,23 @@ pub fn open_keystore(data_dir: &Path, tpm: Option<&SharedTpm>) -> Result<Keystor
         let key = <[u8; 32]>::try_from(key.as_slice())
             .map_err(|_| file_error(&sealed_path, "the unsealed key is not 32 bytes".into()))?;
         info!("keystore key unsealed by the TPM (PCRs 0-7 and 23 match their sealing values)");
-        return Ok(Keystore::from_key(key));
+        return Ok(Keystore::from_key(key, migration));
     }
-    // First start under the TPM: a fresh key (or the development key file, migrated), sealed.
+    // First start under the TPM: a fresh key (or, during the migration only, the development
+    // key file), sealed.
     let plain = data_dir.join(keystore::KEY_FILE);
-    let key: [u8; 32] = if plain.exists() {
+    let adopt = plain.exists();
+    if adopt && migration == Migration::Refuse {
+        return Err(file_error(
+            &plain,
+            format!(
+                "a DEVELOPMENT keystore key lies in the data directory of a TPM node; it is adopted only by an explicit migration ({}), since anyone who can write this directory could have put it there",
+                keystore::MIGRATE_FLAG
+            ),
+        ));
+    }
+    let key: [u8; 32] = if adopt {
+        keystore::check_private(&plain).map_err(|e| file_error(&plain, e.to_string()))?;
         <[u8; 32]>::try_from(read(&plain)?.as_slice())
             .map_err(|_| file_error(&plain, "not a 32-byte key".into()))?
     } else {
@@ -252,21 +273,45 @@ pub fn open_keystore(data_dir: &Path, tpm: Option<&SharedTpm>) -> Result<Keystor
         serde_json::to_vec_pretty(&blob).map_err(|e| file_error(&sealed_path, e.to_string()))?;
     keystore::write_private(&sealed_path, &json)
         .map_err(|e| file_error(&sealed_path, e.to_string()))?;
-    if plain.exists() {
+    if adopt {
         std::fs::remove_file(&plain).map_err(|e| file_error(&plain, e.to_string()))?;
+        warn!(
+            file = %plain.display(),
+            "MIGRATION: the DEVELOPMENT keystore key is now sealed to the TPM and its file removed"
+        );
     }
     info!(
         file = %sealed_path.display(),
         "keystore key sealed to TPM PCRs 0-7 and 23 (first start under the TPM)"
     );
-    Ok(Keystore::from_key(key))
+    Ok(Keystore::from_key(key, migration))
 }
 
-/// The node's ed25519 seed, kept encrypted by the keystore: a plain provisioning file (64 hex
-/// characters) is encrypted in place on first start.
-pub fn load_node_seed(config: &NodeConfig, store: &Keystore) -> Result<[u8; 32], NodeError> {
+/// What the keystore binds this committee's secrets to: a digest of every member's public key,
+/// in a fixed order, so that a secret sealed for another committee does not open here.
+pub fn committee_identity<'a>(members: impl IntoIterator<Item = &'a PublicKey>) -> [u8; 32] {
+    let mut keys: Vec<Vec<u8>> = members.into_iter().map(|k| k.encode().to_vec()).collect();
+    keys.sort();
+    let mut hasher = blake3::Hasher::new_derive_key("bulwark keystore committee identity v1");
+    for key in &keys {
+        hasher.update(&(key.len() as u32).to_le_bytes());
+        hasher.update(key);
+    }
+    *hasher.finalize().as_bytes()
+}
+
+/// The node's ed25519 seed, kept sealed by the keystore and bound to the committee.
+pub fn load_node_seed(
+    config: &NodeConfig,
+    store: &Keystore,
+    committee: &[u8; 32],
+) -> Result<[u8; 32], NodeError> {
+    let binding = keystore::Binding {
+        role: keystore::NODE_KEY_ROLE,
+        identity: committee,
+    };
     let bytes = store
-        .unseal(&config.key_file, "node.key")
+        .unseal(&config.key_file, &binding)
         .map_err(|e| NodeError::File {
             path: config.key_file.clone(),
             reason: e.to_string(),
@@ -321,6 +366,10 @@ impl Attestation {
                         "admission mode \"dev\" needs attestor_key_file".into(),
                     ));
                 };
+                keystore::check_private(file).map_err(|e| NodeError::File {
+                    path: file.clone(),
+                    reason: e.to_string(),
+                })?;
                 let secret = crate::node::load_seed(file)?;
                 let binary =
                     AppMeasurements::from_contents(&read(&current_exe()?)?, &[], &[]).binary;
@@ -462,8 +511,11 @@ where
         verifier_key,
         operators,
         manifest,
-        ADMISSION_EPOCH,
-        ttl,
+        (ADMISSION_EPOCH, ttl),
+        // Only a DEVELOPMENT node appraises DEVELOPMENT evidence (`NodeConfig::validate` allows
+        // mode "dev" only with `development = true` and every address on loopback); a TPM node
+        // refuses it whatever the manifest says.
+        admission_config.mode == AdmissionMode::Dev,
         peers
             .iter()
             .map(|(key, name, _, _)| (key.clone(), name.clone(), key.encode().to_vec())),

@@ -227,9 +227,15 @@ pub struct NodeConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub oracle: Vec<OracleSourceConfig>,
     /// Attested admission; absent = every listed peer is admitted without evidence (and the
-    /// node says so at start).
+    /// node says so at start), which only a `development` node accepts.
     #[serde(default)]
     pub admission: Option<AdmissionConfig>,
+    /// A DEVELOPMENT committee on one machine (`bulwark up` writes `development = true`).
+    /// Only such a node accepts a development path: admission left out, the DEVELOPMENT
+    /// attestor (`mode = "dev"`, which also needs every address on loopback), or the synthetic
+    /// price feed. Default false: production, which refuses all of them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub development: bool,
 }
 
 /// The largest fault count `n` members tolerate: f with n ≥ 3f + 1.
@@ -314,10 +320,18 @@ impl NodeConfig {
                 return Err(invalid(format!("peer {} listed twice", peer.public_key)));
             }
         }
-        if let Some(admission) = &self.admission {
-            if let Some(reason) = self.admission_problem(admission) {
-                return Err(invalid(reason));
+        match &self.admission {
+            Some(admission) => {
+                if let Some(reason) = self.admission_problem(admission) {
+                    return Err(invalid(reason));
+                }
             }
+            None if !self.development => {
+                return Err(invalid(
+                    "a production node needs [admission] (mode = \"tpm\"): without it every listed peer would be admitted without evidence. Only a DEVELOPMENT committee (development = true, written by `bulwark up`) may leave it out".into(),
+                ));
+            }
+            None => {}
         }
         let mut underlyings = std::collections::BTreeSet::new();
         for feed in &self.oracle {
@@ -347,10 +361,32 @@ impl NodeConfig {
         Ok(())
     }
 
+    /// The first address that is not loopback (or `loopback = false`), if any: development
+    /// evidence is accepted only by a committee that lives on one machine.
+    fn non_loopback_address(&self) -> Option<String> {
+        if !self.loopback {
+            return Some("loopback = false".into());
+        }
+        let addresses = [self.p2p_listen, self.client_listen]
+            .into_iter()
+            .chain(self.peers.iter().map(|p| p.address))
+            .chain(self.peers.iter().filter_map(|p| p.client_address));
+        addresses
+            .into_iter()
+            .find(|a| !a.ip().is_loopback())
+            .map(|a| a.to_string())
+    }
+
     /// What is wrong with the `[admission]` section, if anything.
     fn admission_problem(&self, admission: &AdmissionConfig) -> Option<String> {
         match admission.mode {
             AdmissionMode::Dev => {
+                if !self.development {
+                    return Some("admission mode \"dev\" (the DEVELOPMENT attestor) is refused in production; use mode = \"tpm\" (only a DEVELOPMENT committee, development = true, accepts dev evidence)".into());
+                }
+                if let Some(address) = self.non_loopback_address() {
+                    return Some(format!("admission mode \"dev\" needs loopback = true and every address on loopback; {address} is not"));
+                }
                 if admission.ek_ca_file.is_some() {
                     return Some("ek_ca_file applies to admission mode \"tpm\" only".into());
                 }
@@ -543,7 +579,53 @@ mod tests {
                 .collect(),
             admission: None,
             oracle: Vec::new(),
+            development: true,
         }
+    }
+
+    #[test]
+    fn production_refuses_every_development_path() {
+        let path = Path::new("node.toml");
+        let admitted = |mode: AdmissionMode, development: bool| {
+            let mut c = config(&["a", "b", "c", "d"]);
+            c.development = development;
+            for peer in &mut c.peers {
+                peer.client_address = Some("127.0.0.1:4".parse().unwrap());
+                peer.tpm_ek = Some("00ab".into());
+            }
+            c.admission = Some(AdmissionConfig {
+                mode,
+                tcti: Some("device:/dev/tpmrm0".into()),
+                measured_by_launcher: false,
+                interval_ms: 1_000,
+                appraisal_ttl_ms: None,
+                manifest_file: "m".into(),
+                operators_file: "o".into(),
+                attestor_key_file: Some("a".into()),
+                ek_ca_file: None,
+            });
+            c
+        };
+        let refusal = |c: NodeConfig| c.validate(path).unwrap_err().to_string();
+        // Admission left out: development only.
+        let mut open = config(&["a", "b", "c", "d"]);
+        assert!(open.validate(path).is_ok());
+        open.development = false;
+        assert!(refusal(open).contains("production node needs [admission]"));
+        // The DEVELOPMENT attestor: development only, and only on loopback.
+        assert!(admitted(AdmissionMode::Dev, true).validate(path).is_ok());
+        assert!(refusal(admitted(AdmissionMode::Dev, false)).contains("refused in production"));
+        let mut wide = admitted(AdmissionMode::Dev, true);
+        wide.loopback = false;
+        assert!(refusal(wide).contains("loopback = false"));
+        let mut remote_peer = admitted(AdmissionMode::Dev, true);
+        remote_peer.peers[2].address = "10.0.0.7:7100".parse().unwrap();
+        assert!(refusal(remote_peer).contains("10.0.0.7:7100"));
+        let mut remote_client = admitted(AdmissionMode::Dev, true);
+        remote_client.client_listen = "0.0.0.0:7200".parse().unwrap();
+        assert!(refusal(remote_client).contains("0.0.0.0:7200"));
+        // A TPM node is production's way in.
+        assert!(admitted(AdmissionMode::Tpm, false).validate(path).is_ok());
     }
 
     #[test]

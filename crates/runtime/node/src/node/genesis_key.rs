@@ -5,7 +5,8 @@
 use super::{keystore, NodeError, DKG_NAMESPACE, SHARE_FILE};
 use bulwark_consensus::replica::PublicKey;
 use bulwark_custody::dkg::{Ceremony, Completed, To};
-use commonware_cryptography::ed25519;
+use commonware_codec::Encode as _;
+use commonware_cryptography::{ed25519, Signer as _};
 use commonware_macros::select;
 use commonware_p2p::Recipients;
 use commonware_runtime::{Clock, IoBuf, Spawner, Supervisor};
@@ -23,6 +24,7 @@ pub(super) async fn genesis_key<E, S, R>(
     participants: Set<PublicKey>,
     (mut sender, mut receiver): (S, R),
     store: Arc<keystore::Keystore>,
+    committee: [u8; 32],
 ) -> Result<Completed, NodeError>
 where
     E: Clock + Spawner + Supervisor + rand_core::CryptoRng + Send + 'static,
@@ -30,12 +32,18 @@ where
     R: commonware_p2p::Receiver<PublicKey = PublicKey>,
 {
     let path = data_dir.join(SHARE_FILE);
+    // The share is bound to this committee and to this member.
+    let identity = [&committee[..], &key.public_key().encode()[..]].concat();
+    let binding = keystore::Binding {
+        role: keystore::SHARE_ROLE,
+        identity: &identity,
+    };
     let keystore_error = |e: keystore::KeystoreError| NodeError::File {
         path: path.clone(),
         reason: e.to_string(),
     };
     if path.exists() {
-        let bytes = store.unseal(&path, SHARE_FILE).map_err(keystore_error)?;
+        let bytes = store.unseal(&path, &binding).map_err(keystore_error)?;
         let completed = Completed::decode(&bytes, &participants).map_err(|e| NodeError::File {
             path: path.clone(),
             reason: format!("not this committee's DKG share: {e}"),
@@ -119,7 +127,7 @@ where
             }
         });
     store
-        .seal(&path, SHARE_FILE, &completed.encode())
+        .seal(&path, &binding, &completed.encode())
         .map_err(keystore_error)?;
     info!("genesis DKG complete; share saved (encrypted by the keystore)");
     Ok(completed)

@@ -1,5 +1,8 @@
-//! The keystore: the node's secrets (its node key and its DKG share) encrypted at rest
-//! (XChaCha20-Poly1305) under one random 32-byte key.
+//! The keystore: the node's secrets (its node key and its DKG share) encrypted and
+//! authenticated at rest (XChaCha20-Poly1305) under one random 32-byte key, each bound to its
+//! role and to the identity it belongs to (`bulwark_custody::sealed::Binding`): the committee
+//! for the node key, the committee and the member for the share. A file copied from another
+//! role, committee or member does not open.
 //!
 //! With `[admission] mode = "tpm"` that key is sealed by the TPM to PCRs 0–7 and 23 in
 //! `keystore.sealed` (see `node::attest::open_keystore`): a node started from a tampered
@@ -7,18 +10,27 @@
 //! the key lies in `keystore.key` beside the secrets, which protects against a copy of a secret
 //! file alone and says so when used.
 //!
-//! File layout: `MAGIC | nonce [24] | ciphertext and tag`, with the file's label as associated
-//! data. A file without the magic is a plain share from before the keystore; it is read and
-//! rewritten encrypted.
+//! A plain file (the node key as provisioned) or a version 1 envelope (bound to its label only)
+//! is refused, except by the explicit migration `bulwark node --config FILE --migrate-secrets`,
+//! which seals it in place and logs every file it converts. Every secret file must be readable
+//! by its owner alone ([`check_private`]).
 
 use bulwark_custody::sealed::{SealError, SealKey};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
+use tracing::warn;
 
-pub use bulwark_custody::sealed::MAGIC;
+pub use bulwark_custody::sealed::{Binding, MAGIC};
 /// Name of the key file in the data directory (DEVELOPMENT keystore).
 pub const KEY_FILE: &str = "keystore.key";
 /// Name of the TPM-sealed key file in the data directory (`mode = "tpm"`).
 pub const SEALED_KEY_FILE: &str = "keystore.sealed";
+/// The node key's role.
+pub const NODE_KEY_ROLE: &str = "node.key";
+/// The DKG share's role.
+pub const SHARE_ROLE: &str = "dkg.share";
+/// How a node is told to migrate plain and version 1 secret files.
+pub const MIGRATE_FLAG: &str = "--migrate-secrets";
 
 /// Why a secret cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +44,26 @@ pub enum KeystoreError {
         /// Why.
         reason: String,
     },
-    /// The encrypted file does not open with this key (damaged, or another key).
-    #[error("{0}: does not decrypt with this node's keystore key (damaged or foreign)")]
+    /// The encrypted file does not open with this key, role and identity (damaged, another
+    /// node's, another committee's or another role's).
+    #[error("{path}: does not decrypt with this node's keystore key for this role and committee (damaged, swapped or foreign)", path = .0.display())]
     Decrypt(PathBuf),
+    /// A plain (unencrypted) secret file, refused outside a migration.
+    #[error("{path}: not sealed by the keystore (a plain secret file); refusing it. To seal a provisioned file, run the node once with {MIGRATE_FLAG}", path = .0.display())]
+    Plaintext(PathBuf),
+    /// A version 1 envelope (bound to its label only), refused outside a migration.
+    #[error("{path}: sealed by an older keystore (bound to its label only); refusing it. To re-seal it bound to this committee, run the node once with {MIGRATE_FLAG}", path = .0.display())]
+    Legacy(PathBuf),
+    /// A secret file, or the directory that holds it, is open to other users.
+    #[error("{path}: mode {mode:o} lets other users {what}; a secret must be 0600 in a directory only its owner can write (chmod 600 / chmod 700)")]
+    Exposed {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// What others can do.
+        what: &'static str,
+    },
 }
 
 fn file_error(path: &Path, reason: impl ToString) -> KeystoreError {
@@ -44,7 +73,50 @@ fn file_error(path: &Path, reason: impl ToString) -> KeystoreError {
     }
 }
 
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeystoreError> {
+/// Refuses a secret file others can read or write, or whose directory others can write (they
+/// could swap it). The check the node runs on every secret before reading it.
+pub fn check_private(path: &Path) -> Result<(), KeystoreError> {
+    let mode = std::fs::metadata(path)
+        .map_err(|e| file_error(path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(KeystoreError::Exposed {
+            path: path.to_path_buf(),
+            mode: mode & 0o7777,
+            what: "read or write it",
+        });
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let dir_mode = std::fs::metadata(dir)
+        .map_err(|e| file_error(dir, e))?
+        .permissions()
+        .mode();
+    if dir_mode & 0o022 != 0 {
+        return Err(KeystoreError::Exposed {
+            path: dir.to_path_buf(),
+            mode: dir_mode & 0o7777,
+            what: "replace the secrets in it",
+        });
+    }
+    Ok(())
+}
+
+/// Creates `dir` (and missing parents) readable by its owner alone (0700).
+pub fn create_private_dir(dir: &Path) -> Result<(), KeystoreError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| file_error(dir, e))
+}
+
+/// Writes `bytes` to `path` atomically, 0600.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeystoreError> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let temporary = path.with_extension("tmp");
@@ -55,22 +127,36 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeystoreErr
         .mode(0o600)
         .open(&temporary)
         .map_err(|e| file_error(&temporary, e))?;
-    file.write_all(bytes)
+    // A temporary left behind by an earlier crash keeps its old mode: set it.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| file.write_all(bytes))
         .and_then(|()| file.sync_all())
         .map_err(|e| file_error(&temporary, e))?;
     std::fs::rename(&temporary, path).map_err(|e| file_error(path, e))
 }
 
+/// Whether plain and version 1 secret files are sealed in place (the explicit migration) or
+/// refused (every other start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migration {
+    /// Refuse them (the default).
+    Refuse,
+    /// Seal them in place, logging each file.
+    Seal,
+}
+
 /// The keystore of one data directory.
 pub struct Keystore {
     key: SealKey,
+    migration: Migration,
 }
 
 impl Keystore {
-    /// Opens the key in `data_dir`, creating a random one on first use.
-    pub fn open(data_dir: &Path) -> Result<Keystore, KeystoreError> {
+    /// Opens the DEVELOPMENT key in `data_dir`, creating a random one on first use.
+    pub fn open(data_dir: &Path, migration: Migration) -> Result<Keystore, KeystoreError> {
         let path = data_dir.join(KEY_FILE);
         let key: [u8; 32] = if path.exists() {
+            check_private(&path)?;
             let bytes = std::fs::read(&path).map_err(|e| file_error(&path, e))?;
             <[u8; 32]>::try_from(bytes.as_slice())
                 .map_err(|_| file_error(&path, "not a 32-byte key"))?
@@ -79,37 +165,58 @@ impl Keystore {
             write_private(&path, &key)?;
             key
         };
-        Ok(Keystore::from_key(key))
+        Ok(Keystore::from_key(key, migration))
     }
 
     /// A keystore under `key` (unsealed from the TPM).
-    pub fn from_key(key: [u8; 32]) -> Keystore {
+    pub fn from_key(key: [u8; 32], migration: Migration) -> Keystore {
         Keystore {
             key: SealKey::new(key),
+            migration,
         }
     }
 
-    /// Encrypts `secret` into `path`, bound to `label`.
-    pub fn seal(&self, path: &Path, label: &str, secret: &[u8]) -> Result<(), KeystoreError> {
+    /// Encrypts `secret` into `path`, bound to `binding`.
+    pub fn seal(
+        &self,
+        path: &Path,
+        binding: &Binding<'_>,
+        secret: &[u8],
+    ) -> Result<(), KeystoreError> {
         let sealed = self
             .key
-            .seal(rand::random(), label, secret)
+            .seal(rand::random(), binding, secret)
             .map_err(|e| file_error(path, e))?;
         write_private(path, &sealed)
     }
 
-    /// Reads `path`: decrypts a sealed file; a plain file (no magic, from before the keystore)
-    /// is returned as is and rewritten sealed.
-    pub fn unseal(&self, path: &Path, label: &str) -> Result<Vec<u8>, KeystoreError> {
+    /// Reads and opens `path`, sealed for `binding`, after [`check_private`]. A plain file or a
+    /// version 1 envelope is refused, or, during the migration, sealed in place and returned.
+    pub fn unseal(&self, path: &Path, binding: &Binding<'_>) -> Result<Vec<u8>, KeystoreError> {
+        check_private(path)?;
         let bytes = std::fs::read(path).map_err(|e| file_error(path, e))?;
-        match self.key.open(label, &bytes) {
-            Ok(secret) => Ok(secret),
-            Err(SealError::NotSealed) => {
-                self.seal(path, label, &bytes)?;
-                Ok(bytes)
+        let (secret, was) = match self.key.open(binding, &bytes) {
+            Ok(secret) => return Ok(secret),
+            Err(SealError::NotSealed) if self.migration == Migration::Seal => (bytes, "plain"),
+            Err(SealError::NotSealed) => return Err(KeystoreError::Plaintext(path.into())),
+            Err(SealError::Legacy) if self.migration == Migration::Seal => {
+                let secret = self
+                    .key
+                    .open_v1(binding.role, &bytes)
+                    .map_err(|_| KeystoreError::Decrypt(path.into()))?;
+                (secret, "version 1")
             }
-            Err(_) => Err(KeystoreError::Decrypt(path.to_path_buf())),
-        }
+            Err(SealError::Legacy) => return Err(KeystoreError::Legacy(path.into())),
+            Err(_) => return Err(KeystoreError::Decrypt(path.into())),
+        };
+        self.seal(path, binding, &secret)?;
+        warn!(
+            file = %path.display(),
+            role = binding.role,
+            was,
+            "MIGRATION: secret file sealed in place, bound to this committee (asked for by {MIGRATE_FLAG})"
+        );
+        Ok(secret)
     }
 }
 
@@ -118,55 +225,126 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    const SHARE: Binding<'static> = Binding {
+        role: SHARE_ROLE,
+        identity: b"committee-a/member-1",
+    };
+
+    fn private_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("bulwark-keystore-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        create_private_dir(&dir).unwrap();
+        dir
+    }
+
     #[test]
-    fn seals_unseals_and_refuses_damage_and_foreign_keys() {
-        let dir = std::env::temp_dir().join(format!("bulwark-keystore-{}", std::process::id()));
+    fn seals_unseals_and_refuses_damage_swaps_and_foreign_keys() {
+        let dir = private_dir("seal");
         let other = dir.join("other");
-        std::fs::create_dir_all(&other).unwrap();
-        let store = Keystore::open(&dir).unwrap();
+        create_private_dir(&other).unwrap();
+        let store = Keystore::open(&dir, Migration::Refuse).unwrap();
         let file = dir.join("dkg.share");
-        store.seal(&file, "dkg.share", b"secret share").unwrap();
+        store.seal(&file, &SHARE, b"secret share").unwrap();
         let on_disk = std::fs::read(&file).unwrap();
         assert!(on_disk.starts_with(MAGIC));
         assert!(!on_disk.windows(12).any(|w| w == b"secret share"));
-        assert_eq!(store.unseal(&file, "dkg.share").unwrap(), b"secret share");
+        assert_eq!(store.unseal(&file, &SHARE).unwrap(), b"secret share");
         // The same key file opens again.
-        assert_eq!(
-            Keystore::open(&dir)
-                .unwrap()
-                .unseal(&file, "dkg.share")
-                .unwrap(),
-            b"secret share"
-        );
-        // Another label, another key, or one flipped byte: refused.
+        let again = Keystore::open(&dir, Migration::Refuse).unwrap();
+        assert_eq!(again.unseal(&file, &SHARE).unwrap(), b"secret share");
+        // Another role, another member, another key, or one flipped byte: refused.
+        let as_node_key = Binding {
+            role: NODE_KEY_ROLE,
+            ..SHARE
+        };
+        let other_member = Binding {
+            identity: b"committee-a/member-2",
+            ..SHARE
+        };
+        for binding in [&as_node_key, &other_member] {
+            assert!(matches!(
+                store.unseal(&file, binding),
+                Err(KeystoreError::Decrypt(_))
+            ));
+        }
+        let foreign = Keystore::open(&other, Migration::Refuse).unwrap();
         assert!(matches!(
-            store.unseal(&file, "node.key"),
-            Err(KeystoreError::Decrypt(_))
-        ));
-        let foreign = Keystore::open(&other).unwrap();
-        assert!(matches!(
-            foreign.unseal(&file, "dkg.share"),
+            foreign.unseal(&file, &SHARE),
             Err(KeystoreError::Decrypt(_))
         ));
         let mut damaged = on_disk.clone();
         let last = damaged.len() - 1;
         damaged[last] ^= 1;
-        std::fs::write(&file, &damaged).unwrap();
+        write_private(&file, &damaged).unwrap();
         assert!(matches!(
-            store.unseal(&file, "dkg.share"),
+            store.unseal(&file, &SHARE),
             Err(KeystoreError::Decrypt(_))
         ));
-        // A plain file from before the keystore is read and rewritten sealed.
-        std::fs::write(&file, b"old plain share").unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_swapped_plain_file_is_refused_and_only_the_migration_seals_it() {
+        let dir = private_dir("plain");
+        let file = dir.join("node.key");
+        let binding = Binding {
+            role: NODE_KEY_ROLE,
+            identity: b"committee-a",
+        };
+        // The attacker who can write the directory puts in a key of their own, in plain.
+        write_private(&file, b"attacker's key").unwrap();
+        let store = Keystore::open(&dir, Migration::Refuse).unwrap();
+        let refused = store.unseal(&file, &binding).unwrap_err();
+        assert!(matches!(refused, KeystoreError::Plaintext(_)), "{refused}");
+        assert!(refused.to_string().contains(MIGRATE_FLAG));
+        assert_eq!(std::fs::read(&file).unwrap(), b"attacker's key");
+        // The explicit migration seals it in place; after that it opens without it.
+        let migrating = Keystore::open(&dir, Migration::Seal).unwrap();
         assert_eq!(
-            store.unseal(&file, "dkg.share").unwrap(),
-            b"old plain share"
+            migrating.unseal(&file, &binding).unwrap(),
+            b"attacker's key"
         );
         assert!(std::fs::read(&file).unwrap().starts_with(MAGIC));
+        assert_eq!(store.unseal(&file, &binding).unwrap(), b"attacker's key");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_others_can_read_or_replace_are_refused() {
+        let dir = private_dir("modes");
+        let file = dir.join("node.key");
+        let binding = Binding {
+            role: NODE_KEY_ROLE,
+            identity: b"committee-a",
+        };
+        let store = Keystore::open(&dir, Migration::Refuse).unwrap();
+        store.seal(&file, &binding, b"seed").unwrap();
         assert_eq!(
-            store.unseal(&file, "dkg.share").unwrap(),
-            b"old plain share"
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
         );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = store.unseal(&file, &binding).unwrap_err();
+        assert!(
+            matches!(error, KeystoreError::Exposed { mode: 0o644, .. }),
+            "{error}"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = store.unseal(&file, &binding).unwrap_err();
+        assert!(
+            matches!(error, KeystoreError::Exposed { mode: 0o777, .. }),
+            "{error}"
+        );
+        // The keystore's own key file is checked the same way.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(dir.join(KEY_FILE), std::fs::Permissions::from_mode(0o640))
+            .unwrap();
+        assert!(matches!(
+            Keystore::open(&dir, Migration::Refuse),
+            Err(KeystoreError::Exposed { .. })
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -109,9 +109,11 @@ fn parse_public_key(text: &str) -> Option<PublicKey> {
     PublicKey::decode(bytes).ok()
 }
 
-/// Runs a node until the process is stopped.
-pub fn run(config_path: &Path) -> Result<(), NodeError> {
-    let prepared = startup::prepare(config_path)?;
+/// Runs a node until the process is stopped. `migration` is [`keystore::Migration::Seal`] only
+/// for the explicit migration (`bulwark node --migrate-secrets`), which seals plain and version 1
+/// secret files in place; every other start refuses them.
+pub fn run(config_path: &Path, migration: keystore::Migration) -> Result<(), NodeError> {
+    let prepared = startup::prepare(config_path, migration)?;
     let runner = runtime::Runner::new(
         runtime::Config::new()
             .with_storage_directory(prepared.config.data_dir.join(STORAGE_DIR))
@@ -130,6 +132,7 @@ pub fn run(config_path: &Path) -> Result<(), NodeError> {
             prepared.participants.clone(),
             p2p.dkg.take().expect("the DKG channel must be taken once"),
             prepared.keystore.clone(),
+            prepared.committee,
         )
         .await?;
         startup::publish_identity(&prepared, &shared, &completed)?;

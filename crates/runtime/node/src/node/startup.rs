@@ -56,6 +56,8 @@ pub(super) struct Prepared {
     pub(super) underlyings: usize,
     pub(super) tpm: Option<Arc<Mutex<attest::TpmLaunch>>>,
     pub(super) keystore: Arc<keystore::Keystore>,
+    /// What the keystore binds this committee's secrets to.
+    pub(super) committee: [u8; 32],
     /// The node key's seed (it also signs oracle observations).
     pub(super) seed: [u8; 32],
     pub(super) key: ed25519::PrivateKey,
@@ -76,7 +78,10 @@ fn invalid(path: &Path, reason: String) -> NodeError {
 /// Step 1: loads and checks the configuration and genesis, checks the peers' EK certificates,
 /// measures the launch (before any secret is read: with a TPM the keystore key is sealed to the
 /// measured PCRs), and opens the keystore and the node key.
-pub(super) fn prepare(config_path: &Path) -> Result<Prepared, NodeError> {
+pub(super) fn prepare(
+    config_path: &Path,
+    migration: keystore::Migration,
+) -> Result<Prepared, NodeError> {
     let config = NodeConfig::load(config_path)?;
     let genesis_file = GenesisFile::load(&config.genesis_file)?;
     let accounts = genesis_file.accounts(&config.genesis_file)?;
@@ -97,7 +102,7 @@ pub(super) fn prepare(config_path: &Path) -> Result<Prepared, NodeError> {
             ),
         ));
     }
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::File {
+    keystore::create_private_dir(&config.data_dir).map_err(|e| NodeError::File {
         path: config.data_dir.clone(),
         reason: e.to_string(),
     })?;
@@ -110,14 +115,6 @@ pub(super) fn prepare(config_path: &Path) -> Result<Prepared, NodeError> {
     {
         attest::check_endorsement_certificates(&config, admission)?;
     }
-    let tpm = attest::measured_launch(&config)?;
-    let keystore = Arc::new(attest::open_keystore(&config.data_dir, tpm.as_ref())?);
-    let seed = attest::load_node_seed(&config, &keystore)?;
-    let key = ed25519::PrivateKey::decode(seed.to_vec()).map_err(|e| NodeError::File {
-        path: config.key_file.clone(),
-        reason: format!("not an ed25519 seed: {e}"),
-    })?;
-    let me = key.public_key();
     let mut peers = Vec::new();
     for peer in &config.peers {
         let public_key = parse_public_key(&peer.public_key).ok_or_else(|| {
@@ -128,6 +125,19 @@ pub(super) fn prepare(config_path: &Path) -> Result<Prepared, NodeError> {
         })?;
         peers.push((public_key, peer.address));
     }
+    let committee = attest::committee_identity(peers.iter().map(|(key, _)| key));
+    let tpm = attest::measured_launch(&config)?;
+    let keystore = Arc::new(attest::open_keystore(
+        &config.data_dir,
+        tpm.as_ref(),
+        migration,
+    )?);
+    let seed = attest::load_node_seed(&config, &keystore, &committee)?;
+    let key = ed25519::PrivateKey::decode(seed.to_vec()).map_err(|e| NodeError::File {
+        path: config.key_file.clone(),
+        reason: format!("not an ed25519 seed: {e}"),
+    })?;
+    let me = key.public_key();
     if !peers.iter().any(|(key, _)| *key == me) {
         return Err(invalid(
             config_path,
@@ -135,6 +145,16 @@ pub(super) fn prepare(config_path: &Path) -> Result<Prepared, NodeError> {
                 "this node's key {} is not among the peers",
                 public_key_hex(&me)
             ),
+        ));
+    }
+    let observes = oracle_config
+        .members
+        .iter()
+        .any(|member| member[..] == me.encode()[..]);
+    if observes && config.oracle.is_empty() && !config.development {
+        return Err(invalid(
+            config_path,
+            "this node is an oracle member with no [[oracle]] sources: a production node does not run the SYNTHETIC development feed; configure its venues".into(),
         ));
     }
     let participants = Set::try_from(peers.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
@@ -147,6 +167,7 @@ pub(super) fn prepare(config_path: &Path) -> Result<Prepared, NodeError> {
         underlyings,
         tpm,
         keystore,
+        committee,
         seed,
         key,
         me,

@@ -50,7 +50,8 @@ enum Top {
         /// The venue's group public key, hex (default: identity.hex in the data directory).
         #[arg(long)]
         identity: Option<String>,
-        /// Stop after this height and print the state root there (compare nodes at one height).
+        /// Report the state root at this height (compare nodes at one height). The replay
+        /// reads on until a finalization certificate covers it, and fails when none does.
         #[arg(long)]
         until: Option<u64>,
     },

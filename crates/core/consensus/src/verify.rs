@@ -223,6 +223,12 @@ impl Verifier {
 
 /// Verifies the finalized log in `partition` of `storage` (see the module docs), up to and
 /// including height `until` when given. `progress` is called after every height.
+///
+/// With `until`, the replay goes on past it until a certificate covers it (a certificate at a
+/// later height covers every block before it through the digest chain), checking every record
+/// it reads the same way; the summary is the state at `until`. When no certificate in the log
+/// covers `until`, the answer is [`VerifyError::Uncovered`]: a prefix no certificate covers
+/// proves nothing. A log shorter than `until` is verified to its end.
 pub async fn verify_log<S: Storage>(
     storage: &S,
     partition: &str,
@@ -238,16 +244,35 @@ pub async fn verify_log<S: Storage>(
         .map_err(LogError::from)?;
     let mut reader = Reader::new(&blob, size);
     let mut verifier = Verifier::new(genesis, identity);
-    while until.is_none_or(|until| verifier.height() < until) {
+    let mut at_until = None;
+    loop {
+        if let Some(until) = until {
+            if verifier.height() >= until && verifier.certified_height >= until {
+                break;
+            }
+        }
         let Some(record) = reader.next().await? else {
             break;
         };
         verifier.push(&record, rng)?;
+        if Some(verifier.height()) == until {
+            at_until = Some(verifier.summary());
+        }
         progress(verifier.height());
     }
-    if until.is_some() {
-        // A prefix ends wherever asked; the certificates that cover its tail may come after it.
-        return Ok(verifier.summary());
+    match (until, at_until) {
+        (Some(until), Some(summary)) => {
+            if verifier.certified_height < until {
+                return Err(VerifyError::Uncovered {
+                    from: verifier.certified_height + 1,
+                    to: until,
+                });
+            }
+            Ok(Summary {
+                certificates: verifier.certificates,
+                ..summary
+            })
+        }
+        _ => verifier.finish(),
     }
-    verifier.finish()
 }

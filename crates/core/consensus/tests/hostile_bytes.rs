@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use bulwark_api::wire::{
-    decode_request, decode_response, encode_request, encode_response, ErrorCode, Frame, Refused,
-    Request, Response, SubmitOutcome, WireLimits,
+    decode_request, decode_response, encode_request, encode_response, ErrorCode, Frame, PeerAuth,
+    PeerOp, Refused, Request, Response, SubmitOutcome, WireLimits,
 };
 use bulwark_consensus::block::Block;
 use bulwark_custody::dkg::{Ceremony, Completed, To};
@@ -103,6 +103,15 @@ fn observation(round: u64, seed: u8) -> SignedObservation {
     )
 }
 
+/// `op` as a committee peer signs it.
+fn peer(op: PeerOp) -> Request {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
+    Request::Peer {
+        auth: PeerAuth::sign(&key, &[5; 32], 1_800_000_000_000, &op),
+        op,
+    }
+}
+
 #[test]
 fn client_and_peer_frames_never_panic() {
     let limits = WireLimits::default();
@@ -114,12 +123,12 @@ fn client_and_peer_frames_never_panic() {
             instrument: InstrumentId(0),
             depth: 10,
         },
-        Request::Attest { nonce: [3; 32] },
-        Request::AttestKey,
-        Request::Activate {
+        peer(PeerOp::Attest { nonce: [3; 32] }),
+        peer(PeerOp::AttestKey),
+        peer(PeerOp::Activate {
             credential_blob: vec![1; 40],
             encrypted_secret: vec![2; 256],
-        },
+        }),
     ];
     let responses = [
         Response::Submitted(SubmitOutcome {

@@ -9,9 +9,12 @@ use bulwark_engine::{AccountId, InstrumentId};
 
 use bulwark_api::answers::{AccountAnswer, BookAnswer, NodeStatus};
 use bulwark_api::wire::{
-    decode_response, encode_request, encode_submit, read_frame, write_frame, ErrorCode, Request,
-    Response, SubmitOutcome, WireError, WireLimits,
+    decode_response, encode_request, encode_submit, read_frame, write_frame, ErrorCode, PeerAuth,
+    PeerOp, Request, Response, SubmitOutcome, WireError, WireLimits,
 };
+
+/// A committee member's node key, which signs its requests to peers' TPMs.
+pub type PeerKey = ed25519_dalek::SigningKey;
 
 /// Why a request did not get its answer.
 #[derive(Debug, thiserror::Error)]
@@ -126,35 +129,60 @@ impl Client {
         }
     }
 
-    /// Asks for attestation evidence over `nonce`.
-    pub fn attest(&mut self, nonce: [u8; 32]) -> Result<Vec<u8>, ClientError> {
-        match self.request(&Request::Attest { nonce })? {
+    /// Asks, as the committee peer holding `key`, the node whose node key is `target` for
+    /// attestation evidence over `nonce`.
+    pub fn attest(
+        &mut self,
+        key: &PeerKey,
+        target: &[u8; 32],
+        nonce: [u8; 32],
+    ) -> Result<Vec<u8>, ClientError> {
+        match self.peer_request(key, target, PeerOp::Attest { nonce })? {
             Response::Evidence(bytes) => Ok(bytes),
             other => Err(unexpected("attest", &other)),
         }
     }
 
-    /// Asks for the node's TPM attestation key (marshalled `TPMT_PUBLIC`).
-    pub fn attest_key(&mut self) -> Result<Vec<u8>, ClientError> {
-        match self.request(&Request::AttestKey)? {
+    /// Asks, as a committee peer, for the node's TPM attestation key (marshalled
+    /// `TPMT_PUBLIC`).
+    pub fn attest_key(&mut self, key: &PeerKey, target: &[u8; 32]) -> Result<Vec<u8>, ClientError> {
+        match self.peer_request(key, target, PeerOp::AttestKey)? {
             Response::AttestKey(bytes) => Ok(bytes),
             other => Err(unexpected("attest-key", &other)),
         }
     }
 
-    /// Asks the node's TPM to activate a credential; returns the recovered credential.
+    /// Asks, as a committee peer, the node's TPM to activate a credential; returns the
+    /// recovered credential.
     pub fn activate(
         &mut self,
+        key: &PeerKey,
+        target: &[u8; 32],
         credential_blob: Vec<u8>,
         encrypted_secret: Vec<u8>,
     ) -> Result<Vec<u8>, ClientError> {
-        match self.request(&Request::Activate {
+        let op = PeerOp::Activate {
             credential_blob,
             encrypted_secret,
-        })? {
+        };
+        match self.peer_request(key, target, op)? {
             Response::Activated(bytes) => Ok(bytes),
             other => Err(unexpected("activate", &other)),
         }
+    }
+
+    /// Sends `op` signed by `key` for the node `target`, stamped with this machine's clock.
+    fn peer_request(
+        &mut self,
+        key: &PeerKey,
+        target: &[u8; 32],
+        op: PeerOp,
+    ) -> Result<Response, ClientError> {
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let auth = PeerAuth::sign(key, target, at_ms, &op);
+        self.request(&Request::Peer { auth, op })
     }
 
     /// Closes the connection.

@@ -29,7 +29,7 @@ use bulwark_engine::{AccountId, InstrumentId};
 use bulwark_api::answers::{AccountAnswer, BookAnswer, NodeStatus};
 use bulwark_api::wire::{
     decode_request, encode_error, encode_response, read_frame, write_frame, ErrorCode, Frame,
-    Request, Response, SubmitOutcome, WireError, WireLimits,
+    PeerAuth, PeerOp, Request, Response, SubmitOutcome, WireError, WireLimits,
 };
 
 /// How often the accept thread looks for new connections and for [`ServerHandle::stop`].
@@ -70,6 +70,9 @@ pub enum Refusal {
     /// The node's attestation failed (its measured files, its TPM).
     #[error(transparent)]
     Attestation(#[from] crate::node::attest::AttestationError),
+    /// A peer operation was not admitted (not a member, stale, forged, replayed or too fast).
+    #[error(transparent)]
+    Peer(#[from] crate::node::peer_gate::GateRefusal),
 }
 
 /// Answers the requests of every connection; called from many threads at once.
@@ -84,6 +87,13 @@ pub trait Handler {
     /// Up to `depth` levels per side of one book (`depth` is at most
     /// [`WireLimits::book_depth_max`]), or why not (sent as [`ErrorCode::Refused`]).
     fn book(&self, instrument: InstrumentId, depth: usize) -> Result<BookAnswer, Refusal>;
+    /// Admits a peer operation (attest, attest-key, activate) before it is served: the signer
+    /// must be a committee peer, the signature and time must hold and the peer must be within
+    /// its rate. The default admits nobody.
+    fn admit_peer(&self, auth: &PeerAuth, op: &PeerOp) -> Result<(), Refusal> {
+        let _ = auth;
+        Err(crate::node::peer_gate::GateRefusal::NotAPeer(op.name()).into())
+    }
     /// Attestation evidence over a verifier's nonce, or why not (sent as [`ErrorCode::Refused`]).
     fn attest(&self, nonce: [u8; 32]) -> Result<Vec<u8>, Refusal> {
         let _ = nonce;
@@ -537,21 +547,28 @@ fn respond(frame: &Frame, session: &mut Session, shared: &Shared) -> Vec<u8> {
             Ok(value) => Response::Account(Box::new(value)),
             Err(refusal) => refused(&refusal),
         },
-        Request::Attest { nonce } => match handler.attest(nonce) {
-            Ok(evidence) => Response::Evidence(evidence),
-            Err(refusal) => refused(&refusal),
-        },
-        Request::AttestKey => match handler.attest_key() {
-            Ok(key) => Response::AttestKey(key),
-            Err(refusal) => refused(&refusal),
-        },
-        Request::Activate {
-            credential_blob,
-            encrypted_secret,
-        } => match handler.activate(&credential_blob, &encrypted_secret) {
-            Ok(credential) => Response::Activated(credential),
-            Err(refusal) => refused(&refusal),
-        },
+        Request::Peer { auth, op } => {
+            if let Err(refusal) = handler.admit_peer(&auth, &op) {
+                let code = match refusal {
+                    Refusal::Peer(crate::node::peer_gate::GateRefusal::RateLimited) => {
+                        ErrorCode::RateLimited
+                    }
+                    _ => ErrorCode::Refused,
+                };
+                return encode_error(code, &refusal.to_string());
+            }
+            let answer = match op {
+                PeerOp::Attest { nonce } => handler.attest(nonce).map(Response::Evidence),
+                PeerOp::AttestKey => handler.attest_key().map(Response::AttestKey),
+                PeerOp::Activate {
+                    credential_blob,
+                    encrypted_secret,
+                } => handler
+                    .activate(&credential_blob, &encrypted_secret)
+                    .map(Response::Activated),
+            };
+            answer.unwrap_or_else(|refusal| refused(&refusal))
+        }
         Request::Book { instrument, depth } => {
             let depth = usize::try_from(depth).unwrap_or(usize::MAX);
             match handler.book(instrument, depth) {

@@ -385,3 +385,122 @@ fn stop_returns_with_clients_connected() {
     // Nothing listens any more.
     assert!(Client::connect(addr, Duration::from_millis(500)).is_err());
 }
+
+/// A node whose TPM operations are counted, behind the real peer gate.
+struct TpmNode {
+    gate: bulwark_node::node::peer_gate::PeerGate,
+    tpm_operations: std::sync::atomic::AtomicU64,
+}
+
+impl TpmNode {
+    fn used(&self) -> Result<Vec<u8>, Refusal> {
+        self.tpm_operations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(vec![0xaa])
+    }
+}
+
+impl Handler for TpmNode {
+    fn submit(&self, _: Vec<SignedTx>) -> SubmitOutcome {
+        SubmitOutcome::default()
+    }
+    fn status(&self) -> NodeStatus {
+        NodeStatus::default()
+    }
+    fn account(&self, account: AccountId) -> Result<AccountAnswer, Refusal> {
+        Err(Refusal::UnknownAccount { account })
+    }
+    fn book(&self, instrument: InstrumentId, _: usize) -> Result<BookAnswer, Refusal> {
+        Err(Refusal::UnknownInstrument { instrument })
+    }
+    fn admit_peer(
+        &self,
+        auth: &bulwark_api::wire::PeerAuth,
+        op: &bulwark_api::wire::PeerOp,
+    ) -> Result<(), Refusal> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        Ok(self.gate.admit(auth, op, now_ms, Instant::now())?)
+    }
+    fn attest(&self, _: [u8; 32]) -> Result<Vec<u8>, Refusal> {
+        self.used()
+    }
+    fn attest_key(&self) -> Result<Vec<u8>, Refusal> {
+        self.used()
+    }
+    fn activate(&self, _: &[u8], _: &[u8]) -> Result<Vec<u8>, Refusal> {
+        self.used()
+    }
+}
+
+/// Attack 10 of #12: a stranger on the client port asks for quotes, the attestation key and
+/// credential activations, and a member floods quotes. The stranger never reaches the TPM; the
+/// member is held to its rate; the node's own admission answers (another member) still come.
+#[test]
+fn only_committee_peers_reach_the_tpm_and_at_a_bounded_rate() {
+    use bulwark_node::node::peer_gate::PEER_OPS_BURST;
+    let me = SigningKey::from_bytes(&[40; 32]);
+    let target = me.verifying_key().to_bytes();
+    let members: Vec<SigningKey> = (41..44).map(|i| SigningKey::from_bytes(&[i; 32])).collect();
+    let node = Arc::new(TpmNode {
+        gate: bulwark_node::node::peer_gate::PeerGate::new(
+            target,
+            members
+                .iter()
+                .chain([&me])
+                .map(|k| k.verifying_key().to_bytes()),
+        ),
+        tpm_operations: std::sync::atomic::AtomicU64::new(0),
+    });
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let server = Server::start(addr, Limits::default(), node.clone()).unwrap();
+    let mut client = connect(&server);
+    let used = || {
+        node.tpm_operations
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+
+    // The stranger: every operation refused, the TPM untouched.
+    let stranger = SigningKey::from_bytes(&[99; 32]);
+    for _ in 0..20 {
+        let refused = client.attest(&stranger, &target, [1; 32]).unwrap_err();
+        assert!(
+            refused.to_string().contains("committee peers only"),
+            "{refused}"
+        );
+    }
+    assert!(client.attest_key(&stranger, &target).is_err());
+    assert!(client
+        .activate(&stranger, &target, vec![1; 40], vec![2; 64])
+        .is_err());
+    // A member's request signed for another node is no use here either.
+    let elsewhere = members[1].verifying_key().to_bytes();
+    assert!(client.attest(&members[0], &elsewhere, [1; 32]).is_err());
+    assert_eq!(used(), 0, "no TPM operation for anyone but a peer");
+
+    // A member flooding quotes: served up to its burst, then rate limited.
+    let mut served = 0u64;
+    let mut limited = 0u64;
+    for i in 0..40u8 {
+        match client.attest(&members[0], &target, [i; 32]) {
+            Ok(_) => served += 1,
+            Err(ClientError::Node {
+                code: ErrorCode::RateLimited,
+                ..
+            }) => limited += 1,
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert!(served >= PEER_OPS_BURST as u64 && served < 40, "{served}");
+    assert!(limited > 0);
+    // Another member (the node's own admission traffic) still gets its quote and enrollment.
+    assert_eq!(
+        client.attest(&members[1], &target, [7; 32]).unwrap(),
+        vec![0xaa]
+    );
+    assert_eq!(client.attest_key(&members[1], &target).unwrap(), vec![0xaa]);
+    assert_eq!(used(), served + 2);
+    server.stop();
+}

@@ -66,6 +66,12 @@ pub enum Violation {
         /// The round by the clock at the end of the run.
         clock_round: u64,
     },
+    /// The log verifier accepted a forged log.
+    #[error("the log verifier accepted a forged log: {name}")]
+    ForgedLogAccepted {
+        /// The forgery.
+        name: &'static str,
+    },
     /// Client transactions were finalized but none matched (or none were finalized).
     #[error("no trading: {txs} client transactions finalized, {fills} fills")]
     NoTrading {
@@ -121,6 +127,11 @@ pub fn check(outcome: &Outcome) -> Result<Summary, Violation> {
         if *heights == 0 {
             return Err(Violation::EmptyLog { member });
         }
+    }
+    if let Some(accepted) = outcome.forgeries.iter().find(|f| f.refused_with.is_none()) {
+        return Err(Violation::ForgedLogAccepted {
+            name: accepted.name,
+        });
     }
     if let Some(clock_round) = outcome.oracle_clock_round {
         for (member, (round, _)) in outcome.oracle.iter().enumerate() {

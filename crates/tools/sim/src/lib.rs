@@ -14,6 +14,7 @@
 mod admission;
 mod check;
 mod faults;
+pub mod forgery;
 pub mod hostile;
 mod run;
 mod scenario;
@@ -78,6 +79,10 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
     (
         "oracle-far-future",
         "member 1 signs oracle observations for rounds 2^63 and u64::MAX to occupy every pool",
+    ),
+    (
+        "forged-log",
+        "a node's disk hands bulwark verify forged logs with valid checksums: moved and forged certificates, another committee's key, a wrong root, a swapped block, an uncovered --until tail",
     ),
 ];
 
@@ -169,9 +174,23 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             oracle: true,
             ..base
         },
+        "forged-log" => Scenario {
+            height_before: 20,
+            forged_logs: true,
+            ..base
+        },
         _ => return None,
     };
     Some(scenario)
+}
+
+/// The forged logs of a `forged-log` run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForgedLogs {
+    /// Every forgery handed to the verifier.
+    pub tried: Vec<&'static str>,
+    /// Those it accepted (the attacker's win; must be empty).
+    pub accepted: Vec<&'static str>,
 }
 
 /// One run's report, as `bulwark sim` prints it.
@@ -201,6 +220,10 @@ pub struct Report {
     pub false_evidence: usize,
     /// Proposals the members refused.
     pub refused: u64,
+    /// Forged logs handed to the log verifier (`forged-log`), and those it accepted (must be
+    /// none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forged_logs: Option<ForgedLogs>,
     /// The command that replays this run.
     pub replay: String,
 }
@@ -259,6 +282,15 @@ impl Report {
             evidence_against_hostile: against_hostile,
             false_evidence,
             refused: outcome.refused.iter().sum(),
+            forged_logs: (!outcome.forgeries.is_empty()).then(|| ForgedLogs {
+                tried: outcome.forgeries.iter().map(|f| f.name).collect(),
+                accepted: outcome
+                    .forgeries
+                    .iter()
+                    .filter(|f| f.refused_with.is_none())
+                    .map(|f| f.name)
+                    .collect(),
+            }),
             replay: format!(
                 "bulwark sim --scenario {name} --seed {} --nodes {}",
                 scenario.seed, scenario.n

@@ -2,12 +2,19 @@
 //! the live members go on, then verify every honest member's log.
 #![allow(clippy::unwrap_used)] // a broken simulation setup is a programmer error: crash, with the seed.
 
+use crate::forgery::{try_forgeries, Forgery};
 use crate::scenario::{Outcome, Scenario};
 use crate::world::World;
 use bulwark_consensus::evidence::Kind;
 use bulwark_consensus::log::LOG_BLOB;
+use bulwark_consensus::replica::PublicKey;
 use bulwark_consensus::verify::verify_log;
+use commonware_cryptography::bls12381::dkg::feldman_desmedt::deal;
+use commonware_cryptography::bls12381::primitives::sharing::Mode;
+use commonware_cryptography::bls12381::primitives::variant::MinSig;
 use commonware_runtime::{deterministic, Blob as _, Clock, Runner as _, Storage as _, Supervisor};
+use commonware_utils::ordered::Set;
+use commonware_utils::N3f1;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -33,8 +40,8 @@ pub fn run(scenario: Scenario) -> Outcome {
         }
         world.wait_for(scenario.height_before, &honest).await;
         inject(&mut world, &honest).await;
-        let verified = verify_logs(&mut world, &honest).await;
-        outcome(&world, verified)
+        let (verified, forgeries) = verify_logs(&mut world, &honest).await;
+        outcome(&world, verified, forgeries)
     })
 }
 
@@ -79,7 +86,7 @@ async fn inject(world: &mut World, honest: &[usize]) {
 /// Stops every member, then checks that each honest member's finalized log verifies from
 /// genesis against the group key alone, and (without a crash) that one flipped byte makes it
 /// fail. Returns the heights each log verified.
-async fn verify_logs(world: &mut World, honest: &[usize]) -> Vec<u64> {
+async fn verify_logs(world: &mut World, honest: &[usize]) -> (Vec<u64>, Vec<Forgery>) {
     let identity = *world.output.public().public();
     for member in &world.members {
         member.abort();
@@ -112,6 +119,24 @@ async fn verify_logs(world: &mut World, honest: &[usize]) -> Vec<u64> {
             .unwrap_or_else(|e| panic!("member {index}'s log must verify: {e}"));
         verified.push(summary.heights);
     }
+    let forgeries = if world.scenario.forged_logs {
+        let (other, _) = deal::<MinSig, PublicKey, N3f1>(
+            &mut context.child("other_committee"),
+            Mode::NonZeroCounter,
+            Set::try_from(world.by_index.clone()).unwrap(),
+        )
+        .unwrap();
+        try_forgeries(
+            &context,
+            &format!("node-{}-finalized", honest[0]),
+            &world.genesis,
+            identity,
+            *other.public().public(),
+        )
+        .await
+    } else {
+        Vec::new()
+    };
     if world.scenario.crash.is_none() {
         let partition = format!("node-{}-finalized", honest[0]);
         let (blob, size) = context.open(&partition, LOG_BLOB).await.unwrap();
@@ -134,11 +159,11 @@ async fn verify_logs(world: &mut World, honest: &[usize]) -> Vec<u64> {
             "a flipped byte must fail verification"
         );
     }
-    verified
+    (verified, forgeries)
 }
 
 /// What the run produced.
-fn outcome(world: &World, verified: Vec<u64>) -> Outcome {
+fn outcome(world: &World, verified: Vec<u64>, forgeries: Vec<Forgery>) -> Outcome {
     const FAULTS: [Kind; 7] = [
         Kind::RefusedProposal,
         Kind::MalformedBlock,
@@ -185,6 +210,7 @@ fn outcome(world: &World, verified: Vec<u64>) -> Outcome {
             })
             .collect(),
         verified,
+        forgeries,
         oracle: world
             .views
             .iter()

@@ -58,6 +58,9 @@ pub struct Scenario {
     pub height_after: u64,
     /// Probability that a message on a link is delivered.
     pub success_rate: Probability,
+    /// At the end, hand the log verifier forgeries of an honest member's log
+    /// ([`crate::forgery`]): each must be refused.
+    pub forged_logs: bool,
 }
 
 impl Scenario {
@@ -84,6 +87,7 @@ impl Scenario {
             stays_down: None,
             height_after: 0,
             success_rate: probability!(1.0),
+            forged_logs: false,
         }
     }
 }
@@ -116,4 +120,6 @@ pub struct Outcome {
     pub virtual_ms: u128,
     /// Per member: the snapshot height it restored its engine from at its last start.
     pub restored: Vec<Option<u64>>,
+    /// The forged logs handed to the verifier, and what it made of each.
+    pub forgeries: Vec<crate::forgery::Forgery>,
 }

@@ -138,6 +138,38 @@ fn seed_sweep() {
     }
 }
 
+/// Every attack scenario of issue #12 on fresh seeds, alternating 4 and 7 members: each must
+/// hold, keep finalizing and record no evidence against an honest member. Seeds 3000..;
+/// `BULWARK_SIM_SEEDS=N` runs N per attack (default 6 → 2 per attack here, one at each size).
+#[test]
+fn attack_sweep() {
+    const ATTACKS: &[&str] = &[
+        "malleable-signatures",
+        "oracle-far-future",
+        "block-flood",
+        "tampered-member",
+        "forged-log",
+        "wrong-root",
+        "equivocator",
+        "garbage-flood",
+    ];
+    let per_attack = (sim_seeds() / 3).max(1);
+    for (a, attack) in ATTACKS.iter().enumerate() {
+        for k in 0..per_attack {
+            let seed = 3_000 + 100 * a as u64 + k;
+            let n = if k % 2 == 0 { 4 } else { 7 };
+            let (_, report) = run_named(attack, seed, n);
+            eprintln!(
+                "{attack} seed {seed} n {n}: held {} progress {}",
+                report.held, report.height_progress
+            );
+            assert!(report.held, "{report:#?}");
+            assert!(report.height_progress > 0, "{report:#?}");
+            assert_eq!(report.false_evidence, 0, "{report:#?}");
+        }
+    }
+}
+
 #[test]
 fn crashed_replica_restarts_from_its_log_and_catches_up() {
     // Replica 1 is killed (all tasks aborted mid-flight) at height 12, the others finalize 25
@@ -404,5 +436,39 @@ fn a_member_flooding_unasked_blocks_cannot_fill_the_store() {
             );
             assert!(dropped > 100, "member {member} dropped only {dropped}");
         }
+    }
+}
+
+/// Attack 7 of issue #12: whoever holds a node's disk hands `bulwark verify` logs the committee
+/// never finalized, every record's checksum recomputed so only the certificate, chain and root
+/// checks can tell. Each forgery is refused, with the check that caught it; before the fix the
+/// uncovered tail under `--until` verified.
+#[test]
+fn forged_logs_with_valid_checksums_are_refused() {
+    for (seed, n) in [(171, 4), (172, 7)] {
+        let (outcome, report) = run_named("forged-log", seed, n);
+        assert!(report.held, "{report:#?}");
+        let forged = report.forged_logs.as_ref().unwrap();
+        assert_eq!(forged.tried.len(), 6, "{report:#?}");
+        assert!(forged.accepted.is_empty(), "{report:#?}");
+        let why = |name: &str| {
+            outcome
+                .forgeries
+                .iter()
+                .find(|f| f.name == name)
+                .and_then(|f| f.refused_with.clone())
+                .unwrap()
+        };
+        assert!(why("certificate-from-another-height").contains("certifies another block"));
+        assert!(why("certificates-under-another-committee-key").contains("group key"));
+        assert!(why("wrong-root-recomputed-checksum").contains("claims parent root"));
+        assert!(why("uncovered-tail-with-until").contains("not covered"));
+        // Caught by its own certificate when it has one, else by its child's parent link.
+        let swapped = why("block-never-finalized");
+        assert!(
+            swapped.contains("does not extend") || swapped.contains("certifies another block"),
+            "{swapped}"
+        );
+        eprintln!("n = {n}: {:#?}", outcome.forgeries);
     }
 }

@@ -23,13 +23,17 @@
 //! | `0x82` | [`Response::Status`] | JSON of [`crate::answers::NodeStatus`] |
 //! | `0x83` | [`Response::Account`] | JSON of [`crate::answers::AccountAnswer`] |
 //! | `0x84` | [`Response::Book`] | JSON of [`crate::answers::BookAnswer`] |
-//! | `0x05` | [`Request::Attest`] | the verifier's nonce, 32 bytes |
+//! | `0x05` | [`Request::Peer`] with [`PeerOp::Attest`] | [`PeerAuth`] (104 bytes), the verifier's nonce, 32 bytes |
 //! | `0x85` | [`Response::Evidence`] | attestation evidence (bulwark-attest JSON) |
-//! | `0x06` | [`Request::AttestKey`] | empty |
+//! | `0x06` | [`Request::Peer`] with [`PeerOp::AttestKey`] | [`PeerAuth`] |
 //! | `0x86` | [`Response::AttestKey`] | the TPM attestation key's marshalled `TPMT_PUBLIC` |
-//! | `0x07` | [`Request::Activate`] | blob length `u16`, credential blob, secret length `u16`, encrypted secret |
+//! | `0x07` | [`Request::Peer`] with [`PeerOp::Activate`] | [`PeerAuth`], blob length `u16`, credential blob, secret length `u16`, encrypted secret |
 //! | `0x87` | [`Response::Activated`] | the credential the node's TPM recovered |
 //! | `0xff` | [`Response::Error`] | code `u16`, UTF-8 message (the rest) |
+//!
+//! [`PeerAuth`] is the asking peer's ed25519 node key (32 bytes), the time it asked (`u64`,
+//! Unix milliseconds) and its signature (64 bytes) over the target node's key, its own, the
+//! time, the kind and the rest of the body ([`peer`]).
 //!
 //! Encoding and decoding are pure ([`encode_request`], [`decode_request`], ...); [`read_frame`]
 //! and [`write_frame`] move frames over any `Read`/`Write` and are all the I/O here.
@@ -42,8 +46,10 @@ use bulwark_engine::{AccountId, InstrumentId};
 use serde::Serialize;
 
 mod frame;
+pub mod peer;
 
 pub use frame::{frame_len, read_frame, write_frame, Frame};
+pub use peer::{PeerAuth, PeerAuthError, PeerOp, PEER_AUTH_BYTES};
 
 /// Default bound on a frame's length field (kind byte and body): 1 MiB.
 pub const FRAME_BYTES_MAX: usize = 1 << 20;
@@ -117,20 +123,13 @@ pub enum Request {
         /// Levels per side, at most [`WireLimits::book_depth_max`].
         depth: u32,
     },
-    /// Attestation evidence over the verifier's nonce (a committee peer asking for admission).
-    Attest {
-        /// The verifier's single-use nonce.
-        nonce: [u8; 32],
-    },
-    /// The node's TPM attestation key (public area), to start enrolling it.
-    AttestKey,
-    /// Credential activation: the node's TPM recovers a credential the verifier wrapped to the
-    /// node's endorsement key for its attestation key, proving both live in one TPM.
-    Activate {
-        /// `TPM2B_ID_OBJECT` contents.
-        credential_blob: Vec<u8>,
-        /// `TPM2B_ENCRYPTED_SECRET` contents.
-        encrypted_secret: Vec<u8>,
+    /// An operation only a committee peer may ask for (attestation, the TPM's attestation key,
+    /// credential activation), signed by that peer: see [`peer`].
+    Peer {
+        /// Who asks, when, and their signature over this node, the time and `op`.
+        auth: PeerAuth,
+        /// What they ask for.
+        op: PeerOp,
     },
 }
 
@@ -212,11 +211,11 @@ pub enum Response {
     Account(Box<AccountAnswer>),
     /// The answer to [`Request::Book`].
     Book(BookAnswer),
-    /// The answer to [`Request::Attest`]: evidence bytes for the verifier to appraise.
+    /// The answer to [`PeerOp::Attest`]: evidence bytes for the verifier to appraise.
     Evidence(Vec<u8>),
-    /// The answer to [`Request::AttestKey`]: the AK's marshalled `TPMT_PUBLIC`.
+    /// The answer to [`PeerOp::AttestKey`]: the AK's marshalled `TPMT_PUBLIC`.
     AttestKey(Vec<u8>),
-    /// The answer to [`Request::Activate`]: the recovered credential.
+    /// The answer to [`PeerOp::Activate`]: the recovered credential.
     Activated(Vec<u8>),
     /// The request failed.
     Error {
@@ -323,31 +322,12 @@ pub fn encode_request(request: &Request, limits: &WireLimits) -> Result<Vec<u8>,
                 body,
             }
         }
-        Request::Attest { nonce } => Frame {
-            kind: KIND_ATTEST,
-            body: nonce.to_vec(),
-        },
-        Request::AttestKey => Frame {
-            kind: KIND_ATTEST_KEY,
-            body: Vec::new(),
-        },
-        Request::Activate {
-            credential_blob,
-            encrypted_secret,
-        } => {
-            let mut body = Vec::with_capacity(4 + credential_blob.len() + encrypted_secret.len());
-            for part in [credential_blob, encrypted_secret] {
-                let len = u16::try_from(part.len()).map_err(|_| WireError::FrameTooLarge {
-                    len: part.len(),
-                    max: usize::from(u16::MAX),
-                })?;
-                body.extend_from_slice(&len.to_be_bytes());
-                body.extend_from_slice(part);
-            }
-            Frame {
-                kind: KIND_ACTIVATE,
-                body,
-            }
+        Request::Peer { auth, op } => {
+            let (kind, op_body) = peer::op_body(op)?;
+            let mut body = Vec::with_capacity(PEER_AUTH_BYTES + op_body.len());
+            auth.encode_into(&mut body);
+            body.extend_from_slice(&op_body);
+            Frame { kind, body }
         }
     };
     frame.to_bytes(limits.frame_bytes_max)
@@ -399,27 +379,37 @@ pub fn decode_request(frame: &Frame, limits: &WireLimits) -> Result<Request, Wir
         }
         KIND_ATTEST => {
             let mut cursor = Cursor::new(body, "attest request");
-            let nonce = cursor.take(32)?;
-            let mut out = [0u8; 32];
-            out.copy_from_slice(nonce);
+            let auth = PeerAuth::decode(&cursor.array()?);
+            let nonce = cursor.array()?;
             cursor.finish()?;
-            Ok(Request::Attest { nonce: out })
+            Ok(Request::Peer {
+                auth,
+                op: PeerOp::Attest { nonce },
+            })
         }
         KIND_ATTEST_KEY => {
             let mut cursor = Cursor::new(body, "attest-key request");
+            let auth = PeerAuth::decode(&cursor.array()?);
             cursor.finish()?;
-            Ok(Request::AttestKey)
+            Ok(Request::Peer {
+                auth,
+                op: PeerOp::AttestKey,
+            })
         }
         KIND_ACTIVATE => {
             let mut cursor = Cursor::new(body, "activate request");
+            let auth = PeerAuth::decode(&cursor.array()?);
             let len = usize::from(cursor.u16()?);
             let credential_blob = cursor.take(len)?.to_vec();
             let len = usize::from(cursor.u16()?);
             let encrypted_secret = cursor.take(len)?.to_vec();
             cursor.finish()?;
-            Ok(Request::Activate {
-                credential_blob,
-                encrypted_secret,
+            Ok(Request::Peer {
+                auth,
+                op: PeerOp::Activate {
+                    credential_blob,
+                    encrypted_secret,
+                },
             })
         }
         KIND_BOOK => {

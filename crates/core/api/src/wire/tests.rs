@@ -38,6 +38,15 @@ fn frame(kind: u8, body: &[u8]) -> Frame {
     }
 }
 
+/// `op`, signed by a peer for node `[1; 32]`.
+fn peer(op: PeerOp) -> Request {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    Request::Peer {
+        auth: PeerAuth::sign(&key, &[1; 32], 1_800_000_000_000, &op),
+        op,
+    }
+}
+
 #[test]
 fn requests_round_trip() {
     for request in [
@@ -49,16 +58,16 @@ fn requests_round_trip() {
             instrument: InstrumentId(3),
             depth: 20,
         },
-        Request::Attest { nonce: [7; 32] },
-        Request::AttestKey,
-        Request::Activate {
+        peer(PeerOp::Attest { nonce: [7; 32] }),
+        peer(PeerOp::AttestKey),
+        peer(PeerOp::Activate {
             credential_blob: vec![1, 2, 3],
             encrypted_secret: vec![9; 256],
-        },
-        Request::Activate {
+        }),
+        peer(PeerOp::Activate {
             credential_blob: Vec::new(),
             encrypted_secret: Vec::new(),
-        },
+        }),
     ] {
         assert_eq!(request_round_trip(&request), request);
     }
@@ -232,33 +241,38 @@ fn bad_request_bodies_are_refused() {
         WireError::BadBody { .. }
     ));
     assert!(matches!(bad(KIND_BOOK, &[0; 4]), WireError::BadBody { .. }));
+    // Peer requests: the authentication first, then the operation's body.
+    let auth = [0u8; PEER_AUTH_BYTES];
+    let with_auth = |rest: &[u8]| [&auth[..], rest].concat();
     assert!(matches!(
-        bad(KIND_ATTEST, &[0; 31]),
+        bad(KIND_ATTEST, &with_auth(&[0; 31])),
         WireError::BadBody { .. }
     ));
     assert!(matches!(
-        bad(KIND_ATTEST_KEY, &[1]),
+        bad(KIND_ATTEST, &[0; 32]),
+        WireError::BadBody { .. }
+    ));
+    assert!(matches!(
+        bad(KIND_ATTEST_KEY, &with_auth(&[1])),
+        WireError::BadBody { .. }
+    ));
+    assert!(matches!(
+        bad(KIND_ATTEST_KEY, &auth[..PEER_AUTH_BYTES - 1]),
         WireError::BadBody { .. }
     ));
     // Activate: a length that runs past the body, a missing second part, trailing bytes.
-    assert!(matches!(
-        bad(KIND_ACTIVATE, &[0, 5, 1]),
-        WireError::BadBody { .. }
-    ));
-    assert!(matches!(
-        bad(KIND_ACTIVATE, &[0, 1, 1]),
-        WireError::BadBody { .. }
-    ));
-    assert!(matches!(
-        bad(KIND_ACTIVATE, &[0, 1, 1, 0, 0, 9]),
-        WireError::BadBody { .. }
-    ));
+    for body in [&[0, 5, 1][..], &[0, 1, 1], &[0, 1, 1, 0, 0, 9]] {
+        assert!(matches!(
+            bad(KIND_ACTIVATE, &with_auth(body)),
+            WireError::BadBody { .. }
+        ));
+    }
     // An activate part longer than u16::MAX cannot be encoded.
     assert!(encode_request(
-        &Request::Activate {
+        &peer(PeerOp::Activate {
             credential_blob: vec![0; 70_000],
             encrypted_secret: Vec::new(),
-        },
+        }),
         &limits()
     )
     .is_err());

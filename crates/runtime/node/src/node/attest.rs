@@ -9,7 +9,7 @@
 //! genesis or operator files is extended into PCR 23 before the next quote, which no manifest
 //! then matches.
 
-use crate::client::{Client, ClientError};
+use crate::client::{Client, ClientError, PeerKey};
 use crate::node::config::{AdmissionConfig, AdmissionMode, NodeConfig};
 use crate::node::keystore::{self, Keystore, Migration};
 use crate::node::NodeError;
@@ -489,7 +489,7 @@ pub type AdmissionStatus = Arc<Mutex<Option<BTreeMap<String, PeerAdmission>>>>;
 #[allow(clippy::too_many_arguments)]
 pub fn start<O>(
     admission_config: &AdmissionConfig,
-    me: (PublicKey, SocketAddr),
+    me: (PublicKey, SocketAddr, PeerKey),
     peers: Vec<(PublicKey, String, SocketAddr, SocketAddr)>,
     endorsement_keys: BTreeMap<PublicKey, Vec<u8>>,
     mut oracle: O,
@@ -564,8 +564,10 @@ where
             while !stop.load(Ordering::Relaxed) {
                 let round_started = std::time::Instant::now();
                 for (key, name, _, client_address) in &peers {
+                    let target = crate::node::startup::key_bytes(key);
                     if admission.needs_enrollment(key) {
-                        if let Err(error) = enroll(&mut admission, key, *client_address) {
+                        let asking = (&me.2, &target);
+                        if let Err(error) = enroll(&mut admission, key, *client_address, asking) {
                             tracing::debug!(peer = %name, %error, "attestation key not enrolled");
                             continue;
                         }
@@ -576,7 +578,7 @@ where
                         continue;
                     };
                     let answer = Client::connect(*client_address, Duration::from_millis(300))
-                        .and_then(|mut client| client.attest(nonce));
+                        .and_then(|mut client| client.attest(&me.2, &target, nonce));
                     let changes = match answer {
                         Ok(bytes) => admission.evidence(key, &bytes, now_ms()),
                         Err(error) => {
@@ -651,11 +653,17 @@ fn enroll(
     admission: &mut Admission<PublicKey>,
     peer: &PublicKey,
     address: SocketAddr,
+    (key, target): (&PeerKey, &[u8; 32]),
 ) -> Result<(), AttestationError> {
     let mut client = Client::connect(address, Duration::from_millis(300))?;
-    let ak = client.attest_key()?;
+    let ak = client.attest_key(key, target)?;
     let challenge = admission.begin_enrollment(peer, &ak, now_ms(), &mut rand_core_06::OsRng)?;
-    let credential = client.activate(challenge.credential_blob, challenge.encrypted_secret)?;
+    let credential = client.activate(
+        key,
+        target,
+        challenge.credential_blob,
+        challenge.encrypted_secret,
+    )?;
     admission.finish_enrollment(peer, &credential, now_ms())?;
     Ok(())
 }

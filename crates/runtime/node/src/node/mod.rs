@@ -20,7 +20,8 @@ mod endpoint;
 mod genesis_key;
 pub mod keystore;
 pub mod oracle_sources;
-mod startup;
+pub mod peer_gate;
+pub(crate) mod startup;
 mod tasks;
 
 use bulwark_consensus::replica::PublicKey;

@@ -332,7 +332,11 @@ pub(super) fn start_admission(
     }
     attest::start(
         admission,
-        (prepared.me.clone(), config.p2p_listen),
+        (
+            prepared.me.clone(),
+            config.p2p_listen,
+            ed25519_dalek::SigningKey::from_bytes(&prepared.seed),
+        ),
         others,
         endorsement_keys,
         oracle.clone(),
@@ -341,6 +345,13 @@ pub(super) fn start_admission(
         Arc::new(std::sync::atomic::AtomicBool::new(false)),
     )?;
     Ok(Some(attestation))
+}
+
+/// The 32 bytes of a node key, as peer requests name it.
+pub(crate) fn key_bytes(key: &PublicKey) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&key.encode()[..32]);
+    out
 }
 
 /// Step 4b: the client endpoint.
@@ -355,6 +366,10 @@ pub(super) fn start_endpoint(
         data_center: prepared.config.data_center.clone(),
         identity: shared.identity.clone(),
         attestation,
+        peer_gate: super::peer_gate::PeerGate::new(
+            key_bytes(&prepared.me),
+            prepared.peers.iter().map(|(key, _)| key_bytes(key)),
+        ),
         admission: shared.admission_status.clone(),
         oracle_sources: shared.oracle_sources.clone(),
         mempool: shared.mempool.clone(),

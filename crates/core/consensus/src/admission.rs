@@ -68,7 +68,8 @@ pub struct PeerState {
     pub last_status: Option<Status>,
     /// The last appraisal's reason codes.
     pub last_reasons: Vec<String>,
-    /// Cut off by a contraindicated appraisal (blocked; not re-admitted while the block lasts).
+    /// Cut off by a contraindicated appraisal: out of the tracked set until a fresh affirming
+    /// appraisal readmits it.
     pub cut_off: bool,
     /// When it was cut off (ms).
     pub cut_off_at: Option<u64>,
@@ -263,9 +264,10 @@ impl<K: Ord + Clone> Admission<K> {
             state.last_reasons = reasons;
             match status {
                 Status::Affirming | Status::Warning => {
-                    if !state.cut_off {
-                        state.admitted_until = Some(expires);
-                    }
+                    // A fresh affirming appraisal (over a new nonce, against the manifest)
+                    // readmits a peer that was cut off: the cut-off lasts until then.
+                    state.cut_off = false;
+                    state.admitted_until = Some(expires);
                 }
                 Status::Contraindicated => {
                     state.admitted_until = None;
@@ -416,6 +418,29 @@ mod tests {
             .last_reasons
             .contains(&"app-measurement-mismatch".to_string()));
         assert_eq!(admission.take_cut_off_evidence().len(), 2);
+
+        // Node 1 stays out, however often it is asked, until it answers with honest evidence;
+        // then it is back in.
+        for k in 0..3u8 {
+            let at = NOW + 1_000 + u64::from(k);
+            let nonce = admission.challenge(&1, at, [10 + k; 32]).unwrap();
+            let evil = AppMeasurements::from_contents(b"evil binary", b"genesis", b"operators");
+            let changes = admission.evidence(&1, &evidence(&attestor, &nonce, b"key-1", evil), at);
+            assert!(
+                changes.is_empty(),
+                "still out, and blocked only once: {changes:?}"
+            );
+            assert!(admission.admitted(at).is_empty());
+        }
+        let nonce = admission.challenge(&1, NOW + 2_000, [20; 32]).unwrap();
+        let changes = admission.evidence(
+            &1,
+            &evidence(&attestor, &nonce, b"key-1", honest()),
+            NOW + 2_000,
+        );
+        assert_eq!(changes, vec![Change::Track(BTreeSet::from([1]))]);
+        let (_, _, state) = admission.states().find(|(k, _, _)| **k == 1).unwrap();
+        assert!(!state.cut_off);
     }
 
     /// Attack 9 of #12: a node that is not a development node (a TPM node) is handed

@@ -20,6 +20,7 @@ mod endpoint;
 mod genesis_key;
 pub mod keystore;
 pub mod oracle_sources;
+pub mod p2p;
 pub mod peer_gate;
 pub(crate) mod startup;
 mod tasks;

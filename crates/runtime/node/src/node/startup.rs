@@ -28,8 +28,6 @@ use commonware_p2p::authenticated::lookup;
 use commonware_p2p::{Address, AddressableManager as _};
 use commonware_runtime::tokio::Context;
 use commonware_runtime::{Quota, Supervisor as _};
-use commonware_stream::cups::{self, Cups};
-use commonware_stream::sake::{self, Sake};
 use commonware_utils::channel::mpsc;
 use commonware_utils::ordered::{Map, Set};
 use commonware_utils::{NZUsize, NZU32};
@@ -190,31 +188,21 @@ pub(super) struct P2p {
 /// connect) with every channel registered before it starts.
 pub(super) fn start_p2p(context: &Context, prepared: &Prepared) -> P2p {
     let config = &prepared.config;
-    let handshake = Cups::<_, commonware_cryptography::ChaCha20Poly1305>::new(
-        Sake {
-            signer: prepared.key.clone(),
-            synchrony_bound: Duration::from_secs(5),
-            max_handshake_age: Duration::from_secs(10),
-            version: sake::Version::V1,
-        },
-        cups::Version::V1,
-    );
     let n = u32::try_from(prepared.peers.len()).unwrap_or(u32::MAX);
-    let max_size = bulwark_consensus::committee::max_message_size(n);
-    // `local` allows private and loopback peer addresses; `recommended` refuses them.
-    let p2p_config = if config.loopback {
-        lookup::Config::local
-    } else {
-        lookup::Config::recommended
+    let settings = super::p2p::P2pSettings {
+        signer: prepared.key.clone(),
+        listen: config.p2p_listen,
+        loopback: config.loopback,
+        members: NZUsize!(prepared.peers.len()),
+        max_message_size: bulwark_consensus::committee::max_message_size(n),
+        block_duration: config
+            .admission
+            .as_ref()
+            .map_or(super::p2p::BLOCK_WITHOUT_ADMISSION, |admission| {
+                Duration::from_millis(admission.interval_ms)
+            }),
     };
-    let p2p_config = p2p_config(
-        handshake,
-        P2P_NAMESPACE,
-        config.p2p_listen,
-        NZUsize!(prepared.peers.len()),
-        max_size,
-        NZUsize!(1024),
-    );
+    let p2p_config = super::p2p::config(&settings, P2P_NAMESPACE);
     let (mut network, oracle) = lookup::Network::new(context.child("p2p"), p2p_config);
     let quota = Quota::per_second(NZU32!(10_000));
     let consensus = Channels {

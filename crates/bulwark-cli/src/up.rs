@@ -103,10 +103,17 @@ pub fn run(args: UpArgs) -> ExitCode {
     match run_committee(&options, stop) {
         Ok(figures) if figures.roots_agree => {
             eprintln!(
-                "bulwark up: stopped at height {}; roots agreed",
-                figures.height
+                "bulwark up: stopped at height {}; roots agreed at all {} heights two or more nodes reported",
+                figures.height, figures.roots_compared
             );
             ExitCode::SUCCESS
+        }
+        Ok(figures) if figures.roots_compared == 0 => {
+            eprintln!(
+                "bulwark up: stopped at height {}; NO height was reported by two nodes, so no roots were compared",
+                figures.height
+            );
+            ExitCode::from(1)
         }
         Ok(figures) => {
             eprintln!(

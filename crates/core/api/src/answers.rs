@@ -25,8 +25,11 @@ pub struct NodeStatus {
     pub root: String,
     /// Whether that height's finalization certificate is in the log.
     pub last_height_certified: bool,
-    /// Client transactions finalized since start.
+    /// Client transactions finalized since start (accepted or refused by the engine).
     pub finalized_txs: u64,
+    /// Of those, the ones the engine refused when it executed them.
+    #[serde(default)]
+    pub finalized_rejected: u64,
     /// Transactions waiting in the mempool.
     pub mempool: usize,
     /// Proposals this node refused.

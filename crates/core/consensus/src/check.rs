@@ -56,6 +56,9 @@ pub struct Executed {
     pub root: StateRoot,
     /// Fills the block produced.
     pub fills: usize,
+    /// Client commands of the block the engine refused (they stay in the block and count as
+    /// finalized, but did nothing).
+    pub rejected: usize,
     /// Oracle fault evidence the block's certified rounds completed (a member deviating from
     /// the aggregate for too many rounds), for the sentinel.
     pub oracle_faults: Vec<bulwark_engine::oracle::FaultEvidence>,
@@ -151,6 +154,7 @@ pub fn check_and_execute(
         .iter()
         .filter(|event| matches!(event, Event::Fill { .. }))
         .count();
+    let rejected = count_rejected(&events);
     let oracle_faults = events
         .iter()
         .filter_map(|event| match event {
@@ -163,8 +167,25 @@ pub fn check_and_execute(
         engine,
         root,
         fills,
+        rejected,
         oracle_faults,
     })
+}
+
+/// Client commands the engine refused among `events`.
+pub fn count_rejected(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|event| {
+            matches!(
+                event,
+                Event::Rejected {
+                    account: Some(_),
+                    ..
+                }
+            )
+        })
+        .count()
 }
 
 /// Executes `block` on `engine`, appending the events to `events`.

@@ -188,10 +188,20 @@ fn measure_peer(argv: &[&str], memory: PeerMemory) -> Result<Peer, BenchError> {
     })
 }
 
+/// Whether `sshd` is installed here: the re-check of a file under `/etc/ssh` schedules the
+/// policies' `sshd -T` command checks, which then run for real.
+fn sshd_installed() -> bool {
+    ["/usr/sbin/sshd", "/usr/bin/sshd", "/sbin/sshd"]
+        .iter()
+        .any(|p| Path::new(p).exists())
+}
+
 /// Wall time from writing one watched file to the end of its re-check (inotify delivery included),
 /// on a temporary Debian-like root with the same two policies plus the committee-node baseline
-/// loaded; the change flips `PermitRootLogin`.
-fn measure_recheck(dir: &Path) -> Result<f64, BenchError> {
+/// loaded; the change flips `PermitRootLogin`. With `live_commands` the command checks the change
+/// schedules (`sshd -T ...`) run as processes on this machine and count in the figure; without,
+/// they answer "not run" at once (and the figure says so).
+fn measure_recheck(dir: &Path, live_commands: bool) -> Result<f64, BenchError> {
     let fail = |e: &dyn std::fmt::Display| BenchError::Failed(e.to_string());
     let root = std::env::temp_dir().join(format!("bulwark-audit-bench-{}", std::process::id()));
     let ssh = root.join("etc/ssh");
@@ -226,7 +236,12 @@ fn measure_recheck(dir: &Path) -> Result<f64, BenchError> {
             )
             .map_err(|e| fail(&e))?,
         );
-        let host = RootedHost::new(&root, CommandSource::Fixture(CommandFixture::default()));
+        let commands = if live_commands {
+            CommandSource::Live(bulwark_audit::host::CommandLimits::default())
+        } else {
+            CommandSource::Fixture(CommandFixture::default())
+        };
+        let host = RootedHost::new(&root, commands);
         let mut auditor = Auditor::new(policies, Vec::new(), None);
         auditor.scan(&host, 0);
         let watched: BTreeSet<String> = auditor.watched_paths();
@@ -342,12 +357,21 @@ pub fn run_bench() {
         lynis.as_ref().ok().map(|p| p.peak_mb),
     );
 
+    // The re-check includes the `sshd -T` checks a change under /etc/ssh schedules when sshd
+    // is installed; without it those checks cannot run and the metric's name says so.
+    let live = sshd_installed();
     let recheck = match &dir {
-        Some(d) => measure_recheck(d)
+        Some(d) => measure_recheck(d, live)
             .map_err(|e| eprintln!("bench audit: re-check not measured: {e}"))
             .ok(),
         None => None,
     };
+    let metric = if live {
+        "recheck_one_file_with_sshd_T"
+    } else {
+        eprintln!("bench audit: sshd is not installed: the re-check's scheduled `sshd -T` checks answer \"not run\" at once, so this figure leaves them out (apt-get install openssh-server to include them)");
+        "recheck_one_file_without_sshd_T"
+    };
     // The goal (50 ms) is the reference: no peer re-checks on file change.
-    line("recheck_one_file", recheck, "ms", "goal_50ms", Some(50.0));
+    line(metric, recheck, "ms", "goal_50ms", Some(50.0));
 }

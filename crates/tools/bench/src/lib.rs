@@ -12,6 +12,7 @@
 pub mod attest;
 pub mod audit;
 pub mod committee;
+pub mod connections;
 pub mod engine;
 pub mod oracle;
 pub mod report;

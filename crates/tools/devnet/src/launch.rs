@@ -81,6 +81,11 @@ pub struct Launched {
 }
 
 impl Launched {
+    /// Each node's process id, in node order.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.children.iter().map(Child::id).collect()
+    }
+
     /// Node `index`'s directory (its configuration, keys, log and storage).
     pub fn node_dir(&self, index: usize) -> PathBuf {
         node_dir(&self.data, index)

@@ -22,12 +22,13 @@ pub(crate) fn monitor(
     let endpoints = launched.endpoints.clone();
     let nodes = &mut launched.nodes;
     // Status.
-    let mut roots: HashMap<u64, String> = HashMap::new();
+    // Per height: the first root a node reported there, and which nodes reported one.
+    let mut roots: HashMap<u64, (String, std::collections::BTreeSet<usize>)> = HashMap::new();
     let mut diverged = false;
     let mut figures = RunFigures::default();
     let run_started = Instant::now();
-    let mut window: Option<(Instant, u64)> = None;
-    let mut last: Option<(Instant, u64)> = None;
+    let mut window: Option<(Instant, (u64, u64))> = None;
+    let mut last: Option<(Instant, (u64, u64))> = None;
     while !stop.load(Ordering::Relaxed)
         && options.duration.is_none_or(|d| run_started.elapsed() < d)
     {
@@ -51,11 +52,13 @@ pub(crate) fn monitor(
             let height = status.height;
             let root = status.root.clone();
             if height > 0 {
-                match roots.get(&height) {
-                    Some(seen) if *seen != root => diverged = true,
-                    Some(_) => {}
+                match roots.get_mut(&height) {
+                    Some((seen, _)) if *seen != root => diverged = true,
+                    Some((_, nodes)) => {
+                        nodes.insert(index);
+                    }
                     None => {
-                        roots.insert(height, root);
+                        roots.insert(height, (root, [index].into()));
                     }
                 }
             }
@@ -74,7 +77,7 @@ pub(crate) fn monitor(
                     ),
                     None => "BTC -".into(),
                 };
-                first_txs = Some(status.finalized_txs);
+                first_txs = Some((status.finalized_txs, status.finalized_rejected));
                 figures.p50_ms = status.latency_p50_ms.map(f64::from);
                 figures.p99_ms = status.latency_p99_ms.map(f64::from);
                 figures.oracle_p50_ms = status.oracle_latency_p50_ms.map(f64::from);
@@ -91,35 +94,41 @@ pub(crate) fn monitor(
         }
         let now = Instant::now();
         let rate = match (first_txs, last) {
-            (Some(txs), Some((at, before))) => {
+            (Some((txs, _)), Some((at, (before, _)))) => {
                 (txs.saturating_sub(before)) as f64 / now.duration_since(at).as_secs_f64()
             }
             _ => 0.0,
         };
-        if let Some(txs) = first_txs {
-            last = Some((now, txs));
+        if let Some(counts) = first_txs {
+            last = Some((now, counts));
             // The measured window starts after 3 s of load (warm-up).
             if window.is_none() && run_started.elapsed() >= Duration::from_secs(3) {
-                window = Some((now, txs));
+                window = Some((now, counts));
             }
-            if let Some((at, before)) = window {
+            if let Some((at, (txs_before, rejected_before))) = window {
                 let span = now.duration_since(at).as_secs_f64();
                 if span > 0.0 {
-                    figures.finalized_per_s = txs.saturating_sub(before) as f64 / span;
+                    let rejected = counts.1.saturating_sub(rejected_before);
+                    let all = counts.0.saturating_sub(txs_before);
+                    figures.rejected_per_s = rejected as f64 / span;
+                    figures.accepted_per_s = all.saturating_sub(rejected) as f64 / span;
                 }
             }
         }
-        figures.roots_agree = !diverged;
+        figures.roots_compared =
+            roots.values().filter(|(_, nodes)| nodes.len() >= 2).count() as u64;
+        figures.roots_agree = !diverged && figures.roots_compared > 0;
         if options.status {
             let fmt_ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
             eprintln!(
-                "height {} | {} | finalized {:.0} orders/s | submit→final p50 {} ms p99 {} ms | roots {} | {} | submitted {}",
+                "height {} | {} | finalized {:.0} orders/s | submit→final p50 {} ms p99 {} ms | roots {} ({} heights compared) | {} | submitted {}",
                 figures.height,
                 index_line,
                 rate,
                 fmt_ms(figures.p50_ms),
                 fmt_ms(figures.p99_ms),
                 if diverged { "DIVERGED" } else { "agree" },
+                figures.roots_compared,
                 line.join(" "),
                 submitted.load(Ordering::Relaxed)
             );

@@ -88,14 +88,19 @@ pub fn oracle_sources(
 /// What a committee run measured.
 #[derive(Debug, Clone, Default)]
 pub struct RunFigures {
-    /// Client orders finalized per second, over the measured window.
-    pub finalized_per_s: f64,
+    /// Client orders finalized per second that the engine accepted, over the measured window.
+    pub accepted_per_s: f64,
+    /// Client orders finalized per second that the engine refused (in a block, doing nothing).
+    pub rejected_per_s: f64,
     /// Submit-to-finalized p50 at the first node, ms.
     pub p50_ms: Option<f64>,
     /// Submit-to-finalized p99 at the first node, ms.
     pub p99_ms: Option<f64>,
-    /// Whether every pair of nodes agreed on the root at every height both reported.
+    /// Whether the roots agreed: at least one height was reported by two or more nodes, and
+    /// every pair of nodes agreed on the root at every height both reported.
     pub roots_agree: bool,
+    /// Heights that two or more nodes reported (the heights whose roots were compared).
+    pub roots_compared: u64,
     /// Highest height seen.
     pub height: u64,
     /// Oracle observation-to-finalized p50 at the first node, ms.

@@ -105,7 +105,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         }
         let conserved = self.committed.totals().conserved();
         assert!(conserved, "money must be conserved after every block");
-        self.record_finalized(block);
+        self.record_finalized(block, speculative.rejected);
         *self
             .config
             .view
@@ -147,7 +147,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
     /// Updates the mempool (drops the block's transactions and the stale ones) and the status
     /// figures (finalized count, submit-to-finalized and oracle latencies) for a committed
     /// `block`.
-    fn record_finalized(&self, block: &Block) {
+    fn record_finalized(&self, block: &Block, rejected: usize) {
         let keys: Vec<TxKey> = block.txs.iter().map(TxKey::of).collect();
         let outcome = self.config.mempool.commit(&keys, self.context.current());
         let committed = &self.committed;
@@ -162,6 +162,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             .lock()
             .expect("the stats lock must not be poisoned");
         stats.finalized_txs += block.txs.len() as u64;
+        stats.finalized_rejected += rejected as u64;
         let now_ms = u64::try_from(
             self.context
                 .current()

@@ -86,8 +86,10 @@ pub use crate::mempool::Mempool;
 /// Figures the replica keeps for status output.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Client transactions finalized since start.
+    /// Client transactions finalized since start (accepted or refused by the engine).
     pub finalized_txs: u64,
+    /// Of those, the ones the engine refused when it executed them.
+    pub finalized_rejected: u64,
     /// Submit-to-finalized latency of the most recent transactions clients submitted to this
     /// node, milliseconds (at most [`LATENCIES_KEPT`]).
     pub latencies_ms: std::collections::VecDeque<u32>,
@@ -201,6 +203,7 @@ struct Speculative {
     engine: Arc<Engine>,
     root: StateRoot,
     fills: usize,
+    rejected: usize,
     oracle_faults: Vec<bulwark_engine::oracle::FaultEvidence>,
 }
 

@@ -51,6 +51,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 engine: committed.clone(),
                 root: committed_root,
                 fills: 0,
+                rejected: 0,
                 oracle_faults: Vec::new(),
             },
         );

@@ -54,6 +54,7 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                             engine: Arc::new(executed.engine),
                             root: executed.root,
                             fills: executed.fills,
+                            rejected: executed.rejected,
                             oracle_faults: executed.oracle_faults,
                         },
                     );

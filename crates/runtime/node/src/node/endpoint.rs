@@ -93,7 +93,7 @@ impl Handler for Endpoint {
             })
         };
         // Copy what is needed under the lock (the replica takes it once per height).
-        let (mut latencies, mut oracle_latencies, finalized_txs, oracle_rounds, snapshots) = {
+        let (mut latencies, mut oracle_latencies, finalized, oracle_rounds, snapshots) = {
             let stats = self
                 .stats
                 .lock()
@@ -105,7 +105,7 @@ impl Handler for Endpoint {
                     .iter()
                     .copied()
                     .collect::<Vec<u32>>(),
-                stats.finalized_txs,
+                (stats.finalized_txs, stats.finalized_rejected),
                 stats.oracle_rounds,
                 SnapshotStatus {
                     restored_from: stats.restored_snapshot,
@@ -132,7 +132,8 @@ impl Handler for Endpoint {
             height,
             root,
             last_height_certified: certified,
-            finalized_txs,
+            finalized_txs: finalized.0,
+            finalized_rejected: finalized.1,
             mempool: self.mempool.len(),
             refused_blocks: self.refused.load(Ordering::Relaxed),
             fault_evidence: self.evidence.counts(),

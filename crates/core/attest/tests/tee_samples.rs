@@ -2,7 +2,7 @@
 //! README for their sources): they verify to the vendor roots at their date and are refused when any
 //! byte is flipped or the date is wrong. Skipped with a message when the samples are absent.
 
-use bulwark_attest::tee::snp::{verify_snp_report, SnpError};
+use bulwark_attest::tee::snp::{vcek_binding, verify_snp_report, SnpError};
 use bulwark_attest::tee::tdx::verify_tdx_quote;
 use bulwark_attest::time::parse_time_ms;
 use std::path::PathBuf;
@@ -35,6 +35,20 @@ fn check_snp(report: &[u8], vcek: &[u8]) {
     let now = at("2025-06-01T00:00:00Z");
     let claims = verify_snp_report(report, vcek, now).expect("real report verifies");
     assert!(!claims.measurement.iter().all(|b| *b == 0));
+    // The VCEK certifies exactly the report's REPORTED_TCB, for the report's chip.
+    let x509: x509_cert::Certificate =
+        <x509_cert::Certificate as x509_cert::der::Decode>::from_der(vcek).expect("VCEK parses");
+    let binding = vcek_binding(&x509, claims.product).expect("AMD extensions");
+    assert_eq!(binding.tcb[..], report[0x180..0x188]);
+    assert_eq!(binding.hw_id[..], claims.chip_id[..]);
+    // The other sample's VCEK (another chip) does not vouch for this report.
+    for other in ["vcek_milan.der", "trustee-snp-vcek.der"] {
+        let Some(dir) = samples() else { return };
+        let other = read(&dir, other);
+        if other != vcek {
+            assert!(verify_snp_report(report, &other, now).is_err());
+        }
+    }
     assert!(matches!(
         verify_snp_report(report, vcek, at("2031-01-01T00:00:00Z")),
         Err(SnpError::CertificateTime { .. })
@@ -47,7 +61,9 @@ fn check_snp(report: &[u8], vcek: &[u8]) {
             "flipped report byte {offset:#x} accepted"
         );
     }
-    for offset in (0..vcek.len()).step_by(97) {
+    // Every byte of the VCEK: its extensions bind it to the report, and bytes its signature does
+    // not cover (the outer signature algorithm, the bit string's unused bits) must be canonical.
+    for offset in 0..vcek.len() {
         let mut flipped = vcek.to_vec();
         flipped[offset] ^= 0x01;
         assert!(

@@ -85,7 +85,7 @@ pub(crate) fn appraise_snp(
         if found < required {
             out.refuse(
                 "snp-tcb-too-low",
-                format!("reported TCB {name} SVN {found} is below the minimum {required}"),
+                format!("certified TCB {name} SVN {found} (the VCEK's, equal to the report's) is below the minimum {required}"),
             );
         }
     }

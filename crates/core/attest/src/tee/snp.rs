@@ -6,6 +6,15 @@
 //! checked here over the exact received bytes `[0, 0x2a0)`, not over a re-encoding, so no byte of the
 //! signed part can change without detection; the signature's reserved bytes must be zero.
 //! Certificate validity is checked against the caller's time.
+//!
+//! The VCEK is bound to the report ([`vcek_binding`]): AMD issues a VCEK for one chip at one TCB,
+//! and says which in its extensions (1.3.6.1.4.1.3704.1.3.x: the SVNs; .1.4: the chip's hwID). The
+//! report's `REPORTED_TCB` must be exactly the TCB the VCEK certifies, the chip's current TCB must be
+//! at least that, and `CHIP_ID` must be the VCEK's hwID: otherwise a VCEK issued for a chip at an
+//! old, vulnerable TCB (or for another chip) could vouch for the report. A report that masks its
+//! chip ID or is signed by another key than a VCEK (a VLEK) is refused. The VCEK must be canonical
+//! DER whose outer signature algorithm equals the one it signed (`sev` checks only the algorithm's
+//! identifier). There is no revocation check yet: AMD's CRL (signed by the ARK) is not read.
 
 use sev::certs::snp::{builtin, ca, Certificate, Chain, Verifiable as _};
 use sev::firmware::guest::AttestationReport;
@@ -55,6 +64,10 @@ pub enum SnpError {
     /// The report signature does not verify under the VCEK.
     #[error("SEV-SNP report signature does not verify under the VCEK")]
     Signature,
+    /// The VCEK was issued for another TCB or another chip than the report's, or its AMD
+    /// extensions are missing, repeated or malformed.
+    #[error("VCEK not bound to this report: {0}")]
+    Binding(String),
 }
 
 /// TCB version components (SVNs) of an SNP platform.
@@ -81,8 +94,11 @@ pub struct SnpClaims {
     pub measurement: [u8; 48],
     /// Guest-supplied report data (bulwark: qualifying data then 32 zero bytes).
     pub report_data: [u8; 64],
-    /// TCB the report was signed at.
+    /// TCB the report was signed at: the report's `REPORTED_TCB`, which equals the TCB its VCEK
+    /// certifies.
     pub reported_tcb: SnpTcbValues,
+    /// The chip's ID, which equals the VCEK's hwID.
+    pub chip_id: [u8; 64],
     /// Guest policy bits.
     pub policy: u64,
     /// True when the guest policy allows debugging (the host can read guest memory).
@@ -163,6 +179,9 @@ pub fn verify_snp_report(
         }
     }
     let (product, chain) = verified.ok_or(SnpError::Chain)?;
+    let x509: x509_cert::Certificate = vcek.clone().into();
+    check_canonical(&x509, vcek_der)?;
+    let binding = vcek_binding(&x509, product)?;
     let now_s = now_ms / 1_000;
     check_time("ARK", &chain.ca.ark, now_s)?;
     check_time("ASK", &chain.ca.ask, now_s)?;
@@ -180,6 +199,7 @@ pub fn verify_snp_report(
     use p384::ecdsa::signature::Verifier as _;
     key.verify(&report[..SIGNED_LEN], &signature)
         .map_err(|_| SnpError::Signature)?;
+    check_binding(report, &binding)?;
 
     let mut policy_bytes = [0u8; 8];
     policy_bytes.copy_from_slice(&report[0x08..0x10]);
@@ -196,8 +216,245 @@ pub fn verify_snp_report(
             snp: tcb.snp,
             microcode: tcb.microcode,
         },
+        chip_id: report_array(report, CHIP_ID_AT),
         policy,
         debug_allowed: policy & POLICY_DEBUG_BIT != 0,
         vmpl: parsed.vmpl,
     })
+}
+
+/// Offsets in the report (AMD SEV-SNP ABI, `ATTESTATION_REPORT`).
+const CURRENT_TCB_AT: usize = 0x38;
+const KEY_INFO_AT: usize = 0x48;
+const REPORTED_TCB_AT: usize = 0x180;
+const CHIP_ID_AT: usize = 0x1a0;
+/// The AMD VCEK extensions' arc: 1.3.6.1.4.1.3704.1.
+const AMD_ARC: &str = "1.3.6.1.4.1.3704.1.";
+
+fn report_array<const N: usize>(report: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&report[at..at + N]);
+    out
+}
+
+/// What a VCEK certifies: the TCB, in the report's byte layout for its product, and the hwID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VcekBinding {
+    /// The certified TCB as the report lays out `REPORTED_TCB`.
+    pub tcb: [u8; 8],
+    /// The chip's hwID (64 bytes; 8 on Turin).
+    pub hw_id: Vec<u8>,
+}
+
+/// The VCEK must be the canonical encoding of what was parsed, and its outer signature algorithm
+/// (not covered by its signature) must equal the one inside what was signed.
+fn check_canonical(x509: &x509_cert::Certificate, der_bytes: &[u8]) -> Result<(), SnpError> {
+    use x509_cert::der::Encode as _;
+    if x509.signature_algorithm != x509.tbs_certificate.signature {
+        return Err(SnpError::Vcek(
+            "outer signature algorithm differs from the signed one".into(),
+        ));
+    }
+    if x509.signature.unused_bits() != 0 {
+        return Err(SnpError::Vcek(
+            "signature bit string has unused bits".into(),
+        ));
+    }
+    let encoded = x509
+        .to_der()
+        .map_err(|e| SnpError::Vcek(format!("does not re-encode: {e}")))?;
+    if encoded != der_bytes {
+        return Err(SnpError::Vcek("not canonical DER".into()));
+    }
+    Ok(())
+}
+
+/// Reads the TCB and hwID a VCEK certifies from its AMD extensions. Every extension must be
+/// AMD's, none repeated, and every SVN the product's layout needs present.
+pub fn vcek_binding(x509: &x509_cert::Certificate, product: &str) -> Result<VcekBinding, SnpError> {
+    use x509_cert::der::Decode as _;
+    let bad = |what: String| SnpError::Binding(what);
+    let mut svns: std::collections::BTreeMap<u32, u8> = std::collections::BTreeMap::new();
+    let mut hw_id = None;
+    let mut seen = std::collections::BTreeSet::new();
+    for extension in x509.tbs_certificate.extensions.iter().flatten() {
+        let oid = extension.extn_id.to_string();
+        if !seen.insert(oid.clone()) {
+            return Err(bad(format!("extension {oid} repeated")));
+        }
+        let Some(rest) = oid.strip_prefix(AMD_ARC) else {
+            return Err(bad(format!("unexpected extension {oid}")));
+        };
+        let value = extension.extn_value.as_bytes();
+        match rest {
+            // structVersion, productName: not bound to the report.
+            "1" | "2" => {}
+            "4" => hw_id = Some(value.to_vec()),
+            _ => {
+                let Some(component) = rest
+                    .strip_prefix("3.")
+                    .and_then(|c| c.parse::<u32>().ok())
+                    .filter(|c| (1..=9).contains(c))
+                else {
+                    return Err(bad(format!("unexpected AMD extension {oid} (a VLEK?)")));
+                };
+                let svn = u8::from_der(value)
+                    .map_err(|e| bad(format!("SVN {oid} is not a small INTEGER: {e}")))?;
+                svns.insert(component, svn);
+            }
+        }
+    }
+    let svn = |component: u32, name: &str| {
+        svns.get(&component).copied().ok_or_else(|| {
+            bad(format!(
+                "the VCEK has no {name} SVN (1.3.6.1.4.1.3704.1.3.{component})"
+            ))
+        })
+    };
+    let tcb = if product == "turin" {
+        [
+            svn(9, "FMC")?,
+            svn(1, "boot loader")?,
+            svn(2, "TEE")?,
+            svn(3, "SNP")?,
+            0,
+            0,
+            0,
+            svn(8, "microcode")?,
+        ]
+    } else {
+        [
+            svn(1, "boot loader")?,
+            svn(2, "TEE")?,
+            svn(4, "reserved 4").unwrap_or(0),
+            svn(5, "reserved 5").unwrap_or(0),
+            svn(6, "reserved 6").unwrap_or(0),
+            svn(7, "reserved 7").unwrap_or(0),
+            svn(3, "SNP")?,
+            svn(8, "microcode")?,
+        ]
+    };
+    let hw_id = hw_id.ok_or_else(|| bad("the VCEK has no hwID (1.3.6.1.4.1.3704.1.4)".into()))?;
+    let expected_len = if product == "turin" { 8 } else { 64 };
+    if hw_id.len() != expected_len {
+        return Err(bad(format!(
+            "hwID is {} bytes, {product} VCEKs carry {expected_len}",
+            hw_id.len()
+        )));
+    }
+    Ok(VcekBinding { tcb, hw_id })
+}
+
+/// The report is the one the VCEK speaks for: signed by a VCEK (not a VLEK), at exactly the TCB
+/// it certifies, on the chip it names, which runs at least that TCB now.
+fn check_binding(report: &[u8], binding: &VcekBinding) -> Result<(), SnpError> {
+    let bad = |what: String| SnpError::Binding(what);
+    let key_info = u32::from_le_bytes(report_array(report, KEY_INFO_AT));
+    let signing_key = (key_info >> 2) & 0b111;
+    if signing_key != 0 {
+        return Err(bad(format!(
+            "the report is signed by key {signing_key} (0 = VCEK); only VCEK-signed reports are accepted"
+        )));
+    }
+    if key_info & 0b10 != 0 {
+        return Err(bad(
+            "the report masks its chip ID, so no VCEK can be bound to it".into(),
+        ));
+    }
+    let reported: [u8; 8] = report_array(report, REPORTED_TCB_AT);
+    if reported != binding.tcb {
+        return Err(bad(format!(
+            "REPORTED_TCB {} but the VCEK certifies TCB {}",
+            hex::encode(reported),
+            hex::encode(binding.tcb)
+        )));
+    }
+    let current: [u8; 8] = report_array(report, CURRENT_TCB_AT);
+    if current
+        .iter()
+        .zip(&binding.tcb)
+        .any(|(now, certified)| now < certified)
+    {
+        return Err(bad(format!(
+            "the chip's current TCB {} is below the TCB {} its VCEK certifies",
+            hex::encode(current),
+            hex::encode(binding.tcb)
+        )));
+    }
+    let chip_id: [u8; 64] = report_array(report, CHIP_ID_AT);
+    if chip_id[..binding.hw_id.len()] != binding.hw_id[..]
+        || chip_id[binding.hw_id.len()..].iter().any(|b| *b != 0) && binding.hw_id.len() < 64
+    {
+        return Err(bad(format!(
+            "CHIP_ID {} but the VCEK was issued for chip {}",
+            hex::encode(chip_id),
+            hex::encode(&binding.hw_id)
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TCB: [u8; 8] = [3, 0, 0, 0, 0, 0, 8, 0x73];
+
+    fn report(reported: [u8; 8], current: [u8; 8], chip: [u8; 64], key_info: u32) -> Vec<u8> {
+        let mut r = vec![0u8; SNP_REPORT_LEN];
+        r[CURRENT_TCB_AT..CURRENT_TCB_AT + 8].copy_from_slice(&current);
+        r[KEY_INFO_AT..KEY_INFO_AT + 4].copy_from_slice(&key_info.to_le_bytes());
+        r[REPORTED_TCB_AT..REPORTED_TCB_AT + 8].copy_from_slice(&reported);
+        r[CHIP_ID_AT..CHIP_ID_AT + 64].copy_from_slice(&chip);
+        r
+    }
+
+    fn binding() -> VcekBinding {
+        VcekBinding {
+            tcb: TCB,
+            hw_id: vec![7; 64],
+        }
+    }
+
+    #[test]
+    fn a_report_binds_only_to_the_vcek_of_its_chip_and_tcb() {
+        let ok = report(TCB, TCB, [7; 64], 0);
+        assert_eq!(check_binding(&ok, &binding()), Ok(()));
+        // The chip moved on (newer microcode) since the VCEK's TCB: still bound.
+        let mut newer = TCB;
+        newer[7] = 0xce;
+        assert_eq!(
+            check_binding(&report(TCB, newer, [7; 64], 0), &binding()),
+            Ok(())
+        );
+        let refusals = [
+            // A report at an older TCB than the VCEK's (or a VCEK for an older TCB).
+            report([3, 0, 0, 0, 0, 0, 7, 0x73], TCB, [7; 64], 0),
+            report([2, 0, 0, 0, 0, 0, 8, 0x73], TCB, [7; 64], 0),
+            // A chip running below the TCB its VCEK certifies.
+            report(TCB, [3, 0, 0, 0, 0, 0, 8, 0x72], [7; 64], 0),
+            // Another chip.
+            report(TCB, TCB, [8; 64], 0),
+            // Chip ID masked; signed by a VLEK (key 1) or no key (7).
+            report(TCB, TCB, [0; 64], 0b10),
+            report(TCB, TCB, [7; 64], 1 << 2),
+            report(TCB, TCB, [7; 64], 7 << 2),
+        ];
+        for (i, bad) in refusals.iter().enumerate() {
+            assert!(
+                matches!(check_binding(bad, &binding()), Err(SnpError::Binding(_))),
+                "refusal {i} accepted"
+            );
+        }
+        // Turin: an 8-byte hwID, the rest of CHIP_ID zero.
+        let turin = VcekBinding {
+            tcb: TCB,
+            hw_id: vec![9; 8],
+        };
+        let mut chip = [0u8; 64];
+        chip[..8].copy_from_slice(&[9; 8]);
+        assert_eq!(check_binding(&report(TCB, TCB, chip, 0), &turin), Ok(()));
+        chip[20] = 1;
+        assert!(check_binding(&report(TCB, TCB, chip, 0), &turin).is_err());
+    }
 }

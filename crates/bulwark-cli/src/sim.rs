@@ -30,6 +30,9 @@ pub fn run(args: SimArgs) -> ExitCode {
         for (name, what) in bulwark_sim::COMMITTEE_SCENARIOS {
             println!("{name:<16} committee: {what}");
         }
+        for (name, what) in bulwark_sim::MEMBER_SCENARIOS {
+            println!("{name:<16} member: {what}");
+        }
         for name in SCENARIOS {
             println!("{name:<16} oracle: n oracle nodes and one engine");
         }
@@ -56,9 +59,21 @@ pub fn run(args: SimArgs) -> ExitCode {
             ExitCode::from(1)
         };
     }
+    if let Some(report) = bulwark_sim::run_member_attack(&name, args.seed, args.nodes as usize) {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("a report must serialize")
+        );
+        return if report.held {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
     let Some(kind) = Kind::parse(&name) else {
         let committee: Vec<&str> = bulwark_sim::COMMITTEE_SCENARIOS
             .iter()
+            .chain(bulwark_sim::MEMBER_SCENARIOS)
             .map(|(name, _)| *name)
             .collect();
         eprintln!(

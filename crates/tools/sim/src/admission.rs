@@ -104,3 +104,48 @@ impl World {
         }
     }
 }
+
+/// Attack 9's second half: a peer hands honest DEVELOPMENT evidence, under a manifest whose
+/// dev section allows it, to a member that is not a development node (a TPM member). Returns
+/// whether that member cut the peer off (the promise) rather than admitting it.
+pub(crate) fn dev_evidence_at_a_tpm_member() -> bool {
+    let now_ms = 1_800_000_000_000;
+    let attestor = DevAttestor::from_secret(&derived(0, "attestor", 1).to_bytes());
+    let operator = derived(0, "operator", 0);
+    let operators =
+        OperatorSet::new(vec![HexBytes(operator.verifying_key().to_bytes())], 1).unwrap();
+    let mut manifest = SignedManifest::unsigned(ReferenceManifest {
+        role: "committee".into(),
+        release: "sim".into(),
+        issued_at_ms: now_ms - 60_000,
+        expires_at_ms: now_ms + 3_600_000,
+        tpm: None,
+        snp: None,
+        tdx: None,
+        dev: Some(DevReference {
+            allow_insecure_dev_evidence: true,
+            signer_keys: vec![attestor.public_key()],
+            app_measurements: vec![HexBytes(measurements(false).app_pcr_value())],
+        }),
+    });
+    manifest.sign_with(&operator);
+    let peer_key = b"member 1's p2p key".to_vec();
+    let mut admission = Admission::new(
+        derived(0, "verifier", 0),
+        operators,
+        manifest,
+        (0, 10_000),
+        // A TPM member: it does not accept development evidence.
+        false,
+        [(1usize, "member-1".to_string(), peer_key.clone())],
+    );
+    let nonce = admission.challenge(&1, now_ms, [7; 32]).unwrap();
+    let evidence = Evidence::DevInsecure(attestor.attest(
+        &nonce,
+        &node_key_hash(&peer_key),
+        0,
+        measurements(false),
+    ));
+    let changes = admission.evidence(&1, &serde_json::to_vec(&evidence).unwrap(), now_ms);
+    changes.contains(&Change::Block(1)) && admission.admitted(now_ms).is_empty()
+}

@@ -16,11 +16,13 @@ mod check;
 mod faults;
 pub mod forgery;
 pub mod hostile;
+pub mod member_attacks;
 mod run;
 mod scenario;
 mod world;
 
 pub use check::{check, Summary, Violation};
+pub use member_attacks::{run_member_attack, MemberReport, MEMBER_SCENARIOS};
 pub use run::run;
 pub use scenario::{Outcome, Scenario};
 

@@ -1,0 +1,60 @@
+//! The member-level attacks of issue #12 (3, 6, 9 and 10), each at n = 4 and 7 on two seeds: the
+//! attacker achieves nothing, and every attempt is refused for the reason the promise names.
+#![allow(clippy::unwrap_used)]
+
+use bulwark_sim::{run_member_attack, MEMBER_SCENARIOS};
+
+fn run(name: &str, seed: u64, n: usize) -> bulwark_sim::MemberReport {
+    let report = run_member_attack(name, seed, n).unwrap();
+    eprintln!("{}", serde_json::to_string(&report).unwrap());
+    assert!(report.held, "{report:#?}");
+    assert!(report.achieved.is_empty(), "{report:#?}");
+    assert_eq!(report.false_evidence, 0);
+    report
+}
+
+#[test]
+fn a_cut_off_member_stays_out_until_readmitted() {
+    for (seed, n) in [(181, 4), (182, 7)] {
+        let report = run("cut-off-lapse", seed, n);
+        assert_eq!(report.refused.len(), 2, "{report:#?}");
+    }
+}
+
+#[test]
+fn a_swapped_or_exposed_key_file_is_refused() {
+    for (seed, n) in [(191, 4), (192, 7)] {
+        let report = run("keystore-swap", seed, n);
+        assert_eq!(report.refused.len(), 5, "{report:#?}");
+        assert!(report.refused[0].contains("plain file"), "{report:#?}");
+        assert!(
+            report.refused[4].contains("others can read it"),
+            "{report:#?}"
+        );
+    }
+}
+
+#[test]
+fn production_refuses_every_development_path() {
+    for n in [4, 7] {
+        let report = run("dev-paths-in-production", 1, n);
+        assert_eq!(report.refused.len(), 4, "{report:#?}");
+        assert!(report.refused[3].contains("dev-evidence-not-accepted"));
+    }
+}
+
+#[test]
+fn only_signed_peers_reach_the_tpm_and_at_a_bounded_rate() {
+    for (seed, n) in [(201, 4), (202, 7)] {
+        let report = run("tpm-ops-flood", seed, n);
+        assert_eq!(report.refused.len(), 3, "{report:#?}");
+    }
+}
+
+#[test]
+fn every_member_scenario_is_named_and_unknown_names_are_not() {
+    for (name, _) in MEMBER_SCENARIOS {
+        assert!(run_member_attack(name, 3, 4).is_some());
+    }
+    assert!(run_member_attack("no-such-attack", 3, 4).is_none());
+}

@@ -49,26 +49,10 @@ pub fn run(args: SimArgs) -> ExitCode {
     if let Some(scenario) = bulwark_sim::named(&name, args.seed, args.nodes as usize) {
         let outcome = bulwark_sim::run(scenario);
         let report = bulwark_sim::Report::new(&name, &scenario, &outcome);
-        println!(
-            "{}",
-            serde_json::to_string(&report).expect("a report must serialize")
-        );
-        return if report.held {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        };
+        return print_report(&report, report.held);
     }
     if let Some(report) = bulwark_sim::run_member_attack(&name, args.seed, args.nodes as usize) {
-        println!(
-            "{}",
-            serde_json::to_string(&report).expect("a report must serialize")
-        );
-        return if report.held {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        };
+        return print_report(&report, report.held);
     }
     let Some(kind) = Kind::parse(&name) else {
         let committee: Vec<&str> = bulwark_sim::COMMITTEE_SCENARIOS
@@ -90,4 +74,17 @@ pub fn run(args: SimArgs) -> ExitCode {
     let outcome = scenario::run_with(config);
     println!("{outcome}");
     ExitCode::SUCCESS
+}
+
+/// Prints `report` as one JSON line; exit 1 when the promise did not hold.
+fn print_report(report: &impl serde::Serialize, held: bool) -> ExitCode {
+    println!(
+        "{}",
+        serde_json::to_string(report).expect("a report must serialize")
+    );
+    if held {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

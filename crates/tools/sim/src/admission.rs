@@ -33,6 +33,34 @@ fn derived(seed: u64, role: &str, index: usize) -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(hasher.finalize().as_bytes())
 }
 
+/// The manifest the run's operator signs (valid around `now_ms`) allowing DEVELOPMENT evidence
+/// from `attestors` of the honest measurements, and the operator set that checks it.
+fn dev_manifest(
+    seed: u64,
+    now_ms: u64,
+    attestors: &[DevAttestor],
+) -> (SignedManifest, OperatorSet) {
+    let operator = derived(seed, "operator", 0);
+    let operators =
+        OperatorSet::new(vec![HexBytes(operator.verifying_key().to_bytes())], 1).unwrap();
+    let mut manifest = SignedManifest::unsigned(ReferenceManifest {
+        role: "committee".into(),
+        release: "sim".into(),
+        issued_at_ms: now_ms.saturating_sub(60_000),
+        expires_at_ms: now_ms + 3_600_000,
+        tpm: None,
+        snp: None,
+        tdx: None,
+        dev: Some(DevReference {
+            allow_insecure_dev_evidence: true,
+            signer_keys: attestors.iter().map(DevAttestor::public_key).collect(),
+            app_measurements: vec![HexBytes(measurements(false).app_pcr_value())],
+        }),
+    });
+    manifest.sign_with(&operator);
+    (manifest, operators)
+}
+
 impl World {
     /// One admission round at the current virtual time: each member not in `scenario.tampered`
     /// challenges every other, appraises the evidence it answers with, and on a
@@ -45,24 +73,7 @@ impl World {
         let attestors: Vec<DevAttestor> = (0..n)
             .map(|i| DevAttestor::from_secret(&derived(seed, "attestor", i).to_bytes()))
             .collect();
-        let operator = derived(seed, "operator", 0);
-        let operators =
-            OperatorSet::new(vec![HexBytes(operator.verifying_key().to_bytes())], 1).unwrap();
-        let mut manifest = SignedManifest::unsigned(ReferenceManifest {
-            role: "committee".into(),
-            release: "sim".into(),
-            issued_at_ms: now_ms.saturating_sub(60_000),
-            expires_at_ms: now_ms + 3_600_000,
-            tpm: None,
-            snp: None,
-            tdx: None,
-            dev: Some(DevReference {
-                allow_insecure_dev_evidence: true,
-                signer_keys: attestors.iter().map(DevAttestor::public_key).collect(),
-                app_measurements: vec![HexBytes(measurements(false).app_pcr_value())],
-            }),
-        });
-        manifest.sign_with(&operator);
+        let (manifest, operators) = dev_manifest(seed, now_ms, &attestors);
         let public = |j: usize| self.by_index[j].encode().to_vec();
         for appraiser in (0..n).filter(|i| !scenario.tampered.contains(i)) {
             let peers = (0..n)
@@ -111,24 +122,7 @@ impl World {
 pub(crate) fn dev_evidence_at_a_tpm_member() -> bool {
     let now_ms = 1_800_000_000_000;
     let attestor = DevAttestor::from_secret(&derived(0, "attestor", 1).to_bytes());
-    let operator = derived(0, "operator", 0);
-    let operators =
-        OperatorSet::new(vec![HexBytes(operator.verifying_key().to_bytes())], 1).unwrap();
-    let mut manifest = SignedManifest::unsigned(ReferenceManifest {
-        role: "committee".into(),
-        release: "sim".into(),
-        issued_at_ms: now_ms - 60_000,
-        expires_at_ms: now_ms + 3_600_000,
-        tpm: None,
-        snp: None,
-        tdx: None,
-        dev: Some(DevReference {
-            allow_insecure_dev_evidence: true,
-            signer_keys: vec![attestor.public_key()],
-            app_measurements: vec![HexBytes(measurements(false).app_pcr_value())],
-        }),
-    });
-    manifest.sign_with(&operator);
+    let (manifest, operators) = dev_manifest(0, now_ms, std::slice::from_ref(&attestor));
     let peer_key = b"member 1's p2p key".to_vec();
     let mut admission = Admission::new(
         derived(0, "verifier", 0),

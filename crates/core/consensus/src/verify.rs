@@ -79,6 +79,14 @@ pub enum VerifyError {
         /// Why.
         reason: &'static str,
     },
+    /// The log ends before the height asked for.
+    #[error("the log ends at height {height}, before the --until height {until}")]
+    Short {
+        /// The height asked for.
+        until: u64,
+        /// The last height in the log.
+        height: u64,
+    },
     /// Heights after the last certificate.
     #[error("heights {from}..={to} are not covered by any finalization certificate")]
     Uncovered {
@@ -228,7 +236,7 @@ impl Verifier {
 /// later height covers every block before it through the digest chain), checking every record
 /// it reads the same way; the summary is the state at `until`. When no certificate in the log
 /// covers `until`, the answer is [`VerifyError::Uncovered`]: a prefix no certificate covers
-/// proves nothing. A log shorter than `until` is verified to its end.
+/// proves nothing. A log shorter than `until` is [`VerifyError::Short`]; `until = 0` is genesis.
 pub async fn verify_log<S: Storage>(
     storage: &S,
     partition: &str,
@@ -273,6 +281,10 @@ pub async fn verify_log<S: Storage>(
                 ..summary
             })
         }
+        (Some(until), None) if until > verifier.height() => Err(VerifyError::Short {
+            until,
+            height: verifier.height(),
+        }),
         _ => verifier.finish(),
     }
 }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::{AccountId, InstrumentId};
 
+use crate::node::peer_gate::{GateRefusal, PeerGate};
 use bulwark_api::answers::{AccountAnswer, BookAnswer, NodeStatus};
 use bulwark_api::wire::{
     decode_request, encode_error, encode_response, read_frame, write_frame, ErrorCode, Frame,
@@ -70,9 +71,6 @@ pub enum Refusal {
     /// The node's attestation failed (its measured files, its TPM).
     #[error(transparent)]
     Attestation(#[from] crate::node::attest::AttestationError),
-    /// A peer operation was not admitted (not a member, stale, forged, replayed or too fast).
-    #[error(transparent)]
-    Peer(#[from] crate::node::peer_gate::GateRefusal),
 }
 
 /// Answers the requests of every connection; called from many threads at once.
@@ -87,13 +85,6 @@ pub trait Handler {
     /// Up to `depth` levels per side of one book (`depth` is at most
     /// [`WireLimits::book_depth_max`]), or why not (sent as [`ErrorCode::Refused`]).
     fn book(&self, instrument: InstrumentId, depth: usize) -> Result<BookAnswer, Refusal>;
-    /// Admits a peer operation (attest, attest-key, activate) before it is served: the signer
-    /// must be a committee peer, the signature and time must hold and the peer must be within
-    /// its rate. The default admits nobody.
-    fn admit_peer(&self, auth: &PeerAuth, op: &PeerOp) -> Result<(), Refusal> {
-        let _ = auth;
-        Err(crate::node::peer_gate::GateRefusal::NotAPeer(op.name()).into())
-    }
     /// Attestation evidence over a verifier's nonce, or why not (sent as [`ErrorCode::Refused`]).
     fn attest(&self, nonce: [u8; 32]) -> Result<Vec<u8>, Refusal> {
         let _ = nonce;
@@ -254,6 +245,18 @@ impl Server {
         limits: Limits,
         handler: Arc<dyn Handler + Send + Sync>,
     ) -> Result<ServerHandle, ServerError> {
+        Server::start_with_gate(addr, limits, handler, None)
+    }
+
+    /// [`Server::start`], with the gate that admits committee peers' TPM operations (attest,
+    /// attest-key, activate) before the handler sees them. Without a gate every such request
+    /// is refused.
+    pub fn start_with_gate(
+        addr: SocketAddr,
+        limits: Limits,
+        handler: Arc<dyn Handler + Send + Sync>,
+        peer_gate: Option<PeerGate>,
+    ) -> Result<ServerHandle, ServerError> {
         limits.validate()?;
         let listen_error = |source| ServerError::Listen { addr, source };
         let listener = TcpListener::bind(addr).map_err(listen_error)?;
@@ -261,6 +264,7 @@ impl Server {
         let local_addr = listener.local_addr().map_err(listen_error)?;
         let shared = Arc::new(Shared {
             handler,
+            peer_gate,
             limits,
             stopping: AtomicBool::new(false),
             connections: Mutex::new(HashMap::new()),
@@ -341,6 +345,8 @@ impl Drop for ServerHandle {
 
 struct Shared {
     handler: Arc<dyn Handler + Send + Sync>,
+    /// Who may have TPM operations served (none without a gate).
+    peer_gate: Option<PeerGate>,
     limits: Limits,
     stopping: AtomicBool,
     /// Open connections by id: a clone of the stream (for shutdown on stop) and the thread.
@@ -521,6 +527,17 @@ fn refused(refusal: &Refusal) -> Response {
     }
 }
 
+/// The gate's decision on a peer operation, by this machine's clocks; no gate admits nobody.
+fn admit_peer(gate: Option<&PeerGate>, auth: &PeerAuth, op: &PeerOp) -> Result<(), GateRefusal> {
+    let Some(gate) = gate else {
+        return Err(GateRefusal::NotAPeer(op.name()));
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    gate.admit(auth, op, now_ms, Instant::now())
+}
+
 fn respond(frame: &Frame, session: &mut Session, shared: &Shared) -> Vec<u8> {
     let limits = &shared.limits;
     if !session.requests.try_take(1, Instant::now()) {
@@ -548,13 +565,12 @@ fn respond(frame: &Frame, session: &mut Session, shared: &Shared) -> Vec<u8> {
             Err(refusal) => refused(&refusal),
         },
         Request::Peer { auth, op } => {
-            if let Err(refusal) = handler.admit_peer(&auth, &op) {
+            if let Err(refusal) = admit_peer(shared.peer_gate.as_ref(), &auth, &op) {
                 let code = match refusal {
-                    Refusal::Peer(crate::node::peer_gate::GateRefusal::RateLimited) => {
-                        ErrorCode::RateLimited
-                    }
+                    GateRefusal::RateLimited => ErrorCode::RateLimited,
                     _ => ErrorCode::Refused,
                 };
+                tracing::debug!(peer = %hex::encode(auth.peer), op = op.name(), %refusal, "peer operation refused");
                 return encode_error(code, &refusal.to_string());
             }
             let answer = match op {

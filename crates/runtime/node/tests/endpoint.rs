@@ -386,9 +386,8 @@ fn stop_returns_with_clients_connected() {
     assert!(Client::connect(addr, Duration::from_millis(500)).is_err());
 }
 
-/// A node whose TPM operations are counted, behind the real peer gate.
+/// A node whose TPM operations are counted; the server puts the real peer gate in front of it.
 struct TpmNode {
-    gate: bulwark_node::node::peer_gate::PeerGate,
     tpm_operations: std::sync::atomic::AtomicU64,
 }
 
@@ -413,17 +412,6 @@ impl Handler for TpmNode {
     fn book(&self, instrument: InstrumentId, _: usize) -> Result<BookAnswer, Refusal> {
         Err(Refusal::UnknownInstrument { instrument })
     }
-    fn admit_peer(
-        &self,
-        auth: &bulwark_api::wire::PeerAuth,
-        op: &bulwark_api::wire::PeerOp,
-    ) -> Result<(), Refusal> {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
-        Ok(self.gate.admit(auth, op, now_ms, Instant::now())?)
-    }
     fn attest(&self, _: [u8; 32]) -> Result<Vec<u8>, Refusal> {
         self.used()
     }
@@ -445,17 +433,18 @@ fn only_committee_peers_reach_the_tpm_and_at_a_bounded_rate() {
     let target = me.verifying_key().to_bytes();
     let members: Vec<SigningKey> = (41..44).map(|i| SigningKey::from_bytes(&[i; 32])).collect();
     let node = Arc::new(TpmNode {
-        gate: bulwark_node::node::peer_gate::PeerGate::new(
-            target,
-            members
-                .iter()
-                .chain([&me])
-                .map(|k| k.verifying_key().to_bytes()),
-        ),
         tpm_operations: std::sync::atomic::AtomicU64::new(0),
     });
+    let gate = bulwark_node::node::peer_gate::PeerGate::new(
+        target,
+        members
+            .iter()
+            .chain([&me])
+            .map(|k| k.verifying_key().to_bytes()),
+    );
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let server = Server::start(addr, Limits::default(), node.clone()).unwrap();
+    let server =
+        Server::start_with_gate(addr, Limits::default(), node.clone(), Some(gate)).unwrap();
     let mut client = connect(&server);
     let used = || {
         node.tpm_operations
@@ -503,4 +492,12 @@ fn only_committee_peers_reach_the_tpm_and_at_a_bounded_rate() {
     assert_eq!(client.attest_key(&members[1], &target).unwrap(), vec![0xaa]);
     assert_eq!(used(), served + 2);
     server.stop();
+
+    // A server started without a gate serves TPM operations to nobody, members included.
+    let ungated = Server::start(addr, Limits::default(), node.clone()).unwrap();
+    let mut client = connect(&ungated);
+    let before = used();
+    assert!(client.attest(&members[2], &target, [9; 32]).is_err());
+    assert_eq!(used(), before);
+    ungated.stop();
 }

@@ -28,6 +28,10 @@ impl Drop for Nodes {
     }
 }
 
+/// Left in a node's directory by provisioning; the node's first start removes it and is the
+/// one start that seals the provisioned key.
+pub(crate) const FIRST_START_MARKER: &str = "first-start";
+
 pub(crate) fn spawn_node(data: &Path, index: usize) -> Result<Child, CommitteeError> {
     let dir = node_dir(data, index);
     let log = std::fs::OpenOptions::new()
@@ -46,10 +50,14 @@ pub(crate) fn spawn_node(data: &Path, index: usize) -> Result<Child, CommitteeEr
         .arg("node")
         .arg("--config")
         .arg(dir.join("node.toml"));
-    // The key `up` provisioned is plain until the node's first start seals it: that start is
-    // the explicit migration, and the node logs it.
-    if first_start(&dir) {
+    // The key `up` provisioned is plain until the node's first start seals it: that start, and
+    // only that one (the marker provisioning left is removed now), is the explicit migration,
+    // and the node logs it. A later plain key file is refused, whoever put it there.
+    let marker = dir.join(FIRST_START_MARKER);
+    let first_start = marker.exists();
+    if first_start {
         command.arg(bulwark_node::node::keystore::MIGRATE_FLAG);
+        std::fs::remove_file(&marker).map_err(file_error(&marker))?;
     }
     command
         .env(
@@ -61,12 +69,6 @@ pub(crate) fn spawn_node(data: &Path, index: usize) -> Result<Child, CommitteeEr
         .stderr(log)
         .spawn()
         .map_err(spawn_error)
-}
-
-/// Whether node `dir`'s key file is still the plain one `up` provisioned.
-fn first_start(dir: &Path) -> bool {
-    std::fs::read(dir.join("node.key"))
-        .is_ok_and(|bytes| !bytes.starts_with(bulwark_node::node::keystore::MAGIC))
 }
 
 /// A committee whose node processes run; they are killed when this is dropped (the software

@@ -319,6 +319,10 @@ fn write_node(
     let node = node_dir(&options.data, index);
     create_private_dir(&node)?;
     write_secret(&node.join("node.key"), &format!("{}\n", hex::encode(seed)))?;
+    write(
+        &node.join(crate::launch::FIRST_START_MARKER),
+        "the next start seals node.key\n",
+    )?;
     if !options.tpm {
         let attestor: [u8; 32] = rand::random();
         write_secret(

@@ -138,6 +138,13 @@ pub(crate) async fn try_forgeries(
         )
         .await,
     );
+
+    // 7. `--until` past the end of the honest log: it must not answer for heights it lacks.
+    let beyond = Some(records[last].height + 10);
+    out.push(Forgery {
+        name: "until-past-the-end",
+        refused_with: verify(context, partition, genesis, identity, beyond).await,
+    });
     out
 }
 

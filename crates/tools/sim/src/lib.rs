@@ -84,7 +84,7 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "forged-log",
-        "a node's disk hands bulwark verify forged logs with valid checksums: moved and forged certificates, another committee's key, a wrong root, a swapped block, an uncovered --until tail",
+        "a node's disk hands bulwark verify forged logs with valid checksums: moved and forged certificates, another committee's key, a wrong root, a swapped block, an uncovered --until tail, an --until past the end",
     ),
 ];
 

@@ -449,7 +449,7 @@ fn forged_logs_with_valid_checksums_are_refused() {
         let (outcome, report) = run_named("forged-log", seed, n);
         assert!(report.held, "{report:#?}");
         let forged = report.forged_logs.as_ref().unwrap();
-        assert_eq!(forged.tried.len(), 6, "{report:#?}");
+        assert_eq!(forged.tried.len(), 7, "{report:#?}");
         assert!(forged.accepted.is_empty(), "{report:#?}");
         let why = |name: &str| {
             outcome
@@ -463,6 +463,7 @@ fn forged_logs_with_valid_checksums_are_refused() {
         assert!(why("certificates-under-another-committee-key").contains("group key"));
         assert!(why("wrong-root-recomputed-checksum").contains("claims parent root"));
         assert!(why("uncovered-tail-with-until").contains("not covered"));
+        assert!(why("until-past-the-end").contains("before the --until height"));
         // Caught by its own certificate when it has one, else by its child's parent link.
         let swapped = why("block-never-finalized");
         assert!(

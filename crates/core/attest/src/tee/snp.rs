@@ -12,7 +12,8 @@
 //! report's `REPORTED_TCB` must be exactly the TCB the VCEK certifies, the chip's current TCB must be
 //! at least that, and `CHIP_ID` must be the VCEK's hwID: otherwise a VCEK issued for a chip at an
 //! old, vulnerable TCB (or for another chip) could vouch for the report. A report that masks its
-//! chip ID or is signed by another key than a VCEK (a VLEK) is refused. The VCEK must be canonical
+//! chip ID (zeros, which no hwID matches), sets MASK_CHIP_KEY or is signed by another key than a
+//! VCEK (a VLEK) is refused. The VCEK must be canonical
 //! DER whose outer signature algorithm equals the one it signed (`sev` checks only the algorithm's
 //! identifier). There is no revocation check yet: AMD's CRL (signed by the ARK) is not read.
 
@@ -356,9 +357,11 @@ fn check_binding(report: &[u8], binding: &VcekBinding) -> Result<(), SnpError> {
             "the report is signed by key {signing_key} (0 = VCEK); only VCEK-signed reports are accepted"
         )));
     }
+    // MASK_CHIP_KEY: the report is not signed with the chip's key at all. (A report that
+    // masks its chip ID shows zeros there, which no VCEK's hwID matches below.)
     if key_info & 0b10 != 0 {
         return Err(bad(
-            "the report masks its chip ID, so no VCEK can be bound to it".into(),
+            "the report sets MASK_CHIP_KEY: it is not signed with the chip's key".into(),
         ));
     }
     let reported: [u8; 8] = report_array(report, REPORTED_TCB_AT);
@@ -435,7 +438,8 @@ mod tests {
             report(TCB, [3, 0, 0, 0, 0, 0, 8, 0x72], [7; 64], 0),
             // Another chip.
             report(TCB, TCB, [8; 64], 0),
-            // Chip ID masked; signed by a VLEK (key 1) or no key (7).
+            // Chip ID masked (zeros); MASK_CHIP_KEY; signed by a VLEK (key 1) or no key (7).
+            report(TCB, TCB, [0; 64], 0),
             report(TCB, TCB, [0; 64], 0b10),
             report(TCB, TCB, [7; 64], 1 << 2),
             report(TCB, TCB, [7; 64], 7 << 2),

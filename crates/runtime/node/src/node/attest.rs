@@ -233,9 +233,9 @@ pub fn open_keystore(
     let mut launch = tpm.lock().expect("the TPM lock must not be poisoned");
     let sealed_path = data_dir.join(keystore::SEALED_KEY_FILE);
     if sealed_path.exists() {
-        keystore::check_private(&sealed_path)
+        let bytes = keystore::read_private(&sealed_path)
             .map_err(|e| file_error(&sealed_path, e.to_string()))?;
-        let blob: SealedBlob = serde_json::from_slice(&read(&sealed_path)?)
+        let blob: SealedBlob = serde_json::from_slice(&bytes)
             .map_err(|e| file_error(&sealed_path, format!("not a sealed blob: {e}")))?;
         let key = launch.tpm.unseal(&blob).map_err(|e| {
             NodeError::Attestation(format!(
@@ -262,8 +262,9 @@ pub fn open_keystore(
         ));
     }
     let key: [u8; 32] = if adopt {
-        keystore::check_private(&plain).map_err(|e| file_error(&plain, e.to_string()))?;
-        <[u8; 32]>::try_from(read(&plain)?.as_slice())
+        let bytes =
+            keystore::read_private(&plain).map_err(|e| file_error(&plain, e.to_string()))?;
+        <[u8; 32]>::try_from(bytes.as_slice())
             .map_err(|_| file_error(&plain, "not a 32-byte key".into()))?
     } else {
         rand::random()

@@ -320,6 +320,15 @@ impl NodeConfig {
                 return Err(invalid(format!("peer {} listed twice", peer.public_key)));
             }
         }
+        // A development committee lives on one machine: its development paths (admission left
+        // out, the dev attestor, the synthetic feed) must not reach past loopback.
+        if self.development {
+            if let Some(address) = self.non_loopback_address() {
+                return Err(invalid(format!(
+                    "development = true needs loopback = true and every address on loopback; {address} is not"
+                )));
+            }
+        }
         match &self.admission {
             Some(admission) => {
                 if let Some(reason) = self.admission_problem(admission) {
@@ -383,9 +392,6 @@ impl NodeConfig {
             AdmissionMode::Dev => {
                 if !self.development {
                     return Some("admission mode \"dev\" (the DEVELOPMENT attestor) is refused in production; use mode = \"tpm\" (only a DEVELOPMENT committee, development = true, accepts dev evidence)".into());
-                }
-                if let Some(address) = self.non_loopback_address() {
-                    return Some(format!("admission mode \"dev\" needs loopback = true and every address on loopback; {address} is not"));
                 }
                 if admission.ek_ca_file.is_some() {
                     return Some("ek_ca_file applies to admission mode \"tpm\" only".into());
@@ -618,6 +624,10 @@ mod tests {
         let mut wide = admitted(AdmissionMode::Dev, true);
         wide.loopback = false;
         assert!(refusal(wide).contains("loopback = false"));
+        // Nor may a development node without admission reach past loopback.
+        let mut open_wide = config(&["a", "b", "c", "d"]);
+        open_wide.peers[1].address = "10.0.0.8:7100".parse().unwrap();
+        assert!(refusal(open_wide).contains("10.0.0.8:7100"));
         let mut remote_peer = admitted(AdmissionMode::Dev, true);
         remote_peer.peers[2].address = "10.0.0.7:7100".parse().unwrap();
         assert!(refusal(remote_peer).contains("10.0.0.7:7100"));

@@ -7,7 +7,7 @@ use bulwark_api::answers::{
     StandingAnswer, StopAnswer,
 };
 use bulwark_api::stats::percentile;
-use bulwark_api::wire::{PeerAuth, PeerOp, SubmitOutcome};
+use bulwark_api::wire::SubmitOutcome;
 use bulwark_consensus::mempool::{Keys, Mempool, Origin};
 use bulwark_consensus::replica::{Ledger, SharedStats};
 use bulwark_engine::codec::SignedTx;
@@ -34,8 +34,6 @@ pub(crate) struct Endpoint {
     pub(crate) data_center: String,
     pub(crate) identity: Arc<Mutex<String>>,
     pub(crate) attestation: Option<Arc<crate::node::attest::Attestation>>,
-    /// Who may use this node's TPM through the endpoint (committee peers, signed, rate-bound).
-    pub(crate) peer_gate: crate::node::peer_gate::PeerGate,
     pub(crate) admission: crate::node::attest::AdmissionStatus,
     /// Each underlying's venue sources (null with the synthetic feed).
     pub(crate) oracle_sources: Arc<Mutex<serde_json::Value>>,
@@ -152,18 +150,6 @@ impl Handler for Endpoint {
                 .clone(),
             snapshots,
         }
-    }
-
-    fn admit_peer(&self, auth: &PeerAuth, op: &PeerOp) -> Result<(), Refusal> {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        self.peer_gate
-            .admit(auth, op, now_ms, std::time::Instant::now())
-            .map_err(|refusal| {
-                tracing::debug!(peer = %hex::encode(auth.peer), op = op.name(), %refusal, "peer operation refused");
-                Refusal::from(refusal)
-            })
     }
 
     fn attest(&self, nonce: [u8; 32]) -> Result<Vec<u8>, Refusal> {

@@ -12,7 +12,9 @@
 //!
 //! A plain file (the node key as provisioned) or a version 1 envelope (bound to its label only)
 //! is refused, except by the explicit migration `bulwark node --config FILE --migrate-secrets`,
-//! which seals it in place and logs every file it converts. Every secret file must be readable
+//! which seals it in place and logs every file it converts. Even then only the node key may be
+//! plain (a plain DKG share is refused: the node always wrote its share sealed); a version 1
+//! envelope opens only under this node's own key. Every secret file must be readable
 //! by its owner alone ([`check_private`]).
 
 use bulwark_custody::sealed::{SealError, SealKey};
@@ -73,13 +75,26 @@ fn file_error(path: &Path, reason: impl ToString) -> KeystoreError {
     }
 }
 
-/// Refuses a secret file others can read or write, or whose directory others can write (they
-/// could swap it). The check the node runs on every secret before reading it.
-pub fn check_private(path: &Path) -> Result<(), KeystoreError> {
-    let mode = std::fs::metadata(path)
-        .map_err(|e| file_error(path, e))?
-        .permissions()
-        .mode();
+/// Opens a secret file for reading without following a symlink, and refuses it when the opened
+/// file (not whatever the path names a moment later) is not a regular file, others can read or
+/// write it, or others can write its directory (they could swap it).
+fn open_private(path: &Path) -> Result<std::fs::File, KeystoreError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            file_error(
+                path,
+                format!("{e} (a secret must be a regular file, not a symlink)"),
+            )
+        })?;
+    let metadata = file.metadata().map_err(|e| file_error(path, e))?;
+    if !metadata.is_file() {
+        return Err(file_error(path, "not a regular file"));
+    }
+    let mode = metadata.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(KeystoreError::Exposed {
             path: path.to_path_buf(),
@@ -102,7 +117,23 @@ pub fn check_private(path: &Path) -> Result<(), KeystoreError> {
             what: "replace the secrets in it",
         });
     }
-    Ok(())
+    Ok(file)
+}
+
+/// Refuses a secret file others can read or write, a symlink, or one whose directory others can
+/// write. The check the node runs on every secret before reading it.
+pub fn check_private(path: &Path) -> Result<(), KeystoreError> {
+    open_private(path).map(|_| ())
+}
+
+/// Reads a secret file after the checks of [`check_private`], from the very file they checked.
+pub fn read_private(path: &Path) -> Result<Vec<u8>, KeystoreError> {
+    use std::io::Read as _;
+    let mut file = open_private(path)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| file_error(path, e))?;
+    Ok(bytes)
 }
 
 /// Creates `dir` (and missing parents) readable by its owner alone (0700).
@@ -119,17 +150,20 @@ pub fn create_private_dir(dir: &Path) -> Result<(), KeystoreError> {
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeystoreError> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let temporary = path.with_extension("tmp");
+    // A fresh name each time, created new and never through a link: a file or link planted at
+    // the temporary name cannot receive the secret.
+    let name = path
+        .file_name()
+        .map_or_else(|| "secret".into(), |n| n.to_string_lossy().into_owned());
+    let temporary = path.with_file_name(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
     let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .write(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&temporary)
         .map_err(|e| file_error(&temporary, e))?;
-    // A temporary left behind by an earlier crash keeps its old mode: set it.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .and_then(|()| file.write_all(bytes))
+    file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| file_error(&temporary, e))?;
     std::fs::rename(&temporary, path).map_err(|e| file_error(path, e))
@@ -156,8 +190,7 @@ impl Keystore {
     pub fn open(data_dir: &Path, migration: Migration) -> Result<Keystore, KeystoreError> {
         let path = data_dir.join(KEY_FILE);
         let key: [u8; 32] = if path.exists() {
-            check_private(&path)?;
-            let bytes = std::fs::read(&path).map_err(|e| file_error(&path, e))?;
+            let bytes = read_private(&path)?;
             <[u8; 32]>::try_from(bytes.as_slice())
                 .map_err(|_| file_error(&path, "not a 32-byte key"))?
         } else {
@@ -193,11 +226,16 @@ impl Keystore {
     /// Reads and opens `path`, sealed for `binding`, after [`check_private`]. A plain file or a
     /// version 1 envelope is refused, or, during the migration, sealed in place and returned.
     pub fn unseal(&self, path: &Path, binding: &Binding<'_>) -> Result<Vec<u8>, KeystoreError> {
-        check_private(path)?;
-        let bytes = std::fs::read(path).map_err(|e| file_error(path, e))?;
+        let bytes = read_private(path)?;
         let (secret, was) = match self.key.open(binding, &bytes) {
             Ok(secret) => return Ok(secret),
-            Err(SealError::NotSealed) if self.migration == Migration::Seal => (bytes, "plain"),
+            // Only the node key is ever provisioned as a plain file; the node writes its share
+            // sealed itself, so a plain share is refused even during the migration.
+            Err(SealError::NotSealed)
+                if self.migration == Migration::Seal && binding.role == NODE_KEY_ROLE =>
+            {
+                (bytes, "plain")
+            }
             Err(SealError::NotSealed) => return Err(KeystoreError::Plaintext(path.into())),
             Err(SealError::Legacy) if self.migration == Migration::Seal => {
                 let secret = self
@@ -307,6 +345,13 @@ mod tests {
         );
         assert!(std::fs::read(&file).unwrap().starts_with(MAGIC));
         assert_eq!(store.unseal(&file, &binding).unwrap(), b"attacker's key");
+        // A plain share is refused even during the migration.
+        let share = dir.join("dkg.share");
+        write_private(&share, b"planted share").unwrap();
+        assert!(matches!(
+            migrating.unseal(&share, &SHARE),
+            Err(KeystoreError::Plaintext(_))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -354,10 +354,6 @@ pub(super) fn start_endpoint(
         data_center: prepared.config.data_center.clone(),
         identity: shared.identity.clone(),
         attestation,
-        peer_gate: super::peer_gate::PeerGate::new(
-            key_bytes(&prepared.me),
-            prepared.peers.iter().map(|(key, _)| key_bytes(key)),
-        ),
         admission: shared.admission_status.clone(),
         oracle_sources: shared.oracle_sources.clone(),
         mempool: shared.mempool.clone(),
@@ -368,10 +364,16 @@ pub(super) fn start_endpoint(
         evidence: shared.evidence.clone(),
         gossip,
     };
-    let server = Server::start(
+    // Only committee peers, signed and rate-bound, reach the TPM through the endpoint.
+    let gate = super::peer_gate::PeerGate::new(
+        key_bytes(&prepared.me),
+        prepared.peers.iter().map(|(key, _)| key_bytes(key)),
+    );
+    let server = Server::start_with_gate(
         prepared.config.client_listen,
         Limits::default(),
         Arc::new(handler),
+        Some(gate),
     )
     .map_err(|e| NodeError::Endpoint(e.to_string()))?;
     info!(client = %server.local_addr(), "client endpoint listening");

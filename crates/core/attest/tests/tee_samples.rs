@@ -135,6 +135,30 @@ fn tdx_sample_verifies_at_its_date_and_tampering_is_refused() {
             "flipped quote byte {offset} accepted"
         );
     }
+    // Every byte of the collateral too: the issuer chains dcap-qvl does not read (the PCK CRL's,
+    // the root copies), the hex case, the field names.
+    for offset in 0..collateral.len() {
+        let mut flipped = collateral.clone();
+        flipped[offset] ^= 0x01;
+        assert!(
+            verify_tdx_quote(&quote, &flipped, issued).is_err(),
+            "flipped collateral byte {offset} ({:?}) accepted",
+            collateral[offset] as char
+        );
+    }
+    // A PCK chain in the collateral would replace the quote's own: refused.
+    let mut value: serde_json::Value = serde_json::from_slice(&collateral).expect("JSON");
+    value["pck_certificate_chain"] = value["pck_crl_issuer_chain"].clone();
+    let extra = serde_json::to_vec(&value).expect("JSON");
+    assert!(verify_tdx_quote(&quote, &extra, issued).is_err());
+    // The same collateral re-serialized (as evidence carries it) still verifies.
+    let mut value: serde_json::Value = serde_json::from_slice(&collateral).expect("JSON");
+    value
+        .as_object_mut()
+        .expect("object")
+        .remove("pck_certificate_chain");
+    let again = serde_json::to_vec(&value).expect("JSON");
+    verify_tdx_quote(&quote, &again, issued).expect("re-serialized collateral verifies");
 }
 
 mod appraisal {

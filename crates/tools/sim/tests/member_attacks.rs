@@ -17,7 +17,7 @@ fn run(name: &str, seed: u64, n: usize) -> bulwark_sim::MemberReport {
 fn a_cut_off_member_stays_out_until_readmitted() {
     for (seed, n) in [(181, 4), (182, 7)] {
         let report = run("cut-off-lapse", seed, n);
-        assert_eq!(report.refused.len(), 2, "{report:#?}");
+        assert_eq!(report.refused.len(), 3, "{report:#?}");
     }
 }
 

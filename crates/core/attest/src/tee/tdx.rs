@@ -81,7 +81,8 @@ pub fn verify_tdx_quote(
             max: TDX_COLLATERAL_LEN_MAX,
         });
     }
-    check_chain(check_structure(quote)?)?;
+    let quote_chain = chain_certificates(check_structure(quote)?)?;
+    check_collateral(collateral_json, &quote_chain)?;
     let collateral: dcap_qvl::QuoteCollateralV3 =
         serde_json::from_slice(collateral_json).map_err(|e| TdxError::Collateral(e.to_string()))?;
     let report = dcap_qvl::verify::rustcrypto::verify(quote, &collateral, now_ms / 1_000)
@@ -196,7 +197,7 @@ fn check_structure(quote: &[u8]) -> Result<&[u8], TdxError> {
 /// base64 lines (strict: canonical padding bits), END line, repeated, then only NULs; and every
 /// certificate must verify under the next one's key, the last under its own — so no byte of the chain
 /// can change without detection.
-fn check_chain(pem: &[u8]) -> Result<(), TdxError> {
+fn chain_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, TdxError> {
     use base64::Engine as _;
     let text_len = pem.iter().position(|b| *b == 0).unwrap_or(pem.len());
     if pem[text_len..].iter().any(|b| *b != 0) {
@@ -237,6 +238,77 @@ fn check_chain(pem: &[u8]) -> Result<(), TdxError> {
     for (i, der) in certificates.iter().enumerate() {
         let issuer = certificates.get(i + 1).unwrap_or(der);
         verify_p256_certificate(der, issuer)?;
+    }
+    Ok(certificates)
+}
+
+/// SHA-256 of Intel's SGX/TDX root CA certificate (DER): the one root every chain in the
+/// collateral must end at (dcap-qvl trusts the same root but keeps it private).
+const INTEL_ROOT_SHA256: &str = "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3";
+
+/// The collateral as bulwark accepts it: exactly dcap-qvl's `QuoteCollateralV3` fields, no
+/// others (in particular no `pck_certificate_chain`, which would replace the quote's own chain).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictCollateral {
+    pck_crl_issuer_chain: String,
+    root_ca_crl: String,
+    pck_crl: String,
+    tcb_info_issuer_chain: String,
+    #[allow(dead_code)]
+    tcb_info: String,
+    tcb_info_signature: String,
+    qe_identity_issuer_chain: String,
+    #[allow(dead_code)]
+    qe_identity: String,
+    qe_identity_signature: String,
+}
+
+/// The parts of the collateral dcap-qvl does not read or reads leniently, held to the same
+/// standard as the quote: every issuer chain canonical, verifying link by link and ending at
+/// Intel's root; the PCK CRL's issuer chain exactly the quote's PCK chain above its leaf; every
+/// hex field lowercase; no field besides dcap-qvl's. So no byte of the collateral can change
+/// without the evidence being refused.
+fn check_collateral(json: &[u8], quote_chain: &[Vec<u8>]) -> Result<(), TdxError> {
+    use sha2::Digest as _;
+    let bad = |what: String| TdxError::Collateral(what);
+    let collateral: StrictCollateral =
+        serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
+    for (name, value) in [
+        ("root_ca_crl", &collateral.root_ca_crl),
+        ("pck_crl", &collateral.pck_crl),
+        ("tcb_info_signature", &collateral.tcb_info_signature),
+        ("qe_identity_signature", &collateral.qe_identity_signature),
+    ] {
+        if value.len() % 2 != 0
+            || !value
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(bad(format!("{name} is not lowercase hex")));
+        }
+    }
+    for (name, chain) in [
+        ("pck_crl_issuer_chain", &collateral.pck_crl_issuer_chain),
+        ("tcb_info_issuer_chain", &collateral.tcb_info_issuer_chain),
+        (
+            "qe_identity_issuer_chain",
+            &collateral.qe_identity_issuer_chain,
+        ),
+    ] {
+        let certificates =
+            chain_certificates(chain.as_bytes()).map_err(|e| bad(format!("{name}: {e}")))?;
+        let root = certificates
+            .last()
+            .ok_or_else(|| bad(format!("{name} is empty")))?;
+        if hex::encode(sha2::Sha256::digest(root)) != INTEL_ROOT_SHA256 {
+            return Err(bad(format!("{name} does not end at Intel's root CA")));
+        }
+        if name == "pck_crl_issuer_chain" && quote_chain.get(1..) != Some(&certificates[..]) {
+            return Err(bad(
+                "pck_crl_issuer_chain is not the quote's PCK chain above its leaf".into(),
+            ));
+        }
     }
     Ok(())
 }

@@ -695,9 +695,11 @@ fn apply<O>(
                 *admitted = set;
                 track(oracle, admitted);
             }
+            // Out of the tracked set (the `Track` change that comes with it tore the connection
+            // down), and out until a fresh affirming appraisal: no p2p block, which would outlast
+            // the readmission.
             Change::Block(peer) => {
-                warn!(peer = %names.get(&peer).map_or("?", String::as_str), "contraindicated appraisal: peer cut off");
-                let _ = oracle.block(peer);
+                warn!(peer = %names.get(&peer).map_or("?", String::as_str), "contraindicated appraisal: peer cut off until a fresh affirming appraisal");
             }
         }
     }

@@ -4,13 +4,13 @@
 //!
 //! commonware keeps the last `tracked_peer_sets` sets a node tracked and lets any peer in any
 //! of them connect, and a blocked peer back once `block_duration` has passed. With its defaults
-//! (4 sets; 1 h, or 4 h in `recommended`) a peer whose appraisal lapsed stayed connected until
-//! three more admission changes, and a contraindicated peer could come back when its block
-//! expired. Here the node tracks exactly one set, the members with a current affirming
-//! appraisal: replacing it tears down every connection to a peer no longer in it at once, and
-//! a peer outside it cannot connect, however long ago it was blocked. The block only makes the
-//! cut-off immediate; it is kept short so that it never outlasts a fresh affirming appraisal
-//! that readmits the peer.
+//! (4 sets) a peer whose appraisal lapsed stayed connected until three more admission changes,
+//! and a contraindicated peer, which admission blocked, could come back when its block expired
+//! (1 h, or 4 h in `recommended`). Here the node tracks exactly one set, the members with a
+//! current affirming appraisal: replacing it tears down every connection to a peer no longer in
+//! it at once, and a peer outside it cannot connect at all. Admission cuts a peer off by the set
+//! alone, so the cut-off lasts exactly until a fresh affirming appraisal readmits it; commonware's
+//! own blocks (a peer misbehaving on the wire, as simplex reports it) keep their default length.
 
 use commonware_cryptography::ed25519;
 use commonware_cryptography::ChaCha20Poly1305;
@@ -28,10 +28,6 @@ pub type Handshake = Cups<Sake<ed25519::PrivateKey>, ChaCha20Poly1305>;
 /// Peer sets the node keeps: one, the current admitted set.
 pub const TRACKED_PEER_SETS: usize = 1;
 
-/// How long a block keeps a peer from reconnecting when admission is off (a peer caught
-/// misbehaving on the wire by commonware itself).
-pub const BLOCK_WITHOUT_ADMISSION: Duration = Duration::from_secs(60);
-
 /// Where and how a node's p2p network runs.
 #[derive(Debug, Clone)]
 pub struct P2pSettings {
@@ -45,9 +41,6 @@ pub struct P2pSettings {
     pub members: NonZeroUsize,
     /// The largest message.
     pub max_message_size: u32,
-    /// How long a block lasts: the admission interval (a cut-off itself lasts through the
-    /// tracked set), or [`BLOCK_WITHOUT_ADMISSION`].
-    pub block_duration: Duration,
 }
 
 /// The `lookup` configuration of a node.
@@ -76,6 +69,5 @@ pub fn config(settings: &P2pSettings, namespace: &[u8]) -> lookup::Config<Handsh
         NZUsize!(1024),
     );
     config.tracked_peer_sets = NZUsize!(TRACKED_PEER_SETS);
-    config.block_duration = settings.block_duration;
     config
 }

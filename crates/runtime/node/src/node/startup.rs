@@ -35,7 +35,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tracing::{info, warn};
 
 /// One p2p channel of the node's network.
@@ -195,12 +194,6 @@ pub(super) fn start_p2p(context: &Context, prepared: &Prepared) -> P2p {
         loopback: config.loopback,
         members: NZUsize!(prepared.peers.len()),
         max_message_size: bulwark_consensus::committee::max_message_size(n),
-        block_duration: config
-            .admission
-            .as_ref()
-            .map_or(super::p2p::BLOCK_WITHOUT_ADMISSION, |admission| {
-                Duration::from_millis(admission.interval_ms)
-            }),
     };
     let p2p_config = super::p2p::config(&settings, P2P_NAMESPACE);
     let (mut network, oracle) = lookup::Network::new(context.child("p2p"), p2p_config);

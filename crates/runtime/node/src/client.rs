@@ -129,8 +129,8 @@ impl Client {
         }
     }
 
-    /// Asks, as the committee peer holding `key`, the node whose node key is `target` for
-    /// attestation evidence over `nonce`.
+    /// Asks, as the committee peer holding `key`, for attestation evidence over `nonce` from
+    /// `target` (`bulwark_api::wire::peer_target` of the committee and the node's key).
     pub fn attest(
         &mut self,
         key: &PeerKey,
@@ -171,7 +171,7 @@ impl Client {
         }
     }
 
-    /// Sends `op` signed by `key` for the node `target`, stamped with this machine's clock.
+    /// Sends `op` signed by `key` for `target`, stamped with this machine's clock.
     fn peer_request(
         &mut self,
         key: &PeerKey,

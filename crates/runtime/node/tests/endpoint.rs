@@ -430,13 +430,16 @@ impl Handler for TpmNode {
 fn only_committee_peers_reach_the_tpm_and_at_a_bounded_rate() {
     use bulwark_node::node::peer_gate::PEER_OPS_BURST;
     let me = SigningKey::from_bytes(&[40; 32]);
-    let target = me.verifying_key().to_bytes();
+    let committee = [55u8; 32];
+    let node_key = me.verifying_key().to_bytes();
+    let target = bulwark_api::wire::peer_target(&committee, &node_key);
     let members: Vec<SigningKey> = (41..44).map(|i| SigningKey::from_bytes(&[i; 32])).collect();
     let node = Arc::new(TpmNode {
         tpm_operations: std::sync::atomic::AtomicU64::new(0),
     });
     let gate = bulwark_node::node::peer_gate::PeerGate::new(
-        target,
+        node_key,
+        &committee,
         members
             .iter()
             .chain([&me])
@@ -465,7 +468,8 @@ fn only_committee_peers_reach_the_tpm_and_at_a_bounded_rate() {
         .activate(&stranger, &target, vec![1; 40], vec![2; 64])
         .is_err());
     // A member's request signed for another node is no use here either.
-    let elsewhere = members[1].verifying_key().to_bytes();
+    let elsewhere =
+        bulwark_api::wire::peer_target(&committee, &members[1].verifying_key().to_bytes());
     assert!(client.attest(&members[0], &elsewhere, [1; 32]).is_err());
     assert_eq!(used(), 0, "no TPM operation for anyone but a peer");
 

@@ -410,8 +410,14 @@ fn tpm_ops_flood(seed: u64, n: usize) -> Outcome {
     };
     let members: Vec<ed25519_dalek::SigningKey> = (0..n as u64).map(key).collect();
     let stranger = key(1_000);
-    let me = members[0].verifying_key().to_bytes();
-    let gate = PeerGate::new(me, members.iter().map(|k| k.verifying_key().to_bytes()));
+    let node = members[0].verifying_key().to_bytes();
+    let committee = *blake3::hash(b"the simulated committee").as_bytes();
+    let gate = PeerGate::new(
+        node,
+        &committee,
+        members.iter().map(|k| k.verifying_key().to_bytes()),
+    );
+    let me = bulwark_api::wire::peer_target(&committee, &node);
     let (start, start_ms) = (Instant::now(), 1_800_000_000_000u64);
     let flooder = &members[1];
     let mut served = [0u64; 4]; // stranger, forged, flooder, honest

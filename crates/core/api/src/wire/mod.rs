@@ -49,7 +49,7 @@ mod frame;
 pub mod peer;
 
 pub use frame::{frame_len, read_frame, write_frame, Frame};
-pub use peer::{PeerAuth, PeerAuthError, PeerOp, PEER_AUTH_BYTES};
+pub use peer::{peer_target, PeerAuth, PeerAuthError, PeerOp, PEER_AUTH_BYTES};
 
 /// Default bound on a frame's length field (kind byte and body): 1 MiB.
 pub const FRAME_BYTES_MAX: usize = 1 << 20;

@@ -12,6 +12,16 @@ pub const PEER_AUTH_BYTES: usize = 32 + 8 + 64;
 /// Domain separation of the signed message.
 const DOMAIN: &[u8] = b"bulwark/api/peer-request/v1";
 
+/// What a peer request is addressed to: one node (its node key) of one committee (the digest of
+/// its members' keys). A signature for one node, or for the same node key in another committee
+/// (a staging and a production committee, say), does not verify at another.
+pub fn peer_target(committee: &[u8; 32], node: &[u8; 32]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key("bulwark peer request target v1");
+    hasher.update(committee);
+    hasher.update(node);
+    *hasher.finalize().as_bytes()
+}
+
 /// One operation a committee peer asks of a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerOp {
@@ -67,7 +77,7 @@ pub struct PeerAuth {
 }
 
 impl PeerAuth {
-    /// Signs `op` for the node whose node key is `target`, at `at_ms`.
+    /// Signs `op` for `target` ([`peer_target`] of the committee and the node), at `at_ms`.
     pub fn sign(key: &SigningKey, target: &[u8; 32], at_ms: u64, op: &PeerOp) -> PeerAuth {
         let peer = key.verifying_key().to_bytes();
         let signature = key.sign(&message(target, &peer, at_ms, op)).to_bytes();
@@ -78,7 +88,7 @@ impl PeerAuth {
         }
     }
 
-    /// Checks the signature for `op` sent to the node whose key is `target`. Says nothing of
+    /// Checks the signature for `op` sent to `target` ([`peer_target`]). Says nothing of
     /// whether the peer is a member or the time is current: the caller checks those.
     pub fn verify(&self, target: &[u8; 32], op: &PeerOp) -> Result<(), PeerAuthError> {
         let key = VerifyingKey::from_bytes(&self.peer).map_err(|_| PeerAuthError::BadKey)?;

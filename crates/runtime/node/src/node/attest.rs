@@ -490,7 +490,7 @@ pub type AdmissionStatus = Arc<Mutex<Option<BTreeMap<String, PeerAdmission>>>>;
 #[allow(clippy::too_many_arguments)]
 pub fn start<O>(
     admission_config: &AdmissionConfig,
-    me: (PublicKey, SocketAddr, PeerKey),
+    me: (PublicKey, SocketAddr, PeerKey, [u8; 32]),
     peers: Vec<(PublicKey, String, SocketAddr, SocketAddr)>,
     endorsement_keys: BTreeMap<PublicKey, Vec<u8>>,
     mut oracle: O,
@@ -565,7 +565,11 @@ where
             while !stop.load(Ordering::Relaxed) {
                 let round_started = std::time::Instant::now();
                 for (key, name, _, client_address) in &peers {
-                    let target = crate::node::startup::key_bytes(key);
+                    // Requests are signed for this peer of this committee only.
+                    let target = bulwark_api::wire::peer_target(
+                        &me.3,
+                        &crate::node::startup::key_bytes(key),
+                    );
                     if admission.needs_enrollment(key) {
                         let asking = (&me.2, &target);
                         if let Err(error) = enroll(&mut admission, key, *client_address, asking) {

@@ -7,7 +7,7 @@
 //! The checks, cheapest first and in an order in which no check spends a member's budget on a
 //! stranger's bytes: member, time, signature, replay, rate.
 
-use bulwark_api::wire::{PeerAuth, PeerOp};
+use bulwark_api::wire::{peer_target, PeerAuth, PeerOp};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -58,17 +58,22 @@ struct Budget {
 
 /// Which peers may use this node's TPM, and how much they have used.
 pub struct PeerGate {
-    me: [u8; 32],
+    /// What requests to this node are signed for ([`peer_target`] of committee and node).
+    target: [u8; 32],
     members: HashSet<[u8; 32]>,
     budgets: Mutex<HashMap<[u8; 32], Budget>>,
 }
 
 impl PeerGate {
-    /// A gate for node `me` admitting `members` (this node among them or not: it never serves
-    /// itself).
-    pub fn new(me: [u8; 32], members: impl IntoIterator<Item = [u8; 32]>) -> PeerGate {
+    /// A gate for node `me` of `committee` admitting `members` (this node among them or not: it
+    /// never serves itself).
+    pub fn new(
+        me: [u8; 32],
+        committee: &[u8; 32],
+        members: impl IntoIterator<Item = [u8; 32]>,
+    ) -> PeerGate {
         PeerGate {
-            me,
+            target: peer_target(committee, &me),
             members: members.into_iter().filter(|m| *m != me).collect(),
             budgets: Mutex::new(HashMap::new()),
         }
@@ -91,7 +96,7 @@ impl PeerGate {
         if skew_ms > CLOCK_SKEW_MS {
             return Err(GateRefusal::Stale { skew_ms });
         }
-        auth.verify(&self.me, op)?;
+        auth.verify(&self.target, op)?;
         let mut budgets = self
             .budgets
             .lock()
@@ -131,14 +136,21 @@ mod tests {
     use std::time::Duration;
 
     const NOW: u64 = 1_800_000_000_000;
+    const COMMITTEE: [u8; 32] = [77; 32];
 
     fn key(i: u8) -> SigningKey {
         SigningKey::from_bytes(&[i; 32])
     }
 
+    /// What requests to member `i` of [`COMMITTEE`] are signed for.
+    fn target(i: u8) -> [u8; 32] {
+        peer_target(&COMMITTEE, &key(i).verifying_key().to_bytes())
+    }
+
     fn gate() -> PeerGate {
         PeerGate::new(
             key(0).verifying_key().to_bytes(),
+            &COMMITTEE,
             (0..4).map(|i| key(i).verifying_key().to_bytes()),
         )
     }
@@ -146,7 +158,7 @@ mod tests {
     #[test]
     fn strangers_forgers_stale_and_replayed_requests_are_refused() {
         let gate = gate();
-        let me = key(0).verifying_key().to_bytes();
+        let me = target(0);
         let start = Instant::now();
         let op = PeerOp::Attest { nonce: [1; 32] };
         // A member asks: served.
@@ -178,9 +190,16 @@ mod tests {
             Err(GateRefusal::Signature(_))
         ));
         // A member's request meant for another node, or for another operation.
-        let elsewhere = PeerAuth::sign(&key(1), &key(3).verifying_key().to_bytes(), NOW, &op);
+        let elsewhere = PeerAuth::sign(&key(1), &target(3), NOW, &op);
         assert!(matches!(
             gate.admit(&elsewhere, &op, NOW, start),
+            Err(GateRefusal::Signature(_))
+        ));
+        // The same node key in another committee: its requests do not verify here.
+        let other_committee = peer_target(&[78; 32], &key(0).verifying_key().to_bytes());
+        let replayed = PeerAuth::sign(&key(1), &other_committee, NOW + 2, &op);
+        assert!(matches!(
+            gate.admit(&replayed, &op, NOW, start),
             Err(GateRefusal::Signature(_))
         ));
         let fresh = PeerAuth::sign(&key(1), &me, NOW + 1, &op);
@@ -208,7 +227,7 @@ mod tests {
     #[test]
     fn a_member_is_held_to_its_rate_and_forgeries_do_not_spend_it() {
         let gate = gate();
-        let me = key(0).verifying_key().to_bytes();
+        let me = target(0);
         let start = Instant::now();
         let op = |i: u64| PeerOp::Attest {
             nonce: [i as u8; 32],

@@ -317,6 +317,7 @@ pub(super) fn start_admission(
             prepared.me.clone(),
             config.p2p_listen,
             ed25519_dalek::SigningKey::from_bytes(&prepared.seed),
+            prepared.committee,
         ),
         others,
         endorsement_keys,
@@ -360,6 +361,7 @@ pub(super) fn start_endpoint(
     // Only committee peers, signed and rate-bound, reach the TPM through the endpoint.
     let gate = super::peer_gate::PeerGate::new(
         key_bytes(&prepared.me),
+        &prepared.committee,
         prepared.peers.iter().map(|(key, _)| key_bytes(key)),
     );
     let server = Server::start_with_gate(

@@ -589,6 +589,21 @@ mod tests {
         }
     }
 
+    /// An `[admission]` section of `mode` with every file set (and `ek_ca_file`, if given).
+    fn admission(mode: AdmissionMode, ek_ca_file: Option<&str>) -> AdmissionConfig {
+        AdmissionConfig {
+            mode,
+            tcti: Some("device:/dev/tpmrm0".into()),
+            measured_by_launcher: false,
+            interval_ms: 1_000,
+            appraisal_ttl_ms: None,
+            manifest_file: "m".into(),
+            operators_file: "o".into(),
+            attestor_key_file: Some("a".into()),
+            ek_ca_file: ek_ca_file.map(Into::into),
+        }
+    }
+
     #[test]
     fn production_refuses_every_development_path() {
         let path = Path::new("node.toml");
@@ -599,17 +614,7 @@ mod tests {
                 peer.client_address = Some("127.0.0.1:4".parse().unwrap());
                 peer.tpm_ek = Some("00ab".into());
             }
-            c.admission = Some(AdmissionConfig {
-                mode,
-                tcti: Some("device:/dev/tpmrm0".into()),
-                measured_by_launcher: false,
-                interval_ms: 1_000,
-                appraisal_ttl_ms: None,
-                manifest_file: "m".into(),
-                operators_file: "o".into(),
-                attestor_key_file: Some("a".into()),
-                ek_ca_file: None,
-            });
+            c.admission = Some(admission(mode, None));
             c
         };
         let refusal = |c: NodeConfig| c.validate(path).unwrap_err().to_string();
@@ -713,17 +718,7 @@ mod tests {
                 peer.tpm_ek = Some("00ab".into());
                 peer.tpm_ek_cert = cert.map(str::to_string);
             }
-            c.admission = Some(AdmissionConfig {
-                mode,
-                tcti: Some("device:/dev/tpmrm0".into()),
-                measured_by_launcher: false,
-                interval_ms: 1_000,
-                appraisal_ttl_ms: None,
-                manifest_file: "m".into(),
-                operators_file: "o".into(),
-                attestor_key_file: Some("a".into()),
-                ek_ca_file: Some("ek-ca.pem".into()),
-            });
+            c.admission = Some(admission(mode, Some("ek-ca.pem")));
             c.validate(path).map_err(|e| e.to_string())
         };
         assert!(with(AdmissionMode::Tpm, Some("3082")).is_ok());

@@ -55,7 +55,9 @@ pub enum AdmissionError {
 pub enum Change<K> {
     /// Track exactly these peers (besides this node).
     Track(BTreeSet<K>),
-    /// Drop and block this peer (contraindicated).
+    /// This peer was just cut off (contraindicated): it is in no `Track` set until a fresh
+    /// affirming appraisal. The node only reports it (the `Track` change drops the connection);
+    /// the simulator cuts its links.
     Block(K),
 }
 

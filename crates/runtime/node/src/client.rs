@@ -178,10 +178,7 @@ impl Client {
         target: &[u8; 32],
         op: PeerOp,
     ) -> Result<Response, ClientError> {
-        let at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let auth = PeerAuth::sign(key, target, at_ms, &op);
+        let auth = PeerAuth::sign(key, target, crate::node::attest::now_ms(), &op);
         self.request(&Request::Peer { auth, op })
     }
 

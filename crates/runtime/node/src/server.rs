@@ -532,10 +532,7 @@ fn admit_peer(gate: Option<&PeerGate>, auth: &PeerAuth, op: &PeerOp) -> Result<(
     let Some(gate) = gate else {
         return Err(GateRefusal::NotAPeer(op.name()));
     };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    gate.admit(auth, op, now_ms, Instant::now())
+    gate.admit(auth, op, crate::node::attest::now_ms(), Instant::now())
 }
 
 fn respond(frame: &Frame, session: &mut Session, shared: &Shared) -> Vec<u8> {

@@ -25,7 +25,7 @@ use bulwark_consensus::admission::{Admission, AdmissionError, Change};
 use bulwark_consensus::evidence::{EvidenceLog, Kind};
 use bulwark_consensus::replica::PublicKey;
 use commonware_codec::Encode as _;
-use commonware_p2p::{Address, AddressableManager, Blocker};
+use commonware_p2p::{Address, AddressableManager};
 use commonware_utils::ordered::Map;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -367,11 +367,16 @@ impl Attestation {
                         "admission mode \"dev\" needs attestor_key_file".into(),
                     ));
                 };
-                keystore::check_private(file).map_err(|e| NodeError::File {
+                // Read from the very file the permission checks looked at.
+                let file_error = |reason: String| NodeError::File {
                     path: file.clone(),
-                    reason: e.to_string(),
-                })?;
-                let secret = crate::node::load_seed(file)?;
+                    reason,
+                };
+                let bytes = keystore::read_private(file).map_err(|e| file_error(e.to_string()))?;
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|_| file_error("not 64 hex characters".into()))?;
+                let secret = crate::node::config::parse_hex32(text)
+                    .map_err(|e| file_error(e.to_string()))?;
                 let binary =
                     AppMeasurements::from_contents(&read(&current_exe()?)?, &[], &[]).binary;
                 (
@@ -486,7 +491,8 @@ pub type AdmissionStatus = Arc<Mutex<Option<BTreeMap<String, PeerAdmission>>>>;
 
 /// Starts the admission loop on its own thread: every interval, each peer is challenged over
 /// its client endpoint and appraised; the admitted set is tracked by the p2p network and a
-/// contraindicated peer is blocked at once and recorded as evidence.
+/// contraindicated peer leaves the tracked set at once (until a fresh affirming appraisal) and is
+/// recorded as evidence.
 #[allow(clippy::too_many_arguments)]
 pub fn start<O>(
     admission_config: &AdmissionConfig,
@@ -499,7 +505,7 @@ pub fn start<O>(
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, NodeError>
 where
-    O: AddressableManager<PublicKey = PublicKey> + Blocker<PublicKey = PublicKey> + Send + 'static,
+    O: AddressableManager<PublicKey = PublicKey> + Send + 'static,
 {
     let (manifest, operators) = load_references(admission_config)?;
     let interval = Duration::from_millis(admission_config.interval_ms);
@@ -679,9 +685,7 @@ fn apply<O>(
     admitted: &mut BTreeSet<PublicKey>,
     track: &mut impl FnMut(&mut O, &BTreeSet<PublicKey>),
     names: &BTreeMap<PublicKey, String>,
-) where
-    O: Blocker<PublicKey = PublicKey>,
-{
+) {
     for change in changes {
         match change {
             Change::Track(set) => {
@@ -709,7 +713,8 @@ fn apply<O>(
     }
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch by this machine's clock (0 before 1970).
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

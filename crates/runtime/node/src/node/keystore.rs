@@ -15,7 +15,7 @@
 //! which seals it in place and logs every file it converts. Even then only the node key may be
 //! plain (a plain DKG share is refused: the node always wrote its share sealed); a version 1
 //! envelope opens only under this node's own key. Every secret file must be readable
-//! by its owner alone ([`check_private`]).
+//! by its owner alone ([`read_private`]).
 
 use bulwark_custody::sealed::{SealError, SealKey};
 use std::os::unix::fs::PermissionsExt as _;
@@ -120,13 +120,9 @@ fn open_private(path: &Path) -> Result<std::fs::File, KeystoreError> {
     Ok(file)
 }
 
-/// Refuses a secret file others can read or write, a symlink, or one whose directory others can
-/// write. The check the node runs on every secret before reading it.
-pub fn check_private(path: &Path) -> Result<(), KeystoreError> {
-    open_private(path).map(|_| ())
-}
-
-/// Reads a secret file after the checks of [`check_private`], from the very file they checked.
+/// Reads a secret file, refusing a symlink, a file others can read or write, or one whose
+/// directory others can write: the checks run on the opened file, which is the one read. Every
+/// secret the node reads goes through here.
 pub fn read_private(path: &Path) -> Result<Vec<u8>, KeystoreError> {
     use std::io::Read as _;
     let mut file = open_private(path)?;
@@ -223,7 +219,7 @@ impl Keystore {
         write_private(path, &sealed)
     }
 
-    /// Reads and opens `path`, sealed for `binding`, after [`check_private`]. A plain file or a
+    /// Reads ([`read_private`]) and opens `path`, sealed for `binding`. A plain file or a
     /// version 1 envelope is refused, or, during the migration, sealed in place and returned.
     pub fn unseal(&self, path: &Path, binding: &Binding<'_>) -> Result<Vec<u8>, KeystoreError> {
         let bytes = read_private(path)?;

@@ -31,6 +31,9 @@ pub const SEALED_KEY_FILE: &str = "keystore.sealed";
 pub const NODE_KEY_ROLE: &str = "node.key";
 /// The DKG share's role.
 pub const SHARE_ROLE: &str = "dkg.share";
+/// The longest secret file read (a node key, a DKG share, the keystore key, a sealed blob are
+/// all far shorter): whoever can write the disk cannot make the node read without bound.
+pub const SECRET_BYTES_MAX: usize = 1 << 20;
 /// How a node is told to migrate plain and version 1 secret files.
 pub const MIGRATE_FLAG: &str = "--migrate-secrets";
 
@@ -125,10 +128,17 @@ fn open_private(path: &Path) -> Result<std::fs::File, KeystoreError> {
 /// secret the node reads goes through here.
 pub fn read_private(path: &Path) -> Result<Vec<u8>, KeystoreError> {
     use std::io::Read as _;
-    let mut file = open_private(path)?;
+    let file = open_private(path)?;
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
+    file.take(SECRET_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| file_error(path, e))?;
+    if bytes.len() > SECRET_BYTES_MAX {
+        return Err(file_error(
+            path,
+            format!("longer than {SECRET_BYTES_MAX} bytes: not a secret this node wrote"),
+        ));
+    }
     Ok(bytes)
 }
 
@@ -378,8 +388,12 @@ mod tests {
             matches!(error, KeystoreError::Exposed { mode: 0o777, .. }),
             "{error}"
         );
-        // The keystore's own key file is checked the same way.
+        // A secret longer than any the node writes is refused before it is read whole.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        write_private(&file, &vec![0u8; SECRET_BYTES_MAX + 1]).unwrap();
+        let error = store.unseal(&file, &binding).unwrap_err();
+        assert!(error.to_string().contains("longer than"), "{error}");
+        // The keystore's own key file is checked the same way.
         std::fs::set_permissions(dir.join(KEY_FILE), std::fs::Permissions::from_mode(0o640))
             .unwrap();
         assert!(matches!(

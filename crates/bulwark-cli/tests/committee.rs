@@ -718,10 +718,11 @@ fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
 
 /// With `--tpm`: every node runs on its own (persistent) software TPM. The committee admits
 /// its members only by TPM quotes whose attestation keys were enrolled by credential
-/// activation; every node's keystore key is sealed to PCRs 0-7 and 23 and its node key is
-/// encrypted under it; a tampered binary cannot unseal its secrets and does not start; and a
-/// node whose measured policy changes while it runs is cut off by every peer with a reason
-/// naming PCR 23 and both values.
+/// activation; every node's keystore key is sealed to PCRs 0-7 and the launch PCR 15 and its
+/// node key is encrypted under it; a tampered binary, measured by the launcher, cannot unseal
+/// its secrets and does not start, and the honest binary cannot either until the TPM's platform
+/// resets (the launch PCR only grows); and a node whose measured policy changes while it runs is
+/// cut off by every peer with a reason naming the launch event the manifest does not allow.
 #[test]
 fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node() {
     use std::time::{Duration, Instant};
@@ -739,19 +740,32 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
     let committee = data.join("committee");
     every_node_enrolled_its_peers_and_sealed_its_secrets(&committee);
     // The software TPMs again (state kept in node-*/tpm), as `up` runs them.
-    let tpms: Vec<bulwark_testkit::swtpm::SoftwareTpm> = (0..4u16)
-        .map(|i| {
-            bulwark_testkit::swtpm::SoftwareTpm::start_persistent(
-                &committee.join(format!("node-{i}")).join("tpm"),
-                swtpm_port(port, i),
-                Some(&committee.join("tpm-manufacturer")),
-            )
-            .unwrap()
-        })
-        .collect();
+    let power_on = |i: u16| {
+        bulwark_testkit::swtpm::SoftwareTpm::start_persistent(
+            &committee.join(format!("node-{i}")).join("tpm"),
+            swtpm_port(port, i),
+            Some(&committee.join("tpm-manufacturer")),
+        )
+        .unwrap()
+    };
+    let mut tpms: Vec<bulwark_testkit::swtpm::SoftwareTpm> = (0..4u16).map(power_on).collect();
     a_swapped_ek_certificate_is_refused_at_start(&committee);
+    let honest = Path::new(env!("CARGO_BIN_EXE_bulwark"));
+    // The TPMs were powered on afresh: a node its launcher has not measured does not start.
+    let (code, _, stderr) = run(&[
+        "node",
+        "--config",
+        committee.join("node-3").join("node.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("starts only after its launcher measured it"),
+        "{stderr}"
+    );
+    measure_as_launcher(&committee, port, 3, honest);
     a_planted_development_keystore_is_not_adopted(&committee);
-    // A tampered binary cannot unseal node 3's secrets: it refuses to start.
+    // A tampered binary, measured by the launcher, cannot unseal node 3's secrets: it refuses
+    // to start.
     let tampered = tampered_binary(dir.path());
     measure_as_launcher(&committee, port, 3, &tampered);
     let out = std::process::Command::new(&tampered)
@@ -765,8 +779,20 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a tampered binary must not start");
     assert!(stderr.contains("does not unseal"), "{stderr}");
+    // Nor does the honest binary launched after it, on the same TPM: the launch PCR holds the
+    // tampered launch for good.
+    measure_as_launcher(&committee, port, 3, honest);
+    let (code, _, stderr) = run(&[
+        "node",
+        "--config",
+        committee.join("node-3").join("node.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("does not unseal"), "{stderr}");
+    // Until node 3's platform resets (its swtpm powered off and on, as on a reboot).
+    drop(tpms.pop());
+    tpms.push(power_on(3));
     // The honest binary unseals and runs; then node 3's measured policy changes under it.
-    let honest = Path::new(env!("CARGO_BIN_EXE_bulwark"));
     for i in 0..4 {
         measure_as_launcher(&committee, port, i, honest);
     }
@@ -794,16 +820,16 @@ fn a_tpm_committee_admits_by_quote_seals_its_secrets_and_cuts_off_a_changed_node
     let mut text = std::fs::read_to_string(&policy).unwrap();
     text.push('\n');
     std::fs::write(&policy, text).unwrap();
-    wait_until_node3_is_cut_off(endpoint, "pcr-mismatch", 2);
-    // The signed appraisal names PCR 23 with the value it holds and the value allowed.
-    let text = wait_for_evidence(&committee, "PCR 23 holds");
-    assert!(text.contains("but the manifest allows"), "{text}");
+    wait_until_node3_is_cut_off(endpoint, "launch-event-not-allowed", 2);
+    // The signed appraisal names the launch event the manifest does not allow.
+    let text = wait_for_evidence(&committee, "which the manifest does not allow");
+    assert!(text.contains("Policy"), "{text}");
     drop(_procs);
     drop(tpms);
 }
 
 /// After `up --tpm`: each node enrolled its three peers' AKs by credential activation, found
-/// its own PCR 23 as the launcher measured it, saw four EK certificates chain to the
+/// its launch log replaying to the launch PCR and naming itself, saw four EK certificates chain to the
 /// manufacturer's CA, and keeps its secrets sealed to the TPM.
 fn every_node_enrolled_its_peers_and_sealed_its_secrets(committee: &Path) {
     for index in 0..4 {
@@ -815,11 +841,10 @@ fn every_node_enrolled_its_peers_and_sealed_its_secrets(committee: &Path) {
             3,
             "node {index} must enroll its three peers' AKs"
         );
-        // `up` measured the node into PCR 23 as its launcher; the node found its own values.
-        assert!(
-            log.contains("PCR 23 measured by the launcher holds this binary"),
-            "node {index}"
-        );
+        // `up` measured the node into the launch PCR as its launcher; the node found its own
+        // values there.
+        assert!(log.contains("measured launch checked"), "node {index}");
+        assert!(node.join("launch.log").exists(), "node {index}");
         // Every member's EK certificate chains to the software manufacturer's CA.
         assert_eq!(
             log.matches("EK certified by a trusted manufacturer CA")
@@ -859,7 +884,8 @@ fn a_planted_development_keystore_is_not_adopted(committee: &Path) {
     std::fs::rename(&aside, &sealed).unwrap();
 }
 
-/// As the launcher, measures `binary` into node `index`'s PCR 23 (`up` does this itself).
+/// As the launcher, measures `binary` into node `index`'s launch PCR and launch log (`up` does
+/// this itself).
 fn measure_as_launcher(committee: &Path, port: u16, index: u16, binary: &Path) {
     let node = committee.join(format!("node-{index}"));
     let tcti = format!("swtpm:host=127.0.0.1,port={}", swtpm_port(port, index));
@@ -868,6 +894,8 @@ fn measure_as_launcher(committee: &Path, port: u16, index: u16, binary: &Path) {
         "measure",
         "--tcti",
         &tcti,
+        "--log",
+        node.join("launch.log").to_str().unwrap(),
         "--binary",
         binary.to_str().unwrap(),
         "--config",

@@ -2,6 +2,7 @@
 
 use crate::dev::DevEvidence;
 use crate::hexbytes::Sha256Digest;
+use crate::launch::{LaunchEvent, LAUNCH_EVENTS_MAX};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -24,6 +25,12 @@ pub enum EvidenceError {
     /// The document is not evidence JSON.
     #[error("evidence is not valid JSON evidence: {0}")]
     Json(#[from] serde_json::Error),
+    /// Too many launch events.
+    #[error("evidence carries {count} launch events, at most {LAUNCH_EVENTS_MAX}")]
+    TooManyEvents {
+        /// Count carried.
+        count: usize,
+    },
     /// Too many PCR values.
     #[error("evidence reports {count} PCR values, at most {PCR_VALUES_MAX}")]
     TooManyPcrs {
@@ -51,6 +58,9 @@ pub struct TpmEvidence {
     pub signature: Vec<u8>,
     /// sha256-bank PCR values at the time of the quote.
     pub pcrs: BTreeMap<u8, Sha256Digest>,
+    /// The launcher's log of what it extended into [`crate::launch::LAUNCH_PCR`]; the verifier
+    /// replays it against the quoted value.
+    pub launch_log: Vec<LaunchEvent>,
 }
 
 /// AMD SEV-SNP evidence: the report and the VCEK certificate that signed it.
@@ -103,6 +113,11 @@ impl Evidence {
                     count: tpm.pcrs.len(),
                 });
             }
+            if tpm.launch_log.len() > LAUNCH_EVENTS_MAX {
+                return Err(EvidenceError::TooManyEvents {
+                    count: tpm.launch_log.len(),
+                });
+            }
         }
         Ok(evidence)
     }
@@ -118,7 +133,8 @@ impl Evidence {
     }
 }
 
-/// The digests extended into the application PCR, in this order.
+/// The three digests a launch measures: into [`crate::launch::LAUNCH_PCR`] (TPM, one event each)
+/// or into development evidence (as [`AppMeasurements::app_pcr_value`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppMeasurements {
@@ -131,8 +147,9 @@ pub struct AppMeasurements {
 }
 
 impl AppMeasurements {
-    /// The value the application PCR holds after it was reset to zero and extended with binary, config
-    /// and policy in that order (`PCR := SHA-256(PCR ‖ digest)`). Reference manifests list this value.
+    /// The value a PCR holds after it starts at zero and is extended with binary, config and
+    /// policy in that order (`PCR := SHA-256(PCR ‖ digest)`): the one value that names all three,
+    /// which development manifests list.
     pub fn app_pcr_value(&self) -> [u8; 32] {
         let mut pcr = [0u8; 32];
         for digest in [self.binary, self.config, self.policy] {

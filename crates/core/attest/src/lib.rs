@@ -1,7 +1,8 @@
 //! Attestation for bulwark nodes.
 //!
-//! A node proves what it runs with evidence — a TPM 2.0 quote over its boot PCRs and the application
-//! PCR holding the hashes of its binary, config and policy, an AMD SEV-SNP report or an Intel TDX
+//! A node proves what it runs with evidence — a TPM 2.0 quote over its boot PCRs and the launch
+//! PCR its launcher extended with the hashes of its binary, config and policy (with the event log
+//! that replays to it, see [`launch`]), an AMD SEV-SNP report or an Intel TDX
 //! quote (verified to the vendors' roots, see [`tee`]), or (on laptops) a loudly insecure development
 //! attestation. A verifier appraises that evidence against a reference-value manifest
 //! signed by M of N operators, with a single-use nonce bound to the node's TLS key and the epoch, and
@@ -17,6 +18,7 @@ mod canonical;
 pub mod dev;
 pub mod evidence;
 pub mod hexbytes;
+pub mod launch;
 pub mod manifest;
 pub mod nonce;
 pub mod tee;

@@ -136,9 +136,36 @@ impl OperatorSet {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TpmReference {
-    /// PCR index → the digests that PCR may hold. Every PCR listed must be quoted; a PCR not listed is
-    /// not appraised.
+    /// PCR index → the digests that PCR may hold (the boot PCRs). Every PCR listed must be quoted;
+    /// a PCR not listed is not appraised. [`crate::launch::LAUNCH_PCR`] may not be listed: it is
+    /// appraised by replaying the launch log against `launch`.
     pub pcrs: BTreeMap<u8, Vec<Sha256Digest>>,
+    /// What a launch may measure into [`crate::launch::LAUNCH_PCR`].
+    pub launch: LaunchReference,
+}
+
+/// The digests each kind of launch event may carry. Every event of a node's launch log must be
+/// listed here for its kind, so a tampered binary, even one launched after an honest one, shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchReference {
+    /// Allowed node binaries.
+    pub binaries: Vec<Sha256Digest>,
+    /// Allowed configurations (genesis files).
+    pub configs: Vec<Sha256Digest>,
+    /// Allowed policies (operator sets or manifests).
+    pub policies: Vec<Sha256Digest>,
+}
+
+impl LaunchReference {
+    /// The allowed digests for `kind`.
+    pub fn allowed(&self, kind: crate::launch::EventKind) -> &[Sha256Digest] {
+        match kind {
+            crate::launch::EventKind::Binary => &self.binaries,
+            crate::launch::EventKind::Config => &self.configs,
+            crate::launch::EventKind::Policy => &self.policies,
+        }
+    }
 }
 
 /// AMD SEV-SNP reference values.
@@ -253,8 +280,16 @@ impl ReferenceManifest {
                 if *index > PCR_INDEX_MAX {
                     return Err(ManifestError::Malformed(format!("PCR index {index} > 23")));
                 }
+                if *index == crate::launch::LAUNCH_PCR {
+                    return Err(ManifestError::Malformed(format!(
+                        "tpm.pcrs lists PCR {index}, the launch PCR: it is appraised by replaying the launch log against tpm.launch"
+                    )));
+                }
                 bounded(&format!("tpm.pcrs[{index}]"), allowed)?;
             }
+            bounded("tpm.launch.binaries", &tpm.launch.binaries)?;
+            bounded("tpm.launch.configs", &tpm.launch.configs)?;
+            bounded("tpm.launch.policies", &tpm.launch.policies)?;
         }
         if let Some(snp) = &self.snp {
             bounded("snp.measurements", &snp.measurements)?;
@@ -297,6 +332,16 @@ impl ReferenceManifest {
                 for (index, allowed) in &tpm.pcrs {
                     e.u8(*index).count(allowed.len());
                     for digest in allowed {
+                        e.bytes(digest.as_bytes());
+                    }
+                }
+                for list in [
+                    &tpm.launch.binaries,
+                    &tpm.launch.configs,
+                    &tpm.launch.policies,
+                ] {
+                    e.count(list.len());
+                    for digest in list {
                         e.bytes(digest.as_bytes());
                     }
                 }
@@ -503,6 +548,14 @@ mod tests {
         .expect("valid set")
     }
 
+    fn launch() -> LaunchReference {
+        LaunchReference {
+            binaries: vec![HexBytes([1; 32])],
+            configs: vec![HexBytes([2; 32])],
+            policies: vec![HexBytes([3; 32])],
+        }
+    }
+
     fn manifest() -> ReferenceManifest {
         ReferenceManifest {
             role: "committee".into(),
@@ -510,7 +563,8 @@ mod tests {
             issued_at_ms: 1_000,
             expires_at_ms: 2_000,
             tpm: Some(TpmReference {
-                pcrs: BTreeMap::from([(23, vec![HexBytes([7; 32])])]),
+                pcrs: BTreeMap::from([(0, vec![HexBytes([7; 32])])]),
+                launch: launch(),
             }),
             snp: None,
             tdx: None,
@@ -597,12 +651,38 @@ mod tests {
         let a = manifest();
         let mut b = manifest();
         b.tpm = Some(TpmReference {
-            pcrs: BTreeMap::from([(22, vec![HexBytes([7; 32])])]),
+            pcrs: BTreeMap::from([(1, vec![HexBytes([7; 32])])]),
+            launch: launch(),
         });
         assert_ne!(a.canonical_bytes(), b.canonical_bytes());
+        let mut c = manifest();
+        if let Some(tpm) = &mut c.tpm {
+            tpm.launch.policies.push(HexBytes([4; 32]));
+        }
+        assert_ne!(a.canonical_bytes(), c.canonical_bytes());
         let json = serde_json::to_string(&a).expect("serializes");
         let back: ReferenceManifest = serde_json::from_str(&json).expect("parses");
         assert_eq!(a.canonical_bytes(), back.canonical_bytes());
+    }
+
+    #[test]
+    fn the_launch_pcr_is_never_a_fixed_reference_and_launch_lists_are_bounded() {
+        let mut m = manifest();
+        if let Some(tpm) = &mut m.tpm {
+            tpm.pcrs
+                .insert(crate::launch::LAUNCH_PCR, vec![HexBytes([7; 32])]);
+        }
+        assert!(
+            matches!(m.validate(), Err(ManifestError::Malformed(why)) if why.contains("launch PCR"))
+        );
+        let mut m = manifest();
+        if let Some(tpm) = &mut m.tpm {
+            tpm.launch.binaries.clear();
+        }
+        assert!(
+            matches!(m.validate(), Err(ManifestError::Malformed(why)) if why.contains("binaries"))
+        );
+        assert!(manifest().validate().is_ok());
     }
 
     #[test]

@@ -8,7 +8,8 @@ use crate::appraisal::{Appraisal, Claims, SignedAppraisal, Status, APPRAISAL_PRO
 use crate::dev::DevEvidence;
 use crate::evidence::{Evidence, TpmEvidence};
 use crate::hexbytes::HexBytes;
-use crate::manifest::{OperatorSet, ReferenceManifest, SignedManifest};
+use crate::launch::{self, LAUNCH_PCR};
+use crate::manifest::{OperatorSet, ReferenceManifest, SignedManifest, TpmReference};
 use crate::nonce::{qualifying_data, Nonce, NonceBook, NonceError};
 use crate::tpm::{self, ClockInfo, CredentialChallenge, TpmError, TpmPublic};
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -443,6 +444,8 @@ impl Verifier {
             }
         }
 
+        appraise_launch(reference, evidence, &verified.pcrs, out);
+
         if let Some(previous) = self.last_clock.get(request.node_id).copied() {
             compare_clock(previous, clock, out);
         }
@@ -456,6 +459,55 @@ impl Verifier {
         // Only a quote that verified moves the history; the bound holds because only enrolled nodes
         // (at most NODES_MAX) get here.
         self.last_clock.insert(request.node_id.to_owned(), clock);
+    }
+}
+
+/// Replays the launch log against the quoted [`LAUNCH_PCR`] and checks every event against the
+/// manifest. The log is the node's claim; the signed PCR value is what makes it evidence.
+fn appraise_launch(
+    reference: &TpmReference,
+    evidence: &TpmEvidence,
+    quoted: &BTreeMap<u8, [u8; 32]>,
+    out: &mut Appraisal,
+) {
+    let Some(value) = quoted.get(&LAUNCH_PCR) else {
+        return out.refuse(
+            "launch-pcr-not-quoted",
+            format!("the quote does not cover the launch PCR {LAUNCH_PCR}"),
+        );
+    };
+    let current = match launch::check_shape(&evidence.launch_log) {
+        Ok(current) => current,
+        Err(error) => return out.refuse("launch-log-malformed", error.to_string()),
+    };
+    let replayed = launch::replay(&evidence.launch_log);
+    if replayed != *value {
+        return out.refuse(
+            "launch-log-mismatch",
+            format!(
+                "the launch log's {} events replay to {} but the quoted PCR {LAUNCH_PCR} holds {}: the log hides or invents a measurement",
+                evidence.launch_log.len(),
+                hex::encode(replayed),
+                hex::encode(value)
+            ),
+        );
+    }
+    out.claims.app_measurement = Some(HexBytes(current.app_pcr_value()));
+    let mut refused = evidence
+        .launch_log
+        .iter()
+        .enumerate()
+        .filter(|(_, event)| !reference.launch.allowed(event.kind).contains(&event.digest));
+    if let Some((index, event)) = refused.next() {
+        out.refuse(
+            "launch-event-not-allowed",
+            format!(
+                "launch event {index} measured {:?} {} which the manifest does not allow ({} such events in all)",
+                event.kind,
+                event.digest,
+                1 + refused.count()
+            ),
+        );
     }
 }
 

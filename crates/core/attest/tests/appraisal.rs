@@ -4,13 +4,14 @@ use bulwark_attest::appraisal::{SignedAppraisal, Status};
 use bulwark_attest::dev::DevAttestor;
 use bulwark_attest::evidence::{AppMeasurements, Evidence, TpmEvidence};
 use bulwark_attest::hexbytes::HexBytes;
+use bulwark_attest::launch::{launch_events, replay, EventKind, LaunchEvent, LAUNCH_PCR};
 use bulwark_attest::manifest::{
-    DevReference, OperatorSet, ReferenceManifest, SignedManifest, TpmReference,
+    DevReference, LaunchReference, OperatorSet, ReferenceManifest, SignedManifest, TpmReference,
 };
 use bulwark_attest::nonce::{node_key_hash, qualifying_data};
 use bulwark_attest::tpm::{
     pcr_digest, ClockInfo, PcrSelection, PublicKey, QuoteAttest, TpmPublic, TpmSignature,
-    AK_ATTRIBUTES, APP_PCR, TPM_ALG_ECDSA, TPM_ALG_NULL, TPM_ALG_SHA256,
+    AK_ATTRIBUTES, TPM_ALG_ECDSA, TPM_ALG_NULL, TPM_ALG_SHA256,
 };
 use bulwark_attest::verifier::{AppraisalRequest, EnrolledAk, Verifier, VerifierConfig};
 use ed25519_dalek::SigningKey;
@@ -24,6 +25,8 @@ struct SoftAk {
     key: p256::ecdsa::SigningKey,
     public: Vec<u8>,
     clock: ClockInfo,
+    /// The launch log the node sends with its next quote.
+    log: Vec<LaunchEvent>,
 }
 
 impl SoftAk {
@@ -50,6 +53,7 @@ impl SoftAk {
                 restart_count: 0,
                 safe: true,
             },
+            log: launch_events(&honest_measurements()).to_vec(),
         }
     }
 
@@ -86,6 +90,7 @@ impl SoftAk {
             attest,
             signature: TpmSignature::Ecdsa { r, s }.to_bytes(),
             pcrs: pcrs.iter().map(|(i, v)| (*i, HexBytes(*v))).collect(),
+            launch_log: self.log.clone(),
         })
     }
 }
@@ -106,7 +111,7 @@ fn operators() -> OperatorSet {
 
 fn honest_pcrs() -> BTreeMap<u8, [u8; 32]> {
     let mut pcrs: BTreeMap<u8, [u8; 32]> = (0..8u8).map(|i| (i, [i + 1; 32])).collect();
-    pcrs.insert(APP_PCR, honest_measurements().app_pcr_value());
+    pcrs.insert(LAUNCH_PCR, replay(&launch_events(&honest_measurements())));
     pcrs
 }
 
@@ -117,14 +122,21 @@ fn honest_measurements() -> AppMeasurements {
 fn manifest(expires_at_ms: u64, dev: Option<DevReference>) -> SignedManifest {
     let pcrs = honest_pcrs()
         .into_iter()
+        .filter(|(i, _)| *i != LAUNCH_PCR)
         .map(|(i, v)| (i, vec![HexBytes(v)]))
         .collect();
+    let honest = honest_measurements();
+    let launch = LaunchReference {
+        binaries: vec![honest.binary],
+        configs: vec![honest.config],
+        policies: vec![honest.policy],
+    };
     let mut signed = SignedManifest::unsigned(ReferenceManifest {
         role: "committee".into(),
         release: "0.1.0".into(),
         issued_at_ms: NOW - 1_000,
         expires_at_ms,
-        tpm: Some(TpmReference { pcrs }),
+        tpm: Some(TpmReference { pcrs, launch }),
         snp: None,
         tdx: None,
         dev,
@@ -210,12 +222,10 @@ fn honest_node_is_affirmed_and_binds_key_and_nonce() {
 }
 
 #[test]
-fn tampered_binary_names_pcr_and_both_values() {
+fn a_boot_pcr_that_differs_is_named_with_both_values() {
     let mut s = setup();
     let mut pcrs = honest_pcrs();
-    let tampered =
-        AppMeasurements::from_contents(b"evil binary", b"config", b"policy").app_pcr_value();
-    pcrs.insert(APP_PCR, tampered);
+    pcrs.insert(4, [0xee; 32]);
     let (nonce, evidence) = fresh_quote(&mut s, 1, &pcrs);
     let a = appraise(&mut s, nonce, &evidence, NOW + 10);
     assert_eq!(a.status, Status::Contraindicated);
@@ -224,11 +234,105 @@ fn tampered_binary_names_pcr_and_both_values() {
         .iter()
         .find(|r| r.code == "pcr-mismatch")
         .expect("pcr reason");
-    assert!(reason.detail.contains("PCR 23"), "{}", reason.detail);
-    assert!(reason.detail.contains(&hex::encode(tampered)));
-    assert!(reason
-        .detail
-        .contains(&hex::encode(honest_pcrs()[&APP_PCR])));
+    assert!(reason.detail.contains("PCR 4"), "{}", reason.detail);
+    assert!(reason.detail.contains(&hex::encode([0xee; 32])));
+    assert!(reason.detail.contains(&hex::encode(honest_pcrs()[&4])));
+}
+
+fn tampered() -> AppMeasurements {
+    AppMeasurements::from_contents(b"evil binary", b"config", b"policy")
+}
+
+/// Quotes `pcrs` with the launch PCR set to what `extended` leaves it at, sending `log`.
+fn launch_quote(
+    s: &mut Setup,
+    seed: u8,
+    extended: &[LaunchEvent],
+    log: &[LaunchEvent],
+) -> bulwark_attest::appraisal::Appraisal {
+    let mut pcrs = honest_pcrs();
+    pcrs.insert(LAUNCH_PCR, replay(extended));
+    s.ak.log = log.to_vec();
+    let (nonce, evidence) = fresh_quote(s, seed, &pcrs);
+    appraise(s, nonce, &evidence, NOW + 10)
+}
+
+#[test]
+fn a_tampered_binary_in_the_launch_log_is_named() {
+    let mut s = setup();
+    let evil = launch_events(&tampered());
+    let a = launch_quote(&mut s, 1, &evil, &evil);
+    assert_eq!(a.status, Status::Contraindicated);
+    let reason = a
+        .reasons
+        .iter()
+        .find(|r| r.code == "launch-event-not-allowed")
+        .expect("launch reason");
+    assert!(
+        reason.detail.contains(&tampered().binary.to_hex()),
+        "{}",
+        reason.detail
+    );
+    assert!(reason.detail.contains("Binary"), "{}", reason.detail);
+}
+
+#[test]
+fn honest_relaunches_are_affirmed_and_a_later_tampered_one_is_not() {
+    let mut s = setup();
+    let honest = launch_events(&honest_measurements());
+    let three: Vec<_> = honest.iter().cycle().take(9).copied().collect();
+    let a = launch_quote(&mut s, 1, &three, &three);
+    assert_eq!(a.status, Status::Affirming, "{:?}", a.reasons);
+    assert_eq!(
+        a.claims.app_measurement,
+        Some(HexBytes(honest_measurements().app_pcr_value()))
+    );
+    let then_evil: Vec<_> = honest
+        .iter()
+        .chain(launch_events(&tampered()).iter())
+        .copied()
+        .collect();
+    let a = launch_quote(&mut s, 2, &then_evil, &then_evil);
+    assert_eq!(codes(&a), vec!["launch-event-not-allowed"]);
+}
+
+#[test]
+fn a_log_that_hides_or_invents_an_event_does_not_replay_to_the_quote() {
+    let mut s = setup();
+    let honest = launch_events(&honest_measurements());
+    let then_evil: Vec<_> = honest
+        .iter()
+        .chain(launch_events(&tampered()).iter())
+        .copied()
+        .collect();
+    // The tampered launch happened but the node leaves it out of the log it sends.
+    let a = launch_quote(&mut s, 1, &then_evil, &honest);
+    assert_eq!(codes(&a), vec!["launch-log-mismatch"]);
+    // An honest log, but the PCR was extended with one more (unlogged) digest.
+    let mut extra = honest.to_vec();
+    extra.push(LaunchEvent {
+        kind: EventKind::Policy,
+        digest: HexBytes([5; 32]),
+    });
+    let a = launch_quote(&mut s, 2, &extra, &honest);
+    assert_eq!(codes(&a), vec!["launch-log-mismatch"]);
+}
+
+#[test]
+fn a_log_of_the_wrong_shape_or_a_quote_without_the_launch_pcr_is_refused() {
+    let mut s = setup();
+    let honest = launch_events(&honest_measurements());
+    let shuffled = [honest[1], honest[0], honest[2]];
+    let a = launch_quote(&mut s, 1, &shuffled, &shuffled);
+    assert_eq!(codes(&a), vec!["launch-log-malformed"]);
+    let a = launch_quote(&mut s, 2, &[], &[]);
+    assert_eq!(codes(&a), vec!["launch-log-malformed"]);
+    let mut pcrs = honest_pcrs();
+    pcrs.remove(&LAUNCH_PCR);
+    s.ak.log = honest.to_vec();
+    let (nonce, evidence) = fresh_quote(&mut s, 3, &pcrs);
+    let a = appraise(&mut s, nonce, &evidence, NOW + 10);
+    assert_eq!(codes(&a), vec!["launch-pcr-not-quoted"]);
 }
 
 #[test]

@@ -531,6 +531,7 @@ mod tests {
                 attest: vec![4],
                 signature: vec![5],
                 pcrs: Default::default(),
+                launch_log: Vec::new(),
             },
         ))
         .unwrap();

@@ -1,5 +1,5 @@
 //! A real TPM 2.0 through `tss-esapi` (feature `tpm`): endorsement and attestation keys, credential
-//! activation, the application PCR, quotes, and secrets sealed to PCR values.
+//! activation, the launch PCR, quotes, and secrets sealed to PCR values.
 //!
 //! Every object and session this module creates is flushed before the call returns: with a raw swtpm
 //! socket there is no resource manager, and leaked handles exhaust the TPM's slots (0x902/0x903).
@@ -11,7 +11,8 @@
 //!   from a fixed template, so it is the same key in every process on the same TPM (no NV storage) and
 //!   it can be enrolled once and quoted with afterwards.
 
-use bulwark_attest::tpm::{APP_PCR, BOOT_PCRS};
+use bulwark_attest::launch::LAUNCH_PCR;
+use bulwark_attest::tpm::BOOT_PCRS;
 use std::collections::BTreeMap;
 use std::str::FromStr as _;
 use tss_esapi::abstraction::{ek, pcr};
@@ -26,10 +27,11 @@ use tss_esapi::interface_types::key_bits::RsaKeyBits;
 use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
-    Data, Digest, DigestValues, EccPoint, EccScheme, EncryptedSecret, HashScheme, IdObject,
-    KeyDerivationFunctionScheme, KeyedHashScheme, PcrSelectionList, PcrSelectionListBuilder,
-    PcrSlot, Private, Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters,
-    RsaExponent, SensitiveData, SignatureScheme, SymmetricDefinition, SymmetricDefinitionObject,
+    Data, Digest, DigestList, DigestValues, EccPoint, EccScheme, EncryptedSecret, HashScheme,
+    IdObject, KeyDerivationFunctionScheme, KeyedHashScheme, PcrSelectionList,
+    PcrSelectionListBuilder, PcrSlot, Private, Public, PublicBuilder, PublicEccParametersBuilder,
+    PublicKeyedHashParameters, RsaExponent, SensitiveData, SignatureScheme, SymmetricDefinition,
+    SymmetricDefinitionObject,
 };
 use tss_esapi::traits::{Marshall as _, UnMarshall as _};
 use tss_esapi::{Context, TctiNameConf};
@@ -83,8 +85,8 @@ pub struct DeviceQuote {
     pub pcrs: BTreeMap<u8, [u8; 32]>,
 }
 
-/// A secret sealed under a PCR policy: only this TPM, with the PCRs holding the values they held at
-/// sealing, can unseal it. Both blobs are safe to store on disk.
+/// A secret sealed under a PCR policy: only this TPM, with the PCRs holding one of the sets of
+/// values it was sealed to, can unseal it. Both blobs are safe to store on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealedSecret {
     /// `TPM2B_PRIVATE` contents (encrypted by the TPM's storage key).
@@ -93,7 +95,13 @@ pub struct SealedSecret {
     pub public: Vec<u8>,
     /// The PCRs the policy covers.
     pub pcrs: Vec<u8>,
+    /// With two or more allowed sets of values: the PolicyPCR digest of each, the branches of
+    /// the PolicyOR the object's policy ends in. Empty for a plain PolicyPCR.
+    pub branches: Vec<[u8; 32]>,
 }
+
+/// Most sets of PCR values one secret may be sealed to (TPM2_PolicyOR takes at most eight).
+pub const SEAL_BRANCHES_MAX: usize = 8;
 
 /// An open connection to a TPM.
 pub struct TpmDevice {
@@ -271,12 +279,23 @@ impl TpmDevice {
         })
     }
 
-    /// Resets a resettable PCR (16 or 23 from locality 0) to zeros.
+    /// Resets a resettable PCR (16 or 23 from locality 0) to zeros; the TPM refuses every other
+    /// PCR at locality 0, the launch PCR among them.
     pub fn reset_pcr(&mut self, index: u8) -> Result<(), DeviceError> {
         let handle = pcr_handle(index)?;
         self.context
             .execute_with_nullauth_session(|ctx| ctx.pcr_reset(handle))
             .op("resetting the PCR")
+    }
+
+    /// Sends TPM2_Startup(CLEAR). A TPM acts on it only right after a platform reset
+    /// (`_TPM_Init`), which software cannot cause, and otherwise answers TPM_RC_INITIALIZE (which
+    /// ESYS reports as success); tests use it to show that a process on the host cannot restart
+    /// the TPM to clear the launch PCR.
+    pub fn startup_clear(&mut self) -> Result<(), DeviceError> {
+        self.context
+            .startup(tss_esapi::constants::StartupType::Clear)
+            .op("TPM2_Startup(CLEAR)")
     }
 
     /// Extends PCR `index` of the sha256 bank with each digest in order.
@@ -317,10 +336,10 @@ impl TpmDevice {
         Ok(out)
     }
 
-    /// Quotes the boot PCRs 0–7 and [`APP_PCR`] with `qualifying_data` under the AK.
+    /// Quotes the boot PCRs 0–7 and [`LAUNCH_PCR`] with `qualifying_data` under the AK.
     pub fn quote(&mut self, qualifying_data: &[u8; 32]) -> Result<DeviceQuote, DeviceError> {
         let mut pcrs = BOOT_PCRS.to_vec();
-        pcrs.push(APP_PCR);
+        pcrs.push(LAUNCH_PCR);
         self.quote_pcrs(qualifying_data, &pcrs)
     }
 
@@ -376,21 +395,61 @@ impl TpmDevice {
     /// Seals `secret` (at most 128 bytes) so that it unseals only while `pcrs` hold their current
     /// values (TPM2_PolicyPCR).
     pub fn seal(&mut self, secret: &[u8], pcrs: &[u8]) -> Result<SealedSecret, DeviceError> {
-        let list = selection(pcrs)?;
-        let policy = {
-            let session = start_policy_session(&mut self.context, SessionType::Trial)?;
-            let result = self
-                .context
-                .policy_pcr(session, Digest::default(), list.clone())
+        let current = self.read_pcrs(pcrs)?;
+        self.seal_to(secret, &[current])
+    }
+
+    /// Seals `secret` (at most 128 bytes) so that it unseals only while the PCRs hold one of the
+    /// `allowed` sets of values (1 to [`SEAL_BRANCHES_MAX`], all over the same PCRs): a PolicyPCR
+    /// per set, joined by TPM2_PolicyOR. This is how a secret survives values it has not seen yet,
+    /// such as the launch PCR after the next launches.
+    pub fn seal_to(
+        &mut self,
+        secret: &[u8],
+        allowed: &[BTreeMap<u8, [u8; 32]>],
+    ) -> Result<SealedSecret, DeviceError> {
+        let first = allowed
+            .first()
+            .ok_or(DeviceError::Unexpected("nothing to seal to"))?;
+        if allowed.len() > SEAL_BRANCHES_MAX {
+            return Err(DeviceError::Unexpected(
+                "a secret is sealed to at most 8 sets of PCR values",
+            ));
+        }
+        let pcrs: Vec<u8> = first.keys().copied().collect();
+        if allowed
+            .iter()
+            .any(|set| !set.keys().copied().eq(pcrs.iter().copied()))
+        {
+            return Err(DeviceError::Unexpected(
+                "every sealed set must cover the same PCRs",
+            ));
+        }
+        let list = selection(&pcrs)?;
+        let mut branches = Vec::with_capacity(allowed.len());
+        for set in allowed {
+            let digest = bulwark_attest::tpm::pcr_digest(set);
+            branches.push(self.trial_policy(|ctx, session| {
+                ctx.policy_pcr(
+                    session,
+                    Digest::try_from(digest.to_vec()).op("building a PCR digest")?,
+                    list.clone(),
+                )
                 .op("PolicyPCR (trial)")
-                .and_then(|()| {
-                    self.context
-                        .policy_get_digest(session)
-                        .op("reading the policy digest")
-                });
-            flush_session(&mut self.context, session)?;
-            result?
+            })?);
+        }
+        let policy = if branches.len() == 1 {
+            branches[0]
+        } else {
+            let list = digest_list(&branches)?;
+            self.trial_policy(|ctx, session| ctx.policy_or(session, list).op("PolicyOR (trial)"))?
         };
+        let branches = if branches.len() == 1 {
+            Vec::new()
+        } else {
+            branches
+        };
+        let policy = Digest::try_from(policy.to_vec()).op("building the policy digest")?;
         let attributes = ObjectAttributesBuilder::new()
             .with_fixed_tpm(true)
             .with_fixed_parent(true)
@@ -421,8 +480,27 @@ impl TpmDevice {
                 .out_public
                 .marshall()
                 .op("marshalling the sealed object")?,
-            pcrs: pcrs.to_vec(),
+            pcrs,
+            branches,
         })
+    }
+
+    /// Runs `f` in a trial policy session and returns the policy digest it leaves.
+    fn trial_policy(
+        &mut self,
+        f: impl FnOnce(&mut Context, PolicySession) -> Result<(), DeviceError>,
+    ) -> Result<[u8; 32], DeviceError> {
+        let session = start_policy_session(&mut self.context, SessionType::Trial)?;
+        let result = f(&mut self.context, session).and_then(|()| {
+            self.context
+                .policy_get_digest(session)
+                .op("reading the policy digest")
+        });
+        flush_session(&mut self.context, session)?;
+        result?
+            .value()
+            .try_into()
+            .map_err(|_| DeviceError::Unexpected("a policy digest is not 32 bytes"))
     }
 
     /// Unseals a [`SealedSecret`]. Fails (TPM_RC_POLICY_FAIL) when a covered PCR changed.
@@ -431,6 +509,15 @@ impl TpmDevice {
         sealed: &SealedSecret,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, DeviceError> {
         let list = selection(&sealed.pcrs)?;
+        let branches = match sealed.branches.len() {
+            0 => None,
+            2..=SEAL_BRANCHES_MAX => Some(digest_list(&sealed.branches)?),
+            _ => {
+                return Err(DeviceError::Unexpected(
+                    "a sealed secret has 1 or more than 8 policy branches",
+                ))
+            }
+        };
         let private = Private::try_from(sealed.private.clone()).op("reading the sealed private")?;
         let public = Public::unmarshall(&sealed.public).op("reading the sealed public")?;
         self.with_srk(|ctx, srk| {
@@ -442,6 +529,12 @@ impl TpmDevice {
                 let unsealed = ctx
                     .policy_pcr(session, Digest::default(), list)
                     .op("PolicyPCR")
+                    .and_then(|()| match branches {
+                        Some(branches) => ctx
+                            .policy_or(session, branches)
+                            .op("PolicyOR (the PCRs hold none of the sealed values)"),
+                        None => Ok(()),
+                    })
                     .and_then(|()| {
                         ctx.execute_with_session(Some(AuthSession::from(session)), |ctx| {
                             ctx.unseal(ObjectHandle::from(object))
@@ -461,6 +554,15 @@ impl TpmDevice {
             Ok(zeroize::Zeroizing::new(data.value().to_vec()))
         })
     }
+}
+
+fn digest_list(digests: &[[u8; 32]]) -> Result<DigestList, DeviceError> {
+    let mut list = DigestList::new();
+    for digest in digests {
+        list.add(Digest::try_from(digest.to_vec()).op("building a digest")?)
+            .op("building a digest list")?;
+    }
+    Ok(list)
 }
 
 fn start_policy_session(

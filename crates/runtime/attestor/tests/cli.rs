@@ -242,12 +242,20 @@ fn swtpm_cli_enroll_measure_quote_verify() {
         ExitCode::SUCCESS
     );
     let files = app_file_args(d);
+    let log = p(d, "launch.log");
     let measure = || {
-        let mut args = vec!["measure", "--tcti", &tcti];
+        let mut args = vec!["measure", "--tcti", &tcti, "--log", &log];
         args.extend(files.iter().map(String::as_str));
         attest(&args)
     };
     assert_eq!(measure(), ExitCode::SUCCESS);
+    let honest =
+        bulwark_attest::evidence::AppMeasurements::from_contents(b"binary", b"config", b"policy");
+    let (binary, config, policy) = (
+        honest.binary.to_hex(),
+        honest.config.to_hex(),
+        honest.policy.to_hex(),
+    );
     assert_eq!(
         attest(&[
             "policy",
@@ -258,8 +266,30 @@ fn swtpm_cli_enroll_measure_quote_verify() {
             "t",
             "--from-tcti",
             &tcti,
+            "--launch-binary",
+            &binary,
+            "--launch-config",
+            &config,
+            "--launch-policy",
+            &policy,
             "--out",
             &p(d, "m.json")
+        ]),
+        ExitCode::SUCCESS
+    );
+    // A TPM section without the launch lists is refused, naming what is missing.
+    assert_ne!(
+        attest(&[
+            "policy",
+            "create",
+            "--role",
+            "committee",
+            "--release",
+            "t",
+            "--from-tcti",
+            &tcti,
+            "--out",
+            &p(d, "no-launch.json")
         ]),
         ExitCode::SUCCESS
     );
@@ -270,6 +300,8 @@ fn swtpm_cli_enroll_measure_quote_verify() {
             "quote",
             "--tcti",
             &tcti,
+            "--log",
+            &log,
             "--nonce",
             &nonce,
             "--out",

@@ -218,7 +218,8 @@ enum TpmBenchError {
 
 #[cfg(feature = "tpm")]
 fn tpm_bench() -> Result<(), TpmBenchError> {
-    use bulwark_attest::tpm::{APP_PCR, BOOT_PCRS};
+    use bulwark_attest::launch::{launch_events, LAUNCH_PCR};
+    use bulwark_attest::tpm::BOOT_PCRS;
     use bulwark_attestor::device::TpmDevice;
     use rand_core::OsRng;
 
@@ -231,11 +232,9 @@ fn tpm_bench() -> Result<(), TpmBenchError> {
     let credential = device.activate_credential(&challenge)?;
     verifier.finish_enrollment("bench", &credential, NOW_MS)?;
     let m = AppMeasurements::from_contents(b"binary", b"config", b"policy");
-    device.reset_pcr(APP_PCR)?;
-    device.extend_pcr(APP_PCR, &[m.binary.0, m.config.0, m.policy.0])?;
-    let mut indices = BOOT_PCRS.to_vec();
-    indices.push(APP_PCR);
-    let reference = device.read_pcrs(&indices)?;
+    let log = launch_events(&m);
+    device.extend_pcr(LAUNCH_PCR, &log.map(|e| e.digest.0))?;
+    let reference = device.read_pcrs(&BOOT_PCRS)?;
     let manifest = sign_manifest(ReferenceManifest {
         role: "bench".into(),
         release: "bench".into(),
@@ -246,6 +245,11 @@ fn tpm_bench() -> Result<(), TpmBenchError> {
                 .iter()
                 .map(|(i, v)| (*i, vec![HexBytes(*v)]))
                 .collect(),
+            launch: bulwark_attest::manifest::LaunchReference {
+                binaries: vec![m.binary],
+                configs: vec![m.config],
+                policies: vec![m.policy],
+            },
         }),
         snp: None,
         tdx: None,
@@ -270,6 +274,7 @@ fn tpm_bench() -> Result<(), TpmBenchError> {
                 attest: quote.attest,
                 signature: quote.signature,
                 pcrs: quote.pcrs.iter().map(|(i, v)| (*i, HexBytes(*v))).collect(),
+                launch_log: log.to_vec(),
             }),
         ));
     }

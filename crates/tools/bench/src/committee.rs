@@ -222,7 +222,7 @@ pub enum CutoffError {
 /// application measurement), and each peer's cut-off time (from its status) is compared with
 /// the moment of the change. Two tampers (node 3, then node 2) give five delays, in ms. With
 /// `tpm`, every node quotes from its own software TPM and the change reaches the quote as a
-/// PCR 23 extension.
+/// logged extension of the launch PCR.
 pub fn cutoff_delays(
     base_port: u16,
     interval_ms: u64,

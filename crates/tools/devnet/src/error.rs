@@ -96,7 +96,7 @@ pub enum CommitteeError {
         /// The TPM's error.
         source: LaunchError,
     },
-    /// A node's launch cannot be measured into its software TPM's PCR 23.
+    /// A node's launch cannot be measured into its software TPM's launch PCR and log.
     #[error("measuring node {index} into its TPM: {source}")]
     MeasureLaunch {
         /// The node.

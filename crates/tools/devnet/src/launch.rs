@@ -154,7 +154,7 @@ fn prepare(
         tpms = start_software_tpms(options)?;
     }
     if tpm_mode {
-        eprintln!("  attestation: TPM quotes (software TPMs), secrets sealed to PCRs 0-7 and 23");
+        eprintln!("  attestation: TPM quotes (software TPMs), measured launch logged into PCR 15, secrets sealed to PCRs 0-7 and 15");
     } else {
         eprintln!("  attestation: DEVELOPMENT attestor (software-signed evidence; `--tpm` for TPM quotes)");
     }
@@ -167,7 +167,7 @@ pub fn launch(options: &CommitteeOptions) -> Result<Launched, CommitteeError> {
     let (configs, tpms) = prepare(options)?;
     let measured = node_measurements(&options.data, options.nodes)?;
     write_manifest(&options.data, &measured, &tpms)?;
-    measure_launches(&measured, &tpms)?;
+    measure_launches(&options.data, &measured, &tpms)?;
     let mut nodes = Nodes {
         children: Vec::new(),
     };

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// What each node's PCR 23 (or dev evidence) must hold: the binary running now, the
+/// What each node's launch (or dev evidence) must measure: the binary running now, the
 /// committee's genesis and the node's operator set. The binary is read once.
 pub(crate) fn node_measurements(
     data: &Path,
@@ -46,7 +46,7 @@ fn tpm_error(tcti: &str) -> impl FnOnce(LaunchError) -> CommitteeError + '_ {
 
 /// Signs (as the DEVELOPMENT operators) a reference manifest that admits exactly the nodes'
 /// `measured` binary, genesis and operator sets: with software TPMs, their boot PCRs (read now)
-/// and PCR 23 after measured launch; otherwise each node's dev attestor.
+/// and the digests their launch logs may hold; otherwise each node's dev attestor.
 pub(crate) fn write_manifest(
     data: &Path,
     measured: &[AppMeasurements],
@@ -96,8 +96,7 @@ pub(crate) fn write_manifest(
             }),
         )
     } else {
-        // Boot PCRs as each TPM holds them (swtpm without firmware: zeros), PCR 23 as measured
-        // launch leaves it.
+        // Boot PCRs as each TPM holds them (swtpm without firmware: zeros).
         let mut pcrs: std::collections::BTreeMap<u8, Vec<HexBytes<32>>> = Default::default();
         for soft in tpms {
             let tcti = soft.tcti();
@@ -112,8 +111,27 @@ pub(crate) fn write_manifest(
                 }
             }
         }
-        pcrs.insert(bulwark_attest::tpm::APP_PCR, measurements);
-        (Some(bulwark_attest::manifest::TpmReference { pcrs }), None)
+        // The launch PCR is appraised by replaying each node's launch log against these lists.
+        let mut launch = bulwark_attest::manifest::LaunchReference {
+            binaries: Vec::new(),
+            configs: Vec::new(),
+            policies: Vec::new(),
+        };
+        for m in measured {
+            for (list, digest) in [
+                (&mut launch.binaries, m.binary),
+                (&mut launch.configs, m.config),
+                (&mut launch.policies, m.policy),
+            ] {
+                if !list.contains(&digest) {
+                    list.push(digest);
+                }
+            }
+        }
+        (
+            Some(bulwark_attest::manifest::TpmReference { pcrs, launch }),
+            None,
+        )
     };
     let mut manifest = SignedManifest::unsigned(ReferenceManifest {
         role: "committee".into(),
@@ -158,15 +176,20 @@ pub(crate) fn start_software_tpms(
         .collect()
 }
 
-/// As the nodes' launcher: resets PCR 23 of each node's TPM and extends it with the node's
-/// `measured` binary, genesis and operator set, before the node starts.
+/// The launch log `up`, as each node's launcher, keeps in the node's directory.
+pub(crate) const LAUNCH_LOG: &str = "launch.log";
+
+/// As the nodes' launcher: logs and extends each node's `measured` binary, genesis and operator
+/// set into the launch PCR of its TPM, before the node starts.
 pub(crate) fn measure_launches(
+    data: &Path,
     measured: &[AppMeasurements],
     tpms: &[SoftwareTpm],
 ) -> Result<(), CommitteeError> {
     for (index, (soft, node_measured)) in tpms.iter().zip(measured).enumerate() {
+        let log = node_dir(data, index).join(LAUNCH_LOG);
         NodeTpm::open(&soft.tcti())
-            .and_then(|mut tpm| tpm.measure_launch(node_measured))
+            .and_then(|mut tpm| tpm.launch(&log, node_measured))
             .map_err(|source| CommitteeError::MeasureLaunch { index, source })?;
     }
     Ok(())
@@ -359,8 +382,9 @@ fn write_node(
                 AdmissionMode::Dev
             },
             tcti: tpms.get(index).map(SoftwareTpm::tcti),
-            // `up` is the launcher: it measures each node into PCR 23 before starting it.
-            measured_by_launcher: options.tpm,
+            // `up` is the launcher: it measures each node into the launch PCR, and logs it,
+            // before starting it.
+            launch_log: options.tpm.then(|| LAUNCH_LOG.into()),
             interval_ms: options.admission_interval_ms,
             appraisal_ttl_ms: None,
             manifest_file: "../manifest.json".into(),

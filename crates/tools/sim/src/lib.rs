@@ -16,6 +16,7 @@ mod check;
 mod faults;
 pub mod forgery;
 pub mod hostile;
+mod launch_forgery;
 pub mod member_attacks;
 mod run;
 mod scenario;

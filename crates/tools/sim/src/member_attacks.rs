@@ -40,6 +40,10 @@ pub const MEMBER_SCENARIOS: &[(&str, &str)] = &[
         "a production member is configured with every development path, and handed development evidence by a peer",
     ),
     (
+        "forged-launch",
+        "the launcher measured a tampered binary into member n-1's TPM; it tries every reset of the launch PCR (localities 0-4) and every sequence of up to three honest extensions, then unseals and answers every member's challenge with forged launch logs",
+    ),
+    (
         "tpm-ops-flood",
         "a stranger and a member flood member 0's attest, attest-key and activate endpoint, and forge requests in another member's name",
     ),
@@ -60,7 +64,7 @@ pub struct MemberReport {
     pub held: bool,
     /// Not a committee run: no blocks are finalized here (always null).
     pub height_progress: Option<u64>,
-    /// Evidence recorded against honest members (always 0: these scenarios record none).
+    /// Appraisals that refused an honest member (counted where a scenario appraises; else 0).
     pub false_evidence: usize,
     /// What the attacker achieved (empty when the promise held).
     pub achieved: Vec<String>,
@@ -72,11 +76,13 @@ pub struct MemberReport {
 
 /// Runs the member-level scenario `name` at `seed` with `n` members, or `None` for an unknown name.
 pub fn run_member_attack(name: &str, seed: u64, n: usize) -> Option<MemberReport> {
-    let (achieved, refused) = match name {
-        "cut-off-lapse" => cut_off_lapse(seed, n),
-        "keystore-swap" => keystore_swap(seed, n),
-        "dev-paths-in-production" => dev_paths_in_production(n),
-        "tpm-ops-flood" => tpm_ops_flood(seed, n),
+    let none = |(achieved, refused): Outcome| (achieved, refused, 0);
+    let (achieved, refused, false_evidence) = match name {
+        "cut-off-lapse" => none(cut_off_lapse(seed, n)),
+        "keystore-swap" => none(keystore_swap(seed, n)),
+        "dev-paths-in-production" => none(dev_paths_in_production(n)),
+        "forged-launch" => crate::launch_forgery::forged_launch(seed, n),
+        "tpm-ops-flood" => none(tpm_ops_flood(seed, n)),
         _ => return None,
     };
     let attack = MEMBER_SCENARIOS
@@ -88,9 +94,9 @@ pub fn run_member_attack(name: &str, seed: u64, n: usize) -> Option<MemberReport
         attack,
         seed,
         nodes: n,
-        held: achieved.is_empty(),
+        held: achieved.is_empty() && false_evidence == 0,
         height_progress: None,
-        false_evidence: 0,
+        false_evidence,
         achieved,
         refused,
         replay: format!("bulwark sim --scenario {name} --seed {seed} --nodes {n}"),
@@ -351,7 +357,7 @@ fn dev_paths_in_production(n: usize) -> Outcome {
         admission: admission.map(|mode| AdmissionConfig {
             mode,
             tcti: Some("device:/dev/tpmrm0".into()),
-            measured_by_launcher: true,
+            launch_log: (mode == AdmissionMode::Tpm).then(|| "launch.log".into()),
             interval_ms: 1_000,
             appraisal_ttl_ms: None,
             manifest_file: "manifest.json".into(),

@@ -1,4 +1,4 @@
-//! The member-level attacks of issue #12 (3, 6, 9 and 10), each at n = 4 and 7 on two seeds: the
+//! The member-level attacks of issue #12 (3, 4, 6, 9 and 10), each at n = 4 and 7 on two seeds: the
 //! attacker achieves nothing, and every attempt is refused for the reason the promise names.
 #![allow(clippy::unwrap_used)]
 
@@ -40,6 +40,25 @@ fn production_refuses_every_development_path() {
         let report = run("dev-paths-in-production", 1, n);
         assert_eq!(report.refused.len(), 4, "{report:#?}");
         assert!(report.refused[3].contains("dev-evidence-not-accepted"));
+    }
+}
+
+#[test]
+fn a_tampered_binary_cannot_forge_its_measured_launch() {
+    for (seed, n) in [(211, 4), (212, 7)] {
+        let report = run("forged-launch", seed, n);
+        assert_eq!(report.refused.len(), 3, "{report:#?}");
+        assert!(report.refused[0].starts_with("195 resets"), "{report:#?}");
+        assert!(report.refused[1].starts_with("39 unseals"), "{report:#?}");
+        // Forged logs do not replay to the quoted PCR; the true log names the tampered binary.
+        assert!(
+            report.refused[2].contains("launch-log-mismatch"),
+            "{report:#?}"
+        );
+        assert!(
+            report.refused[2].contains("launch-event-not-allowed"),
+            "{report:#?}"
+        );
     }
 }
 

@@ -252,6 +252,35 @@ impl SoftwareTpm {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
     }
 
+    /// Sets the locality of the commands that follow, through swtpm's control channel
+    /// (`CMD_SET_LOCALITY`): what a platform's chipset does, and what an attacker with the whole
+    /// host may try in order to reset a PCR that locality 0 cannot.
+    pub fn set_locality(&self, locality: u8) -> Result<(), SwtpmError> {
+        use std::io::{Read as _, Write as _};
+        const CMD_SET_LOCALITY: u32 = 5;
+        let ctrl = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port + 1));
+        let mut stream = TcpStream::connect_timeout(&ctrl, Duration::from_secs(2))
+            .map_err(io("connecting to the swtpm control channel"))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(io("setting a control-channel timeout"))?;
+        let mut request = CMD_SET_LOCALITY.to_be_bytes().to_vec();
+        request.push(locality);
+        stream
+            .write_all(&request)
+            .map_err(io("sending CMD_SET_LOCALITY"))?;
+        let mut result = [0u8; 4];
+        stream
+            .read_exact(&mut result)
+            .map_err(io("reading the CMD_SET_LOCALITY result"))?;
+        match u32::from_be_bytes(result) {
+            0 => Ok(()),
+            code => Err(SwtpmError::Setup(format!(
+                "swtpm refused locality {locality} (result {code:#x})"
+            ))),
+        }
+    }
+
     /// PEM of the local CA that signed this TPM's EK certificate: the one certificate to trust
     /// for it (`bulwark_attest::tpm::EkAnchors::from_pem`).
     pub fn ek_ca_pem(&self) -> Result<String, SwtpmError> {

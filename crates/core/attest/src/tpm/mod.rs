@@ -21,15 +21,7 @@ pub use public::{PublicKey, TpmPublic, AK_ATTRIBUTES};
 pub use quote::{pcr_digest, verify_quote, VerifiedQuote};
 pub use signature::TpmSignature;
 
-/// The application PCR bulwark extends with the hashes of its binary, config and policy.
-///
-/// PCR 23 is in the PC-client "application support" range, resettable from locality 0 and unused by
-/// firmware, the boot loader or IMA; Keylime reserves PCR 16 for debugging, so bulwark keeps off it.
-/// Because 23 is resettable, the quote over it is trusted only together with the boot PCRs 0–7 and the
-/// reset/restart counters (a reset shows up as a changed value that the manifest does not list).
-pub const APP_PCR: u8 = 23;
-
-/// The boot PCRs quoted alongside [`APP_PCR`].
+/// The boot PCRs quoted alongside [`crate::launch::LAUNCH_PCR`].
 pub const BOOT_PCRS: [u8; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
 
 /// `TPM_GENERATED_VALUE`, the magic that opens every structure a TPM signs.

@@ -129,6 +129,9 @@ pub enum AttestCliError {
     #[cfg(feature = "tpm")]
     #[error(transparent)]
     Tpm(#[from] crate::device::DeviceError),
+    /// Measured launch, the launch log or the node's TPM failed.
+    #[error(transparent)]
+    Launch(#[from] crate::launch::LaunchError),
     /// The command needs a TPM and this build has no TPM support.
     #[error("this build has no TPM support: rebuild with the `tpm` feature of bulwark-attestor (`--features bulwark-attestor/tpm`; needs Debian libtss2-dev, pkg-config, clang)")]
     NoTpmSupport,

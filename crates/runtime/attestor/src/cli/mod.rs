@@ -40,9 +40,10 @@ pub struct AttestArgs {
 /// `bulwark attest` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AttestCommand {
-    /// Quote PCRs 0-7 and the application PCR 23 of a TPM with a verifier nonce.
+    /// Quote PCRs 0-7 and the launch PCR 15 of a TPM with a verifier nonce, with the launch log.
     Quote(QuoteArgs),
-    /// Measured launch: reset PCR 23 and extend it with the SHA-256 of binary, config and policy.
+    /// The launcher's measured launch, run before the node starts: log the SHA-256 of binary,
+    /// config and policy and extend the launch PCR 15 with them (it resets only with the platform).
     Measure(MeasureArgs),
     /// Bind this TPM's AK to its EK by credential activation and record the enrollment (run at
     /// provisioning, on a host the operator trusts).
@@ -77,6 +78,9 @@ pub struct QuoteArgs {
     /// The verifier's nonce (64 hex digits).
     #[arg(long)]
     pub nonce: String,
+    /// The launch log the launcher (`attest measure`) keeps; sent with the quote.
+    #[arg(long)]
+    pub log: PathBuf,
     /// Where to write the evidence JSON.
     #[arg(long)]
     pub out: PathBuf,
@@ -127,6 +131,9 @@ pub struct MeasureArgs {
     /// TCTI.
     #[arg(long)]
     pub tcti: String,
+    /// The launch log to append to (created after a platform reset).
+    #[arg(long)]
+    pub log: PathBuf,
     /// The files to measure.
     #[command(flatten)]
     pub files: AppFileArgs,
@@ -264,9 +271,19 @@ pub enum PolicyCommand {
         /// Allowed PCR value, `INDEX=HEX` (repeatable; several values for one index are alternatives).
         #[arg(long = "pcr")]
         pcrs: Vec<String>,
-        /// Read PCRs 0-7 and 23 from this TPM as the reference values.
+        /// Read the boot PCRs 0-7 from this TPM as the reference values.
         #[arg(long)]
         from_tcti: Option<String>,
+        /// Allowed node binary in the launch log (SHA-256 hex; repeatable). A TPM section needs
+        /// at least one binary, config and policy.
+        #[arg(long)]
+        launch_binary: Vec<String>,
+        /// Allowed node configuration in the launch log (SHA-256 hex; repeatable).
+        #[arg(long)]
+        launch_config: Vec<String>,
+        /// Allowed policy in the launch log (SHA-256 hex; repeatable).
+        #[arg(long)]
+        launch_policy: Vec<String>,
         /// Allow INSECURE dev evidence signed by this Ed25519 public key (hex; repeatable).
         #[arg(long)]
         dev_signer: Vec<String>,

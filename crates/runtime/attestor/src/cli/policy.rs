@@ -11,10 +11,22 @@ fn create(
     valid_days: u64,
     pcrs: &[String],
     from_tcti: Option<String>,
+    launch: [&[String]; 3],
     dev_signer: &[String],
     dev_measurement: &[String],
     out: &std::path::Path,
 ) -> CliResult {
+    let [binaries, configs, policies] = launch.map(|values| {
+        values
+            .iter()
+            .map(|v| hex32(v, "--launch-binary/--launch-config/--launch-policy").map(HexBytes))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let launch = bulwark_attest::manifest::LaunchReference {
+        binaries: binaries?,
+        configs: configs?,
+        policies: policies?,
+    };
     let mut reference: BTreeMap<u8, Vec<Sha256Digest>> = BTreeMap::new();
     if let Some(tcti) = from_tcti {
         read_reference_pcrs(&tcti, &mut reference)?;
@@ -55,7 +67,10 @@ fn create(
         release,
         issued_at_ms: now,
         expires_at_ms: now.saturating_add(valid_days.saturating_mul(86_400_000)),
-        tpm: (!reference.is_empty()).then_some(TpmReference { pcrs: reference }),
+        tpm: (!reference.is_empty() || !launch.binaries.is_empty()).then_some(TpmReference {
+            pcrs: reference,
+            launch,
+        }),
         snp: None,
         tdx: None,
         dev,
@@ -77,6 +92,9 @@ pub(super) fn policy(command: PolicyCommand) -> CliResult {
             valid_days,
             pcrs,
             from_tcti,
+            launch_binary,
+            launch_config,
+            launch_policy,
             dev_signer,
             dev_measurement,
             out,
@@ -86,6 +104,7 @@ pub(super) fn policy(command: PolicyCommand) -> CliResult {
             valid_days,
             &pcrs,
             from_tcti,
+            [&launch_binary, &launch_config, &launch_policy],
             &dev_signer,
             &dev_measurement,
             &out,

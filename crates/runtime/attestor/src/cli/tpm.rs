@@ -11,6 +11,7 @@ fn open_tpm(tcti: &str) -> Result<crate::device::TpmDevice, AttestCliError> {
 pub(super) fn quote(args: QuoteArgs) -> CliResult {
     let nonce = hex32(&args.nonce, "--nonce")?;
     let key_hash = default_key_hash(args.binding.node_key_sha256.as_deref())?;
+    let log = crate::launch::read_log(&args.log)?;
     let mut device = open_tpm(&args.tcti)?;
     let qd = bulwark_attest::nonce::qualifying_data(&nonce, &key_hash, args.binding.epoch);
     let quote = device.quote(&qd)?;
@@ -21,23 +22,32 @@ pub(super) fn quote(args: QuoteArgs) -> CliResult {
         attest: quote.attest,
         signature: quote.signature,
         pcrs: quote.pcrs.iter().map(|(i, v)| (*i, HexBytes(*v))).collect(),
+        launch_log: log,
     });
     write_json(&args.out, &evidence)?;
-    eprintln!("quote of PCRs 0-7 and 23 written to {}", args.out.display());
+    eprintln!(
+        "quote of PCRs 0-7 and {} with the launch log written to {}",
+        bulwark_attest::launch::LAUNCH_PCR,
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(feature = "tpm")]
 pub(super) fn measure(args: MeasureArgs) -> CliResult {
     let m = args.files.measurements()?;
-    let mut device = open_tpm(&args.tcti)?;
-    let app = bulwark_attest::tpm::APP_PCR;
-    device.reset_pcr(app)?;
-    device.extend_pcr(app, &[m.binary.0, m.config.0, m.policy.0])?;
-    println!("{}", hex::encode(m.app_pcr_value()));
+    let mut tpm = crate::launch::NodeTpm::open(&args.tcti)?;
+    let log = tpm.launch(&args.log, &m)?;
+    let value = bulwark_attest::launch::replay(&log);
+    println!("{}", hex::encode(value));
     eprintln!(
-        "PCR {app} reset and extended with binary {}, config {}, policy {}",
-        m.binary, m.config, m.policy
+        "launch {} since the platform reset measured into PCR {} and {}: binary {}, config {}, policy {}",
+        log.len() / 3,
+        bulwark_attest::launch::LAUNCH_PCR,
+        args.log.display(),
+        m.binary,
+        m.config,
+        m.policy
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -139,9 +149,7 @@ pub(super) fn read_reference_pcrs(
     reference: &mut BTreeMap<u8, Vec<Sha256Digest>>,
 ) -> Result<(), AttestCliError> {
     let mut device = open_tpm(tcti)?;
-    let mut indices = bulwark_attest::tpm::BOOT_PCRS.to_vec();
-    indices.push(bulwark_attest::tpm::APP_PCR);
-    for (index, value) in device.read_pcrs(&indices)? {
+    for (index, value) in device.read_pcrs(&bulwark_attest::tpm::BOOT_PCRS)? {
         reference.entry(index).or_default().push(HexBytes(value));
     }
     Ok(())

@@ -2,12 +2,14 @@
 //! attestor's signature) and the loop that appraises its peers and admits or cuts them off in
 //! the p2p network.
 //!
-//! With `mode = "tpm"` the node, before it reads any secret, resets PCR 23 of its TPM and
-//! extends it with the SHA-256 of its binary, its genesis and its operator set ([`TpmLaunch`]);
-//! its keystore key is sealed to PCRs 0–7 and 23 ([`open_keystore`]), so a node started from a
-//! tampered binary cannot read its node key or its consensus share. A later change to the
-//! genesis or operator files is extended into PCR 23 before the next quote, which no manifest
-//! then matches.
+//! With `mode = "tpm"` the node, before it reads any secret, checks that its launcher measured
+//! it: the launch log replays to the launch PCR 15 of its TPM and its last launch is this
+//! binary, genesis and operator set ([`measured_launch`]). Its keystore key is sealed to PCRs
+//! 0–7 and to the launch PCR as honest launches leave it ([`open_keystore`]), so a node started
+//! from a tampered binary cannot read its node key or its consensus share, and once a tampered
+//! binary was launched not even the honest one can until the platform resets. A later change to
+//! the genesis or operator files is logged and extended into the launch PCR before the next
+//! quote, and peers refuse the event their manifest does not list.
 
 use crate::client::{Client, ClientError, PeerKey};
 use crate::node::config::{AdmissionConfig, AdmissionMode, NodeConfig};
@@ -17,6 +19,7 @@ use bulwark_api::answers::PeerAdmission;
 use bulwark_attest::dev::DevAttestor;
 use bulwark_attest::evidence::{AppMeasurements, Evidence};
 use bulwark_attest::hexbytes::Sha256Digest;
+use bulwark_attest::launch::{EventKind, LaunchEvent};
 use bulwark_attest::manifest::{OperatorSet, SignedManifest};
 use bulwark_attest::nonce::node_key_hash;
 use bulwark_attest::tpm::CredentialChallenge;
@@ -123,10 +126,13 @@ fn read(path: &Path) -> Result<Vec<u8>, NodeError> {
     })
 }
 
-/// The node's TPM after measured launch, with the measurements PCR 23 holds now.
+/// The node's TPM after measured launch: the launch log (which replays to the launch PCR) and
+/// what it measured last.
 pub struct TpmLaunch {
     tpm: NodeTpm,
     measured: AppMeasurements,
+    log_path: PathBuf,
+    log: Vec<LaunchEvent>,
 }
 
 /// A TPM shared by the evidence producer and the endpoint.
@@ -155,8 +161,11 @@ fn tpm_error(error: LaunchError) -> NodeError {
     NodeError::Attestation(error.to_string())
 }
 
-/// Measured launch (`mode = "tpm"`): opens the TPM, resets PCR 23 and extends it with the
-/// binary, genesis and operator-set digests. `None` in other modes.
+/// Measured launch (`mode = "tpm"`): opens the TPM and checks what the launcher measured before
+/// this node started: the launch log must replay to the launch PCR and its last launch must be
+/// this binary, genesis and operator set. A node never measures itself (a tampered binary would
+/// measure the honest digests), so without that measurement it refuses to start. `None` in
+/// other modes.
 pub fn measured_launch(config: &NodeConfig) -> Result<Option<SharedTpm>, NodeError> {
     let Some(admission) = config
         .admission
@@ -166,50 +175,50 @@ pub fn measured_launch(config: &NodeConfig) -> Result<Option<SharedTpm>, NodeErr
         return Ok(None);
     };
     let tcti = admission.tcti.as_deref().unwrap_or_default();
+    let log_path = admission
+        .launch_log
+        .clone()
+        .ok_or_else(|| NodeError::Attestation("admission mode \"tpm\" needs launch_log".into()))?;
     let mut tpm = NodeTpm::open(tcti).map_err(tpm_error)?;
-    let measured = measure_files(
+    let own = measure_files(
         &current_exe()?,
         &config.genesis_file,
         &admission.operators_file,
     )?;
-    if admission.measured_by_launcher {
-        let pcr23 = tpm
-            .read_pcrs()
-            .map_err(tpm_error)?
-            .get(&bulwark_attest::tpm::APP_PCR)
-            .copied()
-            .unwrap_or_default();
-        let expected = measured.app_pcr_value();
-        if pcr23 == expected {
-            info!(
-                %tcti,
-                pcr23 = %hex::encode(pcr23),
-                "PCR 23 measured by the launcher holds this binary, genesis and operator set"
-            );
-        } else {
-            warn!(
-                %tcti,
-                pcr23 = %hex::encode(pcr23),
-                expected = %hex::encode(expected),
-                "PCR 23 measured by the launcher does not hold this binary, genesis and operator set: peers will refuse this node's quotes and its sealed secrets will not open"
-            );
-        }
-        return Ok(Some(Arc::new(Mutex::new(TpmLaunch { tpm, measured }))));
+    let log = tpm.current_log(&log_path).map_err(tpm_error)?;
+    let measured = bulwark_attest::launch::check_shape(&log).map_err(|e| {
+        NodeError::Attestation(format!(
+            "{}: {e}. A TPM node starts only after its launcher measured it (`bulwark attest measure --log`)",
+            log_path.display()
+        ))
+    })?;
+    if measured != own {
+        return Err(NodeError::Attestation(format!(
+            "the launcher last measured binary {}, config {}, policy {}, but this node runs binary {}, config {}, policy {}: refusing to start (peers would refuse its quotes and its sealed secrets would not open); start it through its launcher",
+            measured.binary, measured.config, measured.policy, own.binary, own.config, own.policy
+        )));
     }
-    tpm.measure_launch(&measured).map_err(tpm_error)?;
     info!(
         %tcti,
-        binary = %measured.binary,
-        config = %measured.config,
-        policy = %measured.policy,
-        pcr23 = %hex::encode(measured.app_pcr_value()),
-        "measured launch into TPM PCR 23"
+        launches = log.len() / 3,
+        binary = %own.binary,
+        config = %own.config,
+        policy = %own.policy,
+        "measured launch checked: the launch log replays to PCR {} and names this binary, genesis and operator set",
+        bulwark_attest::launch::LAUNCH_PCR
     );
-    Ok(Some(Arc::new(Mutex::new(TpmLaunch { tpm, measured }))))
+    Ok(Some(Arc::new(Mutex::new(TpmLaunch {
+        tpm,
+        measured,
+        log_path,
+        log,
+    }))))
 }
 
 /// The keystore that protects the node key and the DKG share at rest: with a TPM, its key is
-/// sealed to PCRs 0–7 and 23 in `keystore.sealed` (created on first start); otherwise the
+/// sealed in `keystore.sealed` to PCRs 0–7 and to the launch PCR as this launch and the next
+/// few honest ones leave it (created on first start, sealed again at every start so the window
+/// moves with the launches); otherwise the
 /// DEVELOPMENT file keystore, which says so. Under the TPM a DEVELOPMENT key file is adopted
 /// (sealed, then removed) only during the explicit migration: otherwise anyone who can write the
 /// data directory could plant a key of their choosing and the secrets sealed under it.
@@ -230,7 +239,8 @@ pub fn open_keystore(
         return Keystore::open(data_dir, migration)
             .map_err(|e| file_error(data_dir, e.to_string()));
     };
-    let mut launch = tpm.lock().expect("the TPM lock must not be poisoned");
+    let mut guard = tpm.lock().expect("the TPM lock must not be poisoned");
+    let launch = &mut *guard;
     let sealed_path = data_dir.join(keystore::SEALED_KEY_FILE);
     if sealed_path.exists() {
         let bytes = keystore::read_private(&sealed_path)
@@ -245,7 +255,20 @@ pub fn open_keystore(
         })?;
         let key = <[u8; 32]>::try_from(key.as_slice())
             .map_err(|_| file_error(&sealed_path, "the unsealed key is not 32 bytes".into()))?;
-        info!("keystore key unsealed by the TPM (PCRs 0-7 and 23 match their sealing values)");
+        // Sealed again from this launch on, so the next launches open it too.
+        let blob = launch
+            .tpm
+            .seal_for_launches(&key, &launch.log, &launch.measured)
+            .map_err(tpm_error)?;
+        let json = serde_json::to_vec_pretty(&blob)
+            .map_err(|e| file_error(&sealed_path, e.to_string()))?;
+        keystore::write_private(&sealed_path, &json)
+            .map_err(|e| file_error(&sealed_path, e.to_string()))?;
+        info!(
+            launch = launch.log.len() / 3,
+            ahead = bulwark_attestor::launch::SEAL_LAUNCHES_AHEAD,
+            "keystore key unsealed by the TPM (PCRs 0-7 and the launch PCR hold an honest launch) and sealed again for the launches ahead"
+        );
         return Ok(Keystore::from_key(key, migration));
     }
     // First start under the TPM: a fresh key (or, during the migration only, the development
@@ -269,7 +292,10 @@ pub fn open_keystore(
     } else {
         rand::random()
     };
-    let blob = launch.tpm.seal(&key).map_err(tpm_error)?;
+    let blob = launch
+        .tpm
+        .seal_for_launches(&key, &launch.log, &launch.measured)
+        .map_err(tpm_error)?;
     let json =
         serde_json::to_vec_pretty(&blob).map_err(|e| file_error(&sealed_path, e.to_string()))?;
     keystore::write_private(&sealed_path, &json)
@@ -283,7 +309,7 @@ pub fn open_keystore(
     }
     info!(
         file = %sealed_path.display(),
-        "keystore key sealed to TPM PCRs 0-7 and 23 (first start under the TPM)"
+        "keystore key sealed to TPM PCRs 0-7 and the launch PCR (first start under the TPM)"
     );
     Ok(Keystore::from_key(key, migration))
 }
@@ -419,23 +445,32 @@ impl Attestation {
                 measurements,
             )),
             Producer::Tpm(tpm) => {
-                let mut launch = tpm.lock().map_err(|_| AttestationError::TpmPoisoned)?;
-                // A changed genesis or operator set is extended into PCR 23 (once per change)
-                // before the quote, so the quote shows it.
+                let mut guard = tpm.lock().map_err(|_| AttestationError::TpmPoisoned)?;
+                let launch = &mut *guard;
+                // A changed genesis or operator set is logged and extended into the launch PCR
+                // (once per change) before the quote, so the quote shows it.
                 let mut changed = Vec::new();
                 if measurements.config != launch.measured.config {
-                    changed.push(measurements.config.0);
+                    changed.push(LaunchEvent {
+                        kind: EventKind::Config,
+                        digest: measurements.config,
+                    });
                     launch.measured.config = measurements.config;
                 }
                 if measurements.policy != launch.measured.policy {
-                    changed.push(measurements.policy.0);
+                    changed.push(LaunchEvent {
+                        kind: EventKind::Policy,
+                        digest: measurements.policy,
+                    });
                     launch.measured.policy = measurements.policy;
                 }
                 if !changed.is_empty() {
-                    launch.tpm.extend(&changed)?;
+                    launch
+                        .tpm
+                        .extend_logged(&launch.log_path, &mut launch.log, &changed)?;
                     warn!(
-                        digests = ?changed.iter().map(hex::encode).collect::<Vec<_>>(),
-                        "measured configuration or policy changed: extended into TPM PCR 23"
+                        digests = ?changed.iter().map(|e| e.digest.to_hex()).collect::<Vec<_>>(),
+                        "measured configuration or policy changed: logged and extended into the launch PCR"
                     );
                 }
                 let qualifying =
@@ -444,6 +479,7 @@ impl Attestation {
                     &qualifying,
                     self.key_hash,
                     ADMISSION_EPOCH,
+                    &launch.log,
                 )?)
             }
         };

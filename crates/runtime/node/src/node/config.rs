@@ -129,8 +129,8 @@ pub struct OracleSourceConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AdmissionMode {
-    /// Quotes from the node's TPM (measured launch into PCR 23, AK enrolled by credential
-    /// activation, secrets sealed to the measured PCRs).
+    /// Quotes from the node's TPM (measured by its launcher into the launch PCR 15 with an
+    /// event log, AK enrolled by credential activation, secrets sealed to the measured PCRs).
     Tpm,
     /// Software-signed DEVELOPMENT evidence, accepted only by a manifest that allows it.
     Dev,
@@ -140,20 +140,21 @@ pub enum AdmissionMode {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdmissionConfig {
-    /// `tpm`: quotes from the node's TPM (measured launch into PCR 23, AK enrolled by
-    /// credential activation, secrets sealed to the measured PCRs). `dev`: software-signed
+    /// `tpm`: quotes from the node's TPM (measured by its launcher into the launch PCR 15 with
+    /// an event log, AK enrolled by credential activation, secrets sealed to the measured PCRs). `dev`: software-signed
     /// DEVELOPMENT evidence, accepted only by a manifest that allows it.
     pub mode: AdmissionMode,
     /// The TPM's TCTI (`mode = "tpm"`), e.g. `device:/dev/tpmrm0` or
     /// `swtpm:host=127.0.0.1,port=2321`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcti: Option<String>,
-    /// `mode = "tpm"`: PCR 23 was reset and extended by the launcher before this node started
-    /// (`bulwark attest measure`, IMA, or `bulwark up --tpm`), so the node does not measure
-    /// itself; it only checks the value and warns when it is not its own. Default false: the
-    /// node measures itself at launch (a tampered binary could then extend honest digests).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub measured_by_launcher: bool,
+    /// `mode = "tpm"` (required): the launch log of the launcher that measured this node into
+    /// the launch PCR before it started (`bulwark attest measure --log`, or `bulwark up --tpm`).
+    /// The node never measures itself, since a tampered binary would measure the honest digests;
+    /// it refuses to start unless the log replays to the PCR and its last launch is this binary,
+    /// genesis and operator set, and it sends the log with every quote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_log: Option<PathBuf>,
     /// Re-attestation interval, milliseconds (at least 500).
     #[serde(default = "default_interval_ms")]
     pub interval_ms: u64,
@@ -265,6 +266,9 @@ impl NodeConfig {
             files.push(&mut admission.manifest_file);
             files.push(&mut admission.operators_file);
             if let Some(file) = admission.ek_ca_file.as_mut() {
+                files.push(file);
+            }
+            if let Some(file) = admission.launch_log.as_mut() {
                 files.push(file);
             }
             if let Some(file) = admission.attestor_key_file.as_mut() {
@@ -396,6 +400,9 @@ impl NodeConfig {
                 if admission.ek_ca_file.is_some() {
                     return Some("ek_ca_file applies to admission mode \"tpm\" only".into());
                 }
+                if admission.launch_log.is_some() {
+                    return Some("launch_log applies to admission mode \"tpm\" only".into());
+                }
                 if admission.attestor_key_file.is_none() {
                     return Some("admission mode \"dev\" needs attestor_key_file".into());
                 }
@@ -404,6 +411,11 @@ impl NodeConfig {
                 if admission.tcti.as_deref().is_none_or(str::is_empty) {
                     return Some(
                         "admission mode \"tpm\" needs tcti (e.g. \"device:/dev/tpmrm0\")".into(),
+                    );
+                }
+                if admission.launch_log.is_none() {
+                    return Some(
+                        "admission mode \"tpm\" needs launch_log: the log its launcher (`bulwark attest measure --log`) keeps; a node does not measure itself".into(),
                     );
                 }
                 for peer in &self.peers {
@@ -594,7 +606,7 @@ mod tests {
         AdmissionConfig {
             mode,
             tcti: Some("device:/dev/tpmrm0".into()),
-            measured_by_launcher: false,
+            launch_log: (mode == AdmissionMode::Tpm).then(|| "launch.log".into()),
             interval_ms: 1_000,
             appraisal_ttl_ms: None,
             manifest_file: "m".into(),
@@ -669,7 +681,8 @@ mod tests {
             c.admission = Some(AdmissionConfig {
                 mode,
                 tcti: tcti.map(str::to_string),
-                measured_by_launcher: false,
+                launch_log: (mode == AdmissionMode::Tpm && tcti != Some("no-log"))
+                    .then(|| "launch.log".into()),
                 interval_ms: 1_000,
                 appraisal_ttl_ms: None,
                 manifest_file: "m".into(),
@@ -693,6 +706,11 @@ mod tests {
         assert!(with(AdmissionMode::Tpm, None, false, Some("00ab"))
             .unwrap_err()
             .contains("tcti"));
+        assert!(
+            with(AdmissionMode::Tpm, Some("no-log"), false, Some("00ab"))
+                .unwrap_err()
+                .contains("launch_log")
+        );
         assert!(
             with(AdmissionMode::Tpm, Some("device:/dev/tpmrm0"), false, None)
                 .unwrap_err()

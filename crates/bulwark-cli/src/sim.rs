@@ -51,8 +51,13 @@ pub fn run(args: SimArgs) -> ExitCode {
         let report = bulwark_sim::Report::new(&name, &scenario, &outcome);
         return print_report(&report, report.held);
     }
-    if let Some(report) = bulwark_sim::run_member_attack(&name, args.seed, args.nodes as usize) {
-        return print_report(&report, report.held);
+    match bulwark_sim::run_member_attack(&name, args.seed, args.nodes as usize) {
+        Some(Ok(report)) => return print_report(&report, report.held),
+        Some(Err(why)) => {
+            eprintln!("bulwark sim: {why}");
+            return ExitCode::from(2);
+        }
+        None => {}
     }
     let Some(kind) = Kind::parse(&name) else {
         let committee: Vec<&str> = bulwark_sim::COMMITTEE_SCENARIOS

@@ -141,6 +141,9 @@ pub struct Verifier {
     enrolled: HashMap<String, EnrolledAk>,
     last_clock: HashMap<String, ClockInfo>,
     verified_manifests: HashSet<[u8; 32]>,
+    /// TEST ONLY (feature `recorded-samples`): the report data SEV-SNP and TDX evidence must
+    /// carry instead of the qualifying data. Never set in a build without that feature.
+    recorded_report_data: Option<[u8; 64]>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -185,6 +188,7 @@ impl Verifier {
             enrolled: HashMap::new(),
             last_clock: HashMap::new(),
             verified_manifests: HashSet::new(),
+            recorded_report_data: None,
         }
     }
 
@@ -346,13 +350,26 @@ impl Verifier {
             return out.refuse(code, error.to_string());
         }
         let expected = qualifying_data(&request.nonce, &request.node_key_sha256, request.epoch);
+        let report_data = match self.recorded_report_data {
+            Some(recorded)
+                if matches!(request.evidence, Evidence::SevSnp(_) | Evidence::Tdx(_)) =>
+            {
+                out.push_reason(
+                    Status::Warning,
+                    "recorded-sample-report-data",
+                    "TEST ONLY: the report data is compared with a recorded sample's own, not with this nonce; a build with the recorded-samples feature is never production".into(),
+                );
+                recorded
+            }
+            _ => crate::tee::appraise::expected_report_data(&expected),
+        };
         match request.evidence {
             Evidence::Tpm2Quote(tpm) => self.appraise_tpm(request, manifest, tpm, &expected, out),
             Evidence::SevSnp(snp) => {
-                crate::tee::appraise::appraise_snp(manifest, snp, &expected, now_ms, out);
+                crate::tee::appraise::appraise_snp(manifest, snp, &report_data, now_ms, out);
             }
             Evidence::Tdx(tdx) => {
-                crate::tee::appraise::appraise_tdx(manifest, tdx, &expected, now_ms, out);
+                crate::tee::appraise::appraise_tdx(manifest, tdx, &report_data, now_ms, out);
             }
             Evidence::DevInsecure(_) if !self.config.accept_dev_evidence => out.refuse(
                 "dev-evidence-not-accepted",
@@ -608,4 +625,16 @@ fn appraise_dev(
         "insecure-dev-evidence",
         "INSECURE: accepted software-signed development evidence because the manifest allows it; no hardware root of trust".into(),
     );
+}
+
+#[cfg(feature = "recorded-samples")]
+impl Verifier {
+    /// TEST ONLY: SEV-SNP and TDX evidence is held to `report_data` (a recorded sample's own)
+    /// instead of the qualifying data of the nonce, so that real samples recorded elsewhere can
+    /// be appraised end to end by this verifier. Each such appraisal says so in a warning. The
+    /// method exists only with the `recorded-samples` feature, which only the test command turns
+    /// on; `None` restores the real rule.
+    pub fn expect_recorded_report_data(&mut self, report_data: Option<[u8; 64]>) {
+        self.recorded_report_data = report_data;
+    }
 }

@@ -127,6 +127,14 @@ impl<K: Ord + Clone> Admission<K> {
         }
     }
 
+    /// TEST ONLY (feature `recorded-samples`): see
+    /// [`Verifier::expect_recorded_report_data`]; lets the simulator admit members that replay
+    /// recorded SEV-SNP and TDX samples through this very admission.
+    #[cfg(feature = "recorded-samples")]
+    pub fn expect_recorded_report_data(&mut self, report_data: Option<[u8; 64]>) {
+        self.verifier.expect_recorded_report_data(report_data);
+    }
+
     /// Records `peer`'s endorsement key (marshalled `TPMT_PUBLIC`, from the operators'
     /// inventory): the peer attests with a TPM, and its AK must be enrolled against this EK.
     pub fn with_endorsement_key(mut self, peer: K, ek_public: Vec<u8>) -> Self {

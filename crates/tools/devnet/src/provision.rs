@@ -391,6 +391,9 @@ fn write_node(
             operators_file: "operators.json".into(),
             attestor_key_file: (!options.tpm).then(|| "attestor.key".into()),
             ek_ca_file: options.tpm.then(|| Path::new("..").join(EK_CA_FILE)),
+            tsm_dir: None,
+            vcek_file: None,
+            collateral_file: None,
         }),
         // A committee on one machine, started by `up`: its development paths (the dev
         // attestor, the synthetic feed) are accepted, and say so when they run.

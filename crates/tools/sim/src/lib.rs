@@ -20,6 +20,8 @@ mod launch_forgery;
 pub mod member_attacks;
 mod run;
 mod scenario;
+#[cfg(feature = "recorded-samples")]
+pub mod tee_admission;
 mod world;
 
 pub use check::{check, Summary, Violation};

@@ -44,6 +44,10 @@ pub const MEMBER_SCENARIOS: &[(&str, &str)] = &[
         "the launcher measured a tampered binary into member n-1's TPM; it tries every reset of the launch PCR (localities 0-4) and every sequence of up to three honest extensions, then unseals and answers every member's challenge with forged launch logs",
     ),
     (
+        "tee-admission",
+        "every member replays a recorded SEV-SNP or TDX sample, appraised through the production admission at the samples' date; member n-1 flips one seeded byte of its sample (TEST-ONLY report-data switch: needs the recorded-samples feature, which only the test command enables)",
+    ),
+    (
         "tpm-ops-flood",
         "a stranger and a member flood member 0's attest, attest-key and activate endpoint, and forge requests in another member's name",
     ),
@@ -74,10 +78,20 @@ pub struct MemberReport {
     pub replay: String,
 }
 
-/// Runs the member-level scenario `name` at `seed` with `n` members, or `None` for an unknown name.
-pub fn run_member_attack(name: &str, seed: u64, n: usize) -> Option<MemberReport> {
+/// Runs the member-level scenario `name` at `seed` with `n` members, or `None` for an unknown
+/// name; `Some(Err(why))` when this build or machine cannot run it.
+pub fn run_member_attack(name: &str, seed: u64, n: usize) -> Option<Result<MemberReport, String>> {
     let none = |(achieved, refused): Outcome| (achieved, refused, 0);
     let (achieved, refused, false_evidence) = match name {
+        #[cfg(feature = "recorded-samples")]
+        "tee-admission" => match crate::tee_admission::tee_admission(seed, n) {
+            Ok(outcome) => outcome,
+            Err(why) => return Some(Err(why)),
+        },
+        #[cfg(not(feature = "recorded-samples"))]
+        "tee-admission" => {
+            return Some(Err("tee-admission replays recorded SEV-SNP/TDX samples through a TEST-ONLY verifier switch that this build does not have (production builds never do); run it with `cargo run --features bulwark-sim/recorded-samples -- sim --scenario tee-admission`, as the test command does".into()))
+        }
         "cut-off-lapse" => none(cut_off_lapse(seed, n)),
         "keystore-swap" => none(keystore_swap(seed, n)),
         "dev-paths-in-production" => none(dev_paths_in_production(n)),
@@ -89,7 +103,7 @@ pub fn run_member_attack(name: &str, seed: u64, n: usize) -> Option<MemberReport
         .iter()
         .find(|(known, _)| *known == name)
         .map_or_else(String::new, |(_, what)| (*what).to_string());
-    Some(MemberReport {
+    Some(Ok(MemberReport {
         scenario: name.to_string(),
         attack,
         seed,
@@ -100,7 +114,7 @@ pub fn run_member_attack(name: &str, seed: u64, n: usize) -> Option<MemberReport
         achieved,
         refused,
         replay: format!("bulwark sim --scenario {name} --seed {seed} --nodes {n}"),
-    })
+    }))
 }
 
 type Outcome = (Vec<String>, Vec<String>);
@@ -364,6 +378,9 @@ fn dev_paths_in_production(n: usize) -> Outcome {
             operators_file: "operators.json".into(),
             attestor_key_file: Some("attestor.key".into()),
             ek_ca_file: None,
+            tsm_dir: None,
+            vcek_file: None,
+            collateral_file: None,
         }),
         development: false,
     };

@@ -5,7 +5,7 @@
 use bulwark_sim::{run_member_attack, MEMBER_SCENARIOS};
 
 fn run(name: &str, seed: u64, n: usize) -> bulwark_sim::MemberReport {
-    let report = run_member_attack(name, seed, n).unwrap();
+    let report = run_member_attack(name, seed, n).unwrap().unwrap();
     eprintln!("{}", serde_json::to_string(&report).unwrap());
     assert!(report.held, "{report:#?}");
     assert!(report.achieved.is_empty(), "{report:#?}");
@@ -75,5 +75,39 @@ fn every_member_scenario_is_named_and_unknown_names_are_not() {
     for (name, _) in MEMBER_SCENARIOS {
         assert!(run_member_attack(name, 3, 4).is_some());
     }
+    // Without the test-only switch, the TEE scenario says why it cannot run.
+    if !cfg!(feature = "recorded-samples") {
+        let why = run_member_attack("tee-admission", 3, 4)
+            .unwrap()
+            .unwrap_err();
+        assert!(why.contains("TEST-ONLY"), "{why}");
+    }
     assert!(run_member_attack("no-such-attack", 3, 4).is_none());
+}
+
+/// Attack 8: SEV-SNP and TDX members admitted end to end on recorded samples; a flipped byte
+/// anywhere in the attacker's sample keeps it out. Needs the test-only switch (the test command
+/// enables it) and the shared samples (skipped with a message without them).
+#[cfg(feature = "recorded-samples")]
+#[test]
+fn tee_members_are_admitted_on_real_samples_and_a_flipped_byte_keeps_one_out() {
+    if !bulwark_sim::tee_admission::samples_dir().is_dir() {
+        println!("SKIPPED: the recorded SEV-SNP/TDX samples are not here");
+        return;
+    }
+    // Six seeds: each of the three samples is the attacker's at n = 4 and at n = 7.
+    let mut attacked = std::collections::BTreeSet::new();
+    for (seed, n) in [(221, 4), (222, 4), (223, 4), (224, 7), (225, 7), (226, 7)] {
+        let report = run("tee-admission", seed, n);
+        assert_eq!(report.refused.len(), n - 1, "{report:#?}");
+        let sample = report.refused[0]
+            .split(" (")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        attacked.insert((sample.to_string(), n));
+    }
+    assert_eq!(attacked.len(), 6, "{attacked:?}");
 }

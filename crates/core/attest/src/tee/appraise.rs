@@ -10,12 +10,19 @@ use crate::evidence::{SnpEvidence, TdxEvidence};
 use crate::hexbytes::HexBytes;
 use crate::manifest::ReferenceManifest;
 
-fn check_report_data(out: &mut Appraisal, report_data: &[u8; 64], expected: &[u8; 32]) {
-    if report_data[..32] != expected[..] || report_data[32..].iter().any(|b| *b != 0) {
+/// The 64 bytes a report must carry: the qualifying data followed by 32 zero bytes.
+pub(crate) fn expected_report_data(qualifying: &[u8; 32]) -> [u8; 64] {
+    let mut expected = [0u8; 64];
+    expected[..32].copy_from_slice(qualifying);
+    expected
+}
+
+fn check_report_data(out: &mut Appraisal, report_data: &[u8; 64], expected: &[u8; 64]) {
+    if report_data != expected {
         out.refuse(
             "qualifying-data-mismatch",
             format!(
-                "report_data {} is not the expected qualifying data {} followed by zeros: wrong nonce, node key or epoch",
+                "report_data {} is not the expected {} (the qualifying data followed by zeros): wrong nonce, node key or epoch",
                 hex::encode(report_data),
                 hex::encode(expected)
             ),
@@ -34,7 +41,7 @@ fn list(values: &[HexBytes<48>]) -> String {
 pub(crate) fn appraise_snp(
     manifest: &ReferenceManifest,
     evidence: &SnpEvidence,
-    expected: &[u8; 32],
+    expected: &[u8; 64],
     now_ms: u64,
     out: &mut Appraisal,
 ) {
@@ -95,7 +102,7 @@ pub(crate) fn appraise_snp(
 pub(crate) fn appraise_tdx(
     manifest: &ReferenceManifest,
     evidence: &TdxEvidence,
-    expected: &[u8; 32],
+    expected: &[u8; 64],
     now_ms: u64,
     out: &mut Appraisal,
 ) {

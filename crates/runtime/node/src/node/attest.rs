@@ -58,8 +58,8 @@ pub enum AttestationError {
     /// The evidence cannot be encoded as JSON.
     #[error(transparent)]
     Encode(#[from] serde_json::Error),
-    /// A TPM operation was asked of a node that attests with the DEVELOPMENT attestor.
-    #[error("this node attests with the DEVELOPMENT attestor, not a TPM")]
+    /// A TPM operation was asked of a node that does not attest with a TPM.
+    #[error("this node does not attest with a TPM (DEVELOPMENT attestor or a confidential VM)")]
     NotTpm,
     /// Enrollment: the peer's client endpoint did not answer, or refused.
     #[error(transparent)]
@@ -67,6 +67,9 @@ pub enum AttestationError {
     /// Enrollment: the peer's attestation key was not enrolled (see its admission reasons).
     #[error(transparent)]
     Enrollment(#[from] AdmissionError),
+    /// The confidential VM's configfs-tsm did not give a report.
+    #[error(transparent)]
+    Tee(#[from] bulwark_attestor::tsm::TsmError),
 }
 
 /// `mode = "tpm"`: checks every listed member's `tpm_ek_cert` against the trusted EK CAs of
@@ -233,7 +236,7 @@ pub fn open_keystore(
     };
     let Some(tpm) = tpm else {
         warn!(
-            "DEVELOPMENT keystore: secrets are encrypted under {} beside them, not sealed to a TPM",
+            "DEVELOPMENT keystore: secrets are encrypted under {} beside them, not sealed to a TPM (in mode \"snp\"/\"tdx\" too: sealing to the TEE is not built, so the VM's memory encryption protects them only while the node runs)",
             keystore::KEY_FILE
         );
         return Keystore::open(data_dir, migration)
@@ -356,6 +359,7 @@ pub fn load_node_seed(
 enum Producer {
     Dev(Box<DevAttestor>),
     Tpm(SharedTpm),
+    Tee(bulwark_attestor::tsm::TeeSource),
 }
 
 /// This node's evidence producer.
@@ -378,7 +382,31 @@ impl Attestation {
         me: &PublicKey,
         tpm: Option<SharedTpm>,
     ) -> Result<Self, NodeError> {
+        let tee = match admission.mode {
+            AdmissionMode::Snp => Some(bulwark_attestor::tsm::TeeKind::Snp),
+            AdmissionMode::Tdx => Some(bulwark_attestor::tsm::TeeKind::Tdx),
+            AdmissionMode::Tpm | AdmissionMode::Dev => None,
+        };
         let (producer, binary) = match tpm {
+            _ if tee.is_some() => {
+                let kind = tee.unwrap_or(bulwark_attestor::tsm::TeeKind::Snp);
+                let source = bulwark_attestor::tsm::TeeSource::new(
+                    kind,
+                    admission
+                        .tsm_dir
+                        .clone()
+                        .unwrap_or_else(|| bulwark_attestor::tsm::TSM_REPORT_DIR.into()),
+                    admission.vcek_file.clone(),
+                    admission.collateral_file.clone(),
+                );
+                info!(
+                    provider = kind.provider(),
+                    "attesting with the confidential VM's reports (configfs-tsm); the launch measurement covers what the VM booted"
+                );
+                let binary =
+                    AppMeasurements::from_contents(&read(&current_exe()?)?, &[], &[]).binary;
+                (Producer::Tee(source), binary)
+            }
             Some(tpm) => {
                 let binary = tpm
                     .lock()
@@ -482,6 +510,13 @@ impl Attestation {
                     &launch.log,
                 )?)
             }
+            Producer::Tee(source) => {
+                let qualifying =
+                    bulwark_attest::nonce::qualifying_data(&nonce, &self.key_hash, ADMISSION_EPOCH);
+                let mut report_data = [0u8; 64];
+                report_data[..32].copy_from_slice(&qualifying);
+                source.evidence(&report_data)?
+            }
         };
         Ok(serde_json::to_vec(&evidence)?)
     }
@@ -494,7 +529,7 @@ impl Attestation {
                 .map_err(|_| AttestationError::TpmPoisoned)?
                 .tpm
                 .ak_public()?),
-            Producer::Dev(_) => Err(AttestationError::NotTpm),
+            Producer::Dev(_) | Producer::Tee(_) => Err(AttestationError::NotTpm),
         }
     }
 
@@ -517,7 +552,7 @@ impl Attestation {
                     .activate(&challenge)?;
                 Ok(credential.to_vec())
             }
-            Producer::Dev(_) => Err(AttestationError::NotTpm),
+            Producer::Dev(_) | Producer::Tee(_) => Err(AttestationError::NotTpm),
         }
     }
 }

@@ -134,6 +134,12 @@ pub enum AdmissionMode {
     Tpm,
     /// Software-signed DEVELOPMENT evidence, accepted only by a manifest that allows it.
     Dev,
+    /// An AMD SEV-SNP confidential VM: reports from configfs-tsm (`sev_guest`), signed by the
+    /// chip's VCEK, appraised to AMD's roots against the manifest's `snp` section.
+    Snp,
+    /// An Intel TDX trust domain: quotes from configfs-tsm (`tdx_guest`) with DCAP collateral,
+    /// appraised to Intel's root against the manifest's `tdx` section.
+    Tdx,
 }
 
 /// Attested admission (see `bulwark_consensus::admission`).
@@ -141,8 +147,9 @@ pub enum AdmissionMode {
 #[serde(deny_unknown_fields)]
 pub struct AdmissionConfig {
     /// `tpm`: quotes from the node's TPM (measured by its launcher into the launch PCR 15 with
-    /// an event log, AK enrolled by credential activation, secrets sealed to the measured PCRs). `dev`: software-signed
-    /// DEVELOPMENT evidence, accepted only by a manifest that allows it.
+    /// an event log, AK enrolled by credential activation, secrets sealed to the measured PCRs).
+    /// `snp` / `tdx`: reports or quotes from a confidential VM's configfs-tsm. `dev`:
+    /// software-signed DEVELOPMENT evidence, accepted only by a manifest that allows it.
     pub mode: AdmissionMode,
     /// The TPM's TCTI (`mode = "tpm"`), e.g. `device:/dev/tpmrm0` or
     /// `swtpm:host=127.0.0.1,port=2321`.
@@ -176,6 +183,19 @@ pub struct AdmissionConfig {
     /// trusted from the inventory alone, and the node warns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ek_ca_file: Option<PathBuf>,
+    /// `mode = "snp"` / `"tdx"`: the configfs-tsm report directory; default
+    /// `/sys/kernel/config/tsm/report`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsm_dir: Option<PathBuf>,
+    /// `mode = "snp"`: the chip's VCEK certificate (DER, from AMD's KDS for this chip and TCB),
+    /// used when the host's extended report carries none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcek_file: Option<PathBuf>,
+    /// `mode = "tdx"` (required): DCAP collateral for this platform as
+    /// `dcap_qvl::QuoteCollateralV3` JSON (from Intel PCS or a PCCS), read for every quote, so
+    /// the operator keeps it fresh: peers refuse a quote whose collateral expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collateral_file: Option<PathBuf>,
 }
 
 fn default_block_txs_max() -> usize {
@@ -269,6 +289,16 @@ impl NodeConfig {
                 files.push(file);
             }
             if let Some(file) = admission.launch_log.as_mut() {
+                files.push(file);
+            }
+            for file in [
+                admission.tsm_dir.as_mut(),
+                admission.vcek_file.as_mut(),
+                admission.collateral_file.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
                 files.push(file);
             }
             if let Some(file) = admission.attestor_key_file.as_mut() {
@@ -392,7 +422,50 @@ impl NodeConfig {
 
     /// What is wrong with the `[admission]` section, if anything.
     fn admission_problem(&self, admission: &AdmissionConfig) -> Option<String> {
+        let tee = matches!(admission.mode, AdmissionMode::Snp | AdmissionMode::Tdx);
+        for (set, what, applies) in [
+            (
+                admission.tsm_dir.is_some(),
+                "tsm_dir",
+                "\"snp\" and \"tdx\"",
+            ),
+            (admission.vcek_file.is_some(), "vcek_file", "\"snp\""),
+            (
+                admission.collateral_file.is_some(),
+                "collateral_file",
+                "\"tdx\"",
+            ),
+        ] {
+            let fits = match what {
+                "tsm_dir" => tee,
+                "vcek_file" => admission.mode == AdmissionMode::Snp,
+                _ => admission.mode == AdmissionMode::Tdx,
+            };
+            if set && !fits {
+                return Some(format!("{what} applies to admission mode {applies} only"));
+            }
+        }
+        if tee {
+            for (set, what) in [
+                (admission.tcti.is_some(), "tcti"),
+                (admission.launch_log.is_some(), "launch_log"),
+                (admission.ek_ca_file.is_some(), "ek_ca_file"),
+                (admission.attestor_key_file.is_some(), "attestor_key_file"),
+            ] {
+                if set {
+                    return Some(format!(
+                        "{what} does not apply to admission mode \"snp\" or \"tdx\""
+                    ));
+                }
+            }
+        }
         match admission.mode {
+            AdmissionMode::Snp => {}
+            AdmissionMode::Tdx => {
+                if admission.collateral_file.is_none() {
+                    return Some("admission mode \"tdx\" needs collateral_file: DCAP collateral JSON for this platform (from Intel PCS or a PCCS), kept fresh by the operator".into());
+                }
+            }
             AdmissionMode::Dev => {
                 if !self.development {
                     return Some("admission mode \"dev\" (the DEVELOPMENT attestor) is refused in production; use mode = \"tpm\" (only a DEVELOPMENT committee, development = true, accepts dev evidence)".into());
@@ -613,6 +686,9 @@ mod tests {
             operators_file: "o".into(),
             attestor_key_file: Some("a".into()),
             ek_ca_file: ek_ca_file.map(Into::into),
+            tsm_dir: None,
+            vcek_file: None,
+            collateral_file: None,
         }
     }
 
@@ -689,6 +765,9 @@ mod tests {
                 operators_file: "o".into(),
                 attestor_key_file: attestor.then(|| "a".into()),
                 ek_ca_file: None,
+                tsm_dir: None,
+                vcek_file: None,
+                collateral_file: None,
             });
             c.validate(path).map_err(|e| e.to_string())
         };
@@ -724,6 +803,57 @@ mod tests {
         )
         .unwrap_err()
         .contains("not hex"));
+    }
+
+    #[test]
+    fn tee_modes_take_their_own_settings_and_no_others() {
+        let path = Path::new("node.toml");
+        let tee = |mode: AdmissionMode, edit: &dyn Fn(&mut AdmissionConfig)| {
+            let mut c = config(&["a", "b", "c", "d"]);
+            c.development = false;
+            for peer in &mut c.peers {
+                peer.client_address = Some("127.0.0.1:4".parse().unwrap());
+            }
+            let mut admission = admission(mode, None);
+            admission.tcti = None;
+            admission.attestor_key_file = None;
+            edit(&mut admission);
+            c.admission = Some(admission);
+            c.validate(path).map_err(|e| e.to_string())
+        };
+        // SEV-SNP needs nothing more (the VCEK may come from the host); production is fine.
+        assert!(tee(AdmissionMode::Snp, &|_| {}).is_ok());
+        assert!(tee(AdmissionMode::Snp, &|a| a.vcek_file =
+            Some("vcek.der".into()))
+        .is_ok());
+        // TDX needs its collateral.
+        assert!(tee(AdmissionMode::Tdx, &|_| {})
+            .unwrap_err()
+            .contains("collateral_file"));
+        assert!(tee(AdmissionMode::Tdx, &|a| a.collateral_file =
+            Some("c.json".into()))
+        .is_ok());
+        // Settings of other modes are refused, by name.
+        assert!(tee(AdmissionMode::Tdx, &|a| {
+            a.collateral_file = Some("c.json".into());
+            a.vcek_file = Some("vcek.der".into());
+        })
+        .unwrap_err()
+        .contains("vcek_file"));
+        assert!(tee(AdmissionMode::Snp, &|a| a.tcti =
+            Some("device:/dev/tpmrm0".into()))
+        .unwrap_err()
+        .contains("tcti"));
+        assert!(tee(AdmissionMode::Snp, &|a| a.attestor_key_file =
+            Some("k".into()))
+        .unwrap_err()
+        .contains("attestor_key_file"));
+        assert!(tee(AdmissionMode::Tpm, &|a| {
+            a.tcti = Some("device:/dev/tpmrm0".into());
+            a.tsm_dir = Some("/tmp".into());
+        })
+        .unwrap_err()
+        .contains("tsm_dir"));
     }
 
     #[test]

@@ -18,8 +18,8 @@ use sha2::{Digest as _, Sha256};
 /// The PCR a launcher measures the node into.
 ///
 /// PC-client PCRs 0–15 reset only when the platform resets, at any locality; 16 and 23 reset from
-/// locality 0 and 17–22 from localities 3 and 4, so none of those can hold a measurement that a
-/// measured binary must not undo. Firmware and the boot loader use 0–9, IMA 10, systemd-stub
+/// software's locality 0, and 17–22 from the localities of dynamic launch, so none of those can
+/// hold a measurement that a measured binary must not undo. Firmware and the boot loader use 0–9, IMA 10, systemd-stub
 /// 11–13 and shim 14; bulwark takes 15 and requires that nothing else on the host extends it
 /// (on systemd hosts: no `systemd-pcrmachine` or `systemd-pcrfs` units), since the verifier
 /// replays it from zero and refuses any event it does not know.

@@ -13,6 +13,10 @@
 //! TPM, a file or the clock: the node's own TPM and the `bulwark attest` commands are in the runtime
 //! crate `bulwark-attestor`.
 
+// The test-only switch must never reach an optimized (release) build.
+#[cfg(all(feature = "recorded-samples", not(debug_assertions)))]
+compile_error!("the `recorded-samples` feature is TEST ONLY (it lets recorded SEV-SNP/TDX samples pass with their own report data); a release build must not enable it");
+
 pub mod appraisal;
 mod canonical;
 pub mod dev;

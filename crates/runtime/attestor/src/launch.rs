@@ -15,8 +15,11 @@
 //! measure the honest digests. When the configuration or policy changes on a running node,
 //! [`NodeTpm::extend_logged`] measures the new digest too, and the next quote shows it.
 //!
-//! The launcher is the root of this chain: it must be the first to extend [`LAUNCH_PCR`] after
-//! the platform resets, which in production the boot chain and IMA (PCR 10) establish.
+//! The launcher is the root of this chain, and nothing attests it yet: extending [`LAUNCH_PCR`]
+//! is open to every process that can reach the TPM, so a tampered binary that is never measured
+//! (started without the launcher, or before it after a reboot) can extend the honest digests
+//! itself. Closing that needs the kernel to measure every executable (IMA, PCR 10) and the
+//! verifier to appraise that log too; it is not built.
 
 use bulwark_attest::evidence::{AppMeasurements, TpmEvidence};
 #[cfg(feature = "tpm")]
@@ -63,13 +66,20 @@ fn log_error(path: &Path, reason: impl std::fmt::Display) -> LaunchError {
 
 /// Reads a launch log file; a missing file is an empty log.
 pub fn read_log(path: &Path) -> Result<Vec<LaunchEvent>, LaunchError> {
-    let text = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    use std::io::Read as _;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(log_error(path, e)),
     };
-    // Each line is well under 200 bytes; a file far larger than a full log is refused unread.
-    if text.len() > LAUNCH_EVENTS_MAX * 256 {
+    // Each line is well under 200 bytes; a file far larger than a full log is refused, and
+    // never read past that bound.
+    let bound = LAUNCH_EVENTS_MAX * 256;
+    let mut text = Vec::new();
+    file.take(bound as u64 + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| log_error(path, e))?;
+    if text.len() > bound {
         return Err(log_error(
             path,
             LogError::TooLong {
@@ -241,6 +251,23 @@ impl NodeTpm {
                 ),
             ));
         };
+        // A launcher that died between its extends leaves a launch the PCR saw only in part;
+        // its remaining events are in the log (written first), so they are extended now and
+        // the launch is whole again.
+        let mut kept = kept;
+        if let Some(start) = log[..kept]
+            .iter()
+            .rposition(|e| e.kind == launch::EventKind::Binary)
+        {
+            if kept < start + 3 && log.len() >= start + 3 {
+                let missing: Vec<[u8; 32]> =
+                    log[kept..start + 3].iter().map(|e| e.digest.0).collect();
+                self.device
+                    .extend_pcr(LAUNCH_PCR, &missing)
+                    .map_err(device_error)?;
+                kept = start + 3;
+            }
+        }
         if kept < log.len() {
             log.truncate(kept);
             write_log(log_path, &log)?;
@@ -248,8 +275,9 @@ impl NodeTpm {
         Ok(log)
     }
 
-    /// Appends `events` to the log (written first, so a crash leaves events the PCR never saw,
-    /// which [`reconcile`] drops) and extends [`LAUNCH_PCR`] with them.
+    /// Appends `events` to the log file (written first, so a crash leaves events the PCR never
+    /// saw, which [`NodeTpm::current_log`] drops or completes) and extends [`LAUNCH_PCR`] with
+    /// them; `log` changes only when both succeeded.
     pub fn extend_logged(
         &mut self,
         log_path: &Path,
@@ -262,12 +290,16 @@ impl NodeTpm {
                 "the launch log is full: reboot the host",
             ));
         }
-        log.extend_from_slice(events);
-        write_log(log_path, log)?;
+        // `log` changes only once the file and the PCR both hold the events.
+        let mut extended = log.clone();
+        extended.extend_from_slice(events);
+        write_log(log_path, &extended)?;
         let digests: Vec<[u8; 32]> = events.iter().map(|e| e.digest.0).collect();
         self.device
             .extend_pcr(LAUNCH_PCR, &digests)
-            .map_err(device_error)
+            .map_err(device_error)?;
+        *log = extended;
+        Ok(())
     }
 
     /// The value of [`LAUNCH_PCR`] now.

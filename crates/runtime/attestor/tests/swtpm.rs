@@ -533,3 +533,32 @@ fn swtpm_a_tampered_binary_cannot_forge_its_measured_launch() {
     }
     std::fs::remove_dir_all(&dir).expect("cleans up");
 }
+
+/// A launcher that died between its extends (the log holds the whole launch, the PCR only its
+/// binary) leaves a launch the next start completes rather than a log no verifier accepts.
+#[test]
+fn swtpm_a_launch_cut_short_is_completed_from_its_log() {
+    let Some(soft) = start() else { return };
+    let dir = std::env::temp_dir().join(format!("bulwark-cut-launch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let log_path = dir.join("launch.log");
+    let events = launch_events(&honest());
+    bulwark_attestor::launch::write_log(&log_path, &events).expect("log written");
+    {
+        let mut device = TpmDevice::open(&soft.tcti()).expect("opens");
+        device
+            .extend_pcr(LAUNCH_PCR, &[events[0].digest.0])
+            .expect("extends");
+    }
+    let mut node = bulwark_attestor::launch::NodeTpm::open(&soft.tcti()).expect("opens");
+    let log = node.current_log(&log_path).expect("reconciled");
+    assert_eq!(log, events.to_vec());
+    assert_eq!(node.launch_pcr().expect("reads"), launch::replay(&events));
+    assert!(launch::check_shape(&log).is_ok());
+    // And the next launch goes on from a whole one.
+    let log = node.launch(&log_path, &honest()).expect("launches");
+    assert_eq!(log.len(), 6);
+    assert_eq!(node.launch_pcr().expect("reads"), launch::replay(&log));
+    drop(node);
+    std::fs::remove_dir_all(&dir).expect("cleans up");
+}

@@ -1,6 +1,7 @@
 //! Attack 4 of issue #12 in the simulator: a member whose launcher measured a tampered binary
-//! tries to pass as honest. Each member has a modelled TPM (the PC-client PCR rules: PCRs 0–15
-//! reset only with the platform, 16 and 23 from any locality, 17–22 from localities 3 and 4; a
+//! tries to pass as honest. Each member has a modelled TPM (the PC-client PCR rules, simplified:
+//! PCRs 0–15 reset only with the platform, 16 and 23 from software, 17–22 only from the
+//! dynamic-launch localities; a
 //! P-256 attestation key that signs real `TPMS_ATTEST` quotes; a sealed secret that opens only
 //! while the PCRs hold one of its sealed sets), and every other member appraises its quotes with
 //! the production verifier against an operator-signed manifest. The swtpm test

@@ -251,6 +251,33 @@ pub(crate) fn tee_admission(
             admission.evidence(peer, &bytes, SAMPLES_AT_MS);
         }
         let admitted = admission.admitted(SAMPLES_AT_MS);
+        if appraiser == 0 {
+            // Without the switch the real rule holds: a recorded sample answers no nonce of
+            // ours, so replaying even an honest member's own sample is refused.
+            admission.expect_recorded_report_data(None);
+            let honest = peers[0].0;
+            admission
+                .challenge(&honest, SAMPLES_AT_MS, [0xee; 32])
+                .unwrap();
+            admission.evidence(&honest, &sample_of(honest).evidence(None), SAMPLES_AT_MS);
+            let state = admission
+                .states()
+                .find(|(p, _, _)| **p == honest)
+                .unwrap()
+                .2;
+            if admission.admitted(SAMPLES_AT_MS).contains(&honest) {
+                achieved.push(format!(
+                    "without the test switch, member 0 admitted a replay of {}",
+                    sample_of(honest).name
+                ));
+            } else {
+                refused.push(format!(
+                    "without the test switch: member 0 refused a replay of {} ({})",
+                    sample_of(honest).name,
+                    state.last_reasons.join(", ")
+                ));
+            }
+        }
         for (peer, name, state) in admission.states() {
             if *peer == attacker {
                 if admitted.contains(peer) {

@@ -55,6 +55,17 @@ pub(crate) fn appraise_snp(
         Ok(claims) => claims,
         Err(error) => return out.refuse("snp-verification-failed", error.to_string()),
     };
+    if claims.vmpl != 0 {
+        // Under a paravisor (SVSM), a guest at a less privileged VMPL can ask for reports over
+        // data of its choosing: only VMPL 0, the guest's most privileged level, speaks for the VM.
+        out.refuse(
+            "snp-vmpl-not-zero",
+            format!(
+                "the report was requested at VMPL {}; only VMPL 0 speaks for the VM",
+                claims.vmpl
+            ),
+        );
+    }
     let tcb = claims.reported_tcb;
     out.claims.tee_product = Some(claims.product.to_owned());
     out.claims.tee_measurement = Some(HexBytes(claims.measurement));

@@ -100,7 +100,7 @@ pub struct BindingArgs {
     pub epoch: u64,
 }
 
-/// The three files a measured launch hashes into the application PCR (`measure`, `dev-quote`).
+/// The three files a measured launch hashes (`measure` into the launch PCR, `dev-quote`).
 #[derive(Debug, Args)]
 pub struct AppFileArgs {
     /// Node binary.

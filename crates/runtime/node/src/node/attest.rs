@@ -476,26 +476,28 @@ impl Attestation {
                 let mut guard = tpm.lock().map_err(|_| AttestationError::TpmPoisoned)?;
                 let launch = &mut *guard;
                 // A changed genesis or operator set is logged and extended into the launch PCR
-                // (once per change) before the quote, so the quote shows it.
+                // (once per change) before the quote, so the quote shows it. What was measured
+                // moves on only once the change is in the log and the PCR: if that fails, no
+                // quote is given (the error says why) and the next one tries again.
                 let mut changed = Vec::new();
                 if measurements.config != launch.measured.config {
                     changed.push(LaunchEvent {
                         kind: EventKind::Config,
                         digest: measurements.config,
                     });
-                    launch.measured.config = measurements.config;
                 }
                 if measurements.policy != launch.measured.policy {
                     changed.push(LaunchEvent {
                         kind: EventKind::Policy,
                         digest: measurements.policy,
                     });
-                    launch.measured.policy = measurements.policy;
                 }
                 if !changed.is_empty() {
                     launch
                         .tpm
                         .extend_logged(&launch.log_path, &mut launch.log, &changed)?;
+                    launch.measured.config = measurements.config;
+                    launch.measured.policy = measurements.policy;
                     warn!(
                         digests = ?changed.iter().map(|e| e.digest.to_hex()).collect::<Vec<_>>(),
                         "measured configuration or policy changed: logged and extended into the launch PCR"

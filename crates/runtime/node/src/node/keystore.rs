@@ -4,9 +4,9 @@
 //! for the node key, the committee and the member for the share. A file copied from another
 //! role, committee or member does not open.
 //!
-//! With `[admission] mode = "tpm"` that key is sealed by the TPM to PCRs 0–7 and 23 in
-//! `keystore.sealed` (see `node::attest::open_keystore`): a node started from a tampered
-//! binary, genesis or operator set cannot unseal it. Otherwise it is the DEVELOPMENT keystore:
+//! With `[admission] mode = "tpm"` that key is sealed by the TPM to PCRs 0–7 and the launch
+//! PCR 15 in `keystore.sealed` (see `node::attest::open_keystore`): a node its launcher started
+//! from a tampered binary, genesis or operator set cannot unseal it. Otherwise it is the DEVELOPMENT keystore:
 //! the key lies in `keystore.key` beside the secrets, which protects against a copy of a secret
 //! file alone and says so when used.
 //!

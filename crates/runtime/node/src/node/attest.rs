@@ -164,17 +164,18 @@ fn tpm_error(error: LaunchError) -> NodeError {
     NodeError::Attestation(error.to_string())
 }
 
-/// Measured launch (`mode = "tpm"`): opens the TPM and checks what the launcher measured before
+/// Measured launch (`mode = "tpm"`, or `"snp"`/`"tdx"` with a vTPM): opens the TPM and checks
+/// what the launcher measured before
 /// this node started: the launch log must replay to the launch PCR and its last launch must be
 /// this binary, genesis and operator set. A node never measures itself (a tampered binary would
 /// measure the honest digests), so without that measurement it refuses to start. `None` in
 /// other modes.
 pub fn measured_launch(config: &NodeConfig) -> Result<Option<SharedTpm>, NodeError> {
-    let Some(admission) = config
-        .admission
-        .as_ref()
-        .filter(|a| a.mode == crate::node::config::AdmissionMode::Tpm)
-    else {
+    // Mode "tpm", or "snp"/"tdx" with the VM's vTPM sealing the keystore.
+    let Some(admission) = config.admission.as_ref().filter(|a| {
+        a.mode == crate::node::config::AdmissionMode::Tpm
+            || (a.tcti.is_some() && a.mode != crate::node::config::AdmissionMode::Dev)
+    }) else {
         return Ok(None);
     };
     let tcti = admission.tcti.as_deref().unwrap_or_default();
@@ -236,7 +237,7 @@ pub fn open_keystore(
     };
     let Some(tpm) = tpm else {
         warn!(
-            "DEVELOPMENT keystore: secrets are encrypted under {} beside them, not sealed to a TPM (in mode \"snp\"/\"tdx\" too: sealing to the TEE is not built, so the VM's memory encryption protects them only while the node runs)",
+            "DEVELOPMENT keystore: secrets are encrypted under {} beside them, not sealed to a TPM (production refuses it; a SEV-SNP/TDX node seals with its vTPM)",
             keystore::KEY_FILE
         );
         return Keystore::open(data_dir, migration)

@@ -447,8 +447,6 @@ impl NodeConfig {
         }
         if tee {
             for (set, what) in [
-                (admission.tcti.is_some(), "tcti"),
-                (admission.launch_log.is_some(), "launch_log"),
                 (admission.ek_ca_file.is_some(), "ek_ca_file"),
                 (admission.attestor_key_file.is_some(), "attestor_key_file"),
             ] {
@@ -457,6 +455,15 @@ impl NodeConfig {
                         "{what} does not apply to admission mode \"snp\" or \"tdx\""
                     ));
                 }
+            }
+            // Sealing to the TEE itself is not built: the keystore is sealed by the VM's vTPM,
+            // measured by its launcher as in mode "tpm". Without one only the DEVELOPMENT file
+            // keystore is left, which production refuses.
+            match (admission.tcti.is_some(), admission.launch_log.is_some()) {
+                (true, true) => {}
+                (false, false) if self.development => {}
+                (false, false) => return Some("admission mode \"snp\"/\"tdx\" in production needs tcti and launch_log: the node's secrets are sealed by the VM's vTPM and its launcher measures it, as in mode \"tpm\" (sealing to the TEE itself is not built, and the DEVELOPMENT file keystore is refused in production)".into()),
+                _ => return Some("admission mode \"snp\"/\"tdx\": tcti and launch_log go together (the vTPM that seals the keystore, and its launcher's log)".into()),
             }
         }
         match admission.mode {
@@ -821,31 +828,47 @@ mod tests {
             c.admission = Some(admission);
             c.validate(path).map_err(|e| e.to_string())
         };
-        // SEV-SNP needs nothing more (the VCEK may come from the host); production is fine.
-        assert!(tee(AdmissionMode::Snp, &|_| {}).is_ok());
-        assert!(tee(AdmissionMode::Snp, &|a| a.vcek_file =
-            Some("vcek.der".into()))
+        let vtpm = |a: &mut AdmissionConfig| {
+            a.tcti = Some("device:/dev/tpmrm0".into());
+            a.launch_log = Some("launch.log".into());
+        };
+        // In production the keystore is sealed by the VM's vTPM: without one only the
+        // DEVELOPMENT file keystore would be left, which production refuses.
+        assert!(tee(AdmissionMode::Snp, &|_| {})
+            .unwrap_err()
+            .contains("needs tcti and launch_log"));
+        assert!(tee(AdmissionMode::Snp, &|a| a.tcti =
+            Some("device:/dev/tpmrm0".into()))
+        .unwrap_err()
+        .contains("go together"));
+        // SEV-SNP needs nothing more (the VCEK may come from the host).
+        assert!(tee(AdmissionMode::Snp, &vtpm).is_ok());
+        assert!(tee(AdmissionMode::Snp, &|a| {
+            vtpm(a);
+            a.vcek_file = Some("vcek.der".into());
+        })
         .is_ok());
         // TDX needs its collateral.
-        assert!(tee(AdmissionMode::Tdx, &|_| {})
+        assert!(tee(AdmissionMode::Tdx, &vtpm)
             .unwrap_err()
             .contains("collateral_file"));
-        assert!(tee(AdmissionMode::Tdx, &|a| a.collateral_file =
-            Some("c.json".into()))
+        assert!(tee(AdmissionMode::Tdx, &|a| {
+            vtpm(a);
+            a.collateral_file = Some("c.json".into());
+        })
         .is_ok());
         // Settings of other modes are refused, by name.
         assert!(tee(AdmissionMode::Tdx, &|a| {
+            vtpm(a);
             a.collateral_file = Some("c.json".into());
             a.vcek_file = Some("vcek.der".into());
         })
         .unwrap_err()
         .contains("vcek_file"));
-        assert!(tee(AdmissionMode::Snp, &|a| a.tcti =
-            Some("device:/dev/tpmrm0".into()))
-        .unwrap_err()
-        .contains("tcti"));
-        assert!(tee(AdmissionMode::Snp, &|a| a.attestor_key_file =
-            Some("k".into()))
+        assert!(tee(AdmissionMode::Snp, &|a| {
+            vtpm(a);
+            a.attestor_key_file = Some("k".into());
+        })
         .unwrap_err()
         .contains("attestor_key_file"));
         assert!(tee(AdmissionMode::Tpm, &|a| {
@@ -854,6 +877,16 @@ mod tests {
         })
         .unwrap_err()
         .contains("tsm_dir"));
+        // A development committee on one machine may keep the file keystore.
+        let mut c = config(&["a", "b", "c", "d"]);
+        for peer in &mut c.peers {
+            peer.client_address = Some("127.0.0.1:4".parse().unwrap());
+        }
+        let mut dev = admission(AdmissionMode::Snp, None);
+        dev.tcti = None;
+        dev.attestor_key_file = None;
+        c.admission = Some(dev);
+        assert!(c.validate(path).is_ok());
     }
 
     #[test]

@@ -162,14 +162,26 @@ pub const SEALED_FORMAT: &str = "bulwark/tpm-sealed/v2";
 /// The tag of blobs sealed to the resettable PCR 23 by earlier releases, refused by name.
 pub const SEALED_FORMAT_V1: &str = "bulwark/tpm-sealed/v1";
 
+/// How many launches after a platform reset a sealed secret still opens under: a node that
+/// fails once before it opens its keystore (and is restarted) still opens it after a reboot.
+pub const SEAL_LAUNCHES_AFTER_REBOOT: usize = 2;
+
 /// The values of [`LAUNCH_PCR`] a secret sealed now by a node measured as `measured` opens
-/// under: the PCR as `log` leaves it and after up to [`SEAL_LAUNCHES_AHEAD`]` - 2` more launches
-/// of the same node, and after a platform reset and a single launch of it (a reboot).
+/// under: the PCR as `log` leaves it and after more launches of the same node, and after a
+/// platform reset and [`SEAL_LAUNCHES_AFTER_REBOOT`] launches of it at most (a reboot); at most
+/// [`SEAL_LAUNCHES_AHEAD`] values in all.
 pub fn sealed_launch_values(log: &[LaunchEvent], measured: &AppMeasurements) -> Vec<[u8; 32]> {
-    let mut values = launch::predicted(log, measured, SEAL_LAUNCHES_AHEAD - 1);
-    let rebooted = launch::replay(&launch::launch_events(measured));
-    if !values.contains(&rebooted) {
-        values.push(rebooted);
+    let rebooted = launch::predicted(&[], measured, SEAL_LAUNCHES_AFTER_REBOOT + 1);
+    let mut values = launch::predicted(
+        log,
+        measured,
+        SEAL_LAUNCHES_AHEAD - SEAL_LAUNCHES_AFTER_REBOOT,
+    );
+    // `rebooted[0]` is the empty log's value: no launch at all, never sealed to.
+    for value in &rebooted[1..] {
+        if !values.contains(value) {
+            values.push(*value);
+        }
     }
     values
 }
@@ -530,15 +542,21 @@ mod tests {
         let one = sealed_launch_values(&a, &m);
         assert_eq!(
             one.len(),
-            SEAL_LAUNCHES_AHEAD - 1,
-            "one launch: the reboot value is the first"
+            SEAL_LAUNCHES_AHEAD - SEAL_LAUNCHES_AFTER_REBOOT,
+            "one launch: the values after a reboot are among the first"
         );
         assert_eq!(one[0], replay(&a));
+        let two: Vec<_> = a.iter().chain(a.iter()).copied().collect();
+        assert_eq!(one[1], replay(&two));
         let five: Vec<_> = a.iter().cycle().take(15).copied().collect();
         let values = sealed_launch_values(&five, &m);
         assert_eq!(values.len(), SEAL_LAUNCHES_AHEAD);
         assert_eq!(values[0], replay(&five));
-        assert_eq!(values[SEAL_LAUNCHES_AHEAD - 1], replay(&a));
+        // A reboot, then one or two launches (the first failed before the keystore).
+        assert_eq!(values[SEAL_LAUNCHES_AHEAD - 2], replay(&a));
+        assert_eq!(values[SEAL_LAUNCHES_AHEAD - 1], replay(&two));
+        // Never the empty log: a PCR no launcher extended opens nothing.
+        assert!(!values.contains(&[0; 32]));
     }
 
     #[test]

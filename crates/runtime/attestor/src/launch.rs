@@ -122,6 +122,28 @@ pub fn write_log(path: &Path, events: &[LaunchEvent]) -> Result<(), LaunchError>
     result.map_err(|e| log_error(path, e))
 }
 
+/// The launch log's lock (`<log>.lock`), held exclusively until dropped, so that a launcher and
+/// a running node never rewrite the log at the same time.
+#[derive(Debug)]
+pub struct LogLock {
+    _file: std::fs::File,
+}
+
+/// Takes the lock of the launch log at `log_path`, waiting for whoever holds it.
+pub fn lock_log(log_path: &Path) -> Result<LogLock, LaunchError> {
+    let mut name = log_path.as_os_str().to_owned();
+    name.push(".lock");
+    let path = std::path::PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| log_error(&path, e))?;
+    file.lock().map_err(|e| log_error(&path, e))?;
+    Ok(LogLock { _file: file })
+}
+
 /// The events of `log` that [`LAUNCH_PCR`]'s value `pcr` accounts for. A launcher writes the log
 /// before it extends, so a launcher that died between the two leaves events the PCR never saw:
 /// the longest prefix that replays to `pcr` is kept. After a platform reset (`pcr` zero) that is
@@ -236,7 +258,8 @@ impl NodeTpm {
         log_path: &Path,
         measurements: &AppMeasurements,
     ) -> Result<Vec<LaunchEvent>, LaunchError> {
-        let mut log = self.current_log(log_path)?;
+        let _lock = lock_log(log_path)?;
+        let mut log = self.current_log_locked(log_path)?;
         let events = launch::launch_events(measurements);
         if log.len() + events.len() > LAUNCH_EVENTS_MAX {
             return Err(log_error(
@@ -244,13 +267,18 @@ impl NodeTpm {
                 format!("{} launches since the platform reset fill the log ({LAUNCH_EVENTS_MAX} events): reboot the host", log.len() / 3),
             ));
         }
-        self.extend_logged(log_path, &mut log, &events)?;
+        self.extend_logged_locked(log_path, &mut log, &events)?;
         Ok(log)
     }
 
     /// The log at `log_path`, cut to what [`LAUNCH_PCR`] accounts for (and rewritten so if it
     /// held more). Refuses a log the PCR does not agree with.
     pub fn current_log(&mut self, log_path: &Path) -> Result<Vec<LaunchEvent>, LaunchError> {
+        let _lock = lock_log(log_path)?;
+        self.current_log_locked(log_path)
+    }
+
+    fn current_log_locked(&mut self, log_path: &Path) -> Result<Vec<LaunchEvent>, LaunchError> {
         let mut log = read_log(log_path)?;
         let pcr = self.launch_pcr()?;
         let Some(kept) = reconcile(&log, &pcr) else {
@@ -289,8 +317,25 @@ impl NodeTpm {
 
     /// Appends `events` to the log file (written first, so a crash leaves events the PCR never
     /// saw, which [`NodeTpm::current_log`] drops or completes) and extends [`LAUNCH_PCR`] with
-    /// them; `log` changes only when both succeeded.
+    /// them; `log` changes only when both succeeded. Refuses when the file no longer holds `log`
+    /// (another launch happened since): the caller's view of what was measured is stale.
     pub fn extend_logged(
+        &mut self,
+        log_path: &Path,
+        log: &mut Vec<LaunchEvent>,
+        events: &[LaunchEvent],
+    ) -> Result<(), LaunchError> {
+        let _lock = lock_log(log_path)?;
+        if read_log(log_path)? != *log {
+            return Err(log_error(
+                log_path,
+                "the launch log changed under this node (another launch since it started): restart it through its launcher",
+            ));
+        }
+        self.extend_logged_locked(log_path, log, events)
+    }
+
+    fn extend_logged_locked(
         &mut self,
         log_path: &Path,
         log: &mut Vec<LaunchEvent>,
@@ -557,6 +602,22 @@ mod tests {
         assert_eq!(values[SEAL_LAUNCHES_AHEAD - 1], replay(&two));
         // Never the empty log: a PCR no launcher extended opens nothing.
         assert!(!values.contains(&[0; 32]));
+    }
+
+    #[test]
+    fn the_log_lock_is_exclusive_until_dropped() {
+        let dir = std::env::temp_dir().join(format!("bulwark-log-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("launch.log");
+        let lock = lock_log(&path).unwrap();
+        let other = std::fs::File::options()
+            .write(true)
+            .open(dir.join("launch.log.lock"))
+            .unwrap();
+        assert!(other.try_lock().is_err(), "held by the first lock");
+        drop(lock);
+        assert!(other.try_lock().is_ok(), "free once dropped");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -556,8 +556,23 @@ fn swtpm_a_launch_cut_short_is_completed_from_its_log() {
     assert_eq!(node.launch_pcr().expect("reads"), launch::replay(&events));
     assert!(launch::check_shape(&log).is_ok());
     // And the next launch goes on from a whole one.
-    let log = node.launch(&log_path, &honest()).expect("launches");
+    let stale = log;
+    let mut log = node.launch(&log_path, &honest()).expect("launches");
     assert_eq!(log.len(), 6);
+    assert_eq!(node.launch_pcr().expect("reads"), launch::replay(&log));
+    // A node still holding the log from before that launch may not extend it: its view of what
+    // was measured is stale.
+    let change = [launch::LaunchEvent {
+        kind: launch::EventKind::Policy,
+        digest: HexBytes([5; 32]),
+    }];
+    let mut stale = stale;
+    assert!(matches!(
+        node.extend_logged(&log_path, &mut stale, &change),
+        Err(bulwark_attestor::launch::LaunchError::Log { .. })
+    ));
+    node.extend_logged(&log_path, &mut log, &change)
+        .expect("the current log extends");
     assert_eq!(node.launch_pcr().expect("reads"), launch::replay(&log));
     drop(node);
     std::fs::remove_dir_all(&dir).expect("cleans up");

@@ -158,6 +158,29 @@ pub struct LaunchReference {
 }
 
 impl LaunchReference {
+    /// The lists that allow exactly the launches of `measured` (each digest once).
+    pub fn allowing<'a>(
+        measured: impl IntoIterator<Item = &'a crate::evidence::AppMeasurements>,
+    ) -> Self {
+        let mut reference = LaunchReference {
+            binaries: Vec::new(),
+            configs: Vec::new(),
+            policies: Vec::new(),
+        };
+        for m in measured {
+            for (list, digest) in [
+                (&mut reference.binaries, m.binary),
+                (&mut reference.configs, m.config),
+                (&mut reference.policies, m.policy),
+            ] {
+                if !list.contains(&digest) {
+                    list.push(digest);
+                }
+            }
+        }
+        reference
+    }
+
     /// The allowed digests for `kind`.
     pub fn allowed(&self, kind: crate::launch::EventKind) -> &[Sha256Digest] {
         match kind {

@@ -125,12 +125,7 @@ fn manifest(expires_at_ms: u64, dev: Option<DevReference>) -> SignedManifest {
         .filter(|(i, _)| *i != LAUNCH_PCR)
         .map(|(i, v)| (i, vec![HexBytes(v)]))
         .collect();
-    let honest = honest_measurements();
-    let launch = LaunchReference {
-        binaries: vec![honest.binary],
-        configs: vec![honest.config],
-        policies: vec![honest.policy],
-    };
+    let launch = LaunchReference::allowing([&honest_measurements()]);
     let mut signed = SignedManifest::unsigned(ReferenceManifest {
         role: "committee".into(),
         release: "0.1.0".into(),

@@ -179,6 +179,19 @@ pub struct SealedBlob {
     pub branches: Vec<bulwark_attest::hexbytes::Sha256Digest>,
 }
 
+#[cfg(feature = "tpm")]
+impl SealedBlob {
+    /// The blob as the device unseals it.
+    pub fn sealed_secret(&self) -> crate::device::SealedSecret {
+        crate::device::SealedSecret {
+            private: self.private.clone(),
+            public: self.public.clone(),
+            pcrs: self.pcrs.clone(),
+            branches: self.branches.iter().map(|b| b.0).collect(),
+        }
+    }
+}
+
 /// The format tag of [`SealedBlob`].
 pub const SEALED_FORMAT: &str = "bulwark/tpm-sealed/v2";
 /// The tag of blobs sealed to the resettable PCR 23 by earlier releases, refused by name.
@@ -481,14 +494,8 @@ impl NodeTpm {
                 blob.format
             )));
         }
-        let sealed = crate::device::SealedSecret {
-            private: blob.private.clone(),
-            public: blob.public.clone(),
-            pcrs: blob.pcrs.clone(),
-            branches: blob.branches.iter().map(|b| b.0).collect(),
-        };
         self.device
-            .unseal(&sealed)
+            .unseal(&blob.sealed_secret())
             .map_err(|e| LaunchError::Unseal(e.to_string()))
     }
 }

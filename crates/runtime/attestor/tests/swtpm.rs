@@ -55,7 +55,6 @@ fn operator() -> SigningKey {
 
 /// A manifest allowing the boot PCRs in `pcrs` and the honest launch.
 fn manifest_for(pcrs: &BTreeMap<u8, [u8; 32]>) -> SignedManifest {
-    let m = honest();
     let mut signed = SignedManifest::unsigned(ReferenceManifest {
         role: "committee".into(),
         release: "test".into(),
@@ -67,11 +66,7 @@ fn manifest_for(pcrs: &BTreeMap<u8, [u8; 32]>) -> SignedManifest {
                 .filter(|(i, _)| BOOT_PCRS.contains(i))
                 .map(|(i, v)| (*i, vec![HexBytes(*v)]))
                 .collect(),
-            launch: LaunchReference {
-                binaries: vec![m.binary],
-                configs: vec![m.config],
-                policies: vec![m.policy],
-            },
+            launch: LaunchReference::allowing([&honest()]),
         }),
         snp: None,
         tdx: None,
@@ -489,16 +484,7 @@ fn swtpm_a_tampered_binary_cannot_forge_its_measured_launch() {
 
     // 3. Every sequence of one to three honest extensions, each on top of what came before.
     let digests = launch_events(&honest()).map(|e| e.digest.0);
-    let mut sequences: Vec<Vec<[u8; 32]>> = Vec::new();
-    for a in digests {
-        sequences.push(vec![a]);
-        for b in digests {
-            sequences.push(vec![a, b]);
-            for c in digests {
-                sequences.push(vec![a, b, c]);
-            }
-        }
-    }
+    let sequences = bulwark_testkit::extension_sequences(&digests, 3);
     assert_eq!(sequences.len(), 39);
     let mut seed = 10u8;
     for (tried, sequence) in sequences.iter().enumerate() {
@@ -522,12 +508,7 @@ fn swtpm_a_tampered_binary_cannot_forge_its_measured_launch() {
         }
         // The secret, tried after each length of sequence (an unseal takes a storage key).
         if tried < 3 || tried == sequences.len() - 1 {
-            let blob = bulwark_attestor::device::SealedSecret {
-                private: sealed.private.clone(),
-                public: sealed.public.clone(),
-                pcrs: sealed.pcrs.clone(),
-                branches: sealed.branches.iter().map(|b| b.0).collect(),
-            };
+            let blob = sealed.sealed_secret();
             assert!(device.unseal(&blob).is_err(), "sequence {tried} unsealed");
         }
     }

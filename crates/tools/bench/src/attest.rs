@@ -245,11 +245,7 @@ fn tpm_bench() -> Result<(), TpmBenchError> {
                 .iter()
                 .map(|(i, v)| (*i, vec![HexBytes(*v)]))
                 .collect(),
-            launch: bulwark_attest::manifest::LaunchReference {
-                binaries: vec![m.binary],
-                configs: vec![m.config],
-                policies: vec![m.policy],
-            },
+            launch: bulwark_attest::manifest::LaunchReference::allowing([&m]),
         }),
         snp: None,
         tdx: None,
@@ -310,11 +306,7 @@ fn tpm_bench() -> Result<(), TpmBenchError> {
         .take(bulwark_attest::launch::LAUNCH_EVENTS_MAX / 3 * 3)
         .copied()
         .collect();
-    let reference = bulwark_attest::manifest::LaunchReference {
-        binaries: vec![m.binary],
-        configs: vec![m.config],
-        policies: vec![m.policy],
-    };
+    let reference = bulwark_attest::manifest::LaunchReference::allowing([&m]);
     let rounds = 200u32;
     let start = Instant::now();
     for _ in 0..rounds {

@@ -112,22 +112,7 @@ pub(crate) fn write_manifest(
             }
         }
         // The launch PCR is appraised by replaying each node's launch log against these lists.
-        let mut launch = bulwark_attest::manifest::LaunchReference {
-            binaries: Vec::new(),
-            configs: Vec::new(),
-            policies: Vec::new(),
-        };
-        for m in measured {
-            for (list, digest) in [
-                (&mut launch.binaries, m.binary),
-                (&mut launch.configs, m.config),
-                (&mut launch.policies, m.policy),
-            ] {
-                if !list.contains(&digest) {
-                    list.push(digest);
-                }
-            }
-        }
+        let launch = bulwark_attest::manifest::LaunchReference::allowing(measured);
         (
             Some(bulwark_attest::manifest::TpmReference { pcrs, launch }),
             None,

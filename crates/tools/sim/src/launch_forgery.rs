@@ -173,6 +173,20 @@ fn tampered() -> AppMeasurements {
     )
 }
 
+/// Whether `appraisal` refused the member; its reason codes are counted into `codes` when it did.
+fn refused_with(
+    appraisal: &bulwark_attest::appraisal::Appraisal,
+    codes: &mut BTreeMap<String, usize>,
+) -> bool {
+    let refused = appraisal.status == bulwark_attest::appraisal::Status::Contraindicated;
+    if refused {
+        for reason in &appraisal.reasons {
+            *codes.entry(reason.code.clone()).or_default() += 1;
+        }
+    }
+    refused
+}
+
 /// Member `appraiser`'s verifier, with every other member's AK enrolled.
 fn verifier(
     seed: u64,
@@ -220,11 +234,7 @@ pub(crate) fn forged_launch(seed: u64, n: usize) -> (Vec<String>, Vec<String>, u
                 .filter(|(i, _)| **i != LAUNCH_PCR)
                 .map(|(i, v)| (*i, vec![HexBytes(*v)]))
                 .collect(),
-            launch: LaunchReference {
-                binaries: vec![m.binary],
-                configs: vec![m.config],
-                policies: vec![m.policy],
-            },
+            launch: LaunchReference::allowing([&m]),
         }),
         snp: None,
         tdx: None,
@@ -256,16 +266,7 @@ pub(crate) fn forged_launch(seed: u64, n: usize) -> (Vec<String>, Vec<String>, u
     // challenge with forged logs.
     let mut resets_refused = 0;
     let digests = honest_log.iter().map(|e| e.digest.0).collect::<Vec<_>>();
-    let mut sequences: Vec<Vec<[u8; 32]>> = Vec::new();
-    for a in &digests {
-        sequences.push(vec![*a]);
-        for b in &digests {
-            sequences.push(vec![*a, *b]);
-            for c in &digests {
-                sequences.push(vec![*a, *b, *c]);
-            }
-        }
-    }
+    let sequences = bulwark_testkit::extension_sequences(&digests, 3);
     let mut verifiers: Vec<Verifier> = (0..n)
         .map(|i| verifier(seed, i, &tpms, &operator))
         .collect();
@@ -310,11 +311,7 @@ pub(crate) fn forged_launch(seed: u64, n: usize) -> (Vec<String>, Vec<String>, u
             attacker,
             &log,
         );
-        if a.status == bulwark_attest::appraisal::Status::Contraindicated {
-            for reason in &a.reasons {
-                *codes.entry(reason.code.clone()).or_default() += 1;
-            }
-        } else {
+        if !refused_with(&a, &mut codes) {
             achieved.push(format!(
                 "member {appraiser} admitted the tampered member as launched"
             ));
@@ -363,11 +360,7 @@ pub(crate) fn forged_launch(seed: u64, n: usize) -> (Vec<String>, Vec<String>, u
                     attacker,
                     &claimed,
                 );
-                if a.status == bulwark_attest::appraisal::Status::Contraindicated {
-                    for reason in &a.reasons {
-                        *codes.entry(reason.code.clone()).or_default() += 1;
-                    }
-                } else {
+                if !refused_with(&a, &mut codes) {
                     achieved.push(format!(
                         "member {appraiser} admitted the tampered member after sequence {tried}"
                     ));

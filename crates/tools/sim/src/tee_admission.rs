@@ -17,8 +17,8 @@ use bulwark_attest::hexbytes::HexBytes;
 use bulwark_attest::manifest::{
     OperatorSet, ReferenceManifest, SignedManifest, SnpReference, SnpTcb, TdxReference,
 };
-use bulwark_attest::tee::snp::verify_snp_report;
-use bulwark_attest::tee::tdx::verify_tdx_quote;
+use bulwark_attest::tee::snp::{verify_snp_report, SnpClaims};
+use bulwark_attest::tee::tdx::{verify_tdx_quote, TdxClaims};
 use bulwark_consensus::admission::Admission;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,19 +39,26 @@ pub fn samples_dir() -> PathBuf {
     )
 }
 
-/// One recorded piece of evidence: its parts as files hold them.
+/// One recorded piece of evidence: its parts as files hold them, and what it verified to.
 struct Sample {
     name: &'static str,
-    kind: Kind,
     /// SNP: report, VCEK DER. TDX: quote, collateral JSON text.
     parts: [Vec<u8>; 2],
-    report_data: [u8; 64],
+    claims: Claims,
 }
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Snp,
-    Tdx,
+enum Claims {
+    Snp(SnpClaims),
+    Tdx(TdxClaims),
+}
+
+impl Sample {
+    fn report_data(&self) -> [u8; 64] {
+        match &self.claims {
+            Claims::Snp(c) => c.report_data,
+            Claims::Tdx(c) => c.report_data,
+        }
+    }
 }
 
 impl Sample {
@@ -66,15 +73,15 @@ impl Sample {
             };
             parts[part][at] ^= 0x01;
         }
-        match self.kind {
-            Kind::Snp => serde_json::to_vec(&Evidence::SevSnp(SnpEvidence {
+        match self.claims {
+            Claims::Snp(_) => serde_json::to_vec(&Evidence::SevSnp(SnpEvidence {
                 report: parts[0].clone(),
                 vcek: parts[1].clone(),
             }))
             .unwrap(),
             // The collateral travels as the JSON text itself, so a flipped byte in it reaches the
             // verifier as it is (or as JSON that no longer parses).
-            Kind::Tdx => {
+            Claims::Tdx(_) => {
                 let mut json = format!(
                     "{{\"kind\":\"tdx\",\"body\":{{\"quote\":\"{}\",\"collateral\":",
                     hex::encode(&parts[0])
@@ -118,9 +125,8 @@ fn load() -> Result<Vec<Sample>, String> {
             .map_err(|e| format!("{name} does not verify at its date: {e}"))?;
         samples.push(Sample {
             name,
-            kind: Kind::Snp,
             parts: [report, vcek],
-            report_data: claims.report_data,
+            claims: Claims::Snp(claims),
         });
     }
     let quote = read(&dir, "tdx_quote")?;
@@ -129,14 +135,14 @@ fn load() -> Result<Vec<Sample>, String> {
         .map_err(|e| format!("the TDX sample does not verify at its date: {e}"))?;
     samples.push(Sample {
         name: "tdx",
-        kind: Kind::Tdx,
         parts: [quote, collateral],
-        report_data: claims.report_data,
+        claims: Claims::Tdx(claims),
     });
     Ok(samples)
 }
 
-/// The operators' manifest: the samples' measurements and TCBs, as known-good values.
+/// The operators' manifest: the samples' measurements and TCBs (from their claims), as
+/// known-good values.
 fn manifest(samples: &[Sample], operator: &ed25519_dalek::SigningKey) -> SignedManifest {
     let mut snp = SnpReference {
         measurements: Vec::new(),
@@ -149,10 +155,8 @@ fn manifest(samples: &[Sample], operator: &ed25519_dalek::SigningKey) -> SignedM
     };
     let mut tdx = None;
     for sample in samples {
-        match sample.kind {
-            Kind::Snp => {
-                let c =
-                    verify_snp_report(&sample.parts[0], &sample.parts[1], SAMPLES_AT_MS).unwrap();
+        match &sample.claims {
+            Claims::Snp(c) => {
                 snp.measurements.push(HexBytes(c.measurement));
                 let t = &mut snp.min_tcb;
                 t.bootloader = t.bootloader.min(c.reported_tcb.bootloader);
@@ -160,9 +164,7 @@ fn manifest(samples: &[Sample], operator: &ed25519_dalek::SigningKey) -> SignedM
                 t.snp = t.snp.min(c.reported_tcb.snp);
                 t.microcode = t.microcode.min(c.reported_tcb.microcode);
             }
-            Kind::Tdx => {
-                let c =
-                    verify_tdx_quote(&sample.parts[0], &sample.parts[1], SAMPLES_AT_MS).unwrap();
+            Claims::Tdx(c) => {
                 tdx = Some(TdxReference {
                     mrtd: vec![HexBytes(c.mr_td)],
                     rtmrs: BTreeMap::from([(0, vec![HexBytes(c.rtmrs[0])])]),
@@ -238,15 +240,15 @@ pub(crate) fn tee_admission(
         );
         for (peer, _, _) in &peers {
             let sample = sample_of(*peer);
-            let nonce = admission
+            // A recorded sample cannot answer the nonce: the switch below stands in for it.
+            admission
                 .challenge(
                     peer,
                     SAMPLES_AT_MS,
                     *blake3::hash(&[seed as u8, appraiser as u8, *peer as u8]).as_bytes(),
                 )
                 .unwrap();
-            let _ = nonce; // a recorded sample cannot answer it: the switch below stands in
-            admission.expect_recorded_report_data(Some(sample.report_data));
+            admission.expect_recorded_report_data(Some(sample.report_data()));
             let bytes = sample.evidence((*peer == attacker).then_some(flip));
             admission.evidence(peer, &bytes, SAMPLES_AT_MS);
         }

@@ -1,7 +1,7 @@
 //! DEVELOPMENT keys and the one order flow, shared by the simulator, `bulwark up`'s devnet, the
 //! benches and the tests, so that every tool derives the same key for the same account and
-//! trades the same way ([`flow`]); and [`swtpm`], a private software TPM for the TPM tests,
-//! `up --tpm` and `bench attest`.
+//! trades the same way ([`flow`]); [`swtpm`], a private software TPM for the TPM tests,
+//! `up --tpm` and `bench attest`; and [`extension_sequences`], what a launch forger tries.
 //!
 //! Nothing here is secret: every key is derived from public inputs. Production never uses it;
 //! the core and runtime crates take it only as a dev-dependency.
@@ -29,9 +29,45 @@ pub fn client_key(seed: u64, account: u64) -> SigningKey {
     SigningKey::from_bytes(hasher.finalize().as_bytes())
 }
 
+/// Every sequence of one to `longest` of `digests` (repeats allowed), each prefix before its
+/// extensions: what an attacker who knows the honest launch digests can extend a PCR with
+/// (the swtpm forgery test and the simulator's `forged-launch` try them all).
+pub fn extension_sequences(digests: &[[u8; 32]], longest: usize) -> Vec<Vec<[u8; 32]>> {
+    fn grow(
+        prefix: &mut Vec<[u8; 32]>,
+        digests: &[[u8; 32]],
+        longest: usize,
+        out: &mut Vec<Vec<[u8; 32]>>,
+    ) {
+        for digest in digests {
+            prefix.push(*digest);
+            out.push(prefix.clone());
+            if prefix.len() < longest {
+                grow(prefix, digests, longest, out);
+            }
+            prefix.pop();
+        }
+    }
+    let mut out = Vec::new();
+    grow(&mut Vec::new(), digests, longest, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extension_sequences_are_every_sequence_up_to_the_length() {
+        let sequences = extension_sequences(&[[1; 32], [2; 32], [3; 32]], 3);
+        assert_eq!(sequences.len(), 3 + 9 + 27);
+        assert_eq!(
+            sequences[..3],
+            [vec![[1; 32]], vec![[1; 32]; 2], vec![[1; 32]; 3]]
+        );
+        let distinct: std::collections::BTreeSet<_> = sequences.iter().collect();
+        assert_eq!(distinct.len(), sequences.len());
+    }
 
     #[test]
     fn keys_differ_by_seed_and_account() {

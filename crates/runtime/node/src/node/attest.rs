@@ -358,8 +358,14 @@ pub fn load_node_seed(
 }
 
 enum Producer {
-    Dev(Box<DevAttestor>),
+    /// The DEVELOPMENT attestor, with the SHA-256 of the binary, taken once at launch.
+    Dev {
+        attestor: Box<DevAttestor>,
+        binary: Sha256Digest,
+    },
+    /// The node's TPM, as its launcher measured it.
     Tpm(SharedTpm),
+    /// The confidential VM's reports.
     Tee(bulwark_attestor::tsm::TeeSource),
 }
 
@@ -367,31 +373,33 @@ enum Producer {
 pub struct Attestation {
     producer: Producer,
     key_hash: [u8; 32],
-    /// SHA-256 of the binary, taken once at launch.
-    binary: Sha256Digest,
     config_file: PathBuf,
     policy_file: PathBuf,
 }
 
 impl Attestation {
-    /// Measures the running binary once (the launch measurement); the configuration (genesis)
-    /// and policy (operator set) files are measured again for every piece of evidence, so a
-    /// change to them on a running node shows in its next evidence.
+    /// The node's evidence producer for its admission mode. The binary is measured once (by
+    /// the launcher with a TPM, here for the DEVELOPMENT attestor); the configuration (genesis)
+    /// and policy (operator set) files are measured again for every TPM or DEVELOPMENT
+    /// evidence, so a change to them on a running node shows in its next evidence.
     pub fn new(
         config: &NodeConfig,
         admission: &AdmissionConfig,
         me: &PublicKey,
         tpm: Option<SharedTpm>,
     ) -> Result<Self, NodeError> {
-        let tee = match admission.mode {
-            AdmissionMode::Snp => Some(bulwark_attestor::tsm::TeeKind::Snp),
-            AdmissionMode::Tdx => Some(bulwark_attestor::tsm::TeeKind::Tdx),
-            AdmissionMode::Tpm | AdmissionMode::Dev => None,
-        };
-        let (producer, binary) = match tpm {
-            _ if tee.is_some() => {
-                let kind = tee.unwrap_or(bulwark_attestor::tsm::TeeKind::Snp);
-                let source = bulwark_attestor::tsm::TeeSource::new(
+        let producer = match admission.mode {
+            AdmissionMode::Snp | AdmissionMode::Tdx => {
+                let kind = if admission.mode == AdmissionMode::Snp {
+                    bulwark_attestor::tsm::TeeKind::Snp
+                } else {
+                    bulwark_attestor::tsm::TeeKind::Tdx
+                };
+                info!(
+                    provider = kind.provider(),
+                    "attesting with the confidential VM's reports (configfs-tsm); the launch measurement covers what the VM booted"
+                );
+                Producer::Tee(bulwark_attestor::tsm::TeeSource::new(
                     kind,
                     admission
                         .tsm_dir
@@ -399,24 +407,12 @@ impl Attestation {
                         .unwrap_or_else(|| bulwark_attestor::tsm::TSM_REPORT_DIR.into()),
                     admission.vcek_file.clone(),
                     admission.collateral_file.clone(),
-                );
-                info!(
-                    provider = kind.provider(),
-                    "attesting with the confidential VM's reports (configfs-tsm); the launch measurement covers what the VM booted"
-                );
-                let binary =
-                    AppMeasurements::from_contents(&read(&current_exe()?)?, &[], &[]).binary;
-                (Producer::Tee(source), binary)
+                ))
             }
-            Some(tpm) => {
-                let binary = tpm
-                    .lock()
-                    .expect("the TPM lock must not be poisoned")
-                    .measured
-                    .binary;
-                (Producer::Tpm(tpm), binary)
-            }
-            None => {
+            AdmissionMode::Tpm => Producer::Tpm(tpm.ok_or_else(|| {
+                NodeError::Attestation("admission mode \"tpm\" without its measured launch".into())
+            })?),
+            AdmissionMode::Dev => {
                 let Some(file) = &admission.attestor_key_file else {
                     return Err(NodeError::Attestation(
                         "admission mode \"dev\" needs attestor_key_file".into(),
@@ -432,32 +428,31 @@ impl Attestation {
                     .map_err(|_| file_error("not 64 hex characters".into()))?;
                 let secret = crate::node::config::parse_hex32(text)
                     .map_err(|e| file_error(e.to_string()))?;
-                let binary =
-                    AppMeasurements::from_contents(&read(&current_exe()?)?, &[], &[]).binary;
-                (
-                    Producer::Dev(Box::new(DevAttestor::from_secret(&secret))),
-                    binary,
-                )
+                Producer::Dev {
+                    attestor: Box::new(DevAttestor::from_secret(&secret)),
+                    binary: AppMeasurements::from_contents(&read(&current_exe()?)?, &[], &[])
+                        .binary,
+                }
             }
         };
         Ok(Attestation {
             producer,
             key_hash: node_key_hash(&me.encode()),
-            binary,
             config_file: config.genesis_file.clone(),
             policy_file: admission.operators_file.clone(),
         })
     }
 
-    /// The measurements as of now.
-    pub fn measurements(&self) -> Result<AppMeasurements, NodeError> {
+    /// The measurements as of now: `binary` as measured at launch, the configuration and
+    /// policy files read again.
+    fn measurements(&self, binary: Sha256Digest) -> Result<AppMeasurements, AttestationError> {
         let now = AppMeasurements::from_contents(
             &[],
-            &read(&self.config_file)?,
-            &read(&self.policy_file)?,
+            &read(&self.config_file).map_err(AttestationError::Measure)?,
+            &read(&self.policy_file).map_err(AttestationError::Measure)?,
         );
         Ok(AppMeasurements {
-            binary: self.binary,
+            binary,
             config: now.config,
             policy: now.policy,
         })
@@ -465,17 +460,17 @@ impl Attestation {
 
     /// Evidence over a verifier's nonce, JSON.
     pub fn evidence(&self, nonce: [u8; 32]) -> Result<Vec<u8>, AttestationError> {
-        let measurements = self.measurements().map_err(AttestationError::Measure)?;
         let evidence = match &self.producer {
-            Producer::Dev(attestor) => Evidence::DevInsecure(attestor.attest(
+            Producer::Dev { attestor, binary } => Evidence::DevInsecure(attestor.attest(
                 &nonce,
                 &self.key_hash,
                 ADMISSION_EPOCH,
-                measurements,
+                self.measurements(*binary)?,
             )),
             Producer::Tpm(tpm) => {
                 let mut guard = tpm.lock().map_err(|_| AttestationError::TpmPoisoned)?;
                 let launch = &mut *guard;
+                let measurements = self.measurements(launch.measured.binary)?;
                 // A changed genesis or operator set is logged and extended into the launch PCR
                 // (once per change) before the quote, so the quote shows it. What was measured
                 // moves on only once the change is in the log and the PCR: if that fails, no
@@ -532,7 +527,7 @@ impl Attestation {
                 .map_err(|_| AttestationError::TpmPoisoned)?
                 .tpm
                 .ak_public()?),
-            Producer::Dev(_) | Producer::Tee(_) => Err(AttestationError::NotTpm),
+            Producer::Dev { .. } | Producer::Tee(_) => Err(AttestationError::NotTpm),
         }
     }
 
@@ -555,7 +550,7 @@ impl Attestation {
                     .activate(&challenge)?;
                 Ok(credential.to_vec())
             }
-            Producer::Dev(_) | Producer::Tee(_) => Err(AttestationError::NotTpm),
+            Producer::Dev { .. } | Producer::Tee(_) => Err(AttestationError::NotTpm),
         }
     }
 }

@@ -545,6 +545,22 @@ fn evidence_json_round_trips_and_is_bounded() {
     let json = serde_json::to_vec(&evidence).expect("serializes");
     assert_eq!(Evidence::from_json(&json).expect("parses"), evidence);
     assert!(Evidence::from_json(&vec![b' '; 70_000]).is_err());
+    // A peer's launch log: no more than LAUNCH_EVENTS_MAX events, and only known kinds.
+    let Evidence::Tpm2Quote(mut tpm) = evidence else {
+        panic!("a TPM quote")
+    };
+    tpm.launch_log = vec![tpm.launch_log[0]; bulwark_attest::launch::LAUNCH_EVENTS_MAX + 1];
+    let json = serde_json::to_vec(&Evidence::Tpm2Quote(tpm)).expect("serializes");
+    assert!(matches!(
+        Evidence::from_json(&json),
+        Err(bulwark_attest::evidence::EvidenceError::TooManyEvents { .. })
+    ));
+    let text = String::from_utf8(json).expect("JSON text");
+    let unknown = text.replacen("\"binary\"", "\"kernel\"", 1);
+    assert!(matches!(
+        Evidence::from_json(unknown.as_bytes()),
+        Err(bulwark_attest::evidence::EvidenceError::Json(_))
+    ));
 }
 
 #[test]

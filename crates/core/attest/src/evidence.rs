@@ -63,7 +63,7 @@ pub struct TpmEvidence {
     pub launch_log: Vec<LaunchEvent>,
 }
 
-/// AMD SEV-SNP evidence: the report and the VCEK certificate that signed it.
+/// AMD SEV-SNP evidence: the report, the VCEK certificate that signed it and AMD's CRL.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnpEvidence {
@@ -73,6 +73,14 @@ pub struct SnpEvidence {
     /// The VCEK certificate, DER.
     #[serde(with = "crate::hexbytes::vec")]
     pub vcek: Vec<u8>,
+    /// AMD's current CRL for the product, DER, signed by its ARK; empty when the node sent none
+    /// (which the appraisal refuses).
+    #[serde(
+        default,
+        with = "crate::hexbytes::vec",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub crl: Vec<u8>,
 }
 
 /// Intel TDX evidence: the quote and its DCAP collateral.

@@ -366,7 +366,15 @@ impl Verifier {
         match request.evidence {
             Evidence::Tpm2Quote(tpm) => self.appraise_tpm(request, manifest, tpm, &expected, out),
             Evidence::SevSnp(snp) => {
-                crate::tee::appraise::appraise_snp(manifest, snp, &report_data, now_ms, out);
+                let recorded_sample = self.recorded_report_data.is_some();
+                crate::tee::appraise::appraise_snp(
+                    manifest,
+                    snp,
+                    &report_data,
+                    now_ms,
+                    recorded_sample,
+                    out,
+                );
             }
             Evidence::Tdx(tdx) => {
                 crate::tee::appraise::appraise_tdx(manifest, tdx, &report_data, now_ms, out);

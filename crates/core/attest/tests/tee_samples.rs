@@ -33,7 +33,7 @@ fn at(text: &str) -> u64 {
 fn check_snp(report: &[u8], vcek: &[u8]) {
     // Inside the VCEK's validity (2023 → 2030).
     let now = at("2025-06-01T00:00:00Z");
-    let claims = verify_snp_report(report, vcek, now).expect("real report verifies");
+    let claims = verify_snp_report(report, vcek, None, now).expect("real report verifies");
     assert!(!claims.measurement.iter().all(|b| *b == 0));
     // The VCEK certifies exactly the report's REPORTED_TCB, for the report's chip.
     let x509: x509_cert::Certificate =
@@ -46,18 +46,18 @@ fn check_snp(report: &[u8], vcek: &[u8]) {
         let Some(dir) = samples() else { return };
         let other = read(&dir, other);
         if other != vcek {
-            assert!(verify_snp_report(report, &other, now).is_err());
+            assert!(verify_snp_report(report, &other, None, now).is_err());
         }
     }
     assert!(matches!(
-        verify_snp_report(report, vcek, at("2031-01-01T00:00:00Z")),
+        verify_snp_report(report, vcek, None, at("2031-01-01T00:00:00Z")),
         Err(SnpError::CertificateTime { .. })
     ));
     for offset in 0..report.len() {
         let mut flipped = report.to_vec();
         flipped[offset] ^= 0x01;
         assert!(
-            verify_snp_report(&flipped, vcek, now).is_err(),
+            verify_snp_report(&flipped, vcek, None, now).is_err(),
             "flipped report byte {offset:#x} accepted"
         );
     }
@@ -67,12 +67,12 @@ fn check_snp(report: &[u8], vcek: &[u8]) {
         let mut flipped = vcek.to_vec();
         flipped[offset] ^= 0x01;
         assert!(
-            verify_snp_report(report, &flipped, now).is_err(),
+            verify_snp_report(report, &flipped, None, now).is_err(),
             "flipped VCEK byte {offset} accepted"
         );
     }
     assert!(matches!(
-        verify_snp_report(&report[1..], vcek, now),
+        verify_snp_report(&report[1..], vcek, None, now),
         Err(SnpError::Length(_))
     ));
 }
@@ -83,7 +83,8 @@ fn snp_milan_sample_verifies_and_tampering_is_refused() {
     let text = String::from_utf8(read(&dir, "report_milan.hex")).expect("hex text");
     let report = hex::decode(text.trim()).expect("hex");
     let vcek = read(&dir, "vcek_milan.der");
-    let claims = verify_snp_report(&report, &vcek, at("2025-06-01T00:00:00Z")).expect("verifies");
+    let claims =
+        verify_snp_report(&report, &vcek, None, at("2025-06-01T00:00:00Z")).expect("verifies");
     assert_eq!(claims.product, "milan");
     assert!(!claims.debug_allowed);
     check_snp(&report, &vcek);
@@ -105,7 +106,7 @@ fn snp_report_with_another_vcek_is_refused() {
     let report = hex::decode(text.trim()).expect("hex");
     let other = read(&dir, "trustee-snp-vcek.der");
     assert!(matches!(
-        verify_snp_report(&report, &other, at("2025-06-01T00:00:00Z")),
+        verify_snp_report(&report, &other, None, at("2025-06-01T00:00:00Z")),
         Err(SnpError::Signature)
     ));
 }
@@ -222,10 +223,12 @@ mod appraisal {
         let text = String::from_utf8(read(&dir, "report_milan.hex")).expect("hex text");
         let report = hex::decode(text.trim()).expect("hex");
         let now = at("2025-06-01T00:00:00Z");
-        let claims = verify_snp_report(&report, &read(&dir, "vcek_milan.der"), now).expect("ok");
+        let claims =
+            verify_snp_report(&report, &read(&dir, "vcek_milan.der"), None, now).expect("ok");
         let evidence = Evidence::SevSnp(SnpEvidence {
             report: report.clone(),
             vcek: read(&dir, "vcek_milan.der"),
+            crl: Vec::new(),
         });
         let mut m = manifest(now);
         m.snp = Some(SnpReference {
@@ -237,10 +240,21 @@ mod appraisal {
                 microcode: claims.reported_tcb.microcode,
             },
         });
-        // The sample's report_data was not made for our nonce: the only reason is freshness.
+        // The sample's report_data was not made for our nonce, and it came without AMD's CRL:
+        // those are the only reasons.
         let a = appraise(&evidence, m.clone(), now);
-        assert_eq!(codes(&a), ["qualifying-data-mismatch"]);
+        assert_eq!(codes(&a), ["snp-crl-missing", "qualifying-data-mismatch"]);
         assert_eq!(a.claims.tee_product.as_deref(), Some("milan"));
+        // A CRL under the real ARK's name that AMD did not sign is refused by name.
+        let ark = bulwark_attest::tee::snp::ark_subject("milan").expect("built-in ARK");
+        let mut forged = evidence.clone();
+        if let Evidence::SevSnp(snp) = &mut forged {
+            snp.crl = bulwark_testkit::crl::TestCrl::current(ark, now / 1_000).der();
+        }
+        assert_eq!(
+            codes(&appraise(&forged, m.clone(), now)),
+            ["snp-crl-refused"]
+        );
 
         let mut stricter = m.clone();
         if let Some(snp) = &mut stricter.snp {
@@ -257,6 +271,7 @@ mod appraisal {
         let evidence = Evidence::SevSnp(SnpEvidence {
             report: flipped,
             vcek: read(&dir, "vcek_milan.der"),
+            crl: Vec::new(),
         });
         assert_eq!(
             codes(&appraise(&evidence, m, now)),

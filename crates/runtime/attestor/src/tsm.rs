@@ -90,6 +90,9 @@ pub enum TsmError {
     /// No VCEK: neither the host's certificate table nor a configured file has it.
     #[error("no VCEK: the host's extended report has none, and no vcek_file is configured (fetch it from AMD's KDS for this chip and TCB)")]
     NoVcek,
+    /// No AMD CRL configured (SEV-SNP).
+    #[error("no crl_file configured: peers refuse SEV-SNP evidence without AMD's CRL (fetch it from AMD's KDS, /vcek/v1/{{product}}/crl, and keep it fresh)")]
+    NoCrl,
     /// The TDX collateral file is unusable.
     #[error("TDX collateral {path}: {reason}")]
     Collateral {
@@ -216,23 +219,27 @@ pub struct TeeSource {
     kind: TeeKind,
     dir: PathBuf,
     vcek_file: Option<PathBuf>,
+    crl_file: Option<PathBuf>,
     collateral_file: Option<PathBuf>,
 }
 
 impl TeeSource {
     /// `dir`: the configfs-tsm report directory ([`TSM_REPORT_DIR`]). `vcek_file` (SEV-SNP):
-    /// the VCEK DER when the host's extended report has none. `collateral_file` (TDX, needed):
+    /// the VCEK DER when the host's extended report has none. `crl_file` (SEV-SNP, needed):
+    /// AMD's CRL for the product, DER, read for every report. `collateral_file` (TDX, needed):
     /// DCAP collateral as `dcap_qvl::QuoteCollateralV3` JSON.
     pub fn new(
         kind: TeeKind,
         dir: PathBuf,
         vcek_file: Option<PathBuf>,
+        crl_file: Option<PathBuf>,
         collateral_file: Option<PathBuf>,
     ) -> Self {
         Self {
             kind,
             dir,
             vcek_file,
+            crl_file,
             collateral_file,
         }
     }
@@ -268,9 +275,14 @@ impl TeeSource {
                     (None, Some(file)) => read_bounded(file, "vcek_file")?,
                     (None, None) => return Err(TsmError::NoVcek),
                 };
+                let crl = match &self.crl_file {
+                    Some(file) => read_bounded(file, "crl_file")?,
+                    None => return Err(TsmError::NoCrl),
+                };
                 Ok(Evidence::SevSnp(SnpEvidence {
                     report: report.outblob,
                     vcek,
+                    crl,
                 }))
             }
             TeeKind::Tdx => {
@@ -357,16 +369,25 @@ mod tests {
             b"report",
             Some(&table(&[(VCEK_GUID, b"vcek")])),
         );
-        let source = TeeSource::new(TeeKind::Snp, root.clone(), None, None);
+        std::fs::write(root.join("milan.crl"), b"amd crl").unwrap();
+        let crl = Some(root.join("milan.crl"));
+        let source = TeeSource::new(TeeKind::Snp, root.clone(), None, crl.clone(), None);
         let report = read_entry(&snp, &[7; 64]).unwrap();
         assert_eq!(std::fs::read(snp.join("inblob")).unwrap(), [7; 64]);
         match source.assemble(report.clone()).unwrap() {
-            Evidence::SevSnp(e) => {
-                assert_eq!((e.report, e.vcek), (b"report".to_vec(), b"vcek".to_vec()))
-            }
+            Evidence::SevSnp(e) => assert_eq!(
+                (e.report, e.vcek, e.crl),
+                (b"report".to_vec(), b"vcek".to_vec(), b"amd crl".to_vec())
+            ),
             other => panic!("{other:?}"),
         }
-        let tdx_source = TeeSource::new(TeeKind::Tdx, root.clone(), None, None);
+        // Without AMD's CRL there is no evidence peers would take.
+        let no_crl = TeeSource::new(TeeKind::Snp, root.clone(), None, None, None);
+        assert!(matches!(
+            no_crl.assemble(report.clone()),
+            Err(TsmError::NoCrl)
+        ));
+        let tdx_source = TeeSource::new(TeeKind::Tdx, root.clone(), None, None, None);
         assert!(matches!(
             tdx_source.assemble(report),
             Err(TsmError::Provider { .. })
@@ -384,6 +405,7 @@ mod tests {
             TeeKind::Snp,
             root.clone(),
             Some(root.join("vcek.der")),
+            crl,
             None,
         );
         match with_file.assemble(report).unwrap() {
@@ -398,6 +420,7 @@ mod tests {
             TeeKind::Tdx,
             root.clone(),
             None,
+            None,
             Some(root.join("collateral.json")),
         );
         let report = read_entry(&tdx, &[0; 64]).unwrap();
@@ -411,7 +434,7 @@ mod tests {
             Err(TsmError::Collateral { .. })
         ));
         // Not a confidential VM: the error says where it looked.
-        let missing = TeeSource::new(TeeKind::Snp, root.join("no-such-dir"), None, None);
+        let missing = TeeSource::new(TeeKind::Snp, root.join("no-such-dir"), None, None, None);
         let error = missing.evidence(&[0; 64]).unwrap_err().to_string();
         assert!(error.contains("configfs-tsm"), "{error}");
         std::fs::remove_dir_all(&root).unwrap();

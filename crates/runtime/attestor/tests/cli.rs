@@ -360,6 +360,7 @@ fn import_real_snp_sample_and_verify_at_its_date() {
     let claims = bulwark_attest::tee::snp::verify_snp_report(
         &hex::decode(hex_text.trim()).expect("hex"),
         &std::fs::read(samples.join("vcek_milan.der")).expect("read"),
+        None,
         at_ms,
     )
     .expect("verifies");
@@ -391,7 +392,8 @@ fn import_real_snp_sample_and_verify_at_its_date() {
     )
     .expect("write");
     sign_manifest(d, "m.json", "op.key");
-    // Everything verifies except freshness: the sample's report_data was not made for this nonce.
+    // Everything verifies except freshness (the sample's report_data was not made for this
+    // nonce) and revocation: the sample comes with no AMD CRL.
     assert_eq!(
         verify_files(
             d,
@@ -407,7 +409,7 @@ fn import_real_snp_sample_and_verify_at_its_date() {
     let appraisal: bulwark_attest::appraisal::Appraisal =
         serde_json::from_str(&signed.payload).expect("payload");
     let codes: Vec<&str> = appraisal.reasons.iter().map(|r| r.code.as_str()).collect();
-    assert_eq!(codes, ["qualifying-data-mismatch"]);
+    assert_eq!(codes, ["snp-crl-missing", "qualifying-data-mismatch"]);
 }
 
 #[cfg(feature = "tpm")]

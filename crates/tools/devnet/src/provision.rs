@@ -378,6 +378,7 @@ fn write_node(
             ek_ca_file: options.tpm.then(|| Path::new("..").join(EK_CA_FILE)),
             tsm_dir: None,
             vcek_file: None,
+            crl_file: None,
             collateral_file: None,
         }),
         // A committee on one machine, started by `up`: its development paths (the dev

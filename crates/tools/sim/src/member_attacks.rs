@@ -45,7 +45,7 @@ pub const MEMBER_SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "tee-admission",
-        "every member replays a recorded SEV-SNP or TDX sample, appraised through the production admission at the samples' date; member n-1 flips one seeded byte of its sample (TEST-ONLY report-data switch: needs the recorded-samples feature, which only the test command enables)",
+        "every member replays a recorded SEV-SNP or TDX sample, appraised through the production admission at the samples' date; member n-1 flips one seeded byte of its sample, and an honest SEV-SNP sample is sent with an AMD CRL the ARK did not sign (TEST-ONLY report-data switch: needs the recorded-samples feature, which only the test command enables)",
     ),
     (
         "tpm-ops-flood",
@@ -380,6 +380,7 @@ fn dev_paths_in_production(n: usize) -> Outcome {
             ek_ca_file: None,
             tsm_dir: None,
             vcek_file: None,
+            crl_file: None,
             collateral_file: None,
         }),
         development: false,

@@ -64,6 +64,12 @@ impl Sample {
 impl Sample {
     /// The evidence JSON a member sends, with the byte at `flip` (over both parts) inverted.
     fn evidence(&self, flip: Option<usize>) -> Vec<u8> {
+        self.evidence_with_crl(flip, Vec::new())
+    }
+
+    /// As [`Self::evidence`], an SEV-SNP sample carrying `crl` (a recorded sample has no AMD CRL
+    /// of its date; the test switch lets that pass with a warning).
+    fn evidence_with_crl(&self, flip: Option<usize>, crl: Vec<u8>) -> Vec<u8> {
         let mut parts = self.parts.clone();
         if let Some(at) = flip {
             let (part, at) = if at < parts[0].len() {
@@ -77,6 +83,7 @@ impl Sample {
             Claims::Snp(_) => serde_json::to_vec(&Evidence::SevSnp(SnpEvidence {
                 report: parts[0].clone(),
                 vcek: parts[1].clone(),
+                crl,
             }))
             .unwrap(),
             // The collateral travels as the JSON text itself, so a flipped byte in it reaches the
@@ -121,7 +128,7 @@ fn load() -> Result<Vec<Sample>, String> {
             read(&dir, "trustee-snp-vcek.der")?,
         ),
     ] {
-        let claims = verify_snp_report(&report, &vcek, SAMPLES_AT_MS)
+        let claims = verify_snp_report(&report, &vcek, None, SAMPLES_AT_MS)
             .map_err(|e| format!("{name} does not verify at its date: {e}"))?;
         samples.push(Sample {
             name,
@@ -279,6 +286,45 @@ pub(crate) fn tee_admission(
                     state.last_reasons.join(", ")
                 ));
             }
+            // With the switch on again, an honest SEV-SNP member's sample with an AMD CRL the
+            // ARK never signed (under its real name) is refused: revocation is not skippable.
+            if let Some(&(member, _, _)) = peers
+                .iter()
+                .find(|(j, _, _)| *j != attacker && matches!(sample_of(*j).claims, Claims::Snp(_)))
+            {
+                let sample = sample_of(member);
+                let Claims::Snp(claims) = &sample.claims else {
+                    unreachable!("found by its claims")
+                };
+                admission.expect_recorded_report_data(Some(sample.report_data()));
+                admission
+                    .challenge(&member, SAMPLES_AT_MS, [0xcc; 32])
+                    .unwrap();
+                let forged = forged_crl(claims.product);
+                admission.evidence(
+                    &member,
+                    &sample.evidence_with_crl(None, forged),
+                    SAMPLES_AT_MS,
+                );
+                let reasons = admission
+                    .states()
+                    .find(|(p, _, _)| **p == member)
+                    .unwrap()
+                    .2
+                    .last_reasons
+                    .join(", ");
+                if admission.admitted(SAMPLES_AT_MS).contains(&member) {
+                    achieved.push(format!(
+                        "member 0 admitted {} with an AMD CRL the ARK did not sign",
+                        sample.name
+                    ));
+                } else {
+                    refused.push(format!(
+                        "member 0 refused {} with a forged AMD CRL ({reasons})",
+                        sample.name
+                    ));
+                }
+            }
         }
         for (peer, name, state) in admission.states() {
             if *peer == attacker {
@@ -306,4 +352,10 @@ pub(crate) fn tee_admission(
         }
     }
     Ok((achieved, refused, false_evidence))
+}
+
+/// A current CRL under the real ARK's name for `product`, signed by a test key, not AMD's.
+fn forged_crl(product: &str) -> Vec<u8> {
+    let issuer = bulwark_attest::tee::snp::ark_subject(product).expect("a built-in ARK");
+    bulwark_testkit::crl::TestCrl::current(issuer, SAMPLES_AT_MS / 1_000).der()
 }

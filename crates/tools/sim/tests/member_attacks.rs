@@ -86,7 +86,7 @@ fn every_member_scenario_is_named_and_unknown_names_are_not() {
 }
 
 /// Attack 8: SEV-SNP and TDX members admitted end to end on recorded samples; a flipped byte
-/// anywhere in the attacker's sample keeps it out. Needs the test-only switch (the test command
+/// anywhere in the attacker's sample keeps it out, and so does a forged AMD CRL. Needs the test-only switch (the test command
 /// enables it) and the shared samples (skipped with a message without them).
 #[cfg(feature = "recorded-samples")]
 #[test]
@@ -99,14 +99,20 @@ fn tee_members_are_admitted_on_real_samples_and_a_flipped_byte_keeps_one_out() {
     let mut attacked = std::collections::BTreeSet::new();
     for (seed, n) in [(221, 4), (222, 4), (223, 4), (224, 7), (225, 7), (226, 7)] {
         let report = run("tee-admission", seed, n);
-        assert_eq!(report.refused.len(), n, "{report:#?}");
+        assert_eq!(report.refused.len(), n + 1, "{report:#?}");
         // Without the switch even an honest replay is refused: it answers no nonce of ours.
         assert!(
             report.refused[0].starts_with("without the test switch")
                 && report.refused[0].contains("qualifying-data-mismatch"),
             "{report:#?}"
         );
-        let sample = report.refused[1]
+        // The switch never waives revocation: an AMD CRL the ARK did not sign is refused.
+        assert!(
+            report.refused[1].contains("forged AMD CRL")
+                && report.refused[1].contains("snp-crl-refused"),
+            "{report:#?}"
+        );
+        let sample = report.refused[2]
             .split(" (")
             .nth(1)
             .unwrap()

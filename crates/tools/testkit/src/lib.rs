@@ -1,7 +1,8 @@
 //! DEVELOPMENT keys and the one order flow, shared by the simulator, `bulwark up`'s devnet, the
 //! benches and the tests, so that every tool derives the same key for the same account and
 //! trades the same way ([`flow`]); [`swtpm`], a private software TPM for the TPM tests,
-//! `up --tpm` and `bench attest`; and [`extension_sequences`], what a launch forger tries.
+//! `up --tpm` and `bench attest`; [`extension_sequences`], what a launch forger tries; and
+//! [`crl`], certificate revocation lists signed by test keys, for the SEV-SNP revocation tests.
 //!
 //! Nothing here is secret: every key is derived from public inputs. Production never uses it;
 //! the core and runtime crates take it only as a dev-dependency.
@@ -9,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod crl;
 pub mod flow;
 pub mod swtpm;
 

@@ -3,7 +3,7 @@
 //! Every check runs and adds its reason, so a refused report lists everything that is wrong, except
 //! that nothing is learnt from a report whose chain or signature failed.
 
-use super::snp::verify_snp_report;
+use super::snp::{verify_snp_report, SnpError};
 use super::tdx::verify_tdx_quote;
 use crate::appraisal::{Appraisal, Status};
 use crate::evidence::{SnpEvidence, TdxEvidence};
@@ -38,11 +38,14 @@ fn list(values: &[HexBytes<48>]) -> String {
         .join(" or ")
 }
 
+/// `recorded_sample`: TEST ONLY (the `recorded-samples` switch is on); a sample recorded
+/// elsewhere has no CRL of its date, so a missing CRL is a warning instead of a refusal.
 pub(crate) fn appraise_snp(
     manifest: &ReferenceManifest,
     evidence: &SnpEvidence,
     expected: &[u8; 64],
     now_ms: u64,
+    recorded_sample: bool,
     out: &mut Appraisal,
 ) {
     let Some(reference) = &manifest.snp else {
@@ -51,10 +54,27 @@ pub(crate) fn appraise_snp(
             "the manifest has no SEV-SNP reference values".into(),
         );
     };
-    let claims = match verify_snp_report(&evidence.report, &evidence.vcek, now_ms) {
+    let crl = (!evidence.crl.is_empty()).then_some(&evidence.crl[..]);
+    let claims = match verify_snp_report(&evidence.report, &evidence.vcek, crl, now_ms) {
         Ok(claims) => claims,
+        Err(error @ SnpError::Revoked { .. }) => {
+            return out.refuse("snp-revoked", error.to_string())
+        }
+        Err(error @ SnpError::Crl(_)) => return out.refuse("snp-crl-refused", error.to_string()),
         Err(error) => return out.refuse("snp-verification-failed", error.to_string()),
     };
+    if claims.crl.is_none() {
+        const DETAIL: &str = "the evidence carries no AMD CRL, so a revoked ASK or VCEK would pass (the node's [admission] crl_file)";
+        if recorded_sample {
+            out.push_reason(
+                Status::Warning,
+                "snp-crl-not-checked",
+                format!("TEST ONLY (recorded sample): {DETAIL}"),
+            );
+        } else {
+            out.refuse("snp-crl-missing", DETAIL.into());
+        }
+    }
     if claims.vmpl != 0 {
         // Under a paravisor (SVSM), a guest at a less privileged VMPL can ask for reports over
         // data of its choosing: only VMPL 0, the guest's most privileged level, speaks for the VM.

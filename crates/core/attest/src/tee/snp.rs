@@ -15,7 +15,14 @@
 //! chip ID (zeros, which no hwID matches), sets MASK_CHIP_KEY or is signed by another key than a
 //! VCEK (a VLEK) is refused. The VCEK must be canonical
 //! DER whose outer signature algorithm equals the one it signed (`sev` checks only the algorithm's
-//! identifier). There is no revocation check yet: AMD's CRL (signed by the ARK) is not read.
+//! identifier).
+//!
+//! Revocation ([`check_crl`]): the evidence carries AMD's CRL for the product (from KDS,
+//! `/vcek/v1/{product}/crl`), which the ARK signs with RSA-PSS-SHA384. It must be issued by the ARK
+//! the chain ends in, verify under its key, be canonical DER, be current at the appraisal time
+//! (`thisUpdate` ≤ now ≤ `nextUpdate`) and carry no critical extension bulwark does not know; the
+//! ASK's and the VCEK's serial numbers must not be on it. A node chooses which current CRL it
+//! sends, so a revocation takes effect at the latest when the CRL before it expires.
 
 use sev::certs::snp::{builtin, ca, Certificate, Chain, Verifiable as _};
 use sev::firmware::guest::AttestationReport;
@@ -25,6 +32,8 @@ use sev::parser::ByteParser as _;
 pub const SNP_REPORT_LEN: usize = 0x4a0;
 /// Largest VCEK certificate accepted, in bytes.
 pub const VCEK_LEN_MAX: usize = 8 * 1024;
+/// Largest CRL accepted, in bytes (AMD's lists a handful of ASKs and is about 1 KiB).
+pub const CRL_LEN_MAX: usize = 64 * 1024;
 const SIGNED_LEN: usize = 0x2a0;
 
 /// A built-in AMD certificate loader.
@@ -69,6 +78,20 @@ pub enum SnpError {
     /// extensions are missing, repeated or malformed.
     #[error("VCEK not bound to this report: {0}")]
     Binding(String),
+    /// The CRL is malformed, not issued or signed by the chain's ARK, not current, or carries a
+    /// critical extension bulwark does not know.
+    #[error("AMD CRL refused: {0}")]
+    Crl(String),
+    /// The CRL lists a certificate of the chain.
+    #[error("the {which} (serial {serial}) is revoked on AMD's CRL since {revoked_s} s")]
+    Revoked {
+        /// ASK or VCEK.
+        which: &'static str,
+        /// Its serial number, hex.
+        serial: String,
+        /// Revocation date, Unix seconds.
+        revoked_s: u64,
+    },
 }
 
 /// TCB version components (SVNs) of an SNP platform.
@@ -106,6 +129,19 @@ pub struct SnpClaims {
     pub debug_allowed: bool,
     /// VMPL of the requesting guest code.
     pub vmpl: u32,
+    /// The CRL that was checked, or `None` when the evidence carried none.
+    pub crl: Option<CrlStatus>,
+}
+
+/// What a checked CRL said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrlStatus {
+    /// `thisUpdate`, Unix seconds.
+    pub this_update_s: u64,
+    /// `nextUpdate`, Unix seconds.
+    pub next_update_s: u64,
+    /// How many certificates it revokes.
+    pub entries: usize,
 }
 
 fn validity(cert: &Certificate) -> (u64, u64) {
@@ -142,10 +178,13 @@ fn scalar(le: &[u8]) -> Result<[u8; 48], SnpError> {
     Ok(be)
 }
 
-/// Verifies `report` (1184 bytes) with its VCEK certificate (DER) at `now_ms`.
+/// Verifies `report` (1184 bytes) with its VCEK certificate (DER) and, when given, AMD's CRL
+/// for the product (DER) at `now_ms`. Whether a missing CRL is acceptable is the caller's rule
+/// (the appraisal refuses it).
 pub fn verify_snp_report(
     report: &[u8],
     vcek_der: &[u8],
+    crl_der: Option<&[u8]>,
     now_ms: u64,
 ) -> Result<SnpClaims, SnpError> {
     if report.len() != SNP_REPORT_LEN {
@@ -187,6 +226,24 @@ pub fn verify_snp_report(
     check_time("ARK", &chain.ca.ark, now_s)?;
     check_time("ASK", &chain.ca.ask, now_s)?;
     check_time("VCEK", &chain.vek, now_s)?;
+    let crl = match crl_der {
+        Some(crl_der) => {
+            let ark: x509_cert::Certificate = chain.ca.ark.clone().into();
+            let ask: x509_cert::Certificate = chain.ca.ask.clone().into();
+            let key = rsa_key(&ark)?;
+            Some(check_crl(
+                crl_der,
+                &ark.tbs_certificate.subject,
+                &key,
+                &[
+                    ("ASK", &ask.tbs_certificate.serial_number),
+                    ("VCEK", &x509.tbs_certificate.serial_number),
+                ],
+                now_s,
+            )?)
+        }
+        None => None,
+    };
 
     let signature = &report[SIGNED_LEN..];
     if signature[144..].iter().any(|b| *b != 0) {
@@ -221,6 +278,121 @@ pub fn verify_snp_report(
         policy,
         debug_allowed: policy & POLICY_DEBUG_BIT != 0,
         vmpl: parsed.vmpl,
+        crl,
+    })
+}
+
+/// The subject of AMD's built-in ARK for `product` (`milan`, `genoa`, `turin`): the issuer its
+/// CRL must name.
+pub fn ark_subject(product: &str) -> Option<x509_cert::name::Name> {
+    let ark = match product {
+        "milan" => builtin::milan::ark(),
+        "genoa" => builtin::genoa::ark(),
+        "turin" => builtin::turin::ark(),
+        _ => return None,
+    }
+    .ok()?;
+    Some(x509_cert::Certificate::from(ark).tbs_certificate.subject)
+}
+
+fn rsa_key(ark: &x509_cert::Certificate) -> Result<rsa::RsaPublicKey, SnpError> {
+    use x509_cert::der::referenced::OwnedToRef as _;
+    rsa::RsaPublicKey::try_from(ark.tbs_certificate.subject_public_key_info.owned_to_ref())
+        .map_err(|e| SnpError::Crl(format!("the ARK's key is not RSA: {e}")))
+}
+
+/// RSASSA-PSS, the only signature AMD's ARK makes.
+const RSA_PSS: x509_cert::der::oid::ObjectIdentifier =
+    x509_cert::der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+
+/// Checks a CRL issued by `issuer` under RSA-PSS-SHA384 `key` at `now_s` and refuses when it lists
+/// one of `chain`'s serial numbers (named by the first of each pair).
+pub fn check_crl(
+    crl_der: &[u8],
+    issuer: &x509_cert::name::Name,
+    key: &rsa::RsaPublicKey,
+    chain: &[(&'static str, &x509_cert::serial_number::SerialNumber)],
+    now_s: u64,
+) -> Result<CrlStatus, SnpError> {
+    use rsa::signature::Verifier as _;
+    use x509_cert::der::{Decode as _, Encode as _};
+    let bad = |what: String| SnpError::Crl(what);
+    if crl_der.len() > CRL_LEN_MAX {
+        return Err(bad(format!(
+            "{} bytes, more than {CRL_LEN_MAX}",
+            crl_der.len()
+        )));
+    }
+    let crl = x509_cert::crl::CertificateList::from_der(crl_der)
+        .map_err(|e| bad(format!("not a DER CRL: {e}")))?;
+    if crl.to_der().ok().as_deref() != Some(crl_der) {
+        return Err(bad("not canonical DER".into()));
+    }
+    let tbs = &crl.tbs_cert_list;
+    if crl.signature_algorithm != tbs.signature || crl.signature_algorithm.oid != RSA_PSS {
+        return Err(bad(format!(
+            "signature algorithm {} (outer) / {} (signed): AMD signs with RSASSA-PSS",
+            crl.signature_algorithm.oid, tbs.signature.oid
+        )));
+    }
+    if &tbs.issuer != issuer {
+        return Err(bad(format!(
+            "issued by {} but the chain's ARK is {issuer}",
+            tbs.issuer
+        )));
+    }
+    let signed = tbs
+        .to_der()
+        .map_err(|e| bad(format!("does not re-encode: {e}")))?;
+    let signature = crl
+        .signature
+        .as_bytes()
+        .and_then(|bytes| rsa::pss::Signature::try_from(bytes).ok())
+        .ok_or_else(|| bad("signature is not a whole RSA signature".into()))?;
+    rsa::pss::VerifyingKey::<sha2::Sha384>::new(key.clone())
+        .verify(&signed, &signature)
+        .map_err(|_| bad("signature does not verify under the ARK's key".into()))?;
+    let this_update_s = tbs.this_update.to_unix_duration().as_secs();
+    let next_update_s = tbs
+        .next_update
+        .ok_or_else(|| bad("no nextUpdate: its freshness is unknown".into()))?
+        .to_unix_duration()
+        .as_secs();
+    if now_s < this_update_s || now_s > next_update_s {
+        return Err(bad(format!(
+            "not current at {now_s} s (valid {this_update_s}..{next_update_s})"
+        )));
+    }
+    let critical = |extensions: &Option<x509_cert::ext::Extensions>| {
+        extensions
+            .iter()
+            .flatten()
+            .find(|e| e.critical)
+            .map(|e| e.extn_id.to_string())
+    };
+    if let Some(oid) = critical(&tbs.crl_extensions) {
+        return Err(bad(format!("unknown critical extension {oid}")));
+    }
+    let revoked = tbs.revoked_certificates.as_deref().unwrap_or_default();
+    for entry in revoked {
+        if let Some(oid) = critical(&entry.crl_entry_extensions) {
+            return Err(bad(format!(
+                "entry {} has an unknown critical extension {oid}",
+                hex::encode(entry.serial_number.as_bytes())
+            )));
+        }
+        if let Some((which, serial)) = chain.iter().find(|(_, s)| **s == entry.serial_number) {
+            return Err(SnpError::Revoked {
+                which,
+                serial: hex::encode(serial.as_bytes()),
+                revoked_s: entry.revocation_date.to_unix_duration().as_secs(),
+            });
+        }
+    }
+    Ok(CrlStatus {
+        this_update_s,
+        next_update_s,
+        entries: revoked.len(),
     })
 }
 

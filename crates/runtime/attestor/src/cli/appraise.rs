@@ -101,7 +101,12 @@ pub(super) fn verify(args: VerifyArgs) -> CliResult {
 
 pub(super) fn import(command: ImportCommand) -> CliResult {
     let (evidence, out) = match command {
-        ImportCommand::Snp { report, vcek, out } => {
+        ImportCommand::Snp {
+            report,
+            vcek,
+            crl,
+            out,
+        } => {
             let mut bytes = read(&report)?;
             if bytes.len() != bulwark_attest::tee::snp::SNP_REPORT_LEN {
                 const NEITHER: &str = "is neither a 1184-byte report nor hex";
@@ -111,6 +116,15 @@ pub(super) fn import(command: ImportCommand) -> CliResult {
             let evidence = Evidence::SevSnp(bulwark_attest::evidence::SnpEvidence {
                 report: bytes,
                 vcek: read(&vcek)?,
+                crl: match &crl {
+                    Some(crl) => read(crl)?,
+                    None => {
+                        eprintln!(
+                            "warning: no --crl: peers refuse SEV-SNP evidence without AMD's CRL"
+                        );
+                        Vec::new()
+                    }
+                },
             });
             (evidence, out)
         }

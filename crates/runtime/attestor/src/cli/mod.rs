@@ -228,7 +228,8 @@ pub struct VerifyArgs {
 /// `attest import` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
-    /// SEV-SNP: a 1184-byte report (binary or hex text) and its VCEK certificate (DER).
+    /// SEV-SNP: a 1184-byte report (binary or hex text), its VCEK certificate (DER) and AMD's
+    /// CRL for the product (DER; appraisal refuses evidence without one).
     Snp {
         /// Report file.
         #[arg(long)]
@@ -236,6 +237,9 @@ pub enum ImportCommand {
         /// VCEK certificate, DER.
         #[arg(long)]
         vcek: PathBuf,
+        /// AMD's CRL for the product, DER (KDS `/vcek/v1/{product}/crl`).
+        #[arg(long)]
+        crl: Option<PathBuf>,
         /// Output evidence file.
         #[arg(long)]
         out: PathBuf,

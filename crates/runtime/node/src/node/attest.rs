@@ -406,6 +406,7 @@ impl Attestation {
                         .clone()
                         .unwrap_or_else(|| bulwark_attestor::tsm::TSM_REPORT_DIR.into()),
                     admission.vcek_file.clone(),
+                    admission.crl_file.clone(),
                     admission.collateral_file.clone(),
                 ))
             }

@@ -191,6 +191,11 @@ pub struct AdmissionConfig {
     /// used when the host's extended report carries none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vcek_file: Option<PathBuf>,
+    /// `mode = "snp"` (required): AMD's CRL for the chip's product (DER, from KDS
+    /// `/vcek/v1/{product}/crl`), read for every report, so the operator keeps it fresh: peers
+    /// refuse a report without a current CRL signed by AMD's ARK, or whose ASK or VCEK it revokes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_file: Option<PathBuf>,
     /// `mode = "tdx"` (required): DCAP collateral for this platform as
     /// `dcap_qvl::QuoteCollateralV3` JSON (from Intel PCS or a PCCS), read for every quote, so
     /// the operator keeps it fresh: peers refuse a quote whose collateral expired.
@@ -294,6 +299,7 @@ impl NodeConfig {
             for file in [
                 admission.tsm_dir.as_mut(),
                 admission.vcek_file.as_mut(),
+                admission.crl_file.as_mut(),
                 admission.collateral_file.as_mut(),
             ]
             .into_iter()
@@ -430,6 +436,7 @@ impl NodeConfig {
                 "\"snp\" and \"tdx\"",
             ),
             (admission.vcek_file.is_some(), "vcek_file", "\"snp\""),
+            (admission.crl_file.is_some(), "crl_file", "\"snp\""),
             (
                 admission.collateral_file.is_some(),
                 "collateral_file",
@@ -438,7 +445,7 @@ impl NodeConfig {
         ] {
             let fits = match what {
                 "tsm_dir" => tee,
-                "vcek_file" => admission.mode == AdmissionMode::Snp,
+                "vcek_file" | "crl_file" => admission.mode == AdmissionMode::Snp,
                 _ => admission.mode == AdmissionMode::Tdx,
             };
             if set && !fits {
@@ -467,7 +474,11 @@ impl NodeConfig {
             }
         }
         match admission.mode {
-            AdmissionMode::Snp => {}
+            AdmissionMode::Snp => {
+                if admission.crl_file.is_none() {
+                    return Some("admission mode \"snp\" needs crl_file: AMD's CRL for this chip's product (DER, from KDS /vcek/v1/{product}/crl), kept fresh by the operator; peers refuse a report without one".into());
+                }
+            }
             AdmissionMode::Tdx => {
                 if admission.collateral_file.is_none() {
                     return Some("admission mode \"tdx\" needs collateral_file: DCAP collateral JSON for this platform (from Intel PCS or a PCCS), kept fresh by the operator".into());
@@ -695,6 +706,7 @@ mod tests {
             ek_ca_file: ek_ca_file.map(Into::into),
             tsm_dir: None,
             vcek_file: None,
+            crl_file: None,
             collateral_file: None,
         }
     }
@@ -774,6 +786,7 @@ mod tests {
                 ek_ca_file: None,
                 tsm_dir: None,
                 vcek_file: None,
+                crl_file: None,
                 collateral_file: None,
             });
             c.validate(path).map_err(|e| e.to_string())
@@ -841,10 +854,17 @@ mod tests {
             Some("device:/dev/tpmrm0".into()))
         .unwrap_err()
         .contains("go together"));
-        // SEV-SNP needs nothing more (the VCEK may come from the host).
-        assert!(tee(AdmissionMode::Snp, &vtpm).is_ok());
-        assert!(tee(AdmissionMode::Snp, &|a| {
+        // SEV-SNP needs AMD's CRL, and nothing more (the VCEK may come from the host).
+        assert!(tee(AdmissionMode::Snp, &vtpm)
+            .unwrap_err()
+            .contains("crl_file"));
+        let snp = |a: &mut AdmissionConfig| {
             vtpm(a);
+            a.crl_file = Some("milan.crl".into());
+        };
+        assert!(tee(AdmissionMode::Snp, &snp).is_ok());
+        assert!(tee(AdmissionMode::Snp, &|a| {
+            snp(a);
             a.vcek_file = Some("vcek.der".into());
         })
         .is_ok());
@@ -865,8 +885,15 @@ mod tests {
         })
         .unwrap_err()
         .contains("vcek_file"));
-        assert!(tee(AdmissionMode::Snp, &|a| {
+        assert!(tee(AdmissionMode::Tdx, &|a| {
             vtpm(a);
+            a.collateral_file = Some("c.json".into());
+            a.crl_file = Some("milan.crl".into());
+        })
+        .unwrap_err()
+        .contains("crl_file"));
+        assert!(tee(AdmissionMode::Snp, &|a| {
+            snp(a);
             a.attestor_key_file = Some("k".into());
         })
         .unwrap_err()
@@ -885,6 +912,7 @@ mod tests {
         let mut dev = admission(AdmissionMode::Snp, None);
         dev.tcti = None;
         dev.attestor_key_file = None;
+        dev.crl_file = Some("milan.crl".into());
         c.admission = Some(dev);
         assert!(c.validate(path).is_ok());
     }

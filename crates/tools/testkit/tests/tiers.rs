@@ -152,6 +152,7 @@ fn crates_stand_in_tiers_and_depend_downwards_only() {
         "bulwark-consensus",
         "bulwark-api",
         "bulwark-custody",
+        "bulwark-sentinel",
     ] {
         assert_eq!(tier(expected), Some(Tier::Core), "{expected}");
     }

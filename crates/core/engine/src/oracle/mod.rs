@@ -126,6 +126,51 @@ impl SignedObservation {
     }
 }
 
+/// Two different observations one member signed for the same feed and round. A member observes
+/// once per round, so this shows it told different members different prices: evidence that
+/// convicts on its own (`bulwark_sentinel::SelfProof`), whoever reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OracleEquivocation {
+    /// One observation.
+    pub first: SignedObservation,
+    /// Another, for the same feed and round.
+    pub second: SignedObservation,
+}
+
+impl bulwark_sentinel::SelfProof for OracleEquivocation {
+    fn kind(&self) -> &'static str {
+        "oracle-equivocation"
+    }
+
+    fn check(&self, accused: &[u8; 32]) -> Result<(), bulwark_sentinel::accusation::ProofError> {
+        use bulwark_sentinel::accusation::ProofError;
+        for part in [&self.first, &self.second] {
+            if &part.node != accused {
+                return Err(ProofError::NotTheAccused {
+                    signer: hex_key(&part.node),
+                });
+            }
+        }
+        let (a, b) = (&self.first.observation, &self.second.observation);
+        if a.feed != b.feed || a.round != b.round {
+            return Err(ProofError::NoConflict(
+                "observations for different feeds or rounds",
+            ));
+        }
+        if a == b {
+            return Err(ProofError::NoConflict("the same observation twice"));
+        }
+        for part in [&self.first, &self.second] {
+            part.verify().map_err(|_| ProofError::BadSignature)?;
+        }
+        Ok(())
+    }
+}
+
+fn hex_key(key: &[u8; 32]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A signature did not verify (deliberately opaque).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the observation's signature does not verify")]

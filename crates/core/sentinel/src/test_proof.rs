@@ -1,0 +1,59 @@
+//! A self-proof for the tests: two values the accused signed for one slot.
+
+use crate::accusation::{ProofError, SelfProof};
+use crate::MemberKey;
+use ed25519_dalek::{Signer as _, SigningKey, Verifier as _};
+
+/// Two values `signer` signed for `slot`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DoubleSign {
+    pub(crate) signer: MemberKey,
+    pub(crate) slot: u64,
+    pub(crate) values: [(u8, [u8; 64]); 2],
+}
+
+fn message(slot: u64, value: u8) -> Vec<u8> {
+    [
+        b"test/double-sign".as_slice(),
+        &slot.to_le_bytes(),
+        &[value],
+    ]
+    .concat()
+}
+
+impl DoubleSign {
+    pub(crate) fn by(key: &SigningKey, slot: u64, values: [u8; 2]) -> Self {
+        Self {
+            signer: key.verifying_key().to_bytes(),
+            slot,
+            values: values.map(|v| (v, key.sign(&message(slot, v)).to_bytes())),
+        }
+    }
+}
+
+impl SelfProof for DoubleSign {
+    fn kind(&self) -> &'static str {
+        "double-sign"
+    }
+
+    fn check(&self, accused: &MemberKey) -> Result<(), ProofError> {
+        if &self.signer != accused {
+            return Err(ProofError::NotTheAccused {
+                signer: hex::encode(self.signer),
+            });
+        }
+        if self.values[0].0 == self.values[1].0 {
+            return Err(ProofError::NoConflict("the same value twice"));
+        }
+        let key = ed25519_dalek::VerifyingKey::from_bytes(accused)
+            .map_err(|_| ProofError::BadSignature)?;
+        for (value, signature) in &self.values {
+            key.verify(
+                &message(self.slot, *value),
+                &ed25519_dalek::Signature::from_bytes(signature),
+            )
+            .map_err(|_| ProofError::BadSignature)?;
+        }
+        Ok(())
+    }
+}

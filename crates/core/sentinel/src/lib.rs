@@ -25,7 +25,7 @@ pub mod policy;
 pub mod watch;
 
 #[cfg(test)]
-mod test_proof;
+mod test_support;
 
 pub use accusation::{Accusation, Grounds, SelfProof};
 pub use membership::{EpochChange, Membership, Quarantine, Refusal, Trust};

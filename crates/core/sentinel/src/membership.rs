@@ -404,22 +404,9 @@ impl Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_proof::DoubleSign;
-    use ed25519_dalek::SigningKey;
+    use crate::test_support::{committee, id, key, DoubleSign};
 
     type Decision = Quarantine<DoubleSign>;
-
-    fn key(i: u8) -> SigningKey {
-        SigningKey::from_bytes(&[i + 1; 32])
-    }
-
-    fn id(i: u8) -> MemberKey {
-        key(i).verifying_key().to_bytes()
-    }
-
-    fn committee(n: u8) -> Membership {
-        Membership::new(0, (0..n).map(id).collect(), Policy::default()).expect("committee")
-    }
 
     fn accusations(by: &[u8], accused: u8, epoch: u64, height: u64) -> Evidence<DoubleSign> {
         Evidence::Accusations(

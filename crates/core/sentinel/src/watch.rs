@@ -232,22 +232,9 @@ impl AccusationPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_proof::DoubleSign;
-    use ed25519_dalek::SigningKey;
+    use crate::test_support::{committee, id, key, DoubleSign};
 
     type Offered = Result<Offer<DoubleSign>, Refusal>;
-
-    fn key(i: u8) -> SigningKey {
-        SigningKey::from_bytes(&[i + 1; 32])
-    }
-
-    fn id(i: u8) -> MemberKey {
-        key(i).verifying_key().to_bytes()
-    }
-
-    fn committee(n: u8) -> Membership {
-        Membership::new(0, (0..n).map(id).collect(), Policy::default()).expect("committee")
-    }
 
     #[test]
     fn a_node_accuses_once_its_own_evidence_reaches_the_threshold_within_the_window() {

@@ -1,7 +1,8 @@
-//! A self-proof for the tests: two values the accused signed for one slot.
+//! What the tests share: member keys, a committee, and a self-proof (two values the accused
+//! signed for one slot).
 
 use crate::accusation::{ProofError, SelfProof};
-use crate::MemberKey;
+use crate::{MemberKey, Membership, Policy};
 use ed25519_dalek::{Signer as _, SigningKey, Verifier as _};
 
 /// Two values `signer` signed for `slot`.
@@ -56,4 +57,19 @@ impl SelfProof for DoubleSign {
         }
         Ok(())
     }
+}
+
+/// Member `i`'s key.
+pub(crate) fn key(i: u8) -> SigningKey {
+    SigningKey::from_bytes(&[i + 1; 32])
+}
+
+/// Member `i`'s identity.
+pub(crate) fn id(i: u8) -> MemberKey {
+    key(i).verifying_key().to_bytes()
+}
+
+/// Members 0..n at epoch 0 under the default policy.
+pub(crate) fn committee(n: u8) -> Membership {
+    Membership::new(0, (0..n).map(id).collect(), Policy::default()).expect("committee")
 }

@@ -33,6 +33,15 @@ pub enum DkgError {
         /// The sender.
         from: Box<PublicKey>,
     },
+    /// A participant sent a message its role in this round does not send (a dealing from a
+    /// newcomer, an ack to a node that does not deal).
+    #[error("{kind:?} from {from}, whose role in this round does not send it")]
+    NotInRole {
+        /// The sender.
+        from: Box<PublicKey>,
+        /// What it sent.
+        kind: Kind,
+    },
     /// The message is longer than any well-formed message for this committee.
     #[error("message of {len} bytes from {from} exceeds the {max} byte limit")]
     Oversized {

@@ -1,4 +1,5 @@
-//! Genesis ceremony: the committee's BLS12-381 threshold key, generated jointly by the committee.
+//! Genesis ceremony and reshares: the committee's BLS12-381 threshold key, generated jointly by
+//! the committee, then moved to a new committee at an epoch boundary with the same group key.
 //!
 //! Every one of the `n = 3f + 1` participants runs one [`Ceremony`]. It is a sans-IO state machine
 //! over commonware's Joint-Feldman DKG ([`feldman_desmedt`]): bytes from an authenticated peer go
@@ -22,6 +23,16 @@
 //!    participants, itself included; it then derives its share from those logs
 //!    ([`Player::finalize`]). Any differing echo aborts the ceremony with
 //!    [`DkgError::Disagreement`].
+//!
+//! # Reshare
+//!
+//! [`Ceremony::reshare`] runs the same four rounds for an epoch boundary: the *dealers* are members
+//! of the previous committee that hold a share of it (at least its quorum, n − f), each dealing a
+//! polynomial whose constant term is its previous share, and the *players* are the new committee.
+//! The group public key (the venue's identity) stays the same; the new shares interpolate only
+//! with each other, so a share of the previous epoch (a removed member's included) no longer signs
+//! anything the new polynomial verifies. Every dealer is also a player (a member who leaves simply
+//! does not deal); a newcomer is a player only. The same unanimity applies, among the players.
 //!
 //! # Unanimity, on purpose
 //!
@@ -86,7 +97,7 @@ use message::Message;
 /// A participant's identity: the ed25519 key its transport authenticates.
 pub type PublicKey = ed25519::PublicKey;
 
-/// Round number handed to the primitive. Genesis is the first and only round this module runs.
+/// Round number handed to the primitive for genesis; a reshare into epoch `e` is round `e`.
 const GENESIS_ROUND: u64 = 0;
 /// Domain of the echo digest. Changing it is a breaking change.
 const ECHO_NAMESPACE: &[u8] = b"bulwark/dkg/genesis/echo/v1";
@@ -147,8 +158,10 @@ pub enum Stage {
 pub struct Status {
     /// Coarse progress.
     pub stage: Stage,
-    /// Committee size `n`.
+    /// Committee size `n` (the players).
     pub participants: usize,
+    /// Dealers in this round (`n` at genesis; the continuing members in a reshare).
+    pub dealers: usize,
     /// Dealings accepted (as a player), own included.
     pub dealings: usize,
     /// Acks accepted for own dealing, own included.
@@ -163,10 +176,10 @@ pub struct Status {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.participants;
+        let (n, d) = (self.participants, self.dealers);
         write!(
             f,
-            "stage={:?} dealings={}/{n} acks={}/{n} logs={}/{n} echoes={}/{n}",
+            "stage={:?} dealings={}/{d} acks={}/{n} logs={}/{d} echoes={}/{n}",
             self.stage, self.dealings, self.acks, self.logs, self.echoes
         )?;
         if !self.waiting_on.is_empty() {
@@ -207,6 +220,14 @@ impl Abort {
     }
 }
 
+/// Who takes part in one round of the primitive.
+struct Round {
+    number: u64,
+    previous: Option<Output<MinSig, PublicKey>>,
+    dealers: Set<PublicKey>,
+    players: Set<PublicKey>,
+}
+
 /// Whether the ceremony is still running, and how it ended.
 enum Outcome {
     Running,
@@ -217,12 +238,16 @@ enum Outcome {
 /// One node's side of the genesis key ceremony. See the module docs for the protocol.
 pub struct Ceremony {
     namespace: Vec<u8>,
+    round: u64,
     me: PublicKey,
+    /// The players: the committee this round produces shares for.
     participants: Set<PublicKey>,
+    /// Who deals: all participants at genesis, the continuing members in a reshare.
+    dealers: Set<PublicKey>,
     n: NonZeroU32,
     max_message_bytes: usize,
     info: Info<MinSig, PublicKey>,
-    /// Own dealer, until it holds every ack and signs its log.
+    /// Own dealer, until it holds every ack and signs its log (never, for a newcomer).
     dealer: Option<Dealer<MinSig, ed25519::PrivateKey>>,
     /// Players whose ack of own dealing was accepted.
     acks: BTreeSet<PublicKey>,
@@ -260,7 +285,7 @@ fn participant_count(participants: &Set<PublicKey>) -> Result<NonZeroU32, DkgErr
 }
 
 impl Ceremony {
-    /// Starts this node's side of the ceremony and returns the dealings to send.
+    /// Starts this node's side of the genesis ceremony and returns the dealings to send.
     ///
     /// `namespace` separates this ceremony from every other: all participants must pass the same
     /// bytes, and a rerun after an aborted attempt must use new bytes (e.g. append an attempt
@@ -273,6 +298,68 @@ impl Ceremony {
         participants: Set<PublicKey>,
         rng: &mut impl CryptoRng,
     ) -> Result<(Self, Vec<Outgoing>), DkgError> {
+        let round = Round {
+            number: GENESIS_ROUND,
+            previous: None,
+            dealers: participants.clone(),
+            players: participants,
+        };
+        Self::start(namespace, round, None, me, rng)
+    }
+
+    /// Starts this node's side of a reshare into `epoch` (at least 1) and returns the dealings to
+    /// send.
+    ///
+    /// `previous` is the committee output of the epoch that ends (public: a newcomer takes it
+    /// from the log); `share` is this node's share of it, needed when it deals. `dealers` are the
+    /// members of the previous committee that deal (at least its quorum), every one of them also
+    /// in `players`, the new committee. Use the namespace of genesis: the epoch and the previous
+    /// output separate reshares from each other and from genesis.
+    #[allow(clippy::too_many_arguments)]
+    pub fn reshare(
+        namespace: &[u8],
+        epoch: u64,
+        previous: Output<MinSig, PublicKey>,
+        share: Option<Share>,
+        me: ed25519::PrivateKey,
+        dealers: Set<PublicKey>,
+        players: Set<PublicKey>,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(Self, Vec<Outgoing>), DkgError> {
+        if epoch == GENESIS_ROUND {
+            return Err(DkgError::Setup {
+                reason: "a reshare is into epoch 1 or later; epoch 0 is genesis".into(),
+            });
+        }
+        if let Some(leaving) = dealers.iter().find(|d| players.position(d).is_none()) {
+            return Err(DkgError::Setup {
+                reason: format!(
+                    "dealer {leaving} is not in the new committee: a member who leaves does not deal"
+                ),
+            });
+        }
+        let round = Round {
+            number: epoch,
+            previous: Some(previous),
+            dealers,
+            players,
+        };
+        Self::start(namespace, round, share, me, rng)
+    }
+
+    fn start(
+        namespace: &[u8],
+        round: Round,
+        share: Option<Share>,
+        me: ed25519::PrivateKey,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(Self, Vec<Outgoing>), DkgError> {
+        let Round {
+            number,
+            previous,
+            dealers,
+            players: participants,
+        } = round;
         let me_public = me.public_key();
         if participants.position(&me_public).is_none() {
             return Err(DkgError::NotParticipant {
@@ -285,53 +372,64 @@ impl Ceremony {
         };
         let info = Info::new::<N3f1>(
             namespace,
-            GENESIS_ROUND,
-            None,
+            number,
+            previous,
             Mode::NonZeroCounter,
             Reveal::V1,
-            participants.clone(),
+            dealers.clone(),
             participants.clone(),
         )
         .map_err(setup)?;
         let mut player = Player::new(info.clone(), me.clone()).map_err(setup)?;
-        let (mut dealer, commitment, shares) =
-            Dealer::start::<N3f1>(&mut *rng, info.clone(), me, None).map_err(setup)?;
+        let mut out = Vec::new();
+        let mut acks = BTreeSet::new();
+        let mut dealings = BTreeSet::new();
+        let dealer = if dealers.position(&me_public).is_some() {
+            let (mut dealer, commitment, shares) =
+                Dealer::start::<N3f1>(&mut *rng, info.clone(), me, share).map_err(setup)?;
+            let mut own_share = None;
+            for (to, share) in shares {
+                if to == me_public {
+                    own_share = Some(share);
+                } else {
+                    let dealing = Message::Dealing {
+                        commitment: commitment.clone(),
+                        share,
+                    };
+                    out.push(dealing.to(To::One(to)));
+                }
+            }
+            let own_share =
+                own_share.expect("Dealer::start must deal to every player, this node too");
+            let own_ack = player
+                .dealer_message::<N3f1>(me_public.clone(), commitment, own_share)
+                .expect("own dealing must verify against own commitment")
+                .expect("own dealing must be the first dealing from this dealer");
+            dealer
+                .receive_player_ack(me_public.clone(), own_ack)
+                .expect("own ack must verify for own dealing");
+            acks.insert(me_public.clone());
+            dealings.insert(me_public.clone());
+            Some(dealer)
+        } else {
+            None
+        };
         let mut verify_seed = [0u8; 32];
         rng.fill_bytes(&mut verify_seed);
 
-        let mut out = Vec::with_capacity(shares.len());
-        let mut own_share = None;
-        for (to, share) in shares {
-            if to == me_public {
-                own_share = Some(share);
-            } else {
-                let dealing = Message::Dealing {
-                    commitment: commitment.clone(),
-                    share,
-                };
-                out.push(dealing.to(To::One(to)));
-            }
-        }
-        let own_share = own_share.expect("Dealer::start must deal to every player, this node too");
-        let own_ack = player
-            .dealer_message::<N3f1>(me_public.clone(), commitment, own_share)
-            .expect("own dealing must verify against own commitment")
-            .expect("own dealing must be the first dealing from this dealer");
-        dealer
-            .receive_player_ack(me_public.clone(), own_ack)
-            .expect("own ack must verify for own dealing");
-
         let mut ceremony = Self {
             namespace: namespace.to_vec(),
-            me: me_public.clone(),
+            round: number,
+            me: me_public,
             participants,
+            dealers,
             n,
             max_message_bytes: Message::max_size(n),
             info,
-            dealer: Some(dealer),
-            acks: BTreeSet::from([me_public.clone()]),
+            dealer,
+            acks,
             player: Some(player),
-            dealings: BTreeSet::from([me_public]),
+            dealings,
             logs: BTreeMap::new(),
             echo: None,
             echoes: BTreeMap::new(),
@@ -379,6 +477,12 @@ impl Ceremony {
             kind,
         };
 
+        if !self.in_role(from, &message) {
+            return Err(DkgError::NotInRole {
+                from: Box::new(from.clone()),
+                kind: message.kind(),
+            });
+        }
         let mut out = Vec::new();
         match message {
             Message::Dealing { commitment, share } => {
@@ -478,15 +582,27 @@ impl Ceremony {
             Outcome::Running if self.echo.is_some() => {
                 (Stage::Echoes, missing(&|p| self.echoes.contains_key(p)))
             }
-            Outcome::Running if self.dealer.is_some() || self.dealings.len() < self.n() => (
-                Stage::Dealing,
-                missing(&|p| self.dealings.contains(p) && self.acks.contains(p)),
+            Outcome::Running
+                if self.dealer.is_some() || self.dealings.len() < self.dealers.len() =>
+            {
+                let dealing_missing = |p: &PublicKey| {
+                    self.dealers.position(p).is_some() && !self.dealings.contains(p)
+                };
+                let ack_missing = |p: &PublicKey| self.dealer.is_some() && !self.acks.contains(p);
+                (
+                    Stage::Dealing,
+                    missing(&|p| !dealing_missing(p) && !ack_missing(p)),
+                )
+            }
+            Outcome::Running => (
+                Stage::Logs,
+                missing(&|p| self.dealers.position(p).is_none() || self.logs.contains_key(p)),
             ),
-            Outcome::Running => (Stage::Logs, missing(&|p| self.logs.contains_key(p))),
         };
         Status {
             stage,
             participants: self.n(),
+            dealers: self.dealers.len(),
             dealings: self.dealings.len(),
             acks: self.acks.len(),
             logs: self.logs.len(),
@@ -499,6 +615,17 @@ impl Ceremony {
         self.participants.len()
     }
 
+    /// Whether `from`'s role in this round sends `message` to this node: dealings come from
+    /// dealers, acks from players to a dealer, logs from dealers; every participant echoes.
+    fn in_role(&self, from: &PublicKey, message: &Message) -> bool {
+        let dealer = |p: &PublicKey| self.dealers.position(p).is_some();
+        match message {
+            Message::Dealing { .. } | Message::Log(_) => dealer(from),
+            Message::Ack(_) => dealer(&self.me),
+            Message::Echo(_) => true,
+        }
+    }
+
     /// A log genesis accepts: results for every participant, all of them acks.
     fn is_complete(&self, log: &DealerLog<MinSig, PublicKey>) -> bool {
         match log.summary() {
@@ -509,10 +636,14 @@ impl Ceremony {
         }
     }
 
-    /// Digest of the held logs, in dealer order, bound to this ceremony's namespace.
+    /// Digest of the held logs, in dealer order, bound to this ceremony's namespace (and, for a
+    /// reshare, its epoch).
     fn digest(&self) -> Summary {
         let mut transcript = Transcript::new(ECHO_NAMESPACE, Version::V1);
         transcript.commit(self.namespace.as_slice());
+        if self.round != GENESIS_ROUND {
+            transcript.commit(self.round.to_be_bytes().as_slice());
+        }
         for (dealer, log) in &self.logs {
             transcript.commit(dealer.encode());
             transcript.commit(log.encode());
@@ -534,7 +665,7 @@ impl Ceremony {
                 out.push(Message::Log(signed).to(To::All));
             }
         }
-        if self.echo.is_none() && self.logs.len() == n {
+        if self.echo.is_none() && self.logs.len() == self.dealers.len() {
             let digest = self.digest();
             self.echo = Some(digest);
             self.echoes.insert(self.me.clone(), digest);

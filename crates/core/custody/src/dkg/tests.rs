@@ -12,6 +12,8 @@ const NAMESPACE: &[u8] = b"bulwark/test/dkg/genesis";
 struct Net {
     keys: Vec<PublicKey>,
     participants: Set<PublicKey>,
+    /// Every node's identity secret, in key order (for the reshare that follows).
+    secrets: Vec<ed25519::PrivateKey>,
     nodes: Vec<Ceremony>,
     /// (from, to, bytes), in send order.
     queue: Vec<(usize, usize, Vec<u8>)>,
@@ -32,6 +34,7 @@ impl Net {
         let mut net = Self {
             keys: participants.iter().cloned().collect(),
             participants: participants.clone(),
+            secrets: secrets.clone(),
             nodes: Vec::new(),
             queue: Vec::new(),
         };
@@ -78,6 +81,52 @@ impl Net {
         while !self.queue.is_empty() {
             self.deliver(0).unwrap();
         }
+    }
+
+    /// The reshare into `epoch` after this (completed) net: members `keep` deal and stay,
+    /// `newcomers` fresh members join as players only.
+    fn reshare(&self, epoch: u64, keep: &[usize], newcomers: usize, seed: u64) -> Net {
+        let mut rng = TestRng::new(seed);
+        let previous = self.completed()[0].output.clone();
+        let mut secrets: Vec<ed25519::PrivateKey> =
+            keep.iter().map(|i| self.secrets[*i].clone()).collect();
+        secrets.extend((0..newcomers).map(|_| ed25519::PrivateKey::random(&mut rng)));
+        secrets.sort_by_key(|s| s.public_key());
+        let dealers: Set<PublicKey> = keep
+            .iter()
+            .map(|i| self.keys[*i].clone())
+            .try_collect()
+            .unwrap();
+        let players: Set<PublicKey> = secrets
+            .iter()
+            .map(|s| s.public_key())
+            .try_collect()
+            .unwrap();
+        let mut net = Net {
+            keys: players.iter().cloned().collect(),
+            participants: players.clone(),
+            secrets: secrets.clone(),
+            nodes: Vec::new(),
+            queue: Vec::new(),
+        };
+        for (i, secret) in secrets.into_iter().enumerate() {
+            let old = self.keys.iter().position(|k| *k == secret.public_key());
+            let share = old.map(|old| self.completed()[old].share.clone());
+            let (node, out) = Ceremony::reshare(
+                NAMESPACE,
+                epoch,
+                previous.clone(),
+                share,
+                secret,
+                dealers.clone(),
+                players.clone(),
+                &mut rng,
+            )
+            .unwrap();
+            net.nodes.push(node);
+            net.route(i, out);
+        }
+        net
     }
 
     fn run_shuffled(&mut self, rng: &mut TestRng) {
@@ -399,4 +448,120 @@ fn completed_round_trips_and_refuses_corruption() {
         matches!(err, DkgError::CompletedInconsistent { .. }),
         "{err}"
     );
+}
+
+/// A partial signature by `share` over a test message verifies under `group`.
+fn signs_for(share: &Share, group: &Sharing<MinSig>) -> bool {
+    let message = b"bulwark epoch block";
+    let partial = threshold::sign_message::<MinSig>(share, NAMESPACE, message);
+    share.index.get() < group.total().get()
+        && threshold::verify_message::<MinSig>(group, NAMESPACE, message, &partial).is_ok()
+}
+
+#[test]
+fn a_reshare_keeps_the_group_key_and_no_old_share_signs_for_the_new_committee() {
+    for n in [4usize, 7] {
+        let mut genesis = Net::new(n, 40 + n as u64);
+        genesis.run();
+        let f = (n - 1) / 3;
+        // The last f members are removed; the others deal and stay.
+        let keep: Vec<usize> = (0..n - f).collect();
+        let mut epoch1 = genesis.reshare(1, &keep, 0, 7);
+        epoch1.run();
+        assert_working_key(&epoch1);
+        let before = genesis.completed()[0].polynomial().public();
+        let after = epoch1.completed()[0].polynomial().public();
+        assert_eq!(
+            before, after,
+            "the venue's identity is the same across the reshare"
+        );
+        assert_eq!(epoch1.completed()[0].output.players().len(), n - f);
+        for (i, old) in genesis.completed().iter().enumerate() {
+            assert!(
+                !signs_for(&old.share, epoch1.completed()[0].polynomial()),
+                "member {i}'s genesis share still signs for epoch 1 (n = {n})"
+            );
+        }
+        // The reshare result persists and reloads against the new committee only.
+        let done = epoch1.completed()[0];
+        assert_eq!(
+            Completed::decode(&done.encode(), &epoch1.participants).unwrap(),
+            *done
+        );
+        assert!(Completed::decode(&done.encode(), &genesis.participants).is_err());
+    }
+}
+
+#[test]
+fn a_newcomer_joins_with_a_share_of_the_same_key_and_cannot_deal() {
+    let mut genesis = Net::new(4, 60);
+    genesis.run();
+    // Member 3 leaves, a newcomer takes its place.
+    let mut epoch1 = genesis.reshare(1, &[0, 1, 2], 1, 8);
+    let newcomer = (0..4)
+        .find(|i| !genesis.keys.contains(&epoch1.keys[*i]))
+        .unwrap();
+    let dealer = (0..4).find(|i| *i != newcomer).unwrap();
+    let other = (0..4).find(|i| *i != newcomer && *i != dealer).unwrap();
+    // A dealing passed off as the newcomer's is refused by role, and changes nothing.
+    let dealing = epoch1.take(Kind::Dealing, dealer, other);
+    let from = epoch1.keys[newcomer].clone();
+    assert!(matches!(
+        epoch1.nodes[other].receive(&from, &dealing),
+        Err(DkgError::NotInRole { .. })
+    ));
+    let out = epoch1.nodes[other]
+        .receive(&epoch1.keys[dealer], &dealing)
+        .unwrap();
+    epoch1.route(other, out);
+    epoch1.run();
+    assert_working_key(&epoch1);
+    assert_eq!(
+        genesis.completed()[0].polynomial().public(),
+        epoch1.completed()[0].polynomial().public()
+    );
+    assert_eq!(epoch1.nodes[newcomer].status().dealers, 3);
+}
+
+#[test]
+fn a_reshare_needs_a_quorum_of_continuing_dealers_and_a_later_epoch() {
+    let mut genesis = Net::new(4, 61);
+    genesis.run();
+    let mut rng = TestRng::new(62);
+    let previous = genesis.completed()[0].output.clone();
+    let set = |members: &[usize]| -> Set<PublicKey> {
+        members
+            .iter()
+            .map(|i| genesis.keys[*i].clone())
+            .try_collect()
+            .unwrap()
+    };
+    let start = |epoch, dealers: &[usize], players: &[usize], rng: &mut TestRng| {
+        Ceremony::reshare(
+            NAMESPACE,
+            epoch,
+            previous.clone(),
+            Some(genesis.completed()[0].share.clone()),
+            genesis.secrets[0].clone(),
+            set(dealers),
+            set(players),
+            rng,
+        )
+        .map(|_| ())
+    };
+    // Two dealers of four are fewer than the quorum of three.
+    assert!(matches!(
+        start(1, &[0, 1], &[0, 1, 2], &mut rng),
+        Err(DkgError::Setup { .. })
+    ));
+    // A dealer that leaves; epoch 0 again.
+    assert!(matches!(
+        start(1, &[0, 1, 3], &[0, 1, 2], &mut rng),
+        Err(DkgError::Setup { .. })
+    ));
+    assert!(matches!(
+        start(0, &[0, 1, 2], &[0, 1, 2], &mut rng),
+        Err(DkgError::Setup { .. })
+    ));
+    assert!(start(1, &[0, 1, 2], &[0, 1, 2], &mut rng).is_ok());
 }

@@ -70,7 +70,7 @@ impl Grounds {
     }
 }
 
-/// A member's signed statement that `accused` misbehaved on `grounds`, as seen at `height` of
+/// A member's signed statement that `accused` misbehaved on `grounds`, as seen at `at_ms` of
 /// `epoch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Accusation {
@@ -82,8 +82,9 @@ pub struct Accusation {
     pub grounds: Grounds,
     /// The epoch the accusation is for: it counts in no other.
     pub epoch: u64,
-    /// The finalized height the accuser had when it accused.
-    pub height: u64,
+    /// The venue time (the engine clock of the newest block the accuser had, milliseconds) when
+    /// it accused.
+    pub at_ms: u64,
     /// Ed25519 signature (`R || s`) by `accuser` over [`Accusation::signed_message`].
     #[serde(with = "signature_hex")]
     pub signature: [u8; 64],
@@ -101,21 +102,21 @@ impl Accusation {
         accused: MemberKey,
         grounds: Grounds,
         epoch: u64,
-        height: u64,
+        at_ms: u64,
     ) -> Accusation {
         let mut accusation = Accusation {
             accuser: key.verifying_key().to_bytes(),
             accused,
             grounds,
             epoch,
-            height,
+            at_ms,
             signature: [0; 64],
         };
         accusation.signature = key.sign(&accusation.signed_message()).to_bytes();
         accusation
     }
 
-    /// The bytes the accuser signs: the namespace, then accused, grounds, epoch and height. The
+    /// The bytes the accuser signs: the namespace, then accused, grounds, epoch and time. The
     /// accuser is the key that verifies.
     pub fn signed_message(&self) -> Vec<u8> {
         let mut message = Vec::with_capacity(ACCUSATION_NAMESPACE.len() + 32 + 1 + 16);
@@ -123,7 +124,7 @@ impl Accusation {
         message.extend_from_slice(&self.accused);
         message.push(self.grounds.code());
         message.extend_from_slice(&self.epoch.to_le_bytes());
-        message.extend_from_slice(&self.height.to_le_bytes());
+        message.extend_from_slice(&self.at_ms.to_le_bytes());
         message
     }
 
@@ -213,7 +214,7 @@ mod tests {
             |a| a.accused[0] ^= 1,
             |a| a.grounds = Grounds::AuditFailed,
             |a| a.epoch += 1,
-            |a| a.height += 1,
+            |a| a.at_ms += 1,
             |a| a.accuser = [3; 32],
             |a| a.signature[5] ^= 1,
         ];

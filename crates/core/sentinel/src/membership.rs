@@ -26,12 +26,12 @@ pub const MEMBERS_MAX: usize = 64;
 pub enum Trust {
     /// A participant in good standing.
     Admitted,
-    /// Convicted in `epoch` at `height`; leaves the committee at the next epoch.
+    /// Convicted in `epoch` at `at_ms`; leaves the committee at the next epoch.
     Quarantined {
         /// The epoch of the decision.
         epoch: u64,
-        /// The height of the decision.
-        height: u64,
+        /// The venue time of the decision, milliseconds.
+        at_ms: u64,
         /// What convicted it.
         cause: Cause,
     },
@@ -139,15 +139,15 @@ pub enum Refusal {
     /// One accuser appears twice.
     #[error("accuser {0} appears twice")]
     DuplicateAccuser(String),
-    /// An accusation is older than the window, or from a height not reached yet.
-    #[error("accusation at height {accused_at} is not within {window} heights up to {height}")]
+    /// An accusation is older than the window, or from a time not reached yet.
+    #[error("accusation at {at_ms} ms is not within {window_ms} ms up to {now_ms} ms")]
     Stale {
-        /// Its height.
-        accused_at: u64,
-        /// The height of the check.
-        height: u64,
+        /// Its time.
+        at_ms: u64,
+        /// The time of the check.
+        now_ms: u64,
         /// The policy's window.
-        window: u64,
+        window_ms: u64,
     },
     /// An accusation's signature does not verify.
     #[error("accusation by {0} does not verify")]
@@ -257,8 +257,8 @@ impl Membership {
 
     /// The rule for one accusation, the same in the pool that gathers them and in the check of a
     /// decision: this epoch, an admitted accuser other than the accused, within the window up to
-    /// `height`, signed by the accuser.
-    pub fn check_accusation(&self, accusation: &Accusation, height: u64) -> Result<(), Refusal> {
+    /// `now_ms`, signed by the accuser.
+    pub fn check_accusation(&self, accusation: &Accusation, now_ms: u64) -> Result<(), Refusal> {
         if accusation.epoch != self.epoch {
             return Err(Refusal::WrongEpoch {
                 found: accusation.epoch,
@@ -271,12 +271,12 @@ impl Membership {
         if !self.admitted(&accusation.accuser) {
             return Err(Refusal::AccuserNotAdmitted(short(&accusation.accuser)));
         }
-        let window = self.policy.window_heights;
-        if accusation.height > height || height - accusation.height > window {
+        let window_ms = self.policy.window_ms;
+        if accusation.at_ms > now_ms || now_ms - accusation.at_ms > window_ms {
             return Err(Refusal::Stale {
-                accused_at: accusation.height,
-                height,
-                window,
+                at_ms: accusation.at_ms,
+                now_ms,
+                window_ms,
             });
         }
         accusation
@@ -315,12 +315,12 @@ impl Membership {
         Ok(())
     }
 
-    /// The check every replica runs on a decision at `height`, before applying it. Returns what
+    /// The check every replica runs on a decision at `now_ms`, before applying it. Returns what
     /// the record will keep.
     pub fn check<P: SelfProof>(
         &self,
         decision: &Quarantine<P>,
-        height: u64,
+        now_ms: u64,
     ) -> Result<Cause, Refusal> {
         self.check_target(&decision.member, decision.epoch)?;
         match &decision.evidence {
@@ -340,7 +340,7 @@ impl Membership {
                     if accusation.accused != decision.member {
                         return Err(Refusal::OtherAccused(i));
                     }
-                    self.check_accusation(accusation, height)?;
+                    self.check_accusation(accusation, now_ms)?;
                     if !accusers.insert(accusation.accuser) {
                         return Err(Refusal::DuplicateAccuser(short(&accusation.accuser)));
                     }
@@ -361,18 +361,18 @@ impl Membership {
         }
     }
 
-    /// Checks and applies a decision at `height`; on refusal nothing changes.
+    /// Checks and applies a decision at `now_ms`; on refusal nothing changes.
     pub fn apply<P: SelfProof>(
         &mut self,
         decision: &Quarantine<P>,
-        height: u64,
+        now_ms: u64,
     ) -> Result<(), Refusal> {
-        let cause = self.check(decision, height)?;
+        let cause = self.check(decision, now_ms)?;
         self.trust.insert(
             decision.member,
             Trust::Quarantined {
                 epoch: self.epoch,
-                height,
+                at_ms: now_ms,
                 cause,
             },
         );
@@ -408,10 +408,10 @@ mod tests {
 
     type Decision = Quarantine<DoubleSign>;
 
-    fn accusations(by: &[u8], accused: u8, epoch: u64, height: u64) -> Evidence<DoubleSign> {
+    fn accusations(by: &[u8], accused: u8, epoch: u64, now_ms: u64) -> Evidence<DoubleSign> {
         Evidence::Accusations(
             by.iter()
-                .map(|i| Accusation::sign(&key(*i), id(accused), Grounds::Silence, epoch, height))
+                .map(|i| Accusation::sign(&key(*i), id(accused), Grounds::Silence, epoch, now_ms))
                 .collect(),
         )
     }
@@ -434,7 +434,7 @@ mod tests {
             assert!(m.apply(&q, 12).is_ok(), "n = {n}");
             assert!(matches!(
                 m.trust(&id(n - 1)),
-                Some(Trust::Quarantined { height: 12, .. })
+                Some(Trust::Quarantined { at_ms: 12, .. })
             ));
             // Still a participant until the epoch ends, then gone, its record kept.
             assert_eq!(m.members().len(), usize::from(n));
@@ -503,7 +503,7 @@ mod tests {
         assert!(m.check(&q, 10).is_ok());
         assert!(m.check(&q, 610).is_ok());
         assert!(matches!(m.check(&q, 611), Err(Refusal::Stale { .. })));
-        // From a height not reached yet.
+        // From a time not reached yet.
         assert!(matches!(m.check(&q, 9), Err(Refusal::Stale { .. })));
         let other_epoch = decision(3, accusations(&[0, 1], 3, 1, 10));
         assert!(matches!(

@@ -4,17 +4,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::accusation::Grounds;
 
-/// Largest accusation window, in heights: bounds what a pool keeps.
-pub const WINDOW_MAX: u64 = 1_000_000;
+/// Largest accusation window, milliseconds (a day): bounds what a pool keeps.
+pub const WINDOW_MAX: u64 = 86_400_000;
 
 /// When a node accuses, and when accusations count. Part of the committee's configuration, so
 /// every replica applies the same numbers. Every field has a safe default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Policy {
-    /// An accusation counts for this many heights after the one it names (and not before it):
-    /// accusations older than this are stale and f+1 of them must be recent together.
-    pub window_heights: u64,
+    /// An accusation counts for this many milliseconds of venue time (the engine's clock) after
+    /// the time it names, and not before it: older ones are stale, and f+1 of them must be recent
+    /// together.
+    pub window_ms: u64,
     /// How many times a node must see each kind of evidence against one peer within the window
     /// before it accuses that peer. Kinds a node sees once by accident (a refused proposal after a
     /// clock step, a lapsed appraisal after a restart) need more than one.
@@ -44,7 +45,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            window_heights: 600,
+            window_ms: 600_000,
             contraindicated: 1,
             appraisal_lapsed: 3,
             refused_proposals: 3,
@@ -64,7 +65,7 @@ impl Default for Policy {
 #[non_exhaustive]
 pub enum PolicyError {
     /// The window is 0 or above [`WINDOW_MAX`].
-    #[error("window_heights is {0}: it must be 1..={WINDOW_MAX}")]
+    #[error("window_ms is {0}: it must be 1..={WINDOW_MAX}")]
     Window(u64),
     /// A threshold is 0: the node would accuse on no evidence at all.
     #[error("{0} is 0: a node must see evidence at least once before it accuses")]
@@ -80,8 +81,8 @@ pub enum PolicyError {
 impl Policy {
     /// Checks every field.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        if self.window_heights == 0 || self.window_heights > WINDOW_MAX {
-            return Err(PolicyError::Window(self.window_heights));
+        if self.window_ms == 0 || self.window_ms > WINDOW_MAX {
+            return Err(PolicyError::Window(self.window_ms));
         }
         for grounds in Grounds::ALL {
             if self.threshold(grounds) == 0 {
@@ -135,14 +136,14 @@ mod tests {
         for (policy, error) in [
             (
                 Policy {
-                    window_heights: 0,
+                    window_ms: 0,
                     ..Policy::default()
                 },
                 PolicyError::Window(0),
             ),
             (
                 Policy {
-                    window_heights: WINDOW_MAX + 1,
+                    window_ms: WINDOW_MAX + 1,
                     ..Policy::default()
                 },
                 PolicyError::Window(WINDOW_MAX + 1),
@@ -185,7 +186,7 @@ mod tests {
 
     #[test]
     fn a_policy_file_with_an_unknown_field_is_refused() {
-        assert!(serde_json::from_str::<Policy>(r#"{"window_heights": 10}"#).is_ok());
+        assert!(serde_json::from_str::<Policy>(r#"{"window_ms": 10}"#).is_ok());
         assert!(serde_json::from_str::<Policy>(r#"{"windw_heights": 10}"#).is_err());
     }
 }

@@ -69,7 +69,12 @@ pub(crate) fn id(i: u8) -> MemberKey {
     key(i).verifying_key().to_bytes()
 }
 
-/// Members 0..n at epoch 0 under the default policy.
+/// Members 0..n at epoch 0 under the default policy with a 600 ms window (the tests' times are
+/// small numbers).
 pub(crate) fn committee(n: u8) -> Membership {
-    Membership::new(0, (0..n).map(id).collect(), Policy::default()).expect("committee")
+    let policy = Policy {
+        window_ms: 600,
+        ..Policy::default()
+    };
+    Membership::new(0, (0..n).map(id).collect(), policy).expect("committee")
 }

@@ -1,7 +1,7 @@
 //! What one node does: count its own evidence until the policy says to accuse, and gather the
 //! accusations of others until they carry a decision.
 //!
-//! Both are bounded by the committee: [`Watch`] keeps at most `threshold` heights per (peer,
+//! Both are bounded by the committee: [`Watch`] keeps at most `threshold` times per (peer,
 //! grounds), and [`AccusationPool`] at most one accusation per (accuser, accused), each checked by
 //! [`Membership::check_accusation`] before it is stored, so an outsider's or a forged accusation
 //! takes no memory.
@@ -37,11 +37,11 @@ impl Watch {
         }
     }
 
-    /// Records that this node saw `grounds` against `peer` at `height`. Returns `true` when the
+    /// Records that this node saw `grounds` against `peer` at `now_ms`. Returns `true` when the
     /// count within the window reaches the policy's threshold for the first time this epoch: the
     /// node should now sign and send an [`Accusation`]. Evidence against itself or a non-member
     /// is ignored.
-    pub fn observe(&mut self, peer: MemberKey, grounds: Grounds, height: u64) -> bool {
+    pub fn observe(&mut self, peer: MemberKey, grounds: Grounds, now_ms: u64) -> bool {
         if peer == self.me || !self.members.contains(&peer) {
             return false;
         }
@@ -49,19 +49,19 @@ impl Watch {
             return false;
         }
         let threshold = self.policy.threshold(grounds) as usize;
-        let window = self.policy.window_heights;
-        let heights = self.seen.entry((peer, grounds)).or_default();
-        while heights
+        let window = self.policy.window_ms;
+        let times = self.seen.entry((peer, grounds)).or_default();
+        while times
             .front()
-            .is_some_and(|h| height.saturating_sub(*h) > window)
+            .is_some_and(|h| now_ms.saturating_sub(*h) > window)
         {
-            heights.pop_front();
+            times.pop_front();
         }
-        heights.push_back(height);
-        while heights.len() > threshold {
-            heights.pop_front();
+        times.push_back(now_ms);
+        while times.len() > threshold {
+            times.pop_front();
         }
-        if heights.len() >= threshold {
+        if times.len() >= threshold {
             self.accused.insert((peer, grounds));
             self.seen.remove(&(peer, grounds));
             return true;
@@ -143,25 +143,25 @@ impl AccusationPool {
         Self::default()
     }
 
-    /// Offers an accusation at `height`: checked by the one rule before it is stored, the
+    /// Offers an accusation at `now_ms`: checked by the one rule before it is stored, the
     /// accuser's latest kept. Returns the decision once f+1 distinct accusers are held for a
     /// member that may still be quarantined.
     pub fn offer<P: SelfProof>(
         &mut self,
         accusation: Accusation,
         membership: &Membership,
-        height: u64,
+        now_ms: u64,
     ) -> Result<Offer<P>, Refusal> {
-        membership.check_accusation(&accusation, height)?;
+        membership.check_accusation(&accusation, now_ms)?;
         membership.check_target(&accusation.accused, accusation.epoch)?;
         let against = self.held.entry(accusation.accused).or_default();
         match against.get(&accusation.accuser) {
-            Some(kept) if kept.height >= accusation.height => {}
+            Some(kept) if kept.at_ms >= accusation.at_ms => {}
             _ => {
                 against.insert(accusation.accuser, accusation);
             }
         }
-        self.decision(&accusation.accused, membership, height)
+        self.decision(&accusation.accused, membership, now_ms)
     }
 
     /// Offers a self-proof: a decision at once if it convicts a member that may be quarantined.
@@ -170,14 +170,14 @@ impl AccusationPool {
         member: MemberKey,
         proof: P,
         membership: &Membership,
-        height: u64,
+        now_ms: u64,
     ) -> Result<Offer<P>, Refusal> {
         let decision = Quarantine {
             member,
             epoch: membership.epoch(),
             evidence: Evidence::SelfProof(Box::new(proof)),
         };
-        membership.check(&decision, height)?;
+        membership.check(&decision, now_ms)?;
         Ok(Offer::Decides(Box::new(decision)))
     }
 
@@ -185,9 +185,9 @@ impl AccusationPool {
         &mut self,
         accused: &MemberKey,
         membership: &Membership,
-        height: u64,
+        now_ms: u64,
     ) -> Result<Offer<P>, Refusal> {
-        self.prune(membership, height);
+        self.prune(membership, now_ms);
         let held: Vec<Accusation> = self
             .held
             .get(accused)
@@ -203,15 +203,15 @@ impl AccusationPool {
             epoch: membership.epoch(),
             evidence: Evidence::Accusations(held),
         };
-        membership.check(&decision, height)?;
+        membership.check(&decision, now_ms)?;
         Ok(Offer::Decides(Box::new(decision)))
     }
 
-    /// Drops what no longer counts at `height`: other epochs, stale heights, accusers or
+    /// Drops what no longer counts at `now_ms`: other epochs, stale accusations, accusers or
     /// accused no longer admitted.
-    pub fn prune(&mut self, membership: &Membership, height: u64) {
+    pub fn prune(&mut self, membership: &Membership, now_ms: u64) {
         for against in self.held.values_mut() {
-            against.retain(|_, a| membership.check_accusation(a, height).is_ok());
+            against.retain(|_, a| membership.check_accusation(a, now_ms).is_ok());
         }
         self.held.retain(|accused, against| {
             !against.is_empty() && membership.check_target(accused, membership.epoch()).is_ok()
@@ -240,7 +240,7 @@ mod tests {
     fn a_node_accuses_once_its_own_evidence_reaches_the_threshold_within_the_window() {
         let m = committee(4);
         let mut watch = Watch::new(id(0), &m);
-        // Refused proposals: 3 within 600 heights.
+        // Refused proposals: 3 within 600 times.
         assert!(!watch.observe(id(3), Grounds::RefusedProposals, 10));
         assert!(!watch.observe(id(3), Grounds::RefusedProposals, 400));
         // The first has aged out by the third: not yet.

@@ -247,12 +247,21 @@ pub enum SystemCommand {
         /// At most [`crate::oracle::ORACLE_ROUND_OBSERVATIONS_MAX`] signed observations.
         observations: Vec<crate::oracle::SignedObservation>,
     },
+    /// The sentinel's decision to quarantine a committee member, with the evidence every replica
+    /// checks by the one rule (`bulwark_sentinel::Membership::check`). Refused when no sentinel
+    /// committee is configured.
+    Quarantine(Box<crate::sentinel::Decision>),
 }
 
 impl SystemCommand {
     /// Every `type` tag a system command has in JSON.
-    pub const TYPES: &'static [&'static str] =
-        &["open_account", "deposit", "index_price", "oracle_round"];
+    pub const TYPES: &'static [&'static str] = &[
+        "open_account",
+        "deposit",
+        "index_price",
+        "oracle_round",
+        "quarantine",
+    ];
 }
 
 /// One transaction in a batch.

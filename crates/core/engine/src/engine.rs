@@ -50,6 +50,10 @@ pub struct EngineConfig {
     /// prices (the development path). See [`crate::oracle`].
     #[serde(default)]
     pub oracle: OracleConfig,
+    /// The committee whose trust the sentinel keeps, and its policy; no members (the default)
+    /// means no sentinel: quarantines are refused. See [`crate::sentinel`].
+    #[serde(default)]
+    pub sentinel: crate::sentinel::SentinelConfig,
 }
 
 fn stops_per_account_max_default() -> u32 {
@@ -71,6 +75,7 @@ impl Default for EngineConfig {
             orders_per_account_max: 200,
             stops_per_account_max: stops_per_account_max_default(),
             oracle: OracleConfig::default(),
+            sentinel: crate::sentinel::SentinelConfig::default(),
         }
     }
 }
@@ -85,6 +90,9 @@ pub enum ConfigError {
     /// Ids must equal positions, underlyings must exist, limits must be positive.
     #[error("engine config: {0}")]
     Invalid(&'static str),
+    /// The sentinel's committee or policy is unusable.
+    #[error("engine config: sentinel: {0}")]
+    Sentinel(bulwark_sentinel::Refusal),
 }
 
 impl EngineConfig {
@@ -122,6 +130,7 @@ impl EngineConfig {
             ));
         }
         self.oracle.validate().map_err(ConfigError::Invalid)?;
+        self.sentinel.membership().map_err(ConfigError::Sentinel)?;
         Ok(())
     }
 }
@@ -169,6 +178,8 @@ pub(crate) struct State {
     pub oracle: OracleState,
     /// Resting stops by id (= placement sequence), the order in which they are evaluated.
     pub stops: BTreeMap<OrderId, Stop>,
+    /// The committee's trust (the sentinel), when configured.
+    pub membership: Option<bulwark_sentinel::Membership>,
     /// Accounts whose cash or positions changed since the last liquidation check (liquidation's
     /// own trades land here and are checked at the end of the next batch).
     pub touched: Vec<AccountId>,
@@ -286,6 +297,10 @@ impl Engine {
             index_states: vec![IndexState::default(); config.underlyings.len()],
             oracle: OracleState::new(config.underlyings.len(), config.oracle.members.len()),
             stops: BTreeMap::new(),
+            membership: config
+                .sentinel
+                .membership()
+                .expect("the sentinel config was validated above"),
             touched: Vec::new(),
             marks_moved: false,
         };
@@ -412,7 +427,25 @@ impl Engine {
                     out.push(reject(None, reason));
                 }
             }
+            SystemCommand::Quarantine(decision) => {
+                let Some(membership) = self.state.membership.as_mut() else {
+                    out.push(reject(None, RejectReason::SentinelNotConfigured));
+                    return;
+                };
+                match membership.apply(decision, self.state.time_ms) {
+                    Ok(()) => out.push(Event::Quarantined {
+                        member: decision.member,
+                        epoch: decision.epoch,
+                    }),
+                    Err(_) => out.push(reject(None, RejectReason::QuarantineRefused)),
+                }
+            }
         }
+    }
+
+    /// The committee's trust as the sentinel keeps it, when configured.
+    pub fn membership(&self) -> Option<&bulwark_sentinel::Membership> {
+        self.state.membership.as_ref()
     }
 
     /// The market view margin computations read.

@@ -58,6 +58,11 @@ pub enum RejectReason {
     UncertifiedIndexPrice,
     /// An oracle round while no committee is configured.
     OracleNotConfigured,
+    /// A quarantine while no sentinel committee is configured.
+    SentinelNotConfigured,
+    /// A quarantine whose evidence or target the sentinel's rule refuses (fewer than f+1
+    /// accusers, a stale or forged accusation, a proof against someone else, the limit reached).
+    QuarantineRefused,
     /// An oracle round with more observations than allowed.
     OracleTooManyObservations,
     /// An oracle round not above the last certified one, or an observation for another feed or
@@ -380,6 +385,13 @@ pub enum Event {
         guard: GuardKind,
         /// When it had opened, engine milliseconds.
         opened_ms: u64,
+    },
+    /// The sentinel quarantined a committee member: it leaves at the next epoch.
+    Quarantined {
+        /// The member's key.
+        member: [u8; 32],
+        /// The epoch of the decision.
+        epoch: u64,
     },
     /// A member's observations deviated from the aggregate for too many consecutive rounds.
     OracleFault {

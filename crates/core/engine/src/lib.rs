@@ -22,6 +22,7 @@ pub mod mark;
 pub mod oracle;
 pub mod orders;
 pub mod pricing;
+pub mod sentinel;
 pub mod settle;
 pub mod snapshot;
 pub mod stops;

@@ -17,8 +17,9 @@ use crate::engine::{Engine, EngineConfig, State};
 /// Domain tag of the state root. Changing it is a breaking change.
 pub const STATE_NAMESPACE: &[u8] = b"bulwark/engine/state/v1";
 const MAGIC: &[u8; 6] = b"BWSNAP";
-/// Version 3 added resting stops (and each account's stop count).
-const VERSION: u8 = 3;
+/// Version 3 added resting stops (and each account's stop count); version 4 the sentinel's
+/// committee trust.
+const VERSION: u8 = 4;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
@@ -113,6 +114,14 @@ impl Engine {
         {
             return Err(SnapshotError::Inconsistent(
                 "sizes do not match the listing",
+            ));
+        }
+        let members = state.membership.as_ref().map(|m| m.records().count());
+        if members.is_some() != config.sentinel.enabled()
+            || members.is_some_and(|count| count < config.sentinel.members.len())
+        {
+            return Err(SnapshotError::Inconsistent(
+                "the sentinel's committee does not match the configuration",
             ));
         }
         for m in &mut state.markets {

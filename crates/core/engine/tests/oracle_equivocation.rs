@@ -107,3 +107,149 @@ fn the_sentinel_quarantines_an_equivocating_oracle_member_on_the_proof_alone() {
         ));
     }
 }
+
+mod replicated {
+    //! The decision as a system command: encoded, executed by the engine under the state root,
+    //! refused without its evidence.
+
+    use super::*;
+    use bulwark_engine::codec::{decode_system_command, encode_system_command};
+    use bulwark_engine::command::{Command, SystemCommand};
+    use bulwark_engine::sentinel::{Decision, SentinelConfig};
+    use bulwark_engine::{Engine, EngineConfig, Event, RejectReason};
+    use bulwark_sentinel::{Accusation, Grounds};
+
+    const NOW_MS: u64 = 50_000;
+
+    fn engine(n: u8) -> Engine {
+        Engine::new(EngineConfig {
+            sentinel: SentinelConfig {
+                members: (0..n).map(id).collect(),
+                policy: Policy::default(),
+            },
+            ..EngineConfig::default()
+        })
+    }
+
+    fn accused_by(accusers: &[u8], accused: u8) -> Decision {
+        Quarantine {
+            member: id(accused),
+            epoch: 0,
+            evidence: Evidence::Accusations(
+                accusers
+                    .iter()
+                    .map(|i| {
+                        Accusation::sign(
+                            &key(*i),
+                            id(accused),
+                            Grounds::Contraindicated,
+                            0,
+                            NOW_MS - 1_000,
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn run(engine: &mut Engine, decision: Decision) -> Vec<Event> {
+        let mut events = Vec::new();
+        let command = Command::System(SystemCommand::Quarantine(Box::new(decision)));
+        engine.execute(NOW_MS, &[command], &mut events);
+        events
+    }
+
+    #[test]
+    fn every_replica_applies_f_plus_one_accusations_and_refuses_f() {
+        for n in [4u8, 7] {
+            let f = (n - 1) / 3;
+            let mut replica = engine(n);
+            let before = replica.state_root();
+            // f colluders accuse an honest member: refused, and the root does not move but for
+            // the clock.
+            let colluders: Vec<u8> = (n - f..n).collect();
+            let events = run(&mut replica, accused_by(&colluders, 0));
+            assert!(events.contains(&Event::Rejected {
+                account: None,
+                client_order_id: 0,
+                reason: RejectReason::QuarantineRefused
+            }));
+            assert!(matches!(
+                replica.membership().and_then(|m| m.trust(&id(0))),
+                Some(Trust::Admitted)
+            ));
+            let refused_root = replica.state_root();
+            // f + 1 accuse the last member: quarantined, on every replica alike.
+            let accusers: Vec<u8> = (0..=f).collect();
+            let mut other = engine(n);
+            run(&mut other, accused_by(&colluders, 0));
+            assert_eq!(other.state_root(), refused_root);
+            for r in [&mut replica, &mut other] {
+                let events = run(r, accused_by(&accusers, n - 1));
+                assert!(events.contains(&Event::Quarantined {
+                    member: id(n - 1),
+                    epoch: 0
+                }));
+            }
+            assert_eq!(replica.state_root(), other.state_root());
+            assert_ne!(replica.state_root(), before);
+            // The trust state is under the root: a snapshot restores it.
+            let restored = Engine::restore(&replica.snapshot()).expect("restores");
+            assert_eq!(restored.state_root(), replica.state_root());
+            assert!(matches!(
+                restored.membership().and_then(|m| m.trust(&id(n - 1))),
+                Some(Trust::Quarantined { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn without_a_sentinel_committee_a_quarantine_is_refused() {
+        let mut plain = Engine::new(EngineConfig::default());
+        let events = run(&mut plain, accused_by(&[0, 1], 3));
+        assert!(events.contains(&Event::Rejected {
+            account: None,
+            client_order_id: 0,
+            reason: RejectReason::SentinelNotConfigured
+        }));
+        assert!(plain.membership().is_none());
+    }
+
+    #[test]
+    fn a_quarantine_encodes_canonically_and_garbage_is_a_typed_error() {
+        let proof = Quarantine {
+            member: id(3),
+            epoch: 2,
+            evidence: Evidence::SelfProof(Box::new(OracleEquivocation {
+                first: signed(3, observation(100)),
+                second: signed(3, observation(90)),
+            })),
+        };
+        for decision in [accused_by(&[0, 1, 2], 3), proof] {
+            let command = SystemCommand::Quarantine(Box::new(decision));
+            // `bulwark engine run` reads it as JSON too (docs/engine-input.md).
+            let json = serde_json::to_string(&command).expect("json");
+            assert_eq!(
+                serde_json::from_str::<SystemCommand>(&json).expect("parses"),
+                command
+            );
+            let bytes = encode_system_command(&command);
+            assert_eq!(decode_system_command(&bytes).expect("decodes"), command);
+            for cut in 0..bytes.len() {
+                assert!(
+                    decode_system_command(&bytes[..cut]).is_err(),
+                    "cut at {cut}"
+                );
+            }
+            // Unknown evidence kind.
+            let mut wrong = bytes.clone();
+            wrong[1 + 1 + 32 + 8] = 9;
+            assert!(decode_system_command(&wrong).is_err());
+        }
+        // More accusations than any decision needs.
+        let crowd: Vec<u8> = (0..30).collect();
+        let bytes =
+            encode_system_command(&SystemCommand::Quarantine(Box::new(accused_by(&crowd, 40))));
+        assert!(decode_system_command(&bytes).is_err());
+    }
+}

@@ -56,6 +56,11 @@ impl Grounds {
         }
     }
 
+    /// The kind a [`Grounds::code`] stands for.
+    pub fn from_code(code: u8) -> Option<Grounds> {
+        Grounds::ALL.into_iter().find(|g| g.code() == code)
+    }
+
     /// The [`crate::Policy`] field that holds its threshold.
     pub fn setting(self) -> &'static str {
         match self {

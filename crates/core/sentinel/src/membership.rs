@@ -20,9 +20,15 @@ use crate::{faults_tolerated, MemberKey};
 /// Largest committee the sentinel tracks.
 pub const MEMBERS_MAX: usize = 64;
 
+/// Most accusations a decision needs at the largest committee (f + 1): a decision carrying more is
+/// not needed, and encoders may refuse it.
+pub const ACCUSATIONS_MAX: usize = (MEMBERS_MAX - 1) / 3 + 1;
+
 /// A member's standing.
+// Externally tagged (serde's default): the engine keeps this under its root in postcard, which
+// cannot read internally tagged enums.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Trust {
     /// A participant in good standing.
     Admitted,
@@ -46,7 +52,7 @@ pub enum Trust {
 
 /// What a quarantine rested on, kept with the member's record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "by", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Cause {
     /// Accusations by these members, on these grounds.
     Accusations {

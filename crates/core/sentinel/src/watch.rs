@@ -188,12 +188,14 @@ impl AccusationPool {
         now_ms: u64,
     ) -> Result<Offer<P>, Refusal> {
         self.prune(membership, now_ms);
+        // f + 1 of them decide (the first by accuser key); more add nothing.
+        let need = membership.f() + 1;
         let held: Vec<Accusation> = self
             .held
             .get(accused)
-            .map(|a| a.values().copied().collect())
+            .map(|a| a.values().take(need).copied().collect())
             .unwrap_or_default();
-        if held.len() < membership.f() + 1 {
+        if held.len() < need {
             return Ok(Offer::Held {
                 accusers: held.len(),
             });

@@ -47,6 +47,7 @@ use crate::command::{
 };
 
 mod oracle;
+mod sentinel;
 mod verify;
 
 pub use verify::{verify_batch, verify_batch_parallel, verify_one, SignedTx, VerifyError};
@@ -63,6 +64,8 @@ pub const FRAME_BYTES_MAX: usize = 1024;
 /// [`crate::oracle::ORACLE_ROUND_OBSERVATIONS_MAX`] signed observations (about 8 KiB). Client
 /// input ([`SignedTx`], [`ClientCommand`]) keeps the tighter [`FRAME_BYTES_MAX`].
 pub const COMMAND_FRAME_BYTES_MAX: usize = 1 + 1 + oracle::ORACLE_ROUND_BYTES_MAX;
+// A quarantine with the most accusations a decision needs fits the same bound.
+const _: () = assert!(1 + 1 + sentinel::QUARANTINE_BYTES_MAX <= COMMAND_FRAME_BYTES_MAX);
 
 /// The signing namespace of client transactions. Part of the protocol: changing it invalidates
 /// every signature.
@@ -597,6 +600,10 @@ impl Wire for SystemCommand {
                 round.put(out);
                 oracle::put_observations(observations, out);
             }
+            SystemCommand::Quarantine(decision) => {
+                out.push(5);
+                decision.put(out);
+            }
         }
     }
     fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
@@ -618,6 +625,7 @@ impl Wire for SystemCommand {
                 round: Wire::take(reader)?,
                 observations: oracle::take_observations(reader)?,
             }),
+            5 => Ok(SystemCommand::Quarantine(Box::new(Wire::take(reader)?))),
             tag => Err(CodecError::UnknownTag {
                 what: "system command",
                 tag,

@@ -1,0 +1,116 @@
+//! The canonical encoding of the sentinel's quarantine decision.
+//!
+//! [`SystemCommand::Quarantine`](crate::command::SystemCommand::Quarantine) (tag `5`) is the
+//! member's key, the epoch `u64`, then the evidence: `0`, a `u16` count of at most
+//! [`ACCUSATIONS_MAX`] and that many accusations (accuser, accused, grounds code `u8`, epoch,
+//! time, signature), or `1` and an oracle equivocation (two signed observations).
+
+use bulwark_sentinel::membership::{Evidence, ACCUSATIONS_MAX};
+use bulwark_sentinel::{Accusation, Grounds};
+
+use super::{CodecError, Reader, Wire};
+use crate::oracle::{OracleEquivocation, SignedObservation};
+use crate::sentinel::Decision;
+
+/// Encoded accusation: accuser, accused, grounds, epoch, time, signature.
+const ACCUSATION_BYTES: usize = 32 + 32 + 1 + 8 + 8 + 64;
+/// The largest quarantine body (tag included): the accusations, which outweigh a proof.
+pub(super) const QUARANTINE_BYTES_MAX: usize =
+    1 + 32 + 8 + 1 + 2 + ACCUSATIONS_MAX * ACCUSATION_BYTES;
+
+impl Wire for Accusation {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.accuser.put(out);
+        self.accused.put(out);
+        out.push(self.grounds.code());
+        self.epoch.put(out);
+        self.at_ms.put(out);
+        self.signature.put(out);
+    }
+    fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let accuser = Wire::take(reader)?;
+        let accused = Wire::take(reader)?;
+        let code = reader.u8()?;
+        let grounds = Grounds::from_code(code).ok_or(CodecError::UnknownTag {
+            what: "accusation grounds",
+            tag: code,
+        })?;
+        Ok(Accusation {
+            accuser,
+            accused,
+            grounds,
+            epoch: Wire::take(reader)?,
+            at_ms: Wire::take(reader)?,
+            signature: Wire::take(reader)?,
+        })
+    }
+}
+
+impl Wire for Decision {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.member.put(out);
+        self.epoch.put(out);
+        match &self.evidence {
+            Evidence::Accusations(accusations) => {
+                out.push(0);
+                // Longer than the bound (which no decision needs) encodes to bytes no decoder
+                // accepts.
+                u16::try_from(accusations.len())
+                    .unwrap_or(u16::MAX)
+                    .put(out);
+                for accusation in accusations {
+                    accusation.put(out);
+                }
+            }
+            Evidence::SelfProof(proof) => {
+                out.push(1);
+                proof.first.put(out);
+                proof.second.put(out);
+            }
+        }
+    }
+    fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let member = Wire::take(reader)?;
+        let epoch = Wire::take(reader)?;
+        let evidence = match reader.u8()? {
+            0 => {
+                let count = usize::from(u16::take(reader)?);
+                if count > ACCUSATIONS_MAX {
+                    return Err(CodecError::CountTooLarge {
+                        count,
+                        max: ACCUSATIONS_MAX,
+                    });
+                }
+                let needed = count * ACCUSATION_BYTES;
+                let available = reader.remaining();
+                if needed > available {
+                    return Err(CodecError::CountExceedsInput {
+                        count,
+                        needed,
+                        available,
+                    });
+                }
+                let mut accusations = Vec::with_capacity(count);
+                for _ in 0..count {
+                    accusations.push(Accusation::take(reader)?);
+                }
+                Evidence::Accusations(accusations)
+            }
+            1 => Evidence::SelfProof(Box::new(OracleEquivocation {
+                first: SignedObservation::take(reader)?,
+                second: SignedObservation::take(reader)?,
+            })),
+            tag => {
+                return Err(CodecError::UnknownTag {
+                    what: "quarantine evidence",
+                    tag,
+                })
+            }
+        };
+        Ok(Decision {
+            member,
+            epoch,
+            evidence,
+        })
+    }
+}

@@ -9,8 +9,8 @@
 //!
 //! Each oracle round is an engine system-command frame
 //! ([`bulwark_engine::codec::encode_system_command`]) of a quorum-certified
-//! `SystemCommand::OracleRound`; at most [`BLOCK_ROUNDS_MAX`]. They execute before the
-//! transactions. `batch` is [`bulwark_engine::codec::encode_batch`] of the signed client
+//! `SystemCommand::OracleRound` or of the sentinel's `SystemCommand::Quarantine`; at most
+//! [`BLOCK_ROUNDS_MAX`] together. They execute before the transactions, in order. `batch` is [`bulwark_engine::codec::encode_batch`] of the signed client
 //! transactions. The
 //! block's digest is SHA-256 over [`BLOCK_NAMESPACE`] and the whole encoding, so it commits to
 //! the parent, the view (the consensus round it was proposed in), the engine time and the state
@@ -79,7 +79,8 @@ pub struct Block {
     pub parent: Digest,
     /// The engine's state root after executing the parent (the genesis root for height 1).
     pub parent_root: StateRoot,
-    /// Quorum-certified oracle rounds (each a `SystemCommand::OracleRound`), executed first.
+    /// Quorum-certified oracle rounds (`SystemCommand::OracleRound`) and the sentinel's
+    /// quarantines (`SystemCommand::Quarantine`), executed first, in order.
     pub rounds: Vec<SystemCommand>,
     /// Signed client transactions in execution order.
     pub txs: Vec<SignedTx>,
@@ -145,8 +146,14 @@ impl Block {
                 .ok_or(BlockError::Rounds("truncated round"))?;
             at += len;
             match decode_system_command(frame) {
-                Ok(round @ SystemCommand::OracleRound { .. }) => rounds.push(round),
-                Ok(_) => return Err(BlockError::Rounds("not an oracle round")),
+                Ok(
+                    command @ (SystemCommand::OracleRound { .. } | SystemCommand::Quarantine(_)),
+                ) => rounds.push(command),
+                Ok(_) => {
+                    return Err(BlockError::Rounds(
+                        "neither an oracle round nor a quarantine",
+                    ))
+                }
                 Err(_) => return Err(BlockError::Rounds("round does not decode")),
             }
         }

@@ -45,6 +45,10 @@ pub enum Refusal {
     /// newer than the last certified round.
     #[error("oracle round refused: {0}")]
     Oracle(String),
+    /// A quarantine the sentinel's rule refuses (checked in order against the parent's trust
+    /// state), or one without a sentinel committee.
+    #[error("quarantine refused: {0}")]
+    Quarantine(String),
 }
 
 /// The state after a block, with what the replica needs from its execution.
@@ -109,14 +113,26 @@ pub fn check_and_execute(
         return Err(Refusal::Root);
     }
     let mut seen = Vec::new();
+    let mut membership = parent.membership().cloned();
     for round in &block.rounds {
+        if let SystemCommand::Quarantine(decision) = round {
+            let trust = membership
+                .as_mut()
+                .ok_or_else(|| Refusal::Quarantine("no sentinel committee is configured".into()))?;
+            trust
+                .apply(decision, block.time_ms)
+                .map_err(|e| Refusal::Quarantine(e.to_string()))?;
+            continue;
+        }
         let SystemCommand::OracleRound {
             underlying,
             round,
             observations,
         } = round
         else {
-            return Err(Refusal::Oracle("not an oracle round".into()));
+            return Err(Refusal::Oracle(
+                "neither an oracle round nor a quarantine".into(),
+            ));
         };
         if seen.contains(underlying) {
             return Err(Refusal::Oracle(format!("underlying {underlying} twice")));
@@ -326,6 +342,79 @@ mod tests {
             check_and_execute(at_genesis(&engine, &engine.state_root()), &bad, 5, 1, &none)
                 .map(|e| e.engine),
             Err(Refusal::Time(_))
+        ));
+    }
+
+    /// A block whose quarantine the sentinel's rule refuses is refused as a whole (its proposer
+    /// is at fault), checked in order against the parent's trust state; one that passes
+    /// quarantines the member.
+    #[test]
+    fn a_quarantine_is_checked_before_the_block_is_accepted() {
+        use bulwark_sentinel::membership::{Evidence, Quarantine};
+        use bulwark_sentinel::{Accusation, Grounds};
+        let members: Vec<SigningKey> = (0..4)
+            .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
+            .collect();
+        let oracle = bulwark_engine::oracle::OracleConfig {
+            members: members
+                .iter()
+                .map(|k| k.verifying_key().to_bytes())
+                .collect(),
+            f: 1,
+            ..Default::default()
+        };
+        let (engine, digest) =
+            crate::genesis::try_genesis(&[], &[60_000_000_000], oracle).expect("genesis");
+        let accused = members[3].verifying_key().to_bytes();
+        let decision = |by: &[usize]| {
+            SystemCommand::Quarantine(Box::new(Quarantine {
+                member: accused,
+                epoch: 0,
+                evidence: Evidence::Accusations(
+                    by.iter()
+                        .map(|i| Accusation::sign(&members[*i], accused, Grounds::Silence, 0, 4))
+                        .collect(),
+                ),
+            }))
+        };
+        let root = engine.state_root();
+        let parent = || at_genesis(&engine, &root);
+        let mut short = block(digest, engine.state_root(), Vec::new());
+        short.rounds = vec![decision(&[0])];
+        assert!(matches!(
+            check_and_execute(parent(), &short, 5, 1, &none).map(|e| e.engine),
+            Err(Refusal::Quarantine(_))
+        ));
+        // Twice in one block: the second finds the member quarantined already.
+        let mut twice = block(digest, engine.state_root(), Vec::new());
+        twice.rounds = vec![decision(&[0, 1]), decision(&[1, 2])];
+        assert!(matches!(
+            check_and_execute(parent(), &twice, 5, 1, &none).map(|e| e.engine),
+            Err(Refusal::Quarantine(_))
+        ));
+        let mut good = block(digest, engine.state_root(), Vec::new());
+        good.rounds = vec![decision(&[0, 1])];
+        let after = check_and_execute(parent(), &good, 5, 1, &none)
+            .expect("f + 1 accusers")
+            .engine;
+        assert!(matches!(
+            after.membership().and_then(|m| m.trust(&accused)),
+            Some(bulwark_sentinel::Trust::Quarantined { .. })
+        ));
+        // Without a sentinel committee no quarantine passes.
+        let (plain, plain_digest, _) = setup();
+        let mut none_configured = block(plain_digest, plain.state_root(), Vec::new());
+        none_configured.rounds = vec![decision(&[0, 1])];
+        assert!(matches!(
+            check_and_execute(
+                at_genesis(&plain, &plain.state_root()),
+                &none_configured,
+                5,
+                1,
+                &none
+            )
+            .map(|e| e.engine),
+            Err(Refusal::Quarantine(_))
         ));
     }
 }

@@ -65,8 +65,15 @@ pub fn try_genesis(
         });
     }
     let with_oracle = oracle.enabled();
+    // The sentinel watches the same committee: an oracle member that equivocates is convicted by
+    // its own signatures (`docs/sentinel.md`).
+    let sentinel = bulwark_engine::sentinel::SentinelConfig {
+        members: oracle.members.clone(),
+        ..Default::default()
+    };
     let config = EngineConfig {
         oracle,
+        sentinel,
         ..EngineConfig::default()
     };
     config.validate()?;

@@ -11,7 +11,7 @@
 //! `bulwark up`: a seeded path that every member computes identically from the round number.
 
 use bulwark_engine::command::SystemCommand;
-use bulwark_engine::oracle::{OracleConfig, SignedObservation};
+use bulwark_engine::oracle::{OracleConfig, OracleEquivocation, SignedObservation};
 use bulwark_engine::Engine;
 use bulwark_oracle::node::{NodeConfig as ObserverConfig, OracleNode, SourceQuote};
 use bulwark_oracle::proposer::{check_observation, Dropped, RoundBuilder};
@@ -39,6 +39,9 @@ pub struct OraclePool {
     config: OracleConfig,
     underlyings: u16,
     rounds: BTreeMap<(u16, u64), RoundBuilder>,
+    /// Per member, two different observations it signed for one round (at most one proof per
+    /// member, so bounded by the committee), until the engine has quarantined it.
+    equivocations: BTreeMap<[u8; 32], OracleEquivocation>,
 }
 
 /// The pool shared by the feed, the gossip receiver and the proposer.
@@ -51,6 +54,7 @@ impl OraclePool {
             config,
             underlyings,
             rounds: BTreeMap::new(),
+            equivocations: BTreeMap::new(),
         }
     }
 
@@ -83,10 +87,92 @@ impl OraclePool {
         for key in stale {
             self.rounds.remove(&key);
         }
-        self.rounds
+        let builder = self
+            .rounds
             .entry((feed, round))
-            .or_insert_with(|| RoundBuilder::new(feed, round))
-            .insert_checked(member, observation)
+            .or_insert_with(|| RoundBuilder::new(feed, round));
+        match builder.kept_by(&observation.node).copied() {
+            Some(kept) if kept != observation => {
+                self.note_equivocation(kept, observation);
+                Err(Dropped::Equivocation)
+            }
+            Some(_) => Err(Dropped::Duplicate),
+            None => builder.insert_checked(member, observation),
+        }
+    }
+
+    /// Keeps `first` and `second`, two valid observations one member signed for one round, as
+    /// the proof against it (the first proof per member is kept).
+    fn note_equivocation(&mut self, first: SignedObservation, second: SignedObservation) {
+        self.equivocations
+            .entry(first.node)
+            .or_insert(OracleEquivocation { first, second });
+    }
+
+    /// Compares the observations in a finalized block's certified rounds with the ones this pool
+    /// received: a member that showed this node another signed observation for the same round
+    /// than the one the proposer certified equivocated. (Both were checked: the block's by every
+    /// replica, this pool's before it was stored.)
+    pub fn note_certified(&mut self, commands: &[SystemCommand]) {
+        for command in commands {
+            let SystemCommand::OracleRound {
+                underlying,
+                round,
+                observations,
+            } = command
+            else {
+                continue;
+            };
+            let Some(builder) = self.rounds.get(&(*underlying, *round)) else {
+                continue;
+            };
+            let conflicts: Vec<(SignedObservation, SignedObservation)> = observations
+                .iter()
+                .filter_map(|certified| {
+                    builder
+                        .kept_by(&certified.node)
+                        .filter(|kept| *kept != certified)
+                        .map(|kept| (*kept, *certified))
+                })
+                .collect();
+            for (kept, certified) in conflicts {
+                self.note_equivocation(kept, certified);
+            }
+        }
+    }
+
+    /// The quarantines to propose on top of `engine`: one per equivocating member the engine's
+    /// sentinel would still accept, applied in turn to a copy of its trust state so that the
+    /// block never carries more than the rule allows. Proofs against members no longer admitted
+    /// are dropped.
+    pub fn quarantines(&mut self, engine: &Engine) -> Vec<SystemCommand> {
+        let Some(membership) = engine.membership() else {
+            return Vec::new();
+        };
+        self.equivocations.retain(|member, _| {
+            matches!(
+                membership.trust(member),
+                Some(bulwark_sentinel::Trust::Admitted)
+            )
+        });
+        let mut next = membership.clone();
+        let mut out = Vec::new();
+        for (member, proof) in &self.equivocations {
+            let decision = bulwark_engine::sentinel::Decision {
+                member: *member,
+                epoch: next.epoch(),
+                evidence: bulwark_sentinel::membership::Evidence::SelfProof(Box::new(*proof)),
+            };
+            if next.apply(&decision, engine.time_ms()).is_ok() {
+                out.push(SystemCommand::Quarantine(Box::new(decision)));
+            }
+        }
+        out
+    }
+
+    /// Equivocation proofs held.
+    pub fn equivocations(&self) -> usize {
+        self.equivocations.len()
     }
 
     /// For each underlying, the newest round after `engine`'s last certified one that 2f+1
@@ -226,6 +312,104 @@ mod tests {
             SyntheticFeed::new(&[60_000_000_000], 7, SigningKey::from_bytes(&[99; 32]));
         let observation = outsider.observe(2, 2_000).remove(0);
         assert_eq!(pool.offer(observation, 2), Err(Dropped::NotMember));
+    }
+
+    /// An engine whose sentinel watches the oracle committee, as genesis builds it.
+    fn with_sentinel(oracle: &OracleConfig) -> Engine {
+        Engine::new(EngineConfig {
+            oracle: oracle.clone(),
+            sentinel: bulwark_engine::sentinel::SentinelConfig {
+                members: oracle.members.clone(),
+                ..Default::default()
+            },
+            ..EngineConfig::default()
+        })
+    }
+
+    /// A member that signs two observations for one round is caught whether both reach this
+    /// pool or one reaches it and the other is certified in a block; the quarantine it proposes
+    /// passes the engine's rule, never more than f at once, and an honest repeat or another
+    /// member's observation convicts no one.
+    #[test]
+    fn an_equivocating_member_becomes_a_quarantine_and_an_honest_one_does_not() {
+        let (keys, oracle) = committee();
+        let signer = |i: usize| {
+            bulwark_oracle::node::OracleNode::new(
+                bulwark_oracle::node::NodeConfig::equal(3),
+                keys[i].clone(),
+            )
+        };
+        let mut feeds: Vec<SyntheticFeed> = keys
+            .iter()
+            .map(|k| SyntheticFeed::new(&[60_000_000_000], 7, k.clone()))
+            .collect();
+        let mut pool = OraclePool::new(oracle.clone(), 1);
+        let engine = with_sentinel(&oracle);
+        // Everyone honest, and repeats of the same observation: nothing.
+        for feed in &mut feeds {
+            let observation = feed.observe(1, 1_000).remove(0);
+            pool.offer(observation, 1).unwrap();
+            assert_eq!(pool.offer(observation, 1), Err(Dropped::Duplicate));
+        }
+        assert!(pool.quarantines(&engine).is_empty());
+        // Member 3 sends this pool a second, different observation for round 1.
+        let mut second = feeds[3].observe(1, 1_000).remove(0).observation;
+        second.price_micros += 1;
+        assert_eq!(
+            pool.offer(signer(3).sign(second), 1),
+            Err(Dropped::Equivocation)
+        );
+        let proposed = pool.quarantines(&engine);
+        assert_eq!(proposed.len(), 1);
+        let mut replica = engine.clone();
+        let mut events = Vec::new();
+        let commands: Vec<_> = proposed
+            .into_iter()
+            .map(bulwark_engine::Command::System)
+            .collect();
+        replica.execute(1_000, &commands, &mut events);
+        assert!(events.contains(&bulwark_engine::Event::Quarantined {
+            member: keys[3].verifying_key().to_bytes(),
+            epoch: 0
+        }));
+        // Once the engine holds it, the pool proposes it no more.
+        assert!(pool.quarantines(&replica).is_empty());
+        assert_eq!(pool.equivocations(), 0);
+
+        // Member 2 showed this pool one observation for round 2 and the proposer another: the
+        // finalized block convicts it. A second equivocator (member 1) in the same round is
+        // not proposed at once: f = 1.
+        let mut pool = OraclePool::new(oracle.clone(), 1);
+        for feed in &mut feeds {
+            pool.offer(feed.observe(2, 2_000).remove(0), 2).unwrap();
+        }
+        let mut certified: Vec<SignedObservation> = Vec::new();
+        for (i, feed) in feeds.iter_mut().enumerate() {
+            let mut observation = feed.observe(2, 2_000).remove(0);
+            if i == 1 || i == 2 {
+                let mut other = observation.observation;
+                other.price_micros += 7;
+                observation = signer(i).sign(other);
+            }
+            certified.push(observation);
+        }
+        pool.note_certified(&[SystemCommand::OracleRound {
+            underlying: 0,
+            round: 2,
+            observations: certified,
+        }]);
+        assert_eq!(pool.equivocations(), 2);
+        assert_eq!(
+            pool.quarantines(&engine).len(),
+            1,
+            "never more than f at once"
+        );
+        // Without a sentinel committee nothing is proposed.
+        let plain = Engine::new(EngineConfig {
+            oracle: oracle.clone(),
+            ..EngineConfig::default()
+        });
+        assert!(pool.quarantines(&plain).is_empty());
     }
 
     /// Four oracle members and their committee configuration (f = 1).

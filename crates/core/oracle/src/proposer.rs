@@ -23,6 +23,10 @@ pub enum Dropped {
     /// The member already has an observation in the round (the first one is kept).
     #[error("member already observed this round")]
     Duplicate,
+    /// The member signed a different observation for a round it already observed: the two are
+    /// kept aside as self-proving evidence (`OracleEquivocation`), the first stays in the round.
+    #[error("member signed a different observation for this round (equivocation)")]
+    Equivocation,
     /// Price, confidence or source count out of range.
     #[error("value out of range")]
     OutOfRange,
@@ -117,6 +121,14 @@ impl RoundBuilder {
         }
         self.kept.push((member, observation));
         Ok(())
+    }
+
+    /// The observation kept for the member signing with `node`, if any.
+    pub fn kept_by(&self, node: &[u8; 32]) -> Option<&SignedObservation> {
+        self.kept
+            .iter()
+            .find(|(_, o)| o.node == *node)
+            .map(|(_, o)| o)
     }
 
     /// Distinct members kept so far.

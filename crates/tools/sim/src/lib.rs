@@ -86,6 +86,10 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
         "member 1 signs oracle observations for rounds 2^63 and u64::MAX to occupy every pool",
     ),
     (
+        "oracle-equivocation",
+        "member 1 signs two different oracle observations every round, one per half of the committee; the sentinel quarantines it on its own signatures",
+    ),
+    (
         "forged-log",
         "a node's disk hands bulwark verify forged logs with valid checksums: moved and forged certificates, another committee's key, a wrong root, a swapped block, an uncovered --until tail, an --until past the end",
     ),
@@ -179,6 +183,12 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             oracle: true,
             ..base
         },
+        "oracle-equivocation" => Scenario {
+            height_before: 120,
+            equivocating_oracle: &[1],
+            oracle: true,
+            ..base
+        },
         "forged-log" => Scenario {
             height_before: 20,
             forged_logs: true,
@@ -225,6 +235,8 @@ pub struct Report {
     pub false_evidence: usize,
     /// Proposals the members refused.
     pub refused: u64,
+    /// Members the honest members' sentinels quarantined (replica indices).
+    pub quarantined: Vec<usize>,
     /// Forged logs handed to the log verifier (`forged-log`), and those it accepted (must be
     /// none).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -243,6 +255,7 @@ impl Report {
             .chain(scenario.garbage)
             .chain(scenario.block_flooders)
             .chain(scenario.far_future_oracle)
+            .chain(scenario.equivocating_oracle)
             .chain(scenario.tampered)
             .copied()
             .collect();
@@ -262,6 +275,22 @@ impl Report {
                 }
             }
         }
+        // A member an honest member's sentinel quarantined: who, and whether it was honest.
+        let mut quarantined: Vec<usize> = Vec::new();
+        for (holder, convicted) in outcome.quarantined.iter().enumerate() {
+            if hostile.contains(&holder) || Some(holder) == outcome.crashed {
+                continue;
+            }
+            for member in convicted {
+                if !hostile.contains(member) {
+                    false_evidence += 1;
+                }
+                if !quarantined.contains(member) {
+                    quarantined.push(*member);
+                }
+            }
+        }
+        quarantined.sort_unstable();
         let checked = check(outcome);
         let height_progress = outcome
             .ledgers
@@ -287,6 +316,7 @@ impl Report {
             evidence_against_hostile: against_hostile,
             false_evidence,
             refused: outcome.refused.iter().sum(),
+            quarantined,
             forged_logs: (!outcome.forgeries.is_empty()).then(|| ForgedLogs {
                 tried: outcome.forgeries.iter().map(|f| f.name).collect(),
                 accepted: outcome

@@ -230,6 +230,25 @@ fn outcome(world: &World, verified: Vec<u64>, forgeries: Vec<Forgery>) -> Outcom
                 (s.blocks_held, s.blocks_dropped)
             })
             .collect(),
+        quarantined: world
+            .views
+            .iter()
+            .map(|view| {
+                let engine = view.lock().unwrap().clone();
+                let convicted: Vec<[u8; 32]> = engine
+                    .membership()
+                    .map(|m| {
+                        m.records()
+                            .filter(|(_, trust)| {
+                                !matches!(trust, bulwark_sentinel::Trust::Admitted)
+                            })
+                            .map(|(key, _)| *key)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                world.replicas_of(&convicted)
+            })
+            .collect(),
         oracle_clock_round: world
             .scenario
             .oracle

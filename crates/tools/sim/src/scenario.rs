@@ -37,6 +37,9 @@ pub struct Scenario {
     /// ahead of the clock (2^63, u64::MAX - 1, u64::MAX) and send unsigned ones, trying to
     /// occupy every member's oracle pool.
     pub far_future_oracle: &'static [usize],
+    /// With `oracle`, these members sign two different observations every round, one for each
+    /// half of the committee: the sentinel convicts them on their own signatures.
+    pub equivocating_oracle: &'static [usize],
     /// Attested admission (DEVELOPMENT evidence): at the start every member appraises every
     /// other's evidence against a signed manifest and cuts off the contraindicated ones.
     pub admission: bool,
@@ -79,6 +82,7 @@ impl Scenario {
             split: false,
             oracle: false,
             far_future_oracle: &[],
+            equivocating_oracle: &[],
             malleating_client: None,
             admission: false,
             tampered: &[],
@@ -114,6 +118,8 @@ pub struct Outcome {
     pub block_store: Vec<(usize, u64)>,
     /// When the oracle committee ran: the round the virtual clock was in at the end.
     pub oracle_clock_round: Option<u64>,
+    /// Per member: the members its engine's sentinel quarantined (replica indices).
+    pub quarantined: Vec<Vec<usize>>,
     /// Heights verified in each honest member's log.
     pub verified: Vec<u64>,
     /// Simulated milliseconds the run took.

@@ -305,6 +305,8 @@ impl World {
             let replica = self.by_index.iter().position(|p| *p == sender);
             let lying = replica.is_some_and(|r| self.scenario.byzantine.contains(&r));
             let hostile = replica.is_some_and(|r| self.scenario.far_future_oracle.contains(&r));
+            let equivocating =
+                replica.is_some_and(|r| self.scenario.equivocating_oracle.contains(&r));
             let mut feed = SyntheticFeed::new(&[60_000 * USD, 3_000 * USD], 5, key.clone());
             let liar = bulwark_oracle::node::OracleNode::new(
                 bulwark_oracle::node::NodeConfig::equal(3),
@@ -334,8 +336,22 @@ impl World {
                             let honest = observations.clone();
                             observations.extend(far_future_observations(&liar, &honest));
                         }
-                        for (pool, log) in pools.iter().zip(&evidence) {
-                            for observation in &observations {
+                        // The second version of each observation, for the odd half of the pools.
+                        let other: Vec<_> = observations
+                            .iter()
+                            .map(|o| {
+                                let mut second = o.observation;
+                                second.price_micros += 1;
+                                liar.sign(second)
+                            })
+                            .collect();
+                        for (receiver, (pool, log)) in pools.iter().zip(&evidence).enumerate() {
+                            let sent = if equivocating && receiver % 2 == 1 {
+                                &other
+                            } else {
+                                &observations
+                            };
+                            for observation in sent {
                                 let dropped = pool.lock().unwrap().offer(*observation, round);
                                 if let Err(Dropped::Implausible { round, .. }) = dropped {
                                     log.record(
@@ -353,6 +369,23 @@ impl World {
                     }
                 });
         }
+    }
+
+    /// The replica indices whose oracle (and sentinel) key is among `keys`.
+    pub(crate) fn replicas_of(&self, keys: &[[u8; 32]]) -> Vec<usize> {
+        let mut replicas: Vec<usize> = self
+            .oracle_keys
+            .iter()
+            .enumerate()
+            .filter(|(_, key)| keys.contains(&key.verifying_key().to_bytes()))
+            .filter_map(|(index, _)| {
+                self.by_index
+                    .iter()
+                    .position(|p| *p == self.member_keys[index])
+            })
+            .collect();
+        replicas.sort_unstable();
+        replicas
     }
 
     /// Clients: every 50 ms each account signs its next order and submits it to every replica

@@ -379,6 +379,29 @@ fn far_future_oracle_rounds_cannot_stop_certification() {
     }
 }
 
+/// The sentinel (issue #13): member 1 signs two different oracle observations every round, one
+/// for each half of the committee. A member that holds one and sees the other certified in a
+/// finalized block keeps both as the equivocator's own proof; the next block it proposes carries
+/// the quarantine, which every replica checks and applies under the state root. Every honest
+/// member's engine ends with member 1 quarantined and nobody else, and blocks keep finalizing.
+#[test]
+fn an_equivocating_oracle_member_is_quarantined_on_its_own_signatures() {
+    for (seed, n) in [(151, 4), (152, 7)] {
+        let (outcome, report) = run_named("oracle-equivocation", seed, n);
+        eprintln!(
+            "n = {n}: quarantined {:?}, progress {}",
+            report.quarantined, report.height_progress
+        );
+        assert!(report.held, "{report:#?}");
+        assert_eq!(report.false_evidence, 0, "{report:#?}");
+        assert!(report.height_progress >= 120, "{report:#?}");
+        assert_eq!(report.quarantined, vec![1], "{report:#?}");
+        for (member, convicted) in outcome.quarantined.iter().enumerate() {
+            assert_eq!(convicted, &vec![1], "member {member} at n = {n}");
+        }
+    }
+}
+
 /// Attack 1 of issue #12: client 1 signs every order with a small-order point added to `R`.
 /// Every mempool, every replica's block check and every log verifier judges such a signature
 /// the same way (ZIP-215), so no honest leader is refused, no evidence names an honest member,

@@ -171,6 +171,11 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 .as_millis(),
         )
         .unwrap_or(u64::MAX);
+        if let Some(pool) = &self.config.oracle {
+            pool.lock()
+                .expect("the oracle pool lock must not be poisoned")
+                .note_certified(&block.rounds);
+        }
         for round in &block.rounds {
             if let SystemCommand::OracleRound { round, .. } = round {
                 let observed =

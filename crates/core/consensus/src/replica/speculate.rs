@@ -218,10 +218,15 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             parent_root[0] ^= 1;
         }
         let rounds = match &self.config.oracle {
-            Some(pool) => pool
-                .lock()
-                .expect("the oracle pool lock must not be poisoned")
-                .certified(&parent.engine),
+            Some(pool) => {
+                let mut pool = pool
+                    .lock()
+                    .expect("the oracle pool lock must not be poisoned");
+                let mut rounds = pool.certified(&parent.engine);
+                rounds.extend(pool.quarantines(&parent.engine));
+                rounds.truncate(crate::block::BLOCK_ROUNDS_MAX);
+                rounds
+            }
             None => Vec::new(),
         };
         Block {

@@ -148,7 +148,13 @@ pub(super) fn spawn_oracle(
                 Err(error) => Err((None, error.to_string())),
             };
             match offered {
-                Ok(()) | Err((Some(Dropped::WrongRound | Dropped::Duplicate), _)) => {}
+                // An equivocation is kept by the pool as the signer's own proof (the relaying
+                // peer is not at fault).
+                Ok(())
+                | Err((
+                    Some(Dropped::WrongRound | Dropped::Duplicate | Dropped::Equivocation),
+                    _,
+                )) => {}
                 Err((Some(Dropped::Implausible { round, .. }), reason)) => evidence.record(
                     Kind::ImplausibleOracleRound,
                     &peer,
@@ -187,7 +193,10 @@ async fn observe(
     venue_epoch_ms: u64,
     sources_status: std::sync::Arc<std::sync::Mutex<serde_json::Value>>,
 ) {
-    let mut last_round = 0u64;
+    // The round in progress at start is skipped: this member may have signed it before a
+    // restart, and a second, different observation for one round is an equivocation the
+    // sentinel convicts on (`docs/sentinel.md`).
+    let mut last_round = round_at(unix_ms(&context), venue_epoch_ms);
     loop {
         let now_ms = unix_ms(&context);
         let venue_ms = now_ms.saturating_sub(venue_epoch_ms);

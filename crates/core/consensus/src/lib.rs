@@ -28,5 +28,6 @@ pub mod log;
 pub mod mempool;
 pub mod oracle_feed;
 pub mod replica;
+pub mod sentinel_feed;
 pub mod snapshots;
 pub mod verify;

@@ -149,13 +149,20 @@ impl OraclePool {
         let Some(membership) = engine.membership() else {
             return Vec::new();
         };
-        self.equivocations.retain(|member, _| {
-            matches!(
-                membership.trust(member),
-                Some(bulwark_sentinel::Trust::Admitted)
-            )
-        });
         let mut next = membership.clone();
+        self.propose_into(&mut next, engine.time_ms())
+    }
+
+    /// As [`Self::quarantines`], applied in turn to `next` (the parent's trust state, shared
+    /// with the other sources of quarantines in the same block) at `now_ms`.
+    pub fn propose_into(
+        &mut self,
+        next: &mut bulwark_sentinel::Membership,
+        now_ms: u64,
+    ) -> Vec<SystemCommand> {
+        self.equivocations.retain(|member, _| {
+            matches!(next.trust(member), Some(bulwark_sentinel::Trust::Admitted))
+        });
         let mut out = Vec::new();
         for (member, proof) in &self.equivocations {
             let decision = bulwark_engine::sentinel::Decision {
@@ -163,7 +170,7 @@ impl OraclePool {
                 epoch: next.epoch(),
                 evidence: bulwark_sentinel::membership::Evidence::SelfProof(Box::new(*proof)),
             };
-            if next.apply(&decision, engine.time_ms()).is_ok() {
+            if next.apply(&decision, now_ms).is_ok() {
                 out.push(SystemCommand::Quarantine(Box::new(decision)));
             }
         }

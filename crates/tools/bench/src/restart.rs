@@ -108,6 +108,7 @@ fn replica_config(genesis: (Engine, Digest), snapshots: &str) -> ReplicaConfig {
         mailbox_size: 16,
         fault: Fault::None,
         oracle: None,
+        sentinel: None,
         stats: SharedStats::default(),
         evidence: EvidenceLog::default(),
         participants: Vec::new(),

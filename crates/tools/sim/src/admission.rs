@@ -111,6 +111,8 @@ impl World {
                     0,
                     serde_json::to_string(&signed).unwrap(),
                 );
+                // The sentinel: a contraindicated appraisal is enough for this member to accuse.
+                self.observe(appraiser, cut, bulwark_sentinel::Grounds::Contraindicated);
             }
         }
     }

@@ -86,6 +86,14 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
         "member 1 signs oracle observations for rounds 2^63 and u64::MAX to occupy every pool",
     ),
     (
+        "tampered-binary",
+        "member 0 runs a tampered binary: every other member's appraisal contraindicates it, each accuses it, and f+1 accusations quarantine it",
+    ),
+    (
+        "false-accusations",
+        "f members accuse honest member 0 of a contraindicated appraisal: nothing happens",
+    ),
+    (
         "oracle-equivocation",
         "member 1 signs two different oracle observations every round, one per half of the committee; the sentinel quarantines it on its own signatures",
     ),
@@ -183,6 +191,19 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             oracle: true,
             ..base
         },
+        "tampered-binary" => Scenario {
+            height_before: 60,
+            admission: true,
+            tampered: &[0],
+            oracle: true,
+            ..base
+        },
+        "false-accusations" => Scenario {
+            height_before: 60,
+            false_accusers: if n >= 7 { &[5, 6] } else { &[3] },
+            oracle: true,
+            ..base
+        },
         "oracle-equivocation" => Scenario {
             height_before: 120,
             equivocating_oracle: &[1],
@@ -256,6 +277,7 @@ impl Report {
             .chain(scenario.block_flooders)
             .chain(scenario.far_future_oracle)
             .chain(scenario.equivocating_oracle)
+            .chain(scenario.false_accusers)
             .chain(scenario.tampered)
             .copied()
             .collect();

@@ -38,6 +38,10 @@ pub fn run(scenario: Scenario) -> Outcome {
         if scenario.admission {
             world.admit().await;
         }
+        for accuser in scenario.false_accusers {
+            // A hostile member signs its accusation whatever its own evidence says.
+            world.accuse_falsely(*accuser, 0);
+        }
         world.wait_for(scenario.height_before, &honest).await;
         inject(&mut world, &honest).await;
         let (verified, forgeries) = verify_logs(&mut world, &honest).await;
@@ -187,6 +191,7 @@ fn outcome(world: &World, verified: Vec<u64>, forgeries: Vec<Forgery>) -> Outcom
             .collect(),
         crashed: world.scenario.crash,
         byzantine: world.scenario.byzantine,
+        tampered: world.scenario.tampered,
         oracle_faults: world
             .evidence
             .iter()

@@ -40,6 +40,9 @@ pub struct Scenario {
     /// With `oracle`, these members sign two different observations every round, one for each
     /// half of the committee: the sentinel convicts them on their own signatures.
     pub equivocating_oracle: &'static [usize],
+    /// These members (otherwise honest) accuse member 0, who is honest, of a contraindicated
+    /// appraisal at the start: fewer than f+1 accusers must achieve nothing.
+    pub false_accusers: &'static [usize],
     /// Attested admission (DEVELOPMENT evidence): at the start every member appraises every
     /// other's evidence against a signed manifest and cuts off the contraindicated ones.
     pub admission: bool,
@@ -83,6 +86,7 @@ impl Scenario {
             oracle: false,
             far_future_oracle: &[],
             equivocating_oracle: &[],
+            false_accusers: &[],
             malleating_client: None,
             admission: false,
             tampered: &[],
@@ -107,6 +111,8 @@ pub struct Outcome {
     pub crashed: Option<usize>,
     /// The members that proposed wrong roots.
     pub byzantine: &'static [usize],
+    /// The members that ran a tampered binary (cut off by the others' admission).
+    pub tampered: &'static [usize],
     /// evidence[i][j]: fault records member i holds against member j.
     pub evidence: Vec<Vec<usize>>,
     /// oracle_faults[i][j]: oracle fault records member i holds against member j (both replica

@@ -16,6 +16,7 @@ use bulwark_consensus::oracle_feed::{round_at, OraclePool, SharedPool, Synthetic
 use bulwark_consensus::replica::{
     Config as ReplicaConfig, Fault, Ledger, Mempool, PublicKey, Scheme, SharedStats,
 };
+use bulwark_consensus::sentinel_feed::{SentinelFeed, SharedSentinel};
 use bulwark_engine::oracle::OracleConfig;
 use bulwark_engine::{AccountId, Engine};
 use bulwark_oracle::proposer::Dropped;
@@ -61,6 +62,8 @@ pub(crate) struct World {
     pub(crate) network: simulated::Oracle<PublicKey, deterministic::Context>,
     pub(crate) link: Link,
     pools: Vec<SharedPool>,
+    /// Per member (replica order): its sentinel, signing with its node (oracle) key.
+    pub(crate) sentinels: Vec<SharedSentinel>,
     pub(crate) views: Vec<Arc<Mutex<Arc<Engine>>>>,
     mempools: Vec<Mempool>,
     pub(crate) ledgers: Vec<Ledger>,
@@ -127,7 +130,20 @@ impl World {
         .unwrap();
         let venue_epoch_ms = unix_ms(&context);
         let (network, link) = Self::network(&context, &scenario, &by_index).await;
+        let sentinels = by_index
+            .iter()
+            .map(|member| {
+                let seed_index = keys
+                    .iter()
+                    .position(|k| k.public_key() == *member)
+                    .expect("every participant has a key");
+                Arc::new(Mutex::new(SentinelFeed::new(
+                    oracle_keys[seed_index].clone(),
+                )))
+            })
+            .collect();
         let mut world = World {
+            sentinels,
             member_keys: keys.iter().map(|k| k.public_key()).collect(),
             pools: (0..n)
                 .map(|_| Arc::new(Mutex::new(OraclePool::new(oracle_config.clone(), 2))))
@@ -221,6 +237,7 @@ impl World {
                 Fault::None
             },
             oracle: self.scenario.oracle.then(|| self.pools[index].clone()),
+            sentinel: Some(self.sentinels[index].clone()),
             stats: self.stats[index].clone(),
             evidence: self.evidence[index].clone(),
             participants: self.by_index.clone(),
@@ -368,6 +385,64 @@ impl World {
                             .await;
                     }
                 });
+        }
+    }
+
+    /// Replica `replica`'s node (oracle and sentinel) key.
+    pub(crate) fn node_key(&self, replica: usize) -> [u8; 32] {
+        let seed_index = self
+            .member_keys
+            .iter()
+            .position(|k| *k == self.by_index[replica])
+            .expect("every participant has a key");
+        self.oracle_keys[seed_index].verifying_key().to_bytes()
+    }
+
+    /// Replica `accuser`'s sentinel saw `grounds` against `accused`: when that makes it accuse,
+    /// its accusation reaches every member's sentinel (a stand-in for the accusation gossip),
+    /// each checking it against its own committed state.
+    pub(crate) fn observe(
+        &self,
+        accuser: usize,
+        accused: usize,
+        grounds: bulwark_sentinel::Grounds,
+    ) {
+        let engine = self.views[accuser].lock().unwrap().clone();
+        let accusation = self.sentinels[accuser].lock().unwrap().observe(
+            &engine,
+            self.node_key(accused),
+            grounds,
+        );
+        if let Some(accusation) = accusation {
+            self.spread(accusation);
+        }
+    }
+
+    /// Replica `accuser` signs an accusation against `accused` regardless of any evidence and
+    /// sends it to everyone.
+    pub(crate) fn accuse_falsely(&self, accuser: usize, accused: usize) {
+        let engine = self.views[accuser].lock().unwrap().clone();
+        let epoch = engine.membership().map_or(0, |m| m.epoch());
+        let seed_index = self
+            .member_keys
+            .iter()
+            .position(|k| *k == self.by_index[accuser])
+            .expect("every participant has a key");
+        let accusation = bulwark_sentinel::Accusation::sign(
+            &self.oracle_keys[seed_index],
+            self.node_key(accused),
+            bulwark_sentinel::Grounds::Contraindicated,
+            epoch,
+            engine.time_ms(),
+        );
+        self.spread(accusation);
+    }
+
+    /// Hands `accusation` to every member's sentinel.
+    pub(crate) fn spread(&self, accusation: bulwark_sentinel::Accusation) {
+        for (sentinel, view) in self.sentinels.iter().zip(&self.views) {
+            let engine = view.lock().unwrap().clone();
+            let _ = sentinel.lock().unwrap().offer(&engine, accusation);
         }
     }
 

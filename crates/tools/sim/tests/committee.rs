@@ -402,6 +402,42 @@ fn an_equivocating_oracle_member_is_quarantined_on_its_own_signatures() {
     }
 }
 
+/// The sentinel (issue #13): member 0 runs a tampered binary. Every other member appraises its
+/// evidence as contraindicated, cuts it off and accuses it; once f+1 accusations meet in a
+/// member's sentinel, its next proposal carries the quarantine, which every replica checks.
+/// Every honest engine ends with member 0 quarantined and nobody else.
+#[test]
+fn a_tampered_member_is_quarantined_by_f_plus_one_accusations() {
+    for (seed, n) in [(161, 4), (162, 7)] {
+        let (outcome, report) = run_named("tampered-binary", seed, n);
+        eprintln!(
+            "n = {n}: quarantined {:?}, progress {}",
+            report.quarantined, report.height_progress
+        );
+        assert!(report.held, "{report:#?}");
+        assert_eq!(report.false_evidence, 0, "{report:#?}");
+        assert!(report.height_progress >= 60, "{report:#?}");
+        assert_eq!(report.quarantined, vec![0], "{report:#?}");
+        for (member, convicted) in outcome.quarantined.iter().enumerate().skip(1) {
+            assert_eq!(convicted, &vec![0], "member {member} at n = {n}");
+        }
+    }
+}
+
+/// The sentinel (issue #13): f members accuse honest member 0. Fewer than f+1 accusers decide
+/// nothing: no engine quarantines anyone, and blocks keep finalizing.
+#[test]
+fn f_false_accusers_remove_nobody() {
+    for (seed, n) in [(171, 4), (172, 7), (173, 4), (174, 7)] {
+        let (outcome, report) = run_named("false-accusations", seed, n);
+        assert!(report.held, "{report:#?}");
+        assert_eq!(report.false_evidence, 0, "{report:#?}");
+        assert!(report.height_progress >= 60, "{report:#?}");
+        assert!(report.quarantined.is_empty(), "{report:#?}");
+        assert!(outcome.quarantined.iter().all(Vec::is_empty), "n = {n}");
+    }
+}
+
 /// Attack 1 of issue #12: client 1 signs every order with a small-order point added to `R`.
 /// Every mempool, every replica's block check and every log verifier judges such a signature
 /// the same way (ZIP-215), so no honest leader is refused, no evidence names an honest member,

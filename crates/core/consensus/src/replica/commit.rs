@@ -176,6 +176,12 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 .expect("the oracle pool lock must not be poisoned")
                 .note_certified(&block.rounds);
         }
+        if let Some(sentinel) = &self.config.sentinel {
+            sentinel
+                .lock()
+                .expect("the sentinel lock must not be poisoned")
+                .prune(&self.committed);
+        }
         for round in &block.rounds {
             if let SystemCommand::OracleRound { round, .. } = round {
                 let observed =

@@ -173,6 +173,9 @@ pub struct Config {
     /// Signed oracle observations to certify rounds from when proposing (None: blocks carry
     /// no oracle rounds).
     pub oracle: Option<crate::oracle_feed::SharedPool>,
+    /// The sentinel's accusations and decisions (None: blocks carry no quarantine decided by
+    /// accusations).
+    pub sentinel: Option<crate::sentinel_feed::SharedSentinel>,
     /// Status figures.
     pub stats: SharedStats,
     /// Where fault evidence against peers is recorded.

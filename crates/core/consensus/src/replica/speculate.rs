@@ -217,22 +217,38 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         if self.config.fault == Fault::WrongRoot {
             parent_root[0] ^= 1;
         }
-        let rounds = match &self.config.oracle {
-            Some(pool) => {
-                let mut pool = pool
-                    .lock()
-                    .expect("the oracle pool lock must not be poisoned");
-                let mut rounds = pool.certified(&parent.engine);
-                rounds.extend(pool.quarantines(&parent.engine));
-                rounds.truncate(crate::block::BLOCK_ROUNDS_MAX);
-                rounds
-            }
+        let time_ms = self.now_ms().max(parent.time_ms);
+        let mut rounds = match &self.config.oracle {
+            Some(pool) => pool
+                .lock()
+                .expect("the oracle pool lock must not be poisoned")
+                .certified(&parent.engine),
             None => Vec::new(),
         };
+        // Quarantines from every source, applied in turn to one copy of the parent's trust state
+        // so that the block carries none the check would refuse.
+        if let Some(mut next) = parent.engine.membership().cloned() {
+            if let Some(pool) = &self.config.oracle {
+                rounds.extend(
+                    pool.lock()
+                        .expect("the oracle pool lock must not be poisoned")
+                        .propose_into(&mut next, time_ms),
+                );
+            }
+            if let Some(sentinel) = &self.config.sentinel {
+                rounds.extend(
+                    sentinel
+                        .lock()
+                        .expect("the sentinel lock must not be poisoned")
+                        .propose_into(&mut next, time_ms),
+                );
+            }
+        }
+        rounds.truncate(crate::block::BLOCK_ROUNDS_MAX);
         Block {
             height: parent.height + 1,
             view: context.round.view().get(),
-            time_ms: self.now_ms().max(parent.time_ms),
+            time_ms,
             parent: parent_digest,
             parent_root,
             rounds,

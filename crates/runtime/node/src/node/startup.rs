@@ -422,6 +422,9 @@ pub(super) async fn start_consensus(
         mailbox_size: 1024,
         fault: Fault::None,
         oracle: shared.oracle_pool.clone(),
+        // Accusations do not travel between nodes yet (issue #13); the oracle pool's
+        // equivocation proofs do reach blocks.
+        sentinel: None,
         stats: shared.stats.clone(),
         evidence: shared.evidence.clone(),
         participants: prepared.participants.iter().cloned().collect(),

@@ -329,6 +329,33 @@ trait Wire: Sized {
     fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError>;
 }
 
+/// Reads a `u16` count of at most `max` items of `item_bytes` each, then the items. The count is
+/// checked against the bound and against the remaining bytes before anything is allocated.
+fn take_counted<T: Wire>(
+    reader: &mut Reader<'_>,
+    max: usize,
+    item_bytes: usize,
+) -> Result<Vec<T>, CodecError> {
+    let count = usize::from(u16::take(reader)?);
+    if count > max {
+        return Err(CodecError::CountTooLarge { count, max });
+    }
+    let needed = count * item_bytes;
+    let available = reader.remaining();
+    if needed > available {
+        return Err(CodecError::CountExceedsInput {
+            count,
+            needed,
+            available,
+        });
+    }
+    let mut items = Vec::with_capacity(count);
+    for _ in 0..count {
+        items.push(T::take(reader)?);
+    }
+    Ok(items)
+}
+
 macro_rules! wire_int {
     ($($int:ty),*) => {$(
         impl Wire for $int {

@@ -100,25 +100,9 @@ pub(super) fn put_observations(observations: &[SignedObservation], out: &mut Vec
 pub(super) fn take_observations(
     reader: &mut Reader<'_>,
 ) -> Result<Vec<SignedObservation>, CodecError> {
-    let count = usize::from(u16::take(reader)?);
-    if count > ORACLE_ROUND_OBSERVATIONS_MAX {
-        return Err(CodecError::CountTooLarge {
-            count,
-            max: ORACLE_ROUND_OBSERVATIONS_MAX,
-        });
-    }
-    let needed = count * SIGNED_OBSERVATION_BYTES;
-    let available = reader.remaining();
-    if needed > available {
-        return Err(CodecError::CountExceedsInput {
-            count,
-            needed,
-            available,
-        });
-    }
-    let mut observations = Vec::with_capacity(count);
-    for _ in 0..count {
-        observations.push(SignedObservation::take(reader)?);
-    }
-    Ok(observations)
+    super::take_counted(
+        reader,
+        ORACLE_ROUND_OBSERVATIONS_MAX,
+        SIGNED_OBSERVATION_BYTES,
+    )
 }

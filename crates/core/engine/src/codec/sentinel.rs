@@ -73,29 +73,11 @@ impl Wire for Decision {
         let member = Wire::take(reader)?;
         let epoch = Wire::take(reader)?;
         let evidence = match reader.u8()? {
-            0 => {
-                let count = usize::from(u16::take(reader)?);
-                if count > ACCUSATIONS_MAX {
-                    return Err(CodecError::CountTooLarge {
-                        count,
-                        max: ACCUSATIONS_MAX,
-                    });
-                }
-                let needed = count * ACCUSATION_BYTES;
-                let available = reader.remaining();
-                if needed > available {
-                    return Err(CodecError::CountExceedsInput {
-                        count,
-                        needed,
-                        available,
-                    });
-                }
-                let mut accusations = Vec::with_capacity(count);
-                for _ in 0..count {
-                    accusations.push(Accusation::take(reader)?);
-                }
-                Evidence::Accusations(accusations)
-            }
+            0 => Evidence::Accusations(super::take_counted(
+                reader,
+                ACCUSATIONS_MAX,
+                ACCUSATION_BYTES,
+            )?),
             1 => Evidence::SelfProof(Box::new(OracleEquivocation {
                 first: SignedObservation::take(reader)?,
                 second: SignedObservation::take(reader)?,

@@ -10,9 +10,8 @@
 //! Each oracle round is an engine system-command frame
 //! ([`bulwark_engine::codec::encode_system_command`]) of a quorum-certified
 //! `SystemCommand::OracleRound` or of the sentinel's `SystemCommand::Quarantine`; at most
-//! [`BLOCK_ROUNDS_MAX`] together. They execute before the transactions, in order. `batch` is [`bulwark_engine::codec::encode_batch`] of the signed client
-//! transactions. The
-//! block's digest is SHA-256 over [`BLOCK_NAMESPACE`] and the whole encoding, so it commits to
+//! [`BLOCK_ROUNDS_MAX`] together. They execute before the transactions, in order. `batch` is
+//! [`bulwark_engine::codec::encode_batch`] of the signed client transactions. The block's digest is SHA-256 over [`BLOCK_NAMESPACE`] and the whole encoding, so it commits to
 //! the parent, the view (the consensus round it was proposed in), the engine time and the state
 //! root *after the parent* (`parent_root`): the finalization certificate of block `h` certifies
 //! the state root after block `h - 1`.

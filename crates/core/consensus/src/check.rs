@@ -113,12 +113,16 @@ pub fn check_and_execute(
         return Err(Refusal::Root);
     }
     let mut seen = Vec::new();
-    let mut membership = parent.membership().cloned();
+    // The parent's trust state, copied only when the block carries a quarantine.
+    let mut membership = None;
     for round in &block.rounds {
         if let SystemCommand::Quarantine(decision) = round {
-            let trust = membership
-                .as_mut()
-                .ok_or_else(|| Refusal::Quarantine("no sentinel committee is configured".into()))?;
+            let trust = match &mut membership {
+                Some(trust) => trust,
+                None => membership.insert(parent.membership().cloned().ok_or_else(|| {
+                    Refusal::Quarantine("no sentinel committee is configured".into())
+                })?),
+            };
             trust
                 .apply(decision, block.time_ms)
                 .map_err(|e| Refusal::Quarantine(e.to_string()))?;

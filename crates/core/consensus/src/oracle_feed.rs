@@ -141,40 +141,27 @@ impl OraclePool {
         }
     }
 
-    /// The quarantines to propose on top of `engine`: one per equivocating member the engine's
-    /// sentinel would still accept, applied in turn to a copy of its trust state so that the
-    /// block never carries more than the rule allows. Proofs against members no longer admitted
-    /// are dropped.
-    pub fn quarantines(&mut self, engine: &Engine) -> Vec<SystemCommand> {
-        let Some(membership) = engine.membership() else {
-            return Vec::new();
-        };
-        let mut next = membership.clone();
-        self.propose_into(&mut next, engine.time_ms())
-    }
-
-    /// As [`Self::quarantines`], applied in turn to `next` (the parent's trust state, shared
-    /// with the other sources of quarantines in the same block) at `now_ms`.
+    /// The quarantines to propose: one per equivocating member that `next` (the parent's trust
+    /// state, shared with the other sources of quarantines in the same block) still accepts at
+    /// `now_ms`, applied to it in turn so that the block never carries more than the rule
+    /// allows. Proofs against members no longer admitted are dropped.
     pub fn propose_into(
         &mut self,
         next: &mut bulwark_sentinel::Membership,
         now_ms: u64,
     ) -> Vec<SystemCommand> {
-        self.equivocations.retain(|member, _| {
-            matches!(next.trust(member), Some(bulwark_sentinel::Trust::Admitted))
-        });
-        let mut out = Vec::new();
-        for (member, proof) in &self.equivocations {
-            let decision = bulwark_engine::sentinel::Decision {
-                member: *member,
-                epoch: next.epoch(),
-                evidence: bulwark_sentinel::membership::Evidence::SelfProof(Box::new(*proof)),
-            };
-            if next.apply(&decision, now_ms).is_ok() {
-                out.push(SystemCommand::Quarantine(Box::new(decision)));
-            }
-        }
-        out
+        self.equivocations
+            .retain(|member, _| next.is_admitted(member));
+        let epoch = next.epoch();
+        let decisions =
+            self.equivocations
+                .iter()
+                .map(|(member, proof)| bulwark_engine::sentinel::Decision {
+                    member: *member,
+                    epoch,
+                    evidence: bulwark_sentinel::membership::Evidence::SelfProof(Box::new(*proof)),
+                });
+        crate::sentinel_feed::in_turn(next, decisions, now_ms)
     }
 
     /// Equivocation proofs held.
@@ -321,6 +308,14 @@ mod tests {
         assert_eq!(pool.offer(observation, 2), Err(Dropped::NotMember));
     }
 
+    /// What `pool` proposes on top of `engine` (nothing without a sentinel committee).
+    fn quarantines(pool: &mut OraclePool, engine: &Engine) -> Vec<SystemCommand> {
+        match engine.membership() {
+            Some(membership) => pool.propose_into(&mut membership.clone(), engine.time_ms()),
+            None => Vec::new(),
+        }
+    }
+
     /// An engine whose sentinel watches the oracle committee, as genesis builds it.
     fn with_sentinel(oracle: &OracleConfig) -> Engine {
         Engine::new(EngineConfig {
@@ -358,7 +353,7 @@ mod tests {
             pool.offer(observation, 1).unwrap();
             assert_eq!(pool.offer(observation, 1), Err(Dropped::Duplicate));
         }
-        assert!(pool.quarantines(&engine).is_empty());
+        assert!(quarantines(&mut pool, &engine).is_empty());
         // Member 3 sends this pool a second, different observation for round 1.
         let mut second = feeds[3].observe(1, 1_000).remove(0).observation;
         second.price_micros += 1;
@@ -366,7 +361,7 @@ mod tests {
             pool.offer(signer(3).sign(second), 1),
             Err(Dropped::Equivocation)
         );
-        let proposed = pool.quarantines(&engine);
+        let proposed = quarantines(&mut pool, &engine);
         assert_eq!(proposed.len(), 1);
         let mut replica = engine.clone();
         let mut events = Vec::new();
@@ -380,7 +375,7 @@ mod tests {
             epoch: 0
         }));
         // Once the engine holds it, the pool proposes it no more.
-        assert!(pool.quarantines(&replica).is_empty());
+        assert!(quarantines(&mut pool, &replica).is_empty());
         assert_eq!(pool.equivocations(), 0);
 
         // Member 2 showed this pool one observation for round 2 and the proposer another: the
@@ -407,7 +402,7 @@ mod tests {
         }]);
         assert_eq!(pool.equivocations(), 2);
         assert_eq!(
-            pool.quarantines(&engine).len(),
+            quarantines(&mut pool, &engine).len(),
             1,
             "never more than f at once"
         );
@@ -416,7 +411,7 @@ mod tests {
             oracle: oracle.clone(),
             ..EngineConfig::default()
         });
-        assert!(pool.quarantines(&plain).is_empty());
+        assert!(quarantines(&mut pool, &plain).is_empty());
     }
 
     /// Four oracle members and their committee configuration (f = 1).

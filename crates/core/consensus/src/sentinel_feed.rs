@@ -98,30 +98,29 @@ impl SentinelFeed {
     /// trust state, shared with the other sources of quarantines) so that the block never
     /// carries one the check would refuse.
     pub fn propose_into(&mut self, next: &mut Membership, now_ms: u64) -> Vec<SystemCommand> {
-        let mut out = Vec::new();
-        for decision in &self.decisions {
-            if next.apply(decision, now_ms).is_ok() {
-                out.push(SystemCommand::Quarantine(Box::new(decision.clone())));
-            }
-        }
-        out
+        in_turn(next, self.decisions.iter().cloned(), now_ms)
     }
 
     /// Drops the decisions `engine` no longer needs (their member is not admitted any more).
     pub fn prune(&mut self, engine: &Engine) {
         if let Some(membership) = engine.membership() {
-            self.decisions.retain(|d| {
-                matches!(
-                    membership.trust(&d.member),
-                    Some(bulwark_sentinel::Trust::Admitted)
-                )
-            });
+            self.decisions.retain(|d| membership.is_admitted(&d.member));
             self.pool.prune(membership, engine.time_ms());
         }
     }
+}
 
-    /// Accusations held, and decisions waiting for a block.
-    pub fn held(&self) -> (usize, usize) {
-        (self.pool.len(), self.decisions.len())
-    }
+/// The quarantine commands for those of `decisions` that `next` accepts, each applied to it in
+/// turn at `now_ms`: what every source of quarantines adds to a block, so that the block's check
+/// (which applies them in the same order) refuses none.
+pub(crate) fn in_turn(
+    next: &mut Membership,
+    decisions: impl IntoIterator<Item = Decision>,
+    now_ms: u64,
+) -> Vec<SystemCommand> {
+    decisions
+        .into_iter()
+        .filter(|decision| next.apply(decision, now_ms).is_ok())
+        .map(|decision| SystemCommand::Quarantine(Box::new(decision)))
+        .collect()
 }

@@ -140,7 +140,9 @@ impl Accusation {
     }
 }
 
-fn verify_strict(
+/// The one rule for a member's signed statement (accusations here, oracle observations in the
+/// engine): a usable, not small-order key, and a strict (non-malleable) Ed25519 signature.
+pub fn verify_strict(
     key: &MemberKey,
     message: &[u8],
     signature: &[u8; 64],

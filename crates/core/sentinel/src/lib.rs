@@ -27,7 +27,7 @@ pub mod watch;
 #[cfg(test)]
 mod test_support;
 
-pub use accusation::{Accusation, Grounds, SelfProof};
+pub use accusation::{verify_strict, Accusation, Grounds, SelfProof};
 pub use membership::{EpochChange, Membership, Quarantine, Refusal, Trust};
 pub use policy::{Policy, PolicyError};
 pub use watch::{AccusationPool, Offer, Silence, Watch};

@@ -257,7 +257,8 @@ impl Membership {
         faults_tolerated(self.members.len())
     }
 
-    fn admitted(&self, member: &MemberKey) -> bool {
+    /// Whether `member` is in this epoch's committee and in good standing (not quarantined).
+    pub fn is_admitted(&self, member: &MemberKey) -> bool {
         matches!(self.trust.get(member), Some(Trust::Admitted)) && self.members.contains(member)
     }
 
@@ -274,7 +275,7 @@ impl Membership {
         if accusation.accuser == accusation.accused {
             return Err(Refusal::SelfAccusation(short(&accusation.accuser)));
         }
-        if !self.admitted(&accusation.accuser) {
+        if !self.is_admitted(&accusation.accuser) {
             return Err(Refusal::AccuserNotAdmitted(short(&accusation.accuser)));
         }
         let window_ms = self.policy.window_ms;

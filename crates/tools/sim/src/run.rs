@@ -244,10 +244,8 @@ fn outcome(world: &World, verified: Vec<u64>, forgeries: Vec<Forgery>) -> Outcom
                     .membership()
                     .map(|m| {
                         m.records()
-                            .filter(|(_, trust)| {
-                                !matches!(trust, bulwark_sentinel::Trust::Admitted)
-                            })
                             .map(|(key, _)| *key)
+                            .filter(|key| !m.is_admitted(key))
                             .collect()
                     })
                     .unwrap_or_default();

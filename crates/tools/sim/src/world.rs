@@ -130,20 +130,8 @@ impl World {
         .unwrap();
         let venue_epoch_ms = unix_ms(&context);
         let (network, link) = Self::network(&context, &scenario, &by_index).await;
-        let sentinels = by_index
-            .iter()
-            .map(|member| {
-                let seed_index = keys
-                    .iter()
-                    .position(|k| k.public_key() == *member)
-                    .expect("every participant has a key");
-                Arc::new(Mutex::new(SentinelFeed::new(
-                    oracle_keys[seed_index].clone(),
-                )))
-            })
-            .collect();
         let mut world = World {
-            sentinels,
+            sentinels: Vec::new(),
             member_keys: keys.iter().map(|k| k.public_key()).collect(),
             pools: (0..n)
                 .map(|_| Arc::new(Mutex::new(OraclePool::new(oracle_config.clone(), 2))))
@@ -171,6 +159,12 @@ impl World {
             network,
             link,
         };
+        world.sentinels = (0..n)
+            .map(|replica| {
+                let key = world.node_signing_key(replica).clone();
+                Arc::new(Mutex::new(SentinelFeed::new(key)))
+            })
+            .collect();
         // Register every member's channels before any engine starts (the simulated network
         // drops messages on channels not yet registered).
         for index in 0..n {
@@ -388,14 +382,20 @@ impl World {
         }
     }
 
-    /// Replica `replica`'s node (oracle and sentinel) key.
-    pub(crate) fn node_key(&self, replica: usize) -> [u8; 32] {
+    /// Replica `replica`'s node (oracle and sentinel) signing key: the oracle keys are in seed
+    /// order, replicas in participant order.
+    fn node_signing_key(&self, replica: usize) -> &ed25519_dalek::SigningKey {
         let seed_index = self
             .member_keys
             .iter()
             .position(|k| *k == self.by_index[replica])
             .expect("every participant has a key");
-        self.oracle_keys[seed_index].verifying_key().to_bytes()
+        &self.oracle_keys[seed_index]
+    }
+
+    /// Replica `replica`'s node (oracle and sentinel) key.
+    pub(crate) fn node_key(&self, replica: usize) -> [u8; 32] {
+        self.node_signing_key(replica).verifying_key().to_bytes()
     }
 
     /// Replica `accuser`'s sentinel saw `grounds` against `accused`: when that makes it accuse,
@@ -423,13 +423,8 @@ impl World {
     pub(crate) fn accuse_falsely(&self, accuser: usize, accused: usize) {
         let engine = self.views[accuser].lock().unwrap().clone();
         let epoch = engine.membership().map_or(0, |m| m.epoch());
-        let seed_index = self
-            .member_keys
-            .iter()
-            .position(|k| *k == self.by_index[accuser])
-            .expect("every participant has a key");
         let accusation = bulwark_sentinel::Accusation::sign(
-            &self.oracle_keys[seed_index],
+            self.node_signing_key(accuser),
             self.node_key(accused),
             bulwark_sentinel::Grounds::Contraindicated,
             epoch,

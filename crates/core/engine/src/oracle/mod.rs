@@ -114,13 +114,10 @@ impl SignedObservation {
     /// Checks the signature under `node` (strict verification: no malleable or small-order
     /// inputs). Opaque on failure.
     pub fn verify(&self) -> Result<(), BadSignature> {
-        let key = VerifyingKey::from_bytes(&self.node).map_err(|_| BadSignature)?;
-        if key.is_weak() {
-            return Err(BadSignature);
-        }
-        key.verify_strict(
+        bulwark_sentinel::verify_strict(
+            &self.node,
             &self.observation.signed_message(),
-            &Signature::from_bytes(&self.signature),
+            &self.signature,
         )
         .map_err(|_| BadSignature)
     }

@@ -251,6 +251,18 @@ pub enum SystemCommand {
     /// checks by the one rule (`bulwark_sentinel::Membership::check`). Refused when no sentinel
     /// committee is configured.
     Quarantine(Box<crate::sentinel::Decision>),
+    /// The committee's move to the next epoch: its members are the current ones without the
+    /// quarantined ones (`bulwark_sentinel::Membership::check_epoch`), and `key` is the digest of
+    /// the reshared threshold key that every player compared with its own reshare before voting.
+    /// Refused when no sentinel committee is configured.
+    NewEpoch {
+        /// The epoch that begins: the current one plus one.
+        epoch: u64,
+        /// Its members' keys, sorted.
+        members: Vec<[u8; 32]>,
+        /// Digest of the reshare's public output (the sharing and its players).
+        key: [u8; 32],
+    },
 }
 
 impl SystemCommand {
@@ -261,6 +273,7 @@ impl SystemCommand {
         "index_price",
         "oracle_round",
         "quarantine",
+        "new_epoch",
     ];
 }
 

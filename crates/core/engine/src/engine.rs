@@ -440,6 +440,25 @@ impl Engine {
                     Err(_) => out.push(reject(None, RejectReason::QuarantineRefused)),
                 }
             }
+            SystemCommand::NewEpoch {
+                epoch,
+                members,
+                key,
+            } => {
+                let Some(membership) = self.state.membership.as_mut() else {
+                    out.push(reject(None, RejectReason::SentinelNotConfigured));
+                    return;
+                };
+                let key = bulwark_sentinel::EpochKey { digest: *key };
+                match membership.begin_epoch(*epoch, members, key) {
+                    Ok(change) => out.push(Event::EpochBegan {
+                        epoch: change.epoch,
+                        members: u16::try_from(change.members.len()).unwrap_or(u16::MAX),
+                        removed: change.removed,
+                    }),
+                    Err(_) => out.push(reject(None, RejectReason::EpochRefused)),
+                }
+            }
         }
     }
 

@@ -63,6 +63,8 @@ pub enum RejectReason {
     /// A quarantine whose evidence or target the sentinel's rule refuses (fewer than f+1
     /// accusers, a stale or forged accusation, a proof against someone else, the limit reached).
     QuarantineRefused,
+    /// An epoch change for another epoch or another committee than the trust state leaves.
+    EpochRefused,
     /// An oracle round with more observations than allowed.
     OracleTooManyObservations,
     /// An oracle round not above the last certified one, or an observation for another feed or
@@ -392,6 +394,16 @@ pub enum Event {
         member: [u8; 32],
         /// The epoch of the decision.
         epoch: u64,
+    },
+    /// A new epoch began: the quarantined members are removed, the rest carry on with the
+    /// reshared key.
+    EpochBegan {
+        /// The epoch that began.
+        epoch: u64,
+        /// Its members.
+        members: u16,
+        /// Who left the committee.
+        removed: Vec<[u8; 32]>,
     },
     /// A member's observations deviated from the aggregate for too many consecutive rounds.
     OracleFault {

@@ -204,6 +204,63 @@ mod replicated {
     }
 
     #[test]
+    fn the_next_epoch_leaves_the_quarantined_member_out_and_nobody_else() {
+        let n = 4u8;
+        let mut replica = engine(n);
+        run(&mut replica, accused_by(&[0, 1], n - 1));
+        let new_epoch = |epoch: u64, members: Vec<[u8; 32]>| {
+            Command::System(SystemCommand::NewEpoch {
+                epoch,
+                members,
+                key: [9; 32],
+            })
+        };
+        let left: Vec<[u8; 32]> = {
+            let mut keys: Vec<[u8; 32]> = (0..n - 1).map(id).collect();
+            keys.sort_unstable();
+            keys
+        };
+        let mut everyone: Vec<[u8; 32]> = (0..n).map(id).collect();
+        everyone.sort_unstable();
+        for wrong in [
+            new_epoch(1, everyone),
+            new_epoch(2, left.clone()),
+            new_epoch(1, left[..2].to_vec()),
+        ] {
+            let root = replica.state_root();
+            let mut events = Vec::new();
+            replica.execute(NOW_MS, &[wrong], &mut events);
+            assert!(events.contains(&Event::Rejected {
+                account: None,
+                client_order_id: 0,
+                reason: RejectReason::EpochRefused
+            }));
+            assert_eq!(replica.state_root(), root, "a refused change moves nothing");
+        }
+        let mut events = Vec::new();
+        replica.execute(NOW_MS, &[new_epoch(1, left.clone())], &mut events);
+        assert!(events.contains(&Event::EpochBegan {
+            epoch: 1,
+            members: 3,
+            removed: vec![id(n - 1)],
+        }));
+        let membership = replica.membership().expect("configured");
+        assert_eq!(membership.epoch(), 1);
+        assert_eq!(membership.members(), left.as_slice());
+        assert_eq!(membership.key().map(|k| k.digest), Some([9; 32]));
+        let restored = Engine::restore(&replica.snapshot()).expect("restores");
+        assert_eq!(restored.state_root(), replica.state_root());
+        let mut plain = Engine::new(EngineConfig::default());
+        let mut events = Vec::new();
+        plain.execute(NOW_MS, &[new_epoch(1, left)], &mut events);
+        assert!(events.contains(&Event::Rejected {
+            account: None,
+            client_order_id: 0,
+            reason: RejectReason::SentinelNotConfigured
+        }));
+    }
+
+    #[test]
     fn without_a_sentinel_committee_a_quarantine_is_refused() {
         let mut plain = Engine::new(EngineConfig::default());
         let events = run(&mut plain, accused_by(&[0, 1], 3));

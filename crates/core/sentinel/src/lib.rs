@@ -13,8 +13,7 @@
 //!   says to accuse ([`Watch`]), and gathering the accusations of others, checked before they are
 //!   stored, until they carry a decision ([`AccusationPool`]).
 //!
-//! Not here yet (issue #13): the `Quarantine` system transaction in the block format, resharing the
-//! threshold key at an epoch boundary, re-admission and replacement transactions.
+//! Not here yet (issue #13): re-admission and replacement transactions.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -28,7 +27,7 @@ pub mod watch;
 mod test_support;
 
 pub use accusation::{verify_strict, Accusation, Grounds, SelfProof};
-pub use membership::{EpochChange, Membership, Quarantine, Refusal, Trust};
+pub use membership::{EpochChange, EpochKey, Membership, Quarantine, Refusal, Trust};
 pub use policy::{Policy, PolicyError};
 pub use watch::{AccusationPool, Offer, Silence, Watch};
 

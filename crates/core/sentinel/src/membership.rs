@@ -166,6 +166,14 @@ pub enum Refusal {
         /// f+1.
         need: usize,
     },
+    /// An epoch change names another committee than the one the trust state leaves.
+    #[error("the next committee is {expected} members without the quarantined ones; the change names {found}")]
+    WrongCommittee {
+        /// Members the trust state leaves for the next epoch.
+        expected: usize,
+        /// Members the change names.
+        found: usize,
+    },
     /// The self-proof does not convict the accused.
     #[error("self-proof: {0}")]
     Proof(#[from] ProofError),
@@ -194,6 +202,17 @@ pub struct Membership {
     members: Vec<MemberKey>,
     trust: BTreeMap<MemberKey, Trust>,
     policy: Policy,
+    /// The commitment to this epoch's threshold key (the reshare's public output); `None` at
+    /// genesis.
+    key: Option<EpochKey>,
+}
+
+/// What the committee agreed on when an epoch began: the digest of the reshare's public output,
+/// which every player compared with its own before voting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochKey {
+    /// Digest of the new sharing and its players.
+    pub digest: [u8; 32],
 }
 
 impl Membership {
@@ -216,7 +235,60 @@ impl Membership {
             members,
             trust,
             policy,
+            key: None,
         })
+    }
+
+    /// The commitment to this epoch's threshold key; `None` in the genesis epoch.
+    pub fn key(&self) -> Option<&EpochKey> {
+        self.key.as_ref()
+    }
+
+    /// The next epoch's committee, sorted: this epoch's members without the quarantined ones.
+    pub fn next_members(&self) -> Vec<MemberKey> {
+        self.members
+            .iter()
+            .filter(|m| !matches!(self.trust.get(*m), Some(Trust::Quarantined { .. })))
+            .copied()
+            .collect()
+    }
+
+    /// Whether the next epoch's committee differs from this one (someone is quarantined).
+    pub fn change_due(&self) -> bool {
+        self.quarantined() > 0
+    }
+
+    /// The one check of an epoch change, the same for the proposer and every replica: `epoch`
+    /// is the next one and `members` is exactly [`Membership::next_members`].
+    pub fn check_epoch(&self, epoch: u64, members: &[MemberKey]) -> Result<(), Refusal> {
+        if epoch != self.epoch + 1 {
+            return Err(Refusal::WrongEpoch {
+                found: epoch,
+                current: self.epoch,
+            });
+        }
+        let expected = self.next_members();
+        if members != expected.as_slice() {
+            return Err(Refusal::WrongCommittee {
+                expected: expected.len(),
+                found: members.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks an epoch change and, when it passes, ends this epoch with `key` as the next one's
+    /// commitment. On refusal nothing changes.
+    pub fn begin_epoch(
+        &mut self,
+        epoch: u64,
+        members: &[MemberKey],
+        key: EpochKey,
+    ) -> Result<EpochChange, Refusal> {
+        self.check_epoch(epoch, members)?;
+        let change = self.end_epoch();
+        self.key = Some(key);
+        Ok(change)
     }
 
     /// The current epoch.
@@ -620,6 +692,47 @@ mod tests {
         assert!(matches!(
             Membership::new(0, vec![], Policy::default()),
             Err(Refusal::Committee(_))
+        ));
+    }
+
+    #[test]
+    fn an_epoch_change_must_name_the_next_epoch_and_exactly_the_members_left() {
+        let mut m = committee(4);
+        let key = EpochKey { digest: [7; 32] };
+        let q = decision(3, accusations(&[0, 1], 3, 0, 10));
+        m.apply(&q, 10).unwrap();
+        assert!(m.change_due());
+        let left = m.next_members();
+        assert_eq!(left.len(), 3);
+        assert!(!left.contains(&id(3)));
+        let before = m.clone();
+        assert!(matches!(
+            m.begin_epoch(2, &left, key),
+            Err(Refusal::WrongEpoch {
+                found: 2,
+                current: 0
+            })
+        ));
+        assert!(matches!(
+            m.begin_epoch(1, m.members().to_vec().as_slice(), key),
+            Err(Refusal::WrongCommittee {
+                expected: 3,
+                found: 4
+            })
+        ));
+        assert!(matches!(
+            m.begin_epoch(1, &left[..2], key),
+            Err(Refusal::WrongCommittee { .. })
+        ));
+        assert_eq!(m, before, "a refused change changes nothing");
+        let change = m.begin_epoch(1, &left, key).unwrap();
+        assert_eq!(change.removed, vec![id(3)]);
+        assert_eq!(m.epoch(), 1);
+        assert_eq!(m.key(), Some(&key));
+        assert!(!m.change_due());
+        assert!(matches!(
+            m.trust(&id(3)),
+            Some(Trust::Removed { epoch: 1, .. })
         ));
     }
 }

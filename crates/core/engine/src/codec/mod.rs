@@ -66,6 +66,8 @@ pub const FRAME_BYTES_MAX: usize = 1024;
 pub const COMMAND_FRAME_BYTES_MAX: usize = 1 + 1 + oracle::ORACLE_ROUND_BYTES_MAX;
 // A quarantine with the most accusations a decision needs fits the same bound.
 const _: () = assert!(1 + 1 + sentinel::QUARANTINE_BYTES_MAX <= COMMAND_FRAME_BYTES_MAX);
+// So does an epoch change of the largest committee.
+const _: () = assert!(1 + 1 + sentinel::NEW_EPOCH_BYTES_MAX <= COMMAND_FRAME_BYTES_MAX);
 
 /// The signing namespace of client transactions. Part of the protocol: changing it invalidates
 /// every signature.
@@ -631,6 +633,14 @@ impl Wire for SystemCommand {
                 out.push(5);
                 decision.put(out);
             }
+            SystemCommand::NewEpoch {
+                epoch,
+                members,
+                key,
+            } => {
+                out.push(6);
+                sentinel::put_new_epoch(*epoch, members, key, out);
+            }
         }
     }
     fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
@@ -653,6 +663,7 @@ impl Wire for SystemCommand {
                 observations: oracle::take_observations(reader)?,
             }),
             5 => Ok(SystemCommand::Quarantine(Box::new(Wire::take(reader)?))),
+            6 => sentinel::take_new_epoch(reader),
             tag => Err(CodecError::UnknownTag {
                 what: "system command",
                 tag,

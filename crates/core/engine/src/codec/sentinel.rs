@@ -4,11 +4,16 @@
 //! member's key, the epoch `u64`, then the evidence: `0`, a `u16` count of at most
 //! [`ACCUSATIONS_MAX`] and that many accusations (accuser, accused, grounds code `u8`, epoch,
 //! time, signature), or `1` and an oracle equivocation (two signed observations).
+//!
+//! [`SystemCommand::NewEpoch`](crate::command::SystemCommand::NewEpoch) (tag `6`) is the epoch
+//! `u64`, a `u16` count of at most [`MEMBERS_MAX`] member keys, the keys, then the 32-byte key
+//! digest.
 
-use bulwark_sentinel::membership::{Evidence, ACCUSATIONS_MAX};
+use bulwark_sentinel::membership::{Evidence, ACCUSATIONS_MAX, MEMBERS_MAX};
 use bulwark_sentinel::{Accusation, Grounds};
 
 use super::{CodecError, Reader, Wire};
+use crate::command::SystemCommand;
 use crate::oracle::{OracleEquivocation, SignedObservation};
 use crate::sentinel::Decision;
 
@@ -17,6 +22,30 @@ const ACCUSATION_BYTES: usize = 32 + 32 + 1 + 8 + 8 + 64;
 /// The largest quarantine body (tag included): the accusations, which outweigh a proof.
 pub(super) const QUARANTINE_BYTES_MAX: usize =
     1 + 32 + 8 + 1 + 2 + ACCUSATIONS_MAX * ACCUSATION_BYTES;
+
+/// The largest epoch change body (tag included).
+pub(super) const NEW_EPOCH_BYTES_MAX: usize = 1 + 8 + 2 + MEMBERS_MAX * 32 + 32;
+
+pub(super) fn put_new_epoch(epoch: u64, members: &[[u8; 32]], key: &[u8; 32], out: &mut Vec<u8>) {
+    epoch.put(out);
+    // More than the bound encodes to bytes no decoder accepts.
+    u16::try_from(members.len()).unwrap_or(u16::MAX).put(out);
+    for member in members {
+        member.put(out);
+    }
+    key.put(out);
+}
+
+pub(super) fn take_new_epoch(reader: &mut Reader<'_>) -> Result<SystemCommand, CodecError> {
+    let epoch = Wire::take(reader)?;
+    let members = super::take_counted(reader, MEMBERS_MAX, 32)?;
+    let key = Wire::take(reader)?;
+    Ok(SystemCommand::NewEpoch {
+        epoch,
+        members,
+        key,
+    })
+}
 
 impl Wire for Accusation {
     fn put(&self, out: &mut Vec<u8>) {

@@ -3,16 +3,17 @@
 //! Wire format (big-endian integers, fixed order, canonical):
 //!
 //! ```text
-//! version u8 = 2 | height u64 | view u64 | time_ms u64 | parent [32] | parent_root [32]
+//! version u8 = 3 | epoch u64 | height u64 | view u64 | time_ms u64 | parent [32] | parent_root [32]
 //!   | rounds u8 | rounds × (len u32 | oracle round) | batch
 //! ```
 //!
 //! Each oracle round is an engine system-command frame
 //! ([`bulwark_engine::codec::encode_system_command`]) of a quorum-certified
-//! `SystemCommand::OracleRound` or of the sentinel's `SystemCommand::Quarantine`; at most
+//! `SystemCommand::OracleRound` or of the sentinel's `SystemCommand::Quarantine` or
+//! `SystemCommand::NewEpoch`; at most
 //! [`BLOCK_ROUNDS_MAX`] together. They execute before the transactions, in order. `batch` is
 //! [`bulwark_engine::codec::encode_batch`] of the signed client transactions. The block's digest is SHA-256 over [`BLOCK_NAMESPACE`] and the whole encoding, so it commits to
-//! the parent, the view (the consensus round it was proposed in), the engine time and the state
+//! the parent, the epoch and view (the consensus round it was proposed in), the engine time and the state
 //! root *after the parent* (`parent_root`): the finalization certificate of block `h` certifies
 //! the state root after block `h - 1`.
 
@@ -29,11 +30,15 @@ pub const BLOCK_NAMESPACE: &[u8] = b"bulwark/node/block/v1";
 /// Domain tag of the genesis digest. Changing it is a breaking change.
 pub const GENESIS_NAMESPACE: &[u8] = b"bulwark/node/genesis/v1";
 /// Version byte of the block encoding.
-pub const BLOCK_VERSION: u8 = 2;
+pub const BLOCK_VERSION: u8 = 3;
 /// Most oracle rounds one block may carry.
 pub const BLOCK_ROUNDS_MAX: usize = 8;
-/// Fixed header: version, height, view, time, parent digest, parent root.
-pub const BLOCK_HEADER_BYTES: usize = 1 + 8 + 8 + 8 + 32 + 32;
+/// Fixed header: version, epoch, height, view, time, parent digest, parent root.
+pub const BLOCK_HEADER_BYTES: usize = 1 + 8 + 8 + 8 + 8 + 32 + 32;
+/// Where the parent digest starts in the header.
+const PARENT_AT: usize = 1 + 8 + 8 + 8 + 8;
+/// Where the parent root starts in the header.
+const ROOT_AT: usize = PARENT_AT + 32;
 /// Most transactions one block may carry.
 pub const BLOCK_TXS_MAX: usize = 2_048;
 /// Largest encoded block: the header plus a full batch of maximal frames.
@@ -68,6 +73,9 @@ pub enum BlockError {
 /// One block of ordered client transactions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
+    /// The committee epoch the block was proposed in: the epoch of the parent's state (a block
+    /// that begins a new epoch is the last of its own).
+    pub epoch: u64,
     /// Height: the genesis state is height 0, the first block height 1.
     pub height: u64,
     /// The simplex view the block was proposed in.
@@ -91,6 +99,7 @@ impl Block {
         let batch = encode_batch(&self.txs).expect("a block must hold at most BLOCK_TXS_MAX txs");
         let mut out = Vec::with_capacity(BLOCK_HEADER_BYTES + batch.len() + 1);
         out.push(BLOCK_VERSION);
+        out.extend_from_slice(&self.epoch.to_be_bytes());
         out.extend_from_slice(&self.height.to_be_bytes());
         out.extend_from_slice(&self.view.to_be_bytes());
         out.extend_from_slice(&self.time_ms.to_be_bytes());
@@ -120,9 +129,9 @@ impl Block {
             u64::from_be_bytes(word)
         };
         let mut parent = [0u8; 32];
-        parent.copy_from_slice(&bytes[25..57]);
+        parent.copy_from_slice(&bytes[PARENT_AT..ROOT_AT]);
         let mut parent_root = [0u8; 32];
-        parent_root.copy_from_slice(&bytes[57..89]);
+        parent_root.copy_from_slice(&bytes[ROOT_AT..BLOCK_HEADER_BYTES]);
         let mut at = BLOCK_HEADER_BYTES;
         let count = usize::from(*bytes.get(at).ok_or(BlockError::Rounds("missing count"))?);
         at += 1;
@@ -146,11 +155,13 @@ impl Block {
             at += len;
             match decode_system_command(frame) {
                 Ok(
-                    command @ (SystemCommand::OracleRound { .. } | SystemCommand::Quarantine(_)),
+                    command @ (SystemCommand::OracleRound { .. }
+                    | SystemCommand::Quarantine(_)
+                    | SystemCommand::NewEpoch { .. }),
                 ) => rounds.push(command),
                 Ok(_) => {
                     return Err(BlockError::Rounds(
-                        "neither an oracle round nor a quarantine",
+                        "neither an oracle round, a quarantine nor an epoch change",
                     ))
                 }
                 Err(_) => return Err(BlockError::Rounds("round does not decode")),
@@ -158,9 +169,10 @@ impl Block {
         }
         let txs = decode_batch(&bytes[at..], BLOCK_TXS_MAX).map_err(BlockError::Batch)?;
         let block = Block {
-            height: u64_at(1),
-            view: u64_at(9),
-            time_ms: u64_at(17),
+            epoch: u64_at(1),
+            height: u64_at(9),
+            view: u64_at(17),
+            time_ms: u64_at(25),
             parent: Digest(parent),
             parent_root,
             rounds,
@@ -182,11 +194,11 @@ impl Block {
             return Err(BlockError::Version(bytes[0]));
         }
         let mut height = [0u8; 8];
-        height.copy_from_slice(&bytes[1..9]);
+        height.copy_from_slice(&bytes[9..17]);
         let mut parent = [0u8; 32];
-        parent.copy_from_slice(&bytes[25..57]);
+        parent.copy_from_slice(&bytes[PARENT_AT..ROOT_AT]);
         let mut parent_root = [0u8; 32];
-        parent_root.copy_from_slice(&bytes[57..89]);
+        parent_root.copy_from_slice(&bytes[ROOT_AT..BLOCK_HEADER_BYTES]);
         Ok((u64::from_be_bytes(height), Digest(parent), parent_root))
     }
 
@@ -209,6 +221,7 @@ mod tests {
     #[test]
     fn round_trip_and_canonical() {
         let block = Block {
+            epoch: 2,
             height: 7,
             view: 9,
             time_ms: 1_000,

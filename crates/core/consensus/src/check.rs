@@ -49,6 +49,23 @@ pub enum Refusal {
     /// state), or one without a sentinel committee.
     #[error("quarantine refused: {0}")]
     Quarantine(String),
+    /// The block names another epoch than its parent's state is in (a block after an epoch
+    /// change in the old epoch's consensus, or a forged epoch).
+    #[error("block of epoch {got} on a parent in epoch {want}")]
+    Epoch {
+        /// The block's epoch.
+        got: u64,
+        /// The parent state's.
+        want: u64,
+    },
+    /// An epoch change the sentinel's rule refuses, or one without a sentinel committee.
+    #[error("epoch change refused: {0}")]
+    NewEpoch(String),
+}
+
+/// The epoch an engine state is in: the sentinel's, or 0 without a sentinel committee.
+pub fn epoch_of(engine: &Engine) -> u64 {
+    engine.membership().map_or(0, |m| m.epoch())
 }
 
 /// The state after a block, with what the replica needs from its execution.
@@ -112,6 +129,13 @@ pub fn check_and_execute(
     if block.parent_root != *parent_root {
         return Err(Refusal::Root);
     }
+    let epoch = epoch_of(parent);
+    if block.epoch != epoch {
+        return Err(Refusal::Epoch {
+            got: block.epoch,
+            want: epoch,
+        });
+    }
     let mut seen = Vec::new();
     // The parent's trust state, copied only when the block carries a quarantine.
     let mut membership = None;
@@ -128,6 +152,23 @@ pub fn check_and_execute(
                 .map_err(|e| Refusal::Quarantine(e.to_string()))?;
             continue;
         }
+        if let SystemCommand::NewEpoch {
+            epoch,
+            members,
+            key,
+        } = round
+        {
+            let trust = match &mut membership {
+                Some(trust) => trust,
+                None => membership.insert(parent.membership().cloned().ok_or_else(|| {
+                    Refusal::NewEpoch("no sentinel committee is configured".into())
+                })?),
+            };
+            trust
+                .begin_epoch(*epoch, members, bulwark_sentinel::EpochKey { digest: *key })
+                .map_err(|e| Refusal::NewEpoch(e.to_string()))?;
+            continue;
+        }
         let SystemCommand::OracleRound {
             underlying,
             round,
@@ -135,7 +176,7 @@ pub fn check_and_execute(
         } = round
         else {
             return Err(Refusal::Oracle(
-                "neither an oracle round nor a quarantine".into(),
+                "neither an oracle round, a quarantine nor an epoch change".into(),
             ));
         };
         if seen.contains(underlying) {
@@ -277,6 +318,7 @@ mod tests {
 
     fn block(parent: Digest, parent_root: StateRoot, txs: Vec<SignedTx>) -> Block {
         Block {
+            epoch: 0,
             height: 1,
             view: 1,
             time_ms: 5,

@@ -1,23 +1,28 @@
-//! Wiring one committee member: simplex (BLS12-381 threshold) in front of a [`Replica`], over
+//! Wiring one committee member: one simplex (BLS12-381 threshold) per epoch in front of a
+//! [`Replica`], over
 //! whatever p2p network and runtime the caller brings. The seeded simulation (deterministic
 //! runtime, simulated network) and the production node (tokio, authenticated p2p) both start
 //! members through [`start_member`], so the tests exercise the production wiring.
 
+use crate::epoch::EpochStart;
 use crate::log::LogError;
-use crate::replica::{Config as ReplicaConfig, PublicKey, Replica, Scheme};
+use crate::replica::{Config as ReplicaConfig, Epochs, Mailbox, PublicKey, Replica, Scheme};
 use commonware_consensus::simplex::config::{Config, Floor, ForwardPolicy, SkipBudget, SkipPolicy};
 use commonware_consensus::simplex::elector::RoundRobin;
 use commonware_consensus::simplex::{max_payload_size, Engine};
 use commonware_consensus::types::{Epoch, ViewDelta};
 use commonware_cryptography::sha256::Digest;
 use commonware_cryptography::Sha256;
+use commonware_p2p::utils::mux::{prefixed, Muxer};
 use commonware_p2p::{Blocker, Receiver, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::buffer::paged::CacheRef;
 use commonware_runtime::{Clock, Handle, Metrics, Spawner, Storage, Supervisor};
 use commonware_utils::{NZDuration, NZUsize, NZU16};
 use rand_core::CryptoRng;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::{info, warn};
 
 /// Consensus signing namespace. Changing it is a breaking change.
 pub const CONSENSUS_NAMESPACE: &[u8] = b"bulwark/node/consensus/v1";
@@ -39,15 +44,16 @@ pub fn public_key_hex(key: &PublicKey) -> String {
     hex::encode(key.encode())
 }
 
-/// The largest p2p message any channel carries for a committee of `n`.
+/// The largest p2p message any channel carries for a committee of `n`: simplex's messages on
+/// their per-epoch subchannel, or a block.
 pub fn max_message_size(n: u32) -> u32 {
     commonware_p2p::max_message_size(&[
-        max_payload_size::<Scheme, Digest>(n),
+        prefixed(max_payload_size::<Scheme, Digest>(n)),
         crate::block::BLOCK_BYTES_MAX,
     ])
 }
 
-/// One member's five channels, each a (sender, receiver) pair.
+/// One member's six channels, each a (sender, receiver) pair.
 pub struct Channels<S, R> {
     /// [`CHANNEL_VOTES`].
     pub votes: (S, R),
@@ -59,6 +65,8 @@ pub struct Channels<S, R> {
     pub blocks: (S, R),
     /// [`CHANNEL_REQUESTS`].
     pub requests: (S, R),
+    /// [`crate::epoch::CHANNEL_RESHARE`].
+    pub reshare: (S, R),
 }
 
 /// Consensus timing. The defaults suit a committee on one continent.
@@ -82,12 +90,26 @@ impl Default for Timing {
     }
 }
 
-/// The running member: simplex and the replica actor.
+/// What a member's orchestrator shows: the epoch its consensus runs in, and whether it signs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EpochStatus {
+    /// The newest epoch this member entered.
+    pub epoch: u64,
+    /// Whether it runs that epoch's consensus (false: it left the committee or holds no share).
+    pub participating: bool,
+}
+
+/// Shared epoch status.
+pub type SharedEpoch = Arc<Mutex<EpochStatus>>;
+
+/// The running member: the orchestrator (which runs each epoch's simplex) and the replica actor.
 pub struct Member {
-    /// The simplex engine's task.
+    /// The orchestrator's task; the simplex engines and channel muxers are its children.
     pub simplex: Handle<()>,
     /// The replica actor's task.
     pub replica: Handle<()>,
+    /// The epoch the member is in.
+    pub epoch: SharedEpoch,
 }
 
 impl Member {
@@ -100,12 +122,8 @@ impl Member {
 
 /// Everything one member needs besides its runtime, network and channels.
 pub struct MemberConfig {
-    /// This member's consensus signer (its threshold share) for the committee.
-    pub scheme: Scheme,
-    /// The replica's configuration.
+    /// The replica's configuration (its share store gives each epoch's signer).
     pub replica: ReplicaConfig,
-    /// The genesis digest simplex starts from.
-    pub genesis_digest: Digest,
     /// Prefix of this member's storage partitions: unique per member on a shared storage
     /// (the simulation), the same across restarts of one member.
     pub partition_prefix: String,
@@ -113,7 +131,9 @@ pub struct MemberConfig {
     pub timing: Timing,
 }
 
-/// Starts one member: replays its finalized log, then runs simplex over `channels`.
+/// Starts one member: replays its finalized log, then runs each epoch's simplex over
+/// `channels` (votes, certificates and resolver are muxed by epoch, so a message of one
+/// epoch never reaches another epoch's engine, which would block its sender).
 pub async fn start_member<E, B, S, R>(
     context: E,
     config: MemberConfig,
@@ -127,45 +147,185 @@ where
     R: Receiver<PublicKey = PublicKey>,
 {
     let MemberConfig {
-        scheme,
         replica,
-        genesis_digest,
         partition_prefix,
         timing,
     } = config;
-    let (actor, mailbox) = Replica::init(context.child("replica"), replica).await?;
-    let engine = Engine::new(
-        context.child("simplex"),
-        Config {
-            scheme,
-            elector: RoundRobin::<Sha256>::default(),
-            blocker,
-            automaton: mailbox.clone(),
-            relay: mailbox.clone(),
-            reporter: mailbox,
-            track_historical_votes: false,
-            strategy: Sequential,
-            partition: format!("{partition_prefix}-simplex-epoch-0"),
-            mailbox_size: NZUsize!(1024),
-            epoch: Epoch::zero(),
-            floor: Floor::Genesis(genesis_digest),
-            replay_buffer: NZUsize!(1024 * 1024),
-            write_buffer: NZUsize!(1024 * 1024),
-            page_cache: CacheRef::new(NZU16!(16_384), NZUsize!(10_000)),
-            leader_timeout: timing.leader_timeout,
-            certification_timeout: timing.certification_timeout,
-            timeout_retry: timing.timeout_retry,
-            view_retention: ViewDelta::new(10),
-            skip: SkipPolicy::Enabled {
-                timeout: timing.certification_timeout * 5 / 2,
-                budget: SkipBudget::Participants,
+    let (actor, mailbox, epochs) = Replica::init(context.child("replica"), replica).await?;
+    let Channels {
+        votes,
+        certificates,
+        resolver,
+        blocks,
+        requests,
+        reshare,
+    } = channels;
+    let replica = actor.start(blocks, requests, reshare);
+    let epoch = SharedEpoch::default();
+    let status = epoch.clone();
+    let simplex = context
+        .child("orchestrator")
+        .spawn(move |context| async move {
+            let orchestrator = Orchestrator {
+                mailbox,
+                blocker,
+                timing,
+                partition_prefix,
+                status,
+            };
+            orchestrator
+                .run(context, epochs, [votes, certificates, resolver])
+                .await;
+        });
+    Ok(Member {
+        simplex,
+        replica,
+        epoch,
+    })
+}
+
+/// Runs each epoch's simplex engine in turn. The engine of the epoch before stays up until the
+/// next change, so a member that has not committed the boundary yet can still finish the old
+/// epoch (its certificates come from that engine's resolver).
+struct Orchestrator<B> {
+    mailbox: Mailbox,
+    blocker: B,
+    timing: Timing,
+    partition_prefix: String,
+    status: SharedEpoch,
+}
+
+impl<B: Blocker<PublicKey = PublicKey>> Orchestrator<B> {
+    async fn run<E, S, R>(mut self, context: E, epochs: Epochs, channels: [(S, R); 3])
+    where
+        E: Clock + Spawner + Supervisor + Storage + Metrics + CryptoRng + Send + 'static,
+        S: Sender<PublicKey = PublicKey>,
+        R: Receiver<PublicKey = PublicKey>,
+    {
+        let Epochs { current, mut next } = epochs;
+        let mut handles = Vec::with_capacity(3);
+        for (name, (sender, receiver)) in ["votes_mux", "certificates_mux", "resolver_mux"]
+            .into_iter()
+            .zip(channels)
+        {
+            let (muxer, handle) = Muxer::new(context.child(name), sender, receiver);
+            muxer.start();
+            handles.push(handle);
+        }
+        let mut running: Vec<Handle<()>> = Vec::new();
+        let mut start = current;
+        loop {
+            let engine = self.start_epoch(&context, &mut handles, &start).await;
+            *self
+                .status
+                .lock()
+                .expect("the epoch status lock must not be poisoned") = EpochStatus {
+                epoch: start.epoch,
+                participating: engine.is_some(),
+            };
+            if let Some(engine) = engine {
+                running.push(engine);
+            }
+            // The current epoch's engine and the one before it.
+            while running.len() > 2 {
+                running.remove(0).abort();
+            }
+            match next.recv().await {
+                Some(epoch) => start = epoch,
+                None => return,
+            }
+        }
+    }
+
+    /// Starts `start`'s simplex engine on its subchannels; `None` when this member does not
+    /// sign in that epoch.
+    async fn start_epoch<E, S>(
+        &mut self,
+        context: &E,
+        handles: &mut [commonware_p2p::utils::mux::MuxHandle<S>],
+        start: &EpochStart,
+    ) -> Option<Handle<()>>
+    where
+        E: Clock + Spawner + Supervisor + Storage + Metrics + CryptoRng + Send + 'static,
+        S: Sender<PublicKey = PublicKey>,
+    {
+        let epoch = start.epoch;
+        let Some(keys) = &start.keys else {
+            info!(
+                epoch,
+                "not a signer in this epoch; its consensus runs without this member"
+            );
+            return None;
+        };
+        let scheme = Scheme::signer(
+            CONSENSUS_NAMESPACE,
+            start.participants.clone(),
+            keys.polynomial().clone(),
+            keys.share.clone(),
+        );
+        let Some(scheme) = scheme else {
+            warn!(
+                epoch,
+                "this member's share does not fit the epoch's committee"
+            );
+            return None;
+        };
+        let mut subchannels = Vec::with_capacity(3);
+        for handle in handles.iter_mut() {
+            match handle.register(epoch).await {
+                Ok(pair) => subchannels.push(pair),
+                Err(error) => {
+                    warn!(epoch, %error, "cannot open the epoch's subchannel");
+                    return None;
+                }
+            }
+        }
+        let mailbox = self
+            .mailbox
+            .for_participants(start.participants.iter().cloned().collect());
+        let timing = self.timing;
+        let engine = Engine::new(
+            context.child("simplex").with_attribute("epoch", epoch),
+            Config {
+                scheme,
+                elector: RoundRobin::<Sha256>::default(),
+                blocker: self.blocker.clone(),
+                automaton: mailbox.clone(),
+                relay: mailbox.clone(),
+                reporter: mailbox,
+                track_historical_votes: false,
+                strategy: Sequential,
+                partition: format!("{}-simplex-epoch-{epoch}", self.partition_prefix),
+                mailbox_size: NZUsize!(1024),
+                epoch: Epoch::new(epoch),
+                floor: Floor::Genesis(start.boundary),
+                replay_buffer: NZUsize!(1024 * 1024),
+                write_buffer: NZUsize!(1024 * 1024),
+                page_cache: CacheRef::new(NZU16!(16_384), NZUsize!(10_000)),
+                leader_timeout: timing.leader_timeout,
+                certification_timeout: timing.certification_timeout,
+                timeout_retry: timing.timeout_retry,
+                view_retention: ViewDelta::new(10),
+                skip: SkipPolicy::Enabled {
+                    timeout: timing.certification_timeout * 5 / 2,
+                    budget: SkipBudget::Participants,
+                },
+                fetch_timeout: NZDuration!(Duration::from_secs(1)),
+                fetch_retry_delay: Duration::from_millis(100),
+                forward: ForwardPolicy::Disabled,
             },
-            fetch_timeout: NZDuration!(Duration::from_secs(1)),
-            fetch_retry_delay: Duration::from_millis(100),
-            forward: ForwardPolicy::Disabled,
-        },
-    );
-    let simplex = engine.start(channels.votes, channels.certificates, channels.resolver);
-    let replica = actor.start(channels.blocks, channels.requests);
-    Ok(Member { simplex, replica })
+        );
+        let mut subchannels = subchannels.into_iter();
+        let (votes, certificates, resolver) =
+            match (subchannels.next(), subchannels.next(), subchannels.next()) {
+                (Some(v), Some(c), Some(r)) => (v, c, r),
+                _ => return None,
+            };
+        info!(
+            epoch,
+            participants = start.participants.len(),
+            "consensus of the epoch started"
+        );
+        Some(engine.start(votes, certificates, resolver))
+    }
 }

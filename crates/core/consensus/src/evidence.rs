@@ -44,6 +44,10 @@ pub enum Kind {
     /// (`oracle_feed::FUTURE_ROUNDS`): an attempt to occupy the oracle pool. The detail names
     /// the round; the observation was dropped before anything was stored.
     ImplausibleOracleRound,
+    /// It sent a reshare message the running reshare refused (malformed, a dealing that does not
+    /// match its commitment, a forged log, a message outside its role); `view` is the epoch the
+    /// reshare is into.
+    MalformedReshare,
 }
 
 /// One record.

@@ -211,6 +211,7 @@ mod tests {
 
     fn block(height: u64, parent: Digest) -> (Digest, Vec<u8>) {
         let block = Block {
+            epoch: 0,
             height,
             view: height,
             time_ms: height * 10,

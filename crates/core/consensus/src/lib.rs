@@ -12,7 +12,8 @@
 //! the blocks voted for, [`snapshots`] the engine snapshots and [`verify`] the replay verifier
 //! anyone can run on the log. [`committee`] wires a member over any runtime and network;
 //! transactions wait in the bounded [`mempool`]; [`oracle_feed`] forms certified oracle rounds;
-//! [`admission`] decides which peers may connect; [`evidence`] records what peers did wrong.
+//! [`admission`] decides which peers may connect; [`evidence`] records what peers did wrong;
+//! [`epoch`] moves the threshold key to the next committee when the sentinel removes a member.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod admission;
 pub mod block;
 pub mod check;
 pub mod committee;
+pub mod epoch;
 pub mod evidence;
 pub mod genesis;
 pub mod held;

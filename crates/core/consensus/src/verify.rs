@@ -4,17 +4,23 @@
 //! For every record, in order:
 //! - the block decodes canonically, has the next height and names the previous block as parent;
 //! - its claimed parent state root equals the root the verifier computed itself;
+//! - its epoch is the one the replayed state is in (an epoch begins with the block after the
+//!   one whose `new_epoch` the engine applied), and its certificate's round names that epoch;
 //! - every client signature verifies;
 //! - its finalization certificate, when present, certifies exactly this block's digest and
 //!   verifies against the group public key alone;
 //! - the verifier executes it and computes the next root.
+//!
+//! The group key is the same in every epoch (a reshare keeps it), so the genesis identity alone
+//! checks certificates of every epoch; the epoch checks keep a certificate of one epoch from
+//! standing for a block of another.
 //!
 //! A block without its own certificate is covered by the next certified descendant (the
 //! digest chain binds it). Heights after the last certificate are reported as uncovered, which
 //! is an error: a log whose tail no certificate covers proves nothing about that tail.
 
 use crate::block::Block;
-use crate::check::execute;
+use crate::check::{epoch_of, execute};
 use crate::committee::CONSENSUS_NAMESPACE;
 use crate::log::{LogError, Reader, Record, LOG_BLOB};
 use crate::replica::Scheme;
@@ -79,6 +85,18 @@ pub enum VerifyError {
         /// Why.
         reason: &'static str,
     },
+    /// The block or its certificate names another epoch than the replayed state is in.
+    #[error("height {height}: the block claims epoch {claimed} ({what}), the replayed state is in epoch {epoch}")]
+    Epoch {
+        /// Height of the record.
+        height: u64,
+        /// The epoch claimed.
+        claimed: u64,
+        /// The replayed state's epoch.
+        epoch: u64,
+        /// Whether the block or its certificate claimed it.
+        what: &'static str,
+    },
     /// The log ends before the height asked for.
     #[error("the log ends at height {height}, before the --until height {until}")]
     Short {
@@ -108,6 +126,8 @@ pub struct Summary {
     pub txs: u64,
     /// State root after the last height.
     pub root: StateRoot,
+    /// The committee epoch after the last height (0: no epoch change in the log).
+    pub epoch: u64,
 }
 
 /// Checks records one at a time.
@@ -154,6 +174,15 @@ impl Verifier {
                 computed: hex::encode(computed),
             });
         }
+        let epoch = epoch_of(&self.engine);
+        if block.epoch != epoch {
+            return Err(VerifyError::Epoch {
+                height,
+                claimed: block.epoch,
+                epoch,
+                what: "block",
+            });
+        }
         let digest = Block::digest_of(&record.block);
         if let Some(certificate) = &record.certificate {
             let finalization = Finalization::<Scheme, Digest>::decode_cfg(certificate.clone(), &())
@@ -171,6 +200,15 @@ impl Verifier {
                 return Err(VerifyError::Certificate {
                     height,
                     reason: "certifies another block",
+                });
+            }
+            let certified_epoch = finalization.proposal.round.epoch().get();
+            if certified_epoch != epoch {
+                return Err(VerifyError::Epoch {
+                    height,
+                    claimed: certified_epoch,
+                    epoch,
+                    what: "certificate",
                 });
             }
             if !finalization.verify(rng, &self.scheme, &Sequential) {
@@ -210,6 +248,7 @@ impl Verifier {
             certificates: self.certificates,
             txs: self.txs,
             root: self.engine.state_root(),
+            epoch: epoch_of(&self.engine),
         })
     }
 
@@ -220,6 +259,7 @@ impl Verifier {
             certificates: self.certificates,
             txs: self.txs,
             root: self.engine.state_root(),
+            epoch: epoch_of(&self.engine),
         }
     }
 

@@ -183,6 +183,7 @@ fn client_and_peer_frames_never_panic() {
 #[test]
 fn blocks_observations_and_attestation_evidence_never_panic() {
     let block = Block {
+        epoch: 0,
         height: 7,
         view: 9,
         time_ms: 12_000,

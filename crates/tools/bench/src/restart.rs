@@ -112,6 +112,10 @@ fn replica_config(genesis: (Engine, Digest), snapshots: &str) -> ReplicaConfig {
         stats: SharedStats::default(),
         evidence: EvidenceLog::default(),
         participants: Vec::new(),
+        // Never deals: the bench replays a log with no sentinel committee.
+        signer: <commonware_cryptography::ed25519::PrivateKey as commonware_cryptography::Signer>::from_seed(0),
+        shares: Arc::new(Mutex::new(bulwark_consensus::epoch::MemoryShares::default())),
+        epoch_partition: "bench-epochs".into(),
         log_partition: LOG.into(),
         held_partition: "bench-held".into(),
         snapshot_partition: snapshots.into(),
@@ -160,6 +164,7 @@ async fn write_log(
     let mut snapshot_bytes = 0;
     for height in 1..=heights {
         let block = Block {
+            epoch: 0,
             height,
             view: height,
             time_ms: height * 50,
@@ -212,9 +217,10 @@ async fn time_starts(
             let stats = config.stats.clone();
             let view = config.view.clone();
             let started = Instant::now();
-            let (replica, mailbox) = Replica::init(context.child("replica"), config).await?;
+            let (replica, mailbox, epochs) =
+                Replica::init(context.child("replica"), config).await?;
             times.push(started.elapsed().as_secs_f64() * 1e3);
-            drop((replica, mailbox));
+            drop((replica, mailbox, epochs));
             let root = view
                 .lock()
                 .map_err(|_| RestartError::Poisoned("view"))?

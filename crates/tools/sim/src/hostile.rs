@@ -24,9 +24,24 @@ where
         resolver,
         blocks,
         requests,
+        reshare,
     } = channels;
-    let mut senders = vec![votes.0, certificates.0, resolver.0, blocks.0, requests.0];
-    let receivers = vec![votes.1, certificates.1, resolver.1, blocks.1, requests.1];
+    let mut senders = vec![
+        votes.0,
+        certificates.0,
+        resolver.0,
+        blocks.0,
+        requests.0,
+        reshare.0,
+    ];
+    let receivers = vec![
+        votes.1,
+        certificates.1,
+        resolver.1,
+        blocks.1,
+        requests.1,
+        reshare.1,
+    ];
     let flood = context.child("flood").spawn(move |mut context| async move {
         loop {
             for sender in &mut senders {
@@ -42,6 +57,7 @@ where
     Member {
         simplex: flood,
         replica: drain,
+        epoch: Default::default(),
     }
 }
 
@@ -63,13 +79,20 @@ where
         resolver,
         blocks,
         requests,
+        reshare,
     } = channels;
-    let others = (certificates, resolver, blocks, requests);
+    let others = (certificates, resolver, blocks, requests, reshare);
     let votes = context
         .child("equivocate")
         .spawn(move |mut context| async move {
             while let Ok((_, bytes)) = receiver.recv().await {
-                let Ok(vote) = Vote::<Scheme, Digest>::decode(bytes) else {
+                // Votes travel on their epoch's subchannel: answer on the same one.
+                let raw = bytes.as_ref().to_vec();
+                let Ok((_, payload)) = commonware_p2p::utils::mux::parse(bytes) else {
+                    continue;
+                };
+                let prefix = raw[..raw.len() - payload.len()].to_vec();
+                let Ok(vote) = Vote::<Scheme, Digest>::decode(payload) else {
                     continue;
                 };
                 let mut random = [0u8; 32];
@@ -94,7 +117,9 @@ where
                     Vote::Nullify(_) => continue,
                 };
                 for vote in [forged, honest].into_iter().flatten() {
-                    sender.send(Recipients::All, IoBuf::from(vote.encode().to_vec()), true);
+                    let mut framed = prefix.clone();
+                    framed.extend_from_slice(&vote.encode());
+                    sender.send(Recipients::All, IoBuf::from(framed), true);
                 }
             }
         });
@@ -102,6 +127,7 @@ where
     Member {
         simplex: votes,
         replica: idle,
+        epoch: Default::default(),
     }
 }
 
@@ -122,6 +148,7 @@ where
         resolver,
         blocks: (mut sender, blocks_in),
         requests,
+        reshare,
     } = channels;
     let flood = context.child("flood").spawn(move |mut context| async move {
         loop {
@@ -130,6 +157,7 @@ where
             context.fill_bytes(&mut parent);
             context.fill_bytes(&mut parent_root);
             let block = Block {
+                epoch: 0,
                 height: 1 + u64::from(context.next_u32()) % 1_000,
                 view: u64::from(context.next_u32()),
                 time_ms: 0,
@@ -145,11 +173,12 @@ where
     let drain = hold_open(
         &context,
         "drain",
-        (votes, certificates, resolver, blocks_in, requests),
+        (votes, certificates, resolver, blocks_in, requests, reshare),
     );
     Member {
         simplex: flood,
         replica: drain,
+        epoch: Default::default(),
     }
 }
 

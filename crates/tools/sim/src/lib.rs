@@ -13,6 +13,7 @@
 
 mod admission;
 mod check;
+pub mod episode;
 mod faults;
 pub mod forgery;
 pub mod hostile;
@@ -192,6 +193,8 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             ..base
         },
         "tampered-binary" => Scenario {
+            expect_removal: true,
+            height_after: 20,
             height_before: 60,
             admission: true,
             tampered: &[0],
@@ -205,6 +208,8 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             ..base
         },
         "oracle-equivocation" => Scenario {
+            expect_removal: true,
+            height_after: 20,
             height_before: 120,
             equivocating_oracle: &[1],
             oracle: true,
@@ -262,6 +267,11 @@ pub struct Report {
     /// none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forged_logs: Option<ForgedLogs>,
+    /// The sentinel's episode (scenarios with a sentinel committee): who left at which epoch,
+    /// how long it took, whether blocks kept finalizing, the identity before and after, and
+    /// whether a removed member's old share still signs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub episode: Option<episode::Episode>,
     /// The command that replays this run.
     pub replay: String,
 }
@@ -348,6 +358,7 @@ impl Report {
                     .map(|f| f.name)
                     .collect(),
             }),
+            episode: scenario.oracle.then(|| outcome.episode.clone()),
             replay: format!(
                 "bulwark sim --scenario {name} --seed {} --nodes {}",
                 scenario.seed, scenario.n

@@ -27,6 +27,7 @@ pub fn run(scenario: Scenario) -> Outcome {
     let runner = deterministic::Runner::new(config);
     runner.start(|context| async move {
         let mut world = World::new(context, scenario).await;
+        let episode = world.watch_episode();
         let honest: Vec<usize> = (0..scenario.n)
             .filter(|i| {
                 !scenario.garbage.contains(i)
@@ -43,9 +44,13 @@ pub fn run(scenario: Scenario) -> Outcome {
             world.accuse_falsely(*accuser, 0);
         }
         world.wait_for(scenario.height_before, &honest).await;
+        if scenario.expect_removal {
+            world.wait_for_removal().await;
+        }
         inject(&mut world, &honest).await;
+        let episode = world.close_episode(&episode);
         let (verified, forgeries) = verify_logs(&mut world, &honest).await;
-        outcome(&world, verified, forgeries)
+        outcome(&world, verified, forgeries, episode)
     })
 }
 
@@ -167,7 +172,12 @@ async fn verify_logs(world: &mut World, honest: &[usize]) -> (Vec<u64>, Vec<Forg
 }
 
 /// What the run produced.
-fn outcome(world: &World, verified: Vec<u64>, forgeries: Vec<Forgery>) -> Outcome {
+fn outcome(
+    world: &World,
+    verified: Vec<u64>,
+    forgeries: Vec<Forgery>,
+    episode: crate::episode::Episode,
+) -> Outcome {
     const FAULTS: [Kind; 7] = [
         Kind::RefusedProposal,
         Kind::MalformedBlock,
@@ -216,6 +226,7 @@ fn outcome(world: &World, verified: Vec<u64>, forgeries: Vec<Forgery>) -> Outcom
             .collect(),
         verified,
         forgeries,
+        episode,
         oracle: world
             .views
             .iter()

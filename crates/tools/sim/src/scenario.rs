@@ -67,6 +67,9 @@ pub struct Scenario {
     /// At the end, hand the log verifier forgeries of an honest member's log
     /// ([`crate::forgery`]): each must be refused.
     pub forged_logs: bool,
+    /// The sentinel must remove someone: after `height_before`, the run waits for an epoch
+    /// change that removes a member, then `height_after` more heights.
+    pub expect_removal: bool,
 }
 
 impl Scenario {
@@ -96,6 +99,7 @@ impl Scenario {
             height_after: 0,
             success_rate: probability!(1.0),
             forged_logs: false,
+            expect_removal: false,
         }
     }
 }
@@ -134,4 +138,6 @@ pub struct Outcome {
     pub restored: Vec<Option<u64>>,
     /// The forged logs handed to the verifier, and what it made of each.
     pub forgeries: Vec<crate::forgery::Forgery>,
+    /// The sentinel's episode: evidence, quarantine, removal, and what the reshare left.
+    pub episode: crate::episode::Episode,
 }

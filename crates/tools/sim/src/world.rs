@@ -9,6 +9,7 @@ use bulwark_consensus::committee::{
     max_message_size, start_member, Channels, Member, MemberConfig, Timing, CHANNEL_BLOCKS,
     CHANNEL_CERTIFICATES, CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES, CONSENSUS_NAMESPACE,
 };
+use bulwark_consensus::epoch::{MemoryShares, ShareStore as _, CHANNEL_RESHARE};
 use bulwark_consensus::evidence::{EvidenceLog, Kind};
 use bulwark_consensus::genesis::{try_genesis, GenesisAccount};
 use bulwark_consensus::mempool::{MempoolConfig, Origin, Refusal};
@@ -17,6 +18,7 @@ use bulwark_consensus::replica::{
     Config as ReplicaConfig, Fault, Ledger, Mempool, PublicKey, Scheme, SharedStats,
 };
 use bulwark_consensus::sentinel_feed::{SentinelFeed, SharedSentinel};
+use bulwark_custody::dkg::Completed;
 use bulwark_engine::oracle::OracleConfig;
 use bulwark_engine::{AccountId, Engine};
 use bulwark_oracle::proposer::Dropped;
@@ -57,6 +59,10 @@ pub(crate) struct World {
     participants: Set<PublicKey>,
     pub(crate) output: Output<MinSig, PublicKey>,
     shares: Map<PublicKey, Share>,
+    /// Per member (replica order): its p2p key, which it deals reshares with.
+    signers: Vec<ed25519::PrivateKey>,
+    /// Per member (replica order): its share of each epoch's key, surviving its restarts.
+    pub(crate) key_shares: Vec<MemoryShares>,
     pub(crate) genesis: (Engine, Digest),
     pub(crate) venue_epoch_ms: u64,
     pub(crate) network: simulated::Oracle<PublicKey, deterministic::Context>,
@@ -130,7 +136,26 @@ impl World {
         .unwrap();
         let venue_epoch_ms = unix_ms(&context);
         let (network, link) = Self::network(&context, &scenario, &by_index).await;
+        let signers: Vec<ed25519::PrivateKey> = by_index
+            .iter()
+            .map(|p| keys.iter().find(|k| k.public_key() == *p).unwrap().clone())
+            .collect();
+        let key_shares: Vec<MemoryShares> = by_index
+            .iter()
+            .map(|p| {
+                let mut store = MemoryShares::default();
+                let completed = Completed {
+                    output: output.clone(),
+                    share: shares.get_value(p).unwrap().clone(),
+                    transcript: [0; 32],
+                };
+                store.store(0, &completed).unwrap();
+                store
+            })
+            .collect();
         let mut world = World {
+            signers,
+            key_shares,
             sentinels: Vec::new(),
             member_keys: keys.iter().map(|k| k.public_key()).collect(),
             pools: (0..n)
@@ -235,6 +260,9 @@ impl World {
             stats: self.stats[index].clone(),
             evidence: self.evidence[index].clone(),
             participants: self.by_index.clone(),
+            signer: self.signers[index].clone(),
+            shares: Arc::new(Mutex::new(self.key_shares[index].clone())),
+            epoch_partition: format!("node-{index}-epochs"),
             view: self.views[index].clone(),
             log_partition: format!("node-{index}-finalized"),
             held_partition: format!("node-{index}-held"),
@@ -274,6 +302,7 @@ impl World {
             resolver: control.register(CHANNEL_RESOLVER, quota).await.unwrap(),
             blocks: control.register(CHANNEL_BLOCKS, quota).await.unwrap(),
             requests: control.register(CHANNEL_REQUESTS, quota).await.unwrap(),
+            reshare: control.register(CHANNEL_RESHARE, quota).await.unwrap(),
         };
         if self.scenario.garbage.contains(&index) {
             return flood_garbage(node, channels);
@@ -285,9 +314,7 @@ impl World {
             return flood_blocks(node, channels);
         }
         let config = MemberConfig {
-            scheme,
             replica: self.replica_config(index),
-            genesis_digest: self.genesis.1,
             partition_prefix: format!("node-{index}"),
             timing: Timing::default(),
         };
@@ -391,6 +418,14 @@ impl World {
             .position(|k| *k == self.by_index[replica])
             .expect("every participant has a key");
         &self.oracle_keys[seed_index]
+    }
+
+    /// Replica `replica`'s share of the genesis key.
+    pub(crate) fn share_of(&self, replica: usize) -> Share {
+        self.shares
+            .get_value(&self.by_index[replica])
+            .expect("every participant has a share")
+            .clone()
     }
 
     /// Replica `replica`'s node (oracle and sentinel) key.
@@ -512,17 +547,59 @@ impl World {
         (0..self.scenario.n).map(|i| self.height(i)).collect()
     }
 
-    /// Waits until every member in `live` reached `target`. Two virtual minutes without
-    /// reaching it is a stall, not slowness.
+    /// The members the committee removed (as the most advanced member's state says): they
+    /// left at an epoch change and follow the chain no more.
+    pub(crate) fn removed(&self) -> Vec<usize> {
+        let Some(newest) = (0..self.scenario.n).max_by_key(|&i| self.height(i)) else {
+            return Vec::new();
+        };
+        let engine = self.views[newest].lock().unwrap().clone();
+        let Some(membership) = engine.membership() else {
+            return Vec::new();
+        };
+        let removed: Vec<[u8; 32]> = membership
+            .records()
+            .filter(|(_, trust)| matches!(trust, bulwark_sentinel::Trust::Removed { .. }))
+            .map(|(key, _)| *key)
+            .collect();
+        self.replicas_of(&removed)
+    }
+
+    /// Waits until every member in `live` that the committee has not removed reached `target`.
+    /// Two virtual minutes without reaching it is a stall, not slowness.
     pub(crate) async fn wait_for(&self, target: u64, live: &[usize]) {
         let mut polls = 0u64;
-        while live.iter().any(|&i| self.height(i) < target) {
+        while live
+            .iter()
+            .any(|&i| self.height(i) < target && !self.removed().contains(&i))
+        {
             self.context.sleep(Duration::from_millis(100)).await;
             polls += 1;
             assert!(
                 polls < 1_200,
                 "members {live:?} did not reach height {target}: heights {:?}",
                 self.heights()
+            );
+        }
+    }
+}
+
+impl World {
+    /// Waits until the committee removed someone at an epoch change. Two virtual minutes
+    /// without it is a failure of the sentinel or the reshare.
+    pub(crate) async fn wait_for_removal(&self) {
+        let mut polls = 0u64;
+        while self.removed().is_empty() {
+            self.context.sleep(Duration::from_millis(100)).await;
+            polls += 1;
+            assert!(
+                polls < 1_200,
+                "nobody was removed: heights {:?}, quarantined {:?}",
+                self.heights(),
+                self.views
+                    .iter()
+                    .map(|v| v.lock().unwrap().membership().map(|m| m.quarantined()))
+                    .collect::<Vec<_>>()
             );
         }
     }

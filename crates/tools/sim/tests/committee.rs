@@ -397,9 +397,40 @@ fn an_equivocating_oracle_member_is_quarantined_on_its_own_signatures() {
         assert!(report.height_progress >= 120, "{report:#?}");
         assert_eq!(report.quarantined, vec![1], "{report:#?}");
         for (member, convicted) in outcome.quarantined.iter().enumerate() {
-            assert_eq!(convicted, &vec![1], "member {member} at n = {n}");
+            if member != 1 {
+                assert_eq!(convicted, &vec![1], "member {member} at n = {n}");
+            }
         }
+        removed_at_the_next_epoch(&outcome, 1);
     }
+}
+
+/// The end of an episode that removed `member`: it left at epoch 1 and nobody else did, blocks
+/// never stopped for long, the remaining members hold the genesis identity, and the removed
+/// member's genesis share signs nothing the new sharing verifies (while it did under the old).
+fn removed_at_the_next_epoch(outcome: &bulwark_sim::Outcome, member: usize) {
+    let episode = &outcome.episode;
+    eprintln!("{}", serde_json::to_string(episode).unwrap());
+    assert_eq!(episode.removed, vec![(member, 1)], "{episode:#?}");
+    assert_eq!(episode.epoch, 1, "{episode:#?}");
+    assert!(episode.removed_ms >= episode.quarantined_ms, "{episode:#?}");
+    assert!(episode.blocks_during >= 20, "{episode:#?}");
+    assert!(episode.longest_stall_ms <= 5_000, "{episode:#?}");
+    assert_eq!(
+        episode.identity_after.as_deref(),
+        Some(episode.identity_before.as_str()),
+        "{episode:#?}"
+    );
+    assert_eq!(
+        episode.old_share_verified_before,
+        Some(true),
+        "{episode:#?}"
+    );
+    assert_eq!(
+        episode.old_share_verifies_after,
+        Some(false),
+        "{episode:#?}"
+    );
 }
 
 /// The sentinel (issue #13): member 0 runs a tampered binary. Every other member appraises its
@@ -421,6 +452,7 @@ fn a_tampered_member_is_quarantined_by_f_plus_one_accusations() {
         for (member, convicted) in outcome.quarantined.iter().enumerate().skip(1) {
             assert_eq!(convicted, &vec![0], "member {member} at n = {n}");
         }
+        removed_at_the_next_epoch(&outcome, 0);
     }
 }
 

@@ -3,17 +3,23 @@
 
 use super::*;
 
-impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
-    pub(super) async fn run<S, R, RS, RR>(
+impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
+    pub(super) async fn run<S, R, RS, RR, XS, XR>(
         mut self,
         (mut sender, mut receiver): (S, R),
         (mut request_sender, mut request_receiver): (RS, RR),
+        (mut reshare_sender, mut reshare_receiver): (XS, XR),
     ) where
         S: Sender<PublicKey = PublicKey>,
         R: Receiver<PublicKey = PublicKey>,
         RS: Sender<PublicKey = PublicKey>,
         RR: Receiver<PublicKey = PublicKey>,
+        XS: Sender<PublicKey = PublicKey>,
+        XR: Receiver<PublicKey = PublicKey>,
     {
+        // A restart in the middle of a due reshare starts it again (the committed state says
+        // whether one is due).
+        self.start_reshare_if_due();
         let mut next_fetch = self.context.current() + FETCH_RETRY;
         loop {
             let fetch_timer = self.context.sleep_until(next_fetch);
@@ -48,9 +54,59 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                     };
                     self.receive_block(&peer, bytes.as_ref());
                 },
+                received = reshare_receiver.recv() => {
+                    let Ok((peer, bytes)) = received else {
+                        debug!("reshare channel closed; replica stops");
+                        return;
+                    };
+                    self.receive_reshare(&peer, bytes.as_ref());
+                },
             }
             self.progress().await;
             self.request_missing(&mut request_sender);
+            self.send_reshare(&mut reshare_sender);
+        }
+    }
+
+    /// Hands a reshare message to the running reshare; anything else is dropped (an honest
+    /// peer sends it again every [`crate::epoch::RESEND_EVERY`]).
+    fn receive_reshare(&mut self, peer: &PublicKey, bytes: &[u8]) {
+        let Some(reshare) = self.reshare.as_mut() else {
+            return;
+        };
+        match reshare.receive(peer, bytes, &self.config.shares) {
+            Ok(new) => self.reshare_due |= new > 0,
+            Err(crate::epoch::ReshareRefusal::OtherReshare(_)) => {}
+            Err(crate::epoch::ReshareRefusal::Ceremony(
+                bulwark_custody::dkg::DkgError::Duplicate { .. }
+                | bulwark_custody::dkg::DkgError::Concluded,
+            )) => {}
+            Err(error) => {
+                self.config.evidence.record(
+                    Kind::MalformedReshare,
+                    peer,
+                    reshare.epoch(),
+                    error.to_string(),
+                );
+            }
+        }
+    }
+
+    /// Sends the reshare's new messages now, and all of them every
+    /// [`crate::epoch::RESEND_EVERY`] until the epoch changes.
+    fn send_reshare<XS: Sender<PublicKey = PublicKey>>(&mut self, sender: &mut XS) {
+        let Some(reshare) = &self.reshare else {
+            return;
+        };
+        let now = self.context.current();
+        if !self.reshare_due && now < self.next_resend {
+            return;
+        }
+        self.reshare_due = false;
+        self.next_resend = now + crate::epoch::RESEND_EVERY;
+        let me = self.config.signer.public_key();
+        for (recipients, frame) in reshare.outbox(&me) {
+            sender.send(recipients, IoBuf::from(frame), false);
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
+impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
     /// Executes finalized blocks in height order on the committed engine, once per height.
     pub(super) async fn commit_finalized(&mut self) -> Result<(), LogError> {
         let pending = std::mem::take(&mut self.finalized_pending);
@@ -65,6 +65,12 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         let (block, bytes) = &self.blocks[&digest];
         let certificate = self.certificates.remove(&digest);
         let certified = certificate.is_some();
+        let before = epoch_of(&self.committed);
+        let after = epoch_of(&self.speculative[&digest].engine);
+        if after != before {
+            // Before the log: a restart that finds the block in the log finds its epoch's start.
+            save_boundary(&self.context, &self.config.epoch_partition, after, &digest).await?;
+        }
         let offset = self.log.offset_of_next();
         self.log
             .append(&Record {
@@ -129,8 +135,29 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             let excess = ledger.len().saturating_sub(self.config.ledger_kept);
             ledger.drain(..excess);
         }
+        let block_epoch = block.epoch;
         self.committed_height = block.height;
         self.committed_digest = digest;
+        if after != before {
+            self.begin_epoch(digest);
+        }
+        if block_epoch > self.pruned_below {
+            // The first block of the new epoch is final: older shares can only do harm now.
+            let pruned = self
+                .config
+                .shares
+                .lock()
+                .expect("the share store lock must not be poisoned")
+                .prune(block_epoch);
+            match pruned {
+                Ok(()) => {
+                    info!(epoch = block_epoch, "deleted the shares of older epochs");
+                    self.pruned_below = block_epoch;
+                }
+                Err(error) => warn!(%error, "cannot delete the shares of older epochs"),
+            }
+        }
+        self.start_reshare_if_due();
         self.prune();
         if let Err(error) = self
             .held
@@ -142,6 +169,74 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
         }
         self.snapshot_if_due().await;
         Ok(())
+    }
+
+    /// The committed block `boundary` began a new epoch: takes this member's share of it and
+    /// announces the epoch to the orchestrator.
+    fn begin_epoch(&mut self, boundary: Digest) {
+        let epoch = epoch_of(&self.committed);
+        let participants = restore::participants_of(&self.config, &self.committed);
+        self.reshare = None;
+        self.keys = restore::shares_of(&self.config, &self.committed, &participants);
+        let member = participants
+            .position(&self.config.signer.public_key())
+            .is_some();
+        info!(
+            epoch,
+            members = participants.len(),
+            member,
+            signs = self.keys.is_some(),
+            "a new epoch began"
+        );
+        let _ = self.epochs.send(EpochStart {
+            epoch,
+            boundary,
+            participants,
+            keys: self.keys.clone(),
+        });
+    }
+
+    /// Starts the reshare into the next epoch when the committed trust state says one is due
+    /// (someone is quarantined) and this member stays; drops a reshare that no longer fits.
+    pub(super) fn start_reshare_if_due(&mut self) {
+        let Some(membership) = self.committed.membership() else {
+            return;
+        };
+        if !membership.change_due() {
+            self.reshare = None;
+            return;
+        }
+        let epoch = membership.epoch() + 1;
+        let players = crate::epoch::committee_of(&membership.next_members());
+        if self
+            .reshare
+            .as_ref()
+            .is_some_and(|reshare| reshare.is_for(epoch, &players))
+        {
+            return;
+        }
+        self.reshare = None;
+        if players.position(&self.config.signer.public_key()).is_none() {
+            info!(epoch, "this member leaves the committee at the next epoch");
+            return;
+        }
+        let Some(keys) = &self.keys else {
+            warn!(epoch, "this member holds no share of the current key and cannot deal; the reshare waits for it");
+            return;
+        };
+        match Reshare::start(
+            epoch,
+            keys,
+            self.config.signer.clone(),
+            players,
+            &mut self.context,
+        ) {
+            Ok(reshare) => {
+                self.reshare = Some(reshare);
+                self.reshare_due = true;
+            }
+            Err(error) => warn!(epoch, %error, "cannot start the reshare"),
+        }
     }
 
     /// Updates the mempool (drops the block's transactions and the stale ones) and the status

@@ -37,6 +37,14 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
+    /// A handle for one epoch's simplex: reported votes name their signer among `participants`.
+    pub fn for_participants(&self, participants: Vec<PublicKey>) -> Mailbox {
+        Mailbox {
+            participants: Arc::new(participants),
+            ..self.clone()
+        }
+    }
+
     pub(super) fn record_vote_fault(&self, kind: Kind, signer: u32, view: u64) {
         // Threshold votes are not attributable to a third party; the signer index is what
         // simplex reports, unverified.

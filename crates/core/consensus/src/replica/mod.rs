@@ -19,13 +19,16 @@
 //! for marshal's backfill: any peer holding the block answers on the block channel).
 
 use crate::block::Block;
+use crate::check::epoch_of;
 pub use crate::check::Refusal;
 use crate::check::{check_and_execute, execute, Parent};
+use crate::epoch::{key_digest, load_boundary, save_boundary, EpochStart, Reshare, SharedShares};
 use crate::evidence::{EvidenceLog, Kind};
 use crate::held::{Entry, Held};
 use crate::log::{Log, LogError, Record};
 use crate::mempool::TxKey;
 use crate::snapshots;
+use bulwark_custody::dkg::Completed;
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::command::SystemCommand;
 use bulwark_engine::snapshot::StateRoot;
@@ -41,11 +44,14 @@ use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter};
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
 use commonware_cryptography::ed25519;
 use commonware_cryptography::sha256::Digest;
+use commonware_cryptography::Signer as _;
 use commonware_macros::select;
 use commonware_p2p::{Receiver, Recipients, Sender};
 use commonware_runtime::{Clock, Handle, IoBuf, Spawner, Storage, Supervisor};
 use commonware_utils::channel::fallible::OneshotExt as _;
 use commonware_utils::channel::{mpsc, oneshot};
+use commonware_utils::ordered::Set;
+use rand_core::CryptoRng;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -180,8 +186,16 @@ pub struct Config {
     pub stats: SharedStats,
     /// Where fault evidence against peers is recorded.
     pub evidence: EvidenceLog,
-    /// The committee in participant-index order (names the signer of a reported vote).
+    /// The genesis committee in participant-index order (the committee while no sentinel
+    /// committee is configured; later epochs take theirs from the trust state).
     pub participants: Vec<PublicKey>,
+    /// This member's p2p key, which it deals and acks reshares with.
+    pub signer: ed25519::PrivateKey,
+    /// Where this member keeps its share of each epoch's key (epoch 0 included).
+    pub shares: SharedShares,
+    /// Storage partition of the epoch boundaries (unique per node; see
+    /// [`crate::epoch::save_boundary`]).
+    pub epoch_partition: String,
     /// The committed engine after every height, shared with queries (the node's endpoint).
     /// Replaced (not mutated) after each height, so readers never block execution for long.
     pub view: Arc<Mutex<Arc<Engine>>>,
@@ -211,7 +225,7 @@ struct Speculative {
 }
 
 /// The replica's application actor.
-pub struct Replica<E: Clock + Spawner + Supervisor + Storage> {
+pub struct Replica<E: Clock + Spawner + Supervisor + Storage + CryptoRng> {
     context: E,
     config: Config,
     mailbox: mpsc::Receiver<Message>,
@@ -244,6 +258,36 @@ pub struct Replica<E: Clock + Spawner + Supervisor + Storage> {
     log: Log<E::Blob>,
     /// Blocks this replica proposed or voted for, above the committed height, on disk.
     held: Held<E::Blob>,
+    /// This member's share of the current epoch's key (None: it left the committee, or lost it).
+    keys: Option<Completed>,
+    /// The reshare into the next epoch, while one is due.
+    reshare: Option<Reshare>,
+    /// When the reshare's messages are sent again.
+    next_resend: SystemTime,
+    /// Whether the reshare has new messages to send now.
+    reshare_due: bool,
+    /// Where a new epoch is announced to the orchestrator.
+    epochs: mpsc::UnboundedSender<EpochStart>,
+    /// Shares below this epoch are deleted.
+    pruned_below: u64,
+}
+
+/// The epoch a member starts in and where the next ones are announced.
+pub struct Epochs {
+    /// The epoch of the committed state at start.
+    pub current: EpochStart,
+    /// Every epoch that begins later, in order.
+    pub next: mpsc::UnboundedReceiver<EpochStart>,
+}
+
+/// A member's answer on a block's epoch change.
+enum EpochVote {
+    /// No epoch change, or one that matches this member's reshare.
+    Yes,
+    /// This member's reshare has not completed (or not started) yet.
+    Wait,
+    /// The change names another key than this member's reshare gave.
+    No(String),
 }
 
 /// Whether a block's post-state is known.
@@ -253,18 +297,25 @@ enum Lookup {
     Invalid(Refusal),
 }
 
-impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
+impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
     /// Runs the actor; `blocks` carries whole blocks (broadcasts and answers to requests),
-    /// `requests` carries requests for a block by digest.
-    pub fn start<S, R, RS, RR>(self, blocks: (S, R), requests: (RS, RR)) -> Handle<()>
+    /// `requests` carries requests for a block by digest, `reshare` the reshare ceremonies.
+    pub fn start<S, R, RS, RR, XS, XR>(
+        self,
+        blocks: (S, R),
+        requests: (RS, RR),
+        reshare: (XS, XR),
+    ) -> Handle<()>
     where
         E: Send + 'static,
         S: Sender<PublicKey = PublicKey>,
         R: Receiver<PublicKey = PublicKey>,
         RS: Sender<PublicKey = PublicKey>,
         RR: Receiver<PublicKey = PublicKey>,
+        XS: Sender<PublicKey = PublicKey>,
+        XR: Receiver<PublicKey = PublicKey>,
     {
         let spawner = self.context.child("actor");
-        spawner.spawn(move |_| self.run(blocks, requests))
+        spawner.spawn(move |_| self.run(blocks, requests, reshare))
     }
 }

@@ -3,10 +3,10 @@
 
 use super::*;
 
-impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
+impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
     /// Opens the finalized log, rebuilds the committed engine by replaying it, and returns the
     /// actor with the mailbox to hand simplex (as automaton, relay and reporter).
-    pub async fn init(context: E, config: Config) -> Result<(Self, Mailbox), LogError> {
+    pub async fn init(context: E, config: Config) -> Result<(Self, Mailbox, Epochs), LogError> {
         let (sender, mailbox) = mpsc::channel(config.mailbox_size);
         let (events_sender, events) = mpsc::unbounded_channel();
         let (genesis, genesis_digest) = config.genesis.clone();
@@ -38,6 +38,8 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             debug!(height = committed_height, "replayed the finalized log");
         }
         let committed = Arc::new(committed);
+        let current = current_epoch(&context, &config, &committed, genesis_digest).await?;
+        let (epochs, next) = mpsc::unbounded_channel();
         *config
             .view
             .lock()
@@ -77,6 +79,12 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
             archive,
             log,
             held,
+            keys: current.keys.clone(),
+            reshare: None,
+            next_resend: UNIX_EPOCH,
+            reshare_due: false,
+            epochs,
+            pruned_below: 0,
         };
         Ok((
             replica,
@@ -86,8 +94,87 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 evidence,
                 participants,
             },
+            Epochs { current, next },
         ))
     }
+}
+
+/// The committee of `engine`'s epoch in participant-index order: the sentinel's members, or the
+/// configured genesis committee without a sentinel committee.
+pub(super) fn participants_of(config: &Config, engine: &Engine) -> Set<PublicKey> {
+    match engine.membership() {
+        Some(membership) => crate::epoch::committee_of(membership.members()),
+        None => Set::from_iter_dedup(config.participants.iter().cloned()),
+    }
+}
+
+/// This member's share of `epoch`, when it holds one that fits the key the committee agreed on.
+pub(super) fn shares_of(
+    config: &Config,
+    engine: &Engine,
+    participants: &Set<PublicKey>,
+) -> Option<Completed> {
+    let me = config.signer.public_key();
+    participants.position(&me)?;
+    let epoch = epoch_of(engine);
+    let loaded = config
+        .shares
+        .lock()
+        .expect("the share store lock must not be poisoned")
+        .load(epoch, participants);
+    match loaded {
+        Ok(Some(completed)) => {
+            let agreed = engine.membership().and_then(|m| m.key()).map(|k| k.digest);
+            if agreed.is_some_and(|digest| digest != key_digest(&completed.output)) {
+                warn!(epoch, "the stored share is for another key than the committee agreed on; not using it");
+                return None;
+            }
+            Some(completed)
+        }
+        Ok(None) => {
+            warn!(
+                epoch,
+                "no share of this epoch's key is stored; this member cannot sign"
+            );
+            None
+        }
+        Err(error) => {
+            warn!(epoch, %error, "the stored share does not load; this member cannot sign");
+            None
+        }
+    }
+}
+
+/// The epoch the committed state is in, with its boundary, participants and this member's share.
+async fn current_epoch<E: Storage>(
+    context: &E,
+    config: &Config,
+    committed: &Engine,
+    genesis_digest: Digest,
+) -> Result<EpochStart, LogError> {
+    let epoch = epoch_of(committed);
+    let boundary = if epoch == 0 {
+        genesis_digest
+    } else {
+        load_boundary(context, &config.epoch_partition, epoch)
+            .await?
+            .ok_or_else(|| LogError::Replay {
+                height: 0,
+                reason: format!(
+                    "the block that began epoch {epoch} is not recorded in partition {}",
+                    config.epoch_partition
+                )
+                .into(),
+            })?
+    };
+    let participants = participants_of(config, committed);
+    let keys = shares_of(config, committed, &participants);
+    Ok(EpochStart {
+        epoch,
+        boundary,
+        participants,
+        keys,
+    })
 }
 
 /// Restores the committed engine from the newest snapshot the log confirms (a snapshot is usable

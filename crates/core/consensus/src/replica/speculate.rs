@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
+impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
     /// Makes the post-state of `digest` known if its block and every ancestor back to a known
     /// state are present, checking each on the way.
     pub(super) fn lookup(&mut self, digest: Digest) -> Lookup {
@@ -120,7 +120,10 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 continue;
             };
             let view = context.round.view().get();
-            if block.parent != context.parent.1 || block.view != view {
+            if block.parent != context.parent.1
+                || block.view != view
+                || block.epoch != context.round.epoch().get()
+            {
                 self.config.evidence.record(
                     Kind::RefusedProposal,
                     &context.leader,
@@ -131,7 +134,19 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 continue;
             }
             match self.lookup(digest) {
-                Lookup::Ready => verified.push((digest, response)),
+                Lookup::Ready => match self.epoch_change_vote(&digest) {
+                    EpochVote::Yes => verified.push((digest, response)),
+                    EpochVote::Wait => self.pending_verifies.push((context, digest, response)),
+                    EpochVote::No(why) => {
+                        self.config.evidence.record(
+                            Kind::RefusedProposal,
+                            &context.leader,
+                            view,
+                            why,
+                        );
+                        response.send_lossy(false);
+                    }
+                },
                 Lookup::Invalid(refusal) => {
                     if self.invalid.contains_key(&digest) {
                         self.config.evidence.record(
@@ -179,6 +194,11 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 // Simplex asked us to build on a parent we refuse; decline by dropping.
                 Lookup::Invalid(_) => continue,
             }
+            // The parent ended this consensus instance's epoch: nothing may follow it here (the
+            // next epoch's instance builds on it). Decline; the view times out.
+            if epoch_of(&self.speculative[&parent_digest].engine) != context.round.epoch().get() {
+                continue;
+            }
             let block = self.build(&context);
             let bytes = block.encode();
             let digest = Block::digest_of(&bytes);
@@ -194,6 +214,44 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 response.send_lossy(digest);
             }
         }
+    }
+
+    /// Whether this member may vote for the checked block `digest` as far as epoch changes
+    /// go: a block without one, yes; one with an epoch change, only when this member's own
+    /// reshare into that epoch, for those members, completed with the same key digest and its
+    /// share is stored. Until then the vote waits.
+    pub(super) fn epoch_change_vote(&self, digest: &Digest) -> EpochVote {
+        let Some((block, _)) = self.blocks.get(digest) else {
+            return EpochVote::Wait;
+        };
+        for round in &block.rounds {
+            let SystemCommand::NewEpoch {
+                epoch,
+                members,
+                key,
+            } = round
+            else {
+                continue;
+            };
+            let Some(reshare) = &self.reshare else {
+                return EpochVote::Wait;
+            };
+            let players = crate::epoch::committee_of(members);
+            if !reshare.is_for(*epoch, &players) || players.len() != members.len() {
+                return EpochVote::Wait;
+            }
+            let Some(completed) = reshare.completed() else {
+                return EpochVote::Wait;
+            };
+            if key_digest(&completed.output) != *key {
+                return EpochVote::No(format!(
+                    "epoch change to {epoch} names key {}, this member's reshare gave {}",
+                    hex::encode(key),
+                    hex::encode(key_digest(&completed.output))
+                ));
+            }
+        }
+        EpochVote::Yes
     }
 
     pub(super) fn build(&self, context: &ConsensusContext) -> Block {
@@ -244,8 +302,37 @@ impl<E: Clock + Spawner + Supervisor + Storage> Replica<E> {
                 );
             }
         }
-        rounds.truncate(crate::block::BLOCK_ROUNDS_MAX);
+        rounds.truncate(crate::block::BLOCK_ROUNDS_MAX - 1);
+        // The epoch change, once this member's reshare completed, for the trust state the
+        // block's quarantines leave (a quarantine in this very block changes the next committee,
+        // and the reshare for the old one no longer fits).
+        if let (Some(mut next), Some(reshare)) =
+            (parent.engine.membership().cloned(), self.reshare.as_ref())
+        {
+            for round in &rounds {
+                if let SystemCommand::Quarantine(decision) = round {
+                    let _ = next.apply(decision, time_ms);
+                }
+            }
+            if let Some(completed) = reshare.completed() {
+                let members: Vec<[u8; 32]> = next.next_members();
+                let fits = next.check_epoch(reshare.epoch(), &members).is_ok()
+                    && members.len() == reshare.players().len()
+                    && reshare
+                        .players()
+                        .iter()
+                        .all(|p| members.iter().any(|m| m.as_slice() == p.as_ref()));
+                if fits {
+                    rounds.push(SystemCommand::NewEpoch {
+                        epoch: reshare.epoch(),
+                        members,
+                        key: key_digest(&completed.output),
+                    });
+                }
+            }
+        }
         Block {
+            epoch: epoch_of(&parent.engine),
             height: parent.height + 1,
             view: context.round.view().get(),
             time_ms,

@@ -17,6 +17,8 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 /// Loads this node's DKG output, or runs the genesis ceremony with every member and saves it.
+/// `None` when the committee has reshared since (a later epoch's share is stored and the genesis
+/// share was deleted): the replica takes the current epoch's share itself.
 pub(super) async fn genesis_key<E, S, R>(
     mut context: E,
     data_dir: &Path,
@@ -25,7 +27,7 @@ pub(super) async fn genesis_key<E, S, R>(
     (mut sender, mut receiver): (S, R),
     store: Arc<keystore::Keystore>,
     committee: [u8; 32],
-) -> Result<Completed, NodeError>
+) -> Result<Option<Completed>, NodeError>
 where
     E: Clock + Spawner + Supervisor + rand_core::CryptoRng + Send + 'static,
     S: commonware_p2p::Sender<PublicKey = PublicKey>,
@@ -42,6 +44,10 @@ where
         path: path.clone(),
         reason: e.to_string(),
     };
+    if !path.exists() && !super::shares::SealedShares::reshared_epochs(data_dir).is_empty() {
+        info!("the committee has reshared since genesis; the genesis share is gone by design");
+        return Ok(None);
+    }
     if path.exists() {
         let bytes = store.unseal(&path, &binding).map_err(keystore_error)?;
         let completed = Completed::decode(&bytes, &participants).map_err(|e| NodeError::File {
@@ -51,7 +57,7 @@ where
         // Peers still in the ceremony may need our messages: we can no longer send them, so a
         // member that lost its share file is out until the committee reshares (not yet built).
         info!("loaded the genesis DKG share");
-        return Ok(completed);
+        return Ok(Some(completed));
     }
     let (mut ceremony, first) = Ceremony::new(DKG_NAMESPACE, key, participants, &mut context)
         .map_err(|e| NodeError::Dkg(e.to_string()))?;
@@ -130,5 +136,5 @@ where
         .seal(&path, &binding, &completed.encode())
         .map_err(keystore_error)?;
     info!("genesis DKG complete; share saved (encrypted by the keystore)");
-    Ok(completed)
+    Ok(Some(completed))
 }

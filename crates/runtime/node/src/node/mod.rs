@@ -22,6 +22,7 @@ pub mod keystore;
 pub mod oracle_sources;
 pub mod p2p;
 pub mod peer_gate;
+mod shares;
 pub(crate) mod startup;
 mod tasks;
 
@@ -42,7 +43,7 @@ pub const CHANNEL_ORACLE: u64 = 7;
 /// Namespace of the p2p handshake. Changing it is a breaking change.
 pub const P2P_NAMESPACE: &[u8] = b"bulwark/node/p2p/v1";
 /// Namespace of the genesis DKG. Changing it is a breaking change.
-pub const DKG_NAMESPACE: &[u8] = b"bulwark/node/dkg/v1";
+pub use bulwark_consensus::epoch::DKG_NAMESPACE;
 /// File in `data_dir` holding this node's DKG output and share (secret).
 pub const SHARE_FILE: &str = "dkg.share";
 /// File in `data_dir` holding the group public key, hex (public: the venue's identity).
@@ -137,9 +138,8 @@ pub fn run(config_path: &Path, migration: keystore::Migration) -> Result<(), Nod
             prepared.committee,
         )
         .await?;
-        startup::publish_identity(&prepared, &shared, &completed)?;
-        let _member =
-            startup::start_consensus(&context, &prepared, &shared, &completed, &mut p2p).await?;
+        startup::publish_identity(&prepared, &shared, completed.as_ref())?;
+        let _member = startup::start_consensus(&context, &prepared, &shared, &mut p2p).await?;
         tasks::spawn_gossip(
             &context,
             &shared,

@@ -8,15 +8,13 @@ use super::{
 use crate::server::{Limits, Server, ServerHandle};
 use bulwark_consensus::committee::{
     start_member, Channels, Member, MemberConfig, Timing, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES,
-    CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES, CONSENSUS_NAMESPACE,
+    CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES,
 };
 use bulwark_consensus::evidence::EvidenceLog;
 use bulwark_consensus::genesis::try_genesis;
 use bulwark_consensus::mempool::{Mempool, MempoolConfig};
 use bulwark_consensus::oracle_feed::{OraclePool, SharedPool};
-use bulwark_consensus::replica::{
-    Config as ReplicaConfig, Fault, Ledger, PublicKey, Scheme, SharedStats,
-};
+use bulwark_consensus::replica::{Config as ReplicaConfig, Fault, Ledger, PublicKey, SharedStats};
 use bulwark_custody::dkg::Completed;
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::oracle::OracleConfig;
@@ -204,6 +202,10 @@ pub(super) fn start_p2p(context: &Context, prepared: &Prepared) -> P2p {
         resolver: network.register(CHANNEL_RESOLVER, quota),
         blocks: network.register(CHANNEL_BLOCKS, quota),
         requests: network.register(CHANNEL_REQUESTS, quota),
+        reshare: network.register(
+            bulwark_consensus::epoch::CHANNEL_RESHARE,
+            Quota::per_second(NZU32!(1_000)),
+        ),
     };
     let dkg = network.register(CHANNEL_DKG, Quota::per_second(NZU32!(1_000)));
     let gossip = network.register(CHANNEL_GOSSIP, quota);
@@ -376,17 +378,30 @@ pub(super) fn start_endpoint(
 }
 
 /// Step 5b: the committee's identity (group public key) into the status and `identity.hex`.
+/// Without the genesis share (the committee reshared since), the identity is the one written at
+/// genesis: a reshare never changes it.
 pub(super) fn publish_identity(
     prepared: &Prepared,
     shared: &Shared,
-    completed: &Completed,
+    completed: Option<&Completed>,
 ) -> Result<(), NodeError> {
-    let identity = hex::encode(completed.polynomial().public().encode());
+    let identity_path = prepared.config.data_dir.join(IDENTITY_FILE);
+    let identity = match completed {
+        Some(completed) => hex::encode(completed.polynomial().public().encode()),
+        None => std::fs::read_to_string(&identity_path)
+            .map_err(|e| NodeError::File {
+                path: identity_path.clone(),
+                reason: format!(
+                    "the committee reshared, so the identity comes from this file: {e}"
+                ),
+            })?
+            .trim()
+            .to_string(),
+    };
     *shared
         .identity
         .lock()
         .expect("the identity lock must not be poisoned") = identity.clone();
-    let identity_path = prepared.config.data_dir.join(IDENTITY_FILE);
     std::fs::write(&identity_path, format!("{identity}\n")).map_err(|e| NodeError::File {
         path: identity_path.clone(),
         reason: e.to_string(),
@@ -400,17 +415,15 @@ pub(super) async fn start_consensus(
     context: &Context,
     prepared: &Prepared,
     shared: &Shared,
-    completed: &Completed,
     p2p: &mut P2p,
 ) -> Result<Member, NodeError> {
-    let scheme = Scheme::signer(
-        CONSENSUS_NAMESPACE,
-        prepared.participants.clone(),
-        completed.polynomial().clone(),
-        completed.share.clone(),
-    )
-    .ok_or_else(|| NodeError::Dkg("this node's share does not fit the committee".into()))?;
     let config = &prepared.config;
+    let shares = super::shares::SealedShares::new(
+        &config.data_dir,
+        prepared.keystore.clone(),
+        prepared.committee,
+        prepared.me.clone(),
+    );
     let replica = ReplicaConfig {
         genesis: prepared.genesis.clone(),
         venue_epoch_ms: prepared.genesis_file.venue_epoch_ms,
@@ -428,6 +441,9 @@ pub(super) async fn start_consensus(
         stats: shared.stats.clone(),
         evidence: shared.evidence.clone(),
         participants: prepared.participants.iter().cloned().collect(),
+        signer: prepared.key.clone(),
+        shares: std::sync::Arc::new(std::sync::Mutex::new(shares)),
+        epoch_partition: format!("{PARTITION}-epochs"),
         view: shared.view.clone(),
         log_partition: format!("{PARTITION}-finalized"),
         held_partition: format!("{PARTITION}-held"),
@@ -437,9 +453,7 @@ pub(super) async fn start_consensus(
         ledger_kept: 1_024,
     };
     let member_config = MemberConfig {
-        scheme,
         replica,
-        genesis_digest: prepared.genesis.1,
         partition_prefix: PARTITION.into(),
         timing: Timing::default(),
     };

@@ -25,6 +25,7 @@ pub fn run(data: &Path, genesis: &Path, identity: Option<&str>, until: Option<u6
                     "verified": true,
                     "identity_from": identity_from,
                     "heights": summary.heights,
+                    "epoch": summary.epoch,
                     "certificates": summary.certificates,
                     "txs": summary.txs,
                     "root": hex::encode(summary.root),
@@ -53,8 +54,13 @@ fn verify(
     let oracle = genesis
         .oracle_config(genesis_path)
         .map_err(|e| e.to_string())?;
-    let genesis = bulwark_consensus::genesis::try_genesis(&accounts, &genesis.index_micros, oracle)
-        .map_err(|e| e.to_string())?;
+    let genesis = bulwark_consensus::genesis::try_genesis_with(
+        &accounts,
+        &genesis.index_micros,
+        oracle,
+        genesis.sentinel.clone().unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?;
     let identity_hex = match identity {
         Some(hex) => hex.to_string(),
         None => std::fs::read_to_string(data.join(IDENTITY_FILE)).map_err(|e| {

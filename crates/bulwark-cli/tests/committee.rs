@@ -653,8 +653,12 @@ fn wait_until_node3_is_cut_off(
     }
 }
 
+/// Issue #13's process test: node 3 comes back from a tampered binary; the three honest nodes
+/// cut it off, accuse it, quarantine it, reshare the key among themselves, move to epoch 1
+/// without it and keep trading; `verify` accepts the log across the epoch change with the
+/// genesis identity alone.
 #[test]
-fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
+fn a_tampered_fourth_node_is_removed_and_three_keep_trading_in_the_next_epoch() {
     let _turn = serial();
     use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
@@ -714,6 +718,78 @@ fn a_tampered_fourth_node_never_gets_in_and_three_keep_finalizing() {
     );
     // The signed contraindicated appraisal is recorded for the sentinel.
     wait_for_evidence(&committee, "contraindicated");
+    // The sentinel (issue #13): each honest node accuses node 3, the accusations travel
+    // between the processes, f+1 of them quarantine it, the three reshare the key among
+    // themselves and move to epoch 1 without it, and keep trading.
+    let waited = Instant::now();
+    let at_epoch_1 = loop {
+        let statuses: Vec<_> = (0..3).map(|i| status(endpoint(i))).collect();
+        if statuses
+            .iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.epoch == 1))
+        {
+            let first = statuses[0].clone().unwrap();
+            let removed: Vec<&String> = first
+                .members
+                .iter()
+                .filter(|(_, state)| *state == "removed")
+                .map(|(key, _)| key)
+                .collect();
+            assert_eq!(removed.len(), 1, "{first:?}");
+            assert_eq!(
+                first.members.values().filter(|s| *s == "admitted").count(),
+                3,
+                "{first:?}"
+            );
+            break first.height;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(120),
+            "the honest nodes did not move to epoch 1 without node 3: {}",
+            diagnosis(&committee, endpoint)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    // Trading goes on in the new epoch.
+    let waited = Instant::now();
+    while !(0..3).all(|i| height_of(i).is_some_and(|h| h > at_epoch_1 + 10)) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "no blocks after the epoch change: {}",
+            diagnosis(&committee, endpoint)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(height_of(3).unwrap() <= logged, "node 3 stays out");
+    // Every honest node deleted its genesis share, and holds the new epoch's.
+    for i in 0..3 {
+        let node = committee.join(format!("node-{i}"));
+        assert!(
+            !node.join("dkg.share").exists(),
+            "node {i} kept its genesis share"
+        );
+        let reshared = std::fs::read_dir(&node)
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with("dkg.share.1."));
+        assert!(reshared, "node {i} holds no share of epoch 1");
+    }
+    drop(_procs);
+    // The log verifies across the epoch change with the genesis identity alone.
+    let (code, stdout, stderr) = run(&[
+        "verify",
+        "--data",
+        committee.join("node-0").to_str().unwrap(),
+        "--genesis",
+        committee.join("genesis.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["epoch"].as_u64(), Some(1), "{summary}");
+    assert!(
+        summary["heights"].as_u64().unwrap() > at_epoch_1,
+        "{summary}"
+    );
 }
 
 /// With `--tpm`: every node runs on its own (persistent) software TPM. The committee admits

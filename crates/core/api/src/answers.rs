@@ -57,6 +57,14 @@ pub struct NodeStatus {
     pub oracle_sources: serde_json::Value,
     /// Engine snapshots.
     pub snapshots: SnapshotStatus,
+    /// The committee epoch of the newest committed state (0 until the first epoch change).
+    #[serde(default)]
+    pub epoch: u64,
+    /// Each committee member and former member (hex key prefix, 16 digits) and its trust:
+    /// `admitted`, `suspected` (this node holds accusations against it), `quarantined` (leaves at
+    /// the next epoch) or `removed` (left at an epoch change). Empty without a sentinel committee.
+    #[serde(default)]
+    pub members: BTreeMap<String, String>,
 }
 
 /// How a node sees one peer's attested admission.

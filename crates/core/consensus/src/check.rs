@@ -139,7 +139,8 @@ pub fn check_and_execute(
     let mut seen = Vec::new();
     // The parent's trust state, copied only when the block carries a quarantine.
     let mut membership = None;
-    for round in &block.rounds {
+    let last = block.rounds.len().saturating_sub(1);
+    for (at, round) in block.rounds.iter().enumerate() {
         if let SystemCommand::Quarantine(decision) = round {
             let trust = match &mut membership {
                 Some(trust) => trust,
@@ -158,6 +159,12 @@ pub fn check_and_execute(
             key,
         } = round
         {
+            if at != last {
+                // Everything after it would run in the next epoch, under the old epoch's votes.
+                return Err(Refusal::NewEpoch(
+                    "an epoch change must be the block's last system command".into(),
+                ));
+            }
             let trust = match &mut membership {
                 Some(trust) => trust,
                 None => membership.insert(parent.membership().cloned().ok_or_else(|| {

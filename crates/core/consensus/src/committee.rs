@@ -37,6 +37,9 @@ pub const CHANNEL_RESOLVER: u64 = 2;
 pub const CHANNEL_BLOCKS: u64 = 3;
 /// p2p channel of block requests by digest.
 pub const CHANNEL_REQUESTS: u64 = 4;
+/// p2p channel of the sentinel's accusations (channel 8 carries reshares, see
+/// [`crate::epoch::CHANNEL_RESHARE`]; 5 to 7 are the node's).
+pub const CHANNEL_ACCUSATIONS: u64 = 9;
 
 /// Lower-case hex of a member's p2p public key, as configs, evidence and logs name it.
 pub fn public_key_hex(key: &PublicKey) -> String {
@@ -53,7 +56,7 @@ pub fn max_message_size(n: u32) -> u32 {
     ])
 }
 
-/// One member's six channels, each a (sender, receiver) pair.
+/// One member's seven channels, each a (sender, receiver) pair.
 pub struct Channels<S, R> {
     /// [`CHANNEL_VOTES`].
     pub votes: (S, R),
@@ -67,6 +70,8 @@ pub struct Channels<S, R> {
     pub requests: (S, R),
     /// [`crate::epoch::CHANNEL_RESHARE`].
     pub reshare: (S, R),
+    /// [`CHANNEL_ACCUSATIONS`].
+    pub accusations: (S, R),
 }
 
 /// Consensus timing. The defaults suit a committee on one continent.
@@ -159,8 +164,9 @@ where
         blocks,
         requests,
         reshare,
+        accusations,
     } = channels;
-    let replica = actor.start(blocks, requests, reshare);
+    let replica = actor.start(blocks, requests, reshare, accusations);
     let epoch = SharedEpoch::default();
     let status = epoch.clone();
     let simplex = context
@@ -282,7 +288,7 @@ impl<B: Blocker<PublicKey = PublicKey>> Orchestrator<B> {
         }
         let mailbox = self
             .mailbox
-            .for_participants(start.participants.iter().cloned().collect());
+            .for_epoch(epoch, start.participants.iter().cloned().collect());
         let timing = self.timing;
         let engine = Engine::new(
             context.child("simplex").with_attribute("epoch", epoch),

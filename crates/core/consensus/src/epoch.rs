@@ -38,11 +38,10 @@ use commonware_cryptography::bls12381::dkg::feldman_desmedt::Output;
 use commonware_cryptography::bls12381::primitives::group::Share;
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
 use commonware_cryptography::sha256::Digest;
-use commonware_cryptography::{ed25519, Hasher as _, Sha256, Signer as _};
+use commonware_cryptography::{ed25519, Hasher as _, Sha256};
 use commonware_p2p::Recipients;
 use commonware_runtime::{Blob as _, ReadOptions, Storage, WriteOptions};
 use commonware_utils::ordered::Set;
-use rand_core::CryptoRng;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -66,10 +65,11 @@ const FRAME_HEADER: usize = 8 + 8;
 /// Where a member keeps its share of each epoch's key. Writes must be durable when they
 /// return: a member that voted for an epoch change must still hold the share after a crash.
 pub trait ShareStore: Send + 'static {
-    /// The share of `epoch`, checked against its `players`; `Ok(None)` when none is stored.
-    fn load(&self, epoch: u64, players: &Set<PublicKey>) -> Result<Option<Completed>, String>;
-    /// Stores the share of `epoch`.
-    fn store(&mut self, epoch: u64, completed: &Completed) -> Result<(), String>;
+    /// Every share stored for `epoch` (one per reshare attempt that completed here), each
+    /// checked against the epoch's `players`.
+    fn load(&self, epoch: u64, players: &Set<PublicKey>) -> Result<Vec<Completed>, String>;
+    /// Stores the share a reshare `attempt` into `epoch` gave (genesis: epoch 0, attempt 0).
+    fn store(&mut self, epoch: u64, attempt: u16, completed: &Completed) -> Result<(), String>;
     /// Deletes the shares of every epoch below `epoch`.
     fn prune(&mut self, epoch: u64) -> Result<(), String>;
 }
@@ -82,7 +82,7 @@ pub type SharedShares = Arc<Mutex<dyn ShareStore>>;
 /// node seals each share with its keystore instead.
 #[derive(Clone, Default)]
 pub struct MemoryShares {
-    map: Arc<Mutex<BTreeMap<u64, Vec<u8>>>>,
+    map: Arc<Mutex<BTreeMap<(u64, u16), Vec<u8>>>>,
 }
 
 impl MemoryShares {
@@ -92,27 +92,29 @@ impl MemoryShares {
             .lock()
             .expect("the share map lock must not be poisoned")
             .keys()
-            .copied()
+            .map(|(epoch, _)| *epoch)
+            .collect::<std::collections::BTreeSet<u64>>()
+            .into_iter()
             .collect()
     }
 }
 
 impl ShareStore for MemoryShares {
-    fn load(&self, epoch: u64, players: &Set<PublicKey>) -> Result<Option<Completed>, String> {
+    fn load(&self, epoch: u64, players: &Set<PublicKey>) -> Result<Vec<Completed>, String> {
         let map = self
             .map
             .lock()
             .expect("the share map lock must not be poisoned");
-        map.get(&epoch)
-            .map(|bytes| Completed::decode(bytes, players).map_err(|e| e.to_string()))
-            .transpose()
+        map.range((epoch, 0)..=(epoch, u16::MAX))
+            .map(|(_, bytes)| Completed::decode(bytes, players).map_err(|e| e.to_string()))
+            .collect()
     }
 
-    fn store(&mut self, epoch: u64, completed: &Completed) -> Result<(), String> {
+    fn store(&mut self, epoch: u64, attempt: u16, completed: &Completed) -> Result<(), String> {
         self.map
             .lock()
             .expect("the share map lock must not be poisoned")
-            .insert(epoch, completed.encode());
+            .insert((epoch, attempt), completed.encode());
         Ok(())
     }
 
@@ -120,7 +122,7 @@ impl ShareStore for MemoryShares {
         self.map
             .lock()
             .expect("the share map lock must not be poisoned")
-            .retain(|e, _| *e >= epoch);
+            .retain(|(e, _), _| *e >= epoch);
         Ok(())
     }
 }
@@ -147,10 +149,14 @@ pub fn committee_of(keys: &[[u8; 32]]) -> Set<PublicKey> {
     Set::from_iter_dedup(keys.iter().filter_map(member_key))
 }
 
-/// The 8-byte tag of a players set that frames reshare messages: a message for another
-/// attempt (other players) is dropped before the ceremony sees it.
-fn players_tag(players: &Set<PublicKey>) -> [u8; 8] {
-    let digest = Sha256::hash(&[KEY_NAMESPACE, players.encode().as_ref()]);
+/// The 8-byte tag of an attempt and its players that frames reshare messages: a message for
+/// another attempt (or other players) is dropped before the ceremony sees it.
+fn attempt_tag(attempt: u16, players: &Set<PublicKey>) -> [u8; 8] {
+    let digest = Sha256::hash(&[
+        KEY_NAMESPACE,
+        &attempt.to_be_bytes(),
+        players.encode().as_ref(),
+    ]);
     let mut tag = [0u8; 8];
     tag.copy_from_slice(&digest.0[..8]);
     tag
@@ -175,6 +181,7 @@ pub struct EpochStart {
 /// every [`RESEND_EVERY`] until the epoch changes) and whether its result is stored.
 pub struct Reshare {
     epoch: u64,
+    attempt: u16,
     players: Set<PublicKey>,
     tag: [u8; 8],
     ceremony: Ceremony,
@@ -198,30 +205,69 @@ pub enum ReshareRefusal {
     Ceremony(#[from] DkgError),
 }
 
+/// How long (venue time) one reshare attempt may take before every member starts the next one:
+/// a ceremony that aborted (a player sent a wrong echo) or stalled (a player stopped talking)
+/// is abandoned, and the attempt number in every member's committed state moves on together.
+pub const RESHARE_ATTEMPT_MS: u64 = 20_000;
+
+/// The attempt due at venue time `now_ms` for a change due since `since_ms`.
+pub fn attempt_at(since_ms: u64, now_ms: u64) -> u16 {
+    u16::try_from(now_ms.saturating_sub(since_ms) / RESHARE_ATTEMPT_MS).unwrap_or(u16::MAX)
+}
+
+/// The DKG round of `attempt` into `epoch`: distinct for every epoch and attempt, never the
+/// genesis round 0.
+fn round_of(epoch: u64, attempt: u16) -> u64 {
+    (epoch << 16) | u64::from(attempt)
+}
+
+/// The randomness of this member's dealing in one attempt: derived from its secret key and the
+/// attempt, so a member that restarts mid-reshare deals exactly the same polynomial again (its
+/// peers already acked it) and never reuses one across attempts.
+fn dealing_rng(
+    signer: &ed25519::PrivateKey,
+    epoch: u64,
+    attempt: u16,
+    players: &Set<PublicKey>,
+) -> rand_chacha::ChaCha20Rng {
+    use rand_core::SeedableRng as _;
+    let secret = signer.encode();
+    let seed = Sha256::hash(&[
+        b"bulwark/node/reshare-dealing/v1".as_slice(),
+        secret.as_ref(),
+        &epoch.to_be_bytes(),
+        &attempt.to_be_bytes(),
+        players.encode().as_ref(),
+    ]);
+    rand_chacha::ChaCha20Rng::from_seed(seed.0)
+}
+
 impl Reshare {
-    /// Starts this member's side of the reshare of `current` (its share of the ending epoch)
-    /// into `epoch`, with `players` as dealers and players.
+    /// Starts this member's side of `attempt` at resharing `current` (its share of the ending
+    /// epoch) into `epoch`, with `players` as dealers and players.
     pub fn start(
         epoch: u64,
+        attempt: u16,
         current: &Completed,
         signer: ed25519::PrivateKey,
         players: Set<PublicKey>,
-        rng: &mut impl CryptoRng,
     ) -> Result<Self, DkgError> {
+        let mut rng = dealing_rng(&signer, epoch, attempt, &players);
         let (ceremony, first) = Ceremony::reshare(
             DKG_NAMESPACE,
-            epoch,
+            round_of(epoch, attempt),
             current.output.clone(),
             Some(current.share.clone()),
             signer,
             players.clone(),
             players.clone(),
-            rng,
+            &mut rng,
         )?;
-        info!(epoch, players = players.len(), "reshare started");
+        info!(epoch, attempt, players = players.len(), "reshare started");
         Ok(Reshare {
             epoch,
-            tag: players_tag(&players),
+            attempt,
+            tag: attempt_tag(attempt, &players),
             players,
             ceremony,
             sent: first,
@@ -240,9 +286,21 @@ impl Reshare {
         &self.players
     }
 
-    /// Whether it is the reshare into `epoch` for exactly `players`.
+    /// Its attempt number.
+    pub fn attempt(&self) -> u16 {
+        self.attempt
+    }
+
+    /// Whether it is a reshare into `epoch` for exactly `players`.
     pub fn is_for(&self, epoch: u64, players: &Set<PublicKey>) -> bool {
         self.epoch == epoch && self.players == *players
+    }
+
+    /// Whether `frame` is addressed to this attempt.
+    pub fn takes(&self, frame: &[u8]) -> bool {
+        frame.len() >= FRAME_HEADER
+            && frame[..8] == self.epoch.to_be_bytes()
+            && frame[8..FRAME_HEADER] == self.tag
     }
 
     /// The result, once the ceremony completed and the share was stored.
@@ -305,12 +363,13 @@ impl Reshare {
         let out = match self.ceremony.receive(from, &frame[FRAME_HEADER..]) {
             Ok(out) => out,
             Err(error) => {
-                if self.ceremony.completed().is_none()
-                    && self.ceremony.status().stage == bulwark_custody::dkg::Stage::Aborted
-                    && self.failed.is_none()
-                {
-                    warn!(epoch = self.epoch, %error, "reshare aborted");
-                    self.failed = Some(error.to_string());
+                if self.ceremony.status().stage == bulwark_custody::dkg::Stage::Aborted {
+                    // Every later message repeats the abort: it says nothing about its sender.
+                    if self.failed.is_none() {
+                        warn!(epoch = self.epoch, attempt = self.attempt, %error, "reshare aborted; the next attempt starts when this one's time is up");
+                        self.failed = Some(error.to_string());
+                    }
+                    return Ok(0);
                 }
                 return Err(error.into());
             }
@@ -322,7 +381,7 @@ impl Reshare {
                 let stored = shares
                     .lock()
                     .expect("the share store lock must not be poisoned")
-                    .store(self.epoch, completed);
+                    .store(self.epoch, self.attempt, completed);
                 match stored {
                     Ok(()) => {
                         self.stored = true;
@@ -348,11 +407,6 @@ impl Reshare {
 /// older epoch is not, so it can sign nothing the new epoch verifies.
 pub fn share_fits(output: &Output<MinSig, PublicKey>, share: &Share) -> bool {
     matches!(output.public().partial_public(share.index), Ok(public) if public == share.public::<MinSig>())
-}
-
-/// This member's p2p key.
-pub fn public_key_of(signer: &ed25519::PrivateKey) -> PublicKey {
-    signer.public_key()
 }
 
 /// Writes the digest of the block that began `epoch` (synced) under `partition`.

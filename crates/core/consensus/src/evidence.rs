@@ -48,6 +48,13 @@ pub enum Kind {
     /// match its commitment, a forged log, a message outside its role); `view` is the epoch the
     /// reshare is into.
     MalformedReshare,
+    /// It sent bytes on the accusation channel that are not an accusation, or an accusation it
+    /// signed whose signature does not verify.
+    MalformedAccusation,
+    /// Its appraisal lapsed: it did not answer this node's attestation challenges in time.
+    AppraisalLapsed,
+    /// Its configuration audit failed or went stale (the detail is the signed report).
+    AuditFailed,
 }
 
 /// One record.
@@ -96,6 +103,21 @@ impl EvidenceLog {
             inner.recent.pop_front();
         }
         inner.recent.push_back(evidence);
+    }
+
+    /// The records after the first `seen` since start that are still held, and the new count
+    /// to pass next time: a reader that keeps up sees every record once.
+    pub fn since(&self, seen: u64) -> (Vec<Evidence>, u64) {
+        let inner = self
+            .inner
+            .lock()
+            .expect("the evidence lock must not be poisoned");
+        let new = usize::try_from(inner.total.saturating_sub(seen)).unwrap_or(usize::MAX);
+        let skip = inner.recent.len().saturating_sub(new);
+        (
+            inner.recent.iter().skip(skip).cloned().collect(),
+            inner.total,
+        )
     }
 
     /// Records since start, per peer (hex key).

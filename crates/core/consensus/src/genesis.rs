@@ -59,6 +59,21 @@ pub fn try_genesis(
     index_micros: &[i64],
     oracle: OracleConfig,
 ) -> Result<(Engine, Digest), GenesisError> {
+    try_genesis_with(
+        accounts,
+        index_micros,
+        oracle,
+        bulwark_sentinel::Policy::default(),
+    )
+}
+
+/// [`try_genesis`] with the sentinel's `policy` (the genesis file's `sentinel` section).
+pub fn try_genesis_with(
+    accounts: &[GenesisAccount],
+    index_micros: &[i64],
+    oracle: OracleConfig,
+    policy: bulwark_sentinel::Policy,
+) -> Result<(Engine, Digest), GenesisError> {
     if index_micros.len() > 16 {
         return Err(GenesisError::TooManyUnderlyings {
             listed: index_micros.len(),
@@ -69,7 +84,7 @@ pub fn try_genesis(
     // its own signatures (`docs/sentinel.md`).
     let sentinel = bulwark_engine::sentinel::SentinelConfig {
         members: oracle.members.clone(),
-        ..Default::default()
+        policy,
     };
     let config = EngineConfig {
         oracle,

@@ -101,6 +101,12 @@ impl SentinelFeed {
         in_turn(next, self.decisions.iter().cloned(), now_ms)
     }
 
+    /// The members this sentinel holds accusations against (its own or others'): suspected,
+    /// not (yet) convicted.
+    pub fn suspected(&self) -> Vec<[u8; 32]> {
+        self.pool.accused().copied().collect()
+    }
+
     /// Drops the decisions `engine` no longer needs (their member is not admitted any more).
     pub fn prune(&mut self, engine: &Engine) {
         if let Some(membership) = engine.membership() {

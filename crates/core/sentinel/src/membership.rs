@@ -166,6 +166,9 @@ pub enum Refusal {
         /// f+1.
         need: usize,
     },
+    /// An epoch change while nobody is quarantined: the committee would stay the same.
+    #[error("no member is quarantined, so no epoch change is due")]
+    NoChangeDue,
     /// An epoch change names another committee than the one the trust state leaves.
     #[error("the next committee is {expected} members without the quarantined ones; the change names {found}")]
     WrongCommittee {
@@ -258,9 +261,24 @@ impl Membership {
         self.quarantined() > 0
     }
 
+    /// Since when (venue time of the newest quarantine) the next committee has been what it is;
+    /// `None` when no change is due.
+    pub fn change_due_since(&self) -> Option<u64> {
+        self.members
+            .iter()
+            .filter_map(|m| match self.trust.get(m) {
+                Some(Trust::Quarantined { at_ms, .. }) => Some(*at_ms),
+                _ => None,
+            })
+            .max()
+    }
+
     /// The one check of an epoch change, the same for the proposer and every replica: `epoch`
     /// is the next one and `members` is exactly [`Membership::next_members`].
     pub fn check_epoch(&self, epoch: u64, members: &[MemberKey]) -> Result<(), Refusal> {
+        if !self.change_due() {
+            return Err(Refusal::NoChangeDue);
+        }
         if epoch != self.epoch + 1 {
             return Err(Refusal::WrongEpoch {
                 found: epoch,

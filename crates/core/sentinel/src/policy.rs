@@ -52,7 +52,9 @@ impl Default for Policy {
             conflicting_votes: 1,
             oracle_faults: 1,
             audit_failed: 2,
-            silence_views: 20,
+            // Minutes of a busy committee: a member restarting (an upgrade, a reboot) must not
+            // look silent; one gone for good still does.
+            silence_views: 600,
             silence: 1,
             max_quarantined: None,
             min_members: 3,

@@ -220,6 +220,14 @@ impl AccusationPool {
         });
     }
 
+    /// The members some held accusation names.
+    pub fn accused(&self) -> impl Iterator<Item = &MemberKey> {
+        self.held
+            .iter()
+            .filter(|(_, against)| !against.is_empty())
+            .map(|(member, _)| member)
+    }
+
     /// How many accusations are held.
     pub fn len(&self) -> usize {
         self.held.values().map(BTreeMap::len).sum()

@@ -36,6 +36,7 @@ pub(crate) fn monitor(
         let mut line = Vec::new();
         let mut first_txs = None;
         let mut index_line = String::new();
+        let mut epoch_line = String::from("epoch -");
         for (index, slot) in clients.iter_mut().enumerate() {
             if let Some(Ok(Some(status))) = nodes.children.get_mut(index).map(Child::try_wait) {
                 line.push(format!("n{index}:EXITED({status})"));
@@ -60,6 +61,18 @@ pub(crate) fn monitor(
                     None => {
                         roots.insert(height, (root, [index].into()));
                     }
+                }
+            }
+            if height >= figures.height {
+                // The trust the most advanced node committed: the epoch and every member's state.
+                epoch_line = format!("epoch {}", status.epoch);
+                if !status.members.is_empty() {
+                    let trust: Vec<String> = status
+                        .members
+                        .iter()
+                        .map(|(key, state)| format!("{}:{state}", &key[..key.len().min(8)]))
+                        .collect();
+                    epoch_line.push_str(&format!(" [{}]", trust.join(" ")));
                 }
             }
             figures.height = figures.height.max(height);
@@ -121,8 +134,9 @@ pub(crate) fn monitor(
         if options.status {
             let fmt_ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
             eprintln!(
-                "height {} | {} | finalized {:.0} orders/s | submit→final p50 {} ms p99 {} ms | roots {} ({} heights compared) | {} | submitted {}",
+                "height {} | {} | {} | finalized {:.0} orders/s | submit→final p50 {} ms p99 {} ms | roots {} ({} heights compared) | {} | submitted {}",
                 figures.height,
+                epoch_line,
                 index_line,
                 rate,
                 fmt_ms(figures.p50_ms),

@@ -283,6 +283,8 @@ fn write_genesis(
             .collect(),
         // Every node observes the (DEVELOPMENT, synthetic) index and signs with its node key.
         oracle_members: peers.iter().map(|p| p.public_key.clone()).collect(),
+        // The sentinel's safe defaults (docs/sentinel.md).
+        sentinel: None,
     };
     let genesis_path = dir.join("genesis.json");
     write(&genesis_path, &serde_json::to_string_pretty(&genesis)?)?;

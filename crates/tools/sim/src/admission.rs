@@ -111,8 +111,50 @@ impl World {
                     0,
                     serde_json::to_string(&signed).unwrap(),
                 );
-                // The sentinel: a contraindicated appraisal is enough for this member to accuse.
-                self.observe(appraiser, cut, bulwark_sentinel::Grounds::Contraindicated);
+            }
+        }
+    }
+
+    /// One audit round: each member in `scenario.failed_audit` signs a report whose one check
+    /// failed and sends it to every member; each verifies the signature and the node it names
+    /// and records the failure as evidence (which its sentinel turns into an accusation).
+    pub(crate) fn audit_round(&self) {
+        use bulwark_audit::report::{CheckResult, Outcome, PolicyResult, Report};
+        use bulwark_audit::sign::{sign_report, verify_report};
+        for &failing in self.scenario.failed_audit {
+            let check = CheckResult {
+                id: 1,
+                title: "The node binary matches the release manifest".into(),
+                severity: bulwark_audit::policy::Severity::Critical,
+                outcome: Outcome::Failed,
+                reason: None,
+                rules: Vec::new(),
+            };
+            let mut report = Report {
+                version: 1,
+                node: None,
+                generated_at_ms: unix_ms(&self.context),
+                policies: vec![PolicyResult::from_checks(
+                    "bulwark_node".into(),
+                    "bulwark node hardening".into(),
+                    "bulwark_node.yml".into(),
+                    vec![check],
+                )],
+            };
+            let signed = sign_report(&mut report, self.node_signing_key(failing));
+            for receiver in (0..self.scenario.n).filter(|&r| r != failing) {
+                let Ok(report) = verify_report(&signed) else {
+                    continue;
+                };
+                let failed: u32 = report.policies.iter().map(|p| p.failed).sum();
+                if failed > 0 {
+                    self.evidence[receiver].record(
+                        Kind::AuditFailed,
+                        &self.by_index[failing],
+                        0,
+                        String::from_utf8_lossy(&signed.encode()).into_owned(),
+                    );
+                }
             }
         }
     }

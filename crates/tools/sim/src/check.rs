@@ -135,8 +135,10 @@ pub fn check(outcome: &Outcome) -> Result<Summary, Violation> {
     }
     if let Some(clock_round) = outcome.oracle_clock_round {
         for (member, (round, _)) in outcome.oracle.iter().enumerate() {
-            // A cut-off member sees no block, so its certified rounds stop with its links.
-            let cut_off = outcome.tampered.contains(&member);
+            // A cut-off member sees no block, so its certified rounds stop with its links; a
+            // removed one follows the chain no more.
+            let cut_off = outcome.tampered.contains(&member)
+                || outcome.episode.removed.iter().any(|(m, _)| *m == member);
             if Some(member) != outcome.crashed
                 && !cut_off
                 && round + ORACLE_LAG_ROUNDS < clock_round

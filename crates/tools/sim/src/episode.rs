@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // a broken simulation setup is a programmer error: crash, with the seed.
 
 use crate::world::{unix_ms, World};
-use bulwark_consensus::epoch::{committee_of, ShareStore as _};
+use bulwark_consensus::epoch::{committee_of, key_digest, ShareStore as _};
 use bulwark_sentinel::Trust;
 use commonware_codec::Encode as _;
 use commonware_cryptography::bls12381::primitives::ops::threshold;
@@ -144,7 +144,14 @@ impl World {
         let Some(remaining) = remaining else {
             return out;
         };
-        let Ok(Some(now)) = self.key_shares[remaining].load(out.epoch, &participants) else {
+        let agreed = membership.key().map(|k| k.digest);
+        let Ok(stored) = self.key_shares[remaining].load(out.epoch, &participants) else {
+            return out;
+        };
+        let Some(now) = stored
+            .into_iter()
+            .find(|c| agreed.is_none_or(|digest| digest == key_digest(&c.output)))
+        else {
             return out;
         };
         out.identity_after = Some(hex::encode(now.output.public().public().encode()));

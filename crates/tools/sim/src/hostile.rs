@@ -25,6 +25,7 @@ where
         blocks,
         requests,
         reshare,
+        accusations,
     } = channels;
     let mut senders = vec![
         votes.0,
@@ -33,6 +34,7 @@ where
         blocks.0,
         requests.0,
         reshare.0,
+        accusations.0,
     ];
     let receivers = vec![
         votes.1,
@@ -41,6 +43,7 @@ where
         blocks.1,
         requests.1,
         reshare.1,
+        accusations.1,
     ];
     let flood = context.child("flood").spawn(move |mut context| async move {
         loop {
@@ -80,8 +83,16 @@ where
         blocks,
         requests,
         reshare,
+        accusations,
     } = channels;
-    let others = (certificates, resolver, blocks, requests, reshare);
+    let others = (
+        certificates,
+        resolver,
+        blocks,
+        requests,
+        reshare,
+        accusations,
+    );
     let votes = context
         .child("equivocate")
         .spawn(move |mut context| async move {
@@ -149,6 +160,7 @@ where
         blocks: (mut sender, blocks_in),
         requests,
         reshare,
+        accusations,
     } = channels;
     let flood = context.child("flood").spawn(move |mut context| async move {
         loop {
@@ -173,7 +185,14 @@ where
     let drain = hold_open(
         &context,
         "drain",
-        (votes, certificates, resolver, blocks_in, requests, reshare),
+        (
+            votes,
+            certificates,
+            resolver,
+            blocks_in,
+            requests,
+            (reshare, accusations),
+        ),
     );
     Member {
         simplex: flood,

@@ -99,6 +99,26 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
         "member 1 signs two different oracle observations every round, one per half of the committee; the sentinel quarantines it on its own signatures",
     ),
     (
+        "equivocating-leader",
+        "member 0 signs two conflicting votes in every view it votes in; every member that sees both accuses it, and f+1 accusations remove it at the next epoch",
+    ),
+    (
+        "lying-oracle-member",
+        "member 1 reports twice the price every oracle round; the engine records its oracle faults, every member accuses it, and f+1 accusations remove it",
+    ),
+    (
+        "silent-member",
+        "member n-1 goes silent (crashes for good); after the policy's silence_views without its votes every member accuses it, and it is removed",
+    ),
+    (
+        "failed-audit",
+        "member 2's signed configuration audit reports fail; every member that verifies them accuses it, and it is removed",
+    ),
+    (
+        "compromised-data-center",
+        "f members (one data center) run tampered binaries at once; all f are quarantined and removed at one epoch change, the rest keep trading",
+    ),
+    (
         "forged-log",
         "a node's disk hands bulwark verify forged logs with valid checksums: moved and forged certificates, another committee's key, a wrong root, a swapped block, an uncovered --until tail, an --until past the end",
     ),
@@ -215,6 +235,47 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             oracle: true,
             ..base
         },
+        "equivocating-leader" => Scenario {
+            height_before: 30,
+            equivocators: &[0],
+            oracle: true,
+            expect_removal: true,
+            height_after: 20,
+            ..base
+        },
+        "lying-oracle-member" => Scenario {
+            height_before: 30,
+            lying_oracle: &[1],
+            oracle: true,
+            expect_removal: true,
+            height_after: 20,
+            ..base
+        },
+        "silent-member" => Scenario {
+            height_before: 30,
+            silent: Some(n - 1),
+            oracle: true,
+            expect_removal: true,
+            height_after: 20,
+            ..base
+        },
+        "failed-audit" => Scenario {
+            height_before: 30,
+            failed_audit: &[2],
+            oracle: true,
+            expect_removal: true,
+            height_after: 20,
+            ..base
+        },
+        "compromised-data-center" => Scenario {
+            height_before: 60,
+            admission: true,
+            tampered: if n >= 7 { &[0, 1] } else { &[0] },
+            oracle: true,
+            expect_removal: true,
+            height_after: 20,
+            ..base
+        },
         "forged-log" => Scenario {
             height_before: 20,
             forged_logs: true,
@@ -289,6 +350,9 @@ impl Report {
             .chain(scenario.equivocating_oracle)
             .chain(scenario.false_accusers)
             .chain(scenario.tampered)
+            .chain(scenario.lying_oracle)
+            .chain(scenario.failed_audit)
+            .chain(scenario.silent.as_slice())
             .copied()
             .collect();
         hostile.sort_unstable();

@@ -44,6 +44,12 @@ pub fn run(scenario: Scenario) -> Outcome {
             world.accuse_falsely(*accuser, 0);
         }
         world.wait_for(scenario.height_before, &honest).await;
+        if let Some(silent) = scenario.silent {
+            world.members[silent].abort();
+        }
+        for _ in 0..2 {
+            world.audit_round();
+        }
         if scenario.expect_removal {
             world.wait_for_removal().await;
         }

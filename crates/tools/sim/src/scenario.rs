@@ -67,6 +67,13 @@ pub struct Scenario {
     /// At the end, hand the log verifier forgeries of an honest member's log
     /// ([`crate::forgery`]): each must be refused.
     pub forged_logs: bool,
+    /// Members whose oracle observations report twice the price (their replicas are honest).
+    pub lying_oracle: &'static [usize],
+    /// Members whose configuration audit fails: each sends every member its signed report,
+    /// twice, after `height_before`.
+    pub failed_audit: &'static [usize],
+    /// A member that goes silent (crashes, never restarts) once `height_before` is reached.
+    pub silent: Option<usize>,
     /// The sentinel must remove someone: after `height_before`, the run waits for an epoch
     /// change that removes a member, then `height_after` more heights.
     pub expect_removal: bool,
@@ -100,6 +107,9 @@ impl Scenario {
             success_rate: probability!(1.0),
             forged_logs: false,
             expect_removal: false,
+            lying_oracle: &[],
+            failed_audit: &[],
+            silent: None,
         }
     }
 }

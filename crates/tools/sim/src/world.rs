@@ -6,12 +6,13 @@
 use crate::hostile::{equivocate, far_future_observations, flood_blocks, flood_garbage, malleate};
 use crate::scenario::Scenario;
 use bulwark_consensus::committee::{
-    max_message_size, start_member, Channels, Member, MemberConfig, Timing, CHANNEL_BLOCKS,
-    CHANNEL_CERTIFICATES, CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES, CONSENSUS_NAMESPACE,
+    max_message_size, start_member, Channels, Member, MemberConfig, Timing, CHANNEL_ACCUSATIONS,
+    CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES,
+    CONSENSUS_NAMESPACE,
 };
 use bulwark_consensus::epoch::{MemoryShares, ShareStore as _, CHANNEL_RESHARE};
 use bulwark_consensus::evidence::{EvidenceLog, Kind};
-use bulwark_consensus::genesis::{try_genesis, GenesisAccount};
+use bulwark_consensus::genesis::{try_genesis_with, GenesisAccount};
 use bulwark_consensus::mempool::{MempoolConfig, Origin, Refusal};
 use bulwark_consensus::oracle_feed::{round_at, OraclePool, SharedPool, SyntheticFeed, ROUND_MS};
 use bulwark_consensus::replica::{
@@ -128,10 +129,15 @@ impl World {
             })
             .collect();
         let oracle_config = oracle_config(&scenario, &oracle_keys);
-        let genesis = try_genesis(
+        let genesis = try_genesis_with(
             &accounts,
             &[60_000 * USD, 3_000 * USD],
             oracle_config.clone(),
+            // Silence after 20 views, so a short run sees it (the default waits longer).
+            bulwark_sentinel::Policy {
+                silence_views: 20,
+                ..bulwark_sentinel::Policy::default()
+            },
         )
         .unwrap();
         let venue_epoch_ms = unix_ms(&context);
@@ -149,7 +155,7 @@ impl World {
                     share: shares.get_value(p).unwrap().clone(),
                     transcript: [0; 32],
                 };
-                store.store(0, &completed).unwrap();
+                store.store(0, 0, &completed).unwrap();
                 store
             })
             .collect();
@@ -303,6 +309,7 @@ impl World {
             blocks: control.register(CHANNEL_BLOCKS, quota).await.unwrap(),
             requests: control.register(CHANNEL_REQUESTS, quota).await.unwrap(),
             reshare: control.register(CHANNEL_RESHARE, quota).await.unwrap(),
+            accusations: control.register(CHANNEL_ACCUSATIONS, quota).await.unwrap(),
         };
         if self.scenario.garbage.contains(&index) {
             return flood_garbage(node, channels);
@@ -341,7 +348,9 @@ impl World {
             // The oracle key is the seed-order key; the member's p2p identity names it.
             let sender = self.member_keys[index].clone();
             let replica = self.by_index.iter().position(|p| *p == sender);
-            let lying = replica.is_some_and(|r| self.scenario.byzantine.contains(&r));
+            let lying = replica.is_some_and(|r| {
+                self.scenario.byzantine.contains(&r) || self.scenario.lying_oracle.contains(&r)
+            });
             let hostile = replica.is_some_and(|r| self.scenario.far_future_oracle.contains(&r));
             let equivocating =
                 replica.is_some_and(|r| self.scenario.equivocating_oracle.contains(&r));
@@ -411,7 +420,7 @@ impl World {
 
     /// Replica `replica`'s node (oracle and sentinel) signing key: the oracle keys are in seed
     /// order, replicas in participant order.
-    fn node_signing_key(&self, replica: usize) -> &ed25519_dalek::SigningKey {
+    pub(crate) fn node_signing_key(&self, replica: usize) -> &ed25519_dalek::SigningKey {
         let seed_index = self
             .member_keys
             .iter()
@@ -431,26 +440,6 @@ impl World {
     /// Replica `replica`'s node (oracle and sentinel) key.
     pub(crate) fn node_key(&self, replica: usize) -> [u8; 32] {
         self.node_signing_key(replica).verifying_key().to_bytes()
-    }
-
-    /// Replica `accuser`'s sentinel saw `grounds` against `accused`: when that makes it accuse,
-    /// its accusation reaches every member's sentinel (a stand-in for the accusation gossip),
-    /// each checking it against its own committed state.
-    pub(crate) fn observe(
-        &self,
-        accuser: usize,
-        accused: usize,
-        grounds: bulwark_sentinel::Grounds,
-    ) {
-        let engine = self.views[accuser].lock().unwrap().clone();
-        let accusation = self.sentinels[accuser].lock().unwrap().observe(
-            &engine,
-            self.node_key(accused),
-            grounds,
-        );
-        if let Some(accusation) = accusation {
-            self.spread(accusation);
-        }
     }
 
     /// Replica `accuser` signs an accusation against `accused` regardless of any evidence and

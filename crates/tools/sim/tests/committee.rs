@@ -401,17 +401,50 @@ fn an_equivocating_oracle_member_is_quarantined_on_its_own_signatures() {
                 assert_eq!(convicted, &vec![1], "member {member} at n = {n}");
             }
         }
-        removed_at_the_next_epoch(&outcome, 1);
+        removed_at_the_next_epoch(&outcome, &[1]);
     }
 }
 
-/// The end of an episode that removed `member`: it left at epoch 1 and nobody else did, blocks
+/// The sentinel's other episodes (issue #13), at n = 4 and 7: a member equivocating votes, one
+/// lying as an oracle, one gone silent, one whose audits fail, and a whole data center (f members)
+/// tampered at once. Each ends with exactly the culprits removed at epoch 1, blocks finalizing
+/// throughout, the genesis identity kept and the old shares useless.
+#[test]
+fn every_sentinel_episode_removes_exactly_the_culprits() {
+    for (name, culprits) in [
+        ("equivocating-leader", &[0usize][..]),
+        ("lying-oracle-member", &[1][..]),
+        ("silent-member", &[][..]),
+        ("failed-audit", &[2][..]),
+        ("compromised-data-center", &[][..]),
+    ] {
+        for (seed, n) in [(171, 4), (172, 7)] {
+            let (outcome, report) = run_named(name, seed, n);
+            let culprits: Vec<usize> = match name {
+                "silent-member" => vec![n - 1],
+                "compromised-data-center" => (0..(n - 1) / 3).collect(),
+                _ => culprits.to_vec(),
+            };
+            eprintln!(
+                "{name} n = {n}: {}",
+                serde_json::to_string(&report).unwrap()
+            );
+            assert!(report.held, "{name} n = {n}: {report:#?}");
+            assert_eq!(report.false_evidence, 0, "{name} n = {n}: {report:#?}");
+            assert_eq!(report.quarantined, culprits, "{name} n = {n}: {report:#?}");
+            removed_at_the_next_epoch(&outcome, &culprits);
+        }
+    }
+}
+
+/// The end of an episode that removed `members`: they left at epoch 1 and nobody else did, blocks
 /// never stopped for long, the remaining members hold the genesis identity, and the removed
 /// member's genesis share signs nothing the new sharing verifies (while it did under the old).
-fn removed_at_the_next_epoch(outcome: &bulwark_sim::Outcome, member: usize) {
+fn removed_at_the_next_epoch(outcome: &bulwark_sim::Outcome, members: &[usize]) {
     let episode = &outcome.episode;
     eprintln!("{}", serde_json::to_string(episode).unwrap());
-    assert_eq!(episode.removed, vec![(member, 1)], "{episode:#?}");
+    let expected: Vec<(usize, u64)> = members.iter().map(|m| (*m, 1)).collect();
+    assert_eq!(episode.removed, expected, "{episode:#?}");
     assert_eq!(episode.epoch, 1, "{episode:#?}");
     assert!(episode.removed_ms >= episode.quarantined_ms, "{episode:#?}");
     assert!(episode.blocks_during >= 20, "{episode:#?}");
@@ -452,7 +485,7 @@ fn a_tampered_member_is_quarantined_by_f_plus_one_accusations() {
         for (member, convicted) in outcome.quarantined.iter().enumerate().skip(1) {
             assert_eq!(convicted, &vec![0], "member {member} at n = {n}");
         }
-        removed_at_the_next_epoch(&outcome, 0);
+        removed_at_the_next_epoch(&outcome, &[0]);
     }
 }
 
@@ -467,6 +500,8 @@ fn f_false_accusers_remove_nobody() {
         assert!(report.height_progress >= 60, "{report:#?}");
         assert!(report.quarantined.is_empty(), "{report:#?}");
         assert!(outcome.quarantined.iter().all(Vec::is_empty), "n = {n}");
+        assert!(outcome.episode.removed.is_empty(), "n = {n}");
+        assert_eq!(outcome.episode.epoch, 0, "n = {n}");
     }
 }
 

@@ -9,6 +9,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         (mut sender, mut receiver): (S, R),
         (mut request_sender, mut request_receiver): (RS, RR),
         (mut reshare_sender, mut reshare_receiver): (XS, XR),
+        (mut accusation_sender, mut accusation_receiver): (XS, XR),
     ) where
         S: Sender<PublicKey = PublicKey>,
         R: Receiver<PublicKey = PublicKey>,
@@ -54,6 +55,13 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                     };
                     self.receive_block(&peer, bytes.as_ref());
                 },
+                received = accusation_receiver.recv() => {
+                    let Ok((peer, bytes)) = received else {
+                        debug!("accusation channel closed; replica stops");
+                        return;
+                    };
+                    self.receive_accusation(&peer, bytes.as_ref());
+                },
                 received = reshare_receiver.recv() => {
                     let Ok((peer, bytes)) = received else {
                         debug!("reshare channel closed; replica stops");
@@ -64,16 +72,29 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             }
             self.progress().await;
             self.request_missing(&mut request_sender);
-            self.send_reshare(&mut reshare_sender);
+            self.watch();
+            let now = self.context.current();
+            let resend = now >= self.next_resend;
+            if resend {
+                self.next_resend = now + crate::epoch::RESEND_EVERY;
+            }
+            self.send_reshare(&mut reshare_sender, resend);
+            self.send_accusations(&mut accusation_sender, resend);
         }
     }
 
-    /// Hands a reshare message to the running reshare; anything else is dropped (an honest
-    /// peer sends it again every [`crate::epoch::RESEND_EVERY`]).
+    /// Hands a reshare message to the attempt it is addressed to; anything else is dropped (an
+    /// honest peer sends it again every [`crate::epoch::RESEND_EVERY`]).
     fn receive_reshare(&mut self, peer: &PublicKey, bytes: &[u8]) {
-        let Some(reshare) = self.reshare.as_mut() else {
+        let Some(reshare) = self
+            .reshares
+            .iter_mut()
+            .chain(self.finishing.iter_mut())
+            .find(|r| r.takes(bytes))
+        else {
             return;
         };
+        let was_complete = reshare.completed().is_some();
         match reshare.receive(peer, bytes, &self.config.shares) {
             Ok(new) => self.reshare_due |= new > 0,
             Err(crate::epoch::ReshareRefusal::OtherReshare(_)) => {}
@@ -90,23 +111,27 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 );
             }
         }
+        let late = !was_complete
+            && reshare.completed().is_some()
+            && reshare.epoch() == epoch_of(&self.committed);
+        if late && self.keys.is_none() {
+            // The epoch began before this member's reshare completed: it can sign now.
+            self.announce_epoch();
+        }
     }
 
-    /// Sends the reshare's new messages now, and all of them every
+    /// Sends the reshares' new messages now, and all of them every
     /// [`crate::epoch::RESEND_EVERY`] until the epoch changes.
-    fn send_reshare<XS: Sender<PublicKey = PublicKey>>(&mut self, sender: &mut XS) {
-        let Some(reshare) = &self.reshare else {
-            return;
-        };
-        let now = self.context.current();
-        if !self.reshare_due && now < self.next_resend {
+    fn send_reshare<XS: Sender<PublicKey = PublicKey>>(&mut self, sender: &mut XS, resend: bool) {
+        if !self.reshare_due && !resend {
             return;
         }
         self.reshare_due = false;
-        self.next_resend = now + crate::epoch::RESEND_EVERY;
         let me = self.config.signer.public_key();
-        for (recipients, frame) in reshare.outbox(&me) {
-            sender.send(recipients, IoBuf::from(frame), false);
+        for reshare in self.reshares.iter().chain(&self.finishing) {
+            for (recipients, frame) in reshare.outbox(&me) {
+                sender.send(recipients, IoBuf::from(frame), false);
+            }
         }
     }
 

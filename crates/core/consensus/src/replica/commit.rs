@@ -149,6 +149,8 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 .lock()
                 .expect("the share store lock must not be poisoned")
                 .prune(block_epoch);
+            // The epoch's first block is final: its members hold their shares.
+            self.finishing.clear();
             match pruned {
                 Ok(()) => {
                     info!(epoch = block_epoch, "deleted the shares of older epochs");
@@ -171,12 +173,19 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         Ok(())
     }
 
-    /// The committed block `boundary` began a new epoch: takes this member's share of it and
-    /// announces the epoch to the orchestrator.
+    /// The committed block `boundary` began a new epoch: keeps the reshares into it answering
+    /// peers, takes this member's share and announces the epoch to the orchestrator.
     fn begin_epoch(&mut self, boundary: Digest) {
+        self.epoch_boundary = boundary;
+        self.finishing = std::mem::take(&mut self.reshares);
+        self.announce_epoch();
+    }
+
+    /// Announces the current epoch to the orchestrator, with this member's share of its agreed
+    /// key when it holds one.
+    pub(super) fn announce_epoch(&mut self) {
         let epoch = epoch_of(&self.committed);
         let participants = restore::participants_of(&self.config, &self.committed);
-        self.reshare = None;
         self.keys = restore::shares_of(&self.config, &self.committed, &participants);
         let member = participants
             .position(&self.config.signer.public_key())
@@ -190,32 +199,37 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         );
         let _ = self.epochs.send(EpochStart {
             epoch,
-            boundary,
+            boundary: self.epoch_boundary,
             participants,
             keys: self.keys.clone(),
         });
     }
 
-    /// Starts the reshare into the next epoch when the committed trust state says one is due
-    /// (someone is quarantined) and this member stays; drops a reshare that no longer fits.
+    /// Keeps the reshare into the next epoch going while the committed trust state says one is
+    /// due (someone is quarantined) and this member stays: the attempt the committed venue time
+    /// calls for (every member computes the same one), plus the earlier attempts that completed
+    /// here. Drops what no longer fits.
     pub(super) fn start_reshare_if_due(&mut self) {
         let Some(membership) = self.committed.membership() else {
             return;
         };
-        if !membership.change_due() {
-            self.reshare = None;
+        let (Some(since), true) = (membership.change_due_since(), membership.change_due()) else {
+            self.reshares.clear();
             return;
-        }
+        };
         let epoch = membership.epoch() + 1;
         let players = crate::epoch::committee_of(&membership.next_members());
-        if self
-            .reshare
-            .as_ref()
-            .is_some_and(|reshare| reshare.is_for(epoch, &players))
-        {
+        let attempt = crate::epoch::attempt_at(since, self.committed.time_ms());
+        self.reshares.retain(|r| {
+            r.is_for(epoch, &players) && (r.attempt() == attempt || r.completed().is_some())
+        });
+        // Bounded: the current attempt and the three newest completed ones.
+        while self.reshares.len() > 4 {
+            self.reshares.remove(0);
+        }
+        if self.reshares.iter().any(|r| r.attempt() == attempt) {
             return;
         }
-        self.reshare = None;
         if players.position(&self.config.signer.public_key()).is_none() {
             info!(epoch, "this member leaves the committee at the next epoch");
             return;
@@ -224,18 +238,12 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             warn!(epoch, "this member holds no share of the current key and cannot deal; the reshare waits for it");
             return;
         };
-        match Reshare::start(
-            epoch,
-            keys,
-            self.config.signer.clone(),
-            players,
-            &mut self.context,
-        ) {
+        match Reshare::start(epoch, attempt, keys, self.config.signer.clone(), players) {
             Ok(reshare) => {
-                self.reshare = Some(reshare);
+                self.reshares.push(reshare);
                 self.reshare_due = true;
             }
-            Err(error) => warn!(epoch, %error, "cannot start the reshare"),
+            Err(error) => warn!(epoch, attempt, %error, "cannot start the reshare"),
         }
     }
 

@@ -34,14 +34,28 @@ pub struct Mailbox {
     pub(super) events: mpsc::UnboundedSender<Message>,
     pub(super) evidence: EvidenceLog,
     pub(super) participants: Arc<Vec<PublicKey>>,
+    /// Every reported vote, for the sentinel's silence check.
+    pub(super) votes: SharedVotes,
+    /// The epoch of the simplex instance this handle serves.
+    pub(super) epoch: u64,
 }
 
 impl Mailbox {
-    /// A handle for one epoch's simplex: reported votes name their signer among `participants`.
-    pub fn for_participants(&self, participants: Vec<PublicKey>) -> Mailbox {
+    /// A handle for `epoch`'s simplex: reported votes name their signer among `participants`.
+    pub fn for_epoch(&self, epoch: u64, participants: Vec<PublicKey>) -> Mailbox {
         Mailbox {
             participants: Arc::new(participants),
+            epoch,
             ..self.clone()
+        }
+    }
+
+    fn record_vote(&self, signer: u32, view: u64) {
+        if let Some(member) = self.participants.get(signer as usize) {
+            self.votes
+                .lock()
+                .expect("the votes lock must not be poisoned")
+                .voted(self.epoch, member, view);
         }
     }
 
@@ -121,6 +135,18 @@ impl Reporter for Mailbox {
                 digest: finalization.proposal.payload,
                 certificate: finalization.encode().to_vec(),
             }),
+            Activity::Notarize(vote) => {
+                self.record_vote(vote.signer().get(), vote.view().get());
+                Feedback::Ok
+            }
+            Activity::Finalize(vote) => {
+                self.record_vote(vote.signer().get(), vote.view().get());
+                Feedback::Ok
+            }
+            Activity::Nullify(vote) => {
+                self.record_vote(vote.signer().get(), vote.view().get());
+                Feedback::Ok
+            }
             Activity::ConflictingNotarize(fault) => {
                 self.record_vote_fault(
                     Kind::ConflictingNotarize,

@@ -63,10 +63,12 @@ mod commit;
 mod mailbox;
 mod restore;
 mod speculate;
+mod watch;
 
 use commit::count_fills;
 pub use mailbox::Mailbox;
 use mailbox::Message;
+pub use watch::{SharedVotes, Votes};
 
 /// The p2p identity of a replica.
 pub type PublicKey = ed25519::PublicKey;
@@ -260,16 +262,26 @@ pub struct Replica<E: Clock + Spawner + Supervisor + Storage + CryptoRng> {
     held: Held<E::Blob>,
     /// This member's share of the current epoch's key (None: it left the committee, or lost it).
     keys: Option<Completed>,
-    /// The reshare into the next epoch, while one is due.
-    reshare: Option<Reshare>,
+    /// The reshare attempts into the next epoch while one is due: the current attempt and the
+    /// earlier ones that completed here (an epoch change may carry any of their keys).
+    reshares: Vec<Reshare>,
+    /// The attempts into the epoch that just began, still answering peers that have not
+    /// completed (a member needs its share to sign) until the epoch's first block is final.
+    finishing: Vec<Reshare>,
     /// When the reshare's messages are sent again.
     next_resend: SystemTime,
     /// Whether the reshare has new messages to send now.
     reshare_due: bool,
     /// Where a new epoch is announced to the orchestrator.
     epochs: mpsc::UnboundedSender<EpochStart>,
+    /// The digest of the block that began the current epoch.
+    epoch_boundary: Digest,
     /// Shares below this epoch are deleted.
     pruned_below: u64,
+    /// The sentinel's inputs and this member's accusations.
+    watcher: watch::Watcher,
+    /// The votes simplex reported (for silence).
+    votes: SharedVotes,
 }
 
 /// The epoch a member starts in and where the next ones are announced.
@@ -282,12 +294,10 @@ pub struct Epochs {
 
 /// A member's answer on a block's epoch change.
 enum EpochVote {
-    /// No epoch change, or one that matches this member's reshare.
+    /// No epoch change, or one whose key a completed reshare here gave.
     Yes,
-    /// This member's reshare has not completed (or not started) yet.
+    /// No reshare here gave its key (yet): another attempt may still complete with it.
     Wait,
-    /// The change names another key than this member's reshare gave.
-    No(String),
 }
 
 /// Whether a block's post-state is known.
@@ -299,12 +309,14 @@ enum Lookup {
 
 impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
     /// Runs the actor; `blocks` carries whole blocks (broadcasts and answers to requests),
-    /// `requests` carries requests for a block by digest, `reshare` the reshare ceremonies.
+    /// `requests` carries requests for a block by digest, `reshare` the reshare ceremonies,
+    /// `accusations` the sentinel's accusations.
     pub fn start<S, R, RS, RR, XS, XR>(
         self,
         blocks: (S, R),
         requests: (RS, RR),
         reshare: (XS, XR),
+        accusations: (XS, XR),
     ) -> Handle<()>
     where
         E: Send + 'static,
@@ -316,6 +328,6 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         XR: Receiver<PublicKey = PublicKey>,
     {
         let spawner = self.context.child("actor");
-        spawner.spawn(move |_| self.run(blocks, requests, reshare))
+        spawner.spawn(move |_| self.run(blocks, requests, reshare, accusations))
     }
 }

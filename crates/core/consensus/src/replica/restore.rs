@@ -12,6 +12,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         let (genesis, genesis_digest) = config.genesis.clone();
         let evidence = config.evidence.clone();
         let participants = Arc::new(config.participants.clone());
+        let votes = SharedVotes::default();
         let Replayed {
             log,
             engine: committed,
@@ -80,11 +81,15 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             log,
             held,
             keys: current.keys.clone(),
-            reshare: None,
+            reshares: Vec::new(),
+            finishing: Vec::new(),
+            epoch_boundary: current.boundary,
             next_resend: UNIX_EPOCH,
             reshare_due: false,
             epochs,
             pruned_below: 0,
+            watcher: watch::Watcher::default(),
+            votes: votes.clone(),
         };
         Ok((
             replica,
@@ -93,6 +98,8 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 events: events_sender,
                 evidence,
                 participants,
+                votes,
+                epoch: current.epoch,
             },
             Epochs { current, next },
         ))
@@ -122,21 +129,20 @@ pub(super) fn shares_of(
         .lock()
         .expect("the share store lock must not be poisoned")
         .load(epoch, participants);
+    let agreed = engine.membership().and_then(|m| m.key()).map(|k| k.digest);
     match loaded {
-        Ok(Some(completed)) => {
-            let agreed = engine.membership().and_then(|m| m.key()).map(|k| k.digest);
-            if agreed.is_some_and(|digest| digest != key_digest(&completed.output)) {
-                warn!(epoch, "the stored share is for another key than the committee agreed on; not using it");
-                return None;
+        Ok(stored) => {
+            // The attempt whose key the committee agreed on (genesis: the one share).
+            let found = stored
+                .into_iter()
+                .find(|c| agreed.is_none_or(|digest| digest == key_digest(&c.output)));
+            if found.is_none() {
+                warn!(
+                    epoch,
+                    "no share of this epoch's agreed key is stored; this member cannot sign"
+                );
             }
-            Some(completed)
-        }
-        Ok(None) => {
-            warn!(
-                epoch,
-                "no share of this epoch's key is stored; this member cannot sign"
-            );
-            None
+            found
         }
         Err(error) => {
             warn!(epoch, %error, "the stored share does not load; this member cannot sign");

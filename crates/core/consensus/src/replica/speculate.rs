@@ -120,6 +120,33 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 continue;
             };
             let view = context.round.view().get();
+            if digest == context.parent.1 {
+                // A re-proposal: valid only of the block that ended this epoch, so that a
+                // boundary notarized but not finalized in its own view still finalizes.
+                let epoch = context.round.epoch().get();
+                let ends_epoch = block.epoch == epoch
+                    && self
+                        .speculative
+                        .get(&digest)
+                        .is_some_and(|state| epoch_of(&state.engine) > epoch);
+                match (ends_epoch, self.lookup(digest)) {
+                    (_, Lookup::Missing(absent)) => {
+                        self.missing.insert(absent);
+                        self.pending_verifies.push((context, digest, response));
+                    }
+                    (true, Lookup::Ready) => verified.push((digest, response)),
+                    _ => {
+                        self.config.evidence.record(
+                            Kind::RefusedProposal,
+                            &context.leader,
+                            view,
+                            "re-proposed a block that does not end the epoch",
+                        );
+                        response.send_lossy(false);
+                    }
+                }
+                continue;
+            }
             if block.parent != context.parent.1
                 || block.view != view
                 || block.epoch != context.round.epoch().get()
@@ -137,15 +164,6 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 Lookup::Ready => match self.epoch_change_vote(&digest) {
                     EpochVote::Yes => verified.push((digest, response)),
                     EpochVote::Wait => self.pending_verifies.push((context, digest, response)),
-                    EpochVote::No(why) => {
-                        self.config.evidence.record(
-                            Kind::RefusedProposal,
-                            &context.leader,
-                            view,
-                            why,
-                        );
-                        response.send_lossy(false);
-                    }
                 },
                 Lookup::Invalid(refusal) => {
                     if self.invalid.contains_key(&digest) {
@@ -195,8 +213,18 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 Lookup::Invalid(_) => continue,
             }
             // The parent ended this consensus instance's epoch: nothing may follow it here (the
-            // next epoch's instance builds on it). Decline; the view times out.
-            if epoch_of(&self.speculative[&parent_digest].engine) != context.round.epoch().get() {
+            // next epoch's instance builds on it). Propose it again instead, so that it finalizes
+            // even if its own view only notarized it.
+            let epoch = context.round.epoch().get();
+            if epoch_of(&self.speculative[&parent_digest].engine) != epoch {
+                let ends_epoch = self
+                    .blocks
+                    .get(&parent_digest)
+                    .is_some_and(|(block, _)| block.epoch == epoch)
+                    || parent_digest == self.committed_digest;
+                if ends_epoch {
+                    response.send_lossy(parent_digest);
+                }
                 continue;
             }
             let block = self.build(&context);
@@ -233,25 +261,25 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             else {
                 continue;
             };
-            let Some(reshare) = &self.reshare else {
-                return EpochVote::Wait;
-            };
             let players = crate::epoch::committee_of(members);
-            if !reshare.is_for(*epoch, &players) || players.len() != members.len() {
+            let held = players.len() == members.len()
+                && self.reshares.iter().any(|r| {
+                    r.is_for(*epoch, &players)
+                        && r.completed().is_some_and(|c| key_digest(&c.output) == *key)
+                });
+            if !held {
                 return EpochVote::Wait;
-            }
-            let Some(completed) = reshare.completed() else {
-                return EpochVote::Wait;
-            };
-            if key_digest(&completed.output) != *key {
-                return EpochVote::No(format!(
-                    "epoch change to {epoch} names key {}, this member's reshare gave {}",
-                    hex::encode(key),
-                    hex::encode(key_digest(&completed.output))
-                ));
             }
         }
         EpochVote::Yes
+    }
+
+    /// The newest completed reshare attempt, whose key this member proposes.
+    fn newest_completed(&self) -> Option<&Reshare> {
+        self.reshares
+            .iter()
+            .filter(|r| r.completed().is_some())
+            .max_by_key(|r| r.attempt())
     }
 
     pub(super) fn build(&self, context: &ConsensusContext) -> Block {
@@ -307,7 +335,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         // block's quarantines leave (a quarantine in this very block changes the next committee,
         // and the reshare for the old one no longer fits).
         if let (Some(mut next), Some(reshare)) =
-            (parent.engine.membership().cloned(), self.reshare.as_ref())
+            (parent.engine.membership().cloned(), self.newest_completed())
         {
             for round in &rounds {
                 if let SystemCommand::Quarantine(decision) = round {

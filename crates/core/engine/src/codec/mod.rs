@@ -178,6 +178,17 @@ pub fn decode_system_command(bytes: &[u8]) -> Result<SystemCommand, CodecError> 
     decode_frame(bytes, COMMAND_FRAME_BYTES_MAX)
 }
 
+/// Encodes a member's signed accusation as a canonical frame (how members gossip them; the
+/// same encoding a quarantine carries).
+pub fn encode_accusation(accusation: &bulwark_sentinel::Accusation) -> Vec<u8> {
+    encode_frame(accusation)
+}
+
+/// Decodes a frame written by [`encode_accusation`]; the signature is not checked here.
+pub fn decode_accusation(bytes: &[u8]) -> Result<bulwark_sentinel::Accusation, CodecError> {
+    decode_frame(bytes, 1 + sentinel::ACCUSATION_BYTES)
+}
+
 /// Encodes an engine command as a canonical frame.
 pub fn encode_command(command: &Command) -> Vec<u8> {
     encode_frame(command)

@@ -18,7 +18,7 @@ use crate::oracle::{OracleEquivocation, SignedObservation};
 use crate::sentinel::Decision;
 
 /// Encoded accusation: accuser, accused, grounds, epoch, time, signature.
-const ACCUSATION_BYTES: usize = 32 + 32 + 1 + 8 + 8 + 64;
+pub(super) const ACCUSATION_BYTES: usize = 32 + 32 + 1 + 8 + 8 + 64;
 /// The largest quarantine body (tag included): the accusations, which outweigh a proof.
 pub(super) const QUARANTINE_BYTES_MAX: usize =
     1 + 32 + 8 + 1 + 2 + ACCUSATIONS_MAX * ACCUSATION_BYTES;

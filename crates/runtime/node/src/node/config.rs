@@ -579,6 +579,10 @@ pub struct GenesisFile {
     /// rounds (2f+1 of them per round). Empty: unsigned index prices from genesis only.
     #[serde(default)]
     pub oracle_members: Vec<String>,
+    /// The sentinel's policy for this committee (see `docs/sentinel.md`); absent: the safe
+    /// defaults. Part of the genesis state, so every member applies the same numbers.
+    #[serde(default)]
+    pub sentinel: Option<bulwark_sentinel::Policy>,
 }
 
 impl GenesisFile {

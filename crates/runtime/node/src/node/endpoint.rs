@@ -43,10 +43,36 @@ pub(crate) struct Endpoint {
     pub(crate) ledger: Ledger,
     pub(crate) refused: Arc<AtomicU64>,
     pub(crate) evidence: bulwark_consensus::evidence::EvidenceLog,
+    pub(crate) sentinel: bulwark_consensus::sentinel_feed::SharedSentinel,
     pub(crate) gossip: mpsc::UnboundedSender<Vec<SignedTx>>,
 }
 
 impl Endpoint {
+    /// Each member's trust as the status shows it.
+    fn members(&self, engine: &Engine) -> std::collections::BTreeMap<String, String> {
+        use bulwark_sentinel::Trust;
+        let Some(membership) = engine.membership() else {
+            return Default::default();
+        };
+        let suspected = self
+            .sentinel
+            .lock()
+            .expect("the sentinel lock must not be poisoned")
+            .suspected();
+        membership
+            .records()
+            .map(|(key, trust)| {
+                let state = match trust {
+                    Trust::Admitted if suspected.contains(key) => "suspected",
+                    Trust::Admitted => "admitted",
+                    Trust::Quarantined { .. } => "quarantined",
+                    Trust::Removed { .. } => "removed",
+                };
+                (hex::encode(&key[..8]), state.to_string())
+            })
+            .collect()
+    }
+
     fn engine(&self) -> Arc<Engine> {
         self.view
             .lock()
@@ -149,6 +175,8 @@ impl Handler for Endpoint {
                 .expect("the oracle status lock must not be poisoned")
                 .clone(),
             snapshots,
+            epoch: engine.membership().map_or(0, |m| m.epoch()),
+            members: self.members(&engine),
         }
     }
 

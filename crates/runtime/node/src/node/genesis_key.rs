@@ -44,7 +44,7 @@ where
         path: path.clone(),
         reason: e.to_string(),
     };
-    if !path.exists() && !super::shares::SealedShares::reshared_epochs(data_dir).is_empty() {
+    if !path.exists() && !super::shares::SealedShares::reshared(data_dir).is_empty() {
         info!("the committee has reshared since genesis; the genesis share is gone by design");
         return Ok(None);
     }

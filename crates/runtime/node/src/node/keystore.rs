@@ -172,7 +172,15 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeystoreError> {
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| file_error(&temporary, e))?;
-    std::fs::rename(&temporary, path).map_err(|e| file_error(path, e))
+    std::fs::rename(&temporary, path).map_err(|e| file_error(path, e))?;
+    // The rename is durable only once the directory is synced: a member that voted for an epoch
+    // change must still hold that epoch's share after a power cut.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| file_error(dir, e))?;
+    }
+    Ok(())
 }
 
 /// Whether plain and version 1 secret files are sealed in place (the explicit migration) or

@@ -11,7 +11,7 @@ use bulwark_consensus::committee::{
     CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES,
 };
 use bulwark_consensus::evidence::EvidenceLog;
-use bulwark_consensus::genesis::try_genesis;
+use bulwark_consensus::genesis::try_genesis_with;
 use bulwark_consensus::mempool::{Mempool, MempoolConfig};
 use bulwark_consensus::oracle_feed::{OraclePool, SharedPool};
 use bulwark_consensus::replica::{Config as ReplicaConfig, Fault, Ledger, PublicKey, SharedStats};
@@ -81,8 +81,13 @@ pub(super) fn prepare(
     let genesis_file = GenesisFile::load(&config.genesis_file)?;
     let accounts = genesis_file.accounts(&config.genesis_file)?;
     let oracle_config = genesis_file.oracle_config(&config.genesis_file)?;
-    let genesis = try_genesis(&accounts, &genesis_file.index_micros, oracle_config.clone())
-        .map_err(|reason| invalid(&config.genesis_file, format!("genesis refused: {reason}")))?;
+    let genesis = try_genesis_with(
+        &accounts,
+        &genesis_file.index_micros,
+        oracle_config.clone(),
+        genesis_file.sentinel.clone().unwrap_or_default(),
+    )
+    .map_err(|reason| invalid(&config.genesis_file, format!("genesis refused: {reason}")))?;
     let underlyings = genesis_file.index_micros.len();
     if let Some(bad) = config
         .oracle
@@ -202,9 +207,15 @@ pub(super) fn start_p2p(context: &Context, prepared: &Prepared) -> P2p {
         resolver: network.register(CHANNEL_RESOLVER, quota),
         blocks: network.register(CHANNEL_BLOCKS, quota),
         requests: network.register(CHANNEL_REQUESTS, quota),
+        // An honest member sends a peer at most a few reshare messages (dealing, ack, log,
+        // echo per attempt) and one accusation per member and grounds each second.
         reshare: network.register(
             bulwark_consensus::epoch::CHANNEL_RESHARE,
-            Quota::per_second(NZU32!(1_000)),
+            Quota::per_second(NZU32!(50)),
+        ),
+        accusations: network.register(
+            bulwark_consensus::committee::CHANNEL_ACCUSATIONS,
+            Quota::per_second(NZU32!(50)),
         ),
     };
     let dkg = network.register(CHANNEL_DKG, Quota::per_second(NZU32!(1_000)));
@@ -235,6 +246,8 @@ pub(super) struct Shared {
     pub(super) identity: Arc<Mutex<String>>,
     /// Each underlying's venue sources (null with the synthetic feed).
     pub(super) oracle_sources: Arc<Mutex<serde_json::Value>>,
+    /// The sentinel: this node's accusations and the ones it holds.
+    pub(super) sentinel: bulwark_consensus::sentinel_feed::SharedSentinel,
 }
 
 impl Shared {
@@ -259,6 +272,12 @@ impl Shared {
             admission_status: Arc::new(Mutex::new(None)),
             identity: Arc::new(Mutex::new(String::new())),
             oracle_sources: Arc::new(Mutex::new(serde_json::Value::Null)),
+            // The node key signs accusations (the key the sentinel committee names).
+            sentinel: Arc::new(Mutex::new(
+                bulwark_consensus::sentinel_feed::SentinelFeed::new(
+                    ed25519_dalek::SigningKey::from_bytes(&prepared.seed),
+                ),
+            )),
         }
     }
 }
@@ -358,6 +377,7 @@ pub(super) fn start_endpoint(
         ledger: shared.ledger.clone(),
         refused: shared.refused.clone(),
         evidence: shared.evidence.clone(),
+        sentinel: shared.sentinel.clone(),
         gossip,
     };
     // Only committee peers, signed and rate-bound, reach the TPM through the endpoint.
@@ -435,9 +455,7 @@ pub(super) async fn start_consensus(
         mailbox_size: 1024,
         fault: Fault::None,
         oracle: shared.oracle_pool.clone(),
-        // Accusations do not travel between nodes yet (issue #13); the oracle pool's
-        // equivocation proofs do reach blocks.
-        sentinel: None,
+        sentinel: Some(shared.sentinel.clone()),
         stats: shared.stats.clone(),
         evidence: shared.evidence.clone(),
         participants: prepared.participants.iter().cloned().collect(),

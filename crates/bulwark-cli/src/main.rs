@@ -101,6 +101,23 @@ enum BenchCmd {
     /// A replica's start: from its newest engine snapshot plus the log after it, vs a replay
     /// of the whole finalized log from genesis.
     Restart(bulwark_bench::restart::RestartBenchArgs),
+    /// 4 node processes on loopback, twice: the time from a tampered binary on node 3 to node 3
+    /// out of the participant set, and finalized orders/s through the reshare vs the same run
+    /// without the tamper.
+    Sentinel {
+        /// Seconds of load per run (at least `--tamper-at` + 10).
+        #[arg(long, default_value_t = 40)]
+        duration: u64,
+        /// Orders per second offered.
+        #[arg(long, default_value_t = 2_000)]
+        rate: u64,
+        /// Seconds after the start at which node 3's binary is replaced.
+        #[arg(long, default_value_t = 15)]
+        tamper_at: u64,
+        /// First p2p port.
+        #[arg(long, default_value_t = 18_700)]
+        base_port: u16,
+    },
     /// 4 node processes on loopback: finalized orders/s and submit-to-finalized latency vs the
     /// machine's signature-verification bound.
     Committee {
@@ -239,6 +256,12 @@ fn main() -> ExitCode {
             saturate,
             base_port,
         }) => bulwark_bench::committee::run_bench(duration, rate, saturate, base_port),
+        Top::Bench(BenchCmd::Sentinel {
+            duration,
+            rate,
+            tamper_at,
+            base_port,
+        }) => bulwark_bench::sentinel::run_bench(duration, rate, tamper_at, base_port),
         Top::Engine(EngineCmd::Run(args)) => engine_run::run(args),
         Top::Sim(args) => sim::run(args),
         Top::Attest(args) => bulwark_attestor::run(args),

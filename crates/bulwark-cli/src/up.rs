@@ -51,6 +51,13 @@ pub struct UpArgs {
     /// Start a new venue even if saved state exists (the old state is kept as a .bak file).
     #[arg(long)]
     fresh: bool,
+    /// Replace node N's binary by a tampered copy while the committee runs (the node restarts
+    /// from it), to watch the sentinel remove it; with `--at`.
+    #[arg(long, value_name = "N", requires = "at")]
+    tamper_node: Option<u32>,
+    /// Seconds after the start at which `--tamper-node` strikes.
+    #[arg(long, value_name = "SECS", requires = "tamper_node")]
+    at: Option<u64>,
 }
 
 /// Runs the venue until Ctrl-C or `--duration`.
@@ -87,7 +94,20 @@ pub fn run(args: UpArgs) -> ExitCode {
         "  client keys: DEVELOPMENT keys derived from --seed {}; load: market makers and takers at {} orders/s",
         args.seed, args.rate
     );
+    if let Some(node) = args.tamper_node {
+        if args.single || node >= args.nodes {
+            eprintln!(
+                "bulwark up: --tamper-node {node} names no node of the committee (nodes 0 to {})",
+                args.nodes.saturating_sub(1)
+            );
+            return ExitCode::from(2);
+        }
+    }
     let options = CommitteeOptions {
+        tamper: args
+            .tamper_node
+            .zip(args.at)
+            .map(|(node, at)| (node as usize, std::time::Duration::from_secs(at))),
         oracle: oracle_sources(&args.oracle_capture, &args.oracle_url),
         data: args.data,
         nodes: args.nodes as usize,

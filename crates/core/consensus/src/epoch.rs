@@ -449,3 +449,226 @@ pub async fn load_boundary<S: Storage>(
     out.copy_from_slice(digest);
     Ok(Some(Digest(out)))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use commonware_cryptography::bls12381::dkg::feldman_desmedt::deal;
+    use commonware_cryptography::bls12381::primitives::ops::threshold;
+    use commonware_cryptography::bls12381::primitives::sharing::Mode;
+    use commonware_cryptography::Signer as _;
+    use commonware_utils::N3f1;
+    use rand_core::SeedableRng as _;
+
+    const PROBE: &[u8] = b"bulwark/test/epoch/probe";
+
+    /// A genesis committee of `n` (trusted dealer, for the test) and each member's share.
+    fn genesis(n: u64) -> (Vec<ed25519::PrivateKey>, Vec<Completed>) {
+        let mut signers: Vec<ed25519::PrivateKey> =
+            (0..n).map(ed25519::PrivateKey::from_seed).collect();
+        signers.sort_by_key(|s| s.public_key());
+        let players = Set::from_iter_dedup(signers.iter().map(|s| s.public_key()));
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(n);
+        let (output, shares) =
+            deal::<MinSig, PublicKey, N3f1>(&mut rng, Mode::NonZeroCounter, players).unwrap();
+        let completed = signers
+            .iter()
+            .map(|s| Completed {
+                output: output.clone(),
+                share: shares.get_value(&s.public_key()).unwrap().clone(),
+                transcript: [0; 32],
+            })
+            .collect();
+        (signers, completed)
+    }
+
+    /// Runs `reshares` (member index, reshare) to the end by delivering every framed message
+    /// to the members it is addressed to, eight times over (as the resend does).
+    fn exchange(
+        signers: &[ed25519::PrivateKey],
+        reshares: &mut [(usize, Reshare)],
+        stores: &[SharedShares],
+    ) {
+        for _ in 0..8 {
+            let mut frames = Vec::new();
+            for (from, reshare) in reshares.iter() {
+                let me = signers[*from].public_key();
+                for (to, frame) in reshare.outbox(&me) {
+                    frames.push((*from, to, frame));
+                }
+            }
+            for (from, to, frame) in frames {
+                let sender = signers[from].public_key();
+                for (index, reshare) in reshares.iter_mut() {
+                    let key = signers[*index].public_key();
+                    let addressed = match &to {
+                        Recipients::All => key != sender,
+                        Recipients::Some(keys) => keys.contains(&key),
+                        Recipients::One(one) => *one == key,
+                    };
+                    if addressed && reshare.takes(&frame) {
+                        // Repeats are expected: everything is sent again each round.
+                        let _ = reshare.receive(&sender, &frame, &stores[*index]);
+                    }
+                }
+            }
+        }
+    }
+
+    fn stores(n: usize) -> Vec<SharedShares> {
+        (0..n)
+            .map(|_| Arc::new(Mutex::new(MemoryShares::default())) as SharedShares)
+            .collect()
+    }
+
+    #[test]
+    fn a_reshare_without_a_member_keeps_the_identity_and_voids_the_old_shares() {
+        let (signers, genesis) = genesis(4);
+        // Member 3 leaves; 0, 1 and 2 deal and play.
+        let players = Set::from_iter_dedup(signers[..3].iter().map(|s| s.public_key()));
+        let stores = stores(4);
+        let mut reshares: Vec<(usize, Reshare)> = (0..3)
+            .map(|i| {
+                let reshare =
+                    Reshare::start(1, 0, &genesis[i], signers[i].clone(), players.clone()).unwrap();
+                (i, reshare)
+            })
+            .collect();
+        exchange(&signers, &mut reshares, &stores);
+        let outputs: Vec<Completed> = reshares
+            .iter()
+            .map(|(_, r)| r.completed().expect("every player completes").clone())
+            .collect();
+        let key = key_digest(&outputs[0].output);
+        assert!(outputs.iter().all(|c| key_digest(&c.output) == key));
+        // The same group key: the venue's identity does not change.
+        assert_eq!(
+            outputs[0].output.public().public(),
+            genesis[0].output.public().public()
+        );
+        // Each share is stored under epoch 1, attempt 0.
+        for (i, store) in stores.iter().take(3).enumerate() {
+            let stored = store.lock().unwrap().load(1, &players).unwrap();
+            assert_eq!(stored, vec![outputs[i].clone()]);
+        }
+        // The leaving member's genesis share signs nothing the new sharing verifies; it did
+        // under the old one (the check can fail).
+        let old = threshold::sign_message::<MinSig>(&genesis[3].share, PROBE, PROBE);
+        assert!(threshold::verify_message::<MinSig>(
+            genesis[0].output.public(),
+            PROBE,
+            PROBE,
+            &old
+        )
+        .is_ok());
+        assert!(threshold::verify_message::<MinSig>(
+            outputs[0].output.public(),
+            PROBE,
+            PROBE,
+            &old
+        )
+        .is_err());
+        assert!(!share_fits(&outputs[0].output, &genesis[3].share));
+        // Nor does a staying member's old share.
+        assert!(!share_fits(&outputs[0].output, &genesis[0].share));
+        assert!(share_fits(&outputs[0].output, &outputs[0].share));
+    }
+
+    #[test]
+    fn a_member_that_restarts_mid_reshare_deals_the_same_polynomial_and_the_reshare_completes() {
+        let (signers, genesis) = genesis(4);
+        let players = Set::from_iter_dedup(signers[..3].iter().map(|s| s.public_key()));
+        let first = Reshare::start(1, 0, &genesis[0], signers[0].clone(), players.clone()).unwrap();
+        let again = Reshare::start(1, 0, &genesis[0], signers[0].clone(), players.clone()).unwrap();
+        let me = signers[0].public_key();
+        let frames =
+            |r: &Reshare| -> Vec<Vec<u8>> { r.outbox(&me).into_iter().map(|(_, f)| f).collect() };
+        assert_eq!(
+            frames(&first),
+            frames(&again),
+            "the same dealing after a restart"
+        );
+        // Another attempt (or epoch) deals another polynomial, under another tag.
+        let next = Reshare::start(1, 1, &genesis[0], signers[0].clone(), players.clone()).unwrap();
+        assert_ne!(frames(&first), frames(&next));
+        assert!(!next.takes(&first.outbox(&me)[0].1));
+        // Members 1 and 2 hold member 0's first dealing; member 0 restarts with a fresh start
+        // of the same attempt: everyone still completes.
+        let stores = stores(3);
+        let mut reshares: Vec<(usize, Reshare)> = vec![(0, first)];
+        for i in 1..3 {
+            reshares.push((
+                i,
+                Reshare::start(1, 0, &genesis[i], signers[i].clone(), players.clone()).unwrap(),
+            ));
+        }
+        // Member 0's first dealings reach 1 and 2, and they ack.
+        let frames = reshares[0].1.outbox(&me);
+        for (i, store) in stores.iter().enumerate().skip(1) {
+            for (_, frame) in &frames {
+                let _ = reshares[i].1.receive(&me, frame, store);
+            }
+        }
+        reshares[0].1 = again;
+        exchange(&signers, &mut reshares, &stores);
+        assert!(reshares.iter().all(|(_, r)| r.completed().is_some()));
+    }
+
+    #[test]
+    fn frames_for_another_epoch_or_attempt_are_not_taken() {
+        let (signers, genesis) = genesis(4);
+        let players = Set::from_iter_dedup(signers[..3].iter().map(|s| s.public_key()));
+        let stores = stores(1);
+        let mut reshare =
+            Reshare::start(2, 0, &genesis[0], signers[0].clone(), players.clone()).unwrap();
+        let sender = signers[1].public_key();
+        assert!(matches!(
+            reshare.receive(&sender, &[0; 3], &stores[0]),
+            Err(ReshareRefusal::Short(3))
+        ));
+        let mut frame = 1u64.to_be_bytes().to_vec();
+        frame.extend_from_slice(&[0; 8]);
+        assert!(matches!(
+            reshare.receive(&sender, &frame, &stores[0]),
+            Err(ReshareRefusal::OtherReshare(1))
+        ));
+        // Garbage after a right header is the ceremony's to refuse, as evidence.
+        let mut garbage = reshare.outbox(&signers[0].public_key())[0].1[..FRAME_HEADER].to_vec();
+        garbage.extend_from_slice(&[0xff; 40]);
+        assert!(matches!(
+            reshare.receive(&sender, &garbage, &stores[0]),
+            Err(ReshareRefusal::Ceremony(_))
+        ));
+        assert!(reshare.completed().is_none());
+        assert_eq!(attempt_at(1_000, 1_000 + RESHARE_ATTEMPT_MS - 1), 0);
+        assert_eq!(attempt_at(1_000, 1_000 + 2 * RESHARE_ATTEMPT_MS), 2);
+        assert_eq!(
+            attempt_at(5_000, 1_000),
+            0,
+            "a clock behind the decision is attempt 0"
+        );
+        assert_eq!(attempt_at(0, u64::MAX), u16::MAX);
+    }
+
+    #[test]
+    fn boundaries_round_trip_and_a_damaged_one_reads_as_missing() {
+        use commonware_runtime::{deterministic, Runner as _};
+        deterministic::Runner::default().start(|context| async move {
+            let digest = Digest([7; 32]);
+            assert_eq!(load_boundary(&context, "epochs", 1).await.unwrap(), None);
+            save_boundary(&context, "epochs", 1, &digest).await.unwrap();
+            assert_eq!(
+                load_boundary(&context, "epochs", 1).await.unwrap(),
+                Some(digest)
+            );
+            let (blob, _) = context.open("epochs", &1u64.to_be_bytes()).await.unwrap();
+            blob.write_at(0, vec![8u8], WriteOptions::SYNC)
+                .await
+                .unwrap();
+            drop(blob);
+            assert_eq!(load_boundary(&context, "epochs", 1).await.unwrap(), None);
+        });
+    }
+}

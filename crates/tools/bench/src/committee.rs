@@ -57,6 +57,7 @@ pub fn run_bench(duration: u64, rate: u64, saturate: u64, base_port: u16) -> Exi
             admission_interval_ms: 1_000,
             tpm: false,
             oracle: None,
+            tamper: None,
         };
         eprintln!("bench committee ({phase}): 4 node processes on loopback, {offered} orders/s offered for {duration} s");
         let result = run_committee(&options, Arc::new(AtomicBool::new(false)));
@@ -245,6 +246,7 @@ pub fn cutoff_delays(
         admission_interval_ms: interval_ms,
         tpm,
         oracle: None,
+        tamper: None,
     };
     let result = (|| {
         let launched = bulwark_devnet::launch(&options)?;
@@ -402,6 +404,7 @@ pub fn run_oracle_bench(base_port: u16, duration: u64) -> ExitCode {
         admission_interval_ms: 1_000,
         tpm: false,
         oracle: None,
+        tamper: None,
     };
     eprintln!(
         "bench oracle: observation→finalized latency through 4 node processes for {duration} s"

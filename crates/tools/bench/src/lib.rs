@@ -17,3 +17,4 @@ pub mod engine;
 pub mod oracle;
 pub mod report;
 pub mod restart;
+pub mod sentinel;

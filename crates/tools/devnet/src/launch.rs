@@ -33,6 +33,32 @@ impl Drop for Nodes {
 pub(crate) const FIRST_START_MARKER: &str = "first-start";
 
 pub(crate) fn spawn_node(data: &Path, index: usize) -> Result<Child, CommitteeError> {
+    let exe = std::env::current_exe().map_err(|source| CommitteeError::Spawn { index, source })?;
+    spawn_node_from(data, index, &exe)
+}
+
+/// Replaces node `index` (killed, then started again) by a tampered copy of this binary: the
+/// same program with 16 bytes appended, so another measurement. Returns the new process.
+pub(crate) fn tamper_node(
+    data: &Path,
+    index: usize,
+    running: &mut Child,
+) -> Result<Child, CommitteeError> {
+    let spawn_error = |source| CommitteeError::Spawn { index, source };
+    let _ = running.kill();
+    let _ = running.wait();
+    let exe = std::env::current_exe().map_err(spawn_error)?;
+    let tampered = node_dir(data, index).join("bulwark-tampered");
+    let mut bytes = std::fs::read(&exe).map_err(spawn_error)?;
+    bytes.extend_from_slice(b"tampered-binary!");
+    std::fs::write(&tampered, bytes).map_err(file_error(&tampered))?;
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&tampered, std::fs::Permissions::from_mode(0o755))
+        .map_err(file_error(&tampered))?;
+    spawn_node_from(data, index, &tampered)
+}
+
+fn spawn_node_from(data: &Path, index: usize, exe: &Path) -> Result<Child, CommitteeError> {
     let dir = node_dir(data, index);
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -40,7 +66,6 @@ pub(crate) fn spawn_node(data: &Path, index: usize) -> Result<Child, CommitteeEr
         .open(dir.join("node.log"))
         .map_err(file_error(&dir))?;
     let spawn_error = |source| CommitteeError::Spawn { index, source };
-    let exe = std::env::current_exe().map_err(spawn_error)?;
     // Own process group: a Ctrl-C in the terminal reaches `up` only, which stops the load and
     // then the nodes in order.
     use std::os::unix::process::CommandExt as _;

@@ -29,10 +29,23 @@ pub(crate) fn monitor(
     let run_started = Instant::now();
     let mut window: Option<(Instant, (u64, u64))> = None;
     let mut last: Option<(Instant, (u64, u64))> = None;
+    let mut tampered_at: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed)
         && options.duration.is_none_or(|d| run_started.elapsed() < d)
     {
         std::thread::sleep(Duration::from_secs(1));
+        if let (Some((index, at)), None) = (options.tamper, tampered_at) {
+            if run_started.elapsed() >= at && index < nodes.children.len() {
+                match crate::launch::tamper_node(&options.data, index, &mut nodes.children[index]) {
+                    Ok(child) => {
+                        nodes.children[index] = child;
+                        eprintln!("  node {index}: binary replaced by a tampered copy and restarted; the committee should remove it");
+                    }
+                    Err(error) => eprintln!("  node {index}: cannot tamper with it: {error}"),
+                }
+                tampered_at = Some(Instant::now());
+            }
+        }
         let mut line = Vec::new();
         let mut first_txs = None;
         let mut index_line = String::new();
@@ -66,6 +79,14 @@ pub(crate) fn monitor(
             if height >= figures.height {
                 // The trust the most advanced node committed: the epoch and every member's state.
                 epoch_line = format!("epoch {}", status.epoch);
+                figures.epoch = status.epoch;
+                let removed = status.members.values().any(|s| s == "removed");
+                if let (Some(at), None, true) = (tampered_at, figures.tamper_to_removed_s, removed)
+                {
+                    let seconds = at.elapsed().as_secs_f64();
+                    figures.tamper_to_removed_s = Some(seconds);
+                    eprintln!("  the tampered node is out of the participant set (epoch {}), {seconds:.1} s after its tampered start", status.epoch);
+                }
                 if !status.members.is_empty() {
                     let trust: Vec<String> = status
                         .members

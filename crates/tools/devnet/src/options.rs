@@ -30,6 +30,9 @@ pub struct CommitteeOptions {
     /// Real price sources for underlying 0 (when the committee is created); `None` keeps the
     /// DEVELOPMENT synthetic feed.
     pub oracle: Option<bulwark_oracle::source::SourcesConfig>,
+    /// Replace this node's binary by a tampered copy after this long (it restarts from the
+    /// copy), so that the committee's sentinel removes it; `None`: nobody is tampered with.
+    pub tamper: Option<(usize, Duration)>,
 }
 
 /// Sources for `up --oracle-capture` / `--oracle-url`: captures replayed at their recorded pace
@@ -107,4 +110,9 @@ pub struct RunFigures {
     pub oracle_p50_ms: Option<f64>,
     /// Oracle observation-to-finalized p99 at the first node, ms.
     pub oracle_p99_ms: Option<f64>,
+    /// The epoch the most advanced node reached.
+    pub epoch: u64,
+    /// With `tamper`: wall seconds from the tampered binary's start to the committee's state
+    /// showing the node removed (out of the participant set); `None` if that did not happen.
+    pub tamper_to_removed_s: Option<f64>,
 }

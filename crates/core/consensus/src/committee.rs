@@ -13,6 +13,7 @@ use commonware_consensus::simplex::{max_payload_size, Engine};
 use commonware_consensus::types::{Epoch, ViewDelta};
 use commonware_cryptography::sha256::Digest;
 use commonware_cryptography::Sha256;
+use commonware_macros::select;
 use commonware_p2p::utils::mux::{prefixed, Muxer};
 use commonware_p2p::{Blocker, Receiver, Sender};
 use commonware_parallel::Sequential;
@@ -73,6 +74,10 @@ pub struct Channels<S, R> {
     /// [`CHANNEL_ACCUSATIONS`].
     pub accusations: (S, R),
 }
+
+/// How long the previous epoch's consensus keeps running after the next epoch started, for a
+/// member that has not committed the boundary block yet (it re-proposes that block meanwhile).
+pub const OLD_EPOCH_GRACE: Duration = Duration::from_secs(60);
 
 /// Consensus timing. The defaults suit a committee on one continent.
 #[derive(Debug, Clone, Copy)]
@@ -219,6 +224,8 @@ impl<B: Blocker<PublicKey = PublicKey>> Orchestrator<B> {
             handles.push(handle);
         }
         let mut running: Vec<Handle<()>> = Vec::new();
+        // When the previous epoch's engine stops: it only re-proposes the boundary block by then.
+        let mut retire_at: Option<std::time::SystemTime> = None;
         let mut start = current;
         loop {
             let engine = self.start_epoch(&context, &mut handles, &start).await;
@@ -232,13 +239,34 @@ impl<B: Blocker<PublicKey = PublicKey>> Orchestrator<B> {
             if let Some(engine) = engine {
                 running.push(engine);
             }
-            // The current epoch's engine and the one before it.
+            // The current epoch's engine and, for a while, the one before it.
             while running.len() > 2 {
                 running.remove(0).abort();
             }
-            match next.recv().await {
-                Some(epoch) => start = epoch,
-                None => return,
+            if running.len() == 2 {
+                retire_at = Some(context.current() + OLD_EPOCH_GRACE);
+            }
+            loop {
+                // Nothing to retire: wake up now and then anyway.
+                let wake = retire_at.unwrap_or_else(|| context.current() + OLD_EPOCH_GRACE);
+                select! {
+                    _ = context.sleep_until(wake) => {
+                        if running.len() == 2 {
+                            running.remove(0).abort();
+                            info!("stopped the previous epoch's consensus");
+                        }
+                        retire_at = None;
+                    },
+                    epoch = next.recv() => {
+                        match epoch {
+                            Some(epoch) => {
+                                start = epoch;
+                                break;
+                            }
+                            None => return,
+                        }
+                    },
+                }
             }
         }
     }

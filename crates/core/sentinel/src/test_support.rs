@@ -74,6 +74,8 @@ pub(crate) fn id(i: u8) -> MemberKey {
 pub(crate) fn committee(n: u8) -> Membership {
     let policy = Policy {
         window_ms: 600,
+        // The tests count views from here.
+        silence_views: 20,
         ..Policy::default()
     };
     Membership::new(0, (0..n).map(id).collect(), policy).expect("committee")

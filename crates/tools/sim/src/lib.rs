@@ -119,6 +119,10 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
         "f members (one data center) run tampered binaries at once; all f are quarantined and removed at one epoch change, the rest keep trading",
     ),
     (
+        "restart-in-reshare",
+        "member 0 runs a tampered binary; honest member 1 crashes when the quarantine lands (mid-reshare), restarts, and crashes and restarts again in the new epoch",
+    ),
+    (
         "forged-log",
         "a node's disk hands bulwark verify forged logs with valid checksums: moved and forged certificates, another committee's key, a wrong root, a swapped block, an uncovered --until tail, an --until past the end",
     ),
@@ -273,6 +277,16 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             tampered: if n >= 7 { &[0, 1] } else { &[0] },
             oracle: true,
             expect_removal: true,
+            height_after: 20,
+            ..base
+        },
+        "restart-in-reshare" => Scenario {
+            height_before: 30,
+            admission: true,
+            tampered: &[0],
+            oracle: true,
+            expect_removal: true,
+            restart_in_reshare: Some(1),
             height_after: 20,
             ..base
         },

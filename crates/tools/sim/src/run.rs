@@ -50,8 +50,22 @@ pub fn run(scenario: Scenario) -> Outcome {
         for _ in 0..2 {
             world.audit_round();
         }
+        if let Some(member) = scenario.restart_in_reshare {
+            // Mid-reshare: it deals the same polynomial again after its restart.
+            world.wait_for_quarantine().await;
+            world.members[member].abort();
+            world.context.sleep(Duration::from_secs(1)).await;
+            world.members[member] = world.launch(member, 1).await;
+        }
         if scenario.expect_removal {
             world.wait_for_removal().await;
+        }
+        if let Some(member) = scenario.restart_in_reshare {
+            // In the new epoch: it resumes there from its own storage (boundary and share).
+            world.context.sleep(Duration::from_millis(500)).await;
+            world.members[member].abort();
+            world.context.sleep(Duration::from_millis(500)).await;
+            world.members[member] = world.launch(member, 2).await;
         }
         inject(&mut world, &honest).await;
         let episode = world.close_episode(&episode);

@@ -74,6 +74,9 @@ pub struct Scenario {
     pub failed_audit: &'static [usize],
     /// A member that goes silent (crashes, never restarts) once `height_before` is reached.
     pub silent: Option<usize>,
+    /// An honest member that crashes when the quarantine lands (mid-reshare) and restarts a
+    /// second later, then crashes and restarts once more after the epoch change.
+    pub restart_in_reshare: Option<usize>,
     /// The sentinel must remove someone: after `height_before`, the run waits for an epoch
     /// change that removes a member, then `height_after` more heights.
     pub expect_removal: bool,
@@ -110,6 +113,7 @@ impl Scenario {
             lying_oracle: &[],
             failed_audit: &[],
             silent: None,
+            restart_in_reshare: None,
         }
     }
 }

@@ -574,6 +574,29 @@ impl World {
 }
 
 impl World {
+    /// Waits until some member's committed state quarantined someone.
+    pub(crate) async fn wait_for_quarantine(&self) {
+        let mut polls = 0u64;
+        loop {
+            let quarantined = self.views.iter().any(|view| {
+                view.lock()
+                    .unwrap()
+                    .membership()
+                    .is_some_and(|m| m.quarantined() > 0 || m.epoch() > 0)
+            });
+            if quarantined {
+                return;
+            }
+            self.context.sleep(Duration::from_millis(50)).await;
+            polls += 1;
+            assert!(
+                polls < 2_400,
+                "nobody was quarantined: heights {:?}",
+                self.heights()
+            );
+        }
+    }
+
     /// Waits until the committee removed someone at an epoch change. Two virtual minutes
     /// without it is a failure of the sentinel or the reshare.
     pub(crate) async fn wait_for_removal(&self) {

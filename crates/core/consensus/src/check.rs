@@ -10,6 +10,7 @@ use bulwark_engine::command::SystemCommand;
 use bulwark_engine::oracle::verify_oracle_round;
 use bulwark_engine::snapshot::StateRoot;
 use bulwark_engine::{Command, Engine, Event};
+use bulwark_sentinel::Membership;
 
 /// A proposer may stamp a block at most this far ahead of a verifier's clock.
 pub const BLOCK_TIME_SKEW_MS_MAX: u64 = 10_000;
@@ -137,18 +138,12 @@ pub fn check_and_execute(
         });
     }
     let mut seen = Vec::new();
-    // The parent's trust state, copied only when the block carries a quarantine.
+    // The parent's trust state, copied only when the block carries a sentinel command.
     let mut membership = None;
     let last = block.rounds.len().saturating_sub(1);
     for (at, round) in block.rounds.iter().enumerate() {
         if let SystemCommand::Quarantine(decision) = round {
-            let trust = match &mut membership {
-                Some(trust) => trust,
-                None => membership.insert(parent.membership().cloned().ok_or_else(|| {
-                    Refusal::Quarantine("no sentinel committee is configured".into())
-                })?),
-            };
-            trust
+            trust_state(&mut membership, parent, Refusal::Quarantine)?
                 .apply(decision, block.time_ms)
                 .map_err(|e| Refusal::Quarantine(e.to_string()))?;
             continue;
@@ -165,13 +160,7 @@ pub fn check_and_execute(
                     "an epoch change must be the block's last system command".into(),
                 ));
             }
-            let trust = match &mut membership {
-                Some(trust) => trust,
-                None => membership.insert(parent.membership().cloned().ok_or_else(|| {
-                    Refusal::NewEpoch("no sentinel committee is configured".into())
-                })?),
-            };
-            trust
+            trust_state(&mut membership, parent, Refusal::NewEpoch)?
                 .begin_epoch(*epoch, members, bulwark_sentinel::EpochKey { digest: *key })
                 .map_err(|e| Refusal::NewEpoch(e.to_string()))?;
             continue;
@@ -238,6 +227,24 @@ pub fn check_and_execute(
         rejected,
         oracle_faults,
     })
+}
+
+/// The trust state a block's sentinel commands apply to in turn: the parent's, copied into
+/// `slot` the first time; `refusal` names the command when no sentinel committee is configured.
+fn trust_state<'a>(
+    slot: &'a mut Option<Membership>,
+    parent: &Engine,
+    refusal: fn(String) -> Refusal,
+) -> Result<&'a mut Membership, Refusal> {
+    match slot {
+        Some(trust) => Ok(trust),
+        None => Ok(slot.insert(
+            parent
+                .membership()
+                .cloned()
+                .ok_or_else(|| refusal("no sentinel committee is configured".into()))?,
+        )),
+    }
 }
 
 /// Client commands the engine refused among `events`.

@@ -82,8 +82,11 @@ pub type SharedShares = Arc<Mutex<dyn ShareStore>>;
 /// node seals each share with its keystore instead.
 #[derive(Clone, Default)]
 pub struct MemoryShares {
-    map: Arc<Mutex<BTreeMap<(u64, u16), Vec<u8>>>>,
+    map: Arc<Mutex<SharesByAttempt>>,
 }
+
+/// Encoded shares by (epoch, attempt).
+type SharesByAttempt = BTreeMap<(u64, u16), Vec<u8>>;
 
 impl MemoryShares {
     /// The epochs that hold a share, ascending.

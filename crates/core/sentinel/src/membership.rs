@@ -718,7 +718,7 @@ mod tests {
         let mut m = committee(4);
         let key = EpochKey { digest: [7; 32] };
         let q = decision(3, accusations(&[0, 1], 3, 0, 10));
-        m.apply(&q, 10).unwrap();
+        m.apply(&q, 10).expect("f + 1 accusers quarantine");
         assert!(m.change_due());
         let left = m.next_members();
         assert_eq!(left.len(), 3);
@@ -743,7 +743,7 @@ mod tests {
             Err(Refusal::WrongCommittee { .. })
         ));
         assert_eq!(m, before, "a refused change changes nothing");
-        let change = m.begin_epoch(1, &left, key).unwrap();
+        let change = m.begin_epoch(1, &left, key).expect("the right change");
         assert_eq!(change.removed, vec![id(3)]);
         assert_eq!(m.epoch(), 1);
         assert_eq!(m.key(), Some(&key));
@@ -752,5 +752,8 @@ mod tests {
             m.trust(&id(3)),
             Some(Trust::Removed { epoch: 1, .. })
         ));
+        // With nobody quarantined, no further change is due.
+        let members = m.members().to_vec();
+        assert_eq!(m.begin_epoch(2, &members, key), Err(Refusal::NoChangeDue));
     }
 }

@@ -410,6 +410,17 @@ impl Report {
             .map(|(_, ledger)| ledger.len() as u64)
             .min()
             .unwrap_or(0);
+        // The sentinel's promises: a removal scenario removes exactly its culprits at one epoch
+        // change, keeps the identity and voids the old shares; nobody honest is ever removed.
+        let episode = &outcome.episode;
+        let removed_honest = episode.removed.iter().any(|(m, _)| !hostile.contains(m));
+        let episode_held = !removed_honest
+            && (!scenario.expect_removal
+                || (!episode.removed.is_empty()
+                    && episode.identity_after.as_deref()
+                        == Some(episode.identity_before.as_str())
+                    && episode.old_share_verified_before == Some(true)
+                    && episode.old_share_verifies_after == Some(false)));
         Report {
             scenario: name.to_string(),
             attack: COMMITTEE_SCENARIOS
@@ -419,7 +430,7 @@ impl Report {
             height_progress,
             seed: scenario.seed,
             nodes: scenario.n,
-            held: checked.is_ok() && false_evidence == 0,
+            held: checked.is_ok() && false_evidence == 0 && episode_held,
             summary: checked.as_ref().ok().cloned(),
             violation: checked.err().map(|v| v.to_string()),
             hostile,

@@ -669,11 +669,25 @@ where
                     };
                     apply(changes, &mut oracle, &mut admitted, &mut track, &names);
                 }
+                let before = admitted.clone();
                 let changes = admission.tick(now_ms(), &admitted);
                 apply(changes, &mut oracle, &mut admitted, &mut track, &names);
-                for (peer, signed) in admission.take_cut_off_evidence() {
-                    if let Ok(json) = serde_json::to_string(&signed) {
-                        evidence.record(Kind::Contraindicated, &peer, 0, json);
+                let cut_off = admission.take_cut_off_evidence();
+                for (peer, signed) in &cut_off {
+                    if let Ok(json) = serde_json::to_string(signed) {
+                        evidence.record(Kind::Contraindicated, peer, 0, json);
+                    }
+                }
+                // Admitted a round ago, out now and not contraindicated: its appraisal lapsed
+                // (it stopped answering challenges). Evidence for the sentinel.
+                for peer in before.difference(&admitted) {
+                    if !cut_off.iter().any(|(cut, _)| cut == peer) {
+                        evidence.record(
+                            Kind::AppraisalLapsed,
+                            peer,
+                            0,
+                            "its appraisal ran out without fresh affirming evidence",
+                        );
                     }
                 }
                 let snapshot = peer_admissions(&admission);

@@ -35,7 +35,6 @@ use crate::replica::PublicKey;
 use bulwark_custody::dkg::{Ceremony, Completed, DkgError, Outgoing, To};
 use commonware_codec::Encode as _;
 use commonware_cryptography::bls12381::dkg::feldman_desmedt::Output;
-use commonware_cryptography::bls12381::primitives::group::Share;
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
 use commonware_cryptography::sha256::Digest;
 use commonware_cryptography::{ed25519, Hasher as _, Sha256};
@@ -406,12 +405,6 @@ impl Reshare {
     }
 }
 
-/// Whether `share` (of some epoch) is a share of `output`'s key at its own index: a share of an
-/// older epoch is not, so it can sign nothing the new epoch verifies.
-pub fn share_fits(output: &Output<MinSig, PublicKey>, share: &Share) -> bool {
-    matches!(output.public().partial_public(share.index), Ok(public) if public == share.public::<MinSig>())
-}
-
 /// Writes the digest of the block that began `epoch` (synced) under `partition`.
 pub async fn save_boundary<S: Storage>(
     storage: &S,
@@ -459,6 +452,7 @@ mod tests {
 
     use super::*;
     use commonware_cryptography::bls12381::dkg::feldman_desmedt::deal;
+    use commonware_cryptography::bls12381::primitives::group::Share;
     use commonware_cryptography::bls12381::primitives::ops::threshold;
     use commonware_cryptography::bls12381::primitives::sharing::Mode;
     use commonware_cryptography::Signer as _;
@@ -466,6 +460,12 @@ mod tests {
     use rand_core::SeedableRng as _;
 
     const PROBE: &[u8] = b"bulwark/test/epoch/probe";
+
+    /// Whether `share` (of some epoch) is a share of `output`'s key at its own index: a share of an
+    /// older epoch is not, so it can sign nothing the new epoch verifies.
+    pub fn share_fits(output: &Output<MinSig, PublicKey>, share: &Share) -> bool {
+        matches!(output.public().partial_public(share.index), Ok(public) if public == share.public::<MinSig>())
+    }
 
     /// A genesis committee of `n` (trusted dealer, for the test) and each member's share.
     fn genesis(n: u64) -> (Vec<ed25519::PrivateKey>, Vec<Completed>) {

@@ -72,8 +72,12 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             }
             self.progress().await;
             self.request_missing(&mut request_sender);
-            self.watch();
             let now = self.context.current();
+            // The sentinel's inputs are read on the fetch timer's cadence, not per message.
+            if now >= self.next_watch {
+                self.next_watch = now + FETCH_RETRY;
+                self.watch();
+            }
             let resend = now >= self.next_resend;
             if resend {
                 self.next_resend = now + crate::epoch::RESEND_EVERY;

@@ -213,7 +213,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         let Some(membership) = self.committed.membership() else {
             return;
         };
-        let (Some(since), true) = (membership.change_due_since(), membership.change_due()) else {
+        let Some(since) = membership.change_due_since() else {
             self.reshares.clear();
             return;
         };

@@ -270,6 +270,8 @@ pub struct Replica<E: Clock + Spawner + Supervisor + Storage + CryptoRng> {
     finishing: Vec<Reshare>,
     /// When the reshare's messages are sent again.
     next_resend: SystemTime,
+    /// When the evidence log and the reported votes are read next.
+    next_watch: SystemTime,
     /// Whether the reshare has new messages to send now.
     reshare_due: bool,
     /// Where a new epoch is announced to the orchestrator.

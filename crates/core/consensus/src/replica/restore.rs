@@ -85,6 +85,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             finishing: Vec::new(),
             epoch_boundary: current.boundary,
             next_resend: UNIX_EPOCH,
+            next_watch: UNIX_EPOCH,
             reshare_due: false,
             epochs,
             pruned_below: 0,

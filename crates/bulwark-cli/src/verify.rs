@@ -54,11 +54,14 @@ fn verify(
     let oracle = genesis
         .oracle_config(genesis_path)
         .map_err(|e| e.to_string())?;
+    let policy = genesis
+        .sentinel_policy(genesis_path)
+        .map_err(|e| e.to_string())?;
     let genesis = bulwark_consensus::genesis::try_genesis_with(
         &accounts,
         &genesis.index_micros,
         oracle,
-        genesis.sentinel.clone().unwrap_or_default(),
+        policy,
     )
     .map_err(|e| e.to_string())?;
     let identity_hex = match identity {

@@ -598,6 +598,18 @@ impl GenesisFile {
         })
     }
 
+    /// The sentinel's policy: the `sentinel` section, or the safe defaults when it is absent.
+    /// A section with an unusable value (a zero threshold, a window of 0, `min_members` below 3)
+    /// is a configuration error naming the field; unknown keys are refused by [`GenesisFile::load`].
+    pub fn sentinel_policy(&self, path: &Path) -> Result<bulwark_sentinel::Policy, ConfigError> {
+        let policy = self.sentinel.clone().unwrap_or_default();
+        policy.validate().map_err(|reason| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            reason: format!("sentinel: {reason}"),
+        })?;
+        Ok(policy)
+    }
+
     /// The engine's oracle committee from `oracle_members` (f = (n - 1) / 3).
     pub fn oracle_config(&self, path: &Path) -> Result<OracleConfig, ConfigError> {
         let members = self
@@ -981,6 +993,72 @@ mod tests {
             read_hex32(&dir.join("missing.key")),
             Err(KeyFileError::Read(_))
         ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_bad_sentinel_section_is_refused_with_the_field_named() {
+        let dir = std::env::temp_dir().join(format!("bulwark-genesis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("genesis.json");
+        let with = |sentinel: &str| {
+            format!(
+                r#"{{"venue_epoch_ms": 0, "index_micros": [1], "accounts": [], "sentinel": {sentinel}}}"#
+            )
+        };
+        std::fs::write(&path, with(r#"{"silence_views": 5, "quorum": 1}"#)).unwrap();
+        match GenesisFile::load(&path) {
+            Err(ConfigError::Parse { reason, .. }) => {
+                assert!(reason.contains("quorum"), "{reason}")
+            }
+            other => panic!("an unknown sentinel key must be a parse error: {other:?}"),
+        }
+        std::fs::write(&path, with(r#"{"silence_views": "many"}"#)).unwrap();
+        assert!(matches!(
+            GenesisFile::load(&path),
+            Err(ConfigError::Parse { .. })
+        ));
+        for (section, field) in [
+            (r#"{"silence_views": 0}"#, "silence_views"),
+            (r#"{"contraindicated": 0}"#, "contraindicated"),
+            (r#"{"window_ms": 0}"#, "window_ms"),
+            (r#"{"min_members": 2}"#, "min_members"),
+        ] {
+            std::fs::write(&path, with(section)).unwrap();
+            let file = GenesisFile::load(&path).expect("well-formed");
+            match file.sentinel_policy(&path) {
+                Err(ConfigError::Invalid { reason, .. }) => {
+                    assert!(
+                        reason.starts_with("sentinel: ") && reason.contains(field),
+                        "{reason}"
+                    )
+                }
+                other => panic!("{section} must be refused: {other:?}"),
+            }
+        }
+        std::fs::write(&path, with(r#"{"silence_views": 40}"#)).unwrap();
+        let policy = GenesisFile::load(&path)
+            .unwrap()
+            .sentinel_policy(&path)
+            .unwrap();
+        assert_eq!(policy.silence_views, 40);
+        assert_eq!(
+            policy.min_members,
+            bulwark_sentinel::Policy::default().min_members
+        );
+        std::fs::write(
+            &path,
+            r#"{"venue_epoch_ms": 0, "index_micros": [1], "accounts": []}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            GenesisFile::load(&path)
+                .unwrap()
+                .sentinel_policy(&path)
+                .unwrap(),
+            bulwark_sentinel::Policy::default(),
+            "absent: the defaults"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

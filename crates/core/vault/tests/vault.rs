@@ -1,0 +1,796 @@
+//! The vault's keys end to end among in-memory members: DKG without a dealer, signing a real
+//! taproot spend and an Ed25519 withdrawal (checked with libsecp256k1 and ed25519-dalek, not with
+//! FROST), refresh without a removed member, and every refusal a hostile coordinator or
+//! participant meets.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bitcoin::hashes::Hash as _;
+use bitcoin::{Amount, OutPoint, Txid};
+use bulwark_vault::keygen::{Ceremony, KeyShare};
+use bulwark_vault::release::{
+    ed25519_message, prepare, Authorization, BitcoinBody, BitcoinPolicy, Refusal, SignRequest,
+    VaultSuite, Watermarks,
+};
+use bulwark_vault::signing::{aggregate, decode_share, package, NonceBook};
+use bulwark_vault::taproot::{self, TxRefusal, Utxo};
+use bulwark_vault::{threshold, Chain, Ed25519, Member, Taproot, VaultError};
+use frost_core::round1::SigningCommitments;
+use frost_core::Ciphersuite;
+
+/// Per member: its nonce book and the commitments it published (slot, commitment).
+type Books<C> = BTreeMap<Member, (NonceBook<C>, Vec<(u64, SigningCommitments<C>)>)>;
+
+fn seed(member: Member, label: u8) -> [u8; 32] {
+    let mut seed = [label; 32];
+    seed[..2].copy_from_slice(&member.to_be_bytes());
+    seed
+}
+
+fn members(n: u16) -> BTreeSet<Member> {
+    (1..=n).collect()
+}
+
+/// Runs one ceremony among `starts` (member → (ceremony, round-1 bytes)), delivering every
+/// message, and returns every member's share.
+fn run<C: Ciphersuite>(
+    starts: BTreeMap<Member, (Ceremony<C>, Vec<u8>)>,
+) -> BTreeMap<Member, KeyShare<C>> {
+    let mut ceremonies: BTreeMap<Member, Ceremony<C>> = BTreeMap::new();
+    let mut round1 = Vec::new();
+    for (member, (ceremony, bytes)) in starts {
+        round1.push((member, bytes));
+        ceremonies.insert(member, ceremony);
+    }
+    let mut round2 = Vec::new();
+    for (from, bytes) in &round1 {
+        for (to, ceremony) in ceremonies.iter_mut() {
+            if to == from {
+                continue;
+            }
+            if let Some(out) = ceremony.receive_round1(*from, bytes).expect("round 1") {
+                for (dest, package) in out {
+                    round2.push((*to, dest, package));
+                }
+            }
+        }
+    }
+    let mut shares = BTreeMap::new();
+    for (from, to, bytes) in round2 {
+        let ceremony = ceremonies.get_mut(&to).expect("a participant");
+        if let Some(share) = ceremony.receive_round2(from, &bytes).expect("round 2") {
+            shares.insert(to, share);
+        }
+    }
+    shares
+}
+
+fn dkg<C: Ciphersuite>(n: u16, label: u8) -> BTreeMap<Member, KeyShare<C>> {
+    let all = members(n);
+    let t = threshold(usize::from(n));
+    run(all
+        .iter()
+        .map(|m| {
+            (
+                *m,
+                Ceremony::<C>::dkg(*m, &all, t, seed(*m, label)).expect("start"),
+            )
+        })
+        .collect())
+}
+
+fn refresh<C: Ciphersuite>(
+    shares: &BTreeMap<Member, KeyShare<C>>,
+    keep: &BTreeSet<Member>,
+    label: u8,
+) -> BTreeMap<Member, KeyShare<C>> {
+    run(keep
+        .iter()
+        .map(|m| {
+            (
+                *m,
+                Ceremony::refresh(shares[m].clone(), keep, seed(*m, label)).expect("start"),
+            )
+        })
+        .collect())
+}
+
+/// Each member's nonce book with a few published commitments.
+fn books<C: Ciphersuite>(shares: &BTreeMap<Member, KeyShare<C>>) -> Books<C> {
+    shares
+        .iter()
+        .map(|(m, share)| {
+            let mut book = NonceBook::default();
+            let published = book.precompute(share, 8, seed(*m, 77));
+            (*m, (book, published))
+        })
+        .collect()
+}
+
+fn xonly(share: &KeyShare<Taproot>) -> [u8; 32] {
+    share.group_key()[1..33].try_into().expect("33-byte key")
+}
+
+struct Taprooted {
+    tx: bitcoin::Transaction,
+    prevouts: Vec<bitcoin::TxOut>,
+    authorization: Authorization,
+    policy: BitcoinPolicy,
+}
+
+fn withdrawal(shares: &BTreeMap<Member, KeyShare<Taproot>>, id: u64) -> Taprooted {
+    let any = shares.values().next().expect("a share");
+    let policy = BitcoinPolicy {
+        vault_key: xonly(any),
+        fee_max_sats: 5_000,
+    };
+    let vault = taproot::vault_script(&policy.vault_key).expect("the group key is a point");
+    // A destination that is a real x-only key (a libsecp256k1 key pair's).
+    let secp = secp256k1::Secp256k1::new();
+    let destination_key = secp256k1::Keypair::from_seckey_slice(&secp, &[0x42; 32]).expect("key");
+    let destination = destination_key.x_only_public_key().0.serialize();
+    let utxos = [
+        Utxo {
+            outpoint: OutPoint::new(Txid::from_byte_array([1; 32]), 0),
+            value: Amount::from_sat(60_000),
+        },
+        Utxo {
+            outpoint: OutPoint::new(Txid::from_byte_array([2; 32]), 3),
+            value: Amount::from_sat(50_000),
+        },
+    ];
+    let amount = Amount::from_sat(100_000);
+    let (tx, prevouts) = taproot::build(
+        &utxos,
+        &vault,
+        &destination,
+        amount,
+        Amount::from_sat(1_000),
+    )
+    .expect("the vault holds enough");
+    Taprooted {
+        tx,
+        prevouts,
+        authorization: Authorization {
+            withdrawal: id,
+            chain: Chain::Bitcoin,
+            destination,
+            amount: amount.to_sat(),
+        },
+        policy,
+    }
+}
+
+/// The coordinator's request for `signers`, one package per message, with the next published
+/// slot of each signer (`slot_index` into its published list).
+fn request<C: VaultSuite>(
+    books: &Books<C>,
+    signers: &[Member],
+    slot_index: usize,
+    id: u64,
+    bitcoin: Option<BitcoinBody>,
+    messages: &[Vec<u8>],
+) -> BTreeMap<Member, SignRequest> {
+    let mut per_signer: BTreeMap<Member, Vec<(u64, Vec<u8>)>> = BTreeMap::new();
+    for (i, message) in messages.iter().enumerate() {
+        let mut commitments = BTreeMap::new();
+        for signer in signers {
+            let (slot, commitment) = books[signer].1[slot_index + i];
+            commitments.insert(*signer, commitment);
+            per_signer
+                .entry(*signer)
+                .or_default()
+                .push((slot, Vec::new()));
+        }
+        let bytes = package::<C>(&commitments, message)
+            .expect("members")
+            .serialize()
+            .expect("encodes");
+        for signer in signers {
+            per_signer.get_mut(signer).expect("inserted")[i].1 = bytes.clone();
+        }
+    }
+    per_signer
+        .into_iter()
+        .map(|(m, packages)| {
+            (
+                m,
+                SignRequest {
+                    withdrawal: id,
+                    chain: C::CHAIN,
+                    bitcoin: bitcoin.clone(),
+                    packages,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Every signer checks, marks, spends and signs; the coordinator aggregates per message.
+fn sign_all<C: VaultSuite>(
+    shares: &BTreeMap<Member, KeyShare<C>>,
+    books: &mut Books<C>,
+    watermarks: &mut BTreeMap<Member, Watermarks>,
+    requests: &BTreeMap<Member, SignRequest>,
+    authorization: &Authorization,
+    policy: Option<&BitcoinPolicy>,
+) -> Result<Vec<frost_core::Signature<C>>, Refusal> {
+    let mut per_message: Vec<BTreeMap<Member, frost_core::round2::SignatureShare<C>>> = Vec::new();
+    let mut packages = Vec::new();
+    for (member, request) in requests {
+        let marks = watermarks.entry(*member).or_default();
+        let prepared = prepare::<C>(request, Some(authorization), marks, policy)?;
+        assert!(marks.mark(request.chain, request.withdrawal));
+        let book = &mut books.get_mut(member).expect("a book").0;
+        let nonces: Vec<_> = prepared
+            .slots()
+            .iter()
+            .map(|slot| book.spend(*slot).expect("an unspent slot"))
+            .collect();
+        let out = prepared.sign(&nonces, &shares[member]).expect("signs");
+        per_message.resize_with(out.len(), BTreeMap::new);
+        for (i, bytes) in out.iter().enumerate() {
+            per_message[i].insert(*member, decode_share::<C>(bytes).expect("decodes"));
+        }
+        packages = prepared.packages.into_iter().map(|(_, p)| p).collect();
+    }
+    let public = &shares[requests.keys().next().expect("a signer")].public;
+    Ok(packages
+        .iter()
+        .zip(&per_message)
+        .map(|(package, shares)| aggregate(package, shares, public).expect("aggregates"))
+        .collect())
+}
+
+fn bip340_verifies(signature: &[u8], message: &[u8], xonly: &[u8; 32]) -> bool {
+    let secp = secp256k1::Secp256k1::verification_only();
+    let Ok(signature) = secp256k1::schnorr::Signature::from_slice(signature) else {
+        return false;
+    };
+    let Ok(key) = secp256k1::XOnlyPublicKey::from_slice(xonly) else {
+        return false;
+    };
+    let Ok(message) = secp256k1::Message::from_digest_slice(message) else {
+        return false;
+    };
+    secp.verify_schnorr(&signature, &message, &key).is_ok()
+}
+
+#[test]
+fn any_t_members_sign_a_real_taproot_spend_that_libsecp256k1_accepts() {
+    for n in [4u16, 7] {
+        let shares = dkg::<Taproot>(n, 1);
+        assert_eq!(shares.len(), usize::from(n));
+        let keys: BTreeSet<_> = shares.values().map(|s| s.group_key()).collect();
+        assert_eq!(keys.len(), 1, "every member holds a share of one key");
+        let t = usize::from(threshold(usize::from(n)));
+        let w = withdrawal(&shares, 9);
+        let body = BitcoinBody {
+            tx: bitcoin::consensus::serialize(&w.tx),
+            prevout_sats: w.prevouts.iter().map(|p| p.value.to_sat()).collect(),
+        };
+        let messages: Vec<Vec<u8>> = (0..w.tx.input.len())
+            .map(|i| {
+                taproot::sighash(&w.tx, &w.prevouts, i)
+                    .expect("sighash")
+                    .to_vec()
+            })
+            .collect();
+        // The last t members, then the first t: any t suffice.
+        for (round, signers) in [
+            ((n as usize - t + 1)..=n as usize)
+                .map(|m| m as Member)
+                .collect::<Vec<_>>(),
+            (1..=t).map(|m| m as Member).collect(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut books = books(&shares);
+            let mut marks = BTreeMap::new();
+            let requests = request(
+                &books,
+                &signers,
+                0,
+                9 + round as u64,
+                Some(body.clone()),
+                &messages,
+            );
+            let mut authorization = w.authorization;
+            authorization.withdrawal = 9 + round as u64;
+            let signatures = sign_all(
+                &shares,
+                &mut books,
+                &mut marks,
+                &requests,
+                &authorization,
+                Some(&w.policy),
+            )
+            .expect("authorized");
+            let signatures: Vec<[u8; 64]> = signatures
+                .iter()
+                .map(|s| {
+                    s.serialize()
+                        .expect("encodes")
+                        .try_into()
+                        .expect("64 bytes")
+                })
+                .collect();
+            for (i, signature) in signatures.iter().enumerate() {
+                assert!(
+                    bip340_verifies(signature, &messages[i], &w.policy.vault_key),
+                    "n = {n}: input {i}'s BIP340 signature verifies under the output key"
+                );
+                let mut other = messages[i].clone();
+                other[0] ^= 1;
+                assert!(!bip340_verifies(signature, &other, &w.policy.vault_key));
+            }
+            let signed = taproot::finalize(w.tx.clone(), &signatures);
+            assert!(signed.input.iter().all(|input| input.witness.len() == 1));
+            assert_eq!(signed.output[0].value, Amount::from_sat(100_000));
+            assert_eq!(
+                signed.output[0].script_pubkey,
+                taproot::destination_script(&w.authorization.destination).expect("key")
+            );
+        }
+    }
+}
+
+#[test]
+fn an_ed25519_withdrawal_signed_by_t_members_passes_verify_strict() {
+    for n in [4u16, 7] {
+        let shares = dkg::<Ed25519>(n, 2);
+        let t = usize::from(threshold(usize::from(n)));
+        let authorization = Authorization {
+            withdrawal: 3,
+            chain: Chain::Ed25519,
+            destination: [5; 32],
+            amount: 1_000_000,
+        };
+        let message = ed25519_message(&authorization);
+        let signers: Vec<Member> = (1..=t as Member).collect();
+        let mut books = books(&shares);
+        let requests = request(&books, &signers, 0, 3, None, std::slice::from_ref(&message));
+        let signatures = sign_all(
+            &shares,
+            &mut books,
+            &mut BTreeMap::new(),
+            &requests,
+            &authorization,
+            None,
+        )
+        .expect("authorized");
+        let key = ed25519_dalek::VerifyingKey::from_bytes(
+            &shares[&1].group_key().try_into().expect("32 bytes"),
+        )
+        .expect("a point");
+        let signature =
+            ed25519_dalek::Signature::from_slice(&signatures[0].serialize().expect("encodes"))
+                .expect("64 bytes");
+        key.verify_strict(&message, &signature)
+            .expect("n = {n}: ed25519-dalek accepts the threshold signature");
+        assert!(key.verify_strict(b"another message", &signature).is_err());
+    }
+}
+
+#[test]
+fn after_a_refresh_without_member_four_old_shares_no_longer_combine() {
+    let shares = dkg::<Ed25519>(4, 3);
+    let keep: BTreeSet<Member> = [1, 2, 3].into();
+    let fresh = refresh(&shares, &keep, 4);
+    assert_eq!(fresh.len(), 3);
+    for (m, share) in &fresh {
+        assert_eq!(
+            share.group_key(),
+            shares[m].group_key(),
+            "the group key stays"
+        );
+        assert_ne!(
+            share.key.signing_share(),
+            shares[m].key.signing_share(),
+            "every share moves"
+        );
+        assert!(
+            !share.holders().contains(&4),
+            "member 4 holds nothing in the new sharing"
+        );
+    }
+    let authorization = Authorization {
+        withdrawal: 1,
+        chain: Chain::Ed25519,
+        destination: [6; 32],
+        amount: 7,
+    };
+    let message = ed25519_message(&authorization);
+    // The three that stay sign with their new shares.
+    let mut new_books = books(&fresh);
+    let requests = request(
+        &new_books,
+        &[1, 2, 3],
+        0,
+        1,
+        None,
+        std::slice::from_ref(&message),
+    );
+    sign_all(
+        &fresh,
+        &mut new_books,
+        &mut BTreeMap::new(),
+        &requests,
+        &authorization,
+        None,
+    )
+    .expect("the new sharing signs");
+    // Member 4's old share with two new ones: the shares do not combine, under the new public
+    // package or the old one.
+    let mut mixed: BTreeMap<Member, KeyShare<Ed25519>> = BTreeMap::new();
+    mixed.insert(1, fresh[&1].clone());
+    mixed.insert(2, fresh[&2].clone());
+    mixed.insert(4, shares[&4].clone());
+    let mut mixed_books = books(&mixed);
+    let mut commitments = BTreeMap::new();
+    for m in [1, 2, 4] {
+        commitments.insert(m, mixed_books[&m].1[0].1);
+    }
+    let signing = package::<Ed25519>(&commitments, &message).expect("members");
+    let mut sig_shares = BTreeMap::new();
+    for m in [1u16, 2, 4] {
+        let slot = mixed_books[&m].1[0].0;
+        let nonces = mixed_books
+            .get_mut(&m)
+            .expect("book")
+            .0
+            .spend(slot)
+            .expect("slot");
+        // The vault's own `sign` already refuses a package naming member 4 under the new
+        // sharing; FROST's raw round 2 shows the shares are useless even when made.
+        assert!(
+            matches!(
+                bulwark_vault::signing::sign(&signing, &nonces, &mixed[&m]),
+                Err(VaultError::Malformed(_))
+            ) || m == 4
+        );
+        let share =
+            frost_core::round2::sign(&signing, &nonces, &mixed[&m].key).expect("raw round 2");
+        sig_shares.insert(m, share);
+    }
+    assert!(matches!(
+        aggregate(&signing, &sig_shares, &fresh[&1].public),
+        Err(VaultError::Crypto(_))
+    ));
+    assert!(matches!(
+        aggregate(&signing, &sig_shares, &shares[&1].public),
+        Err(VaultError::Crypto(_))
+    ));
+    // And a member left out cannot take part in a refresh of the new sharing.
+    assert!(matches!(
+        Ceremony::refresh(fresh[&1].clone(), &members(4), seed(1, 5)),
+        Err(VaultError::NotAParticipant(4))
+    ));
+}
+
+#[test]
+fn a_withdrawal_is_signed_once_and_only_as_authorized() {
+    let shares = dkg::<Taproot>(4, 6);
+    let w = withdrawal(&shares, 21);
+    let body = BitcoinBody {
+        tx: bitcoin::consensus::serialize(&w.tx),
+        prevout_sats: w.prevouts.iter().map(|p| p.value.to_sat()).collect(),
+    };
+    let messages: Vec<Vec<u8>> = (0..w.tx.input.len())
+        .map(|i| {
+            taproot::sighash(&w.tx, &w.prevouts, i)
+                .expect("sighash")
+                .to_vec()
+        })
+        .collect();
+    let mut books = books(&shares);
+    let mut marks = BTreeMap::new();
+    let requests = request(&books, &[1, 2, 3], 0, 21, Some(body.clone()), &messages);
+    sign_all(
+        &shares,
+        &mut books,
+        &mut marks,
+        &requests,
+        &w.authorization,
+        Some(&w.policy),
+    )
+    .expect("first time");
+    // A Byzantine coordinator asks again with fresh nonces: refused by every signer.
+    let again = request(&books, &[1, 2, 3], 2, 21, Some(body.clone()), &messages);
+    for (m, req) in &again {
+        assert_eq!(
+            prepare::<Taproot>(req, Some(&w.authorization), &marks[m], Some(&w.policy)).err(),
+            Some(Refusal::AlreadySigned(21))
+        );
+    }
+    let fresh_marks = Watermarks::default();
+    let check = |req: &SignRequest, auth: Option<&Authorization>| {
+        prepare::<Taproot>(req, auth, &fresh_marks, Some(&w.policy)).err()
+    };
+    let base = &request(&books, &[1, 2, 3], 2, 21, Some(body.clone()), &messages)[&1];
+    // Not authorized by any finalized block.
+    assert_eq!(check(base, None), Some(Refusal::NotAuthorized(21)));
+    let mut other_id = w.authorization;
+    other_id.withdrawal = 22;
+    assert_eq!(
+        check(base, Some(&other_id)),
+        Some(Refusal::NotAuthorized(21))
+    );
+    // The ledger authorized another destination, or another amount.
+    for (field, authorization) in [
+        ("destination", {
+            let mut a = w.authorization;
+            a.destination = secp_xonly(0x43);
+            a
+        }),
+        ("amount", {
+            let mut a = w.authorization;
+            a.amount += 1;
+            a
+        }),
+    ] {
+        assert!(
+            matches!(
+                check(base, Some(&authorization)),
+                Some(Refusal::Transaction {
+                    reason: TxRefusal::Destination { .. },
+                    ..
+                })
+            ),
+            "{field}"
+        );
+    }
+    // The transaction pays a stranger too, or burns the vault in fees.
+    let mut stranger = w.tx.clone();
+    stranger.output[1].script_pubkey = taproot::destination_script(&secp_xonly(0x44)).expect("key");
+    let mut burn = w.tx.clone();
+    burn.output.truncate(1);
+    for (tx, expected) in [(stranger, "stranger"), (burn, "fee")] {
+        let mut req = base.clone();
+        req.bitcoin = Some(BitcoinBody {
+            tx: bitcoin::consensus::serialize(&tx),
+            prevout_sats: body.prevout_sats.clone(),
+        });
+        let refusal = check(&req, Some(&w.authorization)).expect("refused");
+        let reason = match refusal {
+            Refusal::Transaction { reason, .. } => reason,
+            other => panic!("{expected}: {other:?}"),
+        };
+        match expected {
+            "stranger" => assert_eq!(reason, TxRefusal::Stranger(1)),
+            _ => assert!(matches!(reason, TxRefusal::Fee { .. }), "{reason:?}"),
+        }
+    }
+    // A package that signs something other than the member's own sighash.
+    let mut swapped = messages.clone();
+    swapped.swap(0, 1);
+    let req = &request(&books, &[1, 2, 3], 4, 21, Some(body.clone()), &swapped)[&1];
+    assert_eq!(
+        check(req, Some(&w.authorization)),
+        Some(Refusal::Message {
+            withdrawal: 21,
+            index: 0
+        })
+    );
+    // Garbage in every field is a typed refusal, never a panic.
+    let mut garbage = base.clone();
+    garbage.bitcoin = Some(BitcoinBody {
+        tx: vec![0xff; 100],
+        prevout_sats: vec![1],
+    });
+    assert!(matches!(
+        check(&garbage, Some(&w.authorization)),
+        Some(Refusal::Transaction {
+            reason: TxRefusal::Malformed(_),
+            ..
+        })
+    ));
+    let mut garbage = base.clone();
+    garbage.packages[0].1 = vec![7; 50];
+    assert!(matches!(
+        check(&garbage, Some(&w.authorization)),
+        Some(Refusal::Package { .. })
+    ));
+    let mut garbage = base.clone();
+    garbage.packages[0].1 = vec![7; 20_000];
+    assert!(matches!(
+        check(&garbage, Some(&w.authorization)),
+        Some(Refusal::Package {
+            reason: VaultError::TooLong { .. },
+            ..
+        })
+    ));
+    let mut wrong_chain = base.clone();
+    wrong_chain.chain = Chain::Ed25519;
+    assert!(matches!(
+        check(&wrong_chain, Some(&w.authorization)),
+        Some(Refusal::WrongChain { .. })
+    ));
+    assert!(Refusal::NotAuthorized(1).is_evidence());
+}
+
+fn secp_xonly(byte: u8) -> [u8; 32] {
+    let secp = secp256k1::Secp256k1::new();
+    secp256k1::Keypair::from_seckey_slice(&secp, &[byte; 32])
+        .expect("key")
+        .x_only_public_key()
+        .0
+        .serialize()
+}
+
+#[test]
+fn a_nonce_is_spent_once_and_the_book_survives_a_restart() {
+    let shares = dkg::<Ed25519>(4, 8);
+    let mut book = NonceBook::default();
+    let published = book.precompute(&shares[&1], 5, seed(1, 9));
+    assert_eq!(published.len(), 5);
+    let slot = published[2].0;
+    let bytes = book.to_bytes();
+    book.spend(slot).expect("unspent");
+    assert!(book.spend(slot).is_err(), "a slot is spent once");
+    // The book on disk before the spend still has it; the caller persists after spending.
+    let mut restored = NonceBook::<Ed25519>::from_bytes(&bytes).expect("round trip");
+    assert_eq!(restored.unspent(), 5);
+    restored.spend(slot).expect("it was unspent on disk");
+    let after = NonceBook::<Ed25519>::from_bytes(&restored.to_bytes()).expect("round trip");
+    assert_eq!(after.unspent(), 4);
+    // New slots never reuse a number, even after the book was cleared.
+    let mut cleared = after;
+    cleared.clear();
+    let next = cleared.precompute(&shares[&1], 1, seed(1, 10));
+    assert!(next[0].0 > published.last().expect("five").0);
+    for garbage in [&[][..], &[0xff; 13][..], &bytes[..bytes.len() - 1]] {
+        assert!(NonceBook::<Ed25519>::from_bytes(garbage).is_err());
+    }
+    let share = KeyShare::<Ed25519>::from_bytes(&shares[&2].to_bytes()).expect("round trip");
+    assert_eq!(share, shares[&2]);
+    let mut mixed = shares[&2].to_bytes();
+    let other = shares[&3].to_bytes();
+    let len = u32::from_be_bytes(mixed[..4].try_into().expect("4")) as usize;
+    mixed.truncate(4 + len);
+    mixed.extend_from_slice(&other[4 + len..]);
+    assert!(
+        KeyShare::<Ed25519>::from_bytes(&mixed).is_ok(),
+        "same public half"
+    );
+    let foreign = dkg::<Ed25519>(4, 11);
+    let mut mismatched = shares[&2].to_bytes()[..4 + len].to_vec();
+    mismatched.extend_from_slice(&foreign[&2].to_bytes()[4 + len..]);
+    assert!(KeyShare::<Ed25519>::from_bytes(&mismatched).is_err());
+}
+
+#[test]
+fn a_hostile_participant_cannot_break_or_bend_the_ceremony() {
+    let all = members(4);
+    let t = threshold(4);
+    let (mut one, _) = Ceremony::<Taproot>::dkg(1, &all, t, seed(1, 12)).expect("start");
+    let (_, two) = Ceremony::<Taproot>::dkg(2, &all, t, seed(2, 12)).expect("start");
+    let (_, two_again) = Ceremony::<Taproot>::dkg(2, &all, t, seed(2, 13)).expect("start");
+    assert!(matches!(
+        one.receive_round1(9, &two),
+        Err(VaultError::NotAParticipant(9))
+    ));
+    assert!(matches!(
+        one.receive_round1(1, &two),
+        Err(VaultError::NotAParticipant(1))
+    ));
+    assert!(matches!(
+        one.receive_round1(3, &[1, 2, 3]),
+        Err(VaultError::Malformed(_))
+    ));
+    assert!(matches!(
+        one.receive_round1(3, &vec![0; 10_000]),
+        Err(VaultError::TooLong { .. })
+    ));
+    assert_eq!(one.receive_round1(2, &two).expect("valid"), None);
+    assert_eq!(one.receive_round1(2, &two).expect("a resend"), None);
+    assert!(matches!(
+        one.receive_round1(2, &two_again),
+        Err(VaultError::Conflicting {
+            member: 2,
+            round: 1
+        })
+    ));
+    assert!(matches!(
+        one.receive_round2(2, &[0; 40]),
+        Err(VaultError::OutOfOrder { round: 2, .. })
+    ));
+    assert_eq!(one.waiting_for(), vec![3, 4]);
+    // A round-2 package meant for another member does not match its sender's commitment.
+    let mut starts: BTreeMap<Member, (Ceremony<Ed25519>, Vec<u8>)> = all
+        .iter()
+        .map(|m| (*m, Ceremony::dkg(*m, &all, t, seed(*m, 14)).expect("start")))
+        .collect();
+    let round1: Vec<(Member, Vec<u8>)> = starts.iter().map(|(m, (_, b))| (*m, b.clone())).collect();
+    let mut round2: BTreeMap<(Member, Member), Vec<u8>> = BTreeMap::new();
+    for (from, bytes) in &round1 {
+        for (to, (ceremony, _)) in starts.iter_mut() {
+            if to != from {
+                if let Some(out) = ceremony.receive_round1(*from, bytes).expect("round 1") {
+                    for (dest, package) in out {
+                        round2.insert((*to, dest), package);
+                    }
+                }
+            }
+        }
+    }
+    let victim = &mut starts.get_mut(&1).expect("member 1").0;
+    victim
+        .receive_round2(2, &round2[&(2, 1)])
+        .expect("honest package");
+    victim
+        .receive_round2(3, &round2[&(3, 1)])
+        .expect("honest package");
+    // Member 4 sends member 1 the package it made for member 2.
+    assert!(matches!(
+        victim.receive_round2(4, &round2[&(4, 2)]),
+        Err(VaultError::Crypto(_))
+    ));
+    // Committees that cannot hold a vault are refused before anything is drawn.
+    for (members, t) in [
+        (members(1), 2),
+        (members(4), 1),
+        (members(4), 5),
+        (members(65), 40),
+    ] {
+        assert!(matches!(
+            Ceremony::<Ed25519>::dkg(1, &members, t, [0; 32]),
+            Err(VaultError::Committee { .. })
+        ));
+    }
+    assert!(matches!(
+        Ceremony::<Ed25519>::dkg(9, &members(4), 3, [0; 32]),
+        Err(VaultError::NotAParticipant(9))
+    ));
+}
+
+#[test]
+fn the_threshold_is_n_minus_f() {
+    assert_eq!(threshold(4), 3);
+    assert_eq!(threshold(7), 5);
+    assert_eq!(threshold(10), 7);
+    assert_eq!(threshold(3), 3);
+}
+
+#[test]
+fn a_refreshed_taproot_sharing_still_spends_to_the_same_output_key() {
+    let shares = dkg::<Taproot>(4, 15);
+    let keep: BTreeSet<Member> = [1, 2, 4].into();
+    let fresh = refresh(&shares, &keep, 16);
+    let w = withdrawal(&fresh, 30);
+    assert_eq!(
+        w.policy.vault_key,
+        xonly(&shares[&1]),
+        "the vault's address stays"
+    );
+    let body = BitcoinBody {
+        tx: bitcoin::consensus::serialize(&w.tx),
+        prevout_sats: w.prevouts.iter().map(|p| p.value.to_sat()).collect(),
+    };
+    let messages: Vec<Vec<u8>> = (0..w.tx.input.len())
+        .map(|i| {
+            taproot::sighash(&w.tx, &w.prevouts, i)
+                .expect("sighash")
+                .to_vec()
+        })
+        .collect();
+    let mut books = books(&fresh);
+    let requests = request(&books, &[1, 2, 4], 0, 30, Some(body), &messages);
+    let signatures = sign_all(
+        &fresh,
+        &mut books,
+        &mut BTreeMap::new(),
+        &requests,
+        &w.authorization,
+        Some(&w.policy),
+    )
+    .expect("authorized");
+    for (i, signature) in signatures.iter().enumerate() {
+        assert!(bip340_verifies(
+            &signature.serialize().expect("encodes"),
+            &messages[i],
+            &w.policy.vault_key
+        ));
+    }
+}

@@ -98,6 +98,9 @@ enum BenchCmd {
     },
     /// Audit scan CPU time and peak memory vs lynis and OpenSCAP; re-check of one changed file.
     Audit,
+    /// The vault's FROST keys in one process: DKG and refresh time at n = 4 and 7, taproot
+    /// signing (checks, round 2, aggregation) vs one libsecp256k1 key.
+    Custody,
     /// A replica's start: from its newest engine snapshot plus the log after it, vs a replay
     /// of the whole finalized log from genesis.
     Restart(bulwark_bench::restart::RestartBenchArgs),
@@ -275,6 +278,7 @@ fn main() -> ExitCode {
         }) => bulwark_bench::committee::run_oracle_bench(base_port, duration),
         Top::Bench(BenchCmd::Engine(args)) => bulwark_bench::engine::run(args),
         Top::Bench(BenchCmd::Restart(args)) => bulwark_bench::restart::run(args),
+        Top::Bench(BenchCmd::Custody) => bulwark_bench::custody::run_bench(),
         Top::Bench(BenchCmd::Audit) => {
             bulwark_bench::audit::run_bench();
             ExitCode::SUCCESS

@@ -444,3 +444,81 @@ fn restrict<C: Ciphersuite>(
         public.min_signers(),
     ))
 }
+
+/// Runs whole ceremonies in one process, every message delivered at once: for the simulator,
+/// the benches and tests (the node runs [`Ceremony`] over the p2p). Seeds are derived from
+/// `seed` and the member, so a run is reproducible.
+pub mod local {
+    use super::*;
+
+    fn member_seed(seed: [u8; 32], member: Member) -> [u8; 32] {
+        let mut out = seed;
+        for (i, byte) in member.to_be_bytes().iter().enumerate() {
+            out[30 + i] ^= byte;
+        }
+        out
+    }
+
+    /// Delivers every round of the started ceremonies and returns each member's share.
+    pub fn run<C: Ciphersuite>(
+        starts: BTreeMap<Member, (Ceremony<C>, Vec<u8>)>,
+    ) -> Result<BTreeMap<Member, KeyShare<C>>, VaultError> {
+        let mut ceremonies = BTreeMap::new();
+        let mut round1 = Vec::new();
+        for (member, (ceremony, bytes)) in starts {
+            round1.push((member, bytes));
+            ceremonies.insert(member, ceremony);
+        }
+        let mut round2 = Vec::new();
+        for (from, bytes) in &round1 {
+            for (to, ceremony) in ceremonies.iter_mut() {
+                if to != from {
+                    if let Some(out) = ceremony.receive_round1(*from, bytes)? {
+                        round2.extend(out.into_iter().map(|(dest, b)| (*to, dest, b)));
+                    }
+                }
+            }
+        }
+        let mut shares = BTreeMap::new();
+        for (from, to, bytes) in round2 {
+            let ceremony = ceremonies
+                .get_mut(&to)
+                .ok_or(VaultError::NotAParticipant(to))?;
+            if let Some(share) = ceremony.receive_round2(from, &bytes)? {
+                shares.insert(to, share);
+            }
+        }
+        Ok(shares)
+    }
+
+    /// A key generation among members 1 ..= `n` with threshold [`crate::threshold`]`(n)`.
+    pub fn dkg<C: Ciphersuite>(
+        n: u16,
+        seed: [u8; 32],
+    ) -> Result<BTreeMap<Member, KeyShare<C>>, VaultError> {
+        let all: BTreeSet<Member> = (1..=n).collect();
+        let t = crate::threshold(usize::from(n));
+        let mut starts = BTreeMap::new();
+        for m in &all {
+            starts.insert(*m, Ceremony::<C>::dkg(*m, &all, t, member_seed(seed, *m))?);
+        }
+        run(starts)
+    }
+
+    /// A refresh of `shares` among `keep`.
+    pub fn refresh<C: Ciphersuite>(
+        shares: &BTreeMap<Member, KeyShare<C>>,
+        keep: &BTreeSet<Member>,
+        seed: [u8; 32],
+    ) -> Result<BTreeMap<Member, KeyShare<C>>, VaultError> {
+        let mut starts = BTreeMap::new();
+        for m in keep {
+            let share = shares.get(m).ok_or(VaultError::NotAParticipant(*m))?;
+            starts.insert(
+                *m,
+                Ceremony::refresh(share.clone(), keep, member_seed(seed, *m))?,
+            );
+        }
+        run(starts)
+    }
+}

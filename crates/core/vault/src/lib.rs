@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod keygen;
+pub mod placement;
 pub mod release;
 pub mod signing;
 pub mod taproot;

@@ -31,38 +31,10 @@ fn members(n: u16) -> BTreeSet<Member> {
     (1..=n).collect()
 }
 
-/// Runs one ceremony among `starts` (member → (ceremony, round-1 bytes)), delivering every
-/// message, and returns every member's share.
 fn run<C: Ciphersuite>(
     starts: BTreeMap<Member, (Ceremony<C>, Vec<u8>)>,
 ) -> BTreeMap<Member, KeyShare<C>> {
-    let mut ceremonies: BTreeMap<Member, Ceremony<C>> = BTreeMap::new();
-    let mut round1 = Vec::new();
-    for (member, (ceremony, bytes)) in starts {
-        round1.push((member, bytes));
-        ceremonies.insert(member, ceremony);
-    }
-    let mut round2 = Vec::new();
-    for (from, bytes) in &round1 {
-        for (to, ceremony) in ceremonies.iter_mut() {
-            if to == from {
-                continue;
-            }
-            if let Some(out) = ceremony.receive_round1(*from, bytes).expect("round 1") {
-                for (dest, package) in out {
-                    round2.push((*to, dest, package));
-                }
-            }
-        }
-    }
-    let mut shares = BTreeMap::new();
-    for (from, to, bytes) in round2 {
-        let ceremony = ceremonies.get_mut(&to).expect("a participant");
-        if let Some(share) = ceremony.receive_round2(from, &bytes).expect("round 2") {
-            shares.insert(to, share);
-        }
-    }
-    shares
+    bulwark_vault::keygen::local::run(starts).expect("every message is honest")
 }
 
 fn dkg<C: Ciphersuite>(n: u16, label: u8) -> BTreeMap<Member, KeyShare<C>> {

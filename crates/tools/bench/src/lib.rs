@@ -13,6 +13,7 @@ pub mod attest;
 pub mod audit;
 pub mod committee;
 pub mod connections;
+pub mod custody;
 pub mod engine;
 pub mod oracle;
 pub mod report;

@@ -2,7 +2,8 @@
 //! benches and the tests, so that every tool derives the same key for the same account and
 //! trades the same way ([`flow`]); [`swtpm`], a private software TPM for the TPM tests,
 //! `up --tpm` and `bench attest`; [`extension_sequences`], what a launch forger tries; and
-//! [`crl`], certificate revocation lists signed by test keys, for the SEV-SNP revocation tests.
+//! [`crl`], certificate revocation lists signed by test keys, for the SEV-SNP revocation tests;
+//! [`softhsm`], a throw-away SoftHSM2 token for the PKCS#11 tests.
 //!
 //! Nothing here is secret: every key is derived from public inputs. Production never uses it;
 //! the core and runtime crates take it only as a dev-dependency.
@@ -12,6 +13,7 @@
 
 pub mod crl;
 pub mod flow;
+pub mod softhsm;
 pub mod swtpm;
 
 pub use flow::{flow_order, signed_flow_order};

@@ -70,6 +70,9 @@ pub enum ConfigError {
         /// Faults tolerated.
         f: usize,
     },
+    /// One data center would hold t or more of the vault's key shares.
+    #[error(transparent)]
+    VaultPlacement(#[from] bulwark_vault::placement::PlacementError),
 }
 
 /// Why a secret key file ([`read_hex32`]) or text ([`parse_hex32`]) does not hold 32 bytes.
@@ -407,6 +410,10 @@ impl NodeConfig {
                 f,
             });
         }
+        // The vault's own rule (issue #14): no data center holds t of its shares. Implied by the
+        // one above while t = n - f, and checked by name so that a change of either is caught.
+        let centers: Vec<&str> = self.peers.iter().map(|p| p.data_center.as_str()).collect();
+        bulwark_vault::placement::check(&centers, bulwark_vault::threshold(n))?;
         Ok(())
     }
 

@@ -98,6 +98,41 @@ pub trait Sealer {
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError>;
 }
 
+/// The backend a node chose, as one type.
+pub enum Backend {
+    /// [`pkcs11::Pkcs11Sealer`].
+    Pkcs11(Box<pkcs11::Pkcs11Sealer>),
+    /// [`keystore::KeystoreSealer`] (TPM-sealed or DEVELOPMENT).
+    Keystore(keystore::KeystoreSealer),
+}
+
+impl Sealer for Backend {
+    fn kind(&self) -> BackendKind {
+        match self {
+            Backend::Pkcs11(s) => s.kind(),
+            Backend::Keystore(s) => s.kind(),
+        }
+    }
+
+    fn seal(&mut self, associated_data: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
+        match self {
+            Backend::Pkcs11(s) => s.seal(associated_data, plaintext),
+            Backend::Keystore(s) => s.seal(associated_data, plaintext),
+        }
+    }
+
+    fn open(
+        &mut self,
+        associated_data: &[u8],
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        match self {
+            Backend::Pkcs11(s) => s.open(associated_data, sealed),
+            Backend::Keystore(s) => s.open(associated_data, sealed),
+        }
+    }
+}
+
 /// Why a vault file cannot be stored or read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -383,6 +383,9 @@ fn write_node(
             crl_file: None,
             collateral_file: None,
         }),
+        // The vault's shares under the DEVELOPMENT file backend (the default of a development
+        // node), which says so when the node starts.
+        vault: None,
         // A committee on one machine, started by `up`: its development paths (the dev
         // attestor, the synthetic feed) are accepted, and say so when they run.
         development: true,

@@ -383,6 +383,7 @@ fn dev_paths_in_production(n: usize) -> Outcome {
             crl_file: None,
             collateral_file: None,
         }),
+        vault: None,
         development: false,
     };
     let path = std::path::Path::new("node.toml");
@@ -397,6 +398,14 @@ fn dev_paths_in_production(n: usize) -> Outcome {
             production(Some(AdmissionMode::Dev), true),
         ),
         ("mode = \"dev\" with loopback = false", dev_on_wide),
+        ("[vault] backend = \"file\" in production", {
+            let mut config = production(Some(AdmissionMode::Tpm), false);
+            config.vault = Some(bulwark_node::node::config::VaultConfig {
+                backend: bulwark_node::node::config::VaultBackend::File,
+                pkcs11: None,
+            });
+            config
+        }),
     ] {
         match config.validate(path) {
             Ok(()) => achieved.push(format!("{what}: accepted")),

@@ -259,12 +259,97 @@ pub struct NodeConfig {
     /// node says so at start), which only a `development` node accepts.
     #[serde(default)]
     pub admission: Option<AdmissionConfig>,
+    /// Where this member keeps its vault key shares (`docs/vault.md`); absent: the DEVELOPMENT
+    /// file backend on a development node, no vault shares on a production node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<VaultConfig>,
     /// A DEVELOPMENT committee on one machine (`bulwark up` writes `development = true`).
     /// Only such a node accepts a development path: admission left out, the DEVELOPMENT
     /// attestor (`mode = "dev"`, which also needs every address on loopback), or the synthetic
     /// price feed. Default false: production, which refuses all of them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub development: bool,
+}
+
+/// Which backend seals the vault's key shares (`[vault] backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VaultBackend {
+    /// AES-256-GCM under a non-extractable key inside a PKCS#11 token (`[vault.pkcs11]`).
+    Pkcs11,
+    /// The keystore key sealed by the node's TPM (needs a TPM-sealed keystore: admission mode
+    /// `tpm`, or `snp`/`tdx` with a vTPM `tcti`).
+    Tpm,
+    /// The keystore key in a file beside the secrets: DEVELOPMENT only.
+    File,
+}
+
+/// The `[vault]` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// The backend.
+    pub backend: VaultBackend,
+    /// The token, for `backend = "pkcs11"` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs11: Option<VaultPkcs11Config>,
+}
+
+/// `[vault.pkcs11]`: where the token is and how to reach it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VaultPkcs11Config {
+    /// The PKCS#11 module (the HSM vendor's shared library).
+    pub module: PathBuf,
+    /// The token's label.
+    pub token_label: String,
+    /// A file holding the user PIN on one line, readable by its owner alone.
+    pub pin_file: PathBuf,
+    /// The label of the AES key that seals this member's vault files (generated in the token
+    /// on first use).
+    pub key_label: String,
+}
+
+impl NodeConfig {
+    /// The vault backend this node uses: the configured one, or the DEVELOPMENT file backend on
+    /// a development node, or none on a production node without `[vault]`.
+    pub fn vault_backend(&self) -> Option<VaultBackend> {
+        match &self.vault {
+            Some(vault) => Some(vault.backend),
+            None if self.development => Some(VaultBackend::File),
+            None => None,
+        }
+    }
+
+    /// Whether the node's keystore key is sealed by a (v)TPM (see `attest::measured_launch`).
+    pub fn keystore_sealed_by_tpm(&self) -> bool {
+        self.admission.as_ref().is_some_and(|a| {
+            a.mode == AdmissionMode::Tpm || (a.tcti.is_some() && a.mode != AdmissionMode::Dev)
+        })
+    }
+
+    /// What is wrong with the `[vault]` section, if anything.
+    fn vault_problem(&self) -> Option<String> {
+        let vault = self.vault.as_ref()?;
+        match (vault.backend, &vault.pkcs11) {
+            (VaultBackend::Pkcs11, None) => {
+                Some("[vault] backend = \"pkcs11\" needs a [vault.pkcs11] section (module, token_label, pin_file, key_label)".into())
+            }
+            (VaultBackend::Pkcs11, Some(p)) if p.token_label.is_empty() || p.key_label.is_empty() => {
+                Some("[vault.pkcs11] token_label and key_label must not be empty".into())
+            }
+            (VaultBackend::Tpm | VaultBackend::File, Some(_)) => {
+                Some("[vault.pkcs11] is for backend = \"pkcs11\" only".into())
+            }
+            (VaultBackend::Tpm, None) if !self.keystore_sealed_by_tpm() => Some(
+                "[vault] backend = \"tpm\" needs a TPM-sealed keystore: [admission] mode = \"tpm\" (or snp/tdx with a vTPM tcti)".into(),
+            ),
+            (VaultBackend::File, None) if !self.development => Some(
+                "[vault] backend = \"file\" is DEVELOPMENT only and refused in production: use \"pkcs11\" or \"tpm\"".into(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// The largest fault count `n` members tolerate: f with n ≥ 3f + 1.
@@ -371,6 +456,9 @@ impl NodeConfig {
                     "development = true needs loopback = true and every address on loopback; {address} is not"
                 )));
             }
+        }
+        if let Some(reason) = self.vault_problem() {
+            return Err(invalid(reason));
         }
         match &self.admission {
             Some(admission) => {
@@ -711,8 +799,69 @@ mod tests {
                 .collect(),
             admission: None,
             oracle: Vec::new(),
+            vault: None,
             development: true,
         }
+    }
+
+    #[test]
+    fn the_vault_backend_is_chosen_in_the_config_and_production_refuses_the_file_one() {
+        let path = Path::new("node.toml");
+        let pkcs11 = VaultPkcs11Config {
+            module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+            token_label: "node-1".into(),
+            pin_file: "hsm.pin".into(),
+            key_label: "bulwark-vault".into(),
+        };
+        let with = |backend, section: Option<VaultPkcs11Config>, development| {
+            let mut c = config(&["a", "b", "c", "d"]);
+            c.development = development;
+            c.admission = Some(admission(AdmissionMode::Tpm, None));
+            for peer in &mut c.peers {
+                peer.client_address = Some("127.0.0.1:4".parse().unwrap());
+                peer.tpm_ek = Some("00ab".into());
+            }
+            c.vault = Some(VaultConfig {
+                backend,
+                pkcs11: section,
+            });
+            c
+        };
+        let refusal = |c: NodeConfig| c.validate(path).unwrap_err().to_string();
+        assert_eq!(
+            with(VaultBackend::Pkcs11, Some(pkcs11.clone()), false)
+                .validate(path)
+                .map_err(|e| e.to_string()),
+            Ok(())
+        );
+        assert!(with(VaultBackend::Tpm, None, false).validate(path).is_ok());
+        assert!(refusal(with(VaultBackend::File, None, false)).contains("DEVELOPMENT only"));
+        assert!(refusal(with(VaultBackend::Pkcs11, None, false)).contains("[vault.pkcs11]"));
+        assert!(
+            refusal(with(VaultBackend::Tpm, Some(pkcs11.clone()), false)).contains("pkcs11\" only")
+        );
+        let mut empty = pkcs11.clone();
+        empty.key_label.clear();
+        assert!(
+            refusal(with(VaultBackend::Pkcs11, Some(empty), false)).contains("must not be empty")
+        );
+        // The TPM backend needs a TPM-sealed keystore.
+        let mut dev = with(VaultBackend::Tpm, None, true);
+        dev.admission = Some(admission(AdmissionMode::Dev, None));
+        assert!(refusal(dev).contains("TPM-sealed keystore"));
+        // Absent: the development file backend on a development node, none in production.
+        let mut absent = config(&["a", "b", "c", "d"]);
+        assert_eq!(absent.vault_backend(), Some(VaultBackend::File));
+        absent.development = false;
+        assert_eq!(absent.vault_backend(), None);
+        // The section parses from TOML and refuses unknown keys and backends.
+        let parsed: VaultConfig = toml::from_str(
+            "backend = \"pkcs11\"\n[pkcs11]\nmodule = \"m.so\"\ntoken_label = \"t\"\npin_file = \"p\"\nkey_label = \"k\"\n",
+        )
+        .unwrap();
+        assert_eq!(parsed.backend, VaultBackend::Pkcs11);
+        assert!(toml::from_str::<VaultConfig>("backend = \"usb-stick\"").is_err());
+        assert!(toml::from_str::<VaultConfig>("backend = \"tpm\"\nsurprise = 1").is_err());
     }
 
     /// An `[admission]` section of `mode` with every file set (and `ek_ca_file`, if given).

@@ -196,6 +196,8 @@ pub enum Migration {
 /// The keystore of one data directory.
 pub struct Keystore {
     key: SealKey,
+    // The same key, for the vault's sealer (`vault_sealer`).
+    raw: zeroize::Zeroizing<[u8; 32]>,
     migration: Migration,
 }
 
@@ -219,7 +221,21 @@ impl Keystore {
     pub fn from_key(key: [u8; 32], migration: Migration) -> Keystore {
         Keystore {
             key: SealKey::new(key),
+            raw: zeroize::Zeroizing::new(key),
             migration,
+        }
+    }
+
+    /// A sealer for the vault's files under this keystore's key: the TPM backend when the key
+    /// is sealed by the TPM, else the DEVELOPMENT one (which says so).
+    pub fn vault_sealer(
+        &self,
+        sealed_by_tpm: bool,
+    ) -> bulwark_vaultstore::keystore::KeystoreSealer {
+        if sealed_by_tpm {
+            bulwark_vaultstore::keystore::KeystoreSealer::tpm(*self.raw)
+        } else {
+            bulwark_vaultstore::keystore::KeystoreSealer::development(*self.raw)
         }
     }
 

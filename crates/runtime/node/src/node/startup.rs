@@ -160,6 +160,11 @@ pub(super) fn prepare(
     }
     let participants = Set::try_from(peers.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
         .map_err(|_| invalid(config_path, "peer keys must be distinct".into()))?;
+    let member = peers
+        .iter()
+        .position(|(key, _)| *key == me)
+        .expect("checked above: this node is among the peers");
+    check_vault_backend(&config, &keystore, member)?;
     Ok(Prepared {
         config,
         genesis_file,
@@ -175,6 +180,60 @@ pub(super) fn prepare(
         peers,
         participants,
     })
+}
+
+/// Opens the vault backend the config chose (`docs/vault.md`) and its directory, so that a
+/// token that is missing, a wrong PIN or a key that could leave the HSM stops the node at start.
+/// The vault's key generation and signing over the p2p are not built yet, so the node holds no
+/// vault share and says so.
+fn check_vault_backend(
+    config: &NodeConfig,
+    keystore: &keystore::Keystore,
+    member: usize,
+) -> Result<(), NodeError> {
+    use crate::node::config::VaultBackend;
+    use bulwark_vaultstore::{Backend, Sealer as _, VaultFiles};
+    let Some(backend) = config.vault_backend() else {
+        info!("no [vault] section: this production node holds no vault key shares");
+        return Ok(());
+    };
+    let sealer = match backend {
+        VaultBackend::Pkcs11 => {
+            let section = config
+                .vault
+                .as_ref()
+                .and_then(|v| v.pkcs11.as_ref())
+                .expect("validated: backend = \"pkcs11\" has a [vault.pkcs11] section");
+            let sealer = bulwark_vaultstore::pkcs11::Pkcs11Sealer::open(
+                &bulwark_vaultstore::pkcs11::Pkcs11Config {
+                    module: section.module.clone(),
+                    token_label: section.token_label.clone(),
+                    pin_file: section.pin_file.clone(),
+                    key_label: section.key_label.clone(),
+                },
+            )
+            .map_err(|e| NodeError::File {
+                path: section.module.clone(),
+                reason: format!("[vault] backend = \"pkcs11\": {e}"),
+            })?;
+            Backend::Pkcs11(Box::new(sealer))
+        }
+        VaultBackend::Tpm | VaultBackend::File => Backend::Keystore(
+            keystore.vault_sealer(backend == VaultBackend::Tpm && config.keystore_sealed_by_tpm()),
+        ),
+    };
+    let kind = sealer.kind();
+    let member = u16::try_from(member + 1).unwrap_or(u16::MAX);
+    VaultFiles::open(&config.data_dir, member, sealer).map_err(|e| NodeError::File {
+        path: config.data_dir.join("vault"),
+        reason: e.to_string(),
+    })?;
+    info!(
+        backend = kind.name(),
+        member,
+        "vault backend ready; the vault's key generation and signing over the p2p are not built yet, so this node holds no vault key share"
+    );
+    Ok(())
 }
 
 /// The node's p2p network: the tracker (`oracle`) and every channel, taken as they are used.
@@ -487,4 +546,71 @@ pub(super) async fn start_consensus(
         channels,
     )
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn node_config(data_dir: &Path, vault: &str, development: bool) -> NodeConfig {
+        let text = format!(
+            r#"
+name = "n1"
+data_center = "a"
+key_file = "k"
+data_dir = "{}"
+genesis_file = "g"
+p2p_listen = "127.0.0.1:1"
+client_listen = "127.0.0.1:2"
+development = {development}
+peers = []
+{vault}
+"#,
+            data_dir.display()
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn the_node_opens_the_vault_backend_its_config_names_and_stops_on_a_bad_token() {
+        let dir = std::env::temp_dir().join(format!("bulwark-node-vault-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        keystore::create_private_dir(&dir).unwrap();
+        let keystore = keystore::Keystore::from_key([3; 32], keystore::Migration::Refuse);
+        // Development default: the file backend, and the vault directory exists after.
+        check_vault_backend(&node_config(&dir, "", true), &keystore, 0).unwrap();
+        assert!(dir.join("vault").is_dir());
+        // Production without [vault]: no vault shares, nothing opened.
+        check_vault_backend(&node_config(&dir, "", false), &keystore, 0).unwrap();
+        let Some(module) = bulwark_testkit::softhsm::module() else {
+            println!(
+                "SKIPPED: SoftHSM2 is not installed (apt-get install softhsm2); CI installs it"
+            );
+            return;
+        };
+        let hsm = bulwark_testkit::softhsm::SoftHsm::start().unwrap();
+        let section = |token: &str| {
+            format!(
+                "[vault]\nbackend = \"pkcs11\"\n[vault.pkcs11]\nmodule = \"{}\"\ntoken_label = \"{token}\"\npin_file = \"{}\"\nkey_label = \"bulwark-vault\"\n",
+                module.display(),
+                hsm.pin_file.display()
+            )
+        };
+        check_vault_backend(
+            &node_config(&dir, &section(&hsm.token_label), false),
+            &keystore,
+            1,
+        )
+        .unwrap();
+        let refused = check_vault_backend(
+            &node_config(&dir, &section("not-this-token"), false),
+            &keystore,
+            1,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(refused.contains("no token labelled"), "{refused}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

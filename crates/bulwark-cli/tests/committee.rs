@@ -182,6 +182,8 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
     assert!(heights > 5, "{summary}");
     assert!(summary["txs"].as_u64().unwrap() > 0, "{summary}");
 
+    let vault_keys = every_node_holds_shares_of_one_vault_key(&committee);
+
     // Every node's log verifies and agrees on the root at the shortest common height is
     // covered by the status check above; here: node 3 verifies too.
     let (code, stdout, stderr) = verify(&committee.join("node-3"));
@@ -212,6 +214,11 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
         identity,
         "a resumed venue keeps its group key"
     );
+    assert_eq!(
+        every_node_holds_shares_of_one_vault_key(&committee),
+        vault_keys,
+        "a resumed venue keeps its vault keys (loaded, not made again)"
+    );
     let (code, stdout, stderr) = verify(&node);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let resumed: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
@@ -237,6 +244,31 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
     let (code, _, stderr) = run(&["node", "--config", crowded_path.to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("at most f = 1"), "{stderr}");
+}
+
+/// The vault's FROST key generation ran among the 4 processes over the p2p: every node holds a
+/// sealed share of each key (epoch 0) and records the same public keys. Returns them.
+fn every_node_holds_shares_of_one_vault_key(committee: &Path) -> serde_json::Value {
+    let mut keys = Vec::new();
+    for i in 0..4 {
+        let vault = committee.join(format!("node-{i}")).join("vault");
+        let text = std::fs::read_to_string(vault.join("keys.json"))
+            .unwrap_or_else(|e| panic!("node-{i}: no vault keys.json ({e})"));
+        let record: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for share in ["bitcoin.0.share", "ed25519.0.share"] {
+            let bytes = std::fs::read(vault.join(share)).unwrap();
+            assert!(
+                bytes.starts_with(b"bulwark/keystore/v2\n"),
+                "node-{i}: {share} is sealed by the (DEVELOPMENT) keystore"
+            );
+        }
+        keys.push(record);
+    }
+    assert!(keys.windows(2).all(|w| w[0] == w[1]), "{keys:?}");
+    assert_eq!(keys[0]["threshold"], 3);
+    assert_eq!(keys[0]["bitcoin_xonly"].as_str().unwrap().len(), 64);
+    assert_eq!(keys[0]["ed25519"].as_str().unwrap().len(), 64);
+    keys.remove(0)
 }
 
 /// Attack 6 of #12: whoever can write node 0's directory plants a key file (node 1's sealed

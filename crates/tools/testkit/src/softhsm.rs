@@ -45,36 +45,42 @@ pub fn module() -> Option<PathBuf> {
     MODULES.iter().map(PathBuf::from).find(|p| p.exists())
 }
 
-/// This process's SoftHSM directory and configuration file (created once, `SOFTHSM2_CONF` set).
-fn process_config() -> Result<&'static Path, SoftHsmError> {
-    static CONFIG: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            use std::os::unix::fs::DirBuilderExt as _;
-            let dir = std::env::temp_dir().join(format!("bulwark-softhsm-{}", std::process::id()));
-            let tokens = dir.join("tokens");
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&tokens)
-                .map_err(|e| format!("{}: {e}", tokens.display()))?;
-            let config = dir.join("softhsm2.conf");
-            std::fs::write(
-                &config,
-                format!(
-                    "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                    tokens.display()
-                ),
-            )
-            .map_err(|e| format!("{}: {e}", config.display()))?;
-            // Every test thread of this process shares this one configuration, set before any
-            // of them loads the module.
-            std::env::set_var("SOFTHSM2_CONF", &config);
-            Ok(config)
-        })
-        .as_ref()
-        .map(PathBuf::as_path)
-        .map_err(|e| SoftHsmError::Setup(e.clone()))
+/// Tokens of this process alive now: the directory goes when the last one does.
+static LIVE: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+/// This process's SoftHSM directory and configuration file (`SOFTHSM2_CONF` set once; the
+/// directory made again if the last token removed it).
+fn process_config() -> Result<PathBuf, SoftHsmError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    static CONFIG: OnceLock<PathBuf> = OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("bulwark-softhsm-{}", std::process::id()));
+        let config = dir.join("softhsm2.conf");
+        // Every test thread of this process shares this one configuration, set before any of
+        // them loads the module.
+        std::env::set_var("SOFTHSM2_CONF", &config);
+        config
+    });
+    let dir = config
+        .parent()
+        .expect("the configuration lies in a directory");
+    let tokens = dir.join("tokens");
+    let setup =
+        |what: &Path, e: std::io::Error| SoftHsmError::Setup(format!("{}: {e}", what.display()));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&tokens)
+        .map_err(|e| setup(&tokens, e))?;
+    std::fs::write(
+        config,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .map_err(|e| setup(config, e))?;
+    Ok(config.clone())
 }
 
 /// One initialized token; deleted when dropped.
@@ -95,7 +101,12 @@ impl SoftHsm {
         use std::os::unix::fs::OpenOptionsExt as _;
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let module = module().ok_or(SoftHsmError::NotInstalled)?;
-        let config = process_config()?.to_path_buf();
+        let mut live = LIVE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let config = process_config()?;
+        *live += 1;
+        drop(live);
         let token_label = format!(
             "bulwark-{}-{}",
             std::process::id(),
@@ -159,5 +170,14 @@ impl Drop for SoftHsm {
             .stderr(Stdio::null())
             .status();
         let _ = std::fs::remove_file(&self.pin_file);
+        let mut live = LIVE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *live = live.saturating_sub(1);
+        if *live == 0 {
+            if let Some(dir) = self.config.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
     }
 }

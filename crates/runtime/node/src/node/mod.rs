@@ -8,7 +8,9 @@
 //! 2. [`startup::start_p2p`]: the p2p network with every channel registered;
 //! 3. [`startup::Shared`]: the mempool, committed view, status figures, evidence, oracle pool;
 //! 4. [`startup::start_admission`] and [`startup::start_endpoint`];
-//! 5. [`genesis_key::genesis_key`]: load this node's DKG share, or run the DKG ceremony with
+//! 5. [`vault_keys::vault_keys`] (a task of its own): load the vault's key shares, or run their
+//!    FROST key generation with every member and seal them with the vault backend;
+//!    [`genesis_key::genesis_key`]: load this node's DKG share, or run the DKG ceremony with
 //!    every member (all must be online) and seal the share;
 //! 6. [`startup::start_consensus`]: the member (replay the finalized log, then simplex);
 //! 7. the tasks in [`tasks`]: mempool gossip, oracle observation and intake, and the status
@@ -25,6 +27,7 @@ pub mod peer_gate;
 mod shares;
 pub(crate) mod startup;
 mod tasks;
+pub mod vault_keys;
 
 use bulwark_consensus::replica::PublicKey;
 use commonware_codec::DecodeExt as _;
@@ -128,6 +131,38 @@ pub fn run(config_path: &Path, migration: keystore::Migration) -> Result<(), Nod
         let (gossip_sender, gossip_queue) = commonware_utils::channel::mpsc::unbounded_channel();
         let attestation = startup::start_admission(&prepared, &shared, &p2p.oracle)?;
         let _server = startup::start_endpoint(&prepared, &shared, attestation, gossip_sender)?;
+        let vault_files = prepared
+            .vault
+            .lock()
+            .expect("the vault lock must not be poisoned")
+            .take();
+        if let Some(files) = vault_files {
+            let channel = p2p
+                .vault
+                .take()
+                .expect("the vault channel must be taken once");
+            let data_dir = prepared.config.data_dir.clone();
+            let me = prepared.me.clone();
+            let participants = prepared.participants.clone();
+            commonware_runtime::Spawner::spawn(
+                commonware_runtime::Supervisor::child(&context, "vault"),
+                move |context| async move {
+                    // The venue trades on without its vault keys; the operator sees why.
+                    if let Err(error) = vault_keys::vault_keys(
+                        context,
+                        &data_dir,
+                        &me,
+                        participants,
+                        files,
+                        channel,
+                    )
+                    .await
+                    {
+                        tracing::error!(%error, "the vault's keys are not available on this node");
+                    }
+                },
+            );
+        }
         let completed = genesis_key::genesis_key(
             commonware_runtime::Supervisor::child(&context, "dkg"),
             &prepared.config.data_dir,

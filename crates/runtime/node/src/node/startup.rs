@@ -60,6 +60,9 @@ pub(super) struct Prepared {
     /// Every member's key and p2p address, in configuration order.
     pub(super) peers: Vec<(PublicKey, SocketAddr)>,
     pub(super) participants: Set<PublicKey>,
+    /// The vault's files under the configured backend, until the vault task takes them.
+    pub(super) vault:
+        std::sync::Mutex<Option<bulwark_vaultstore::VaultFiles<bulwark_vaultstore::Backend>>>,
 }
 
 fn invalid(path: &Path, reason: String) -> NodeError {
@@ -160,11 +163,12 @@ pub(super) fn prepare(
     }
     let participants = Set::try_from(peers.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
         .map_err(|_| invalid(config_path, "peer keys must be distinct".into()))?;
-    let member = peers
+    // Vault member numbers follow the participants' order, which every member computes alike.
+    let member = participants
         .iter()
-        .position(|(key, _)| *key == me)
+        .position(|key| *key == me)
         .expect("checked above: this node is among the peers");
-    check_vault_backend(&config, &keystore, member)?;
+    let vault = std::sync::Mutex::new(check_vault_backend(&config, &keystore, member)?);
     Ok(Prepared {
         config,
         genesis_file,
@@ -179,23 +183,23 @@ pub(super) fn prepare(
         me,
         peers,
         participants,
+        vault,
     })
 }
 
 /// Opens the vault backend the config chose (`docs/vault.md`) and its directory, so that a
 /// token that is missing, a wrong PIN or a key that could leave the HSM stops the node at start.
-/// The vault's key generation and signing over the p2p are not built yet, so the node holds no
-/// vault share and says so.
+/// `None` on a production node without `[vault]`.
 fn check_vault_backend(
     config: &NodeConfig,
     keystore: &keystore::Keystore,
     member: usize,
-) -> Result<(), NodeError> {
+) -> Result<Option<bulwark_vaultstore::VaultFiles<bulwark_vaultstore::Backend>>, NodeError> {
     use crate::node::config::VaultBackend;
     use bulwark_vaultstore::{Backend, Sealer as _, VaultFiles};
     let Some(backend) = config.vault_backend() else {
         info!("no [vault] section: this production node holds no vault key shares");
-        return Ok(());
+        return Ok(None);
     };
     let sealer = match backend {
         VaultBackend::Pkcs11 => {
@@ -224,16 +228,13 @@ fn check_vault_backend(
     };
     let kind = sealer.kind();
     let member = u16::try_from(member + 1).unwrap_or(u16::MAX);
-    VaultFiles::open(&config.data_dir, member, sealer).map_err(|e| NodeError::File {
-        path: config.data_dir.join("vault"),
-        reason: e.to_string(),
-    })?;
-    info!(
-        backend = kind.name(),
-        member,
-        "vault backend ready; the vault's key generation and signing over the p2p are not built yet, so this node holds no vault key share"
-    );
-    Ok(())
+    let files =
+        VaultFiles::open(&config.data_dir, member, sealer).map_err(|e| NodeError::File {
+            path: config.data_dir.join("vault"),
+            reason: e.to_string(),
+        })?;
+    info!(backend = kind.name(), member, "vault backend ready");
+    Ok(Some(files))
 }
 
 /// The node's p2p network: the tracker (`oracle`) and every channel, taken as they are used.
@@ -244,6 +245,7 @@ pub(super) struct P2p {
     pub(super) dkg: Option<Channel>,
     pub(super) gossip: Option<Channel>,
     pub(super) oracle_channel: Option<Channel>,
+    pub(super) vault: Option<Channel>,
 }
 
 /// Step 2: the authenticated p2p network (fixed addresses, encrypted, only tracked peers may
@@ -281,6 +283,11 @@ pub(super) fn start_p2p(context: &Context, prepared: &Prepared) -> P2p {
     let dkg = network.register(CHANNEL_DKG, Quota::per_second(NZU32!(1_000)));
     let gossip = network.register(CHANNEL_GOSSIP, quota);
     let oracle_channel = network.register(CHANNEL_ORACLE, quota);
+    // An honest member sends each peer a handful of vault key-generation frames a second.
+    let vault = network.register(
+        super::vault_keys::CHANNEL_VAULT,
+        Quota::per_second(NZU32!(100)),
+    );
     network.start();
     info!(name = %config.name, key = %public_key_hex(&prepared.me), p2p = %config.p2p_listen, "p2p started");
     P2p {
@@ -289,6 +296,7 @@ pub(super) fn start_p2p(context: &Context, prepared: &Prepared) -> P2p {
         dkg: Some(dkg),
         gossip: Some(gossip),
         oracle_channel: Some(oracle_channel),
+        vault: Some(vault),
     }
 }
 
@@ -579,10 +587,18 @@ peers = []
         keystore::create_private_dir(&dir).unwrap();
         let keystore = keystore::Keystore::from_key([3; 32], keystore::Migration::Refuse);
         // Development default: the file backend, and the vault directory exists after.
-        check_vault_backend(&node_config(&dir, "", true), &keystore, 0).unwrap();
+        assert!(
+            check_vault_backend(&node_config(&dir, "", true), &keystore, 0)
+                .unwrap()
+                .is_some()
+        );
         assert!(dir.join("vault").is_dir());
         // Production without [vault]: no vault shares, nothing opened.
-        check_vault_backend(&node_config(&dir, "", false), &keystore, 0).unwrap();
+        assert!(
+            check_vault_backend(&node_config(&dir, "", false), &keystore, 0)
+                .unwrap()
+                .is_none()
+        );
         let Some(module) = bulwark_testkit::softhsm::module() else {
             println!(
                 "SKIPPED: SoftHSM2 is not installed (apt-get install softhsm2); CI installs it"
@@ -603,13 +619,14 @@ peers = []
             1,
         )
         .unwrap();
-        let refused = check_vault_backend(
+        let refused = match check_vault_backend(
             &node_config(&dir, &section("not-this-token"), false),
             &keystore,
             1,
-        )
-        .unwrap_err()
-        .to_string();
+        ) {
+            Err(error) => error.to_string(),
+            Ok(_) => panic!("a token that does not exist must stop the node"),
+        };
         assert!(refused.contains("no token labelled"), "{refused}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -155,6 +155,27 @@ pub fn exercise<S: Sealer>(mut sealer: S, data_dir: &Path) {
         files.watermarks(Chain::Bitcoin, &key).is_err(),
         "{kind}: a nonce file in the watermarks' place does not open"
     );
+    // Key-generation randomness: stored, read back, bound to its chain and epoch, forgotten.
+    assert_eq!(files.dkg_seed(Chain::Bitcoin, 0).expect("none yet"), None);
+    files
+        .put_dkg_seed(Chain::Bitcoin, 0, &[8; 32])
+        .expect("stores");
+    assert_eq!(
+        files.dkg_seed(Chain::Bitcoin, 0).expect("reads"),
+        Some([8; 32])
+    );
+    std::fs::copy(
+        vault.join("bitcoin.0.dkg-seed"),
+        vault.join("ed25519.0.dkg-seed"),
+    )
+    .expect("copy");
+    assert!(
+        files.dkg_seed(Chain::Ed25519, 0).is_err(),
+        "{kind}: another chain's seed does not open"
+    );
+    files.forget_dkg_seed(Chain::Bitcoin, 0).expect("forgets");
+    files.forget_dkg_seed(Chain::Ed25519, 0).expect("forgets");
+    assert_eq!(files.dkg_seed(Chain::Bitcoin, 0).expect("gone"), None);
     // Pruning removes the older epochs' shares and nonces only.
     std::fs::remove_file(vault.join("bitcoin.5.share")).expect("remove");
     assert_eq!(files.prune_before(Chain::Bitcoin, 2).expect("prunes"), 1);

@@ -6,6 +6,7 @@
 //! | `<chain>.<epoch>.share` | the member's [`KeyShare`] | chain, group key, member, epoch |
 //! | `<chain>.<epoch>.nonces` | its unspent [`NonceBook`] | chain, group key, member, epoch |
 //! | `<chain>.watermarks` | the withdrawals it released shares for | chain, group key, member |
+//! | `<chain>.<epoch>.dkg-seed` | its key generation's randomness, until the shares are stored | chain, member, epoch |
 
 use std::path::{Path, PathBuf};
 
@@ -134,6 +135,42 @@ impl<S: Sealer> VaultFiles<S> {
             ));
         }
         Ok(Some(share))
+    }
+
+    /// Stores the randomness of this member's key generation for `chain` in `epoch` before its
+    /// first message leaves, so that a member restarting mid-ceremony sends the same round-1
+    /// package again (a new one would leave the members with different keys).
+    pub fn put_dkg_seed(
+        &mut self,
+        chain: Chain,
+        epoch: u64,
+        seed: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        let path = self.path(chain, Some(epoch), "dkg-seed");
+        let ad = self.binding("dkg-seed", chain, &[], epoch);
+        self.store(&path, &ad, seed)
+    }
+
+    /// The stored key-generation randomness for `chain` in `epoch`, if any.
+    pub fn dkg_seed(&mut self, chain: Chain, epoch: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        let path = self.path(chain, Some(epoch), "dkg-seed");
+        let ad = self.binding("dkg-seed", chain, &[], epoch);
+        match self.load(&path, &ad)? {
+            None => Ok(None),
+            Some(bytes) => <[u8; 32]>::try_from(&bytes[..]).map(Some).map_err(|_| {
+                StoreError::Content(path.display().to_string(), "not 32 bytes".into())
+            }),
+        }
+    }
+
+    /// Deletes the key-generation randomness for `chain` in `epoch` (once the shares are stored).
+    pub fn forget_dkg_seed(&mut self, chain: Chain, epoch: u64) -> Result<(), StoreError> {
+        let path = self.path(chain, Some(epoch), "dkg-seed");
+        match std::fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(file_error(&path, e)),
+        }
     }
 
     /// Stores the unspent nonces of epoch `epoch`. Call it after every

@@ -241,8 +241,23 @@ where
         info!(bitcoin = %keys.bitcoin_xonly, ed25519 = %keys.ed25519, "loaded the vault's key shares");
         return Ok(keys);
     }
-    let (mut bitcoin, first_bitcoin) = Run::<Taproot>::start(me_number, n, rand::random())?;
-    let (mut ed25519, first_ed25519) = Run::<Ed25519>::start(me_number, n, rand::random())?;
+    // The randomness is stored before the first message leaves: a member that restarts
+    // mid-ceremony sends the same packages again instead of a second polynomial.
+    let mut seed = |chain: Chain| -> Result<[u8; 32], VaultKeysError> {
+        if let Some(seed) = files.dkg_seed(chain, 0).map_err(store)? {
+            info!(
+                chain = chain.name(),
+                "resuming the vault key generation with its stored randomness"
+            );
+            return Ok(seed);
+        }
+        let seed: [u8; 32] = rand::random();
+        files.put_dkg_seed(chain, 0, &seed).map_err(store)?;
+        Ok(seed)
+    };
+    let (bitcoin_seed, ed25519_seed) = (seed(Chain::Bitcoin)?, seed(Chain::Ed25519)?);
+    let (mut bitcoin, first_bitcoin) = Run::<Taproot>::start(me_number, n, bitcoin_seed)?;
+    let (mut ed25519, first_ed25519) = Run::<Ed25519>::start(me_number, n, ed25519_seed)?;
     let mut sent: Vec<(Option<Member>, Vec<u8>)> = vec![
         (None, frame(ROUND1, Chain::Bitcoin, &first_bitcoin)),
         (None, frame(ROUND1, Chain::Ed25519, &first_ed25519)),
@@ -346,6 +361,9 @@ where
     };
     let json = serde_json::to_vec_pretty(&keys).expect("the vault's keys must serialize");
     bulwark_vaultstore::files::write_private(&path, &json).map_err(store)?;
+    // The shares are stored: the randomness that made them is no longer needed.
+    files.forget_dkg_seed(Chain::Bitcoin, 0).map_err(store)?;
+    files.forget_dkg_seed(Chain::Ed25519, 0).map_err(store)?;
     info!(bitcoin = %keys.bitcoin_xonly, ed25519 = %keys.ed25519, threshold = keys.threshold, "vault key generation complete; shares sealed by the vault backend");
     // Members still in the ceremony may need our messages: answer any message with everything
     // we sent, at most once a second per peer, for the life of the node.
@@ -494,6 +512,29 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_member_restarting_mid_ceremony_with_its_stored_randomness_still_agrees() {
+        let n = 4;
+        let mut runs = BTreeMap::new();
+        let mut firsts = BTreeMap::new();
+        for m in 1..=n {
+            let (run, first) = Run::<Ed25519>::start(m, n, [40 + m as u8; 32]).unwrap();
+            runs.insert(m, run);
+            firsts.insert(m, first);
+        }
+        // Member 2 sent its round 1, then crashed; it restarts from the stored seed.
+        let (restarted, again) = Run::<Ed25519>::start(2, n, [42; 32]).unwrap();
+        assert_eq!(again, firsts[&2], "the same randomness makes the same round-1 package");
+        runs.insert(2, restarted);
+        let pending = (1..=n)
+            .map(|m| (m, vec![(None, frame(ROUND1, Chain::Ed25519, &firsts[&m]))]))
+            .collect();
+        run_to_quiet(&mut runs, pending);
+        for (m, run) in &runs {
+            assert!(run.agreed(*m, n).unwrap(), "member {m} agreed");
         }
     }
 

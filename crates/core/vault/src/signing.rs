@@ -203,9 +203,11 @@ fn check_signers<C: Ciphersuite>(
         .keys()
         .any(|id: &Identifier<C>| !holders.contains_key(id))
     {
-        return Err(VaultError::Malformed(
-            "signing package (a signer holds no share)",
-        ));
+        return Err(VaultError::Committee {
+            n: signers.len(),
+            t: usize::from(share.threshold()),
+            reason: "a signer the package names holds no share of this sharing",
+        });
     }
     Ok(())
 }

@@ -13,6 +13,7 @@
 
 mod admission;
 mod check;
+mod custody;
 pub mod episode;
 mod faults;
 pub mod forgery;

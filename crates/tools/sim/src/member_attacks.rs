@@ -51,6 +51,18 @@ pub const MEMBER_SCENARIOS: &[(&str, &str)] = &[
         "tpm-ops-flood",
         "a stranger and a member flood member 0's attest, attest-key and activate endpoint, and forge requests in another member's name",
     ),
+    (
+        "double-withdrawal",
+        "the vault's Byzantine coordinator asks every member to sign one authorized taproot withdrawal three times: once, again with fresh nonces, and with another transaction for the same withdrawal; one signature only",
+    ),
+    (
+        "forged-withdrawal",
+        "the vault's Byzantine coordinator asks for a withdrawal no block authorized, another destination, another amount, change to itself, a burnt fee, and another withdrawal's sighash: no share leaves, every refusal is evidence, and the honest request still signs",
+    ),
+    (
+        "custody-member-removed",
+        "member n-1 leaves the vault: the others refresh their shares; its old share with new ones signs nothing, no member signs next to it, and the new sharing signs to the same address",
+    ),
 ];
 
 /// What one member-level attack achieved.
@@ -97,6 +109,9 @@ pub fn run_member_attack(name: &str, seed: u64, n: usize) -> Option<Result<Membe
         "dev-paths-in-production" => none(dev_paths_in_production(n)),
         "forged-launch" => crate::launch_forgery::forged_launch(seed, n),
         "tpm-ops-flood" => none(tpm_ops_flood(seed, n)),
+        "double-withdrawal" => crate::custody::double_withdrawal(seed, n),
+        "forged-withdrawal" => crate::custody::forged_withdrawal(seed, n),
+        "custody-member-removed" => crate::custody::custody_member_removed(seed, n),
         _ => return None,
     };
     let attack = MEMBER_SCENARIOS

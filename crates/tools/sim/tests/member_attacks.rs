@@ -38,8 +38,12 @@ fn a_swapped_or_exposed_key_file_is_refused() {
 fn production_refuses_every_development_path() {
     for n in [4, 7] {
         let report = run("dev-paths-in-production", 1, n);
-        assert_eq!(report.refused.len(), 4, "{report:#?}");
-        assert!(report.refused[3].contains("dev-evidence-not-accepted"));
+        assert_eq!(report.refused.len(), 5, "{report:#?}");
+        assert!(
+            report.refused[3].contains("DEVELOPMENT only"),
+            "{report:#?}"
+        );
+        assert!(report.refused[4].contains("dev-evidence-not-accepted"));
     }
 }
 
@@ -67,6 +71,36 @@ fn only_signed_peers_reach_the_tpm_and_at_a_bounded_rate() {
     for (seed, n) in [(201, 4), (202, 7)] {
         let report = run("tpm-ops-flood", seed, n);
         assert_eq!(report.refused.len(), 3, "{report:#?}");
+    }
+}
+
+#[test]
+fn a_byzantine_coordinator_gets_one_signature_per_withdrawal() {
+    for (seed, n) in [(221, 4), (222, 7)] {
+        let report = run("double-withdrawal", seed, n);
+        assert_eq!(report.refused.len(), 2, "{report:#?}");
+        assert!(
+            report.refused.iter().all(|r| r.contains("signed already")),
+            "{report:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_forged_withdrawal_gets_no_share_and_becomes_evidence() {
+    for (seed, n) in [(231, 4), (232, 7)] {
+        let report = run("forged-withdrawal", seed, n);
+        assert_eq!(report.refused.len(), 6, "{report:#?}");
+        assert!(report.refused[0].contains("not authorized"), "{report:#?}");
+        assert!(report.refused[5].contains("another message"), "{report:#?}");
+    }
+}
+
+#[test]
+fn a_removed_members_old_share_signs_nothing_after_the_refresh() {
+    for (seed, n) in [(241, 4), (242, 7)] {
+        let report = run("custody-member-removed", seed, n);
+        assert_eq!(report.refused.len(), 2, "{report:#?}");
     }
 }
 

@@ -527,7 +527,10 @@ mod tests {
         }
         // Member 2 sent its round 1, then crashed; it restarts from the stored seed.
         let (restarted, again) = Run::<Ed25519>::start(2, n, [42; 32]).unwrap();
-        assert_eq!(again, firsts[&2], "the same randomness makes the same round-1 package");
+        assert_eq!(
+            again, firsts[&2],
+            "the same randomness makes the same round-1 package"
+        );
         runs.insert(2, restarted);
         let pending = (1..=n)
             .map(|m| (m, vec![(None, frame(ROUND1, Chain::Ed25519, &firsts[&m]))]))

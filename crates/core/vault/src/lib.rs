@@ -8,7 +8,7 @@
 //! Randomness comes in as a seed; what must reach the disk before a message leaves the member
 //! (a used nonce, a withdrawal's watermark) is handed back to the caller as a value to persist.
 //!
-//! Start at [`keygen`] (the DKG without a dealer, and the refresh that moves the shares on
+//! Deposits are credited by n − f members' attestations ([`deposit`]). Start at [`keygen`] (the DKG without a dealer, and the refresh that moves the shares on
 //! without a removed member), then [`release`] (the only door to a signature share: a withdrawal
 //! the ledger authorized, paying exactly what it says, once), [`signing`] (nonces, shares,
 //! aggregation) and [`taproot`] (the transaction and its sighash).
@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod deposit;
 pub mod keygen;
 pub mod placement;
 pub mod release;

@@ -1,0 +1,577 @@
+//! Deposits: a chain's payment to the vault is credited only when n − f members signed that they
+//! observed the same deposit, each watching its own chain source.
+//!
+//! A member's node key signs an [`Attestation`] of an [`ObservedDeposit`] (chain, transaction,
+//! output, account, amount). A [`DepositPool`] gathers them per outpoint until n − f distinct
+//! members attested the *same* deposit, and then yields a [`DepositCertificate`], which a block
+//! carries and every replica checks with [`DepositCertificate::check`], the one rule. f members
+//! with lying chain sources cannot credit anything; a member that signs two different deposits
+//! for one outpoint convicts itself ([`PoolError::Equivocation`] carries both signatures).
+//!
+//! [`ChainSource`] is what a member watches; [`SimulatedChain`] is the deterministic one for
+//! tests and the development committee (it says so in its name). A real watcher implements the
+//! trait: `deposits(from_height)` returns every deposit to the vault confirmed in blocks at or
+//! above `from_height` up to its confirmed tip, in chain order, and the tip it looked at.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::Chain;
+
+/// The signing namespace of deposit attestations. Part of the protocol.
+pub const DEPOSIT_NAMESPACE: &[u8] = b"bulwark/vault/deposit/v1";
+
+/// Most outpoints a pool tracks before it is credited or dropped (bounds what members can make it
+/// hold: each member may open at most [`OPEN_PER_MEMBER_MAX`] of them).
+pub const OPEN_OUTPOINTS_MAX: usize = 4_096;
+
+/// Most outpoints one member may have attested that no quorum confirmed yet.
+pub const OPEN_PER_MEMBER_MAX: usize = 256;
+
+/// Largest committee a certificate may name.
+pub const CERTIFICATE_SIGNATURES_MAX: usize = crate::MEMBERS_MAX;
+
+/// Where a deposit is on its chain.
+pub type Outpoint = (Chain, [u8; 32], u32);
+
+/// A payment to the vault, as a member's chain source reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObservedDeposit {
+    /// Which chain.
+    pub chain: Chain,
+    /// The transaction.
+    pub txid: [u8; 32],
+    /// The output of that transaction that pays the vault.
+    pub output: u32,
+    /// The venue account it credits (from the deposit address it paid).
+    pub account: u64,
+    /// Amount in the engine's units (micros).
+    pub amount: u64,
+}
+
+impl ObservedDeposit {
+    /// Where it is.
+    pub fn outpoint(&self) -> Outpoint {
+        (self.chain, self.txid, self.output)
+    }
+
+    /// namespace ‖ chain ‖ txid ‖ output ‖ account ‖ amount (big-endian).
+    pub fn signed_message(&self) -> Vec<u8> {
+        let mut m = Vec::with_capacity(DEPOSIT_NAMESPACE.len() + 1 + 32 + 4 + 16);
+        m.extend_from_slice(DEPOSIT_NAMESPACE);
+        m.push(self.chain.code());
+        m.extend_from_slice(&self.txid);
+        m.extend_from_slice(&self.output.to_be_bytes());
+        m.extend_from_slice(&self.account.to_be_bytes());
+        m.extend_from_slice(&self.amount.to_be_bytes());
+        m
+    }
+}
+
+/// A member's signed statement that it observed `deposit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attestation {
+    /// What it observed.
+    pub deposit: ObservedDeposit,
+    /// Who (its Ed25519 node key).
+    pub member: [u8; 32],
+    /// Its signature over [`ObservedDeposit::signed_message`].
+    #[serde(with = "hex64")]
+    pub signature: [u8; 64],
+}
+
+impl Attestation {
+    /// Signs with the member's node key.
+    pub fn sign(key: &SigningKey, deposit: ObservedDeposit) -> Self {
+        Self {
+            deposit,
+            member: key.verifying_key().to_bytes(),
+            signature: key.sign(&deposit.signed_message()).to_bytes(),
+        }
+    }
+
+    fn verifies(&self) -> bool {
+        verify(&self.member, &self.deposit, &self.signature)
+    }
+}
+
+fn verify(member: &[u8; 32], deposit: &ObservedDeposit, signature: &[u8; 64]) -> bool {
+    let Ok(key) = VerifyingKey::from_bytes(member) else {
+        return false;
+    };
+    key.verify_strict(&deposit.signed_message(), &Signature::from_bytes(signature))
+        .is_ok()
+}
+
+/// n − f members' signatures over one deposit: what a block carries to credit it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositCertificate {
+    /// The deposit.
+    pub deposit: ObservedDeposit,
+    /// The members' signatures, sorted by member, distinct.
+    pub signatures: Vec<MemberSignature>,
+}
+
+/// One member's signature in a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MemberSignature {
+    /// The member's Ed25519 node key.
+    pub member: [u8; 32],
+    /// Its signature over the deposit.
+    #[serde(with = "hex64")]
+    pub signature: [u8; 64],
+}
+
+/// Why an attestation or a certificate is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// The signer is not a member of the committee.
+    #[error("{0} is not a member")]
+    NotAMember(String),
+    /// A signature does not verify.
+    #[error("the signature of {0} does not verify")]
+    BadSignature(String),
+    /// The member signed two different deposits for one outpoint: both signatures convict it.
+    #[error("{member} signed two different deposits for one outpoint")]
+    Equivocation {
+        /// The member.
+        member: String,
+        /// The first deposit it signed, with its signature.
+        first: Box<Attestation>,
+        /// The second.
+        second: Box<Attestation>,
+    },
+    /// The outpoint was credited already.
+    #[error("the deposit at this outpoint was credited already")]
+    Credited,
+    /// The member has too many unconfirmed outpoints open, or the pool is full.
+    #[error("too many unconfirmed deposits are open ({0})")]
+    Full(&'static str),
+    /// A certificate with fewer than n − f distinct members, a repeated or unsorted member, or
+    /// more signatures than members.
+    #[error("certificate: {0}")]
+    Certificate(String),
+    /// The amount is 0 or beyond what the engine takes.
+    #[error("amount {0} is not within 1 ..= i64::MAX")]
+    Amount(u64),
+}
+
+fn short(key: &[u8; 32]) -> String {
+    hex::encode(&key[..8])
+}
+
+/// n − f for a committee of n.
+pub fn quorum(n: usize) -> usize {
+    n - n.saturating_sub(1) / 3
+}
+
+impl DepositCertificate {
+    /// The one check every replica runs: at least n − f distinct members of `members` signed
+    /// this deposit, each signature valid, sorted and distinct, no more signatures than members.
+    pub fn check(&self, members: &[[u8; 32]]) -> Result<(), PoolError> {
+        check_amount(self.deposit.amount)?;
+        if self.signatures.len() > members.len().min(CERTIFICATE_SIGNATURES_MAX) {
+            return Err(PoolError::Certificate(format!(
+                "{} signatures for {} members",
+                self.signatures.len(),
+                members.len()
+            )));
+        }
+        if !self
+            .signatures
+            .windows(2)
+            .all(|w| w[0].member < w[1].member)
+        {
+            return Err(PoolError::Certificate(
+                "members not sorted and distinct".into(),
+            ));
+        }
+        for MemberSignature { member, signature } in &self.signatures {
+            if !members.contains(member) {
+                return Err(PoolError::NotAMember(short(member)));
+            }
+            if !verify(member, &self.deposit, signature) {
+                return Err(PoolError::BadSignature(short(member)));
+            }
+        }
+        let need = quorum(members.len());
+        if self.signatures.len() < need {
+            return Err(PoolError::Certificate(format!(
+                "{} members signed, {need} needed (n - f)",
+                self.signatures.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn check_amount(amount: u64) -> Result<(), PoolError> {
+    if amount == 0 || amount > i64::MAX as u64 {
+        return Err(PoolError::Amount(amount));
+    }
+    Ok(())
+}
+
+/// One node's collection of attestations, per outpoint, until a quorum agrees.
+#[derive(Debug, Clone)]
+pub struct DepositPool {
+    members: BTreeSet<[u8; 32]>,
+    quorum: usize,
+    open: BTreeMap<Outpoint, BTreeMap<[u8; 32], Attestation>>,
+    credited: BTreeSet<Outpoint>,
+}
+
+impl DepositPool {
+    /// A pool for the committee `members`.
+    pub fn new(members: &[[u8; 32]]) -> Self {
+        Self {
+            members: members.iter().copied().collect(),
+            quorum: quorum(members.len()),
+            open: BTreeMap::new(),
+            credited: BTreeSet::new(),
+        }
+    }
+
+    /// Outpoints waiting for a quorum.
+    pub fn open(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Marks `outpoint` credited (a block carried its certificate): later attestations for it
+    /// are refused and its open attestations dropped.
+    pub fn credited(&mut self, outpoint: Outpoint) {
+        self.open.remove(&outpoint);
+        self.credited.insert(outpoint);
+    }
+
+    /// Takes one attestation, checked before it is stored. Returns the certificate when this
+    /// attestation completed a quorum of members agreeing on the same deposit.
+    pub fn add(
+        &mut self,
+        attestation: Attestation,
+    ) -> Result<Option<DepositCertificate>, PoolError> {
+        let member = attestation.member;
+        if !self.members.contains(&member) {
+            return Err(PoolError::NotAMember(short(&member)));
+        }
+        check_amount(attestation.deposit.amount)?;
+        if !attestation.verifies() {
+            return Err(PoolError::BadSignature(short(&member)));
+        }
+        let outpoint = attestation.deposit.outpoint();
+        if self.credited.contains(&outpoint) {
+            return Err(PoolError::Credited);
+        }
+        if let Some(seen) = self.open.get(&outpoint).and_then(|m| m.get(&member)) {
+            if seen.deposit == attestation.deposit {
+                return Ok(None);
+            }
+            return Err(PoolError::Equivocation {
+                member: short(&member),
+                first: Box::new(*seen),
+                second: Box::new(attestation),
+            });
+        }
+        if !self.open.contains_key(&outpoint) {
+            if self.open.len() >= OPEN_OUTPOINTS_MAX {
+                return Err(PoolError::Full("the pool"));
+            }
+            let mine = self
+                .open
+                .values()
+                .filter(|by| by.contains_key(&member))
+                .count();
+            if mine >= OPEN_PER_MEMBER_MAX {
+                return Err(PoolError::Full("this member's"));
+            }
+        }
+        let by_member = self.open.entry(outpoint).or_default();
+        by_member.insert(member, attestation);
+        let agreeing: Vec<&Attestation> = by_member
+            .values()
+            .filter(|a| a.deposit == attestation.deposit)
+            .collect();
+        if agreeing.len() < self.quorum {
+            return Ok(None);
+        }
+        // Sorted by member: the pool's map is ordered by member key.
+        let signatures = agreeing
+            .iter()
+            .map(|a| MemberSignature {
+                member: a.member,
+                signature: a.signature,
+            })
+            .collect();
+        Ok(Some(DepositCertificate {
+            deposit: attestation.deposit,
+            signatures,
+        }))
+    }
+}
+
+/// What a member watches for deposits to the vault.
+pub trait ChainSource {
+    /// Every deposit to the vault confirmed in blocks `from_height ..= tip`, in chain order,
+    /// and the tip looked at (the next call starts at `tip + 1`).
+    fn deposits(&mut self, from_height: u64) -> Result<(Vec<ObservedDeposit>, u64), ChainError>;
+}
+
+/// A chain source failed (the caller retries later; nothing is attested).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("chain source: {0}")]
+pub struct ChainError(pub String);
+
+/// The DEVELOPMENT chain: a deterministic sequence of deposits from a seed, one block per call
+/// to [`SimulatedChain::mine`], paying the given accounts. Tests, the simulator and `up` use it;
+/// a production node watches a real chain.
+#[derive(Debug, Clone)]
+pub struct SimulatedChain {
+    chain: Chain,
+    seed: u64,
+    accounts: Vec<u64>,
+    blocks: Vec<Vec<ObservedDeposit>>,
+}
+
+impl SimulatedChain {
+    /// A chain with no blocks yet.
+    pub fn new(chain: Chain, seed: u64, accounts: Vec<u64>) -> Self {
+        Self {
+            chain,
+            seed,
+            accounts,
+            blocks: Vec::new(),
+        }
+    }
+
+    /// Mines the next block: one deposit to each of up to two accounts, amounts from the seed.
+    /// Returns its height.
+    pub fn mine(&mut self) -> u64 {
+        let height = self.blocks.len() as u64;
+        let mut block = Vec::new();
+        for slot in 0..2u64 {
+            if self.accounts.is_empty() {
+                break;
+            }
+            let mix = splitmix(self.seed ^ height.wrapping_mul(0x9e37_79b9) ^ slot);
+            let account = self.accounts[(mix % self.accounts.len() as u64) as usize];
+            let mut txid = [0u8; 32];
+            for (i, chunk) in txid.chunks_mut(8).enumerate() {
+                chunk.copy_from_slice(&splitmix(mix ^ i as u64).to_le_bytes());
+            }
+            block.push(ObservedDeposit {
+                chain: self.chain,
+                txid,
+                output: slot as u32,
+                account,
+                amount: 1_000_000 + mix % 9_000_000,
+            });
+        }
+        self.blocks.push(block);
+        height
+    }
+}
+
+impl ChainSource for SimulatedChain {
+    fn deposits(&mut self, from_height: u64) -> Result<(Vec<ObservedDeposit>, u64), ChainError> {
+        let Some(tip) = (self.blocks.len() as u64).checked_sub(1) else {
+            return Ok((Vec::new(), 0));
+        };
+        let from = usize::try_from(from_height).unwrap_or(usize::MAX);
+        let deposits = self.blocks.iter().skip(from).flatten().copied().collect();
+        Ok((deposits, tip))
+    }
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+mod hex64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = hex::decode(text).map_err(serde::de::Error::custom)?;
+        bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("a signature is 64 bytes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn keys(n: u8) -> Vec<SigningKey> {
+        (1..=n).map(|i| SigningKey::from_bytes(&[i; 32])).collect()
+    }
+
+    fn members(keys: &[SigningKey]) -> Vec<[u8; 32]> {
+        keys.iter().map(|k| k.verifying_key().to_bytes()).collect()
+    }
+
+    #[test]
+    fn honest_members_certify_what_their_chains_show_and_f_liars_cannot() {
+        for n in [4u8, 7] {
+            let keys = keys(n);
+            let members = members(&keys);
+            let f = usize::from(n - 1) / 3;
+            let mut chain = SimulatedChain::new(Chain::Ed25519, 11, vec![1, 2, 3]);
+            chain.mine();
+            chain.mine();
+            let (deposits, tip) = chain.deposits(0).unwrap();
+            assert_eq!((deposits.len(), tip), (4, 1));
+            assert_eq!(chain.deposits(1).unwrap().0, deposits[2..].to_vec());
+            let real = deposits[0];
+            let mut pool = DepositPool::new(&members);
+            // f liars attest a deposit that never happened, and a bigger amount for a real one.
+            let fake = ObservedDeposit {
+                txid: [0xee; 32],
+                ..real
+            };
+            let inflated = ObservedDeposit {
+                amount: real.amount * 100,
+                ..real
+            };
+            for key in &keys[..f] {
+                assert_eq!(pool.add(Attestation::sign(key, fake)).unwrap(), None);
+                assert_eq!(pool.add(Attestation::sign(key, inflated)).unwrap(), None);
+            }
+            // The honest members: the real deposit reaches n - f only with all of them.
+            let mut certificate = None;
+            for (i, key) in keys[f..].iter().enumerate() {
+                let out = pool.add(Attestation::sign(key, real)).unwrap();
+                if i + 1 < quorum(members.len()) {
+                    assert_eq!(out, None, "n = {n}: no quorum yet after {} honest", i + 1);
+                } else if certificate.is_none() {
+                    certificate = out;
+                }
+            }
+            let certificate = certificate.expect("n - f honest members certify it");
+            assert_eq!(certificate.deposit, real);
+            certificate.check(&members).unwrap();
+            // The liars' versions never reach a quorum; a liar's equivocation convicts it.
+            assert!(matches!(
+                pool.add(Attestation::sign(&keys[0], real)),
+                Err(PoolError::Equivocation { .. })
+            ));
+            pool.credited(real.outpoint());
+            assert_eq!(
+                pool.add(Attestation::sign(&keys[n as usize - 1], real)),
+                Err(PoolError::Credited)
+            );
+        }
+    }
+
+    #[test]
+    fn every_forged_certificate_is_refused_by_the_one_rule() {
+        let keys = keys(4);
+        let members = members(&keys);
+        let deposit = ObservedDeposit {
+            chain: Chain::Bitcoin,
+            txid: [1; 32],
+            output: 0,
+            account: 7,
+            amount: 5,
+        };
+        let sign = |k: &SigningKey| MemberSignature {
+            member: k.verifying_key().to_bytes(),
+            signature: Attestation::sign(k, deposit).signature,
+        };
+        let mut signatures: Vec<_> = keys[..3].iter().map(sign).collect();
+        signatures.sort();
+        let good = DepositCertificate {
+            deposit,
+            signatures: signatures.clone(),
+        };
+        good.check(&members).unwrap();
+        let refused = |c: DepositCertificate| c.check(&members).unwrap_err();
+        // Too few.
+        let few = DepositCertificate {
+            signatures: signatures[..2].to_vec(),
+            ..good.clone()
+        };
+        assert!(matches!(refused(few), PoolError::Certificate(_)));
+        // One member twice.
+        let mut twice = good.clone();
+        twice.signatures[1] = twice.signatures[0];
+        assert!(matches!(refused(twice), PoolError::Certificate(_)));
+        // A stranger's signature.
+        let stranger = SigningKey::from_bytes(&[99; 32]);
+        let mut strange = good.clone();
+        strange.signatures[2] = sign(&stranger);
+        strange.signatures.sort();
+        assert!(matches!(refused(strange), PoolError::NotAMember(_)));
+        // Another amount under the same signatures.
+        let inflated = DepositCertificate {
+            deposit: ObservedDeposit {
+                amount: 500,
+                ..deposit
+            },
+            ..good.clone()
+        };
+        assert!(matches!(refused(inflated), PoolError::BadSignature(_)));
+        // A zero amount, and more signatures than members.
+        let zero = DepositCertificate {
+            deposit: ObservedDeposit {
+                amount: 0,
+                ..deposit
+            },
+            ..good.clone()
+        };
+        assert!(matches!(refused(zero), PoolError::Amount(0)));
+        let mut many = good.clone();
+        many.signatures = vec![signatures[0]; 65];
+        assert!(matches!(refused(many), PoolError::Certificate(_)));
+        // JSON round trip keeps it valid.
+        let text = serde_json::to_string(&good).unwrap();
+        let back: DepositCertificate = serde_json::from_str(&text).unwrap();
+        back.check(&members).unwrap();
+    }
+
+    #[test]
+    fn the_pool_is_bounded_per_member_and_refuses_outsiders_and_forgeries() {
+        let keys = keys(4);
+        let members = members(&keys);
+        let mut pool = DepositPool::new(&members);
+        let deposit = |i: u32| ObservedDeposit {
+            chain: Chain::Ed25519,
+            txid: [3; 32],
+            output: i,
+            account: 1,
+            amount: 10,
+        };
+        for i in 0..OPEN_PER_MEMBER_MAX as u32 {
+            pool.add(Attestation::sign(&keys[0], deposit(i))).unwrap();
+        }
+        assert_eq!(
+            pool.add(Attestation::sign(&keys[0], deposit(9_999))),
+            Err(PoolError::Full("this member's"))
+        );
+        // Another member can still attest (and confirm) the same outpoints.
+        assert_eq!(
+            pool.add(Attestation::sign(&keys[1], deposit(0))).unwrap(),
+            None
+        );
+        let outsider = SigningKey::from_bytes(&[42; 32]);
+        assert!(matches!(
+            pool.add(Attestation::sign(&outsider, deposit(1))),
+            Err(PoolError::NotAMember(_))
+        ));
+        let mut forged = Attestation::sign(&keys[2], deposit(1));
+        forged.deposit.amount = 11;
+        assert!(matches!(pool.add(forged), Err(PoolError::BadSignature(_))));
+        assert_eq!(pool.open(), OPEN_PER_MEMBER_MAX);
+    }
+}

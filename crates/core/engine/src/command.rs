@@ -263,6 +263,10 @@ pub enum SystemCommand {
         /// Digest of the reshare's public output (the sharing and its players).
         key: [u8; 32],
     },
+    /// A deposit on a chain, credited only with n − f current committee members' signatures
+    /// over the same observation ([`crate::deposit::DepositCertificate::check`]), once per
+    /// outpoint. Refused when no sentinel committee is configured.
+    ChainDeposit(Box<crate::deposit::DepositCertificate>),
 }
 
 impl SystemCommand {
@@ -274,6 +278,7 @@ impl SystemCommand {
         "oracle_round",
         "quarantine",
         "new_epoch",
+        "chain_deposit",
     ];
 }
 

@@ -180,6 +180,8 @@ pub(crate) struct State {
     pub stops: BTreeMap<OrderId, Stop>,
     /// The committee's trust (the sentinel), when configured.
     pub membership: Option<bulwark_sentinel::Membership>,
+    /// Chain outpoints credited by [`SystemCommand::ChainDeposit`]: each is credited once.
+    pub credited_deposits: std::collections::BTreeSet<crate::deposit::Outpoint>,
     /// Accounts whose cash or positions changed since the last liquidation check (liquidation's
     /// own trades land here and are checked at the end of the next batch).
     pub touched: Vec<AccountId>,
@@ -297,6 +299,7 @@ impl Engine {
             index_states: vec![IndexState::default(); config.underlyings.len()],
             oracle: OracleState::new(config.underlyings.len(), config.oracle.members.len()),
             stops: BTreeMap::new(),
+            credited_deposits: std::collections::BTreeSet::new(),
             membership: config
                 .sentinel
                 .membership()
@@ -459,7 +462,47 @@ impl Engine {
                     Err(_) => out.push(reject(None, RejectReason::EpochRefused)),
                 }
             }
+            SystemCommand::ChainDeposit(certificate) => {
+                if let Err(reason) = self.chain_deposit(certificate, out) {
+                    out.push(reject(None, reason));
+                }
+            }
         }
+    }
+
+    fn chain_deposit(
+        &mut self,
+        certificate: &crate::deposit::DepositCertificate,
+        out: &mut Vec<Event>,
+    ) -> Result<(), RejectReason> {
+        let membership = self
+            .state
+            .membership
+            .as_ref()
+            .ok_or(RejectReason::SentinelNotConfigured)?;
+        certificate
+            .check(membership.members())
+            .map_err(|_| RejectReason::DepositRefused)?;
+        let deposit = certificate.deposit;
+        if self.state.credited_deposits.contains(&deposit.outpoint()) {
+            return Err(RejectReason::DepositAlreadyCredited);
+        }
+        if deposit.account == INSURANCE_FUND || !self.state.accounts.contains_key(&deposit.account)
+        {
+            return Err(RejectReason::UnknownAccount);
+        }
+        let amount = i128::from(deposit.amount);
+        self.state.holder_mut(deposit.account).cash += amount;
+        self.state.net_deposits += amount;
+        self.state.credited_deposits.insert(deposit.outpoint());
+        out.push(Event::ChainDepositCredited {
+            account: deposit.account,
+            amount: deposit.amount,
+            chain: deposit.chain,
+            txid: deposit.txid,
+            output: deposit.output,
+        });
+        Ok(())
     }
 
     /// The committee's trust as the sentinel keeps it, when configured.

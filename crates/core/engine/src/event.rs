@@ -65,6 +65,11 @@ pub enum RejectReason {
     QuarantineRefused,
     /// An epoch change for another epoch or another committee than the trust state leaves.
     EpochRefused,
+    /// A chain deposit whose certificate the one rule refuses (fewer than n − f members, a
+    /// stranger, a forged signature, a non-positive amount).
+    DepositRefused,
+    /// A chain deposit at an outpoint that was credited already.
+    DepositAlreadyCredited,
     /// An oracle round with more observations than allowed.
     OracleTooManyObservations,
     /// An oracle round not above the last certified one, or an observation for another feed or
@@ -394,6 +399,19 @@ pub enum Event {
         member: [u8; 32],
         /// The epoch of the decision.
         epoch: u64,
+    },
+    /// A chain deposit was credited to an account on n − f members' observation.
+    ChainDepositCredited {
+        /// Whose.
+        account: AccountId,
+        /// Micros.
+        amount: i64,
+        /// Which chain.
+        chain: u8,
+        /// The transaction.
+        txid: [u8; 32],
+        /// Its output.
+        output: u32,
     },
     /// A new epoch began: the quarantined members are removed, the rest carry on with the
     /// reshared key.

@@ -13,6 +13,7 @@ pub mod account;
 pub mod book;
 pub mod codec;
 pub mod command;
+pub mod deposit;
 pub mod engine;
 pub mod event;
 pub mod instrument;

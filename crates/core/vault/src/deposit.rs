@@ -15,13 +15,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey};
 use serde::{Deserialize, Serialize};
 
-use crate::Chain;
+pub use bulwark_engine::deposit::{
+    quorum, CertificateError, DepositCertificate, MemberSignature, ObservedDeposit, Outpoint,
+    DEPOSIT_NAMESPACE,
+};
+use bulwark_engine::AccountId;
 
-/// The signing namespace of deposit attestations. Part of the protocol.
-pub const DEPOSIT_NAMESPACE: &[u8] = b"bulwark/vault/deposit/v1";
+use crate::Chain;
 
 /// Most outpoints a pool tracks before it is credited or dropped (bounds what members can make it
 /// hold: each member may open at most [`OPEN_PER_MEMBER_MAX`] of them).
@@ -30,44 +33,8 @@ pub const OPEN_OUTPOINTS_MAX: usize = 4_096;
 /// Most outpoints one member may have attested that no quorum confirmed yet.
 pub const OPEN_PER_MEMBER_MAX: usize = 256;
 
-/// Largest committee a certificate may name.
-pub const CERTIFICATE_SIGNATURES_MAX: usize = crate::MEMBERS_MAX;
-
-/// Where a deposit is on its chain.
-pub type Outpoint = (Chain, [u8; 32], u32);
-
-/// A payment to the vault, as a member's chain source reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ObservedDeposit {
-    /// Which chain.
-    pub chain: Chain,
-    /// The transaction.
-    pub txid: [u8; 32],
-    /// The output of that transaction that pays the vault.
-    pub output: u32,
-    /// The venue account it credits (from the deposit address it paid).
-    pub account: u64,
-    /// Amount in the engine's units (micros).
-    pub amount: u64,
-}
-
-impl ObservedDeposit {
-    /// Where it is.
-    pub fn outpoint(&self) -> Outpoint {
-        (self.chain, self.txid, self.output)
-    }
-
-    /// namespace ‖ chain ‖ txid ‖ output ‖ account ‖ amount (big-endian).
-    pub fn signed_message(&self) -> Vec<u8> {
-        let mut m = Vec::with_capacity(DEPOSIT_NAMESPACE.len() + 1 + 32 + 4 + 16);
-        m.extend_from_slice(DEPOSIT_NAMESPACE);
-        m.push(self.chain.code());
-        m.extend_from_slice(&self.txid);
-        m.extend_from_slice(&self.output.to_be_bytes());
-        m.extend_from_slice(&self.account.to_be_bytes());
-        m.extend_from_slice(&self.amount.to_be_bytes());
-        m
-    }
+fn short(key: &[u8; 32]) -> String {
+    hex::encode(&key[..8])
 }
 
 /// A member's signed statement that it observed `deposit`.
@@ -78,60 +45,39 @@ pub struct Attestation {
     /// Who (its Ed25519 node key).
     pub member: [u8; 32],
     /// Its signature over [`ObservedDeposit::signed_message`].
-    #[serde(with = "hex64")]
-    pub signature: [u8; 64],
+    pub signature: MemberSignature,
 }
 
 impl Attestation {
     /// Signs with the member's node key.
     pub fn sign(key: &SigningKey, deposit: ObservedDeposit) -> Self {
+        let member = key.verifying_key().to_bytes();
         Self {
             deposit,
-            member: key.verifying_key().to_bytes(),
-            signature: key.sign(&deposit.signed_message()).to_bytes(),
+            member,
+            signature: MemberSignature {
+                member,
+                signature: key.sign(&deposit.signed_message()).to_bytes(),
+            },
         }
     }
 
     fn verifies(&self) -> bool {
-        verify(&self.member, &self.deposit, &self.signature)
+        self.signature.member == self.member
+            && self
+                .deposit
+                .verifies(&self.member, &self.signature.signature)
     }
 }
 
-fn verify(member: &[u8; 32], deposit: &ObservedDeposit, signature: &[u8; 64]) -> bool {
-    let Ok(key) = VerifyingKey::from_bytes(member) else {
-        return false;
-    };
-    key.verify_strict(&deposit.signed_message(), &Signature::from_bytes(signature))
-        .is_ok()
-}
-
-/// n − f members' signatures over one deposit: what a block carries to credit it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DepositCertificate {
-    /// The deposit.
-    pub deposit: ObservedDeposit,
-    /// The members' signatures, sorted by member, distinct.
-    pub signatures: Vec<MemberSignature>,
-}
-
-/// One member's signature in a certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct MemberSignature {
-    /// The member's Ed25519 node key.
-    pub member: [u8; 32],
-    /// Its signature over the deposit.
-    #[serde(with = "hex64")]
-    pub signature: [u8; 64],
-}
-
-/// Why an attestation or a certificate is refused.
+/// Why an attestation is refused before it is stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PoolError {
     /// The signer is not a member of the committee.
     #[error("{0} is not a member")]
     NotAMember(String),
-    /// A signature does not verify.
+    /// The signature does not verify.
     #[error("the signature of {0} does not verify")]
     BadSignature(String),
     /// The member signed two different deposits for one outpoint: both signatures convict it.
@@ -150,69 +96,9 @@ pub enum PoolError {
     /// The member has too many unconfirmed outpoints open, or the pool is full.
     #[error("too many unconfirmed deposits are open ({0})")]
     Full(&'static str),
-    /// A certificate with fewer than n − f distinct members, a repeated or unsorted member, or
-    /// more signatures than members.
-    #[error("certificate: {0}")]
-    Certificate(String),
-    /// The amount is 0 or beyond what the engine takes.
-    #[error("amount {0} is not within 1 ..= i64::MAX")]
-    Amount(u64),
-}
-
-fn short(key: &[u8; 32]) -> String {
-    hex::encode(&key[..8])
-}
-
-/// n − f for a committee of n.
-pub fn quorum(n: usize) -> usize {
-    n - n.saturating_sub(1) / 3
-}
-
-impl DepositCertificate {
-    /// The one check every replica runs: at least n − f distinct members of `members` signed
-    /// this deposit, each signature valid, sorted and distinct, no more signatures than members.
-    pub fn check(&self, members: &[[u8; 32]]) -> Result<(), PoolError> {
-        check_amount(self.deposit.amount)?;
-        if self.signatures.len() > members.len().min(CERTIFICATE_SIGNATURES_MAX) {
-            return Err(PoolError::Certificate(format!(
-                "{} signatures for {} members",
-                self.signatures.len(),
-                members.len()
-            )));
-        }
-        if !self
-            .signatures
-            .windows(2)
-            .all(|w| w[0].member < w[1].member)
-        {
-            return Err(PoolError::Certificate(
-                "members not sorted and distinct".into(),
-            ));
-        }
-        for MemberSignature { member, signature } in &self.signatures {
-            if !members.contains(member) {
-                return Err(PoolError::NotAMember(short(member)));
-            }
-            if !verify(member, &self.deposit, signature) {
-                return Err(PoolError::BadSignature(short(member)));
-            }
-        }
-        let need = quorum(members.len());
-        if self.signatures.len() < need {
-            return Err(PoolError::Certificate(format!(
-                "{} members signed, {need} needed (n - f)",
-                self.signatures.len()
-            )));
-        }
-        Ok(())
-    }
-}
-
-fn check_amount(amount: u64) -> Result<(), PoolError> {
-    if amount == 0 || amount > i64::MAX as u64 {
-        return Err(PoolError::Amount(amount));
-    }
-    Ok(())
+    /// The amount is not positive.
+    #[error("amount {0} is not positive")]
+    Amount(i64),
 }
 
 /// One node's collection of attestations, per outpoint, until a quorum agrees.
@@ -257,7 +143,9 @@ impl DepositPool {
         if !self.members.contains(&member) {
             return Err(PoolError::NotAMember(short(&member)));
         }
-        check_amount(attestation.deposit.amount)?;
+        if attestation.deposit.amount <= 0 {
+            return Err(PoolError::Amount(attestation.deposit.amount));
+        }
         if !attestation.verifies() {
             return Err(PoolError::BadSignature(short(&member)));
         }
@@ -298,13 +186,7 @@ impl DepositPool {
             return Ok(None);
         }
         // Sorted by member: the pool's map is ordered by member key.
-        let signatures = agreeing
-            .iter()
-            .map(|a| MemberSignature {
-                member: a.member,
-                signature: a.signature,
-            })
-            .collect();
+        let signatures = agreeing.iter().map(|a| a.signature).collect();
         Ok(Some(DepositCertificate {
             deposit: attestation.deposit,
             signatures,
@@ -362,11 +244,11 @@ impl SimulatedChain {
                 chunk.copy_from_slice(&splitmix(mix ^ i as u64).to_le_bytes());
             }
             block.push(ObservedDeposit {
-                chain: self.chain,
+                chain: self.chain.code(),
                 txid,
                 output: slot as u32,
-                account,
-                amount: 1_000_000 + mix % 9_000_000,
+                account: AccountId(account),
+                amount: 1_000_000 + (mix % 9_000_000) as i64,
             });
         }
         self.blocks.push(block);
@@ -390,22 +272,6 @@ fn splitmix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
-}
-
-mod hex64 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(bytes))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
-        let text = String::deserialize(d)?;
-        let bytes = hex::decode(text).map_err(serde::de::Error::custom)?;
-        bytes
-            .try_into()
-            .map_err(|_| serde::de::Error::custom("a signature is 64 bytes"))
-    }
 }
 
 #[cfg(test)]
@@ -475,81 +341,15 @@ mod tests {
     }
 
     #[test]
-    fn every_forged_certificate_is_refused_by_the_one_rule() {
-        let keys = keys(4);
-        let members = members(&keys);
-        let deposit = ObservedDeposit {
-            chain: Chain::Bitcoin,
-            txid: [1; 32],
-            output: 0,
-            account: 7,
-            amount: 5,
-        };
-        let sign = |k: &SigningKey| MemberSignature {
-            member: k.verifying_key().to_bytes(),
-            signature: Attestation::sign(k, deposit).signature,
-        };
-        let mut signatures: Vec<_> = keys[..3].iter().map(sign).collect();
-        signatures.sort();
-        let good = DepositCertificate {
-            deposit,
-            signatures: signatures.clone(),
-        };
-        good.check(&members).unwrap();
-        let refused = |c: DepositCertificate| c.check(&members).unwrap_err();
-        // Too few.
-        let few = DepositCertificate {
-            signatures: signatures[..2].to_vec(),
-            ..good.clone()
-        };
-        assert!(matches!(refused(few), PoolError::Certificate(_)));
-        // One member twice.
-        let mut twice = good.clone();
-        twice.signatures[1] = twice.signatures[0];
-        assert!(matches!(refused(twice), PoolError::Certificate(_)));
-        // A stranger's signature.
-        let stranger = SigningKey::from_bytes(&[99; 32]);
-        let mut strange = good.clone();
-        strange.signatures[2] = sign(&stranger);
-        strange.signatures.sort();
-        assert!(matches!(refused(strange), PoolError::NotAMember(_)));
-        // Another amount under the same signatures.
-        let inflated = DepositCertificate {
-            deposit: ObservedDeposit {
-                amount: 500,
-                ..deposit
-            },
-            ..good.clone()
-        };
-        assert!(matches!(refused(inflated), PoolError::BadSignature(_)));
-        // A zero amount, and more signatures than members.
-        let zero = DepositCertificate {
-            deposit: ObservedDeposit {
-                amount: 0,
-                ..deposit
-            },
-            ..good.clone()
-        };
-        assert!(matches!(refused(zero), PoolError::Amount(0)));
-        let mut many = good.clone();
-        many.signatures = vec![signatures[0]; 65];
-        assert!(matches!(refused(many), PoolError::Certificate(_)));
-        // JSON round trip keeps it valid.
-        let text = serde_json::to_string(&good).unwrap();
-        let back: DepositCertificate = serde_json::from_str(&text).unwrap();
-        back.check(&members).unwrap();
-    }
-
-    #[test]
     fn the_pool_is_bounded_per_member_and_refuses_outsiders_and_forgeries() {
         let keys = keys(4);
         let members = members(&keys);
         let mut pool = DepositPool::new(&members);
         let deposit = |i: u32| ObservedDeposit {
-            chain: Chain::Ed25519,
+            chain: Chain::Ed25519.code(),
             txid: [3; 32],
             output: i,
-            account: 1,
+            account: AccountId(1),
             amount: 10,
         };
         for i in 0..OPEN_PER_MEMBER_MAX as u32 {
@@ -572,6 +372,20 @@ mod tests {
         let mut forged = Attestation::sign(&keys[2], deposit(1));
         forged.deposit.amount = 11;
         assert!(matches!(pool.add(forged), Err(PoolError::BadSignature(_))));
+        let mut borrowed = Attestation::sign(&keys[2], deposit(1));
+        borrowed.member = members[3];
+        assert!(matches!(
+            pool.add(borrowed),
+            Err(PoolError::BadSignature(_))
+        ));
+        let negative = Attestation::sign(
+            &keys[2],
+            ObservedDeposit {
+                amount: -5,
+                ..deposit(2)
+            },
+        );
+        assert_eq!(pool.add(negative), Err(PoolError::Amount(-5)));
         assert_eq!(pool.open(), OPEN_PER_MEMBER_MAX);
     }
 }

@@ -46,6 +46,7 @@ use crate::command::{
     Side, StopDirection, StopOrder, SystemCommand, TimeInForce,
 };
 
+mod deposit;
 mod oracle;
 mod sentinel;
 mod verify;
@@ -68,6 +69,8 @@ pub const COMMAND_FRAME_BYTES_MAX: usize = 1 + 1 + oracle::ORACLE_ROUND_BYTES_MA
 const _: () = assert!(1 + 1 + sentinel::QUARANTINE_BYTES_MAX <= COMMAND_FRAME_BYTES_MAX);
 // So does an epoch change of the largest committee.
 const _: () = assert!(1 + 1 + sentinel::NEW_EPOCH_BYTES_MAX <= COMMAND_FRAME_BYTES_MAX);
+// And a chain deposit signed by the largest committee.
+const _: () = assert!(1 + 1 + deposit::CERTIFICATE_BYTES_MAX <= COMMAND_FRAME_BYTES_MAX);
 
 /// The signing namespace of client transactions. Part of the protocol: changing it invalidates
 /// every signature.
@@ -652,6 +655,10 @@ impl Wire for SystemCommand {
                 out.push(6);
                 sentinel::put_new_epoch(*epoch, members, key, out);
             }
+            SystemCommand::ChainDeposit(certificate) => {
+                out.push(7);
+                deposit::put_certificate(certificate, out);
+            }
         }
     }
     fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
@@ -675,6 +682,9 @@ impl Wire for SystemCommand {
             }),
             5 => Ok(SystemCommand::Quarantine(Box::new(Wire::take(reader)?))),
             6 => sentinel::take_new_epoch(reader),
+            7 => Ok(SystemCommand::ChainDeposit(Box::new(
+                deposit::take_certificate(reader)?,
+            ))),
             tag => Err(CodecError::UnknownTag {
                 what: "system command",
                 tag,

@@ -219,6 +219,19 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
         vault_keys,
         "a resumed venue keeps its vault keys (loaded, not made again)"
     );
+    for i in 0..4 {
+        let log =
+            std::fs::read_to_string(committee.join(format!("node-{i}")).join("node.log")).unwrap();
+        assert!(
+            log.contains("loaded the vault's key shares"),
+            "node-{i} opened its shares on resume"
+        );
+        assert_eq!(
+            log.matches("vault key generation complete").count(),
+            1,
+            "node-{i} made its vault keys once"
+        );
+    }
     let (code, stdout, stderr) = verify(&node);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let resumed: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();

@@ -115,6 +115,23 @@ impl<C: Ciphersuite> KeyShare<C> {
         {
             return Err(VaultError::Malformed("key share (halves disagree)"));
         }
+        // Every holder must be a member number (the rest of the crate relies on it), and the
+        // threshold must fit the holders.
+        if public
+            .verifying_shares()
+            .keys()
+            .any(|id| try_member_of(id).is_none())
+        {
+            return Err(VaultError::Malformed(
+                "key share (a holder is not a member number)",
+            ));
+        }
+        let t = usize::from(*key.min_signers());
+        if t < 2 || t > public.verifying_shares().len() {
+            return Err(VaultError::Malformed(
+                "key share (the threshold does not fit the holders)",
+            ));
+        }
         Ok(Self { key, public })
     }
 }
@@ -125,11 +142,14 @@ pub fn identifier<C: Ciphersuite>(member: Member) -> Result<Identifier<C>, Vault
 }
 
 fn member_of<C: Ciphersuite>(id: &Identifier<C>) -> Member {
-    // Identifiers here are only ever made from a member number, so the scalar is that number,
-    // big- or little-endian depending on the suite: find it by comparison.
-    (1..=MEMBERS_MAX as u16)
-        .find(|m| Identifier::<C>::try_from(*m).ok().as_ref() == Some(id))
-        .expect("every identifier in a vault sharing must come from a member number")
+    try_member_of(id).expect("every identifier in a vault sharing must come from a member number")
+}
+
+fn try_member_of<C: Ciphersuite>(id: &Identifier<C>) -> Option<Member> {
+    // Identifiers here are only ever made from a member number (shares read from disk are
+    // checked by `KeyShare::from_bytes`), so the scalar is that number, big- or little-endian
+    // depending on the suite: find it by comparison.
+    (1..=MEMBERS_MAX as u16).find(|m| Identifier::<C>::try_from(*m).ok().as_ref() == Some(id))
 }
 
 enum Kind<C: Ciphersuite> {

@@ -4,33 +4,45 @@
 //! A member answers a coordinator's [`SignRequest`] in three steps:
 //! 1. [`prepare`] checks the request against the ledger's [`Authorization`] for that withdrawal
 //!    (the caller looks it up in its *committed* engine; `None` when no finalized block
-//!    authorized it) and the member's [`Watermarks`]. For Bitcoin it decodes the unsigned
-//!    transaction, checks inputs, outputs and fee ([`crate::taproot::check`]) and computes every
-//!    input's sighash itself; for Ed25519 it builds the canonical message itself. Each signing
-//!    package must carry exactly that message. Any refusal here is [`Refusal::is_evidence`]
-//!    against the requester, for the sentinel.
-//! 2. The caller marks the watermark ([`Watermarks::mark`]) and spends the nonce slots
-//!    ([`crate::signing::NonceBook::spend`]), and syncs both to disk.
+//!    authorized it), the member's [`Watermarks`], its share and its nonce book. For Bitcoin it
+//!    decodes the unsigned transaction, checks inputs, outputs, fee and form
+//!    ([`crate::taproot::check`]) and computes every input's sighash itself; for Ed25519 it
+//!    builds the canonical message itself. Each signing package must carry exactly that
+//!    message, name this member with the commitment it published for an unspent slot, and name
+//!    at least t signers that all hold shares of this sharing. Everything that can refuse a
+//!    request is checked here, before anything is marked or spent.
+//!    [`Refusal::is_evidence`] says which refusals convict the requester.
+//! 2. The caller marks the watermark ([`Watermarks::mark`] with [`Prepared::transaction`]) and
+//!    spends the nonce slots ([`crate::signing::NonceBook::spend`]), and syncs both to disk.
 //! 3. Only then [`Prepared::sign`] makes the shares that leave the member.
+//!
+//! The watermark binds a withdrawal to one transaction (its txid; for Ed25519 the digest of
+//! the canonical message). A request for the same withdrawal and the same transaction is
+//! answered again with fresh nonces: a coordinator whose round failed (a signer sent a bad
+//! share, or went silent) retries with other signers, and every signature it can get spends the
+//! same inputs, so the chain pays the withdrawal once. Another transaction for a withdrawal
+//! that was signed is refused.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use bitcoin::hashes::{sha256, Hash as _};
 use bitcoin::{Amount, ScriptBuf, TxOut};
 use frost_core::round1::SigningNonces;
 use frost_core::{Ciphersuite, SigningPackage};
 use serde::{Deserialize, Serialize};
 
 use crate::keygen::KeyShare;
-use crate::signing::{decode_package, sign};
+use crate::signing::{check_signers, decode_package, sign, NonceBook};
 use crate::taproot::{self, TxRefusal};
 use crate::{Chain, Ed25519, Taproot, VaultError};
 
 /// The signing namespace of an Ed25519 withdrawal. Part of the protocol.
 pub const ED25519_NAMESPACE: &[u8] = b"bulwark/vault/ed25519-withdrawal/v1";
 
-/// Most watermarks a member keeps in memory per chain before the oldest are folded into a
-/// floor (withdrawal ids are sequential, so everything below the floor counts as signed).
-pub const WATERMARKS_MAX: usize = 65_536;
+/// Most watermarks a member keeps per chain before the oldest half is folded into a floor
+/// (withdrawal ids are sequential, so everything below the floor counts as signed). Bounds the
+/// sealed file a member rewrites before every share (about 60 bytes of JSON per entry).
+pub const WATERMARKS_MAX: usize = 16_384;
 
 /// A ciphersuite the vault uses, with the chain it signs for.
 pub trait VaultSuite: Ciphersuite {
@@ -86,47 +98,117 @@ pub struct SignRequest {
     pub packages: Vec<(u64, Vec<u8>)>,
 }
 
-/// The once-only record: which withdrawals this member has released shares for, per chain.
+/// The once-only record: per chain, which withdrawals this member released shares for, and for
+/// which transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watermarks {
-    signed: BTreeSet<(Chain, u64)>,
-    /// Per chain, every id below this counts as signed (ids folded out of `signed`).
+    /// (chain, withdrawal) → the transaction it was signed for.
+    #[serde(with = "signed_entries")]
+    signed: BTreeMap<(Chain, u64), [u8; 32]>,
+    /// Per chain, every id below this counts as signed for an unknown transaction (ids folded
+    /// out of `signed`): refused for good.
     floors: Vec<(Chain, u64)>,
 }
 
+/// What the watermarks say about a withdrawal and a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// Never signed: a share may be released (after the mark is synced).
+    New,
+    /// Signed for this very transaction: a retry, answered again.
+    Same,
+    /// Signed for another transaction, or folded under the floor: refused.
+    Other,
+}
+
 impl Watermarks {
-    /// Whether `withdrawal` on `chain` was released already.
-    pub fn is_marked(&self, chain: Chain, withdrawal: u64) -> bool {
-        self.signed.contains(&(chain, withdrawal))
-            || self
-                .floors
-                .iter()
-                .any(|(c, floor)| *c == chain && withdrawal < *floor)
+    /// What a share for `withdrawal` on `chain` signing `transaction` would be.
+    pub fn status(&self, chain: Chain, withdrawal: u64, transaction: &[u8; 32]) -> Mark {
+        if self
+            .floors
+            .iter()
+            .any(|(c, floor)| *c == chain && withdrawal < *floor)
+        {
+            return Mark::Other;
+        }
+        match self.signed.get(&(chain, withdrawal)) {
+            None => Mark::New,
+            Some(t) if t == transaction => Mark::Same,
+            Some(_) => Mark::Other,
+        }
     }
 
-    /// Marks `withdrawal` on `chain`. The caller syncs the watermarks to disk before any share
-    /// for it leaves the member. Returns `false` if it was marked already.
-    pub fn mark(&mut self, chain: Chain, withdrawal: u64) -> bool {
-        if self.is_marked(chain, withdrawal) {
-            return false;
+    /// Whether `withdrawal` on `chain` was released already (for any transaction).
+    pub fn is_marked(&self, chain: Chain, withdrawal: u64) -> bool {
+        self.status(chain, withdrawal, &[0; 32]) != Mark::New
+    }
+
+    /// Marks `withdrawal` on `chain` as signed for `transaction`. The caller syncs the
+    /// watermarks to disk before any share for it leaves the member. Returns `false` (and
+    /// changes nothing) if it was signed for another transaction.
+    pub fn mark(&mut self, chain: Chain, withdrawal: u64, transaction: [u8; 32]) -> bool {
+        match self.status(chain, withdrawal, &transaction) {
+            Mark::Other => return false,
+            Mark::Same => return true,
+            Mark::New => {}
         }
-        self.signed.insert((chain, withdrawal));
-        let on_chain = self.signed.iter().filter(|(c, _)| *c == chain).count();
+        self.signed.insert((chain, withdrawal), transaction);
+        let on_chain = self.signed.keys().filter(|(c, _)| *c == chain).count();
         if on_chain > WATERMARKS_MAX {
             // Fold the oldest half into the floor: ids are sequential and a member signs in
             // ledger order, so an old id not signed by now was refused or is not this vault's.
             let cut = self
                 .signed
-                .iter()
+                .keys()
                 .filter(|(c, _)| *c == chain)
                 .nth(on_chain / 2)
                 .map(|(_, id)| *id)
                 .expect("more than WATERMARKS_MAX entries exist on this chain");
-            self.signed.retain(|(c, id)| *c != chain || *id >= cut);
+            let old = self
+                .floors
+                .iter()
+                .find(|(c, _)| *c == chain)
+                .map_or(0, |(_, floor)| *floor);
+            let floor = old.max(cut);
+            self.signed.retain(|(c, id), _| *c != chain || *id >= floor);
             self.floors.retain(|(c, _)| *c != chain);
-            self.floors.push((chain, cut));
+            self.floors.push((chain, floor));
         }
         true
+    }
+}
+
+/// The signed map as a list of (chain, withdrawal, transaction) (JSON keys must be strings).
+mod signed_entries {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::Chain;
+
+    type Entries = BTreeMap<(Chain, u64), [u8; 32]>;
+
+    pub(super) fn serialize<S: Serializer>(map: &Entries, s: S) -> Result<S::Ok, S::Error> {
+        let list: Vec<(Chain, u64, String)> = map
+            .iter()
+            .map(|((c, id), t)| (*c, *id, hex::encode(t)))
+            .collect();
+        list.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Entries, D::Error> {
+        let list = Vec::<(Chain, u64, String)>::deserialize(d)?;
+        let mut map = BTreeMap::new();
+        for (c, id, t) in list {
+            let bytes: [u8; 32] = hex::decode(&t)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| serde::de::Error::custom("a transaction is 32 bytes of hex"))?;
+            if map.insert((c, id), bytes).is_some() {
+                return Err(serde::de::Error::custom("a withdrawal marked twice"));
+            }
+        }
+        Ok(map)
     }
 }
 
@@ -147,9 +229,18 @@ pub enum Refusal {
         /// The request's.
         requested: &'static str,
     },
-    /// Shares for this withdrawal left this member already.
-    #[error("withdrawal {0} was signed already: each is signed once")]
+    /// Shares for this withdrawal and another transaction left this member already.
+    #[error("withdrawal {0} was signed for another transaction already: each is paid once")]
     AlreadySigned(u64),
+    /// A nonce slot the request names is spent or was never made by this member (a retry after
+    /// the member crashed mid-answer, or a stale request).
+    #[error("withdrawal {withdrawal}: nonce slot {slot} is spent or unknown")]
+    Nonce {
+        /// The withdrawal.
+        withdrawal: u64,
+        /// The slot.
+        slot: u64,
+    },
     /// The transaction is not what the ledger authorized.
     #[error("withdrawal {withdrawal}: {reason}")]
     Transaction {
@@ -180,10 +271,15 @@ pub enum Refusal {
 
 impl Refusal {
     /// Whether the refusal is evidence against the requester: it asked for something no
-    /// finalized block said. (Every refusal here is: an honest coordinator builds requests only
-    /// from committed withdrawals and the member's published commitments.)
+    /// honest coordinator asks for (another destination, amount, output, fee or message, a
+    /// malformed package, nonces this member never published for the slot). Not evidence: a
+    /// withdrawal this member's committed ledger does not show yet (it may lag), one signed for
+    /// another transaction, or a spent slot (an honest retry can meet both after a crash).
     pub fn is_evidence(&self) -> bool {
-        true
+        !matches!(
+            self,
+            Refusal::NotAuthorized(_) | Refusal::AlreadySigned(_) | Refusal::Nonce { .. }
+        )
     }
 }
 
@@ -191,6 +287,9 @@ impl Refusal {
 pub struct Prepared<C: Ciphersuite> {
     /// The withdrawal.
     pub withdrawal: u64,
+    /// The transaction the shares sign (txid; for Ed25519 the SHA-256 of the message): what
+    /// the caller marks in the watermarks.
+    pub transaction: [u8; 32],
     /// Per package: the nonce slot to spend, and the package.
     pub packages: Vec<(u64, SigningPackage<C>)>,
 }
@@ -229,21 +328,35 @@ pub fn ed25519_message(authorization: &Authorization) -> Vec<u8> {
     message
 }
 
-/// The fee bound of a Bitcoin withdrawal, and the vault's output key (x-only).
+/// The fee bounds of a Bitcoin withdrawal, and the vault's output key (x-only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BitcoinPolicy {
     /// The vault's output key Q, x-only (bytes 1..33 of the taproot group key).
     pub vault_key: [u8; 32],
+    /// Smallest fee a withdrawal may leave, sats (a transaction that never confirms would hold
+    /// the withdrawal: the watermark lets only this transaction be signed for it).
+    pub fee_min_sats: u64,
     /// Largest fee a withdrawal may leave, sats.
     pub fee_max_sats: u64,
 }
 
-/// Step 1: checks `request` against the ledger's `authorization` and the watermarks, and
-/// returns the messages to sign. `bitcoin` is required for the taproot key.
+/// What a member holds for answering: its share, its unspent nonces and its watermarks.
+pub struct Holdings<'a, C: Ciphersuite> {
+    /// The member's share of the key.
+    pub share: &'a KeyShare<C>,
+    /// Its unspent round-1 nonces.
+    pub book: &'a NonceBook<C>,
+    /// Its once-only record.
+    pub watermarks: &'a Watermarks,
+}
+
+/// Step 1: checks `request` against the ledger's `authorization`, the member's watermarks,
+/// share and nonce book, and returns the messages to sign. `bitcoin` is required for the
+/// taproot key. Nothing is marked or spent here.
 pub fn prepare<C: VaultSuite>(
     request: &SignRequest,
     authorization: Option<&Authorization>,
-    watermarks: &Watermarks,
+    holdings: &Holdings<'_, C>,
     bitcoin: Option<&BitcoinPolicy>,
 ) -> Result<Prepared<C>, Refusal> {
     let id = request.withdrawal;
@@ -257,15 +370,15 @@ pub fn prepare<C: VaultSuite>(
             requested: request.chain.name(),
         });
     }
-    if watermarks.is_marked(request.chain, id) {
-        return Err(Refusal::AlreadySigned(id));
-    }
     let package_error = |reason| Refusal::Package {
         withdrawal: id,
         reason,
     };
-    let messages: Vec<Vec<u8>> = match (C::CHAIN, &request.bitcoin) {
-        (Chain::Ed25519, None) => vec![ed25519_message(authorization)],
+    let (transaction, messages): ([u8; 32], Vec<Vec<u8>>) = match (C::CHAIN, &request.bitcoin) {
+        (Chain::Ed25519, None) => {
+            let message = ed25519_message(authorization);
+            (sha256::Hash::hash(&message).to_byte_array(), vec![message])
+        }
         (Chain::Bitcoin, Some(body)) => {
             let policy = bitcoin.ok_or(package_error(VaultError::Malformed(
                 "no Bitcoin policy for the taproot key",
@@ -278,6 +391,9 @@ pub fn prepare<C: VaultSuite>(
             )))
         }
     };
+    if holdings.watermarks.status(request.chain, id, &transaction) == Mark::Other {
+        return Err(Refusal::AlreadySigned(id));
+    }
     if request.packages.len() != messages.len() {
         return Err(package_error(VaultError::Malformed(
             "packages: one per message",
@@ -298,20 +414,37 @@ pub fn prepare<C: VaultSuite>(
                 index,
             });
         }
+        let published = holdings.book.commitments(*slot).ok_or(Refusal::Nonce {
+            withdrawal: id,
+            slot: *slot,
+        })?;
+        let named = package
+            .signing_commitment(holdings.share.key.identifier())
+            .ok_or(package_error(VaultError::NotAParticipant(
+                holdings.share.member(),
+            )))?;
+        if &named != published {
+            return Err(package_error(VaultError::Malformed(
+                "package (names other nonces than this member published for the slot)",
+            )));
+        }
+        check_signers(&package, holdings.share).map_err(package_error)?;
         packages.push((*slot, package));
     }
     Ok(Prepared {
         withdrawal: id,
+        transaction,
         packages,
     })
 }
 
+/// The transaction's txid and every input's sighash, after [`taproot::check`].
 fn bitcoin_messages(
     id: u64,
     body: &BitcoinBody,
     authorization: &Authorization,
     policy: &BitcoinPolicy,
-) -> Result<Vec<Vec<u8>>, Refusal> {
+) -> Result<([u8; 32], Vec<Vec<u8>>), Refusal> {
     let refuse = |reason| Refusal::Transaction {
         withdrawal: id,
         reason,
@@ -338,16 +471,20 @@ fn bitcoin_messages(
         &vault,
         &authorization.destination,
         Amount::from_sat(authorization.amount),
-        Amount::from_sat(policy.fee_max_sats),
+        (
+            Amount::from_sat(policy.fee_min_sats),
+            Amount::from_sat(policy.fee_max_sats),
+        ),
     )
     .map_err(refuse)?;
-    (0..tx.input.len())
+    let messages = (0..tx.input.len())
         .map(|input| {
             taproot::sighash(&tx, &prevouts, input)
                 .map(|hash| hash.to_vec())
                 .map_err(refuse)
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((tx.compute_txid().to_byte_array(), messages))
 }
 
 /// The vault script of `policy` (for the coordinator building a transaction).

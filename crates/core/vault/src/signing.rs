@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use bitcoin::hashes::{sha256, Hash as _, HashEngine as _};
 use frost_core::round1::{SigningCommitments, SigningNonces};
 use frost_core::round2::SignatureShare;
 use frost_core::{Ciphersuite, Identifier, Signature, SigningPackage};
@@ -24,6 +25,9 @@ pub const NONCES_MAX: usize = 1024;
 
 /// Largest signing package a member decodes (t commitments of 66 bytes, a message), bytes.
 pub const SIGNING_PACKAGE_BYTES_MAX: usize = 16 * 1024;
+
+/// The domain of a nonce slot's randomness. Part of the format.
+const NONCE_DOMAIN: &[u8] = b"bulwark/vault/nonce/v1";
 
 /// Largest signature share, bytes.
 pub const SHARE_BYTES_MAX: usize = 128;
@@ -52,25 +56,44 @@ impl<C: Ciphersuite> NonceBook<C> {
 
     /// Makes up to `count` new nonce pairs for `share` (never beyond [`NONCES_MAX`] unspent) and
     /// returns their slots and commitments, to publish. Slots are never reused, even after a
-    /// refresh. `seed` is fresh randomness; FROST also mixes in the secret share.
+    /// refresh. `seed` is fresh randomness (the node's OS generator). Each slot's generator is
+    /// seeded with SHA-256(domain ‖ seed ‖ group key ‖ slot), and FROST mixes the secret share
+    /// into every nonce: two slots never share a nonce even if a caller passed one seed twice.
+    /// What a per-slot derivation cannot stop is a book rolled back on disk (a restored older
+    /// file hands out slots whose nonces were used) together with a repeated seed; see
+    /// `docs/vault.md`.
     pub fn precompute(
         &mut self,
         share: &KeyShare<C>,
         count: usize,
         seed: [u8; 32],
     ) -> Vec<(u64, SigningCommitments<C>)> {
-        let mut rng = ChaCha20Rng::from_seed(seed);
+        let group_key = share.group_key();
         let room = NONCES_MAX.saturating_sub(self.unspent.len());
         let mut published = Vec::new();
         for _ in 0..count.min(room) {
+            let slot = self.next_slot;
+            let Some(next) = slot.checked_add(1) else {
+                break;
+            };
+            let mut engine = sha256::Hash::engine();
+            engine.input(NONCE_DOMAIN);
+            engine.input(&seed);
+            engine.input(&group_key);
+            engine.input(&slot.to_be_bytes());
+            let mut rng = ChaCha20Rng::from_seed(sha256::Hash::from_engine(engine).to_byte_array());
             let (nonces, commitments) =
                 frost_core::round1::commit(share.key.signing_share(), &mut rng);
-            let slot = self.next_slot;
-            self.next_slot += 1;
+            self.next_slot = next;
             self.unspent.insert(slot, nonces);
             published.push((slot, commitments));
         }
         published
+    }
+
+    /// The commitments of unspent slot `slot` (what this member published for it).
+    pub fn commitments(&self, slot: u64) -> Option<&SigningCommitments<C>> {
+        self.unspent.get(&slot).map(|nonces| nonces.commitments())
     }
 
     /// Takes slot `slot`'s nonces out of the book. The caller persists the book *before* it
@@ -167,7 +190,7 @@ pub fn decode_package<C: Ciphersuite>(bytes: &[u8]) -> Result<SigningPackage<C>,
 
 /// Round 2: this member's signature share over `package` with the nonces of its slot. The
 /// package must name this member with exactly those nonces' commitments, and at least t signers
-/// of the sharing. Only [`crate::release::Release::sign`] calls this in production, after the
+/// of the sharing. Only [`crate::release::Prepared::sign`] calls this in production, after the
 /// withdrawal's checks and the watermark.
 pub fn sign<C: Ciphersuite>(
     package: &SigningPackage<C>,
@@ -186,7 +209,8 @@ pub fn sign<C: Ciphersuite>(
     frost_core::round2::sign(package, nonces, &share.key).map_err(|_| VaultError::Crypto("round 2"))
 }
 
-fn check_signers<C: Ciphersuite>(
+/// The package names at least t signers, each holding a share of this member's sharing.
+pub(crate) fn check_signers<C: Ciphersuite>(
     package: &SigningPackage<C>,
     share: &KeyShare<C>,
 ) -> Result<(), VaultError> {

@@ -60,11 +60,14 @@ pub enum TxRefusal {
     /// An output pays someone else.
     #[error("output {0} pays neither the destination nor the vault")]
     Stranger(usize),
-    /// The inputs do not cover the outputs, or leave more than the fee bound.
-    #[error("fee {fee_sats} sats is not within 0 ..= {max_sats}")]
+    /// The inputs do not cover the outputs and the smallest fee, or leave more than the
+    /// largest.
+    #[error("fee {fee_sats} sats is not within {min_sats} ..= {max_sats}")]
     Fee {
         /// inputs − outputs (negative: outputs exceed inputs).
         fee_sats: i128,
+        /// The floor.
+        min_sats: u64,
         /// The bound.
         max_sats: u64,
     },
@@ -79,7 +82,15 @@ pub enum TxRefusal {
     /// The vault's or the destination's key is not a point on the curve.
     #[error("{0} is not an x-only public key")]
     Key(&'static str),
+    /// The transaction's form is not the one [`build`] makes (version 2, lock time 0, every
+    /// input final but replaceable with an empty script and witness, no input twice): a
+    /// transaction that cannot confirm, or waits, would hold the withdrawal.
+    #[error("the transaction's form: {0}")]
+    Form(&'static str),
 }
+
+/// The sequence every input carries: replaceable by fee, no relative lock time.
+pub const SEQUENCE: Sequence = Sequence::ENABLE_RBF_NO_LOCKTIME;
 
 /// The vault's output script: P2TR to the output key Q (x-only), key path only.
 pub fn vault_script(output_key_xonly: &[u8; 32]) -> Result<ScriptBuf, TxRefusal> {
@@ -140,7 +151,7 @@ pub fn build(
             .map(|u| TxIn {
                 previous_output: u.outpoint,
                 script_sig: ScriptBuf::new(),
-                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                sequence: SEQUENCE,
                 witness: Witness::new(),
             })
             .collect(),
@@ -167,22 +178,45 @@ pub fn decode(bytes: &[u8]) -> Result<Transaction, TxRefusal> {
     bitcoin::consensus::deserialize(bytes).map_err(|e| TxRefusal::Malformed(e.to_string()))
 }
 
-/// The member's check: `tx` spends only vault outputs (`prevouts`, one per input), pays
-/// `destination` exactly `amount` exactly once, sends anything else only back to the vault,
-/// and leaves a fee within `fee_max`.
+/// The member's check: `tx` has [`build`]'s form, spends only vault outputs (`prevouts`, one
+/// per input, each outpoint once), pays `destination` exactly `amount` exactly once, sends
+/// anything else only back to the vault, and leaves a fee within `fee` (min, max).
+///
+/// The prevouts' values are the coordinator's word; the BIP341 sighash commits to every one of
+/// them, so a signature made over wrong values is invalid on the chain (it cannot burn the
+/// difference as fee).
 pub fn check(
     tx: &Transaction,
     prevouts: &[TxOut],
     vault: &ScriptBuf,
     destination: &[u8; 32],
     amount: Amount,
-    fee_max: Amount,
+    fee: (Amount, Amount),
 ) -> Result<(), TxRefusal> {
+    let (fee_min, fee_max) = fee;
     if tx.input.is_empty() || tx.input.len() > INPUTS_MAX || tx.input.len() != prevouts.len() {
         return Err(TxRefusal::Inputs {
             inputs: tx.input.len(),
             prevouts: prevouts.len(),
         });
+    }
+    if tx.version != Version::TWO {
+        return Err(TxRefusal::Form("version is not 2"));
+    }
+    if tx.lock_time != LockTime::ZERO {
+        return Err(TxRefusal::Form("lock time is not 0"));
+    }
+    let mut spent = std::collections::BTreeSet::new();
+    for input in &tx.input {
+        if input.sequence != SEQUENCE {
+            return Err(TxRefusal::Form("an input's sequence is not 0xfffffffd"));
+        }
+        if !input.script_sig.is_empty() || !input.witness.is_empty() {
+            return Err(TxRefusal::Form("an input carries a script or a witness"));
+        }
+        if !spent.insert(input.previous_output) {
+            return Err(TxRefusal::Form("an outpoint is spent twice"));
+        }
     }
     if let Some(i) = prevouts.iter().position(|p| &p.script_pubkey != vault) {
         return Err(TxRefusal::NotVault(i));
@@ -204,9 +238,10 @@ pub fn check(
     let inputs: i128 = prevouts.iter().map(|p| i128::from(p.value.to_sat())).sum();
     let outputs: i128 = tx.output.iter().map(|o| i128::from(o.value.to_sat())).sum();
     let fee = inputs - outputs;
-    if fee < 0 || fee > i128::from(fee_max.to_sat()) {
+    if fee < i128::from(fee_min.to_sat()) || fee > i128::from(fee_max.to_sat()) {
         return Err(TxRefusal::Fee {
             fee_sats: fee,
+            min_sats: fee_min.to_sat(),
             max_sats: fee_max.to_sat(),
         });
     }

@@ -9,8 +9,8 @@ use bitcoin::hashes::Hash as _;
 use bitcoin::{Amount, OutPoint, Txid};
 use bulwark_vault::keygen::{Ceremony, KeyShare};
 use bulwark_vault::release::{
-    ed25519_message, prepare, Authorization, BitcoinBody, BitcoinPolicy, Refusal, SignRequest,
-    VaultSuite, Watermarks,
+    ed25519_message, prepare, Authorization, BitcoinBody, BitcoinPolicy, Holdings, Mark, Refusal,
+    SignRequest, VaultSuite, Watermarks, WATERMARKS_MAX,
 };
 use bulwark_vault::signing::{aggregate, decode_share, package, NonceBook};
 use bulwark_vault::taproot::{self, TxRefusal, Utxo};
@@ -73,7 +73,7 @@ fn books<C: Ciphersuite>(shares: &BTreeMap<Member, KeyShare<C>>) -> Books<C> {
         .iter()
         .map(|(m, share)| {
             let mut book = NonceBook::default();
-            let published = book.precompute(share, 8, seed(*m, 77));
+            let published = book.precompute(share, 16, seed(*m, 77));
             (*m, (book, published))
         })
         .collect()
@@ -94,6 +94,7 @@ fn withdrawal(shares: &BTreeMap<Member, KeyShare<Taproot>>, id: u64) -> Taproote
     let any = shares.values().next().expect("a share");
     let policy = BitcoinPolicy {
         vault_key: xonly(any),
+        fee_min_sats: 200,
         fee_max_sats: 5_000,
     };
     let vault = taproot::vault_script(&policy.vault_key).expect("the group key is a point");
@@ -191,8 +192,13 @@ fn sign_all<C: VaultSuite>(
     let mut packages = Vec::new();
     for (member, request) in requests {
         let marks = watermarks.entry(*member).or_default();
-        let prepared = prepare::<C>(request, Some(authorization), marks, policy)?;
-        assert!(marks.mark(request.chain, request.withdrawal));
+        let holdings = Holdings {
+            share: &shares[member],
+            book: &books[member].0,
+            watermarks: marks,
+        };
+        let prepared = prepare::<C>(request, Some(authorization), &holdings, policy)?;
+        assert!(marks.mark(request.chain, request.withdrawal, prepared.transaction));
         let book = &mut books.get_mut(member).expect("a book").0;
         let nonces: Vec<_> = prepared
             .slots()
@@ -467,19 +473,70 @@ fn a_withdrawal_is_signed_once_and_only_as_authorized() {
         Some(&w.policy),
     )
     .expect("first time");
-    // A Byzantine coordinator asks again with fresh nonces: refused by every signer.
-    let again = request(&books, &[1, 2, 3], 2, 21, Some(body.clone()), &messages);
-    for (m, req) in &again {
-        assert_eq!(
-            prepare::<Taproot>(req, Some(&w.authorization), &marks[m], Some(&w.policy)).err(),
-            Some(Refusal::AlreadySigned(21))
-        );
+    // A retry of the same transaction with other signers and fresh nonces (a signer of the
+    // first round sent a bad share, say) is answered: it signs the same txid, which the chain
+    // accepts once.
+    let retry = request(&books, &[2, 3, 4], 2, 21, Some(body.clone()), &messages);
+    let again = sign_all(
+        &shares,
+        &mut books,
+        &mut marks,
+        &retry,
+        &w.authorization,
+        Some(&w.policy),
+    )
+    .expect("a retry of the same transaction");
+    for (signature, message) in again.iter().zip(&messages) {
+        let bytes = signature.serialize().expect("encodes");
+        assert!(bip340_verifies(&bytes, message, &w.policy.vault_key));
     }
+    // Another transaction for the same withdrawal (other inputs: a second payout) is refused by
+    // every member that signed the first, and that is not evidence (an honest coordinator may
+    // not know the first transaction); nothing is marked or spent by the refusal.
+    let other_utxos = [Utxo {
+        outpoint: OutPoint::new(Txid::from_byte_array([9; 32]), 1),
+        value: Amount::from_sat(200_000),
+    }];
+    let vault_script = taproot::vault_script(&w.policy.vault_key).expect("a point");
+    let (other_tx, other_prevouts) = taproot::build(
+        &other_utxos,
+        &vault_script,
+        &w.authorization.destination,
+        Amount::from_sat(w.authorization.amount),
+        Amount::from_sat(1_000),
+    )
+    .expect("enough");
+    let other_messages = vec![taproot::sighash(&other_tx, &other_prevouts, 0)
+        .expect("sighash")
+        .to_vec()];
+    let other_body = BitcoinBody {
+        tx: bitcoin::consensus::serialize(&other_tx),
+        prevout_sats: vec![200_000],
+    };
+    let second = request(&books, &[1, 2, 3], 4, 21, Some(other_body), &other_messages);
+    for (m, req) in &second {
+        let holdings = Holdings {
+            share: &shares[m],
+            book: &books[m].0,
+            watermarks: &marks[m],
+        };
+        let refusal = prepare::<Taproot>(req, Some(&w.authorization), &holdings, Some(&w.policy))
+            .err()
+            .expect("refused");
+        assert_eq!(refusal, Refusal::AlreadySigned(21));
+        assert!(!refusal.is_evidence());
+    }
+    assert_eq!(books[&1].0.unspent(), 16 - 2, "a refusal spends nothing");
     let fresh_marks = Watermarks::default();
     let check = |req: &SignRequest, auth: Option<&Authorization>| {
-        prepare::<Taproot>(req, auth, &fresh_marks, Some(&w.policy)).err()
+        let holdings = Holdings {
+            share: &shares[&1],
+            book: &books[&1].0,
+            watermarks: &fresh_marks,
+        };
+        prepare::<Taproot>(req, auth, &holdings, Some(&w.policy)).err()
     };
-    let base = &request(&books, &[1, 2, 3], 2, 21, Some(body.clone()), &messages)[&1];
+    let base = &request(&books, &[1, 2, 3], 6, 21, Some(body.clone()), &messages)[&1];
     // Not authorized by any finalized block.
     assert_eq!(check(base, None), Some(Refusal::NotAuthorized(21)));
     let mut other_id = w.authorization;
@@ -536,7 +593,7 @@ fn a_withdrawal_is_signed_once_and_only_as_authorized() {
     // A package that signs something other than the member's own sighash.
     let mut swapped = messages.clone();
     swapped.swap(0, 1);
-    let req = &request(&books, &[1, 2, 3], 4, 21, Some(body.clone()), &swapped)[&1];
+    let req = &request(&books, &[1, 2, 3], 8, 21, Some(body.clone()), &swapped)[&1];
     assert_eq!(
         check(req, Some(&w.authorization)),
         Some(Refusal::Message {
@@ -578,7 +635,187 @@ fn a_withdrawal_is_signed_once_and_only_as_authorized() {
         check(&wrong_chain, Some(&w.authorization)),
         Some(Refusal::WrongChain { .. })
     ));
-    assert!(Refusal::NotAuthorized(1).is_evidence());
+    assert!(!Refusal::NotAuthorized(1).is_evidence(), "a member may lag");
+    // A transaction not in build's form would never confirm, or wait, and hold the withdrawal.
+    let forms: Vec<(&str, bitcoin::Transaction)> = vec![
+        ("version", {
+            let mut tx = w.tx.clone();
+            tx.version = bitcoin::transaction::Version::ONE;
+            tx
+        }),
+        ("lock time", {
+            let mut tx = w.tx.clone();
+            tx.lock_time = bitcoin::absolute::LockTime::from_height(900_000).expect("a height");
+            tx
+        }),
+        ("sequence", {
+            let mut tx = w.tx.clone();
+            tx.input[1].sequence = bitcoin::Sequence::from_height(10);
+            tx
+        }),
+        ("script", {
+            let mut tx = w.tx.clone();
+            tx.input[0].script_sig = bitcoin::ScriptBuf::from_bytes(vec![0x51]);
+            tx
+        }),
+        ("twice", {
+            let mut tx = w.tx.clone();
+            tx.input[1].previous_output = tx.input[0].previous_output;
+            tx
+        }),
+    ];
+    for (what, tx) in forms {
+        let mut req = base.clone();
+        req.bitcoin = Some(BitcoinBody {
+            tx: bitcoin::consensus::serialize(&tx),
+            prevout_sats: body.prevout_sats.clone(),
+        });
+        let refusal = check(&req, Some(&w.authorization)).expect("refused");
+        assert!(
+            matches!(
+                refusal,
+                Refusal::Transaction {
+                    reason: TxRefusal::Form(_),
+                    ..
+                }
+            ),
+            "{what}: {refusal:?}"
+        );
+        assert!(refusal.is_evidence(), "{what}");
+    }
+    // A fee below the floor (the change takes all but 100 sats).
+    let mut cheap = w.tx.clone();
+    cheap.output[1].value = Amount::from_sat(cheap.output[1].value.to_sat() + 900);
+    let mut req = base.clone();
+    req.bitcoin = Some(BitcoinBody {
+        tx: bitcoin::consensus::serialize(&cheap),
+        prevout_sats: body.prevout_sats.clone(),
+    });
+    assert!(matches!(
+        check(&req, Some(&w.authorization)),
+        Some(Refusal::Transaction {
+            reason: TxRefusal::Fee { fee_sats: 100, .. },
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_package_must_name_the_members_published_nonces_and_t_holders() {
+    let shares = dkg::<Ed25519>(4, 30);
+    let books = books(&shares);
+    let authorization = Authorization {
+        withdrawal: 5,
+        chain: Chain::Ed25519,
+        destination: [7; 32],
+        amount: 1_000,
+    };
+    let message = ed25519_message(&authorization);
+    let marks = Watermarks::default();
+    let holdings = Holdings {
+        share: &shares[&1],
+        book: &books[&1].0,
+        watermarks: &marks,
+    };
+    let ask = |req: &SignRequest| prepare::<Ed25519>(req, Some(&authorization), &holdings, None);
+    let honest = request(
+        &books,
+        &[1, 2, 3],
+        0,
+        5,
+        None,
+        std::slice::from_ref(&message),
+    );
+    assert!(ask(&honest[&1]).is_ok());
+    // Member 1's slot 0 with member 1's commitment of slot 1 in the package.
+    let mut commitments = BTreeMap::new();
+    commitments.insert(1, books[&1].1[1].1);
+    commitments.insert(2, books[&2].1[0].1);
+    commitments.insert(3, books[&3].1[0].1);
+    let swapped = package::<Ed25519>(&commitments, &message)
+        .expect("members")
+        .serialize()
+        .expect("encodes");
+    let mut req = honest[&1].clone();
+    req.packages[0].1 = swapped;
+    let refusal = ask(&req).err().expect("refused");
+    assert!(
+        matches!(refusal, Refusal::Package { .. }) && refusal.is_evidence(),
+        "{refusal:?}"
+    );
+    // Fewer than t signers, and a signer that holds no share of this sharing.
+    for signers in [vec![1, 2], vec![1, 2, 9]] {
+        let mut commitments = BTreeMap::new();
+        for m in &signers {
+            let published = books.get(m).unwrap_or(&books[&4]).1[0].1;
+            commitments.insert(*m, published);
+        }
+        let mut req = honest[&1].clone();
+        req.packages[0].1 = package::<Ed25519>(&commitments, &message)
+            .expect("members")
+            .serialize()
+            .expect("encodes");
+        assert!(
+            matches!(
+                ask(&req),
+                Err(Refusal::Package {
+                    reason: VaultError::Committee { .. },
+                    ..
+                })
+            ),
+            "{signers:?}"
+        );
+    }
+    // A slot that is spent (or never made): refused, and not evidence.
+    let mut req = honest[&1].clone();
+    req.packages[0].0 = 999;
+    let refusal = ask(&req).err().expect("refused");
+    assert_eq!(
+        refusal,
+        Refusal::Nonce {
+            withdrawal: 5,
+            slot: 999
+        }
+    );
+    assert!(!refusal.is_evidence());
+}
+
+#[test]
+fn watermarks_bind_a_withdrawal_to_one_transaction_and_stay_bounded() {
+    let mut marks = Watermarks::default();
+    assert_eq!(marks.status(Chain::Bitcoin, 3, &[1; 32]), Mark::New);
+    assert!(marks.mark(Chain::Bitcoin, 3, [1; 32]));
+    assert_eq!(marks.status(Chain::Bitcoin, 3, &[1; 32]), Mark::Same);
+    assert!(marks.mark(Chain::Bitcoin, 3, [1; 32]), "a retry");
+    assert!(
+        !marks.mark(Chain::Bitcoin, 3, [2; 32]),
+        "another transaction"
+    );
+    assert_eq!(marks.status(Chain::Ed25519, 3, &[2; 32]), Mark::New);
+    let json = serde_json::to_string(&marks).expect("serializes");
+    let back: Watermarks = serde_json::from_str(&json).expect("round trip");
+    assert_eq!(back, marks);
+    let twice = json.replace("]]", &format!("],[\"bitcoin\",3,\"{}\"]]", "02".repeat(32)));
+    assert!(
+        serde_json::from_str::<Watermarks>(&twice).is_err(),
+        "{twice}"
+    );
+    // Past the bound the oldest half folds into a floor that never goes down.
+    for id in 0..=WATERMARKS_MAX as u64 + 10 {
+        assert!(marks.mark(Chain::Ed25519, 100_000 + id, [3; 32]));
+    }
+    assert_eq!(marks.status(Chain::Ed25519, 100_000, &[3; 32]), Mark::Other);
+    assert_eq!(
+        marks.status(Chain::Bitcoin, 3, &[1; 32]),
+        Mark::Same,
+        "per chain"
+    );
+    let last = 100_000 + WATERMARKS_MAX as u64 + 10;
+    assert_eq!(marks.status(Chain::Ed25519, last, &[3; 32]), Mark::Same);
+    assert!(
+        serde_json::to_vec(&marks).expect("serializes").len() < 2 * 1024 * 1024,
+        "the sealed file stays small"
+    );
 }
 
 fn secp_xonly(byte: u8) -> [u8; 32] {

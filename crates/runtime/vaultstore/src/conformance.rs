@@ -134,7 +134,7 @@ pub fn exercise<S: Sealer>(mut sealer: S, data_dir: &Path) {
         "{kind}: a spent nonce stays spent"
     );
     let mut marks = Watermarks::default();
-    assert!(marks.mark(Chain::Bitcoin, 41));
+    assert!(marks.mark(Chain::Bitcoin, 41, [4; 32]));
     files
         .put_watermarks(Chain::Bitcoin, &key, &marks)
         .expect("stores");

@@ -163,7 +163,10 @@ fn find_or_generate(session: &Session, label: &str) -> Result<ObjectHandle, Stor
     }
 }
 
-/// Refuses a key that could have left the token.
+/// Refuses a key that could exist outside the token: it must be an AES token key that is
+/// sensitive and not extractable now, has always been so (CKA_ALWAYS_SENSITIVE,
+/// CKA_NEVER_EXTRACTABLE), and was generated inside the token (CKA_LOCAL): an imported key, even
+/// marked sensitive on import, was somewhere else first.
 fn check_key(session: &Session, key: ObjectHandle, label: &str) -> Result<(), StoreError> {
     let attributes = session
         .get_attributes(
@@ -171,6 +174,9 @@ fn check_key(session: &Session, key: ObjectHandle, label: &str) -> Result<(), St
             &[
                 AttributeType::Sensitive,
                 AttributeType::Extractable,
+                AttributeType::AlwaysSensitive,
+                AttributeType::NeverExtractable,
+                AttributeType::Local,
                 AttributeType::KeyType,
                 AttributeType::Token,
             ],
@@ -178,22 +184,37 @@ fn check_key(session: &Session, key: ObjectHandle, label: &str) -> Result<(), St
         .map_err(|e| error("reading the key's attributes", e))?;
     let mut sensitive = false;
     let mut extractable = true;
+    let mut always_sensitive = false;
+    let mut never_extractable = false;
+    let mut local = false;
     let mut aes = false;
     let mut token = false;
     for attribute in attributes {
         match attribute {
             Attribute::Sensitive(v) => sensitive = v,
             Attribute::Extractable(v) => extractable = v,
+            Attribute::AlwaysSensitive(v) => always_sensitive = v,
+            Attribute::NeverExtractable(v) => never_extractable = v,
+            Attribute::Local(v) => local = v,
             Attribute::KeyType(t) => aes = t == KeyType::AES,
             Attribute::Token(v) => token = v,
             _ => {}
         }
     }
-    if !(sensitive && !extractable && aes && token) {
+    if !(sensitive
+        && !extractable
+        && always_sensitive
+        && never_extractable
+        && local
+        && aes
+        && token)
+    {
         return Err(StoreError::Pkcs11(format!(
-            "the key labelled {label:?} is not a sensitive, non-extractable AES token key \
-             (sensitive = {sensitive}, extractable = {extractable}, AES = {aes}, token = {token}): \
-             it could exist outside the HSM, so it is not used"
+            "the key labelled {label:?} is not an AES token key generated in the token and \
+             always sensitive and non-extractable (sensitive = {sensitive}, extractable = \
+             {extractable}, always sensitive = {always_sensitive}, never extractable = \
+             {never_extractable}, local = {local}, AES = {aes}, token = {token}): it could \
+             exist outside the HSM, so it is not used"
         )));
     }
     Ok(())

@@ -95,7 +95,7 @@ fn the_pkcs11_backend_keeps_every_promise_against_softhsm() {
     ));
 
     // A key planted under the label that could leave the token is refused.
-    plant_extractable_key(&hsm, "planted-key");
+    plant_key(&hsm, "planted-key", true);
     match Pkcs11Sealer::open(&config(&hsm, "planted-key")) {
         Err(StoreError::Pkcs11(message)) => {
             assert!(message.contains("extractable = true"), "{message}")
@@ -103,12 +103,24 @@ fn the_pkcs11_backend_keeps_every_promise_against_softhsm() {
         Err(other) => panic!("refused for the wrong reason: {other}"),
         Ok(_) => panic!("an extractable key must not be used"),
     }
+    // So is an imported key marked sensitive and non-extractable on import: it was elsewhere.
+    plant_key(&hsm, "imported-key", false);
+    match Pkcs11Sealer::open(&config(&hsm, "imported-key")) {
+        Err(StoreError::Pkcs11(message)) => {
+            assert!(
+                message.contains("extractable = false") && message.contains("local = false"),
+                "{message}"
+            )
+        }
+        Err(other) => panic!("refused for the wrong reason: {other}"),
+        Ok(_) => panic!("an imported key must not be used"),
+    }
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
-/// Imports a known AES key (extractable, not sensitive) under `label`, as an attacker who kept a
-/// copy would.
-fn plant_extractable_key(hsm: &SoftHsm, label: &str) {
+/// Imports a known AES key under `label`, as an attacker who kept a copy would: extractable and
+/// not sensitive, or marked sensitive and non-extractable on import.
+fn plant_key(hsm: &SoftHsm, label: &str, extractable: bool) {
     use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
     use cryptoki::object::{Attribute, KeyType, ObjectClass};
     use cryptoki::session::UserType;
@@ -135,8 +147,8 @@ fn plant_extractable_key(hsm: &SoftHsm, label: &str) {
             Attribute::KeyType(KeyType::AES),
             Attribute::Token(true),
             Attribute::Value(vec![7; 32]),
-            Attribute::Extractable(true),
-            Attribute::Sensitive(false),
+            Attribute::Extractable(extractable),
+            Attribute::Sensitive(!extractable),
             Attribute::Encrypt(true),
             Attribute::Decrypt(true),
             Attribute::Label(label.as_bytes().to_vec()),

@@ -19,7 +19,7 @@ use std::time::Instant;
 use bitcoin::hashes::Hash as _;
 use bulwark_vault::keygen::{local, KeyShare};
 use bulwark_vault::release::{
-    prepare, Authorization, BitcoinBody, BitcoinPolicy, SignRequest, Watermarks,
+    prepare, Authorization, BitcoinBody, BitcoinPolicy, Holdings, SignRequest, Watermarks,
 };
 use bulwark_vault::signing::{aggregate, decode_share, package, NonceBook};
 use bulwark_vault::taproot::{self, Utxo};
@@ -96,6 +96,7 @@ fn signing() -> (f64, f64) {
         .expect("a 33-byte key");
     let policy = BitcoinPolicy {
         vault_key,
+        fee_min_sats: 100,
         fee_max_sats: 10_000,
     };
     let vault = taproot::vault_script(&vault_key).expect("a point");
@@ -160,9 +161,15 @@ fn signing() -> (f64, f64) {
                 packages: vec![(published[m][id as usize].0, package_bytes.clone())],
             };
             let marks = marks.entry(*m).or_default();
-            let prepared = prepare::<Taproot>(&request, Some(&authorization), marks, Some(&policy))
-                .expect("authorized");
-            marks.mark(Chain::Bitcoin, id);
+            let holdings = Holdings {
+                share: &shares[m],
+                book: &books[m],
+                watermarks: marks,
+            };
+            let prepared =
+                prepare::<Taproot>(&request, Some(&authorization), &holdings, Some(&policy))
+                    .expect("authorized");
+            assert!(marks.mark(Chain::Bitcoin, id, prepared.transaction));
             let book = books.get_mut(m).expect("a book");
             let nonces: Vec<_> = prepared
                 .slots()

@@ -19,7 +19,7 @@ use bulwark_engine::command::SystemCommand;
 use bulwark_engine::{AccountId, ClientCommand, Command, Engine, EngineConfig, Event};
 use bulwark_vault::keygen::{local, KeyShare};
 use bulwark_vault::release::{
-    prepare, Authorization, BitcoinBody, BitcoinPolicy, Refusal, SignRequest, Watermarks,
+    prepare, Authorization, BitcoinBody, BitcoinPolicy, Holdings, Refusal, SignRequest, Watermarks,
 };
 use bulwark_vault::signing::{aggregate, decode_share, package, NonceBook};
 use bulwark_vault::taproot::{self, Utxo};
@@ -148,6 +148,7 @@ fn vault(seed: u64, n: usize) -> Vault {
     let key = shares.values().next().expect("members").group_key();
     let policy = BitcoinPolicy {
         vault_key: key[1..33].try_into().expect("a 33-byte key"),
+        fee_min_sats: 100,
         fee_max_sats: 2_000,
     };
     let utxos = (0..4u8)
@@ -236,12 +237,12 @@ fn ask(
         let authorization = vault.ledger.get(&request.withdrawal).copied();
         let policy = vault.policy;
         let signer = vault.signers.get_mut(m).expect("a member");
-        match prepare::<Taproot>(
-            request,
-            authorization.as_ref(),
-            &signer.marks,
-            Some(&policy),
-        ) {
+        let holdings = Holdings {
+            share: &signer.share,
+            book: &signer.book,
+            watermarks: &signer.marks,
+        };
+        match prepare::<Taproot>(request, authorization.as_ref(), &holdings, Some(&policy)) {
             Err(refusal) => {
                 if refusal.is_evidence() {
                     signer.evidence.push(refusal.to_string());
@@ -251,7 +252,9 @@ fn ask(
             Ok(prepared) => {
                 // The watermark and the spent nonces are what a node syncs before the share
                 // leaves.
-                assert!(signer.marks.mark(request.chain, request.withdrawal));
+                assert!(signer
+                    .marks
+                    .mark(request.chain, request.withdrawal, prepared.transaction));
                 let nonces: Vec<_> = prepared
                     .slots()
                     .iter()
@@ -363,7 +366,10 @@ fn all(vault: &Vault) -> Vec<Member> {
 }
 
 /// A Byzantine coordinator asks for one authorized withdrawal three times: again with fresh
-/// nonces, and once more with another transaction for the same withdrawal. One signature only.
+/// nonces (answered: a retry signs the same txid, which the chain accepts once), and once more
+/// with another transaction for the same withdrawal (a second payout: refused by every member).
+/// Neither is evidence: an honest coordinator may retry, and may not know the first
+/// transaction.
 pub(crate) fn double_withdrawal(seed: u64, n: usize) -> Outcome {
     let mut vault = vault(seed, n);
     let (mut achieved, mut refused) = (Vec::new(), Vec::new());
@@ -374,27 +380,34 @@ pub(crate) fn double_withdrawal(seed: u64, n: usize) -> Outcome {
     let signers = all(&vault);
     let (requests, packages) = request(&mut vault, &signers, id, &tx, &sats, &messages);
     let (first, _) = ask(&mut vault, &requests, &packages, &messages);
+    let txid = tx.compute_txid();
     if first.is_none() {
         achieved.push("the honest first request was not signed (the check proves nothing)".into());
     }
     let (other_tx, other_sats) = honest_tx(&vault, &authorization, &vault.utxos[2..]);
     let other_messages = sighashes(&other_tx, &other_sats, &vault.policy.vault_key);
-    for (what, tx, sats, messages) in [
-        (
-            "the same transaction with fresh nonces",
-            &tx,
-            &sats,
-            &messages,
-        ),
-        (
-            "another transaction for the same withdrawal (other inputs: a second payout)",
+    // The same transaction again with fresh nonces: a second signature of one txid.
+    let (requests, packages) = request(&mut vault, &signers, id, &tx, &sats, &messages);
+    match ask(&mut vault, &requests, &packages, &messages) {
+        (Some(_), _) => refused.push(format!(
+            "the same transaction with fresh nonces: signed again, for the same txid {txid} \
+             (its inputs can be spent once: no second payout)"
+        )),
+        (None, refusals) => achieved.push(format!(
+            "an honest retry of the same transaction was not answered: {refusals:?}"
+        )),
+    }
+    {
+        let what = "another transaction for the same withdrawal (other inputs: a second payout)";
+        let (requests, packages) = request(
+            &mut vault,
+            &signers,
+            id,
             &other_tx,
             &other_sats,
             &other_messages,
-        ),
-    ] {
-        let (requests, packages) = request(&mut vault, &signers, id, tx, sats, messages);
-        let (signature, refusals) = ask(&mut vault, &requests, &packages, messages);
+        );
+        let (signature, refusals) = ask(&mut vault, &requests, &packages, &other_messages);
         if signature.is_some() {
             achieved.push(format!("withdrawal {id} signed twice: {what}"));
         } else if refusals.iter().all(|r| *r == Refusal::AlreadySigned(id))
@@ -406,18 +419,14 @@ pub(crate) fn double_withdrawal(seed: u64, n: usize) -> Outcome {
         }
     }
     let evidence: usize = vault.signers.values().map(|s| s.evidence.len()).sum();
-    if evidence != 2 * signers.len() {
-        achieved.push(format!(
-            "{evidence} refusals recorded as evidence, {} expected",
-            2 * signers.len()
-        ));
-    }
-    (achieved, refused, 0)
+    (achieved, refused, evidence)
 }
 
 /// A Byzantine coordinator asks for what no finalized block authorized: an unknown withdrawal,
 /// another destination, another amount, an extra output, a burnt fee, and another withdrawal's
-/// message. No share leaves; every refusal is evidence. An honest request afterwards is signed.
+/// message, a transaction locked far into the future. No share leaves; every refusal but the
+/// unknown withdrawal (a member's ledger may lag) is evidence. An honest request afterwards is
+/// signed.
 pub(crate) fn forged_withdrawal(seed: u64, n: usize) -> Outcome {
     let mut vault = vault(seed, n);
     let (mut achieved, mut refused) = (Vec::new(), Vec::new());
@@ -473,6 +482,15 @@ pub(crate) fn forged_withdrawal(seed: u64, n: usize) -> Outcome {
         sats,
         Some(swapped),
     ));
+    let (mut tx, sats) = honest_tx(&vault, &authorization, &utxos);
+    tx.lock_time = bitcoin::absolute::LockTime::from_height(5_000_000 - 1).expect("a height");
+    forgeries.push((
+        "a transaction locked far into the future",
+        first,
+        tx,
+        sats,
+        None,
+    ));
     let signers = all(&vault);
     for (what, id, tx, sats, messages) in forgeries {
         let messages = messages.unwrap_or_else(|| sighashes(&tx, &sats, &vault.policy.vault_key));
@@ -490,7 +508,9 @@ pub(crate) fn forged_withdrawal(seed: u64, n: usize) -> Outcome {
     }
     let evidence: BTreeSet<usize> = vault.signers.values().map(|s| s.evidence.len()).collect();
     if evidence != BTreeSet::from([6]) {
-        achieved.push(format!("evidence per member {evidence:?}, 6 expected"));
+        achieved.push(format!(
+            "evidence per member {evidence:?}, 6 expected (7 forgeries, one unauthorized)"
+        ));
     }
     // The honest request for the same withdrawal still signs: nothing was marked by forgeries.
     let before: usize = vault.signers.values().map(|s| s.evidence.len()).sum();

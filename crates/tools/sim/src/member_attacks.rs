@@ -53,11 +53,11 @@ pub const MEMBER_SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "double-withdrawal",
-        "the vault's Byzantine coordinator asks every member to sign one authorized taproot withdrawal three times: once, again with fresh nonces, and with another transaction for the same withdrawal; one signature only",
+        "the vault's Byzantine coordinator asks every member to sign one authorized taproot withdrawal three times: once, again with fresh nonces (a retry: signed again for the same txid, which pays once), and with another transaction for the same withdrawal (refused by every member); no second payout",
     ),
     (
         "forged-withdrawal",
-        "the vault's Byzantine coordinator asks for a withdrawal no block authorized, another destination, another amount, change to itself, a burnt fee, and another withdrawal's sighash: no share leaves, every refusal is evidence, and the honest request still signs",
+        "the vault's Byzantine coordinator asks for a withdrawal no block authorized, another destination, another amount, change to itself, a burnt fee, another withdrawal's sighash, and a transaction locked far into the future: no share leaves, every refusal but the unauthorized id (a member may lag) is evidence, and the honest request still signs",
     ),
     (
         "custody-member-removed",

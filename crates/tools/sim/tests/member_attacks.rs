@@ -78,9 +78,14 @@ fn only_signed_peers_reach_the_tpm_and_at_a_bounded_rate() {
 fn a_byzantine_coordinator_gets_one_signature_per_withdrawal() {
     for (seed, n) in [(221, 4), (222, 7)] {
         let report = run("double-withdrawal", seed, n);
+        assert!(report.held, "{report:#?}");
         assert_eq!(report.refused.len(), 2, "{report:#?}");
         assert!(
-            report.refused.iter().all(|r| r.contains("signed already")),
+            report.refused[0].contains("for the same txid"),
+            "{report:#?}"
+        );
+        assert!(
+            report.refused[1].contains("signed for another transaction already"),
             "{report:#?}"
         );
     }
@@ -90,9 +95,11 @@ fn a_byzantine_coordinator_gets_one_signature_per_withdrawal() {
 fn a_forged_withdrawal_gets_no_share_and_becomes_evidence() {
     for (seed, n) in [(231, 4), (232, 7)] {
         let report = run("forged-withdrawal", seed, n);
-        assert_eq!(report.refused.len(), 6, "{report:#?}");
+        assert!(report.held, "{report:#?}");
+        assert_eq!(report.refused.len(), 7, "{report:#?}");
         assert!(report.refused[0].contains("not authorized"), "{report:#?}");
         assert!(report.refused[5].contains("another message"), "{report:#?}");
+        assert!(report.refused[6].contains("lock time"), "{report:#?}");
     }
 }
 

@@ -58,6 +58,38 @@ pub struct VaultKeys {
     pub ed25519: String,
 }
 
+/// The public record of an epoch's shares, derived from the shares themselves.
+fn record(
+    epoch: u64,
+    bitcoin_share: &KeyShare<Taproot>,
+    ed25519_share: &KeyShare<Ed25519>,
+) -> VaultKeys {
+    let bitcoin_key = bitcoin_share.group_key();
+    VaultKeys {
+        epoch,
+        members: u16::try_from(bitcoin_share.holders().len()).unwrap_or(u16::MAX),
+        threshold: bitcoin_share.threshold(),
+        bitcoin: hex::encode(&bitcoin_key),
+        bitcoin_xonly: hex::encode(&bitcoin_key[1..]),
+        ed25519: hex::encode(ed25519_share.group_key()),
+    }
+}
+
+/// Whether `keys` says exactly what the shares it names say.
+fn check_record(
+    keys: &VaultKeys,
+    bitcoin_share: &KeyShare<Taproot>,
+    ed25519_share: &KeyShare<Ed25519>,
+) -> Result<(), String> {
+    let derived = record(keys.epoch, bitcoin_share, ed25519_share);
+    if &derived != keys {
+        return Err(format!(
+            "does not match the shares it names (the shares say {derived:?})"
+        ));
+    }
+    Ok(())
+}
+
 /// Why the vault's key generation stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -223,21 +255,24 @@ where
             .map_err(|_| VaultKeysError::Store("keys.json: bitcoin key is not hex".into()))?;
         let ed25519 = hex::decode(&keys.ed25519)
             .map_err(|_| VaultKeysError::Store("keys.json: ed25519 key is not hex".into()))?;
-        // Both shares must open under the recorded keys: a keys.json swapped on disk does not.
-        let opened = files
-            .share::<Taproot>(keys.epoch, &bitcoin)
-            .map_err(store)?
-            .is_some()
-            && files
+        // Both shares must open under the recorded keys (a keys.json swapped on disk does not),
+        // and every field of the record must be what the opened shares say.
+        let opened = (
+            files
+                .share::<Taproot>(keys.epoch, &bitcoin)
+                .map_err(store)?,
+            files
                 .share::<Ed25519>(keys.epoch, &ed25519)
-                .map_err(store)?
-                .is_some();
-        if !opened {
+                .map_err(store)?,
+        );
+        let (Some(bitcoin_share), Some(ed25519_share)) = opened else {
             return Err(VaultKeysError::Store(format!(
                 "{} names keys whose shares this node does not hold",
                 path.display()
             )));
-        }
+        };
+        check_record(&keys, &bitcoin_share, &ed25519_share)
+            .map_err(|e| VaultKeysError::Store(format!("{}: {e}", path.display())))?;
         info!(bitcoin = %keys.bitcoin_xonly, ed25519 = %keys.ed25519, "loaded the vault's key shares");
         return Ok(keys);
     }
@@ -350,15 +385,8 @@ where
     let ed25519_share = ed25519.share.take().expect("agreed: the share exists");
     files.put_share(0, &bitcoin_share).map_err(store)?;
     files.put_share(0, &ed25519_share).map_err(store)?;
-    let bitcoin_key = bitcoin_share.group_key();
-    let keys = VaultKeys {
-        epoch: 0,
-        members: n,
-        threshold: bitcoin_share.threshold(),
-        bitcoin: hex::encode(&bitcoin_key),
-        bitcoin_xonly: hex::encode(&bitcoin_key[1..]),
-        ed25519: hex::encode(ed25519_share.group_key()),
-    };
+    let keys = record(0, &bitcoin_share, &ed25519_share);
+    debug_assert_eq!(keys.members, n);
     let json = serde_json::to_vec_pretty(&keys).expect("the vault's keys must serialize");
     bulwark_vaultstore::files::write_private(&path, &json).map_err(store)?;
     // The shares are stored: the randomness that made them is no longer needed.
@@ -538,6 +566,40 @@ mod tests {
         run_to_quiet(&mut runs, pending);
         for (m, run) in &runs {
             assert!(run.agreed(*m, n).unwrap(), "member {m} agreed");
+        }
+    }
+
+    #[test]
+    fn the_record_is_derived_from_the_shares_and_a_doctored_field_differs() {
+        let bitcoin = bulwark_vault::keygen::local::dkg::<Taproot>(4, [5; 32]).unwrap();
+        let ed25519 = bulwark_vault::keygen::local::dkg::<Ed25519>(4, [6; 32]).unwrap();
+        let keys = record(0, &bitcoin[&2], &ed25519[&2]);
+        assert_eq!(
+            keys,
+            record(0, &bitcoin[&3], &ed25519[&3]),
+            "one record per sharing"
+        );
+        assert_eq!((keys.members, keys.threshold), (4, 3));
+        assert_eq!(&keys.bitcoin[2..], keys.bitcoin_xonly);
+        check_record(&keys, &bitcoin[&1], &ed25519[&1]).unwrap();
+        let other = bulwark_vault::keygen::local::dkg::<Ed25519>(4, [7; 32]).unwrap();
+        assert!(check_record(&keys, &bitcoin[&1], &other[&1]).is_err());
+        for doctored in [
+            VaultKeys {
+                threshold: 1,
+                ..keys.clone()
+            },
+            VaultKeys {
+                members: 7,
+                ..keys.clone()
+            },
+            VaultKeys {
+                bitcoin_xonly: "02".repeat(32),
+                ..keys.clone()
+            },
+        ] {
+            let refused = check_record(&doctored, &bitcoin[&1], &ed25519[&1]).unwrap_err();
+            assert!(refused.contains("does not match"), "{refused}");
         }
     }
 

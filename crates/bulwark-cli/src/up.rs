@@ -123,8 +123,8 @@ pub fn run(args: UpArgs) -> ExitCode {
     match run_committee(&options, stop) {
         Ok(figures) if figures.roots_agree => {
             eprintln!(
-                "bulwark up: stopped at height {}; roots agreed at all {} heights two or more nodes reported",
-                figures.height, figures.roots_compared
+                "bulwark up: stopped at height {}; roots agreed at all {} heights two or more nodes reported; {} chain deposits credited",
+                figures.height, figures.roots_compared, figures.deposits_credited
             );
             ExitCode::SUCCESS
         }

@@ -209,6 +209,20 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
     let identity = std::fs::read_to_string(node.join("identity.hex")).unwrap();
     let stderr = up(&data, port, 12, 400, &capture_args);
     assert!(stderr.contains("resuming the committee"), "{stderr}");
+    // The DEVELOPMENT simulated chain's deposits went through blocks: attested by every node,
+    // certified by n - f of them, checked by every replica (and by verify below).
+    let credited: u64 = stderr
+        .lines()
+        .filter_map(|line| line.strip_suffix(" chain deposits credited"))
+        .filter_map(|head| head.rsplit(' ').next()?.parse().ok())
+        .next_back()
+        .unwrap_or(0);
+    assert!(credited > 0, "{stderr}");
+    let node_log = std::fs::read_to_string(node.join("node.log")).unwrap();
+    assert!(
+        node_log.contains("DEVELOPMENT simulated chain"),
+        "{node_log}"
+    );
     assert_eq!(
         std::fs::read_to_string(node.join("identity.hex")).unwrap(),
         identity,

@@ -65,6 +65,9 @@ pub struct NodeStatus {
     /// the next epoch) or `removed` (left at an epoch change). Empty without a sentinel committee.
     #[serde(default)]
     pub members: BTreeMap<String, String>,
+    /// Chain deposits credited in the newest committed state (each certified by n − f members).
+    #[serde(default)]
+    pub deposits_credited: u64,
 }
 
 /// How a node sees one peer's attested admission.

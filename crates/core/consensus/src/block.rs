@@ -9,8 +9,8 @@
 //!
 //! Each oracle round is an engine system-command frame
 //! ([`bulwark_engine::codec::encode_system_command`]) of a quorum-certified
-//! `SystemCommand::OracleRound` or of the sentinel's `SystemCommand::Quarantine` or
-//! `SystemCommand::NewEpoch`; at most
+//! `SystemCommand::OracleRound`, of the sentinel's `SystemCommand::Quarantine` or
+//! `SystemCommand::NewEpoch`, or of a certified `SystemCommand::ChainDeposit`; at most
 //! [`BLOCK_ROUNDS_MAX`] together. They execute before the transactions, in order. `batch` is
 //! [`bulwark_engine::codec::encode_batch`] of the signed client transactions. The block's digest is SHA-256 over [`BLOCK_NAMESPACE`] and the whole encoding, so it commits to
 //! the parent, the epoch and view (the consensus round it was proposed in), the engine time and the state
@@ -157,13 +157,12 @@ impl Block {
                 Ok(
                     command @ (SystemCommand::OracleRound { .. }
                     | SystemCommand::Quarantine(_)
-                    | SystemCommand::NewEpoch { .. }),
+                    | SystemCommand::NewEpoch { .. }
+                    | SystemCommand::ChainDeposit(_)),
                 ) => rounds.push(command),
-                Ok(_) => {
-                    return Err(BlockError::Rounds(
-                        "neither an oracle round, a quarantine nor an epoch change",
-                    ))
-                }
+                Ok(_) => return Err(BlockError::Rounds(
+                    "neither an oracle round, a quarantine, an epoch change nor a chain deposit",
+                )),
                 Err(_) => return Err(BlockError::Rounds("round does not decode")),
             }
         }

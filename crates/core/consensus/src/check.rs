@@ -62,6 +62,11 @@ pub enum Refusal {
     /// An epoch change the sentinel's rule refuses, or one without a sentinel committee.
     #[error("epoch change refused: {0}")]
     NewEpoch(String),
+    /// A chain deposit whose certificate the one rule refuses, that was credited already (or
+    /// twice in the block), that pays an account that does not exist, or one without a
+    /// sentinel committee.
+    #[error("chain deposit refused: {0}")]
+    Deposit(String),
 }
 
 /// The epoch an engine state is in: the sentinel's, or 0 without a sentinel committee.
@@ -138,6 +143,7 @@ pub fn check_and_execute(
         });
     }
     let mut seen = Vec::new();
+    let mut deposits = Vec::new();
     // The parent's trust state, copied only when the block carries a sentinel command.
     let mut membership = None;
     let last = block.rounds.len().saturating_sub(1);
@@ -163,6 +169,11 @@ pub fn check_and_execute(
             trust_state(&mut membership, parent, Refusal::NewEpoch)?
                 .begin_epoch(*epoch, members, bulwark_sentinel::EpochKey { digest: *key })
                 .map_err(|e| Refusal::NewEpoch(e.to_string()))?;
+            continue;
+        }
+        if let SystemCommand::ChainDeposit(certificate) = round {
+            check_deposit(parent, certificate, &deposits)?;
+            deposits.push(certificate.deposit.outpoint());
             continue;
         }
         let SystemCommand::OracleRound {
@@ -227,6 +238,39 @@ pub fn check_and_execute(
         rejected,
         oracle_faults,
     })
+}
+
+/// A chain deposit in a block: the certificate passes the one rule against the parent's
+/// committee (the epoch's members: quarantines earlier in the block do not change them, an epoch
+/// change is the block's last command), the outpoint was not credited before or earlier in the
+/// block, and the account exists. The engine applies the same rule when it executes the block.
+fn check_deposit(
+    parent: &Engine,
+    certificate: &bulwark_engine::deposit::DepositCertificate,
+    earlier: &[bulwark_engine::deposit::Outpoint],
+) -> Result<(), Refusal> {
+    let membership = parent
+        .membership()
+        .ok_or_else(|| Refusal::Deposit("no sentinel committee is configured".into()))?;
+    certificate
+        .check(membership.members())
+        .map_err(|e| Refusal::Deposit(e.to_string()))?;
+    let deposit = &certificate.deposit;
+    let outpoint = deposit.outpoint();
+    if parent.deposit_credited(&outpoint) || earlier.contains(&outpoint) {
+        return Err(Refusal::Deposit(format!(
+            "output {} of {} was credited already",
+            deposit.output,
+            hex::encode(&deposit.txid[..8])
+        )));
+    }
+    if parent.account(deposit.account).is_none() {
+        return Err(Refusal::Deposit(format!(
+            "account {} does not exist",
+            deposit.account.0
+        )));
+    }
+    Ok(())
 }
 
 /// The trust state a block's sentinel commands apply to in turn: the parent's, copied into
@@ -475,6 +519,118 @@ mod tests {
             )
             .map(|e| e.engine),
             Err(Refusal::Quarantine(_))
+        ));
+    }
+
+    /// A chain deposit in a block must carry n - f current members' signatures over one
+    /// observation, be new (not credited, not twice in the block) and pay an account that
+    /// exists; anything else refuses the whole block. One that passes is credited once.
+    #[test]
+    fn a_chain_deposit_is_checked_before_the_block_is_accepted() {
+        use bulwark_engine::deposit::{DepositCertificate, MemberSignature, ObservedDeposit};
+        use ed25519_dalek::Signer as _;
+        let members: Vec<SigningKey> = (0..4)
+            .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
+            .collect();
+        let oracle = bulwark_engine::oracle::OracleConfig {
+            members: members
+                .iter()
+                .map(|k| k.verifying_key().to_bytes())
+                .collect(),
+            f: 1,
+            ..Default::default()
+        };
+        let account = GenesisAccount {
+            account: AccountId(1),
+            public_key: [7; 32],
+            deposit_micros: 1_000_000,
+        };
+        let (engine, digest) =
+            crate::genesis::try_genesis(&[account], &[60_000_000_000], oracle).expect("genesis");
+        let observed = |output: u32, account: u64| ObservedDeposit {
+            chain: 1,
+            txid: [3; 32],
+            output,
+            account: AccountId(account),
+            amount: 2_500_000,
+        };
+        let certify = |deposit: ObservedDeposit, by: &[usize]| {
+            let mut signatures: Vec<MemberSignature> = by
+                .iter()
+                .map(|i| MemberSignature {
+                    member: members[*i].verifying_key().to_bytes(),
+                    signature: members[*i].sign(&deposit.signed_message()).to_bytes(),
+                })
+                .collect();
+            signatures.sort();
+            SystemCommand::ChainDeposit(Box::new(DepositCertificate {
+                deposit,
+                signatures,
+            }))
+        };
+        let root = engine.state_root();
+        let parent = || at_genesis(&engine, &root);
+        let with = |rounds: Vec<SystemCommand>| {
+            let mut b = block(digest, engine.state_root(), Vec::new());
+            b.rounds = rounds;
+            b
+        };
+        let refused = |rounds: Vec<SystemCommand>| {
+            matches!(
+                check_and_execute(parent(), &with(rounds), 5, 1, &none).map(|e| e.engine),
+                Err(Refusal::Deposit(_))
+            )
+        };
+        assert!(
+            refused(vec![certify(observed(0, 1), &[0, 1])]),
+            "f + 1 is short"
+        );
+        assert!(
+            refused(vec![certify(observed(0, 1), &[0, 1, 1])]),
+            "a member twice"
+        );
+        assert!(
+            refused(vec![certify(observed(0, 77), &[0, 1, 2])]),
+            "no such account"
+        );
+        assert!(
+            refused(vec![
+                certify(observed(0, 1), &[0, 1, 2]),
+                certify(observed(0, 1), &[1, 2, 3]),
+            ]),
+            "one outpoint twice in a block"
+        );
+        let SystemCommand::ChainDeposit(mut forged) = certify(observed(0, 1), &[0, 1, 2]) else {
+            unreachable!()
+        };
+        forged.deposit.amount *= 100;
+        assert!(
+            refused(vec![SystemCommand::ChainDeposit(forged)]),
+            "inflated"
+        );
+        let after = check_and_execute(
+            parent(),
+            &with(vec![certify(observed(0, 1), &[0, 1, 2])]),
+            5,
+            1,
+            &none,
+        )
+        .expect("n - f members")
+        .engine;
+        assert!(after.deposit_credited(&observed(0, 1).outpoint()));
+        assert_eq!(
+            after.account(AccountId(1)).map(|a| a.cash),
+            Some(3_500_000i128),
+            "credited once, on top of the genesis deposit"
+        );
+        // On top of that state the same outpoint is refused.
+        let after_root = after.state_root();
+        let mut again = block(digest, after_root, Vec::new());
+        again.rounds = vec![certify(observed(0, 1), &[1, 2, 3])];
+        assert!(matches!(
+            check_and_execute(at_genesis(&after, &after_root), &again, 5, 1, &none)
+                .map(|e| e.engine),
+            Err(Refusal::Deposit(_))
         ));
     }
 }

@@ -55,6 +55,9 @@ pub enum Kind {
     AppraisalLapsed,
     /// Its configuration audit failed or went stale (the detail is the signed report).
     AuditFailed,
+    /// It sent a chain deposit attestation that is not one, is not its own, does not verify,
+    /// or contradicts one it signed for the same outpoint (the detail names both amounts).
+    DepositAttestation,
 }
 
 /// One record.

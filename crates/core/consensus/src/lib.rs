@@ -22,6 +22,7 @@ pub mod admission;
 pub mod block;
 pub mod check;
 pub mod committee;
+pub mod deposit_feed;
 pub mod epoch;
 pub mod evidence;
 pub mod genesis;

@@ -505,6 +505,16 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether the chain deposit at `outpoint` was credited.
+    pub fn deposit_credited(&self, outpoint: &crate::deposit::Outpoint) -> bool {
+        self.state.credited_deposits.contains(outpoint)
+    }
+
+    /// How many chain deposits were credited.
+    pub fn deposits_credited(&self) -> usize {
+        self.state.credited_deposits.len()
+    }
+
     /// The committee's trust as the sentinel keeps it, when configured.
     pub fn membership(&self) -> Option<&bulwark_sentinel::Membership> {
         self.state.membership.as_ref()

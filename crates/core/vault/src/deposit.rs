@@ -27,11 +27,15 @@ use bulwark_engine::AccountId;
 use crate::Chain;
 
 /// Most outpoints a pool tracks before it is credited or dropped (bounds what members can make it
-/// hold: each member may open at most [`OPEN_PER_MEMBER_MAX`] of them).
+/// hold: each member may open at most [`DepositPool::per_member_max`] of them).
 pub const OPEN_OUTPOINTS_MAX: usize = 4_096;
 
-/// Most outpoints one member may have attested that no quorum confirmed yet.
+/// Most outpoints one member may have attested that no quorum confirmed yet (fewer in a
+/// committee larger than 16: see [`DepositPool::per_member_max`]).
 pub const OPEN_PER_MEMBER_MAX: usize = 256;
+
+/// Length of an [`Attestation`]'s gossip frame.
+pub const ATTESTATION_BYTES: usize = 1 + 32 + 4 + 8 + 8 + 32 + 64;
 
 fn short(key: &[u8; 32]) -> String {
     hex::encode(&key[..8])
@@ -60,6 +64,48 @@ impl Attestation {
                 signature: key.sign(&deposit.signed_message()).to_bytes(),
             },
         }
+    }
+
+    /// The gossip frame: chain u8 ‖ txid 32 ‖ output u32 ‖ account u64 ‖ amount i64 ‖ member
+    /// 32 ‖ signature 64 (big-endian), [`ATTESTATION_BYTES`] in all.
+    pub fn encode(&self) -> Vec<u8> {
+        let d = &self.deposit;
+        let mut out = Vec::with_capacity(ATTESTATION_BYTES);
+        out.push(d.chain);
+        out.extend_from_slice(&d.txid);
+        out.extend_from_slice(&d.output.to_be_bytes());
+        out.extend_from_slice(&d.account.0.to_be_bytes());
+        out.extend_from_slice(&d.amount.to_be_bytes());
+        out.extend_from_slice(&self.member);
+        out.extend_from_slice(&self.signature.signature);
+        out
+    }
+
+    /// Reads [`Attestation::encode`]: exactly [`ATTESTATION_BYTES`], nothing checked but the
+    /// shape (the pool checks the rest before it stores anything).
+    pub fn decode(bytes: &[u8]) -> Result<Self, PoolError> {
+        let bytes: &[u8; ATTESTATION_BYTES] = bytes
+            .try_into()
+            .map_err(|_| PoolError::Malformed(bytes.len()))?;
+        let take = |at: usize, n: usize| &bytes[at..at + n];
+        let array32 = |at| -> [u8; 32] { take(at, 32).try_into().expect("32 bytes") };
+        let u32_at = |at| u32::from_be_bytes(take(at, 4).try_into().expect("4 bytes"));
+        let u64_at = |at| u64::from_be_bytes(take(at, 8).try_into().expect("8 bytes"));
+        let member = array32(53);
+        Ok(Self {
+            deposit: ObservedDeposit {
+                chain: bytes[0],
+                txid: array32(1),
+                output: u32_at(33),
+                account: AccountId(u64_at(37)),
+                amount: i64::from_be_bytes(take(45, 8).try_into().expect("8 bytes")),
+            },
+            member,
+            signature: MemberSignature {
+                member,
+                signature: take(85, 64).try_into().expect("64 bytes"),
+            },
+        })
     }
 
     fn verifies(&self) -> bool {
@@ -99,6 +145,9 @@ pub enum PoolError {
     /// The amount is not positive.
     #[error("amount {0} is not positive")]
     Amount(i64),
+    /// The bytes are not an attestation frame.
+    #[error("an attestation frame is {ATTESTATION_BYTES} bytes, not {0}")]
+    Malformed(usize),
 }
 
 /// One node's collection of attestations, per outpoint, until a quorum agrees.
@@ -121,9 +170,37 @@ impl DepositPool {
         }
     }
 
+    /// Most open outpoints one member may hold: [`OPEN_PER_MEMBER_MAX`], and no more than an
+    /// n-th of [`OPEN_OUTPOINTS_MAX`], so f hostile members can never fill the pool against
+    /// the honest ones.
+    pub fn per_member_max(&self) -> usize {
+        OPEN_PER_MEMBER_MAX.min(OPEN_OUTPOINTS_MAX / self.members.len().max(1))
+    }
+
     /// Outpoints waiting for a quorum.
     pub fn open(&self) -> usize {
         self.open.len()
+    }
+
+    /// The committee changed (a new epoch): the quorum follows it, and attestations of members
+    /// that left are dropped (a certificate counts current members only).
+    pub fn set_members(&mut self, members: &[[u8; 32]]) {
+        self.members = members.iter().copied().collect();
+        self.quorum = quorum(members.len());
+        for by_member in self.open.values_mut() {
+            by_member.retain(|member, _| self.members.contains(member));
+        }
+        self.open.retain(|_, by_member| !by_member.is_empty());
+    }
+
+    /// The outpoints waiting for a quorum.
+    pub fn open_outpoints(&self) -> Vec<Outpoint> {
+        self.open.keys().copied().collect()
+    }
+
+    /// Whether `outpoint` is known credited.
+    pub fn is_credited(&self, outpoint: &Outpoint) -> bool {
+        self.credited.contains(outpoint)
     }
 
     /// Marks `outpoint` credited (a block carried its certificate): later attestations for it
@@ -172,7 +249,7 @@ impl DepositPool {
                 .values()
                 .filter(|by| by.contains_key(&member))
                 .count();
-            if mine >= OPEN_PER_MEMBER_MAX {
+            if mine >= self.per_member_max() {
                 return Err(PoolError::Full("this member's"));
             }
         }
@@ -387,5 +464,16 @@ mod tests {
         );
         assert_eq!(pool.add(negative), Err(PoolError::Amount(-5)));
         assert_eq!(pool.open(), OPEN_PER_MEMBER_MAX);
+        // In the largest committee the share per member shrinks: f members fill at most a third.
+        let big: Vec<[u8; 32]> = (0..64u8)
+            .map(|i| {
+                SigningKey::from_bytes(&[i + 100; 32])
+                    .verifying_key()
+                    .to_bytes()
+            })
+            .collect();
+        let pool = DepositPool::new(&big);
+        assert_eq!(pool.per_member_max(), OPEN_OUTPOINTS_MAX / 64);
+        assert!(21 * pool.per_member_max() < OPEN_OUTPOINTS_MAX / 2);
     }
 }

@@ -109,6 +109,7 @@ fn replica_config(genesis: (Engine, Digest), snapshots: &str) -> ReplicaConfig {
         fault: Fault::None,
         oracle: None,
         sentinel: None,
+        deposits: None,
         stats: SharedStats::default(),
         evidence: EvidenceLog::default(),
         participants: Vec::new(),

@@ -80,6 +80,7 @@ pub(crate) fn monitor(
                 // The trust the most advanced node committed: the epoch and every member's state.
                 epoch_line = format!("epoch {}", status.epoch);
                 figures.epoch = status.epoch;
+                figures.deposits_credited = status.deposits_credited;
                 let removed = status.members.values().any(|s| s == "removed");
                 if let (Some(at), None, true) = (tampered_at, figures.tamper_to_removed_s, removed)
                 {
@@ -155,10 +156,11 @@ pub(crate) fn monitor(
         if options.status {
             let fmt_ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
             eprintln!(
-                "height {} | {} | {} | finalized {:.0} orders/s | submit→final p50 {} ms p99 {} ms | roots {} ({} heights compared) | {} | submitted {}",
+                "height {} | {} | {} | deposits {} | finalized {:.0} orders/s | submit→final p50 {} ms p99 {} ms | roots {} ({} heights compared) | {} | submitted {}",
                 figures.height,
                 epoch_line,
                 index_line,
+                figures.deposits_credited,
                 rate,
                 fmt_ms(figures.p50_ms),
                 fmt_ms(figures.p99_ms),

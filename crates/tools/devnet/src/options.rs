@@ -115,4 +115,7 @@ pub struct RunFigures {
     /// With `tamper`: wall seconds from the tampered binary's start to the committee's state
     /// showing the node removed (out of the participant set); `None` if that did not happen.
     pub tamper_to_removed_s: Option<f64>,
+    /// Chain deposits the most advanced node's committed state credited (the DEVELOPMENT
+    /// simulated chain's, each certified by n − f members through a block).
+    pub deposits_credited: u64,
 }

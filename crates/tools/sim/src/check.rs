@@ -15,6 +15,8 @@ pub struct Summary {
     pub fills: u64,
     /// Simulated milliseconds.
     pub virtual_ms: u64,
+    /// Chain deposits credited at the member that credited most (0 without chain deposits).
+    pub deposits_credited: u64,
 }
 
 /// An invariant a run broke. Any of these is a bug; the seed reproduces it.
@@ -71,6 +73,23 @@ pub enum Violation {
     ForgedLogAccepted {
         /// The forgery.
         name: &'static str,
+    },
+    /// A member's committed state credited a deposit the chain did not pay, or more than it
+    /// paid.
+    #[error("member {member} credited {fake} made-up deposits and {excess_micros} micros beyond what the chain paid")]
+    DepositForged {
+        /// The member.
+        member: usize,
+        /// Made-up outpoints credited.
+        fake: u64,
+        /// Micros beyond the chain's amounts.
+        excess_micros: i128,
+    },
+    /// Chain deposits ran, but a live member credited none of the chain's real deposits.
+    #[error("member {member} credited no real chain deposit")]
+    DepositsStalled {
+        /// The member.
+        member: usize,
     },
     /// Client transactions were finalized but none matched (or none were finalized).
     #[error("no trading: {txs} client transactions finalized, {fills} fills")]
@@ -151,6 +170,20 @@ pub fn check(outcome: &Outcome) -> Result<Summary, Violation> {
             }
         }
     }
+    if let Some(tallies) = &outcome.deposits {
+        for (member, tally) in tallies.iter().enumerate() {
+            if tally.fake > 0 || tally.excess_micros != 0 || tally.credited != tally.real {
+                return Err(Violation::DepositForged {
+                    member,
+                    fake: tally.fake,
+                    excess_micros: tally.excess_micros,
+                });
+            }
+            if Some(member) != outcome.crashed && tally.real == 0 {
+                return Err(Violation::DepositsStalled { member });
+            }
+        }
+    }
     let txs = longest.iter().map(|c| c.txs as u64).sum();
     let fills = longest.iter().map(|c| c.fills as u64).sum();
     if txs == 0 || fills == 0 {
@@ -161,5 +194,12 @@ pub fn check(outcome: &Outcome) -> Result<Summary, Violation> {
         txs,
         fills,
         virtual_ms: outcome.virtual_ms as u64,
+        deposits_credited: outcome
+            .deposits
+            .iter()
+            .flatten()
+            .map(|t| t.credited)
+            .max()
+            .unwrap_or(0),
     })
 }

@@ -30,6 +30,7 @@ pub use check::{check, Summary, Violation};
 pub use member_attacks::{run_member_attack, MemberReport, MEMBER_SCENARIOS};
 pub use run::run;
 pub use scenario::{Outcome, Scenario};
+pub use world::DepositTally;
 
 use commonware_utils::probability;
 use serde::Serialize;
@@ -122,6 +123,10 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
     (
         "restart-in-reshare",
         "member 0 runs a tampered binary; honest member 1 crashes when the quarantine lands (mid-reshare), restarts, and crashes and restarts again in the new epoch",
+    ),
+    (
+        "lying-chain-source",
+        "f members' chain sources lie: they attest every real deposit at ten times its amount and a deposit that never happened in every chain block; only the real deposits are credited, each once and at its amount",
     ),
     (
         "forged-log",
@@ -291,6 +296,14 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             height_after: 20,
             ..base
         },
+        "lying-chain-source" => Scenario {
+            height_before: 80,
+            // The sentinel's committee (the oracle members) is the one deposits are certified by.
+            oracle: true,
+            chain: true,
+            lying_chain: if n >= 7 { &[1, 2] } else { &[1] },
+            ..base
+        },
         "forged-log" => Scenario {
             height_before: 20,
             forged_logs: true,
@@ -348,6 +361,11 @@ pub struct Report {
     /// whether a removed member's old share still signs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub episode: Option<episode::Episode>,
+    /// Chain deposits (scenarios with a chain), per member: outpoints credited, how many of
+    /// them the chain really paid, made-up ones credited and micros beyond the chain's amounts
+    /// (the last two must be 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deposits: Option<Vec<world::DepositTally>>,
     /// The command that replays this run.
     pub replay: String,
 }
@@ -367,6 +385,7 @@ impl Report {
             .chain(scenario.tampered)
             .chain(scenario.lying_oracle)
             .chain(scenario.failed_audit)
+            .chain(scenario.lying_chain)
             .chain(scenario.silent.as_slice())
             .copied()
             .collect();
@@ -449,6 +468,7 @@ impl Report {
                     .collect(),
             }),
             episode: scenario.oracle.then(|| outcome.episode.clone()),
+            deposits: outcome.deposits.clone(),
             replay: format!(
                 "bulwark sim --scenario {name} --seed {} --nodes {}",
                 scenario.seed, scenario.n

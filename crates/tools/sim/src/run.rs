@@ -247,6 +247,7 @@ fn outcome(
         verified,
         forgeries,
         episode,
+        deposits: world.scenario.chain.then(|| world.deposit_tallies()),
         oracle: world
             .views
             .iter()

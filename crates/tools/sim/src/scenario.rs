@@ -80,6 +80,12 @@ pub struct Scenario {
     /// The sentinel must remove someone: after `height_before`, the run waits for an epoch
     /// change that removes a member, then `height_after` more heights.
     pub expect_removal: bool,
+    /// Chain deposits: every member watches the DEVELOPMENT simulated chain and attests what it
+    /// sees; the proposer puts certified deposits in blocks.
+    pub chain: bool,
+    /// Members whose chain source lies: they attest every real deposit with ten times its
+    /// amount, and a deposit that never happened in every chain block.
+    pub lying_chain: &'static [usize],
 }
 
 impl Scenario {
@@ -114,6 +120,8 @@ impl Scenario {
             failed_audit: &[],
             silent: None,
             restart_in_reshare: None,
+            chain: false,
+            lying_chain: &[],
         }
     }
 }
@@ -154,4 +162,6 @@ pub struct Outcome {
     pub forgeries: Vec<crate::forgery::Forgery>,
     /// The sentinel's episode: evidence, quarantine, removal, and what the reshare left.
     pub episode: crate::episode::Episode,
+    /// With [`Scenario::chain`], per member: what its committed state credited.
+    pub deposits: Option<Vec<crate::world::DepositTally>>,
 }

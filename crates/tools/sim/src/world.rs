@@ -71,13 +71,40 @@ pub(crate) struct World {
     pools: Vec<SharedPool>,
     /// Per member (replica order): its sentinel, signing with its node (oracle) key.
     pub(crate) sentinels: Vec<SharedSentinel>,
+    /// Per member (replica order): the chain deposit attestations it gathered.
+    pub(crate) deposits: Vec<bulwark_consensus::deposit_feed::SharedDeposits>,
     pub(crate) views: Vec<Arc<Mutex<Arc<Engine>>>>,
+    /// What the simulated chain really paid, and the outpoints liars made up.
+    chain_truth: Arc<Mutex<ChainTruth>>,
     mempools: Vec<Mempool>,
     pub(crate) ledgers: Vec<Ledger>,
     pub(crate) refused: Vec<Arc<AtomicU64>>,
     pub(crate) evidence: Vec<EvidenceLog>,
     pub(crate) stats: Vec<SharedStats>,
     pub(crate) members: Vec<Member>,
+}
+
+/// Venue time between two blocks of the simulated chain in the sim, milliseconds.
+const SIM_CHAIN_BLOCK_MS: u64 = 1_000;
+
+/// What the simulated chain really paid (outpoint → amount), and the outpoints liars made up.
+#[derive(Debug, Default)]
+struct ChainTruth {
+    real: std::collections::BTreeMap<bulwark_engine::deposit::Outpoint, i64>,
+    fake: std::collections::BTreeSet<bulwark_engine::deposit::Outpoint>,
+}
+
+/// What one member's committed state credited of the chain's deposits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DepositTally {
+    /// Outpoints credited.
+    pub credited: u64,
+    /// Real deposits (the chain paid them) among those.
+    pub real: u64,
+    /// Outpoints a liar made up that were credited (must be 0).
+    pub fake: u64,
+    /// Micros credited beyond what the chain paid for the credited outpoints (must be 0).
+    pub excess_micros: i128,
 }
 
 /// The genesis oracle committee: with `scenario.oracle`, every member signs observations with
@@ -163,6 +190,14 @@ impl World {
             signers,
             key_shares,
             sentinels: Vec::new(),
+            chain_truth: Arc::default(),
+            deposits: (0..n)
+                .map(|_| {
+                    Arc::new(Mutex::new(
+                        bulwark_consensus::deposit_feed::DepositFeed::new(&genesis.0),
+                    ))
+                })
+                .collect(),
             member_keys: keys.iter().map(|k| k.public_key()).collect(),
             pools: (0..n)
                 .map(|_| Arc::new(Mutex::new(OraclePool::new(oracle_config.clone(), 2))))
@@ -203,6 +238,7 @@ impl World {
             world.members.push(member);
         }
         world.spawn_oracle_feeds();
+        world.spawn_chain_watchers();
         world.spawn_clients();
         world
     }
@@ -263,6 +299,7 @@ impl World {
             },
             oracle: self.scenario.oracle.then(|| self.pools[index].clone()),
             sentinel: Some(self.sentinels[index].clone()),
+            deposits: Some(self.deposits[index].clone()),
             stats: self.stats[index].clone(),
             evidence: self.evidence[index].clone(),
             participants: self.by_index.clone(),
@@ -338,6 +375,112 @@ impl World {
     /// `scenario.far_future_oracle` also sends [`far_future_observations`]. A receiver that
     /// drops an observation as implausible records evidence against the sender, as the node's
     /// gossip receiver does.
+    /// With `scenario.chain`: every member mines the same simulated chain (seeded from the
+    /// genesis digest, one block per [`SIM_CHAIN_BLOCK_MS`] of venue time, paying the clients) and
+    /// hands its signed attestations to every member's deposit feed, as the node's gossip does.
+    /// A member in `lying_chain` attests each real deposit at ten times its amount and one made
+    /// up deposit per chain block.
+    fn spawn_chain_watchers(&self) {
+        if !self.scenario.chain {
+            return;
+        }
+        let seed = u64::from_be_bytes(self.genesis.1.as_ref()[..8].try_into().unwrap());
+        for replica in 0..self.scenario.n {
+            let key = self.node_signing_key(replica).clone();
+            let lying = self.scenario.lying_chain.contains(&replica);
+            let feeds = self.deposits.clone();
+            let truth = self.chain_truth.clone();
+            let view = self.views[replica].clone();
+            let venue_epoch_ms = self.venue_epoch_ms;
+            let mut chain = bulwark_vault::deposit::SimulatedChain::new(
+                bulwark_vault::Chain::Bitcoin,
+                seed,
+                (1..=CLIENTS).collect(),
+            );
+            self.context
+                .child("chain")
+                .spawn(move |context| async move {
+                    use bulwark_vault::deposit::{Attestation, ChainSource as _};
+                    let mut mined = 0u64;
+                    loop {
+                        context.sleep(Duration::from_millis(500)).await;
+                        let target = (unix_ms(&context) - venue_epoch_ms) / SIM_CHAIN_BLOCK_MS;
+                        let from = mined;
+                        while mined < target {
+                            chain.mine();
+                            mined += 1;
+                        }
+                        if mined == from {
+                            continue;
+                        }
+                        let (deposits, _) = chain.deposits(from).unwrap();
+                        let engine = view.lock().unwrap().clone();
+                        let mut attestations = Vec::new();
+                        for deposit in deposits {
+                            truth
+                                .lock()
+                                .unwrap()
+                                .real
+                                .insert(deposit.outpoint(), deposit.amount);
+                            if engine.deposit_credited(&deposit.outpoint()) {
+                                continue;
+                            }
+                            if lying {
+                                let inflated = bulwark_engine::deposit::ObservedDeposit {
+                                    amount: deposit.amount * 10,
+                                    ..deposit
+                                };
+                                let mut made_up = deposit;
+                                made_up.txid[0] ^= 0xff;
+                                made_up.txid[31] = replica as u8;
+                                truth.lock().unwrap().fake.insert(made_up.outpoint());
+                                attestations.push(Attestation::sign(&key, inflated));
+                                attestations.push(Attestation::sign(&key, made_up));
+                            } else {
+                                attestations.push(Attestation::sign(&key, deposit));
+                            }
+                        }
+                        for feed in &feeds {
+                            let mut feed = feed.lock().unwrap();
+                            for attestation in &attestations {
+                                let _ = feed.offer(*attestation);
+                            }
+                        }
+                    }
+                });
+        }
+    }
+
+    /// Per member: what its committed state credited of the chain's deposits.
+    pub(crate) fn deposit_tallies(&self) -> Vec<DepositTally> {
+        let truth = self.chain_truth.lock().unwrap();
+        let opening = self.genesis.0.totals().net_deposits;
+        self.views
+            .iter()
+            .map(|view| {
+                let engine = view.lock().unwrap().clone();
+                let credited_real: Vec<i64> = truth
+                    .real
+                    .iter()
+                    .filter(|(o, _)| engine.deposit_credited(o))
+                    .map(|(_, amount)| *amount)
+                    .collect();
+                let fake = truth
+                    .fake
+                    .iter()
+                    .filter(|o| engine.deposit_credited(o))
+                    .count() as u64;
+                let paid: i128 = credited_real.iter().map(|a| i128::from(*a)).sum();
+                DepositTally {
+                    credited: engine.deposits_credited() as u64,
+                    real: credited_real.len() as u64,
+                    fake,
+                    excess_micros: engine.totals().net_deposits - opening - paid,
+                }
+            })
+            .collect()
+    }
+
     fn spawn_oracle_feeds(&self) {
         if !self.scenario.oracle {
             return;

@@ -631,3 +631,28 @@ fn forged_logs_with_valid_checksums_are_refused() {
         eprintln!("n = {n}: {:#?}", outcome.forgeries);
     }
 }
+
+/// Chain deposits through blocks (issue #14): every member watches the simulated chain and
+/// attests what it sees; f members' sources lie (ten times every amount, and a made-up deposit
+/// per chain block). Only what n - f members attested alike reaches a block: every member's
+/// committed state credits real deposits, each once and at the chain's amount, and nothing the
+/// liars made up; the chain keeps finalizing and roots agree.
+#[test]
+fn f_lying_chain_sources_credit_nothing_and_real_deposits_are_credited_once() {
+    for (seed, n) in [(171, 4), (172, 7)] {
+        let (outcome, report) = run_named("lying-chain-source", seed, n);
+        assert!(report.held, "{report:#?}");
+        assert_eq!(report.false_evidence, 0, "{report:#?}");
+        let tallies = outcome.deposits.as_ref().unwrap();
+        for tally in tallies {
+            assert!(tally.real >= 2, "n = {n}: {tallies:?}");
+            assert_eq!(
+                (tally.fake, tally.excess_micros),
+                (0, 0),
+                "n = {n}: {tallies:?}"
+            );
+            assert_eq!(tally.credited, tally.real, "n = {n}: {tallies:?}");
+        }
+        eprintln!("n = {n}: deposits {tallies:?}");
+    }
+}

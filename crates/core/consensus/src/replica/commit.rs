@@ -285,6 +285,12 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 .expect("the sentinel lock must not be poisoned")
                 .prune(&self.committed);
         }
+        if let Some(deposits) = &self.config.deposits {
+            deposits
+                .lock()
+                .expect("the deposit feed lock must not be poisoned")
+                .committed(&self.committed);
+        }
         for round in &block.rounds {
             if let SystemCommand::OracleRound { round, .. } = round {
                 let observed =

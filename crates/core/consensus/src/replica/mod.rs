@@ -181,6 +181,9 @@ pub struct Config {
     /// Signed oracle observations to certify rounds from when proposing (None: blocks carry
     /// no oracle rounds).
     pub oracle: Option<crate::oracle_feed::SharedPool>,
+    /// Chain deposit attestations to propose certified deposits from (None: blocks this member
+    /// proposes carry no deposits; it still checks and executes the ones others propose).
+    pub deposits: Option<crate::deposit_feed::SharedDeposits>,
     /// The sentinel's accusations and decisions (None: blocks carry no quarantine decided by
     /// accusations).
     pub sentinel: Option<crate::sentinel_feed::SharedSentinel>,

@@ -330,6 +330,16 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 );
             }
         }
+        // Certified chain deposits not credited in the parent or an uncommitted ancestor (the
+        // parent's speculative engine has executed those).
+        if let Some(deposits) = &self.config.deposits {
+            rounds.extend(
+                deposits
+                    .lock()
+                    .expect("the deposit feed lock must not be poisoned")
+                    .propose(&parent.engine),
+            );
+        }
         rounds.truncate(crate::block::BLOCK_ROUNDS_MAX - 1);
         // The epoch change, once this member's reshare completed, for the trust state the
         // block's quarantines leave (a quarantine in this very block changes the next committee,

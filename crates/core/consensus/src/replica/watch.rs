@@ -57,7 +57,8 @@ pub(super) fn grounds_of(kind: &Kind) -> Option<Grounds> {
         | Kind::MalformedGossip
         | Kind::ImplausibleOracleRound
         | Kind::MalformedReshare
-        | Kind::MalformedAccusation => None,
+        | Kind::MalformedAccusation
+        | Kind::DepositAttestation => None,
     }
 }
 

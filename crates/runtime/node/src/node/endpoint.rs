@@ -177,6 +177,7 @@ impl Handler for Endpoint {
             snapshots,
             epoch: engine.membership().map_or(0, |m| m.epoch()),
             members: self.members(&engine),
+            deposits_credited: engine.deposits_credited() as u64,
         }
     }
 

@@ -14,10 +14,12 @@
 //!    every member (all must be online) and seal the share;
 //! 6. [`startup::start_consensus`]: the member (replay the finalized log, then simplex);
 //! 7. the tasks in [`tasks`]: mempool gossip, oracle observation and intake, and the status
-//!    line with the evidence file, until the process stops.
+//!    line with the evidence file, until the process stops; and in [`deposits`]: the chain
+//!    watcher and the intake of deposit attestations.
 
 pub mod attest;
 pub mod config;
+mod deposits;
 mod endpoint;
 mod genesis_key;
 pub mod keystore;
@@ -191,6 +193,14 @@ pub fn run(config_path: &Path, migration: keystore::Migration) -> Result<(), Nod
                 .take()
                 .expect("the oracle channel must be taken once"),
         )?;
+        deposits::spawn_deposits(
+            &context,
+            &prepared,
+            &shared,
+            p2p.deposits
+                .take()
+                .expect("the deposit channel must be taken once"),
+        );
         tasks::report_status(&context, &prepared, &shared).await;
         Ok::<(), NodeError>(())
     })

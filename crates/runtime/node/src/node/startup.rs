@@ -246,6 +246,7 @@ pub(super) struct P2p {
     pub(super) gossip: Option<Channel>,
     pub(super) oracle_channel: Option<Channel>,
     pub(super) vault: Option<Channel>,
+    pub(super) deposits: Option<Channel>,
 }
 
 /// Step 2: the authenticated p2p network (fixed addresses, encrypted, only tracked peers may
@@ -288,6 +289,12 @@ pub(super) fn start_p2p(context: &Context, prepared: &Prepared) -> P2p {
         super::vault_keys::CHANNEL_VAULT,
         Quota::per_second(NZU32!(100)),
     );
+    // An honest member sends each peer a few deposit attestations a second (resent every 5 s
+    // until credited).
+    let deposits = network.register(
+        super::deposits::CHANNEL_DEPOSITS,
+        Quota::per_second(NZU32!(300)),
+    );
     network.start();
     info!(name = %config.name, key = %public_key_hex(&prepared.me), p2p = %config.p2p_listen, "p2p started");
     P2p {
@@ -297,6 +304,7 @@ pub(super) fn start_p2p(context: &Context, prepared: &Prepared) -> P2p {
         gossip: Some(gossip),
         oracle_channel: Some(oracle_channel),
         vault: Some(vault),
+        deposits: Some(deposits),
     }
 }
 
@@ -316,6 +324,8 @@ pub(super) struct Shared {
     pub(super) oracle_sources: Arc<Mutex<serde_json::Value>>,
     /// The sentinel: this node's accusations and the ones it holds.
     pub(super) sentinel: bulwark_consensus::sentinel_feed::SharedSentinel,
+    /// Chain deposit attestations (this node's and its peers') and the certificates they made.
+    pub(super) deposits: bulwark_consensus::deposit_feed::SharedDeposits,
 }
 
 impl Shared {
@@ -345,6 +355,9 @@ impl Shared {
                 bulwark_consensus::sentinel_feed::SentinelFeed::new(
                     ed25519_dalek::SigningKey::from_bytes(&prepared.seed),
                 ),
+            )),
+            deposits: Arc::new(Mutex::new(
+                bulwark_consensus::deposit_feed::DepositFeed::new(&prepared.genesis.0),
             )),
         }
     }
@@ -524,6 +537,7 @@ pub(super) async fn start_consensus(
         fault: Fault::None,
         oracle: shared.oracle_pool.clone(),
         sentinel: Some(shared.sentinel.clone()),
+        deposits: Some(shared.deposits.clone()),
         stats: shared.stats.clone(),
         evidence: shared.evidence.clone(),
         participants: prepared.participants.iter().cloned().collect(),

@@ -1,0 +1,188 @@
+//! Chain deposits at the node: this member watches its chain source, signs an attestation for
+//! every deposit it sees and gossips it on [`CHANNEL_DEPOSITS`]; peers' attestations go into the
+//! shared deposit feed (checked before anything is stored), and the proposer takes the
+//! certificates n − f members completed (`bulwark_consensus::deposit_feed`).
+//!
+//! The chain source of a DEVELOPMENT committee is the vault's deterministic simulated chain:
+//! every member mines the same blocks from the genesis digest, one every [`CHAIN_BLOCK_MS`] of
+//! venue time, paying the genesis accounts. A production node has no chain watcher yet: it
+//! attests nothing (and says so at start), and still checks and executes the deposits its peers'
+//! blocks carry.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bulwark_consensus::evidence::Kind;
+use bulwark_engine::deposit::Outpoint;
+use bulwark_vault::deposit::{
+    Attestation, ChainSource as _, PoolError, SimulatedChain, OPEN_PER_MEMBER_MAX,
+};
+use bulwark_vault::Chain;
+use commonware_p2p::{Receiver as _, Recipients, Sender as _};
+use commonware_runtime::tokio::Context;
+use commonware_runtime::{Clock, IoBuf, Spawner as _, Supervisor as _};
+use tracing::{info, warn};
+
+use super::startup::{Channel, Prepared, Shared};
+
+/// p2p channel of chain deposit attestations.
+pub const CHANNEL_DEPOSITS: u64 = 11;
+
+/// Venue time between two blocks of the DEVELOPMENT simulated chain, milliseconds.
+pub const CHAIN_BLOCK_MS: u64 = 5_000;
+
+/// How often the watcher looks at its chain and resends its uncredited attestations (a peer
+/// that was not connected yet gets them then).
+const TICK: Duration = Duration::from_secs(1);
+/// Resend every this many ticks.
+const RESEND_TICKS: u64 = 5;
+
+/// Starts the watcher (development only) and the intake of peers' attestations.
+pub(super) fn spawn_deposits(
+    context: &Context,
+    prepared: &Prepared,
+    shared: &Shared,
+    (out, mut incoming): Channel,
+) {
+    if shared
+        .view
+        .lock()
+        .expect("the view lock must not be poisoned")
+        .membership()
+        .is_none()
+    {
+        warn!("no sentinel committee in the genesis: chain deposits cannot be certified");
+        return;
+    }
+    if prepared.config.development {
+        let digest = prepared.genesis.1;
+        let seed = u64::from_be_bytes(
+            digest.as_ref()[..8]
+                .try_into()
+                .expect("a digest has 8 bytes"),
+        );
+        let accounts: Vec<u64> = prepared
+            .genesis_file
+            .accounts
+            .iter()
+            .map(|a| a.account)
+            .collect();
+        warn!(
+            every_ms = CHAIN_BLOCK_MS,
+            "chain source: DEVELOPMENT simulated chain (seeded from the genesis), not a real chain"
+        );
+        let chain = SimulatedChain::new(Chain::Bitcoin, seed, accounts);
+        let key = ed25519_dalek::SigningKey::from_bytes(&prepared.seed);
+        let venue_epoch_ms = prepared.genesis_file.venue_epoch_ms;
+        let shared = shared.clone();
+        context
+            .child("deposit_watch")
+            .spawn(move |context| watch(context, chain, key, shared, out, venue_epoch_ms));
+    } else {
+        info!("no chain watcher is built for production nodes yet: this member attests no deposits (it checks and executes the ones its peers' blocks carry)");
+    }
+    let feed = shared.deposits.clone();
+    let evidence = shared.evidence.clone();
+    context.child("deposit_in").spawn(move |_| async move {
+        while let Ok((peer, bytes)) = incoming.recv().await {
+            let offered = Attestation::decode(bytes.as_ref()).and_then(|attestation| {
+                if attestation.member.as_slice() != peer.as_ref() {
+                    // Members send their own attestations only: a relayed or borrowed one is
+                    // not this peer's to send.
+                    return Err(PoolError::NotAMember("not the sender's own".into()));
+                }
+                feed.lock()
+                    .expect("the deposit feed lock must not be poisoned")
+                    .offer(attestation)
+            });
+            match offered {
+                // Credited already, or the pool is full for now: nothing wrong with the sender.
+                Ok(()) | Err(PoolError::Credited | PoolError::Full(_)) => {}
+                Err(error) => evidence.record(
+                    Kind::DepositAttestation,
+                    &peer,
+                    0,
+                    format!("deposit attestation: {error}"),
+                ),
+            }
+        }
+    });
+}
+
+/// Every tick: mine the simulated chain up to venue time, attest what is new and not credited,
+/// and now and then resend what is still uncredited.
+async fn watch(
+    context: Context,
+    mut chain: SimulatedChain,
+    key: ed25519_dalek::SigningKey,
+    shared: Shared,
+    mut out: commonware_p2p::authenticated::lookup::Sender<
+        bulwark_consensus::replica::PublicKey,
+        Context,
+    >,
+    venue_epoch_ms: u64,
+) {
+    let mut mined = 0u64;
+    let mut mine: BTreeMap<Outpoint, Attestation> = BTreeMap::new();
+    let mut ticks = 0u64;
+    loop {
+        context.sleep(TICK).await;
+        ticks += 1;
+        let venue_ms = unix_ms(&context).saturating_sub(venue_epoch_ms);
+        let target = venue_ms / CHAIN_BLOCK_MS;
+        let from = mined;
+        while mined < target {
+            chain.mine();
+            mined += 1;
+        }
+        let engine = shared
+            .view
+            .lock()
+            .expect("the view lock must not be poisoned")
+            .clone();
+        let mut fresh = Vec::new();
+        if mined > from {
+            match chain.deposits(from) {
+                Ok((deposits, _tip)) => {
+                    for deposit in deposits {
+                        let outpoint = deposit.outpoint();
+                        if engine.deposit_credited(&outpoint) || mine.contains_key(&outpoint) {
+                            continue;
+                        }
+                        if mine.len() >= OPEN_PER_MEMBER_MAX {
+                            warn!("more than {OPEN_PER_MEMBER_MAX} deposits wait for a quorum: not attesting more until some are credited");
+                            break;
+                        }
+                        let attestation = Attestation::sign(&key, deposit);
+                        mine.insert(outpoint, attestation);
+                        fresh.push(attestation);
+                    }
+                }
+                Err(error) => warn!(%error, "the chain source failed; trying again"),
+            }
+        }
+        mine.retain(|outpoint, _| !engine.deposit_credited(outpoint));
+        let send: Vec<Attestation> = if ticks.is_multiple_of(RESEND_TICKS) {
+            mine.values().copied().collect()
+        } else {
+            fresh
+        };
+        for attestation in send {
+            // This member's own attestation passes its own pool's checks.
+            let _ = shared
+                .deposits
+                .lock()
+                .expect("the deposit feed lock must not be poisoned")
+                .offer(attestation);
+            out.send(Recipients::All, IoBuf::from(attestation.encode()), false);
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch by the runtime's clock.
+fn unix_ms(context: &Context) -> u64 {
+    context
+        .current()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -172,6 +172,12 @@ pub fn check_and_execute(
             continue;
         }
         if let SystemCommand::ChainDeposit(certificate) = round {
+            if deposits.len() >= crate::deposit_feed::BLOCK_DEPOSITS_MAX {
+                return Err(Refusal::Deposit(format!(
+                    "more than {} chain deposits in one block",
+                    crate::deposit_feed::BLOCK_DEPOSITS_MAX
+                )));
+            }
             check_deposit(parent, certificate, &deposits)?;
             deposits.push(certificate.deposit.outpoint());
             continue;

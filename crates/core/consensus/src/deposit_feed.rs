@@ -88,8 +88,13 @@ impl DepositFeed {
             self.pool.set_members(&members);
             self.members = members;
             // Certificates made under the old committee are made again from the attestations
-            // of the members that stayed.
-            self.ready.clear();
+            // of the members that stayed (resends are duplicates and would not rebuild them).
+            self.ready = self
+                .pool
+                .certified()
+                .into_iter()
+                .map(|c| (c.deposit.outpoint(), c))
+                .collect();
         }
         let credited: Vec<Outpoint> = self
             .ready
@@ -102,6 +107,12 @@ impl DepositFeed {
             self.ready.remove(&outpoint);
             self.pool.credited(outpoint);
         }
+    }
+
+    /// Most open attestations one member may have in the pool (a member attests no more than
+    /// this at once).
+    pub fn per_member_max(&self) -> usize {
+        self.pool.per_member_max()
     }
 
     /// Outpoints waiting for a quorum, and certificates waiting for a block.

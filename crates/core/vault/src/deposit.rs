@@ -193,6 +193,31 @@ impl DepositPool {
         self.open.retain(|_, by_member| !by_member.is_empty());
     }
 
+    /// Every certificate the open attestations make under the current committee (after
+    /// [`DepositPool::set_members`] the quorum may be met by attestations already held).
+    pub fn certified(&self) -> Vec<DepositCertificate> {
+        let mut out = Vec::new();
+        for by_member in self.open.values() {
+            let mut tally: BTreeMap<ObservedDeposit, Vec<MemberSignature>> = BTreeMap::new();
+            for attestation in by_member.values() {
+                tally
+                    .entry(attestation.deposit)
+                    .or_default()
+                    .push(attestation.signature);
+            }
+            for (deposit, signatures) in tally {
+                if signatures.len() >= self.quorum {
+                    // Sorted by member: the pool's map is ordered by member key.
+                    out.push(DepositCertificate {
+                        deposit,
+                        signatures,
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// The outpoints waiting for a quorum.
     pub fn open_outpoints(&self) -> Vec<Outpoint> {
         self.open.keys().copied().collect()
@@ -415,6 +440,42 @@ mod tests {
                 Err(PoolError::Credited)
             );
         }
+    }
+
+    #[test]
+    fn after_a_committee_change_held_attestations_certify_under_the_new_quorum() {
+        let keys = keys(7);
+        let members = members(&keys);
+        let mut pool = DepositPool::new(&members);
+        let deposit = ObservedDeposit {
+            chain: Chain::Bitcoin.code(),
+            txid: [8; 32],
+            output: 1,
+            account: AccountId(2),
+            amount: 40,
+        };
+        // Four of seven: short of n - f = 5. Member 6 (leaving) attested another amount.
+        for key in &keys[..4] {
+            assert_eq!(pool.add(Attestation::sign(key, deposit)).unwrap(), None);
+        }
+        let other = ObservedDeposit {
+            amount: 41,
+            ..deposit
+        };
+        assert_eq!(pool.add(Attestation::sign(&keys[6], other)).unwrap(), None);
+        assert!(pool.certified().is_empty());
+        // The committee shrinks to the four (n - f = 3): the held attestations certify at once,
+        // and the leaver's attestation is gone.
+        pool.set_members(&members[..4]);
+        let certified = pool.certified();
+        assert_eq!(certified.len(), 1);
+        assert_eq!(certified[0].deposit, deposit);
+        assert_eq!(certified[0].signatures.len(), 4);
+        certified[0].check(&members[..4]).unwrap();
+        assert!(matches!(
+            pool.add(Attestation::sign(&keys[6], deposit)),
+            Err(PoolError::NotAMember(_))
+        ));
     }
 
     #[test]

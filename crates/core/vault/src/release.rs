@@ -336,6 +336,9 @@ pub struct BitcoinPolicy {
     /// Smallest fee a withdrawal may leave, sats (a transaction that never confirms would hold
     /// the withdrawal: the watermark lets only this transaction be signed for it).
     pub fee_min_sats: u64,
+    /// Smallest fee rate, sats per virtual byte of the signed transaction (a coordinator that
+    /// pads a withdrawal with many small inputs cannot push it below relay).
+    pub fee_rate_min_sat_vb: u64,
     /// Largest fee a withdrawal may leave, sats.
     pub fee_max_sats: u64,
 }
@@ -391,8 +394,16 @@ pub fn prepare<C: VaultSuite>(
             )))
         }
     };
-    if holdings.watermarks.status(request.chain, id, &transaction) == Mark::Other {
-        return Err(Refusal::AlreadySigned(id));
+    match (
+        holdings.watermarks.status(request.chain, id, &transaction),
+        C::CHAIN,
+    ) {
+        (Mark::Other, _) => return Err(Refusal::AlreadySigned(id)),
+        // An Ed25519 chain's message is the same for every attempt, and nothing here knows
+        // that chain dedupes withdrawal ids: a second set of shares would be a second valid
+        // signature. One signing per Ed25519 withdrawal.
+        (Mark::Same, Chain::Ed25519) => return Err(Refusal::AlreadySigned(id)),
+        _ => {}
     }
     if request.packages.len() != messages.len() {
         return Err(package_error(VaultError::Malformed(
@@ -472,7 +483,13 @@ fn bitcoin_messages(
         &authorization.destination,
         Amount::from_sat(authorization.amount),
         (
-            Amount::from_sat(policy.fee_min_sats),
+            Amount::from_sat(
+                policy.fee_min_sats.max(
+                    policy
+                        .fee_rate_min_sat_vb
+                        .saturating_mul(taproot::signed_vsize(&tx)),
+                ),
+            ),
             Amount::from_sat(policy.fee_max_sats),
         ),
     )

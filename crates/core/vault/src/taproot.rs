@@ -248,6 +248,18 @@ pub fn check(
     Ok(())
 }
 
+/// The virtual size of `tx` once every input carries its key-path witness (one 64-byte BIP340
+/// signature): the weight without witnesses, the segwit marker and flag, and per input a witness
+/// of one 64-byte item (66 weight units).
+pub fn signed_vsize(tx: &Transaction) -> u64 {
+    let mut stripped = tx.clone();
+    for input in &mut stripped.input {
+        input.witness = Witness::new();
+    }
+    let weight = stripped.weight().to_wu() + 2 + 66 * tx.input.len() as u64;
+    weight.div_ceil(4)
+}
+
 /// The BIP341 key-path sighash (SIGHASH_DEFAULT) of input `input`: the 32 bytes the vault's
 /// key signs with BIP340.
 pub fn sighash(tx: &Transaction, prevouts: &[TxOut], input: usize) -> Result<[u8; 32], TxRefusal> {

@@ -95,6 +95,7 @@ fn withdrawal(shares: &BTreeMap<Member, KeyShare<Taproot>>, id: u64) -> Taproote
     let policy = BitcoinPolicy {
         vault_key: xonly(any),
         fee_min_sats: 200,
+        fee_rate_min_sat_vb: 2,
         fee_max_sats: 5_000,
     };
     let vault = taproot::vault_script(&policy.vault_key).expect("the group key is a point");
@@ -698,6 +699,29 @@ fn a_withdrawal_is_signed_once_and_only_as_authorized() {
             ..
         })
     ));
+    // The floor also scales with the signed transaction's size: at 10 sat/vB the honest
+    // transaction's 1 000 sats are too little (two inputs, two outputs: about 212 vB).
+    let vsize = taproot::signed_vsize(&w.tx);
+    assert!((200..230).contains(&vsize), "{vsize}");
+    let strict = BitcoinPolicy {
+        fee_rate_min_sat_vb: 10,
+        ..w.policy
+    };
+    let holdings = Holdings {
+        share: &shares[&1],
+        book: &books[&1].0,
+        watermarks: &fresh_marks,
+    };
+    assert!(matches!(
+        prepare::<Taproot>(base, Some(&w.authorization), &holdings, Some(&strict)).err(),
+        Some(Refusal::Transaction {
+            reason: TxRefusal::Fee {
+                fee_sats: 1_000,
+                ..
+            },
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -726,7 +750,28 @@ fn a_package_must_name_the_members_published_nonces_and_t_holders() {
         None,
         std::slice::from_ref(&message),
     );
-    assert!(ask(&honest[&1]).is_ok());
+    let prepared = ask(&honest[&1]).expect("honest");
+    // An Ed25519 withdrawal is signed once: the message is the same for every attempt, so a
+    // retry would be a second valid signature.
+    let mut signed = Watermarks::default();
+    assert!(signed.mark(Chain::Ed25519, 5, prepared.transaction));
+    let after = Holdings {
+        share: &shares[&1],
+        book: &books[&1].0,
+        watermarks: &signed,
+    };
+    let retry = request(
+        &books,
+        &[1, 2, 3],
+        1,
+        5,
+        None,
+        std::slice::from_ref(&message),
+    );
+    assert_eq!(
+        prepare::<Ed25519>(&retry[&1], Some(&authorization), &after, None).err(),
+        Some(Refusal::AlreadySigned(5))
+    );
     // Member 1's slot 0 with member 1's commitment of slot 1 in the package.
     let mut commitments = BTreeMap::new();
     commitments.insert(1, books[&1].1[1].1);

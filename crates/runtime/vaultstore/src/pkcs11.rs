@@ -178,6 +178,7 @@ fn check_key(session: &Session, key: ObjectHandle, label: &str) -> Result<(), St
                 AttributeType::NeverExtractable,
                 AttributeType::Local,
                 AttributeType::KeyType,
+                AttributeType::ValueLen,
                 AttributeType::Token,
             ],
         )
@@ -188,6 +189,7 @@ fn check_key(session: &Session, key: ObjectHandle, label: &str) -> Result<(), St
     let mut never_extractable = false;
     let mut local = false;
     let mut aes = false;
+    let mut aes_256 = false;
     let mut token = false;
     for attribute in attributes {
         match attribute {
@@ -197,6 +199,7 @@ fn check_key(session: &Session, key: ObjectHandle, label: &str) -> Result<(), St
             Attribute::NeverExtractable(v) => never_extractable = v,
             Attribute::Local(v) => local = v,
             Attribute::KeyType(t) => aes = t == KeyType::AES,
+            Attribute::ValueLen(len) => aes_256 = u64::from(len) == 32,
             Attribute::Token(v) => token = v,
             _ => {}
         }
@@ -207,14 +210,15 @@ fn check_key(session: &Session, key: ObjectHandle, label: &str) -> Result<(), St
         && never_extractable
         && local
         && aes
+        && aes_256
         && token)
     {
         return Err(StoreError::Pkcs11(format!(
             "the key labelled {label:?} is not an AES token key generated in the token and \
              always sensitive and non-extractable (sensitive = {sensitive}, extractable = \
              {extractable}, always sensitive = {always_sensitive}, never extractable = \
-             {never_extractable}, local = {local}, AES = {aes}, token = {token}): it could \
-             exist outside the HSM, so it is not used"
+             {never_extractable}, local = {local}, AES = {aes}, 32 bytes = {aes_256}, token = \
+             {token}): it could exist outside the HSM, or is not AES-256, so it is not used"
         )));
     }
     Ok(())

@@ -97,6 +97,7 @@ fn signing() -> (f64, f64) {
     let policy = BitcoinPolicy {
         vault_key,
         fee_min_sats: 100,
+        fee_rate_min_sat_vb: 2,
         fee_max_sats: 10_000,
     };
     let vault = taproot::vault_script(&vault_key).expect("a point");

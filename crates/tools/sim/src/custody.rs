@@ -149,6 +149,7 @@ fn vault(seed: u64, n: usize) -> Vault {
     let policy = BitcoinPolicy {
         vault_key: key[1..33].try_into().expect("a 33-byte key"),
         fee_min_sats: 100,
+        fee_rate_min_sat_vb: 2,
         fee_max_sats: 2_000,
     };
     let utxos = (0..4u8)

@@ -430,9 +430,9 @@ impl World {
                                     amount: deposit.amount * 10,
                                     ..deposit
                                 };
+                                // Every liar makes up the same deposit: they collude.
                                 let mut made_up = deposit;
                                 made_up.txid[0] ^= 0xff;
-                                made_up.txid[31] = replica as u8;
                                 truth.lock().unwrap().fake.insert(made_up.outpoint());
                                 attestations.push(Attestation::sign(&key, inflated));
                                 attestations.push(Attestation::sign(&key, made_up));

@@ -14,9 +14,7 @@ use std::time::Duration;
 
 use bulwark_consensus::evidence::Kind;
 use bulwark_engine::deposit::Outpoint;
-use bulwark_vault::deposit::{
-    Attestation, ChainSource as _, PoolError, SimulatedChain, OPEN_PER_MEMBER_MAX,
-};
+use bulwark_vault::deposit::{Attestation, ChainSource as _, PoolError, SimulatedChain};
 use bulwark_vault::Chain;
 use commonware_p2p::{Receiver as _, Recipients, Sender as _};
 use commonware_runtime::tokio::Context;
@@ -36,6 +34,10 @@ pub const CHAIN_BLOCK_MS: u64 = 5_000;
 const TICK: Duration = Duration::from_secs(1);
 /// Resend every this many ticks.
 const RESEND_TICKS: u64 = 5;
+/// Most deposits read from the chain that wait for room among this member's open attestations
+/// (the pool holds at most `DepositFeed::per_member_max` of a member's); beyond it the oldest
+/// wait is dropped with a warning.
+const BACKLOG_MAX: usize = 65_536;
 
 /// Starts the watcher (development only) and the intake of peers' attestations.
 pub(super) fn spawn_deposits(
@@ -124,6 +126,9 @@ async fn watch(
 ) {
     let mut mined = 0u64;
     let mut mine: BTreeMap<Outpoint, Attestation> = BTreeMap::new();
+    // Deposits read from the chain and not attested yet, in chain order.
+    let mut backlog: std::collections::VecDeque<bulwark_engine::deposit::ObservedDeposit> =
+        std::collections::VecDeque::new();
     let mut ticks = 0u64;
     loop {
         context.sleep(TICK).await;
@@ -140,28 +145,51 @@ async fn watch(
             .lock()
             .expect("the view lock must not be poisoned")
             .clone();
-        let mut fresh = Vec::new();
         if mined > from {
             match chain.deposits(from) {
-                Ok((deposits, _tip)) => {
-                    for deposit in deposits {
-                        let outpoint = deposit.outpoint();
-                        if engine.deposit_credited(&outpoint) || mine.contains_key(&outpoint) {
-                            continue;
-                        }
-                        if mine.len() >= OPEN_PER_MEMBER_MAX {
-                            warn!("more than {OPEN_PER_MEMBER_MAX} deposits wait for a quorum: not attesting more until some are credited");
-                            break;
-                        }
-                        let attestation = Attestation::sign(&key, deposit);
-                        mine.insert(outpoint, attestation);
-                        fresh.push(attestation);
-                    }
+                Ok((deposits, _tip)) => backlog.extend(deposits),
+                Err(error) => {
+                    // Read these blocks again next time.
+                    mined = from;
+                    warn!(%error, "the chain source failed; trying again");
                 }
-                Err(error) => warn!(%error, "the chain source failed; trying again"),
+            }
+            if backlog.len() > BACKLOG_MAX {
+                let dropped = backlog.len() - BACKLOG_MAX;
+                backlog.drain(..dropped);
+                warn!(
+                    dropped,
+                    "the deposit backlog is full: the oldest deposits are not attested"
+                );
             }
         }
         mine.retain(|outpoint, _| !engine.deposit_credited(outpoint));
+        let room = shared
+            .deposits
+            .lock()
+            .expect("the deposit feed lock must not be poisoned")
+            .per_member_max();
+        let mut fresh = Vec::new();
+        while mine.len() < room {
+            let Some(deposit) = backlog.pop_front() else {
+                break;
+            };
+            let outpoint = deposit.outpoint();
+            if engine.deposit_credited(&outpoint) || mine.contains_key(&outpoint) {
+                continue;
+            }
+            if engine.account(deposit.account).is_none() {
+                // The engine cannot credit it: no deposit address maps to it.
+                warn!(
+                    account = deposit.account.0,
+                    "a deposit to an account that does not exist is not attested"
+                );
+                continue;
+            }
+            let attestation = Attestation::sign(&key, deposit);
+            mine.insert(outpoint, attestation);
+            fresh.push(attestation);
+        }
         let send: Vec<Attestation> = if ticks.is_multiple_of(RESEND_TICKS) {
             mine.values().copied().collect()
         } else {

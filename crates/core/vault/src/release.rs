@@ -44,6 +44,11 @@ pub const ED25519_NAMESPACE: &[u8] = b"bulwark/vault/ed25519-withdrawal/v1";
 /// sealed file a member rewrites before every share (about 60 bytes of JSON per entry).
 pub const WATERMARKS_MAX: usize = 16_384;
 
+/// Most times a member releases shares for one withdrawal's transaction (the first signing and
+/// its retries). Each attempt spends nonces; a coordinator that retries without end would drain
+/// them.
+pub const ATTEMPTS_MAX: u8 = 8;
+
 /// A ciphersuite the vault uses, with the chain it signs for.
 pub trait VaultSuite: Ciphersuite {
     /// Its chain.
@@ -102,9 +107,9 @@ pub struct SignRequest {
 /// which transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watermarks {
-    /// (chain, withdrawal) → the transaction it was signed for.
+    /// (chain, withdrawal) → the transaction it was signed for, and how many times.
     #[serde(with = "signed_entries")]
-    signed: BTreeMap<(Chain, u64), [u8; 32]>,
+    signed: BTreeMap<(Chain, u64), ([u8; 32], u8)>,
     /// Per chain, every id below this counts as signed for an unknown transaction (ids folded
     /// out of `signed`): refused for good.
     floors: Vec<(Chain, u64)>,
@@ -117,6 +122,8 @@ pub enum Mark {
     New,
     /// Signed for this very transaction: a retry, answered again.
     Same,
+    /// Signed for this very transaction [`ATTEMPTS_MAX`] times: refused.
+    Exhausted,
     /// Signed for another transaction, or folded under the floor: refused.
     Other,
 }
@@ -133,7 +140,8 @@ impl Watermarks {
         }
         match self.signed.get(&(chain, withdrawal)) {
             None => Mark::New,
-            Some(t) if t == transaction => Mark::Same,
+            Some((t, attempts)) if t == transaction && *attempts >= ATTEMPTS_MAX => Mark::Exhausted,
+            Some((t, _)) if t == transaction => Mark::Same,
             Some(_) => Mark::Other,
         }
     }
@@ -143,16 +151,21 @@ impl Watermarks {
         self.status(chain, withdrawal, &[0; 32]) != Mark::New
     }
 
-    /// Marks `withdrawal` on `chain` as signed for `transaction`. The caller syncs the
-    /// watermarks to disk before any share for it leaves the member. Returns `false` (and
-    /// changes nothing) if it was signed for another transaction.
+    /// Marks `withdrawal` on `chain` as signed (once more) for `transaction`. The caller syncs
+    /// the watermarks to disk before any share for it leaves the member. Returns `false` (and
+    /// changes nothing) if it was signed for another transaction, or [`ATTEMPTS_MAX`] times.
     pub fn mark(&mut self, chain: Chain, withdrawal: u64, transaction: [u8; 32]) -> bool {
         match self.status(chain, withdrawal, &transaction) {
-            Mark::Other => return false,
-            Mark::Same => return true,
+            Mark::Other | Mark::Exhausted => return false,
+            Mark::Same => {
+                if let Some((_, attempts)) = self.signed.get_mut(&(chain, withdrawal)) {
+                    *attempts += 1;
+                }
+                return true;
+            }
             Mark::New => {}
         }
-        self.signed.insert((chain, withdrawal), transaction);
+        self.signed.insert((chain, withdrawal), (transaction, 1));
         let on_chain = self.signed.keys().filter(|(c, _)| *c == chain).count();
         if on_chain > WATERMARKS_MAX {
             // Fold the oldest half into the floor: ids are sequential and a member signs in
@@ -186,25 +199,28 @@ mod signed_entries {
 
     use crate::Chain;
 
-    type Entries = BTreeMap<(Chain, u64), [u8; 32]>;
+    type Entries = BTreeMap<(Chain, u64), ([u8; 32], u8)>;
 
     pub(super) fn serialize<S: Serializer>(map: &Entries, s: S) -> Result<S::Ok, S::Error> {
-        let list: Vec<(Chain, u64, String)> = map
+        let list: Vec<(Chain, u64, String, u8)> = map
             .iter()
-            .map(|((c, id), t)| (*c, *id, hex::encode(t)))
+            .map(|((c, id), (t, attempts))| (*c, *id, hex::encode(t), *attempts))
             .collect();
         list.serialize(s)
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Entries, D::Error> {
-        let list = Vec::<(Chain, u64, String)>::deserialize(d)?;
+        let list = Vec::<(Chain, u64, String, u8)>::deserialize(d)?;
         let mut map = BTreeMap::new();
-        for (c, id, t) in list {
+        for (c, id, t, attempts) in list {
             let bytes: [u8; 32] = hex::decode(&t)
                 .ok()
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| serde::de::Error::custom("a transaction is 32 bytes of hex"))?;
-            if map.insert((c, id), bytes).is_some() {
+            if attempts == 0 || attempts > super::ATTEMPTS_MAX {
+                return Err(serde::de::Error::custom("attempts out of range"));
+            }
+            if map.insert((c, id), (bytes, attempts)).is_some() {
                 return Err(serde::de::Error::custom("a withdrawal marked twice"));
             }
         }
@@ -232,6 +248,9 @@ pub enum Refusal {
     /// Shares for this withdrawal and another transaction left this member already.
     #[error("withdrawal {0} was signed for another transaction already: each is paid once")]
     AlreadySigned(u64),
+    /// This member released shares for this withdrawal's transaction [`ATTEMPTS_MAX`] times.
+    #[error("withdrawal {0} was attempted {ATTEMPTS_MAX} times: no more retries")]
+    Attempts(u64),
     /// A nonce slot the request names is spent or was never made by this member (a retry after
     /// the member crashed mid-answer, or a stale request).
     #[error("withdrawal {withdrawal}: nonce slot {slot} is spent or unknown")]
@@ -274,11 +293,15 @@ impl Refusal {
     /// honest coordinator asks for (another destination, amount, output, fee or message, a
     /// malformed package, nonces this member never published for the slot). Not evidence: a
     /// withdrawal this member's committed ledger does not show yet (it may lag), one signed for
-    /// another transaction, or a spent slot (an honest retry can meet both after a crash).
+    /// another transaction, one retried too often, or a spent slot (an honest retry can meet
+    /// these after a crash or on a flaky network).
     pub fn is_evidence(&self) -> bool {
         !matches!(
             self,
-            Refusal::NotAuthorized(_) | Refusal::AlreadySigned(_) | Refusal::Nonce { .. }
+            Refusal::NotAuthorized(_)
+                | Refusal::AlreadySigned(_)
+                | Refusal::Attempts(_)
+                | Refusal::Nonce { .. }
         )
     }
 }
@@ -399,6 +422,7 @@ pub fn prepare<C: VaultSuite>(
         C::CHAIN,
     ) {
         (Mark::Other, _) => return Err(Refusal::AlreadySigned(id)),
+        (Mark::Exhausted, _) => return Err(Refusal::Attempts(id)),
         // An Ed25519 chain's message is the same for every attempt, and nothing here knows
         // that chain dedupes withdrawal ids: a second set of shares would be a second valid
         // signature. One signing per Ed25519 withdrawal.

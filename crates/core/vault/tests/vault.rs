@@ -10,7 +10,7 @@ use bitcoin::{Amount, OutPoint, Txid};
 use bulwark_vault::keygen::{Ceremony, KeyShare};
 use bulwark_vault::release::{
     ed25519_message, prepare, Authorization, BitcoinBody, BitcoinPolicy, Holdings, Mark, Refusal,
-    SignRequest, VaultSuite, Watermarks, WATERMARKS_MAX,
+    SignRequest, VaultSuite, Watermarks, ATTEMPTS_MAX, WATERMARKS_MAX,
 };
 use bulwark_vault::signing::{aggregate, decode_share, package, NonceBook};
 use bulwark_vault::taproot::{self, TxRefusal, Utxo};
@@ -840,11 +840,32 @@ fn watermarks_bind_a_withdrawal_to_one_transaction_and_stay_bounded() {
     let json = serde_json::to_string(&marks).expect("serializes");
     let back: Watermarks = serde_json::from_str(&json).expect("round trip");
     assert_eq!(back, marks);
-    let twice = json.replace("]]", &format!("],[\"bitcoin\",3,\"{}\"]]", "02".repeat(32)));
+    let twice = json.replace(
+        "]]",
+        &format!("],[\"bitcoin\",3,\"{}\",1]]", "02".repeat(32)),
+    );
     assert!(
         serde_json::from_str::<Watermarks>(&twice).is_err(),
         "{twice}"
     );
+    let other = json.replace(
+        "]]",
+        &format!("],[\"bitcoin\",4,\"{}\",1]]", "02".repeat(32)),
+    );
+    assert!(
+        serde_json::from_str::<Watermarks>(&other).is_ok(),
+        "{other}"
+    );
+    let zero = json.replace(",2]]", ",0]]");
+    assert_ne!(zero, json);
+    assert!(serde_json::from_str::<Watermarks>(&zero).is_err(), "{zero}");
+    // A transaction is answered at most ATTEMPTS_MAX times in all.
+    let mut retried = Watermarks::default();
+    for _ in 0..ATTEMPTS_MAX {
+        assert!(retried.mark(Chain::Bitcoin, 9, [5; 32]));
+    }
+    assert_eq!(retried.status(Chain::Bitcoin, 9, &[5; 32]), Mark::Exhausted);
+    assert!(!retried.mark(Chain::Bitcoin, 9, [5; 32]));
     // Past the bound the oldest half folds into a floor that never goes down.
     for id in 0..=WATERMARKS_MAX as u64 + 10 {
         assert!(marks.mark(Chain::Ed25519, 100_000 + id, [3; 32]));

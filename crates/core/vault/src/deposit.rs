@@ -6,7 +6,8 @@
 //! members attested the *same* deposit, and then yields a [`DepositCertificate`], which a block
 //! carries and every replica checks with [`DepositCertificate::check`], the one rule. f members
 //! with lying chain sources cannot credit anything; a member that signs two different deposits
-//! for one outpoint convicts itself ([`PoolError::Equivocation`] carries both signatures).
+//! for one outpoint is refused with [`PoolError::Equivocation`], which carries both signatures
+//! as its own proof (recorded as evidence; the sentinel does not act on it yet).
 //!
 //! [`ChainSource`] is what a member watches; [`SimulatedChain`] is the deterministic one for
 //! tests and the development committee (it says so in its name). A real watcher implements the

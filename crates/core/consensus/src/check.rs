@@ -178,7 +178,12 @@ pub fn check_and_execute(
                     crate::deposit_feed::BLOCK_DEPOSITS_MAX
                 )));
             }
-            check_deposit(parent, certificate, &deposits)?;
+            // Against the trust state the block's earlier commands leave, as the engine applies it.
+            let trust = match &membership {
+                Some(trust) => Some(trust),
+                None => parent.membership(),
+            };
+            check_deposit(parent, trust, certificate, &deposits)?;
             deposits.push(certificate.deposit.outpoint());
             continue;
         }
@@ -246,20 +251,21 @@ pub fn check_and_execute(
     })
 }
 
-/// A chain deposit in a block: the certificate passes the one rule against the parent's
-/// committee (the epoch's members: quarantines earlier in the block do not change them, an epoch
+/// A chain deposit in a block: the certificate passes the one rule against the trust state the
+/// block's earlier commands leave (the epoch's members, every signer in good standing: a member
+/// quarantined earlier in the block no longer counts, as when the engine applies it; an epoch
 /// change is the block's last command), the outpoint was not credited before or earlier in the
 /// block, and the account exists. The engine applies the same rule when it executes the block.
 fn check_deposit(
     parent: &Engine,
+    membership: Option<&Membership>,
     certificate: &bulwark_engine::deposit::DepositCertificate,
     earlier: &[bulwark_engine::deposit::Outpoint],
 ) -> Result<(), Refusal> {
-    let membership = parent
-        .membership()
-        .ok_or_else(|| Refusal::Deposit("no sentinel committee is configured".into()))?;
+    let membership =
+        membership.ok_or_else(|| Refusal::Deposit("no sentinel committee is configured".into()))?;
     certificate
-        .check(membership.members())
+        .check_in(membership)
         .map_err(|e| Refusal::Deposit(e.to_string()))?;
     let deposit = &certificate.deposit;
     let outpoint = deposit.outpoint();
@@ -629,6 +635,35 @@ mod tests {
             Some(3_500_000i128),
             "credited once, on top of the genesis deposit"
         );
+        // A member quarantined earlier in the same block no longer counts towards the quorum.
+        use bulwark_sentinel::membership::{Evidence, Quarantine};
+        use bulwark_sentinel::{Accusation, Grounds};
+        let accused = members[3].verifying_key().to_bytes();
+        let quarantine = SystemCommand::Quarantine(Box::new(Quarantine {
+            member: accused,
+            epoch: 0,
+            evidence: Evidence::Accusations(
+                [0usize, 1]
+                    .iter()
+                    .map(|i| Accusation::sign(&members[*i], accused, Grounds::Silence, 0, 4))
+                    .collect(),
+            ),
+        }));
+        assert!(
+            refused(vec![
+                quarantine.clone(),
+                certify(observed(0, 1), &[0, 1, 3])
+            ]),
+            "a quarantined signer"
+        );
+        assert!(check_and_execute(
+            parent(),
+            &with(vec![quarantine, certify(observed(0, 1), &[0, 1, 2])]),
+            5,
+            1,
+            &none
+        )
+        .is_ok());
         // On top of that state the same outpoint is refused.
         let after_root = after.state_root();
         let mut again = block(digest, after_root, Vec::new());

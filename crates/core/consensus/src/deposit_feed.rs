@@ -62,21 +62,29 @@ impl DepositFeed {
         self.pool.is_credited(outpoint)
     }
 
-    /// Certificates for a block on `parent` (the engine after the block's parent): at most
-    /// [`BLOCK_DEPOSITS_MAX`], none credited in `parent`, each passing the one rule against
-    /// `parent`'s committee and paying an account that exists, in outpoint order.
-    pub fn propose(&self, parent: &Engine) -> Vec<SystemCommand> {
-        let Some(membership) = parent.membership() else {
-            return Vec::new();
-        };
-        let members = membership.members();
+    /// Certificates for a block on `parent` (the engine after the block's parent) whose earlier
+    /// system commands leave the trust state `membership`: at most [`BLOCK_DEPOSITS_MAX`], none
+    /// credited in `parent`, each passing the one rule against `membership` and paying an
+    /// account that exists, in outpoint order.
+    pub fn propose(
+        &self,
+        parent: &Engine,
+        membership: &bulwark_sentinel::Membership,
+    ) -> Vec<SystemCommand> {
         self.ready
             .values()
             .filter(|c| !parent.deposit_credited(&c.deposit.outpoint()))
             .filter(|c| parent.account(c.deposit.account).is_some())
-            .filter(|c| c.check(members).is_ok())
+            .map(|c| {
+                // Only members in good standing count: a quarantined member's signature is left
+                // out (the quorum may still hold without it).
+                let mut c = c.clone();
+                c.signatures.retain(|s| membership.is_admitted(&s.member));
+                c
+            })
+            .filter(|c| c.check_in(membership).is_ok())
             .take(BLOCK_DEPOSITS_MAX)
-            .map(|c| SystemCommand::ChainDeposit(Box::new(c.clone())))
+            .map(|c| SystemCommand::ChainDeposit(Box::new(c)))
             .collect()
     }
 
@@ -183,13 +191,17 @@ mod tests {
             for key in &keys[..f] {
                 feed.offer(Attestation::sign(key, deposit(9, 1))).unwrap();
             }
-            assert!(feed.propose(&engine).is_empty(), "n = {n}: f liars");
+            assert!(
+                feed.propose(&engine, engine.membership().unwrap())
+                    .is_empty(),
+                "n = {n}: f liars"
+            );
             // The real one, by the n - f others; and one to an account that does not exist.
             for key in &keys[f..] {
                 feed.offer(Attestation::sign(key, deposit(1, 1))).unwrap();
                 feed.offer(Attestation::sign(key, deposit(2, 77))).unwrap();
             }
-            let proposed = feed.propose(&engine);
+            let proposed = feed.propose(&engine, engine.membership().unwrap());
             assert_eq!(proposed.len(), 1, "n = {n}: {proposed:?}");
             let SystemCommand::ChainDeposit(certificate) = &proposed[0] else {
                 panic!("a chain deposit");
@@ -207,13 +219,49 @@ mod tests {
             );
             assert!(engine.deposit_credited(&deposit(1, 1).outpoint()));
             feed.committed(&engine);
-            assert!(feed.propose(&engine).is_empty());
+            assert!(feed
+                .propose(&engine, engine.membership().unwrap())
+                .is_empty());
             assert!(feed.is_credited(&deposit(1, 1).outpoint()));
             assert!(matches!(
                 feed.offer(Attestation::sign(&keys[0], deposit(1, 1))),
                 Err(PoolError::Credited)
             ));
         }
+    }
+
+    #[test]
+    fn a_quarantined_members_signature_is_left_out_of_a_proposed_certificate() {
+        use bulwark_sentinel::membership::{Evidence, Quarantine};
+        use bulwark_sentinel::{Accusation, Grounds};
+        let keys = keys(4);
+        let mut engine = engine(&keys);
+        let mut feed = DepositFeed::new(&engine);
+        for key in &keys {
+            feed.offer(Attestation::sign(key, deposit(1, 1))).unwrap();
+        }
+        let accused = keys[3].verifying_key().to_bytes();
+        let quarantine = SystemCommand::Quarantine(Box::new(Quarantine {
+            member: accused,
+            epoch: 0,
+            evidence: Evidence::Accusations(
+                keys[..2]
+                    .iter()
+                    .map(|k| Accusation::sign(k, accused, Grounds::Silence, 0, 4))
+                    .collect(),
+            ),
+        }));
+        let mut events = Vec::new();
+        engine.execute(5, &[Command::System(quarantine)], &mut events);
+        let membership = engine.membership().unwrap();
+        assert!(!membership.is_admitted(&accused), "{events:?}");
+        let proposed = feed.propose(&engine, membership);
+        let [SystemCommand::ChainDeposit(certificate)] = proposed.as_slice() else {
+            panic!("one deposit: {proposed:?}");
+        };
+        assert_eq!(certificate.signatures.len(), 3);
+        assert!(certificate.signatures.iter().all(|s| s.member != accused));
+        certificate.check_in(membership).unwrap();
     }
 
     #[test]

@@ -151,6 +151,30 @@ impl DepositCertificate {
     }
 }
 
+impl DepositCertificate {
+    /// The rule a replica applies: [`DepositCertificate::check`] against the epoch's members,
+    /// and every signer in good standing (a quarantined member no longer counts; the quorum
+    /// stays n − f of the whole epoch committee).
+    pub fn check_in(
+        &self,
+        membership: &bulwark_sentinel::Membership,
+    ) -> Result<(), CertificateError> {
+        if let Some(signer) = self
+            .signatures
+            .iter()
+            .find(|s| !membership.is_admitted(&s.member))
+        {
+            if membership.members().contains(&signer.member) {
+                return Err(CertificateError::NotAMember(format!(
+                    "{} (quarantined)",
+                    hex::encode(&signer.member[..8])
+                )));
+            }
+        }
+        self.check(membership.members())
+    }
+}
+
 pub(crate) mod hex64 {
     use serde::{Deserialize, Deserializer, Serializer};
 

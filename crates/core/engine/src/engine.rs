@@ -481,7 +481,7 @@ impl Engine {
             .as_ref()
             .ok_or(RejectReason::SentinelNotConfigured)?;
         certificate
-            .check(membership.members())
+            .check_in(membership)
             .map_err(|_| RejectReason::DepositRefused)?;
         let deposit = certificate.deposit;
         if self.state.credited_deposits.contains(&deposit.outpoint()) {

@@ -329,16 +329,20 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                         .propose_into(&mut next, time_ms),
                 );
             }
-        }
-        // Certified chain deposits not credited in the parent or an uncommitted ancestor (the
-        // parent's speculative engine has executed those).
-        if let Some(deposits) = &self.config.deposits {
-            rounds.extend(
-                deposits
+            // Certified chain deposits not credited in the parent or an uncommitted ancestor
+            // (the parent's speculative engine has executed those), checked against the trust
+            // state the block's quarantines leave, as every replica checks them.
+            if let Some(deposits) = &self.config.deposits {
+                let room = crate::block::BLOCK_ROUNDS_MAX
+                    .saturating_sub(1)
+                    .saturating_sub(rounds.len());
+                let mut proposed = deposits
                     .lock()
                     .expect("the deposit feed lock must not be poisoned")
-                    .propose(&parent.engine),
-            );
+                    .propose(&parent.engine, &next);
+                proposed.truncate(room);
+                rounds.extend(proposed);
+            }
         }
         rounds.truncate(crate::block::BLOCK_ROUNDS_MAX - 1);
         // The epoch change, once this member's reshare completed, for the trust state the

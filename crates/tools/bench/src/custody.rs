@@ -10,7 +10,10 @@
 //! - `signatures_per_s` at saturation on this machine, against the single key's;
 //! - `signing_latency_ms` through the network against its bound (two round trips plus the FROST
 //!   compute): **not measured** — the vault's signing over the p2p is not built yet; the line
-//!   carries nulls and stderr says so.
+//!   carries nulls and stderr says so;
+//! - `deposit_check_us` at n = 4, 7 and 31: the one rule every replica applies to a chain deposit
+//!   in a block (`DepositCertificate::check_in`: committee, standing, order, n − f signatures),
+//!   against n − f strict Ed25519 verifications of the same message (what the rule cannot avoid).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -82,7 +85,73 @@ pub fn run_bench() -> ExitCode {
         Some("two network round trips + FROST compute"),
         None,
     );
+    for n in [4u8, 7, 31] {
+        let (check_us, verify_us) = deposit_check(n);
+        emit(
+            BENCH,
+            &format!("deposit_check_us_n{n}"),
+            check_us,
+            "us",
+            Some(("n - f strict Ed25519 verifications", verify_us)),
+        );
+    }
     ExitCode::SUCCESS
+}
+
+/// Microseconds for the replica's check of one deposit certificate signed by n − f of n members,
+/// and for n − f bare strict verifications of the same message (best of 200).
+fn deposit_check(n: u8) -> (f64, f64) {
+    use bulwark_engine::deposit::{DepositCertificate, MemberSignature, ObservedDeposit};
+    use ed25519_dalek::Signer as _;
+    let keys: Vec<ed25519_dalek::SigningKey> = (0..n)
+        .map(|i| ed25519_dalek::SigningKey::from_bytes(&[i + 1; 32]))
+        .collect();
+    let members: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    let engine = bulwark_engine::Engine::new(bulwark_engine::EngineConfig {
+        sentinel: bulwark_engine::sentinel::SentinelConfig {
+            members: members.clone(),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let membership = engine
+        .membership()
+        .expect("a sentinel committee was configured");
+    let deposit = ObservedDeposit {
+        chain: 1,
+        txid: [7; 32],
+        output: 0,
+        account: bulwark_engine::AccountId(1),
+        amount: 1_000_000,
+    };
+    let message = deposit.signed_message();
+    let quorum = bulwark_engine::deposit::quorum(usize::from(n));
+    let mut signatures: Vec<MemberSignature> = keys[..quorum]
+        .iter()
+        .map(|k| MemberSignature {
+            member: k.verifying_key().to_bytes(),
+            signature: k.sign(&message).to_bytes(),
+        })
+        .collect();
+    signatures.sort();
+    let certificate = DepositCertificate {
+        deposit,
+        signatures,
+    };
+    let check_us = best_ms(200, || certificate.check_in(membership).expect("valid")) * 1e3;
+    let verify_us = best_ms(200, || {
+        certificate.signatures.iter().all(|s| {
+            ed25519_dalek::VerifyingKey::from_bytes(&s.member)
+                .and_then(|key| {
+                    key.verify_strict(
+                        &message,
+                        &ed25519_dalek::Signature::from_bytes(&s.signature),
+                    )
+                })
+                .is_ok()
+        })
+    }) * 1e3;
+    (check_us, verify_us)
 }
 
 /// Microseconds per taproot input signed by t = 3 of 4 (checks, round 2, aggregation), and per

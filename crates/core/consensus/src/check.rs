@@ -179,10 +179,7 @@ pub fn check_and_execute(
                 )));
             }
             // Against the trust state the block's earlier commands leave, as the engine applies it.
-            let trust = match &membership {
-                Some(trust) => Some(trust),
-                None => parent.membership(),
-            };
+            let trust = membership.as_ref().or(parent.membership());
             check_deposit(parent, trust, certificate, &deposits)?;
             deposits.push(certificate.deposit.outpoint());
             continue;
@@ -464,10 +461,8 @@ mod tests {
     /// A block whose quarantine the sentinel's rule refuses is refused as a whole (its proposer
     /// is at fault), checked in order against the parent's trust state; one that passes
     /// quarantines the member.
-    #[test]
-    fn a_quarantine_is_checked_before_the_block_is_accepted() {
-        use bulwark_sentinel::membership::{Evidence, Quarantine};
-        use bulwark_sentinel::{Accusation, Grounds};
+    /// Four committee keys and the oracle committee they form (the sentinel's too).
+    fn committee() -> (Vec<SigningKey>, bulwark_engine::oracle::OracleConfig) {
         let members: Vec<SigningKey> = (0..4)
             .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
             .collect();
@@ -479,20 +474,32 @@ mod tests {
             f: 1,
             ..Default::default()
         };
+        (members, oracle)
+    }
+
+    /// The quarantine of `members[3]` in epoch 0 on the silence accusations of `by` (at 4 ms).
+    fn quarantine_of_member_3(members: &[SigningKey], by: &[usize]) -> SystemCommand {
+        use bulwark_sentinel::membership::{Evidence, Quarantine};
+        use bulwark_sentinel::{Accusation, Grounds};
+        let accused = members[3].verifying_key().to_bytes();
+        SystemCommand::Quarantine(Box::new(Quarantine {
+            member: accused,
+            epoch: 0,
+            evidence: Evidence::Accusations(
+                by.iter()
+                    .map(|i| Accusation::sign(&members[*i], accused, Grounds::Silence, 0, 4))
+                    .collect(),
+            ),
+        }))
+    }
+
+    #[test]
+    fn a_quarantine_is_checked_before_the_block_is_accepted() {
+        let (members, oracle) = committee();
         let (engine, digest) =
             crate::genesis::try_genesis(&[], &[60_000_000_000], oracle).expect("genesis");
         let accused = members[3].verifying_key().to_bytes();
-        let decision = |by: &[usize]| {
-            SystemCommand::Quarantine(Box::new(Quarantine {
-                member: accused,
-                epoch: 0,
-                evidence: Evidence::Accusations(
-                    by.iter()
-                        .map(|i| Accusation::sign(&members[*i], accused, Grounds::Silence, 0, 4))
-                        .collect(),
-                ),
-            }))
-        };
+        let decision = |by: &[usize]| quarantine_of_member_3(&members, by);
         let root = engine.state_root();
         let parent = || at_genesis(&engine, &root);
         let mut short = block(digest, engine.state_root(), Vec::new());
@@ -541,17 +548,7 @@ mod tests {
     fn a_chain_deposit_is_checked_before_the_block_is_accepted() {
         use bulwark_engine::deposit::{DepositCertificate, MemberSignature, ObservedDeposit};
         use ed25519_dalek::Signer as _;
-        let members: Vec<SigningKey> = (0..4)
-            .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
-            .collect();
-        let oracle = bulwark_engine::oracle::OracleConfig {
-            members: members
-                .iter()
-                .map(|k| k.verifying_key().to_bytes())
-                .collect(),
-            f: 1,
-            ..Default::default()
-        };
+        let (members, oracle) = committee();
         let account = GenesisAccount {
             account: AccountId(1),
             public_key: [7; 32],
@@ -636,19 +633,7 @@ mod tests {
             "credited once, on top of the genesis deposit"
         );
         // A member quarantined earlier in the same block no longer counts towards the quorum.
-        use bulwark_sentinel::membership::{Evidence, Quarantine};
-        use bulwark_sentinel::{Accusation, Grounds};
-        let accused = members[3].verifying_key().to_bytes();
-        let quarantine = SystemCommand::Quarantine(Box::new(Quarantine {
-            member: accused,
-            epoch: 0,
-            evidence: Evidence::Accusations(
-                [0usize, 1]
-                    .iter()
-                    .map(|i| Accusation::sign(&members[*i], accused, Grounds::Silence, 0, 4))
-                    .collect(),
-            ),
-        }));
+        let quarantine = quarantine_of_member_3(&members, &[0, 1]);
         assert!(
             refused(vec![
                 quarantine.clone(),

@@ -22,6 +22,7 @@ use commonware_runtime::{Clock, IoBuf, Spawner as _, Supervisor as _};
 use tracing::{info, warn};
 
 use super::startup::{Channel, Prepared, Shared};
+use super::tasks::unix_ms;
 
 /// p2p channel of chain deposit attestations.
 pub const CHANNEL_DEPOSITS: u64 = 11;
@@ -205,12 +206,4 @@ async fn watch(
             out.send(Recipients::All, IoBuf::from(attestation.encode()), false);
         }
     }
-}
-
-/// Milliseconds since the Unix epoch by the runtime's clock.
-fn unix_ms(context: &Context) -> u64 {
-    context
-        .current()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -174,7 +174,7 @@ pub(super) fn spawn_oracle(
 }
 
 /// Milliseconds since the Unix epoch by the runtime's clock.
-fn unix_ms(context: &Context) -> u64 {
+pub(super) fn unix_ms(context: &Context) -> u64 {
     context
         .current()
         .duration_since(std::time::UNIX_EPOCH)

@@ -54,14 +54,12 @@ fn verify(
     let oracle = genesis
         .oracle_config(genesis_path)
         .map_err(|e| e.to_string())?;
-    let policy = genesis
-        .sentinel_policy(genesis_path)
-        .map_err(|e| e.to_string())?;
+    let sentinel = genesis.sentinel(genesis_path).map_err(|e| e.to_string())?;
     let genesis = bulwark_consensus::genesis::try_genesis_with(
         &accounts,
         &genesis.index_micros,
         oracle,
-        policy,
+        sentinel,
     )
     .map_err(|e| e.to_string())?;
     let identity_hex = match identity {

@@ -67,6 +67,10 @@ pub enum Refusal {
     /// sentinel committee.
     #[error("chain deposit refused: {0}")]
     Deposit(String),
+    /// An admission the sentinel's rule refuses (checked in order against the trust state the
+    /// block's earlier commands leave), or one without a sentinel committee.
+    #[error("admission refused: {0}")]
+    Admit(String),
 }
 
 /// The epoch an engine state is in: the sentinel's, or 0 without a sentinel committee.
@@ -171,6 +175,12 @@ pub fn check_and_execute(
                 .map_err(|e| Refusal::NewEpoch(e.to_string()))?;
             continue;
         }
+        if let SystemCommand::Admit(admit) = round {
+            trust_state(&mut membership, parent, Refusal::Admit)?
+                .admit(admit, block.time_ms)
+                .map_err(|e| Refusal::Admit(e.to_string()))?;
+            continue;
+        }
         if let SystemCommand::ChainDeposit(certificate) = round {
             if deposits.len() >= crate::deposit_feed::BLOCK_DEPOSITS_MAX {
                 return Err(Refusal::Deposit(format!(
@@ -191,7 +201,7 @@ pub fn check_and_execute(
         } = round
         else {
             return Err(Refusal::Oracle(
-                "neither an oracle round, a quarantine nor an epoch change".into(),
+                "not a system command a block carries (an oracle round, a quarantine, an admission, an epoch change or a chain deposit)".into(),
             ));
         };
         if seen.contains(underlying) {
@@ -539,6 +549,84 @@ mod tests {
             .map(|e| e.engine),
             Err(Refusal::Quarantine(_))
         ));
+    }
+
+    /// An admission in a block passes the sentinel's rule against the trust state the block's
+    /// earlier commands leave, or the whole block is refused: a replacement needs its seat
+    /// vacated first (a quarantine earlier in the block will do), f+1 affirmations and the
+    /// operators' quorum.
+    #[test]
+    fn an_admission_is_checked_in_order_before_the_block_is_accepted() {
+        use bulwark_sentinel::{Admit, Affirmation, Approval, Operators, Seat};
+        let (members, oracle) = committee();
+        let operators: Vec<SigningKey> = (0..3)
+            .map(|i| SigningKey::from_bytes(&[50 + i; 32]))
+            .collect();
+        let (engine, digest) = crate::genesis::try_genesis_with(
+            &[],
+            &[60_000_000_000],
+            oracle,
+            (
+                bulwark_sentinel::Policy::default(),
+                Operators {
+                    keys: operators
+                        .iter()
+                        .map(|k| k.verifying_key().to_bytes())
+                        .collect(),
+                    quorum: 2,
+                },
+            ),
+        )
+        .expect("genesis");
+        let newcomer = SigningKey::from_bytes(&[90; 32]).verifying_key().to_bytes();
+        let seat = members[3].verifying_key().to_bytes();
+        let admit = |affirmers: &[usize], approvers: &[usize]| {
+            SystemCommand::Admit(Box::new(Admit {
+                candidate: newcomer,
+                epoch: 0,
+                affirmations: affirmers
+                    .iter()
+                    .map(|i| Affirmation::sign(&members[*i], newcomer, 0, 4, ([1; 32], [2; 32])))
+                    .collect(),
+                seat: Seat::Replace {
+                    replaces: seat,
+                    approvals: approvers
+                        .iter()
+                        .map(|i| Approval::sign(&operators[*i], &newcomer, &seat, 0))
+                        .collect(),
+                },
+            }))
+        };
+        let root = engine.state_root();
+        let parent = || at_genesis(&engine, &root);
+        let with = |rounds: Vec<SystemCommand>| {
+            let mut b = block(digest, root, Vec::new());
+            b.rounds = rounds;
+            check_and_execute(parent(), &b, 5, 1, &none).map(|e| e.engine)
+        };
+        let quarantine = || quarantine_of_member_3(&members, &[0, 1]);
+        // The seat is not vacant yet: the admission before the quarantine is refused.
+        assert!(matches!(
+            with(vec![admit(&[0, 1], &[0, 1]), quarantine()]),
+            Err(Refusal::Admit(_))
+        ));
+        // One affirmation is fewer than f + 1; one operator is not the quorum.
+        assert!(matches!(
+            with(vec![quarantine(), admit(&[0], &[0, 1])]),
+            Err(Refusal::Admit(_))
+        ));
+        assert!(matches!(
+            with(vec![quarantine(), admit(&[0, 1], &[2])]),
+            Err(Refusal::Admit(_))
+        ));
+        let after = with(vec![quarantine(), admit(&[0, 1], &[0, 2])]).expect("admitted");
+        let trust = after.membership().expect("configured");
+        assert!(matches!(
+            trust.trust(&newcomer),
+            Some(bulwark_sentinel::Trust::Joining { .. })
+        ));
+        assert!(trust.next_members().contains(&newcomer));
+        assert!(!trust.next_members().contains(&seat));
     }
 
     /// A chain deposit in a block must carry n - f current members' signatures over one

@@ -154,6 +154,7 @@ mod tests {
             sentinel: SentinelConfig {
                 members: keys.iter().map(|k| k.verifying_key().to_bytes()).collect(),
                 policy: bulwark_sentinel::Policy::default(),
+                ..Default::default()
             },
             ..EngineConfig::default()
         };

@@ -35,6 +35,7 @@ use crate::replica::PublicKey;
 use bulwark_custody::dkg::{Ceremony, Completed, DkgError, Outgoing, To};
 use commonware_codec::Encode as _;
 use commonware_cryptography::bls12381::dkg::feldman_desmedt::Output;
+use commonware_cryptography::bls12381::primitives::group::Share;
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
 use commonware_cryptography::sha256::Digest;
 use commonware_cryptography::{ed25519, Hasher as _, Sha256};
@@ -246,26 +247,66 @@ fn dealing_rng(
 
 impl Reshare {
     /// Starts this member's side of `attempt` at resharing `current` (its share of the ending
-    /// epoch) into `epoch`, with `players` as dealers and players.
+    /// epoch) into `epoch`: it deals, as one of `dealers` (the members that stay), and plays, as
+    /// one of `players` (the next committee: the dealers and the joining candidates).
     pub fn start(
         epoch: u64,
         attempt: u16,
         current: &Completed,
         signer: ed25519::PrivateKey,
+        dealers: Set<PublicKey>,
+        players: Set<PublicKey>,
+    ) -> Result<Self, DkgError> {
+        Self::begin(
+            epoch,
+            attempt,
+            (current.output.clone(), Some(current.share.clone())),
+            signer,
+            dealers,
+            players,
+        )
+    }
+
+    /// Starts a joining candidate's side of `attempt`: it holds no share of the ending epoch's
+    /// key, so it only plays, checking the dealings against `previous` (the ending epoch's
+    /// public output, whose digest the log holds: [`key_digest`]).
+    pub fn join(
+        epoch: u64,
+        attempt: u16,
+        previous: Output<MinSig, PublicKey>,
+        signer: ed25519::PrivateKey,
+        dealers: Set<PublicKey>,
+        players: Set<PublicKey>,
+    ) -> Result<Self, DkgError> {
+        Self::begin(epoch, attempt, (previous, None), signer, dealers, players)
+    }
+
+    fn begin(
+        epoch: u64,
+        attempt: u16,
+        (previous, share): (Output<MinSig, PublicKey>, Option<Share>),
+        signer: ed25519::PrivateKey,
+        dealers: Set<PublicKey>,
         players: Set<PublicKey>,
     ) -> Result<Self, DkgError> {
         let mut rng = dealing_rng(&signer, epoch, attempt, &players);
         let (ceremony, first) = Ceremony::reshare(
             DKG_NAMESPACE,
             round_of(epoch, attempt),
-            current.output.clone(),
-            Some(current.share.clone()),
+            previous,
+            share,
             signer,
-            players.clone(),
+            dealers.clone(),
             players.clone(),
             &mut rng,
         )?;
-        info!(epoch, attempt, players = players.len(), "reshare started");
+        info!(
+            epoch,
+            attempt,
+            dealers = dealers.len(),
+            players = players.len(),
+            "reshare started"
+        );
         Ok(Reshare {
             epoch,
             attempt,
@@ -452,7 +493,6 @@ mod tests {
 
     use super::*;
     use commonware_cryptography::bls12381::dkg::feldman_desmedt::deal;
-    use commonware_cryptography::bls12381::primitives::group::Share;
     use commonware_cryptography::bls12381::primitives::ops::threshold;
     use commonware_cryptography::bls12381::primitives::sharing::Mode;
     use commonware_cryptography::Signer as _;
@@ -527,6 +567,90 @@ mod tests {
     }
 
     #[test]
+    fn a_newcomer_takes_a_seat_with_only_the_public_output_and_signs_for_the_same_identity() {
+        let (mut signers, genesis) = genesis(4);
+        // Member 3 leaves; the newcomer (index 4) takes its seat. 0, 1 and 2 deal; all four play.
+        signers.push(ed25519::PrivateKey::from_seed(40));
+        let dealers = Set::from_iter_dedup(signers[..3].iter().map(|s| s.public_key()));
+        let players = Set::from_iter_dedup([0, 1, 2, 4].iter().map(|i| signers[*i].public_key()));
+        let stores = stores(5);
+        let mut reshares: Vec<(usize, Reshare)> = (0..3)
+            .map(|i| {
+                let reshare = Reshare::start(
+                    1,
+                    0,
+                    &genesis[i],
+                    signers[i].clone(),
+                    dealers.clone(),
+                    players.clone(),
+                )
+                .unwrap();
+                (i, reshare)
+            })
+            .collect();
+        let joiner = Reshare::join(
+            1,
+            0,
+            genesis[0].output.clone(),
+            signers[4].clone(),
+            dealers.clone(),
+            players.clone(),
+        )
+        .unwrap();
+        reshares.push((4, joiner));
+        // The leaving member cannot deal into the new committee.
+        assert!(Reshare::start(
+            1,
+            0,
+            &genesis[3],
+            signers[3].clone(),
+            Set::from_iter_dedup([0, 1, 3].iter().map(|i| signers[*i].public_key())),
+            players.clone(),
+        )
+        .is_err());
+        exchange(&signers, &mut reshares, &stores);
+        let outputs: Vec<Completed> = reshares
+            .iter()
+            .map(|(_, r)| r.completed().expect("every player completes").clone())
+            .collect();
+        let key = key_digest(&outputs[0].output);
+        assert!(outputs.iter().all(|c| key_digest(&c.output) == key));
+        assert_eq!(
+            outputs[0].output.public().public(),
+            genesis[0].output.public().public()
+        );
+        // The newcomer's share is a share of the new sharing, stored under epoch 1.
+        let newcomer = &outputs[3];
+        assert!(share_fits(&outputs[0].output, &newcomer.share));
+        assert_eq!(
+            stores[4].lock().unwrap().load(1, &players).unwrap(),
+            vec![newcomer.clone()]
+        );
+        // With two of the staying members, the newcomer's partial signature makes a threshold
+        // signature the group identity verifies; the leaving member's old share does not fit.
+        let partials: Vec<_> = [&outputs[0], &outputs[1], newcomer]
+            .iter()
+            .map(|c| threshold::sign_message::<MinSig>(&c.share, PROBE, PROBE))
+            .collect();
+        let signature = threshold::recover::<MinSig, _>(
+            outputs[0].output.public(),
+            &partials,
+            &commonware_parallel::Sequential,
+        )
+        .unwrap();
+        assert!(
+            commonware_cryptography::bls12381::primitives::ops::verify_message::<MinSig>(
+                outputs[0].output.public().public(),
+                PROBE,
+                PROBE,
+                &signature
+            )
+            .is_ok()
+        );
+        assert!(!share_fits(&outputs[0].output, &genesis[3].share));
+    }
+
+    #[test]
     fn a_reshare_without_a_member_keeps_the_identity_and_voids_the_old_shares() {
         let (signers, genesis) = genesis(4);
         // Member 3 leaves; 0, 1 and 2 deal and play.
@@ -534,8 +658,15 @@ mod tests {
         let stores = stores(4);
         let mut reshares: Vec<(usize, Reshare)> = (0..3)
             .map(|i| {
-                let reshare =
-                    Reshare::start(1, 0, &genesis[i], signers[i].clone(), players.clone()).unwrap();
+                let reshare = Reshare::start(
+                    1,
+                    0,
+                    &genesis[i],
+                    signers[i].clone(),
+                    players.clone(),
+                    players.clone(),
+                )
+                .unwrap();
                 (i, reshare)
             })
             .collect();
@@ -583,8 +714,24 @@ mod tests {
     fn a_member_that_restarts_mid_reshare_deals_the_same_polynomial_and_the_reshare_completes() {
         let (signers, genesis) = genesis(4);
         let players = Set::from_iter_dedup(signers[..3].iter().map(|s| s.public_key()));
-        let first = Reshare::start(1, 0, &genesis[0], signers[0].clone(), players.clone()).unwrap();
-        let again = Reshare::start(1, 0, &genesis[0], signers[0].clone(), players.clone()).unwrap();
+        let first = Reshare::start(
+            1,
+            0,
+            &genesis[0],
+            signers[0].clone(),
+            players.clone(),
+            players.clone(),
+        )
+        .unwrap();
+        let again = Reshare::start(
+            1,
+            0,
+            &genesis[0],
+            signers[0].clone(),
+            players.clone(),
+            players.clone(),
+        )
+        .unwrap();
         let me = signers[0].public_key();
         let frames =
             |r: &Reshare| -> Vec<Vec<u8>> { r.outbox(&me).into_iter().map(|(_, f)| f).collect() };
@@ -594,7 +741,15 @@ mod tests {
             "the same dealing after a restart"
         );
         // Another attempt (or epoch) deals another polynomial, under another tag.
-        let next = Reshare::start(1, 1, &genesis[0], signers[0].clone(), players.clone()).unwrap();
+        let next = Reshare::start(
+            1,
+            1,
+            &genesis[0],
+            signers[0].clone(),
+            players.clone(),
+            players.clone(),
+        )
+        .unwrap();
         assert_ne!(frames(&first), frames(&next));
         assert!(!next.takes(&first.outbox(&me)[0].1));
         // Members 1 and 2 hold member 0's first dealing; member 0 restarts with a fresh start
@@ -604,7 +759,15 @@ mod tests {
         for i in 1..3 {
             reshares.push((
                 i,
-                Reshare::start(1, 0, &genesis[i], signers[i].clone(), players.clone()).unwrap(),
+                Reshare::start(
+                    1,
+                    0,
+                    &genesis[i],
+                    signers[i].clone(),
+                    players.clone(),
+                    players.clone(),
+                )
+                .unwrap(),
             ));
         }
         // Member 0's first dealings reach 1 and 2, and they ack.
@@ -624,8 +787,15 @@ mod tests {
         let (signers, genesis) = genesis(4);
         let players = Set::from_iter_dedup(signers[..3].iter().map(|s| s.public_key()));
         let stores = stores(1);
-        let mut reshare =
-            Reshare::start(2, 0, &genesis[0], signers[0].clone(), players.clone()).unwrap();
+        let mut reshare = Reshare::start(
+            2,
+            0,
+            &genesis[0],
+            signers[0].clone(),
+            players.clone(),
+            players.clone(),
+        )
+        .unwrap();
         let sender = signers[1].public_key();
         assert!(matches!(
             reshare.receive(&sender, &[0; 3], &stores[0]),

@@ -63,16 +63,20 @@ pub fn try_genesis(
         accounts,
         index_micros,
         oracle,
-        bulwark_sentinel::Policy::default(),
+        (
+            bulwark_sentinel::Policy::default(),
+            bulwark_sentinel::Operators::default(),
+        ),
     )
 }
 
-/// [`try_genesis`] with the sentinel's `policy` (the genesis file's `sentinel` section).
+/// [`try_genesis`] with the sentinel's `policy` (the genesis file's `sentinel` section) and the
+/// `operators` that approve replacements (its `operators` section).
 pub fn try_genesis_with(
     accounts: &[GenesisAccount],
     index_micros: &[i64],
     oracle: OracleConfig,
-    policy: bulwark_sentinel::Policy,
+    (policy, operators): (bulwark_sentinel::Policy, bulwark_sentinel::Operators),
 ) -> Result<(Engine, Digest), GenesisError> {
     if index_micros.len() > 16 {
         return Err(GenesisError::TooManyUnderlyings {
@@ -85,6 +89,7 @@ pub fn try_genesis_with(
     let sentinel = bulwark_engine::sentinel::SentinelConfig {
         members: oracle.members.clone(),
         policy,
+        operators,
     };
     let config = EngineConfig {
         oracle,

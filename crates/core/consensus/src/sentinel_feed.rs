@@ -1,6 +1,7 @@
 //! The sentinel's side of a replica: this member's own evidence turned into signed accusations,
-//! the accusations of others gathered until f+1 distinct members agree, and the quarantines the
-//! proposer adds to its block (see `docs/sentinel.md`).
+//! the accusations of others gathered until f+1 distinct members agree, the quarantines the
+//! proposer adds to its block, and the admissions (re-admissions and replacements) submitted to
+//! this member, checked before they are kept (see `docs/sentinel.md`).
 //!
 //! The rules are `bulwark_sentinel`'s and the trust state is the engine's (the newest committed
 //! one): an accusation is checked by the same rule every replica applies to the decision, before
@@ -11,7 +12,13 @@ use std::sync::{Arc, Mutex};
 use bulwark_engine::command::SystemCommand;
 use bulwark_engine::sentinel::Decision;
 use bulwark_engine::Engine;
-use bulwark_sentinel::{Accusation, AccusationPool, Grounds, Membership, Offer, Refusal, Watch};
+use bulwark_sentinel::{
+    Accusation, AccusationPool, Admit, Grounds, Membership, Offer, Refusal, Watch,
+};
+
+/// Most admissions a member keeps for its proposals at once (each passed the rule when it came;
+/// the rule itself lets at most f candidates join at once).
+pub const ADMISSIONS_HELD_MAX: usize = 8;
 
 /// One member's sentinel.
 pub struct SentinelFeed {
@@ -20,6 +27,7 @@ pub struct SentinelFeed {
     watch: Option<Watch>,
     pool: AccusationPool,
     decisions: Vec<Decision>,
+    admissions: Vec<Admit>,
 }
 
 /// The feed shared by the evidence sources, the gossip receiver and the proposer.
@@ -34,6 +42,7 @@ impl SentinelFeed {
             watch: None,
             pool: AccusationPool::new(),
             decisions: Vec::new(),
+            admissions: Vec::new(),
         }
     }
 
@@ -43,6 +52,7 @@ impl SentinelFeed {
             self.watch = None;
             self.pool = AccusationPool::new();
             self.decisions.clear();
+            self.admissions.clear();
         }
         let me = self.key.verifying_key().to_bytes();
         self.watch.get_or_insert_with(|| Watch::new(me, membership))
@@ -94,11 +104,45 @@ impl SentinelFeed {
         Ok(())
     }
 
-    /// The quarantines to add to a block at `now_ms`, applied in turn to `next` (the parent's
-    /// trust state, shared with the other sources of quarantines) so that the block never
-    /// carries one the check would refuse.
+    /// An admission submitted to this member (by an operator, or gossiped), checked by the one
+    /// rule against `engine`'s trust state at its time before it is kept for proposals. A newer
+    /// admission of the same candidate replaces the older one; beyond
+    /// [`ADMISSIONS_HELD_MAX`] candidates the submission is refused.
+    pub fn offer_admit(&mut self, engine: &Engine, admit: Admit) -> Result<(), AdmitOffer> {
+        let Some(membership) = engine.membership() else {
+            return Err(AdmitOffer::Refused(Refusal::Committee(
+                "no sentinel committee is configured".into(),
+            )));
+        };
+        self.watch(membership);
+        membership
+            .check_admit(&admit, engine.time_ms())
+            .map_err(AdmitOffer::Refused)?;
+        self.admissions.retain(|a| a.candidate != admit.candidate);
+        if self.admissions.len() >= ADMISSIONS_HELD_MAX {
+            return Err(AdmitOffer::Full);
+        }
+        self.admissions.push(admit);
+        Ok(())
+    }
+
+    /// The admissions this member holds for its proposals.
+    pub fn admissions(&self) -> &[Admit] {
+        &self.admissions
+    }
+
+    /// The quarantines, then the admissions, to add to a block at `now_ms`, applied in turn to
+    /// `next` (the parent's trust state, shared with the other sources of quarantines) so that
+    /// the block never carries one the check would refuse.
     pub fn propose_into(&mut self, next: &mut Membership, now_ms: u64) -> Vec<SystemCommand> {
-        in_turn(next, self.decisions.iter().cloned(), now_ms)
+        let mut rounds = in_turn(next, self.decisions.iter().cloned(), now_ms);
+        rounds.extend(
+            self.admissions
+                .iter()
+                .filter(|admit| next.admit(admit, now_ms).is_ok())
+                .map(|admit| SystemCommand::Admit(Box::new(admit.clone()))),
+        );
+        rounds
     }
 
     /// The members this sentinel holds accusations against (its own or others'): suspected,
@@ -112,8 +156,22 @@ impl SentinelFeed {
         if let Some(membership) = engine.membership() {
             self.decisions.retain(|d| membership.is_admitted(&d.member));
             self.pool.prune(membership, engine.time_ms());
+            // Applied, stale or otherwise refused now: nothing more to propose.
+            self.admissions
+                .retain(|a| membership.check_admit(a, engine.time_ms()).is_ok());
         }
     }
+}
+
+/// Why an admission submitted to a member was not kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitOffer {
+    /// The sentinel's rule refuses it now.
+    #[error("admission refused: {0}")]
+    Refused(Refusal),
+    /// The member holds [`ADMISSIONS_HELD_MAX`] admissions already.
+    #[error("this member holds {ADMISSIONS_HELD_MAX} admissions already; submit again later")]
+    Full,
 }
 
 /// The quarantine commands for those of `decisions` that `next` accepts, each applied to it in
@@ -129,4 +187,108 @@ pub(crate) fn in_turn(
         .filter(|decision| next.apply(decision, now_ms).is_ok())
         .map(|decision| SystemCommand::Quarantine(Box::new(decision)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulwark_engine::command::Command;
+    use bulwark_sentinel::membership::{Evidence, Quarantine};
+    use bulwark_sentinel::{Affirmation, Approval, Operators, Policy, Seat};
+    use ed25519_dalek::SigningKey;
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&[i + 1; 32])
+    }
+
+    /// Four members, member 3 quarantined at 1 s, two of three operators approve.
+    fn engine() -> Engine {
+        let oracle = bulwark_engine::oracle::OracleConfig {
+            members: (0..4).map(|i| key(i).verifying_key().to_bytes()).collect(),
+            f: 1,
+            ..Default::default()
+        };
+        let operators = Operators {
+            keys: (0..3)
+                .map(|i| key(50 + i).verifying_key().to_bytes())
+                .collect(),
+            quorum: 2,
+        };
+        let (mut engine, _) = crate::genesis::try_genesis_with(
+            &[],
+            &[60_000_000_000],
+            oracle,
+            (Policy::default(), operators),
+        )
+        .expect("genesis");
+        let accused = key(3).verifying_key().to_bytes();
+        let decision = Quarantine {
+            member: accused,
+            epoch: 0,
+            evidence: Evidence::Accusations(
+                (0..2)
+                    .map(|i| Accusation::sign(&key(i), accused, Grounds::Silence, 0, 1_000))
+                    .collect(),
+            ),
+        };
+        let mut events = Vec::new();
+        engine.execute(
+            1_000,
+            &[Command::System(SystemCommand::Quarantine(Box::new(
+                decision,
+            )))],
+            &mut events,
+        );
+        engine
+    }
+
+    fn replacement(affirmers: &[u8]) -> Admit {
+        let candidate = key(9).verifying_key().to_bytes();
+        let seat = key(3).verifying_key().to_bytes();
+        Admit {
+            candidate,
+            epoch: 0,
+            affirmations: affirmers
+                .iter()
+                .map(|i| Affirmation::sign(&key(*i), candidate, 0, 1_000, ([1; 32], [2; 32])))
+                .collect(),
+            seat: Seat::Replace {
+                replaces: seat,
+                approvals: (50..52)
+                    .map(|i| Approval::sign(&key(i), &candidate, &seat, 0))
+                    .collect(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_submitted_admission_is_checked_before_it_is_kept_and_proposed_once() {
+        let engine = engine();
+        let mut feed = SentinelFeed::new(key(0));
+        // One affirmation is fewer than f + 1: refused, nothing kept.
+        assert!(matches!(
+            feed.offer_admit(&engine, replacement(&[0])),
+            Err(AdmitOffer::Refused(Refusal::TooFewAffirmers { .. }))
+        ));
+        assert!(feed.admissions().is_empty());
+        feed.offer_admit(&engine, replacement(&[0, 1]))
+            .expect("kept");
+        // The same candidate again replaces, never duplicates.
+        feed.offer_admit(&engine, replacement(&[1, 2]))
+            .expect("kept");
+        assert_eq!(feed.admissions().len(), 1);
+        let mut next = engine.membership().cloned().expect("configured");
+        let rounds = feed.propose_into(&mut next, engine.time_ms());
+        assert!(matches!(rounds.as_slice(), [SystemCommand::Admit(_)]));
+        // Once it is applied, the feed drops it.
+        let mut after = engine.clone();
+        let mut events = Vec::new();
+        after.execute(
+            engine.time_ms(),
+            &[Command::System(rounds[0].clone())],
+            &mut events,
+        );
+        feed.prune(&after);
+        assert!(feed.admissions().is_empty());
+    }
 }

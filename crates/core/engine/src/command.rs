@@ -267,6 +267,11 @@ pub enum SystemCommand {
     /// over the same observation ([`crate::deposit::DepositCertificate::check`]), once per
     /// outpoint. Refused when no sentinel committee is configured.
     ChainDeposit(Box<crate::deposit::DepositCertificate>),
+    /// A candidate joins the committee at the next epoch: a removed member re-admitted, or a
+    /// newcomer taking a vacant seat on an operator quorum's approval, both on f+1 distinct
+    /// admitted members' affirmations (`bulwark_sentinel::Membership::check_admit`). Refused
+    /// when no sentinel committee is configured.
+    Admit(Box<bulwark_sentinel::Admit>),
 }
 
 impl SystemCommand {
@@ -279,6 +284,7 @@ impl SystemCommand {
         "quarantine",
         "new_epoch",
         "chain_deposit",
+        "admit",
     ];
 }
 

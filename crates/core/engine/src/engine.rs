@@ -344,6 +344,7 @@ impl Engine {
     }
 
     fn end_of_batch(&mut self, elapsed_ms: u64, out: &mut Vec<Event>) {
+        self.lapse_joins(out);
         self.check_oracle_staleness(out);
         self.update_marks(elapsed_ms);
         self.trigger_stops(out);
@@ -458,6 +459,7 @@ impl Engine {
                         epoch: change.epoch,
                         members: u16::try_from(change.members.len()).unwrap_or(u16::MAX),
                         removed: change.removed,
+                        joined: change.joined,
                     }),
                     Err(_) => out.push(reject(None, RejectReason::EpochRefused)),
                 }
@@ -466,6 +468,33 @@ impl Engine {
                 if let Err(reason) = self.chain_deposit(certificate, out) {
                     out.push(reject(None, reason));
                 }
+            }
+            SystemCommand::Admit(admit) => {
+                let Some(membership) = self.state.membership.as_mut() else {
+                    out.push(reject(None, RejectReason::SentinelNotConfigured));
+                    return;
+                };
+                match membership.admit(admit, self.state.time_ms) {
+                    Ok(()) => out.push(Event::Joining {
+                        member: admit.candidate,
+                        epoch: admit.epoch,
+                        replaces: match &admit.seat {
+                            bulwark_sentinel::Seat::Readmit => None,
+                            bulwark_sentinel::Seat::Replace { replaces, .. } => Some(*replaces),
+                        },
+                    }),
+                    Err(_) => out.push(reject(None, RejectReason::AdmitRefused)),
+                }
+            }
+        }
+    }
+
+    /// Joins whose epoch change did not come in time lapse (the sentinel's rule, at the
+    /// engine's time, so every replica agrees).
+    fn lapse_joins(&mut self, out: &mut Vec<Event>) {
+        if let Some(membership) = self.state.membership.as_mut() {
+            for member in membership.lapse_joins(self.state.time_ms) {
+                out.push(Event::JoinLapsed { member });
             }
         }
     }

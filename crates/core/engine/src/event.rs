@@ -65,6 +65,9 @@ pub enum RejectReason {
     QuarantineRefused,
     /// An epoch change for another epoch or another committee than the trust state leaves.
     EpochRefused,
+    /// An admission the sentinel's rule refuses (fewer than f+1 affirmers, no operator quorum,
+    /// no vacant seat, the candidate's standing, the re-admission hold).
+    AdmitRefused,
     /// A chain deposit whose certificate the one rule refuses (fewer than n − f members, a
     /// stranger, a forged signature, a non-positive amount).
     DepositRefused,
@@ -422,6 +425,22 @@ pub enum Event {
         members: u16,
         /// Who left the committee.
         removed: Vec<[u8; 32]>,
+        /// Who joined it.
+        joined: Vec<[u8; 32]>,
+    },
+    /// A candidate was admitted: it joins the committee at the next epoch.
+    Joining {
+        /// Its key.
+        member: [u8; 32],
+        /// The epoch of the decision.
+        epoch: u64,
+        /// For a replacement, whose seat it takes.
+        replaces: Option<[u8; 32]>,
+    },
+    /// A join lapsed: the epoch change did not come within the policy's `join_lapse_ms`.
+    JoinLapsed {
+        /// The candidate's key.
+        member: [u8; 32],
     },
     /// A member's observations deviated from the aggregate for too many consecutive rounds.
     OracleFault {

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use bulwark_sentinel::{Membership, Policy, Refusal};
+use bulwark_sentinel::{Membership, Operators, Policy, Refusal};
 
 /// A quarantine decision whose self-proofs are oracle equivocations.
 pub type Decision = bulwark_sentinel::Quarantine<crate::oracle::OracleEquivocation>;
@@ -22,6 +22,8 @@ pub struct SentinelConfig {
     pub members: Vec<[u8; 32]>,
     /// When accusations count (see `docs/sentinel.md`).
     pub policy: Policy,
+    /// Who approves replacements (M of N); empty: no replacement can be approved.
+    pub operators: Operators,
 }
 
 impl SentinelConfig {
@@ -35,6 +37,8 @@ impl SentinelConfig {
         if !self.enabled() {
             return Ok(None);
         }
-        Membership::new(0, self.members.clone(), self.policy.clone()).map(Some)
+        Membership::new(0, self.members.clone(), self.policy.clone())?
+            .with_operators(self.operators.clone())
+            .map(Some)
     }
 }

@@ -19,8 +19,8 @@ pub const STATE_NAMESPACE: &[u8] = b"bulwark/engine/state/v1";
 const MAGIC: &[u8; 6] = b"BWSNAP";
 /// Version 3 added resting stops (and each account's stop count); version 4 the sentinel's
 /// committee trust; version 5 the epoch's key commitment in it; version 6 the credited chain
-/// deposits.
-const VERSION: u8 = 6;
+/// deposits; version 7 the seats, operators and joining candidates of the trust state.
+const VERSION: u8 = 7;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {

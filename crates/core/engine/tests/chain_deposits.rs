@@ -52,6 +52,7 @@ fn engine(n: u8) -> Engine {
         sentinel: SentinelConfig {
             members: (0..n).map(id).collect(),
             policy: Policy::default(),
+            ..SentinelConfig::default()
         },
         ..EngineConfig::default()
     });

@@ -126,6 +126,7 @@ mod replicated {
             sentinel: SentinelConfig {
                 members: (0..n).map(id).collect(),
                 policy: Policy::default(),
+                ..SentinelConfig::default()
             },
             ..EngineConfig::default()
         })
@@ -243,6 +244,7 @@ mod replicated {
             epoch: 1,
             members: 3,
             removed: vec![id(n - 1)],
+            joined: vec![],
         }));
         let membership = replica.membership().expect("configured");
         assert_eq!(membership.epoch(), 1);

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::accusation::{Accusation, Grounds, ProofError, SelfProof};
+use crate::admit::{Admit, Affirmation, OperatorKey, Operators, OperatorsError, Seat};
 use crate::policy::{Policy, PolicyError};
 use crate::{faults_tolerated, MemberKey};
 
@@ -45,8 +46,28 @@ pub enum Trust {
     Removed {
         /// The first epoch without it.
         epoch: u64,
+        /// The venue time of the decision that convicted it, milliseconds (the re-admission
+        /// hold counts from here).
+        at_ms: u64,
         /// What convicted it.
         cause: Cause,
+    },
+    /// Admitted by an [`Admit`] in `epoch` at `at_ms`; joins the committee at the next epoch
+    /// (a player of the reshare), or lapses back to `previous` after
+    /// [`Policy::join_lapse_ms`] if the epoch change does not come.
+    Joining {
+        /// The epoch of the decision.
+        epoch: u64,
+        /// The venue time of the decision, milliseconds.
+        at_ms: u64,
+        /// Who affirmed it, sorted.
+        affirmers: Vec<MemberKey>,
+        /// For a replacement: whose seat it takes.
+        replaces: Option<MemberKey>,
+        /// For a replacement: the operators that approved, sorted.
+        approvers: Vec<OperatorKey>,
+        /// Its record before (a re-admitted member's removal); `None` for a newcomer.
+        previous: Option<Box<Trust>>,
     },
 }
 
@@ -180,6 +201,89 @@ pub enum Refusal {
     /// The self-proof does not convict the accused.
     #[error("self-proof: {0}")]
     Proof(#[from] ProofError),
+    /// The operator set is unusable.
+    #[error(transparent)]
+    Operators(#[from] OperatorsError),
+    /// A re-admission names someone that is not a removed member.
+    #[error("{0} is not a removed member: only a removed member is re-admitted")]
+    NotRemoved(String),
+    /// A re-admission before the policy's hold time since the conviction.
+    #[error("re-admission is allowed from {from_ms} ms (the hold after the conviction), now {now_ms} ms")]
+    HoldNotOver {
+        /// Earliest venue time.
+        from_ms: u64,
+        /// The time of the check.
+        now_ms: u64,
+    },
+    /// A replacement names a candidate that is, was or is about to be a member.
+    #[error("{0} is, was or is joining as a member: a replacement is a newcomer")]
+    NotANewcomer(String),
+    /// A replacement names a seat that is not vacant (its member is in good standing, unknown,
+    /// or another candidate is taking it).
+    #[error("the seat of {0} is not vacant")]
+    SeatNotVacant(String),
+    /// The next committee would have more members than the genesis committee's seats.
+    #[error("the next committee has {next} members already, as many as the {seats} seats")]
+    NoSeat {
+        /// Members of the next committee so far.
+        next: usize,
+        /// Seats (the genesis committee's size).
+        seats: usize,
+    },
+    /// Too many candidates are joining at once.
+    #[error("{joining} candidates are joining already, the most at once for {n} members")]
+    JoinLimit {
+        /// How many are.
+        joining: usize,
+        /// Committee size.
+        n: usize,
+    },
+    /// More affirmations than members.
+    #[error("{0} affirmations, more than the committee's members")]
+    TooManyAffirmations(usize),
+    /// An affirmation names another candidate than the admission.
+    #[error("affirmation {0} names another candidate")]
+    OtherCandidate(usize),
+    /// An affirmer is not an admitted member.
+    #[error("affirmer {0} is not an admitted member")]
+    AffirmerNotAdmitted(String),
+    /// One affirmer appears twice.
+    #[error("affirmer {0} appears twice")]
+    DuplicateAffirmer(String),
+    /// An affirmation's signature does not verify.
+    #[error("affirmation by {0} does not verify")]
+    BadAffirmation(String),
+    /// Fewer distinct affirmers than f+1.
+    #[error("{have} distinct affirmers, {need} needed (f+1)")]
+    TooFewAffirmers {
+        /// How many.
+        have: usize,
+        /// f+1.
+        need: usize,
+    },
+    /// A replacement while no operator is configured.
+    #[error("no operators are configured, so no replacement can be approved")]
+    NoOperators,
+    /// More approvals than operators.
+    #[error("{0} approvals, more than the configured operators")]
+    TooManyApprovals(usize),
+    /// An approval by a key that is not a configured operator.
+    #[error("approval by {0}, which is not a configured operator")]
+    NotAnOperator(String),
+    /// One operator approved twice.
+    #[error("operator {0} appears twice")]
+    DuplicateOperator(String),
+    /// An approval's signature does not verify.
+    #[error("approval by operator {0} does not verify")]
+    BadApproval(String),
+    /// Fewer distinct operators than the quorum.
+    #[error("{have} distinct operators approved, {need} needed")]
+    TooFewApprovals {
+        /// How many.
+        have: usize,
+        /// The quorum.
+        need: usize,
+    },
 }
 
 fn short(key: &MemberKey) -> String {
@@ -196,6 +300,8 @@ pub struct EpochChange {
     pub members: Vec<MemberKey>,
     /// Who left.
     pub removed: Vec<MemberKey>,
+    /// Who joined.
+    pub joined: Vec<MemberKey>,
 }
 
 /// The committee's replicated trust state.
@@ -208,6 +314,10 @@ pub struct Membership {
     /// The commitment to this epoch's threshold key (the reshare's public output); `None` at
     /// genesis.
     key: Option<EpochKey>,
+    /// The genesis committee's size: the committee never grows beyond it.
+    seats: usize,
+    /// Who approves replacements.
+    operators: Operators,
 }
 
 /// What the committee agreed on when an epoch began: the digest of the reshare's public output,
@@ -235,11 +345,30 @@ impl Membership {
         let trust = members.iter().map(|m| (*m, Trust::Admitted)).collect();
         Ok(Self {
             epoch,
+            seats: members.len(),
             members,
             trust,
             policy,
             key: None,
+            operators: Operators::default(),
         })
+    }
+
+    /// The same committee with `operators` approving replacements (checked first).
+    pub fn with_operators(mut self, operators: Operators) -> Result<Self, Refusal> {
+        operators.validate()?;
+        self.operators = operators;
+        Ok(self)
+    }
+
+    /// Who approves replacements.
+    pub fn operators(&self) -> &Operators {
+        &self.operators
+    }
+
+    /// The seats: the genesis committee's size, which the committee never grows beyond.
+    pub fn seats(&self) -> usize {
+        self.seats
     }
 
     /// The commitment to this epoch's threshold key; `None` in the genesis epoch.
@@ -247,8 +376,9 @@ impl Membership {
         self.key.as_ref()
     }
 
-    /// The next epoch's committee, sorted: this epoch's members without the quarantined ones.
-    pub fn next_members(&self) -> Vec<MemberKey> {
+    /// The members of this epoch that stay in the next one, sorted: the members without the
+    /// quarantined ones. They hold shares of this epoch's key, so they are the reshare's dealers.
+    pub fn staying(&self) -> Vec<MemberKey> {
         self.members
             .iter()
             .filter(|m| !matches!(self.trust.get(*m), Some(Trust::Quarantined { .. })))
@@ -256,18 +386,38 @@ impl Membership {
             .collect()
     }
 
-    /// Whether the next epoch's committee differs from this one (someone is quarantined).
-    pub fn change_due(&self) -> bool {
-        self.quarantined() > 0
+    /// The candidates joining at the next epoch, sorted.
+    pub fn joining(&self) -> Vec<MemberKey> {
+        self.trust
+            .iter()
+            .filter(|(_, trust)| matches!(trust, Trust::Joining { .. }))
+            .map(|(member, _)| *member)
+            .collect()
     }
 
-    /// Since when (venue time of the newest quarantine) the next committee has been what it is;
-    /// `None` when no change is due.
+    /// The next epoch's committee, sorted: this epoch's members without the quarantined ones,
+    /// with the joining candidates. They are the reshare's players.
+    pub fn next_members(&self) -> Vec<MemberKey> {
+        let mut next = self.staying();
+        next.extend(self.joining());
+        next.sort_unstable();
+        next
+    }
+
+    /// Whether the next epoch's committee differs from this one (someone is quarantined or
+    /// joining).
+    pub fn change_due(&self) -> bool {
+        self.quarantined() > 0 || !self.joining().is_empty()
+    }
+
+    /// Since when (venue time of the newest quarantine or admission) the next committee has
+    /// been what it is; `None` when no change is due.
     pub fn change_due_since(&self) -> Option<u64> {
-        self.members
+        self.trust
             .iter()
-            .filter_map(|m| match self.trust.get(m) {
-                Some(Trust::Quarantined { at_ms, .. }) => Some(*at_ms),
+            .filter_map(|(member, trust)| match trust {
+                Trust::Quarantined { at_ms, .. } if self.members.contains(member) => Some(*at_ms),
+                Trust::Joining { at_ms, .. } => Some(*at_ms),
                 _ => None,
             })
             .max()
@@ -482,26 +632,221 @@ impl Membership {
         let next = self.epoch + 1;
         let mut removed = Vec::new();
         for member in &self.members {
-            if let Some(Trust::Quarantined { cause, .. }) = self.trust.get(member).cloned() {
-                self.trust
-                    .insert(*member, Trust::Removed { epoch: next, cause });
+            if let Some(Trust::Quarantined { cause, at_ms, .. }) = self.trust.get(member).cloned() {
+                self.trust.insert(
+                    *member,
+                    Trust::Removed {
+                        epoch: next,
+                        at_ms,
+                        cause,
+                    },
+                );
                 removed.push(*member);
             }
         }
         self.members.retain(|m| !removed.contains(m));
+        let joined = self.joining();
+        for member in &joined {
+            self.trust.insert(*member, Trust::Admitted);
+        }
+        self.members.extend(joined.iter().copied());
+        self.members.sort_unstable();
         self.epoch = next;
         EpochChange {
             epoch: next,
             members: self.members.clone(),
             removed,
+            joined,
         }
+    }
+
+    /// Lets the joins decided at or before `now_ms - join_lapse_ms` lapse: the epoch change did
+    /// not come in time (a candidate that never showed up stalls the reshare, which is unanimous
+    /// among its players), so the candidate goes back to its record before and the next
+    /// committee is what it was without it. Returns who lapsed. Every replica calls it with the
+    /// same venue time, so all agree.
+    pub fn lapse_joins(&mut self, now_ms: u64) -> Vec<MemberKey> {
+        let lapse_ms = self.policy.join_lapse_ms;
+        let lapsed: Vec<MemberKey> = self
+            .trust
+            .iter()
+            .filter(|(_, trust)| {
+                matches!(trust, Trust::Joining { at_ms, .. } if now_ms.saturating_sub(*at_ms) >= lapse_ms)
+            })
+            .map(|(member, _)| *member)
+            .collect();
+        for member in &lapsed {
+            if let Some(Trust::Joining {
+                previous: Some(previous),
+                ..
+            }) = self.trust.remove(member)
+            {
+                self.trust.insert(*member, *previous);
+            }
+        }
+        lapsed
+    }
+
+    /// The rule for one affirmation, the same in a pool that gathers them and in the check of an
+    /// admission: this epoch, an admitted affirmer, within the window up to `now_ms`, signed.
+    pub fn check_affirmation(&self, affirmation: &Affirmation, now_ms: u64) -> Result<(), Refusal> {
+        if affirmation.epoch != self.epoch {
+            return Err(Refusal::WrongEpoch {
+                found: affirmation.epoch,
+                current: self.epoch,
+            });
+        }
+        if !self.is_admitted(&affirmation.affirmer) {
+            return Err(Refusal::AffirmerNotAdmitted(short(&affirmation.affirmer)));
+        }
+        let window_ms = self.policy.window_ms;
+        if affirmation.at_ms > now_ms || now_ms - affirmation.at_ms > window_ms {
+            return Err(Refusal::Stale {
+                at_ms: affirmation.at_ms,
+                now_ms,
+                window_ms,
+            });
+        }
+        affirmation
+            .verify()
+            .map_err(|_| Refusal::BadAffirmation(short(&affirmation.affirmer)))
+    }
+
+    /// The check every replica runs on an admission at `now_ms`, before applying it: the
+    /// candidate's standing fits the seat, a seat is free, f+1 distinct admitted members affirm
+    /// it, and for a replacement the operator quorum approves. Returns the record it will keep.
+    pub fn check_admit(&self, admit: &Admit, now_ms: u64) -> Result<Trust, Refusal> {
+        if admit.epoch != self.epoch {
+            return Err(Refusal::WrongEpoch {
+                found: admit.epoch,
+                current: self.epoch,
+            });
+        }
+        let candidate = &admit.candidate;
+        let joining = self.joining().len();
+        let limit = self.policy.quarantine_limit(self.members.len()).max(1);
+        if joining >= limit {
+            return Err(Refusal::JoinLimit {
+                joining,
+                n: self.members.len(),
+            });
+        }
+        let next = self.next_members().len();
+        if next >= self.seats {
+            return Err(Refusal::NoSeat {
+                next,
+                seats: self.seats,
+            });
+        }
+        let (replaces, approvers, previous) = match &admit.seat {
+            Seat::Readmit => {
+                let Some(previous @ Trust::Removed { at_ms, .. }) = self.trust.get(candidate)
+                else {
+                    return Err(Refusal::NotRemoved(short(candidate)));
+                };
+                let from_ms = at_ms.saturating_add(self.policy.readmit_hold_ms);
+                if now_ms < from_ms {
+                    return Err(Refusal::HoldNotOver { from_ms, now_ms });
+                }
+                (None, Vec::new(), Some(Box::new(previous.clone())))
+            }
+            Seat::Replace {
+                replaces,
+                approvals,
+            } => {
+                if self.trust.contains_key(candidate) {
+                    return Err(Refusal::NotANewcomer(short(candidate)));
+                }
+                let vacant = matches!(
+                    self.trust.get(replaces),
+                    Some(Trust::Quarantined { .. } | Trust::Removed { .. })
+                ) && !self.trust.values().any(|trust| {
+                    matches!(trust, Trust::Joining { replaces: Some(seat), .. } if seat == replaces)
+                });
+                if !vacant {
+                    return Err(Refusal::SeatNotVacant(short(replaces)));
+                }
+                let approvers = self.check_approvals(candidate, replaces, approvals)?;
+                (Some(*replaces), approvers, None)
+            }
+        };
+        if admit.affirmations.len() > self.members.len() {
+            return Err(Refusal::TooManyAffirmations(admit.affirmations.len()));
+        }
+        let mut affirmers = BTreeSet::new();
+        for (i, affirmation) in admit.affirmations.iter().enumerate() {
+            if affirmation.candidate != *candidate {
+                return Err(Refusal::OtherCandidate(i));
+            }
+            self.check_affirmation(affirmation, now_ms)?;
+            if !affirmers.insert(affirmation.affirmer) {
+                return Err(Refusal::DuplicateAffirmer(short(&affirmation.affirmer)));
+            }
+        }
+        let need = self.f() + 1;
+        if affirmers.len() < need {
+            return Err(Refusal::TooFewAffirmers {
+                have: affirmers.len(),
+                need,
+            });
+        }
+        Ok(Trust::Joining {
+            epoch: self.epoch,
+            at_ms: now_ms,
+            affirmers: affirmers.into_iter().collect(),
+            replaces,
+            approvers,
+            previous,
+        })
+    }
+
+    fn check_approvals(
+        &self,
+        candidate: &MemberKey,
+        replaces: &MemberKey,
+        approvals: &[crate::admit::Approval],
+    ) -> Result<Vec<OperatorKey>, Refusal> {
+        if !self.operators.enabled() {
+            return Err(Refusal::NoOperators);
+        }
+        if approvals.len() > self.operators.keys.len() {
+            return Err(Refusal::TooManyApprovals(approvals.len()));
+        }
+        let mut approvers = BTreeSet::new();
+        for approval in approvals {
+            if !self.operators.keys.contains(&approval.operator) {
+                return Err(Refusal::NotAnOperator(short(&approval.operator)));
+            }
+            if !approvers.insert(approval.operator) {
+                return Err(Refusal::DuplicateOperator(short(&approval.operator)));
+            }
+            approval
+                .verify(candidate, replaces, self.epoch)
+                .map_err(|_| Refusal::BadApproval(short(&approval.operator)))?;
+        }
+        if approvers.len() < self.operators.quorum {
+            return Err(Refusal::TooFewApprovals {
+                have: approvers.len(),
+                need: self.operators.quorum,
+            });
+        }
+        Ok(approvers.into_iter().collect())
+    }
+
+    /// Checks and applies an admission at `now_ms`; on refusal nothing changes.
+    pub fn admit(&mut self, admit: &Admit, now_ms: u64) -> Result<(), Refusal> {
+        let record = self.check_admit(admit, now_ms)?;
+        self.trust.insert(admit.candidate, record);
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admit::Approval;
     use crate::test_support::{committee, id, key, DoubleSign};
+    use ed25519_dalek::SigningKey;
 
     type Decision = Quarantine<DoubleSign>;
 
@@ -710,6 +1055,292 @@ mod tests {
         assert!(matches!(
             Membership::new(0, vec![], Policy::default()),
             Err(Refusal::Committee(_))
+        ));
+    }
+
+    fn affirmations(by: &[u8], candidate: MemberKey, epoch: u64, at_ms: u64) -> Vec<Affirmation> {
+        by.iter()
+            .map(|i| Affirmation::sign(&key(*i), candidate, epoch, at_ms, ([1; 32], [2; 32])))
+            .collect()
+    }
+
+    fn operator(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&[100 + i; 32])
+    }
+
+    /// `committee(n)` with three operators, two of whom approve a replacement.
+    fn with_operators(n: u8) -> Membership {
+        committee(n)
+            .with_operators(Operators {
+                keys: (0..3)
+                    .map(|i| operator(i).verifying_key().to_bytes())
+                    .collect(),
+                quorum: 2,
+            })
+            .expect("operators")
+    }
+
+    fn replace(
+        candidate: u8,
+        replaces: u8,
+        epoch: u64,
+        ops: &[u8],
+        by: &[u8],
+        at_ms: u64,
+    ) -> Admit {
+        Admit {
+            candidate: id(candidate),
+            epoch,
+            affirmations: affirmations(by, id(candidate), epoch, at_ms),
+            seat: Seat::Replace {
+                replaces: id(replaces),
+                approvals: ops
+                    .iter()
+                    .map(|i| Approval::sign(&operator(*i), &id(candidate), &id(replaces), epoch))
+                    .collect(),
+            },
+        }
+    }
+
+    /// Member 3 of 4 quarantined at 10 ms and removed at epoch 1 (key [7; 32]).
+    fn removed_member_3(m: &mut Membership) {
+        m.apply(&decision(3, accusations(&[0, 1], 3, 0, 10)), 10)
+            .expect("quarantined");
+        let left = m.next_members();
+        m.begin_epoch(1, &left, EpochKey { digest: [7; 32] })
+            .expect("removed");
+    }
+
+    #[test]
+    fn a_newcomer_takes_a_vacant_seat_on_affirmations_and_an_operator_quorum() {
+        let mut m = with_operators(4);
+        removed_member_3(&mut m);
+        assert_eq!(m.members().len(), 3);
+        // At n = 3, f = 0: one affirmation; two of three operators.
+        let admit = replace(9, 3, 1, &[0, 2], &[0], 20);
+        let before = m.clone();
+        m.admit(&admit, 20).expect("admitted");
+        assert!(matches!(
+            m.trust(&id(9)),
+            Some(Trust::Joining { replaces: Some(seat), .. }) if *seat == id(3)
+        ));
+        assert!(m.change_due());
+        assert_eq!(m.next_members().len(), 4);
+        assert!(m.next_members().contains(&id(9)));
+        assert_eq!(
+            m.staying(),
+            before.members().to_vec(),
+            "the dealers are the members"
+        );
+        // Joining is not being a member: it accuses and affirms nobody yet.
+        assert!(!m.is_admitted(&id(9)));
+        let next = m.next_members();
+        let change = m
+            .begin_epoch(2, &next, EpochKey { digest: [8; 32] })
+            .expect("epoch 2");
+        assert_eq!(change.joined, vec![id(9)]);
+        assert!(change.removed.is_empty());
+        assert!(m.is_admitted(&id(9)));
+        assert_eq!(m.members().len(), 4);
+        // The seat is filled: no further join fits the four seats.
+        let mut again = with_operators(4);
+        removed_member_3(&mut again);
+        again.admit(&admit, 20).expect("admitted");
+        assert_eq!(
+            again.check_admit(&replace(8, 3, 1, &[0, 1], &[0], 20), 20),
+            Err(Refusal::JoinLimit { joining: 1, n: 3 })
+        );
+        // Once the newcomer sits in the seat, the removed member finds none to come back to.
+        let hold = m.policy().readmit_hold_ms;
+        let now = 10 + hold;
+        let readmit = Admit {
+            candidate: id(3),
+            epoch: 2,
+            affirmations: affirmations(&[0, 1], id(3), 2, now),
+            seat: Seat::Readmit,
+        };
+        assert_eq!(
+            m.check_admit(&readmit, now),
+            Err(Refusal::NoSeat { next: 4, seats: 4 })
+        );
+    }
+
+    #[test]
+    fn a_replacement_without_the_operator_quorum_or_affirmations_is_refused() {
+        let mut m = with_operators(7);
+        m.apply(&decision(6, accusations(&[0, 1, 2], 6, 0, 10)), 10)
+            .expect("quarantined");
+        // At n = 7, f = 2: three affirmers, two operators.
+        let good = replace(9, 6, 0, &[0, 1], &[0, 1, 2], 20);
+        assert!(
+            m.check_admit(&good, 20).is_ok(),
+            "{:?}",
+            m.check_admit(&good, 20)
+        );
+        type Expected = fn(&Refusal) -> bool;
+        let cases: Vec<(Admit, Expected)> = vec![
+            // One operator is not a quorum, nor is one operator twice.
+            (replace(9, 6, 0, &[0], &[0, 1, 2], 20), |r| {
+                matches!(r, Refusal::TooFewApprovals { have: 1, need: 2 })
+            }),
+            (replace(9, 6, 0, &[0, 0], &[0, 1, 2], 20), |r| {
+                matches!(r, Refusal::DuplicateOperator(_))
+            }),
+            // f colluding members cannot vouch a node in, nor can one of them twice.
+            (replace(9, 6, 0, &[0, 1], &[4, 5], 20), |r| {
+                matches!(r, Refusal::TooFewAffirmers { have: 2, need: 3 })
+            }),
+            (replace(9, 6, 0, &[0, 1], &[4, 5, 5], 20), |r| {
+                matches!(r, Refusal::DuplicateAffirmer(_))
+            }),
+            // The quarantined member affirms nobody; the seat of a member in good standing is
+            // not vacant; a member is not a newcomer.
+            (replace(9, 6, 0, &[0, 1], &[6, 0, 1], 20), |r| {
+                matches!(r, Refusal::AffirmerNotAdmitted(_))
+            }),
+            (replace(9, 5, 0, &[0, 1], &[0, 1, 2], 20), |r| {
+                matches!(r, Refusal::SeatNotVacant(_))
+            }),
+            (replace(4, 6, 0, &[0, 1], &[0, 1, 2], 20), |r| {
+                matches!(r, Refusal::NotANewcomer(_))
+            }),
+            (replace(9, 6, 1, &[0, 1], &[0, 1, 2], 20), |r| {
+                matches!(r, Refusal::WrongEpoch { .. })
+            }),
+        ];
+        for (admit, expected) in cases {
+            let refusal = m.check_admit(&admit, 20).expect_err("refused");
+            assert!(expected(&refusal), "{refusal:?}");
+        }
+        assert!(matches!(
+            m.check_admit(&good, 20 + 601),
+            Err(Refusal::Stale { .. })
+        ));
+        // An approval by a key that is not an operator's, and one edited after signing.
+        let mut outsider = good.clone();
+        if let Seat::Replace { approvals, .. } = &mut outsider.seat {
+            approvals[0] = Approval::sign(&key(0), &id(9), &id(6), 0);
+        }
+        assert!(matches!(
+            m.check_admit(&outsider, 20),
+            Err(Refusal::NotAnOperator(_))
+        ));
+        let mut edited = good.clone();
+        if let Seat::Replace { approvals, .. } = &mut edited.seat {
+            approvals[1].signature[3] ^= 1;
+        }
+        assert!(matches!(
+            m.check_admit(&edited, 20),
+            Err(Refusal::BadApproval(_))
+        ));
+        // An approval for another candidate does not carry over.
+        let mut moved = replace(9, 6, 0, &[0, 1], &[0, 1, 2], 20);
+        moved.candidate = id(8);
+        for affirmation in &mut moved.affirmations {
+            *affirmation = Affirmation::sign(&key(0), id(8), 0, 20, ([1; 32], [2; 32]));
+        }
+        assert!(m.check_admit(&moved, 20).is_err());
+        // Without operators, no replacement at all.
+        let mut bare = committee(7);
+        bare.apply(&decision(6, accusations(&[0, 1, 2], 6, 0, 10)), 10)
+            .expect("quarantined");
+        assert_eq!(bare.check_admit(&good, 20), Err(Refusal::NoOperators));
+        // A refused admission changes nothing.
+        let before = m.clone();
+        assert!(m
+            .admit(&replace(9, 6, 0, &[0], &[0, 1, 2], 20), 20)
+            .is_err());
+        assert_eq!(m, before);
+    }
+
+    #[test]
+    fn a_removed_member_comes_back_only_after_the_hold_on_f_plus_one_affirmations() {
+        let mut m = committee(7);
+        m.apply(&decision(6, accusations(&[0, 1, 2], 6, 0, 10)), 10)
+            .expect("quarantined");
+        let readmit = |by: &[u8], epoch, at_ms| Admit {
+            candidate: id(6),
+            epoch,
+            affirmations: affirmations(by, id(6), epoch, at_ms),
+            seat: Seat::Readmit,
+        };
+        // Quarantined is not removed yet: it must leave first.
+        assert!(matches!(
+            m.check_admit(&readmit(&[0, 1, 2], 0, 20), 20),
+            Err(Refusal::NotRemoved(_))
+        ));
+        let next = m.next_members();
+        m.begin_epoch(1, &next, EpochKey { digest: [7; 32] })
+            .expect("epoch 1");
+        // At n = 6, f = 1: two affirmers. The hold (an hour) counts from the conviction at 10.
+        let hold = m.policy().readmit_hold_ms;
+        let early = 10 + hold - 1;
+        assert_eq!(
+            m.check_admit(&readmit(&[0, 1], 1, early), early),
+            Err(Refusal::HoldNotOver {
+                from_ms: 10 + hold,
+                now_ms: early
+            })
+        );
+        let now = 10 + hold;
+        assert!(matches!(
+            m.check_admit(&readmit(&[0], 1, now), now),
+            Err(Refusal::TooFewAffirmers { have: 1, need: 2 })
+        ));
+        // A member in good standing is not "re-admitted".
+        let mut other = readmit(&[0, 1], 1, now);
+        other.candidate = id(5);
+        other.affirmations = affirmations(&[0, 1], id(5), 1, now);
+        assert!(matches!(
+            m.check_admit(&other, now),
+            Err(Refusal::NotRemoved(_))
+        ));
+        m.admit(&readmit(&[0, 1], 1, now), now)
+            .expect("re-admitted");
+        assert!(matches!(
+            m.trust(&id(6)),
+            Some(Trust::Joining {
+                previous: Some(_),
+                replaces: None,
+                ..
+            })
+        ));
+        // Twice is refused (it is joining, not removed).
+        assert!(m.check_admit(&readmit(&[0, 1], 1, now), now).is_err());
+        let next = m.next_members();
+        assert_eq!(next.len(), 7);
+        let change = m
+            .begin_epoch(2, &next, EpochKey { digest: [8; 32] })
+            .expect("epoch 2");
+        assert_eq!(change.joined, vec![id(6)]);
+        assert!(m.is_admitted(&id(6)));
+    }
+
+    #[test]
+    fn a_join_that_does_not_come_lapses_back_to_the_record_before() {
+        let mut m = with_operators(4);
+        removed_member_3(&mut m);
+        m.admit(&replace(9, 3, 1, &[0, 1], &[0], 20), 20)
+            .expect("admitted");
+        let lapse = m.policy().join_lapse_ms;
+        assert!(m.lapse_joins(20 + lapse - 1).is_empty());
+        assert_eq!(m.lapse_joins(20 + lapse), vec![id(9)]);
+        assert_eq!(m.trust(&id(9)), None, "a newcomer leaves no record");
+        assert!(!m.change_due());
+        // A re-admitted member that does not come goes back to removed.
+        let hold = m.policy().readmit_hold_ms;
+        let now = 10 + hold;
+        let readmit = Admit {
+            candidate: id(3),
+            epoch: 1,
+            affirmations: affirmations(&[0], id(3), 1, now),
+            seat: Seat::Readmit,
+        };
+        m.admit(&readmit, now).expect("re-admitted");
+        assert_eq!(m.lapse_joins(now + lapse), vec![id(3)]);
+        assert!(matches!(
+            m.trust(&id(3)),
+            Some(Trust::Removed { epoch: 1, .. })
         ));
     }
 

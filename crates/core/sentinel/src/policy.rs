@@ -40,7 +40,19 @@ pub struct Policy {
     pub max_quarantined: Option<usize>,
     /// Fewest members the committee keeps: a quarantine that would leave fewer is refused.
     pub min_members: usize,
+    /// A removed member may be re-admitted only this many milliseconds of venue time after the
+    /// decision that convicted it (hysteresis: a member flapping between clean and caught does
+    /// not flap in and out of the committee).
+    pub readmit_hold_ms: u64,
+    /// A join (re-admission or replacement) lapses when the epoch change has not come this many
+    /// milliseconds of venue time after it was decided: a candidate that never shows up would
+    /// otherwise stall the reshare, which is unanimous among its players. Between
+    /// [`JOIN_LAPSE_MIN`] and [`WINDOW_MAX`].
+    pub join_lapse_ms: u64,
 }
+
+/// Shortest [`Policy::join_lapse_ms`]: a candidate needs at least a few reshare attempts.
+pub const JOIN_LAPSE_MIN: u64 = 30_000;
 
 impl Default for Policy {
     fn default() -> Self {
@@ -58,6 +70,9 @@ impl Default for Policy {
             silence: 1,
             max_quarantined: None,
             min_members: 3,
+            readmit_hold_ms: 3_600_000,
+            // Six reshare attempts of 20 s.
+            join_lapse_ms: 120_000,
         }
     }
 }
@@ -78,6 +93,12 @@ pub enum PolicyError {
     /// `min_members` below 3: a committee of 1 or 2 cannot agree with anyone absent.
     #[error("min_members is {0}: at least 3")]
     MinMembers(usize),
+    /// `readmit_hold_ms` above a day.
+    #[error("readmit_hold_ms is {0}: at most {WINDOW_MAX}")]
+    ReadmitHold(u64),
+    /// `join_lapse_ms` outside its bounds.
+    #[error("join_lapse_ms is {0}: it must be {JOIN_LAPSE_MIN}..={WINDOW_MAX}")]
+    JoinLapse(u64),
 }
 
 impl Policy {
@@ -96,6 +117,12 @@ impl Policy {
         }
         if self.min_members < 3 {
             return Err(PolicyError::MinMembers(self.min_members));
+        }
+        if self.readmit_hold_ms > WINDOW_MAX {
+            return Err(PolicyError::ReadmitHold(self.readmit_hold_ms));
+        }
+        if !(JOIN_LAPSE_MIN..=WINDOW_MAX).contains(&self.join_lapse_ms) {
+            return Err(PolicyError::JoinLapse(self.join_lapse_ms));
         }
         Ok(())
     }
@@ -163,6 +190,20 @@ mod tests {
                     ..Policy::default()
                 },
                 PolicyError::MinMembers(2),
+            ),
+            (
+                Policy {
+                    readmit_hold_ms: WINDOW_MAX + 1,
+                    ..Policy::default()
+                },
+                PolicyError::ReadmitHold(WINDOW_MAX + 1),
+            ),
+            (
+                Policy {
+                    join_lapse_ms: 1_000,
+                    ..Policy::default()
+                },
+                PolicyError::JoinLapse(1_000),
             ),
         ] {
             assert_eq!(policy.validate(), Err(error));

@@ -285,6 +285,8 @@ fn write_genesis(
         oracle_members: peers.iter().map(|p| p.public_key.clone()).collect(),
         // The sentinel's safe defaults (docs/sentinel.md).
         sentinel: None,
+        // No operators: a local committee never approves a replacement.
+        operators: None,
     };
     let genesis_path = dir.join("genesis.json");
     write(&genesis_path, &serde_json::to_string_pretty(&genesis)?)?;

@@ -161,10 +161,13 @@ impl World {
             &[60_000 * USD, 3_000 * USD],
             oracle_config.clone(),
             // Silence after 20 views, so a short run sees it (the default waits longer).
-            bulwark_sentinel::Policy {
-                silence_views: 20,
-                ..bulwark_sentinel::Policy::default()
-            },
+            (
+                bulwark_sentinel::Policy {
+                    silence_views: 20,
+                    ..bulwark_sentinel::Policy::default()
+                },
+                bulwark_sentinel::Operators::default(),
+            ),
         )
         .unwrap();
         let venue_epoch_ms = unix_ms(&context);

@@ -219,6 +219,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         };
         let epoch = membership.epoch() + 1;
         let players = crate::epoch::committee_of(&membership.next_members());
+        let dealers = crate::epoch::committee_of(&membership.staying());
         let attempt = crate::epoch::attempt_at(since, self.committed.time_ms());
         self.reshares.retain(|r| {
             r.is_for(epoch, &players) && (r.attempt() == attempt || r.completed().is_some())
@@ -230,15 +231,30 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         if self.reshares.iter().any(|r| r.attempt() == attempt) {
             return;
         }
-        if players.position(&self.config.signer.public_key()).is_none() {
+        let me = self.config.signer.public_key();
+        if players.position(&me).is_none() {
             info!(epoch, "this member leaves the committee at the next epoch");
+            return;
+        }
+        if dealers.position(&me).is_none() {
+            // A joining candidate plays with only the ending epoch's public output; a node that
+            // is not a participant of the current epoch does not follow the log yet, so it never
+            // gets here (issue #13: the joining node).
+            warn!(epoch, "this node joins at the next epoch but holds no output of the current one; the reshare waits for it until the join lapses");
             return;
         }
         let Some(keys) = &self.keys else {
             warn!(epoch, "this member holds no share of the current key and cannot deal; the reshare waits for it");
             return;
         };
-        match Reshare::start(epoch, attempt, keys, self.config.signer.clone(), players) {
+        match Reshare::start(
+            epoch,
+            attempt,
+            keys,
+            self.config.signer.clone(),
+            dealers,
+            players,
+        ) {
             Ok(reshare) => {
                 self.reshares.push(reshare);
                 self.reshare_due = true;

@@ -352,8 +352,14 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             (parent.engine.membership().cloned(), self.newest_completed())
         {
             for round in &rounds {
-                if let SystemCommand::Quarantine(decision) = round {
-                    let _ = next.apply(decision, time_ms);
+                match round {
+                    SystemCommand::Quarantine(decision) => {
+                        let _ = next.apply(decision, time_ms);
+                    }
+                    SystemCommand::Admit(admit) => {
+                        let _ = next.admit(admit, time_ms);
+                    }
+                    _ => {}
                 }
             }
             if let Some(completed) = reshare.completed() {

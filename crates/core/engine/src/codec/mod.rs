@@ -71,6 +71,8 @@ const _: () = assert!(1 + 1 + sentinel::QUARANTINE_BYTES_MAX <= COMMAND_FRAME_BY
 const _: () = assert!(1 + 1 + sentinel::NEW_EPOCH_BYTES_MAX <= COMMAND_FRAME_BYTES_MAX);
 // And a chain deposit signed by the largest committee.
 const _: () = assert!(1 + 1 + deposit::CERTIFICATE_BYTES_MAX <= COMMAND_FRAME_BYTES_MAX);
+// And an admission with the most affirmations and approvals it can need.
+const _: () = assert!(1 + 1 + sentinel::ADMIT_BYTES_MAX <= COMMAND_FRAME_BYTES_MAX);
 
 /// The signing namespace of client transactions. Part of the protocol: changing it invalidates
 /// every signature.
@@ -659,6 +661,10 @@ impl Wire for SystemCommand {
                 out.push(7);
                 deposit::put_certificate(certificate, out);
             }
+            SystemCommand::Admit(admit) => {
+                out.push(8);
+                admit.put(out);
+            }
         }
     }
     fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
@@ -685,6 +691,7 @@ impl Wire for SystemCommand {
             7 => Ok(SystemCommand::ChainDeposit(Box::new(
                 deposit::take_certificate(reader)?,
             ))),
+            8 => Ok(SystemCommand::Admit(Box::new(Wire::take(reader)?))),
             tag => Err(CodecError::UnknownTag {
                 what: "system command",
                 tag,

@@ -8,9 +8,16 @@
 //! [`SystemCommand::NewEpoch`](crate::command::SystemCommand::NewEpoch) (tag `6`) is the epoch
 //! `u64`, a `u16` count of at most [`MEMBERS_MAX`] member keys, the keys, then the 32-byte key
 //! digest.
+//!
+//! [`SystemCommand::Admit`](crate::command::SystemCommand::Admit) (tag `8`) is the candidate's
+//! key, the epoch `u64`, a `u16` count of at most [`ACCUSATIONS_MAX`] affirmations (affirmer,
+//! candidate, epoch, time, appraisal digest, audit digest, signature), then the seat: `0` for a
+//! re-admission, or `1`, the replaced member's key, a `u16` count of at most [`OPERATORS_MAX`]
+//! approvals (operator key, signature).
 
+use bulwark_sentinel::admit::OPERATORS_MAX;
 use bulwark_sentinel::membership::{Evidence, ACCUSATIONS_MAX, MEMBERS_MAX};
-use bulwark_sentinel::{Accusation, Grounds};
+use bulwark_sentinel::{Accusation, Admit, Affirmation, Approval, Grounds, Seat};
 
 use super::{CodecError, Reader, Wire};
 use crate::command::SystemCommand;
@@ -22,6 +29,22 @@ pub(super) const ACCUSATION_BYTES: usize = 32 + 32 + 1 + 8 + 8 + 64;
 /// The largest quarantine body (tag included): the accusations, which outweigh a proof.
 pub(super) const QUARANTINE_BYTES_MAX: usize =
     1 + 32 + 8 + 1 + 2 + ACCUSATIONS_MAX * ACCUSATION_BYTES;
+
+/// Encoded affirmation: affirmer, candidate, epoch, time, two digests, signature.
+const AFFIRMATION_BYTES: usize = 32 + 32 + 8 + 8 + 32 + 32 + 64;
+/// Encoded approval: operator, signature.
+const APPROVAL_BYTES: usize = 32 + 64;
+/// The largest admission body (tag included): f+1 affirmations of the largest committee and
+/// every operator's approval.
+pub(super) const ADMIT_BYTES_MAX: usize = 1
+    + 32
+    + 8
+    + 2
+    + ACCUSATIONS_MAX * AFFIRMATION_BYTES
+    + 1
+    + 32
+    + 2
+    + OPERATORS_MAX * APPROVAL_BYTES;
 
 /// The largest epoch change body (tag included).
 pub(super) const NEW_EPOCH_BYTES_MAX: usize = 1 + 8 + 2 + MEMBERS_MAX * 32 + 32;
@@ -122,6 +145,96 @@ impl Wire for Decision {
             member,
             epoch,
             evidence,
+        })
+    }
+}
+
+impl Wire for Affirmation {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.affirmer.put(out);
+        self.candidate.put(out);
+        self.epoch.put(out);
+        self.at_ms.put(out);
+        self.appraisal.put(out);
+        self.audit.put(out);
+        self.signature.put(out);
+    }
+    fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(Affirmation {
+            affirmer: Wire::take(reader)?,
+            candidate: Wire::take(reader)?,
+            epoch: Wire::take(reader)?,
+            at_ms: Wire::take(reader)?,
+            appraisal: Wire::take(reader)?,
+            audit: Wire::take(reader)?,
+            signature: Wire::take(reader)?,
+        })
+    }
+}
+
+impl Wire for Approval {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.operator.put(out);
+        self.signature.put(out);
+    }
+    fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(Approval {
+            operator: Wire::take(reader)?,
+            signature: Wire::take(reader)?,
+        })
+    }
+}
+
+/// A count above its bound (which no admission needs) encodes to bytes no decoder accepts.
+fn put_count(len: usize, out: &mut Vec<u8>) {
+    u16::try_from(len).unwrap_or(u16::MAX).put(out);
+}
+
+impl Wire for Admit {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.candidate.put(out);
+        self.epoch.put(out);
+        put_count(self.affirmations.len(), out);
+        for affirmation in &self.affirmations {
+            affirmation.put(out);
+        }
+        match &self.seat {
+            Seat::Readmit => out.push(0),
+            Seat::Replace {
+                replaces,
+                approvals,
+            } => {
+                out.push(1);
+                replaces.put(out);
+                put_count(approvals.len(), out);
+                for approval in approvals {
+                    approval.put(out);
+                }
+            }
+        }
+    }
+    fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let candidate = Wire::take(reader)?;
+        let epoch = Wire::take(reader)?;
+        let affirmations = super::take_counted(reader, ACCUSATIONS_MAX, AFFIRMATION_BYTES)?;
+        let seat = match reader.u8()? {
+            0 => Seat::Readmit,
+            1 => Seat::Replace {
+                replaces: Wire::take(reader)?,
+                approvals: super::take_counted(reader, OPERATORS_MAX, APPROVAL_BYTES)?,
+            },
+            tag => {
+                return Err(CodecError::UnknownTag {
+                    what: "admission seat",
+                    tag,
+                })
+            }
+        };
+        Ok(Admit {
+            candidate,
+            epoch,
+            affirmations,
+            seat,
         })
     }
 }

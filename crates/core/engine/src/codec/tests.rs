@@ -99,6 +99,63 @@ fn system_commands() -> Vec<SystemCommand> {
     ]
 }
 
+/// An admission of `key(9)`, affirmed by `key(1)` and `key(2)`: a replacement of `key(3)`
+/// approved by operator `key(7)`, or a re-admission.
+fn admit(replace: bool) -> bulwark_sentinel::Admit {
+    use bulwark_sentinel::{Admit, Affirmation, Approval, Seat};
+    let candidate = key(9).verifying_key().to_bytes();
+    let replaces = key(3).verifying_key().to_bytes();
+    Admit {
+        candidate,
+        epoch: 4,
+        affirmations: [1, 2]
+            .iter()
+            .map(|i| Affirmation::sign(&key(*i), candidate, 4, 77, ([5; 32], [6; 32])))
+            .collect(),
+        seat: if replace {
+            Seat::Replace {
+                replaces,
+                approvals: vec![Approval::sign(&key(7), &candidate, &replaces, 4)],
+            }
+        } else {
+            Seat::Readmit
+        },
+    }
+}
+
+#[test]
+fn an_admission_round_trips_and_every_damaged_form_is_a_typed_error() {
+    for replace in [true, false] {
+        let command = SystemCommand::Admit(Box::new(admit(replace)));
+        let bytes = encode_system_command(&command);
+        assert_eq!(decode_system_command(&bytes).unwrap(), command);
+        for len in 0..bytes.len() {
+            assert!(matches!(
+                decode_system_command(&bytes[..len]),
+                Err(CodecError::Truncated { .. } | CodecError::CountExceedsInput { .. })
+            ));
+        }
+    }
+    let bytes = encode_system_command(&SystemCommand::Admit(Box::new(admit(false))));
+    // The seat tag is the last byte of a re-admission.
+    let mut seat = bytes.clone();
+    *seat.last_mut().unwrap() = 2;
+    assert_eq!(
+        decode_system_command(&seat),
+        Err(CodecError::UnknownTag {
+            what: "admission seat",
+            tag: 2
+        })
+    );
+    // The affirmation count follows version, tag, candidate and epoch.
+    let mut count = bytes;
+    count[1 + 1 + 32 + 8..1 + 1 + 32 + 8 + 2].copy_from_slice(&u16::MAX.to_le_bytes());
+    assert!(matches!(
+        decode_system_command(&count),
+        Err(CodecError::CountTooLarge { .. })
+    ));
+}
+
 fn commands() -> Vec<Command> {
     let client = client_commands()
         .into_iter()

@@ -678,6 +678,10 @@ pub struct GenesisFile {
     /// defaults. Part of the genesis state, so every member applies the same numbers.
     #[serde(default)]
     pub sentinel: Option<bulwark_sentinel::Policy>,
+    /// The operators whose quorum approves a replacement member (`{"keys": [hex, ...],
+    /// "quorum": M}`, M a majority of the keys); absent: no replacement can be approved.
+    #[serde(default)]
+    pub operators: Option<bulwark_sentinel::Operators>,
 }
 
 impl GenesisFile {
@@ -703,6 +707,24 @@ impl GenesisFile {
             reason: format!("sentinel: {reason}"),
         })?;
         Ok(policy)
+    }
+
+    /// The sentinel's policy and operators: [`GenesisFile::sentinel_policy`] and the `operators`
+    /// section (none when absent). An unusable operator set (a key twice, a quorum that is not a
+    /// majority) is a configuration error naming it.
+    pub fn sentinel(
+        &self,
+        path: &Path,
+    ) -> Result<(bulwark_sentinel::Policy, bulwark_sentinel::Operators), ConfigError> {
+        let policy = self.sentinel_policy(path)?;
+        let operators = self.operators.clone().unwrap_or_default();
+        operators
+            .validate()
+            .map_err(|reason| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                reason: reason.to_string(),
+            })?;
+        Ok((policy, operators))
     }
 
     /// The engine's oracle committee from `oracle_members` (f = (n - 1) / 3).
@@ -1149,6 +1171,65 @@ mod tests {
             read_hex32(&dir.join("missing.key")),
             Err(KeyFileError::Read(_))
         ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_bad_operators_section_is_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("bulwark-operators-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("genesis.json");
+        let key = |i: u8| {
+            hex::encode(
+                ed25519_dalek::SigningKey::from_bytes(&[i; 32])
+                    .verifying_key()
+                    .as_bytes(),
+            )
+        };
+        let with = |operators: String| {
+            format!(
+                r#"{{"venue_epoch_ms": 0, "index_micros": [1], "accounts": [], "operators": {operators}}}"#
+            )
+        };
+        let three = format!(r#"["{}", "{}", "{}"]"#, key(1), key(2), key(3));
+        std::fs::write(
+            &path,
+            with(format!(r#"{{"keys": {three}, "quorum": 2, "m": 1}}"#)),
+        )
+        .unwrap();
+        assert!(matches!(
+            GenesisFile::load(&path),
+            Err(ConfigError::Parse { .. })
+        ));
+        std::fs::write(&path, with(r#"{"keys": ["zz"], "quorum": 1}"#.into())).unwrap();
+        assert!(matches!(
+            GenesisFile::load(&path),
+            Err(ConfigError::Parse { .. })
+        ));
+        for (keys, quorum, words) in [
+            (three.clone(), 1, "majority"),
+            (three.clone(), 4, "majority"),
+            (format!(r#"["{}", "{}"]"#, key(1), key(1)), 2, "twice"),
+        ] {
+            std::fs::write(
+                &path,
+                with(format!(r#"{{"keys": {keys}, "quorum": {quorum}}}"#)),
+            )
+            .unwrap();
+            let file = GenesisFile::load(&path).expect("well-formed");
+            match file.sentinel(&path) {
+                Err(ConfigError::Invalid { reason, .. }) => {
+                    assert!(
+                        reason.contains("operators") && reason.contains(words),
+                        "{reason}"
+                    )
+                }
+                other => panic!("{keys} / {quorum} must be refused: {other:?}"),
+            }
+        }
+        std::fs::write(&path, with(format!(r#"{{"keys": {three}, "quorum": 2}}"#))).unwrap();
+        let (_, operators) = GenesisFile::load(&path).unwrap().sentinel(&path).unwrap();
+        assert_eq!((operators.keys.len(), operators.quorum), (3, 2));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -67,6 +67,7 @@ impl Endpoint {
                     Trust::Admitted => "admitted",
                     Trust::Quarantined { .. } => "quarantined",
                     Trust::Removed { .. } => "removed",
+                    Trust::Joining { .. } => "joining",
                 };
                 (hex::encode(&key[..8]), state.to_string())
             })

@@ -84,12 +84,12 @@ pub(super) fn prepare(
     let genesis_file = GenesisFile::load(&config.genesis_file)?;
     let accounts = genesis_file.accounts(&config.genesis_file)?;
     let oracle_config = genesis_file.oracle_config(&config.genesis_file)?;
-    let policy = genesis_file.sentinel_policy(&config.genesis_file)?;
+    let sentinel = genesis_file.sentinel(&config.genesis_file)?;
     let genesis = try_genesis_with(
         &accounts,
         &genesis_file.index_micros,
         oracle_config.clone(),
-        policy,
+        sentinel,
     )
     .map_err(|reason| invalid(&config.genesis_file, format!("genesis refused: {reason}")))?;
     let underlyings = genesis_file.index_micros.len();

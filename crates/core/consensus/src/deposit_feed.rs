@@ -8,12 +8,17 @@
 //! (`bulwark_vault::deposit::DepositPool`) and the certificates it completed, kept until a
 //! committed block credits them. It follows the committed engine: the committee of the current
 //! epoch, and the outpoints credited already.
+//!
+//! A member that signs two different deposits for one outpoint convicts itself: the pool
+//! refuses the second attestation with both signatures, the feed keeps them as a
+//! `DepositEquivocation`, and the proposer puts the quarantine into its block like an oracle
+//! equivocation's.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use bulwark_engine::command::SystemCommand;
-use bulwark_engine::deposit::{DepositCertificate, Outpoint};
+use bulwark_engine::deposit::{DepositCertificate, DepositEquivocation, Outpoint};
 use bulwark_engine::Engine;
 use bulwark_vault::deposit::{Attestation, DepositPool, PoolError};
 
@@ -28,6 +33,9 @@ pub struct DepositFeed {
     /// Completed certificates by outpoint, until a committed block credits them (bounded by
     /// the pool's open outpoints: one certificate per open outpoint).
     ready: BTreeMap<Outpoint, DepositCertificate>,
+    /// One equivocation proof per member (bounded by the committee), until the member is no
+    /// longer admitted.
+    equivocations: BTreeMap<[u8; 32], DepositEquivocation>,
 }
 
 /// The feed shared by the chain watcher, the gossip receiver and the proposer.
@@ -42,6 +50,7 @@ impl DepositFeed {
             pool: DepositPool::new(&members),
             members,
             ready: BTreeMap::new(),
+            equivocations: BTreeMap::new(),
         };
         feed.committed(engine);
         feed
@@ -50,11 +59,66 @@ impl DepositFeed {
     /// Offers one attestation (this member's own or a peer's): checked by the pool before it is
     /// stored. A certificate it completes waits for the proposer.
     pub fn offer(&mut self, attestation: Attestation) -> Result<(), PoolError> {
-        if let Some(certificate) = self.pool.add(attestation)? {
-            self.ready
-                .insert(certificate.deposit.outpoint(), certificate);
+        match self.pool.add(attestation) {
+            Ok(Some(certificate)) => {
+                self.ready
+                    .insert(certificate.deposit.outpoint(), certificate);
+            }
+            Ok(None) => {}
+            Err(PoolError::Equivocation {
+                member,
+                first,
+                second,
+            }) => {
+                // The pool checked both signatures and that the signer is a member.
+                self.equivocations
+                    .entry(first.member)
+                    .or_insert(DepositEquivocation {
+                        member: first.member,
+                        first: first.deposit,
+                        first_signature: first.signature.signature,
+                        second: second.deposit,
+                        second_signature: second.signature.signature,
+                    });
+                return Err(PoolError::Equivocation {
+                    member,
+                    first,
+                    second,
+                });
+            }
+            Err(error) => return Err(error),
         }
         Ok(())
+    }
+
+    /// The quarantines to propose: one per member this feed holds a deposit equivocation of,
+    /// that `next` (the parent's trust state, shared with the block's other sources of
+    /// quarantines) still accepts at `now_ms`, applied to it in turn. Proofs against members no
+    /// longer admitted are dropped.
+    pub fn propose_into(
+        &mut self,
+        next: &mut bulwark_sentinel::Membership,
+        now_ms: u64,
+    ) -> Vec<SystemCommand> {
+        self.equivocations
+            .retain(|member, _| next.is_admitted(member));
+        let epoch = next.epoch();
+        let decisions =
+            self.equivocations
+                .iter()
+                .map(|(member, proof)| bulwark_engine::sentinel::Decision {
+                    member: *member,
+                    epoch,
+                    evidence: bulwark_sentinel::membership::Evidence::SelfProof(Box::new(
+                        bulwark_engine::sentinel::Proof::DepositEquivocation(*proof),
+                    )),
+                });
+        crate::sentinel_feed::in_turn(next, decisions, now_ms)
+    }
+
+    /// Deposit equivocation proofs held.
+    pub fn equivocations(&self) -> usize {
+        self.equivocations.len()
     }
 
     /// Whether `outpoint` is known credited (a member need not attest it again).
@@ -179,6 +243,49 @@ mod tests {
             account: AccountId(account),
             amount: 5_000_000,
         }
+    }
+
+    #[test]
+    fn a_member_signing_two_deposits_for_one_outpoint_is_quarantined_on_its_own_signatures() {
+        let keys = keys(4);
+        let mut engine = engine(&keys);
+        let mut feed = DepositFeed::new(&engine);
+        let real = deposit(3, 1);
+        let inflated = ObservedDeposit {
+            amount: real.amount * 100,
+            ..real
+        };
+        feed.offer(Attestation::sign(&keys[3], real)).unwrap();
+        assert!(matches!(
+            feed.offer(Attestation::sign(&keys[3], inflated)),
+            Err(PoolError::Equivocation { .. })
+        ));
+        // An honest member's two attestations of the same deposit are no conflict.
+        feed.offer(Attestation::sign(&keys[0], real)).unwrap();
+        feed.offer(Attestation::sign(&keys[0], real)).unwrap();
+        assert_eq!(feed.equivocations(), 1);
+        let mut next = engine.membership().unwrap().clone();
+        let rounds = feed.propose_into(&mut next, engine.time_ms());
+        let [SystemCommand::Quarantine(decision)] = rounds.as_slice() else {
+            panic!("one quarantine: {rounds:?}");
+        };
+        let liar = keys[3].verifying_key().to_bytes();
+        assert_eq!(decision.member, liar);
+        // Every replica's engine applies it: the liar is quarantined on the proof alone.
+        let mut events = Vec::new();
+        engine.execute(
+            engine.time_ms(),
+            &[Command::System(rounds[0].clone())],
+            &mut events,
+        );
+        assert!(
+            events.iter().any(|e| matches!(e, bulwark_engine::Event::Quarantined { member, .. } if *member == liar)),
+            "{events:?}"
+        );
+        // Once it is no longer admitted, the proof is dropped, never proposed again.
+        let mut next = engine.membership().unwrap().clone();
+        assert!(feed.propose_into(&mut next, engine.time_ms()).is_empty());
+        assert_eq!(feed.equivocations(), 0);
     }
 
     #[test]

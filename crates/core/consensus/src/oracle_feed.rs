@@ -159,7 +159,9 @@ impl OraclePool {
                 .map(|(member, proof)| bulwark_engine::sentinel::Decision {
                     member: *member,
                     epoch,
-                    evidence: bulwark_sentinel::membership::Evidence::SelfProof(Box::new(*proof)),
+                    evidence: bulwark_sentinel::membership::Evidence::SelfProof(Box::new(
+                        bulwark_engine::sentinel::Proof::OracleEquivocation(*proof),
+                    )),
                 });
         crate::sentinel_feed::in_turn(next, decisions, now_ms)
     }

@@ -88,13 +88,11 @@ impl SentinelFeed {
             ));
         };
         self.watch(membership);
-        match self
-            .pool
-            .offer::<bulwark_engine::oracle::OracleEquivocation>(
-                accusation,
-                membership,
-                engine.time_ms(),
-            )? {
+        match self.pool.offer::<bulwark_engine::sentinel::Proof>(
+            accusation,
+            membership,
+            engine.time_ms(),
+        )? {
             Offer::Held { .. } => {}
             Offer::Decides(decision) => {
                 self.decisions.retain(|d| d.member != decision.member);

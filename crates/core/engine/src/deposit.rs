@@ -66,6 +66,55 @@ impl ObservedDeposit {
     }
 }
 
+/// Two different deposits one member signed for the same outpoint. What an outpoint pays, and
+/// to which account, is fixed by the chain (the transaction commits to its outputs), so an honest
+/// member signs exactly one deposit per outpoint: this convicts on its own
+/// (`bulwark_sentinel::SelfProof`), whoever reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositEquivocation {
+    /// The member that signed both.
+    pub member: [u8; 32],
+    /// One deposit.
+    pub first: ObservedDeposit,
+    /// Its signature.
+    #[serde(with = "hex64")]
+    pub first_signature: [u8; 64],
+    /// Another deposit at the same outpoint.
+    pub second: ObservedDeposit,
+    /// Its signature.
+    #[serde(with = "hex64")]
+    pub second_signature: [u8; 64],
+}
+
+impl bulwark_sentinel::SelfProof for DepositEquivocation {
+    fn kind(&self) -> &'static str {
+        "deposit-equivocation"
+    }
+
+    fn check(&self, accused: &[u8; 32]) -> Result<(), bulwark_sentinel::accusation::ProofError> {
+        use bulwark_sentinel::accusation::ProofError;
+        if &self.member != accused {
+            return Err(ProofError::NotTheAccused {
+                signer: hex::encode(self.member),
+            });
+        }
+        if self.first.outpoint() != self.second.outpoint() {
+            return Err(ProofError::NoConflict("deposits at different outpoints"));
+        }
+        if self.first == self.second {
+            return Err(ProofError::NoConflict("the same deposit twice"));
+        }
+        for (deposit, signature) in [
+            (&self.first, &self.first_signature),
+            (&self.second, &self.second_signature),
+        ] {
+            bulwark_sentinel::verify_strict(accused, &deposit.signed_message(), signature)
+                .map_err(|_| ProofError::BadSignature)?;
+        }
+        Ok(())
+    }
+}
+
 /// One member's signature in a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MemberSignature {

@@ -3,15 +3,42 @@
 //!
 //! The rules are `bulwark_sentinel`'s: [`crate::command::SystemCommand::Quarantine`] carries a
 //! decision with its evidence, and the engine applies it only if
-//! `bulwark_sentinel::Membership::check` accepts it at the engine's time. The self-proof the
-//! engine knows is [`crate::oracle::OracleEquivocation`].
+//! `bulwark_sentinel::Membership::check` accepts it at the engine's time. The self-proofs the
+//! engine knows are [`Proof`]s: an oracle member's two observations for one round, and a
+//! member's two deposits for one outpoint.
 
 use serde::{Deserialize, Serialize};
 
 use bulwark_sentinel::{Membership, Operators, Policy, Refusal};
 
-/// A quarantine decision whose self-proofs are oracle equivocations.
-pub type Decision = bulwark_sentinel::Quarantine<crate::oracle::OracleEquivocation>;
+/// Evidence that convicts a member on its own signatures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Proof {
+    /// Two observations it signed for one feed and round.
+    OracleEquivocation(crate::oracle::OracleEquivocation),
+    /// Two deposits it signed for one outpoint.
+    DepositEquivocation(crate::deposit::DepositEquivocation),
+}
+
+impl bulwark_sentinel::SelfProof for Proof {
+    fn kind(&self) -> &'static str {
+        match self {
+            Proof::OracleEquivocation(proof) => proof.kind(),
+            Proof::DepositEquivocation(proof) => proof.kind(),
+        }
+    }
+
+    fn check(&self, accused: &[u8; 32]) -> Result<(), bulwark_sentinel::accusation::ProofError> {
+        match self {
+            Proof::OracleEquivocation(proof) => proof.check(accused),
+            Proof::DepositEquivocation(proof) => proof.check(accused),
+        }
+    }
+}
+
+/// A quarantine decision whose self-proofs are the engine's [`Proof`]s.
+pub type Decision = bulwark_sentinel::Quarantine<Proof>;
 
 /// The sentinel's committee and policy. Part of [`crate::EngineConfig`], so part of the root.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

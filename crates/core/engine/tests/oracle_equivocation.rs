@@ -115,9 +115,11 @@ mod replicated {
     use super::*;
     use bulwark_engine::codec::{decode_system_command, encode_system_command};
     use bulwark_engine::command::{Command, SystemCommand};
-    use bulwark_engine::sentinel::{Decision, SentinelConfig};
+    use bulwark_engine::deposit::{DepositEquivocation, ObservedDeposit};
+    use bulwark_engine::sentinel::{Decision, Proof, SentinelConfig};
     use bulwark_engine::{Engine, EngineConfig, Event, RejectReason};
     use bulwark_sentinel::{Accusation, Grounds};
+    use ed25519_dalek::Signer as _;
 
     const NOW_MS: u64 = 50_000;
 
@@ -279,12 +281,39 @@ mod replicated {
         let proof = Quarantine {
             member: id(3),
             epoch: 2,
-            evidence: Evidence::SelfProof(Box::new(OracleEquivocation {
-                first: signed(3, observation(100)),
-                second: signed(3, observation(90)),
-            })),
+            evidence: Evidence::SelfProof(Box::new(Proof::OracleEquivocation(
+                OracleEquivocation {
+                    first: signed(3, observation(100)),
+                    second: signed(3, observation(90)),
+                },
+            ))),
         };
-        for decision in [accused_by(&[0, 1, 2], 3), proof] {
+        let deposit = ObservedDeposit {
+            chain: 1,
+            txid: [4; 32],
+            output: 0,
+            account: bulwark_engine::AccountId(2),
+            amount: 5_000,
+        };
+        let inflated = ObservedDeposit {
+            amount: 500_000,
+            ..deposit
+        };
+        let sign = |d: &ObservedDeposit| key(3).sign(&d.signed_message()).to_bytes();
+        let deposit_proof = Quarantine {
+            member: id(3),
+            epoch: 2,
+            evidence: Evidence::SelfProof(Box::new(Proof::DepositEquivocation(
+                DepositEquivocation {
+                    member: id(3),
+                    first: deposit,
+                    first_signature: sign(&deposit),
+                    second: inflated,
+                    second_signature: sign(&inflated),
+                },
+            ))),
+        };
+        for decision in [accused_by(&[0, 1, 2], 3), proof, deposit_proof] {
             let command = SystemCommand::Quarantine(Box::new(decision));
             // `bulwark engine run` reads it as JSON too (docs/engine-input.md).
             let json = serde_json::to_string(&command).expect("json");

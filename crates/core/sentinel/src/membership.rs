@@ -207,6 +207,11 @@ pub enum Refusal {
     /// A re-admission names someone that is not a removed member.
     #[error("{0} is not a removed member: only a removed member is re-admitted")]
     NotRemoved(String),
+    /// A re-admission of a member convicted by its own signatures: its key signed conflicting
+    /// statements, so the key itself is compromised (and the same proof would convict it
+    /// again). The machine may come back only as a newcomer with a new key.
+    #[error("{0} was convicted by its own signatures: its key cannot come back (replace it with a new key)")]
+    OwnSignatures(String),
     /// A re-admission before the policy's hold time since the conviction.
     #[error("re-admission is allowed from {from_ms} ms (the hold after the conviction), now {now_ms} ms")]
     HoldNotOver {
@@ -740,10 +745,14 @@ impl Membership {
         }
         let (replaces, approvers, previous) = match &admit.seat {
             Seat::Readmit => {
-                let Some(previous @ Trust::Removed { at_ms, .. }) = self.trust.get(candidate)
+                let Some(previous @ Trust::Removed { at_ms, cause, .. }) =
+                    self.trust.get(candidate)
                 else {
                     return Err(Refusal::NotRemoved(short(candidate)));
                 };
+                if matches!(cause, Cause::SelfProof { .. }) {
+                    return Err(Refusal::OwnSignatures(short(candidate)));
+                }
                 let from_ms = at_ms.saturating_add(self.policy.readmit_hold_ms);
                 if now_ms < from_ms {
                     return Err(Refusal::HoldNotOver { from_ms, now_ms });
@@ -1297,6 +1306,31 @@ mod tests {
         ));
         m.admit(&readmit(&[0, 1], 1, now), now)
             .expect("re-admitted");
+        // A member convicted by its own signatures never comes back with that key.
+        let mut forger = committee(4);
+        forger
+            .apply(
+                &decision(
+                    3,
+                    Evidence::SelfProof(Box::new(DoubleSign::by(&key(3), 4, [1, 2]))),
+                ),
+                10,
+            )
+            .expect("quarantined");
+        let next = forger.next_members();
+        forger
+            .begin_epoch(1, &next, EpochKey { digest: [7; 32] })
+            .expect("epoch 1");
+        let back = Admit {
+            candidate: id(3),
+            epoch: 1,
+            affirmations: affirmations(&[0], id(3), 1, now),
+            seat: Seat::Readmit,
+        };
+        assert!(matches!(
+            forger.check_admit(&back, now),
+            Err(Refusal::OwnSignatures(_))
+        ));
         assert!(matches!(
             m.trust(&id(6)),
             Some(Trust::Joining {

@@ -7,7 +7,8 @@
 //! carries and every replica checks with [`DepositCertificate::check`], the one rule. f members
 //! with lying chain sources cannot credit anything; a member that signs two different deposits
 //! for one outpoint is refused with [`PoolError::Equivocation`], which carries both signatures
-//! as its own proof (recorded as evidence; the sentinel does not act on it yet).
+//! as its own proof (the consensus crate's deposit feed turns it into a quarantine:
+//! `bulwark_engine::deposit::DepositEquivocation` is a sentinel self-proof).
 //!
 //! [`ChainSource`] is what a member watches; [`SimulatedChain`] is the deterministic one for
 //! tests and the development committee (it says so in its name). A real watcher implements the

@@ -129,6 +129,10 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
         "f members' chain sources lie: they attest every real deposit at ten times its amount and a deposit that never happened in every chain block; only the real deposits are credited, each once and at its amount",
     ),
     (
+        "equivocating-chain-source",
+        "member 1 signs every real deposit twice, at its amount and at ten times it: its two signatures for one outpoint quarantine it on their own, it is removed at the next epoch, and deposits are credited once at their amount throughout",
+    ),
+    (
         "forged-log",
         "a node's disk hands bulwark verify forged logs with valid checksums: moved and forged certificates, another committee's key, a wrong root, a swapped block, an uncovered --until tail, an --until past the end",
     ),
@@ -296,6 +300,15 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             height_after: 20,
             ..base
         },
+        "equivocating-chain-source" => Scenario {
+            height_before: 40,
+            oracle: true,
+            chain: true,
+            equivocating_chain: &[1],
+            expect_removal: true,
+            height_after: 20,
+            ..base
+        },
         "lying-chain-source" => Scenario {
             height_before: 80,
             // The sentinel's committee (the oracle members) is the one deposits are certified by.
@@ -386,6 +399,7 @@ impl Report {
             .chain(scenario.lying_oracle)
             .chain(scenario.failed_audit)
             .chain(scenario.lying_chain)
+            .chain(scenario.equivocating_chain)
             .chain(scenario.silent.as_slice())
             .copied()
             .collect();

@@ -86,6 +86,9 @@ pub struct Scenario {
     /// Members whose chain source lies: they attest every real deposit with ten times its
     /// amount, and a deposit that never happened in every chain block.
     pub lying_chain: &'static [usize],
+    /// Members that equivocate on deposits: they attest every real deposit twice, once at its
+    /// amount and once at ten times it (two signatures for one outpoint convict them).
+    pub equivocating_chain: &'static [usize],
 }
 
 impl Scenario {
@@ -122,6 +125,7 @@ impl Scenario {
             restart_in_reshare: None,
             chain: false,
             lying_chain: &[],
+            equivocating_chain: &[],
         }
     }
 }

@@ -382,7 +382,8 @@ impl World {
     /// genesis digest, one block per [`SIM_CHAIN_BLOCK_MS`] of venue time, paying the clients) and
     /// hands its signed attestations to every member's deposit feed, as the node's gossip does.
     /// A member in `lying_chain` attests each real deposit at ten times its amount and one made
-    /// up deposit per chain block.
+    /// up deposit per chain block; one in `equivocating_chain` attests each real deposit both at
+    /// its amount and at ten times it.
     fn spawn_chain_watchers(&self) {
         if !self.scenario.chain {
             return;
@@ -391,6 +392,7 @@ impl World {
         for replica in 0..self.scenario.n {
             let key = self.node_signing_key(replica).clone();
             let lying = self.scenario.lying_chain.contains(&replica);
+            let equivocating = self.scenario.equivocating_chain.contains(&replica);
             let feeds = self.deposits.clone();
             let truth = self.chain_truth.clone();
             let view = self.views[replica].clone();
@@ -439,6 +441,13 @@ impl World {
                                 truth.lock().unwrap().fake.insert(made_up.outpoint());
                                 attestations.push(Attestation::sign(&key, inflated));
                                 attestations.push(Attestation::sign(&key, made_up));
+                            } else if equivocating {
+                                let inflated = bulwark_engine::deposit::ObservedDeposit {
+                                    amount: deposit.amount * 10,
+                                    ..deposit
+                                };
+                                attestations.push(Attestation::sign(&key, deposit));
+                                attestations.push(Attestation::sign(&key, inflated));
                             } else {
                                 attestations.push(Attestation::sign(&key, deposit));
                             }

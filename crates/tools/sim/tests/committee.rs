@@ -656,3 +656,28 @@ fn f_lying_chain_sources_credit_nothing_and_real_deposits_are_credited_once() {
         eprintln!("n = {n}: deposits {tallies:?}");
     }
 }
+
+/// A member that signs two different deposits for one outpoint (issue #14) convicts itself: the
+/// deposit feed keeps both signatures, the proposer puts the quarantine into its block, every
+/// replica checks it on the proof alone, and the member is removed at the next epoch while
+/// deposits keep being credited once at their amount.
+#[test]
+fn a_member_equivocating_on_deposits_is_removed_on_its_own_signatures() {
+    for (seed, n) in [(181, 4), (182, 7)] {
+        let (outcome, report) = run_named("equivocating-chain-source", seed, n);
+        assert!(report.held, "{report:#?}");
+        assert_eq!(report.false_evidence, 0, "{report:#?}");
+        let episode = report.episode.as_ref().expect("an episode");
+        assert_eq!(episode.removed, vec![(1, 1)], "n = {n}: {report:#?}");
+        let tallies = outcome.deposits.as_ref().unwrap();
+        for tally in tallies {
+            assert_eq!(
+                (tally.fake, tally.excess_micros),
+                (0, 0),
+                "n = {n}: {tallies:?}"
+            );
+            assert_eq!(tally.credited, tally.real, "n = {n}: {tallies:?}");
+        }
+        eprintln!("n = {n}: {episode:?}, deposits {tallies:?}");
+    }
+}

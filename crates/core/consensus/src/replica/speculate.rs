@@ -321,6 +321,14 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                         .propose_into(&mut next, time_ms),
                 );
             }
+            if let Some(deposits) = &self.config.deposits {
+                rounds.extend(
+                    deposits
+                        .lock()
+                        .expect("the deposit feed lock must not be poisoned")
+                        .propose_into(&mut next, time_ms),
+                );
+            }
             if let Some(sentinel) = &self.config.sentinel {
                 rounds.extend(
                     sentinel

@@ -31,13 +31,27 @@ impl Wire for MemberSignature {
     }
 }
 
-pub(super) fn put_certificate(certificate: &DepositCertificate, out: &mut Vec<u8>) {
-    let deposit = &certificate.deposit;
+/// chain, txid, output, account, amount.
+pub(super) fn put_deposit(deposit: &ObservedDeposit, out: &mut Vec<u8>) {
     out.push(deposit.chain);
     deposit.txid.put(out);
     deposit.output.put(out);
     deposit.account.put(out);
     deposit.amount.put(out);
+}
+
+pub(super) fn take_deposit(reader: &mut Reader<'_>) -> Result<ObservedDeposit, CodecError> {
+    Ok(ObservedDeposit {
+        chain: reader.u8()?,
+        txid: Wire::take(reader)?,
+        output: Wire::take(reader)?,
+        account: Wire::take(reader)?,
+        amount: Wire::take(reader)?,
+    })
+}
+
+pub(super) fn put_certificate(certificate: &DepositCertificate, out: &mut Vec<u8>) {
+    put_deposit(&certificate.deposit, out);
     // More than the bound encodes to bytes no decoder accepts.
     u16::try_from(certificate.signatures.len())
         .unwrap_or(u16::MAX)
@@ -48,13 +62,7 @@ pub(super) fn put_certificate(certificate: &DepositCertificate, out: &mut Vec<u8
 }
 
 pub(super) fn take_certificate(reader: &mut Reader<'_>) -> Result<DepositCertificate, CodecError> {
-    let deposit = ObservedDeposit {
-        chain: reader.u8()?,
-        txid: Wire::take(reader)?,
-        output: Wire::take(reader)?,
-        account: Wire::take(reader)?,
-        amount: Wire::take(reader)?,
-    };
+    let deposit = take_deposit(reader)?;
     let signatures = super::take_counted(reader, CERTIFICATE_SIGNATURES_MAX, SIGNATURE_BYTES)?;
     Ok(DepositCertificate {
         deposit,

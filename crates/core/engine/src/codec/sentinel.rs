@@ -3,7 +3,8 @@
 //! [`SystemCommand::Quarantine`](crate::command::SystemCommand::Quarantine) (tag `5`) is the
 //! member's key, the epoch `u64`, then the evidence: `0`, a `u16` count of at most
 //! [`ACCUSATIONS_MAX`] and that many accusations (accuser, accused, grounds code `u8`, epoch,
-//! time, signature), or `1` and an oracle equivocation (two signed observations).
+//! time, signature), `1` and an oracle equivocation (two signed observations), or `2` and a
+//! deposit equivocation (the member's key, then twice a deposit and its signature).
 //!
 //! [`SystemCommand::NewEpoch`](crate::command::SystemCommand::NewEpoch) (tag `6`) is the epoch
 //! `u64`, a `u16` count of at most [`MEMBERS_MAX`] member keys, the keys, then the 32-byte key
@@ -22,7 +23,7 @@ use bulwark_sentinel::{Accusation, Admit, Affirmation, Approval, Grounds, Seat};
 use super::{CodecError, Reader, Wire};
 use crate::command::SystemCommand;
 use crate::oracle::{OracleEquivocation, SignedObservation};
-use crate::sentinel::Decision;
+use crate::sentinel::{Decision, Proof};
 
 /// Encoded accusation: accuser, accused, grounds, epoch, time, signature.
 pub(super) const ACCUSATION_BYTES: usize = 32 + 32 + 1 + 8 + 8 + 64;
@@ -114,11 +115,21 @@ impl Wire for Decision {
                     accusation.put(out);
                 }
             }
-            Evidence::SelfProof(proof) => {
-                out.push(1);
-                proof.first.put(out);
-                proof.second.put(out);
-            }
+            Evidence::SelfProof(proof) => match proof.as_ref() {
+                Proof::OracleEquivocation(proof) => {
+                    out.push(1);
+                    proof.first.put(out);
+                    proof.second.put(out);
+                }
+                Proof::DepositEquivocation(proof) => {
+                    out.push(2);
+                    proof.member.put(out);
+                    super::deposit::put_deposit(&proof.first, out);
+                    proof.first_signature.put(out);
+                    super::deposit::put_deposit(&proof.second, out);
+                    proof.second_signature.put(out);
+                }
+            },
         }
     }
     fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
@@ -130,10 +141,19 @@ impl Wire for Decision {
                 ACCUSATIONS_MAX,
                 ACCUSATION_BYTES,
             )?),
-            1 => Evidence::SelfProof(Box::new(OracleEquivocation {
+            1 => Evidence::SelfProof(Box::new(Proof::OracleEquivocation(OracleEquivocation {
                 first: SignedObservation::take(reader)?,
                 second: SignedObservation::take(reader)?,
-            })),
+            }))),
+            2 => Evidence::SelfProof(Box::new(Proof::DepositEquivocation(
+                crate::deposit::DepositEquivocation {
+                    member: Wire::take(reader)?,
+                    first: super::deposit::take_deposit(reader)?,
+                    first_signature: Wire::take(reader)?,
+                    second: super::deposit::take_deposit(reader)?,
+                    second_signature: Wire::take(reader)?,
+                },
+            ))),
             tag => {
                 return Err(CodecError::UnknownTag {
                     what: "quarantine evidence",

@@ -93,26 +93,31 @@ impl DepositFeed {
 
     /// The quarantines to propose: one per member this feed holds a deposit equivocation of,
     /// that `next` (the parent's trust state, shared with the block's other sources of
-    /// quarantines) still accepts at `now_ms`, applied to it in turn. Proofs against members no
-    /// longer admitted are dropped.
+    /// quarantines) still accepts at `now_ms`, applied to it in turn. (`next` may be a branch
+    /// that is never finalized, so nothing is dropped here: [`DepositFeed::committed`] drops the
+    /// proofs against members the committed state no longer admits.)
     pub fn propose_into(
-        &mut self,
+        &self,
         next: &mut bulwark_sentinel::Membership,
         now_ms: u64,
     ) -> Vec<SystemCommand> {
-        self.equivocations
-            .retain(|member, _| next.is_admitted(member));
         let epoch = next.epoch();
-        let decisions =
-            self.equivocations
-                .iter()
-                .map(|(member, proof)| bulwark_engine::sentinel::Decision {
-                    member: *member,
-                    epoch,
-                    evidence: bulwark_sentinel::membership::Evidence::SelfProof(Box::new(
-                        bulwark_engine::sentinel::Proof::DepositEquivocation(*proof),
-                    )),
-                });
+        let admitted: Vec<[u8; 32]> = self
+            .equivocations
+            .keys()
+            .filter(|member| next.is_admitted(member))
+            .copied()
+            .collect();
+        let decisions = admitted.into_iter().filter_map(|member| {
+            let proof = self.equivocations.get(&member)?;
+            Some(bulwark_engine::sentinel::Decision {
+                member,
+                epoch,
+                evidence: bulwark_sentinel::membership::Evidence::SelfProof(Box::new(
+                    bulwark_engine::sentinel::Proof::DepositEquivocation(*proof),
+                )),
+            })
+        });
         crate::sentinel_feed::in_turn(next, decisions, now_ms)
     }
 
@@ -155,6 +160,10 @@ impl DepositFeed {
     /// Follows a committed `engine`: the pool takes the epoch's committee, and every outpoint
     /// the engine credited leaves the feed for good.
     pub fn committed(&mut self, engine: &Engine) {
+        if let Some(membership) = engine.membership() {
+            self.equivocations
+                .retain(|member, _| membership.is_admitted(member));
+        }
         let members = members_of(engine);
         if members != self.members {
             self.pool.set_members(&members);
@@ -282,9 +291,12 @@ mod tests {
             events.iter().any(|e| matches!(e, bulwark_engine::Event::Quarantined { member, .. } if *member == liar)),
             "{events:?}"
         );
-        // Once it is no longer admitted, the proof is dropped, never proposed again.
+        // Once it is no longer admitted, it is never proposed again, and the committed state
+        // drops the proof.
         let mut next = engine.membership().unwrap().clone();
         assert!(feed.propose_into(&mut next, engine.time_ms()).is_empty());
+        assert_eq!(feed.equivocations(), 1);
+        feed.committed(&engine);
         assert_eq!(feed.equivocations(), 0);
     }
 

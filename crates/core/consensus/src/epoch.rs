@@ -1,10 +1,12 @@
 //! Epochs: the committee's threshold key moves to the next committee, and consensus follows it.
 //!
 //! An epoch ends when a finalized block applies `SystemCommand::NewEpoch`. The way there:
-//! 1. A quarantine is finalized (the sentinel's decision). Every member that stays starts a
-//!    [`Reshare`] into the next epoch as soon as it commits that block: the dealers and the
-//!    players are the members left (`Membership::next_members`), each dealer deals its share of
-//!    the current key, and the ceremony (`bulwark_custody::dkg::Ceremony::reshare`, unanimous
+//! 1. A quarantine (or an admission) is finalized (the sentinel's decision). Every member that
+//!    stays starts a [`Reshare`] into the next epoch as soon as it commits that block: the
+//!    dealers are the members that stay (`Membership::staying`), the players the next committee
+//!    (`Membership::next_members`: the dealers and the joining candidates, who play with only
+//!    the ending epoch's public output, [`Reshare::join`]), each dealer deals its share of the
+//!    current key, and the ceremony (`bulwark_custody::dkg::Ceremony::reshare`, unanimous
 //!    among the players, with an echo round) runs on [`CHANNEL_RESHARE`] while the current
 //!    epoch keeps finalizing blocks. A quarantined member is neither dealer nor player, so the
 //!    new shares never reach it.
@@ -615,6 +617,11 @@ mod tests {
             .collect();
         let key = key_digest(&outputs[0].output);
         assert!(outputs.iter().all(|c| key_digest(&c.output) == key));
+        // Every player holds the very same public output, byte for byte: one a peer hands a
+        // later joiner can be checked against a digest of its whole encoding.
+        assert!(outputs
+            .iter()
+            .all(|c| c.output.encode() == outputs[0].output.encode()));
         assert_eq!(
             outputs[0].output.public().public(),
             genesis[0].output.public().public()

@@ -129,18 +129,27 @@ impl SentinelFeed {
         &self.admissions
     }
 
-    /// The quarantines, then the admissions, to add to a block at `now_ms`, applied in turn to
-    /// `next` (the parent's trust state, shared with the other sources of quarantines) so that
-    /// the block never carries one the check would refuse.
+    /// The quarantines to add to a block at `now_ms`, applied in turn to `next` (the parent's
+    /// trust state, shared with the other sources of quarantines) so that the block never
+    /// carries one the check would refuse.
     pub fn propose_into(&mut self, next: &mut Membership, now_ms: u64) -> Vec<SystemCommand> {
-        let mut rounds = in_turn(next, self.decisions.iter().cloned(), now_ms);
-        rounds.extend(
-            self.admissions
-                .iter()
-                .filter(|admit| next.admit(admit, now_ms).is_ok())
-                .map(|admit| SystemCommand::Admit(Box::new(admit.clone()))),
-        );
-        rounds
+        in_turn(next, self.decisions.iter().cloned(), now_ms)
+    }
+
+    /// The admissions to add to a block at `now_ms`, applied in turn to `next` (the trust state
+    /// the block's quarantines leave). The proposer adds them only to a block that does not
+    /// change the epoch: a join changes the next committee, so it would void the reshare that
+    /// is ready.
+    pub fn propose_admissions_into(
+        &self,
+        next: &mut Membership,
+        now_ms: u64,
+    ) -> Vec<SystemCommand> {
+        self.admissions
+            .iter()
+            .filter(|admit| next.admit(admit, now_ms).is_ok())
+            .map(|admit| SystemCommand::Admit(Box::new(admit.clone())))
+            .collect()
     }
 
     /// The members this sentinel holds accusations against (its own or others'): suspected,
@@ -276,7 +285,8 @@ mod tests {
             .expect("kept");
         assert_eq!(feed.admissions().len(), 1);
         let mut next = engine.membership().cloned().expect("configured");
-        let rounds = feed.propose_into(&mut next, engine.time_ms());
+        assert!(feed.propose_into(&mut next, engine.time_ms()).is_empty());
+        let rounds = feed.propose_admissions_into(&mut next, engine.time_ms());
         assert!(matches!(rounds.as_slice(), [SystemCommand::Admit(_)]));
         // Once it is applied, the feed drops it.
         let mut after = engine.clone();

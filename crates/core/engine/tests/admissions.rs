@@ -118,9 +118,13 @@ fn a_newcomer_joins_at_the_next_epoch_on_every_replica_alike() {
     for replica in [&mut a, &mut b] {
         remove_member_3(replica);
         // One operator is not the quorum: refused.
-        let events = system(replica, NOW_MS + 1, replacement(9, &[0], &[1], NOW_MS));
+        let events = system(replica, NOW_MS + 1, replacement(9, &[0, 1], &[1], NOW_MS));
         assert!(events.contains(&REFUSED), "{events:?}");
-        let events = system(replica, NOW_MS + 2, replacement(9, &[0], &[0, 2], NOW_MS));
+        let events = system(
+            replica,
+            NOW_MS + 2,
+            replacement(9, &[0, 1], &[0, 2], NOW_MS),
+        );
         assert!(
             events.contains(&Event::Joining {
                 member: id(9),
@@ -178,7 +182,11 @@ fn a_newcomer_joins_at_the_next_epoch_on_every_replica_alike() {
 fn a_join_whose_epoch_change_does_not_come_lapses() {
     let mut replica = engine();
     remove_member_3(&mut replica);
-    system(&mut replica, NOW_MS, replacement(9, &[0], &[0, 1], NOW_MS));
+    system(
+        &mut replica,
+        NOW_MS,
+        replacement(9, &[0, 1], &[0, 1], NOW_MS),
+    );
     let lapse = Policy::default().join_lapse_ms;
     let events = system(
         &mut replica,

@@ -53,8 +53,8 @@ pub enum Trust {
         cause: Cause,
     },
     /// Admitted by an [`Admit`] in `epoch` at `at_ms`; joins the committee at the next epoch
-    /// (a player of the reshare), or lapses back to `previous` after
-    /// [`Policy::join_lapse_ms`] if the epoch change does not come.
+    /// (a player of the reshare), or lapses (a re-admitted member is removed again, a newcomer
+    /// held out) after [`Policy::join_lapse_ms`] if the epoch change does not come.
     Joining {
         /// The epoch of the decision.
         epoch: u64,
@@ -66,8 +66,9 @@ pub enum Trust {
         replaces: Option<MemberKey>,
         /// For a replacement: the operators that approved, sorted.
         approvers: Vec<OperatorKey>,
-        /// Its record before (a re-admitted member's removal); `None` for a newcomer.
-        previous: Option<Box<Trust>>,
+        /// A re-admitted member's removal: the epoch it left and its cause (not a nested
+        /// record, so no trust state nests); `None` for a newcomer.
+        previous: Option<(u64, Cause)>,
     },
 }
 
@@ -258,8 +259,16 @@ pub enum Refusal {
     /// An affirmation's signature does not verify.
     #[error("affirmation by {0} does not verify")]
     BadAffirmation(String),
-    /// Fewer distinct affirmers than f+1.
-    #[error("{have} distinct affirmers, {need} needed (f+1)")]
+    /// An affirmation made at or before the candidate's conviction or lapsed join.
+    #[error("affirmation at {at_ms} ms is not after {since_ms} ms, the conviction or lapse it must follow")]
+    AffirmationTooOld {
+        /// Its time.
+        at_ms: u64,
+        /// The conviction's or the lapse's.
+        since_ms: u64,
+    },
+    /// Fewer distinct affirmers than f+1 of the genesis committee's seats.
+    #[error("{have} distinct affirmers, {need} needed (f+1 of the seats)")]
     TooFewAffirmers {
         /// How many.
         have: usize,
@@ -323,6 +332,10 @@ pub struct Membership {
     seats: usize,
     /// Who approves replacements.
     operators: Operators,
+    /// Newcomers whose join lapsed, with the venue time of the lapse: held out like a removed
+    /// member, and only affirmations made after the lapse count for them. Kept until both the
+    /// hold and the accusation window have passed since (bounded by the admissions that lapse).
+    lapsed: BTreeMap<MemberKey, u64>,
 }
 
 /// What the committee agreed on when an epoch began: the digest of the reshare's public output,
@@ -356,6 +369,7 @@ impl Membership {
             policy,
             key: None,
             operators: Operators::default(),
+            lapsed: BTreeMap::new(),
         })
     }
 
@@ -681,14 +695,31 @@ impl Membership {
             .map(|(member, _)| *member)
             .collect();
         for member in &lapsed {
-            if let Some(Trust::Joining {
-                previous: Some(previous),
-                ..
-            }) = self.trust.remove(member)
-            {
-                self.trust.insert(*member, *previous);
+            match self.trust.remove(member) {
+                // A re-admitted member is removed again, and its hold counts from the lapse: the
+                // same admission cannot be replayed to stall the next epoch change once more.
+                Some(Trust::Joining {
+                    previous: Some((epoch, cause)),
+                    ..
+                }) => {
+                    self.trust.insert(
+                        *member,
+                        Trust::Removed {
+                            epoch,
+                            at_ms: now_ms,
+                            cause,
+                        },
+                    );
+                }
+                // A newcomer is held out the same way.
+                _ => {
+                    self.lapsed.insert(*member, now_ms);
+                }
             }
         }
+        let keep_ms = self.policy.readmit_hold_ms.max(self.policy.window_ms);
+        self.lapsed
+            .retain(|_, at_ms| now_ms.saturating_sub(*at_ms) < keep_ms);
         lapsed
     }
 
@@ -743,10 +774,13 @@ impl Membership {
                 seats: self.seats,
             });
         }
-        let (replaces, approvers, previous) = match &admit.seat {
+        let (replaces, approvers, previous, since) = match &admit.seat {
             Seat::Readmit => {
-                let Some(previous @ Trust::Removed { at_ms, cause, .. }) =
-                    self.trust.get(candidate)
+                let Some(Trust::Removed {
+                    epoch,
+                    at_ms,
+                    cause,
+                }) = self.trust.get(candidate)
                 else {
                     return Err(Refusal::NotRemoved(short(candidate)));
                 };
@@ -757,7 +791,12 @@ impl Membership {
                 if now_ms < from_ms {
                     return Err(Refusal::HoldNotOver { from_ms, now_ms });
                 }
-                (None, Vec::new(), Some(Box::new(previous.clone())))
+                (
+                    None,
+                    Vec::new(),
+                    Some((*epoch, cause.clone())),
+                    Some(*at_ms),
+                )
             }
             Seat::Replace {
                 replaces,
@@ -765,6 +804,13 @@ impl Membership {
             } => {
                 if self.trust.contains_key(candidate) {
                     return Err(Refusal::NotANewcomer(short(candidate)));
+                }
+                let lapsed_at = self.lapsed.get(candidate).copied();
+                if let Some(at_ms) = lapsed_at {
+                    let from_ms = at_ms.saturating_add(self.policy.readmit_hold_ms);
+                    if now_ms < from_ms {
+                        return Err(Refusal::HoldNotOver { from_ms, now_ms });
+                    }
                 }
                 let vacant = matches!(
                     self.trust.get(replaces),
@@ -776,10 +822,11 @@ impl Membership {
                     return Err(Refusal::SeatNotVacant(short(replaces)));
                 }
                 let approvers = self.check_approvals(candidate, replaces, approvals)?;
-                (Some(*replaces), approvers, None)
+                (Some(*replaces), approvers, None, lapsed_at)
             }
         };
-        if admit.affirmations.len() > self.members.len() {
+        // No more than a decision can carry on the wire, nor than there are members.
+        if admit.affirmations.len() > self.members.len().min(ACCUSATIONS_MAX) {
             return Err(Refusal::TooManyAffirmations(admit.affirmations.len()));
         }
         let mut affirmers = BTreeSet::new();
@@ -788,11 +835,23 @@ impl Membership {
                 return Err(Refusal::OtherCandidate(i));
             }
             self.check_affirmation(affirmation, now_ms)?;
+            if let Some(since_ms) = since {
+                // Made before the conviction or the lapse: it vouches for the member as it was.
+                if affirmation.at_ms <= since_ms {
+                    return Err(Refusal::AffirmationTooOld {
+                        at_ms: affirmation.at_ms,
+                        since_ms,
+                    });
+                }
+            }
             if !affirmers.insert(affirmation.affirmer) {
                 return Err(Refusal::DuplicateAffirmer(short(&affirmation.affirmer)));
             }
         }
-        let need = self.f() + 1;
+        // f + 1 of the genesis committee's seats, not of the committee now: members removed
+        // (even honest ones, for silence) do not lower the bar the f members an attacker may
+        // hold must not reach on their own.
+        let need = crate::faults_tolerated(self.seats) + 1;
         if affirmers.len() < need {
             return Err(Refusal::TooFewAffirmers {
                 have: affirmers.len(),
@@ -1125,8 +1184,8 @@ mod tests {
         let mut m = with_operators(4);
         removed_member_3(&mut m);
         assert_eq!(m.members().len(), 3);
-        // At n = 3, f = 0: one affirmation; two of three operators.
-        let admit = replace(9, 3, 1, &[0, 2], &[0], 20);
+        // Two affirmations (f + 1 of the four seats, though n = 3 now); two of three operators.
+        let admit = replace(9, 3, 1, &[0, 2], &[0, 1], 20);
         let before = m.clone();
         m.admit(&admit, 20).expect("admitted");
         assert!(matches!(
@@ -1156,7 +1215,7 @@ mod tests {
         removed_member_3(&mut again);
         again.admit(&admit, 20).expect("admitted");
         assert_eq!(
-            again.check_admit(&replace(8, 3, 1, &[0, 1], &[0], 20), 20),
+            again.check_admit(&replace(8, 3, 1, &[0, 1], &[0, 1], 20), 20),
             Err(Refusal::JoinLimit { joining: 1, n: 3 })
         );
         // Once the newcomer sits in the seat, the removed member finds none to come back to.
@@ -1281,11 +1340,12 @@ mod tests {
         let next = m.next_members();
         m.begin_epoch(1, &next, EpochKey { digest: [7; 32] })
             .expect("epoch 1");
-        // At n = 6, f = 1: two affirmers. The hold (an hour) counts from the conviction at 10.
+        // Three affirmers (f + 1 of the seven seats, though n = 6 now). The hold (an hour)
+        // counts from the conviction at 10.
         let hold = m.policy().readmit_hold_ms;
         let early = 10 + hold - 1;
         assert_eq!(
-            m.check_admit(&readmit(&[0, 1], 1, early), early),
+            m.check_admit(&readmit(&[0, 1, 2], 1, early), early),
             Err(Refusal::HoldNotOver {
                 from_ms: 10 + hold,
                 now_ms: early
@@ -1293,18 +1353,18 @@ mod tests {
         );
         let now = 10 + hold;
         assert!(matches!(
-            m.check_admit(&readmit(&[0], 1, now), now),
-            Err(Refusal::TooFewAffirmers { have: 1, need: 2 })
+            m.check_admit(&readmit(&[0, 1], 1, now), now),
+            Err(Refusal::TooFewAffirmers { have: 2, need: 3 })
         ));
         // A member in good standing is not "re-admitted".
-        let mut other = readmit(&[0, 1], 1, now);
+        let mut other = readmit(&[0, 1, 2], 1, now);
         other.candidate = id(5);
-        other.affirmations = affirmations(&[0, 1], id(5), 1, now);
+        other.affirmations = affirmations(&[0, 1, 2], id(5), 1, now);
         assert!(matches!(
             m.check_admit(&other, now),
             Err(Refusal::NotRemoved(_))
         ));
-        m.admit(&readmit(&[0, 1], 1, now), now)
+        m.admit(&readmit(&[0, 1, 2], 1, now), now)
             .expect("re-admitted");
         // A member convicted by its own signatures never comes back with that key.
         let mut forger = committee(4);
@@ -1324,7 +1384,7 @@ mod tests {
         let back = Admit {
             candidate: id(3),
             epoch: 1,
-            affirmations: affirmations(&[0], id(3), 1, now),
+            affirmations: affirmations(&[0, 1], id(3), 1, now),
             seat: Seat::Readmit,
         };
         assert!(matches!(
@@ -1340,7 +1400,7 @@ mod tests {
             })
         ));
         // Twice is refused (it is joining, not removed).
-        assert!(m.check_admit(&readmit(&[0, 1], 1, now), now).is_err());
+        assert!(m.check_admit(&readmit(&[0, 1, 2], 1, now), now).is_err());
         let next = m.next_members();
         assert_eq!(next.len(), 7);
         let change = m
@@ -1351,30 +1411,105 @@ mod tests {
     }
 
     #[test]
-    fn a_join_that_does_not_come_lapses_back_to_the_record_before() {
+    fn a_join_that_does_not_come_lapses_and_the_same_admission_cannot_be_replayed() {
         let mut m = with_operators(4);
         removed_member_3(&mut m);
-        m.admit(&replace(9, 3, 1, &[0, 1], &[0], 20), 20)
-            .expect("admitted");
+        let admit = replace(9, 3, 1, &[0, 1], &[0, 1], 20);
+        m.admit(&admit, 20).expect("admitted");
         let lapse = m.policy().join_lapse_ms;
-        assert!(m.lapse_joins(20 + lapse - 1).is_empty());
-        assert_eq!(m.lapse_joins(20 + lapse), vec![id(9)]);
-        assert_eq!(m.trust(&id(9)), None, "a newcomer leaves no record");
-        assert!(!m.change_due());
-        // A re-admitted member that does not come goes back to removed.
         let hold = m.policy().readmit_hold_ms;
+        assert!(m.lapse_joins(20 + lapse - 1).is_empty());
+        let lapsed_at = 20 + lapse;
+        assert_eq!(m.lapse_joins(lapsed_at), vec![id(9)]);
+        assert_eq!(m.trust(&id(9)), None, "a newcomer leaves no trust record");
+        assert!(!m.change_due());
+        // Replaying the very admission (or a fresh one) is held off for the hold...
+        assert_eq!(
+            m.check_admit(&admit, lapsed_at),
+            Err(Refusal::HoldNotOver {
+                from_ms: lapsed_at + hold,
+                now_ms: lapsed_at
+            })
+        );
+        // ...and after it, affirmations made before the lapse do not count.
+        let later = lapsed_at + hold;
+        let stale_but_in_window = replace(9, 3, 1, &[0, 1], &[0, 1], lapsed_at);
+        let long_window = Membership {
+            policy: Policy {
+                window_ms: 86_400_000,
+                ..m.policy().clone()
+            },
+            ..m.clone()
+        };
+        assert_eq!(
+            long_window.check_admit(&stale_but_in_window, later),
+            Err(Refusal::AffirmationTooOld {
+                at_ms: lapsed_at,
+                since_ms: lapsed_at
+            })
+        );
+        assert!(m
+            .check_admit(&replace(9, 3, 1, &[0, 1], &[0, 1], later), later)
+            .is_ok());
+        // A re-admitted member that does not come goes back to removed, its hold restarted.
         let now = 10 + hold;
-        let readmit = Admit {
+        let readmit = |at_ms| Admit {
             candidate: id(3),
             epoch: 1,
-            affirmations: affirmations(&[0], id(3), 1, now),
+            affirmations: affirmations(&[0, 1], id(3), 1, at_ms),
             seat: Seat::Readmit,
         };
-        m.admit(&readmit, now).expect("re-admitted");
-        assert_eq!(m.lapse_joins(now + lapse), vec![id(3)]);
+        let mut back = with_operators(4);
+        removed_member_3(&mut back);
+        back.admit(&readmit(now), now).expect("re-admitted");
+        assert_eq!(back.lapse_joins(now + lapse), vec![id(3)]);
         assert!(matches!(
-            m.trust(&id(3)),
-            Some(Trust::Removed { epoch: 1, .. })
+            back.trust(&id(3)),
+            Some(Trust::Removed { epoch: 1, at_ms, .. }) if *at_ms == now + lapse
+        ));
+        assert!(matches!(
+            back.check_admit(&readmit(now + lapse), now + lapse),
+            Err(Refusal::HoldNotOver { .. })
+        ));
+    }
+
+    /// f + 1 counts the genesis seats: after honest members are removed (for silence, say), the
+    /// f members an attacker may hold still cannot vouch anyone in.
+    #[test]
+    fn affirmations_needed_follow_the_seats_not_the_shrunken_committee() {
+        let mut m = committee(7);
+        // Two honest members (5, 6) removed; members 3 and 4 are the attacker's (f = 2 of 7).
+        for member in [6, 5] {
+            m.apply(
+                &decision(member, accusations(&[0, 1, 2], member, 0, 10)),
+                10,
+            )
+            .expect("quarantined");
+        }
+        let next = m.next_members();
+        m.begin_epoch(1, &next, EpochKey { digest: [7; 32] })
+            .expect("epoch 1");
+        assert_eq!((m.members().len(), m.f()), (5, 1));
+        let now = 10 + m.policy().readmit_hold_ms;
+        let by_attacker = Admit {
+            candidate: id(6),
+            epoch: 1,
+            affirmations: affirmations(&[3, 4], id(6), 1, now),
+            seat: Seat::Readmit,
+        };
+        assert_eq!(
+            m.check_admit(&by_attacker, now),
+            Err(Refusal::TooFewAffirmers { have: 2, need: 3 })
+        );
+        // More affirmations than a decision carries on the wire are refused before anything.
+        let mut flood = by_attacker.clone();
+        flood.affirmations = affirmations(&[0, 1, 2, 3, 4], id(6), 1, now);
+        flood
+            .affirmations
+            .extend(affirmations(&[0; ACCUSATIONS_MAX], id(6), 1, now));
+        assert!(matches!(
+            m.check_admit(&flood, now),
+            Err(Refusal::TooManyAffirmations(_))
         ));
     }
 

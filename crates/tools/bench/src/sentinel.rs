@@ -4,6 +4,11 @@
 //! tampered start to the committee's state showing it removed (out of the participant set, the
 //! goal is under 5 s), and the finalized orders/s of that run (which includes the quarantine,
 //! the reshare and the epoch change) against the run without it (the goal is at least 80 %).
+//!
+//! First, in one process: `admit_check_us` at n = 4, 7 and 31, the one rule every replica applies
+//! to a replacement in a block (`Membership::check_admit`: the seat, f+1 affirmations, two of
+//! three operators' approvals), against the same number of bare strict Ed25519 verifications
+//! (what the rule cannot avoid).
 
 use crate::report::emit;
 use bulwark_devnet::{run_committee, CommitteeOptions, RunFigures};
@@ -54,8 +59,99 @@ fn run(
     }
 }
 
+/// Microseconds for one replica's check of a replacement at committee size `n` (member n − 1
+/// quarantined, its seat taken on f+1 affirmations and two of three operators' approvals), and
+/// for the same number of bare strict verifications (best of 200).
+fn admit_check(n: u8) -> (f64, f64) {
+    use bulwark_sentinel::membership::{Evidence, Quarantine};
+    use bulwark_sentinel::{
+        Accusation, Admit, Affirmation, Approval, Grounds, Membership, Operators, Policy, Seat,
+    };
+    use ed25519_dalek::SigningKey;
+    let best_us = |mut f: Box<dyn FnMut() -> bool + '_>| {
+        let mut best = f64::MAX;
+        for _ in 0..200 {
+            let start = std::time::Instant::now();
+            assert!(std::hint::black_box(f()), "the bench's inputs are valid");
+            best = best.min(start.elapsed().as_secs_f64() * 1e6);
+        }
+        best
+    };
+    let keys: Vec<SigningKey> = (0..n)
+        .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
+        .collect();
+    let operators: Vec<SigningKey> = (0..3)
+        .map(|i| SigningKey::from_bytes(&[200 + i; 32]))
+        .collect();
+    let mut membership = Membership::new(
+        0,
+        keys.iter().map(|k| k.verifying_key().to_bytes()).collect(),
+        Policy::default(),
+    )
+    .and_then(|m| {
+        m.with_operators(Operators {
+            keys: operators
+                .iter()
+                .map(|k| k.verifying_key().to_bytes())
+                .collect(),
+            quorum: 2,
+        })
+    })
+    .expect("a valid committee");
+    let f = membership.f();
+    let seat = keys[usize::from(n) - 1].verifying_key().to_bytes();
+    let accusations = (0..=f)
+        .map(|i| Accusation::sign(&keys[i], seat, Grounds::Silence, 0, 1_000))
+        .collect();
+    let quarantine: Quarantine<bulwark_engine::sentinel::Proof> = Quarantine {
+        member: seat,
+        epoch: 0,
+        evidence: Evidence::Accusations(accusations),
+    };
+    membership
+        .apply(&quarantine, 1_000)
+        .expect("f + 1 accusers");
+    let candidate = SigningKey::from_bytes(&[250; 32])
+        .verifying_key()
+        .to_bytes();
+    let admit = Admit {
+        candidate,
+        epoch: 0,
+        affirmations: (0..=f)
+            .map(|i| Affirmation::sign(&keys[i], candidate, 0, 1_000, ([1; 32], [2; 32])))
+            .collect(),
+        seat: Seat::Replace {
+            replaces: seat,
+            approvals: operators[..2]
+                .iter()
+                .map(|k| Approval::sign(k, &candidate, &seat, 0))
+                .collect(),
+        },
+    };
+    let check_us = best_us(Box::new(|| membership.check_admit(&admit, 1_000).is_ok()));
+    let Seat::Replace { approvals, .. } = &admit.seat else {
+        unreachable!("a replacement")
+    };
+    let verify_us = best_us(Box::new(|| {
+        admit.affirmations.iter().all(|a| a.verify().is_ok())
+            && approvals
+                .iter()
+                .all(|a| a.verify(&candidate, &seat, 0).is_ok())
+    }));
+    (check_us, verify_us)
+}
+
 /// Runs the benchmark; prints its figures.
 pub fn run_bench(duration: u64, rate: u64, tamper_at: u64, base_port: u16) -> ExitCode {
+    for n in [4u8, 7, 31] {
+        let (check_us, verify_us) = admit_check(n);
+        line(
+            &format!("admit_check_us_n{n}"),
+            check_us,
+            "us",
+            Some(("f + 1 + 2 strict Ed25519 verifications", verify_us)),
+        );
+    }
     let duration = duration.max(tamper_at + 10);
     let Some(plain) = run("without_tamper", duration, rate, base_port, None) else {
         return ExitCode::from(2);

@@ -353,23 +353,20 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             }
         }
         rounds.truncate(crate::block::BLOCK_ROUNDS_MAX - 1);
+        // The trust state the block's quarantines leave.
+        let after = parent.engine.membership().cloned().map(|mut next| {
+            for round in &rounds {
+                if let SystemCommand::Quarantine(decision) = round {
+                    let _ = next.apply(decision, time_ms);
+                }
+            }
+            next
+        });
         // The epoch change, once this member's reshare completed, for the trust state the
         // block's quarantines leave (a quarantine in this very block changes the next committee,
         // and the reshare for the old one no longer fits).
-        if let (Some(mut next), Some(reshare)) =
-            (parent.engine.membership().cloned(), self.newest_completed())
-        {
-            for round in &rounds {
-                match round {
-                    SystemCommand::Quarantine(decision) => {
-                        let _ = next.apply(decision, time_ms);
-                    }
-                    SystemCommand::Admit(admit) => {
-                        let _ = next.admit(admit, time_ms);
-                    }
-                    _ => {}
-                }
-            }
+        let mut changes_epoch = false;
+        if let (Some(next), Some(reshare)) = (after.clone(), self.newest_completed()) {
             if let Some(completed) = reshare.completed() {
                 let members: Vec<[u8; 32]> = next.next_members();
                 let fits = next.check_epoch(reshare.epoch(), &members).is_ok()
@@ -384,8 +381,21 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                         members,
                         key: key_digest(&completed.output),
                     });
+                    changes_epoch = true;
                 }
             }
+        }
+        // Admissions go only into a block that does not change the epoch: a join changes the
+        // next committee, so it would void the reshare that is ready.
+        if let (false, Some(mut next), Some(sentinel)) =
+            (changes_epoch, after, &self.config.sentinel)
+        {
+            let admissions = sentinel
+                .lock()
+                .expect("the sentinel lock must not be poisoned")
+                .propose_admissions_into(&mut next, time_ms);
+            let room = (crate::block::BLOCK_ROUNDS_MAX - 1).saturating_sub(rounds.len());
+            rounds.extend(admissions.into_iter().take(room));
         }
         Block {
             epoch: epoch_of(&parent.engine),

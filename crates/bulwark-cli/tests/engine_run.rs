@@ -170,7 +170,8 @@ fn documented_examples() -> Vec<String> {
         .map(|e| {
             alternative(
                 &e.replace("[32 bytes as numbers]", KEY)
-                    .replace("\"128 hex digits\"", &format!("\"{}\"", "00".repeat(64))),
+                    .replace("\"128 hex digits\"", &format!("\"{}\"", "00".repeat(64)))
+                    .replace("\"64 hex digits\"", &format!("\"{}\"", "00".repeat(32))),
             )
         })
         .collect()

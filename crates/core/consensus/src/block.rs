@@ -9,8 +9,9 @@
 //!
 //! Each oracle round is an engine system-command frame
 //! ([`bulwark_engine::codec::encode_system_command`]) of a quorum-certified
-//! `SystemCommand::OracleRound`, of the sentinel's `SystemCommand::Quarantine` or
-//! `SystemCommand::NewEpoch`, or of a certified `SystemCommand::ChainDeposit`; at most
+//! `SystemCommand::OracleRound`, of the sentinel's `SystemCommand::Quarantine`,
+//! `SystemCommand::Admit` or `SystemCommand::NewEpoch`, or of a certified
+//! `SystemCommand::ChainDeposit`; at most
 //! [`BLOCK_ROUNDS_MAX`] together. They execute before the transactions, in order. `batch` is
 //! [`bulwark_engine::codec::encode_batch`] of the signed client transactions. The block's digest is SHA-256 over [`BLOCK_NAMESPACE`] and the whole encoding, so it commits to
 //! the parent, the epoch and view (the consensus round it was proposed in), the engine time and the state
@@ -157,11 +158,12 @@ impl Block {
                 Ok(
                     command @ (SystemCommand::OracleRound { .. }
                     | SystemCommand::Quarantine(_)
+                    | SystemCommand::Admit(_)
                     | SystemCommand::NewEpoch { .. }
                     | SystemCommand::ChainDeposit(_)),
                 ) => rounds.push(command),
                 Ok(_) => return Err(BlockError::Rounds(
-                    "neither an oracle round, a quarantine, an epoch change nor a chain deposit",
+                    "neither an oracle round, a quarantine, an admission, an epoch change nor a chain deposit",
                 )),
                 Err(_) => return Err(BlockError::Rounds("round does not decode")),
             }
@@ -239,5 +241,55 @@ mod tests {
             Err(BlockError::Size(10)),
             "short input is refused before any parsing"
         );
+    }
+
+    /// Every system command a proposer may put in a block decodes from it (an admission the
+    /// decoder did not know made every block carrying one malformed at every replica, and the
+    /// proposers that held it stalled the chain); a client command in the rounds does not.
+    #[test]
+    fn every_block_command_round_trips_and_a_client_command_is_refused() {
+        use bulwark_sentinel::{Admit, Affirmation, Seat};
+        let admit = SystemCommand::Admit(Box::new(Admit {
+            candidate: [5; 32],
+            epoch: 1,
+            affirmations: vec![Affirmation {
+                affirmer: [6; 32],
+                candidate: [5; 32],
+                epoch: 1,
+                at_ms: 9,
+                appraisal: [7; 32],
+                audit: [8; 32],
+                signature: [9; 64],
+            }],
+            seat: Seat::Readmit,
+        }));
+        let new_epoch = SystemCommand::NewEpoch {
+            epoch: 1,
+            members: vec![[1; 32], [2; 32], [3; 32]],
+            key: [4; 32],
+        };
+        let block = Block {
+            epoch: 1,
+            height: 7,
+            view: 9,
+            time_ms: 1_000,
+            parent: Digest([3; 32]),
+            parent_root: [4; 32],
+            rounds: vec![admit, new_epoch],
+            txs: Vec::new(),
+        };
+        let bytes = block.encode();
+        assert_eq!(Block::decode(&bytes), Ok(block.clone()));
+        let client = Block {
+            rounds: vec![SystemCommand::Deposit {
+                account: bulwark_engine::AccountId(1),
+                amount: 5,
+            }],
+            ..block
+        };
+        assert!(matches!(
+            Block::decode(&client.encode()),
+            Err(BlockError::Rounds(_))
+        ));
     }
 }

@@ -39,7 +39,8 @@ pub const CHANNEL_BLOCKS: u64 = 3;
 /// p2p channel of block requests by digest.
 pub const CHANNEL_REQUESTS: u64 = 4;
 /// p2p channel of the sentinel's accusations (channel 8 carries reshares, see
-/// [`crate::epoch::CHANNEL_RESHARE`]; 5 to 7 are the node's).
+/// [`crate::epoch::CHANNEL_RESHARE`]; 5 to 7, 10 and 11 are the node's; 12 carries catch-up, see
+/// [`crate::catchup::CHANNEL_CATCHUP`]).
 pub const CHANNEL_ACCUSATIONS: u64 = 9;
 
 /// Lower-case hex of a member's p2p public key, as configs, evidence and logs name it.
@@ -49,15 +50,16 @@ pub fn public_key_hex(key: &PublicKey) -> String {
 }
 
 /// The largest p2p message any channel carries for a committee of `n`: simplex's messages on
-/// their per-epoch subchannel, or a block.
+/// their per-epoch subchannel, a block, or a catch-up answer (a block with its certificate).
 pub fn max_message_size(n: u32) -> u32 {
     commonware_p2p::max_message_size(&[
         prefixed(max_payload_size::<Scheme, Digest>(n)),
         crate::block::BLOCK_BYTES_MAX,
+        crate::catchup::FRAME_BYTES_MAX,
     ])
 }
 
-/// One member's seven channels, each a (sender, receiver) pair.
+/// One member's eight channels, each a (sender, receiver) pair.
 pub struct Channels<S, R> {
     /// [`CHANNEL_VOTES`].
     pub votes: (S, R),
@@ -73,6 +75,8 @@ pub struct Channels<S, R> {
     pub reshare: (S, R),
     /// [`CHANNEL_ACCUSATIONS`].
     pub accusations: (S, R),
+    /// [`crate::catchup::CHANNEL_CATCHUP`].
+    pub catchup: (S, R),
 }
 
 /// How long the previous epoch's consensus keeps running after the next epoch started, for a
@@ -170,8 +174,9 @@ where
         requests,
         reshare,
         accusations,
+        catchup,
     } = channels;
-    let replica = actor.start(blocks, requests, reshare, accusations);
+    let replica = actor.start(blocks, requests, reshare, accusations, catchup);
     let epoch = SharedEpoch::default();
     let status = epoch.clone();
     let simplex = context

@@ -58,6 +58,10 @@ pub enum Kind {
     /// It sent a chain deposit attestation that is not one, is not its own, does not verify,
     /// or contradicts one it signed for the same outpoint (the detail names both amounts).
     DepositAttestation,
+    /// It sent bytes on the catch-up channel that are not a frame, an answer nobody asked it
+    /// for, or a record whose certificate does not certify its block under the group key
+    /// ([`crate::catchup`]).
+    MalformedCatchUp,
 }
 
 /// One record.

@@ -13,13 +13,16 @@
 //! anyone can run on the log. [`committee`] wires a member over any runtime and network;
 //! transactions wait in the bounded [`mempool`]; [`oracle_feed`] forms certified oracle rounds;
 //! [`admission`] decides which peers may connect; [`evidence`] records what peers did wrong;
-//! [`epoch`] moves the threshold key to the next committee when the sentinel removes a member.
+//! [`epoch`] moves the threshold key to the next committee when the sentinel removes a member;
+//! [`catchup`] lets a replica outside the current epoch's consensus follow the log on
+//! certificates alone.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod admission;
 pub mod block;
+pub mod catchup;
 pub mod check;
 pub mod committee;
 pub mod deposit_feed;

@@ -142,6 +142,28 @@ impl Record {
         out
     }
 
+    /// Decodes one record in its stored form (length, payload, check), as
+    /// [`Record::encode`] gives it: nothing before or after it, the check must match.
+    pub fn decode(bytes: &[u8]) -> Result<Record, LogError> {
+        let damaged = |what| LogError::Damaged { offset: 0, what };
+        let len_bytes: [u8; 4] = bytes
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(damaged("truncated length"))?;
+        let len = u32::from_be_bytes(len_bytes) as usize;
+        if len == 0 || len > RECORD_PAYLOAD_MAX {
+            return Err(damaged("length out of bounds"));
+        }
+        if bytes.len() != 4 + len + CHECK_BYTES {
+            return Err(damaged("length does not match the record"));
+        }
+        let (payload, check) = bytes[4..].split_at(len);
+        if check != check_of(LOG_NAMESPACE, payload) {
+            return Err(damaged("check does not match"));
+        }
+        Record::decode_payload(payload, 0)
+    }
+
     /// Decodes a payload whose check already passed.
     fn decode_payload(payload: &[u8], offset: u64) -> Result<Record, LogError> {
         let damaged = |what| LogError::Damaged { offset, what };
@@ -444,6 +466,26 @@ mod tests {
             let again = log.read_at_offset(0).await.unwrap();
             assert_eq!(again, Some(record(1, false)));
         });
+    }
+
+    #[test]
+    fn a_record_decodes_from_its_stored_form_and_nothing_else_does() {
+        for r in [record(1, false), record(7, true)] {
+            let bytes = r.encode();
+            assert_eq!(Record::decode(&bytes).unwrap(), r);
+            for at in 0..bytes.len() {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= 0x01;
+                assert!(Record::decode(&damaged).is_err(), "flip at byte {at}");
+            }
+            assert!(Record::decode(&bytes[..bytes.len() - 1]).is_err());
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(Record::decode(&longer).is_err());
+        }
+        assert!(Record::decode(&[]).is_err());
+        assert!(Record::decode(&[0, 0, 0, 0]).is_err());
+        assert!(Record::decode(&[0xff; 16]).is_err());
     }
 
     #[test]

@@ -115,6 +115,79 @@ pub enum VerifyError {
     },
 }
 
+/// Why a finalization certificate does not certify a block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateError {
+    /// The bytes are not a finalization.
+    #[error("finalization certificate invalid: does not decode")]
+    Decode,
+    /// They decode, but are not the canonical encoding of what they decode to.
+    #[error("finalization certificate invalid: not canonical")]
+    NotCanonical,
+    /// It certifies another digest.
+    #[error("finalization certificate invalid: certifies another block")]
+    OtherBlock,
+    /// Its round names another epoch than the block's.
+    #[error("the certificate names epoch {claimed}, the block is of epoch {epoch}")]
+    Epoch {
+        /// The certificate's epoch.
+        claimed: u64,
+        /// The block's.
+        epoch: u64,
+    },
+    /// Its threshold signature does not verify against the group key.
+    #[error("finalization certificate invalid: signature does not verify against the group key")]
+    Signature,
+}
+
+impl CertificateError {
+    /// The reason, as [`VerifyError::Certificate`] words it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CertificateError::Decode => "does not decode",
+            CertificateError::NotCanonical => "not canonical",
+            CertificateError::OtherBlock => "certifies another block",
+            CertificateError::Epoch { .. } => "names another epoch",
+            CertificateError::Signature => "signature does not verify against the group key",
+        }
+    }
+}
+
+/// The one rule by which a finalization certificate makes a block final, used by `bulwark
+/// verify` and by catch-up ([`crate::catchup`]): `certificate` decodes canonically, certifies
+/// exactly `digest`, names `epoch` (the block's) and verifies against `verifier`, a certificate
+/// verifier of the group public key.
+pub fn check_certificate(
+    certificate: &[u8],
+    digest: &Digest,
+    epoch: u64,
+    verifier: &Scheme,
+    rng: &mut impl CryptoRng,
+) -> Result<(), CertificateError> {
+    let finalization = Finalization::<Scheme, Digest>::decode_cfg(certificate.to_vec(), &())
+        .map_err(|_| CertificateError::Decode)?;
+    if finalization.encode().as_ref() != certificate {
+        return Err(CertificateError::NotCanonical);
+    }
+    if finalization.proposal.payload != *digest {
+        return Err(CertificateError::OtherBlock);
+    }
+    let claimed = finalization.proposal.round.epoch().get();
+    if claimed != epoch {
+        return Err(CertificateError::Epoch { claimed, epoch });
+    }
+    if !finalization.verify(rng, verifier, &Sequential) {
+        return Err(CertificateError::Signature);
+    }
+    Ok(())
+}
+
+/// A certificate verifier of the group public key `identity` (the venue's identity).
+pub fn certificate_verifier(identity: Identity) -> Scheme {
+    Scheme::certificate_verifier(CONSENSUS_NAMESPACE, identity)
+}
+
 /// What a successful verification saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -151,7 +224,7 @@ impl Verifier {
             certified_height: 0,
             certificates: 0,
             txs: 0,
-            scheme: Scheme::certificate_verifier(CONSENSUS_NAMESPACE, identity),
+            scheme: certificate_verifier(identity),
         }
     }
 
@@ -185,38 +258,20 @@ impl Verifier {
         }
         let digest = Block::digest_of(&record.block);
         if let Some(certificate) = &record.certificate {
-            let finalization = Finalization::<Scheme, Digest>::decode_cfg(certificate.clone(), &())
-                .map_err(|_| VerifyError::Certificate {
-                    height,
-                    reason: "does not decode",
-                })?;
-            if finalization.encode().as_ref() != certificate.as_slice() {
-                return Err(VerifyError::Certificate {
-                    height,
-                    reason: "not canonical",
-                });
-            }
-            if finalization.proposal.payload != digest {
-                return Err(VerifyError::Certificate {
-                    height,
-                    reason: "certifies another block",
-                });
-            }
-            let certified_epoch = finalization.proposal.round.epoch().get();
-            if certified_epoch != epoch {
-                return Err(VerifyError::Epoch {
-                    height,
-                    claimed: certified_epoch,
-                    epoch,
-                    what: "certificate",
-                });
-            }
-            if !finalization.verify(rng, &self.scheme, &Sequential) {
-                return Err(VerifyError::Certificate {
-                    height,
-                    reason: "signature does not verify against the group key",
-                });
-            }
+            check_certificate(certificate, &digest, epoch, &self.scheme, rng).map_err(|error| {
+                match error {
+                    CertificateError::Epoch { claimed, .. } => VerifyError::Epoch {
+                        height,
+                        claimed,
+                        epoch,
+                        what: "certificate",
+                    },
+                    other => VerifyError::Certificate {
+                        height,
+                        reason: other.reason(),
+                    },
+                }
+            })?;
             self.certificates += 1;
             self.certified_height = height;
         }

@@ -49,6 +49,12 @@ pub struct Episode {
     pub old_share_verified_before: Option<bool>,
     /// Whether it verifies under the sharing of the epoch at the end (it must not).
     pub old_share_verifies_after: Option<bool>,
+    /// Removed members that are members again at the end (re-admitted), with the epoch at the
+    /// end.
+    pub readmitted: Vec<(usize, u64)>,
+    /// Every removal the monitor saw (member key, epoch without it), re-admitted ones included.
+    #[serde(skip)]
+    pub(crate) removals_seen: Vec<([u8; 32], u64)>,
 }
 
 /// The shared record the monitor writes.
@@ -89,6 +95,15 @@ impl World {
                         .membership()
                         .map(|m| m.records().map(|(_, t)| t).collect())
                         .unwrap_or_default();
+                    if let Some(membership) = engine.membership() {
+                        for (key, trust) in membership.records() {
+                            if let Trust::Removed { epoch, .. } = trust {
+                                if !episode.removals_seen.iter().any(|(k, _)| k == key) {
+                                    episode.removals_seen.push((*key, *epoch));
+                                }
+                            }
+                        }
+                    }
                     let quarantined = trust.iter().any(|t| !matches!(t, Trust::Admitted));
                     let removed = trust.iter().any(|t| matches!(t, Trust::Removed { .. }));
                     let evidence_seen = evidence.iter().any(|log| log.total() > 0);
@@ -129,14 +144,24 @@ impl World {
             return out;
         };
         out.epoch = membership.epoch();
+        let mut removals = out.removals_seen.clone();
         for (key, trust) in membership.records() {
             if let Trust::Removed { epoch, .. } = trust {
-                for replica in self.replicas_of(&[*key]) {
-                    out.removed.push((replica, *epoch));
+                if !removals.iter().any(|(k, _)| k == key) {
+                    removals.push((*key, *epoch));
+                }
+            }
+        }
+        for (key, epoch) in removals {
+            for replica in self.replicas_of(&[key]) {
+                out.removed.push((replica, epoch));
+                if membership.members().contains(&key) {
+                    out.readmitted.push((replica, out.epoch));
                 }
             }
         }
         out.removed.sort_unstable();
+        out.readmitted.sort_unstable();
         // The key a remaining member holds for the epoch at the end.
         let participants = committee_of(membership.members());
         let remaining =

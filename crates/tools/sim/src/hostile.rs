@@ -26,6 +26,7 @@ where
         requests,
         reshare,
         accusations,
+        catchup,
     } = channels;
     let mut senders = vec![
         votes.0,
@@ -35,6 +36,7 @@ where
         requests.0,
         reshare.0,
         accusations.0,
+        catchup.0,
     ];
     let receivers = vec![
         votes.1,
@@ -44,6 +46,7 @@ where
         requests.1,
         reshare.1,
         accusations.1,
+        catchup.1,
     ];
     let flood = context.child("flood").spawn(move |mut context| async move {
         loop {
@@ -84,6 +87,7 @@ where
         requests,
         reshare,
         accusations,
+        catchup,
     } = channels;
     let others = (
         certificates,
@@ -91,7 +95,7 @@ where
         blocks,
         requests,
         reshare,
-        accusations,
+        (accusations, catchup),
     );
     let votes = context
         .child("equivocate")
@@ -161,6 +165,7 @@ where
         requests,
         reshare,
         accusations,
+        catchup,
     } = channels;
     let flood = context.child("flood").spawn(move |mut context| async move {
         loop {
@@ -191,7 +196,7 @@ where
             resolver,
             blocks_in,
             requests,
-            (reshare, accusations),
+            (reshare, accusations, catchup),
         ),
     );
     Member {

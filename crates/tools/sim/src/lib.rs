@@ -117,6 +117,14 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
         "member 2's signed configuration audit reports fail; every member that verifies them accuses it, and it is removed",
     ),
     (
+        "forged-catch-up",
+        "member 2's audits fail and it is removed; it then follows the log by certified catch-up, while member 1 (honest in consensus) answers its catch-up requests with forged records: every forgery is refused and recorded, and member 2 follows the log from the others",
+    ),
+    (
+        "readmission",
+        "member n-1 goes silent and is removed; it restarts, follows the log by certified catch-up, takes the ending epoch's public output from the members (member 1 sends a forged one, refused), and is re-admitted by f+1 members' affirmations: it signs again in the epoch after",
+    ),
+    (
         "compromised-data-center",
         "f members (one data center) run tampered binaries at once; all f are quarantined and removed at one epoch change, the rest keep trading",
     ),
@@ -281,6 +289,25 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             height_after: 20,
             ..base
         },
+        "forged-catch-up" => Scenario {
+            height_before: 30,
+            failed_audit: &[2],
+            forged_catch_up: &[1],
+            oracle: true,
+            expect_removal: true,
+            height_after: 30,
+            ..base
+        },
+        "readmission" => Scenario {
+            height_before: 30,
+            silent: Some(n - 1),
+            readmit: Some(n - 1),
+            forged_catch_up: &[1],
+            oracle: true,
+            expect_removal: true,
+            height_after: 20,
+            ..base
+        },
         "compromised-data-center" => Scenario {
             height_before: 60,
             admission: true,
@@ -400,6 +427,7 @@ impl Report {
             .chain(scenario.failed_audit)
             .chain(scenario.lying_chain)
             .chain(scenario.equivocating_chain)
+            .chain(scenario.forged_catch_up)
             .chain(scenario.silent.as_slice())
             .copied()
             .collect();

@@ -60,6 +60,11 @@ pub fn run(scenario: Scenario) -> Outcome {
         if scenario.expect_removal {
             world.wait_for_removal().await;
         }
+        if let Some(member) = scenario.readmit {
+            // Removed: it comes back from its own storage and follows the log.
+            world.members[member] = world.launch(member, 1).await;
+            world.readmit(member).await;
+        }
         if let Some(member) = scenario.restart_in_reshare {
             // In the new epoch: it resumes there from its own storage (boundary and share).
             world.context.sleep(Duration::from_millis(500)).await;
@@ -68,6 +73,9 @@ pub fn run(scenario: Scenario) -> Outcome {
             world.members[member] = world.launch(member, 2).await;
         }
         inject(&mut world, &honest).await;
+        if !scenario.forged_catch_up.is_empty() {
+            world.wait_for_followers().await;
+        }
         let episode = world.close_episode(&episode);
         let (verified, forgeries) = verify_logs(&mut world, &honest).await;
         outcome(&world, verified, forgeries, episode)
@@ -198,10 +206,11 @@ fn outcome(
     forgeries: Vec<Forgery>,
     episode: crate::episode::Episode,
 ) -> Outcome {
-    const FAULTS: [Kind; 7] = [
+    const FAULTS: [Kind; 8] = [
         Kind::RefusedProposal,
         Kind::MalformedBlock,
         Kind::MalformedRequest,
+        Kind::MalformedCatchUp,
         Kind::ConflictingNotarize,
         Kind::ConflictingFinalize,
         Kind::ImplausibleOracleRound,
@@ -248,6 +257,14 @@ fn outcome(
         forgeries,
         episode,
         deposits: world.scenario.chain.then(|| world.deposit_tallies()),
+        epochs: world
+            .members
+            .iter()
+            .map(|m| {
+                let status = *m.epoch.lock().unwrap();
+                (status.epoch, status.participating)
+            })
+            .collect(),
         oracle: world
             .views
             .iter()

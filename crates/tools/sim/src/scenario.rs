@@ -89,6 +89,13 @@ pub struct Scenario {
     /// Members that equivocate on deposits: they attest every real deposit twice, once at its
     /// amount and once at ten times it (two signatures for one outpoint convict them).
     pub equivocating_chain: &'static [usize],
+    /// Members honest in consensus that answer every catch-up request with forged records
+    /// (`Fault::ForgedCatchUp`): a follower must refuse each and follow the log from the others.
+    pub forged_catch_up: &'static [usize],
+    /// With `silent` naming the same member: once the committee removed it, it restarts,
+    /// follows the log by certified catch-up, and is re-admitted by an `admit` carrying f+1
+    /// members' affirmations; the run waits until it signs in the next epoch.
+    pub readmit: Option<usize>,
 }
 
 impl Scenario {
@@ -126,6 +133,8 @@ impl Scenario {
             chain: false,
             lying_chain: &[],
             equivocating_chain: &[],
+            forged_catch_up: &[],
+            readmit: None,
         }
     }
 }
@@ -168,4 +177,6 @@ pub struct Outcome {
     pub episode: crate::episode::Episode,
     /// With [`Scenario::chain`], per member: what its committed state credited.
     pub deposits: Option<Vec<crate::world::DepositTally>>,
+    /// Per member at the end: the epoch its consensus is in, and whether it signs in it.
+    pub epochs: Vec<(u64, bool)>,
 }

@@ -5,6 +5,7 @@
 
 use crate::hostile::{equivocate, far_future_observations, flood_blocks, flood_garbage, malleate};
 use crate::scenario::Scenario;
+use bulwark_consensus::catchup::CHANNEL_CATCHUP;
 use bulwark_consensus::committee::{
     max_message_size, start_member, Channels, Member, MemberConfig, Timing, CHANNEL_ACCUSATIONS,
     CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES,
@@ -160,10 +161,16 @@ impl World {
             &accounts,
             &[60_000 * USD, 3_000 * USD],
             oracle_config.clone(),
-            // Silence after 20 views, so a short run sees it (the default waits longer).
+            // Silence after 20 views, so a short run sees it (the default waits longer); a
+            // re-admission scenario comes back without the hold.
             (
                 bulwark_sentinel::Policy {
                     silence_views: 20,
+                    readmit_hold_ms: if scenario.readmit.is_some() {
+                        0
+                    } else {
+                        bulwark_sentinel::Policy::default().readmit_hold_ms
+                    },
                     ..bulwark_sentinel::Policy::default()
                 },
                 bulwark_sentinel::Operators::default(),
@@ -297,6 +304,8 @@ impl World {
             mailbox_size: 1024,
             fault: if self.scenario.byzantine.contains(&index) {
                 Fault::WrongRoot
+            } else if self.scenario.forged_catch_up.contains(&index) {
+                Fault::ForgedCatchUp
             } else {
                 Fault::None
             },
@@ -316,6 +325,7 @@ impl World {
             // Often, so that restarts in the simulation restore from snapshots.
             snapshot_every: 4,
             ledger_kept: usize::MAX,
+            identity: Some(*self.output.public().public()),
         }
     }
 
@@ -350,6 +360,7 @@ impl World {
             requests: control.register(CHANNEL_REQUESTS, quota).await.unwrap(),
             reshare: control.register(CHANNEL_RESHARE, quota).await.unwrap(),
             accusations: control.register(CHANNEL_ACCUSATIONS, quota).await.unwrap(),
+            catchup: control.register(CHANNEL_CATCHUP, quota).await.unwrap(),
         };
         if self.scenario.garbage.contains(&index) {
             return flood_garbage(node, channels);
@@ -692,7 +703,8 @@ impl World {
     }
 
     /// The members the committee removed (as the most advanced member's state says): they
-    /// left at an epoch change and follow the chain no more.
+    /// left at an epoch change (they follow the log by certified catch-up, taking no part in
+    /// consensus).
     pub(crate) fn removed(&self) -> Vec<usize> {
         let Some(newest) = (0..self.scenario.n).max_by_key(|&i| self.height(i)) else {
             return Vec::new();
@@ -707,6 +719,133 @@ impl World {
             .map(|(key, _)| *key)
             .collect();
         self.replicas_of(&removed)
+    }
+
+    /// Brings removed member `member` back (issue #13): it has restarted and follows the log by
+    /// certified catch-up; once its state is in the epoch without it, every other member's
+    /// sentinel is handed one `admit` carrying f+1 members' signed affirmations (f of the
+    /// genesis seats), and the run waits until `member` signs in the epoch after.
+    pub(crate) async fn readmit(&self, member: usize) {
+        use bulwark_sentinel::{Admit, Affirmation, Seat};
+        use sha2::Digest as _;
+        let mut polls = 0u64;
+        let newest = |world: &World| {
+            (0..world.scenario.n)
+                .max_by_key(|&i| world.height(i))
+                .unwrap_or(0)
+        };
+        // Following: its committed state reached the epoch that removed it.
+        loop {
+            let top = self.views[newest(self)].lock().unwrap().clone();
+            let mine = self.views[member].lock().unwrap().clone();
+            let epoch = |engine: &Engine| engine.membership().map_or(0, |m| m.epoch());
+            if epoch(&mine) >= epoch(&top) && epoch(&top) > 0 {
+                break;
+            }
+            self.context.sleep(Duration::from_millis(100)).await;
+            polls += 1;
+            assert!(
+                polls < 1_200,
+                "removed member {member} did not follow the log into the new epoch: heights {:?}",
+                self.heights()
+            );
+        }
+        let engine = self.views[newest(self)].lock().unwrap().clone();
+        let membership = engine.membership().expect("a sentinel committee");
+        let epoch = membership.epoch();
+        let candidate: [u8; 32] = self.by_index[member]
+            .encode()
+            .as_ref()
+            .try_into()
+            .expect("an ed25519 key is 32 bytes");
+        let needed = (self.scenario.n - 1) / 3 + 1;
+        let affirmers: Vec<usize> = (0..self.scenario.n)
+            .filter(|&i| i != member)
+            .take(needed)
+            .collect();
+        // What an affirmer's verifier and audit reader would hold: digests of its own appraisal
+        // and of the candidate's clean report (the simulator has no attested candidate).
+        let digest = |what: &str| -> [u8; 32] {
+            sha2::Sha256::digest(format!("{what} of member {member}").as_bytes()).into()
+        };
+        // Signed at the venue time every member's state has reached (a statement from a
+        // member's future is refused).
+        let at_ms = (0..self.scenario.n)
+            .map(|i| self.views[i].lock().unwrap().time_ms())
+            .min()
+            .unwrap_or(0);
+        let affirmations = affirmers
+            .iter()
+            .map(|&a| {
+                Affirmation::sign(
+                    self.node_signing_key(a),
+                    candidate,
+                    epoch,
+                    at_ms,
+                    (digest("appraisal"), digest("audit")),
+                )
+            })
+            .collect();
+        let admit = Admit {
+            candidate,
+            epoch,
+            affirmations,
+            seat: Seat::Readmit,
+        };
+        let mut offered = 0;
+        for other in (0..self.scenario.n).filter(|&i| i != member) {
+            let view = self.views[other].lock().unwrap().clone();
+            match self.sentinels[other]
+                .lock()
+                .unwrap()
+                .offer_admit(&view, admit.clone())
+            {
+                Ok(()) => offered += 1,
+                Err(error) => eprintln!("member {other} refused the admission: {error:?}"),
+            }
+        }
+        assert!(offered > 0, "no member took the admission of {member}");
+        polls = 0;
+        loop {
+            let status = *self.members[member].epoch.lock().unwrap();
+            if status.epoch > epoch && status.participating {
+                break;
+            }
+            self.context.sleep(Duration::from_millis(100)).await;
+            polls += 1;
+            assert!(
+                polls < 1_200,
+                "re-admitted member {member} does not sign in epoch {}: its status {status:?}, heights {:?}",
+                epoch + 1,
+                self.heights()
+            );
+        }
+    }
+
+    /// Waits until every removed member is within 5 heights of the committee, keeps following
+    /// for 10 virtual seconds (asking every peer in turn), and is within 5 heights again: each
+    /// follows the log by certified catch-up (two virtual minutes without getting there is a
+    /// stall).
+    pub(crate) async fn wait_for_followers(&self) {
+        let removed = self.removed();
+        for round in 0..2 {
+            if round == 1 {
+                self.context.sleep(Duration::from_secs(10)).await;
+            }
+            let mut polls = 0u64;
+            while removed
+                .iter()
+                .any(|&i| self.height(i) + 5 < self.heights().into_iter().max().unwrap_or(0))
+            {
+                self.context.sleep(Duration::from_millis(100)).await;
+                polls += 1;
+                assert!(
+                    polls < 1_200,
+                    "removed members {removed:?} did not follow the log: heights {:?}",
+                    self.heights()
+                );
+            }
+        }
     }
 
     /// Waits until every member in `live` that the committee has not removed reached `target`.

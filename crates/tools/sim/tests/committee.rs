@@ -295,7 +295,7 @@ fn oracle_rounds_are_certified_through_blocks_and_one_liar_cannot_move_the_index
     });
     check(&outcome);
     // The sentinel removes the liar (its oracle faults and wrong roots make every member
-    // accuse it); it follows the chain no more, so its own rounds stop there.
+    // accuse it); it takes no part in the next epoch's consensus (it follows the log by catch-up).
     assert_eq!(
         outcome.episode.removed,
         vec![(1, 1)],
@@ -679,5 +679,96 @@ fn a_member_equivocating_on_deposits_is_removed_on_its_own_signatures() {
             assert_eq!(tally.credited, tally.real, "n = {n}: {tallies:?}");
         }
         eprintln!("n = {n}: {episode:?}, deposits {tallies:?}");
+    }
+}
+
+/// Certified catch-up (issue #13, what a joining node needs first): member 2's audits fail and
+/// the sentinel removes it, so no consensus of the new epoch runs at it. It follows the log
+/// anyway, asking peers in turn for records by height and taking each only on a certificate of
+/// the group key. Member 1, honest in consensus, answers every such request with forged records
+/// (a flipped certificate, a flipped block, a certificate moved from the record before): each
+/// is refused and recorded against member 1, and member 2 still reaches the committee's height.
+#[test]
+fn a_removed_member_follows_the_log_on_certificates_and_refuses_forged_records() {
+    for (seed, n) in [(191, 4), (192, 7)] {
+        let (outcome, report) = run_named("forged-catch-up", seed, n);
+        assert!(report.held, "n = {n}: {report:#?}");
+        assert_eq!(report.false_evidence, 0, "n = {n}: {report:#?}");
+        removed_at_the_next_epoch(&outcome, &[2]);
+        let top = outcome
+            .ledgers
+            .iter()
+            .map(|ledger| ledger.last().map_or(0, |c| c.height))
+            .max()
+            .unwrap();
+        let follower = outcome.ledgers[2].last().map_or(0, |c| c.height);
+        eprintln!(
+            "n = {n}: follower at {follower}, top {top}, evidence against the forger {}",
+            outcome.evidence[2][1]
+        );
+        // Without catch-up it stops at the epoch change, the run's 30 heights below the top.
+        assert!(
+            follower + 10 >= top,
+            "n = {n}: member 2 at {follower}, the committee at {top}"
+        );
+        assert!(
+            outcome.evidence[2][1] > 0,
+            "n = {n}: member 2 recorded no forged record from member 1"
+        );
+    }
+}
+
+/// Re-admission end to end (issue #13): member n-1 goes silent and the sentinel removes it. It
+/// restarts from its own storage, follows the log by certified catch-up into the epoch without
+/// it, and an `admit` with f+1 members' affirmations makes it a joining candidate. It takes the
+/// ending epoch's public output from the members (the copy member 1 forges is refused: its digest
+/// is not the one the log committed), plays in the reshare with no share of its own, and signs
+/// again in the epoch after, for the same group identity.
+#[test]
+fn a_removed_member_comes_back_on_affirmations_and_signs_in_the_next_epoch() {
+    for (seed, n) in [(201, 4), (202, 7)] {
+        let (outcome, report) = run_named("readmission", seed, n);
+        eprintln!("n = {n}: {}", serde_json::to_string(&report).unwrap());
+        assert!(report.held, "n = {n}: {report:#?}");
+        assert_eq!(report.false_evidence, 0, "n = {n}: {report:#?}");
+        let back = n - 1;
+        for member in 0..n {
+            assert_eq!(
+                outcome.epochs[member],
+                (2, true),
+                "n = {n}: member {member} must sign in epoch 2: {:?}",
+                outcome.epochs
+            );
+        }
+        assert!(
+            outcome.quarantined.iter().all(|q| q.is_empty()),
+            "n = {n}: {:?}",
+            outcome.quarantined
+        );
+        let episode = &outcome.episode;
+        assert_eq!(episode.removed, vec![(back, 1)], "n = {n}: {episode:#?}");
+        assert_eq!(episode.readmitted, vec![(back, 2)], "n = {n}: {episode:#?}");
+        assert_eq!(
+            episode.identity_after.as_deref(),
+            Some(episode.identity_before.as_str()),
+            "n = {n}: {episode:#?}"
+        );
+        // Its genesis share verifies nothing under the sharing it came back into.
+        assert_eq!(episode.old_share_verifies_after, Some(false), "n = {n}");
+        let top = outcome
+            .ledgers
+            .iter()
+            .map(|ledger| ledger.last().map_or(0, |c| c.height))
+            .max()
+            .unwrap();
+        let returned = outcome.ledgers[back].last().map_or(0, |c| c.height);
+        assert!(
+            returned + 5 >= top,
+            "n = {n}: member {back} at {returned}, the committee at {top}"
+        );
+        assert!(
+            outcome.evidence[back][1] > 0,
+            "n = {n}: the forged output and records of member 1 were not refused"
+        );
     }
 }

@@ -10,6 +10,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         (mut request_sender, mut request_receiver): (RS, RR),
         (mut reshare_sender, mut reshare_receiver): (XS, XR),
         (mut accusation_sender, mut accusation_receiver): (XS, XR),
+        (mut catchup_sender, mut catchup_receiver): (XS, XR),
     ) where
         S: Sender<PublicKey = PublicKey>,
         R: Receiver<PublicKey = PublicKey>,
@@ -62,6 +63,13 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                     };
                     self.receive_accusation(&peer, bytes.as_ref());
                 },
+                received = catchup_receiver.recv() => {
+                    let Ok((peer, bytes)) = received else {
+                        debug!("catch-up channel closed; replica stops");
+                        return;
+                    };
+                    self.receive_catchup(peer, bytes.as_ref(), &mut catchup_sender).await;
+                },
                 received = reshare_receiver.recv() => {
                     let Ok((peer, bytes)) = received else {
                         debug!("reshare channel closed; replica stops");
@@ -77,6 +85,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             if now >= self.next_watch {
                 self.next_watch = now + FETCH_RETRY;
                 self.watch();
+                self.ask_catchup(&mut catchup_sender);
             }
             let resend = now >= self.next_resend;
             if resend {

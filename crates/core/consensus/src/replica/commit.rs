@@ -80,6 +80,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             })
             .await?;
         self.archive.insert(digest, offset);
+        self.offsets.push(offset);
         assert_eq!(
             block.height,
             self.committed_height + 1,
@@ -215,6 +216,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         };
         let Some(since) = membership.change_due_since() else {
             self.reshares.clear();
+            self.output_wanted = None;
             return;
         };
         let epoch = membership.epoch() + 1;
@@ -233,14 +235,43 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         }
         let me = self.config.signer.public_key();
         if players.position(&me).is_none() {
-            info!(epoch, "this member leaves the committee at the next epoch");
+            self.output_wanted = None;
+            if dealers.position(&me).is_some() {
+                info!(epoch, "this member leaves the committee at the next epoch");
+            }
             return;
         }
         if dealers.position(&me).is_none() {
-            // A joining candidate plays with only the ending epoch's public output; a node that
-            // is not a participant of the current epoch does not follow the log yet, so it never
-            // gets here (issue #13: the joining node).
-            warn!(epoch, "this node joins at the next epoch but holds no output of the current one; the reshare waits for it until the join lapses");
+            // A joining candidate (it follows the log by certified catch-up) plays with only the
+            // ending epoch's public output, which it asks the members for.
+            let current = membership.epoch();
+            let previous = match &self.joining_output {
+                Some((output_epoch, output)) if *output_epoch == current => output.clone(),
+                _ => {
+                    if self.output_wanted.as_ref().map(|c| c.epoch()) != Some(current) {
+                        info!(
+                            epoch,
+                            "this node joins at the next epoch: asking the members for the ending epoch's public output"
+                        );
+                        self.output_wanted = Some(crate::catchup::OutputCollector::new(current));
+                    }
+                    return;
+                }
+            };
+            match Reshare::join(
+                epoch,
+                attempt,
+                previous,
+                self.config.signer.clone(),
+                dealers,
+                players,
+            ) {
+                Ok(reshare) => {
+                    self.reshares.push(reshare);
+                    self.reshare_due = true;
+                }
+                Err(error) => warn!(epoch, attempt, %error, "cannot join the reshare"),
+            }
             return;
         }
         let Some(keys) = &self.keys else {

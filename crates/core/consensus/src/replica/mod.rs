@@ -59,6 +59,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{debug, info, warn};
 
 mod actor;
+mod catchup;
 mod commit;
 mod mailbox;
 mod restore;
@@ -156,6 +157,10 @@ pub enum Fault {
     None,
     /// Proposes blocks whose parent root has one bit flipped.
     WrongRoot,
+    /// Honest in consensus, but answers every catch-up request with forged records: a
+    /// certificate with a flipped byte, a block with a flipped byte, a certificate moved from
+    /// the record before ([`crate::catchup`]).
+    ForgedCatchUp,
 }
 
 /// Configuration of one replica's application.
@@ -216,6 +221,10 @@ pub struct Config {
     pub snapshot_every: u64,
     /// How many committed heights the ledger keeps (the newest).
     pub ledger_kept: usize,
+    /// The group public key (the venue's identity, the same in every epoch): the certificates
+    /// of records peers send in catch-up are checked against it (None: this replica never
+    /// catches up from certificates, only from its own consensus).
+    pub identity: Option<crate::verify::Identity>,
 }
 
 /// A block's execution forked from its parent's.
@@ -259,6 +268,28 @@ pub struct Replica<E: Clock + Spawner + Supervisor + Storage + CryptoRng> {
     /// Where every committed block lives in the finalized log, to answer peers that fall
     /// behind.
     archive: HashMap<Digest, u64>,
+    /// Where each committed height starts in the finalized log (index: height - 1), to answer
+    /// catch-up requests by height.
+    offsets: Vec<u64>,
+    /// Catch-up: when to ask which peer for certified records.
+    follower: crate::catchup::Follower,
+    /// The certificate verifier of the group key (None: no catch-up).
+    catchup_verifier: Option<Scheme>,
+    /// When each peer's catch-up request was last answered (at most one per
+    /// [`crate::catchup::ANSWER_GAP`]).
+    answered: HashMap<PublicKey, SystemTime>,
+    /// When each peer's output request was last answered (the same bound).
+    answered_outputs: HashMap<PublicKey, SystemTime>,
+    /// A joining candidate's collection of the ending epoch's public output, while it waits for
+    /// one (see [`crate::catchup::OutputCollector`]).
+    output_wanted: Option<crate::catchup::OutputCollector>,
+    /// When the members are asked for the output next.
+    next_output_ask: SystemTime,
+    /// The ending epoch's public output a joining candidate accepted, with its epoch.
+    joining_output: Option<(
+        u64,
+        commonware_cryptography::bls12381::dkg::feldman_desmedt::Output<MinSig, PublicKey>,
+    )>,
     /// The durable finalized log.
     log: Log<E::Blob>,
     /// Blocks this replica proposed or voted for, above the committed height, on disk.
@@ -315,13 +346,15 @@ enum Lookup {
 impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
     /// Runs the actor; `blocks` carries whole blocks (broadcasts and answers to requests),
     /// `requests` carries requests for a block by digest, `reshare` the reshare ceremonies,
-    /// `accusations` the sentinel's accusations.
+    /// `accusations` the sentinel's accusations, `catchup` certified records by height
+    /// ([`crate::catchup`]).
     pub fn start<S, R, RS, RR, XS, XR>(
         self,
         blocks: (S, R),
         requests: (RS, RR),
         reshare: (XS, XR),
         accusations: (XS, XR),
+        catchup: (XS, XR),
     ) -> Handle<()>
     where
         E: Send + 'static,
@@ -333,6 +366,6 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         XR: Receiver<PublicKey = PublicKey>,
     {
         let spawner = self.context.child("actor");
-        spawner.spawn(move |_| self.run(blocks, requests, reshare, accusations))
+        spawner.spawn(move |_| self.run(blocks, requests, reshare, accusations, catchup))
     }
 }

@@ -19,6 +19,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             root: committed_root,
             digest: committed_digest,
             archive,
+            offsets,
             executed: replayed,
         } = restore(&context, &config, &genesis, genesis_digest).await?;
         let committed_height = log.height();
@@ -58,6 +59,8 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 oracle_faults: Vec::new(),
             },
         );
+        let started = context.current();
+        let catchup_verifier = config.identity.map(crate::verify::certificate_verifier);
         let replica = Replica {
             context,
             config,
@@ -78,6 +81,14 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             missing: HashSet::new(),
             requested: HashMap::new(),
             archive,
+            offsets,
+            follower: crate::catchup::Follower::new(committed_height, started),
+            catchup_verifier,
+            answered: HashMap::new(),
+            answered_outputs: HashMap::new(),
+            output_wanted: None,
+            next_output_ask: UNIX_EPOCH,
+            joining_output: None,
             log,
             held,
             keys: current.keys.clone(),
@@ -314,6 +325,8 @@ pub(super) struct Replayed<B: commonware_runtime::Blob> {
     digest: Digest,
     /// Where each logged block starts in the log.
     archive: HashMap<Digest, u64>,
+    /// Where each height starts in the log (index: height - 1).
+    offsets: Vec<u64>,
     /// The heights executed (those after the snapshot, or all).
     executed: Vec<Committed>,
 }
@@ -335,6 +348,7 @@ pub(super) async fn replay<S: Storage>(
     let mut root = genesis.state_root();
     let mut committed_digest = genesis_digest;
     let mut archive = HashMap::new();
+    let mut offsets = Vec::new();
     let mut offset = 0u64;
     let mut replayed = Vec::new();
     let mut unusable = None;
@@ -345,6 +359,7 @@ pub(super) async fn replay<S: Storage>(
         }
         let digest = Block::digest_of(&record.block);
         archive.insert(digest, offset);
+        offsets.push(offset);
         offset += record.encoded_len() as u64;
         committed_digest = digest;
         if height <= base {
@@ -394,6 +409,7 @@ pub(super) async fn replay<S: Storage>(
         root,
         digest: committed_digest,
         archive,
+        offsets,
         executed: replayed,
     })
 }

@@ -58,7 +58,8 @@ pub(super) fn grounds_of(kind: &Kind) -> Option<Grounds> {
         | Kind::ImplausibleOracleRound
         | Kind::MalformedReshare
         | Kind::MalformedAccusation
-        | Kind::DepositAttestation => None,
+        | Kind::DepositAttestation
+        | Kind::MalformedCatchUp => None,
     }
 }
 

@@ -280,6 +280,11 @@ pub(super) fn start_p2p(context: &Context, prepared: &Prepared) -> P2p {
             bulwark_consensus::committee::CHANNEL_ACCUSATIONS,
             Quota::per_second(NZU32!(50)),
         ),
+        // A follower asks one peer every half second; the peer sends up to 32 records back.
+        catchup: network.register(
+            bulwark_consensus::catchup::CHANNEL_CATCHUP,
+            Quota::per_second(NZU32!(200)),
+        ),
     };
     let dkg = network.register(CHANNEL_DKG, Quota::per_second(NZU32!(1_000)));
     let gossip = network.register(CHANNEL_GOSSIP, quota);
@@ -519,6 +524,20 @@ pub(super) async fn start_consensus(
     p2p: &mut P2p,
 ) -> Result<Member, NodeError> {
     let config = &prepared.config;
+    // The group key published in step 5: catch-up takes a peer's record only on a certificate
+    // that verifies against it.
+    let identity_hex = shared
+        .identity
+        .lock()
+        .expect("the identity lock must not be poisoned")
+        .clone();
+    let identity = hex::decode(&identity_hex)
+        .ok()
+        .and_then(|bytes| bulwark_consensus::verify::Identity::decode(bytes).ok())
+        .ok_or_else(|| NodeError::File {
+            path: config.data_dir.join(IDENTITY_FILE),
+            reason: "the committee identity is not a BLS12-381 G2 public key in hex".into(),
+        })?;
     let shares = super::shares::SealedShares::new(
         &config.data_dir,
         prepared.keystore.clone(),
@@ -551,6 +570,7 @@ pub(super) async fn start_consensus(
         snapshot_every: config.snapshot_every,
         // Status needs the newest height only; the sim keeps every one.
         ledger_kept: 1_024,
+        identity: Some(identity),
     };
     let member_config = MemberConfig {
         replica,

@@ -9,23 +9,30 @@
 //! The rule: a replica that committed nothing for [`STALL`] asks one peer at a time, on
 //! [`CHANNEL_CATCHUP`], for up to [`WINDOW`] records from its next height. It asks again, each
 //! time the next peer in turn (so no single peer can hold it back, and the load is spread), as
-//! soon as it committed the whole window or [`ASK_EVERY`] after the last ask, until a whole
-//! round of peers brought it nothing (it is caught up). The peer answers with each record as its log holds it (the block and, when it has one, the
-//! block's finalization certificate).
+//! soon as it committed the whole window or [`ASK_EVERY`] after the last ask. Once it commits
+//! again it stops after a whole round of peers brought it nothing (it is caught up); while it
+//! commits nothing it keeps asking every [`ASK_EVERY`]. The peer answers with each record as its
+//! log holds it (the block and, when it has one, the block's finalization certificate); when no
+//! record of the window carries a certificate (blocks finalized only through a descendant's), it
+//! adds the first certified record after the window, so a window without certificates never
+//! stalls a follower.
 //!
 //! Nothing in an answer is trusted. A record counts as final only through a certificate that
 //! [`crate::verify::check_certificate`] accepts: canonical, certifying exactly the block's digest,
 //! naming the block's epoch and verifying against the group public key (the genesis identity,
 //! the same in every epoch): the same rule `bulwark verify` applies. A record without a
 //! certificate is only a block, stored by digest and committed only when a certified
-//! descendant's parent links reach it. Every committed block then goes through the checks and
-//! execution of any finalized block. A record whose certificate fails, an answer nobody asked
-//! for, or bytes that are not a frame are recorded as evidence against the sender
-//! ([`crate::evidence::Kind::MalformedCatchUp`]).
+//! descendant's parent links reach it: until then it waits in a buffer of at most
+//! [`BUFFER_MAX`] blocks (the oldest dropped first), never in the replica's block store. Every
+//! committed block then goes through the checks and execution of any finalized block. A record
+//! whose certificate fails, or bytes that are not a frame, are recorded as evidence against the
+//! sender ([`crate::evidence::Kind::MalformedCatchUp`]); an answer nobody asked for (a late one
+//! included) is dropped unread, so an honest but slow peer is not accused.
 //!
 //! Bounds: a request names at most [`WINDOW`] heights; each peer's requests are answered at most
-//! once per [`ANSWER_GAP`]; answers are taken only from the peer asked, for the heights asked,
-//! one record per height per request (so one request stores at most [`WINDOW`] blocks).
+//! once per [`ANSWER_GAP`], with at most [`ANSWER_BYTES_MAX`] of records; answers are taken only
+//! from the peer asked, for the heights asked (and one certified record after them), one record
+//! per height per request.
 //!
 //! A joining candidate needs one more thing: the ending epoch's public output (the public
 //! polynomial the reshare's dealings are checked against; it holds no share of it). It asks the
@@ -69,7 +76,13 @@ pub const ASK_EVERY: Duration = Duration::from_millis(500);
 /// Most heights one request names.
 pub const WINDOW: u16 = 32;
 /// A peer's requests are answered at most once in this long.
-pub const ANSWER_GAP: Duration = Duration::from_millis(250);
+pub const ANSWER_GAP: Duration = Duration::from_millis(500);
+/// Most record bytes one answer sends (a window of maximal blocks would be far more).
+pub const ANSWER_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// How far past a window without certificates an answerer looks for a certified record.
+pub const TAIL_SCAN_MAX: u64 = 1_024;
+/// Most uncertified blocks a follower keeps from answers, waiting for a certified descendant.
+pub const BUFFER_MAX: usize = 2 * WINDOW as usize;
 /// The largest frame: an answer holding a maximal record.
 pub const FRAME_BYTES_MAX: usize = 1 + 4 + RECORD_PAYLOAD_MAX + 8;
 /// The largest encoded public output a frame may carry (a committee of the largest size needs
@@ -320,6 +333,9 @@ pub struct OutputCollector {
     /// Each member's copy, by the member (genesis epoch only: later epochs take the first copy
     /// with the committed digest).
     copies: BTreeMap<PublicKey, Vec<u8>>,
+    /// The members whose copy was looked at: each is decoded once (an honest member sends the
+    /// same bytes every time).
+    offered: std::collections::BTreeSet<PublicKey>,
 }
 
 impl OutputCollector {
@@ -328,6 +344,7 @@ impl OutputCollector {
         OutputCollector {
             epoch,
             copies: BTreeMap::new(),
+            offered: std::collections::BTreeSet::new(),
         }
     }
 
@@ -349,6 +366,9 @@ impl OutputCollector {
     ) -> Result<Option<Output<MinSig, PublicKey>>, OutputRefusal> {
         if members.position(peer).is_none() {
             return Err(OutputRefusal::NotAMember);
+        }
+        if !self.offered.insert(peer.clone()) {
+            return Ok(None);
         }
         let max = u32::try_from(members.len())
             .ok()
@@ -396,6 +416,21 @@ struct Asked {
     at: SystemTime,
     /// The heights of the window a record was taken for already.
     taken: Vec<bool>,
+    /// Whether the one record after the window was taken.
+    tail_taken: bool,
+}
+
+/// What a record from a peer is to the follower's open request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// Not asked for (another peer, a height outside the request, a second record for a
+    /// height): dropped unread.
+    No,
+    /// A height of the window.
+    Window,
+    /// The one record after the window an answerer adds when the window holds no certificate:
+    /// taken only with a certificate.
+    Tail,
 }
 
 /// When to ask whom: the follower's side of catch-up, free of I/O.
@@ -467,6 +502,7 @@ impl Follower {
             count: WINDOW,
             at: now,
             taken: vec![false; usize::from(WINDOW)],
+            tail_taken: false,
         });
         Some((
             peer,
@@ -477,27 +513,32 @@ impl Follower {
         ))
     }
 
-    /// Whether a record of `height` from `peer` answers the open request and is the first
-    /// for its height (then it is marked taken: a second one for the same height is not).
-    pub fn take(&mut self, peer: &PublicKey, height: u64) -> bool {
+    /// Whether a record of `height` from `peer` answers the open request: the first for a
+    /// height of the window, or the first after it (then it is marked taken: a second one is
+    /// not).
+    pub fn take(&mut self, peer: &PublicKey, height: u64) -> Take {
         let Some(asked) = self.asked.as_mut() else {
-            return false;
+            return Take::No;
         };
         if &asked.peer != peer || height < asked.from {
-            return false;
+            return Take::No;
         }
         let Ok(index) = usize::try_from(height - asked.from) else {
-            return false;
+            return Take::No;
         };
         if index >= usize::from(asked.count) {
-            return false;
+            if asked.tail_taken {
+                return Take::No;
+            }
+            asked.tail_taken = true;
+            return Take::Tail;
         }
         match asked.taken.get_mut(index) {
             Some(taken) if !*taken => {
                 *taken = true;
-                true
+                Take::Window
             }
-            _ => false,
+            _ => Take::No,
         }
     }
 }
@@ -577,51 +618,52 @@ mod tests {
         let bytes = real.encode().to_vec();
         let m: Vec<PublicKey> = members.iter().cloned().collect();
         let stranger = ed25519::PrivateKey::from_seed(99).public_key();
-        // Later epochs: the first copy with the committed digest, nothing else.
+        // Later epochs: the first copy with the committed digest, nothing else (a fresh
+        // collector per case: each member's copy is looked at once).
         let digest = crate::epoch::key_digest(&real);
-        let mut later = OutputCollector::new(3);
+        let offer = |peer: &PublicKey, bytes: &[u8], members: &Set<PublicKey>, digest| {
+            OutputCollector::new(3).offer(peer, bytes, members, &identity, Some(digest))
+        };
         assert_eq!(
-            later.offer(&stranger, &bytes, &members, &identity, Some(digest)),
+            offer(&stranger, &bytes, &members, digest),
             Err(OutputRefusal::NotAMember)
         );
         assert_eq!(
-            later.offer(&m[0], &bytes, &members, &identity, Some([7; 32])),
+            offer(&m[0], &bytes, &members, [7; 32]),
             Err(OutputRefusal::Digest)
         );
         assert!(matches!(
-            later.offer(
-                &m[0],
-                &bytes[..bytes.len() - 1],
-                &members,
-                &identity,
-                Some(digest)
-            ),
+            offer(&m[0], &bytes[..bytes.len() - 1], &members, digest),
             Err(OutputRefusal::Decode(_))
         ));
         let mut flipped = bytes.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
-        assert!(later
-            .offer(&m[0], &flipped, &members, &identity, Some(digest))
-            .is_err());
+        assert!(offer(&m[0], &flipped, &members, digest).is_err());
         // Another committee's output (another group key) is refused whatever it claims.
         let (_, other) = output(4, 2);
         assert_eq!(
-            later.offer(
+            offer(
                 &m[0],
                 &other.encode(),
                 &members,
-                &identity,
-                Some(crate::epoch::key_digest(&other))
+                crate::epoch::key_digest(&other)
             ),
             Err(OutputRefusal::Identity)
         );
-        // Output of the right key but for other players.
+        // The right key, but a committee it was not dealt to.
         let (fewer, _) = output(3, 1);
         let in_fewer = fewer.iter().next().unwrap().clone();
+        assert!(offer(&in_fewer, &bytes, &fewer, digest).is_err());
+        let mut later = OutputCollector::new(3);
         assert!(later
-            .offer(&in_fewer, &bytes, &fewer, &identity, Some(digest))
+            .offer(&m[0], &flipped, &members, &identity, Some(digest))
             .is_err());
+        // A member's copy is looked at once: after its forgery, its real copy is not taken.
+        assert_eq!(
+            later.offer(&m[0], &bytes, &members, &identity, Some(digest)),
+            Ok(None)
+        );
         assert_eq!(
             later
                 .offer(&m[1], &bytes, &members, &identity, Some(digest))
@@ -664,13 +706,17 @@ mod tests {
             }
         );
         let other = peers.iter().find(|p| **p != first).unwrap();
-        assert!(!follower.take(other, 12), "only the peer asked");
-        assert!(follower.take(&first, 12));
-        assert!(!follower.take(&first, 12), "one record per height");
-        assert!(follower.take(&first, 12 + u64::from(WINDOW) - 1));
-        assert!(!follower.take(&first, 12 + u64::from(WINDOW)));
-        assert!(!follower.take(&first, 11));
-        assert!(!follower.take(&first, u64::MAX));
+        assert_eq!(follower.take(other, 12), Take::No, "only the peer asked");
+        assert_eq!(follower.take(&first, 12), Take::Window);
+        assert_eq!(follower.take(&first, 12), Take::No, "one record per height");
+        assert_eq!(
+            follower.take(&first, 12 + u64::from(WINDOW) - 1),
+            Take::Window
+        );
+        assert_eq!(follower.take(&first, 11), Take::No);
+        // One record after the window, once.
+        assert_eq!(follower.take(&first, u64::MAX), Take::Tail);
+        assert_eq!(follower.take(&first, 12 + u64::from(WINDOW)), Take::No);
         // Not again before ASK_EVERY.
         assert!(follower.poll(11, at(3_100), &peers).is_none());
         // Nothing came: the next peer.

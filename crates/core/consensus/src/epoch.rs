@@ -132,15 +132,13 @@ impl ShareStore for MemoryShares {
     }
 }
 
-/// The digest an epoch change carries: SHA-256 over [`KEY_NAMESPACE`], the new public
-/// polynomial and the players. Equal at every player whose reshare completed.
+/// The digest an epoch change carries: SHA-256 over [`KEY_NAMESPACE`] and the whole encoded
+/// public output (the public polynomial, the players, the dealers, the summary and the revealed
+/// shares: everything a later reshare's transcript commits to, so a joining candidate that takes
+/// an output with this digest holds exactly the one the dealers reshare from). Equal at every
+/// player whose reshare completed: their outputs are byte-identical.
 pub fn key_digest(output: &Output<MinSig, PublicKey>) -> [u8; 32] {
-    Sha256::hash(&[
-        KEY_NAMESPACE,
-        output.public().encode().as_ref(),
-        output.players().encode().as_ref(),
-    ])
-    .0
+    Sha256::hash(&[KEY_NAMESPACE, output.encode().as_ref()]).0
 }
 
 /// The p2p key of a committee member named by its 32 key bytes (`None`: not an ed25519 point).

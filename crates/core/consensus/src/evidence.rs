@@ -58,9 +58,10 @@ pub enum Kind {
     /// It sent a chain deposit attestation that is not one, is not its own, does not verify,
     /// or contradicts one it signed for the same outpoint (the detail names both amounts).
     DepositAttestation,
-    /// It sent bytes on the catch-up channel that are not a frame, an answer nobody asked it
-    /// for, or a record whose certificate does not certify its block under the group key
-    /// ([`crate::catchup`]).
+    /// It sent bytes on the catch-up channel that are not a frame, a record (of a height this
+    /// replica asked it for) whose block does not decode or whose certificate does not certify
+    /// the block under the group key, or a public output that is not the committed one
+    /// ([`crate::catchup`]). Answers nobody asked for are dropped unread, not recorded.
     MalformedCatchUp,
 }
 

@@ -3,7 +3,9 @@
 //! on a certificate of the group key.
 
 use super::*;
-use crate::catchup::{check_record, Frame, ANSWER_GAP};
+use crate::catchup::{
+    check_record, Frame, Take, ANSWER_BYTES_MAX, ANSWER_GAP, BUFFER_MAX, TAIL_SCAN_MAX,
+};
 
 /// Entries of the answered-peers map kept before old ones are dropped.
 const ANSWERED_KEPT: usize = 64;
@@ -76,7 +78,9 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
     }
 
     /// Sends `peer` the records of `from .. from + count` this replica committed, one frame
-    /// each, at most once per [`ANSWER_GAP`] per peer.
+    /// each, at most once per [`ANSWER_GAP`] per peer and [`ANSWER_BYTES_MAX`] per answer; when
+    /// none of them is certified, also the first certified record after them (within
+    /// [`TAIL_SCAN_MAX`] heights).
     async fn answer_catchup<XS: Sender<PublicKey = PublicKey>>(
         &mut self,
         peer: PublicKey,
@@ -99,9 +103,28 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         let last = from
             .saturating_add(u64::from(count) - 1)
             .min(self.committed_height);
+        if from > last {
+            return;
+        }
+        let certified_at = |offsets: &[(u64, bool)], height: u64| {
+            usize::try_from(height - 1)
+                .ok()
+                .and_then(|index| offsets.get(index))
+                .is_some_and(|(_, certified)| *certified)
+        };
+        let mut heights: Vec<u64> = (from..=last).collect();
+        if !heights.iter().any(|h| certified_at(&self.offsets, *h)) {
+            let end = last
+                .saturating_add(TAIL_SCAN_MAX)
+                .min(self.committed_height);
+            if let Some(tail) = (last + 1..=end).find(|h| certified_at(&self.offsets, *h)) {
+                heights.push(tail);
+            }
+        }
         let mut previous_certificate = None;
-        for height in from..=last {
-            let Some(&offset) = usize::try_from(height - 1)
+        let mut sent_bytes = 0usize;
+        for height in heights {
+            let Some(&(offset, _)) = usize::try_from(height - 1)
                 .ok()
                 .and_then(|index| self.offsets.get(index))
             else {
@@ -129,22 +152,25 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             } else {
                 record
             };
-            sender.send(
-                Recipients::One(peer.clone()),
-                IoBuf::from(Frame::Answer(record).encode()),
-                false,
-            );
+            let frame = Frame::Answer(record).encode();
+            sent_bytes += frame.len();
+            if sent_bytes > ANSWER_BYTES_MAX {
+                return;
+            }
+            sender.send(Recipients::One(peer.clone()), IoBuf::from(frame), false);
         }
     }
 
     /// Takes one record of an answer: only from the peer asked, for a height asked, and only on
-    /// a certificate of the group key (a record without one is stored as a block, committed only
-    /// through a certified descendant).
+    /// a certificate of the group key (a record without one waits in the catch-up buffer until a
+    /// certified descendant links it).
     fn take_catchup(&mut self, peer: &PublicKey, record: Record) {
         let height = record.height;
         // A late answer to an earlier request, one nobody asked for, or a second record for a
         // height: dropped unread (an honest peer answering slowly is not accused).
-        if !self.follower.take(peer, height)
+        let take = self.follower.take(peer, height);
+        if take == Take::No
+            || (take == Take::Tail && record.certificate.is_none())
             || height <= self.committed_height
             || height > self.committed_height + BLOCKS_AHEAD_MAX
         {
@@ -166,15 +192,29 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             }
         };
         let digest = checked.digest;
+        let Some(certificate) = checked.certificate else {
+            // Only a block: bounded, oldest dropped first, never in the block store unless a
+            // finalized descendant links it (`commit_finalized`).
+            if self.blocks.contains_key(&digest) || self.catchup_buffer.contains_key(&digest) {
+                return;
+            }
+            while self.catchup_order.len() >= BUFFER_MAX {
+                if let Some(oldest) = self.catchup_order.pop_front() {
+                    self.catchup_buffer.remove(&oldest);
+                }
+            }
+            self.catchup_buffer
+                .insert(digest, (checked.block, checked.bytes));
+            self.catchup_order.push_back(digest);
+            return;
+        };
         if let std::collections::hash_map::Entry::Vacant(slot) = self.blocks.entry(digest) {
             slot.insert((checked.block, checked.bytes));
             self.record_store_size();
         }
-        if let Some(certificate) = checked.certificate {
-            if !self.archive.contains_key(&digest) && !self.finalized_pending.contains(&digest) {
-                self.certificates.insert(digest, certificate);
-                self.finalized_pending.push(digest);
-            }
+        if !self.archive.contains_key(&digest) && !self.finalized_pending.contains(&digest) {
+            self.certificates.insert(digest, certificate);
+            self.finalized_pending.push(digest);
         }
     }
 }

@@ -17,6 +17,10 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             let mut complete = true;
             let mut stale = false;
             while cursor != self.committed_digest {
+                // A catch-up block counts once a finalized descendant links to it.
+                if let Some(linked) = self.catchup_buffer.remove(&cursor) {
+                    self.blocks.entry(cursor).or_insert(linked);
+                }
                 let Some((block, _)) = self.blocks.get(&cursor) else {
                     self.missing.insert(cursor);
                     complete = false;
@@ -43,7 +47,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 self.finalized_pending.push(digest);
                 continue;
             }
-            match self.lookup(digest) {
+            match self.lookup_final(digest) {
                 Lookup::Ready => {}
                 Lookup::Missing(absent) => {
                     self.missing.insert(absent);
@@ -80,7 +84,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             })
             .await?;
         self.archive.insert(digest, offset);
-        self.offsets.push(offset);
+        self.offsets.push((offset, certified));
         assert_eq!(
             block.height,
             self.committed_height + 1,
@@ -401,6 +405,11 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         });
         self.invalid
             .retain(|_, invalid_height| *invalid_height > height);
+        self.catchup_buffer
+            .retain(|_, (block, _)| block.height > height);
+        let buffer = &self.catchup_buffer;
+        self.catchup_order
+            .retain(|digest| buffer.contains_key(digest));
         let blocks = &self.blocks;
         self.unsolicited.retain(|_, digests| {
             digests.retain(|digest| blocks.contains_key(digest));

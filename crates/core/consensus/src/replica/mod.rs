@@ -268,9 +268,13 @@ pub struct Replica<E: Clock + Spawner + Supervisor + Storage + CryptoRng> {
     /// Where every committed block lives in the finalized log, to answer peers that fall
     /// behind.
     archive: HashMap<Digest, u64>,
-    /// Where each committed height starts in the finalized log (index: height - 1), to answer
-    /// catch-up requests by height.
-    offsets: Vec<u64>,
+    /// Where each committed height starts in the finalized log, and whether its record holds a
+    /// certificate (index: height - 1), to answer catch-up requests by height.
+    offsets: Vec<(u64, bool)>,
+    /// Blocks from catch-up answers without a certificate, waiting for a certified descendant
+    /// to link them (at most [`crate::catchup::BUFFER_MAX`], oldest first in `catchup_order`).
+    catchup_buffer: HashMap<Digest, (Block, Vec<u8>)>,
+    catchup_order: std::collections::VecDeque<Digest>,
     /// Catch-up: when to ask which peer for certified records.
     follower: crate::catchup::Follower,
     /// The certificate verifier of the group key (None: no catch-up).

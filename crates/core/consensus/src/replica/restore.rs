@@ -82,6 +82,8 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             requested: HashMap::new(),
             archive,
             offsets,
+            catchup_buffer: HashMap::new(),
+            catchup_order: std::collections::VecDeque::new(),
             follower: crate::catchup::Follower::new(committed_height, started),
             catchup_verifier,
             answered: HashMap::new(),
@@ -325,8 +327,8 @@ pub(super) struct Replayed<B: commonware_runtime::Blob> {
     digest: Digest,
     /// Where each logged block starts in the log.
     archive: HashMap<Digest, u64>,
-    /// Where each height starts in the log (index: height - 1).
-    offsets: Vec<u64>,
+    /// Where each height starts in the log, and whether it is certified (index: height - 1).
+    offsets: Vec<(u64, bool)>,
     /// The heights executed (those after the snapshot, or all).
     executed: Vec<Committed>,
 }
@@ -359,7 +361,7 @@ pub(super) async fn replay<S: Storage>(
         }
         let digest = Block::digest_of(&record.block);
         archive.insert(digest, offset);
-        offsets.push(offset);
+        offsets.push((offset, record.certificate.is_some()));
         offset += record.encoded_len() as u64;
         committed_digest = digest;
         if height <= base {

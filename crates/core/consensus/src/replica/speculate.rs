@@ -7,10 +7,22 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
     /// Makes the post-state of `digest` known if its block and every ancestor back to a known
     /// state are present, checking each on the way.
     pub(super) fn lookup(&mut self, digest: Digest) -> Lookup {
+        self.lookup_as(digest, false)
+    }
+
+    /// [`Replica::lookup`] for a block the committee finalized (a certificate covers it): its
+    /// time is not held against this replica's clock (a replica whose clock runs slow must
+    /// still commit what the committee finalized), and an earlier refusal of it here is not
+    /// taken on trust but checked again.
+    pub(super) fn lookup_final(&mut self, digest: Digest) -> Lookup {
+        self.lookup_as(digest, true)
+    }
+
+    fn lookup_as(&mut self, digest: Digest, finalized: bool) -> Lookup {
         let mut chain = Vec::new();
         let mut cursor = digest;
         loop {
-            if self.invalid.contains_key(&cursor) {
+            if !finalized && self.invalid.contains_key(&cursor) {
                 return Lookup::Invalid(Refusal::Root);
             }
             if self.speculative.contains_key(&cursor) {
@@ -29,7 +41,13 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             chain.push(cursor);
             cursor = block.parent;
         }
-        let now_ms = self.now_ms();
+        // Far enough ahead that no finalized block's time is refused, yet no overflow when the
+        // check adds its skew.
+        let now_ms = if finalized {
+            u64::MAX / 2
+        } else {
+            self.now_ms()
+        };
         for digest in chain.into_iter().rev() {
             let (block, _) = &self.blocks[&digest];
             let parent = &self.speculative[&block.parent];

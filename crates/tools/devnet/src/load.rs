@@ -1,6 +1,10 @@
 //! The load generator of `bulwark up`: the one order flow (`bulwark_testkit::flow`, market
 //! makers and takers with DEVELOPMENT keys), spread over the nodes' client endpoints, trading
-//! around the certified index.
+//! around the certified index. Like a client gateway, it sends only to nodes that keep up: a
+//! node whose endpoint does not answer, or whose committed height is more than [`LAG_MAX`]
+//! behind the most advanced node (a removed or cut-off member, a node catching up), gets no
+//! orders until it is back; its accounts' orders go to the next node that keeps up (nonces may
+//! skip, which the engine allows: a nonce must only grow).
 
 use crate::layout::*;
 use bulwark_engine::codec::SignedTx;
@@ -11,6 +15,32 @@ use ed25519_dalek::SigningKey;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Heights a node may be behind the most advanced one and still be sent orders.
+pub(crate) const LAG_MAX: u64 = 50;
+
+/// Which endpoints keep up, from each one's committed height (`None`: did not answer). When
+/// none does, all are used.
+pub(crate) fn keeping_up(heights: &[Option<u64>]) -> Vec<bool> {
+    let top = heights.iter().flatten().copied().max().unwrap_or(0);
+    let up: Vec<bool> = heights
+        .iter()
+        .map(|h| h.is_some_and(|h| h + LAG_MAX >= top))
+        .collect();
+    if up.iter().any(|u| *u) {
+        up
+    } else {
+        vec![true; heights.len()]
+    }
+}
+
+/// The endpoint `preferred`, or the next one after it that keeps up.
+pub(crate) fn route(preferred: usize, up: &[bool]) -> usize {
+    (0..up.len())
+        .map(|step| (preferred + step) % up.len())
+        .find(|i| up[*i])
+        .unwrap_or(preferred)
+}
 
 pub(crate) fn load_generator(
     endpoints: &[SocketAddr],
@@ -42,9 +72,20 @@ pub(crate) fn load_generator(
     // real feed), read once a second; 60 000 USD until one is known.
     let mut mid_ticks = MID_TICKS;
     let mut mid_read = Instant::now() - Duration::from_secs(1);
+    let mut up = vec![true; endpoints.len()];
     while !stop.load(Ordering::Relaxed) {
         if mid_read.elapsed() >= Duration::from_secs(1) {
             mid_read = Instant::now();
+            let heights: Vec<Option<u64>> = endpoints
+                .iter()
+                .map(|endpoint| {
+                    Client::connect(*endpoint, Duration::from_millis(300))
+                        .ok()
+                        .and_then(|mut c| c.status().ok())
+                        .map(|s| s.height)
+                })
+                .collect();
+            up = keeping_up(&heights);
             if let Some(index) = Client::connect(endpoints[0], Duration::from_millis(300))
                 .ok()
                 .and_then(|mut c| c.status().ok())
@@ -64,7 +105,7 @@ pub(crate) fn load_generator(
                 flow_order(account, k, mid_ticks),
                 &keys[slot],
             );
-            batches[(account as usize) % endpoints.len()].push(tx);
+            batches[route((account as usize) % endpoints.len(), &up)].push(tx);
             k += 1;
         }
         for (index, batch) in batches.iter().enumerate() {
@@ -90,5 +131,29 @@ pub(crate) fn load_generator(
         } else {
             next = now;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_go_only_to_nodes_that_keep_up() {
+        // Node 3 was removed (its height froze); node 1 does not answer.
+        let heights = [Some(1_000), None, Some(990), Some(400)];
+        let up = keeping_up(&heights);
+        assert_eq!(up, vec![true, false, true, false]);
+        assert_eq!(route(0, &up), 0);
+        assert_eq!(route(1, &up), 2);
+        assert_eq!(route(3, &up), 0);
+        // Exactly LAG_MAX behind still keeps up; one more does not.
+        assert_eq!(
+            keeping_up(&[Some(100), Some(100 - LAG_MAX), Some(99 - LAG_MAX)]),
+            vec![true, true, false]
+        );
+        // Nobody answers: send everywhere, as before the first status.
+        assert_eq!(keeping_up(&[None, None]), vec![true, true]);
+        assert_eq!(route(1, &[true, true]), 1);
     }
 }

@@ -99,6 +99,22 @@ impl Silence {
         }
     }
 
+    /// Starts counting at `view` for an epoch whose committee follows `previous`: a member that
+    /// was not in `previous` (it joined at this epoch change: a re-admitted member or a
+    /// newcomer, which still has to commit the change and start its consensus) is reported only
+    /// after twice [`Policy::silence_views`]. Silence is each member's own observation, so this
+    /// grace is not replicated state; a member that restarts gives none.
+    pub fn after_change(membership: &Membership, view: u64, previous: &[MemberKey]) -> Self {
+        let mut silence = Self::new(membership, view);
+        let grace = view.saturating_add(silence.views);
+        for (member, last) in silence.last_vote.iter_mut() {
+            if !previous.contains(member) {
+                *last = grace;
+            }
+        }
+        silence
+    }
+
     /// `member` voted in `view` (a vote of a non-member is ignored).
     pub fn voted(&mut self, member: &MemberKey, view: u64) {
         if let Some(last) = self.last_vote.get_mut(member) {
@@ -282,6 +298,22 @@ mod tests {
         silence.voted(&[7; 32], 121);
         assert!(silence.silent(140).iter().all(|m| *m != id(3)));
         assert!(silence.silent(141).contains(&id(3)));
+    }
+
+    #[test]
+    fn a_member_that_joined_at_the_change_gets_a_second_stretch_before_it_counts_as_silent() {
+        let m = committee(4);
+        // Member 3 joined at this epoch change; 0 to 2 were members before.
+        let mut silence = Silence::after_change(&m, 100, &[id(0), id(1), id(2)]);
+        // Nobody votes: the members that stayed are silent after one stretch, the newcomer not.
+        assert_eq!(silence.silent(120), vec![id(0), id(1), id(2)]);
+        assert!(silence.silent(139).is_empty());
+        assert_eq!(silence.silent(140), vec![id(3)]);
+        // Once it votes it is counted like everyone else.
+        let mut silence = Silence::after_change(&m, 100, &[id(0), id(1), id(2)]);
+        silence.voted(&id(3), 125);
+        assert!(silence.silent(144).iter().all(|m| *m != id(3)));
+        assert!(silence.silent(145).contains(&id(3)));
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub(super) struct Watcher {
     seen: u64,
     /// Silence per member, for the epoch it was built for.
     silence: Option<(u64, Silence)>,
+    /// The members of the epoch `silence` was built for (the committee before a change).
+    silence_members: Vec<[u8; 32]>,
     /// This member's accusations, resent with the reshare until their member leaves.
     own: Vec<Accusation>,
     /// Whether `own` has something not sent yet.
@@ -101,10 +103,22 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             .lock()
             .expect("the votes lock must not be poisoned");
         if votes.epoch == epoch && votes.top > 0 {
+            let previous = std::mem::take(&mut self.watcher.silence_members);
             let silence = match &mut self.watcher.silence {
                 Some((built, silence)) if *built == epoch => silence,
-                slot => &mut slot.insert((epoch, Silence::new(membership, votes.top))).1,
+                // A change seen here: members that joined at it get a second stretch. At start
+                // (no committee seen before) everyone is counted alike.
+                slot @ Some(_) => {
+                    &mut slot
+                        .insert((
+                            epoch,
+                            Silence::after_change(membership, votes.top, &previous),
+                        ))
+                        .1
+                }
+                slot @ None => &mut slot.insert((epoch, Silence::new(membership, votes.top))).1,
             };
+            self.watcher.silence_members = membership.members().to_vec();
             for (member, view) in &votes.last {
                 let key: [u8; 32] = member.as_ref().try_into().unwrap_or([0; 32]);
                 silence.voted(&key, *view);

@@ -136,10 +136,7 @@ impl World {
     pub(crate) fn close_episode(&self, episode: &SharedEpisode) -> Episode {
         let mut out = episode.lock().unwrap().clone();
         out.identity_before = hex::encode(self.output.public().public().encode());
-        let newest = (0..self.scenario.n)
-            .max_by_key(|&i| self.height(i))
-            .unwrap_or(0);
-        let engine = self.views[newest].lock().unwrap().clone();
+        let engine = self.views[self.newest()].lock().unwrap().clone();
         let Some(membership) = engine.membership() else {
             return out;
         };

@@ -697,6 +697,13 @@ impl World {
             .map_or(0, |c| c.height)
     }
 
+    /// The member that committed the most heights (the last of them on a tie).
+    pub(crate) fn newest(&self) -> usize {
+        (0..self.scenario.n)
+            .max_by_key(|&i| self.height(i))
+            .unwrap_or(0)
+    }
+
     /// Every member's newest committed height.
     pub(crate) fn heights(&self) -> Vec<u64> {
         (0..self.scenario.n).map(|i| self.height(i)).collect()
@@ -706,10 +713,7 @@ impl World {
     /// left at an epoch change (they follow the log by certified catch-up, taking no part in
     /// consensus).
     pub(crate) fn removed(&self) -> Vec<usize> {
-        let Some(newest) = (0..self.scenario.n).max_by_key(|&i| self.height(i)) else {
-            return Vec::new();
-        };
-        let engine = self.views[newest].lock().unwrap().clone();
+        let engine = self.views[self.newest()].lock().unwrap().clone();
         let Some(membership) = engine.membership() else {
             return Vec::new();
         };
@@ -729,14 +733,9 @@ impl World {
         use bulwark_sentinel::{Admit, Affirmation, Seat};
         use sha2::Digest as _;
         let mut polls = 0u64;
-        let newest = |world: &World| {
-            (0..world.scenario.n)
-                .max_by_key(|&i| world.height(i))
-                .unwrap_or(0)
-        };
         // Following: its committed state reached the epoch that removed it.
         loop {
-            let top = self.views[newest(self)].lock().unwrap().clone();
+            let top = self.views[self.newest()].lock().unwrap().clone();
             let mine = self.views[member].lock().unwrap().clone();
             let epoch = |engine: &Engine| engine.membership().map_or(0, |m| m.epoch());
             if epoch(&mine) >= epoch(&top) && epoch(&top) > 0 {
@@ -750,7 +749,7 @@ impl World {
                 self.heights()
             );
         }
-        let engine = self.views[newest(self)].lock().unwrap().clone();
+        let engine = self.views[self.newest()].lock().unwrap().clone();
         let membership = engine.membership().expect("a sentinel committee");
         let epoch = membership.epoch();
         let candidate: [u8; 32] = self.by_index[member]

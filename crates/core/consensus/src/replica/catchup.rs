@@ -19,30 +19,27 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         let me = self.config.signer.public_key();
         // The current committee first, then the genesis one (a member removed since still
         // holds the log up to its removal).
-        let mut peers: Vec<PublicKey> = restore::participants_of(&self.config, &self.committed)
+        let members: Vec<PublicKey> = restore::participants_of(&self.config, &self.committed)
             .iter()
-            .chain(self.config.participants.iter())
             .filter(|peer| **peer != me)
             .cloned()
             .collect();
-        let mut seen = HashSet::new();
-        peers.retain(|peer| seen.insert(peer.clone()));
         let now = self.context.current();
         if let Some(epoch) = self.output_wanted.as_ref().map(|c| c.epoch()) {
             if now >= self.next_output_ask {
                 self.next_output_ask = now + crate::catchup::ASK_EVERY;
-                let members: Vec<PublicKey> =
-                    restore::participants_of(&self.config, &self.committed)
-                        .iter()
-                        .filter(|peer| **peer != me)
-                        .cloned()
-                        .collect();
                 let frame = Frame::OutputRequest { epoch };
                 sender.send(
-                    Recipients::Some(members),
+                    Recipients::Some(members.clone()),
                     IoBuf::from(frame.encode()),
                     false,
                 );
+            }
+        }
+        let mut peers = members;
+        for peer in &self.config.participants {
+            if *peer != me && !peers.contains(peer) {
+                peers.push(peer.clone());
             }
         }
         if let Some((peer, frame)) = self.follower.poll(self.committed_height, now, &peers) {
@@ -88,18 +85,9 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         count: u16,
         sender: &mut XS,
     ) {
-        let now = self.context.current();
-        if self
-            .answered
-            .get(&peer)
-            .is_some_and(|at| now < *at + ANSWER_GAP)
-        {
+        if !gap_allows(&mut self.answered, &peer, self.context.current()) {
             return;
         }
-        if self.answered.len() >= ANSWERED_KEPT {
-            self.answered.retain(|_, at| now < *at + ANSWER_GAP);
-        }
-        self.answered.insert(peer.clone(), now);
         let last = from
             .saturating_add(u64::from(count) - 1)
             .min(self.committed_height);
@@ -234,18 +222,9 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         if epoch != epoch_of(&self.committed) {
             return;
         }
-        let now = self.context.current();
-        if self
-            .answered_outputs
-            .get(&peer)
-            .is_some_and(|at| now < *at + ANSWER_GAP)
-        {
+        if !gap_allows(&mut self.answered_outputs, &peer, self.context.current()) {
             return;
         }
-        if self.answered_outputs.len() >= ANSWERED_KEPT {
-            self.answered_outputs.retain(|_, at| now < *at + ANSWER_GAP);
-        }
-        self.answered_outputs.insert(peer.clone(), now);
         let mut output = keys.output.encode().to_vec();
         if self.config.fault == Fault::ForgedCatchUp {
             if let Some(last) = output.last_mut() {
@@ -292,6 +271,24 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             ),
         }
     }
+}
+
+/// Whether `peer` may be answered at `now` (its last answer in `answered` is at least
+/// [`ANSWER_GAP`] old); if so, records this answer. Entries older than the gap are dropped
+/// once the map holds [`ANSWERED_KEPT`] peers.
+fn gap_allows(
+    answered: &mut HashMap<PublicKey, SystemTime>,
+    peer: &PublicKey,
+    now: SystemTime,
+) -> bool {
+    if answered.get(peer).is_some_and(|at| now < *at + ANSWER_GAP) {
+        return false;
+    }
+    if answered.len() >= ANSWERED_KEPT {
+        answered.retain(|_, at| now < *at + ANSWER_GAP);
+    }
+    answered.insert(peer.clone(), now);
+    true
 }
 
 /// What a [`Fault::ForgedCatchUp`] member sends instead of `record`: by height, its

@@ -245,7 +245,8 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             }
             return;
         }
-        if dealers.position(&me).is_none() {
+        let signer = self.config.signer.clone();
+        let started = if dealers.position(&me).is_none() {
             // A joining candidate (it follows the log by certified catch-up) plays with only the
             // ending epoch's public output, which it asks the members for.
             let current = membership.epoch();
@@ -262,39 +263,20 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                     return;
                 }
             };
-            match Reshare::join(
-                epoch,
-                attempt,
-                previous,
-                self.config.signer.clone(),
-                dealers,
-                players,
-            ) {
-                Ok(reshare) => {
-                    self.reshares.push(reshare);
-                    self.reshare_due = true;
-                }
-                Err(error) => warn!(epoch, attempt, %error, "cannot join the reshare"),
-            }
-            return;
-        }
-        let Some(keys) = &self.keys else {
-            warn!(epoch, "this member holds no share of the current key and cannot deal; the reshare waits for it");
-            return;
+            Reshare::join(epoch, attempt, previous, signer, dealers, players)
+        } else {
+            let Some(keys) = &self.keys else {
+                warn!(epoch, "this member holds no share of the current key and cannot deal; the reshare waits for it");
+                return;
+            };
+            Reshare::start(epoch, attempt, keys, signer, dealers, players)
         };
-        match Reshare::start(
-            epoch,
-            attempt,
-            keys,
-            self.config.signer.clone(),
-            dealers,
-            players,
-        ) {
+        match started {
             Ok(reshare) => {
                 self.reshares.push(reshare);
                 self.reshare_due = true;
             }
-            Err(error) => warn!(epoch, attempt, %error, "cannot start the reshare"),
+            Err(error) => warn!(epoch, attempt, %error, "cannot start or join the reshare"),
         }
     }
 

@@ -2,6 +2,7 @@
 //! call a library (`bulwark-devnet`, `bulwark-node`, `bulwark-sim`, `bulwark-bench`, ...),
 //! map its errors to an exit code and a next step.
 
+mod admin;
 mod client;
 mod engine_run;
 mod node;
@@ -38,6 +39,9 @@ enum Top {
     },
     /// Talk to a node's client endpoint: status, account, book, or submit a signed order.
     Client(ClientArgs),
+    /// Operator requests to the committee: re-admission of a removed member.
+    #[command(subcommand)]
+    Admin(AdminCmd),
     /// Replay a node's finalized log from genesis: check every certificate against the group
     /// public key and recompute every state root.
     Verify {
@@ -67,6 +71,15 @@ enum Top {
     /// Run a benchmark; prints one JSON line per figure.
     #[command(subcommand)]
     Bench(BenchCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCmd {
+    /// Re-admit a removed member: ask every member for its affirmation (each gives one only
+    /// on its own fresh affirming appraisal of the candidate and the candidate's clean, fresh
+    /// signed audit report), submit the admission to every node, and optionally follow it
+    /// until the candidate signs in the next epoch (docs/sentinel.md).
+    Readmit(admin::ReadmitArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,6 +260,7 @@ fn main() -> ExitCode {
             migrate_secrets,
         } => node::run(&config, migrate_secrets),
         Top::Client(args) => client::run(args.node, args.request),
+        Top::Admin(AdminCmd::Readmit(args)) => admin::readmit(&args),
         Top::Verify {
             data,
             genesis,

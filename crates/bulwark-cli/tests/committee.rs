@@ -714,10 +714,13 @@ fn wait_until_node3_is_cut_off(
 
 /// Issue #13's process test: node 3 comes back from a tampered binary; the three honest nodes
 /// cut it off, accuse it, quarantine it, reshare the key among themselves, move to epoch 1
-/// without it and keep trading; `verify` accepts the log across the epoch change with the
-/// genesis identity alone.
+/// without it and keep trading. Then node 3 is restarted from the honest binary: it follows
+/// the log by certified catch-up, the members affirm it (each on its own fresh appraisal and
+/// node 3's clean signed audit report), `bulwark admin readmit` submits the admission, node 3
+/// plays in the reshare and signs in epoch 2 (with node 0 stopped, nodes 1-3 still finalize).
+/// `verify` accepts the log across both epoch changes with the genesis identity alone.
 #[test]
-fn a_tampered_fourth_node_is_removed_and_three_keep_trading_in_the_next_epoch() {
+fn a_tampered_fourth_node_is_removed_three_keep_trading_and_it_comes_back_restored() {
     let _turn = serial();
     use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
@@ -741,7 +744,7 @@ fn a_tampered_fourth_node_is_removed_and_three_keep_trading_in_the_next_epoch() 
     let tampered = tampered_binary(dir.path());
     let spawn = |index: usize, exe: &Path| spawn_node(&committee, index, exe);
     let honest = Path::new(env!("CARGO_BIN_EXE_bulwark"));
-    let _procs = Procs(vec![
+    let mut procs = Procs(vec![
         Some(spawn(0, honest)),
         Some(spawn(1, honest)),
         Some(spawn(2, honest)),
@@ -833,22 +836,159 @@ fn a_tampered_fourth_node_is_removed_and_three_keep_trading_in_the_next_epoch() 
             .any(|e| e.file_name().to_string_lossy().starts_with("dkg.share.1."));
         assert!(reshared, "node {i} holds no share of epoch 1");
     }
-    drop(_procs);
-    // The log verifies across the epoch change with the genesis identity alone.
+    let at_epoch_2 = node3_comes_back_restored(&committee, &mut procs, endpoint);
+    drop(procs);
+    // The log verifies across both epoch changes with the genesis identity alone.
     let (code, stdout, stderr) = run(&[
         "verify",
         "--data",
-        committee.join("node-0").to_str().unwrap(),
+        committee.join("node-1").to_str().unwrap(),
         "--genesis",
         committee.join("genesis.json").to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(summary["epoch"].as_u64(), Some(1), "{summary}");
+    assert_eq!(summary["epoch"].as_u64(), Some(2), "{summary}");
     assert!(
-        summary["heights"].as_u64().unwrap() > at_epoch_1,
+        summary["heights"].as_u64().unwrap() > at_epoch_2,
         "{summary}"
     );
+}
+
+/// The second half of the tamper test: node 3 restarts from the honest binary, is re-admitted
+/// by `bulwark admin readmit` and signs in epoch 2. Returns the height at which every node was
+/// in epoch 2.
+fn node3_comes_back_restored(
+    committee: &Path,
+    procs: &mut Procs,
+    endpoint: impl Fn(u16) -> std::net::SocketAddr,
+) -> u64 {
+    use std::time::{Duration, Instant};
+    let height_of = |i: u16| status(endpoint(i)).map(|s| s.height);
+    let mut tampered = procs.0[3].take().unwrap();
+    tampered.kill().unwrap();
+    tampered.wait().unwrap();
+    let honest = Path::new(env!("CARGO_BIN_EXE_bulwark"));
+    procs.0[3] = Some(spawn_node(committee, 3, honest));
+    let config: toml::Value =
+        toml::from_str(&std::fs::read_to_string(committee.join("node-3/node.toml")).unwrap())
+            .unwrap();
+    let candidate = config["peers"][3]["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Node 3 follows the log by certified catch-up into epoch 1, where it is removed.
+    let waited = Instant::now();
+    loop {
+        let top = height_of(0).unwrap_or(0);
+        if status(endpoint(3)).is_some_and(|s| s.epoch == 1 && s.height + 5 >= top) {
+            break;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(120),
+            "the restored node 3 does not follow the log: {}",
+            diagnosis(committee, &endpoint)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let nodes: Vec<String> = (0..3).map(|i| endpoint(i).to_string()).collect();
+    let mut args = vec![
+        "admin",
+        "readmit",
+        "--candidate",
+        &candidate,
+        "--wait",
+        "150",
+    ];
+    for node in &nodes {
+        args.extend(["--node", node.as_str()]);
+    }
+    // Its configuration drifts (the DEVELOPMENT audit policy wants `[admission]` in its
+    // node.toml, which the running node read at start): its next signed report fails, every
+    // member records that as `audit_failed` evidence, and none affirms it.
+    let config_file = committee.join("node-3/node.toml");
+    let honest_config = std::fs::read_to_string(&config_file).unwrap();
+    std::fs::write(
+        &config_file,
+        honest_config.replace("\n[admission]", "\n#[admission]"),
+    )
+    .unwrap();
+    let mut dry_run = args.clone();
+    dry_run.push("--dry-run");
+    let waited = Instant::now();
+    loop {
+        let (_, _, stderr) = run(&dry_run);
+        if stderr.matches("report is not clean").count() == 3 {
+            break;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the members do not refuse on node 3's failed audit: {stderr}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // Not even submitted, an admission without affirmations goes nowhere.
+    let (code, _, stderr) = run(&args);
+    assert_ne!(
+        code, 0,
+        "a node with a failed audit was re-admitted: {stderr}"
+    );
+    assert!(stderr.contains("no member affirms"), "{stderr}");
+    let evidence = wait_for_evidence(committee, "audit_failed");
+    assert!(
+        evidence.contains("bulwark_devnet_node:900900"),
+        "{evidence}"
+    );
+    std::fs::write(&config_file, honest_config).unwrap();
+    // Repaired, it is affirmed once the members' appraisal of the honest binary and its clean
+    // report are fresh and the hold since its conviction has passed; until then they say why
+    // not.
+    let waited = Instant::now();
+    let summary = loop {
+        let (code, stdout, stderr) = run(&args);
+        if code == 0 {
+            break serde_json::from_str::<serde_json::Value>(stdout.trim()).unwrap();
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(90),
+            "node 3 was not re-admitted: {stderr}\n{}",
+            diagnosis(committee, &endpoint)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert_eq!(summary["admitted_in_epoch"].as_u64(), Some(2), "{summary}");
+    assert!(summary["affirmations"].as_u64().unwrap() >= 2, "{summary}");
+    // Every node is in epoch 2 with four admitted members.
+    let waited = Instant::now();
+    let at_epoch_2 = loop {
+        let statuses: Vec<_> = (0..4).map(|i| status(endpoint(i))).collect();
+        if statuses.iter().all(|s| {
+            s.as_ref().is_some_and(|s| {
+                s.epoch == 2 && s.members.values().filter(|m| *m == "admitted").count() == 4
+            })
+        }) {
+            break statuses.iter().flatten().map(|s| s.height).max().unwrap();
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "not every node is in epoch 2 with node 3 back: {statuses:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // Node 3 signs: with node 0 stopped, the quorum of 3 of 4 needs it, and nodes 1-3 go on.
+    let mut stopped = procs.0[0].take().unwrap();
+    stopped.kill().unwrap();
+    stopped.wait().unwrap();
+    let waited = Instant::now();
+    while !(1..4).all(|i| height_of(i).is_some_and(|h| h > at_epoch_2 + 10)) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(90),
+            "nodes 1-3 do not finalize without node 0: node 3 does not sign in epoch 2: {}",
+            diagnosis(committee, &endpoint)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    at_epoch_2
 }
 
 /// With `--tpm`: every node runs on its own (persistent) software TPM. The committee admits

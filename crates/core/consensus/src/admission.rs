@@ -61,6 +61,16 @@ pub enum Change<K> {
     Block(K),
 }
 
+/// SHA-256 of a signed appraisal's JSON: how an affirmation names the appraisal it rests on.
+pub fn appraisal_digest(signed: &SignedAppraisal) -> [u8; 32] {
+    use commonware_cryptography::{Hasher as _, Sha256};
+    let json = serde_json::to_vec(signed).unwrap_or_default();
+    let digest = Sha256::hash(&[json.as_slice()]);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
 /// The state of one peer.
 #[derive(Debug, Clone, Default)]
 pub struct PeerState {
@@ -79,6 +89,10 @@ pub struct PeerState {
     pub appraisals: u64,
     /// Whether the peer's TPM attestation key is enrolled (TPM peers only).
     pub ak_enrolled: bool,
+    /// The newest affirming appraisal (status `affirming`, not `warning`): SHA-256 of the
+    /// signed appraisal's JSON and when it expires (ms). Cleared by any appraisal that is not
+    /// affirming. What an affirmation of this peer names (issue #13).
+    pub affirming: Option<([u8; 32], u64)>,
 }
 
 /// The admission state of every peer, with the verifier that appraises them.
@@ -272,6 +286,10 @@ impl<K: Ord + Clone> Admission<K> {
             state.appraisals += 1;
             state.last_status = Some(status);
             state.last_reasons = reasons;
+            state.affirming = match (status, &signed) {
+                (Status::Affirming, Some(signed)) => Some((appraisal_digest(signed), expires)),
+                _ => None,
+            };
             match status {
                 Status::Affirming | Status::Warning => {
                     // A fresh affirming appraisal (over a new nonce, against the manifest)
@@ -407,6 +425,12 @@ mod tests {
         let nonce = admission.challenge(&1, NOW, [1; 32]).unwrap();
         let changes = admission.evidence(&1, &evidence(&attestor, &nonce, b"key-1", honest()), NOW);
         assert_eq!(changes, vec![Change::Track(BTreeSet::from([1]))]);
+        let affirming = |admission: &Admission<u8>| {
+            let (_, _, state) = admission.states().find(|(k, _, _)| **k == 1).unwrap();
+            state.affirming
+        };
+        let first = affirming(&admission).expect("an affirming appraisal is kept");
+        assert_eq!(first.1, NOW + 3_000, "it expires with the admission");
 
         // Evidence for another key (moved evidence) is refused and cuts the peer off.
         let nonce = admission.challenge(&2, NOW, [2; 32]).unwrap();
@@ -424,6 +448,10 @@ mod tests {
         );
         let (_, _, state) = admission.states().find(|(k, _, _)| **k == 1).unwrap();
         assert!(state.cut_off);
+        assert_eq!(
+            state.affirming, None,
+            "a contraindicated appraisal clears it"
+        );
         assert!(state
             .last_reasons
             .contains(&"app-measurement-mismatch".to_string()));
@@ -451,6 +479,8 @@ mod tests {
         assert_eq!(changes, vec![Change::Track(BTreeSet::from([1]))]);
         let (_, _, state) = admission.states().find(|(k, _, _)| **k == 1).unwrap();
         assert!(!state.cut_off);
+        let again = state.affirming.expect("affirming again");
+        assert_ne!(again.0, first.0, "a new appraisal, over a new nonce");
     }
 
     /// Attack 9 of #12: a node that is not a development node (a TPM node) is handed

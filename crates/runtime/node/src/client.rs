@@ -171,6 +171,40 @@ impl Client {
         }
     }
 
+    /// Asks, as a committee peer, for the node's newest signed audit report (its JSON
+    /// envelope, to check with `bulwark_audit::sign::verify_report`).
+    pub fn audit_report(
+        &mut self,
+        key: &PeerKey,
+        target: &[u8; 32],
+    ) -> Result<Vec<u8>, ClientError> {
+        match self.peer_request(key, target, PeerOp::AuditReport)? {
+            Response::AuditReport(bytes) => Ok(bytes),
+            other => Err(unexpected("audit-report", &other)),
+        }
+    }
+
+    /// Asks the node to affirm `candidate` (a removed member) for re-admission; the node
+    /// refuses, saying why, unless it holds a fresh affirming appraisal and a clean report.
+    pub fn affirm(
+        &mut self,
+        candidate: [u8; 32],
+    ) -> Result<bulwark_sentinel::Affirmation, ClientError> {
+        match self.request(&Request::Affirm { candidate })? {
+            Response::Affirmed(affirmation) => Ok(affirmation),
+            other => Err(unexpected("affirm", &other)),
+        }
+    }
+
+    /// Offers an admission; the node checks it by the one rule against its committed state and
+    /// holds it for its proposals, or refuses it saying why.
+    pub fn admit(&mut self, admit: bulwark_sentinel::Admit) -> Result<(), ClientError> {
+        match self.request(&Request::Admit(Box::new(admit)))? {
+            Response::AdmitHeld => Ok(()),
+            other => Err(unexpected("admit", &other)),
+        }
+    }
+
     /// Sends `op` signed by `key` for `target`, stamped with this machine's clock.
     fn peer_request(
         &mut self,
@@ -223,6 +257,9 @@ fn unexpected(request: &'static str, got: &Response) -> ClientError {
         Response::Evidence(_) => "evidence",
         Response::AttestKey(_) => "an attestation key",
         Response::Activated(_) => "an activated credential",
+        Response::AuditReport(_) => "an audit report",
+        Response::Affirmed(_) => "an affirmation",
+        Response::AdmitHeld => "an admission held",
         Response::Error { .. } => "an error",
     };
     ClientError::UnexpectedResponse { request, got }

@@ -71,6 +71,19 @@ pub enum Refusal {
     /// The node's attestation failed (its measured files, its TPM).
     #[error(transparent)]
     Attestation(#[from] crate::node::attest::AttestationError),
+    /// The node runs no configuration audit (`[audit]`), or has not finished its first scan.
+    #[error("this node publishes no signed audit report (no [audit] section, or its first scan is still running)")]
+    NoAudit,
+    /// This endpoint is not a committee member's.
+    #[error("this endpoint is not a committee member's")]
+    NotAMember,
+    /// The node does not affirm the candidate.
+    #[error("no affirmation: {0}")]
+    Affirm(#[from] crate::node::audit::AffirmRefusal),
+    /// The admission fails the one rule against the node's committed state, or the node holds
+    /// too many.
+    #[error("admission refused: {0}")]
+    Admit(String),
 }
 
 /// Answers the requests of every connection; called from many threads at once.
@@ -93,6 +106,20 @@ pub trait Handler {
     /// The TPM attestation key's public area, or why not (sent as [`ErrorCode::Refused`]).
     fn attest_key(&self) -> Result<Vec<u8>, Refusal> {
         Err(Refusal::NoTpm)
+    }
+    /// The node's newest signed audit report (JSON envelope), or why not.
+    fn audit_report(&self) -> Result<Vec<u8>, Refusal> {
+        Err(Refusal::NoAudit)
+    }
+    /// This node's affirmation of `candidate` for re-admission, or why not.
+    fn affirm(&self, candidate: [u8; 32]) -> Result<bulwark_sentinel::Affirmation, Refusal> {
+        let _ = candidate;
+        Err(Refusal::NotAMember)
+    }
+    /// Checks an admission and holds it for proposals, or says why not.
+    fn admit(&self, admit: bulwark_sentinel::Admit) -> Result<(), Refusal> {
+        let _ = admit;
+        Err(Refusal::NotAMember)
     }
     /// Credential activation by the node's TPM, or why not (sent as [`ErrorCode::Refused`]).
     fn activate(
@@ -579,9 +606,18 @@ fn respond(frame: &Frame, session: &mut Session, shared: &Shared) -> Vec<u8> {
                 } => handler
                     .activate(&credential_blob, &encrypted_secret)
                     .map(Response::Activated),
+                PeerOp::AuditReport => handler.audit_report().map(Response::AuditReport),
             };
             answer.unwrap_or_else(|refusal| refused(&refusal))
         }
+        Request::Affirm { candidate } => match handler.affirm(candidate) {
+            Ok(affirmation) => Response::Affirmed(affirmation),
+            Err(refusal) => refused(&refusal),
+        },
+        Request::Admit(admit) => match handler.admit(*admit) {
+            Ok(()) => Response::AdmitHeld,
+            Err(refusal) => refused(&refusal),
+        },
         Request::Book { instrument, depth } => {
             let depth = usize::try_from(depth).unwrap_or(usize::MAX);
             match handler.book(instrument, depth) {

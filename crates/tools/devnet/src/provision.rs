@@ -205,6 +205,7 @@ pub(crate) fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, Comm
     let (seeds, peers) = node_keys(options, &endorsement_keys)?;
     write_genesis(&dir, options, &peers)?;
     let operators_json = dev_operators(&dir)?;
+    write(&dir.join(DEV_AUDIT_POLICY_FILE), DEV_AUDIT_POLICY)?;
     for (index, seed) in seeds.iter().enumerate() {
         write_node(options, index, seed, &peers, &tpms, &operators_json)?;
     }
@@ -283,8 +284,12 @@ fn write_genesis(
             .collect(),
         // Every node observes the (DEVELOPMENT, synthetic) index and signs with its node key.
         oracle_members: peers.iter().map(|p| p.public_key.clone()).collect(),
-        // The sentinel's safe defaults (docs/sentinel.md).
-        sentinel: None,
+        // The sentinel's safe defaults (docs/sentinel.md), except that a removed member of a
+        // local committee may come back (`bulwark admin readmit`) after 10 s instead of an hour.
+        sentinel: Some(bulwark_sentinel::Policy {
+            readmit_hold_ms: DEV_READMIT_HOLD_MS,
+            ..bulwark_sentinel::Policy::default()
+        }),
         // No operators: a local committee never approves a replacement.
         operators: None,
     };
@@ -292,6 +297,44 @@ fn write_genesis(
     write(&genesis_path, &serde_json::to_string_pretty(&genesis)?)?;
     Ok(())
 }
+
+/// How long after its conviction a removed member of a local committee may be re-admitted.
+pub const DEV_READMIT_HOLD_MS: u64 = 10_000;
+/// The DEVELOPMENT audit policy every node of a local committee runs, in the committee
+/// directory.
+pub const DEV_AUDIT_POLICY_FILE: &str = "devnet-node.yml";
+/// How often a local committee's nodes audit themselves.
+const DEV_AUDIT_INTERVAL_MS: u64 = 5_000;
+
+/// The DEVELOPMENT audit policy: a local committee audits each node's own directory, not this
+/// machine, so that `up` runs the audit agent, signed reports and affirmations end to end on a
+/// developer's machine without failing its host checks. A production node runs
+/// `committee-node.yml` (shipped with bulwark-audit) against `/`.
+const DEV_AUDIT_POLICY: &str = r#"# DEVELOPMENT: written by `bulwark up`. A local committee audits each node's own directory,
+# not this machine. A production node runs the committee-node baseline against /.
+policy:
+  id: "bulwark_devnet_node"
+  file: "devnet-node.yml"
+  name: "bulwark local committee node directory (DEVELOPMENT)"
+  description: "What a node of a local committee keeps in its directory; not a host baseline."
+
+checks:
+  - id: 900900
+    name: "The node runs with attested admission."
+    condition: all
+    rules:
+      - 'f:/node.toml -> r:^\[admission\]'
+  - id: 900901
+    name: "The node's configuration lists its committee."
+    condition: all
+    rules:
+      - 'f:/node.toml -> r:^\[\[peers\]\]'
+  - id: 900902
+    name: "The node's operator set is in place."
+    condition: all
+    rules:
+      - 'f:/operators.json'
+"#;
 
 /// DEVELOPMENT operators: 3 keys, any 2 sign the reference manifest. Their secrets stay next
 /// to the committee so that `up` can sign a manifest for the binary it runs. Returns the
@@ -388,6 +431,15 @@ fn write_node(
         // The vault's shares under the DEVELOPMENT file backend (the default of a development
         // node), which says so when the node starts.
         vault: None,
+        // The node audits its own directory under the DEVELOPMENT policy (it says so).
+        audit: Some(bulwark_node::node::config::AuditConfig {
+            policies: vec![Path::new("..").join(DEV_AUDIT_POLICY_FILE)],
+            manifest: None,
+            root: ".".into(),
+            interval_ms: DEV_AUDIT_INTERVAL_MS,
+            commands_fixture: None,
+            report_ttl_ms: None,
+        }),
         // A committee on one machine, started by `up`: its development paths (the dev
         // attestor, the synthetic feed) are accepted, and say so when they run.
         development: true,

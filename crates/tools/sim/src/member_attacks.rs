@@ -399,6 +399,7 @@ fn dev_paths_in_production(n: usize) -> Outcome {
             collateral_file: None,
         }),
         vault: None,
+        audit: None,
         development: false,
     };
     let path = std::path::Path::new("node.toml");

@@ -29,6 +29,12 @@
 //! | `0x86` | [`Response::AttestKey`] | the TPM attestation key's marshalled `TPMT_PUBLIC` |
 //! | `0x07` | [`Request::Peer`] with [`PeerOp::Activate`] | [`PeerAuth`], blob length `u16`, credential blob, secret length `u16`, encrypted secret |
 //! | `0x87` | [`Response::Activated`] | the credential the node's TPM recovered |
+//! | `0x08` | [`Request::Peer`] with [`PeerOp::AuditReport`] | [`PeerAuth`] |
+//! | `0x88` | [`Response::AuditReport`] | the signed audit report's JSON envelope (bulwark-audit) |
+//! | `0x09` | [`Request::Affirm`] | the candidate's ed25519 node key, 32 bytes |
+//! | `0x89` | [`Response::Affirmed`] | JSON of the node's signed [`Affirmation`] |
+//! | `0x0a` | [`Request::Admit`] | JSON of an [`Admit`] |
+//! | `0x8a` | [`Response::AdmitHeld`] | empty |
 //! | `0xff` | [`Response::Error`] | code `u16`, UTF-8 message (the rest) |
 //!
 //! [`PeerAuth`] is the asking peer's ed25519 node key (32 bytes), the time it asked (`u64`,
@@ -43,6 +49,7 @@ use std::io;
 use crate::answers::{AccountAnswer, BookAnswer, NodeStatus};
 use bulwark_engine::codec::{decode_batch, encode_batch, CodecError, SignedTx};
 use bulwark_engine::{AccountId, InstrumentId};
+use bulwark_sentinel::{Admit, Affirmation};
 use serde::Serialize;
 
 mod frame;
@@ -80,6 +87,12 @@ const KIND_ATTEST_KEY: u8 = 0x06;
 const KIND_ATTEST_KEY_REPLY: u8 = 0x86;
 const KIND_ACTIVATE: u8 = 0x07;
 const KIND_ACTIVATED: u8 = 0x87;
+const KIND_AUDIT_REPORT: u8 = 0x08;
+const KIND_AUDIT_REPORT_REPLY: u8 = 0x88;
+const KIND_AFFIRM: u8 = 0x09;
+const KIND_AFFIRMED: u8 = 0x89;
+const KIND_ADMIT: u8 = 0x0a;
+const KIND_ADMIT_HELD: u8 = 0x8a;
 const KIND_ERROR: u8 = 0xff;
 
 /// The smallest encoded refusal: index and an empty reason's length.
@@ -131,6 +144,16 @@ pub enum Request {
         /// What they ask for.
         op: PeerOp,
     },
+    /// The node's signed affirmation that `candidate` (a removed member) is fit to come back:
+    /// its own verifier holds a fresh affirming appraisal of it and its newest signed audit
+    /// report is clean (issue #13). The node refuses, saying why, when either is missing.
+    Affirm {
+        /// The candidate's ed25519 node key.
+        candidate: [u8; 32],
+    },
+    /// An admission for the node to check against its committed state and, if the one rule
+    /// accepts it, to hold for its proposals (an operator collects the affirmations).
+    Admit(Box<Admit>),
 }
 
 /// One refused transaction of a submit.
@@ -217,6 +240,12 @@ pub enum Response {
     AttestKey(Vec<u8>),
     /// The answer to [`PeerOp::Activate`]: the recovered credential.
     Activated(Vec<u8>),
+    /// The answer to [`PeerOp::AuditReport`]: the signed report's JSON envelope.
+    AuditReport(Vec<u8>),
+    /// The answer to [`Request::Affirm`].
+    Affirmed(Affirmation),
+    /// The answer to [`Request::Admit`]: the node holds the admission for its proposals.
+    AdmitHeld,
     /// The request failed.
     Error {
         /// What kind of failure.
@@ -322,6 +351,15 @@ pub fn encode_request(request: &Request, limits: &WireLimits) -> Result<Vec<u8>,
                 body,
             }
         }
+        Request::Affirm { candidate } => Frame {
+            kind: KIND_AFFIRM,
+            body: candidate.to_vec(),
+        },
+        Request::Admit(admit) => Frame {
+            kind: KIND_ADMIT,
+            body: serde_json::to_vec(admit.as_ref())
+                .map_err(|error| WireError::Json(error.to_string()))?,
+        },
         Request::Peer { auth, op } => {
             let (kind, op_body) = peer::op_body(op)?;
             let mut body = Vec::with_capacity(PEER_AUTH_BYTES + op_body.len());
@@ -412,6 +450,24 @@ pub fn decode_request(frame: &Frame, limits: &WireLimits) -> Result<Request, Wir
                 },
             })
         }
+        KIND_AUDIT_REPORT => {
+            let mut cursor = Cursor::new(body, "audit-report request");
+            let auth = PeerAuth::decode(&cursor.array()?);
+            cursor.finish()?;
+            Ok(Request::Peer {
+                auth,
+                op: PeerOp::AuditReport,
+            })
+        }
+        KIND_AFFIRM => {
+            let mut cursor = Cursor::new(body, "affirm request");
+            let candidate = cursor.array()?;
+            cursor.finish()?;
+            Ok(Request::Affirm { candidate })
+        }
+        KIND_ADMIT => serde_json::from_slice(body)
+            .map(|admit| Request::Admit(Box::new(admit)))
+            .map_err(|error| WireError::Json(format!("admit: {error}"))),
         KIND_BOOK => {
             let mut cursor = Cursor::new(body, "book request");
             let instrument = InstrumentId(cursor.u32()?);
@@ -475,6 +531,15 @@ pub fn encode_response(response: &Response, frame_bytes_max: usize) -> Result<Ve
         Response::Activated(bytes) => Frame {
             kind: KIND_ACTIVATED,
             body: bytes.clone(),
+        },
+        Response::AuditReport(bytes) => Frame {
+            kind: KIND_AUDIT_REPORT_REPLY,
+            body: bytes.clone(),
+        },
+        Response::Affirmed(affirmation) => json(KIND_AFFIRMED, affirmation)?,
+        Response::AdmitHeld => Frame {
+            kind: KIND_ADMIT_HELD,
+            body: Vec::new(),
         },
         Response::Error { code, message } => {
             let message = truncate_utf8(message, ERROR_MESSAGE_BYTES_MAX);
@@ -544,6 +609,13 @@ pub fn decode_response(frame: &Frame) -> Result<Response, WireError> {
         KIND_EVIDENCE => Ok(Response::Evidence(body.to_vec())),
         KIND_ATTEST_KEY_REPLY => Ok(Response::AttestKey(body.to_vec())),
         KIND_ACTIVATED => Ok(Response::Activated(body.to_vec())),
+        KIND_AUDIT_REPORT_REPLY => Ok(Response::AuditReport(body.to_vec())),
+        KIND_AFFIRMED => Ok(Response::Affirmed(json(body, "affirmation")?)),
+        KIND_ADMIT_HELD => {
+            let mut cursor = Cursor::new(body, "admit-held response");
+            cursor.finish()?;
+            Ok(Response::AdmitHeld)
+        }
         KIND_ERROR => {
             let mut cursor = Cursor::new(body, "error response");
             let code = ErrorCode::from_u16(cursor.u16()?);

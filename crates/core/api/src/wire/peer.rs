@@ -1,5 +1,5 @@
 //! The requests only a committee peer may make of a node's client endpoint: attestation
-//! evidence, the TPM attestation key and credential activation. Each one keeps the node's TPM
+//! evidence, the TPM attestation key, credential activation and the newest signed audit report. Each one keeps the node's TPM
 //! busy, and activation answers with what the TPM decrypted, so each is signed by the asking
 //! peer's node key ([`PeerAuth`]) over the node it is meant for, the time and the operation.
 //! The node checks the signature, that the signer is a member, the time and the rate before it
@@ -40,6 +40,10 @@ pub enum PeerOp {
         /// `TPM2B_ENCRYPTED_SECRET` contents.
         encrypted_secret: Vec<u8>,
     },
+    /// The node's newest signed audit report of its own machine (the audit agent's snapshot):
+    /// what a peer reads before it affirms the node for re-admission, and sentinel evidence
+    /// when a check failed. Peers only: a report describes the machine's configuration.
+    AuditReport,
 }
 
 impl PeerOp {
@@ -49,6 +53,7 @@ impl PeerOp {
             PeerOp::Attest { .. } => "attest",
             PeerOp::AttestKey => "attest-key",
             PeerOp::Activate { .. } => "activate",
+            PeerOp::AuditReport => "audit-report",
         }
     }
 }
@@ -125,6 +130,7 @@ pub(super) fn op_body(op: &PeerOp) -> Result<(u8, Vec<u8>), super::WireError> {
     Ok(match op {
         PeerOp::Attest { nonce } => (super::KIND_ATTEST, nonce.to_vec()),
         PeerOp::AttestKey => (super::KIND_ATTEST_KEY, Vec::new()),
+        PeerOp::AuditReport => (super::KIND_AUDIT_REPORT, Vec::new()),
         PeerOp::Activate {
             credential_blob,
             encrypted_secret,

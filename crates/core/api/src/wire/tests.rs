@@ -47,6 +47,20 @@ fn peer(op: PeerOp) -> Request {
     }
 }
 
+fn affirmation() -> bulwark_sentinel::Affirmation {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
+    bulwark_sentinel::Affirmation::sign(&key, [4; 32], 2, 1_800_000_000_000, ([5; 32], [6; 32]))
+}
+
+fn admit() -> bulwark_sentinel::Admit {
+    bulwark_sentinel::Admit {
+        candidate: [4; 32],
+        epoch: 2,
+        affirmations: vec![affirmation()],
+        seat: bulwark_sentinel::Seat::Readmit,
+    }
+}
+
 #[test]
 fn requests_round_trip() {
     for request in [
@@ -68,6 +82,9 @@ fn requests_round_trip() {
             credential_blob: Vec::new(),
             encrypted_secret: Vec::new(),
         }),
+        peer(PeerOp::AuditReport),
+        Request::Affirm { candidate: [4; 32] },
+        Request::Admit(Box::new(admit())),
     ] {
         assert_eq!(request_round_trip(&request), request);
     }
@@ -108,6 +125,9 @@ fn responses_round_trip() {
         Response::Evidence(b"{}".to_vec()),
         Response::AttestKey(vec![0, 0x23, 1]),
         Response::Activated(vec![5; 32]),
+        Response::AuditReport(b"{\"report\":\"{}\"}".to_vec()),
+        Response::Affirmed(affirmation()),
+        Response::AdmitHeld,
         Response::Error {
             code: ErrorCode::RateLimited,
             message: "rate limited".into(),
@@ -276,6 +296,17 @@ fn bad_request_bodies_are_refused() {
         &limits()
     )
     .is_err());
+    assert!(matches!(
+        bad(KIND_AUDIT_REPORT, &with_auth(&[0])),
+        WireError::BadBody { .. }
+    ));
+    // Affirm: exactly a 32-byte key; admit: JSON of an admission, nothing else.
+    for body in [&[0; 31][..], &[0; 33]] {
+        assert!(matches!(bad(KIND_AFFIRM, body), WireError::BadBody { .. }));
+    }
+    for body in [&b"{not json"[..], b"{}", b"[]", b"{\"candidate\":1}"] {
+        assert!(matches!(bad(KIND_ADMIT, body), WireError::Json(_)));
+    }
     let mut deep = vec![0; 4];
     deep.extend_from_slice(&(BOOK_DEPTH_MAX + 1).to_be_bytes());
     assert!(matches!(
@@ -393,6 +424,14 @@ fn bad_response_bodies_are_refused() {
     ));
     assert!(matches!(
         decode_response(&frame(KIND_ERROR, &[0])),
+        Err(WireError::BadBody { .. })
+    ));
+    assert!(matches!(
+        decode_response(&frame(KIND_AFFIRMED, b"{\"affirmer\":\"zz\"}")),
+        Err(WireError::Json(_))
+    ));
+    assert!(matches!(
+        decode_response(&frame(KIND_ADMIT_HELD, &[1])),
         Err(WireError::BadBody { .. })
     ));
 }

@@ -571,7 +571,7 @@ pub fn start<O>(
     endorsement_keys: BTreeMap<PublicKey, Vec<u8>>,
     mut oracle: O,
     evidence: EvidenceLog,
-    status: AdmissionStatus,
+    (status, fitness): (AdmissionStatus, crate::node::audit::Fitness),
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, NodeError>
 where
@@ -638,6 +638,7 @@ where
         .name("admission".into())
         .spawn(move || {
             let mut admitted = BTreeSet::new();
+            let mut audits = PeerAudits::default();
             while !stop.load(Ordering::Relaxed) {
                 let round_started = std::time::Instant::now();
                 for (key, name, _, client_address) in &peers {
@@ -668,7 +669,11 @@ where
                         }
                     };
                     apply(changes, &mut oracle, &mut admitted, &mut track, &names);
+                    if admitted.contains(key) {
+                        audits.read(key, name, *client_address, (&me.2, &target), &evidence);
+                    }
                 }
+                audits.publish(&admission, &fitness);
                 let before = admitted.clone();
                 let changes = admission.tick(now_ms(), &admitted);
                 apply(changes, &mut oracle, &mut admitted, &mut track, &names);
@@ -702,6 +707,86 @@ where
         })
         .map_err(|e| NodeError::Dkg(format!("cannot start the admission thread: {e}")))?;
     Ok(handle)
+}
+
+/// The admission loop's reading of its peers' signed audit reports (issue #13): at most every
+/// [`crate::node::audit::AUDIT_FETCH_MS`] per admitted peer; a failed report is recorded as
+/// `audit_failed` evidence once.
+#[derive(Default)]
+struct PeerAudits {
+    /// Per peer: when it was last read, the newest report and why the last read failed.
+    peers: BTreeMap<PublicKey, (u64, Option<crate::node::audit::PeerAudit>, Option<String>)>,
+}
+
+impl PeerAudits {
+    fn read(
+        &mut self,
+        peer: &PublicKey,
+        name: &str,
+        address: SocketAddr,
+        (key, target): (&PeerKey, &[u8; 32]),
+        evidence: &EvidenceLog,
+    ) {
+        use crate::node::audit::{failed_report_detail, read_peer_report, AUDIT_FETCH_MS};
+        let now = now_ms();
+        let entry = self.peers.entry(peer.clone()).or_default();
+        if entry.0 != 0 && now.saturating_sub(entry.0) < AUDIT_FETCH_MS {
+            return;
+        }
+        entry.0 = now;
+        let bytes = match Client::connect(address, Duration::from_millis(300))
+            .and_then(|mut client| client.audit_report(key, target))
+        {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::debug!(peer = %name, %error, "no audit report from peer");
+                entry.2 = Some(error.to_string());
+                return;
+            }
+        };
+        let peer_key = crate::node::startup::key_bytes(peer);
+        match read_peer_report(&bytes, &peer_key, now) {
+            Ok(audit) => {
+                let newer = entry
+                    .1
+                    .as_ref()
+                    .is_none_or(|old| old.digest != audit.digest);
+                if newer && !audit.clean() {
+                    evidence.record(
+                        Kind::AuditFailed,
+                        peer,
+                        0,
+                        failed_report_detail(&audit, &bytes),
+                    );
+                }
+                entry.1 = Some(audit);
+                entry.2 = None;
+            }
+            Err(error) => {
+                warn!(peer = %name, %error, "a peer's audit report does not check");
+                entry.2 = Some(error.to_string());
+            }
+        }
+    }
+
+    /// Each peer's appraisal (from `admission`) and audit report, for affirmations.
+    fn publish(&self, admission: &Admission<PublicKey>, fitness: &crate::node::audit::Fitness) {
+        let mut out = BTreeMap::new();
+        for (key, _, state) in admission.states() {
+            let audit = self.peers.get(key);
+            out.insert(
+                crate::node::startup::key_bytes(key),
+                crate::node::audit::PeerFitness {
+                    appraisal: state.affirming,
+                    audit: audit.and_then(|(_, audit, _)| audit.clone()),
+                    audit_error: audit.and_then(|(_, _, error)| error.clone()),
+                },
+            );
+        }
+        *fitness
+            .lock()
+            .expect("the fitness lock must not be poisoned") = out;
+    }
 }
 
 /// How this node sees each peer's admission now, for its status.

@@ -263,12 +263,64 @@ pub struct NodeConfig {
     /// file backend on a development node, no vault shares on a production node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vault: Option<VaultConfig>,
+    /// The node's own configuration audit (`docs/node.md`): the audit agent scans this machine
+    /// on a schedule and signs each report with the node key; peers read the newest one, record
+    /// a failed one as sentinel evidence, and affirm the node for re-admission only on a clean,
+    /// fresh one. Absent: the node publishes no report (and says so at start), so no peer can
+    /// affirm it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditConfig>,
     /// A DEVELOPMENT committee on one machine (`bulwark up` writes `development = true`).
     /// Only such a node accepts a development path: admission left out, the DEVELOPMENT
     /// attestor (`mode = "dev"`, which also needs every address on loopback), or the synthetic
     /// price feed. Default false: production, which refuses all of them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub development: bool,
+}
+
+/// The `[audit]` section: the node's own configuration audit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// SCA policy files (Wazuh YAML or bulwark's own, e.g. the shipped
+    /// `committee-node.yml`); at least one.
+    pub policies: Vec<PathBuf>,
+    /// The role manifest (allowed ports, services, packages, modules, setuid binaries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<PathBuf>,
+    /// The tree file rules read; default `/`. Command rules run only against `/`.
+    #[serde(default = "default_audit_root")]
+    pub root: PathBuf,
+    /// Full scans this often, milliseconds (±20 % jitter; 1 000 to 86 400 000; default 300 000).
+    #[serde(default = "default_audit_interval_ms")]
+    pub interval_ms: u64,
+    /// Answer command rules from this file instead of running them: DEVELOPMENT only (a
+    /// production node audits the machine it runs on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands_fixture: Option<PathBuf>,
+    /// A peer's report older than this is stale and affirms nothing; default 3 intervals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_ttl_ms: Option<u64>,
+}
+
+impl AuditConfig {
+    /// How old a peer's report may be and still count, on a node without `[audit]`: three
+    /// default intervals.
+    pub const DEFAULT_REPORT_TTL_MS: u64 = 900_000;
+
+    /// How old a peer's report may be and still count.
+    pub fn report_ttl_ms(&self) -> u64 {
+        self.report_ttl_ms
+            .unwrap_or_else(|| self.interval_ms.saturating_mul(3))
+    }
+}
+
+fn default_audit_root() -> PathBuf {
+    PathBuf::from("/")
+}
+
+fn default_audit_interval_ms() -> u64 {
+    300_000
 }
 
 /// Which backend seals the vault's key shares (`[vault] backend`).
@@ -399,6 +451,16 @@ impl NodeConfig {
                 files.push(file);
             }
         }
+        if let Some(audit) = config.audit.as_mut() {
+            files.extend(audit.policies.iter_mut());
+            files.push(&mut audit.root);
+            for file in [audit.manifest.as_mut(), audit.commands_fixture.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                files.push(file);
+            }
+        }
         for feed in &mut config.oracle {
             for venue in &mut feed.sources.venues {
                 if let Some(capture) = venue.capture.as_mut() {
@@ -460,6 +522,9 @@ impl NodeConfig {
         if let Some(reason) = self.vault_problem() {
             return Err(invalid(reason));
         }
+        if let Some(reason) = self.audit.as_ref().and_then(|a| self.audit_problem(a)) {
+            return Err(invalid(reason));
+        }
         match &self.admission {
             Some(admission) => {
                 if let Some(reason) = self.admission_problem(admission) {
@@ -519,6 +584,30 @@ impl NodeConfig {
             .into_iter()
             .find(|a| !a.ip().is_loopback())
             .map(|a| a.to_string())
+    }
+
+    /// What is wrong with the `[audit]` section, if anything.
+    fn audit_problem(&self, audit: &AuditConfig) -> Option<String> {
+        if audit.policies.is_empty() {
+            return Some("[audit] policies lists no policy file".into());
+        }
+        if !(1_000..=86_400_000).contains(&audit.interval_ms) {
+            return Some(format!(
+                "[audit] interval_ms is {}: it must be 1 000 to 86 400 000",
+                audit.interval_ms
+            ));
+        }
+        if audit.report_ttl_ms() < audit.interval_ms {
+            return Some(format!(
+                "[audit] report_ttl_ms is {}: shorter than interval_ms {}, every report would be stale before the next",
+                audit.report_ttl_ms(),
+                audit.interval_ms
+            ));
+        }
+        if audit.commands_fixture.is_some() && !self.development {
+            return Some("[audit] commands_fixture answers command rules from a file: DEVELOPMENT only (development = true); a production node audits the machine it runs on".into());
+        }
+        None
     }
 
     /// What is wrong with the `[admission]` section, if anything.
@@ -822,8 +911,70 @@ mod tests {
             admission: None,
             oracle: Vec::new(),
             vault: None,
+            audit: None,
             development: true,
         }
+    }
+
+    #[test]
+    fn the_audit_section_is_checked_and_a_command_fixture_is_development_only() {
+        let path = Path::new("node.toml");
+        let audit = AuditConfig {
+            policies: vec!["committee-node.yml".into()],
+            manifest: None,
+            root: "/".into(),
+            interval_ms: 60_000,
+            commands_fixture: None,
+            report_ttl_ms: None,
+        };
+        assert_eq!(audit.report_ttl_ms(), 180_000);
+        let with = |audit: AuditConfig, development: bool| {
+            let mut c = config(&["dc-0", "dc-1", "dc-2", "dc-3"]);
+            c.development = development;
+            c.audit = Some(audit);
+            c.validate(path)
+        };
+        assert!(with(audit.clone(), true).is_ok());
+        let refused = |audit: AuditConfig, development: bool, needle: &str| {
+            let error = with(audit, development).unwrap_err().to_string();
+            assert!(error.contains(needle), "{error}");
+        };
+        refused(
+            AuditConfig {
+                policies: Vec::new(),
+                ..audit.clone()
+            },
+            true,
+            "no policy file",
+        );
+        refused(
+            AuditConfig {
+                interval_ms: 10,
+                ..audit.clone()
+            },
+            true,
+            "interval_ms is 10",
+        );
+        refused(
+            AuditConfig {
+                report_ttl_ms: Some(1_000),
+                ..audit.clone()
+            },
+            true,
+            "stale before the next",
+        );
+        refused(
+            AuditConfig {
+                commands_fixture: Some("fixture.yml".into()),
+                ..audit.clone()
+            },
+            false,
+            "DEVELOPMENT only",
+        );
+        // Unknown keys in the section are refused by name.
+        let text = "policies = [\"a.yml\"]\nintervall_ms = 5\n";
+        let error = toml::from_str::<AuditConfig>(text).unwrap_err().to_string();
+        assert!(error.contains("intervall_ms"), "{error}");
     }
 
     #[test]

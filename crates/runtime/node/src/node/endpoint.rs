@@ -45,6 +45,14 @@ pub(crate) struct Endpoint {
     pub(crate) evidence: bulwark_consensus::evidence::EvidenceLog,
     pub(crate) sentinel: bulwark_consensus::sentinel_feed::SharedSentinel,
     pub(crate) gossip: mpsc::UnboundedSender<Vec<SignedTx>>,
+    /// This node's newest signed audit report of its own machine.
+    pub(crate) own_report: crate::node::audit::OwnReport,
+    /// What this node saw of each peer's appraisal and audit report (empty without admission).
+    pub(crate) fitness: crate::node::audit::Fitness,
+    /// The node key: it signs affirmations.
+    pub(crate) signing_key: ed25519_dalek::SigningKey,
+    /// How old a peer's audit report may be and still affirm it.
+    pub(crate) report_ttl_ms: u64,
 }
 
 impl Endpoint {
@@ -204,6 +212,60 @@ impl Handler for Endpoint {
         match &self.attestation {
             Some(attestation) => Ok(attestation.activate(credential_blob, encrypted_secret)?),
             None => Err(Refusal::AttestationOff),
+        }
+    }
+
+    fn audit_report(&self) -> Result<Vec<u8>, Refusal> {
+        self.own_report
+            .lock()
+            .expect("the audit report lock must not be poisoned")
+            .as_ref()
+            .map(|signed| signed.encode())
+            .ok_or(Refusal::NoAudit)
+    }
+
+    fn affirm(&self, candidate: [u8; 32]) -> Result<bulwark_sentinel::Affirmation, Refusal> {
+        use crate::node::audit::{affirm, AffirmRefusal};
+        if self.attestation.is_none() {
+            return Err(AffirmRefusal::AdmissionOff.into());
+        }
+        let fitness = self
+            .fitness
+            .lock()
+            .expect("the fitness lock must not be poisoned")
+            .get(&candidate)
+            .cloned();
+        let engine = self.engine();
+        let affirmation = affirm(
+            &engine,
+            &self.signing_key,
+            candidate,
+            fitness.as_ref(),
+            (crate::node::attest::now_ms(), self.report_ttl_ms),
+        )?;
+        tracing::info!(candidate = %hex::encode(&candidate[..8]), epoch = affirmation.epoch, "affirmed a removed member for re-admission");
+        Ok(affirmation)
+    }
+
+    fn admit(&self, admit: bulwark_sentinel::Admit) -> Result<(), Refusal> {
+        use bulwark_consensus::sentinel_feed::AdmitOffer;
+        let engine = self.engine();
+        let candidate = hex::encode(&admit.candidate[..8]);
+        let offered = self
+            .sentinel
+            .lock()
+            .expect("the sentinel lock must not be poisoned")
+            .offer_admit(&engine, admit);
+        match offered {
+            Ok(()) => {
+                tracing::info!(%candidate, "admission held for this node's proposals");
+                Ok(())
+            }
+            Err(AdmitOffer::Refused(refusal)) => Err(Refusal::Admit(refusal.to_string())),
+            Err(AdmitOffer::Full) => Err(Refusal::Admit(
+                "this node holds as many admissions as it may; try again after one is decided"
+                    .into(),
+            )),
         }
     }
 

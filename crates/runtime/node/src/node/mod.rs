@@ -7,7 +7,8 @@
 //!    the keystore and the node key;
 //! 2. [`startup::start_p2p`]: the p2p network with every channel registered;
 //! 3. [`startup::Shared`]: the mempool, committed view, status figures, evidence, oracle pool;
-//! 4. [`startup::start_admission`] and [`startup::start_endpoint`];
+//! 4. [`startup::start_admission`], [`startup::start_audit`] (the node's own configuration
+//!    audit) and [`startup::start_endpoint`];
 //! 5. [`vault_keys::vault_keys`] (a task of its own): load the vault's key shares, or run their
 //!    FROST key generation with every member and seal them with the vault backend;
 //!    [`genesis_key::genesis_key`]: load this node's DKG share, or run the DKG ceremony with
@@ -18,6 +19,7 @@
 //!    watcher and the intake of deposit attestations.
 
 pub mod attest;
+pub mod audit;
 pub mod config;
 mod deposits;
 mod endpoint;
@@ -132,6 +134,7 @@ pub fn run(config_path: &Path, migration: keystore::Migration) -> Result<(), Nod
         let shared = startup::Shared::new(&prepared);
         let (gossip_sender, gossip_queue) = commonware_utils::channel::mpsc::unbounded_channel();
         let attestation = startup::start_admission(&prepared, &shared, &p2p.oracle)?;
+        startup::start_audit(&prepared, &shared)?;
         let _server = startup::start_endpoint(&prepared, &shared, attestation, gossip_sender)?;
         let vault_files = prepared
             .vault

@@ -331,6 +331,10 @@ pub(super) struct Shared {
     pub(super) sentinel: bulwark_consensus::sentinel_feed::SharedSentinel,
     /// Chain deposit attestations (this node's and its peers') and the certificates they made.
     pub(super) deposits: bulwark_consensus::deposit_feed::SharedDeposits,
+    /// This node's newest signed audit report of its own machine (`[audit]`).
+    pub(super) own_report: super::audit::OwnReport,
+    /// Each peer's appraisal and audit report as this node saw them last.
+    pub(super) fitness: super::audit::Fitness,
 }
 
 impl Shared {
@@ -364,6 +368,8 @@ impl Shared {
             deposits: Arc::new(Mutex::new(
                 bulwark_consensus::deposit_feed::DepositFeed::new(&prepared.genesis.0),
             )),
+            own_report: Arc::new(Mutex::new(None)),
+            fitness: Arc::new(Mutex::new(Default::default())),
         }
     }
 }
@@ -430,10 +436,22 @@ pub(super) fn start_admission(
         endorsement_keys,
         oracle.clone(),
         shared.evidence.clone(),
-        shared.admission_status.clone(),
+        (shared.admission_status.clone(), shared.fitness.clone()),
         Arc::new(std::sync::atomic::AtomicBool::new(false)),
     )?;
     Ok(Some(attestation))
+}
+
+/// Step 4c: the node's own configuration audit, if configured: its signed reports are what
+/// peers read before they affirm it, and evidence against it when a check fails.
+pub(super) fn start_audit(prepared: &Prepared, shared: &Shared) -> Result<(), NodeError> {
+    match &prepared.config.audit {
+        Some(audit) => super::audit::start_agent(audit, &prepared.seed, shared.own_report.clone()),
+        None => {
+            warn!("no [audit]: this node publishes no signed audit report, so no peer can affirm it for re-admission after a removal");
+            Ok(())
+        }
+    }
 }
 
 /// The 32 bytes of a node key, as peer requests name it.
@@ -465,6 +483,16 @@ pub(super) fn start_endpoint(
         evidence: shared.evidence.clone(),
         sentinel: shared.sentinel.clone(),
         gossip,
+        own_report: shared.own_report.clone(),
+        fitness: shared.fitness.clone(),
+        signing_key: ed25519_dalek::SigningKey::from_bytes(&prepared.seed),
+        report_ttl_ms: prepared
+            .config
+            .audit
+            .as_ref()
+            .map_or(super::config::AuditConfig::DEFAULT_REPORT_TTL_MS, |a| {
+                a.report_ttl_ms()
+            }),
     };
     // Only committee peers, signed and rate-bound, reach the TPM through the endpoint.
     let gate = super::peer_gate::PeerGate::new(

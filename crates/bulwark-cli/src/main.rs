@@ -80,6 +80,13 @@ enum AdminCmd {
     /// signed audit report), submit the admission to every node, and optionally follow it
     /// until the candidate signs in the next epoch (docs/sentinel.md).
     Readmit(admin::ReadmitArgs),
+    /// Sign this operator's approval that a newcomer takes a member's seat in an epoch; prints
+    /// it as one JSON line for `admin replace --approval`.
+    Approve(admin::ApproveArgs),
+    /// Seat a newcomer (a candidate in every member's configuration) in place of a quarantined
+    /// or removed member: the members' affirmations, the operators' approvals, the admission
+    /// submitted to every node, and optionally followed until it signs.
+    Replace(admin::ReplaceArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,6 +268,8 @@ fn main() -> ExitCode {
         } => node::run(&config, migrate_secrets),
         Top::Client(args) => client::run(args.node, args.request),
         Top::Admin(AdminCmd::Readmit(args)) => admin::readmit(&args),
+        Top::Admin(AdminCmd::Approve(args)) => admin::approve(&args),
+        Top::Admin(AdminCmd::Replace(args)) => admin::replace(&args),
         Top::Verify {
             data,
             genesis,

@@ -58,6 +58,13 @@ pub struct UpArgs {
     /// Seconds after the start at which `--tamper-node` strikes.
     #[arg(long, value_name = "SECS", requires = "tamper_node")]
     at: Option<u64>,
+    /// Also write this many spare machines as candidates (listed in every node's
+    /// configuration, not started, not in the genesis committee): after a removal, start one
+    /// with `bulwark node --config <data>/committee/node-N/node.toml` (give it the venue's
+    /// identity.hex first) and seat it with `bulwark admin replace`. When the committee is
+    /// created; DEVELOPMENT attestor only.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=3))]
+    candidates: u32,
 }
 
 /// Runs the venue until Ctrl-C or `--duration`.
@@ -111,6 +118,7 @@ pub fn run(args: UpArgs) -> ExitCode {
         oracle: oracle_sources(&args.oracle_capture, &args.oracle_url),
         data: args.data,
         nodes: args.nodes as usize,
+        candidates: args.candidates as usize,
         duration: args.duration.map(std::time::Duration::from_secs),
         rate: args.rate,
         seed: args.seed,

@@ -22,7 +22,8 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 fn base_port() -> u16 {
     // A base whose 1000 following ports include 4 × (4 p2p + 4 client) that bind now (a
     // previous run's sockets may linger in TIME_WAIT). Each test takes 200: p2p from its base,
-    // client endpoints 100 above; the TPM test's software TPMs take 8 ports 200 above its base.
+    // client endpoints 100 above; the TPM test's software TPMs take 8 ports 200 above its base;
+    // the replacement test's five nodes take 820-824 and 920-924.
     // All below Linux's ephemeral range (32768–60999): a port in it can be taken by any
     // outgoing connection (status polls, p2p dials, TPM sessions) between this check and the
     // node's bind, and the node then fails to start.
@@ -34,7 +35,8 @@ fn base_port() -> u16 {
         let all_free = (0..4u16).all(|test| {
             (0..4u16)
                 .all(|i| bindable(base + test * 200 + i) && bindable(base + test * 200 + 100 + i))
-        }) && (0..8u16).all(|i| bindable(base + 800 + i));
+        }) && (0..8u16).all(|i| bindable(base + 800 + i))
+            && (0..5u16).all(|i| bindable(base + 820 + i) && bindable(base + 920 + i));
         if all_free {
             return base;
         }
@@ -73,7 +75,10 @@ fn wait_for_evidence(committee: &Path, needle: &str) -> String {
 /// What each node of a committee reports and the last lines it logged, for a failed wait.
 fn diagnosis(committee: &Path, endpoint: impl Fn(u16) -> std::net::SocketAddr) -> String {
     let mut out = String::new();
-    for i in 0..4u16 {
+    let nodes = (0..)
+        .take_while(|i| committee.join(format!("node-{i}")).exists())
+        .count();
+    for i in 0..nodes as u16 {
         let status = status(endpoint(i));
         let height = status.as_ref().map(|s| s.height);
         let admission = status
@@ -358,8 +363,16 @@ fn status(endpoint: std::net::SocketAddr) -> Option<bulwark_api::answers::NodeSt
 fn spawn_node(committee: &Path, index: usize, exe: &Path) -> std::process::Child {
     let node = committee.join(format!("node-{index}"));
     let log = std::fs::File::create(node.join("test-node.log")).unwrap();
-    std::process::Command::new(exe)
-        .args(["node", "--config", node.join("node.toml").to_str().unwrap()])
+    let mut command = std::process::Command::new(exe);
+    command.args(["node", "--config", node.join("node.toml").to_str().unwrap()]);
+    // A node `up` provisioned but never started (a candidate) seals its key on its first start,
+    // as `up`'s launcher does it.
+    let marker = node.join("first-start");
+    if marker.exists() {
+        command.arg("--migrate-secrets");
+        std::fs::remove_file(marker).unwrap();
+    }
+    command
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -712,22 +725,20 @@ fn wait_until_node3_is_cut_off(
     }
 }
 
-/// Issue #13's process test: node 3 comes back from a tampered binary; the three honest nodes
-/// cut it off, accuse it, quarantine it, reshare the key among themselves, move to epoch 1
-/// without it and keep trading. Then node 3 is restarted from the honest binary: it follows
-/// the log by certified catch-up, the members affirm it (each on its own fresh appraisal and
-/// node 3's clean signed audit report), `bulwark admin readmit` submits the admission, node 3
-/// plays in the reshare and signs in epoch 2 (with node 0 stopped, nodes 1-3 still finalize).
-/// `verify` accepts the log across both epoch changes with the genesis identity alone.
-#[test]
-fn a_tampered_fourth_node_is_removed_three_keep_trading_and_it_comes_back_restored() {
-    let _turn = serial();
+/// Issue #13's removal, shared by the process tests: an honest committee of four (made by `up`
+/// with `up_extra`), then node 3 comes back from a tampered binary; the three honest nodes cut
+/// it off, accuse it, quarantine it, reshare the key among themselves, move to epoch 1 without
+/// it and keep trading. Returns the committee directory, the processes (node 3 still running
+/// the tampered binary) and the height at which the honest nodes were in epoch 1.
+fn node3_tampered_and_removed(
+    dir: &Path,
+    port: u16,
+    up_extra: &[&str],
+) -> (std::path::PathBuf, Procs, u64) {
     use std::time::{Duration, Instant};
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let port: u16 = base_port() + 400;
+    let data = dir.join("data");
     // An honest committee first: admission and the genesis DKG among all four.
-    up(&data, port, 2, 50, &[]);
+    up(&data, port, 2, 50, up_extra);
     let committee = data.join("committee");
     // How far node 3's own log reaches: it replays that much on restart, and no further.
     let (code, stdout, stderr) = run(&[
@@ -741,10 +752,10 @@ fn a_tampered_fourth_node_is_removed_three_keep_trading_and_it_comes_back_restor
     let logged: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     let logged = logged["heights"].as_u64().unwrap();
     // Node 3 comes back from a tampered binary: the same program with 16 bytes appended.
-    let tampered = tampered_binary(dir.path());
+    let tampered = tampered_binary(dir);
     let spawn = |index: usize, exe: &Path| spawn_node(&committee, index, exe);
     let honest = Path::new(env!("CARGO_BIN_EXE_bulwark"));
-    let mut procs = Procs(vec![
+    let procs = Procs(vec![
         Some(spawn(0, honest)),
         Some(spawn(1, honest)),
         Some(spawn(2, honest)),
@@ -836,7 +847,25 @@ fn a_tampered_fourth_node_is_removed_three_keep_trading_and_it_comes_back_restor
             .any(|e| e.file_name().to_string_lossy().starts_with("dkg.share.1."));
         assert!(reshared, "node {i} holds no share of epoch 1");
     }
+    (committee, procs, at_epoch_1)
+}
+
+/// Issue #13's process test: node 3 comes back from a tampered binary; the three honest nodes
+/// cut it off, accuse it, quarantine it, reshare the key among themselves, move to epoch 1
+/// without it and keep trading. Then node 3 is restarted from the honest binary: it follows
+/// the log by certified catch-up, the members affirm it (each on its own fresh appraisal and
+/// node 3's clean signed audit report), `bulwark admin readmit` submits the admission, node 3
+/// plays in the reshare and signs in epoch 2 (with node 0 stopped, nodes 1-3 still finalize).
+/// `verify` accepts the log across both epoch changes with the genesis identity alone.
+#[test]
+fn a_tampered_fourth_node_is_removed_three_keep_trading_and_it_comes_back_restored() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port: u16 = base_port() + 400;
+    let (committee, mut procs, at_epoch_1) = node3_tampered_and_removed(dir.path(), port, &[]);
+    let endpoint = |i: u16| client_endpoint(port, i);
     let at_epoch_2 = node3_comes_back_restored(&committee, &mut procs, endpoint);
+    assert!(at_epoch_2 > at_epoch_1);
     drop(procs);
     // The log verifies across both epoch changes with the genesis identity alone.
     let (code, stdout, stderr) = run(&[
@@ -853,6 +882,178 @@ fn a_tampered_fourth_node_is_removed_three_keep_trading_and_it_comes_back_restor
         summary["heights"].as_u64().unwrap() > at_epoch_2,
         "{summary}"
     );
+}
+
+/// Issue #13's replacement between processes: `up --candidates 1` lists a fifth machine (node
+/// 4, in a data center of its own) in every configuration as a candidate. After node 3 is
+/// removed, node 4 starts (it holds no genesis share and follows the log by certified
+/// catch-up), two of the three DEVELOPMENT operators sign approvals (`bulwark admin approve`),
+/// `bulwark admin replace` collects the members' affirmations and submits the admission, node 4
+/// plays in the reshare and signs in epoch 2 (with node 0 stopped, nodes 1, 2 and 4 still
+/// finalize), and `verify` accepts the log with the genesis identity alone.
+#[test]
+fn a_newcomer_takes_the_removed_node3s_seat_and_signs_in_the_next_epoch() {
+    let _turn = serial();
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let port: u16 = base_port() + 820;
+    let (committee, mut procs, at_epoch_1) =
+        node3_tampered_and_removed(dir.path(), port, &["--candidates", "1"]);
+    let endpoint = |i: u16| client_endpoint(port, i);
+    let height_of = |i: u16| status(endpoint(i)).map(|s| s.height);
+    let mut tampered = procs.0[3].take().unwrap();
+    tampered.kill().unwrap();
+    tampered.wait().unwrap();
+    // The newcomer gets the venue's public identity from the operators, and starts.
+    std::fs::copy(
+        committee.join("node-0/identity.hex"),
+        committee.join("node-4/identity.hex"),
+    )
+    .unwrap();
+    procs.0.push(Some(spawn_node(
+        &committee,
+        4,
+        Path::new(env!("CARGO_BIN_EXE_bulwark")),
+    )));
+    let config: toml::Value =
+        toml::from_str(&std::fs::read_to_string(committee.join("node-0/node.toml")).unwrap())
+            .unwrap();
+    let key = |i: usize| {
+        config["peers"][i]["public_key"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (newcomer, seat) = (key(4), key(3));
+    assert_eq!(config["peers"][4]["candidate"].as_bool(), Some(true));
+    // It follows the log into epoch 1 by certified catch-up.
+    let waited = Instant::now();
+    loop {
+        let top = height_of(0).unwrap_or(0);
+        if status(endpoint(4)).is_some_and(|s| s.epoch == 1 && s.height + 5 >= top) {
+            break;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(120),
+            "the newcomer does not follow the log: {}",
+            diagnosis(&committee, endpoint)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Two of the three DEVELOPMENT operators approve it for node 3's seat in epoch 1.
+    let secrets = std::fs::read_to_string(committee.join("dev-operators.secret")).unwrap();
+    let mut approvals = Vec::new();
+    for (i, secret) in secrets.lines().take(2).enumerate() {
+        let key_file = dir.path().join(format!("operator-{i}.key"));
+        std::fs::write(&key_file, format!("{}\n", secret.trim())).unwrap();
+        let (code, stdout, stderr) = run(&[
+            "admin",
+            "approve",
+            "--operator-key",
+            key_file.to_str().unwrap(),
+            "--candidate",
+            &newcomer,
+            "--replaces",
+            &seat,
+            "--epoch",
+            "1",
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        let approval = dir.path().join(format!("approval-{i}.json"));
+        std::fs::write(&approval, stdout).unwrap();
+        approvals.push(approval.to_str().unwrap().to_string());
+    }
+    let nodes: Vec<String> = (0..3).map(|i| endpoint(i).to_string()).collect();
+    let mut args = vec![
+        "admin",
+        "replace",
+        "--candidate",
+        &newcomer,
+        "--replaces",
+        &seat,
+        "--wait",
+        "150",
+    ];
+    for approval in &approvals {
+        args.extend(["--approval", approval.as_str()]);
+    }
+    // One approval is short of the quorum: every node refuses the admission.
+    let mut short = args.clone();
+    short.truncate(args.len() - 2);
+    for node in &nodes {
+        short.extend(["--node", node.as_str()]);
+        args.extend(["--node", node.as_str()]);
+    }
+    let waited = Instant::now();
+    loop {
+        let (code, _, stderr) = run(&short);
+        assert_ne!(code, 0, "admitted on one approval: {stderr}");
+        // Until the members' appraisals and its first report are in, they do not affirm.
+        if stderr.contains("every node refused") {
+            break;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the members do not affirm the newcomer: {stderr}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let (code, stdout, stderr) = run(&args);
+    assert_eq!(code, 0, "{stderr}\n{}", diagnosis(&committee, endpoint));
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["admitted_in_epoch"].as_u64(), Some(2), "{summary}");
+    // Nodes 0, 1, 2 and 4 are in epoch 2 with four admitted members; node 3 stays removed.
+    let members = [0u16, 1, 2, 4];
+    let waited = Instant::now();
+    let at_epoch_2 = loop {
+        let statuses: Vec<_> = members.iter().map(|&i| status(endpoint(i))).collect();
+        if statuses.iter().all(|s| {
+            s.as_ref().is_some_and(|s| {
+                s.epoch == 2
+                    && s.members.values().filter(|m| *m == "admitted").count() == 4
+                    && s.members.get(&seat[..16]).map(String::as_str) == Some("removed")
+            })
+        }) {
+            break statuses.iter().flatten().map(|s| s.height).max().unwrap();
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "not every node is in epoch 2 with the newcomer: {statuses:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(at_epoch_2 > at_epoch_1);
+    // The newcomer signs: with node 0 stopped, the quorum of 3 of 4 needs it.
+    let mut stopped = procs.0[0].take().unwrap();
+    stopped.kill().unwrap();
+    stopped.wait().unwrap();
+    let waited = Instant::now();
+    while ![1u16, 2, 4]
+        .iter()
+        .all(|&i| height_of(i).is_some_and(|h| h > at_epoch_2 + 10))
+    {
+        assert!(
+            waited.elapsed() < Duration::from_secs(90),
+            "nodes 1, 2 and 4 do not finalize without node 0: the newcomer does not sign: {}",
+            diagnosis(&committee, endpoint)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(procs);
+    let (code, stdout, stderr) = run(&[
+        "verify",
+        "--data",
+        committee.join("node-4").to_str().unwrap(),
+        "--genesis",
+        committee.join("genesis.json").to_str().unwrap(),
+        "--identity",
+        std::fs::read_to_string(committee.join("node-1/identity.hex"))
+            .unwrap()
+            .trim(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["epoch"].as_u64(), Some(2), "{summary}");
 }
 
 /// The second half of the tamper test: node 3 restarts from the honest binary, is re-admitted

@@ -195,15 +195,16 @@ pub struct Summary {
 }
 
 impl Report {
-    /// Totals, the overall score and the critical failures.
+    /// Totals, the overall score and the critical failures. The counts saturate: a report
+    /// read from a peer carries whatever counters it signed.
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
         for p in &self.policies {
-            s.passed += p.passed;
-            s.failed += p.failed;
-            s.not_applicable += p.not_applicable;
+            s.passed = s.passed.saturating_add(p.passed);
+            s.failed = s.failed.saturating_add(p.failed);
+            s.not_applicable = s.not_applicable.saturating_add(p.not_applicable);
             if matches!(p.status, PolicyStatus::Error { .. }) {
-                s.policy_errors += 1;
+                s.policy_errors = s.policy_errors.saturating_add(1);
             }
             for c in &p.checks {
                 if c.outcome == Outcome::Failed && c.severity == Severity::Critical {

@@ -74,7 +74,7 @@ pub const STALL: Duration = Duration::from_secs(2);
 /// How often a replica that is catching up asks again.
 pub const ASK_EVERY: Duration = Duration::from_millis(500);
 /// Most heights one request names.
-pub const WINDOW: u16 = 32;
+pub const WINDOW: u16 = 128;
 /// A peer's requests are answered at most once in this long.
 pub const ANSWER_GAP: Duration = Duration::from_millis(500);
 /// Most record bytes one answer sends (a window of maximal blocks would be far more).
@@ -722,28 +722,30 @@ mod tests {
         // Nothing came: the next peer.
         let (second, _) = follower.poll(11, at(3_500), &peers).unwrap();
         assert_ne!(second, first);
+        let whole = 11 + u64::from(WINDOW);
+        let part = whole + 6;
         // It answered the whole window: ask again at once, the next peer in turn, from the new
         // height.
-        let (third, frame) = follower.poll(43, at(3_600), &peers).unwrap();
+        let (third, frame) = follower.poll(whole, at(3_600), &peers).unwrap();
         assert_ne!(third, second);
         assert_ne!(third, first);
         assert_eq!(
             frame,
             Frame::Request {
-                from: 44,
+                from: whole + 1,
                 count: WINDOW
             }
         );
         // Part of a window: only after ASK_EVERY.
-        assert!(follower.poll(50, at(3_700), &peers).is_none());
-        assert!(follower.poll(50, at(4_100), &peers).is_some());
+        assert!(follower.poll(part, at(3_700), &peers).is_none());
+        assert!(follower.poll(part, at(4_100), &peers).is_some());
         // A whole round of peers brings nothing: caught up, stop asking.
-        assert!(follower.poll(50, at(4_600), &peers).is_some());
-        assert!(follower.poll(50, at(5_100), &peers).is_some());
-        assert!(follower.poll(50, at(5_600), &peers).is_none());
-        assert!(follower.poll(50, at(5_699), &peers).is_none());
+        assert!(follower.poll(part, at(4_600), &peers).is_some());
+        assert!(follower.poll(part, at(5_100), &peers).is_some());
+        assert!(follower.poll(part, at(5_600), &peers).is_none());
+        assert!(follower.poll(part, at(5_699), &peers).is_none());
         // Stalled again STALL after the last progress.
-        assert!(follower.poll(50, at(5_700), &peers).is_some());
+        assert!(follower.poll(part, at(5_700), &peers).is_some());
         // Nobody to ask: nothing.
         let mut alone = Follower::new(0, at(0));
         assert!(alone.poll(0, at(10_000), &[]).is_none());

@@ -77,6 +77,9 @@ pub enum Refusal {
     /// This endpoint is not a committee member's.
     #[error("this endpoint is not a committee member's")]
     NotAMember,
+    /// Too many affirm and admit requests from all clients together; retry in a second.
+    #[error("too many affirm and admit requests at this node; retry in a second")]
+    Busy,
     /// The node does not affirm the candidate.
     #[error("no affirmation: {0}")]
     Affirm(#[from] crate::node::audit::AffirmRefusal),
@@ -549,7 +552,10 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
 /// The [`ErrorCode::Refused`] answer carrying `refusal`'s text.
 fn refused(refusal: &Refusal) -> Response {
     Response::Error {
-        code: ErrorCode::Refused,
+        code: match refusal {
+            Refusal::Busy => ErrorCode::RateLimited,
+            _ => ErrorCode::Refused,
+        },
         message: refusal.to_string(),
     }
 }

@@ -48,6 +48,7 @@ pub fn run_bench(duration: u64, rate: u64, saturate: u64, base_port: u16) -> Exi
         let options = CommitteeOptions {
             data: data.clone(),
             nodes: 4,
+            candidates: 0,
             duration: Some(Duration::from_secs(duration.max(8))),
             rate: offered,
             seed: 1,
@@ -237,6 +238,7 @@ pub fn cutoff_delays(
     let options = CommitteeOptions {
         data: data.clone(),
         nodes: 4,
+        candidates: 0,
         duration: None,
         rate: 0,
         seed: 1,
@@ -395,6 +397,7 @@ pub fn run_oracle_bench(base_port: u16, duration: u64) -> ExitCode {
     let options = CommitteeOptions {
         data: data.clone(),
         nodes: 4,
+        candidates: 0,
         duration: Some(Duration::from_secs(duration.max(8))),
         rate: 500,
         seed: 1,

@@ -36,6 +36,7 @@ fn run(
     let options = CommitteeOptions {
         data: data.clone(),
         nodes: 4,
+        candidates: 0,
         duration: Some(Duration::from_secs(duration)),
         rate,
         seed: 1,

@@ -16,14 +16,17 @@ pub enum CommitteeError {
         /// The `--nodes` given.
         nodes: usize,
     },
-    /// The committee on disk has another size than `--nodes`.
-    #[error("{} holds a committee of {existing} nodes; run with --nodes {existing}, or --fresh to start a new venue", .dir.display())]
+    /// The committee on disk has another size than `--nodes` (and `--candidates`).
+    #[error("{} holds {existing} node directories (members and candidates); run with the --nodes and --candidates it was created with, or --fresh to start a new venue", .dir.display())]
     NodeCount {
         /// The committee directory.
         dir: PathBuf,
         /// Its number of nodes.
         existing: usize,
     },
+    /// Candidates asked of a TPM committee.
+    #[error("--candidates works with the DEVELOPMENT attestor only (a candidate's software TPM is not provisioned yet)")]
+    CandidatesWithTpm,
     /// The committee on disk observes other oracle sources than the ones asked for.
     #[error("{} was created with other oracle sources; run with --fresh to change them", .dir.display())]
     OracleSources {

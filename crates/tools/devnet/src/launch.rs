@@ -129,6 +129,9 @@ fn prepare(
             nodes: options.nodes,
         });
     }
+    if options.candidates > 0 && options.tpm {
+        return Err(CommitteeError::CandidatesWithTpm);
+    }
     let first_config = node_dir(&options.data, 0).join("node.toml");
     // Declared before the node processes so that they stop before their TPMs do.
     let mut tpms = Vec::new();
@@ -142,7 +145,7 @@ fn prepare(
             committee_dir(&options.data).display()
         );
         tpms = setup(options)?;
-    } else if existing != options.nodes {
+    } else if existing != options.nodes + options.candidates {
         return Err(CommitteeError::NodeCount {
             dir: committee_dir(&options.data),
             existing,
@@ -190,9 +193,10 @@ fn prepare(
 /// binary running now, measures every launch, and starts one `bulwark node` per member.
 pub fn launch(options: &CommitteeOptions) -> Result<Launched, CommitteeError> {
     let (configs, tpms) = prepare(options)?;
-    let measured = node_measurements(&options.data, options.nodes)?;
+    // The manifest admits the candidates' dev attestors too; only members are started.
+    let measured = node_measurements(&options.data, options.nodes + options.candidates)?;
     write_manifest(&options.data, &measured, &tpms)?;
-    measure_launches(&options.data, &measured, &tpms)?;
+    measure_launches(&options.data, &measured[..options.nodes], &tpms)?;
     let mut nodes = Nodes {
         children: Vec::new(),
     };

@@ -10,6 +10,10 @@ pub struct CommitteeOptions {
     pub data: PathBuf,
     /// Committee size.
     pub nodes: usize,
+    /// Spare machines written as candidates (nodes `nodes..nodes + candidates`, listed in every
+    /// configuration but not started and not in the genesis committee): a newcomer that can
+    /// take a removed member's seat (`bulwark admin replace`). DEVELOPMENT attestor only.
+    pub candidates: usize,
     /// Stop after this long.
     pub duration: Option<Duration>,
     /// Client orders per second offered.

@@ -203,8 +203,8 @@ pub(crate) fn setup(options: &CommitteeOptions) -> Result<Vec<SoftwareTpm>, Comm
     };
     let endorsement_keys = ek_inventory(&dir, &tpms)?;
     let (seeds, peers) = node_keys(options, &endorsement_keys)?;
-    write_genesis(&dir, options, &peers)?;
-    let operators_json = dev_operators(&dir)?;
+    let (operators_json, operator_keys) = dev_operators(&dir)?;
+    write_genesis(&dir, options, &peers, operator_keys)?;
     write(&dir.join(DEV_AUDIT_POLICY_FILE), DEV_AUDIT_POLICY)?;
     for (index, seed) in seeds.iter().enumerate() {
         write_node(options, index, seed, &peers, &tpms, &operators_json)?;
@@ -239,7 +239,7 @@ fn node_keys(
 ) -> Result<(Vec<[u8; 32]>, Vec<Peer>), CommitteeError> {
     let mut seeds = Vec::new();
     let mut peers = Vec::new();
-    for index in 0..options.nodes {
+    for index in 0..options.nodes + options.candidates {
         let seed: [u8; 32] = rand::random();
         use commonware_codec::DecodeExt as _;
         use commonware_cryptography::Signer as _;
@@ -255,6 +255,7 @@ fn node_keys(
             ))),
             tpm_ek: endorsement_keys.get(index).map(|(ek, _)| ek.clone()),
             tpm_ek_cert: endorsement_keys.get(index).map(|(_, cert)| cert.clone()),
+            candidate: index >= options.nodes,
         });
         seeds.push(seed);
     }
@@ -266,6 +267,7 @@ fn write_genesis(
     dir: &Path,
     options: &CommitteeOptions,
     peers: &[Peer],
+    operators: Vec<[u8; 32]>,
 ) -> Result<(), CommitteeError> {
     let venue_epoch_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -283,15 +285,23 @@ fn write_genesis(
             })
             .collect(),
         // Every node observes the (DEVELOPMENT, synthetic) index and signs with its node key.
-        oracle_members: peers.iter().map(|p| p.public_key.clone()).collect(),
+        oracle_members: peers
+            .iter()
+            .filter(|p| !p.candidate)
+            .map(|p| p.public_key.clone())
+            .collect(),
         // The sentinel's safe defaults (docs/sentinel.md), except that a removed member of a
         // local committee may come back (`bulwark admin readmit`) after 10 s instead of an hour.
         sentinel: Some(bulwark_sentinel::Policy {
             readmit_hold_ms: DEV_READMIT_HOLD_MS,
             ..bulwark_sentinel::Policy::default()
         }),
-        // No operators: a local committee never approves a replacement.
-        operators: None,
+        // The DEVELOPMENT operators (2 of 3, the keys that sign the reference manifest) also
+        // approve replacements (`bulwark admin approve`).
+        operators: Some(bulwark_sentinel::Operators {
+            keys: operators,
+            quorum: 2,
+        }),
     };
     let genesis_path = dir.join("genesis.json");
     write(&genesis_path, &serde_json::to_string_pretty(&genesis)?)?;
@@ -338,8 +348,8 @@ checks:
 
 /// DEVELOPMENT operators: 3 keys, any 2 sign the reference manifest. Their secrets stay next
 /// to the committee so that `up` can sign a manifest for the binary it runs. Returns the
-/// operator set's JSON, which every node measures.
-fn dev_operators(dir: &Path) -> Result<String, CommitteeError> {
+/// operator set's JSON, which every node measures, and the operators' public keys.
+fn dev_operators(dir: &Path) -> Result<(String, Vec<[u8; 32]>), CommitteeError> {
     let operator_secrets: Vec<[u8; 32]> = (0..3).map(|_| rand::random()).collect();
     write_secret(
         &dir.join(DEV_OPERATORS_FILE),
@@ -359,7 +369,11 @@ fn dev_operators(dir: &Path) -> Result<String, CommitteeError> {
             .collect(),
         2,
     )?;
-    Ok(serde_json::to_string_pretty(&operators)?)
+    let keys = operator_secrets
+        .iter()
+        .map(|s| SigningKey::from_bytes(s).verifying_key().to_bytes())
+        .collect();
+    Ok((serde_json::to_string_pretty(&operators)?, keys))
 }
 
 /// Node `index`'s directory: its key, attestor key (dev mode), operator set and `node.toml`.

@@ -380,6 +380,7 @@ fn dev_paths_in_production(n: usize) -> Outcome {
                 client_address: Some(SocketAddr::from(([127, 0, 0, 1], 7_200 + i as u16))),
                 tpm_ek: Some("00ab".into()),
                 tpm_ek_cert: None,
+                candidate: false,
             })
             .collect(),
         oracle: Vec::new(),

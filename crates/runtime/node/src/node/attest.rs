@@ -571,7 +571,7 @@ pub fn start<O>(
     endorsement_keys: BTreeMap<PublicKey, Vec<u8>>,
     mut oracle: O,
     evidence: EvidenceLog,
-    (status, fitness): (AdmissionStatus, crate::node::audit::Fitness),
+    (status, fitness, report_ttl_ms): (AdmissionStatus, crate::node::audit::Fitness, u64),
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, NodeError>
 where
@@ -638,7 +638,10 @@ where
         .name("admission".into())
         .spawn(move || {
             let mut admitted = BTreeSet::new();
-            let mut audits = PeerAudits::default();
+            let mut audits = PeerAudits {
+                ttl_ms: report_ttl_ms,
+                peers: BTreeMap::new(),
+            };
             while !stop.load(Ordering::Relaxed) {
                 let round_started = std::time::Instant::now();
                 for (key, name, _, client_address) in &peers {
@@ -710,15 +713,32 @@ where
 }
 
 /// The admission loop's reading of its peers' signed audit reports (issue #13): at most every
-/// [`crate::node::audit::AUDIT_FETCH_MS`] per admitted peer; a failed report is recorded as
-/// `audit_failed` evidence once.
-#[derive(Default)]
+/// [`crate::node::audit::AUDIT_FETCH_MS`] per admitted peer. A report older than the newest
+/// one read from that peer is refused (a replay); a failed one that is not stale is recorded as
+/// `audit_failed` evidence, at most once per
+/// [`crate::node::audit::AUDIT_EVIDENCE_EVERY_MS`] per peer.
 struct PeerAudits {
-    /// Per peer: when it was last read, the newest report and why the last read failed.
-    peers: BTreeMap<PublicKey, (u64, Option<crate::node::audit::PeerAudit>, Option<String>)>,
+    /// How old a report may be and still be evidence.
+    ttl_ms: u64,
+    peers: BTreeMap<PublicKey, PeerAuditState>,
+}
+
+/// One peer's reports as the admission loop read them.
+#[derive(Default)]
+struct PeerAuditState {
+    /// When it was last read (ms).
+    read_at: u64,
+    /// Its newest report.
+    audit: Option<crate::node::audit::PeerAudit>,
+    /// Why the last read failed.
+    error: Option<String>,
+    /// When a failed report of it was last recorded as evidence (ms).
+    recorded_at: Option<u64>,
 }
 
 impl PeerAudits {
+    /// Reads `peer`'s newest report over its client endpoint, if due, and records what it
+    /// shows as evidence.
     fn read(
         &mut self,
         peer: &PublicKey,
@@ -727,46 +747,92 @@ impl PeerAudits {
         (key, target): (&PeerKey, &[u8; 32]),
         evidence: &EvidenceLog,
     ) {
-        use crate::node::audit::{failed_report_detail, read_peer_report, AUDIT_FETCH_MS};
         let now = now_ms();
         let entry = self.peers.entry(peer.clone()).or_default();
-        if entry.0 != 0 && now.saturating_sub(entry.0) < AUDIT_FETCH_MS {
+        if entry.read_at != 0
+            && now.saturating_sub(entry.read_at) < crate::node::audit::AUDIT_FETCH_MS
+        {
             return;
         }
-        entry.0 = now;
-        let bytes = match Client::connect(address, Duration::from_millis(300))
+        entry.read_at = now;
+        let fetched = Client::connect(address, Duration::from_millis(300))
             .and_then(|mut client| client.audit_report(key, target))
-        {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                tracing::debug!(peer = %name, %error, "no audit report from peer");
-                entry.2 = Some(error.to_string());
-                return;
-            }
+            .map_err(|error| error.to_string());
+        if let Err(error) = &fetched {
+            tracing::debug!(peer = %name, %error, "no audit report from peer");
+        }
+        for detail in self.observe(peer, fetched, now) {
+            evidence.record(Kind::AuditFailed, peer, 0, detail);
+        }
+    }
+
+    /// What a read of `peer`'s report (`fetched`: the served bytes, or why none) at `now`
+    /// shows: the details of the `audit_failed` records to make. A report older than the newest
+    /// already read is refused (a replay); a failed one that is not stale is evidence, and so
+    /// is a newest report that went stale; at most one record per peer per
+    /// [`crate::node::audit::AUDIT_EVIDENCE_EVERY_MS`].
+    fn observe(
+        &mut self,
+        peer: &PublicKey,
+        fetched: Result<Vec<u8>, String>,
+        now: u64,
+    ) -> Vec<String> {
+        use crate::node::audit::{
+            failed_report_detail, read_peer_report, stale_report_detail, ReportRefusal,
+            AUDIT_EVIDENCE_EVERY_MS,
         };
-        let peer_key = crate::node::startup::key_bytes(peer);
-        match read_peer_report(&bytes, &peer_key, now) {
-            Ok(audit) => {
-                let newer = entry
-                    .1
-                    .as_ref()
-                    .is_none_or(|old| old.digest != audit.digest);
-                if newer && !audit.clean() {
-                    evidence.record(
-                        Kind::AuditFailed,
-                        peer,
-                        0,
-                        failed_report_detail(&audit, &bytes),
-                    );
+        let ttl_ms = self.ttl_ms;
+        let entry = self.peers.entry(peer.clone()).or_default();
+        let mut records = Vec::new();
+        let due = |entry: &PeerAuditState| {
+            entry
+                .recorded_at
+                .is_none_or(|at| now.saturating_sub(at) >= AUDIT_EVIDENCE_EVERY_MS)
+        };
+        match fetched {
+            Err(error) => entry.error = Some(error),
+            Ok(bytes) => {
+                let peer_key = crate::node::startup::key_bytes(peer);
+                let read =
+                    read_peer_report(&bytes, &peer_key, now).and_then(|audit| match &entry.audit {
+                        Some(old) if audit.generated_at_ms < old.generated_at_ms => {
+                            Err(ReportRefusal::Older)
+                        }
+                        _ => Ok(audit),
+                    });
+                match read {
+                    Ok(audit) => {
+                        let newer = entry
+                            .audit
+                            .as_ref()
+                            .is_none_or(|old| old.digest != audit.digest);
+                        let fresh = now.saturating_sub(audit.generated_at_ms) <= ttl_ms;
+                        if newer && fresh && due(entry) && !audit.clean() {
+                            records.push(failed_report_detail(&audit, &bytes));
+                            entry.recorded_at = Some(now);
+                        }
+                        entry.audit = Some(audit);
+                        entry.error = None;
+                    }
+                    Err(error) => {
+                        warn!(%error, "a peer's audit report does not check");
+                        entry.error = Some(error.to_string());
+                    }
                 }
-                entry.1 = Some(audit);
-                entry.2 = None;
-            }
-            Err(error) => {
-                warn!(peer = %name, %error, "a peer's audit report does not check");
-                entry.2 = Some(error.to_string());
             }
         }
+        // A peer that published reports and stopped (its agent died, or it serves an old one)
+        // while its appraisal stays fresh: its newest report going stale is evidence too. A peer
+        // that never published one is not accused (it may run without `[audit]`); it is only
+        // never affirmed.
+        if let Some(audit) = &entry.audit {
+            let age_ms = now.saturating_sub(audit.generated_at_ms);
+            if age_ms > ttl_ms && due(entry) {
+                records.push(stale_report_detail(audit, age_ms));
+                entry.recorded_at = Some(now);
+            }
+        }
+        records
     }
 
     /// Each peer's appraisal (from `admission`) and audit report, for affirmations.
@@ -778,8 +844,8 @@ impl PeerAudits {
                 crate::node::startup::key_bytes(key),
                 crate::node::audit::PeerFitness {
                     appraisal: state.affirming,
-                    audit: audit.and_then(|(_, audit, _)| audit.clone()),
-                    audit_error: audit.and_then(|(_, _, error)| error.clone()),
+                    audit: audit.and_then(|state| state.audit.clone()),
+                    audit_error: audit.and_then(|state| state.error.clone()),
                 },
             );
         }
@@ -887,4 +953,76 @@ pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::node::audit::tests::report;
+    use bulwark_audit::report::Outcome;
+    use commonware_cryptography::Signer as _;
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    /// What the admission loop records of a peer's reports: a failed one at most once a
+    /// minute, however often it changes; no replay of an older report; a stale newest report;
+    /// nothing against a peer that never published one.
+    #[test]
+    fn a_peers_failed_or_stale_reports_are_evidence_at_a_bounded_rate() {
+        use commonware_codec::DecodeExt as _;
+        let seed = [5u8; 32];
+        let signer = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let peer = commonware_cryptography::ed25519::PrivateKey::decode(seed.to_vec())
+            .unwrap()
+            .public_key();
+        let ttl = 60_000;
+        let mut audits = PeerAudits {
+            ttl_ms: ttl,
+            peers: BTreeMap::new(),
+        };
+        let failed = |at: u64| Ok(report(&signer, at, Outcome::Failed));
+        let clean = |at: u64| Ok(report(&signer, at, Outcome::Passed));
+        // Never published (no [audit], or not reachable): nothing, however long.
+        for k in 0..5 {
+            let at = NOW + k * 100_000;
+            assert!(audits.observe(&peer, Err("refused".into()), at).is_empty());
+        }
+        // A failed report: one record; every new failing report within the minute: none.
+        assert_eq!(audits.observe(&peer, failed(NOW), NOW).len(), 1);
+        for k in 1..12 {
+            let at = NOW + k * 5_000;
+            assert!(audits.observe(&peer, failed(at), at).is_empty(), "{k}");
+        }
+        let at = NOW + 60_000;
+        assert_eq!(audits.observe(&peer, failed(at), at).len(), 1);
+        // An older report (a replay) is refused and changes nothing.
+        assert!(audits.observe(&peer, clean(NOW), at + 1).is_empty());
+        assert!(!audits.peers[&peer].audit.as_ref().unwrap().clean());
+        // Clean again: nothing. Then it stops publishing (it serves the same report): once
+        // that report is older than the TTL, one record a minute.
+        let at = at + 61_000;
+        assert!(audits.observe(&peer, clean(at), at).is_empty());
+        assert!(audits.observe(&peer, clean(at), at + ttl).is_empty());
+        let stale = audits.observe(&peer, clean(at), at + ttl + 1);
+        assert_eq!(stale.len(), 1);
+        assert!(stale[0].contains("\"stale\":true"), "{}", stale[0]);
+        assert!(audits
+            .observe(&peer, Err("gone".into()), at + ttl + 30_000)
+            .is_empty());
+        assert_eq!(
+            audits
+                .observe(&peer, Err("gone".into()), at + ttl + 61_001)
+                .len(),
+            1
+        );
+        // A failed report already stale when read is not evidence of a failure.
+        let mut fresh_eyes = PeerAudits {
+            ttl_ms: ttl,
+            peers: BTreeMap::new(),
+        };
+        let records = fresh_eyes.observe(&peer, failed(NOW), NOW + ttl + 1);
+        assert_eq!(records.len(), 1);
+        assert!(records[0].contains("\"stale\":true"));
+    }
 }

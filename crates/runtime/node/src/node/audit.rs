@@ -26,6 +26,13 @@ pub const AUDIT_FETCH_MS: u64 = 5_000;
 pub const REPORT_SKEW_MS: u64 = 30_000;
 /// Largest report envelope kept whole in an evidence record; a larger one is named by digest.
 const EVIDENCE_REPORT_BYTES_MAX: usize = 16 * 1024;
+/// Failed checks named per report (in evidence and refusals), and the characters kept of each
+/// policy id: a peer signs whatever ids it likes.
+const FAILED_CHECKS_NAMED: usize = 32;
+const POLICY_ID_CHARS: usize = 64;
+/// At most one `audit_failed` evidence record per peer this often, milliseconds, however often
+/// its failing reports change (the sentinel's default threshold is 2 within 10 minutes).
+pub const AUDIT_EVIDENCE_EVERY_MS: u64 = 60_000;
 
 /// This node's newest signed report of its own machine (None until the first scan, or without
 /// `[audit]`).
@@ -87,6 +94,15 @@ pub enum ReportRefusal {
         /// How far ahead.
         ahead_ms: u64,
     },
+    /// A policy's counters do not match its checks.
+    #[error("policy {policy:?} counts do not match its checks")]
+    Inconsistent {
+        /// The policy id (cut).
+        policy: String,
+    },
+    /// Older than the newest report already read from this peer (a replay).
+    #[error("the report is older than one already read from this peer")]
+    Older,
 }
 
 /// Checks a peer's served report: it verifies under `peer`'s node key. Staleness is judged when
@@ -108,24 +124,44 @@ pub fn read_peer_report(
             ahead_ms: report.generated_at_ms - now_ms,
         });
     }
-    let summary = report.summary();
-    let failed_checks = report
-        .policies
-        .iter()
-        .flat_map(|policy| {
+    use bulwark_audit::report::{Outcome, PolicyStatus};
+    // Counted from the checks themselves; a policy whose counters say otherwise is refused.
+    let (mut failed, mut policy_errors) = (0u32, 0u32);
+    let mut failed_checks = Vec::new();
+    for policy in &report.policies {
+        let id: String = policy.id.chars().take(POLICY_ID_CHARS).collect();
+        let count = |outcome: Outcome| {
             policy
                 .checks
                 .iter()
-                .filter(|check| check.outcome == bulwark_audit::report::Outcome::Failed)
-                .map(move |check| format!("{}:{}", policy.id, check.id))
-        })
-        .take(32)
-        .collect();
+                .filter(|check| check.outcome == outcome)
+                .count()
+        };
+        let counted = count(Outcome::Failed);
+        if usize::try_from(policy.failed).ok() != Some(counted)
+            || usize::try_from(policy.passed).ok() != Some(count(Outcome::Passed))
+        {
+            return Err(ReportRefusal::Inconsistent { policy: id });
+        }
+        failed = failed.saturating_add(u32::try_from(counted).unwrap_or(u32::MAX));
+        if matches!(policy.status, PolicyStatus::Error { .. }) {
+            policy_errors = policy_errors.saturating_add(1);
+        }
+        for check in policy
+            .checks
+            .iter()
+            .filter(|c| c.outcome == Outcome::Failed)
+        {
+            if failed_checks.len() < FAILED_CHECKS_NAMED {
+                failed_checks.push(format!("{id}:{}", check.id));
+            }
+        }
+    }
     Ok(PeerAudit {
         digest: sha256(bytes),
         generated_at_ms: report.generated_at_ms,
-        failed: summary.failed,
-        policy_errors: summary.policy_errors,
+        failed,
+        policy_errors,
         failed_checks,
     })
 }
@@ -147,6 +183,18 @@ pub fn failed_report_detail(audit: &PeerAudit, envelope: &[u8]) -> String {
     detail.to_string()
 }
 
+/// The detail of an `audit_failed` evidence record for a report that went stale: the newest
+/// report read from the peer is older than `[audit] report_ttl_ms`.
+pub fn stale_report_detail(audit: &PeerAudit, age_ms: u64) -> String {
+    serde_json::json!({
+        "stale": true,
+        "sha256": hex::encode(audit.digest),
+        "generated_at_ms": audit.generated_at_ms,
+        "age_ms": age_ms,
+    })
+    .to_string()
+}
+
 /// Why this node does not affirm a candidate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -166,7 +214,7 @@ pub enum AffirmRefusal {
     #[error("the candidate is {0}: only a removed member is re-admitted")]
     NotRemoved(&'static str),
     /// Not a peer this node appraises: a newcomer.
-    #[error("the candidate is not a peer this node appraises: a newcomer cannot be affirmed between node processes yet (docs/sentinel.md, Limits)")]
+    #[error("the candidate is not a peer this node appraises: list the newcomer in this node's configuration as a peer with candidate = true (docs/node.md) and restart it")]
     NotAPeer,
     /// Attested admission is off on this node: it appraises nobody.
     #[error("attested admission is off on this node: it holds no appraisal of anyone")]
@@ -175,8 +223,8 @@ pub enum AffirmRefusal {
     #[error("this node's verifier holds no fresh affirming appraisal of the candidate")]
     NotAppraised,
     /// No audit report of the candidate has been read.
-    #[error("this node has read no signed audit report of the candidate{}", .0.as_ref().map(|e| format!(" (last read: {e})")).unwrap_or_default())]
-    NoReport(Option<String>),
+    #[error("this node has read no signed audit report of the candidate (its log says why)")]
+    NoReport,
     /// The newest report is older than `[audit] report_ttl_ms`.
     #[error("the candidate's newest audit report is {age_ms} ms old (at most {ttl_ms})")]
     StaleReport {
@@ -185,13 +233,12 @@ pub enum AffirmRefusal {
         /// The bound.
         ttl_ms: u64,
     },
-    /// The newest report has failures.
-    #[error("the candidate's newest audit report is not clean: {failed} failed check(s) {checks:?}, {policy_errors} policy error(s)")]
+    /// The newest report has failures (which ones is in this node's log, not in the answer:
+    /// anyone may ask).
+    #[error("the candidate's newest audit report is not clean: {failed} failed check(s), {policy_errors} policy error(s)")]
     FailedReport {
         /// Failed checks.
         failed: u32,
-        /// Which.
-        checks: Vec<String>,
         /// Policies that did not load.
         policy_errors: u32,
     },
@@ -225,10 +272,7 @@ pub fn affirm(
         Some((digest, expires)) if expires > now_ms => digest,
         _ => return Err(AffirmRefusal::NotAppraised),
     };
-    let audit = fitness
-        .audit
-        .as_ref()
-        .ok_or_else(|| AffirmRefusal::NoReport(fitness.audit_error.clone()))?;
+    let audit = fitness.audit.as_ref().ok_or(AffirmRefusal::NoReport)?;
     let age_ms = now_ms.saturating_sub(audit.generated_at_ms);
     if age_ms > report_ttl_ms {
         return Err(AffirmRefusal::StaleReport {
@@ -237,9 +281,9 @@ pub fn affirm(
         });
     }
     if !audit.clean() {
+        tracing::info!(checks = ?audit.failed_checks, "not affirming: the candidate's report fails these checks");
         return Err(AffirmRefusal::FailedReport {
             failed: audit.failed,
-            checks: audit.failed_checks.clone(),
             policy_errors: audit.policy_errors,
         });
     }
@@ -321,11 +365,8 @@ pub fn start_agent(config: &AuditConfig, seed: &[u8; 32], own: OwnReport) -> Res
     }
     let mut auditor = Auditor::new(policies, load_errors, manifest);
     let agent = AgentConfig {
-        schedule: Schedule::new(
-            config.interval_ms,
-            2_000,
-            u64::from_le_bytes(seed[..8].try_into().unwrap_or([0; 8])),
-        ),
+        // Jitter from fresh randomness: peers see the scan times, so nothing secret seeds it.
+        schedule: Schedule::new(config.interval_ms, 2_000, rand::random()),
         snapshot_every_scans: 1,
         debounce: std::time::Duration::from_millis(500),
         budget: bulwark_audit::budget::Budget::agent_default(),
@@ -365,7 +406,7 @@ pub fn start_agent(config: &AuditConfig, seed: &[u8; 32], own: OwnReport) -> Res
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use bulwark_audit::report::{CheckResult, Outcome, PolicyResult, Report};
@@ -373,7 +414,9 @@ mod tests {
 
     const NOW: u64 = 1_800_000_000_000;
 
-    fn report(key: &ed25519_dalek::SigningKey, at: u64, outcome: Outcome) -> Vec<u8> {
+    /// A report of one check (root SSH login) with `outcome`, made at `at`, signed by `key`:
+    /// the served envelope.
+    pub(crate) fn report(key: &ed25519_dalek::SigningKey, at: u64, outcome: Outcome) -> Vec<u8> {
         let check = CheckResult {
             id: 900001,
             title: "Root cannot log in over SSH.".into(),
@@ -424,6 +467,54 @@ mod tests {
             Err(ReportRefusal::Signature(_))
         ));
         assert!(read_peer_report(b"\xff\x00 not json", &me, NOW).is_err());
+    }
+
+    /// A hostile peer signs what it likes: counters that overflow or lie about its checks, and
+    /// a policy id of any length. Neither panics nor grows what this node keeps.
+    #[test]
+    fn a_peer_cannot_lie_in_its_counters_or_grow_evidence_with_long_ids() {
+        let peer = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+        let me = peer.verifying_key().to_bytes();
+        let signed = |edit: &dyn Fn(&mut Report)| {
+            let mut report: Report = serde_json::from_str(
+                &SignedReport::decode(&report(&peer, NOW, Outcome::Failed))
+                    .unwrap()
+                    .report,
+            )
+            .unwrap();
+            edit(&mut report);
+            report.node = None;
+            sign_report(&mut report, &peer).encode()
+        };
+        // Two policies whose failed counts add past u32::MAX, and a policy that hides its failure.
+        let overflow = signed(&|r| {
+            r.policies[0].failed = u32::MAX;
+            r.policies.push(r.policies[0].clone());
+        });
+        assert!(matches!(
+            read_peer_report(&overflow, &me, NOW),
+            Err(ReportRefusal::Inconsistent { .. })
+        ));
+        let hidden = signed(&|r| r.policies[0].failed = 0);
+        assert!(matches!(
+            read_peer_report(&hidden, &me, NOW),
+            Err(ReportRefusal::Inconsistent { .. })
+        ));
+        let long = signed(&|r| {
+            r.policies[0].id = "x".repeat(900_000);
+            let check = r.policies[0].checks[0].clone();
+            r.policies[0].checks = vec![check; 100];
+            r.policies[0].failed = 100;
+        });
+        let audit = read_peer_report(&long, &me, NOW).unwrap();
+        assert_eq!(audit.failed, 100);
+        assert_eq!(audit.failed_checks.len(), FAILED_CHECKS_NAMED);
+        assert!(audit
+            .failed_checks
+            .iter()
+            .all(|c| c.len() <= POLICY_ID_CHARS + 8));
+        let detail = failed_report_detail(&audit, &long);
+        assert!(detail.len() < 8 * 1024, "{} bytes", detail.len());
     }
 
     /// A committee of four (keys 10..14) in which member 13 was removed, at its venue time.
@@ -541,10 +632,10 @@ mod tests {
             audit_error: Some("timed out".into()),
             ..fit.clone()
         };
-        assert!(matches!(
+        assert_eq!(
             refused(Some(&unread), 0, candidate),
-            AffirmRefusal::NoReport(Some(_))
-        ));
+            AffirmRefusal::NoReport
+        );
         let stale = PeerFitness {
             audit: Some(PeerAudit {
                 generated_at_ms: NOW - ttl - 1,

@@ -111,6 +111,14 @@ pub struct Peer {
     /// by `bulwark attest ek`); needed when `[admission] ek_ca_file` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpm_ek_cert: Option<String>,
+    /// A machine outside the genesis committee that may take a vacant seat (issue #13,
+    /// `bulwark admin replace`): members appraise it, read its audit reports, let it connect
+    /// and serve it the finalized log, but it is no participant of the genesis epoch, no DKG or
+    /// vault member and no oracle member, until an admission makes it join at an epoch change.
+    /// Its data center must hold fewer than f genesis members, so that whichever seat it takes
+    /// no data center holds more than f.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub candidate: bool,
 }
 
 fn default_interval_ms() -> u64 {
@@ -483,10 +491,10 @@ impl NodeConfig {
             path: path.to_path_buf(),
             reason,
         };
-        let n = self.peers.len();
+        let n = self.members().count();
         if n < 4 {
             return Err(invalid(format!(
-                "a committee needs at least 4 members (n = 3f + 1 with f ≥ 1); {n} listed"
+                "a committee needs at least 4 members (n = 3f + 1 with f ≥ 1); {n} listed (candidates not counted)"
             )));
         }
         if self.block_txs_max == 0 || self.block_txs_max > bulwark_consensus::block::BLOCK_TXS_MAX {
@@ -552,7 +560,7 @@ impl NodeConfig {
         }
         let f = faults_tolerated(n);
         let mut per_center: BTreeMap<&str, usize> = BTreeMap::new();
-        for peer in &self.peers {
+        for peer in self.members() {
             *per_center.entry(peer.data_center.as_str()).or_default() += 1;
         }
         if let Some((data_center, count)) = per_center.iter().find(|(_, count)| **count > f) {
@@ -563,11 +571,30 @@ impl NodeConfig {
                 f,
             });
         }
+        // A candidate may take any vacant seat: its data center must still hold at most f
+        // members afterwards, whichever member it replaces.
+        for candidate in self.peers.iter().filter(|p| p.candidate) {
+            let count = per_center
+                .get(candidate.data_center.as_str())
+                .copied()
+                .unwrap_or(0);
+            if count + 1 > f {
+                return Err(invalid(format!(
+                    "candidate {} is in data center {}, which holds {count} genesis member(s): a candidate's data center must hold fewer than f = {f}, so that whichever seat it takes no data center holds more than f",
+                    candidate.public_key, candidate.data_center
+                )));
+            }
+        }
         // The vault's own rule (issue #14): no data center holds t of its shares. Implied by the
         // one above while t = n - f, and checked by name so that a change of either is caught.
-        let centers: Vec<&str> = self.peers.iter().map(|p| p.data_center.as_str()).collect();
+        let centers: Vec<&str> = self.members().map(|p| p.data_center.as_str()).collect();
         bulwark_vault::placement::check(&centers, bulwark_vault::threshold(n))?;
         Ok(())
+    }
+
+    /// The genesis committee's members: the peers that are not candidates.
+    pub fn members(&self) -> impl Iterator<Item = &Peer> {
+        self.peers.iter().filter(|p| !p.candidate)
     }
 
     /// The first address that is not loopback (or `loopback = false`), if any: development
@@ -597,9 +624,9 @@ impl NodeConfig {
                 audit.interval_ms
             ));
         }
-        if audit.report_ttl_ms() < audit.interval_ms {
+        if audit.report_ttl_ms() < audit.interval_ms.saturating_add(audit.interval_ms / 2) {
             return Some(format!(
-                "[audit] report_ttl_ms is {}: shorter than interval_ms {}, every report would be stale before the next",
+                "[audit] report_ttl_ms is {}: under 1.5 × interval_ms {} (a scan may come 20 % late), a report would go stale before the next",
                 audit.report_ttl_ms(),
                 audit.interval_ms
             ));
@@ -906,6 +933,7 @@ mod tests {
                     client_address: None,
                     tpm_ek: None,
                     tpm_ek_cert: None,
+                    candidate: false,
                 })
                 .collect(),
             admission: None,

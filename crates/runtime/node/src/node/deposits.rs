@@ -164,6 +164,13 @@ async fn watch(
                 );
             }
         }
+        // Only a member of the current committee attests: a removed member's or a candidate's
+        // attestation would count for nothing and only fill its peers' pools.
+        let me = key.verifying_key().to_bytes();
+        if !engine.membership().is_some_and(|m| m.is_admitted(&me)) {
+            mine.clear();
+            continue;
+        }
         mine.retain(|outpoint, _| !engine.deposit_credited(outpoint));
         let room = shared
             .deposits

@@ -53,6 +53,43 @@ pub(crate) struct Endpoint {
     pub(crate) signing_key: ed25519_dalek::SigningKey,
     /// How old a peer's audit report may be and still affirm it.
     pub(crate) report_ttl_ms: u64,
+    /// Affirm and admit requests served, across all connections (each costs a signature or
+    /// the sentinel rule's checks).
+    pub(crate) operator_budget: Mutex<OperatorBudget>,
+}
+
+/// A token bucket over the affirm and admit requests of every client together.
+pub(crate) struct OperatorBudget {
+    tokens: f64,
+    refilled: std::time::Instant,
+}
+
+/// Affirm and admit requests per second, sustained, from all clients together.
+const OPERATOR_REQUESTS_PER_S: f64 = 20.0;
+/// ... and at once.
+const OPERATOR_REQUESTS_BURST: f64 = 40.0;
+
+impl OperatorBudget {
+    pub(crate) fn new() -> Self {
+        OperatorBudget {
+            tokens: OPERATOR_REQUESTS_BURST,
+            refilled: std::time::Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens =
+            (self.tokens + elapsed * OPERATOR_REQUESTS_PER_S).min(OPERATOR_REQUESTS_BURST);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Endpoint {
@@ -80,6 +117,20 @@ impl Endpoint {
                 (hex::encode(&key[..8]), state.to_string())
             })
             .collect()
+    }
+
+    /// Takes one affirm or admit request from the shared budget.
+    fn operator_request(&self) -> Result<(), Refusal> {
+        if self
+            .operator_budget
+            .lock()
+            .expect("the operator budget lock must not be poisoned")
+            .take()
+        {
+            Ok(())
+        } else {
+            Err(Refusal::Busy)
+        }
     }
 
     fn engine(&self) -> Arc<Engine> {
@@ -226,6 +277,7 @@ impl Handler for Endpoint {
 
     fn affirm(&self, candidate: [u8; 32]) -> Result<bulwark_sentinel::Affirmation, Refusal> {
         use crate::node::audit::{affirm, AffirmRefusal};
+        self.operator_request()?;
         if self.attestation.is_none() {
             return Err(AffirmRefusal::AdmissionOff.into());
         }
@@ -249,8 +301,17 @@ impl Handler for Endpoint {
 
     fn admit(&self, admit: bulwark_sentinel::Admit) -> Result<(), Refusal> {
         use bulwark_consensus::sentinel_feed::AdmitOffer;
+        self.operator_request()?;
         let engine = self.engine();
         let candidate = hex::encode(&admit.candidate[..8]);
+        // The rule's signature checks run here, outside the sentinel's lock (which the
+        // proposer takes); the feed checks again, cheaply, only what passed.
+        let Some(membership) = engine.membership() else {
+            return Err(Refusal::Admit("no sentinel committee is configured".into()));
+        };
+        membership
+            .check_admit(&admit, engine.time_ms())
+            .map_err(|refusal| Refusal::Admit(refusal.to_string()))?;
         let offered = self
             .sentinel
             .lock()

@@ -168,16 +168,22 @@ pub fn run(config_path: &Path, migration: keystore::Migration) -> Result<(), Nod
                 },
             );
         }
-        let completed = genesis_key::genesis_key(
-            commonware_runtime::Supervisor::child(&context, "dkg"),
-            &prepared.config.data_dir,
-            prepared.key.clone(),
-            prepared.participants.clone(),
-            p2p.dkg.take().expect("the DKG channel must be taken once"),
-            prepared.keystore.clone(),
-            prepared.committee,
-        )
-        .await?;
+        let dkg = p2p.dkg.take().expect("the DKG channel must be taken once");
+        // A candidate holds no genesis share: it gets a share only by joining a reshare.
+        let completed = if prepared.candidate {
+            None
+        } else {
+            genesis_key::genesis_key(
+                commonware_runtime::Supervisor::child(&context, "dkg"),
+                &prepared.config.data_dir,
+                prepared.key.clone(),
+                prepared.participants.clone(),
+                dkg,
+                prepared.keystore.clone(),
+                prepared.committee,
+            )
+            .await?
+        };
         startup::publish_identity(&prepared, &shared, completed.as_ref())?;
         let _member = startup::start_consensus(&context, &prepared, &shared, &mut p2p).await?;
         tasks::spawn_gossip(

@@ -1,6 +1,6 @@
 //! The gate in front of the node's TPM on its client endpoint: only a committee peer, with a
 //! signature over this node, the time and the operation, at a bounded rate, reaches the
-//! attestation, attestation-key and activation handlers. Anyone else could keep the TPM busy
+//! attestation, attestation-key, activation and audit-report handlers. Anyone else could keep the TPM busy
 //! (starving the node's own admission answers) or use credential activation as a decryption
 //! oracle.
 //!

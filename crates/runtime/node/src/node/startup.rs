@@ -60,6 +60,8 @@ pub(super) struct Prepared {
     /// Every member's key and p2p address, in configuration order.
     pub(super) peers: Vec<(PublicKey, SocketAddr)>,
     pub(super) participants: Set<PublicKey>,
+    /// This node is a candidate: listed, but not in the genesis committee.
+    pub(super) candidate: bool,
     /// The vault's files under the configured backend, until the vault task takes them.
     pub(super) vault:
         std::sync::Mutex<Option<bulwark_vaultstore::VaultFiles<bulwark_vaultstore::Backend>>>,
@@ -120,6 +122,7 @@ pub(super) fn prepare(
         attest::check_endorsement_certificates(&config, admission)?;
     }
     let mut peers = Vec::new();
+    let mut members = Vec::new();
     for peer in &config.peers {
         let public_key = parse_public_key(&peer.public_key).ok_or_else(|| {
             invalid(
@@ -127,9 +130,14 @@ pub(super) fn prepare(
                 format!("peer key {} is not an ed25519 public key", peer.public_key),
             )
         })?;
+        if !peer.candidate {
+            members.push(public_key.clone());
+        }
         peers.push((public_key, peer.address));
     }
-    let committee = attest::committee_identity(peers.iter().map(|(key, _)| key));
+    // Secrets and peer requests are bound to the genesis committee: listing a candidate does
+    // not change it, so members can add one without resealing anything.
+    let committee = attest::committee_identity(members.iter());
     let tpm = attest::measured_launch(&config)?;
     let keystore = Arc::new(attest::open_keystore(
         &config.data_dir,
@@ -161,14 +169,18 @@ pub(super) fn prepare(
             "this node is an oracle member with no [[oracle]] sources: a production node does not run the SYNTHETIC development feed; configure its venues".into(),
         ));
     }
-    let participants = Set::try_from(peers.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
+    let participants = Set::try_from(members)
         .map_err(|_| invalid(config_path, "peer keys must be distinct".into()))?;
     // Vault member numbers follow the participants' order, which every member computes alike.
-    let member = participants
-        .iter()
-        .position(|key| *key == me)
-        .expect("checked above: this node is among the peers");
-    let vault = std::sync::Mutex::new(check_vault_backend(&config, &keystore, member)?);
+    let vault = match participants.iter().position(|key| *key == me) {
+        Some(member) => check_vault_backend(&config, &keystore, member)?,
+        None => {
+            info!("this node is a candidate (not in the genesis committee): no genesis DKG, no vault shares; it follows the log and joins at an epoch change once admitted (`bulwark admin replace`)");
+            None
+        }
+    };
+    let candidate = !participants.iter().any(|key| *key == me);
+    let vault = std::sync::Mutex::new(vault);
     Ok(Prepared {
         config,
         genesis_file,
@@ -183,6 +195,7 @@ pub(super) fn prepare(
         me,
         peers,
         participants,
+        candidate,
         vault,
     })
 }
@@ -280,10 +293,11 @@ pub(super) fn start_p2p(context: &Context, prepared: &Prepared) -> P2p {
             bulwark_consensus::committee::CHANNEL_ACCUSATIONS,
             Quota::per_second(NZU32!(50)),
         ),
-        // A follower asks one peer every half second; the peer sends up to 32 records back.
+        // A follower asks one peer at a time, each at most every half second; the peer sends
+        // up to 128 records back (one message each).
         catchup: network.register(
             bulwark_consensus::catchup::CHANNEL_CATCHUP,
-            Quota::per_second(NZU32!(200)),
+            Quota::per_second(NZU32!(1_000)),
         ),
     };
     let dkg = network.register(CHANNEL_DKG, Quota::per_second(NZU32!(1_000)));
@@ -436,10 +450,24 @@ pub(super) fn start_admission(
         endorsement_keys,
         oracle.clone(),
         shared.evidence.clone(),
-        (shared.admission_status.clone(), shared.fitness.clone()),
+        (
+            shared.admission_status.clone(),
+            shared.fitness.clone(),
+            report_ttl_ms(config),
+        ),
         Arc::new(std::sync::atomic::AtomicBool::new(false)),
     )?;
     Ok(Some(attestation))
+}
+
+/// How old a peer's audit report may be and still count (`[audit] report_ttl_ms`).
+fn report_ttl_ms(config: &NodeConfig) -> u64 {
+    config
+        .audit
+        .as_ref()
+        .map_or(super::config::AuditConfig::DEFAULT_REPORT_TTL_MS, |a| {
+            a.report_ttl_ms()
+        })
 }
 
 /// Step 4c: the node's own configuration audit, if configured: its signed reports are what
@@ -486,13 +514,8 @@ pub(super) fn start_endpoint(
         own_report: shared.own_report.clone(),
         fitness: shared.fitness.clone(),
         signing_key: ed25519_dalek::SigningKey::from_bytes(&prepared.seed),
-        report_ttl_ms: prepared
-            .config
-            .audit
-            .as_ref()
-            .map_or(super::config::AuditConfig::DEFAULT_REPORT_TTL_MS, |a| {
-                a.report_ttl_ms()
-            }),
+        report_ttl_ms: report_ttl_ms(&prepared.config),
+        operator_budget: Mutex::new(endpoint::OperatorBudget::new()),
     };
     // Only committee peers, signed and rate-bound, reach the TPM through the endpoint.
     let gate = super::peer_gate::PeerGate::new(
@@ -526,7 +549,7 @@ pub(super) fn publish_identity(
             .map_err(|e| NodeError::File {
                 path: identity_path.clone(),
                 reason: format!(
-                    "the committee reshared, so the identity comes from this file: {e}"
+                    "the committee reshared (or this node is a candidate, which holds no genesis share), so the identity comes from this file: publish the venue's identity there ({e})"
                 ),
             })?
             .trim()

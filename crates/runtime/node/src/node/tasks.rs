@@ -120,20 +120,30 @@ pub(super) fn spawn_oracle(
         warn!("no oracle committee in the genesis: the index stays at its genesis value");
         return Ok(());
     };
-    let feed = feed(prepared)?;
     let venue_epoch_ms = prepared.genesis_file.venue_epoch_ms;
-    let sources_status = shared.oracle_sources.clone();
-    let observe_pool = pool.clone();
-    context.child("oracle_feed").spawn(move |context| {
-        observe(
-            context,
-            feed,
-            observe_pool,
-            oracle_out,
-            venue_epoch_ms,
-            sources_status,
-        )
-    });
+    let me = commonware_codec::Encode::encode(&prepared.me);
+    if prepared
+        .oracle_config
+        .members
+        .iter()
+        .any(|member| member[..] == me[..])
+    {
+        let feed = feed(prepared)?;
+        let sources_status = shared.oracle_sources.clone();
+        let observe_pool = pool.clone();
+        context.child("oracle_feed").spawn(move |context| {
+            observe(
+                context,
+                feed,
+                observe_pool,
+                oracle_out,
+                venue_epoch_ms,
+                sources_status,
+            )
+        });
+    } else {
+        info!("not an oracle member of the genesis: this node observes no prices (it checks the certified rounds in blocks)");
+    }
     let evidence = shared.evidence.clone();
     context.child("oracle_in").spawn(move |context| async move {
         let mut oracle_in = oracle_in;

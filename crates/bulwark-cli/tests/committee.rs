@@ -738,7 +738,8 @@ fn node3_tampered_and_removed(
     use std::time::{Duration, Instant};
     let data = dir.join("data");
     // An honest committee first: admission and the genesis DKG among all four.
-    up(&data, port, 2, 50, up_extra);
+    // Long enough that a first block is final after the DKG (2 s sometimes was not).
+    up(&data, port, 5, 50, up_extra);
     let committee = data.join("committee");
     // How far node 3's own log reaches: it replays that much on restart, and no further.
     let (code, stdout, stderr) = run(&[

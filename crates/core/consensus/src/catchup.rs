@@ -82,7 +82,7 @@ pub const ANSWER_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// How far past a window without certificates an answerer looks for a certified record.
 pub const TAIL_SCAN_MAX: u64 = 1_024;
 /// Most uncertified blocks a follower keeps from answers, waiting for a certified descendant.
-pub const BUFFER_MAX: usize = 2 * WINDOW as usize;
+pub const BUFFER_MAX: usize = 64;
 /// The largest frame: an answer holding a maximal record.
 pub const FRAME_BYTES_MAX: usize = 1 + 4 + RECORD_PAYLOAD_MAX + 8;
 /// The largest encoded public output a frame may carry (a committee of the largest size needs

@@ -674,6 +674,10 @@ where
                     apply(changes, &mut oracle, &mut admitted, &mut track, &names);
                     if admitted.contains(key) {
                         audits.read(key, name, *client_address, (&me.2, &target), &evidence);
+                    } else {
+                        // Out (down, cut off): its reports are read afresh when it is back,
+                        // so a report that aged while it was away is not held against it.
+                        audits.peers.remove(key);
                     }
                 }
                 audits.publish(&admission, &fitness);

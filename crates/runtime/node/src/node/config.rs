@@ -571,17 +571,22 @@ impl NodeConfig {
                 f,
             });
         }
-        // A candidate may take any vacant seat: its data center must still hold at most f
-        // members afterwards, whichever member it replaces.
+        // Candidates may take any vacant seats, over several epochs: a data center must still
+        // hold at most f members once every candidate in it is seated, whichever members they
+        // replace.
+        let mut with_candidates = per_center.clone();
         for candidate in self.peers.iter().filter(|p| p.candidate) {
-            let count = per_center
-                .get(candidate.data_center.as_str())
-                .copied()
-                .unwrap_or(0);
-            if count + 1 > f {
+            *with_candidates
+                .entry(candidate.data_center.as_str())
+                .or_default() += 1;
+        }
+        for candidate in self.peers.iter().filter(|p| p.candidate) {
+            let center = candidate.data_center.as_str();
+            let count = with_candidates.get(center).copied().unwrap_or(0);
+            if count > f {
                 return Err(invalid(format!(
-                    "candidate {} is in data center {}, which holds {count} genesis member(s): a candidate's data center must hold fewer than f = {f}, so that whichever seat it takes no data center holds more than f",
-                    candidate.public_key, candidate.data_center
+                    "candidate {} is in data center {center}, which would hold {count} members with every candidate there seated: a data center's genesis members and candidates together must be at most f = {f}, so that whichever seats they take no data center holds more than f",
+                    candidate.public_key
                 )));
             }
         }
@@ -941,6 +946,38 @@ mod tests {
             vault: None,
             audit: None,
             development: true,
+        }
+    }
+
+    #[test]
+    fn candidates_are_outside_n_and_their_data_centers_stay_within_f_once_all_are_seated() {
+        let path = Path::new("node.toml");
+        let with = |centers: &[&str], candidates: &[&str]| {
+            let mut c = config(centers);
+            for (i, center) in candidates.iter().enumerate() {
+                c.peers.push(Peer {
+                    public_key: format!("{:064x}", 100 + i),
+                    address: "127.0.0.1:4".parse().unwrap(),
+                    data_center: center.to_string(),
+                    client_address: None,
+                    tpm_ek: None,
+                    tpm_ek_cert: None,
+                    candidate: true,
+                });
+            }
+            c.validate(path).map_err(|e| e.to_string())
+        };
+        let four = ["dc-0", "dc-1", "dc-2", "dc-3"];
+        assert!(with(&four, &["dc-4"]).is_ok());
+        assert!(with(&four, &["dc-4", "dc-5"]).is_ok());
+        // A candidate is not a member: three members and a candidate are too few.
+        let error = with(&four[..3], &["dc-4"]).unwrap_err();
+        assert!(error.contains("at least 4 members"), "{error}");
+        // f = 1: a candidate in a member's data center, or two candidates in one new data
+        // center (seated over two epochs), would put two members in it.
+        for candidates in [&["dc-0"][..], &["dc-4", "dc-4"]] {
+            let error = with(&four, candidates).unwrap_err();
+            assert!(error.contains("at most f = 1"), "{error}");
         }
     }
 

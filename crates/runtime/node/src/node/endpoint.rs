@@ -299,7 +299,7 @@ impl Handler for Endpoint {
         Ok(affirmation)
     }
 
-    fn admit(&self, admit: bulwark_sentinel::Admit) -> Result<(), Refusal> {
+    fn admit(&self, mut admit: bulwark_sentinel::Admit) -> Result<(), Refusal> {
         use bulwark_consensus::sentinel_feed::AdmitOffer;
         self.operator_request()?;
         let engine = self.engine();
@@ -309,6 +309,21 @@ impl Handler for Endpoint {
         let Some(membership) = engine.membership() else {
             return Err(Refusal::Admit("no sentinel committee is configured".into()));
         };
+        // One bad affirmation (another candidate, a non-member, a bad signature, out of the
+        // window) would void the whole admission at every replica: drop such ones here, so a
+        // single hostile member cannot block an admission the others affirm.
+        let before = admit.affirmations.len();
+        let (candidate_key, now_ms) = (admit.candidate, engine.time_ms());
+        admit.affirmations.retain(|a| {
+            a.candidate == candidate_key && membership.check_affirmation(a, now_ms).is_ok()
+        });
+        if admit.affirmations.len() < before {
+            tracing::info!(
+                %candidate,
+                dropped = before - admit.affirmations.len(),
+                "dropped affirmations that do not count at this node's state"
+            );
+        }
         membership
             .check_admit(&admit, engine.time_ms())
             .map_err(|refusal| Refusal::Admit(refusal.to_string()))?;

@@ -1,4 +1,5 @@
-//! The gate in front of the node's TPM on its client endpoint: only a committee peer, with a
+//! The gate in front of the node's TPM on its client endpoint: only a committee peer (or a
+//! listed candidate, all of them on one shared budget), with a
 //! signature over this node, the time and the operation, at a bounded rate, reaches the
 //! attestation, attestation-key, activation and audit-report handlers. Anyone else could keep the TPM busy
 //! (starving the node's own admission answers) or use credential activation as a decryption
@@ -61,8 +62,14 @@ pub struct PeerGate {
     /// What requests to this node are signed for ([`peer_target`] of committee and node).
     target: [u8; 32],
     members: HashSet<[u8; 32]>,
+    /// Candidate peers (outside the genesis committee): admitted like members, but all of them
+    /// together spend one budget, so listed candidates cannot crowd out the members' requests.
+    candidates: HashSet<[u8; 32]>,
     budgets: Mutex<HashMap<[u8; 32], Budget>>,
 }
+
+/// The budget key all candidates share (no ed25519 key is all ones).
+const CANDIDATES_BUDGET: [u8; 32] = [0xff; 32];
 
 impl PeerGate {
     /// A gate for node `me` of `committee` admitting `members` (this node among them or not: it
@@ -75,8 +82,19 @@ impl PeerGate {
         PeerGate {
             target: peer_target(committee, &me),
             members: members.into_iter().filter(|m| *m != me).collect(),
+            candidates: HashSet::new(),
             budgets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Also admits `candidates` (peers outside the genesis committee), all of them together on
+    /// one peer's budget.
+    pub fn with_candidates(mut self, candidates: impl IntoIterator<Item = [u8; 32]>) -> PeerGate {
+        self.candidates = candidates
+            .into_iter()
+            .filter(|c| !self.members.contains(c) && *c != CANDIDATES_BUDGET)
+            .collect();
+        self
     }
 
     /// Admits `op` under `auth` at `now_ms` (this node's clock) and `now` (its monotonic
@@ -89,7 +107,8 @@ impl PeerGate {
         now_ms: u64,
         now: Instant,
     ) -> Result<(), GateRefusal> {
-        if !self.members.contains(&auth.peer) {
+        let candidate = self.candidates.contains(&auth.peer);
+        if !self.members.contains(&auth.peer) && !candidate {
             return Err(GateRefusal::NotAPeer(op.name()));
         }
         let skew_ms = now_ms.abs_diff(auth.at_ms);
@@ -101,7 +120,12 @@ impl PeerGate {
             .budgets
             .lock()
             .expect("the peer gate lock must not be poisoned");
-        let budget = budgets.entry(auth.peer).or_insert_with(|| Budget {
+        let spender = if candidate {
+            CANDIDATES_BUDGET
+        } else {
+            auth.peer
+        };
+        let budget = budgets.entry(spender).or_insert_with(|| Budget {
             tokens: PEER_OPS_BURST,
             refilled: now,
             seen: VecDeque::new(),
@@ -254,5 +278,35 @@ mod tests {
         let later = start + Duration::from_secs(1);
         let served = (21..40).filter(|&i| ask(i, later).is_ok()).count();
         assert_eq!(served as f64, PEER_OPS_PER_SECOND);
+    }
+
+    /// Listed candidates are admitted, but all of them together spend one peer's budget: a
+    /// crowd of hostile candidates cannot keep the TPM from the members.
+    #[test]
+    fn candidates_share_one_budget_and_do_not_spend_the_members() {
+        let gate = gate().with_candidates((10..13).map(|i| key(i).verifying_key().to_bytes()));
+        let me = target(0);
+        let start = Instant::now();
+        let ask = |who: u8, i: u64| {
+            let op = PeerOp::Attest {
+                nonce: [i as u8; 32],
+            };
+            let auth = PeerAuth::sign(&key(who), &me, NOW + i, &op);
+            gate.admit(&auth, &op, NOW + i, start)
+        };
+        let served = (0..30)
+            .filter(|&i| ask(10 + (i % 3) as u8, i).is_ok())
+            .count();
+        assert_eq!(
+            served as f64, PEER_OPS_BURST,
+            "three candidates, one budget"
+        );
+        assert_eq!(ask(12, 31), Err(GateRefusal::RateLimited));
+        assert_eq!(ask(1, 32), Ok(()), "a member keeps its own budget");
+        assert_eq!(
+            ask(20, 33),
+            Err(GateRefusal::NotAPeer("attest")),
+            "an unlisted key is no candidate"
+        );
     }
 }

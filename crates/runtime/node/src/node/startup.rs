@@ -294,10 +294,10 @@ pub(super) fn start_p2p(context: &Context, prepared: &Prepared) -> P2p {
             Quota::per_second(NZU32!(50)),
         ),
         // A follower asks one peer at a time, each at most every half second; the peer sends
-        // up to 128 records back (one message each).
+        // up to 128 records back (one message each): 256 a second at most from an honest peer.
         catchup: network.register(
             bulwark_consensus::catchup::CHANNEL_CATCHUP,
-            Quota::per_second(NZU32!(1_000)),
+            Quota::per_second(NZU32!(400)),
         ),
     };
     let dkg = network.register(CHANNEL_DKG, Quota::per_second(NZU32!(1_000)));
@@ -517,11 +517,20 @@ pub(super) fn start_endpoint(
         report_ttl_ms: report_ttl_ms(&prepared.config),
         operator_budget: Mutex::new(endpoint::OperatorBudget::new()),
     };
-    // Only committee peers, signed and rate-bound, reach the TPM through the endpoint.
+    // Only committee peers (and the listed candidates, on one shared budget), signed and
+    // rate-bound, reach the TPM through the endpoint.
     let gate = super::peer_gate::PeerGate::new(
         key_bytes(&prepared.me),
         &prepared.committee,
-        prepared.peers.iter().map(|(key, _)| key_bytes(key)),
+        prepared.participants.iter().map(key_bytes),
+    )
+    .with_candidates(
+        prepared
+            .peers
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|key| !prepared.participants.iter().any(|m| m == *key))
+            .map(key_bytes),
     );
     let server = Server::start_with_gate(
         prepared.config.client_listen,

@@ -20,6 +20,14 @@ pub struct ReadmitArgs {
     /// their first 16).
     #[arg(long)]
     pub candidate: String,
+    /// Whom to ask and what to do with the answers.
+    #[command(flatten)]
+    pub submit: Submission,
+}
+
+/// How `readmit` and `replace` collect affirmations and submit the admission.
+#[derive(Debug, clap::Args)]
+pub struct Submission {
     /// A committee member's client endpoint; repeat for each member to ask (ask them all: each
     /// affirms only on its own appraisal and audit report, and f+1 must).
     #[arg(long = "node", required = true, num_args = 1..)]
@@ -36,13 +44,10 @@ pub struct ReadmitArgs {
 
 /// A node key given as `flag`: exactly 64 hex characters.
 fn node_key(text: &str, flag: &str) -> Result<[u8; 32], String> {
-    let bytes = hex::decode(text.trim())
+    hex::decode(text.trim())
         .ok()
-        .filter(|b| b.len() == 32 && text.trim().len() == 64)
-        .ok_or_else(|| format!("{flag} must be a node key, 64 hex characters; got {text:?}"))?;
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&bytes);
-    Ok(key)
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| format!("{flag} must be a node key, 64 hex characters; got {text:?}"))
 }
 
 fn connect(node: SocketAddr) -> Result<Client, String> {
@@ -83,13 +88,7 @@ fn collect(candidate: [u8; 32], nodes: &[SocketAddr]) -> Vec<Affirmation> {
 pub fn readmit(args: &ReadmitArgs) -> ExitCode {
     finish((|| {
         let candidate = node_key(&args.candidate, "--candidate")?;
-        admit(
-            candidate,
-            |_| Ok(Seat::Readmit),
-            &args.nodes,
-            args.wait,
-            args.dry_run,
-        )
+        admit(candidate, |_| Ok(Seat::Readmit), &args.submit)
     })())
 }
 
@@ -107,16 +106,9 @@ pub struct ReplaceArgs {
     /// operator (the genesis `operators.quorum` must approve).
     #[arg(long = "approval", required = true, num_args = 1..)]
     pub approvals: Vec<std::path::PathBuf>,
-    /// A committee member's client endpoint; repeat for each member to ask.
-    #[arg(long = "node", required = true, num_args = 1..)]
-    pub nodes: Vec<SocketAddr>,
-    /// Follow the admission for up to this many seconds, until the newcomer is admitted in a
-    /// later epoch (0: submit and return).
-    #[arg(long, default_value_t = 0)]
-    pub wait: u64,
-    /// Only ask for the affirmations; submit nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    /// Whom to ask and what to do with the answers.
+    #[command(flatten)]
+    pub submit: Submission,
 }
 
 /// `bulwark admin replace`.
@@ -147,7 +139,7 @@ pub fn replace(args: &ReplaceArgs) -> ExitCode {
                 approvals: approvals.clone(),
             })
         };
-        admit(candidate, seat, &args.nodes, args.wait, args.dry_run)
+        admit(candidate, seat, &args.submit)
     })())
 }
 
@@ -202,10 +194,9 @@ fn finish(result: Result<serde_json::Value, String>) -> ExitCode {
 fn admit(
     candidate: [u8; 32],
     seat: impl FnOnce(u64) -> Result<Seat, String>,
-    nodes: &[SocketAddr],
-    wait: u64,
-    dry_run: bool,
+    submit: &Submission,
 ) -> Result<serde_json::Value, String> {
+    let nodes = &submit.nodes;
     eprintln!(
         "asking {} member(s) to affirm {}",
         nodes.len(),
@@ -216,7 +207,7 @@ fn admit(
         return Err("no member affirms the candidate (see each one's reason above)".into());
     }
     let epoch = affirmations[0].epoch;
-    if dry_run {
+    if submit.dry_run {
         return Ok(serde_json::json!({
             "candidate": hex::encode(candidate),
             "epoch": epoch,
@@ -227,7 +218,7 @@ fn admit(
     let admit = Admit {
         candidate,
         epoch,
-        affirmations: affirmations.clone(),
+        affirmations,
         seat: seat(epoch)?,
     };
     let mut held_by = Vec::new();
@@ -253,11 +244,11 @@ fn admit(
     let mut summary = serde_json::json!({
         "candidate": hex::encode(candidate),
         "epoch": epoch,
-        "affirmations": affirmations.len(),
+        "affirmations": admit.affirmations.len(),
         "held_by": held_by,
     });
-    if wait > 0 {
-        let joined = follow(candidate, epoch, nodes, wait)?;
+    if submit.wait > 0 {
+        let joined = follow(candidate, epoch, nodes, submit.wait)?;
         summary["admitted_in_epoch"] = serde_json::json!(joined);
     }
     Ok(summary)

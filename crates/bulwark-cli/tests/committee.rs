@@ -905,7 +905,6 @@ fn a_newcomer_takes_the_removed_node3s_seat_and_signs_in_the_next_epoch() {
     let (committee, mut procs, at_epoch_1) =
         node3_tampered_and_removed(dir.path(), port, &["--candidates", "1"]);
     let endpoint = |i: u16| client_endpoint(port, i);
-    let height_of = |i: u16| status(endpoint(i)).map(|s| s.height);
     let mut tampered = procs.0[3].take().unwrap();
     tampered.kill().unwrap();
     tampered.wait().unwrap();
@@ -932,22 +931,7 @@ fn a_newcomer_takes_the_removed_node3s_seat_and_signs_in_the_next_epoch() {
     let (newcomer, seat) = (key(4), key(3));
     assert_eq!(config["peers"][4]["candidate"].as_bool(), Some(true));
     // It follows the log into epoch 1 by certified catch-up.
-    let waited = Instant::now();
-    loop {
-        let top = height_of(0).unwrap_or(0);
-        // A follower that caught up asks again only once it committed nothing for 2 s, so it
-        // trails an idle committee (hundreds of empty blocks a second here) by up to a few
-        // hundred heights; one that falls behind for good ends far past this.
-        if status(endpoint(4)).is_some_and(|s| s.epoch == 1 && s.height + FOLLOW_LAG >= top) {
-            break;
-        }
-        assert!(
-            waited.elapsed() < Duration::from_secs(120),
-            "the newcomer does not follow the log: {}",
-            diagnosis(&committee, endpoint)
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_until_following(&committee, endpoint, 4, "the newcomer");
     // Two of the three DEVELOPMENT operators approve it for node 3's seat in epoch 1.
     let secrets = std::fs::read_to_string(committee.join("dev-operators.secret")).unwrap();
     let mut approvals = Vec::new();
@@ -1010,43 +994,15 @@ fn a_newcomer_takes_the_removed_node3s_seat_and_signs_in_the_next_epoch() {
     assert_eq!(code, 0, "{stderr}\n{}", diagnosis(&committee, endpoint));
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(summary["admitted_in_epoch"].as_u64(), Some(2), "{summary}");
-    // Nodes 0, 1, 2 and 4 are in epoch 2 with four admitted members; node 3 stays removed.
-    let members = [0u16, 1, 2, 4];
-    let waited = Instant::now();
-    let at_epoch_2 = loop {
-        let statuses: Vec<_> = members.iter().map(|&i| status(endpoint(i))).collect();
-        if statuses.iter().all(|s| {
-            s.as_ref().is_some_and(|s| {
-                s.epoch == 2
-                    && s.members.values().filter(|m| *m == "admitted").count() == 4
-                    && s.members.get(&seat[..16]).map(String::as_str) == Some("removed")
-            })
-        }) {
-            break statuses.iter().flatten().map(|s| s.height).max().unwrap();
-        }
-        assert!(
-            waited.elapsed() < Duration::from_secs(60),
-            "not every node is in epoch 2 with the newcomer: {statuses:?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    // Nodes 0, 1, 2 and 4 are in epoch 2 with four admitted members; node 3 stays removed;
+    // with node 0 stopped, nodes 1, 2 and 4 finalize: the newcomer signs.
+    let at_epoch_2 = signs_in_epoch_2(
+        (&committee, &mut procs, endpoint),
+        &[0, 1, 2, 4],
+        |s| s.members.get(&seat[..16]).map(String::as_str) == Some("removed"),
+        "the newcomer",
+    );
     assert!(at_epoch_2 > at_epoch_1);
-    // The newcomer signs: with node 0 stopped, the quorum of 3 of 4 needs it.
-    let mut stopped = procs.0[0].take().unwrap();
-    stopped.kill().unwrap();
-    stopped.wait().unwrap();
-    let waited = Instant::now();
-    while ![1u16, 2, 4]
-        .iter()
-        .all(|&i| height_of(i).is_some_and(|h| h > at_epoch_2 + 10))
-    {
-        assert!(
-            waited.elapsed() < Duration::from_secs(90),
-            "nodes 1, 2 and 4 do not finalize without node 0: the newcomer does not sign: {}",
-            diagnosis(&committee, endpoint)
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
     drop(procs);
     let (code, stdout, stderr) = run(&[
         "verify",
@@ -1073,7 +1029,6 @@ fn node3_comes_back_restored(
     endpoint: impl Fn(u16) -> std::net::SocketAddr,
 ) -> u64 {
     use std::time::{Duration, Instant};
-    let height_of = |i: u16| status(endpoint(i)).map(|s| s.height);
     let mut tampered = procs.0[3].take().unwrap();
     tampered.kill().unwrap();
     tampered.wait().unwrap();
@@ -1087,22 +1042,7 @@ fn node3_comes_back_restored(
         .unwrap()
         .to_string();
     // Node 3 follows the log by certified catch-up into epoch 1, where it is removed.
-    let waited = Instant::now();
-    loop {
-        let top = height_of(0).unwrap_or(0);
-        // A follower that caught up asks again only once it committed nothing for 2 s, so it
-        // trails an idle committee (hundreds of empty blocks a second here) by up to a few
-        // hundred heights; one that falls behind for good ends far past this.
-        if status(endpoint(3)).is_some_and(|s| s.epoch == 1 && s.height + FOLLOW_LAG >= top) {
-            break;
-        }
-        assert!(
-            waited.elapsed() < Duration::from_secs(120),
-            "the restored node 3 does not follow the log: {}",
-            diagnosis(committee, &endpoint)
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_until_following(committee, &endpoint, 3, "the restored node 3");
     let nodes: Vec<String> = (0..3).map(|i| endpoint(i).to_string()).collect();
     let mut args = vec![
         "admin",
@@ -1170,32 +1110,86 @@ fn node3_comes_back_restored(
     };
     assert_eq!(summary["admitted_in_epoch"].as_u64(), Some(2), "{summary}");
     assert!(summary["affirmations"].as_u64().unwrap() >= 2, "{summary}");
-    // Every node is in epoch 2 with four admitted members.
+    // Every node is in epoch 2 with four admitted members; with node 0 stopped, nodes 1-3
+    // finalize: node 3 signs.
+    signs_in_epoch_2(
+        (committee, procs, &endpoint),
+        &[0, 1, 2, 3],
+        |_| true,
+        "node 3",
+    )
+}
+
+/// Waits (120 s at most) until `node` follows the log by certified catch-up into epoch 1,
+/// within [`FOLLOW_LAG`] heights of node 0.
+fn wait_until_following(
+    committee: &Path,
+    endpoint: impl Fn(u16) -> std::net::SocketAddr,
+    node: u16,
+    who: &str,
+) {
+    use std::time::{Duration, Instant};
+    let waited = Instant::now();
+    loop {
+        let top = status(endpoint(0)).map_or(0, |s| s.height);
+        // A follower that caught up asks again only once it committed nothing for 2 s, so it
+        // trails an idle committee (hundreds of empty blocks a second here) by up to a few
+        // hundred heights; one that falls behind for good ends far past this.
+        if status(endpoint(node)).is_some_and(|s| s.epoch == 1 && s.height + FOLLOW_LAG >= top) {
+            return;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(120),
+            "{who} does not follow the log: {}",
+            diagnosis(committee, &endpoint)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Waits (60 s at most) until each of `members` (node 0 first) is in epoch 2 with four
+/// admitted members and `also` holds of its status; then stops node 0 and waits (90 s at
+/// most) until the others finalize 10 heights more, which the quorum of 3 of 4 allows only
+/// if `joined` signs. Returns the height at which every member was in epoch 2.
+fn signs_in_epoch_2(
+    (committee, procs, endpoint): (&Path, &mut Procs, impl Fn(u16) -> std::net::SocketAddr),
+    members: &[u16],
+    also: impl Fn(&bulwark_api::answers::NodeStatus) -> bool,
+    joined: &str,
+) -> u64 {
+    use std::time::{Duration, Instant};
+    let height_of = |i: u16| status(endpoint(i)).map(|s| s.height);
     let waited = Instant::now();
     let at_epoch_2 = loop {
-        let statuses: Vec<_> = (0..4).map(|i| status(endpoint(i))).collect();
+        let statuses: Vec<_> = members.iter().map(|&i| status(endpoint(i))).collect();
         if statuses.iter().all(|s| {
             s.as_ref().is_some_and(|s| {
-                s.epoch == 2 && s.members.values().filter(|m| *m == "admitted").count() == 4
+                s.epoch == 2
+                    && s.members.values().filter(|m| *m == "admitted").count() == 4
+                    && also(s)
             })
         }) {
             break statuses.iter().flatten().map(|s| s.height).max().unwrap();
         }
         assert!(
             waited.elapsed() < Duration::from_secs(60),
-            "not every node is in epoch 2 with node 3 back: {statuses:?}"
+            "not every node is in epoch 2 with {joined}: {statuses:?}"
         );
         std::thread::sleep(Duration::from_millis(500));
     };
-    // Node 3 signs: with node 0 stopped, the quorum of 3 of 4 needs it, and nodes 1-3 go on.
-    let mut stopped = procs.0[0].take().unwrap();
+    let mut stopped = procs.0[usize::from(members[0])].take().unwrap();
     stopped.kill().unwrap();
     stopped.wait().unwrap();
     let waited = Instant::now();
-    while !(1..4).all(|i| height_of(i).is_some_and(|h| h > at_epoch_2 + 10)) {
+    while !members[1..]
+        .iter()
+        .all(|&i| height_of(i).is_some_and(|h| h > at_epoch_2 + 10))
+    {
         assert!(
             waited.elapsed() < Duration::from_secs(90),
-            "nodes 1-3 do not finalize without node 0: node 3 does not sign in epoch 2: {}",
+            "{:?} do not finalize without node {}: {joined} does not sign in epoch 2: {}",
+            &members[1..],
+            members[0],
             diagnosis(committee, &endpoint)
         );
         std::thread::sleep(Duration::from_millis(250));

@@ -65,10 +65,7 @@ pub enum Change<K> {
 pub fn appraisal_digest(signed: &SignedAppraisal) -> [u8; 32] {
     use commonware_cryptography::{Hasher as _, Sha256};
     let json = serde_json::to_vec(signed).unwrap_or_default();
-    let digest = Sha256::hash(&[json.as_slice()]);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
+    Sha256::hash(&[json.as_slice()]).0
 }
 
 /// The state of one peer.

@@ -103,19 +103,28 @@ impl SentinelFeed {
     }
 
     /// An admission submitted to this member (by an operator, or gossiped), checked by the one
-    /// rule against `engine`'s trust state at its time before it is kept for proposals. A newer
-    /// admission of the same candidate replaces the older one; beyond
-    /// [`ADMISSIONS_HELD_MAX`] candidates the submission is refused.
+    /// rule against `engine`'s trust state at its time ([`check_admit`]) before it is kept for
+    /// proposals ([`SentinelFeed::hold_admit`]).
     pub fn offer_admit(&mut self, engine: &Engine, admit: Admit) -> Result<(), AdmitOffer> {
+        let checked = check_admit(engine, admit)?;
+        self.hold_admit(engine, checked)
+    }
+
+    /// Keeps an admission [`check_admit`] accepted against `engine`'s state for proposals. A
+    /// newer admission of the same candidate replaces the older one; beyond
+    /// [`ADMISSIONS_HELD_MAX`] candidates it is refused, and so is one checked in another epoch.
+    pub fn hold_admit(&mut self, engine: &Engine, checked: CheckedAdmit) -> Result<(), AdmitOffer> {
         let Some(membership) = engine.membership() else {
-            return Err(AdmitOffer::Refused(Refusal::Committee(
-                "no sentinel committee is configured".into(),
-            )));
+            return Err(no_committee());
         };
+        if checked.epoch != membership.epoch() {
+            return Err(AdmitOffer::Refused(Refusal::WrongEpoch {
+                found: checked.epoch,
+                current: membership.epoch(),
+            }));
+        }
         self.watch(membership);
-        membership
-            .check_admit(&admit, engine.time_ms())
-            .map_err(AdmitOffer::Refused)?;
+        let admit = checked.admit;
         self.admissions.retain(|a| a.candidate != admit.candidate);
         if self.admissions.len() >= ADMISSIONS_HELD_MAX {
             return Err(AdmitOffer::Full);
@@ -168,6 +177,52 @@ impl SentinelFeed {
                 .retain(|a| membership.check_admit(a, engine.time_ms()).is_ok());
         }
     }
+}
+
+/// An admission that passed the one rule against a committed state: only [`check_admit`] makes
+/// one, so [`SentinelFeed::hold_admit`] never keeps an unchecked admission.
+#[derive(Debug)]
+pub struct CheckedAdmit {
+    admit: Admit,
+    epoch: u64,
+    dropped: usize,
+}
+
+impl CheckedAdmit {
+    /// How many of the submitted affirmations were dropped as not counting.
+    pub fn dropped(&self) -> usize {
+        self.dropped
+    }
+}
+
+fn no_committee() -> AdmitOffer {
+    AdmitOffer::Refused(Refusal::Committee(
+        "no sentinel committee is configured".into(),
+    ))
+}
+
+/// Checks a submitted admission by the one rule against `engine`'s trust state at its time. It
+/// needs no feed, so a caller runs its signature checks without holding the feed's lock.
+/// Affirmations that do not count at that state (another candidate, a non-member, a bad
+/// signature, out of the window) are dropped first: one of them would void the whole admission
+/// at every replica, so a single hostile member could block an admission the others affirm.
+pub fn check_admit(engine: &Engine, mut admit: Admit) -> Result<CheckedAdmit, AdmitOffer> {
+    let Some(membership) = engine.membership() else {
+        return Err(no_committee());
+    };
+    let (candidate, now_ms) = (admit.candidate, engine.time_ms());
+    let submitted = admit.affirmations.len();
+    admit
+        .affirmations
+        .retain(|a| a.candidate == candidate && membership.check_affirmation(a, now_ms).is_ok());
+    membership
+        .check_admit(&admit, now_ms)
+        .map_err(AdmitOffer::Refused)?;
+    Ok(CheckedAdmit {
+        dropped: submitted - admit.affirmations.len(),
+        epoch: membership.epoch(),
+        admit,
+    })
 }
 
 /// Why an admission submitted to a member was not kept.
@@ -280,6 +335,14 @@ mod tests {
         assert!(feed.admissions().is_empty());
         feed.offer_admit(&engine, replacement(&[0, 1]))
             .expect("kept");
+        // A hostile member's bad affirmation (a broken signature) beside two good ones is
+        // dropped, and the admission still passes.
+        let mut spoiled = replacement(&[0, 1]);
+        let mut bad = replacement(&[2]).affirmations[0];
+        bad.signature[0] ^= 1;
+        spoiled.affirmations.insert(0, bad);
+        let checked = check_admit(&engine, spoiled).expect("two good affirmations remain");
+        assert_eq!(checked.dropped(), 1);
         // The same candidate again replaces, never duplicates.
         feed.offer_admit(&engine, replacement(&[1, 2]))
             .expect("kept");

@@ -17,7 +17,7 @@ use bulwark_audit::report::RuleOutcome;
 use bulwark_audit::rule::{PatternCache, Rule};
 
 use crate::clock::SystemClock;
-use crate::load::{load_manifest, load_policy};
+use crate::load::{load_manifest, load_policies};
 use crate::machine::RootedHost;
 
 /// Report format.
@@ -108,9 +108,27 @@ pub enum FixtureError {
 }
 
 fn command_source(args: &AuditArgs) -> Result<CommandSource, FixtureError> {
-    if let Some(path) = &args.commands_fixture {
+    command_source_for(
+        &args.root,
+        args.commands_fixture.as_deref(),
+        CommandLimits {
+            timeout: Duration::from_millis(args.command_timeout_ms),
+            output_bytes_max: args.command_output_max,
+        },
+    )
+}
+
+/// Where command rules get their answers when file rules read `root`: the fixture file if one
+/// is given, the live system (within `limits`) when `root` is `/`, otherwise none, with why.
+/// `bulwark audit` and the node's own audit agent choose alike.
+pub fn command_source_for(
+    root: &Path,
+    fixture: Option<&Path>,
+    limits: CommandLimits,
+) -> Result<CommandSource, FixtureError> {
+    if let Some(path) = fixture {
         let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Read {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         })?;
         return Ok(CommandSource::Fixture(CommandFixture::parse(
@@ -118,15 +136,13 @@ fn command_source(args: &AuditArgs) -> Result<CommandSource, FixtureError> {
             &path.display().to_string(),
         )?));
     }
-    if args.root == Path::new("/") {
-        Ok(CommandSource::Live(CommandLimits {
-            timeout: Duration::from_millis(args.command_timeout_ms),
-            output_bytes_max: args.command_output_max,
-        }))
+    if root == Path::new("/") {
+        Ok(CommandSource::Live(limits))
     } else {
-        Ok(CommandSource::Disabled(
-            "--root is not the live system; pass --commands-fixture to answer command rules".into(),
-        ))
+        Ok(CommandSource::Disabled(format!(
+            "the root {} is not the live system; a commands fixture answers command rules",
+            root.display()
+        )))
     }
 }
 
@@ -177,19 +193,10 @@ pub fn run(args: AuditArgs) -> ExitCode {
         };
     }
 
-    let mut policies = Vec::new();
-    let mut load_errors = Vec::new();
-    for path in &args.policy {
-        match load_policy(path, &mut patterns) {
-            Ok(p) => policies.push(p),
-            Err(e) => {
-                eprintln!(
-                    "error: {e}\nhint: fix the policy file; the other policies are still scanned"
-                );
-                load_errors.push(e);
-                errors += 1;
-            }
-        }
+    let (policies, load_errors) = load_policies(&args.policy, &mut patterns);
+    for e in &load_errors {
+        eprintln!("error: {e}\nhint: fix the policy file; the other policies are still scanned");
+        errors += 1;
     }
     let manifest = match &args.manifest {
         None => None,

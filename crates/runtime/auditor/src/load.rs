@@ -16,6 +16,23 @@ pub fn load_policy(path: &Path, patterns: &mut PatternCache) -> Result<Policy, P
     parse_policy(&text, &file, patterns)
 }
 
+/// Reads and parses every policy file: the ones that load, and why the others did not (a scan
+/// reports those as policy errors, so its report is not clean).
+pub fn load_policies(
+    paths: &[std::path::PathBuf],
+    patterns: &mut PatternCache,
+) -> (Vec<Policy>, Vec<PolicyError>) {
+    let mut policies = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        match load_policy(path, patterns) {
+            Ok(policy) => policies.push(policy),
+            Err(error) => errors.push(error),
+        }
+    }
+    (policies, errors)
+}
+
 /// Reads and parses a role manifest file (at most [`MANIFEST_BYTES_MAX`] bytes).
 pub fn load_manifest(path: &Path) -> Result<Manifest, ManifestError> {
     let file = path.display().to_string();

@@ -15,6 +15,7 @@ use crate::node::NodeError;
 use bulwark_audit::sign::{verify_report, SignedReport};
 use bulwark_engine::Engine;
 use bulwark_sentinel::{Affirmation, Trust};
+use commonware_cryptography::{Hasher as _, Sha256};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tracing::{info, warn};
@@ -158,7 +159,7 @@ pub fn read_peer_report(
         }
     }
     Ok(PeerAudit {
-        digest: sha256(bytes),
+        digest: Sha256::hash(&[bytes]).0,
         generated_at_ms: report.generated_at_ms,
         failed,
         policy_errors,
@@ -296,33 +297,19 @@ pub fn affirm(
     ))
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    use commonware_cryptography::{Hasher as _, Sha256};
-    let digest = Sha256::hash(&[bytes]);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
-}
-
 /// Starts the audit agent on its own thread: a full scan now and every `interval_ms` (±20 %),
 /// each report signed with the node key and kept in `own` for peers to read. Policies that do
 /// not load are logged and counted in the report (which is then not clean).
 pub fn start_agent(config: &AuditConfig, seed: &[u8; 32], own: OwnReport) -> Result<(), NodeError> {
     use bulwark_audit::agent::{Auditor, Schedule};
-    use bulwark_audit::host::{CommandFixture, CommandLimits, CommandSource};
-    use bulwark_audit::rule::PatternCache;
+    use bulwark_audit::host::CommandLimits;
     use bulwark_auditor::agent::{run_loop, AgentConfig, AgentEvent};
-    let mut patterns = PatternCache::default();
-    let mut policies = Vec::new();
-    let mut load_errors = Vec::new();
-    for path in &config.policies {
-        match bulwark_auditor::load::load_policy(path, &mut patterns) {
-            Ok(policy) => policies.push(policy),
-            Err(error) => {
-                warn!(%error, "[audit] policy does not load: every report counts it, so no peer affirms this node");
-                load_errors.push(error);
-            }
-        }
+    let (policies, load_errors) = bulwark_auditor::load::load_policies(
+        &config.policies,
+        &mut bulwark_audit::rule::PatternCache::default(),
+    );
+    for error in &load_errors {
+        warn!(%error, "[audit] policy does not load: every report counts it, so no peer affirms this node");
     }
     let manifest = match &config.manifest {
         Some(path) => {
@@ -335,31 +322,21 @@ pub fn start_agent(config: &AuditConfig, seed: &[u8; 32], own: OwnReport) -> Res
         }
         None => None,
     };
-    let commands = match &config.commands_fixture {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| NodeError::File {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-            warn!(fixture = %path.display(), "[audit] DEVELOPMENT: command rules are answered from a fixture file, not run on this machine");
-            CommandSource::Fixture(
-                CommandFixture::parse(&text, &path.display().to_string()).map_err(|e| {
-                    NodeError::File {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    }
-                })?,
-            )
-        }
-        None if config.root == std::path::Path::new("/") => CommandSource::Live(CommandLimits {
+    if let Some(fixture) = &config.commands_fixture {
+        warn!(fixture = %fixture.display(), "[audit] DEVELOPMENT: command rules are answered from a fixture file, not run on this machine");
+    }
+    let commands = bulwark_auditor::cli::command_source_for(
+        &config.root,
+        config.commands_fixture.as_deref(),
+        CommandLimits {
             timeout: std::time::Duration::from_secs(10),
             output_bytes_max: 1024 * 1024,
-        }),
-        None => CommandSource::Disabled(format!(
-            "the audit root {} is not this machine; command rules need commands_fixture",
-            config.root.display()
-        )),
-    };
+        },
+    )
+    .map_err(|e| NodeError::File {
+        path: config.commands_fixture.clone().unwrap_or_default(),
+        reason: e.to_string(),
+    })?;
     if config.root != std::path::Path::new("/") {
         warn!(root = %config.root.display(), "[audit] file rules read this tree, not this machine's /");
     }

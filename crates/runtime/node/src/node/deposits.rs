@@ -131,6 +131,7 @@ async fn watch(
     let mut backlog: std::collections::VecDeque<bulwark_engine::deposit::ObservedDeposit> =
         std::collections::VecDeque::new();
     let mut ticks = 0u64;
+    let me = key.verifying_key().to_bytes();
     loop {
         context.sleep(TICK).await;
         ticks += 1;
@@ -166,7 +167,6 @@ async fn watch(
         }
         // Only a member of the current committee attests: a removed member's or a candidate's
         // attestation would count for nothing and only fill its peers' pools.
-        let me = key.verifying_key().to_bytes();
         if !engine.membership().is_some_and(|m| m.is_admitted(&me)) {
             mine.clear();
             continue;

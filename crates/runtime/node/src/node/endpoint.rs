@@ -299,39 +299,26 @@ impl Handler for Endpoint {
         Ok(affirmation)
     }
 
-    fn admit(&self, mut admit: bulwark_sentinel::Admit) -> Result<(), Refusal> {
-        use bulwark_consensus::sentinel_feed::AdmitOffer;
+    fn admit(&self, admit: bulwark_sentinel::Admit) -> Result<(), Refusal> {
+        use bulwark_consensus::sentinel_feed::{check_admit, AdmitOffer};
         self.operator_request()?;
         let engine = self.engine();
         let candidate = hex::encode(&admit.candidate[..8]);
-        // The rule's signature checks run here, outside the sentinel's lock (which the
-        // proposer takes); the feed checks again, cheaply, only what passed.
-        let Some(membership) = engine.membership() else {
-            return Err(Refusal::Admit("no sentinel committee is configured".into()));
-        };
-        // One bad affirmation (another candidate, a non-member, a bad signature, out of the
-        // window) would void the whole admission at every replica: drop such ones here, so a
-        // single hostile member cannot block an admission the others affirm.
-        let before = admit.affirmations.len();
-        let (candidate_key, now_ms) = (admit.candidate, engine.time_ms());
-        admit.affirmations.retain(|a| {
-            a.candidate == candidate_key && membership.check_affirmation(a, now_ms).is_ok()
+        // The rule's signature checks run before the sentinel's lock (which the proposer
+        // takes) is taken, once.
+        let offered = check_admit(&engine, admit).and_then(|checked| {
+            if checked.dropped() > 0 {
+                tracing::info!(
+                    %candidate,
+                    dropped = checked.dropped(),
+                    "dropped affirmations that do not count at this node's state"
+                );
+            }
+            self.sentinel
+                .lock()
+                .expect("the sentinel lock must not be poisoned")
+                .hold_admit(&engine, checked)
         });
-        if admit.affirmations.len() < before {
-            tracing::info!(
-                %candidate,
-                dropped = before - admit.affirmations.len(),
-                "dropped affirmations that do not count at this node's state"
-            );
-        }
-        membership
-            .check_admit(&admit, engine.time_ms())
-            .map_err(|refusal| Refusal::Admit(refusal.to_string()))?;
-        let offered = self
-            .sentinel
-            .lock()
-            .expect("the sentinel lock must not be poisoned")
-            .offer_admit(&engine, admit);
         match offered {
             Ok(()) => {
                 tracing::info!(%candidate, "admission held for this node's proposals");

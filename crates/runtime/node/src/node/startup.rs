@@ -62,6 +62,8 @@ pub(super) struct Prepared {
     pub(super) participants: Set<PublicKey>,
     /// This node is a candidate: listed, but not in the genesis committee.
     pub(super) candidate: bool,
+    /// This node is an oracle member of the genesis: it observes prices.
+    pub(super) observes: bool,
     /// The vault's files under the configured backend, until the vault task takes them.
     pub(super) vault:
         std::sync::Mutex<Option<bulwark_vaultstore::VaultFiles<bulwark_vaultstore::Backend>>>,
@@ -172,14 +174,15 @@ pub(super) fn prepare(
     let participants = Set::try_from(members)
         .map_err(|_| invalid(config_path, "peer keys must be distinct".into()))?;
     // Vault member numbers follow the participants' order, which every member computes alike.
-    let vault = match participants.iter().position(|key| *key == me) {
+    let member = participants.iter().position(|key| *key == me);
+    let candidate = member.is_none();
+    let vault = match member {
         Some(member) => check_vault_backend(&config, &keystore, member)?,
         None => {
             info!("this node is a candidate (not in the genesis committee): no genesis DKG, no vault shares; it follows the log and joins at an epoch change once admitted (`bulwark admin replace`)");
             None
         }
     };
-    let candidate = !participants.iter().any(|key| *key == me);
     let vault = std::sync::Mutex::new(vault);
     Ok(Prepared {
         config,
@@ -196,6 +199,7 @@ pub(super) fn prepare(
         peers,
         participants,
         candidate,
+        observes,
         vault,
     })
 }

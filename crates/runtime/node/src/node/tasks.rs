@@ -121,13 +121,7 @@ pub(super) fn spawn_oracle(
         return Ok(());
     };
     let venue_epoch_ms = prepared.genesis_file.venue_epoch_ms;
-    let me = commonware_codec::Encode::encode(&prepared.me);
-    if prepared
-        .oracle_config
-        .members
-        .iter()
-        .any(|member| member[..] == me[..])
-    {
+    if prepared.observes {
         let feed = feed(prepared)?;
         let sources_status = shared.oracle_sources.clone();
         let observe_pool = pool.clone();

@@ -189,13 +189,69 @@ pub enum ClientCommand {
         #[serde(default)]
         instrument: Option<InstrumentId>,
     },
-    /// Ask custody to pay out collateral; the engine debits at once and emits a withdrawal event.
+    /// Ask custody to pay out collateral; the engine debits at once, records the withdrawal
+    /// (the vault signs only what the ledger records) and emits a withdrawal event.
     Withdraw {
         /// Amount in micros.
         amount: i64,
-        /// Destination address (opaque to the engine).
+        /// Destination: an x-only secp256k1 key (a P2TR output) for Bitcoin, an Ed25519 public
+        /// key for the Ed25519 chain. Anything that is not a valid key on its chain is refused.
         destination: [u8; 32],
+        /// Which of the vault's keys pays (JSON default: `bitcoin`).
+        #[serde(default)]
+        chain: PayoutChain,
     },
+}
+
+/// Which of the vault's keys pays a withdrawal.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutChain {
+    /// The taproot key: a BIP341 key-path spend to a P2TR output.
+    #[default]
+    Bitcoin,
+    /// The Ed25519 key.
+    Ed25519,
+}
+
+impl PayoutChain {
+    /// Its one-byte code in the binary codec (the vault uses the same codes).
+    pub fn code(self) -> u8 {
+        match self {
+            PayoutChain::Bitcoin => 1,
+            PayoutChain::Ed25519 => 2,
+        }
+    }
+
+    /// The chain of a code.
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(PayoutChain::Bitcoin),
+            2 => Some(PayoutChain::Ed25519),
+            _ => None,
+        }
+    }
+
+    /// Its lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PayoutChain::Bitcoin => "bitcoin",
+            PayoutChain::Ed25519 => "ed25519",
+        }
+    }
+
+    /// Whether `destination` is a key this chain can pay: an x-only point on secp256k1 (BIP340),
+    /// or an Ed25519 point that is not of small order.
+    pub fn valid_destination(self, destination: &[u8; 32]) -> bool {
+        match self {
+            PayoutChain::Bitcoin => secp256k1::XOnlyPublicKey::from_slice(destination).is_ok(),
+            PayoutChain::Ed25519 => {
+                ed25519_dalek::VerifyingKey::from_bytes(destination).is_ok_and(|key| !key.is_weak())
+            }
+        }
+    }
 }
 
 impl ClientCommand {

@@ -160,6 +160,21 @@ pub(crate) struct IndexState {
     pub samples: VecDeque<(u64, i64)>,
 }
 
+/// A withdrawal the engine debited: the authorization the vault's members sign against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    /// Whose.
+    pub account: AccountId,
+    /// Which of the vault's keys pays.
+    pub chain: crate::command::PayoutChain,
+    /// Where to (a valid key on `chain`).
+    pub destination: [u8; 32],
+    /// Micros, positive.
+    pub amount: u64,
+    /// Venue time it was debited (the vault's coordinator rotation counts from here).
+    pub requested_ms: u64,
+}
+
 /// Everything the state root covers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct State {
@@ -182,6 +197,8 @@ pub(crate) struct State {
     pub membership: Option<bulwark_sentinel::Membership>,
     /// Chain outpoints credited by [`SystemCommand::ChainDeposit`]: each is credited once.
     pub credited_deposits: std::collections::BTreeSet<crate::deposit::Outpoint>,
+    /// Every withdrawal the engine debited, by id: what the vault may sign (and nothing else).
+    pub withdrawals: BTreeMap<u64, Withdrawal>,
     /// Accounts whose cash or positions changed since the last liquidation check (liquidation's
     /// own trades land here and are checked at the end of the next batch).
     pub touched: Vec<AccountId>,
@@ -300,6 +317,7 @@ impl Engine {
             oracle: OracleState::new(config.underlyings.len(), config.oracle.members.len()),
             stops: BTreeMap::new(),
             credited_deposits: std::collections::BTreeSet::new(),
+            withdrawals: BTreeMap::new(),
             membership: config
                 .sentinel
                 .membership()
@@ -542,6 +560,16 @@ impl Engine {
     /// How many chain deposits were credited.
     pub fn deposits_credited(&self) -> usize {
         self.state.credited_deposits.len()
+    }
+
+    /// The withdrawal the ledger recorded under `id`, if any: the only thing the vault signs.
+    pub fn withdrawal(&self, id: u64) -> Option<&Withdrawal> {
+        self.state.withdrawals.get(&id)
+    }
+
+    /// Every recorded withdrawal with an id at or above `from`, in id order.
+    pub fn withdrawals_from(&self, from: u64) -> impl Iterator<Item = (u64, &Withdrawal)> {
+        self.state.withdrawals.range(from..).map(|(id, w)| (*id, w))
     }
 
     /// The committee's trust as the sentinel keeps it, when configured.

@@ -94,6 +94,8 @@ pub enum RejectReason {
     /// The account already has the most resting stops allowed
     /// ([`crate::EngineConfig::stops_per_account_max`]).
     TooManyStops,
+    /// A withdrawal's destination is not a key its chain can pay.
+    InvalidDestination,
 }
 
 /// Why an order left the book without filling.
@@ -159,6 +161,8 @@ pub enum Event {
         amount: i128,
         /// Where to.
         destination: [u8; 32],
+        /// Which of the vault's keys pays.
+        chain: crate::command::PayoutChain,
     },
     /// A command was refused.
     Rejected {

@@ -29,7 +29,8 @@ pub mod snapshot;
 pub mod stops;
 
 pub use command::{
-    AccountId, ClientCommand, Command, InstrumentId, OrderId, Side, StopDirection, StopOrder,
+    AccountId, ClientCommand, Command, InstrumentId, OrderId, PayoutChain, Side, StopDirection,
+    StopOrder,
 };
-pub use engine::{Engine, EngineConfig};
+pub use engine::{Engine, EngineConfig, Withdrawal};
 pub use event::{Event, RejectReason};

@@ -109,7 +109,8 @@ impl Engine {
             ClientCommand::Withdraw {
                 amount,
                 destination,
-            } => self.withdraw(account, *amount, *destination, out),
+                chain,
+            } => self.withdraw(account, *amount, *destination, *chain, out),
         };
         if let Err(reason) = result {
             out.push(reject(reason));
@@ -458,10 +459,14 @@ impl Engine {
         account: AccountId,
         amount: i64,
         destination: [u8; 32],
+        chain: crate::command::PayoutChain,
         out: &mut Vec<Event>,
     ) -> Result<(), RejectReason> {
         if amount <= 0 {
             return Err(RejectReason::InvalidAmount);
+        }
+        if !chain.valid_destination(&destination) {
+            return Err(RejectReason::InvalidDestination);
         }
         let amount = i128::from(amount);
         let acct = &self.state.accounts[&account];
@@ -476,11 +481,22 @@ impl Engine {
         self.state.net_deposits -= amount;
         let withdrawal_id = self.state.next_withdrawal_id;
         self.state.next_withdrawal_id += 1;
+        self.state.withdrawals.insert(
+            withdrawal_id,
+            crate::engine::Withdrawal {
+                account,
+                chain,
+                destination,
+                amount: u64::try_from(amount).expect("checked positive and from an i64"),
+                requested_ms: self.state.time_ms,
+            },
+        );
         out.push(Event::WithdrawalRequested {
             withdrawal_id,
             account,
             amount,
             destination,
+            chain,
         });
         Ok(())
     }

@@ -19,8 +19,9 @@ pub const STATE_NAMESPACE: &[u8] = b"bulwark/engine/state/v1";
 const MAGIC: &[u8; 6] = b"BWSNAP";
 /// Version 3 added resting stops (and each account's stop count); version 4 the sentinel's
 /// committee trust; version 5 the epoch's key commitment in it; version 6 the credited chain
-/// deposits; version 7 the seats, operators and joining candidates of the trust state.
-const VERSION: u8 = 7;
+/// deposits; version 7 the seats, operators and joining candidates of the trust state; version 8
+/// the recorded withdrawals.
+const VERSION: u8 = 8;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
@@ -130,6 +131,17 @@ impl Engine {
         }
         check_open_orders(&state)?;
         check_stops(&state)?;
+        if state.withdrawals.iter().any(|(id, w)| {
+            *id == 0
+                || *id >= state.next_withdrawal_id
+                || w.amount == 0
+                || w.amount > i64::MAX as u64
+                || !w.chain.valid_destination(&w.destination)
+        }) {
+            return Err(SnapshotError::Inconsistent(
+                "a recorded withdrawal is out of range",
+            ));
+        }
         let engine = Engine {
             config,
             state,

@@ -96,12 +96,17 @@ fn client_command() -> impl Strategy<Value = ClientCommand> {
         proptest::option::of(any::<u32>()).prop_map(|instrument| ClientCommand::MassCancel {
             instrument: instrument.map(InstrumentId),
         }),
-        (any::<i64>(), any::<[u8; 32]>()).prop_map(|(amount, destination)| {
-            ClientCommand::Withdraw {
+        (any::<i64>(), any::<[u8; 32]>(), any::<bool>()).prop_map(
+            |(amount, destination, ed25519)| ClientCommand::Withdraw {
                 amount,
                 destination,
+                chain: if ed25519 {
+                    bulwark_engine::PayoutChain::Ed25519
+                } else {
+                    bulwark_engine::PayoutChain::Bitcoin
+                },
             }
-        }),
+        ),
         (
             (any::<u32>(), side(), any::<bool>(), any::<i64>()),
             (

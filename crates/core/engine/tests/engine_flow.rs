@@ -100,7 +100,8 @@ fn rejected_commands_change_no_state() {
             2,
             ClientCommand::Withdraw {
                 amount: (1_000_000 * USD) as i64,
-                destination: [0; 32],
+                destination: [7; 32],
+                chain: bulwark_engine::PayoutChain::Bitcoin,
             },
         ),
         client(
@@ -225,6 +226,7 @@ fn unrealized_profit_is_not_withdrawable() {
         ClientCommand::Withdraw {
             amount: cash as i64,
             destination: [7; 32],
+            chain: bulwark_engine::PayoutChain::Bitcoin,
         },
     )]);
     assert_eq!(rejections(&evs), vec![RejectReason::InsufficientFunds]);
@@ -234,6 +236,7 @@ fn unrealized_profit_is_not_withdrawable() {
         ClientCommand::Withdraw {
             amount: ok as i64,
             destination: [7; 32],
+            chain: bulwark_engine::PayoutChain::Bitcoin,
         },
     )]);
     assert!(matches!(
@@ -244,6 +247,37 @@ fn unrealized_profit_is_not_withdrawable() {
         }
     ));
     assert!(v.engine.totals().conserved());
+    // The ledger records what the vault may sign: this withdrawal, and nothing under id 2.
+    let recorded = v.engine.withdrawal(1).expect("recorded");
+    assert_eq!(
+        (recorded.account, recorded.amount, recorded.destination),
+        (AccountId(2), ok as u64, [7; 32])
+    );
+    assert!(v.engine.withdrawal(2).is_none());
+    // A destination its chain cannot pay is refused before anything is debited: an x that is
+    // not on secp256k1 (3…3), the Ed25519 identity (small order).
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    for (destination, chain) in [
+        ([3u8; 32], bulwark_engine::PayoutChain::Bitcoin),
+        ([0u8; 32], bulwark_engine::PayoutChain::Bitcoin),
+        (identity, bulwark_engine::PayoutChain::Ed25519),
+    ] {
+        let before = v.engine.totals();
+        let evs = v.run(vec![client(
+            2,
+            ClientCommand::Withdraw {
+                amount: 1,
+                destination,
+                chain,
+            },
+        )]);
+        assert_eq!(rejections(&evs), vec![RejectReason::InvalidDestination]);
+        assert_eq!(v.engine.totals(), before);
+    }
+    assert!(v.engine.withdrawal(2).is_none());
+    let restored = bulwark_engine::Engine::restore(&v.engine.snapshot()).expect("restores");
+    assert_eq!(restored.withdrawal(1), v.engine.withdrawal(1));
 }
 
 #[test]

@@ -221,6 +221,7 @@ impl Run {
                     ClientCommand::Withdraw {
                         amount: (usd * USD) as i64,
                         destination: [1; 32],
+                        chain: bulwark_engine::PayoutChain::Bitcoin,
                     },
                 )]
             }

@@ -400,23 +400,13 @@ pub fn prepare<C: VaultSuite>(
         withdrawal: id,
         reason,
     };
-    let (transaction, messages): ([u8; 32], Vec<Vec<u8>>) = match (C::CHAIN, &request.bitcoin) {
-        (Chain::Ed25519, None) => {
-            let message = ed25519_message(authorization);
-            (sha256::Hash::hash(&message).to_byte_array(), vec![message])
-        }
-        (Chain::Bitcoin, Some(body)) => {
-            let policy = bitcoin.ok_or(package_error(VaultError::Malformed(
-                "no Bitcoin policy for the taproot key",
-            )))?;
-            bitcoin_messages(id, body, authorization, policy)?
-        }
-        _ => {
-            return Err(package_error(VaultError::Malformed(
-                "request body for the chain",
-            )))
-        }
-    };
+    let (transaction, messages) = messages(
+        id,
+        C::CHAIN,
+        request.bitcoin.as_ref(),
+        authorization,
+        bitcoin,
+    )?;
     match (
         holdings.watermarks.status(request.chain, id, &transaction),
         C::CHAIN,
@@ -471,6 +461,49 @@ pub fn prepare<C: VaultSuite>(
         transaction,
         packages,
     })
+}
+
+/// The one rule for what the vault signs for `authorization` on `chain`: the transaction it is
+/// bound to (the txid; for Ed25519 the SHA-256 of the message) and the messages. For Bitcoin,
+/// `body` must pass [`taproot::check`] against the authorization and `policy`; for Ed25519 there
+/// is no body and the message is [`ed25519_message`]. A member's [`prepare`], a coordinator
+/// starting a round and anyone checking a signed withdrawal all call this.
+pub fn messages(
+    id: u64,
+    chain: Chain,
+    body: Option<&BitcoinBody>,
+    authorization: &Authorization,
+    policy: Option<&BitcoinPolicy>,
+) -> Result<([u8; 32], Vec<Vec<u8>>), Refusal> {
+    let package_error = |reason| Refusal::Package {
+        withdrawal: id,
+        reason,
+    };
+    if authorization.withdrawal != id {
+        return Err(Refusal::NotAuthorized(id));
+    }
+    if authorization.chain != chain {
+        return Err(Refusal::WrongChain {
+            withdrawal: id,
+            authorized: authorization.chain.name(),
+            requested: chain.name(),
+        });
+    }
+    match (chain, body) {
+        (Chain::Ed25519, None) => {
+            let message = ed25519_message(authorization);
+            Ok((sha256::Hash::hash(&message).to_byte_array(), vec![message]))
+        }
+        (Chain::Bitcoin, Some(body)) => {
+            let policy = policy.ok_or(package_error(VaultError::Malformed(
+                "no Bitcoin policy for the taproot key",
+            )))?;
+            bitcoin_messages(id, body, authorization, policy)
+        }
+        _ => Err(package_error(VaultError::Malformed(
+            "request body for the chain",
+        ))),
+    }
 }
 
 /// The transaction's txid and every input's sighash, after [`taproot::check`].

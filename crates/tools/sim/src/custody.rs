@@ -116,6 +116,7 @@ fn ledger(destinations: &[[u8; 32]]) -> BTreeMap<u64, Authorization> {
             command: ClientCommand::Withdraw {
                 amount: 50_000 + i as i64,
                 destination: *to,
+                chain: bulwark_engine::PayoutChain::Bitcoin,
             },
         });
     }

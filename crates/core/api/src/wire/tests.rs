@@ -388,6 +388,7 @@ fn a_full_submit_of_the_largest_transactions_fits_the_default_frame() {
         command: ClientCommand::Withdraw {
             amount: i64::MAX,
             destination: [0xff; 32],
+            chain: bulwark_engine::PayoutChain::Ed25519,
         },
         signature: [0xff; 64],
     };

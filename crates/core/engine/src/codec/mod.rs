@@ -86,11 +86,11 @@ pub const VERIFY_CHUNK_TXS: usize = 64;
 const SIGNATURE_BYTES: usize = 64;
 /// The smallest client command: mass cancel on all instruments (tag and presence byte).
 const CLIENT_COMMAND_BYTES_MIN: usize = 2;
-/// The largest client command: withdraw (tag, `i64` amount, 32-byte destination) and, of the
-/// same length, a stop-limit (tag, instrument, side, direction, trigger, present limit, qty,
+/// The largest client command: withdraw (tag, `i64` amount, 32-byte destination, chain), one
+/// byte longer than a stop-limit (tag, instrument, side, direction, trigger, present limit, qty,
 /// reduce-only, client order id).
-const CLIENT_COMMAND_BYTES_MAX: usize = 1 + 8 + 32;
-const _: () = assert!(CLIENT_COMMAND_BYTES_MAX == 1 + 4 + 1 + 1 + 8 + (1 + 8) + 8 + 1 + 8);
+const CLIENT_COMMAND_BYTES_MAX: usize = 1 + 8 + 32 + 1;
+const _: () = assert!(CLIENT_COMMAND_BYTES_MAX > 1 + 4 + 1 + 1 + 8 + (1 + 8) + 8 + 1 + 8);
 /// The smallest signed transaction inside a batch; bounds a batch's count by its byte length.
 const SIGNED_TX_BODY_BYTES_MIN: usize = 8 + 8 + CLIENT_COMMAND_BYTES_MIN + SIGNATURE_BYTES;
 /// The largest signed transaction frame.
@@ -564,10 +564,12 @@ impl Wire for ClientCommand {
             ClientCommand::Withdraw {
                 amount,
                 destination,
+                chain,
             } => {
                 out.push(6);
                 amount.put(out);
                 destination.put(out);
+                out.push(chain.code());
             }
             ClientCommand::Stop(order) => {
                 out.push(7);
@@ -601,6 +603,13 @@ impl Wire for ClientCommand {
             6 => Ok(ClientCommand::Withdraw {
                 amount: Wire::take(reader)?,
                 destination: Wire::take(reader)?,
+                chain: {
+                    let code = reader.u8()?;
+                    crate::command::PayoutChain::from_code(code).ok_or(CodecError::UnknownTag {
+                        what: "payout chain",
+                        tag: code,
+                    })?
+                },
             }),
             7 => Ok(ClientCommand::Stop(Wire::take(reader)?)),
             tag => Err(CodecError::UnknownTag {

@@ -59,6 +59,7 @@ fn client_commands() -> Vec<ClientCommand> {
         ClientCommand::Withdraw {
             amount: i64::MIN,
             destination: [0xab; 32],
+            chain: crate::command::PayoutChain::Ed25519,
         },
         ClientCommand::Stop(stop(Some(-5))),
         ClientCommand::Stop(StopOrder {

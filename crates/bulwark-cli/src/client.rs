@@ -24,6 +24,25 @@ fn json<T: serde::Serialize>(
 
 /// Sends `request` to the node at `node` and prints its JSON answer.
 pub fn run(node: SocketAddr, request: ClientRequest) -> ExitCode {
+    if let ClientRequest::Withdrawals { account, json } = request {
+        return match withdrawals(node, account) {
+            Ok(answer) if json => {
+                println!(
+                    "{}",
+                    serde_json::to_string(&answer).expect("an answer serializes")
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(answer) => {
+                print_withdrawals(&answer);
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("bulwark client: {error}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let result = (|| -> Result<serde_json::Value, String> {
         let mut client = Client::connect(node, Duration::from_secs(3))
             .map_err(|e| format!("cannot reach {node}: {e}"))?;
@@ -100,6 +119,40 @@ pub fn run(node: SocketAddr, request: ClientRequest) -> ExitCode {
                 };
                 submit_signed(&mut client, &signer, command)
             }
+            ClientRequest::Withdraw {
+                signer,
+                amount,
+                destination,
+                chain,
+            } => {
+                let chain = match chain.as_str() {
+                    "bitcoin" => bulwark_engine::PayoutChain::Bitcoin,
+                    "ed25519" => bulwark_engine::PayoutChain::Ed25519,
+                    other => {
+                        return Err(format!("--chain must be bitcoin or ed25519, not {other:?}"))
+                    }
+                };
+                let destination: [u8; 32] = hex::decode(destination.trim())
+                    .ok()
+                    .and_then(|bytes| bytes.try_into().ok())
+                    .ok_or("--destination must be 64 hex characters (32 bytes)")?;
+                if !chain.valid_destination(&destination) {
+                    return Err(format!(
+                        "--destination is not a key {} can pay (an x-only secp256k1 key for bitcoin, an Ed25519 key not of small order for ed25519)",
+                        chain.name()
+                    ));
+                }
+                if amount <= 0 {
+                    return Err("--amount must be positive (micros)".into());
+                }
+                let command = ClientCommand::Withdraw {
+                    amount,
+                    destination,
+                    chain,
+                };
+                submit_signed(&mut client, &signer, command)
+            }
+            ClientRequest::Withdrawals { .. } => unreachable!("answered above"),
         }
     })();
     match result {
@@ -136,6 +189,56 @@ fn submit_signed(
             .map(|r| serde_json::json!({"index": r.index, "reason": r.reason}))
             .collect::<Vec<_>>(),
     }))
+}
+
+/// Every page of the node's withdrawals, only `account`'s if given.
+fn withdrawals(
+    node: SocketAddr,
+    account: Option<u64>,
+) -> Result<bulwark_api::answers::WithdrawalsAnswer, String> {
+    let mut client = Client::connect(node, Duration::from_secs(3))
+        .map_err(|e| format!("cannot reach {node}: {e}"))?;
+    let mut all = bulwark_api::answers::WithdrawalsAnswer::default();
+    let mut from = 1;
+    loop {
+        let page = client.withdrawals(from).map_err(|e| e.to_string())?;
+        all.vault = page.vault;
+        all.withdrawals.extend(
+            page.withdrawals
+                .into_iter()
+                .filter(|w| account.is_none_or(|a| w.account == a)),
+        );
+        match page.next {
+            Some(next) if next > from => from = next,
+            _ => break,
+        }
+    }
+    Ok(all)
+}
+
+fn print_withdrawals(answer: &bulwark_api::answers::WithdrawalsAnswer) {
+    match &answer.vault {
+        Some(vault) => println!(
+            "vault: {} of {} members; taproot output key {}; ed25519 key {}",
+            vault.threshold, vault.members, vault.bitcoin_xonly, vault.ed25519
+        ),
+        None => println!("vault: this node holds no vault keys (yet)"),
+    }
+    println!(
+        "{:>6} {:>8} {:>8} {:>14} {:>10}  txid or signature",
+        "id", "chain", "account", "micros", "state"
+    );
+    for w in &answer.withdrawals {
+        let proof = w
+            .txid
+            .clone()
+            .or_else(|| w.signatures.first().cloned())
+            .unwrap_or_default();
+        println!(
+            "{:>6} {:>8} {:>8} {:>14} {:>10}  {}",
+            w.id, w.chain, w.account, w.amount_micros, w.state, proof
+        );
+    }
 }
 
 /// `--side` of `client order` and `client stop`.

@@ -242,6 +242,33 @@ enum ClientRequest {
         #[arg(long)]
         order_id: u64,
     },
+    /// Sign and submit a withdrawal: the engine debits the account at once and records it, and
+    /// the vault's members sign it once (follow it with `client withdrawals`).
+    Withdraw {
+        #[command(flatten)]
+        signer: Signer,
+        /// Amount in micros.
+        #[arg(long)]
+        amount: i64,
+        /// Destination, 64 hex characters: an x-only secp256k1 key (the P2TR output paid) for
+        /// bitcoin, an Ed25519 public key for ed25519.
+        #[arg(long)]
+        destination: String,
+        /// Which of the vault's keys pays: bitcoin or ed25519.
+        #[arg(long, default_value = "bitcoin")]
+        chain: String,
+    },
+    /// The ledger's withdrawals and what the vault did with each: requested, signing, signed
+    /// (with the public key, the signed messages, the signatures and, for Bitcoin, the raw
+    /// signed transaction).
+    Withdrawals {
+        /// Only this account's.
+        #[arg(long)]
+        account: Option<u64>,
+        /// Print the whole answer as JSON (one object) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Who signs a client transaction.

@@ -131,8 +131,8 @@ pub fn run(args: UpArgs) -> ExitCode {
     match run_committee(&options, stop) {
         Ok(figures) if figures.roots_agree => {
             eprintln!(
-                "bulwark up: stopped at height {}; roots agreed at all {} heights two or more nodes reported; {} chain deposits credited",
-                figures.height, figures.roots_compared, figures.deposits_credited
+                "bulwark up: stopped at height {}; roots agreed at all {} heights two or more nodes reported; {} chain deposits credited; {} of {} withdrawals signed by the vault",
+                figures.height, figures.roots_compared, figures.deposits_credited, figures.withdrawals_signed, figures.withdrawals_requested
             );
             ExitCode::SUCCESS
         }

@@ -68,6 +68,12 @@ pub struct NodeStatus {
     /// Chain deposits credited in the newest committed state (each certified by n − f members).
     #[serde(default)]
     pub deposits_credited: u64,
+    /// Withdrawals the newest committed state recorded.
+    #[serde(default)]
+    pub withdrawals_requested: u64,
+    /// Withdrawals this node holds a checked vault signature for.
+    #[serde(default)]
+    pub withdrawals_signed: u64,
 }
 
 /// How a node sees one peer's attested admission.
@@ -96,6 +102,69 @@ pub struct SnapshotStatus {
     pub restored_from: Option<u64>,
     /// The newest snapshot written since start.
     pub last_written: Option<u64>,
+}
+
+/// Most withdrawals in one [`WithdrawalsAnswer`].
+pub const WITHDRAWALS_PER_ANSWER: usize = 256;
+
+/// The ledger's withdrawals and what the vault did with them, as one node saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawalsAnswer {
+    /// The vault's public keys, once this node holds its shares.
+    pub vault: Option<VaultKeysAnswer>,
+    /// Withdrawals in id order.
+    pub withdrawals: Vec<WithdrawalAnswer>,
+    /// The id to ask from for the next page, when there is more.
+    pub next: Option<u64>,
+}
+
+/// The vault's public keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultKeysAnswer {
+    /// The taproot group key (the BIP341 output key Q), compressed, hex.
+    pub bitcoin: String,
+    /// The taproot output key, x-only, hex: the vault's address is `OP_1 <this>`.
+    pub bitcoin_xonly: String,
+    /// The Ed25519 group key, hex.
+    pub ed25519: String,
+    /// Signers needed.
+    pub threshold: u16,
+    /// Members holding shares.
+    pub members: u16,
+}
+
+/// One withdrawal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawalAnswer {
+    /// The ledger's id.
+    pub id: u64,
+    /// Whose.
+    pub account: u64,
+    /// `bitcoin` or `ed25519`.
+    pub chain: String,
+    /// Where to, hex (x-only key, or Ed25519 key).
+    pub destination: String,
+    /// Micros debited (decimal string).
+    pub amount_micros: String,
+    /// `requested` (debited, not signed), `signing` (this node released a share or coordinates
+    /// a round) or `signed`.
+    pub state: String,
+    /// The group's public key that signed (x-only for taproot), hex, once signed.
+    pub public_key: Option<String>,
+    /// Bitcoin: the output key the transaction spends from (the vault's), hex, once signed.
+    pub output_key: Option<String>,
+    /// The signed messages, hex: per input the BIP341 sighash, or the Ed25519 message.
+    pub messages: Vec<String>,
+    /// The signatures, hex (64 bytes each).
+    pub signatures: Vec<String>,
+    /// Bitcoin: the signed transaction's id.
+    pub txid: Option<String>,
+    /// Bitcoin: the raw signed transaction, hex.
+    pub tx_hex: Option<String>,
+    /// Bitcoin: the value in sats of each output the transaction spends (the sighash commits
+    /// to them), in input order.
+    #[serde(default)]
+    pub prevout_sats: Vec<u64>,
 }
 
 /// One account's committed state.

@@ -63,6 +63,11 @@ pub enum Kind {
     /// the block under the group key, or a public output that is not the committed one
     /// ([`crate::catchup`]). Answers nobody asked for are dropped unread, not recorded.
     MalformedCatchUp,
+    /// It asked this member for a vault signature share that the ledger does not authorize, or
+    /// sent a signed withdrawal that does not check (another destination, amount, output, fee
+    /// or message, a malformed package, nonces this member never published). The detail is
+    /// the member's refusal.
+    VaultRequest,
 }
 
 /// One record.

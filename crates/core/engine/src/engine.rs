@@ -562,6 +562,11 @@ impl Engine {
         self.state.credited_deposits.len()
     }
 
+    /// How many withdrawals the ledger recorded.
+    pub fn withdrawals_recorded(&self) -> usize {
+        self.state.withdrawals.len()
+    }
+
     /// The withdrawal the ledger recorded under `id`, if any: the only thing the vault signs.
     pub fn withdrawal(&self, id: u64) -> Option<&Withdrawal> {
         self.state.withdrawals.get(&id)

@@ -92,6 +92,11 @@ impl<C: Ciphersuite> NonceBook<C> {
     }
 
     /// The commitments of unspent slot `slot` (what this member published for it).
+    pub fn slots(&self) -> impl Iterator<Item = u64> + '_ {
+        self.unspent.keys().copied()
+    }
+
+    /// The commitments published for an unspent slot.
     pub fn commitments(&self, slot: u64) -> Option<&SigningCommitments<C>> {
         self.unspent.get(&slot).map(|nonces| nonces.commitments())
     }

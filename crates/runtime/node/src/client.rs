@@ -117,6 +117,17 @@ impl Client {
         }
     }
 
+    /// The ledger's withdrawals from id `from` on (one page), with what the vault did with each.
+    pub fn withdrawals(
+        &mut self,
+        from: u64,
+    ) -> Result<bulwark_api::answers::WithdrawalsAnswer, ClientError> {
+        match self.request(&Request::Withdrawals { from })? {
+            Response::Withdrawals(value) => Ok(*value),
+            other => Err(unexpected("withdrawals", &other)),
+        }
+    }
+
     /// Up to `depth` levels per side of one instrument's book.
     pub fn book(
         &mut self,
@@ -260,6 +271,7 @@ fn unexpected(request: &'static str, got: &Response) -> ClientError {
         Response::AuditReport(_) => "an audit report",
         Response::Affirmed(_) => "an affirmation",
         Response::AdmitHeld => "an admission held",
+        Response::Withdrawals(_) => "withdrawals",
         Response::Error { .. } => "an error",
     };
     ClientError::UnexpectedResponse { request, got }

@@ -87,6 +87,9 @@ pub enum Refusal {
     /// too many.
     #[error("admission refused: {0}")]
     Admit(String),
+    /// This endpoint does not serve the vault's withdrawals.
+    #[error("this endpoint does not serve the vault's withdrawals")]
+    NoVault,
 }
 
 /// Answers the requests of every connection; called from many threads at once.
@@ -123,6 +126,11 @@ pub trait Handler {
     fn admit(&self, admit: bulwark_sentinel::Admit) -> Result<(), Refusal> {
         let _ = admit;
         Err(Refusal::NotAMember)
+    }
+    /// The ledger's withdrawals from id `from` on, with what the vault did with each.
+    fn withdrawals(&self, from: u64) -> Result<bulwark_api::answers::WithdrawalsAnswer, Refusal> {
+        let _ = from;
+        Err(Refusal::NoVault)
     }
     /// Credential activation by the node's TPM, or why not (sent as [`ErrorCode::Refused`]).
     fn activate(
@@ -622,6 +630,10 @@ fn respond(frame: &Frame, session: &mut Session, shared: &Shared) -> Vec<u8> {
         },
         Request::Admit(admit) => match handler.admit(*admit) {
             Ok(()) => Response::AdmitHeld,
+            Err(refusal) => refused(&refusal),
+        },
+        Request::Withdrawals { from } => match handler.withdrawals(from) {
+            Ok(value) => Response::Withdrawals(Box::new(value)),
             Err(refusal) => refused(&refusal),
         },
         Request::Book { instrument, depth } => {

@@ -42,6 +42,40 @@ pub(crate) fn route(preferred: usize, up: &[bool]) -> usize {
         .unwrap_or(preferred)
 }
 
+/// How often the load generator asks for a withdrawal.
+const WITHDRAW_EVERY: Duration = Duration::from_secs(4);
+
+/// The `count`th withdrawal: 0.25 USD to a key derived from the seed, odd ones on Bitcoin (an
+/// x-only key), even ones on the Ed25519 key.
+fn withdrawal(seed: u64, count: u64) -> bulwark_engine::ClientCommand {
+    let chain = if count % 2 == 1 {
+        bulwark_engine::PayoutChain::Bitcoin
+    } else {
+        bulwark_engine::PayoutChain::Ed25519
+    };
+    let mut destination = match chain {
+        bulwark_engine::PayoutChain::Ed25519 => {
+            client_key(seed ^ 0x5157, count).verifying_key().to_bytes()
+        }
+        bulwark_engine::PayoutChain::Bitcoin => {
+            let mut bytes = [0u8; 32];
+            bytes[..8].copy_from_slice(&seed.to_be_bytes());
+            bytes[8..16].copy_from_slice(&count.to_be_bytes());
+            bytes[16] = 0x42;
+            bytes
+        }
+    };
+    // About half of all x values are on the curve: try the next until one is.
+    while !chain.valid_destination(&destination) {
+        destination[31] = destination[31].wrapping_add(1);
+    }
+    bulwark_engine::ClientCommand::Withdraw {
+        amount: 250_000,
+        destination,
+        chain,
+    }
+}
+
 pub(crate) fn load_generator(
     endpoints: &[SocketAddr],
     seed: u64,
@@ -73,6 +107,9 @@ pub(crate) fn load_generator(
     let mut mid_ticks = MID_TICKS;
     let mut mid_read = Instant::now() - Duration::from_secs(1);
     let mut up = vec![true; endpoints.len()];
+    // A withdrawal every few seconds, alternating the vault's two keys.
+    let mut withdrawn = Instant::now();
+    let mut withdrawals = 0u64;
     while !stop.load(Ordering::Relaxed) {
         if mid_read.elapsed() >= Duration::from_secs(1) {
             mid_read = Instant::now();
@@ -99,12 +136,14 @@ pub(crate) fn load_generator(
             let slot = (k % accounts.len() as u64) as usize;
             let account = accounts[slot];
             nonces[slot] += 1;
-            let tx = SignedTx::sign(
-                AccountId(account),
-                nonces[slot],
-                flow_order(account, k, mid_ticks),
-                &keys[slot],
-            );
+            let command = if withdrawn.elapsed() >= WITHDRAW_EVERY {
+                withdrawn = Instant::now();
+                withdrawals += 1;
+                withdrawal(seed, withdrawals)
+            } else {
+                flow_order(account, k, mid_ticks)
+            };
+            let tx = SignedTx::sign(AccountId(account), nonces[slot], command, &keys[slot]);
             batches[route((account as usize) % endpoints.len(), &up)].push(tx);
             k += 1;
         }

@@ -81,6 +81,7 @@ pub(crate) fn monitor(
                 epoch_line = format!("epoch {}", status.epoch);
                 figures.epoch = status.epoch;
                 figures.deposits_credited = status.deposits_credited;
+                figures.withdrawals_requested = status.withdrawals_requested;
                 let removed = status.members.values().any(|s| s == "removed");
                 if let (Some(at), None, true) = (tampered_at, figures.tamper_to_removed_s, removed)
                 {
@@ -98,6 +99,7 @@ pub(crate) fn monitor(
                 }
             }
             figures.height = figures.height.max(height);
+            figures.withdrawals_signed = figures.withdrawals_signed.max(status.withdrawals_signed);
             if index == 0 {
                 index_line = match status.index_micros.first().copied().flatten() {
                     Some(micros) => format!(
@@ -156,11 +158,13 @@ pub(crate) fn monitor(
         if options.status {
             let fmt_ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
             eprintln!(
-                "height {} | {} | {} | deposits {} | finalized {:.0} orders/s | submit→final p50 {} ms p99 {} ms | roots {} ({} heights compared) | {} | submitted {}",
+                "height {} | {} | {} | deposits {} | withdrawals {}/{} signed | finalized {:.0} orders/s | submit→final p50 {} ms p99 {} ms | roots {} ({} heights compared) | {} | submitted {}",
                 figures.height,
                 epoch_line,
                 index_line,
                 figures.deposits_credited,
+                figures.withdrawals_signed,
+                figures.withdrawals_requested,
                 rate,
                 fmt_ms(figures.p50_ms),
                 fmt_ms(figures.p99_ms),

@@ -122,4 +122,8 @@ pub struct RunFigures {
     /// Chain deposits the most advanced node's committed state credited (the DEVELOPMENT
     /// simulated chain's, each certified by n − f members through a block).
     pub deposits_credited: u64,
+    /// Withdrawals the most advanced node's committed state recorded.
+    pub withdrawals_requested: u64,
+    /// Withdrawals the vault signed, as the node that holds the most checked signatures saw it.
+    pub withdrawals_signed: u64,
 }

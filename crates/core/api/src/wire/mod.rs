@@ -35,6 +35,8 @@
 //! | `0x89` | [`Response::Affirmed`] | JSON of the node's signed [`Affirmation`] |
 //! | `0x0a` | [`Request::Admit`] | JSON of an [`Admit`] |
 //! | `0x8a` | [`Response::AdmitHeld`] | empty |
+//! | `0x0b` | [`Request::Withdrawals`] | first withdrawal id `u64` |
+//! | `0x8b` | [`Response::Withdrawals`] | JSON of [`crate::answers::WithdrawalsAnswer`] |
 //! | `0xff` | [`Response::Error`] | code `u16`, UTF-8 message (the rest) |
 //!
 //! [`PeerAuth`] is the asking peer's ed25519 node key (32 bytes), the time it asked (`u64`,
@@ -46,7 +48,7 @@
 
 use std::io;
 
-use crate::answers::{AccountAnswer, BookAnswer, NodeStatus};
+use crate::answers::{AccountAnswer, BookAnswer, NodeStatus, WithdrawalsAnswer};
 use bulwark_engine::codec::{decode_batch, encode_batch, CodecError, SignedTx};
 use bulwark_engine::{AccountId, InstrumentId};
 use bulwark_sentinel::{Admit, Affirmation};
@@ -93,6 +95,8 @@ const KIND_AFFIRM: u8 = 0x09;
 const KIND_AFFIRMED: u8 = 0x89;
 const KIND_ADMIT: u8 = 0x0a;
 const KIND_ADMIT_HELD: u8 = 0x8a;
+const KIND_WITHDRAWALS: u8 = 0x0b;
+const KIND_WITHDRAWALS_REPLY: u8 = 0x8b;
 const KIND_ERROR: u8 = 0xff;
 
 /// The smallest encoded refusal: index and an empty reason's length.
@@ -154,6 +158,13 @@ pub enum Request {
     /// An admission for the node to check against its committed state and, if the one rule
     /// accepts it, to hold for its proposals (an operator collects the affirmations).
     Admit(Box<Admit>),
+    /// The ledger's withdrawals from id `from` on (at most
+    /// [`crate::answers::WITHDRAWALS_PER_ANSWER`]), each with what the vault did with it as this
+    /// node saw it.
+    Withdrawals {
+        /// The first withdrawal id.
+        from: u64,
+    },
 }
 
 /// One refused transaction of a submit.
@@ -246,6 +257,8 @@ pub enum Response {
     Affirmed(Affirmation),
     /// The answer to [`Request::Admit`]: the node holds the admission for its proposals.
     AdmitHeld,
+    /// The answer to [`Request::Withdrawals`].
+    Withdrawals(Box<WithdrawalsAnswer>),
     /// The request failed.
     Error {
         /// What kind of failure.
@@ -336,6 +349,10 @@ pub fn encode_request(request: &Request, limits: &WireLimits) -> Result<Vec<u8>,
             kind: KIND_ACCOUNT,
             body: account.0.to_be_bytes().to_vec(),
         },
+        Request::Withdrawals { from } => Frame {
+            kind: KIND_WITHDRAWALS,
+            body: from.to_be_bytes().to_vec(),
+        },
         Request::Book { instrument, depth } => {
             if *depth > limits.book_depth_max {
                 return Err(WireError::DepthTooLarge {
@@ -414,6 +431,12 @@ pub fn decode_request(frame: &Frame, limits: &WireLimits) -> Result<Request, Wir
             let account = AccountId(cursor.u64()?);
             cursor.finish()?;
             Ok(Request::Account(account))
+        }
+        KIND_WITHDRAWALS => {
+            let mut cursor = Cursor::new(body, "withdrawals request");
+            let from = cursor.u64()?;
+            cursor.finish()?;
+            Ok(Request::Withdrawals { from })
         }
         KIND_ATTEST => {
             let mut cursor = Cursor::new(body, "attest request");
@@ -519,6 +542,7 @@ pub fn encode_response(response: &Response, frame_bytes_max: usize) -> Result<Ve
         }
         Response::Status(value) => json(KIND_STATUS_REPLY, value.as_ref())?,
         Response::Account(value) => json(KIND_ACCOUNT_REPLY, value.as_ref())?,
+        Response::Withdrawals(value) => json(KIND_WITHDRAWALS_REPLY, value.as_ref())?,
         Response::Book(value) => json(KIND_BOOK_REPLY, value)?,
         Response::Evidence(bytes) => Frame {
             kind: KIND_EVIDENCE,
@@ -605,6 +629,7 @@ pub fn decode_response(frame: &Frame) -> Result<Response, WireError> {
         }
         KIND_STATUS_REPLY => Ok(Response::Status(Box::new(json(body, "status")?))),
         KIND_ACCOUNT_REPLY => Ok(Response::Account(Box::new(json(body, "account")?))),
+        KIND_WITHDRAWALS_REPLY => Ok(Response::Withdrawals(Box::new(json(body, "withdrawals")?))),
         KIND_BOOK_REPLY => Ok(Response::Book(json(body, "book")?)),
         KIND_EVIDENCE => Ok(Response::Evidence(body.to_vec())),
         KIND_ATTEST_KEY_REPLY => Ok(Response::AttestKey(body.to_vec())),

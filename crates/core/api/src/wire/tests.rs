@@ -85,6 +85,7 @@ fn requests_round_trip() {
         peer(PeerOp::AuditReport),
         Request::Affirm { candidate: [4; 32] },
         Request::Admit(Box::new(admit())),
+        Request::Withdrawals { from: 17 },
     ] {
         assert_eq!(request_round_trip(&request), request);
     }
@@ -128,6 +129,17 @@ fn responses_round_trip() {
         Response::AuditReport(b"{\"report\":\"{}\"}".to_vec()),
         Response::Affirmed(affirmation()),
         Response::AdmitHeld,
+        Response::Withdrawals(Box::new(crate::answers::WithdrawalsAnswer {
+            withdrawals: vec![crate::answers::WithdrawalAnswer {
+                id: 3,
+                chain: "ed25519".into(),
+                state: "signed".into(),
+                signatures: vec!["ab".repeat(64)],
+                ..Default::default()
+            }],
+            next: Some(4),
+            ..Default::default()
+        })),
         Response::Error {
             code: ErrorCode::RateLimited,
             message: "rate limited".into(),

@@ -59,6 +59,7 @@ pub(super) fn grounds_of(kind: &Kind) -> Option<Grounds> {
         | Kind::MalformedReshare
         | Kind::MalformedAccusation
         | Kind::DepositAttestation
+        | Kind::VaultRequest
         | Kind::MalformedCatchUp => None,
     }
 }

@@ -40,6 +40,24 @@ const RESEND_TICKS: u64 = 5;
 /// wait is dropped with a warning.
 const BACKLOG_MAX: usize = 65_536;
 
+/// The DEVELOPMENT simulated chain's seed (from the genesis digest), the accounts it pays and
+/// the venue's epoch (its blocks follow venue time).
+pub(super) fn dev_chain(prepared: &Prepared) -> (u64, Vec<u64>, u64) {
+    let digest = prepared.genesis.1;
+    let seed = u64::from_be_bytes(
+        digest.as_ref()[..8]
+            .try_into()
+            .expect("a digest has 8 bytes"),
+    );
+    let accounts = prepared
+        .genesis_file
+        .accounts
+        .iter()
+        .map(|a| a.account)
+        .collect();
+    (seed, accounts, prepared.genesis_file.venue_epoch_ms)
+}
+
 /// Starts the watcher (development only) and the intake of peers' attestations.
 pub(super) fn spawn_deposits(
     context: &Context,
@@ -58,18 +76,7 @@ pub(super) fn spawn_deposits(
         return;
     }
     if prepared.config.development {
-        let digest = prepared.genesis.1;
-        let seed = u64::from_be_bytes(
-            digest.as_ref()[..8]
-                .try_into()
-                .expect("a digest has 8 bytes"),
-        );
-        let accounts: Vec<u64> = prepared
-            .genesis_file
-            .accounts
-            .iter()
-            .map(|a| a.account)
-            .collect();
+        let (seed, accounts, _) = dev_chain(prepared);
         warn!(
             every_ms = CHAIN_BLOCK_MS,
             "chain source: DEVELOPMENT simulated chain (seeded from the genesis), not a real chain"

@@ -56,6 +56,8 @@ pub(crate) struct Endpoint {
     /// Affirm and admit requests served, across all connections (each costs a signature or
     /// the sentinel rule's checks).
     pub(crate) operator_budget: Mutex<OperatorBudget>,
+    /// The vault's keys and signed withdrawals as this node holds them.
+    pub(crate) vault: crate::node::vault_signing::SharedStatus,
 }
 
 /// A token bucket over the affirm and admit requests of every client together.
@@ -238,6 +240,13 @@ impl Handler for Endpoint {
             epoch: engine.membership().map_or(0, |m| m.epoch()),
             members: self.members(&engine),
             deposits_credited: engine.deposits_credited() as u64,
+            withdrawals_requested: engine.withdrawals_recorded() as u64,
+            withdrawals_signed: self
+                .vault
+                .lock()
+                .expect("the vault status lock must not be poisoned")
+                .signed
+                .len() as u64,
         }
     }
 
@@ -400,6 +409,65 @@ impl Handler for Endpoint {
             stops,
             standing,
             standing_error,
+        })
+    }
+
+    fn withdrawals(&self, from: u64) -> Result<bulwark_api::answers::WithdrawalsAnswer, Refusal> {
+        use bulwark_api::answers::{VaultKeysAnswer, WithdrawalAnswer, WITHDRAWALS_PER_ANSWER};
+        let engine = self.engine();
+        let vault = self
+            .vault
+            .lock()
+            .expect("the vault status lock must not be poisoned");
+        let keys = vault.keys.as_ref();
+        let mut withdrawals = Vec::new();
+        let mut next = None;
+        for (id, recorded) in engine.withdrawals_from(from) {
+            if withdrawals.len() == WITHDRAWALS_PER_ANSWER {
+                next = Some(id);
+                break;
+            }
+            let mut answer = WithdrawalAnswer {
+                id,
+                account: recorded.account.0,
+                chain: recorded.chain.name().into(),
+                destination: hex::encode(recorded.destination),
+                amount_micros: recorded.amount.to_string(),
+                state: if vault.signing.contains(&id) {
+                    "signing"
+                } else {
+                    "requested"
+                }
+                .into(),
+                ..Default::default()
+            };
+            if let Some((record, messages)) = vault.signed.get(&id) {
+                answer.state = "signed".into();
+                answer.messages = messages.iter().map(hex::encode).collect();
+                answer.signatures = record.signatures.iter().map(hex::encode).collect();
+                answer.txid = record.txid();
+                answer.tx_hex = record.tx.as_ref().map(hex::encode);
+                answer.prevout_sats = record.prevout_sats.clone();
+                answer.public_key = keys.map(|k| match recorded.chain {
+                    bulwark_engine::PayoutChain::Bitcoin => k.bitcoin_xonly.clone(),
+                    bulwark_engine::PayoutChain::Ed25519 => k.ed25519.clone(),
+                });
+                answer.output_key = keys
+                    .filter(|_| recorded.chain == bulwark_engine::PayoutChain::Bitcoin)
+                    .map(|k| k.bitcoin_xonly.clone());
+            }
+            withdrawals.push(answer);
+        }
+        Ok(bulwark_api::answers::WithdrawalsAnswer {
+            vault: keys.map(|k| VaultKeysAnswer {
+                bitcoin: k.bitcoin.clone(),
+                bitcoin_xonly: k.bitcoin_xonly.clone(),
+                ed25519: k.ed25519.clone(),
+                threshold: k.threshold,
+                members: k.members,
+            }),
+            withdrawals,
+            next,
         })
     }
 

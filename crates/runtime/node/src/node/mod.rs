@@ -32,6 +32,7 @@ mod shares;
 pub(crate) mod startup;
 mod tasks;
 pub mod vault_keys;
+pub mod vault_signing;
 
 use bulwark_consensus::replica::PublicKey;
 use commonware_codec::DecodeExt as _;
@@ -146,24 +147,54 @@ pub fn run(config_path: &Path, migration: keystore::Migration) -> Result<(), Nod
                 .vault
                 .take()
                 .expect("the vault channel must be taken once");
+            let signing = p2p
+                .signing
+                .take()
+                .expect("the signing channel must be taken once");
             let data_dir = prepared.config.data_dir.clone();
             let me = prepared.me.clone();
             let participants = prepared.participants.clone();
+            let (view, status, evidence) = (
+                shared.view.clone(),
+                shared.vault.clone(),
+                shared.evidence.clone(),
+            );
+            let dev_chain = prepared.config.development.then(|| {
+                deposits::dev_chain(&prepared)
+            });
             commonware_runtime::Spawner::spawn(
                 commonware_runtime::Supervisor::child(&context, "vault"),
                 move |context| async move {
                     // The venue trades on without its vault keys; the operator sees why.
-                    if let Err(error) = vault_keys::vault_keys(
-                        context,
+                    let (keys, files) = match vault_keys::vault_keys(
+                        commonware_runtime::Supervisor::child(&context, "keys"),
                         &data_dir,
                         &me,
-                        participants,
+                        participants.clone(),
                         files,
                         channel,
                     )
                     .await
                     {
-                        tracing::error!(%error, "the vault's keys are not available on this node");
+                        Ok(done) => done,
+                        Err(error) => {
+                            tracing::error!(%error, "the vault's keys are not available on this node");
+                            return;
+                        }
+                    };
+                    let setup = vault_signing::Setup {
+                        data_dir,
+                        me,
+                        participants,
+                        keys,
+                        files,
+                        view,
+                        status,
+                        evidence,
+                        dev_chain,
+                    };
+                    if let Err(error) = vault_signing::run(context, setup, signing).await {
+                        tracing::error!(%error, "the vault's signing stopped on this node");
                     }
                 },
             );

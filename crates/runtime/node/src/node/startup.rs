@@ -263,6 +263,7 @@ pub(super) struct P2p {
     pub(super) gossip: Option<Channel>,
     pub(super) oracle_channel: Option<Channel>,
     pub(super) vault: Option<Channel>,
+    pub(super) signing: Option<Channel>,
     pub(super) deposits: Option<Channel>,
 }
 
@@ -312,6 +313,12 @@ pub(super) fn start_p2p(context: &Context, prepared: &Prepared) -> P2p {
         super::vault_keys::CHANNEL_VAULT,
         Quota::per_second(NZU32!(100)),
     );
+    // A signing round is a handful of frames per member; the signing task drops a peer's frames
+    // beyond 200 a second unread.
+    let signing = network.register(
+        super::vault_signing::CHANNEL_SIGNING,
+        Quota::per_second(NZU32!(400)),
+    );
     // An honest member sends each peer a few deposit attestations a second (resent every 5 s
     // until credited).
     let deposits = network.register(
@@ -327,6 +334,7 @@ pub(super) fn start_p2p(context: &Context, prepared: &Prepared) -> P2p {
         gossip: Some(gossip),
         oracle_channel: Some(oracle_channel),
         vault: Some(vault),
+        signing: Some(signing),
         deposits: Some(deposits),
     }
 }
@@ -353,6 +361,8 @@ pub(super) struct Shared {
     pub(super) own_report: super::audit::OwnReport,
     /// Each peer's appraisal and audit report as this node saw them last.
     pub(super) fitness: super::audit::Fitness,
+    /// The vault's keys and signed withdrawals as this node holds them.
+    pub(super) vault: super::vault_signing::SharedStatus,
 }
 
 impl Shared {
@@ -388,6 +398,7 @@ impl Shared {
             )),
             own_report: Arc::new(Mutex::new(None)),
             fitness: Arc::new(Mutex::new(Default::default())),
+            vault: Arc::new(Mutex::new(Default::default())),
         }
     }
 }
@@ -517,6 +528,7 @@ pub(super) fn start_endpoint(
         gossip,
         own_report: shared.own_report.clone(),
         fitness: shared.fitness.clone(),
+        vault: shared.vault.clone(),
         signing_key: ed25519_dalek::SigningKey::from_bytes(&prepared.seed),
         report_ttl_ms: report_ttl_ms(&prepared.config),
         operator_budget: Mutex::new(endpoint::OperatorBudget::new()),

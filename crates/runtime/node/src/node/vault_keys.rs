@@ -222,7 +222,7 @@ fn keys_path(data_dir: &Path) -> std::path::PathBuf {
 }
 
 /// Loads this node's vault shares, or runs the key generation with every member and stores them
-/// (epoch 0). Returns the vault's public keys.
+/// (epoch 0). Returns the vault's public keys and its files (for the signing).
 pub(super) async fn vault_keys<E, S, R>(
     context: E,
     data_dir: &Path,
@@ -230,7 +230,7 @@ pub(super) async fn vault_keys<E, S, R>(
     participants: Set<PublicKey>,
     mut files: VaultFiles<Backend>,
     (mut sender, mut receiver): (S, R),
-) -> Result<VaultKeys, VaultKeysError>
+) -> Result<(VaultKeys, VaultFiles<Backend>), VaultKeysError>
 where
     E: Clock + Spawner + Supervisor + Send + 'static,
     S: commonware_p2p::Sender<PublicKey = PublicKey>,
@@ -274,7 +274,7 @@ where
         check_record(&keys, &bitcoin_share, &ed25519_share)
             .map_err(|e| VaultKeysError::Store(format!("{}: {e}", path.display())))?;
         info!(bitcoin = %keys.bitcoin_xonly, ed25519 = %keys.ed25519, "loaded the vault's key shares");
-        return Ok(keys);
+        return Ok((keys, files));
     }
     // The randomness is stored before the first message leaves: a member that restarts
     // mid-ceremony sends the same packages again instead of a second polynomial.
@@ -426,7 +426,7 @@ where
                 }
             }
         });
-    Ok(keys)
+    Ok((keys, files))
 }
 
 #[cfg(test)]

@@ -1,0 +1,1034 @@
+//! The vault's signing between members over the p2p channel [`CHANNEL_SIGNING`]
+//! (`docs/vault.md`): each withdrawal the ledger recorded is signed once, by t members, in a
+//! round of two network round trips that one member coordinates.
+//!
+//! **Who coordinates.** For withdrawal `w`, recorded at venue time `r`, the coordinator at
+//! committed venue time `now` is member `(w + (now − r) / ROTATE_MS) mod n` + 1: one member at a
+//! time, the next one after [`ROTATE_MS`] without a signature. A member answers a commit request
+//! only from the member whose turn it is by its own committed state (or the one before it).
+//! Withdrawals are taken in id order, one round at a time per node.
+//!
+//! **What a member signs.** Everything goes through `bulwark_vault::release::prepare` against
+//! the withdrawal its own committed engine recorded; the watermark and the spent nonces are
+//! synced to disk (sealed by the vault backend) before the share leaves. A refusal that convicts
+//! the requester is recorded as `vault_request` evidence.
+//!
+//! **The record.** The coordinator checks the signature by the one rule
+//! (`SignedWithdrawal::check`: libsecp256k1 BIP340 under the taproot output key, ed25519-dalek
+//! strict) and sends it to every member, which checks it the same way before it stores it in
+//! `<data_dir>/vault/signed.json` and shows it (`bulwark client withdrawals`).
+//!
+//! **Bitcoin inputs.** A DEVELOPMENT committee's vault outputs are the simulated chain's
+//! deposits the ledger credited, plus the change of signed withdrawals, less what signed
+//! withdrawals spent; every member computes the same set, so a retry by the next coordinator
+//! builds the same transaction. A production node has no chain watcher yet: it does not
+//! coordinate Bitcoin withdrawals (it still answers other coordinators), and says so.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bitcoin::hashes::Hash as _;
+use bitcoin::{Amount, OutPoint, Txid};
+use bulwark_consensus::evidence::{EvidenceLog, Kind};
+use bulwark_consensus::replica::PublicKey;
+use bulwark_engine::Engine;
+use bulwark_vault::deposit::{ChainSource as _, SimulatedChain};
+use bulwark_vault::keygen::KeyShare;
+use bulwark_vault::release::{
+    prepare, Authorization, BitcoinBody, BitcoinPolicy, Holdings, Refusal, VaultSuite, Watermarks,
+};
+use bulwark_vault::round::{self, Coordinator, Message, SignedWithdrawal, Step};
+use bulwark_vault::signing::NonceBook;
+use bulwark_vault::taproot::{self, Utxo};
+use bulwark_vault::{Chain, Ed25519, Member, Taproot};
+use bulwark_vaultstore::{Backend, VaultFiles};
+use commonware_macros::select;
+use commonware_p2p::Recipients;
+use commonware_runtime::{Clock, IoBuf};
+use commonware_utils::ordered::Set;
+use tracing::{info, warn};
+
+use super::vault_keys::VaultKeys;
+
+/// p2p channel of the vault's signing rounds.
+pub const CHANNEL_SIGNING: u64 = 13;
+
+/// Venue time a coordinator has for a withdrawal before the next member takes over.
+pub const ROTATE_MS: u64 = 10_000;
+
+/// How long a coordinator waits for a round before it starts another with fresh nonces.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often the task looks for work.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A member keeps at least this many unspent nonces per key, topping up in batches.
+const NONCES_LOW: usize = 16;
+const NONCES_BATCH: usize = 48;
+
+/// The engine's micros to the chain's smallest unit. DEVELOPMENT: one to one (the simulated
+/// chain credits sats as micros); a real venue converts per asset.
+const UNITS_PER_MICRO: u64 = 1;
+
+/// The Bitcoin fee policy every member applies (sats).
+pub const FEE_MIN_SATS: u64 = 1_000;
+/// Smallest fee rate, sats per virtual byte.
+pub const FEE_RATE_MIN_SAT_VB: u64 = 2;
+/// Largest fee, sats.
+pub const FEE_MAX_SATS: u64 = 100_000;
+
+/// Frames a peer may send per second on this channel before they are dropped unread.
+const PEER_FRAMES_PER_S: u32 = 200;
+
+/// Records kept: a signed withdrawal older than this many ids below the newest is forgotten
+/// from memory and disk (the chain has it).
+const SIGNED_KEPT: usize = 4_096;
+
+/// The file of signed withdrawals under `<data_dir>/vault/`.
+pub const SIGNED_FILE: &str = "signed.json";
+
+/// What the node shows of the vault (the endpoint reads it).
+#[derive(Debug, Default)]
+pub struct Status {
+    /// The vault's keys, once held.
+    pub keys: Option<VaultKeys>,
+    /// Checked signed withdrawals, with their messages.
+    pub signed: BTreeMap<u64, (SignedWithdrawal, Vec<Vec<u8>>)>,
+    /// Withdrawals this node released a share for or coordinates, not yet signed.
+    pub signing: BTreeSet<u64>,
+}
+
+/// The shared status.
+pub type SharedStatus = Arc<Mutex<Status>>;
+
+/// Why the signing task stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    /// The vault's files cannot be read or written.
+    #[error("vault files: {0}")]
+    Store(String),
+    /// The p2p network stopped.
+    #[error("the p2p network stopped")]
+    Network,
+}
+
+/// One key as this member holds it.
+struct Key<C: VaultSuite> {
+    share: KeyShare<C>,
+    group_key: Vec<u8>,
+    book: NonceBook<C>,
+    marks: Watermarks,
+    /// Slots handed out in commitments and not spent yet, with when (a slot is handed out once
+    /// per round so two rounds do not collide; it comes back after a while).
+    handed: BTreeMap<u64, SystemTime>,
+}
+
+impl<C: VaultSuite> Key<C> {
+    fn open(
+        files: &mut VaultFiles<Backend>,
+        epoch: u64,
+        group_key: &[u8],
+    ) -> Result<Self, SigningError> {
+        let store = |e: bulwark_vaultstore::StoreError| SigningError::Store(e.to_string());
+        let share = files
+            .share::<C>(epoch, group_key)
+            .map_err(store)?
+            .ok_or_else(|| {
+                SigningError::Store(format!("no {} share for epoch {epoch}", C::CHAIN.name()))
+            })?;
+        Ok(Self {
+            book: files.nonces::<C>(epoch, group_key).map_err(store)?,
+            marks: files.watermarks(C::CHAIN, group_key).map_err(store)?,
+            share,
+            group_key: group_key.to_vec(),
+            handed: BTreeMap::new(),
+        })
+    }
+
+    /// Keeps the book above [`NONCES_LOW`]; the new nonces reach the disk before any
+    /// commitment to them leaves.
+    fn top_up(&mut self, files: &mut VaultFiles<Backend>, epoch: u64) -> Result<(), SigningError> {
+        if self.book.unspent() >= NONCES_LOW {
+            return Ok(());
+        }
+        let seed: [u8; 32] = rand::random();
+        self.book.precompute(&self.share, NONCES_BATCH, seed);
+        files
+            .put_nonces::<C>(epoch, &self.group_key, &self.book)
+            .map_err(|e| SigningError::Store(e.to_string()))
+    }
+
+    /// `count` unspent slots not handed out in the last few seconds, with their commitments.
+    fn hand_out(&mut self, count: usize, now: SystemTime) -> Option<Vec<(u64, Vec<u8>)>> {
+        self.handed.retain(|slot, at| {
+            self.book.commitments(*slot).is_some()
+                && now.duration_since(*at).unwrap_or(Duration::ZERO) < Duration::from_secs(30)
+        });
+        let mut out = Vec::with_capacity(count);
+        for slot in self.book.slots() {
+            if out.len() == count {
+                break;
+            }
+            if self.handed.contains_key(&slot) {
+                continue;
+            }
+            if let Some(commitment) = self.book.commitments(slot) {
+                out.push((slot, commitment.serialize().ok()?));
+            }
+        }
+        if out.len() < count {
+            return None;
+        }
+        for (slot, _) in &out {
+            self.handed.insert(*slot, now);
+        }
+        Some(out)
+    }
+
+    /// Answers a sign request: checks it, syncs the watermark and the spent nonces, signs.
+    fn answer(
+        &mut self,
+        files: &mut VaultFiles<Backend>,
+        epoch: u64,
+        request: &bulwark_vault::release::SignRequest,
+        authorization: Option<&Authorization>,
+        policy: &BitcoinPolicy,
+    ) -> Result<Result<Vec<Vec<u8>>, Refusal>, SigningError> {
+        let holdings = Holdings {
+            share: &self.share,
+            book: &self.book,
+            watermarks: &self.marks,
+        };
+        let prepared = match prepare::<C>(request, authorization, &holdings, Some(policy)) {
+            Ok(prepared) => prepared,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let store = |e: bulwark_vaultstore::StoreError| SigningError::Store(e.to_string());
+        self.marks
+            .mark(request.chain, request.withdrawal, prepared.transaction);
+        let mut nonces = Vec::new();
+        for slot in prepared.slots() {
+            match self.book.spend(slot) {
+                Ok(n) => nonces.push(n),
+                Err(_) => {
+                    return Ok(Err(Refusal::Nonce {
+                        withdrawal: request.withdrawal,
+                        slot,
+                    }))
+                }
+            }
+        }
+        // Both reach the disk before the share exists.
+        files
+            .put_watermarks(C::CHAIN, &self.group_key, &self.marks)
+            .map_err(store)?;
+        files
+            .put_nonces::<C>(epoch, &self.group_key, &self.book)
+            .map_err(store)?;
+        Ok(prepared
+            .sign(&nonces, &self.share)
+            .map_err(|reason| Refusal::Package {
+                withdrawal: request.withdrawal,
+                reason,
+            }))
+    }
+}
+
+/// A round this node coordinates.
+enum Active {
+    Bitcoin(Coordinator<Taproot>),
+    Ed25519(Coordinator<Ed25519>),
+}
+
+struct Running {
+    round: Active,
+    withdrawal: u64,
+    started: SystemTime,
+}
+
+/// The DEVELOPMENT vault outputs: the simulated chain's credited deposits, change of signed
+/// withdrawals, less what they spent.
+struct DevWallet {
+    chain: SimulatedChain,
+    mined: u64,
+    venue_epoch_ms: u64,
+    deposits: Vec<Utxo>,
+}
+
+impl DevWallet {
+    fn catch_up(&mut self, venue_ms: u64) {
+        let target = venue_ms / super::deposits::CHAIN_BLOCK_MS;
+        let from = self.mined;
+        while self.mined < target {
+            self.chain.mine();
+            self.mined += 1;
+        }
+        if self.mined > from {
+            if let Ok((deposits, _)) = self.chain.deposits(from) {
+                self.deposits.extend(deposits.into_iter().map(|d| Utxo {
+                    outpoint: OutPoint::new(Txid::from_byte_array(d.txid), d.output),
+                    value: Amount::from_sat(u64::try_from(d.amount).unwrap_or(0)),
+                }));
+            }
+        }
+    }
+
+    /// Unspent vault outputs in a fixed order every member computes alike.
+    fn unspent(
+        &self,
+        engine: &Engine,
+        signed: &BTreeMap<u64, (SignedWithdrawal, Vec<Vec<u8>>)>,
+        vault: &bitcoin::ScriptBuf,
+    ) -> Vec<Utxo> {
+        let mut spent = BTreeSet::new();
+        let mut change = Vec::new();
+        for (record, _) in signed.values() {
+            let Some(tx) = record
+                .tx
+                .as_deref()
+                .and_then(|bytes| taproot::decode(bytes).ok())
+            else {
+                continue;
+            };
+            for input in &tx.input {
+                spent.insert(input.previous_output);
+            }
+            let txid = tx.compute_txid();
+            for (vout, output) in tx.output.iter().enumerate() {
+                if &output.script_pubkey == vault {
+                    change.push(Utxo {
+                        outpoint: OutPoint::new(txid, vout as u32),
+                        value: output.value,
+                    });
+                }
+            }
+        }
+        self.deposits
+            .iter()
+            .filter(|u| {
+                engine.deposit_credited(&(
+                    Chain::Bitcoin.code(),
+                    u.outpoint.txid.to_byte_array(),
+                    u.outpoint.vout,
+                ))
+            })
+            .chain(change.iter())
+            .filter(|u| !spent.contains(&u.outpoint))
+            .copied()
+            .collect()
+    }
+}
+
+/// The task's state.
+struct Signer {
+    me: Member,
+    participants: Vec<PublicKey>,
+    epoch: u64,
+    files: VaultFiles<Backend>,
+    bitcoin: Key<Taproot>,
+    ed25519: Key<Ed25519>,
+    ed25519_key: [u8; 32],
+    policy: BitcoinPolicy,
+    status: SharedStatus,
+    evidence: EvidenceLog,
+    signed_path: PathBuf,
+    /// Records read from disk or from peers whose withdrawal this node's ledger does not show
+    /// yet: checked once it does.
+    unchecked: BTreeMap<u64, SignedWithdrawal>,
+    running: Option<Running>,
+    /// Members that failed a round, per withdrawal: left out of the next rounds.
+    failed: BTreeMap<u64, BTreeSet<Member>>,
+    wallet: Option<DevWallet>,
+    next_round: u64,
+    /// Every withdrawal below this id is signed.
+    scan_from: u64,
+    /// Frames per peer in the current second.
+    budget: BTreeMap<Member, (u64, u32)>,
+    said_no_wallet: bool,
+}
+
+impl Signer {
+    fn member_of(&self, key: &PublicKey) -> Option<Member> {
+        self.participants
+            .iter()
+            .position(|p| p == key)
+            .map(|i| (i + 1) as Member)
+    }
+
+    fn n(&self) -> u64 {
+        self.participants.len() as u64
+    }
+
+    /// Whose turn it is to coordinate withdrawal `id` at `engine`'s time.
+    fn coordinator(&self, id: u64, requested_ms: u64, now_ms: u64) -> Member {
+        let turn = now_ms.saturating_sub(requested_ms) / ROTATE_MS;
+        (id.wrapping_add(turn) % self.n()) as Member + 1
+    }
+
+    /// Whether `from` coordinates withdrawal `id` now by this node's committed state, or did
+    /// one turn ago (the members' states differ by a block or two).
+    fn may_coordinate(&self, engine: &Engine, from: Member, id: u64) -> bool {
+        let Some(recorded) = engine.withdrawal(id) else {
+            return false;
+        };
+        let now_ms = engine.time_ms();
+        from == self.coordinator(id, recorded.requested_ms, now_ms)
+            || from == self.coordinator(id, recorded.requested_ms, now_ms.saturating_sub(ROTATE_MS))
+    }
+
+    fn authorization(engine: &Engine, id: u64) -> Option<Authorization> {
+        engine
+            .withdrawal(id)
+            .and_then(|w| round::authorization(id, w, UNITS_PER_MICRO))
+    }
+
+    fn record_evidence(&self, from: Member, detail: String) {
+        if let Some(peer) = self.participants.get(usize::from(from) - 1) {
+            self.evidence.record(Kind::VaultRequest, peer, 0, detail);
+        }
+    }
+
+    fn persist_signed(&self) {
+        let status = self
+            .status
+            .lock()
+            .expect("the vault status lock must not be poisoned");
+        let records: Vec<&SignedWithdrawal> = status.signed.values().map(|(r, _)| r).collect();
+        let json = serde_json::to_vec(&records).expect("records serialize");
+        if let Err(error) = bulwark_vaultstore::files::write_private(&self.signed_path, &json) {
+            warn!(%error, "could not store the signed withdrawals");
+        }
+    }
+
+    /// Checks a record by the one rule against this node's ledger and keys; stores it if new.
+    /// `Ok(false)`: the ledger does not show the withdrawal yet (kept to check later).
+    fn accept(&mut self, engine: &Engine, record: SignedWithdrawal) -> Result<bool, Refusal> {
+        let id = record.withdrawal;
+        if self
+            .status
+            .lock()
+            .expect("the vault status lock must not be poisoned")
+            .signed
+            .contains_key(&id)
+        {
+            return Ok(true);
+        }
+        let Some(authorization) = Self::authorization(engine, id) else {
+            if self.unchecked.len() < 1_024 {
+                self.unchecked.insert(id, record);
+            }
+            return Ok(false);
+        };
+        let messages = record.check(&authorization, &self.ed25519_key, &self.policy)?;
+        info!(
+            withdrawal = id,
+            chain = record.chain.name(),
+            txid = record.txid().unwrap_or_default(),
+            "withdrawal signed by the vault"
+        );
+        let mut status = self
+            .status
+            .lock()
+            .expect("the vault status lock must not be poisoned");
+        status.signing.remove(&id);
+        status.signed.insert(id, (record, messages));
+        self.failed.remove(&id);
+        while status.signed.len() > SIGNED_KEPT {
+            status.signed.pop_first();
+        }
+        drop(status);
+        self.persist_signed();
+        if self.running.as_ref().is_some_and(|r| r.withdrawal == id) {
+            self.running = None;
+        }
+        Ok(true)
+    }
+
+    /// One frame from `from` (this member's own frames come here too). Returns the frames to
+    /// send: (recipient, frame); `None` for every member.
+    fn handle(
+        &mut self,
+        engine: &Engine,
+        from: Member,
+        message: Message,
+        now: SystemTime,
+    ) -> Result<Vec<(Option<Member>, Message)>, SigningError> {
+        let mut out = Vec::new();
+        match message {
+            Message::Commit {
+                chain,
+                withdrawal,
+                round,
+                count,
+            } => {
+                // Not the coordinator, or a withdrawal this ledger does not show (yet): no
+                // commitments (they would only be spent on a round nobody may finish).
+                if !self.may_coordinate(engine, from, withdrawal) {
+                    return Ok(out);
+                }
+                if usize::from(count) > taproot::INPUTS_MAX || count == 0 {
+                    self.record_evidence(from, format!("commit request for {count} messages"));
+                    return Ok(out);
+                }
+                let slots = match chain {
+                    Chain::Bitcoin => {
+                        self.bitcoin.top_up(&mut self.files, self.epoch)?;
+                        self.bitcoin.hand_out(usize::from(count), now)
+                    }
+                    Chain::Ed25519 => {
+                        self.ed25519.top_up(&mut self.files, self.epoch)?;
+                        self.ed25519.hand_out(usize::from(count), now)
+                    }
+                };
+                if let Some(slots) = slots {
+                    out.push((
+                        Some(from),
+                        Message::Commitments {
+                            chain,
+                            withdrawal,
+                            round,
+                            slots,
+                        },
+                    ));
+                }
+            }
+            Message::Commitments {
+                withdrawal,
+                round,
+                slots,
+                ..
+            } => {
+                let excluded = self
+                    .failed
+                    .get(&withdrawal)
+                    .is_some_and(|f| f.contains(&from));
+                let Some(running) = self.running.as_mut() else {
+                    return Ok(out);
+                };
+                if running.withdrawal != withdrawal || excluded {
+                    return Ok(out);
+                }
+                let step = match &mut running.round {
+                    Active::Bitcoin(c) if c.round() == round => c.on_commitments(from, &slots),
+                    Active::Ed25519(c) if c.round() == round => c.on_commitments(from, &slots),
+                    _ => return Ok(out),
+                };
+                match step {
+                    Ok(Step::Send(requests)) => {
+                        out.extend(requests.into_iter().map(|(m, r)| (Some(m), r)));
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        self.record_evidence(from, format!("commitments: {error}"));
+                    }
+                }
+            }
+            Message::Sign { round, request } => {
+                // Only the coordinator's requests are answered: another member's transaction
+                // for the same withdrawal would bind this member's watermark to it.
+                if !self.may_coordinate(engine, from, request.withdrawal) {
+                    return Ok(out);
+                }
+                let authorization = Self::authorization(engine, request.withdrawal);
+                let answered = match request.chain {
+                    Chain::Bitcoin => self.bitcoin.answer(
+                        &mut self.files,
+                        self.epoch,
+                        &request,
+                        authorization.as_ref(),
+                        &self.policy,
+                    )?,
+                    Chain::Ed25519 => self.ed25519.answer(
+                        &mut self.files,
+                        self.epoch,
+                        &request,
+                        authorization.as_ref(),
+                        &self.policy,
+                    )?,
+                };
+                match answered {
+                    Ok(shares) => {
+                        self.status
+                            .lock()
+                            .expect("the vault status lock must not be poisoned")
+                            .signing
+                            .insert(request.withdrawal);
+                        out.push((
+                            Some(from),
+                            Message::Shares {
+                                chain: request.chain,
+                                withdrawal: request.withdrawal,
+                                round,
+                                shares,
+                            },
+                        ));
+                    }
+                    Err(refusal) => {
+                        if refusal.is_evidence() {
+                            warn!(coordinator = from, %refusal, "refused a vault signing request");
+                            self.record_evidence(from, format!("sign request: {refusal}"));
+                        }
+                        out.push((
+                            Some(from),
+                            Message::Refused {
+                                chain: request.chain,
+                                withdrawal: request.withdrawal,
+                                round,
+                                reason: round::reason(&refusal),
+                            },
+                        ));
+                    }
+                }
+            }
+            Message::Shares {
+                withdrawal,
+                round,
+                shares,
+                ..
+            } => {
+                let Some(running) = self.running.as_mut() else {
+                    return Ok(out);
+                };
+                if running.withdrawal != withdrawal {
+                    return Ok(out);
+                }
+                let (step, failed, record) = match &mut running.round {
+                    Active::Bitcoin(c) if c.round() == round => {
+                        let step = c.on_shares(from, &shares, &self.bitcoin.share);
+                        let record = match &step {
+                            Ok(Step::Done(signatures)) => Some(c.record(signatures)),
+                            _ => None,
+                        };
+                        (step.map(|_| ()), c.failed().clone(), record)
+                    }
+                    Active::Ed25519(c) if c.round() == round => {
+                        let step = c.on_shares(from, &shares, &self.ed25519.share);
+                        let record = match &step {
+                            Ok(Step::Done(signatures)) => Some(c.record(signatures)),
+                            _ => None,
+                        };
+                        (step.map(|_| ()), c.failed().clone(), record)
+                    }
+                    _ => return Ok(out),
+                };
+                if let Err(error) = step {
+                    warn!(withdrawal, %error, ?failed, "a signing round failed; the next one leaves these members out");
+                    for member in &failed {
+                        self.record_evidence(
+                            *member,
+                            format!("signature share for withdrawal {withdrawal}: {error}"),
+                        );
+                    }
+                    self.failed.entry(withdrawal).or_default().extend(failed);
+                    self.running = None;
+                }
+                if let Some(record) = record {
+                    match self.accept(engine, record.clone()) {
+                        Ok(_) => out.push((None, Message::Signed(record))),
+                        Err(refusal) => {
+                            warn!(withdrawal, %refusal, "the combined signature does not check; starting again");
+                            self.running = None;
+                        }
+                    }
+                }
+            }
+            Message::Refused {
+                withdrawal,
+                round,
+                reason,
+                ..
+            } => {
+                let Some(running) = self.running.as_mut() else {
+                    return Ok(out);
+                };
+                if running.withdrawal != withdrawal {
+                    return Ok(out);
+                }
+                let matches = match &mut running.round {
+                    Active::Bitcoin(c) if c.round() == round => {
+                        c.on_refused(from);
+                        true
+                    }
+                    Active::Ed25519(c) if c.round() == round => {
+                        c.on_refused(from);
+                        true
+                    }
+                    _ => false,
+                };
+                if matches {
+                    info!(withdrawal, member = from, %reason, "a signer refused; the next round leaves it out");
+                    self.failed.entry(withdrawal).or_default().insert(from);
+                    self.running = None;
+                }
+            }
+            Message::Signed(record) => {
+                let id = record.withdrawal;
+                if let Err(refusal) = self.accept(engine, record) {
+                    self.record_evidence(from, format!("signed withdrawal {id}: {refusal}"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts a round if it is this member's turn for the lowest unsigned withdrawal.
+    fn start_round(&mut self, engine: &Engine, now: SystemTime, venue_ms: u64) -> Option<Message> {
+        if let Some(running) = &self.running {
+            if now
+                .duration_since(running.started)
+                .unwrap_or(Duration::ZERO)
+                < ROUND_TIMEOUT
+            {
+                return None;
+            }
+            info!(
+                withdrawal = running.withdrawal,
+                "signing round timed out; starting another with fresh nonces"
+            );
+            self.running = None;
+        }
+        // Re-check records that arrived before their withdrawal was committed here.
+        let ready: Vec<u64> = self
+            .unchecked
+            .keys()
+            .copied()
+            .filter(|id| engine.withdrawal(*id).is_some())
+            .collect();
+        for id in ready {
+            if let Some(record) = self.unchecked.remove(&id) {
+                if let Err(refusal) = self.accept(engine, record) {
+                    warn!(withdrawal = id, %refusal, "a stored or received signed withdrawal does not check; dropped");
+                }
+            }
+        }
+        if let Some(wallet) = self.wallet.as_mut() {
+            wallet.catch_up(venue_ms.saturating_sub(wallet.venue_epoch_ms));
+        }
+        // The lowest unsigned Bitcoin withdrawal (they are signed in order, so every coordinator
+        // spends the same outputs), or any unsigned Ed25519 one, whose coordinator is this
+        // member now.
+        let mut candidate = None;
+        let mut bitcoin_seen = false;
+        {
+            let status = self
+                .status
+                .lock()
+                .expect("the vault status lock must not be poisoned");
+            let mut pending = 0;
+            for (id, recorded) in engine.withdrawals_from(self.scan_from) {
+                if status.signed.contains_key(&id) {
+                    if id == self.scan_from {
+                        self.scan_from = id + 1;
+                    }
+                    continue;
+                }
+                pending += 1;
+                if pending > 64 {
+                    break;
+                }
+                let bitcoin = recorded.chain == bulwark_engine::PayoutChain::Bitcoin;
+                if bitcoin && bitcoin_seen {
+                    continue;
+                }
+                bitcoin_seen |= bitcoin;
+                if self.coordinator(id, recorded.requested_ms, engine.time_ms()) == self.me {
+                    candidate = Some(id);
+                    break;
+                }
+            }
+        }
+        let id = candidate?;
+        let authorization = Self::authorization(engine, id)?;
+        let round = self.next_round;
+        self.next_round += 1;
+        let active = match authorization.chain {
+            Chain::Ed25519 => Active::Ed25519(
+                Coordinator::new(round, authorization, None, None, &self.ed25519.share)
+                    .map_err(|refusal| warn!(withdrawal = id, %refusal, "cannot coordinate"))
+                    .ok()?,
+            ),
+            Chain::Bitcoin => {
+                let Some(wallet) = self.wallet.as_ref() else {
+                    if !self.said_no_wallet {
+                        warn!(withdrawal = id, "no chain watcher on this node: it does not coordinate Bitcoin withdrawals (it answers other coordinators)");
+                        self.said_no_wallet = true;
+                    }
+                    return None;
+                };
+                let vault = taproot::vault_script(&self.policy.vault_key).ok()?;
+                let utxos = wallet.unspent(
+                    engine,
+                    &self
+                        .status
+                        .lock()
+                        .expect("the vault status lock must not be poisoned")
+                        .signed,
+                    &vault,
+                );
+                let body = match build(&utxos, &vault, &authorization) {
+                    Ok(body) => body,
+                    Err(reason) => {
+                        warn!(withdrawal = id, %reason, "cannot build the withdrawal's transaction yet");
+                        return None;
+                    }
+                };
+                Active::Bitcoin(
+                    Coordinator::new(
+                        round,
+                        authorization,
+                        Some(body),
+                        Some(&self.policy),
+                        &self.bitcoin.share,
+                    )
+                    .map_err(|refusal| warn!(withdrawal = id, %refusal, "cannot coordinate"))
+                    .ok()?,
+                )
+            }
+        };
+        let commit = match &active {
+            Active::Bitcoin(c) => c.commit_request(),
+            Active::Ed25519(c) => c.commit_request(),
+        };
+        self.status
+            .lock()
+            .expect("the vault status lock must not be poisoned")
+            .signing
+            .insert(id);
+        self.running = Some(Running {
+            round: active,
+            withdrawal: id,
+            started: now,
+        });
+        Some(commit)
+    }
+
+    /// Whether `from` may send another frame this second.
+    fn admit(&mut self, from: Member, now_s: u64) -> bool {
+        let entry = self.budget.entry(from).or_insert((now_s, 0));
+        if entry.0 != now_s {
+            *entry = (now_s, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= PEER_FRAMES_PER_S
+    }
+}
+
+/// The transaction for `authorization`: the fewest leading unspent outputs that cover the
+/// amount and the fee (the fee the policy's rate asks of the signed size), change to the vault.
+fn build(
+    utxos: &[Utxo],
+    vault: &bitcoin::ScriptBuf,
+    authorization: &Authorization,
+) -> Result<BitcoinBody, String> {
+    let amount = authorization.amount;
+    let mut chosen = Vec::new();
+    let mut have = 0u64;
+    for utxo in utxos {
+        if chosen.len() == taproot::INPUTS_MAX {
+            break;
+        }
+        chosen.push(*utxo);
+        have = have.saturating_add(utxo.value.to_sat());
+        if have >= amount.saturating_add(FEE_MAX_SATS.min(FEE_MIN_SATS * 4)) {
+            break;
+        }
+    }
+    let fee_for = |chosen: &[Utxo], fee: u64| {
+        taproot::build(
+            chosen,
+            vault,
+            &authorization.destination,
+            Amount::from_sat(amount),
+            Amount::from_sat(fee),
+        )
+    };
+    let (draft, _) = fee_for(&chosen, FEE_MIN_SATS).map_err(|e| e.to_string())?;
+    let fee = FEE_MIN_SATS.max(
+        FEE_RATE_MIN_SAT_VB.saturating_mul(taproot::signed_vsize(&draft))
+            + FEE_RATE_MIN_SAT_VB * 50,
+    );
+    let (tx, prevouts) = fee_for(&chosen, fee.min(FEE_MAX_SATS)).map_err(|e| e.to_string())?;
+    Ok(BitcoinBody {
+        tx: bitcoin::consensus::serialize(&tx),
+        prevout_sats: prevouts.iter().map(|p| p.value.to_sat()).collect(),
+    })
+}
+
+/// What the signing task needs from the node.
+pub(super) struct Setup {
+    pub(super) data_dir: PathBuf,
+    pub(super) me: PublicKey,
+    pub(super) participants: Set<PublicKey>,
+    pub(super) keys: VaultKeys,
+    pub(super) files: VaultFiles<Backend>,
+    pub(super) view: Arc<Mutex<Arc<Engine>>>,
+    pub(super) status: SharedStatus,
+    pub(super) evidence: EvidenceLog,
+    /// DEVELOPMENT: the simulated chain's seed, accounts and venue epoch (the vault's outputs).
+    pub(super) dev_chain: Option<(u64, Vec<u64>, u64)>,
+}
+
+fn load_signed(path: &Path) -> Vec<SignedWithdrawal> {
+    let Ok(bytes) = bulwark_vaultstore::files::read_private(path) else {
+        return Vec::new();
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(records) => records,
+        Err(error) => {
+            warn!(path = %path.display(), %error, "the signed withdrawals file does not parse; it is rebuilt from the members");
+            Vec::new()
+        }
+    }
+}
+
+/// Runs the signing for the life of the node.
+pub(super) async fn run<E, S, R>(
+    context: E,
+    setup: Setup,
+    (mut sender, mut receiver): (S, R),
+) -> Result<(), SigningError>
+where
+    E: Clock,
+    S: commonware_p2p::Sender<PublicKey = PublicKey>,
+    R: commonware_p2p::Receiver<PublicKey = PublicKey>,
+{
+    let bad = |what: &str| SigningError::Store(format!("keys.json: {what}"));
+    let bitcoin_key = hex::decode(&setup.keys.bitcoin).map_err(|_| bad("bitcoin"))?;
+    let ed25519_key: [u8; 32] = hex::decode(&setup.keys.ed25519)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| bad("ed25519"))?;
+    let mut files = setup.files;
+    let epoch = setup.keys.epoch;
+    let bitcoin = Key::<Taproot>::open(&mut files, epoch, &bitcoin_key)?;
+    let ed25519 = Key::<Ed25519>::open(&mut files, epoch, &ed25519_key)?;
+    let participants: Vec<PublicKey> = setup.participants.iter().cloned().collect();
+    let me = participants
+        .iter()
+        .position(|p| *p == setup.me)
+        .map(|i| (i + 1) as Member)
+        .expect("this node is a participant");
+    let signed_path = setup.data_dir.join("vault").join(SIGNED_FILE);
+    let unchecked = load_signed(&signed_path)
+        .into_iter()
+        .map(|r| (r.withdrawal, r))
+        .take(SIGNED_KEPT)
+        .collect();
+    let wallet = setup
+        .dev_chain
+        .map(|(seed, accounts, venue_epoch_ms)| DevWallet {
+            chain: SimulatedChain::new(Chain::Bitcoin, seed, accounts),
+            mined: 0,
+            venue_epoch_ms,
+            deposits: Vec::new(),
+        });
+    setup
+        .status
+        .lock()
+        .expect("the vault status lock must not be poisoned")
+        .keys = Some(setup.keys.clone());
+    let mut signer = Signer {
+        me,
+        participants,
+        epoch,
+        files,
+        bitcoin,
+        ed25519,
+        ed25519_key,
+        policy: BitcoinPolicy {
+            vault_key: bitcoin_key[1..33]
+                .try_into()
+                .map_err(|_| bad("bitcoin key length"))?,
+            fee_min_sats: FEE_MIN_SATS,
+            fee_rate_min_sat_vb: FEE_RATE_MIN_SAT_VB,
+            fee_max_sats: FEE_MAX_SATS,
+        },
+        status: setup.status,
+        evidence: setup.evidence,
+        signed_path,
+        unchecked,
+        running: None,
+        failed: BTreeMap::new(),
+        wallet,
+        next_round: u64::from(rand::random::<u32>()) << 16,
+        scan_from: 1,
+        budget: BTreeMap::new(),
+        said_no_wallet: false,
+    };
+    signer.bitcoin.top_up(&mut signer.files, epoch)?;
+    signer.ed25519.top_up(&mut signer.files, epoch)?;
+    info!(member = me, "vault signing ready (p2p channel 13)");
+    let view = setup.view;
+    let mut queue: VecDeque<(Member, Option<Member>, Message)> = VecDeque::new();
+    loop {
+        let deadline = context.current() + TICK;
+        select! {
+            _ = context.sleep_until(deadline) => {
+                let engine = view.lock().expect("the view lock must not be poisoned").clone();
+                let now = context.current();
+                let venue_ms = now
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                if let Some(commit) = signer.start_round(&engine, now, venue_ms) {
+                    queue.push_back((me, None, commit));
+                }
+            },
+            message = receiver.recv() => {
+                let Ok((peer, bytes)) = message else {
+                    return Err(SigningError::Network);
+                };
+                let Some(from) = signer.member_of(&peer) else { continue };
+                let now = context.current();
+                let now_s = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                if !signer.admit(from, now_s) {
+                    continue;
+                }
+                match Message::decode(bytes.as_ref()) {
+                    Ok(message) => queue.push_back((from, Some(me), message)),
+                    Err(error) => signer.record_evidence(from, format!("signing frame: {error}")),
+                }
+            },
+        }
+        // Deliver: frames to this member are handled here, others go out.
+        let engine = view
+            .lock()
+            .expect("the view lock must not be poisoned")
+            .clone();
+        let mut steps = 0;
+        while let Some((from, to, message)) = queue.pop_front() {
+            steps += 1;
+            if steps > 256 {
+                break;
+            }
+            let out = match to {
+                Some(to) if to != me => {
+                    if let Some(peer) = signer.participants.get(usize::from(to) - 1) {
+                        sender.send(
+                            Recipients::One(peer.clone()),
+                            IoBuf::from(message.encode()),
+                            false,
+                        );
+                    }
+                    continue;
+                }
+                Some(_) => signer.handle(&engine, from, message, context.current())?,
+                None => {
+                    // To every member: out to the peers, and handled here.
+                    sender.send(Recipients::All, IoBuf::from(message.encode()), false);
+                    signer.handle(&engine, from, message, context.current())?
+                }
+            };
+            for (to, message) in out {
+                match to {
+                    // A record this member already took: out to the peers only.
+                    None => {
+                        sender.send(Recipients::All, IoBuf::from(message.encode()), false);
+                    }
+                    Some(to) => queue.push_back((me, Some(to), message)),
+                }
+            }
+        }
+    }
+}

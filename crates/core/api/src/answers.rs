@@ -74,6 +74,20 @@ pub struct NodeStatus {
     /// Withdrawals this node holds a checked vault signature for.
     #[serde(default)]
     pub withdrawals_signed: u64,
+    /// Signing rounds this node coordinated to a signature (its newest 256): how many, and the
+    /// p50 and p99 from its commit request to the checked signature, ms.
+    #[serde(default)]
+    pub vault_rounds: u64,
+    /// See `vault_rounds`.
+    #[serde(default)]
+    pub vault_round_p50_ms: Option<f64>,
+    /// See `vault_rounds`.
+    #[serde(default)]
+    pub vault_round_p99_ms: Option<f64>,
+    /// The p50 round trip to the other members on the vault's signing channel (a ping every
+    /// 2 s), ms: the network part of a signing round's bound.
+    #[serde(default)]
+    pub vault_rtt_p50_ms: Option<f64>,
 }
 
 /// How a node sees one peer's attested admission.

@@ -95,6 +95,17 @@ pub enum Message {
     },
     /// Coordinator to all: the signed withdrawal.
     Signed(SignedWithdrawal),
+    /// A member measuring the round trip to a peer on this channel (the latency bound of a
+    /// signing round is two of them).
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+    /// The answer to a ping.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
 }
 
 impl Message {
@@ -137,6 +148,7 @@ impl Message {
             } => (*chain, *withdrawal),
             Message::Sign { request, .. } => (request.chain, request.withdrawal),
             Message::Signed(record) => (record.chain, record.withdrawal),
+            Message::Ping { .. } | Message::Pong { .. } => (Chain::Bitcoin, 0),
         }
     }
 }

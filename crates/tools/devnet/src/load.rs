@@ -43,7 +43,7 @@ pub(crate) fn route(preferred: usize, up: &[bool]) -> usize {
 }
 
 /// How often the load generator asks for a withdrawal.
-const WITHDRAW_EVERY: Duration = Duration::from_secs(4);
+const WITHDRAW_EVERY: Duration = Duration::from_secs(2);
 
 /// The `count`th withdrawal: 0.25 USD to a key derived from the seed, odd ones on Bitcoin (an
 /// x-only key), even ones on the Ed25519 key.

@@ -100,6 +100,15 @@ pub(crate) fn monitor(
             }
             figures.height = figures.height.max(height);
             figures.withdrawals_signed = figures.withdrawals_signed.max(status.withdrawals_signed);
+            if let (Some(p50), Some(p99)) = (status.vault_round_p50_ms, status.vault_round_p99_ms) {
+                if figures
+                    .vault_rounds
+                    .is_none_or(|(rounds, _, _)| status.vault_rounds >= rounds)
+                {
+                    figures.vault_rounds = Some((status.vault_rounds, p50, p99));
+                    figures.vault_rtt_ms = status.vault_rtt_p50_ms;
+                }
+            }
             if index == 0 {
                 index_line = match status.index_micros.first().copied().flatten() {
                     Some(micros) => format!(

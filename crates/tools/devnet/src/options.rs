@@ -126,4 +126,9 @@ pub struct RunFigures {
     pub withdrawals_requested: u64,
     /// Withdrawals the vault signed, as the node that holds the most checked signatures saw it.
     pub withdrawals_signed: u64,
+    /// Signing rounds to a signature, as the node that coordinated the most saw them: (rounds,
+    /// p50 ms, p99 ms) from its commit request to the checked signature.
+    pub vault_rounds: Option<(u64, f64, f64)>,
+    /// The same node's p50 round trip to its peers on the signing channel, ms.
+    pub vault_rtt_ms: Option<f64>,
 }

@@ -19,6 +19,14 @@ use std::sync::{Arc, Mutex};
 /// Account keys and nonces from a committed engine.
 pub(crate) struct EngineKeys(pub(crate) Arc<Engine>);
 
+/// The `q` quantile of `samples` (nearest rank), `None` when empty.
+fn quantile(samples: &std::collections::VecDeque<f64>, q: f64) -> Option<f64> {
+    let mut sorted: Vec<f64> = samples.iter().copied().collect();
+    sorted.sort_by(f64::total_cmp);
+    let last = sorted.len().checked_sub(1)?;
+    sorted.get(((last as f64) * q).round() as usize).copied()
+}
+
 impl Keys for EngineKeys {
     fn public_key(&self, account: AccountId) -> Option<[u8; 32]> {
         self.0.account(account).map(|a| a.public_key)
@@ -169,6 +177,10 @@ impl Handler for Endpoint {
     }
 
     fn status(&self) -> NodeStatus {
+        let vault = self
+            .vault
+            .lock()
+            .expect("the vault status lock must not be poisoned");
         let (height, root, certified) = {
             let ledger = self
                 .ledger
@@ -241,12 +253,11 @@ impl Handler for Endpoint {
             members: self.members(&engine),
             deposits_credited: engine.deposits_credited() as u64,
             withdrawals_requested: engine.withdrawals_recorded() as u64,
-            withdrawals_signed: self
-                .vault
-                .lock()
-                .expect("the vault status lock must not be poisoned")
-                .signed
-                .len() as u64,
+            withdrawals_signed: vault.signed.len() as u64,
+            vault_rounds: vault.round_ms.len() as u64,
+            vault_round_p50_ms: quantile(&vault.round_ms, 0.5),
+            vault_round_p99_ms: quantile(&vault.round_ms, 0.99),
+            vault_rtt_p50_ms: quantile(&vault.rtt_ms, 0.5),
         }
     }
 

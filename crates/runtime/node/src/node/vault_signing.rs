@@ -64,6 +64,9 @@ const ROUND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the task looks for work.
 const TICK: Duration = Duration::from_millis(100);
 
+/// Every this many ticks a member pings each peer on this channel (the round-trip figure).
+const PING_TICKS: u64 = 20;
+
 /// A member keeps at least this many unspent nonces per key, topping up in batches.
 const NONCES_LOW: usize = 16;
 const NONCES_BATCH: usize = 48;
@@ -98,7 +101,15 @@ pub struct Status {
     pub signed: BTreeMap<u64, (SignedWithdrawal, Vec<Vec<u8>>)>,
     /// Withdrawals this node released a share for or coordinates, not yet signed.
     pub signing: BTreeSet<u64>,
+    /// The newest rounds this node coordinated to a signature: milliseconds from its commit
+    /// request to the checked signature (at most [`ROUNDS_KEPT`]).
+    pub round_ms: VecDeque<f64>,
+    /// The newest round trips to peers on this channel, milliseconds (at most [`ROUNDS_KEPT`]).
+    pub rtt_ms: VecDeque<f64>,
 }
+
+/// Round latencies kept for the status.
+pub const ROUNDS_KEPT: usize = 256;
 
 /// The shared status.
 pub type SharedStatus = Arc<Mutex<Status>>;
@@ -346,6 +357,8 @@ struct Signer {
     scan_from: u64,
     /// Frames per peer in the current second.
     budget: BTreeMap<Member, (u64, u32)>,
+    /// Pings in flight: nonce → (peer, when sent). At most one per peer.
+    pings: BTreeMap<u64, (Member, SystemTime)>,
     said_no_wallet: bool,
 }
 
@@ -625,8 +638,26 @@ impl Signer {
                     self.running = None;
                 }
                 if let Some(record) = record {
+                    let started = self.running.as_ref().map(|r| r.started);
                     match self.accept(engine, record.clone()) {
-                        Ok(_) => out.push((None, Message::Signed(record))),
+                        Ok(_) => {
+                            if let Some(started) = started {
+                                let ms = now
+                                    .duration_since(started)
+                                    .unwrap_or(Duration::ZERO)
+                                    .as_secs_f64()
+                                    * 1e3;
+                                let mut status = self
+                                    .status
+                                    .lock()
+                                    .expect("the vault status lock must not be poisoned");
+                                status.round_ms.push_back(ms);
+                                while status.round_ms.len() > ROUNDS_KEPT {
+                                    status.round_ms.pop_front();
+                                }
+                            }
+                            out.push((None, Message::Signed(record)));
+                        }
                         Err(refusal) => {
                             warn!(withdrawal, %refusal, "the combined signature does not check; starting again");
                             self.running = None;
@@ -667,6 +698,26 @@ impl Signer {
                 let id = record.withdrawal;
                 if let Err(refusal) = self.accept(engine, record) {
                     self.record_evidence(from, format!("signed withdrawal {id}: {refusal}"));
+                }
+            }
+            Message::Ping { nonce } => out.push((Some(from), Message::Pong { nonce })),
+            Message::Pong { nonce } => {
+                if let Some((peer, sent)) = self.pings.remove(&nonce) {
+                    if peer == from {
+                        let ms = now
+                            .duration_since(sent)
+                            .unwrap_or(Duration::ZERO)
+                            .as_secs_f64()
+                            * 1e3;
+                        let mut status = self
+                            .status
+                            .lock()
+                            .expect("the vault status lock must not be poisoned");
+                        status.rtt_ms.push_back(ms);
+                        while status.rtt_ms.len() > ROUNDS_KEPT {
+                            status.rtt_ms.pop_front();
+                        }
+                    }
                 }
             }
         }
@@ -955,6 +1006,7 @@ where
         next_round: u64::from(rand::random::<u32>()) << 16,
         scan_from: 1,
         budget: BTreeMap::new(),
+        pings: BTreeMap::new(),
         said_no_wallet: false,
     };
     signer.bitcoin.top_up(&mut signer.files, epoch)?;
@@ -962,10 +1014,23 @@ where
     info!(member = me, "vault signing ready (p2p channel 13)");
     let view = setup.view;
     let mut queue: VecDeque<(Member, Option<Member>, Message)> = VecDeque::new();
+    let mut ticks = 0u64;
     loop {
         let deadline = context.current() + TICK;
         select! {
             _ = context.sleep_until(deadline) => {
+                ticks += 1;
+                if ticks.is_multiple_of(PING_TICKS) {
+                    // One ping in flight per peer; a lost one is forgotten at the next.
+                    signer.pings.clear();
+                    for peer in 1..=signer.n() as Member {
+                        if peer != me {
+                            let nonce: u64 = rand::random();
+                            signer.pings.insert(nonce, (peer, SystemTime::now()));
+                            queue.push_back((me, Some(peer), Message::Ping { nonce }));
+                        }
+                    }
+                }
                 let engine = view.lock().expect("the view lock must not be poisoned").clone();
                 let now = context.current();
                 let venue_ms = now
@@ -1013,22 +1078,288 @@ where
                     }
                     continue;
                 }
-                Some(_) => signer.handle(&engine, from, message, context.current())?,
+                Some(_) => signer.handle(&engine, from, message, SystemTime::now())?,
                 None => {
                     // To every member: out to the peers, and handled here.
                     sender.send(Recipients::All, IoBuf::from(message.encode()), false);
-                    signer.handle(&engine, from, message, context.current())?
+                    signer.handle(&engine, from, message, SystemTime::now())?
                 }
             };
+            // Frames for peers leave at once, before this member handles its own (its own
+            // share takes two synced writes: the other signers work meanwhile).
             for (to, message) in out {
                 match to {
                     // A record this member already took: out to the peers only.
                     None => {
                         sender.send(Recipients::All, IoBuf::from(message.encode()), false);
                     }
+                    Some(to) if to != me => {
+                        if let Some(peer) = signer.participants.get(usize::from(to) - 1) {
+                            sender.send(
+                                Recipients::One(peer.clone()),
+                                IoBuf::from(message.encode()),
+                                false,
+                            );
+                        }
+                    }
                     Some(to) => queue.push_back((me, Some(to), message)),
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use bulwark_engine::command::SystemCommand;
+    use bulwark_engine::{AccountId, ClientCommand, Command, EngineConfig, PayoutChain};
+    use bulwark_vault::keygen::local;
+    use bulwark_vaultstore::keystore::KeystoreSealer;
+    use commonware_cryptography::Signer as _;
+
+    /// An engine that recorded one Ed25519 withdrawal (id 1) of 5 000 micros by account 1.
+    fn ledger(destination: [u8; 32]) -> Engine {
+        let mut engine = Engine::new(EngineConfig::default());
+        let batch = vec![
+            Command::System(SystemCommand::IndexPrice {
+                underlying: 0,
+                price_micros: 60_000_000_000,
+            }),
+            Command::System(SystemCommand::OpenAccount {
+                account: AccountId(1),
+                public_key: [0; 32],
+            }),
+            Command::System(SystemCommand::Deposit {
+                account: AccountId(1),
+                amount: 1_000_000,
+            }),
+            Command::Client {
+                account: AccountId(1),
+                nonce: 1,
+                command: ClientCommand::Withdraw {
+                    amount: 5_000,
+                    destination,
+                    chain: PayoutChain::Ed25519,
+                },
+            },
+        ];
+        let mut events = Vec::new();
+        engine.execute(0, &batch, &mut events);
+        assert!(engine.withdrawal(1).is_some(), "{events:?}");
+        engine
+    }
+
+    /// Four members' signing state over one seeded sharing of each key, files in `dir`.
+    fn members(dir: &Path) -> Vec<Signer> {
+        let bitcoin = local::dkg::<Taproot>(4, [1; 32]).unwrap();
+        let ed25519 = local::dkg::<Ed25519>(4, [2; 32]).unwrap();
+        let participants: Vec<PublicKey> = (0..4u64)
+            .map(|i| commonware_cryptography::ed25519::PrivateKey::from_seed(i).public_key())
+            .collect();
+        let bitcoin_key = bitcoin[&1].group_key();
+        let ed25519_key: [u8; 32] = ed25519[&1].group_key().try_into().unwrap();
+        (1..=4u16)
+            .map(|m| {
+                let data = dir.join(format!("m{m}"));
+                std::fs::create_dir_all(&data).unwrap();
+                let mut files = VaultFiles::open(
+                    &data,
+                    m,
+                    Backend::Keystore(KeystoreSealer::development([m as u8; 32])),
+                )
+                .unwrap();
+                files.put_share(0, &bitcoin[&m]).unwrap();
+                files.put_share(0, &ed25519[&m]).unwrap();
+                let mut bitcoin_share = Key::<Taproot>::open(&mut files, 0, &bitcoin_key).unwrap();
+                let mut ed25519_share = Key::<Ed25519>::open(&mut files, 0, &ed25519_key).unwrap();
+                bitcoin_share.top_up(&mut files, 0).unwrap();
+                ed25519_share.top_up(&mut files, 0).unwrap();
+                Signer {
+                    me: m,
+                    participants: participants.clone(),
+                    epoch: 0,
+                    files,
+                    bitcoin: bitcoin_share,
+                    ed25519: ed25519_share,
+                    ed25519_key,
+                    policy: BitcoinPolicy {
+                        vault_key: bitcoin_key[1..33].try_into().unwrap(),
+                        fee_min_sats: FEE_MIN_SATS,
+                        fee_rate_min_sat_vb: FEE_RATE_MIN_SAT_VB,
+                        fee_max_sats: FEE_MAX_SATS,
+                    },
+                    status: Arc::default(),
+                    evidence: EvidenceLog::default(),
+                    signed_path: data.join(SIGNED_FILE),
+                    unchecked: BTreeMap::new(),
+                    running: None,
+                    failed: BTreeMap::new(),
+                    wallet: None,
+                    next_round: u64::from(m) << 32,
+                    scan_from: 1,
+                    budget: BTreeMap::new(),
+                    pings: BTreeMap::new(),
+                    said_no_wallet: false,
+                }
+            })
+            .collect()
+    }
+
+    /// Delivers frames between the members until none is left; `(from, to, frame)`.
+    fn deliver(
+        members: &mut [Signer],
+        engine: &Engine,
+        mut queue: VecDeque<(Member, Option<Member>, Message)>,
+    ) {
+        let now = SystemTime::now();
+        while let Some((from, to, message)) = queue.pop_front() {
+            let targets: Vec<Member> = match to {
+                Some(to) => vec![to],
+                None => (1..=4).collect(),
+            };
+            for target in targets {
+                // Frames cross the wire encoded.
+                let message = Message::decode(&message.encode()).unwrap();
+                let out = members[usize::from(target) - 1]
+                    .handle(engine, from, message, now)
+                    .unwrap();
+                for (next, frame) in out {
+                    queue.push_back((target, next, frame));
+                }
+            }
+        }
+    }
+
+    fn evidence(member: &Signer) -> Vec<String> {
+        member
+            .evidence
+            .recent()
+            .into_iter()
+            .filter(|e| e.kind == Kind::VaultRequest)
+            .map(|e| e.detail)
+            .collect()
+    }
+
+    #[test]
+    fn members_sign_a_recorded_withdrawal_once_and_a_forger_or_a_stranger_gets_nothing() {
+        let dir =
+            std::env::temp_dir().join(format!("bulwark-vault-signing-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let destination = ed25519_dalek::SigningKey::from_bytes(&[9; 32])
+            .verifying_key()
+            .to_bytes();
+        let engine = ledger(destination);
+        let mut members = members(&dir);
+        // Withdrawal 1 at time 0: member (1 + 0) mod 4 + 1 = 2 coordinates.
+        assert_eq!(members[0].coordinator(1, 0, engine.time_ms()), 2);
+        let authorization = Signer::authorization(&engine, 1).unwrap();
+
+        // Member 3 is not the coordinator: its commit request gets no commitments.
+        let stranger = Message::Commit {
+            chain: Chain::Ed25519,
+            withdrawal: 1,
+            round: 9,
+            count: 1,
+        };
+        let out = members[0]
+            .handle(&engine, 3, stranger, SystemTime::now())
+            .unwrap();
+        assert!(out.is_empty(), "a member out of turn gets no commitments");
+
+        // The coordinator (member 2) forges: ten times the amount in its own package. Every
+        // member it asks refuses and records evidence against member 2; no share leaves.
+        let forged = Authorization {
+            amount: authorization.amount * 10,
+            ..authorization
+        };
+        let share = members[1].ed25519.share.clone();
+        let mut coordinator = Coordinator::<Ed25519>::new(77, forged, None, None, &share).unwrap();
+        let mut requests = BTreeMap::new();
+        for m in 1..=4u16 {
+            let reply = members[usize::from(m) - 1]
+                .handle(&engine, 2, coordinator.commit_request(), SystemTime::now())
+                .unwrap();
+            let Some((_, Message::Commitments { slots, .. })) = reply.into_iter().next() else {
+                panic!("member {m} committed")
+            };
+            if let Step::Send(out) = coordinator.on_commitments(m, &slots).unwrap() {
+                requests = out;
+            }
+        }
+        assert_eq!(requests.len(), 3);
+        for (m, request) in requests {
+            let reply = members[usize::from(m) - 1]
+                .handle(&engine, 2, request, SystemTime::now())
+                .unwrap();
+            assert!(
+                matches!(reply.as_slice(), [(Some(2), Message::Refused { .. })]),
+                "member {m} refused: {reply:?}"
+            );
+            let recorded = evidence(&members[usize::from(m) - 1]);
+            assert_eq!(recorded.len(), 1, "member {m}: {recorded:?}");
+            assert!(recorded[0].contains("another message"), "{}", recorded[0]);
+        }
+
+        // The honest round: member 2 starts it on its tick, and every member ends with the same
+        // checked record; the signature verifies with ed25519-dalek under the vault's key.
+        let commit = members[1]
+            .start_round(&engine, SystemTime::now(), 0)
+            .expect("member 2's turn");
+        deliver(&mut members, &engine, VecDeque::from([(2, None, commit)]));
+        let mut records = Vec::new();
+        for member in &members {
+            let status = member.status.lock().unwrap();
+            let (record, messages) = status.signed.get(&1).expect("signed at every member");
+            records.push(record.clone());
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&member.ed25519_key).unwrap();
+            let signature = ed25519_dalek::Signature::from_slice(&record.signatures[0]).unwrap();
+            key.verify_strict(&messages[0], &signature).unwrap();
+        }
+        assert!(records.windows(2).all(|w| w[0] == w[1]));
+        let stored = load_signed(&members[0].signed_path);
+        assert_eq!(stored, vec![records[0].clone()], "stored on disk");
+
+        // Asked again (a coordinator that lost the record): the signers refuse, as signed once,
+        // and that is not evidence; no second signature exists.
+        let before: Vec<usize> = members.iter().map(|m| evidence(m).len()).collect();
+        let mut again = Coordinator::<Ed25519>::new(78, authorization, None, None, &share).unwrap();
+        let mut requests = BTreeMap::new();
+        for m in 1..=4u16 {
+            let reply = members[usize::from(m) - 1]
+                .handle(&engine, 2, again.commit_request(), SystemTime::now())
+                .unwrap();
+            if let Some((_, Message::Commitments { slots, .. })) = reply.into_iter().next() {
+                if let Step::Send(out) = again.on_commitments(m, &slots).unwrap() {
+                    requests = out;
+                }
+            }
+        }
+        for (m, request) in requests {
+            let reply = members[usize::from(m) - 1]
+                .handle(&engine, 2, request, SystemTime::now())
+                .unwrap();
+            assert!(
+                matches!(reply.as_slice(), [(_, Message::Refused { .. })]),
+                "{reply:?}"
+            );
+        }
+        let after: Vec<usize> = members.iter().map(|m| evidence(m).len()).collect();
+        assert_eq!(before, after);
+
+        // A peer's record with a flipped signature is evidence, and changes nothing.
+        let mut bad = records[0].clone();
+        bad.signatures[0][3] ^= 1;
+        members[0].status.lock().unwrap().signed.clear();
+        let out = members[0]
+            .handle(&engine, 4, Message::Signed(bad), SystemTime::now())
+            .unwrap();
+        assert!(out.is_empty());
+        assert!(members[0].status.lock().unwrap().signed.is_empty());
+        assert!(evidence(&members[0])
+            .iter()
+            .any(|e| e.contains("signed withdrawal 1")));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

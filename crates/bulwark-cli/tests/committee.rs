@@ -542,6 +542,130 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
     every_log_verifies_and_all_agree(&live.committee, target);
 }
 
+/// Issue #14's refresh at a removal: the three honest nodes refresh the vault's shares among
+/// themselves at epoch 1 (same keys, new shares, the epoch-0 shares deleted), and a withdrawal
+/// after it is signed with the new shares under the unchanged Ed25519 key.
+fn the_vault_refreshes_without_node3_and_still_signs(
+    dir: &Path,
+    committee: &Path,
+    endpoint: impl Fn(u16) -> std::net::SocketAddr,
+) {
+    use std::time::{Duration, Instant};
+    let keys_of = |i: usize| -> serde_json::Value {
+        let path = committee.join(format!("node-{i}/vault/keys.json"));
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    };
+    let genesis_keys = keys_of(3);
+    assert_eq!(genesis_keys["epoch"], 0, "node 3 kept its epoch-0 record");
+    let waited = Instant::now();
+    while !(0..3).all(|i| keys_of(i)["epoch"] == 1) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(90),
+            "the honest nodes did not refresh the vault at epoch 1: {:?}; {}",
+            (0..3).map(keys_of).collect::<Vec<_>>(),
+            diagnosis(committee, &endpoint)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for i in 0..3 {
+        let keys = keys_of(i);
+        assert_eq!(keys["holders"].as_array().unwrap().len(), 3, "{keys}");
+        for field in ["bitcoin", "bitcoin_xonly", "ed25519", "threshold"] {
+            assert_eq!(
+                keys[field], genesis_keys[field],
+                "node {i}: the refresh kept the {field} key"
+            );
+        }
+        let vault = committee.join(format!("node-{i}/vault"));
+        for chain in ["bitcoin", "ed25519"] {
+            assert!(
+                vault.join(format!("{chain}.1.share")).exists(),
+                "node {i}: {chain} share of epoch 1"
+            );
+            assert!(
+                !vault.join(format!("{chain}.0.share")).exists(),
+                "node {i} deleted its {chain} share of epoch 0"
+            );
+        }
+    }
+    // Account 9 withdraws on the Ed25519 key through node 0; the three sign it.
+    let key_file = dir.join("account-9-refresh.key");
+    std::fs::write(&key_file, hex::encode(dev_key(9).to_bytes())).unwrap();
+    let destination = hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&[0x44; 32])
+            .verifying_key()
+            .to_bytes(),
+    );
+    let node0 = endpoint(0).to_string();
+    let (code, stdout, stderr) = run(&[
+        "client",
+        "--node",
+        &node0,
+        "withdraw",
+        "--account",
+        "9",
+        "--key",
+        key_file.to_str().unwrap(),
+        "--nonce",
+        "8000000",
+        "--amount",
+        "300000",
+        "--destination",
+        &destination,
+        "--chain",
+        "ed25519",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"accepted\":1"), "{stdout}");
+    let signed = |i: u16| -> Option<serde_json::Value> {
+        let node = endpoint(i).to_string();
+        let (_, stdout, _) = run(&[
+            "client",
+            "--node",
+            &node,
+            "withdrawals",
+            "--account",
+            "9",
+            "--json",
+        ]);
+        let answer: serde_json::Value = serde_json::from_str(stdout.trim()).ok()?;
+        answer["withdrawals"]
+            .as_array()?
+            .iter()
+            .find(|w| w["destination"] == destination.as_str() && w["state"] == "signed")
+            .cloned()
+    };
+    let waited = Instant::now();
+    while !(0..3).all(|i| signed(i).is_some()) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(90),
+            "the withdrawal after the refresh was not signed: {}",
+            diagnosis(committee, &endpoint)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let record = signed(0).unwrap();
+    let mut message = b"bulwark/vault/ed25519-withdrawal/v1".to_vec();
+    message.extend_from_slice(&record["id"].as_u64().unwrap().to_be_bytes());
+    message.extend_from_slice(&hex::decode(&destination).unwrap());
+    message.extend_from_slice(&300_000u64.to_be_bytes());
+    let group: [u8; 32] = hex::decode(genesis_keys["ed25519"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let signature: [u8; 64] = hex::decode(record["signatures"][0].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    ed25519_dalek::VerifyingKey::from_bytes(&group)
+        .unwrap()
+        .verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature))
+        .expect("the refreshed shares sign under the unchanged key");
+}
+
 /// Account 9 withdraws on both keys with `client withdraw`; the members sign each over the p2p
 /// (`client withdrawals` shows them signed at every node), and the signatures verify with the
 /// standard verifiers over messages this test computes itself: libsecp256k1 BIP340 over the
@@ -1031,6 +1155,7 @@ fn a_tampered_fourth_node_is_removed_three_keep_trading_and_it_comes_back_restor
     let port: u16 = base_port() + 400;
     let (committee, mut procs, at_epoch_1) = node3_tampered_and_removed(dir.path(), port, &[]);
     let endpoint = |i: u16| client_endpoint(port, i);
+    the_vault_refreshes_without_node3_and_still_signs(dir.path(), &committee, endpoint);
     let at_epoch_2 = node3_comes_back_restored(&committee, &mut procs, endpoint);
     assert!(at_epoch_2 > at_epoch_1);
     drop(procs);

@@ -203,6 +203,9 @@ pub enum ClientCommand {
     },
 }
 
+/// The smallest withdrawal, micros (0.01 USD): smaller ones are refused (`invalid_amount`).
+pub const WITHDRAWAL_MIN_MICROS: i64 = 10_000;
+
 /// Which of the vault's keys pays a withdrawal.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,

@@ -468,6 +468,11 @@ impl Engine {
         if !chain.valid_destination(&destination) {
             return Err(RejectReason::InvalidDestination);
         }
+        // Below this a payout is dust on the chain (and every withdrawal costs the vault a
+        // signing round and a ledger record).
+        if amount < crate::command::WITHDRAWAL_MIN_MICROS {
+            return Err(RejectReason::InvalidAmount);
+        }
         let amount = i128::from(amount);
         let acct = &self.state.accounts[&account];
         if self.holds_guarded(acct) {

@@ -11,8 +11,9 @@
 //! coordinator checks and combines the shares, checks the signature by the same rule as
 //! everyone ([`SignedWithdrawal::check`]), and sends the record to all ([`Message::Signed`]).
 //!
-//! A round that fails (a bad share, a refusal, silence) is not repaired: the coordinator starts
-//! another with a new round number, without the members that failed it, and fresh nonces.
+//! A round that fails (a bad share, a chosen signer's refusal, a chosen signer's silence) is not
+//! repaired: the coordinator starts another with a new round number, without the members that
+//! failed it, and fresh nonces.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,6 +45,9 @@ pub const COMMITMENT_BYTES_MAX: usize = 256;
 pub enum Message {
     /// Coordinator to all: commit `count` nonces for this withdrawal's round.
     Commit {
+        /// The shares' epoch the coordinator signs with (members with another epoch's shares
+        /// do not answer).
+        epoch: u64,
         /// Which key.
         chain: Chain,
         /// Which withdrawal.
@@ -106,6 +110,14 @@ pub enum Message {
         /// The ping's nonce.
         nonce: u64,
     },
+    /// A frame of the refresh into `epoch` among the members that stay (`kind ‖ chain ‖
+    /// payload`, the key generation's frames).
+    Refresh {
+        /// The epoch the new shares belong to.
+        epoch: u64,
+        /// The ceremony frame.
+        frame: Vec<u8>,
+    },
 }
 
 impl Message {
@@ -148,7 +160,9 @@ impl Message {
             } => (*chain, *withdrawal),
             Message::Sign { request, .. } => (request.chain, request.withdrawal),
             Message::Signed(record) => (record.chain, record.withdrawal),
-            Message::Ping { .. } | Message::Pong { .. } => (Chain::Bitcoin, 0),
+            Message::Ping { .. } | Message::Pong { .. } | Message::Refresh { .. } => {
+                (Chain::Bitcoin, 0)
+            }
         }
     }
 }
@@ -257,6 +271,7 @@ impl SignedWithdrawal {
 /// The coordinator's side of one signing round for one withdrawal.
 pub struct Coordinator<C: VaultSuite> {
     round: u64,
+    epoch: u64,
     authorization: Authorization,
     body: Option<BitcoinBody>,
     messages: Vec<Vec<u8>>,
@@ -286,6 +301,7 @@ impl<C: VaultSuite> Coordinator<C> {
     /// asks for what an honest member refuses.
     pub fn new(
         round: u64,
+        epoch: u64,
         authorization: Authorization,
         body: Option<BitcoinBody>,
         policy: Option<&BitcoinPolicy>,
@@ -300,6 +316,7 @@ impl<C: VaultSuite> Coordinator<C> {
         )?;
         Ok(Self {
             round,
+            epoch,
             authorization,
             body,
             messages,
@@ -320,6 +337,7 @@ impl<C: VaultSuite> Coordinator<C> {
     /// The first frame, to every member (itself included).
     pub fn commit_request(&self) -> Message {
         Message::Commit {
+            epoch: self.epoch,
             chain: C::CHAIN,
             withdrawal: self.authorization.withdrawal,
             round: self.round,
@@ -485,10 +503,30 @@ impl<C: VaultSuite> Coordinator<C> {
     }
 
     /// A signer's refusal: the round cannot finish with it.
-    pub fn on_refused(&mut self, from: Member) {
-        if self.holders.contains(&from) {
+    /// Returns whether it counts: only a chosen signer's refusal fails the round (anyone else's
+    /// is noise a Byzantine member could send to stall rounds).
+    pub fn on_refused(&mut self, from: Member) -> bool {
+        let chosen = self
+            .chosen
+            .as_ref()
+            .is_some_and(|(signers, _)| signers.contains(&from));
+        if chosen {
             self.failed.insert(from);
         }
+        chosen
+    }
+
+    /// The chosen signers whose shares have not come (at a timeout: they fail the round).
+    pub fn silent(&self) -> BTreeSet<Member> {
+        self.chosen
+            .as_ref()
+            .map_or_else(BTreeSet::new, |(signers, _)| {
+                signers
+                    .iter()
+                    .filter(|m| !self.shares.contains_key(m))
+                    .copied()
+                    .collect()
+            })
     }
 
     /// The record of the finished round.

@@ -58,6 +58,7 @@ fn answer<C: VaultSuite>(
             withdrawal,
             round,
             count,
+            ..
         } => {
             let slots = (0..u64::MAX)
                 .filter_map(|slot| {
@@ -122,7 +123,7 @@ fn run<C: VaultSuite>(
 ) -> Result<SignedWithdrawal, Vec<Member>> {
     let share = members[&coordinator_member].share.clone();
     let mut coordinator =
-        Coordinator::<C>::new(round, authorization, body, policy, &share).unwrap();
+        Coordinator::<C>::new(round, 0, authorization, body, policy, &share).unwrap();
     let commit = coordinator.commit_request().encode();
     let mut requests = BTreeMap::new();
     for (m, signer) in members.iter_mut() {
@@ -280,6 +281,7 @@ fn frames_are_bounded_and_garbage_is_a_typed_error() {
         Err(VaultError::Malformed(_))
     ));
     let mut frame = Message::Commit {
+        epoch: 0,
         chain: Chain::Bitcoin,
         withdrawal: 1,
         round: 2,

@@ -433,11 +433,22 @@ impl Handler for Endpoint {
         let keys = vault.keys.as_ref();
         let mut withdrawals = Vec::new();
         let mut next = None;
+        // A page fits a frame: at most this many bytes of signed transactions and signatures
+        // (hex), besides the count bound.
+        let mut budget = 256 * 1024usize;
         for (id, recorded) in engine.withdrawals_from(from) {
-            if withdrawals.len() == WITHDRAWALS_PER_ANSWER {
+            let size = vault.signed.get(&id).map_or(0, |(record, messages)| {
+                2 * (record.tx.as_ref().map_or(0, Vec::len)
+                    + 64 * record.signatures.len()
+                    + 32 * messages.len())
+            }) + 512;
+            if withdrawals.len() == WITHDRAWALS_PER_ANSWER
+                || (size > budget && !withdrawals.is_empty())
+            {
                 next = Some(id);
                 break;
             }
+            budget = budget.saturating_sub(size);
             let mut answer = WithdrawalAnswer {
                 id,
                 account: recorded.account.0,

@@ -56,10 +56,14 @@ pub struct VaultKeys {
     pub bitcoin_xonly: String,
     /// The Ed25519 group key, hex.
     pub ed25519: String,
+    /// The members holding shares of this epoch (absent in files written before refreshes ran:
+    /// every member 1 ..= `members`).
+    #[serde(default)]
+    pub holders: Vec<Member>,
 }
 
 /// The public record of an epoch's shares, derived from the shares themselves.
-fn record(
+pub(super) fn record(
     epoch: u64,
     bitcoin_share: &KeyShare<Taproot>,
     ed25519_share: &KeyShare<Ed25519>,
@@ -72,6 +76,7 @@ fn record(
         bitcoin: hex::encode(&bitcoin_key),
         bitcoin_xonly: hex::encode(&bitcoin_key[1..]),
         ed25519: hex::encode(ed25519_share.group_key()),
+        holders: bitcoin_share.holders().into_iter().collect(),
     }
 }
 
@@ -81,7 +86,11 @@ fn check_record(
     bitcoin_share: &KeyShare<Taproot>,
     ed25519_share: &KeyShare<Ed25519>,
 ) -> Result<(), String> {
-    let derived = record(keys.epoch, bitcoin_share, ed25519_share);
+    let mut derived = record(keys.epoch, bitcoin_share, ed25519_share);
+    if keys.holders.is_empty() && derived.holders == (1..=derived.members).collect::<Vec<_>>() {
+        // Written before the record named its holders: every member.
+        derived.holders.clear();
+    }
     if &derived != keys {
         return Err(format!(
             "does not match the shares it names (the shares say {derived:?})"
@@ -113,14 +122,57 @@ pub enum VaultKeysError {
     Network,
 }
 
-struct Run<C: VaultSuite> {
+/// One chain's ceremony with its transcript and the members' confirmations: the key generation
+/// here, and the refresh at an epoch change (`vault_signing`).
+pub(super) struct Run<C: VaultSuite> {
     ceremony: Ceremony<C>,
     round1: BTreeMap<Member, Vec<u8>>,
-    share: Option<KeyShare<C>>,
+    pub(super) share: Option<KeyShare<C>>,
     confirmations: BTreeMap<Member, Vec<u8>>,
 }
 
 impl<C: VaultSuite> Run<C> {
+    /// A refresh of `share` among `participants` (the members that stay): same group key, new
+    /// shares. Returns the run and this member's round-1 frame.
+    pub(super) fn start_refresh(
+        share: KeyShare<C>,
+        participants: &std::collections::BTreeSet<Member>,
+        seed: [u8; 32],
+    ) -> Result<(Self, Vec<u8>), VaultKeysError> {
+        let me = share.member();
+        let (ceremony, first) = Ceremony::<C>::refresh(share, participants, seed)
+            .map_err(|e| VaultKeysError::Ceremony(e.to_string()))?;
+        let mut round1 = BTreeMap::new();
+        round1.insert(me, first.clone());
+        Ok((
+            Self {
+                ceremony,
+                round1,
+                share: None,
+                confirmations: BTreeMap::new(),
+            },
+            frame(ROUND1, C::CHAIN, &first),
+        ))
+    }
+
+    /// Takes a peer's frame (`kind ‖ chain ‖ payload`, the chain already matched).
+    pub(super) fn take_frame(
+        &mut self,
+        from: Member,
+        frame_bytes: &[u8],
+        out: &mut Vec<(Option<Member>, Vec<u8>)>,
+    ) -> Result<(), VaultError> {
+        if frame_bytes.len() < 2 || !(ROUND1..=CONFIRM).contains(&frame_bytes[0]) {
+            return Err(VaultError::Malformed("vault ceremony frame"));
+        }
+        self.receive(from, frame_bytes[0], &frame_bytes[2..], out)
+    }
+
+    /// Whether every one of `count` participants confirmed this member's key and transcript.
+    pub(super) fn all_agreed(&self, me: Member, count: usize) -> Result<bool, VaultKeysError> {
+        self.agreed(me, u16::try_from(count).unwrap_or(u16::MAX))
+    }
+
     fn start(me: Member, n: u16, seed: [u8; 32]) -> Result<(Self, Vec<u8>), VaultKeysError> {
         let all = (1..=n).collect();
         let (ceremony, first) = Ceremony::<C>::dkg(me, &all, threshold(usize::from(n)), seed)
@@ -217,7 +269,7 @@ fn frame(kind: u8, chain: Chain, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-fn keys_path(data_dir: &Path) -> std::path::PathBuf {
+pub(super) fn keys_path(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("vault").join(KEYS_FILE)
 }
 
@@ -612,6 +664,7 @@ mod tests {
             bitcoin: "02".repeat(33),
             bitcoin_xonly: "02".repeat(32),
             ed25519: "03".repeat(32),
+            holders: vec![1, 2, 4],
         };
         let text = serde_json::to_string(&keys).unwrap();
         assert_eq!(serde_json::from_str::<VaultKeys>(&text).unwrap(), keys);

@@ -3,8 +3,9 @@
 //! round of two network round trips that one member coordinates.
 //!
 //! **Who coordinates.** For withdrawal `w`, recorded at venue time `r`, the coordinator at
-//! committed venue time `now` is member `(w + (now − r) / ROTATE_MS) mod n` + 1: one member at a
-//! time, the next one after [`ROTATE_MS`] without a signature. A member answers a commit request
+//! committed venue time `now` is holder `(w + (now − r) / ROTATE_MS) mod h` of the h members
+//! holding the current shares: one member at a time, the next one after [`ROTATE_MS`] without a
+//! signature. At each epoch change the members that stay refresh the shares first. A member answers a commit request
 //! only from the member whose turn it is by its own committed state (or the one before it).
 //! Withdrawals are taken in id order, one round at a time per node.
 //!
@@ -134,6 +135,9 @@ struct Key<C: VaultSuite> {
     /// Slots handed out in commitments and not spent yet, with when (a slot is handed out once
     /// per round so two rounds do not collide; it comes back after a while).
     handed: BTreeMap<u64, SystemTime>,
+    /// The slots handed to each coordinator's newest commit request: a coordinator's next
+    /// request returns them (one outstanding hand-out per coordinator).
+    handed_to: BTreeMap<Member, Vec<u64>>,
 }
 
 impl<C: VaultSuite> Key<C> {
@@ -155,6 +159,7 @@ impl<C: VaultSuite> Key<C> {
             share,
             group_key: group_key.to_vec(),
             handed: BTreeMap::new(),
+            handed_to: BTreeMap::new(),
         })
     }
 
@@ -172,7 +177,16 @@ impl<C: VaultSuite> Key<C> {
     }
 
     /// `count` unspent slots not handed out in the last few seconds, with their commitments.
-    fn hand_out(&mut self, count: usize, now: SystemTime) -> Option<Vec<(u64, Vec<u8>)>> {
+    fn hand_out(
+        &mut self,
+        count: usize,
+        now: SystemTime,
+        to: Member,
+    ) -> Option<Vec<(u64, Vec<u8>)>> {
+        // This coordinator's earlier request is over: its slots may be handed out again.
+        for slot in self.handed_to.remove(&to).unwrap_or_default() {
+            self.handed.remove(&slot);
+        }
         self.handed.retain(|slot, at| {
             self.book.commitments(*slot).is_some()
                 && now.duration_since(*at).unwrap_or(Duration::ZERO) < Duration::from_secs(30)
@@ -195,6 +209,8 @@ impl<C: VaultSuite> Key<C> {
         for (slot, _) in &out {
             self.handed.insert(*slot, now);
         }
+        self.handed_to
+            .insert(to, out.iter().map(|(slot, _)| *slot).collect());
         Some(out)
     }
 
@@ -245,6 +261,20 @@ impl<C: VaultSuite> Key<C> {
                 reason,
             }))
     }
+}
+
+/// Ceremony frames sent: (recipient, `None` for every participant; frame).
+type Outbox = Vec<(Option<Member>, Vec<u8>)>;
+
+/// A refresh into `epoch` among `participants` (both keys at once).
+struct Refreshing {
+    epoch: u64,
+    participants: BTreeSet<Member>,
+    bitcoin: super::vault_keys::Run<Taproot>,
+    ed25519: super::vault_keys::Run<Ed25519>,
+    /// Every frame sent so far (resent each second until all participants confirmed).
+    sent: Outbox,
+    last_sent: SystemTime,
 }
 
 /// A round this node coordinates.
@@ -316,16 +346,17 @@ impl DevWallet {
                 }
             }
         }
-        self.deposits
+        // Change first (signed withdrawals in id order), then deposits in chain order: a deposit
+        // credited later lands at the end, so a retry takes the same leading outputs.
+        change
             .iter()
-            .filter(|u| {
+            .chain(self.deposits.iter().filter(|u| {
                 engine.deposit_credited(&(
                     Chain::Bitcoin.code(),
                     u.outpoint.txid.to_byte_array(),
                     u.outpoint.vout,
                 ))
-            })
-            .chain(change.iter())
+            }))
             .filter(|u| !spent.contains(&u.outpoint))
             .copied()
             .collect()
@@ -359,6 +390,19 @@ struct Signer {
     budget: BTreeMap<Member, (u64, u32)>,
     /// Pings in flight: nonce → (peer, when sent). At most one per peer.
     pings: BTreeMap<u64, (Member, SystemTime)>,
+    /// The public record of the shares held (`keys.json`).
+    keys: VaultKeys,
+    /// Where `keys.json` lives.
+    keys_path: PathBuf,
+    /// The refresh into a new epoch, while it runs.
+    refresh: Option<Refreshing>,
+    /// The last refresh this member finished: its epoch and every frame it sent (answered again
+    /// to a member that is still in it, at most once a second each).
+    finished: Option<(u64, Outbox)>,
+    answered: BTreeMap<Member, SystemTime>,
+    /// This member's shares are void: it left the committee (the others refreshed without
+    /// it), or a refresh failed. It signs nothing until restored.
+    void: bool,
     said_no_wallet: bool,
 }
 
@@ -374,10 +418,25 @@ impl Signer {
         self.participants.len() as u64
     }
 
-    /// Whose turn it is to coordinate withdrawal `id` at `engine`'s time.
+    /// The members holding shares of the current epoch, in order.
+    fn holders(&self) -> Vec<Member> {
+        if self.keys.holders.is_empty() {
+            (1..=self.keys.members).collect()
+        } else {
+            self.keys.holders.clone()
+        }
+    }
+
+    /// Whose turn it is to coordinate withdrawal `id` at `engine`'s time: the holders of the
+    /// current shares take turns (a removed member never coordinates).
     fn coordinator(&self, id: u64, requested_ms: u64, now_ms: u64) -> Member {
         let turn = now_ms.saturating_sub(requested_ms) / ROTATE_MS;
-        (id.wrapping_add(turn) % self.n()) as Member + 1
+        let holders = self.holders();
+        let count = holders.len().max(1) as u64;
+        holders
+            .get((id.wrapping_add(turn) % count) as usize)
+            .copied()
+            .unwrap_or(1)
     }
 
     /// Whether `from` coordinates withdrawal `id` now by this node's committed state, or did
@@ -398,18 +457,21 @@ impl Signer {
     }
 
     fn record_evidence(&self, from: Member, detail: String) {
-        if let Some(peer) = self.participants.get(usize::from(from) - 1) {
+        if let Some(peer) = self.participants.get(usize::from(from).wrapping_sub(1)) {
             self.evidence.record(Kind::VaultRequest, peer, 0, detail);
         }
     }
 
     fn persist_signed(&self) {
-        let status = self
-            .status
-            .lock()
-            .expect("the vault status lock must not be poisoned");
-        let records: Vec<&SignedWithdrawal> = status.signed.values().map(|(r, _)| r).collect();
-        let json = serde_json::to_vec(&records).expect("records serialize");
+        let json = {
+            let status = self
+                .status
+                .lock()
+                .expect("the vault status lock must not be poisoned");
+            let records: Vec<&SignedWithdrawal> = status.signed.values().map(|(r, _)| r).collect();
+            serde_json::to_vec(&records).expect("records serialize")
+        };
+        // Written after the lock is released: the endpoint does not wait for the sync.
         if let Err(error) = bulwark_vaultstore::files::write_private(&self.signed_path, &json) {
             warn!(%error, "could not store the signed withdrawals");
         }
@@ -429,7 +491,10 @@ impl Signer {
             return Ok(true);
         }
         let Some(authorization) = Self::authorization(engine, id) else {
-            if self.unchecked.len() < 1_024 {
+            // Kept for when this ledger records it: only a few ids ahead of what it recorded
+            // (a record for an id the ledger never reaches would stay forever).
+            let window = engine.withdrawals_recorded() as u64 + 256;
+            if self.unchecked.len() < 1_024 && id <= window {
                 self.unchecked.insert(id, record);
             }
             return Ok(false);
@@ -471,14 +536,35 @@ impl Signer {
         let mut out = Vec::new();
         match message {
             Message::Commit {
+                epoch,
                 chain,
                 withdrawal,
                 round,
                 count,
             } => {
+                // Shares of another epoch (a refresh this member has not finished, or one it
+                // was left out of) make no share that combines: no commitments.
+                if epoch != self.epoch || self.refresh.is_some() || self.void {
+                    return Ok(out);
+                }
                 // Not the coordinator, or a withdrawal this ledger does not show (yet): no
                 // commitments (they would only be spent on a round nobody may finish).
                 if !self.may_coordinate(engine, from, withdrawal) {
+                    return Ok(out);
+                }
+                // Signed already: the coordinator missed the record; it gets the record, not
+                // nonces. A request for another chain than the ledger's gets nothing.
+                if let Some((record, _)) = self
+                    .status
+                    .lock()
+                    .expect("the vault status lock must not be poisoned")
+                    .signed
+                    .get(&withdrawal)
+                {
+                    out.push((Some(from), Message::Signed(record.clone())));
+                    return Ok(out);
+                }
+                if Self::authorization(engine, withdrawal).is_none_or(|a| a.chain != chain) {
                     return Ok(out);
                 }
                 if usize::from(count) > taproot::INPUTS_MAX || count == 0 {
@@ -488,11 +574,11 @@ impl Signer {
                 let slots = match chain {
                     Chain::Bitcoin => {
                         self.bitcoin.top_up(&mut self.files, self.epoch)?;
-                        self.bitcoin.hand_out(usize::from(count), now)
+                        self.bitcoin.hand_out(usize::from(count), now, from)
                     }
                     Chain::Ed25519 => {
                         self.ed25519.top_up(&mut self.files, self.epoch)?;
-                        self.ed25519.hand_out(usize::from(count), now)
+                        self.ed25519.hand_out(usize::from(count), now, from)
                     }
                 };
                 if let Some(slots) = slots {
@@ -634,7 +720,9 @@ impl Signer {
                             format!("signature share for withdrawal {withdrawal}: {error}"),
                         );
                     }
-                    self.failed.entry(withdrawal).or_default().extend(failed);
+                    if self.failed.len() < 1_024 || self.failed.contains_key(&withdrawal) {
+                        self.failed.entry(withdrawal).or_default().extend(failed);
+                    }
                     self.running = None;
                 }
                 if let Some(record) = record {
@@ -678,19 +766,15 @@ impl Signer {
                     return Ok(out);
                 }
                 let matches = match &mut running.round {
-                    Active::Bitcoin(c) if c.round() == round => {
-                        c.on_refused(from);
-                        true
-                    }
-                    Active::Ed25519(c) if c.round() == round => {
-                        c.on_refused(from);
-                        true
-                    }
+                    Active::Bitcoin(c) if c.round() == round => c.on_refused(from),
+                    Active::Ed25519(c) if c.round() == round => c.on_refused(from),
                     _ => false,
                 };
                 if matches {
                     info!(withdrawal, member = from, %reason, "a signer refused; the next round leaves it out");
-                    self.failed.entry(withdrawal).or_default().insert(from);
+                    if self.failed.len() < 1_024 || self.failed.contains_key(&withdrawal) {
+                        self.failed.entry(withdrawal).or_default().insert(from);
+                    }
                     self.running = None;
                 }
             }
@@ -701,6 +785,9 @@ impl Signer {
                 }
             }
             Message::Ping { nonce } => out.push((Some(from), Message::Pong { nonce })),
+            Message::Refresh { epoch, frame } => {
+                out.extend(self.refresh_frame(from, epoch, &frame, now)?);
+            }
             Message::Pong { nonce } => {
                 if let Some((peer, sent)) = self.pings.remove(&nonce) {
                     if peer == from {
@@ -725,7 +812,267 @@ impl Signer {
     }
 
     /// Starts a round if it is this member's turn for the lowest unsigned withdrawal.
+    /// Starts the refresh when the committed committee moved to an epoch after the shares'
+    /// (the members that stay: this epoch's members that hold the current shares), resends its
+    /// frames each second, and stores the new shares once every participant confirmed the same
+    /// keys and transcript. Returns frames to send.
+    fn tick_refresh(
+        &mut self,
+        engine: &Engine,
+        now: SystemTime,
+    ) -> Result<Vec<(Option<Member>, Message)>, SigningError> {
+        let mut out = Vec::new();
+        let Some(membership) = engine.membership() else {
+            return Ok(out);
+        };
+        let epoch = membership.epoch();
+        if self.void || epoch <= self.epoch {
+            return Ok(out);
+        }
+        if self.refresh.as_ref().is_some_and(|r| r.epoch == epoch) {
+            let refresh = self.refresh.as_mut().expect("checked");
+            if now
+                .duration_since(refresh.last_sent)
+                .unwrap_or(Duration::ZERO)
+                >= Duration::from_secs(1)
+            {
+                refresh.last_sent = now;
+                out.extend(refresh.sent.iter().map(|(to, frame)| {
+                    (
+                        *to,
+                        Message::Refresh {
+                            epoch,
+                            frame: frame.clone(),
+                        },
+                    )
+                }));
+            }
+            return Ok(out);
+        }
+        // A new epoch (or a later one while a refresh ran: start over into the newest).
+        let committee: BTreeSet<Member> = membership
+            .members()
+            .iter()
+            .filter_map(|key| {
+                self.participants
+                    .iter()
+                    .position(|p| p.as_ref() == key.as_slice())
+                    .map(|i| (i + 1) as Member)
+            })
+            .collect();
+        let holders: BTreeSet<Member> = self.holders().into_iter().collect();
+        if !committee.contains(&self.me) {
+            warn!(epoch, "this member left the committee: its vault shares are void once the others refresh; it signs nothing");
+            self.void = true;
+            self.running = None;
+            return Ok(out);
+        }
+        let participants: BTreeSet<Member> = holders.intersection(&committee).copied().collect();
+        if participants.len() < usize::from(self.bitcoin.share.threshold()) {
+            warn!(epoch, staying = participants.len(), "fewer members that hold vault shares stay than the threshold: the vault cannot refresh and signs nothing (repair for new members is not built)");
+            self.void = true;
+            return Ok(out);
+        }
+        let store = |e: bulwark_vaultstore::StoreError| SigningError::Store(e.to_string());
+        let mut seed = |chain: Chain| -> Result<[u8; 32], SigningError> {
+            if let Some(seed) = self.files.dkg_seed(chain, epoch).map_err(store)? {
+                return Ok(seed);
+            }
+            let seed: [u8; 32] = rand::random();
+            self.files
+                .put_dkg_seed(chain, epoch, &seed)
+                .map_err(store)?;
+            Ok(seed)
+        };
+        let (bitcoin_seed, ed25519_seed) = (seed(Chain::Bitcoin)?, seed(Chain::Ed25519)?);
+        let ceremony = |e: super::vault_keys::VaultKeysError| SigningError::Store(e.to_string());
+        let (bitcoin, first_bitcoin) = super::vault_keys::Run::<Taproot>::start_refresh(
+            self.bitcoin.share.clone(),
+            &participants,
+            bitcoin_seed,
+        )
+        .map_err(ceremony)?;
+        let (ed25519, first_ed25519) = super::vault_keys::Run::<Ed25519>::start_refresh(
+            self.ed25519.share.clone(),
+            &participants,
+            ed25519_seed,
+        )
+        .map_err(ceremony)?;
+        info!(epoch, participants = ?participants, "refreshing the vault's shares among the members that stay (signing pauses)");
+        self.running = None;
+        let sent = vec![(None, first_bitcoin), (None, first_ed25519)];
+        out.extend(sent.iter().map(|(to, frame)| {
+            (
+                *to,
+                Message::Refresh {
+                    epoch,
+                    frame: frame.clone(),
+                },
+            )
+        }));
+        self.refresh = Some(Refreshing {
+            epoch,
+            participants,
+            bitcoin,
+            ed25519,
+            sent,
+            last_sent: now,
+        });
+        Ok(out)
+    }
+
+    /// A peer's refresh frame.
+    fn refresh_frame(
+        &mut self,
+        from: Member,
+        epoch: u64,
+        frame: &[u8],
+        now: SystemTime,
+    ) -> Result<Vec<(Option<Member>, Message)>, SigningError> {
+        let mut out = Vec::new();
+        // A member still in a refresh this member finished: everything again, once a second.
+        if let Some((done, sent)) = &self.finished {
+            if *done == epoch {
+                let due = self.answered.get(&from).is_none_or(|at| {
+                    now.duration_since(*at).unwrap_or(Duration::ZERO) >= Duration::from_secs(1)
+                });
+                if due {
+                    self.answered.insert(from, now);
+                    out.extend(
+                        sent.iter()
+                            .filter(|(to, _)| to.is_none() || *to == Some(from))
+                            .map(|(_, frame)| {
+                                (
+                                    Some(from),
+                                    Message::Refresh {
+                                        epoch,
+                                        frame: frame.clone(),
+                                    },
+                                )
+                            }),
+                    );
+                }
+                return Ok(out);
+            }
+        }
+        let Some(refresh) = self.refresh.as_mut().filter(|r| r.epoch == epoch) else {
+            return Ok(out);
+        };
+        if !refresh.participants.contains(&from) || frame.len() < 2 {
+            return Ok(out);
+        }
+        let mut produced = Vec::new();
+        let result = match frame[1] {
+            1 => refresh.bitcoin.take_frame(from, frame, &mut produced),
+            2 => refresh.ed25519.take_frame(from, frame, &mut produced),
+            _ => Err(bulwark_vault::VaultError::Malformed(
+                "refresh frame (chain)",
+            )),
+        };
+        match result {
+            Ok(()) => {}
+            Err(bulwark_vault::VaultError::OutOfOrder { .. }) => {}
+            Err(
+                error @ (bulwark_vault::VaultError::Conflicting { .. }
+                | bulwark_vault::VaultError::Crypto(_)),
+            ) => {
+                warn!(epoch, member = from, %error, "the vault refresh failed: this member signs nothing until the refresh is run again");
+                self.record_evidence(from, format!("vault refresh into epoch {epoch}: {error}"));
+                self.refresh = None;
+                self.void = true;
+                return Ok(out);
+            }
+            Err(error) => {
+                self.record_evidence(from, format!("vault refresh frame: {error}"));
+                return Ok(out);
+            }
+        }
+        for (to, bytes) in produced {
+            out.push((
+                to,
+                Message::Refresh {
+                    epoch,
+                    frame: bytes.clone(),
+                },
+            ));
+            refresh.sent.push((to, bytes));
+        }
+        let count = refresh.participants.len();
+        let agreed = refresh
+            .bitcoin
+            .all_agreed(self.me, count)
+            .and_then(|b| refresh.ed25519.all_agreed(self.me, count).map(|e| b && e));
+        match agreed {
+            Ok(true) => self.finish_refresh()?,
+            Ok(false) => {}
+            Err(error) => {
+                warn!(epoch, %error, "the vault refresh failed: this member signs nothing until the refresh is run again");
+                self.refresh = None;
+                self.void = true;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores the refreshed shares (sealed), the record, fresh nonce books; deletes the old
+    /// shares and nonces.
+    fn finish_refresh(&mut self) -> Result<(), SigningError> {
+        let mut refresh = self.refresh.take().expect("a refresh ran");
+        let store = |e: bulwark_vaultstore::StoreError| SigningError::Store(e.to_string());
+        let epoch = refresh.epoch;
+        let bitcoin = refresh
+            .bitcoin
+            .share
+            .take()
+            .expect("agreed: the share exists");
+        let ed25519 = refresh
+            .ed25519
+            .share
+            .take()
+            .expect("agreed: the share exists");
+        if bitcoin.group_key() != self.bitcoin.group_key
+            || ed25519.group_key() != self.ed25519.group_key
+        {
+            return Err(SigningError::Store(
+                "a refresh changed the group key".into(),
+            ));
+        }
+        self.files.put_share(epoch, &bitcoin).map_err(store)?;
+        self.files.put_share(epoch, &ed25519).map_err(store)?;
+        let keys = super::vault_keys::record(epoch, &bitcoin, &ed25519);
+        let json = serde_json::to_vec_pretty(&keys).expect("the vault's keys must serialize");
+        bulwark_vaultstore::files::write_private(&self.keys_path, &json).map_err(store)?;
+        let mut bitcoin_key =
+            Key::<Taproot>::open(&mut self.files, epoch, &self.bitcoin.group_key)?;
+        let mut ed25519_key =
+            Key::<Ed25519>::open(&mut self.files, epoch, &self.ed25519.group_key)?;
+        bitcoin_key.top_up(&mut self.files, epoch)?;
+        ed25519_key.top_up(&mut self.files, epoch)?;
+        self.bitcoin = bitcoin_key;
+        self.ed25519 = ed25519_key;
+        for chain in Chain::ALL {
+            self.files.prune_before(chain, epoch).map_err(store)?;
+            self.files.forget_dkg_seed(chain, epoch).map_err(store)?;
+        }
+        info!(epoch, holders = ?keys.holders, "vault shares refreshed: same keys, new shares; the old ones are deleted");
+        self.epoch = epoch;
+        self.keys = keys.clone();
+        self.status
+            .lock()
+            .expect("the vault status lock must not be poisoned")
+            .keys = Some(keys);
+        self.finished = Some((epoch, std::mem::take(&mut refresh.sent)));
+        self.answered.clear();
+        Ok(())
+    }
+
     fn start_round(&mut self, engine: &Engine, now: SystemTime, venue_ms: u64) -> Option<Message> {
+        if self.void
+            || self.refresh.is_some()
+            || engine.membership().is_some_and(|m| m.epoch() != self.epoch)
+        {
+            return None;
+        }
         if let Some(running) = &self.running {
             if now
                 .duration_since(running.started)
@@ -734,10 +1081,22 @@ impl Signer {
             {
                 return None;
             }
+            // The chosen signers that did not answer fail this withdrawal's rounds here.
+            let silent = match &running.round {
+                Active::Bitcoin(c) => c.silent(),
+                Active::Ed25519(c) => c.silent(),
+            };
             info!(
                 withdrawal = running.withdrawal,
-                "signing round timed out; starting another with fresh nonces"
+                ?silent,
+                "signing round timed out; starting another with fresh nonces, without the silent signers"
             );
+            let withdrawal = running.withdrawal;
+            if !silent.is_empty()
+                && (self.failed.len() < 1_024 || self.failed.contains_key(&withdrawal))
+            {
+                self.failed.entry(withdrawal).or_default().extend(silent);
+            }
             self.running = None;
         }
         // Re-check records that arrived before their withdrawal was committed here.
@@ -775,12 +1134,21 @@ impl Signer {
                     }
                     continue;
                 }
+                let bitcoin = recorded.chain == bulwark_engine::PayoutChain::Bitcoin;
+                if bitcoin && bitcoin_seen {
+                    continue;
+                }
                 pending += 1;
                 if pending > 64 {
                     break;
                 }
-                let bitcoin = recorded.chain == bulwark_engine::PayoutChain::Bitcoin;
-                if bitcoin && bitcoin_seen {
+                // Members that failed this withdrawal's rounds here are left out: with fewer
+                // than t left this member cannot finish it (the next coordinator may).
+                let left_out = self.failed.get(&id).map_or(0, BTreeSet::len);
+                if self.holders().len().saturating_sub(left_out)
+                    < usize::from(self.bitcoin.share.threshold())
+                {
+                    bitcoin_seen |= bitcoin;
                     continue;
                 }
                 bitcoin_seen |= bitcoin;
@@ -796,9 +1164,16 @@ impl Signer {
         self.next_round += 1;
         let active = match authorization.chain {
             Chain::Ed25519 => Active::Ed25519(
-                Coordinator::new(round, authorization, None, None, &self.ed25519.share)
-                    .map_err(|refusal| warn!(withdrawal = id, %refusal, "cannot coordinate"))
-                    .ok()?,
+                Coordinator::new(
+                    round,
+                    self.epoch,
+                    authorization,
+                    None,
+                    None,
+                    &self.ed25519.share,
+                )
+                .map_err(|refusal| warn!(withdrawal = id, %refusal, "cannot coordinate"))
+                .ok()?,
             ),
             Chain::Bitcoin => {
                 let Some(wallet) = self.wallet.as_ref() else {
@@ -828,6 +1203,7 @@ impl Signer {
                 Active::Bitcoin(
                     Coordinator::new(
                         round,
+                        self.epoch,
                         authorization,
                         Some(body),
                         Some(&self.policy),
@@ -989,9 +1365,10 @@ where
         ed25519,
         ed25519_key,
         policy: BitcoinPolicy {
-            vault_key: bitcoin_key[1..33]
-                .try_into()
-                .map_err(|_| bad("bitcoin key length"))?,
+            vault_key: bitcoin_key
+                .get(1..33)
+                .and_then(|k| k.try_into().ok())
+                .ok_or_else(|| bad("bitcoin key length"))?,
             fee_min_sats: FEE_MIN_SATS,
             fee_rate_min_sat_vb: FEE_RATE_MIN_SAT_VB,
             fee_max_sats: FEE_MAX_SATS,
@@ -1007,6 +1384,12 @@ where
         scan_from: 1,
         budget: BTreeMap::new(),
         pings: BTreeMap::new(),
+        keys: setup.keys.clone(),
+        keys_path: super::vault_keys::keys_path(&setup.data_dir),
+        refresh: None,
+        finished: None,
+        answered: BTreeMap::new(),
+        void: false,
         said_no_wallet: false,
     };
     signer.bitcoin.top_up(&mut signer.files, epoch)?;
@@ -1032,6 +1415,16 @@ where
                     }
                 }
                 let engine = view.lock().expect("the view lock must not be poisoned").clone();
+                for (to, message) in signer.tick_refresh(&engine, SystemTime::now())? {
+                    let recipients = match to {
+                        None => Recipients::All,
+                        Some(to) => match signer.participants.get(usize::from(to).wrapping_sub(1)) {
+                            Some(peer) => Recipients::One(peer.clone()),
+                            None => continue,
+                        },
+                    };
+                    sender.send(recipients, IoBuf::from(message.encode()), false);
+                }
                 let now = context.current();
                 let venue_ms = now
                     .duration_since(std::time::UNIX_EPOCH)
@@ -1069,7 +1462,7 @@ where
             }
             let out = match to {
                 Some(to) if to != me => {
-                    if let Some(peer) = signer.participants.get(usize::from(to) - 1) {
+                    if let Some(peer) = signer.participants.get(usize::from(to).wrapping_sub(1)) {
                         sender.send(
                             Recipients::One(peer.clone()),
                             IoBuf::from(message.encode()),
@@ -1094,7 +1487,8 @@ where
                         sender.send(Recipients::All, IoBuf::from(message.encode()), false);
                     }
                     Some(to) if to != me => {
-                        if let Some(peer) = signer.participants.get(usize::from(to) - 1) {
+                        if let Some(peer) = signer.participants.get(usize::from(to).wrapping_sub(1))
+                        {
                             sender.send(
                                 Recipients::One(peer.clone()),
                                 IoBuf::from(message.encode()),
@@ -1119,7 +1513,7 @@ mod tests {
     use bulwark_vaultstore::keystore::KeystoreSealer;
     use commonware_cryptography::Signer as _;
 
-    /// An engine that recorded one Ed25519 withdrawal (id 1) of 5 000 micros by account 1.
+    /// An engine that recorded one Ed25519 withdrawal (id 1) of 50 000 micros by account 1.
     fn ledger(destination: [u8; 32]) -> Engine {
         let mut engine = Engine::new(EngineConfig::default());
         let batch = vec![
@@ -1139,7 +1533,7 @@ mod tests {
                 account: AccountId(1),
                 nonce: 1,
                 command: ClientCommand::Withdraw {
-                    amount: 5_000,
+                    amount: 50_000,
                     destination,
                     chain: PayoutChain::Ed25519,
                 },
@@ -1201,6 +1595,12 @@ mod tests {
                     scan_from: 1,
                     budget: BTreeMap::new(),
                     pings: BTreeMap::new(),
+                    keys: super::super::vault_keys::record(0, &bitcoin[&m], &ed25519[&m]),
+                    keys_path: data.join("keys.json"),
+                    refresh: None,
+                    finished: None,
+                    answered: BTreeMap::new(),
+                    void: false,
                     said_no_wallet: false,
                 }
             })
@@ -1258,6 +1658,7 @@ mod tests {
 
         // Member 3 is not the coordinator: its commit request gets no commitments.
         let stranger = Message::Commit {
+            epoch: 0,
             chain: Chain::Ed25519,
             withdrawal: 1,
             round: 9,
@@ -1275,7 +1676,8 @@ mod tests {
             ..authorization
         };
         let share = members[1].ed25519.share.clone();
-        let mut coordinator = Coordinator::<Ed25519>::new(77, forged, None, None, &share).unwrap();
+        let mut coordinator =
+            Coordinator::<Ed25519>::new(77, 0, forged, None, None, &share).unwrap();
         let mut requests = BTreeMap::new();
         for m in 1..=4u16 {
             let reply = members[usize::from(m) - 1]
@@ -1324,7 +1726,8 @@ mod tests {
         // Asked again (a coordinator that lost the record): the signers refuse, as signed once,
         // and that is not evidence; no second signature exists.
         let before: Vec<usize> = members.iter().map(|m| evidence(m).len()).collect();
-        let mut again = Coordinator::<Ed25519>::new(78, authorization, None, None, &share).unwrap();
+        let mut again =
+            Coordinator::<Ed25519>::new(78, 0, authorization, None, None, &share).unwrap();
         let mut requests = BTreeMap::new();
         for m in 1..=4u16 {
             let reply = members[usize::from(m) - 1]

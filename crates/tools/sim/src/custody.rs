@@ -4,9 +4,10 @@
 //! The ledger is the real engine: clients' `withdraw` commands execute, and each
 //! `WithdrawalRequested` event is the authorization a finalized block carries. The members hold
 //! FROST shares from a seeded key generation (`bulwark_vault::keygen::local`), their own nonce
-//! books and watermarks, and answer only through `bulwark_vault::release::prepare`. The vault's
-//! signing over the p2p is not built yet, so requests are handed over in-process and no blocks
-//! are finalized here (`height_progress` is null). Every signature the attacker obtains is
+//! books and watermarks, and answer only through `bulwark_vault::release::prepare`. Requests are
+//! handed over in-process and no blocks are finalized here (`height_progress` is null); the
+//! signing between node processes (`bulwark-node`'s `vault_signing`) is tested by the process
+//! tests. Every signature the attacker obtains is
 //! checked with libsecp256k1 (BIP340 under the vault's output key), not with FROST.
 //!
 //! Units: the simulated chain pays the withdrawal's micros as sats, one to one.

@@ -218,11 +218,26 @@ fn up_trades_on_four_processes_and_verify_checks_the_log() {
     // certified by n - f of them, checked by every replica (and by verify below).
     let credited: u64 = stderr
         .lines()
-        .filter_map(|line| line.strip_suffix(" chain deposits credited"))
-        .filter_map(|head| head.rsplit(' ').next()?.parse().ok())
+        .filter_map(|line| line.split_once(" chain deposits credited"))
+        .filter_map(|(head, _)| head.rsplit(' ').next()?.parse().ok())
         .next_back()
         .unwrap_or(0);
     assert!(credited > 0, "{stderr}");
+    // The load generator's withdrawals were signed by the vault between the processes.
+    let signed: u64 = stderr
+        .lines()
+        .filter_map(|line| line.split_once(" withdrawals signed by the vault"))
+        .filter_map(|(head, _)| {
+            head.split(';')
+                .next_back()?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .next_back()
+        .unwrap_or(0);
+    assert!(signed > 0, "{stderr}");
     let node_log = std::fs::read_to_string(node.join("node.log")).unwrap();
     assert!(
         node_log.contains("DEVELOPMENT simulated chain"),

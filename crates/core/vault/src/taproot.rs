@@ -60,6 +60,10 @@ pub enum TxRefusal {
     /// An output pays someone else.
     #[error("output {0} pays neither the destination nor the vault")]
     Stranger(usize),
+    /// An output is below the dust limit ([`DUST_SATS`]): the chain's nodes would not relay
+    /// the transaction (and a dust change output would hold every later withdrawal).
+    #[error("output {0} is below the dust limit of {DUST_SATS} sats")]
+    Dust(usize),
     /// The inputs do not cover the outputs and the smallest fee, or leave more than the
     /// largest.
     #[error("fee {fee_sats} sats is not within {min_sats} ..= {max_sats}")]
@@ -234,6 +238,13 @@ pub fn check(
         .position(|out| !pays(out) && &out.script_pubkey != vault)
     {
         return Err(TxRefusal::Stranger(i));
+    }
+    if let Some(i) = tx
+        .output
+        .iter()
+        .position(|out| out.value.to_sat() < DUST_SATS)
+    {
+        return Err(TxRefusal::Dust(i));
     }
     let inputs: i128 = prevouts.iter().map(|p| i128::from(p.value.to_sat())).sum();
     let outputs: i128 = tx.output.iter().map(|o| i128::from(o.value.to_sat())).sum();

@@ -575,7 +575,10 @@ fn a_withdrawal_is_signed_once_and_only_as_authorized() {
     stranger.output[1].script_pubkey = taproot::destination_script(&secp_xonly(0x44)).expect("key");
     let mut burn = w.tx.clone();
     burn.output.truncate(1);
-    for (tx, expected) in [(stranger, "stranger"), (burn, "fee")] {
+    // Or leaves change below dust (the chain would not relay it).
+    let mut dust = w.tx.clone();
+    dust.output[1].value = bitcoin::Amount::from_sat(taproot::DUST_SATS - 1);
+    for (tx, expected) in [(stranger, "stranger"), (burn, "fee"), (dust, "dust")] {
         let mut req = base.clone();
         req.bitcoin = Some(BitcoinBody {
             tx: bitcoin::consensus::serialize(&tx),
@@ -588,6 +591,7 @@ fn a_withdrawal_is_signed_once_and_only_as_authorized() {
         };
         match expected {
             "stranger" => assert_eq!(reason, TxRefusal::Stranger(1)),
+            "dust" => assert_eq!(reason, TxRefusal::Dust(1)),
             _ => assert!(matches!(reason, TxRefusal::Fee { .. }), "{reason:?}"),
         }
     }

@@ -83,6 +83,9 @@ pub const FEE_RATE_MIN_SAT_VB: u64 = 2;
 /// Largest fee, sats.
 pub const FEE_MAX_SATS: u64 = 100_000;
 
+/// Evidence records per peer per second, at most.
+const EVIDENCE_PER_PEER_S: u32 = 2;
+
 /// Frames a peer may send per second on this channel before they are dropped unread.
 const PEER_FRAMES_PER_S: u32 = 200;
 
@@ -390,6 +393,8 @@ struct Signer {
     budget: BTreeMap<Member, (u64, u32)>,
     /// Pings in flight: nonce → (peer, when sent). At most one per peer.
     pings: BTreeMap<u64, (Member, SystemTime)>,
+    /// Evidence recorded per peer in the current second.
+    evidence_budget: Mutex<BTreeMap<Member, (u64, u32)>>,
     /// The public record of the shares held (`keys.json`).
     keys: VaultKeys,
     /// Where `keys.json` lives.
@@ -456,7 +461,27 @@ impl Signer {
             .and_then(|w| round::authorization(id, w, UNITS_PER_MICRO))
     }
 
+    /// Records `vault_request` evidence against `from`, at most [`EVIDENCE_PER_PEER_S`] a
+    /// second each (a member sending garbage as fast as it may would otherwise push every other
+    /// kind out of the shared, bounded evidence record).
     fn record_evidence(&self, from: Member, detail: String) {
+        let now_s = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        {
+            let mut recent = self
+                .evidence_budget
+                .lock()
+                .expect("the evidence budget lock must not be poisoned");
+            let entry = recent.entry(from).or_insert((now_s, 0));
+            if entry.0 != now_s {
+                *entry = (now_s, 0);
+            }
+            if entry.1 >= EVIDENCE_PER_PEER_S {
+                return;
+            }
+            entry.1 += 1;
+        }
         if let Some(peer) = self.participants.get(usize::from(from).wrapping_sub(1)) {
             self.evidence.record(Kind::VaultRequest, peer, 0, detail);
         }
@@ -1384,6 +1409,7 @@ where
         scan_from: 1,
         budget: BTreeMap::new(),
         pings: BTreeMap::new(),
+        evidence_budget: Mutex::default(),
         keys: setup.keys.clone(),
         keys_path: super::vault_keys::keys_path(&setup.data_dir),
         refresh: None,
@@ -1515,6 +1541,10 @@ mod tests {
 
     /// An engine that recorded one Ed25519 withdrawal (id 1) of 50 000 micros by account 1.
     fn ledger(destination: [u8; 32]) -> Engine {
+        ledger_on(destination, PayoutChain::Ed25519)
+    }
+
+    fn ledger_on(destination: [u8; 32], chain: PayoutChain) -> Engine {
         let mut engine = Engine::new(EngineConfig::default());
         let batch = vec![
             Command::System(SystemCommand::IndexPrice {
@@ -1535,7 +1565,7 @@ mod tests {
                 command: ClientCommand::Withdraw {
                     amount: 50_000,
                     destination,
-                    chain: PayoutChain::Ed25519,
+                    chain,
                 },
             },
         ];
@@ -1595,6 +1625,7 @@ mod tests {
                     scan_from: 1,
                     budget: BTreeMap::new(),
                     pings: BTreeMap::new(),
+                    evidence_budget: Mutex::default(),
                     keys: super::super::vault_keys::record(0, &bitcoin[&m], &ed25519[&m]),
                     keys_path: data.join("keys.json"),
                     refresh: None,
@@ -1763,6 +1794,155 @@ mod tests {
         assert!(evidence(&members[0])
             .iter()
             .any(|e| e.contains("signed withdrawal 1")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Runs a coordinator's round by hand: commit requests to every member, sign requests to
+    /// the chosen; returns the shares each chosen signer sent (or `None` if it refused).
+    fn round_by_hand<C: VaultSuite>(
+        members: &mut [Signer],
+        engine: &Engine,
+        coordinator_member: Member,
+        coordinator: &mut Coordinator<C>,
+    ) -> BTreeMap<Member, Option<Vec<Vec<u8>>>> {
+        let mut requests = BTreeMap::new();
+        for m in 1..=4u16 {
+            let reply = members[usize::from(m) - 1]
+                .handle(
+                    engine,
+                    coordinator_member,
+                    coordinator.commit_request(),
+                    SystemTime::now(),
+                )
+                .unwrap();
+            if let Some((_, Message::Commitments { slots, .. })) = reply.into_iter().next() {
+                if let Step::Send(out) = coordinator.on_commitments(m, &slots).unwrap() {
+                    requests = out;
+                }
+            }
+        }
+        requests
+            .into_iter()
+            .map(|(m, request)| {
+                let reply = members[usize::from(m) - 1]
+                    .handle(engine, coordinator_member, request, SystemTime::now())
+                    .unwrap();
+                let shares = match reply.into_iter().next() {
+                    Some((_, Message::Shares { shares, .. })) => Some(shares),
+                    _ => None,
+                };
+                (m, shares)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_coordinator_killed_mid_round_is_replaced_and_the_withdrawal_is_paid_by_one_transaction() {
+        use bulwark_vault::taproot::Utxo;
+        let dir = std::env::temp_dir().join(format!("bulwark-vault-kill-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let payee = bitcoin::secp256k1::Keypair::from_seckey_slice(&secp, &[0x45; 32]).unwrap();
+        let destination = payee.x_only_public_key().0.serialize();
+        let mut engine = ledger_on(destination, PayoutChain::Bitcoin);
+        let mut members = members(&dir);
+        let authorization = Signer::authorization(&engine, 1).unwrap();
+        let policy = members[0].policy;
+        let vault = taproot::vault_script(&policy.vault_key).unwrap();
+        let utxos = [
+            Utxo {
+                outpoint: OutPoint::new(Txid::from_byte_array([7; 32]), 0),
+                value: Amount::from_sat(40_000),
+            },
+            Utxo {
+                outpoint: OutPoint::new(Txid::from_byte_array([8; 32]), 1),
+                value: Amount::from_sat(30_000),
+            },
+        ];
+        let body = build(&utxos, &vault, &authorization).unwrap();
+        // Member 2's turn: every chosen signer answers (watermark and nonces synced), then the
+        // coordinator is killed before it combines anything.
+        assert_eq!(members[0].coordinator(1, 0, engine.time_ms()), 2);
+        let share = members[1].bitcoin.share.clone();
+        let mut first = Coordinator::<Taproot>::new(
+            1,
+            0,
+            authorization,
+            Some(body.clone()),
+            Some(&policy),
+            &share,
+        )
+        .unwrap();
+        let answered = round_by_hand(&mut members, &engine, 2, &mut first);
+        assert!(
+            answered.values().all(Option::is_some),
+            "every chosen signer answered"
+        );
+        drop(first);
+        // Ten seconds later it is member 3's turn.
+        let mut events = Vec::new();
+        engine.execute(ROTATE_MS, &[], &mut events);
+        assert_eq!(members[0].coordinator(1, 0, engine.time_ms()), 3);
+        // Member 3 builds another transaction (other inputs): the members that marked the first
+        // refuse it, as signed for another transaction, and release nothing.
+        let other = build(
+            &[Utxo {
+                outpoint: OutPoint::new(Txid::from_byte_array([9; 32]), 0),
+                value: Amount::from_sat(90_000),
+            }],
+            &vault,
+            &authorization,
+        )
+        .unwrap();
+        let share3 = members[2].bitcoin.share.clone();
+        let mut forked =
+            Coordinator::<Taproot>::new(2, 0, authorization, Some(other), Some(&policy), &share3)
+                .unwrap();
+        let refused = round_by_hand(&mut members, &engine, 3, &mut forked);
+        let marked: Vec<Member> = answered.keys().copied().collect();
+        for m in &marked {
+            if let Some(shares) = refused.get(m) {
+                assert!(
+                    shares.is_none(),
+                    "member {m} signed a second transaction for one withdrawal"
+                );
+            }
+        }
+        // The same transaction again, with fresh nonces: answered, combined, one signature.
+        let mut retry = Coordinator::<Taproot>::new(
+            3,
+            0,
+            authorization,
+            Some(body.clone()),
+            Some(&policy),
+            &share3,
+        )
+        .unwrap();
+        let shares = round_by_hand(&mut members, &engine, 3, &mut retry);
+        let mut signatures = None;
+        for (m, list) in shares {
+            if let Step::Done(done) = retry
+                .on_shares(
+                    m,
+                    &list.expect("the same transaction is answered again"),
+                    &share3,
+                )
+                .unwrap()
+            {
+                signatures = Some(done);
+            }
+        }
+        let record = retry.record(&signatures.expect("the retry signs"));
+        record
+            .check(&authorization, &members[0].ed25519_key, &policy)
+            .unwrap();
+        let signed_txid = record.txid().unwrap();
+        let unsigned: bitcoin::Transaction = bitcoin::consensus::deserialize(&body.tx).unwrap();
+        assert_eq!(
+            signed_txid,
+            unsigned.compute_txid().to_string(),
+            "the first transaction, and only it"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -662,23 +662,40 @@ fn the_vault_refreshes_without_node3_and_still_signs(
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    let record = signed(0).unwrap();
+    // The refreshed shares sign under the unchanged key.
+    ed25519_withdrawal_verifies(
+        &signed(0).unwrap(),
+        &destination,
+        300_000,
+        &genesis_keys["ed25519"],
+    );
+}
+
+/// `withdrawal` (as `client withdrawals --json` shows it) carries an ed25519-dalek strict
+/// signature under the vault key `group` (hex) over the message this test builds itself:
+/// namespace ‖ id ‖ destination ‖ amount, big-endian.
+fn ed25519_withdrawal_verifies(
+    withdrawal: &serde_json::Value,
+    destination: &str,
+    amount: u64,
+    group: &serde_json::Value,
+) {
     let mut message = b"bulwark/vault/ed25519-withdrawal/v1".to_vec();
-    message.extend_from_slice(&record["id"].as_u64().unwrap().to_be_bytes());
-    message.extend_from_slice(&hex::decode(&destination).unwrap());
-    message.extend_from_slice(&300_000u64.to_be_bytes());
-    let group: [u8; 32] = hex::decode(genesis_keys["ed25519"].as_str().unwrap())
+    message.extend_from_slice(&withdrawal["id"].as_u64().unwrap().to_be_bytes());
+    message.extend_from_slice(&hex::decode(destination).unwrap());
+    message.extend_from_slice(&amount.to_be_bytes());
+    let group: [u8; 32] = hex::decode(group.as_str().unwrap())
         .unwrap()
         .try_into()
         .unwrap();
-    let signature: [u8; 64] = hex::decode(record["signatures"][0].as_str().unwrap())
+    let signature: [u8; 64] = hex::decode(withdrawal["signatures"][0].as_str().unwrap())
         .unwrap()
         .try_into()
         .unwrap();
     ed25519_dalek::VerifyingKey::from_bytes(&group)
         .unwrap()
         .verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature))
-        .expect("the refreshed shares sign under the unchanged key");
+        .expect("ed25519 strict under the vault's key");
 }
 
 /// Account 9 withdraws on both keys with `client withdraw`; the members sign each over the p2p
@@ -822,24 +839,8 @@ fn withdrawals_are_signed_by_the_vault_and_verify(live: &Live, key: &str) {
             hex::encode(sighash.to_byte_array())
         );
     }
-    // Ed25519: namespace ‖ id ‖ destination ‖ amount, big-endian.
     let ed = list.iter().find(|w| w["chain"] == "ed25519").unwrap();
-    let mut message = b"bulwark/vault/ed25519-withdrawal/v1".to_vec();
-    message.extend_from_slice(&ed["id"].as_u64().unwrap().to_be_bytes());
-    message.extend_from_slice(&hex::decode(&ed_destination).unwrap());
-    message.extend_from_slice(&700_000u64.to_be_bytes());
-    let group: [u8; 32] = hex::decode(answer["vault"]["ed25519"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let signature: [u8; 64] = hex::decode(ed["signatures"][0].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    ed25519_dalek::VerifyingKey::from_bytes(&group)
-        .unwrap()
-        .verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature))
-        .expect("ed25519 strict under the vault's key");
+    ed25519_withdrawal_verifies(ed, &ed_destination, 700_000, &answer["vault"]["ed25519"]);
 }
 
 /// `client order` rests a buy below the market, `client cancel` takes it off.

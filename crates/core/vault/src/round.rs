@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bitcoin::hashes::Hash as _;
 use frost_core::round1::SigningCommitments;
 use frost_core::round2::SignatureShare;
 use frost_core::SigningPackage;
@@ -29,7 +28,7 @@ use crate::release::{
 };
 use crate::signing::{aggregate, decode_share, package};
 use crate::taproot;
-use crate::{Chain, Member, VaultError, MEMBERS_MAX};
+use crate::{Chain, Member, VaultError};
 
 /// Largest signing frame between members.
 pub const FRAME_BYTES_MAX: usize = 64 * 1024;
@@ -141,29 +140,6 @@ impl Message {
             return Err(VaultError::Malformed("signing frame (trailing bytes)"));
         }
         Ok(message)
-    }
-
-    /// The withdrawal a frame is about, and its chain.
-    pub fn subject(&self) -> (Chain, u64) {
-        match self {
-            Message::Commit {
-                chain, withdrawal, ..
-            }
-            | Message::Commitments {
-                chain, withdrawal, ..
-            }
-            | Message::Shares {
-                chain, withdrawal, ..
-            }
-            | Message::Refused {
-                chain, withdrawal, ..
-            } => (*chain, *withdrawal),
-            Message::Sign { request, .. } => (request.chain, request.withdrawal),
-            Message::Signed(record) => (record.chain, record.withdrawal),
-            Message::Ping { .. } | Message::Pong { .. } | Message::Refresh { .. } => {
-                (Chain::Bitcoin, 0)
-            }
-        }
     }
 }
 
@@ -565,14 +541,4 @@ pub fn authorization(
         destination: recorded.destination,
         amount: recorded.amount.checked_mul(units_per_micro)?,
     })
-}
-
-/// Bounds a peer can grow through the coordinator (members are at most [`MEMBERS_MAX`]).
-const _: () = assert!(MEMBERS_MAX <= 64);
-
-/// Bitcoin: the txid of an unsigned body (for logs and status).
-pub fn body_txid(body: &BitcoinBody) -> Option<[u8; 32]> {
-    taproot::decode(&body.tx)
-        .ok()
-        .map(|tx| tx.compute_txid().to_byte_array())
 }

@@ -19,12 +19,11 @@ use std::sync::{Arc, Mutex};
 /// Account keys and nonces from a committed engine.
 pub(crate) struct EngineKeys(pub(crate) Arc<Engine>);
 
-/// The `q` quantile of `samples` (nearest rank), `None` when empty.
-fn quantile(samples: &std::collections::VecDeque<f64>, q: f64) -> Option<f64> {
+/// `samples` in ascending order, for [`percentile`].
+fn sorted(samples: &std::collections::VecDeque<f64>) -> Vec<f64> {
     let mut sorted: Vec<f64> = samples.iter().copied().collect();
     sorted.sort_by(f64::total_cmp);
-    let last = sorted.len().checked_sub(1)?;
-    sorted.get(((last as f64) * q).round() as usize).copied()
+    sorted
 }
 
 impl Keys for EngineKeys {
@@ -181,6 +180,7 @@ impl Handler for Endpoint {
             .vault
             .lock()
             .expect("the vault status lock must not be poisoned");
+        let (rounds, round_trips) = (sorted(&vault.round_ms), sorted(&vault.rtt_ms));
         let (height, root, certified) = {
             let ledger = self
                 .ledger
@@ -255,9 +255,9 @@ impl Handler for Endpoint {
             withdrawals_requested: engine.withdrawals_recorded() as u64,
             withdrawals_signed: vault.signed.len() as u64,
             vault_rounds: vault.round_ms.len() as u64,
-            vault_round_p50_ms: quantile(&vault.round_ms, 0.5),
-            vault_round_p99_ms: quantile(&vault.round_ms, 0.99),
-            vault_rtt_p50_ms: quantile(&vault.rtt_ms, 0.5),
+            vault_round_p50_ms: percentile(&rounds, 50),
+            vault_round_p99_ms: percentile(&rounds, 99),
+            vault_rtt_p50_ms: percentile(&round_trips, 50),
         }
     }
 

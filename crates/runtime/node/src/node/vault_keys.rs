@@ -140,8 +140,16 @@ impl<C: VaultSuite> Run<C> {
         seed: [u8; 32],
     ) -> Result<(Self, Vec<u8>), VaultKeysError> {
         let me = share.member();
-        let (ceremony, first) = Ceremony::<C>::refresh(share, participants, seed)
-            .map_err(|e| VaultKeysError::Ceremony(e.to_string()))?;
+        let (run, first) = Self::begun(me, Ceremony::<C>::refresh(share, participants, seed))?;
+        Ok((run, frame(ROUND1, C::CHAIN, &first)))
+    }
+
+    /// A run of a ceremony that has just sent `first` (its own round-1 package).
+    fn begun(
+        me: Member,
+        started: Result<(Ceremony<C>, Vec<u8>), VaultError>,
+    ) -> Result<(Self, Vec<u8>), VaultKeysError> {
+        let (ceremony, first) = started.map_err(|e| VaultKeysError::Ceremony(e.to_string()))?;
         let mut round1 = BTreeMap::new();
         round1.insert(me, first.clone());
         Ok((
@@ -151,7 +159,7 @@ impl<C: VaultSuite> Run<C> {
                 share: None,
                 confirmations: BTreeMap::new(),
             },
-            frame(ROUND1, C::CHAIN, &first),
+            first,
         ))
     }
 
@@ -168,26 +176,12 @@ impl<C: VaultSuite> Run<C> {
         self.receive(from, frame_bytes[0], &frame_bytes[2..], out)
     }
 
-    /// Whether every one of `count` participants confirmed this member's key and transcript.
-    pub(super) fn all_agreed(&self, me: Member, count: usize) -> Result<bool, VaultKeysError> {
-        self.agreed(me, u16::try_from(count).unwrap_or(u16::MAX))
-    }
-
     fn start(me: Member, n: u16, seed: [u8; 32]) -> Result<(Self, Vec<u8>), VaultKeysError> {
         let all = (1..=n).collect();
-        let (ceremony, first) = Ceremony::<C>::dkg(me, &all, threshold(usize::from(n)), seed)
-            .map_err(|e| VaultKeysError::Ceremony(e.to_string()))?;
-        let mut round1 = BTreeMap::new();
-        round1.insert(me, first.clone());
-        Ok((
-            Self {
-                ceremony,
-                round1,
-                share: None,
-                confirmations: BTreeMap::new(),
-            },
-            first,
-        ))
+        Self::begun(
+            me,
+            Ceremony::<C>::dkg(me, &all, threshold(usize::from(n)), seed),
+        )
     }
 
     /// `group key ‖ transcript`, once this member has its share.
@@ -244,8 +238,9 @@ impl<C: VaultSuite> Run<C> {
         Ok(())
     }
 
-    /// `Ok(true)` once every member confirmed this member's key and transcript.
-    fn agreed(&self, me: Member, n: u16) -> Result<bool, VaultKeysError> {
+    /// `Ok(true)` once every one of the `n` participants confirmed this member's key and
+    /// transcript.
+    pub(super) fn agreed(&self, me: Member, n: u16) -> Result<bool, VaultKeysError> {
         let Some(mine) = self.confirmation() else {
             return Ok(false);
         };

@@ -286,6 +286,88 @@ enum Active {
     Ed25519(Coordinator<Ed25519>),
 }
 
+/// Each coordinator step for whichever key the round signs with.
+macro_rules! with_coordinator {
+    ($active:expr, $c:ident => $body:expr) => {
+        match $active {
+            Active::Bitcoin($c) => $body,
+            Active::Ed25519($c) => $body,
+        }
+    };
+}
+
+impl Active {
+    fn round(&self) -> u64 {
+        with_coordinator!(self, c => c.round())
+    }
+
+    fn commit_request(&self) -> Message {
+        with_coordinator!(self, c => c.commit_request())
+    }
+
+    fn on_commitments(
+        &mut self,
+        from: Member,
+        slots: &[(u64, Vec<u8>)],
+    ) -> Result<Step, bulwark_vault::VaultError> {
+        with_coordinator!(self, c => c.on_commitments(from, slots))
+    }
+
+    fn on_refused(&mut self, from: Member) -> bool {
+        with_coordinator!(self, c => c.on_refused(from))
+    }
+
+    fn silent(&self) -> BTreeSet<Member> {
+        with_coordinator!(self, c => c.silent())
+    }
+
+    /// A signer's shares: `Ok(Some(record))` once the round is done, and the members that
+    /// failed it so far.
+    fn on_shares(
+        &mut self,
+        from: Member,
+        shares: &[Vec<u8>],
+        bitcoin: &KeyShare<Taproot>,
+        ed25519: &KeyShare<Ed25519>,
+    ) -> (
+        Result<Option<SignedWithdrawal>, bulwark_vault::VaultError>,
+        BTreeSet<Member>,
+    ) {
+        fn step<C: VaultSuite>(
+            c: &mut Coordinator<C>,
+            from: Member,
+            shares: &[Vec<u8>],
+            share: &KeyShare<C>,
+        ) -> (
+            Result<Option<SignedWithdrawal>, bulwark_vault::VaultError>,
+            BTreeSet<Member>,
+        ) {
+            let done = c.on_shares(from, shares, share).map(|step| match step {
+                Step::Done(signatures) => Some(c.record(&signatures)),
+                _ => None,
+            });
+            (done, c.failed().clone())
+        }
+        match self {
+            Active::Bitcoin(c) => step(c, from, shares, bitcoin),
+            Active::Ed25519(c) => step(c, from, shares, ed25519),
+        }
+    }
+}
+
+/// Milliseconds from `since` to `now` into a bounded list of samples.
+fn push_sample(samples: &mut VecDeque<f64>, since: SystemTime, now: SystemTime) {
+    let ms = now
+        .duration_since(since)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
+        * 1e3;
+    samples.push_back(ms);
+    while samples.len() > ROUNDS_KEPT {
+        samples.pop_front();
+    }
+}
+
 struct Running {
     round: Active,
     withdrawal: u64,
@@ -302,6 +384,7 @@ struct DevWallet {
 }
 
 impl DevWallet {
+    /// Mines the simulated chain up to venue time `venue_ms`.
     fn catch_up(&mut self, venue_ms: u64) {
         let target = venue_ms / super::deposits::CHAIN_BLOCK_MS;
         let from = self.mined;
@@ -634,12 +717,10 @@ impl Signer {
                 if running.withdrawal != withdrawal || excluded {
                     return Ok(out);
                 }
-                let step = match &mut running.round {
-                    Active::Bitcoin(c) if c.round() == round => c.on_commitments(from, &slots),
-                    Active::Ed25519(c) if c.round() == round => c.on_commitments(from, &slots),
-                    _ => return Ok(out),
-                };
-                match step {
+                if running.round.round() != round {
+                    return Ok(out);
+                }
+                match running.round.on_commitments(from, &slots) {
                     Ok(Step::Send(requests)) => {
                         out.extend(requests.into_iter().map(|(m, r)| (Some(m), r)));
                     }
@@ -718,56 +799,44 @@ impl Signer {
                 if running.withdrawal != withdrawal {
                     return Ok(out);
                 }
-                let (step, failed, record) = match &mut running.round {
-                    Active::Bitcoin(c) if c.round() == round => {
-                        let step = c.on_shares(from, &shares, &self.bitcoin.share);
-                        let record = match &step {
-                            Ok(Step::Done(signatures)) => Some(c.record(signatures)),
-                            _ => None,
-                        };
-                        (step.map(|_| ()), c.failed().clone(), record)
-                    }
-                    Active::Ed25519(c) if c.round() == round => {
-                        let step = c.on_shares(from, &shares, &self.ed25519.share);
-                        let record = match &step {
-                            Ok(Step::Done(signatures)) => Some(c.record(signatures)),
-                            _ => None,
-                        };
-                        (step.map(|_| ()), c.failed().clone(), record)
-                    }
-                    _ => return Ok(out),
-                };
-                if let Err(error) = step {
-                    warn!(withdrawal, %error, ?failed, "a signing round failed; the next one leaves these members out");
-                    for member in &failed {
-                        self.record_evidence(
-                            *member,
-                            format!("signature share for withdrawal {withdrawal}: {error}"),
-                        );
-                    }
-                    if self.failed.len() < 1_024 || self.failed.contains_key(&withdrawal) {
-                        self.failed.entry(withdrawal).or_default().extend(failed);
-                    }
-                    self.running = None;
+                if running.round.round() != round {
+                    return Ok(out);
                 }
+                let (done, failed) = running.round.on_shares(
+                    from,
+                    &shares,
+                    &self.bitcoin.share,
+                    &self.ed25519.share,
+                );
+                let record = match done {
+                    Ok(record) => record,
+                    Err(error) => {
+                        warn!(withdrawal, %error, ?failed, "a signing round failed; the next one leaves these members out");
+                        for member in &failed {
+                            self.record_evidence(
+                                *member,
+                                format!("signature share for withdrawal {withdrawal}: {error}"),
+                            );
+                        }
+                        self.mark_failed(withdrawal, failed);
+                        self.running = None;
+                        None
+                    }
+                };
                 if let Some(record) = record {
                     let started = self.running.as_ref().map(|r| r.started);
                     match self.accept(engine, record.clone()) {
                         Ok(_) => {
                             if let Some(started) = started {
-                                let ms = now
-                                    .duration_since(started)
-                                    .unwrap_or(Duration::ZERO)
-                                    .as_secs_f64()
-                                    * 1e3;
-                                let mut status = self
-                                    .status
-                                    .lock()
-                                    .expect("the vault status lock must not be poisoned");
-                                status.round_ms.push_back(ms);
-                                while status.round_ms.len() > ROUNDS_KEPT {
-                                    status.round_ms.pop_front();
-                                }
+                                push_sample(
+                                    &mut self
+                                        .status
+                                        .lock()
+                                        .expect("the vault status lock must not be poisoned")
+                                        .round_ms,
+                                    started,
+                                    now,
+                                );
                             }
                             out.push((None, Message::Signed(record)));
                         }
@@ -790,16 +859,9 @@ impl Signer {
                 if running.withdrawal != withdrawal {
                     return Ok(out);
                 }
-                let matches = match &mut running.round {
-                    Active::Bitcoin(c) if c.round() == round => c.on_refused(from),
-                    Active::Ed25519(c) if c.round() == round => c.on_refused(from),
-                    _ => false,
-                };
-                if matches {
+                if running.round.round() == round && running.round.on_refused(from) {
                     info!(withdrawal, member = from, %reason, "a signer refused; the next round leaves it out");
-                    if self.failed.len() < 1_024 || self.failed.contains_key(&withdrawal) {
-                        self.failed.entry(withdrawal).or_default().insert(from);
-                    }
+                    self.mark_failed(withdrawal, [from]);
                     self.running = None;
                 }
             }
@@ -816,19 +878,15 @@ impl Signer {
             Message::Pong { nonce } => {
                 if let Some((peer, sent)) = self.pings.remove(&nonce) {
                     if peer == from {
-                        let ms = now
-                            .duration_since(sent)
-                            .unwrap_or(Duration::ZERO)
-                            .as_secs_f64()
-                            * 1e3;
-                        let mut status = self
-                            .status
-                            .lock()
-                            .expect("the vault status lock must not be poisoned");
-                        status.rtt_ms.push_back(ms);
-                        while status.rtt_ms.len() > ROUNDS_KEPT {
-                            status.rtt_ms.pop_front();
-                        }
+                        push_sample(
+                            &mut self
+                                .status
+                                .lock()
+                                .expect("the vault status lock must not be poisoned")
+                                .rtt_ms,
+                            sent,
+                            now,
+                        );
                     }
                 }
             }
@@ -1022,11 +1080,12 @@ impl Signer {
             ));
             refresh.sent.push((to, bytes));
         }
-        let count = refresh.participants.len();
+        // At most `MEMBERS_MAX` participants.
+        let count = refresh.participants.len() as u16;
         let agreed = refresh
             .bitcoin
-            .all_agreed(self.me, count)
-            .and_then(|b| refresh.ed25519.all_agreed(self.me, count).map(|e| b && e));
+            .agreed(self.me, count)
+            .and_then(|b| refresh.ed25519.agreed(self.me, count).map(|e| b && e));
         match agreed {
             Ok(true) => self.finish_refresh()?,
             Ok(false) => {}
@@ -1091,7 +1150,7 @@ impl Signer {
         Ok(())
     }
 
-    fn start_round(&mut self, engine: &Engine, now: SystemTime, venue_ms: u64) -> Option<Message> {
+    fn start_round(&mut self, engine: &Engine, now: SystemTime) -> Option<Message> {
         if self.void
             || self.refresh.is_some()
             || engine.membership().is_some_and(|m| m.epoch() != self.epoch)
@@ -1107,21 +1166,14 @@ impl Signer {
                 return None;
             }
             // The chosen signers that did not answer fail this withdrawal's rounds here.
-            let silent = match &running.round {
-                Active::Bitcoin(c) => c.silent(),
-                Active::Ed25519(c) => c.silent(),
-            };
+            let silent = running.round.silent();
             info!(
                 withdrawal = running.withdrawal,
                 ?silent,
                 "signing round timed out; starting another with fresh nonces, without the silent signers"
             );
             let withdrawal = running.withdrawal;
-            if !silent.is_empty()
-                && (self.failed.len() < 1_024 || self.failed.contains_key(&withdrawal))
-            {
-                self.failed.entry(withdrawal).or_default().extend(silent);
-            }
+            self.mark_failed(withdrawal, silent);
             self.running = None;
         }
         // Re-check records that arrived before their withdrawal was committed here.
@@ -1139,7 +1191,10 @@ impl Signer {
             }
         }
         if let Some(wallet) = self.wallet.as_mut() {
-            wallet.catch_up(venue_ms.saturating_sub(wallet.venue_epoch_ms));
+            let unix_ms = now
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            wallet.catch_up(unix_ms.saturating_sub(wallet.venue_epoch_ms));
         }
         // The lowest unsigned Bitcoin withdrawal (they are signed in order, so every coordinator
         // spends the same outputs), or any unsigned Ed25519 one, whose coordinator is this
@@ -1239,10 +1294,7 @@ impl Signer {
                 )
             }
         };
-        let commit = match &active {
-            Active::Bitcoin(c) => c.commit_request(),
-            Active::Ed25519(c) => c.commit_request(),
-        };
+        let commit = active.commit_request();
         self.status
             .lock()
             .expect("the vault status lock must not be poisoned")
@@ -1254,6 +1306,18 @@ impl Signer {
             started: now,
         });
         Some(commit)
+    }
+
+    /// Leaves `members` out of this coordinator's next rounds of `withdrawal` (at most 1 024
+    /// withdrawals remembered).
+    fn mark_failed(&mut self, withdrawal: u64, members: impl IntoIterator<Item = Member>) {
+        let mut members = members.into_iter().peekable();
+        if members.peek().is_none()
+            || (self.failed.len() >= 1_024 && !self.failed.contains_key(&withdrawal))
+        {
+            return;
+        }
+        self.failed.entry(withdrawal).or_default().extend(members);
     }
 
     /// Whether `from` may send another frame this second.
@@ -1451,11 +1515,7 @@ where
                     };
                     sender.send(recipients, IoBuf::from(message.encode()), false);
                 }
-                let now = context.current();
-                let venue_ms = now
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-                if let Some(commit) = signer.start_round(&engine, now, venue_ms) {
+                if let Some(commit) = signer.start_round(&engine, context.current()) {
                     queue.push_back((me, None, commit));
                 }
             },
@@ -1738,7 +1798,7 @@ mod tests {
         // The honest round: member 2 starts it on its tick, and every member ends with the same
         // checked record; the signature verifies with ed25519-dalek under the vault's key.
         let commit = members[1]
-            .start_round(&engine, SystemTime::now(), 0)
+            .start_round(&engine, SystemTime::now())
             .expect("member 2's turn");
         deliver(&mut members, &engine, VecDeque::from([(2, None, commit)]));
         let mut records = Vec::new();

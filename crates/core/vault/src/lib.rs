@@ -20,6 +20,7 @@ pub mod deposit;
 pub mod keygen;
 pub mod placement;
 pub mod release;
+pub mod repair;
 pub mod round;
 pub mod signing;
 pub mod taproot;

@@ -1072,3 +1072,186 @@ fn a_refreshed_taproot_sharing_still_spends_to_the_same_output_key() {
         ));
     }
 }
+
+/// Issue #14's repair: after the others refreshed without member 4, member 4 (re-admitted, or a
+/// replacement in its seat) gets a share of the new sharing from t helpers. Its share signs with
+/// two others (checked with libsecp256k1 and ed25519-dalek), its old share stays useless, and a
+/// helper that lies about a delta or the public package leaves it with nothing.
+#[test]
+fn a_member_left_out_of_a_refresh_is_repaired_by_t_helpers_and_signs_with_the_new_sharing() {
+    use bulwark_vault::repair;
+    for n in [4u16, 7] {
+        let t = threshold(usize::from(n));
+        let keep: BTreeSet<Member> = (1..n).collect();
+        let helpers: BTreeSet<Member> = (1..=t).collect();
+        // Taproot: repaired, then a real spend signed by member n and t − 1 others.
+        let old = dkg::<Taproot>(n, 20);
+        let mut fresh = refresh(&old, &keep, 21);
+        let share = repair::local(&fresh, &helpers, n, [22; 32]).expect("repaired");
+        assert_eq!(
+            share.group_key(),
+            old[&1].group_key(),
+            "the group key stays"
+        );
+        assert_ne!(share.key.signing_share(), old[&n].key.signing_share());
+        assert!(share.holders().contains(&n));
+        for m in &keep {
+            let updated = repair::with_holder(&fresh[m], n).expect("a holder adds it");
+            assert_eq!(
+                updated.public, share.public,
+                "every holder's package matches the newcomer's"
+            );
+            fresh.insert(*m, updated);
+        }
+        fresh.insert(n, share);
+        let w = withdrawal(&fresh, 40);
+        let body = BitcoinBody {
+            tx: bitcoin::consensus::serialize(&w.tx),
+            prevout_sats: w.prevouts.iter().map(|p| p.value.to_sat()).collect(),
+        };
+        let messages: Vec<Vec<u8>> = (0..w.tx.input.len())
+            .map(|i| {
+                taproot::sighash(&w.tx, &w.prevouts, i)
+                    .expect("sighash")
+                    .to_vec()
+            })
+            .collect();
+        let signers: Vec<Member> = (n - t + 1..=n).collect();
+        let mut taproot_books = books(&fresh);
+        let requests = request(&taproot_books, &signers, 0, 40, Some(body), &messages);
+        let signatures = sign_all(
+            &fresh,
+            &mut taproot_books,
+            &mut BTreeMap::new(),
+            &requests,
+            &w.authorization,
+            Some(&w.policy),
+        )
+        .expect("the repaired member signs");
+        for (signature, message) in signatures.iter().zip(&messages) {
+            assert!(bip340_verifies(
+                &signature.serialize().expect("encodes"),
+                message,
+                &w.policy.vault_key
+            ));
+        }
+
+        // Ed25519: the same, and the lies.
+        let old = dkg::<Ed25519>(n, 23);
+        let mut fresh = refresh(&old, &keep, 24);
+        let share = repair::local(&fresh, &helpers, n, [25; 32]).expect("repaired");
+        let one = helpers.iter().next().copied().expect("a helper");
+        // A helper sends a wrong delta: the newcomer's share is not the sharing's; refused.
+        let mut sigmas = BTreeMap::new();
+        for h in &helpers {
+            let mut deltas = BTreeMap::new();
+            for g in &helpers {
+                let mut seed = [26; 32];
+                seed[0] = *g as u8;
+                let from_g = repair::deltas(&fresh[g], &helpers, n, seed).expect("deltas");
+                deltas.insert(*g, from_g[h].clone());
+            }
+            if *h == one {
+                let liar = *helpers.iter().last().expect("a helper");
+                deltas.insert(
+                    liar,
+                    repair::deltas(&fresh[&liar], &helpers, n, [27; 32]).expect("deltas")[&liar]
+                        .clone(),
+                );
+            }
+            sigmas.insert(
+                *h,
+                repair::sigma::<Ed25519>(&helpers, &deltas).expect("sigma"),
+            );
+        }
+        assert_eq!(
+            repair::repaired(n, &helpers, &sigmas, &fresh[&1].public),
+            Err(VaultError::Crypto(
+                "repair (the share is not the sharing's)"
+            ))
+        );
+        // A package of another sharing (the old one) does not pass either.
+        let honest = repair::local(&fresh, &helpers, n, [28; 32]).expect("repaired");
+        assert_eq!(
+            honest.key, share.key,
+            "every honest run gives the same share"
+        );
+        let mut sigmas = BTreeMap::new();
+        let mut received: BTreeMap<Member, BTreeMap<Member, Vec<u8>>> = BTreeMap::new();
+        for g in &helpers {
+            for (to, d) in repair::deltas(&fresh[g], &helpers, n, [29; 32]).expect("deltas") {
+                received.entry(to).or_default().insert(*g, d);
+            }
+        }
+        for h in &helpers {
+            sigmas.insert(
+                *h,
+                repair::sigma::<Ed25519>(&helpers, &received[h]).expect("sigma"),
+            );
+        }
+        assert!(repair::repaired(n, &helpers, &sigmas, &old[&1].public).is_err());
+        let mut short = sigmas.clone();
+        short.remove(&one);
+        assert!(matches!(
+            repair::repaired(n, &helpers, &short, &fresh[&1].public),
+            Err(VaultError::Malformed(_))
+        ));
+        // Who may help: exactly t holders of the sharing, not the newcomer.
+        let too_few: BTreeSet<Member> = helpers.iter().skip(1).copied().collect();
+        assert!(repair::check_helpers(&fresh[&1], &too_few, n).is_err());
+        let with_newcomer: BTreeSet<Member> = too_few.iter().copied().chain([n]).collect();
+        assert!(repair::check_helpers(&fresh[&1], &with_newcomer, n).is_err());
+        let mut with_stranger = too_few.clone();
+        with_stranger.insert(60);
+        assert!(matches!(
+            repair::check_helpers(&fresh[&1], &with_stranger, n),
+            Err(VaultError::NotAParticipant(60))
+        ));
+        assert!(repair::decode_public::<Ed25519>(&[0u8; 3]).is_err());
+        assert_eq!(
+            repair::decode_public::<Ed25519>(&fresh[&1].public.serialize().expect("encodes"))
+                .expect("decodes"),
+            fresh[&1].public
+        );
+        // Signed by the newcomer and t − 1 holders; ed25519-dalek's strict check accepts it.
+        for m in &keep {
+            fresh.insert(*m, repair::with_holder(&fresh[m], n).expect("adds"));
+        }
+        fresh.insert(n, share);
+        let authorization = Authorization {
+            withdrawal: 41,
+            chain: Chain::Ed25519,
+            destination: [8; 32],
+            amount: 50_000,
+        };
+        let message = ed25519_message(&authorization);
+        let signers: Vec<Member> = (n - t + 1..=n).collect();
+        let mut ed_books = books(&fresh);
+        let requests = request(
+            &ed_books,
+            &signers,
+            0,
+            41,
+            None,
+            std::slice::from_ref(&message),
+        );
+        let signatures = sign_all(
+            &fresh,
+            &mut ed_books,
+            &mut BTreeMap::new(),
+            &requests,
+            &authorization,
+            None,
+        )
+        .expect("the repaired member signs");
+        let key = ed25519_dalek::VerifyingKey::from_bytes(
+            &fresh[&1].group_key().try_into().expect("32 bytes"),
+        )
+        .expect("a point");
+        let signature =
+            ed25519_dalek::Signature::from_slice(&signatures[0].serialize().expect("encodes"))
+                .expect("64 bytes");
+        key.verify_strict(&message, &signature)
+            .expect("ed25519-dalek accepts a signature with the repaired share");
+    }
+}

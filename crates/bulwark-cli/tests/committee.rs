@@ -607,25 +607,46 @@ fn the_vault_refreshes_without_node3_and_still_signs(
         }
     }
     // Account 9 withdraws on the Ed25519 key through node 0; the three sign it.
-    let key_file = dir.join("account-9-refresh.key");
+    an_ed25519_withdrawal_is_signed(
+        (dir, committee, &endpoint),
+        &[0, 1, 2],
+        (8_000_000, 0x44),
+        &genesis_keys["ed25519"],
+        "after the refresh",
+    );
+}
+
+/// Account 9 withdraws 300 000 micros on the Ed25519 key through `nodes[0]` (nonce and
+/// destination seed from `which`); waits (90 s at most) until each of `nodes` shows it signed,
+/// and checks the signature with ed25519-dalek under `group`.
+fn an_ed25519_withdrawal_is_signed(
+    (dir, committee, endpoint): (&Path, &Path, impl Fn(u16) -> std::net::SocketAddr),
+    nodes: &[u16],
+    (nonce, seed): (u64, u8),
+    group: &serde_json::Value,
+    when: &str,
+) {
+    use std::time::{Duration, Instant};
+    let key_file = dir.join(format!("account-9-{seed}.key"));
     std::fs::write(&key_file, hex::encode(dev_key(9).to_bytes())).unwrap();
     let destination = hex::encode(
-        ed25519_dalek::SigningKey::from_bytes(&[0x44; 32])
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
             .verifying_key()
             .to_bytes(),
     );
-    let node0 = endpoint(0).to_string();
+    let via = endpoint(nodes[0]).to_string();
+    let nonce = nonce.to_string();
     let (code, stdout, stderr) = run(&[
         "client",
         "--node",
-        &node0,
+        &via,
         "withdraw",
         "--account",
         "9",
         "--key",
         key_file.to_str().unwrap(),
         "--nonce",
-        "8000000",
+        &nonce,
         "--amount",
         "300000",
         "--destination",
@@ -654,21 +675,15 @@ fn the_vault_refreshes_without_node3_and_still_signs(
             .cloned()
     };
     let waited = Instant::now();
-    while !(0..3).all(|i| signed(i).is_some()) {
+    while !nodes.iter().all(|i| signed(*i).is_some()) {
         assert!(
             waited.elapsed() < Duration::from_secs(90),
-            "the withdrawal after the refresh was not signed: {}",
+            "the withdrawal {when} was not signed: {}",
             diagnosis(committee, &endpoint)
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    // The refreshed shares sign under the unchanged key.
-    ed25519_withdrawal_verifies(
-        &signed(0).unwrap(),
-        &destination,
-        300_000,
-        &genesis_keys["ed25519"],
-    );
+    ed25519_withdrawal_verifies(&signed(nodes[0]).unwrap(), &destination, 300_000, group);
 }
 
 /// `withdrawal` (as `client withdrawals --json` shows it) carries an ed25519-dalek strict
@@ -1174,6 +1189,19 @@ fn a_tampered_fourth_node_is_removed_three_keep_trading_and_it_comes_back_restor
     the_vault_refreshes_without_node3_and_still_signs(dir.path(), &committee, endpoint);
     let at_epoch_2 = node3_comes_back_restored(&committee, &mut procs, endpoint);
     assert!(at_epoch_2 > at_epoch_1);
+    // With node 0 stopped, a withdrawal is signed by nodes 1-3: node 3's repaired share is
+    // one of the three, and the signature verifies under the vault's unchanged key.
+    let genesis_keys: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(committee.join("node-1/vault/keys.json")).unwrap(),
+    )
+    .unwrap();
+    an_ed25519_withdrawal_is_signed(
+        (dir.path(), &committee, endpoint),
+        &[1, 2, 3],
+        (8_000_001, 0x45),
+        &genesis_keys["ed25519"],
+        "after node 3's repair, without node 0",
+    );
     drop(procs);
     // The log verifies across both epoch changes with the genesis identity alone.
     let (code, stdout, stderr) = run(&[
@@ -1413,13 +1441,26 @@ fn node3_comes_back_restored(
     };
     assert_eq!(summary["admitted_in_epoch"].as_u64(), Some(2), "{summary}");
     assert!(summary["affirmations"].as_u64().unwrap() >= 2, "{summary}");
-    // Every node is in epoch 2 with four admitted members; with node 0 stopped, nodes 1-3
-    // finalize: node 3 signs.
+    // Every node is in epoch 2 with four admitted members, and the vault's holders refreshed
+    // among themselves and repaired node 3 (member 4: it holds a share of the epoch-2 sharing
+    // and every holder's record names it); with node 0 stopped, nodes 1-3 finalize: node 3
+    // signs.
+    let vault_repaired = |_: &bulwark_api::answers::NodeStatus| {
+        (0..4).all(|i| {
+            let path = committee.join(format!("node-{i}/vault/keys.json"));
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .is_some_and(|keys| {
+                    keys["epoch"] == 2 && keys["holders"] == serde_json::json!([1, 2, 3, 4])
+                })
+        })
+    };
     signs_in_epoch_2(
         (committee, procs, &endpoint),
         &[0, 1, 2, 3],
-        |_| true,
-        "node 3",
+        vault_repaired,
+        "node 3 (and its repaired vault share)",
     )
 }
 

@@ -117,6 +117,55 @@ pub enum Message {
         /// The ceremony frame.
         frame: Vec<u8>,
     },
+    /// A member holding shares of `epoch`'s sharing, every few seconds: who holds that sharing.
+    /// A member of the committee left out of it learns so from f + 1 of these and asks for a
+    /// repair; a holder learns from the repaired member's that it holds a share now.
+    Holding {
+        /// The shares' epoch.
+        epoch: u64,
+        /// The members holding that sharing, ascending.
+        holders: Vec<Member>,
+    },
+    /// A member without a share of `epoch`'s sharing asks each of `helpers` (t holders) to
+    /// repair it (`crate::repair`); `nonce` names this attempt.
+    RepairAsk {
+        /// The sharing's epoch.
+        epoch: u64,
+        /// The helpers, ascending.
+        helpers: Vec<Member>,
+        /// The attempt (every delta and sigma names it, so two attempts never mix).
+        nonce: u64,
+    },
+    /// Helper to helper: its delta for `newcomer` (repair step 1).
+    RepairDelta {
+        /// The sharing's epoch.
+        epoch: u64,
+        /// Which key.
+        chain: Chain,
+        /// Who is repaired.
+        newcomer: Member,
+        /// The helpers, ascending.
+        helpers: Vec<Member>,
+        /// The attempt.
+        nonce: u64,
+        /// The delta (one scalar).
+        delta: Vec<u8>,
+    },
+    /// Helper to newcomer: its sigma and the sharing's public package (repair step 2).
+    RepairSigma {
+        /// The sharing's epoch.
+        epoch: u64,
+        /// Which key.
+        chain: Chain,
+        /// The helpers, ascending.
+        helpers: Vec<Member>,
+        /// The attempt.
+        nonce: u64,
+        /// The sigma (one scalar).
+        sigma: Vec<u8>,
+        /// The sharing's public key package.
+        public: Vec<u8>,
+    },
 }
 
 impl Message {

@@ -53,6 +53,8 @@ use tracing::{info, warn};
 
 use super::vault_keys::VaultKeys;
 
+mod repair;
+
 /// p2p channel of the vault's signing rounds.
 pub const CHANNEL_SIGNING: u64 = 13;
 
@@ -492,6 +494,8 @@ struct Signer {
     /// it), or a refresh failed. It signs nothing until restored.
     void: bool,
     said_no_wallet: bool,
+    /// Repair: as a member left out of the current sharing, or as a helper.
+    repair: repair::Repair,
 }
 
 impl Signer {
@@ -875,6 +879,12 @@ impl Signer {
             Message::Refresh { epoch, frame } => {
                 out.extend(self.refresh_frame(from, epoch, &frame, now)?);
             }
+            message @ (Message::Holding { .. }
+            | Message::RepairAsk { .. }
+            | Message::RepairDelta { .. }
+            | Message::RepairSigma { .. }) => {
+                out.extend(self.repair_message(from, message, now)?);
+            }
             Message::Pong { nonce } => {
                 if let Some((peer, sent)) = self.pings.remove(&nonce) {
                     if peer == from {
@@ -933,16 +943,7 @@ impl Signer {
             return Ok(out);
         }
         // A new epoch (or a later one while a refresh ran: start over into the newest).
-        let committee: BTreeSet<Member> = membership
-            .members()
-            .iter()
-            .filter_map(|key| {
-                self.participants
-                    .iter()
-                    .position(|p| p.as_ref() == key.as_slice())
-                    .map(|i| (i + 1) as Member)
-            })
-            .collect();
+        let committee = self.committee(membership);
         let holders: BTreeSet<Member> = self.holders().into_iter().collect();
         if !committee.contains(&self.me) {
             warn!(epoch, "this member left the committee: its vault shares are void once the others refresh; it signs nothing");
@@ -1002,6 +1003,20 @@ impl Signer {
             last_sent: now,
         });
         Ok(out)
+    }
+
+    /// The member numbers of `membership`'s committee.
+    fn committee(&self, membership: &bulwark_sentinel::Membership) -> BTreeSet<Member> {
+        membership
+            .members()
+            .iter()
+            .filter_map(|key| {
+                self.participants
+                    .iter()
+                    .position(|p| p.as_ref() == key.as_slice())
+                    .map(|i| (i + 1) as Member)
+            })
+            .collect()
     }
 
     /// A peer's refresh frame.
@@ -1102,7 +1117,6 @@ impl Signer {
     /// shares and nonces.
     fn finish_refresh(&mut self) -> Result<(), SigningError> {
         let mut refresh = self.refresh.take().expect("a refresh ran");
-        let store = |e: bulwark_vaultstore::StoreError| SigningError::Store(e.to_string());
         let epoch = refresh.epoch;
         let bitcoin = refresh
             .bitcoin
@@ -1114,11 +1128,27 @@ impl Signer {
             .share
             .take()
             .expect("agreed: the share exists");
+        let keys = self.install(epoch, bitcoin, ed25519)?;
+        info!(epoch, holders = ?keys.holders, "vault shares refreshed: same keys, new shares; the old ones are deleted");
+        self.finished = Some((epoch, std::mem::take(&mut refresh.sent)));
+        self.answered.clear();
+        Ok(())
+    }
+
+    /// Stores `epoch`'s shares (sealed), their record and fresh nonce books, deletes every
+    /// older share and nonce, and signs with them from now on.
+    fn install(
+        &mut self,
+        epoch: u64,
+        bitcoin: KeyShare<Taproot>,
+        ed25519: KeyShare<Ed25519>,
+    ) -> Result<VaultKeys, SigningError> {
+        let store = |e: bulwark_vaultstore::StoreError| SigningError::Store(e.to_string());
         if bitcoin.group_key() != self.bitcoin.group_key
             || ed25519.group_key() != self.ed25519.group_key
         {
             return Err(SigningError::Store(
-                "a refresh changed the group key".into(),
+                "new shares of another group key".into(),
             ));
         }
         self.files.put_share(epoch, &bitcoin).map_err(store)?;
@@ -1138,16 +1168,14 @@ impl Signer {
             self.files.prune_before(chain, epoch).map_err(store)?;
             self.files.forget_dkg_seed(chain, epoch).map_err(store)?;
         }
-        info!(epoch, holders = ?keys.holders, "vault shares refreshed: same keys, new shares; the old ones are deleted");
         self.epoch = epoch;
         self.keys = keys.clone();
+        self.void = false;
         self.status
             .lock()
             .expect("the vault status lock must not be poisoned")
-            .keys = Some(keys);
-        self.finished = Some((epoch, std::mem::take(&mut refresh.sent)));
-        self.answered.clear();
-        Ok(())
+            .keys = Some(keys.clone());
+        Ok(keys)
     }
 
     fn start_round(&mut self, engine: &Engine, now: SystemTime) -> Option<Message> {
@@ -1481,6 +1509,7 @@ where
         answered: BTreeMap::new(),
         void: false,
         said_no_wallet: false,
+        repair: repair::Repair::default(),
     };
     signer.bitcoin.top_up(&mut signer.files, epoch)?;
     signer.ed25519.top_up(&mut signer.files, epoch)?;
@@ -1505,7 +1534,12 @@ where
                     }
                 }
                 let engine = view.lock().expect("the view lock must not be poisoned").clone();
-                for (to, message) in signer.tick_refresh(&engine, SystemTime::now())? {
+                let mut ticked = signer.tick_refresh(&engine, SystemTime::now())?;
+                let seen = engine
+                    .membership()
+                    .map(|membership| (membership.epoch(), signer.committee(membership)));
+                ticked.extend(signer.tick_repair(seen, SystemTime::now()));
+                for (to, message) in ticked {
                     let recipients = match to {
                         None => Recipients::All,
                         Some(to) => match signer.participants.get(usize::from(to).wrapping_sub(1)) {
@@ -1600,7 +1634,7 @@ mod tests {
     use commonware_cryptography::Signer as _;
 
     /// An engine that recorded one Ed25519 withdrawal (id 1) of 50 000 micros by account 1.
-    fn ledger(destination: [u8; 32]) -> Engine {
+    pub(super) fn ledger(destination: [u8; 32]) -> Engine {
         ledger_on(destination, PayoutChain::Ed25519)
     }
 
@@ -1636,7 +1670,7 @@ mod tests {
     }
 
     /// Four members' signing state over one seeded sharing of each key, files in `dir`.
-    fn members(dir: &Path) -> Vec<Signer> {
+    pub(super) fn members(dir: &Path) -> Vec<Signer> {
         let bitcoin = local::dkg::<Taproot>(4, [1; 32]).unwrap();
         let ed25519 = local::dkg::<Ed25519>(4, [2; 32]).unwrap();
         let participants: Vec<PublicKey> = (0..4u64)
@@ -1693,6 +1727,7 @@ mod tests {
                     answered: BTreeMap::new(),
                     void: false,
                     said_no_wallet: false,
+                    repair: repair::Repair::default(),
                 }
             })
             .collect()
@@ -1723,7 +1758,7 @@ mod tests {
         }
     }
 
-    fn evidence(member: &Signer) -> Vec<String> {
+    pub(super) fn evidence(member: &Signer) -> Vec<String> {
         member
             .evidence
             .recent()

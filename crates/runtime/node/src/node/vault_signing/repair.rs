@@ -1,0 +1,746 @@
+//! Repair between processes (`bulwark_vault::repair`): a member of the committee left out of
+//! the current sharing (re-admitted after the others refreshed without it) gets its share of
+//! that sharing from t holders, and the holders add it to their packages.
+//!
+//! - Every member holding the current shares says so each [`HOLDING_EVERY`]
+//!   ([`Message::Holding`]: the epoch and the holders).
+//! - A member in the committed committee whose shares are not that sharing's learns it is left
+//!   out from f + 1 such messages that do not name it (one of them is honest), stops any
+//!   refresh of its own, and asks t of the members that say they hold the sharing
+//!   ([`Message::RepairAsk`], a fresh nonce per attempt, another set after [`ATTEMPT`]).
+//! - Each helper checks the request against its own committed state (the asker is in the
+//!   committee; the helpers are t holders, itself among them) and sends its deltas
+//!   ([`Message::RepairDelta`]); once it holds one from every helper it sends the newcomer its
+//!   sigma and the public package ([`Message::RepairSigma`]).
+//! - The newcomer keeps the result only if every helper sent the same package and the share is
+//!   the one the holders' verifying shares interpolate to at its number; a lie by a helper
+//!   costs an attempt, never a wrong share. It installs the share and says it holds it; each
+//!   holder then adds its verifying share (computed from public values alone).
+//!
+//! Every map here is bounded by the committee (one entry per member).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use bulwark_vault::keygen::KeyShare;
+use bulwark_vault::release::VaultSuite;
+use bulwark_vault::repair;
+use bulwark_vault::round::Message;
+use bulwark_vault::{Chain, Ed25519, Member, Taproot, MEMBERS_MAX};
+use tracing::{info, warn};
+
+use super::{Signer, SigningError};
+
+/// How often a holder says it holds the current sharing.
+pub(super) const HOLDING_EVERY: Duration = Duration::from_secs(2);
+
+/// How long a newcomer waits for an attempt before it asks other helpers.
+const ATTEMPT: Duration = Duration::from_secs(5);
+
+/// A peer's holding is forgotten after this long without a new one.
+const HOLDING_KEPT: Duration = Duration::from_secs(10);
+
+/// A helper starts a new attempt for one newcomer at most this often.
+const HELP_EVERY: Duration = Duration::from_secs(2);
+
+/// A helper forgets an attempt after this long.
+const HELP_KEPT: Duration = Duration::from_secs(30);
+
+/// The repair state of one member.
+#[derive(Default)]
+pub(super) struct Repair {
+    /// The committed committee and its epoch, as last seen.
+    pub(super) seen: Option<(u64, BTreeSet<Member>)>,
+    /// Each peer's newest holding: (epoch, holders, when).
+    holding: BTreeMap<Member, (u64, BTreeSet<Member>, SystemTime)>,
+    last_holding: Option<SystemTime>,
+    /// As the member left out: the attempt under way.
+    asking: Option<Asking>,
+    attempts: u64,
+    /// As a helper: the newest attempt per newcomer.
+    helping: BTreeMap<Member, Helping>,
+}
+
+/// Each helper's (sigma, public package) for one key.
+type Sigmas = BTreeMap<Member, (Vec<u8>, Vec<u8>)>;
+
+struct Asking {
+    epoch: u64,
+    helpers: BTreeSet<Member>,
+    nonce: u64,
+    at: SystemTime,
+    /// Per chain: each helper's (sigma, public package).
+    got: BTreeMap<Chain, Sigmas>,
+    bitcoin: Option<KeyShare<Taproot>>,
+    ed25519: Option<KeyShare<Ed25519>>,
+}
+
+struct Helping {
+    helpers: BTreeSet<Member>,
+    nonce: u64,
+    at: SystemTime,
+    /// Whether this helper made and sent its own deltas for this attempt.
+    asked: bool,
+    deltas: BTreeMap<Chain, BTreeMap<Member, Vec<u8>>>,
+    sent: BTreeSet<Chain>,
+}
+
+type Out = Vec<(Option<Member>, Message)>;
+
+fn elapsed(now: SystemTime, since: SystemTime) -> Duration {
+    now.duration_since(since).unwrap_or(Duration::ZERO)
+}
+
+impl Signer {
+    /// Whether this member signs with the sharing of the committed epoch.
+    fn current(&self) -> bool {
+        !self.void
+            && self.refresh.is_none()
+            && self
+                .repair
+                .seen
+                .as_ref()
+                .is_some_and(|(epoch, _)| *epoch == self.epoch)
+    }
+
+    fn in_committee(&self, member: Member) -> bool {
+        self.repair
+            .seen
+            .as_ref()
+            .is_some_and(|(_, committee)| committee.contains(&member))
+    }
+
+    /// Each tick: says what it holds, finds out whether it was left out, asks for a repair.
+    /// `seen` is the committed epoch and committee (`None` before the sentinel's membership).
+    pub(super) fn tick_repair(
+        &mut self,
+        seen: Option<(u64, BTreeSet<Member>)>,
+        now: SystemTime,
+    ) -> Out {
+        let mut out = Vec::new();
+        self.repair.seen = seen;
+        let Some((epoch, committee)) = self.repair.seen.clone() else {
+            return out;
+        };
+        self.repair
+            .holding
+            .retain(|_, (_, _, at)| elapsed(now, *at) < HOLDING_KEPT);
+        self.repair
+            .helping
+            .retain(|newcomer, h| committee.contains(newcomer) && elapsed(now, h.at) < HELP_KEPT);
+        if self.current() {
+            self.repair.asking = None;
+            if self
+                .repair
+                .last_holding
+                .is_none_or(|at| elapsed(now, at) >= HOLDING_EVERY)
+            {
+                self.repair.last_holding = Some(now);
+                out.push((
+                    None,
+                    Message::Holding {
+                        epoch,
+                        holders: self.holders(),
+                    },
+                ));
+            }
+            return out;
+        }
+        if !committee.contains(&self.me) {
+            self.repair.asking = None;
+            return out;
+        }
+        // Left out? f + 1 members of the committee hold this epoch's sharing without this one.
+        let f = committee.len().saturating_sub(1) / 3;
+        let holding: Vec<Member> = self
+            .repair
+            .holding
+            .iter()
+            .filter(|(m, (e, _, _))| **m != self.me && *e == epoch && committee.contains(m))
+            .map(|(m, _)| *m)
+            .collect();
+        let without_me = self
+            .repair
+            .holding
+            .iter()
+            .filter(|(m, (e, holders, _))| {
+                *e == epoch && committee.contains(m) && !holders.contains(&self.me)
+            })
+            .count();
+        if without_me <= f {
+            return out;
+        }
+        if !self.void {
+            warn!(epoch, "the committee refreshed the vault's shares without this member: its shares are void; it asks for a repair");
+            self.void = true;
+            self.refresh = None;
+            self.running = None;
+        }
+        let t = usize::from(self.bitcoin.share.threshold());
+        if holding.len() < t {
+            return out;
+        }
+        if self
+            .repair
+            .asking
+            .as_ref()
+            .is_some_and(|a| a.epoch == epoch && elapsed(now, a.at) < ATTEMPT)
+        {
+            return out;
+        }
+        // Another t of the members that hold the sharing at each attempt.
+        let start = (self.repair.attempts as usize) % holding.len();
+        self.repair.attempts += 1;
+        let helpers: BTreeSet<Member> = holding
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(t)
+            .copied()
+            .collect();
+        let nonce: u64 = rand::random();
+        info!(
+            epoch,
+            ?helpers,
+            "asking for a repair of this member's vault shares"
+        );
+        let list: Vec<Member> = helpers.iter().copied().collect();
+        for helper in &helpers {
+            out.push((
+                Some(*helper),
+                Message::RepairAsk {
+                    epoch,
+                    helpers: list.clone(),
+                    nonce,
+                },
+            ));
+        }
+        self.repair.asking = Some(Asking {
+            epoch,
+            helpers,
+            nonce,
+            at: now,
+            got: BTreeMap::new(),
+            bitcoin: None,
+            ed25519: None,
+        });
+        out
+    }
+
+    /// A repair frame from `from`.
+    pub(super) fn repair_message(
+        &mut self,
+        from: Member,
+        message: Message,
+        now: SystemTime,
+    ) -> Result<Out, SigningError> {
+        let mut out = Vec::new();
+        match message {
+            Message::Holding { epoch, holders } => {
+                let holders: BTreeSet<Member> = holders.into_iter().collect();
+                if from == self.me || holders.len() > MEMBERS_MAX || !holders.contains(&from) {
+                    return Ok(out);
+                }
+                // A member that says it holds this sharing and is not in this holder's package
+                // was repaired: its verifying share joins the package.
+                if self.current()
+                    && epoch == self.epoch
+                    && self.in_committee(from)
+                    && !self.holders().contains(&from)
+                {
+                    self.add_holder(from)?;
+                }
+                self.repair.holding.insert(from, (epoch, holders, now));
+            }
+            Message::RepairAsk {
+                epoch,
+                helpers,
+                nonce,
+            } => {
+                let Some(helpers) = self.may_help(epoch, from, &helpers) else {
+                    return Ok(out);
+                };
+                let fresh = match self.repair.helping.get(&from) {
+                    Some(h) if h.nonce == nonce => !h.asked,
+                    Some(h) => elapsed(now, h.at) >= HELP_EVERY,
+                    None => true,
+                };
+                if !fresh {
+                    return Ok(out);
+                }
+                let entry = self.helping(from, &helpers, nonce, now);
+                entry.asked = true;
+                let list: Vec<Member> = helpers.iter().copied().collect();
+                let made = (
+                    repair::deltas(&self.bitcoin.share, &helpers, from, rand::random()),
+                    repair::deltas(&self.ed25519.share, &helpers, from, rand::random()),
+                );
+                let (Ok(bitcoin), Ok(ed25519)) = made else {
+                    warn!(newcomer = from, "cannot make repair deltas");
+                    return Ok(out);
+                };
+                for (chain, deltas) in [(Chain::Bitcoin, bitcoin), (Chain::Ed25519, ed25519)] {
+                    for (to, delta) in deltas {
+                        if to == self.me {
+                            self.helping(from, &helpers, nonce, now)
+                                .deltas
+                                .entry(chain)
+                                .or_default()
+                                .insert(to, delta);
+                        } else {
+                            out.push((
+                                Some(to),
+                                Message::RepairDelta {
+                                    epoch,
+                                    chain,
+                                    newcomer: from,
+                                    helpers: list.clone(),
+                                    nonce,
+                                    delta,
+                                },
+                            ));
+                        }
+                    }
+                }
+                out.extend(self.sigmas(epoch, from));
+            }
+            Message::RepairDelta {
+                epoch,
+                chain,
+                newcomer,
+                helpers,
+                nonce,
+                delta,
+            } => {
+                let Some(helpers) = self.may_help(epoch, newcomer, &helpers) else {
+                    return Ok(out);
+                };
+                if !helpers.contains(&from) || delta.len() > repair::SCALAR_BYTES_MAX {
+                    return Ok(out);
+                }
+                let allowed = match self.repair.helping.get(&newcomer) {
+                    Some(h) if h.nonce == nonce => h.helpers == helpers,
+                    Some(h) => elapsed(now, h.at) >= HELP_EVERY,
+                    None => true,
+                };
+                if !allowed {
+                    return Ok(out);
+                }
+                self.helping(newcomer, &helpers, nonce, now)
+                    .deltas
+                    .entry(chain)
+                    .or_default()
+                    .entry(from)
+                    .or_insert(delta);
+                out.extend(self.sigmas(epoch, newcomer));
+            }
+            Message::RepairSigma {
+                epoch,
+                chain,
+                helpers,
+                nonce,
+                sigma,
+                public,
+            } => {
+                let Some(asking) = self.repair.asking.as_mut() else {
+                    return Ok(out);
+                };
+                let helpers: BTreeSet<Member> = helpers.into_iter().collect();
+                if asking.epoch != epoch
+                    || asking.nonce != nonce
+                    || asking.helpers != helpers
+                    || !helpers.contains(&from)
+                    || sigma.len() > repair::SCALAR_BYTES_MAX
+                    || public.len() > repair::PUBLIC_BYTES_MAX
+                {
+                    return Ok(out);
+                }
+                let got = asking.got.entry(chain).or_default();
+                got.entry(from).or_insert((sigma, public));
+                if got.len() == helpers.len() {
+                    self.combine(chain, now);
+                }
+                out.extend(self.finish_repair()?);
+            }
+            _ => {}
+        }
+        Ok(out)
+    }
+
+    /// The helpers named in a request, if this member may help repair `newcomer` with them.
+    fn may_help(
+        &self,
+        epoch: u64,
+        newcomer: Member,
+        helpers: &[Member],
+    ) -> Option<BTreeSet<Member>> {
+        if !self.current() || epoch != self.epoch || newcomer == self.me {
+            return None;
+        }
+        if !self.in_committee(newcomer) || helpers.len() > MEMBERS_MAX {
+            return None;
+        }
+        let set: BTreeSet<Member> = helpers.iter().copied().collect();
+        if set.len() != helpers.len() || !set.contains(&self.me) {
+            return None;
+        }
+        let checked = repair::check_helpers(&self.bitcoin.share, &set, newcomer)
+            .and_then(|()| repair::check_helpers(&self.ed25519.share, &set, newcomer));
+        checked.ok().map(|()| set)
+    }
+
+    /// The attempt `nonce` for `newcomer` (a new one replaces an older attempt).
+    fn helping(
+        &mut self,
+        newcomer: Member,
+        helpers: &BTreeSet<Member>,
+        nonce: u64,
+        now: SystemTime,
+    ) -> &mut Helping {
+        let entry = self
+            .repair
+            .helping
+            .entry(newcomer)
+            .or_insert_with(|| Helping {
+                helpers: helpers.clone(),
+                nonce,
+                at: now,
+                asked: false,
+                deltas: BTreeMap::new(),
+                sent: BTreeSet::new(),
+            });
+        if entry.nonce != nonce {
+            *entry = Helping {
+                helpers: helpers.clone(),
+                nonce,
+                at: now,
+                asked: false,
+                deltas: BTreeMap::new(),
+                sent: BTreeSet::new(),
+            };
+        }
+        entry
+    }
+
+    /// The sigmas this helper can send `newcomer` now: for each key once every helper's delta
+    /// (its own included) is in.
+    fn sigmas(&mut self, epoch: u64, newcomer: Member) -> Out {
+        let mut out = Vec::new();
+        let bitcoin_public = self.bitcoin.share.public.serialize().ok();
+        let ed25519_public = self.ed25519.share.public.serialize().ok();
+        let Some(entry) = self.repair.helping.get_mut(&newcomer) else {
+            return out;
+        };
+        for chain in Chain::ALL {
+            let Some(deltas) = entry.deltas.get(&chain) else {
+                continue;
+            };
+            if entry.sent.contains(&chain) || deltas.len() != entry.helpers.len() {
+                continue;
+            }
+            let (sigma, public) = match chain {
+                Chain::Bitcoin => (
+                    repair::sigma::<Taproot>(&entry.helpers, deltas),
+                    bitcoin_public.clone(),
+                ),
+                Chain::Ed25519 => (
+                    repair::sigma::<Ed25519>(&entry.helpers, deltas),
+                    ed25519_public.clone(),
+                ),
+            };
+            let (Ok(sigma), Some(public)) = (sigma, public) else {
+                warn!(
+                    newcomer,
+                    chain = chain.name(),
+                    "a repair delta does not decode; this attempt ends here"
+                );
+                entry.sent.insert(chain);
+                continue;
+            };
+            entry.sent.insert(chain);
+            out.push((
+                Some(newcomer),
+                Message::RepairSigma {
+                    epoch,
+                    chain,
+                    helpers: entry.helpers.iter().copied().collect(),
+                    nonce: entry.nonce,
+                    sigma,
+                    public,
+                },
+            ));
+        }
+        out
+    }
+
+    /// The newcomer's share of `chain` from every helper's sigma, if they agree on the package.
+    fn combine(&mut self, chain: Chain, now: SystemTime) {
+        let me = self.me;
+        let Some(asking) = self.repair.asking.as_mut() else {
+            return;
+        };
+        let Some(got) = asking.got.get(&chain) else {
+            return;
+        };
+        let packages: BTreeSet<&Vec<u8>> = got.values().map(|(_, public)| public).collect();
+        let sigmas: BTreeMap<Member, Vec<u8>> =
+            got.iter().map(|(m, (s, _))| (*m, s.clone())).collect();
+        let result = match (packages.len(), packages.first()) {
+            (1, Some(public)) => match chain {
+                Chain::Bitcoin => repaired::<Taproot>(me, &asking.helpers, &sigmas, public)
+                    .map(|share| asking.bitcoin = Some(share)),
+                Chain::Ed25519 => repaired::<Ed25519>(me, &asking.helpers, &sigmas, public)
+                    .map(|share| asking.ed25519 = Some(share)),
+            },
+            _ => Err("the helpers sent different public packages".to_string()),
+        };
+        if let Err(reason) = result {
+            warn!(helpers = ?asking.helpers, chain = chain.name(), %reason, "the repair failed; asking other helpers");
+            // The next tick starts another attempt.
+            asking.at = now.checked_sub(ATTEMPT).unwrap_or(SystemTime::UNIX_EPOCH);
+            asking.got.clear();
+            asking.bitcoin = None;
+            asking.ed25519 = None;
+        }
+    }
+
+    /// Installs the repaired shares once both keys are in; says so to every member.
+    fn finish_repair(&mut self) -> Result<Out, SigningError> {
+        let ready = self
+            .repair
+            .asking
+            .as_ref()
+            .is_some_and(|a| a.bitcoin.is_some() && a.ed25519.is_some());
+        if !ready {
+            return Ok(Vec::new());
+        }
+        let asking = self.repair.asking.take().expect("checked");
+        let (Some(bitcoin), Some(ed25519)) = (asking.bitcoin, asking.ed25519) else {
+            return Ok(Vec::new());
+        };
+        let epoch = asking.epoch;
+        let keys = self.install(epoch, bitcoin, ed25519)?;
+        info!(epoch, helpers = ?asking.helpers, holders = ?keys.holders, "vault shares repaired: this member holds the committee's sharing again; its old shares are deleted");
+        self.repair.last_holding = None;
+        Ok(vec![(
+            None,
+            Message::Holding {
+                epoch,
+                holders: keys.holders,
+            },
+        )])
+    }
+
+    /// Adds repaired `member`'s verifying share to this holder's packages and record.
+    fn add_holder(&mut self, member: Member) -> Result<(), SigningError> {
+        let store = |e: bulwark_vaultstore::StoreError| SigningError::Store(e.to_string());
+        let (Ok(bitcoin), Ok(ed25519)) = (
+            repair::with_holder(&self.bitcoin.share, member),
+            repair::with_holder(&self.ed25519.share, member),
+        ) else {
+            return Ok(());
+        };
+        self.files.put_share(self.epoch, &bitcoin).map_err(store)?;
+        self.files.put_share(self.epoch, &ed25519).map_err(store)?;
+        let keys = super::super::vault_keys::record(self.epoch, &bitcoin, &ed25519);
+        let json = serde_json::to_vec_pretty(&keys).expect("the vault's keys must serialize");
+        bulwark_vaultstore::files::write_private(&self.keys_path, &json).map_err(store)?;
+        self.bitcoin.share = bitcoin;
+        self.ed25519.share = ed25519;
+        info!(epoch = self.epoch, member, holders = ?keys.holders, "a repaired member holds the vault's sharing again");
+        self.keys = keys.clone();
+        self.status
+            .lock()
+            .expect("the vault status lock must not be poisoned")
+            .keys = Some(keys);
+        Ok(())
+    }
+}
+
+fn repaired<C: VaultSuite>(
+    me: Member,
+    helpers: &BTreeSet<Member>,
+    sigmas: &BTreeMap<Member, Vec<u8>>,
+    public: &[u8],
+) -> Result<KeyShare<C>, String> {
+    let public = repair::decode_public::<C>(public).map_err(|e| e.to_string())?;
+    repair::repaired::<C>(me, helpers, sigmas, &public).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::collections::VecDeque;
+
+    use super::super::tests::{evidence, ledger, members};
+    use super::*;
+    use bulwark_vault::keygen::local;
+
+    type Frames = VecDeque<(Member, Option<Member>, Message)>;
+
+    /// Delivers until quiet; `tamper` may change or drop a frame (from, to, frame).
+    fn deliver(
+        members: &mut [Signer],
+        engine: &bulwark_engine::Engine,
+        mut queue: Frames,
+        now: SystemTime,
+        mut tamper: impl FnMut(Member, Member, Message) -> Option<Message>,
+    ) {
+        while let Some((from, to, message)) = queue.pop_front() {
+            let targets: Vec<Member> = match to {
+                Some(to) => vec![to],
+                // Every member, the sender too (as the node's own loop does).
+                None => (1..=4).collect(),
+            };
+            for target in targets {
+                let message = Message::decode(&message.encode()).unwrap();
+                let Some(message) = tamper(from, target, message) else {
+                    continue;
+                };
+                let out = members[usize::from(target) - 1]
+                    .handle(engine, from, message, now)
+                    .unwrap();
+                for (next, frame) in out {
+                    queue.push_back((target, next, frame));
+                }
+            }
+        }
+    }
+
+    fn tick(members: &mut [Signer], seen: &(u64, BTreeSet<Member>), now: SystemTime) -> Frames {
+        let mut frames = VecDeque::new();
+        for member in members.iter_mut() {
+            let me = member.me;
+            for (to, message) in member.tick_repair(Some(seen.clone()), now) {
+                frames.push_back((me, to, message));
+            }
+        }
+        frames
+    }
+
+    /// Issue #14's repair between members: members 1-3 refreshed into epoch 1 without member 4
+    /// (re-admitted in the same epoch). Member 4 learns it was left out from the others'
+    /// holdings (one false holding does not move it), asks the three, survives a helper that
+    /// lies about its sigma, and ends with a share of the epoch-1 sharing that signs a withdrawal
+    /// together with two of them, checked by the one rule (ed25519-dalek strict).
+    #[test]
+    fn a_member_left_out_of_a_refresh_is_repaired_and_signs_with_the_committee() {
+        let dir = std::env::temp_dir().join(format!("bulwark-vault-repair-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let destination = *ed25519_dalek::SigningKey::from_bytes(&[9; 32])
+            .verifying_key()
+            .as_bytes();
+        let engine = ledger(destination);
+        let mut members = members(&dir);
+        // The same sharings `members` made, refreshed among 1-3 into epoch 1.
+        let keep: BTreeSet<Member> = [1, 2, 3].into();
+        let bitcoin =
+            local::refresh(&local::dkg::<Taproot>(4, [1; 32]).unwrap(), &keep, [3; 32]).unwrap();
+        let ed25519 =
+            local::refresh(&local::dkg::<Ed25519>(4, [2; 32]).unwrap(), &keep, [4; 32]).unwrap();
+        for m in keep.iter().copied() {
+            members[usize::from(m) - 1]
+                .install(1, bitcoin[&m].clone(), ed25519[&m].clone())
+                .unwrap();
+        }
+        let seen = (1u64, BTreeSet::from([1, 2, 3, 4]));
+        let mut now = SystemTime::now();
+
+        // One member's holding without member 4 (f = 1) does not make it give up its shares.
+        let mut frames = tick(&mut members, &seen, now);
+        let from_one: Frames = frames.iter().filter(|f| f.0 == 1).cloned().collect();
+        assert_eq!(from_one.len(), 1, "{frames:?}");
+        deliver(&mut members, &engine, from_one, now, |_, _, m| Some(m));
+        assert!(members[3].tick_repair(Some(seen.clone()), now).is_empty());
+        assert!(!members[3].void, "one holding is not enough");
+
+        // All three holdings: member 4 asks; member 3 lies about its sigma the first time.
+        frames.retain(|f| f.0 != 1);
+        deliver(&mut members, &engine, frames, now, |_, _, m| Some(m));
+        let asks = tick(&mut members, &seen, now);
+        assert!(members[3].void);
+        assert_eq!(
+            asks.iter()
+                .filter(|f| matches!(f.2, Message::RepairAsk { .. }))
+                .count(),
+            3,
+            "{asks:?}"
+        );
+        let mut lied = false;
+        deliver(
+            &mut members,
+            &engine,
+            asks,
+            now,
+            |from, _, message| match message {
+                Message::RepairSigma {
+                    epoch,
+                    chain,
+                    helpers,
+                    nonce,
+                    mut sigma,
+                    public,
+                } if from == 3 && !lied => {
+                    lied = true;
+                    sigma[0] ^= 1;
+                    Some(Message::RepairSigma {
+                        epoch,
+                        chain,
+                        helpers,
+                        nonce,
+                        sigma,
+                        public,
+                    })
+                }
+                other => Some(other),
+            },
+        );
+        assert!(lied);
+        assert!(members[3].void, "a lying helper leaves it with nothing");
+        assert_eq!(members[3].epoch, 0);
+
+        // The next attempt (fresh nonce) repairs it; the holders add it once it says so.
+        now += ATTEMPT;
+        let again = tick(&mut members, &seen, now);
+        deliver(&mut members, &engine, again, now, |_, _, m| Some(m));
+        assert!(!members[3].void);
+        assert_eq!(members[3].epoch, 1);
+        for member in &members {
+            assert_eq!(
+                member.keys.holders,
+                vec![1, 2, 3, 4],
+                "member {}",
+                member.me
+            );
+            assert_eq!(member.keys.epoch, 1);
+            assert!(evidence(member).is_empty(), "{:?}", evidence(member));
+        }
+        assert_eq!(
+            members[3].ed25519.share.public, members[0].ed25519.share.public,
+            "one package"
+        );
+        assert_eq!(
+            members[3].bitcoin.share.group_key(),
+            bitcoin[&1].group_key()
+        );
+
+        // Withdrawal 1 with member 1 silent: members 2, 3 and 4 sign it (member 2 coordinates).
+        let commit = members[1].start_round(&engine, now).unwrap();
+        deliver(
+            &mut members,
+            &engine,
+            VecDeque::from([(2, None, commit)]),
+            now,
+            |from, to, m| (from != 1 && to != 1).then_some(m),
+        );
+        for m in [2usize, 3, 4] {
+            let status = members[m - 1].status.lock().unwrap();
+            let (record, _) = status
+                .signed
+                .get(&1)
+                .unwrap_or_else(|| panic!("member {m} holds the signed withdrawal"));
+            assert_eq!(record.chain, Chain::Ed25519);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1326,14 +1326,47 @@ fn a_newcomer_takes_the_removed_node3s_seat_and_signs_in_the_next_epoch() {
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(summary["admitted_in_epoch"].as_u64(), Some(2), "{summary}");
     // Nodes 0, 1, 2 and 4 are in epoch 2 with four admitted members; node 3 stays removed;
-    // with node 0 stopped, nodes 1, 2 and 4 finalize: the newcomer signs.
+    // the vault's holders (three genesis numbers) refreshed among themselves and repaired the
+    // newcomer (a number of its own, 1024 or above, in every holder's record); with node 0
+    // stopped, nodes 1, 2 and 4
+    // finalize: the newcomer signs.
     let at_epoch_2 = signs_in_epoch_2(
         (&committee, &mut procs, endpoint),
         &[0, 1, 2, 4],
-        |s| s.members.get(&seat[..16]).map(String::as_str) == Some("removed"),
-        "the newcomer",
+        |s| {
+            s.members.get(&seat[..16]).map(String::as_str) == Some("removed")
+                && vault_holders_in_epoch_2(&committee, &[0, 1, 2, 4], |h| {
+                    h.len() == 4
+                        && h.iter().filter(|m| **m <= 4).count() == 3
+                        && h.iter().filter(|m| **m >= 1024).count() == 1
+                })
+        },
+        "the newcomer (and its repaired vault share)",
     );
     assert!(at_epoch_2 > at_epoch_1);
+    // With node 0 stopped, nodes 1, 2 and 4 sign a withdrawal: the newcomer's repaired share
+    // is one of the three, under the vault's unchanged key.
+    let vault_keys: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(committee.join("node-4/vault/keys.json")).unwrap(),
+    )
+    .unwrap();
+    let genesis_keys: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(committee.join("node-1/vault/keys.json")).unwrap(),
+    )
+    .unwrap();
+    for field in ["bitcoin", "ed25519", "threshold"] {
+        assert_eq!(
+            vault_keys[field], genesis_keys[field],
+            "one vault, one {field}"
+        );
+    }
+    an_ed25519_withdrawal_is_signed(
+        (dir.path(), &committee, endpoint),
+        &[1, 2, 4],
+        (8_000_001, 0x46),
+        &vault_keys["ed25519"],
+        "after the newcomer's repair, without node 0",
+    );
     drop(procs);
     let (code, stdout, stderr) = run(&[
         "verify",
@@ -1445,23 +1478,29 @@ fn node3_comes_back_restored(
     // among themselves and repaired node 3 (member 4: it holds a share of the epoch-2 sharing
     // and every holder's record names it); with node 0 stopped, nodes 1-3 finalize: node 3
     // signs.
-    let vault_repaired = |_: &bulwark_api::answers::NodeStatus| {
-        (0..4).all(|i| {
-            let path = committee.join(format!("node-{i}/vault/keys.json"));
-            std::fs::read_to_string(path)
-                .ok()
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .is_some_and(|keys| {
-                    keys["epoch"] == 2 && keys["holders"] == serde_json::json!([1, 2, 3, 4])
-                })
-        })
-    };
     signs_in_epoch_2(
         (committee, procs, &endpoint),
         &[0, 1, 2, 3],
-        vault_repaired,
+        |_| vault_holders_in_epoch_2(committee, &[0, 1, 2, 3], |h| h == [1, 2, 3, 4]),
         "node 3 (and its repaired vault share)",
     )
+}
+
+/// Whether each of `nodes` has a `keys.json` of epoch 2 whose holders `fit`.
+fn vault_holders_in_epoch_2(committee: &Path, nodes: &[u16], fit: impl Fn(&[u64]) -> bool) -> bool {
+    nodes.iter().all(|i| {
+        let path = committee.join(format!("node-{i}/vault/keys.json"));
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|keys| {
+                let holders: Vec<u64> = keys["holders"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
+                    .unwrap_or_default();
+                keys["epoch"] == 2 && fit(&holders)
+            })
+    })
 }
 
 /// Waits (120 s at most) until `node` follows the log by certified catch-up into epoch 1,

@@ -146,10 +146,30 @@ fn member_of<C: Ciphersuite>(id: &Identifier<C>) -> Member {
 }
 
 fn try_member_of<C: Ciphersuite>(id: &Identifier<C>) -> Option<Member> {
-    // Identifiers here are only ever made from a member number (shares read from disk are
-    // checked by `KeyShare::from_bytes`), so the scalar is that number, big- or little-endian
-    // depending on the suite: find it by comparison.
-    (1..=MEMBERS_MAX as u16).find(|m| Identifier::<C>::try_from(*m).ok().as_ref() == Some(id))
+    member_number(id)
+}
+
+/// The member number an identifier was made from, if it was made from one (1 ..= 65535).
+pub fn member_number<C: Ciphersuite>(id: &Identifier<C>) -> Option<Member> {
+    // The scalar is the number, little- or big-endian depending on the suite: read both ways
+    // where the rest is zero, and keep the reading that makes the same identifier.
+    let bytes = id.serialize();
+    let n = bytes.len();
+    if n < 2 {
+        return None;
+    }
+    let little = bytes[2..]
+        .iter()
+        .all(|b| *b == 0)
+        .then(|| u16::from_le_bytes([bytes[0], bytes[1]]));
+    let big = bytes[..n - 2]
+        .iter()
+        .all(|b| *b == 0)
+        .then(|| u16::from_be_bytes([bytes[n - 2], bytes[n - 1]]));
+    [little, big]
+        .into_iter()
+        .flatten()
+        .find(|m| *m != 0 && Identifier::<C>::try_from(*m).ok().as_ref() == Some(id))
 }
 
 enum Kind<C: Ciphersuite> {

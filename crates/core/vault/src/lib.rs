@@ -65,9 +65,27 @@ impl Chain {
     }
 }
 
-/// A member's place in the vault's committee: 1 ..= n, the FROST identifier. Members keep their
+/// A member's place in the vault's committee, its FROST identifier: 1 ..= n for the genesis
+/// committee (its order), [`newcomer_number`] for a member that joined later. Members keep their
 /// number across refreshes, so a removed member's number is not reused.
 pub type Member = u16;
+
+/// The first number a member that was not in the genesis committee may get.
+pub const NEWCOMER_FIRST: Member = 1024;
+
+/// The vault number of a member that joined after genesis (a replacement): derived from its
+/// public key alone, so every member computes it alike without any history, and it stays the
+/// same in every epoch. Two keys of one committee that land on the same number are told apart
+/// by the node, which refuses to start the second (`docs/vault.md`).
+pub fn newcomer_number(public_key: &[u8]) -> Member {
+    use bitcoin::hashes::{sha256, Hash as _, HashEngine as _};
+    let mut engine = sha256::Hash::engine();
+    engine.input(b"bulwark/vault/newcomer-number/v1");
+    engine.input(public_key);
+    let digest = sha256::Hash::from_engine(engine).to_byte_array();
+    let span = Member::MAX - NEWCOMER_FIRST;
+    NEWCOMER_FIRST + u16::from_be_bytes([digest[0], digest[1]]) % span
+}
 
 /// Largest committee the vault supports (bounds every map a peer's message can grow).
 pub const MEMBERS_MAX: usize = 64;

@@ -28,7 +28,7 @@ use frost_core::{compute_lagrange_coefficient, Ciphersuite, Group};
 use rand_chacha06::ChaCha20Rng;
 use rand_core06::SeedableRng;
 
-use crate::keygen::{identifier, KeyShare};
+use crate::keygen::{identifier, member_number, KeyShare};
 use crate::{Member, VaultError, MEMBERS_MAX};
 
 /// Largest delta or sigma (one scalar), bytes.
@@ -51,7 +51,7 @@ pub fn check_helpers<C: Ciphersuite>(
             reason,
         })
     };
-    if newcomer == 0 || usize::from(newcomer) > MEMBERS_MAX {
+    if newcomer == 0 {
         return Err(VaultError::NotAParticipant(newcomer));
     }
     if helpers.len() != t {
@@ -149,7 +149,7 @@ pub fn decode_public<C: Ciphersuite>(bytes: &[u8]) -> Result<PublicKeyPackage<C>
         ));
     }
     for id in public.verifying_shares().keys() {
-        if (1..=MEMBERS_MAX as u16).all(|m| identifier::<C>(m).ok().as_ref() != Some(id)) {
+        if member_number(id).is_none() {
             return Err(VaultError::Malformed(
                 "public key package (a holder is not a member number)",
             ));
@@ -238,7 +238,7 @@ pub fn repaired<C: Ciphersuite>(
     let holders: BTreeSet<Member> = public
         .verifying_shares()
         .keys()
-        .filter_map(|id| (1..=MEMBERS_MAX as u16).find(|m| identifier::<C>(*m).ok() == Some(*id)))
+        .filter_map(member_number)
         .collect();
     if helpers.len() != usize::from(public.min_signers().unwrap_or(0))
         || !helpers.is_subset(&holders)

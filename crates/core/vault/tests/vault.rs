@@ -1084,26 +1084,38 @@ fn a_member_left_out_of_a_refresh_is_repaired_by_t_helpers_and_signs_with_the_ne
         let t = threshold(usize::from(n));
         let keep: BTreeSet<Member> = (1..n).collect();
         let helpers: BTreeSet<Member> = (1..=t).collect();
-        // Taproot: repaired, then a real spend signed by member n and t − 1 others.
+        // At n = 4 member 4 comes back; at n = 7 a replacement with a number of its own.
+        let newcomer = if n == 4 {
+            n
+        } else {
+            bulwark_vault::newcomer_number(&[7; 32])
+        };
+        assert!(n == 4 || newcomer >= bulwark_vault::NEWCOMER_FIRST);
+        // Taproot: repaired, then a real spend signed by the newcomer and t − 1 others.
         let old = dkg::<Taproot>(n, 20);
         let mut fresh = refresh(&old, &keep, 21);
-        let share = repair::local(&fresh, &helpers, n, [22; 32]).expect("repaired");
+        let share = repair::local(&fresh, &helpers, newcomer, [22; 32]).expect("repaired");
+        assert_eq!(share.member(), newcomer);
+        assert_eq!(
+            KeyShare::<Taproot>::from_bytes(&share.to_bytes()).expect("reads back"),
+            share
+        );
         assert_eq!(
             share.group_key(),
             old[&1].group_key(),
             "the group key stays"
         );
         assert_ne!(share.key.signing_share(), old[&n].key.signing_share());
-        assert!(share.holders().contains(&n));
+        assert!(share.holders().contains(&newcomer));
         for m in &keep {
-            let updated = repair::with_holder(&fresh[m], n).expect("a holder adds it");
+            let updated = repair::with_holder(&fresh[m], newcomer).expect("a holder adds it");
             assert_eq!(
                 updated.public, share.public,
                 "every holder's package matches the newcomer's"
             );
             fresh.insert(*m, updated);
         }
-        fresh.insert(n, share);
+        fresh.insert(newcomer, share);
         let w = withdrawal(&fresh, 40);
         let body = BitcoinBody {
             tx: bitcoin::consensus::serialize(&w.tx),
@@ -1116,7 +1128,7 @@ fn a_member_left_out_of_a_refresh_is_repaired_by_t_helpers_and_signs_with_the_ne
                     .to_vec()
             })
             .collect();
-        let signers: Vec<Member> = (n - t + 1..=n).collect();
+        let signers: Vec<Member> = (n - t + 1..n).chain([newcomer]).collect();
         let mut taproot_books = books(&fresh);
         let requests = request(&taproot_books, &signers, 0, 40, Some(body), &messages);
         let signatures = sign_all(
@@ -1139,7 +1151,7 @@ fn a_member_left_out_of_a_refresh_is_repaired_by_t_helpers_and_signs_with_the_ne
         // Ed25519: the same, and the lies.
         let old = dkg::<Ed25519>(n, 23);
         let mut fresh = refresh(&old, &keep, 24);
-        let share = repair::local(&fresh, &helpers, n, [25; 32]).expect("repaired");
+        let share = repair::local(&fresh, &helpers, newcomer, [25; 32]).expect("repaired");
         let one = helpers.iter().next().copied().expect("a helper");
         // A helper sends a wrong delta: the newcomer's share is not the sharing's; refused.
         let mut sigmas = BTreeMap::new();
@@ -1148,14 +1160,15 @@ fn a_member_left_out_of_a_refresh_is_repaired_by_t_helpers_and_signs_with_the_ne
             for g in &helpers {
                 let mut seed = [26; 32];
                 seed[0] = *g as u8;
-                let from_g = repair::deltas(&fresh[g], &helpers, n, seed).expect("deltas");
+                let from_g = repair::deltas(&fresh[g], &helpers, newcomer, seed).expect("deltas");
                 deltas.insert(*g, from_g[h].clone());
             }
             if *h == one {
                 let liar = *helpers.iter().last().expect("a helper");
                 deltas.insert(
                     liar,
-                    repair::deltas(&fresh[&liar], &helpers, n, [27; 32]).expect("deltas")[&liar]
+                    repair::deltas(&fresh[&liar], &helpers, newcomer, [27; 32]).expect("deltas")
+                        [&liar]
                         .clone(),
                 );
             }
@@ -1165,13 +1178,13 @@ fn a_member_left_out_of_a_refresh_is_repaired_by_t_helpers_and_signs_with_the_ne
             );
         }
         assert_eq!(
-            repair::repaired(n, &helpers, &sigmas, &fresh[&1].public),
+            repair::repaired(newcomer, &helpers, &sigmas, &fresh[&1].public),
             Err(VaultError::Crypto(
                 "repair (the share is not the sharing's)"
             ))
         );
         // A package of another sharing (the old one) does not pass either.
-        let honest = repair::local(&fresh, &helpers, n, [28; 32]).expect("repaired");
+        let honest = repair::local(&fresh, &helpers, newcomer, [28; 32]).expect("repaired");
         assert_eq!(
             honest.key, share.key,
             "every honest run gives the same share"
@@ -1179,7 +1192,8 @@ fn a_member_left_out_of_a_refresh_is_repaired_by_t_helpers_and_signs_with_the_ne
         let mut sigmas = BTreeMap::new();
         let mut received: BTreeMap<Member, BTreeMap<Member, Vec<u8>>> = BTreeMap::new();
         for g in &helpers {
-            for (to, d) in repair::deltas(&fresh[g], &helpers, n, [29; 32]).expect("deltas") {
+            for (to, d) in repair::deltas(&fresh[g], &helpers, newcomer, [29; 32]).expect("deltas")
+            {
                 received.entry(to).or_default().insert(*g, d);
             }
         }
@@ -1189,22 +1203,22 @@ fn a_member_left_out_of_a_refresh_is_repaired_by_t_helpers_and_signs_with_the_ne
                 repair::sigma::<Ed25519>(&helpers, &received[h]).expect("sigma"),
             );
         }
-        assert!(repair::repaired(n, &helpers, &sigmas, &old[&1].public).is_err());
+        assert!(repair::repaired(newcomer, &helpers, &sigmas, &old[&1].public).is_err());
         let mut short = sigmas.clone();
         short.remove(&one);
         assert!(matches!(
-            repair::repaired(n, &helpers, &short, &fresh[&1].public),
+            repair::repaired(newcomer, &helpers, &short, &fresh[&1].public),
             Err(VaultError::Malformed(_))
         ));
         // Who may help: exactly t holders of the sharing, not the newcomer.
         let too_few: BTreeSet<Member> = helpers.iter().skip(1).copied().collect();
-        assert!(repair::check_helpers(&fresh[&1], &too_few, n).is_err());
-        let with_newcomer: BTreeSet<Member> = too_few.iter().copied().chain([n]).collect();
-        assert!(repair::check_helpers(&fresh[&1], &with_newcomer, n).is_err());
+        assert!(repair::check_helpers(&fresh[&1], &too_few, newcomer).is_err());
+        let with_newcomer: BTreeSet<Member> = too_few.iter().copied().chain([newcomer]).collect();
+        assert!(repair::check_helpers(&fresh[&1], &with_newcomer, newcomer).is_err());
         let mut with_stranger = too_few.clone();
         with_stranger.insert(60);
         assert!(matches!(
-            repair::check_helpers(&fresh[&1], &with_stranger, n),
+            repair::check_helpers(&fresh[&1], &with_stranger, newcomer),
             Err(VaultError::NotAParticipant(60))
         ));
         assert!(repair::decode_public::<Ed25519>(&[0u8; 3]).is_err());
@@ -1215,9 +1229,9 @@ fn a_member_left_out_of_a_refresh_is_repaired_by_t_helpers_and_signs_with_the_ne
         );
         // Signed by the newcomer and t − 1 holders; ed25519-dalek's strict check accepts it.
         for m in &keep {
-            fresh.insert(*m, repair::with_holder(&fresh[m], n).expect("adds"));
+            fresh.insert(*m, repair::with_holder(&fresh[m], newcomer).expect("adds"));
         }
-        fresh.insert(n, share);
+        fresh.insert(newcomer, share);
         let authorization = Authorization {
             withdrawal: 41,
             chain: Chain::Ed25519,
@@ -1225,7 +1239,7 @@ fn a_member_left_out_of_a_refresh_is_repaired_by_t_helpers_and_signs_with_the_ne
             amount: 50_000,
         };
         let message = ed25519_message(&authorization);
-        let signers: Vec<Member> = (n - t + 1..=n).collect();
+        let signers: Vec<Member> = (n - t + 1..n).chain([newcomer]).collect();
         let mut ed_books = books(&fresh);
         let requests = request(
             &ed_books,
@@ -1254,4 +1268,30 @@ fn a_member_left_out_of_a_refresh_is_repaired_by_t_helpers_and_signs_with_the_ne
         key.verify_strict(&message, &signature)
             .expect("ed25519-dalek accepts a signature with the repaired share");
     }
+}
+
+#[test]
+fn member_numbers_read_back_from_identifiers_and_newcomers_get_numbers_of_their_own() {
+    fn reads_back<C: Ciphersuite>() {
+        for m in [1u16, 2, 64, 255, 256, 1024, 40_000, u16::MAX] {
+            let id = bulwark_vault::keygen::identifier::<C>(m).expect("a number");
+            assert_eq!(bulwark_vault::keygen::member_number(&id), Some(m));
+        }
+        let derived = frost_core::Identifier::<C>::derive(b"not a number").expect("derives");
+        assert_eq!(bulwark_vault::keygen::member_number(&derived), None);
+    }
+    reads_back::<Taproot>();
+    reads_back::<Ed25519>();
+    let numbers: BTreeSet<Member> = (0..64u8)
+        .map(|i| bulwark_vault::newcomer_number(&[i; 32]))
+        .collect();
+    assert!(numbers
+        .iter()
+        .all(|m| *m >= bulwark_vault::NEWCOMER_FIRST && *m < u16::MAX));
+    assert!(numbers.len() >= 60, "spread: {numbers:?}");
+    assert_eq!(
+        bulwark_vault::newcomer_number(&[9; 32]),
+        bulwark_vault::newcomer_number(&[9; 32]),
+        "a key's number never changes"
+    );
 }

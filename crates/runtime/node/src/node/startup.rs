@@ -176,13 +176,14 @@ pub(super) fn prepare(
     // Vault member numbers follow the participants' order, which every member computes alike.
     let member = participants.iter().position(|key| *key == me);
     let candidate = member.is_none();
-    let vault = match member {
-        Some(member) => check_vault_backend(&config, &keystore, member)?,
+    let vault_number = match member {
+        Some(member) => u16::try_from(member + 1).unwrap_or(u16::MAX),
         None => {
-            info!("this node is a candidate (not in the genesis committee): no genesis DKG, no vault shares; it follows the log and joins at an epoch change once admitted (`bulwark admin replace`)");
-            None
+            info!("this node is a candidate (not in the genesis committee): no genesis DKG; it follows the log, joins at an epoch change once admitted (`bulwark admin replace`), and gets its vault shares by repair from the members that hold them");
+            newcomer_vault_number(config_path, &me, &peers)?
         }
     };
+    let vault = check_vault_backend(&config, &keystore, vault_number)?;
     let vault = std::sync::Mutex::new(vault);
     Ok(Prepared {
         config,
@@ -204,13 +205,36 @@ pub(super) fn prepare(
     })
 }
 
+/// A candidate's vault number (`bulwark_vault::newcomer_number`); refused when another listed
+/// candidate has the same one (the two could never hold shares together).
+fn newcomer_vault_number(
+    config_path: &Path,
+    me: &PublicKey,
+    peers: &[(PublicKey, SocketAddr)],
+) -> Result<u16, NodeError> {
+    let number = bulwark_vault::newcomer_number(me.as_ref());
+    if let Some((other, _)) = peers
+        .iter()
+        .find(|(key, _)| key != me && bulwark_vault::newcomer_number(key.as_ref()) == number)
+    {
+        return Err(invalid(
+            config_path,
+            format!(
+                "this candidate's key and peer {}'s give the same vault number {number}: give this node another key",
+                public_key_hex(other)
+            ),
+        ));
+    }
+    Ok(number)
+}
+
 /// Opens the vault backend the config chose (`docs/vault.md`) and its directory, so that a
 /// token that is missing, a wrong PIN or a key that could leave the HSM stops the node at start.
 /// `None` on a production node without `[vault]`.
 fn check_vault_backend(
     config: &NodeConfig,
     keystore: &keystore::Keystore,
-    member: usize,
+    member: u16,
 ) -> Result<Option<bulwark_vaultstore::VaultFiles<bulwark_vaultstore::Backend>>, NodeError> {
     use crate::node::config::VaultBackend;
     use bulwark_vaultstore::{Backend, Sealer as _, VaultFiles};
@@ -244,7 +268,6 @@ fn check_vault_backend(
         ),
     };
     let kind = sealer.kind();
-    let member = u16::try_from(member + 1).unwrap_or(u16::MAX);
     let files =
         VaultFiles::open(&config.data_dir, member, sealer).map_err(|e| NodeError::File {
             path: config.data_dir.join("vault"),

@@ -269,7 +269,9 @@ pub(super) fn keys_path(data_dir: &Path) -> std::path::PathBuf {
 }
 
 /// Loads this node's vault shares, or runs the key generation with every member and stores them
-/// (epoch 0). Returns the vault's public keys and its files (for the signing).
+/// (epoch 0). Returns the vault's public keys and its files (for the signing); no keys for a
+/// node that joined after genesis and was not repaired yet (it takes no part in the key
+/// generation: its shares come by repair, `vault_signing`).
 pub(super) async fn vault_keys<E, S, R>(
     context: E,
     data_dir: &Path,
@@ -277,7 +279,7 @@ pub(super) async fn vault_keys<E, S, R>(
     participants: Set<PublicKey>,
     mut files: VaultFiles<Backend>,
     (mut sender, mut receiver): (S, R),
-) -> Result<(VaultKeys, VaultFiles<Backend>), VaultKeysError>
+) -> Result<(Option<VaultKeys>, VaultFiles<Backend>), VaultKeysError>
 where
     E: Clock + Spawner + Supervisor + Send + 'static,
     S: commonware_p2p::Sender<PublicKey = PublicKey>,
@@ -291,7 +293,6 @@ where
             .position(|p| p == key)
             .map(|i| (i + 1) as Member)
     };
-    let me_number = member_of(me).expect("this node is a participant");
     let path = keys_path(data_dir);
     if path.exists() {
         let text = std::fs::read_to_string(&path)
@@ -321,8 +322,12 @@ where
         check_record(&keys, &bitcoin_share, &ed25519_share)
             .map_err(|e| VaultKeysError::Store(format!("{}: {e}", path.display())))?;
         info!(bitcoin = %keys.bitcoin_xonly, ed25519 = %keys.ed25519, "loaded the vault's key shares");
-        return Ok((keys, files));
+        return Ok((Some(keys), files));
     }
+    let Some(me_number) = member_of(me) else {
+        info!("this node joined after genesis: it holds no vault share until the members that do repair one for it");
+        return Ok((None, files));
+    };
     // The randomness is stored before the first message leaves: a member that restarts
     // mid-ceremony sends the same packages again instead of a second polynomial.
     let mut seed = |chain: Chain| -> Result<[u8; 32], VaultKeysError> {
@@ -473,7 +478,7 @@ where
                 }
             }
         });
-    Ok((keys, files))
+    Ok((Some(keys), files))
 }
 
 #[cfg(test)]

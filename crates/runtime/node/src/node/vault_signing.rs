@@ -53,6 +53,7 @@ use tracing::{info, warn};
 
 use super::vault_keys::VaultKeys;
 
+mod peers;
 mod repair;
 
 /// p2p channel of the vault's signing rounds.
@@ -454,7 +455,7 @@ impl DevWallet {
 /// The task's state.
 struct Signer {
     me: Member,
-    participants: Vec<PublicKey>,
+    peers: peers::Peers,
     epoch: u64,
     files: VaultFiles<Backend>,
     bitcoin: Key<Taproot>,
@@ -500,14 +501,7 @@ struct Signer {
 
 impl Signer {
     fn member_of(&self, key: &PublicKey) -> Option<Member> {
-        self.participants
-            .iter()
-            .position(|p| p == key)
-            .map(|i| (i + 1) as Member)
-    }
-
-    fn n(&self) -> u64 {
-        self.participants.len() as u64
+        self.peers.member_of(key)
     }
 
     /// The members holding shares of the current epoch, in order.
@@ -569,7 +563,7 @@ impl Signer {
             }
             entry.1 += 1;
         }
-        if let Some(peer) = self.participants.get(usize::from(from).wrapping_sub(1)) {
+        if let Some(peer) = self.peers.key(from) {
             self.evidence.record(Kind::VaultRequest, peer, 0, detail);
         }
     }
@@ -953,7 +947,7 @@ impl Signer {
         }
         let participants: BTreeSet<Member> = holders.intersection(&committee).copied().collect();
         if participants.len() < usize::from(self.bitcoin.share.threshold()) {
-            warn!(epoch, staying = participants.len(), "fewer members that hold vault shares stay than the threshold: the vault cannot refresh and signs nothing (repair for new members is not built)");
+            warn!(epoch, staying = participants.len(), "fewer members that hold vault shares stay than the threshold: the vault cannot refresh and signs nothing (a repair needs t holders)");
             self.void = true;
             return Ok(out);
         }
@@ -1005,18 +999,9 @@ impl Signer {
         Ok(out)
     }
 
-    /// The member numbers of `membership`'s committee.
-    fn committee(&self, membership: &bulwark_sentinel::Membership) -> BTreeSet<Member> {
-        membership
-            .members()
-            .iter()
-            .filter_map(|key| {
-                self.participants
-                    .iter()
-                    .position(|p| p.as_ref() == key.as_slice())
-                    .map(|i| (i + 1) as Member)
-            })
-            .collect()
+    /// The member numbers of `membership`'s committee (its newcomers become peers).
+    fn committee(&mut self, membership: &bulwark_sentinel::Membership) -> BTreeSet<Member> {
+        self.peers.learn(membership.members())
     }
 
     /// A peer's refresh frame.
@@ -1405,7 +1390,9 @@ pub(super) struct Setup {
     pub(super) data_dir: PathBuf,
     pub(super) me: PublicKey,
     pub(super) participants: Set<PublicKey>,
-    pub(super) keys: VaultKeys,
+    /// `None` on a node that joined after genesis and holds no share yet: it waits for a
+    /// repair first.
+    pub(super) keys: Option<VaultKeys>,
     pub(super) files: VaultFiles<Backend>,
     pub(super) view: Arc<Mutex<Arc<Engine>>>,
     pub(super) status: SharedStatus,
@@ -1430,7 +1417,7 @@ fn load_signed(path: &Path) -> Vec<SignedWithdrawal> {
 /// Runs the signing for the life of the node.
 pub(super) async fn run<E, S, R>(
     context: E,
-    setup: Setup,
+    mut setup: Setup,
     (mut sender, mut receiver): (S, R),
 ) -> Result<(), SigningError>
 where
@@ -1438,22 +1425,22 @@ where
     S: commonware_p2p::Sender<PublicKey = PublicKey>,
     R: commonware_p2p::Receiver<PublicKey = PublicKey>,
 {
+    let keys = match setup.keys.take() {
+        Some(keys) => keys,
+        None => repair::await_repair(&context, &mut setup, &mut sender, &mut receiver).await?,
+    };
     let bad = |what: &str| SigningError::Store(format!("keys.json: {what}"));
-    let bitcoin_key = hex::decode(&setup.keys.bitcoin).map_err(|_| bad("bitcoin"))?;
-    let ed25519_key: [u8; 32] = hex::decode(&setup.keys.ed25519)
+    let bitcoin_key = hex::decode(&keys.bitcoin).map_err(|_| bad("bitcoin"))?;
+    let ed25519_key: [u8; 32] = hex::decode(&keys.ed25519)
         .ok()
         .and_then(|k| k.try_into().ok())
         .ok_or_else(|| bad("ed25519"))?;
     let mut files = setup.files;
-    let epoch = setup.keys.epoch;
+    let epoch = keys.epoch;
     let bitcoin = Key::<Taproot>::open(&mut files, epoch, &bitcoin_key)?;
     let ed25519 = Key::<Ed25519>::open(&mut files, epoch, &ed25519_key)?;
-    let participants: Vec<PublicKey> = setup.participants.iter().cloned().collect();
-    let me = participants
-        .iter()
-        .position(|p| *p == setup.me)
-        .map(|i| (i + 1) as Member)
-        .expect("this node is a participant");
+    let peers = peers::Peers::new(setup.participants.iter().cloned().collect());
+    let me = peers.number(&setup.me);
     let signed_path = setup.data_dir.join("vault").join(SIGNED_FILE);
     let unchecked = load_signed(&signed_path)
         .into_iter()
@@ -1472,10 +1459,10 @@ where
         .status
         .lock()
         .expect("the vault status lock must not be poisoned")
-        .keys = Some(setup.keys.clone());
+        .keys = Some(keys.clone());
     let mut signer = Signer {
         me,
-        participants,
+        peers,
         epoch,
         files,
         bitcoin,
@@ -1502,7 +1489,7 @@ where
         budget: BTreeMap::new(),
         pings: BTreeMap::new(),
         evidence_budget: Mutex::default(),
-        keys: setup.keys.clone(),
+        keys,
         keys_path: super::vault_keys::keys_path(&setup.data_dir),
         refresh: None,
         finished: None,
@@ -1525,12 +1512,10 @@ where
                 if ticks.is_multiple_of(PING_TICKS) {
                     // One ping in flight per peer; a lost one is forgotten at the next.
                     signer.pings.clear();
-                    for peer in 1..=signer.n() as Member {
-                        if peer != me {
-                            let nonce: u64 = rand::random();
-                            signer.pings.insert(nonce, (peer, SystemTime::now()));
-                            queue.push_back((me, Some(peer), Message::Ping { nonce }));
-                        }
+                    for peer in signer.peers.others(me) {
+                        let nonce: u64 = rand::random();
+                        signer.pings.insert(nonce, (peer, SystemTime::now()));
+                        queue.push_back((me, Some(peer), Message::Ping { nonce }));
                     }
                 }
                 let engine = view.lock().expect("the view lock must not be poisoned").clone();
@@ -1542,7 +1527,7 @@ where
                 for (to, message) in ticked {
                     let recipients = match to {
                         None => Recipients::All,
-                        Some(to) => match signer.participants.get(usize::from(to).wrapping_sub(1)) {
+                        Some(to) => match signer.peers.key(to) {
                             Some(peer) => Recipients::One(peer.clone()),
                             None => continue,
                         },
@@ -1582,7 +1567,7 @@ where
             }
             let out = match to {
                 Some(to) if to != me => {
-                    if let Some(peer) = signer.participants.get(usize::from(to).wrapping_sub(1)) {
+                    if let Some(peer) = signer.peers.key(to) {
                         sender.send(
                             Recipients::One(peer.clone()),
                             IoBuf::from(message.encode()),
@@ -1607,8 +1592,7 @@ where
                         sender.send(Recipients::All, IoBuf::from(message.encode()), false);
                     }
                     Some(to) if to != me => {
-                        if let Some(peer) = signer.participants.get(usize::from(to).wrapping_sub(1))
-                        {
+                        if let Some(peer) = signer.peers.key(to) {
                             sender.send(
                                 Recipients::One(peer.clone()),
                                 IoBuf::from(message.encode()),
@@ -1696,7 +1680,7 @@ mod tests {
                 ed25519_share.top_up(&mut files, 0).unwrap();
                 Signer {
                     me: m,
-                    participants: participants.clone(),
+                    peers: peers::Peers::new(participants.clone()),
                     epoch: 0,
                     files,
                     bitcoin: bitcoin_share,

@@ -29,6 +29,12 @@ use bulwark_vault::round::Message;
 use bulwark_vault::{Chain, Ed25519, Member, Taproot, MEMBERS_MAX};
 use tracing::{info, warn};
 
+use bulwark_consensus::replica::PublicKey;
+use commonware_macros::select;
+use commonware_p2p::Recipients;
+use commonware_runtime::{Clock, IoBuf};
+
+use super::super::vault_keys::VaultKeys;
 use super::{Signer, SigningError};
 
 /// How often a holder says it holds the current sharing.
@@ -91,6 +97,201 @@ fn elapsed(now: SystemTime, since: SystemTime) -> Duration {
     now.duration_since(since).unwrap_or(Duration::ZERO)
 }
 
+/// A helper's sigma as it arrived.
+pub(super) struct Sigma {
+    pub(super) epoch: u64,
+    pub(super) chain: Chain,
+    pub(super) helpers: Vec<Member>,
+    pub(super) nonce: u64,
+    pub(super) sigma: Vec<u8>,
+    pub(super) public: Vec<u8>,
+}
+
+/// Both shares of a finished repair, checked.
+pub(super) struct Repaired {
+    pub(super) epoch: u64,
+    pub(super) helpers: BTreeSet<Member>,
+    pub(super) bitcoin: KeyShare<Taproot>,
+    pub(super) ed25519: KeyShare<Ed25519>,
+}
+
+impl Repair {
+    /// Takes a peer's holding (not this member's own).
+    pub(super) fn observe(
+        &mut self,
+        me: Member,
+        from: Member,
+        epoch: u64,
+        holders: Vec<Member>,
+        now: SystemTime,
+    ) -> Option<BTreeSet<Member>> {
+        let holders: BTreeSet<Member> = holders.into_iter().collect();
+        if from == me || holders.len() > MEMBERS_MAX || !holders.contains(&from) {
+            return None;
+        }
+        self.holding.insert(from, (epoch, holders.clone(), now));
+        Some(holders)
+    }
+
+    /// Forgets old holdings and attempts.
+    pub(super) fn expire(&mut self, committee: &BTreeSet<Member>, now: SystemTime) {
+        self.holding
+            .retain(|_, (_, _, at)| elapsed(now, *at) < HOLDING_KEPT);
+        self.helping
+            .retain(|newcomer, h| committee.contains(newcomer) && elapsed(now, h.at) < HELP_KEPT);
+    }
+
+    /// Whether f + 1 members of the committee hold `epoch`'s sharing without `me` (one of
+    /// them is honest, so `me` was left out).
+    pub(super) fn left_out(&self, me: Member, epoch: u64, committee: &BTreeSet<Member>) -> bool {
+        if !committee.contains(&me) {
+            return false;
+        }
+        let f = committee.len().saturating_sub(1) / 3;
+        let without_me = self
+            .holding
+            .iter()
+            .filter(|(m, (e, holders, _))| {
+                *e == epoch && committee.contains(m) && !holders.contains(&me)
+            })
+            .count();
+        without_me > f
+    }
+
+    /// Starts an attempt when none runs (or the last one is over): t of the members that say
+    /// they hold `epoch`'s sharing, another t at each attempt, a fresh nonce.
+    pub(super) fn ask(
+        &mut self,
+        me: Member,
+        t: usize,
+        epoch: u64,
+        committee: &BTreeSet<Member>,
+        now: SystemTime,
+    ) -> Out {
+        let mut out = Vec::new();
+        let holding: Vec<Member> = self
+            .holding
+            .iter()
+            .filter(|(m, (e, _, _))| **m != me && *e == epoch && committee.contains(m))
+            .map(|(m, _)| *m)
+            .collect();
+        if holding.len() < t || t == 0 {
+            return out;
+        }
+        if self
+            .asking
+            .as_ref()
+            .is_some_and(|a| a.epoch == epoch && elapsed(now, a.at) < ATTEMPT)
+        {
+            return out;
+        }
+        let start = (self.attempts as usize) % holding.len();
+        self.attempts += 1;
+        let helpers: BTreeSet<Member> = holding
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(t)
+            .copied()
+            .collect();
+        let nonce: u64 = rand::random();
+        info!(
+            epoch,
+            ?helpers,
+            "asking for a repair of this member's vault shares"
+        );
+        let list: Vec<Member> = helpers.iter().copied().collect();
+        for helper in &helpers {
+            out.push((
+                Some(*helper),
+                Message::RepairAsk {
+                    epoch,
+                    helpers: list.clone(),
+                    nonce,
+                },
+            ));
+        }
+        self.asking = Some(Asking {
+            epoch,
+            helpers,
+            nonce,
+            at: now,
+            got: BTreeMap::new(),
+            bitcoin: None,
+            ed25519: None,
+        });
+        out
+    }
+
+    /// A helper's sigma for the attempt under way; both shares once every helper's are in and
+    /// check.
+    pub(super) fn on_sigma(
+        &mut self,
+        me: Member,
+        from: Member,
+        sigma: Sigma,
+        now: SystemTime,
+    ) -> Option<Repaired> {
+        let asking = self.asking.as_mut()?;
+        let helpers: BTreeSet<Member> = sigma.helpers.into_iter().collect();
+        if asking.epoch != sigma.epoch
+            || asking.nonce != sigma.nonce
+            || asking.helpers != helpers
+            || !helpers.contains(&from)
+            || sigma.sigma.len() > repair::SCALAR_BYTES_MAX
+            || sigma.public.len() > repair::PUBLIC_BYTES_MAX
+        {
+            return None;
+        }
+        let got = asking.got.entry(sigma.chain).or_default();
+        got.entry(from).or_insert((sigma.sigma, sigma.public));
+        if got.len() == helpers.len() {
+            self.combine(me, sigma.chain, now);
+        }
+        let asking = self.asking.as_ref()?;
+        if asking.bitcoin.is_none() || asking.ed25519.is_none() {
+            return None;
+        }
+        let asking = self.asking.take()?;
+        Some(Repaired {
+            epoch: asking.epoch,
+            helpers: asking.helpers,
+            bitcoin: asking.bitcoin?,
+            ed25519: asking.ed25519?,
+        })
+    }
+
+    /// The share of `chain` from every helper's sigma, if they sent one package; a failure ends
+    /// the attempt (the next starts at once, with other helpers where there are others).
+    fn combine(&mut self, me: Member, chain: Chain, now: SystemTime) {
+        let Some(asking) = self.asking.as_mut() else {
+            return;
+        };
+        let Some(got) = asking.got.get(&chain) else {
+            return;
+        };
+        let packages: BTreeSet<&Vec<u8>> = got.values().map(|(_, public)| public).collect();
+        let sigmas: BTreeMap<Member, Vec<u8>> =
+            got.iter().map(|(m, (s, _))| (*m, s.clone())).collect();
+        let result = match (packages.len(), packages.first()) {
+            (1, Some(public)) => match chain {
+                Chain::Bitcoin => repaired::<Taproot>(me, &asking.helpers, &sigmas, public)
+                    .map(|share| asking.bitcoin = Some(share)),
+                Chain::Ed25519 => repaired::<Ed25519>(me, &asking.helpers, &sigmas, public)
+                    .map(|share| asking.ed25519 = Some(share)),
+            },
+            _ => Err("the helpers sent different public packages".to_string()),
+        };
+        if let Err(reason) = result {
+            warn!(helpers = ?asking.helpers, chain = chain.name(), %reason, "the repair failed; asking again");
+            asking.at = now.checked_sub(ATTEMPT).unwrap_or(SystemTime::UNIX_EPOCH);
+            asking.got.clear();
+            asking.bitcoin = None;
+            asking.ed25519 = None;
+        }
+    }
+}
+
 impl Signer {
     /// Whether this member signs with the sharing of the committed epoch.
     fn current(&self) -> bool {
@@ -122,12 +323,7 @@ impl Signer {
         let Some((epoch, committee)) = self.repair.seen.clone() else {
             return out;
         };
-        self.repair
-            .holding
-            .retain(|_, (_, _, at)| elapsed(now, *at) < HOLDING_KEPT);
-        self.repair
-            .helping
-            .retain(|newcomer, h| committee.contains(newcomer) && elapsed(now, h.at) < HELP_KEPT);
+        self.repair.expire(&committee, now);
         if self.current() {
             self.repair.asking = None;
             if self
@@ -150,24 +346,7 @@ impl Signer {
             self.repair.asking = None;
             return out;
         }
-        // Left out? f + 1 members of the committee hold this epoch's sharing without this one.
-        let f = committee.len().saturating_sub(1) / 3;
-        let holding: Vec<Member> = self
-            .repair
-            .holding
-            .iter()
-            .filter(|(m, (e, _, _))| **m != self.me && *e == epoch && committee.contains(m))
-            .map(|(m, _)| *m)
-            .collect();
-        let without_me = self
-            .repair
-            .holding
-            .iter()
-            .filter(|(m, (e, holders, _))| {
-                *e == epoch && committee.contains(m) && !holders.contains(&self.me)
-            })
-            .count();
-        if without_me <= f {
+        if !self.repair.left_out(self.me, epoch, &committee) {
             return out;
         }
         if !self.void {
@@ -177,53 +356,7 @@ impl Signer {
             self.running = None;
         }
         let t = usize::from(self.bitcoin.share.threshold());
-        if holding.len() < t {
-            return out;
-        }
-        if self
-            .repair
-            .asking
-            .as_ref()
-            .is_some_and(|a| a.epoch == epoch && elapsed(now, a.at) < ATTEMPT)
-        {
-            return out;
-        }
-        // Another t of the members that hold the sharing at each attempt.
-        let start = (self.repair.attempts as usize) % holding.len();
-        self.repair.attempts += 1;
-        let helpers: BTreeSet<Member> = holding
-            .iter()
-            .cycle()
-            .skip(start)
-            .take(t)
-            .copied()
-            .collect();
-        let nonce: u64 = rand::random();
-        info!(
-            epoch,
-            ?helpers,
-            "asking for a repair of this member's vault shares"
-        );
-        let list: Vec<Member> = helpers.iter().copied().collect();
-        for helper in &helpers {
-            out.push((
-                Some(*helper),
-                Message::RepairAsk {
-                    epoch,
-                    helpers: list.clone(),
-                    nonce,
-                },
-            ));
-        }
-        self.repair.asking = Some(Asking {
-            epoch,
-            helpers,
-            nonce,
-            at: now,
-            got: BTreeMap::new(),
-            bitcoin: None,
-            ed25519: None,
-        });
+        out.extend(self.repair.ask(self.me, t, epoch, &committee, now));
         out
     }
 
@@ -237,8 +370,11 @@ impl Signer {
         let mut out = Vec::new();
         match message {
             Message::Holding { epoch, holders } => {
-                let holders: BTreeSet<Member> = holders.into_iter().collect();
-                if from == self.me || holders.len() > MEMBERS_MAX || !holders.contains(&from) {
+                if self
+                    .repair
+                    .observe(self.me, from, epoch, holders, now)
+                    .is_none()
+                {
                     return Ok(out);
                 }
                 // A member that says it holds this sharing and is not in this holder's package
@@ -250,7 +386,6 @@ impl Signer {
                 {
                     self.add_holder(from)?;
                 }
-                self.repair.holding.insert(from, (epoch, holders, now));
             }
             Message::RepairAsk {
                 epoch,
@@ -342,25 +477,17 @@ impl Signer {
                 sigma,
                 public,
             } => {
-                let Some(asking) = self.repair.asking.as_mut() else {
-                    return Ok(out);
+                let sigma = Sigma {
+                    epoch,
+                    chain,
+                    helpers,
+                    nonce,
+                    sigma,
+                    public,
                 };
-                let helpers: BTreeSet<Member> = helpers.into_iter().collect();
-                if asking.epoch != epoch
-                    || asking.nonce != nonce
-                    || asking.helpers != helpers
-                    || !helpers.contains(&from)
-                    || sigma.len() > repair::SCALAR_BYTES_MAX
-                    || public.len() > repair::PUBLIC_BYTES_MAX
-                {
-                    return Ok(out);
+                if let Some(done) = self.repair.on_sigma(self.me, from, sigma, now) {
+                    out.extend(self.finish_repair(done)?);
                 }
-                let got = asking.got.entry(chain).or_default();
-                got.entry(from).or_insert((sigma, public));
-                if got.len() == helpers.len() {
-                    self.combine(chain, now);
-                }
-                out.extend(self.finish_repair()?);
             }
             _ => {}
         }
@@ -473,59 +600,15 @@ impl Signer {
         out
     }
 
-    /// The newcomer's share of `chain` from every helper's sigma, if they agree on the package.
-    fn combine(&mut self, chain: Chain, now: SystemTime) {
-        let me = self.me;
-        let Some(asking) = self.repair.asking.as_mut() else {
-            return;
-        };
-        let Some(got) = asking.got.get(&chain) else {
-            return;
-        };
-        let packages: BTreeSet<&Vec<u8>> = got.values().map(|(_, public)| public).collect();
-        let sigmas: BTreeMap<Member, Vec<u8>> =
-            got.iter().map(|(m, (s, _))| (*m, s.clone())).collect();
-        let result = match (packages.len(), packages.first()) {
-            (1, Some(public)) => match chain {
-                Chain::Bitcoin => repaired::<Taproot>(me, &asking.helpers, &sigmas, public)
-                    .map(|share| asking.bitcoin = Some(share)),
-                Chain::Ed25519 => repaired::<Ed25519>(me, &asking.helpers, &sigmas, public)
-                    .map(|share| asking.ed25519 = Some(share)),
-            },
-            _ => Err("the helpers sent different public packages".to_string()),
-        };
-        if let Err(reason) = result {
-            warn!(helpers = ?asking.helpers, chain = chain.name(), %reason, "the repair failed; asking other helpers");
-            // The next tick starts another attempt.
-            asking.at = now.checked_sub(ATTEMPT).unwrap_or(SystemTime::UNIX_EPOCH);
-            asking.got.clear();
-            asking.bitcoin = None;
-            asking.ed25519 = None;
-        }
-    }
-
-    /// Installs the repaired shares once both keys are in; says so to every member.
-    fn finish_repair(&mut self) -> Result<Out, SigningError> {
-        let ready = self
-            .repair
-            .asking
-            .as_ref()
-            .is_some_and(|a| a.bitcoin.is_some() && a.ed25519.is_some());
-        if !ready {
-            return Ok(Vec::new());
-        }
-        let asking = self.repair.asking.take().expect("checked");
-        let (Some(bitcoin), Some(ed25519)) = (asking.bitcoin, asking.ed25519) else {
-            return Ok(Vec::new());
-        };
-        let epoch = asking.epoch;
-        let keys = self.install(epoch, bitcoin, ed25519)?;
-        info!(epoch, helpers = ?asking.helpers, holders = ?keys.holders, "vault shares repaired: this member holds the committee's sharing again; its old shares are deleted");
+    /// Installs the repaired shares; says so to every member.
+    fn finish_repair(&mut self, done: Repaired) -> Result<Out, SigningError> {
+        let keys = self.install(done.epoch, done.bitcoin, done.ed25519)?;
+        info!(epoch = done.epoch, helpers = ?done.helpers, holders = ?keys.holders, "vault shares repaired: this member holds the committee's sharing again; its old shares are deleted");
         self.repair.last_holding = None;
         Ok(vec![(
             None,
             Message::Holding {
-                epoch,
+                epoch: done.epoch,
                 holders: keys.holders,
             },
         )])
@@ -555,6 +638,102 @@ impl Signer {
             .keys = Some(keys);
         Ok(())
     }
+}
+
+/// A node that joined after genesis and holds no share: waits until the committed committee
+/// has it, learns from f + 1 holders that it holds nothing of their sharing, asks t of them for
+/// a repair (again with other helpers until one checks), stores both shares sealed by its
+/// vault backend and their record, and returns the record. Answers pings meanwhile.
+pub(super) async fn await_repair<E, S, R>(
+    context: &E,
+    setup: &mut super::Setup,
+    sender: &mut S,
+    receiver: &mut R,
+) -> Result<VaultKeys, SigningError>
+where
+    E: Clock,
+    S: commonware_p2p::Sender<PublicKey = PublicKey>,
+    R: commonware_p2p::Receiver<PublicKey = PublicKey>,
+{
+    let genesis: Vec<PublicKey> = setup.participants.iter().cloned().collect();
+    let t = usize::from(bulwark_vault::threshold(genesis.len()));
+    let mut peers = super::peers::Peers::new(genesis);
+    let me = peers.number(&setup.me);
+    let mut repair = Repair::default();
+    let mut said = None;
+    info!(member = me, "vault: waiting to join the committee; the members that hold the vault's shares will repair one for this node");
+    loop {
+        let deadline = context.current() + super::TICK;
+        let mut out: Out = Vec::new();
+        select! {
+            _ = context.sleep_until(deadline) => {
+                let now = context.current();
+                let engine = setup.view.lock().expect("the view lock must not be poisoned").clone();
+                let Some(membership) = engine.membership() else { continue };
+                let epoch = membership.epoch();
+                let committee = peers.learn(membership.members());
+                repair.expire(&committee, now);
+                let state = (epoch, committee.contains(&me));
+                if said != Some(state) {
+                    said = Some(state);
+                    if state.1 {
+                        info!(epoch, "vault: this node is in the committee; asking the holders for a repair");
+                    }
+                }
+                if repair.left_out(me, epoch, &committee) {
+                    out = repair.ask(me, t, epoch, &committee, now);
+                }
+            },
+            message = receiver.recv() => {
+                let Ok((peer, bytes)) = message else {
+                    return Err(SigningError::Network);
+                };
+                let Some(from) = peers.member_of(&peer) else { continue };
+                let now = context.current();
+                match Message::decode(bytes.as_ref()) {
+                    Ok(Message::Holding { epoch, holders }) => {
+                        repair.observe(me, from, epoch, holders, now);
+                    }
+                    Ok(Message::Ping { nonce }) => out.push((Some(from), Message::Pong { nonce })),
+                    Ok(Message::RepairSigma { epoch, chain, helpers, nonce, sigma, public }) => {
+                        let sigma = Sigma { epoch, chain, helpers, nonce, sigma, public };
+                        if let Some(done) = repair.on_sigma(me, from, sigma, now) {
+                            return store_repaired(setup, done);
+                        }
+                    }
+                    _ => {}
+                }
+            },
+        }
+        for (to, message) in out {
+            if let Some(peer) = to.and_then(|to| peers.key(to)) {
+                sender.send(
+                    Recipients::One(peer.clone()),
+                    IoBuf::from(message.encode()),
+                    false,
+                );
+            }
+        }
+    }
+}
+
+/// Stores a newcomer's repaired shares and their record.
+fn store_repaired(setup: &mut super::Setup, done: Repaired) -> Result<VaultKeys, SigningError> {
+    let store = |e: bulwark_vaultstore::StoreError| SigningError::Store(e.to_string());
+    setup
+        .files
+        .put_share(done.epoch, &done.bitcoin)
+        .map_err(store)?;
+    setup
+        .files
+        .put_share(done.epoch, &done.ed25519)
+        .map_err(store)?;
+    let keys = super::super::vault_keys::record(done.epoch, &done.bitcoin, &done.ed25519);
+    let json = serde_json::to_vec_pretty(&keys).expect("the vault's keys must serialize");
+    let path = super::super::vault_keys::keys_path(&setup.data_dir);
+    bulwark_vaultstore::files::write_private(&path, &json).map_err(store)?;
+    info!(epoch = done.epoch, helpers = ?done.helpers, bitcoin = %keys.bitcoin_xonly, ed25519 = %keys.ed25519, "vault shares repaired: this node holds a share of the committee's vault keys");
+    Ok(keys)
 }
 
 fn repaired<C: VaultSuite>(

@@ -88,6 +88,13 @@ pub struct NodeStatus {
     /// 2 s), ms: the network part of a signing round's bound.
     #[serde(default)]
     pub vault_rtt_p50_ms: Option<f64>,
+    /// The p50 time this node took to release a signature share once asked (its checks, the
+    /// synced watermark and nonce files, round 2), ms; and of that, the synced writes.
+    #[serde(default)]
+    pub vault_share_p50_ms: Option<f64>,
+    /// See `vault_share_p50_ms`.
+    #[serde(default)]
+    pub vault_sync_p50_ms: Option<f64>,
 }
 
 /// How a node sees one peer's attested admission.

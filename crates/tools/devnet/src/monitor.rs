@@ -109,6 +109,15 @@ pub(crate) fn monitor(
                     figures.vault_rtt_ms = status.vault_rtt_p50_ms;
                 }
             }
+            if let (Some(share), Some(sync)) = (status.vault_share_p50_ms, status.vault_sync_p50_ms)
+            {
+                if figures
+                    .vault_share_ms
+                    .is_none_or(|(slowest, _)| share > slowest)
+                {
+                    figures.vault_share_ms = Some((share, sync));
+                }
+            }
             if index == 0 {
                 index_line = match status.index_micros.first().copied().flatten() {
                     Some(micros) => format!(

@@ -131,4 +131,7 @@ pub struct RunFigures {
     pub vault_rounds: Option<(u64, f64, f64)>,
     /// The same node's p50 round trip to its peers on the signing channel, ms.
     pub vault_rtt_ms: Option<f64>,
+    /// The slowest node's p50 time to release a signature share once asked, and of that its
+    /// synced writes, ms.
+    pub vault_share_ms: Option<(f64, f64)>,
 }

@@ -181,6 +181,7 @@ impl Handler for Endpoint {
             .lock()
             .expect("the vault status lock must not be poisoned");
         let (rounds, round_trips) = (sorted(&vault.round_ms), sorted(&vault.rtt_ms));
+        let (shares, syncs) = (sorted(&vault.share_ms), sorted(&vault.sync_ms));
         let (height, root, certified) = {
             let ledger = self
                 .ledger
@@ -258,6 +259,8 @@ impl Handler for Endpoint {
             vault_round_p50_ms: percentile(&rounds, 50),
             vault_round_p99_ms: percentile(&rounds, 99),
             vault_rtt_p50_ms: percentile(&round_trips, 50),
+            vault_share_p50_ms: percentile(&shares, 50),
+            vault_sync_p50_ms: percentile(&syncs, 50),
         }
     }
 

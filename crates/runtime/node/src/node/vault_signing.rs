@@ -113,6 +113,11 @@ pub struct Status {
     pub round_ms: VecDeque<f64>,
     /// The newest round trips to peers on this channel, milliseconds (at most [`ROUNDS_KEPT`]).
     pub rtt_ms: VecDeque<f64>,
+    /// The newest shares this node released as a signer: milliseconds from the sign request to
+    /// the share (checks, synced files, round 2), at most [`ROUNDS_KEPT`].
+    pub share_ms: VecDeque<f64>,
+    /// Of those, the synced writes of the watermark and the spent nonces, milliseconds.
+    pub sync_ms: VecDeque<f64>,
 }
 
 /// Round latencies kept for the status.
@@ -144,6 +149,8 @@ struct Key<C: VaultSuite> {
     /// The slots handed to each coordinator's newest commit request: a coordinator's next
     /// request returns them (one outstanding hand-out per coordinator).
     handed_to: BTreeMap<Member, Vec<u64>>,
+    /// How long the last share's synced writes took.
+    last_sync: Option<(SystemTime, SystemTime)>,
 }
 
 impl<C: VaultSuite> Key<C> {
@@ -166,6 +173,7 @@ impl<C: VaultSuite> Key<C> {
             group_key: group_key.to_vec(),
             handed: BTreeMap::new(),
             handed_to: BTreeMap::new(),
+            last_sync: None,
         })
     }
 
@@ -254,12 +262,14 @@ impl<C: VaultSuite> Key<C> {
             }
         }
         // Both reach the disk before the share exists.
+        let syncing = SystemTime::now();
         files
             .put_watermarks(C::CHAIN, &self.group_key, &self.marks)
             .map_err(store)?;
         files
             .put_nonces::<C>(epoch, &self.group_key, &self.book)
             .map_err(store)?;
+        self.last_sync = Some((syncing, SystemTime::now()));
         Ok(prepared
             .sign(&nonces, &self.share)
             .map_err(|reason| Refusal::Package {
@@ -753,11 +763,20 @@ impl Signer {
                 };
                 match answered {
                     Ok(shares) => {
-                        self.status
+                        let synced = match request.chain {
+                            Chain::Bitcoin => self.bitcoin.last_sync.take(),
+                            Chain::Ed25519 => self.ed25519.last_sync.take(),
+                        };
+                        let mut status = self
+                            .status
                             .lock()
-                            .expect("the vault status lock must not be poisoned")
-                            .signing
-                            .insert(request.withdrawal);
+                            .expect("the vault status lock must not be poisoned");
+                        status.signing.insert(request.withdrawal);
+                        push_sample(&mut status.share_ms, now, SystemTime::now());
+                        if let Some((from, to)) = synced {
+                            push_sample(&mut status.sync_ms, from, to);
+                        }
+                        drop(status);
                         out.push((
                             Some(from),
                             Message::Shares {

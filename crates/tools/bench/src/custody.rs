@@ -88,7 +88,10 @@ pub fn run_bench() -> ExitCode {
     emit(BENCH, "loopback_rtt_ms", rtt_ms, "ms", None);
     let sync_ms = disk_sync_ms();
     emit(BENCH, "disk_sync_ms", sync_ms, "ms", None);
-    let (rounds, p2p_rtt, share) = committee_rounds();
+    let figures = committee_rounds();
+    let rounds = figures.as_ref().and_then(|f| f.vault_rounds);
+    let p2p_rtt = figures.as_ref().and_then(|f| f.vault_rtt_ms);
+    let share = figures.as_ref().and_then(|f| f.vault_share_ms);
     if let Some((share_ms, sync_ms)) = share {
         // Where a round's time goes at the signers: the synced files are in the round, not in
         // the bound.
@@ -195,9 +198,9 @@ fn disk_sync_ms() -> f64 {
 }
 
 /// Runs a 4-node committee for 60 s with the load generator's withdrawals (one every 2 s, both
-/// keys) and returns the busiest coordinator's (rounds, p50 ms, p99 ms) and its p50 round trip
-/// to its peers on the signing channel.
-fn committee_rounds() -> (Option<(u64, f64, f64)>, Option<f64>, Option<(f64, f64)>) {
+/// keys) and returns its figures: the busiest coordinator's rounds (count, p50 ms, p99 ms), its
+/// p50 round trip to its peers on the signing channel, the slowest signer's share time.
+fn committee_rounds() -> Option<bulwark_devnet::RunFigures> {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
     let data = std::env::temp_dir().join(format!("bulwark-bench-custody-{}", std::process::id()));
@@ -225,15 +228,11 @@ fn committee_rounds() -> (Option<(u64, f64, f64)>, Option<f64>, Option<(f64, f64
                 "bench custody: {} of {} withdrawals signed",
                 figures.withdrawals_signed, figures.withdrawals_requested
             );
-            (
-                figures.vault_rounds,
-                figures.vault_rtt_ms,
-                figures.vault_share_ms,
-            )
+            Some(figures)
         }
         Err(error) => {
             eprintln!("bench custody: {error}");
-            (None, None, None)
+            None
         }
     }
 }

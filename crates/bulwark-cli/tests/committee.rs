@@ -550,6 +550,7 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
     a_stop_rests_and_cancels(&live, key);
     bad_client_input_is_refused(&live, key);
     withdrawals_are_signed_by_the_vault_and_verify(&live, key);
+    a_coordinator_killed_mid_round_is_replaced_and_the_withdrawal_is_paid_once(&mut live, key);
 
     let target = node_2_is_killed_and_catches_up(&mut live);
     live.trade(2);
@@ -719,7 +720,6 @@ fn ed25519_withdrawal_verifies(
 /// BIP341 key-path sighash of the raw transaction under the vault's output key, and
 /// ed25519-dalek `verify_strict` over the canonical message under the vault's Ed25519 key.
 fn withdrawals_are_signed_by_the_vault_and_verify(live: &Live, key: &str) {
-    use bitcoin::hashes::Hash as _;
     let secp = bitcoin::secp256k1::Secp256k1::new();
     let payee = bitcoin::secp256k1::Keypair::from_seckey_slice(&secp, &[0x42; 32]).unwrap();
     let btc_destination = hex::encode(payee.x_only_public_key().0.serialize());
@@ -795,14 +795,36 @@ fn withdrawals_are_signed_by_the_vault_and_verify(live: &Live, key: &str) {
         );
     }
     let list = answer["withdrawals"].as_array().unwrap();
+    let btc = list.iter().find(|w| w["chain"] == "bitcoin").unwrap();
+    bitcoin_withdrawal_verifies(
+        btc,
+        &answer["vault"]["bitcoin_xonly"],
+        payee.x_only_public_key().0,
+        1_500_000,
+    );
+    let ed = list.iter().find(|w| w["chain"] == "ed25519").unwrap();
+    ed25519_withdrawal_verifies(ed, &ed_destination, 700_000, &answer["vault"]["ed25519"]);
+}
+
+/// `btc` (a Bitcoin withdrawal as `client withdrawals --json` shows it): its raw transaction
+/// pays `payee` exactly `amount` sats (change to the vault only), and each input's witness is a
+/// BIP340 signature of its BIP341 sighash under the vault's output key `vault_xonly`, checked
+/// with libsecp256k1.
+fn bitcoin_withdrawal_verifies(
+    btc: &serde_json::Value,
+    vault_xonly: &serde_json::Value,
+    payee: bitcoin::secp256k1::XOnlyPublicKey,
+    amount: u64,
+) {
+    use bitcoin::hashes::Hash as _;
+    let secp = bitcoin::secp256k1::Secp256k1::verification_only();
     let output_key = bitcoin::secp256k1::XOnlyPublicKey::from_slice(
-        &hex::decode(answer["vault"]["bitcoin_xonly"].as_str().unwrap()).unwrap(),
+        &hex::decode(vault_xonly.as_str().unwrap()).unwrap(),
     )
     .unwrap();
     // Bitcoin: the raw transaction pays the destination exactly, and each input's witness is a
     // BIP340 signature of its BIP341 sighash under the output key.
-    let btc = list.iter().find(|w| w["chain"] == "bitcoin").unwrap();
-    assert_eq!(btc["public_key"], answer["vault"]["bitcoin_xonly"]);
+    assert_eq!(&btc["public_key"], vault_xonly);
     let tx: bitcoin::Transaction =
         bitcoin::consensus::deserialize(&hex::decode(btc["tx_hex"].as_str().unwrap()).unwrap())
             .unwrap();
@@ -811,7 +833,7 @@ fn withdrawals_are_signed_by_the_vault_and_verify(live: &Live, key: &str) {
         bitcoin::key::TweakedPublicKey::dangerous_assume_tweaked(output_key),
     );
     let payee_script = bitcoin::ScriptBuf::new_p2tr_tweaked(
-        bitcoin::key::TweakedPublicKey::dangerous_assume_tweaked(payee.x_only_public_key().0),
+        bitcoin::key::TweakedPublicKey::dangerous_assume_tweaked(payee),
     );
     let paid: Vec<_> = tx
         .output
@@ -819,7 +841,7 @@ fn withdrawals_are_signed_by_the_vault_and_verify(live: &Live, key: &str) {
         .filter(|o| o.script_pubkey == payee_script)
         .collect();
     assert_eq!(paid.len(), 1);
-    assert_eq!(paid[0].value.to_sat(), 1_500_000);
+    assert_eq!(paid[0].value.to_sat(), amount);
     assert!(tx
         .output
         .iter()
@@ -854,8 +876,148 @@ fn withdrawals_are_signed_by_the_vault_and_verify(live: &Live, key: &str) {
             hex::encode(sighash.to_byte_array())
         );
     }
-    let ed = list.iter().find(|w| w["chain"] == "ed25519").unwrap();
-    ed25519_withdrawal_verifies(ed, &ed_destination, 700_000, &answer["vault"]["ed25519"]);
+}
+
+/// Node `index`'s log, without its colours.
+fn plain_log(committee: &Path, index: usize) -> String {
+    let log = std::fs::read_to_string(committee.join(format!("node-{index}/test-node.log")))
+        .unwrap_or_default();
+    let mut plain = String::with_capacity(log.len());
+    let mut escape = false;
+    for c in log.chars() {
+        match (escape, c) {
+            (false, '\u{1b}') => escape = true,
+            (true, 'm') => escape = false,
+            (true, _) => {}
+            (false, c) => plain.push(c),
+        }
+    }
+    plain
+}
+
+/// The vault member number node `index` signs as (its log says so at start).
+fn vault_member(committee: &Path, index: usize) -> u16 {
+    plain_log(committee, index)
+        .lines()
+        .filter(|l| l.contains("vault signing ready"))
+        .find_map(|l| {
+            l.split("member=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("node {index} does not say its vault member number"))
+}
+
+/// Issue #14's kill -9 of the coordinator mid-round, between processes: account 9 withdraws on
+/// the Bitcoin key; the test knows which node coordinates the withdrawal's first turn and
+/// SIGKILLs it the moment another member starts writing its watermark for the round (that
+/// member releases its share only after the synced write, so the coordinator cannot have
+/// combined the signature yet: its log shows no signature for the withdrawal). The next member
+/// in turn starts a new round with fresh nonces, the three sign it, the restarted coordinator
+/// takes the record, and all four show one transaction, which libsecp256k1 verifies.
+fn a_coordinator_killed_mid_round_is_replaced_and_the_withdrawal_is_paid_once(
+    live: &mut Live,
+    key: &str,
+) {
+    use std::time::{Duration, Instant};
+    let withdrawal = status(live.endpoints[1]).unwrap().withdrawals_requested + 1;
+    // Turn 0 of withdrawal w is holder (w mod 4) of the four (ascending).
+    let holders = [1u16, 2, 3, 4];
+    let coordinator_member = holders[(withdrawal % 4) as usize];
+    let coordinator = (0..4)
+        .find(|i| vault_member(&live.committee, *i) == coordinator_member)
+        .unwrap();
+    let mut child = live.procs.0[coordinator].take().unwrap();
+    let watched: Vec<std::path::PathBuf> = (0..4)
+        .filter(|i| *i != coordinator)
+        .map(|i| live.committee.join(format!("node-{i}/vault")))
+        .collect();
+    let killer = std::thread::spawn(move || {
+        let started = Instant::now();
+        loop {
+            let writing = watched.iter().any(|dir| {
+                std::fs::read_dir(dir).is_ok_and(|entries| {
+                    entries.flatten().any(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        name.starts_with(".bitcoin.watermarks") && name.ends_with(".tmp")
+                    })
+                })
+            });
+            if writing {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return Some(child);
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return None;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    });
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let payee = bitcoin::secp256k1::Keypair::from_seckey_slice(&secp, &[0x47; 32]).unwrap();
+    let destination = hex::encode(payee.x_only_public_key().0.serialize());
+    live.send_as_9(
+        key,
+        "withdraw",
+        6_000_010,
+        &["--amount", "800000", "--destination", &destination],
+    );
+    let killed = killer.join().unwrap();
+    assert!(
+        killed.is_some(),
+        "no member wrote a watermark for withdrawal {withdrawal} within 60 s"
+    );
+    let signed_here = |log: &str| {
+        log.lines().any(|l| {
+            l.contains("withdrawal signed by the vault")
+                && l.contains(&format!("withdrawal={withdrawal} "))
+        })
+    };
+    assert!(
+        !signed_here(&plain_log(&live.committee, coordinator)),
+        "the coordinator finished the round before it was killed: not mid-round"
+    );
+    // It comes back at once (a crash and a restart), as a member whose round was cut short.
+    live.procs.0[coordinator] = Some(spawn_node(
+        &live.committee,
+        coordinator,
+        Path::new(env!("CARGO_BIN_EXE_bulwark")),
+    ));
+    let signed = |index: usize| -> Option<serde_json::Value> {
+        let node = live.endpoints[index].to_string();
+        let (_, stdout, _) = run(&["client", "--node", &node, "withdrawals", "--json"]);
+        let answer: serde_json::Value = serde_json::from_str(stdout.trim()).ok()?;
+        let found = answer["withdrawals"]
+            .as_array()?
+            .iter()
+            .find(|w| w["id"].as_u64() == Some(withdrawal) && w["state"] == "signed")?
+            .clone();
+        Some(serde_json::json!({ "withdrawal": found, "vault": answer["vault"].clone() }))
+    };
+    live.wait_until(
+        "the withdrawal signed in a new round and known at every node",
+        120,
+        &mut || (0..4).all(|i| signed(i).is_some()),
+    );
+    let records: Vec<serde_json::Value> = (0..4).map(|i| signed(i).unwrap()).collect();
+    for record in &records[1..] {
+        assert_eq!(
+            record["withdrawal"]["tx_hex"], records[0]["withdrawal"]["tx_hex"],
+            "one transaction for the withdrawal at every node"
+        );
+    }
+    bitcoin_withdrawal_verifies(
+        &records[0]["withdrawal"],
+        &records[0]["vault"]["bitcoin_xonly"],
+        payee.x_only_public_key().0,
+        800_000,
+    );
 }
 
 /// `client order` rests a buy below the market, `client cancel` takes it off.

@@ -29,6 +29,7 @@ use rand_chacha06::ChaCha20Rng;
 use rand_core06::SeedableRng;
 
 use crate::keygen::{identifier, member_number, KeyShare};
+use crate::release::VaultSuite;
 use crate::{Member, VaultError, MEMBERS_MAX};
 
 /// Largest delta or sigma (one scalar), bytes.
@@ -301,4 +302,59 @@ pub fn local<C: Ciphersuite>(
         .ok_or(VaultError::NotAParticipant(0))?
         .public;
     repaired(newcomer, helpers, &sigmas, public)
+}
+
+/// What a holder's proof of possession signs: its number, the sharing's epoch and the key.
+fn holding_message<C: VaultSuite>(epoch: u64, member: Member, group_key: &[u8]) -> Vec<u8> {
+    let mut message = b"bulwark/vault/holding/v1".to_vec();
+    message.push(C::CHAIN.code());
+    message.extend_from_slice(&epoch.to_be_bytes());
+    message.extend_from_slice(&member.to_be_bytes());
+    message.extend_from_slice(group_key);
+    message
+}
+
+/// Largest proof of possession (one Schnorr signature), bytes.
+pub const PROOF_BYTES_MAX: usize = 128;
+
+/// A proof that this member holds its share of `epoch`'s sharing: a Schnorr signature with the
+/// share itself, which only its verifying share checks. A holder adds a repaired member to its
+/// package only on this proof, so a member that claims a share it does not hold is not added.
+pub fn prove_holding<C: VaultSuite>(
+    share: &KeyShare<C>,
+    epoch: u64,
+    seed: [u8; 32],
+) -> Result<Vec<u8>, VaultError> {
+    let key = frost_core::SigningKey::<C>::from_scalar(share.key.signing_share().to_scalar())
+        .map_err(|_| VaultError::Crypto("proof of possession"))?;
+    let message = holding_message::<C>(epoch, share.member(), &share.group_key());
+    key.sign(ChaCha20Rng::from_seed(seed), &message)
+        .serialize()
+        .map_err(|_| VaultError::Crypto("proof of possession"))
+}
+
+/// Checks `member`'s proof of possession against the verifying share `public` gives it.
+pub fn check_holding<C: VaultSuite>(
+    public: &PublicKeyPackage<C>,
+    epoch: u64,
+    member: Member,
+    proof: &[u8],
+) -> Result<(), VaultError> {
+    if proof.len() > PROOF_BYTES_MAX {
+        return Err(VaultError::TooLong {
+            what: "proof of possession",
+            len: proof.len(),
+            max: PROOF_BYTES_MAX,
+        });
+    }
+    let signature = frost_core::Signature::<C>::deserialize(proof)
+        .map_err(|_| VaultError::Malformed("proof of possession"))?;
+    let verifying = expected_verifying_share(public, member)?;
+    let key = frost_core::VerifyingKey::<C>::new(verifying.to_element());
+    let group_key = public
+        .verifying_key()
+        .serialize()
+        .map_err(|_| VaultError::Malformed("public key package"))?;
+    key.verify(&holding_message::<C>(epoch, member, &group_key), &signature)
+        .map_err(|_| VaultError::Crypto("proof of possession"))
 }

@@ -125,6 +125,20 @@ pub enum Message {
         epoch: u64,
         /// The members holding that sharing, ascending.
         holders: Vec<Member>,
+        /// The sender's proofs of possession, one per key in chain order
+        /// (`crate::repair::prove_holding`).
+        proofs: Vec<Vec<u8>>,
+    },
+    /// A holder passing on another member's proofs of possession once it added that member
+    /// to its package, so that a member showing its proofs to only some holders ends up in
+    /// every honest holder's package.
+    Vouch {
+        /// The sharing's epoch.
+        epoch: u64,
+        /// The member the proofs are for.
+        member: Member,
+        /// Its proofs, one per key in chain order.
+        proofs: Vec<Vec<u8>>,
     },
     /// A member without a share of `epoch`'s sharing asks each of `helpers` (t holders) to
     /// repair it (`crate::repair`); `nonce` names this attempt.

@@ -1295,3 +1295,33 @@ fn member_numbers_read_back_from_identifiers_and_newcomers_get_numbers_of_their_
         "a key's number never changes"
     );
 }
+
+/// A repaired member proves it holds its share before any holder adds it: the proof checks
+/// against the verifying share the holders interpolate, and a member without the share (or a
+/// proof for another epoch or member) does not pass.
+#[test]
+fn a_repaired_member_proves_possession_and_a_pretender_cannot() {
+    use bulwark_vault::repair;
+    fn run<C: VaultSuite>(label: u8) {
+        let shares = dkg::<C>(4, label);
+        let keep: BTreeSet<Member> = [1, 2, 3].into();
+        let fresh = refresh(&shares, &keep, label + 1);
+        let newcomer = bulwark_vault::newcomer_number(&[label; 32]);
+        let repaired = repair::local(&fresh, &keep, newcomer, [label; 32]).expect("repaired");
+        let proof = repair::prove_holding(&repaired, 5, [1; 32]).expect("proves");
+        let holders_package = &fresh[&1].public;
+        repair::check_holding(holders_package, 5, newcomer, &proof).expect("checks");
+        assert!(repair::check_holding(holders_package, 6, newcomer, &proof).is_err());
+        assert!(repair::check_holding(holders_package, 5, newcomer + 1, &proof).is_err());
+        // Member 4's old share (left out of the refresh) proves nothing for the new sharing.
+        let stale = repair::prove_holding(&shares[&4], 5, [2; 32]).expect("proves");
+        assert!(repair::check_holding(holders_package, 5, 4, &stale).is_err());
+        // A holder's own proof checks too (its verifying share is in the package).
+        let own = repair::prove_holding(&fresh[&2], 5, [3; 32]).expect("proves");
+        repair::check_holding(holders_package, 5, 2, &own).expect("checks");
+        assert!(repair::check_holding(holders_package, 5, 2, &[0u8; 200]).is_err());
+        assert!(repair::check_holding(holders_package, 5, 2, &[7u8; 64]).is_err());
+    }
+    run::<Taproot>(30);
+    run::<Ed25519>(40);
+}

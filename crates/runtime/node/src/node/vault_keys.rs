@@ -99,6 +99,23 @@ fn check_record(
     Ok(())
 }
 
+/// Whether two records name the same keys, epoch and threshold (their holders may differ).
+fn same_keys(a: &VaultKeys, b: &VaultKeys) -> bool {
+    (
+        a.epoch,
+        a.threshold,
+        &a.bitcoin,
+        &a.bitcoin_xonly,
+        &a.ed25519,
+    ) == (
+        b.epoch,
+        b.threshold,
+        &b.bitcoin,
+        &b.bitcoin_xonly,
+        &b.ed25519,
+    )
+}
+
 /// Why the vault's key generation stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -319,8 +336,20 @@ where
                 path.display()
             )));
         };
-        check_record(&keys, &bitcoin_share, &ed25519_share)
-            .map_err(|e| VaultKeysError::Store(format!("{}: {e}", path.display())))?;
+        let keys = match check_record(&keys, &bitcoin_share, &ed25519_share) {
+            Ok(()) => keys,
+            // A node stopped while it added a repaired member writes the shares before the
+            // record: the shares' holders are the truth; every key must still match.
+            Err(_) if same_keys(&keys, &record(keys.epoch, &bitcoin_share, &ed25519_share)) => {
+                let derived = record(keys.epoch, &bitcoin_share, &ed25519_share);
+                warn!(recorded = ?keys.holders, shares = ?derived.holders, "keys.json names other vault holders than the shares (a stop while a repaired member was added): rewritten from the shares");
+                let json =
+                    serde_json::to_vec_pretty(&derived).expect("the vault's keys must serialize");
+                bulwark_vaultstore::files::write_private(&path, &json).map_err(store)?;
+                derived
+            }
+            Err(e) => return Err(VaultKeysError::Store(format!("{}: {e}", path.display()))),
+        };
         info!(bitcoin = %keys.bitcoin_xonly, ed25519 = %keys.ed25519, "loaded the vault's key shares");
         return Ok((Some(keys), files));
     }
@@ -636,6 +665,13 @@ mod tests {
         check_record(&keys, &bitcoin[&1], &ed25519[&1]).unwrap();
         let other = bulwark_vault::keygen::local::dkg::<Ed25519>(4, [7; 32]).unwrap();
         assert!(check_record(&keys, &bitcoin[&1], &other[&1]).is_err());
+        let fewer = VaultKeys {
+            holders: vec![1, 2],
+            members: 2,
+            ..keys.clone()
+        };
+        assert!(check_record(&fewer, &bitcoin[&1], &ed25519[&1]).is_err());
+        assert!(same_keys(&fewer, &keys), "only the holders differ");
         for doctored in [
             VaultKeys {
                 threshold: 1,
@@ -652,6 +688,7 @@ mod tests {
         ] {
             let refused = check_record(&doctored, &bitcoin[&1], &ed25519[&1]).unwrap_err();
             assert!(refused.contains("does not match"), "{refused}");
+            assert!(!same_keys(&doctored, &keys) || doctored.members != keys.members);
         }
     }
 

@@ -893,6 +893,7 @@ impl Signer {
                 out.extend(self.refresh_frame(from, epoch, &frame, now)?);
             }
             message @ (Message::Holding { .. }
+            | Message::Vouch { .. }
             | Message::RepairAsk { .. }
             | Message::RepairDelta { .. }
             | Message::RepairSigma { .. }) => {

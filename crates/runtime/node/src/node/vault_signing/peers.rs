@@ -42,6 +42,11 @@ impl Peers {
         known.then_some(number)
     }
 
+    /// The genesis committee's size (the committee never grows past it).
+    pub(in crate::node) fn seats(&self) -> usize {
+        self.genesis.len()
+    }
+
     /// The key of member `member`.
     pub(in crate::node) fn key(&self, member: Member) -> Option<&PublicKey> {
         self.genesis
@@ -62,7 +67,7 @@ impl Peers {
     /// so: its operator must give it another key).
     pub(in crate::node) fn learn(&mut self, committee: &[[u8; 32]]) -> BTreeSet<Member> {
         let mut numbers = BTreeSet::new();
-        let mut newcomers = BTreeMap::new();
+        let mut newcomers: BTreeMap<Member, Vec<PublicKey>> = BTreeMap::new();
         for raw in committee {
             let Ok(key) = PublicKey::decode(raw.to_vec()) else {
                 continue;
@@ -70,16 +75,26 @@ impl Peers {
             let number = self.number(&key);
             if usize::from(number) <= self.genesis.len() {
                 numbers.insert(number);
-                continue;
+            } else {
+                newcomers.entry(number).or_default().push(key);
             }
-            if self.genesis.contains(&key) || newcomers.contains_key(&number) {
-                error!(member = %hex::encode(raw), number, "two members of the committee have one vault number: this one holds no vault share (give it another key)");
-                continue;
-            }
-            newcomers.insert(number, key);
-            numbers.insert(number);
         }
-        self.newcomers = newcomers;
+        // Two newcomers on one number: neither is heard or repaired (neither can take the
+        // other's place by sorting first).
+        self.newcomers = BTreeMap::new();
+        for (number, keys) in newcomers {
+            match keys.as_slice() {
+                [key] => {
+                    self.newcomers.insert(number, key.clone());
+                    numbers.insert(number);
+                }
+                _ => {
+                    for key in &keys {
+                        error!(member = %hex::encode(key.as_ref()), number, "two members of the committee have one vault number: neither holds a vault share (give one of them another key)");
+                    }
+                }
+            }
+        }
         numbers
     }
 }

@@ -19,7 +19,7 @@
 //!
 //! Every map here is bounded by the committee (one entry per member).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use bulwark_vault::keygen::KeyShare;
@@ -65,7 +65,21 @@ pub(super) struct Repair {
     attempts: u64,
     /// As a helper: the newest attempt per newcomer.
     helping: BTreeMap<Member, Helping>,
+    /// Deltas that came before the newcomer's ask, per newcomer (at most [`EARLY_KEPT`]).
+    early: BTreeMap<Member, VecDeque<Early>>,
 }
+
+/// A delta kept until the newcomer's ask arrives.
+struct Early {
+    nonce: u64,
+    helpers: BTreeSet<Member>,
+    from: Member,
+    chain: Chain,
+    delta: Vec<u8>,
+}
+
+/// Early deltas kept per newcomer.
+const EARLY_KEPT: usize = 2 * bulwark_vault::MEMBERS_MAX;
 
 /// Each helper's (sigma, public package) for one key.
 type Sigmas = BTreeMap<Member, (Vec<u8>, Vec<u8>)>;
@@ -85,8 +99,6 @@ struct Helping {
     helpers: BTreeSet<Member>,
     nonce: u64,
     at: SystemTime,
-    /// Whether this helper made and sent its own deltas for this attempt.
-    asked: bool,
     deltas: BTreeMap<Chain, BTreeMap<Member, Vec<u8>>>,
     sent: BTreeSet<Chain>,
 }
@@ -133,8 +145,47 @@ impl Repair {
         Some(holders)
     }
 
+    /// Starts helping `newcomer` on its ask, taking the deltas that came before it.
+    fn start_helping(
+        &mut self,
+        newcomer: Member,
+        helpers: &BTreeSet<Member>,
+        nonce: u64,
+        now: SystemTime,
+    ) {
+        let mut entry = Helping {
+            helpers: helpers.clone(),
+            nonce,
+            at: now,
+            deltas: BTreeMap::new(),
+            sent: BTreeSet::new(),
+        };
+        for early in self.early.remove(&newcomer).unwrap_or_default() {
+            if early.nonce == nonce && early.helpers == *helpers {
+                entry
+                    .deltas
+                    .entry(early.chain)
+                    .or_default()
+                    .entry(early.from)
+                    .or_insert(early.delta);
+            }
+        }
+        self.helping.insert(newcomer, entry);
+    }
+
+    /// Keeps a delta that came before the newcomer's ask (the oldest goes first).
+    fn keep_early(&mut self, newcomer: Member, early: Early) {
+        let kept = self.early.entry(newcomer).or_default();
+        if kept.len() >= EARLY_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(early);
+    }
+
     /// Forgets old holdings and attempts.
     pub(super) fn expire(&mut self, committee: &BTreeSet<Member>, now: SystemTime) {
+        self.early
+            .retain(|newcomer, _| committee.contains(newcomer));
         self.holding
             .retain(|_, (_, _, at)| elapsed(now, *at) < HOLDING_KEPT);
         self.helping
@@ -142,12 +193,19 @@ impl Repair {
     }
 
     /// Whether f + 1 members of the committee hold `epoch`'s sharing without `me` (one of
-    /// them is honest, so `me` was left out).
-    pub(super) fn left_out(&self, me: Member, epoch: u64, committee: &BTreeSet<Member>) -> bool {
+    /// them is honest, so `me` was left out); f counts the genesis `seats`, so a committee
+    /// made smaller does not lower the bar.
+    pub(super) fn left_out(
+        &self,
+        me: Member,
+        epoch: u64,
+        committee: &BTreeSet<Member>,
+        seats: usize,
+    ) -> bool {
         if !committee.contains(&me) {
             return false;
         }
-        let f = committee.len().saturating_sub(1) / 3;
+        let f = seats.saturating_sub(1) / 3;
         let without_me = self
             .holding
             .iter()
@@ -244,7 +302,10 @@ impl Repair {
             return None;
         }
         let got = asking.got.entry(sigma.chain).or_default();
-        got.entry(from).or_insert((sigma.sigma, sigma.public));
+        if got.contains_key(&from) {
+            return None;
+        }
+        got.insert(from, (sigma.sigma, sigma.public));
         if got.len() == helpers.len() {
             self.combine(me, sigma.chain, now);
         }
@@ -337,6 +398,7 @@ impl Signer {
                     Message::Holding {
                         epoch,
                         holders: self.holders(),
+                        proofs: self.proofs(),
                     },
                 ));
             }
@@ -346,7 +408,10 @@ impl Signer {
             self.repair.asking = None;
             return out;
         }
-        if !self.repair.left_out(self.me, epoch, &committee) {
+        if !self
+            .repair
+            .left_out(self.me, epoch, &committee, self.peers.seats())
+        {
             return out;
         }
         if !self.void {
@@ -369,7 +434,11 @@ impl Signer {
     ) -> Result<Out, SigningError> {
         let mut out = Vec::new();
         match message {
-            Message::Holding { epoch, holders } => {
+            Message::Holding {
+                epoch,
+                holders,
+                proofs,
+            } => {
                 if self
                     .repair
                     .observe(self.me, from, epoch, holders, now)
@@ -377,14 +446,18 @@ impl Signer {
                 {
                     return Ok(out);
                 }
-                // A member that says it holds this sharing and is not in this holder's package
-                // was repaired: its verifying share joins the package.
-                if self.current()
-                    && epoch == self.epoch
-                    && self.in_committee(from)
-                    && !self.holders().contains(&from)
-                {
-                    self.add_holder(from)?;
+                // A member that holds this sharing and is not in this holder's package was
+                // repaired: on its proofs, its verifying share joins the package, and the
+                // proofs go on to every member.
+                out.extend(self.vouched(from, epoch, proofs)?);
+            }
+            Message::Vouch {
+                epoch,
+                member,
+                proofs,
+            } => {
+                if member != self.me {
+                    out.extend(self.vouched(member, epoch, proofs)?);
                 }
             }
             Message::RepairAsk {
@@ -395,16 +468,16 @@ impl Signer {
                 let Some(helpers) = self.may_help(epoch, from, &helpers) else {
                     return Ok(out);
                 };
+                // Only the newcomer's own ask starts an attempt, at most one per HELP_EVERY.
                 let fresh = match self.repair.helping.get(&from) {
-                    Some(h) if h.nonce == nonce => !h.asked,
+                    Some(h) if h.nonce == nonce => false,
                     Some(h) => elapsed(now, h.at) >= HELP_EVERY,
                     None => true,
                 };
                 if !fresh {
                     return Ok(out);
                 }
-                let entry = self.helping(from, &helpers, nonce, now);
-                entry.asked = true;
+                self.repair.start_helping(from, &helpers, nonce, now);
                 let list: Vec<Member> = helpers.iter().copied().collect();
                 let made = (
                     repair::deltas(&self.bitcoin.share, &helpers, from, rand::random()),
@@ -417,11 +490,9 @@ impl Signer {
                 for (chain, deltas) in [(Chain::Bitcoin, bitcoin), (Chain::Ed25519, ed25519)] {
                     for (to, delta) in deltas {
                         if to == self.me {
-                            self.helping(from, &helpers, nonce, now)
-                                .deltas
-                                .entry(chain)
-                                .or_default()
-                                .insert(to, delta);
+                            if let Some(entry) = self.repair.helping.get_mut(&from) {
+                                entry.deltas.entry(chain).or_default().insert(to, delta);
+                            }
                         } else {
                             out.push((
                                 Some(to),
@@ -453,20 +524,31 @@ impl Signer {
                 if !helpers.contains(&from) || delta.len() > repair::SCALAR_BYTES_MAX {
                     return Ok(out);
                 }
-                let allowed = match self.repair.helping.get(&newcomer) {
-                    Some(h) if h.nonce == nonce => h.helpers == helpers,
-                    Some(h) => elapsed(now, h.at) >= HELP_EVERY,
-                    None => true,
-                };
-                if !allowed {
-                    return Ok(out);
+                match self.repair.helping.get_mut(&newcomer) {
+                    Some(entry) if entry.nonce == nonce => {
+                        if entry.helpers != helpers {
+                            return Ok(out);
+                        }
+                        entry
+                            .deltas
+                            .entry(chain)
+                            .or_default()
+                            .entry(from)
+                            .or_insert(delta);
+                    }
+                    // Before the newcomer's ask reached this helper: kept aside (a few per
+                    // newcomer) until it does.
+                    _ => self.repair.keep_early(
+                        newcomer,
+                        Early {
+                            nonce,
+                            helpers,
+                            from,
+                            chain,
+                            delta,
+                        },
+                    ),
                 }
-                self.helping(newcomer, &helpers, nonce, now)
-                    .deltas
-                    .entry(chain)
-                    .or_default()
-                    .entry(from)
-                    .or_insert(delta);
                 out.extend(self.sigmas(epoch, newcomer));
             }
             Message::RepairSigma {
@@ -514,39 +596,6 @@ impl Signer {
         let checked = repair::check_helpers(&self.bitcoin.share, &set, newcomer)
             .and_then(|()| repair::check_helpers(&self.ed25519.share, &set, newcomer));
         checked.ok().map(|()| set)
-    }
-
-    /// The attempt `nonce` for `newcomer` (a new one replaces an older attempt).
-    fn helping(
-        &mut self,
-        newcomer: Member,
-        helpers: &BTreeSet<Member>,
-        nonce: u64,
-        now: SystemTime,
-    ) -> &mut Helping {
-        let entry = self
-            .repair
-            .helping
-            .entry(newcomer)
-            .or_insert_with(|| Helping {
-                helpers: helpers.clone(),
-                nonce,
-                at: now,
-                asked: false,
-                deltas: BTreeMap::new(),
-                sent: BTreeSet::new(),
-            });
-        if entry.nonce != nonce {
-            *entry = Helping {
-                helpers: helpers.clone(),
-                nonce,
-                at: now,
-                asked: false,
-                deltas: BTreeMap::new(),
-                sent: BTreeSet::new(),
-            };
-        }
-        entry
     }
 
     /// The sigmas this helper can send `newcomer` now: for each key once every helper's delta
@@ -604,12 +653,60 @@ impl Signer {
     fn finish_repair(&mut self, done: Repaired) -> Result<Out, SigningError> {
         let keys = self.install(done.epoch, done.bitcoin, done.ed25519)?;
         info!(epoch = done.epoch, helpers = ?done.helpers, holders = ?keys.holders, "vault shares repaired: this member holds the committee's sharing again; its old shares are deleted");
-        self.repair.last_holding = None;
+        self.repair.last_holding = Some(SystemTime::now());
         Ok(vec![(
             None,
             Message::Holding {
                 epoch: done.epoch,
                 holders: keys.holders,
+                proofs: self.proofs(),
+            },
+        )])
+    }
+
+    /// This member's proofs of possession of its current shares, in chain order.
+    fn proofs(&self) -> Vec<Vec<u8>> {
+        [
+            repair::prove_holding(&self.bitcoin.share, self.epoch, rand::random()),
+            repair::prove_holding(&self.ed25519.share, self.epoch, rand::random()),
+        ]
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect()
+    }
+
+    /// `member` shows proofs that it holds this sharing: a member of the committee not yet in
+    /// this holder's packages is added, and the proofs go on to every member (once, when it is
+    /// added).
+    fn vouched(
+        &mut self,
+        member: Member,
+        epoch: u64,
+        proofs: Vec<Vec<u8>>,
+    ) -> Result<Out, SigningError> {
+        let known = self.bitcoin.share.holders().contains(&member)
+            && self.ed25519.share.holders().contains(&member);
+        if !self.current() || epoch != self.epoch || known || !self.in_committee(member) {
+            return Ok(Vec::new());
+        }
+        let [bitcoin, ed25519] = proofs.as_slice() else {
+            return Ok(Vec::new());
+        };
+        let checked = repair::check_holding(&self.bitcoin.share.public, epoch, member, bitcoin)
+            .and_then(|()| {
+                repair::check_holding(&self.ed25519.share.public, epoch, member, ed25519)
+            });
+        if let Err(error) = checked {
+            warn!(member, %error, "a member claims a vault share its proof does not show; not added");
+            return Ok(Vec::new());
+        }
+        self.add_holder(member)?;
+        Ok(vec![(
+            None,
+            Message::Vouch {
+                epoch,
+                member,
+                proofs,
             },
         )])
     }
@@ -656,7 +753,8 @@ where
     R: commonware_p2p::Receiver<PublicKey = PublicKey>,
 {
     let genesis: Vec<PublicKey> = setup.participants.iter().cloned().collect();
-    let t = usize::from(bulwark_vault::threshold(genesis.len()));
+    let seats = genesis.len();
+    let t = usize::from(bulwark_vault::threshold(seats));
     let mut peers = super::peers::Peers::new(genesis);
     let me = peers.number(&setup.me);
     let mut repair = Repair::default();
@@ -680,7 +778,7 @@ where
                         info!(epoch, "vault: this node is in the committee; asking the holders for a repair");
                     }
                 }
-                if repair.left_out(me, epoch, &committee) {
+                if repair.left_out(me, epoch, &committee, seats) {
                     out = repair.ask(me, t, epoch, &committee, now);
                 }
             },
@@ -691,7 +789,7 @@ where
                 let Some(from) = peers.member_of(&peer) else { continue };
                 let now = context.current();
                 match Message::decode(bytes.as_ref()) {
-                    Ok(Message::Holding { epoch, holders }) => {
+                    Ok(Message::Holding { epoch, holders, .. }) => {
                         repair.observe(me, from, epoch, holders, now);
                     }
                     Ok(Message::Ping { nonce }) => out.push((Some(from), Message::Pong { nonce })),
@@ -878,10 +976,52 @@ mod tests {
         assert!(members[3].void, "a lying helper leaves it with nothing");
         assert_eq!(members[3].epoch, 0);
 
-        // The next attempt (fresh nonce) repairs it; the holders add it once it says so.
+        // Member 4 claims to hold the sharing with proofs made by its old shares: nobody adds it.
+        let pretence = Message::Holding {
+            epoch: 1,
+            holders: vec![1, 2, 3, 4],
+            proofs: vec![
+                repair::prove_holding(&members[3].bitcoin.share, 1, [5; 32]).unwrap(),
+                repair::prove_holding(&members[3].ed25519.share, 1, [6; 32]).unwrap(),
+            ],
+        };
+        deliver(
+            &mut members,
+            &engine,
+            VecDeque::from([(4, None, pretence)]),
+            now,
+            |_, _, m| Some(m),
+        );
+        for member in &members[..3] {
+            assert_eq!(member.keys.holders, vec![1, 2, 3], "no share, no holder");
+        }
+        // Member 2 tries to crowd out the newcomer's next ask at member 1 with deltas of an
+        // attempt of its own making: they wait aside and block nothing.
+        let poison = (1..=3u64).map(|nonce| {
+            (
+                2,
+                Some(1),
+                Message::RepairDelta {
+                    epoch: 1,
+                    chain: Chain::Ed25519,
+                    newcomer: 4,
+                    helpers: vec![1, 2, 3],
+                    nonce,
+                    delta: vec![9; 32],
+                },
+            )
+        });
+        deliver(&mut members, &engine, poison.collect(), now, |_, _, m| {
+            Some(m)
+        });
+        // The next attempt (fresh nonce) repairs it. It shows its proofs to member 1 only;
+        // member 1 adds it and vouches for it to the others, which add it too.
         now += ATTEMPT;
         let again = tick(&mut members, &seen, now);
-        deliver(&mut members, &engine, again, now, |_, _, m| Some(m));
+        deliver(&mut members, &engine, again, now, |from, to, m| {
+            let shown_to_others = from == 4 && to != 1 && matches!(m, Message::Holding { .. });
+            (!shown_to_others).then_some(m)
+        });
         assert!(!members[3].void);
         assert_eq!(members[3].epoch, 1);
         for member in &members {

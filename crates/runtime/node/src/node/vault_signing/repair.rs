@@ -455,10 +455,8 @@ impl Signer {
                 epoch,
                 member,
                 proofs,
-            } => {
-                if member != self.me {
-                    out.extend(self.vouched(member, epoch, proofs)?);
-                }
+            } if member != self.me => {
+                out.extend(self.vouched(member, epoch, proofs)?);
             }
             Message::RepairAsk {
                 epoch,

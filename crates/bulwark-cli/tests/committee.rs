@@ -937,7 +937,7 @@ fn a_coordinator_killed_mid_round_is_replaced_and_the_withdrawal_is_paid_once(
         .collect();
     let killer = std::thread::spawn(move || {
         let started = Instant::now();
-        loop {
+        let seen = loop {
             let writing = watched.iter().any(|dir| {
                 std::fs::read_dir(dir).is_ok_and(|entries| {
                     entries.flatten().any(|e| {
@@ -946,18 +946,14 @@ fn a_coordinator_killed_mid_round_is_replaced_and_the_withdrawal_is_paid_once(
                     })
                 })
             });
-            if writing {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                return Some(child);
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                return None;
+            if writing || started.elapsed() > Duration::from_secs(60) {
+                break writing;
             }
             std::thread::sleep(Duration::from_micros(100));
-        }
+        };
+        child.kill().unwrap();
+        child.wait().unwrap();
+        seen
     });
     let secp = bitcoin::secp256k1::Secp256k1::new();
     let payee = bitcoin::secp256k1::Keypair::from_seckey_slice(&secp, &[0x47; 32]).unwrap();
@@ -970,7 +966,7 @@ fn a_coordinator_killed_mid_round_is_replaced_and_the_withdrawal_is_paid_once(
     );
     let killed = killer.join().unwrap();
     assert!(
-        killed.is_some(),
+        killed,
         "no member wrote a watermark for withdrawal {withdrawal} within 60 s"
     );
     let signed_here = |log: &str| {

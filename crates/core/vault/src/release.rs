@@ -113,6 +113,11 @@ pub struct Watermarks {
     /// Per chain, every id below this counts as signed for an unknown transaction (ids folded
     /// out of `signed`): refused for good.
     floors: Vec<(Chain, u64)>,
+    /// Nonce slots spent since the nonce book was last written, as (epoch, slot): synced with
+    /// the mark in the one write that precedes a share, so the book need not be (a book read
+    /// back drops them). Cleared once a book without them is synced.
+    #[serde(default)]
+    spent: BTreeSet<(u64, u64)>,
 }
 
 /// What the watermarks say about a withdrawal and a transaction.
@@ -149,6 +154,31 @@ impl Watermarks {
     /// Whether `withdrawal` on `chain` was released already (for any transaction).
     pub fn is_marked(&self, chain: Chain, withdrawal: u64) -> bool {
         self.status(chain, withdrawal, &[0; 32]) != Mark::New
+    }
+
+    /// Records nonce slots of `epoch`'s book as spent (persisted with the next write, before
+    /// the share that uses them leaves).
+    pub fn note_spent(&mut self, epoch: u64, slots: impl IntoIterator<Item = u64>) {
+        self.spent
+            .extend(slots.into_iter().map(|slot| (epoch, slot)));
+    }
+
+    /// The slots of `epoch`'s book recorded as spent.
+    pub fn spent(&self, epoch: u64) -> impl Iterator<Item = u64> + '_ {
+        self.spent
+            .range((epoch, 0)..=(epoch, u64::MAX))
+            .map(|(_, slot)| *slot)
+    }
+
+    /// Forgets the spent slots of `epoch` and older: call it only once a book of `epoch`
+    /// without them is synced (older books are deleted).
+    pub fn forget_spent_through(&mut self, epoch: u64) {
+        self.spent.retain(|(e, _)| *e > epoch);
+    }
+
+    /// How many spent slots are recorded.
+    pub fn spent_count(&self) -> usize {
+        self.spent.len()
     }
 
     /// Marks `withdrawal` on `chain` as signed (once more) for `transaction`. The caller syncs

@@ -1325,3 +1325,24 @@ fn a_repaired_member_proves_possession_and_a_pretender_cannot() {
     run::<Taproot>(30);
     run::<Ed25519>(40);
 }
+
+#[test]
+fn spent_nonce_slots_ride_with_the_watermarks_and_older_files_still_read() {
+    let mut marks = Watermarks::default();
+    assert!(marks.mark(Chain::Ed25519, 1, [1; 32]));
+    marks.note_spent(3, [7, 9]);
+    marks.note_spent(4, [1]);
+    assert_eq!(marks.spent(3).collect::<Vec<_>>(), vec![7, 9]);
+    let text = serde_json::to_string(&marks).expect("serializes");
+    let back: Watermarks = serde_json::from_str(&text).expect("reads back");
+    assert_eq!(back, marks);
+    marks.forget_spent_through(3);
+    assert_eq!(marks.spent(3).count(), 0);
+    assert_eq!(marks.spent(4).collect::<Vec<_>>(), vec![1]);
+    // A file written before spent slots were recorded reads as none spent.
+    let mut old: serde_json::Value = serde_json::from_str(&text).expect("json");
+    old.as_object_mut().expect("an object").remove("spent");
+    let read: Watermarks = serde_json::from_value(old).expect("an older file reads");
+    assert_eq!(read.spent_count(), 0);
+    assert!(read.is_marked(Chain::Ed25519, 1));
+}

@@ -166,9 +166,15 @@ impl<C: VaultSuite> Key<C> {
             .ok_or_else(|| {
                 SigningError::Store(format!("no {} share for epoch {epoch}", C::CHAIN.name()))
             })?;
+        let mut book = files.nonces::<C>(epoch, group_key).map_err(store)?;
+        let marks = files.watermarks(C::CHAIN, group_key).map_err(store)?;
+        // Slots spent after the book was last written are in the watermarks.
+        for slot in marks.spent(epoch) {
+            let _ = book.spend(slot);
+        }
         Ok(Self {
-            book: files.nonces::<C>(epoch, group_key).map_err(store)?,
-            marks: files.watermarks(C::CHAIN, group_key).map_err(store)?,
+            book,
+            marks,
             share,
             group_key: group_key.to_vec(),
             handed: BTreeMap::new(),
@@ -178,16 +184,25 @@ impl<C: VaultSuite> Key<C> {
     }
 
     /// Keeps the book above [`NONCES_LOW`]; the new nonces reach the disk before any
-    /// commitment to them leaves.
+    /// commitment to them leaves. The book written has no spent slot, so the watermarks may
+    /// forget them afterwards (book first: a stop in between leaves them recorded twice).
     fn top_up(&mut self, files: &mut VaultFiles<Backend>, epoch: u64) -> Result<(), SigningError> {
         if self.book.unspent() >= NONCES_LOW {
             return Ok(());
         }
+        let store = |e: bulwark_vaultstore::StoreError| SigningError::Store(e.to_string());
         let seed: [u8; 32] = rand::random();
         self.book.precompute(&self.share, NONCES_BATCH, seed);
         files
             .put_nonces::<C>(epoch, &self.group_key, &self.book)
-            .map_err(|e| SigningError::Store(e.to_string()))
+            .map_err(store)?;
+        if self.marks.spent_count() > 0 {
+            self.marks.forget_spent_through(epoch);
+            files
+                .put_watermarks(C::CHAIN, &self.group_key, &self.marks)
+                .map_err(store)?;
+        }
+        Ok(())
     }
 
     /// `count` unspent slots not handed out in the last few seconds, with their commitments.
@@ -247,8 +262,6 @@ impl<C: VaultSuite> Key<C> {
             Err(refusal) => return Ok(Err(refusal)),
         };
         let store = |e: bulwark_vaultstore::StoreError| SigningError::Store(e.to_string());
-        self.marks
-            .mark(request.chain, request.withdrawal, prepared.transaction);
         let mut nonces = Vec::new();
         for slot in prepared.slots() {
             match self.book.spend(slot) {
@@ -261,13 +274,14 @@ impl<C: VaultSuite> Key<C> {
                 }
             }
         }
-        // Both reach the disk before the share exists.
+        self.marks
+            .mark(request.chain, request.withdrawal, prepared.transaction);
+        self.marks.note_spent(epoch, prepared.slots());
+        // The mark and the spent slots reach the disk, in one synced write, before the share
+        // exists.
         let syncing = SystemTime::now();
         files
             .put_watermarks(C::CHAIN, &self.group_key, &self.marks)
-            .map_err(store)?;
-        files
-            .put_nonces::<C>(epoch, &self.group_key, &self.book)
             .map_err(store)?;
         self.last_sync = Some((syncing, SystemTime::now()));
         Ok(prepared
@@ -1893,6 +1907,34 @@ mod tests {
         assert!(evidence(&members[0])
             .iter()
             .any(|e| e.contains("signed withdrawal 1")));
+
+        // The signers spent nonces without writing their books: the synced watermarks carry
+        // the spent slots, so a member that restarts never hands one out again.
+        let ed25519_key = members[0].ed25519.group_key.clone();
+        for member in &mut members {
+            let reopened = Key::<Ed25519>::open(&mut member.files, 0, &ed25519_key).unwrap();
+            assert_eq!(
+                reopened.book.slots().collect::<Vec<_>>(),
+                member.ed25519.book.slots().collect::<Vec<_>>(),
+                "member {}: the book read back is the book in memory",
+                member.me
+            );
+        }
+        assert!(members.iter().any(|m| m.ed25519.marks.spent(0).count() > 0));
+        // Once a book without them is written, the watermarks forget them.
+        let member = &mut members[1];
+        while member.ed25519.book.unspent() >= NONCES_LOW {
+            let slot = member.ed25519.book.slots().next().unwrap();
+            member.ed25519.book.spend(slot).unwrap();
+            member.ed25519.marks.note_spent(0, [slot]);
+        }
+        member.ed25519.top_up(&mut member.files, 0).unwrap();
+        assert_eq!(member.ed25519.marks.spent(0).count(), 0);
+        let reopened = Key::<Ed25519>::open(&mut member.files, 0, &ed25519_key).unwrap();
+        assert_eq!(
+            reopened.book.slots().collect::<Vec<_>>(),
+            member.ed25519.book.slots().collect::<Vec<_>>()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

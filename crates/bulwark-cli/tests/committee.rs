@@ -913,9 +913,9 @@ fn vault_member(committee: &Path, index: usize) -> u16 {
 
 /// Issue #14's kill -9 of the coordinator mid-round, between processes: account 9 withdraws on
 /// the Bitcoin key; the test knows which node coordinates the withdrawal's first turn and
-/// SIGKILLs it the moment another member starts writing its watermark for the round (that
-/// member releases its share only after the synced write, so the coordinator cannot have
-/// combined the signature yet: its log shows no signature for the withdrawal). The next member
+/// SIGKILLs it the moment another member writes its watermarks for the round (that member
+/// releases its share only after the synced write, so the coordinator cannot have combined the
+/// signature yet: its log shows no signature for the withdrawal). The next member
 /// in turn starts a new round with fresh nonces, the three sign it, the restarted coordinator
 /// takes the record, and all four show one transaction, which libsecp256k1 verifies.
 fn a_coordinator_killed_mid_round_is_replaced_and_the_withdrawal_is_paid_once(
@@ -931,21 +931,25 @@ fn a_coordinator_killed_mid_round_is_replaced_and_the_withdrawal_is_paid_once(
         .find(|i| vault_member(&live.committee, *i) == coordinator_member)
         .unwrap();
     let mut child = live.procs.0[coordinator].take().unwrap();
-    let watched: Vec<std::path::PathBuf> = (0..4)
+    // A member writes its Bitcoin watermarks (in place) only to release a share.
+    let modified =
+        |path: &std::path::PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let watched: Vec<_> = (0..4)
         .filter(|i| *i != coordinator)
-        .map(|i| live.committee.join(format!("node-{i}/vault")))
+        .map(|i| {
+            let path = live
+                .committee
+                .join(format!("node-{i}/vault/bitcoin.watermarks"));
+            let before = modified(&path);
+            (path, before)
+        })
         .collect();
     let killer = std::thread::spawn(move || {
         let started = Instant::now();
         let seen = loop {
-            let writing = watched.iter().any(|dir| {
-                std::fs::read_dir(dir).is_ok_and(|entries| {
-                    entries.flatten().any(|e| {
-                        let name = e.file_name().to_string_lossy().into_owned();
-                        name.starts_with(".bitcoin.watermarks") && name.ends_with(".tmp")
-                    })
-                })
-            });
+            let writing = watched
+                .iter()
+                .any(|(path, before)| modified(path) != *before);
             if writing || started.elapsed() > Duration::from_secs(60) {
                 break writing;
             }

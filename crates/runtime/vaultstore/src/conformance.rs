@@ -146,6 +146,42 @@ pub fn exercise<S: Sealer>(mut sealer: S, data_dir: &Path) {
         .watermarks(Chain::Ed25519, &key)
         .expect("none yet")
         .eq(&Watermarks::default()));
+    // Written in place, to the region not holding the newest record: a write torn by a stop
+    // (the newest region damaged) reads as the state before it.
+    let before = marks.clone();
+    assert!(marks.mark(Chain::Bitcoin, 42, [5; 32]));
+    files
+        .put_watermarks(Chain::Bitcoin, &key, &marks)
+        .expect("stores in place");
+    assert_eq!(
+        files.watermarks(Chain::Bitcoin, &key).expect("reads"),
+        marks
+    );
+    let path = vault.join("bitcoin.watermarks");
+    let mut bytes = std::fs::read(&path).expect("reads");
+    let region_len = u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+    bytes[16 + region_len + 4 + 20] ^= 0x55;
+    std::fs::write(&path, &bytes).expect("writes");
+    assert_eq!(
+        files
+            .watermarks(Chain::Bitcoin, &key)
+            .expect("the older region reads"),
+        before,
+        "{kind}: a torn newest record leaves the state before it"
+    );
+    // The next write goes over the damaged region; a record outgrowing its region makes a new
+    // file with larger regions.
+    for id in 100..1_500u64 {
+        assert!(marks.mark(Chain::Bitcoin, id, [6; 32]));
+    }
+    files
+        .put_watermarks(Chain::Bitcoin, &key, &marks)
+        .expect("stores, growing");
+    assert_eq!(
+        files.watermarks(Chain::Bitcoin, &key).expect("reads"),
+        marks
+    );
+    assert!(std::fs::metadata(&path).expect("exists").len() > 2 * 64 * 1024);
     std::fs::copy(
         vault.join("bitcoin.2.nonces"),
         vault.join("bitcoin.watermarks"),

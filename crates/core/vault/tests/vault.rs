@@ -221,6 +221,38 @@ fn sign_all<C: VaultSuite>(
         .collect())
 }
 
+/// `signers` sign `authorization`'s Ed25519 message; ed25519-dalek's strict check accepts the
+/// signature under the group key. Returns the key and the signature.
+fn ed25519_signed(
+    shares: &BTreeMap<Member, KeyShare<Ed25519>>,
+    signers: &[Member],
+    authorization: &Authorization,
+) -> (ed25519_dalek::VerifyingKey, ed25519_dalek::Signature) {
+    let message = ed25519_message(authorization);
+    let mut books = books(shares);
+    let id = authorization.withdrawal;
+    let requests = request(&books, signers, 0, id, None, std::slice::from_ref(&message));
+    let signatures = sign_all(
+        shares,
+        &mut books,
+        &mut BTreeMap::new(),
+        &requests,
+        authorization,
+        None,
+    )
+    .expect("authorized");
+    let any = shares.values().next().expect("a share");
+    let key =
+        ed25519_dalek::VerifyingKey::from_bytes(&any.group_key().try_into().expect("32 bytes"))
+            .expect("a point");
+    let signature =
+        ed25519_dalek::Signature::from_slice(&signatures[0].serialize().expect("encodes"))
+            .expect("64 bytes");
+    key.verify_strict(&message, &signature)
+        .expect("ed25519-dalek accepts the threshold signature");
+    (key, signature)
+}
+
 fn bip340_verifies(signature: &[u8], message: &[u8], xonly: &[u8; 32]) -> bool {
     let secp = secp256k1::Secp256k1::verification_only();
     let Ok(signature) = secp256k1::schnorr::Signature::from_slice(signature) else {
@@ -326,28 +358,8 @@ fn an_ed25519_withdrawal_signed_by_t_members_passes_verify_strict() {
             destination: [5; 32],
             amount: 1_000_000,
         };
-        let message = ed25519_message(&authorization);
         let signers: Vec<Member> = (1..=t as Member).collect();
-        let mut books = books(&shares);
-        let requests = request(&books, &signers, 0, 3, None, std::slice::from_ref(&message));
-        let signatures = sign_all(
-            &shares,
-            &mut books,
-            &mut BTreeMap::new(),
-            &requests,
-            &authorization,
-            None,
-        )
-        .expect("authorized");
-        let key = ed25519_dalek::VerifyingKey::from_bytes(
-            &shares[&1].group_key().try_into().expect("32 bytes"),
-        )
-        .expect("a point");
-        let signature =
-            ed25519_dalek::Signature::from_slice(&signatures[0].serialize().expect("encodes"))
-                .expect("64 bytes");
-        key.verify_strict(&message, &signature)
-            .expect("n = {n}: ed25519-dalek accepts the threshold signature");
+        let (key, signature) = ed25519_signed(&shares, &signers, &authorization);
         assert!(key.verify_strict(b"another message", &signature).is_err());
     }
 }
@@ -1238,35 +1250,8 @@ fn a_member_left_out_of_a_refresh_is_repaired_by_t_helpers_and_signs_with_the_ne
             destination: [8; 32],
             amount: 50_000,
         };
-        let message = ed25519_message(&authorization);
         let signers: Vec<Member> = (n - t + 1..n).chain([newcomer]).collect();
-        let mut ed_books = books(&fresh);
-        let requests = request(
-            &ed_books,
-            &signers,
-            0,
-            41,
-            None,
-            std::slice::from_ref(&message),
-        );
-        let signatures = sign_all(
-            &fresh,
-            &mut ed_books,
-            &mut BTreeMap::new(),
-            &requests,
-            &authorization,
-            None,
-        )
-        .expect("the repaired member signs");
-        let key = ed25519_dalek::VerifyingKey::from_bytes(
-            &fresh[&1].group_key().try_into().expect("32 bytes"),
-        )
-        .expect("a point");
-        let signature =
-            ed25519_dalek::Signature::from_slice(&signatures[0].serialize().expect("encodes"))
-                .expect("64 bytes");
-        key.verify_strict(&message, &signature)
-            .expect("ed25519-dalek accepts a signature with the repaired share");
+        ed25519_signed(&fresh, &signers, &authorization);
     }
 }
 

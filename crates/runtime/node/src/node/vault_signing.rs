@@ -1755,9 +1755,21 @@ mod tests {
     fn deliver(
         members: &mut [Signer],
         engine: &Engine,
-        mut queue: VecDeque<(Member, Option<Member>, Message)>,
+        queue: VecDeque<(Member, Option<Member>, Message)>,
     ) {
-        let now = SystemTime::now();
+        deliver_tampered(members, engine, queue, SystemTime::now(), |_, _, m| Some(m));
+    }
+
+    /// Delivers frames between the members until none is left, at `now`; `tamper` may change or
+    /// drop a frame (from, to, frame). A frame for every member reaches the sender too (as the
+    /// node's own loop does).
+    pub(super) fn deliver_tampered(
+        members: &mut [Signer],
+        engine: &Engine,
+        mut queue: VecDeque<(Member, Option<Member>, Message)>,
+        now: SystemTime,
+        mut tamper: impl FnMut(Member, Member, Message) -> Option<Message>,
+    ) {
         while let Some((from, to, message)) = queue.pop_front() {
             let targets: Vec<Member> = match to {
                 Some(to) => vec![to],
@@ -1766,6 +1778,9 @@ mod tests {
             for target in targets {
                 // Frames cross the wire encoded.
                 let message = Message::decode(&message.encode()).unwrap();
+                let Some(message) = tamper(from, target, message) else {
+                    continue;
+                };
                 let out = members[usize::from(target) - 1]
                     .handle(engine, from, message, now)
                     .unwrap();

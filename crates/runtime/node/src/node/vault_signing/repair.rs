@@ -847,40 +847,11 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use std::collections::VecDeque;
 
-    use super::super::tests::{evidence, ledger, members};
+    use super::super::tests::{deliver_tampered as deliver, evidence, ledger, members};
     use super::*;
     use bulwark_vault::keygen::local;
 
     type Frames = VecDeque<(Member, Option<Member>, Message)>;
-
-    /// Delivers until quiet; `tamper` may change or drop a frame (from, to, frame).
-    fn deliver(
-        members: &mut [Signer],
-        engine: &bulwark_engine::Engine,
-        mut queue: Frames,
-        now: SystemTime,
-        mut tamper: impl FnMut(Member, Member, Message) -> Option<Message>,
-    ) {
-        while let Some((from, to, message)) = queue.pop_front() {
-            let targets: Vec<Member> = match to {
-                Some(to) => vec![to],
-                // Every member, the sender too (as the node's own loop does).
-                None => (1..=4).collect(),
-            };
-            for target in targets {
-                let message = Message::decode(&message.encode()).unwrap();
-                let Some(message) = tamper(from, target, message) else {
-                    continue;
-                };
-                let out = members[usize::from(target) - 1]
-                    .handle(engine, from, message, now)
-                    .unwrap();
-                for (next, frame) in out {
-                    queue.push_back((target, next, frame));
-                }
-            }
-        }
-    }
 
     fn tick(members: &mut [Signer], seen: &(u64, BTreeSet<Member>), now: SystemTime) -> Frames {
         let mut frames = VecDeque::new();

@@ -1365,7 +1365,7 @@ fn a_tampered_fourth_node_is_removed_three_keep_trading_and_it_comes_back_restor
         "after node 3's repair, without node 0",
     );
     drop(procs);
-    // The log verifies across both epoch changes with the genesis identity alone.
+    // The log verifies across the epoch changes with the genesis identity alone.
     let (code, stdout, stderr) = run(&[
         "verify",
         "--data",
@@ -1375,7 +1375,12 @@ fn a_tampered_fourth_node_is_removed_three_keep_trading_and_it_comes_back_restor
     ]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(summary["epoch"].as_u64(), Some(2), "{summary}");
+    // Node 0, stopped for the signing without it, may be removed for its silence meanwhile
+    // (epoch 3): the log verifies across every change.
+    assert!(
+        summary["epoch"].as_u64().is_some_and(|e| e >= 2),
+        "{summary}"
+    );
     assert!(
         summary["heights"].as_u64().unwrap() > at_epoch_2,
         "{summary}"
@@ -1543,7 +1548,12 @@ fn a_newcomer_takes_the_removed_node3s_seat_and_signs_in_the_next_epoch() {
     ]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(summary["epoch"].as_u64(), Some(2), "{summary}");
+    // Node 0, stopped for the signing without it, may be removed for its silence meanwhile
+    // (epoch 3): the log verifies across every change.
+    assert!(
+        summary["epoch"].as_u64().is_some_and(|e| e >= 2),
+        "{summary}"
+    );
 }
 
 /// The second half of the tamper test: node 3 restarts from the honest binary, is re-admitted

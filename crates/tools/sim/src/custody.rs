@@ -24,7 +24,7 @@ use bulwark_vault::release::{
 };
 use bulwark_vault::signing::{aggregate, decode_share, package, NonceBook};
 use bulwark_vault::taproot::{self, Utxo};
-use bulwark_vault::{Chain, Member, Taproot};
+use bulwark_vault::{repair, Chain, Member, Taproot};
 use frost_core::round1::SigningCommitments;
 
 type Outcome = (Vec<String>, Vec<String>, usize);
@@ -531,7 +531,8 @@ pub(crate) fn forged_withdrawal(seed: u64, n: usize) -> Outcome {
 
 /// Member n-1 is removed: the others refresh. Its old share with new ones does not sign, it
 /// cannot take part in a signing of the new sharing, and the new sharing signs to the same
-/// address.
+/// address. A replacement is repaired by t of them (a lying helper leaves it with nothing) and
+/// signs with t - 1 of them.
 pub(crate) fn custody_member_removed(seed: u64, n: usize) -> Outcome {
     let mut vault = vault(seed, n);
     let (mut achieved, mut refused) = (Vec::new(), Vec::new());
@@ -615,6 +616,77 @@ pub(crate) fn custody_member_removed(seed: u64, n: usize) -> Outcome {
         achieved.push(format!(
             "the members left could not sign under the unchanged output key: {refusals:?}"
         ));
+    }
+    // A replacement takes the seat (a vault number of its own): t of the members left repair
+    // its share. A helper lying about one delta leaves it with nothing; the honest repair gives
+    // it a share that signs with t - 1 of them to the same output key.
+    let holders: BTreeMap<Member, KeyShare<Taproot>> = vault
+        .signers
+        .iter()
+        .map(|(m, s)| (*m, s.share.clone()))
+        .collect();
+    let newcomer = bulwark_vault::newcomer_number(&seed_bytes(seed, 10));
+    let helpers: BTreeSet<Member> = keep.iter().copied().take(t).collect();
+    let mut received: BTreeMap<Member, BTreeMap<Member, Vec<u8>>> = BTreeMap::new();
+    for (i, helper) in helpers.iter().enumerate() {
+        let deltas = repair::deltas(
+            &holders[helper],
+            &helpers,
+            newcomer,
+            seed_bytes(seed, 20 + i as u8),
+        )
+        .expect("a holder's deltas");
+        for (to, delta) in deltas {
+            received.entry(to).or_default().insert(*helper, delta);
+        }
+    }
+    let liar = *helpers.iter().last().expect("helpers");
+    let lie =
+        repair::deltas(&holders[&liar], &helpers, newcomer, seed_bytes(seed, 40)).expect("deltas");
+    let first = *helpers.iter().next().expect("helpers");
+    received
+        .get_mut(&first)
+        .expect("a helper")
+        .insert(liar, lie[&first].clone());
+    let sigmas: BTreeMap<Member, Vec<u8>> = helpers
+        .iter()
+        .map(|h| {
+            let sigma = repair::sigma::<Taproot>(&helpers, &received[h]).expect("a sigma");
+            (*h, sigma)
+        })
+        .collect();
+    match repair::repaired(newcomer, &helpers, &sigmas, &holders[&first].public) {
+        Ok(_) => achieved.push("a repair with a lying helper gave the newcomer a share".into()),
+        Err(error) => refused.push(format!("a repair with a lying helper: {error}")),
+    }
+    match repair::local(&holders, &helpers, newcomer, seed_bytes(seed, 11)) {
+        Err(error) => achieved.push(format!("the honest repair failed: {error}")),
+        Ok(share) => {
+            let mut with_newcomer = BTreeMap::new();
+            for (m, holder) in &holders {
+                with_newcomer.insert(
+                    *m,
+                    repair::with_holder(holder, newcomer).expect("a holder adds it"),
+                );
+            }
+            with_newcomer.insert(newcomer, share);
+            vault.signers = signers_of(with_newcomer, seed ^ 0xbeef);
+            let mut quorum: Vec<Member> = keep.iter().copied().take(t - 1).collect();
+            quorum.push(newcomer);
+            let (requests, packages) = request(
+                &mut vault,
+                &quorum,
+                authorization.withdrawal,
+                &tx,
+                &sats,
+                &messages,
+            );
+            if let (None, refusals) = ask(&mut vault, &requests, &packages, &messages) {
+                achieved.push(format!(
+                    "the repaired newcomer could not sign with t - 1 holders: {refusals:?}"
+                ));
+            }
+        }
     }
     (achieved, refused, 0)
 }

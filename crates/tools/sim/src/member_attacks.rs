@@ -61,7 +61,7 @@ pub const MEMBER_SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "custody-member-removed",
-        "member n-1 leaves the vault: the others refresh their shares; its old share with new ones signs nothing, no member signs next to it, and the new sharing signs to the same address",
+        "member n-1 leaves the vault: the others refresh their shares; its old share with new ones signs nothing, no member signs next to it, and the new sharing signs to the same address; a replacement is repaired by t of them (a helper lying about a delta leaves it with nothing) and signs with t - 1 of them",
     ),
 ];
 

@@ -55,8 +55,8 @@ impl<C: Ciphersuite> NonceBook<C> {
     }
 
     /// Makes up to `count` new nonce pairs for `share` (never beyond [`NONCES_MAX`] unspent) and
-    /// returns their slots and commitments, to publish. Slots are never reused, even after a
-    /// refresh. `seed` is fresh randomness (the node's OS generator). Each slot's generator is
+    /// returns their slots and commitments, to publish. Slots are never reused within a book (a
+    /// new epoch's book, for the new share, starts again at 0). `seed` is fresh randomness (the node's OS generator). Each slot's generator is
     /// seeded with SHA-256(domain ‖ seed ‖ group key ‖ slot), and FROST mixes the secret share
     /// into every nonce: two slots never share a nonce even if a caller passed one seed twice.
     /// What a per-slot derivation cannot stop is a book rolled back on disk (a restored older

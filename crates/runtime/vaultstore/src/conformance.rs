@@ -160,8 +160,9 @@ pub fn exercise<S: Sealer>(mut sealer: S, data_dir: &Path) {
     let path = vault.join("bitcoin.watermarks");
     let mut bytes = std::fs::read(&path).expect("reads");
     let region_len = u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
-    bytes[16 + region_len + 4 + 20] ^= 0x55;
+    bytes[crate::files::TWO_REGION_HEADER + region_len + 4 + 20] ^= 0x55;
     std::fs::write(&path, &bytes).expect("writes");
+    assert!(!files.take_torn(Chain::Bitcoin));
     assert_eq!(
         files
             .watermarks(Chain::Bitcoin, &key)
@@ -169,6 +170,11 @@ pub fn exercise<S: Sealer>(mut sealer: S, data_dir: &Path) {
         before,
         "{kind}: a torn newest record leaves the state before it"
     );
+    assert!(
+        files.take_torn(Chain::Bitcoin),
+        "{kind}: the reader is told a record did not open"
+    );
+    assert!(!files.take_torn(Chain::Bitcoin), "asking clears it");
     // The next write goes over the damaged region; a record outgrowing its region makes a new
     // file with larger regions.
     for id in 100..1_500u64 {

@@ -26,9 +26,11 @@ pub const FILE_BYTES_MAX: usize = 1 << 20;
 /// regions, each write going to the one not holding the newest record, which carries a sequence
 /// number under the seal. A write torn by a stop leaves the other region, the state before it
 /// (no share left on the torn one). Layout: magic (8) ‖ region length (8, big-endian) ‖ two
-/// regions of `len (4) ‖ sealed (seq ‖ plaintext)`, zero-padded.
+/// regions of `len (4) ‖ sealed (seq ‖ plaintext)`, zero-padded, the header padded to 4 KiB so
+/// that no disk sector holds parts of both regions.
 const TWO_REGION_MAGIC: [u8; 8] = *b"bwvault2";
-const TWO_REGION_HEADER: usize = 16;
+/// Bytes before the first region.
+pub const TWO_REGION_HEADER: usize = 4096;
 /// Longest two-region file, bytes (the watermarks of both chains at their bound fit).
 pub const TWO_REGION_FILE_MAX: usize = 16 << 20;
 
@@ -46,6 +48,8 @@ pub struct VaultFiles<S: Sealer> {
     sealer: S,
     member: Member,
     regions: BTreeMap<PathBuf, Regions>,
+    /// Two-region files whose last read skipped a region that did not open.
+    torn: std::collections::BTreeSet<PathBuf>,
 }
 
 fn file_error(path: &Path, reason: impl ToString) -> StoreError {
@@ -70,6 +74,7 @@ impl<S: Sealer> VaultFiles<S> {
             sealer,
             member,
             regions: BTreeMap::new(),
+            torn: std::collections::BTreeSet::new(),
         })
     }
 
@@ -197,6 +202,7 @@ impl<S: Sealer> VaultFiles<S> {
             return Err(bad("two-region file of the wrong length"));
         }
         let mut newest: Option<(u64, usize, zeroize::Zeroizing<Vec<u8>>)> = None;
+        self.torn.remove(path);
         for region in 0..2 {
             let start = TWO_REGION_HEADER + region * region_len;
             let area = &bytes[start..start + region_len];
@@ -204,10 +210,16 @@ impl<S: Sealer> VaultFiles<S> {
             if len == 0 || len > region_len - 4 {
                 continue;
             }
-            // A region that does not open was torn by a stop mid-write: the other one holds the
-            // state before that write.
-            let Ok(opened) = self.sealer.open(ad, &area[4..4 + len]) else {
-                continue;
+            // A region that does not open was torn by a stop mid-write (or damaged): the other
+            // one holds the state before that write. The caller learns of it
+            // ([`VaultFiles::take_torn`]). Any other failure (the HSM's session) is an error.
+            let opened = match self.sealer.open(ad, &area[4..4 + len]) {
+                Ok(opened) => opened,
+                Err(StoreError::Open(_)) => {
+                    self.torn.insert(path.to_path_buf());
+                    continue;
+                }
+                Err(other) => return Err(other),
             };
             if opened.len() < 8 {
                 continue;
@@ -365,6 +377,14 @@ impl<S: Sealer> VaultFiles<S> {
         let ad = self.binding("watermarks", chain, group_key, 0);
         let bytes = serde_json::to_vec(watermarks).expect("watermarks must serialize");
         self.store_in_place(&path, &ad, &bytes)
+    }
+
+    /// Whether the last read of `chain`'s watermarks skipped a record that did not open (a write
+    /// torn by a stop, or damage): the state read may be older than the newest write, so what
+    /// that write recorded (spent nonce slots) is unknown. Asking clears it.
+    pub fn take_torn(&mut self, chain: Chain) -> bool {
+        let path = self.path(chain, None, "watermarks");
+        self.torn.remove(&path)
     }
 
     /// The watermarks of `chain` (none if never stored).

@@ -24,8 +24,9 @@ use crate::{BackendKind, Sealer, StoreError};
 pub const MAGIC: &[u8; 8] = b"BWVHSM01";
 const IV_BYTES: usize = 12;
 const TAG_BITS: u64 = 128;
-/// Largest sealed file this backend opens, bytes.
-pub const SEALED_BYTES_MAX: usize = 1 << 20;
+/// Largest sealed record this backend seals or opens, bytes (a region of the largest
+/// two-region file: the watermarks at their bound fit).
+pub const SEALED_BYTES_MAX: usize = crate::files::TWO_REGION_FILE_MAX / 2;
 
 /// Where the token is and how to reach it (the node config's `[vault.pkcs11]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,6 +231,14 @@ impl Sealer for Pkcs11Sealer {
     }
 
     fn seal(&mut self, associated_data: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
+        // Nothing is sealed that `open` would refuse to read back (fail before a share leaves,
+        // not at the next start).
+        if MAGIC.len() + IV_BYTES + plaintext.len() + 16 > SEALED_BYTES_MAX {
+            return Err(StoreError::Content(
+                "PKCS#11-sealed record".into(),
+                format!("longer than {SEALED_BYTES_MAX} bytes sealed"),
+            ));
+        }
         let mut iv = [0u8; IV_BYTES];
         self.session
             .generate_random_slice(&mut iv)
@@ -272,6 +281,30 @@ impl Sealer for Pkcs11Sealer {
                 &sealed[MAGIC.len() + IV_BYTES..],
             )
             .map(zeroize::Zeroizing::new)
-            .map_err(|_| refuse())
+            .map_err(|e| match e {
+                // The session, the device or the key failing is an error of its own, not "does
+                // not open": a reader that falls back to an older record on "does not open"
+                // must not do so on it. (SoftHSM2 reports a wrong GCM tag as a general
+                // error, so that one stays "does not open".)
+                cryptoki::error::Error::Pkcs11(
+                    rv @ (cryptoki::error::RvError::SessionHandleInvalid
+                    | cryptoki::error::RvError::SessionClosed
+                    | cryptoki::error::RvError::DeviceError
+                    | cryptoki::error::RvError::DeviceRemoved
+                    | cryptoki::error::RvError::DeviceMemory
+                    | cryptoki::error::RvError::HostMemory
+                    | cryptoki::error::RvError::TokenNotPresent
+                    | cryptoki::error::RvError::UserNotLoggedIn
+                    | cryptoki::error::RvError::KeyHandleInvalid
+                    | cryptoki::error::RvError::FunctionCanceled
+                    | cryptoki::error::RvError::OperationActive
+                    | cryptoki::error::RvError::CryptokiNotInitialized),
+                    function,
+                ) => error(
+                    "decrypting in the token",
+                    cryptoki::error::Error::Pkcs11(rv, function),
+                ),
+                _ => refuse(),
+            })
     }
 }

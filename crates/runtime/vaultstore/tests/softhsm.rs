@@ -41,6 +41,19 @@ fn the_pkcs11_backend_keeps_every_promise_against_softhsm() {
         &again.open(b"ad", &sealed).expect("same key")[..],
         b"secret"
     );
+    // Nothing is sealed that could not be opened again: a record past the bound is refused
+    // when it is written (before any share could leave), not at the next start.
+    let big = vec![7u8; bulwark_vaultstore::pkcs11::SEALED_BYTES_MAX];
+    assert!(matches!(
+        first.seal(b"ad", &big),
+        Err(StoreError::Content(..))
+    ));
+    let fits = vec![7u8; bulwark_vaultstore::pkcs11::SEALED_BYTES_MAX - 64];
+    let sealed_big = first.seal(b"ad", &fits).expect("seals at the bound");
+    assert_eq!(
+        again.open(b"ad", &sealed_big).expect("opens").len(),
+        fits.len()
+    );
     // Another key label (another member's key on a shared token) does not open it.
     let mut other = Pkcs11Sealer::open(&config(&hsm, "another-key")).expect("generates");
     assert!(matches!(

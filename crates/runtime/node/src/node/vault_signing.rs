@@ -172,6 +172,16 @@ impl<C: VaultSuite> Key<C> {
         for slot in marks.spent(epoch) {
             let _ = book.spend(slot);
         }
+        // A watermarks record that did not open (a write torn by a stop, or damage) may have
+        // named more spent slots: none of the book's nonces is used (the next top-up makes new
+        // ones under new slot numbers).
+        if files.take_torn(C::CHAIN) {
+            warn!(
+                chain = C::CHAIN.name(),
+                "the newest vault watermarks record does not open (a write cut by a stop, or damage): the older one is used, and every precomputed nonce is dropped"
+            );
+            book.clear();
+        }
         Ok(Self {
             book,
             marks,
@@ -1949,6 +1959,19 @@ mod tests {
         assert_eq!(
             reopened.book.slots().collect::<Vec<_>>(),
             member.ed25519.book.slots().collect::<Vec<_>>()
+        );
+        // A watermarks record that does not open (a torn write, or damage): the older one is
+        // read, and no precomputed nonce is handed out again (whatever the lost record spent).
+        let path = dir.join("m2").join("vault").join("ed25519.watermarks");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let header = bulwark_vaultstore::files::TWO_REGION_HEADER;
+        bytes[header + 4 + 10] ^= 0x55;
+        std::fs::write(&path, &bytes).unwrap();
+        let reopened = Key::<Ed25519>::open(&mut member.files, 0, &ed25519_key).unwrap();
+        assert_eq!(
+            reopened.book.unspent(),
+            0,
+            "every nonce of the book is dropped"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -658,18 +658,7 @@ fn an_ed25519_withdrawal_is_signed(
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("\"accepted\":1"), "{stdout}");
     let signed = |i: u16| -> Option<serde_json::Value> {
-        let node = endpoint(i).to_string();
-        let (_, stdout, _) = run(&[
-            "client",
-            "--node",
-            &node,
-            "withdrawals",
-            "--account",
-            "9",
-            "--json",
-        ]);
-        let answer: serde_json::Value = serde_json::from_str(stdout.trim()).ok()?;
-        answer["withdrawals"]
+        withdrawals_at(endpoint(i), Some(9))["withdrawals"]
             .as_array()?
             .iter()
             .find(|w| w["destination"] == destination.as_str() && w["state"] == "signed")
@@ -763,19 +752,7 @@ fn withdrawals_are_signed_by_the_vault_and_verify(live: &Live, key: &str) {
     ]);
     assert_ne!(code, 0);
     assert!(stderr.contains("not a key"), "{stderr}");
-    let withdrawals = |index: usize| -> serde_json::Value {
-        let node = live.endpoints[index].to_string();
-        let (_, stdout, _) = run(&[
-            "client",
-            "--node",
-            &node,
-            "withdrawals",
-            "--account",
-            "9",
-            "--json",
-        ]);
-        serde_json::from_str(stdout.trim()).unwrap_or_default()
-    };
+    let withdrawals = |index: usize| withdrawals_at(live.endpoints[index], Some(9));
     live.wait_until("both withdrawals signed at every node", 120, &mut || {
         (0..4).all(|i| {
             let answer = withdrawals(i);
@@ -876,6 +853,19 @@ fn bitcoin_withdrawal_verifies(
             hex::encode(sighash.to_byte_array())
         );
     }
+}
+
+/// `bulwark client withdrawals --json` at `node` (of `account`, or every account), parsed; null
+/// when the node does not answer.
+fn withdrawals_at(node: std::net::SocketAddr, account: Option<u64>) -> serde_json::Value {
+    let node = node.to_string();
+    let account = account.map(|a| a.to_string());
+    let mut args = vec!["client", "--node", &node, "withdrawals", "--json"];
+    if let Some(account) = &account {
+        args.extend(["--account", account]);
+    }
+    let (_, stdout, _) = run(&args);
+    serde_json::from_str(stdout.trim()).unwrap_or_default()
 }
 
 /// Node `index`'s log, without its colours.
@@ -990,9 +980,7 @@ fn a_coordinator_killed_mid_round_is_replaced_and_the_withdrawal_is_paid_once(
         Path::new(env!("CARGO_BIN_EXE_bulwark")),
     ));
     let signed = |index: usize| -> Option<serde_json::Value> {
-        let node = live.endpoints[index].to_string();
-        let (_, stdout, _) = run(&["client", "--node", &node, "withdrawals", "--json"]);
-        let answer: serde_json::Value = serde_json::from_str(stdout.trim()).ok()?;
+        let answer = withdrawals_at(live.endpoints[index], None);
         let found = answer["withdrawals"]
             .as_array()?
             .iter()

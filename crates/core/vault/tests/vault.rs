@@ -90,6 +90,27 @@ struct Taprooted {
     policy: BitcoinPolicy,
 }
 
+impl Taprooted {
+    /// The unsigned transaction as a sign request carries it.
+    fn body(&self) -> BitcoinBody {
+        BitcoinBody {
+            tx: bitcoin::consensus::serialize(&self.tx),
+            prevout_sats: self.prevouts.iter().map(|p| p.value.to_sat()).collect(),
+        }
+    }
+
+    /// Each input's BIP341 sighash: the messages a round signs.
+    fn sighashes(&self) -> Vec<Vec<u8>> {
+        (0..self.tx.input.len())
+            .map(|i| {
+                taproot::sighash(&self.tx, &self.prevouts, i)
+                    .expect("sighash")
+                    .to_vec()
+            })
+            .collect()
+    }
+}
+
 fn withdrawal(shares: &BTreeMap<Member, KeyShare<Taproot>>, id: u64) -> Taprooted {
     let any = shares.values().next().expect("a share");
     let policy = BitcoinPolicy {
@@ -276,17 +297,8 @@ fn any_t_members_sign_a_real_taproot_spend_that_libsecp256k1_accepts() {
         assert_eq!(keys.len(), 1, "every member holds a share of one key");
         let t = usize::from(threshold(usize::from(n)));
         let w = withdrawal(&shares, 9);
-        let body = BitcoinBody {
-            tx: bitcoin::consensus::serialize(&w.tx),
-            prevout_sats: w.prevouts.iter().map(|p| p.value.to_sat()).collect(),
-        };
-        let messages: Vec<Vec<u8>> = (0..w.tx.input.len())
-            .map(|i| {
-                taproot::sighash(&w.tx, &w.prevouts, i)
-                    .expect("sighash")
-                    .to_vec()
-            })
-            .collect();
+        let body = w.body();
+        let messages = w.sighashes();
         // The last t members, then the first t: any t suffice.
         for (round, signers) in [
             ((n as usize - t + 1)..=n as usize)
@@ -463,17 +475,8 @@ fn after_a_refresh_without_member_four_old_shares_no_longer_combine() {
 fn a_withdrawal_is_signed_once_and_only_as_authorized() {
     let shares = dkg::<Taproot>(4, 6);
     let w = withdrawal(&shares, 21);
-    let body = BitcoinBody {
-        tx: bitcoin::consensus::serialize(&w.tx),
-        prevout_sats: w.prevouts.iter().map(|p| p.value.to_sat()).collect(),
-    };
-    let messages: Vec<Vec<u8>> = (0..w.tx.input.len())
-        .map(|i| {
-            taproot::sighash(&w.tx, &w.prevouts, i)
-                .expect("sighash")
-                .to_vec()
-        })
-        .collect();
+    let body = w.body();
+    let messages = w.sighashes();
     let mut books = books(&shares);
     let mut marks = BTreeMap::new();
     let requests = request(&books, &[1, 2, 3], 0, 21, Some(body.clone()), &messages);
@@ -1054,17 +1057,8 @@ fn a_refreshed_taproot_sharing_still_spends_to_the_same_output_key() {
         xonly(&shares[&1]),
         "the vault's address stays"
     );
-    let body = BitcoinBody {
-        tx: bitcoin::consensus::serialize(&w.tx),
-        prevout_sats: w.prevouts.iter().map(|p| p.value.to_sat()).collect(),
-    };
-    let messages: Vec<Vec<u8>> = (0..w.tx.input.len())
-        .map(|i| {
-            taproot::sighash(&w.tx, &w.prevouts, i)
-                .expect("sighash")
-                .to_vec()
-        })
-        .collect();
+    let body = w.body();
+    let messages = w.sighashes();
     let mut books = books(&fresh);
     let requests = request(&books, &[1, 2, 4], 0, 30, Some(body), &messages);
     let signatures = sign_all(
@@ -1129,17 +1123,8 @@ fn a_member_left_out_of_a_refresh_is_repaired_by_t_helpers_and_signs_with_the_ne
         }
         fresh.insert(newcomer, share);
         let w = withdrawal(&fresh, 40);
-        let body = BitcoinBody {
-            tx: bitcoin::consensus::serialize(&w.tx),
-            prevout_sats: w.prevouts.iter().map(|p| p.value.to_sat()).collect(),
-        };
-        let messages: Vec<Vec<u8>> = (0..w.tx.input.len())
-            .map(|i| {
-                taproot::sighash(&w.tx, &w.prevouts, i)
-                    .expect("sighash")
-                    .to_vec()
-            })
-            .collect();
+        let body = w.body();
+        let messages = w.sighashes();
         let signers: Vec<Member> = (n - t + 1..n).chain([newcomer]).collect();
         let mut taproot_books = books(&fresh);
         let requests = request(&taproot_books, &signers, 0, 40, Some(body), &messages);

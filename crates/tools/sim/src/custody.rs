@@ -228,6 +228,20 @@ fn request(
 
 /// Every signer answers; returns the BIP340 signatures (one per input) if t shares came back,
 /// each verified by libsecp256k1 under the vault's output key, and the refusals.
+/// The coordinator asks `signers` to sign `messages` for withdrawal `id` with `tx`: the
+/// members' answers, combined and checked ([`request`], then [`ask`]).
+fn sign(
+    vault: &mut Vault,
+    signers: &[Member],
+    id: u64,
+    tx: &bitcoin::Transaction,
+    prevout_sats: &[u64],
+    messages: &[Vec<u8>],
+) -> (Option<Vec<[u8; 64]>>, Vec<Refusal>) {
+    let (requests, packages) = request(vault, signers, id, tx, prevout_sats, messages);
+    ask(vault, &requests, &packages, messages)
+}
+
 fn ask(
     vault: &mut Vault,
     requests: &BTreeMap<Member, SignRequest>,
@@ -381,8 +395,7 @@ pub(crate) fn double_withdrawal(seed: u64, n: usize) -> Outcome {
     let (tx, sats) = honest_tx(&vault, &authorization, &vault.utxos[..2]);
     let messages = sighashes(&tx, &sats, &vault.policy.vault_key);
     let signers = all(&vault);
-    let (requests, packages) = request(&mut vault, &signers, id, &tx, &sats, &messages);
-    let (first, _) = ask(&mut vault, &requests, &packages, &messages);
+    let (first, _) = sign(&mut vault, &signers, id, &tx, &sats, &messages);
     let txid = tx.compute_txid();
     if first.is_none() {
         achieved.push("the honest first request was not signed (the check proves nothing)".into());
@@ -390,8 +403,7 @@ pub(crate) fn double_withdrawal(seed: u64, n: usize) -> Outcome {
     let (other_tx, other_sats) = honest_tx(&vault, &authorization, &vault.utxos[2..]);
     let other_messages = sighashes(&other_tx, &other_sats, &vault.policy.vault_key);
     // The same transaction again with fresh nonces: a second signature of one txid.
-    let (requests, packages) = request(&mut vault, &signers, id, &tx, &sats, &messages);
-    match ask(&mut vault, &requests, &packages, &messages) {
+    match sign(&mut vault, &signers, id, &tx, &sats, &messages) {
         (Some(_), _) => refused.push(format!(
             "the same transaction with fresh nonces: signed again, for the same txid {txid} \
              (its inputs can be spent once: no second payout)"
@@ -402,7 +414,7 @@ pub(crate) fn double_withdrawal(seed: u64, n: usize) -> Outcome {
     }
     {
         let what = "another transaction for the same withdrawal (other inputs: a second payout)";
-        let (requests, packages) = request(
+        let (signature, refusals) = sign(
             &mut vault,
             &signers,
             id,
@@ -410,7 +422,6 @@ pub(crate) fn double_withdrawal(seed: u64, n: usize) -> Outcome {
             &other_sats,
             &other_messages,
         );
-        let (signature, refusals) = ask(&mut vault, &requests, &packages, &other_messages);
         if signature.is_some() {
             achieved.push(format!("withdrawal {id} signed twice: {what}"));
         } else if refusals.iter().all(|r| *r == Refusal::AlreadySigned(id))
@@ -497,8 +508,7 @@ pub(crate) fn forged_withdrawal(seed: u64, n: usize) -> Outcome {
     let signers = all(&vault);
     for (what, id, tx, sats, messages) in forgeries {
         let messages = messages.unwrap_or_else(|| sighashes(&tx, &sats, &vault.policy.vault_key));
-        let (requests, packages) = request(&mut vault, &signers, id, &tx, &sats, &messages);
-        let (signature, refusals) = ask(&mut vault, &requests, &packages, &messages);
+        let (signature, refusals) = sign(&mut vault, &signers, id, &tx, &sats, &messages);
         if signature.is_some() || refusals.len() != signers.len() {
             achieved.push(format!(
                 "{what}: {} of {} members released a share",
@@ -520,8 +530,7 @@ pub(crate) fn forged_withdrawal(seed: u64, n: usize) -> Outcome {
     let (tx, sats) = honest_tx(&vault, &authorization, &utxos);
     let messages = sighashes(&tx, &sats, &vault.policy.vault_key);
     let quorum = quorum(&vault);
-    let (requests, packages) = request(&mut vault, &quorum, first, &tx, &sats, &messages);
-    let (signature, _) = ask(&mut vault, &requests, &packages, &messages);
+    let (signature, _) = sign(&mut vault, &quorum, first, &tx, &sats, &messages);
     let after: usize = vault.signers.values().map(|s| s.evidence.len()).sum();
     if signature.is_none() {
         achieved.push("the honest request after the forgeries was not signed".into());
@@ -604,15 +613,14 @@ pub(crate) fn custody_member_removed(seed: u64, n: usize) -> Outcome {
     // The new sharing signs a spend to the same output key.
     vault.signers = signers_of(fresh, seed ^ 0xfeed);
     let quorum = quorum(&vault);
-    let (requests, packages) = request(
+    if let (None, refusals) = sign(
         &mut vault,
         &quorum,
         authorization.withdrawal,
         &tx,
         &sats,
         &messages,
-    );
-    if let (None, refusals) = ask(&mut vault, &requests, &packages, &messages) {
+    ) {
         achieved.push(format!(
             "the members left could not sign under the unchanged output key: {refusals:?}"
         ));
@@ -673,15 +681,14 @@ pub(crate) fn custody_member_removed(seed: u64, n: usize) -> Outcome {
             vault.signers = signers_of(with_newcomer, seed ^ 0xbeef);
             let mut quorum: Vec<Member> = keep.iter().copied().take(t - 1).collect();
             quorum.push(newcomer);
-            let (requests, packages) = request(
+            if let (None, refusals) = sign(
                 &mut vault,
                 &quorum,
                 authorization.withdrawal,
                 &tx,
                 &sats,
                 &messages,
-            );
-            if let (None, refusals) = ask(&mut vault, &requests, &packages, &messages) {
+            ) {
                 achieved.push(format!(
                     "the repaired newcomer could not sign with t - 1 holders: {refusals:?}"
                 ));

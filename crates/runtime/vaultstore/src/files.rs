@@ -188,11 +188,7 @@ impl<S: Sealer> VaultFiles<S> {
         if bytes.len() < TWO_REGION_HEADER || bytes[..8] != TWO_REGION_MAGIC {
             // Written before the two regions: one sealed record; the next write converts it.
             self.regions.remove(path);
-            return self
-                .sealer
-                .open(ad, &bytes)
-                .map_err(|_| StoreError::Open(path.display().to_string()))
-                .map(Some);
+            return self.open_single(path, ad, &bytes);
         }
         let bad = |what: &str| StoreError::Content(path.display().to_string(), what.into());
         let region_len = u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
@@ -252,8 +248,18 @@ impl<S: Sealer> VaultFiles<S> {
             return Ok(None);
         }
         let sealed = read_private(path)?;
+        self.open_single(path, ad, &sealed)
+    }
+
+    /// Opens the one sealed record read from `path`.
+    fn open_single(
+        &mut self,
+        path: &Path,
+        ad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, StoreError> {
         self.sealer
-            .open(ad, &sealed)
+            .open(ad, sealed)
             .map_err(|_| StoreError::Open(path.display().to_string()))
             .map(Some)
     }

@@ -1045,7 +1045,7 @@ impl Signer {
 
     /// The member numbers of `membership`'s committee (its newcomers become peers).
     fn committee(&mut self, membership: &bulwark_sentinel::Membership) -> BTreeSet<Member> {
-        self.peers.learn(membership.members())
+        self.peers.learn(membership.epoch(), membership.members())
     }
 
     /// A peer's refresh frame.

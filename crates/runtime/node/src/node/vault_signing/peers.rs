@@ -14,6 +14,9 @@ pub(in crate::node) struct Peers {
     genesis: Vec<PublicKey>,
     /// Members of the committed committee that were not in the genesis committee.
     newcomers: BTreeMap<Member, PublicKey>,
+    /// The committed committee's numbers, and the epoch they were learnt for (a committee
+    /// changes only with its epoch).
+    learnt: Option<(u64, BTreeSet<Member>)>,
 }
 
 impl Peers {
@@ -22,6 +25,7 @@ impl Peers {
         Self {
             genesis,
             newcomers: BTreeMap::new(),
+            learnt: None,
         }
     }
 
@@ -62,10 +66,19 @@ impl Peers {
             .collect()
     }
 
-    /// Learns the committed committee (raw 32-byte keys): returns its members' numbers. A
-    /// newcomer whose number another member of the committee already has is left out (and said
-    /// so: its operator must give it another key).
-    pub(in crate::node) fn learn(&mut self, committee: &[[u8; 32]]) -> BTreeSet<Member> {
+    /// Learns the committed committee of `epoch` (raw 32-byte keys), once per epoch: returns its
+    /// members' numbers. A newcomer whose number another member of the committee already has is
+    /// left out (and said so: its operator must give it another key).
+    pub(in crate::node) fn learn(
+        &mut self,
+        epoch: u64,
+        committee: &[[u8; 32]],
+    ) -> BTreeSet<Member> {
+        if let Some((learnt, numbers)) = &self.learnt {
+            if *learnt == epoch {
+                return numbers.clone();
+            }
+        }
         let mut numbers = BTreeSet::new();
         let mut newcomers: BTreeMap<Member, Vec<PublicKey>> = BTreeMap::new();
         for raw in committee {
@@ -95,6 +108,58 @@ impl Peers {
                 }
             }
         }
+        self.learnt = Some((epoch, numbers.clone()));
         numbers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use commonware_cryptography::Signer as _;
+
+    fn key(seed: u64) -> PublicKey {
+        commonware_cryptography::ed25519::PrivateKey::from_seed(seed).public_key()
+    }
+
+    fn raw(key: &PublicKey) -> [u8; 32] {
+        key.as_ref().try_into().unwrap()
+    }
+
+    #[test]
+    fn newcomers_are_numbered_by_key_and_two_on_one_number_are_both_left_out() {
+        let genesis: Vec<PublicKey> = (0..4).map(key).collect();
+        let mut peers = Peers::new(genesis.clone());
+        // Two keys on one vault number (found by trying keys).
+        let mut seen: BTreeMap<Member, u64> = BTreeMap::new();
+        let (a, b) = (100..100_000u64)
+            .find_map(|seed| {
+                let number = bulwark_vault::newcomer_number(key(seed).as_ref());
+                seen.insert(number, seed)
+                    .map(|other| (key(other), key(seed)))
+            })
+            .unwrap();
+        let single = key(7);
+        let committee = [raw(&genesis[0]), raw(&genesis[2]), raw(&single)];
+        let numbers = peers.learn(1, &committee);
+        let own = bulwark_vault::newcomer_number(single.as_ref());
+        assert_eq!(numbers, BTreeSet::from([1, 3, own]));
+        assert!(own >= bulwark_vault::NEWCOMER_FIRST);
+        assert_eq!(peers.member_of(&single), Some(own));
+        assert_eq!(peers.key(own), Some(&single));
+        assert_eq!(
+            peers.member_of(&genesis[1]),
+            Some(2),
+            "genesis members keep theirs"
+        );
+        assert_eq!(peers.member_of(&a), None, "not in the committee: not heard");
+        // Both colliding newcomers are left out, neither takes the number by sorting first.
+        let numbers = peers.learn(2, &[raw(&genesis[0]), raw(&a), raw(&b)]);
+        assert_eq!(numbers, BTreeSet::from([1]));
+        assert_eq!((peers.member_of(&a), peers.member_of(&b)), (None, None));
+        assert_eq!(peers.member_of(&single), None, "it left the committee");
+        // A committee is learnt once per epoch.
+        assert_eq!(peers.learn(2, &committee), BTreeSet::from([1]));
     }
 }

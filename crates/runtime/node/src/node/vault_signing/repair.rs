@@ -767,7 +767,7 @@ where
                 let engine = setup.view.lock().expect("the view lock must not be poisoned").clone();
                 let Some(membership) = engine.membership() else { continue };
                 let epoch = membership.epoch();
-                let committee = peers.learn(membership.members());
+                let committee = peers.learn(epoch, membership.members());
                 repair.expire(&committee, now);
                 let state = (epoch, committee.contains(&me));
                 if said != Some(state) {

@@ -80,6 +80,24 @@ pub(super) fn record(
     }
 }
 
+/// Stores both shares of `epoch` (sealed by the vault backend), then their public record in
+/// `keys_path` (shares first: a stop in between leaves the older record, whose shares are still
+/// there, or one the load rewrites from the shares).
+pub(super) fn store_shares(
+    files: &mut VaultFiles<Backend>,
+    keys_path: &Path,
+    epoch: u64,
+    bitcoin: &KeyShare<Taproot>,
+    ed25519: &KeyShare<Ed25519>,
+) -> Result<VaultKeys, bulwark_vaultstore::StoreError> {
+    files.put_share(epoch, bitcoin)?;
+    files.put_share(epoch, ed25519)?;
+    let keys = record(epoch, bitcoin, ed25519);
+    let json = serde_json::to_vec_pretty(&keys).expect("the vault's keys must serialize");
+    bulwark_vaultstore::files::write_private(keys_path, &json)?;
+    Ok(keys)
+}
+
 /// Whether `keys` says exactly what the shares it names say.
 fn check_record(
     keys: &VaultKeys,
@@ -464,12 +482,8 @@ where
     }
     let bitcoin_share = bitcoin.share.take().expect("agreed: the share exists");
     let ed25519_share = ed25519.share.take().expect("agreed: the share exists");
-    files.put_share(0, &bitcoin_share).map_err(store)?;
-    files.put_share(0, &ed25519_share).map_err(store)?;
-    let keys = record(0, &bitcoin_share, &ed25519_share);
+    let keys = store_shares(&mut files, &path, 0, &bitcoin_share, &ed25519_share).map_err(store)?;
     debug_assert_eq!(keys.members, n);
-    let json = serde_json::to_vec_pretty(&keys).expect("the vault's keys must serialize");
-    bulwark_vaultstore::files::write_private(&path, &json).map_err(store)?;
     // The shares are stored: the randomness that made them is no longer needed.
     files.forget_dkg_seed(Chain::Bitcoin, 0).map_err(store)?;
     files.forget_dkg_seed(Chain::Ed25519, 0).map_err(store)?;

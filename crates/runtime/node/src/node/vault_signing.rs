@@ -1180,11 +1180,14 @@ impl Signer {
                 "new shares of another group key".into(),
             ));
         }
-        self.files.put_share(epoch, &bitcoin).map_err(store)?;
-        self.files.put_share(epoch, &ed25519).map_err(store)?;
-        let keys = super::vault_keys::record(epoch, &bitcoin, &ed25519);
-        let json = serde_json::to_vec_pretty(&keys).expect("the vault's keys must serialize");
-        bulwark_vaultstore::files::write_private(&self.keys_path, &json).map_err(store)?;
+        let keys = super::vault_keys::store_shares(
+            &mut self.files,
+            &self.keys_path,
+            epoch,
+            &bitcoin,
+            &ed25519,
+        )
+        .map_err(store)?;
         let mut bitcoin_key =
             Key::<Taproot>::open(&mut self.files, epoch, &self.bitcoin.group_key)?;
         let mut ed25519_key =

@@ -128,7 +128,7 @@ pub(super) struct Repaired {
 }
 
 impl Repair {
-    /// Takes a peer's holding (not this member's own).
+    /// Takes a peer's holding (not this member's own); whether it was taken.
     pub(super) fn observe(
         &mut self,
         me: Member,
@@ -136,13 +136,13 @@ impl Repair {
         epoch: u64,
         holders: Vec<Member>,
         now: SystemTime,
-    ) -> Option<BTreeSet<Member>> {
+    ) -> bool {
         let holders: BTreeSet<Member> = holders.into_iter().collect();
         if from == me || holders.len() > MEMBERS_MAX || !holders.contains(&from) {
-            return None;
+            return false;
         }
-        self.holding.insert(from, (epoch, holders.clone(), now));
-        Some(holders)
+        self.holding.insert(from, (epoch, holders, now));
+        true
     }
 
     /// Starts helping `newcomer` on its ask, taking the deltas that came before it.
@@ -439,11 +439,7 @@ impl Signer {
                 holders,
                 proofs,
             } => {
-                if self
-                    .repair
-                    .observe(self.me, from, epoch, holders, now)
-                    .is_none()
-                {
+                if !self.repair.observe(self.me, from, epoch, holders, now) {
                     return Ok(out);
                 }
                 // A member that holds this sharing and is not in this holder's package was
@@ -718,11 +714,14 @@ impl Signer {
         ) else {
             return Ok(());
         };
-        self.files.put_share(self.epoch, &bitcoin).map_err(store)?;
-        self.files.put_share(self.epoch, &ed25519).map_err(store)?;
-        let keys = super::super::vault_keys::record(self.epoch, &bitcoin, &ed25519);
-        let json = serde_json::to_vec_pretty(&keys).expect("the vault's keys must serialize");
-        bulwark_vaultstore::files::write_private(&self.keys_path, &json).map_err(store)?;
+        let keys = super::super::vault_keys::store_shares(
+            &mut self.files,
+            &self.keys_path,
+            self.epoch,
+            &bitcoin,
+            &ed25519,
+        )
+        .map_err(store)?;
         self.bitcoin.share = bitcoin;
         self.ed25519.share = ed25519;
         info!(epoch = self.epoch, member, holders = ?keys.holders, "a repaired member holds the vault's sharing again");
@@ -815,19 +814,15 @@ where
 
 /// Stores a newcomer's repaired shares and their record.
 fn store_repaired(setup: &mut super::Setup, done: Repaired) -> Result<VaultKeys, SigningError> {
-    let store = |e: bulwark_vaultstore::StoreError| SigningError::Store(e.to_string());
-    setup
-        .files
-        .put_share(done.epoch, &done.bitcoin)
-        .map_err(store)?;
-    setup
-        .files
-        .put_share(done.epoch, &done.ed25519)
-        .map_err(store)?;
-    let keys = super::super::vault_keys::record(done.epoch, &done.bitcoin, &done.ed25519);
-    let json = serde_json::to_vec_pretty(&keys).expect("the vault's keys must serialize");
     let path = super::super::vault_keys::keys_path(&setup.data_dir);
-    bulwark_vaultstore::files::write_private(&path, &json).map_err(store)?;
+    let keys = super::super::vault_keys::store_shares(
+        &mut setup.files,
+        &path,
+        done.epoch,
+        &done.bitcoin,
+        &done.ed25519,
+    )
+    .map_err(|e| SigningError::Store(e.to_string()))?;
     info!(epoch = done.epoch, helpers = ?done.helpers, bitcoin = %keys.bitcoin_xonly, ed25519 = %keys.ed25519, "vault shares repaired: this node holds a share of the committee's vault keys");
     Ok(keys)
 }

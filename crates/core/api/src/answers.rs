@@ -170,6 +170,10 @@ pub struct WithdrawalAnswer {
     /// `requested` (debited, not signed), `signing` (this node released a share or coordinates
     /// a round) or `signed`.
     pub state: String,
+    /// The consensus key (hex) of the member that proposed the block debiting it: the vault's
+    /// first signing coordinator.
+    #[serde(default)]
+    pub proposer: Option<String>,
     /// The group's public key that signed (x-only for taproot), hex, once signed.
     pub public_key: Option<String>,
     /// Bitcoin: the output key the transaction spends from (the vault's), hex, once signed.

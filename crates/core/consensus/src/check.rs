@@ -326,6 +326,32 @@ pub fn count_rejected(events: &[Event]) -> usize {
         .count()
 }
 
+/// The member that proposed `block` on `parent`: the leader consensus elects for the block's
+/// (epoch, view) among the parent state's committee, in participant-index order, with the very
+/// elector the committee runs. `None` without a sentinel committee.
+pub fn proposer(parent: &Engine, block: &Block) -> Option<[u8; 32]> {
+    use commonware_consensus::simplex::elector::{Config, Elector as _, RoundRobin};
+    use commonware_consensus::types::{Epoch, Round, View};
+    use commonware_cryptography::Sha256;
+    let membership = parent.membership()?;
+    let participants = crate::epoch::committee_of(membership.members());
+    if participants.is_empty() {
+        return None;
+    }
+    let elector = <RoundRobin<Sha256> as Config<crate::replica::Scheme>>::build(
+        RoundRobin::default(),
+        &participants,
+    );
+    let leader = elector.elect(
+        Round::new(Epoch::new(block.epoch), View::new(block.view)),
+        (),
+    );
+    let key = participants.get(usize::try_from(leader.get()).ok()?)?;
+    let mut bytes = [0u8; 32];
+    bytes.copy_from_slice(key.as_ref());
+    Some(bytes)
+}
+
 /// Executes `block` on `engine`, appending the events to `events`.
 pub fn execute(engine: &mut Engine, block: &Block, events: &mut Vec<Event>) {
     let commands: Vec<Command> = block
@@ -335,7 +361,15 @@ pub fn execute(engine: &mut Engine, block: &Block, events: &mut Vec<Event>) {
         .map(Command::System)
         .chain(block.txs.iter().cloned().map(SignedTx::into_command))
         .collect();
-    engine.execute(block.time_ms, &commands, events);
+    // Only the withdrawals a block debits name its proposer: the committee's keys are decoded
+    // for a block that has a withdrawal request, not for every block.
+    let proposer = block
+        .txs
+        .iter()
+        .any(|tx| matches!(tx.command, bulwark_engine::ClientCommand::Withdraw { .. }))
+        .then(|| proposer(engine, block))
+        .flatten();
+    engine.execute_block(block.time_ms, proposer, &commands, events);
 }
 
 #[cfg(test)]

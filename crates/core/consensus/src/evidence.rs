@@ -70,6 +70,36 @@ pub enum Kind {
     VaultRequest,
 }
 
+impl Kind {
+    /// What a kind of evidence is grounds for, if anything (the sentinel counts it against the
+    /// peer). Malformed bytes are not: they may come from anyone on the path, and the transport
+    /// already drops them.
+    pub fn grounds(&self) -> Option<bulwark_sentinel::Grounds> {
+        use bulwark_sentinel::Grounds;
+        match self {
+            Kind::RefusedProposal => Some(Grounds::RefusedProposals),
+            Kind::ConflictingNotarize | Kind::ConflictingFinalize | Kind::NullifyFinalize => {
+                Some(Grounds::ConflictingVotes)
+            }
+            Kind::Contraindicated => Some(Grounds::Contraindicated),
+            Kind::OracleFault => Some(Grounds::OracleFaults),
+            Kind::AppraisalLapsed => Some(Grounds::AppraisalLapsed),
+            Kind::AuditFailed => Some(Grounds::AuditFailed),
+            // Requests over the authenticated p2p that no honest member sends: each member that
+            // received one counts it; f+1 accusers quarantine the sender.
+            Kind::VaultRequest => Some(Grounds::VaultRequests),
+            Kind::MalformedBlock
+            | Kind::MalformedRequest
+            | Kind::MalformedGossip
+            | Kind::ImplausibleOracleRound
+            | Kind::MalformedReshare
+            | Kind::MalformedAccusation
+            | Kind::DepositAttestation
+            | Kind::MalformedCatchUp => None,
+        }
+    }
+}
+
 /// One record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Evidence {

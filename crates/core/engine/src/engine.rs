@@ -173,6 +173,10 @@ pub struct Withdrawal {
     pub amount: u64,
     /// Venue time it was debited (the vault's coordinator rotation counts from here).
     pub requested_ms: u64,
+    /// The consensus key of the member that proposed the block debiting it: the vault's first
+    /// signing coordinator. `None` when the batch came from no block (a single engine, tests).
+    #[serde(default)]
+    pub proposer: Option<[u8; 32]>,
 }
 
 /// Everything the state root covers.
@@ -256,6 +260,9 @@ pub struct Engine {
     pub(crate) state: State,
     /// Reused buffer for what matching did (not state).
     pub(crate) scratch: Vec<crate::book::BookEvent>,
+    /// The proposer of the block being executed (not state: set only inside
+    /// [`Engine::execute_block`]).
+    pub(crate) proposer: Option<[u8; 32]>,
 }
 
 /// Totals for the conservation check, micros.
@@ -329,6 +336,7 @@ impl Engine {
             config,
             state,
             scratch: Vec::new(),
+            proposer: None,
         }
     }
 
@@ -340,6 +348,20 @@ impl Engine {
     /// The engine's time (the latest batch time), milliseconds.
     pub fn time_ms(&self) -> u64 {
         self.state.time_ms
+    }
+
+    /// [`Engine::execute`] for a block that `proposer` (its consensus key) proposed: the
+    /// withdrawals it debits name the proposer, the vault's first signing coordinator.
+    pub fn execute_block(
+        &mut self,
+        time_ms: u64,
+        proposer: Option<[u8; 32]>,
+        batch: &[Command],
+        out: &mut Vec<Event>,
+    ) {
+        self.proposer = proposer;
+        self.execute(time_ms, batch, out);
+        self.proposer = None;
     }
 
     /// Executes one batch at `time_ms` (a time earlier than the engine's is treated as the

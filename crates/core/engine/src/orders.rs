@@ -494,6 +494,7 @@ impl Engine {
                 destination,
                 amount: u64::try_from(amount).expect("checked positive and from an i64"),
                 requested_ms: self.state.time_ms,
+                proposer: self.proposer,
             },
         );
         out.push(Event::WithdrawalRequested {

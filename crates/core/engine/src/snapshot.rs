@@ -146,6 +146,7 @@ impl Engine {
             config,
             state,
             scratch: Vec::new(),
+            proposer: None,
         };
         if !engine.totals().conserved() {
             return Err(SnapshotError::Inconsistent("money is not conserved"));

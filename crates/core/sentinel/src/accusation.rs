@@ -29,11 +29,16 @@ pub enum Grounds {
     AuditFailed,
     /// The member cast no vote for [`crate::Policy::silence_views`] views.
     Silence,
+    /// The member asked the accuser for vault signature shares no finalized block authorizes
+    /// (another destination, amount, output, fee or message), or sent it vault frames that do
+    /// not check (a malformed package, nonces the accuser never published, a signed withdrawal
+    /// or a signature share that does not verify).
+    VaultRequests,
 }
 
 impl Grounds {
     /// Every kind, in code order.
-    pub const ALL: [Grounds; 7] = [
+    pub const ALL: [Grounds; 8] = [
         Grounds::Contraindicated,
         Grounds::AppraisalLapsed,
         Grounds::RefusedProposals,
@@ -41,6 +46,7 @@ impl Grounds {
         Grounds::OracleFaults,
         Grounds::AuditFailed,
         Grounds::Silence,
+        Grounds::VaultRequests,
     ];
 
     /// The byte that stands for it in the signed message.
@@ -53,6 +59,7 @@ impl Grounds {
             Grounds::OracleFaults => 5,
             Grounds::AuditFailed => 6,
             Grounds::Silence => 7,
+            Grounds::VaultRequests => 8,
         }
     }
 
@@ -71,6 +78,7 @@ impl Grounds {
             Grounds::OracleFaults => "oracle_faults",
             Grounds::AuditFailed => "audit_failed",
             Grounds::Silence => "silence",
+            Grounds::VaultRequests => "vault_requests",
         }
     }
 }

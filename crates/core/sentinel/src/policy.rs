@@ -35,6 +35,10 @@ pub struct Policy {
     pub silence_views: u64,
     /// See [`Policy::contraindicated`].
     pub silence: u32,
+    /// See [`Policy::contraindicated`]. An honest member never sends what this counts (its
+    /// requests follow the ledger every member reads), but a member records at most two a
+    /// second per peer.
+    pub vault_requests: u32,
     /// Most members quarantined at once; never more than f (liveness first), which is also the
     /// default (`None`).
     pub max_quarantined: Option<usize>,
@@ -68,6 +72,7 @@ impl Default for Policy {
             // look silent; one gone for good still does.
             silence_views: 600,
             silence: 1,
+            vault_requests: 2,
             max_quarantined: None,
             min_members: 3,
             readmit_hold_ms: 3_600_000,
@@ -137,6 +142,7 @@ impl Policy {
             Grounds::OracleFaults => self.oracle_faults,
             Grounds::AuditFailed => self.audit_failed,
             Grounds::Silence => self.silence,
+            Grounds::VaultRequests => self.vault_requests,
         }
     }
 

@@ -16,6 +16,12 @@
 //!    spends the nonce slots ([`crate::signing::NonceBook::spend`]), and syncs both to disk.
 //! 3. Only then [`Prepared::sign`] makes the shares that leave the member.
 //!
+//! A node splits step 1 over the round's two requests: [`pledge`] at the commit request (the
+//! transaction and the watermarks; the node then marks, takes the nonces it commits to out of
+//! its book and syncs both while its commitments travel), and [`prepare_pledged`] at the sign
+//! request (the same transaction, the packages against the nonces it committed to). [`prepare`]
+//! is the two in one.
+//!
 //! The watermark binds a withdrawal to one transaction (its txid; for Ed25519 the digest of
 //! the canonical message). A request for the same withdrawal and the same transaction is
 //! answered again with fresh nonces: a coordinator whose round failed (a signer sent a bad
@@ -27,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bitcoin::hashes::{sha256, Hash as _};
 use bitcoin::{Amount, ScriptBuf, TxOut};
-use frost_core::round1::SigningNonces;
+use frost_core::round1::{SigningCommitments, SigningNonces};
 use frost_core::{Ciphersuite, SigningPackage};
 use serde::{Deserialize, Serialize};
 
@@ -44,10 +50,13 @@ pub const ED25519_NAMESPACE: &[u8] = b"bulwark/vault/ed25519-withdrawal/v1";
 /// sealed file a member rewrites before every share (about 60 bytes of JSON per entry).
 pub const WATERMARKS_MAX: usize = 16_384;
 
-/// Most times a member releases shares for one withdrawal's transaction (the first signing and
-/// its retries). Each attempt spends nonces; a coordinator that retries without end would drain
-/// them.
-pub const ATTEMPTS_MAX: u8 = 8;
+/// Most attempts a member makes at one withdrawal's transaction: the binding, then one per
+/// round whose shares left it (a node binds at the first commit request and counts at each
+/// release; [`Watermarks::mark`] counts each release). Each release spends nonces; a
+/// coordinator that retries without end would drain them. Commit requests that release nothing
+/// are not counted (a committee below t members would otherwise use them up): a node bounds
+/// them per coordinator and second.
+pub const ATTEMPTS_MAX: u8 = 9;
 
 /// A ciphersuite the vault uses, with the chain it signs for.
 pub trait VaultSuite: Ciphersuite {
@@ -186,15 +195,43 @@ impl Watermarks {
     /// changes nothing) if it was signed for another transaction, or [`ATTEMPTS_MAX`] times.
     pub fn mark(&mut self, chain: Chain, withdrawal: u64, transaction: [u8; 32]) -> bool {
         match self.status(chain, withdrawal, &transaction) {
-            Mark::Other | Mark::Exhausted => return false,
+            Mark::Other | Mark::Exhausted => false,
             Mark::Same => {
-                if let Some((_, attempts)) = self.signed.get_mut(&(chain, withdrawal)) {
-                    *attempts += 1;
-                }
-                return true;
+                self.count_release(chain, withdrawal);
+                true
             }
-            Mark::New => {}
+            Mark::New => {
+                self.insert_new(chain, withdrawal, transaction);
+                true
+            }
         }
+    }
+
+    /// Binds `withdrawal` on `chain` to `transaction` (a node's commit request: the first binding
+    /// counts as one attempt, a binding to the same transaction again counts nothing; releases
+    /// count with [`Watermarks::count_release`]). The caller syncs the watermarks to disk before
+    /// any share for it leaves the member. Returns `false` (and changes nothing) if it is bound to
+    /// another transaction, or was attempted [`ATTEMPTS_MAX`] times.
+    pub fn bind(&mut self, chain: Chain, withdrawal: u64, transaction: [u8; 32]) -> bool {
+        match self.status(chain, withdrawal, &transaction) {
+            Mark::Other | Mark::Exhausted => false,
+            Mark::Same => true,
+            Mark::New => {
+                self.insert_new(chain, withdrawal, transaction);
+                true
+            }
+        }
+    }
+
+    /// Counts one more release of shares for a bound `withdrawal` on `chain` (at most
+    /// [`ATTEMPTS_MAX`]).
+    pub fn count_release(&mut self, chain: Chain, withdrawal: u64) {
+        if let Some((_, attempts)) = self.signed.get_mut(&(chain, withdrawal)) {
+            *attempts = attempts.saturating_add(1).min(ATTEMPTS_MAX);
+        }
+    }
+
+    fn insert_new(&mut self, chain: Chain, withdrawal: u64, transaction: [u8; 32]) {
         self.signed.insert((chain, withdrawal), (transaction, 1));
         let on_chain = self.signed.keys().filter(|(c, _)| *c == chain).count();
         if on_chain > WATERMARKS_MAX {
@@ -217,7 +254,6 @@ impl Watermarks {
             self.floors.retain(|(c, _)| *c != chain);
             self.floors.push((chain, floor));
         }
-        true
     }
 }
 
@@ -308,6 +344,12 @@ pub enum Refusal {
         /// Which package.
         index: usize,
     },
+    /// A sign request for another transaction than the round's commit request named (the
+    /// member committed its nonces to that one).
+    #[error(
+        "withdrawal {0}: the sign request's transaction is not the one its round committed to"
+    )]
+    Switched(u64),
     /// The packages do not fit the request (count, bounds, encoding, signers).
     #[error("withdrawal {withdrawal}: {reason}")]
     Package {
@@ -408,46 +450,99 @@ pub struct Holdings<'a, C: Ciphersuite> {
 
 /// Step 1: checks `request` against the ledger's `authorization`, the member's watermarks,
 /// share and nonce book, and returns the messages to sign. `bitcoin` is required for the
-/// taproot key. Nothing is marked or spent here.
+/// taproot key. Nothing is marked or spent here. The same checks as [`pledge`] followed by
+/// [`prepare_pledged`] (a node runs the two at the two rounds of a signing).
 pub fn prepare<C: VaultSuite>(
     request: &SignRequest,
     authorization: Option<&Authorization>,
     holdings: &Holdings<'_, C>,
     bitcoin: Option<&BitcoinPolicy>,
 ) -> Result<Prepared<C>, Refusal> {
-    let id = request.withdrawal;
-    let authorization = authorization
-        .filter(|a| a.withdrawal == id)
-        .ok_or(Refusal::NotAuthorized(id))?;
-    if authorization.chain != request.chain || request.chain != C::CHAIN {
-        return Err(Refusal::WrongChain {
-            withdrawal: id,
-            authorized: authorization.chain.name(),
-            requested: request.chain.name(),
-        });
-    }
-    let package_error = |reason| Refusal::Package {
-        withdrawal: id,
-        reason,
-    };
-    let (transaction, messages) = messages(
-        id,
-        C::CHAIN,
+    let transaction = pledge::<C>(
+        request.withdrawal,
+        request.chain,
         request.bitcoin.as_ref(),
+        request.packages.len(),
         authorization,
+        holdings.watermarks,
         bitcoin,
+        false,
     )?;
-    match (
-        holdings.watermarks.status(request.chain, id, &transaction),
-        C::CHAIN,
-    ) {
+    prepare_pledged(
+        request,
+        authorization,
+        holdings.share,
+        &|slot| holdings.book.commitments(slot).copied(),
+        bitcoin,
+        &transaction,
+    )
+}
+
+/// Round 1 of a signing, at a commit request: checks that this member may sign withdrawal `id`
+/// on `chain` with `body` (Bitcoin's unsigned transaction; `None` for Ed25519) in `count`
+/// messages: the ledger's `authorization`, the one rule of [`messages`], and the watermarks.
+/// Returns the transaction to mark ([`Watermarks::mark`]); the caller marks it and syncs the
+/// mark with the nonces it commits to before any share for them leaves. `repledge`: the caller
+/// knows that no share for this withdrawal left it since the mark (it committed in an earlier
+/// round in this very run and signed nothing), so an Ed25519 withdrawal marked already may be
+/// committed to again.
+#[allow(clippy::too_many_arguments)]
+pub fn pledge<C: VaultSuite>(
+    id: u64,
+    chain: Chain,
+    body: Option<&BitcoinBody>,
+    count: usize,
+    authorization: Option<&Authorization>,
+    watermarks: &Watermarks,
+    bitcoin: Option<&BitcoinPolicy>,
+    repledge: bool,
+) -> Result<[u8; 32], Refusal> {
+    let (transaction, messages) = checked_messages::<C>(id, chain, body, authorization, bitcoin)?;
+    match (watermarks.status(chain, id, &transaction), C::CHAIN) {
         (Mark::Other, _) => return Err(Refusal::AlreadySigned(id)),
         (Mark::Exhausted, _) => return Err(Refusal::Attempts(id)),
         // An Ed25519 chain's message is the same for every attempt, and nothing here knows
         // that chain dedupes withdrawal ids: a second set of shares would be a second valid
         // signature. One signing per Ed25519 withdrawal.
-        (Mark::Same, Chain::Ed25519) => return Err(Refusal::AlreadySigned(id)),
+        (Mark::Same, Chain::Ed25519) if !repledge => return Err(Refusal::AlreadySigned(id)),
         _ => {}
+    }
+    if count != messages.len() {
+        return Err(Refusal::Package {
+            withdrawal: id,
+            reason: VaultError::Malformed("packages: one per message"),
+        });
+    }
+    Ok(transaction)
+}
+
+/// Round 2 of a signing, at a sign request: checks `request` against the ledger's
+/// `authorization` and the `pledged` transaction this member marked at the round's commit
+/// request, and each package against the commitments it published (`commitment_of` a slot,
+/// `None` if it committed to no such slot). The watermarks are not read: the pledge checked
+/// them. Nothing is spent here.
+pub fn prepare_pledged<C: VaultSuite>(
+    request: &SignRequest,
+    authorization: Option<&Authorization>,
+    share: &KeyShare<C>,
+    commitment_of: &dyn Fn(u64) -> Option<SigningCommitments<C>>,
+    bitcoin: Option<&BitcoinPolicy>,
+    pledged: &[u8; 32],
+) -> Result<Prepared<C>, Refusal> {
+    let id = request.withdrawal;
+    let package_error = |reason| Refusal::Package {
+        withdrawal: id,
+        reason,
+    };
+    let (transaction, messages) = checked_messages::<C>(
+        id,
+        request.chain,
+        request.bitcoin.as_ref(),
+        authorization,
+        bitcoin,
+    )?;
+    if &transaction != pledged {
+        return Err(Refusal::Switched(id));
     }
     if request.packages.len() != messages.len() {
         return Err(package_error(VaultError::Malformed(
@@ -469,21 +564,19 @@ pub fn prepare<C: VaultSuite>(
                 index,
             });
         }
-        let published = holdings.book.commitments(*slot).ok_or(Refusal::Nonce {
+        let published = commitment_of(*slot).ok_or(Refusal::Nonce {
             withdrawal: id,
             slot: *slot,
         })?;
         let named = package
-            .signing_commitment(holdings.share.key.identifier())
-            .ok_or(package_error(VaultError::NotAParticipant(
-                holdings.share.member(),
-            )))?;
-        if &named != published {
+            .signing_commitment(share.key.identifier())
+            .ok_or(package_error(VaultError::NotAParticipant(share.member())))?;
+        if named != published {
             return Err(package_error(VaultError::Malformed(
                 "package (names other nonces than this member published for the slot)",
             )));
         }
-        check_signers(&package, holdings.share).map_err(package_error)?;
+        check_signers(&package, share).map_err(package_error)?;
         packages.push((*slot, package));
     }
     Ok(Prepared {
@@ -491,6 +584,28 @@ pub fn prepare<C: VaultSuite>(
         transaction,
         packages,
     })
+}
+
+/// [`messages`] for key `C` on the request's `chain`, after the authorization and chain checks
+/// every request passes first.
+fn checked_messages<C: VaultSuite>(
+    id: u64,
+    chain: Chain,
+    body: Option<&BitcoinBody>,
+    authorization: Option<&Authorization>,
+    bitcoin: Option<&BitcoinPolicy>,
+) -> Result<([u8; 32], Vec<Vec<u8>>), Refusal> {
+    let authorization = authorization
+        .filter(|a| a.withdrawal == id)
+        .ok_or(Refusal::NotAuthorized(id))?;
+    if authorization.chain != chain || chain != C::CHAIN {
+        return Err(Refusal::WrongChain {
+            withdrawal: id,
+            authorized: authorization.chain.name(),
+            requested: chain.name(),
+        });
+    }
+    messages(id, C::CHAIN, body, authorization, bitcoin)
 }
 
 /// The one rule for what the vault signs for `authorization` on `chain`: the transaction it is

@@ -2,14 +2,19 @@
 //! the record of a signed withdrawal that every member checks by one rule.
 //!
 //! A round has two network round trips. The coordinator asks every member for nonce
-//! commitments ([`Message::Commit`]); each member answers with commitments from its
-//! precomputed [`crate::signing::NonceBook`] ([`Message::Commitments`]) if its own ledger shows
-//! the withdrawal. With t answers (its own among them) the coordinator builds one signing
-//! package per message and sends each chosen signer a [`crate::release::SignRequest`]
-//! ([`Message::Sign`]); a signer answers only through [`crate::release::prepare`], after it
-//! synced the watermark and the spent nonces ([`Message::Shares`], or [`Message::Refused`]). The
-//! coordinator checks and combines the shares, checks the signature by the same rule as
-//! everyone ([`SignedWithdrawal::check`]), and sends the record to all ([`Message::Signed`]).
+//! commitments ([`Message::Commit`], with the transaction the round signs); a member whose own
+//! ledger shows the withdrawal checks the transaction by the one rule and its watermarks
+//! ([`crate::release::pledge`]), marks it, takes nonces out of its precomputed
+//! [`crate::signing::NonceBook`] for this round alone, and answers with their commitments
+//! ([`Message::Commitments`]) while it syncs the mark and the spent nonces. With t answers (its
+//! own among them) the coordinator builds one signing package per message and sends each chosen
+//! signer a [`crate::release::SignRequest`] ([`Message::Sign`]); a signer answers only through
+//! [`crate::release::prepare_pledged`], for the transaction and the nonces it committed to in
+//! that round, and only once its synced write is done ([`Message::Shares`], or
+//! [`Message::Refused`]). The synced write thus travels with the first round trip instead of
+//! adding to the second. The coordinator checks and combines the shares, checks the signature
+//! by the same rule as everyone ([`SignedWithdrawal::check`]), and sends the record to all
+//! ([`Message::Signed`]).
 //!
 //! A round that fails (a bad share, a chosen signer's refusal, a chosen signer's silence) is not
 //! repaired: the coordinator starts another with a new round number, without the members that
@@ -55,6 +60,9 @@ pub enum Message {
         round: u64,
         /// Messages to sign (Bitcoin: inputs; Ed25519: 1).
         count: u8,
+        /// Bitcoin: the unsigned transaction the round signs (a member checks it and marks it
+        /// before it commits nonces); `None` for Ed25519.
+        bitcoin: Option<BitcoinBody>,
     },
     /// Member to coordinator: one published commitment per message, each under its slot.
     Commitments {
@@ -381,6 +389,7 @@ impl<C: VaultSuite> Coordinator<C> {
             withdrawal: self.authorization.withdrawal,
             round: self.round,
             count: u8::try_from(self.messages.len()).expect("at most 16 inputs"),
+            bitcoin: self.body.clone(),
         }
     }
 

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use bitcoin::hashes::{sha256, Hash as _, HashEngine as _};
-use frost_core::round1::{SigningCommitments, SigningNonces};
+pub use frost_core::round1::{SigningCommitments, SigningNonces};
 use frost_core::round2::SignatureShare;
 use frost_core::{Ciphersuite, Identifier, Signature, SigningPackage};
 use rand_chacha06::ChaCha20Rng;

@@ -286,6 +286,7 @@ fn frames_are_bounded_and_garbage_is_a_typed_error() {
         withdrawal: 1,
         round: 2,
         count: 1,
+        bitcoin: None,
     }
     .encode();
     frame.push(0);

@@ -885,6 +885,26 @@ fn watermarks_bind_a_withdrawal_to_one_transaction_and_stay_bounded() {
     }
     assert_eq!(retried.status(Chain::Bitcoin, 9, &[5; 32]), Mark::Exhausted);
     assert!(!retried.mark(Chain::Bitcoin, 9, [5; 32]));
+    // A node binds at commit requests (binding again counts nothing) and counts releases: the
+    // binding and ATTEMPTS_MAX - 1 releases.
+    let mut bound = Watermarks::default();
+    for _ in 0..3 * ATTEMPTS_MAX {
+        assert!(bound.bind(Chain::Bitcoin, 9, [5; 32]));
+    }
+    assert!(
+        !bound.bind(Chain::Bitcoin, 9, [6; 32]),
+        "another transaction"
+    );
+    for _ in 1..ATTEMPTS_MAX {
+        assert_eq!(bound.status(Chain::Bitcoin, 9, &[5; 32]), Mark::Same);
+        bound.count_release(Chain::Bitcoin, 9);
+    }
+    assert_eq!(bound.status(Chain::Bitcoin, 9, &[5; 32]), Mark::Exhausted);
+    assert!(!bound.bind(Chain::Bitcoin, 9, [5; 32]));
+    bound.count_release(Chain::Bitcoin, 9);
+    let json = serde_json::to_string(&bound).expect("serializes");
+    let read: Watermarks = serde_json::from_str(&json).expect("the count stays in range");
+    assert_eq!(read, bound, "the count stays in range");
     // Past the bound the oldest half folds into a floor that never goes down.
     for id in 0..=WATERMARKS_MAX as u64 + 10 {
         assert!(marks.mark(Chain::Ed25519, 100_000 + id, [3; 32]));

@@ -14,11 +14,11 @@
 //!   synced watermark and nonce files, round 2, aggregation), against its bound: two round trips
 //!   on the signing channel between the same busy processes (`p2p_rtt_ms`, the members' pings,
 //!   p50; beside it the raw loopback TCP round trip, `loopback_rtt_ms`) plus the FROST compute
-//!   of one round (`sign_us_taproot_n4`, t signers and the aggregation, one after another). The
-//!   sync of two sealed files per signer is in the round and not in the bound; `disk_sync_ms`
-//!   says what one sync costs on this disk, and `signer_share_ms` / `signer_sync_ms` what a
-//!   signer took in the committee to release its share once asked, and of that its synced
-//!   writes (p50 of the slowest signer);
+//!   of one round (`sign_us_taproot_n4`, t signers and the aggregation, one after another). A
+//!   signer's synced write (made at the commit request, while its commitments travel) is in the
+//!   round and not in the bound; `disk_sync_ms` says what one sync costs on this disk, and
+//!   `signer_share_ms` / `signer_sync_ms` what a signer took in the committee to release its
+//!   share once asked, and its synced write (p50 of the slowest signer);
 //! - `deposit_check_us` at n = 4, 7 and 31: the one rule every replica applies to a chain deposit
 //!   in a block (`DepositCertificate::check_in`: committee, standing, order, n − f signatures),
 //!   against n − f strict Ed25519 verifications of the same message (what the rule cannot avoid).
@@ -93,7 +93,7 @@ pub fn run_bench() -> ExitCode {
     let p2p_rtt = figures.as_ref().and_then(|f| f.vault_rtt_ms);
     let share = figures.as_ref().and_then(|f| f.vault_share_ms);
     if let Some((share_ms, sync_ms)) = share {
-        // Where a round's time goes at the signers: the synced files are in the round, not in
+        // Where a round's time goes at the signers: the synced write is in the round, not in
         // the bound.
         emit(BENCH, "signer_share_ms", share_ms, "ms", None);
         emit(BENCH, "signer_sync_ms", sync_ms, "ms", None);

@@ -525,6 +525,12 @@ pub(crate) fn forged_withdrawal(seed: u64, n: usize) -> Outcome {
             "evidence per member {evidence:?}, 6 expected (7 forgeries, one unauthorized)"
         ));
     }
+    match quarantined_for_forging(&vault, seed) {
+        Ok(accusers) => refused.push(format!(
+            "staying in the committee: {accusers} members accused the forger, and the quarantine every replica checks took it out"
+        )),
+        Err(why) => achieved.push(format!("the forger stays in the committee: {why}")),
+    }
     // The honest request for the same withdrawal still signs: nothing was marked by forgeries.
     let before: usize = vault.signers.values().map(|s| s.evidence.len()).sum();
     let (tx, sats) = honest_tx(&vault, &authorization, &utxos);
@@ -536,6 +542,67 @@ pub(crate) fn forged_withdrawal(seed: u64, n: usize) -> Outcome {
         achieved.push("the honest request after the forgeries was not signed".into());
     }
     (achieved, refused, after - before)
+}
+
+/// The evidence goes to the sentinel: the forging coordinator is committee member 1, and each
+/// other member turns its `vault_request` evidence records into observations of the grounds the
+/// replica gives that kind, accusing once its policy's threshold is reached. The f+1 (or more)
+/// signed accusations make a quarantine decision that the sentinel's own check accepts. Returns
+/// how many members accused.
+fn quarantined_for_forging(vault: &Vault, seed: u64) -> Result<usize, String> {
+    use bulwark_consensus::evidence::Kind;
+    use bulwark_sentinel::{Accusation, Membership, Policy, Quarantine, Trust, Watch};
+    let keys: BTreeMap<Member, ed25519_dalek::SigningKey> = vault
+        .signers
+        .keys()
+        .map(|m| {
+            let label = 0x70u8.wrapping_add(*m as u8);
+            (
+                *m,
+                ed25519_dalek::SigningKey::from_bytes(&seed_bytes(seed, label)),
+            )
+        })
+        .collect();
+    let public = |m: &Member| keys[m].verifying_key().to_bytes();
+    let committee: Vec<[u8; 32]> = keys.keys().map(public).collect();
+    let mut membership =
+        Membership::new(0, committee, Policy::default()).map_err(|e| e.to_string())?;
+    let forger = vault.signers.keys().next().copied().ok_or("no members")?;
+    let grounds = Kind::VaultRequest
+        .grounds()
+        .ok_or("vault_request evidence is grounds for nothing")?;
+    let now_ms = 60_000;
+    let mut accusations = Vec::new();
+    for (m, signer) in &vault.signers {
+        if *m == forger {
+            continue;
+        }
+        let mut watch = Watch::new(public(m), &membership);
+        for (i, _) in signer.evidence.iter().enumerate() {
+            if watch.observe(public(&forger), grounds, now_ms + i as u64) {
+                accusations.push(Accusation::sign(
+                    &keys[m],
+                    public(&forger),
+                    grounds,
+                    0,
+                    now_ms + i as u64,
+                ));
+            }
+        }
+    }
+    let accusers = accusations.len();
+    let decision: bulwark_engine::sentinel::Decision = Quarantine {
+        member: public(&forger),
+        epoch: 0,
+        evidence: bulwark_sentinel::membership::Evidence::Accusations(accusations),
+    };
+    membership
+        .apply(&decision, now_ms + 100)
+        .map_err(|e| format!("{accusers} accusations: {e}"))?;
+    match membership.trust(&public(&forger)) {
+        Some(Trust::Quarantined { .. }) => Ok(accusers),
+        other => Err(format!("its trust is {other:?}")),
+    }
 }
 
 /// Member n-1 is removed: the others refresh. Its old share with new ones does not sign, it

@@ -92,14 +92,20 @@ fn a_byzantine_coordinator_gets_one_signature_per_withdrawal() {
 }
 
 #[test]
-fn a_forged_withdrawal_gets_no_share_and_becomes_evidence() {
+fn a_forged_withdrawal_gets_no_share_and_its_evidence_quarantines_the_forger() {
     for (seed, n) in [(231, 4), (232, 7)] {
         let report = run("forged-withdrawal", seed, n);
         assert!(report.held, "{report:#?}");
-        assert_eq!(report.refused.len(), 7, "{report:#?}");
+        assert_eq!(report.refused.len(), 8, "{report:#?}");
         assert!(report.refused[0].contains("not authorized"), "{report:#?}");
         assert!(report.refused[5].contains("another message"), "{report:#?}");
         assert!(report.refused[6].contains("lock time"), "{report:#?}");
+        // The evidence reached the sentinel: every other member accused the forger (its
+        // threshold of two records was met), and the quarantine checked.
+        assert!(
+            report.refused[7].contains(&format!("{} members accused the forger", n - 1)),
+            "{report:#?}"
+        );
     }
 }
 

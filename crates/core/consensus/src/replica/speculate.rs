@@ -415,7 +415,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             let room = (crate::block::BLOCK_ROUNDS_MAX - 1).saturating_sub(rounds.len());
             rounds.extend(admissions.into_iter().take(room));
         }
-        Block {
+        let block = Block {
             epoch: epoch_of(&parent.engine),
             height: parent.height + 1,
             view: context.round.view().get(),
@@ -424,6 +424,17 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             parent_root,
             rounds,
             txs,
+        };
+        // The ledger names the leader consensus elected as the block's proposer (the vault's
+        // first coordinator): every block this member builds checks that the two agree.
+        let named = crate::check::proposer(&parent.engine, &block);
+        if named.is_some_and(|key| key.as_slice() != context.leader.as_ref()) {
+            tracing::error!(
+                view = block.view,
+                "the ledger's proposer for this block is not the leader consensus elected"
+            );
+            debug_assert!(false, "check::proposer disagrees with the elected leader");
         }
+        block
     }
 }

@@ -40,30 +40,6 @@ impl Votes {
     }
 }
 
-/// What a kind of evidence is grounds for, if anything. Malformed bytes are not: they may come
-/// from anyone on the path, and the transport already drops them.
-pub(super) fn grounds_of(kind: &Kind) -> Option<Grounds> {
-    match kind {
-        Kind::RefusedProposal => Some(Grounds::RefusedProposals),
-        Kind::ConflictingNotarize | Kind::ConflictingFinalize | Kind::NullifyFinalize => {
-            Some(Grounds::ConflictingVotes)
-        }
-        Kind::Contraindicated => Some(Grounds::Contraindicated),
-        Kind::OracleFault => Some(Grounds::OracleFaults),
-        Kind::AppraisalLapsed => Some(Grounds::AppraisalLapsed),
-        Kind::AuditFailed => Some(Grounds::AuditFailed),
-        Kind::MalformedBlock
-        | Kind::MalformedRequest
-        | Kind::MalformedGossip
-        | Kind::ImplausibleOracleRound
-        | Kind::MalformedReshare
-        | Kind::MalformedAccusation
-        | Kind::DepositAttestation
-        | Kind::VaultRequest
-        | Kind::MalformedCatchUp => None,
-    }
-}
-
 /// The sentinel's state at the replica.
 #[derive(Default)]
 pub(super) struct Watcher {
@@ -93,7 +69,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         let mut observed: Vec<([u8; 32], Grounds)> = records
             .iter()
             .filter_map(|Evidence { kind, peer, .. }| {
-                let grounds = grounds_of(kind)?;
+                let grounds = kind.grounds()?;
                 let key: [u8; 32] = hex::decode(peer).ok()?.try_into().ok()?;
                 Some((key, grounds))
             })

@@ -464,6 +464,7 @@ impl Handler for Endpoint {
                     "requested"
                 }
                 .into(),
+                proposer: recorded.proposer.map(hex::encode),
                 ..Default::default()
             };
             if let Some((record, messages)) = vault.signed.get(&id) {

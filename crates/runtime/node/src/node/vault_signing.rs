@@ -2,17 +2,22 @@
 //! (`docs/vault.md`): each withdrawal the ledger recorded is signed once, by t members, in a
 //! round of two network round trips that one member coordinates.
 //!
-//! **Who coordinates.** For withdrawal `w`, recorded at venue time `r`, the coordinator at
-//! committed venue time `now` is holder `(w + (now − r) / ROTATE_MS) mod h` of the h members
-//! holding the current shares: one member at a time, the next one after [`ROTATE_MS`] without a
-//! signature. At each epoch change the members that stay refresh the shares first. A member answers a commit request
-//! only from the member whose turn it is by its own committed state (or the one before it).
-//! Withdrawals are taken in id order, one round at a time per node.
+//! **Who coordinates.** For withdrawal `w`, recorded at venue time `r` in a block proposed by
+//! holder number `p` of the h members holding the current shares, the coordinator at committed
+//! venue time `now` is holder `(p + (now − r) / ROTATE_MS) mod h` (`p = w mod h` when the
+//! proposer holds no current share): the proposer first, then one member at a time, the next one
+//! after [`ROTATE_MS`] without a signature. At each epoch change the members that stay refresh
+//! the shares first. A member answers a commit request only from the member whose turn it is by
+//! its own committed state (or the one before it). Withdrawals are taken in id order, one round
+//! at a time per node.
 //!
-//! **What a member signs.** Everything goes through `bulwark_vault::release::prepare` against
-//! the withdrawal its own committed engine recorded; the watermark and the spent nonces are
-//! synced to disk (sealed by the vault backend) before the share leaves. A refusal that convicts
-//! the requester is recorded as `vault_request` evidence.
+//! **What a member signs.** Everything goes through the one rule of `bulwark_vault::release`
+//! against the withdrawal its own committed engine recorded: `pledge` at the commit request (the
+//! member then marks the transaction and takes the round's nonces out of its book), and
+//! `prepare_pledged` at the sign request. The mark and the spent nonces are synced to disk
+//! (sealed by the vault backend) once the commitments left and before the share exists. A
+//! refusal that convicts the requester is recorded as `vault_request` evidence, which the
+//! sentinel counts.
 //!
 //! **The record.** The coordinator checks the signature by the one rule
 //! (`SignedWithdrawal::check`: libsecp256k1 BIP340 under the taproot output key, ed25519-dalek
@@ -38,10 +43,11 @@ use bulwark_engine::Engine;
 use bulwark_vault::deposit::{ChainSource as _, SimulatedChain};
 use bulwark_vault::keygen::KeyShare;
 use bulwark_vault::release::{
-    prepare, Authorization, BitcoinBody, BitcoinPolicy, Holdings, Refusal, VaultSuite, Watermarks,
+    pledge, prepare_pledged, Authorization, BitcoinBody, BitcoinPolicy, Refusal, VaultSuite,
+    Watermarks,
 };
 use bulwark_vault::round::{self, Coordinator, Message, SignedWithdrawal, Step};
-use bulwark_vault::signing::NonceBook;
+use bulwark_vault::signing::{NonceBook, SigningNonces};
 use bulwark_vault::taproot::{self, Utxo};
 use bulwark_vault::{Chain, Ed25519, Member, Taproot};
 use bulwark_vaultstore::{Backend, VaultFiles};
@@ -74,6 +80,15 @@ const PING_TICKS: u64 = 20;
 /// A member keeps at least this many unspent nonces per key, topping up in batches.
 const NONCES_LOW: usize = 16;
 const NONCES_BATCH: usize = 48;
+
+/// Commit requests a coordinator may have answered per second (each marks and syncs).
+const PLEDGES_PER_S: u32 = 5;
+
+/// Rounds a member keeps nonces committed to at once (one per coordinator is live).
+const PLEDGES_KEPT: usize = 16;
+
+/// Withdrawals remembered as committed to again in this run.
+const PLEDGES_REMEMBERED: usize = 4_096;
 
 /// The engine's micros to the chain's smallest unit. DEVELOPMENT: one to one (the simulated
 /// chain credits sats as micros); a real venue converts per asset.
@@ -143,14 +158,41 @@ struct Key<C: VaultSuite> {
     group_key: Vec<u8>,
     book: NonceBook<C>,
     marks: Watermarks,
-    /// Slots handed out in commitments and not spent yet, with when (a slot is handed out once
-    /// per round so two rounds do not collide; it comes back after a while).
-    handed: BTreeMap<u64, SystemTime>,
-    /// The slots handed to each coordinator's newest commit request: a coordinator's next
-    /// request returns them (one outstanding hand-out per coordinator).
-    handed_to: BTreeMap<Member, Vec<u64>>,
-    /// How long the last share's synced writes took.
+    /// Per withdrawal, the round this member committed nonces to (the nonces are out of the
+    /// book and recorded spent: they sign for that round alone, or for nothing).
+    pledges: BTreeMap<u64, Pledge<C>>,
+    /// Withdrawals this member bound at a commit request in this run (or before an epoch change
+    /// in it) and released no share for since: it may commit to them again (an Ed25519
+    /// withdrawal bound already is refused otherwise: its share may have left). When full, the
+    /// lowest id is dropped, which only refuses more.
+    repledgeable: BTreeSet<u64>,
+    /// Commitments made per coordinator in the current second (each costs a synced write).
+    pledge_budget: BTreeMap<Member, (u64, u32)>,
+    /// The watermarks changed since they were last synced (a pledge's mark and spent nonces).
+    unsynced: bool,
+    /// How long the last synced write of a pledge took.
     last_sync: Option<(SystemTime, SystemTime)>,
+}
+
+/// The nonces a member committed to one coordinator's round for one withdrawal.
+struct Pledge<C: VaultSuite> {
+    coordinator: Member,
+    round: u64,
+    /// The transaction marked (txid; for Ed25519 the digest of the message).
+    transaction: [u8; 32],
+    /// (slot, nonces), in the order of the round's messages.
+    nonces: Vec<(u64, SigningNonces<C>)>,
+    at: SystemTime,
+}
+
+/// What a member answers to a commit request.
+enum Commitment {
+    /// Its commitments, one per message.
+    Slots(Vec<(u64, Vec<u8>)>),
+    /// Why not (the coordinator leaves it out of the round).
+    Refused(Refusal),
+    /// Nothing (too many requests this second, or no nonces).
+    Nothing,
 }
 
 impl<C: VaultSuite> Key<C> {
@@ -187,8 +229,10 @@ impl<C: VaultSuite> Key<C> {
             marks,
             share,
             group_key: group_key.to_vec(),
-            handed: BTreeMap::new(),
-            handed_to: BTreeMap::new(),
+            pledges: BTreeMap::new(),
+            repledgeable: BTreeSet::new(),
+            pledge_budget: BTreeMap::new(),
+            unsynced: false,
             last_sync: None,
         })
     }
@@ -215,89 +259,192 @@ impl<C: VaultSuite> Key<C> {
         Ok(())
     }
 
-    /// `count` unspent slots not handed out in the last few seconds, with their commitments.
-    fn hand_out(
-        &mut self,
-        count: usize,
-        now: SystemTime,
-        to: Member,
-    ) -> Option<Vec<(u64, Vec<u8>)>> {
-        // This coordinator's earlier request is over: its slots may be handed out again.
-        for slot in self.handed_to.remove(&to).unwrap_or_default() {
-            self.handed.remove(&slot);
-        }
-        self.handed.retain(|slot, at| {
-            self.book.commitments(*slot).is_some()
-                && now.duration_since(*at).unwrap_or(Duration::ZERO) < Duration::from_secs(30)
-        });
-        let mut out = Vec::with_capacity(count);
-        for slot in self.book.slots() {
-            if out.len() == count {
-                break;
-            }
-            if self.handed.contains_key(&slot) {
-                continue;
-            }
-            if let Some(commitment) = self.book.commitments(slot) {
-                out.push((slot, commitment.serialize().ok()?));
-            }
-        }
-        if out.len() < count {
-            return None;
-        }
-        for (slot, _) in &out {
-            self.handed.insert(*slot, now);
-        }
-        self.handed_to
-            .insert(to, out.iter().map(|(slot, _)| *slot).collect());
-        Some(out)
-    }
-
-    /// Answers a sign request: checks it, syncs the watermark and the spent nonces, signs.
-    fn answer(
+    /// Round 1: commits nonces to `from`'s round `round` of `withdrawal` for `body` (`None`
+    /// for Ed25519), if the transaction passes the one rule and the watermarks. The mark and the
+    /// spent nonces are synced by [`Key::flush`], which the caller runs once the commitments
+    /// are on their way (and [`Key::answer`] runs before any share leaves).
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
         &mut self,
         files: &mut VaultFiles<Backend>,
         epoch: u64,
+        from: Member,
+        (withdrawal, round, count): (u64, u64, usize),
+        body: Option<&BitcoinBody>,
+        authorization: Option<&Authorization>,
+        policy: &BitcoinPolicy,
+        now: SystemTime,
+    ) -> Result<Commitment, SigningError> {
+        let commitments = |nonces: &[(u64, SigningNonces<C>)]| -> Option<Vec<(u64, Vec<u8>)>> {
+            nonces
+                .iter()
+                .map(|(slot, n)| n.commitments().serialize().ok().map(|c| (*slot, c)))
+                .collect()
+        };
+        // The same request again (a resend): the same commitments, no new write.
+        if let Some(pledge) = self.pledges.get(&withdrawal) {
+            if pledge.coordinator == from && pledge.round == round {
+                return Ok(
+                    commitments(&pledge.nonces).map_or(Commitment::Nothing, Commitment::Slots)
+                );
+            }
+        }
+        let now_s = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let spent = self.pledge_budget.entry(from).or_insert((now_s, 0));
+        if spent.0 != now_s {
+            *spent = (now_s, 0);
+        }
+        if spent.1 >= PLEDGES_PER_S {
+            return Ok(Commitment::Nothing);
+        }
+        let repledge = self.repledgeable.contains(&withdrawal);
+        let transaction = match pledge::<C>(
+            withdrawal,
+            C::CHAIN,
+            body,
+            count,
+            authorization,
+            &self.marks,
+            Some(policy),
+            repledge,
+        ) {
+            Ok(transaction) => transaction,
+            Err(refusal) => return Ok(Commitment::Refused(refusal)),
+        };
+        spent.1 += 1;
+        self.top_up(files, epoch)?;
+        let slots: Vec<u64> = self.book.slots().take(count).collect();
+        if slots.len() < count {
+            return Ok(Commitment::Nothing);
+        }
+        if !self.marks.bind(C::CHAIN, withdrawal, transaction) {
+            return Ok(Commitment::Refused(Refusal::Attempts(withdrawal)));
+        }
+        // This withdrawal's earlier round and this coordinator's earlier round are over here:
+        // their nonces are dropped (spent on disk, never used).
+        self.pledges.remove(&withdrawal);
+        self.pledges.retain(|_, p| p.coordinator != from);
+        while self.pledges.len() >= PLEDGES_KEPT {
+            let oldest = self
+                .pledges
+                .iter()
+                .min_by_key(|(_, p)| p.at)
+                .map(|(id, _)| *id);
+            match oldest {
+                Some(id) => self.pledges.remove(&id),
+                None => break,
+            };
+        }
+        let mut nonces = Vec::with_capacity(count);
+        for slot in slots {
+            if let Ok(n) = self.book.spend(slot) {
+                nonces.push((slot, n));
+            }
+        }
+        self.marks
+            .note_spent(epoch, nonces.iter().map(|(slot, _)| *slot));
+        self.unsynced = true;
+        let Some(out) = commitments(&nonces) else {
+            return Ok(Commitment::Nothing);
+        };
+        if !self.repledgeable.contains(&withdrawal) {
+            if self.repledgeable.len() >= PLEDGES_REMEMBERED {
+                self.repledgeable.pop_first();
+            }
+            self.repledgeable.insert(withdrawal);
+        }
+        self.pledges.insert(
+            withdrawal,
+            Pledge {
+                coordinator: from,
+                round,
+                transaction,
+                nonces,
+                at: now,
+            },
+        );
+        Ok(Commitment::Slots(out))
+    }
+
+    /// Syncs the watermarks if a pledge changed them: one synced write for the mark and the
+    /// spent nonces.
+    fn flush(&mut self, files: &mut VaultFiles<Backend>) -> Result<(), SigningError> {
+        if !self.unsynced {
+            return Ok(());
+        }
+        let syncing = SystemTime::now();
+        files
+            .put_watermarks(C::CHAIN, &self.group_key, &self.marks)
+            .map_err(|e| SigningError::Store(e.to_string()))?;
+        self.unsynced = false;
+        self.last_sync = Some((syncing, SystemTime::now()));
+        Ok(())
+    }
+
+    /// Round 2: answers `from`'s sign request of round `round` with the nonces committed to
+    /// that very round, for the transaction it marked then (after the synced write).
+    fn answer(
+        &mut self,
+        files: &mut VaultFiles<Backend>,
+        (from, round): (Member, u64),
         request: &bulwark_vault::release::SignRequest,
         authorization: Option<&Authorization>,
         policy: &BitcoinPolicy,
     ) -> Result<Result<Vec<Vec<u8>>, Refusal>, SigningError> {
-        let holdings = Holdings {
-            share: &self.share,
-            book: &self.book,
-            watermarks: &self.marks,
+        let id = request.withdrawal;
+        // This round's nonces, used up here whatever the answer.
+        let ours = self
+            .pledges
+            .get(&id)
+            .is_some_and(|p| p.coordinator == from && p.round == round);
+        let Some(mut pledge) = ours.then(|| self.pledges.remove(&id)).flatten() else {
+            // Not this round's nonces (a restart between the two rounds, or a stale request).
+            return Ok(Err(Refusal::Nonce {
+                withdrawal: id,
+                slot: request.packages.first().map_or(0, |(slot, _)| *slot),
+            }));
         };
-        let prepared = match prepare::<C>(request, authorization, &holdings, Some(policy)) {
+        self.flush(files)?;
+        let prepared = prepare_pledged::<C>(
+            request,
+            authorization,
+            &self.share,
+            &|slot| {
+                pledge
+                    .nonces
+                    .iter()
+                    .find(|(s, _)| *s == slot)
+                    .map(|(_, n)| *n.commitments())
+            },
+            Some(policy),
+            &pledge.transaction,
+        );
+        let prepared = match prepared {
             Ok(prepared) => prepared,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        let store = |e: bulwark_vaultstore::StoreError| SigningError::Store(e.to_string());
-        let mut nonces = Vec::new();
+        let mut nonces = Vec::with_capacity(prepared.packages.len());
         for slot in prepared.slots() {
-            match self.book.spend(slot) {
-                Ok(n) => nonces.push(n),
-                Err(_) => {
+            match pledge.nonces.iter().position(|(s, _)| *s == slot) {
+                Some(at) => nonces.push(pledge.nonces.swap_remove(at).1),
+                None => {
                     return Ok(Err(Refusal::Nonce {
-                        withdrawal: request.withdrawal,
+                        withdrawal: id,
                         slot,
                     }))
                 }
             }
         }
-        self.marks
-            .mark(request.chain, request.withdrawal, prepared.transaction);
-        self.marks.note_spent(epoch, prepared.slots());
-        // The mark and the spent slots reach the disk, in one synced write, before the share
-        // exists.
-        let syncing = SystemTime::now();
-        files
-            .put_watermarks(C::CHAIN, &self.group_key, &self.marks)
-            .map_err(store)?;
-        self.last_sync = Some((syncing, SystemTime::now()));
+        // The share leaves: never again for an Ed25519 withdrawal, and one more attempt at a
+        // Bitcoin one's transaction (counted in memory, written with the next synced write).
+        self.repledgeable.remove(&id);
+        self.marks.count_release(C::CHAIN, id);
         Ok(prepared
             .sign(&nonces, &self.share)
             .map_err(|reason| Refusal::Package {
-                withdrawal: request.withdrawal,
+                withdrawal: id,
                 reason,
             }))
     }
@@ -321,6 +468,22 @@ struct Refreshing {
 enum Active {
     Bitcoin(Coordinator<Taproot>),
     Ed25519(Coordinator<Ed25519>),
+}
+
+/// A step of this member's key for `chain` (the two keys' types differ).
+macro_rules! with_key {
+    ($signer:ident, $chain:expr, $key:ident => $body:expr) => {
+        match $chain {
+            Chain::Bitcoin => {
+                let $key = &mut $signer.bitcoin;
+                $body
+            }
+            Chain::Ed25519 => {
+                let $key = &mut $signer.ed25519;
+                $body
+            }
+        }
+    };
 }
 
 /// Each coordinator step for whichever key the round signs with.
@@ -547,14 +710,23 @@ impl Signer {
         }
     }
 
-    /// Whose turn it is to coordinate withdrawal `id` at `engine`'s time: the holders of the
-    /// current shares take turns (a removed member never coordinates).
-    fn coordinator(&self, id: u64, requested_ms: u64, now_ms: u64) -> Member {
-        let turn = now_ms.saturating_sub(requested_ms) / ROTATE_MS;
+    /// Whose turn it is to coordinate withdrawal `id` at `now_ms` (venue time). Turn 0 is the
+    /// member that proposed the block debiting it, when that member holds a share of the
+    /// current epoch; each [`ROTATE_MS`] after the debit the next holder takes over (so a
+    /// proposer that never coordinates delays the withdrawal by one turn), and a removed member
+    /// never coordinates.
+    fn coordinator(&self, id: u64, recorded: &bulwark_engine::Withdrawal, now_ms: u64) -> Member {
+        let turn = now_ms.saturating_sub(recorded.requested_ms) / ROTATE_MS;
         let holders = self.holders();
         let count = holders.len().max(1) as u64;
+        let proposer = recorded.proposer.and_then(|raw| {
+            holders
+                .iter()
+                .position(|h| self.peers.key(*h).is_some_and(|key| key.as_ref() == raw))
+        });
+        let first = proposer.map_or(id % count, |at| at as u64);
         holders
-            .get((id.wrapping_add(turn) % count) as usize)
+            .get((first.wrapping_add(turn) % count) as usize)
             .copied()
             .unwrap_or(1)
     }
@@ -566,8 +738,8 @@ impl Signer {
             return false;
         };
         let now_ms = engine.time_ms();
-        from == self.coordinator(id, recorded.requested_ms, now_ms)
-            || from == self.coordinator(id, recorded.requested_ms, now_ms.saturating_sub(ROTATE_MS))
+        from == self.coordinator(id, recorded, now_ms)
+            || from == self.coordinator(id, recorded, now_ms.saturating_sub(ROTATE_MS))
     }
 
     fn authorization(engine: &Engine, id: u64) -> Option<Authorization> {
@@ -681,6 +853,7 @@ impl Signer {
                 withdrawal,
                 round,
                 count,
+                bitcoin,
             } => {
                 // Shares of another epoch (a refresh this member has not finished, or one it
                 // was left out of) make no share that combines: no commitments.
@@ -711,18 +884,20 @@ impl Signer {
                     self.record_evidence(from, format!("commit request for {count} messages"));
                     return Ok(out);
                 }
-                let slots = match chain {
-                    Chain::Bitcoin => {
-                        self.bitcoin.top_up(&mut self.files, self.epoch)?;
-                        self.bitcoin.hand_out(usize::from(count), now, from)
-                    }
-                    Chain::Ed25519 => {
-                        self.ed25519.top_up(&mut self.files, self.epoch)?;
-                        self.ed25519.hand_out(usize::from(count), now, from)
-                    }
-                };
-                if let Some(slots) = slots {
-                    out.push((
+                let authorization = Self::authorization(engine, withdrawal);
+                let request = (withdrawal, round, usize::from(count));
+                let answer = with_key!(self, chain, key => key.commit(
+                    &mut self.files,
+                    self.epoch,
+                    from,
+                    request,
+                    bitcoin.as_ref(),
+                    authorization.as_ref(),
+                    &self.policy,
+                    now,
+                ))?;
+                match answer {
+                    Commitment::Slots(slots) => out.push((
                         Some(from),
                         Message::Commitments {
                             chain,
@@ -730,7 +905,23 @@ impl Signer {
                             round,
                             slots,
                         },
-                    ));
+                    )),
+                    Commitment::Refused(refusal) => {
+                        if refusal.is_evidence() {
+                            warn!(coordinator = from, %refusal, "refused a vault commit request");
+                            self.record_evidence(from, format!("commit request: {refusal}"));
+                        }
+                        out.push((
+                            Some(from),
+                            Message::Refused {
+                                chain,
+                                withdrawal,
+                                round,
+                                reason: round::reason(&refusal),
+                            },
+                        ));
+                    }
+                    Commitment::Nothing => {}
                 }
             }
             Message::Commitments {
@@ -769,37 +960,21 @@ impl Signer {
                     return Ok(out);
                 }
                 let authorization = Self::authorization(engine, request.withdrawal);
-                let answered = match request.chain {
-                    Chain::Bitcoin => self.bitcoin.answer(
-                        &mut self.files,
-                        self.epoch,
-                        &request,
-                        authorization.as_ref(),
-                        &self.policy,
-                    )?,
-                    Chain::Ed25519 => self.ed25519.answer(
-                        &mut self.files,
-                        self.epoch,
-                        &request,
-                        authorization.as_ref(),
-                        &self.policy,
-                    )?,
-                };
+                let answered = with_key!(self, request.chain, key => key.answer(
+                    &mut self.files,
+                    (from, round),
+                    &request,
+                    authorization.as_ref(),
+                    &self.policy,
+                ))?;
                 match answered {
                     Ok(shares) => {
-                        let synced = match request.chain {
-                            Chain::Bitcoin => self.bitcoin.last_sync.take(),
-                            Chain::Ed25519 => self.ed25519.last_sync.take(),
-                        };
                         let mut status = self
                             .status
                             .lock()
                             .expect("the vault status lock must not be poisoned");
                         status.signing.insert(request.withdrawal);
                         push_sample(&mut status.share_ms, now, SystemTime::now());
-                        if let Some((from, to)) = synced {
-                            push_sample(&mut status.sync_ms, from, to);
-                        }
                         drop(status);
                         out.push((
                             Some(from),
@@ -868,6 +1043,19 @@ impl Signer {
                     let started = self.running.as_ref().map(|r| r.started);
                     match self.accept(engine, record.clone()) {
                         Ok(_) => {
+                            let proposed = engine
+                                .withdrawal(withdrawal)
+                                .and_then(|w| w.proposer)
+                                .zip(self.peers.key(self.me))
+                                .is_some_and(|(raw, key)| raw.as_slice() == key.as_ref());
+                            info!(
+                                "coordinated the signing of withdrawal {withdrawal} {}",
+                                if proposed {
+                                    "as the proposer of the block that debited it"
+                                } else {
+                                    "in its turn after the proposer's"
+                                }
+                            );
                             if let Some(started) = started {
                                 push_sample(
                                     &mut self
@@ -1194,6 +1382,11 @@ impl Signer {
             Key::<Ed25519>::open(&mut self.files, epoch, &self.ed25519.group_key)?;
         bitcoin_key.top_up(&mut self.files, epoch)?;
         ed25519_key.top_up(&mut self.files, epoch)?;
+        // What this run may commit to again stays so across the epoch change; which members
+        // failed a round is of the old sharing, and is forgotten.
+        bitcoin_key.repledgeable = std::mem::take(&mut self.bitcoin.repledgeable);
+        ed25519_key.repledgeable = std::mem::take(&mut self.ed25519.repledgeable);
+        self.failed.clear();
         self.bitcoin = bitcoin_key;
         self.ed25519 = ed25519_key;
         for chain in Chain::ALL {
@@ -1284,15 +1477,18 @@ impl Signer {
                 }
                 // Members that failed this withdrawal's rounds here are left out: with fewer
                 // than t left this member cannot finish it (the next coordinator may).
-                let left_out = self.failed.get(&id).map_or(0, BTreeSet::len);
-                if self.holders().len().saturating_sub(left_out)
+                let holders = self.holders();
+                let left_out = self.failed.get(&id).map_or(0, |failed| {
+                    holders.iter().filter(|h| failed.contains(h)).count()
+                });
+                if holders.len().saturating_sub(left_out)
                     < usize::from(self.bitcoin.share.threshold())
                 {
                     bitcoin_seen |= bitcoin;
                     continue;
                 }
                 bitcoin_seen |= bitcoin;
-                if self.coordinator(id, recorded.requested_ms, engine.time_ms()) == self.me {
+                if self.coordinator(id, recorded, engine.time_ms()) == self.me {
                     candidate = Some(id);
                     break;
                 }
@@ -1355,6 +1551,7 @@ impl Signer {
             }
         };
         let commit = active.commit_request();
+        info!("coordinating the signing of withdrawal {id} (round {round})");
         self.status
             .lock()
             .expect("the vault status lock must not be poisoned")
@@ -1366,6 +1563,27 @@ impl Signer {
             started: now,
         });
         Some(commit)
+    }
+
+    /// Syncs what the last commit requests marked, for both keys.
+    fn flush(&mut self) -> Result<(), SigningError> {
+        self.bitcoin.flush(&mut self.files)?;
+        self.ed25519.flush(&mut self.files)?;
+        for synced in [self.bitcoin.last_sync.take(), self.ed25519.last_sync.take()]
+            .into_iter()
+            .flatten()
+        {
+            push_sample(
+                &mut self
+                    .status
+                    .lock()
+                    .expect("the vault status lock must not be poisoned")
+                    .sync_ms,
+                synced.0,
+                synced.1,
+            );
+        }
+        Ok(())
     }
 
     /// Leaves `members` out of this coordinator's next rounds of `withdrawal` (at most 1 024
@@ -1650,6 +1868,9 @@ where
                     Some(to) => queue.push_back((me, Some(to), message)),
                 }
             }
+            // A commit request's mark and spent nonces reach the disk now, while the
+            // commitments travel (a sign request waits for this write in `answer`).
+            signer.flush()?;
         }
     }
 }
@@ -1698,6 +1919,85 @@ mod tests {
         engine.execute(0, &batch, &mut events);
         assert!(engine.withdrawal(1).is_some(), "{events:?}");
         engine
+    }
+
+    #[test]
+    fn the_proposer_of_the_debiting_block_coordinates_first_then_the_holders_in_turn() {
+        let dir =
+            std::env::temp_dir().join(format!("bulwark-vault-proposer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let members = members(&dir);
+        let withdraw = |proposer: Option<[u8; 32]>| {
+            let mut recorded = *ledger([3; 32]).withdrawal(1).unwrap();
+            recorded.proposer = proposer;
+            recorded
+        };
+        let raw = |seed: u64| -> [u8; 32] {
+            commonware_cryptography::ed25519::PrivateKey::from_seed(seed)
+                .public_key()
+                .as_ref()
+                .try_into()
+                .unwrap()
+        };
+        // Member 4 (seed 3) proposed it: turn 0 is member 4, turn 1 wraps to member 1.
+        let by_four = withdraw(Some(raw(3)));
+        assert_eq!(members[0].coordinator(1, &by_four, 0), 4);
+        assert_eq!(members[0].coordinator(1, &by_four, ROTATE_MS), 1);
+        assert_eq!(members[0].coordinator(1, &by_four, 2 * ROTATE_MS + 5), 2);
+        // A proposer that holds no share (not a member) or no block: the rotation by id.
+        let by_stranger = withdraw(Some(raw(99)));
+        assert_eq!(members[0].coordinator(1, &by_stranger, 0), 2);
+        assert_eq!(members[0].coordinator(1, &withdraw(None), 0), 2);
+        // A removed member that proposed it: the current holders only.
+        let mut without_four = members;
+        for member in &mut without_four {
+            member.keys.holders = vec![1, 2, 3];
+        }
+        assert_eq!(without_four[0].coordinator(1, &by_four, 0), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A Bitcoin withdrawal (id 1) to the x-only key of `payee`, the four members with files in
+    /// a fresh temp directory named after `name`, the withdrawal's authorization, the policy and
+    /// the vault's script.
+    struct BitcoinCase {
+        dir: PathBuf,
+        engine: Engine,
+        members: Vec<Signer>,
+        authorization: Authorization,
+        policy: BitcoinPolicy,
+        vault: bitcoin::ScriptBuf,
+    }
+
+    fn bitcoin_case(name: &str, payee: u8) -> BitcoinCase {
+        let dir = std::env::temp_dir().join(format!("bulwark-vault-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let payee = bitcoin::secp256k1::Keypair::from_seckey_slice(&secp, &[payee; 32]).unwrap();
+        let engine = ledger_on(
+            payee.x_only_public_key().0.serialize(),
+            PayoutChain::Bitcoin,
+        );
+        let members = members(&dir);
+        let authorization = Signer::authorization(&engine, 1).unwrap();
+        let policy = members[0].policy;
+        let vault = taproot::vault_script(&policy.vault_key).unwrap();
+        BitcoinCase {
+            dir,
+            engine,
+            members,
+            authorization,
+            policy,
+            vault,
+        }
+    }
+
+    /// One vault output of `sats` at outpoint (`byte` × 32, 0).
+    fn utxo(byte: u8, sats: u64) -> Utxo {
+        Utxo {
+            outpoint: OutPoint::new(Txid::from_byte_array([byte; 32]), 0),
+            value: Amount::from_sat(sats),
+        }
     }
 
     /// Four members' signing state over one seeded sharing of each key, files in `dir`.
@@ -1794,9 +2094,10 @@ mod tests {
                 let Some(message) = tamper(from, target, message) else {
                     continue;
                 };
-                let out = members[usize::from(target) - 1]
-                    .handle(engine, from, message, now)
-                    .unwrap();
+                let member = &mut members[usize::from(target) - 1];
+                let out = member.handle(engine, from, message, now).unwrap();
+                // As the node's loop: the frames go, then the pledges' synced write.
+                member.flush().unwrap();
                 for (next, frame) in out {
                     queue.push_back((target, next, frame));
                 }
@@ -1825,7 +2126,10 @@ mod tests {
         let engine = ledger(destination);
         let mut members = members(&dir);
         // Withdrawal 1 at time 0: member (1 + 0) mod 4 + 1 = 2 coordinates.
-        assert_eq!(members[0].coordinator(1, 0, engine.time_ms()), 2);
+        assert_eq!(
+            members[0].coordinator(1, engine.withdrawal(1).unwrap(), engine.time_ms()),
+            2
+        );
         let authorization = Signer::authorization(&engine, 1).unwrap();
 
         // Member 3 is not the coordinator: its commit request gets no commitments.
@@ -1835,6 +2139,7 @@ mod tests {
             withdrawal: 1,
             round: 9,
             count: 1,
+            bitcoin: None,
         };
         let out = members[0]
             .handle(&engine, 3, stranger, SystemTime::now())
@@ -2018,33 +2323,189 @@ mod tests {
             .collect()
     }
 
+    /// The two rounds as a member sees them: the commit request marks the transaction and spends
+    /// the nonces in memory, the synced write follows (the node's loop runs it once the
+    /// commitments left; a sign request runs it first if it has not), and a sign request is
+    /// answered only for the round and the transaction committed to.
+    #[test]
+    fn a_member_signs_only_the_round_and_the_transaction_it_committed_to_after_the_synced_write() {
+        let BitcoinCase {
+            dir,
+            engine,
+            mut members,
+            authorization,
+            policy,
+            vault,
+        } = bitcoin_case("pledge", 0x46);
+        let body = build(&[utxo(7, 90_000)], &vault, &authorization).unwrap();
+        let other = build(&[utxo(8, 95_000)], &vault, &authorization).unwrap();
+        let key = members[0].bitcoin.group_key.clone();
+        let marked_on_disk = |member: &mut Signer| {
+            Key::<Taproot>::open(&mut member.files, 0, &key)
+                .unwrap()
+                .marks
+                .is_marked(Chain::Bitcoin, 1)
+        };
+        let share = members[1].bitcoin.share.clone();
+        let mut coordinator =
+            Coordinator::<Taproot>::new(5, 0, authorization, Some(body), Some(&policy), &share)
+                .unwrap();
+        let mut requests = BTreeMap::new();
+        for m in 1..=4u16 {
+            let member = &mut members[usize::from(m) - 1];
+            let unspent = member.bitcoin.book.unspent();
+            let reply = member
+                .handle(&engine, 2, coordinator.commit_request(), SystemTime::now())
+                .unwrap();
+            let Some((_, Message::Commitments { slots, .. })) = reply.into_iter().next() else {
+                panic!("member {m} committed")
+            };
+            assert_eq!(
+                member.bitcoin.book.unspent(),
+                unspent - 1,
+                "out of the book"
+            );
+            assert!(member.bitcoin.marks.is_marked(Chain::Bitcoin, 1));
+            assert!(
+                !marked_on_disk(member),
+                "not synced before the loop's write"
+            );
+            if m != 1 {
+                member.flush().unwrap();
+                assert!(marked_on_disk(member), "synced by the loop's write");
+            }
+            if let Step::Send(out) = coordinator.on_commitments(m, &slots).unwrap() {
+                requests = out;
+            }
+        }
+        assert_eq!(requests.len(), 3, "members 1, 2 and 3 chosen");
+        // Member 1's loop has not written yet: its answer writes first, then signs.
+        let request = requests.remove(&1).unwrap();
+        let reply = members[0]
+            .handle(&engine, 2, request.clone(), SystemTime::now())
+            .unwrap();
+        assert!(
+            matches!(reply.as_slice(), [(Some(2), Message::Shares { .. })]),
+            "{reply:?}"
+        );
+        assert!(marked_on_disk(&mut members[0]));
+        // The same request again: its nonces are used up, no second share.
+        let again = members[0]
+            .handle(&engine, 2, request, SystemTime::now())
+            .unwrap();
+        assert!(
+            matches!(again.as_slice(), [(Some(2), Message::Refused { .. })]),
+            "{again:?}"
+        );
+        // Member 2 is asked for another round than the one it committed to: refused, not
+        // evidence (a stale request). Member 3 is asked for another transaction than the commit
+        // request named: refused, and evidence against the coordinator.
+        let Message::Sign { request, .. } = requests.remove(&2).unwrap() else {
+            panic!("a sign request")
+        };
+        let stale = Message::Sign { round: 6, request };
+        let reply = members[1]
+            .handle(&engine, 2, stale, SystemTime::now())
+            .unwrap();
+        assert!(matches!(reply.as_slice(), [(_, Message::Refused { .. })]));
+        assert!(evidence(&members[1]).is_empty());
+        let Message::Sign { round, mut request } = requests.remove(&3).unwrap() else {
+            panic!("a sign request")
+        };
+        request.bitcoin = Some(other);
+        let reply = members[2]
+            .handle(
+                &engine,
+                2,
+                Message::Sign { round, request },
+                SystemTime::now(),
+            )
+            .unwrap();
+        assert!(matches!(reply.as_slice(), [(_, Message::Refused { .. })]));
+        let recorded = evidence(&members[2]);
+        assert!(
+            recorded
+                .iter()
+                .any(|e| e.contains("not the one its round committed to")),
+            "{recorded:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Rounds that never reach t members release nothing and use up no attempt: after more
+    /// abandoned commit requests than `ATTEMPTS_MAX`, a member still commits, and signs. A
+    /// coordinator's commit requests beyond `PLEDGES_PER_S` in one second get nothing.
+    #[test]
+    fn abandoned_commit_requests_use_up_no_attempt_and_are_bounded_per_second() {
+        let BitcoinCase {
+            dir,
+            engine,
+            mut members,
+            authorization,
+            policy,
+            vault,
+        } = bitcoin_case("abandoned", 0x48);
+        let body = build(&[utxo(7, 90_000)], &vault, &authorization).unwrap();
+        let share = members[1].bitcoin.share.clone();
+        let round = |number: u64| {
+            Coordinator::<Taproot>::new(
+                number,
+                0,
+                authorization,
+                Some(body.clone()),
+                Some(&policy),
+                &share,
+            )
+            .unwrap()
+        };
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        for number in 0..u64::from(bulwark_vault::release::ATTEMPTS_MAX) * 3 {
+            let at = start + Duration::from_secs(number);
+            let reply = members[0]
+                .handle(&engine, 2, round(number).commit_request(), at)
+                .unwrap();
+            members[0].flush().unwrap();
+            assert!(
+                matches!(reply.as_slice(), [(Some(2), Message::Commitments { .. })]),
+                "abandoned round {number}: {reply:?}"
+            );
+        }
+        // In one second, at most PLEDGES_PER_S new rounds are answered.
+        let busy = start + Duration::from_secs(500);
+        let answered = (0..20u64)
+            .filter(|n| {
+                let reply = members[0]
+                    .handle(&engine, 2, round(1_000 + n).commit_request(), busy)
+                    .unwrap();
+                !reply.is_empty()
+            })
+            .count();
+        assert_eq!(answered, PLEDGES_PER_S as usize);
+        // The member still signs the withdrawal's transaction.
+        let mut last = round(5_000);
+        let shares = round_by_hand(&mut members, &engine, 2, &mut last);
+        assert!(shares.values().all(Option::is_some), "{shares:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_coordinator_killed_mid_round_is_replaced_and_the_withdrawal_is_paid_by_one_transaction() {
-        use bulwark_vault::taproot::Utxo;
-        let dir = std::env::temp_dir().join(format!("bulwark-vault-kill-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let secp = bitcoin::secp256k1::Secp256k1::new();
-        let payee = bitcoin::secp256k1::Keypair::from_seckey_slice(&secp, &[0x45; 32]).unwrap();
-        let destination = payee.x_only_public_key().0.serialize();
-        let mut engine = ledger_on(destination, PayoutChain::Bitcoin);
-        let mut members = members(&dir);
-        let authorization = Signer::authorization(&engine, 1).unwrap();
-        let policy = members[0].policy;
-        let vault = taproot::vault_script(&policy.vault_key).unwrap();
-        let utxos = [
-            Utxo {
-                outpoint: OutPoint::new(Txid::from_byte_array([7; 32]), 0),
-                value: Amount::from_sat(40_000),
-            },
-            Utxo {
-                outpoint: OutPoint::new(Txid::from_byte_array([8; 32]), 1),
-                value: Amount::from_sat(30_000),
-            },
-        ];
+        let BitcoinCase {
+            dir,
+            mut engine,
+            mut members,
+            authorization,
+            policy,
+            vault,
+        } = bitcoin_case("kill", 0x45);
+        let utxos = [utxo(7, 40_000), utxo(8, 30_000)];
         let body = build(&utxos, &vault, &authorization).unwrap();
         // Member 2's turn: every chosen signer answers (watermark and nonces synced), then the
         // coordinator is killed before it combines anything.
-        assert_eq!(members[0].coordinator(1, 0, engine.time_ms()), 2);
+        assert_eq!(
+            members[0].coordinator(1, engine.withdrawal(1).unwrap(), engine.time_ms()),
+            2
+        );
         let share = members[1].bitcoin.share.clone();
         let mut first = Coordinator::<Taproot>::new(
             1,
@@ -2064,18 +2525,13 @@ mod tests {
         // Ten seconds later it is member 3's turn.
         let mut events = Vec::new();
         engine.execute(ROTATE_MS, &[], &mut events);
-        assert_eq!(members[0].coordinator(1, 0, engine.time_ms()), 3);
+        assert_eq!(
+            members[0].coordinator(1, engine.withdrawal(1).unwrap(), engine.time_ms()),
+            3
+        );
         // Member 3 builds another transaction (other inputs): the members that marked the first
         // refuse it, as signed for another transaction, and release nothing.
-        let other = build(
-            &[Utxo {
-                outpoint: OutPoint::new(Txid::from_byte_array([9; 32]), 0),
-                value: Amount::from_sat(90_000),
-            }],
-            &vault,
-            &authorization,
-        )
-        .unwrap();
+        let other = build(&[utxo(9, 90_000)], &vault, &authorization).unwrap();
         let share3 = members[2].bitcoin.share.clone();
         let mut forked =
             Coordinator::<Taproot>::new(2, 0, authorization, Some(other), Some(&policy), &share3)

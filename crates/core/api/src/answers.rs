@@ -128,6 +128,39 @@ pub struct SnapshotStatus {
 /// Most withdrawals in one [`WithdrawalsAnswer`].
 pub const WITHDRAWALS_PER_ANSWER: usize = 256;
 
+/// Most receipts in one [`ReceiptsAnswer`].
+pub const RECEIPTS_PER_ANSWER: usize = 1024;
+/// Longest a receipts request may wait for a new block, milliseconds.
+pub const RECEIPTS_WAIT_MS_MAX: u32 = 1000;
+
+/// What one client transaction of a finalized block did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptAnswer {
+    /// The block's height.
+    pub height: u64,
+    /// Its position among the block's transactions.
+    pub index: u32,
+    /// The acting id (an account's, or a session's).
+    pub account: u64,
+    /// The transaction's nonce.
+    pub nonce: u64,
+    /// Its events.
+    pub events: Vec<bulwark_engine::Event>,
+}
+
+/// Receipts of finalized blocks from a cursor on, as one node saw them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptsAnswer {
+    /// The node's finalized height.
+    pub height: u64,
+    /// The oldest height whose receipts the node still holds (0 when none).
+    pub oldest: u64,
+    /// Receipts in (height, index) order, at most [`RECEIPTS_PER_ANSWER`].
+    pub receipts: Vec<ReceiptAnswer>,
+    /// The cursor to ask from next: (height, index).
+    pub next: (u64, u32),
+}
+
 /// The ledger's withdrawals and what the vault did with them, as one node saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WithdrawalsAnswer {

@@ -93,6 +93,8 @@ pub struct Executed {
     /// Oracle fault evidence the block's certified rounds completed (a member deviating from
     /// the aggregate for too many rounds), for the sentinel.
     pub oracle_faults: Vec<bulwark_engine::oracle::FaultEvidence>,
+    /// What each client transaction did.
+    pub receipts: Vec<Receipt>,
 }
 
 /// The state a block builds on.
@@ -227,15 +229,11 @@ pub fn check_and_execute(
         .filter(|(_, known)| !known)
         .map(|(tx, _)| tx.clone())
         .collect();
-    verify_batch_parallel(
-        &unchecked,
-        |account| parent.account(account).map(|a| a.public_key),
-        verify_threads,
-    )
-    .map_err(Refusal::Signatures)?;
+    verify_batch_parallel(&unchecked, |account| parent.key_of(account), verify_threads)
+        .map_err(Refusal::Signatures)?;
     let mut engine = parent.clone();
     let mut events = Vec::new();
-    execute(&mut engine, block, &mut events);
+    let receipts = execute_with_receipts(&mut engine, block, &mut events);
     let fills = events
         .iter()
         .filter(|event| matches!(event, Event::Fill { .. }))
@@ -255,6 +253,7 @@ pub fn check_and_execute(
         fills,
         rejected,
         oracle_faults,
+        receipts,
     })
 }
 
@@ -352,8 +351,63 @@ pub fn proposer(parent: &Engine, block: &Block) -> Option<[u8; 32]> {
     Some(bytes)
 }
 
+/// What one client transaction of a finalized block did: its events (refused with a reason,
+/// accepted with the order's id, fills, cancels, a session opened, ...). What the end of the
+/// block did (stops triggered, liquidations) is in no receipt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Receipt {
+    /// The block's height.
+    pub height: u64,
+    /// The acting id (an account's or a session's).
+    pub account: bulwark_engine::AccountId,
+    /// The transaction's nonce.
+    pub nonce: u64,
+    /// What it did.
+    pub events: Vec<Event>,
+}
+
+/// [`execute`], and each client transaction's [`Receipt`].
+pub fn execute_with_receipts(
+    engine: &mut Engine,
+    block: &Block,
+    events: &mut Vec<Event>,
+) -> Vec<Receipt> {
+    let mut marks = Vec::with_capacity(block.rounds.len() + block.txs.len());
+    let before = events.len();
+    execute_inner(engine, block, events, Some(&mut marks));
+    // The rounds come first: the first transaction's events start where the last round's end.
+    let mut from = match block.rounds.len() {
+        0 => before,
+        rounds => marks.get(rounds - 1).copied().unwrap_or(before),
+    };
+    block
+        .txs
+        .iter()
+        .zip(marks.iter().skip(block.rounds.len()))
+        .map(|(tx, &to)| {
+            let receipt = Receipt {
+                height: block.height,
+                account: tx.account,
+                nonce: tx.nonce,
+                events: events.get(from..to).unwrap_or_default().to_vec(),
+            };
+            from = to;
+            receipt
+        })
+        .collect()
+}
+
 /// Executes `block` on `engine`, appending the events to `events`.
 pub fn execute(engine: &mut Engine, block: &Block, events: &mut Vec<Event>) {
+    execute_inner(engine, block, events, None);
+}
+
+fn execute_inner(
+    engine: &mut Engine,
+    block: &Block,
+    events: &mut Vec<Event>,
+    marks: Option<&mut Vec<usize>>,
+) {
     let commands: Vec<Command> = block
         .rounds
         .iter()
@@ -369,7 +423,12 @@ pub fn execute(engine: &mut Engine, block: &Block, events: &mut Vec<Event>) {
         .any(|tx| matches!(tx.command, bulwark_engine::ClientCommand::Withdraw { .. }))
         .then(|| proposer(engine, block))
         .flatten();
-    engine.execute_block(block.time_ms, proposer, &commands, events);
+    match marks {
+        Some(marks) => {
+            engine.execute_block_marked(block.time_ms, proposer, &commands, events, marks);
+        }
+        None => engine.execute_block(block.time_ms, proposer, &commands, events),
+    }
 }
 
 #[cfg(test)]
@@ -454,6 +513,45 @@ mod tests {
         .expect("honest block")
         .engine;
         assert_ne!(after.state_root(), engine.state_root());
+    }
+
+    #[test]
+    fn each_transaction_gets_the_receipt_of_what_it_did() {
+        let (engine, digest, key) = setup();
+        let mut again = buy(&key);
+        again.nonce = 2;
+        if let ClientCommand::Limit(order) = &mut again.command {
+            order.qty = 0;
+            order.client_order_id = 2;
+        }
+        let again = SignedTx::sign(again.account, again.nonce, again.command, &key);
+        let good = block(digest, engine.state_root(), vec![buy(&key), again]);
+        let executed = check_and_execute(
+            at_genesis(&engine, &engine.state_root()),
+            &good,
+            5,
+            1,
+            &none,
+        )
+        .expect("honest block");
+        let receipts = executed.receipts;
+        assert_eq!(receipts.len(), 2);
+        assert_eq!((receipts[0].height, receipts[0].nonce), (1, 1));
+        assert!(matches!(
+            receipts[0].events.as_slice(),
+            [Event::Accepted {
+                client_order_id: 1,
+                ..
+            }]
+        ));
+        assert!(matches!(
+            receipts[1].events.as_slice(),
+            [Event::Rejected {
+                client_order_id: 2,
+                reason: bulwark_engine::RejectReason::InvalidSize,
+                ..
+            }]
+        ));
     }
 
     #[test]

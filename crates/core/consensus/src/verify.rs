@@ -275,12 +275,11 @@ impl Verifier {
             self.certificates += 1;
             self.certified_height = height;
         }
-        verify_batch(&block.txs, |account| {
-            self.engine.account(account).map(|a| a.public_key)
-        })
-        .map_err(|e| VerifyError::Signature {
-            height,
-            reason: e.to_string(),
+        verify_batch(&block.txs, |account| self.engine.key_of(account)).map_err(|e| {
+            VerifyError::Signature {
+                height,
+                reason: e.to_string(),
+            }
         })?;
         let mut events = Vec::new();
         execute(&mut self.engine, &block, &mut events);

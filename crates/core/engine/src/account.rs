@@ -76,6 +76,10 @@ pub struct Account {
     pub open: BTreeMap<InstrumentId, OpenOrders>,
     /// Resting (untriggered) stops, over all instruments.
     pub stops: u32,
+    /// Open trading sessions by slot (at most [`crate::session::SESSIONS_MAX`]).
+    pub sessions: BTreeMap<u8, crate::session::SessionKey>,
+    /// The logon time of the newest session opened: a grant must be newer (no replay).
+    pub last_logon_ms: u64,
 }
 
 impl Account {

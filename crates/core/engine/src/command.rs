@@ -12,6 +12,58 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct AccountId(pub u64);
 
+/// Bit 62 of an [`AccountId`] marks a trading session's id (bit 63 stays clear: the insurance
+/// fund is `u64::MAX`): `SESSION_FLAG | slot << 48 | account` for an account below 2^48.
+pub const SESSION_FLAG: u64 = 1 << 62;
+/// Accounts that may open sessions are below this.
+pub const SESSION_ACCOUNT_LIMIT: u64 = 1 << 48;
+
+impl AccountId {
+    /// The id under which session `slot` of this account acts, when the account may have
+    /// sessions (below [`SESSION_ACCOUNT_LIMIT`]).
+    pub fn session(self, slot: u8) -> Option<AccountId> {
+        (self.0 < SESSION_ACCOUNT_LIMIT)
+            .then(|| AccountId(SESSION_FLAG | u64::from(slot) << 48 | self.0))
+    }
+
+    /// The account and slot of a session id; `None` for an account's own id.
+    pub fn as_session(self) -> Option<(AccountId, u8)> {
+        let high = self.0 >> 56;
+        if high != SESSION_FLAG >> 56 {
+            return None;
+        }
+        let slot = ((self.0 >> 48) & 0xff) as u8;
+        Some((AccountId(self.0 & (SESSION_ACCOUNT_LIMIT - 1)), slot))
+    }
+
+    /// Whether an account may be opened under this id (session ids are reserved).
+    pub fn is_reserved(self) -> bool {
+        self.0 & SESSION_FLAG != 0 && self.0 != u64::MAX
+    }
+}
+
+/// A trader's authorization of a trading session: the fields of its logon (FIX Logon or the
+/// JSON-RPC `public/auth`) that it signed with the account's key, and the delegated key the
+/// gateway holds for the session. The transaction that carries it acts under the session's id
+/// ([`AccountId::session`]) and its signature is the trader's logon signature over
+/// [`crate::session::logon_payload`], checked under the account's registered key. See
+/// [`crate::session`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionGrant {
+    /// The session's Ed25519 key (held by the gateway; signs the session's transactions).
+    pub key: [u8; 32],
+    /// When the session ends by itself, Unix milliseconds (at most a day after the logon).
+    pub expires_ms: u64,
+    /// The logon's time, Unix milliseconds (FIX SendingTime).
+    pub logon_ms: u64,
+    /// The logon's random nonce.
+    pub logon_nonce: [u8; 16],
+    /// Who logged on (FIX SenderCompID): 1 to 32 printable ASCII bytes.
+    pub sender: String,
+    /// Where (FIX TargetCompID, the gateway): 1 to 32 printable ASCII bytes.
+    pub target: String,
+}
+
 /// An instrument, by its position in the engine's listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -200,6 +252,14 @@ pub enum ClientCommand {
         /// Which of the vault's keys pays (JSON default: `bitcoin`).
         #[serde(default)]
         chain: PayoutChain,
+    },
+    /// Open a trading session (under a session id, signed by the trader's logon signature).
+    OpenSession(SessionGrant),
+    /// End a session: under the session's own id (`slot` must be its own), or under the
+    /// account's id for any of its sessions (revocation by the trader).
+    CloseSession {
+        /// Which session.
+        slot: u8,
     },
 }
 

@@ -364,9 +364,35 @@ impl Engine {
         self.proposer = None;
     }
 
+    /// [`Engine::execute_block`] that also records, in `marks`, the length of `out` after each
+    /// command of `batch` (so `out[marks[i - 1]..marks[i]]` is what command `i` did; what the end
+    /// of the batch did follows the last mark).
+    pub fn execute_block_marked(
+        &mut self,
+        time_ms: u64,
+        proposer: Option<[u8; 32]>,
+        batch: &[Command],
+        out: &mut Vec<Event>,
+        marks: &mut Vec<usize>,
+    ) {
+        self.proposer = proposer;
+        self.execute_inner(time_ms, batch, out, Some(marks));
+        self.proposer = None;
+    }
+
     /// Executes one batch at `time_ms` (a time earlier than the engine's is treated as the
     /// engine's: time never runs backwards), appending events to `out`.
     pub fn execute(&mut self, time_ms: u64, batch: &[Command], out: &mut Vec<Event>) {
+        self.execute_inner(time_ms, batch, out, None);
+    }
+
+    fn execute_inner(
+        &mut self,
+        time_ms: u64,
+        batch: &[Command],
+        out: &mut Vec<Event>,
+        mut marks: Option<&mut Vec<usize>>,
+    ) {
         let time_ms = time_ms.max(self.state.time_ms);
         let elapsed_ms = time_ms - self.state.time_ms;
         self.state.time_ms = time_ms;
@@ -378,6 +404,9 @@ impl Engine {
                     command,
                 } => self.client(*account, *nonce, command, out),
                 Command::System(sys) => self.system(sys, out),
+            }
+            if let Some(marks) = marks.as_deref_mut() {
+                marks.push(out.len());
             }
         }
         self.end_of_batch(elapsed_ms, out);
@@ -409,6 +438,10 @@ impl Engine {
             } => {
                 if self.state.accounts.contains_key(account) || *account == INSURANCE_FUND {
                     out.push(reject(Some(*account), RejectReason::AccountExists));
+                    return;
+                }
+                if account.is_reserved() {
+                    out.push(reject(Some(*account), RejectReason::ReservedAccountId));
                     return;
                 }
                 self.state.accounts.insert(

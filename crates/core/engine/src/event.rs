@@ -96,6 +96,18 @@ pub enum RejectReason {
     TooManyStops,
     /// A withdrawal's destination is not a key its chain can pay.
     InvalidDestination,
+    /// A session grant that is stale, not newer than the account's last logon, with a lifetime
+    /// out of bounds or malformed CompIDs.
+    SessionRefused,
+    /// The session's slot is taken, or the account has the most sessions allowed.
+    TooManySessions,
+    /// No open session at that slot (never opened, closed or expired).
+    NoSession,
+    /// A session may trade and cancel, not withdraw or open sessions; an account opens a
+    /// session only under the session's id.
+    OutsideSessionScope,
+    /// An account id reserved for sessions.
+    ReservedAccountId,
 }
 
 /// Why an order left the book without filling.
@@ -150,6 +162,24 @@ pub enum Event {
         amount: i128,
         /// Cash balance after.
         balance: i128,
+    },
+    /// A trading session was opened for an account (see [`crate::session`]).
+    SessionOpened {
+        /// Whose.
+        account: AccountId,
+        /// Its slot: it acts under `account.session(slot)`.
+        slot: u8,
+        /// When it ends.
+        expires_ms: u64,
+    },
+    /// A session ended: closed by the gateway or the trader, or found expired.
+    SessionClosed {
+        /// Whose.
+        account: AccountId,
+        /// Its slot.
+        slot: u8,
+        /// It had expired.
+        expired: bool,
     },
     /// A withdrawal was debited and awaits custody's signature.
     WithdrawalRequested {

@@ -24,13 +24,14 @@ pub mod oracle;
 pub mod orders;
 pub mod pricing;
 pub mod sentinel;
+pub mod session;
 pub mod settle;
 pub mod snapshot;
 pub mod stops;
 
 pub use command::{
-    AccountId, ClientCommand, Command, InstrumentId, OrderId, PayoutChain, Side, StopDirection,
-    StopOrder,
+    AccountId, ClientCommand, Command, InstrumentId, OrderId, PayoutChain, SessionGrant, Side,
+    StopDirection, StopOrder,
 };
 pub use engine::{Engine, EngineConfig, Withdrawal};
 pub use event::{Event, RejectReason};

@@ -45,7 +45,7 @@ fn ceil_ppm(value: i128, ppm: u32) -> i128 {
 }
 
 impl Engine {
-    /// Executes one client request.
+    /// Executes one client request (under an account's id or a session's).
     pub(crate) fn client(
         &mut self,
         account: AccountId,
@@ -53,23 +53,60 @@ impl Engine {
         cmd: &ClientCommand,
         out: &mut Vec<Event>,
     ) {
-        let reject = |reason| Event::Rejected {
-            account: Some(account),
-            client_order_id: client_order_id(cmd),
-            reason,
+        let result = match account.as_session() {
+            Some((owner, slot)) => self.session_client(owner, slot, nonce, cmd, out),
+            None => self.own_client(account, nonce, cmd, out),
         };
-        let Some(acct) = self.state.accounts.get_mut(&account) else {
-            out.push(reject(RejectReason::UnknownAccount));
-            return;
-        };
+        if let Err(reason) = result {
+            out.push(Event::Rejected {
+                account: Some(account.as_session().map_or(account, |(owner, _)| owner)),
+                client_order_id: client_order_id(cmd),
+                reason,
+            });
+        }
+    }
+
+    /// A request under the account's own id, signed by its registered key.
+    fn own_client(
+        &mut self,
+        account: AccountId,
+        nonce: u64,
+        cmd: &ClientCommand,
+        out: &mut Vec<Event>,
+    ) -> Result<(), RejectReason> {
+        let acct = self
+            .state
+            .accounts
+            .get_mut(&account)
+            .ok_or(RejectReason::UnknownAccount)?;
         if nonce != 0 {
             if nonce <= acct.nonce {
-                out.push(reject(RejectReason::StaleNonce));
-                return;
+                return Err(RejectReason::StaleNonce);
             }
             acct.nonce = nonce;
         }
-        let result = match cmd {
+        match cmd {
+            ClientCommand::Withdraw {
+                amount,
+                destination,
+                chain,
+            } => self.withdraw(account, *amount, *destination, *chain, out),
+            // A session is opened under its own id, with the logon signature.
+            ClientCommand::OpenSession(_) => Err(RejectReason::OutsideSessionScope),
+            ClientCommand::CloseSession { slot } => self.revoke_session(account, *slot, out),
+            trade => self.trade(account, trade, out),
+        }
+    }
+
+    /// Orders, stops, cancels, amends and mass cancels: what an account and its sessions may
+    /// both do.
+    pub(crate) fn trade(
+        &mut self,
+        account: AccountId,
+        cmd: &ClientCommand,
+        out: &mut Vec<Event>,
+    ) -> Result<(), RejectReason> {
+        match cmd {
             ClientCommand::Limit(o) => self.place(account, o, false, None, out),
             ClientCommand::Stop(o) => self.place_stop(account, o, out),
             ClientCommand::Market {
@@ -106,14 +143,9 @@ impl Engine {
                 self.cancel_all(account, *instrument, CancelReason::MassCancel, out);
                 Ok(())
             }
-            ClientCommand::Withdraw {
-                amount,
-                destination,
-                chain,
-            } => self.withdraw(account, *amount, *destination, *chain, out),
-        };
-        if let Err(reason) = result {
-            out.push(reject(reason));
+            ClientCommand::Withdraw { .. }
+            | ClientCommand::OpenSession(_)
+            | ClientCommand::CloseSession { .. } => Err(RejectReason::OutsideSessionScope),
         }
     }
 

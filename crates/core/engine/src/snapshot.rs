@@ -20,8 +20,9 @@ const MAGIC: &[u8; 6] = b"BWSNAP";
 /// Version 3 added resting stops (and each account's stop count); version 4 the sentinel's
 /// committee trust; version 5 the epoch's key commitment in it; version 6 the credited chain
 /// deposits; version 7 the seats, operators and joining candidates of the trust state; version 8
-/// the recorded withdrawals.
-const VERSION: u8 = 8;
+/// the recorded withdrawals; version 9 each withdrawal's proposer and each account's trading
+/// sessions and last logon time.
+const VERSION: u8 = 9;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {

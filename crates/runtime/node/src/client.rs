@@ -117,6 +117,24 @@ impl Client {
         }
     }
 
+    /// Receipts of finalized blocks from (`height`, `index`) on (one page); the node waits up to
+    /// `wait_ms` for a new block when it has nothing there yet.
+    pub fn receipts(
+        &mut self,
+        height: u64,
+        index: u32,
+        wait_ms: u32,
+    ) -> Result<bulwark_api::answers::ReceiptsAnswer, ClientError> {
+        match self.request(&Request::Receipts {
+            height,
+            index,
+            wait_ms,
+        })? {
+            Response::Receipts(value) => Ok(*value),
+            other => Err(unexpected("receipts", &other)),
+        }
+    }
+
     /// The ledger's withdrawals from id `from` on (one page), with what the vault did with each.
     pub fn withdrawals(
         &mut self,
@@ -272,6 +290,7 @@ fn unexpected(request: &'static str, got: &Response) -> ClientError {
         Response::Affirmed(_) => "an affirmation",
         Response::AdmitHeld => "an admission held",
         Response::Withdrawals(_) => "withdrawals",
+        Response::Receipts(_) => "receipts",
         Response::Error { .. } => "an error",
     };
     ClientError::UnexpectedResponse { request, got }

@@ -90,6 +90,9 @@ pub enum Refusal {
     /// This endpoint does not serve the vault's withdrawals.
     #[error("this endpoint does not serve the vault's withdrawals")]
     NoVault,
+    /// This endpoint does not serve receipts.
+    #[error("this endpoint does not serve receipts")]
+    NoReceipts,
 }
 
 /// Answers the requests of every connection; called from many threads at once.
@@ -131,6 +134,17 @@ pub trait Handler {
     fn withdrawals(&self, from: u64) -> Result<bulwark_api::answers::WithdrawalsAnswer, Refusal> {
         let _ = from;
         Err(Refusal::NoVault)
+    }
+    /// Receipts of finalized blocks from (`height`, `index`) on, waiting up to `wait_ms` for a
+    /// new block when there is nothing there yet.
+    fn receipts(
+        &self,
+        height: u64,
+        index: u32,
+        wait_ms: u32,
+    ) -> Result<bulwark_api::answers::ReceiptsAnswer, Refusal> {
+        let _ = (height, index, wait_ms);
+        Err(Refusal::NoReceipts)
     }
     /// Credential activation by the node's TPM, or why not (sent as [`ErrorCode::Refused`]).
     fn activate(
@@ -630,6 +644,18 @@ fn respond(frame: &Frame, session: &mut Session, shared: &Shared) -> Vec<u8> {
         },
         Request::Admit(admit) => match handler.admit(*admit) {
             Ok(()) => Response::AdmitHeld,
+            Err(refusal) => refused(&refusal),
+        },
+        Request::Receipts {
+            height,
+            index,
+            wait_ms,
+        } => match handler.receipts(
+            height,
+            index,
+            wait_ms.min(bulwark_api::answers::RECEIPTS_WAIT_MS_MAX),
+        ) {
+            Ok(value) => Response::Receipts(Box::new(value)),
             Err(refusal) => refused(&refusal),
         },
         Request::Withdrawals { from } => match handler.withdrawals(from) {

@@ -122,6 +122,7 @@ fn replica_config(genesis: (Engine, Digest), snapshots: &str) -> ReplicaConfig {
         snapshot_partition: snapshots.into(),
         snapshot_every: 0,
         ledger_kept: 1,
+        receipts: None,
         // The bench replays a log; it never catches up from peers.
         identity: None,
     }

@@ -325,6 +325,7 @@ impl World {
             // Often, so that restarts in the simulation restore from snapshots.
             snapshot_every: 4,
             ledger_kept: usize::MAX,
+            receipts: None,
             identity: Some(*self.output.public().public()),
         }
     }

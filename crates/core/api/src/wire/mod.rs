@@ -37,6 +37,8 @@
 //! | `0x8a` | [`Response::AdmitHeld`] | empty |
 //! | `0x0b` | [`Request::Withdrawals`] | first withdrawal id `u64` |
 //! | `0x8b` | [`Response::Withdrawals`] | JSON of [`crate::answers::WithdrawalsAnswer`] |
+//! | `0x0c` | [`Request::Receipts`] | height `u64`, index `u32`, wait in milliseconds `u32` |
+//! | `0x8c` | [`Response::Receipts`] | JSON of [`crate::answers::ReceiptsAnswer`] |
 //! | `0xff` | [`Response::Error`] | code `u16`, UTF-8 message (the rest) |
 //!
 //! [`PeerAuth`] is the asking peer's ed25519 node key (32 bytes), the time it asked (`u64`,
@@ -48,7 +50,7 @@
 
 use std::io;
 
-use crate::answers::{AccountAnswer, BookAnswer, NodeStatus, WithdrawalsAnswer};
+use crate::answers::{AccountAnswer, BookAnswer, NodeStatus, ReceiptsAnswer, WithdrawalsAnswer};
 use bulwark_engine::codec::{decode_batch, encode_batch, CodecError, SignedTx};
 use bulwark_engine::{AccountId, InstrumentId};
 use bulwark_sentinel::{Admit, Affirmation};
@@ -97,6 +99,8 @@ const KIND_ADMIT: u8 = 0x0a;
 const KIND_ADMIT_HELD: u8 = 0x8a;
 const KIND_WITHDRAWALS: u8 = 0x0b;
 const KIND_WITHDRAWALS_REPLY: u8 = 0x8b;
+const KIND_RECEIPTS: u8 = 0x0c;
+const KIND_RECEIPTS_REPLY: u8 = 0x8c;
 const KIND_ERROR: u8 = 0xff;
 
 /// The smallest encoded refusal: index and an empty reason's length.
@@ -164,6 +168,17 @@ pub enum Request {
     Withdrawals {
         /// The first withdrawal id.
         from: u64,
+    },
+    /// What each client transaction of the finalized blocks did, from (`height`, `index`) on;
+    /// when the node has nothing there yet, it waits up to `wait_ms` (at most
+    /// [`crate::answers::RECEIPTS_WAIT_MS_MAX`]) for the next block.
+    Receipts {
+        /// The first block's height.
+        height: u64,
+        /// The first transaction's position in it.
+        index: u32,
+        /// How long to wait for a new block.
+        wait_ms: u32,
     },
 }
 
@@ -259,6 +274,8 @@ pub enum Response {
     AdmitHeld,
     /// The answer to [`Request::Withdrawals`].
     Withdrawals(Box<WithdrawalsAnswer>),
+    /// The answer to [`Request::Receipts`].
+    Receipts(Box<ReceiptsAnswer>),
     /// The request failed.
     Error {
         /// What kind of failure.
@@ -353,6 +370,19 @@ pub fn encode_request(request: &Request, limits: &WireLimits) -> Result<Vec<u8>,
             kind: KIND_WITHDRAWALS,
             body: from.to_be_bytes().to_vec(),
         },
+        Request::Receipts {
+            height,
+            index,
+            wait_ms,
+        } => {
+            let mut body = height.to_be_bytes().to_vec();
+            body.extend_from_slice(&index.to_be_bytes());
+            body.extend_from_slice(&wait_ms.to_be_bytes());
+            Frame {
+                kind: KIND_RECEIPTS,
+                body,
+            }
+        }
         Request::Book { instrument, depth } => {
             if *depth > limits.book_depth_max {
                 return Err(WireError::DepthTooLarge {
@@ -437,6 +467,18 @@ pub fn decode_request(frame: &Frame, limits: &WireLimits) -> Result<Request, Wir
             let from = cursor.u64()?;
             cursor.finish()?;
             Ok(Request::Withdrawals { from })
+        }
+        KIND_RECEIPTS => {
+            let mut cursor = Cursor::new(body, "receipts request");
+            let height = cursor.u64()?;
+            let index = cursor.u32()?;
+            let wait_ms = cursor.u32()?;
+            cursor.finish()?;
+            Ok(Request::Receipts {
+                height,
+                index,
+                wait_ms,
+            })
         }
         KIND_ATTEST => {
             let mut cursor = Cursor::new(body, "attest request");
@@ -543,6 +585,7 @@ pub fn encode_response(response: &Response, frame_bytes_max: usize) -> Result<Ve
         Response::Status(value) => json(KIND_STATUS_REPLY, value.as_ref())?,
         Response::Account(value) => json(KIND_ACCOUNT_REPLY, value.as_ref())?,
         Response::Withdrawals(value) => json(KIND_WITHDRAWALS_REPLY, value.as_ref())?,
+        Response::Receipts(value) => json(KIND_RECEIPTS_REPLY, value.as_ref())?,
         Response::Book(value) => json(KIND_BOOK_REPLY, value)?,
         Response::Evidence(bytes) => Frame {
             kind: KIND_EVIDENCE,
@@ -630,6 +673,7 @@ pub fn decode_response(frame: &Frame) -> Result<Response, WireError> {
         KIND_STATUS_REPLY => Ok(Response::Status(Box::new(json(body, "status")?))),
         KIND_ACCOUNT_REPLY => Ok(Response::Account(Box::new(json(body, "account")?))),
         KIND_WITHDRAWALS_REPLY => Ok(Response::Withdrawals(Box::new(json(body, "withdrawals")?))),
+        KIND_RECEIPTS_REPLY => Ok(Response::Receipts(Box::new(json(body, "receipts")?))),
         KIND_BOOK_REPLY => Ok(Response::Book(json(body, "book")?)),
         KIND_EVIDENCE => Ok(Response::Evidence(body.to_vec())),
         KIND_ATTEST_KEY_REPLY => Ok(Response::AttestKey(body.to_vec())),

@@ -114,6 +114,9 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 Err(_) => warn!("oracle fault evidence names a key that is not ed25519"),
             }
         }
+        if let Some(sink) = &self.config.receipts {
+            sink(block.height, &speculative.receipts);
+        }
         let conserved = self.committed.totals().conserved();
         assert!(conserved, "money must be conserved after every block");
         self.record_finalized(block, speculative.rejected);
@@ -290,7 +293,11 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         self.config
             .mempool
             .remove_stale(block.txs.iter().map(|tx| tx.account), |account| {
-                committed.account(account).map(|a| a.nonce + 1)
+                // A session's id stands for its account: its nonces are the session's.
+                let owner = account.as_session().map_or(account, |(owner, _)| owner);
+                committed
+                    .account(owner)
+                    .map(|_| committed.next_nonce(account))
             });
         let mut stats = self
             .config

@@ -150,6 +150,9 @@ pub struct Committed {
 /// The committed log of one replica, shared with the test harness.
 pub type Ledger = Arc<Mutex<Vec<Committed>>>;
 
+/// Where a replica hands each finalized block's receipts.
+pub type ReceiptSink = Arc<dyn Fn(u64, &[crate::check::Receipt]) + Send + Sync>;
+
 /// Deliberate misbehaviour, for tests of the refusal path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -221,6 +224,9 @@ pub struct Config {
     pub snapshot_every: u64,
     /// How many committed heights the ledger keeps (the newest).
     pub ledger_kept: usize,
+    /// Told each finalized block's receipts, in height order, once (the node's endpoint serves
+    /// them to gateways). Blocks replayed at a restart are not told again.
+    pub receipts: Option<ReceiptSink>,
     /// The group public key (the venue's identity, the same in every epoch): the certificates
     /// of records peers send in catch-up are checked against it (None: this replica never
     /// catches up from certificates, only from its own consensus).
@@ -236,6 +242,7 @@ struct Speculative {
     fills: usize,
     rejected: usize,
     oracle_faults: Vec<bulwark_engine::oracle::FaultEvidence>,
+    receipts: Vec<crate::check::Receipt>,
 }
 
 /// The replica's application actor.

@@ -57,6 +57,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 fills: 0,
                 rejected: 0,
                 oracle_faults: Vec::new(),
+                receipts: Vec::new(),
             },
         );
         let started = context.current();

@@ -74,6 +74,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                             fills: executed.fills,
                             rejected: executed.rejected,
                             oracle_faults: executed.oracle_faults,
+                            receipts: executed.receipts,
                         },
                     );
                 }

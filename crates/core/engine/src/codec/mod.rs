@@ -89,8 +89,12 @@ const CLIENT_COMMAND_BYTES_MIN: usize = 2;
 /// The largest client command: withdraw (tag, `i64` amount, 32-byte destination, chain), one
 /// byte longer than a stop-limit (tag, instrument, side, direction, trigger, present limit, qty,
 /// reduce-only, client order id).
-const CLIENT_COMMAND_BYTES_MAX: usize = 1 + 8 + 32 + 1;
+const CLIENT_COMMAND_BYTES_MAX: usize = SESSION_GRANT_BYTES_MAX + 1;
 const _: () = assert!(CLIENT_COMMAND_BYTES_MAX > 1 + 4 + 1 + 1 + 8 + (1 + 8) + 8 + 1 + 8);
+const _: () = assert!(CLIENT_COMMAND_BYTES_MAX > 1 + 8 + 32 + 1);
+/// A session grant: key, expiry, logon time, nonce, and two CompIDs with their length bytes.
+const SESSION_GRANT_BYTES_MAX: usize =
+    32 + 8 + 8 + 16 + 2 * (1 + crate::session::COMP_ID_BYTES_MAX);
 /// The smallest signed transaction inside a batch; bounds a batch's count by its byte length.
 const SIGNED_TX_BODY_BYTES_MIN: usize = 8 + 8 + CLIENT_COMMAND_BYTES_MIN + SIGNATURE_BYTES;
 /// The largest signed transaction frame.
@@ -516,6 +520,57 @@ impl Wire for StopOrder {
     }
 }
 
+/// A CompID: a length byte, then 1 to [`crate::session::COMP_ID_BYTES_MAX`] printable ASCII
+/// bytes.
+fn put_comp_id(text: &str, out: &mut Vec<u8>) {
+    // Grants are built from checked CompIDs; the length byte cannot overflow for those.
+    out.push(u8::try_from(text.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(text.as_bytes());
+}
+
+fn take_comp_id(reader: &mut Reader<'_>) -> Result<String, CodecError> {
+    let len = usize::from(reader.u8()?);
+    if len == 0 || len > crate::session::COMP_ID_BYTES_MAX {
+        return Err(CodecError::CountTooLarge {
+            count: len,
+            max: crate::session::COMP_ID_BYTES_MAX,
+        });
+    }
+    let mut text = String::with_capacity(len);
+    for _ in 0..len {
+        let byte = reader.u8()?;
+        if !byte.is_ascii_graphic() {
+            return Err(CodecError::UnknownTag {
+                what: "CompID byte",
+                tag: byte,
+            });
+        }
+        text.push(char::from(byte));
+    }
+    Ok(text)
+}
+
+impl Wire for crate::command::SessionGrant {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.key.put(out);
+        self.expires_ms.put(out);
+        self.logon_ms.put(out);
+        self.logon_nonce.put(out);
+        put_comp_id(&self.sender, out);
+        put_comp_id(&self.target, out);
+    }
+    fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(crate::command::SessionGrant {
+            key: Wire::take(reader)?,
+            expires_ms: Wire::take(reader)?,
+            logon_ms: Wire::take(reader)?,
+            logon_nonce: Wire::take(reader)?,
+            sender: take_comp_id(reader)?,
+            target: take_comp_id(reader)?,
+        })
+    }
+}
+
 impl Wire for ClientCommand {
     fn put(&self, out: &mut Vec<u8>) {
         match self {
@@ -575,6 +630,14 @@ impl Wire for ClientCommand {
                 out.push(7);
                 order.put(out);
             }
+            ClientCommand::OpenSession(grant) => {
+                out.push(8);
+                grant.put(out);
+            }
+            ClientCommand::CloseSession { slot } => {
+                out.push(9);
+                out.push(*slot);
+            }
         }
     }
     fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
@@ -612,6 +675,8 @@ impl Wire for ClientCommand {
                 },
             }),
             7 => Ok(ClientCommand::Stop(Wire::take(reader)?)),
+            8 => Ok(ClientCommand::OpenSession(Wire::take(reader)?)),
+            9 => Ok(ClientCommand::CloseSession { slot: reader.u8()? }),
             tag => Err(CodecError::UnknownTag {
                 what: "client command",
                 tag,

@@ -67,6 +67,16 @@ fn client_commands() -> Vec<ClientCommand> {
             side: Side::Buy,
             ..stop(None)
         }),
+        // The largest: a grant with CompIDs at their bound.
+        ClientCommand::OpenSession(crate::command::SessionGrant {
+            key: [0x11; 32],
+            expires_ms: u64::MAX,
+            logon_ms: 1,
+            logon_nonce: [0x22; 16],
+            sender: "S".repeat(crate::session::COMP_ID_BYTES_MAX),
+            target: "T".repeat(crate::session::COMP_ID_BYTES_MAX),
+        }),
+        ClientCommand::CloseSession { slot: 255 },
     ]
 }
 
@@ -308,12 +318,12 @@ fn stop_layout_is_pinned_and_bad_bytes_are_typed_errors() {
         Err(CodecError::NonCanonical("a bool must be 0 or 1"))
     );
     let mut garbage = bytes;
-    garbage[1] = 0x08;
+    garbage[1] = 0x0a;
     assert_eq!(
         decode_client_command(&garbage),
         Err(CodecError::UnknownTag {
             what: "client command",
-            tag: 8
+            tag: 0x0a
         })
     );
 }

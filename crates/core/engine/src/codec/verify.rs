@@ -212,7 +212,13 @@ where
         if tx.nonce == 0 {
             return ChunkOutcome::Refused(VerifyError::ZeroNonce(index));
         }
-        let Some(key_bytes) = keys(tx.account) else {
+        // The account's key signs its own transactions and the logon that opens a session; a
+        // session's key signs the rest of the session's.
+        let signer = match (&tx.command, tx.account.as_session()) {
+            (ClientCommand::OpenSession(_), Some((owner, _))) => owner,
+            _ => tx.account,
+        };
+        let Some(key_bytes) = keys(signer) else {
             return ChunkOutcome::Refused(VerifyError::UnknownAccount(index));
         };
         // A weak key would let anyone forge signatures that pass the batch equation.
@@ -311,6 +317,10 @@ fn combine(outcomes: Vec<ChunkOutcome>) -> Result<(), VerifyError> {
 }
 
 fn signed_message(account: AccountId, nonce: u64, command: &ClientCommand) -> Vec<u8> {
+    // Opening a session is signed by the trader's logon signature, over the logon's fields.
+    if let (ClientCommand::OpenSession(grant), Some((owner, _))) = (command, account.as_session()) {
+        return grant.payload(owner);
+    }
     let mut message = Vec::with_capacity(TX_NAMESPACE.len() + 1 + 8 + 8 + CLIENT_COMMAND_BYTES_MAX);
     message.extend_from_slice(TX_NAMESPACE);
     message.push(FRAME_VERSION);

@@ -28,11 +28,11 @@ fn sorted(samples: &std::collections::VecDeque<f64>) -> Vec<f64> {
 
 impl Keys for EngineKeys {
     fn public_key(&self, account: AccountId) -> Option<[u8; 32]> {
-        self.0.account(account).map(|a| a.public_key)
+        self.0.key_of(account)
     }
 
     fn next_nonce(&self, account: AccountId) -> u64 {
-        self.0.account(account).map_or(1, |a| a.nonce + 1)
+        self.0.next_nonce(account)
     }
 }
 
@@ -48,6 +48,7 @@ pub(crate) struct Endpoint {
     pub(crate) view: Arc<Mutex<Arc<Engine>>>,
     pub(crate) stats: SharedStats,
     pub(crate) ledger: Ledger,
+    pub(crate) receipts: Arc<crate::node::receipts::ReceiptLog>,
     pub(crate) refused: Arc<AtomicU64>,
     pub(crate) evidence: bulwark_consensus::evidence::EvidenceLog,
     pub(crate) sentinel: bulwark_consensus::sentinel_feed::SharedSentinel,
@@ -424,6 +425,19 @@ impl Handler for Endpoint {
             standing,
             standing_error,
         })
+    }
+
+    fn receipts(
+        &self,
+        height: u64,
+        index: u32,
+        wait_ms: u32,
+    ) -> Result<bulwark_api::answers::ReceiptsAnswer, Refusal> {
+        Ok(self.receipts.since(
+            height,
+            index,
+            std::time::Duration::from_millis(u64::from(wait_ms)),
+        ))
     }
 
     fn withdrawals(&self, from: u64) -> Result<bulwark_api::answers::WithdrawalsAnswer, Refusal> {

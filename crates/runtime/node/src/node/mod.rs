@@ -28,6 +28,7 @@ pub mod keystore;
 pub mod oracle_sources;
 pub mod p2p;
 pub mod peer_gate;
+mod receipts;
 mod shares;
 pub(crate) mod startup;
 mod tasks;

@@ -370,6 +370,8 @@ pub(super) struct Shared {
     pub(super) view: Arc<Mutex<Arc<Engine>>>,
     pub(super) stats: SharedStats,
     pub(super) ledger: Ledger,
+    /// Finalized blocks' receipts, for gateways.
+    pub(super) receipts: Arc<super::receipts::ReceiptLog>,
     pub(super) refused: Arc<AtomicU64>,
     pub(super) evidence: EvidenceLog,
     pub(super) admission_status: attest::AdmissionStatus,
@@ -405,6 +407,7 @@ impl Shared {
             view: Arc::new(Mutex::new(Arc::new(prepared.genesis.0.clone()))),
             stats: Arc::new(Mutex::new(Default::default())),
             ledger: Arc::new(Mutex::new(Vec::new())),
+            receipts: Arc::default(),
             refused: Arc::new(AtomicU64::new(0)),
             evidence: EvidenceLog::default(),
             admission_status: Arc::new(Mutex::new(None)),
@@ -545,6 +548,7 @@ pub(super) fn start_endpoint(
         view: shared.view.clone(),
         stats: shared.stats.clone(),
         ledger: shared.ledger.clone(),
+        receipts: shared.receipts.clone(),
         refused: shared.refused.clone(),
         evidence: shared.evidence.clone(),
         sentinel: shared.sentinel.clone(),
@@ -669,6 +673,14 @@ pub(super) async fn start_consensus(
         snapshot_every: config.snapshot_every,
         // Status needs the newest height only; the sim keeps every one.
         ledger_kept: 1_024,
+        receipts: Some({
+            let log = shared.receipts.clone();
+            Arc::new(
+                move |height: u64, receipts: &[bulwark_consensus::check::Receipt]| {
+                    log.push(height, receipts)
+                },
+            )
+        }),
         identity: Some(identity),
     };
     let member_config = MemberConfig {

@@ -1,0 +1,386 @@
+//! Trading sessions: a trader's logon signature opens a session whose key the gateway holds; the
+//! session trades and cancels for the account and nothing else; a replayed, stale, forged or
+//! overlong grant opens nothing; the trader can revoke it; it ends at its expiry; it survives a
+//! snapshot. Every transaction goes through `verify_batch` first, as in a block.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use bulwark_engine::codec::{verify_batch, SignedTx, VerifyError};
+use bulwark_engine::command::{LimitOrder, SelfTradePrevention, SystemCommand, TimeInForce};
+use bulwark_engine::session::{SESSIONS_MAX, SESSION_LIFETIME_MAX_MS};
+use bulwark_engine::{
+    AccountId, ClientCommand, Command, Engine, EngineConfig, Event, PayoutChain, RejectReason,
+    SessionGrant, Side,
+};
+use common::BTC;
+use ed25519_dalek::SigningKey;
+
+const T: u64 = 1_796_567_400_000;
+const TRADER: AccountId = AccountId(5);
+
+fn trader_key() -> SigningKey {
+    SigningKey::from_bytes(&[5; 32])
+}
+
+fn session_key(i: u8) -> SigningKey {
+    SigningKey::from_bytes(&[100 + i; 32])
+}
+
+fn engine() -> Engine {
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut out = Vec::new();
+    engine.execute(
+        T,
+        &[
+            Command::System(SystemCommand::OpenAccount {
+                account: TRADER,
+                public_key: trader_key().verifying_key().to_bytes(),
+            }),
+            Command::System(SystemCommand::Deposit {
+                account: TRADER,
+                amount: 1_000_000_000_000,
+            }),
+            common::index_cmd(60_000),
+        ],
+        &mut out,
+    );
+    engine
+}
+
+fn grant(logon_ms: u64, key: &SigningKey) -> SessionGrant {
+    SessionGrant {
+        key: key.verifying_key().to_bytes(),
+        expires_ms: logon_ms + 3_600_000,
+        logon_ms,
+        logon_nonce: [logon_ms as u8; 16],
+        sender: "TRADER5".into(),
+        target: "BULWARK-DC1".into(),
+    }
+}
+
+/// The gateway's transaction opening `grant` at `slot`, signed by the trader's logon signature
+/// (what the trader signed at logon, taken as is).
+fn open(slot: u8, grant: SessionGrant, signer: &SigningKey) -> SignedTx {
+    use ed25519_dalek::Signer as _;
+    let signature = signer.sign(&grant.payload(TRADER)).to_bytes();
+    SignedTx {
+        account: TRADER.session(slot).unwrap(),
+        nonce: grant.logon_ms,
+        command: ClientCommand::OpenSession(grant),
+        signature,
+    }
+}
+
+fn buy(client_order_id: u64) -> ClientCommand {
+    ClientCommand::Limit(LimitOrder {
+        instrument: BTC,
+        side: Side::Buy,
+        price: 590_000,
+        qty: 1,
+        tif: TimeInForce::Gtc,
+        post_only: false,
+        reduce_only: false,
+        stp: SelfTradePrevention::default(),
+        client_order_id,
+    })
+}
+
+/// Verifies `txs` against the engine's keys (as a block's check does), then executes them.
+fn run(engine: &mut Engine, at: u64, txs: &[SignedTx]) -> Result<Vec<Event>, VerifyError> {
+    verify_batch(txs, |id| engine.key_of(id))?;
+    let commands: Vec<Command> = txs.iter().cloned().map(SignedTx::into_command).collect();
+    let mut out = Vec::new();
+    engine.execute(at, &commands, &mut out);
+    Ok(out)
+}
+
+fn rejections(events: &[Event]) -> Vec<RejectReason> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Rejected { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_logon_signature_opens_a_session_that_trades_for_the_account_and_cannot_withdraw() {
+    let mut engine = engine();
+    let key = session_key(0);
+    let g = grant(T, &key);
+    let events = run(&mut engine, T + 5, &[open(3, g.clone(), &trader_key())]).unwrap();
+    assert!(events.contains(&Event::SessionOpened {
+        account: TRADER,
+        slot: 3,
+        expires_ms: g.expires_ms
+    }));
+    let id = TRADER.session(3).unwrap();
+    assert_eq!(id.as_session(), Some((TRADER, 3)));
+    assert_eq!(engine.key_of(id), Some(key.verifying_key().to_bytes()));
+    assert_eq!(engine.next_nonce(id), T + 1);
+
+    // The session's key signs an order: it rests for the account.
+    let order = SignedTx::sign(id, T + 1, buy(11), &key);
+    let events = run(&mut engine, T + 10, std::slice::from_ref(&order)).unwrap();
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Accepted { account, client_order_id: 11, .. } if *account == TRADER)),
+        "{events:?}"
+    );
+    // Replayed: stale; the account's own nonce is untouched.
+    assert_eq!(
+        rejections(&run(&mut engine, T + 11, &[order]).unwrap()),
+        [RejectReason::StaleNonce]
+    );
+    assert_eq!(engine.account(TRADER).unwrap().nonce, 0);
+    // Signed by the trader's key instead of the session's: not a valid signature.
+    let wrong = SignedTx::sign(id, T + 2, buy(12), &trader_key());
+    assert!(matches!(
+        run(&mut engine, T + 12, &[wrong]),
+        Err(VerifyError::BadSignatures(_))
+    ));
+    // A withdrawal or another grant through the session: out of scope, nothing moves.
+    let cash = engine.account(TRADER).unwrap().cash;
+    let withdraw = SignedTx::sign(
+        id,
+        T + 3,
+        ClientCommand::Withdraw {
+            amount: 1_000_000,
+            destination: [2; 32],
+            chain: PayoutChain::Ed25519,
+        },
+        &key,
+    );
+    let another = SignedTx::sign(
+        id,
+        T + 4,
+        ClientCommand::OpenSession(grant(T + 20, &key)),
+        &key,
+    );
+    // (Signed by the session key over an ordinary message: the verifier checks a grant under
+    // the account's key over the logon payload, so it fails there.)
+    assert!(run(&mut engine, T + 13, &[another]).is_err());
+    assert_eq!(
+        rejections(&run(&mut engine, T + 13, &[withdraw]).unwrap()),
+        [RejectReason::OutsideSessionScope]
+    );
+    assert_eq!(engine.account(TRADER).unwrap().cash, cash);
+    // Mass cancel through the session (cancel-on-disconnect), then the gateway closes it.
+    let events = run(
+        &mut engine,
+        T + 14,
+        &[
+            SignedTx::sign(
+                id,
+                T + 5,
+                ClientCommand::MassCancel { instrument: None },
+                &key,
+            ),
+            SignedTx::sign(id, T + 6, ClientCommand::CloseSession { slot: 3 }, &key),
+        ],
+    )
+    .unwrap();
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Cancelled { .. })),
+        "{events:?}"
+    );
+    assert!(events.contains(&Event::SessionClosed {
+        account: TRADER,
+        slot: 3,
+        expired: false
+    }));
+    assert_eq!(engine.key_of(id), None);
+    // Nothing signed by that key counts any more.
+    assert!(matches!(
+        run(
+            &mut engine,
+            T + 15,
+            &[SignedTx::sign(id, T + 7, buy(13), &key)]
+        ),
+        Err(VerifyError::UnknownAccount(0))
+    ));
+}
+
+#[test]
+fn a_replayed_stale_forged_or_overlong_grant_opens_nothing() {
+    let mut engine = engine();
+    let key = session_key(1);
+    // Signed by someone else: the verifier refuses it.
+    assert!(matches!(
+        run(&mut engine, T, &[open(0, grant(T, &key), &session_key(9))]),
+        Err(VerifyError::BadSignatures(_))
+    ));
+    // The gateway edits the signed fields (the sender, the time): the signature fails.
+    let mut edited = open(0, grant(T, &key), &trader_key());
+    if let ClientCommand::OpenSession(g) = &mut edited.command {
+        g.sender = "MALLORY".into();
+    }
+    assert!(run(&mut engine, T, &[edited]).is_err());
+    // The unsigned parts are the gateway's: slot, nonce, key, expiry. A lifetime beyond a day,
+    // or an expiry already past, is refused by every replica.
+    let mut long = grant(T, &key);
+    long.expires_ms = T + SESSION_LIFETIME_MAX_MS + 1;
+    let mut past = grant(T, &key);
+    past.expires_ms = T;
+    for g in [long, past] {
+        let events = run(&mut engine, T, &[open(0, g, &trader_key())]).unwrap();
+        assert_eq!(rejections(&events), [RejectReason::SessionRefused]);
+    }
+    // More than 10 s from the block's time either way: refused.
+    for logon in [T - 10_001, T + 10_001] {
+        let events = run(
+            &mut engine,
+            T,
+            &[open(0, grant(logon, &key), &trader_key())],
+        )
+        .unwrap();
+        assert_eq!(rejections(&events), [RejectReason::SessionRefused]);
+    }
+    // A good one opens; the same signature again, at another slot, does not (not newer).
+    let g = grant(T, &key);
+    let events = run(&mut engine, T, &[open(0, g.clone(), &trader_key())]).unwrap();
+    assert!(rejections(&events).is_empty(), "{events:?}");
+    let events = run(&mut engine, T + 1, &[open(1, g, &trader_key())]).unwrap();
+    assert_eq!(rejections(&events), [RejectReason::SessionRefused]);
+    // A taken slot, then the limit of sessions per account.
+    let events = run(
+        &mut engine,
+        T + 2,
+        &[open(0, grant(T + 1, &key), &trader_key())],
+    )
+    .unwrap();
+    assert_eq!(rejections(&events), [RejectReason::TooManySessions]);
+    for slot in 1..SESSIONS_MAX as u8 {
+        let events = run(
+            &mut engine,
+            T + 10 + u64::from(slot),
+            &[open(
+                slot,
+                grant(T + 10 + u64::from(slot), &key),
+                &trader_key(),
+            )],
+        )
+        .unwrap();
+        assert!(rejections(&events).is_empty(), "{events:?}");
+    }
+    let events = run(
+        &mut engine,
+        T + 100,
+        &[open(200, grant(T + 100, &key), &trader_key())],
+    )
+    .unwrap();
+    assert_eq!(rejections(&events), [RejectReason::TooManySessions]);
+    // An account cannot open a session under its own id, nor can an account be opened under a
+    // session's id.
+    use ed25519_dalek::Signer as _;
+    let g = grant(T + 200, &key);
+    let own = SignedTx {
+        account: TRADER,
+        nonce: 1,
+        signature: trader_key().sign(&g.payload(TRADER)).to_bytes(),
+        command: ClientCommand::OpenSession(g),
+    };
+    // Under the account's id the signature must be over the ordinary message: it fails.
+    assert!(run(&mut engine, T + 200, &[own]).is_err());
+    let own = SignedTx::sign(
+        TRADER,
+        1,
+        ClientCommand::OpenSession(grant(T + 200, &key)),
+        &trader_key(),
+    );
+    let events = run(&mut engine, T + 200, &[own]).unwrap();
+    assert_eq!(rejections(&events), [RejectReason::OutsideSessionScope]);
+    let mut out = Vec::new();
+    engine.execute(
+        T + 201,
+        &[Command::System(SystemCommand::OpenAccount {
+            account: TRADER.session(1).unwrap(),
+            public_key: [7; 32],
+        })],
+        &mut out,
+    );
+    assert_eq!(rejections(&out), [RejectReason::ReservedAccountId]);
+}
+
+#[test]
+fn the_trader_revokes_a_session_and_a_session_ends_at_its_expiry() {
+    let mut engine = engine();
+    let key = session_key(2);
+    let mut g = grant(T, &key);
+    g.expires_ms = T + 60_000;
+    run(&mut engine, T, &[open(4, g, &trader_key())]).unwrap();
+    run(
+        &mut engine,
+        T + 1,
+        &[open(5, grant(T + 1, &key), &trader_key())],
+    )
+    .unwrap();
+    // Revocation with the account's key.
+    let events = run(
+        &mut engine,
+        T + 2,
+        &[SignedTx::sign(
+            TRADER,
+            1,
+            ClientCommand::CloseSession { slot: 5 },
+            &trader_key(),
+        )],
+    )
+    .unwrap();
+    assert!(events.contains(&Event::SessionClosed {
+        account: TRADER,
+        slot: 5,
+        expired: false
+    }));
+    // A session closing another's slot: out of scope.
+    let id = TRADER.session(4).unwrap();
+    let events = run(
+        &mut engine,
+        T + 3,
+        &[SignedTx::sign(
+            id,
+            T + 1,
+            ClientCommand::CloseSession { slot: 6 },
+            &key,
+        )],
+    )
+    .unwrap();
+    assert_eq!(rejections(&events), [RejectReason::OutsideSessionScope]);
+    // The snapshot keeps the session.
+    let restored = Engine::restore(&engine.snapshot()).unwrap();
+    assert_eq!(restored.state_root(), engine.state_root());
+    assert_eq!(restored.key_of(id), Some(key.verifying_key().to_bytes()));
+    // At its expiry it is gone: the order is refused and the slot freed.
+    let events = run(
+        &mut engine,
+        T + 60_000,
+        &[SignedTx::sign(id, T + 2, buy(1), &key)],
+    )
+    .unwrap();
+    assert_eq!(rejections(&events), [RejectReason::NoSession]);
+    assert!(events.contains(&Event::SessionClosed {
+        account: TRADER,
+        slot: 4,
+        expired: true
+    }));
+    assert_eq!(engine.key_of(id), None);
+}
+
+#[test]
+fn grants_round_trip_and_bad_comp_ids_are_typed_errors() {
+    let g = grant(T, &session_key(3));
+    let tx = open(7, g, &trader_key());
+    assert_eq!(SignedTx::decode(&tx.encode()).unwrap(), tx);
+    for bad in ["", "has space", "ÄÖ", &"x".repeat(33)] {
+        let mut g = grant(T, &session_key(3));
+        g.sender = bad.to_string();
+        let bytes = open(7, g, &trader_key()).encode();
+        assert!(SignedTx::decode(&bytes).is_err(), "{bad:?}");
+    }
+    // Every truncation is an error, never a panic.
+    let bytes = tx.encode();
+    for cut in 0..bytes.len() {
+        assert!(SignedTx::decode(&bytes[..cut]).is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! The receipts of finalized blocks this node committed, kept for gateways: what each client
+//! transaction did (refused and why, accepted with the order's id, a session opened, ...).
+//! Bounded: the newest [`RECEIPTS_KEPT`] are kept. A gateway asks from a cursor (height, index)
+//! and may wait for the next block (a long poll), so it learns of a finalized order within a
+//! block time without polling hard.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use bulwark_api::answers::{ReceiptAnswer, ReceiptsAnswer, RECEIPTS_PER_ANSWER};
+use bulwark_consensus::check::Receipt;
+
+/// How many receipts a node keeps.
+pub(crate) const RECEIPTS_KEPT: usize = 200_000;
+
+#[derive(Default)]
+struct Log {
+    receipts: VecDeque<ReceiptAnswer>,
+    /// The newest height told (blocks without transactions too).
+    height: u64,
+}
+
+/// The node's receipt log.
+#[derive(Default)]
+pub(crate) struct ReceiptLog {
+    log: Mutex<Log>,
+    grew: Condvar,
+}
+
+impl ReceiptLog {
+    /// Records a finalized block's receipts (called by the replica, in height order).
+    pub(crate) fn push(&self, height: u64, receipts: &[Receipt]) {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        for (index, receipt) in receipts.iter().enumerate() {
+            log.receipts.push_back(ReceiptAnswer {
+                height,
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                account: receipt.account.0,
+                nonce: receipt.nonce,
+                events: receipt.events.clone(),
+            });
+        }
+        let excess = log.receipts.len().saturating_sub(RECEIPTS_KEPT);
+        log.receipts.drain(..excess);
+        log.height = log.height.max(height);
+        drop(log);
+        self.grew.notify_all();
+    }
+
+    /// Receipts from (`height`, `index`) on, at most [`RECEIPTS_PER_ANSWER`]; when there are none
+    /// and the cursor is past the newest block, waits up to `wait` for one.
+    pub(crate) fn since(&self, height: u64, index: u32, wait: Duration) -> ReceiptsAnswer {
+        let deadline = Instant::now() + wait;
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        while log.height < height {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            log = self
+                .grew
+                .wait_timeout(log, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let start = log
+            .receipts
+            .partition_point(|r| (r.height, r.index) < (height, index));
+        let receipts: Vec<ReceiptAnswer> = log
+            .receipts
+            .iter()
+            .skip(start)
+            .take(RECEIPTS_PER_ANSWER)
+            .cloned()
+            .collect();
+        let next = match receipts.last() {
+            Some(last) if receipts.len() == RECEIPTS_PER_ANSWER => (last.height, last.index + 1),
+            // Everything up to the newest block was given.
+            _ => (log.height.max(height.saturating_sub(1)) + 1, 0),
+        };
+        ReceiptsAnswer {
+            height: log.height,
+            oldest: log.receipts.front().map_or(0, |r| r.height),
+            receipts,
+            next,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulwark_engine::AccountId;
+
+    fn receipt(nonce: u64) -> Receipt {
+        Receipt {
+            height: 0,
+            account: AccountId(1),
+            nonce,
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_cursor_pages_through_blocks_and_waits_for_the_next() {
+        let log = ReceiptLog::default();
+        log.push(1, &[receipt(1), receipt(2)]);
+        log.push(2, &[]);
+        log.push(3, &[receipt(3)]);
+        let all = log.since(1, 0, Duration::ZERO);
+        let got: Vec<_> = all
+            .receipts
+            .iter()
+            .map(|r| (r.height, r.index, r.nonce))
+            .collect();
+        assert_eq!(got, [(1, 0, 1), (1, 1, 2), (3, 0, 3)]);
+        assert_eq!((all.height, all.oldest, all.next), (3, 1, (4, 0)));
+        let rest = log.since(1, 1, Duration::ZERO);
+        assert_eq!(rest.receipts.len(), 2);
+        // Nothing past the newest block: waits, and wakes on the next one.
+        let shared = std::sync::Arc::new(log);
+        let pusher = std::sync::Arc::clone(&shared);
+        let waiter = std::thread::spawn(move || shared.since(4, 0, Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_millis(50));
+        pusher.push(4, &[receipt(4)]);
+        let got = waiter.join().expect("the waiter ends");
+        assert_eq!(got.receipts.len(), 1);
+        assert_eq!(got.next, (5, 0));
+        // A page ends mid-block and the cursor resumes inside it.
+        let big = ReceiptLog::default();
+        let many: Vec<Receipt> = (1..=(RECEIPTS_PER_ANSWER as u64 + 5))
+            .map(receipt)
+            .collect();
+        big.push(7, &many);
+        let first = big.since(0, 0, Duration::ZERO);
+        assert_eq!(first.receipts.len(), RECEIPTS_PER_ANSWER);
+        assert_eq!(first.next, (7, RECEIPTS_PER_ANSWER as u32));
+        let second = big.since(first.next.0, first.next.1, Duration::ZERO);
+        assert_eq!(second.receipts.len(), 5);
+        assert_eq!(second.next, (8, 0));
+    }
+}

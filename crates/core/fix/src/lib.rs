@@ -27,6 +27,10 @@
 
 use std::fmt;
 
+pub mod logon;
+pub mod session;
+pub mod time;
+
 /// The field separator.
 pub const SOH: u8 = 1;
 

@@ -107,3 +107,69 @@ proptest! {
         }
     }
 }
+
+/// A logged-on session (stored numbers 1, 1) at `now`.
+fn active_session(now: u64) -> bulwark_fix::session::Session {
+    use bulwark_fix::session::{Config, Output, SeqNums, Session};
+    let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let time = bulwark_fix::time::format_utc_timestamp(now);
+    let mut logon = vec![
+        Field::new(35, "A"),
+        Field::new(49, "T"),
+        Field::new(56, "G"),
+        Field::new(34, "1"),
+        Field::new(52, time.as_str()),
+        Field::new(98, "0"),
+        Field::new(108, "30"),
+    ];
+    logon.extend(bulwark_fix::logon::logon_fields(
+        &key, &time, &[1; 16], "T", "G", 1,
+    ));
+    let mut session = Session::new(Config::new("G"), now);
+    let mut out = Vec::new();
+    session.receive(now, &encode(BeginString::Fix44, &logon).unwrap(), &mut out);
+    assert!(matches!(out.as_slice(), [Output::Authenticate(_)]));
+    session.accept_logon(now, SeqNums::default(), &mut out);
+    assert!(session.is_active());
+    session
+}
+
+proptest! {
+    /// Any bytes, whole or in pieces, before or after logon, and any clock: the session never
+    /// panics, every byte it writes is a FIX message, and once closed it says nothing more.
+    #[test]
+    fn hostile_bytes_never_panic_a_session(
+        chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..8),
+        framed_bodies in proptest::collection::vec(fields(), 0..6),
+        logged_on in any::<bool>(),
+        skew in 0u64..200_000,
+    ) {
+        use bulwark_fix::session::{Config, Output, Session};
+        let now = 1_796_567_400_000u64;
+        let mut session = if logged_on { active_session(now) } else { Session::new(Config::new("G"), now) };
+        let mut out = Vec::new();
+        for (i, chunk) in chunks.iter().enumerate() {
+            session.receive(now + skew * i as u64, chunk, &mut out);
+            session.tick(now + skew * i as u64, &mut out);
+        }
+        for body in &framed_bodies {
+            if let Ok(bytes) = encode(BeginString::Fix44, body) {
+                session.receive(now + skew, &bytes, &mut out);
+            }
+        }
+        let mut closed = false;
+        for output in &out {
+            match output {
+                Output::Send(bytes) => {
+                    prop_assert!(!closed, "sent after close");
+                    prop_assert!(matches!(decode(bytes, &Limits::SESSION), Ok(Decoded::Message(_, n)) if n == bytes.len()));
+                }
+                Output::Close(_) => {
+                    prop_assert!(!closed, "closed twice");
+                    closed = true;
+                }
+                _ => prop_assert!(!closed, "output after close"),
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@
 mod admin;
 mod client;
 mod engine_run;
+mod gateway;
 mod node;
 mod sim;
 mod up;
@@ -36,6 +37,12 @@ enum Top {
         /// files are refused.
         #[arg(long)]
         migrate_secrets: bool,
+    },
+    /// Run the FIX gateway of one data center (see docs/gateway.md).
+    Gateway {
+        /// The gateway's configuration file (TOML).
+        #[arg(long)]
+        config: std::path::PathBuf,
     },
     /// Talk to a node's client endpoint: status, account, book, or submit a signed order.
     Client(ClientArgs),
@@ -293,6 +300,7 @@ fn main() -> ExitCode {
             config,
             migrate_secrets,
         } => node::run(&config, migrate_secrets),
+        Top::Gateway { config } => gateway::run(&config),
         Top::Client(args) => client::run(args.node, args.request),
         Top::Admin(AdminCmd::Readmit(args)) => admin::readmit(&args),
         Top::Admin(AdminCmd::Approve(args)) => admin::approve(&args),

@@ -55,11 +55,12 @@ fn verify(
         .oracle_config(genesis_path)
         .map_err(|e| e.to_string())?;
     let sentinel = genesis.sentinel(genesis_path).map_err(|e| e.to_string())?;
-    let genesis = bulwark_consensus::genesis::try_genesis_with(
+    let genesis = bulwark_consensus::genesis::try_genesis_at(
         &accounts,
         &genesis.index_micros,
         oracle,
         sentinel,
+        genesis.venue_epoch_ms,
     )
     .map_err(|e| e.to_string())?;
     let identity_hex = match identity {

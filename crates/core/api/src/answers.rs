@@ -95,6 +95,22 @@ pub struct NodeStatus {
     /// See `vault_share_p50_ms`.
     #[serde(default)]
     pub vault_sync_p50_ms: Option<f64>,
+    /// The venue's instruments (what a gateway maps symbols, prices and sizes with).
+    #[serde(default)]
+    pub instruments: Vec<InstrumentAnswer>,
+}
+
+/// One instrument of the venue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstrumentAnswer {
+    /// Its id.
+    pub id: u32,
+    /// Its symbol, such as `BTC-PERP`.
+    pub symbol: String,
+    /// Price of one tick, micros.
+    pub tick_size_micros: i64,
+    /// Size of one lot, 10⁻⁹ units of the underlying.
+    pub lot_size_nanos: i64,
 }
 
 /// How a node sees one peer's attested admission.
@@ -144,8 +160,127 @@ pub struct ReceiptAnswer {
     pub account: u64,
     /// The transaction's nonce.
     pub nonce: u64,
-    /// Its events.
-    pub events: Vec<bulwark_engine::Event>,
+    /// What it did (the engine's events a gateway reports on; others are left out).
+    pub events: Vec<ReceiptEvent>,
+}
+
+/// One of a transaction's engine events, in the terms a gateway reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptEvent {
+    /// An order was accepted.
+    Accepted {
+        /// The engine's id for it.
+        order_id: u64,
+        /// The instrument.
+        instrument: u32,
+        /// Side.
+        side: Side,
+        /// Limit price, ticks (0 for market).
+        price: i64,
+        /// Lots.
+        qty: i64,
+        /// The client's reference.
+        client_order_id: u64,
+    },
+    /// The transaction was refused.
+    Rejected {
+        /// Why.
+        reason: bulwark_engine::RejectReason,
+    },
+    /// A trade.
+    Fill {
+        /// The resting order.
+        maker_order: u64,
+        /// The incoming order.
+        taker_order: u64,
+        /// Price, ticks.
+        price: i64,
+        /// Lots.
+        qty: i64,
+    },
+    /// An order left the book without filling.
+    Cancelled {
+        /// Which.
+        order_id: u64,
+        /// Lots that were left.
+        remaining: i64,
+        /// Why.
+        reason: bulwark_engine::event::CancelReason,
+    },
+    /// A trading session was opened.
+    SessionOpened {
+        /// Its slot.
+        slot: u8,
+        /// When it ends, Unix milliseconds.
+        expires_ms: u64,
+    },
+    /// A trading session ended.
+    SessionClosed {
+        /// Its slot.
+        slot: u8,
+        /// It had expired.
+        expired: bool,
+    },
+}
+
+impl ReceiptEvent {
+    /// The gateway's view of an engine event; `None` for events a gateway does not report.
+    pub fn of(event: &bulwark_engine::Event) -> Option<ReceiptEvent> {
+        use bulwark_engine::Event;
+        Some(match event {
+            Event::Accepted {
+                order_id,
+                instrument,
+                client_order_id,
+                side,
+                price,
+                qty,
+                ..
+            } => ReceiptEvent::Accepted {
+                order_id: order_id.0,
+                instrument: instrument.0,
+                side: *side,
+                price: *price,
+                qty: *qty,
+                client_order_id: *client_order_id,
+            },
+            Event::Rejected { reason, .. } => ReceiptEvent::Rejected { reason: *reason },
+            Event::Fill {
+                maker_order,
+                taker_order,
+                price,
+                qty,
+                ..
+            } => ReceiptEvent::Fill {
+                maker_order: maker_order.0,
+                taker_order: taker_order.0,
+                price: *price,
+                qty: *qty,
+            },
+            Event::Cancelled {
+                order_id,
+                remaining,
+                reason,
+                ..
+            } => ReceiptEvent::Cancelled {
+                order_id: order_id.0,
+                remaining: *remaining,
+                reason: *reason,
+            },
+            Event::SessionOpened {
+                slot, expires_ms, ..
+            } => ReceiptEvent::SessionOpened {
+                slot: *slot,
+                expires_ms: *expires_ms,
+            },
+            Event::SessionClosed { slot, expired, .. } => ReceiptEvent::SessionClosed {
+                slot: *slot,
+                expired: *expired,
+            },
+            _ => return None,
+        })
+    }
 }
 
 /// Receipts of finalized blocks from a cursor on, as one node saw them.
@@ -232,6 +367,9 @@ pub struct AccountAnswer {
     pub account: u64,
     /// Its last accepted nonce (the next transaction needs a higher one).
     pub nonce: u64,
+    /// Its registered Ed25519 key, hex (what its transactions and logons are checked under).
+    #[serde(default)]
+    pub public_key: String,
     /// Cash, micros (decimal string: it may exceed 2⁵³).
     pub cash_micros: String,
     /// Open positions.

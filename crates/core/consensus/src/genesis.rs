@@ -76,7 +76,20 @@ pub fn try_genesis_with(
     accounts: &[GenesisAccount],
     index_micros: &[i64],
     oracle: OracleConfig,
+    sentinel: (bulwark_sentinel::Policy, bulwark_sentinel::Operators),
+) -> Result<(Engine, Digest), GenesisError> {
+    try_genesis_at(accounts, index_micros, oracle, sentinel, 0)
+}
+
+/// [`try_genesis_with`] for a venue whose epoch is `venue_epoch_ms` (Unix milliseconds; the
+/// genesis file's `venue_epoch_ms`), which the engine needs to compare a trader's logon time
+/// with its own.
+pub fn try_genesis_at(
+    accounts: &[GenesisAccount],
+    index_micros: &[i64],
+    oracle: OracleConfig,
     (policy, operators): (bulwark_sentinel::Policy, bulwark_sentinel::Operators),
+    venue_epoch_ms: u64,
 ) -> Result<(Engine, Digest), GenesisError> {
     if index_micros.len() > 16 {
         return Err(GenesisError::TooManyUnderlyings {
@@ -94,6 +107,7 @@ pub fn try_genesis_with(
     let config = EngineConfig {
         oracle,
         sentinel,
+        venue_epoch_ms,
         ..EngineConfig::default()
     };
     config.validate()?;

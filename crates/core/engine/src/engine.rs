@@ -54,6 +54,11 @@ pub struct EngineConfig {
     /// means no sentinel: quarantines are refused. See [`crate::sentinel`].
     #[serde(default)]
     pub sentinel: crate::sentinel::SentinelConfig,
+    /// The venue's epoch, Unix milliseconds: the engine's time counts from it. A session
+    /// grant's logon time (Unix milliseconds, what the trader signed) is compared with the
+    /// block's time through it ([`crate::session`]).
+    #[serde(default)]
+    pub venue_epoch_ms: u64,
 }
 
 fn stops_per_account_max_default() -> u32 {
@@ -76,6 +81,7 @@ impl Default for EngineConfig {
             stops_per_account_max: stops_per_account_max_default(),
             oracle: OracleConfig::default(),
             sentinel: crate::sentinel::SentinelConfig::default(),
+            venue_epoch_ms: 0,
         }
     }
 }

@@ -130,6 +130,8 @@ impl Engine {
         out: &mut Vec<Event>,
     ) -> Result<(), RejectReason> {
         let now = self.state.time_ms;
+        // The engine counts from the venue's epoch; logon times are Unix milliseconds.
+        let unix_now = now.saturating_add(self.config.venue_epoch_ms);
         let acct = self
             .state
             .accounts
@@ -137,9 +139,9 @@ impl Engine {
             .ok_or(RejectReason::UnknownAccount)?;
         if let ClientCommand::OpenSession(grant) = cmd {
             // Expired sessions make room.
-            acct.sessions.retain(|_, s| s.expires_ms > now);
-            let fresh = grant.logon_ms.abs_diff(now) <= LOGON_WINDOW_MS;
-            let lifetime_ok = grant.expires_ms > now
+            acct.sessions.retain(|_, s| s.expires_ms > unix_now);
+            let fresh = grant.logon_ms.abs_diff(unix_now) <= LOGON_WINDOW_MS;
+            let lifetime_ok = grant.expires_ms > unix_now
                 && grant.expires_ms <= grant.logon_ms.saturating_add(SESSION_LIFETIME_MAX_MS);
             if !fresh
                 || grant.logon_ms <= acct.last_logon_ms
@@ -171,7 +173,7 @@ impl Engine {
         let Some(session) = acct.sessions.get_mut(&slot) else {
             return Err(RejectReason::NoSession);
         };
-        if session.expires_ms <= now {
+        if session.expires_ms <= unix_now {
             acct.sessions.remove(&slot);
             out.push(Event::SessionClosed {
                 account,

@@ -104,7 +104,88 @@ pub struct Launched {
     _tpms: Vec<SoftwareTpm>,
     /// Each node's client endpoint.
     pub endpoints: Vec<SocketAddr>,
+    /// Each node's data center.
+    data_centers: Vec<String>,
     data: PathBuf,
+}
+
+/// The FIX gateways `up` runs, one `bulwark gateway` process per data center; killed when
+/// this is dropped.
+pub(crate) struct Gateways {
+    children: Vec<Child>,
+}
+
+impl Drop for Gateways {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Where `up` puts data center `dc`'s gateway: port `base_port + 300 + i` for the i-th data
+/// center in node order.
+fn start_gateways(
+    options: &CommitteeOptions,
+    launched: &Launched,
+) -> Result<Gateways, CommitteeError> {
+    let mut centers: Vec<&String> = Vec::new();
+    for dc in &launched.data_centers {
+        if !centers.contains(&dc) {
+            centers.push(dc);
+        }
+    }
+    let nodes: Vec<String> = launched
+        .endpoints
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect();
+    let quorum = (launched.endpoints.len() - 1) / 3 + 1;
+    let exe =
+        std::env::current_exe().map_err(|source| CommitteeError::Spawn { index: 0, source })?;
+    let mut gateways = Gateways {
+        children: Vec::new(),
+    };
+    for (i, dc) in centers.iter().enumerate() {
+        let dir = committee_dir(&options.data).join(format!("gateway-{dc}"));
+        std::fs::create_dir_all(&dir).map_err(file_error(&dir))?;
+        let port = options.base_port + 300 + i as u16;
+        let comp_id = format!("BULWARK-{}", dc.to_ascii_uppercase());
+        let config = format!(
+            "# Written by `bulwark up`: the FIX gateway of data center {dc} (docs/gateway.md).\ncomp_id = \"{comp_id}\"\nfix_listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nnodes = [{}]\nquorum = {quorum}\n",
+            dir.display(),
+            nodes.join(", ")
+        );
+        let path = dir.join("gateway.toml");
+        std::fs::write(&path, config).map_err(file_error(&path))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("gateway.log"))
+            .map_err(file_error(&dir))?;
+        use std::os::unix::process::CommandExt as _;
+        let child = Command::new(&exe)
+            .process_group(0)
+            .arg("gateway")
+            .arg("--config")
+            .arg(&path)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(file_error(&dir))?)
+            .stderr(log)
+            .spawn()
+            .map_err(|source| CommitteeError::Spawn { index: i, source })?;
+        gateways.children.push(child);
+        eprintln!(
+            "  gateway {dc}: FIX 4.4 on 127.0.0.1:{port}, TargetCompID {comp_id} (log: {}/gateway.log)",
+            dir.display()
+        );
+    }
+    Ok(gateways)
 }
 
 impl Launched {
@@ -212,6 +293,7 @@ pub fn launch(options: &CommitteeOptions) -> Result<Launched, CommitteeError> {
         nodes,
         _tpms: tpms,
         endpoints: configs.iter().map(|c| c.client_listen).collect(),
+        data_centers: configs.iter().map(|c| c.data_center.clone()).collect(),
         data: options.data.clone(),
     })
 }
@@ -332,6 +414,7 @@ pub fn run_committee(
     if wait_for_identity(options, &mut launched, &mut clients, &stop, started)?.is_none() {
         return Ok(RunFigures::default());
     }
+    let gateways = start_gateways(options, &launched)?;
     let endpoints = launched.endpoints.clone();
     let submitted = Arc::new(AtomicU64::new(0));
     let load_stop = Arc::new(AtomicBool::new(false));
@@ -345,7 +428,8 @@ pub fn run_committee(
     let figures = crate::monitor::monitor(options, &mut launched, &mut clients, &stop, &submitted);
     load_stop.store(true, Ordering::Relaxed);
     let _ = load.join();
-    eprintln!("  stopping the nodes");
+    eprintln!("  stopping the gateways and the nodes");
+    drop(gateways);
     drop(launched);
     Ok(figures)
 }

@@ -441,7 +441,7 @@ impl Mempool {
             let key = TxKey::of(tx);
             let verdict = if tx.nonce == 0 {
                 Verdict::Refused(Refusal::ZeroNonce)
-            } else if keys.public_key(tx.account).is_none() {
+            } else if keys.public_key(tx.signer()).is_none() {
                 Verdict::Refused(Refusal::UnknownAccount)
             } else if let Some(refusal) = stale(tx, keys) {
                 Verdict::Refused(refusal)

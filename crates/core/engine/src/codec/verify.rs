@@ -63,6 +63,15 @@ impl SignedTx {
         }
     }
 
+    /// Whose key must have signed this transaction: the acting id's, except that opening a
+    /// session is signed by the account's key (the trader's logon signature).
+    pub fn signer(&self) -> AccountId {
+        match (&self.command, self.account.as_session()) {
+            (ClientCommand::OpenSession(_), Some((owner, _))) => owner,
+            _ => self.account,
+        }
+    }
+
     /// The exact bytes the signature covers: [`TX_NAMESPACE`] then the frame without signature.
     pub fn signed_message(&self) -> Vec<u8> {
         signed_message(self.account, self.nonce, &self.command)
@@ -214,11 +223,7 @@ where
         }
         // The account's key signs its own transactions and the logon that opens a session; a
         // session's key signs the rest of the session's.
-        let signer = match (&tx.command, tx.account.as_session()) {
-            (ClientCommand::OpenSession(_), Some((owner, _))) => owner,
-            _ => tx.account,
-        };
-        let Some(key_bytes) = keys(signer) else {
+        let Some(key_bytes) = keys(tx.signer()) else {
             return ChunkOutcome::Refused(VerifyError::UnknownAccount(index));
         };
         // A weak key would let anyone forge signatures that pass the batch equation.

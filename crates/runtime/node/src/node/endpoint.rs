@@ -260,6 +260,17 @@ impl Handler for Endpoint {
             vault_round_p50_ms: percentile(&rounds, 50),
             vault_round_p99_ms: percentile(&rounds, 99),
             vault_rtt_p50_ms: percentile(&round_trips, 50),
+            instruments: engine
+                .config()
+                .instruments
+                .iter()
+                .map(|i| bulwark_api::answers::InstrumentAnswer {
+                    id: i.id.0,
+                    symbol: i.symbol.clone(),
+                    tick_size_micros: i.tick_size_micros,
+                    lot_size_nanos: i.lot_size_nanos,
+                })
+                .collect(),
             vault_share_p50_ms: percentile(&shares, 50),
             vault_sync_p50_ms: percentile(&syncs, 50),
         }
@@ -418,6 +429,7 @@ impl Handler for Endpoint {
         Ok(AccountAnswer {
             account: account.0,
             nonce: state.nonce,
+            public_key: hex::encode(state.public_key),
             cash_micros: state.cash.to_string(),
             positions,
             open_orders,

@@ -38,7 +38,11 @@ impl ReceiptLog {
                 index: u32::try_from(index).unwrap_or(u32::MAX),
                 account: receipt.account.0,
                 nonce: receipt.nonce,
-                events: receipt.events.clone(),
+                events: receipt
+                    .events
+                    .iter()
+                    .filter_map(bulwark_api::answers::ReceiptEvent::of)
+                    .collect(),
             });
         }
         let excess = log.receipts.len().saturating_sub(RECEIPTS_KEPT);

@@ -11,7 +11,7 @@ use bulwark_consensus::committee::{
     CHANNEL_REQUESTS, CHANNEL_RESOLVER, CHANNEL_VOTES,
 };
 use bulwark_consensus::evidence::EvidenceLog;
-use bulwark_consensus::genesis::try_genesis_with;
+use bulwark_consensus::genesis::try_genesis_at;
 use bulwark_consensus::mempool::{Mempool, MempoolConfig};
 use bulwark_consensus::oracle_feed::{OraclePool, SharedPool};
 use bulwark_consensus::replica::{Config as ReplicaConfig, Fault, Ledger, PublicKey, SharedStats};
@@ -89,11 +89,12 @@ pub(super) fn prepare(
     let accounts = genesis_file.accounts(&config.genesis_file)?;
     let oracle_config = genesis_file.oracle_config(&config.genesis_file)?;
     let sentinel = genesis_file.sentinel(&config.genesis_file)?;
-    let genesis = try_genesis_with(
+    let genesis = try_genesis_at(
         &accounts,
         &genesis_file.index_micros,
         oracle_config.clone(),
         sentinel,
+        genesis_file.venue_epoch_ms,
     )
     .map_err(|reason| invalid(&config.genesis_file, format!("genesis refused: {reason}")))?;
     let underlyings = genesis_file.index_micros.len();

@@ -1,0 +1,52 @@
+//! `bulwark gateway --config FILE`: the FIX gateway of one data center (see docs/gateway.md).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `bulwark gateway --config FILE`: runs until Ctrl-C or SIGTERM.
+pub fn run(config: &Path) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+    let config = match bulwark_gateway::GatewayConfig::load(config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("bulwark gateway: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let comp_id = config.comp_id.clone();
+    let nodes = config.nodes.len();
+    let quorum = config.quorum;
+    let gateway = match bulwark_gateway::start(config) {
+        Ok(gateway) => gateway,
+        Err(error) => {
+            eprintln!("bulwark gateway: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    // The port line is what launchers and tests wait for.
+    println!("bulwark gateway {comp_id}: FIX 4.4 on {}", gateway.fix_addr);
+    eprintln!(
+        "bulwark gateway {comp_id}: FIX 4.4 on {} (plain TCP: put TLS in front; JSON-RPC is not built yet), {nodes} nodes, receipts believed at {quorum} alike",
+        gateway.fix_addr
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    if let Err(error) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
+        eprintln!("bulwark gateway: cannot install the signal handler: {error}");
+        return ExitCode::from(2);
+    }
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("bulwark gateway {comp_id}: stopping (sessions are logged out)");
+    gateway.stop();
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,312 @@
+//! The FIX gateway end to end with real processes: `bulwark up` starts 4 nodes and one
+//! `bulwark gateway` per data center; QuickFIX (the Python binding, as in the FIX crate's
+//! tests) logs on to one gateway with an account's key, places an order, gets ExecutionReport
+//! New only once the order is finalized (the OrderID it carries is then resting in the
+//! committee's state), cancels it, places another, logs out, and the gateway cancels that one
+//! on disconnect. A logon signed by another key is refused with the reason.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bulwark_engine::{AccountId, InstrumentId};
+use bulwark_node::client::Client;
+
+const SCRIPT: &str = r#"
+import calendar, os, sys, time, threading
+from datetime import datetime, timezone
+import quickfix as fix
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+port, seed_hex, account, store, target, price = sys.argv[1:7]
+key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed_hex))
+spec = os.path.join(__import__("sysconfig").get_paths()["data"], "share", "quickfix", "FIX44.xml")
+cfg = os.path.join(store, "initiator.cfg")
+with open(cfg, "w") as f:
+    f.write(f"""
+[DEFAULT]
+ConnectionType=initiator
+ReconnectInterval=60
+FileStorePath={store}
+StartTime=00:00:00
+EndTime=00:00:00
+UseDataDictionary=Y
+DataDictionary={spec}
+[SESSION]
+BeginString=FIX.4.4
+SenderCompID=TRADER{account}
+TargetCompID={target}
+SocketConnectHost=127.0.0.1
+SocketConnectPort={port}
+HeartBtInt=5
+""")
+lock = threading.Lock()
+logged_on = threading.Event()
+logged_out = threading.Event()
+reports = {}
+arrived = threading.Condition()
+
+def say(*parts):
+    with lock:
+        print(*parts, flush=True)
+
+def unix_ms(t):
+    base, _, fraction = t.partition(".")
+    d = datetime.strptime(base, "%Y%m%d-%H:%M:%S").replace(tzinfo=timezone.utc)
+    return calendar.timegm(d.utctimetuple()) * 1000 + int((fraction + "000")[:3])
+
+class App(fix.Application):
+    def onCreate(self, sid): pass
+    def onLogon(self, sid):
+        say("LOGON"); logged_on.set()
+    def onLogout(self, sid):
+        say("LOGOUT"); logged_out.set()
+    def toAdmin(self, msg, sid):
+        h = msg.getHeader()
+        if h.getField(35) == "A":
+            nonce = os.urandom(16).hex()
+            payload = "\x01".join(["bulwark-logon/1", str(unix_ms(h.getField(52))), nonce, h.getField(49), h.getField(56), account])
+            sig = key.sign(payload.encode()).hex()
+            msg.setField(553, account)
+            msg.setField(25001, nonce)
+            msg.setField(95, str(len(sig)))
+            msg.setField(96, sig)
+    def fromAdmin(self, msg, sid):
+        if msg.getHeader().getField(35) == "5":
+            say("LOGOUT_TEXT", msg.getField(58) if msg.isSetField(58) else "")
+    def toApp(self, msg, sid): pass
+    def fromApp(self, msg, sid):
+        t = msg.getHeader().getField(35)
+        get = lambda tag: msg.getField(tag) if msg.isSetField(tag) else "-"
+        line = " ".join(["APP", t, get(11), get(150), get(39), get(37), get(58).replace(" ", "_")])
+        say(line)
+        with arrived:
+            reports.setdefault(get(11), []).append((t, get(150)))
+            arrived.notify_all()
+
+def wait_for(cl, done, timeout=20):
+    end = time.time() + timeout
+    with arrived:
+        while not any(done(r) for r in reports.get(cl, [])):
+            left = end - time.time()
+            if left <= 0:
+                say("TIMEOUT", cl); return False
+            arrived.wait(left)
+    return True
+
+settings = fix.SessionSettings(cfg)
+init = fix.SocketInitiator(App(), fix.FileStoreFactory(settings), settings, fix.ScreenLogFactory(False, False, False))
+init.start()
+if not logged_on.wait(15):
+    say("NO_LOGON"); logged_out.wait(3); init.stop(); sys.exit(0)
+sid = fix.SessionID("FIX.4.4", "TRADER" + account, target)
+
+def order(cl):
+    m = fix.Message()
+    m.getHeader().setField(fix.MsgType("D"))
+    m.setField(fix.ClOrdID(cl)); m.setField(fix.Symbol("BTC-PERP")); m.setField(fix.Side(fix.Side_BUY))
+    m.setField(fix.TransactTime()); m.setField(fix.OrderQty(1)); m.setField(fix.OrdType(fix.OrdType_LIMIT))
+    m.setField(44, price)
+    fix.Session.sendToTarget(m, sid)
+
+order("o1")
+wait_for("o1", lambda r: r[0] == "8" and r[1] in ("0", "8"))
+c = fix.Message()
+c.getHeader().setField(fix.MsgType("F"))
+c.setField(fix.OrigClOrdID("o1")); c.setField(fix.ClOrdID("c1")); c.setField(fix.Symbol("BTC-PERP"))
+c.setField(fix.Side(fix.Side_BUY)); c.setField(fix.TransactTime())
+fix.Session.sendToTarget(c, sid)
+wait_for("c1", lambda r: r[0] in ("8", "9"))
+order("o2")
+wait_for("o2", lambda r: r[0] == "8" and r[1] in ("0", "8"))
+init.stop()
+logged_out.wait(5)
+"#;
+
+fn python() -> Option<String> {
+    ["python3.11", "python3"]
+        .into_iter()
+        .find(|candidate| {
+            Command::new(candidate)
+                .args(["-c", "import quickfix, cryptography"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .map(str::to_string)
+}
+
+fn base_port() -> u16 {
+    let bindable = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let start = (std::process::id() % 8) as u16;
+    for step in 0..8u16 {
+        let base = 16_000 + ((start + step) % 8) * 500;
+        let free = (0..4u16)
+            .all(|i| bindable(base + i) && bindable(base + 100 + i) && bindable(base + 300 + i));
+        if free {
+            return base;
+        }
+    }
+    panic!("no free port range for the gateway test");
+}
+
+fn quickfix(
+    python: &str,
+    port: u16,
+    seed: [u8; 32],
+    account: u64,
+    target: &str,
+    price: &str,
+) -> String {
+    let store = tempfile::tempdir().unwrap();
+    let mut child = Command::new(python)
+        .args([
+            "-c",
+            SCRIPT,
+            &port.to_string(),
+            &hex::encode(seed),
+            &account.to_string(),
+            store.path().to_str().unwrap(),
+            target,
+            price,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().flush();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = f() {
+            return value;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn quickfix_trades_through_a_gateway_and_acks_mean_finalized() {
+    let Some(python) = python() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have a Python with quickfix and cryptography (.ci/run installs them)"
+        );
+        eprintln!("SKIPPED: no Python with quickfix and cryptography; CI installs them");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = base_port();
+    let up = {
+        let (data, port) = (data.clone(), port.to_string());
+        std::thread::spawn(move || {
+            common::run(&[
+                "up",
+                "--duration",
+                "55",
+                "--rate",
+                "5",
+                "--base-port",
+                &port,
+                "--data",
+                data.to_str().unwrap(),
+            ])
+        })
+    };
+    let endpoint: SocketAddr = format!("127.0.0.1:{}", port + 100).parse().unwrap();
+    // The committee is up and has a mark for BTC-PERP.
+    let (mark, tick) = wait_until("the committee's mark", Duration::from_secs(60), || {
+        let mut client = Client::connect(endpoint, Duration::from_millis(500)).ok()?;
+        let status = client.status().ok()?;
+        let tick = status.instruments.first()?.tick_size_micros;
+        let book = client.book(InstrumentId(0), 1).ok()?;
+        Some((book.mark_ticks?, tick))
+    });
+    let gateway = port + 300;
+    wait_until("the gateway's port", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", gateway)).ok()
+    });
+    // The first data center's gateway (`up` names them after the data centers).
+    let target = "BULWARK-DC-0";
+    // A resting buy 0.3 % under the mark, in the FIX price's units.
+    let price_ticks = mark - mark * 3 / 1000;
+    let micros = i128::from(price_ticks) * i128::from(tick);
+    let price = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+    let account = 3;
+    let seed = bulwark_testkit::client_key(1, account).to_bytes();
+    let out = quickfix(&python, gateway, seed, account, target, &price);
+    let lines: Vec<&str> = out.lines().collect();
+    let gateway_log = || {
+        let log = data
+            .join("committee")
+            .join("gateway-dc-0")
+            .join("gateway.log");
+        std::fs::read_to_string(log).unwrap_or_default()
+    };
+    assert!(
+        lines.contains(&"LOGON"),
+        "{out}\ngateway log:\n{}",
+        gateway_log()
+    );
+    // o1: New with the engine's OrderID, then cancelled by c1.
+    let new = |cl: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(&format!("APP 8 {cl} 0 0 ")))
+            .and_then(|l| l.split(' ').nth(5))
+            .and_then(|id| id.parse::<u64>().ok())
+    };
+    let o1 = new("o1").unwrap_or_else(|| panic!("no New for o1: {out}"));
+    assert!(
+        lines.iter().any(|l| l.starts_with("APP 8 c1 4 4 ")),
+        "{out}"
+    );
+    let o2 = new("o2").unwrap_or_else(|| panic!("no New for o2: {out}"));
+    assert_ne!(o1, o2);
+    // Acknowledged means finalized: the committee's committed state knows both orders (o1
+    // cancelled, o2 cancelled on disconnect after the logout).
+    wait_until(
+        "o2 cancelled on disconnect",
+        Duration::from_secs(15),
+        || {
+            let mut client = Client::connect(endpoint, Duration::from_millis(500)).ok()?;
+            let account = client.account(AccountId(account)).ok()?;
+            (!account
+                .open_orders
+                .iter()
+                .any(|o| o.order_id == o2 || o.order_id == o1))
+            .then_some(())
+        },
+    );
+    // A logon signed by another key: refused, with the reason.
+    let out = quickfix(&python, gateway, [7; 32], account, target, &price);
+    assert!(out.contains("NO_LOGON"), "{out}");
+    assert!(
+        out.contains("LOGOUT_TEXT the logon signature does not verify"),
+        "{out}"
+    );
+    let (code, _, stderr) = up.join().unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("gateway dc-0: FIX 4.4 on 127.0.0.1:"),
+        "{stderr}"
+    );
+}

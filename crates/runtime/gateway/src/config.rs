@@ -1,0 +1,186 @@
+//! The gateway's configuration file (TOML).
+//!
+//! ```toml
+//! comp_id = "BULWARK-DC1"           # the TargetCompID traders log on to (1 to 32 printable bytes)
+//! fix_listen = "127.0.0.1:7400"     # the FIX acceptor
+//! data_dir = "bulwark-data/gateway-dc1"   # persisted sequence numbers per SenderCompID
+//! nodes = ["127.0.0.1:7100", "127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"]
+//! quorum = 2                        # nodes that must report the same receipt (f + 1)
+//!
+//! [limits]                          # all optional; the defaults are shown
+//! connections_max = 1024            # connections at once
+//! connections_per_ip = 16           # connections at once from one address
+//! logons_per_s = 200                # logon signatures checked per second, all connections
+//! orders_per_s = 50                 # orders per second per session (cancels are never refused)
+//! in_flight_max = 256               # orders per session submitted and not yet finalized
+//! session_lifetime_s = 28800        # a trading session's lifetime (at most a day)
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of bounds.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The gateway's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Connections at once.
+    pub connections_max: usize,
+    /// Connections at once from one address.
+    pub connections_per_ip: usize,
+    /// Logon signatures checked per second over all connections.
+    pub logons_per_s: u32,
+    /// New orders and replaces per second per session.
+    pub orders_per_s: u32,
+    /// Orders per session submitted and not yet finalized.
+    pub in_flight_max: usize,
+    /// A trading session's lifetime, seconds.
+    pub session_lifetime_s: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connections_max: 1024,
+            connections_per_ip: 16,
+            logons_per_s: 200,
+            orders_per_s: 50,
+            in_flight_max: 256,
+            session_lifetime_s: 8 * 3600,
+        }
+    }
+}
+
+/// The gateway's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Our CompID.
+    pub comp_id: String,
+    /// Where the FIX acceptor listens.
+    pub fix_listen: SocketAddr,
+    /// Where sequence numbers are persisted.
+    pub data_dir: PathBuf,
+    /// The committee's client endpoints.
+    pub nodes: Vec<SocketAddr>,
+    /// How many nodes must report the same receipt before the gateway believes it.
+    pub quorum: usize,
+    /// Limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+impl GatewayConfig {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config: GatewayConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks the bounds; the message says what to fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if !bulwark_engine::session::valid_comp_id(&self.comp_id) {
+            return Err(format!(
+                "comp_id {:?} must be 1 to 32 printable ASCII bytes",
+                self.comp_id
+            ));
+        }
+        if self.nodes.is_empty() {
+            return Err("nodes must list at least one node endpoint".into());
+        }
+        if self.quorum == 0 || self.quorum > self.nodes.len() {
+            return Err(format!(
+                "quorum {} must be between 1 and the {} nodes listed (f + 1 for a committee of 3f + 1)",
+                self.quorum,
+                self.nodes.len()
+            ));
+        }
+        let l = &self.limits;
+        if l.connections_max == 0 || l.connections_per_ip == 0 || l.logons_per_s == 0 {
+            return Err("limits must not be 0".into());
+        }
+        if l.orders_per_s == 0 || l.in_flight_max == 0 {
+            return Err("limits must not be 0".into());
+        }
+        let day = bulwark_engine::session::SESSION_LIFETIME_MAX_MS / 1000;
+        if l.session_lifetime_s == 0 || l.session_lifetime_s > day {
+            return Err(format!("session_lifetime_s must be within 1..={day}"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_files_are_refused_with_what_to_fix() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("gateway.toml");
+        let good = "comp_id = \"BULWARK-DC1\"\nfix_listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\nnodes = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\nquorum = 2\n";
+        std::fs::write(&path, good).expect("writes");
+        let config = GatewayConfig::load(&path).expect("loads");
+        assert_eq!(config.limits, Limits::default());
+        for (bad, says) in [
+            (good.replace("quorum = 2", "quorum = 3"), "quorum 3"),
+            (good.replace("BULWARK-DC1", "has space"), "comp_id"),
+            (
+                good.replace("nodes = [\"127.0.0.1:1\", \"127.0.0.1:2\"]", "nodes = []"),
+                "nodes",
+            ),
+            (format!("{good}color = 1\n"), "unknown field"),
+            (
+                format!("{good}[limits]\nsession_lifetime_s = 90000\n"),
+                "session_lifetime_s",
+            ),
+        ] {
+            std::fs::write(&path, bad).expect("writes");
+            let error = GatewayConfig::load(&path).expect_err("refused").to_string();
+            assert!(error.contains(says), "{error}");
+        }
+        assert!(GatewayConfig::load(&dir.path().join("missing.toml")).is_err());
+    }
+}

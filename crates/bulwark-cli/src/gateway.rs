@@ -8,12 +8,7 @@ use std::time::Duration;
 
 /// `bulwark gateway --config FILE`: runs until Ctrl-C or SIGTERM.
 pub fn run(config: &Path) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+    crate::node::init_tracing();
     let config = match bulwark_gateway::GatewayConfig::load(config) {
         Ok(config) => config,
         Err(error) => {

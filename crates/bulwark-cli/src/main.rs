@@ -125,6 +125,16 @@ enum BenchCmd {
     },
     /// Audit scan CPU time and peak memory vs lynis and OpenSCAP; re-check of one changed file.
     Audit,
+    /// QuickFIX's NewOrderSingle → ExecutionReport round trip through our gateway and a 4-node
+    /// committee (acked once finalized) vs a QuickFIX acceptor answering at once.
+    Gateway {
+        /// First p2p port of the committee (the peer acceptor listens 390 above).
+        #[arg(long, default_value_t = 18_200)]
+        base_port: u16,
+        /// Orders sent one after another to each side.
+        #[arg(long, default_value_t = 200)]
+        orders: usize,
+    },
     /// The vault's FROST keys in one process: DKG and refresh time at n = 4 and 7, taproot
     /// signing (checks, round 2, aggregation) vs one libsecp256k1 key.
     Custody,
@@ -337,6 +347,9 @@ fn main() -> ExitCode {
         Top::Bench(BenchCmd::Engine(args)) => bulwark_bench::engine::run(args),
         Top::Bench(BenchCmd::Restart(args)) => bulwark_bench::restart::run(args),
         Top::Bench(BenchCmd::Custody) => bulwark_bench::custody::run_bench(),
+        Top::Bench(BenchCmd::Gateway { base_port, orders }) => {
+            bulwark_bench::gateway::run_bench(base_port, orders)
+        }
         Top::Bench(BenchCmd::Audit) => {
             bulwark_bench::audit::run_bench();
             ExitCode::SUCCESS

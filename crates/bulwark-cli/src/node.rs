@@ -22,7 +22,8 @@ pub fn run(config: &Path, migrate_secrets: bool) -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr at `RUST_LOG` (default `info`).
+pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()

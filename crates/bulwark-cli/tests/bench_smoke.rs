@@ -85,3 +85,58 @@ fn bench_engine_quick_prints_well_formed_figures() {
         );
     }
 }
+
+/// `bulwark bench gateway --orders 5` against a real committee and a QuickFIX acceptor: three
+/// figures, each against its peer measured in the same run, all positive (no speed asserted).
+#[test]
+fn bench_gateway_prints_its_figures_against_their_peers() {
+    if bulwark_testkit::python::python_with(&["quickfix", "cryptography"]).is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have a Python with quickfix and cryptography (.ci/run installs them)"
+        );
+        eprintln!("SKIPPED: no Python with quickfix and cryptography; CI installs them");
+        return;
+    }
+    let bindable = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let base = (0..8u16)
+        .map(|k| 12_000 + ((std::process::id() as u16 % 8 + k) % 8) * 500)
+        .find(|b| (0..4).all(|i| bindable(b + i) && bindable(b + 100 + i)) && bindable(b + 390))
+        .expect("a free port range");
+    let output = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args([
+            "bench",
+            "gateway",
+            "--orders",
+            "5",
+            "--base-port",
+            &base.to_string(),
+        ])
+        .output()
+        .expect("the bulwark binary must start");
+    assert!(
+        output.status.success(),
+        "`bulwark bench gateway` failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).expect("stdout must be UTF-8");
+    let mut metrics = Vec::new();
+    for line in stdout.lines() {
+        let figure: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+        assert_eq!(figure["bench"], "gateway", "{line}");
+        for key in ["value", "peer_value", "ratio"] {
+            positive_finite(line, key, &figure[key]);
+        }
+        metrics.push(figure["metric"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(
+        metrics,
+        [
+            "fix_order_ack_p50_ms",
+            "fix_order_ack_p99_ms",
+            "gateway_overhead_p50_ms"
+        ],
+        "{stdout}"
+    );
+}

@@ -128,17 +128,7 @@ logged_out.wait(5)
 "#;
 
 fn python() -> Option<String> {
-    ["python3.11", "python3"]
-        .into_iter()
-        .find(|candidate| {
-            Command::new(candidate)
-                .args(["-c", "import quickfix, cryptography"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .map(str::to_string)
+    bulwark_testkit::python::python_with(&["quickfix", "cryptography"])
 }
 
 fn base_port() -> u16 {

@@ -59,18 +59,7 @@ else:
 "#;
 
 fn python() -> Option<String> {
-    for candidate in ["python3.11", "python3"] {
-        let ok = Command::new(candidate)
-            .args(["-c", "import quickfix"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Some(candidate.to_string());
-        }
-    }
-    None
+    bulwark_testkit::python::python_with(&["quickfix"])
 }
 
 fn run(python: &str, mode: &str, input: &str) -> String {

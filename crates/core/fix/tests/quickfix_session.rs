@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -138,18 +138,7 @@ logged_out.wait(5)
 "#;
 
 fn python() -> Option<String> {
-    for candidate in ["python3.11", "python3"] {
-        let ok = Command::new(candidate)
-            .args(["-c", "import quickfix, cryptography"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Some(candidate.to_string());
-        }
-    }
-    None
+    bulwark_testkit::python::python_with(&["quickfix", "cryptography"])
 }
 
 fn now_ms() -> u64 {

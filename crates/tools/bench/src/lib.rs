@@ -15,6 +15,7 @@ pub mod committee;
 pub mod connections;
 pub mod custody;
 pub mod engine;
+pub mod gateway;
 pub mod oracle;
 pub mod report;
 pub mod restart;

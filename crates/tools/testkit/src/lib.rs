@@ -13,6 +13,7 @@
 
 pub mod crl;
 pub mod flow;
+pub mod python;
 pub mod softhsm;
 pub mod swtpm;
 

@@ -5,12 +5,13 @@
 //! per-session key. The trader authorizes that key only through its logon signature, which every
 //! replica checks under the account's registered key:
 //!
-//! 1. The trader signs [`logon_payload`] (the logon's time, a random nonce, its CompID, the
-//!    gateway's CompID and the account) with its account key and logs on.
-//! 2. The gateway makes a fresh key and submits [`ClientCommand::OpenSession`] under the
-//!    session's id ([`AccountId::session`], a slot it picks), with the trader's logon signature as
-//!    the transaction's signature. The verifier checks it under the account's key over the logon
-//!    payload ([`crate::codec::verify_batch`]).
+//! 1. The trader makes a fresh session key, signs [`logon_payload`] (the logon's time, a random
+//!    nonce, its CompID, the gateway's CompID, the account and the session's public key) with its
+//!    account key and logs on, handing the session key to the gateway over the (TLS) session.
+//! 2. The gateway submits [`ClientCommand::OpenSession`] under the session's id
+//!    ([`AccountId::session`], a slot it picks), with the trader's logon signature as the
+//!    transaction's signature. The verifier checks it under the account's key over the logon
+//!    payload ([`crate::codec::verify_batch`]), which names the session key.
 //! 3. The engine opens the session if the logon is fresh (within [`LOGON_WINDOW_MS`] of the
 //!    block's time), newer than every logon it took for the account (so a grant cannot be
 //!    replayed), the expiry within [`SESSION_LIFETIME_MAX_MS`], the slot free and fewer than
@@ -22,11 +23,11 @@
 //! 5. The session ends at its expiry, when the gateway closes it (logout, cancel-on-disconnect),
 //!    or when the trader closes it with its account key (revocation), whichever comes first.
 //!
-//! The grant does not bind the session key into the trader's signature (the trader cannot know
-//! a key the gateway makes after the logon): whoever holds a fresh, unused logon signature may
-//! open one session with a key of its choosing. Only the gateway the trader logged on to sees the
-//! signature (over TLS), it opens the session at once, and a later copy is refused as not newer.
-//! What a session can do is bounded by its scope and its lifetime; it can never move funds out.
+//! The trader's signature covers the session's public key, so a node or leader that sees the
+//! grant cannot open a session with a key of its own; it can copy the grant with another slot or
+//! expiry (both unsigned, the expiry still at most a day after the logon), which opens a session
+//! only the gateway's key can use. What a session can do is bounded by its scope and its
+//! lifetime; it can never move funds out.
 
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +36,7 @@ use crate::engine::Engine;
 use crate::event::{Event, RejectReason};
 
 /// What a trader's logon signature starts with (and its version).
-pub const LOGON_CONTEXT: &str = "bulwark-logon/1";
+pub const LOGON_CONTEXT: &str = "bulwark-logon/2";
 /// How far a logon's time may be from the block's time.
 pub const LOGON_WINDOW_MS: u64 = 10_000;
 /// The longest a session may last: a day.
@@ -63,22 +64,26 @@ pub fn valid_comp_id(text: &str) -> bool {
         && text.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// The bytes a trader signs to log on: `bulwark-logon/1`, the logon time in Unix milliseconds,
-/// the nonce in lowercase hex, the sender's and the target's CompIDs and the account, joined by
-/// SOH (byte 1).
+/// The bytes a trader signs to log on: `bulwark-logon/2`, the logon time in Unix milliseconds,
+/// the nonce in lowercase hex, the sender's and the target's CompIDs, the account and the
+/// session's public key in lowercase hex, joined by SOH (byte 1). The session key is in what the
+/// trader signs, so nobody who sees the grant (a node, a leader) can put another key in it.
 pub fn logon_payload(
     logon_ms: u64,
     nonce: &[u8; 16],
     sender: &str,
     target: &str,
     account: AccountId,
+    session_key: &[u8; 32],
 ) -> Vec<u8> {
-    let mut text = format!("{LOGON_CONTEXT}\x01{logon_ms}\x01");
-    for byte in nonce {
-        text.push_str(&format!("{byte:02x}"));
-    }
-    text.push_str(&format!("\x01{sender}\x01{target}\x01{}", account.0));
-    text.into_bytes()
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    format!(
+        "{LOGON_CONTEXT}\x01{logon_ms}\x01{}\x01{sender}\x01{target}\x01{}\x01{}",
+        hex(nonce),
+        account.0,
+        hex(session_key)
+    )
+    .into_bytes()
 }
 
 impl SessionGrant {
@@ -90,6 +95,7 @@ impl SessionGrant {
             &self.sender,
             &self.target,
             account,
+            &self.key,
         )
     }
 }

@@ -217,7 +217,17 @@ fn a_replayed_stale_forged_or_overlong_grant_opens_nothing() {
         g.sender = "MALLORY".into();
     }
     assert!(run(&mut engine, T, &[edited]).is_err());
-    // The unsigned parts are the gateway's: slot, nonce, key, expiry. A lifetime beyond a day,
+    // A node that sees the grant puts its own key in: the trader signed the session key, so the
+    // signature fails.
+    let mut swapped = open(0, grant(T, &key), &trader_key());
+    if let ClientCommand::OpenSession(g) = &mut swapped.command {
+        g.key = session_key(7).verifying_key().to_bytes();
+    }
+    assert!(matches!(
+        run(&mut engine, T, &[swapped]),
+        Err(VerifyError::BadSignatures(_))
+    ));
+    // The unsigned parts are the gateway's: slot, nonce, expiry. A lifetime beyond a day,
     // or an expiry already past, is refused by every replica.
     let mut long = grant(T, &key);
     long.expires_ms = T + SESSION_LIFETIME_MAX_MS + 1;

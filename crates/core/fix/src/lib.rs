@@ -513,7 +513,7 @@ pub fn encode(begin: BeginString, fields: &[Field]) -> Result<Vec<u8>, FixError>
 }
 
 /// Tags whose values never reach a log: Password, NewPassword.
-const SECRET_TAGS: &[u32] = &[554, 925];
+const SECRET_TAGS: &[u32] = &[554, 925, logon::TAG_SESSION_SEED];
 
 impl fmt::Display for Message {
     /// The fields with `|` for SOH, for logs: data fields shown as their length, passwords

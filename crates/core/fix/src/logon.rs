@@ -5,10 +5,13 @@
 //! - Username (553): the account number, decimal;
 //! - [`TAG_LOGON_NONCE`] (25001, user-defined): 16 random bytes as 32 lowercase hex digits, new
 //!   for every logon;
+//! - [`TAG_SESSION_SEED`] (25002, user-defined): the secret seed of a fresh Ed25519 session key
+//!   the trader made for this session, 64 lowercase hex digits (the gateway signs the session's
+//!   orders with it; redacted in logs);
 //! - RawDataLength (95) = 128 and RawData (96): the signature, 64 bytes as 128 lowercase hex
 //!   digits, over the engine's logon payload ([`bulwark_engine::session::logon_payload`]):
-//!   `bulwark-logon/1`, SendingTime (52) in Unix milliseconds, the nonce in hex, SenderCompID
-//!   (49), TargetCompID (56) and the account, joined by SOH.
+//!   `bulwark-logon/2`, SendingTime (52) in Unix milliseconds, the nonce in hex, SenderCompID
+//!   (49), TargetCompID (56), the account and the session's public key in hex, joined by SOH.
 //!
 //! CompIDs are 1 to 32 printable ASCII bytes. SendingTime must be within the session's window of
 //! the gateway's clock. The gateway checks the signature with `verify_strict` under the
@@ -42,6 +45,9 @@ pub const TAG_RAW_DATA_LENGTH: u32 = 95;
 pub const TAG_RAW_DATA: u32 = 96;
 /// The logon nonce (a user-defined tag).
 pub const TAG_LOGON_NONCE: u32 = 25001;
+/// The session key's secret seed the trader hands the gateway (a user-defined tag; redacted in
+/// logs).
+pub const TAG_SESSION_SEED: u32 = 25002;
 /// What the signed payload starts with (and its version).
 pub const LOGON_CONTEXT: &str = "bulwark-fix-logon/1";
 
@@ -93,6 +99,8 @@ pub struct LogonRequest {
     pub account: u64,
     /// The nonce.
     pub nonce: [u8; 16],
+    /// The session key the trader made for this session (the gateway holds it).
+    pub session_seed: [u8; 32],
     /// The signature.
     pub signature: [u8; 64],
     /// HeartBtInt, seconds.
@@ -110,6 +118,7 @@ pub fn logon_payload(
     sender: &str,
     target: &str,
     account: u64,
+    session_key: &[u8; 32],
 ) -> Vec<u8> {
     bulwark_engine::session::logon_payload(
         sending_time_ms,
@@ -117,6 +126,7 @@ pub fn logon_payload(
         sender,
         target,
         bulwark_engine::AccountId(account),
+        session_key,
     )
 }
 
@@ -181,6 +191,10 @@ impl LogonRequest {
             .get(TAG_LOGON_NONCE)
             .and_then(unhex::<16>)
             .ok_or(LogonError::Field(TAG_LOGON_NONCE))?;
+        let session_seed = message
+            .get(TAG_SESSION_SEED)
+            .and_then(unhex::<32>)
+            .ok_or(LogonError::Field(TAG_SESSION_SEED))?;
         let signature = message
             .get(TAG_RAW_DATA)
             .and_then(unhex::<64>)
@@ -199,11 +213,19 @@ impl LogonRequest {
             sending_time_ms,
             account: number(TAG_USERNAME)?,
             nonce,
+            session_seed,
             signature,
             heartbeat_s,
             reset,
             msg_seq_num: number(TAG_MSG_SEQ_NUM)?,
         })
+    }
+
+    /// The session's public key (from the seed the trader handed over).
+    pub fn session_key(&self) -> [u8; 32] {
+        ed25519_dalek::SigningKey::from_bytes(&self.session_seed)
+            .verifying_key()
+            .to_bytes()
     }
 
     /// The bytes the trader signed.
@@ -214,6 +236,7 @@ impl LogonRequest {
             &self.sender,
             &self.target,
             self.account,
+            &self.session_key(),
         )
     }
 
@@ -229,8 +252,9 @@ impl LogonRequest {
     }
 }
 
-/// The logon fields a trader adds to its Logon: Username, the nonce, RawDataLength and RawData
-/// (for clients written in Rust and for tests; the docs show the same in Python).
+/// The logon fields a trader adds to its Logon: Username, the nonce, the session key's seed,
+/// RawDataLength and RawData (for clients written in Rust and for tests; the docs show the same
+/// in Python).
 pub fn logon_fields(
     key: &ed25519_dalek::SigningKey,
     sending_time: &str,
@@ -241,17 +265,25 @@ pub fn logon_fields(
 ) -> Vec<crate::Field> {
     use ed25519_dalek::Signer as _;
     let sending_time_ms = crate::time::parse_utc_timestamp(sending_time.as_bytes()).unwrap_or(0);
+    // A session key per logon, derived here from the nonce so tests are reproducible; a trader
+    // draws a random one.
+    let mut seed = [0u8; 32];
+    seed[..16].copy_from_slice(nonce);
+    seed[16..].copy_from_slice(&key.to_bytes()[..16]);
+    let session = ed25519_dalek::SigningKey::from_bytes(&seed);
     let signature = key.sign(&logon_payload(
         sending_time_ms,
         nonce,
         sender,
         target,
         account,
+        &session.verifying_key().to_bytes(),
     ));
     let signature = hex_lower(&signature.to_bytes());
     vec![
         crate::Field::new(TAG_USERNAME, account.to_string()),
         crate::Field::new(TAG_LOGON_NONCE, hex_lower(nonce)),
+        crate::Field::new(TAG_SESSION_SEED, hex_lower(&seed)),
         crate::Field::new(TAG_RAW_DATA_LENGTH, signature.len().to_string()),
         crate::Field::new(TAG_RAW_DATA, signature),
     ]

@@ -109,6 +109,10 @@ pub const APPLICATION_TYPES: &[(&str, &[u32])] = &[
     ("V", &[262, 263, 264, 267, 146]),
 ];
 
+/// Most bytes of field values the resend journal keeps (whatever `resend_kept` says): a
+/// counterparty cannot grow it with long echoed values.
+pub const JOURNAL_BYTES_MAX: usize = 4 << 20;
+
 /// Tags a MarketDataRequest may repeat (its MDEntryType and instrument groups).
 const REPEATABLE_IN_V: &[u32] = &[269, 55, 48, 22, 65, 207, 460, 167];
 
@@ -243,7 +247,7 @@ enum State {
     },
     Authenticating {
         deadline_ms: u64,
-        logon: LogonRequest,
+        logon: Box<LogonRequest>,
     },
     Active,
     LoggingOut {
@@ -275,6 +279,8 @@ pub struct Session {
     test_request: Option<u64>,
     test_requests_sent: u64,
     journal: VecDeque<Sent>,
+    /// Bytes of values in the journal (each field counted with 8 bytes of overhead).
+    journal_bytes: usize,
     resend_target: Option<u64>,
 }
 
@@ -296,6 +302,7 @@ impl Session {
             test_request: None,
             test_requests_sent: 0,
             journal: VecDeque::new(),
+            journal_bytes: 0,
             resend_target: None,
         }
     }
@@ -394,7 +401,7 @@ impl Session {
         let State::Authenticating { logon, .. } = &self.state else {
             return;
         };
-        let logon = logon.clone();
+        let logon = LogonRequest::clone(logon);
         self.sender = logon.sender.clone();
         self.account = logon.account;
         self.heartbeat_ms = u64::from(logon.heartbeat_s) * 1000;
@@ -471,8 +478,11 @@ impl Session {
                 stored
             },
         });
-        while self.journal.len() > self.config.resend_kept {
-            self.journal.pop_front();
+        self.journal_bytes += sent_bytes(self.journal.back());
+        while self.journal.len() > self.config.resend_kept || self.journal_bytes > JOURNAL_BYTES_MAX
+        {
+            let dropped = self.journal.pop_front();
+            self.journal_bytes -= sent_bytes(dropped.as_ref());
         }
         self.send_at(now_ms, msg_type, fields, seq, None, out);
         self.seq.next_out += 1;
@@ -565,7 +575,7 @@ impl Session {
         }
         self.state = State::Authenticating {
             deadline_ms,
-            logon: logon.clone(),
+            logon: Box::new(logon.clone()),
         };
         out.push(Output::Authenticate(logon));
     }
@@ -761,7 +771,9 @@ impl Session {
                 Close::Protocol("a second Logon on a logged-on session".into()),
                 out,
             ),
-            _ => out.push(Output::Application(message)),
+            // After our Logout nothing more is taken (the number is, the message is not).
+            _ if self.state == State::Active => out.push(Output::Application(message)),
+            _ => {}
         }
     }
 
@@ -1040,6 +1052,10 @@ impl Session {
         self.buf = Vec::new();
         out.push(Output::Close(reason));
     }
+}
+
+fn sent_bytes(sent: Option<&Sent>) -> usize {
+    sent.map_or(0, |sent| sent.body.iter().map(|f| f.value.len() + 8).sum())
 }
 
 enum Sequenced {

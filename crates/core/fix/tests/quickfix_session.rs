@@ -28,6 +28,7 @@ import calendar, os, sys, time, threading
 from datetime import datetime, timezone
 import quickfix as fix
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives import serialization
 
 port, seed_hex, store, mode = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed_hex))
@@ -80,10 +81,13 @@ class App(fix.Application):
         if t == "A":
             sending = h.getField(52)
             nonce = os.urandom(16).hex()
-            payload = "\x01".join(["bulwark-logon/1", str(unix_ms(sending)), nonce, h.getField(49), h.getField(56), "7"])
+            session = Ed25519PrivateKey.generate()
+            session_pub = session.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+            session_seed = session.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()).hex()
+            payload = "\x01".join(["bulwark-logon/2", str(unix_ms(sending)), nonce, h.getField(49), h.getField(56), "7", session_pub])
             sig = key.sign(payload.encode()).hex()
             msg.setField(553, "7")
-            msg.setField(25001, nonce)
+            msg.setField(25001, nonce); msg.setField(25002, session_seed)
             msg.setField(95, str(len(sig)))
             msg.setField(96, sig)
             say("SENT_LOGON", h.getField(34))

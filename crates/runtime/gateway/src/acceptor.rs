@@ -37,6 +37,8 @@ use crate::upstream::{Outcome, Upstream};
 const READ_POLL: Duration = Duration::from_millis(5);
 /// Orders a session remembers (by ClOrdID).
 const ORDERS_KEPT: usize = 100_000;
+/// Longest ClOrdID, OrigClOrdID or Symbol taken (and echoed).
+const ID_BYTES_MAX: usize = 64;
 /// How many slots a logon tries when the one it picked is taken.
 const SLOT_TRIES: u32 = 4;
 
@@ -207,6 +209,8 @@ struct Connection {
     outcomes: (Sender<Outcome>, Receiver<Outcome>),
     in_flight: HashMap<u64, InFlight>,
     opening: Option<(SigningKey, AccountId)>,
+    /// The (account, SenderCompID) this connection holds in the shared `active` set.
+    identity: Option<(u64, String)>,
     trading: Option<Trading>,
     orders: HashMap<String, OrderState>,
     order_ids: HashMap<u64, String>,
@@ -228,6 +232,7 @@ impl Connection {
             outcomes: channel(),
             in_flight: HashMap::new(),
             opening: None,
+            identity: None,
             trading: None,
             orders: HashMap::new(),
             order_ids: HashMap::new(),
@@ -281,6 +286,15 @@ impl Connection {
                 .fetch_add(1, Ordering::Relaxed);
         }
         self.cancel_on_disconnect(reason.as_deref());
+        // Whatever ended the connection (a logon still being opened included), the identity
+        // may log on again.
+        if let Some(identity) = self.identity.take() {
+            self.shared
+                .active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&identity);
+        }
     }
 
     /// Carries out the session's outputs in order; false when the connection is done.
@@ -354,16 +368,17 @@ impl Connection {
             .active
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(identity)
+            .insert(identity.clone())
         {
             let error =
                 LogonError::Refused("this account and SenderCompID are logged on already".into());
             self.session.refuse_logon(now, error, out);
             return;
         }
-        let mut seed = [0u8; 32];
-        rand_core_06::RngCore::fill_bytes(&mut rand_core_06::OsRng, &mut seed);
-        let key = SigningKey::from_bytes(&seed);
+        self.identity = Some(identity);
+        // The session key the trader made and signed for (its public key is in the payload
+        // every replica checks, so no node can put another key in the grant).
+        let key = SigningKey::from_bytes(&logon.session_seed);
         self.open_session(logon, key, 0, out);
     }
 
@@ -512,6 +527,21 @@ impl Connection {
     }
 
     fn on_application(&mut self, message: &Message, out: &mut Vec<Output>) {
+        let too_long = [11, 41, 55]
+            .iter()
+            .any(|tag| message.get(*tag).is_some_and(|v| v.len() > ID_BYTES_MAX));
+        if too_long {
+            let body = vec![
+                Field::new(45, message.get_str(34).unwrap_or("0")),
+                Field::new(372, message.msg_type().to_vec()),
+                Field::new(380, "5"),
+                Field::new(
+                    58,
+                    format!("ClOrdID, OrigClOrdID and Symbol are at most {ID_BYTES_MAX} bytes"),
+                ),
+            ];
+            return self.send("j", body, out);
+        }
         match message.msg_type() {
             b"D" => self.new_order(message, out),
             b"F" => self.cancel(message, out),

@@ -1,7 +1,7 @@
 //! The front door (issue #15): a process in every data center between traders and the
 //! committee. Built so far: a FIX 4.4 acceptor ([`bulwark_fix::session`]) whose logon, signed
-//! by the trader's account key, opens a trading session in the committee with a key the
-//! gateway holds ([`bulwark_engine::session`]); orders, cancels and mass cancels mapped to the
+//! by the trader's account key, opens a trading session in the committee with the session key the trader made
+//! and signed, which the gateway holds ([`bulwark_engine::session`]); orders, cancels and mass cancels mapped to the
 //! committee's signed transactions; execution reports only for outcomes `quorum` nodes report
 //! finalized; cancel on disconnect; pre-authentication limits, a logon budget and per-session
 //! order credits. Not built yet: JSON-RPC over WebSocket, TLS, CoDel shedding, the kill switch,

@@ -27,6 +27,7 @@ import calendar, os, sys, time, threading
 from datetime import datetime, timezone
 import quickfix as fix
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives import serialization
 
 mode, port, store = sys.argv[1], sys.argv[2], sys.argv[3]
 spec = os.path.join(__import__("sysconfig").get_paths()["data"], "share", "quickfix", "FIX44.xml")
@@ -81,9 +82,12 @@ class Client(fix.Application):
         h = msg.getHeader()
         if h.getField(35) == "A":
             nonce = os.urandom(16).hex()
-            payload = "\x01".join(["bulwark-logon/1", str(unix_ms(h.getField(52))), nonce, h.getField(49), h.getField(56), account])
+            session = Ed25519PrivateKey.generate()
+            session_pub = session.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+            session_seed = session.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()).hex()
+            payload = "\x01".join(["bulwark-logon/2", str(unix_ms(h.getField(52))), nonce, h.getField(49), h.getField(56), account, session_pub])
             sig = key.sign(payload.encode()).hex()
-            msg.setField(553, account); msg.setField(25001, nonce); msg.setField(95, str(len(sig))); msg.setField(96, sig)
+            msg.setField(553, account); msg.setField(25001, nonce); msg.setField(25002, session_seed); msg.setField(95, str(len(sig))); msg.setField(96, sig)
     def fromAdmin(self, msg, sid): pass
     def toApp(self, msg, sid): pass
     def fromApp(self, msg, sid):

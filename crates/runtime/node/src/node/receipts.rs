@@ -13,6 +13,9 @@ use bulwark_consensus::check::Receipt;
 
 /// How many receipts a node keeps.
 pub(crate) const RECEIPTS_KEPT: usize = 200_000;
+/// A page's budget in estimated JSON bytes (a receipt ~100, an event ~200), well inside the
+/// 1 MiB frame; a page holds at least one receipt.
+const PAGE_BYTES: usize = 512 * 1024;
 
 #[derive(Default)]
 struct Log {
@@ -71,15 +74,24 @@ impl ReceiptLog {
         let start = log
             .receipts
             .partition_point(|r| (r.height, r.index) < (height, index));
+        let mut budget = PAGE_BYTES;
         let receipts: Vec<ReceiptAnswer> = log
             .receipts
             .iter()
             .skip(start)
             .take(RECEIPTS_PER_ANSWER)
-            .cloned()
+            .enumerate()
+            .take_while(|(i, r)| {
+                let cost = 100 + 200 * r.events.len();
+                let fits = *i == 0 || cost <= budget;
+                budget = budget.saturating_sub(cost);
+                fits
+            })
+            .map(|(_, r)| r.clone())
             .collect();
+        let more = start + receipts.len() < log.receipts.len();
         let next = match receipts.last() {
-            Some(last) if receipts.len() == RECEIPTS_PER_ANSWER => (last.height, last.index + 1),
+            Some(last) if more => (last.height, last.index + 1),
             // Everything up to the newest block was given.
             _ => (log.height.max(height.saturating_sub(1)) + 1, 0),
         };
@@ -143,5 +155,22 @@ mod tests {
         let second = big.since(first.next.0, first.next.1, Duration::ZERO);
         assert_eq!(second.receipts.len(), 5);
         assert_eq!(second.next, (8, 0));
+        // Receipts with many events: a page stays within its byte budget (one per page here),
+        // and a receipt over the budget alone still goes out.
+        let heavy = ReceiptLog::default();
+        let event = bulwark_engine::Event::SessionClosed {
+            account: AccountId(1),
+            slot: 0,
+            expired: false,
+        };
+        let mut fat = receipt(1);
+        fat.events = vec![event; 2000];
+        heavy.push(9, &[fat.clone(), fat.clone(), fat]);
+        let page = heavy.since(9, 0, Duration::ZERO);
+        assert_eq!(page.receipts.len(), 1);
+        assert_eq!(page.next, (9, 1));
+        let rest = heavy.since(9, 2, Duration::ZERO);
+        assert_eq!(rest.receipts.len(), 1);
+        assert_eq!(rest.next, (10, 0));
     }
 }

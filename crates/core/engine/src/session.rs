@@ -195,19 +195,13 @@ impl Engine {
             session.nonce = nonce;
         }
         match cmd {
+            // A session closes itself the way the trader revokes it.
             ClientCommand::CloseSession { slot: own } if *own == slot => {
-                acct.sessions.remove(&slot);
-                out.push(Event::SessionClosed {
-                    account,
-                    slot,
-                    expired: false,
-                });
-                Ok(())
+                self.revoke_session(account, slot, out)
             }
-            ClientCommand::Withdraw { .. }
-            | ClientCommand::OpenSession(_)
-            | ClientCommand::CloseSession { .. } => Err(RejectReason::OutsideSessionScope),
-            trade => self.trade(account, trade, out),
+            // `trade` refuses what is out of a session's scope (withdrawals, grants, closing
+            // another session's slot).
+            other => self.trade(account, other, out),
         }
     }
 

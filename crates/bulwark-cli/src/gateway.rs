@@ -1,4 +1,5 @@
-//! `bulwark gateway --config FILE`: the FIX gateway of one data center (see docs/gateway.md).
+//! `bulwark gateway --config FILE`: the FIX gateway of one data center (see docs/gateway.md);
+//! with `--kill` or `--release`, the operator's kill switch of that gateway.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -44,4 +45,48 @@ pub fn run(config: &Path) -> ExitCode {
     eprintln!("bulwark gateway {comp_id}: stopping (sessions are logged out)");
     gateway.stop();
     ExitCode::SUCCESS
+}
+
+/// `bulwark gateway --config FILE --kill all|ACCOUNT... | --release all|ACCOUNT...`: changes the
+/// kill switch the running gateway reads (within a quarter of a second) and prints what it holds.
+pub fn kill_switch(config: &Path, kill: &[String], release: &[String]) -> ExitCode {
+    let config = match bulwark_gateway::GatewayConfig::load(config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("bulwark gateway: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let releasing = !release.is_empty();
+    let mut all = false;
+    let mut accounts = Vec::new();
+    for value in if releasing { release } else { kill } {
+        if value == "all" {
+            all = true;
+        } else if let Ok(account) = value.parse::<u64>() {
+            accounts.push(account);
+        } else {
+            eprintln!("bulwark gateway: {value:?} is neither `all` nor an account number");
+            return ExitCode::from(2);
+        }
+    }
+    match bulwark_gateway::killswitch::set(&config.data_dir, all, &accounts, releasing) {
+        Ok(engaged) => {
+            let accounts: Vec<String> = engaged.accounts.iter().map(u64::to_string).collect();
+            println!(
+                "bulwark gateway {}: kill switch now {}",
+                config.comp_id,
+                match (engaged.all, accounts.is_empty()) {
+                    (true, _) => "engaged for every account".to_string(),
+                    (false, true) => "released".to_string(),
+                    (false, false) => format!("engaged for accounts {}", accounts.join(", ")),
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("bulwark gateway: {error}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -43,6 +43,14 @@ enum Top {
         /// The gateway's configuration file (TOML).
         #[arg(long)]
         config: std::path::PathBuf,
+        /// Engage the kill switch of the running gateway (in the configuration's data
+        /// directory) for `all` accounts or one account number, and exit: new orders refused,
+        /// resting orders cancelled, cancels still taken. Repeatable.
+        #[arg(long, value_name = "all|ACCOUNT")]
+        kill: Vec<String>,
+        /// Release the kill switch for `all` (everything) or one account number, and exit.
+        #[arg(long, value_name = "all|ACCOUNT", conflicts_with = "kill")]
+        release: Vec<String>,
     },
     /// Talk to a node's client endpoint: status, account, book, or submit a signed order.
     Client(ClientArgs),
@@ -310,7 +318,17 @@ fn main() -> ExitCode {
             config,
             migrate_secrets,
         } => node::run(&config, migrate_secrets),
-        Top::Gateway { config } => gateway::run(&config),
+        Top::Gateway {
+            config,
+            kill,
+            release,
+        } => {
+            if kill.is_empty() && release.is_empty() {
+                gateway::run(&config)
+            } else {
+                gateway::kill_switch(&config, &kill, &release)
+            }
+        }
         Top::Client(args) => client::run(args.node, args.request),
         Top::Admin(AdminCmd::Readmit(args)) => admin::readmit(&args),
         Top::Admin(AdminCmd::Approve(args)) => admin::approve(&args),

@@ -2,18 +2,21 @@
 //! connection driving a [`Session`] with the wall clock.
 //!
 //! Before a byte is read: at most `connections_max` connections, `connections_per_ip` from one
-//! address (over either, the connection is closed at once). Before logon: the session's 2 s
-//! deadline and 4 KiB first-message bound. At logon: the global logon budget (`logons_per_s`)
-//! before any signature is checked, then the signature under the account's key, then the
-//! trading session the committee opens on the same signature. After logon: new orders at
-//! `orders_per_s` per session and `in_flight_max` in flight (refused at once, never queued);
-//! cancels are never refused. An ExecutionReport is sent only for what `quorum` nodes report
-//! finalized. On disconnect the session's orders are cancelled and the session closed.
+//! address and `preauth_max` not yet logged on (over any, the connection is closed at once, so
+//! a flood of strangers cannot take the places of sessions). Before logon: the session's 2 s
+//! deadline and 4 KiB first-message bound, read at a slow poll. At logon: the address's and
+//! the gateway's logon budgets before any signature is checked, then the signature under the
+//! account's key (as `quorum` nodes give it), then the trading session the committee opens on
+//! the same signature. After logon: credits by class ([`crate::credits`]; refused at once,
+//! never queued; cancels never refused), `in_flight_max` orders in flight, and the kill switch
+//! ([`crate::killswitch`]). An ExecutionReport is sent only for what `quorum` nodes report
+//! finalized. On disconnect the session's orders are cancelled and the session closed, retried
+//! until the committee has done it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,18 +26,29 @@ use bulwark_engine::codec::SignedTx;
 use bulwark_engine::command::SESSION_ACCOUNT_LIMIT;
 use bulwark_engine::{AccountId, ClientCommand, InstrumentId, RejectReason, SessionGrant};
 use bulwark_fix::logon::{LogonError, LogonRequest};
-use bulwark_fix::session::{Close, Config as SessionConfig, Output, Session};
+use bulwark_fix::session::{Close, Config as SessionConfig, Output, SeqNums, Session};
 use bulwark_fix::{Field, Message};
 use ed25519_dalek::SigningKey;
 use tracing::{info, warn};
 
 use crate::config::GatewayConfig;
+use crate::credits::{Class, GatewayCredits, LogonBudget, SessionCredits};
+use crate::killswitch::KillSwitch;
 use crate::orders::{self, OrderState};
 use crate::seqstore::SeqStore;
-use crate::upstream::{Outcome, Upstream};
+use crate::upstream::{self, Outcome, Upstream, Verdict};
 
-/// How long a read waits before the loop looks at timers and outcomes.
+/// How long a read waits before the loop looks at timers and outcomes, logged on.
 const READ_POLL: Duration = Duration::from_millis(5);
+/// The same before logon: only the logon deadline is waited for.
+const READ_POLL_PREAUTH: Duration = Duration::from_millis(50);
+/// How often sequence numbers are synced to the disk (they are written before every send).
+const SEQ_SYNC_EVERY: Duration = Duration::from_secs(1);
+/// Cancels a session may have in flight (they are never refused for credit; this bounds
+/// memory).
+const CANCELS_IN_FLIGHT_MAX: usize = 1024;
+/// How long cancel on disconnect keeps trying.
+const COD_RETRY_FOR: Duration = Duration::from_secs(60);
 /// Orders a session remembers (by ClOrdID).
 const ORDERS_KEPT: usize = 100_000;
 /// Longest ClOrdID, OrigClOrdID or Symbol taken (and echoed).
@@ -55,40 +69,20 @@ pub struct Counters {
     pub logons_bad_signature: AtomicU64,
     /// Sessions logged on.
     pub logons: AtomicU64,
-    /// New orders refused for the rate or the in-flight bound.
+    /// Connections closed at accept for the pre-authentication bound.
+    pub refused_preauth: AtomicU64,
+    /// Logons refused for their address's budget before any signature was checked.
+    pub logons_over_address_budget: AtomicU64,
+    /// New orders refused for their credits or the in-flight bound.
     pub orders_throttled: AtomicU64,
+    /// Order status requests refused for their credits.
+    pub queries_throttled: AtomicU64,
+    /// New orders refused because the kill switch covers the account.
+    pub orders_killed: AtomicU64,
+    /// Cancels sent (none is ever refused for credit).
+    pub cancels: AtomicU64,
     /// Execution reports sent for finalized outcomes.
     pub reports: AtomicU64,
-}
-
-/// A token bucket refilled continuously: `rate` per second, `rate` at most.
-pub(crate) struct Bucket {
-    rate: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    pub(crate) fn new(rate: u32) -> Bucket {
-        Bucket {
-            rate: f64::from(rate),
-            tokens: f64::from(rate),
-            at: Instant::now(),
-        }
-    }
-
-    pub(crate) fn take(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.rate);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 /// What every connection shares.
@@ -96,9 +90,16 @@ pub(crate) struct Shared {
     pub(crate) config: GatewayConfig,
     pub(crate) upstream: Arc<Upstream>,
     pub(crate) seqs: SeqStore,
-    pub(crate) logons: Mutex<Bucket>,
+    pub(crate) credits: GatewayCredits,
+    pub(crate) kill: KillSwitch,
+    /// Connections not yet logged on.
+    pub(crate) preauth: AtomicUsize,
     /// (account, SenderCompID) logged on now: one session each.
     pub(crate) active: Mutex<HashSet<(u64, String)>>,
+    /// Connection threads running.
+    pub(crate) live: AtomicUsize,
+    /// Cancel-on-disconnect threads running.
+    pub(crate) closing: AtomicUsize,
     pub(crate) counters: Arc<Counters>,
     pub(crate) stop: Arc<AtomicBool>,
 }
@@ -117,7 +118,13 @@ pub(crate) fn accept(listener: TcpListener, shared: Arc<Shared>) {
         warn!(%error, "cannot make the FIX listener non-blocking");
         return;
     }
+    let mut polled = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
+        if polled.elapsed() >= crate::killswitch::POLL {
+            shared.kill.reload();
+            shared.credits.tidy();
+            polled = Instant::now();
+        }
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -131,6 +138,17 @@ pub(crate) fn accept(listener: TcpListener, shared: Arc<Shared>) {
             }
         };
         let limits = shared.config.limits;
+        // The pre-authentication slot is taken here and given back at logon or at close.
+        let preauth = shared.preauth.fetch_add(1, Ordering::AcqRel);
+        if preauth >= limits.preauth_max {
+            shared.preauth.fetch_sub(1, Ordering::AcqRel);
+            shared
+                .counters
+                .refused_preauth
+                .fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        }
         let admitted = {
             let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
             let from_ip = open.entry(peer.ip()).or_default();
@@ -145,6 +163,7 @@ pub(crate) fn accept(listener: TcpListener, shared: Arc<Shared>) {
             }
         };
         if !admitted {
+            shared.preauth.fetch_sub(1, Ordering::AcqRel);
             shared
                 .counters
                 .refused_at_accept
@@ -157,7 +176,9 @@ pub(crate) fn accept(listener: TcpListener, shared: Arc<Shared>) {
         let spawned = std::thread::Builder::new()
             .name(format!("fix-{peer}"))
             .spawn(move || {
+                shared_c.live.fetch_add(1, Ordering::AcqRel);
                 Connection::new(stream, peer, Arc::clone(&shared_c)).run();
+                shared_c.live.fetch_sub(1, Ordering::AcqRel);
                 let mut open = open_c.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(n) = open.get_mut(&peer.ip()) {
                     *n = n.saturating_sub(1);
@@ -168,7 +189,14 @@ pub(crate) fn accept(listener: TcpListener, shared: Arc<Shared>) {
                 total_c.fetch_sub(1, Ordering::Relaxed);
             });
         if let Err(error) = spawned {
+            // The closure (and the slots it would give back) is gone with the error.
             warn!(%error, "cannot start a connection thread");
+            shared.preauth.fetch_sub(1, Ordering::AcqRel);
+            let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = open.get_mut(&peer.ip()) {
+                *n = n.saturating_sub(1);
+            }
+            total.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -190,6 +218,8 @@ enum InFlight {
         cl_ord_id: String,
         request_type: String,
     },
+    /// The mass cancel the kill switch sent.
+    KillCancel,
 }
 
 /// The trading session the committee opened for this connection.
@@ -206,16 +236,27 @@ struct Connection {
     peer: SocketAddr,
     shared: Arc<Shared>,
     session: Session,
-    outcomes: (Sender<Outcome>, Receiver<Outcome>),
+    outcomes: (Sender<Verdict>, Receiver<Verdict>),
     in_flight: HashMap<u64, InFlight>,
+    /// Of `in_flight`, the cancels.
+    cancels_in_flight: usize,
     opening: Option<(SigningKey, AccountId)>,
     /// The (account, SenderCompID) this connection holds in the shared `active` set.
     identity: Option<(u64, String)>,
     trading: Option<Trading>,
     orders: HashMap<String, OrderState>,
     order_ids: HashMap<u64, String>,
-    order_bucket: Bucket,
+    credits: SessionCredits,
     execs: u64,
+    /// Whether this connection still holds a pre-authentication slot.
+    preauth: bool,
+    /// The kill switch's generation this session last looked at, and whether it covers us.
+    kill_seen: u64,
+    killed: bool,
+    /// Sequence numbers to write before `outbox` goes out.
+    dirty: Option<SeqNums>,
+    synced: Instant,
+    outbox: Vec<u8>,
 }
 
 impl Connection {
@@ -223,7 +264,7 @@ impl Connection {
         let mut config = SessionConfig::new(shared.config.comp_id.clone());
         // The committee opens the trading session within the logon deadline.
         config.logon_deadline_ms = 2_000;
-        let order_bucket = Bucket::new(shared.config.limits.orders_per_s);
+        let credits = SessionCredits::new(&shared.config.limits);
         Connection {
             stream,
             peer,
@@ -236,20 +277,31 @@ impl Connection {
             trading: None,
             orders: HashMap::new(),
             order_ids: HashMap::new(),
-            order_bucket,
+            credits,
             execs: 0,
+            preauth: true,
+            kill_seen: u64::MAX,
+            killed: false,
+            dirty: None,
+            synced: Instant::now(),
+            outbox: Vec::new(),
+            cancels_in_flight: 0,
         }
     }
 
     fn run(mut self) {
         let _ = self.stream.set_nodelay(true);
-        if self.stream.set_read_timeout(Some(READ_POLL)).is_err() {
-            return;
-        }
+        let _ = self.stream.set_read_timeout(Some(READ_POLL_PREAUTH));
         let mut buf = vec![0u8; 16 * 1024];
         let mut reason = None;
         while !self.session.is_closed() {
             let mut out = Vec::new();
+            if self.preauth && self.trading.is_some() {
+                self.leave_preauth();
+                if self.stream.set_read_timeout(Some(READ_POLL)).is_err() {
+                    break;
+                }
+            }
             match self.stream.read(&mut buf) {
                 Ok(0) => {
                     reason = Some("connection closed by the peer".to_string());
@@ -271,14 +323,19 @@ impl Connection {
                     .logout(now_ms(), "gateway shutting down", &mut out);
             }
             self.session.tick(now_ms(), &mut out);
-            while let Ok(outcome) = self.outcomes.1.try_recv() {
-                self.on_outcome(outcome, &mut out);
+            while let Ok(verdict) = self.outcomes.1.try_recv() {
+                self.on_outcome(verdict, &mut out);
             }
+            self.watch_kill_switch();
             if !self.carry_out(out) {
                 break;
             }
         }
         let _ = self.stream.flush();
+        self.leave_preauth();
+        if let (Some(seq), Some(t)) = (self.dirty.take(), &self.trading) {
+            let _ = self.shared.seqs.save(t.account, &t.sender, seq, true);
+        }
         if self.trading.is_none() {
             self.shared
                 .counters
@@ -303,20 +360,12 @@ impl Connection {
         while let Some(output) = queue.pop_front() {
             let mut more = Vec::new();
             match output {
-                Output::Send(bytes) => {
-                    if self.stream.write_all(&bytes).is_err() {
-                        return false;
-                    }
-                }
+                Output::Send(bytes) => self.outbox.extend_from_slice(&bytes),
                 Output::Authenticate(logon) => self.authenticate(logon, &mut more),
                 Output::Application(message) => self.on_application(&message, &mut more),
                 Output::Persist(seq) => {
-                    if let Some(t) = &self.trading {
-                        if let Err(error) = self.shared.seqs.save(t.account, &t.sender, seq) {
-                            warn!(%error, "cannot persist sequence numbers; ending the session");
-                            self.session
-                                .logout(now_ms(), "gateway storage failure", &mut more);
-                        }
+                    if self.trading.is_some() {
+                        self.dirty = Some(seq);
                     }
                 }
                 Output::Close(close) => {
@@ -329,25 +378,75 @@ impl Connection {
                 queue.insert(i, o);
             }
         }
-        true
+        self.flush()
+    }
+
+    /// Writes the sequence numbers the pending sends use, then the sends; false when the
+    /// connection is done.
+    fn flush(&mut self) -> bool {
+        if let (Some(seq), Some(t)) = (self.dirty, &self.trading) {
+            let sync = self.synced.elapsed() >= SEQ_SYNC_EVERY;
+            if let Err(error) = self.shared.seqs.save(t.account, &t.sender, seq, sync) {
+                // Nothing that uses the unwritten numbers goes out.
+                warn!(%error, "cannot persist sequence numbers; ending the connection");
+                self.outbox.clear();
+                return false;
+            }
+            self.dirty = None;
+            if sync {
+                self.synced = Instant::now();
+            }
+        }
+        if self.outbox.is_empty() {
+            return true;
+        }
+        let bytes = std::mem::take(&mut self.outbox);
+        self.stream.write_all(&bytes).is_ok()
+    }
+
+    /// Gives back the pre-authentication slot (once).
+    fn leave_preauth(&mut self) {
+        if std::mem::take(&mut self.preauth) {
+            self.shared.preauth.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// When the kill switch changes: an account it now covers has its orders cancelled once,
+    /// and new orders are refused while it stays covered.
+    fn watch_kill_switch(&mut self) {
+        let generation = self.shared.kill.generation();
+        if generation == self.kill_seen {
+            return;
+        }
+        let Some(account) = self.trading.as_ref().map(|t| t.account) else {
+            return;
+        };
+        self.kill_seen = generation;
+        let covered = self.shared.kill.covers(account);
+        if covered && !self.killed {
+            warn!(peer = %self.peer, account, "kill switch engaged: cancelling the session's orders");
+            let command = ClientCommand::MassCancel { instrument: None };
+            self.submit(command, upstream::Class::Protected, InFlight::KillCancel);
+        }
+        self.killed = covered;
     }
 
     fn authenticate(&mut self, logon: LogonRequest, out: &mut Vec<Output>) {
         let now = now_ms();
-        let over_budget = !self
-            .shared
-            .logons
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if over_budget {
-            self.shared
-                .counters
-                .logons_over_budget
-                .fetch_add(1, Ordering::Relaxed);
-            let error =
-                LogonError::Refused("the gateway's logon budget is spent; try again".into());
-            self.session.refuse_logon(now, error, out);
+        if let Err(budget) = self.shared.credits.logon(self.peer.ip()) {
+            let (counter, text) = match budget {
+                LogonBudget::Address => (
+                    &self.shared.counters.logons_over_address_budget,
+                    "this address's logon budget is spent; try again",
+                ),
+                LogonBudget::Global => (
+                    &self.shared.counters.logons_over_budget,
+                    "the gateway's logon budget is spent; try again",
+                ),
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            self.session
+                .refuse_logon(now, LogonError::Refused(text.into()), out);
             return;
         }
         let account = AccountId(logon.account);
@@ -412,14 +511,12 @@ impl Connection {
             command: ClientCommand::OpenSession(grant),
             signature: logon.signature,
         };
-        match self.shared.upstream.submit(&tx, self.outcomes.0.clone()) {
-            Ok(()) => {
-                self.opening = Some((key, id));
-                self.in_flight
-                    .insert(tx.nonce, InFlight::Open { logon, tries });
-            }
-            Err(reason) => self.refuse(LogonError::Refused(reason), &logon, out),
-        }
+        self.shared
+            .upstream
+            .submit(&tx, upstream::Class::Sheddable, self.outcomes.0.clone());
+        self.opening = Some((key, id));
+        self.in_flight
+            .insert(tx.nonce, InFlight::Open { logon, tries });
     }
 
     fn refuse(&mut self, error: LogonError, logon: &LogonRequest, out: &mut Vec<Output>) {
@@ -431,11 +528,28 @@ impl Connection {
         self.session.refuse_logon(now_ms(), error, out);
     }
 
-    fn on_outcome(&mut self, outcome: Outcome, out: &mut Vec<Output>) {
+    fn on_outcome(&mut self, verdict: Verdict, out: &mut Vec<Output>) {
+        let outcome = match verdict {
+            Verdict::Finalized(outcome) => outcome,
+            Verdict::Refused { nonce, reason } => {
+                return self.on_refused(nonce, &reason, true, out)
+            }
+            Verdict::Expired { nonce } => {
+                let reason = "no outcome from the committee in time";
+                return self.on_refused(nonce, reason, false, out);
+            }
+        };
         let Some(what) = self.in_flight.remove(&outcome.nonce) else {
             return;
         };
+        if matches!(what, InFlight::Cancel { .. }) {
+            self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
+        }
         match what {
+            InFlight::KillCancel => {
+                let cancelled = self.report_cancelled(&outcome, out);
+                info!(peer = %self.peer, cancelled, "the kill switch cancelled the session's orders");
+            }
             InFlight::Open { logon, tries } => self.opened(outcome, logon, tries, out),
             InFlight::New { cl_ord_id } => self.new_order_done(&outcome, &cl_ord_id, out),
             InFlight::Cancel { cl_ord_id, orig } => {
@@ -445,6 +559,51 @@ impl Connection {
                 cl_ord_id,
                 request_type,
             } => self.mass_cancel_done(&outcome, &cl_ord_id, &request_type, out),
+        }
+    }
+
+    /// A transaction no node took (`refused`), or whose outcome did not come in time: the
+    /// trader hears it the way its request expects. An order whose fate is unknown is not
+    /// reported rejected: it stays pending new (OrderStatusRequest says so).
+    fn on_refused(&mut self, nonce: u64, reason: &str, refused: bool, out: &mut Vec<Output>) {
+        let Some(what) = self.in_flight.remove(&nonce) else {
+            return;
+        };
+        match what {
+            InFlight::Open { logon, .. } => {
+                self.opening = None;
+                let text = format!("the committee did not open the trading session: {reason}");
+                self.refuse(LogonError::Refused(text), &logon, out);
+            }
+            InFlight::New { cl_ord_id } => {
+                let Some(mut order) = self.orders.get(&cl_ord_id).cloned() else {
+                    return;
+                };
+                if order.status != "A" {
+                    return;
+                }
+                if !refused {
+                    warn!(peer = %self.peer, %cl_ord_id, "an order's outcome did not come in time; it stays pending");
+                    return;
+                }
+                order.status = "8";
+                self.execs += 1;
+                let exec_id = format!("ref-{nonce}-{}", self.execs);
+                let body = order.report(exec_id, "8", None, Some(reason));
+                self.orders.insert(cl_ord_id, order);
+                self.send("8", body, out);
+            }
+            InFlight::Cancel { cl_ord_id, orig } => {
+                self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
+                self.cancel_reject(&cl_ord_id, &orig, reason, out);
+            }
+            InFlight::MassCancel {
+                cl_ord_id,
+                request_type,
+            } => self.mass_cancel_report(&cl_ord_id, &request_type, "0", reason, out),
+            InFlight::KillCancel => {
+                warn!(peer = %self.peer, %reason, "the kill switch's mass cancel was not taken")
+            }
         }
     }
 
@@ -509,17 +668,22 @@ impl Connection {
         }
     }
 
-    /// Signs `command` with the session key and submits it, remembering what it was for.
-    fn submit(&mut self, command: ClientCommand, what: InFlight) -> Result<(), String> {
+    /// Signs `command` with the session key and submits it, remembering what it was for. Its
+    /// verdict comes back on the session's channel.
+    fn submit(&mut self, command: ClientCommand, class: upstream::Class, what: InFlight) {
         let Some(t) = self.trading.as_mut() else {
-            return Err("not logged on".into());
+            return;
         };
         let nonce = t.next_nonce;
         t.next_nonce += 1;
         let tx = SignedTx::sign(t.id, nonce, command, &t.key);
-        self.shared.upstream.submit(&tx, self.outcomes.0.clone())?;
+        if matches!(what, InFlight::Cancel { .. }) {
+            self.cancels_in_flight += 1;
+        }
         self.in_flight.insert(nonce, what);
-        Ok(())
+        self.shared
+            .upstream
+            .submit(&tx, class, self.outcomes.0.clone());
     }
 
     fn next_nonce(&self) -> u64 {
@@ -586,8 +750,24 @@ impl Connection {
         if self.orders.len() >= ORDERS_KEPT {
             return self.reject_new(message, 99, "too many orders in this session", out);
         }
-        if self.in_flight.len() >= self.shared.config.limits.in_flight_max
-            || !self.order_bucket.take()
+        if self.killed {
+            self.shared
+                .counters
+                .orders_killed
+                .fetch_add(1, Ordering::Relaxed);
+            return self.reject_new(
+                message,
+                99,
+                "the kill switch is engaged for this account (cancels are still taken)",
+                out,
+            );
+        }
+        let account = self.trading.as_ref().map_or(0, |t| t.account);
+        let orders_in_flight = self.in_flight.len() - self.cancels_in_flight;
+        if orders_in_flight >= self.shared.config.limits.in_flight_max
+            || !self
+                .credits
+                .admit(Class::Order, account, &self.shared.credits)
         {
             self.shared
                 .counters
@@ -614,18 +794,11 @@ impl Connection {
             ClientCommand::Market { side, qty, .. } => (*side, *qty, 0),
             _ => return,
         };
-        if let Err(reason) = self.submit(
-            command,
-            InFlight::New {
-                cl_ord_id: cl_ord_id.clone(),
-            },
-        ) {
-            return self.reject_new(message, 99, &reason, out);
-        }
+        // Remembered first: the verdict may refer to it.
         self.orders.insert(
             cl_ord_id.clone(),
             OrderState {
-                cl_ord_id,
+                cl_ord_id: cl_ord_id.clone(),
                 order_id: None,
                 instrument: answer,
                 side,
@@ -636,6 +809,8 @@ impl Connection {
                 status: "A",
             },
         );
+        let what = InFlight::New { cl_ord_id };
+        self.submit(command, upstream::Class::Sheddable, what);
     }
 
     fn new_order_done(&mut self, outcome: &Outcome, cl_ord_id: &str, out: &mut Vec<Output>) {
@@ -703,13 +878,17 @@ impl Connection {
             instrument: InstrumentId(instrument),
             order_id: bulwark_engine::OrderId(order_id),
         };
-        let what = InFlight::Cancel {
-            cl_ord_id: cl_ord_id.clone(),
-            orig: orig.clone(),
-        };
-        if let Err(reason) = self.submit(command, what) {
-            self.cancel_reject(&cl_ord_id, &orig, &reason, out);
+        if self.cancels_in_flight >= CANCELS_IN_FLIGHT_MAX {
+            return self.cancel_reject(
+                &cl_ord_id,
+                &orig,
+                "too many cancels in flight in this session; wait for their reports",
+                out,
+            );
         }
+        self.shared.counters.cancels.fetch_add(1, Ordering::Relaxed);
+        let what = InFlight::Cancel { cl_ord_id, orig };
+        self.submit(command, upstream::Class::Protected, what);
     }
 
     fn cancel_reject(&mut self, cl_ord_id: &str, orig: &str, text: &str, out: &mut Vec<Output>) {
@@ -795,13 +974,13 @@ impl Connection {
                 )
             }
         };
+        self.shared.counters.cancels.fetch_add(1, Ordering::Relaxed);
         let what = InFlight::MassCancel {
-            cl_ord_id: cl_ord_id.clone(),
-            request_type: request_type.clone(),
+            cl_ord_id,
+            request_type,
         };
-        if let Err(reason) = self.submit(ClientCommand::MassCancel { instrument }, what) {
-            self.mass_cancel_report(&cl_ord_id, &request_type, "0", &reason, out);
-        }
+        let command = ClientCommand::MassCancel { instrument };
+        self.submit(command, upstream::Class::Protected, what);
     }
 
     fn mass_cancel_report(
@@ -829,6 +1008,14 @@ impl Connection {
         request_type: &str,
         out: &mut Vec<Output>,
     ) {
+        let cancelled = self.report_cancelled(outcome, out);
+        let text = format!("{cancelled} orders cancelled");
+        self.mass_cancel_report(cl_ord_id, request_type, request_type, &text, out);
+    }
+
+    /// An ExecutionReport Cancelled for each of this session's orders a mass cancel cancelled;
+    /// how many it cancelled.
+    fn report_cancelled(&mut self, outcome: &Outcome, out: &mut Vec<Output>) -> usize {
         let mut cancelled = 0;
         for event in &outcome.events {
             if let Event::Cancelled { order_id, .. } = event {
@@ -843,11 +1030,21 @@ impl Connection {
                 }
             }
         }
-        let text = format!("{cancelled} orders cancelled");
-        self.mass_cancel_report(cl_ord_id, request_type, request_type, &text, out);
+        cancelled
     }
 
     fn status(&mut self, message: &Message, out: &mut Vec<Output>) {
+        let account = self.trading.as_ref().map_or(0, |t| t.account);
+        if !self
+            .credits
+            .admit(Class::Query, account, &self.shared.credits)
+        {
+            self.shared
+                .counters
+                .queries_throttled
+                .fetch_add(1, Ordering::Relaxed);
+            return self.reject_new(message, 99, "rate limit: status request refused", out);
+        }
         let cl_ord_id = message.get_str(11).unwrap_or("");
         match self.orders.get(cl_ord_id).cloned() {
             Some(order) => {
@@ -859,8 +1056,44 @@ impl Connection {
     }
 
     /// The session's orders are cancelled and the session closed, whatever ended the
-    /// connection. Nobody waits for the outcome.
+    /// connection; a trading session still being opened is closed once it opens. A thread
+    /// carries it out, retrying until the committee has done it (or [`COD_RETRY_FOR`]).
     fn cancel_on_disconnect(&mut self, reason: Option<&str>) {
+        let opening = self.opening.take().and_then(|(key, id)| {
+            let nonce = self
+                .in_flight
+                .iter()
+                .find_map(|(n, w)| matches!(w, InFlight::Open { .. }).then_some(*n))?;
+            Some((key, id, nonce))
+        });
+        if let Some((key, id, open_nonce)) = opening {
+            let (waiter, verdicts) = channel();
+            let open = if self.shared.upstream.rewait(id, open_nonce, waiter) {
+                Opening::Waiting(verdicts)
+            } else {
+                // Already decided: the verdict is on this connection's channel.
+                let opened = std::iter::from_fn(|| self.outcomes.1.try_recv().ok()).any(|v| {
+                    matches!(&v, Verdict::Finalized(o) if o.nonce == open_nonce
+                        && o.events.iter().any(|e| matches!(e, Event::SessionOpened { .. })))
+                });
+                if opened {
+                    Opening::Opened
+                } else {
+                    Opening::Never
+                }
+            };
+            if let (false, Some((_, slot))) = (matches!(open, Opening::Never), id.as_session()) {
+                let commands = vec![ClientCommand::CloseSession { slot }];
+                self.close_out(
+                    id,
+                    key,
+                    open_nonce + 1,
+                    commands,
+                    open,
+                    "an unfinished logon",
+                );
+            }
+        }
         let Some(t) = self.trading.take() else {
             return;
         };
@@ -872,21 +1105,113 @@ impl Connection {
         let Some((_, slot)) = t.id.as_session() else {
             return;
         };
-        let (sink, _) = channel();
-        for (i, command) in [
+        let commands = vec![
             ClientCommand::MassCancel { instrument: None },
             ClientCommand::CloseSession { slot },
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let nonce = t.next_nonce + i as u64;
-            let tx = SignedTx::sign(t.id, nonce, command, &t.key);
-            if let Err(error) = self.shared.upstream.submit(&tx, sink.clone()) {
-                warn!(%error, "cancel on disconnect could not be submitted");
-            }
-            self.shared.upstream.forget(t.id, nonce);
-        }
-        info!(peer = %self.peer, account = t.account, reason = reason.unwrap_or("logout"), "cancelled the session's orders and closed it");
+        ];
+        let why = reason.unwrap_or("logout").to_string();
+        self.close_out(t.id, t.key, t.next_nonce, commands, Opening::Opened, &why);
     }
+
+    fn close_out(
+        &self,
+        id: AccountId,
+        key: SigningKey,
+        first_nonce: u64,
+        commands: Vec<ClientCommand>,
+        open: Opening,
+        why: &str,
+    ) {
+        let shared = Arc::clone(&self.shared);
+        let (peer, why) = (self.peer, why.to_string());
+        shared.closing.fetch_add(1, Ordering::AcqRel);
+        let spawned = std::thread::Builder::new()
+            .name(format!("close-{peer}"))
+            .spawn(move || {
+                if close_out(&shared, id, &key, first_nonce, commands, open) {
+                    info!(%peer, account = id.0, reason = %why, "cancelled the session's orders and closed it");
+                } else {
+                    warn!(%peer, account = id.0, reason = %why, "could not cancel the session's orders and close it in time");
+                }
+                shared.closing.fetch_sub(1, Ordering::AcqRel);
+            });
+        if let Err(error) = spawned {
+            warn!(%error, "cannot start the cancel-on-disconnect thread");
+            self.shared.closing.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Whether the trading session a cleanup closes is open.
+enum Opening {
+    /// Opened.
+    Opened,
+    /// Its OpenSession's verdict is still to come here.
+    Waiting(Receiver<Verdict>),
+    /// It was refused or never came: nothing to close.
+    Never,
+}
+
+/// Submits `commands` one after the other (each once the one before is finalized), signed by
+/// the session key from `first_nonce` on, resubmitting one that no node took or that did not
+/// finalize, until [`COD_RETRY_FOR`] has passed or the gateway's upstream stops. True when all
+/// were finalized.
+fn close_out(
+    shared: &Shared,
+    id: AccountId,
+    key: &SigningKey,
+    first_nonce: u64,
+    commands: Vec<ClientCommand>,
+    open: Opening,
+) -> bool {
+    let deadline = Instant::now() + COD_RETRY_FOR + upstream::PENDING_TTL;
+    if let Opening::Waiting(verdicts) = open {
+        let opened = loop {
+            match verdicts.recv_timeout(Duration::from_millis(200)) {
+                Ok(Verdict::Finalized(o)) => {
+                    break o
+                        .events
+                        .iter()
+                        .any(|e| matches!(e, Event::SessionOpened { .. }))
+                }
+                Ok(_) => break false,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                    if Instant::now() < deadline && !shared.upstream.stopped() => {}
+                Err(_) => break false,
+            }
+        };
+        if !opened {
+            // Nothing opened, so nothing to close.
+            return true;
+        }
+    }
+    let give_up = Instant::now() + COD_RETRY_FOR;
+    for (i, command) in commands.into_iter().enumerate() {
+        let tx = SignedTx::sign(id, first_nonce + i as u64, command, key);
+        loop {
+            let (waiter, verdicts) = channel();
+            shared
+                .upstream
+                .submit(&tx, upstream::Class::Protected, waiter);
+            let verdict = loop {
+                match verdicts.recv_timeout(Duration::from_millis(200)) {
+                    Ok(verdict) => break Some(verdict),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                        if !shared.upstream.stopped() => {}
+                    Err(_) => break None,
+                }
+            };
+            match verdict {
+                Some(Verdict::Finalized(_)) => break,
+                Some(_) if Instant::now() < give_up && !shared.upstream.stopped() => {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                _ => {
+                    shared.upstream.forget(id, tx.nonce);
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }

@@ -10,8 +10,14 @@
 //! [limits]                          # all optional; the defaults are shown
 //! connections_max = 1024            # connections at once
 //! connections_per_ip = 16           # connections at once from one address
-//! logons_per_s = 200                # logon signatures checked per second, all connections
-//! orders_per_s = 50                 # orders per second per session (cancels are never refused)
+//! preauth_max = 256                 # connections not yet logged on, at once
+//! logons_per_s = 200                # logon signatures checked per second, all addresses
+//! logons_per_ip_per_s = 5           # logon signatures checked per second from one address
+//! orders_per_s = 50                 # new orders per second per session (cancels: never refused)
+//! orders_burst = 10                 # new orders a session may send at once within its rate
+//! modifies_per_s = 100              # replaces per second per session
+//! queries_per_s = 20                # order status requests per second per session
+//! account_orders_per_s = 200        # new orders and replaces per second per account, all sessions
 //! in_flight_max = 256               # orders per session submitted and not yet finalized
 //! session_lifetime_s = 28800        # a trading session's lifetime (at most a day)
 //! ```
@@ -59,10 +65,23 @@ pub struct Limits {
     pub connections_max: usize,
     /// Connections at once from one address.
     pub connections_per_ip: usize,
-    /// Logon signatures checked per second over all connections.
+    /// Connections not yet logged on, at once (the rest of `connections_max` is kept for
+    /// sessions).
+    pub preauth_max: usize,
+    /// Logon signatures checked per second over all addresses.
     pub logons_per_s: u32,
-    /// New orders and replaces per second per session.
+    /// Logon signatures checked per second from one address.
+    pub logons_per_ip_per_s: u32,
+    /// New orders per second per session.
     pub orders_per_s: u32,
+    /// New orders (and replaces) a session may send at once within its rate.
+    pub orders_burst: u32,
+    /// Replaces per second per session.
+    pub modifies_per_s: u32,
+    /// Order status requests per second per session.
+    pub queries_per_s: u32,
+    /// New orders and replaces per second per account, over all its sessions.
+    pub account_orders_per_s: u32,
     /// Orders per session submitted and not yet finalized.
     pub in_flight_max: usize,
     /// A trading session's lifetime, seconds.
@@ -74,8 +93,14 @@ impl Default for Limits {
         Limits {
             connections_max: 1024,
             connections_per_ip: 16,
+            preauth_max: 256,
             logons_per_s: 200,
+            logons_per_ip_per_s: 5,
             orders_per_s: 50,
+            orders_burst: 10,
+            modifies_per_s: 100,
+            queries_per_s: 20,
+            account_orders_per_s: 200,
             in_flight_max: 256,
             session_lifetime_s: 8 * 3600,
         }
@@ -138,11 +163,34 @@ impl GatewayConfig {
             ));
         }
         let l = &self.limits;
-        if l.connections_max == 0 || l.connections_per_ip == 0 || l.logons_per_s == 0 {
-            return Err("limits must not be 0".into());
+        let counts = [
+            ("connections_max", l.connections_max),
+            ("connections_per_ip", l.connections_per_ip),
+            ("preauth_max", l.preauth_max),
+            ("in_flight_max", l.in_flight_max),
+        ];
+        let rates = [
+            ("logons_per_s", l.logons_per_s),
+            ("logons_per_ip_per_s", l.logons_per_ip_per_s),
+            ("orders_per_s", l.orders_per_s),
+            ("orders_burst", l.orders_burst),
+            ("modifies_per_s", l.modifies_per_s),
+            ("queries_per_s", l.queries_per_s),
+            ("account_orders_per_s", l.account_orders_per_s),
+        ];
+        let zero = counts
+            .iter()
+            .find(|(_, v)| *v == 0)
+            .map(|(name, _)| *name)
+            .or_else(|| rates.iter().find(|(_, v)| *v == 0).map(|(name, _)| *name));
+        if let Some(name) = zero {
+            return Err(format!("limits.{name} must be at least 1"));
         }
-        if l.orders_per_s == 0 || l.in_flight_max == 0 {
-            return Err("limits must not be 0".into());
+        if l.preauth_max > l.connections_max {
+            return Err(format!(
+                "limits.preauth_max {} must not exceed connections_max {}",
+                l.preauth_max, l.connections_max
+            ));
         }
         let day = bulwark_engine::session::SESSION_LIFETIME_MAX_MS / 1000;
         if l.session_lifetime_s == 0 || l.session_lifetime_s > day {
@@ -172,6 +220,14 @@ mod tests {
                 "nodes",
             ),
             (format!("{good}color = 1\n"), "unknown field"),
+            (
+                format!("{good}[limits]\norders_burst = 0\n"),
+                "limits.orders_burst must be at least 1",
+            ),
+            (
+                format!("{good}[limits]\npreauth_max = 2000\n"),
+                "preauth_max 2000",
+            ),
             (
                 format!("{good}[limits]\nsession_lifetime_s = 90000\n"),
                 "session_lifetime_s",

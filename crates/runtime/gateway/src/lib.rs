@@ -1,28 +1,38 @@
 //! The front door (issue #15): a process in every data center between traders and the
 //! committee. Built so far: a FIX 4.4 acceptor ([`bulwark_fix::session`]) whose logon, signed
-//! by the trader's account key, opens a trading session in the committee with the session key the trader made
-//! and signed, which the gateway holds ([`bulwark_engine::session`]); orders, cancels and mass cancels mapped to the
-//! committee's signed transactions; execution reports only for outcomes `quorum` nodes report
-//! finalized; cancel on disconnect; pre-authentication limits, a logon budget and per-session
-//! order credits. Not built yet: JSON-RPC over WebSocket, TLS, CoDel shedding, the kill switch,
-//! replace, market data.
+//! by the trader's account key, opens a trading session in the committee with the session key
+//! the trader made and signed, which the gateway holds ([`bulwark_engine::session`]); orders,
+//! cancels and mass cancels mapped to the committee's signed transactions; execution reports
+//! only for outcomes `quorum` nodes report finalized; cancel on disconnect, retried; the
+//! scrubbing layers: pre-authentication limits per address and overall, logon budgets, credits
+//! by class ([`credits`]), CoDel-style shedding of the queues into the committee (never of
+//! cancels) and the kill switch ([`killswitch`]). Not built yet: JSON-RPC over WebSocket,
+//! TLS, replace, market data.
 //!
 //! Start at [`start`], then `acceptor.rs` (the accept loop and one connection), `upstream.rs`
-//! (the committee: submits and receipt quorums), `orders.rs` (FIX fields to commands and back).
+//! (the committee: queues, shedding, submits and receipt quorums), `orders.rs` (FIX fields to
+//! commands and back).
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 mod acceptor;
 pub mod config;
+pub mod credits;
+pub mod killswitch;
 pub mod orders;
 mod seqstore;
 mod upstream;
 
 pub use acceptor::Counters;
 pub use config::{GatewayConfig, Limits};
+pub use upstream::UpstreamCounters;
+
+/// How long a stopping gateway waits for its sessions to log out and their orders to be
+/// cancelled before it stops talking to the committee.
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A running gateway.
 pub struct Gateway {
@@ -30,7 +40,10 @@ pub struct Gateway {
     pub fix_addr: SocketAddr,
     /// Counters by layer.
     pub counters: Arc<Counters>,
+    shared: Arc<acceptor::Shared>,
     stop: Arc<AtomicBool>,
+    upstream_stop: Arc<AtomicBool>,
+    accept: JoinHandle<()>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -76,31 +89,44 @@ pub fn start(config: GatewayConfig) -> Result<Gateway, StartError> {
         source,
     })?;
     let stop = Arc::new(AtomicBool::new(false));
-    let upstream = upstream::Upstream::new(config.nodes.clone(), config.quorum, Arc::clone(&stop));
-    let mut threads = upstream.follow();
+    let upstream_stop = Arc::new(AtomicBool::new(false));
+    let upstream = upstream::Upstream::new(
+        config.nodes.clone(),
+        config.quorum,
+        Arc::clone(&upstream_stop),
+    );
+    let thread_error = |source| StartError::Listen {
+        addr: fix_addr,
+        source,
+    };
+    let threads = upstream.start().map_err(thread_error)?;
     let counters = Arc::new(Counters::default());
+    let kill = killswitch::KillSwitch::new(&config.data_dir);
     let shared = Arc::new(acceptor::Shared {
-        logons: Mutex::new(acceptor::Bucket::new(config.limits.logons_per_s)),
+        credits: credits::GatewayCredits::new(&config.limits),
+        kill,
+        preauth: AtomicUsize::new(0),
         config,
         upstream,
         seqs,
         active: Mutex::default(),
+        live: AtomicUsize::new(0),
+        closing: AtomicUsize::new(0),
         counters: Arc::clone(&counters),
         stop: Arc::clone(&stop),
     });
-    threads.push(
-        std::thread::Builder::new()
-            .name("fix-accept".into())
-            .spawn(move || acceptor::accept(listener, shared))
-            .map_err(|source| StartError::Listen {
-                addr: fix_addr,
-                source,
-            })?,
-    );
+    let accepting = Arc::clone(&shared);
+    let accept = std::thread::Builder::new()
+        .name("fix-accept".into())
+        .spawn(move || acceptor::accept(listener, accepting))
+        .map_err(thread_error)?;
     Ok(Gateway {
         fix_addr,
         counters,
+        shared,
         stop,
+        upstream_stop,
+        accept,
         threads,
     })
 }
@@ -111,9 +137,29 @@ impl Gateway {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Stops accepting, logs sessions out and waits for the threads it started.
+    /// Transactions submitted and waiting for their verdict.
+    pub fn waiting(&self) -> usize {
+        self.shared.upstream.waiting()
+    }
+
+    /// The committee side's counters (shed, refused, expired).
+    pub fn upstream_counters(&self) -> &UpstreamCounters {
+        &self.shared.upstream.counters
+    }
+
+    /// Stops accepting, logs sessions out, lets their cancels on disconnect reach the committee
+    /// (for up to [`DRAIN_FOR`]) and waits for the threads it started.
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
+        let _ = self.accept.join();
+        let started = std::time::Instant::now();
+        while started.elapsed() < DRAIN_FOR
+            && (self.shared.live.load(Ordering::Acquire) > 0
+                || self.shared.closing.load(Ordering::Acquire) > 0)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.upstream_stop.store(true, Ordering::Relaxed);
         for thread in self.threads {
             let _ = thread.join();
         }

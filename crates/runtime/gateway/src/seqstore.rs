@@ -1,6 +1,9 @@
 //! FIX sequence numbers persisted per (account, SenderCompID): one small file each, replaced
-//! atomically (written, synced, renamed, directory synced) before the message that uses a new
-//! number is written. A file that does not parse is an error the session reports, never a
+//! atomically (written, renamed) before the messages that use the new numbers are written, so a
+//! killed gateway process restarts where it was. The write is synced to the disk (file and
+//! directory) when the caller asks, which the session does at most once a second and when it
+//! ends: a lost machine may restart a session a second behind, which the counterparty's resend
+//! and gap fill repair. A file that does not parse is an error the session reports, never a
 //! silent restart at 1.
 
 use std::fs;
@@ -46,17 +49,28 @@ impl SeqStore {
         }
     }
 
-    /// Stores the numbers durably.
-    pub fn save(&self, account: u64, sender: &str, seq: SeqNums) -> std::io::Result<()> {
+    /// Stores the numbers; `sync` also makes them durable on the disk.
+    pub fn save(
+        &self,
+        account: u64,
+        sender: &str,
+        seq: SeqNums,
+        sync: bool,
+    ) -> std::io::Result<()> {
         let path = self.path(account, sender);
         let temp = path.with_extension("tmp");
         {
             let mut file = fs::File::create(&temp)?;
             writeln!(file, "{} {}", seq.next_in, seq.next_out)?;
-            file.sync_data()?;
+            if sync {
+                file.sync_data()?;
+            }
         }
         fs::rename(&temp, &path)?;
-        fs::File::open(&self.dir)?.sync_all()
+        if sync {
+            fs::File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
     }
 }
 
@@ -73,7 +87,7 @@ mod tests {
             next_in: 12,
             next_out: 40,
         };
-        store.save(7, "T/1", seq).expect("saves");
+        store.save(7, "T/1", seq, true).expect("saves");
         let again = SeqStore::open(dir.path().join("seq")).expect("opens");
         assert_eq!(again.load(7, "T/1"), Ok(seq));
         // Another account with the same CompID has its own numbers.

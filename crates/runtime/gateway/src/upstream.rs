@@ -3,17 +3,27 @@
 //! for it, so no single node can make the gateway acknowledge an order that was not finalized
 //! or report a refusal that did not happen.
 //!
-//! One follower thread per node long-polls its receipts; only receipts of transactions the
-//! gateway is waiting for are tallied (the tally is bounded by what the sessions have in
-//! flight). A waiter gets the agreed events on its channel.
+//! Submitting never blocks a session: [`Upstream::submit`] puts the transaction on every node's
+//! queue and returns. One sender thread per node drains its queue in batches; one follower
+//! thread per node long-polls its receipts. Only receipts of transactions the gateway waits for
+//! are tallied (the tally is bounded by what the sessions have in flight).
+//!
+//! Shedding (CoDel-style): a node's queue is standing when the time its transactions waited
+//! stayed above [`SHED_TARGET`] for a whole [`SHED_INTERVAL`]. While it stands, every new order
+//! that waited longer than the target is shed from that node's queue instead of sent. Cancels
+//! and session closes are never shed. An order is refused only when every node shed or refused
+//! it; a slow node alone only loses its copy (the fast nodes carry the order).
+//!
+//! Verdicts reach the session on its channel: finalized (with the agreed events), refused by
+//! every node, or expired ([`PENDING_TTL`] without a quorum of receipts).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bulwark_api::answers::InstrumentAnswer;
 use bulwark_api::answers::ReceiptEvent;
@@ -26,6 +36,18 @@ use tracing::{debug, warn};
 const RECEIPTS_WAIT_MS: u32 = 500;
 /// Timeout of one request to a node (beyond a receipt wait).
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Transactions sent to a node in one request.
+const BATCH_MAX: usize = 64;
+/// Sheddable transactions waiting for one node; over it, a new order skips that node.
+const NODE_QUEUE_MAX: usize = 8192;
+/// The queueing delay a node's queue may keep.
+pub const SHED_TARGET: Duration = Duration::from_millis(20);
+/// How long the delay must stay above the target before orders are shed.
+pub const SHED_INTERVAL: Duration = Duration::from_millis(100);
+/// How long the gateway waits for a transaction's receipts.
+pub const PENDING_TTL: Duration = Duration::from_secs(30);
+/// After a failed connect, how long a node's sender fails fast before trying again.
+const RECONNECT_AFTER: Duration = Duration::from_millis(200);
 
 /// A finalized transaction's agreed outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,46 +62,141 @@ pub struct Outcome {
     pub events: Vec<ReceiptEvent>,
 }
 
+/// What became of a submitted transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// `quorum` nodes reported it finalized with these events.
+    Finalized(Outcome),
+    /// No node took it: each refused or shed it, or could not be reached before sending.
+    Refused {
+        /// The nonce.
+        nonce: u64,
+        /// Why (the nodes' reasons).
+        reason: String,
+    },
+    /// No quorum of receipts within [`PENDING_TTL`]; its fate is unknown to the gateway.
+    Expired {
+        /// The nonce.
+        nonce: u64,
+    },
+}
+
+/// Whether the queues may shed a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// New orders and session opens: shed under a standing queue.
+    Sheddable,
+    /// Cancels and session closes: never shed, never refused for the queue's length.
+    Protected,
+}
+
+/// Counters of the committee side.
+#[derive(Debug, Default)]
+pub struct UpstreamCounters {
+    /// Copies of orders shed from a node's queue (a standing queue or a full one).
+    pub shed: AtomicU64,
+    /// Transactions refused as a whole (every node shed or refused them).
+    pub refused: AtomicU64,
+    /// Transactions that expired without a quorum of receipts.
+    pub expired: AtomicU64,
+}
+
+struct Queued {
+    tx: Arc<SignedTx>,
+    class: Class,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct NodeQueue {
+    items: Mutex<VecDeque<Queued>>,
+    ready: Condvar,
+}
+
+/// How a node failed a transaction.
+enum Failure {
+    /// It was not sent, or the node said no: the node does not have it.
+    Definite(String),
+    /// The request failed midway: the node may have it.
+    Unknown,
+}
+
 struct Pending {
-    waiter: Sender<Outcome>,
+    waiter: Sender<Verdict>,
+    since: Instant,
     /// Per node that reported: the height and the events it reported.
     reports: Vec<(usize, u64, Vec<ReceiptEvent>)>,
+    /// Nodes that do not have it, with why.
+    refused_by: Vec<(usize, String)>,
+    /// Nodes whose request failed midway.
+    unknown_at: Vec<usize>,
+}
+
+/// CoDel's standing-queue detector for one node's queue.
+#[derive(Debug, Default)]
+pub(crate) struct Shedder {
+    above_since: Option<Instant>,
+}
+
+impl Shedder {
+    /// Looks at one item's queueing delay; true when the queue is standing and this item waited
+    /// longer than the target (shed it if it may be shed).
+    pub(crate) fn standing(&mut self, sojourn: Duration, now: Instant) -> bool {
+        if sojourn <= SHED_TARGET {
+            self.above_since = None;
+            return false;
+        }
+        let since = *self.above_since.get_or_insert(now);
+        now.duration_since(since) >= SHED_INTERVAL
+    }
 }
 
 /// The committee as the gateway sees it.
 pub struct Upstream {
     nodes: Vec<SocketAddr>,
     quorum: usize,
-    submitters: Vec<Mutex<Option<Client>>>,
+    queues: Vec<NodeQueue>,
     pending: Mutex<HashMap<(AccountId, u64), Pending>>,
     instruments: RwLock<Vec<InstrumentAnswer>>,
+    swept: Mutex<Instant>,
     stop: Arc<AtomicBool>,
+    /// Counters.
+    pub counters: UpstreamCounters,
 }
 
 impl Upstream {
     /// The committee at `nodes`, believing `quorum` agreeing receipts.
     pub fn new(nodes: Vec<SocketAddr>, quorum: usize, stop: Arc<AtomicBool>) -> Arc<Upstream> {
         Arc::new(Upstream {
-            submitters: nodes.iter().map(|_| Mutex::new(None)).collect(),
+            queues: nodes.iter().map(|_| NodeQueue::default()).collect(),
             nodes,
             quorum,
             pending: Mutex::new(HashMap::new()),
             instruments: RwLock::new(Vec::new()),
+            swept: Mutex::new(Instant::now()),
             stop,
+            counters: UpstreamCounters::default(),
         })
     }
 
-    /// Starts one receipt follower per node.
-    pub fn follow(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
-        (0..self.nodes.len())
-            .map(|index| {
-                let upstream = Arc::clone(self);
+    /// Starts one sender and one receipt follower per node.
+    pub fn start(self: &Arc<Self>) -> std::io::Result<Vec<JoinHandle<()>>> {
+        let mut threads = Vec::new();
+        for index in 0..self.nodes.len() {
+            let upstream = Arc::clone(self);
+            threads.push(
                 std::thread::Builder::new()
                     .name(format!("receipts-{index}"))
-                    .spawn(move || upstream.follow_node(index))
-                    .expect("a receipt follower thread starts")
-            })
-            .collect()
+                    .spawn(move || upstream.follow_node(index))?,
+            );
+            let upstream = Arc::clone(self);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("submit-{index}"))
+                    .spawn(move || upstream.send_node(index))?,
+            );
+        }
+        Ok(threads)
     }
 
     fn follow_node(&self, index: usize) {
@@ -87,6 +204,7 @@ impl Upstream {
         let mut client: Option<Client> = None;
         let mut cursor: Option<(u64, u32)> = None;
         while !self.stop.load(Ordering::Relaxed) {
+            self.sweep();
             let Some(c) = client.as_mut() else {
                 client = Client::connect(addr, REQUEST_TIMEOUT).ok();
                 if client.is_none() {
@@ -133,6 +251,108 @@ impl Upstream {
         }
     }
 
+    /// Drains node `index`'s queue in batches until `stop`.
+    fn send_node(&self, index: usize) {
+        let addr = self.nodes[index];
+        let queue = &self.queues[index];
+        let mut client: Option<Client> = None;
+        let mut failed_connect: Option<Instant> = None;
+        let mut shedder = Shedder::default();
+        loop {
+            let batch: Vec<Queued> = {
+                let mut items = queue.items.lock().unwrap_or_else(|e| e.into_inner());
+                while items.is_empty() && !self.stop.load(Ordering::Relaxed) {
+                    items = queue
+                        .ready
+                        .wait_timeout(items, Duration::from_millis(100))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                if self.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let n = items.len().min(BATCH_MAX);
+                items.drain(..n).collect()
+            };
+            let now = Instant::now();
+            let mut send = Vec::with_capacity(batch.len());
+            for queued in batch {
+                let standing = shedder.standing(now.duration_since(queued.at), now);
+                if standing && queued.class == Class::Sheddable {
+                    self.counters.shed.fetch_add(1, Ordering::Relaxed);
+                    let reason = "shed: the committee's queue is standing".to_string();
+                    self.fail(&queued.tx, index, Failure::Definite(reason));
+                } else {
+                    send.push(queued.tx);
+                }
+            }
+            if send.is_empty() {
+                continue;
+            }
+            if client.is_none() {
+                let recently = failed_connect.is_some_and(|at| at.elapsed() < RECONNECT_AFTER);
+                if !recently {
+                    client = Client::connect(addr, REQUEST_TIMEOUT).ok();
+                    failed_connect = client.is_none().then(Instant::now);
+                }
+            }
+            let Some(c) = client.as_mut() else {
+                for tx in &send {
+                    self.fail(
+                        tx,
+                        index,
+                        Failure::Definite(format!("node {addr} unreachable")),
+                    );
+                }
+                continue;
+            };
+            let txs: Vec<SignedTx> = send.iter().map(|tx| SignedTx::clone(tx)).collect();
+            match c.submit(&txs) {
+                Ok(outcome) => {
+                    for refused in outcome.refused {
+                        if let Some(tx) = send.get(refused.index as usize) {
+                            self.fail(tx, index, Failure::Definite(refused.reason));
+                        }
+                    }
+                }
+                Err(error) => {
+                    debug!(node = %addr, %error, "submit failed");
+                    client = None;
+                    for tx in &send {
+                        self.fail(tx, index, Failure::Unknown);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Node `node` does not have `tx` (or may not). When no node can have it, the waiter hears
+    /// it was refused.
+    fn fail(&self, tx: &SignedTx, node: usize, failure: Failure) {
+        let key = (tx.account, tx.nonce);
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = pending.get_mut(&key) else {
+            return;
+        };
+        match failure {
+            Failure::Definite(reason) => entry.refused_by.push((node, reason)),
+            Failure::Unknown => entry.unknown_at.push(node),
+        }
+        if entry.refused_by.len() < self.nodes.len() {
+            return;
+        }
+        if let Some(done) = pending.remove(&key) {
+            let mut reasons: Vec<String> = done.refused_by.into_iter().map(|(_, r)| r).collect();
+            reasons.sort();
+            reasons.dedup();
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            let _ = done.waiter.send(Verdict::Refused {
+                nonce: tx.nonce,
+                reason: reasons.join("; "),
+            });
+        }
+    }
+
     fn report(
         &self,
         node: usize,
@@ -156,12 +376,12 @@ impl Upstream {
         entry.reports.push((node, height, events.clone()));
         if agreeing >= self.quorum {
             if let Some(done) = pending.remove(&(account, nonce)) {
-                let _ = done.waiter.send(Outcome {
+                let _ = done.waiter.send(Verdict::Finalized(Outcome {
                     account,
                     nonce,
                     height,
                     events,
-                });
+                }));
             }
         } else if entry.reports.len() >= self.nodes.len() {
             // Every node reported and no outcome has a quorum: some node lies.
@@ -169,49 +389,79 @@ impl Upstream {
         }
     }
 
-    /// Submits `tx` to every node; its agreed outcome goes to `waiter`. Fails when no node took
-    /// it (the reasons the nodes gave).
-    pub fn submit(&self, tx: &SignedTx, waiter: Sender<Outcome>) -> Result<(), String> {
-        let key = (tx.account, tx.nonce);
+    /// Ends the waits older than [`PENDING_TTL`] (at most once a second, from any follower).
+    fn sweep(&self) {
+        {
+            let mut swept = self.swept.lock().unwrap_or_else(|e| e.into_inner());
+            if swept.elapsed() < Duration::from_secs(1) {
+                return;
+            }
+            *swept = Instant::now();
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let old: Vec<(AccountId, u64)> = pending
+            .iter()
+            .filter(|(_, p)| p.since.elapsed() >= PENDING_TTL)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in old {
+            if let Some(done) = pending.remove(&key) {
+                self.counters.expired.fetch_add(1, Ordering::Relaxed);
+                warn!(
+                    account = key.0 .0,
+                    nonce = key.1,
+                    "no quorum of receipts within {PENDING_TTL:?}"
+                );
+                let _ = done.waiter.send(Verdict::Expired { nonce: key.1 });
+            }
+        }
+    }
+
+    /// Queues `tx` for every node; its verdict goes to `waiter`. Never blocks on the network.
+    pub fn submit(&self, tx: &SignedTx, class: Class, waiter: Sender<Verdict>) {
         self.pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(
-                key,
+                (tx.account, tx.nonce),
                 Pending {
                     waiter,
+                    since: Instant::now(),
                     reports: Vec::new(),
+                    refused_by: Vec::new(),
+                    unknown_at: Vec::new(),
                 },
             );
-        let mut refusals = Vec::new();
-        let mut taken = false;
-        for (index, slot) in self.submitters.iter().enumerate() {
-            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-            if slot.is_none() {
-                *slot = Client::connect(self.nodes[index], REQUEST_TIMEOUT).ok();
-            }
-            let Some(client) = slot.as_mut() else {
+        let tx = Arc::new(tx.clone());
+        let at = Instant::now();
+        for (index, queue) in self.queues.iter().enumerate() {
+            let mut items = queue.items.lock().unwrap_or_else(|e| e.into_inner());
+            if class == Class::Sheddable && items.len() >= NODE_QUEUE_MAX {
+                drop(items);
+                self.counters.shed.fetch_add(1, Ordering::Relaxed);
+                let reason = "shed: the committee's queue is full".to_string();
+                self.fail(&tx, index, Failure::Definite(reason));
                 continue;
-            };
-            match client.submit(std::slice::from_ref(tx)) {
-                Ok(outcome) if outcome.refused.is_empty() => taken = true,
-                Ok(outcome) => refusals.extend(outcome.refused.into_iter().map(|r| r.reason)),
-                Err(error) => {
-                    debug!(node = %self.nodes[index], %error, "submit failed");
-                    *slot = None;
-                }
             }
+            items.push_back(Queued {
+                tx: Arc::clone(&tx),
+                class,
+                at,
+            });
+            drop(items);
+            queue.ready.notify_one();
         }
-        if taken {
-            Ok(())
-        } else {
-            self.forget(tx.account, tx.nonce);
-            refusals.dedup();
-            Err(if refusals.is_empty() {
-                "no node of the committee is reachable".to_string()
-            } else {
-                refusals.join("; ")
-            })
+    }
+
+    /// Sends the verdict of a transaction already submitted to `waiter` instead.
+    pub fn rewait(&self, account: AccountId, nonce: u64, waiter: Sender<Verdict>) -> bool {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match pending.get_mut(&(account, nonce)) {
+            Some(entry) => {
+                entry.waiter = waiter;
+                true
+            }
+            None => false,
         }
     }
 
@@ -223,32 +473,117 @@ impl Upstream {
             .remove(&(account, nonce));
     }
 
-    /// The account's registered key as the first answering node has it. (A lying node can
-    /// only make the gateway try a logon the committee then refuses: the grant is checked
-    /// again by every replica.)
+    /// Whether the gateway's committee side was stopped.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// How many transactions the gateway waits for.
+    pub fn waiting(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// The account's registered key, believed once `quorum` nodes give the same one. `None`
+    /// when the account is unknown or the nodes do not agree.
     pub fn account_key(&self, account: AccountId) -> Option<[u8; 32]> {
+        let mut answers: Vec<Option<[u8; 32]>> = Vec::new();
         for addr in &self.nodes {
             let Ok(mut client) = Client::connect(*addr, REQUEST_TIMEOUT) else {
                 continue;
             };
-            match client.account(account) {
-                Ok(answer) => {
-                    return hex::decode(&answer.public_key)
-                        .ok()
-                        .and_then(|b| <[u8; 32]>::try_from(b).ok());
-                }
-                Err(bulwark_node::client::ClientError::Node { .. }) => return None,
+            let answer = match client.account(account) {
+                Ok(answer) => hex::decode(&answer.public_key)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok()),
+                Err(bulwark_node::client::ClientError::Node { .. }) => None,
                 Err(_) => continue,
+            };
+            answers.push(answer);
+            let agreeing = answers.iter().filter(|a| **a == answer).count();
+            if agreeing >= self.quorum {
+                return answer;
             }
         }
         None
     }
 
-    /// The venue's instruments, as the first node's status gave them.
+    /// The venue's instruments, as the nodes' status gave them.
     pub fn instruments(&self) -> Vec<InstrumentAnswer> {
         self.instruments
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shedder_sheds_only_a_standing_queue() {
+        let mut shedder = Shedder::default();
+        let t0 = Instant::now();
+        let slow = SHED_TARGET * 2;
+        // A burst above the target is not a standing queue.
+        assert!(!shedder.standing(slow, t0));
+        assert!(!shedder.standing(slow, t0 + SHED_INTERVAL / 2));
+        // Above the target for a whole interval: standing.
+        assert!(shedder.standing(slow, t0 + SHED_INTERVAL));
+        // One item under the target ends it.
+        assert!(!shedder.standing(Duration::ZERO, t0 + SHED_INTERVAL * 2));
+        assert!(!shedder.standing(slow, t0 + SHED_INTERVAL * 2));
+    }
+
+    fn tx(nonce: u64) -> SignedTx {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        SignedTx::sign(
+            AccountId(1),
+            nonce,
+            bulwark_engine::ClientCommand::MassCancel { instrument: None },
+            &key,
+        )
+    }
+
+    #[test]
+    fn a_transaction_is_refused_only_when_no_node_can_have_it() {
+        let nodes: Vec<SocketAddr> = vec![
+            "127.0.0.1:1".parse().expect("addr"),
+            "127.0.0.1:2".parse().expect("addr"),
+        ];
+        let upstream = Upstream::new(nodes, 2, Arc::new(AtomicBool::new(false)));
+        let (waiter, verdicts) = std::sync::mpsc::channel();
+        // One node refuses, the other's request failed midway: it may have it, so no verdict.
+        upstream.submit(&tx(1), Class::Protected, waiter.clone());
+        upstream.fail(&tx(1), 0, Failure::Definite("no".into()));
+        upstream.fail(&tx(1), 1, Failure::Unknown);
+        assert!(verdicts.try_recv().is_err());
+        assert_eq!(upstream.waiting(), 1);
+        // Both refuse: refused, with both reasons.
+        upstream.submit(&tx(2), Class::Protected, waiter);
+        upstream.fail(&tx(2), 0, Failure::Definite("full".into()));
+        upstream.fail(&tx(2), 1, Failure::Definite("bad nonce".into()));
+        assert_eq!(
+            verdicts.try_recv().expect("a verdict"),
+            Verdict::Refused {
+                nonce: 2,
+                reason: "bad nonce; full".into()
+            }
+        );
+        // Receipts: one node alone is not believed; a second alike is.
+        upstream.report(0, AccountId(1), 1, 9, Vec::new());
+        assert!(verdicts.try_recv().is_err());
+        upstream.report(0, AccountId(1), 1, 9, Vec::new());
+        assert!(verdicts.try_recv().is_err(), "one node counts once");
+        upstream.report(1, AccountId(1), 1, 9, Vec::new());
+        assert!(matches!(
+            verdicts.try_recv().expect("a verdict"),
+            Verdict::Finalized(Outcome {
+                nonce: 1,
+                height: 9,
+                ..
+            })
+        ));
+        assert_eq!(upstream.waiting(), 0);
     }
 }

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod crl;
+pub mod fix;
 pub mod flow;
 pub mod python;
 pub mod softhsm;

@@ -139,9 +139,15 @@ enum BenchCmd {
         /// First p2p port of the committee (the peer acceptor listens 390 above).
         #[arg(long, default_value_t = 18_200)]
         base_port: u16,
-        /// Orders sent one after another to each side.
+        /// Orders sent one after another to each side (figure 4).
         #[arg(long, default_value_t = 200)]
         orders: usize,
+        /// Orders a second over the 60 FIX sessions of figures 1–3.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Seconds each phase of figures 1–3 sends.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// The vault's FROST keys in one process: DKG and refresh time at n = 4 and 7, taproot
     /// signing (checks, round 2, aggregation) vs one libsecp256k1 key.
@@ -365,8 +371,16 @@ fn main() -> ExitCode {
         Top::Bench(BenchCmd::Engine(args)) => bulwark_bench::engine::run(args),
         Top::Bench(BenchCmd::Restart(args)) => bulwark_bench::restart::run(args),
         Top::Bench(BenchCmd::Custody) => bulwark_bench::custody::run_bench(),
-        Top::Bench(BenchCmd::Gateway { base_port, orders }) => {
-            bulwark_bench::gateway::run_bench(base_port, orders)
+        Top::Bench(BenchCmd::Gateway {
+            base_port,
+            orders,
+            rate,
+            seconds,
+        }) => {
+            // The in-process gateway's warnings (RUST_LOG for more).
+            node::init_tracing_default("warn");
+            let load = bulwark_bench::gateway::LoadOptions { rate, seconds };
+            bulwark_bench::gateway::run_bench(base_port, orders, load)
         }
         Top::Bench(BenchCmd::Audit) => {
             bulwark_bench::audit::run_bench();

@@ -24,8 +24,13 @@ pub fn run(config: &Path, migrate_secrets: bool) -> ExitCode {
 
 /// Logs to stderr at `RUST_LOG` (default `info`).
 pub(crate) fn init_tracing() {
+    init_tracing_default("info");
+}
+
+/// Tracing to stderr at `RUST_LOG`, else at `default`.
+pub(crate) fn init_tracing_default(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

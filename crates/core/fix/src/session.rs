@@ -4,7 +4,8 @@
 //! numbers, close).
 //!
 //! What it does:
-//! - **Logon first.** The first message must be a Logon within [`Config::logon_deadline_ms`],
+//! - **Logon first.** The first message must be a Logon within [`Config::logon_deadline_ms`]
+//!   (then the caller has [`Config::authenticate_wait_ms`] to answer it),
 //!   under [`Limits::BEFORE_LOGON`]; anything else closes the connection without a word. The
 //!   logon's fields are read and bounded here ([`LogonRequest`]: TargetCompID must be ours,
 //!   HeartBtInt within bounds, SendingTime within the window); the signature and the nonce are
@@ -132,8 +133,12 @@ const ADMIN_TYPES: &[(&str, &[u32])] = &[
 pub struct Config {
     /// Our CompID: the TargetCompID traders log on to.
     pub comp_id: String,
-    /// From the connection's start to a logged-on session.
+    /// From the connection's start to a Logon received.
     pub logon_deadline_ms: u64,
+    /// From a well-formed Logon to the caller's answer ([`Session::accept_logon`] or
+    /// [`Session::refuse_logon`]): the signature check and, in the gateway, the committee
+    /// opening the trading session (a view change can take seconds).
+    pub authenticate_wait_ms: u64,
     /// How far SendingTime may be from our clock.
     pub sending_time_window_ms: u64,
     /// Smallest HeartBtInt accepted, seconds.
@@ -153,6 +158,7 @@ impl Config {
         Config {
             comp_id: comp_id.into(),
             logon_deadline_ms: 2_000,
+            authenticate_wait_ms: 10_000,
             sending_time_window_ms: 10_000,
             heartbeat_s_min: 1,
             heartbeat_s_max: 120,
@@ -534,7 +540,7 @@ impl Session {
     }
 
     fn on_logon(&mut self, now_ms: u64, message: &Message, out: &mut Vec<Output>) {
-        let State::AwaitingLogon { deadline_ms } = self.state else {
+        let State::AwaitingLogon { .. } = self.state else {
             return;
         };
         if message.msg_type() != b"A" {
@@ -574,7 +580,7 @@ impl Session {
             return;
         }
         self.state = State::Authenticating {
-            deadline_ms,
+            deadline_ms: now_ms.saturating_add(self.config.authenticate_wait_ms),
             logon: Box::new(logon.clone()),
         };
         out.push(Output::Authenticate(logon));

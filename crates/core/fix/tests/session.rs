@@ -236,12 +236,16 @@ fn before_logon_only_a_small_logon_in_time_is_read() {
     assert!(out.is_empty());
     session.tick(T0 + 2_000, &mut out);
     assert_eq!(out, [Output::Close(Close::LogonTimeout)]);
-    // The deadline holds while the logon is being checked, and bytes sent meanwhile are
-    // bounded.
+    // Once a well-formed Logon is in, the caller has its own wait to answer it (10 s), then
+    // the session closes; bytes sent meanwhile are bounded.
     let mut session = Session::new(Config::new(US), T0);
     let mut out = Vec::new();
-    session.receive(T0, &Trader::new().logon(T0, "30", &[]), &mut out);
+    session.receive(T0 + 500, &Trader::new().logon(T0, "30", &[]), &mut out);
     session.tick(T0 + 2_000, &mut out);
+    assert_eq!(closed(&out), None, "{out:?}");
+    session.tick(T0 + 500 + 9_999, &mut out);
+    assert_eq!(closed(&out), None, "{out:?}");
+    session.tick(T0 + 500 + 10_000, &mut out);
     assert_eq!(closed(&out), Some(&Close::LogonTimeout));
     let mut session = Session::new(Config::new(US), T0);
     let mut out = Vec::new();

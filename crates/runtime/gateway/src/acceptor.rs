@@ -49,6 +49,30 @@ const SEQ_SYNC_EVERY: Duration = Duration::from_secs(1);
 const CANCELS_IN_FLIGHT_MAX: usize = 1024;
 /// How long cancel on disconnect keeps trying.
 const COD_RETRY_FOR: Duration = Duration::from_secs(60);
+/// Mass cancels a session may have in flight.
+const MASS_CANCELS_IN_FLIGHT_MAX: usize = 4;
+/// Bytes waiting to be written before they are written (a ResendRequest can ask for the whole
+/// journal; the client gets it at the pace it reads).
+const OUTBOX_FLUSH_AT: usize = 256 * 1024;
+/// How long a write may block before the connection is given up (a client that stops reading).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many times the kill switch's mass cancel is sent again when it is not taken.
+const KILL_CANCEL_TRIES: u32 = 5;
+
+/// The key the per-address limits count under: the address, or an IPv6 address's /64 (one
+/// host's usual allocation, so an attacker cannot count as many addresses as it likes).
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(bits))
+            }
+        },
+    }
+}
 /// Orders a session remembers (by ClOrdID).
 const ORDERS_KEPT: usize = 100_000;
 /// Longest ClOrdID, OrigClOrdID or Symbol taken (and echoed).
@@ -96,8 +120,10 @@ pub(crate) struct Shared {
     pub(crate) preauth: AtomicUsize,
     /// (account, SenderCompID) logged on now: one session each.
     pub(crate) active: Mutex<HashSet<(u64, String)>>,
-    /// Connection threads running.
+    /// Connections open (their threads running).
     pub(crate) live: AtomicUsize,
+    /// Connections per address key (an IPv4 address, an IPv6 /64).
+    pub(crate) per_address: Mutex<HashMap<IpAddr, PerAddress>>,
     /// Cancel-on-disconnect threads running.
     pub(crate) closing: AtomicUsize,
     pub(crate) counters: Arc<Counters>,
@@ -112,8 +138,6 @@ fn now_ms() -> u64 {
 
 /// The accept loop, until `stop`.
 pub(crate) fn accept(listener: TcpListener, shared: Arc<Shared>) {
-    let open: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
-    let total = Arc::new(AtomicU64::new(0));
     if let Err(error) = listener.set_nonblocking(true) {
         warn!(%error, "cannot make the FIX listener non-blocking");
         return;
@@ -137,67 +161,108 @@ pub(crate) fn accept(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let limits = shared.config.limits;
-        // The pre-authentication slot is taken here and given back at logon or at close.
-        let preauth = shared.preauth.fetch_add(1, Ordering::AcqRel);
-        if preauth >= limits.preauth_max {
-            shared.preauth.fetch_sub(1, Ordering::AcqRel);
-            shared
-                .counters
-                .refused_preauth
-                .fetch_add(1, Ordering::Relaxed);
+        // The places are taken here; the guard gives them back however the connection ends.
+        let Some(guard) = Places::take(&shared, peer.ip()) else {
             drop(stream);
             continue;
-        }
-        let admitted = {
-            let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
-            let from_ip = open.entry(peer.ip()).or_default();
-            if *from_ip >= limits.connections_per_ip
-                || total.load(Ordering::Relaxed) >= limits.connections_max as u64
-            {
-                false
-            } else {
-                *from_ip += 1;
-                total.fetch_add(1, Ordering::Relaxed);
-                true
-            }
         };
-        if !admitted {
-            shared.preauth.fetch_sub(1, Ordering::AcqRel);
-            shared
-                .counters
-                .refused_at_accept
-                .fetch_add(1, Ordering::Relaxed);
-            drop(stream);
-            continue;
-        }
-        let (shared_c, open_c, total_c) =
-            (Arc::clone(&shared), Arc::clone(&open), Arc::clone(&total));
         let spawned = std::thread::Builder::new()
             .name(format!("fix-{peer}"))
             .spawn(move || {
-                shared_c.live.fetch_add(1, Ordering::AcqRel);
-                Connection::new(stream, peer, Arc::clone(&shared_c)).run();
-                shared_c.live.fetch_sub(1, Ordering::AcqRel);
-                let mut open = open_c.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(n) = open.get_mut(&peer.ip()) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        open.remove(&peer.ip());
-                    }
-                }
-                total_c.fetch_sub(1, Ordering::Relaxed);
+                let shared = Arc::clone(&guard.shared);
+                Connection::new(stream, peer, shared, guard).run();
             });
         if let Err(error) = spawned {
-            // The closure (and the slots it would give back) is gone with the error.
+            // The closure and its guard are dropped with the error: the places are back.
             warn!(%error, "cannot start a connection thread");
-            shared.preauth.fetch_sub(1, Ordering::AcqRel);
-            let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = open.get_mut(&peer.ip()) {
-                *n = n.saturating_sub(1);
-            }
-            total.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Connections counted per address key: all of them, and those not yet logged on.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PerAddress {
+    connections: usize,
+    preauth: usize,
+}
+
+/// The places one connection holds in the accept loop's counts (connection threads running,
+/// connections in all and per address, pre-authentication places), given back on drop, a
+/// panicking connection thread included.
+pub(crate) struct Places {
+    shared: Arc<Shared>,
+    key: IpAddr,
+    preauth: bool,
+}
+
+impl Places {
+    /// Takes the places of a new connection from `ip`, or counts why not.
+    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<Places> {
+        let limits = shared.config.limits;
+        let key = address_key(ip);
+        let mut per = shared.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let here = per.get(&key).copied().unwrap_or_default();
+        let counter = if here.connections >= limits.connections_per_ip
+            || shared.live.load(Ordering::Acquire) >= limits.connections_max
+        {
+            &shared.counters.refused_at_accept
+        } else if here.preauth >= limits.preauth_per_ip
+            || shared.preauth.load(Ordering::Acquire) >= limits.preauth_max
+        {
+            &shared.counters.refused_preauth
+        } else {
+            per.insert(
+                key,
+                PerAddress {
+                    connections: here.connections + 1,
+                    preauth: here.preauth + 1,
+                },
+            );
+            shared.live.fetch_add(1, Ordering::AcqRel);
+            shared.preauth.fetch_add(1, Ordering::AcqRel);
+            return Some(Places {
+                shared: Arc::clone(shared),
+                key,
+                preauth: true,
+            });
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// Gives back the pre-authentication place (once): at logon, or at the end.
+    fn leave_preauth(&mut self) {
+        if !std::mem::take(&mut self.preauth) {
+            return;
+        }
+        self.shared.preauth.fetch_sub(1, Ordering::AcqRel);
+        let mut per = self
+            .shared
+            .per_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(here) = per.get_mut(&self.key) {
+            here.preauth = here.preauth.saturating_sub(1);
+        }
+    }
+}
+
+impl Drop for Places {
+    fn drop(&mut self) {
+        self.leave_preauth();
+        let mut per = self
+            .shared
+            .per_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(here) = per.get_mut(&self.key) {
+            here.connections = here.connections.saturating_sub(1);
+            if here.connections == 0 {
+                per.remove(&self.key);
+            }
+        }
+        drop(per);
+        self.shared.live.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -218,8 +283,8 @@ enum InFlight {
         cl_ord_id: String,
         request_type: String,
     },
-    /// The mass cancel the kill switch sent.
-    KillCancel,
+    /// The mass cancel the kill switch sent (the how-many-th time).
+    KillCancel(u32),
 }
 
 /// The trading session the committee opened for this connection.
@@ -248,22 +313,28 @@ struct Connection {
     order_ids: HashMap<u64, String>,
     credits: SessionCredits,
     execs: u64,
-    /// Whether this connection still holds a pre-authentication slot.
-    preauth: bool,
+    /// Its places in the accept loop's counts.
+    places: Places,
     /// The kill switch's generation this session last looked at, and whether it covers us.
     kill_seen: u64,
     killed: bool,
     /// Sequence numbers to write before `outbox` goes out.
     dirty: Option<SeqNums>,
+    /// The numbers last written and not yet synced to the disk.
+    unsynced: Option<SeqNums>,
+    /// The logged-on session's sequence number file, kept open.
+    seq_file: Option<crate::seqstore::SeqFile>,
     synced: Instant,
     outbox: Vec<u8>,
 }
 
 impl Connection {
-    fn new(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Connection {
+    fn new(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, places: Places) -> Connection {
         let mut config = SessionConfig::new(shared.config.comp_id.clone());
-        // The committee opens the trading session within the logon deadline.
+        // The Logon within 2 s; then the committee has 10 s to open the trading session (the
+        // engine's logon window: a later grant is refused anyway).
         config.logon_deadline_ms = 2_000;
+        config.authenticate_wait_ms = bulwark_engine::session::LOGON_WINDOW_MS;
         let credits = SessionCredits::new(&shared.config.limits);
         Connection {
             stream,
@@ -279,10 +350,12 @@ impl Connection {
             order_ids: HashMap::new(),
             credits,
             execs: 0,
-            preauth: true,
+            places,
             kill_seen: u64::MAX,
             killed: false,
             dirty: None,
+            unsynced: None,
+            seq_file: None,
             synced: Instant::now(),
             outbox: Vec::new(),
             cancels_in_flight: 0,
@@ -291,13 +364,14 @@ impl Connection {
 
     fn run(mut self) {
         let _ = self.stream.set_nodelay(true);
+        let _ = self.stream.set_write_timeout(Some(WRITE_TIMEOUT));
         let _ = self.stream.set_read_timeout(Some(READ_POLL_PREAUTH));
         let mut buf = vec![0u8; 16 * 1024];
         let mut reason = None;
         while !self.session.is_closed() {
             let mut out = Vec::new();
-            if self.preauth && self.trading.is_some() {
-                self.leave_preauth();
+            if self.places.preauth && self.trading.is_some() {
+                self.places.leave_preauth();
                 if self.stream.set_read_timeout(Some(READ_POLL)).is_err() {
                     break;
                 }
@@ -332,9 +406,13 @@ impl Connection {
             }
         }
         let _ = self.stream.flush();
-        self.leave_preauth();
-        if let (Some(seq), Some(t)) = (self.dirty.take(), &self.trading) {
-            let _ = self.shared.seqs.save(t.account, &t.sender, seq, true);
+        // The numbers are synced when the session ends.
+        if let (Some(seq), Some(t)) = (self.dirty.take().or(self.unsynced), &self.trading) {
+            if let Some(file) = &self.seq_file {
+                let _ = file.write(seq, true);
+            } else {
+                let _ = self.shared.seqs.save(t.account, &t.sender, seq, true);
+            }
         }
         if self.trading.is_none() {
             self.shared
@@ -360,7 +438,12 @@ impl Connection {
         while let Some(output) = queue.pop_front() {
             let mut more = Vec::new();
             match output {
-                Output::Send(bytes) => self.outbox.extend_from_slice(&bytes),
+                Output::Send(bytes) => {
+                    self.outbox.extend_from_slice(&bytes);
+                    if self.outbox.len() >= OUTBOX_FLUSH_AT && !self.flush() {
+                        return false;
+                    }
+                }
                 Output::Authenticate(logon) => self.authenticate(logon, &mut more),
                 Output::Application(message) => self.on_application(&message, &mut more),
                 Output::Persist(seq) => {
@@ -386,7 +469,11 @@ impl Connection {
     fn flush(&mut self) -> bool {
         if let (Some(seq), Some(t)) = (self.dirty, &self.trading) {
             let sync = self.synced.elapsed() >= SEQ_SYNC_EVERY;
-            if let Err(error) = self.shared.seqs.save(t.account, &t.sender, seq, sync) {
+            let written = match &self.seq_file {
+                Some(file) => file.write(seq, sync),
+                None => self.shared.seqs.save(t.account, &t.sender, seq, sync),
+            };
+            if let Err(error) = written {
                 // Nothing that uses the unwritten numbers goes out.
                 warn!(%error, "cannot persist sequence numbers; ending the connection");
                 self.outbox.clear();
@@ -395,6 +482,9 @@ impl Connection {
             self.dirty = None;
             if sync {
                 self.synced = Instant::now();
+                self.unsynced = None;
+            } else {
+                self.unsynced = Some(seq);
             }
         }
         if self.outbox.is_empty() {
@@ -402,13 +492,6 @@ impl Connection {
         }
         let bytes = std::mem::take(&mut self.outbox);
         self.stream.write_all(&bytes).is_ok()
-    }
-
-    /// Gives back the pre-authentication slot (once).
-    fn leave_preauth(&mut self) {
-        if std::mem::take(&mut self.preauth) {
-            self.shared.preauth.fetch_sub(1, Ordering::AcqRel);
-        }
     }
 
     /// When the kill switch changes: an account it now covers has its orders cancelled once,
@@ -426,7 +509,7 @@ impl Connection {
         if covered && !self.killed {
             warn!(peer = %self.peer, account, "kill switch engaged: cancelling the session's orders");
             let command = ClientCommand::MassCancel { instrument: None };
-            self.submit(command, upstream::Class::Protected, InFlight::KillCancel);
+            self.submit(command, upstream::Class::Protected, InFlight::KillCancel(0));
         }
         self.killed = covered;
     }
@@ -461,6 +544,14 @@ impl Connection {
             self.session.refuse_logon(now, LogonError::Signature, out);
             return;
         }
+        // Damaged sequence numbers refuse the logon before any trading session is opened.
+        if let Err(error) = self.shared.seqs.load(logon.account, &logon.sender) {
+            warn!(%error, "sequence numbers unreadable; refusing the logon");
+            let text = "the gateway cannot read this session's sequence numbers".into();
+            self.session
+                .refuse_logon(now, LogonError::Refused(text), out);
+            return;
+        }
         let identity = (logon.account, logon.sender.clone());
         if !self
             .shared
@@ -493,7 +584,7 @@ impl Connection {
         rand_core_06::RngCore::fill_bytes(&mut rand_core_06::OsRng, &mut slot);
         let account = AccountId(logon.account);
         let Some(id) = account.session(slot[0]) else {
-            self.refuse(LogonError::Signature, &logon, out);
+            self.refuse(LogonError::Signature, out);
             return;
         };
         let lifetime_ms = self.shared.config.limits.session_lifetime_s * 1000;
@@ -519,12 +610,9 @@ impl Connection {
             .insert(tx.nonce, InFlight::Open { logon, tries });
     }
 
-    fn refuse(&mut self, error: LogonError, logon: &LogonRequest, out: &mut Vec<Output>) {
-        self.shared
-            .active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(logon.account, logon.sender.clone()));
+    /// Refuses the logon; the identity it holds in the active set is given back when the
+    /// connection ends (`run`), never earlier, so no second session can share it meanwhile.
+    fn refuse(&mut self, error: LogonError, out: &mut Vec<Output>) {
         self.session.refuse_logon(now_ms(), error, out);
     }
 
@@ -546,7 +634,7 @@ impl Connection {
             self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
         }
         match what {
-            InFlight::KillCancel => {
+            InFlight::KillCancel(_) => {
                 let cancelled = self.report_cancelled(&outcome, out);
                 info!(peer = %self.peer, cancelled, "the kill switch cancelled the session's orders");
             }
@@ -570,10 +658,10 @@ impl Connection {
             return;
         };
         match what {
-            InFlight::Open { logon, .. } => {
+            InFlight::Open { .. } => {
                 self.opening = None;
                 let text = format!("the committee did not open the trading session: {reason}");
-                self.refuse(LogonError::Refused(text), &logon, out);
+                self.refuse(LogonError::Refused(text), out);
             }
             InFlight::New { cl_ord_id } => {
                 let Some(mut order) = self.orders.get(&cl_ord_id).cloned() else {
@@ -601,8 +689,13 @@ impl Connection {
                 cl_ord_id,
                 request_type,
             } => self.mass_cancel_report(&cl_ord_id, &request_type, "0", reason, out),
-            InFlight::KillCancel => {
-                warn!(peer = %self.peer, %reason, "the kill switch's mass cancel was not taken")
+            InFlight::KillCancel(tries) => {
+                warn!(peer = %self.peer, %reason, tries, "the kill switch's mass cancel was not taken");
+                if self.killed && tries + 1 < KILL_CANCEL_TRIES {
+                    let command = ClientCommand::MassCancel { instrument: None };
+                    let what = InFlight::KillCancel(tries + 1);
+                    self.submit(command, upstream::Class::Protected, what);
+                }
             }
         }
     }
@@ -616,15 +709,29 @@ impl Connection {
             .iter()
             .any(|e| matches!(e, Event::SessionOpened { .. }))
         {
-            let stored = match self.shared.seqs.load(logon.account, &logon.sender) {
-                Ok(seq) => seq,
+            let seqs = &self.shared.seqs;
+            let loaded = seqs.load(logon.account, &logon.sender).and_then(|seq| {
+                let file = seqs
+                    .open_file(logon.account, &logon.sender)
+                    .map_err(|e| format!("cannot open the sequence numbers: {e}"))?;
+                Ok((seq, file))
+            });
+            let stored = match loaded {
+                Ok((seq, file)) => {
+                    self.seq_file = Some(file);
+                    seq
+                }
                 Err(error) => {
-                    warn!(%error, "sequence numbers unreadable; refusing the logon");
+                    warn!(%error, "sequence numbers unreadable; refusing the logon and closing its trading session");
+                    if let Some((_, slot)) = id.as_session() {
+                        let close = vec![ClientCommand::CloseSession { slot }];
+                        let why = "unreadable sequence numbers";
+                        self.close_out(id, key, outcome.nonce + 1, close, Opening::Opened, why);
+                    }
                     self.refuse(
                         LogonError::Refused(
                             "the gateway cannot read this session's sequence numbers".into(),
                         ),
-                        &logon,
                         out,
                     );
                     return;
@@ -651,7 +758,7 @@ impl Connection {
             return;
         }
         let text = format!("the committee refused the trading session: {reason:?}");
-        self.refuse(LogonError::Refused(text), &logon, out);
+        self.refuse(LogonError::Refused(text), out);
     }
 
     fn exec_id(&mut self, outcome: &Outcome) -> String {
@@ -866,7 +973,7 @@ impl Connection {
             .orders
             .get(&orig)
             .and_then(|o| o.order_id.map(|id| (id, o.instrument.id, o.status)));
-        let Some((order_id, instrument, _)) = known else {
+        let Some((order_id, instrument, status)) = known else {
             return self.cancel_reject(
                 &cl_ord_id,
                 &orig,
@@ -874,6 +981,23 @@ impl Connection {
                 out,
             );
         };
+        // What the committee would refuse anyway is answered here: a cancel is never refused
+        // for credit, but it must have something to cancel.
+        if matches!(status, "2" | "4" | "8") {
+            return self.cancel_reject(&cl_ord_id, &orig, "the order is already done", out);
+        }
+        let cancelling = self
+            .in_flight
+            .values()
+            .any(|w| matches!(w, InFlight::Cancel { orig: o, .. } if *o == orig));
+        if cancelling {
+            return self.cancel_reject(
+                &cl_ord_id,
+                &orig,
+                "a cancel of this order is already in flight",
+                out,
+            );
+        }
         let command = ClientCommand::Cancel {
             instrument: InstrumentId(instrument),
             order_id: bulwark_engine::OrderId(order_id),
@@ -974,6 +1098,15 @@ impl Connection {
                 )
             }
         };
+        let mass_in_flight = self
+            .in_flight
+            .values()
+            .filter(|w| matches!(w, InFlight::MassCancel { .. } | InFlight::KillCancel(_)))
+            .count();
+        if mass_in_flight >= MASS_CANCELS_IN_FLIGHT_MAX {
+            let text = "mass cancels already in flight will cancel these orders";
+            return self.mass_cancel_report(&cl_ord_id, &request_type, "0", text, out);
+        }
         self.shared.counters.cancels.fetch_add(1, Ordering::Relaxed);
         let what = InFlight::MassCancel {
             cl_ord_id,
@@ -1097,11 +1230,6 @@ impl Connection {
         let Some(t) = self.trading.take() else {
             return;
         };
-        self.shared
-            .active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(t.account, t.sender.clone()));
         let Some((_, slot)) = t.id.as_session() else {
             return;
         };

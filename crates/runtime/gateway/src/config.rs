@@ -11,6 +11,7 @@
 //! connections_max = 1024            # connections at once
 //! connections_per_ip = 16           # connections at once from one address
 //! preauth_max = 256                 # connections not yet logged on, at once
+//! preauth_per_ip = 4                # connections not yet logged on, at once, from one address
 //! logons_per_s = 200                # logon signatures checked per second, all addresses
 //! logons_per_ip_per_s = 5           # logon signatures checked per second from one address
 //! orders_per_s = 50                 # new orders per second per session (cancels: never refused)
@@ -68,6 +69,9 @@ pub struct Limits {
     /// Connections not yet logged on, at once (the rest of `connections_max` is kept for
     /// sessions).
     pub preauth_max: usize,
+    /// Connections not yet logged on, at once, from one address (an IPv6 address counts by its
+    /// /64).
+    pub preauth_per_ip: usize,
     /// Logon signatures checked per second over all addresses.
     pub logons_per_s: u32,
     /// Logon signatures checked per second from one address.
@@ -94,6 +98,7 @@ impl Default for Limits {
             connections_max: 1024,
             connections_per_ip: 16,
             preauth_max: 256,
+            preauth_per_ip: 4,
             logons_per_s: 200,
             logons_per_ip_per_s: 5,
             orders_per_s: 50,
@@ -167,6 +172,7 @@ impl GatewayConfig {
             ("connections_max", l.connections_max),
             ("connections_per_ip", l.connections_per_ip),
             ("preauth_max", l.preauth_max),
+            ("preauth_per_ip", l.preauth_per_ip),
             ("in_flight_max", l.in_flight_max),
         ];
         let rates = [

@@ -62,9 +62,11 @@ impl GatewayCredits {
                 limits.logons_per_ip_per_s,
                 limits.logons_per_ip_per_s,
             )),
+            // An account's sessions may all send at once: its burst is a quarter second of
+            // its rate, at least one session's burst.
             account_orders: RateLimiter::keyed(quota(
                 limits.account_orders_per_s,
-                limits.orders_burst.max(1),
+                (limits.account_orders_per_s / 4).max(limits.orders_burst),
             )),
         }
     }
@@ -72,7 +74,7 @@ impl GatewayCredits {
     /// One logon signature check from `ip`, if both budgets allow it.
     pub fn logon(&self, ip: IpAddr) -> Result<(), LogonBudget> {
         self.logons_per_ip
-            .check_key(&ip)
+            .check_key(&crate::acceptor::address_key(ip))
             .map_err(|_| LogonBudget::Address)?;
         self.logons.check().map_err(|_| LogonBudget::Global)
     }
@@ -155,7 +157,7 @@ mod tests {
         let limits = Limits {
             orders_per_s: 1000,
             orders_burst: 5,
-            account_orders_per_s: 1,
+            account_orders_per_s: 20,
             ..Limits::default()
         };
         let gateway = GatewayCredits::new(&limits);

@@ -111,6 +111,7 @@ pub fn start(config: GatewayConfig) -> Result<Gateway, StartError> {
         seqs,
         active: Mutex::default(),
         live: AtomicUsize::new(0),
+        per_address: Mutex::default(),
         closing: AtomicUsize::new(0),
         counters: Arc::clone(&counters),
         stop: Arc::clone(&stop),

@@ -1,6 +1,7 @@
-//! FIX sequence numbers persisted per (account, SenderCompID): one small file each, replaced
-//! atomically (written, renamed) before the messages that use the new numbers are written, so a
-//! killed gateway process restarts where it was. The write is synced to the disk (file and
+//! FIX sequence numbers persisted per (account, SenderCompID): one small file each. A logged-on
+//! session keeps its file open ([`SeqFile`]) and overwrites it in place with one fixed-width
+//! write (42 bytes, within one disk sector) before the messages that use the new numbers are
+//! written, so a killed gateway process restarts where it was. The write is synced to the disk (file and
 //! directory) when the caller asks, which the session does at most once a second and when it
 //! ends: a lost machine may restart a session a second behind, which the counterparty's resend
 //! and gap fill repair. A file that does not parse is an error the session reports, never a
@@ -8,6 +9,7 @@
 
 use std::fs;
 use std::io::Write as _;
+use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
 
 use bulwark_fix::session::SeqNums;
@@ -49,6 +51,22 @@ impl SeqStore {
         }
     }
 
+    /// The open file of one session's numbers (created when missing).
+    pub fn open_file(&self, account: u64, sender: &str) -> std::io::Result<SeqFile> {
+        let path = self.path(account, sender);
+        let created = !path.exists();
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        if created {
+            fs::File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(SeqFile { file })
+    }
+
     /// Stores the numbers; `sync` also makes them durable on the disk.
     pub fn save(
         &self,
@@ -74,6 +92,23 @@ impl SeqStore {
     }
 }
 
+/// One session's numbers, kept open while it is logged on.
+pub struct SeqFile {
+    file: fs::File,
+}
+
+impl SeqFile {
+    /// Overwrites the numbers in place (one write); `sync` also makes them durable.
+    pub fn write(&self, seq: SeqNums, sync: bool) -> std::io::Result<()> {
+        let text = format!("{:>20} {:>20}\n", seq.next_in, seq.next_out);
+        self.file.write_all_at(text.as_bytes(), 0)?;
+        if sync {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +123,19 @@ mod tests {
             next_out: 40,
         };
         store.save(7, "T/1", seq, true).expect("saves");
+        // The open file overwrites in place, and what it wrote reads back.
+        let file = store.open_file(7, "T/1").expect("opens");
+        let later = SeqNums {
+            next_in: 13,
+            next_out: 41,
+        };
+        file.write(later, false).expect("writes");
+        assert_eq!(store.load(7, "T/1"), Ok(later));
+        file.write(seq, true).expect("writes");
+        assert_eq!(store.load(7, "T/1"), Ok(seq));
+        let fresh = store.open_file(9, "T/1").expect("creates");
+        fresh.write(later, true).expect("writes");
+        assert_eq!(store.load(9, "T/1"), Ok(later));
         let again = SeqStore::open(dir.path().join("seq")).expect("opens");
         assert_eq!(again.load(7, "T/1"), Ok(seq));
         // Another account with the same CompID has its own numbers.

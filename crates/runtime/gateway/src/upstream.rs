@@ -8,11 +8,12 @@
 //! thread per node long-polls its receipts. Only receipts of transactions the gateway waits for
 //! are tallied (the tally is bounded by what the sessions have in flight).
 //!
-//! Shedding (CoDel-style): a node's queue is standing when the time its transactions waited
-//! stayed above [`SHED_TARGET`] for a whole [`SHED_INTERVAL`]. While it stands, every new order
-//! that waited longer than the target is shed from that node's queue instead of sent. Cancels
-//! and session closes are never shed. An order is refused only when every node shed or refused
-//! it; a slow node alone only loses its copy (the fast nodes carry the order).
+//! Shedding (CoDel-style detection, decided at the door): a node's queue is standing when the
+//! time its transactions waited stayed above [`SHED_TARGET`] for a whole [`SHED_INTERVAL`].
+//! While fewer than `quorum` nodes' queues are free of a standing queue, new orders are refused
+//! at once as a whole (never queued, and never shed from one node's queue only, which could let
+//! a later transaction of the session overtake them). Cancels and session closes are never
+//! shed. Every node queue is bounded; over the bound a transaction skips that node only.
 //!
 //! Verdicts reach the session on its channel: finalized (with the agreed events), refused by
 //! every node, or expired ([`PENDING_TTL`] without a quorum of receipts).
@@ -38,8 +39,25 @@ const RECEIPTS_WAIT_MS: u32 = 500;
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Transactions sent to a node in one request.
 const BATCH_MAX: usize = 64;
-/// Sheddable transactions waiting for one node; over it, a new order skips that node.
+/// Requests a second a sender makes on its node connection, and its burst: under the node's
+/// per-connection limit (100 a second, 200 at once), so under load transactions wait a few
+/// milliseconds and go in batches instead of being refused.
+const REQUESTS_PER_S: f64 = 80.0;
+const REQUESTS_BURST: f64 = 100.0;
+/// Transactions waiting for one node; over it, a new order skips that node.
 const NODE_QUEUE_MAX: usize = 8192;
+/// Cancels and closes may fill a node's queue up to this; over it, they skip that node.
+const NODE_QUEUE_PROTECTED_MAX: usize = 4 * NODE_QUEUE_MAX;
+/// Longest refusal reason passed on from a node (it goes into FIX Text).
+const REASON_BYTES_MAX: usize = 200;
+/// How often a follower asks its node for the instrument table again.
+const STATUS_EVERY: Duration = Duration::from_secs(10);
+/// The whole time a logon waits for the account's key from the nodes.
+const ACCOUNT_KEY_WAIT: Duration = Duration::from_millis(1200);
+/// Account keys confirmed by a quorum, kept this long.
+const ACCOUNT_KEY_TTL: Duration = Duration::from_secs(60);
+/// Most account keys kept (the cache is emptied when full).
+const ACCOUNT_KEYS_MAX: usize = 100_000;
 /// The queueing delay a node's queue may keep.
 pub const SHED_TARGET: Duration = Duration::from_millis(20);
 /// How long the delay must stay above the target before orders are shed.
@@ -103,7 +121,6 @@ pub struct UpstreamCounters {
 
 struct Queued {
     tx: Arc<SignedTx>,
-    class: Class,
     at: Instant,
 }
 
@@ -111,6 +128,8 @@ struct Queued {
 struct NodeQueue {
     items: Mutex<VecDeque<Queued>>,
     ready: Condvar,
+    /// The node's queue is standing (its sender's shedder says so).
+    standing: AtomicBool,
 }
 
 /// How a node failed a transaction.
@@ -157,7 +176,10 @@ pub struct Upstream {
     quorum: usize,
     queues: Vec<NodeQueue>,
     pending: Mutex<HashMap<(AccountId, u64), Pending>>,
-    instruments: RwLock<Vec<InstrumentAnswer>>,
+    /// Per node, the instrument table it last gave.
+    tables: RwLock<Vec<Option<Vec<InstrumentAnswer>>>>,
+    /// Account keys a quorum gave alike, with when.
+    keys: Mutex<HashMap<AccountId, ([u8; 32], Instant)>>,
     swept: Mutex<Instant>,
     stop: Arc<AtomicBool>,
     /// Counters.
@@ -169,10 +191,11 @@ impl Upstream {
     pub fn new(nodes: Vec<SocketAddr>, quorum: usize, stop: Arc<AtomicBool>) -> Arc<Upstream> {
         Arc::new(Upstream {
             queues: nodes.iter().map(|_| NodeQueue::default()).collect(),
+            tables: RwLock::new(vec![None; nodes.len()]),
+            keys: Mutex::new(HashMap::new()),
             nodes,
             quorum,
             pending: Mutex::new(HashMap::new()),
-            instruments: RwLock::new(Vec::new()),
             swept: Mutex::new(Instant::now()),
             stop,
             counters: UpstreamCounters::default(),
@@ -203,6 +226,7 @@ impl Upstream {
         let addr = self.nodes[index];
         let mut client: Option<Client> = None;
         let mut cursor: Option<(u64, u32)> = None;
+        let mut asked: Option<Instant> = None;
         while !self.stop.load(Ordering::Relaxed) {
             self.sweep();
             let Some(c) = client.as_mut() else {
@@ -212,23 +236,26 @@ impl Upstream {
                 }
                 continue;
             };
-            // Start at the node's next block: the gateway waits only for what it submits.
-            let (height, index_in) = match cursor {
-                Some(at) => at,
-                None => match c.status() {
+            // The instrument table (believed once `quorum` nodes give it alike), now and then;
+            // the first time, also where to start: the node's next block (the gateway waits
+            // only for what it submits).
+            if cursor.is_none() || asked.is_none_or(|at| at.elapsed() >= STATUS_EVERY) {
+                match c.status() {
                     Ok(status) => {
-                        if !status.instruments.is_empty() {
-                            *self.instruments.write().unwrap_or_else(|e| e.into_inner()) =
-                                status.instruments;
-                        }
-                        (status.height + 1, 0)
+                        asked = Some(Instant::now());
+                        self.tables.write().unwrap_or_else(|e| e.into_inner())[index] =
+                            Some(status.instruments);
+                        cursor.get_or_insert((status.height + 1, 0));
                     }
                     Err(error) => {
                         debug!(%addr, %error, "node status failed");
                         client = None;
                         continue;
                     }
-                },
+                }
+            }
+            let Some((height, index_in)) = cursor else {
+                continue;
             };
             match c.receipts(height, index_in, RECEIPTS_WAIT_MS) {
                 Ok(answer) => {
@@ -258,9 +285,14 @@ impl Upstream {
         let mut client: Option<Client> = None;
         let mut failed_connect: Option<Instant> = None;
         let mut shedder = Shedder::default();
+        let (mut tokens, mut refilled) = (REQUESTS_BURST, Instant::now());
         loop {
-            let batch: Vec<Queued> = {
+            {
                 let mut items = queue.items.lock().unwrap_or_else(|e| e.into_inner());
+                if items.is_empty() {
+                    // Nothing waits: nothing stands.
+                    queue.standing.store(false, Ordering::Relaxed);
+                }
                 while items.is_empty() && !self.stop.load(Ordering::Relaxed) {
                     items = queue
                         .ready
@@ -268,22 +300,35 @@ impl Upstream {
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
-                if self.stop.load(Ordering::Relaxed) {
-                    return;
-                }
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            // One request's token; while it comes, the batch grows.
+            tokens =
+                (tokens + refilled.elapsed().as_secs_f64() * REQUESTS_PER_S).min(REQUESTS_BURST);
+            refilled = Instant::now();
+            if tokens < 1.0 {
+                std::thread::sleep(Duration::from_secs_f64((1.0 - tokens) / REQUESTS_PER_S));
+                continue;
+            }
+            tokens -= 1.0;
+            let batch: Vec<Queued> = {
+                let mut items = queue.items.lock().unwrap_or_else(|e| e.into_inner());
                 let n = items.len().min(BATCH_MAX);
                 items.drain(..n).collect()
             };
             let now = Instant::now();
             let mut send = Vec::with_capacity(batch.len());
-            for queued in batch {
-                let standing = shedder.standing(now.duration_since(queued.at), now);
-                if standing && queued.class == Class::Sheddable {
-                    self.counters.shed.fetch_add(1, Ordering::Relaxed);
-                    let reason = "shed: the committee's queue is standing".to_string();
-                    self.fail(&queued.tx, index, Failure::Definite(reason));
-                } else {
-                    send.push(queued.tx);
+            {
+                let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                for queued in batch {
+                    let standing = shedder.standing(now.duration_since(queued.at), now);
+                    queue.standing.store(standing, Ordering::Relaxed);
+                    // Settled meanwhile (a quorum of receipts, or expired): not sent again.
+                    if pending.contains_key(&(queued.tx.account, queued.tx.nonce)) {
+                        send.push(queued.tx);
+                    }
                 }
             }
             if send.is_empty() {
@@ -308,6 +353,19 @@ impl Upstream {
             };
             let txs: Vec<SignedTx> = send.iter().map(|tx| SignedTx::clone(tx)).collect();
             match c.submit(&txs) {
+                Err(bulwark_node::client::ClientError::Node {
+                    code: bulwark_api::wire::ErrorCode::RateLimited,
+                    ..
+                }) => {
+                    // Not taken: back to the front of the queue, in order, a little later.
+                    let mut items = queue.items.lock().unwrap_or_else(|e| e.into_inner());
+                    for tx in send.into_iter().rev() {
+                        items.push_front(Queued { tx, at: now });
+                    }
+                    drop(items);
+                    tokens = 0.0;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
                 Ok(outcome) => {
                     for refused in outcome.refused {
                         if let Some(tx) = send.get(refused.index as usize) {
@@ -334,8 +392,18 @@ impl Upstream {
         let Some(entry) = pending.get_mut(&key) else {
             return;
         };
+        // Each node counts once, whatever it sends.
+        if entry.refused_by.iter().any(|(n, _)| *n == node) || entry.unknown_at.contains(&node) {
+            return;
+        }
         match failure {
-            Failure::Definite(reason) => entry.refused_by.push((node, reason)),
+            // "Already used" or "conflicts": the node has this nonce, maybe this transaction.
+            Failure::Definite(reason)
+                if reason.contains("already used") || reason.contains("conflicts with") =>
+            {
+                entry.unknown_at.push(node)
+            }
+            Failure::Definite(reason) => entry.refused_by.push((node, clean_reason(&reason))),
             Failure::Unknown => entry.unknown_at.push(node),
         }
         if entry.refused_by.len() < self.nodes.len() {
@@ -417,8 +485,30 @@ impl Upstream {
         }
     }
 
+    /// Whether new orders are shed now: fewer than `quorum` node queues are free of a standing
+    /// queue.
+    pub fn shedding(&self) -> bool {
+        let free = self
+            .queues
+            .iter()
+            .filter(|q| !q.standing.load(Ordering::Relaxed))
+            .count();
+        free < self.quorum
+    }
+
     /// Queues `tx` for every node; its verdict goes to `waiter`. Never blocks on the network.
+    /// A new order is refused at once (the verdict is already on `waiter`) while
+    /// [`Upstream::shedding`].
     pub fn submit(&self, tx: &SignedTx, class: Class, waiter: Sender<Verdict>) {
+        if class == Class::Sheddable && self.shedding() {
+            self.counters.shed.fetch_add(1, Ordering::Relaxed);
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            let _ = waiter.send(Verdict::Refused {
+                nonce: tx.nonce,
+                reason: "shed: the committee's queues are standing; try again".into(),
+            });
+            return;
+        }
         self.pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -436,16 +526,19 @@ impl Upstream {
         let at = Instant::now();
         for (index, queue) in self.queues.iter().enumerate() {
             let mut items = queue.items.lock().unwrap_or_else(|e| e.into_inner());
-            if class == Class::Sheddable && items.len() >= NODE_QUEUE_MAX {
+            let bound = match class {
+                Class::Sheddable => NODE_QUEUE_MAX,
+                Class::Protected => NODE_QUEUE_PROTECTED_MAX,
+            };
+            if items.len() >= bound {
                 drop(items);
                 self.counters.shed.fetch_add(1, Ordering::Relaxed);
-                let reason = "shed: the committee's queue is full".to_string();
+                let reason = "the committee's queue is full".to_string();
                 self.fail(&tx, index, Failure::Definite(reason));
                 continue;
             }
             items.push_back(Queued {
                 tx: Arc::clone(&tx),
-                class,
                 at,
             });
             drop(items);
@@ -483,39 +576,99 @@ impl Upstream {
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// The account's registered key, believed once `quorum` nodes give the same one. `None`
-    /// when the account is unknown or the nodes do not agree.
+    /// The account's registered key, believed once `quorum` nodes give the same one (asked of
+    /// every node at once, for at most [`ACCOUNT_KEY_WAIT`] in all; a confirmed key is kept for
+    /// [`ACCOUNT_KEY_TTL`]). `None` when the account is unknown or the nodes do not agree in
+    /// time.
     pub fn account_key(&self, account: AccountId) -> Option<[u8; 32]> {
-        let mut answers: Vec<Option<[u8; 32]>> = Vec::new();
-        for addr in &self.nodes {
-            let Ok(mut client) = Client::connect(*addr, REQUEST_TIMEOUT) else {
-                continue;
-            };
-            let answer = match client.account(account) {
-                Ok(answer) => hex::decode(&answer.public_key)
-                    .ok()
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok()),
-                Err(bulwark_node::client::ClientError::Node { .. }) => None,
-                Err(_) => continue,
-            };
-            answers.push(answer);
-            let agreeing = answers.iter().filter(|a| **a == answer).count();
-            if agreeing >= self.quorum {
+        {
+            let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((key, at)) = keys.get(&account) {
+                if at.elapsed() < ACCOUNT_KEY_TTL {
+                    return Some(*key);
+                }
+            }
+        }
+        let (answers, from_nodes) = std::sync::mpsc::channel();
+        for addr in self.nodes.clone() {
+            let answers = answers.clone();
+            // A node that stalls keeps only its own thread, until its socket times out.
+            let _ = std::thread::Builder::new()
+                .name("account-key".into())
+                .spawn(move || {
+                    let Ok(mut client) = Client::connect(addr, REQUEST_TIMEOUT) else {
+                        return;
+                    };
+                    let answer = match client.account(account) {
+                        Ok(answer) => hex::decode(&answer.public_key)
+                            .ok()
+                            .and_then(|b| <[u8; 32]>::try_from(b).ok()),
+                        Err(bulwark_node::client::ClientError::Node { .. }) => None,
+                        Err(_) => return,
+                    };
+                    let _ = answers.send(answer);
+                });
+        }
+        drop(answers);
+        let deadline = Instant::now() + ACCOUNT_KEY_WAIT;
+        let mut seen: Vec<Option<[u8; 32]>> = Vec::new();
+        while let Ok(answer) =
+            from_nodes.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            seen.push(answer);
+            if seen.iter().filter(|a| **a == answer).count() >= self.quorum {
+                if let Some(key) = answer {
+                    let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+                    if keys.len() >= ACCOUNT_KEYS_MAX {
+                        keys.clear();
+                    }
+                    keys.insert(account, (key, Instant::now()));
+                }
                 return answer;
             }
         }
         None
     }
 
-    /// The venue's instruments, as the nodes' status gave them.
+    /// The venue's instruments: the table `quorum` nodes give alike (empty until they do).
     pub fn instruments(&self) -> Vec<InstrumentAnswer> {
-        self.instruments
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
+        tables
+            .iter()
+            .flatten()
+            .find(|table| tables.iter().flatten().filter(|t| t == table).count() >= self.quorum)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
+/// A node's refusal reason as the trader may see it: printable, at most
+/// [`REASON_BYTES_MAX`] bytes.
+fn clean_reason(reason: &str) -> String {
+    let mut clean: String = reason
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if clean.len() > REASON_BYTES_MAX {
+        clean.truncate(REASON_BYTES_MAX);
+    }
+    clean
+}
+
+#[cfg(test)]
+mod tests_reasons {
+    #[test]
+    fn a_reason_is_printable_and_short() {
+        assert_eq!(super::clean_reason("bad\x01nonce"), "bad?nonce");
+        assert_eq!(super::clean_reason(&"x".repeat(1000)).len(), 200);
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,6 +712,18 @@ mod tests {
         upstream.fail(&tx(1), 1, Failure::Unknown);
         assert!(verdicts.try_recv().is_err());
         assert_eq!(upstream.waiting(), 1);
+        // One hostile node naming the same transaction many times still counts once; a node
+        // that says the nonce is used may have it.
+        upstream.submit(&tx(3), Class::Protected, waiter.clone());
+        for _ in 0..4 {
+            upstream.fail(&tx(3), 0, Failure::Definite("no".into()));
+        }
+        upstream.fail(
+            &tx(3),
+            1,
+            Failure::Definite("nonce 3 is already used".into()),
+        );
+        assert!(verdicts.try_recv().is_err());
         // Both refuse: refused, with both reasons.
         upstream.submit(&tx(2), Class::Protected, waiter);
         upstream.fail(&tx(2), 0, Failure::Definite("full".into()));
@@ -584,6 +749,30 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(upstream.waiting(), 0);
+        assert_eq!(upstream.waiting(), 1, "only tx 3 still waits");
+    }
+
+    #[test]
+    fn new_orders_are_shed_at_the_door_while_too_few_queues_are_free_but_cancels_never() {
+        let nodes: Vec<SocketAddr> = (1..=4)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect();
+        let upstream = Upstream::new(nodes, 2, Arc::new(AtomicBool::new(false)));
+        let (waiter, verdicts) = std::sync::mpsc::channel();
+        for queue in &upstream.queues[..2] {
+            queue.standing.store(true, Ordering::Relaxed);
+        }
+        // Two of four free: still a quorum.
+        upstream.submit(&tx(1), Class::Sheddable, waiter.clone());
+        assert!(verdicts.try_recv().is_err());
+        upstream.queues[2].standing.store(true, Ordering::Relaxed);
+        upstream.submit(&tx(2), Class::Sheddable, waiter.clone());
+        assert!(matches!(
+            verdicts.try_recv(),
+            Ok(Verdict::Refused { nonce: 2, .. })
+        ));
+        upstream.submit(&tx(3), Class::Protected, waiter);
+        assert!(verdicts.try_recv().is_err(), "a cancel is never shed");
+        assert_eq!(upstream.waiting(), 2);
     }
 }

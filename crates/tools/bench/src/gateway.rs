@@ -1,6 +1,19 @@
-//! `bulwark bench gateway`: figure 4 of issue #15 (the others are not built yet).
+//! `bulwark bench gateway`: the four figures of issue #15, in one run against one 4-node
+//! committee of `bulwark node` processes on loopback and one gateway in this process.
 //!
-//! One QuickFIX initiator (the Python binding, as in the tests) sends NewOrderSingles one after
+//! Figures 1–3 ([`crate::gateway_load`]): 60 FIX sessions (10 accounts, 6 each, each from its
+//! own loopback address) send IOC orders at `--rate` orders a second in all for `--seconds`:
+//! 1. the same orders submitted directly to a node (timed to its finalized receipt) against
+//!    through the gateway (timed to the first ExecutionReport): `gateway_ack_p50_ms`,
+//!    `gateway_ack_p99_ms` against `direct_*`;
+//! 2. a tenth of that load (the flooders must reach 10× it on the same 2 cores), first alone,
+//!    then under a junk flood aimed at 10× its rate: `flood_p99_ms` and `flood_goodput`
+//!    against the unflooded run, `junk_per_s` (reached) against the order rate, and
+//!    `malformed_close_p99_ms` against the 50 ms bound;
+//! 3. the tenth again while one more session sends 100× its quota: `abuse_others_p99_ms`
+//!    against the unabused run and `abuser_admitted_per_s` against the quota.
+//!
+//! Figure 4: one QuickFIX initiator (the Python binding, as in the tests) sends NewOrderSingles one after
 //! another and times each to its first ExecutionReport, twice in the same run:
 //! - to our gateway in front of a 4-node committee of `bulwark node` processes on loopback (the
 //!   report comes only once f + 1 nodes report the order finalized: consensus is inside);
@@ -193,9 +206,23 @@ fn tempdir() -> Result<String, BenchError> {
     Ok(dir.display().to_string())
 }
 
-/// `bulwark bench gateway [--base-port P] [--orders N]`.
-pub fn run_bench(base_port: u16, orders: usize) -> ExitCode {
-    match run(base_port, orders) {
+/// The load of figures 1–3.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// Orders a second over all sessions.
+    pub rate: f64,
+    /// Seconds each phase sends.
+    pub seconds: u64,
+}
+
+/// Each session's order quota in the bench's gateway (the abuser sends 100× this).
+const QUOTA_PER_S: u32 = 20;
+/// Sessions per account, over accounts 1..=10.
+const SESSIONS_PER_ACCOUNT: usize = 6;
+
+/// `bulwark bench gateway [--base-port P] [--orders N] [--rate R] [--seconds S]`.
+pub fn run_bench(base_port: u16, orders: usize, load: LoadOptions) -> ExitCode {
+    match run(base_port, orders, load) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("bulwark bench gateway: {error}");
@@ -204,7 +231,7 @@ pub fn run_bench(base_port: u16, orders: usize) -> ExitCode {
     }
 }
 
-fn run(base_port: u16, orders: usize) -> Result<(), BenchError> {
+fn run(base_port: u16, orders: usize, load: LoadOptions) -> Result<(), BenchError> {
     let python = python().ok_or(BenchError::NoPython)?;
     let data = tempdir()?;
     let options = CommitteeOptions {
@@ -251,13 +278,18 @@ fn run(base_port: u16, orders: usize) -> Result<(), BenchError> {
         data_dir: format!("{data}/gateway").into(),
         nodes: endpoints.clone(),
         quorum: 2,
-        limits: bulwark_gateway::Limits::default(),
+        limits: bulwark_gateway::Limits {
+            orders_per_s: QUOTA_PER_S,
+            orders_burst: 5,
+            ..bulwark_gateway::Limits::default()
+        },
     })
     .map_err(|e| BenchError::Run(e.to_string()))?;
     // An IOC buy 0.3 % under the mark: accepted, then its remainder cancelled (nothing rests).
     let price_ticks = mark - mark * 3 / 1000;
     let micros = i128::from(price_ticks) * i128::from(tick);
     let price = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+    figures_1_to_3(&gateway, endpoints[0], price_ticks, &price, load)?;
     let seed = bulwark_testkit::client_key(1, 3).to_bytes();
     eprintln!("bench gateway: {orders} orders through the gateway (each acked once finalized)");
     let ours = client(
@@ -323,5 +355,175 @@ fn run(base_port: u16, orders: usize) -> Result<(), BenchError> {
         Some("committee_submit_to_finalized_p50"),
         committee_p50,
     );
+    Ok(())
+}
+
+fn p(load: &crate::gateway_load::Load, pct: usize) -> Option<f64> {
+    percentile(&load.acks_ms, pct)
+}
+
+/// Figures 1–3 against the running `gateway` and committee.
+fn figures_1_to_3(
+    gateway: &bulwark_gateway::Gateway,
+    node: SocketAddr,
+    price_ticks: i64,
+    price: &str,
+    options: LoadOptions,
+) -> Result<(), BenchError> {
+    use crate::gateway_load::{abuse, direct, drive, flood, logon_pool};
+    let accounts: Vec<u64> = (1..=10).collect();
+    let sessions = accounts.len() * SESSIONS_PER_ACCOUNT;
+    let duration = Duration::from_secs(options.seconds.max(1));
+    let rate_each = options.rate / sessions as f64;
+    let target = "BULWARK-BENCH";
+    eprintln!("bench gateway: logging on {sessions} FIX sessions");
+    let pool = logon_pool(gateway.fix_addr, target, &accounts, SESSIONS_PER_ACCOUNT)
+        .map_err(BenchError::Run)?;
+
+    eprintln!(
+        "bench gateway: figure 1, {} orders/s for {} s straight to a node, then through the gateway",
+        options.rate,
+        duration.as_secs()
+    );
+    let straight =
+        direct(node, &accounts, options.rate, duration, price_ticks).map_err(BenchError::Run)?;
+    eprintln!("bench gateway: straight to a node: {}", straight.summary());
+    let (pool, base) = drive(pool, rate_each, duration, price, "base");
+    eprintln!("bench gateway: through the gateway: {}", base.summary());
+    for (metric, pct) in [("gateway_ack_p50_ms", 50), ("gateway_ack_p99_ms", 99)] {
+        let peer = if pct == 50 {
+            "direct_p50"
+        } else {
+            "direct_p99"
+        };
+        figure(
+            "gateway",
+            metric,
+            p(&base, pct),
+            "ms",
+            Some(peer),
+            p(&straight, pct),
+        );
+    }
+    let added = p(&base, 50).zip(p(&straight, 50)).map(|(g, d)| g - d);
+    figure("gateway", "gateway_added_p50_ms", added, "ms", None, None);
+    figure(
+        "gateway",
+        "orders_per_s",
+        Some(base.sent as f64 / duration.as_secs_f64()),
+        "orders/s",
+        Some("asked"),
+        Some(options.rate),
+    );
+
+    let tenth = rate_each / 10.0;
+    let junk_rate = options.rate;
+    eprintln!(
+        "bench gateway: figure 2, {} orders/s alone, then under a junk flood aimed at {junk_rate}/s",
+        options.rate / 10.0
+    );
+    let (pool, calm) = drive(pool, tenth, duration, price, "calm");
+    eprintln!("bench gateway: alone: {}", calm.summary());
+    let flooder = {
+        let addr = gateway.fix_addr;
+        std::thread::spawn(move || flood(addr, target, junk_rate, duration))
+    };
+    let (pool, flooded) = drive(pool, tenth, duration, price, "flood");
+    let junk = flooder
+        .join()
+        .map_err(|_| BenchError::Run("the flooder panicked".into()))?;
+    eprintln!(
+        "bench gateway: under the flood: {}; {} junk events, {} malformed answered",
+        flooded.summary(),
+        junk.events,
+        junk.answered
+    );
+    figure(
+        "gateway",
+        "flood_p99_ms",
+        p(&flooded, 99),
+        "ms",
+        Some("unflooded_p99"),
+        p(&calm, 99),
+    );
+    figure(
+        "gateway",
+        "flood_goodput",
+        flooded.goodput(),
+        "fraction",
+        Some("unflooded_goodput"),
+        calm.goodput(),
+    );
+    figure(
+        "gateway",
+        "junk_per_s",
+        Some(junk.events as f64 / junk.elapsed.as_secs_f64().max(0.001)),
+        "events/s",
+        Some("legitimate_orders_per_s"),
+        Some(flooded.sent as f64 / duration.as_secs_f64()),
+    );
+    figure(
+        "gateway",
+        "malformed_close_p99_ms",
+        percentile(&junk.close_ms, 99),
+        "ms",
+        Some("bound"),
+        Some(50.0),
+    );
+    if junk.answered > 0 {
+        eprintln!(
+            "bench gateway: {} malformed connections got an answer",
+            junk.answered
+        );
+    }
+
+    let abuse_rate = f64::from(QUOTA_PER_S) * 100.0;
+    eprintln!("bench gateway: figure 3, the same load while one session sends {abuse_rate}/s (100x its quota)");
+    let key = bulwark_testkit::client_key(1, 11);
+    let abuser = bulwark_testkit::fix::Trader::logon(
+        gateway.fix_addr,
+        "ABUSER",
+        target,
+        11,
+        &key,
+        Duration::from_secs(20),
+    )
+    .map_err(|e| BenchError::Run(format!("the abuser's logon: {e}")))?;
+    let abusing = {
+        let price = price.to_string();
+        std::thread::spawn(move || abuse(abuser, abuse_rate, duration, &price))
+    };
+    let (pool, others) = drive(pool, tenth, duration, price, "abused");
+    let (abuser, abused) = abusing
+        .join()
+        .map_err(|_| BenchError::Run("the abuser panicked".into()))?;
+    eprintln!("bench gateway: beside the abuser: {}", others.summary());
+    eprintln!("bench gateway: the abuser: {}", abused.summary());
+    figure(
+        "gateway",
+        "abuse_others_p99_ms",
+        p(&others, 99),
+        "ms",
+        Some("unabused_p99"),
+        p(&calm, 99),
+    );
+    figure(
+        "gateway",
+        "abuser_admitted_per_s",
+        Some(abused.acks_ms.len() as f64 / duration.as_secs_f64()),
+        "orders/s",
+        Some("quota"),
+        Some(f64::from(QUOTA_PER_S)),
+    );
+    eprintln!(
+        "bench gateway: the abuser sent {} orders, {} refused at once for credit; shed {} order copies",
+        abused.sent,
+        abused.throttled,
+        gateway.upstream_counters().shed.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    abuser.logout();
+    for trader in pool {
+        trader.logout();
+    }
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod connections;
 pub mod custody;
 pub mod engine;
 pub mod gateway;
+pub mod gateway_load;
 pub mod oracle;
 pub mod report;
 pub mod restart;

@@ -215,8 +215,11 @@ impl Trader {
         &mut self.stream
     }
 
+    /// The next message within `timeout`; a zero timeout reads once without waiting (socket
+    /// timeouts are rounded up to the kernel's tick, so a short wait is a poll here).
     fn read_one(&mut self, timeout: Duration) -> Result<Option<Message>, TraderError> {
         let deadline = Instant::now() + timeout;
+        let mut polled = false;
         loop {
             match decode(&self.buf, &Limits::SESSION)? {
                 Decoded::Message(message, used) => {
@@ -231,12 +234,21 @@ impl Trader {
                 ));
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let poll = left < Duration::from_millis(2);
+            if poll && polled {
                 return Ok(None);
             }
-            self.stream.set_read_timeout(Some(left))?;
+            polled |= poll;
+            self.stream.set_nonblocking(poll)?;
+            if !poll {
+                self.stream.set_read_timeout(Some(left))?;
+            }
             let mut chunk = [0u8; 8192];
-            match self.stream.read(&mut chunk) {
+            let read = self.stream.read(&mut chunk);
+            if poll {
+                self.stream.set_nonblocking(false)?;
+            }
+            match read {
                 Ok(0) => self.closed = true,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e)

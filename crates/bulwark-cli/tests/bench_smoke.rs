@@ -132,7 +132,10 @@ fn bench_gateway_prints_its_figures_against_their_peers() {
         assert_eq!(figure["bench"], "gateway", "{line}");
         if figure["metric"] == "gateway_added_p50_ms" {
             // A difference of two medians: any sign.
-            assert!(figure["value"].as_f64().is_some_and(f64::is_finite), "{line}");
+            assert!(
+                figure["value"].as_f64().is_some_and(f64::is_finite),
+                "{line}"
+            );
         } else {
             for key in ["value", "peer_value", "ratio"] {
                 positive_finite(line, key, &figure[key]);

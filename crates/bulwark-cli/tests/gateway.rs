@@ -11,10 +11,11 @@ mod common;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bulwark_engine::{AccountId, InstrumentId};
+use bulwark_engine::AccountId;
 use bulwark_node::client::Client;
+use common::gateway::{base_port, fix_price, wait_until};
 
 const SCRIPT: &str = r#"
 import calendar, os, sys, time, threading
@@ -135,20 +136,6 @@ fn python() -> Option<String> {
     bulwark_testkit::python::python_with(&["quickfix", "cryptography"])
 }
 
-fn base_port() -> u16 {
-    let bindable = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
-    let start = (std::process::id() % 8) as u16;
-    for step in 0..8u16 {
-        let base = 16_000 + ((start + step) % 8) * 500;
-        let free = (0..4u16)
-            .all(|i| bindable(base + i) && bindable(base + 100 + i) && bindable(base + 300 + i));
-        if free {
-            return base;
-        }
-    }
-    panic!("no free port range for the gateway test");
-}
-
 fn quickfix(
     python: &str,
     port: u16,
@@ -185,17 +172,6 @@ fn quickfix(
     stdout
 }
 
-fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = f() {
-            return value;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn quickfix_trades_through_a_gateway_and_acks_mean_finalized() {
     let Some(python) = python() else {
@@ -208,32 +184,11 @@ fn quickfix_trades_through_a_gateway_and_acks_mean_finalized() {
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = base_port();
-    let up = {
-        let (data, port) = (data.clone(), port.to_string());
-        std::thread::spawn(move || {
-            common::run(&[
-                "up",
-                "--duration",
-                "55",
-                "--rate",
-                "5",
-                "--base-port",
-                &port,
-                "--data",
-                data.to_str().unwrap(),
-            ])
-        })
-    };
+    let port = base_port(16_000);
+    let up = common::gateway::up(&data, port, 55, Some(5));
     let endpoint: SocketAddr = format!("127.0.0.1:{}", port + 100).parse().unwrap();
     // The committee is up and has a mark for BTC-PERP.
-    let (mark, tick) = wait_until("the committee's mark", Duration::from_secs(60), || {
-        let mut client = Client::connect(endpoint, Duration::from_millis(500)).ok()?;
-        let status = client.status().ok()?;
-        let tick = status.instruments.first()?.tick_size_micros;
-        let book = client.book(InstrumentId(0), 1).ok()?;
-        Some((book.mark_ticks?, tick))
-    });
+    let (mark, tick) = common::gateway::mark(endpoint);
     let gateway = port + 300;
     wait_until("the gateway's port", Duration::from_secs(20), || {
         std::net::TcpStream::connect(("127.0.0.1", gateway)).ok()
@@ -241,9 +196,7 @@ fn quickfix_trades_through_a_gateway_and_acks_mean_finalized() {
     // The first data center's gateway (`up` names them after the data centers).
     let target = "BULWARK-DC-0";
     // A resting buy 0.3 % under the mark, in the FIX price's units.
-    let price_ticks = mark - mark * 3 / 1000;
-    let micros = i128::from(price_ticks) * i128::from(tick);
-    let price = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+    let price = fix_price(mark - mark * 3 / 1000, tick);
     let account = 3;
     let seed = bulwark_testkit::client_key(1, account).to_bytes();
     let out = quickfix(&python, gateway, seed, account, target, &price);

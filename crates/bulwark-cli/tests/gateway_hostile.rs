@@ -14,35 +14,11 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use bulwark_engine::{AccountId, InstrumentId};
+use bulwark_engine::AccountId;
 use bulwark_fix::{Field, Message};
 use bulwark_node::client::Client;
 use bulwark_testkit::fix::{connect_from, Trader, TraderError};
-
-fn base_port() -> u16 {
-    let bindable = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
-    let start = (std::process::id() % 8) as u16;
-    for step in 0..8u16 {
-        let base = 20_000 + ((start + step) % 8) * 500;
-        let free = (0..4u16)
-            .all(|i| bindable(base + i) && bindable(base + 100 + i) && bindable(base + 300 + i));
-        if free {
-            return base;
-        }
-    }
-    panic!("no free port range for the gateway test");
-}
-
-fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = f() {
-            return value;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use common::gateway::{base_port, fix_price, wait_until};
 
 /// The next ExecutionReport (or cancel reject) about `cl_ord_id`.
 fn report_for(trader: &mut Trader, cl_ord_id: &str) -> Message {
@@ -65,31 +41,10 @@ fn status(m: &Message) -> (&str, &str) {
 fn hostile_clients_lose_at_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = base_port();
-    let up = {
-        let (data, port) = (data.clone(), port.to_string());
-        std::thread::spawn(move || {
-            common::run(&[
-                "up",
-                "--duration",
-                "75",
-                "--rate",
-                "5",
-                "--base-port",
-                &port,
-                "--data",
-                data.to_str().unwrap(),
-            ])
-        })
-    };
+    let port = base_port(20_000);
+    let up = common::gateway::up(&data, port, 75, Some(5));
     let endpoint: SocketAddr = format!("127.0.0.1:{}", port + 100).parse().unwrap();
-    let (mark, tick) = wait_until("the committee's mark", Duration::from_secs(60), || {
-        let mut client = Client::connect(endpoint, Duration::from_millis(500)).ok()?;
-        let status = client.status().ok()?;
-        let tick = status.instruments.first()?.tick_size_micros;
-        let book = client.book(InstrumentId(0), 1).ok()?;
-        Some((book.mark_ticks?, tick))
-    });
+    let (mark, tick) = common::gateway::mark(endpoint);
     let gateway: SocketAddr = format!("127.0.0.1:{}", port + 300).parse().unwrap();
     wait_until("the gateway's port", Duration::from_secs(20), || {
         TcpStream::connect(gateway).ok()
@@ -100,10 +55,7 @@ fn hostile_clients_lose_at_the_gateway() {
         .join("gateway-dc-0")
         .join("gateway.toml");
     let config = config.to_str().unwrap();
-    let fix_price = |ticks: i64| {
-        let micros = i128::from(ticks) * i128::from(tick);
-        format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
-    };
+    let fix_price = |ticks: i64| fix_price(ticks, tick);
     let resting = fix_price(mark - mark * 3 / 1000);
     let account = 6;
     let key = bulwark_testkit::client_key(1, account);

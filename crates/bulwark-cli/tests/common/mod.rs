@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+pub mod gateway;
+
 /// Runs the built `bulwark` binary with `args` (stdin closed) and returns its exit code, stdout
 /// and stderr.
 pub fn run(args: &[&str]) -> (i32, String, String) {

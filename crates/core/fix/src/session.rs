@@ -65,6 +65,12 @@ pub const TAG_TEXT: u32 = 58;
 pub const TAG_REF_SEQ_NUM: u32 = 45;
 /// RefTagID.
 pub const TAG_REF_TAG_ID: u32 = 371;
+/// Bytes of application messages a session resends per [`RESEND_WINDOW_MS`]; past it, a
+/// ResendRequest is answered with a gap fill only (a counterparty asking again and again for
+/// the whole journal cannot make the gateway send gigabytes).
+pub const RESEND_BYTES_PER_WINDOW: usize = 8 * 1024 * 1024;
+/// The window of [`RESEND_BYTES_PER_WINDOW`].
+pub const RESEND_WINDOW_MS: u64 = 10_000;
 /// RefMsgType.
 pub const TAG_REF_MSG_TYPE: u32 = 372;
 /// SessionRejectReason.
@@ -288,6 +294,8 @@ pub struct Session {
     /// Bytes of values in the journal (each field counted with 8 bytes of overhead).
     journal_bytes: usize,
     resend_target: Option<u64>,
+    /// The resend budget's window start and the bytes resent in it.
+    resent: (u64, usize),
 }
 
 impl Session {
@@ -310,6 +318,7 @@ impl Session {
             journal: VecDeque::new(),
             journal_bytes: 0,
             resend_target: None,
+            resent: (0, 0),
         }
     }
 
@@ -898,8 +907,17 @@ impl Session {
             .filter(|sent| (begin..=end).contains(&sent.seq))
             .cloned()
             .collect();
+        if now_ms.saturating_sub(self.resent.0) >= RESEND_WINDOW_MS {
+            self.resent = (now_ms, 0);
+        }
         let mut next = begin;
         for sent in resend {
+            let bytes: usize = sent.body.iter().map(|f| f.value.len() + 8).sum();
+            if self.resent.1 + bytes > RESEND_BYTES_PER_WINDOW {
+                // Over the budget: the rest is gap-filled, not resent.
+                break;
+            }
+            self.resent.1 += bytes;
             if sent.seq > next {
                 self.gap_fill(now_ms, next, sent.seq, out);
             }

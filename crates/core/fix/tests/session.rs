@@ -433,6 +433,54 @@ fn a_resend_request_gets_the_journal_and_gap_fills_for_the_rest() {
 }
 
 #[test]
+fn resends_are_bounded_per_window_and_then_gap_filled() {
+    let mut trader = Trader::new();
+    let (mut session, _) = logged_on(&mut trader, SeqNums::default());
+    let mut out = Vec::new();
+    let big = "x".repeat(60_000);
+    for i in 0..80 {
+        let body = vec![
+            Field::new(37, i.to_string()),
+            Field::new(17, i.to_string()),
+            Field::new(150, "0"),
+            Field::new(58, big.as_str()),
+        ];
+        session.send(T0, "8", body, &mut out).unwrap();
+    }
+    let mut resent_reports = Vec::new();
+    for k in 0..4 {
+        out.clear();
+        let now = T0 + 1_000 + k;
+        session.receive(now, &trader.msg(now, "2", &[(7, "1"), (16, "0")]), &mut out);
+        resent_reports.push(types(&out).iter().filter(|t| *t == "8").count());
+        // Whatever was not resent is gap-filled: the counterparty's numbers stay whole.
+        assert!(types(&out).iter().any(|t| t == "4") || resent_reports[k as usize] > 0);
+    }
+    // Two whole journals fit the budget; then only what is left of it, then nothing.
+    let total: usize = resent_reports.iter().sum();
+    assert!(
+        total * 60_000 <= bulwark_fix::session::RESEND_BYTES_PER_WINDOW,
+        "{resent_reports:?}"
+    );
+    assert!(
+        resent_reports[0] > 0 && resent_reports[1] > 0,
+        "{resent_reports:?}"
+    );
+    assert!(resent_reports[2] < resent_reports[0], "{resent_reports:?}");
+    assert_eq!(resent_reports[3], 0, "{resent_reports:?}");
+    // The next window resends again.
+    out.clear();
+    let later = T0 + 1_000 + bulwark_fix::session::RESEND_WINDOW_MS;
+    session.receive(
+        later,
+        &trader.msg(later, "2", &[(7, "1"), (16, "0")]),
+        &mut out,
+    );
+    assert!(types(&out).iter().any(|t| t == "8"));
+    assert!(!session.is_closed());
+}
+
+#[test]
 fn a_reset_never_moves_backwards() {
     let mut trader = Trader::new();
     let (mut session, _) = logged_on(&mut trader, SeqNums::default());

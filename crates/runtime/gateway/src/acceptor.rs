@@ -420,7 +420,13 @@ impl Connection {
                 .closed_before_logon
                 .fetch_add(1, Ordering::Relaxed);
         }
-        self.cancel_on_disconnect(reason.as_deref());
+        self.end(reason.as_deref());
+    }
+
+    /// Cancel on disconnect, and the identity given back (once; `Drop` calls it too, so a
+    /// panicking connection thread does not leave its orders resting or its identity taken).
+    fn end(&mut self, reason: Option<&str>) {
+        self.cancel_on_disconnect(reason);
         // Whatever ended the connection (a logon still being opened included), the identity
         // may log on again.
         if let Some(identity) = self.identity.take() {
@@ -712,7 +718,7 @@ impl Connection {
             let seqs = &self.shared.seqs;
             let loaded = seqs.load(logon.account, &logon.sender).and_then(|seq| {
                 let file = seqs
-                    .open_file(logon.account, &logon.sender)
+                    .open_file(logon.account, &logon.sender, seq)
                     .map_err(|e| format!("cannot open the sequence numbers: {e}"))?;
                 Ok((seq, file))
             });
@@ -870,7 +876,7 @@ impl Connection {
             );
         }
         let account = self.trading.as_ref().map_or(0, |t| t.account);
-        let orders_in_flight = self.in_flight.len() - self.cancels_in_flight;
+        let orders_in_flight = self.in_flight.len().saturating_sub(self.cancels_in_flight);
         if orders_in_flight >= self.shared.config.limits.in_flight_max
             || !self
                 .credits
@@ -1267,6 +1273,13 @@ impl Connection {
             warn!(%error, "cannot start the cancel-on-disconnect thread");
             self.shared.closing.fetch_sub(1, Ordering::AcqRel);
         }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // After `run` this finds nothing left to do.
+        self.end(Some("the connection's thread ended abnormally"));
     }
 }
 

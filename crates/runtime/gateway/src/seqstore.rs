@@ -51,19 +51,20 @@ impl SeqStore {
         }
     }
 
-    /// The open file of one session's numbers (created when missing).
-    pub fn open_file(&self, account: u64, sender: &str) -> std::io::Result<SeqFile> {
+    /// The open file of one session's numbers; a missing one is first written whole holding
+    /// `initial` (written, synced, renamed: a crash never leaves an empty file that reads as
+    /// damaged).
+    pub fn open_file(
+        &self,
+        account: u64,
+        sender: &str,
+        initial: SeqNums,
+    ) -> std::io::Result<SeqFile> {
         let path = self.path(account, sender);
-        let created = !path.exists();
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-        if created {
-            fs::File::open(&self.dir)?.sync_all()?;
+        if !path.exists() {
+            self.save(account, sender, initial, true)?;
         }
+        let file = fs::OpenOptions::new().read(true).write(true).open(&path)?;
         Ok(SeqFile { file })
     }
 
@@ -124,7 +125,7 @@ mod tests {
         };
         store.save(7, "T/1", seq, true).expect("saves");
         // The open file overwrites in place, and what it wrote reads back.
-        let file = store.open_file(7, "T/1").expect("opens");
+        let file = store.open_file(7, "T/1", seq).expect("opens");
         let later = SeqNums {
             next_in: 13,
             next_out: 41,
@@ -133,7 +134,12 @@ mod tests {
         assert_eq!(store.load(7, "T/1"), Ok(later));
         file.write(seq, true).expect("writes");
         assert_eq!(store.load(7, "T/1"), Ok(seq));
-        let fresh = store.open_file(9, "T/1").expect("creates");
+        let fresh = store.open_file(9, "T/1", later).expect("creates");
+        assert_eq!(
+            store.load(9, "T/1"),
+            Ok(later),
+            "created holding its numbers"
+        );
         fresh.write(later, true).expect("writes");
         assert_eq!(store.load(9, "T/1"), Ok(later));
         let again = SeqStore::open(dir.path().join("seq")).expect("opens");

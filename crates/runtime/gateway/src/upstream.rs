@@ -44,9 +44,10 @@ const BATCH_MAX: usize = 64;
 /// milliseconds and go in batches instead of being refused.
 const REQUESTS_PER_S: f64 = 80.0;
 const REQUESTS_BURST: f64 = 100.0;
-/// Transactions waiting for one node; over it, a new order skips that node.
+/// Transactions waiting for one node; at it, the node's queue counts as standing.
 const NODE_QUEUE_MAX: usize = 8192;
-/// Cancels and closes may fill a node's queue up to this; over it, they skip that node.
+/// The hard bound of a node's queue; over it, a transaction skips that node (which lets a
+/// later transaction of its session overtake it there: a node this far behind is lost anyway).
 const NODE_QUEUE_PROTECTED_MAX: usize = 4 * NODE_QUEUE_MAX;
 /// Longest refusal reason passed on from a node (it goes into FIX Text).
 const REASON_BYTES_MAX: usize = 200;
@@ -292,6 +293,7 @@ impl Upstream {
                 if items.is_empty() {
                     // Nothing waits: nothing stands.
                     queue.standing.store(false, Ordering::Relaxed);
+                    shedder = Shedder::default();
                 }
                 while items.is_empty() && !self.stop.load(Ordering::Relaxed) {
                     items = queue
@@ -500,6 +502,12 @@ impl Upstream {
     /// A new order is refused at once (the verdict is already on `waiter`) while
     /// [`Upstream::shedding`].
     pub fn submit(&self, tx: &SignedTx, class: Class, waiter: Sender<Verdict>) {
+        for queue in &self.queues {
+            let length = queue.items.lock().unwrap_or_else(|e| e.into_inner()).len();
+            if length >= NODE_QUEUE_MAX {
+                queue.standing.store(true, Ordering::Relaxed);
+            }
+        }
         if class == Class::Sheddable && self.shedding() {
             self.counters.shed.fetch_add(1, Ordering::Relaxed);
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -526,11 +534,7 @@ impl Upstream {
         let at = Instant::now();
         for (index, queue) in self.queues.iter().enumerate() {
             let mut items = queue.items.lock().unwrap_or_else(|e| e.into_inner());
-            let bound = match class {
-                Class::Sheddable => NODE_QUEUE_MAX,
-                Class::Protected => NODE_QUEUE_PROTECTED_MAX,
-            };
-            if items.len() >= bound {
+            if items.len() >= NODE_QUEUE_PROTECTED_MAX {
                 drop(items);
                 self.counters.shed.fetch_add(1, Ordering::Relaxed);
                 let reason = "the committee's queue is full".to_string();
@@ -603,7 +607,12 @@ impl Upstream {
                         Ok(answer) => hex::decode(&answer.public_key)
                             .ok()
                             .and_then(|b| <[u8; 32]>::try_from(b).ok()),
-                        Err(bulwark_node::client::ClientError::Node { .. }) => None,
+                        // Only the node's refusal (an unknown account) says "no such key";
+                        // busy or rate limited says nothing.
+                        Err(bulwark_node::client::ClientError::Node {
+                            code: bulwark_api::wire::ErrorCode::Refused,
+                            ..
+                        }) => None,
                         Err(_) => return,
                     };
                     let _ = answers.send(answer);
@@ -630,15 +639,22 @@ impl Upstream {
         None
     }
 
-    /// The venue's instruments: the table `quorum` nodes give alike (empty until they do).
+    /// The venue's instruments: the table `quorum` nodes give alike; empty (every order
+    /// refused as an unknown instrument) until they do, and while two different tables each
+    /// have a quorum (an upgrade under way: no order is priced on a table in doubt).
     pub fn instruments(&self) -> Vec<InstrumentAnswer> {
         let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
-        tables
-            .iter()
-            .flatten()
-            .find(|table| tables.iter().flatten().filter(|t| t == table).count() >= self.quorum)
-            .cloned()
-            .unwrap_or_default()
+        let mut agreed: Vec<&Vec<InstrumentAnswer>> = Vec::new();
+        for table in tables.iter().flatten() {
+            let alike = tables.iter().flatten().filter(|t| *t == table).count();
+            if alike >= self.quorum && !agreed.contains(&table) {
+                agreed.push(table);
+            }
+        }
+        match agreed.as_slice() {
+            [one] => (*one).clone(),
+            _ => Vec::new(),
+        }
     }
 }
 

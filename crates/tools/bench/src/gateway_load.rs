@@ -28,6 +28,8 @@ pub struct Load {
     pub sent: u64,
     /// Orders refused at once for credit ("rate limit").
     pub throttled: u64,
+    /// Orders refused otherwise (shed, refused by the committee, ...).
+    pub refused: u64,
     /// Sessions that ended early, with why.
     pub errors: Vec<String>,
 }
@@ -37,16 +39,18 @@ impl Load {
         self.acks_ms.extend(other.acks_ms);
         self.sent += other.sent;
         self.throttled += other.throttled;
+        self.refused += other.refused;
         self.errors.extend(other.errors);
     }
 
     /// One line for the bench's progress output.
     pub fn summary(&self) -> String {
         format!(
-            "{} sent, {} acknowledged, {} refused for credit{}",
+            "{} sent, {} acknowledged, {} refused for credit, {} refused otherwise{}",
             self.sent,
             self.acks_ms.len(),
             self.throttled,
+            self.refused,
             self.errors
                 .first()
                 .map(|e| format!("; {} sessions failed, first: {e}", self.errors.len()))
@@ -59,10 +63,9 @@ impl Load {
         self
     }
 
-    /// Orders answered (an ack or a refusal) over orders sent.
+    /// Orders acknowledged (ExecutionReport New) over orders sent.
     pub fn goodput(&self) -> Option<f64> {
-        (self.sent > 0)
-            .then(|| (self.acks_ms.len() as f64 + self.throttled as f64) / self.sent as f64)
+        (self.sent > 0).then(|| self.acks_ms.len() as f64 / self.sent as f64)
     }
 }
 
@@ -169,13 +172,15 @@ fn read_until(
         };
         if message.msg_type() == b"8" {
             if let Some(at) = message.get_str(11).and_then(|cl| sent.remove(cl)) {
-                if message
+                if message.get_str(150) == Some("0") {
+                    load.acks_ms.push(at.elapsed().as_secs_f64() * 1000.0);
+                } else if message
                     .get_str(58)
                     .is_some_and(|t| t.contains("rate limit"))
                 {
                     load.throttled += 1;
                 } else {
-                    load.acks_ms.push(at.elapsed().as_secs_f64() * 1000.0);
+                    load.refused += 1;
                 }
             }
         }

@@ -225,6 +225,46 @@ fn hostile_clients_lose_at_the_gateway() {
     let new = report_for(&mut trader, "k2");
     assert_eq!(status(&new).0, "0", "{new}");
     let k2: u64 = new.get_str(37).unwrap().parse().unwrap();
+    // Replaced (OrderCancelReplaceRequest): one tick lower, two lots; Replaced once finalized,
+    // and the committee's book has the order at its new price and size under the same id.
+    let lower = fix_price(mark - mark * 3 / 1000 - 1);
+    let replace = |trader: &mut Trader, cl: &str, orig: &str| {
+        trader
+            .send(
+                "G",
+                vec![
+                    Field::new(11, cl),
+                    Field::new(41, orig),
+                    Field::new(55, "BTC-PERP"),
+                    Field::new(54, "1"),
+                    Field::new(60, "20261206-00:00:00.000"),
+                    Field::new(38, "2"),
+                    Field::new(40, "2"),
+                    Field::new(44, lower.as_str()),
+                ],
+            )
+            .unwrap()
+    };
+    replace(&mut trader, "k3", "k2");
+    let replaced = report_for(&mut trader, "k3");
+    assert_eq!(replaced.msg_type(), b"8", "{replaced}");
+    assert_eq!(replaced.get_str(150), Some("5"), "{replaced}");
+    assert_eq!(replaced.get_str(41), Some("k2"), "{replaced}");
+    assert_eq!(replaced.get_str(38), Some("2"), "{replaced}");
+    let amended = {
+        let mut client = Client::connect(endpoint, Duration::from_millis(500)).unwrap();
+        let acct = client.account(AccountId(account)).unwrap();
+        acct.open_orders
+            .iter()
+            .find(|o| o.order_id == k2)
+            .map(|o| (o.price, o.qty))
+    };
+    assert_eq!(amended, Some((mark - mark * 3 / 1000 - 1, 2)));
+    // The old ClOrdID no longer names it.
+    replace(&mut trader, "k4", "k2");
+    let refused = report_for(&mut trader, "k4");
+    assert_eq!(refused.msg_type(), b"9", "{refused}");
+    assert_eq!(refused.get_str(434), Some("2"), "{refused}");
     // Logged out: cancelled on disconnect.
     trader.logout();
     wait_until(

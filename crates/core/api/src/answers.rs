@@ -208,6 +208,17 @@ pub enum ReceiptEvent {
         /// Why.
         reason: bulwark_engine::event::CancelReason,
     },
+    /// A resting order was changed (amended, or replaced in FIX's words).
+    Amended {
+        /// Which.
+        order_id: u64,
+        /// New price, ticks.
+        price: i64,
+        /// New remaining lots.
+        qty: i64,
+        /// Whether it kept its place in the queue.
+        kept_priority: bool,
+    },
     /// A trading session was opened.
     SessionOpened {
         /// Its slot.
@@ -267,6 +278,17 @@ impl ReceiptEvent {
                 order_id: order_id.0,
                 remaining: *remaining,
                 reason: *reason,
+            },
+            Event::Amended {
+                order_id,
+                price,
+                qty,
+                kept_priority,
+            } => ReceiptEvent::Amended {
+                order_id: order_id.0,
+                price: *price,
+                qty: *qty,
+                kept_priority: *kept_priority,
             },
             Event::SessionOpened {
                 slot, expires_ms, ..

@@ -285,6 +285,12 @@ enum InFlight {
     },
     /// The mass cancel the kill switch sent (the how-many-th time).
     KillCancel(u32),
+    /// An OrderCancelReplaceRequest: the new ClOrdID, the order's, and its new OrderQty.
+    Replace {
+        cl_ord_id: String,
+        orig: String,
+        qty: i64,
+    },
 }
 
 /// The trading session the committee opened for this connection.
@@ -640,6 +646,11 @@ impl Connection {
             self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
         }
         match what {
+            InFlight::Replace {
+                cl_ord_id,
+                orig,
+                qty,
+            } => self.replace_done(&outcome, &cl_ord_id, &orig, qty, out),
             InFlight::KillCancel(_) => {
                 let cancelled = self.report_cancelled(&outcome, out);
                 info!(peer = %self.peer, cancelled, "the kill switch cancelled the session's orders");
@@ -695,6 +706,9 @@ impl Connection {
                 cl_ord_id,
                 request_type,
             } => self.mass_cancel_report(&cl_ord_id, &request_type, "0", reason, out),
+            InFlight::Replace {
+                cl_ord_id, orig, ..
+            } => self.change_reject(&cl_ord_id, &orig, reason, "2", out),
             InFlight::KillCancel(tries) => {
                 warn!(peer = %self.peer, %reason, tries, "the kill switch's mass cancel was not taken");
                 if self.killed && tries + 1 < KILL_CANCEL_TRIES {
@@ -822,6 +836,7 @@ impl Connection {
         match message.msg_type() {
             b"D" => self.new_order(message, out),
             b"F" => self.cancel(message, out),
+            b"G" => self.replace(message, out),
             b"q" => self.mass_cancel(message, out),
             b"H" => self.status(message, out),
             other => {
@@ -992,15 +1007,11 @@ impl Connection {
         if matches!(status, "2" | "4" | "8") {
             return self.cancel_reject(&cl_ord_id, &orig, "the order is already done", out);
         }
-        let cancelling = self
-            .in_flight
-            .values()
-            .any(|w| matches!(w, InFlight::Cancel { orig: o, .. } if *o == orig));
-        if cancelling {
+        if self.changing(&orig) {
             return self.cancel_reject(
                 &cl_ord_id,
                 &orig,
-                "a cancel of this order is already in flight",
+                "a cancel or replace of this order is already in flight",
                 out,
             );
         }
@@ -1022,6 +1033,18 @@ impl Connection {
     }
 
     fn cancel_reject(&mut self, cl_ord_id: &str, orig: &str, text: &str, out: &mut Vec<Output>) {
+        self.change_reject(cl_ord_id, orig, text, "1", out);
+    }
+
+    /// OrderCancelReject (35=9) to a cancel (`response_to` "1") or a replace ("2").
+    fn change_reject(
+        &mut self,
+        cl_ord_id: &str,
+        orig: &str,
+        text: &str,
+        response_to: &str,
+        out: &mut Vec<Output>,
+    ) {
         let order = self.orders.get(orig);
         let body = vec![
             Field::new(
@@ -1033,11 +1056,127 @@ impl Connection {
             Field::new(11, if cl_ord_id.is_empty() { "?" } else { cl_ord_id }),
             Field::new(41, if orig.is_empty() { "?" } else { orig }),
             Field::new(39, order.map_or("8", |o| o.status)),
-            Field::new(434, "1"),
+            Field::new(434, response_to),
             Field::new(102, "1"),
             Field::new(58, text),
         ];
         self.send("9", body, out);
+    }
+
+    /// Whether a cancel or a replace of the order `orig` names is in flight.
+    fn changing(&self, orig: &str) -> bool {
+        self.in_flight.values().any(|w| {
+            matches!(w, InFlight::Cancel { orig: o, .. } | InFlight::Replace { orig: o, .. } if o == orig)
+        })
+    }
+
+    /// OrderCancelReplaceRequest (35=G): the engine's amend of a resting limit order, under the
+    /// modify credits; answered with ExecutionReport Replaced (150=5) once finalized, after which
+    /// the new ClOrdID names the order.
+    fn replace(&mut self, message: &Message, out: &mut Vec<Output>) {
+        let cl_ord_id = message.get_str(11).unwrap_or("").to_string();
+        let orig = message.get_str(41).unwrap_or("").to_string();
+        let reject = |this: &mut Self, text: &str, out: &mut Vec<Output>| {
+            this.change_reject(&cl_ord_id, &orig, text, "2", out)
+        };
+        let Some(order) = self.orders.get(&orig).cloned() else {
+            return reject(self, "unknown or not yet acknowledged order", out);
+        };
+        let Some(order_id) = order.order_id else {
+            return reject(self, "unknown or not yet acknowledged order", out);
+        };
+        if matches!(order.status, "2" | "4" | "8") {
+            return reject(self, "the order is already done", out);
+        }
+        if self.killed {
+            self.shared
+                .counters
+                .orders_killed
+                .fetch_add(1, Ordering::Relaxed);
+            return reject(self, "the kill switch is engaged for this account", out);
+        }
+        if self.changing(&orig) {
+            return reject(
+                self,
+                "a cancel or replace of this order is already in flight",
+                out,
+            );
+        }
+        if cl_ord_id.is_empty() || self.orders.contains_key(&cl_ord_id) {
+            return reject(self, "a new, unused ClOrdID is required", out);
+        }
+        let account = self.trading.as_ref().map_or(0, |t| t.account);
+        let orders_in_flight = self.in_flight.len().saturating_sub(self.cancels_in_flight);
+        if orders_in_flight >= self.shared.config.limits.in_flight_max
+            || !self
+                .credits
+                .admit(Class::Modify, account, &self.shared.credits)
+        {
+            self.shared
+                .counters
+                .orders_throttled
+                .fetch_add(1, Ordering::Relaxed);
+            return reject(
+                self,
+                "rate limit: replace refused (cancels are always taken)",
+                out,
+            );
+        }
+        let (price, qty, remaining) = match orders::replace(&order, message) {
+            Ok(mapped) => mapped,
+            Err(refusal) => return reject(self, &refusal.text, out),
+        };
+        let command = ClientCommand::Amend {
+            instrument: InstrumentId(order.instrument.id),
+            order_id: bulwark_engine::OrderId(order_id),
+            price,
+            qty: remaining,
+        };
+        let what = InFlight::Replace {
+            cl_ord_id,
+            orig,
+            qty,
+        };
+        self.submit(command, upstream::Class::Sheddable, what);
+    }
+
+    fn replace_done(
+        &mut self,
+        outcome: &Outcome,
+        cl_ord_id: &str,
+        orig: &str,
+        qty: i64,
+        out: &mut Vec<Output>,
+    ) {
+        let amended = outcome.events.iter().find_map(|e| match e {
+            Event::Amended {
+                order_id, price, ..
+            } => Some((*order_id, *price)),
+            _ => None,
+        });
+        let Some((order_id, price)) = amended else {
+            let text = outcome
+                .events
+                .iter()
+                .find_map(|e| match e {
+                    Event::Rejected { reason, .. } => Some(format!("{reason:?}")),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "not replaced".into());
+            return self.change_reject(cl_ord_id, orig, &text, "2", out);
+        };
+        let Some(mut order) = self.orders.remove(orig) else {
+            return;
+        };
+        order.cl_ord_id = cl_ord_id.to_string();
+        order.price = price;
+        order.qty = qty;
+        self.order_ids.insert(order_id, cl_ord_id.to_string());
+        let exec_id = self.exec_id(outcome);
+        let mut body = order.report(exec_id, "5", None, None);
+        body.push(Field::new(41, orig));
+        self.orders.insert(cl_ord_id.to_string(), order);
+        self.send("8", body, out);
     }
 
     fn cancel_done(

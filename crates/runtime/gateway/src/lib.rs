@@ -2,12 +2,12 @@
 //! committee. Built so far: a FIX 4.4 acceptor ([`bulwark_fix::session`]) whose logon, signed
 //! by the trader's account key, opens a trading session in the committee with the session key
 //! the trader made and signed, which the gateway holds ([`bulwark_engine::session`]); orders,
-//! cancels and mass cancels mapped to the committee's signed transactions; execution reports
+//! cancels, replaces and mass cancels mapped to the committee's signed transactions; execution reports
 //! only for outcomes `quorum` nodes report finalized; cancel on disconnect, retried; the
 //! scrubbing layers: pre-authentication limits per address and overall, logon budgets, credits
 //! by class ([`credits`]), CoDel-style shedding of the queues into the committee (never of
 //! cancels) and the kill switch ([`killswitch`]). Not built yet: JSON-RPC over WebSocket,
-//! TLS, replace, market data.
+//! TLS, market data.
 //!
 //! Start at [`start`], then `acceptor.rs` (the accept loop and one connection), `upstream.rs`
 //! (the committee: queues, shedding, submits and receipt quorums), `orders.rs` (FIX fields to

@@ -165,6 +165,35 @@ pub fn new_order(
     }
 }
 
+/// An OrderCancelReplaceRequest (35=G) of a resting limit order that has `filled` lots filled:
+/// the new price in ticks and the new OrderQty, and the remaining lots the engine's amend
+/// takes (OrderQty less what is filled). Side and symbol must stay; a price change or a
+/// larger size loses time priority, a smaller size at the same price keeps it.
+pub fn replace(order: &OrderState, message: &Message) -> Result<(i64, i64, i64), Refusal> {
+    if message.get(40).is_some_and(|t| t != b"2") {
+        return Err(refuse(11, "only a limit order (OrdType 2) can be replaced"));
+    }
+    if message
+        .get_str(55)
+        .is_some_and(|s| s != order.instrument.symbol)
+    {
+        return Err(refuse(99, "the symbol of an order cannot change"));
+    }
+    if side(message).is_ok_and(|s| s != order.side) {
+        return Err(refuse(99, "the side of an order cannot change"));
+    }
+    let price = ticks(&order.instrument, message.get_str(44).unwrap_or(""))?;
+    let qty = lots(message.get_str(38).unwrap_or(""))?;
+    let remaining = qty - order.filled;
+    if remaining <= 0 {
+        return Err(refuse(
+            99,
+            "OrderQty must exceed the quantity already filled",
+        ));
+    }
+    Ok((price, qty, remaining))
+}
+
 /// What a session remembers of one of its orders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderState {

@@ -890,17 +890,7 @@ impl Connection {
                 out,
             );
         }
-        let account = self.trading.as_ref().map_or(0, |t| t.account);
-        let orders_in_flight = self.in_flight.len().saturating_sub(self.cancels_in_flight);
-        if orders_in_flight >= self.shared.config.limits.in_flight_max
-            || !self
-                .credits
-                .admit(Class::Order, account, &self.shared.credits)
-        {
-            self.shared
-                .counters
-                .orders_throttled
-                .fetch_add(1, Ordering::Relaxed);
+        if !self.within_credit(Class::Order) {
             return self.reject_new(
                 message,
                 99,
@@ -1063,6 +1053,22 @@ impl Connection {
         self.send("9", body, out);
     }
 
+    /// Whether a new order or a replace (`class`) is within the session's in-flight bound and
+    /// its credits (spending them); counted as throttled when not.
+    fn within_credit(&mut self, class: Class) -> bool {
+        let account = self.trading.as_ref().map_or(0, |t| t.account);
+        let orders_in_flight = self.in_flight.len().saturating_sub(self.cancels_in_flight);
+        let admitted = orders_in_flight < self.shared.config.limits.in_flight_max
+            && self.credits.admit(class, account, &self.shared.credits);
+        if !admitted {
+            self.shared
+                .counters
+                .orders_throttled
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
+    }
+
     /// Whether a cancel or a replace of the order `orig` names is in flight.
     fn changing(&self, orig: &str) -> bool {
         self.in_flight.values().any(|w| {
@@ -1105,17 +1111,7 @@ impl Connection {
         if cl_ord_id.is_empty() || self.orders.contains_key(&cl_ord_id) {
             return reject(self, "a new, unused ClOrdID is required", out);
         }
-        let account = self.trading.as_ref().map_or(0, |t| t.account);
-        let orders_in_flight = self.in_flight.len().saturating_sub(self.cancels_in_flight);
-        if orders_in_flight >= self.shared.config.limits.in_flight_max
-            || !self
-                .credits
-                .admit(Class::Modify, account, &self.shared.credits)
-        {
-            self.shared
-                .counters
-                .orders_throttled
-                .fetch_add(1, Ordering::Relaxed);
+        if !self.within_credit(Class::Modify) {
             return reject(
                 self,
                 "rate limit: replace refused (cancels are always taken)",

@@ -27,12 +27,22 @@ pub fn run(config: &Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The port line is what launchers and tests wait for.
+    // The port lines are what launchers and tests wait for.
     println!("bulwark gateway {comp_id}: FIX 4.4 on {}", gateway.fix_addr);
     eprintln!(
-        "bulwark gateway {comp_id}: FIX 4.4 on {} (plain TCP: put TLS in front; JSON-RPC is not built yet), {nodes} nodes, receipts believed at {quorum} alike",
+        "bulwark gateway {comp_id}: FIX 4.4 on {} (plain TCP: put TLS in front), {nodes} nodes, receipts believed at {quorum} alike",
         gateway.fix_addr
     );
+    if let Some(ws) = gateway.ws_addr {
+        println!("bulwark gateway {comp_id}: JSON-RPC on wss://{ws}/");
+        match &gateway.ws_dev_cert {
+            Some(cert) => eprintln!(
+                "bulwark gateway {comp_id}: DEVELOPMENT: JSON-RPC over TLS with the self-signed certificate {} (ws_tls_self_signed = true); set ws_tls_cert and ws_tls_key in production",
+                cert.display()
+            ),
+            None => eprintln!("bulwark gateway {comp_id}: JSON-RPC 2.0 over WebSocket over TLS on {ws}"),
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     if let Err(error) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {

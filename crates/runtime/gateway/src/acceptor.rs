@@ -128,6 +128,10 @@ pub(crate) struct Shared {
     pub(crate) closing: AtomicUsize,
     pub(crate) counters: Arc<Counters>,
     pub(crate) stop: Arc<AtomicBool>,
+    /// The WebSocket listener's TLS, when it listens.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// The books WebSocket subscribers watch.
+    pub(crate) books: crate::ws::Books,
 }
 
 fn now_ms() -> u64 {
@@ -136,10 +140,20 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The accept loop, until `stop`.
-pub(crate) fn accept(listener: TcpListener, shared: Arc<Shared>) {
+/// Serves one accepted connection on its own thread, holding its places.
+pub(crate) type Serve = fn(TcpStream, SocketAddr, Arc<Shared>, Places);
+
+/// Serves a FIX connection.
+pub(crate) fn serve_fix(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, places: Places) {
+    Connection::new(stream, peer, shared, places).run();
+}
+
+/// The accept loop of one listener (`name`: fix, ws), until `stop`. Both listeners count
+/// their connections in the same places, so the per-address and global bounds hold across
+/// protocols.
+pub(crate) fn accept(listener: TcpListener, shared: Arc<Shared>, name: &'static str, serve: Serve) {
     if let Err(error) = listener.set_nonblocking(true) {
-        warn!(%error, "cannot make the FIX listener non-blocking");
+        warn!(%error, listener = name, "cannot make the listener non-blocking");
         return;
     }
     let mut polled = Instant::now();
@@ -167,10 +181,10 @@ pub(crate) fn accept(listener: TcpListener, shared: Arc<Shared>) {
             continue;
         };
         let spawned = std::thread::Builder::new()
-            .name(format!("fix-{peer}"))
+            .name(format!("{name}-{peer}"))
             .spawn(move || {
                 let shared = Arc::clone(&guard.shared);
-                Connection::new(stream, peer, shared, guard).run();
+                serve(stream, peer, shared, guard);
             });
         if let Err(error) = spawned {
             // The closure and its guard are dropped with the error: the places are back.
@@ -197,7 +211,7 @@ pub(crate) struct Places {
 
 impl Places {
     /// Takes the places of a new connection from `ip`, or counts why not.
-    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<Places> {
+    pub(crate) fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<Places> {
         let limits = shared.config.limits;
         let key = address_key(ip);
         let mut per = shared.per_address.lock().unwrap_or_else(|e| e.into_inner());
@@ -230,8 +244,13 @@ impl Places {
         None
     }
 
+    /// Whether it still holds a pre-authentication place.
+    pub(crate) fn preauth(&self) -> bool {
+        self.preauth
+    }
+
     /// Gives back the pre-authentication place (once): at logon, or at the end.
-    fn leave_preauth(&mut self) {
+    pub(crate) fn leave_preauth(&mut self) {
         if !std::mem::take(&mut self.preauth) {
             return;
         }
@@ -293,13 +312,18 @@ enum InFlight {
     },
 }
 
-/// The trading session the committee opened for this connection.
-struct Trading {
-    id: AccountId,
-    key: SigningKey,
-    next_nonce: u64,
-    account: u64,
-    sender: String,
+/// The trading session the committee opened for a connection.
+pub(crate) struct Trading {
+    /// The session's acting id.
+    pub(crate) id: AccountId,
+    /// The session key (the trader made it and signed for it at logon).
+    pub(crate) key: SigningKey,
+    /// The next transaction's nonce.
+    pub(crate) next_nonce: u64,
+    /// The account.
+    pub(crate) account: u64,
+    /// The client's name (SenderCompID, or the WebSocket client_id).
+    pub(crate) sender: String,
 }
 
 struct Connection {
@@ -436,11 +460,7 @@ impl Connection {
         // Whatever ended the connection (a logon still being opened included), the identity
         // may log on again.
         if let Some(identity) = self.identity.take() {
-            self.shared
-                .active
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&identity);
+            give_identity(&self.shared, &identity);
         }
     }
 
@@ -528,32 +548,8 @@ impl Connection {
 
     fn authenticate(&mut self, logon: LogonRequest, out: &mut Vec<Output>) {
         let now = now_ms();
-        if let Err(budget) = self.shared.credits.logon(self.peer.ip()) {
-            let (counter, text) = match budget {
-                LogonBudget::Address => (
-                    &self.shared.counters.logons_over_address_budget,
-                    "this address's logon budget is spent; try again",
-                ),
-                LogonBudget::Global => (
-                    &self.shared.counters.logons_over_budget,
-                    "the gateway's logon budget is spent; try again",
-                ),
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            self.session
-                .refuse_logon(now, LogonError::Refused(text.into()), out);
-            return;
-        }
-        let account = AccountId(logon.account);
-        let key = (logon.account < SESSION_ACCOUNT_LIMIT)
-            .then(|| self.shared.upstream.account_key(account))
-            .flatten();
-        if key.is_none_or(|key| logon.verify(&key).is_err()) {
-            self.shared
-                .counters
-                .logons_bad_signature
-                .fetch_add(1, Ordering::Relaxed);
-            self.session.refuse_logon(now, LogonError::Signature, out);
+        if let Err(error) = check_logon(&self.shared, self.peer.ip(), &logon) {
+            self.session.refuse_logon(now, error, out);
             return;
         }
         // Damaged sequence numbers refuse the logon before any trading session is opened.
@@ -564,19 +560,12 @@ impl Connection {
                 .refuse_logon(now, LogonError::Refused(text), out);
             return;
         }
-        let identity = (logon.account, logon.sender.clone());
-        if !self
-            .shared
-            .active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(identity.clone())
-        {
+        let Some(identity) = take_identity(&self.shared, &logon) else {
             let error =
                 LogonError::Refused("this account and SenderCompID are logged on already".into());
             self.session.refuse_logon(now, error, out);
             return;
-        }
+        };
         self.identity = Some(identity);
         // The session key the trader made and signed for (its public key is in the payload
         // every replica checks, so no node can put another key in the grant).
@@ -592,27 +581,9 @@ impl Connection {
         tries: u32,
         out: &mut Vec<Output>,
     ) {
-        let mut slot = [0u8; 1];
-        rand_core_06::RngCore::fill_bytes(&mut rand_core_06::OsRng, &mut slot);
-        let account = AccountId(logon.account);
-        let Some(id) = account.session(slot[0]) else {
+        let Some((tx, id)) = grant_tx(&self.shared, &logon, &key) else {
             self.refuse(LogonError::Signature, out);
             return;
-        };
-        let lifetime_ms = self.shared.config.limits.session_lifetime_s * 1000;
-        let grant = SessionGrant {
-            key: key.verifying_key().to_bytes(),
-            expires_ms: logon.sending_time_ms + lifetime_ms,
-            logon_ms: logon.sending_time_ms,
-            logon_nonce: logon.nonce,
-            sender: logon.sender.clone(),
-            target: logon.target.clone(),
-        };
-        let tx = SignedTx {
-            account: id,
-            nonce: logon.sending_time_ms,
-            command: ClientCommand::OpenSession(grant),
-            signature: logon.signature,
         };
         self.shared
             .upstream
@@ -746,7 +717,17 @@ impl Connection {
                     if let Some((_, slot)) = id.as_session() {
                         let close = vec![ClientCommand::CloseSession { slot }];
                         let why = "unreadable sequence numbers";
-                        self.close_out(id, key, outcome.nonce + 1, close, Opening::Opened, why);
+                        let first = outcome.nonce + 1;
+                        spawn_close_out(
+                            &self.shared,
+                            self.peer,
+                            id,
+                            key,
+                            first,
+                            close,
+                            Opening::Opened,
+                            why,
+                        );
                     }
                     self.refuse(
                         LogonError::Refused(
@@ -1340,74 +1321,198 @@ impl Connection {
                 .find_map(|(n, w)| matches!(w, InFlight::Open { .. }).then_some(*n))?;
             Some((key, id, nonce))
         });
-        if let Some((key, id, open_nonce)) = opening {
-            let (waiter, verdicts) = channel();
-            let open = if self.shared.upstream.rewait(id, open_nonce, waiter) {
-                Opening::Waiting(verdicts)
-            } else {
-                // Already decided: the verdict is on this connection's channel.
-                let opened = std::iter::from_fn(|| self.outcomes.1.try_recv().ok()).any(|v| {
-                    matches!(&v, Verdict::Finalized(o) if o.nonce == open_nonce
-                        && o.events.iter().any(|e| matches!(e, Event::SessionOpened { .. })))
-                });
-                if opened {
-                    Opening::Opened
-                } else {
-                    Opening::Never
-                }
-            };
-            if let (false, Some((_, slot))) = (matches!(open, Opening::Never), id.as_session()) {
-                let commands = vec![ClientCommand::CloseSession { slot }];
-                self.close_out(
-                    id,
-                    key,
-                    open_nonce + 1,
-                    commands,
-                    open,
-                    "an unfinished logon",
-                );
-            }
-        }
-        let Some(t) = self.trading.take() else {
-            return;
-        };
-        let Some((_, slot)) = t.id.as_session() else {
-            return;
-        };
-        let commands = vec![
-            ClientCommand::MassCancel { instrument: None },
-            ClientCommand::CloseSession { slot },
-        ];
-        let why = reason.unwrap_or("logout").to_string();
-        self.close_out(t.id, t.key, t.next_nonce, commands, Opening::Opened, &why);
+        let why = reason.unwrap_or("logout");
+        end_trading(
+            &self.shared,
+            self.peer,
+            opening,
+            &self.outcomes.1,
+            self.trading.take(),
+            true,
+            why,
+        );
     }
+}
 
-    fn close_out(
-        &self,
-        id: AccountId,
-        key: SigningKey,
-        first_nonce: u64,
-        commands: Vec<ClientCommand>,
-        open: Opening,
-        why: &str,
-    ) {
-        let shared = Arc::clone(&self.shared);
-        let (peer, why) = (self.peer, why.to_string());
-        shared.closing.fetch_add(1, Ordering::AcqRel);
-        let spawned = std::thread::Builder::new()
-            .name(format!("close-{peer}"))
-            .spawn(move || {
-                if close_out(&shared, id, &key, first_nonce, commands, open) {
-                    info!(%peer, account = id.0, reason = %why, "cancelled the session's orders and closed it");
-                } else {
-                    warn!(%peer, account = id.0, reason = %why, "could not cancel the session's orders and close it in time");
-                }
-                shared.closing.fetch_sub(1, Ordering::AcqRel);
+/// The logon's budgets (the address's, then the gateway's) before any signature, then its
+/// signature under the account key `quorum` nodes give alike; counted by why when refused.
+pub(crate) fn check_logon(
+    shared: &Shared,
+    ip: IpAddr,
+    logon: &LogonRequest,
+) -> Result<(), LogonError> {
+    if let Err(budget) = shared.credits.logon(ip) {
+        let (counter, text) = match budget {
+            LogonBudget::Address => (
+                &shared.counters.logons_over_address_budget,
+                "this address's logon budget is spent; try again",
+            ),
+            LogonBudget::Global => (
+                &shared.counters.logons_over_budget,
+                "the gateway's logon budget is spent; try again",
+            ),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        return Err(LogonError::Refused(text.into()));
+    }
+    let account = AccountId(logon.account);
+    let key = (logon.account < SESSION_ACCOUNT_LIMIT)
+        .then(|| shared.upstream.account_key(account))
+        .flatten();
+    if key.is_none_or(|key| logon.verify(&key).is_err()) {
+        shared
+            .counters
+            .logons_bad_signature
+            .fetch_add(1, Ordering::Relaxed);
+        return Err(LogonError::Signature);
+    }
+    Ok(())
+}
+
+/// Takes the logon's (account, client name) in the active set: one session each, whatever
+/// the protocol. `None` when it is taken.
+pub(crate) fn take_identity(shared: &Shared, logon: &LogonRequest) -> Option<(u64, String)> {
+    let identity = (logon.account, logon.sender.clone());
+    shared
+        .active
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(identity.clone())
+        .then_some(identity)
+}
+
+/// Gives an identity back to the active set.
+pub(crate) fn give_identity(shared: &Shared, identity: &(u64, String)) {
+    shared
+        .active
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(identity);
+}
+
+/// The OpenSession the logon's signature authorizes, at a random slot of the account, with the
+/// session key the trader made; and the session's acting id.
+pub(crate) fn grant_tx(
+    shared: &Shared,
+    logon: &LogonRequest,
+    key: &SigningKey,
+) -> Option<(SignedTx, AccountId)> {
+    let mut slot = [0u8; 1];
+    rand_core_06::RngCore::fill_bytes(&mut rand_core_06::OsRng, &mut slot);
+    let id = AccountId(logon.account).session(slot[0])?;
+    let lifetime_ms = shared.config.limits.session_lifetime_s * 1000;
+    let grant = SessionGrant {
+        key: key.verifying_key().to_bytes(),
+        expires_ms: logon.sending_time_ms + lifetime_ms,
+        logon_ms: logon.sending_time_ms,
+        logon_nonce: logon.nonce,
+        sender: logon.sender.clone(),
+        target: logon.target.clone(),
+    };
+    let tx = SignedTx {
+        account: id,
+        nonce: logon.sending_time_ms,
+        command: ClientCommand::OpenSession(grant),
+        signature: logon.signature,
+    };
+    Some((tx, id))
+}
+
+/// The end of a connection's trading: its orders cancelled (when `cancel_orders`) and its
+/// session closed, whatever ended the connection; a trading session still being opened
+/// (`opening`: its key, id and OpenSession nonce) is closed once it opens. A thread carries
+/// it out, retrying until the committee has done it (or [`COD_RETRY_FOR`]).
+pub(crate) fn end_trading(
+    shared: &Arc<Shared>,
+    peer: SocketAddr,
+    opening: Option<(SigningKey, AccountId, u64)>,
+    outcomes: &Receiver<Verdict>,
+    trading: Option<Trading>,
+    cancel_orders: bool,
+    why: &str,
+) {
+    if let Some((key, id, open_nonce)) = opening {
+        let (waiter, verdicts) = channel();
+        let open = if shared.upstream.rewait(id, open_nonce, waiter) {
+            Opening::Waiting(verdicts)
+        } else {
+            // Already decided: the verdict is on this connection's channel.
+            let opened = std::iter::from_fn(|| outcomes.try_recv().ok()).any(|v| {
+                matches!(&v, Verdict::Finalized(o) if o.nonce == open_nonce
+                    && o.events.iter().any(|e| matches!(e, Event::SessionOpened { .. })))
             });
-        if let Err(error) = spawned {
-            warn!(%error, "cannot start the cancel-on-disconnect thread");
-            self.shared.closing.fetch_sub(1, Ordering::AcqRel);
+            if opened {
+                Opening::Opened
+            } else {
+                Opening::Never
+            }
+        };
+        if let (false, Some((_, slot))) = (matches!(open, Opening::Never), id.as_session()) {
+            let commands = vec![ClientCommand::CloseSession { slot }];
+            let first = open_nonce + 1;
+            spawn_close_out(
+                shared,
+                peer,
+                id,
+                key,
+                first,
+                commands,
+                open,
+                "an unfinished logon",
+            );
         }
+    }
+    let Some(t) = trading else {
+        return;
+    };
+    let Some((_, slot)) = t.id.as_session() else {
+        return;
+    };
+    let mut commands = Vec::new();
+    if cancel_orders {
+        commands.push(ClientCommand::MassCancel { instrument: None });
+    }
+    commands.push(ClientCommand::CloseSession { slot });
+    spawn_close_out(
+        shared,
+        peer,
+        t.id,
+        t.key,
+        t.next_nonce,
+        commands,
+        Opening::Opened,
+        why,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn spawn_close_out(
+    shared: &Arc<Shared>,
+    peer: SocketAddr,
+    id: AccountId,
+    key: SigningKey,
+    first_nonce: u64,
+    commands: Vec<ClientCommand>,
+    open: Opening,
+    why: &str,
+) {
+    let shared = Arc::clone(shared);
+    let why = why.to_string();
+    shared.closing.fetch_add(1, Ordering::AcqRel);
+    let counted = Arc::clone(&shared);
+    let spawned = std::thread::Builder::new()
+        .name(format!("close-{peer}"))
+        .spawn(move || {
+            if close_out(&shared, id, &key, first_nonce, commands, open) {
+                info!(%peer, account = id.0, reason = %why, "cancelled the session's orders and closed it");
+            } else {
+                warn!(%peer, account = id.0, reason = %why, "could not cancel the session's orders and close it in time");
+            }
+            shared.closing.fetch_sub(1, Ordering::AcqRel);
+        });
+    if let Err(error) = spawned {
+        warn!(%error, "cannot start the cancel-on-disconnect thread");
+        counted.closing.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -1419,7 +1524,7 @@ impl Drop for Connection {
 }
 
 /// Whether the trading session a cleanup closes is open.
-enum Opening {
+pub(crate) enum Opening {
     /// Opened.
     Opened,
     /// Its OpenSession's verdict is still to come here.

@@ -3,6 +3,11 @@
 //! ```toml
 //! comp_id = "BULWARK-DC1"           # the TargetCompID traders log on to (1 to 32 printable bytes)
 //! fix_listen = "127.0.0.1:7400"     # the FIX acceptor
+//! ws_listen = "127.0.0.1:7500"      # optional: JSON-RPC 2.0 over WebSocket over TLS
+//! ws_tls_cert = "/etc/bulwark/gateway-cert.pem"   # its certificate chain (PEM)
+//! ws_tls_key = "/etc/bulwark/gateway-key.pem"     # and key (PEM)
+//! # ws_tls_self_signed = true       # DEVELOPMENT ONLY, instead of the two above: a
+//! #                                 # self-signed certificate made in data_dir/tls/
 //! data_dir = "bulwark-data/gateway-dc1"   # persisted sequence numbers per SenderCompID
 //! nodes = ["127.0.0.1:7100", "127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"]
 //! quorum = 2                        # nodes that must report the same receipt (f + 1)
@@ -120,6 +125,19 @@ pub struct GatewayConfig {
     pub comp_id: String,
     /// Where the FIX acceptor listens.
     pub fix_listen: SocketAddr,
+    /// Where the JSON-RPC WebSocket listener listens (TLS only), if anywhere.
+    #[serde(default)]
+    pub ws_listen: Option<SocketAddr>,
+    /// Its certificate chain, PEM.
+    #[serde(default)]
+    pub ws_tls_cert: Option<PathBuf>,
+    /// Its private key, PEM.
+    #[serde(default)]
+    pub ws_tls_key: Option<PathBuf>,
+    /// Development only: a self-signed certificate made in `data_dir/tls/` instead of
+    /// `ws_tls_cert` and `ws_tls_key` (the gateway says so whenever it starts).
+    #[serde(default)]
+    pub ws_tls_self_signed: bool,
     /// Where sequence numbers are persisted.
     pub data_dir: PathBuf,
     /// The committee's client endpoints.
@@ -156,6 +174,22 @@ impl GatewayConfig {
                 "comp_id {:?} must be 1 to 32 printable ASCII bytes",
                 self.comp_id
             ));
+        }
+        if let Some(addr) = self.ws_listen {
+            let given = (self.ws_tls_cert.is_some(), self.ws_tls_key.is_some());
+            match (given, self.ws_tls_self_signed) {
+                ((true, true), false) | ((false, false), true) => {}
+                ((true, true), true) => {
+                    return Err(
+                        "ws_tls_self_signed is for development only: drop it when ws_tls_cert and ws_tls_key are given".into(),
+                    )
+                }
+                _ => {
+                    return Err(format!(
+                        "ws_listen {addr} needs TLS: set ws_tls_cert and ws_tls_key (PEM), or ws_tls_self_signed = true for development"
+                    ))
+                }
+            }
         }
         if self.nodes.is_empty() {
             return Err("nodes must list at least one node endpoint".into());

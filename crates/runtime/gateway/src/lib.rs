@@ -1,15 +1,17 @@
 //! The front door (issue #15): a process in every data center between traders and the
-//! committee. Built so far: a FIX 4.4 acceptor ([`bulwark_fix::session`]) whose logon, signed
+//! committee. Built so far: a FIX 4.4 acceptor ([`bulwark_fix::session`]) and JSON-RPC 2.0
+//! over WebSocket over TLS in the manner of Deribit ([`jsonrpc`], `ws.rs`), whose logon, signed
 //! by the trader's account key, opens a trading session in the committee with the session key
 //! the trader made and signed, which the gateway holds ([`bulwark_engine::session`]); orders,
 //! cancels, replaces and mass cancels mapped to the committee's signed transactions; execution reports
 //! only for outcomes `quorum` nodes report finalized; cancel on disconnect, retried; the
 //! scrubbing layers: pre-authentication limits per address and overall, logon budgets, credits
 //! by class ([`credits`]), CoDel-style shedding of the queues into the committee (never of
-//! cancels) and the kill switch ([`killswitch`]). Not built yet: JSON-RPC over WebSocket,
-//! TLS, market data.
+//! cancels) and the kill switch ([`killswitch`]). Not built yet: FIX market data, the
+//! public trades channel, fills of resting orders reported to their maker.
 //!
-//! Start at [`start`], then `acceptor.rs` (the accept loop and one connection), `upstream.rs`
+//! Start at [`start`], then `acceptor.rs` (the accept loop and one FIX connection), `ws.rs`
+//! (one WebSocket connection), `upstream.rs`
 //! (the committee: queues, shedding, submits and receipt quorums), `orders.rs` (FIX fields to
 //! commands and back).
 
@@ -21,10 +23,13 @@ use std::thread::JoinHandle;
 mod acceptor;
 pub mod config;
 pub mod credits;
+pub mod jsonrpc;
 pub mod killswitch;
 pub mod orders;
 mod seqstore;
+pub mod tls;
 mod upstream;
+mod ws;
 
 pub use acceptor::Counters;
 pub use config::{GatewayConfig, Limits};
@@ -38,12 +43,17 @@ const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct Gateway {
     /// Where the FIX acceptor listens.
     pub fix_addr: SocketAddr,
+    /// Where the JSON-RPC WebSocket listener listens (TLS), if it does.
+    pub ws_addr: Option<SocketAddr>,
+    /// The certificate its clients check it by, when it is the self-signed development one
+    /// (what `--cacert` or an SSL context must trust).
+    pub ws_dev_cert: Option<std::path::PathBuf>,
     /// Counters by layer.
     pub counters: Arc<Counters>,
     shared: Arc<acceptor::Shared>,
     stop: Arc<AtomicBool>,
     upstream_stop: Arc<AtomicBool>,
-    accept: JoinHandle<()>,
+    accept: Vec<JoinHandle<()>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -83,6 +93,19 @@ pub fn start(config: GatewayConfig) -> Result<Gateway, StartError> {
         addr: config.fix_listen,
         source,
     })?;
+    let ws = match config.ws_listen {
+        None => None,
+        Some(addr) => {
+            let (tls, cert) = tls::server_config(&config).map_err(StartError::Config)?;
+            let listener =
+                TcpListener::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| StartError::Listen { addr, source })?;
+            let dev_cert = config.ws_tls_self_signed.then_some(cert);
+            Some((listener, bound, tls, dev_cert))
+        }
+    };
     let seq_dir = config.data_dir.join("seq");
     let seqs = seqstore::SeqStore::open(seq_dir.clone()).map_err(|source| StartError::Data {
         path: seq_dir,
@@ -99,7 +122,7 @@ pub fn start(config: GatewayConfig) -> Result<Gateway, StartError> {
         addr: fix_addr,
         source,
     };
-    let threads = upstream.start().map_err(thread_error)?;
+    let mut threads = upstream.start().map_err(thread_error)?;
     let counters = Arc::new(Counters::default());
     let kill = killswitch::KillSwitch::new(&config.data_dir);
     let shared = Arc::new(acceptor::Shared {
@@ -115,14 +138,37 @@ pub fn start(config: GatewayConfig) -> Result<Gateway, StartError> {
         closing: AtomicUsize::new(0),
         counters: Arc::clone(&counters),
         stop: Arc::clone(&stop),
+        tls: ws.as_ref().map(|(_, _, tls, _)| Arc::clone(tls)),
+        books: ws::Books::default(),
     });
     let accepting = Arc::clone(&shared);
-    let accept = std::thread::Builder::new()
+    let mut accept = vec![std::thread::Builder::new()
         .name("fix-accept".into())
-        .spawn(move || acceptor::accept(listener, accepting))
-        .map_err(thread_error)?;
+        .spawn(move || acceptor::accept(listener, accepting, "fix", acceptor::serve_fix))
+        .map_err(thread_error)?];
+    let (mut ws_addr, mut ws_dev_cert) = (None, None);
+    if let Some((listener, bound, _, dev_cert)) = ws {
+        let accepting = Arc::clone(&shared);
+        accept.push(
+            std::thread::Builder::new()
+                .name("ws-accept".into())
+                .spawn(move || acceptor::accept(listener, accepting, "ws", ws::serve))
+                .map_err(thread_error)?,
+        );
+        let watching = Arc::clone(&shared);
+        let watch_stop = Arc::clone(&upstream_stop);
+        threads.push(
+            std::thread::Builder::new()
+                .name("book-watch".into())
+                .spawn(move || watching.books.watch(&watching.upstream, &watch_stop))
+                .map_err(thread_error)?,
+        );
+        (ws_addr, ws_dev_cert) = (Some(bound), dev_cert);
+    }
     Ok(Gateway {
         fix_addr,
+        ws_addr,
+        ws_dev_cert,
         counters,
         shared,
         stop,
@@ -152,7 +198,9 @@ impl Gateway {
     /// (for up to [`DRAIN_FOR`]) and waits for the threads it started.
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = self.accept.join();
+        for accept in self.accept {
+            let _ = accept.join();
+        }
         let started = std::time::Instant::now();
         while started.elapsed() < DRAIN_FOR
             && (self.shared.live.load(Ordering::Acquire) > 0

@@ -593,48 +593,67 @@ impl Upstream {
                 }
             }
         }
+        // Only the node's refusal (an unknown account) votes "no such key"; busy or rate
+        // limited says nothing.
+        let answer = self.agreed(ACCOUNT_KEY_WAIT, move |client| {
+            match client.account(account) {
+                Ok(answer) => Some(
+                    hex::decode(&answer.public_key)
+                        .ok()
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok()),
+                ),
+                Err(bulwark_node::client::ClientError::Node {
+                    code: bulwark_api::wire::ErrorCode::Refused,
+                    ..
+                }) => Some(None),
+                Err(_) => None,
+            }
+        })?;
+        if let Some(key) = answer {
+            let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+            if keys.len() >= ACCOUNT_KEYS_MAX {
+                keys.clear();
+            }
+            keys.insert(account, (key, Instant::now()));
+        }
+        answer
+    }
+
+    /// What `quorum` nodes answer alike to `ask` (asked of every node at once, each on a thread
+    /// of its own, for at most `wait` in all); `None` when they do not agree in time. `ask`
+    /// returns `None` for an answer that votes for nothing (a node busy, unreachable or
+    /// refusing), so no single node can make up a reply or hold one back for long.
+    pub fn agreed<T, F>(&self, wait: Duration, ask: F) -> Option<T>
+    where
+        T: PartialEq + Send + 'static,
+        F: Fn(&mut Client) -> Option<T> + Send + Sync + 'static,
+    {
+        let ask = Arc::new(ask);
         let (answers, from_nodes) = std::sync::mpsc::channel();
         for addr in self.nodes.clone() {
-            let answers = answers.clone();
+            let (answers, ask) = (answers.clone(), Arc::clone(&ask));
             // A node that stalls keeps only its own thread, until its socket times out.
             let _ = std::thread::Builder::new()
-                .name("account-key".into())
+                .name("agreed-read".into())
                 .spawn(move || {
                     let Ok(mut client) = Client::connect(addr, REQUEST_TIMEOUT) else {
                         return;
                     };
-                    let answer = match client.account(account) {
-                        Ok(answer) => hex::decode(&answer.public_key)
-                            .ok()
-                            .and_then(|b| <[u8; 32]>::try_from(b).ok()),
-                        // Only the node's refusal (an unknown account) says "no such key";
-                        // busy or rate limited says nothing.
-                        Err(bulwark_node::client::ClientError::Node {
-                            code: bulwark_api::wire::ErrorCode::Refused,
-                            ..
-                        }) => None,
-                        Err(_) => return,
-                    };
-                    let _ = answers.send(answer);
+                    if let Some(answer) = ask(&mut client) {
+                        let _ = answers.send(answer);
+                    }
                 });
         }
         drop(answers);
-        let deadline = Instant::now() + ACCOUNT_KEY_WAIT;
-        let mut seen: Vec<Option<[u8; 32]>> = Vec::new();
+        let deadline = Instant::now() + wait;
+        let mut seen: Vec<T> = Vec::new();
         while let Ok(answer) =
             from_nodes.recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
-            seen.push(answer);
-            if seen.iter().filter(|a| **a == answer).count() >= self.quorum {
-                if let Some(key) = answer {
-                    let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-                    if keys.len() >= ACCOUNT_KEYS_MAX {
-                        keys.clear();
-                    }
-                    keys.insert(account, (key, Instant::now()));
-                }
-                return answer;
+            if seen.iter().filter(|a| **a == answer).count() + 1 >= self.quorum {
+                return Some(answer);
             }
+            seen.push(answer);
         }
         None
     }

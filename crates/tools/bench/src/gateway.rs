@@ -275,6 +275,14 @@ fn run(base_port: u16, orders: usize, load: LoadOptions) -> Result<(), BenchErro
         fix_listen: "127.0.0.1:0"
             .parse()
             .map_err(|_| BenchError::Run("address".into()))?,
+        ws_listen: Some(
+            "127.0.0.1:0"
+                .parse()
+                .map_err(|_| BenchError::Run("address".into()))?,
+        ),
+        ws_tls_cert: None,
+        ws_tls_key: None,
+        ws_tls_self_signed: true,
         data_dir: format!("{data}/gateway").into(),
         nodes: endpoints.clone(),
         quorum: 2,
@@ -370,7 +378,7 @@ fn figures_1_to_3(
     price: &str,
     options: LoadOptions,
 ) -> Result<(), BenchError> {
-    use crate::gateway_load::{abuse, direct, drive, flood, logon_pool};
+    use crate::gateway_load::{abuse, direct, drive, flood, logon_pool, tls_client, FloodTarget};
     let accounts: Vec<u64> = (1..=10).collect();
     let sessions = accounts.len() * SESSIONS_PER_ACCOUNT;
     let duration = Duration::from_secs(options.seconds.max(1));
@@ -424,19 +432,26 @@ fn figures_1_to_3(
     );
     let (pool, calm) = drive(pool, tenth, duration, price, "calm");
     eprintln!("bench gateway: alone: {}", calm.summary());
-    let flooder = {
-        let addr = gateway.fix_addr;
-        std::thread::spawn(move || flood(addr, target, junk_rate, duration))
+    let ws = match (gateway.ws_addr, &gateway.ws_dev_cert) {
+        (Some(addr), Some(cert)) => Some((addr, tls_client(cert).map_err(BenchError::Run)?)),
+        _ => None,
     };
+    let aim = FloodTarget {
+        fix: gateway.fix_addr,
+        comp_id: target.to_string(),
+        ws,
+    };
+    let flooder = std::thread::spawn(move || flood(aim, junk_rate, duration));
     let (pool, flooded) = drive(pool, tenth, duration, price, "flood");
     let junk = flooder
         .join()
         .map_err(|_| BenchError::Run("the flooder panicked".into()))?;
     eprintln!(
-        "bench gateway: under the flood: {}; {} junk events, {} malformed answered",
+        "bench gateway: under the flood: {}; {} junk events, {} malformed answered, {} WebSocket strangers not refused",
         flooded.summary(),
         junk.events,
-        junk.answered
+        junk.answered,
+        junk.ws_unanswered
     );
     figure(
         "gateway",

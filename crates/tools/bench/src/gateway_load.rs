@@ -336,24 +336,87 @@ pub struct Flood {
     pub close_ms: Vec<f64>,
     /// Malformed connections the gateway answered with bytes (should be none).
     pub answered: u64,
+    /// Unauthenticated WebSocket clients not answered with an "auth first" error and closed
+    /// (should be none).
+    pub ws_unanswered: u64,
     /// How long the flood ran.
     pub elapsed: Duration,
 }
 
-/// Floods `gateway` with junk at `rate` events a second for `duration` from many loopback
+/// Where the flood aims: the FIX port, and the WebSocket port with the certificate its TLS
+/// client trusts.
+#[derive(Clone)]
+pub struct FloodTarget {
+    /// The FIX acceptor.
+    pub fix: SocketAddr,
+    /// The gateway's TargetCompID.
+    pub comp_id: String,
+    /// The WebSocket listener and a TLS client configuration that trusts its certificate.
+    pub ws: Option<(SocketAddr, Arc<rustls::ClientConfig>)>,
+}
+
+/// A TLS client configuration trusting only the certificates in the PEM file `cert`.
+pub fn tls_client(cert: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(cert).map_err(|e| e.to_string())? {
+        roots
+            .add(c.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A stranger on the WebSocket port: TLS, the upgrade, then a private call without auth; true
+/// when the gateway answered it with an error and closed the connection.
+fn ws_stranger(stream: std::net::TcpStream, port: u16, tls: &Arc<rustls::ClientConfig>) -> bool {
+    let Ok(name) = rustls::pki_types::ServerName::try_from("localhost") else {
+        return false;
+    };
+    let Ok(connection) = rustls::ClientConnection::new(Arc::clone(tls), name) else {
+        return false;
+    };
+    let stream = rustls::StreamOwned::new(connection, stream);
+    let url = format!("wss://localhost:{port}/");
+    let Ok((mut ws, _)) = tungstenite::client::client(url, stream) else {
+        return false;
+    };
+    let request = r#"{"jsonrpc":"2.0","id":1,"method":"private/buy","params":{}}"#;
+    if ws.send(tungstenite::Message::text(request)).is_err() {
+        return false;
+    }
+    let mut answered = false;
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => answered |= t.contains("13009"),
+            Ok(tungstenite::Message::Close(_)) | Err(_) => return answered,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Floods the gateway with junk at `rate` events a second for `duration` from many loopback
 /// addresses (127.2.x.y), round robin: a malformed first message, a forged logon, a slow
 /// connection that trickles a logon's first bytes and holds its place until the gateway's
-/// deadline closes it, and a WebSocket upgrade request (the FIX port is no WebSocket server:
-/// junk too). Bounded: `workers` threads, each waiting at most 1 s per event; slow connections
-/// are held by a reaper thread and dropped at the end.
-pub fn flood(gateway: SocketAddr, target: &str, rate: f64, duration: Duration) -> Flood {
+/// deadline closes it, and an unauthenticated WebSocket client (TLS, the upgrade, a private
+/// call without auth; a raw upgrade request to the FIX port when there is no WebSocket
+/// listener). Bounded: `workers` threads, each waiting at most 1 s per event; slow connections
+/// are held and dropped at the end.
+pub fn flood(aim: FloodTarget, rate: f64, duration: Duration) -> Flood {
     let workers = 16usize;
     let per_worker = rate / workers as f64;
     let events = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let threads: Vec<_> = (0..workers)
         .map(|w| {
-            let (events, target) = (Arc::clone(&events), target.to_string());
+            let (events, aim) = (Arc::clone(&events), aim.clone());
+            let (gateway, target) = (aim.fix, aim.comp_id.clone());
             std::thread::spawn(move || {
                 let forged = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
                 let mut flood = Flood::default();
@@ -369,7 +432,11 @@ pub fn flood(gateway: SocketAddr, target: &str, rate: f64, duration: Duration) -
                     n += 1;
                     let k = n * workers + w;
                     let ip = IpAddr::V4(Ipv4Addr::new(127, 2, (k / 250 % 250) as u8, 1 + (k % 250) as u8));
-                    let Ok(mut stream) = connect_from(ip, gateway, Duration::from_secs(1)) else {
+                    let to = match (&aim.ws, n % 4) {
+                        (Some((ws, _)), 3) => *ws,
+                        _ => gateway,
+                    };
+                    let Ok(mut stream) = connect_from(ip, to, Duration::from_secs(1)) else {
                         continue;
                     };
                     events.fetch_add(1, Ordering::Relaxed);
@@ -398,6 +465,13 @@ pub fn flood(gateway: SocketAddr, target: &str, rate: f64, duration: Duration) -
                                 slow.push(stream);
                             }
                         }
+                        _ if aim.ws.is_some() => {
+                            if let Some((ws, tls)) = &aim.ws {
+                                if !ws_stranger(stream, ws.port(), tls) {
+                                    flood.ws_unanswered += 1;
+                                }
+                            }
+                        }
                         _ => {
                             let _ = stream.write_all(
                                 b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
@@ -418,6 +492,7 @@ pub fn flood(gateway: SocketAddr, target: &str, rate: f64, duration: Duration) -
             all.events += f.events;
             all.close_ms.extend(f.close_ms);
             all.answered += f.answered;
+            all.ws_unanswered += f.ws_unanswered;
         }
     }
     all.close_ms.sort_by(f64::total_cmp);

@@ -124,8 +124,9 @@ impl Drop for Gateways {
     }
 }
 
-/// Where `up` puts data center `dc`'s gateway: port `base_port + 300 + i` for the i-th data
-/// center in node order.
+/// Where `up` puts data center `dc`'s gateway: FIX on port `base_port + 300 + i` and JSON-RPC
+/// over WebSocket over TLS on `base_port + 400 + i` for the i-th data center in node order
+/// (with the gateway's self-signed development certificate).
 fn start_gateways(
     options: &CommitteeOptions,
     launched: &Launched,
@@ -151,9 +152,10 @@ fn start_gateways(
         let dir = committee_dir(&options.data).join(format!("gateway-{dc}"));
         std::fs::create_dir_all(&dir).map_err(file_error(&dir))?;
         let port = options.base_port + 300 + i as u16;
+        let ws_port = options.base_port + 400 + i as u16;
         let comp_id = format!("BULWARK-{}", dc.to_ascii_uppercase());
         let config = format!(
-            "# Written by `bulwark up`: the FIX gateway of data center {dc} (docs/gateway.md).\ncomp_id = \"{comp_id}\"\nfix_listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nnodes = [{}]\nquorum = {quorum}\n",
+            "# Written by `bulwark up`: the gateway of data center {dc} (docs/gateway.md).\n# The WebSocket listener's certificate is a self-signed DEVELOPMENT one.\ncomp_id = \"{comp_id}\"\nfix_listen = \"127.0.0.1:{port}\"\nws_listen = \"127.0.0.1:{ws_port}\"\nws_tls_self_signed = true\ndata_dir = \"{}\"\nnodes = [{}]\nquorum = {quorum}\n",
             dir.display(),
             nodes.join(", ")
         );
@@ -181,7 +183,8 @@ fn start_gateways(
             .map_err(|source| CommitteeError::Spawn { index: i, source })?;
         gateways.children.push(child);
         eprintln!(
-            "  gateway {dc}: FIX 4.4 on 127.0.0.1:{port}, TargetCompID {comp_id} (log: {}/gateway.log)",
+            "  gateway {dc}: FIX 4.4 on 127.0.0.1:{port}, TargetCompID {comp_id}; JSON-RPC on wss://localhost:{ws_port}/ (development certificate {}/tls/cert.pem; log: {}/gateway.log)",
+            dir.display(),
             dir.display()
         );
     }

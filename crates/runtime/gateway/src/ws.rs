@@ -1,0 +1,1345 @@
+//! JSON-RPC 2.0 over WebSocket over TLS, in the manner of Deribit's API: one thread per
+//! connection, like the FIX acceptor, sharing its places, budgets, credits, kill switch and
+//! committee side ([`crate::acceptor::Shared`]).
+//!
+//! Before `public/auth`: the connection holds a pre-authentication place; TLS, the WebSocket
+//! upgrade and the auth request must come within [`LOGON_DEADLINE`] and [`PREAUTH_BYTES`]
+//! bytes in all, a message is at most [`jsonrpc::PREAUTH_BYTES_MAX`], and anything but
+//! `public/auth`, `public/test`, `public/get_time` and the heartbeat methods closes the
+//! connection. `public/auth` is the FIX logon in JSON: the same budgets, the same signed
+//! payload under the account key `quorum` nodes give alike, the same trading session opened
+//! in the committee with the session key the trader made. After it, orders, edits and cancels
+//! are the committee's signed transactions, answered only with what `quorum` nodes report
+//! finalized; reads (`get_open_orders`, `get_position`, `get_order_book`, the book channel)
+//! are what `quorum` nodes answer alike. Cancel on disconnect is on unless the trader turns it
+//! off.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bulwark_api::answers::{BookAnswer, InstrumentAnswer, ReceiptEvent as Event};
+use bulwark_engine::command::{LimitOrder, SelfTradePrevention};
+use bulwark_engine::{AccountId, ClientCommand, InstrumentId, OrderId, RejectReason, Side};
+use bulwark_fix::logon::{LogonError, LogonRequest};
+use ed25519_dalek::SigningKey;
+use serde_json::{json, Map, Value};
+use tracing::{info, warn};
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{HandshakeError, Message, WebSocket};
+
+use crate::acceptor::{self, Places, Shared, Trading};
+use crate::credits::{Class, SessionCredits};
+use crate::jsonrpc::{self, code, Channel, Method, OrderKind, Request, RpcError};
+use crate::orders::OrderState;
+use crate::upstream::{self, Outcome, Verdict};
+
+/// TLS, the upgrade and `public/auth` must all arrive within this.
+pub const LOGON_DEADLINE: Duration = Duration::from_secs(2);
+/// Bytes a connection may send before its auth is answered (TLS included).
+pub const PREAUTH_BYTES: u64 = 32 * 1024;
+/// How long a read waits before the loop looks at timers and outcomes, logged on.
+const READ_POLL: Duration = Duration::from_millis(5);
+/// The same before logon.
+const READ_POLL_PREAUTH: Duration = Duration::from_millis(50);
+/// How long a write may block before the connection is given up.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes of answers waiting for a client that reads slowly, at most.
+const WRITE_BUFFER_MAX: usize = 4 << 20;
+/// How long an agreed read waits for `quorum` alike answers.
+const READ_WAIT: Duration = Duration::from_millis(1200);
+/// How often the book watcher asks the nodes for a wanted book.
+const BOOK_EVERY: Duration = Duration::from_millis(100);
+/// A book nobody asked for within this is no longer watched.
+const BOOK_WANTED_FOR: Duration = Duration::from_secs(10);
+/// Books watched at once, at most.
+const BOOKS_MAX: usize = 64;
+/// Cancels in flight per connection (they are never refused for credit; this bounds memory).
+const CANCELS_IN_FLIGHT_MAX: usize = 1024;
+/// Mass cancels in flight per connection.
+const MASS_CANCELS_IN_FLIGHT_MAX: usize = 4;
+/// Live orders a connection tracks.
+const ORDERS_KEPT: usize = 100_000;
+/// How many slots an auth tries when the one it picked is taken.
+const SLOT_TRIES: u32 = 4;
+/// How many times the kill switch's mass cancel is sent again when it is not taken.
+const KILL_CANCEL_TRIES: u32 = 5;
+
+/// The books `book.*` subscribers and `get_order_book` want, as `quorum` nodes give them
+/// alike, read by one watcher thread for all connections.
+#[derive(Default)]
+pub(crate) struct Books {
+    entries: Mutex<HashMap<u32, BookEntry>>,
+}
+
+#[derive(Default)]
+struct BookEntry {
+    wanted: Option<Instant>,
+    /// Bumped whenever the agreed book changes.
+    version: u64,
+    book: Option<(BookAnswer, u64)>,
+}
+
+impl Books {
+    /// Marks `instrument` wanted; false when too many books are watched already.
+    fn want(&self, instrument: u32) -> bool {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if !entries.contains_key(&instrument) && entries.len() >= BOOKS_MAX {
+            return false;
+        }
+        entries.entry(instrument).or_default().wanted = Some(Instant::now());
+        true
+    }
+
+    /// The latest agreed book of `instrument`, its version and when it was read (Unix ms).
+    fn latest(&self, instrument: u32) -> Option<(u64, BookAnswer, u64)> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.get(&instrument)?;
+        let (book, at) = entry.book.clone()?;
+        Some((entry.version, book, at))
+    }
+
+    /// Reads every wanted book every [`BOOK_EVERY`] until `stop`.
+    pub(crate) fn watch(
+        &self,
+        upstream: &upstream::Upstream,
+        stop: &std::sync::atomic::AtomicBool,
+    ) {
+        while !stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            let wanted: Vec<u32> = {
+                let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+                entries.retain(|_, e| e.wanted.is_some_and(|w| w.elapsed() < BOOK_WANTED_FOR));
+                entries.keys().copied().collect()
+            };
+            for instrument in wanted {
+                let book = upstream.agreed(READ_WAIT, move |client| {
+                    client
+                        .book(InstrumentId(instrument), jsonrpc::BOOK_DEPTH_MAX)
+                        .ok()
+                });
+                let Some(book) = book else { continue };
+                let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(entry) = entries.get_mut(&instrument) {
+                    if entry.book.as_ref().is_none_or(|(b, _)| *b != book) {
+                        entry.version += 1;
+                    }
+                    entry.book = Some((book, now_ms()));
+                }
+            }
+            std::thread::sleep(BOOK_EVERY.saturating_sub(started.elapsed()));
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The socket under TLS, counting what a stranger sends: over its budget, reads fail.
+struct Budgeted {
+    stream: TcpStream,
+    left: u64,
+}
+
+impl Read for Budgeted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::other(
+                "more bytes before public/auth than a logon needs",
+            ));
+        }
+        let most = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.stream.read(&mut buf[..most])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for Budgeted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+type Stream = rustls::StreamOwned<rustls::ServerConnection, Budgeted>;
+
+fn would_block(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+fn ws_config(message_max: usize) -> WebSocketConfig {
+    let mut config = WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(WRITE_BUFFER_MAX)
+        .max_message_size(Some(message_max));
+    config.max_frame_size = Some(message_max);
+    config
+}
+
+/// Serves one WebSocket connection (the accept loop's [`acceptor::Serve`]).
+pub(crate) fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, places: Places) {
+    let started = Instant::now();
+    let Some(tls) = shared.tls.clone() else {
+        return;
+    };
+    let configured = stream.set_nodelay(true).is_ok()
+        && stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_ok()
+        && stream.set_read_timeout(Some(READ_POLL_PREAUTH)).is_ok();
+    let closed = || {
+        shared
+            .counters
+            .closed_before_logon
+            .fetch_add(1, Ordering::Relaxed);
+    };
+    let Ok(connection) = rustls::ServerConnection::new(tls) else {
+        return closed();
+    };
+    if !configured {
+        return closed();
+    }
+    let budgeted = Budgeted {
+        stream,
+        left: PREAUTH_BYTES,
+    };
+    let stream = rustls::StreamOwned::new(connection, budgeted);
+    let config = ws_config(jsonrpc::PREAUTH_BYTES_MAX);
+    let mut attempt = tungstenite::accept_with_config(stream, Some(config));
+    let ws = loop {
+        match attempt {
+            Ok(ws) => break ws,
+            Err(HandshakeError::Interrupted(mid))
+                if started.elapsed() < LOGON_DEADLINE && !shared.stop.load(Ordering::Relaxed) =>
+            {
+                attempt = mid.handshake();
+            }
+            Err(_) => return closed(),
+        }
+    };
+    let mut connection = WsConnection {
+        ws,
+        peer,
+        shared,
+        places,
+        started,
+        outcomes: channel(),
+        in_flight: HashMap::new(),
+        cancels_in_flight: 0,
+        opening: None,
+        identity: None,
+        trading: None,
+        orders: HashMap::new(),
+        credits: SessionCredits::new(&crate::config::Limits::default()),
+        kill_seen: u64::MAX,
+        killed: false,
+        cancel_on_disconnect: true,
+        heartbeat: None,
+        channels: HashSet::new(),
+        books_seen: HashMap::new(),
+        outbox: Vec::new(),
+        close_after_send: false,
+    };
+    connection.credits = SessionCredits::new(&connection.shared.config.limits);
+    connection.run();
+}
+
+/// What a transaction in flight was for, and the request it answers.
+enum Pending {
+    Auth {
+        id: Value,
+        logon: LogonRequest,
+        tries: u32,
+    },
+    New {
+        id: Value,
+        order: OrderState,
+        kind: OrderKind,
+    },
+    Edit {
+        id: Value,
+        order_id: u64,
+        qty: i64,
+    },
+    Cancel {
+        id: Value,
+        order_id: u64,
+    },
+    CancelAll {
+        id: Value,
+    },
+    Kill(u32),
+}
+
+/// The heartbeat the trader asked for: its interval, when the last test request went out,
+/// and whether it is still unanswered.
+struct Heartbeat {
+    every: Duration,
+    sent: Instant,
+    unanswered: bool,
+}
+
+struct WsConnection {
+    ws: WebSocket<Stream>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    places: Places,
+    started: Instant,
+    outcomes: (Sender<Verdict>, Receiver<Verdict>),
+    in_flight: HashMap<u64, Pending>,
+    cancels_in_flight: usize,
+    opening: Option<(SigningKey, AccountId)>,
+    identity: Option<(u64, String)>,
+    trading: Option<Trading>,
+    /// Live orders acknowledged to this connection, by the engine's id.
+    orders: HashMap<u64, (OrderState, OrderKind)>,
+    credits: SessionCredits,
+    kill_seen: u64,
+    killed: bool,
+    cancel_on_disconnect: bool,
+    heartbeat: Option<Heartbeat>,
+    channels: HashSet<Channel>,
+    books_seen: HashMap<u32, u64>,
+    outbox: Vec<String>,
+    close_after_send: bool,
+}
+
+impl WsConnection {
+    fn run(&mut self) {
+        let reason = loop {
+            if self.places.preauth() && self.trading.is_some() {
+                self.logged_on();
+            }
+            if self.trading.is_none()
+                && self.opening.is_none()
+                && self.started.elapsed() >= LOGON_DEADLINE
+            {
+                break "no public/auth in time".to_string();
+            }
+            match self.ws.read() {
+                Ok(Message::Text(text)) => self.on_text(text.as_str()),
+                Ok(Message::Binary(_)) => {
+                    let e = RpcError::new(code::PARSE, "requests are text messages");
+                    self.answer_error(&Value::Null, &e);
+                    self.close_after_send = true;
+                }
+                Ok(Message::Close(_)) => break "closed by the peer".to_string(),
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e)) if would_block(&e) => {}
+                Err(e) => break e.to_string(),
+            }
+            while let Ok(verdict) = self.outcomes.1.try_recv() {
+                self.on_outcome(verdict);
+            }
+            self.watch_kill_switch();
+            self.push_books();
+            if let Some(why) = self.tick_heartbeat() {
+                break why.to_string();
+            }
+            if self.shared.stop.load(Ordering::Relaxed) {
+                let _ = self.flush();
+                let _ = self.ws.close(None);
+                let _ = self.ws.flush();
+                break "gateway shutting down".to_string();
+            }
+            if let Err(e) = self.flush() {
+                break e;
+            }
+            if self.close_after_send {
+                let _ = self.ws.close(None);
+                let _ = self.ws.flush();
+                break "closed after an error".to_string();
+            }
+        };
+        if self.trading.is_none() {
+            self.shared
+                .counters
+                .closed_before_logon
+                .fetch_add(1, Ordering::Relaxed);
+        } else {
+            info!(peer = %self.peer, %reason, "WebSocket session ended");
+        }
+        self.end(&reason);
+    }
+
+    /// Leaves the pre-authentication place and the stranger's bounds.
+    fn logged_on(&mut self) {
+        self.places.leave_preauth();
+        self.ws.get_mut().sock.left = u64::MAX;
+        let _ = self
+            .ws
+            .get_ref()
+            .sock
+            .stream
+            .set_read_timeout(Some(READ_POLL));
+        self.ws
+            .set_config(|c| *c = ws_config(jsonrpc::REQUEST_BYTES_MAX));
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        for text in std::mem::take(&mut self.outbox) {
+            self.ws
+                .write(Message::text(text))
+                .map_err(|e| format!("cannot write: {e}"))?;
+        }
+        match self.ws.flush() {
+            Ok(()) => Ok(()),
+            Err(tungstenite::Error::Io(e)) if would_block(&e) => {
+                Err("the client stopped reading".to_string())
+            }
+            Err(e) => Err(format!("cannot write: {e}")),
+        }
+    }
+
+    /// Cancel on disconnect (unless turned off) and the session closed, and the identity given
+    /// back (once; `Drop` calls it too).
+    fn end(&mut self, why: &str) {
+        let opening = self.opening.take().and_then(|(key, id)| {
+            let nonce = self
+                .in_flight
+                .iter()
+                .find_map(|(n, w)| matches!(w, Pending::Auth { .. }).then_some(*n))?;
+            Some((key, id, nonce))
+        });
+        acceptor::end_trading(
+            &self.shared,
+            self.peer,
+            opening,
+            &self.outcomes.1,
+            self.trading.take(),
+            self.cancel_on_disconnect,
+            why,
+        );
+        if let Some(identity) = self.identity.take() {
+            acceptor::give_identity(&self.shared, &identity);
+        }
+    }
+
+    fn answer(&mut self, id: &Value, result: Value) {
+        self.outbox.push(jsonrpc::result(id, result));
+    }
+
+    fn answer_error(&mut self, id: &Value, error: &RpcError) {
+        self.outbox.push(jsonrpc::error(id, error));
+    }
+
+    fn on_text(&mut self, text: &str) {
+        let preauth = self.trading.is_none();
+        let request = match jsonrpc::parse(text) {
+            Ok(request) => request,
+            Err((id, error)) => {
+                self.answer_error(&id, &error);
+                // A stranger's malformed request ends the connection; a trader's costs a query
+                // credit, and when those are spent, the connection.
+                if preauth || !self.spend(Class::Query) {
+                    self.close_after_send = true;
+                }
+                return;
+            }
+        };
+        let id = request.id.clone();
+        if preauth
+            && !matches!(
+                request.method,
+                Method::Auth
+                    | Method::Test
+                    | Method::GetTime
+                    | Method::SetHeartbeat
+                    | Method::DisableHeartbeat
+            )
+        {
+            let e = RpcError::new(
+                code::UNAUTHORIZED,
+                "public/auth first (this gateway serves every other method to logged-on sessions only)",
+            );
+            self.answer_error(&id, &e);
+            self.close_after_send = true;
+            return;
+        }
+        if let Err(error) = self.dispatch(request) {
+            if preauth {
+                self.close_after_send = true;
+            }
+            self.answer_error(&id, &error);
+        }
+    }
+
+    /// Spends a credit of `class`; false (counted) when it is spent.
+    fn spend(&mut self, class: Class) -> bool {
+        let account = self.trading.as_ref().map_or(0, |t| t.account);
+        let admitted = self.credits.admit(class, account, &self.shared.credits);
+        if !admitted {
+            let counter = match class {
+                Class::Query => &self.shared.counters.queries_throttled,
+                _ => &self.shared.counters.orders_throttled,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
+    }
+
+    /// Whether a new order or an edit is within the in-flight bound and its credits.
+    fn within_credit(&mut self, class: Class) -> bool {
+        let orders_in_flight = self.in_flight.len().saturating_sub(self.cancels_in_flight);
+        if orders_in_flight >= self.shared.config.limits.in_flight_max {
+            self.shared
+                .counters
+                .orders_throttled
+                .fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.spend(class)
+    }
+
+    fn dispatch(&mut self, request: Request) -> Result<(), RpcError> {
+        let Request { id, method, params } = request;
+        match method {
+            Method::Auth => self.auth(id, &params),
+            Method::Buy => self.new_order(id, &params, Side::Buy),
+            Method::Sell => self.new_order(id, &params, Side::Sell),
+            Method::Edit => self.edit(id, &params),
+            Method::Cancel => self.cancel(id, &params),
+            Method::CancelAll => self.cancel_all(id, None),
+            Method::CancelAllByInstrument => {
+                let instruments = self.shared.upstream.instruments();
+                let instrument = jsonrpc::instrument(&instruments, &params)?;
+                self.cancel_all(id, Some(InstrumentId(instrument.id)))
+            }
+            Method::GetOpenOrders => self.open_orders(id, &params),
+            Method::GetPosition => self.position(id, &params),
+            Method::GetOrderBook => self.order_book(id, &params),
+            Method::Subscribe => self.subscribe(id, &params),
+            Method::Unsubscribe => {
+                let names: Vec<String> = jsonrpc::channels(&params)?
+                    .into_iter()
+                    .filter(|c| self.channels.remove(c))
+                    .map(|c| c.name())
+                    .collect();
+                self.answer(&id, json!(names));
+                Ok(())
+            }
+            Method::EnableCancelOnDisconnect | Method::DisableCancelOnDisconnect => {
+                self.cancel_on_disconnect = method == Method::EnableCancelOnDisconnect;
+                self.answer(&id, json!("ok"));
+                Ok(())
+            }
+            Method::SetHeartbeat => {
+                let every = Duration::from_secs(jsonrpc::heartbeat_interval(&params)?);
+                self.heartbeat = Some(Heartbeat {
+                    every,
+                    sent: Instant::now(),
+                    unanswered: false,
+                });
+                self.answer(&id, json!("ok"));
+                Ok(())
+            }
+            Method::DisableHeartbeat => {
+                self.heartbeat = None;
+                self.answer(&id, json!("ok"));
+                Ok(())
+            }
+            Method::Test => {
+                if let Some(h) = &mut self.heartbeat {
+                    h.unanswered = false;
+                }
+                self.answer(&id, json!({"version": env!("CARGO_PKG_VERSION")}));
+                Ok(())
+            }
+            Method::GetTime => {
+                self.answer(&id, json!(now_ms()));
+                Ok(())
+            }
+        }
+    }
+
+    /// A test request every interval; a connection that leaves one unanswered for a whole
+    /// interval is closed (its orders cancelled unless cancel on disconnect is off).
+    fn tick_heartbeat(&mut self) -> Option<&'static str> {
+        let h = self.heartbeat.as_mut()?;
+        if h.sent.elapsed() < h.every {
+            return None;
+        }
+        if h.unanswered {
+            return Some("the heartbeat's test request went unanswered");
+        }
+        h.sent = Instant::now();
+        h.unanswered = true;
+        self.outbox.push(jsonrpc::test_request());
+        None
+    }
+
+    fn auth(&mut self, id: Value, params: &Map<String, Value>) -> Result<(), RpcError> {
+        if self.trading.is_some() || self.opening.is_some() {
+            return Err(RpcError::new(
+                code::INVALID_REQUEST,
+                "this connection is authenticated (or authenticating) already",
+            ));
+        }
+        let p = jsonrpc::auth_params(params)?;
+        let refused = |text: String| RpcError::new(code::AUTH_REFUSED, text);
+        let now = now_ms();
+        let window = bulwark_engine::session::LOGON_WINDOW_MS;
+        if p.timestamp_ms.abs_diff(now) > window {
+            return Err(refused(format!(
+                "timestamp must be within {window} ms of the gateway's clock"
+            )));
+        }
+        let logon = LogonRequest {
+            sender: p.client_id,
+            target: self.shared.config.comp_id.clone(),
+            sending_time: p.timestamp_ms.to_string(),
+            sending_time_ms: p.timestamp_ms,
+            account: p.account,
+            nonce: p.nonce,
+            session_seed: p.session_seed,
+            signature: p.signature,
+            heartbeat_s: 0,
+            reset: false,
+            msg_seq_num: 1,
+        };
+        acceptor::check_logon(&self.shared, self.peer.ip(), &logon)
+            .map_err(|e| refused(e.to_string()))?;
+        let identity = acceptor::take_identity(&self.shared, &logon).ok_or_else(|| {
+            refused("this account and client_id are logged on already".to_string())
+        })?;
+        self.identity = Some(identity);
+        let key = SigningKey::from_bytes(&logon.session_seed);
+        self.open_session(id, logon, key, 0)
+    }
+
+    fn open_session(
+        &mut self,
+        id: Value,
+        logon: LogonRequest,
+        key: SigningKey,
+        tries: u32,
+    ) -> Result<(), RpcError> {
+        let Some((tx, acting)) = acceptor::grant_tx(&self.shared, &logon, &key) else {
+            return Err(RpcError::new(
+                code::AUTH_REFUSED,
+                LogonError::Signature.to_string(),
+            ));
+        };
+        self.shared
+            .upstream
+            .submit(&tx, upstream::Class::Sheddable, self.outcomes.0.clone());
+        self.opening = Some((key, acting));
+        self.in_flight
+            .insert(tx.nonce, Pending::Auth { id, logon, tries });
+        Ok(())
+    }
+
+    /// Signs `command` with the session key and submits it.
+    fn submit(&mut self, command: ClientCommand, class: upstream::Class, what: Pending) {
+        let Some(t) = self.trading.as_mut() else {
+            return;
+        };
+        let nonce = t.next_nonce;
+        t.next_nonce += 1;
+        let tx = bulwark_engine::codec::SignedTx::sign(t.id, nonce, command, &t.key);
+        if matches!(what, Pending::Cancel { .. }) {
+            self.cancels_in_flight += 1;
+        }
+        self.in_flight.insert(nonce, what);
+        self.shared
+            .upstream
+            .submit(&tx, class, self.outcomes.0.clone());
+    }
+
+    fn new_order(
+        &mut self,
+        id: Value,
+        params: &Map<String, Value>,
+        side: Side,
+    ) -> Result<(), RpcError> {
+        if self.killed {
+            self.shared
+                .counters
+                .orders_killed
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(RpcError::new(
+                code::KILLED,
+                "the kill switch is engaged for this account (cancels are still taken)",
+            ));
+        }
+        if self.orders.len() >= ORDERS_KEPT {
+            return Err(RpcError::new(
+                code::TOO_MANY_REQUESTS,
+                "too many live orders in this session",
+            ));
+        }
+        let instruments = self.shared.upstream.instruments();
+        let p = jsonrpc::order_params(&instruments, params)?;
+        if !self.within_credit(Class::Order) {
+            return Err(RpcError::new(
+                code::TOO_MANY_REQUESTS,
+                "rate limit: order refused (cancels are always taken)",
+            ));
+        }
+        let nonce = self.trading.as_ref().map_or(0, |t| t.next_nonce);
+        let instrument = InstrumentId(p.instrument.id);
+        let command = match p.kind {
+            OrderKind::Limit => ClientCommand::Limit(LimitOrder {
+                instrument,
+                side,
+                price: p.price,
+                qty: p.qty,
+                tif: p.tif,
+                post_only: p.post_only,
+                reduce_only: p.reduce_only,
+                stp: SelfTradePrevention::default(),
+                client_order_id: nonce,
+            }),
+            OrderKind::Market => ClientCommand::Market {
+                instrument,
+                side,
+                qty: p.qty,
+                reduce_only: p.reduce_only,
+                client_order_id: nonce,
+            },
+        };
+        let order = OrderState {
+            cl_ord_id: p.label,
+            order_id: None,
+            instrument: p.instrument,
+            side,
+            qty: p.qty,
+            filled: 0,
+            filled_value: 0,
+            price: p.price,
+            status: "A",
+        };
+        let what = Pending::New {
+            id,
+            order,
+            kind: p.kind,
+        };
+        self.submit(command, upstream::Class::Sheddable, what);
+        Ok(())
+    }
+
+    /// A live order of this session, or why not.
+    fn live_order(&self, order_id: u64) -> Result<(OrderState, OrderKind), RpcError> {
+        let (order, kind) = self.orders.get(&order_id).cloned().ok_or_else(|| {
+            RpcError::new(
+                code::ORDER_NOT_FOUND,
+                "no live order of this session has that order_id",
+            )
+        })?;
+        if self.changing(order_id) {
+            return Err(RpcError::new(
+                code::INVALID_REQUEST,
+                "a cancel or edit of this order is already in flight",
+            ));
+        }
+        Ok((order, kind))
+    }
+
+    fn changing(&self, order_id: u64) -> bool {
+        self.in_flight.values().any(|w| {
+            matches!(w, Pending::Cancel { order_id: o, .. } | Pending::Edit { order_id: o, .. } if *o == order_id)
+        })
+    }
+
+    fn edit(&mut self, id: Value, params: &Map<String, Value>) -> Result<(), RpcError> {
+        let order_id = jsonrpc::order_id(params)?;
+        let (order, kind) = self.live_order(order_id)?;
+        if kind == OrderKind::Market {
+            return Err(RpcError::new(
+                code::INVALID_PARAMS,
+                "only a limit order can be edited",
+            ));
+        }
+        if self.killed {
+            return Err(RpcError::new(
+                code::KILLED,
+                "the kill switch is engaged for this account",
+            ));
+        }
+        let (qty, price) = jsonrpc::edit_params(&order.instrument, params)?;
+        let remaining = qty - order.filled;
+        if remaining <= 0 {
+            return Err(RpcError::new(
+                code::INVALID_PARAMS,
+                "amount must exceed the amount already filled",
+            ));
+        }
+        if !self.within_credit(Class::Modify) {
+            return Err(RpcError::new(
+                code::TOO_MANY_REQUESTS,
+                "rate limit: edit refused (cancels are always taken)",
+            ));
+        }
+        let command = ClientCommand::Amend {
+            instrument: InstrumentId(order.instrument.id),
+            order_id: OrderId(order_id),
+            price,
+            qty: remaining,
+        };
+        let what = Pending::Edit { id, order_id, qty };
+        self.submit(command, upstream::Class::Sheddable, what);
+        Ok(())
+    }
+
+    fn cancel(&mut self, id: Value, params: &Map<String, Value>) -> Result<(), RpcError> {
+        let order_id = jsonrpc::order_id(params)?;
+        let (order, _) = self.live_order(order_id)?;
+        if self.cancels_in_flight >= CANCELS_IN_FLIGHT_MAX {
+            return Err(RpcError::new(
+                code::TOO_MANY_REQUESTS,
+                "too many cancels in flight in this session; wait for their answers",
+            ));
+        }
+        self.shared.counters.cancels.fetch_add(1, Ordering::Relaxed);
+        let command = ClientCommand::Cancel {
+            instrument: InstrumentId(order.instrument.id),
+            order_id: OrderId(order_id),
+        };
+        self.submit(
+            command,
+            upstream::Class::Protected,
+            Pending::Cancel { id, order_id },
+        );
+        Ok(())
+    }
+
+    fn cancel_all(&mut self, id: Value, instrument: Option<InstrumentId>) -> Result<(), RpcError> {
+        let mass = self
+            .in_flight
+            .values()
+            .filter(|w| matches!(w, Pending::CancelAll { .. } | Pending::Kill(_)))
+            .count();
+        if mass >= MASS_CANCELS_IN_FLIGHT_MAX {
+            return Err(RpcError::new(
+                code::TOO_MANY_REQUESTS,
+                "mass cancels already in flight will cancel these orders",
+            ));
+        }
+        self.shared.counters.cancels.fetch_add(1, Ordering::Relaxed);
+        let command = ClientCommand::MassCancel { instrument };
+        self.submit(
+            command,
+            upstream::Class::Protected,
+            Pending::CancelAll { id },
+        );
+        Ok(())
+    }
+
+    fn account(&mut self) -> Result<bulwark_api::answers::AccountAnswer, RpcError> {
+        if !self.spend(Class::Query) {
+            return Err(RpcError::new(
+                code::TOO_MANY_REQUESTS,
+                "rate limit: query refused",
+            ));
+        }
+        let account = AccountId(self.trading.as_ref().map_or(0, |t| t.account));
+        self.shared
+            .upstream
+            .agreed(READ_WAIT, move |client| client.account(account).ok())
+            .ok_or_else(|| {
+                RpcError::new(
+                    code::UNAVAILABLE,
+                    "the nodes did not give the same answer in time; ask again",
+                )
+            })
+    }
+
+    fn open_orders(&mut self, id: Value, params: &Map<String, Value>) -> Result<(), RpcError> {
+        let instruments = self.shared.upstream.instruments();
+        let only = match params.get("instrument_name") {
+            None => None,
+            Some(_) => Some(jsonrpc::instrument(&instruments, params)?.id),
+        };
+        let answer = self.account()?;
+        let now = now_ms();
+        let list: Vec<Value> = answer
+            .open_orders
+            .iter()
+            .filter(|o| only.is_none_or(|i| i == o.instrument))
+            .filter_map(|o| {
+                let instrument = instruments.iter().find(|i| i.id == o.instrument)?;
+                // This session's own orders keep their label and amounts.
+                if let Some((mine, kind)) = self.orders.get(&o.order_id) {
+                    return Some(jsonrpc::order_json(mine, *kind, now));
+                }
+                let order = OrderState {
+                    cl_ord_id: String::new(),
+                    order_id: Some(o.order_id),
+                    instrument: instrument.clone(),
+                    side: o.side,
+                    qty: o.qty,
+                    filled: 0,
+                    filled_value: 0,
+                    price: o.price,
+                    status: "0",
+                };
+                Some(jsonrpc::order_json(&order, OrderKind::Limit, now))
+            })
+            .collect();
+        self.answer(&id, json!(list));
+        Ok(())
+    }
+
+    fn position(&mut self, id: Value, params: &Map<String, Value>) -> Result<(), RpcError> {
+        let instruments = self.shared.upstream.instruments();
+        let instrument = jsonrpc::instrument(&instruments, params)?.clone();
+        let answer = self.account()?;
+        let (size, cost) = answer
+            .positions
+            .iter()
+            .find(|p| p.instrument == instrument.id)
+            .map_or((0, 0i128), |p| (p.qty, p.cost_micros.parse().unwrap_or(0)));
+        let direction = match size.signum() {
+            1 => "buy",
+            -1 => "sell",
+            _ => "zero",
+        };
+        // Entry price per lot, in ticks: cost (micros) / lots / tick (micros).
+        let average = if size != 0 && instrument.tick_size_micros > 0 {
+            let ticks = cost / i128::from(size) / i128::from(instrument.tick_size_micros);
+            jsonrpc::price_json(&instrument, i64::try_from(ticks.abs()).unwrap_or(0))
+        } else {
+            json!(0)
+        };
+        let result = json!({
+            "instrument_name": instrument.symbol,
+            "size": size,
+            "direction": direction,
+            "average_price": average,
+            "cost_micros": cost.to_string(),
+        });
+        self.answer(&id, result);
+        Ok(())
+    }
+
+    fn order_book(&mut self, id: Value, params: &Map<String, Value>) -> Result<(), RpcError> {
+        let instruments = self.shared.upstream.instruments();
+        let instrument = jsonrpc::instrument(&instruments, params)?.clone();
+        let depth = jsonrpc::depth(params)?;
+        if !self.spend(Class::Query) {
+            return Err(RpcError::new(
+                code::TOO_MANY_REQUESTS,
+                "rate limit: query refused",
+            ));
+        }
+        // A fresh agreed read, never the watcher's copy: the book answered must show what
+        // this session had finalized before it asked.
+        let which = InstrumentId(instrument.id);
+        let book = self
+            .shared
+            .upstream
+            .agreed(READ_WAIT, move |client| client.book(which, depth).ok())
+            .ok_or_else(|| {
+                RpcError::new(
+                    code::UNAVAILABLE,
+                    "the nodes did not give the same book in time; ask again",
+                )
+            })?;
+        self.answer(&id, book_json(&instrument, &book, depth, now_ms()));
+        Ok(())
+    }
+
+    fn subscribe(&mut self, id: Value, params: &Map<String, Value>) -> Result<(), RpcError> {
+        let channels = jsonrpc::channels(params)?;
+        let instruments = self.shared.upstream.instruments();
+        for channel in &channels {
+            let name = match channel {
+                Channel::Book { instrument, .. } => Some(instrument),
+                Channel::UserOrders { instrument } => instrument.as_ref(),
+            };
+            if let Some(name) = name {
+                if !instruments.iter().any(|i| &i.symbol == name) {
+                    return Err(RpcError::new(
+                        code::INVALID_PARAMS,
+                        format!("unknown instrument {name:?}"),
+                    ));
+                }
+            }
+        }
+        if self.channels.len() + channels.len() > jsonrpc::CHANNELS_MAX {
+            return Err(RpcError::new(
+                code::INVALID_PARAMS,
+                format!("at most {} channels per connection", jsonrpc::CHANNELS_MAX),
+            ));
+        }
+        let names: Vec<String> = channels.iter().map(Channel::name).collect();
+        for channel in channels {
+            if let Channel::Book { instrument, .. } = &channel {
+                let Some(i) = instruments.iter().find(|i| &i.symbol == instrument) else {
+                    continue;
+                };
+                if !self.shared.books.want(i.id) {
+                    return Err(RpcError::new(
+                        code::UNAVAILABLE,
+                        "the gateway watches as many books as it can",
+                    ));
+                }
+            }
+            self.channels.insert(channel);
+        }
+        self.answer(&id, json!(names));
+        Ok(())
+    }
+
+    /// Each subscribed book whose agreed version changed since this connection last sent it.
+    fn push_books(&mut self) {
+        let wanted: Vec<(String, u32)> = self
+            .channels
+            .iter()
+            .filter_map(|c| match c {
+                Channel::Book { instrument, depth } => Some((instrument.clone(), *depth)),
+                Channel::UserOrders { .. } => None,
+            })
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let instruments = self.shared.upstream.instruments();
+        for (name, depth) in wanted {
+            let Some(instrument) = instruments.iter().find(|i| i.symbol == name) else {
+                continue;
+            };
+            self.shared.books.want(instrument.id);
+            let Some((version, book, at)) = self.shared.books.latest(instrument.id) else {
+                continue;
+            };
+            let key = instrument.id * 64 + depth;
+            if self.books_seen.get(&key) == Some(&version) {
+                continue;
+            }
+            self.books_seen.insert(key, version);
+            let channel = Channel::Book {
+                instrument: name,
+                depth,
+            };
+            let data = book_json(instrument, &book, depth, at);
+            self.outbox
+                .push(jsonrpc::notification(&channel.name(), data));
+        }
+    }
+
+    /// An order's change to the `user.orders` subscribers.
+    fn notify_order(&mut self, order: &OrderState, kind: OrderKind) {
+        let matching: Vec<String> = self
+            .channels
+            .iter()
+            .filter(|c| matches!(c, Channel::UserOrders { instrument } if instrument.as_ref().is_none_or(|i| *i == order.instrument.symbol)))
+            .map(Channel::name)
+            .collect();
+        for name in matching {
+            let data = jsonrpc::order_json(order, kind, now_ms());
+            self.outbox.push(jsonrpc::notification(&name, data));
+        }
+    }
+
+    fn watch_kill_switch(&mut self) {
+        let generation = self.shared.kill.generation();
+        if generation == self.kill_seen {
+            return;
+        }
+        let Some(account) = self.trading.as_ref().map(|t| t.account) else {
+            return;
+        };
+        self.kill_seen = generation;
+        let covered = self.shared.kill.covers(account);
+        if covered && !self.killed {
+            warn!(peer = %self.peer, account, "kill switch engaged: cancelling the session's orders");
+            let command = ClientCommand::MassCancel { instrument: None };
+            self.submit(command, upstream::Class::Protected, Pending::Kill(0));
+        }
+        self.killed = covered;
+    }
+
+    fn on_outcome(&mut self, verdict: Verdict) {
+        let (nonce, outcome, why) = match verdict {
+            Verdict::Finalized(outcome) => (outcome.nonce, Some(outcome), String::new()),
+            Verdict::Refused { nonce, reason } => (nonce, None, reason),
+            Verdict::Expired { nonce } => (nonce, None, String::new()),
+        };
+        let Some(what) = self.in_flight.remove(&nonce) else {
+            return;
+        };
+        if matches!(what, Pending::Cancel { .. }) {
+            self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
+        }
+        let Some(outcome) = outcome else {
+            let error = if why.is_empty() {
+                RpcError::new(
+                    code::UNKNOWN_OUTCOME,
+                    "no outcome from the committee in time: the transaction's fate is unknown (get_open_orders shows the committee's state)",
+                )
+            } else {
+                RpcError::new(
+                    code::REJECTED,
+                    format!("the committee did not take it: {why}"),
+                )
+            };
+            return self.failed(what, &error);
+        };
+        match what {
+            Pending::Auth { id, logon, tries } => self.opened(id, &outcome, logon, tries),
+            Pending::New { id, order, kind } => self.new_order_done(&id, &outcome, order, kind),
+            Pending::Edit { id, order_id, qty } => self.edit_done(&id, &outcome, order_id, qty),
+            Pending::Cancel { id, order_id } => self.cancel_done(&id, &outcome, order_id),
+            Pending::CancelAll { id } => {
+                let cancelled = self.mark_cancelled(&outcome);
+                self.answer(&id, json!(cancelled));
+            }
+            Pending::Kill(_) => {
+                let cancelled = self.mark_cancelled(&outcome);
+                info!(peer = %self.peer, cancelled, "the kill switch cancelled the session's orders");
+            }
+        }
+    }
+
+    /// A transaction no node took, or whose outcome did not come in time.
+    fn failed(&mut self, what: Pending, error: &RpcError) {
+        match what {
+            Pending::Auth { id, .. } => {
+                self.opening = None;
+                let e = RpcError::new(
+                    code::AUTH_REFUSED,
+                    format!(
+                        "the committee did not open the trading session: {}",
+                        error.message
+                    ),
+                );
+                self.answer_error(&id, &e);
+                self.close_after_send = true;
+            }
+            Pending::New { id, .. }
+            | Pending::Edit { id, .. }
+            | Pending::Cancel { id, .. }
+            | Pending::CancelAll { id } => self.answer_error(&id, error),
+            Pending::Kill(tries) => {
+                warn!(peer = %self.peer, reason = %error.message, tries, "the kill switch's mass cancel was not taken");
+                if self.killed && tries + 1 < KILL_CANCEL_TRIES {
+                    let command = ClientCommand::MassCancel { instrument: None };
+                    self.submit(
+                        command,
+                        upstream::Class::Protected,
+                        Pending::Kill(tries + 1),
+                    );
+                }
+            }
+        }
+    }
+
+    fn opened(&mut self, id: Value, outcome: &Outcome, logon: LogonRequest, tries: u32) {
+        let Some((key, acting)) = self.opening.take() else {
+            return;
+        };
+        let expires = outcome.events.iter().find_map(|e| match e {
+            Event::SessionOpened { expires_ms, .. } => Some(*expires_ms),
+            _ => None,
+        });
+        if let Some(expires_ms) = expires {
+            let session_key = hex::encode(key.verifying_key().to_bytes());
+            self.trading = Some(Trading {
+                id: acting,
+                key,
+                next_nonce: outcome.nonce + 1,
+                account: logon.account,
+                sender: logon.sender.clone(),
+            });
+            self.shared.counters.logons.fetch_add(1, Ordering::Relaxed);
+            info!(peer = %self.peer, account = logon.account, client_id = %logon.sender, "WebSocket session logged on");
+            let result = json!({
+                "access_token": session_key,
+                "token_type": "session",
+                "expires_in": expires_ms.saturating_sub(now_ms()) / 1000,
+                "scope": "session trade:read_write",
+                "account": logon.account,
+            });
+            return self.answer(&id, result);
+        }
+        let reason = outcome.events.iter().find_map(|e| match e {
+            Event::Rejected { reason } => Some(*reason),
+            _ => None,
+        });
+        if reason == Some(RejectReason::TooManySessions) && tries + 1 < SLOT_TRIES {
+            if let Err(e) = self.open_session(id.clone(), logon, key, tries + 1) {
+                self.answer_error(&id, &e);
+                self.close_after_send = true;
+            }
+            return;
+        }
+        let e = RpcError::new(
+            code::AUTH_REFUSED,
+            format!("the committee refused the trading session: {reason:?}"),
+        );
+        self.answer_error(&id, &e);
+        self.close_after_send = true;
+    }
+
+    fn new_order_done(
+        &mut self,
+        id: &Value,
+        outcome: &Outcome,
+        mut order: OrderState,
+        kind: OrderKind,
+    ) {
+        let mut trades = Vec::new();
+        let mut rejected = None;
+        for event in &outcome.events {
+            match event {
+                Event::Accepted { order_id, .. } => {
+                    order.order_id = Some(*order_id);
+                    order.status = "0";
+                }
+                Event::Fill {
+                    taker_order,
+                    maker_order,
+                    price,
+                    qty,
+                } if Some(*taker_order) == order.order_id => {
+                    order.filled += qty;
+                    order.filled_value += i128::from(*price) * i128::from(*qty);
+                    order.status = if order.filled >= order.qty { "2" } else { "1" };
+                    trades.push(json!({
+                        "order_id": taker_order.to_string(),
+                        "maker_order_id": maker_order.to_string(),
+                        "price": jsonrpc::price_json(&order.instrument, *price),
+                        "amount": qty,
+                        "direction": match order.side { Side::Buy => "buy", Side::Sell => "sell" },
+                        "instrument_name": order.instrument.symbol,
+                        "block_height": outcome.height,
+                    }));
+                }
+                Event::Cancelled { order_id, .. } if Some(*order_id) == order.order_id => {
+                    order.status = "4";
+                }
+                Event::Rejected { reason } => rejected = Some(*reason),
+                _ => {}
+            }
+        }
+        if let (Some(reason), None) = (rejected, order.order_id) {
+            let e = RpcError::new(
+                code::REJECTED,
+                format!("the engine rejected the order: {reason:?}"),
+            );
+            return self.answer_error(id, &e);
+        }
+        let result =
+            json!({"order": jsonrpc::order_json(&order, kind, now_ms()), "trades": trades});
+        self.answer(id, result);
+        self.notify_order(&order, kind);
+        if let (Some(order_id), "0" | "1") = (order.order_id, order.status) {
+            self.orders.insert(order_id, (order, kind));
+        }
+    }
+
+    fn edit_done(&mut self, id: &Value, outcome: &Outcome, order_id: u64, qty: i64) {
+        let amended = outcome.events.iter().find_map(|e| match e {
+            Event::Amended {
+                order_id: o, price, ..
+            } if *o == order_id => Some(*price),
+            _ => None,
+        });
+        let Some(price) = amended else {
+            return self.answer_error(id, &engine_refusal(outcome, "not edited"));
+        };
+        let Some((order, kind)) = self.orders.get_mut(&order_id) else {
+            return self.answer_error(
+                id,
+                &RpcError::new(code::ORDER_NOT_FOUND, "the order is gone"),
+            );
+        };
+        order.price = price;
+        order.qty = qty;
+        let (order, kind) = (order.clone(), *kind);
+        self.answer(
+            id,
+            json!({"order": jsonrpc::order_json(&order, kind, now_ms()), "trades": []}),
+        );
+        self.notify_order(&order, kind);
+    }
+
+    fn cancel_done(&mut self, id: &Value, outcome: &Outcome, order_id: u64) {
+        let cancelled = outcome
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Cancelled { order_id: o, .. } if *o == order_id));
+        if !cancelled {
+            return self.answer_error(id, &engine_refusal(outcome, "not cancelled"));
+        }
+        let Some((mut order, kind)) = self.orders.remove(&order_id) else {
+            return self.answer(
+                id,
+                json!({"order_id": order_id.to_string(), "order_state": "cancelled"}),
+            );
+        };
+        order.status = "4";
+        self.answer(id, jsonrpc::order_json(&order, kind, now_ms()));
+        self.notify_order(&order, kind);
+    }
+
+    /// Marks this session's orders a mass cancel cancelled, telling subscribers; how many it
+    /// cancelled in all.
+    fn mark_cancelled(&mut self, outcome: &Outcome) -> usize {
+        let mut cancelled = 0;
+        for event in &outcome.events {
+            if let Event::Cancelled { order_id, .. } = event {
+                cancelled += 1;
+                if let Some((mut order, kind)) = self.orders.remove(order_id) {
+                    order.status = "4";
+                    self.notify_order(&order, kind);
+                }
+            }
+        }
+        cancelled
+    }
+}
+
+impl Drop for WsConnection {
+    fn drop(&mut self) {
+        // After `run` this finds nothing left to do.
+        self.end("the connection's thread ended abnormally");
+    }
+}
+
+/// The engine's refusal in `outcome`, or `fallback`.
+fn engine_refusal(outcome: &Outcome, fallback: &str) -> RpcError {
+    let text = outcome
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::Rejected { reason } => Some(format!("{reason:?}")),
+            _ => None,
+        })
+        .unwrap_or_else(|| fallback.to_string());
+    RpcError::new(code::REJECTED, text)
+}
+
+/// A book as Deribit's `get_order_book` result: `[price, amount]` levels, best first.
+fn book_json(instrument: &InstrumentAnswer, book: &BookAnswer, depth: u32, at: u64) -> Value {
+    let depth = usize::try_from(depth).unwrap_or(0);
+    let levels = |side: &[bulwark_api::answers::Level]| -> Vec<Value> {
+        side.iter()
+            .take(depth)
+            .map(|l| json!([jsonrpc::price_json(instrument, l.price), l.qty]))
+            .collect()
+    };
+    json!({
+        "instrument_name": instrument.symbol,
+        "bids": levels(&book.bids),
+        "asks": levels(&book.asks),
+        "mark_price": book.mark_ticks.map(|t| jsonrpc::price_json(instrument, t)),
+        "timestamp": at,
+    })
+}

@@ -21,6 +21,7 @@ const SCRIPT: &str = r#"
 import calendar, os, sys, time, threading
 from datetime import datetime, timezone
 import quickfix as fix
+import quickfix44 as fix44
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives import serialization
 
@@ -87,6 +88,12 @@ class App(fix.Application):
     def fromApp(self, msg, sid):
         t = msg.getHeader().getField(35)
         get = lambda tag: msg.getField(tag) if msg.isSetField(tag) else "-"
+        if t in ("W", "X", "Y"):
+            say("MD", t, get(262), get(268), get(281))
+            with arrived:
+                reports.setdefault("md:" + get(262), []).append((t, get(268)))
+                arrived.notify_all()
+            return
         line = " ".join(["APP", t, get(11), get(150), get(39), get(37), get(58).replace(" ", "_")])
         say(line)
         with arrived:
@@ -118,6 +125,26 @@ def order(cl):
     m.setField(44, price)
     fix.Session.sendToTarget(m, sid)
 
+# Top of book, subscribed with incremental refreshes (QuickFIX checks W and X against its
+# FIX 4.4 dictionary before fromApp sees them).
+md = fix.Message()
+md.getHeader().setField(fix.MsgType("V"))
+md.setField(fix.MDReqID("md1")); md.setField(fix.SubscriptionRequestType("1"))
+md.setField(fix.MarketDepth(1)); md.setField(fix.MDUpdateType(1))
+types = fix44.MarketDataRequest.NoMDEntryTypes()
+types.setField(fix.MDEntryType("0")); md.addGroup(types)
+types.setField(fix.MDEntryType("1")); md.addGroup(types)
+syms = fix44.MarketDataRequest.NoRelatedSym()
+syms.setField(fix.Symbol("BTC-PERP")); md.addGroup(syms)
+fix.Session.sendToTarget(md, sid)
+wait_for("md:md1", lambda r: r[0] == "W")
+bad = fix.Message()
+bad.getHeader().setField(fix.MsgType("V"))
+bad.setField(fix.MDReqID("md2")); bad.setField(fix.SubscriptionRequestType("0")); bad.setField(fix.MarketDepth(0))
+types.setField(fix.MDEntryType("0")); bad.addGroup(types)
+syms.setField(fix.Symbol("BTC-PERP")); bad.addGroup(syms)
+fix.Session.sendToTarget(bad, sid)
+wait_for("md:md2", lambda r: r[0] == "Y")
 order("o1")
 wait_for("o1", lambda r: r[0] == "8" and r[1] in ("0", "8"))
 c = fix.Message()
@@ -227,6 +254,10 @@ fn quickfix_trades_through_a_gateway_and_acks_mean_finalized() {
         "{out}"
     );
     let o2 = new("o2").unwrap_or_else(|| panic!("no New for o2: {out}"));
+    // Market data: a snapshot of the agreed top of book that passed QuickFIX's dictionary,
+    // and a MarketDataRequestReject for a depth this gateway does not serve (264=0).
+    assert!(lines.iter().any(|l| l.starts_with("MD W md1 ")), "{out}");
+    assert!(lines.contains(&"MD Y md2 - 5"), "{out}");
     assert_ne!(o1, o2);
     // Acknowledged means finalized: the committee's committed state knows both orders (o1
     // cancelled, o2 cancelled on disconnect after the logout).

@@ -106,10 +106,16 @@ m = r.read("private/get_open_orders")
 say("OPEN", any(x["order_id"] == first for x in m.get("result", [])), m.get("error"))
 m = r.call("private/edit", {"order_id": first, "amount": 2, "price": new_price})
 say("EDIT", m["result"]["order"]["order_id"], m["result"]["order"]["amount"], m["result"]["order"]["price"])
+# The committee's state, not the gateway's echo: the order rests with 2 lots at the new price.
+m = r.read("private/get_open_orders", {"instrument_name": "BTC-PERP"})
+mine = [x for x in m.get("result", []) if x["order_id"] == first]
+say("EDITED", len(mine) == 1 and mine[0]["amount"] - mine[0]["filled_amount"] == 2 and abs(mine[0]["price"] - float(new_price)) < 1e-9, m.get("error"))
 m = r.read("public/get_order_book", {"instrument_name": "BTC-PERP", "depth": 20})
 say("BOOK", any(abs(level[0] - float(new_price)) < 1e-9 and level[1] >= 2 for level in m["result"]["bids"]))
 m = r.read("private/get_position", {"instrument_name": "BTC-PERP"})
-say("POSITION", m["result"]["instrument_name"], m["result"]["direction"] in ("buy", "sell", "zero"))
+p = m["result"]
+consistent = {"buy": p["size"] > 0, "sell": p["size"] < 0, "zero": p["size"] == 0}[p["direction"]]
+say("POSITION", p["instrument_name"], consistent)
 m = r.call("private/buy", {"instrument_name": "BTC-PERP", "amount": 1.5, "price": price})
 say("BADAMOUNT", m["error"]["code"])
 m = r.call("private/cancel", {"order_id": first})
@@ -126,6 +132,15 @@ while time.time() < end and (seen("book.") == 0 or seen("user.orders.") < 4):
         r.notes.append(json.loads(r.ws.recv(timeout=0.5)))
     except TimeoutError:
         pass
+# The heartbeat asked for at 10 s: its test request comes and is answered.
+end = time.time() + 15
+while time.time() < end and not any(n.get("method") == "heartbeat" for n in r.notes):
+    try:
+        r.notes.append(json.loads(r.ws.recv(timeout=0.5)))
+    except TimeoutError:
+        pass
+beat = any(n.get("method") == "heartbeat" and n["params"]["type"] == "test_request" for n in r.notes)
+say("HEARTBEAT_SEEN", beat, "result" in r.call("public/test"))
 channels = sorted({n["params"]["channel"] for n in r.notes if n.get("method") == "subscription"})
 states = [n["params"]["data"]["order_state"] for n in r.notes if n.get("params", {}).get("channel") == "user.orders.any.raw"]
 say("NOTES", ",".join(channels), ",".join(states))
@@ -223,11 +238,13 @@ fn a_websocket_client_trades_over_tls_and_strangers_are_closed() {
     let edit = line("EDIT");
     assert_eq!(edit[0], first.to_string());
     assert_eq!(edit[1], "2");
+    assert_eq!(line("EDITED"), ["True", "None"]);
     assert_eq!(
         line("BOOK"),
         ["True"],
         "the agreed book shows the edited order"
     );
+    assert_eq!(line("HEARTBEAT_SEEN"), ["True", "True"]);
     assert_eq!(line("POSITION"), ["BTC-PERP", "True"]);
     assert_eq!(line("BADAMOUNT"), ["-32602"]);
     assert_eq!(line("CANCEL"), [first.to_string(), "cancelled".to_string()]);

@@ -356,6 +356,24 @@ struct Connection {
     seq_file: Option<crate::seqstore::SeqFile>,
     synced: Instant,
     outbox: Vec<u8>,
+    /// Market data subscriptions by MDReqID.
+    market_data: HashMap<String, MdSubscription>,
+}
+
+/// One FIX market data subscription: its instruments, full or incremental refreshes, and the
+/// top of book last sent per instrument.
+struct MdSubscription {
+    instruments: Vec<bulwark_api::answers::InstrumentAnswer>,
+    incremental: bool,
+    sent: HashMap<u32, crate::marketdata::Top>,
+}
+
+/// Market data subscriptions one session may hold.
+const MD_SUBSCRIPTIONS_MAX: usize = 8;
+
+/// The top of an agreed book.
+fn top_of(book: &bulwark_api::answers::BookAnswer) -> crate::marketdata::Top {
+    (book.bids.first().copied(), book.asks.first().copied())
 }
 
 impl Connection {
@@ -389,6 +407,7 @@ impl Connection {
             synced: Instant::now(),
             outbox: Vec::new(),
             cancels_in_flight: 0,
+            market_data: HashMap::new(),
         }
     }
 
@@ -431,6 +450,7 @@ impl Connection {
                 self.on_outcome(verdict, &mut out);
             }
             self.watch_kill_switch();
+            self.push_market_data(&mut out);
             if !self.carry_out(out) {
                 break;
             }
@@ -820,6 +840,7 @@ impl Connection {
             b"G" => self.replace(message, out),
             b"q" => self.mass_cancel(message, out),
             b"H" => self.status(message, out),
+            b"V" => self.market_data_request(message, out),
             other => {
                 let body = vec![
                     Field::new(45, message.get_str(34).unwrap_or("0")),
@@ -1099,6 +1120,19 @@ impl Connection {
                 out,
             );
         }
+        let account = self.trading.as_ref().map_or(0, |t| t.account);
+        let mut order = order;
+        match resting_lots(&self.shared, account, order_id) {
+            Ok(Some(resting)) => order.filled = order.filled.max(order.qty - resting),
+            Ok(None) => return reject(self, "the order no longer rests", out),
+            Err(()) => {
+                return reject(
+                    self,
+                    "the nodes did not agree on the order's size in time; try again",
+                    out,
+                )
+            }
+        }
         let (price, qty, remaining) = match orders::replace(&order, message) {
             Ok(mapped) => mapped,
             Err(refusal) => return reject(self, &refusal.text, out),
@@ -1288,6 +1322,133 @@ impl Connection {
         cancelled
     }
 
+    /// MarketDataRequest (V): a snapshot of the top of book `quorum` nodes give alike (W), and
+    /// with 263=1 a refresh (W, or X when incremental) whenever that top changes.
+    fn market_data_request(&mut self, message: &Message, out: &mut Vec<Output>) {
+        use crate::marketdata::{self, Reject, Request};
+        let account = self.trading.as_ref().map_or(0, |t| t.account);
+        let instruments = self.shared.upstream.instruments();
+        let request = if self
+            .credits
+            .admit(Class::Query, account, &self.shared.credits)
+        {
+            marketdata::request(&instruments, message)
+        } else {
+            self.shared
+                .counters
+                .queries_throttled
+                .fetch_add(1, Ordering::Relaxed);
+            Err(Reject {
+                id: message
+                    .get_str(262)
+                    .unwrap_or("?")
+                    .chars()
+                    .take(64)
+                    .collect(),
+                reason: "0",
+                text: "rate limit: market data request refused".into(),
+            })
+        };
+        let (id, chosen, updates) = match request {
+            Ok(Request::Unsubscribe { id }) => {
+                self.market_data.remove(&id);
+                return;
+            }
+            Ok(Request::Subscribe {
+                id,
+                instruments,
+                updates,
+            }) => (id, instruments, updates),
+            Err(reject) => return self.send("Y", reject.body(), out),
+        };
+        if updates.is_some()
+            && !self.market_data.contains_key(&id)
+            && self.market_data.len() >= MD_SUBSCRIPTIONS_MAX
+        {
+            let reject = Reject {
+                id,
+                reason: "4",
+                text: format!(
+                    "at most {MD_SUBSCRIPTIONS_MAX} market data subscriptions per session"
+                ),
+            };
+            return self.send("Y", reject.body(), out);
+        }
+        let mut sent = HashMap::new();
+        for instrument in &chosen {
+            let known = self
+                .shared
+                .books
+                .want(instrument.id)
+                .then(|| self.shared.books.latest(instrument.id))
+                .flatten()
+                .map(|(_, book, _)| book);
+            let book = known.or_else(|| {
+                let which = InstrumentId(instrument.id);
+                let depth = crate::jsonrpc::BOOK_DEPTH_MAX;
+                self.shared
+                    .upstream
+                    .agreed(Duration::from_millis(1200), move |c| {
+                        c.book(which, depth).ok()
+                    })
+            });
+            let Some(book) = book else {
+                let reject = Reject {
+                    id: id.clone(),
+                    reason: "0",
+                    text: "the nodes did not give the same book in time; ask again".into(),
+                };
+                return self.send("Y", reject.body(), out);
+            };
+            let top = top_of(&book);
+            sent.insert(instrument.id, top);
+            self.send("W", crate::marketdata::snapshot(&id, instrument, top), out);
+        }
+        if let Some(incremental) = updates {
+            self.market_data.insert(
+                id,
+                MdSubscription {
+                    instruments: chosen,
+                    incremental,
+                    sent,
+                },
+            );
+        }
+    }
+
+    /// A refresh for every subscribed top of book that changed since it was last sent.
+    fn push_market_data(&mut self, out: &mut Vec<Output>) {
+        if self.market_data.is_empty() || !self.session.is_active() {
+            return;
+        }
+        let mut refreshes: Vec<(&'static str, Vec<Field>)> = Vec::new();
+        for (id, sub) in &mut self.market_data {
+            for instrument in &sub.instruments {
+                self.shared.books.want(instrument.id);
+                let Some((_, book, _)) = self.shared.books.latest(instrument.id) else {
+                    continue;
+                };
+                let top = top_of(&book);
+                let before = sub.sent.get(&instrument.id).copied().unwrap_or_default();
+                if before == top {
+                    continue;
+                }
+                sub.sent.insert(instrument.id, top);
+                if sub.incremental {
+                    if let Some(body) = crate::marketdata::incremental(id, instrument, before, top)
+                    {
+                        refreshes.push(("X", body));
+                    }
+                } else {
+                    refreshes.push(("W", crate::marketdata::snapshot(id, instrument, top)));
+                }
+            }
+        }
+        for (msg_type, body) in refreshes {
+            self.send(msg_type, body, out);
+        }
+    }
+
     fn status(&mut self, message: &Message, out: &mut Vec<Output>) {
         let account = self.trading.as_ref().map_or(0, |t| t.account);
         if !self
@@ -1367,6 +1528,31 @@ pub(crate) fn check_logon(
         return Err(LogonError::Signature);
     }
     Ok(())
+}
+
+/// The lots of `order_id` still resting, as `quorum` nodes give them alike: `Ok(None)` when it
+/// no longer rests, `Err(())` when the nodes did not agree in time. A replace or an edit names
+/// the order's new total; what was filled meanwhile (as a maker too, which the gateway does not
+/// see in its own receipts) is the total less this, so the amend never rests more than asked.
+pub(crate) fn resting_lots(
+    shared: &Shared,
+    account: u64,
+    order_id: u64,
+) -> Result<Option<i64>, ()> {
+    let account = AccountId(account);
+    shared
+        .upstream
+        .agreed(Duration::from_millis(1200), move |client| {
+            let answer = client.account(account).ok()?;
+            Some(
+                answer
+                    .open_orders
+                    .iter()
+                    .find(|o| o.order_id == order_id)
+                    .map(|o| o.qty),
+            )
+        })
+        .ok_or(())
 }
 
 /// Takes the logon's (account, client name) in the active set: one session each, whatever

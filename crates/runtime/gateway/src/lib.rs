@@ -7,7 +7,8 @@
 //! only for outcomes `quorum` nodes report finalized; cancel on disconnect, retried; the
 //! scrubbing layers: pre-authentication limits per address and overall, logon budgets, credits
 //! by class ([`credits`]), CoDel-style shedding of the queues into the committee (never of
-//! cancels) and the kill switch ([`killswitch`]). Not built yet: FIX market data, the
+//! cancels) and the kill switch ([`killswitch`]); top-of-book market data on both sides
+//! ([`marketdata`] for FIX) from the book `quorum` nodes give alike. Not built yet: the
 //! public trades channel, fills of resting orders reported to their maker.
 //!
 //! Start at [`start`], then `acceptor.rs` (the accept loop and one FIX connection), `ws.rs`
@@ -25,6 +26,7 @@ pub mod config;
 pub mod credits;
 pub mod jsonrpc;
 pub mod killswitch;
+pub mod marketdata;
 pub mod orders;
 mod seqstore;
 pub mod tls;
@@ -155,16 +157,17 @@ pub fn start(config: GatewayConfig) -> Result<Gateway, StartError> {
                 .spawn(move || acceptor::accept(listener, accepting, "ws", ws::serve))
                 .map_err(thread_error)?,
         );
-        let watching = Arc::clone(&shared);
-        let watch_stop = Arc::clone(&upstream_stop);
-        threads.push(
-            std::thread::Builder::new()
-                .name("book-watch".into())
-                .spawn(move || watching.books.watch(&watching.upstream, &watch_stop))
-                .map_err(thread_error)?,
-        );
         (ws_addr, ws_dev_cert) = (Some(bound), dev_cert);
     }
+    // The agreed books WebSocket subscribers and FIX market data subscriptions watch.
+    let watching = Arc::clone(&shared);
+    let watch_stop = Arc::clone(&upstream_stop);
+    threads.push(
+        std::thread::Builder::new()
+            .name("book-watch".into())
+            .spawn(move || watching.books.watch(&watching.upstream, &watch_stop))
+            .map_err(thread_error)?,
+    );
     Ok(Gateway {
         fix_addr,
         ws_addr,

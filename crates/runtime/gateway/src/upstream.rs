@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -57,6 +57,10 @@ const STATUS_EVERY: Duration = Duration::from_secs(10);
 const ACCOUNT_KEY_WAIT: Duration = Duration::from_millis(1200);
 /// Account keys confirmed by a quorum, kept this long.
 const ACCOUNT_KEY_TTL: Duration = Duration::from_secs(60);
+/// Agreed reads in flight at once in the gateway; over it a read is refused at once.
+pub const READS_MAX: usize = 64;
+/// Reads one node may hold open at once; over it, the node is not asked.
+pub const READS_PER_NODE_MAX: usize = 16;
 /// Most account keys kept (the cache is emptied when full).
 const ACCOUNT_KEYS_MAX: usize = 100_000;
 /// The queueing delay a node's queue may keep.
@@ -177,6 +181,10 @@ pub struct Upstream {
     quorum: usize,
     queues: Vec<NodeQueue>,
     pending: Mutex<HashMap<(AccountId, u64), Pending>>,
+    /// Agreed reads in flight.
+    reads: AtomicUsize,
+    /// Per node, its agreed-read connections still open.
+    reads_at: Vec<Arc<AtomicUsize>>,
     /// Per node, the instrument table it last gave.
     tables: RwLock<Vec<Option<Vec<InstrumentAnswer>>>>,
     /// Account keys a quorum gave alike, with when.
@@ -194,9 +202,11 @@ impl Upstream {
             queues: nodes.iter().map(|_| NodeQueue::default()).collect(),
             tables: RwLock::new(vec![None; nodes.len()]),
             keys: Mutex::new(HashMap::new()),
+            reads_at: nodes.iter().map(|_| Arc::default()).collect(),
             nodes,
             quorum,
             pending: Mutex::new(HashMap::new()),
+            reads: AtomicUsize::new(0),
             swept: Mutex::new(Instant::now()),
             stop,
             counters: UpstreamCounters::default(),
@@ -620,42 +630,77 @@ impl Upstream {
     }
 
     /// What `quorum` nodes answer alike to `ask` (asked of every node at once, each on a thread
-    /// of its own, for at most `wait` in all); `None` when they do not agree in time. `ask`
-    /// returns `None` for an answer that votes for nothing (a node busy, unreachable or
-    /// refusing), so no single node can make up a reply or hold one back for long.
+    /// of its own, for at most `wait` in all); `None` when they do not agree in time or the
+    /// gateway has [`READS_MAX`] reads in flight. `ask` returns `None` for an answer that votes
+    /// for nothing (a node busy, unreachable or refusing), so no single node can make up a
+    /// reply. When the read is over, every connection it opened is cut, so a node that answers
+    /// a byte at a time keeps no thread; a node with [`READS_PER_NODE_MAX`] reads still open
+    /// is not asked (it loses its vote, not the others theirs).
     pub fn agreed<T, F>(&self, wait: Duration, ask: F) -> Option<T>
     where
         T: PartialEq + Send + 'static,
         F: Fn(&mut Client) -> Option<T> + Send + Sync + 'static,
     {
+        if self.reads.fetch_add(1, Ordering::AcqRel) >= READS_MAX {
+            self.reads.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
         let ask = Arc::new(ask);
         let (answers, from_nodes) = std::sync::mpsc::channel();
-        for addr in self.nodes.clone() {
+        let cutters: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let done = Arc::new(AtomicBool::new(false));
+        for (index, addr) in self.nodes.iter().copied().enumerate() {
+            let open = Arc::clone(&self.reads_at[index]);
+            if open.fetch_add(1, Ordering::AcqRel) >= READS_PER_NODE_MAX {
+                open.fetch_sub(1, Ordering::AcqRel);
+                continue;
+            }
             let (answers, ask) = (answers.clone(), Arc::clone(&ask));
-            // A node that stalls keeps only its own thread, until its socket times out.
-            let _ = std::thread::Builder::new()
+            let (cutters, done) = (Arc::clone(&cutters), Arc::clone(&done));
+            let counted = Arc::clone(&open);
+            let spawned = std::thread::Builder::new()
                 .name("agreed-read".into())
                 .spawn(move || {
-                    let Ok(mut client) = Client::connect(addr, REQUEST_TIMEOUT) else {
-                        return;
-                    };
-                    if let Some(answer) = ask(&mut client) {
-                        let _ = answers.send(answer);
+                    if let Ok(mut client) = Client::connect(addr, REQUEST_TIMEOUT) {
+                        if let Ok(cutter) = client.cutter() {
+                            let mut cutters = cutters.lock().unwrap_or_else(|e| e.into_inner());
+                            if done.load(Ordering::Acquire) {
+                                let _ = cutter.shutdown(std::net::Shutdown::Both);
+                            }
+                            cutters.push(cutter);
+                        }
+                        if let Some(answer) = ask(&mut client) {
+                            let _ = answers.send(answer);
+                        }
                     }
+                    open.fetch_sub(1, Ordering::AcqRel);
                 });
+            if spawned.is_err() {
+                counted.fetch_sub(1, Ordering::AcqRel);
+            }
         }
         drop(answers);
         let deadline = Instant::now() + wait;
         let mut seen: Vec<T> = Vec::new();
+        let mut agreed = None;
         while let Ok(answer) =
             from_nodes.recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
             if seen.iter().filter(|a| **a == answer).count() + 1 >= self.quorum {
-                return Some(answer);
+                agreed = Some(answer);
+                break;
             }
             seen.push(answer);
         }
-        None
+        // Whatever is still being read is cut now.
+        let cutters = cutters.lock().unwrap_or_else(|e| e.into_inner());
+        done.store(true, Ordering::Release);
+        for cutter in cutters.iter() {
+            let _ = cutter.shutdown(std::net::Shutdown::Both);
+        }
+        drop(cutters);
+        self.reads.fetch_sub(1, Ordering::AcqRel);
+        agreed
     }
 
     /// The venue's instruments: the table `quorum` nodes give alike; empty (every order

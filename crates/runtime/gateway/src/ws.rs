@@ -68,9 +68,14 @@ const ORDERS_KEPT: usize = 100_000;
 const SLOT_TRIES: u32 = 4;
 /// How many times the kill switch's mass cancel is sent again when it is not taken.
 const KILL_CANCEL_TRIES: u32 = 5;
+/// A logged-on connection silent this long is pinged (WebSocket Ping; clients answer Pong).
+const PING_AFTER: Duration = Duration::from_secs(10);
+/// A logged-on connection silent this long is closed (its orders cancelled unless cancel on
+/// disconnect is off), so a half-open connection does not keep its orders and identity.
+const SILENT_MAX: Duration = Duration::from_secs(30);
 
-/// The books `book.*` subscribers and `get_order_book` want, as `quorum` nodes give them
-/// alike, read by one watcher thread for all connections.
+/// The books `book.*` subscribers (and FIX market data subscriptions) want, as `quorum` nodes
+/// give them alike, read by one watcher thread for all connections.
 #[derive(Default)]
 pub(crate) struct Books {
     entries: Mutex<HashMap<u32, BookEntry>>,
@@ -86,7 +91,7 @@ struct BookEntry {
 
 impl Books {
     /// Marks `instrument` wanted; false when too many books are watched already.
-    fn want(&self, instrument: u32) -> bool {
+    pub(crate) fn want(&self, instrument: u32) -> bool {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if !entries.contains_key(&instrument) && entries.len() >= BOOKS_MAX {
             return false;
@@ -96,7 +101,7 @@ impl Books {
     }
 
     /// The latest agreed book of `instrument`, its version and when it was read (Unix ms).
-    fn latest(&self, instrument: u32) -> Option<(u64, BookAnswer, u64)> {
+    pub(crate) fn latest(&self, instrument: u32) -> Option<(u64, BookAnswer, u64)> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let entry = entries.get(&instrument)?;
         let (book, at) = entry.book.clone()?;
@@ -142,10 +147,19 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The socket under TLS, counting what a stranger sends: over its budget, reads fail.
+/// The socket under TLS, counting what a stranger sends and when: over its byte budget or
+/// past its deadline, reads and writes fail, even inside rustls's and tungstenite's own loops
+/// (which would otherwise go on for as long as a peer trickles bytes); a write also fails past
+/// `write_by` (the socket's own timeout restarts on every byte a slow reader takes).
 struct Budgeted {
     stream: TcpStream,
     left: u64,
+    until: Option<Instant>,
+    write_by: Option<Instant>,
+}
+
+fn past(at: Option<Instant>) -> bool {
+    at.is_some_and(|at| Instant::now() >= at)
 }
 
 impl Read for Budgeted {
@@ -154,6 +168,9 @@ impl Read for Budgeted {
             return Err(std::io::Error::other(
                 "more bytes before public/auth than a logon needs",
             ));
+        }
+        if past(self.until) {
+            return Err(std::io::Error::other("no public/auth in time"));
         }
         let most = buf
             .len()
@@ -166,6 +183,9 @@ impl Read for Budgeted {
 
 impl Write for Budgeted {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if past(self.until) || past(self.write_by) {
+            return Err(std::io::Error::other("the client does not read in time"));
+        }
         self.stream.write(buf)
     }
 
@@ -217,6 +237,8 @@ pub(crate) fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, pl
     let budgeted = Budgeted {
         stream,
         left: PREAUTH_BYTES,
+        until: Some(started + LOGON_DEADLINE),
+        write_by: None,
     };
     let stream = rustls::StreamOwned::new(connection, budgeted);
     let config = ws_config(jsonrpc::PREAUTH_BYTES_MAX);
@@ -254,6 +276,8 @@ pub(crate) fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, pl
         books_seen: HashMap::new(),
         outbox: Vec::new(),
         close_after_send: false,
+        heard: Instant::now(),
+        pinged: None,
     };
     connection.credits = SessionCredits::new(&connection.shared.config.limits);
     connection.run();
@@ -314,9 +338,12 @@ struct WsConnection {
     cancel_on_disconnect: bool,
     heartbeat: Option<Heartbeat>,
     channels: HashSet<Channel>,
-    books_seen: HashMap<u32, u64>,
+    books_seen: HashMap<(u32, u32), u64>,
     outbox: Vec<String>,
     close_after_send: bool,
+    /// When the client last sent anything, and when it was last pinged.
+    heard: Instant,
+    pinged: Option<Instant>,
 }
 
 impl WsConnection {
@@ -331,7 +358,14 @@ impl WsConnection {
             {
                 break "no public/auth in time".to_string();
             }
-            match self.ws.read() {
+            if let Some(why) = self.keep_alive() {
+                break why.to_string();
+            }
+            let read = self.ws.read();
+            if read.is_ok() {
+                self.heard = Instant::now();
+            }
+            match read {
                 Ok(Message::Text(text)) => self.on_text(text.as_str()),
                 Ok(Message::Binary(_)) => {
                     let e = RpcError::new(code::PARSE, "requests are text messages");
@@ -377,10 +411,29 @@ impl WsConnection {
         self.end(&reason);
     }
 
+    /// Pings a logged-on client that went quiet and gives up on one silent for
+    /// [`SILENT_MAX`].
+    fn keep_alive(&mut self) -> Option<&'static str> {
+        self.trading.as_ref()?;
+        let quiet = self.heard.elapsed();
+        if quiet >= SILENT_MAX {
+            return Some("the client was silent for 30 s (no answer to pings)");
+        }
+        if quiet >= PING_AFTER && self.pinged.is_none_or(|at| at.elapsed() >= PING_AFTER) {
+            self.pinged = Some(Instant::now());
+            if self.ws.write(Message::Ping(Default::default())).is_err() {
+                return Some("cannot ping the client");
+            }
+        }
+        None
+    }
+
     /// Leaves the pre-authentication place and the stranger's bounds.
     fn logged_on(&mut self) {
         self.places.leave_preauth();
+        self.heard = Instant::now();
         self.ws.get_mut().sock.left = u64::MAX;
+        self.ws.get_mut().sock.until = None;
         let _ = self
             .ws
             .get_ref()
@@ -392,12 +445,16 @@ impl WsConnection {
     }
 
     fn flush(&mut self) -> Result<(), String> {
+        // Everything this turn writes must be taken within WRITE_TIMEOUT in all.
+        self.ws.get_mut().sock.write_by = Some(Instant::now() + WRITE_TIMEOUT);
         for text in std::mem::take(&mut self.outbox) {
             self.ws
                 .write(Message::text(text))
                 .map_err(|e| format!("cannot write: {e}"))?;
         }
-        match self.ws.flush() {
+        let flushed = self.ws.flush();
+        self.ws.get_mut().sock.write_by = None;
+        match flushed {
             Ok(()) => Ok(()),
             Err(tungstenite::Error::Io(e)) if would_block(&e) => {
                 Err("the client stopped reading".to_string())
@@ -508,6 +565,27 @@ impl WsConnection {
 
     fn dispatch(&mut self, request: Request) -> Result<(), RpcError> {
         let Request { id, method, params } = request;
+        // Every method but the logon (which has its budgets) and those that spend credits of
+        // their own class costs a query credit.
+        let own_class = matches!(
+            method,
+            Method::Auth
+                | Method::Buy
+                | Method::Sell
+                | Method::Edit
+                | Method::Cancel
+                | Method::CancelAll
+                | Method::CancelAllByInstrument
+                | Method::GetOpenOrders
+                | Method::GetPosition
+                | Method::GetOrderBook
+        );
+        if !own_class && !self.spend(Class::Query) {
+            return Err(RpcError::new(
+                code::TOO_MANY_REQUESTS,
+                "rate limit: request refused",
+            ));
+        }
         match method {
             Method::Auth => self.auth(id, &params),
             Method::Buy => self.new_order(id, &params, Side::Buy),
@@ -530,6 +608,8 @@ impl WsConnection {
                     .filter(|c| self.channels.remove(c))
                     .map(|c| c.name())
                     .collect();
+                // A later subscription starts with a snapshot again.
+                self.books_seen.clear();
                 self.answer(&id, json!(names));
                 Ok(())
             }
@@ -618,6 +698,10 @@ impl WsConnection {
             refused("this account and client_id are logged on already".to_string())
         })?;
         self.identity = Some(identity);
+        // The committee has the engine's logon window to open the session; nothing more may
+        // be read from the stranger meanwhile than its byte budget allows.
+        let window = Duration::from_millis(bulwark_engine::session::LOGON_WINDOW_MS);
+        self.ws.get_mut().sock.until = Some(self.started + LOGON_DEADLINE + window);
         let key = SigningKey::from_bytes(&logon.session_seed);
         self.open_session(id, logon, key, 0)
     }
@@ -772,7 +856,19 @@ impl WsConnection {
             ));
         }
         let (qty, price) = jsonrpc::edit_params(&order.instrument, params)?;
-        let remaining = qty - order.filled;
+        // The lots filled so far as the committee's state shows them (fills as a maker
+        // included): the order's total less what rests.
+        let account = self.trading.as_ref().map_or(0, |t| t.account);
+        let resting = acceptor::resting_lots(&self.shared, account, order_id)
+            .map_err(|()| {
+                RpcError::new(
+                    code::UNAVAILABLE,
+                    "the nodes did not agree on the order's size in time; ask again",
+                )
+            })?
+            .ok_or_else(|| RpcError::new(code::ORDER_NOT_FOUND, "the order no longer rests"))?;
+        let filled = order.filled.max(order.qty - resting);
+        let remaining = qty - filled;
         if remaining <= 0 {
             return Err(RpcError::new(
                 code::INVALID_PARAMS,
@@ -873,9 +969,14 @@ impl WsConnection {
             .filter(|o| only.is_none_or(|i| i == o.instrument))
             .filter_map(|o| {
                 let instrument = instruments.iter().find(|i| i.id == o.instrument)?;
-                // This session's own orders keep their label and amounts.
+                // This session's own orders keep their label and kind; price and what rests are
+                // the committee's (fills as a maker included).
                 if let Some((mine, kind)) = self.orders.get(&o.order_id) {
-                    return Some(jsonrpc::order_json(mine, *kind, now));
+                    let mut order = mine.clone();
+                    order.price = o.price;
+                    order.filled = (order.qty - o.qty).max(0);
+                    order.status = if order.filled > 0 { "1" } else { "0" };
+                    return Some(jsonrpc::order_json(&order, *kind, now));
                 }
                 let order = OrderState {
                     cl_ord_id: String::new(),
@@ -899,22 +1000,35 @@ impl WsConnection {
         let instruments = self.shared.upstream.instruments();
         let instrument = jsonrpc::instrument(&instruments, params)?.clone();
         let answer = self.account()?;
-        let (size, cost) = answer
+        let (size, cost) = match answer
             .positions
             .iter()
             .find(|p| p.instrument == instrument.id)
-            .map_or((0, 0i128), |p| (p.qty, p.cost_micros.parse().unwrap_or(0)));
+        {
+            None => (0, 0i128),
+            Some(p) => {
+                let cost = p.cost_micros.parse::<i128>().map_err(|_| {
+                    RpcError::new(
+                        code::UNAVAILABLE,
+                        "the nodes gave a position cost that is not a number",
+                    )
+                })?;
+                (p.qty, cost)
+            }
+        };
         let direction = match size.signum() {
             1 => "buy",
             -1 => "sell",
             _ => "zero",
         };
         // Entry price per lot, in ticks: cost (micros) / lots / tick (micros).
-        let average = if size != 0 && instrument.tick_size_micros > 0 {
-            let ticks = cost / i128::from(size) / i128::from(instrument.tick_size_micros);
-            jsonrpc::price_json(&instrument, i64::try_from(ticks.abs()).unwrap_or(0))
-        } else {
-            json!(0)
+        let ticks = cost
+            .checked_div(i128::from(size))
+            .and_then(|per_lot| per_lot.checked_div(i128::from(instrument.tick_size_micros)))
+            .and_then(|t| i64::try_from(t.checked_abs()?).ok());
+        let average = match ticks {
+            Some(t) if size != 0 => jsonrpc::price_json(&instrument, t),
+            _ => json!(0),
         };
         let result = json!({
             "instrument_name": instrument.symbol,
@@ -1018,7 +1132,7 @@ impl WsConnection {
             let Some((version, book, at)) = self.shared.books.latest(instrument.id) else {
                 continue;
             };
-            let key = instrument.id * 64 + depth;
+            let key = (instrument.id, depth);
             if self.books_seen.get(&key) == Some(&version) {
                 continue;
             }
@@ -1228,11 +1342,14 @@ impl WsConnection {
                 _ => {}
             }
         }
-        if let (Some(reason), None) = (rejected, order.order_id) {
-            let e = RpcError::new(
-                code::REJECTED,
-                format!("the engine rejected the order: {reason:?}"),
-            );
+        if order.order_id.is_none() {
+            let e = match rejected {
+                Some(reason) => RpcError::new(
+                    code::REJECTED,
+                    format!("the engine rejected the order: {reason:?}"),
+                ),
+                None => RpcError::new(code::REJECTED, "the engine did not accept the order"),
+            };
             return self.answer_error(id, &e);
         }
         let result =

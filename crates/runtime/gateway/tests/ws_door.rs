@@ -50,13 +50,23 @@ fn websocket(gateway: &bulwark_gateway::Gateway) -> tungstenite::WebSocket<Tls> 
     ws
 }
 
-/// Reads until the gateway closes; the text messages it sent first.
+/// Reads until the gateway closes (a client-side read timeout is a failure, not a close); the
+/// text messages it sent first.
 fn until_closed(ws: &mut tungstenite::WebSocket<Tls>) -> Vec<String> {
     let mut texts = Vec::new();
     loop {
         match ws.read() {
             Ok(Message::Text(t)) => texts.push(t.to_string()),
-            Ok(Message::Close(_)) | Err(_) => return texts,
+            Ok(Message::Close(_)) => return texts,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("the gateway did not close the connection within the client's 5 s")
+            }
+            Err(_) => return texts,
             Ok(_) => {}
         }
     }
@@ -111,8 +121,13 @@ fn strangers_get_a_typed_error_and_the_door() {
         r#"{{"jsonrpc":"2.0","id":1,"method":"public/test","params":{{"x":"{}"}}}}"#,
         "a".repeat(8000)
     );
+    let started = Instant::now();
     let _ = ws.send(Message::text(big));
     assert!(until_closed(&mut ws).is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "closed at once, not at the deadline"
+    );
     // Silence: closed at the 2 s deadline.
     let mut ws = websocket(&gateway);
     let started = Instant::now();
@@ -121,6 +136,42 @@ fn strangers_get_a_typed_error_and_the_door() {
     assert!(
         waited >= Duration::from_millis(1500) && waited < Duration::from_secs(4),
         "{waited:?}"
+    );
+    // A stranger that trickles its TLS handshake a byte at a time, inside the gateway's read
+    // poll: closed at the 2 s deadline all the same.
+    let mut raw = TcpStream::connect(gateway.ws_addr.unwrap()).unwrap();
+    raw.set_read_timeout(Some(Duration::from_millis(10)))
+        .unwrap();
+    let hello = [
+        0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    let started = Instant::now();
+    let mut closed = false;
+    for byte in hello.iter().chain(std::iter::repeat(&0u8)).take(400) {
+        if raw.write_all(&[*byte]).is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 64];
+        match std::io::Read::read(&mut raw, &mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            _ => {
+                closed = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let waited = started.elapsed();
+    assert!(
+        closed && waited < Duration::from_secs(4),
+        "{closed} {waited:?}"
     );
     // Junk instead of TLS: closed.
     let mut raw = TcpStream::connect(gateway.ws_addr.unwrap()).unwrap();
@@ -138,9 +189,9 @@ fn strangers_get_a_typed_error_and_the_door() {
             .load(std::sync::atomic::Ordering::Relaxed)
     };
     let waiting = Instant::now();
-    while counted() < 5 && waiting.elapsed() < Duration::from_secs(3) {
+    while counted() < 6 && waiting.elapsed() < Duration::from_secs(3) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(counted(), 5);
+    assert_eq!(counted(), 6);
     gateway.stop();
 }

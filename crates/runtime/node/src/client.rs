@@ -245,6 +245,12 @@ impl Client {
         self.request(&Request::Peer { auth, op })
     }
 
+    /// A handle on the connection's socket with which another thread can cut it (a caller's
+    /// overall deadline: the per-read timeout restarts whenever a slow node sends a byte).
+    pub fn cutter(&self) -> std::io::Result<TcpStream> {
+        self.stream.try_clone()
+    }
+
     /// Closes the connection.
     pub fn close(self) {
         let _ = self.stream.shutdown(Shutdown::Both);

@@ -97,6 +97,8 @@ pub struct Counters {
     pub refused_preauth: AtomicU64,
     /// Logons refused for their address's budget before any signature was checked.
     pub logons_over_address_budget: AtomicU64,
+    /// WebSocket connections closed before TLS for the handshake budgets.
+    pub handshakes_over_budget: AtomicU64,
     /// New orders refused for their credits or the in-flight bound.
     pub orders_throttled: AtomicU64,
     /// Order status requests refused for their credits.
@@ -667,6 +669,10 @@ impl Connection {
         };
         match what {
             InFlight::Open { .. } => {
+                // A grant whose fate is unknown may still open the session: it is closed if so.
+                if let (false, Some((key, id))) = (refused, self.opening.take()) {
+                    close_unknown_grant(&self.shared, self.peer, id, key, nonce);
+                }
                 self.opening = None;
                 let text = format!("the committee did not open the trading session: {reason}");
                 self.refuse(LogonError::Refused(text), out);
@@ -1669,6 +1675,32 @@ pub(crate) fn end_trading(
         Opening::Opened,
         why,
     );
+}
+
+/// Closes the trading session a grant (nonce `nonce`) whose outcome never came may have opened:
+/// a CloseSession under its key, retried like a cancel on disconnect (a session that never
+/// opened refuses it, and that ends the retries).
+pub(crate) fn close_unknown_grant(
+    shared: &Arc<Shared>,
+    peer: SocketAddr,
+    id: AccountId,
+    key: SigningKey,
+    nonce: u64,
+) {
+    if let Some((_, slot)) = id.as_session() {
+        let close = vec![ClientCommand::CloseSession { slot }];
+        let why = "a logon whose outcome did not come in time";
+        spawn_close_out(
+            shared,
+            peer,
+            id,
+            key,
+            nonce + 1,
+            close,
+            Opening::Opened,
+            why,
+        );
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -19,6 +19,8 @@
 //! preauth_per_ip = 4                # connections not yet logged on, at once, from one address
 //! logons_per_s = 200                # logon signatures checked per second, all addresses
 //! logons_per_ip_per_s = 5           # logon signatures checked per second from one address
+//! tls_handshakes_per_s = 200        # TLS handshakes begun per second (WebSocket), all addresses
+//! tls_handshakes_per_ip_per_s = 5   # TLS handshakes begun per second from one address
 //! orders_per_s = 50                 # new orders per second per session (cancels: never refused)
 //! orders_burst = 10                 # new orders a session may send at once within its rate
 //! modifies_per_s = 100              # replaces per second per session
@@ -81,6 +83,10 @@ pub struct Limits {
     pub logons_per_s: u32,
     /// Logon signatures checked per second from one address.
     pub logons_per_ip_per_s: u32,
+    /// TLS handshakes begun per second over all addresses (the WebSocket listener).
+    pub tls_handshakes_per_s: u32,
+    /// TLS handshakes begun per second from one address.
+    pub tls_handshakes_per_ip_per_s: u32,
     /// New orders per second per session.
     pub orders_per_s: u32,
     /// New orders (and replaces) a session may send at once within its rate.
@@ -106,6 +112,8 @@ impl Default for Limits {
             preauth_per_ip: 4,
             logons_per_s: 200,
             logons_per_ip_per_s: 5,
+            tls_handshakes_per_s: 200,
+            tls_handshakes_per_ip_per_s: 5,
             orders_per_s: 50,
             orders_burst: 10,
             modifies_per_s: 100,
@@ -212,6 +220,8 @@ impl GatewayConfig {
         let rates = [
             ("logons_per_s", l.logons_per_s),
             ("logons_per_ip_per_s", l.logons_per_ip_per_s),
+            ("tls_handshakes_per_s", l.tls_handshakes_per_s),
+            ("tls_handshakes_per_ip_per_s", l.tls_handshakes_per_ip_per_s),
             ("orders_per_s", l.orders_per_s),
             ("orders_burst", l.orders_burst),
             ("modifies_per_s", l.modifies_per_s),

@@ -8,8 +8,8 @@
 //! - queries (order status) have the smallest quota: they are refused first.
 //!
 //! Before logon the gateway spends per source address and globally: logon signatures are
-//! checked only within both budgets (the per-address one first, so one address cannot spend
-//! the global budget).
+//! checked, and TLS handshakes begun, only within both budgets of each (the per-address one
+//! first, so one address cannot spend the global budget).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -41,6 +41,8 @@ fn quota(per_s: u32, burst: u32) -> Quota {
 pub struct GatewayCredits {
     logons: DefaultDirectRateLimiter,
     logons_per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    handshakes: DefaultDirectRateLimiter,
+    handshakes_per_ip: DefaultKeyedRateLimiter<IpAddr>,
     account_orders: DefaultKeyedRateLimiter<u64>,
 }
 
@@ -62,6 +64,14 @@ impl GatewayCredits {
                 limits.logons_per_ip_per_s,
                 limits.logons_per_ip_per_s,
             )),
+            handshakes: RateLimiter::direct(quota(
+                limits.tls_handshakes_per_s,
+                limits.tls_handshakes_per_s,
+            )),
+            handshakes_per_ip: RateLimiter::keyed(quota(
+                limits.tls_handshakes_per_ip_per_s,
+                limits.tls_handshakes_per_ip_per_s,
+            )),
             // An account's sessions may all send at once: its burst is a quarter second of
             // its rate, at least one session's burst.
             account_orders: RateLimiter::keyed(quota(
@@ -81,7 +91,17 @@ impl GatewayCredits {
 
     /// Drops the per-key state of addresses and accounts that are back to full credit (bounds
     /// the keyed limiters' memory; called from the accept loop).
+    /// Spends a TLS handshake from `ip`: its address's budget, then the gateway's.
+    pub fn handshake(&self, ip: IpAddr) -> Result<(), LogonBudget> {
+        self.handshakes_per_ip
+            .check_key(&crate::acceptor::address_key(ip))
+            .map_err(|_| LogonBudget::Address)?;
+        self.handshakes.check().map_err(|_| LogonBudget::Global)
+    }
+
     pub fn tidy(&self) {
+        self.handshakes_per_ip.retain_recent();
+        self.handshakes_per_ip.shrink_to_fit();
         self.logons_per_ip.retain_recent();
         self.account_orders.retain_recent();
         self.logons_per_ip.shrink_to_fit();
@@ -192,5 +212,17 @@ mod tests {
             gateway.logon("10.0.0.3".parse().expect("addr")),
             Err(LogonBudget::Global)
         );
+        // The same for TLS handshakes, with budgets of their own.
+        let limits = Limits {
+            tls_handshakes_per_s: 3,
+            tls_handshakes_per_ip_per_s: 2,
+            ..Limits::default()
+        };
+        let gateway = GatewayCredits::new(&limits);
+        let tries: Vec<_> = (0..4).map(|_| gateway.handshake(hostile)).collect();
+        assert_eq!(tries.iter().filter(|t| t.is_ok()).count(), 2);
+        assert_eq!(tries[3], Err(LogonBudget::Address));
+        assert_eq!(gateway.handshake(other), Ok(()));
+        assert_eq!(gateway.handshake(other), Err(LogonBudget::Global));
     }
 }

@@ -228,6 +228,14 @@ pub(crate) fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, pl
             .closed_before_logon
             .fetch_add(1, Ordering::Relaxed);
     };
+    // The handshake budgets (the address's, then the gateway's) before any TLS work.
+    if shared.credits.handshake(peer.ip()).is_err() {
+        shared
+            .counters
+            .handshakes_over_budget
+            .fetch_add(1, Ordering::Relaxed);
+        return closed();
+    }
     let Ok(connection) = rustls::ServerConnection::new(tls) else {
         return closed();
     };
@@ -1192,6 +1200,12 @@ impl WsConnection {
             self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
         }
         let Some(outcome) = outcome else {
+            // A grant whose fate is unknown may still open the session: it is closed if so.
+            if let (Pending::Auth { .. }, true) = (&what, why.is_empty()) {
+                if let Some((key, acting)) = self.opening.take() {
+                    acceptor::close_unknown_grant(&self.shared, self.peer, acting, key, nonce);
+                }
+            }
             let error = if why.is_empty() {
                 RpcError::new(
                     code::UNKNOWN_OUTCOME,

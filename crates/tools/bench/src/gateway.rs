@@ -447,11 +447,13 @@ fn figures_1_to_3(
         .join()
         .map_err(|_| BenchError::Run("the flooder panicked".into()))?;
     eprintln!(
-        "bench gateway: under the flood: {}; {} junk events, {} malformed answered, {} WebSocket strangers not refused",
+                "bench gateway: under the flood: {}; {} junk events, {} malformed answered; WebSocket strangers: {} refused with 13009, {} closed at the door, {} served (must be 0)",
         flooded.summary(),
         junk.events,
         junk.answered,
-        junk.ws_unanswered
+        junk.ws_refused,
+        junk.ws_at_door,
+        junk.ws_served
     );
     figure(
         "gateway",

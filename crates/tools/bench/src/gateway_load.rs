@@ -336,9 +336,12 @@ pub struct Flood {
     pub close_ms: Vec<f64>,
     /// Malformed connections the gateway answered with bytes (should be none).
     pub answered: u64,
-    /// Unauthenticated WebSocket clients not answered with an "auth first" error and closed
-    /// (should be none).
-    pub ws_unanswered: u64,
+    /// Unauthenticated WebSocket clients answered "auth first" and closed.
+    pub ws_refused: u64,
+    /// Unauthenticated WebSocket clients closed before their upgrade (a pre-auth bound).
+    pub ws_at_door: u64,
+    /// Unauthenticated WebSocket clients kept open or served (should be none).
+    pub ws_served: u64,
     /// How long the flood ran.
     pub elapsed: Duration,
 }
@@ -373,31 +376,58 @@ pub fn tls_client(cert: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, S
     Ok(Arc::new(config))
 }
 
-/// A stranger on the WebSocket port: TLS, the upgrade, then a private call without auth; true
-/// when the gateway answered it with an error and closed the connection.
-fn ws_stranger(stream: std::net::TcpStream, port: u16, tls: &Arc<rustls::ClientConfig>) -> bool {
+/// What the gateway did with an unauthenticated WebSocket client.
+enum Stranger {
+    /// Closed before the upgrade was done (a pre-authentication bound at accept, or TLS).
+    ClosedAtTheDoor,
+    /// Answered "auth first" (13009) and closed.
+    Refused,
+    /// Anything else (kept open, or answered otherwise): should never happen.
+    Served,
+}
+
+/// A stranger on the WebSocket port: TLS, the upgrade, then a private call without auth.
+fn ws_stranger(
+    stream: std::net::TcpStream,
+    port: u16,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Stranger {
     let Ok(name) = rustls::pki_types::ServerName::try_from("localhost") else {
-        return false;
+        return Stranger::ClosedAtTheDoor;
     };
     let Ok(connection) = rustls::ClientConnection::new(Arc::clone(tls), name) else {
-        return false;
+        return Stranger::ClosedAtTheDoor;
     };
     let stream = rustls::StreamOwned::new(connection, stream);
     let url = format!("wss://localhost:{port}/");
     let Ok((mut ws, _)) = tungstenite::client::client(url, stream) else {
-        return false;
+        return Stranger::ClosedAtTheDoor;
     };
     let request = r#"{"jsonrpc":"2.0","id":1,"method":"private/buy","params":{}}"#;
     if ws.send(tungstenite::Message::text(request)).is_err() {
-        return false;
+        return Stranger::ClosedAtTheDoor;
     }
     let mut answered = false;
     loop {
         match ws.read() {
             Ok(tungstenite::Message::Text(t)) => answered |= t.contains("13009"),
-            Ok(tungstenite::Message::Close(_)) | Err(_) => return answered,
+            Ok(tungstenite::Message::Close(_)) => break,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Stranger::Served
+            }
+            Err(_) => break,
             Ok(_) => {}
         }
+    }
+    if answered {
+        Stranger::Refused
+    } else {
+        Stranger::Served
     }
 }
 
@@ -466,9 +496,11 @@ pub fn flood(aim: FloodTarget, rate: f64, duration: Duration) -> Flood {
                             }
                         }
                         _ if aim.ws.is_some() => {
-                            if let Some((ws, tls)) = &aim.ws {
-                                if !ws_stranger(stream, ws.port(), tls) {
-                                    flood.ws_unanswered += 1;
+                                                        if let Some((ws, tls)) = &aim.ws {
+                                match ws_stranger(stream, ws.port(), tls) {
+                                    Stranger::Served => flood.ws_served += 1,
+                                    Stranger::Refused => flood.ws_refused += 1,
+                                    Stranger::ClosedAtTheDoor => flood.ws_at_door += 1,
                                 }
                             }
                         }
@@ -492,7 +524,9 @@ pub fn flood(aim: FloodTarget, rate: f64, duration: Duration) -> Flood {
             all.events += f.events;
             all.close_ms.extend(f.close_ms);
             all.answered += f.answered;
-            all.ws_unanswered += f.ws_unanswered;
+            all.ws_refused += f.ws_refused;
+            all.ws_at_door += f.ws_at_door;
+            all.ws_served += f.ws_served;
         }
     }
     all.close_ms.sort_by(f64::total_cmp);

@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives import serialization
 
-port, cert, seed_hex, account, target, price, new_price = sys.argv[1:8]
+port, cert, seed_hex, account, target, price, new_price, seed_b_hex, account_b, eth_price = sys.argv[1:11]
 ctx = ssl.create_default_context(cafile=cert)
 uri = f"wss://localhost:{port}/"
 raw = serialization.Encoding.Raw
@@ -69,7 +69,7 @@ class Rpc:
             return False
         return False
 
-def auth_params(key, client_id):
+def auth_params(key, client_id, account=account):
     session = Ed25519PrivateKey.generate()
     pub = session.public_key().public_bytes(raw, serialization.PublicFormat.Raw).hex()
     seed = session.private_bytes(raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()).hex()
@@ -95,8 +95,8 @@ m = r.call("public/auth", auth_params(key, "WSTRADER"))
 say("AUTH", "result" in m, m.get("error"))
 m = r.call("public/subscribe", {"channels": ["user.orders.any.raw", "book.BTC-PERP.none.5.100ms"]})
 say("SUBSCRIBED", len(m["result"]))
-m = r.call("public/subscribe", {"channels": ["trades.BTC-PERP.100ms"]})
-say("TRADES", m["error"]["code"])
+m = r.call("public/subscribe", {"channels": ["trades.ETH-PERP.100ms"]})
+say("TRADES", m["result"][0])
 say("HEARTBEAT", r.call("public/set_heartbeat", {"interval": 10})["result"])
 m = r.call("private/buy", {"instrument_name": "BTC-PERP", "amount": 1, "type": "limit", "price": price, "label": "w1"})
 o = m["result"]["order"]
@@ -124,6 +124,28 @@ m = r.call("private/cancel", {"order_id": first})
 say("CANCEL_AGAIN", m["error"]["code"])
 m = r.call("private/buy", {"instrument_name": "BTC-PERP", "amount": 1, "price": price, "label": "w2"})
 say("SECOND", m["result"]["order"]["order_id"])
+# A fill as a maker: this session rests a buy on ETH-PERP (nobody else trades there), and a
+# session of another account sells into it.
+m = r.call("private/buy", {"instrument_name": "ETH-PERP", "amount": 1, "price": eth_price, "label": "maker"})
+maker = m["result"]["order"]["order_id"]
+b = Rpc()
+say("AUTH_B", "result" in b.call("public/auth", auth_params(Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed_b_hex)), "WSTAKER", account_b)))
+m = b.call("private/sell", {"instrument_name": "ETH-PERP", "amount": 1, "price": eth_price, "time_in_force": "immediate_or_cancel"})
+say("TAKER", m["result"]["order"]["order_state"], len(m["result"]["trades"]), m["result"]["trades"][0]["maker_order_id"] == maker)
+b.ws.close()
+def maker_filled():
+    return any(n.get("params", {}).get("channel") == "user.orders.any.raw" and n["params"]["data"]["order_id"] == maker
+               and n["params"]["data"]["order_state"] == "filled" for n in r.notes)
+def traded():
+    return any(n.get("params", {}).get("channel") == "trades.ETH-PERP.100ms" for n in r.notes)
+end = time.time() + 10
+while time.time() < end and not (maker_filled() and traded()):
+    try:
+        r.notes.append(json.loads(r.ws.recv(timeout=0.5)))
+    except TimeoutError:
+        pass
+tape = [t for n in r.notes if n.get("params", {}).get("channel") == "trades.ETH-PERP.100ms" for t in n["params"]["data"]]
+say("MAKER", maker_filled(), traded(), len(tape) > 0 and tape[0]["direction"] == "sell" and tape[0]["amount"] == 1)
 end = time.time() + 5
 def seen(prefix):
     return sum(1 for n in r.notes if n.get("params", {}).get("channel", "").startswith(prefix))
@@ -184,6 +206,17 @@ fn a_websocket_client_trades_over_tls_and_strangers_are_closed() {
     let new_price = fix_price(mark - mark * 35 / 10_000, tick);
     let account = 4;
     let seed = bulwark_testkit::client_key(1, account).to_bytes();
+    // ETH-PERP's mark (no load trades there): the maker's price.
+    let eth = wait_until("ETH-PERP's mark", Duration::from_secs(30), || {
+        let mut client = Client::connect(endpoint, Duration::from_millis(500)).ok()?;
+        let tick = client.status().ok()?.instruments.get(1)?.tick_size_micros;
+        let mark = client
+            .book(bulwark_engine::InstrumentId(1), 1)
+            .ok()?
+            .mark_ticks?;
+        Some(fix_price(mark, tick))
+    });
+    let seed_b = bulwark_testkit::client_key(1, 5).to_bytes();
     let out = Command::new(&python)
         .args([
             "-c",
@@ -195,6 +228,9 @@ fn a_websocket_client_trades_over_tls_and_strangers_are_closed() {
             "BULWARK-DC-0",
             &price,
             &new_price,
+            &hex::encode(seed_b),
+            "5",
+            &eth,
         ])
         .output()
         .unwrap();
@@ -229,7 +265,7 @@ fn a_websocket_client_trades_over_tls_and_strangers_are_closed() {
     // The trader.
     assert_eq!(line("AUTH"), ["True", "None"]);
     assert_eq!(line("SUBSCRIBED"), ["2"]);
-    assert_eq!(line("TRADES"), ["10006"]);
+    assert_eq!(line("TRADES"), ["trades.ETH-PERP.100ms"]);
     assert_eq!(line("HEARTBEAT"), ["ok"]);
     let buy = line("BUY");
     assert_eq!(&buy[1..], ["open", "w1"]);
@@ -250,6 +286,12 @@ fn a_websocket_client_trades_over_tls_and_strangers_are_closed() {
     assert_eq!(line("CANCEL"), [first.to_string(), "cancelled".to_string()]);
     assert_eq!(line("CANCEL_AGAIN"), ["10004"]);
     let second: u64 = line("SECOND")[0].parse().unwrap();
+    // Another account's sell took this session's resting ETH-PERP buy: the taker's answer names
+    // it as the maker, and this session heard its order filled (from the trades quorum nodes
+    // reported alike) and the trade on the channel.
+    assert_eq!(line("AUTH_B"), ["True"]);
+    assert_eq!(line("TAKER"), ["filled", "1", "True"]);
+    assert_eq!(line("MAKER"), ["True", "True", "True"]);
     let notes = line("NOTES");
     assert!(
         notes[0].contains("book.BTC-PERP.none.5.100ms") && notes[0].contains("user.orders.any.raw"),

@@ -358,8 +358,12 @@ struct Connection {
     seq_file: Option<crate::seqstore::SeqFile>,
     synced: Instant,
     outbox: Vec<u8>,
-    /// Market data subscriptions by MDReqID.
+    /// Market data subscriptions by MDReqID, and when they were last looked at.
     market_data: HashMap<String, MdSubscription>,
+    md_pushed: Instant,
+    /// The last trade on the gateway's tape this session looked at (its resting orders'
+    /// fills as a maker come from there).
+    tape_seen: u64,
 }
 
 /// One FIX market data subscription: its instruments, full or incremental refreshes, and the
@@ -372,6 +376,8 @@ struct MdSubscription {
 
 /// Market data subscriptions one session may hold.
 const MD_SUBSCRIPTIONS_MAX: usize = 8;
+/// How often a session looks for changed tops of book (the watcher reads them every 100 ms).
+const MD_PUSH_EVERY: Duration = Duration::from_millis(50);
 
 /// The top of an agreed book.
 fn top_of(book: &bulwark_api::answers::BookAnswer) -> crate::marketdata::Top {
@@ -410,6 +416,8 @@ impl Connection {
             outbox: Vec::new(),
             cancels_in_flight: 0,
             market_data: HashMap::new(),
+            md_pushed: Instant::now(),
+            tape_seen: 0,
         }
     }
 
@@ -453,6 +461,7 @@ impl Connection {
             }
             self.watch_kill_switch();
             self.push_market_data(&mut out);
+            self.watch_tape(&mut out);
             if !self.carry_out(out) {
                 break;
             }
@@ -1129,7 +1138,9 @@ impl Connection {
         let account = self.trading.as_ref().map_or(0, |t| t.account);
         let mut order = order;
         match resting_lots(&self.shared, account, order_id) {
-            Ok(Some(resting)) => order.filled = order.filled.max(order.qty - resting),
+            Ok(Some(resting)) => {
+                order.filled = order.filled.max(order.qty - resting.clamp(0, order.qty))
+            }
             Ok(None) => return reject(self, "the order no longer rests", out),
             Err(()) => {
                 return reject(
@@ -1382,12 +1393,18 @@ impl Connection {
         }
         let mut sent = HashMap::new();
         for instrument in &chosen {
+            if !self.shared.books.want(instrument.id) {
+                let reject = Reject {
+                    id: id.clone(),
+                    reason: "0",
+                    text: "the gateway watches as many books as it can".into(),
+                };
+                return self.send("Y", reject.body(), out);
+            }
             let known = self
                 .shared
                 .books
-                .want(instrument.id)
-                .then(|| self.shared.books.latest(instrument.id))
-                .flatten()
+                .latest(instrument.id)
                 .map(|(_, book, _)| book);
             let book = known.or_else(|| {
                 let which = InstrumentId(instrument.id);
@@ -1422,11 +1439,44 @@ impl Connection {
         }
     }
 
-    /// A refresh for every subscribed top of book that changed since it was last sent.
-    fn push_market_data(&mut self, out: &mut Vec<Output>) {
-        if self.market_data.is_empty() || !self.session.is_active() {
+    /// ExecutionReport Trade (150=F) for every fill of a resting order of this session by
+    /// someone else's order, from the trades `quorum` nodes report alike.
+    fn watch_tape(&mut self, out: &mut Vec<Output>) {
+        if self.trading.is_none() || !self.session.is_active() {
+            self.tape_seen = self.shared.upstream.tape_head();
             return;
         }
+        for trade in self.shared.upstream.trades_after(self.tape_seen, 1024) {
+            self.tape_seen = trade.seq;
+            let Some(cl) = self.order_ids.get(&trade.maker_order).cloned() else {
+                continue;
+            };
+            let Some(order) = self.orders.get_mut(&cl) else {
+                continue;
+            };
+            if matches!(order.status, "2" | "4" | "8") {
+                continue;
+            }
+            order.filled = (order.filled + trade.qty).min(order.qty);
+            order.filled_value += i128::from(trade.price) * i128::from(trade.qty);
+            order.status = if order.filled >= order.qty { "2" } else { "1" };
+            let order = order.clone();
+            let exec_id = format!("{}-m{}", trade.height, trade.seq);
+            let body = order.report(exec_id, "F", Some((trade.price, trade.qty)), None);
+            self.send("8", body, out);
+        }
+    }
+
+    /// A refresh for every subscribed top of book that changed since it was last sent (looked
+    /// at every [`MD_PUSH_EVERY`]).
+    fn push_market_data(&mut self, out: &mut Vec<Output>) {
+        if self.market_data.is_empty()
+            || !self.session.is_active()
+            || self.md_pushed.elapsed() < MD_PUSH_EVERY
+        {
+            return;
+        }
+        self.md_pushed = Instant::now();
         let mut refreshes: Vec<(&'static str, Vec<Field>)> = Vec::new();
         for (id, sub) in &mut self.market_data {
             for instrument in &sub.instruments {
@@ -1678,8 +1728,8 @@ pub(crate) fn end_trading(
 }
 
 /// Closes the trading session a grant (nonce `nonce`) whose outcome never came may have opened:
-/// a CloseSession under its key, retried like a cancel on disconnect (a session that never
-/// opened refuses it, and that ends the retries).
+/// a CloseSession under its key, retried like a cancel on disconnect until it is finalized or
+/// 60 s have passed (a session that never opened has its CloseSession refused each time).
 pub(crate) fn close_unknown_grant(
     shared: &Arc<Shared>,
     peer: SocketAddr,

@@ -61,8 +61,6 @@ pub mod code {
     pub const ORDER_NOT_FOUND: i64 = 10004;
     /// The gateway is shedding load or the nodes do not agree on an answer now.
     pub const UNAVAILABLE: i64 = 10005;
-    /// A channel this gateway does not serve.
-    pub const NOT_BUILT: i64 = 10006;
 }
 
 fn invalid(message: impl Into<String>) -> RpcError {
@@ -453,6 +451,11 @@ pub enum Channel {
         /// One instrument, or every one.
         instrument: Option<String>,
     },
+    /// `trades.{instrument}.100ms`: the instrument's trades as `quorum` nodes report them.
+    Trades {
+        /// The instrument's name.
+        instrument: String,
+    },
 }
 
 impl Channel {
@@ -477,12 +480,11 @@ impl Channel {
                     instrument: (*instrument != "any").then(|| (*instrument).to_string()),
                 })
             }
-            ["trades", ..] => Err(RpcError::new(
-                code::NOT_BUILT,
-                "the trades channel is not built yet in this gateway (book and user.orders are)",
-            )),
+                        ["trades", instrument, "100ms"] if known_name(instrument) => Ok(Channel::Trades {
+                instrument: (*instrument).to_string(),
+            }),
             _ => Err(invalid(format!(
-                "unknown channel {name:?}: book.{{instrument}}.none.{{depth}}.100ms or user.orders.{{instrument|any}}.raw"
+                                "unknown channel {name:?}: book.{{instrument}}.none.{{depth}}.100ms, trades.{{instrument}}.100ms or user.orders.{{instrument|any}}.raw"
             ))),
         }
     }
@@ -494,6 +496,7 @@ impl Channel {
             Channel::UserOrders { instrument } => {
                 format!("user.orders.{}.raw", instrument.as_deref().unwrap_or("any"))
             }
+            Channel::Trades { instrument } => format!("trades.{instrument}.100ms"),
         }
     }
 }
@@ -692,8 +695,8 @@ mod tests {
             Channel::UserOrders { instrument: None }
         );
         assert_eq!(
-            Channel::parse("trades.BTC-PERP.100ms").unwrap_err().code,
-            code::NOT_BUILT
+            Channel::parse("trades.BTC-PERP.100ms").unwrap().name(),
+            "trades.BTC-PERP.100ms"
         );
         for bad in [
             "book.BTC-PERP.none.0.100ms",

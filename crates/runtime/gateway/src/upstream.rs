@@ -72,6 +72,60 @@ pub const PENDING_TTL: Duration = Duration::from_secs(30);
 /// After a failed connect, how long a node's sender fails fast before trying again.
 const RECONNECT_AFTER: Duration = Duration::from_millis(200);
 
+/// Trades the tape keeps for sessions to read (the oldest are dropped).
+const TAPE_TRADES_MAX: usize = 20_000;
+/// Receipts with fills one node may have voted for that have no quorum yet; over it, the
+/// node's oldest vote is dropped (a node reporting made-up heights cannot crowd out the others).
+const TAPE_VOTES_PER_NODE_MAX: usize = 4096;
+/// Receipts already published, remembered so that a late vote does not publish them again.
+const TAPE_DONE_MAX: usize = 16_384;
+
+/// A node's place among its open agreed reads, given back on drop (a panicking read, or a
+/// thread that could not start, included).
+struct OpenRead(Arc<AtomicUsize>);
+
+impl Drop for OpenRead {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One trade the nodes agree on (a fill in a finalized client transaction's receipt that
+/// `quorum` nodes report alike).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trade {
+    /// The tape's own numbering, from 1.
+    pub seq: u64,
+    /// The block's height.
+    pub height: u64,
+    /// The instrument, when the receipt names it (its order's acceptance).
+    pub instrument: Option<u32>,
+    /// The incoming order's side, when the receipt names it.
+    pub taker_side: Option<bulwark_engine::Side>,
+    /// The resting order.
+    pub maker_order: u64,
+    /// The incoming order.
+    pub taker_order: u64,
+    /// Price, ticks.
+    pub price: i64,
+    /// Lots.
+    pub qty: i64,
+}
+
+/// One node's report of a receipt with fills.
+type Vote = (usize, Vec<ReceiptEvent>);
+
+/// The votes for receipts with fills and the trades published.
+#[derive(Default)]
+struct Tape {
+    /// Per receipt (height, index): each node's vote, the events it reported.
+    votes: std::collections::BTreeMap<(u64, u32), Vec<Vote>>,
+    per_node: Vec<VecDeque<(u64, u32)>>,
+    done: std::collections::BTreeSet<(u64, u32)>,
+    trades: VecDeque<Trade>,
+    last: u64,
+}
+
 /// A finalized transaction's agreed outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -193,11 +247,14 @@ pub struct Upstream {
     stop: Arc<AtomicBool>,
     /// Counters.
     pub counters: UpstreamCounters,
+    /// The trades `quorum` nodes report alike.
+    tape: Mutex<Tape>,
 }
 
 impl Upstream {
     /// The committee at `nodes`, believing `quorum` agreeing receipts.
     pub fn new(nodes: Vec<SocketAddr>, quorum: usize, stop: Arc<AtomicBool>) -> Arc<Upstream> {
+        let node_count = nodes.len();
         Arc::new(Upstream {
             queues: nodes.iter().map(|_| NodeQueue::default()).collect(),
             tables: RwLock::new(vec![None; nodes.len()]),
@@ -210,6 +267,10 @@ impl Upstream {
             swept: Mutex::new(Instant::now()),
             stop,
             counters: UpstreamCounters::default(),
+            tape: Mutex::new(Tape {
+                per_node: vec![VecDeque::new(); node_count],
+                ..Tape::default()
+            }),
         })
     }
 
@@ -271,6 +332,13 @@ impl Upstream {
             match c.receipts(height, index_in, RECEIPTS_WAIT_MS) {
                 Ok(answer) => {
                     for receipt in answer.receipts {
+                        if receipt
+                            .events
+                            .iter()
+                            .any(|e| matches!(e, ReceiptEvent::Fill { .. }))
+                        {
+                            self.tape_vote(index, receipt.height, receipt.index, &receipt.events);
+                        }
                         self.report(
                             index,
                             AccountId(receipt.account),
@@ -629,6 +697,92 @@ impl Upstream {
         answer
     }
 
+    /// Node `node`'s receipt (`height`, `index`) with fills: published as trades once `quorum`
+    /// nodes report the same events for it.
+    fn tape_vote(&self, node: usize, height: u64, index: u32, events: &[ReceiptEvent]) {
+        let key = (height, index);
+        let mut tape = self.tape.lock().unwrap_or_else(|e| e.into_inner());
+        let tape = &mut *tape;
+        if tape.done.contains(&key) {
+            return;
+        }
+        let votes = tape.votes.entry(key).or_default();
+        if votes.iter().any(|(n, _)| *n == node) {
+            return;
+        }
+        votes.push((node, events.to_vec()));
+        let alike = votes.iter().filter(|(_, e)| e == events).count();
+        if let Some(mine) = tape.per_node.get_mut(node) {
+            mine.push_back(key);
+            if mine.len() > TAPE_VOTES_PER_NODE_MAX {
+                if let Some(oldest) = mine.pop_front() {
+                    if let Some(votes) = tape.votes.get_mut(&oldest) {
+                        votes.retain(|(n, _)| *n != node);
+                        if votes.is_empty() {
+                            tape.votes.remove(&oldest);
+                        }
+                    }
+                }
+            }
+        }
+        if alike < self.quorum {
+            return;
+        }
+        tape.votes.remove(&key);
+        tape.done.insert(key);
+        while tape.done.len() > TAPE_DONE_MAX {
+            tape.done.pop_first();
+        }
+        let accepted = events.iter().find_map(|e| match e {
+            ReceiptEvent::Accepted {
+                instrument, side, ..
+            } => Some((*instrument, *side)),
+            _ => None,
+        });
+        for event in events {
+            if let ReceiptEvent::Fill {
+                maker_order,
+                taker_order,
+                price,
+                qty,
+            } = event
+            {
+                tape.last += 1;
+                let trade = Trade {
+                    seq: tape.last,
+                    height,
+                    instrument: accepted.map(|a| a.0),
+                    taker_side: accepted.map(|a| a.1),
+                    maker_order: *maker_order,
+                    taker_order: *taker_order,
+                    price: *price,
+                    qty: *qty,
+                };
+                tape.trades.push_back(trade);
+                if tape.trades.len() > TAPE_TRADES_MAX {
+                    tape.trades.pop_front();
+                }
+            }
+        }
+    }
+
+    /// The newest trade's number on the tape (0 before any).
+    pub fn tape_head(&self) -> u64 {
+        self.tape.lock().unwrap_or_else(|e| e.into_inner()).last
+    }
+
+    /// Up to `max` trades after number `after`, oldest first (those the tape still keeps).
+    pub fn trades_after(&self, after: u64, max: usize) -> Vec<Trade> {
+        let tape = self.tape.lock().unwrap_or_else(|e| e.into_inner());
+        if tape.last <= after {
+            return Vec::new();
+        }
+        let first = tape.trades.front().map_or(0, |t| t.seq);
+        let skip =
+            usize::try_from(after.saturating_sub(first.saturating_sub(1))).unwrap_or(usize::MAX);
+        tape.trades.iter().skip(skip).take(max).cloned().collect()
+    }
+
     /// What `quorum` nodes answer alike to `ask` (asked of every node at once, each on a thread
     /// of its own, for at most `wait` in all); `None` when they do not agree in time or the
     /// gateway has [`READS_MAX`] reads in flight. `ask` returns `None` for an answer that votes
@@ -657,10 +811,13 @@ impl Upstream {
             }
             let (answers, ask) = (answers.clone(), Arc::clone(&ask));
             let (cutters, done) = (Arc::clone(&cutters), Arc::clone(&done));
-            let counted = Arc::clone(&open);
+            // Gives the node's place back however the thread ends (a panic included), or at
+            // once when the thread cannot start.
+            let place = OpenRead(open);
             let spawned = std::thread::Builder::new()
                 .name("agreed-read".into())
                 .spawn(move || {
+                    let _place = place;
                     if let Ok(mut client) = Client::connect(addr, REQUEST_TIMEOUT) {
                         if let Ok(cutter) = client.cutter() {
                             let mut cutters = cutters.lock().unwrap_or_else(|e| e.into_inner());
@@ -673,11 +830,8 @@ impl Upstream {
                             let _ = answers.send(answer);
                         }
                     }
-                    open.fetch_sub(1, Ordering::AcqRel);
                 });
-            if spawned.is_err() {
-                counted.fetch_sub(1, Ordering::AcqRel);
-            }
+            drop(spawned);
         }
         drop(answers);
         let deadline = Instant::now() + wait;
@@ -752,6 +906,60 @@ mod tests_reasons {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trade_is_on_the_tape_once_quorum_nodes_report_it_alike() {
+        let nodes: Vec<SocketAddr> = (0..4)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], 9 + i)))
+            .collect();
+        let upstream = Upstream::new(nodes, 2, Arc::new(AtomicBool::new(true)));
+        let fill = |price| ReceiptEvent::Fill {
+            maker_order: 7,
+            taker_order: 9,
+            price,
+            qty: 1,
+        };
+        let accepted = ReceiptEvent::Accepted {
+            order_id: 9,
+            instrument: 1,
+            side: bulwark_engine::Side::Sell,
+            price: 100,
+            qty: 1,
+            client_order_id: 0,
+        };
+        // A lying node alone publishes nothing, however often it says so.
+        upstream.tape_vote(3, 10, 0, &[accepted.clone(), fill(1)]);
+        upstream.tape_vote(3, 10, 0, &[accepted.clone(), fill(1)]);
+        assert_eq!(upstream.tape_head(), 0);
+        // It floods made-up receipts: the honest votes are not crowded out.
+        upstream.tape_vote(0, 10, 0, &[accepted.clone(), fill(100)]);
+        for h in 0..(TAPE_VOTES_PER_NODE_MAX as u64 + 10) {
+            upstream.tape_vote(3, 1_000_000 + h, 0, &[fill(1)]);
+        }
+        upstream.tape_vote(1, 10, 0, &[accepted.clone(), fill(100)]);
+        let trades = upstream.trades_after(0, 10);
+        assert_eq!(trades.len(), 1);
+        assert_eq!(
+            (
+                trades[0].seq,
+                trades[0].instrument,
+                trades[0].price,
+                trades[0].maker_order
+            ),
+            (1, Some(1), 100, 7)
+        );
+        // A late vote does not publish it again.
+        upstream.tape_vote(2, 10, 0, &[accepted, fill(100)]);
+        assert_eq!(upstream.tape_head(), 1);
+        assert!(upstream.trades_after(1, 10).is_empty());
+        let votes = upstream
+            .tape
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .votes
+            .len();
+        assert!(votes <= TAPE_VOTES_PER_NODE_MAX, "{votes}");
+    }
 
     #[test]
     fn the_shedder_sheds_only_a_standing_queue() {

@@ -286,6 +286,7 @@ pub(crate) fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, pl
         close_after_send: false,
         heard: Instant::now(),
         pinged: None,
+        tape_seen: 0,
     };
     connection.credits = SessionCredits::new(&connection.shared.config.limits);
     connection.run();
@@ -352,6 +353,8 @@ struct WsConnection {
     /// When the client last sent anything, and when it was last pinged.
     heard: Instant,
     pinged: Option<Instant>,
+    /// The last trade on the gateway's tape this connection looked at.
+    tape_seen: u64,
 }
 
 impl WsConnection {
@@ -390,6 +393,7 @@ impl WsConnection {
             }
             self.watch_kill_switch();
             self.push_books();
+            self.watch_tape();
             if let Some(why) = self.tick_heartbeat() {
                 break why.to_string();
             }
@@ -429,7 +433,10 @@ impl WsConnection {
         }
         if quiet >= PING_AFTER && self.pinged.is_none_or(|at| at.elapsed() >= PING_AFTER) {
             self.pinged = Some(Instant::now());
-            if self.ws.write(Message::Ping(Default::default())).is_err() {
+            self.ws.get_mut().sock.write_by = Some(Instant::now() + WRITE_TIMEOUT);
+            let pinged = self.ws.write(Message::Ping(Default::default()));
+            self.ws.get_mut().sock.write_by = None;
+            if pinged.is_err() {
                 return Some("cannot ping the client");
             }
         }
@@ -864,6 +871,13 @@ impl WsConnection {
             ));
         }
         let (qty, price) = jsonrpc::edit_params(&order.instrument, params)?;
+        // The credit first: the read below asks every node.
+        if !self.within_credit(Class::Modify) {
+            return Err(RpcError::new(
+                code::TOO_MANY_REQUESTS,
+                "rate limit: edit refused (cancels are always taken)",
+            ));
+        }
         // The lots filled so far as the committee's state shows them (fills as a maker
         // included): the order's total less what rests.
         let account = self.trading.as_ref().map_or(0, |t| t.account);
@@ -875,18 +889,12 @@ impl WsConnection {
                 )
             })?
             .ok_or_else(|| RpcError::new(code::ORDER_NOT_FOUND, "the order no longer rests"))?;
-        let filled = order.filled.max(order.qty - resting);
+        let filled = order.filled.max(order.qty - resting.clamp(0, order.qty));
         let remaining = qty - filled;
         if remaining <= 0 {
             return Err(RpcError::new(
                 code::INVALID_PARAMS,
                 "amount must exceed the amount already filled",
-            ));
-        }
-        if !self.within_credit(Class::Modify) {
-            return Err(RpcError::new(
-                code::TOO_MANY_REQUESTS,
-                "rate limit: edit refused (cancels are always taken)",
             ));
         }
         let command = ClientCommand::Amend {
@@ -1081,7 +1089,9 @@ impl WsConnection {
         let instruments = self.shared.upstream.instruments();
         for channel in &channels {
             let name = match channel {
-                Channel::Book { instrument, .. } => Some(instrument),
+                Channel::Book { instrument, .. } | Channel::Trades { instrument } => {
+                    Some(instrument)
+                }
                 Channel::UserOrders { instrument } => instrument.as_ref(),
             };
             if let Some(name) = name {
@@ -1125,7 +1135,7 @@ impl WsConnection {
             .iter()
             .filter_map(|c| match c {
                 Channel::Book { instrument, depth } => Some((instrument.clone(), *depth)),
-                Channel::UserOrders { .. } => None,
+                Channel::UserOrders { .. } | Channel::Trades { .. } => None,
             })
             .collect();
         if wanted.is_empty() {
@@ -1152,6 +1162,65 @@ impl WsConnection {
             let data = book_json(instrument, &book, depth, at);
             self.outbox
                 .push(jsonrpc::notification(&channel.name(), data));
+        }
+    }
+
+    /// The trades `quorum` nodes report alike: fills of this session's resting orders (as a
+    /// maker) update them and go to `user.orders` subscribers; every trade of a subscribed
+    /// instrument goes to its `trades` channel.
+    fn watch_tape(&mut self) {
+        if self.trading.is_none() {
+            self.tape_seen = self.shared.upstream.tape_head();
+            return;
+        }
+        let trades = self.shared.upstream.trades_after(self.tape_seen, 1024);
+        if trades.is_empty() {
+            return;
+        }
+        let instruments = self.shared.upstream.instruments();
+        let mut by_channel: HashMap<String, Vec<Value>> = HashMap::new();
+        for trade in trades {
+            self.tape_seen = trade.seq;
+            if let Some((order, kind)) = self.orders.get_mut(&trade.maker_order) {
+                order.filled = (order.filled + trade.qty).min(order.qty);
+                order.filled_value += i128::from(trade.price) * i128::from(trade.qty);
+                order.status = if order.filled >= order.qty { "2" } else { "1" };
+                let (order, kind) = (order.clone(), *kind);
+                if order.status == "2" {
+                    self.orders.remove(&trade.maker_order);
+                }
+                self.notify_order(&order, kind);
+            }
+            let Some(instrument) = trade
+                .instrument
+                .and_then(|id| instruments.iter().find(|i| i.id == id))
+            else {
+                continue;
+            };
+            let channel = Channel::Trades {
+                instrument: instrument.symbol.clone(),
+            };
+            if !self.channels.contains(&channel) {
+                continue;
+            }
+            let direction = match trade.taker_side {
+                Some(Side::Buy) => "buy",
+                Some(Side::Sell) => "sell",
+                None => "unknown",
+            };
+            by_channel.entry(channel.name()).or_default().push(json!({
+                "trade_seq": trade.seq,
+                "instrument_name": instrument.symbol,
+                "price": jsonrpc::price_json(instrument, trade.price),
+                "amount": trade.qty,
+                "direction": direction,
+                "block_height": trade.height,
+                "timestamp": now_ms(),
+            }));
+        }
+        for (channel, list) in by_channel {
+            self.outbox
+                .push(jsonrpc::notification(&channel, json!(list)));
         }
     }
 

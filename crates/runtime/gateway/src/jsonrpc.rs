@@ -581,14 +581,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn btc() -> InstrumentAnswer {
-        InstrumentAnswer {
-            id: 0,
-            symbol: "BTC-PERP".into(),
-            tick_size_micros: 100_000,
-            lot_size_nanos: 1_000_000,
-        }
-    }
+    use crate::orders::tests::btc;
 
     fn params(text: &str) -> Map<String, Value> {
         parse(text).unwrap().params

@@ -131,6 +131,21 @@ impl KillSwitch {
             .unwrap_or_else(|e| e.into_inner())
             .covers(account)
     }
+
+    /// A session's view of the switch: when it changed since `seen`, `killed` follows whether
+    /// it covers `account` (a session not logged on looks later); true once, when it newly
+    /// covers the account, for the session to cancel its orders.
+    pub fn newly_engaged(&self, account: Option<u64>, seen: &mut u64, killed: &mut bool) -> bool {
+        let generation = self.generation();
+        let Some(account) = account.filter(|_| generation != *seen) else {
+            return false;
+        };
+        *seen = generation;
+        let covered = self.covers(account);
+        let newly = covered && !*killed;
+        *killed = covered;
+        newly
+    }
 }
 
 /// Changes the switch in `data_dir` (the operator's command): engages `all` or `accounts`, or

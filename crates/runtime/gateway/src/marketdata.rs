@@ -195,14 +195,7 @@ mod tests {
     use super::*;
     use bulwark_fix::BeginString;
 
-    fn btc() -> InstrumentAnswer {
-        InstrumentAnswer {
-            id: 0,
-            symbol: "BTC-PERP".into(),
-            tick_size_micros: 100_000,
-            lot_size_nanos: 1_000_000,
-        }
-    }
+    use crate::orders::tests::btc;
 
     fn message(fields: &[(u32, &str)]) -> Message {
         let mut all = vec![Field::new(35, "V")];

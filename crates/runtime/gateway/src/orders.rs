@@ -276,10 +276,11 @@ impl OrderState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn btc() -> InstrumentAnswer {
+    /// BTC-PERP as the default listing has it (for the gateway's unit tests).
+    pub(crate) fn btc() -> InstrumentAnswer {
         InstrumentAnswer {
             id: 0,
             symbol: "BTC-PERP".into(),

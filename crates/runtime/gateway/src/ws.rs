@@ -1239,21 +1239,13 @@ impl WsConnection {
     }
 
     fn watch_kill_switch(&mut self) {
-        let generation = self.shared.kill.generation();
-        if generation == self.kill_seen {
-            return;
-        }
-        let Some(account) = self.trading.as_ref().map(|t| t.account) else {
-            return;
-        };
-        self.kill_seen = generation;
-        let covered = self.shared.kill.covers(account);
-        if covered && !self.killed {
-            warn!(peer = %self.peer, account, "kill switch engaged: cancelling the session's orders");
+        let account = self.trading.as_ref().map(|t| t.account);
+        let kill = &self.shared.kill;
+        if kill.newly_engaged(account, &mut self.kill_seen, &mut self.killed) {
+            warn!(peer = %self.peer, ?account, "kill switch engaged: cancelling the session's orders");
             let command = ClientCommand::MassCancel { instrument: None };
             self.submit(command, upstream::Class::Protected, Pending::Kill(0));
         }
-        self.killed = covered;
     }
 
     fn on_outcome(&mut self, verdict: Verdict) {

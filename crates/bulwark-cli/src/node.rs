@@ -31,8 +31,10 @@ pub(crate) fn init_tracing() {
 pub(crate) fn init_tracing_default(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Stderr: a command's stdout is its output (the bench's JSON lines, the port lines).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
         .try_init();
 }

@@ -1175,14 +1175,7 @@ impl Connection {
             _ => None,
         });
         let Some((order_id, price)) = amended else {
-            let text = outcome
-                .events
-                .iter()
-                .find_map(|e| match e {
-                    Event::Rejected { reason, .. } => Some(format!("{reason:?}")),
-                    _ => None,
-                })
-                .unwrap_or_else(|| "not replaced".into());
+            let text = outcome.rejection("not replaced");
             return self.change_reject(cl_ord_id, orig, &text, "2", out);
         };
         let Some(mut order) = self.orders.remove(orig) else {
@@ -1211,14 +1204,7 @@ impl Connection {
             .iter()
             .any(|e| matches!(e, Event::Cancelled { .. }));
         if !cancelled {
-            let text = outcome
-                .events
-                .iter()
-                .find_map(|e| match e {
-                    Event::Rejected { reason, .. } => Some(format!("{reason:?}")),
-                    _ => None,
-                })
-                .unwrap_or_else(|| "not cancelled".into());
+            let text = outcome.rejection("not cancelled");
             return self.cancel_reject(cl_ord_id, orig, &text, out);
         }
         let exec_id = self.exec_id(outcome);

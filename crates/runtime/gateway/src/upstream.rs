@@ -139,6 +139,19 @@ pub struct Outcome {
     pub events: Vec<ReceiptEvent>,
 }
 
+impl Outcome {
+    /// Why the engine rejected the transaction, in words, or `fallback` when it did not say.
+    pub fn rejection(&self, fallback: &str) -> String {
+        self.events
+            .iter()
+            .find_map(|e| match e {
+                ReceiptEvent::Rejected { reason } => Some(format!("{reason:?}")),
+                _ => None,
+            })
+            .unwrap_or_else(|| fallback.to_string())
+    }
+}
+
 /// What became of a submitted transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

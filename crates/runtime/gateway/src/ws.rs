@@ -1507,15 +1507,7 @@ impl Drop for WsConnection {
 
 /// The engine's refusal in `outcome`, or `fallback`.
 fn engine_refusal(outcome: &Outcome, fallback: &str) -> RpcError {
-    let text = outcome
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::Rejected { reason } => Some(format!("{reason:?}")),
-            _ => None,
-        })
-        .unwrap_or_else(|| fallback.to_string());
-    RpcError::new(code::REJECTED, text)
+    RpcError::new(code::REJECTED, outcome.rejection(fallback))
 }
 
 /// A book as Deribit's `get_order_book` result: `[price, amount]` levels, best first.

@@ -228,13 +228,7 @@ fn quickfix_trades_through_a_gateway_and_acks_mean_finalized() {
     let seed = bulwark_testkit::client_key(1, account).to_bytes();
     let out = quickfix(&python, gateway, seed, account, target, &price);
     let lines: Vec<&str> = out.lines().collect();
-    let gateway_log = || {
-        let log = data
-            .join("committee")
-            .join("gateway-dc-0")
-            .join("gateway.log");
-        std::fs::read_to_string(log).unwrap_or_default()
-    };
+    let gateway_log = || common::gateway::gateway_log(&data, 0);
     assert!(
         lines.contains(&"LOGON"),
         "{out}\ngateway log:\n{}",

@@ -187,7 +187,9 @@ fn a_websocket_client_trades_over_tls_and_strangers_are_closed() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let port = base_port(19_000);
-    let up = common::gateway::up(&data, port, 45, Some(5));
+    // The gateway says why it closed a connection before logon (in the log shown on failure).
+    let filter = Some("info,bulwark_gateway::ws=debug");
+    let up = common::gateway::up_logging(&data, port, 45, Some(5), filter);
     let endpoint: SocketAddr = format!("127.0.0.1:{}", port + 100).parse().unwrap();
     let (mark, tick) = common::gateway::mark(endpoint);
     let ws = port + 400;
@@ -235,10 +237,7 @@ fn a_websocket_client_trades_over_tls_and_strangers_are_closed() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let log = || {
-        let path = data.join("committee/gateway-dc-0/gateway.log");
-        std::fs::read_to_string(path).unwrap_or_default()
-    };
+    let log = || common::gateway::gateway_log(&data, 0);
     assert!(
         out.status.success(),
         "{stdout}\n{}\ngateway log:\n{}",

@@ -29,6 +29,16 @@ pub fn base_port(first: u16) -> u16 {
     panic!("no free port range from {first}");
 }
 
+/// The log of `bulwark up`'s gateway in data center `dc` (empty when it cannot be read), for
+/// failure messages.
+pub fn gateway_log(data: &Path, dc: usize) -> String {
+    let path = data
+        .join("committee")
+        .join(format!("gateway-dc-{dc}"))
+        .join("gateway.log");
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
 /// Polls `f` every 200 ms until it gives a value; panics after `timeout`.
 pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
@@ -49,6 +59,18 @@ pub fn up(
     seconds: u32,
     rate: Option<u32>,
 ) -> JoinHandle<(i32, String, String)> {
+    up_logging(data, port, seconds, rate, None)
+}
+
+/// [`up`] with `RUST_LOG` set to `filter` for the committee and its gateways (their logs are
+/// in the data directory).
+pub fn up_logging(
+    data: &Path,
+    port: u16,
+    seconds: u32,
+    rate: Option<u32>,
+    filter: Option<&'static str>,
+) -> JoinHandle<(i32, String, String)> {
     let (data, port) = (data.to_str().unwrap().to_string(), port.to_string());
     std::thread::spawn(move || {
         let seconds = seconds.to_string();
@@ -58,7 +80,10 @@ pub fn up(
         if let Some(rate) = &rate {
             args.extend(["--rate", rate]);
         }
-        super::run(&args)
+        match filter {
+            Some(filter) => super::run_with(&args, &[("RUST_LOG", filter)]),
+            None => super::run(&args),
+        }
     })
 }
 

@@ -8,8 +8,14 @@ pub mod gateway;
 /// Runs the built `bulwark` binary with `args` (stdin closed) and returns its exit code, stdout
 /// and stderr.
 pub fn run(args: &[&str]) -> (i32, String, String) {
+    run_with(args, &[])
+}
+
+/// [`run`] with environment variables set for the command (and the processes it starts).
+pub fn run_with(args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
         .args(args)
+        .envs(vars.iter().copied())
         .output()
         .unwrap();
     (

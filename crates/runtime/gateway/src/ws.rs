@@ -28,7 +28,7 @@ use bulwark_engine::{AccountId, ClientCommand, InstrumentId, OrderId, RejectReas
 use bulwark_fix::logon::{LogonError, LogonRequest};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Map, Value};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{HandshakeError, Message, WebSocket};
 
@@ -222,7 +222,8 @@ pub(crate) fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, pl
     let configured = stream.set_nodelay(true).is_ok()
         && stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_ok()
         && stream.set_read_timeout(Some(READ_POLL_PREAUTH)).is_ok();
-    let closed = || {
+    let closed = |why: &dyn std::fmt::Display| {
+        debug!(%peer, reason = %why, "WebSocket connection closed before logon");
         shared
             .counters
             .closed_before_logon
@@ -234,13 +235,14 @@ pub(crate) fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, pl
             .counters
             .handshakes_over_budget
             .fetch_add(1, Ordering::Relaxed);
-        return closed();
+        return closed(&"over the TLS handshake budget");
     }
-    let Ok(connection) = rustls::ServerConnection::new(tls) else {
-        return closed();
+    let connection = match rustls::ServerConnection::new(tls) {
+        Ok(connection) => connection,
+        Err(e) => return closed(&e),
     };
     if !configured {
-        return closed();
+        return closed(&"cannot set the socket's options");
     }
     let budgeted = Budgeted {
         stream,
@@ -259,7 +261,10 @@ pub(crate) fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, pl
             {
                 attempt = mid.handshake();
             }
-            Err(_) => return closed(),
+            Err(HandshakeError::Interrupted(_)) => {
+                return closed(&"TLS and the upgrade took longer than the logon deadline")
+            }
+            Err(HandshakeError::Failure(e)) => return closed(&e),
         }
     };
     let mut connection = WsConnection {
@@ -417,6 +422,7 @@ impl WsConnection {
                 .counters
                 .closed_before_logon
                 .fetch_add(1, Ordering::Relaxed);
+            debug!(peer = %self.peer, %reason, "WebSocket connection closed before logon");
         } else {
             info!(peer = %self.peer, %reason, "WebSocket session ended");
         }

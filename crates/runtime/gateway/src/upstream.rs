@@ -252,8 +252,8 @@ pub struct Upstream {
     reads: AtomicUsize,
     /// Per node, its agreed-read connections still open.
     reads_at: Vec<Arc<AtomicUsize>>,
-    /// Per node, the instrument table it last gave.
-    tables: RwLock<Vec<Option<Vec<InstrumentAnswer>>>>,
+    /// Per node, the instrument table it last gave, and the one believed.
+    tables: RwLock<Tables>,
     /// Account keys a quorum gave alike, with when.
     keys: Mutex<HashMap<AccountId, ([u8; 32], Instant)>>,
     swept: Mutex<Instant>,
@@ -270,7 +270,10 @@ impl Upstream {
         let node_count = nodes.len();
         Arc::new(Upstream {
             queues: nodes.iter().map(|_| NodeQueue::default()).collect(),
-            tables: RwLock::new(vec![None; nodes.len()]),
+            tables: RwLock::new(Tables {
+                per_node: vec![None; nodes.len()],
+                agreed: Arc::default(),
+            }),
             keys: Mutex::new(HashMap::new()),
             reads_at: nodes.iter().map(|_| Arc::default()).collect(),
             nodes,
@@ -328,8 +331,11 @@ impl Upstream {
                 match c.status() {
                     Ok(status) => {
                         asked = Some(Instant::now());
-                        self.tables.write().unwrap_or_else(|e| e.into_inner())[index] =
-                            Some(status.instruments);
+                        self.tables.write().unwrap_or_else(|e| e.into_inner()).set(
+                            index,
+                            status.instruments,
+                            self.quorum,
+                        );
                         cursor.get_or_insert((status.height + 1, 0));
                     }
                     Err(error) => {
@@ -873,18 +879,44 @@ impl Upstream {
     /// The venue's instruments: the table `quorum` nodes give alike; empty (every order
     /// refused as an unknown instrument) until they do, and while two different tables each
     /// have a quorum (an upgrade under way: no order is priced on a table in doubt).
-    pub fn instruments(&self) -> Vec<InstrumentAnswer> {
+    /// Sessions ask for it on every turn of their loops, so it is decided when a node's table
+    /// changes, not here.
+    pub fn instruments(&self) -> Arc<Vec<InstrumentAnswer>> {
         let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(&tables.agreed)
+    }
+}
+
+/// The nodes' instrument tables and the one `quorum` of them give alike.
+struct Tables {
+    per_node: Vec<Option<Vec<InstrumentAnswer>>>,
+    agreed: Arc<Vec<InstrumentAnswer>>,
+}
+
+impl Tables {
+    /// Node `index` gave `table`: the believed table is decided again if that changed it.
+    fn set(&mut self, index: usize, table: Vec<InstrumentAnswer>, quorum: usize) {
+        let Some(slot) = self.per_node.get_mut(index) else {
+            return;
+        };
+        if slot.as_ref() == Some(&table) {
+            return;
+        }
+        *slot = Some(table);
+        let tables = &self.per_node;
         let mut agreed: Vec<&Vec<InstrumentAnswer>> = Vec::new();
         for table in tables.iter().flatten() {
             let alike = tables.iter().flatten().filter(|t| *t == table).count();
-            if alike >= self.quorum && !agreed.contains(&table) {
+            if alike >= quorum && !agreed.contains(&table) {
                 agreed.push(table);
             }
         }
-        match agreed.as_slice() {
+        let believed = match agreed.as_slice() {
             [one] => (*one).clone(),
             _ => Vec::new(),
+        };
+        if *self.agreed != believed {
+            self.agreed = Arc::new(believed);
         }
     }
 }

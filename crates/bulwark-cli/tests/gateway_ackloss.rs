@@ -6,7 +6,10 @@
 //! the end a checker compares every acknowledgement a trader got (an ExecutionReport New and
 //! the OrderID it carries) with the committee's finalized log, read from two nodes' receipts:
 //! no acknowledged order may be missing, no OrderID acknowledged twice, no ClOrdID with two
-//! OrderIDs, and every trader must have been acknowledged orders after the kills.
+//! OrderIDs, and every trader must have been acknowledged orders after the kills. A trader
+//! whose session was on the killed gateway has its resting order cancelled by the committee
+//! itself once the session is silent past its heartbeat bound: the gateway, dead, cancels
+//! nothing.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -162,7 +165,9 @@ fn no_acknowledged_order_is_lost_when_a_node_and_the_gateway_are_killed() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let port = base_port(24_000);
-    let up = common::gateway::up(&data, port, 80, Some(5));
+    // Long enough for the committee to silence the killed gateway's session (30 s) after the
+    // checker.
+    let up = common::gateway::up(&data, port, 110, Some(5));
     let endpoints: Vec<SocketAddr> = (0..4)
         .map(|i| format!("127.0.0.1:{}", port + 100 + i).parse().unwrap())
         .collect();
@@ -226,6 +231,34 @@ fn no_acknowledged_order_is_lost_when_a_node_and_the_gateway_are_killed() {
         },
     );
     held.logout();
+    // A trader that rests an order on gateway dc-0 and stays logged on: the gateway's kill -9
+    // leaves nobody to cancel it on disconnect but the committee.
+    let resting_key = bulwark_testkit::client_key(1, 11);
+    let mut resting = Trader::logon(
+        gateways[0],
+        "REST11",
+        "BULWARK-DC-0",
+        11,
+        &resting_key,
+        Duration::from_secs(12),
+    )
+    .unwrap();
+    resting
+        .new_order("rest", "BTC-PERP", "1", 1, &price, "1")
+        .unwrap();
+    let resting_id: u64 = wait_until(
+        "the resting order's acknowledgement",
+        Duration::from_secs(30),
+        || {
+            let m = resting.recv(Duration::from_millis(200)).unwrap()?;
+            (m.get_str(150) == Some("0")).then(|| m.get_str(37).unwrap().parse().unwrap())
+        },
+    );
+    let rests = |id: u64| {
+        let mut client = Client::connect(endpoints[0], Duration::from_secs(2)).ok()?;
+        let account = client.account(bulwark_engine::AccountId(11)).ok()?;
+        Some(account.open_orders.iter().any(|o| o.order_id == id))
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let traders: Vec<_> = [7u64, 8, 9]
@@ -241,6 +274,11 @@ fn no_acknowledged_order_is_lost_when_a_node_and_the_gateway_are_killed() {
     std::thread::sleep(Duration::from_secs(5));
     // kill -9 of the gateway the traders are on.
     let gateway = committee.join("gateway-dc-0").join("gateway.toml");
+    assert_eq!(
+        rests(resting_id),
+        Some(true),
+        "the order rests before the kill"
+    );
     sigkill(pid_with(gateway.to_str().unwrap()).expect("gateway dc-0's process"));
     let killed = Instant::now();
     std::thread::sleep(Duration::from_secs(10));
@@ -295,5 +333,17 @@ fn no_acknowledged_order_is_lost_when_a_node_and_the_gateway_are_killed() {
         "ack-loss checker: {} acknowledged orders, all in the finalized log",
         distinct.len()
     );
+    // The committee's cancel on disconnect: the dead gateway's session falls silent and its
+    // order is cancelled (the bound is 30 s on the session clock).
+    wait_until(
+        "the committee to cancel the order of a session whose gateway was killed",
+        Duration::from_secs(60),
+        || (rests(resting_id) == Some(false)).then_some(()),
+    );
+    eprintln!(
+        "the committee cancelled the killed gateway's session's order {:.1} s after the kill",
+        killed.elapsed().as_secs_f64()
+    );
+    drop(resting);
     let _ = up.join().unwrap();
 }

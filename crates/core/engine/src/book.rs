@@ -38,6 +38,8 @@ struct Slot {
     level: u32,
     side: Side,
     reduce_only: bool,
+    /// The trading session that placed it (its logon time), 0 for the account itself.
+    session: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +69,10 @@ pub struct Resting {
     pub qty: i64,
     /// Whether it may only reduce a position.
     pub reduce_only: bool,
+    /// The trading session that placed it ([`crate::session::SessionKey::tag`]), 0 for the
+    /// account itself: the committee's cancel on disconnect cancels only a silent session's
+    /// own orders.
+    pub session: u64,
 }
 
 /// An incoming order to match against the book.
@@ -260,6 +266,7 @@ impl Book {
             price: s.price,
             qty: s.qty,
             reduce_only: s.reduce_only,
+            session: s.session,
         }
     }
 
@@ -388,6 +395,7 @@ impl Book {
             level,
             side: order.side,
             reduce_only: order.reduce_only,
+            session: order.session,
         });
         let lv = &mut self.levels[level as usize];
         let tail = lv.tail;
@@ -504,6 +512,7 @@ impl Book {
             level: NIL,
             side: Side::Buy,
             reduce_only: false,
+            session: 0,
         };
         self.free_slot = slot;
     }
@@ -532,6 +541,7 @@ mod tests {
             price,
             qty,
             reduce_only: false,
+            session: 0,
         }
     }
 

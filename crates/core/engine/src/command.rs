@@ -234,6 +234,12 @@ pub enum ClientCommand {
         price: i64,
         /// New remaining size in lots.
         qty: i64,
+        /// The remaining size the sender last saw: when given, the amend is refused
+        /// ([`crate::RejectReason::AmendStale`]) unless the order still rests with exactly
+        /// these lots, so a fill between the sender's look and the amend cannot leave more
+        /// resting than the trader asked for (the sender reads again and recomputes).
+        #[serde(default)]
+        expect_qty: Option<i64>,
     },
     /// Cancel every resting order and resting stop of the account, on one instrument or on all.
     MassCancel {
@@ -260,6 +266,16 @@ pub enum ClientCommand {
     CloseSession {
         /// Which session.
         slot: u8,
+    },
+    /// Under a session's id only: the committee's own cancel on disconnect. Unless another
+    /// transaction under the session is executed within `within_ms` of block time, the
+    /// account's resting orders and stops are cancelled and the session is closed, so a gateway
+    /// that dies outright (kill -9, power, a cut link) leaves nothing resting behind it. Every
+    /// transaction under the session re-arms it; `within_ms` 0 disarms it; otherwise it lies in
+    /// [`crate::session::SILENCE_MIN_MS`] ..= [`crate::session::SILENCE_MAX_MS`].
+    SessionHeartbeat {
+        /// How long the session may be silent, milliseconds of block time.
+        within_ms: u32,
     },
 }
 

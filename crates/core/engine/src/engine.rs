@@ -212,6 +212,13 @@ pub(crate) struct State {
     /// Accounts whose cash or positions changed since the last liquidation check (liquidation's
     /// own trades land here and are checked at the end of the next batch).
     pub touched: Vec<AccountId>,
+    /// Armed sessions by when they fall silent (derived from the accounts' sessions, which the
+    /// root covers; rebuilt on restore).
+    #[serde(skip)]
+    pub silences: crate::session::Silences,
+    /// The session clock: block time, each batch moving it by at most
+    /// [`crate::session::SESSION_CLOCK_STEP_MAX_MS`]; silence bounds are counted on it.
+    pub session_clock_ms: u64,
     /// Whether any mark moved, or funding or settlement ran, in the current batch (transient).
     #[serde(skip)]
     pub marks_moved: bool,
@@ -269,6 +276,9 @@ pub struct Engine {
     /// The proposer of the block being executed (not state: set only inside
     /// [`Engine::execute_block`]).
     pub(crate) proposer: Option<[u8; 32]>,
+    /// The tag of the trading session whose transaction (or stop) is being executed, 0 for
+    /// none (not state: set only around it).
+    pub(crate) acting_session: u64,
 }
 
 /// Totals for the conservation check, micros.
@@ -336,6 +346,8 @@ impl Engine {
                 .membership()
                 .expect("the sentinel config was validated above"),
             touched: Vec::new(),
+            silences: Default::default(),
+            session_clock_ms: 0,
             marks_moved: false,
         };
         Engine {
@@ -343,6 +355,7 @@ impl Engine {
             state,
             scratch: Vec::new(),
             proposer: None,
+            acting_session: 0,
         }
     }
 
@@ -402,6 +415,10 @@ impl Engine {
         let time_ms = time_ms.max(self.state.time_ms);
         let elapsed_ms = time_ms - self.state.time_ms;
         self.state.time_ms = time_ms;
+        self.state.session_clock_ms = self
+            .state
+            .session_clock_ms
+            .saturating_add(elapsed_ms.min(crate::session::SESSION_CLOCK_STEP_MAX_MS));
         for cmd in batch {
             match cmd {
                 Command::Client {
@@ -420,6 +437,7 @@ impl Engine {
 
     fn end_of_batch(&mut self, elapsed_ms: u64, out: &mut Vec<Event>) {
         self.lapse_joins(out);
+        self.silence_sessions(out);
         self.check_oracle_staleness(out);
         self.update_marks(elapsed_ms);
         self.trigger_stops(out);

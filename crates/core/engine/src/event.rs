@@ -108,6 +108,10 @@ pub enum RejectReason {
     OutsideSessionScope,
     /// An account id reserved for sessions.
     ReservedAccountId,
+    /// An amend whose expected remaining size is not the order's (it filled meanwhile).
+    AmendStale,
+    /// A session heartbeat outside a session, or with a silence bound out of range.
+    BadHeartbeat,
 }
 
 /// Why an order left the book without filling.
@@ -489,5 +493,16 @@ pub enum Event {
         settlement_price_micros: i64,
         /// Total intrinsic value paid by shorts to longs, micros.
         paid: i128,
+    },
+    /// A session armed with [`crate::ClientCommand::SessionHeartbeat`] was silent past its
+    /// bound: the account's resting orders and stops are cancelled (the events follow) and the
+    /// session is closed.
+    SessionSilent {
+        /// Whose.
+        account: AccountId,
+        /// Its slot.
+        slot: u8,
+        /// The bound it was armed with, milliseconds.
+        within_ms: u32,
     },
 }

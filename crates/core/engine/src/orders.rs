@@ -138,7 +138,15 @@ impl Engine {
                 order_id,
                 price,
                 qty,
-            } => self.amend(account, *instrument, *order_id, *price, *qty, out),
+                expect_qty,
+            } => self.amend(
+                account,
+                *instrument,
+                *order_id,
+                (*price, *qty),
+                *expect_qty,
+                out,
+            ),
             ClientCommand::MassCancel { instrument } => {
                 self.cancel_all(account, *instrument, CancelReason::MassCancel, out);
                 Ok(())
@@ -146,6 +154,8 @@ impl Engine {
             ClientCommand::Withdraw { .. }
             | ClientCommand::OpenSession(_)
             | ClientCommand::CloseSession { .. } => Err(RejectReason::OutsideSessionScope),
+            // Only a session has a silence to bound.
+            ClientCommand::SessionHeartbeat { .. } => Err(RejectReason::BadHeartbeat),
         }
     }
 
@@ -303,6 +313,7 @@ impl Engine {
                     price: order.limit,
                     qty: remaining,
                     reduce_only: false,
+                    session: self.acting_session,
                 });
                 self.state.holder_mut(order.owner).adjust_open(
                     inst.id,
@@ -379,6 +390,19 @@ impl Engine {
         reason: CancelReason,
         out: &mut Vec<Event>,
     ) {
+        self.cancel_placed_by(account, instrument, None, reason, out);
+    }
+
+    /// [`Engine::cancel_all`], only of what `session` placed when given
+    /// ([`crate::book::Resting::session`]).
+    pub(crate) fn cancel_placed_by(
+        &mut self,
+        account: AccountId,
+        instrument: Option<InstrumentId>,
+        session: Option<u64>,
+        reason: CancelReason,
+        out: &mut Vec<Event>,
+    ) {
         let Some(acct) = self.state.holder(account) else {
             return;
         };
@@ -390,7 +414,8 @@ impl Engine {
             .collect();
         for inst in ids {
             let book = &mut self.state.markets[inst.0 as usize].book;
-            let mine = book.orders_of(account);
+            let mut mine = book.orders_of(account);
+            mine.retain(|r| session.is_none_or(|s| s == r.session));
             for r in &mine {
                 book.cancel(r.id);
             }
@@ -398,7 +423,7 @@ impl Engine {
                 dropped(&mut self.state, inst, r, reason, out);
             }
         }
-        self.cancel_stops_of(account, instrument, reason, out);
+        self.cancel_stops_of(account, instrument, session, reason, out);
     }
 
     fn amend(
@@ -406,12 +431,15 @@ impl Engine {
         account: AccountId,
         instrument: InstrumentId,
         id: OrderId,
-        price: i64,
-        qty: i64,
+        (price, qty): (i64, i64),
+        expect_qty: Option<i64>,
         out: &mut Vec<Event>,
     ) -> Result<(), RejectReason> {
         let i = self.open_instrument(instrument)?;
         let old = self.owned_order(account, instrument, id)?;
+        if expect_qty.is_some_and(|expected| expected != old.qty) {
+            return Err(RejectReason::AmendStale);
+        }
         let inst = &self.config.instruments[i];
         if qty <= 0 || qty > inst.order_lots_max {
             return Err(RejectReason::InvalidSize);

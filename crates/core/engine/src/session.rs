@@ -45,6 +45,19 @@ pub const SESSION_LIFETIME_MAX_MS: u64 = 24 * 3600 * 1000;
 pub const SESSIONS_MAX: usize = 8;
 /// Bounds on a CompID in a grant.
 pub const COMP_ID_BYTES_MAX: usize = 32;
+/// The shortest silence a [`ClientCommand::SessionHeartbeat`] may allow: twice the 10 s a
+/// leader may put a block's time ahead of the replicas' clocks.
+pub const SILENCE_MIN_MS: u32 = 20_000;
+/// The longest silence a heartbeat may allow: five minutes.
+pub const SILENCE_MAX_MS: u32 = 300_000;
+/// Silence is counted on the session clock, which one batch moves by at most this much
+/// (whatever its block time says). A leader that stamps its block 10 s ahead gains at most this
+/// (the blocks after it see no time pass until their clocks catch up), and after a committee
+/// stall the first blocks do not silence every session at once: the gateways' heartbeats,
+/// held up by the stall too, get a few blocks to land.
+pub const SESSION_CLOCK_STEP_MAX_MS: u64 = 1_000;
+/// Sessions silenced in one batch at most; the rest wait for the next batches in due order.
+pub const SILENCES_PER_BATCH_MAX: usize = 64;
 
 /// An open session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +68,31 @@ pub struct SessionKey {
     pub expires_ms: u64,
     /// The session's highest accepted nonce.
     pub nonce: u64,
+    /// The committee's cancel on disconnect, when a heartbeat armed it.
+    pub silence: Option<Silence>,
+    /// The session's tag: its logon time, unique within the account (logons only increase).
+    /// Orders and stops it places carry it ([`crate::book::Resting::session`]).
+    pub tag: u64,
+}
+
+/// A session's armed silence bound ([`ClientCommand::SessionHeartbeat`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Silence {
+    /// The bound, milliseconds.
+    pub within_ms: u32,
+    /// The session clock's time at which the session counts as silent
+    /// ([`SESSION_CLOCK_STEP_MAX_MS`]).
+    pub due_ms: u64,
+}
+
+/// The index of armed sessions by when they fall silent: (due, account, slot).
+pub(crate) type Silences = std::collections::BTreeSet<(u64, AccountId, u8)>;
+
+/// Takes a session that is going away out of the silence index.
+fn unindex(silences: &mut Silences, account: AccountId, slot: u8, session: &SessionKey) {
+    if let Some(s) = session.silence {
+        silences.remove(&(s.due_ms, account, slot));
+    }
 }
 
 /// Whether `text` may be a CompID in a grant: 1 to [`COMP_ID_BYTES_MAX`] printable ASCII bytes.
@@ -145,7 +183,14 @@ impl Engine {
             .ok_or(RejectReason::UnknownAccount)?;
         if let ClientCommand::OpenSession(grant) = cmd {
             // Expired sessions make room.
-            acct.sessions.retain(|_, s| s.expires_ms > unix_now);
+            let silences = &mut self.state.silences;
+            acct.sessions.retain(|slot, s| {
+                let live = s.expires_ms > unix_now;
+                if !live {
+                    unindex(silences, account, *slot, s);
+                }
+                live
+            });
             let fresh = grant.logon_ms.abs_diff(unix_now) <= LOGON_WINDOW_MS;
             let lifetime_ok = grant.expires_ms > unix_now
                 && grant.expires_ms <= grant.logon_ms.saturating_add(SESSION_LIFETIME_MAX_MS);
@@ -167,6 +212,8 @@ impl Engine {
                     key: grant.key,
                     expires_ms: grant.expires_ms,
                     nonce,
+                    silence: None,
+                    tag: grant.logon_ms,
                 },
             );
             out.push(Event::SessionOpened {
@@ -180,6 +227,7 @@ impl Engine {
             return Err(RejectReason::NoSession);
         };
         if session.expires_ms <= unix_now {
+            unindex(&mut self.state.silences, account, slot, session);
             acct.sessions.remove(&slot);
             out.push(Event::SessionClosed {
                 account,
@@ -194,14 +242,44 @@ impl Engine {
             }
             session.nonce = nonce;
         }
+        // The session is heard from: an armed bound starts again from now.
+        let clock = self.state.session_clock_ms;
+        if let Some(silence) = session.silence.as_mut() {
+            self.state.silences.remove(&(silence.due_ms, account, slot));
+            silence.due_ms = clock.saturating_add(u64::from(silence.within_ms));
+            self.state.silences.insert((silence.due_ms, account, slot));
+        }
+        let tag = session.tag;
         match cmd {
+            ClientCommand::SessionHeartbeat { within_ms } => {
+                if *within_ms != 0 && !(SILENCE_MIN_MS..=SILENCE_MAX_MS).contains(within_ms) {
+                    return Err(RejectReason::BadHeartbeat);
+                }
+                unindex(&mut self.state.silences, account, slot, session);
+                session.silence = None;
+                if *within_ms == 0 {
+                    return Ok(());
+                }
+                let due_ms = clock.saturating_add(u64::from(*within_ms));
+                session.silence = Some(Silence {
+                    within_ms: *within_ms,
+                    due_ms,
+                });
+                self.state.silences.insert((due_ms, account, slot));
+                Ok(())
+            }
             // A session closes itself the way the trader revokes it.
             ClientCommand::CloseSession { slot: own } if *own == slot => {
                 self.revoke_session(account, slot, out)
             }
             // `trade` refuses what is out of a session's scope (withdrawals, grants, closing
-            // another session's slot).
-            other => self.trade(account, other, out),
+            // another session's slot); what it places carries the session's tag.
+            other => {
+                self.acting_session = tag;
+                let done = self.trade(account, other, out);
+                self.acting_session = 0;
+                done
+            }
         }
     }
 
@@ -217,12 +295,75 @@ impl Engine {
             .accounts
             .get_mut(&account)
             .ok_or(RejectReason::UnknownAccount)?;
-        acct.sessions.remove(&slot).ok_or(RejectReason::NoSession)?;
+        let session = acct.sessions.remove(&slot).ok_or(RejectReason::NoSession)?;
+        unindex(&mut self.state.silences, account, slot, &session);
         out.push(Event::SessionClosed {
             account,
             slot,
             expired: false,
         });
         Ok(())
+    }
+
+    /// At the end of a batch: every armed session silent past its bound has its account's
+    /// resting orders and stops cancelled and is closed.
+    pub(crate) fn silence_sessions(&mut self, out: &mut Vec<Event>) {
+        let clock = self.state.session_clock_ms;
+        let unix_now = self
+            .state
+            .time_ms
+            .saturating_add(self.config.venue_epoch_ms);
+        let mut silenced = 0;
+        while let Some(&(due_ms, account, slot)) = self.state.silences.first() {
+            if due_ms > clock || silenced >= SILENCES_PER_BATCH_MAX {
+                break;
+            }
+            silenced += 1;
+            self.state.silences.pop_first();
+            let Some(acct) = self.state.accounts.get_mut(&account) else {
+                continue;
+            };
+            let armed = acct
+                .sessions
+                .get(&slot)
+                .and_then(|s| s.silence)
+                .filter(|s| s.due_ms == due_ms);
+            let Some(silence) = armed else {
+                continue;
+            };
+            let Some(session) = acct.sessions.remove(&slot) else {
+                continue;
+            };
+            let expired = session.expires_ms <= unix_now;
+            out.push(Event::SessionSilent {
+                account,
+                slot,
+                within_ms: silence.within_ms,
+            });
+            // Only what this session placed: another session of the account (a trader that
+            // failed over to another gateway) keeps its orders, and its gateway is not left
+            // reporting orders the committee cancelled.
+            let reason = crate::event::CancelReason::MassCancel;
+            self.cancel_placed_by(account, None, Some(session.tag), reason, out);
+            out.push(Event::SessionClosed {
+                account,
+                slot,
+                expired,
+            });
+        }
+    }
+
+    /// The silence index of `state`'s sessions (rebuilt when a snapshot is restored).
+    pub(crate) fn silences_of(
+        accounts: &std::collections::BTreeMap<AccountId, crate::account::Account>,
+    ) -> Silences {
+        accounts
+            .iter()
+            .flat_map(|(id, a)| {
+                a.sessions
+                    .iter()
+                    .filter_map(move |(slot, s)| s.silence.map(|x| (x.due_ms, *id, *slot)))
+            })
+            .collect()
     }
 }

@@ -21,8 +21,8 @@ const MAGIC: &[u8; 6] = b"BWSNAP";
 /// committee trust; version 5 the epoch's key commitment in it; version 6 the credited chain
 /// deposits; version 7 the seats, operators and joining candidates of the trust state; version 8
 /// the recorded withdrawals; version 9 each withdrawal's proposer and each account's trading
-/// sessions and last logon time.
-const VERSION: u8 = 9;
+/// sessions and last logon time; version 10 each session's armed silence bound.
+const VERSION: u8 = 10;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
@@ -130,6 +130,7 @@ impl Engine {
         for m in &mut state.markets {
             m.book.rebuild_index();
         }
+        state.silences = Engine::silences_of(&state.accounts);
         check_open_orders(&state)?;
         check_stops(&state)?;
         if state.withdrawals.iter().any(|(id, w)| {
@@ -148,6 +149,7 @@ impl Engine {
             state,
             scratch: Vec::new(),
             proposer: None,
+            acting_session: 0,
         };
         if !engine.totals().conserved() {
             return Err(SnapshotError::Inconsistent("money is not conserved"));

@@ -52,6 +52,9 @@ pub struct Stop {
     pub placed_ms: u64,
     /// `Some(guard)` while its condition holds but an oracle guard keeps it from triggering.
     pub held_by: Option<GuardKind>,
+    /// The trading session that placed it (its logon time), 0 for the account itself; the
+    /// order it triggers carries it on.
+    pub session: u64,
 }
 
 impl StopOrder {
@@ -108,6 +111,7 @@ impl Engine {
                 order: o.clone(),
                 placed_ms: self.state.time_ms,
                 held_by: None,
+                session: self.acting_session,
             },
         );
         out.push(Event::StopPlaced {
@@ -149,6 +153,7 @@ impl Engine {
         &mut self,
         account: AccountId,
         instrument: Option<InstrumentId>,
+        session: Option<u64>,
         reason: CancelReason,
         out: &mut Vec<Event>,
     ) {
@@ -160,7 +165,9 @@ impl Engine {
             .stops
             .iter()
             .filter(|(_, s)| {
-                s.owner == account && instrument.is_none_or(|i| i == s.order.instrument)
+                s.owner == account
+                    && instrument.is_none_or(|i| i == s.order.instrument)
+                    && session.is_none_or(|x| x == s.session)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -274,7 +281,10 @@ impl Engine {
                 stp: SelfTradePrevention::default(),
                 client_order_id: o.client_order_id,
             };
-            if let Err(reason) = self.place(stop.owner, &order, market, Some(id), out) {
+            self.acting_session = stop.session;
+            let placed = self.place(stop.owner, &order, market, Some(id), out);
+            self.acting_session = 0;
+            if let Err(reason) = placed {
                 out.push(Event::StopRejected {
                     order_id: id,
                     account: stop.owner,

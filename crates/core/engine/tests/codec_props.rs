@@ -85,14 +85,23 @@ fn client_command() -> impl Strategy<Value = ClientCommand> {
             instrument: InstrumentId(instrument),
             order_id: OrderId(order_id),
         }),
-        (any::<u32>(), any::<u64>(), any::<i64>(), any::<i64>()).prop_map(
-            |(instrument, order_id, price, qty)| ClientCommand::Amend {
-                instrument: InstrumentId(instrument),
-                order_id: OrderId(order_id),
-                price,
-                qty,
-            }
-        ),
+        (
+            any::<u32>(),
+            any::<u64>(),
+            any::<i64>(),
+            any::<i64>(),
+            proptest::option::of(any::<i64>())
+        )
+            .prop_map(|(instrument, order_id, price, qty, expect_qty)| {
+                ClientCommand::Amend {
+                    instrument: InstrumentId(instrument),
+                    order_id: OrderId(order_id),
+                    price,
+                    qty,
+                    expect_qty,
+                }
+            }),
+        any::<u32>().prop_map(|within_ms| ClientCommand::SessionHeartbeat { within_ms }),
         proptest::option::of(any::<u32>()).prop_map(|instrument| ClientCommand::MassCancel {
             instrument: instrument.map(InstrumentId),
         }),

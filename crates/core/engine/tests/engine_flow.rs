@@ -127,6 +127,50 @@ fn rejected_commands_change_no_state() {
 }
 
 #[test]
+fn an_amend_that_expects_another_remaining_size_is_refused() {
+    let mut v = venue();
+    let a = accepted_id(&v.run(vec![limit(1, Side::Sell, 600_000, 5)]));
+    // A fill of 2 after the sender looked (it saw 5 resting).
+    v.run(vec![limit(2, Side::Buy, 600_000, 2)]);
+    let amend = |expect_qty, qty| {
+        client(
+            1,
+            ClientCommand::Amend {
+                instrument: BTC,
+                order_id: a,
+                price: 600_000,
+                qty,
+                expect_qty,
+            },
+        )
+    };
+    let evs = v.run(vec![amend(Some(5), 4)]);
+    assert!(
+        matches!(
+            evs[0],
+            Event::Rejected {
+                reason: RejectReason::AmendStale,
+                ..
+            }
+        ),
+        "{evs:?}"
+    );
+    // Looked again: 3 rest; asking for a total of 4 (2 filled) rests 2.
+    let evs = v.run(vec![amend(Some(3), 2)]);
+    assert!(
+        matches!(
+            evs[0],
+            Event::Amended {
+                qty: 2,
+                kept_priority: true,
+                ..
+            }
+        ),
+        "{evs:?}"
+    );
+}
+
+#[test]
 fn amend_down_keeps_priority_and_price_change_loses_it() {
     let mut v = venue();
     v.fund(3, 100_000);
@@ -139,6 +183,7 @@ fn amend_down_keeps_priority_and_price_change_loses_it() {
             order_id: a,
             price: 600_000,
             qty: 3,
+            expect_qty: None,
         },
     )]);
     assert!(matches!(
@@ -159,6 +204,7 @@ fn amend_down_keeps_priority_and_price_change_loses_it() {
             order_id: a,
             price: 600_100,
             qty: 2,
+            expect_qty: None,
         },
     )]);
     v.run(vec![client(
@@ -168,6 +214,7 @@ fn amend_down_keeps_priority_and_price_change_loses_it() {
             order_id: a,
             price: 600_000,
             qty: 2,
+            expect_qty: None,
         },
     )]);
     let evs = v.run(vec![limit(2, Side::Buy, 600_000, 1)]);

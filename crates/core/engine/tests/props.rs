@@ -172,6 +172,7 @@ impl Run {
                         order_id,
                         price: mark + offset * 10,
                         qty,
+                        expect_qty: None,
                     },
                 )]
             }

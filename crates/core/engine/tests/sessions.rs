@@ -1,14 +1,17 @@
 //! Trading sessions: a trader's logon signature opens a session whose key the gateway holds; the
 //! session trades and cancels for the account and nothing else; a replayed, stale, forged or
 //! overlong grant opens nothing; the trader can revoke it; it ends at its expiry; it survives a
-//! snapshot. Every transaction goes through `verify_batch` first, as in a block.
+//! snapshot; armed with a heartbeat, a session silent past its bound has the account's orders
+//! cancelled by the committee itself (a gateway killed outright). Every transaction goes through `verify_batch` first, as in a block.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use bulwark_engine::codec::{verify_batch, SignedTx, VerifyError};
 use bulwark_engine::command::{LimitOrder, SelfTradePrevention, SystemCommand, TimeInForce};
-use bulwark_engine::session::{SESSIONS_MAX, SESSION_LIFETIME_MAX_MS};
+use bulwark_engine::session::{
+    SESSIONS_MAX, SESSION_LIFETIME_MAX_MS, SILENCE_MAX_MS, SILENCE_MIN_MS,
+};
 use bulwark_engine::{
     AccountId, ClientCommand, Command, Engine, EngineConfig, Event, PayoutChain, RejectReason,
     SessionGrant, Side,
@@ -393,4 +396,258 @@ fn grants_round_trip_and_bad_comp_ids_are_typed_errors() {
     for cut in 0..bytes.len() {
         assert!(SignedTx::decode(&bytes[..cut]).is_err());
     }
+}
+
+fn resting(engine: &Engine, account: AccountId) -> usize {
+    engine.book(BTC).map_or(0, |b| b.orders_of(account).len())
+}
+
+/// Empty batches every second from `from` to `to` (block times), the events of all.
+fn advance(engine: &mut Engine, from: u64, to: u64) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut at = from;
+    while at < to {
+        at = (at + 1_000).min(to);
+        engine.execute(at, &[], &mut out);
+    }
+    out
+}
+
+#[test]
+fn a_session_silent_past_its_heartbeat_has_its_orders_cancelled_by_the_committee() {
+    let mut engine = engine();
+    let key = session_key(3);
+    run(&mut engine, T, &[open(2, grant(T, &key), &trader_key())]).unwrap();
+    let id = TRADER.session(2).unwrap();
+    let beat = |nonce: u64, within_ms: u32| {
+        SignedTx::sign(
+            id,
+            nonce,
+            ClientCommand::SessionHeartbeat { within_ms },
+            &key,
+        )
+    };
+    // Out of bounds, or under the account's own id: refused, nothing armed.
+    for (nonce, within_ms) in [(T + 1, SILENCE_MIN_MS - 1), (T + 2, SILENCE_MAX_MS + 1)] {
+        let events = run(&mut engine, T + 1, &[beat(nonce, within_ms)]).unwrap();
+        assert_eq!(rejections(&events), [RejectReason::BadHeartbeat]);
+    }
+    let own = SignedTx::sign(
+        TRADER,
+        1,
+        ClientCommand::SessionHeartbeat { within_ms: 30_000 },
+        &trader_key(),
+    );
+    assert_eq!(
+        rejections(&run(&mut engine, T + 1, &[own]).unwrap()),
+        [RejectReason::BadHeartbeat]
+    );
+    // Armed at 30 s, with an order resting.
+    let events = run(
+        &mut engine,
+        T + 1_000,
+        &[
+            beat(T + 3, 30_000),
+            SignedTx::sign(id, T + 4, buy(21), &key),
+        ],
+    )
+    .unwrap();
+    assert!(rejections(&events).is_empty(), "{events:?}");
+    assert_eq!(resting(&engine, TRADER), 1);
+    // A heartbeat out of bounds is refused and leaves the armed bound as it was.
+    let events = run(&mut engine, T + 2_000, &[beat(T + 5, 1)]).unwrap();
+    assert_eq!(rejections(&events), [RejectReason::BadHeartbeat]);
+    // An order at 20 s is heard: at 45 s (past the first bound) nothing happens.
+    assert!(advance(&mut engine, T + 2_000, T + 20_000).is_empty());
+    run(
+        &mut engine,
+        T + 20_000,
+        &[SignedTx::sign(id, T + 6, buy(22), &key)],
+    )
+    .unwrap();
+    let quiet = advance(&mut engine, T + 20_000, T + 45_000);
+    assert!(quiet.is_empty(), "{quiet:?}");
+    assert_eq!(engine.key_of(id), Some(key.verifying_key().to_bytes()));
+    // The snapshot keeps the armed bound: a restored engine silences the session alike.
+    let mut restored = Engine::restore(&engine.snapshot()).unwrap();
+    // Silent from 20 s: at 50 s the committee cancels the session's orders and closes it.
+    let out = advance(&mut engine, T + 45_000, T + 50_000);
+    assert_eq!(
+        out.first(),
+        Some(&Event::SessionSilent {
+            account: TRADER,
+            slot: 2,
+            within_ms: 30_000
+        })
+    );
+    let cancelled = out
+        .iter()
+        .filter(|e| matches!(e, Event::Cancelled { .. }))
+        .count();
+    assert_eq!(cancelled, 2, "{out:?}");
+    assert_eq!(
+        out.last(),
+        Some(&Event::SessionClosed {
+            account: TRADER,
+            slot: 2,
+            expired: false
+        })
+    );
+    assert_eq!(resting(&engine, TRADER), 0);
+    assert_eq!(engine.key_of(id), None);
+    let again = advance(&mut restored, T + 45_000, T + 50_000);
+    assert_eq!(again, out);
+    assert_eq!(restored.state_root(), engine.state_root());
+    // Nothing signed by that key counts any more.
+    assert!(matches!(
+        run(&mut engine, T + 51_000, &[beat(T + 7, 30_000)]),
+        Err(VerifyError::UnknownAccount(0))
+    ));
+}
+
+#[test]
+fn silence_cancels_only_the_silent_sessions_orders_and_a_leaders_clock_gains_little() {
+    let mut engine = engine();
+    let (k1, k2) = (session_key(6), session_key(7));
+    run(&mut engine, T, &[open(1, grant(T, &k1), &trader_key())]).unwrap();
+    let (s1, s2) = (TRADER.session(1).unwrap(), TRADER.session(2).unwrap());
+    let stop = ClientCommand::Stop(bulwark_engine::command::StopOrder {
+        instrument: BTC,
+        side: Side::Sell,
+        direction: bulwark_engine::command::StopDirection::Falls,
+        trigger_price: 1,
+        limit_price: None,
+        qty: 1,
+        reduce_only: false,
+        client_order_id: 40,
+    });
+    run(
+        &mut engine,
+        T + 100,
+        &[
+            SignedTx::sign(
+                s1,
+                T + 1,
+                ClientCommand::SessionHeartbeat { within_ms: 20_000 },
+                &k1,
+            ),
+            SignedTx::sign(s1, T + 2, buy(41), &k1),
+            SignedTx::sign(s1, T + 3, stop.clone(), &k1),
+            // The trader's own order.
+            SignedTx::sign(TRADER, 1, buy(42), &trader_key()),
+        ],
+    )
+    .unwrap();
+    // The trader fails over: a second session (another gateway) rests an order and a stop.
+    run(
+        &mut engine,
+        T + 900,
+        &[open(2, grant(T + 900, &k2), &trader_key())],
+    )
+    .unwrap();
+    let events = run(
+        &mut engine,
+        T + 1_000,
+        &[
+            SignedTx::sign(s2, T + 901, buy(43), &k2),
+            SignedTx::sign(s2, T + 902, stop, &k2),
+        ],
+    )
+    .unwrap();
+    assert!(rejections(&events).is_empty(), "{events:?}");
+    assert_eq!(resting(&engine, TRADER), 3);
+    // At 10 s a leader stamps its block 10.2 s ahead, past the bound by block time: the
+    // session clock moves by 1 s only, nothing falls silent, and the honest blocks after it
+    // (their times behind the leader's) move it not at all.
+    let mut out = advance(&mut engine, T + 1_000, T + 10_000);
+    engine.execute(T + 20_200, &[], &mut out);
+    for at in (11..=20).map(|s| T + s * 1_000) {
+        engine.execute(at, &[], &mut out);
+    }
+    assert!(out.is_empty(), "{out:?}");
+    assert!(engine.key_of(s1).is_some());
+    // Session 1 falls silent: its order and stop go; the other session's and the trader's own
+    // stay.
+    let out = advance(&mut engine, T + 20_200, T + 40_000);
+    assert!(out.contains(&Event::SessionSilent {
+        account: TRADER,
+        slot: 1,
+        within_ms: 20_000
+    }));
+    let cancelled: Vec<u64> = out
+        .iter()
+        .filter_map(|e| match e {
+            Event::Cancelled { order_id, .. } | Event::StopCancelled { order_id, .. } => {
+                Some(order_id.0)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cancelled.len(), 2, "{out:?}");
+    assert_eq!(resting(&engine, TRADER), 2);
+    assert_eq!(engine.key_of(s1), None);
+    assert!(engine.key_of(s2).is_some());
+}
+
+#[test]
+fn a_disarmed_or_closed_session_leaves_later_orders_alone() {
+    let mut engine = engine();
+    let (k1, k2) = (session_key(4), session_key(5));
+    run(&mut engine, T, &[open(1, grant(T, &k1), &trader_key())]).unwrap();
+    run(
+        &mut engine,
+        T + 1,
+        &[open(2, grant(T + 1, &k2), &trader_key())],
+    )
+    .unwrap();
+    let (s1, s2) = (TRADER.session(1).unwrap(), TRADER.session(2).unwrap());
+    let beat = |id, nonce, within_ms, key: &SigningKey| {
+        SignedTx::sign(
+            id,
+            nonce,
+            ClientCommand::SessionHeartbeat { within_ms },
+            key,
+        )
+    };
+    run(
+        &mut engine,
+        T + 10,
+        &[
+            beat(s1, T + 1, 20_000, &k1),
+            beat(s2, T + 2, 20_000, &k2),
+            // Session 1 disarms; session 2 closes itself (a gateway's logout).
+            beat(s1, T + 2, 0, &k1),
+            SignedTx::sign(s2, T + 3, ClientCommand::CloseSession { slot: 2 }, &k2),
+            // The trader's own order, then one through session 1.
+            SignedTx::sign(TRADER, 1, buy(31), &trader_key()),
+            SignedTx::sign(s1, T + 3, buy(32), &k1),
+        ],
+    )
+    .unwrap();
+    assert_eq!(resting(&engine, TRADER), 2);
+    let out = advance(&mut engine, T + 10, T + 60_000);
+    assert!(
+        !out.iter()
+            .any(|e| matches!(e, Event::SessionSilent { .. } | Event::Cancelled { .. })),
+        "{out:?}"
+    );
+    assert_eq!(resting(&engine, TRADER), 2);
+    // The trader's revocation of an armed session takes its bound with it.
+    run(
+        &mut engine,
+        T + 60_001,
+        &[
+            beat(s1, T + 4, 20_000, &k1),
+            SignedTx::sign(
+                TRADER,
+                2,
+                ClientCommand::CloseSession { slot: 1 },
+                &trader_key(),
+            ),
+        ],
+    )
+    .unwrap();
+    let out = advance(&mut engine, T + 60_001, T + 120_000);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(resting(&engine, TRADER), 2);
 }

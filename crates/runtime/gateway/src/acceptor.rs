@@ -79,6 +79,15 @@ const ORDERS_KEPT: usize = 100_000;
 const ID_BYTES_MAX: usize = 64;
 /// How many slots a logon tries when the one it picked is taken.
 const SLOT_TRIES: u32 = 4;
+/// How long a session may be silent before the committee itself cancels its account's orders
+/// and closes it ([`ClientCommand::SessionHeartbeat`]): cancel on disconnect, kept by the
+/// committee for a gateway that dies outright (kill -9, power, a cut link).
+/// Above the engine's least (20 s, twice the 10 s a leader may stamp a block ahead), so that
+/// a leader's clock cannot silence a session whose heartbeats come.
+pub const SESSION_SILENCE_MS: u32 = 30_000;
+/// A session the committee has heard nothing from for this long sends a heartbeat (several
+/// chances per bound).
+pub const SESSION_BEAT_AFTER: Duration = Duration::from_secs(5);
 
 /// Counters by layer, for the status and the bench.
 #[derive(Debug, Default)]
@@ -312,6 +321,10 @@ enum InFlight {
         orig: String,
         qty: i64,
     },
+    /// The session's heartbeat to the committee ([`Trading::heartbeat`]); whether it disarms.
+    Heartbeat {
+        disarm: bool,
+    },
 }
 
 /// The trading session the committee opened for a connection.
@@ -326,6 +339,91 @@ pub(crate) struct Trading {
     pub(crate) account: u64,
     /// The client's name (SenderCompID, or the WebSocket client_id).
     pub(crate) sender: String,
+    /// Whether the committee's silence bound is armed (as far as this gateway asked).
+    pub(crate) armed: bool,
+    /// When the committee last heard from the session: a finalized transaction under it, or
+    /// a heartbeat sent.
+    pub(crate) heard: Instant,
+}
+
+impl Trading {
+    /// A session the committee opened for `logon` under `id`, its next nonce `next_nonce`.
+    pub(crate) fn new(
+        id: AccountId,
+        key: SigningKey,
+        next_nonce: u64,
+        logon: &LogonRequest,
+    ) -> Self {
+        Trading {
+            id,
+            key,
+            next_nonce,
+            account: logon.account,
+            sender: logon.sender.clone(),
+            armed: false,
+            heard: Instant::now(),
+        }
+    }
+
+    /// The heartbeat the session owes the committee now, if any: arming its silence bound
+    /// right after logon and again whenever the committee has heard nothing for
+    /// [`SESSION_BEAT_AFTER`] while `cancel_on_disconnect`; disarming it once the trader turned
+    /// cancel on disconnect off.
+    pub(crate) fn heartbeat(&mut self, cancel_on_disconnect: bool) -> Option<ClientCommand> {
+        let within_ms = match (cancel_on_disconnect, self.armed) {
+            (true, true) if self.heard.elapsed() < SESSION_BEAT_AFTER => return None,
+            (true, _) => SESSION_SILENCE_MS,
+            (false, true) => 0,
+            (false, false) => return None,
+        };
+        self.armed = cancel_on_disconnect;
+        self.heard = Instant::now();
+        Some(ClientCommand::SessionHeartbeat { within_ms })
+    }
+
+    /// The committee finalized a transaction under the session: unless it was refused
+    /// before the session counted it (a stale nonce, no session), the engine heard from it.
+    pub(crate) fn finalized(&mut self, outcome: &Outcome) {
+        let uncounted = outcome.events.iter().any(|e| {
+            matches!(
+                e,
+                Event::Rejected {
+                    reason: RejectReason::StaleNonce | RejectReason::NoSession
+                }
+            )
+        });
+        if !uncounted {
+            self.heard = Instant::now();
+        }
+    }
+
+    /// A heartbeat was not taken. A disarm that failed is sent again (the committee may still
+    /// be armed); an arm goes again after [`SESSION_BEAT_AFTER`].
+    pub(crate) fn beat_failed(&mut self, disarm: bool) {
+        if disarm {
+            self.armed = true;
+        }
+    }
+}
+
+/// Whether `outcome` says the committee has no such session any more (it expired there).
+pub(crate) fn session_gone(outcome: &Outcome) -> bool {
+    outcome.events.iter().any(|e| {
+        matches!(
+            e,
+            Event::Rejected {
+                reason: RejectReason::NoSession
+            }
+        )
+    })
+}
+
+/// Whether a refusal by every node says the session's id has no key there: the committee
+/// closed the session itself (silent past its bound, revoked by the trader) and a transaction
+/// under it can no longer even be checked. Only when every reason says so (one hostile node's
+/// reason among others' does not end a session).
+pub(crate) fn refused_as_gone(reason: &str) -> bool {
+    !reason.is_empty() && reason.split("; ").all(|r| r.contains("unknown account"))
 }
 
 struct Connection {
@@ -460,6 +558,7 @@ impl Connection {
                 self.on_outcome(verdict, &mut out);
             }
             self.watch_kill_switch();
+            self.beat();
             self.push_market_data(&mut out);
             self.watch_tape(&mut out);
             if !self.carry_out(out) {
@@ -639,7 +738,12 @@ impl Connection {
         if matches!(what, InFlight::Cancel { .. }) {
             self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
         }
+        if let Some(t) = self.trading.as_mut() {
+            t.finalized(&outcome);
+        }
         match what {
+            InFlight::Heartbeat { .. } if session_gone(&outcome) => self.session_closed(out),
+            InFlight::Heartbeat { .. } => {}
             InFlight::Replace {
                 cl_ord_id,
                 orig,
@@ -715,6 +819,33 @@ impl Connection {
                     self.submit(command, upstream::Class::Protected, what);
                 }
             }
+            InFlight::Heartbeat { .. } if refused && refused_as_gone(reason) => {
+                self.session_closed(out)
+            }
+            InFlight::Heartbeat { disarm } => {
+                warn!(peer = %self.peer, %reason, "the session's heartbeat was not taken");
+                if let Some(t) = self.trading.as_mut() {
+                    t.beat_failed(disarm);
+                }
+            }
+        }
+    }
+
+    /// The session's heartbeat to the committee, when one is due (FIX sessions always cancel
+    /// on disconnect).
+    fn beat(&mut self) {
+        if let Some(command) = self.trading.as_mut().and_then(|t| t.heartbeat(true)) {
+            let what = InFlight::Heartbeat { disarm: false };
+            self.submit(command, upstream::Class::Protected, what);
+        }
+    }
+
+    /// The committee has closed this connection's trading session: the trader is logged out.
+    fn session_closed(&mut self, out: &mut Vec<Output>) {
+        warn!(peer = %self.peer, "the committee closed the trading session (silent past its bound, expired or revoked)");
+        if self.session.is_active() {
+            let text = "the committee closed the trading session";
+            self.session.logout(now_ms(), text, out);
         }
     }
 
@@ -765,13 +896,7 @@ impl Connection {
                     return;
                 }
             };
-            self.trading = Some(Trading {
-                id,
-                key,
-                next_nonce: outcome.nonce + 1,
-                account: logon.account,
-                sender: logon.sender.clone(),
-            });
+            self.trading = Some(Trading::new(id, key, outcome.nonce + 1, &logon));
             self.shared.counters.logons.fetch_add(1, Ordering::Relaxed);
             info!(peer = %self.peer, account = logon.account, sender = %logon.sender, "FIX session logged on");
             self.session.accept_logon(now_ms(), stored, out);
@@ -1129,9 +1254,10 @@ impl Connection {
         }
         let account = self.trading.as_ref().map_or(0, |t| t.account);
         let mut order = order;
-        match resting_lots(&self.shared, account, order_id) {
+        let resting = match resting_lots(&self.shared, account, order_id) {
             Ok(Some(resting)) => {
-                order.filled = order.filled.max(order.qty - resting.clamp(0, order.qty))
+                order.filled = order.filled.max(order.qty - resting.clamp(0, order.qty));
+                resting
             }
             Ok(None) => return reject(self, "the order no longer rests", out),
             Err(()) => {
@@ -1141,7 +1267,7 @@ impl Connection {
                     out,
                 )
             }
-        }
+        };
         let (price, qty, remaining) = match orders::replace(&order, message) {
             Ok(mapped) => mapped,
             Err(refusal) => return reject(self, &refusal.text, out),
@@ -1151,6 +1277,8 @@ impl Connection {
             order_id: bulwark_engine::OrderId(order_id),
             price,
             qty: remaining,
+            // Refused (AmendStale) if it filled after the read: never more resting than asked.
+            expect_qty: Some(resting),
         };
         let what = InFlight::Replace {
             cl_ord_id,
@@ -1841,4 +1969,91 @@ fn close_out(
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trading() -> Trading {
+        let logon = LogonRequest {
+            sender: "T1".into(),
+            target: "BULWARK".into(),
+            sending_time: String::new(),
+            sending_time_ms: 0,
+            account: 4,
+            nonce: [0; 16],
+            session_seed: [7; 32],
+            signature: [0; 64],
+            heartbeat_s: 30,
+            reset: false,
+            msg_seq_num: 1,
+        };
+        let id = AccountId(4).session(1).expect("a session id");
+        Trading::new(id, SigningKey::from_bytes(&[7; 32]), 10, &logon)
+    }
+
+    #[test]
+    fn a_session_arms_its_silence_bound_at_once_beats_when_quiet_and_disarms_on_request() {
+        let mut t = trading();
+        let arm = Some(ClientCommand::SessionHeartbeat {
+            within_ms: SESSION_SILENCE_MS,
+        });
+        assert_eq!(t.heartbeat(true), arm);
+        // Heard from just now: nothing more is owed.
+        assert_eq!(t.heartbeat(true), None);
+        let outcome = |events| Outcome {
+            account: t.id,
+            nonce: 11,
+            height: 1,
+            events,
+        };
+        let accepted = outcome(Vec::new());
+        let stale = outcome(vec![Event::Rejected {
+            reason: RejectReason::StaleNonce,
+        }]);
+        let long_ago = Instant::now()
+            .checked_sub(SESSION_BEAT_AFTER)
+            .expect("the clock is past the interval");
+        // A stale nonce is not heard by the engine; anything else is.
+        t.heard = long_ago;
+        t.finalized(&stale);
+        assert_eq!(t.heard, long_ago);
+        t.finalized(&accepted);
+        assert_eq!(t.heartbeat(true), None);
+        // Quiet for the beat interval: it beats again.
+        t.heard = Instant::now()
+            .checked_sub(SESSION_BEAT_AFTER)
+            .expect("the clock is past the interval");
+        assert_eq!(t.heartbeat(true), arm);
+        // Cancel on disconnect turned off: disarmed once, then nothing.
+        assert_eq!(
+            t.heartbeat(false),
+            Some(ClientCommand::SessionHeartbeat { within_ms: 0 })
+        );
+        assert_eq!(t.heartbeat(false), None);
+        // A disarm that was not taken is sent again.
+        t.beat_failed(true);
+        assert_eq!(
+            t.heartbeat(false),
+            Some(ClientCommand::SessionHeartbeat { within_ms: 0 })
+        );
+        // Turned on again: armed at once.
+        assert_eq!(t.heartbeat(true), arm);
+        // The bound is one the engine takes.
+        let bounds =
+            bulwark_engine::session::SILENCE_MIN_MS..=bulwark_engine::session::SILENCE_MAX_MS;
+        assert!(bounds.contains(&SESSION_SILENCE_MS));
+        assert!(SESSION_BEAT_AFTER * 3 <= Duration::from_millis(u64::from(SESSION_SILENCE_MS)));
+    }
+
+    #[test]
+    fn a_session_counts_as_gone_only_when_every_node_says_its_id_is_unknown() {
+        assert!(refused_as_gone("unknown account"));
+        assert!(refused_as_gone("mempool: unknown account; unknown account"));
+        assert!(!refused_as_gone(
+            "unknown account; the node's queue is full"
+        ));
+        assert!(!refused_as_gone(""));
+    }
 }

@@ -322,6 +322,11 @@ enum Pending {
         id: Value,
     },
     Kill(u32),
+    /// The session's heartbeat to the committee ([`acceptor::Trading::heartbeat`]); whether it
+    /// disarms.
+    Heartbeat {
+        disarm: bool,
+    },
 }
 
 /// The heartbeat the trader asked for: its interval, when the last test request went out,
@@ -397,6 +402,18 @@ impl WsConnection {
                 self.on_outcome(verdict);
             }
             self.watch_kill_switch();
+            if let Some(command) = self
+                .trading
+                .as_mut()
+                .and_then(|t| t.heartbeat(self.cancel_on_disconnect))
+            {
+                let disarm = command == ClientCommand::SessionHeartbeat { within_ms: 0 };
+                self.submit(
+                    command,
+                    upstream::Class::Protected,
+                    Pending::Heartbeat { disarm },
+                );
+            }
             self.push_books();
             self.watch_tape();
             if let Some(why) = self.tick_heartbeat() {
@@ -908,6 +925,8 @@ impl WsConnection {
             order_id: OrderId(order_id),
             price,
             qty: remaining,
+            // Refused (AmendStale) if it filled after the read: never more resting than asked.
+            expect_qty: Some(resting),
         };
         let what = Pending::Edit { id, order_id, qty };
         self.submit(command, upstream::Class::Sheddable, what);
@@ -1266,6 +1285,13 @@ impl WsConnection {
         if matches!(what, Pending::Cancel { .. }) {
             self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
         }
+        if let (Pending::Heartbeat { .. }, None) = (&what, &outcome) {
+            if acceptor::refused_as_gone(&why) {
+                warn!(peer = %self.peer, "the committee closed the trading session (silent past its bound or revoked)");
+                self.close_after_send = true;
+                return;
+            }
+        }
         let Some(outcome) = outcome else {
             // A grant whose fate is unknown may still open the session: it is closed if so.
             if let (Pending::Auth { .. }, true) = (&what, why.is_empty()) {
@@ -1286,7 +1312,15 @@ impl WsConnection {
             };
             return self.failed(what, &error);
         };
+        if let Some(t) = self.trading.as_mut() {
+            t.finalized(&outcome);
+        }
         match what {
+            Pending::Heartbeat { .. } if acceptor::session_gone(&outcome) => {
+                warn!(peer = %self.peer, "the committee closed the trading session (expired)");
+                self.close_after_send = true;
+            }
+            Pending::Heartbeat { .. } => {}
             Pending::Auth { id, logon, tries } => self.opened(id, &outcome, logon, tries),
             Pending::New { id, order, kind } => self.new_order_done(&id, &outcome, order, kind),
             Pending::Edit { id, order_id, qty } => self.edit_done(&id, &outcome, order_id, qty),
@@ -1321,6 +1355,13 @@ impl WsConnection {
             | Pending::Edit { id, .. }
             | Pending::Cancel { id, .. }
             | Pending::CancelAll { id } => self.answer_error(&id, error),
+            // The next one goes after SESSION_BEAT_AFTER.
+            Pending::Heartbeat { disarm } => {
+                warn!(peer = %self.peer, reason = %error.message, "the session's heartbeat was not taken");
+                if let Some(t) = self.trading.as_mut() {
+                    t.beat_failed(disarm);
+                }
+            }
             Pending::Kill(tries) => {
                 warn!(peer = %self.peer, reason = %error.message, tries, "the kill switch's mass cancel was not taken");
                 if self.killed && tries + 1 < KILL_CANCEL_TRIES {
@@ -1345,13 +1386,7 @@ impl WsConnection {
         });
         if let Some(expires_ms) = expires {
             let session_key = hex::encode(key.verifying_key().to_bytes());
-            self.trading = Some(Trading {
-                id: acting,
-                key,
-                next_nonce: outcome.nonce + 1,
-                account: logon.account,
-                sender: logon.sender.clone(),
-            });
+            self.trading = Some(Trading::new(acting, key, outcome.nonce + 1, &logon));
             self.shared.counters.logons.fetch_add(1, Ordering::Relaxed);
             info!(peer = %self.peer, account = logon.account, client_id = %logon.sender, "WebSocket session logged on");
             let result = json!({

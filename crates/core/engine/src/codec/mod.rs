@@ -605,12 +605,18 @@ impl Wire for ClientCommand {
                 order_id,
                 price,
                 qty,
+                expect_qty,
             } => {
-                out.push(4);
+                // Tag 4 is the amend without an expected size (as before it existed), tag 10
+                // the one with it.
+                out.push(if expect_qty.is_some() { 10 } else { 4 });
                 instrument.put(out);
                 order_id.put(out);
                 price.put(out);
                 qty.put(out);
+                if let Some(expected) = expect_qty {
+                    expected.put(out);
+                }
             }
             ClientCommand::MassCancel { instrument } => {
                 out.push(5);
@@ -638,6 +644,10 @@ impl Wire for ClientCommand {
                 out.push(9);
                 out.push(*slot);
             }
+            ClientCommand::SessionHeartbeat { within_ms } => {
+                out.push(11);
+                within_ms.put(out);
+            }
         }
     }
     fn take(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
@@ -654,11 +664,16 @@ impl Wire for ClientCommand {
                 instrument: Wire::take(reader)?,
                 order_id: Wire::take(reader)?,
             }),
-            4 => Ok(ClientCommand::Amend {
+            tag @ (4 | 10) => Ok(ClientCommand::Amend {
                 instrument: Wire::take(reader)?,
                 order_id: Wire::take(reader)?,
                 price: Wire::take(reader)?,
                 qty: Wire::take(reader)?,
+                expect_qty: if tag == 10 {
+                    Some(Wire::take(reader)?)
+                } else {
+                    None
+                },
             }),
             5 => Ok(ClientCommand::MassCancel {
                 instrument: Wire::take(reader)?,
@@ -677,6 +692,9 @@ impl Wire for ClientCommand {
             7 => Ok(ClientCommand::Stop(Wire::take(reader)?)),
             8 => Ok(ClientCommand::OpenSession(Wire::take(reader)?)),
             9 => Ok(ClientCommand::CloseSession { slot: reader.u8()? }),
+            11 => Ok(ClientCommand::SessionHeartbeat {
+                within_ms: Wire::take(reader)?,
+            }),
             tag => Err(CodecError::UnknownTag {
                 what: "client command",
                 tag,

@@ -51,6 +51,14 @@ fn client_commands() -> Vec<ClientCommand> {
             order_id: OrderId(5),
             price: i64::MIN,
             qty: 1,
+            expect_qty: None,
+        },
+        ClientCommand::Amend {
+            instrument: InstrumentId(2),
+            order_id: OrderId(5),
+            price: 7,
+            qty: i64::MAX,
+            expect_qty: Some(i64::MIN),
         },
         ClientCommand::MassCancel { instrument: None },
         ClientCommand::MassCancel {
@@ -77,6 +85,10 @@ fn client_commands() -> Vec<ClientCommand> {
             target: "T".repeat(crate::session::COMP_ID_BYTES_MAX),
         }),
         ClientCommand::CloseSession { slot: 255 },
+        ClientCommand::SessionHeartbeat { within_ms: 0 },
+        ClientCommand::SessionHeartbeat {
+            within_ms: u32::MAX,
+        },
     ]
 }
 
@@ -318,12 +330,12 @@ fn stop_layout_is_pinned_and_bad_bytes_are_typed_errors() {
         Err(CodecError::NonCanonical("a bool must be 0 or 1"))
     );
     let mut garbage = bytes;
-    garbage[1] = 0x0a;
+    garbage[1] = 0x0c;
     assert_eq!(
         decode_client_command(&garbage),
         Err(CodecError::UnknownTag {
             what: "client command",
-            tag: 0x0a
+            tag: 0x0c
         })
     );
 }

@@ -113,6 +113,7 @@ pub(super) fn apply_ours(book: &mut Book, op: &Op, events: &mut Vec<BookEvent>) 
                     price,
                     qty: left,
                     reduce_only: false,
+                    session: 0,
                 });
             }
             (outcome.filled, rests)

@@ -25,6 +25,7 @@ pub(super) fn memory_figures(count: usize) {
             price,
             qty: 1 + n % LIMIT_LOTS_MAX,
             reduce_only: false,
+            session: 0,
         });
     }
     let rss_after = resident_bytes();

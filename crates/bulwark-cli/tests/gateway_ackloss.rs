@@ -192,17 +192,21 @@ fn no_acknowledged_order_is_lost_when_a_node_and_the_gateway_are_killed() {
         let mut client = Client::connect(endpoints[0], Duration::from_secs(2)).unwrap();
         client.status().unwrap().height + 1
     };
+    // A trader of `account` on gateway dc-0.
+    let logon = |sender: &str, account: u64| {
+        let key = bulwark_testkit::client_key(1, account);
+        let timeout = Duration::from_secs(12);
+        Trader::logon(gateways[0], sender, "BULWARK-DC-0", account, &key, timeout).unwrap()
+    };
+    // The OrderID of the next ExecutionReport New a trader gets (within 30 s).
+    let acknowledged = |trader: &mut Trader, what: &str| -> u64 {
+        wait_until(what, Duration::from_secs(30), || {
+            let m = trader.recv(Duration::from_millis(200)).unwrap()?;
+            (m.get_str(150) == Some("0")).then(|| m.get_str(37).unwrap().parse().unwrap())
+        })
+    };
     // Three nodes frozen: no finality, so no acknowledgement, until they resume.
-    let key = bulwark_testkit::client_key(1, 10);
-    let mut held = Trader::logon(
-        gateways[0],
-        "HELD10",
-        "BULWARK-DC-0",
-        10,
-        &key,
-        Duration::from_secs(12),
-    )
-    .unwrap();
+    let mut held = logon("HELD10", 10);
     let frozen: Vec<i32> = (1..4).map(node_pid).collect();
     for pid in &frozen {
         sigstop(*pid, true);
@@ -222,38 +226,15 @@ fn no_acknowledged_order_is_lost_when_a_node_and_the_gateway_are_killed() {
     for pid in &frozen {
         sigstop(*pid, false);
     }
-    let held_id: u64 = wait_until(
-        "the held order's acknowledgement",
-        Duration::from_secs(30),
-        || {
-            let m = held.recv(Duration::from_millis(200)).unwrap()?;
-            (m.get_str(150) == Some("0")).then(|| m.get_str(37).unwrap().parse().unwrap())
-        },
-    );
+    let held_id = acknowledged(&mut held, "the held order's acknowledgement");
     held.logout();
     // A trader that rests an order on gateway dc-0 and stays logged on: the gateway's kill -9
     // leaves nobody to cancel it on disconnect but the committee.
-    let resting_key = bulwark_testkit::client_key(1, 11);
-    let mut resting = Trader::logon(
-        gateways[0],
-        "REST11",
-        "BULWARK-DC-0",
-        11,
-        &resting_key,
-        Duration::from_secs(12),
-    )
-    .unwrap();
+    let mut resting = logon("REST11", 11);
     resting
         .new_order("rest", "BTC-PERP", "1", 1, &price, "1")
         .unwrap();
-    let resting_id: u64 = wait_until(
-        "the resting order's acknowledgement",
-        Duration::from_secs(30),
-        || {
-            let m = resting.recv(Duration::from_millis(200)).unwrap()?;
-            (m.get_str(150) == Some("0")).then(|| m.get_str(37).unwrap().parse().unwrap())
-        },
-    );
+    let resting_id = acknowledged(&mut resting, "the resting order's acknowledgement");
     let rests = |id: u64| {
         let mut client = Client::connect(endpoints[0], Duration::from_secs(2)).ok()?;
         let account = client.account(bulwark_engine::AccountId(11)).ok()?;

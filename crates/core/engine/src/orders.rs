@@ -510,7 +510,10 @@ impl Engine {
             stp: SelfTradePrevention::default(),
             band,
         };
+        // The order stays the placing session's, whoever amends it.
+        let acting = std::mem::replace(&mut self.acting_session, old.session);
         self.run_order(order, out);
+        self.acting_session = acting;
         Ok(())
     }
 

@@ -51,10 +51,12 @@ pub const SILENCE_MIN_MS: u32 = 20_000;
 /// The longest silence a heartbeat may allow: five minutes.
 pub const SILENCE_MAX_MS: u32 = 300_000;
 /// Silence is counted on the session clock, which one batch moves by at most this much
-/// (whatever its block time says). A leader that stamps its block 10 s ahead gains at most this
-/// (the blocks after it see no time pass until their clocks catch up), and after a committee
-/// stall the first blocks do not silence every session at once: the gateways' heartbeats,
-/// held up by the stall too, get a few blocks to land.
+/// (whatever its block time says) and never further than block time. A leader that stamps its
+/// block 10 s ahead gains at most this with that block (the blocks after it see no time pass
+/// until their clocks catch up); leaders that ramp their stamps up turn after turn gain at most
+/// the 10 s block times may run ahead in all, which [`SILENCE_MIN_MS`] leaves room for. After a
+/// committee stall the first blocks do not silence every session at once: the gateways'
+/// heartbeats, held up by the stall too, get a few blocks to land.
 pub const SESSION_CLOCK_STEP_MAX_MS: u64 = 1_000;
 /// Sessions silenced in one batch at most; the rest wait for the next batches in due order.
 pub const SILENCES_PER_BATCH_MAX: usize = 64;
@@ -182,15 +184,28 @@ impl Engine {
             .get_mut(&account)
             .ok_or(RejectReason::UnknownAccount)?;
         if let ClientCommand::OpenSession(grant) = cmd {
-            // Expired sessions make room.
+            // Expired sessions make room; an armed one's orders go with it, whatever becomes
+            // of this grant.
             let silences = &mut self.state.silences;
+            let mut armed_tags = Vec::new();
             acct.sessions.retain(|slot, s| {
                 let live = s.expires_ms > unix_now;
                 if !live {
                     unindex(silences, account, *slot, s);
+                    if s.silence.is_some() {
+                        armed_tags.push(s.tag);
+                    }
                 }
                 live
             });
+            if !armed_tags.is_empty() {
+                self.cancel_ended_sessions(account, &armed_tags, out);
+            }
+            let acct = self
+                .state
+                .accounts
+                .get_mut(&account)
+                .ok_or(RejectReason::UnknownAccount)?;
             let fresh = grant.logon_ms.abs_diff(unix_now) <= LOGON_WINDOW_MS;
             let lifetime_ok = grant.expires_ms > unix_now
                 && grant.expires_ms <= grant.logon_ms.saturating_add(SESSION_LIFETIME_MAX_MS);
@@ -228,12 +243,17 @@ impl Engine {
         };
         if session.expires_ms <= unix_now {
             unindex(&mut self.state.silences, account, slot, session);
+            let armed = session.silence.map(|_| session.tag);
             acct.sessions.remove(&slot);
             out.push(Event::SessionClosed {
                 account,
                 slot,
                 expired: true,
             });
+            // An armed session's cancel on disconnect holds at its expiry too.
+            if let Some(tag) = armed {
+                self.cancel_ended_sessions(account, &[tag], out);
+            }
             return Err(RejectReason::NoSession);
         }
         if nonce != 0 {
@@ -350,6 +370,14 @@ impl Engine {
                 slot,
                 expired,
             });
+        }
+    }
+
+    /// Cancels what the ended armed sessions tagged `tags` placed (their cancel on disconnect).
+    fn cancel_ended_sessions(&mut self, account: AccountId, tags: &[u64], out: &mut Vec<Event>) {
+        for tag in tags {
+            let reason = crate::event::CancelReason::MassCancel;
+            self.cancel_placed_by(account, None, Some(*tag), reason, out);
         }
     }
 

@@ -651,3 +651,105 @@ fn a_disarmed_or_closed_session_leaves_later_orders_alone() {
     assert!(out.is_empty(), "{out:?}");
     assert_eq!(resting(&engine, TRADER), 2);
 }
+
+#[test]
+fn an_amended_order_stays_its_sessions_and_an_armed_session_ending_at_expiry_cancels_its_orders() {
+    let mut engine = engine();
+    let (k1, k2) = (session_key(8), session_key(9));
+    let mut short = grant(T, &k1);
+    short.expires_ms = T + 100_000;
+    run(&mut engine, T, &[open(1, short, &trader_key())]).unwrap();
+    let s1 = TRADER.session(1).unwrap();
+    let events = run(
+        &mut engine,
+        T + 100,
+        &[
+            SignedTx::sign(
+                s1,
+                T + 1,
+                ClientCommand::SessionHeartbeat { within_ms: 20_000 },
+                &k1,
+            ),
+            SignedTx::sign(s1, T + 2, buy(51), &k1),
+        ],
+    )
+    .unwrap();
+    let order_id = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Accepted { order_id, .. } => Some(*order_id),
+            _ => None,
+        })
+        .unwrap();
+    // The trader amends it with its own key to another price (it loses its priority and is
+    // placed again): it is still session 1's.
+    let amend = ClientCommand::Amend {
+        instrument: BTC,
+        order_id,
+        price: 589_000,
+        qty: 1,
+        expect_qty: Some(1),
+    };
+    let events = run(
+        &mut engine,
+        T + 200,
+        &[SignedTx::sign(TRADER, 1, amend, &trader_key())],
+    )
+    .unwrap();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Amended {
+                kept_priority: false,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    let out = advance(&mut engine, T + 200, T + 30_000);
+    assert!(
+        out.iter()
+            .any(|e| matches!(e, Event::Cancelled { order_id: o, .. } if *o == order_id)),
+        "{out:?}"
+    );
+    assert_eq!(resting(&engine, TRADER), 0);
+
+    // An armed session heard until its expiry: the transaction that finds it expired ends it,
+    // and what it placed is cancelled.
+    let mut long = grant(T + 30_000, &k2);
+    long.expires_ms = T + 90_000;
+    run(&mut engine, T + 30_000, &[open(2, long, &trader_key())]).unwrap();
+    let s2 = TRADER.session(2).unwrap();
+    run(
+        &mut engine,
+        T + 30_100,
+        &[
+            SignedTx::sign(
+                s2,
+                T + 30_001,
+                ClientCommand::SessionHeartbeat { within_ms: 60_000 },
+                &k2,
+            ),
+            SignedTx::sign(s2, T + 30_002, buy(52), &k2),
+        ],
+    )
+    .unwrap();
+    let mut at = T + 30_100;
+    let mut nonce = T + 30_003;
+    while at < T + 90_000 {
+        at += 1_000;
+        let beat = ClientCommand::SessionHeartbeat { within_ms: 60_000 };
+        let events = run(&mut engine, at, &[SignedTx::sign(s2, nonce, beat, &k2)]).unwrap();
+        nonce += 1;
+        if at < T + 90_000 {
+            assert!(rejections(&events).is_empty(), "{events:?}");
+        } else {
+            assert_eq!(rejections(&events), [RejectReason::NoSession]);
+            assert!(
+                events.iter().any(|e| matches!(e, Event::Cancelled { .. })),
+                "{events:?}"
+            );
+        }
+    }
+    assert_eq!(resting(&engine, TRADER), 0);
+}

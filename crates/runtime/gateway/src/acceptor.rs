@@ -88,6 +88,8 @@ pub const SESSION_SILENCE_MS: u32 = 30_000;
 /// A session the committee has heard nothing from for this long sends a heartbeat (several
 /// chances per bound).
 pub const SESSION_BEAT_AFTER: Duration = Duration::from_secs(5);
+/// A heartbeat that was not taken is sent again after this.
+pub const SESSION_BEAT_RETRY: Duration = Duration::from_secs(1);
 
 /// Counters by layer, for the status and the bench.
 #[derive(Debug, Default)]
@@ -339,11 +341,19 @@ pub(crate) struct Trading {
     pub(crate) account: u64,
     /// The client's name (SenderCompID, or the WebSocket client_id).
     pub(crate) sender: String,
-    /// Whether the committee's silence bound is armed (as far as this gateway asked).
+    /// Whether the committee has armed the session's silence bound: an arming heartbeat was
+    /// finalized without a rejection (and no disarm since).
     pub(crate) armed: bool,
-    /// When the committee last heard from the session: a finalized transaction under it, or
-    /// a heartbeat sent.
+    /// A heartbeat is in flight.
+    pub(crate) beating: bool,
+    /// When the last heartbeat was sent (a failed one is sent again [`SESSION_BEAT_RETRY`]
+    /// later).
+    pub(crate) beat_sent: Option<Instant>,
+    /// When the committee last heard from the session: a finalized transaction it counted.
     pub(crate) heard: Instant,
+    /// Whether any transaction under the session was finalized after it opened: until then a
+    /// node may not know its key yet, so "unknown account" does not mean it is gone.
+    pub(crate) confirmed: bool,
 }
 
 impl Trading {
@@ -361,7 +371,10 @@ impl Trading {
             account: logon.account,
             sender: logon.sender.clone(),
             armed: false,
+            beating: false,
+            beat_sent: None,
             heard: Instant::now(),
+            confirmed: false,
         }
     }
 
@@ -369,16 +382,42 @@ impl Trading {
     /// right after logon and again whenever the committee has heard nothing for
     /// [`SESSION_BEAT_AFTER`] while `cancel_on_disconnect`; disarming it once the trader turned
     /// cancel on disconnect off.
+    /// One heartbeat is in flight at a time; one that failed goes again after
+    /// [`SESSION_BEAT_RETRY`]. The bound counts as armed only once the committee finalized an
+    /// arming heartbeat, so a busy session whose first arm was lost does not run unarmed.
     pub(crate) fn heartbeat(&mut self, cancel_on_disconnect: bool) -> Option<ClientCommand> {
-        let within_ms = match (cancel_on_disconnect, self.armed) {
-            (true, true) if self.heard.elapsed() < SESSION_BEAT_AFTER => return None,
-            (true, _) => SESSION_SILENCE_MS,
-            (false, true) => 0,
-            (false, false) => return None,
+        if self.beating {
+            return None;
+        }
+        let retry_ok = self
+            .beat_sent
+            .is_none_or(|at| at.elapsed() >= SESSION_BEAT_RETRY);
+        let due = match (cancel_on_disconnect, self.armed) {
+            (true, true) => self.heard.elapsed() >= SESSION_BEAT_AFTER,
+            (true, false) | (false, true) => retry_ok,
+            (false, false) => false,
         };
-        self.armed = cancel_on_disconnect;
-        self.heard = Instant::now();
+        if !due {
+            return None;
+        }
+        self.beating = true;
+        self.beat_sent = Some(Instant::now());
+        let within_ms = if cancel_on_disconnect {
+            SESSION_SILENCE_MS
+        } else {
+            0
+        };
         Some(ClientCommand::SessionHeartbeat { within_ms })
+    }
+
+    /// What became of the heartbeat in flight: `taken` when the committee finalized it without
+    /// a rejection. A disarm taken disarms; an arm taken arms; one not taken changes nothing
+    /// (it is sent again).
+    pub(crate) fn beat_done(&mut self, disarm: bool, taken: bool) {
+        self.beating = false;
+        if taken {
+            self.armed = !disarm;
+        }
     }
 
     /// The committee finalized a transaction under the session: unless it was refused
@@ -394,16 +433,23 @@ impl Trading {
         });
         if !uncounted {
             self.heard = Instant::now();
+            self.confirmed = true;
         }
     }
 
-    /// A heartbeat was not taken. A disarm that failed is sent again (the committee may still
-    /// be armed); an arm goes again after [`SESSION_BEAT_AFTER`].
-    pub(crate) fn beat_failed(&mut self, disarm: bool) {
-        if disarm {
-            self.armed = true;
-        }
+    /// Whether a refusal of a transaction under the session by every node (`reason`) says
+    /// the committee has closed it ([`refused_as_gone`]), once the session was confirmed.
+    pub(crate) fn gone(&self, reason: &str) -> bool {
+        self.confirmed && refused_as_gone(reason)
     }
+}
+
+/// Whether the heartbeat `outcome` was taken: finalized without a rejection.
+pub(crate) fn beat_taken(outcome: &Outcome) -> bool {
+    !outcome
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Rejected { .. }))
 }
 
 /// Whether `outcome` says the committee has no such session any more (it expired there).
@@ -741,6 +787,9 @@ impl Connection {
         if let Some(t) = self.trading.as_mut() {
             t.finalized(&outcome);
         }
+        if let (InFlight::Heartbeat { disarm }, Some(t)) = (&what, self.trading.as_mut()) {
+            t.beat_done(*disarm, beat_taken(&outcome));
+        }
         match what {
             InFlight::Heartbeat { .. } if session_gone(&outcome) => self.session_closed(out),
             InFlight::Heartbeat { .. } => {}
@@ -819,13 +868,18 @@ impl Connection {
                     self.submit(command, upstream::Class::Protected, what);
                 }
             }
-            InFlight::Heartbeat { .. } if refused && refused_as_gone(reason) => {
-                self.session_closed(out)
-            }
             InFlight::Heartbeat { disarm } => {
-                warn!(peer = %self.peer, %reason, "the session's heartbeat was not taken");
-                if let Some(t) = self.trading.as_mut() {
-                    t.beat_failed(disarm);
+                let gone = match self.trading.as_mut() {
+                    Some(t) => {
+                        t.beat_done(disarm, false);
+                        refused && t.gone(reason)
+                    }
+                    None => false,
+                };
+                if gone {
+                    self.session_closed(out)
+                } else {
+                    warn!(peer = %self.peer, %reason, "the session's heartbeat was not taken");
                 }
             }
         }
@@ -1999,9 +2053,20 @@ mod tests {
         let arm = Some(ClientCommand::SessionHeartbeat {
             within_ms: SESSION_SILENCE_MS,
         });
+        let disarm = Some(ClientCommand::SessionHeartbeat { within_ms: 0 });
+        let long_ago = |d: Duration| Instant::now().checked_sub(d).expect("the clock is past it");
         assert_eq!(t.heartbeat(true), arm);
-        // Heard from just now: nothing more is owed.
+        // One in flight at a time.
         assert_eq!(t.heartbeat(true), None);
+        // Not taken: not armed, and sent again only after the retry interval, however busy
+        // the session is.
+        t.beat_done(false, false);
+        assert!(!t.armed);
+        assert_eq!(t.heartbeat(true), None);
+        t.beat_sent = Some(long_ago(SESSION_BEAT_RETRY));
+        assert_eq!(t.heartbeat(true), arm);
+        t.beat_done(false, true);
+        assert!(t.armed);
         let outcome = |events| Outcome {
             account: t.id,
             nonce: 11,
@@ -2012,39 +2077,52 @@ mod tests {
         let stale = outcome(vec![Event::Rejected {
             reason: RejectReason::StaleNonce,
         }]);
-        let long_ago = Instant::now()
-            .checked_sub(SESSION_BEAT_AFTER)
-            .expect("the clock is past the interval");
+        assert!(beat_taken(&accepted) && !beat_taken(&stale));
         // A stale nonce is not heard by the engine; anything else is.
-        t.heard = long_ago;
+        t.heard = long_ago(SESSION_BEAT_AFTER);
         t.finalized(&stale);
-        assert_eq!(t.heard, long_ago);
+        assert!(!t.confirmed);
         t.finalized(&accepted);
+        assert!(t.confirmed);
         assert_eq!(t.heartbeat(true), None);
         // Quiet for the beat interval: it beats again.
-        t.heard = Instant::now()
-            .checked_sub(SESSION_BEAT_AFTER)
-            .expect("the clock is past the interval");
+        t.heard = long_ago(SESSION_BEAT_AFTER);
         assert_eq!(t.heartbeat(true), arm);
-        // Cancel on disconnect turned off: disarmed once, then nothing.
-        assert_eq!(
-            t.heartbeat(false),
-            Some(ClientCommand::SessionHeartbeat { within_ms: 0 })
-        );
+        t.beat_done(false, true);
+        // Cancel on disconnect turned off: disarmed, again until taken, then nothing.
+        t.beat_sent = Some(long_ago(SESSION_BEAT_RETRY));
+        assert_eq!(t.heartbeat(false), disarm);
+        t.beat_done(true, false);
+        assert!(t.armed);
+        t.beat_sent = Some(long_ago(SESSION_BEAT_RETRY));
+        assert_eq!(t.heartbeat(false), disarm);
+        t.beat_done(true, true);
+        assert!(!t.armed);
         assert_eq!(t.heartbeat(false), None);
-        // A disarm that was not taken is sent again.
-        t.beat_failed(true);
-        assert_eq!(
-            t.heartbeat(false),
-            Some(ClientCommand::SessionHeartbeat { within_ms: 0 })
-        );
-        // Turned on again: armed at once.
+        // Turned on again: armed.
+        t.beat_sent = Some(long_ago(SESSION_BEAT_RETRY));
         assert_eq!(t.heartbeat(true), arm);
-        // The bound is one the engine takes.
+        // The bound is one the engine takes, with room for a leader's clock and the beats.
         let bounds =
             bulwark_engine::session::SILENCE_MIN_MS..=bulwark_engine::session::SILENCE_MAX_MS;
         assert!(bounds.contains(&SESSION_SILENCE_MS));
-        assert!(SESSION_BEAT_AFTER * 3 <= Duration::from_millis(u64::from(SESSION_SILENCE_MS)));
+        assert!(
+            SESSION_BEAT_AFTER * 3 <= Duration::from_millis(u64::from(SESSION_SILENCE_MS) - 10_000)
+        );
+    }
+
+    #[test]
+    fn an_unknown_session_counts_as_gone_only_once_a_transaction_under_it_was_finalized() {
+        let mut t = trading();
+        assert!(!t.gone("unknown account"));
+        t.finalized(&Outcome {
+            account: t.id,
+            nonce: 11,
+            height: 1,
+            events: Vec::new(),
+        });
+        assert!(t.gone("unknown account"));
+        assert!(!t.gone("unknown account; the node's queue is full"));
     }
 
     #[test]

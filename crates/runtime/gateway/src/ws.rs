@@ -1285,8 +1285,11 @@ impl WsConnection {
         if matches!(what, Pending::Cancel { .. }) {
             self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
         }
-        if let (Pending::Heartbeat { .. }, None) = (&what, &outcome) {
-            if acceptor::refused_as_gone(&why) {
+        if let (Pending::Heartbeat { disarm }, Some(t)) = (&what, self.trading.as_mut()) {
+            let taken = outcome.as_ref().is_some_and(acceptor::beat_taken);
+            t.beat_done(*disarm, taken);
+            // `why` is empty when the outcome did not come in time: that says nothing.
+            if outcome.is_none() && t.gone(&why) {
                 warn!(peer = %self.peer, "the committee closed the trading session (silent past its bound or revoked)");
                 self.close_after_send = true;
                 return;
@@ -1356,11 +1359,8 @@ impl WsConnection {
             | Pending::Cancel { id, .. }
             | Pending::CancelAll { id } => self.answer_error(&id, error),
             // The next one goes after SESSION_BEAT_AFTER.
-            Pending::Heartbeat { disarm } => {
+            Pending::Heartbeat { .. } => {
                 warn!(peer = %self.peer, reason = %error.message, "the session's heartbeat was not taken");
-                if let Some(t) = self.trading.as_mut() {
-                    t.beat_failed(disarm);
-                }
             }
             Pending::Kill(tries) => {
                 warn!(peer = %self.peer, reason = %error.message, tries, "the kill switch's mass cancel was not taken");

@@ -22,7 +22,7 @@ use common::gateway::{base_port, fix_price, wait_until};
 const SCRIPT: &str = r#"
 import json, os, ssl, sys, time
 from websockets.sync.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidMessage
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives import serialization
 
@@ -36,7 +36,14 @@ def say(*parts):
 
 class Rpc:
     def __init__(self):
-        self.ws = connect(uri, ssl=ctx, open_timeout=10)
+        try:
+            self.ws = connect(uri, ssl=ctx, open_timeout=10)
+        except InvalidMessage as e:
+            # An open issue (docs/gateway.md, known limits): under CI load a connection that
+            # finished TLS is now and then closed unanswered at the logon deadline. Said, and
+            # tried once more; the Rust side allows it once per run.
+            say("RECONNECT", repr(e).replace(" ", "_"))
+            self.ws = connect(uri, ssl=ctx, open_timeout=10)
         self.next = 0
         self.notes = []
     def call(self, method, params=None, timeout=20):
@@ -254,6 +261,16 @@ fn a_websocket_client_trades_over_tls_and_strangers_are_closed() {
             .map(str::to_string)
             .collect()
     };
+    // The open issue the script works around (a connection closed unanswered at the logon
+    // deadline): at most once per run, and the gateway's reason is shown.
+    let reconnects = stdout
+        .lines()
+        .filter(|l| l.starts_with("RECONNECT"))
+        .count();
+    if reconnects > 0 {
+        eprintln!("{reconnects} reconnect(s); gateway log:\n{}", log());
+    }
+    assert!(reconnects <= 1, "{stdout}\ngateway log:\n{}", log());
     // Strangers get a typed error and the door.
     assert_eq!(line("PREAUTH"), ["13009", "True"]);
     assert_eq!(line("JUNK"), ["-32700", "True"]);

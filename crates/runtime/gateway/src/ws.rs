@@ -244,27 +244,46 @@ pub(crate) fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, pl
     if !configured {
         return closed(&"cannot set the socket's options");
     }
-    let budgeted = Budgeted {
+    let mut budgeted = Budgeted {
         stream,
         left: PREAUTH_BYTES,
         until: Some(started + LOGON_DEADLINE),
         write_by: None,
     };
+    let mut connection = connection;
+    let in_time = || started.elapsed() < LOGON_DEADLINE && !shared.stop.load(Ordering::Relaxed);
+    // TLS first, on its own (each phase says for itself when it runs out of time), then the
+    // WebSocket upgrade over it.
+    while connection.is_handshaking() {
+        match connection.complete_io(&mut budgeted) {
+            Ok(_) => {}
+            Err(e) if would_block(&e) && in_time() => {}
+            Err(e) if would_block(&e) => {
+                return closed(&"the TLS handshake took longer than the logon deadline")
+            }
+            Err(e) => return closed(&format!("TLS: {e}")),
+        }
+    }
+    let tls_done = started.elapsed();
     let stream = rustls::StreamOwned::new(connection, budgeted);
     let config = ws_config(jsonrpc::PREAUTH_BYTES_MAX);
     let mut attempt = tungstenite::accept_with_config(stream, Some(config));
     let ws = loop {
         match attempt {
             Ok(ws) => break ws,
-            Err(HandshakeError::Interrupted(mid))
-                if started.elapsed() < LOGON_DEADLINE && !shared.stop.load(Ordering::Relaxed) =>
-            {
+            Err(HandshakeError::Interrupted(mid)) if in_time() => {
                 attempt = mid.handshake();
             }
-            Err(HandshakeError::Interrupted(_)) => {
-                return closed(&"TLS and the upgrade took longer than the logon deadline")
+            Err(HandshakeError::Interrupted(mid)) => {
+                let tls = &mid.get_ref().get_ref().conn;
+                let why = format!(
+                    "no WebSocket upgrade within the logon deadline (TLS done after {} ms; {} plaintext bytes waiting)",
+                    tls_done.as_millis(),
+                    if tls.wants_read() { "no" } else { "some" }
+                );
+                return closed(&why);
             }
-            Err(HandshakeError::Failure(e)) => return closed(&e),
+            Err(HandshakeError::Failure(e)) => return closed(&format!("upgrade: {e}")),
         }
     };
     let mut connection = WsConnection {

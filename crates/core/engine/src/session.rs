@@ -325,8 +325,8 @@ impl Engine {
         Ok(())
     }
 
-    /// At the end of a batch: every armed session silent past its bound has its account's
-    /// resting orders and stops cancelled and is closed.
+    /// At the end of a batch: every armed session silent past its bound (at most
+    /// [`SILENCES_PER_BATCH_MAX`]) has the orders and stops it placed cancelled and is closed.
     pub(crate) fn silence_sessions(&mut self, out: &mut Vec<Event>) {
         let clock = self.state.session_clock_ms;
         let unix_now = self
@@ -343,18 +343,14 @@ impl Engine {
             let Some(acct) = self.state.accounts.get_mut(&account) else {
                 continue;
             };
-            let armed = acct
-                .sessions
-                .get(&slot)
-                .and_then(|s| s.silence)
-                .filter(|s| s.due_ms == due_ms);
-            let Some(silence) = armed else {
+            let armed = acct.sessions.get(&slot).and_then(|session| {
+                let silence = session.silence.filter(|s| s.due_ms == due_ms)?;
+                Some((silence, session.tag, session.expires_ms <= unix_now))
+            });
+            let Some((silence, tag, expired)) = armed else {
                 continue;
             };
-            let Some(session) = acct.sessions.remove(&slot) else {
-                continue;
-            };
-            let expired = session.expires_ms <= unix_now;
+            acct.sessions.remove(&slot);
             out.push(Event::SessionSilent {
                 account,
                 slot,
@@ -363,8 +359,7 @@ impl Engine {
             // Only what this session placed: another session of the account (a trader that
             // failed over to another gateway) keeps its orders, and its gateway is not left
             // reporting orders the committee cancelled.
-            let reason = crate::event::CancelReason::MassCancel;
-            self.cancel_placed_by(account, None, Some(session.tag), reason, out);
+            self.cancel_ended_sessions(account, &[tag], out);
             out.push(Event::SessionClosed {
                 account,
                 slot,

@@ -89,6 +89,16 @@ fn buy(client_order_id: u64) -> ClientCommand {
     })
 }
 
+/// A session's heartbeat arming `within_ms` (0 disarms), signed by its key.
+fn beat(id: AccountId, nonce: u64, within_ms: u32, key: &SigningKey) -> SignedTx {
+    SignedTx::sign(
+        id,
+        nonce,
+        ClientCommand::SessionHeartbeat { within_ms },
+        key,
+    )
+}
+
 /// Verifies `txs` against the engine's keys (as a block's check does), then executes them.
 fn run(engine: &mut Engine, at: u64, txs: &[SignedTx]) -> Result<Vec<Event>, VerifyError> {
     verify_batch(txs, |id| engine.key_of(id))?;
@@ -419,25 +429,13 @@ fn a_session_silent_past_its_heartbeat_has_its_orders_cancelled_by_the_committee
     let key = session_key(3);
     run(&mut engine, T, &[open(2, grant(T, &key), &trader_key())]).unwrap();
     let id = TRADER.session(2).unwrap();
-    let beat = |nonce: u64, within_ms: u32| {
-        SignedTx::sign(
-            id,
-            nonce,
-            ClientCommand::SessionHeartbeat { within_ms },
-            &key,
-        )
-    };
+    let session_beat = |nonce: u64, within_ms: u32| beat(id, nonce, within_ms, &key);
     // Out of bounds, or under the account's own id: refused, nothing armed.
     for (nonce, within_ms) in [(T + 1, SILENCE_MIN_MS - 1), (T + 2, SILENCE_MAX_MS + 1)] {
-        let events = run(&mut engine, T + 1, &[beat(nonce, within_ms)]).unwrap();
+        let events = run(&mut engine, T + 1, &[session_beat(nonce, within_ms)]).unwrap();
         assert_eq!(rejections(&events), [RejectReason::BadHeartbeat]);
     }
-    let own = SignedTx::sign(
-        TRADER,
-        1,
-        ClientCommand::SessionHeartbeat { within_ms: 30_000 },
-        &trader_key(),
-    );
+    let own = beat(TRADER, 1, 30_000, &trader_key());
     assert_eq!(
         rejections(&run(&mut engine, T + 1, &[own]).unwrap()),
         [RejectReason::BadHeartbeat]
@@ -447,7 +445,7 @@ fn a_session_silent_past_its_heartbeat_has_its_orders_cancelled_by_the_committee
         &mut engine,
         T + 1_000,
         &[
-            beat(T + 3, 30_000),
+            session_beat(T + 3, 30_000),
             SignedTx::sign(id, T + 4, buy(21), &key),
         ],
     )
@@ -455,7 +453,7 @@ fn a_session_silent_past_its_heartbeat_has_its_orders_cancelled_by_the_committee
     assert!(rejections(&events).is_empty(), "{events:?}");
     assert_eq!(resting(&engine, TRADER), 1);
     // A heartbeat out of bounds is refused and leaves the armed bound as it was.
-    let events = run(&mut engine, T + 2_000, &[beat(T + 5, 1)]).unwrap();
+    let events = run(&mut engine, T + 2_000, &[session_beat(T + 5, 1)]).unwrap();
     assert_eq!(rejections(&events), [RejectReason::BadHeartbeat]);
     // An order at 20 s is heard: at 45 s (past the first bound) nothing happens.
     assert!(advance(&mut engine, T + 2_000, T + 20_000).is_empty());
@@ -500,7 +498,7 @@ fn a_session_silent_past_its_heartbeat_has_its_orders_cancelled_by_the_committee
     assert_eq!(restored.state_root(), engine.state_root());
     // Nothing signed by that key counts any more.
     assert!(matches!(
-        run(&mut engine, T + 51_000, &[beat(T + 7, 30_000)]),
+        run(&mut engine, T + 51_000, &[session_beat(T + 7, 30_000)]),
         Err(VerifyError::UnknownAccount(0))
     ));
 }
@@ -525,12 +523,7 @@ fn silence_cancels_only_the_silent_sessions_orders_and_a_leaders_clock_gains_lit
         &mut engine,
         T + 100,
         &[
-            SignedTx::sign(
-                s1,
-                T + 1,
-                ClientCommand::SessionHeartbeat { within_ms: 20_000 },
-                &k1,
-            ),
+            beat(s1, T + 1, 20_000, &k1),
             SignedTx::sign(s1, T + 2, buy(41), &k1),
             SignedTx::sign(s1, T + 3, stop.clone(), &k1),
             // The trader's own order.
@@ -601,14 +594,6 @@ fn a_disarmed_or_closed_session_leaves_later_orders_alone() {
     )
     .unwrap();
     let (s1, s2) = (TRADER.session(1).unwrap(), TRADER.session(2).unwrap());
-    let beat = |id, nonce, within_ms, key: &SigningKey| {
-        SignedTx::sign(
-            id,
-            nonce,
-            ClientCommand::SessionHeartbeat { within_ms },
-            key,
-        )
-    };
     run(
         &mut engine,
         T + 10,
@@ -664,12 +649,7 @@ fn an_amended_order_stays_its_sessions_and_an_armed_session_ending_at_expiry_can
         &mut engine,
         T + 100,
         &[
-            SignedTx::sign(
-                s1,
-                T + 1,
-                ClientCommand::SessionHeartbeat { within_ms: 20_000 },
-                &k1,
-            ),
+            beat(s1, T + 1, 20_000, &k1),
             SignedTx::sign(s1, T + 2, buy(51), &k1),
         ],
     )
@@ -724,12 +704,7 @@ fn an_amended_order_stays_its_sessions_and_an_armed_session_ending_at_expiry_can
         &mut engine,
         T + 30_100,
         &[
-            SignedTx::sign(
-                s2,
-                T + 30_001,
-                ClientCommand::SessionHeartbeat { within_ms: 60_000 },
-                &k2,
-            ),
+            beat(s2, T + 30_001, 60_000, &k2),
             SignedTx::sign(s2, T + 30_002, buy(52), &k2),
         ],
     )
@@ -738,8 +713,7 @@ fn an_amended_order_stays_its_sessions_and_an_armed_session_ending_at_expiry_can
     let mut nonce = T + 30_003;
     while at < T + 90_000 {
         at += 1_000;
-        let beat = ClientCommand::SessionHeartbeat { within_ms: 60_000 };
-        let events = run(&mut engine, at, &[SignedTx::sign(s2, nonce, beat, &k2)]).unwrap();
+        let events = run(&mut engine, at, &[beat(s2, nonce, 60_000, &k2)]).unwrap();
         nonce += 1;
         if at < T + 90_000 {
             assert!(rejections(&events).is_empty(), "{events:?}");

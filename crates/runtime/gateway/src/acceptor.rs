@@ -2047,6 +2047,16 @@ mod tests {
         Trading::new(id, SigningKey::from_bytes(&[7; 32]), 10, &logon)
     }
 
+    /// An outcome under `t`'s session with `events`.
+    fn finalized_as(t: &Trading, events: Vec<Event>) -> Outcome {
+        Outcome {
+            account: t.id,
+            nonce: 11,
+            height: 1,
+            events,
+        }
+    }
+
     #[test]
     fn a_session_arms_its_silence_bound_at_once_beats_when_quiet_and_disarms_on_request() {
         let mut t = trading();
@@ -2067,12 +2077,7 @@ mod tests {
         assert_eq!(t.heartbeat(true), arm);
         t.beat_done(false, true);
         assert!(t.armed);
-        let outcome = |events| Outcome {
-            account: t.id,
-            nonce: 11,
-            height: 1,
-            events,
-        };
+        let outcome = |events| finalized_as(&t, events);
         let accepted = outcome(Vec::new());
         let stale = outcome(vec![Event::Rejected {
             reason: RejectReason::StaleNonce,
@@ -2115,12 +2120,7 @@ mod tests {
     fn an_unknown_session_counts_as_gone_only_once_a_transaction_under_it_was_finalized() {
         let mut t = trading();
         assert!(!t.gone("unknown account"));
-        t.finalized(&Outcome {
-            account: t.id,
-            nonce: 11,
-            height: 1,
-            events: Vec::new(),
-        });
+        t.finalized(&finalized_as(&t, Vec::new()));
         assert!(t.gone("unknown account"));
         assert!(!t.gone("unknown account; the node's queue is full"));
     }

@@ -13,8 +13,8 @@
 //!
 //! Start at [`start`], then `acceptor.rs` (the accept loop and one FIX connection), `ws.rs`
 //! (one WebSocket connection), `upstream.rs`
-//! (the committee: queues, shedding, submits and receipt quorums), `orders.rs` (FIX fields to
-//! commands and back).
+//! (the committee: queues, shedding, submits and receipt quorums), and `bulwark-door` (FIX fields and
+//! JSON-RPC requests to commands and back, pure).
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -24,16 +24,16 @@ use std::thread::JoinHandle;
 mod acceptor;
 pub mod config;
 pub mod credits;
-pub mod jsonrpc;
 pub mod killswitch;
-pub mod marketdata;
-pub mod orders;
 mod seqstore;
 pub mod tls;
 mod upstream;
 mod ws;
 
 pub use acceptor::Counters;
+// The pure translations live in `bulwark-door` (fuzzed there); the connections use them by
+// these names.
+pub use bulwark_door::{jsonrpc, marketdata, orders};
 pub use config::{GatewayConfig, Limits};
 pub use upstream::UpstreamCounters;
 

@@ -1,10 +1,12 @@
 //! JSON-RPC 2.0 in the manner of Deribit's API: the request decoder, the typed parameters of
 //! each method, and the answers. Pure: no I/O, so every byte a client can send is checked here
-//! (and fuzzed by the tests) before the connection ([`crate::ws`]) acts on it.
+//! (and fuzzed, by a test and by `fuzz/fuzz_targets/jsonrpc.rs`) before the connection
+//! (`bulwark-gateway`'s `ws.rs`) acts on it.
 //!
 //! A request is one JSON object `{"jsonrpc":"2.0","id":ID,"method":M,"params":{...}}` of at
 //! most [`REQUEST_BYTES_MAX`] bytes ([`PREAUTH_BYTES_MAX`] before `public/auth`); ID is a number
-//! or a string of at most [`ID_BYTES_MAX`] bytes. Prices and amounts are decimals, given as
+//! or a string of at most [`ID_BYTES_MAX`] bytes (a number must be whole and fit 64 bits, so
+//! that the answer names exactly the id sent). Prices and amounts are decimals, given as
 //! JSON numbers (read by their shortest decimal form) or strings, and must be exact multiples
 //! of the instrument's tick and lot; nothing is rounded.
 
@@ -165,7 +167,8 @@ impl Method {
 /// One decoded request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
-    /// Its id (a number, or a string of at most [`ID_BYTES_MAX`] bytes).
+    /// Its id (a whole number that fits 64 bits, or a string of at most [`ID_BYTES_MAX`]
+    /// bytes).
     pub id: Value,
     /// The method.
     pub method: Method,
@@ -187,12 +190,16 @@ pub fn parse(text: &str) -> Result<Request, (Value, RpcError)> {
         return Err((Value::Null, e));
     };
     let id = match object.remove("id") {
-        Some(Value::Number(n)) => Value::Number(n),
+        // Only a whole number that fits 64 bits comes back exactly as it was sent: a larger
+        // one or a fraction is read as a float and would be echoed as another number.
+        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Value::Number(n),
         Some(Value::String(s)) if s.len() <= ID_BYTES_MAX => Value::String(s),
         _ => {
             let e = RpcError::new(
                 code::INVALID_REQUEST,
-                format!("id must be a number or a string of at most {ID_BYTES_MAX} bytes"),
+                format!(
+                    "id must be a whole number of at most 64 bits or a string of at most {ID_BYTES_MAX} bytes"
+                ),
             );
             return Err((Value::Null, e));
         }
@@ -615,6 +622,16 @@ mod tests {
             "x".repeat(65)
         );
         assert_eq!(code_of(&long_id), code::INVALID_REQUEST);
+        // Found by the fuzz target: an id past 64 bits, or a fraction, is read as a float and
+        // would come back as another number, so it is refused; the widest whole ids pass.
+        for id in ["222222222222222222222222", "1.5", "1e3", "-0.0"] {
+            let t = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"public/test"}}"#);
+            assert_eq!(code_of(&t), code::INVALID_REQUEST, "{id}");
+        }
+        for id in ["18446744073709551615", "-9223372036854775808", "0"] {
+            let t = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"public/test"}}"#);
+            assert_eq!(parse(&t).unwrap().id.to_string(), id);
+        }
         // The id comes back with a later error.
         let (id, _) = parse(r#"{"jsonrpc":"2.0","id":"a","method":"nope"}"#).unwrap_err();
         assert_eq!(id, json!("a"));
@@ -702,7 +719,7 @@ mod tests {
         }
     }
 
-    /// A seeded fuzzer run as a test (stable Rust has no cargo-fuzz): mutations of valid
+    /// A seeded fuzzer run as a test (cargo-fuzz runs `fuzz_targets/jsonrpc.rs`): mutations of valid
     /// requests and random bytes never panic the decoder or the parameter readers, and every
     /// refusal is a typed error.
     #[test]

@@ -4,8 +4,9 @@
 //!
 //! Nothing may panic. An order the door takes is within the engine's bounds (positive size, a
 //! limit price of at least one tick) and its command survives the engine's codec unchanged; a
-//! replace leaves a positive remainder no larger than the new size; what the gateway would
-//! write back (an execution report, a market data snapshot or a reject) encodes as FIX.
+//! replace leaves exactly the new size less what filled, and more than nothing; what the
+//! gateway would write back (an execution report, a market data snapshot or a reject) encodes
+//! as FIX.
 
 #![no_main]
 
@@ -39,21 +40,24 @@ fuzz_target!(|body: &[u8]| {
         }
         door_common::survives_the_codec(command);
     }
+    // The resting order has 0 to 12 of its 10 lots filled (past its size too), chosen by the
+    // input's length so the fuzzer varies it.
+    let filled = (body.len() % 13) as i64;
     let resting = orders::OrderState {
         cl_ord_id: "A-1".into(),
         order_id: Some(41),
         instrument: door_common::btc(),
         side: Side::Buy,
         qty: 10,
-        filled: 3,
-        filled_value: 3 * 600_000,
+        filled,
+        filled_value: i128::from(filled) * 600_000,
         price: 600_000,
-        status: "1",
+        status: if filled >= 10 { "2" } else { "1" },
     };
     if let Ok((price, qty, remaining)) = orders::replace(&resting, &message) {
         assert!(
-            price > 0 && remaining > 0 && remaining <= qty,
-            "{price} {qty} {remaining}"
+            price > 0 && remaining > 0 && remaining == qty - filled,
+            "{price} {qty} {filled} {remaining}"
         );
         let mut replaced = resting.clone();
         replaced.qty = qty;

@@ -149,16 +149,18 @@ pub const RECEIPTS_PER_ANSWER: usize = 1024;
 /// Longest a receipts request may wait for a new block, milliseconds.
 pub const RECEIPTS_WAIT_MS_MAX: u32 = 1000;
 
-/// What one client transaction of a finalized block did.
+/// What one client transaction of a finalized block did, or (acting id `u64::MAX`, nonce 0,
+/// after the transactions') a piece of what the block itself did: fills of liquidations and
+/// triggered stops, cancels of silenced sessions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptAnswer {
     /// The block's height.
     pub height: u64,
-    /// Its position among the block's transactions.
+    /// Its position among the block's receipts.
     pub index: u32,
-    /// The acting id (an account's, or a session's).
+    /// The acting id (an account's, or a session's; `u64::MAX` for the block's own).
     pub account: u64,
-    /// The transaction's nonce.
+    /// The transaction's nonce (0 for the block's own).
     pub nonce: u64,
     /// What it did (the engine's events a gateway reports on; others are left out).
     pub events: Vec<ReceiptEvent>,
@@ -385,6 +387,10 @@ pub struct WithdrawalAnswer {
 /// One account's committed state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountAnswer {
+    /// The committed height this answer reflects (0 from a node that does not say). A
+    /// reader that already saw height h counts only answers at h or above.
+    #[serde(default)]
+    pub height: u64,
     /// The account id.
     pub account: u64,
     /// Its last accepted nonce (the next transaction needs a higher one).
@@ -471,6 +477,9 @@ pub struct StandingAnswer {
 /// The top of one book.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BookAnswer {
+    /// The committed height this answer reflects (0 from a node that does not say).
+    #[serde(default)]
+    pub height: u64,
     /// The instrument.
     pub instrument: u32,
     /// Bid levels, best first.
@@ -516,6 +525,7 @@ mod tests {
         let text = serde_json::to_string(&status).unwrap();
         assert_eq!(serde_json::from_str::<NodeStatus>(&text).unwrap(), status);
         let account = AccountAnswer {
+            height: 7,
             account: 3,
             open_orders: vec![OpenOrder {
                 instrument: 0,

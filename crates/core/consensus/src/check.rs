@@ -366,7 +366,15 @@ pub struct Receipt {
     pub events: Vec<Event>,
 }
 
-/// [`execute`], and each client transaction's [`Receipt`].
+/// The acting id of a block's own receipt (see [`execute_with_receipts`]): the insurance
+/// fund's id, `u64::MAX`, under which no transaction acts.
+pub const BLOCK_RECEIPT_ACCOUNT: bulwark_engine::AccountId = bulwark_engine::AccountId(u64::MAX);
+
+/// [`execute`], and each client transaction's [`Receipt`], in block order. When the block's
+/// oracle rounds or its end (stops triggered by a new mark, liquidations, sessions silenced)
+/// did something, one more receipt follows the transactions': the block's own, under
+/// [`BLOCK_RECEIPT_ACCOUNT`] with nonce 0 (no transaction in a block has nonce 0), so a
+/// maker filled by a liquidation or a triggered stop learns of it like any other fill.
 pub fn execute_with_receipts(
     engine: &mut Engine,
     block: &Block,
@@ -376,11 +384,12 @@ pub fn execute_with_receipts(
     let before = events.len();
     execute_inner(engine, block, events, Some(&mut marks));
     // The rounds come first: the first transaction's events start where the last round's end.
-    let mut from = match block.rounds.len() {
+    let rounds_end = match block.rounds.len() {
         0 => before,
         rounds => marks.get(rounds - 1).copied().unwrap_or(before),
     };
-    block
+    let mut from = rounds_end;
+    let mut receipts: Vec<Receipt> = block
         .txs
         .iter()
         .zip(marks.iter().skip(block.rounds.len()))
@@ -394,7 +403,24 @@ pub fn execute_with_receipts(
             from = to;
             receipt
         })
-        .collect()
+        .collect();
+    // What no transaction did: the rounds' events and the end of the batch's.
+    let own: Vec<Event> = events
+        .get(before..rounds_end)
+        .unwrap_or_default()
+        .iter()
+        .chain(events.get(from..).unwrap_or_default())
+        .cloned()
+        .collect();
+    if !own.is_empty() {
+        receipts.push(Receipt {
+            height: block.height,
+            account: BLOCK_RECEIPT_ACCOUNT,
+            nonce: 0,
+            events: own,
+        });
+    }
+    receipts
 }
 
 /// Executes `block` on `engine`, appending the events to `events`.
@@ -552,6 +578,65 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    #[test]
+    fn what_no_transaction_did_is_in_the_blocks_own_receipt_after_the_transactions() {
+        let (engine, digest, key) = setup();
+        // A sell stop whose trigger the mark has already passed fires at the end of the batch,
+        // outside its transaction.
+        let stop = SignedTx::sign(
+            AccountId(1),
+            1,
+            ClientCommand::Stop(bulwark_engine::command::StopOrder {
+                instrument: InstrumentId(0),
+                side: Side::Sell,
+                direction: bulwark_engine::command::StopDirection::Falls,
+                trigger_price: 900_000,
+                limit_price: None,
+                qty: 1,
+                reduce_only: false,
+                client_order_id: 3,
+            }),
+            &key,
+        );
+        let good = block(digest, engine.state_root(), vec![stop]);
+        let executed = check_and_execute(
+            at_genesis(&engine, &engine.state_root()),
+            &good,
+            5,
+            1,
+            &none,
+        )
+        .expect("honest block");
+        let receipts = executed.receipts;
+        assert_eq!(receipts.len(), 2, "{receipts:?}");
+        assert!(matches!(
+            receipts[0].events.as_slice(),
+            [Event::StopPlaced { .. }]
+        ));
+        let own = &receipts[1];
+        assert_eq!(
+            (own.account, own.nonce, own.height),
+            (BLOCK_RECEIPT_ACCOUNT, 0, 1)
+        );
+        assert!(
+            own.events
+                .iter()
+                .any(|e| matches!(e, Event::StopTriggered { .. })),
+            "{own:?}"
+        );
+        // A block where nothing happens outside its transactions has no receipt of its own.
+        let quiet = block(digest, engine.state_root(), vec![buy(&key)]);
+        let executed = check_and_execute(
+            at_genesis(&engine, &engine.state_root()),
+            &quiet,
+            5,
+            1,
+            &none,
+        )
+        .expect("honest block");
+        assert_eq!(executed.receipts.len(), 1, "{:?}", executed.receipts);
     }
 
     #[test]

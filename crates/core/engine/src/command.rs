@@ -266,10 +266,15 @@ pub enum ClientCommand {
     CloseSession {
         /// Which session.
         slot: u8,
+        /// Also cancel the orders and stops this session placed (and only those), first: a
+        /// gateway's cancel on disconnect, which leaves what the trader placed through its
+        /// other sessions (another gateway, after a failover) resting.
+        #[serde(default)]
+        cancel_placed: bool,
     },
     /// Under a session's id only: the committee's own cancel on disconnect. Unless another
-    /// transaction under the session is executed within `within_ms` of block time, the
-    /// account's resting orders and stops are cancelled and the session is closed, so a gateway
+    /// transaction under the session is executed within `within_ms` of the session clock, the
+    /// orders and stops the session placed are cancelled and the session is closed, so a gateway
     /// that dies outright (kill -9, power, a cut link) leaves nothing resting behind it. Every
     /// transaction under the session re-arms it; `within_ms` 0 disarms it; otherwise it lies in
     /// [`crate::session::SILENCE_MIN_MS`] ..= [`crate::session::SILENCE_MAX_MS`].

@@ -93,7 +93,10 @@ impl Engine {
             } => self.withdraw(account, *amount, *destination, *chain, out),
             // A session is opened under its own id, with the logon signature.
             ClientCommand::OpenSession(_) => Err(RejectReason::OutsideSessionScope),
-            ClientCommand::CloseSession { slot } => self.revoke_session(account, *slot, out),
+            ClientCommand::CloseSession {
+                slot,
+                cancel_placed,
+            } => self.revoke_session(account, *slot, *cancel_placed, out),
             trade => self.trade(account, trade, out),
         }
     }

@@ -243,15 +243,23 @@ impl Engine {
         };
         if session.expires_ms <= unix_now {
             unindex(&mut self.state.silences, account, slot, session);
-            let armed = session.silence.map(|_| session.tag);
+            // An armed session's cancel on disconnect holds at its expiry too, and so does a
+            // close that asked for it (a gateway's cancel on disconnect arriving just late).
+            let asked = matches!(
+                cmd,
+                ClientCommand::CloseSession {
+                    cancel_placed: true,
+                    ..
+                }
+            );
+            let cancel = (session.silence.is_some() || asked).then_some(session.tag);
             acct.sessions.remove(&slot);
             out.push(Event::SessionClosed {
                 account,
                 slot,
                 expired: true,
             });
-            // An armed session's cancel on disconnect holds at its expiry too.
-            if let Some(tag) = armed {
+            if let Some(tag) = cancel {
                 self.cancel_ended_sessions(account, &[tag], out);
             }
             return Err(RejectReason::NoSession);
@@ -289,9 +297,10 @@ impl Engine {
                 Ok(())
             }
             // A session closes itself the way the trader revokes it.
-            ClientCommand::CloseSession { slot: own } if *own == slot => {
-                self.revoke_session(account, slot, out)
-            }
+            ClientCommand::CloseSession {
+                slot: own,
+                cancel_placed,
+            } if *own == slot => self.revoke_session(account, slot, *cancel_placed, out),
             // `trade` refuses what is out of a session's scope (withdrawals, grants, closing
             // another session's slot); what it places carries the session's tag.
             other => {
@@ -308,6 +317,7 @@ impl Engine {
         &mut self,
         account: AccountId,
         slot: u8,
+        cancel_placed: bool,
         out: &mut Vec<Event>,
     ) -> Result<(), RejectReason> {
         let acct = self
@@ -317,6 +327,9 @@ impl Engine {
             .ok_or(RejectReason::UnknownAccount)?;
         let session = acct.sessions.remove(&slot).ok_or(RejectReason::NoSession)?;
         unindex(&mut self.state.silences, account, slot, &session);
+        if cancel_placed {
+            self.cancel_ended_sessions(account, &[session.tag], out);
+        }
         out.push(Event::SessionClosed {
             account,
             slot,

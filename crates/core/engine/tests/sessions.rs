@@ -190,7 +190,15 @@ fn a_logon_signature_opens_a_session_that_trades_for_the_account_and_cannot_with
                 ClientCommand::MassCancel { instrument: None },
                 &key,
             ),
-            SignedTx::sign(id, T + 6, ClientCommand::CloseSession { slot: 3 }, &key),
+            SignedTx::sign(
+                id,
+                T + 6,
+                ClientCommand::CloseSession {
+                    slot: 3,
+                    cancel_placed: false,
+                },
+                &key,
+            ),
         ],
     )
     .unwrap();
@@ -346,7 +354,10 @@ fn the_trader_revokes_a_session_and_a_session_ends_at_its_expiry() {
         &[SignedTx::sign(
             TRADER,
             1,
-            ClientCommand::CloseSession { slot: 5 },
+            ClientCommand::CloseSession {
+                slot: 5,
+                cancel_placed: false,
+            },
             &trader_key(),
         )],
     )
@@ -364,7 +375,10 @@ fn the_trader_revokes_a_session_and_a_session_ends_at_its_expiry() {
         &[SignedTx::sign(
             id,
             T + 1,
-            ClientCommand::CloseSession { slot: 6 },
+            ClientCommand::CloseSession {
+                slot: 6,
+                cancel_placed: false,
+            },
             &key,
         )],
     )
@@ -503,13 +517,9 @@ fn a_session_silent_past_its_heartbeat_has_its_orders_cancelled_by_the_committee
     ));
 }
 
-#[test]
-fn silence_cancels_only_the_silent_sessions_orders_and_a_leaders_clock_gains_little() {
-    let mut engine = engine();
-    let (k1, k2) = (session_key(6), session_key(7));
-    run(&mut engine, T, &[open(1, grant(T, &k1), &trader_key())]).unwrap();
-    let (s1, s2) = (TRADER.session(1).unwrap(), TRADER.session(2).unwrap());
-    let stop = ClientCommand::Stop(bulwark_engine::command::StopOrder {
+/// A resting stop (sell if the price falls to 1).
+fn stop(client_order_id: u64) -> ClientCommand {
+    ClientCommand::Stop(bulwark_engine::command::StopOrder {
         instrument: BTC,
         side: Side::Sell,
         direction: bulwark_engine::command::StopDirection::Falls,
@@ -517,8 +527,30 @@ fn silence_cancels_only_the_silent_sessions_orders_and_a_leaders_clock_gains_lit
         limit_price: None,
         qty: 1,
         reduce_only: false,
-        client_order_id: 40,
-    });
+        client_order_id,
+    })
+}
+
+/// The ids of the orders and stops cancelled in `events`, in order.
+fn cancelled(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Cancelled { order_id, .. } | Event::StopCancelled { order_id, .. } => {
+                Some(order_id.0)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn silence_cancels_only_the_silent_sessions_orders_and_a_leaders_clock_gains_little() {
+    let mut engine = engine();
+    let (k1, k2) = (session_key(6), session_key(7));
+    run(&mut engine, T, &[open(1, grant(T, &k1), &trader_key())]).unwrap();
+    let (s1, s2) = (TRADER.session(1).unwrap(), TRADER.session(2).unwrap());
+    let stop = stop(40);
     run(
         &mut engine,
         T + 100,
@@ -567,19 +599,110 @@ fn silence_cancels_only_the_silent_sessions_orders_and_a_leaders_clock_gains_lit
         slot: 1,
         within_ms: 20_000
     }));
-    let cancelled: Vec<u64> = out
-        .iter()
-        .filter_map(|e| match e {
-            Event::Cancelled { order_id, .. } | Event::StopCancelled { order_id, .. } => {
-                Some(order_id.0)
-            }
-            _ => None,
-        })
-        .collect();
-    assert_eq!(cancelled.len(), 2, "{out:?}");
+    assert_eq!(cancelled(&out).len(), 2, "{out:?}");
     assert_eq!(resting(&engine, TRADER), 2);
     assert_eq!(engine.key_of(s1), None);
     assert!(engine.key_of(s2).is_some());
+}
+
+#[test]
+fn closing_a_session_with_cancel_placed_takes_only_what_that_session_placed() {
+    let mut engine = engine();
+    let (k1, k2) = (session_key(10), session_key(11));
+    run(&mut engine, T, &[open(1, grant(T, &k1), &trader_key())]).unwrap();
+    run(
+        &mut engine,
+        T + 1,
+        &[open(2, grant(T + 1, &k2), &trader_key())],
+    )
+    .unwrap();
+    let (s1, s2) = (TRADER.session(1).unwrap(), TRADER.session(2).unwrap());
+    // Each session (two gateways, after a failover) rests an order and a stop; the trader
+    // rests one with its own key.
+    let events = run(
+        &mut engine,
+        T + 10,
+        &[
+            SignedTx::sign(s1, T + 2, buy(61), &k1),
+            SignedTx::sign(s1, T + 3, stop(60), &k1),
+            SignedTx::sign(s2, T + 2, buy(62), &k2),
+            SignedTx::sign(s2, T + 3, stop(63), &k2),
+            SignedTx::sign(TRADER, 1, buy(64), &trader_key()),
+        ],
+    )
+    .unwrap();
+    assert!(rejections(&events).is_empty(), "{events:?}");
+    assert_eq!(resting(&engine, TRADER), 3);
+    let close = |slot| ClientCommand::CloseSession {
+        slot,
+        cancel_placed: true,
+    };
+    // Gateway 1 loses its trader: one transaction cancels session 1's order and stop, then
+    // closes it. Session 2's and the trader's own stay.
+    let out = run(
+        &mut engine,
+        T + 20,
+        &[SignedTx::sign(s1, T + 4, close(1), &k1)],
+    )
+    .unwrap();
+    assert_eq!(cancelled(&out).len(), 2, "{out:?}");
+    assert!(
+        matches!(
+            out.last(),
+            Some(Event::SessionClosed {
+                slot: 1,
+                expired: false,
+                ..
+            })
+        ),
+        "{out:?}"
+    );
+    assert_eq!(resting(&engine, TRADER), 2);
+    assert_eq!(engine.key_of(s1), None);
+    assert!(engine.key_of(s2).is_some());
+    // Closed is closed: a second close is refused and cancels nothing.
+    let out = run(
+        &mut engine,
+        T + 30,
+        &[SignedTx::sign(TRADER, 2, close(1), &trader_key())],
+    )
+    .unwrap();
+    assert_eq!(rejections(&out), vec![RejectReason::NoSession]);
+    assert!(cancelled(&out).is_empty(), "{out:?}");
+    // The trader revokes session 2 the same way with its own key: its order and stop go, the
+    // trader's own order stays.
+    let out = run(
+        &mut engine,
+        T + 40,
+        &[SignedTx::sign(TRADER, 3, close(2), &trader_key())],
+    )
+    .unwrap();
+    assert_eq!(cancelled(&out).len(), 2, "{out:?}");
+    assert_eq!(resting(&engine, TRADER), 1);
+    assert_eq!(engine.key_of(s2), None);
+    // An unarmed session whose gateway's close comes just after its expiry: the close finds it
+    // expired (NoSession) and still cancels what it placed.
+    let k3 = session_key(12);
+    let mut short = grant(T + 50, &k3);
+    short.expires_ms = T + 10_000;
+    run(&mut engine, T + 50, &[open(3, short, &trader_key())]).unwrap();
+    let s3 = TRADER.session(3).unwrap();
+    run(
+        &mut engine,
+        T + 60,
+        &[SignedTx::sign(s3, T + 51, buy(65), &k3)],
+    )
+    .unwrap();
+    assert_eq!(resting(&engine, TRADER), 2);
+    let out = run(
+        &mut engine,
+        T + 10_000,
+        &[SignedTx::sign(s3, T + 52, close(3), &k3)],
+    )
+    .unwrap();
+    assert_eq!(rejections(&out), vec![RejectReason::NoSession]);
+    assert_eq!(cancelled(&out).len(), 1, "{out:?}");
+    assert_eq!(resting(&engine, TRADER), 1);
 }
 
 #[test]
@@ -602,7 +725,15 @@ fn a_disarmed_or_closed_session_leaves_later_orders_alone() {
             beat(s2, T + 2, 20_000, &k2),
             // Session 1 disarms; session 2 closes itself (a gateway's logout).
             beat(s1, T + 2, 0, &k1),
-            SignedTx::sign(s2, T + 3, ClientCommand::CloseSession { slot: 2 }, &k2),
+            SignedTx::sign(
+                s2,
+                T + 3,
+                ClientCommand::CloseSession {
+                    slot: 2,
+                    cancel_placed: false,
+                },
+                &k2,
+            ),
             // The trader's own order, then one through session 1.
             SignedTx::sign(TRADER, 1, buy(31), &trader_key()),
             SignedTx::sign(s1, T + 3, buy(32), &k1),
@@ -626,7 +757,10 @@ fn a_disarmed_or_closed_session_leaves_later_orders_alone() {
             SignedTx::sign(
                 TRADER,
                 2,
-                ClientCommand::CloseSession { slot: 1 },
+                ClientCommand::CloseSession {
+                    slot: 1,
+                    cancel_placed: false,
+                },
                 &trader_key(),
             ),
         ],

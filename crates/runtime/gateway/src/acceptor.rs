@@ -354,15 +354,21 @@ pub(crate) struct Trading {
     /// Whether any transaction under the session was finalized after it opened: until then a
     /// node may not know its key yet, so "unknown account" does not mean it is gone.
     pub(crate) confirmed: bool,
+    /// The highest committed height the session has seen: its grant's, its finalized
+    /// transactions', its reads'. Reads count only answers at this height or above, so the
+    /// trader never reads a state older than its own acknowledgements.
+    pub(crate) seen_height: u64,
 }
 
 impl Trading {
-    /// A session the committee opened for `logon` under `id`, its next nonce `next_nonce`.
+    /// A session the committee opened for `logon` under `id` at height `opened_at`, its next
+    /// nonce `next_nonce`.
     pub(crate) fn new(
         id: AccountId,
         key: SigningKey,
         next_nonce: u64,
         logon: &LogonRequest,
+        opened_at: u64,
     ) -> Self {
         Trading {
             id,
@@ -375,7 +381,13 @@ impl Trading {
             beat_sent: None,
             heard: Instant::now(),
             confirmed: false,
+            seen_height: opened_at,
         }
+    }
+
+    /// The session has seen the committee at `height`.
+    pub(crate) fn saw(&mut self, height: u64) {
+        self.seen_height = self.seen_height.max(height);
     }
 
     /// The heartbeat the session owes the committee now, if any: arming its silence bound
@@ -769,7 +781,12 @@ impl Connection {
 
     fn on_outcome(&mut self, verdict: Verdict, out: &mut Vec<Output>) {
         let outcome = match verdict {
-            Verdict::Finalized(outcome) => outcome,
+            Verdict::Finalized(outcome) => {
+                if let Some(trading) = self.trading.as_mut() {
+                    trading.saw(outcome.height);
+                }
+                outcome
+            }
             Verdict::Refused { nonce, reason } => {
                 return self.on_refused(nonce, &reason, true, out)
             }
@@ -927,7 +944,10 @@ impl Connection {
                 Err(error) => {
                     warn!(%error, "sequence numbers unreadable; refusing the logon and closing its trading session");
                     if let Some((_, slot)) = id.as_session() {
-                        let close = vec![ClientCommand::CloseSession { slot }];
+                        let close = vec![ClientCommand::CloseSession {
+                            slot,
+                            cancel_placed: false,
+                        }];
                         let why = "unreadable sequence numbers";
                         let first = outcome.nonce + 1;
                         spawn_close_out(
@@ -950,7 +970,13 @@ impl Connection {
                     return;
                 }
             };
-            self.trading = Some(Trading::new(id, key, outcome.nonce + 1, &logon));
+            self.trading = Some(Trading::new(
+                id,
+                key,
+                outcome.nonce + 1,
+                &logon,
+                outcome.height,
+            ));
             self.shared.counters.logons.fetch_add(1, Ordering::Relaxed);
             info!(peer = %self.peer, account = logon.account, sender = %logon.sender, "FIX session logged on");
             self.session.accept_logon(now_ms(), stored, out);
@@ -1306,9 +1332,8 @@ impl Connection {
                 out,
             );
         }
-        let account = self.trading.as_ref().map_or(0, |t| t.account);
         let mut order = order;
-        let resting = match resting_lots(&self.shared, account, order_id) {
+        let resting = match resting_lots(&self.shared, self.trading.as_mut(), order_id) {
             Ok(Some(resting)) => {
                 order.filled = order.filled.max(order.qty - resting.clamp(0, order.qty));
                 resting
@@ -1561,20 +1586,31 @@ impl Connection {
                 };
                 return self.send("Y", reject.body(), out);
             }
+            // The watcher's copy if it is at least as new as what the session has seen, else
+            // a read of our own at that floor.
+            let floor = self.trading.as_ref().map_or(0, |t| t.seen_height);
             let known = self
                 .shared
                 .books
                 .latest(instrument.id)
-                .map(|(_, book, _)| book);
+                .map(|(_, book, _)| book)
+                .filter(|book| book.height >= floor);
             let book = known.or_else(|| {
                 let which = InstrumentId(instrument.id);
                 let depth = crate::jsonrpc::BOOK_DEPTH_MAX;
-                self.shared
-                    .upstream
-                    .agreed(Duration::from_millis(1200), move |c| {
-                        c.book(which, depth).ok()
-                    })
+                let (height, mut book) = self.shared.upstream.agreed_at(
+                    Duration::from_millis(1200),
+                    floor,
+                    move |c| upstream::book_at(c, which, depth),
+                )?;
+                book.height = height;
+                // The watcher goes on from here, never from an older book.
+                self.shared.books.offer(instrument.id, book.clone());
+                Some(book)
             });
+            if let (Some(book), Some(trading)) = (&book, self.trading.as_mut()) {
+                trading.saw(book.height);
+            }
             let Some(book) = book else {
                 let reject = Reject {
                     id: id.clone(),
@@ -1621,6 +1657,10 @@ impl Connection {
             order.filled_value += i128::from(trade.price) * i128::from(trade.qty);
             order.status = if order.filled >= order.qty { "2" } else { "1" };
             let order = order.clone();
+            // Told of this fill, the session reads nothing older than its block.
+            if let Some(trading) = self.trading.as_mut() {
+                trading.saw(trade.height);
+            }
             let exec_id = format!("{}-m{}", trade.height, trade.seq);
             let body = order.report(exec_id, "F", Some((trade.price, trade.qty)), None);
             self.send("8", body, out);
@@ -1746,29 +1786,38 @@ pub(crate) fn check_logon(
     Ok(())
 }
 
-/// The lots of `order_id` still resting, as `quorum` nodes give them alike: `Ok(None)` when it
-/// no longer rests, `Err(())` when the nodes did not agree in time. A replace or an edit names
+/// The lots of `order_id` still resting, as `quorum` nodes at or above the session's seen
+/// height give them alike (the session's floor rises to the answer's): `Ok(None)` when it no
+/// longer rests, `Err(())` when the nodes did not agree in time. A replace or an edit names
 /// the order's new total; what was filled meanwhile (as a maker too, which the gateway does not
 /// see in its own receipts) is the total less this, so the amend never rests more than asked.
 pub(crate) fn resting_lots(
     shared: &Shared,
-    account: u64,
+    trading: Option<&mut Trading>,
     order_id: u64,
 ) -> Result<Option<i64>, ()> {
-    let account = AccountId(account);
-    shared
+    let Some(trading) = trading else {
+        return Err(());
+    };
+    let account = AccountId(trading.account);
+    let (height, lots) = shared
         .upstream
-        .agreed(Duration::from_millis(1200), move |client| {
-            let answer = client.account(account).ok()?;
-            Some(
-                answer
+        .agreed_at(
+            Duration::from_millis(1200),
+            trading.seen_height,
+            move |client| {
+                let (height, answer) = upstream::account_at(client, account)?;
+                let lots = answer
                     .open_orders
                     .iter()
                     .find(|o| o.order_id == order_id)
-                    .map(|o| o.qty),
-            )
-        })
-        .ok_or(())
+                    .map(|o| o.qty);
+                Some((height, lots))
+            },
+        )
+        .ok_or(())?;
+    trading.saw(height);
+    Ok(lots)
 }
 
 /// Takes the logon's (account, client name) in the active set: one session each, whatever
@@ -1850,7 +1899,10 @@ pub(crate) fn end_trading(
             }
         };
         if let (false, Some((_, slot))) = (matches!(open, Opening::Never), id.as_session()) {
-            let commands = vec![ClientCommand::CloseSession { slot }];
+            let commands = vec![ClientCommand::CloseSession {
+                slot,
+                cancel_placed: false,
+            }];
             let first = open_nonce + 1;
             spawn_close_out(
                 shared,
@@ -1870,11 +1922,12 @@ pub(crate) fn end_trading(
     let Some((_, slot)) = t.id.as_session() else {
         return;
     };
-    let mut commands = Vec::new();
-    if cancel_orders {
-        commands.push(ClientCommand::MassCancel { instrument: None });
-    }
-    commands.push(ClientCommand::CloseSession { slot });
+    // One transaction: the engine cancels what this session placed (never what the trader
+    // placed through another session, at another gateway) and then closes the session.
+    let commands = vec![ClientCommand::CloseSession {
+        slot,
+        cancel_placed: cancel_orders,
+    }];
     spawn_close_out(
         shared,
         peer,
@@ -1898,7 +1951,10 @@ pub(crate) fn close_unknown_grant(
     nonce: u64,
 ) {
     if let Some((_, slot)) = id.as_session() {
-        let close = vec![ClientCommand::CloseSession { slot }];
+        let close = vec![ClientCommand::CloseSession {
+            slot,
+            cancel_placed: false,
+        }];
         let why = "a logon whose outcome did not come in time";
         spawn_close_out(
             shared,
@@ -2044,7 +2100,7 @@ mod tests {
             msg_seq_num: 1,
         };
         let id = AccountId(4).session(1).expect("a session id");
-        Trading::new(id, SigningKey::from_bytes(&[7; 32]), 10, &logon)
+        Trading::new(id, SigningKey::from_bytes(&[7; 32]), 10, &logon, 1)
     }
 
     /// An outcome under `t`'s session with `events`.

@@ -814,6 +814,20 @@ impl Upstream {
         T: PartialEq + Send + 'static,
         F: Fn(&mut Client) -> Option<T> + Send + Sync + 'static,
     {
+        self.agreed_at(wait, 0, move |client| ask(client).map(|answer| (0, answer)))
+            .map(|(_, answer)| answer)
+    }
+
+    /// [`Upstream::agreed`] for answers that say the committed height they reflect: `ask`
+    /// returns (height, answer without its height). Only answers at `floor` or above vote
+    /// (what a session has already seen, so a quorum of lagging nodes cannot show it an older
+    /// state than its own acknowledgements); answers agree by content, whatever their heights,
+    /// and the height given back is the least of the agreeing ones (at least `floor`).
+    pub fn agreed_at<T, F>(&self, wait: Duration, floor: u64, ask: F) -> Option<(u64, T)>
+    where
+        T: PartialEq + Send + 'static,
+        F: Fn(&mut Client) -> Option<(u64, T)> + Send + Sync + 'static,
+    {
         if self.reads.fetch_add(1, Ordering::AcqRel) >= READS_MAX {
             self.reads.fetch_sub(1, Ordering::AcqRel);
             return None;
@@ -854,16 +868,15 @@ impl Upstream {
         }
         drop(answers);
         let deadline = Instant::now() + wait;
-        let mut seen: Vec<T> = Vec::new();
+        let mut tally = Tally::new(floor, self.quorum);
         let mut agreed = None;
-        while let Ok(answer) =
+        while let Ok((height, answer)) =
             from_nodes.recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
-            if seen.iter().filter(|a| **a == answer).count() + 1 >= self.quorum {
-                agreed = Some(answer);
+            agreed = tally.add(height, answer);
+            if agreed.is_some() {
                 break;
             }
-            seen.push(answer);
         }
         // Whatever is still being read is cut now.
         let cutters = cutters.lock().unwrap_or_else(|e| e.into_inner());
@@ -884,6 +897,58 @@ impl Upstream {
     pub fn instruments(&self) -> Arc<Vec<InstrumentAnswer>> {
         let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
         Arc::clone(&tables.agreed)
+    }
+}
+
+/// One node's account answer for [`Upstream::agreed_at`]: its height, and the answer without
+/// it (answers agree by content).
+pub(crate) fn account_at(
+    client: &mut Client,
+    account: AccountId,
+) -> Option<(u64, bulwark_api::answers::AccountAnswer)> {
+    let mut answer = client.account(account).ok()?;
+    Some((std::mem::take(&mut answer.height), answer))
+}
+
+/// One node's book answer for [`Upstream::agreed_at`], as [`account_at`].
+pub(crate) fn book_at(
+    client: &mut Client,
+    instrument: bulwark_engine::InstrumentId,
+    depth: u32,
+) -> Option<(u64, bulwark_api::answers::BookAnswer)> {
+    let mut answer = client.book(instrument, depth).ok()?;
+    Some((std::mem::take(&mut answer.height), answer))
+}
+
+/// The votes of one agreed read: answers below `floor` do not vote, and an answer is decided
+/// once `quorum` answers equal it. Each node answers once per read (one thread each).
+struct Tally<T> {
+    floor: u64,
+    quorum: usize,
+    seen: Vec<(u64, T)>,
+}
+
+impl<T: PartialEq> Tally<T> {
+    fn new(floor: u64, quorum: usize) -> Self {
+        Tally {
+            floor,
+            quorum,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Counts one node's answer; the decided (least agreeing height, answer) once there is one.
+    fn add(&mut self, height: u64, answer: T) -> Option<(u64, T)> {
+        if height < self.floor {
+            return None;
+        }
+        let alike = self.seen.iter().filter(|(_, a)| *a == answer);
+        let (count, least) = alike.fold((1, height), |(n, h), (at, _)| (n + 1, h.min(*at)));
+        if count >= self.quorum {
+            return Some((least, answer));
+        }
+        self.seen.push((height, answer));
+        None
     }
 }
 
@@ -1029,6 +1094,23 @@ mod tests {
             bulwark_engine::ClientCommand::MassCancel { instrument: None },
             &key,
         )
+    }
+
+    #[test]
+    fn a_read_counts_only_answers_at_the_floor_and_gives_the_least_agreeing_height() {
+        // quorum 2 of 4; the session has seen height 10.
+        let mut tally = Tally::new(10, 2);
+        // Two lagging nodes agree on an older state: neither votes.
+        assert_eq!(tally.add(8, "old"), None);
+        assert_eq!(tally.add(9, "old"), None);
+        // Two current nodes agree at different heights: decided at the lesser.
+        assert_eq!(tally.add(12, "new"), None);
+        assert_eq!(tally.add(11, "new"), Some((11, "new")));
+        // A hostile node's inflated height does not lift the answer above an honest one's.
+        let mut tally = Tally::new(0, 2);
+        assert_eq!(tally.add(u64::MAX, "x"), None);
+        assert_eq!(tally.add(3, "y"), None);
+        assert_eq!(tally.add(5, "x"), Some((5, "x")));
     }
 
     #[test]

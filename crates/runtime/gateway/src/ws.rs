@@ -108,6 +108,34 @@ impl Books {
         Some((entry.version, book, at))
     }
 
+    /// A book a session read for itself (`book.height` set): it replaces the watcher's copy
+    /// when it is newer, so what the watcher shows next is never older than what that session
+    /// was sent.
+    pub(crate) fn offer(&self, instrument: u32, book: BookAnswer) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = entries.get_mut(&instrument) {
+            Self::store(entry, book);
+        }
+    }
+
+    /// Keeps `book` (its height set) unless the entry holds a newer one; the version changes
+    /// with the book's content, not with its height alone.
+    fn store(entry: &mut BookEntry, book: BookAnswer) {
+        if let Some((shown, _)) = &entry.book {
+            if shown.height > book.height {
+                return;
+            }
+            let mut a = shown.clone();
+            a.height = book.height;
+            if a != book {
+                entry.version += 1;
+            }
+        } else {
+            entry.version += 1;
+        }
+        entry.book = Some((book, now_ms()));
+    }
+
     /// Reads every wanted book every [`BOOK_EVERY`] until `stop`.
     pub(crate) fn watch(
         &self,
@@ -122,18 +150,23 @@ impl Books {
                 entries.keys().copied().collect()
             };
             for instrument in wanted {
-                let book = upstream.agreed(READ_WAIT, move |client| {
-                    client
-                        .book(InstrumentId(instrument), jsonrpc::BOOK_DEPTH_MAX)
-                        .ok()
+                // Never older than the book already shown (a quorum of lagging nodes cannot
+                // move it back).
+                let floor = {
+                    let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+                    let book = entries.get(&instrument).and_then(|e| e.book.as_ref());
+                    book.map_or(0, |(b, _)| b.height)
+                };
+                let read = upstream.agreed_at(READ_WAIT, floor, move |client| {
+                    upstream::book_at(client, InstrumentId(instrument), jsonrpc::BOOK_DEPTH_MAX)
                 });
-                let Some(book) = book else { continue };
+                let Some((height, mut book)) = read else {
+                    continue;
+                };
+                book.height = height;
                 let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(entry) = entries.get_mut(&instrument) {
-                    if entry.book.as_ref().is_none_or(|(b, _)| *b != book) {
-                        entry.version += 1;
-                    }
-                    entry.book = Some((book, now_ms()));
+                    Self::store(entry, book);
                 }
             }
             std::thread::sleep(BOOK_EVERY.saturating_sub(started.elapsed()));
@@ -922,8 +955,7 @@ impl WsConnection {
         }
         // The lots filled so far as the committee's state shows them (fills as a maker
         // included): the order's total less what rests.
-        let account = self.trading.as_ref().map_or(0, |t| t.account);
-        let resting = acceptor::resting_lots(&self.shared, account, order_id)
+        let resting = acceptor::resting_lots(&self.shared, self.trading.as_mut(), order_id)
             .map_err(|()| {
                 RpcError::new(
                     code::UNAVAILABLE,
@@ -1003,16 +1035,26 @@ impl WsConnection {
                 "rate limit: query refused",
             ));
         }
-        let account = AccountId(self.trading.as_ref().map_or(0, |t| t.account));
-        self.shared
+        let Some(trading) = self.trading.as_mut() else {
+            return Err(RpcError::new(code::UNAUTHORIZED, "log on first"));
+        };
+        let account = AccountId(trading.account);
+        // Only answers at or above what the session has seen vote: an order it was told is
+        // open is in every answer counted.
+        let (height, answer) = self
+            .shared
             .upstream
-            .agreed(READ_WAIT, move |client| client.account(account).ok())
+            .agreed_at(READ_WAIT, trading.seen_height, move |client| {
+                upstream::account_at(client, account)
+            })
             .ok_or_else(|| {
                 RpcError::new(
                     code::UNAVAILABLE,
                     "the nodes did not give the same answer in time; ask again",
                 )
-            })
+            })?;
+        trading.saw(height);
+        Ok(answer)
     }
 
     fn open_orders(&mut self, id: Value, params: &Map<String, Value>) -> Result<(), RpcError> {
@@ -1111,19 +1153,25 @@ impl WsConnection {
                 "rate limit: query refused",
             ));
         }
-        // A fresh agreed read, never the watcher's copy: the book answered must show what
-        // this session had finalized before it asked.
+        // A fresh agreed read at or above the session's seen height, never the watcher's
+        // copy: the book answered must show what this session had finalized before it asked.
         let which = InstrumentId(instrument.id);
-        let book = self
+        let floor = self.trading.as_ref().map_or(0, |t| t.seen_height);
+        let (height, book) = self
             .shared
             .upstream
-            .agreed(READ_WAIT, move |client| client.book(which, depth).ok())
+            .agreed_at(READ_WAIT, floor, move |client| {
+                upstream::book_at(client, which, depth)
+            })
             .ok_or_else(|| {
                 RpcError::new(
                     code::UNAVAILABLE,
                     "the nodes did not give the same book in time; ask again",
                 )
             })?;
+        if let Some(trading) = self.trading.as_mut() {
+            trading.saw(height);
+        }
         self.answer(&id, book_json(&instrument, &book, depth, now_ms()));
         Ok(())
     }
@@ -1230,6 +1278,10 @@ impl WsConnection {
                 order.filled_value += i128::from(trade.price) * i128::from(trade.qty);
                 order.status = if order.filled >= order.qty { "2" } else { "1" };
                 let (order, kind) = (order.clone(), *kind);
+                // Told of this fill, the session reads nothing older than its block.
+                if let Some(trading) = self.trading.as_mut() {
+                    trading.saw(trade.height);
+                }
                 if order.status == "2" {
                     self.orders.remove(&trade.maker_order);
                 }
@@ -1293,6 +1345,9 @@ impl WsConnection {
     }
 
     fn on_outcome(&mut self, verdict: Verdict) {
+        if let (Verdict::Finalized(outcome), Some(trading)) = (&verdict, self.trading.as_mut()) {
+            trading.saw(outcome.height);
+        }
         let (nonce, outcome, why) = match verdict {
             Verdict::Finalized(outcome) => (outcome.nonce, Some(outcome), String::new()),
             Verdict::Refused { nonce, reason } => (nonce, None, reason),
@@ -1405,7 +1460,13 @@ impl WsConnection {
         });
         if let Some(expires_ms) = expires {
             let session_key = hex::encode(key.verifying_key().to_bytes());
-            self.trading = Some(Trading::new(acting, key, outcome.nonce + 1, &logon));
+            self.trading = Some(Trading::new(
+                acting,
+                key,
+                outcome.nonce + 1,
+                &logon,
+                outcome.height,
+            ));
             self.shared.counters.logons.fetch_add(1, Ordering::Relaxed);
             info!(peer = %self.peer, account = logon.account, client_id = %logon.sender, "WebSocket session logged on");
             let result = json!({
@@ -1586,4 +1647,43 @@ fn book_json(instrument: &InstrumentAnswer, book: &BookAnswer, depth: u32, at: u
         "mark_price": book.mark_ticks.map(|t| jsonrpc::price_json(instrument, t)),
         "timestamp": at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn book(height: u64, best_bid: i64) -> BookAnswer {
+        BookAnswer {
+            height,
+            instrument: 0,
+            bids: vec![bulwark_api::answers::Level {
+                price: best_bid,
+                qty: 1,
+            }],
+            ..BookAnswer::default()
+        }
+    }
+
+    #[test]
+    fn the_shared_book_never_moves_back_and_changes_version_only_with_its_content() {
+        let books = Books::default();
+        assert!(books.want(0));
+        books.offer(0, book(10, 100));
+        assert_eq!(books.latest(0).unwrap().0, 1);
+        // A newer height with the same levels: the same version, the newer height kept.
+        books.offer(0, book(12, 100));
+        let (version, shown, _) = books.latest(0).unwrap();
+        assert_eq!((version, shown.height), (1, 12));
+        // An older book (a session's read at a lower floor, lagging nodes) is not taken.
+        books.offer(0, book(11, 99));
+        assert_eq!(books.latest(0).unwrap().1, book(12, 100));
+        // A newer, different book is a new version.
+        books.offer(0, book(13, 99));
+        assert_eq!(books.latest(0).unwrap().0, 2);
+        // A book nobody wants is not kept.
+        books.offer(7, book(20, 1));
+        assert!(books.latest(7).is_none());
+    }
 }

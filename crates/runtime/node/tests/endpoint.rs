@@ -63,6 +63,7 @@ impl Handler for FakeNode {
     fn account(&self, account: AccountId) -> Result<AccountAnswer, Refusal> {
         match account.0 {
             1 => Ok(AccountAnswer {
+                height: 7,
                 account: 1,
                 cash_micros: "1000000".into(),
                 ..AccountAnswer::default()
@@ -74,6 +75,7 @@ impl Handler for FakeNode {
     fn book(&self, instrument: InstrumentId, depth: usize) -> Result<BookAnswer, Refusal> {
         match instrument.0 {
             0 => Ok(BookAnswer {
+                height: 7,
                 bids: vec![Level { price: 100, qty: 5 }],
                 asks: vec![Level { price: 101, qty: 3 }],
                 resting_orders: depth,

@@ -97,7 +97,9 @@ fn order(account: u64, nonce: u64) -> SignedTx {
 
 fn replica_config(genesis: (Engine, Digest), snapshots: &str) -> ReplicaConfig {
     ReplicaConfig {
-        view: Arc::new(Mutex::new(Arc::new(genesis.0.clone()))),
+        view: Arc::new(Mutex::new(
+            bulwark_consensus::replica::CommittedView::genesis(genesis.0.clone()),
+        )),
         genesis,
         venue_epoch_ms: 0,
         mempool: Mempool::new(MempoolConfig::default()),
@@ -228,6 +230,7 @@ async fn time_starts(
             let root = view
                 .lock()
                 .map_err(|_| RestartError::Poisoned("view"))?
+                .engine
                 .state_root();
             if root != final_root {
                 return Err(RestartError::Root { partition });

@@ -88,7 +88,7 @@ impl World {
                         .enumerate()
                         .max_by_key(|(_, h)| *h)
                         .unwrap_or((0, 0));
-                    let engine = views[newest].lock().unwrap().clone();
+                    let engine = views[newest].lock().unwrap().engine.clone();
                     let mut episode = record.lock().unwrap();
                     let since = now - started;
                     let trust: Vec<&Trust> = engine
@@ -136,7 +136,7 @@ impl World {
     pub(crate) fn close_episode(&self, episode: &SharedEpisode) -> Episode {
         let mut out = episode.lock().unwrap().clone();
         out.identity_before = hex::encode(self.output.public().public().encode());
-        let engine = self.views[self.newest()].lock().unwrap().clone();
+        let engine = self.views[self.newest()].lock().unwrap().engine.clone();
         let Some(membership) = engine.membership() else {
             return out;
         };

@@ -269,7 +269,7 @@ fn outcome(
             .views
             .iter()
             .map(|view| {
-                let engine = view.lock().unwrap().clone();
+                let engine = view.lock().unwrap().engine.clone();
                 (
                     engine.oracle_last_round(0).unwrap_or(0),
                     engine.index_price(0),
@@ -288,7 +288,7 @@ fn outcome(
             .views
             .iter()
             .map(|view| {
-                let engine = view.lock().unwrap().clone();
+                let engine = view.lock().unwrap().engine.clone();
                 let convicted: Vec<[u8; 32]> = engine
                     .membership()
                     .map(|m| {

@@ -16,6 +16,7 @@ use bulwark_consensus::evidence::{EvidenceLog, Kind};
 use bulwark_consensus::genesis::{try_genesis_with, GenesisAccount};
 use bulwark_consensus::mempool::{MempoolConfig, Origin, Refusal};
 use bulwark_consensus::oracle_feed::{round_at, OraclePool, SharedPool, SyntheticFeed, ROUND_MS};
+use bulwark_consensus::replica::CommittedView;
 use bulwark_consensus::replica::{
     Config as ReplicaConfig, Fault, Ledger, Mempool, PublicKey, Scheme, SharedStats,
 };
@@ -74,7 +75,7 @@ pub(crate) struct World {
     pub(crate) sentinels: Vec<SharedSentinel>,
     /// Per member (replica order): the chain deposit attestations it gathered.
     pub(crate) deposits: Vec<bulwark_consensus::deposit_feed::SharedDeposits>,
-    pub(crate) views: Vec<Arc<Mutex<Arc<Engine>>>>,
+    pub(crate) views: Vec<Arc<Mutex<CommittedView>>>,
     /// What the simulated chain really paid, and the outpoints liars made up.
     chain_truth: Arc<Mutex<ChainTruth>>,
     mempools: Vec<Mempool>,
@@ -213,7 +214,7 @@ impl World {
                 .map(|_| Arc::new(Mutex::new(OraclePool::new(oracle_config.clone(), 2))))
                 .collect(),
             views: (0..n)
-                .map(|_| Arc::new(Mutex::new(Arc::new(genesis.0.clone()))))
+                .map(|_| Arc::new(Mutex::new(CommittedView::genesis(genesis.0.clone()))))
                 .collect(),
             mempools: (0..n)
                 .map(|_| Mempool::new(MempoolConfig::default()))
@@ -431,7 +432,7 @@ impl World {
                             continue;
                         }
                         let (deposits, _) = chain.deposits(from).unwrap();
-                        let engine = view.lock().unwrap().clone();
+                        let engine = view.lock().unwrap().engine.clone();
                         let mut attestations = Vec::new();
                         for deposit in deposits {
                             truth
@@ -482,7 +483,7 @@ impl World {
         self.views
             .iter()
             .map(|view| {
-                let engine = view.lock().unwrap().clone();
+                let engine = view.lock().unwrap().engine.clone();
                 let credited_real: Vec<i64> = truth
                     .real
                     .iter()
@@ -612,7 +613,7 @@ impl World {
     /// Replica `accuser` signs an accusation against `accused` regardless of any evidence and
     /// sends it to everyone.
     pub(crate) fn accuse_falsely(&self, accuser: usize, accused: usize) {
-        let engine = self.views[accuser].lock().unwrap().clone();
+        let engine = self.views[accuser].lock().unwrap().engine.clone();
         let epoch = engine.membership().map_or(0, |m| m.epoch());
         let accusation = bulwark_sentinel::Accusation::sign(
             self.node_signing_key(accuser),
@@ -627,7 +628,7 @@ impl World {
     /// Hands `accusation` to every member's sentinel.
     pub(crate) fn spread(&self, accusation: bulwark_sentinel::Accusation) {
         for (sentinel, view) in self.sentinels.iter().zip(&self.views) {
-            let engine = view.lock().unwrap().clone();
+            let engine = view.lock().unwrap().engine.clone();
             let _ = sentinel.lock().unwrap().offer(&engine, accusation);
         }
     }
@@ -714,7 +715,7 @@ impl World {
     /// left at an epoch change (they follow the log by certified catch-up, taking no part in
     /// consensus).
     pub(crate) fn removed(&self) -> Vec<usize> {
-        let engine = self.views[self.newest()].lock().unwrap().clone();
+        let engine = self.views[self.newest()].lock().unwrap().engine.clone();
         let Some(membership) = engine.membership() else {
             return Vec::new();
         };
@@ -736,8 +737,8 @@ impl World {
         let mut polls = 0u64;
         // Following: its committed state reached the epoch that removed it.
         loop {
-            let top = self.views[self.newest()].lock().unwrap().clone();
-            let mine = self.views[member].lock().unwrap().clone();
+            let top = self.views[self.newest()].lock().unwrap().engine.clone();
+            let mine = self.views[member].lock().unwrap().engine.clone();
             let epoch = |engine: &Engine| engine.membership().map_or(0, |m| m.epoch());
             if epoch(&mine) >= epoch(&top) && epoch(&top) > 0 {
                 break;
@@ -750,7 +751,7 @@ impl World {
                 self.heights()
             );
         }
-        let engine = self.views[self.newest()].lock().unwrap().clone();
+        let engine = self.views[self.newest()].lock().unwrap().engine.clone();
         let membership = engine.membership().expect("a sentinel committee");
         let epoch = membership.epoch();
         let candidate: [u8; 32] = self.by_index[member]
@@ -771,7 +772,7 @@ impl World {
         // Signed at the venue time every member's state has reached (a statement from a
         // member's future is refused).
         let at_ms = (0..self.scenario.n)
-            .map(|i| self.views[i].lock().unwrap().time_ms())
+            .map(|i| self.views[i].lock().unwrap().engine.time_ms())
             .min()
             .unwrap_or(0);
         let affirmations = affirmers
@@ -794,7 +795,7 @@ impl World {
         };
         let mut offered = 0;
         for other in (0..self.scenario.n).filter(|&i| i != member) {
-            let view = self.views[other].lock().unwrap().clone();
+            let view = self.views[other].lock().unwrap().engine.clone();
             match self.sentinels[other]
                 .lock()
                 .unwrap()
@@ -875,6 +876,7 @@ impl World {
             let quarantined = self.views.iter().any(|view| {
                 view.lock()
                     .unwrap()
+                    .engine
                     .membership()
                     .is_some_and(|m| m.quarantined() > 0 || m.epoch() > 0)
             });
@@ -904,7 +906,12 @@ impl World {
                 self.heights(),
                 self.views
                     .iter()
-                    .map(|v| v.lock().unwrap().membership().map(|m| m.quarantined()))
+                    .map(|v| v
+                        .lock()
+                        .unwrap()
+                        .engine
+                        .membership()
+                        .map(|m| m.quarantined()))
                     .collect::<Vec<_>>()
             );
         }

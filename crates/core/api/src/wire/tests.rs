@@ -115,11 +115,13 @@ fn responses_round_trip() {
             ..Default::default()
         })),
         Response::Account(Box::new(crate::answers::AccountAnswer {
+            height: 7,
             account: 3,
             cash_micros: "-5".into(),
             ..Default::default()
         })),
         Response::Book(crate::answers::BookAnswer {
+            height: 7,
             bids: vec![crate::answers::Level { price: 100, qty: 2 }],
             ..Default::default()
         }),

@@ -124,7 +124,10 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             .config
             .view
             .lock()
-            .expect("the view lock must not be poisoned") = self.committed.clone();
+            .expect("the view lock must not be poisoned") = super::CommittedView {
+            height: block.height,
+            engine: self.committed.clone(),
+        };
         {
             let mut ledger = self
                 .config

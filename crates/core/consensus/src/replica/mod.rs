@@ -71,6 +71,27 @@ pub use mailbox::Mailbox;
 use mailbox::Message;
 pub use watch::{SharedVotes, Votes};
 
+/// The committed engine and the height it is at, always replaced together, so an answer read
+/// from it can say how fresh it is (the gateway's reads count only answers at or above what a
+/// session has already seen).
+#[derive(Clone)]
+pub struct CommittedView {
+    /// The last committed height (0 before the first block).
+    pub height: u64,
+    /// The engine after that height.
+    pub engine: Arc<Engine>,
+}
+
+impl CommittedView {
+    /// The view before any block.
+    pub fn genesis(engine: Engine) -> Self {
+        CommittedView {
+            height: 0,
+            engine: Arc::new(engine),
+        }
+    }
+}
+
 /// The p2p identity of a replica.
 pub type PublicKey = ed25519::PublicKey;
 /// The consensus signing scheme: BLS12-381 threshold, signatures in G1 (the smaller ones).
@@ -209,9 +230,10 @@ pub struct Config {
     /// Storage partition of the epoch boundaries (unique per node; see
     /// [`crate::epoch::save_boundary`]).
     pub epoch_partition: String,
-    /// The committed engine after every height, shared with queries (the node's endpoint).
-    /// Replaced (not mutated) after each height, so readers never block execution for long.
-    pub view: Arc<Mutex<Arc<Engine>>>,
+    /// The committed engine after every height and that height, shared with queries (the
+    /// node's endpoint). Replaced (not mutated) after each height, so readers never block
+    /// execution for long.
+    pub view: Arc<Mutex<CommittedView>>,
     /// Storage partition of the finalized log (unique per node).
     pub log_partition: String,
     /// Storage partition of the blocks this replica vouched for and has not committed

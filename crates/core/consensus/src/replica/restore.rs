@@ -45,7 +45,10 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         *config
             .view
             .lock()
-            .expect("the view lock must not be poisoned") = committed.clone();
+            .expect("the view lock must not be poisoned") = super::CommittedView {
+            height: committed_height,
+            engine: committed.clone(),
+        };
         let mut speculative = HashMap::new();
         speculative.insert(
             committed_digest,

@@ -640,8 +640,12 @@ impl Wire for ClientCommand {
                 out.push(8);
                 grant.put(out);
             }
-            ClientCommand::CloseSession { slot } => {
-                out.push(9);
+            ClientCommand::CloseSession {
+                slot,
+                cancel_placed,
+            } => {
+                // 12 closes and cancels what the session placed; 9 only closes.
+                out.push(if *cancel_placed { 12 } else { 9 });
                 out.push(*slot);
             }
             ClientCommand::SessionHeartbeat { within_ms } => {
@@ -691,7 +695,10 @@ impl Wire for ClientCommand {
             }),
             7 => Ok(ClientCommand::Stop(Wire::take(reader)?)),
             8 => Ok(ClientCommand::OpenSession(Wire::take(reader)?)),
-            9 => Ok(ClientCommand::CloseSession { slot: reader.u8()? }),
+            tag @ (9 | 12) => Ok(ClientCommand::CloseSession {
+                slot: reader.u8()?,
+                cancel_placed: tag == 12,
+            }),
             11 => Ok(ClientCommand::SessionHeartbeat {
                 within_ms: Wire::take(reader)?,
             }),

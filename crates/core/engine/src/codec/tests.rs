@@ -84,7 +84,14 @@ fn client_commands() -> Vec<ClientCommand> {
             sender: "S".repeat(crate::session::COMP_ID_BYTES_MAX),
             target: "T".repeat(crate::session::COMP_ID_BYTES_MAX),
         }),
-        ClientCommand::CloseSession { slot: 255 },
+        ClientCommand::CloseSession {
+            slot: 255,
+            cancel_placed: false,
+        },
+        ClientCommand::CloseSession {
+            slot: 0,
+            cancel_placed: true,
+        },
         ClientCommand::SessionHeartbeat { within_ms: 0 },
         ClientCommand::SessionHeartbeat {
             within_ms: u32::MAX,
@@ -330,12 +337,12 @@ fn stop_layout_is_pinned_and_bad_bytes_are_typed_errors() {
         Err(CodecError::NonCanonical("a bool must be 0 or 1"))
     );
     let mut garbage = bytes;
-    garbage[1] = 0x0c;
+    garbage[1] = 0x0d;
     assert_eq!(
         decode_client_command(&garbage),
         Err(CodecError::UnknownTag {
             what: "client command",
-            tag: 0x0c
+            tag: 0x0d
         })
     );
 }

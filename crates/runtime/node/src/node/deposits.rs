@@ -69,6 +69,7 @@ pub(super) fn spawn_deposits(
         .view
         .lock()
         .expect("the view lock must not be poisoned")
+        .engine
         .membership()
         .is_none()
     {
@@ -153,6 +154,7 @@ async fn watch(
             .view
             .lock()
             .expect("the view lock must not be poisoned")
+            .engine
             .clone();
         if mined > from {
             match chain.deposits(from) {

@@ -45,7 +45,7 @@ pub(crate) struct Endpoint {
     /// Each underlying's venue sources (null with the synthetic feed).
     pub(crate) oracle_sources: Arc<Mutex<serde_json::Value>>,
     pub(crate) mempool: Mempool,
-    pub(crate) view: Arc<Mutex<Arc<Engine>>>,
+    pub(crate) view: Arc<Mutex<bulwark_consensus::replica::CommittedView>>,
     pub(crate) stats: SharedStats,
     pub(crate) ledger: Ledger,
     pub(crate) receipts: Arc<crate::node::receipts::ReceiptLog>,
@@ -144,6 +144,11 @@ impl Endpoint {
     }
 
     fn engine(&self) -> Arc<Engine> {
+        self.committed().engine
+    }
+
+    /// The committed engine with its height, taken together.
+    fn committed(&self) -> bulwark_consensus::replica::CommittedView {
         self.view
             .lock()
             .expect("the view lock must not be poisoned")
@@ -368,7 +373,7 @@ impl Handler for Endpoint {
     }
 
     fn account(&self, account: AccountId) -> Result<AccountAnswer, Refusal> {
-        let engine = self.engine();
+        let bulwark_consensus::replica::CommittedView { height, engine } = self.committed();
         let Some(state) = engine.account(account) else {
             return Err(Refusal::UnknownAccount { account });
         };
@@ -427,6 +432,7 @@ impl Handler for Endpoint {
             None => (None, Some("unknown".into())),
         };
         Ok(AccountAnswer {
+            height,
             account: account.0,
             nonce: state.nonce,
             public_key: hex::encode(state.public_key),
@@ -524,7 +530,7 @@ impl Handler for Endpoint {
     }
 
     fn book(&self, instrument: InstrumentId, depth: usize) -> Result<BookAnswer, Refusal> {
-        let engine = self.engine();
+        let bulwark_consensus::replica::CommittedView { height, engine } = self.committed();
         let Some(book) = engine.book(instrument) else {
             return Err(Refusal::UnknownInstrument { instrument });
         };
@@ -536,6 +542,7 @@ impl Handler for Endpoint {
                 .collect()
         };
         Ok(BookAnswer {
+            height,
             instrument: instrument.0,
             bids: levels(bids),
             asks: levels(asks),

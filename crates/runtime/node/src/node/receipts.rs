@@ -13,6 +13,9 @@ use bulwark_consensus::check::Receipt;
 
 /// How many receipts a node keeps.
 pub(crate) const RECEIPTS_KEPT: usize = 200_000;
+/// Events per receipt of a block's own (liquidations, triggered stops, silenced sessions):
+/// a larger one is split over several receipts, so a page stays within its frame.
+pub(crate) const BLOCK_RECEIPT_EVENTS_MAX: usize = 512;
 /// A page's budget in estimated JSON bytes (a receipt ~100, an event ~200), well inside the
 /// 1 MiB frame; a page holds at least one receipt.
 const PAGE_BYTES: usize = 512 * 1024;
@@ -35,18 +38,35 @@ impl ReceiptLog {
     /// Records a finalized block's receipts (called by the replica, in height order).
     pub(crate) fn push(&self, height: u64, receipts: &[Receipt]) {
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        for (index, receipt) in receipts.iter().enumerate() {
-            log.receipts.push_back(ReceiptAnswer {
-                height,
-                index: u32::try_from(index).unwrap_or(u32::MAX),
-                account: receipt.account.0,
-                nonce: receipt.nonce,
-                events: receipt
-                    .events
-                    .iter()
-                    .filter_map(bulwark_api::answers::ReceiptEvent::of)
-                    .collect(),
-            });
+        let mut index = 0u32;
+        for receipt in receipts {
+            let events: Vec<_> = receipt
+                .events
+                .iter()
+                .filter_map(bulwark_api::answers::ReceiptEvent::of)
+                .collect();
+            let own = receipt.account == bulwark_consensus::check::BLOCK_RECEIPT_ACCOUNT
+                && receipt.nonce == 0;
+            // A transaction's receipt is kept even when empty (its gateway waits for it); the
+            // block's own only for what a gateway reports, in pieces of a bounded size.
+            let pieces: Vec<Vec<_>> = if own {
+                events
+                    .chunks(BLOCK_RECEIPT_EVENTS_MAX)
+                    .map(<[_]>::to_vec)
+                    .collect()
+            } else {
+                vec![events]
+            };
+            for events in pieces {
+                log.receipts.push_back(ReceiptAnswer {
+                    height,
+                    index,
+                    account: receipt.account.0,
+                    nonce: receipt.nonce,
+                    events,
+                });
+                index = index.saturating_add(1);
+            }
         }
         let excess = log.receipts.len().saturating_sub(RECEIPTS_KEPT);
         log.receipts.drain(..excess);
@@ -116,6 +136,61 @@ mod tests {
             nonce,
             events: Vec::new(),
         }
+    }
+
+    fn fill(n: u64) -> bulwark_engine::Event {
+        bulwark_engine::Event::Fill {
+            instrument: bulwark_engine::InstrumentId(0),
+            maker_order: bulwark_engine::OrderId(n),
+            taker_order: bulwark_engine::OrderId(n + 1),
+            maker: AccountId(1),
+            taker: AccountId(2),
+            taker_side: bulwark_engine::Side::Buy,
+            price: 10,
+            qty: 1,
+            maker_fee: 0,
+            taker_fee: 0,
+        }
+    }
+
+    #[test]
+    fn a_blocks_own_receipt_keeps_what_gateways_report_in_bounded_pieces() {
+        let log = ReceiptLog::default();
+        let own = |events| Receipt {
+            height: 0,
+            account: bulwark_consensus::check::BLOCK_RECEIPT_ACCOUNT,
+            nonce: 0,
+            events,
+        };
+        // 1 100 fills (a liquidation sweeping a book) among index updates no gateway reports.
+        let mut events: Vec<_> = (0..1_100).map(fill).collect();
+        events.insert(
+            3,
+            bulwark_engine::Event::IndexUpdated {
+                underlying: 0,
+                price_micros: 1,
+            },
+        );
+        log.push(5, &[receipt(1), own(events)]);
+        // Only index updates: nothing kept.
+        log.push(
+            6,
+            &[own(vec![bulwark_engine::Event::IndexUpdated {
+                underlying: 0,
+                price_micros: 2,
+            }])],
+        );
+        let got = log.since(5, 0, Duration::ZERO);
+        let shape: Vec<_> = got
+            .receipts
+            .iter()
+            .map(|r| (r.height, r.index, r.nonce, r.events.len()))
+            .collect();
+        assert_eq!(
+            shape,
+            [(5, 0, 1, 0), (5, 1, 0, 512), (5, 2, 0, 512), (5, 3, 0, 76)]
+        );
+        assert_eq!(got.next, (7, 0));
     }
 
     #[test]

@@ -368,7 +368,7 @@ pub(super) fn start_p2p(context: &Context, prepared: &Prepared) -> P2p {
 pub(super) struct Shared {
     pub(super) oracle_pool: Option<SharedPool>,
     pub(super) mempool: Mempool,
-    pub(super) view: Arc<Mutex<Arc<Engine>>>,
+    pub(super) view: Arc<Mutex<bulwark_consensus::replica::CommittedView>>,
     pub(super) stats: SharedStats,
     pub(super) ledger: Ledger,
     /// Finalized blocks' receipts, for gateways.
@@ -405,7 +405,9 @@ impl Shared {
                 verify_threads: prepared.config.verify_threads,
                 ..MempoolConfig::default()
             }),
-            view: Arc::new(Mutex::new(Arc::new(prepared.genesis.0.clone()))),
+            view: Arc::new(Mutex::new(
+                bulwark_consensus::replica::CommittedView::genesis(prepared.genesis.0.clone()),
+            )),
             stats: Arc::new(Mutex::new(Default::default())),
             ledger: Arc::new(Mutex::new(Vec::new())),
             receipts: Arc::default(),

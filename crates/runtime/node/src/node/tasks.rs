@@ -48,6 +48,7 @@ pub(super) fn spawn_gossip(
                         .view
                         .lock()
                         .expect("the view lock must not be poisoned")
+                        .engine
                         .clone();
                     let keys = endpoint::EngineKeys(engine);
                     shared.mempool.insert_batch(txs, &keys, Origin::Peer);

@@ -1659,7 +1659,7 @@ pub(super) struct Setup {
     /// repair first.
     pub(super) keys: Option<VaultKeys>,
     pub(super) files: VaultFiles<Backend>,
-    pub(super) view: Arc<Mutex<Arc<Engine>>>,
+    pub(super) view: Arc<Mutex<bulwark_consensus::replica::CommittedView>>,
     pub(super) status: SharedStatus,
     pub(super) evidence: EvidenceLog,
     /// DEVELOPMENT: the simulated chain's seed, accounts and venue epoch (the vault's outputs).
@@ -1783,7 +1783,7 @@ where
                         queue.push_back((me, Some(peer), Message::Ping { nonce }));
                     }
                 }
-                let engine = view.lock().expect("the view lock must not be poisoned").clone();
+                let engine = view.lock().expect("the view lock must not be poisoned").engine.clone();
                 let mut ticked = signer.tick_refresh(&engine, SystemTime::now())?;
                 let seen = engine
                     .membership()
@@ -1823,6 +1823,7 @@ where
         let engine = view
             .lock()
             .expect("the view lock must not be poisoned")
+            .engine
             .clone();
         let mut steps = 0;
         while let Some((from, to, message)) = queue.pop_front() {

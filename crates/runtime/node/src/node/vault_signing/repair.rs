@@ -763,7 +763,7 @@ where
         select! {
             _ = context.sleep_until(deadline) => {
                 let now = context.current();
-                let engine = setup.view.lock().expect("the view lock must not be poisoned").clone();
+                let engine = setup.view.lock().expect("the view lock must not be poisoned").engine.clone();
                 let Some(membership) = engine.membership() else { continue };
                 let epoch = membership.epoch();
                 let committee = peers.learn(epoch, membership.members());

@@ -525,6 +525,12 @@ mod tests {
         }
     }
 
+    /// `block` checked and executed on the genesis `engine`; it must pass.
+    fn honest(engine: &Engine, block: &Block) -> Executed {
+        check_and_execute(at_genesis(engine, &engine.state_root()), block, 5, 1, &none)
+            .expect("honest block")
+    }
+
     #[test]
     fn honest_block_executes() {
         let (engine, digest, key) = setup();
@@ -552,14 +558,7 @@ mod tests {
         }
         let again = SignedTx::sign(again.account, again.nonce, again.command, &key);
         let good = block(digest, engine.state_root(), vec![buy(&key), again]);
-        let executed = check_and_execute(
-            at_genesis(&engine, &engine.state_root()),
-            &good,
-            5,
-            1,
-            &none,
-        )
-        .expect("honest block");
+        let executed = honest(&engine, &good);
         let receipts = executed.receipts;
         assert_eq!(receipts.len(), 2);
         assert_eq!((receipts[0].height, receipts[0].nonce), (1, 1));
@@ -601,14 +600,7 @@ mod tests {
             &key,
         );
         let good = block(digest, engine.state_root(), vec![stop]);
-        let executed = check_and_execute(
-            at_genesis(&engine, &engine.state_root()),
-            &good,
-            5,
-            1,
-            &none,
-        )
-        .expect("honest block");
+        let executed = honest(&engine, &good);
         let receipts = executed.receipts;
         assert_eq!(receipts.len(), 2, "{receipts:?}");
         assert!(matches!(
@@ -628,14 +620,7 @@ mod tests {
         );
         // A block where nothing happens outside its transactions has no receipt of its own.
         let quiet = block(digest, engine.state_root(), vec![buy(&key)]);
-        let executed = check_and_execute(
-            at_genesis(&engine, &engine.state_root()),
-            &quiet,
-            5,
-            1,
-            &none,
-        )
-        .expect("honest block");
+        let executed = honest(&engine, &quiet);
         assert_eq!(executed.receipts.len(), 1, "{:?}", executed.receipts);
     }
 

@@ -166,7 +166,7 @@ pub struct ReceiptAnswer {
     pub events: Vec<ReceiptEvent>,
 }
 
-/// One of a transaction's engine events, in the terms a gateway reports.
+/// One of a transaction's (or a block's own) engine events, in the terms a gateway reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiptEvent {
@@ -200,6 +200,13 @@ pub enum ReceiptEvent {
         price: i64,
         /// Lots.
         qty: i64,
+        /// The instrument (each fill says its own: a block's own receipt holds fills of
+        /// several instruments; `None` from a node that does not say).
+        #[serde(default)]
+        instrument: Option<u32>,
+        /// The incoming order's side (`None` from a node that does not say).
+        #[serde(default)]
+        taker_side: Option<Side>,
     },
     /// An order left the book without filling.
     Cancelled {
@@ -260,8 +267,10 @@ impl ReceiptEvent {
             },
             Event::Rejected { reason, .. } => ReceiptEvent::Rejected { reason: *reason },
             Event::Fill {
+                instrument,
                 maker_order,
                 taker_order,
+                taker_side,
                 price,
                 qty,
                 ..
@@ -270,6 +279,8 @@ impl ReceiptEvent {
                 taker_order: taker_order.0,
                 price: *price,
                 qty: *qty,
+                instrument: Some(instrument.0),
+                taker_side: Some(*taker_side),
             },
             Event::Cancelled {
                 order_id,

@@ -352,8 +352,9 @@ pub fn proposer(parent: &Engine, block: &Block) -> Option<[u8; 32]> {
 }
 
 /// What one client transaction of a finalized block did: its events (refused with a reason,
-/// accepted with the order's id, fills, cancels, a session opened, ...). What the end of the
-/// block did (stops triggered, liquidations) is in no receipt.
+/// accepted with the order's id, fills, cancels, a session opened, ...); or, under
+/// [`BLOCK_RECEIPT_ACCOUNT`], what the block's oracle rounds and its end did (stops
+/// triggered, liquidations, silenced sessions).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Receipt {
     /// The block's height.

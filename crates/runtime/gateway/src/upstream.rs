@@ -752,26 +752,24 @@ impl Upstream {
         while tape.done.len() > TAPE_DONE_MAX {
             tape.done.pop_first();
         }
-        let accepted = events.iter().find_map(|e| match e {
-            ReceiptEvent::Accepted {
-                instrument, side, ..
-            } => Some((*instrument, *side)),
-            _ => None,
-        });
         for event in events {
             if let ReceiptEvent::Fill {
                 maker_order,
                 taker_order,
                 price,
                 qty,
+                instrument,
+                taker_side,
             } = event
             {
                 tape.last += 1;
+                // Each fill names its own instrument and side: a block's own receipt holds
+                // fills of several orders (triggered stops, liquidations).
                 let trade = Trade {
                     seq: tape.last,
                     height,
-                    instrument: accepted.map(|a| a.0),
-                    taker_side: accepted.map(|a| a.1),
+                    instrument: *instrument,
+                    taker_side: *taker_side,
                     maker_order: *maker_order,
                     taker_order: *taker_order,
                     price: *price,
@@ -1028,6 +1026,8 @@ mod tests {
             taker_order: 9,
             price,
             qty: 1,
+            instrument: Some(1),
+            taker_side: Some(bulwark_engine::Side::Sell),
         };
         let accepted = ReceiptEvent::Accepted {
             order_id: 9,
@@ -1069,6 +1069,31 @@ mod tests {
             .votes
             .len();
         assert!(votes <= TAPE_VOTES_PER_NODE_MAX, "{votes}");
+        // A block's own receipt (liquidations, triggered stops) holds fills of several
+        // instruments and sides, with no Accepted: each trade is labelled by its own fill.
+        let other = ReceiptEvent::Fill {
+            maker_order: 20,
+            taker_order: 21,
+            price: 5,
+            qty: 2,
+            instrument: Some(0),
+            taker_side: Some(bulwark_engine::Side::Buy),
+        };
+        for node in [0, 1] {
+            upstream.tape_vote(node, 11, 3, &[fill(100), other.clone()]);
+        }
+        let labels: Vec<_> = upstream
+            .trades_after(1, 10)
+            .iter()
+            .map(|t| (t.maker_order, t.instrument, t.taker_side))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                (7, Some(1), Some(bulwark_engine::Side::Sell)),
+                (20, Some(0), Some(bulwark_engine::Side::Buy))
+            ]
+        );
     }
 
     #[test]

@@ -1517,6 +1517,7 @@ impl WsConnection {
                     maker_order,
                     price,
                     qty,
+                    ..
                 } if Some(*taker_order) == order.order_id => {
                     order.filled += qty;
                     order.filled_value += i128::from(*price) * i128::from(*qty);

@@ -58,6 +58,12 @@ fn sigstop(pid: i32, stop: bool) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
 }
 
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// An acknowledgement: ClOrdID, OrderID, when it came.
 type Ack = (String, u64, Instant);
 
@@ -198,12 +204,28 @@ fn no_acknowledged_order_is_lost_when_a_node_and_the_gateway_are_killed() {
         let timeout = Duration::from_secs(12);
         Trader::logon(gateways[0], sender, "BULWARK-DC-0", account, &key, timeout).unwrap()
     };
-    // The OrderID of the next ExecutionReport New a trader gets (within 30 s).
+    // The OrderID of the next ExecutionReport New a trader gets (within 60 s); on a timeout,
+    // what the trader got instead and the tails of the gateway's and node 0's logs.
     let acknowledged = |trader: &mut Trader, what: &str| -> u64 {
-        wait_until(what, Duration::from_secs(30), || {
-            let m = trader.recv(Duration::from_millis(200)).unwrap()?;
-            (m.get_str(150) == Some("0")).then(|| m.get_str(37).unwrap().parse().unwrap())
-        })
+        let until = Instant::now() + Duration::from_secs(60);
+        let mut got = Vec::new();
+        while Instant::now() < until {
+            if let Some(m) = trader.recv(Duration::from_millis(200)).unwrap() {
+                if m.get_str(150) == Some("0") {
+                    return m.get_str(37).unwrap().parse().unwrap();
+                }
+                got.push(m.to_string());
+            }
+        }
+        panic!(
+            "timed out waiting for {what}; the trader got {got:?}\n--- gateway dc-0 ---\n{}\n--- node 0 ---\n{}",
+            tail(&common::gateway::gateway_log(&data, 0), 40),
+            tail(
+                &std::fs::read_to_string(committee.join("node-0").join("node.log"))
+                    .unwrap_or_default(),
+                40
+            ),
+        )
     };
     // Three nodes frozen: no finality, so no acknowledgement, until they resume.
     let mut held = logon("HELD10", 10);
@@ -222,11 +244,17 @@ fn no_acknowledged_order_is_lost_when_a_node_and_the_gateway_are_killed() {
             m.get_str(150) != Some("0"),
             "acknowledged while three of four nodes were frozen: {m}"
         );
+        eprintln!("while three nodes were frozen the held trader got: {m}");
     }
     for pid in &frozen {
         sigstop(*pid, false);
     }
+    let resumed = Instant::now();
     let held_id = acknowledged(&mut held, "the held order's acknowledgement");
+    eprintln!(
+        "the held order was acknowledged {:.1} s after the nodes resumed",
+        resumed.elapsed().as_secs_f64()
+    );
     held.logout();
     // A trader that rests an order on gateway dc-0 and stays logged on: the gateway's kill -9
     // leaves nobody to cancel it on disconnect but the committee.

@@ -491,6 +491,8 @@ struct Connection {
     session: Session,
     outcomes: (Sender<Verdict>, Receiver<Verdict>),
     in_flight: HashMap<u64, InFlight>,
+    /// New orders whose verdict expired (by nonce, their ClOrdID): reported if it comes late.
+    late: upstream::Late<String>,
     /// Of `in_flight`, the cancels.
     cancels_in_flight: usize,
     opening: Option<(SigningKey, AccountId)>,
@@ -555,6 +557,7 @@ impl Connection {
             shared,
             outcomes: channel(),
             in_flight: HashMap::new(),
+            late: upstream::Late::default(),
             opening: None,
             identity: None,
             trading: None,
@@ -795,8 +798,15 @@ impl Connection {
                 return self.on_refused(nonce, reason, false, out);
             }
         };
-        let Some(what) = self.in_flight.remove(&outcome.nonce) else {
-            return;
+        let what = match self.in_flight.remove(&outcome.nonce) {
+            Some(what) => what,
+            None => match self.late.take(outcome.nonce) {
+                Some(cl_ord_id) => {
+                    info!(peer = %self.peer, %cl_ord_id, height = outcome.height, "an order's outcome came after its wait expired");
+                    InFlight::New { cl_ord_id }
+                }
+                None => return,
+            },
         };
         if matches!(what, InFlight::Cancel { .. }) {
             self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
@@ -835,8 +845,14 @@ impl Connection {
     /// trader hears it the way its request expects. An order whose fate is unknown is not
     /// reported rejected: it stays pending new (OrderStatusRequest says so).
     fn on_refused(&mut self, nonce: u64, reason: &str, refused: bool, out: &mut Vec<Output>) {
-        let Some(what) = self.in_flight.remove(&nonce) else {
-            return;
+        let what = match self.in_flight.remove(&nonce) {
+            Some(what) => what,
+            // A late order every node refused after all: rejected now.
+            None => match (refused, self.late.take(nonce)) {
+                (true, Some(cl_ord_id)) => InFlight::New { cl_ord_id },
+                (false, Some(cl_ord_id)) => return self.late.keep(nonce, cl_ord_id),
+                (_, None) => return,
+            },
         };
         match what {
             InFlight::Open { .. } => {
@@ -856,7 +872,8 @@ impl Connection {
                     return;
                 }
                 if !refused {
-                    warn!(peer = %self.peer, %cl_ord_id, "an order's outcome did not come in time; it stays pending");
+                    warn!(peer = %self.peer, %cl_ord_id, "an order's outcome did not come in time; it stays pending until it comes");
+                    self.late.keep(nonce, cl_ord_id);
                     return;
                 }
                 order.status = "8";

@@ -31,7 +31,7 @@ use bulwark_api::answers::ReceiptEvent;
 use bulwark_engine::codec::SignedTx;
 use bulwark_engine::AccountId;
 use bulwark_node::client::Client;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// How long a receipts request waits at a node for the next block.
 const RECEIPTS_WAIT_MS: u32 = 500;
@@ -67,8 +67,14 @@ const ACCOUNT_KEYS_MAX: usize = 100_000;
 pub const SHED_TARGET: Duration = Duration::from_millis(20);
 /// How long the delay must stay above the target before orders are shed.
 pub const SHED_INTERVAL: Duration = Duration::from_millis(100);
-/// How long the gateway waits for a transaction's receipts.
+/// How long the gateway waits for a transaction's receipts before its waiter hears
+/// [`Verdict::Expired`].
 pub const PENDING_TTL: Duration = Duration::from_secs(30);
+/// How long an expired transaction is still followed: a quorum of receipts that comes later
+/// (a committee slow to recover) still reaches its waiter as [`Verdict::Finalized`].
+pub const LATE_TTL: Duration = Duration::from_secs(300);
+/// The most expired transactions followed at once; past it the oldest are forgotten.
+const LATE_MAX: usize = 65_536;
 /// After a failed connect, how long a node's sender fails fast before trying again.
 const RECONNECT_AFTER: Duration = Duration::from_millis(200);
 
@@ -164,11 +170,48 @@ pub enum Verdict {
         /// Why (the nodes' reasons).
         reason: String,
     },
-    /// No quorum of receipts within [`PENDING_TTL`]; its fate is unknown to the gateway.
+    /// No quorum of receipts within [`PENDING_TTL`]; its fate is unknown to the gateway. The
+    /// transaction is still followed for [`LATE_TTL`]: a later quorum sends
+    /// [`Verdict::Finalized`] to the same waiter (a later refusal by every node,
+    /// [`Verdict::Refused`]).
     Expired {
         /// The nonce.
         nonce: u64,
     },
+}
+
+/// A session's new orders whose verdict expired, by nonce: a late [`Verdict::Finalized`] is
+/// still reported to the trader. Holds at most [`Late::MAX`]; past it the oldest is forgotten
+/// (that order stays pending new, as it was before).
+#[derive(Debug)]
+pub(crate) struct Late<T> {
+    orders: std::collections::BTreeMap<u64, T>,
+}
+
+impl<T> Default for Late<T> {
+    fn default() -> Self {
+        Late {
+            orders: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> Late<T> {
+    /// The most late orders one session keeps.
+    pub(crate) const MAX: usize = 1024;
+
+    /// Keeps `order` (transaction `nonce`) for a late verdict.
+    pub(crate) fn keep(&mut self, nonce: u64, order: T) {
+        if self.orders.len() >= Self::MAX {
+            self.orders.pop_first();
+        }
+        self.orders.insert(nonce, order);
+    }
+
+    /// The order of transaction `nonce`, if it is kept; no longer kept afterwards.
+    pub(crate) fn take(&mut self, nonce: u64) -> Option<T> {
+        self.orders.remove(&nonce)
+    }
 }
 
 /// Whether the queues may shed a transaction.
@@ -221,6 +264,8 @@ struct Pending {
     refused_by: Vec<(usize, String)>,
     /// Nodes whose request failed midway.
     unknown_at: Vec<usize>,
+    /// Its waiter heard [`Verdict::Expired`]; still followed until [`LATE_TTL`].
+    expired: bool,
 }
 
 /// CoDel's standing-queue detector for one node's queue.
@@ -425,7 +470,8 @@ impl Upstream {
                     let standing = shedder.standing(now.duration_since(queued.at), now);
                     queue.standing.store(standing, Ordering::Relaxed);
                     // Settled meanwhile (a quorum of receipts, or expired): not sent again.
-                    if pending.contains_key(&(queued.tx.account, queued.tx.nonce)) {
+                    let key = (queued.tx.account, queued.tx.nonce);
+                    if pending.get(&key).is_some_and(|p| !p.expired) {
                         send.push(queued.tx);
                     }
                 }
@@ -543,6 +589,12 @@ impl Upstream {
         entry.reports.push((node, height, events.clone()));
         if agreeing >= self.quorum {
             if let Some(done) = pending.remove(&(account, nonce)) {
+                if done.expired {
+                    info!(
+                        account = account.0,
+                        nonce, height, "a quorum of receipts came after the wait expired"
+                    );
+                }
                 let _ = done.waiter.send(Verdict::Finalized(Outcome {
                     account,
                     nonce,
@@ -556,7 +608,9 @@ impl Upstream {
         }
     }
 
-    /// Ends the waits older than [`PENDING_TTL`] (at most once a second, from any follower).
+    /// Ends the waits older than [`PENDING_TTL`] (the waiter hears [`Verdict::Expired`], once),
+    /// and forgets the expired ones older than [`LATE_TTL`] or past [`LATE_MAX`] (at most once
+    /// a second, from any follower).
     fn sweep(&self) {
         {
             let mut swept = self.swept.lock().unwrap_or_else(|e| e.into_inner());
@@ -566,21 +620,34 @@ impl Upstream {
             *swept = Instant::now();
         }
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let old: Vec<(AccountId, u64)> = pending
-            .iter()
-            .filter(|(_, p)| p.since.elapsed() >= PENDING_TTL)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in old {
-            if let Some(done) = pending.remove(&key) {
+        let mut late: Vec<(Instant, (AccountId, u64))> = Vec::new();
+        let mut forget: Vec<(AccountId, u64)> = Vec::new();
+        for (key, entry) in pending.iter_mut() {
+            let age = entry.since.elapsed();
+            if age >= LATE_TTL {
+                forget.push(*key);
+                continue;
+            }
+            if !entry.expired && age >= PENDING_TTL {
+                entry.expired = true;
                 self.counters.expired.fetch_add(1, Ordering::Relaxed);
                 warn!(
                     account = key.0 .0,
                     nonce = key.1,
-                    "no quorum of receipts within {PENDING_TTL:?}"
+                    "no quorum of receipts within {PENDING_TTL:?}; still followed for {LATE_TTL:?}"
                 );
-                let _ = done.waiter.send(Verdict::Expired { nonce: key.1 });
+                let _ = entry.waiter.send(Verdict::Expired { nonce: key.1 });
             }
+            if entry.expired {
+                late.push((entry.since, *key));
+            }
+        }
+        if late.len() > LATE_MAX {
+            late.sort_unstable();
+            forget.extend(late[..late.len() - LATE_MAX].iter().map(|(_, key)| *key));
+        }
+        for key in forget {
+            pending.remove(&key);
         }
     }
 
@@ -625,6 +692,7 @@ impl Upstream {
                     reports: Vec::new(),
                     refused_by: Vec::new(),
                     unknown_at: Vec::new(),
+                    expired: false,
                 },
             );
         let tx = Arc::new(tx.clone());
@@ -672,9 +740,15 @@ impl Upstream {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// How many transactions the gateway waits for.
+    /// How many transactions the gateway waits for (not counting the expired ones it still
+    /// follows).
     pub fn waiting(&self) -> usize {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|p| !p.expired)
+            .count()
     }
 
     /// The account's registered key, believed once `quorum` nodes give the same one (asked of
@@ -1136,6 +1210,78 @@ mod tests {
         assert_eq!(tally.add(u64::MAX, "x"), None);
         assert_eq!(tally.add(3, "y"), None);
         assert_eq!(tally.add(5, "x"), Some((5, "x")));
+    }
+
+    /// Moves transaction `nonce`'s wait (and the sweep's clock) `by` into the past.
+    fn age(upstream: &Upstream, nonce: u64, by: Duration) {
+        let mut pending = upstream.pending.lock().expect("lock");
+        let entry = pending.get_mut(&(AccountId(1), nonce)).expect("pending");
+        entry.since = Instant::now()
+            .checked_sub(by)
+            .expect("the clock goes back that far");
+        *upstream.swept.lock().expect("lock") = Instant::now()
+            .checked_sub(Duration::from_secs(2))
+            .expect("the clock goes back that far");
+    }
+
+    #[test]
+    fn an_expired_wait_still_hears_a_late_quorum_until_the_late_bound() {
+        let nodes: Vec<SocketAddr> = (1..=3)
+            .map(|p| format!("127.0.0.1:{p}").parse().expect("addr"))
+            .collect();
+        let upstream = Upstream::new(nodes, 2, Arc::new(AtomicBool::new(false)));
+        let (waiter, verdicts) = std::sync::mpsc::channel();
+        upstream.submit(&tx(1), Class::Protected, waiter.clone());
+        upstream.submit(&tx(2), Class::Protected, waiter);
+        age(&upstream, 1, PENDING_TTL);
+        upstream.sweep();
+        assert_eq!(verdicts.try_recv(), Ok(Verdict::Expired { nonce: 1 }));
+        // Expired once only; no longer counted as waiting, nor sent to a node again.
+        age(&upstream, 1, PENDING_TTL + Duration::from_secs(1));
+        upstream.sweep();
+        assert!(verdicts.try_recv().is_err());
+        assert_eq!(upstream.waiting(), 1);
+        // A quorum that comes late still reaches the waiter, as finalized.
+        let accepted = vec![ReceiptEvent::SessionClosed {
+            slot: 9,
+            expired: false,
+        }];
+        upstream.report(0, AccountId(1), 1, 40, accepted.clone());
+        assert!(verdicts.try_recv().is_err(), "one node is no quorum");
+        upstream.report(1, AccountId(1), 1, 40, accepted.clone());
+        match verdicts.try_recv() {
+            Ok(Verdict::Finalized(outcome)) => {
+                assert_eq!((outcome.nonce, outcome.height), (1, 40));
+                assert_eq!(outcome.events, accepted);
+            }
+            other => panic!("a late quorum must finalize: {other:?}"),
+        }
+        // Past the late bound a transaction is forgotten: its receipts reach nobody.
+        age(&upstream, 2, PENDING_TTL);
+        upstream.sweep();
+        assert_eq!(verdicts.try_recv(), Ok(Verdict::Expired { nonce: 2 }));
+        age(&upstream, 2, LATE_TTL);
+        upstream.sweep();
+        upstream.report(0, AccountId(1), 2, 41, accepted.clone());
+        upstream.report(1, AccountId(1), 2, 41, accepted);
+        assert!(upstream.pending.lock().expect("lock").is_empty());
+        assert_eq!(
+            verdicts.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected),
+            "no verdict, and no waiter is kept"
+        );
+    }
+
+    #[test]
+    fn a_session_keeps_at_most_its_bound_of_late_orders_dropping_the_oldest() {
+        let mut late = Late::default();
+        for nonce in 0..(Late::<u64>::MAX as u64 + 3) {
+            late.keep(nonce, nonce * 10);
+        }
+        assert_eq!(late.orders.len(), Late::<u64>::MAX);
+        assert_eq!(late.take(2), None, "the oldest were forgotten");
+        assert_eq!(late.take(3), Some(30));
+        assert_eq!(late.take(3), None, "taken once");
     }
 
     #[test]

@@ -327,6 +327,7 @@ pub(crate) fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, pl
         started,
         outcomes: channel(),
         in_flight: HashMap::new(),
+        late: upstream::Late::default(),
         cancels_in_flight: 0,
         opening: None,
         identity: None,
@@ -397,6 +398,9 @@ struct WsConnection {
     started: Instant,
     outcomes: (Sender<Verdict>, Receiver<Verdict>),
     in_flight: HashMap<u64, Pending>,
+    /// New orders whose verdict expired (by nonce): a late verdict is notified on the user's
+    /// order channels (the request was already answered UNKNOWN_OUTCOME).
+    late: upstream::Late<(OrderState, OrderKind)>,
     cancels_in_flight: usize,
     opening: Option<(SigningKey, AccountId)>,
     identity: Option<(u64, String)>,
@@ -1354,7 +1358,7 @@ impl WsConnection {
             Verdict::Expired { nonce } => (nonce, None, String::new()),
         };
         let Some(what) = self.in_flight.remove(&nonce) else {
-            return;
+            return self.late_outcome(nonce, outcome, &why);
         };
         if matches!(what, Pending::Cancel { .. }) {
             self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
@@ -1375,6 +1379,9 @@ impl WsConnection {
                 if let Some((key, acting)) = self.opening.take() {
                     acceptor::close_unknown_grant(&self.shared, self.peer, acting, key, nonce);
                 }
+            }
+            if let (Pending::New { order, kind, .. }, true) = (&what, why.is_empty()) {
+                self.late.keep(nonce, (order.clone(), *kind));
             }
             let error = if why.is_empty() {
                 RpcError::new(
@@ -1399,7 +1406,9 @@ impl WsConnection {
             }
             Pending::Heartbeat { .. } => {}
             Pending::Auth { id, logon, tries } => self.opened(id, &outcome, logon, tries),
-            Pending::New { id, order, kind } => self.new_order_done(&id, &outcome, order, kind),
+            Pending::New { id, order, kind } => {
+                self.new_order_done(Some(&id), &outcome, order, kind)
+            }
             Pending::Edit { id, order_id, qty } => self.edit_done(&id, &outcome, order_id, qty),
             Pending::Cancel { id, order_id } => self.cancel_done(&id, &outcome, order_id),
             Pending::CancelAll { id } => {
@@ -1409,6 +1418,28 @@ impl WsConnection {
             Pending::Kill(_) => {
                 let cancelled = self.mark_cancelled(&outcome);
                 info!(peer = %self.peer, cancelled, "the kill switch cancelled the session's orders");
+            }
+        }
+    }
+
+    /// The verdict of a new order whose wait had expired: notified on the user's order
+    /// channels, the way a finalized order is (a second expiry keeps waiting).
+    fn late_outcome(&mut self, nonce: u64, outcome: Option<Outcome>, why: &str) {
+        let Some((mut order, kind)) = self.late.take(nonce) else {
+            return;
+        };
+        match outcome {
+            Some(outcome) => {
+                info!(peer = %self.peer, nonce, height = outcome.height, "an order's outcome came after its wait expired");
+                if let Some(t) = self.trading.as_mut() {
+                    t.finalized(&outcome);
+                }
+                self.new_order_done(None, &outcome, order, kind);
+            }
+            None if why.is_empty() => self.late.keep(nonce, (order, kind)),
+            None => {
+                order.status = "8";
+                self.notify_order(&order, kind);
             }
         }
     }
@@ -1497,9 +1528,11 @@ impl WsConnection {
         self.close_after_send = true;
     }
 
+    /// A new order's outcome: the answer to request `id` (none for a late outcome, whose
+    /// request was answered already) and the notification on the user's order channels.
     fn new_order_done(
         &mut self,
-        id: &Value,
+        id: Option<&Value>,
         outcome: &Outcome,
         mut order: OrderState,
         kind: OrderKind,
@@ -1547,11 +1580,20 @@ impl WsConnection {
                 ),
                 None => RpcError::new(code::REJECTED, "the engine did not accept the order"),
             };
-            return self.answer_error(id, &e);
+            match id {
+                Some(id) => self.answer_error(id, &e),
+                None => {
+                    order.status = "8";
+                    self.notify_order(&order, kind);
+                }
+            }
+            return;
         }
-        let result =
-            json!({"order": jsonrpc::order_json(&order, kind, now_ms()), "trades": trades});
-        self.answer(id, result);
+        if let Some(id) = id {
+            let result =
+                json!({"order": jsonrpc::order_json(&order, kind, now_ms()), "trades": trades});
+            self.answer(id, result);
+        }
         self.notify_order(&order, kind);
         if let (Some(order_id), "0" | "1") = (order.order_id, order.status) {
             self.orders.insert(order_id, (order, kind));

@@ -6,7 +6,7 @@
 //! engine's symbol (`BTC-PERP`). TimeInForce (59): 0 or 1 rest (GTC), 3 IOC, 4 FOK; ExecInst
 //! (18) `6` is post-only. OrdType (40): 1 market, 2 limit.
 
-use bulwark_api::answers::InstrumentAnswer;
+use bulwark_api::answers::{InstrumentAnswer, ReceiptEvent};
 use bulwark_engine::command::{LimitOrder, SelfTradePrevention, TimeInForce};
 use bulwark_engine::{ClientCommand, InstrumentId, Side};
 use bulwark_fix::{Field, Message};
@@ -217,7 +217,80 @@ pub struct OrderState {
     pub status: &'static str,
 }
 
+/// What one event of a new order's outcome did to the order ([`OrderState::apply`]): the
+/// same for every protocol; each session renders it its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The engine accepted it: it has an id now (OrdStatus New).
+    Accepted {
+        /// The engine's id.
+        order_id: u64,
+    },
+    /// It filled `qty` lots at `price` ticks as the taker, against `maker_order`.
+    Filled {
+        /// The resting order it filled against.
+        maker_order: u64,
+        /// Price, ticks.
+        price: i64,
+        /// Lots.
+        qty: i64,
+    },
+    /// What was left of it was cancelled (an IOC's remainder, self-trade prevention, ...).
+    Cancelled {
+        /// Why.
+        reason: bulwark_engine::event::CancelReason,
+    },
+    /// The engine refused the transaction.
+    Rejected {
+        /// Why.
+        reason: bulwark_engine::RejectReason,
+    },
+}
+
 impl OrderState {
+    /// Applies one event of this new order's finalized outcome: its id, its fills as the
+    /// taker, its remainder's cancel or the transaction's refusal update the order (status,
+    /// filled size and value); `None` for an event that is not about it (another order's
+    /// fill or cancel, a session's events).
+    pub fn apply(&mut self, event: &ReceiptEvent) -> Option<Applied> {
+        match event {
+            ReceiptEvent::Accepted { order_id, .. } => {
+                self.order_id = Some(*order_id);
+                self.status = "0";
+                Some(Applied::Accepted {
+                    order_id: *order_id,
+                })
+            }
+            ReceiptEvent::Fill {
+                maker_order,
+                taker_order,
+                price,
+                qty,
+                ..
+            } if Some(*taker_order) == self.order_id => {
+                self.filled = self.filled.saturating_add(*qty);
+                self.filled_value += i128::from(*price) * i128::from(*qty);
+                self.status = if self.filled >= self.qty { "2" } else { "1" };
+                Some(Applied::Filled {
+                    maker_order: *maker_order,
+                    price: *price,
+                    qty: *qty,
+                })
+            }
+            ReceiptEvent::Cancelled {
+                order_id, reason, ..
+            } if Some(*order_id) == self.order_id => {
+                self.status = "4";
+                Some(Applied::Cancelled { reason: *reason })
+            }
+            ReceiptEvent::Rejected { reason } => {
+                self.status = "8";
+                Some(Applied::Rejected { reason: *reason })
+            }
+            _ => None,
+        }
+    }
+
     /// The fields of an ExecutionReport (35=8) for this order: ExecType `exec_type`, with the
     /// last fill when there is one.
     pub fn report(
@@ -313,5 +386,90 @@ pub(crate) mod tests {
         for bad in ["0", "1.5", "-2", ""] {
             assert!(lots(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_new_orders_outcome_applies_only_its_own_events() {
+        let mut order = OrderState {
+            cl_ord_id: "c1".into(),
+            order_id: None,
+            instrument: btc(),
+            side: Side::Buy,
+            qty: 5,
+            filled: 0,
+            filled_value: 0,
+            price: 600_000,
+            status: "A",
+        };
+        let fill = |maker_order, taker_order, price, qty| ReceiptEvent::Fill {
+            maker_order,
+            taker_order,
+            price,
+            qty,
+            instrument: Some(0),
+            taker_side: Some(Side::Buy),
+        };
+        // Before it has an id, no fill or cancel is its own.
+        assert_eq!(order.apply(&fill(1, 7, 600_000, 1)), None);
+        let accepted = ReceiptEvent::Accepted {
+            order_id: 7,
+            instrument: 0,
+            side: Side::Buy,
+            price: 600_000,
+            qty: 5,
+            client_order_id: 0,
+        };
+        assert_eq!(
+            order.apply(&accepted),
+            Some(Applied::Accepted { order_id: 7 })
+        );
+        assert_eq!((order.order_id, order.status), (Some(7), "0"));
+        // Another order's fill (this one the maker) is not a taker fill of this order.
+        assert_eq!(order.apply(&fill(7, 8, 600_000, 1)), None);
+        assert_eq!(
+            order.apply(&fill(3, 7, 599_990, 2)),
+            Some(Applied::Filled {
+                maker_order: 3,
+                price: 599_990,
+                qty: 2
+            })
+        );
+        assert_eq!(
+            (order.filled, order.filled_value, order.status),
+            (2, 1_199_980, "1")
+        );
+        let cancelled = |order_id| ReceiptEvent::Cancelled {
+            order_id,
+            remaining: 3,
+            reason: bulwark_engine::event::CancelReason::Requested,
+        };
+        assert_eq!(order.apply(&cancelled(9)), None);
+        assert_eq!(
+            order.apply(&cancelled(7)),
+            Some(Applied::Cancelled {
+                reason: bulwark_engine::event::CancelReason::Requested
+            })
+        );
+        assert_eq!(order.status, "4");
+        // Filled in full: status 2. A refusal is the transaction's, whatever the order.
+        let mut full = OrderState {
+            order_id: Some(7),
+            status: "0",
+            ..order.clone()
+        };
+        full.filled = 0;
+        full.filled_value = 0;
+        full.apply(&fill(3, 7, 600_000, 5));
+        assert_eq!(full.status, "2");
+        let rejected = ReceiptEvent::Rejected {
+            reason: bulwark_engine::RejectReason::UnknownAccount,
+        };
+        assert_eq!(
+            order.apply(&rejected),
+            Some(Applied::Rejected {
+                reason: bulwark_engine::RejectReason::UnknownAccount
+            })
+        );
+        assert_eq!(order.status, "8");
     }
 }

@@ -34,7 +34,7 @@ use tracing::{info, warn};
 use crate::config::GatewayConfig;
 use crate::credits::{Class, GatewayCredits, LogonBudget, SessionCredits};
 use crate::killswitch::KillSwitch;
-use crate::orders::{self, OrderState};
+use crate::orders::{self, Applied, OrderState};
 use crate::seqstore::SeqStore;
 use crate::upstream::{self, Outcome, Upstream, Verdict};
 
@@ -850,7 +850,9 @@ impl Connection {
             // A late order every node refused after all: rejected now.
             None => match (refused, self.late.take(nonce)) {
                 (true, Some(cl_ord_id)) => InFlight::New { cl_ord_id },
-                (false, Some(cl_ord_id)) => return self.late.keep(nonce, cl_ord_id),
+                (false, Some(cl_ord_id)) => {
+                    return self.late.keep(nonce, cl_ord_id, Instant::now())
+                }
                 (_, None) => return,
             },
         };
@@ -873,7 +875,7 @@ impl Connection {
                 }
                 if !refused {
                     warn!(peer = %self.peer, %cl_ord_id, "an order's outcome did not come in time; it stays pending until it comes");
-                    self.late.keep(nonce, cl_ord_id);
+                    self.late.keep(nonce, cl_ord_id, Instant::now());
                     return;
                 }
                 order.status = "8";
@@ -1167,43 +1169,26 @@ impl Connection {
             return;
         };
         for event in &outcome.events {
+            let Some(applied) = order.apply(event) else {
+                continue;
+            };
             let exec_id = self.exec_id(outcome);
-            match event {
-                Event::Accepted { order_id, .. } => {
-                    order.order_id = Some(*order_id);
-                    self.order_ids.insert(*order_id, cl_ord_id.to_string());
-                    order.status = "0";
-                    let body = order.report(exec_id, "0", None, None);
-                    self.send("8", body, out);
+            let body = match applied {
+                Applied::Accepted { order_id } => {
+                    self.order_ids.insert(order_id, cl_ord_id.to_string());
+                    order.report(exec_id, "0", None, None)
                 }
-                Event::Fill {
-                    taker_order,
-                    price,
-                    qty,
-                    ..
-                } if Some(*taker_order) == order.order_id => {
-                    order.filled += qty;
-                    order.filled_value += i128::from(*price) * i128::from(*qty);
-                    order.status = if order.filled >= order.qty { "2" } else { "1" };
-                    let body = order.report(exec_id, "F", Some((*price, *qty)), None);
-                    self.send("8", body, out);
+                Applied::Filled { price, qty, .. } => {
+                    order.report(exec_id, "F", Some((price, qty)), None)
                 }
-                Event::Cancelled {
-                    order_id, reason, ..
-                } if Some(*order_id) == order.order_id => {
-                    order.status = "4";
-                    let text = format!("{reason:?}");
-                    let body = order.report(exec_id, "4", None, Some(&text));
-                    self.send("8", body, out);
+                Applied::Cancelled { reason } => {
+                    order.report(exec_id, "4", None, Some(&format!("{reason:?}")))
                 }
-                Event::Rejected { reason, .. } => {
-                    order.status = "8";
-                    let text = format!("{reason:?}");
-                    let body = order.report(exec_id, "8", None, Some(&text));
-                    self.send("8", body, out);
+                Applied::Rejected { reason } => {
+                    order.report(exec_id, "8", None, Some(&format!("{reason:?}")))
                 }
-                _ => {}
-            }
+            };
+            self.send("8", body, out);
         }
         self.orders.insert(cl_ord_id.to_string(), order);
     }

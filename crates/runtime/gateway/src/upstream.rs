@@ -70,11 +70,13 @@ pub const SHED_INTERVAL: Duration = Duration::from_millis(100);
 /// How long the gateway waits for a transaction's receipts before its waiter hears
 /// [`Verdict::Expired`].
 pub const PENDING_TTL: Duration = Duration::from_secs(30);
-/// How long an expired transaction is still followed: a quorum of receipts that comes later
-/// (a committee slow to recover) still reaches its waiter as [`Verdict::Finalized`].
+/// How long an expired new order or logon ([`Class::Sheddable`]) is still followed: a quorum
+/// of receipts that comes later (a committee slow to recover) still reaches its waiter as
+/// [`Verdict::Finalized`]. Cancels and the other protected transactions are forgotten at
+/// expiry: their callers retry or answer at once.
 pub const LATE_TTL: Duration = Duration::from_secs(300);
 /// The most expired transactions followed at once; past it the oldest are forgotten.
-const LATE_MAX: usize = 65_536;
+const LATE_MAX: usize = 16_384;
 /// After a failed connect, how long a node's sender fails fast before trying again.
 const RECONNECT_AFTER: Duration = Duration::from_millis(200);
 
@@ -185,7 +187,8 @@ pub enum Verdict {
 /// (that order stays pending new, as it was before).
 #[derive(Debug)]
 pub(crate) struct Late<T> {
-    orders: std::collections::BTreeMap<u64, T>,
+    /// By nonce: when it was kept, and the order.
+    orders: std::collections::BTreeMap<u64, (Instant, T)>,
 }
 
 impl<T> Default for Late<T> {
@@ -200,17 +203,20 @@ impl<T> Late<T> {
     /// The most late orders one session keeps.
     pub(crate) const MAX: usize = 1024;
 
-    /// Keeps `order` (transaction `nonce`) for a late verdict.
-    pub(crate) fn keep(&mut self, nonce: u64, order: T) {
+    /// Keeps `order` (transaction `nonce`) for a late verdict, as of `now`; forgets those kept
+    /// longer than [`LATE_TTL`] (the gateway follows them no more).
+    pub(crate) fn keep(&mut self, nonce: u64, order: T, now: Instant) {
+        self.orders
+            .retain(|_, (kept, _)| now.saturating_duration_since(*kept) < LATE_TTL);
         if self.orders.len() >= Self::MAX {
             self.orders.pop_first();
         }
-        self.orders.insert(nonce, order);
+        self.orders.insert(nonce, (now, order));
     }
 
     /// The order of transaction `nonce`, if it is kept; no longer kept afterwards.
     pub(crate) fn take(&mut self, nonce: u64) -> Option<T> {
-        self.orders.remove(&nonce)
+        self.orders.remove(&nonce).map(|(_, order)| order)
     }
 }
 
@@ -266,6 +272,8 @@ struct Pending {
     unknown_at: Vec<usize>,
     /// Its waiter heard [`Verdict::Expired`]; still followed until [`LATE_TTL`].
     expired: bool,
+    /// Followed past its expiry ([`Class::Sheddable`]: new orders, replaces, logons).
+    follow_late: bool,
 }
 
 /// CoDel's standing-queue detector for one node's queue.
@@ -609,36 +617,41 @@ impl Upstream {
     }
 
     /// Ends the waits older than [`PENDING_TTL`] (the waiter hears [`Verdict::Expired`], once),
-    /// and forgets the expired ones older than [`LATE_TTL`] or past [`LATE_MAX`] (at most once
-    /// a second, from any follower).
+    /// and forgets the expired ones not followed late, older than [`LATE_TTL`] or past
+    /// [`LATE_MAX`] (at most once a second, from any follower).
     fn sweep(&self) {
+        let now = Instant::now();
         {
             let mut swept = self.swept.lock().unwrap_or_else(|e| e.into_inner());
-            if swept.elapsed() < Duration::from_secs(1) {
+            if now.saturating_duration_since(*swept) < Duration::from_secs(1) {
                 return;
             }
-            *swept = Instant::now();
+            *swept = now;
         }
+        self.sweep_at(now);
+    }
+
+    /// [`Upstream::sweep`] as of `now`.
+    fn sweep_at(&self, now: Instant) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let mut late: Vec<(Instant, (AccountId, u64))> = Vec::new();
         let mut forget: Vec<(AccountId, u64)> = Vec::new();
         for (key, entry) in pending.iter_mut() {
-            let age = entry.since.elapsed();
-            if age >= LATE_TTL {
-                forget.push(*key);
-                continue;
-            }
+            let age = now.saturating_duration_since(entry.since);
             if !entry.expired && age >= PENDING_TTL {
                 entry.expired = true;
                 self.counters.expired.fetch_add(1, Ordering::Relaxed);
                 warn!(
                     account = key.0 .0,
                     nonce = key.1,
-                    "no quorum of receipts within {PENDING_TTL:?}; still followed for {LATE_TTL:?}"
+                    followed = entry.follow_late,
+                    "no quorum of receipts within {PENDING_TTL:?}"
                 );
                 let _ = entry.waiter.send(Verdict::Expired { nonce: key.1 });
             }
-            if entry.expired {
+            if entry.expired && (!entry.follow_late || age >= LATE_TTL) {
+                forget.push(*key);
+            } else if entry.expired {
                 late.push((entry.since, *key));
             }
         }
@@ -693,6 +706,7 @@ impl Upstream {
                     refused_by: Vec::new(),
                     unknown_at: Vec::new(),
                     expired: false,
+                    follow_late: class == Class::Sheddable,
                 },
             );
         let tx = Arc::new(tx.clone());
@@ -715,15 +729,16 @@ impl Upstream {
         }
     }
 
-    /// Sends the verdict of a transaction already submitted to `waiter` instead.
+    /// Sends the verdict of a transaction already submitted, and not yet expired, to `waiter`
+    /// instead (false: its verdict, or its expiry, went to the first waiter already).
     pub fn rewait(&self, account: AccountId, nonce: u64, waiter: Sender<Verdict>) -> bool {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         match pending.get_mut(&(account, nonce)) {
-            Some(entry) => {
+            Some(entry) if !entry.expired => {
                 entry.waiter = waiter;
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
@@ -1212,76 +1227,96 @@ mod tests {
         assert_eq!(tally.add(5, "x"), Some((5, "x")));
     }
 
-    /// Moves transaction `nonce`'s wait (and the sweep's clock) `by` into the past.
-    fn age(upstream: &Upstream, nonce: u64, by: Duration) {
-        let mut pending = upstream.pending.lock().expect("lock");
-        let entry = pending.get_mut(&(AccountId(1), nonce)).expect("pending");
-        entry.since = Instant::now()
-            .checked_sub(by)
-            .expect("the clock goes back that far");
-        *upstream.swept.lock().expect("lock") = Instant::now()
-            .checked_sub(Duration::from_secs(2))
-            .expect("the clock goes back that far");
-    }
-
     #[test]
-    fn an_expired_wait_still_hears_a_late_quorum_until_the_late_bound() {
+    fn an_expired_new_order_still_hears_a_late_quorum_until_the_late_bound() {
         let nodes: Vec<SocketAddr> = (1..=3)
             .map(|p| format!("127.0.0.1:{p}").parse().expect("addr"))
             .collect();
         let upstream = Upstream::new(nodes, 2, Arc::new(AtomicBool::new(false)));
         let (waiter, verdicts) = std::sync::mpsc::channel();
-        upstream.submit(&tx(1), Class::Protected, waiter.clone());
-        upstream.submit(&tx(2), Class::Protected, waiter);
-        age(&upstream, 1, PENDING_TTL);
-        upstream.sweep();
+        let t0 = Instant::now();
+        upstream.submit(&tx(1), Class::Sheddable, waiter.clone());
+        upstream.submit(&tx(2), Class::Sheddable, waiter.clone());
+        upstream.sweep_at(t0 + PENDING_TTL / 2);
+        assert!(verdicts.try_recv().is_err(), "not expired yet");
+        let expiry = t0 + PENDING_TTL + Duration::from_secs(1);
+        upstream.sweep_at(expiry);
         assert_eq!(verdicts.try_recv(), Ok(Verdict::Expired { nonce: 1 }));
-        // Expired once only; no longer counted as waiting, nor sent to a node again.
-        age(&upstream, 1, PENDING_TTL + Duration::from_secs(1));
-        upstream.sweep();
+        assert_eq!(verdicts.try_recv(), Ok(Verdict::Expired { nonce: 2 }));
+        // Expired once only; no longer waiting, and no second waiter can take its verdict.
+        upstream.sweep_at(expiry + Duration::from_secs(5));
         assert!(verdicts.try_recv().is_err());
-        assert_eq!(upstream.waiting(), 1);
+        assert_eq!(upstream.waiting(), 0);
+        let (other, _) = std::sync::mpsc::channel();
+        assert!(!upstream.rewait(AccountId(1), 1, other));
         // A quorum that comes late still reaches the waiter, as finalized.
-        let accepted = vec![ReceiptEvent::SessionClosed {
+        let events = vec![ReceiptEvent::SessionClosed {
             slot: 9,
             expired: false,
         }];
-        upstream.report(0, AccountId(1), 1, 40, accepted.clone());
+        upstream.report(0, AccountId(1), 1, 40, events.clone());
         assert!(verdicts.try_recv().is_err(), "one node is no quorum");
-        upstream.report(1, AccountId(1), 1, 40, accepted.clone());
+        upstream.report(1, AccountId(1), 1, 40, events.clone());
         match verdicts.try_recv() {
             Ok(Verdict::Finalized(outcome)) => {
                 assert_eq!((outcome.nonce, outcome.height), (1, 40));
-                assert_eq!(outcome.events, accepted);
+                assert_eq!(outcome.events, events);
             }
             other => panic!("a late quorum must finalize: {other:?}"),
         }
         // Past the late bound a transaction is forgotten: its receipts reach nobody.
-        age(&upstream, 2, PENDING_TTL);
-        upstream.sweep();
-        assert_eq!(verdicts.try_recv(), Ok(Verdict::Expired { nonce: 2 }));
-        age(&upstream, 2, LATE_TTL);
-        upstream.sweep();
-        upstream.report(0, AccountId(1), 2, 41, accepted.clone());
-        upstream.report(1, AccountId(1), 2, 41, accepted);
+        upstream.sweep_at(t0 + LATE_TTL + Duration::from_secs(1));
+        upstream.report(0, AccountId(1), 2, 41, events.clone());
+        upstream.report(1, AccountId(1), 2, 41, events);
         assert!(upstream.pending.lock().expect("lock").is_empty());
+        drop(waiter);
         assert_eq!(
             verdicts.try_recv(),
             Err(std::sync::mpsc::TryRecvError::Disconnected),
-            "no verdict, and no waiter is kept"
+            "no verdict, and no waiter kept"
         );
     }
 
     #[test]
-    fn a_session_keeps_at_most_its_bound_of_late_orders_dropping_the_oldest() {
+    fn protected_transactions_are_forgotten_at_expiry_and_a_stale_wait_still_hears_it() {
+        let nodes: Vec<SocketAddr> = vec!["127.0.0.1:1".parse().expect("addr")];
+        let upstream = Upstream::new(nodes, 1, Arc::new(AtomicBool::new(false)));
+        let (waiter, verdicts) = std::sync::mpsc::channel();
+        let t0 = Instant::now();
+        upstream.submit(&tx(1), Class::Protected, waiter.clone());
+        upstream.submit(&tx(2), Class::Sheddable, waiter);
+        // A cancel's caller retries or answers at once: nothing of it is kept past expiry.
+        upstream.sweep_at(t0 + PENDING_TTL + Duration::from_secs(1));
+        assert_eq!(verdicts.try_recv(), Ok(Verdict::Expired { nonce: 1 }));
+        assert_eq!(verdicts.try_recv(), Ok(Verdict::Expired { nonce: 2 }));
+        let pending = upstream.pending.lock().expect("lock");
+        assert!(!pending.contains_key(&(AccountId(1), 1)));
+        assert!(pending.contains_key(&(AccountId(1), 2)));
+        drop(pending);
+        // A sweep that first runs past the late bound (the process was stopped) still tells
+        // the waiter before it forgets.
+        let (waiter, verdicts) = std::sync::mpsc::channel();
+        upstream.submit(&tx(3), Class::Sheddable, waiter);
+        upstream.sweep_at(Instant::now() + LATE_TTL * 2);
+        assert_eq!(verdicts.try_recv(), Ok(Verdict::Expired { nonce: 3 }));
+        assert!(upstream.pending.lock().expect("lock").is_empty());
+    }
+
+    #[test]
+    fn a_session_keeps_its_late_orders_within_a_count_and_the_late_bound() {
+        let t0 = Instant::now();
         let mut late = Late::default();
         for nonce in 0..(Late::<u64>::MAX as u64 + 3) {
-            late.keep(nonce, nonce * 10);
+            late.keep(nonce, nonce * 10, t0);
         }
         assert_eq!(late.orders.len(), Late::<u64>::MAX);
         assert_eq!(late.take(2), None, "the oldest were forgotten");
         assert_eq!(late.take(3), Some(30));
         assert_eq!(late.take(3), None, "taken once");
+        // Kept longer than the gateway follows them: forgotten at the next keep.
+        late.keep(5_000, 1, t0 + LATE_TTL);
+        assert_eq!(late.orders.len(), 1);
+        assert_eq!(late.take(5_000), Some(1));
     }
 
     #[test]

@@ -35,7 +35,7 @@ use tungstenite::{HandshakeError, Message, WebSocket};
 use crate::acceptor::{self, Places, Shared, Trading};
 use crate::credits::{Class, SessionCredits};
 use crate::jsonrpc::{self, code, Channel, Method, OrderKind, Request, RpcError};
-use crate::orders::OrderState;
+use crate::orders::{Applied, OrderState};
 use crate::upstream::{self, Outcome, Verdict};
 
 /// TLS, the upgrade and `public/auth` must all arrive within this.
@@ -1381,7 +1381,8 @@ impl WsConnection {
                 }
             }
             if let (Pending::New { order, kind, .. }, true) = (&what, why.is_empty()) {
-                self.late.keep(nonce, (order.clone(), *kind));
+                self.late
+                    .keep(nonce, (order.clone(), *kind), Instant::now());
             }
             let error = if why.is_empty() {
                 RpcError::new(
@@ -1436,7 +1437,7 @@ impl WsConnection {
                 }
                 self.new_order_done(None, &outcome, order, kind);
             }
-            None if why.is_empty() => self.late.keep(nonce, (order, kind)),
+            None if why.is_empty() => self.late.keep(nonce, (order, kind), Instant::now()),
             None => {
                 order.status = "8";
                 self.notify_order(&order, kind);
@@ -1540,36 +1541,24 @@ impl WsConnection {
         let mut trades = Vec::new();
         let mut rejected = None;
         for event in &outcome.events {
-            match event {
-                Event::Accepted { order_id, .. } => {
-                    order.order_id = Some(*order_id);
-                    order.status = "0";
-                }
-                Event::Fill {
-                    taker_order,
+            match order.apply(event) {
+                Some(Applied::Filled {
                     maker_order,
                     price,
                     qty,
-                    ..
-                } if Some(*taker_order) == order.order_id => {
-                    order.filled += qty;
-                    order.filled_value += i128::from(*price) * i128::from(*qty);
-                    order.status = if order.filled >= order.qty { "2" } else { "1" };
+                }) => {
                     trades.push(json!({
-                        "order_id": taker_order.to_string(),
+                        "order_id": order.order_id.unwrap_or_default().to_string(),
                         "maker_order_id": maker_order.to_string(),
-                        "price": jsonrpc::price_json(&order.instrument, *price),
+                        "price": jsonrpc::price_json(&order.instrument, price),
                         "amount": qty,
                         "direction": match order.side { Side::Buy => "buy", Side::Sell => "sell" },
                         "instrument_name": order.instrument.symbol,
                         "block_height": outcome.height,
                     }));
                 }
-                Event::Cancelled { order_id, .. } if Some(*order_id) == order.order_id => {
-                    order.status = "4";
-                }
-                Event::Rejected { reason } => rejected = Some(*reason),
-                _ => {}
+                Some(Applied::Rejected { reason }) => rejected = Some(reason),
+                Some(Applied::Accepted { .. } | Applied::Cancelled { .. }) | None => {}
             }
         }
         if order.order_id.is_none() {

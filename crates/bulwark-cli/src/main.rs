@@ -152,6 +152,13 @@ enum BenchCmd {
     /// The vault's FROST keys in one process: DKG and refresh time at n = 4 and 7, taproot
     /// signing (checks, round 2, aggregation) vs one libsecp256k1 key.
     Custody,
+    /// The nemesis in the simulator: simulated seconds per wall second at n = 4 and 7 (vs real
+    /// time), seeds per minute, and the worst recovery (vs its bound); fails on a violation.
+    Sim {
+        /// Nemesis seeds per committee size.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        seeds: u64,
+    },
     /// A replica's start: from its newest engine snapshot plus the log after it, vs a replay
     /// of the whole finalized log from genesis.
     Restart(bulwark_bench::restart::RestartBenchArgs),
@@ -371,6 +378,7 @@ fn main() -> ExitCode {
         Top::Bench(BenchCmd::Engine(args)) => bulwark_bench::engine::run(args),
         Top::Bench(BenchCmd::Restart(args)) => bulwark_bench::restart::run(args),
         Top::Bench(BenchCmd::Custody) => bulwark_bench::custody::run_bench(),
+        Top::Bench(BenchCmd::Sim { seeds }) => bulwark_bench::sim::run_bench(seeds),
         Top::Bench(BenchCmd::Gateway {
             base_port,
             orders,

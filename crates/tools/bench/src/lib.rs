@@ -21,3 +21,4 @@ pub mod oracle;
 pub mod report;
 pub mod restart;
 pub mod sentinel;
+pub mod sim;

@@ -91,6 +91,14 @@ pub enum Violation {
         /// The member.
         member: usize,
     },
+    /// After the nemesis healed every fault, some member did not make progress in time.
+    #[error("no recovery within {bound_s} s of the last heal: heights {heights:?}")]
+    NoRecovery {
+        /// The bound, virtual seconds.
+        bound_s: u64,
+        /// Every member's height at the end.
+        heights: Vec<u64>,
+    },
     /// Client transactions were finalized but none matched (or none were finalized).
     #[error("no trading: {txs} client transactions finalized, {fills} fills")]
     NoTrading {
@@ -99,6 +107,25 @@ pub enum Violation {
         /// Fills.
         fills: u64,
     },
+}
+
+impl Violation {
+    /// The checker that found it, in a word (for counts by checker).
+    pub fn checker(&self) -> &'static str {
+        match self {
+            Violation::Order { .. } => "order",
+            Violation::Conservation { .. } => "conservation",
+            Violation::Divergence { .. } => "divergence",
+            Violation::EmptyLog { .. } => "empty_log",
+            Violation::NothingFinalized => "nothing_finalized",
+            Violation::OracleStalled { .. } => "oracle_stalled",
+            Violation::ForgedLogAccepted { .. } => "forged_log_accepted",
+            Violation::DepositForged { .. } => "deposit_forged",
+            Violation::DepositsStalled { .. } => "deposits_stalled",
+            Violation::NoRecovery { .. } => "no_recovery",
+            Violation::NoTrading { .. } => "no_trading",
+        }
+    }
 }
 
 /// How many rounds a member's last certified oracle round may trail the clock at the end of a
@@ -182,6 +209,14 @@ pub fn check(outcome: &Outcome) -> Result<Summary, Violation> {
             if Some(member) != outcome.crashed && tally.real == 0 {
                 return Err(Violation::DepositsStalled { member });
             }
+        }
+    }
+    if let Some(nemesis) = &outcome.nemesis {
+        if nemesis.recovery_ms.is_none() {
+            return Err(Violation::NoRecovery {
+                bound_s: crate::nemesis::RECOVERY_BOUND.as_secs(),
+                heights: nemesis.heights.clone(),
+            });
         }
     }
     let txs = longest.iter().map(|c| c.txs as u64).sum();

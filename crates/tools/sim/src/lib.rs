@@ -20,6 +20,7 @@ pub mod forgery;
 pub mod hostile;
 mod launch_forgery;
 pub mod member_attacks;
+pub mod nemesis;
 mod run;
 mod scenario;
 #[cfg(feature = "recorded-samples")]
@@ -139,6 +140,10 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
     (
         "equivocating-chain-source",
         "member 1 signs every real deposit twice, at its amount and at ten times it: its two signatures for one outpoint quarantine it on their own, it is removed at the next epoch, and deposits are credited once at their amount throughout",
+    ),
+    (
+        "nemesis",
+        "the nemesis: one seeded schedule of 12 steps, each one or two faults at once (isolation, one-way and flapping links, partitions, 40 % loss, 150 ± 120 ms delay, crashes, power cuts), held up to 4 s and healed; then every member must be 3 heights further within 60 s",
     ),
     (
         "forged-log",
@@ -349,10 +354,18 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             forged_logs: true,
             ..base
         },
+        "nemesis" => Scenario {
+            height_before: 10,
+            nemesis: NEMESIS_STEPS,
+            ..base
+        },
         _ => return None,
     };
     Some(scenario)
 }
+
+/// Steps of the `nemesis` scenario (and of each seed of `bulwark sim --nemesis`).
+pub const NEMESIS_STEPS: u32 = 12;
 
 /// The forged logs of a `forged-log` run.
 #[derive(Debug, Clone, Serialize)]
@@ -406,6 +419,9 @@ pub struct Report {
     /// (the last two must be 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deposits: Option<Vec<world::DepositTally>>,
+    /// With the nemesis: the faults it injected and the recovery after the last heal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nemesis: Option<nemesis::NemesisReport>,
     /// The command that replays this run.
     pub replay: String,
 }
@@ -511,6 +527,7 @@ impl Report {
             }),
             episode: scenario.oracle.then(|| outcome.episode.clone()),
             deposits: outcome.deposits.clone(),
+            nemesis: outcome.nemesis.clone(),
             replay: format!(
                 "bulwark sim --scenario {name} --seed {} --nodes {}",
                 scenario.seed, scenario.n

@@ -76,9 +76,15 @@ pub fn run(scenario: Scenario) -> Outcome {
         if !scenario.forged_catch_up.is_empty() {
             world.wait_for_followers().await;
         }
+        let nemesis = match scenario.nemesis {
+            0 => None,
+            steps => Some(world.nemesis(steps).await),
+        };
         let episode = world.close_episode(&episode);
         let (verified, forgeries) = verify_logs(&mut world, &honest).await;
-        outcome(&world, verified, forgeries, episode)
+        let mut outcome = outcome(&world, verified, forgeries, episode);
+        outcome.nemesis = nemesis;
+        outcome
     })
 }
 
@@ -311,5 +317,6 @@ fn outcome(
             .iter()
             .map(|s| s.lock().unwrap().restored_snapshot)
             .collect(),
+        nemesis: None,
     }
 }

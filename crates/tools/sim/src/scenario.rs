@@ -96,6 +96,11 @@ pub struct Scenario {
     /// follows the log by certified catch-up, and is re-admitted by an `admit` carrying f+1
     /// members' affirmations; the run waits until it signs in the next epoch.
     pub readmit: Option<usize>,
+    /// After the scenario's own faults, this many steps of the nemesis ([`crate::nemesis`]):
+    /// one or two faults at once (isolation, one-way and flapping links, partitions, loss,
+    /// delay, crashes, power cuts), held, healed; then the recovery is measured. With it, the
+    /// sentinel's silence bound is the production default, so a held fault is not a removal.
+    pub nemesis: u32,
 }
 
 impl Scenario {
@@ -135,6 +140,7 @@ impl Scenario {
             equivocating_chain: &[],
             forged_catch_up: &[],
             readmit: None,
+            nemesis: 0,
         }
     }
 }
@@ -179,4 +185,6 @@ pub struct Outcome {
     pub deposits: Option<Vec<crate::world::DepositTally>>,
     /// Per member at the end: the epoch its consensus is in, and whether it signs in it.
     pub epochs: Vec<(u64, bool)>,
+    /// With [`Scenario::nemesis`]: what it did and how the committee came back.
+    pub nemesis: Option<crate::nemesis::NemesisReport>,
 }

@@ -162,11 +162,16 @@ impl World {
             &accounts,
             &[60_000 * USD, 3_000 * USD],
             oracle_config.clone(),
-            // Silence after 20 views, so a short run sees it (the default waits longer); a
-            // re-admission scenario comes back without the hold.
+            // Silence after 20 views, so a short run sees it (the default waits longer; the
+            // nemesis's held faults would otherwise remove honest members); a re-admission
+            // scenario comes back without the hold.
             (
                 bulwark_sentinel::Policy {
-                    silence_views: 20,
+                    silence_views: if scenario.nemesis > 0 {
+                        bulwark_sentinel::Policy::default().silence_views
+                    } else {
+                        20
+                    },
                     readmit_hold_ms: if scenario.readmit.is_some() {
                         0
                     } else {

@@ -1,0 +1,380 @@
+//! The nemesis (issue #16): one long seeded schedule that mixes network faults, crashes and
+//! whole-committee power cuts over a running committee, then heals everything and measures how
+//! long the committee takes to make progress again. The checkers of [`crate::check`] then run
+//! over the whole run as over any other (one block and one root per height everywhere, money
+//! conserved, every height executed once and in order, every log verifying from genesis), and a
+//! recovery slower than [`RECOVERY_BOUND`] is a violation of its own.
+//!
+//! Every choice comes from the scenario's seed, so a failing seed replays exactly:
+//! `bulwark sim --nemesis --seeds 1 --first-seed SEED --nodes N`.
+#![allow(clippy::unwrap_used)] // a broken simulation setup is a programmer error: crash, with the seed.
+
+use crate::world::World;
+use commonware_p2p::simulated::Link;
+use commonware_runtime::Clock as _;
+use commonware_utils::probability;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long, after the last fault healed, every member may take to finalize
+/// [`RECOVERY_HEIGHTS`] more heights.
+pub const RECOVERY_BOUND: Duration = Duration::from_secs(60);
+/// How many heights past the highest one at the heal every member must reach.
+pub const RECOVERY_HEIGHTS: u64 = 3;
+
+/// One kind of fault the nemesis injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Every link of one member cut, both ways.
+    Isolate,
+    /// One direction of one link cut (a hears b, b does not hear a).
+    OneWay,
+    /// One link cut and restored several times in quick succession.
+    Flap,
+    /// The committee split in two random groups.
+    Partition,
+    /// Every link drops messages (40 % lost).
+    Loss,
+    /// Every link slow and jittery (150 ms ± 120 ms: messages overtake each other).
+    Delay,
+    /// One member's tasks aborted mid-flight; it restarts from its own storage.
+    Crash,
+    /// Every member's tasks aborted at once; all restart from their own storage.
+    PowerCut,
+}
+
+impl FaultKind {
+    const ALL: [FaultKind; 8] = [
+        FaultKind::Isolate,
+        FaultKind::OneWay,
+        FaultKind::Flap,
+        FaultKind::Partition,
+        FaultKind::Loss,
+        FaultKind::Delay,
+        FaultKind::Crash,
+        FaultKind::PowerCut,
+    ];
+}
+
+/// What the nemesis did and how the committee came back.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NemesisReport {
+    /// Steps run (each one or two faults at once, held, then healed).
+    pub steps: u32,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<FaultKind, u64>,
+    /// Virtual milliseconds from the last heal until every member was
+    /// [`RECOVERY_HEIGHTS`] past the highest height at the heal (`None`: not within
+    /// [`RECOVERY_BOUND`]).
+    pub recovery_ms: Option<u64>,
+    /// Every member's height at the end.
+    pub heights: Vec<u64>,
+}
+
+/// The schedule's own generator (SplitMix64): the nemesis draws from it, never from the
+/// runtime's, so adding a fault kind does not reshuffle the network's own randomness.
+struct Draw(u64);
+
+impl Draw {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// A duration between `min` and `max` milliseconds.
+    fn millis(&mut self, min: u64, max: u64) -> Duration {
+        Duration::from_millis(min + self.below(max - min + 1))
+    }
+
+    /// Two different members of `n`.
+    fn pair(&mut self, n: usize) -> (usize, usize) {
+        let a = self.below(n as u64) as usize;
+        let b = (a + 1 + self.below(n as u64 - 1) as usize) % n;
+        (a, b)
+    }
+}
+
+impl World {
+    /// Sets the link `from` → `to` to `link`, or removes it (`None`); whatever it was before.
+    async fn relink(&self, from: usize, to: usize, link: Option<Link>) {
+        let (a, b) = (self.by_index[from].clone(), self.by_index[to].clone());
+        // Absent already is fine: the nemesis may cut what another fault cut.
+        let _ = self.network.remove_link(a.clone(), b.clone()).await;
+        if let Some(link) = link {
+            self.network.add_link(a, b, link).await.unwrap();
+        }
+    }
+
+    /// Every link of the committee set to `link` (both ways).
+    async fn relink_all(&self, link: &Link) {
+        let n = self.scenario.n;
+        for a in 0..n {
+            for b in 0..n {
+                if a != b {
+                    self.relink(a, b, Some(link.clone())).await;
+                }
+            }
+        }
+    }
+
+    /// Runs the nemesis for `steps` steps, heals, and measures the recovery.
+    pub(crate) async fn nemesis(&mut self, steps: u32) -> NemesisReport {
+        let n = self.scenario.n;
+        let mut draw = Draw(self.scenario.seed ^ 0x6e65_6d65_7369_7321);
+        let mut report = NemesisReport {
+            steps,
+            ..NemesisReport::default()
+        };
+        // How many times each member was started (its first start is boot 0).
+        let mut boots = vec![1usize; n];
+        for _ in 0..steps {
+            // One fault, or two at once (a crash under a partition, a flap under loss, ...).
+            let count = 1 + usize::from(draw.below(3) == 0);
+            let kinds: Vec<FaultKind> = (0..count)
+                .map(|_| FaultKind::ALL[draw.below(FaultKind::ALL.len() as u64) as usize])
+                .collect();
+            let hold = draw.millis(300, 4_000);
+            let mut crashed = Vec::new();
+            let mut flaps = Vec::new();
+            for kind in &kinds {
+                *report.faults.entry(*kind).or_default() += 1;
+                match kind {
+                    FaultKind::Isolate => {
+                        let member = draw.below(n as u64) as usize;
+                        for other in (0..n).filter(|o| *o != member) {
+                            self.relink(member, other, None).await;
+                            self.relink(other, member, None).await;
+                        }
+                    }
+                    FaultKind::OneWay => {
+                        let (a, b) = draw.pair(n);
+                        self.relink(a, b, None).await;
+                    }
+                    FaultKind::Flap => flaps.push(draw.pair(n)),
+                    FaultKind::Partition => {
+                        // A random non-trivial split: member i goes left when its bit is set.
+                        let mask = 1 + draw.below((1u64 << n) - 2);
+                        for a in 0..n {
+                            for b in 0..n {
+                                if a != b && (mask >> a & 1) != (mask >> b & 1) {
+                                    self.relink(a, b, None).await;
+                                }
+                            }
+                        }
+                    }
+                    FaultKind::Loss => {
+                        let lossy = Link {
+                            success_rate: probability!(0.6),
+                            ..self.link.clone()
+                        };
+                        self.relink_all(&lossy).await;
+                    }
+                    FaultKind::Delay => {
+                        let slow = Link {
+                            latency: Duration::from_millis(150),
+                            jitter: Duration::from_millis(120),
+                            ..self.link.clone()
+                        };
+                        self.relink_all(&slow).await;
+                    }
+                    FaultKind::Crash => {
+                        let member = draw.below(n as u64) as usize;
+                        if !crashed.contains(&member) {
+                            self.members[member].abort();
+                            crashed.push(member);
+                        }
+                    }
+                    FaultKind::PowerCut => {
+                        // Anywhere within a round.
+                        self.context.sleep(draw.millis(0, 250)).await;
+                        for member in 0..n {
+                            if !crashed.contains(&member) {
+                                self.members[member].abort();
+                                crashed.push(member);
+                            }
+                        }
+                    }
+                }
+            }
+            // Hold the faults (a flapping link goes down and up meanwhile).
+            let until = self.context.current() + hold;
+            for (a, b) in &flaps {
+                for _ in 0..2 + draw.below(5) {
+                    self.relink(*a, *b, None).await;
+                    self.relink(*b, *a, None).await;
+                    self.context.sleep(draw.millis(50, 400)).await;
+                    self.relink(*a, *b, Some(self.link.clone())).await;
+                    self.relink(*b, *a, Some(self.link.clone())).await;
+                    self.context.sleep(draw.millis(50, 400)).await;
+                }
+            }
+            let now = self.context.current();
+            if until > now {
+                self.context
+                    .sleep(until.duration_since(now).unwrap_or_default())
+                    .await;
+            }
+            // Heal: every link back to normal, every crashed member restarted from its disk.
+            self.relink_all(&self.link.clone()).await;
+            // Let the aborted tasks drop (and release their storage) before restarting.
+            self.context.sleep(Duration::from_millis(10)).await;
+            crashed.sort_unstable();
+            for member in crashed {
+                self.members[member] = self.launch(member, boots[member]).await;
+                boots[member] += 1;
+            }
+            // A breather of random length: sometimes the next fault lands on a committee
+            // still catching up.
+            self.context.sleep(draw.millis(0, 1_500)).await;
+        }
+        report.recovery_ms = self.recovery().await;
+        report.heights = self.heights();
+        report
+    }
+
+    /// Virtual milliseconds until every member the committee has not removed is
+    /// [`RECOVERY_HEIGHTS`] past the highest height now; `None` past [`RECOVERY_BOUND`].
+    async fn recovery(&self) -> Option<u64> {
+        let start = self.context.current();
+        let target = self.heights().into_iter().max().unwrap_or(0) + RECOVERY_HEIGHTS;
+        let members: Vec<usize> = (0..self.scenario.n).collect();
+        loop {
+            let removed = self.removed();
+            let behind = members
+                .iter()
+                .any(|&i| self.height(i) < target && !removed.contains(&i));
+            let elapsed = self
+                .context
+                .current()
+                .duration_since(start)
+                .unwrap_or_default();
+            if !behind {
+                return Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+            }
+            if elapsed > RECOVERY_BOUND {
+                return None;
+            }
+            self.context.sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// What `bulwark sim --nemesis` reports for a sweep of seeds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Sweep {
+    /// Committee size.
+    pub nodes: usize,
+    /// The first seed.
+    pub first_seed: u64,
+    /// Seeds run.
+    pub seeds_run: u64,
+    /// Nemesis steps per seed.
+    pub steps_per_seed: u32,
+    /// Simulated milliseconds over all seeds.
+    pub simulated_ms: u64,
+    /// Faults injected over all seeds, by kind.
+    pub faults: BTreeMap<FaultKind, u64>,
+    /// Broken invariants, by checker (`panic`: the run itself failed; `false_evidence`: an
+    /// honest member was accused or quarantined). All must be zero.
+    pub violations: BTreeMap<&'static str, u64>,
+    /// The slowest recovery after the last heal, virtual milliseconds.
+    pub worst_recovery_ms: u64,
+    /// The commands that replay the failing seeds (the first 20).
+    pub failed: Vec<String>,
+}
+
+impl Sweep {
+    /// Whether every seed held every invariant.
+    pub fn held(&self) -> bool {
+        self.violations.values().all(|v| *v == 0)
+    }
+}
+
+/// Runs the `nemesis` scenario for `seeds` seeds from `first_seed` with `n` members; `seen` is
+/// told of each seed's report (or `None` when the run itself panicked) as it ends.
+pub fn sweep(
+    first_seed: u64,
+    seeds: u64,
+    n: usize,
+    mut seen: impl FnMut(u64, Option<&crate::Report>),
+) -> Sweep {
+    let mut sweep = Sweep {
+        nodes: n,
+        first_seed,
+        steps_per_seed: crate::NEMESIS_STEPS,
+        ..Sweep::default()
+    };
+    for seed in first_seed..first_seed.saturating_add(seeds) {
+        let scenario = crate::named("nemesis", seed, n).unwrap();
+        let replay = format!("bulwark sim --scenario nemesis --seed {seed} --nodes {n}");
+        sweep.seeds_run += 1;
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::run(scenario)));
+        let Ok(outcome) = run else {
+            *sweep.violations.entry("panic").or_default() += 1;
+            if sweep.failed.len() < 20 {
+                sweep.failed.push(replay);
+            }
+            seen(seed, None);
+            continue;
+        };
+        let report = crate::Report::new("nemesis", &scenario, &outcome);
+        sweep.simulated_ms += u64::try_from(outcome.virtual_ms).unwrap_or(u64::MAX);
+        if let Some(nemesis) = &outcome.nemesis {
+            for (kind, count) in &nemesis.faults {
+                *sweep.faults.entry(*kind).or_default() += count;
+            }
+            if let Some(ms) = nemesis.recovery_ms {
+                sweep.worst_recovery_ms = sweep.worst_recovery_ms.max(ms);
+            }
+        }
+        if !report.held {
+            let checker = match crate::check(&outcome) {
+                Err(violation) => violation.checker(),
+                Ok(_) if report.false_evidence > 0 => "false_evidence",
+                Ok(_) => "episode",
+            };
+            *sweep.violations.entry(checker).or_default() += 1;
+            if sweep.failed.len() < 20 {
+                sweep.failed.push(replay);
+            }
+        }
+        seen(seed, Some(&report));
+    }
+    sweep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_is_a_function_of_the_seed_and_picks_distinct_pairs() {
+        let take = |seed| {
+            let mut draw = Draw(seed);
+            (0..64).map(|_| draw.next()).collect::<Vec<_>>()
+        };
+        assert_eq!(take(7), take(7));
+        assert_ne!(take(7), take(8));
+        let mut draw = Draw(1);
+        for n in [2usize, 4, 7, 10] {
+            for _ in 0..1_000 {
+                let (a, b) = draw.pair(n);
+                assert!(a < n && b < n && a != b);
+            }
+        }
+        for _ in 0..1_000 {
+            let d = draw.millis(300, 4_000);
+            assert!(d >= Duration::from_millis(300) && d <= Duration::from_millis(4_000));
+        }
+    }
+}

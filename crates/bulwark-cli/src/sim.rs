@@ -24,7 +24,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 1, requires = "nemesis")]
     first_seed: u64,
     /// Seed of the simulation; the same seed gives the same outcome.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "nemesis")]
     seed: u64,
     /// Committee size, n = 3f + 1 (4, 7, 10, ...).
     #[arg(long, default_value_t = 4)]
@@ -57,6 +57,13 @@ pub fn run(args: SimArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     if args.nemesis {
+        if args.nodes > 31 {
+            eprintln!(
+                "bulwark sim: --nemesis runs 4 to 31 members, got {}",
+                args.nodes
+            );
+            return ExitCode::from(2);
+        }
         return nemesis(args.first_seed, args.seeds, args.nodes as usize);
     }
     if let Some(scenario) = bulwark_sim::named(&name, args.seed, args.nodes as usize) {

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use crate::report::emit;
+use crate::report::{emit, figure};
 
 /// Runs `seeds` nemesis seeds from seed 1 at n = 4 and at n = 7.
 pub fn run_bench(seeds: u64) -> ExitCode {
@@ -44,15 +44,14 @@ pub fn run_bench(seeds: u64) -> ExitCode {
             "seeds/min",
             None,
         );
-        emit(
+        // A seed that never recovered has no recovery time: the figure is then not measured.
+        figure(
             "sim",
             &format!("worst recovery after the last heal, n={n}"),
-            sweep.worst_recovery_ms as f64,
+            (sweep.unrecovered == 0).then_some(sweep.worst_recovery_ms as f64),
             "ms",
-            Some((
-                "recovery bound",
-                bulwark_sim::nemesis::RECOVERY_BOUND.as_millis() as f64,
-            )),
+            Some("recovery bound"),
+            Some(bulwark_sim::nemesis::RECOVERY_BOUND.as_millis() as f64),
         );
         if !sweep.held() {
             eprintln!(

@@ -91,6 +91,12 @@ pub enum Violation {
         /// The member.
         member: usize,
     },
+    /// A fault did not hold: a member finalized where no quorum could be reached.
+    #[error("a fault did not hold: {what}")]
+    Breach {
+        /// What happened.
+        what: String,
+    },
     /// After the nemesis healed every fault, some member did not make progress in time.
     #[error("no recovery within {bound_s} s of the last heal: heights {heights:?}")]
     NoRecovery {
@@ -123,6 +129,7 @@ impl Violation {
             Violation::DepositForged { .. } => "deposit_forged",
             Violation::DepositsStalled { .. } => "deposits_stalled",
             Violation::NoRecovery { .. } => "no_recovery",
+            Violation::Breach { .. } => "breach",
             Violation::NoTrading { .. } => "no_trading",
         }
     }
@@ -212,6 +219,11 @@ pub fn check(outcome: &Outcome) -> Result<Summary, Violation> {
         }
     }
     if let Some(nemesis) = &outcome.nemesis {
+        if let Some(breach) = nemesis.breaches.first() {
+            return Err(Violation::Breach {
+                what: breach.clone(),
+            });
+        }
         if nemesis.recovery_ms.is_none() {
             return Err(Violation::NoRecovery {
                 bound_s: crate::nemesis::RECOVERY_BOUND.as_secs(),

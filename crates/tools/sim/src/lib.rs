@@ -143,7 +143,7 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "nemesis",
-        "the nemesis: one seeded schedule of 12 steps, each one or two faults at once (isolation, one-way and flapping links, partitions, 40 % loss, 150 ± 120 ms delay, crashes, power cuts), held up to 4 s and healed; then every member must be 3 heights further within 60 s",
+        "the nemesis: one seeded schedule of 12 steps, each one or two faults at once (isolation, one-way and flapping links, partitions, 40 % loss, 150 ± 120 ms delay, crashes, the whole committee crashed), held up to 4 s and healed; a cut-off member or a committee without quorum must not finalize meanwhile, and every member must be 3 heights further within 60 s of the last heal",
     ),
     (
         "forged-log",

@@ -1,16 +1,19 @@
 //! The nemesis (issue #16): one long seeded schedule that mixes network faults, crashes and
-//! whole-committee power cuts over a running committee, then heals everything and measures how
-//! long the committee takes to make progress again. The checkers of [`crate::check`] then run
-//! over the whole run as over any other (one block and one root per height everywhere, money
-//! conserved, every height executed once and in order, every log verifying from genesis), and a
-//! recovery slower than [`RECOVERY_BOUND`] is a violation of its own.
+//! whole-committee crashes over a running committee, then heals everything and measures how
+//! long the committee takes to make progress again. The faults of one step are combined into
+//! one link table (a cut wins over a slow or lossy link), and each step checks what its faults
+//! must prevent (a cut-off member, or a committee without quorum anywhere, finalizing). The
+//! checkers of [`crate::check`] then run over the whole run as over any other (one block and one
+//! root per height everywhere, money conserved, every height executed once and in order, every
+//! log verifying from genesis), and a recovery slower than [`RECOVERY_BOUND`] or a breach is a
+//! violation of its own.
 //!
 //! Every choice comes from the scenario's seed, so a failing seed replays exactly:
-//! `bulwark sim --nemesis --seeds 1 --first-seed SEED --nodes N`.
+//! `bulwark sim --scenario nemesis --seed SEED --nodes N`.
 #![allow(clippy::unwrap_used)] // a broken simulation setup is a programmer error: crash, with the seed.
 
 use crate::world::World;
-use commonware_p2p::simulated::Link;
+use commonware_p2p::simulated::{self, Link};
 use commonware_runtime::Clock as _;
 use commonware_utils::probability;
 use serde::Serialize;
@@ -37,12 +40,15 @@ pub enum FaultKind {
     Partition,
     /// Every link drops messages (40 % lost).
     Loss,
-    /// Every link slow and jittery (150 ms ± 120 ms: messages overtake each other).
+    /// Every link slow and jittery (150 ms ± 120 ms). The simulated network keeps each
+    /// sender → receiver pair in order, so messages of different senders arrive shuffled.
     Delay,
     /// One member's tasks aborted mid-flight; it restarts from its own storage.
     Crash,
-    /// Every member's tasks aborted at once; all restart from their own storage.
-    PowerCut,
+    /// Every member's tasks aborted at once; all restart from their own storage. Not a power
+    /// cut: the simulated disk keeps unsynced writes, and a restarted member keeps the
+    /// in-memory parts the simulator holds for it (mempool, sentinel, evidence).
+    CrashAll,
 }
 
 impl FaultKind {
@@ -54,7 +60,7 @@ impl FaultKind {
         FaultKind::Loss,
         FaultKind::Delay,
         FaultKind::Crash,
-        FaultKind::PowerCut,
+        FaultKind::CrashAll,
     ];
 }
 
@@ -71,6 +77,9 @@ pub struct NemesisReport {
     pub recovery_ms: Option<u64>,
     /// Every member's height at the end.
     pub heights: Vec<u64>,
+    /// What a fault should have prevented and did not (a member cut off, or a committee
+    /// without quorum anywhere, finalizing); must be empty.
+    pub breaches: Vec<String>,
 }
 
 /// The schedule's own generator (SplitMix64): the nemesis draws from it, never from the
@@ -104,24 +113,29 @@ impl Draw {
     }
 }
 
+/// One step's links: for each ordered pair (from, to), the link it has, or `None` (cut).
+type Links = Vec<Vec<Option<Link>>>;
+
 impl World {
     /// Sets the link `from` → `to` to `link`, or removes it (`None`); whatever it was before.
     async fn relink(&self, from: usize, to: usize, link: Option<Link>) {
         let (a, b) = (self.by_index[from].clone(), self.by_index[to].clone());
-        // Absent already is fine: the nemesis may cut what another fault cut.
-        let _ = self.network.remove_link(a.clone(), b.clone()).await;
+        match self.network.remove_link(a.clone(), b.clone()).await {
+            // Absent already is fine (cut by this step's table); anything else is a setup bug.
+            Ok(()) | Err(simulated::Error::LinkMissing) => {}
+            Err(error) => panic!("the simulated network did not cut {from} -> {to}: {error}"),
+        }
         if let Some(link) = link {
             self.network.add_link(a, b, link).await.unwrap();
         }
     }
 
-    /// Every link of the committee set to `link` (both ways).
-    async fn relink_all(&self, link: &Link) {
-        let n = self.scenario.n;
-        for a in 0..n {
-            for b in 0..n {
+    /// Every link of the committee as `links` says.
+    async fn apply(&self, links: &Links) {
+        for (a, row) in links.iter().enumerate() {
+            for (b, link) in row.iter().enumerate() {
                 if a != b {
-                    self.relink(a, b, Some(link.clone())).await;
+                    self.relink(a, b, link.clone()).await;
                 }
             }
         }
@@ -130,63 +144,78 @@ impl World {
     /// Runs the nemesis for `steps` steps, heals, and measures the recovery.
     pub(crate) async fn nemesis(&mut self, steps: u32) -> NemesisReport {
         let n = self.scenario.n;
+        assert!((2..=63).contains(&n), "the nemesis needs 2 to 63 members");
+        let quorum = n - (n - 1) / 3;
         let mut draw = Draw(self.scenario.seed ^ 0x6e65_6d65_7369_7321);
         let mut report = NemesisReport {
             steps,
             ..NemesisReport::default()
         };
-        // How many times each member was started (its first start is boot 0).
-        let mut boots = vec![1usize; n];
-        for _ in 0..steps {
+        // Boot labels of restarts (above those the scenarios' own restarts use).
+        let mut boots = vec![100usize; n];
+        let normal: Links = vec![vec![Some(self.link.clone()); n]; n];
+        for step in 0..steps {
             // One fault, or two at once (a crash under a partition, a flap under loss, ...).
             let count = 1 + usize::from(draw.below(3) == 0);
-            let kinds: Vec<FaultKind> = (0..count)
+            let mut kinds: Vec<FaultKind> = (0..count)
                 .map(|_| FaultKind::ALL[draw.below(FaultKind::ALL.len() as u64) as usize])
                 .collect();
+            kinds.sort_unstable();
+            kinds.dedup();
             let hold = draw.millis(300, 4_000);
+            // This step's link table: qualities first, then cuts (a cut wins).
+            let mut links = normal.clone();
+            for kind in &kinds {
+                let (latency, jitter, success_rate) = match kind {
+                    FaultKind::Loss => (None, None, Some(probability!(0.6))),
+                    FaultKind::Delay => (
+                        Some(Duration::from_millis(150)),
+                        Some(Duration::from_millis(120)),
+                        None,
+                    ),
+                    _ => continue,
+                };
+                for link in links.iter_mut().flatten().flatten() {
+                    link.latency = latency.unwrap_or(link.latency);
+                    link.jitter = jitter.unwrap_or(link.jitter);
+                    link.success_rate = success_rate.unwrap_or(link.success_rate);
+                }
+            }
             let mut crashed = Vec::new();
             let mut flaps = Vec::new();
+            let mut isolated = Vec::new();
+            // Whether no side of the cuts holds a quorum (nothing may finalize meanwhile).
+            let mut quorumless = false;
             for kind in &kinds {
                 *report.faults.entry(*kind).or_default() += 1;
                 match kind {
                     FaultKind::Isolate => {
                         let member = draw.below(n as u64) as usize;
                         for other in (0..n).filter(|o| *o != member) {
-                            self.relink(member, other, None).await;
-                            self.relink(other, member, None).await;
+                            links[member][other] = None;
+                            links[other][member] = None;
                         }
+                        isolated.push(member);
                     }
                     FaultKind::OneWay => {
                         let (a, b) = draw.pair(n);
-                        self.relink(a, b, None).await;
+                        links[a][b] = None;
                     }
                     FaultKind::Flap => flaps.push(draw.pair(n)),
                     FaultKind::Partition => {
                         // A random non-trivial split: member i goes left when its bit is set.
                         let mask = 1 + draw.below((1u64 << n) - 2);
-                        for a in 0..n {
-                            for b in 0..n {
-                                if a != b && (mask >> a & 1) != (mask >> b & 1) {
-                                    self.relink(a, b, None).await;
+                        for (a, row) in links.iter_mut().enumerate() {
+                            for (b, link) in row.iter_mut().enumerate() {
+                                if (mask >> a & 1) != (mask >> b & 1) {
+                                    *link = None;
                                 }
                             }
                         }
+                        let left = mask.count_ones() as usize;
+                        quorumless |= left < quorum && n - left < quorum;
                     }
-                    FaultKind::Loss => {
-                        let lossy = Link {
-                            success_rate: probability!(0.6),
-                            ..self.link.clone()
-                        };
-                        self.relink_all(&lossy).await;
-                    }
-                    FaultKind::Delay => {
-                        let slow = Link {
-                            latency: Duration::from_millis(150),
-                            jitter: Duration::from_millis(120),
-                            ..self.link.clone()
-                        };
-                        self.relink_all(&slow).await;
-                    }
+                    FaultKind::Loss | FaultKind::Delay => {}
                     FaultKind::Crash => {
                         let member = draw.below(n as u64) as usize;
                         if !crashed.contains(&member) {
@@ -194,7 +223,7 @@ impl World {
                             crashed.push(member);
                         }
                     }
-                    FaultKind::PowerCut => {
+                    FaultKind::CrashAll => {
                         // Anywhere within a round.
                         self.context.sleep(draw.millis(0, 250)).await;
                         for member in 0..n {
@@ -206,15 +235,17 @@ impl World {
                     }
                 }
             }
-            // Hold the faults (a flapping link goes down and up meanwhile).
+            self.apply(&links).await;
+            let before = self.heights();
+            // Hold the faults; a flapping link goes between cut and what the table gives it.
             let until = self.context.current() + hold;
             for (a, b) in &flaps {
                 for _ in 0..2 + draw.below(5) {
                     self.relink(*a, *b, None).await;
                     self.relink(*b, *a, None).await;
                     self.context.sleep(draw.millis(50, 400)).await;
-                    self.relink(*a, *b, Some(self.link.clone())).await;
-                    self.relink(*b, *a, Some(self.link.clone())).await;
+                    self.relink(*a, *b, links[*a][*b].clone()).await;
+                    self.relink(*b, *a, links[*b][*a].clone()).await;
                     self.context.sleep(draw.millis(50, 400)).await;
                 }
             }
@@ -224,8 +255,22 @@ impl World {
                     .sleep(until.duration_since(now).unwrap_or_default())
                     .await;
             }
+            // What the faults must have prevented: a member cut off from everyone, or a
+            // committee with no quorum on any side, finalizes nothing past the committee's
+            // highest height before the cut and the one in flight (a lagging member may still
+            // catch up to heights already finalized).
+            let after = self.heights();
+            let highest = before.iter().copied().max().unwrap_or(0);
+            for (member, reached) in after.iter().enumerate() {
+                let cut_off = isolated.contains(&member) || quorumless;
+                if cut_off && *reached > highest + 1 {
+                    report.breaches.push(format!(
+                        "step {step} ({kinds:?}): member {member} reached height {reached}, past {highest} + 1, with no quorum reachable"
+                    ));
+                }
+            }
             // Heal: every link back to normal, every crashed member restarted from its disk.
-            self.relink_all(&self.link.clone()).await;
+            self.apply(&normal).await;
             // Let the aborted tasks drop (and release their storage) before restarting.
             self.context.sleep(Duration::from_millis(10)).await;
             crashed.sort_unstable();
@@ -233,9 +278,11 @@ impl World {
                 self.members[member] = self.launch(member, boots[member]).await;
                 boots[member] += 1;
             }
-            // A breather of random length: sometimes the next fault lands on a committee
-            // still catching up.
-            self.context.sleep(draw.millis(0, 1_500)).await;
+            // A breather of random length between steps: sometimes the next fault lands on a
+            // committee still catching up. The recovery is measured from the last heal.
+            if step + 1 < steps {
+                self.context.sleep(draw.millis(0, 1_500)).await;
+            }
         }
         report.recovery_ms = self.recovery().await;
         report.heights = self.heights();
@@ -287,8 +334,11 @@ pub struct Sweep {
     /// Broken invariants, by checker (`panic`: the run itself failed; `false_evidence`: an
     /// honest member was accused or quarantined). All must be zero.
     pub violations: BTreeMap<&'static str, u64>,
-    /// The slowest recovery after the last heal, virtual milliseconds.
+    /// The slowest recovery after the last heal, virtual milliseconds (of the seeds that
+    /// recovered).
     pub worst_recovery_ms: u64,
+    /// Seeds that did not recover within [`RECOVERY_BOUND`] (also counted as `no_recovery`).
+    pub unrecovered: u64,
     /// The commands that replay the failing seeds (the first 20).
     pub failed: Vec<String>,
 }
@@ -333,8 +383,9 @@ pub fn sweep(
             for (kind, count) in &nemesis.faults {
                 *sweep.faults.entry(*kind).or_default() += count;
             }
-            if let Some(ms) = nemesis.recovery_ms {
-                sweep.worst_recovery_ms = sweep.worst_recovery_ms.max(ms);
+            match nemesis.recovery_ms {
+                Some(ms) => sweep.worst_recovery_ms = sweep.worst_recovery_ms.max(ms),
+                None => sweep.unrecovered += 1,
             }
         }
         if !report.held {

@@ -98,7 +98,8 @@ pub struct Scenario {
     pub readmit: Option<usize>,
     /// After the scenario's own faults, this many steps of the nemesis ([`crate::nemesis`]):
     /// one or two faults at once (isolation, one-way and flapping links, partitions, loss,
-    /// delay, crashes, power cuts), held, healed; then the recovery is measured. With it, the
+    /// delay, crashes, the whole committee crashed), held, healed; then the recovery is
+    /// measured. With it, the
     /// sentinel's silence bound is the production default, so a held fault is not a removal.
     pub nemesis: u32,
 }

@@ -1227,6 +1227,19 @@ mod tests {
         assert_eq!(tally.add(5, "x"), Some((5, "x")));
     }
 
+    /// The nonces of the Expired verdicts waiting on `verdicts`, ascending (the pending map
+    /// is a hash map: a sweep tells them in no particular order).
+    fn expired_nonces(verdicts: &std::sync::mpsc::Receiver<Verdict>) -> Vec<u64> {
+        let mut nonces: Vec<u64> = std::iter::from_fn(|| verdicts.try_recv().ok())
+            .map(|v| match v {
+                Verdict::Expired { nonce } => nonce,
+                other => panic!("only expiries were due: {other:?}"),
+            })
+            .collect();
+        nonces.sort_unstable();
+        nonces
+    }
+
     #[test]
     fn an_expired_new_order_still_hears_a_late_quorum_until_the_late_bound() {
         let nodes: Vec<SocketAddr> = (1..=3)
@@ -1241,8 +1254,7 @@ mod tests {
         assert!(verdicts.try_recv().is_err(), "not expired yet");
         let expiry = t0 + PENDING_TTL + Duration::from_secs(1);
         upstream.sweep_at(expiry);
-        assert_eq!(verdicts.try_recv(), Ok(Verdict::Expired { nonce: 1 }));
-        assert_eq!(verdicts.try_recv(), Ok(Verdict::Expired { nonce: 2 }));
+        assert_eq!(expired_nonces(&verdicts), vec![1, 2]);
         // Expired once only; no longer waiting, and no second waiter can take its verdict.
         upstream.sweep_at(expiry + Duration::from_secs(5));
         assert!(verdicts.try_recv().is_err());
@@ -1287,8 +1299,7 @@ mod tests {
         upstream.submit(&tx(2), Class::Sheddable, waiter);
         // A cancel's caller retries or answers at once: nothing of it is kept past expiry.
         upstream.sweep_at(t0 + PENDING_TTL + Duration::from_secs(1));
-        assert_eq!(verdicts.try_recv(), Ok(Verdict::Expired { nonce: 1 }));
-        assert_eq!(verdicts.try_recv(), Ok(Verdict::Expired { nonce: 2 }));
+        assert_eq!(expired_nonces(&verdicts), vec![1, 2]);
         let pending = upstream.pending.lock().expect("lock");
         assert!(!pending.contains_key(&(AccountId(1), 1)));
         assert!(pending.contains_key(&(AccountId(1), 2)));

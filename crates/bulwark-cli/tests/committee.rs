@@ -1441,7 +1441,8 @@ fn a_tampered_fourth_node_is_removed_three_keep_trading_and_it_comes_back_restor
 /// catch-up), two of the three DEVELOPMENT operators sign approvals (`bulwark admin approve`),
 /// `bulwark admin replace` collects the members' affirmations and submits the admission, node 4
 /// plays in the reshare and signs in epoch 2 (with node 0 stopped, nodes 1, 2 and 4 still
-/// finalize), and `verify` accepts the log with the genesis identity alone.
+/// finalize, certify prices in node 3's oracle seat and sign a withdrawal), and `verify`
+/// accepts the log with the genesis identity alone.
 #[test]
 fn a_newcomer_takes_the_removed_node3s_seat_and_signs_in_the_next_epoch() {
     let _turn = serial();
@@ -1574,6 +1575,23 @@ fn a_newcomer_takes_the_removed_node3s_seat_and_signs_in_the_next_epoch() {
             vault_keys[field], genesis_keys[field],
             "one vault, one {field}"
         );
+    }
+    // With nodes 0 and 3 down, only nodes 1 and 2 of the genesis oracle seats observe: prices
+    // are still certified (2f + 1 = 3 signers) because the newcomer holds node 3's oracle seat.
+    let round_at_1 = || {
+        status(endpoint(1))
+            .and_then(|s| s.oracle_rounds.first().copied().flatten())
+            .unwrap_or(0)
+    };
+    let (first, waited) = (round_at_1(), Instant::now());
+    while round_at_1() < first + 3 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "no oracle round certified without node 0 (last {}, from {first}): the newcomer does not sign prices: {}",
+            round_at_1(),
+            diagnosis(&committee, endpoint)
+        );
+        std::thread::sleep(Duration::from_millis(250));
     }
     an_ed25519_withdrawal_is_signed(
         (dir.path(), &committee, endpoint),

@@ -7,7 +7,7 @@
 use crate::block::{Block, BlockError};
 use bulwark_engine::codec::{verify_batch_parallel, SignedTx, VerifyError};
 use bulwark_engine::command::SystemCommand;
-use bulwark_engine::oracle::verify_oracle_round;
+use bulwark_engine::oracle::verify_oracle_round_in;
 use bulwark_engine::snapshot::StateRoot;
 use bulwark_engine::{Command, Engine, Event};
 use bulwark_sentinel::Membership;
@@ -152,6 +152,8 @@ pub fn check_and_execute(
     let mut deposits = Vec::new();
     // The parent's trust state, copied only when the block carries a sentinel command.
     let mut membership = None;
+    // Who holds the oracle seats: only an epoch change moves them, and it comes last.
+    let roster = parent.oracle_roster();
     let last = block.rounds.len().saturating_sub(1);
     for (at, round) in block.rounds.iter().enumerate() {
         if let SystemCommand::Quarantine(decision) = round {
@@ -218,7 +220,7 @@ pub fn check_and_execute(
                 "round {round} of underlying {underlying} is not after {last}"
             )));
         }
-        verify_oracle_round(&parent.config().oracle, *underlying, *round, observations)
+        verify_oracle_round_in(&roster, *underlying, *round, observations)
             .map_err(|e| Refusal::Oracle(e.to_string()))?;
     }
     let known = verified(&block.txs);

@@ -11,7 +11,7 @@
 //! `bulwark up`: a seeded path that every member computes identically from the round number.
 
 use bulwark_engine::command::SystemCommand;
-use bulwark_engine::oracle::{OracleConfig, OracleEquivocation, SignedObservation};
+use bulwark_engine::oracle::{OracleConfig, OracleEquivocation, OracleRoster, SignedObservation};
 use bulwark_engine::Engine;
 use bulwark_oracle::node::{NodeConfig as ObserverConfig, OracleNode, SourceQuote};
 use bulwark_oracle::proposer::{check_observation, Dropped, RoundBuilder};
@@ -36,7 +36,9 @@ pub fn round_at(unix_ms: u64, venue_epoch_ms: u64) -> u64 {
 
 /// Signed observations waiting to form certified rounds.
 pub struct OraclePool {
-    config: OracleConfig,
+    /// Who holds the seats as of the newest committed state this pool has seen
+    /// ([`OraclePool::follow`]); the genesis seats until then.
+    roster: OracleRoster,
     underlyings: u16,
     rounds: BTreeMap<(u16, u64), RoundBuilder>,
     /// Per member, two different observations it signed for one round (at most one proof per
@@ -51,7 +53,7 @@ impl OraclePool {
     /// An empty pool for the engine's oracle committee and `underlyings` feeds.
     pub fn new(config: OracleConfig, underlyings: u16) -> Self {
         OraclePool {
-            config,
+            roster: OracleRoster::genesis(&config),
             underlyings,
             rounds: BTreeMap::new(),
             equivocations: BTreeMap::new(),
@@ -78,7 +80,7 @@ impl OraclePool {
         if round < oldest {
             return Err(Dropped::WrongRound);
         }
-        let member = check_observation(&self.config, &observation)?;
+        let member = check_observation(&self.roster, &observation)?;
         let stale: Vec<(u16, u64)> = self
             .rounds
             .range((feed, 0)..(feed, oldest))
@@ -99,6 +101,26 @@ impl OraclePool {
             Some(_) => Err(Dropped::Duplicate),
             None => builder.insert_checked(member, observation),
         }
+    }
+
+    /// Follows the seats of a newly committed state: observations from signers that no longer
+    /// hold a seat are dropped, and from then on only the new holders' are kept. Returns whether
+    /// the seats changed.
+    pub fn follow(&mut self, committed: &Engine) -> bool {
+        let roster = committed.oracle_roster();
+        if roster == self.roster {
+            return false;
+        }
+        for builder in self.rounds.values_mut() {
+            builder.reseat(&roster);
+        }
+        self.roster = roster;
+        true
+    }
+
+    /// Whether `node` holds an oracle seat as of the newest committed state seen.
+    pub fn holds_seat(&self, node: &[u8; 32]) -> bool {
+        self.roster.seat_of(node).is_some()
     }
 
     /// Keeps `first` and `second`, two valid observations one member signed for one round, as
@@ -174,7 +196,9 @@ impl OraclePool {
     /// For each underlying, the newest round after `engine`'s last certified one that 2f+1
     /// members signed, as engine commands.
     pub fn certified(&self, engine: &Engine) -> Vec<SystemCommand> {
-        let quorum = 2 * self.config.f as usize + 1;
+        // The seats of the state the block executes on, which a replica checks it against.
+        let roster = engine.oracle_roster();
+        let quorum = roster.quorum();
         let mut out = Vec::new();
         for underlying in 0..self.underlyings {
             let last = engine.oracle_last_round(underlying).unwrap_or(u64::MAX);
@@ -183,7 +207,15 @@ impl OraclePool {
                 .range((underlying, 0)..=(underlying, u64::MAX))
                 .rev()
                 .filter(|((_, round), builder)| *round > last && builder.len() >= quorum)
-                .find_map(|(_, builder)| builder.clone().finish(&self.config).ok());
+                .find_map(|(_, builder)| {
+                    // Under the parent's seats, which may already be past an epoch change this
+                    // pool has not committed: a signer without a seat there is left out.
+                    let mut builder = builder.clone();
+                    builder.reseat(&roster);
+                    (builder.len() >= quorum)
+                        .then(|| builder.finish(&roster).ok())
+                        .flatten()
+                });
             out.extend(newest);
         }
         out

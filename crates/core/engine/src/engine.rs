@@ -546,18 +546,22 @@ impl Engine {
                 members,
                 key,
             } => {
+                let seats = self.oracle_roster();
                 let Some(membership) = self.state.membership.as_mut() else {
                     out.push(reject(None, RejectReason::SentinelNotConfigured));
                     return;
                 };
                 let key = bulwark_sentinel::EpochKey { digest: *key };
                 match membership.begin_epoch(*epoch, members, key) {
-                    Ok(change) => out.push(Event::EpochBegan {
-                        epoch: change.epoch,
-                        members: u16::try_from(change.members.len()).unwrap_or(u16::MAX),
-                        removed: change.removed,
-                        joined: change.joined,
-                    }),
+                    Ok(change) => {
+                        self.oracle_seats_changed(&seats);
+                        out.push(Event::EpochBegan {
+                            epoch: change.epoch,
+                            members: u16::try_from(change.members.len()).unwrap_or(u16::MAX),
+                            removed: change.removed,
+                            joined: change.joined,
+                        })
+                    }
                     Err(_) => out.push(reject(None, RejectReason::EpochRefused)),
                 }
             }

@@ -7,7 +7,7 @@
 
 use bulwark_engine::command::SystemCommand;
 use bulwark_engine::oracle::{
-    verify_oracle_round, OracleConfig, OracleRoundError, SignedObservation, PRICE_MICROS_MAX,
+    verify_oracle_round_in, OracleRoster, OracleRoundError, SignedObservation, PRICE_MICROS_MAX,
 };
 
 /// Why an observation was left out of a round.
@@ -45,15 +45,15 @@ pub enum Dropped {
 }
 
 /// The checks an observation must pass wherever it is kept, before anything about it is
-/// stored: a committee member signed it, its values are in range, and the signature verifies.
-/// Returns the member's index.
+/// stored: a seat holder of `roster` signed it, its values are in range, and the signature
+/// verifies. Returns the signer's seat.
 pub fn check_observation(
-    config: &OracleConfig,
+    roster: &OracleRoster,
     observation: &SignedObservation,
 ) -> Result<usize, Dropped> {
     let o = &observation.observation;
-    let member = config
-        .member_index(&observation.node)
+    let member = roster
+        .seat_of(&observation.node)
         .ok_or(Dropped::NotMember)?;
     if o.price_micros <= 0
         || o.price_micros > PRICE_MICROS_MAX
@@ -88,20 +88,20 @@ impl RoundBuilder {
     /// Offers one observation; returns why it was dropped, if it was.
     pub fn offer(
         &mut self,
-        config: &OracleConfig,
+        roster: &OracleRoster,
         observation: SignedObservation,
     ) -> Result<(), Dropped> {
         let o = &observation.observation;
         if o.feed != self.underlying || o.round != self.round {
             return Err(Dropped::WrongRound);
         }
-        if config
-            .member_index(&observation.node)
+        if roster
+            .seat_of(&observation.node)
             .is_some_and(|member| self.kept.iter().any(|(m, _)| *m == member))
         {
             return Err(Dropped::Duplicate);
         }
-        let member = check_observation(config, &observation)?;
+        let member = check_observation(roster, &observation)?;
         self.insert_checked(member, observation)
     }
 
@@ -131,6 +131,19 @@ impl RoundBuilder {
             .map(|(_, o)| o)
     }
 
+    /// Keeps only the observations whose signers hold a seat of `roster`, each under its seat
+    /// there (after the seats changed at an epoch change).
+    pub fn reseat(&mut self, roster: &OracleRoster) {
+        self.kept
+            .retain_mut(|(seat, o)| match roster.seat_of(&o.node) {
+                Some(now) => {
+                    *seat = now;
+                    true
+                }
+                None => false,
+            });
+    }
+
     /// Distinct members kept so far.
     pub fn len(&self) -> usize {
         self.kept.len()
@@ -142,11 +155,11 @@ impl RoundBuilder {
     }
 
     /// The engine command, in committee order, once the quorum is met; checked with
-    /// [`verify_oracle_round`] as every replica would.
-    pub fn finish(mut self, config: &OracleConfig) -> Result<SystemCommand, OracleRoundError> {
+    /// [`verify_oracle_round_in`] under `roster` as every replica would.
+    pub fn finish(mut self, roster: &OracleRoster) -> Result<SystemCommand, OracleRoundError> {
         self.kept.sort_by_key(|(m, _)| *m);
         let observations: Vec<SignedObservation> = self.kept.into_iter().map(|(_, o)| o).collect();
-        verify_oracle_round(config, self.underlying, self.round, &observations)?;
+        verify_oracle_round_in(roster, self.underlying, self.round, &observations)?;
         Ok(SystemCommand::OracleRound {
             underlying: self.underlying,
             round: self.round,

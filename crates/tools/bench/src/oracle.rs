@@ -241,6 +241,7 @@ fn capture_figures(dir: &Path, seconds_max: u64, lines: &mut Vec<Value>) {
             OracleNode::new(cfg, k)
         })
         .collect();
+    let roster = bulwark_engine::oracle::OracleRoster::genesis(&config);
     let mut engine = Engine::new(EngineConfig {
         oracle: config.clone(),
         ..EngineConfig::default()
@@ -274,10 +275,10 @@ fn capture_figures(dir: &Path, seconds_max: u64, lines: &mut Vec<Value>) {
         let mut builder = RoundBuilder::new(0, round);
         for node in &nodes {
             if let Some(o) = node.observe(&sources, 0, round, now) {
-                let _ = builder.offer(&config, o);
+                let _ = builder.offer(&roster, o);
             }
         }
-        if let Ok(cmd) = builder.finish(&config) {
+        if let Ok(cmd) = builder.finish(&roster) {
             out.clear();
             engine.execute(now, &[Command::System(cmd)], &mut out);
             certified += 1;

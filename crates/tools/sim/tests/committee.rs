@@ -313,12 +313,14 @@ fn oracle_rounds_are_certified_through_blocks_and_one_liar_cannot_move_the_index
             "one lying member moved the index to {index}"
         );
     }
-    // Its deviation, round after round, is recorded as oracle fault evidence against it by
-    // every honest member, and against nobody else.
+    // Its wrong roots get it removed within a few rounds, and from that epoch on its observations
+    // no longer count (its oracle seat is vacant), so a deviant streak of `fault_rounds` may not
+    // complete: whatever oracle fault evidence there is names it alone, and every honest member
+    // records the same. (The `lying-oracle-member` episode removes a member on that evidence.)
     for member in [0, 2, 3] {
-        assert!(
-            outcome.oracle_faults[member][1] > 0,
-            "member {member} must record the liar's oracle faults: {:?}",
+        assert_eq!(
+            outcome.oracle_faults[member][1], outcome.oracle_faults[0][1],
+            "the honest members agree: {:?}",
             outcome.oracle_faults
         );
         for other in [0, 2, 3] {

@@ -318,9 +318,16 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         )
         .unwrap_or(u64::MAX);
         if let Some(pool) = &self.config.oracle {
-            pool.lock()
-                .expect("the oracle pool lock must not be poisoned")
-                .note_certified(&block.rounds);
+            let mut pool = pool
+                .lock()
+                .expect("the oracle pool lock must not be poisoned");
+            pool.note_certified(&block.rounds);
+            if pool.follow(&self.committed) {
+                info!(
+                    seats_held = self.committed.oracle_roster().held(),
+                    "oracle seats changed with the committee: observations are kept from the new holders"
+                );
+            }
         }
         if let Some(sentinel) = &self.config.sentinel {
             sentinel

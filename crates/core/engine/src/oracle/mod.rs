@@ -323,26 +323,131 @@ pub enum OracleRoundError {
     BadSignatures(Vec<usize>),
 }
 
-/// Checks a proposed round without engine state: committee configured, bounded count, feed and
-/// round of each observation, membership, no duplicate signer, value ranges, a quorum of
-/// `2f + 1`, and every signature (one Ed25519 batch equation; on failure each is checked alone to
-/// name the culprits). The engine additionally checks the round against the last certified one
-/// and each observation's age against the batch time.
+/// Who holds each seat of the oracle committee, and how many signatures a round needs.
 ///
-/// Returns the member index of each observation, in order.
-///
-/// The engine verifies each signature alone (`verify_strict`). The two agree on every signature
-/// except one that its own signer deliberately malformed (a torsion component or a non-canonical
-/// `R`), which a batch equation may accept and the engine refuses; a proposer that keeps only
-/// observations passing [`SignedObservation::verify`] (as `bulwark_oracle::proposer` does) never
-/// proposes such a round.
+/// The genesis fills the seats with [`OracleConfig::members`], in order. When the oracle
+/// committee is the sentinel's committee (as every genesis bulwark writes makes it), the seats
+/// follow its membership: a member removed at an epoch change leaves its seat vacant, and a
+/// newcomer admitted into the committee takes a vacant seat, so that the committee that
+/// finalizes blocks is also the one that certifies prices ([`OracleRoster::following`]). The
+/// quorum stays `2f + 1` of the genesis seats whoever holds them: a vacant seat counts against
+/// it, never for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OracleRoster {
+    seats: Vec<Option<[u8; 32]>>,
+    quorum: usize,
+}
+
+impl OracleRoster {
+    /// The genesis seats: every configured member in its own seat.
+    pub fn genesis(config: &OracleConfig) -> Self {
+        OracleRoster {
+            seats: config.members.iter().copied().map(Some).collect(),
+            quorum: config.quorum(),
+        }
+    }
+
+    /// The seats of the committee whose current members are `members` (the sentinel's
+    /// membership, of which the genesis seats `config.members` were the first members): each
+    /// genesis member still in `members` keeps its seat; the others' seats are vacant, and the
+    /// members that were not in the genesis take the vacant seats in seat order, in ascending
+    /// key order. A pure function of its arguments, so every replica computes the same seats.
+    /// Members beyond the vacant seats (which the sentinel's "never more members than seats"
+    /// rule excludes) get none.
+    pub fn following(config: &OracleConfig, members: &[[u8; 32]]) -> Self {
+        let mut seats: Vec<Option<[u8; 32]>> = config
+            .members
+            .iter()
+            .map(|m| members.contains(m).then_some(*m))
+            .collect();
+        let mut newcomers: Vec<[u8; 32]> = members
+            .iter()
+            .filter(|m| !config.members.contains(m))
+            .copied()
+            .collect();
+        newcomers.sort_unstable();
+        newcomers.dedup();
+        let mut newcomers = newcomers.into_iter();
+        for seat in seats.iter_mut().filter(|s| s.is_none()) {
+            match newcomers.next() {
+                Some(key) => *seat = Some(key),
+                None => break,
+            }
+        }
+        OracleRoster {
+            seats,
+            quorum: config.quorum(),
+        }
+    }
+
+    /// The seat `node` holds, if any.
+    pub fn seat_of(&self, node: &[u8; 32]) -> Option<usize> {
+        self.seats.iter().position(|s| s.as_ref() == Some(node))
+    }
+
+    /// Who holds seat `seat` (`None`: vacant or beyond the seats).
+    pub fn holder(&self, seat: usize) -> Option<&[u8; 32]> {
+        self.seats.get(seat).and_then(Option::as_ref)
+    }
+
+    /// Seats, held or vacant.
+    pub fn seats(&self) -> usize {
+        self.seats.len()
+    }
+
+    /// Seats held.
+    pub fn held(&self) -> usize {
+        self.seats.iter().flatten().count()
+    }
+
+    /// Signatures a round needs: `2f + 1` of the genesis seats.
+    pub fn quorum(&self) -> usize {
+        self.quorum
+    }
+
+    /// Whether a committee is configured at all.
+    pub fn enabled(&self) -> bool {
+        !self.seats.is_empty()
+    }
+}
+
+/// Checks a proposed round without engine state against the genesis seats
+/// ([`OracleRoster::genesis`]); see [`verify_oracle_round_in`], which a replica calls with the
+/// parent state's seats.
 pub fn verify_oracle_round(
     config: &OracleConfig,
     underlying: u16,
     round: u64,
     observations: &[SignedObservation],
 ) -> Result<Vec<usize>, OracleRoundError> {
-    let members = check_round(config, underlying, round, observations)?;
+    verify_oracle_round_in(
+        &OracleRoster::genesis(config),
+        underlying,
+        round,
+        observations,
+    )
+}
+
+/// Checks a proposed round without engine state: committee configured, bounded count, feed and
+/// round of each observation, seat holders of `roster`, no duplicate signer, value ranges, a
+/// quorum of `2f + 1`, and every signature (one Ed25519 batch equation; on failure each is
+/// checked alone to name the culprits). The engine additionally checks the round against the
+/// last certified one and each observation's age against the batch time.
+///
+/// Returns the seat of each observation, in order.
+///
+/// The engine verifies each signature alone (`verify_strict`). The two agree on every signature
+/// except one that its own signer deliberately malformed (a torsion component or a non-canonical
+/// `R`), which a batch equation may accept and the engine refuses; a proposer that keeps only
+/// observations passing [`SignedObservation::verify`] (as `bulwark_oracle::proposer` does) never
+/// proposes such a round.
+pub fn verify_oracle_round_in(
+    roster: &OracleRoster,
+    underlying: u16,
+    round: u64,
+    observations: &[SignedObservation],
+) -> Result<Vec<usize>, OracleRoundError> {
+    let members = check_round(roster, underlying, round, observations)?;
     let mut keys = Vec::with_capacity(observations.len());
     for (i, o) in observations.iter().enumerate() {
         match VerifyingKey::from_bytes(&o.node) {
@@ -376,15 +481,15 @@ pub fn verify_oracle_round(
     Err(OracleRoundError::BadSignatures(bad))
 }
 
-/// The structural rules shared by [`verify_oracle_round`] and the engine; returns the member
-/// index of each observation.
+/// The structural rules shared by [`verify_oracle_round_in`] and the engine; returns the seat
+/// of each observation.
 pub(crate) fn check_round(
-    config: &OracleConfig,
+    roster: &OracleRoster,
     underlying: u16,
     round: u64,
     observations: &[SignedObservation],
 ) -> Result<Vec<usize>, OracleRoundError> {
-    if !config.enabled() {
+    if !roster.enabled() {
         return Err(OracleRoundError::NotConfigured);
     }
     if observations.len() > ORACLE_ROUND_OBSERVATIONS_MAX {
@@ -400,8 +505,9 @@ pub(crate) fn check_round(
         if obs.feed != underlying || obs.round != round {
             return Err(OracleRoundError::WrongRound(i));
         }
-        let m = config
-            .member_index(&o.node)
+        let m = roster
+            .seat_of(&o.node)
+            .filter(|m| *m < ORACLE_MEMBERS_MAX)
             .ok_or(OracleRoundError::NotMember(i))?;
         if seen[m] {
             return Err(OracleRoundError::Duplicate(i));
@@ -417,10 +523,10 @@ pub(crate) fn check_round(
         }
         members.push(m);
     }
-    if members.len() < config.quorum() {
+    if members.len() < roster.quorum() {
         return Err(OracleRoundError::QuorumNotMet {
             count: members.len(),
-            needed: config.quorum(),
+            needed: roster.quorum(),
         });
     }
     Ok(members)
@@ -522,7 +628,7 @@ pub(crate) struct OracleState {
     /// The members' decompressed keys, in committee order: a cache derived from the
     /// configuration (not state, not hashed), rebuilt when empty, e.g. after a restore.
     #[serde(skip)]
-    pub member_keys: Vec<VerifyingKey>,
+    pub member_keys: Vec<Option<([u8; 32], VerifyingKey)>>,
 }
 
 impl OracleState {
@@ -608,5 +714,52 @@ mod signature_serde {
         } else {
             d.deserialize_bytes(SigVisitor)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(i: u8) -> [u8; 32] {
+        [i; 32]
+    }
+
+    fn config(members: &[u8]) -> OracleConfig {
+        OracleConfig {
+            members: members.iter().map(|i| k(*i)).collect(),
+            f: 1,
+            ..OracleConfig::default()
+        }
+    }
+
+    fn holders(roster: &OracleRoster) -> Vec<Option<u8>> {
+        (0..roster.seats())
+            .map(|s| roster.holder(s).map(|key| key[0]))
+            .collect()
+    }
+
+    #[test]
+    fn seats_follow_the_members_and_newcomers_fill_vacant_seats_in_order() {
+        let config = config(&[1, 2, 3, 4]);
+        let all = OracleRoster::following(&config, &[k(4), k(3), k(2), k(1)]);
+        assert_eq!(all, OracleRoster::genesis(&config));
+        // Member 2 removed: its seat is vacant, and the quorum stays 2f + 1 = 3.
+        let removed = OracleRoster::following(&config, &[k(1), k(3), k(4)]);
+        assert_eq!(holders(&removed), [Some(1), None, Some(3), Some(4)]);
+        assert_eq!((removed.held(), removed.quorum()), (3, 3));
+        // Two removed, two newcomers: the lower key takes the lower vacant seat.
+        let two = OracleRoster::following(&config, &[k(1), k(9), k(4), k(7)]);
+        assert_eq!(holders(&two), [Some(1), Some(7), Some(9), Some(4)]);
+        assert_eq!(two.seat_of(&k(9)), Some(2));
+        assert_eq!(two.seat_of(&k(2)), None);
+        // Member 2 re-admitted takes its own seat back; the newcomer moves to the other one.
+        let back = OracleRoster::following(&config, &[k(1), k(2), k(4), k(9)]);
+        assert_eq!(holders(&back), [Some(1), Some(2), Some(9), Some(4)]);
+        // More members than seats (which the sentinel never allows): the extra holds none.
+        let crowded = OracleRoster::following(&config, &[k(1), k(2), k(3), k(4), k(5)]);
+        assert_eq!(crowded.seat_of(&k(5)), None);
+        // No committee: nothing to hold.
+        assert!(!OracleRoster::genesis(&OracleConfig::default()).enabled());
     }
 }

@@ -41,7 +41,8 @@ impl Engine {
         if u >= self.config.underlyings.len() {
             return Err(RejectReason::UnknownUnderlying);
         }
-        let members = check_round(&self.config.oracle, underlying, round, observations)?;
+        let roster = self.oracle_roster();
+        let members = check_round(&roster, underlying, round, observations)?;
         if round <= self.state.oracle.feeds[u].last_round {
             return Err(RejectReason::OracleWrongRound);
         }
@@ -56,28 +57,30 @@ impl Engine {
             }
         }
         // Signatures last: the cheap rules above refuse malformed rounds first. Strict single
-        // verification under the cached member keys (the same check as
-        // `SignedObservation::verify`, without decompressing each key again).
-        let members_len = self.config.oracle.members.len();
-        if self.state.oracle.member_keys.len() != members_len {
-            let keys: Option<Vec<VerifyingKey>> = self
-                .config
-                .oracle
-                .members
-                .iter()
-                .map(|m| VerifyingKey::from_bytes(m).ok())
-                .collect();
-            self.state.oracle.member_keys =
-                keys.expect("committee keys must decompress (checked by OracleConfig::validate)");
+        // verification under the cached seat holders' keys (the same check as
+        // `SignedObservation::verify`, without decompressing each key again). A holder's key
+        // that does not decompress (a newcomer's is checked by its admission, so none should)
+        // refuses the round.
+        let cache = &mut self.state.oracle.member_keys;
+        cache.resize(roster.seats(), None);
+        for (seat, cached) in cache.iter_mut().enumerate() {
+            let holder = roster.holder(seat).copied();
+            if cached.as_ref().map(|(bytes, _)| *bytes) != holder {
+                *cached = holder.and_then(|bytes| {
+                    let key = VerifyingKey::from_bytes(&bytes).ok()?;
+                    (!key.is_weak()).then_some((bytes, key))
+                });
+            }
         }
         let keys = &self.state.oracle.member_keys;
         let forged = observations.iter().zip(&members).any(|(o, &m)| {
-            keys[m]
-                .verify_strict(
+            keys[m].as_ref().is_none_or(|(_, key)| {
+                key.verify_strict(
                     &o.observation.signed_message(),
                     &Signature::from_bytes(&o.signature),
                 )
                 .is_err()
+            })
         });
         if forged {
             return Err(RejectReason::OracleBadSignature);
@@ -248,6 +251,34 @@ impl Engine {
                 u32::MAX,
                 out,
             );
+        }
+    }
+
+    /// Who holds each oracle seat now ([`OracleRoster`]): the genesis seats, following the
+    /// sentinel's membership when the oracle committee is the sentinel's committee.
+    pub fn oracle_roster(&self) -> super::OracleRoster {
+        let oracle = &self.config.oracle;
+        match &self.state.membership {
+            Some(membership) if self.config.sentinel.members == oracle.members => {
+                super::OracleRoster::following(oracle, membership.members())
+            }
+            _ => super::OracleRoster::genesis(oracle),
+        }
+    }
+
+    /// Resets the deviance streaks of every seat whose holder differs between `before` and the
+    /// current seats: a newcomer does not inherit its predecessor's record (called when an epoch
+    /// begins, the only time the seats change).
+    pub(crate) fn oracle_seats_changed(&mut self, before: &super::OracleRoster) {
+        let after = self.oracle_roster();
+        for seat in 0..after.seats() {
+            if before.holder(seat) != after.holder(seat) {
+                for feed in &mut self.state.oracle.feeds {
+                    if let Some(streak) = feed.deviant_rounds.get_mut(seat) {
+                        *streak = 0;
+                    }
+                }
+            }
         }
     }
 

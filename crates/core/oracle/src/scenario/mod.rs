@@ -193,6 +193,7 @@ fn simulate(config: ScenarioConfig, faulted: bool) -> Run {
         f: config.f,
         ..OracleConfig::default()
     };
+    let roster = bulwark_engine::oracle::OracleRoster::genesis(&oracle);
     let mut engine = Engine::new(EngineConfig {
         oracle: oracle.clone(),
         ..EngineConfig::default()
@@ -231,10 +232,10 @@ fn simulate(config: ScenarioConfig, faulted: bool) -> Run {
                 signed = node.sign(o);
             }
             // Every node's observation is offered; the builder keeps the valid ones.
-            let _ = builder.offer(&oracle, signed);
+            let _ = builder.offer(&roster, signed);
         }
         let mut batch = Vec::new();
-        match builder.finish(&oracle) {
+        match builder.finish(&roster) {
             Ok(cmd) => batch.push(Command::System(cmd)),
             Err(_) => run.no_quorum += 1,
         }

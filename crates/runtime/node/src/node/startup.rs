@@ -62,7 +62,8 @@ pub(super) struct Prepared {
     pub(super) participants: Set<PublicKey>,
     /// This node is a candidate: listed, but not in the genesis committee.
     pub(super) candidate: bool,
-    /// This node is an oracle member of the genesis: it observes prices.
+    /// This node observes prices: an oracle member of the genesis, or a candidate (which sends
+    /// its observations only once it holds a seat).
     pub(super) observes: bool,
     /// The vault's files under the configured backend, until the vault task takes them.
     pub(super) vault:
@@ -162,21 +163,24 @@ pub(super) fn prepare(
             ),
         ));
     }
-    let observes = oracle_config
+    let genesis_oracle = oracle_config
         .members
         .iter()
         .any(|member| member[..] == me.encode()[..]);
-    if observes && config.oracle.is_empty() && !config.development {
-        return Err(invalid(
-            config_path,
-            "this node is an oracle member with no [[oracle]] sources: a production node does not run the SYNTHETIC development feed; configure its venues".into(),
-        ));
-    }
     let participants = Set::try_from(members)
         .map_err(|_| invalid(config_path, "peer keys must be distinct".into()))?;
     // Vault member numbers follow the participants' order, which every member computes alike.
     let member = participants.iter().position(|key| *key == me);
     let candidate = member.is_none();
+    // A candidate observes too: admitted, it takes a vacant oracle seat with its committee seat
+    // (`OracleRoster::following`), and sends observations only from then on.
+    let observes = genesis_oracle || (candidate && oracle_config.enabled());
+    if observes && config.oracle.is_empty() && !config.development {
+        return Err(invalid(
+            config_path,
+            "this node is (or, as a candidate, may become) an oracle member with no [[oracle]] sources: a production node does not run the SYNTHETIC development feed; configure its venues".into(),
+        ));
+    }
     let vault_number = match member {
         Some(member) => u16::try_from(member + 1).unwrap_or(u16::MAX),
         None => {

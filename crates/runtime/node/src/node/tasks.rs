@@ -137,7 +137,7 @@ pub(super) fn spawn_oracle(
             )
         });
     } else {
-        info!("not an oracle member of the genesis: this node observes no prices (it checks the certified rounds in blocks)");
+        info!("not an oracle member: this node observes no prices (it checks the certified rounds in blocks)");
     }
     let evidence = shared.evidence.clone();
     context.child("oracle_in").spawn(move |context| async move {
@@ -155,9 +155,17 @@ pub(super) fn spawn_oracle(
             match offered {
                 // An equivocation is kept by the pool as the signer's own proof (the relaying
                 // peer is not at fault).
+                // A signer without a seat may be a newcomer whose epoch this node has not
+                // committed yet, or a removed member that has not noticed: dropped quietly
+                // (nothing was stored, and no signature was checked).
                 Ok(())
                 | Err((
-                    Some(Dropped::WrongRound | Dropped::Duplicate | Dropped::Equivocation),
+                    Some(
+                        Dropped::WrongRound
+                        | Dropped::Duplicate
+                        | Dropped::Equivocation
+                        | Dropped::NotMember,
+                    ),
                     _,
                 )) => {}
                 Err((Some(Dropped::Implausible { round, .. }), reason)) => evidence.record(
@@ -219,11 +227,15 @@ async fn observe(
             };
             for observation in observations {
                 let bytes = observation.encode();
-                let _ = pool
+                let kept = pool
                     .lock()
                     .expect("the oracle pool lock must not be poisoned")
                     .offer(observation, round);
-                oracle_out.send(Recipients::All, IoBuf::from(bytes), false);
+                // Without a seat (a candidate not yet admitted, or a member removed), this
+                // node's observations count nowhere: it keeps observing, and sends none.
+                if kept != Err(Dropped::NotMember) {
+                    oracle_out.send(Recipients::All, IoBuf::from(bytes), false);
+                }
             }
         }
         let next = (round + 1) * ROUND_MS - venue_ms;

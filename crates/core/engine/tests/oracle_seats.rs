@@ -1,0 +1,297 @@
+//! The oracle's seats follow the committee: a removed member's observations stop counting at the
+//! epoch that removes it, and the newcomer admitted into its seat signs certified rounds from the
+//! epoch it joins, on every replica alike and across a snapshot. The quorum stays 2f + 1 of the
+//! genesis seats.
+
+use bulwark_engine::command::{Command, SystemCommand};
+use bulwark_engine::event::{Event, RejectReason};
+use bulwark_engine::oracle::{
+    verify_oracle_round, verify_oracle_round_in, Observation, OracleConfig, OracleRoundError,
+    SignedObservation,
+};
+use bulwark_engine::sentinel::{Decision, SentinelConfig};
+use bulwark_engine::{Engine, EngineConfig};
+use bulwark_sentinel::membership::{Evidence, Quarantine};
+use bulwark_sentinel::{
+    Accusation, Admit, Affirmation, Approval, Grounds, Operators, Policy, Seat,
+};
+use ed25519_dalek::SigningKey;
+
+const NOW_MS: u64 = 50_000;
+
+fn key(i: u8) -> SigningKey {
+    SigningKey::from_bytes(&[i + 1; 32])
+}
+
+fn id(i: u8) -> [u8; 32] {
+    key(i).verifying_key().to_bytes()
+}
+
+fn operator(i: u8) -> SigningKey {
+    SigningKey::from_bytes(&[200 + i; 32])
+}
+
+/// Members 0..4 are both the sentinel's committee and the oracle's (f = 1), as a genesis makes
+/// them; `oracle_members` changes the oracle's.
+fn engine_with(oracle_members: Vec<[u8; 32]>) -> Engine {
+    Engine::new(EngineConfig {
+        oracle: OracleConfig {
+            members: oracle_members,
+            f: 1,
+            ..OracleConfig::default()
+        },
+        sentinel: SentinelConfig {
+            members: (0..4).map(id).collect(),
+            policy: Policy::default(),
+            operators: Operators {
+                keys: (0..3)
+                    .map(|i| operator(i).verifying_key().to_bytes())
+                    .collect(),
+                quorum: 2,
+            },
+        },
+        ..EngineConfig::default()
+    })
+}
+
+fn engine() -> Engine {
+    engine_with((0..4).map(id).collect())
+}
+
+fn system(engine: &mut Engine, at_ms: u64, command: SystemCommand) -> Vec<Event> {
+    let mut events = Vec::new();
+    engine.execute(at_ms, &[Command::System(command)], &mut events);
+    events
+}
+
+/// The round `round` of underlying 0 as `signers` observe it at `at_ms`; `price` for everyone
+/// but `deviant`, who reports 10 % higher.
+fn round(signers: &[u8], round: u64, at_ms: u64, deviant: Option<u8>) -> Vec<SignedObservation> {
+    signers
+        .iter()
+        .map(|i| {
+            let price = 60_000_000_000;
+            let observation = Observation {
+                feed: 0,
+                round,
+                price_micros: if Some(*i) == deviant {
+                    price / 10 * 11
+                } else {
+                    price
+                },
+                confidence_micros: 1_000_000,
+                time_ms: at_ms,
+                sources: 3,
+            };
+            SignedObservation::sign(observation, &key(*i))
+        })
+        .collect()
+}
+
+fn certify(engine: &mut Engine, observations: Vec<SignedObservation>, at_ms: u64) -> Vec<Event> {
+    let round = observations[0].observation.round;
+    system(
+        engine,
+        at_ms,
+        SystemCommand::OracleRound {
+            underlying: 0,
+            round,
+            observations,
+        },
+    )
+}
+
+fn certified(events: &[Event]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::OracleCertified { .. }))
+}
+
+fn refused(events: &[Event], reason: RejectReason) -> bool {
+    events.iter().any(|e| {
+        matches!(
+            e,
+            Event::Rejected { reason: r, .. } if *r == reason
+        )
+    })
+}
+
+/// Member 3 convicted by members 0 and 1 at `at_ms`, removed at epoch 1.
+fn remove_member_3(engine: &mut Engine, at_ms: u64) {
+    let decision: Decision = Quarantine {
+        member: id(3),
+        epoch: 0,
+        evidence: Evidence::Accusations(
+            [0, 1]
+                .iter()
+                .map(|i| Accusation::sign(&key(*i), id(3), Grounds::Silence, 0, at_ms - 10))
+                .collect(),
+        ),
+    };
+    system(engine, at_ms, SystemCommand::Quarantine(Box::new(decision)));
+    let mut members: Vec<[u8; 32]> = (0..3).map(id).collect();
+    members.sort_unstable();
+    let events = system(
+        engine,
+        at_ms,
+        SystemCommand::NewEpoch {
+            epoch: 1,
+            members,
+            key: [7; 32],
+        },
+    );
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::EpochBegan { epoch: 1, .. })));
+}
+
+/// Newcomer 9 admitted into member 3's seat in epoch 1 and joining at epoch 2.
+fn admit_9_for_3(engine: &mut Engine, at_ms: u64) {
+    let candidate = id(9);
+    let events = system(
+        engine,
+        at_ms,
+        SystemCommand::Admit(Box::new(Admit {
+            candidate,
+            epoch: 1,
+            affirmations: [0, 1]
+                .iter()
+                .map(|i| Affirmation::sign(&key(*i), candidate, 1, at_ms, ([1; 32], [2; 32])))
+                .collect(),
+            seat: Seat::Replace {
+                replaces: id(3),
+                approvals: [0, 2]
+                    .iter()
+                    .map(|i| Approval::sign(&operator(*i), &candidate, &id(3), 1))
+                    .collect(),
+            },
+        })),
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Joining { .. })),
+        "{events:?}"
+    );
+    let mut members: Vec<[u8; 32]> = [0, 1, 2, 9].into_iter().map(id).collect();
+    members.sort_unstable();
+    let events = system(
+        engine,
+        at_ms,
+        SystemCommand::NewEpoch {
+            epoch: 2,
+            members,
+            key: [8; 32],
+        },
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::EpochBegan { epoch: 2, .. })),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_removed_member_stops_counting_and_the_newcomer_in_its_seat_signs_rounds() {
+    let mut a = engine();
+    let mut b = engine();
+    for replica in [&mut a, &mut b] {
+        // Epoch 0: member 3 is one of the three signers of a round.
+        let t = NOW_MS;
+        assert!(certified(&certify(
+            replica,
+            round(&[0, 1, 3], 1, t, None),
+            t
+        )));
+        remove_member_3(replica, t + 100);
+        let roster = replica.oracle_roster();
+        assert_eq!(
+            roster.holder(3),
+            None,
+            "the removed member's seat is vacant"
+        );
+        assert_eq!((roster.held(), roster.quorum()), (3, 3));
+        // The attacker: removed, it still signs, and its observation sinks the round whole.
+        let t = t + 1_000;
+        let events = certify(replica, round(&[0, 1, 3], 2, t, None), t);
+        assert!(!certified(&events) && refused(&events, RejectReason::OracleNotMember));
+        // The newcomer cannot sign before it holds the seat, nor can two members alone.
+        let events = certify(replica, round(&[0, 1, 9], 3, t, None), t);
+        assert!(
+            refused(&events, RejectReason::OracleNotMember),
+            "{events:?}"
+        );
+        let events = certify(replica, round(&[0, 1], 3, t, None), t);
+        assert!(refused(&events, RejectReason::OracleQuorumNotMet));
+        assert!(certified(&certify(
+            replica,
+            round(&[0, 1, 2], 3, t, None),
+            t
+        )));
+        // Epoch 2: newcomer 9 holds seat 3 and is one of the three signers.
+        admit_9_for_3(replica, t + 100);
+        let roster = replica.oracle_roster();
+        assert_eq!(roster.holder(3), Some(&id(9)));
+        assert_eq!(roster.seat_of(&id(9)), Some(3));
+        let t = t + 1_000;
+        let observations = round(&[1, 2, 9], 4, t, None);
+        // A replica's pre-check under the parent's seats agrees with the engine; the genesis
+        // seats alone would refuse the newcomer.
+        assert_eq!(
+            verify_oracle_round_in(&roster, 0, 4, &observations),
+            Ok(vec![1, 2, 3])
+        );
+        assert_eq!(
+            verify_oracle_round(&replica.config().oracle, 0, 4, &observations),
+            Err(OracleRoundError::NotMember(2))
+        );
+        assert!(certified(&certify(replica, observations, t)));
+        let events = certify(replica, round(&[1, 2, 3], 5, t, None), t);
+        assert!(refused(&events, RejectReason::OracleNotMember));
+    }
+    assert_eq!(a.state_root(), b.state_root());
+    let restored = Engine::restore(&a.snapshot()).expect("restores");
+    assert_eq!(restored.state_root(), a.state_root());
+    assert_eq!(restored.oracle_roster(), a.oracle_roster());
+}
+
+#[test]
+fn the_newcomer_does_not_inherit_the_removed_members_deviance() {
+    let mut engine = engine();
+    let fault_rounds = engine.config().oracle.fault_rounds;
+    let mut t = NOW_MS;
+    // Member 3 deviates in every round but the last one of a streak: one short of evidence.
+    for r in 1..u64::from(fault_rounds) {
+        let events = certify(&mut engine, round(&[0, 1, 2, 3], r, t, Some(3)), t);
+        assert!(certified(&events));
+        assert!(!events
+            .iter()
+            .any(|e| matches!(e, Event::OracleFault { .. })));
+        t += 1_000;
+    }
+    remove_member_3(&mut engine, t);
+    admit_9_for_3(&mut engine, t + 100);
+    t += 1_000;
+    // The newcomer deviates once: its own first deviant round, not its predecessor's tenth.
+    let events = certify(
+        &mut engine,
+        round(&[0, 1, 2, 9], u64::from(fault_rounds), t, Some(9)),
+        t,
+    );
+    assert!(certified(&events));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::OracleFault { .. })),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn an_oracle_committee_other_than_the_sentinels_keeps_its_genesis_seats() {
+    // The oracle's members are not the sentinel's: the committee's changes do not move them.
+    let mut engine = engine_with((10..14).map(id).collect());
+    remove_member_3(&mut engine, NOW_MS);
+    let roster = engine.oracle_roster();
+    assert_eq!(roster.held(), 4);
+    assert_eq!(roster.holder(3), Some(&id(13)));
+}

@@ -249,9 +249,104 @@ fn a_removed_member_stops_counting_and_the_newcomer_in_its_seat_signs_rounds() {
         assert!(refused(&events, RejectReason::OracleNotMember));
     }
     assert_eq!(a.state_root(), b.state_root());
-    let restored = Engine::restore(&a.snapshot()).expect("restores");
+    // Restored (the seat keys' cache is not in the snapshot), it certifies the newcomer's
+    // rounds exactly as the engine that never stopped.
+    let mut restored = Engine::restore(&a.snapshot()).expect("restores");
     assert_eq!(restored.state_root(), a.state_root());
     assert_eq!(restored.oracle_roster(), a.oracle_roster());
+    let t = NOW_MS + 3_000;
+    for replica in [&mut a, &mut restored] {
+        assert!(certified(&certify(
+            replica,
+            round(&[1, 2, 9], 6, t, None),
+            t
+        )));
+    }
+    assert_eq!(restored.state_root(), a.state_root());
+}
+
+/// Member `member` convicted by members 0 and 1 in `epoch` at `at_ms`, and the epoch change
+/// to `next` without it.
+fn remove(engine: &mut Engine, member: u8, epoch: u64, next: &[u8], at_ms: u64) {
+    let decision: Decision = Quarantine {
+        member: id(member),
+        epoch,
+        evidence: Evidence::Accusations(
+            [0, 1]
+                .iter()
+                .map(|i| {
+                    Accusation::sign(&key(*i), id(member), Grounds::Silence, epoch, at_ms - 10)
+                })
+                .collect(),
+        ),
+    };
+    let events = system(engine, at_ms, SystemCommand::Quarantine(Box::new(decision)));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Quarantined { .. })),
+        "{events:?}"
+    );
+    new_epoch(engine, epoch + 1, next, at_ms);
+}
+
+fn new_epoch(engine: &mut Engine, epoch: u64, members: &[u8], at_ms: u64) {
+    let mut members: Vec<[u8; 32]> = members.iter().map(|i| id(*i)).collect();
+    members.sort_unstable();
+    let events = system(
+        engine,
+        at_ms,
+        SystemCommand::NewEpoch {
+            epoch,
+            members,
+            key: [epoch as u8; 32],
+        },
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::EpochBegan { epoch: e, .. } if *e == epoch)),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_member_moved_to_another_seat_keeps_its_deviance() {
+    let mut engine = engine();
+    let k = engine.config().oracle.fault_rounds;
+    let mut t = NOW_MS;
+    remove_member_3(&mut engine, t);
+    admit_9_for_3(&mut engine, t + 100);
+    // Epoch 2: the seats are 0, 1, 2, 9, and 9 deviates k - 1 rounds.
+    assert_eq!(engine.oracle_roster().seat_of(&id(9)), Some(3));
+    let mut r = 0;
+    for _ in 1..k {
+        t += 1_000;
+        r += 1;
+        let events = certify(&mut engine, round(&[0, 1, 2, 9], r, t, Some(9)), t);
+        assert!(certified(&events), "{events:?}");
+        assert!(!events
+            .iter()
+            .any(|e| matches!(e, Event::OracleFault { .. })));
+    }
+    // Member 2 removed at epoch 3: seats 2 and 3 are vacant but for 9, which now takes the
+    // lower one.
+    t += 1_000;
+    remove(&mut engine, 2, 2, &[0, 1, 9], t);
+    let roster = engine.oracle_roster();
+    assert_eq!((roster.seat_of(&id(9)), roster.holder(3)), (Some(2), None));
+    // Its next deviant round completes its own streak in its new seat: evidence against it.
+    t += 1_000;
+    r += 1;
+    let events = certify(&mut engine, round(&[0, 1, 9], r, t, Some(9)), t);
+    assert!(certified(&events), "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::OracleFault { evidence } if evidence.node == id(9) && evidence.rounds == k
+        )),
+        "{events:?}"
+    );
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //!
 //! Until the committee (consensus) exists, an in-process proposer plays this part in the
 //! scenarios; in the node it is the block proposer's job, and every replica runs
-//! [`verify_oracle_round`] on the proposal before executing it.
+//! [`verify_oracle_round_in`] under the parent state's seats on the proposal before executing
+//! it.
 
 use bulwark_engine::command::SystemCommand;
 use bulwark_engine::oracle::{

@@ -40,6 +40,13 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             debug!(height = committed_height, "replayed the finalized log");
         }
         let committed = Arc::new(committed);
+        // The oracle pool keeps observations from the restored state's seat holders at once,
+        // not the genesis ones until the first commit.
+        if let Some(pool) = &config.oracle {
+            pool.lock()
+                .expect("the oracle pool lock must not be poisoned")
+                .follow(&committed);
+        }
         let current = current_epoch(&context, &config, &committed, genesis_digest).await?;
         let (epochs, next) = mpsc::unbounded_channel();
         *config

@@ -174,8 +174,8 @@ fn hex_key(key: &[u8; 32]) -> String {
 pub struct BadSignature;
 
 /// The oracle committee and the guard parameters. Part of [`crate::EngineConfig`], so part of
-/// the state root. Membership changes go through consensus as a configuration change (not built
-/// yet).
+/// the state root. `members` are the genesis seats; when they are the sentinel's committee, who
+/// holds them follows its epoch changes ([`OracleRoster`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OracleConfig {
@@ -588,7 +588,7 @@ pub struct FeedState {
     pub ema_micros: Option<i64>,
     /// Open guards, at most one per kind, in [`GuardKind`] order.
     pub guards: Vec<OpenGuard>,
-    /// Per member (committee order): consecutive deviant rounds.
+    /// Per seat (genesis committee order): the holder's consecutive deviant rounds.
     pub deviant_rounds: Vec<u32>,
 }
 
@@ -625,8 +625,9 @@ pub(crate) struct OracleState {
     pub faults: std::collections::VecDeque<FaultEvidence>,
     /// Evidence records dropped to keep the bound.
     pub faults_dropped: u64,
-    /// The members' decompressed keys, in committee order: a cache derived from the
-    /// configuration (not state, not hashed), rebuilt when empty, e.g. after a restore.
+    /// The seat holders' decompressed keys, per seat, with the key bytes they came from: a
+    /// cache derived from the configuration and the membership (not state, not hashed), an
+    /// entry rebuilt whenever its seat's holder differs, e.g. after a restore.
     #[serde(skip)]
     pub member_keys: Vec<Option<([u8; 32], VerifyingKey)>>,
 }

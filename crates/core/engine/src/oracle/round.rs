@@ -266,17 +266,28 @@ impl Engine {
         }
     }
 
-    /// Resets the deviance streaks of every seat whose holder differs between `before` and the
-    /// current seats: a newcomer does not inherit its predecessor's record (called when an epoch
-    /// begins, the only time the seats change).
+    /// Moves the deviance streaks with their holders when the seats change (called when an
+    /// epoch begins, the only time they do): a holder that moved to another seat keeps its
+    /// streak, and a holder new to the seats starts from zero, so a newcomer does not inherit
+    /// its predecessor's record and nobody sheds its own by being re-seated.
     pub(crate) fn oracle_seats_changed(&mut self, before: &super::OracleRoster) {
         let after = self.oracle_roster();
-        for seat in 0..after.seats() {
-            if before.holder(seat) != after.holder(seat) {
-                for feed in &mut self.state.oracle.feeds {
-                    if let Some(streak) = feed.deviant_rounds.get_mut(seat) {
-                        *streak = 0;
-                    }
+        if after == *before {
+            return;
+        }
+        for feed in &mut self.state.oracle.feeds {
+            let streaks: Vec<u32> = (0..after.seats())
+                .map(|seat| {
+                    after
+                        .holder(seat)
+                        .and_then(|holder| before.seat_of(holder))
+                        .and_then(|old| feed.deviant_rounds.get(old).copied())
+                        .unwrap_or(0)
+                })
+                .collect();
+            for (seat, streak) in streaks.into_iter().enumerate() {
+                if let Some(slot) = feed.deviant_rounds.get_mut(seat) {
+                    *slot = streak;
                 }
             }
         }

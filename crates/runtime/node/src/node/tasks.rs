@@ -9,6 +9,7 @@ use bulwark_consensus::oracle_feed::{round_at, SharedPool, SyntheticFeed, ROUND_
 use bulwark_engine::codec::{decode_batch, encode_batch, SignedTx};
 use bulwark_engine::oracle::SignedObservation;
 use bulwark_oracle::proposer::Dropped;
+use commonware_codec::Encode as _;
 use commonware_p2p::{Receiver as _, Recipients, Sender as _};
 use commonware_runtime::tokio::Context;
 use commonware_runtime::{Clock, IoBuf, Spawner as _, Supervisor as _};
@@ -144,30 +145,30 @@ pub(super) fn spawn_oracle(
         let mut oracle_in = oracle_in;
         while let Ok((peer, bytes)) = oracle_in.recv().await {
             let now_round = round_at(unix_ms(&context), venue_epoch_ms);
+            let mut own = false;
             let offered = match SignedObservation::decode(bytes.as_ref()) {
-                Ok(observation) => pool
-                    .lock()
-                    .expect("the oracle pool lock must not be poisoned")
-                    .offer(observation, now_round)
-                    .map_err(|dropped| (Some(dropped), dropped.to_string())),
+                Ok(observation) => {
+                    own = peer.encode()[..] == observation.node[..];
+                    pool.lock()
+                        .expect("the oracle pool lock must not be poisoned")
+                        .offer(observation, now_round)
+                        .map_err(|dropped| (Some(dropped), dropped.to_string()))
+                }
                 Err(error) => Err((None, error.to_string())),
             };
             match offered {
                 // An equivocation is kept by the pool as the signer's own proof (the relaying
                 // peer is not at fault).
-                // A signer without a seat may be a newcomer whose epoch this node has not
-                // committed yet, or a removed member that has not noticed: dropped quietly
-                // (nothing was stored, and no signature was checked).
                 Ok(())
                 | Err((
-                    Some(
-                        Dropped::WrongRound
-                        | Dropped::Duplicate
-                        | Dropped::Equivocation
-                        | Dropped::NotMember,
-                    ),
+                    Some(Dropped::WrongRound | Dropped::Duplicate | Dropped::Equivocation),
                     _,
                 )) => {}
+                // A peer's own observation without a seat: it may be a newcomer whose epoch this
+                // node has not committed yet, or a removed member that has not noticed. Dropped
+                // quietly (nothing was stored, no signature checked). Members relay no one's
+                // observations, so one signed by another key is evidence below.
+                Err((Some(Dropped::NotMember), _)) if own => {}
                 Err((Some(Dropped::Implausible { round, .. }), reason)) => evidence.record(
                     Kind::ImplausibleOracleRound,
                     &peer,

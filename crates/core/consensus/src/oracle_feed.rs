@@ -118,11 +118,6 @@ impl OraclePool {
         true
     }
 
-    /// Whether `node` holds an oracle seat as of the newest committed state seen.
-    pub fn holds_seat(&self, node: &[u8; 32]) -> bool {
-        self.roster.seat_of(node).is_some()
-    }
-
     /// Keeps `first` and `second`, two valid observations one member signed for one round, as
     /// the proof against it (the first proof per member is kept).
     fn note_equivocation(&mut self, first: SignedObservation, second: SignedObservation) {

@@ -3,106 +3,28 @@
 //! moves nothing, a join that does not come lapses, and the whole trust state survives a
 //! snapshot.
 
+mod common;
+
 use bulwark_engine::command::{Command, SystemCommand};
 use bulwark_engine::event::{Event, RejectReason};
-use bulwark_engine::sentinel::{Decision, SentinelConfig};
 use bulwark_engine::{Engine, EngineConfig};
-use bulwark_sentinel::membership::{Evidence, Quarantine, Trust};
-use bulwark_sentinel::{
-    Accusation, Admit, Affirmation, Approval, Grounds, Operators, Policy, Seat,
-};
-use ed25519_dalek::SigningKey;
+use bulwark_sentinel::membership::Trust;
+use bulwark_sentinel::Policy;
+use common::sentinel::{id, replacement, sorted, system};
 
 const NOW_MS: u64 = 50_000;
-
-fn key(i: u8) -> SigningKey {
-    SigningKey::from_bytes(&[i + 1; 32])
-}
-
-fn id(i: u8) -> [u8; 32] {
-    key(i).verifying_key().to_bytes()
-}
-
-fn operator(i: u8) -> SigningKey {
-    SigningKey::from_bytes(&[200 + i; 32])
-}
 
 /// Members 0..4, three operators of whom two approve.
 fn engine() -> Engine {
     Engine::new(EngineConfig {
-        sentinel: SentinelConfig {
-            members: (0..4).map(id).collect(),
-            policy: Policy::default(),
-            operators: Operators {
-                keys: (0..3)
-                    .map(|i| operator(i).verifying_key().to_bytes())
-                    .collect(),
-                quorum: 2,
-            },
-        },
+        sentinel: common::sentinel::config(),
         ..EngineConfig::default()
     })
 }
 
-fn system(engine: &mut Engine, at_ms: u64, command: SystemCommand) -> Vec<Event> {
-    let mut events = Vec::new();
-    engine.execute(at_ms, &[Command::System(command)], &mut events);
-    events
-}
-
-fn sorted(mut keys: Vec<[u8; 32]>) -> Vec<[u8; 32]> {
-    keys.sort_unstable();
-    keys
-}
-
 /// Member 3 convicted by members 0 and 1 and removed at epoch 1.
 fn remove_member_3(engine: &mut Engine) {
-    let decision: Decision = Quarantine {
-        member: id(3),
-        epoch: 0,
-        evidence: Evidence::Accusations(
-            [0, 1]
-                .iter()
-                .map(|i| Accusation::sign(&key(*i), id(3), Grounds::Silence, 0, NOW_MS - 10))
-                .collect(),
-        ),
-    };
-    system(
-        engine,
-        NOW_MS,
-        SystemCommand::Quarantine(Box::new(decision)),
-    );
-    let events = system(
-        engine,
-        NOW_MS,
-        SystemCommand::NewEpoch {
-            epoch: 1,
-            members: sorted((0..3).map(id).collect()),
-            key: [7; 32],
-        },
-    );
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, Event::EpochBegan { epoch: 1, .. })));
-}
-
-fn replacement(candidate: u8, affirmers: &[u8], operators: &[u8], at_ms: u64) -> SystemCommand {
-    let candidate_key = id(candidate);
-    SystemCommand::Admit(Box::new(Admit {
-        candidate: candidate_key,
-        epoch: 1,
-        affirmations: affirmers
-            .iter()
-            .map(|i| Affirmation::sign(&key(*i), candidate_key, 1, at_ms, ([1; 32], [2; 32])))
-            .collect(),
-        seat: Seat::Replace {
-            replaces: id(3),
-            approvals: operators
-                .iter()
-                .map(|i| Approval::sign(&operator(*i), &candidate_key, &id(3), 1))
-                .collect(),
-        },
-    }))
+    common::sentinel::remove_member_3(engine, NOW_MS);
 }
 
 const REFUSED: Event = Event::Rejected {

@@ -3,102 +3,49 @@
 //! epoch it joins, on every replica alike and across a snapshot. The quorum stays 2f + 1 of the
 //! genesis seats.
 
-use bulwark_engine::command::{Command, SystemCommand};
+mod common;
+
 use bulwark_engine::event::{Event, RejectReason};
 use bulwark_engine::oracle::{
-    verify_oracle_round, verify_oracle_round_in, Observation, OracleConfig, OracleRoundError,
-    SignedObservation,
+    verify_oracle_round, verify_oracle_round_in, OracleRoundError, SignedObservation,
 };
-use bulwark_engine::sentinel::{Decision, SentinelConfig};
 use bulwark_engine::{Engine, EngineConfig};
-use bulwark_sentinel::membership::{Evidence, Quarantine};
-use bulwark_sentinel::{
-    Accusation, Admit, Affirmation, Approval, Grounds, Operators, Policy, Seat,
-};
-use ed25519_dalek::SigningKey;
+use common::oracle::{obs, round_cmd, P};
+use common::sentinel::{id, key, new_epoch, remove, remove_member_3, replacement, system};
 
 const NOW_MS: u64 = 50_000;
 
-fn key(i: u8) -> SigningKey {
-    SigningKey::from_bytes(&[i + 1; 32])
-}
-
-fn id(i: u8) -> [u8; 32] {
-    key(i).verifying_key().to_bytes()
-}
-
-fn operator(i: u8) -> SigningKey {
-    SigningKey::from_bytes(&[200 + i; 32])
-}
-
 /// Members 0..4 are both the sentinel's committee and the oracle's (f = 1), as a genesis makes
-/// them; `oracle_members` changes the oracle's.
-fn engine_with(oracle_members: Vec<[u8; 32]>) -> Engine {
-    Engine::new(EngineConfig {
-        oracle: OracleConfig {
-            members: oracle_members,
-            f: 1,
-            ..OracleConfig::default()
-        },
-        sentinel: SentinelConfig {
-            members: (0..4).map(id).collect(),
-            policy: Policy::default(),
-            operators: Operators {
-                keys: (0..3)
-                    .map(|i| operator(i).verifying_key().to_bytes())
-                    .collect(),
-                quorum: 2,
-            },
-        },
-        ..EngineConfig::default()
+/// them; `configure` may change the oracle's.
+fn engine_with(configure: impl FnOnce(&mut EngineConfig)) -> Engine {
+    common::oracle::setup_with(|config| {
+        config.sentinel = common::sentinel::config();
+        configure(config);
     })
+    .engine
 }
 
 fn engine() -> Engine {
-    engine_with((0..4).map(id).collect())
+    engine_with(|_| {})
 }
 
-fn system(engine: &mut Engine, at_ms: u64, command: SystemCommand) -> Vec<Event> {
-    let mut events = Vec::new();
-    engine.execute(at_ms, &[Command::System(command)], &mut events);
-    events
-}
-
-/// The round `round` of underlying 0 as `signers` observe it at `at_ms`; `price` for everyone
-/// but `deviant`, who reports 10 % higher.
+/// The round `round` of underlying 0 as `signers` observe it at `at_ms`: `P` for everyone but
+/// `deviant`, who reports 10 % higher.
 fn round(signers: &[u8], round: u64, at_ms: u64, deviant: Option<u8>) -> Vec<SignedObservation> {
     signers
         .iter()
         .map(|i| {
-            let price = 60_000_000_000;
-            let observation = Observation {
-                feed: 0,
-                round,
-                price_micros: if Some(*i) == deviant {
-                    price / 10 * 11
-                } else {
-                    price
-                },
-                confidence_micros: 1_000_000,
-                time_ms: at_ms,
-                sources: 3,
-            };
-            SignedObservation::sign(observation, &key(*i))
+            let price = if Some(*i) == deviant { P / 10 * 11 } else { P };
+            obs(&key(*i), round, price, at_ms)
         })
         .collect()
 }
 
 fn certify(engine: &mut Engine, observations: Vec<SignedObservation>, at_ms: u64) -> Vec<Event> {
     let round = observations[0].observation.round;
-    system(
-        engine,
-        at_ms,
-        SystemCommand::OracleRound {
-            underlying: 0,
-            round,
-            observations,
-        },
-    )
+    let mut events = Vec::new();
+    engine.execute(at_ms, &[round_cmd(round, observations)], &mut events);
+    events
 }
 
 fn certified(events: &[Event]) -> bool {
@@ -116,78 +63,14 @@ fn refused(events: &[Event], reason: RejectReason) -> bool {
     })
 }
 
-/// Member 3 convicted by members 0 and 1 at `at_ms`, removed at epoch 1.
-fn remove_member_3(engine: &mut Engine, at_ms: u64) {
-    let decision: Decision = Quarantine {
-        member: id(3),
-        epoch: 0,
-        evidence: Evidence::Accusations(
-            [0, 1]
-                .iter()
-                .map(|i| Accusation::sign(&key(*i), id(3), Grounds::Silence, 0, at_ms - 10))
-                .collect(),
-        ),
-    };
-    system(engine, at_ms, SystemCommand::Quarantine(Box::new(decision)));
-    let mut members: Vec<[u8; 32]> = (0..3).map(id).collect();
-    members.sort_unstable();
-    let events = system(
-        engine,
-        at_ms,
-        SystemCommand::NewEpoch {
-            epoch: 1,
-            members,
-            key: [7; 32],
-        },
-    );
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, Event::EpochBegan { epoch: 1, .. })));
-}
-
 /// Newcomer 9 admitted into member 3's seat in epoch 1 and joining at epoch 2.
 fn admit_9_for_3(engine: &mut Engine, at_ms: u64) {
-    let candidate = id(9);
-    let events = system(
-        engine,
-        at_ms,
-        SystemCommand::Admit(Box::new(Admit {
-            candidate,
-            epoch: 1,
-            affirmations: [0, 1]
-                .iter()
-                .map(|i| Affirmation::sign(&key(*i), candidate, 1, at_ms, ([1; 32], [2; 32])))
-                .collect(),
-            seat: Seat::Replace {
-                replaces: id(3),
-                approvals: [0, 2]
-                    .iter()
-                    .map(|i| Approval::sign(&operator(*i), &candidate, &id(3), 1))
-                    .collect(),
-            },
-        })),
-    );
+    let events = system(engine, at_ms, replacement(9, &[0, 1], &[0, 2], at_ms));
     assert!(
         events.iter().any(|e| matches!(e, Event::Joining { .. })),
         "{events:?}"
     );
-    let mut members: Vec<[u8; 32]> = [0, 1, 2, 9].into_iter().map(id).collect();
-    members.sort_unstable();
-    let events = system(
-        engine,
-        at_ms,
-        SystemCommand::NewEpoch {
-            epoch: 2,
-            members,
-            key: [8; 32],
-        },
-    );
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, Event::EpochBegan { epoch: 2, .. })),
-        "{events:?}"
-    );
+    new_epoch(engine, 2, &[0, 1, 2, 9], at_ms);
 }
 
 #[test]
@@ -265,51 +148,6 @@ fn a_removed_member_stops_counting_and_the_newcomer_in_its_seat_signs_rounds() {
     assert_eq!(restored.state_root(), a.state_root());
 }
 
-/// Member `member` convicted by members 0 and 1 in `epoch` at `at_ms`, and the epoch change
-/// to `next` without it.
-fn remove(engine: &mut Engine, member: u8, epoch: u64, next: &[u8], at_ms: u64) {
-    let decision: Decision = Quarantine {
-        member: id(member),
-        epoch,
-        evidence: Evidence::Accusations(
-            [0, 1]
-                .iter()
-                .map(|i| {
-                    Accusation::sign(&key(*i), id(member), Grounds::Silence, epoch, at_ms - 10)
-                })
-                .collect(),
-        ),
-    };
-    let events = system(engine, at_ms, SystemCommand::Quarantine(Box::new(decision)));
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, Event::Quarantined { .. })),
-        "{events:?}"
-    );
-    new_epoch(engine, epoch + 1, next, at_ms);
-}
-
-fn new_epoch(engine: &mut Engine, epoch: u64, members: &[u8], at_ms: u64) {
-    let mut members: Vec<[u8; 32]> = members.iter().map(|i| id(*i)).collect();
-    members.sort_unstable();
-    let events = system(
-        engine,
-        at_ms,
-        SystemCommand::NewEpoch {
-            epoch,
-            members,
-            key: [epoch as u8; 32],
-        },
-    );
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, Event::EpochBegan { epoch: e, .. } if *e == epoch)),
-        "{events:?}"
-    );
-}
-
 #[test]
 fn a_member_moved_to_another_seat_keeps_its_deviance() {
     let mut engine = engine();
@@ -384,7 +222,7 @@ fn the_newcomer_does_not_inherit_the_removed_members_deviance() {
 #[test]
 fn an_oracle_committee_other_than_the_sentinels_keeps_its_genesis_seats() {
     // The oracle's members are not the sentinel's: the committee's changes do not move them.
-    let mut engine = engine_with((10..14).map(id).collect());
+    let mut engine = engine_with(|config| config.oracle.members = (10..14).map(id).collect());
     remove_member_3(&mut engine, NOW_MS);
     let roster = engine.oracle_roster();
     assert_eq!(roster.held(), 4);

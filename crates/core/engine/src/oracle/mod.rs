@@ -238,11 +238,6 @@ impl OracleConfig {
         2 * self.f as usize + 1
     }
 
-    /// A member's position in [`OracleConfig::members`].
-    pub fn member_index(&self, node: &[u8; 32]) -> Option<usize> {
-        self.members.iter().position(|m| m == node)
-    }
-
     /// Checks the committee and the guard parameters.
     pub fn validate(&self) -> Result<(), &'static str> {
         if !self.enabled() {

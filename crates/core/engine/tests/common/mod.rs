@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod oracle;
+pub mod sentinel;
 
 use bulwark_engine::command::{LimitOrder, SelfTradePrevention, SystemCommand, TimeInForce};
 use bulwark_engine::{

@@ -43,6 +43,14 @@ pub fn run(config: &Path) -> ExitCode {
             None => eprintln!("bulwark gateway {comp_id}: JSON-RPC 2.0 over WebSocket over TLS on {ws}"),
         }
     }
+    match gateway.operator_addr {
+        Some(operator) => {
+            println!("bulwark gateway {comp_id}: metrics on http://{operator}/metrics");
+        }
+        None => eprintln!(
+            "bulwark gateway {comp_id}: no [operator] section: no operator port (metrics are not served)"
+        ),
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     if let Err(error) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {

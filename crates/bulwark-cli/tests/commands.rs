@@ -86,3 +86,37 @@ fn audit_reports_findings_and_errors_by_exit_code() {
         "the error names the file: {stderr}"
     );
 }
+
+/// Every metric the shipped Grafana dashboard queries is one `docs/metrics.md` documents (a
+/// dashboard over a name no node serves would show nothing, silently).
+#[test]
+fn the_dashboard_queries_only_documented_metrics() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dashboard = std::fs::read_to_string(root.join("docs/grafana-dashboard.json")).unwrap();
+    let documented = std::fs::read_to_string(root.join("docs/metrics.md")).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for panel in parsed["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(at) = rest.find("bulwark_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                names.insert(name);
+            }
+        }
+    }
+    assert!(names.len() >= 15, "{names:?}");
+    for name in &names {
+        // Histograms are documented by their family name, without `_bucket`.
+        let family = name.strip_suffix("_bucket").unwrap_or(name);
+        assert!(
+            documented.contains(&format!("`{family}`")),
+            "the dashboard queries {name}, which docs/metrics.md does not list"
+        );
+    }
+}

@@ -546,6 +546,7 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
     let (code, stdout, stderr) = live.client(&["status"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("\"height\""), "{stdout}");
+    metrics_parse_and_agree_with_the_status(&live);
     an_order_rests_and_cancels(&live, key);
     a_stop_rests_and_cancels(&live, key);
     bad_client_input_is_refused(&live, key);
@@ -556,6 +557,78 @@ fn a_node_killed_mid_trading_restarts_catches_up_and_agrees() {
     live.trade(2);
     drop(live.procs);
     every_log_verifies_and_all_agree(&live.committee, target);
+}
+
+/// Issue #17: each node's operator port serves metrics that the reference OpenMetrics parser
+/// (Python `prometheus_client`) reads, and that show the facts its status answer shows.
+fn metrics_parse_and_agree_with_the_status(live: &Live) {
+    use bulwark_testkit::metrics::{parse_openmetrics, scrape};
+    live.wait_until("every node to finalize client orders", 60, &mut || {
+        (0..4).all(|i| status(live.endpoints[i]).is_some_and(|s| s.finalized_txs > 0))
+    });
+    for index in 0..4 {
+        let before = status(live.endpoints[index]).expect("the node answers its status");
+        let operator = std::net::SocketAddr::from(([127, 0, 0, 1], live.port + 50 + index as u16));
+        let text = scrape(operator).unwrap_or_else(|e| panic!("node {index}: {e}"));
+        let after = status(live.endpoints[index]).expect("the node answers its status");
+        let Some(families) = parse_openmetrics(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+        else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must have a Python with prometheus_client (.ci/run installs it)"
+            );
+            eprintln!("SKIPPED: the OpenMetrics parse (no Python with prometheus_client); .ci/run installs it");
+            assert!(text.contains("bulwark_finalized_height "), "{text}");
+            continue;
+        };
+        let value = |sample: &str| {
+            families
+                .value(sample, &[])
+                .unwrap_or_else(|| panic!("node {index}: no one sample {sample} in\n{text}"))
+        };
+        // The height the metrics show lies between the status answers around the scrape.
+        let height = value("bulwark_finalized_height");
+        assert!(
+            (before.height as f64..=after.height as f64).contains(&height),
+            "node {index}: height {height} outside {}..={}",
+            before.height,
+            after.height
+        );
+        assert_eq!(
+            families.family("bulwark_orders_finalized").unwrap()["type"],
+            "counter"
+        );
+        let finalized = value("bulwark_orders_finalized_total");
+        assert!(
+            (before.finalized_txs as f64..=after.finalized_txs as f64).contains(&finalized)
+                && finalized > 0.0,
+            "node {index}: {finalized} orders finalized, the status said {} then {}",
+            before.finalized_txs,
+            after.finalized_txs
+        );
+        let latency = families
+            .family("bulwark_submit_to_finalized_seconds")
+            .unwrap();
+        assert_eq!(latency["type"], "histogram");
+        assert_eq!(latency["unit"], "seconds");
+        assert!(value("bulwark_block_check_seconds_count") > 0.0);
+        assert_eq!(value("bulwark_epoch") as u64, after.epoch, "node {index}");
+        // The sentinel's view: four admitted members, one sample each, as in the status.
+        let admitted = families.samples("bulwark_member_state", &[("state", "admitted")]);
+        assert_eq!(admitted.len(), 4, "node {index}: {admitted:?}");
+        assert_eq!(
+            families.value("bulwark_members", &[("state", "admitted")]),
+            Some(4.0)
+        );
+        // Every guard of every underlying is listed, open or not; the index is certified.
+        assert_eq!(families.samples("bulwark_oracle_guard_open", &[]).len(), 10);
+        let btc = families
+            .value("bulwark_index_price", &[("underlying", "BTC")])
+            .unwrap_or_else(|| panic!("node {index}: no BTC index in\n{text}"));
+        assert!(btc > 0.0, "node {index}: BTC index {btc}");
+        assert!(value("bulwark_peers_admitted") >= 3.0);
+        common::metrics::every_family_is_documented(&families.names());
+    }
 }
 
 /// Issue #14's refresh at a removal: the three honest nodes refresh the vault's shares among

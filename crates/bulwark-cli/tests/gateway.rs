@@ -275,10 +275,51 @@ fn quickfix_trades_through_a_gateway_and_acks_mean_finalized() {
         out.contains("LOGOUT_TEXT the logon signature does not verify"),
         "{out}"
     );
+    the_gateway_metrics_count_the_logons_and_the_refusal(port);
     let (code, _, stderr) = up.join().unwrap();
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains("gateway dc-0: FIX 4.4 on 127.0.0.1:"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("metrics (Prometheus, read-only"),
+        "{stderr}"
+    );
+}
+
+/// Issue #17: the gateway's operator port (75 above the base port under `up`) serves metrics
+/// the reference OpenMetrics parser reads, counting the session above and the forged logon by
+/// the layer that refused it.
+fn the_gateway_metrics_count_the_logons_and_the_refusal(port: u16) {
+    use bulwark_testkit::metrics::{parse_openmetrics, scrape};
+    let operator = SocketAddr::from(([127, 0, 0, 1], port + 75));
+    let text = scrape(operator).unwrap();
+    let Some(families) = parse_openmetrics(&text).unwrap_or_else(|e| panic!("{e}\n{text}")) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have a Python with prometheus_client (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: the OpenMetrics parse (no Python with prometheus_client)");
+        return;
+    };
+    let value = |sample: &str, labels: &[(&str, &str)]| {
+        families
+            .value(sample, labels)
+            .unwrap_or_else(|| panic!("no one sample {sample} {labels:?} in\n{text}"))
+    };
+    assert!(value("bulwark_gateway_logons_total", &[]) >= 1.0, "{text}");
+    assert!(
+        value(
+            "bulwark_gateway_refusals_total",
+            &[("layer", "logon_signature")]
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value("bulwark_gateway_execution_reports_total", &[]) >= 2.0,
+        "{text}"
+    );
+    assert!(value("bulwark_gateway_cancels_total", &[]) >= 1.0, "{text}");
+    common::metrics::every_family_is_documented(&families.names());
 }

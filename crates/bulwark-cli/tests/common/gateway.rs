@@ -11,14 +11,14 @@ use bulwark_engine::InstrumentId;
 use bulwark_node::client::Client;
 
 /// A base port from `first` on (8 ranges 500 apart, started at this process's id) whose p2p,
-/// client, FIX and WebSocket gateway ports are free.
+/// operator, client, FIX and WebSocket gateway ports are free.
 pub fn base_port(first: u16) -> u16 {
     let bindable = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
     let start = (std::process::id() % 8) as u16;
     for step in 0..8u16 {
         let base = first + ((start + step) % 8) * 500;
         let free = (0..4u16).all(|i| {
-            [0, 100, 300, 400]
+            [0, 50, 75, 100, 300, 400]
                 .iter()
                 .all(|offset| bindable(base + offset + i))
         });

@@ -4,6 +4,7 @@
 use std::process::Command;
 
 pub mod gateway;
+pub mod metrics;
 
 /// Runs the built `bulwark` binary with `args` (stdin closed) and returns its exit code, stdout
 /// and stderr.

@@ -34,7 +34,7 @@ pub struct NodeStatus {
     pub mempool: usize,
     /// Proposals this node refused.
     pub refused_blocks: u64,
-    /// Fault evidence recorded, by kind.
+    /// Fault evidence recorded since start, per peer (hex key).
     pub fault_evidence: BTreeMap<String, u64>,
     /// Submit-to-finalized samples kept for the percentiles below.
     pub latency_samples: usize,
@@ -128,6 +128,9 @@ pub struct PeerAdmission {
     pub cut_off_at_ms: Option<u64>,
     /// Appraisals made of it since start.
     pub appraisals: u64,
+    /// When the last appraisal of it was made, Unix ms (whatever its outcome).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_appraisal_at_ms: Option<u64>,
     /// Whether its TPM attestation key is enrolled (TPM mode).
     pub ak_enrolled: bool,
 }

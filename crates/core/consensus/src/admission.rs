@@ -84,6 +84,8 @@ pub struct PeerState {
     pub cut_off_at: Option<u64>,
     /// Appraisals made.
     pub appraisals: u64,
+    /// When the last appraisal was made (ms), whatever its outcome.
+    pub last_appraisal_at: Option<u64>,
     /// Whether the peer's TPM attestation key is enrolled (TPM peers only).
     pub ak_enrolled: bool,
     /// The newest affirming appraisal (status `affirming`, not `warning`): SHA-256 of the
@@ -281,6 +283,7 @@ impl<K: Ord + Clone> Admission<K> {
         let mut changes = Vec::new();
         if let Some((_, _, state)) = self.peers.get_mut(peer) {
             state.appraisals += 1;
+            state.last_appraisal_at = Some(now_ms);
             state.last_status = Some(status);
             state.last_reasons = reasons;
             state.affirming = match (status, &signed) {

@@ -95,6 +95,48 @@ pub struct Executed {
     pub oracle_faults: Vec<bulwark_engine::oracle::FaultEvidence>,
     /// What each client transaction did.
     pub receipts: Vec<Receipt>,
+    /// The block's refusals and liquidations, counted for the operator's metrics.
+    pub tally: Tally,
+}
+
+/// What a block's events count for the operator's metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Client commands the engine refused, by reason.
+    pub rejected: std::collections::BTreeMap<bulwark_engine::RejectReason, u64>,
+    /// Liquidation steps, by how each closed the position.
+    pub liquidation_steps: std::collections::BTreeMap<bulwark_engine::event::LiquidationVia, u64>,
+}
+
+impl Tally {
+    /// Counts the refusals of client commands and the liquidation steps among `events`.
+    pub fn of(events: &[Event]) -> Self {
+        let mut tally = Self::default();
+        for event in events {
+            match event {
+                Event::Rejected {
+                    account: Some(_),
+                    reason,
+                    ..
+                } => *tally.rejected.entry(*reason).or_default() += 1,
+                Event::Liquidation { via, .. } => {
+                    *tally.liquidation_steps.entry(*via).or_default() += 1
+                }
+                _ => {}
+            }
+        }
+        tally
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Tally) {
+        for (reason, n) in &other.rejected {
+            *self.rejected.entry(*reason).or_default() += n;
+        }
+        for (via, n) in &other.liquidation_steps {
+            *self.liquidation_steps.entry(*via).or_default() += n;
+        }
+    }
 }
 
 /// The state a block builds on.
@@ -241,6 +283,7 @@ pub fn check_and_execute(
         .filter(|event| matches!(event, Event::Fill { .. }))
         .count();
     let rejected = count_rejected(&events);
+    let tally = Tally::of(&events);
     let oracle_faults = events
         .iter()
         .filter_map(|event| match event {
@@ -256,6 +299,7 @@ pub fn check_and_execute(
         rejected,
         oracle_faults,
         receipts,
+        tally,
     })
 }
 

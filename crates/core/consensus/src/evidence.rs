@@ -71,6 +71,14 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind's snake-case name, as it is serialized.
+    pub fn name(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(name)) => name,
+            _ => format!("{self:?}"),
+        }
+    }
+
     /// What a kind of evidence is grounds for, if anything (the sentinel counts it against the
     /// peer). Malformed bytes are not: they may come from anyone on the path, and the transport
     /// already drops them.
@@ -117,6 +125,7 @@ pub struct Evidence {
 struct Inner {
     recent: VecDeque<Evidence>,
     counts: BTreeMap<String, u64>,
+    by_kind: BTreeMap<String, u64>,
     total: u64,
 }
 
@@ -141,6 +150,7 @@ impl EvidenceLog {
             .lock()
             .expect("the evidence lock must not be poisoned");
         *inner.counts.entry(evidence.peer.clone()).or_default() += 1;
+        *inner.by_kind.entry(evidence.kind.name()).or_default() += 1;
         inner.total += 1;
         if inner.recent.len() == EVIDENCE_KEPT {
             inner.recent.pop_front();
@@ -169,6 +179,15 @@ impl EvidenceLog {
             .lock()
             .expect("the evidence lock must not be poisoned")
             .counts
+            .clone()
+    }
+
+    /// Records since start, per kind (snake case, e.g. `refused_proposal`).
+    pub fn counts_by_kind(&self) -> BTreeMap<String, u64> {
+        self.inner
+            .lock()
+            .expect("the evidence lock must not be poisoned")
+            .by_kind
             .clone()
     }
 
@@ -201,5 +220,30 @@ impl EvidenceLog {
             .iter()
             .filter(|e| e.peer == peer && e.kind == *kind)
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_cryptography::{ed25519, Signer as _};
+
+    #[test]
+    fn records_are_counted_per_peer_and_per_kind() {
+        let log = EvidenceLog::default();
+        let a = ed25519::PrivateKey::from_seed(1).public_key();
+        let b = ed25519::PrivateKey::from_seed(2).public_key();
+        log.record(Kind::RefusedProposal, &a, 3, "bad root");
+        log.record(Kind::RefusedProposal, &b, 4, "bad root");
+        log.record(Kind::VaultRequest, &a, 0, "unauthorized");
+        assert_eq!(
+            log.counts_by_kind(),
+            BTreeMap::from([
+                ("refused_proposal".to_string(), 2),
+                ("vault_request".to_string(), 1)
+            ])
+        );
+        assert_eq!(log.counts().len(), 2);
+        assert_eq!(log.total(), 3);
     }
 }

@@ -8,7 +8,7 @@ use crate::command::{AccountId, InstrumentId, OrderId, Side, StopDirection};
 use crate::oracle::{FaultEvidence, GuardKind};
 
 /// Why a command was refused. A rejected command changes no state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RejectReason {
@@ -137,7 +137,7 @@ pub enum CancelReason {
 }
 
 /// Who took over a position that the book could not absorb.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LiquidationVia {
     /// Immediate-or-cancel orders on the book within the liquidation band.

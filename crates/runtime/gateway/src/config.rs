@@ -28,6 +28,9 @@
 //! account_orders_per_s = 200        # new orders and replaces per second per account, all sessions
 //! in_flight_max = 256               # orders per session submitted and not yet finalized
 //! session_lifetime_s = 28800        # a trading session's lifetime (at most a day)
+//!
+//! [operator]                        # optional: the read-only operator port (docs/metrics.md)
+//! listen = "127.0.0.1:7600"         # /metrics; loopback unless allow_remote = true
 //! ```
 
 use std::net::SocketAddr;
@@ -155,6 +158,10 @@ pub struct GatewayConfig {
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
+    /// The read-only operator port (`docs/metrics.md`): Prometheus metrics at `/metrics`.
+    /// Absent: none.
+    #[serde(default)]
+    pub operator: Option<bulwark_console::OperatorConfig>,
 }
 
 impl GatewayConfig {
@@ -198,6 +205,12 @@ impl GatewayConfig {
                     ))
                 }
             }
+        }
+        let listeners: Vec<SocketAddr> = std::iter::once(self.fix_listen)
+            .chain(self.ws_listen)
+            .collect();
+        if let Some(problem) = self.operator.as_ref().and_then(|o| o.problem(&listeners)) {
+            return Err(problem);
         }
         if self.nodes.is_empty() {
             return Err("nodes must list at least one node endpoint".into());
@@ -281,6 +294,17 @@ mod tests {
             (
                 format!("{good}[limits]\nsession_lifetime_s = 90000\n"),
                 "session_lifetime_s",
+            ),
+            (
+                format!("{good}[operator]\nlisten = \"0.0.0.0:7600\"\n"),
+                "allow_remote = true",
+            ),
+            (
+                format!(
+                    "{}[operator]\nlisten = \"127.0.0.1:7400\"\n",
+                    good.replace("127.0.0.1:0", "127.0.0.1:7400")
+                ),
+                "another listener",
             ),
         ] {
             std::fs::write(&path, bad).expect("writes");

@@ -25,6 +25,7 @@ mod acceptor;
 pub mod config;
 pub mod credits;
 pub mod killswitch;
+mod metrics;
 mod seqstore;
 pub mod tls;
 mod upstream;
@@ -52,6 +53,9 @@ pub struct Gateway {
     pub ws_dev_cert: Option<std::path::PathBuf>,
     /// Counters by layer.
     pub counters: Arc<Counters>,
+    /// Where the operator port (`/metrics`) listens, when configured.
+    pub operator_addr: Option<SocketAddr>,
+    _operator: Option<bulwark_console::OperatorServer>,
     shared: Arc<acceptor::Shared>,
     stop: Arc<AtomicBool>,
     upstream_stop: Arc<AtomicBool>,
@@ -168,11 +172,31 @@ pub fn start(config: GatewayConfig) -> Result<Gateway, StartError> {
             .spawn(move || watching.books.watch(&watching.upstream, &watch_stop))
             .map_err(thread_error)?,
     );
+    let operator = match shared.config.operator.clone() {
+        Some(operator) => Some(
+            bulwark_console::OperatorServer::start(
+                operator.listen,
+                Arc::new(metrics::GatewayPages {
+                    shared: Arc::clone(&shared),
+                }),
+                bulwark_console::Limits::default(),
+            )
+            .map_err(|source| StartError::Listen {
+                addr: operator.listen,
+                source,
+            })?,
+        ),
+        None => None,
+    };
     Ok(Gateway {
         fix_addr,
         ws_addr,
         ws_dev_cert,
         counters,
+        operator_addr: operator
+            .as_ref()
+            .map(bulwark_console::OperatorServer::local_addr),
+        _operator: operator,
         shared,
         stop,
         upstream_stop,

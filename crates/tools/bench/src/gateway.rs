@@ -291,6 +291,7 @@ fn run(base_port: u16, orders: usize, load: LoadOptions) -> Result<(), BenchErro
             orders_burst: 5,
             ..bulwark_gateway::Limits::default()
         },
+        operator: None,
     })
     .map_err(|e| BenchError::Run(e.to_string()))?;
     // An IOC buy 0.3 % under the mark: accepted, then its remainder cancelled (nothing rests).

@@ -16,6 +16,14 @@ pub enum CommitteeError {
         /// The `--nodes` given.
         nodes: usize,
     },
+    /// More nodes and candidates than one port layout holds.
+    #[error("at most {max} nodes and candidates together on one --base-port layout (p2p ports from the base, node operator ports 50 above, gateway operator ports 75 above, client endpoints 100 above); {asked} asked for")]
+    TooManyNodes {
+        /// Nodes plus candidates asked for.
+        asked: usize,
+        /// The most the layout holds.
+        max: usize,
+    },
     /// The committee on disk has another size than `--nodes` (and `--candidates`).
     #[error("{} holds {existing} node directories (members and candidates); run with the --nodes and --candidates it was created with, or --fresh to start a new venue", .dir.display())]
     NodeCount {

@@ -153,9 +153,10 @@ fn start_gateways(
         std::fs::create_dir_all(&dir).map_err(file_error(&dir))?;
         let port = options.base_port + 300 + i as u16;
         let ws_port = options.base_port + 400 + i as u16;
+        let operator = crate::layout::gateway_operator_address(options.base_port, i);
         let comp_id = format!("BULWARK-{}", dc.to_ascii_uppercase());
         let config = format!(
-            "# Written by `bulwark up`: the gateway of data center {dc} (docs/gateway.md).\n# The WebSocket listener's certificate is a self-signed DEVELOPMENT one.\ncomp_id = \"{comp_id}\"\nfix_listen = \"127.0.0.1:{port}\"\nws_listen = \"127.0.0.1:{ws_port}\"\nws_tls_self_signed = true\ndata_dir = \"{}\"\nnodes = [{}]\nquorum = {quorum}\n",
+            "# Written by `bulwark up`: the gateway of data center {dc} (docs/gateway.md).\n# The WebSocket listener's certificate is a self-signed DEVELOPMENT one.\ncomp_id = \"{comp_id}\"\nfix_listen = \"127.0.0.1:{port}\"\nws_listen = \"127.0.0.1:{ws_port}\"\nws_tls_self_signed = true\ndata_dir = \"{}\"\nnodes = [{}]\nquorum = {quorum}\n\n[operator]\nlisten = \"{operator}\"\n",
             dir.display(),
             nodes.join(", ")
         );
@@ -183,7 +184,7 @@ fn start_gateways(
             .map_err(|source| CommitteeError::Spawn { index: i, source })?;
         gateways.children.push(child);
         eprintln!(
-            "  gateway {dc}: FIX 4.4 on 127.0.0.1:{port}, TargetCompID {comp_id}; JSON-RPC on wss://localhost:{ws_port}/ (development certificate {}/tls/cert.pem; log: {}/gateway.log)",
+            "  gateway {dc}: FIX 4.4 on 127.0.0.1:{port}, TargetCompID {comp_id}; JSON-RPC on wss://localhost:{ws_port}/ (development certificate {}/tls/cert.pem; log: {}/gateway.log); metrics http://{operator}/metrics",
             dir.display(),
             dir.display()
         );
@@ -211,6 +212,12 @@ fn prepare(
     if options.nodes < 4 {
         return Err(CommitteeError::TooFewNodes {
             nodes: options.nodes,
+        });
+    }
+    if options.nodes + options.candidates > crate::layout::PORTS_PER_KIND {
+        return Err(CommitteeError::TooManyNodes {
+            asked: options.nodes + options.candidates,
+            max: crate::layout::PORTS_PER_KIND,
         });
     }
     if options.candidates > 0 && options.tpm {
@@ -292,6 +299,21 @@ pub fn launch(options: &CommitteeOptions) -> Result<Launched, CommitteeError> {
         options.nodes,
         committee_dir(&options.data).display()
     );
+    let operator: Vec<String> = configs[..options.nodes]
+        .iter()
+        .filter_map(|c| c.operator.as_ref())
+        .map(|o| format!("http://{}/metrics", o.listen))
+        .collect();
+    if operator.is_empty() {
+        eprintln!(
+            "  metrics: none (the committee was created before the operator port; --fresh adds it)"
+        );
+    } else {
+        eprintln!(
+            "  metrics (Prometheus, read-only, docs/metrics.md): {}",
+            operator.join(" ")
+        );
+    }
     Ok(Launched {
         nodes,
         _tpms: tpms,

@@ -27,6 +27,21 @@ pub(crate) fn node_dir(data: &Path, index: usize) -> PathBuf {
 }
 
 /// Writes keys, node configurations and the genesis for a new committee.
+/// Nodes and candidates one port layout holds: p2p ports from the base, node operator ports 50
+/// above, gateway operator ports 75 above (one gateway per data center), client endpoints 100
+/// above.
+pub(crate) const PORTS_PER_KIND: usize = 25;
+
+/// The operator port (`/metrics`) of node `index`, on loopback: 50 above its p2p port.
+pub fn operator_address(base_port: u16, index: usize) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], base_port + 50 + index as u16))
+}
+
+/// The operator port of the gateway of data center `index`, on loopback: base port + 75 + index.
+pub fn gateway_operator_address(base_port: u16, index: usize) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], base_port + 75 + index as u16))
+}
+
 /// The server port of node `index`'s software TPM (its control port is one above).
 pub(crate) fn swtpm_port(base_port: u16, index: usize) -> u16 {
     base_port + 200 + 2 * index as u16

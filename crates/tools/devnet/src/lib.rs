@@ -21,5 +21,6 @@ mod single;
 
 pub use error::CommitteeError;
 pub use launch::{launch, run_committee, Launched};
+pub use layout::{gateway_operator_address, operator_address};
 pub use options::{oracle_sources, CommitteeOptions, RunFigures};
 pub use single::{run_single, SingleError, SingleOptions};

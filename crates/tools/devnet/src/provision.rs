@@ -412,6 +412,10 @@ fn write_node(
         block_txs_max: 2_048,
         verify_threads: 1,
         snapshot_every: 1_000,
+        operator: Some(bulwark_node::node::config::OperatorConfig {
+            listen: crate::layout::operator_address(options.base_port, index),
+            allow_remote: false,
+        }),
         peers: peers.to_vec(),
         oracle: options
             .oracle

@@ -401,6 +401,7 @@ fn dev_paths_in_production(n: usize) -> Outcome {
         }),
         vault: None,
         audit: None,
+        operator: None,
         development: false,
     };
     let path = std::path::Path::new("node.toml");

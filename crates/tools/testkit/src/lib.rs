@@ -3,7 +3,8 @@
 //! trades the same way ([`flow`]); [`swtpm`], a private software TPM for the TPM tests,
 //! `up --tpm` and `bench attest`; [`extension_sequences`], what a launch forger tries; and
 //! [`crl`], certificate revocation lists signed by test keys, for the SEV-SNP revocation tests;
-//! [`softhsm`], a throw-away SoftHSM2 token for the PKCS#11 tests.
+//! [`softhsm`], a throw-away SoftHSM2 token for the PKCS#11 tests; [`metrics`], an operator
+//! port scraped and parsed by the reference OpenMetrics parser.
 //!
 //! Nothing here is secret: every key is derived from public inputs. Production never uses it;
 //! the core and runtime crates take it only as a dev-dependency.
@@ -14,6 +15,7 @@
 pub mod crl;
 pub mod fix;
 pub mod flow;
+pub mod metrics;
 pub mod python;
 pub mod softhsm;
 pub mod swtpm;

@@ -167,7 +167,23 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         let Some(verifier) = self.catchup_verifier.as_ref() else {
             return;
         };
-        let checked = match check_record(record, verifier, &mut self.context) {
+        let with_certificate = record.certificate.is_some();
+        let started = self.context.current();
+        let checked = check_record(record, verifier, &mut self.context);
+        if with_certificate {
+            let took = self
+                .context
+                .current()
+                .duration_since(started)
+                .unwrap_or_default();
+            self.config
+                .stats
+                .lock()
+                .expect("the stats lock must not be poisoned")
+                .certificate_check
+                .observe_us(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+        }
+        let checked = match checked {
             Ok(checked) => checked,
             Err(refusal) => {
                 self.config.evidence.record(

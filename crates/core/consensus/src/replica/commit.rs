@@ -119,7 +119,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         }
         let conserved = self.committed.totals().conserved();
         assert!(conserved, "money must be conserved after every block");
-        self.record_finalized(block, speculative.rejected);
+        self.record_finalized(block, speculative.rejected, &speculative.tally);
         *self
             .config
             .view
@@ -289,7 +289,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
     /// Updates the mempool (drops the block's transactions and the stale ones) and the status
     /// figures (finalized count, submit-to-finalized and oracle latencies) for a committed
     /// `block`.
-    fn record_finalized(&self, block: &Block, rejected: usize) {
+    fn record_finalized(&self, block: &Block, rejected: usize, tally: &crate::check::Tally) {
         let keys: Vec<TxKey> = block.txs.iter().map(TxKey::of).collect();
         let outcome = self.config.mempool.commit(&keys, self.context.current());
         let committed = &self.committed;
@@ -309,6 +309,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             .expect("the stats lock must not be poisoned");
         stats.finalized_txs += block.txs.len() as u64;
         stats.finalized_rejected += rejected as u64;
+        stats.tally.add(tally);
         let now_ms = u64::try_from(
             self.context
                 .current()
@@ -346,6 +347,9 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 let observed =
                     self.config.venue_epoch_ms + round.saturating_mul(crate::oracle_feed::ROUND_MS);
                 stats.oracle_rounds += 1;
+                stats
+                    .oracle_latency
+                    .observe_us(now_ms.saturating_sub(observed).saturating_mul(1_000));
                 if stats.oracle_latencies_ms.len() == LATENCIES_KEPT {
                     stats.oracle_latencies_ms.pop_front();
                 }
@@ -355,6 +359,9 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             }
         }
         for latency in outcome.latencies {
+            stats
+                .submit_latency
+                .observe_us(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
             if stats.latencies_ms.len() == LATENCIES_KEPT {
                 stats.latencies_ms.pop_front();
             }

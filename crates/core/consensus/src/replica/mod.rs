@@ -140,6 +140,17 @@ pub struct Stats {
     pub blocks_dropped: u64,
     /// Blocks known to be invalid, remembered until the committed height passes them.
     pub invalid_held: usize,
+    /// Submit-to-finalized latency of this node's clients' transactions (every one since
+    /// start, unlike the window in `latencies_ms`).
+    pub submit_latency: bulwark_api::stats::LatencyHistogram,
+    /// Observation-to-finalized latency of oracle rounds.
+    pub oracle_latency: bulwark_api::stats::LatencyHistogram,
+    /// Time to check and execute one proposed or fetched block against its parent.
+    pub block_check: bulwark_api::stats::LatencyHistogram,
+    /// Time to verify one finalization certificate a peer sent in catch-up.
+    pub certificate_check: bulwark_api::stats::LatencyHistogram,
+    /// Refusals and liquidation steps in the finalized blocks since start.
+    pub tally: crate::check::Tally,
 }
 
 /// How many latency samples [`Stats`] keeps.
@@ -265,6 +276,7 @@ struct Speculative {
     rejected: usize,
     oracle_faults: Vec<bulwark_engine::oracle::FaultEvidence>,
     receipts: Vec<crate::check::Receipt>,
+    tally: crate::check::Tally,
 }
 
 /// The replica's application actor.

@@ -68,6 +68,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 rejected: 0,
                 oracle_faults: Vec::new(),
                 receipts: Vec::new(),
+                tally: Default::default(),
             },
         );
         let started = context.current();

@@ -58,9 +58,23 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 height: parent.height,
                 time_ms: parent.time_ms,
             };
-            match check_and_execute(on, block, now_ms, self.config.verify_threads, &|txs| {
-                mempool.holds(txs)
-            }) {
+            let started = self.context.current();
+            let checked =
+                check_and_execute(on, block, now_ms, self.config.verify_threads, &|txs| {
+                    mempool.holds(txs)
+                });
+            let took = self
+                .context
+                .current()
+                .duration_since(started)
+                .unwrap_or_default();
+            self.config
+                .stats
+                .lock()
+                .expect("the stats lock must not be poisoned")
+                .block_check
+                .observe_us(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+            match checked {
                 Ok(executed) => {
                     let height = block.height;
                     let time_ms = block.time_ms;
@@ -75,6 +89,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                             rejected: executed.rejected,
                             oracle_faults: executed.oracle_faults,
                             receipts: executed.receipts,
+                            tally: executed.tally,
                         },
                     );
                 }

@@ -873,6 +873,7 @@ fn peer_admissions(admission: &Admission<PublicKey>) -> BTreeMap<String, PeerAdm
                     cut_off: state.cut_off,
                     cut_off_at_ms: state.cut_off_at,
                     appraisals: state.appraisals,
+                    last_appraisal_at_ms: state.last_appraisal_at,
                     ak_enrolled: state.ak_enrolled,
                 },
             )

@@ -14,6 +14,9 @@
 //! snapshot_every = 1000                # engine snapshot every N heights (0: never); restarts
 //!                                      # replay only the log after the newest one
 //!
+//! [operator]                           # optional: the read-only operator port
+//! listen = "127.0.0.1:7300"            # /metrics (Prometheus); loopback unless allow_remote
+//!
 //! [[peers]]                            # every member, this node included, in any order
 //! public_key = "…64 hex…"
 //! address = "127.0.0.1:7100"
@@ -23,6 +26,7 @@
 //! Relative paths are relative to the directory of the configuration file.
 
 use bulwark_consensus::genesis::GenesisAccount;
+pub use bulwark_console::OperatorConfig;
 use bulwark_engine::oracle::OracleConfig;
 use bulwark_engine::AccountId;
 use serde::{Deserialize, Serialize};
@@ -278,6 +282,10 @@ pub struct NodeConfig {
     /// affirm it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditConfig>,
+    /// The operator port (`docs/metrics.md`): Prometheus metrics at `/metrics`, read-only.
+    /// Absent: no operator port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<OperatorConfig>,
     /// A DEVELOPMENT committee on one machine (`bulwark up` writes `development = true`).
     /// Only such a node accepts a development path: admission left out, the DEVELOPMENT
     /// attestor (`mode = "dev"`, which also needs every address on loopback), or the synthetic
@@ -526,6 +534,13 @@ impl NodeConfig {
                     "development = true needs loopback = true and every address on loopback; {address} is not"
                 )));
             }
+        }
+        if let Some(reason) = self
+            .operator
+            .as_ref()
+            .and_then(|o| o.problem(&[self.p2p_listen, self.client_listen]))
+        {
+            return Err(invalid(reason));
         }
         if let Some(reason) = self.vault_problem() {
             return Err(invalid(reason));
@@ -945,6 +960,7 @@ mod tests {
             oracle: Vec::new(),
             vault: None,
             audit: None,
+            operator: None,
             development: true,
         }
     }
@@ -1158,6 +1174,31 @@ mod tests {
         assert!(refusal(remote_client).contains("0.0.0.0:7200"));
         // A TPM node is production's way in.
         assert!(admitted(AdmissionMode::Tpm, false).validate(path).is_ok());
+    }
+
+    #[test]
+    fn the_operator_port_stays_on_loopback_unless_allowed() {
+        let path = Path::new("node.toml");
+        let with = |listen: &str, allow_remote: bool| {
+            let mut c = config(&["a", "b", "c", "d"]);
+            c.operator = Some(OperatorConfig {
+                listen: listen.parse().unwrap(),
+                allow_remote,
+            });
+            c.validate(path)
+        };
+        assert!(with("127.0.0.1:7300", false).is_ok());
+        assert!(with("[::1]:7300", false).is_ok());
+        let wide = with("0.0.0.0:7300", false).unwrap_err().to_string();
+        assert!(wide.contains("allow_remote = true"), "{wide}");
+        // A production operator who wants remote scraping says so (a development committee
+        // still must stay on loopback for its other addresses, not this one).
+        assert!(with("0.0.0.0:7300", true).is_ok());
+        let clash = with("127.0.0.1:2", false).unwrap_err().to_string();
+        assert!(clash.contains("another listener"), "{clash}");
+        // An unknown key in the section is refused, not ignored.
+        let text = "listen = \"127.0.0.1:7300\"\nallow_remote = true\npublic = true\n";
+        assert!(toml::from_str::<OperatorConfig>(text).is_err());
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl Endpoint {
         }
     }
 
-    fn engine(&self) -> Arc<Engine> {
+    pub(crate) fn engine(&self) -> Arc<Engine> {
         self.committed().engine
     }
 

@@ -25,6 +25,7 @@ mod deposits;
 mod endpoint;
 mod genesis_key;
 pub mod keystore;
+mod metrics;
 pub mod oracle_sources;
 pub mod p2p;
 pub mod peer_gate;

@@ -537,13 +537,20 @@ pub(crate) fn key_bytes(key: &PublicKey) -> [u8; 32] {
     out
 }
 
-/// Step 4b: the client endpoint.
+/// The node's listening servers: the client endpoint and, when configured, the operator port.
+/// Both stop when this is dropped.
+pub(super) struct Endpoints {
+    _client: ServerHandle,
+    _operator: Option<bulwark_console::OperatorServer>,
+}
+
+/// Step 4b: the client endpoint and the operator port.
 pub(super) fn start_endpoint(
     prepared: &Prepared,
     shared: &Shared,
     attestation: Option<Arc<attest::Attestation>>,
     gossip: mpsc::UnboundedSender<Vec<SignedTx>>,
-) -> Result<ServerHandle, NodeError> {
+) -> Result<Endpoints, NodeError> {
     let handler = endpoint::Endpoint {
         name: prepared.config.name.clone(),
         data_center: prepared.config.data_center.clone(),
@@ -582,15 +589,36 @@ pub(super) fn start_endpoint(
             .filter(|key| !prepared.participants.iter().any(|m| m == *key))
             .map(key_bytes),
     );
+    let handler = Arc::new(handler);
     let server = Server::start_with_gate(
         prepared.config.client_listen,
         Limits::default(),
-        Arc::new(handler),
+        handler.clone(),
         Some(gate),
     )
     .map_err(|e| NodeError::Endpoint(e.to_string()))?;
     info!(client = %server.local_addr(), "client endpoint listening");
-    Ok(server)
+    let operator = match &prepared.config.operator {
+        Some(operator) => {
+            let pages = Arc::new(super::metrics::NodePages::new(handler));
+            let port = bulwark_console::OperatorServer::start(
+                operator.listen,
+                pages,
+                bulwark_console::Limits::default(),
+            )
+            .map_err(|e| NodeError::Endpoint(format!("operator port {}: {e}", operator.listen)))?;
+            info!(operator = %port.local_addr(), "operator port listening: /metrics (read-only)");
+            Some(port)
+        }
+        None => {
+            info!("no [operator] section: no operator port (metrics are not served)");
+            None
+        }
+    };
+    Ok(Endpoints {
+        _client: server,
+        _operator: operator,
+    })
 }
 
 /// Step 5b: the committee's identity (group public key) into the status and `identity.hex`.

@@ -1,0 +1,443 @@
+//! The operator port's HTTP/1.1 server: read-only, bounded, one request per connection.
+//!
+//! - GET (or HEAD) only; any other method is answered 405 and nothing else happens. No request
+//!   can change anything: the server only calls [`Pages`], whose methods take a snapshot.
+//! - The request head is read within [`Limits::head_timeout`] in total (a client trickling bytes
+//!   cannot hold a thread) and may be at most [`Limits::head_bytes_max`]; a body is never read.
+//! - At most [`Limits::connections_max`] connections at once; one over it is answered 503 and
+//!   closed by the accept thread.
+//! - Every answer closes the connection (`Connection: close`), so no state outlives a request.
+//!
+//! [`parse_head`] is a pure function of the bytes, with a typed [`HeadError`] for every refusal.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How often the accept thread looks for new connections and for [`OperatorServer::stop`].
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
+
+/// What the operator port serves. Every method takes a snapshot and changes nothing.
+pub trait Pages: Send + Sync + 'static {
+    /// The OpenMetrics text exposition (see [`crate::Scrape`]).
+    fn metrics(&self) -> String;
+    /// What this operator port is, for the plain-text index at `/` (e.g. `node node-0 (dc-0)`).
+    fn title(&self) -> String;
+}
+
+/// Bounds of the operator port.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once.
+    pub connections_max: usize,
+    /// Longest request head (request line and headers), bytes.
+    pub head_bytes_max: usize,
+    /// Time for the whole request head to arrive.
+    pub head_timeout: Duration,
+    /// Time for each write of the answer.
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connections_max: 16,
+            head_bytes_max: 8 * 1024,
+            head_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a request head is refused. Each maps to one HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeadError {
+    /// The head is longer than [`Limits::head_bytes_max`] (431).
+    #[error("the request head is longer than {max} bytes")]
+    TooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// The request line is not `METHOD TARGET HTTP/1.x`, or the head is not text (400).
+    #[error("malformed request: {0}")]
+    Malformed(&'static str),
+    /// The method is not GET or HEAD (405).
+    #[error("method {0} is not allowed: the operator port is read-only (GET, HEAD)")]
+    Method(String),
+    /// Not HTTP/1.0 or HTTP/1.1 (505).
+    #[error("HTTP version {0} is not supported (HTTP/1.0, HTTP/1.1)")]
+    Version(String),
+    /// The head did not arrive in time (408).
+    #[error("the request head did not arrive within {0:?}")]
+    Timeout(Duration),
+}
+
+impl HeadError {
+    fn status(&self) -> (u16, &'static str) {
+        match self {
+            HeadError::TooLarge { .. } => (431, "Request Header Fields Too Large"),
+            HeadError::Malformed(_) => (400, "Bad Request"),
+            HeadError::Method(_) => (405, "Method Not Allowed"),
+            HeadError::Version(_) => (505, "HTTP Version Not Supported"),
+            HeadError::Timeout(_) => (408, "Request Timeout"),
+        }
+    }
+}
+
+/// A request the server answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Whether only the headers are wanted (HEAD).
+    pub head_only: bool,
+    /// The path, without any query string.
+    pub path: String,
+}
+
+/// Longest method name accepted before it is refused as malformed.
+const METHOD_MAX: usize = 16;
+/// Longest request target.
+const TARGET_MAX: usize = 2 * 1024;
+
+/// Parses a complete request head (`bytes` up to and including the blank line, or any prefix
+/// of it that holds the request line). Headers are not needed and not interpreted.
+pub fn parse_head(bytes: &[u8]) -> Result<Head, HeadError> {
+    let line_end = bytes
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .ok_or(HeadError::Malformed("no request line"))?;
+    let line = std::str::from_utf8(&bytes[..line_end])
+        .map_err(|_| HeadError::Malformed("the request line is not UTF-8"))?;
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(HeadError::Malformed(
+            "the request line is not METHOD TARGET VERSION",
+        ));
+    };
+    if method.is_empty()
+        || method.len() > METHOD_MAX
+        || !method.bytes().all(|b| b.is_ascii_uppercase())
+    {
+        return Err(HeadError::Malformed("not a method name"));
+    }
+    if !matches!(version, "HTTP/1.1" | "HTTP/1.0") {
+        if version.starts_with("HTTP/") && version.len() <= 16 && version.is_ascii() {
+            return Err(HeadError::Version(version.to_string()));
+        }
+        return Err(HeadError::Malformed("not an HTTP version"));
+    }
+    let head_only = match method {
+        "GET" => false,
+        "HEAD" => true,
+        other => return Err(HeadError::Method(other.to_string())),
+    };
+    if !target.starts_with('/') || target.len() > TARGET_MAX || !target.is_ascii() {
+        return Err(HeadError::Malformed(
+            "the target is not an absolute path of at most 2 KiB",
+        ));
+    }
+    let path = target.split(['?', '#']).next().unwrap_or("/").to_string();
+    Ok(Head { head_only, path })
+}
+
+/// A running operator port.
+pub struct OperatorServer {
+    local: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for OperatorServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorServer")
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OperatorServer {
+    /// Binds `listen` and serves `pages` from an accept thread until [`OperatorServer::stop`]
+    /// or drop.
+    pub fn start(listen: SocketAddr, pages: Arc<dyn Pages>, limits: Limits) -> io::Result<Self> {
+        let listener = TcpListener::bind(listen)?;
+        listener.set_nonblocking(true)?;
+        let local = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let accept = {
+            let stop = stop.clone();
+            thread::Builder::new()
+                .name("operator-accept".into())
+                .spawn(move || accept_loop(listener, pages, limits, stop))?
+        };
+        Ok(Self {
+            local,
+            stop,
+            accept: Some(accept),
+        })
+    }
+
+    /// The bound address (with the port the system chose for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Stops accepting and waits for the accept thread. Connections in progress finish on
+    /// their own threads (each within its timeouts).
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+impl Drop for OperatorServer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    pages: Arc<dyn Pages>,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+) {
+    let active = Arc::new(AtomicUsize::new(0));
+    while !stop.load(Ordering::Relaxed) {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(ACCEPT_POLL);
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "operator port: accept failed");
+                thread::sleep(ACCEPT_POLL);
+                continue;
+            }
+        };
+        if stream.set_nonblocking(false).is_err() {
+            continue;
+        }
+        if active.load(Ordering::Acquire) >= limits.connections_max {
+            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+            let mut stream = stream;
+            let _ = respond(
+                &mut stream,
+                503,
+                "Service Unavailable",
+                "text/plain; charset=utf-8",
+                b"too many operator connections at once; try again\n",
+                false,
+            );
+            continue;
+        }
+        active.fetch_add(1, Ordering::AcqRel);
+        let (pages, active) = (pages.clone(), active.clone());
+        let spawned = thread::Builder::new()
+            .name("operator-conn".into())
+            .spawn(move || {
+                serve(stream, pages.as_ref(), limits);
+                active.fetch_sub(1, Ordering::AcqRel);
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "operator port: cannot start a connection thread");
+        }
+    }
+}
+
+/// Reads the head within the limits, then answers once and closes.
+fn serve(mut stream: TcpStream, pages: &dyn Pages, limits: Limits) {
+    let _ = stream.set_write_timeout(Some(limits.write_timeout));
+    let answer = match read_head(&mut stream, limits).and_then(|bytes| parse_head(&bytes)) {
+        Ok(head) => route(&head, pages),
+        Err(error) => {
+            let (status, reason) = error.status();
+            let mut text = error.to_string();
+            text.push('\n');
+            Answer {
+                status,
+                reason,
+                content_type: "text/plain; charset=utf-8",
+                body: text.into_bytes(),
+                head_only: false,
+            }
+        }
+    };
+    let _ = respond(
+        &mut stream,
+        answer.status,
+        answer.reason,
+        answer.content_type,
+        &answer.body,
+        answer.head_only,
+    );
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+struct Answer {
+    status: u16,
+    reason: &'static str,
+    content_type: &'static str,
+    body: Vec<u8>,
+    head_only: bool,
+}
+
+fn route(head: &Head, pages: &dyn Pages) -> Answer {
+    let (status, reason, content_type, body) = match head.path.as_str() {
+        "/metrics" => (
+            200,
+            "OK",
+            crate::exposition::OPENMETRICS_CONTENT_TYPE,
+            pages.metrics().into_bytes(),
+        ),
+        "/" => (
+            200,
+            "OK",
+            "text/plain; charset=utf-8",
+            format!(
+                "bulwark operator port: {}\n\n/metrics  Prometheus metrics (OpenMetrics text format)\n\nRead-only: nothing can be changed from this port.\n",
+                pages.title()
+            )
+            .into_bytes(),
+        ),
+        _ => (
+            404,
+            "Not Found",
+            "text/plain; charset=utf-8",
+            b"not found: the operator port serves / and /metrics\n".to_vec(),
+        ),
+    };
+    Answer {
+        status,
+        reason,
+        content_type,
+        body,
+        head_only: head.head_only,
+    }
+}
+
+/// Reads until the blank line that ends the head, within the size and time limits.
+fn read_head(stream: &mut TcpStream, limits: Limits) -> Result<Vec<u8>, HeadError> {
+    let deadline = Instant::now() + limits.head_timeout;
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Err(HeadError::Timeout(limits.head_timeout));
+        }
+        let read = match stream.read(&mut chunk) {
+            Ok(0) => return Err(HeadError::Malformed("the connection closed mid-request")),
+            Ok(read) => read,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(HeadError::Timeout(limits.head_timeout))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Err(HeadError::Malformed("the connection failed mid-request")),
+        };
+        // Only the new bytes and the three before them can complete the terminator.
+        let from = head.len().saturating_sub(3);
+        head.extend_from_slice(&chunk[..read]);
+        if let Some(end) = head[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            head.truncate(from + end + 4);
+            return Ok(head);
+        }
+        if head.len() > limits.head_bytes_max {
+            return Err(HeadError::TooLarge {
+                max: limits.head_bytes_max,
+            });
+        }
+    }
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    reason: &str,
+    content_type: &str,
+    body: &[u8],
+    head_only: bool,
+) -> io::Result<()> {
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n",
+        body.len()
+    );
+    if status == 405 {
+        out.push_str("Allow: GET, HEAD\r\n");
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    if !head_only {
+        bytes.extend_from_slice(body);
+    }
+    stream.write_all(&bytes)?;
+    stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_get_is_parsed_and_the_query_dropped() {
+        let head = parse_head(b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        assert_eq!(
+            head,
+            Head {
+                head_only: false,
+                path: "/metrics".into()
+            }
+        );
+        assert!(parse_head(b"HEAD / HTTP/1.0\r\n\r\n").unwrap().head_only);
+    }
+
+    #[test]
+    fn every_malformed_head_gets_its_typed_refusal() {
+        assert_eq!(
+            parse_head(b"POST /metrics HTTP/1.1\r\n\r\n"),
+            Err(HeadError::Method("POST".into()))
+        );
+        assert_eq!(
+            parse_head(b"GET /metrics HTTP/2.0\r\n\r\n"),
+            Err(HeadError::Version("HTTP/2.0".into()))
+        );
+        for bad in [
+            &b"GET /metrics\r\n\r\n"[..],
+            b"GET  /metrics HTTP/1.1\r\n\r\n",
+            b"get /metrics HTTP/1.1\r\n\r\n",
+            b"GET metrics HTTP/1.1\r\n\r\n",
+            b"GET /m\xff HTTP/1.1\r\n\r\n",
+            b"GET /metrics HTTP/1.1 extra\r\n\r\n",
+            b"GET /metrics SPDY\r\n\r\n",
+            b"no line end at all",
+            b"",
+        ] {
+            assert!(
+                matches!(parse_head(bad), Err(HeadError::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(TARGET_MAX));
+        assert!(matches!(
+            parse_head(long.as_bytes()),
+            Err(HeadError::Malformed(_))
+        ));
+    }
+}

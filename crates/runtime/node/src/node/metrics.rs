@@ -1,0 +1,401 @@
+//! The node's operator port: its Prometheus metrics, built at each scrape from the same
+//! snapshot as its status line and `bulwark client status` ([`Handler::status`]), plus the
+//! histograms and per-reason counts the replica keeps.
+//!
+//! Every name is listed in `docs/metrics.md`; the Grafana dashboard in `docs/` reads them.
+
+use std::sync::Arc;
+
+use bulwark_api::answers::NodeStatus;
+use bulwark_console::{label, Labels, Pages, Scrape, Unit};
+use bulwark_engine::oracle::GuardKind;
+
+use super::endpoint::Endpoint;
+use crate::server::Handler;
+
+/// Every member state the sentinel view names (`NodeStatus::members`), so that a state no member
+/// is in reads 0 rather than missing.
+const MEMBER_STATES: [&str; 5] = ["admitted", "suspected", "quarantined", "removed", "joining"];
+
+/// The operator port's pages of a node.
+pub(crate) struct NodePages {
+    endpoint: Arc<Endpoint>,
+}
+
+impl NodePages {
+    pub(crate) fn new(endpoint: Arc<Endpoint>) -> Self {
+        Self { endpoint }
+    }
+}
+
+impl Pages for NodePages {
+    fn title(&self) -> String {
+        format!(
+            "node {} ({})",
+            self.endpoint.name, self.endpoint.data_center
+        )
+    }
+
+    fn metrics(&self) -> String {
+        let status = self.endpoint.status();
+        let replica = {
+            let stats = self
+                .endpoint
+                .stats
+                .lock()
+                .expect("the stats lock must not be poisoned");
+            ReplicaFigures {
+                tally: stats.tally.clone(),
+                submit: stats.submit_latency.clone(),
+                oracle: stats.oracle_latency.clone(),
+                block: stats.block_check.clone(),
+                certificate: stats.certificate_check.clone(),
+                blocks_held: stats.blocks_held,
+                blocks_dropped: stats.blocks_dropped,
+            }
+        };
+        let engine = self.endpoint.engine();
+        let underlyings: Vec<String> = engine
+            .config()
+            .underlyings
+            .iter()
+            .map(|u| u.name.clone())
+            .collect();
+        let guards: Vec<(Labels, f64)> = underlyings
+            .iter()
+            .enumerate()
+            .flat_map(|(index, name)| {
+                let open = engine.oracle_guards(index as u16);
+                GuardKind::ALL.into_iter().map(move |kind| {
+                    let mut labels = label("underlying", name.clone());
+                    labels.push(("kind".into(), snake(&kind)));
+                    let is_open = open.iter().any(|g| g.kind == kind);
+                    (labels, f64::from(u8::from(is_open)))
+                })
+            })
+            .collect();
+        let own_audit = self
+            .endpoint
+            .own_report
+            .lock()
+            .expect("the audit report lock must not be poisoned")
+            .as_ref()
+            .and_then(|signed| {
+                serde_json::from_str::<bulwark_audit::report::Report>(&signed.report).ok()
+            });
+        let mut scrape = Scrape::new();
+        consensus(&mut scrape, &status, &replica);
+        oracle(&mut scrape, &status, &replica, &underlyings, guards);
+        trust(
+            &mut scrape,
+            &status,
+            own_audit.as_ref(),
+            &self.endpoint.evidence.counts_by_kind(),
+            now_ms(),
+        );
+        custody(&mut scrape, &status);
+        scrape.render()
+    }
+}
+
+/// What the replica keeps beyond the status answer.
+struct ReplicaFigures {
+    tally: bulwark_consensus::check::Tally,
+    submit: bulwark_api::stats::LatencyHistogram,
+    oracle: bulwark_api::stats::LatencyHistogram,
+    block: bulwark_api::stats::LatencyHistogram,
+    certificate: bulwark_api::stats::LatencyHistogram,
+    blocks_held: usize,
+    blocks_dropped: u64,
+}
+
+fn consensus(scrape: &mut Scrape, status: &NodeStatus, replica: &ReplicaFigures) {
+    scrape.gauge(
+        "finalized_height",
+        "Newest height this node committed (finalized by the committee)",
+        None,
+        status.height as f64,
+    );
+    scrape.gauge(
+        "epoch",
+        "Committee epoch of the newest committed state",
+        None,
+        status.epoch as f64,
+    );
+    scrape.gauge(
+        "finalized_height_certified",
+        "1 when the newest height's finalization certificate is in the log",
+        None,
+        f64::from(u8::from(status.last_height_certified)),
+    );
+    scrape.counter(
+        "orders_finalized",
+        "Client transactions finalized since start, whether the engine accepted or refused them",
+        status.finalized_txs,
+    );
+    scrape.counters(
+        "orders_refused",
+        "Finalized client transactions the engine refused, by reason",
+        replica
+            .tally
+            .rejected
+            .iter()
+            .map(|(reason, n)| (label("reason", snake(reason)), *n))
+            .collect(),
+    );
+    scrape.latency(
+        "submit_to_finalized",
+        "From a client's submission to this node to the commit of the block that carries it",
+        &replica.submit,
+    );
+    scrape.latency(
+        "block_check",
+        "Time to check and execute one proposed or fetched block against its parent",
+        &replica.block,
+    );
+    scrape.latency(
+        "certificate_check",
+        "Time to verify one finalization certificate a peer sent in catch-up",
+        &replica.certificate,
+    );
+    scrape.gauge(
+        "mempool_transactions",
+        "Client transactions waiting in this node's mempool",
+        None,
+        status.mempool as f64,
+    );
+    scrape.counter(
+        "blocks_refused",
+        "Proposals and fetched blocks this node refused",
+        status.refused_blocks,
+    );
+    scrape.gauge(
+        "blocks_held",
+        "Blocks in this node's store now",
+        None,
+        replica.blocks_held as f64,
+    );
+    scrape.counter(
+        "blocks_dropped",
+        "Unsolicited blocks dropped because their sender was over its bound",
+        replica.blocks_dropped,
+    );
+    scrape.gauge(
+        "snapshot_height",
+        "Height of the newest engine snapshot written since start (0: none)",
+        None,
+        status.snapshots.last_written.unwrap_or(0) as f64,
+    );
+    scrape.counters(
+        "liquidation_steps",
+        "Liquidation steps in finalized blocks, by how each closed the position",
+        replica
+            .tally
+            .liquidation_steps
+            .iter()
+            .map(|(via, n)| (label("via", snake(via)), *n))
+            .collect(),
+    );
+}
+
+fn oracle(
+    scrape: &mut Scrape,
+    status: &NodeStatus,
+    replica: &ReplicaFigures,
+    underlyings: &[String],
+    guards: Vec<(Labels, f64)>,
+) {
+    scrape.counter(
+        "oracle_rounds_finalized",
+        "Certified oracle rounds in blocks this node committed since start",
+        status.oracle_rounds_finalized,
+    );
+    scrape.latency(
+        "oracle_round",
+        "From an oracle round's start (members observe) to the commit of the block that carries it",
+        &replica.oracle,
+    );
+    let named = |values: &[Option<i64>], scale: f64| -> Vec<(Labels, f64)> {
+        underlyings
+            .iter()
+            .zip(values)
+            .filter_map(|(name, value)| {
+                value.map(|v| (label("underlying", name.clone()), v as f64 * scale))
+            })
+            .collect()
+    };
+    scrape.gauges(
+        "index_price",
+        "Certified index price per underlying, in quote currency units (absent until the first certified round)",
+        None,
+        named(&status.index_micros, 1e-6),
+    );
+    let rounds: Vec<Option<i64>> = status
+        .oracle_rounds
+        .iter()
+        .map(|r| r.and_then(|r| i64::try_from(r).ok()))
+        .collect();
+    scrape.gauges(
+        "oracle_last_round",
+        "Last certified oracle round per underlying",
+        None,
+        named(&rounds, 1.0),
+    );
+    scrape.gauges(
+        "oracle_guard_open",
+        "1 while an oracle guard is open on the underlying (liquidations and risk-increasing orders pause), by kind",
+        None,
+        guards,
+    );
+}
+
+fn trust(
+    scrape: &mut Scrape,
+    status: &NodeStatus,
+    own_audit: Option<&bulwark_audit::report::Report>,
+    evidence_by_kind: &std::collections::BTreeMap<String, u64>,
+    now_ms: u64,
+) {
+    if let Some(admission) = &status.admission {
+        scrape.gauge(
+            "peers_admitted",
+            "Peers whose attestation this node currently accepts",
+            None,
+            admission.values().filter(|p| p.admitted).count() as f64,
+        );
+        scrape.gauge(
+            "peers_cut_off",
+            "Peers cut off by a contraindicated appraisal",
+            None,
+            admission.values().filter(|p| p.cut_off).count() as f64,
+        );
+        let per_peer = |value: &dyn Fn(&bulwark_api::answers::PeerAdmission) -> Option<f64>| {
+            admission
+                .iter()
+                .filter_map(|(peer, p)| value(p).map(|v| (label("peer", peer.clone()), v)))
+                .collect::<Vec<_>>()
+        };
+        scrape.gauges(
+            "peer_admitted",
+            "1 while this node accepts the peer's attestation",
+            None,
+            per_peer(&|p| Some(f64::from(u8::from(p.admitted)))),
+        );
+        scrape.gauges(
+            "peer_appraisal_age",
+            "Time since this node last appraised the peer's attestation evidence",
+            Some(Unit::Seconds),
+            per_peer(&|p| {
+                p.last_appraisal_at_ms
+                    .map(|at| now_ms.saturating_sub(at) as f64 / 1e3)
+            }),
+        );
+        scrape.counters(
+            "peer_appraisals",
+            "Appraisals this node made of the peer since start",
+            admission
+                .iter()
+                .map(|(peer, p)| (label("peer", peer.clone()), p.appraisals))
+                .collect(),
+        );
+    }
+    if let Some(report) = own_audit {
+        let summary = report.summary();
+        if let Some(score) = summary.score_bp {
+            scrape.gauge(
+                "audit_score",
+                "This node's own configuration audit: passed / (passed + failed) checks",
+                Some(Unit::Other("ratio".into())),
+                f64::from(score) / 10_000.0,
+            );
+        }
+        scrape.gauge(
+            "audit_checks_failed",
+            "Failed checks in this node's newest audit report",
+            None,
+            f64::from(summary.failed),
+        );
+        scrape.gauge(
+            "audit_report_age",
+            "Age of this node's newest audit report",
+            Some(Unit::Seconds),
+            now_ms.saturating_sub(report.generated_at_ms) as f64 / 1e3,
+        );
+    }
+    scrape.counters(
+        "evidence_recorded",
+        "Fault evidence this node recorded against peers since start, by kind",
+        evidence_by_kind
+            .iter()
+            .map(|(kind, n)| (label("kind", kind.clone()), *n))
+            .collect(),
+    );
+    if !status.members.is_empty() {
+        scrape.gauges(
+            "members",
+            "Committee members and former members by their sentinel state, as this node sees them",
+            None,
+            MEMBER_STATES
+                .iter()
+                .map(|state| {
+                    let n = status.members.values().filter(|s| s == state).count();
+                    (label("state", *state), n as f64)
+                })
+                .collect(),
+        );
+        scrape.gauges(
+            "member_state",
+            "1 for each member's current sentinel state (member: first 8 bytes of its key, hex)",
+            None,
+            status
+                .members
+                .iter()
+                .map(|(member, state)| {
+                    let mut labels = label("member", member.clone());
+                    labels.push(("state".into(), state.clone()));
+                    (labels, 1.0)
+                })
+                .collect(),
+        );
+    }
+}
+
+fn custody(scrape: &mut Scrape, status: &NodeStatus) {
+    scrape.gauge(
+        "deposits_credited",
+        "Chain deposits credited in the newest committed state",
+        None,
+        status.deposits_credited as f64,
+    );
+    scrape.gauge(
+        "withdrawals_requested",
+        "Withdrawals the newest committed state recorded",
+        None,
+        status.withdrawals_requested as f64,
+    );
+    scrape.gauge(
+        "withdrawals_signed",
+        "Withdrawals whose threshold signature this node holds",
+        None,
+        status.withdrawals_signed as f64,
+    );
+    scrape.counter(
+        "custody_signing_rounds",
+        "Threshold signing rounds of the vault this node completed since start",
+        status.vault_rounds,
+    );
+}
+
+/// The snake_case name serde gives a unit enum variant (reasons, liquidation kinds).
+fn snake<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => "unknown".into(),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -18,7 +18,7 @@ pub fn base_port(first: u16) -> u16 {
     for step in 0..8u16 {
         let base = first + ((start + step) % 8) * 500;
         let free = (0..4u16).all(|i| {
-            [0, 50, 75, 100, 300, 400]
+            [0, 49, 50, 75, 100, 300, 400]
                 .iter()
                 .all(|offset| bindable(base + offset + i))
         });

@@ -210,6 +210,35 @@ impl EvidenceLog {
             .collect()
     }
 
+    /// The newest `newest` records still held, each with its number since start (the first
+    /// record is 1), oldest first.
+    pub fn numbered(&self, newest: usize) -> Vec<(u64, Evidence)> {
+        let inner = self
+            .inner
+            .lock()
+            .expect("the evidence lock must not be poisoned");
+        let first = inner.total - inner.recent.len() as u64 + 1;
+        let skip = inner.recent.len().saturating_sub(newest);
+        inner
+            .recent
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .map(|(i, e)| (first + i as u64, e.clone()))
+            .collect()
+    }
+
+    /// Record number `id` since start, if still held.
+    pub fn numbered_record(&self, id: u64) -> Option<Evidence> {
+        let inner = self
+            .inner
+            .lock()
+            .expect("the evidence lock must not be poisoned");
+        let first = inner.total - inner.recent.len() as u64 + 1;
+        let at = usize::try_from(id.checked_sub(first)?).ok()?;
+        inner.recent.get(at).cloned()
+    }
+
     /// Records of `kind` against `peer` still held.
     pub fn against(&self, peer: &PublicKey, kind: &Kind) -> usize {
         let peer = crate::committee::public_key_hex(peer);
@@ -245,5 +274,12 @@ mod tests {
         );
         assert_eq!(log.counts().len(), 2);
         assert_eq!(log.total(), 3);
+        let numbered = log.numbered(2);
+        assert_eq!(numbered.len(), 2);
+        assert_eq!(numbered[0].0, 2);
+        assert_eq!(numbered[1].1.kind, Kind::VaultRequest);
+        assert_eq!(log.numbered_record(1).map(|e| e.view), Some(3));
+        assert_eq!(log.numbered_record(0), None);
+        assert_eq!(log.numbered_record(4), None);
     }
 }

@@ -224,6 +224,7 @@ pub fn label(key: &str, value: impl Into<String>) -> Labels {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -1,7 +1,16 @@
 //! The operator port's HTTP/1.1 server: read-only, bounded, one request per connection.
 //!
+//! Routes: `/` the console page (embedded, no external assets), `/events` its live updates
+//! (server-sent events, one [`View`] a second), `/view.json` the newest view, `/evidence/<id>`
+//! one fault evidence record, `/metrics` the OpenMetrics exposition.
+//!
 //! - GET (or HEAD) only; any other method is answered 405 and nothing else happens. No request
 //!   can change anything: the server only calls [`Pages`], whose methods take a snapshot.
+//! - A sampler thread takes a view every second and draws the [`Timeline`] from consecutive
+//!   views, so the timeline is kept whether or not a page is open; event streams send the
+//!   newest sample. At most [`Limits::streams_max`] streams at once, each at most
+//!   [`Limits::stream_lifetime`] (the browser reconnects), so streams never take every
+//!   connection a scrape needs.
 //! - The request head is read within [`Limits::head_timeout`] in total (a client trickling bytes
 //!   cannot hold a thread) and may be at most [`Limits::head_bytes_max`]; a body is never read.
 //! - At most [`Limits::connections_max`] connections at once; one over it is answered 503 and
@@ -13,19 +22,32 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use crate::view::{Timeline, View};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// How often the accept thread looks for new connections and for [`OperatorServer::stop`].
 const ACCEPT_POLL: Duration = Duration::from_millis(20);
 
+/// The console page, embedded in the binary (no build step, nothing fetched at run time).
+const PAGE: &str = include_str!("page.html");
+/// How often the sampler takes a view and a stream sends one.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
 /// What the operator port serves. Every method takes a snapshot and changes nothing.
 pub trait Pages: Send + Sync + 'static {
     /// The OpenMetrics text exposition (see [`crate::Scrape`]).
     fn metrics(&self) -> String;
-    /// What this operator port is, for the plain-text index at `/` (e.g. `node node-0 (dc-0)`).
+    /// What this operator port is (e.g. `node node-0 (dc-0)`).
     fn title(&self) -> String;
+    /// The committee as this part sees it now (its `events` are filled by the server's
+    /// [`Timeline`]).
+    fn view(&self) -> View;
+    /// Fault evidence record `id` (the [`crate::view::EvidenceView::id`]) as JSON, if still
+    /// held.
+    fn evidence(&self, id: u64) -> Option<String>;
 }
 
 /// Bounds of the operator port.
@@ -39,6 +61,10 @@ pub struct Limits {
     pub head_timeout: Duration,
     /// Time for each write of the answer.
     pub write_timeout: Duration,
+    /// Event streams (`/events`) at once; further ones are answered 503.
+    pub streams_max: usize,
+    /// How long one event stream lasts before the server ends it (the browser reconnects).
+    pub stream_lifetime: Duration,
 }
 
 impl Default for Limits {
@@ -48,6 +74,8 @@ impl Default for Limits {
             head_bytes_max: 8 * 1024,
             head_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(5),
+            streams_max: 8,
+            stream_lifetime: Duration::from_secs(600),
         }
     }
 }
@@ -150,6 +178,26 @@ pub struct OperatorServer {
     local: SocketAddr,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
+    sampler: Option<JoinHandle<()>>,
+}
+
+/// What the connections share: the pages, the newest sampled view, the counts of connections
+/// and streams, the stop flag.
+struct Served {
+    pages: Arc<dyn Pages>,
+    limits: Limits,
+    latest: Mutex<Option<Arc<String>>>,
+    streams: AtomicUsize,
+    stop: Arc<AtomicBool>,
+}
+
+impl Served {
+    fn latest(&self) -> Option<Arc<String>> {
+        self.latest
+            .lock()
+            .expect("the latest view lock must not be poisoned")
+            .clone()
+    }
 }
 
 impl std::fmt::Debug for OperatorServer {
@@ -168,16 +216,30 @@ impl OperatorServer {
         listener.set_nonblocking(true)?;
         let local = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(Served {
+            pages,
+            limits,
+            latest: Mutex::new(None),
+            streams: AtomicUsize::new(0),
+            stop: stop.clone(),
+        });
+        let sampler = {
+            let served = served.clone();
+            thread::Builder::new()
+                .name("operator-sampler".into())
+                .spawn(move || sample(&served))?
+        };
         let accept = {
-            let stop = stop.clone();
+            let served = served.clone();
             thread::Builder::new()
                 .name("operator-accept".into())
-                .spawn(move || accept_loop(listener, pages, limits, stop))?
+                .spawn(move || accept_loop(listener, served))?
         };
         Ok(Self {
             local,
             stop,
             accept: Some(accept),
+            sampler: Some(sampler),
         })
     }
 
@@ -197,6 +259,9 @@ impl OperatorServer {
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
         }
+        if let Some(sampler) = self.sampler.take() {
+            let _ = sampler.join();
+        }
     }
 }
 
@@ -206,12 +271,46 @@ impl Drop for OperatorServer {
     }
 }
 
-fn accept_loop(
-    listener: TcpListener,
-    pages: Arc<dyn Pages>,
-    limits: Limits,
-    stop: Arc<AtomicBool>,
-) {
+/// `f`'s answer, or `None` when it panicked: a part's page that hits a broken invariant costs
+/// that one answer (a 500), never the port.
+fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(value) => Some(value),
+        Err(_) => {
+            tracing::error!(what, "operator port: the page panicked");
+            None
+        }
+    }
+}
+
+/// Every [`SAMPLE_EVERY`] until stopped: a view, its timeline, serialized once for every
+/// stream and `/view.json`.
+fn sample(served: &Served) {
+    let mut timeline = Timeline::default();
+    while !served.stop.load(Ordering::Relaxed) {
+        let Some(mut view) = guarded("view", || served.pages.view()) else {
+            thread::sleep(SAMPLE_EVERY);
+            continue;
+        };
+        timeline.observe(&mut view);
+        match serde_json::to_string(&view) {
+            Ok(json) => {
+                *served
+                    .latest
+                    .lock()
+                    .expect("the latest view lock must not be poisoned") = Some(Arc::new(json));
+            }
+            Err(error) => tracing::error!(%error, "operator port: the view does not serialize"),
+        }
+        let started = Instant::now();
+        while started.elapsed() < SAMPLE_EVERY && !served.stop.load(Ordering::Relaxed) {
+            thread::sleep(ACCEPT_POLL);
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, served: Arc<Served>) {
+    let (limits, stop) = (served.limits, served.stop.clone());
     let active = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::Relaxed) {
         let stream = match listener.accept() {
@@ -243,12 +342,12 @@ fn accept_loop(
             continue;
         }
         active.fetch_add(1, Ordering::AcqRel);
-        let (pages, active) = (pages.clone(), active.clone());
+        let (served, held) = (served.clone(), Held(active.clone()));
         let spawned = thread::Builder::new()
             .name("operator-conn".into())
             .spawn(move || {
-                serve(stream, pages.as_ref(), limits);
-                active.fetch_sub(1, Ordering::AcqRel);
+                let _held = held;
+                serve(stream, &served);
             });
         if let Err(error) = spawned {
             tracing::warn!(%error, "operator port: cannot start a connection thread");
@@ -256,11 +355,26 @@ fn accept_loop(
     }
 }
 
-/// Reads the head within the limits, then answers once and closes.
-fn serve(mut stream: TcpStream, pages: &dyn Pages, limits: Limits) {
+/// A connection's place in the count, given back when its thread ends (even by a panic).
+struct Held(Arc<AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Reads the head within the limits, then answers once (or streams) and closes.
+fn serve(mut stream: TcpStream, served: &Served) {
+    let limits = served.limits;
     let _ = stream.set_write_timeout(Some(limits.write_timeout));
     let answer = match read_head(&mut stream, limits).and_then(|bytes| parse_head(&bytes)) {
-        Ok(head) => route(&head, pages),
+        Ok(head) if head.path == "/events" && !head.head_only => {
+            stream_events(&mut stream, served);
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+        Ok(head) => route(&head, served),
         Err(error) => {
             let (status, reason) = error.status();
             let mut text = error.to_string();
@@ -293,30 +407,65 @@ struct Answer {
     head_only: bool,
 }
 
-fn route(head: &Head, pages: &dyn Pages) -> Answer {
-    let (status, reason, content_type, body) = match head.path.as_str() {
-        "/metrics" => (
+fn route(head: &Head, served: &Served) -> Answer {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    const JSON: &str = "application/json";
+    let path = head.path.as_str();
+    let (status, reason, content_type, body) = if path == "/metrics" {
+        match guarded("metrics", || served.pages.metrics()) {
+            Some(text) => (
+                200,
+                "OK",
+                crate::exposition::OPENMETRICS_CONTENT_TYPE,
+                text.into_bytes(),
+            ),
+            None => (
+                500,
+                "Internal Server Error",
+                TEXT,
+                b"the metrics could not be taken (see the log)\n".to_vec(),
+            ),
+        }
+    } else if path == "/" || path == "/index.html" {
+        (
             200,
             "OK",
-            crate::exposition::OPENMETRICS_CONTENT_TYPE,
-            pages.metrics().into_bytes(),
-        ),
-        "/" => (
-            200,
-            "OK",
-            "text/plain; charset=utf-8",
-            format!(
-                "bulwark operator port: {}\n\n/metrics  Prometheus metrics (OpenMetrics text format)\n\nRead-only: nothing can be changed from this port.\n",
-                pages.title()
-            )
-            .into_bytes(),
-        ),
-        _ => (
+            "text/html; charset=utf-8",
+            PAGE.as_bytes().to_vec(),
+        )
+    } else if path == "/view.json" {
+        match served.latest() {
+            Some(json) => (200, "OK", JSON, json.as_bytes().to_vec()),
+            None => (
+                503,
+                "Service Unavailable",
+                TEXT,
+                b"the first view is not sampled yet; try again in a second\n".to_vec(),
+            ),
+        }
+    } else if let Some(id) = path.strip_prefix("/evidence/") {
+        let record = id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| guarded("evidence", || served.pages.evidence(id)).flatten());
+        match record {
+            Some(json) => (200, "OK", JSON, json.into_bytes()),
+            None => (
+                404,
+                "Not Found",
+                TEXT,
+                b"no such evidence record here (its id is a number, and a node keeps the newest 4096)\n"
+                    .to_vec(),
+            ),
+        }
+    } else {
+        (
             404,
             "Not Found",
-            "text/plain; charset=utf-8",
-            b"not found: the operator port serves / and /metrics\n".to_vec(),
-        ),
+            TEXT,
+            b"not found: the operator port serves /, /events, /view.json, /evidence/<id> and /metrics\n"
+                .to_vec(),
+        )
     };
     Answer {
         status,
@@ -324,6 +473,50 @@ fn route(head: &Head, pages: &dyn Pages) -> Answer {
         content_type,
         body,
         head_only: head.head_only,
+    }
+}
+
+/// Server-sent events: the newest view every [`SAMPLE_EVERY`], until the client goes, the
+/// server stops, or the stream's lifetime ends.
+fn stream_events(stream: &mut TcpStream, served: &Served) {
+    let limits = served.limits;
+    if served.streams.fetch_add(1, Ordering::AcqRel) >= limits.streams_max {
+        served.streams.fetch_sub(1, Ordering::AcqRel);
+        let _ = respond(
+            stream,
+            503,
+            "Service Unavailable",
+            "text/plain; charset=utf-8",
+            b"too many event streams at once; try again\n",
+            false,
+        );
+        return;
+    }
+    let _slot = Slot(&served.streams);
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\nretry: 1000\n\n";
+    let started = Instant::now();
+    let mut ok = stream.write_all(head.as_bytes()).is_ok();
+    let mut sent: Option<Arc<String>> = None;
+    while ok && !served.stop.load(Ordering::Relaxed) && started.elapsed() < limits.stream_lifetime {
+        if let Some(json) = served.latest() {
+            if sent.as_ref().is_none_or(|last| !Arc::ptr_eq(last, &json)) {
+                ok = stream
+                    .write_all(format!("data: {json}\n\n").as_bytes())
+                    .and_then(|()| stream.flush())
+                    .is_ok();
+                sent = Some(json);
+            }
+        }
+        thread::sleep(ACCEPT_POLL * 5);
+    }
+}
+
+/// An event stream's place in [`Served::streams`], given back when the stream ends.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -356,14 +549,18 @@ fn read_head(stream: &mut TcpStream, limits: Limits) -> Result<Vec<u8>, HeadErro
         head.extend_from_slice(&chunk[..read]);
         if let Some(end) = head[from..].windows(4).position(|w| w == b"\r\n\r\n") {
             head.truncate(from + end + 4);
+            if head.len() > limits.head_bytes_max {
+                break;
+            }
             return Ok(head);
         }
         if head.len() > limits.head_bytes_max {
-            return Err(HeadError::TooLarge {
-                max: limits.head_bytes_max,
-            });
+            break;
         }
     }
+    Err(HeadError::TooLarge {
+        max: limits.head_bytes_max,
+    })
 }
 
 fn respond(
@@ -390,8 +587,39 @@ fn respond(
     stream.flush()
 }
 
+/// `GET path` from an operator port at `at` (another node's, for `bulwark up`, or a test's):
+/// the body of a 200 answer, or why there is none. The answer is read up to 16 MiB.
+pub fn get(at: SocketAddr, path: &str, timeout: Duration) -> Result<String, String> {
+    let mut stream =
+        TcpStream::connect_timeout(&at, timeout).map_err(|e| format!("connect {at}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .map_err(|e| format!("send to {at}: {e}"))?;
+    let mut answer = Vec::new();
+    stream
+        .take(16 << 20)
+        .read_to_end(&mut answer)
+        .map_err(|e| format!("read from {at}: {e}"))?;
+    let answer = String::from_utf8(answer).map_err(|_| format!("{at} answered non-UTF-8"))?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP head from {at}"))?;
+    if !head.starts_with("HTTP/1.1 200 ") {
+        return Err(format!(
+            "{at} answered {}",
+            head.lines().next().unwrap_or_default()
+        ));
+    }
+    Ok(body.to_string())
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

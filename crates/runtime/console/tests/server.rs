@@ -1,7 +1,8 @@
 //! The operator port over real loopback sockets: what it serves, and what a hostile or broken
 //! client gets instead (a typed status, never a hang or a crash).
+#![allow(clippy::unwrap_used)]
 
-use bulwark_console::{Limits, OperatorServer, Pages, Scrape};
+use bulwark_console::{EvidenceView, Limits, MemberView, OperatorServer, Pages, Scrape, View};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use std::time::Duration;
 #[derive(Default)]
 struct Figures {
     scrapes: AtomicU64,
+    views: AtomicU64,
 }
 
 impl Pages for Figures {
@@ -23,6 +25,44 @@ impl Pages for Figures {
 
     fn title(&self) -> String {
         "test".into()
+    }
+
+    /// A member quarantined from the third view on, with the evidence behind it.
+    fn view(&self) -> View {
+        let n = self.views.fetch_add(1, Ordering::Relaxed) + 1;
+        let quarantined = n >= 3;
+        View {
+            title: "test".into(),
+            time_ms: n * 1000,
+            height: n,
+            members: vec![MemberView {
+                key: "cd".repeat(32),
+                data_center: "dc-3".into(),
+                sentinel: if quarantined {
+                    "quarantined"
+                } else {
+                    "admitted"
+                }
+                .into(),
+                ..MemberView::default()
+            }],
+            evidence: if quarantined {
+                vec![EvidenceView {
+                    id: 1,
+                    kind: "refused_proposal".into(),
+                    peer: "cd".repeat(32),
+                    view: 4,
+                    detail: "<script>alert(1)</script>".into(),
+                }]
+            } else {
+                Vec::new()
+            },
+            ..View::default()
+        }
+    }
+
+    fn evidence(&self, id: u64) -> Option<String> {
+        (id == 1).then(|| "{\"kind\":\"refused_proposal\"}".into())
     }
 }
 
@@ -64,8 +104,14 @@ fn metrics_are_served_as_openmetrics_and_each_scrape_is_fresh() {
     let head = exchange(at, b"HEAD /metrics HTTP/1.1\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
-    let index = exchange(at, b"GET / HTTP/1.1\r\n\r\n");
-    assert!(index.contains("/metrics"), "{index}");
+    let page = exchange(at, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(page.contains("Content-Type: text/html"), "{page}");
+    assert!(page.contains("new EventSource(\"/events\")"), "{page}");
+    // Nothing is fetched from elsewhere at run time.
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "{page}"
+    );
     server.stop();
 }
 
@@ -169,4 +215,75 @@ fn connections_over_the_limit_are_refused_and_the_port_recovers() {
         assert!(std::time::Instant::now() < deadline, "{answer}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn the_page_gets_a_view_a_second_with_the_quarantine_on_its_timeline() {
+    let (server, _) = start(Limits::default());
+    let at = server.local_addr();
+    let mut stream = TcpStream::connect(at).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /events HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    // Read until three views arrived (the third shows the quarantine).
+    let mut text = String::new();
+    let mut chunk = [0u8; 4096];
+    while text.matches("data: ").count() < 3 {
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "the stream ended early: {text}");
+        text.push_str(&String::from_utf8_lossy(&chunk[..n]));
+    }
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream"),
+        "{text}"
+    );
+    // The head (and the retry line), then one view per `data:` line.
+    let last = text.split("data: ").skip(1).nth(2).unwrap();
+    let view: View = serde_json::from_str(last.split("\n\n").next().unwrap()).unwrap();
+    let kinds: Vec<&str> = view.events.iter().map(|e| e.kind.as_str()).collect();
+    assert!(kinds.contains(&"quarantined"), "{kinds:?}");
+    let quarantine = view
+        .events
+        .iter()
+        .find(|e| e.kind == "quarantined")
+        .unwrap();
+    assert_eq!(quarantine.evidence, Some(1));
+    // The record the timeline links to, and no other.
+    let record = exchange(at, b"GET /evidence/1 HTTP/1.1\r\n\r\n");
+    assert!(record.starts_with("HTTP/1.1 200 OK"), "{record}");
+    assert!(record.contains("refused_proposal"), "{record}");
+    for missing in [
+        &b"GET /evidence/2 HTTP/1.1\r\n\r\n"[..],
+        b"GET /evidence/x HTTP/1.1\r\n\r\n",
+    ] {
+        let answer = exchange(at, missing);
+        assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+    }
+    let json = exchange(at, b"GET /view.json HTTP/1.1\r\n\r\n");
+    assert!(json.contains("\"title\":\"test\""), "{json}");
+}
+
+#[test]
+fn event_streams_never_take_every_connection() {
+    let (server, _) = start(Limits {
+        streams_max: 1,
+        ..Limits::default()
+    });
+    let at = server.local_addr();
+    let mut first = TcpStream::connect(at).unwrap();
+    first.write_all(b"GET /events HTTP/1.1\r\n\r\n").unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut chunk = [0u8; 256];
+    assert!(first.read(&mut chunk).unwrap() > 0);
+    let second = exchange(at, b"GET /events HTTP/1.1\r\n\r\n");
+    assert!(second.starts_with("HTTP/1.1 503 "), "{second}");
+    // A scrape still gets through.
+    let metrics = exchange(at, b"GET /metrics HTTP/1.1\r\n\r\n");
+    assert!(metrics.starts_with("HTTP/1.1 200 "), "{metrics}");
+    drop(first);
 }

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bulwark_console::{label, Pages, Scrape};
+use bulwark_console::{label, Pages, Scrape, View};
 
 use crate::acceptor::Shared;
 
@@ -36,10 +36,12 @@ impl Pages for GatewayPages {
             None,
             shared.preauth.load(Ordering::Acquire) as f64,
         );
+        // A connection thread that panicked holding the lock leaves the set as it was; the
+        // count is still right to show.
         let sessions = shared
             .active
             .lock()
-            .expect("the active sessions lock must not be poisoned")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len();
         scrape.gauge(
             "gateway_sessions",
@@ -97,5 +99,24 @@ impl Pages for GatewayPages {
             shared.upstream.waiting() as f64,
         );
         scrape.render()
+    }
+
+    /// A gateway is not a committee member and sees no trust state: its page shows its title
+    /// only (the committee's console is a node's or `bulwark up`'s).
+    fn view(&self) -> View {
+        View {
+            title: format!(
+                "{} (a gateway: see a node's or bulwark up's console for the committee)",
+                self.title()
+            ),
+            time_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            ..View::default()
+        }
+    }
+
+    fn evidence(&self, _id: u64) -> Option<String> {
+        None
     }
 }

@@ -106,6 +106,8 @@ pub struct Launched {
     pub endpoints: Vec<SocketAddr>,
     /// Each node's data center.
     data_centers: Vec<String>,
+    /// Each node's key (hex) and operator port, if it has one.
+    pub(crate) consoles: Vec<(String, Option<SocketAddr>)>,
     data: PathBuf,
 }
 
@@ -319,6 +321,18 @@ pub fn launch(options: &CommitteeOptions) -> Result<Launched, CommitteeError> {
         _tpms: tpms,
         endpoints: configs.iter().map(|c| c.client_listen).collect(),
         data_centers: configs.iter().map(|c| c.data_center.clone()).collect(),
+        consoles: configs
+            .iter()
+            .map(|c| {
+                let key = c
+                    .peers
+                    .iter()
+                    .find(|p| p.address == c.p2p_listen)
+                    .map(|p| p.public_key.to_ascii_lowercase())
+                    .unwrap_or_default();
+                (key, c.operator.as_ref().map(|o| o.listen))
+            })
+            .collect(),
         data: options.data.clone(),
     })
 }
@@ -425,6 +439,52 @@ fn wait_for_identity(
     Ok(Some(identity))
 }
 
+/// `up`'s own operator port: the console page of the whole committee and `up`'s metrics. A
+/// port that cannot be bound is reported and the venue runs on without it.
+fn start_console(
+    options: &CommitteeOptions,
+    launched: &Launched,
+    observed: &crate::console::SharedObserved,
+    submitted: &Arc<AtomicU64>,
+) -> Option<bulwark_console::OperatorServer> {
+    let nodes: Vec<(String, String, SocketAddr)> = launched
+        .consoles
+        .iter()
+        .zip(&launched.data_centers)
+        .filter_map(|((key, operator), dc)| Some((key.clone(), dc.clone(), (*operator)?)))
+        .collect();
+    if nodes.len() != launched.consoles.len() {
+        eprintln!(
+            "  console: none (the committee was created before the operator port; --fresh adds it)"
+        );
+        return None;
+    }
+    let pages = crate::console::UpPages {
+        observed: observed.clone(),
+        submitted: submitted.clone(),
+        nodes,
+        source: Default::default(),
+    };
+    let at = crate::layout::up_operator_address(options.base_port);
+    match bulwark_console::OperatorServer::start(
+        at,
+        Arc::new(pages),
+        bulwark_console::Limits::default(),
+    ) {
+        Ok(server) => {
+            eprintln!(
+                "  console: http://{}/ (live, read-only; metrics at /metrics)",
+                server.local_addr()
+            );
+            Some(server)
+        }
+        Err(error) => {
+            eprintln!("  console: cannot listen on {at}: {error}; running without it");
+            None
+        }
+    }
+}
+
 /// Runs the committee (setting it up first if needed) until `stop` is set or the duration
 /// ends: waits for the genesis DKG, runs the load generator, prints the status line.
 pub fn run_committee(
@@ -450,7 +510,17 @@ pub fn run_committee(
         let rate = options.rate;
         std::thread::spawn(move || load_generator(&endpoints, seed, rate, &submitted, &load_stop))
     };
-    let figures = crate::monitor::monitor(options, &mut launched, &mut clients, &stop, &submitted);
+    let observed = crate::console::SharedObserved::default();
+    let console = start_console(options, &launched, &observed, &submitted);
+    let figures = crate::monitor::monitor(
+        options,
+        &mut launched,
+        &mut clients,
+        &stop,
+        &submitted,
+        &observed,
+    );
+    drop(console);
     load_stop.store(true, Ordering::Relaxed);
     let _ = load.join();
     eprintln!("  stopping the gateways and the nodes");

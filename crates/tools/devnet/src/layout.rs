@@ -37,6 +37,11 @@ pub fn operator_address(base_port: u16, index: usize) -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], base_port + 50 + index as u16))
 }
 
+/// `bulwark up`'s own operator port (the console of the whole committee): base port + 49.
+pub fn up_operator_address(base_port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], base_port + 49))
+}
+
 /// The operator port of the gateway of data center `index`, on loopback: base port + 75 + index.
 pub fn gateway_operator_address(base_port: u16, index: usize) -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], base_port + 75 + index as u16))

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod console;
 mod error;
 mod launch;
 mod layout;
@@ -21,6 +22,6 @@ mod single;
 
 pub use error::CommitteeError;
 pub use launch::{launch, run_committee, Launched};
-pub use layout::{gateway_operator_address, operator_address};
+pub use layout::{gateway_operator_address, operator_address, up_operator_address};
 pub use options::{oracle_sources, CommitteeOptions, RunFigures};
 pub use single::{run_single, SingleError, SingleOptions};

@@ -18,6 +18,7 @@ pub(crate) fn monitor(
     clients: &mut [Option<Client>],
     stop: &AtomicBool,
     submitted: &AtomicU64,
+    observed: &crate::console::SharedObserved,
 ) -> RunFigures {
     let endpoints = launched.endpoints.clone();
     let nodes = &mut launched.nodes;
@@ -47,6 +48,7 @@ pub(crate) fn monitor(
             }
         }
         let mut line = Vec::new();
+        let mut seen: Vec<Option<bulwark_api::answers::NodeStatus>> = vec![None; clients.len()];
         let mut first_txs = None;
         let mut index_line = String::new();
         let mut epoch_line = String::from("epoch -");
@@ -63,6 +65,7 @@ pub(crate) fn monitor(
                     continue;
                 }
             };
+            seen[index] = Some(status.clone());
             let height = status.height;
             let root = status.root.clone();
             if height > 0 {
@@ -173,6 +176,14 @@ pub(crate) fn monitor(
         figures.roots_compared =
             roots.values().filter(|(_, nodes)| nodes.len() >= 2).count() as u64;
         figures.roots_agree = !diverged && figures.roots_compared > 0;
+        {
+            let mut observed = observed
+                .lock()
+                .expect("the observed lock must not be poisoned");
+            observed.statuses = seen;
+            observed.roots_compared = figures.roots_compared;
+            observed.roots_agree = figures.roots_agree;
+        }
         if options.status {
             let fmt_ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
             eprintln!(

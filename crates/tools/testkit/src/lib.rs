@@ -4,7 +4,8 @@
 //! `up --tpm` and `bench attest`; [`extension_sequences`], what a launch forger tries; and
 //! [`crl`], certificate revocation lists signed by test keys, for the SEV-SNP revocation tests;
 //! [`softhsm`], a throw-away SoftHSM2 token for the PKCS#11 tests; [`metrics`], an operator
-//! port scraped and parsed by the reference OpenMetrics parser.
+//! port scraped and parsed by the reference OpenMetrics parser; [`browser`], headless Chromium
+//! for the console page.
 //!
 //! Nothing here is secret: every key is derived from public inputs. Production never uses it;
 //! the core and runtime crates take it only as a dev-dependency.
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod browser;
 pub mod crl;
 pub mod fix;
 pub mod flow;

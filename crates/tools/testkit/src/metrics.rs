@@ -2,32 +2,14 @@
 //! OpenMetrics parser (the Python `prometheus_client` package's), so that a test checks the
 //! exposition against the format's reference implementation, not against our own reading of it.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The body of `GET /metrics` at `at`, or why there is none (connection, status, timeout).
 pub fn scrape(at: SocketAddr) -> Result<String, String> {
-    let mut stream = TcpStream::connect_timeout(&at, Duration::from_secs(5))
-        .map_err(|e| format!("connect {at}: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nAccept: application/openmetrics-text\r\n\r\n")
-        .map_err(|e| format!("send to {at}: {e}"))?;
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
-        .map_err(|e| format!("read from {at}: {e}"))?;
-    let (head, body) = answer
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("no HTTP head from {at}: {answer:?}"))?;
-    if !head.starts_with("HTTP/1.1 200 ") {
-        return Err(format!("{at} answered {head}"));
-    }
-    Ok(body.to_string())
+    bulwark_console::http::get(at, "/metrics", Duration::from_secs(10))
 }
 
 /// The parser run by Python: every family with its type and samples, as JSON.

@@ -170,7 +170,8 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         let with_certificate = record.certificate.is_some();
         let started = self.context.current();
         let checked = check_record(record, verifier, &mut self.context);
-        if with_certificate {
+        // Only records that passed: a hostile peer's forgeries do not shape the figure.
+        if with_certificate && checked.is_ok() {
             let took = self
                 .context
                 .current()

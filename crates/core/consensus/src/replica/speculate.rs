@@ -63,17 +63,20 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 check_and_execute(on, block, now_ms, self.config.verify_threads, &|txs| {
                     mempool.holds(txs)
                 });
-            let took = self
-                .context
-                .current()
-                .duration_since(started)
-                .unwrap_or_default();
-            self.config
-                .stats
-                .lock()
-                .expect("the stats lock must not be poisoned")
-                .block_check
-                .observe_us(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+            // Only checks that passed: a hostile peer's refused blocks do not shape the figure.
+            if checked.is_ok() {
+                let took = self
+                    .context
+                    .current()
+                    .duration_since(started)
+                    .unwrap_or_default();
+                self.config
+                    .stats
+                    .lock()
+                    .expect("the stats lock must not be poisoned")
+                    .block_check
+                    .observe_us(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+            }
             match checked {
                 Ok(executed) => {
                     let height = block.height;

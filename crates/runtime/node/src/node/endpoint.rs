@@ -221,6 +221,7 @@ impl Handler for Endpoint {
         latencies.sort_unstable();
         oracle_latencies.sort_unstable();
         let engine = self.engine();
+        let underlyings = u16::try_from(engine.config().underlyings.len()).unwrap_or(u16::MAX);
         NodeStatus {
             name: self.name.clone(),
             data_center: self.data_center.clone(),
@@ -245,8 +246,10 @@ impl Handler for Endpoint {
             latency_samples: latencies.len(),
             latency_p50_ms: percentile(&latencies, 50),
             latency_p99_ms: percentile(&latencies, 99),
-            index_micros: (0..2).map(|u| engine.index_price(u)).collect(),
-            oracle_rounds: (0..2).map(|u| engine.oracle_last_round(u)).collect(),
+            index_micros: (0..underlyings).map(|u| engine.index_price(u)).collect(),
+            oracle_rounds: (0..underlyings)
+                .map(|u| engine.oracle_last_round(u))
+                .collect(),
             oracle_rounds_finalized: oracle_rounds,
             oracle_latency_p50_ms: percentile(&oracle_latencies, 50),
             oracle_latency_p99_ms: percentile(&oracle_latencies, 99),

@@ -1,13 +1,20 @@
 //! The node's operator port: its Prometheus metrics, built at each scrape from the same
 //! snapshot as its status line and `bulwark client status` ([`Handler::status`]), plus the
-//! histograms and per-reason counts the replica keeps.
+//! histograms and per-reason counts the replica keeps; and the console page's [`View`] of the
+//! committee as this node sees it (its sentinel state, its appraisals, the audit reports it
+//! read, the evidence it recorded).
 //!
 //! Every name is listed in `docs/metrics.md`; the Grafana dashboard in `docs/` reads them.
+//! The locks read here are taken with `into_inner`: a poisoned lock still holds figures worth
+//! showing, and a scrape must not turn one panic into another.
 
 use std::sync::Arc;
 
 use bulwark_api::answers::NodeStatus;
-use bulwark_console::{label, Labels, Pages, Scrape, Unit};
+use bulwark_console::view::bounded;
+use bulwark_console::{
+    label, EvidenceView, IndexView, Labels, MemberView, Pages, Scrape, Unit, View,
+};
 use bulwark_engine::oracle::GuardKind;
 
 use super::endpoint::Endpoint;
@@ -17,14 +24,63 @@ use crate::server::Handler;
 /// is in reads 0 rather than missing.
 const MEMBER_STATES: [&str; 5] = ["admitted", "suspected", "quarantined", "removed", "joining"];
 
+/// One listed peer: its key (hex), data center, and whether it is a candidate.
+pub(crate) struct Seat {
+    pub(crate) key: String,
+    pub(crate) data_center: String,
+    pub(crate) candidate: bool,
+}
+
 /// The operator port's pages of a node.
 pub(crate) struct NodePages {
     endpoint: Arc<Endpoint>,
+    /// Every peer of the configuration, this node included.
+    seats: Vec<Seat>,
+    /// This node's key, hex.
+    me: String,
 }
 
 impl NodePages {
-    pub(crate) fn new(endpoint: Arc<Endpoint>) -> Self {
-        Self { endpoint }
+    pub(crate) fn new(endpoint: Arc<Endpoint>, seats: Vec<Seat>, me: String) -> Self {
+        Self {
+            endpoint,
+            seats,
+            me,
+        }
+    }
+
+    /// How this node saw `seat`'s audit: its own newest report, or the peer's it read last.
+    fn audit_of(&self, seat: &Seat, fitness: &super::audit::PeerFitness) -> Option<String> {
+        if seat.key == self.me {
+            let own = self
+                .endpoint
+                .own_report
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_ref()
+                .and_then(|signed| {
+                    serde_json::from_str::<bulwark_audit::report::Report>(&signed.report).ok()
+                })?;
+            let summary = own.summary();
+            return Some(if summary.failed == 0 && summary.policy_errors == 0 {
+                "clean".into()
+            } else {
+                format!("{} failed checks (own report)", summary.failed)
+            });
+        }
+        if let Some(error) = &fitness.audit_error {
+            return Some(bounded(&format!("report unreadable: {error}")));
+        }
+        let audit = fitness.audit.as_ref()?;
+        Some(if audit.failed == 0 && audit.policy_errors == 0 {
+            "clean".into()
+        } else {
+            bounded(&format!(
+                "{} failed: {}",
+                audit.failed,
+                audit.failed_checks.join(", ")
+            ))
+        })
     }
 }
 
@@ -43,7 +99,7 @@ impl Pages for NodePages {
                 .endpoint
                 .stats
                 .lock()
-                .expect("the stats lock must not be poisoned");
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             ReplicaFigures {
                 tally: stats.tally.clone(),
                 submit: stats.submit_latency.clone(),
@@ -78,7 +134,7 @@ impl Pages for NodePages {
             .endpoint
             .own_report
             .lock()
-            .expect("the audit report lock must not be poisoned")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
             .and_then(|signed| {
                 serde_json::from_str::<bulwark_audit::report::Report>(&signed.report).ok()
@@ -93,8 +149,156 @@ impl Pages for NodePages {
             &self.endpoint.evidence.counts_by_kind(),
             now_ms(),
         );
-        custody(&mut scrape, &status);
+        let vault = {
+            let vault = self
+                .endpoint
+                .vault
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (vault.signed_total, vault.rounds_total)
+        };
+        custody(&mut scrape, &status, vault);
         scrape.render()
+    }
+
+    fn view(&self) -> View {
+        let status = self.endpoint.status();
+        let engine = self.endpoint.engine();
+        let fitness = self
+            .endpoint
+            .fitness
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let members = self
+            .seats
+            .iter()
+            .map(|seat| {
+                let short = &seat.key[..16.min(seat.key.len())];
+                let sentinel = status.members.get(short).cloned().unwrap_or_else(|| {
+                    if seat.candidate {
+                        "candidate".into()
+                    } else if status.members.is_empty() {
+                        // No sentinel committee: every genesis peer is a member for good.
+                        "member".into()
+                    } else {
+                        "unknown".into()
+                    }
+                });
+                let admission = status.admission.as_ref().and_then(|a| {
+                    a.get(&format!(
+                        "{}/{}",
+                        seat.data_center,
+                        &seat.key[..8.min(seat.key.len())]
+                    ))
+                });
+                let key_bytes: Option<[u8; 32]> =
+                    super::hex_decode(&seat.key).and_then(|b| <[u8; 32]>::try_from(b).ok());
+                let peer_fitness = key_bytes
+                    .and_then(|k| fitness.get(&k).cloned())
+                    .unwrap_or_default();
+                let me = seat.key == self.me;
+                MemberView {
+                    key: seat.key.clone(),
+                    data_center: seat.data_center.clone(),
+                    sentinel,
+                    appraisal: if me {
+                        Some("self".into())
+                    } else {
+                        admission.and_then(|a| a.status.clone())
+                    },
+                    reasons: admission
+                        .map(|a| a.reasons.iter().take(8).map(|r| bounded(r)).collect())
+                        .unwrap_or_default(),
+                    cut_off: admission.is_some_and(|a| a.cut_off),
+                    audit: self.audit_of(seat, &peer_fitness),
+                    evidence: status.fault_evidence.get(&seat.key).copied().unwrap_or(0),
+                    height: me.then_some(status.height),
+                    reachable: None,
+                }
+            })
+            .collect();
+        let index = engine
+            .config()
+            .underlyings
+            .iter()
+            .enumerate()
+            .map(|(i, underlying)| IndexView {
+                underlying: underlying.name.clone(),
+                price: status
+                    .index_micros
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .map(|m| m as f64 / 1e6),
+                round: status.oracle_rounds.get(i).copied().flatten(),
+                guards: engine
+                    .oracle_guards(i as u16)
+                    .iter()
+                    .map(|g| snake(&g.kind))
+                    .collect(),
+                venues: status
+                    .oracle_sources
+                    .get(i.to_string())
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Null),
+            })
+            .collect();
+        let liquidation_steps = self
+            .endpoint
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .tally
+            .liquidation_steps
+            .values()
+            .sum();
+        let evidence = self
+            .endpoint
+            .evidence
+            .numbered(bulwark_console::view::EVIDENCE_SHOWN)
+            .into_iter()
+            .map(|(id, e)| EvidenceView {
+                id,
+                kind: e.kind.name(),
+                peer: e.peer,
+                view: e.view,
+                detail: bounded(&e.detail),
+            })
+            .collect();
+        View {
+            title: self.title(),
+            time_ms: now_ms(),
+            height: status.height,
+            epoch: status.epoch,
+            orders_finalized: status.finalized_txs,
+            latency_p50_ms: status.latency_p50_ms,
+            latency_p99_ms: status.latency_p99_ms,
+            members,
+            index,
+            liquidation_steps,
+            withdrawals_requested: status.withdrawals_requested,
+            withdrawals_signed: status.withdrawals_signed,
+            deposits_credited: status.deposits_credited,
+            evidence,
+            events: Vec::new(),
+            activity: Vec::new(),
+        }
+    }
+
+    fn evidence(&self, id: u64) -> Option<String> {
+        let record = self.endpoint.evidence.numbered_record(id)?;
+        serde_json::to_string_pretty(&serde_json::json!({
+            "id": id,
+            "node": self.title(),
+            "kind": record.kind.name(),
+            "peer": record.peer,
+            "view": record.view,
+            // Most details are signed JSON (an appraisal, an accusation): shown as JSON.
+            "detail": serde_json::from_str::<serde_json::Value>(&record.detail)
+                .unwrap_or(serde_json::Value::String(record.detail)),
+        }))
+        .ok()
     }
 }
 
@@ -360,7 +564,7 @@ fn trust(
     }
 }
 
-fn custody(scrape: &mut Scrape, status: &NodeStatus) {
+fn custody(scrape: &mut Scrape, status: &NodeStatus, vault: (u64, u64)) {
     scrape.gauge(
         "deposits_credited",
         "Chain deposits credited in the newest committed state",
@@ -373,16 +577,15 @@ fn custody(scrape: &mut Scrape, status: &NodeStatus) {
         None,
         status.withdrawals_requested as f64,
     );
-    scrape.gauge(
-        "withdrawals_signed",
-        "Withdrawals whose threshold signature this node holds",
-        None,
-        status.withdrawals_signed as f64,
+    scrape.counter(
+        "custody_signatures",
+        "Withdrawals this node recorded as signed by the vault since start",
+        vault.0,
     );
     scrape.counter(
         "custody_signing_rounds",
-        "Threshold signing rounds of the vault this node completed since start",
-        status.vault_rounds,
+        "Vault signing rounds this node coordinated to a signature since start",
+        vault.1,
     );
 }
 

@@ -600,14 +600,25 @@ pub(super) fn start_endpoint(
     info!(client = %server.local_addr(), "client endpoint listening");
     let operator = match &prepared.config.operator {
         Some(operator) => {
-            let pages = Arc::new(super::metrics::NodePages::new(handler));
+            let seats = prepared
+                .config
+                .peers
+                .iter()
+                .map(|peer| super::metrics::Seat {
+                    key: peer.public_key.to_ascii_lowercase(),
+                    data_center: peer.data_center.clone(),
+                    candidate: peer.candidate,
+                })
+                .collect();
+            let me = super::public_key_hex(&prepared.me);
+            let pages = Arc::new(super::metrics::NodePages::new(handler, seats, me));
             let port = bulwark_console::OperatorServer::start(
                 operator.listen,
                 pages,
                 bulwark_console::Limits::default(),
             )
             .map_err(|e| NodeError::Endpoint(format!("operator port {}: {e}", operator.listen)))?;
-            info!(operator = %port.local_addr(), "operator port listening: /metrics (read-only)");
+            info!(operator = %port.local_addr(), "operator port listening: the console page at / and /metrics (read-only)");
             Some(port)
         }
         None => {

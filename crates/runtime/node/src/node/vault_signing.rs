@@ -133,6 +133,11 @@ pub struct Status {
     pub share_ms: VecDeque<f64>,
     /// Of those, the synced writes of the watermark and the spent nonces, milliseconds.
     pub sync_ms: VecDeque<f64>,
+    /// Withdrawals this node recorded as signed since start (a count that only grows, for the
+    /// metrics; `signed` keeps the newest).
+    pub signed_total: u64,
+    /// Rounds this node coordinated to a signature since start.
+    pub rounds_total: u64,
 }
 
 /// Round latencies kept for the status.
@@ -823,7 +828,9 @@ impl Signer {
             .lock()
             .expect("the vault status lock must not be poisoned");
         status.signing.remove(&id);
-        status.signed.insert(id, (record, messages));
+        if status.signed.insert(id, (record, messages)).is_none() {
+            status.signed_total += 1;
+        }
         self.failed.remove(&id);
         while status.signed.len() > SIGNED_KEPT {
             status.signed.pop_first();
@@ -1056,16 +1063,15 @@ impl Signer {
                                     "in its turn after the proposer's"
                                 }
                             );
-                            if let Some(started) = started {
-                                push_sample(
-                                    &mut self
-                                        .status
-                                        .lock()
-                                        .expect("the vault status lock must not be poisoned")
-                                        .round_ms,
-                                    started,
-                                    now,
-                                );
+                            {
+                                let mut status = self
+                                    .status
+                                    .lock()
+                                    .expect("the vault status lock must not be poisoned");
+                                status.rounds_total += 1;
+                                if let Some(started) = started {
+                                    push_sample(&mut status.round_ms, started, now);
+                                }
                             }
                             out.push((None, Message::Signed(record)));
                         }

@@ -26,7 +26,7 @@ fn base_port() -> u16 {
     // and 75 above); the TPM test's software TPMs take 8 ports 200 above its base; the
     // replacement test's five nodes take 820-824, 869-874, 895-899 and 920-924; the console
     // test takes 700 (its clients at 800-803 overlap the software TPMs', in turn: the tests
-    // run one at a time).
+    // run one at a time; its gateways take 1000-1003 and 1100-1103).
     // All below Linux's ephemeral range (32768–60999): a port in it can be taken by any
     // outgoing connection (status polls, p2p dials, TPM sessions) between this check and the
     // node's bind, and the node then fails to start.
@@ -47,6 +47,7 @@ fn base_port() -> u16 {
         };
         let all_free = (0..4u16).all(|test| layout_free(base + test * 200, 4))
             && layout_free(base + 700, 4)
+            && (0..4u16).all(|i| bindable(base + 1000 + i) && bindable(base + 1100 + i))
             && (0..8u16).all(|i| bindable(base + 800 + i))
             && layout_free(base + 820, 5);
         if all_free {
@@ -2127,26 +2128,31 @@ fn the_console_shows_the_committee_live_and_node3s_quarantine_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let port: u16 = base_port() + 700;
-    let up = {
-        let (data, port) = (data.to_str().unwrap().to_string(), port.to_string());
-        std::thread::spawn(move || {
-            run(&[
-                "up",
-                "--duration",
-                "120",
-                "--rate",
-                "50",
-                "--base-port",
-                &port,
-                "--data",
-                &data,
-                "--tamper-node",
-                "3",
-                "--at",
-                "30",
-            ])
-        })
-    };
+    // `up` runs until the checks are done, then gets Ctrl-C (SIGINT) and must stop cleanly.
+    let (data_arg, port_arg) = (data.to_str().unwrap().to_string(), port.to_string());
+    let up = std::process::Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args([
+            "up",
+            "--duration",
+            "600",
+            "--rate",
+            "50",
+            "--base-port",
+            &port_arg,
+            "--data",
+            &data_arg,
+            "--tamper-node",
+            "3",
+            "--at",
+            "45",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("up.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut up = Procs(vec![Some(up)]);
+    let up_log = || std::fs::read_to_string(dir.path().join("up.log")).unwrap_or_default();
     let console = std::net::SocketAddr::from(([127, 0, 0, 1], port + 49));
     let view = |what: &str| -> serde_json::Value {
         let text = bulwark_console::http::get(console, "/view.json", Duration::from_secs(5))
@@ -2169,8 +2175,9 @@ fn the_console_shows_the_committee_live_and_node3s_quarantine_in_a_browser() {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the console never showed four admitted members"
+            started.elapsed() < Duration::from_secs(180),
+            "the console never showed four admitted members: {}",
+            up_log()
         );
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -2220,8 +2227,9 @@ fn the_console_shows_the_committee_live_and_node3s_quarantine_in_a_browser() {
             }
         }
         assert!(
-            started.elapsed() < Duration::from_secs(200),
-            "no quarantine on the console's timeline: {now}"
+            started.elapsed() < Duration::from_secs(420),
+            "no quarantine on the console's timeline: {now}\n{}",
+            up_log()
         );
         std::thread::sleep(Duration::from_millis(500));
     };
@@ -2267,10 +2275,18 @@ fn the_console_shows_the_committee_live_and_node3s_quarantine_in_a_browser() {
         .unwrap());
         assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
     }
-    let (code, _, stderr) = up.join().unwrap();
-    assert_eq!(code, 0, "{stderr}");
+    // Ctrl-C: up stops its gateways and nodes and reports the run.
+    let mut child = up.0[0].take().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let code = child.wait().unwrap();
+    let log = up_log();
+    assert!(code.success(), "{log}");
     assert!(
-        stderr.contains(&format!("console: http://{console}/")),
-        "{stderr}"
+        log.contains(&format!("console: http://{console}/")),
+        "{log}"
     );
 }

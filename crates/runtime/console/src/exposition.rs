@@ -65,36 +65,22 @@ struct Family<T> {
     samples: Vec<(Labels, T)>,
 }
 
-impl EncodeMetric for Family<f64> {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        if let [(labels, value)] = self.samples.as_slice() {
-            if labels.is_empty() {
-                return match self.kind {
-                    MetricType::Counter => ConstCounter::new(*value).encode(encoder),
-                    _ => ConstGauge::new(*value).encode(encoder),
-                };
-            }
-        }
-        for (labels, value) in &self.samples {
-            let sample = encoder.encode_family(labels)?;
-            match self.kind {
-                MetricType::Counter => ConstCounter::new(*value).encode(sample)?,
-                _ => ConstGauge::new(*value).encode(sample)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn metric_type(&self) -> MetricType {
-        self.kind
-    }
-
-    fn is_empty(&self) -> bool {
-        self.samples.is_empty()
-    }
+/// A value either kind of sample can carry (`u64` counts, `f64` figures).
+trait Sample:
+    prometheus_client::encoding::EncodeCounterValue
+    + prometheus_client::encoding::EncodeGaugeValue
+    + Copy
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
 }
 
-impl EncodeMetric for Family<u64> {
+impl Sample for f64 {}
+impl Sample for u64 {}
+
+impl<T: Sample> EncodeMetric for Family<T> {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
         if let [(labels, value)] = self.samples.as_slice() {
             if labels.is_empty() {

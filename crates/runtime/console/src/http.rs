@@ -33,6 +33,8 @@ const ACCEPT_POLL: Duration = Duration::from_millis(20);
 
 /// The console page, embedded in the binary (no build step, nothing fetched at run time).
 const PAGE: &str = include_str!("page.html");
+/// What the page may do: run its own inline script and style, talk to this port, nothing else.
+const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 /// How often the sampler takes a view and a stream sends one.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
@@ -123,6 +125,8 @@ pub struct Head {
     pub head_only: bool,
     /// The path, without any query string.
     pub path: String,
+    /// The `Host` header's value, if the request had one (lowercase, port included).
+    pub host: Option<String>,
 }
 
 /// Longest method name accepted before it is refused as malformed.
@@ -170,7 +174,46 @@ pub fn parse_head(bytes: &[u8]) -> Result<Head, HeadError> {
         ));
     }
     let path = target.split(['?', '#']).next().unwrap_or("/").to_string();
-    Ok(Head { head_only, path })
+    let host = bytes[line_end + 2..]
+        .split(|b| *b == b'\n')
+        .filter_map(|line| std::str::from_utf8(line).ok())
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("host")
+                .then(|| value.trim().to_ascii_lowercase())
+        });
+    Ok(Head {
+        head_only,
+        path,
+        host,
+    })
+}
+
+/// Whether a request naming `host` may be answered: no `Host` (HTTP/1.0), an IP literal, or
+/// `localhost`, each with any port. Any other name is refused, so that a web page an operator
+/// visits cannot rebind its own name to this machine's loopback and read the port.
+pub fn host_allowed(host: Option<&str>) -> bool {
+    let Some(host) = host else {
+        return true;
+    };
+    let name = match host.strip_prefix('[') {
+        // [v6]:port
+        Some(rest) => {
+            return rest
+                .split(']')
+                .next()
+                .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+        }
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// A running operator port.
@@ -369,6 +412,14 @@ fn serve(mut stream: TcpStream, served: &Served) {
     let limits = served.limits;
     let _ = stream.set_write_timeout(Some(limits.write_timeout));
     let answer = match read_head(&mut stream, limits).and_then(|bytes| parse_head(&bytes)) {
+        Ok(head) if !host_allowed(head.host.as_deref()) => Answer {
+            status: 421,
+            reason: "Misdirected Request",
+            content_type: "text/plain; charset=utf-8",
+            body: b"the operator port answers requests to an IP address or localhost only\n"
+                .to_vec(),
+            head_only: head.head_only,
+        },
         Ok(head) if head.path == "/events" && !head.head_only => {
             stream_events(&mut stream, served);
             let _ = stream.shutdown(Shutdown::Both);
@@ -396,7 +447,27 @@ fn serve(mut stream: TcpStream, served: &Served) {
         &answer.body,
         answer.head_only,
     );
-    let _ = stream.shutdown(Shutdown::Both);
+    close_gently(stream);
+}
+
+/// Ends the answer with a FIN, then reads and drops what the client still sends (at most
+/// 64 KiB, for at most 200 ms) before closing: closing with unread bytes would send a reset,
+/// which can destroy the answer in flight.
+fn close_gently(mut stream: TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let mut drained = 0usize;
+    let mut chunk = [0u8; 4096];
+    while drained < 64 * 1024 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
 }
 
 struct Answer {
@@ -572,7 +643,7 @@ fn respond(
     head_only: bool,
 ) -> io::Result<()> {
     let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nContent-Security-Policy: {CSP}\r\nConnection: close\r\n",
         body.len()
     );
     if status == 405 {
@@ -588,7 +659,8 @@ fn respond(
 }
 
 /// `GET path` from an operator port at `at` (another node's, for `bulwark up`, or a test's):
-/// the body of a 200 answer, or why there is none. The answer is read up to 16 MiB.
+/// the body of a 200 answer, or why there is none. The whole answer (at most 16 MiB) must
+/// arrive within `timeout`.
 pub fn get(at: SocketAddr, path: &str, timeout: Duration) -> Result<String, String> {
     let mut stream =
         TcpStream::connect_timeout(&at, timeout).map_err(|e| format!("connect {at}: {e}"))?;
@@ -599,11 +671,26 @@ pub fn get(at: SocketAddr, path: &str, timeout: Duration) -> Result<String, Stri
     stream
         .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
         .map_err(|e| format!("send to {at}: {e}"))?;
+    // The whole answer within `timeout` (a peer trickling bytes cannot hold the caller).
+    let deadline = Instant::now() + timeout;
     let mut answer = Vec::new();
-    stream
-        .take(16 << 20)
-        .read_to_end(&mut answer)
-        .map_err(|e| format!("read from {at}: {e}"))?;
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("{at} did not answer within {timeout:?}"));
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) if answer.len() + n <= 16 << 20 => answer.extend_from_slice(&chunk[..n]),
+            Ok(_) => return Err(format!("{at} answered more than 16 MiB")),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("read from {at}: {e}")),
+        }
+    }
     let answer = String::from_utf8(answer).map_err(|_| format!("{at} answered non-UTF-8"))?;
     let (head, body) = answer
         .split_once("\r\n\r\n")
@@ -629,10 +716,36 @@ mod tests {
             head,
             Head {
                 head_only: false,
-                path: "/metrics".into()
+                path: "/metrics".into(),
+                host: Some("a".into()),
             }
         );
         assert!(parse_head(b"HEAD / HTTP/1.0\r\n\r\n").unwrap().head_only);
+    }
+
+    #[test]
+    fn only_ip_literals_and_localhost_are_answered() {
+        for allowed in [
+            None,
+            Some("127.0.0.1"),
+            Some("127.0.0.1:17149"),
+            Some("localhost:17149"),
+            Some("[::1]:7300"),
+            Some("10.1.2.3:7300"),
+        ] {
+            assert!(host_allowed(allowed), "{allowed:?}");
+        }
+        for refused in [
+            Some("evil.example"),
+            Some("evil.example:17149"),
+            Some("localhost.evil.example"),
+            Some("[evil]:80"),
+            Some(""),
+        ] {
+            assert!(!host_allowed(refused), "{refused:?}");
+        }
+        let head = parse_head(b"GET / HTTP/1.1\r\nhOsT:  Evil.Example:80 \r\n\r\n").unwrap();
+        assert_eq!(head.host.as_deref(), Some("evil.example:80"));
     }
 
     #[test]

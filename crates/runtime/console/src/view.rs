@@ -15,13 +15,17 @@ pub const EVENTS_KEPT: usize = 200;
 /// Activity entries (liquidations, withdrawals) it keeps.
 pub const ACTIVITY_KEPT: usize = 50;
 /// Evidence records a view carries (the newest).
-pub const EVIDENCE_SHOWN: usize = 50;
+pub const EVIDENCE_SHOWN: usize = 20;
 
 /// The committee as one part sees it now.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct View {
     /// What serves it, e.g. `node node-0 (dc-0)` or `bulwark up`.
     pub title: String,
+    /// Whose evidence log numbers [`View::evidence`] (a node and when it started): numbers from
+    /// two sources are not compared.
+    #[serde(default)]
+    pub source: String,
     /// When it was taken, Unix ms.
     pub time_ms: u64,
     /// Newest finalized height (the highest among the nodes, for `up`).
@@ -67,6 +71,10 @@ pub struct MemberView {
     /// The sentinel's decision: `admitted`, `suspected`, `quarantined`, `removed`, `joining`,
     /// or `candidate` (listed, never seated).
     pub sentinel: String,
+    /// The newest evidence record against it, as the reason behind a decision: its kind and
+    /// number.
+    #[serde(default)]
+    pub sentinel_reason: Option<(String, u64)>,
     /// The last appraisal of its attestation (`affirming`, `warning`, `contraindicated`), if
     /// any; `self` for the serving node.
     pub appraisal: Option<String>,
@@ -223,15 +231,31 @@ impl Timeline {
                     evidence: None,
                 });
             }
+            // Evidence numbers and activity counts are compared only within one source (a
+            // node's evidence log and its counters since start).
+            let same_source = view.source == last.source;
             let seen = last.evidence.last().map_or(0, |e| e.id);
-            for record in view.evidence.iter().filter(|e| e.id > seen) {
+            let mut fresh: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+            for record in view.evidence.iter().filter(|e| same_source && e.id > seen) {
                 let short: String = record.peer.chars().take(16).collect();
+                let entry = fresh.entry((short, record.kind.clone())).or_default();
+                entry.0 += 1;
+                entry.1 = entry.1.max(record.id);
+            }
+            // One event per peer and kind a sample: a peer that floods evidence cannot push the
+            // trust changes off the timeline.
+            for ((short, kind), (count, newest)) in fresh {
+                let times = if count > 1 {
+                    format!("{count} × ")
+                } else {
+                    String::new()
+                };
                 self.push(Event {
                     at_ms: now,
                     kind: "evidence".into(),
                     member: Some(short.clone()),
-                    text: format!("{} against {short}", record.kind),
-                    evidence: Some(record.id),
+                    text: format!("{times}{kind} against {short}"),
+                    evidence: Some(newest),
                 });
             }
             let counts = [
@@ -255,7 +279,7 @@ impl Timeline {
                 ),
             ];
             for (kind, before, after, what) in counts {
-                if after > before {
+                if same_source && after > before {
                     self.push_activity(Event {
                         at_ms: now,
                         kind: kind.into(),
@@ -374,6 +398,46 @@ mod tests {
         timeline.observe(&mut third);
         assert_eq!(third.events.len(), 3);
         assert_eq!(third.activity.len(), 1);
+    }
+
+    #[test]
+    fn a_flood_of_evidence_is_one_event_and_another_sources_numbers_are_not_compared() {
+        let mut timeline = Timeline::default();
+        let key = "ef".repeat(32);
+        let record = |id| EvidenceView {
+            id,
+            kind: "malformed_gossip".into(),
+            peer: key.clone(),
+            view: 0,
+            detail: String::new(),
+        };
+        let mut first = View {
+            source: "node-0@1".into(),
+            ..View::default()
+        };
+        timeline.observe(&mut first);
+        let mut flood = View {
+            source: "node-0@1".into(),
+            evidence: (1..=20).map(record).collect(),
+            withdrawals_requested: 3,
+            ..View::default()
+        };
+        timeline.observe(&mut flood);
+        assert_eq!(flood.events.len(), 1, "{:?}", flood.events);
+        assert!(flood.events[0].text.starts_with("20 × malformed_gossip"));
+        assert_eq!(flood.events[0].evidence, Some(20));
+        assert_eq!(flood.activity.len(), 1);
+        // Another node's log (or the same node restarted): its numbers and counters are its
+        // own, so nothing is announced from comparing them.
+        let mut other = View {
+            source: "node-1@5".into(),
+            evidence: (1..=30).map(record).collect(),
+            withdrawals_requested: 9,
+            ..View::default()
+        };
+        timeline.observe(&mut other);
+        assert_eq!(other.events.len(), 1);
+        assert_eq!(other.activity.len(), 1);
     }
 
     #[test]

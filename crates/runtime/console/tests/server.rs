@@ -89,7 +89,7 @@ fn exchange(at: SocketAddr, request: &[u8]) -> String {
 fn metrics_are_served_as_openmetrics_and_each_scrape_is_fresh() {
     let (server, _) = start(Limits::default());
     let at = server.local_addr();
-    let first = exchange(at, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let first = exchange(at, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{first}");
     assert!(
         first.contains("Content-Type: application/openmetrics-text; version=1.0.0"),
@@ -104,8 +104,12 @@ fn metrics_are_served_as_openmetrics_and_each_scrape_is_fresh() {
     let head = exchange(at, b"HEAD /metrics HTTP/1.1\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
-    let page = exchange(at, b"GET / HTTP/1.1\r\n\r\n");
+    let page = exchange(at, b"GET / HTTP/1.1\r\nHost: localhost:17149\r\n\r\n");
     assert!(page.contains("Content-Type: text/html"), "{page}");
+    assert!(
+        page.contains("Content-Security-Policy: default-src 'none'"),
+        "{page}"
+    );
     assert!(page.contains("new EventSource(\"/events\")"), "{page}");
     // Nothing is fetched from elsewhere at run time.
     assert!(
@@ -139,6 +143,12 @@ fn wrong_requests_get_their_status_and_change_nothing() {
             "{status}: {answer}"
         );
     }
+    // A name other than an IP or localhost: a rebinding page's request, refused unread.
+    let rebound = exchange(
+        at,
+        b"GET /view.json HTTP/1.1\r\nHost: attacker.example\r\n\r\n",
+    );
+    assert!(rebound.starts_with("HTTP/1.1 421 "), "{rebound}");
     let refused = exchange(at, b"PUT /metrics HTTP/1.1\r\n\r\n");
     assert!(refused.contains("Allow: GET, HEAD\r\n"), "{refused}");
     assert!(refused.contains("read-only"), "{refused}");
@@ -208,7 +218,11 @@ fn connections_over_the_limit_are_refused_and_the_port_recovers() {
     // The held connections time out (2 s) and free their slots.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let answer = exchange(at, b"GET /metrics HTTP/1.1\r\n\r\n");
+        // A refusal written while the request is in flight may arrive as a reset instead.
+        let mut stream = TcpStream::connect(at).unwrap();
+        let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
         if answer.starts_with("HTTP/1.1 200 ") {
             break;
         }

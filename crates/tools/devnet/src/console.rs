@@ -36,9 +36,15 @@ pub(crate) struct UpPages {
     pub(crate) submitted: Arc<AtomicU64>,
     /// Per node: its key (hex), data center and operator port.
     pub(crate) nodes: Vec<(String, String, SocketAddr)>,
-    /// The node whose view was shown last (its evidence records are the ones linked).
+    /// The node whose view is shown (its evidence records are the ones linked); kept while it
+    /// answers and keeps up, so that the timeline compares one node's views.
     pub(crate) source: AtomicUsize,
+    /// The last view a node gave, shown (marked) while none answers.
+    pub(crate) last: Mutex<Option<View>>,
 }
+
+/// How far behind the most advanced node the shown node may fall before another is chosen.
+const SOURCE_LAG_MAX: u64 = 50;
 
 impl UpPages {
     fn statuses(&self) -> Vec<Option<NodeStatus>> {
@@ -116,39 +122,71 @@ impl Pages for UpPages {
 
     fn view(&self) -> View {
         let statuses = self.statuses();
-        let most_advanced = statuses
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|s| (s.height, i)))
-            .max()
-            .map(|(_, i)| i);
-        let fetched = most_advanced.and_then(|i| {
+        let highest = statuses.iter().flatten().map(|s| s.height).max();
+        let current = self.source.load(Ordering::Relaxed);
+        let keeps_up = |i: usize| {
+            statuses.get(i).cloned().flatten().is_some_and(|s| {
+                highest.is_some_and(|h| s.height.saturating_add(SOURCE_LAG_MAX) >= h)
+            })
+        };
+        // The shown node stays while it keeps up; otherwise the most advanced (lowest index
+        // among equals) takes over.
+        let chosen = if keeps_up(current) {
+            Some(current)
+        } else {
+            statuses
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.as_ref().map(|s| (std::cmp::Reverse(s.height), i)))
+                .min()
+                .map(|(_, i)| i)
+        };
+        let fetched = chosen.and_then(|i| {
             let text =
                 bulwark_console::http::get(self.nodes[i].2, "/view.json", FETCH_TIMEOUT).ok()?;
             let view: View = serde_json::from_str(&text).ok()?;
             Some((i, view))
         });
-        let mut view = match fetched {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (mut view, note) = match fetched {
             Some((i, view)) => {
                 self.source.store(i, Ordering::Relaxed);
-                view
+                *last = Some(view.clone());
+                (view, format!("trust as node-{i} sees it"))
             }
-            None => View {
-                members: self
-                    .nodes
-                    .iter()
-                    .map(|(key, data_center, _)| MemberView {
-                        key: key.clone(),
-                        data_center: data_center.clone(),
-                        sentinel: "unknown".into(),
-                        ..MemberView::default()
-                    })
-                    .collect(),
-                ..View::default()
+            // No node gave a view: the last one stays (the timeline then sees no change),
+            // marked as old.
+            None => match last.clone() {
+                Some(view) => (
+                    view,
+                    format!(
+                        "node-{} did not answer: its last view",
+                        self.source.load(Ordering::Relaxed)
+                    ),
+                ),
+                None => (
+                    View {
+                        members: self
+                            .nodes
+                            .iter()
+                            .map(|(key, data_center, _)| MemberView {
+                                key: key.clone(),
+                                data_center: data_center.clone(),
+                                sentinel: "unknown".into(),
+                                ..MemberView::default()
+                            })
+                            .collect(),
+                        ..View::default()
+                    },
+                    "no node has answered yet".into(),
+                ),
             },
         };
-        let source = self.source.load(Ordering::Relaxed);
-        view.title = format!("{} · trust as node-{source} sees it", self.title());
+        drop(last);
+        view.title = format!("{} · {note}", self.title());
         view.time_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -159,12 +197,7 @@ impl Pages for UpPages {
                 member.reachable = Some(status.is_some());
             }
         }
-        view.height = statuses
-            .iter()
-            .flatten()
-            .map(|s| s.height)
-            .max()
-            .unwrap_or(0);
+        view.height = highest.unwrap_or(view.height);
         // The load's finalized rate and latency as node 0 saw them (the status line's).
         if let Some(Some(first)) = statuses.first() {
             view.orders_finalized = first.finalized_txs;

@@ -464,6 +464,7 @@ fn start_console(
         submitted: submitted.clone(),
         nodes,
         source: Default::default(),
+        last: Default::default(),
     };
     let at = crate::layout::up_operator_address(options.base_port);
     match bulwark_console::OperatorServer::start(

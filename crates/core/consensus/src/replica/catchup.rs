@@ -172,17 +172,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         let checked = check_record(record, verifier, &mut self.context);
         // Only records that passed: a hostile peer's forgeries do not shape the figure.
         if with_certificate && checked.is_ok() {
-            let took = self
-                .context
-                .current()
-                .duration_since(started)
-                .unwrap_or_default();
-            self.config
-                .stats
-                .lock()
-                .expect("the stats lock must not be poisoned")
-                .certificate_check
-                .observe_us(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+            self.observe_since(started, |stats| &mut stats.certificate_check);
         }
         let checked = match checked {
             Ok(checked) => checked,

@@ -65,17 +65,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 });
             // Only checks that passed: a hostile peer's refused blocks do not shape the figure.
             if checked.is_ok() {
-                let took = self
-                    .context
-                    .current()
-                    .duration_since(started)
-                    .unwrap_or_default();
-                self.config
-                    .stats
-                    .lock()
-                    .expect("the stats lock must not be poisoned")
-                    .block_check
-                    .observe_us(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+                self.observe_since(started, |stats| &mut stats.block_check);
             }
             match checked {
                 Ok(executed) => {
@@ -105,6 +95,28 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             }
         }
         Lookup::Ready
+    }
+
+    /// Counts the time since `started` (the runtime's clock: 0 under the simulator) in the
+    /// histogram `pick` chooses. Only a status figure: nothing replicated depends on it.
+    pub(super) fn observe_since(
+        &self,
+        started: std::time::SystemTime,
+        pick: impl FnOnce(&mut super::Stats) -> &mut bulwark_api::stats::LatencyHistogram,
+    ) {
+        let took = self
+            .context
+            .current()
+            .duration_since(started)
+            .unwrap_or_default();
+        pick(
+            &mut self
+                .config
+                .stats
+                .lock()
+                .expect("the stats lock must not be poisoned"),
+        )
+        .observe_us(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
     }
 
     /// Writes `digests` and their uncommitted ancestors to the held blocks (synced). False

@@ -24,9 +24,11 @@ use crate::server::Handler;
 /// is in reads 0 rather than missing.
 const MEMBER_STATES: [&str; 5] = ["admitted", "suspected", "quarantined", "removed", "joining"];
 
-/// One listed peer: its key (hex), data center, and whether it is a candidate.
+/// One listed peer: its key (hex, lowercase), its name in the admission status, its data
+/// center, and whether it is a candidate.
 pub(crate) struct Seat {
     pub(crate) key: String,
+    pub(crate) admission_name: String,
     pub(crate) data_center: String,
     pub(crate) candidate: bool,
 }
@@ -38,6 +40,8 @@ pub(crate) struct NodePages {
     seats: Vec<Seat>,
     /// This node's key, hex.
     me: String,
+    /// When this node started, Unix ms: with its name, the source of its evidence numbers.
+    started_ms: u64,
 }
 
 impl NodePages {
@@ -46,21 +50,27 @@ impl NodePages {
             endpoint,
             seats,
             me,
+            started_ms: now_ms(),
         }
+    }
+
+    /// This node's newest audit report of its own machine, if its agent made one (the text is
+    /// copied out of the lock before it is parsed).
+    fn own_report(&self) -> Option<bulwark_audit::report::Report> {
+        let text = self
+            .endpoint
+            .own_report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|signed| signed.report.clone())?;
+        serde_json::from_str(&text).ok()
     }
 
     /// How this node saw `seat`'s audit: its own newest report, or the peer's it read last.
     fn audit_of(&self, seat: &Seat, fitness: &super::audit::PeerFitness) -> Option<String> {
         if seat.key == self.me {
-            let own = self
-                .endpoint
-                .own_report
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .as_ref()
-                .and_then(|signed| {
-                    serde_json::from_str::<bulwark_audit::report::Report>(&signed.report).ok()
-                })?;
+            let own = self.own_report()?;
             let summary = own.summary();
             return Some(if summary.failed == 0 && summary.policy_errors == 0 {
                 "clean".into()
@@ -130,15 +140,7 @@ impl Pages for NodePages {
                 })
             })
             .collect();
-        let own_audit = self
-            .endpoint
-            .own_report
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-            .and_then(|signed| {
-                serde_json::from_str::<bulwark_audit::report::Report>(&signed.report).ok()
-            });
+        let own_audit = self.own_report();
         let mut scrape = Scrape::new();
         consensus(&mut scrape, &status, &replica);
         oracle(&mut scrape, &status, &replica, &underlyings, guards);
@@ -170,6 +172,19 @@ impl Pages for NodePages {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        let evidence: Vec<EvidenceView> = self
+            .endpoint
+            .evidence
+            .numbered(bulwark_console::view::EVIDENCE_SHOWN)
+            .into_iter()
+            .map(|(id, e)| EvidenceView {
+                id,
+                kind: e.kind.name(),
+                peer: e.peer,
+                view: e.view,
+                detail: bounded(&e.detail),
+            })
+            .collect();
         let members = self
             .seats
             .iter()
@@ -185,23 +200,26 @@ impl Pages for NodePages {
                         "unknown".into()
                     }
                 });
-                let admission = status.admission.as_ref().and_then(|a| {
-                    a.get(&format!(
-                        "{}/{}",
-                        seat.data_center,
-                        &seat.key[..8.min(seat.key.len())]
-                    ))
-                });
+                let admission = status
+                    .admission
+                    .as_ref()
+                    .and_then(|a| a.get(&seat.admission_name));
                 let key_bytes: Option<[u8; 32]> =
                     super::hex_decode(&seat.key).and_then(|b| <[u8; 32]>::try_from(b).ok());
                 let peer_fitness = key_bytes
                     .and_then(|k| fitness.get(&k).cloned())
                     .unwrap_or_default();
                 let me = seat.key == self.me;
+                let sentinel_reason = evidence
+                    .iter()
+                    .rev()
+                    .find(|e| e.peer == seat.key)
+                    .map(|e| (e.kind.clone(), e.id));
                 MemberView {
                     key: seat.key.clone(),
                     data_center: seat.data_center.clone(),
                     sentinel,
+                    sentinel_reason,
                     appraisal: if me {
                         Some("self".into())
                     } else {
@@ -253,21 +271,9 @@ impl Pages for NodePages {
             .liquidation_steps
             .values()
             .sum();
-        let evidence = self
-            .endpoint
-            .evidence
-            .numbered(bulwark_console::view::EVIDENCE_SHOWN)
-            .into_iter()
-            .map(|(id, e)| EvidenceView {
-                id,
-                kind: e.kind.name(),
-                peer: e.peer,
-                view: e.view,
-                detail: bounded(&e.detail),
-            })
-            .collect();
         View {
             title: self.title(),
+            source: format!("{}@{}", self.endpoint.name, self.started_ms),
             time_ms: now_ms(),
             height: status.height,
             epoch: status.epoch,

@@ -606,6 +606,8 @@ pub(super) fn start_endpoint(
                 .iter()
                 .map(|peer| super::metrics::Seat {
                     key: peer.public_key.to_ascii_lowercase(),
+                    // As `start_admission` names the peer.
+                    admission_name: peer.data_center.clone() + "/" + &peer.public_key[..8],
                     data_center: peer.data_center.clone(),
                     candidate: peer.candidate,
                 })

@@ -87,15 +87,13 @@ pub struct Executed {
     pub root: StateRoot,
     /// Fills the block produced.
     pub fills: usize,
-    /// Client commands of the block the engine refused (they stay in the block and count as
-    /// finalized, but did nothing).
-    pub rejected: usize,
     /// Oracle fault evidence the block's certified rounds completed (a member deviating from
     /// the aggregate for too many rounds), for the sentinel.
     pub oracle_faults: Vec<bulwark_engine::oracle::FaultEvidence>,
     /// What each client transaction did.
     pub receipts: Vec<Receipt>,
-    /// The block's refusals and liquidations, counted for the operator's metrics.
+    /// The block's refusals (client commands the engine refused: they stay in the block and
+    /// count as finalized, but did nothing) and liquidations, counted for the status figures.
     pub tally: Tally,
 }
 
@@ -126,6 +124,11 @@ impl Tally {
             }
         }
         tally
+    }
+
+    /// Client commands refused, whatever the reason.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
     }
 
     /// Adds `other`'s counts to these.
@@ -282,7 +285,6 @@ pub fn check_and_execute(
         .iter()
         .filter(|event| matches!(event, Event::Fill { .. }))
         .count();
-    let rejected = count_rejected(&events);
     let tally = Tally::of(&events);
     let oracle_faults = events
         .iter()
@@ -296,7 +298,6 @@ pub fn check_and_execute(
         engine,
         root,
         fills,
-        rejected,
         oracle_faults,
         receipts,
         tally,
@@ -353,22 +354,6 @@ fn trust_state<'a>(
                 .ok_or_else(|| refusal("no sentinel committee is configured".into()))?,
         )),
     }
-}
-
-/// Client commands the engine refused among `events`.
-pub fn count_rejected(events: &[Event]) -> usize {
-    events
-        .iter()
-        .filter(|event| {
-            matches!(
-                event,
-                Event::Rejected {
-                    account: Some(_),
-                    ..
-                }
-            )
-        })
-        .count()
 }
 
 /// The member that proposed `block` on `parent`: the leader consensus elects for the block's
@@ -513,6 +498,42 @@ mod tests {
     use bulwark_engine::{AccountId, ClientCommand, InstrumentId, Side};
     use commonware_cryptography::sha256::Digest;
     use ed25519_dalek::SigningKey;
+
+    #[test]
+    fn the_tally_counts_client_refusals_by_reason_and_liquidation_steps_by_kind() {
+        use bulwark_engine::event::LiquidationVia;
+        use bulwark_engine::RejectReason;
+        let refused = |account, reason| Event::Rejected {
+            account,
+            client_order_id: 0,
+            reason,
+        };
+        let step = |via| Event::Liquidation {
+            account: AccountId(1),
+            instrument: InstrumentId(0),
+            qty: 1,
+            price: 1,
+            via,
+            equity: 0,
+            maintenance: 0,
+        };
+        let events = [
+            refused(Some(AccountId(1)), RejectReason::StaleNonce),
+            refused(Some(AccountId(2)), RejectReason::StaleNonce),
+            refused(Some(AccountId(2)), RejectReason::InsufficientMargin),
+            // A system command's refusal (no account) is not a client's.
+            refused(None, RejectReason::OracleQuorumNotMet),
+            step(LiquidationVia::Book),
+            step(LiquidationVia::InsuranceFund),
+            step(LiquidationVia::Book),
+        ];
+        let mut tally = Tally::of(&events);
+        assert_eq!(tally.rejected_total(), 3);
+        assert_eq!(tally.rejected[&RejectReason::StaleNonce], 2);
+        assert_eq!(tally.liquidation_steps[&LiquidationVia::Book], 2);
+        tally.add(&Tally::of(&events[..1]));
+        assert_eq!(tally.rejected_total(), 4);
+    }
 
     fn at_genesis<'a>(engine: &'a Engine, root: &'a StateRoot) -> Parent<'a> {
         Parent {

@@ -147,7 +147,8 @@ pub(crate) struct Shared {
     pub(crate) books: crate::ws::Books,
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch by this machine's clock (0 before 1970).
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -109,9 +109,7 @@ impl Pages for GatewayPages {
                 "{} (a gateway: see a node's or bulwark up's console for the committee)",
                 self.title()
             ),
-            time_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            time_ms: crate::acceptor::now_ms(),
             ..View::default()
         }
     }

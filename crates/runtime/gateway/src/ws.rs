@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{HandshakeError, Message, WebSocket};
 
-use crate::acceptor::{self, Places, Shared, Trading};
+use crate::acceptor::{self, now_ms, Places, Shared, Trading};
 use crate::credits::{Class, SessionCredits};
 use crate::jsonrpc::{self, code, Channel, Method, OrderKind, Request, RpcError};
 use crate::orders::{Applied, OrderState};
@@ -172,12 +172,6 @@ impl Books {
             std::thread::sleep(BOOK_EVERY.saturating_sub(started.elapsed()));
         }
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The socket under TLS, counting what a stranger sends and when: over its byte budget or

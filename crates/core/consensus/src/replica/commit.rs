@@ -119,7 +119,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         }
         let conserved = self.committed.totals().conserved();
         assert!(conserved, "money must be conserved after every block");
-        self.record_finalized(block, speculative.rejected, &speculative.tally);
+        self.record_finalized(block, &speculative.tally);
         *self
             .config
             .view
@@ -289,7 +289,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
     /// Updates the mempool (drops the block's transactions and the stale ones) and the status
     /// figures (finalized count, submit-to-finalized and oracle latencies) for a committed
     /// `block`.
-    fn record_finalized(&self, block: &Block, rejected: usize, tally: &crate::check::Tally) {
+    fn record_finalized(&self, block: &Block, tally: &crate::check::Tally) {
         let keys: Vec<TxKey> = block.txs.iter().map(TxKey::of).collect();
         let outcome = self.config.mempool.commit(&keys, self.context.current());
         let committed = &self.committed;
@@ -308,7 +308,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             .lock()
             .expect("the stats lock must not be poisoned");
         stats.finalized_txs += block.txs.len() as u64;
-        stats.finalized_rejected += rejected as u64;
+        stats.finalized_rejected += tally.rejected_total();
         stats.tally.add(tally);
         let now_ms = u64::try_from(
             self.context

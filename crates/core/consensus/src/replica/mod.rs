@@ -273,7 +273,6 @@ struct Speculative {
     engine: Arc<Engine>,
     root: StateRoot,
     fills: usize,
-    rejected: usize,
     oracle_faults: Vec<bulwark_engine::oracle::FaultEvidence>,
     receipts: Vec<crate::check::Receipt>,
     tally: crate::check::Tally,

@@ -65,7 +65,6 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 engine: committed.clone(),
                 root: committed_root,
                 fills: 0,
-                rejected: 0,
                 oracle_faults: Vec::new(),
                 receipts: Vec::new(),
                 tally: Default::default(),

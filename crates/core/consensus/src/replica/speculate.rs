@@ -79,7 +79,6 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                             engine: Arc::new(executed.engine),
                             root: executed.root,
                             fills: executed.fills,
-                            rejected: executed.rejected,
                             oracle_faults: executed.oracle_faults,
                             receipts: executed.receipts,
                             tally: executed.tally,

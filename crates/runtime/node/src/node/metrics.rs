@@ -17,6 +17,7 @@ use bulwark_console::{
 };
 use bulwark_engine::oracle::GuardKind;
 
+use super::attest::now_ms;
 use super::endpoint::Endpoint;
 use crate::server::Handler;
 
@@ -601,10 +602,4 @@ fn snake<T: serde::Serialize>(value: &T) -> String {
         Ok(serde_json::Value::String(name)) => name,
         _ => "unknown".into(),
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

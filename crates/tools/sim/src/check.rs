@@ -176,6 +176,21 @@ pub fn check(outcome: &Outcome) -> Result<Summary, Violation> {
             }
         }
     }
+    // A height a member lost with its damaged disk and committed again: both commits, and
+    // everyone else's, name one block and one root.
+    for (member, lost) in outcome.superseded.iter().enumerate() {
+        for committed in lost {
+            let same = longest
+                .get(committed.height as usize - 1)
+                .is_some_and(|r| (r.digest, r.root) == (committed.digest, committed.root));
+            if !same {
+                return Err(Violation::Divergence {
+                    member,
+                    height: committed.height,
+                });
+            }
+        }
+    }
     for (member, heights) in outcome.verified.iter().enumerate() {
         if *heights == 0 {
             return Err(Violation::EmptyLog { member });

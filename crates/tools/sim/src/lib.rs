@@ -14,11 +14,13 @@
 mod admission;
 mod check;
 mod custody;
+pub mod disk;
 pub mod episode;
 mod faults;
 pub mod forgery;
 pub mod hostile;
 mod launch_forgery;
+mod mangle;
 pub mod member_attacks;
 pub mod nemesis;
 mod run;
@@ -143,7 +145,7 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "nemesis",
-        "the nemesis: one seeded schedule of 12 steps, each one or two faults at once (isolation, one-way and flapping links, partitions, 40 % loss, 150 ± 120 ms delay, crashes, the whole committee crashed), held up to 4 s and healed; a cut-off member or a committee without quorum must not finalize meanwhile, and every member must be 3 heights further within 60 s of the last heal",
+        "the nemesis: one seeded schedule of 12 steps, each one or two faults at once (isolation, one-way and flapping links, partitions, 40 % loss, 150 ± 120 ms delay, crashes, the whole committee crashed, a crashed member's disk damaged, one link's messages duplicated or reordered), held up to 4 s and healed; a cut-off member or a committee without quorum must not finalize meanwhile, and every member must be 3 heights further within 60 s of the last heal",
     ),
     (
         "forged-log",

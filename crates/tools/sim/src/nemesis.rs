@@ -1,17 +1,22 @@
-//! The nemesis (issue #16): one long seeded schedule that mixes network faults, crashes and
-//! whole-committee crashes over a running committee, then heals everything and measures how
-//! long the committee takes to make progress again. The faults of one step are combined into
+//! The nemesis (issue #16): one long seeded schedule that mixes network faults, crashes,
+//! whole-committee power cuts, damaged disks ([`crate::disk`]) and duplicated or reordered
+//! messages on one link ([`crate::mangle`]) over a running committee, then heals everything
+//! and measures how long the committee takes to make progress again. A restarted member comes
+//! back with what it synced to disk and nothing it held only in memory. The faults of one step are combined into
 //! one link table (a cut wins over a slow or lossy link), and each step checks what its faults
 //! must prevent (a cut-off member, or a committee without quorum anywhere, finalizing). The
 //! checkers of [`crate::check`] then run over the whole run as over any other (one block and one
 //! root per height everywhere, money conserved, every height executed once and in order, every
-//! log verifying from genesis), and a recovery slower than [`RECOVERY_BOUND`] or a breach is a
+//! log verifying from genesis, every height a damaged disk lost committed again to the same
+//! block and root), and a recovery slower than [`RECOVERY_BOUND`] or a breach is a
 //! violation of its own.
 //!
 //! Every choice comes from the scenario's seed, so a failing seed replays exactly:
 //! `bulwark sim --scenario nemesis --seed SEED --nodes N`.
 #![allow(clippy::unwrap_used)] // a broken simulation setup is a programmer error: crash, with the seed.
 
+use crate::disk::DiskDamage;
+use crate::mangle::Mangle;
 use crate::world::World;
 use commonware_p2p::simulated::{self, Link};
 use commonware_runtime::Clock as _;
@@ -43,16 +48,28 @@ pub enum FaultKind {
     /// Every link slow and jittery (150 ms ± 120 ms). The simulated network keeps each
     /// sender → receiver pair in order, so messages of different senders arrive shuffled.
     Delay,
-    /// One member's tasks aborted mid-flight; it restarts from its own storage.
+    /// One member's tasks aborted mid-flight; it restarts from its own storage, with what a
+    /// node holds in memory emptied ([`World::forget`]).
     Crash,
-    /// Every member's tasks aborted at once; all restart from their own storage. Not a power
-    /// cut: the simulated disk keeps unsynced writes, and a restarted member keeps the
-    /// in-memory parts the simulator holds for it (mempool, sentinel, evidence).
+    /// Every member's tasks aborted at once (a power cut): all restart from their own
+    /// storage. The simulated disk keeps only what each member synced (every open reads synced
+    /// contents), and a restarted member starts with what a node holds in memory emptied
+    /// ([`World::forget`]).
     CrashAll,
+    /// One member crashed and its synced storage damaged before it restarts
+    /// ([`DiskDamage`]): the end of its log lost, a byte of its log or of its newest snapshot
+    /// flipped. It must cut the log at the damage, restore from an older snapshot or genesis,
+    /// fetch the lost heights again and commit them to the same blocks and roots.
+    Damage,
+    /// Every message on one link (one sender to one receiver, all channels) delivered twice.
+    Duplicate,
+    /// Every message on one link held back and delivered after the next message the receiver
+    /// gets (of any sender, this one's included), so one link's messages arrive out of order.
+    Reorder,
 }
 
 impl FaultKind {
-    const ALL: [FaultKind; 8] = [
+    const ALL: [FaultKind; 11] = [
         FaultKind::Isolate,
         FaultKind::OneWay,
         FaultKind::Flap,
@@ -61,6 +78,9 @@ impl FaultKind {
         FaultKind::Delay,
         FaultKind::Crash,
         FaultKind::CrashAll,
+        FaultKind::Damage,
+        FaultKind::Duplicate,
+        FaultKind::Reorder,
     ];
 }
 
@@ -80,6 +100,10 @@ pub struct NemesisReport {
     /// What a fault should have prevented and did not (a member cut off, or a committee
     /// without quorum anywhere, finalizing); must be empty.
     pub breaches: Vec<String>,
+    /// Disk damage done, by kind (see [`FaultKind::Damage`]).
+    pub disk_damage: BTreeMap<DiskDamage, u64>,
+    /// Committed heights members lost with their damaged disks, fetched and committed again.
+    pub heights_lost: u64,
 }
 
 /// The schedule's own generator (SplitMix64): the nemesis draws from it, never from the
@@ -182,6 +206,8 @@ impl World {
                 }
             }
             let mut crashed = Vec::new();
+            let mut damaged = Vec::new();
+            let mut mangled = Vec::new();
             let mut flaps = Vec::new();
             let mut isolated = Vec::new();
             // Whether no side of the cuts holds a quorum (nothing may finalize meanwhile).
@@ -222,6 +248,25 @@ impl World {
                             self.members[member].abort();
                             crashed.push(member);
                         }
+                    }
+                    FaultKind::Damage => {
+                        let member = draw.below(n as u64) as usize;
+                        if !crashed.contains(&member) {
+                            self.members[member].abort();
+                            crashed.push(member);
+                        }
+                        damaged.push((member, DiskDamage::pick(draw.next()), draw.next()));
+                    }
+                    FaultKind::Duplicate | FaultKind::Reorder => {
+                        let (from, to) = draw.pair(n);
+                        let mangle = if *kind == FaultKind::Duplicate {
+                            Mangle::Duplicate
+                        } else {
+                            Mangle::Reorder
+                        };
+                        *self.mangles[to].lock().unwrap() =
+                            Some((self.by_index[from].clone(), mangle));
+                        mangled.push(to);
                     }
                     FaultKind::CrashAll => {
                         // Anywhere within a round.
@@ -271,10 +316,19 @@ impl World {
             }
             // Heal: every link back to normal, every crashed member restarted from its disk.
             self.apply(&normal).await;
+            for member in mangled {
+                *self.mangles[member].lock().unwrap() = None;
+            }
             // Let the aborted tasks drop (and release their storage) before restarting.
             self.context.sleep(Duration::from_millis(10)).await;
+            for (member, damage, at) in damaged {
+                *report.disk_damage.entry(damage).or_default() += 1;
+                report.heights_lost += self.damage(member, damage, at).await;
+            }
             crashed.sort_unstable();
             for member in crashed {
+                // As a restarted node: what it held only in memory is gone.
+                self.forget(member);
                 self.members[member] = self.launch(member, boots[member]).await;
                 boots[member] += 1;
             }
@@ -331,6 +385,11 @@ pub struct Sweep {
     pub simulated_ms: u64,
     /// Faults injected over all seeds, by kind.
     pub faults: BTreeMap<FaultKind, u64>,
+    /// Disk damage done over all seeds, by kind.
+    pub disk_damage: BTreeMap<DiskDamage, u64>,
+    /// Committed heights lost with damaged disks over all seeds (each fetched and committed
+    /// again, to the same block and root).
+    pub heights_lost: u64,
     /// Broken invariants, by checker (`panic`: the run itself failed; `false_evidence`: an
     /// honest member was accused or quarantined). All must be zero.
     pub violations: BTreeMap<&'static str, u64>,
@@ -383,6 +442,10 @@ pub fn sweep(
             for (kind, count) in &nemesis.faults {
                 *sweep.faults.entry(*kind).or_default() += count;
             }
+            for (damage, count) in &nemesis.disk_damage {
+                *sweep.disk_damage.entry(*damage).or_default() += count;
+            }
+            sweep.heights_lost += nemesis.heights_lost;
             match nemesis.recovery_ms {
                 Some(ms) => sweep.worst_recovery_ms = sweep.worst_recovery_ms.max(ms),
                 None => sweep.unrecovered += 1,

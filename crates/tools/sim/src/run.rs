@@ -229,6 +229,7 @@ fn outcome(
             .iter()
             .map(|l| l.lock().unwrap().clone())
             .collect(),
+        superseded: world.superseded.clone(),
         refused: world
             .refused
             .iter()

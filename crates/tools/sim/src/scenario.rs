@@ -151,6 +151,9 @@ impl Scenario {
 pub struct Outcome {
     /// Per member: every height it committed, in order.
     pub ledgers: Vec<Vec<Committed>>,
+    /// Per member: heights it committed and then lost with its damaged disk (the nemesis's
+    /// [`crate::disk::DiskDamage`]); it committed each again, to the same block and root.
+    pub superseded: Vec<Vec<Committed>>,
     /// Per member: proposals it refused.
     pub refused: Vec<u64>,
     /// The member crashed during the run, if any.

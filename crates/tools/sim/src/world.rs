@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // a broken simulation setup is a programmer error: crash, with the seed.
 
 use crate::hostile::{equivocate, far_future_observations, flood_blocks, flood_garbage, malleate};
+use crate::mangle::{MangleSlot, Mangled};
 use crate::scenario::Scenario;
 use bulwark_consensus::catchup::CHANNEL_CATCHUP;
 use bulwark_consensus::committee::{
@@ -78,8 +79,15 @@ pub(crate) struct World {
     pub(crate) views: Vec<Arc<Mutex<CommittedView>>>,
     /// What the simulated chain really paid, and the outpoints liars made up.
     chain_truth: Arc<Mutex<ChainTruth>>,
-    mempools: Vec<Mempool>,
+    /// Per member: its pool of pending transactions (a restart through [`World::forget`]
+    /// gives it an empty one; the clients always offer to the current ones).
+    mempools: Arc<Mutex<Vec<Mempool>>>,
     pub(crate) ledgers: Vec<Ledger>,
+    /// Per member: heights it committed, then lost with a damaged disk (taken off its ledger
+    /// by [`World::damage`]); it commits them again, and the checkers compare both commits.
+    pub(crate) superseded: Vec<Vec<bulwark_consensus::replica::Committed>>,
+    /// Per member: what its receiving ends mangle (see [`crate::mangle`]).
+    pub(crate) mangles: Vec<MangleSlot>,
     pub(crate) refused: Vec<Arc<AtomicU64>>,
     pub(crate) evidence: Vec<EvidenceLog>,
     pub(crate) stats: Vec<SharedStats>,
@@ -221,10 +229,14 @@ impl World {
             views: (0..n)
                 .map(|_| Arc::new(Mutex::new(CommittedView::genesis(genesis.0.clone()))))
                 .collect(),
-            mempools: (0..n)
-                .map(|_| Mempool::new(MempoolConfig::default()))
-                .collect(),
+            mempools: Arc::new(Mutex::new(
+                (0..n)
+                    .map(|_| Mempool::new(MempoolConfig::default()))
+                    .collect(),
+            )),
             ledgers: (0..n).map(|_| Arc::new(Mutex::new(Vec::new()))).collect(),
+            superseded: vec![Vec::new(); n],
+            mangles: (0..n).map(|_| MangleSlot::default()).collect(),
             refused: (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect(),
             evidence: (0..n).map(|_| EvidenceLog::default()).collect(),
             stats: (0..n).map(|_| SharedStats::default()).collect(),
@@ -302,7 +314,7 @@ impl World {
         ReplicaConfig {
             genesis: self.genesis.clone(),
             venue_epoch_ms: self.venue_epoch_ms,
-            mempool: self.mempools[index].clone(),
+            mempool: self.mempools.lock().unwrap()[index].clone(),
             ledger: self.ledgers[index].clone(),
             refused: self.refused[index].clone(),
             block_txs_max: 256,
@@ -378,6 +390,24 @@ impl World {
         if self.scenario.block_flooders.contains(&index) {
             return flood_blocks(node, channels);
         }
+        // An honest member's receiving ends mangle what the nemesis tells them to.
+        let mangled = |(sender, receiver)| {
+            let context = self.context.child("mangle");
+            (
+                sender,
+                Mangled::new(receiver, self.mangles[index].clone(), context),
+            )
+        };
+        let channels = Channels {
+            votes: mangled(channels.votes),
+            certificates: mangled(channels.certificates),
+            resolver: mangled(channels.resolver),
+            blocks: mangled(channels.blocks),
+            requests: mangled(channels.requests),
+            reshare: mangled(channels.reshare),
+            accusations: mangled(channels.accusations),
+            catchup: mangled(channels.catchup),
+        };
         let config = MemberConfig {
             replica: self.replica_config(index),
             partition_prefix: format!("node-{index}"),
@@ -671,7 +701,8 @@ impl World {
                             let key = client_key(CLIENT_SEED, account);
                             tx = malleate(&key, tx, (k % 7 + 1) as usize);
                         }
-                        for mempool in &mempools {
+                        let current = mempools.lock().unwrap().clone();
+                        for mempool in &current {
                             let keys = |id: AccountId| {
                                 Some(client_key(CLIENT_SEED, id.0).verifying_key().to_bytes())
                             };
@@ -693,6 +724,21 @@ impl World {
                     context.sleep(Duration::from_millis(50)).await;
                 }
             });
+    }
+
+    /// Drops what member `member` (stopped) held only in memory, as a restarted node does:
+    /// its pending transactions, oracle observations, sentinel feed (its pending accusations
+    /// and affirmations) and chain deposit attestations. What a node keeps on disk stays (its
+    /// log, snapshots, held blocks, epoch boundaries and key shares), and so does what the
+    /// checkers read (its ledger, evidence log and counters).
+    pub(crate) fn forget(&mut self, member: usize) {
+        self.mempools.lock().unwrap()[member] = Mempool::new(MempoolConfig::default());
+        *self.pools[member].lock().unwrap() =
+            OraclePool::new(oracle_config(&self.scenario, &self.oracle_keys), 2);
+        let key = self.node_signing_key(member).clone();
+        *self.sentinels[member].lock().unwrap() = SentinelFeed::new(key);
+        *self.deposits[member].lock().unwrap() =
+            bulwark_consensus::deposit_feed::DepositFeed::new(&self.genesis.0);
     }
 
     /// Member `index`'s newest committed height.

@@ -4,7 +4,8 @@
 //! the last heal.
 #![allow(clippy::unwrap_used)]
 
-use bulwark_sim::nemesis::sweep;
+use bulwark_sim::nemesis::{sweep, FaultKind};
+use bulwark_sim::Violation;
 
 #[test]
 fn the_nemesis_breaks_no_invariant_and_the_committee_comes_back() {
@@ -32,6 +33,15 @@ fn the_nemesis_breaks_no_invariant_and_the_committee_comes_back() {
         sweep.faults
     );
     assert!(sweep.faults.len() >= 4, "{:?}", sweep.faults);
+    // Among them: a damaged disk whose member lost committed heights and committed them
+    // again, and messages duplicated and reordered on one link.
+    for kind in [FaultKind::Damage, FaultKind::Duplicate, FaultKind::Reorder] {
+        assert!(sweep.faults.contains_key(&kind), "{:?}", sweep.faults);
+    }
+    assert!(
+        !sweep.disk_damage.is_empty() && sweep.heights_lost > 0,
+        "{sweep:?}"
+    );
     assert!(sweep.worst_recovery_ms > 0);
     assert!(sweep.simulated_ms > 0);
 }
@@ -52,4 +62,42 @@ fn a_nemesis_run_replays_exactly_from_its_seed() {
     let first = run();
     assert!(first.0.values().sum::<u64>() >= u64::from(bulwark_sim::NEMESIS_STEPS));
     assert_eq!(run(), first);
+}
+
+#[test]
+fn a_member_that_lost_its_log_tail_commits_the_same_heights_again_and_a_different_one_is_caught() {
+    // Seed 3: member 0's disk loses the end of its finalized log (185 committed heights); it
+    // cuts the log, restores, fetches them from its peers and commits each again.
+    let mut outcome = bulwark_sim::run(bulwark_sim::named("nemesis", 3, 4).unwrap());
+    let nemesis = outcome.nemesis.clone().unwrap();
+    assert!(nemesis.heights_lost > 0, "{nemesis:?}");
+    let (member, lost) = outcome
+        .superseded
+        .iter()
+        .enumerate()
+        .find(|(_, lost)| !lost.is_empty())
+        .map(|(m, lost)| (m, lost.clone()))
+        .expect("a member lost heights");
+    assert_eq!(lost.len() as u64, nemesis.heights_lost);
+    // It has every one of them again, the same block and root.
+    let ledger = &outcome.ledgers[member];
+    for committed in &lost {
+        let again = &ledger[committed.height as usize - 1];
+        assert_eq!(
+            (again.digest, again.root),
+            (committed.digest, committed.root)
+        );
+    }
+    bulwark_sim::check(&outcome).expect("the run holds every invariant");
+    // Had the second commit of one of them named another root, the checker says so.
+    let height = lost[lost.len() / 2].height;
+    let tampered = outcome.superseded[member]
+        .iter_mut()
+        .find(|c| c.height == height)
+        .unwrap();
+    tampered.root = outcome.ledgers[member][0].root;
+    assert_eq!(
+        bulwark_sim::check(&outcome),
+        Err(Violation::Divergence { member, height })
+    );
 }

@@ -145,7 +145,7 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "nemesis",
-        "the nemesis: one seeded schedule of 12 steps, each one or two faults at once (isolation, one-way and flapping links, partitions, 40 % loss, 150 ± 120 ms delay, crashes, the whole committee crashed, a crashed member's disk damaged, one link's messages duplicated or reordered), held up to 4 s and healed; a cut-off member or a committee without quorum must not finalize meanwhile, and every member must be 3 heights further within 60 s of the last heal",
+        "the nemesis: one seeded schedule of 12 steps, each one or two faults at once (isolation, one-way and flapping links, partitions, 40 % loss, 150 ± 120 ms delay, crashes, the whole committee crashed, a crashed member's disk damaged, one link's messages duplicated or reordered), held up to 4 s and healed, with the oracle committee certifying rounds throughout and every member's clock off the true time by up to ± 2 s; a cut-off member or a committee without quorum must not finalize meanwhile, and every member must be 3 heights further within 60 s of the last heal",
     ),
     (
         "forged-log",
@@ -359,6 +359,8 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
         "nemesis" => Scenario {
             height_before: 10,
             nemesis: NEMESIS_STEPS,
+            clock_skew_ms: NEMESIS_CLOCK_SKEW_MS,
+            oracle: true,
             ..base
         },
         _ => return None,
@@ -366,6 +368,13 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
     Some(scenario)
 }
 
+/// How far off the true time each member's clock is in the `nemesis` scenario, at most
+/// (milliseconds, either way; each member's offset comes from the seed).
+///
+/// Within what the venue tolerates between honest members: their clocks differ by at most
+/// twice this (4 s), under the oracle pools' `FUTURE_ROUNDS` (5 one-second rounds) and the
+/// blocks' `BLOCK_TIME_SKEW_MS_MAX` (10 s).
+pub const NEMESIS_CLOCK_SKEW_MS: u64 = 2_000;
 /// Steps of the `nemesis` scenario (and of each seed of `bulwark sim --nemesis`).
 pub const NEMESIS_STEPS: u32 = 12;
 

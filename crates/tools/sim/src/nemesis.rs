@@ -104,6 +104,8 @@ pub struct NemesisReport {
     pub disk_damage: BTreeMap<DiskDamage, u64>,
     /// Committed heights members lost with their damaged disks, fetched and committed again.
     pub heights_lost: u64,
+    /// Per member: how far ahead of the true time its clock ran (negative: behind), ms.
+    pub clock_skews_ms: Vec<i64>,
 }
 
 /// The schedule's own generator (SplitMix64): the nemesis draws from it, never from the
@@ -173,6 +175,7 @@ impl World {
         let mut draw = Draw(self.scenario.seed ^ 0x6e65_6d65_7369_7321);
         let mut report = NemesisReport {
             steps,
+            clock_skews_ms: self.skews_ms.clone(),
             ..NemesisReport::default()
         };
         // Boot labels of restarts (above those the scenarios' own restarts use).
@@ -381,6 +384,8 @@ pub struct Sweep {
     pub seeds_run: u64,
     /// Nemesis steps per seed.
     pub steps_per_seed: u32,
+    /// Each member's clock was off the true time by at most this much, either way (ms).
+    pub clock_skew_bound_ms: u64,
     /// Simulated milliseconds over all seeds.
     pub simulated_ms: u64,
     /// Faults injected over all seeds, by kind.
@@ -421,6 +426,7 @@ pub fn sweep(
         nodes: n,
         first_seed,
         steps_per_seed: crate::NEMESIS_STEPS,
+        clock_skew_bound_ms: crate::NEMESIS_CLOCK_SKEW_MS,
         ..Sweep::default()
     };
     for seed in first_seed..first_seed.saturating_add(seeds) {

@@ -21,8 +21,13 @@ use std::time::Duration;
 /// Runs `scenario` on commonware's deterministic runtime and simulated network. The same
 /// scenario (seed included) always gives the same outcome.
 pub fn run(scenario: Scenario) -> Outcome {
+    // With skewed clocks, the true time starts far enough past the Unix epoch that no clock
+    // reads before it.
     let config = deterministic::Config::new()
         .with_seed(scenario.seed)
+        .with_start_time(
+            std::time::UNIX_EPOCH + Duration::from_millis(scenario.clock_skew_ms.saturating_mul(2)),
+        )
         .with_timeout(Some(Duration::from_secs(600)));
     let runner = deterministic::Runner::new(config);
     runner.start(|context| async move {

@@ -99,9 +99,14 @@ pub struct Scenario {
     /// After the scenario's own faults, this many steps of the nemesis ([`crate::nemesis`]):
     /// one or two faults at once (isolation, one-way and flapping links, partitions, loss,
     /// delay, crashes, the whole committee crashed), held, healed; then the recovery is
-    /// measured. With it, the
+    /// measured (the `nemesis` scenario also runs the oracle committee and skews every clock).
+    /// With it, the
     /// sentinel's silence bound is the production default, so a held fault is not a removal.
     pub nemesis: u32,
+    /// Each member's clock is off the true time by a seeded amount within ± this many
+    /// milliseconds (0: every clock true). It stamps its blocks and its oracle observations,
+    /// and judges others', by its own clock.
+    pub clock_skew_ms: u64,
 }
 
 impl Scenario {
@@ -142,6 +147,7 @@ impl Scenario {
             forged_catch_up: &[],
             readmit: None,
             nemesis: 0,
+            clock_skew_ms: 0,
         }
     }
 }

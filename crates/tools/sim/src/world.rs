@@ -88,6 +88,8 @@ pub(crate) struct World {
     pub(crate) superseded: Vec<Vec<bulwark_consensus::replica::Committed>>,
     /// Per member: what its receiving ends mangle (see [`crate::mangle`]).
     pub(crate) mangles: Vec<MangleSlot>,
+    /// Per member: how far ahead of the true time its clock is (negative: behind), ms.
+    pub(crate) skews_ms: Vec<i64>,
     pub(crate) refused: Vec<Arc<AtomicU64>>,
     pub(crate) evidence: Vec<EvidenceLog>,
     pub(crate) stats: Vec<SharedStats>,
@@ -134,6 +136,24 @@ fn oracle_config(scenario: &Scenario, oracle_keys: &[ed25519_dalek::SigningKey])
         fault_rounds: 4,
         ..OracleConfig::default()
     }
+}
+
+/// Each member's clock skew (ms ahead of the true time, negative behind), drawn from the seed
+/// within ± `scenario.clock_skew_ms`.
+fn clock_skews(scenario: &Scenario) -> Vec<i64> {
+    let bound = i64::try_from(scenario.clock_skew_ms).unwrap();
+    let mut state = scenario.seed ^ 0x636c_6f63_6b73_6b77;
+    (0..scenario.n)
+        .map(|_| {
+            // SplitMix64, one draw per member.
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            i64::try_from(z % (2 * bound.unsigned_abs() + 1)).unwrap() - bound
+        })
+        .collect()
 }
 
 impl World {
@@ -237,6 +257,7 @@ impl World {
             ledgers: (0..n).map(|_| Arc::new(Mutex::new(Vec::new()))).collect(),
             superseded: vec![Vec::new(); n],
             mangles: (0..n).map(|_| MangleSlot::default()).collect(),
+            skews_ms: clock_skews(&scenario),
             refused: (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect(),
             evidence: (0..n).map(|_| EvidenceLog::default()).collect(),
             stats: (0..n).map(|_| SharedStats::default()).collect(),
@@ -313,7 +334,10 @@ impl World {
     fn replica_config(&self, index: usize) -> ReplicaConfig {
         ReplicaConfig {
             genesis: self.genesis.clone(),
-            venue_epoch_ms: self.venue_epoch_ms,
+            // Its clock reads the true time plus its skew: the venue's epoch by its clock.
+            venue_epoch_ms: self
+                .venue_epoch_ms
+                .saturating_add_signed(-self.skews_ms[index]),
             mempool: self.mempools.lock().unwrap()[index].clone(),
             ledger: self.ledgers[index].clone(),
             refused: self.refused[index].clone(),
@@ -563,11 +587,22 @@ impl World {
                 key.clone(),
             );
             let venue_epoch_ms = self.venue_epoch_ms;
+            // The observer stamps by its clock; each receiver judges by its own.
+            let skews = self.skews_ms.clone();
+            let skew = replica.map_or(0, |r| skews[r]);
             self.context
                 .child("oracle")
                 .spawn(move |context| async move {
                     loop {
-                        let now = unix_ms(&context);
+                        let true_now = unix_ms(&context);
+                        let now = true_now.saturating_add_signed(skew);
+                        if now < venue_epoch_ms {
+                            // A clock behind the venue's start: nothing to observe before it.
+                            context
+                                .sleep(Duration::from_millis(venue_epoch_ms - now))
+                                .await;
+                            continue;
+                        }
                         let venue_ms = now - venue_epoch_ms;
                         let round = round_at(now, venue_epoch_ms);
                         let mut observations = feed.observe(round, venue_ms);
@@ -601,8 +636,12 @@ impl World {
                             } else {
                                 &observations
                             };
+                            let at = round_at(
+                                true_now.saturating_add_signed(skews[receiver]),
+                                venue_epoch_ms,
+                            );
                             for observation in sent {
-                                let dropped = pool.lock().unwrap().offer(*observation, round);
+                                let dropped = pool.lock().unwrap().offer(*observation, at);
                                 if let Err(Dropped::Implausible { round, .. }) = dropped {
                                     log.record(
                                         Kind::ImplausibleOracleRound,
@@ -979,4 +1018,28 @@ pub(crate) fn unix_ms(context: &impl Clock) -> u64 {
             .as_millis(),
     )
     .expect("virtual milliseconds fit in u64")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_skews_stay_within_the_bound_and_follow_the_seed() {
+        let scenario = |seed| Scenario {
+            clock_skew_ms: 2_000,
+            ..Scenario::new(seed, 7)
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            let skews = clock_skews(&scenario(seed));
+            assert_eq!(skews.len(), 7);
+            assert!(skews.iter().all(|s| s.abs() <= 2_000), "{skews:?}");
+            assert_eq!(skews, clock_skews(&scenario(seed)));
+            seen.extend(skews.iter().map(|s| s.signum()));
+        }
+        // Ahead and behind both happen.
+        assert!(seen.contains(&1) && seen.contains(&-1), "{seen:?}");
+        assert_eq!(clock_skews(&Scenario::new(3, 4)), vec![0; 4]);
+    }
 }

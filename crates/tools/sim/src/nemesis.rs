@@ -347,16 +347,27 @@ impl World {
     }
 
     /// Virtual milliseconds until every member the committee has not removed is
-    /// [`RECOVERY_HEIGHTS`] past the highest height now; `None` past [`RECOVERY_BOUND`].
+    /// [`RECOVERY_HEIGHTS`] past the highest height now and, with the oracle committee, its
+    /// certified rounds are within [`crate::check::ORACLE_LAG_ROUNDS`] of the clock again;
+    /// `None` past [`RECOVERY_BOUND`].
     async fn recovery(&self) -> Option<u64> {
         let start = self.context.current();
         let target = self.heights().into_iter().max().unwrap_or(0) + RECOVERY_HEIGHTS;
         let members: Vec<usize> = (0..self.scenario.n).collect();
         loop {
             let removed = self.removed();
-            let behind = members
-                .iter()
-                .any(|&i| self.height(i) < target && !removed.contains(&i));
+            let clock_round = bulwark_consensus::oracle_feed::round_at(
+                crate::world::unix_ms(&self.context),
+                self.venue_epoch_ms,
+            );
+            let behind = members.iter().filter(|i| !removed.contains(i)).any(|&i| {
+                let oracle_behind = self.scenario.oracle && {
+                    let view = self.views[i].lock().unwrap();
+                    view.engine.oracle_last_round(0).unwrap_or(0) + crate::check::ORACLE_LAG_ROUNDS
+                        < clock_round
+                };
+                self.height(i) < target || oracle_behind
+            });
             let elapsed = self
                 .context
                 .current()

@@ -101,3 +101,21 @@ fn a_member_that_lost_its_log_tail_commits_the_same_heights_again_and_a_differen
         Err(Violation::Divergence { member, height })
     );
 }
+
+#[test]
+fn seed_108_the_oracle_catches_up_before_the_recovery_counts() {
+    // Found by the sweep once the nemesis ran the oracle committee: the recovery counted only
+    // heights, so the run ended while certified rounds still trailed the clock after the last
+    // heal (6 rounds behind; member 0's clock runs 1.7 s slow). The recovery now waits for the
+    // oracle too, and the stall checker holds.
+    let scenario = bulwark_sim::named("nemesis", 108, 4).unwrap();
+    let outcome = bulwark_sim::run(scenario);
+    let report = bulwark_sim::Report::new("nemesis", &scenario, &outcome);
+    assert!(report.held, "{:?}", bulwark_sim::check(&outcome).err());
+    let nemesis = outcome.nemesis.unwrap();
+    assert!(nemesis.recovery_ms.is_some());
+    assert!(
+        nemesis.clock_skews_ms.iter().any(|s| *s < -1_000),
+        "{nemesis:?}"
+    );
+}

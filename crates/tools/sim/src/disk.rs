@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used)] // a broken simulation setup is a programmer error: crash, with the seed.
 
 use crate::world::World;
-use bulwark_consensus::log::{Log, LOG_BLOB};
+use bulwark_consensus::log::{Reader, LOG_BLOB};
 use bulwark_consensus::snapshots;
 use commonware_runtime::{Blob as _, Storage as _, Supervisor as _, WriteOptions};
 use serde::Serialize;
@@ -65,8 +65,9 @@ async fn flip(
 
 impl World {
     /// Damages the synced storage of member `member` (stopped: its tasks have dropped) as
-    /// `damage` says, `at` choosing the byte; then opens its log as the member will (cutting
-    /// it at the damage) and moves the heights it lost from its ledger to `superseded`: the
+    /// `damage` says, `at` choosing the byte; then reads its log (without repairing it) up to
+    /// the damage, as the member will on its restart, and moves the heights it lost from its
+    /// ledger to `superseded`: the
     /// member commits them again after fetching them, and the checkers hold the first and the
     /// second commit of each to the same block and root. Returns how many heights it lost.
     pub(crate) async fn damage(&mut self, member: usize, damage: DiskDamage, at: u64) -> u64 {
@@ -92,12 +93,16 @@ impl World {
                 }
             }
         }
-        let survived = Log::open(&context, &log_partition, |_| {
-            Ok::<(), std::convert::Infallible>(())
-        })
-        .await
-        .unwrap()
-        .height();
+        // Read only: the member itself must find the damage, cut its log and say so.
+        let survived = {
+            let (blob, size) = context.open(&log_partition, LOG_BLOB).await.unwrap();
+            let mut reader = Reader::new(&blob, size);
+            let mut height = 0;
+            while let Ok(Some(record)) = reader.next().await {
+                height = record.height;
+            }
+            height
+        };
         let mut ledger = self.ledgers[member].lock().unwrap();
         let cut = ledger.partition_point(|c| c.height <= survived);
         let lost: Vec<_> = ledger.drain(cut..).collect();

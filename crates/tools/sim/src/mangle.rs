@@ -12,8 +12,9 @@ use commonware_p2p::{Message, Receiver};
 use commonware_runtime::{deterministic, Clock as _};
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Longest a held-back message waits for a later one to overtake it.
 pub const HOLD: Duration = Duration::from_millis(200);
@@ -38,10 +39,12 @@ pub(crate) struct Mangled<R> {
     inner: R,
     slot: MangleSlot,
     context: deterministic::Context,
+    /// Counts the messages this end duplicated or held back (shared by a member's ends).
+    mangled: Arc<AtomicU64>,
     /// Messages owed before anything new: a duplicate, or a held one that was overtaken.
     owed: VecDeque<Message<PublicKey>>,
-    /// A message held back for a later one to overtake.
-    held: Option<Message<PublicKey>>,
+    /// A message held back for a later one to overtake, and when it is released regardless.
+    held: Option<(Message<PublicKey>, SystemTime)>,
 }
 
 impl<R: std::fmt::Debug> std::fmt::Debug for Mangled<R> {
@@ -51,18 +54,25 @@ impl<R: std::fmt::Debug> std::fmt::Debug for Mangled<R> {
             .field("slot", &self.slot)
             .field("owed", &self.owed.len())
             .field("held", &self.held.is_some())
+            .field("mangled", &self.mangled)
             .finish_non_exhaustive()
     }
 }
 
 impl<R> Mangled<R> {
-    pub(crate) fn new(inner: R, slot: MangleSlot, context: deterministic::Context) -> Self {
+    pub(crate) fn new(
+        inner: R,
+        slot: MangleSlot,
+        mangled: Arc<AtomicU64>,
+        context: deterministic::Context,
+    ) -> Self {
         Mangled {
             inner,
             slot,
             context,
             owed: VecDeque::new(),
             held: None,
+            mangled,
         }
     }
 }
@@ -76,11 +86,14 @@ impl<R: Receiver<PublicKey = PublicKey>> Receiver for Mangled<R> {
             return Ok(message);
         }
         loop {
-            let message = if self.held.is_some() {
+            // The release time is kept in `self`, so a consumer that drops this future and
+            // calls again does not start the hold over.
+            let message = if let Some((_, release)) = &self.held {
+                let release = *release;
                 select! {
                     received = self.inner.recv() => received?,
-                    _ = self.context.sleep(HOLD) => {
-                        return Ok(self.held.take().unwrap());
+                    _ = self.context.sleep_until(release) => {
+                        return Ok(self.held.take().unwrap().0);
                     },
                 }
             } else {
@@ -94,13 +107,15 @@ impl<R: Receiver<PublicKey = PublicKey>> Receiver for Mangled<R> {
                 .filter(|(from, _)| *from == message.0)
                 .map(|(_, mangle)| *mangle);
             if mangle == Some(Mangle::Reorder) && self.held.is_none() {
-                self.held = Some(message);
+                self.mangled.fetch_add(1, Ordering::Relaxed);
+                self.held = Some((message, self.context.current() + HOLD));
                 continue;
             }
-            if let Some(held) = self.held.take() {
+            if let Some((held, _)) = self.held.take() {
                 self.owed.push_back(held);
             }
             if mangle == Some(Mangle::Duplicate) {
+                self.mangled.fetch_add(1, Ordering::Relaxed);
                 self.owed.push_back(message.clone());
             }
             return Ok(message);
@@ -123,7 +138,7 @@ mod tests {
 
     /// Sends one-byte messages 0..count from a to b over the simulated network (5 ms apart),
     /// b's end mangling a's messages as `mangle` says; what b receives until 2 s of silence.
-    fn deliveries(mangle: Option<Mangle>, count: u8) -> Vec<u8> {
+    fn deliveries(mangle: Option<Mangle>, count: u8) -> (Vec<u8>, u64) {
         deterministic::Runner::seeded(1).start(|context| async move {
             let a = ed25519::PrivateKey::from_seed(0).public_key();
             let b = ed25519::PrivateKey::from_seed(1).public_key();
@@ -150,7 +165,9 @@ mod tests {
             let (_, receiver) = oracle.control(b.clone()).register(0, quota).await.unwrap();
             let slot = MangleSlot::default();
             *slot.lock().unwrap() = mangle.map(|m| (a.clone(), m));
-            let mut receiver = Mangled::new(receiver, slot, context.child("mangle"));
+            let counted = Arc::new(AtomicU64::new(0));
+            let mut receiver =
+                Mangled::new(receiver, slot, counted.clone(), context.child("mangle"));
             for i in 0..count {
                 sender.send(Recipients::One(b.clone()), vec![i], false);
                 context.sleep(Duration::from_millis(5)).await;
@@ -162,25 +179,29 @@ mod tests {
                     _ = context.sleep(Duration::from_secs(2)) => break,
                 }
             }
-            got
+            (got, counted.load(Ordering::Relaxed))
         })
     }
 
     #[test]
     fn left_alone_every_message_arrives_once_in_order() {
-        assert_eq!(deliveries(None, 5), vec![0, 1, 2, 3, 4]);
+        assert_eq!(deliveries(None, 5), (vec![0, 1, 2, 3, 4], 0));
     }
 
     #[test]
     fn duplicated_every_message_arrives_twice() {
         assert_eq!(
             deliveries(Some(Mangle::Duplicate), 5),
-            vec![0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+            (vec![0, 0, 1, 1, 2, 2, 3, 3, 4, 4], 5)
         );
     }
 
     #[test]
     fn reordered_each_held_message_is_overtaken_and_the_last_released_after_the_hold() {
-        assert_eq!(deliveries(Some(Mangle::Reorder), 5), vec![1, 0, 3, 2, 4]);
+        // Held: 0, 2 and 4 (1 and 3 overtook a held one and were delivered at once).
+        assert_eq!(
+            deliveries(Some(Mangle::Reorder), 5),
+            (vec![1, 0, 3, 2, 4], 3)
+        );
     }
 }

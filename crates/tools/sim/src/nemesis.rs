@@ -106,6 +106,8 @@ pub struct NemesisReport {
     pub heights_lost: u64,
     /// Per member: how far ahead of the true time its clock ran (negative: behind), ms.
     pub clock_skews_ms: Vec<i64>,
+    /// Messages that members' receiving ends really duplicated or held back.
+    pub mangled_messages: u64,
 }
 
 /// The schedule's own generator (SplitMix64): the nemesis draws from it, never from the
@@ -342,6 +344,7 @@ impl World {
             }
         }
         report.recovery_ms = self.recovery().await;
+        report.mangled_messages = self.mangled.load(std::sync::atomic::Ordering::Relaxed);
         report.heights = self.heights();
         report
     }
@@ -406,6 +409,8 @@ pub struct Sweep {
     /// Committed heights lost with damaged disks over all seeds (each fetched and committed
     /// again, to the same block and root).
     pub heights_lost: u64,
+    /// Messages really duplicated or held back over all seeds.
+    pub mangled_messages: u64,
     /// Broken invariants, by checker (`panic`: the run itself failed; `false_evidence`: an
     /// honest member was accused or quarantined). All must be zero.
     pub violations: BTreeMap<&'static str, u64>,
@@ -463,6 +468,7 @@ pub fn sweep(
                 *sweep.disk_damage.entry(*damage).or_default() += count;
             }
             sweep.heights_lost += nemesis.heights_lost;
+            sweep.mangled_messages += nemesis.mangled_messages;
             match nemesis.recovery_ms {
                 Some(ms) => sweep.worst_recovery_ms = sweep.worst_recovery_ms.max(ms),
                 None => sweep.unrecovered += 1,

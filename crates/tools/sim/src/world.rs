@@ -88,6 +88,8 @@ pub(crate) struct World {
     pub(crate) superseded: Vec<Vec<bulwark_consensus::replica::Committed>>,
     /// Per member: what its receiving ends mangle (see [`crate::mangle`]).
     pub(crate) mangles: Vec<MangleSlot>,
+    /// Messages the members' receiving ends duplicated or held back, over the run.
+    pub(crate) mangled: Arc<AtomicU64>,
     /// Per member: how far ahead of the true time its clock is (negative: behind), ms.
     pub(crate) skews_ms: Vec<i64>,
     pub(crate) refused: Vec<Arc<AtomicU64>>,
@@ -257,6 +259,7 @@ impl World {
             ledgers: (0..n).map(|_| Arc::new(Mutex::new(Vec::new()))).collect(),
             superseded: vec![Vec::new(); n],
             mangles: (0..n).map(|_| MangleSlot::default()).collect(),
+            mangled: Arc::default(),
             skews_ms: clock_skews(&scenario),
             refused: (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect(),
             evidence: (0..n).map(|_| EvidenceLog::default()).collect(),
@@ -419,7 +422,12 @@ impl World {
             let context = self.context.child("mangle");
             (
                 sender,
-                Mangled::new(receiver, self.mangles[index].clone(), context),
+                Mangled::new(
+                    receiver,
+                    self.mangles[index].clone(),
+                    self.mangled.clone(),
+                    context,
+                ),
             )
         };
         let channels = Channels {

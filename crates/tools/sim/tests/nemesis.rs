@@ -42,6 +42,8 @@ fn the_nemesis_breaks_no_invariant_and_the_committee_comes_back() {
         !sweep.disk_damage.is_empty() && sweep.heights_lost > 0,
         "{sweep:?}"
     );
+    // The duplicating and reordering ends really mangled messages.
+    assert!(sweep.mangled_messages > 0, "{sweep:?}");
     assert!(sweep.worst_recovery_ms > 0);
     assert!(sweep.simulated_ms > 0);
 }

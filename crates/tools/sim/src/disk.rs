@@ -38,17 +38,17 @@ impl DiskDamage {
     }
 }
 
-/// Flips bit `at % 8` of byte `at % size` of blob `name` in `partition`, synced; false when the
-/// blob is empty.
+/// Flips bit `at % 8` of byte `at % size` of blob `name` in `partition`, synced (nothing when
+/// the blob is empty).
 async fn flip(
     context: &commonware_runtime::deterministic::Context,
     partition: &str,
     name: &[u8],
     at: u64,
-) -> bool {
+) {
     let (blob, size) = context.open(partition, name).await.unwrap();
     if size == 0 {
-        return false;
+        return;
     }
     let offset = at % size;
     let byte = blob
@@ -60,7 +60,6 @@ async fn flip(
     blob.write_at(offset, vec![flipped], WriteOptions::SYNC)
         .await
         .unwrap();
-    true
 }
 
 impl World {

@@ -2,9 +2,9 @@
 //! whole-committee power cuts, damaged disks ([`crate::disk`]) and duplicated or reordered
 //! messages on one link ([`crate::mangle`]) over a running committee, then heals everything
 //! and measures how long the committee takes to make progress again. A restarted member comes
-//! back with what it synced to disk and nothing it held only in memory. The faults of one step are combined into
-//! one link table (a cut wins over a slow or lossy link), and each step checks what its faults
-//! must prevent (a cut-off member, or a committee without quorum anywhere, finalizing). The
+//! back with what it synced to disk and nothing it held only in memory. The faults of one
+//! step are combined into one link table (a cut wins over a slow or lossy link), and each step
+//! checks what its faults must prevent (a cut-off member, or a committee without quorum anywhere, finalizing). The
 //! checkers of [`crate::check`] then run over the whole run as over any other (one block and one
 //! root per height everywhere, money conserved, every height executed once and in order, every
 //! log verifying from genesis, every height a damaged disk lost committed again to the same
@@ -112,10 +112,10 @@ pub struct NemesisReport {
 
 /// The schedule's own generator (SplitMix64): the nemesis draws from it, never from the
 /// runtime's, so adding a fault kind does not reshuffle the network's own randomness.
-struct Draw(u64);
+pub(crate) struct Draw(pub(crate) u64);
 
 impl Draw {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -124,7 +124,7 @@ impl Draw {
     }
 
     /// A number in `0..n` (`n` > 0).
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 

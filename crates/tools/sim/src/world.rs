@@ -144,17 +144,10 @@ fn oracle_config(scenario: &Scenario, oracle_keys: &[ed25519_dalek::SigningKey])
 /// within ± `scenario.clock_skew_ms`.
 fn clock_skews(scenario: &Scenario) -> Vec<i64> {
     let bound = i64::try_from(scenario.clock_skew_ms).unwrap();
-    let mut state = scenario.seed ^ 0x636c_6f63_6b73_6b77;
+    // The nemesis's own generator, on a stream of its own: one draw per member.
+    let mut draw = crate::nemesis::Draw(scenario.seed ^ 0x636c_6f63_6b73_6b77);
     (0..scenario.n)
-        .map(|_| {
-            // SplitMix64, one draw per member.
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            i64::try_from(z % (2 * bound.unsigned_abs() + 1)).unwrap() - bound
-        })
+        .map(|_| i64::try_from(draw.below(2 * bound.unsigned_abs() + 1)).unwrap() - bound)
         .collect()
 }
 

@@ -17,6 +17,8 @@ pub struct Summary {
     pub virtual_ms: u64,
     /// Chain deposits credited at the member that credited most (0 without chain deposits).
     pub deposits_credited: u64,
+    /// What the tracked clients sent, were told and read ([`crate::clients`]).
+    pub clients: crate::clients::ClientTally,
 }
 
 /// An invariant a run broke. Any of these is a bug; the seed reproduces it.
@@ -105,6 +107,71 @@ pub enum Violation {
         /// Every member's height at the end.
         heights: Vec<u64>,
     },
+    /// A tracked client was told its transaction was accepted, and no member ever told its
+    /// receipt (neither executed nor refused in a finalized block).
+    #[error("account {account}'s transaction {nonce} was accepted and never finalized")]
+    AckLost {
+        /// The client's account.
+        account: u64,
+        /// The transaction's nonce.
+        nonce: u64,
+    },
+    /// A tracked client was told its transaction was refused, and it was finalized.
+    #[error("account {account}'s transaction {nonce} was refused, and then finalized at height {height}")]
+    RefusedExecuted {
+        /// The client's account.
+        account: u64,
+        /// The transaction's nonce.
+        nonce: u64,
+        /// Where it was finalized.
+        height: u64,
+    },
+    /// A member told one transaction's receipt twice, at another height or with another
+    /// outcome.
+    #[error("member {member} told account {account}'s transaction {nonce} at height {first}, then differently at height {again}")]
+    ReceiptChanged {
+        /// The member.
+        member: usize,
+        /// The acting account.
+        account: u64,
+        /// The transaction's nonce.
+        nonce: u64,
+        /// Where it told it first.
+        first: u64,
+        /// Where it told it again.
+        again: u64,
+    },
+    /// A member's receipt of a transaction differs from another member's.
+    #[error("member {member}'s receipt of account {account}'s transaction {nonce} differs from another member's")]
+    ReceiptDisagrees {
+        /// The member.
+        member: usize,
+        /// The acting account.
+        account: u64,
+        /// The transaction's nonce.
+        nonce: u64,
+    },
+    /// A tracked client's read does not agree with the receipts: at that height the account's
+    /// next nonce is one past the highest nonce finalized at or below it.
+    #[error("account {account} read next nonce {next_nonce} at member {member}, height {height}; the receipts say {expected}")]
+    ReadInconsistent {
+        /// The client's account.
+        account: u64,
+        /// The member it read from.
+        member: usize,
+        /// The height of the read.
+        height: u64,
+        /// The next nonce the read gave.
+        next_nonce: u64,
+        /// The next nonce the receipts give at that height.
+        expected: u64,
+    },
+    /// No tracked client got a single receipt: the client checkers had nothing to check.
+    #[error("the tracked clients got no receipt ({accepted} transactions accepted)")]
+    ClientsIdle {
+        /// Transactions an endpoint accepted.
+        accepted: u64,
+    },
     /// Client transactions were finalized but none matched (or none were finalized).
     #[error("no trading: {txs} client transactions finalized, {fills} fills")]
     NoTrading {
@@ -130,6 +197,12 @@ impl Violation {
             Violation::DepositsStalled { .. } => "deposits_stalled",
             Violation::NoRecovery { .. } => "no_recovery",
             Violation::Breach { .. } => "breach",
+            Violation::AckLost { .. } => "ack_lost",
+            Violation::RefusedExecuted { .. } => "refused_executed",
+            Violation::ReceiptChanged { .. } => "receipt_changed",
+            Violation::ReceiptDisagrees { .. } => "receipt_disagrees",
+            Violation::ReadInconsistent { .. } => "read_inconsistent",
+            Violation::ClientsIdle { .. } => "clients_idle",
             Violation::NoTrading { .. } => "no_trading",
         }
     }
@@ -246,6 +319,13 @@ pub fn check(outcome: &Outcome) -> Result<Summary, Violation> {
             });
         }
     }
+    crate::clients::check(&outcome.clients)?;
+    let tally = outcome.clients.tally();
+    if tally.decided == 0 {
+        return Err(Violation::ClientsIdle {
+            accepted: tally.accepted,
+        });
+    }
     let txs = longest.iter().map(|c| c.txs as u64).sum();
     let fills = longest.iter().map(|c| c.fills as u64).sum();
     if txs == 0 || fills == 0 {
@@ -263,5 +343,6 @@ pub fn check(outcome: &Outcome) -> Result<Summary, Violation> {
             .map(|t| t.credited)
             .max()
             .unwrap_or(0),
+        clients: tally,
     })
 }

@@ -62,8 +62,8 @@ impl World {
     pub(crate) async fn power_cut(&mut self, live: &[usize]) {
         let delay_ms = self.scenario.seed * 37 % 250;
         self.context.sleep(Duration::from_millis(delay_ms)).await;
-        for member in &self.members {
-            member.abort();
+        for index in 0..self.members.len() {
+            self.stop(index);
         }
         // Let the aborted tasks drop (and release their storage).
         self.context.sleep(Duration::from_millis(10)).await;

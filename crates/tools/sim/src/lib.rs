@@ -13,6 +13,7 @@
 
 mod admission;
 mod check;
+pub mod clients;
 mod custody;
 pub mod disk;
 pub mod episode;

@@ -250,14 +250,14 @@ impl World {
                     FaultKind::Crash => {
                         let member = draw.below(n as u64) as usize;
                         if !crashed.contains(&member) {
-                            self.members[member].abort();
+                            self.stop(member);
                             crashed.push(member);
                         }
                     }
                     FaultKind::Damage => {
                         let member = draw.below(n as u64) as usize;
                         if !crashed.contains(&member) {
-                            self.members[member].abort();
+                            self.stop(member);
                             crashed.push(member);
                         }
                         damaged.push((member, DiskDamage::pick(draw.next()), draw.next()));
@@ -278,7 +278,7 @@ impl World {
                         self.context.sleep(draw.millis(0, 250)).await;
                         for member in 0..n {
                             if !crashed.contains(&member) {
-                                self.members[member].abort();
+                                self.stop(member);
                                 crashed.push(member);
                             }
                         }
@@ -411,6 +411,10 @@ pub struct Sweep {
     pub heights_lost: u64,
     /// Messages really duplicated or held back over all seeds.
     pub mangled_messages: u64,
+    /// What the tracked clients sent, were told and read over all seeds
+    /// ([`crate::clients`]): every accepted transaction was finalized, every read agreed
+    /// with the receipts.
+    pub clients: crate::clients::ClientTally,
     /// Broken invariants, by checker (`panic`: the run itself failed; `false_evidence`: an
     /// honest member was accused or quarantined). All must be zero.
     pub violations: BTreeMap<&'static str, u64>,
@@ -460,6 +464,7 @@ pub fn sweep(
         };
         let report = crate::Report::new("nemesis", &scenario, &outcome);
         sweep.simulated_ms += u64::try_from(outcome.virtual_ms).unwrap_or(u64::MAX);
+        sweep.clients.add(&outcome.clients.tally());
         if let Some(nemesis) = &outcome.nemesis {
             for (kind, count) in &nemesis.faults {
                 *sweep.faults.entry(*kind).or_default() += count;

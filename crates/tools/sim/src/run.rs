@@ -50,7 +50,7 @@ pub fn run(scenario: Scenario) -> Outcome {
         }
         world.wait_for(scenario.height_before, &honest).await;
         if let Some(silent) = scenario.silent {
-            world.members[silent].abort();
+            world.stop(silent);
         }
         for _ in 0..2 {
             world.audit_round();
@@ -58,7 +58,7 @@ pub fn run(scenario: Scenario) -> Outcome {
         if let Some(member) = scenario.restart_in_reshare {
             // Mid-reshare: it deals the same polynomial again after its restart.
             world.wait_for_quarantine().await;
-            world.members[member].abort();
+            world.stop(member);
             world.context.sleep(Duration::from_secs(1)).await;
             world.members[member] = world.launch(member, 1).await;
         }
@@ -73,7 +73,7 @@ pub fn run(scenario: Scenario) -> Outcome {
         if let Some(member) = scenario.restart_in_reshare {
             // In the new epoch: it resumes there from its own storage (boundary and share).
             world.context.sleep(Duration::from_millis(500)).await;
-            world.members[member].abort();
+            world.stop(member);
             world.context.sleep(Duration::from_millis(500)).await;
             world.members[member] = world.launch(member, 2).await;
         }
@@ -85,6 +85,8 @@ pub fn run(scenario: Scenario) -> Outcome {
             0 => None,
             steps => Some(world.nemesis(steps).await),
         };
+        // The tracked clients stop sending and get what they have in flight decided.
+        world.drain_clients().await;
         let episode = world.close_episode(&episode);
         let (verified, forgeries) = verify_logs(&mut world, &honest).await;
         let mut outcome = outcome(&world, verified, forgeries, episode);
@@ -109,7 +111,7 @@ async fn inject(world: &mut World, honest: &[usize]) {
         world.power_cut(&live).await;
     }
     if let Some(crash) = scenario.crash {
-        world.members[crash].abort();
+        world.stop(crash);
         live.retain(|&i| i != crash);
     }
     let start = world.height(live[0]);
@@ -136,8 +138,8 @@ async fn inject(world: &mut World, honest: &[usize]) {
 /// fail. Returns the heights each log verified.
 async fn verify_logs(world: &mut World, honest: &[usize]) -> (Vec<u64>, Vec<Forgery>) {
     let identity = *world.output.public().public();
-    for member in &world.members {
-        member.abort();
+    for index in 0..world.members.len() {
+        world.stop(index);
     }
     // Let the aborted tasks drop (and close their logs).
     let context = world.context.child("logs");
@@ -324,5 +326,6 @@ fn outcome(
             .map(|s| s.lock().unwrap().restored_snapshot)
             .collect(),
         nemesis: None,
+        clients: world.clients_outcome(),
     }
 }

@@ -197,4 +197,7 @@ pub struct Outcome {
     pub epochs: Vec<(u64, bool)>,
     /// With [`Scenario::nemesis`]: what it did and how the committee came back.
     pub nemesis: Option<crate::nemesis::NemesisReport>,
+    /// What the tracked clients were told, and every member's receipts
+    /// ([`crate::clients`]).
+    pub clients: crate::clients::Clients,
 }

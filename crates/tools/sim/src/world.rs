@@ -50,6 +50,14 @@ const CLIENTS: u64 = MAKERS + 4;
 pub(crate) const USD: i64 = 1_000_000;
 /// The seed of the simulated clients' DEVELOPMENT keys.
 const CLIENT_SEED: u64 = 0x5151;
+/// The tracked clients' accounts ([`crate::clients`]), after the flow's.
+pub(crate) const TRACKED_ACCOUNTS: std::ops::RangeInclusive<u64> =
+    CLIENTS + 1..=CLIENTS + crate::clients::TRACKED;
+
+/// A tracked client's transaction: a taker's order of the flow, signed with its DEVELOPMENT key.
+fn tracked_tx(account: u64, nonce: u64) -> bulwark_engine::codec::SignedTx {
+    signed_flow_order(CLIENT_SEED, account, nonce, nonce, 600_000)
+}
 
 /// Everything one run holds.
 pub(crate) struct World {
@@ -83,6 +91,16 @@ pub(crate) struct World {
     /// gives it an empty one; the clients always offer to the current ones).
     mempools: Arc<Mutex<Vec<Mempool>>>,
     pub(crate) ledgers: Vec<Ledger>,
+    /// Per member: whether it is up (started and not stopped since); the tracked clients
+    /// send only to members that are up.
+    pub(crate) up: Arc<Mutex<Vec<bool>>>,
+    /// Per member: the receipts its endpoint told ([`crate::clients::Told`]).
+    pub(crate) told: Vec<crate::clients::SharedTold>,
+    /// Set at the end of a run: the tracked clients send nothing new.
+    draining: Arc<std::sync::atomic::AtomicBool>,
+    /// The tracked clients and their histories.
+    clients: Arc<Mutex<Vec<crate::clients::Client>>>,
+    histories: Arc<Mutex<Vec<crate::clients::History>>>,
     /// Per member: heights it committed, then lost with a damaged disk (taken off its ledger
     /// by [`World::damage`]); it commits them again, and the checkers compare both commits.
     pub(crate) superseded: Vec<Vec<bulwark_consensus::replica::Committed>>,
@@ -167,7 +185,7 @@ impl World {
         )
         .expect("dealing to a non-empty committee must succeed");
         let by_index: Vec<PublicKey> = participants.iter().cloned().collect();
-        let accounts: Vec<GenesisAccount> = (1..=CLIENTS)
+        let accounts: Vec<GenesisAccount> = (1..=*TRACKED_ACCOUNTS.end())
             .map(|a| GenesisAccount {
                 account: AccountId(a),
                 public_key: client_key(CLIENT_SEED, a).verifying_key().to_bytes(),
@@ -250,6 +268,25 @@ impl World {
                     .collect(),
             )),
             ledgers: (0..n).map(|_| Arc::new(Mutex::new(Vec::new()))).collect(),
+            up: Arc::new(Mutex::new(vec![false; n])),
+            told: (0..n)
+                .map(|_| crate::clients::SharedTold::default())
+                .collect(),
+            draining: Arc::default(),
+            clients: Arc::new(Mutex::new(
+                TRACKED_ACCOUNTS
+                    .enumerate()
+                    .map(|(i, account)| crate::clients::Client::new(i, account, n))
+                    .collect(),
+            )),
+            histories: Arc::new(Mutex::new(
+                TRACKED_ACCOUNTS
+                    .map(|account| crate::clients::History {
+                        account,
+                        ..Default::default()
+                    })
+                    .collect(),
+            )),
             superseded: vec![Vec::new(); n],
             mangles: (0..n).map(|_| MangleSlot::default()).collect(),
             mangled: Arc::default(),
@@ -285,6 +322,7 @@ impl World {
         world.spawn_oracle_feeds();
         world.spawn_chain_watchers();
         world.spawn_clients();
+        world.spawn_tracked_clients();
         world
     }
 
@@ -363,7 +401,10 @@ impl World {
             // Often, so that restarts in the simulation restore from snapshots.
             snapshot_every: 4,
             ledger_kept: usize::MAX,
-            receipts: None,
+            receipts: Some(crate::clients::sink(
+                self.told[index].clone(),
+                TRACKED_ACCOUNTS,
+            )),
             identity: Some(*self.output.public().public()),
         }
     }
@@ -372,6 +413,7 @@ impl World {
     /// replays its finalized log, starts simplex and the replica; or plays the hostile member
     /// the scenario makes it.
     pub(crate) async fn launch(&self, index: usize, boot: usize) -> Member {
+        self.up.lock().unwrap()[index] = true;
         let control = self.network.control(self.by_index[index].clone());
         let node = self
             .context
@@ -764,6 +806,76 @@ impl World {
                     context.sleep(Duration::from_millis(50)).await;
                 }
             });
+    }
+
+    /// Tracked clients ([`crate::clients`]): every 50 ms each takes one step.
+    fn spawn_tracked_clients(&self) {
+        let line = crate::clients::Line {
+            mempools: self.mempools.clone(),
+            up: self.up.clone(),
+            told: self.told.clone(),
+            views: self.views.clone(),
+            draining: self.draining.clone(),
+            histories: self.histories.clone(),
+            sign: tracked_tx,
+        };
+        let clients = self.clients.clone();
+        self.context
+            .child("tracked_clients")
+            .spawn(move |context| async move {
+                loop {
+                    let now = unix_ms(&context);
+                    for client in clients.lock().unwrap().iter_mut() {
+                        client.tick(&line, now);
+                    }
+                    context.sleep(Duration::from_millis(50)).await;
+                }
+            });
+    }
+
+    /// Stops member `index` as a crash does: its tasks aborted mid-flight, its endpoint gone.
+    pub(crate) fn stop(&self, index: usize) {
+        self.members[index].abort();
+        self.up.lock().unwrap()[index] = false;
+    }
+
+    /// The end of a run for the tracked clients: they send nothing new, and this waits (at
+    /// most [`crate::clients::DRAIN`]) until every transaction they have in flight has its
+    /// receipt.
+    pub(crate) async fn drain_clients(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let start = self.context.current();
+        while self.clients.lock().unwrap().iter().any(|c| c.in_flight()) {
+            let waited = self
+                .context
+                .current()
+                .duration_since(start)
+                .unwrap_or_default();
+            if waited > crate::clients::DRAIN {
+                break;
+            }
+            self.context.sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What the tracked clients were told, and every member's receipts.
+    pub(crate) fn clients_outcome(&self) -> crate::clients::Clients {
+        crate::clients::Clients {
+            histories: self.histories.lock().unwrap().clone(),
+            told: self
+                .told
+                .iter()
+                .map(|t| t.lock().unwrap().clone())
+                .collect(),
+            in_flight: self
+                .clients
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| c.in_flight())
+                .count() as u64,
+        }
     }
 
     /// Drops what member `member` (stopped) held only in memory, as a restarted node does:

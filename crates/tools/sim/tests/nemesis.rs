@@ -44,6 +44,14 @@ fn the_nemesis_breaks_no_invariant_and_the_committee_comes_back() {
     );
     // The duplicating and reordering ends really mangled messages.
     assert!(sweep.mangled_messages > 0, "{sweep:?}");
+    // The tracked clients were answered, had to send again and refused stale answers, and every
+    // accepted transaction was finalized (the checkers ran in every seed above).
+    let clients = sweep.clients;
+    assert!(clients.decided > 0 && clients.reads > 0, "{clients:?}");
+    assert!(
+        clients.resends > 0 && clients.stale_refused > 0,
+        "{clients:?}"
+    );
     assert!(sweep.worst_recovery_ms > 0);
     assert!(sweep.simulated_ms > 0);
 }
@@ -91,6 +99,8 @@ fn a_member_that_lost_its_log_tail_commits_the_same_heights_again_and_a_differen
         );
     }
     bulwark_sim::check(&outcome).expect("the run holds every invariant");
+    // It told the receipts of those heights again, the same as the first time.
+    assert!(outcome.clients.told[member].retold > 0);
     // Had the second commit of one of them named another root, the checker says so.
     let height = lost[lost.len() / 2].height;
     let tampered = outcome.superseded[member]

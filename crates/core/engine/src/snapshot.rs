@@ -144,18 +144,46 @@ impl Engine {
                 "a recorded withdrawal is out of range",
             ));
         }
-        let engine = Engine {
+        check_money(&config, &state)?;
+        Ok(Engine {
             config,
             state,
             scratch: Vec::new(),
             proposer: None,
             acting_session: 0,
-        };
-        if !engine.totals().conserved() {
-            return Err(SnapshotError::Inconsistent("money is not conserved"));
-        }
-        Ok(engine)
+        })
     }
+}
+
+/// Every position must name a listed instrument, and money must be conserved: the totals
+/// [`Engine::totals`] adds up, in its order, without overflowing (damaged bytes can hold any
+/// number), and cash − perpetual cost + fees equal what came in.
+fn check_money(config: &EngineConfig, state: &State) -> Result<(), SnapshotError> {
+    let overflow = || SnapshotError::Inconsistent("the money totals overflow");
+    let (mut cash, mut perp_cost) = (0i128, 0i128);
+    for account in state.holders() {
+        cash = cash.checked_add(account.cash).ok_or_else(overflow)?;
+        for (id, position) in &account.positions {
+            let instrument =
+                config
+                    .instruments
+                    .get(id.0 as usize)
+                    .ok_or(SnapshotError::Inconsistent(
+                        "a position names no instrument",
+                    ))?;
+            if instrument.is_perpetual() {
+                perp_cost = perp_cost.checked_add(position.cost).ok_or_else(overflow)?;
+            }
+        }
+    }
+    let left = cash
+        .checked_sub(perp_cost)
+        .and_then(|v| v.checked_add(state.fee_pool))
+        .ok_or_else(overflow)?;
+    if left != state.net_deposits {
+        return Err(SnapshotError::Inconsistent("money is not conserved"));
+    }
+    Ok(())
 }
 
 /// Every account's open-order totals must equal what rests in the books.
@@ -169,15 +197,18 @@ fn check_open_orders(state: &State) -> Result<(), SnapshotError> {
                     "an order belongs to no account",
                 ));
             }
+            let overflow = || SnapshotError::Inconsistent("open order totals overflow");
             let e = seen.entry((r.owner, inst)).or_default();
             match r.side {
                 Side::Buy => {
-                    e.0 += r.qty;
-                    e.2 += i128::from(r.price) * i128::from(r.qty);
+                    e.0 = e.0.checked_add(r.qty).ok_or_else(overflow)?;
+                    e.2 =
+                        e.2.checked_add(i128::from(r.price) * i128::from(r.qty))
+                            .ok_or_else(overflow)?;
                 }
-                Side::Sell => e.1 += r.qty,
+                Side::Sell => e.1 = e.1.checked_add(r.qty).ok_or_else(overflow)?,
             }
-            e.3 += 1;
+            e.3 = e.3.checked_add(1).ok_or_else(overflow)?;
         }
     }
     let holders = state

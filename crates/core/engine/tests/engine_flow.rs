@@ -556,6 +556,34 @@ fn snapshot_restores_the_same_root_and_refuses_garbage() {
     }
 }
 
+/// A damaged snapshot never makes `restore` panic: every byte of one that holds positions,
+/// resting orders and fills, flipped seven ways, is refused or restored (a position naming an
+/// unlisted instrument and totals that overflow are refused, not indexed or added).
+#[test]
+fn a_damaged_snapshot_never_makes_restore_panic() {
+    let mut v = venue();
+    v.run(vec![
+        limit(1, Side::Sell, 600_000, 10),
+        limit(1, Side::Sell, 600_500, 10),
+        limit(2, Side::Buy, 600_000, 4),
+        limit(2, Side::Buy, 599_000, 3),
+    ]);
+    let snap = v.engine.snapshot();
+    let mut refused = 0;
+    for i in 0..snap.len() {
+        for mask in [0x01, 0x02, 0x04, 0x10, 0x40, 0x80, 0xff] {
+            let mut bad = snap.clone();
+            bad[i] ^= mask;
+            refused += usize::from(Engine::restore(&bad).is_err());
+        }
+    }
+    assert!(
+        refused > snap.len(),
+        "{refused} of {} refused",
+        7 * snap.len()
+    );
+}
+
 #[test]
 fn system_inputs_are_validated() {
     let mut v = venue();

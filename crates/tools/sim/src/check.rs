@@ -116,6 +116,15 @@ pub enum Violation {
         /// The transaction's nonce.
         nonce: u64,
     },
+    /// A tracked client still had no verdict on its transaction when the end of the run had
+    /// waited [`crate::clients::DRAIN`] for it.
+    #[error("account {account}'s transaction {nonce} had no verdict at the end of the run")]
+    Undecided {
+        /// The client's account.
+        account: u64,
+        /// The transaction's nonce.
+        nonce: u64,
+    },
     /// A tracked client was told its transaction was refused, and it was finalized.
     #[error("account {account}'s transaction {nonce} was refused, and then finalized at height {height}")]
     RefusedExecuted {
@@ -198,6 +207,7 @@ impl Violation {
             Violation::NoRecovery { .. } => "no_recovery",
             Violation::Breach { .. } => "breach",
             Violation::AckLost { .. } => "ack_lost",
+            Violation::Undecided { .. } => "undecided",
             Violation::RefusedExecuted { .. } => "refused_executed",
             Violation::ReceiptChanged { .. } => "receipt_changed",
             Violation::ReceiptDisagrees { .. } => "receipt_disagrees",

@@ -9,30 +9,40 @@
 //!   client moves to the next member after each receipt, as behind a load balancer.
 //! - The client then asks its endpoint for the transaction's receipt. With none after
 //!   [`RESEND_MS`], it sends the same bytes to the next member that is up. The engine executes
-//!   each (account, nonce) once, so a resend is never executed twice.
+//!   each (account, nonce) once, so a resend is never executed twice. (The relay goes straight
+//!   into the pools, not over the simulated network: partitions do not drop it.)
+//! - A node keeps the receipts it serves in memory, and does not tell the blocks it replays at
+//!   a restart again, so a restarted member cannot answer for what it committed before. A
+//!   client that finds its nonce used in a read without a receipt knows its transaction was
+//!   finalized (it sends one at a time) and takes that as its verdict (`decided_by_nonce`).
 //! - Every tick the client also reads its account's next nonce from its endpoint's committed
 //!   state. It keeps a floor: the highest height it has seen in a read or a receipt. An answer
 //!   below the floor is stale (a member that is behind, or one that lost its log tail). The
 //!   client refuses it, counts it and moves to the next member.
 //!
-//! A member's receipts ([`Told`]) are what its endpoint serves. The replica tells each
-//! finalized block's receipts once, as it commits the block. They survive the member's restarts,
-//! as the node keeps them. A height the member commits again after losing it with its disk is
-//! told again, and must be told the same.
+//! The replica tells each finalized block's receipts once, as it commits the block, to a sink
+//! that serves them at the member's endpoint and records them for the checkers ([`Told`],
+//! kept over the whole run). A height the member commits again after losing it with its disk
+//! is told again, and must be told the same.
 //!
 //! At the end of every run the clients stop sending new transactions, and the run waits at most
 //! [`DRAIN`] for what they have in flight ([`crate::world::World::drain_clients`]). Then
 //! [`check`] requires:
-//! - every transaction an endpoint accepted has a receipt at some member: the engine executed
-//!   it or refused it in a finalized block (`ack_lost`);
+//! - every transaction an endpoint accepted was told by some member: the engine executed it or
+//!   refused it in a finalized block (`ack_lost`);
 //! - no transaction the endpoint refused was executed (`refused_executed`);
 //! - a member tells each transaction once, at one height with one outcome, including after it
 //!   lost heights and committed them again (`receipt_changed`);
 //! - every member that tells a transaction's receipt tells the same height and outcome
 //!   (`receipt_disagrees`);
 //! - every read a client took agrees with the receipts: at height h, the account's next nonce is
-//!   one past the highest nonce with a receipt at or below h (`read_inconsistent`). The floor
-//!   makes reads monotonic per client, so this also means they never go back.
+//!   one past the highest nonce with a receipt at or below h (`read_inconsistent`);
+//! - no client is left without a verdict when the drain ends (`undecided`).
+//!
+//! Reads are monotonic per client because the client refuses answers below its floor: that is
+//! the client's rule, counted (`stale_refused`), not something a checker could catch. A refusal
+//! at the first send is never relayed, so `refused_executed` guards the model more than the
+//! committee.
 #![allow(clippy::unwrap_used)] // a poisoned lock is a simulator bug: crash, with the seed.
 
 use crate::check::Violation;
@@ -83,18 +93,33 @@ fn replay_refused(events: &[Event]) -> bool {
     )
 }
 
-/// One member's [`Told`], shared by its replica (through [`sink`]) and the clients.
+/// One member's [`Told`] (the checkers' record of every receipt it ever told), shared by its
+/// replica (through [`sink`]) and the run.
 pub(crate) type SharedTold = Arc<Mutex<Told>>;
 
-/// The replica's receipt sink that records into `told`, with the events of the accounts in
+/// What one member's endpoint serves now: each transaction's receipt height, by (account,
+/// nonce). A node keeps these in memory: a restart empties them
+/// ([`crate::world::World::launch`]), and the blocks it replays are not told again.
+pub(crate) type SharedServed = Arc<Mutex<BTreeMap<(u64, u64), u64>>>;
+
+/// The replica's receipt sink: it serves each receipt at the member's endpoint (the first one
+/// of a transaction stands) and records it into `told`, with the events of the accounts in
 /// `tracked`.
-pub(crate) fn sink(told: SharedTold, tracked: RangeInclusive<u64>) -> ReceiptSink {
+pub(crate) fn sink(
+    told: SharedTold,
+    served: SharedServed,
+    tracked: RangeInclusive<u64>,
+) -> ReceiptSink {
     Arc::new(move |height: u64, receipts: &[Receipt]| {
         let mut told = told.lock().unwrap();
+        let mut served = served.lock().unwrap();
         for receipt in receipts {
             if receipt.account == BLOCK_RECEIPT_ACCOUNT {
                 continue;
             }
+            served
+                .entry((receipt.account.0, receipt.nonce))
+                .or_insert(height);
             let events = if tracked.contains(&receipt.account.0) {
                 receipt.events.clone()
             } else {
@@ -102,10 +127,10 @@ pub(crate) fn sink(told: SharedTold, tracked: RangeInclusive<u64>) -> ReceiptSin
             };
             let key = (receipt.account.0, receipt.nonce);
             match told.receipts.get(&key) {
-                // A replay refused at a later height: the first receipt stands. (Events are
+                // A replay refused at the same or a later height: the first receipt stands. (Events are
                 // kept for tracked accounts only; a flow account's replay is told by its height
                 // alone, and the receipts' own events say whether it was refused.)
-                Some(first) if height > first.0 && replay_refused(&receipt.events) => {
+                Some(first) if height >= first.0 && replay_refused(&receipt.events) => {
                     told.replays += 1;
                 }
                 Some(first) if *first != (height, events.clone()) => {
@@ -139,6 +164,9 @@ pub struct History {
     pub stale_refused: u64,
     /// Transactions sent again for want of a receipt.
     pub resends: u64,
+    /// Verdicts learned from a read (the nonce used) for want of a receipt: every member
+    /// that had it restarted since.
+    pub decided_by_nonce: u64,
 }
 
 /// The tracked clients' side of a run, for the checkers.
@@ -148,8 +176,8 @@ pub struct Clients {
     pub histories: Vec<History>,
     /// Each member's receipts.
     pub told: Vec<Told>,
-    /// Transactions still without a receipt when the drain ended.
-    pub in_flight: u64,
+    /// Transactions still without a verdict when the drain ended: (account, nonce).
+    pub undecided: Vec<(u64, u64)>,
 }
 
 /// What the tracked clients did, in a run's summary.
@@ -167,6 +195,8 @@ pub struct ClientTally {
     pub stale_refused: u64,
     /// Transactions sent again.
     pub resends: u64,
+    /// Verdicts learned from a read for want of a receipt.
+    pub decided_by_nonce: u64,
     /// Replays the engine refused at a later height (over every member; the first receipt
     /// stands).
     pub replays_refused: u64,
@@ -181,6 +211,7 @@ impl ClientTally {
         self.reads += other.reads;
         self.stale_refused += other.stale_refused;
         self.resends += other.resends;
+        self.decided_by_nonce += other.decided_by_nonce;
         self.replays_refused += other.replays_refused;
     }
 }
@@ -196,6 +227,7 @@ impl Clients {
             tally.reads += h.reads.len() as u64;
             tally.stale_refused += h.stale_refused;
             tally.resends += h.resends;
+            tally.decided_by_nonce += h.decided_by_nonce;
         }
         tally.replays_refused = self.told.iter().map(|t| t.replays).sum();
         tally
@@ -204,6 +236,9 @@ impl Clients {
 
 /// Checks what the tracked clients were told against what the members finalized and told.
 pub fn check(clients: &Clients) -> Result<(), Violation> {
+    if let Some(&(account, nonce)) = clients.undecided.first() {
+        return Err(Violation::Undecided { account, nonce });
+    }
     for (member, told) in clients.told.iter().enumerate() {
         if let Some(&(account, nonce, first, again)) = told.changed.first() {
             return Err(Violation::ReceiptChanged {
@@ -293,8 +328,8 @@ pub(crate) struct Line {
     pub(crate) mempools: Arc<Mutex<Vec<Mempool>>>,
     /// Which members are up (their endpoint answers).
     pub(crate) up: Arc<Mutex<Vec<bool>>>,
-    /// Every member's receipts.
-    pub(crate) told: Vec<SharedTold>,
+    /// What every member's endpoint serves.
+    pub(crate) served: Vec<SharedServed>,
     /// Every member's committed state.
     pub(crate) views: Vec<Arc<Mutex<CommittedView>>>,
     /// Set at the end of a run: send nothing new.
@@ -335,11 +370,6 @@ impl Client {
         }
     }
 
-    /// Whether a transaction of this client still waits for its receipt.
-    pub(crate) fn in_flight(&self) -> bool {
-        self.pending.is_some()
-    }
-
     /// The next member after the endpoint that is up (the endpoint itself if it is the only
     /// one).
     fn next_endpoint(&mut self, up: &[bool]) {
@@ -364,43 +394,59 @@ impl Client {
         }
         let mut histories = line.histories.lock().unwrap();
         let history = &mut histories[self.index];
+        // The receipt, if the endpoint has it.
         if let Some(pending) = &self.pending {
             let nonce = pending.tx.nonce;
-            let told = line.told[self.endpoint]
+            let served = line.served[self.endpoint]
                 .lock()
                 .unwrap()
-                .receipts
                 .get(&(self.account, nonce))
-                .map(|r| r.0);
-            if let Some(height) = told {
+                .copied();
+            if let Some(height) = served {
                 history.decided.insert(nonce, (height, self.endpoint));
                 self.floor = self.floor.max(height);
                 self.pending = None;
                 // Behind a load balancer: the next transaction goes to the next member.
                 self.next_endpoint(&up);
-            } else if now_ms >= pending.sent_ms + RESEND_MS {
+            }
+        }
+        // The read.
+        let read = {
+            let view = line.views[self.endpoint].lock().unwrap();
+            (
+                self.endpoint,
+                view.height,
+                view.engine.next_nonce(AccountId(self.account)),
+            )
+        };
+        if read.1 < self.floor {
+            history.stale_refused += 1;
+            self.next_endpoint(&up);
+        } else {
+            self.floor = read.1;
+            if history.reads.last() != Some(&read) {
+                history.reads.push(read);
+            }
+            // Its nonce used, but no receipt: the member restarted since and forgot it (a
+            // node keeps receipts in memory and does not tell replayed blocks again). The
+            // client knows the transaction was finalized; what it did, only the account's
+            // orders and positions can say.
+            if let Some(pending) = &self.pending {
+                if read.2 > pending.tx.nonce {
+                    history.decided.insert(pending.tx.nonce, (read.1, read.0));
+                    history.decided_by_nonce += 1;
+                    self.pending = None;
+                    self.next_endpoint(&up);
+                }
+            }
+        }
+        // No verdict in time: the same bytes to the next member.
+        if let Some(pending) = &self.pending {
+            if now_ms >= pending.sent_ms + RESEND_MS {
                 let tx = pending.tx.clone();
                 self.next_endpoint(&up);
                 history.resends += 1;
                 self.send(line, history, tx, now_ms);
-            }
-        }
-        {
-            let view = line.views[self.endpoint].lock().unwrap();
-            if view.height < self.floor {
-                history.stale_refused += 1;
-                drop(view);
-                self.next_endpoint(&up);
-            } else {
-                let read = (
-                    self.endpoint,
-                    view.height,
-                    view.engine.next_nonce(AccountId(self.account)),
-                );
-                self.floor = view.height;
-                if history.reads.last() != Some(&read) {
-                    history.reads.push(read);
-                }
             }
         }
         if self.pending.is_none() && !line.draining.load(Ordering::Relaxed) {
@@ -408,6 +454,16 @@ impl Client {
             let tx = (line.sign)(self.account, self.nonce);
             self.send(line, history, tx, now_ms);
         }
+    }
+
+    /// The nonce of the transaction still waiting for its verdict, if any.
+    pub(crate) fn pending_nonce(&self) -> Option<u64> {
+        self.pending.as_ref().map(|p| p.tx.nonce)
+    }
+
+    /// This client's account.
+    pub(crate) fn account(&self) -> u64 {
+        self.account
     }
 
     /// Sends `tx` to the endpoint; what it accepted, it relays to every other pool.
@@ -475,7 +531,8 @@ mod tests {
     #[test]
     fn the_sink_keeps_each_receipt_once_and_records_a_changed_one() {
         let told = SharedTold::default();
-        let sink = sink(told.clone(), 5..=6);
+        let served = SharedServed::default();
+        let sink = sink(told.clone(), served.clone(), 5..=6);
         let event = Event::Rejected {
             account: Some(AccountId(5)),
             client_order_id: 1,
@@ -522,6 +579,11 @@ mod tests {
         sink(3, &[receipt(3, 5, 1, Vec::new())]);
         let told = told.lock().unwrap();
         assert_eq!(told.changed, vec![(5, 1, 3, 4), (5, 1, 3, 3)]);
+        // The endpoint serves the first receipt of each.
+        assert_eq!(
+            *served.lock().unwrap(),
+            [((1, 7), 3), ((5, 1), 3)].into_iter().collect()
+        );
         assert_eq!(told.receipts[&(5, 1)], (3, vec![event]));
     }
 
@@ -539,13 +601,24 @@ mod tests {
             reads: vec![(0, 3, 1), (0, 4, 2), (1, 5, 2), (1, 6, 3), (1, 9, 3)],
             stale_refused: 1,
             resends: 0,
+            decided_by_nonce: 0,
         };
         let good = Clients {
             histories: vec![history],
             told: vec![told.clone(), told],
-            in_flight: 0,
+            undecided: Vec::new(),
         };
         assert_eq!(check(&good), Ok(()));
+
+        let mut undecided = good.clone();
+        undecided.undecided.push((9, 3));
+        assert_eq!(
+            check(&undecided),
+            Err(Violation::Undecided {
+                account: 9,
+                nonce: 3
+            })
+        );
 
         let mut lost = good.clone();
         for told in &mut lost.told {

@@ -94,8 +94,10 @@ pub(crate) struct World {
     /// Per member: whether it is up (started and not stopped since); the tracked clients
     /// send only to members that are up.
     pub(crate) up: Arc<Mutex<Vec<bool>>>,
-    /// Per member: the receipts its endpoint told ([`crate::clients::Told`]).
+    /// Per member: every receipt it told ([`crate::clients::Told`]), for the checkers.
     pub(crate) told: Vec<crate::clients::SharedTold>,
+    /// Per member: the receipts its endpoint serves (emptied at each start, as a node's).
+    served: Vec<crate::clients::SharedServed>,
     /// Set at the end of a run: the tracked clients send nothing new.
     draining: Arc<std::sync::atomic::AtomicBool>,
     /// The tracked clients and their histories.
@@ -272,6 +274,9 @@ impl World {
             told: (0..n)
                 .map(|_| crate::clients::SharedTold::default())
                 .collect(),
+            served: (0..n)
+                .map(|_| crate::clients::SharedServed::default())
+                .collect(),
             draining: Arc::default(),
             clients: Arc::new(Mutex::new(
                 TRACKED_ACCOUNTS
@@ -403,6 +408,7 @@ impl World {
             ledger_kept: usize::MAX,
             receipts: Some(crate::clients::sink(
                 self.told[index].clone(),
+                self.served[index].clone(),
                 TRACKED_ACCOUNTS,
             )),
             identity: Some(*self.output.public().public()),
@@ -413,7 +419,8 @@ impl World {
     /// replays its finalized log, starts simplex and the replica; or plays the hostile member
     /// the scenario makes it.
     pub(crate) async fn launch(&self, index: usize, boot: usize) -> Member {
-        self.up.lock().unwrap()[index] = true;
+        // A starting node serves no receipt yet (it keeps them in memory).
+        self.served[index].lock().unwrap().clear();
         let control = self.network.control(self.by_index[index].clone());
         let node = self
             .context
@@ -480,9 +487,12 @@ impl World {
             partition_prefix: format!("node-{index}"),
             timing: Timing::default(),
         };
-        start_member(node, config, control.clone(), channels)
+        let member = start_member(node, config, control.clone(), channels)
             .await
-            .expect("the member's log must open")
+            .expect("the member's log must open");
+        // Its endpoint answers from now on (a hostile member's never does).
+        self.up.lock().unwrap()[index] = true;
+        member
     }
 
     /// Oracle feeds: every virtual second each member observes and offers its signed
@@ -813,7 +823,7 @@ impl World {
         let line = crate::clients::Line {
             mempools: self.mempools.clone(),
             up: self.up.clone(),
-            told: self.told.clone(),
+            served: self.served.clone(),
             views: self.views.clone(),
             draining: self.draining.clone(),
             histories: self.histories.clone(),
@@ -841,12 +851,18 @@ impl World {
 
     /// The end of a run for the tracked clients: they send nothing new, and this waits (at
     /// most [`crate::clients::DRAIN`]) until every transaction they have in flight has its
-    /// receipt.
+    /// verdict.
     pub(crate) async fn drain_clients(&self) {
         self.draining
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let start = self.context.current();
-        while self.clients.lock().unwrap().iter().any(|c| c.in_flight()) {
+        while self
+            .clients
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.pending_nonce().is_some())
+        {
             let waited = self
                 .context
                 .current()
@@ -868,13 +884,13 @@ impl World {
                 .iter()
                 .map(|t| t.lock().unwrap().clone())
                 .collect(),
-            in_flight: self
+            undecided: self
                 .clients
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|c| c.in_flight())
-                .count() as u64,
+                .filter_map(|c| c.pending_nonce().map(|nonce| (c.account(), nonce)))
+                .collect(),
         }
     }
 

@@ -11,36 +11,19 @@
 
 #![no_main]
 
-use bulwark_engine::command::SystemCommand;
-use bulwark_engine::{AccountId, Command, Engine, EngineConfig};
-use bulwark_testkit::flow::{account_of, flow_order, open_accounts_unsigned};
+use bulwark_engine::{Engine, EngineConfig};
+use bulwark_testkit::flow::{flow_orders_unsigned, open_market_unsigned};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-
-/// Orders of the flow: the real snapshot's book.
-fn orders(from: u64, count: u64) -> Vec<Command> {
-    (from..from + count)
-        .map(|k| Command::Client {
-            account: AccountId(account_of(k)),
-            nonce: k + 1,
-            command: flow_order(account_of(k), k, 600_000),
-        })
-        .collect()
-}
 
 /// The snapshot of an engine that has traded the flow for a while.
 fn real() -> &'static [u8] {
     static REAL: OnceLock<Vec<u8>> = OnceLock::new();
     REAL.get_or_init(|| {
         let mut engine = Engine::new(EngineConfig::default());
-        let mut setup = vec![Command::System(SystemCommand::IndexPrice {
-            underlying: 0,
-            price_micros: 60_000_000_000,
-        })];
-        setup.extend(open_accounts_unsigned(1_000_000_000_000));
         let mut events = Vec::new();
-        engine.execute(1, &setup, &mut events);
-        engine.execute(2, &orders(0, 60), &mut events);
+        engine.execute(1, &open_market_unsigned(1_000_000_000_000), &mut events);
+        engine.execute(2, &flow_orders_unsigned(0..60, 600_000), &mut events);
         engine.snapshot()
     })
 }

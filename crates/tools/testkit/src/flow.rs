@@ -44,6 +44,28 @@ pub fn open_accounts_unsigned(deposit_micros: i64) -> Vec<Command> {
         .collect()
 }
 
+/// What opens the flow's market in a fresh trusted engine: BTC's index at 60 000 USD, then
+/// [`open_accounts_unsigned`] with `deposit_micros` each.
+pub fn open_market_unsigned(deposit_micros: i64) -> Vec<Command> {
+    let mut setup = vec![Command::System(SystemCommand::IndexPrice {
+        underlying: 0,
+        price_micros: 60_000_000_000,
+    })];
+    setup.extend(open_accounts_unsigned(deposit_micros));
+    setup
+}
+
+/// Orders `ks` of the flow around `mid_ticks`, unsigned, the accounts taking turns
+/// ([`account_of`]), order `k` with nonce `k + 1`.
+pub fn flow_orders_unsigned(ks: std::ops::Range<u64>, mid_ticks: i64) -> Vec<Command> {
+    ks.map(|k| Command::Client {
+        account: AccountId(account_of(k)),
+        nonce: k + 1,
+        command: flow_order(account_of(k), k, mid_ticks),
+    })
+    .collect()
+}
+
 /// Order `k` of `account` around `mid_ticks` on instrument 0 (BTC-PERP).
 pub fn flow_order(account: u64, k: u64, mid_ticks: i64) -> ClientCommand {
     let maker = account <= MAKERS;
@@ -94,22 +116,9 @@ mod tests {
     #[test]
     fn makers_quote_and_takers_fill() {
         let mut engine = Engine::new(EngineConfig::default());
-        let mut setup = vec![Command::System(SystemCommand::IndexPrice {
-            underlying: 0,
-            price_micros: 60_000_000_000,
-        })];
-        setup.extend(open_accounts_unsigned(1_000_000_000_000));
         let mut events = Vec::new();
-        engine.execute(0, &setup, &mut events);
-        let mut batch = Vec::new();
-        for k in 0..120 {
-            let account = account_of(k);
-            batch.push(Command::Client {
-                account: AccountId(account),
-                nonce: k + 1,
-                command: flow_order(account, k, 600_000),
-            });
-        }
+        engine.execute(0, &open_market_unsigned(1_000_000_000_000), &mut events);
+        let batch = flow_orders_unsigned(0..120, 600_000);
         events.clear();
         engine.execute(1, &batch, &mut events);
         let fills = events

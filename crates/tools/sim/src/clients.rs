@@ -334,8 +334,6 @@ pub(crate) struct Line {
     pub(crate) views: Vec<Arc<Mutex<CommittedView>>>,
     /// Set at the end of a run: send nothing new.
     pub(crate) draining: Arc<AtomicBool>,
-    /// Every tracked client's history, as it goes.
-    pub(crate) histories: Arc<Mutex<Vec<History>>>,
     /// Signs client `account`'s transaction with nonce `nonce`.
     pub(crate) sign: fn(u64, u64) -> SignedTx,
 }
@@ -348,9 +346,8 @@ struct Pending {
 
 /// One tracked client.
 pub(crate) struct Client {
-    /// Its index among the tracked clients.
-    index: usize,
-    account: u64,
+    /// What it was told so far (its account included).
+    history: History,
     endpoint: usize,
     nonce: u64,
     pending: Option<Pending>,
@@ -361,8 +358,10 @@ impl Client {
     /// Tracked client `index` trading as `account`, starting at member `index`.
     pub(crate) fn new(index: usize, account: u64, members: usize) -> Client {
         Client {
-            index,
-            account,
+            history: History {
+                account,
+                ..History::default()
+            },
             endpoint: index % members,
             nonce: 0,
             pending: None,
@@ -392,18 +391,16 @@ impl Client {
         if !up[self.endpoint] {
             self.next_endpoint(&up);
         }
-        let mut histories = line.histories.lock().unwrap();
-        let history = &mut histories[self.index];
         // The receipt, if the endpoint has it.
         if let Some(pending) = &self.pending {
             let nonce = pending.tx.nonce;
             let served = line.served[self.endpoint]
                 .lock()
                 .unwrap()
-                .get(&(self.account, nonce))
+                .get(&(self.history.account, nonce))
                 .copied();
             if let Some(height) = served {
-                history.decided.insert(nonce, (height, self.endpoint));
+                self.history.decided.insert(nonce, (height, self.endpoint));
                 self.floor = self.floor.max(height);
                 self.pending = None;
                 // Behind a load balancer: the next transaction goes to the next member.
@@ -416,16 +413,16 @@ impl Client {
             (
                 self.endpoint,
                 view.height,
-                view.engine.next_nonce(AccountId(self.account)),
+                view.engine.next_nonce(AccountId(self.history.account)),
             )
         };
         if read.1 < self.floor {
-            history.stale_refused += 1;
+            self.history.stale_refused += 1;
             self.next_endpoint(&up);
         } else {
             self.floor = read.1;
-            if history.reads.last() != Some(&read) {
-                history.reads.push(read);
+            if self.history.reads.last() != Some(&read) {
+                self.history.reads.push(read);
             }
             // Its nonce used, but no receipt: the member restarted since and forgot it (a
             // node keeps receipts in memory and does not tell replayed blocks again). The
@@ -433,8 +430,10 @@ impl Client {
             // orders and positions can say.
             if let Some(pending) = &self.pending {
                 if read.2 > pending.tx.nonce {
-                    history.decided.insert(pending.tx.nonce, (read.1, read.0));
-                    history.decided_by_nonce += 1;
+                    self.history
+                        .decided
+                        .insert(pending.tx.nonce, (read.1, read.0));
+                    self.history.decided_by_nonce += 1;
                     self.pending = None;
                     self.next_endpoint(&up);
                 }
@@ -445,14 +444,14 @@ impl Client {
             if now_ms >= pending.sent_ms + RESEND_MS {
                 let tx = pending.tx.clone();
                 self.next_endpoint(&up);
-                history.resends += 1;
-                self.send(line, history, tx, now_ms);
+                self.history.resends += 1;
+                self.send(line, tx, now_ms);
             }
         }
         if self.pending.is_none() && !line.draining.load(Ordering::Relaxed) {
             self.nonce += 1;
-            let tx = (line.sign)(self.account, self.nonce);
-            self.send(line, history, tx, now_ms);
+            let tx = (line.sign)(self.history.account, self.nonce);
+            self.send(line, tx, now_ms);
         }
     }
 
@@ -461,13 +460,13 @@ impl Client {
         self.pending.as_ref().map(|p| p.tx.nonce)
     }
 
-    /// This client's account.
-    pub(crate) fn account(&self) -> u64 {
-        self.account
+    /// What this client was told so far.
+    pub(crate) fn history(&self) -> &History {
+        &self.history
     }
 
     /// Sends `tx` to the endpoint; what it accepted, it relays to every other pool.
-    fn send(&mut self, line: &Line, history: &mut History, tx: SignedTx, now_ms: u64) {
+    fn send(&mut self, line: &Line, tx: SignedTx, now_ms: u64) {
         let nonce = tx.nonce;
         let pools = line.mempools.lock().unwrap().clone();
         let outcome = {
@@ -483,7 +482,7 @@ impl Client {
         let resend = self.pending.is_some();
         match outcome.refused.first() {
             None => {
-                history.accepted.entry(nonce).or_insert(now_ms);
+                self.history.accepted.entry(nonce).or_insert(now_ms);
                 // Each member takes the relay against its own committed state, as the node's
                 // gossip receiver does.
                 for (member, pool) in pools.iter().enumerate() {
@@ -506,7 +505,7 @@ impl Client {
             }
             Some((_, why)) => {
                 // Refused on its first send: the client is told so and moves on.
-                history.refused.insert(nonce, why.to_string());
+                self.history.refused.insert(nonce, why.to_string());
             }
         }
     }

@@ -100,9 +100,8 @@ pub(crate) struct World {
     served: Vec<crate::clients::SharedServed>,
     /// Set at the end of a run: the tracked clients send nothing new.
     draining: Arc<std::sync::atomic::AtomicBool>,
-    /// The tracked clients and their histories.
+    /// The tracked clients, each with what it was told.
     clients: Arc<Mutex<Vec<crate::clients::Client>>>,
-    histories: Arc<Mutex<Vec<crate::clients::History>>>,
     /// Per member: heights it committed, then lost with a damaged disk (taken off its ledger
     /// by [`World::damage`]); it commits them again, and the checkers compare both commits.
     pub(crate) superseded: Vec<Vec<bulwark_consensus::replica::Committed>>,
@@ -282,14 +281,6 @@ impl World {
                 TRACKED_ACCOUNTS
                     .enumerate()
                     .map(|(i, account)| crate::clients::Client::new(i, account, n))
-                    .collect(),
-            )),
-            histories: Arc::new(Mutex::new(
-                TRACKED_ACCOUNTS
-                    .map(|account| crate::clients::History {
-                        account,
-                        ..Default::default()
-                    })
                     .collect(),
             )),
             superseded: vec![Vec::new(); n],
@@ -826,7 +817,6 @@ impl World {
             served: self.served.clone(),
             views: self.views.clone(),
             draining: self.draining.clone(),
-            histories: self.histories.clone(),
             sign: tracked_tx,
         };
         let clients = self.clients.clone();
@@ -877,19 +867,17 @@ impl World {
 
     /// What the tracked clients were told, and every member's receipts.
     pub(crate) fn clients_outcome(&self) -> crate::clients::Clients {
+        let clients = self.clients.lock().unwrap();
         crate::clients::Clients {
-            histories: self.histories.lock().unwrap().clone(),
+            histories: clients.iter().map(|c| c.history().clone()).collect(),
             told: self
                 .told
                 .iter()
                 .map(|t| t.lock().unwrap().clone())
                 .collect(),
-            undecided: self
-                .clients
-                .lock()
-                .unwrap()
+            undecided: clients
                 .iter()
-                .filter_map(|c| c.pending_nonce().map(|nonce| (c.account(), nonce)))
+                .filter_map(|c| c.pending_nonce().map(|nonce| (c.history().account, nonce)))
                 .collect(),
         }
     }

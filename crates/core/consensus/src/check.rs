@@ -398,6 +398,24 @@ pub struct Receipt {
     pub events: Vec<Event>,
 }
 
+impl Receipt {
+    /// Whether this is the engine's refusal of a replay: a transaction whose (account, nonce)
+    /// an earlier transaction already used, refused as a stale nonce and nothing else. Such a
+    /// receipt says nothing new of its key (the earlier one's receipt does), so replicas do not
+    /// tell it: a proposer that puts a finalized transaction in a later block cannot make a
+    /// client's order look refused after it was accepted.
+    pub fn is_replay(&self) -> bool {
+        self.account != BLOCK_RECEIPT_ACCOUNT
+            && matches!(
+                self.events.as_slice(),
+                [Event::Rejected {
+                    reason: bulwark_engine::RejectReason::StaleNonce,
+                    ..
+                }]
+            )
+    }
+}
+
 /// The acting id of a block's own receipt (see [`execute_with_receipts`]): the insurance
 /// fund's id, `u64::MAX`, under which no transaction acts.
 pub const BLOCK_RECEIPT_ACCOUNT: bulwark_engine::AccountId = bulwark_engine::AccountId(u64::MAX);
@@ -533,6 +551,34 @@ mod tests {
         assert_eq!(tally.liquidation_steps[&LiquidationVia::Book], 2);
         tally.add(&Tally::of(&events[..1]));
         assert_eq!(tally.rejected_total(), 4);
+    }
+
+    /// Only a transaction's lone stale-nonce refusal is a replay: not another refusal, not a
+    /// stale nonce among other events, not the block's own receipt.
+    #[test]
+    fn a_replay_is_a_lone_stale_nonce_refusal_of_a_transaction() {
+        use bulwark_engine::RejectReason;
+        let refused = |reason| Event::Rejected {
+            account: Some(AccountId(1)),
+            client_order_id: 7,
+            reason,
+        };
+        let receipt = |account, events| Receipt {
+            height: 3,
+            account,
+            nonce: 2,
+            events,
+        };
+        let stale = refused(RejectReason::StaleNonce);
+        assert!(receipt(AccountId(1), vec![stale.clone()]).is_replay());
+        assert!(!receipt(
+            AccountId(1),
+            vec![refused(RejectReason::InsufficientMargin)]
+        )
+        .is_replay());
+        assert!(!receipt(AccountId(1), Vec::new()).is_replay());
+        assert!(!receipt(AccountId(1), vec![stale.clone(), stale.clone()]).is_replay());
+        assert!(!receipt(BLOCK_RECEIPT_ACCOUNT, vec![stale]).is_replay());
     }
 
     fn at_genesis<'a>(engine: &'a Engine, root: &'a StateRoot) -> Parent<'a> {

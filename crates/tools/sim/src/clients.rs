@@ -11,19 +11,22 @@
 //!   [`RESEND_MS`], it sends the same bytes to the next member that is up. The engine executes
 //!   each (account, nonce) once, so a resend is never executed twice. (The relay goes straight
 //!   into the pools, not over the simulated network: partitions do not drop it.)
-//! - A node keeps the receipts it serves in memory, and does not tell the blocks it replays at
-//!   a restart again, so a restarted member cannot answer for what it committed before. A
-//!   client that finds its nonce used in a read without a receipt knows its transaction was
-//!   finalized (it sends one at a time) and takes that as its verdict (`decided_by_nonce`).
+//! - A node keeps the receipts it serves in memory. At a restart its replica tells again the
+//!   blocks it replays from its log, but not those its snapshot covers, so a restarted member
+//!   may not answer for a transaction it committed before. A client that finds its nonce used
+//!   in a read without a receipt knows its transaction was finalized (it sends one at a time)
+//!   and takes that as its verdict (`decided_by_nonce`).
 //! - Every tick the client also reads its account's next nonce from its endpoint's committed
 //!   state. It keeps a floor: the highest height it has seen in a read or a receipt. An answer
 //!   below the floor is stale (a member that is behind, or one that lost its log tail). The
 //!   client refuses it, counts it and moves to the next member.
 //!
-//! The replica tells each finalized block's receipts once, as it commits the block, to a sink
-//! that serves them at the member's endpoint and records them for the checkers ([`Told`],
-//! kept over the whole run). A height the member commits again after losing it with its disk
-//! is told again, and must be told the same.
+//! The replica tells each finalized block's receipts as it commits the block, to a sink that
+//! serves them at the member's endpoint and records them for the checkers ([`Told`], kept over
+//! the whole run). A height the member replays at a restart, or commits again after losing it
+//! with its disk, is told again, and must be told the same. A transaction finalized again later
+//! (a hostile proposer's replay) is refused by the engine as a stale nonce, and the replica
+//! does not tell that refusal: a second, different receipt is a violation.
 //!
 //! At the end of every run the clients stop sending new transactions, and the run waits at most
 //! [`DRAIN`] for what they have in flight ([`crate::world::World::drain_clients`]). Then
@@ -74,23 +77,9 @@ pub struct Told {
     pub receipts: BTreeMap<(u64, u64), (u64, Vec<Event>)>,
     /// Transactions told again differently: (account, nonce, first height, later height).
     pub changed: Vec<(u64, u64, u64, u64)>,
-    /// Receipts told again the same (a height committed again after a damaged disk lost it).
+    /// Receipts told again the same: a height replayed from the log at a restart, or committed
+    /// again after a damaged disk lost it.
     pub retold: u64,
-    /// Transactions finalized again at a later height and refused there as a replay
-    /// (`Rejected` with `StaleNonce`: a member's pool took the transaction again before it
-    /// learned of the commit, and proposed it). The first receipt stands.
-    pub replays: u64,
-}
-
-/// Whether `events` are the engine's refusal of a replayed transaction: its nonce was used.
-fn replay_refused(events: &[Event]) -> bool {
-    matches!(
-        events,
-        [Event::Rejected {
-            reason: bulwark_engine::RejectReason::StaleNonce,
-            ..
-        }]
-    )
 }
 
 /// One member's [`Told`] (the checkers' record of every receipt it ever told), shared by its
@@ -99,7 +88,8 @@ pub(crate) type SharedTold = Arc<Mutex<Told>>;
 
 /// What one member's endpoint serves now: each transaction's receipt height, by (account,
 /// nonce). A node keeps these in memory: a restart empties them
-/// ([`crate::world::World::launch`]), and the blocks it replays are not told again.
+/// ([`crate::world::World::launch`]), and only the blocks it replays from its log are told
+/// again.
 pub(crate) type SharedServed = Arc<Mutex<BTreeMap<(u64, u64), u64>>>;
 
 /// The replica's receipt sink: it serves each receipt at the member's endpoint (the first one
@@ -127,12 +117,8 @@ pub(crate) fn sink(
             };
             let key = (receipt.account.0, receipt.nonce);
             match told.receipts.get(&key) {
-                // A replay refused at the same or a later height: the first receipt stands. (Events are
-                // kept for tracked accounts only; a flow account's replay is told by its height
-                // alone, and the receipts' own events say whether it was refused.)
-                Some(first) if height >= first.0 && replay_refused(&receipt.events) => {
-                    told.replays += 1;
-                }
+                // (A transaction finalized again later is refused as a replay, and the replica
+                // does not tell that: any second receipt that differs is a violation.)
                 Some(first) if *first != (height, events.clone()) => {
                     let first = first.0;
                     told.changed.push((key.0, key.1, first, height));
@@ -178,6 +164,9 @@ pub struct Clients {
     pub told: Vec<Told>,
     /// Transactions still without a verdict when the drain ended: (account, nonce).
     pub undecided: Vec<(u64, u64)>,
+    /// Receipts of replays (transactions finalized again and refused as stale nonces) that
+    /// the replicas withheld: the most any member counted.
+    pub replays_untold: u64,
 }
 
 /// What the tracked clients did, in a run's summary.
@@ -197,8 +186,8 @@ pub struct ClientTally {
     pub resends: u64,
     /// Verdicts learned from a read for want of a receipt.
     pub decided_by_nonce: u64,
-    /// Replays the engine refused at a later height (over every member; the first receipt
-    /// stands).
+    /// Transactions finalized again and refused by the engine as replays, whose receipts the
+    /// replicas withheld (the most any member counted; the first receipt stands).
     pub replays_refused: u64,
 }
 
@@ -229,7 +218,7 @@ impl Clients {
             tally.resends += h.resends;
             tally.decided_by_nonce += h.decided_by_nonce;
         }
-        tally.replays_refused = self.told.iter().map(|t| t.replays).sum();
+        tally.replays_refused = self.replays_untold;
         tally
     }
 }
@@ -425,7 +414,7 @@ impl Client {
                 self.history.reads.push(read);
             }
             // Its nonce used, but no receipt: the member restarted since and forgot it (a
-            // node keeps receipts in memory and does not tell replayed blocks again). The
+            // node keeps receipts in memory, and its snapshot's heights are not told again). The
             // client knows the transaction was finalized; what it did, only the account's
             // orders and positions can say.
             if let Some(pending) = &self.pending {
@@ -524,9 +513,9 @@ mod tests {
         }
     }
 
-    /// The sink keeps the first receipt of each transaction, counts one told again the same
-    /// and a replay refused later, and records one told again at another height or with other
-    /// events; it keeps events for tracked accounts only and skips the block's own receipt.
+    /// The sink keeps the first receipt of each transaction, counts one told again the same,
+    /// and records one told again at another height or with other events (a replay's refusal
+    /// too: replicas must not tell it); it keeps events for tracked accounts only and skips the block's own receipt.
     #[test]
     fn the_sink_keeps_each_receipt_once_and_records_a_changed_one() {
         let told = SharedTold::default();
@@ -560,24 +549,12 @@ mod tests {
             assert_eq!(told.retold, 1);
             assert!(told.changed.is_empty());
         }
-        // The same transactions proposed again later and refused as replays.
-        sink(
-            5,
-            &[
-                receipt(5, 5, 1, vec![replay.clone()]),
-                receipt(5, 1, 7, vec![replay.clone()]),
-            ],
-        );
-        {
-            let told = told.lock().unwrap();
-            assert_eq!(told.replays, 2);
-            assert!(told.changed.is_empty());
-            assert_eq!(told.receipts[&(5, 1)], (3, vec![event.clone()]));
-        }
         sink(4, &[receipt(4, 5, 1, vec![event.clone()])]);
         sink(3, &[receipt(3, 5, 1, Vec::new())]);
+        // A replay's refusal told later is a changed receipt.
+        sink(5, &[receipt(5, 5, 1, vec![replay])]);
         let told = told.lock().unwrap();
-        assert_eq!(told.changed, vec![(5, 1, 3, 4), (5, 1, 3, 3)]);
+        assert_eq!(told.changed, vec![(5, 1, 3, 4), (5, 1, 3, 3), (5, 1, 3, 5)]);
         // The endpoint serves the first receipt of each.
         assert_eq!(
             *served.lock().unwrap(),
@@ -606,6 +583,7 @@ mod tests {
             histories: vec![history],
             told: vec![told.clone(), told],
             undecided: Vec::new(),
+            replays_untold: 0,
         };
         assert_eq!(check(&good), Ok(()));
 

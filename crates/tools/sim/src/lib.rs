@@ -18,6 +18,7 @@ mod custody;
 pub mod disk;
 pub mod episode;
 mod faults;
+mod faulty;
 pub mod forgery;
 pub mod hostile;
 mod launch_forgery;
@@ -147,6 +148,10 @@ pub const COMMITTEE_SCENARIOS: &[(&str, &str)] = &[
     (
         "nemesis",
         "the nemesis: one seeded schedule of 12 steps, each one or two faults at once (isolation, one-way and flapping links, partitions, 40 % loss, 150 ± 120 ms delay, crashes, the whole committee crashed, a crashed member's disk damaged, one link's messages duplicated or reordered), held up to 4 s and healed, with the oracle committee certifying rounds throughout and every member's clock off the true time by up to ± 2 s; a cut-off member or a committee without quorum must not finalize meanwhile, and every member must be 3 heights further within 60 s of the last heal",
+    ),
+    (
+        "replaying-proposer",
+        "member 0 puts the transactions of the block it last committed into every block it proposes: the engine refuses them as stale nonces, and no member tells a client a second receipt",
     ),
     (
         "forged-log",
@@ -352,6 +357,11 @@ pub fn named(name: &str, seed: u64, n: usize) -> Option<Scenario> {
             lying_chain: if n >= 7 { &[1, 2] } else { &[1] },
             ..base
         },
+        "replaying-proposer" => Scenario {
+            height_before: 40,
+            replayers: &[0],
+            ..base
+        },
         "forged-log" => Scenario {
             height_before: 20,
             forged_logs: true,
@@ -456,6 +466,7 @@ impl Report {
             .chain(scenario.lying_chain)
             .chain(scenario.equivocating_chain)
             .chain(scenario.forged_catch_up)
+            .chain(scenario.replayers)
             .chain(scenario.silent.as_slice())
             .copied()
             .collect();

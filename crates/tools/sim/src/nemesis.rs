@@ -66,6 +66,13 @@ pub enum FaultKind {
     /// Every message on one link held back and delivered after the next message the receiver
     /// gets (of any sender, this one's included), so one link's messages arrive out of order.
     Reorder,
+    /// One running member's disk fails for the step ([`crate::faulty`]): every write to its
+    /// replica's partitions lands torn, every sync, resize and read fails. It must not vote
+    /// for what it cannot keep, and a finalized height it cannot persist stops it (a
+    /// fail-stop); once the disk is healed it is restarted and comes back from what it synced.
+    /// Drawn from its own generator, beside the step's other faults (so adding it left every
+    /// seed's other faults as they were).
+    DiskFailure,
 }
 
 impl FaultKind {
@@ -108,6 +115,10 @@ pub struct NemesisReport {
     pub clock_skews_ms: Vec<i64>,
     /// Messages that members' receiving ends really duplicated or held back.
     pub mangled_messages: u64,
+    /// Disk operations the failed disks refused (see [`FaultKind::DiskFailure`]).
+    pub disk_ops_refused: u64,
+    /// Members that stopped themselves on a failed disk (and were restarted).
+    pub fail_stops: u64,
 }
 
 /// The schedule's own generator (SplitMix64): the nemesis draws from it, never from the
@@ -175,6 +186,7 @@ impl World {
         assert!((2..=63).contains(&n), "the nemesis needs 2 to 63 members");
         let quorum = n - (n - 1) / 3;
         let mut draw = Draw(self.scenario.seed ^ 0x6e65_6d65_7369_7321);
+        let mut disk_draw = Draw(self.scenario.seed ^ 0x6469_736b_6661_696c);
         let mut report = NemesisReport {
             steps,
             clock_skews_ms: self.skews_ms.clone(),
@@ -246,7 +258,8 @@ impl World {
                         let left = mask.count_ones() as usize;
                         quorumless |= left < quorum && n - left < quorum;
                     }
-                    FaultKind::Loss | FaultKind::Delay => {}
+                    // Drawn on its own below, not from this step's kinds.
+                    FaultKind::Loss | FaultKind::Delay | FaultKind::DiskFailure => {}
                     FaultKind::Crash => {
                         let member = draw.below(n as u64) as usize;
                         if !crashed.contains(&member) {
@@ -285,6 +298,12 @@ impl World {
                     }
                 }
             }
+            // A disk failing under a running member, in one step of three.
+            let failed_disk = (disk_draw.below(3) == 0).then(|| disk_draw.below(n as u64) as usize);
+            if let Some(member) = failed_disk {
+                *report.faults.entry(FaultKind::DiskFailure).or_default() += 1;
+                self.disks[member].fail();
+            }
             self.apply(&links).await;
             let before = self.heights();
             // Hold the faults; a flapping link goes between cut and what the table gives it.
@@ -319,8 +338,18 @@ impl World {
                     ));
                 }
             }
-            // Heal: every link back to normal, every crashed member restarted from its disk.
+            // Heal: every link back to normal, every crashed member restarted from its disk, a
+            // failed disk working again, and a member that stopped itself on it restarted.
             self.apply(&normal).await;
+            if let Some(member) = failed_disk {
+                self.disks[member].heal();
+                let halted = self.stats[member].lock().unwrap().halted.take();
+                if halted.is_some() && !crashed.contains(&member) {
+                    report.fail_stops += 1;
+                    self.stop(member);
+                    crashed.push(member);
+                }
+            }
             for member in mangled {
                 *self.mangles[member].lock().unwrap() = None;
             }
@@ -345,6 +374,7 @@ impl World {
         }
         report.recovery_ms = self.recovery().await;
         report.mangled_messages = self.mangled.load(std::sync::atomic::Ordering::Relaxed);
+        report.disk_ops_refused = self.disks.iter().map(|d| d.refused()).sum();
         report.heights = self.heights();
         report
     }
@@ -409,6 +439,10 @@ pub struct Sweep {
     /// Committed heights lost with damaged disks over all seeds (each fetched and committed
     /// again, to the same block and root).
     pub heights_lost: u64,
+    /// Disk operations the failed disks refused, over all seeds.
+    pub disk_ops_refused: u64,
+    /// Members that stopped themselves on a failed disk and were restarted, over all seeds.
+    pub fail_stops: u64,
     /// Messages really duplicated or held back over all seeds.
     pub mangled_messages: u64,
     /// What the tracked clients sent, were told and read over all seeds
@@ -473,6 +507,8 @@ pub fn sweep(
                 *sweep.disk_damage.entry(*damage).or_default() += count;
             }
             sweep.heights_lost += nemesis.heights_lost;
+            sweep.disk_ops_refused += nemesis.disk_ops_refused;
+            sweep.fail_stops += nemesis.fail_stops;
             sweep.mangled_messages += nemesis.mangled_messages;
             match nemesis.recovery_ms {
                 Some(ms) => sweep.worst_recovery_ms = sweep.worst_recovery_ms.max(ms),

@@ -92,6 +92,10 @@ pub struct Scenario {
     /// Members honest in consensus that answer every catch-up request with forged records
     /// (`Fault::ForgedCatchUp`): a follower must refuse each and follow the log from the others.
     pub forged_catch_up: &'static [usize],
+    /// Members honest otherwise that put the transactions of the block they last committed
+    /// into every block they propose (`Fault::ReplayTxs`): the engine refuses them as stale
+    /// nonces, and no member may tell a client a second receipt for them.
+    pub replayers: &'static [usize],
     /// With `silent` naming the same member: once the committee removed it, it restarts,
     /// follows the log by certified catch-up, and is re-admitted by an `admit` carrying f+1
     /// members' affirmations; the run waits until it signs in the next epoch.
@@ -145,6 +149,7 @@ impl Scenario {
             lying_chain: &[],
             equivocating_chain: &[],
             forged_catch_up: &[],
+            replayers: &[],
             readmit: None,
             nemesis: 0,
             clock_skew_ms: 0,

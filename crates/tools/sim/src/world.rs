@@ -109,6 +109,9 @@ pub(crate) struct World {
     pub(crate) mangles: Vec<MangleSlot>,
     /// Messages the members' receiving ends duplicated or held back, over the run.
     pub(crate) mangled: Arc<AtomicU64>,
+    /// Per member: the switch that fails its replica's partitions while it runs (see
+    /// [`crate::faulty`]).
+    pub(crate) disks: Vec<Arc<crate::faulty::DiskSwitch>>,
     /// Per member: how far ahead of the true time its clock is (negative: behind), ms.
     pub(crate) skews_ms: Vec<i64>,
     pub(crate) refused: Vec<Arc<AtomicU64>>,
@@ -286,6 +289,7 @@ impl World {
             superseded: vec![Vec::new(); n],
             mangles: (0..n).map(|_| MangleSlot::default()).collect(),
             mangled: Arc::default(),
+            disks: (0..n).map(|_| Arc::default()).collect(),
             skews_ms: clock_skews(&scenario),
             refused: (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect(),
             evidence: (0..n).map(|_| EvidenceLog::default()).collect(),
@@ -378,6 +382,8 @@ impl World {
                 Fault::WrongRoot
             } else if self.scenario.forged_catch_up.contains(&index) {
                 Fault::ForgedCatchUp
+            } else if self.scenario.replayers.contains(&index) {
+                Fault::ReplayTxs
             } else {
                 Fault::None
             },
@@ -478,6 +484,15 @@ impl World {
             partition_prefix: format!("node-{index}"),
             timing: Timing::default(),
         };
+        // Its replica's own partitions fail when the nemesis fails its disk.
+        let replica = &config.replica;
+        let partitions = vec![
+            replica.log_partition.clone(),
+            replica.held_partition.clone(),
+            replica.snapshot_partition.clone(),
+            replica.epoch_partition.clone(),
+        ];
+        let node = crate::faulty::Faulty::new(node, self.disks[index].clone(), partitions);
         let member = start_member(node, config, control.clone(), channels)
             .await
             .expect("the member's log must open");
@@ -879,6 +894,12 @@ impl World {
                 .iter()
                 .filter_map(|c| c.pending_nonce().map(|nonce| (c.history().account, nonce)))
                 .collect(),
+            replays_untold: self
+                .stats
+                .iter()
+                .map(|stats| stats.lock().unwrap().replays_untold)
+                .max()
+                .unwrap_or(0),
         }
     }
 

@@ -774,3 +774,23 @@ fn a_removed_member_comes_back_on_affirmations_and_signs_in_the_next_epoch() {
         );
     }
 }
+
+/// A proposer puts the transactions of the block it last committed into every block it
+/// proposes. Every replica executes them as refused replays (stale nonces) and agrees on every
+/// root; no member tells a client a second receipt for any of them (the client checkers'
+/// `receipt_changed` covers every account), and the tracked clients still get their verdicts.
+#[test]
+fn a_proposer_replaying_finalized_transactions_cannot_change_a_receipt() {
+    for (seed, n) in [(3_900, 4), (3_901, 7)] {
+        let (outcome, report) = run_named("replaying-proposer", seed, n);
+        assert!(report.held, "{report:#?}");
+        assert_eq!(report.false_evidence, 0, "{report:#?}");
+        let clients = &outcome.clients;
+        assert!(
+            clients.replays_untold > 0,
+            "the replayer's blocks must have finalized some replays"
+        );
+        assert!(clients.told.iter().all(|t| t.changed.is_empty()));
+        assert!(clients.tally().decided > 0, "{:?}", clients.tally());
+    }
+}

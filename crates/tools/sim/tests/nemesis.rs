@@ -44,6 +44,13 @@ fn the_nemesis_breaks_no_invariant_and_the_committee_comes_back() {
     );
     // The duplicating and reordering ends really mangled messages.
     assert!(sweep.mangled_messages > 0, "{sweep:?}");
+    // Disks failed under running members: operations were refused, and a member that could
+    // not persist a finalized height stopped itself and came back (the checkers above held).
+    assert!(
+        sweep.faults.contains_key(&FaultKind::DiskFailure) && sweep.disk_ops_refused > 0,
+        "{sweep:?}"
+    );
+    assert!(sweep.fail_stops > 0, "{sweep:?}");
     // The tracked clients were answered, had to send again and refused stale answers, and every
     // accepted transaction was finalized (the checkers ran in every seed above).
     let clients = sweep.clients;

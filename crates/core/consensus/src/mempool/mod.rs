@@ -314,13 +314,14 @@ impl Mempool {
         outcome
     }
 
-    /// Up to `max` pending transactions not in `exclude` (e.g. already in a proposed block), for
-    /// the next block. Fair across accounts: round-robin over accounts in id order, starting after
-    /// the account that started the previous call, one transaction per account per round; each
-    /// account's transactions come out in nonce order. The pool is not changed except for the
-    /// round-robin start: transactions stay until [`Mempool::commit`], [`Mempool::remove`] or
+    /// Up to `max` pending transactions for the next block, passing over those `skip` names
+    /// (e.g. already in a proposed ancestor, or whose nonce the parent state has used). Fair
+    /// across accounts: round-robin over accounts in id order, starting after the account that
+    /// started the previous call, one transaction per account per round; each account's
+    /// transactions come out in nonce order. The pool is not changed except for the round-robin
+    /// start: transactions stay until [`Mempool::commit`], [`Mempool::remove`] or
     /// [`Mempool::remove_stale`].
-    pub fn take(&self, max: usize, exclude: &HashSet<TxKey>) -> Vec<SignedTx> {
+    pub fn take(&self, max: usize, mut skip: impl FnMut(&SignedTx) -> bool) -> Vec<SignedTx> {
         let mut state = self.lock();
         let mut out = Vec::with_capacity(max.min(state.len));
         if max == 0 || state.accounts.is_empty() {
@@ -336,29 +337,19 @@ impl Mempool {
             None => state.accounts.iter().collect(),
         };
         let next_cursor = ordered.get(1).or(ordered.first()).map(|(id, _)| **id);
-        let mut queues: Vec<_> = ordered
-            .into_iter()
-            .map(|(account, txs)| {
-                txs.values().filter(move |entry| {
-                    !exclude.contains(&TxKey {
-                        account: *account,
-                        nonce: entry.tx.nonce,
-                    })
-                })
-            })
-            .collect();
+        let mut queues: Vec<_> = ordered.into_iter().map(|(_, txs)| txs.values()).collect();
         while out.len() < max && !queues.is_empty() {
             queues.retain_mut(|queue| {
                 if out.len() >= max {
                     return true;
                 }
-                match queue.next() {
-                    Some(entry) => {
+                for entry in queue.by_ref() {
+                    if !skip(&entry.tx) {
                         out.push(entry.tx.clone());
-                        true
+                        return true;
                     }
-                    None => false,
                 }
+                false
             });
         }
         state.cursor = next_cursor;

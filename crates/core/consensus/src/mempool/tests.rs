@@ -99,7 +99,7 @@ fn dedups_and_refuses_conflicts() {
         vec![(1, Refusal::Conflict), (3, Refusal::Conflict)]
     );
     // The first one stays.
-    assert_eq!(pool.take(10, &HashSet::new()), vec![tx(1, 1), tx(1, 2)]);
+    assert_eq!(pool.take(10, |_| false), vec![tx(1, 1), tx(1, 2)]);
 }
 
 #[test]
@@ -211,21 +211,26 @@ fn take_is_round_robin_in_nonce_order() {
         txs.iter().map(|t| (t.account.0, t.nonce)).collect()
     };
     assert_eq!(
-        keys_of(pool.take(100, &HashSet::new())),
+        keys_of(pool.take(100, |_| false)),
         vec![(1, 1), (2, 10), (3, 5), (1, 2), (3, 7), (1, 3)]
     );
     // The next call starts with the next account.
     assert_eq!(
-        keys_of(pool.take(3, &HashSet::new())),
+        keys_of(pool.take(3, |_| false)),
         vec![(2, 10), (3, 5), (1, 1)]
     );
-    assert_eq!(keys_of(pool.take(2, &HashSet::new())), vec![(3, 5), (1, 1)]);
+    assert_eq!(keys_of(pool.take(2, |_| false)), vec![(3, 5), (1, 1)]);
     let exclude: HashSet<TxKey> = [key(1, 1), key(3, 5), key(2, 10)].into_iter().collect();
     assert_eq!(
-        keys_of(pool.take(10, &exclude)),
+        keys_of(pool.take(10, |tx| exclude.contains(&TxKey::of(tx)))),
         vec![(1, 2), (3, 7), (1, 3)]
     );
-    assert!(pool.take(0, &HashSet::new()).is_empty());
+    // Skipped ones (here: account 1's nonce 2) are passed over, the ones after them are not.
+    assert_eq!(
+        keys_of(pool.take(10, |tx| (tx.account.0, tx.nonce) == (1, 2))),
+        vec![(2, 10), (3, 5), (1, 1), (3, 7), (1, 3)]
+    );
+    assert!(pool.take(0, |_| false).is_empty());
     assert_eq!(pool.len(), 6, "take leaves transactions pending");
 }
 
@@ -235,7 +240,7 @@ fn take_does_not_starve_accounts_under_a_flood() {
     let flood: Vec<SignedTx> = (1..=200).map(|nonce| tx(1, nonce)).collect();
     pool.insert_batch(flood, &keys, Origin::Peer);
     pool.insert_batch(vec![tx(9, 1)], &keys, Origin::Peer);
-    let taken = pool.take(2, &HashSet::new());
+    let taken = pool.take(2, |_| false);
     assert!(taken.iter().any(|t| t.account == AccountId(9)));
 }
 

@@ -78,7 +78,22 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                     self.receive_reshare(&peer, bytes.as_ref());
                 },
             }
-            self.progress().await;
+            if let Err(error) = self.progress().await {
+                // The disk failed under a finalized height. Going on would serve, sign and
+                // build on a committed state the disk does not hold: this member stops (its
+                // consensus stops with it, when the epochs channel this actor holds closes)
+                // and comes back from what it synced.
+                error!(%error, height = self.committed_height + 1, "cannot persist a finalized height; this member stops");
+                self.config
+                    .stats
+                    .lock()
+                    .expect("the stats lock must not be poisoned")
+                    .halted = Some(format!(
+                    "cannot persist finalized height {}: {error}",
+                    self.committed_height + 1
+                ));
+                return;
+            }
             self.request_missing(&mut request_sender);
             let now = self.context.current();
             // The sentinel's inputs are read on the fetch timer's cadence, not per message.
@@ -318,15 +333,13 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         }
     }
 
-    /// Retries everything waiting on data, until nothing changes.
-    pub(super) async fn progress(&mut self) {
+    /// Retries everything waiting on data, until nothing changes. An error: the disk failed
+    /// under a finalized height (the caller stops the replica).
+    pub(super) async fn progress(&mut self) -> Result<(), LogError> {
         // Rebuilt from what still waits, so abandoned requests stop being fetched.
         self.missing.clear();
         self.answer_proposals().await;
         self.answer_verifies().await;
-        if let Err(error) = self.commit_finalized().await {
-            // The disk failed under a finalized height: this node cannot go on safely.
-            panic!("cannot persist a finalized height: {error}");
-        }
+        self.commit_finalized().await
     }
 }

@@ -114,9 +114,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
                 Err(_) => warn!("oracle fault evidence names a key that is not ed25519"),
             }
         }
-        if let Some(sink) = &self.config.receipts {
-            sink(block.height, &speculative.receipts);
-        }
+        tell(&self.config, block.height, &speculative.receipts);
         let conserved = self.committed.totals().conserved();
         assert!(conserved, "money must be conserved after every block");
         self.record_finalized(block, &speculative.tally);
@@ -434,6 +432,30 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         stats.blocks_held = self.blocks.len();
         stats.invalid_held = self.invalid.len();
     }
+}
+
+/// Tells the receipt sink a committed height's receipts, less the replays
+/// ([`crate::check::Receipt::is_replay`]), which are counted instead.
+pub(super) fn tell(config: &Config, height: u64, receipts: &[crate::check::Receipt]) {
+    let Some(sink) = &config.receipts else {
+        return;
+    };
+    let replays = receipts.iter().filter(|r| r.is_replay()).count();
+    if replays == 0 {
+        sink(height, receipts);
+        return;
+    }
+    config
+        .stats
+        .lock()
+        .expect("the stats lock must not be poisoned")
+        .replays_untold += replays as u64;
+    let told: Vec<_> = receipts
+        .iter()
+        .filter(|r| !r.is_replay())
+        .cloned()
+        .collect();
+    sink(height, &told);
 }
 
 pub(super) fn count_fills(events: &[Event]) -> usize {

@@ -21,7 +21,7 @@
 use crate::block::Block;
 use crate::check::epoch_of;
 pub use crate::check::Refusal;
-use crate::check::{check_and_execute, execute, Parent};
+use crate::check::{check_and_execute, execute_with_receipts, Parent};
 use crate::epoch::{key_digest, load_boundary, save_boundary, EpochStart, Reshare, SharedShares};
 use crate::evidence::{EvidenceLog, Kind};
 use crate::held::{Entry, Held};
@@ -56,7 +56,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 mod actor;
 mod catchup;
@@ -151,7 +151,17 @@ pub struct Stats {
     pub certificate_check: bulwark_api::stats::LatencyHistogram,
     /// Refusals and liquidation steps in the finalized blocks since start.
     pub tally: crate::check::Tally,
+    /// Receipts of replayed transactions (refused as stale nonces) in the blocks committed or
+    /// replayed since start, which were not told ([`crate::check::Receipt::is_replay`]).
+    pub replays_untold: u64,
+    /// Why the replica stopped on its own (its disk failed under a finalized height), if it
+    /// did: the member's consensus stopped with it, and the node must exit.
+    pub halted: Option<String>,
 }
+
+/// At most this many receipts of the blocks replayed at a start are told (the newest heights'):
+/// replaying from genesis must not hold a whole log's receipts in memory.
+pub const REPLAYED_RECEIPTS_MAX: usize = 200_000;
 
 /// How many latency samples [`Stats`] keeps.
 pub const LATENCIES_KEPT: usize = 20_000;
@@ -196,6 +206,9 @@ pub enum Fault {
     /// certificate with a flipped byte, a block with a flipped byte, a certificate moved from
     /// the record before ([`crate::catchup`]).
     ForgedCatchUp,
+    /// Honest otherwise, but puts the transactions of the block it last committed into every
+    /// block it proposes again (the engine refuses them as stale nonces).
+    ReplayTxs,
 }
 
 /// Configuration of one replica's application.
@@ -257,8 +270,11 @@ pub struct Config {
     pub snapshot_every: u64,
     /// How many committed heights the ledger keeps (the newest).
     pub ledger_kept: usize,
-    /// Told each finalized block's receipts, in height order, once (the node's endpoint serves
-    /// them to gateways). Blocks replayed at a restart are not told again.
+    /// Told each finalized block's receipts, in height order (the node's endpoint serves them
+    /// to gateways), less the replays ([`crate::check::Receipt::is_replay`]). At a start, the
+    /// blocks replayed from the log are told first (the newest [`REPLAYED_RECEIPTS_MAX`]
+    /// receipts' worth of them; those the snapshot covers are not), so a sink that lives
+    /// longer than the replica sees those heights again, with the same receipts.
     pub receipts: Option<ReceiptSink>,
     /// The group public key (the venue's identity, the same in every epoch): the certificates
     /// of records peers send in catch-up are checked against it (None: this replica never

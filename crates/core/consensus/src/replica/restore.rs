@@ -21,6 +21,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             archive,
             offsets,
             executed: replayed,
+            receipts,
         } = restore(&context, &config, &genesis, genesis_digest).await?;
         let committed_height = log.height();
         // What this replica vouched for before it stopped: it must still be able to produce
@@ -36,6 +37,11 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             .map(|(digest, block, bytes)| (digest, (block, bytes)))
             .collect();
         record_replayed(&config, replayed);
+        // The replayed heights' receipts, told again: a sink that outlived the replica (the
+        // node's endpoint does not) must find them the same as when they were first told.
+        for (height, told) in &receipts {
+            super::commit::tell(&config, *height, told);
+        }
         if committed_height > 0 {
             debug!(height = committed_height, "replayed the finalized log");
         }
@@ -342,6 +348,8 @@ pub(super) struct Replayed<B: commonware_runtime::Blob> {
     offsets: Vec<(u64, bool)>,
     /// The heights executed (those after the snapshot, or all).
     executed: Vec<Committed>,
+    /// Their receipts, by height (the newest [`REPLAYED_RECEIPTS_MAX`]'s worth).
+    receipts: std::collections::VecDeque<(u64, Vec<crate::check::Receipt>)>,
 }
 
 /// Opens the finalized log and rebuilds the committed engine: from `from` (a snapshot, whose
@@ -365,6 +373,8 @@ pub(super) async fn replay<S: Storage>(
     let mut offset = 0u64;
     let mut replayed = Vec::new();
     let mut unusable = None;
+    let mut receipts = std::collections::VecDeque::new();
+    let mut receipts_count = 0usize;
     let opened = Log::open(storage, partition, |record| {
         let (height, parent, _) = Block::header(&record.block)?;
         if height != record.height || parent != committed_digest {
@@ -393,7 +403,15 @@ pub(super) async fn replay<S: Storage>(
             return Err(Refusal::ParentRoot);
         }
         let mut events = Vec::new();
-        execute(&mut committed, &block, &mut events);
+        let told = execute_with_receipts(&mut committed, &block, &mut events);
+        receipts_count += told.len();
+        receipts.push_back((block.height, told));
+        while receipts_count > REPLAYED_RECEIPTS_MAX {
+            let Some((_, dropped)) = receipts.pop_front() else {
+                break;
+            };
+            receipts_count -= dropped.len();
+        }
         root = committed.state_root();
         replayed.push(Committed {
             height: block.height,
@@ -424,5 +442,6 @@ pub(super) async fn replay<S: Storage>(
         archive,
         offsets,
         executed: replayed,
+        receipts,
     })
 }

@@ -343,10 +343,36 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
             included.extend(block.txs.iter().map(TxKey::of));
             cursor = block.parent;
         }
-        let txs: Vec<SignedTx> = self
-            .config
-            .mempool
-            .take(self.config.block_txs_max, &included);
+        // Nor those whose nonce the parent state has used: the engine would refuse them as
+        // replays (a pool can take a transaction again after it was finalized, e.g. at a member
+        // that was behind or restored a snapshot). Those the committed state has used can never
+        // be executed and leave the pool.
+        let mut stale = Vec::new();
+        let committed = &self.committed;
+        let mut txs: Vec<SignedTx> = self.config.mempool.take(self.config.block_txs_max, |tx| {
+            let key = TxKey::of(tx);
+            if included.contains(&key) {
+                return true;
+            }
+            if tx.nonce >= parent.engine.next_nonce(tx.account) {
+                return false;
+            }
+            if tx.nonce < committed.next_nonce(tx.account) {
+                stale.push(key);
+            }
+            true
+        });
+        if !stale.is_empty() {
+            self.config.mempool.remove(&stale);
+        }
+        if self.config.fault == Fault::ReplayTxs {
+            // The committed block's transactions again, which every replica must execute as
+            // refused replays and no member may tell as receipts.
+            if let Some((committed_block, _)) = self.blocks.get(&self.committed_digest) {
+                let room = self.config.block_txs_max.saturating_sub(txs.len());
+                txs.extend(committed_block.txs.iter().take(room).cloned());
+            }
+        }
         let mut parent_root = parent.root;
         if self.config.fault == Fault::WrongRoot {
             parent_root[0] ^= 1;

@@ -95,6 +95,11 @@ pub enum NodeError {
     /// The TPM cannot measure, quote or unseal.
     #[error("attestation: {0}")]
     Attestation(String),
+    /// The replica stopped while the node ran (its disk failed under a finalized height): the
+    /// node stops rather than go on with a committed state its disk does not hold. A restart
+    /// comes back from what the disk holds and fetches the rest from the committee.
+    #[error("the replica stopped: {0}")]
+    Halted(String),
 }
 
 /// Reads the node's ed25519 key from a file of 64 hex characters.
@@ -218,7 +223,7 @@ pub fn run(config_path: &Path, migration: keystore::Migration) -> Result<(), Nod
             .await?
         };
         startup::publish_identity(&prepared, &shared, completed.as_ref())?;
-        let _member = startup::start_consensus(&context, &prepared, &shared, &mut p2p).await?;
+        let mut member = startup::start_consensus(&context, &prepared, &shared, &mut p2p).await?;
         tasks::spawn_gossip(
             &context,
             &shared,
@@ -243,7 +248,20 @@ pub fn run(config_path: &Path, migration: keystore::Migration) -> Result<(), Nod
                 .take()
                 .expect("the deposit channel must be taken once"),
         );
-        tasks::report_status(&context, &prepared, &shared).await;
-        Ok::<(), NodeError>(())
+        // The replica ends only when it must stop (a fail-stop): then so does the node.
+        commonware_macros::select! {
+            _ = tasks::report_status(&context, &prepared, &shared) => {},
+            _ = &mut member.replica => {},
+        }
+        let reason = shared
+            .stats
+            .lock()
+            .expect("the stats lock must not be poisoned")
+            .halted
+            .clone()
+            .unwrap_or_else(|| "its task ended".into());
+        tracing::error!(%reason, "the replica stopped; the node stops");
+        member.abort();
+        Err::<(), NodeError>(NodeError::Halted(reason))
     })
 }

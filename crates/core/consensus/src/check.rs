@@ -399,12 +399,15 @@ pub struct Receipt {
 }
 
 impl Receipt {
-    /// Whether this is the engine's refusal of a replay: a transaction whose (account, nonce)
-    /// an earlier transaction already used, refused as a stale nonce and nothing else. Such a
-    /// receipt says nothing new of its key (the earlier one's receipt does), so replicas do not
-    /// tell it: a proposer that puts a finalized transaction in a later block cannot make a
-    /// client's order look refused after it was accepted.
-    pub fn is_replay(&self) -> bool {
+    /// Whether this is a transaction's lone stale-nonce refusal. That is either a replay (a
+    /// transaction whose (account, nonce) an earlier one used, put into a later block) or a
+    /// nonce the account skipped (a higher one executed first; the engine lets nonces jump).
+    /// A replay says nothing new of its key, and a receipt already told for that key must
+    /// stand: whoever serves receipts withholds a stale-nonce refusal for a key it already
+    /// told (the node's receipt log does), so a proposer that replays a finalized transaction
+    /// cannot make an accepted order look refused. A skipped nonce's refusal is its only
+    /// verdict, and is told.
+    pub fn is_stale_refusal(&self) -> bool {
         self.account != BLOCK_RECEIPT_ACCOUNT
             && matches!(
                 self.events.as_slice(),
@@ -553,10 +556,10 @@ mod tests {
         assert_eq!(tally.rejected_total(), 4);
     }
 
-    /// Only a transaction's lone stale-nonce refusal is a replay: not another refusal, not a
-    /// stale nonce among other events, not the block's own receipt.
+    /// Only a transaction's lone stale-nonce refusal counts: not another refusal, not a stale
+    /// nonce among other events, not the block's own receipt.
     #[test]
-    fn a_replay_is_a_lone_stale_nonce_refusal_of_a_transaction() {
+    fn a_stale_refusal_is_a_lone_stale_nonce_refusal_of_a_transaction() {
         use bulwark_engine::RejectReason;
         let refused = |reason| Event::Rejected {
             account: Some(AccountId(1)),
@@ -570,15 +573,15 @@ mod tests {
             events,
         };
         let stale = refused(RejectReason::StaleNonce);
-        assert!(receipt(AccountId(1), vec![stale.clone()]).is_replay());
+        assert!(receipt(AccountId(1), vec![stale.clone()]).is_stale_refusal());
         assert!(!receipt(
             AccountId(1),
             vec![refused(RejectReason::InsufficientMargin)]
         )
-        .is_replay());
-        assert!(!receipt(AccountId(1), Vec::new()).is_replay());
-        assert!(!receipt(AccountId(1), vec![stale.clone(), stale.clone()]).is_replay());
-        assert!(!receipt(BLOCK_RECEIPT_ACCOUNT, vec![stale]).is_replay());
+        .is_stale_refusal());
+        assert!(!receipt(AccountId(1), Vec::new()).is_stale_refusal());
+        assert!(!receipt(AccountId(1), vec![stale.clone(), stale.clone()]).is_stale_refusal());
+        assert!(!receipt(BLOCK_RECEIPT_ACCOUNT, vec![stale]).is_stale_refusal());
     }
 
     fn at_genesis<'a>(engine: &'a Engine, root: &'a StateRoot) -> Parent<'a> {

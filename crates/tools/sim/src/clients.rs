@@ -25,8 +25,9 @@
 //! serves them at the member's endpoint and records them for the checkers ([`Told`], kept over
 //! the whole run). A height the member replays at a restart, or commits again after losing it
 //! with its disk, is told again, and must be told the same. A transaction finalized again later
-//! (a hostile proposer's replay) is refused by the engine as a stale nonce, and the replica
-//! does not tell that refusal: a second, different receipt is a violation.
+//! (a hostile proposer's replay) is refused by the engine as a stale nonce; the endpoint
+//! withholds that refusal (the first receipt stands, as in the node's receipt log), and any
+//! other second receipt that differs is a violation.
 //!
 //! At the end of every run the clients stop sending new transactions, and the run waits at most
 //! [`DRAIN`] for what they have in flight ([`crate::world::World::drain_clients`]). Then
@@ -80,6 +81,10 @@ pub struct Told {
     /// Receipts told again the same: a height replayed from the log at a restart, or committed
     /// again after a damaged disk lost it.
     pub retold: u64,
+    /// Stale-nonce refusals of transactions that already had a receipt: replays (a hostile
+    /// proposer put a finalized transaction into a later block). The endpoint withholds them,
+    /// as the node's receipt log does, and the first receipt stands.
+    pub replays: u64,
 }
 
 /// One member's [`Told`] (the checkers' record of every receipt it ever told), shared by its
@@ -117,8 +122,10 @@ pub(crate) fn sink(
             };
             let key = (receipt.account.0, receipt.nonce);
             match told.receipts.get(&key) {
-                // (A transaction finalized again later is refused as a replay, and the replica
-                // does not tell that: any second receipt that differs is a violation.)
+                // A replay's refusal, withheld at the endpoint (`served` keeps the first).
+                Some(first) if first.0 < height && receipt.is_stale_refusal() => {
+                    told.replays += 1;
+                }
                 Some(first) if *first != (height, events.clone()) => {
                     let first = first.0;
                     told.changed.push((key.0, key.1, first, height));
@@ -164,9 +171,6 @@ pub struct Clients {
     pub told: Vec<Told>,
     /// Transactions still without a verdict when the drain ended: (account, nonce).
     pub undecided: Vec<(u64, u64)>,
-    /// Receipts of replays (transactions finalized again and refused as stale nonces) that
-    /// the replicas withheld: the most any member counted.
-    pub replays_untold: u64,
 }
 
 /// What the tracked clients did, in a run's summary.
@@ -186,8 +190,8 @@ pub struct ClientTally {
     pub resends: u64,
     /// Verdicts learned from a read for want of a receipt.
     pub decided_by_nonce: u64,
-    /// Transactions finalized again and refused by the engine as replays, whose receipts the
-    /// replicas withheld (the most any member counted; the first receipt stands).
+    /// Replays the engine refused at a later height, whose refusals the endpoints withheld
+    /// (over every member; the first receipt stands).
     pub replays_refused: u64,
 }
 
@@ -218,7 +222,7 @@ impl Clients {
             tally.resends += h.resends;
             tally.decided_by_nonce += h.decided_by_nonce;
         }
-        tally.replays_refused = self.replays_untold;
+        tally.replays_refused = self.told.iter().map(|t| t.replays).sum();
         tally
     }
 }
@@ -513,9 +517,9 @@ mod tests {
         }
     }
 
-    /// The sink keeps the first receipt of each transaction, counts one told again the same,
-    /// and records one told again at another height or with other events (a replay's refusal
-    /// too: replicas must not tell it); it keeps events for tracked accounts only and skips the block's own receipt.
+    /// The sink keeps the first receipt of each transaction, counts one told again the same
+    /// and a replay refused later, and records one told again at another height or with other
+    /// events; it keeps events for tracked accounts only and skips the block's own receipt.
     #[test]
     fn the_sink_keeps_each_receipt_once_and_records_a_changed_one() {
         let told = SharedTold::default();
@@ -549,16 +553,34 @@ mod tests {
             assert_eq!(told.retold, 1);
             assert!(told.changed.is_empty());
         }
+        // The same transactions proposed again later and refused as replays: withheld.
+        sink(
+            5,
+            &[
+                receipt(5, 5, 1, vec![replay.clone()]),
+                receipt(5, 1, 7, vec![replay.clone()]),
+            ],
+        );
+        {
+            let told = told.lock().unwrap();
+            assert_eq!(told.replays, 2);
+            assert!(told.changed.is_empty());
+            assert_eq!(told.receipts[&(5, 1)], (3, vec![event.clone()]));
+        }
+        // A stale-nonce refusal of a nonce never told (skipped by a higher one) is its verdict.
+        sink(5, &[receipt(5, 5, 2, vec![replay])]);
         sink(4, &[receipt(4, 5, 1, vec![event.clone()])]);
         sink(3, &[receipt(3, 5, 1, Vec::new())]);
-        // A replay's refusal told later is a changed receipt.
-        sink(5, &[receipt(5, 5, 1, vec![replay])]);
         let told = told.lock().unwrap();
-        assert_eq!(told.changed, vec![(5, 1, 3, 4), (5, 1, 3, 3), (5, 1, 3, 5)]);
+        assert_eq!(told.replays, 2);
+        assert_eq!(told.receipts[&(5, 2)].0, 5);
+        assert_eq!(told.changed, vec![(5, 1, 3, 4), (5, 1, 3, 3)]);
         // The endpoint serves the first receipt of each.
         assert_eq!(
             *served.lock().unwrap(),
-            [((1, 7), 3), ((5, 1), 3)].into_iter().collect()
+            [((1, 7), 3), ((5, 1), 3), ((5, 2), 5)]
+                .into_iter()
+                .collect()
         );
         assert_eq!(told.receipts[&(5, 1)], (3, vec![event]));
     }
@@ -583,7 +605,6 @@ mod tests {
             histories: vec![history],
             told: vec![told.clone(), told],
             undecided: Vec::new(),
-            replays_untold: 0,
         };
         assert_eq!(check(&good), Ok(()));
 

@@ -1,4 +1,4 @@
-//! A member's disk that fails while the member runs (issue #16).
+//! A member's disk that fails, and a clock that steps, while the member runs (issue #16).
 //!
 //! commonware's deterministic runtime can inject storage faults, but only for the whole runtime:
 //! every member's disk, and the simplex journals' too. [`Faulty`] wraps one member's context and
@@ -11,6 +11,12 @@
 //! A replica whose disk fails under a finalized height stops (a fail-stop: its consensus stops
 //! with it) instead of going on with a committed state its disk does not hold; the nemesis
 //! restarts it once the disk is healed, and it must come back from what it synced.
+//!
+//! The member's clock is the runtime's plus its offset ([`Faulty::new`]'s `clock`, ms ahead of
+//! the true time, negative behind), which the nemesis may change while the member runs (a
+//! clock stepped by an operator or a time daemon). Everything in the member reads it: its
+//! blocks' and oracle rounds' time, and its consensus's timers. A sleep until a time of the
+//! member's clock ends when the true time reaches it as the clock stood at the call.
 
 use commonware_runtime::deterministic::Context;
 use commonware_runtime::signal::Signal;
@@ -21,9 +27,9 @@ use commonware_runtime::{
 };
 use std::future::Future;
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Whether one member's replica partitions fail now, and how often they did.
 #[derive(Debug, Default)]
@@ -63,16 +69,25 @@ impl DiskSwitch {
 pub(crate) struct Faulty {
     inner: Context,
     switch: Arc<DiskSwitch>,
+    /// How far the member's clock is ahead of the true time (negative: behind), ms.
+    clock: Arc<AtomicI64>,
     /// The partitions that fail with the switch.
     partitions: Arc<Vec<String>>,
 }
 
 impl Faulty {
-    /// `inner` with `partitions` failing whenever `switch` says.
-    pub(crate) fn new(inner: Context, switch: Arc<DiskSwitch>, partitions: Vec<String>) -> Self {
+    /// `inner` with `partitions` failing whenever `switch` says, and its clock `clock` ms ahead
+    /// of the true time.
+    pub(crate) fn new(
+        inner: Context,
+        switch: Arc<DiskSwitch>,
+        clock: Arc<AtomicI64>,
+        partitions: Vec<String>,
+    ) -> Self {
         Faulty {
             inner,
             switch,
+            clock,
             partitions: Arc::new(partitions),
         }
     }
@@ -81,7 +96,19 @@ impl Faulty {
         Faulty {
             inner,
             switch: self.switch.clone(),
+            clock: self.clock.clone(),
             partitions: self.partitions.clone(),
+        }
+    }
+
+    /// `time` moved by the clock's offset (`ahead`) or back by it.
+    fn shift(&self, time: SystemTime, ahead: bool) -> SystemTime {
+        let offset = self.clock.load(Ordering::SeqCst);
+        let by = Duration::from_millis(offset.unsigned_abs());
+        if (offset >= 0) == ahead {
+            time.checked_add(by).unwrap_or(time)
+        } else {
+            time.checked_sub(by).unwrap_or(UNIX_EPOCH)
         }
     }
 }
@@ -125,11 +152,12 @@ impl Spawner for Faulty {
         Fut: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let (switch, partitions) = (self.switch, self.partitions);
+        let (switch, clock, partitions) = (self.switch, self.clock, self.partitions);
         self.inner.spawn(move |inner| {
             f(Faulty {
                 inner,
                 switch,
+                clock,
                 partitions,
             })
         })
@@ -167,7 +195,7 @@ impl governor::clock::Clock for Faulty {
     type Instant = SystemTime;
 
     fn now(&self) -> SystemTime {
-        self.inner.current()
+        self.current()
     }
 }
 
@@ -175,7 +203,7 @@ impl governor::clock::ReasonablyRealtime for Faulty {}
 
 impl Clock for Faulty {
     fn current(&self) -> SystemTime {
-        self.inner.current()
+        self.shift(self.inner.current(), true)
     }
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static + use<> {
@@ -186,7 +214,7 @@ impl Clock for Faulty {
         &self,
         deadline: SystemTime,
     ) -> impl Future<Output = ()> + Send + 'static + use<> {
-        self.inner.sleep_until(deadline)
+        self.inner.sleep_until(self.shift(deadline, false))
     }
 }
 
@@ -303,14 +331,12 @@ impl Blob for FaultyBlob {
     ) -> Result<(), Error> {
         let mut bufs = bufs.into();
         if self.refuses() {
-            // Torn: the first half lands, the rest does not, and the caller hears of it.
+            // Torn: the first half lands (as durably as the caller asked), the rest does not,
+            // and the caller hears of it.
             let half = bufs.len() / 2;
             let head = bufs.split_to(half);
             if half > 0 {
-                let _ = self
-                    .inner
-                    .write_at(offset, head, WriteOptions::default())
-                    .await;
+                let _ = self.inner.write_at(offset, head, options).await;
             }
             return Err(Error::WriteFailed);
         }

@@ -73,6 +73,11 @@ pub enum FaultKind {
     /// Drawn from its own generator, beside the step's other faults (so adding it left every
     /// seed's other faults as they were).
     DiskFailure,
+    /// One running member's clock stepped to a new offset within the scenario's skew bound,
+    /// forwards or backwards, and left there (an operator or a time daemon stepping it). Its
+    /// blocks' and oracle rounds' time and its consensus's timers follow it. Drawn from its own
+    /// generator, like [`FaultKind::DiskFailure`].
+    ClockStep,
 }
 
 impl FaultKind {
@@ -119,6 +124,8 @@ pub struct NemesisReport {
     pub disk_ops_refused: u64,
     /// Members that stopped themselves on a failed disk (and were restarted).
     pub fail_stops: u64,
+    /// Per member: its clock's offset at the end (after the steps), ms.
+    pub clock_ends_ms: Vec<i64>,
 }
 
 /// The schedule's own generator (SplitMix64): the nemesis draws from it, never from the
@@ -187,6 +194,8 @@ impl World {
         let quorum = n - (n - 1) / 3;
         let mut draw = Draw(self.scenario.seed ^ 0x6e65_6d65_7369_7321);
         let mut disk_draw = Draw(self.scenario.seed ^ 0x6469_736b_6661_696c);
+        let mut clock_draw = Draw(self.scenario.seed ^ 0x636c_6f63_6b73_7465);
+        let skew_bound = i64::try_from(self.scenario.clock_skew_ms).unwrap_or(i64::MAX / 4);
         let mut report = NemesisReport {
             steps,
             clock_skews_ms: self.skews_ms.clone(),
@@ -259,7 +268,10 @@ impl World {
                         quorumless |= left < quorum && n - left < quorum;
                     }
                     // Drawn on its own below, not from this step's kinds.
-                    FaultKind::Loss | FaultKind::Delay | FaultKind::DiskFailure => {}
+                    FaultKind::Loss
+                    | FaultKind::Delay
+                    | FaultKind::DiskFailure
+                    | FaultKind::ClockStep => {}
                     FaultKind::Crash => {
                         let member = draw.below(n as u64) as usize;
                         if !crashed.contains(&member) {
@@ -298,11 +310,22 @@ impl World {
                     }
                 }
             }
-            // A disk failing under a running member, in one step of three.
-            let failed_disk = (disk_draw.below(3) == 0).then(|| disk_draw.below(n as u64) as usize);
+            // A disk failing under a running member, in one step of three (not under one this
+            // step crashed: drawn all the same, so the draws stay a function of the seed).
+            let failed_disk = (disk_draw.below(3) == 0)
+                .then(|| disk_draw.below(n as u64) as usize)
+                .filter(|member| !crashed.contains(member));
             if let Some(member) = failed_disk {
                 *report.faults.entry(FaultKind::DiskFailure).or_default() += 1;
                 self.disks[member].fail();
+            }
+            // A clock stepped, in one step of four (with a skew bound to stay within).
+            if clock_draw.below(4) == 0 && skew_bound > 0 {
+                let member = clock_draw.below(n as u64) as usize;
+                let offset =
+                    clock_draw.below(2 * skew_bound.unsigned_abs() + 1) as i64 - skew_bound;
+                *report.faults.entry(FaultKind::ClockStep).or_default() += 1;
+                self.clocks[member].store(offset, std::sync::atomic::Ordering::SeqCst);
             }
             self.apply(&links).await;
             let before = self.heights();
@@ -375,6 +398,11 @@ impl World {
         report.recovery_ms = self.recovery().await;
         report.mangled_messages = self.mangled.load(std::sync::atomic::Ordering::Relaxed);
         report.disk_ops_refused = self.disks.iter().map(|d| d.refused()).sum();
+        report.clock_ends_ms = self
+            .clocks
+            .iter()
+            .map(|c| c.load(std::sync::atomic::Ordering::SeqCst))
+            .collect();
         report.heights = self.heights();
         report
     }

@@ -112,8 +112,12 @@ pub(crate) struct World {
     /// Per member: the switch that fails its replica's partitions while it runs (see
     /// [`crate::faulty`]).
     pub(crate) disks: Vec<Arc<crate::faulty::DiskSwitch>>,
-    /// Per member: how far ahead of the true time its clock is (negative: behind), ms.
+    /// Per member: how far ahead of the true time its clock was at the start (negative:
+    /// behind), ms.
     pub(crate) skews_ms: Vec<i64>,
+    /// Per member: how far ahead of the true time its clock is now (the nemesis steps it), ms;
+    /// its context ([`crate::faulty::Faulty`]) and its oracle observer read it.
+    pub(crate) clocks: Vec<Arc<std::sync::atomic::AtomicI64>>,
     pub(crate) refused: Vec<Arc<AtomicU64>>,
     pub(crate) evidence: Vec<EvidenceLog>,
     pub(crate) stats: Vec<SharedStats>,
@@ -291,6 +295,10 @@ impl World {
             mangled: Arc::default(),
             disks: (0..n).map(|_| Arc::default()).collect(),
             skews_ms: clock_skews(&scenario),
+            clocks: clock_skews(&scenario)
+                .into_iter()
+                .map(|skew| Arc::new(std::sync::atomic::AtomicI64::new(skew)))
+                .collect(),
             refused: (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect(),
             evidence: (0..n).map(|_| EvidenceLog::default()).collect(),
             stats: (0..n).map(|_| SharedStats::default()).collect(),
@@ -368,10 +376,9 @@ impl World {
     fn replica_config(&self, index: usize) -> ReplicaConfig {
         ReplicaConfig {
             genesis: self.genesis.clone(),
-            // Its clock reads the true time plus its skew: the venue's epoch by its clock.
-            venue_epoch_ms: self
-                .venue_epoch_ms
-                .saturating_add_signed(-self.skews_ms[index]),
+            // Its clock reads the true time plus its skew (its context's clock, see
+            // `crate::faulty`).
+            venue_epoch_ms: self.venue_epoch_ms,
             mempool: self.mempools.lock().unwrap()[index].clone(),
             ledger: self.ledgers[index].clone(),
             refused: self.refused[index].clone(),
@@ -492,7 +499,12 @@ impl World {
             replica.snapshot_partition.clone(),
             replica.epoch_partition.clone(),
         ];
-        let node = crate::faulty::Faulty::new(node, self.disks[index].clone(), partitions);
+        let node = crate::faulty::Faulty::new(
+            node,
+            self.disks[index].clone(),
+            self.clocks[index].clone(),
+            partitions,
+        );
         let member = start_member(node, config, control.clone(), channels)
             .await
             .expect("the member's log must open");
@@ -647,14 +659,15 @@ impl World {
             );
             let venue_epoch_ms = self.venue_epoch_ms;
             // The observer stamps by its clock; each receiver judges by its own.
-            let skews = self.skews_ms.clone();
-            let skew = replica.map_or(0, |r| skews[r]);
+            let clocks = self.clocks.clone();
+            let skew_of = move |r: usize| clocks[r].load(std::sync::atomic::Ordering::SeqCst);
             self.context
                 .child("oracle")
                 .spawn(move |context| async move {
+                    let mut last_round: Option<u64> = None;
                     loop {
                         let true_now = unix_ms(&context);
-                        let now = true_now.saturating_add_signed(skew);
+                        let now = true_now.saturating_add_signed(replica.map_or(0, &skew_of));
                         if now < venue_epoch_ms {
                             // A clock behind the venue's start: nothing to observe before it.
                             context
@@ -664,6 +677,16 @@ impl World {
                         }
                         let venue_ms = now - venue_epoch_ms;
                         let round = round_at(now, venue_epoch_ms);
+                        // Rounds only go forwards, as the node's observer has it: a clock
+                        // stepped back must not make it sign a round again (two observations
+                        // for one round are an equivocation).
+                        if last_round.is_some_and(|last| round <= last) {
+                            context
+                                .sleep(Duration::from_millis(ROUND_MS - venue_ms % ROUND_MS))
+                                .await;
+                            continue;
+                        }
+                        last_round = Some(round);
                         let mut observations = feed.observe(round, venue_ms);
                         if lying {
                             observations = observations
@@ -696,7 +719,7 @@ impl World {
                                 &observations
                             };
                             let at = round_at(
-                                true_now.saturating_add_signed(skews[receiver]),
+                                true_now.saturating_add_signed(skew_of(receiver)),
                                 venue_epoch_ms,
                             );
                             for observation in sent {
@@ -894,12 +917,6 @@ impl World {
                 .iter()
                 .filter_map(|c| c.pending_nonce().map(|nonce| (c.history().account, nonce)))
                 .collect(),
-            replays_untold: self
-                .stats
-                .iter()
-                .map(|stats| stats.lock().unwrap().replays_untold)
-                .max()
-                .unwrap_or(0),
         }
     }
 

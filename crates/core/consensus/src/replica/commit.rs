@@ -434,28 +434,11 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
     }
 }
 
-/// Tells the receipt sink a committed height's receipts, less the replays
-/// ([`crate::check::Receipt::is_replay`]), which are counted instead.
+/// Tells the receipt sink a committed height's receipts.
 pub(super) fn tell(config: &Config, height: u64, receipts: &[crate::check::Receipt]) {
-    let Some(sink) = &config.receipts else {
-        return;
-    };
-    let replays = receipts.iter().filter(|r| r.is_replay()).count();
-    if replays == 0 {
+    if let Some(sink) = &config.receipts {
         sink(height, receipts);
-        return;
     }
-    config
-        .stats
-        .lock()
-        .expect("the stats lock must not be poisoned")
-        .replays_untold += replays as u64;
-    let told: Vec<_> = receipts
-        .iter()
-        .filter(|r| !r.is_replay())
-        .cloned()
-        .collect();
-    sink(height, &told);
 }
 
 pub(super) fn count_fills(events: &[Event]) -> usize {

@@ -21,7 +21,7 @@
 use crate::block::Block;
 use crate::check::epoch_of;
 pub use crate::check::Refusal;
-use crate::check::{check_and_execute, execute_with_receipts, Parent};
+use crate::check::{check_and_execute, execute, execute_with_receipts, Parent};
 use crate::epoch::{key_digest, load_boundary, save_boundary, EpochStart, Reshare, SharedShares};
 use crate::evidence::{EvidenceLog, Kind};
 use crate::held::{Entry, Held};
@@ -151,9 +151,6 @@ pub struct Stats {
     pub certificate_check: bulwark_api::stats::LatencyHistogram,
     /// Refusals and liquidation steps in the finalized blocks since start.
     pub tally: crate::check::Tally,
-    /// Receipts of replayed transactions (refused as stale nonces) in the blocks committed or
-    /// replayed since start, which were not told ([`crate::check::Receipt::is_replay`]).
-    pub replays_untold: u64,
     /// Why the replica stopped on its own (its disk failed under a finalized height), if it
     /// did: the member's consensus stopped with it, and the node must exit.
     pub halted: Option<String>,
@@ -271,7 +268,8 @@ pub struct Config {
     /// How many committed heights the ledger keeps (the newest).
     pub ledger_kept: usize,
     /// Told each finalized block's receipts, in height order (the node's endpoint serves them
-    /// to gateways), less the replays ([`crate::check::Receipt::is_replay`]). At a start, the
+    /// to gateways; a server of receipts keeps the first one of each (account, nonce), see
+    /// [`crate::check::Receipt::is_stale_refusal`]). At a start, the
     /// blocks replayed from the log are told first (the newest [`REPLAYED_RECEIPTS_MAX`]
     /// receipts' worth of them; those the snapshot covers are not), so a sink that lives
     /// longer than the replica sees those heights again, with the same receipts.

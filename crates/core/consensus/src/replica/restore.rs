@@ -247,6 +247,7 @@ pub(super) async fn restore<E: Clock + Spawner + Supervisor + Storage>(
             genesis,
             genesis_digest,
             from,
+            config.receipts.is_some(),
         )
         .await
         {
@@ -353,13 +354,15 @@ pub(super) struct Replayed<B: commonware_runtime::Blob> {
 }
 
 /// Opens the finalized log and rebuilds the committed engine: from `from` (a snapshot, whose
-/// heights are read for their links and offsets only) or from genesis.
+/// heights are read for their links and offsets only) or from genesis; with `keep_receipts`,
+/// the executed heights' receipts too.
 pub(super) async fn replay<S: Storage>(
     storage: &S,
     partition: &str,
     genesis: &Engine,
     genesis_digest: Digest,
     from: Option<snapshots::Restored>,
+    keep_receipts: bool,
 ) -> Result<Replayed<S::Blob>, Replay> {
     let base = from.as_ref().map_or(0, |r| r.height);
     let mut snapshot = from;
@@ -403,14 +406,18 @@ pub(super) async fn replay<S: Storage>(
             return Err(Refusal::ParentRoot);
         }
         let mut events = Vec::new();
-        let told = execute_with_receipts(&mut committed, &block, &mut events);
-        receipts_count += told.len();
-        receipts.push_back((block.height, told));
-        while receipts_count > REPLAYED_RECEIPTS_MAX {
-            let Some((_, dropped)) = receipts.pop_front() else {
-                break;
-            };
-            receipts_count -= dropped.len();
+        if keep_receipts {
+            let told = execute_with_receipts(&mut committed, &block, &mut events);
+            receipts_count += told.len();
+            receipts.push_back((block.height, told));
+            while receipts_count > REPLAYED_RECEIPTS_MAX {
+                let Some((_, dropped)) = receipts.pop_front() else {
+                    break;
+                };
+                receipts_count -= dropped.len();
+            }
+        } else {
+            execute(&mut committed, &block, &mut events);
         }
         root = committed.state_root();
         replayed.push(Committed {

@@ -367,7 +367,7 @@ impl<E: Clock + Spawner + Supervisor + Storage + CryptoRng> Replica<E> {
         }
         if self.config.fault == Fault::ReplayTxs {
             // The committed block's transactions again, which every replica must execute as
-            // refused replays and no member may tell as receipts.
+            // refused replays (whose refusals the receipt servers withhold).
             if let Some((committed_block, _)) = self.blocks.get(&self.committed_digest) {
                 let room = self.config.block_txs_max.saturating_sub(txs.len());
                 txs.extend(committed_block.txs.iter().take(room).cloned());

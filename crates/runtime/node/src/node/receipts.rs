@@ -4,7 +4,7 @@
 //! and may wait for the next block (a long poll), so it learns of a finalized order within a
 //! block time without polling hard.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,11 @@ const PAGE_BYTES: usize = 512 * 1024;
 #[derive(Default)]
 struct Log {
     receipts: VecDeque<ReceiptAnswer>,
+    /// The (account, nonce) of every transaction receipt in `receipts`: a later stale-nonce
+    /// refusal of one of them is a replay and is not told (the first receipt stands).
+    told: HashSet<(u64, u64)>,
+    /// Replays withheld since start.
+    withheld: u64,
     /// The newest height told (blocks without transactions too).
     height: u64,
 }
@@ -35,11 +40,21 @@ pub(crate) struct ReceiptLog {
 }
 
 impl ReceiptLog {
-    /// Records a finalized block's receipts (called by the replica, in height order).
+    /// Records a finalized block's receipts (called by the replica, in height order). A
+    /// transaction's stale-nonce refusal whose (account, nonce) already has a receipt here is
+    /// a replay and is withheld: the first receipt stands, so a proposer that puts a finalized
+    /// transaction into a later block cannot show a gateway an accepted order as refused. Its
+    /// index is still used, so a receipt's (height, index) is the same at every node.
     pub(crate) fn push(&self, height: u64, receipts: &[Receipt]) {
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         let mut index = 0u32;
         for receipt in receipts {
+            let key = (receipt.account.0, receipt.nonce);
+            if receipt.is_stale_refusal() && log.told.contains(&key) {
+                log.withheld += 1;
+                index = index.saturating_add(1);
+                continue;
+            }
             let events: Vec<_> = receipt
                 .events
                 .iter()
@@ -55,6 +70,7 @@ impl ReceiptLog {
                     .map(<[_]>::to_vec)
                     .collect()
             } else {
+                log.told.insert(key);
                 vec![events]
             };
             for events in pieces {
@@ -69,7 +85,16 @@ impl ReceiptLog {
             }
         }
         let excess = log.receipts.len().saturating_sub(RECEIPTS_KEPT);
-        log.receipts.drain(..excess);
+        let Log {
+            receipts: kept,
+            told,
+            ..
+        } = &mut *log;
+        for dropped in kept.drain(..excess) {
+            if dropped.account != bulwark_consensus::check::BLOCK_RECEIPT_ACCOUNT.0 {
+                told.remove(&(dropped.account, dropped.nonce));
+            }
+        }
         log.height = log.height.max(height);
         drop(log);
         self.grew.notify_all();
@@ -191,6 +216,35 @@ mod tests {
             [(5, 0, 1, 0), (5, 1, 0, 512), (5, 2, 0, 512), (5, 3, 0, 76)]
         );
         assert_eq!(got.next, (7, 0));
+    }
+
+    /// A stale-nonce refusal of a transaction that has a receipt here is a replay: withheld,
+    /// its index skipped (the next receipt's index is the same as at a node that told it).
+    /// One of a nonce never told (skipped by a higher one) is that transaction's verdict.
+    #[test]
+    fn a_replays_refusal_is_withheld_and_the_first_receipt_stands() {
+        let log = ReceiptLog::default();
+        let stale = |nonce| Receipt {
+            events: vec![bulwark_engine::Event::Rejected {
+                account: Some(AccountId(1)),
+                client_order_id: 0,
+                reason: bulwark_engine::RejectReason::StaleNonce,
+            }],
+            ..receipt(nonce)
+        };
+        log.push(1, &[receipt(1), receipt(3)]);
+        log.push(2, &[stale(1), stale(2), receipt(4), stale(3)]);
+        let got = log.since(1, 0, Duration::ZERO);
+        let shape: Vec<_> = got
+            .receipts
+            .iter()
+            .map(|r| (r.height, r.index, r.nonce, r.events.len()))
+            .collect();
+        assert_eq!(
+            shape,
+            [(1, 0, 1, 0), (1, 1, 3, 0), (2, 1, 2, 1), (2, 2, 4, 0)]
+        );
+        assert_eq!(log.log.lock().expect("the receipt log lock").withheld, 2);
     }
 
     #[test]

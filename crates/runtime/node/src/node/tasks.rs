@@ -127,6 +127,7 @@ pub(super) fn spawn_oracle(
         let feed = feed(prepared)?;
         let sources_status = shared.oracle_sources.clone();
         let observe_pool = pool.clone();
+        let round_file = prepared.config.data_dir.join(ORACLE_ROUND_FILE);
         context.child("oracle_feed").spawn(move |context| {
             observe(
                 context,
@@ -135,6 +136,7 @@ pub(super) fn spawn_oracle(
                 oracle_out,
                 venue_epoch_ms,
                 sources_status,
+                round_file,
             )
         });
     } else {
@@ -206,17 +208,41 @@ async fn observe(
     >,
     venue_epoch_ms: u64,
     sources_status: std::sync::Arc<std::sync::Mutex<serde_json::Value>>,
+    round_file: std::path::PathBuf,
 ) {
-    // The round in progress at start is skipped: this member may have signed it before a
-    // restart, and a second, different observation for one round is an equivocation the
-    // sentinel convicts on (`docs/sentinel.md`).
+    // A second, different observation for one round is an equivocation the sentinel convicts
+    // on (`docs/sentinel.md`), so rounds only go forwards, also across restarts and clock
+    // steps: the round in progress at start is skipped (this member may have signed it
+    // before a restart), and so is every round up to the last one it signed, which it
+    // records on disk before each observation leaves it.
     let mut last_round = round_at(unix_ms(&context), venue_epoch_ms);
+    match signed_round(&round_file) {
+        Ok(Some(signed)) if signed > last_round => {
+            warn!(
+                signed,
+                now = last_round,
+                "this member signed oracle rounds ahead of its clock before (a clock stepped back?): it observes again after round {signed}"
+            );
+            last_round = signed;
+        }
+        Ok(_) => {}
+        Err(error) => {
+            warn!(path = %round_file.display(), %error, "cannot read the last signed oracle round; only the round in progress is skipped")
+        }
+    }
     loop {
         let now_ms = unix_ms(&context);
         let venue_ms = now_ms.saturating_sub(venue_epoch_ms);
         let round = round_at(now_ms, venue_epoch_ms);
         if round > last_round {
             last_round = round;
+            if let Err(error) = remember_signed_round(&round_file, round) {
+                // Unrecorded, a restart after a clock step back could sign it again: skip it.
+                warn!(round, path = %round_file.display(), %error, "cannot record the oracle round; not observing it");
+                let next = (round + 1) * ROUND_MS - venue_ms;
+                context.sleep(Duration::from_millis(next.max(1))).await;
+                continue;
+            }
             let observations = match &mut feed {
                 Feed::Synthetic(feed) => feed.observe(round, venue_ms),
                 Feed::Sourced(feed) => {
@@ -242,6 +268,33 @@ async fn observe(
         let next = (round + 1) * ROUND_MS - venue_ms;
         context.sleep(Duration::from_millis(next.max(1))).await;
     }
+}
+
+/// File in the data directory that holds the last oracle round this member signed.
+pub(super) const ORACLE_ROUND_FILE: &str = "oracle-round";
+
+/// The last oracle round recorded in `path` (`None`: no file yet).
+fn signed_round(path: &std::path::Path) -> std::io::Result<Option<u64>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text.trim().parse().map(Some).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not a round number: {e}"),
+            )
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Records `round` in `path` durably (a temporary file synced, then renamed over it).
+fn remember_signed_round(path: &std::path::Path, round: u64) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(round.to_string().as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
 }
 
 /// Every 5 s until the process is stopped: new fault evidence appended to `evidence.jsonl` in
@@ -280,5 +333,31 @@ pub(super) async fn report_status(context: &Context, prepared: &Prepared, shared
             .last()
             .map_or(0, |c| c.height);
         info!(name = %prepared.config.name, height, mempool = shared.mempool.len(), "status");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The last signed oracle round survives in its file; no file is no round, and a damaged
+    /// one is an error (the observer then skips only the round in progress, and says so).
+    #[test]
+    fn the_last_signed_oracle_round_is_kept_on_disk() {
+        let dir = std::env::temp_dir().join(format!("bulwark-oracle-round-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(ORACLE_ROUND_FILE);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(signed_round(&path).unwrap(), None);
+        remember_signed_round(&path, 41).unwrap();
+        remember_signed_round(&path, 42).unwrap();
+        assert_eq!(signed_round(&path).unwrap(), Some(42));
+        std::fs::write(&path, b"forty-three").unwrap();
+        assert_eq!(
+            signed_round(&path).unwrap_err().kind(),
+            std::io::ErrorKind::InvalidData
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

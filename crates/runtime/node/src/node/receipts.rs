@@ -163,6 +163,15 @@ mod tests {
         }
     }
 
+    /// Each receipt of `answer` as (height, index, nonce, events).
+    fn shape(answer: &ReceiptsAnswer) -> Vec<(u64, u32, u64, usize)> {
+        answer
+            .receipts
+            .iter()
+            .map(|r| (r.height, r.index, r.nonce, r.events.len()))
+            .collect()
+    }
+
     fn fill(n: u64) -> bulwark_engine::Event {
         bulwark_engine::Event::Fill {
             instrument: bulwark_engine::InstrumentId(0),
@@ -206,13 +215,8 @@ mod tests {
             }])],
         );
         let got = log.since(5, 0, Duration::ZERO);
-        let shape: Vec<_> = got
-            .receipts
-            .iter()
-            .map(|r| (r.height, r.index, r.nonce, r.events.len()))
-            .collect();
         assert_eq!(
-            shape,
+            shape(&got),
             [(5, 0, 1, 0), (5, 1, 0, 512), (5, 2, 0, 512), (5, 3, 0, 76)]
         );
         assert_eq!(got.next, (7, 0));
@@ -234,14 +238,8 @@ mod tests {
         };
         log.push(1, &[receipt(1), receipt(3)]);
         log.push(2, &[stale(1), stale(2), receipt(4), stale(3)]);
-        let got = log.since(1, 0, Duration::ZERO);
-        let shape: Vec<_> = got
-            .receipts
-            .iter()
-            .map(|r| (r.height, r.index, r.nonce, r.events.len()))
-            .collect();
         assert_eq!(
-            shape,
+            shape(&log.since(1, 0, Duration::ZERO)),
             [(1, 0, 1, 0), (1, 1, 3, 0), (2, 1, 2, 1), (2, 2, 4, 0)]
         );
         assert_eq!(log.log.lock().expect("the receipt log lock").withheld, 2);

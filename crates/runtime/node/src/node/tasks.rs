@@ -1,6 +1,7 @@
 //! The node's long-running tasks: mempool gossip, oracle observation and intake, and the
 //! status line with the evidence file.
 
+use super::keystore::{read_private, write_private, KeystoreError};
 use super::startup::{Channel, Prepared, Shared};
 use super::{endpoint, NodeError, EVIDENCE_FILE};
 use bulwark_consensus::evidence::Kind;
@@ -273,28 +274,28 @@ async fn observe(
 /// File in the data directory that holds the last oracle round this member signed.
 pub(super) const ORACLE_ROUND_FILE: &str = "oracle-round";
 
-/// The last oracle round recorded in `path` (`None`: no file yet).
-fn signed_round(path: &std::path::Path) -> std::io::Result<Option<u64>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text.trim().parse().map(Some).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("not a round number: {e}"),
-            )
-        }),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(error),
+/// The last oracle round recorded in `path` (`None`: no file yet), read as the node reads its
+/// other files in the data directory (`keystore::read_private`: bounded, no symlink).
+fn signed_round(path: &std::path::Path) -> Result<Option<u64>, KeystoreError> {
+    match std::fs::symlink_metadata(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        _ => {}
     }
+    let bytes = read_private(path)?;
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| KeystoreError::File {
+            path: path.to_path_buf(),
+            reason: "not a round number".into(),
+        })
 }
 
-/// Records `round` in `path` durably (a temporary file synced, then renamed over it).
-fn remember_signed_round(path: &std::path::Path, round: u64) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let temporary = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(round.to_string().as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
+/// Records `round` in `path` durably (`keystore::write_private`: a fresh temporary file synced,
+/// renamed over it, the directory synced).
+fn remember_signed_round(path: &std::path::Path, round: u64) -> Result<(), KeystoreError> {
+    write_private(path, round.to_string().as_bytes())
 }
 
 /// Every 5 s until the process is stopped: new fault evidence appended to `evidence.jsonl` in
@@ -353,10 +354,9 @@ mod tests {
         remember_signed_round(&path, 41).unwrap();
         remember_signed_round(&path, 42).unwrap();
         assert_eq!(signed_round(&path).unwrap(), Some(42));
-        std::fs::write(&path, b"forty-three").unwrap();
-        assert_eq!(
-            signed_round(&path).unwrap_err().kind(),
-            std::io::ErrorKind::InvalidData
+        write_private(&path, b"forty-three").unwrap();
+        assert!(
+            matches!(signed_round(&path), Err(KeystoreError::File { reason, .. }) if reason == "not a round number")
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
